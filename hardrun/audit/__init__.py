@@ -1,0 +1,1 @@
+"""The static auditor: front ends -> models -> rules -> findings -> reports."""

@@ -1,0 +1,2 @@
+"""Check functions, one module per model. Importing this package registers them all."""
+from . import build, run  # noqa: F401

@@ -1,0 +1,196 @@
+"""The audit engine: find files, parse them, run the rules, apply suppressions."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import HardrunError, ParseError
+from .. import frontends
+from .findings import AuditedFile, FileError, Finding, Report
+from .rules import Rule, all_rules, rules_for
+from . import suppressions as supp
+
+# Directories never worth auditing: VCS metadata, dependencies, caches, virtualenvs.
+IGNORED_DIRS = frozenset({
+    ".git", ".hg", ".svn", "node_modules", "vendor", "third_party", "third-party",
+    "bower_components", ".venv", "venv", "__pycache__", ".tox", ".nox", ".mypy_cache",
+    ".pytest_cache", ".ruff_cache", "site-packages", ".terraform",
+})
+MAX_FILE_BYTES = 8 * 1024 * 1024   # no Dockerfile or manifest comes near this
+STDIN = "-"
+UNUSED_SUPPRESSION = "HR0001"
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    kind: str | None = None                        # force a front end (--kind)
+    trusted_registries: tuple[str, ...] | None = None
+    rule_filter: object = None                     # callable(Rule) -> bool, from a policy
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """What a check may know beside its model."""
+    path: str
+    kind: str
+    options: AuditOptions = field(default_factory=AuditOptions)
+    dockerignore: tuple[str, ...] | None = None    # patterns beside a Dockerfile, None if none
+
+
+def audit(paths, options: AuditOptions | None = None, stdin_text: str | None = None) -> Report:
+    """Audit files and directories (`-` reads `stdin_text`) into one Report."""
+    options = options or AuditOptions()
+    report = Report()
+    for path, explicit in _candidates(paths, report):
+        _audit_one(path, explicit, options, report, stdin_text)
+    report.findings.sort(key=lambda f: (f.path, f.line or 0, f.rule))
+    return report
+
+
+def _candidates(paths, report: Report):
+    """(path, given explicitly) for every file to audit, in a stable order."""
+    for path in paths:
+        if path == STDIN:
+            yield path, True
+        elif os.path.isdir(path):
+            for found in _walk(path):
+                yield found, False
+        elif os.path.exists(path):
+            yield path, True
+        else:
+            report.errors.append(FileError(path, "no such file or directory"))
+
+
+def _walk(root: str):
+    for directory, subdirs, files in os.walk(root, onerror=None):
+        subdirs[:] = sorted(d for d in subdirs if d not in IGNORED_DIRS)
+        for name in sorted(files):
+            yield os.path.join(directory, name)
+
+
+def _audit_one(path: str, explicit: bool, options: AuditOptions, report: Report,
+               stdin_text: str | None) -> None:
+    shown = "<stdin>" if path == STDIN else _display(path)
+    try:
+        if path != STDIN and not explicit and options.kind is None:
+            # Walking a tree: decide by name (and for scripts, a peek) before reading it all.
+            if frontends.detect_kind(path) is None:
+                return
+        text = stdin_text if path == STDIN else read_text(path)
+        kind = options.kind or frontends.detect_kind(path, text[:4096]) or (
+            _sniff_dockerfile(text) if explicit else None)
+        if kind is None:
+            if explicit:
+                raise HardrunError("cannot tell what kind of file this is (use --kind)")
+            return
+        report.files.append(AuditedFile(shown, kind))
+        report.findings.extend(audit_text(text, kind, shown, options, source_path=path))
+    except HardrunError as error:
+        report.errors.append(FileError(shown, error.located()))
+
+
+def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
+               source_path: str | None = None) -> list[Finding]:
+    """Findings for one file's text. Raises HardrunError if it cannot be parsed."""
+    known = all_rules()
+    suppressions = supp.parse_suppressions(text, known)
+    models = frontends.parse(kind, text, shown)
+    context = AuditContext(shown, kind, options, _dockerignore(source_path) if kind == "dockerfile" else None)
+    if kind == "dockerfile":
+        raw = list(_run_checks(rules_for("build"), [models], context, kind, options))
+    else:
+        raw = list(_run_checks(rules_for("run"), models, context, kind, options))
+    findings = [_suppress(finding, suppressions) for finding in raw]
+    findings.extend(_unused(suppressions, known, shown))
+    return findings
+
+
+def _run_checks(pairs, models, context: AuditContext, kind: str, options: AuditOptions):
+    for model in models:
+        for rule, check_fn in pairs:
+            if kind not in rule.applies_to:
+                continue
+            if options.rule_filter is not None and not options.rule_filter(rule):
+                continue
+            for hit in check_fn(model, context) or ():
+                subject = hit.subject if hit.subject is not None else getattr(model, "subject", None)
+                yield Finding(rule.id, rule.practice, hit.severity or rule.severity, context.path,
+                              hit.line, subject, hit.message or rule.message)
+
+
+def _suppress(finding: Finding, suppressions) -> Finding:
+    covering = supp.match(suppressions, finding.rule, finding.line)
+    if covering is None:
+        return finding
+    return Finding(**{**finding.__dict__, "suppressed": True,
+                      "suppression_reason": covering.reason})
+
+
+def _unused(suppressions, known: dict[str, Rule], shown: str) -> list[Finding]:
+    rule = known[UNUSED_SUPPRESSION]
+    out = []
+    for suppression in suppressions:
+        for rule_id in suppression.rules:
+            if rule_id not in suppression.used:
+                out.append(Finding(rule.id, rule.practice, rule.severity, shown, suppression.line,
+                                   None, f"suppression of {rule_id} matches no finding: remove it"))
+    return out
+
+
+def read_text(path: str) -> str:
+    """A file's text, or a one-line HardrunError for binary, huge or non-UTF-8 files."""
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            raise HardrunError(f"file too large ({size // (1024 * 1024)} MiB; the limit is "
+                               f"{MAX_FILE_BYTES // (1024 * 1024)} MiB)")
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise HardrunError(f"cannot read: {error.strerror or error}") from None
+    return decode(data)
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text of `data` (a BOM is dropped); binary or invalid input is a ParseError."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise ParseError("binary file (NUL byte), not a text file",
+                         line=data.count(b"\n", 0, nul) + 1)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ParseError(f"invalid UTF-8 (byte 0x{data[error.start]:02x})", line=line) from None
+
+
+def _sniff_dockerfile(text: str) -> str | None:
+    """`dockerfile` when the first instruction of `text` is FROM or ARG."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            word = stripped.split(None, 1)[0].upper()
+            return "dockerfile" if word in ("FROM", "ARG") else None
+    return None
+
+
+def _dockerignore(path: str | None) -> tuple[str, ...] | None:
+    """Patterns of the .dockerignore that applies to the Dockerfile at `path`, None if none.
+
+    BuildKit first looks for `<Dockerfile>.dockerignore` beside the Dockerfile, then
+    `.dockerignore` at the context root, which is usually the Dockerfile's directory.
+    """
+    if not path or path == STDIN:
+        return None
+    for candidate in (path + ".dockerignore", os.path.join(os.path.dirname(path), ".dockerignore")):
+        try:
+            text = Path(candidate).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        return tuple(line.strip() for line in text.splitlines()
+                     if line.strip() and not line.lstrip().startswith("#"))
+    return None
+
+
+def _display(path: str) -> str:
+    return path[2:] if path.startswith("./") else path

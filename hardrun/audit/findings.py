@@ -1,0 +1,74 @@
+"""What an audit produces."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SEVERITIES = ("info", "warning", "error")
+KINDS = ("dockerfile", "compose", "kubernetes", "docker-run", "oci", "hardrun")
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """What a check yields: where, about what, and (optionally) a specific message."""
+    line: int | None
+    message: str | None = None
+    subject: str | None = None
+    severity: str | None = None   # a check may lower/raise the rule's severity (e.g. .dockerignore)
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    practice: str
+    severity: str
+    path: str
+    line: int | None
+    subject: str | None
+    message: str
+    suppressed: bool = False
+    suppression_reason: str | None = None
+
+    def as_json(self) -> dict:
+        return {
+            "rule": self.rule, "practice": self.practice, "severity": self.severity,
+            "path": self.path, "line": self.line, "subject": self.subject,
+            "message": self.message, "suppressed": self.suppressed,
+        }
+
+
+@dataclass(frozen=True)
+class FileError:
+    path: str
+    message: str          # "line 3: unterminated heredoc <<EOF"
+
+    def as_json(self) -> dict:
+        return {"path": self.path, "message": self.message}
+
+
+@dataclass(frozen=True)
+class AuditedFile:
+    path: str
+    kind: str
+
+
+@dataclass
+class Report:
+    files: list[AuditedFile] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+
+    def failing(self, fail_on: str) -> list[Finding]:
+        """Unsuppressed findings at or above `fail_on`."""
+        rank = severity_rank(fail_on)
+        return [f for f in self.findings
+                if not f.suppressed and severity_rank(f.severity) >= rank]
+
+    def exit_code(self, fail_on: str) -> int:
+        """2 when a file could not be read or parsed, 1 when findings reach `fail_on`, else 0."""
+        if self.errors:
+            return 2
+        return 1 if self.failing(fail_on) else 0

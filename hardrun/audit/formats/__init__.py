@@ -1,0 +1,20 @@
+"""Report formatters: each is `render(report, rules, options) -> str`."""
+from __future__ import annotations
+
+FORMATS = ("text", "json", "sarif", "junit")
+
+
+def render(fmt: str, report, *, color: bool = False, fail_on: str = "warning") -> str:
+    if fmt == "text":
+        from .text import render_text
+        return render_text(report, color=color, fail_on=fail_on)
+    if fmt == "json":
+        from .json import render_json
+        return render_json(report)
+    if fmt == "sarif":
+        from .sarif import render_sarif
+        return render_sarif(report)
+    if fmt == "junit":
+        from .junit import render_junit
+        return render_junit(report)
+    raise ValueError(fmt)

@@ -1,0 +1,42 @@
+"""`path:line rule severity message`, one finding a line, then a summary line."""
+from __future__ import annotations
+
+_COLORS = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m"}
+_DIM, _RESET = "\033[2m", "\033[0m"
+
+
+def render_text(report, *, color: bool, fail_on: str) -> str:
+    lines = []
+    for finding in report.findings:
+        where = f"{finding.path}:{finding.line}" if finding.line else finding.path
+        severity = finding.severity
+        if color:
+            severity = f"{_COLORS[severity]}{severity}{_RESET}"
+        message = finding.message
+        if finding.subject:
+            message = f"[{finding.subject}] {message}"
+        line = f"{where} {finding.rule} {severity} {message}"
+        if finding.suppressed:
+            reason = f": {finding.suppression_reason}" if finding.suppression_reason else ""
+            line += f" (suppressed{reason})"
+            if color:
+                line = f"{_DIM}{line}{_RESET}"
+        lines.append(line)
+    for error in report.errors:
+        lines.append(f"{error.path}: error: {error.message}")
+    lines.append(_summary(report, fail_on))
+    return "\n".join(lines) + "\n"
+
+
+def _summary(report, fail_on: str) -> str:
+    active = [f for f in report.findings if not f.suppressed]
+    counts = {s: sum(1 for f in active if f.severity == s) for s in ("error", "warning", "info")}
+    suppressed = len(report.findings) - len(active)
+    parts = [f"{len(report.files)} file{'s' if len(report.files) != 1 else ''} audited",
+             f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info"]
+    if suppressed:
+        parts.append(f"{suppressed} suppressed")
+    if report.errors:
+        parts.append(f"{len(report.errors)} file(s) could not be audited")
+    verdict = "FAIL" if report.exit_code(fail_on) else "ok"
+    return f"{verdict}: " + ", ".join(parts) + f" (failing at {fail_on} and above)"

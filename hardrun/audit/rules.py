@@ -1,0 +1,122 @@
+"""The rule registry: documentation from rules/*.yaml, checks from hardrun.audit.checks.
+
+A rule file is the single source of a rule's id, practice, severity, title,
+message, why, fix, references and bad/good examples; `hardrun explain` prints it
+and the test suite turns its examples into tests. A check is a function registered
+with `@check("HR1001")` that yields `Hit`s for one model (a Dockerfile or a RunSpec).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+from ..errors import RuleError
+from ..resources import data_dir
+from .findings import KINDS, SEVERITIES
+
+BUILD_KINDS = ("dockerfile",)
+RUN_KINDS = ("docker-run", "compose", "kubernetes", "oci", "hardrun")
+
+_REQUIRED = ("id", "practice", "severity", "title", "message", "applies_to", "why", "fix",
+             "references", "examples")
+
+
+@dataclass(frozen=True)
+class Example:
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    practice: str
+    severity: str
+    title: str
+    message: str
+    applies_to: tuple[str, ...]
+    why: str
+    fix: str
+    references: tuple[str, ...]
+    bad: tuple[Example, ...]
+    good: tuple[Example, ...]
+
+    @property
+    def model(self) -> str:
+        """`build` for Dockerfile rules, `run` for rules over RunSpecs."""
+        return "build" if set(self.applies_to) <= set(BUILD_KINDS) else "run"
+
+
+CheckFn = Callable[..., "object"]
+_CHECKS: dict[str, CheckFn] = {}
+
+
+def check(rule_id: str):
+    """Register the check function of rule `rule_id`."""
+    def register(fn: CheckFn) -> CheckFn:
+        if rule_id in _CHECKS:
+            raise RuleError(f"two checks registered for {rule_id}")
+        _CHECKS[rule_id] = fn
+        return fn
+    return register
+
+
+def _examples(path, data, which: str) -> tuple[Example, ...]:
+    items = data["examples"].get(which) or []
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or set(item) != {"kind", "text"} or item["kind"] not in KINDS:
+            raise RuleError(f"{which} example must be {{kind, text}} with a known kind", path=str(path))
+        out.append(Example(item["kind"], item["text"]))
+    return tuple(out)
+
+
+def _load_rule(path) -> Rule:
+    import yaml
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+    missing = [key for key in _REQUIRED if key not in (data or {})]
+    if missing:
+        raise RuleError(f"missing keys {', '.join(missing)}", path=str(path))
+    if data["severity"] not in SEVERITIES:
+        raise RuleError(f"severity must be one of {', '.join(SEVERITIES)}", path=str(path))
+    if path.stem != data["id"]:
+        raise RuleError(f"file name must be the rule id {data['id']}", path=str(path))
+    unknown = set(data["applies_to"]) - set(KINDS)
+    if unknown:
+        raise RuleError(f"unknown kinds in applies_to: {sorted(unknown)}", path=str(path))
+    return Rule(
+        id=data["id"], practice=data["practice"], severity=data["severity"],
+        title=data["title"], message=data["message"], applies_to=tuple(data["applies_to"]),
+        why=data["why"].strip(), fix=data["fix"].strip(),
+        references=tuple(data["references"]),
+        bad=_examples(path, data, "bad"), good=_examples(path, data, "good"),
+    )
+
+
+@lru_cache(maxsize=None)
+def all_rules() -> dict[str, Rule]:
+    """Every rule by id, in id order."""
+    rules = {}
+    for path in sorted(data_dir("rules").glob("HR*.yaml")):
+        rule = _load_rule(path)
+        rules[rule.id] = rule
+    return rules
+
+
+def checks() -> dict[str, CheckFn]:
+    """Every registered check by rule id (importing the check modules registers them)."""
+    from . import checks as _  # noqa: F401  (registers every check)
+    return _CHECKS
+
+
+def rules_for(model: str) -> list[tuple[Rule, CheckFn]]:
+    """(rule, check) pairs whose rule judges `model` (`build` or `run`)."""
+    registered = checks()
+    return [(rule, registered[rule.id]) for rule in all_rules().values()
+            if rule.model == model and rule.id in registered]
+
+
+def practices() -> set[str]:
+    return {rule.practice for rule in all_rules().values()}

@@ -1,0 +1,75 @@
+"""Inline suppressions: `# hardrun ignore=HR1001[,HR1002] reason="…"` and
+`# hardrun global ignore=HR1001 reason="…"`.
+
+A line suppression covers the findings on the first code line after the comment
+(blank lines and other comments in between are passed over); a global one covers
+the whole file. Unknown rule ids are errors; suppressions that cover nothing are
+reported by the engine as HR0001 findings.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..errors import ParseError
+
+_DIRECTIVE = re.compile(r"^\s*#\s*hardrun\s+(global\s+)?ignore\s*=\s*([A-Za-z0-9_,\s]+?)"
+                        r"(?:\s+reason\s*=\s*(\"[^\"]*\"|'[^']*'|\S+))?\s*$")
+_MENTION = re.compile(r"^\s*#\s*hardrun\s+(global\s+)?ignore\b")
+
+
+@dataclass
+class Suppression:
+    line: int                 # line of the comment
+    rules: tuple[str, ...]
+    target: int | None        # the line it covers; None for a global suppression
+    reason: str | None
+    is_global: bool = False
+    used: set = field(default_factory=set)
+
+
+def parse_suppressions(text: str, known_rules) -> list[Suppression]:
+    """Every suppression comment of `text`; raises ParseError on a malformed one."""
+    found: list[Suppression] = []
+    pending: list[Suppression] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            if _MENTION.match(stripped):
+                found.append(_parse_one(stripped, number, known_rules, pending))
+            continue
+        for suppression in pending:
+            suppression.target = number
+        pending = []
+    return found
+
+
+def _parse_one(comment: str, number: int, known_rules, pending: list) -> Suppression:
+    match = _DIRECTIVE.match(comment)
+    if not match:
+        raise ParseError('malformed suppression: expected `# hardrun [global] ignore=HR1234[,…] '
+                         'reason="…"`', line=number)
+    is_global, ids, reason = match.groups()
+    rules = tuple(part.strip().upper() for part in ids.split(",") if part.strip())
+    unknown = [rule for rule in rules if rule not in known_rules]
+    if unknown or not rules:
+        raise ParseError(f"unknown rule id {', '.join(unknown) or '(none)'} in suppression "
+                         "(`hardrun rules` lists them)", line=number)
+    suppression = Suppression(number, rules, None, reason.strip("\"'") if reason else None,
+                              is_global=bool(is_global))
+    if not suppression.is_global:
+        pending.append(suppression)
+    return suppression
+
+
+def match(suppressions: list[Suppression], rule: str, line: int | None) -> Suppression | None:
+    """The suppression covering a finding of `rule` at `line`, if any (marks it used)."""
+    for suppression in suppressions:
+        if rule not in suppression.rules:
+            continue
+        if suppression.is_global or (line is not None and suppression.target == line):
+            suppression.used.add(rule)
+            return suppression
+    return None

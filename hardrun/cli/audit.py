@@ -1,0 +1,51 @@
+"""`hardrun audit`: parse options, call the library, map the report to an exit code."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..audit.findings import KINDS, SEVERITIES
+from ..audit.formats import FORMATS
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(), metavar="[PATH]...")
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Report format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write the report to FILE instead of standard output.")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default="warning", show_default=True,
+              help="Exit 1 when an unsuppressed finding has this severity or a higher one.")
+@click.option("--kind", type=click.Choice(KINDS), help="Read every file as this kind instead of guessing.")
+@click.option("--color/--no-color", default=None, help="Colour the text report (default: when on a terminal).")
+def audit(paths, fmt, output, fail_on, kind, color):
+    """Audit Dockerfiles (files or directories, `-` for standard input).
+
+    Exit status: 0 when no unsuppressed finding reaches --fail-on, 1 when one does,
+    2 for usage errors or files that could not be read or parsed (the other files
+    are still audited and reported).
+    """
+    from ..api import audit as run_audit
+    from ..audit.engine import AuditOptions
+    from ..audit.formats import render
+
+    stdin_text = _read_stdin() if "-" in paths else None
+    report = run_audit(list(paths) or ["."], AuditOptions(kind=kind), stdin_text=stdin_text)
+    to_terminal = output is None and sys.stdout.isatty()
+    text = render(fmt, report, color=to_terminal if color is None else color, fail_on=fail_on)
+    if output:
+        with open(output, "w", encoding="utf-8") as stream:
+            stream.write(text)
+    else:
+        click.echo(text, nl=False)
+    sys.exit(report.exit_code(fail_on))
+
+
+def _read_stdin() -> str:
+    from ..audit.engine import decode
+    from ..errors import HardrunError
+    try:
+        return decode(sys.stdin.buffer.read())
+    except HardrunError as error:
+        raise click.UsageError(f"<stdin>: {error.located()}")

@@ -1,0 +1,38 @@
+"""Front ends: each turns one kind of file into models (a Dockerfile or RunSpecs).
+
+`detect_kind(path, head)` decides what a file is from its name and first bytes;
+`parse(kind, text, path)` returns the models. Imports are lazy so that auditing
+Dockerfiles never pays for the YAML front ends, and the reverse.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+
+DOCKERFILE_NAMES = ("Dockerfile", "Containerfile")
+DOCKERFILE_PATTERNS = ("Dockerfile.*", "*.Dockerfile", "*.dockerfile", "Containerfile.*",
+                       "*.Containerfile", "*.containerfile")
+# Build contexts of the official images sometimes hold files like Dockerfile.template:
+# they are Dockerfiles with placeholders and are audited as such.
+
+
+def is_dockerfile_name(name: str) -> bool:
+    return name in DOCKERFILE_NAMES or any(fnmatch.fnmatchcase(name, p) for p in DOCKERFILE_PATTERNS)
+
+
+def detect_kind(path: str, head: str | None = None) -> str | None:
+    """The kind of the file at `path` (head: its first few KiB, if already read), or None."""
+    name = os.path.basename(path)
+    if is_dockerfile_name(name):
+        return "dockerfile"
+    from . import detect
+    return detect.detect_run_kind(path, head)
+
+
+def parse(kind: str, text: str, path: str):
+    """Models of `text`: a Dockerfile for `dockerfile`, a list of RunSpecs otherwise."""
+    if kind == "dockerfile":
+        from .dockerfile import parse_dockerfile
+        return parse_dockerfile(text, path)
+    from . import detect
+    return detect.parse_run_kind(kind, text, path)

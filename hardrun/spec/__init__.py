@@ -1,0 +1,1 @@
+"""The models every front end produces and every rule reads."""

@@ -1,0 +1,111 @@
+"""RunSpec: how one container is (or would be) started, whatever described it.
+
+Front ends (docker run lines, compose services, Kubernetes containers, OCI
+config.json, hardrun run-config YAML and `hardrun run` flags) all produce RunSpecs;
+rules and policies read only this model, and the runtime executes it.
+
+Conventions:
+- A field left `None` means "not specified by the source" (the runtime or a policy
+  fills its default). Rules judge what the *source* asked for, so the distinction
+  matters: `read_only_root=None` in a compose file means writable (Docker's default).
+- Capability names are upper case without the `CAP_` prefix; `ALL` is kept as is.
+- `lines` maps a field name (and `env:NAME`, `mount:N`, `port:N`, `device:N`) to
+  the 1-based line that set it, so findings point at the key at fault.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+NAMESPACES = ("network", "pid", "ipc", "uts", "user", "cgroup", "mount")
+
+
+@dataclass(frozen=True)
+class Mount:
+    type: str                     # "bind" (host path), "volume" (named), "tmpfs"
+    target: str
+    source: str | None = None     # host path for bind, volume name for volume
+    read_only: bool = False
+    options: tuple[str, ...] = () # e.g. ("nosuid", "size=64m", "mode=1777")
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Port:
+    container_port: str           # "80" or a range "8000-8010"
+    host_port: str | None = None  # None: chosen by the runtime
+    host_ip: str | None = None    # None: every interface (Docker's default)
+    protocol: str = "tcp"
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    value: str | None             # None: passed through from the caller's environment
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Ulimit:
+    name: str
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    kind: str = "hardrun"         # dockerfile-independent source kind (PRACTICES.md `kind`)
+    path: str | None = None
+    line: int | None = None       # where the container is declared (service key, `docker run`…)
+    subject: str | None = None    # compose service, `Deployment/web container app`, `docker run nginx`
+    image: str | None = None
+    command: tuple[str, ...] = ()
+    # identity
+    user: str | None = None       # "uid[:gid]" or "name[:group]"; None = image default (root)
+    run_as_non_root: bool | None = None   # Kubernetes runAsNonRoot
+    # privileges
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    no_new_privileges: bool | None = None
+    seccomp: str | None = None    # None: runtime default; "unconfined"; a profile path or name
+    apparmor: str | None = None   # None: default; "unconfined"; a profile name
+    selinux_disabled: bool = False
+    # filesystem
+    read_only_root: bool | None = None
+    rootfs: str | None = None
+    mounts: tuple[Mount, ...] = ()
+    devices: tuple[str, ...] = ()
+    workdir: str | None = None
+    # namespaces: name -> "private" | "host" | "container:<id>" | "none" (network only)
+    namespaces: dict[str, str] = field(default_factory=dict)
+    userns_remap: tuple[int, int] | None = None   # (host start, count)
+    hostname: str | None = None
+    # process
+    env: tuple[EnvVar, ...] = ()
+    init: bool = False
+    # resources
+    memory: int | None = None         # bytes
+    memory_swap: int | None = None    # bytes, -1 unlimited
+    pids_limit: int | None = None
+    cpus: float | None = None
+    cpu_shares: int | None = None
+    ulimits: tuple[Ulimit, ...] = ()
+    # network
+    network: str | None = None        # "none", "host", "bridge", "bridge:NAME", "container:x"…
+    ports: tuple[Port, ...] = ()
+    publish_all: bool = False
+    name: str | None = None
+    # provenance of individual settings: field name -> line
+    lines: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def line_of(self, key: str) -> int | None:
+        """The line that set `key`, else the declaration line."""
+        return self.lines.get(key, self.line)
+
+    def evolve(self, **changes) -> "RunSpec":
+        return replace(self, **changes)
+
+    def shares_host(self, namespace: str) -> bool:
+        return self.namespaces.get(namespace) == "host" or (
+            namespace == "network" and self.network == "host")

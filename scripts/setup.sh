@@ -1,0 +1,32 @@
+#!/bin/sh
+# Install everything hardrun needs on Debian 12 (run as root), idempotently:
+# system packages, then a virtualenv in .venv with hardrun and its runtime extra.
+#   scripts/setup.sh          the tool
+#   scripts/setup.sh --test   the tool and its test dependencies
+set -eu
+cd "$(dirname "$0")/.."
+
+# python3-dev, gcc and libcap-dev build python-prctl; libseccomp2 is loaded by pyseccomp;
+# busybox-static makes the test root filesystems; uidmap gives newuidmap for rootless use;
+# iproute2 and nftables are used by bridge networks.
+PACKAGES="python3 python3-venv python3-dev gcc libc6-dev libcap-dev libseccomp2 busybox-static \
+uidmap iproute2 nftables ca-certificates"
+EXTRAS="runtime"
+if [ "${1:-}" = "--test" ]; then
+    EXTRAS="runtime,test"
+fi
+
+missing=""
+for package in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+        || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
