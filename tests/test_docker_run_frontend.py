@@ -111,6 +111,18 @@ def test_pipelines_chains_and_substitutions():
         (6, "f:1"), (7, "g:1")]
 
 
+def test_shell_c_strings_are_scripts():
+    found = specs("""\
+        sudo bash -ec "docker run --privileged a:1 && docker run b:1"
+        sh -c 'exec docker run c:1'
+        ssh -c aes128-ctr host "docker run remote-arg:1"
+        docker run alpine:3.20 sh -c "docker run inside-the-container:1"
+        """)
+    assert [(s.line, s.image) for s in found] == [(1, "a:1"), (1, "b:1"), (2, "c:1"),
+                                                  (4, "alpine:3.20")]
+    assert found[0].privileged
+
+
 def test_redirections_and_comments_are_not_arguments():
     (spec,) = specs("""\
         # docker run commented:1

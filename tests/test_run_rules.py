@@ -62,6 +62,15 @@ def test_suppression_comment_before_a_command():
     assert finding.suppressed
 
 
+def test_suppression_before_a_multi_line_command_covers_its_flags():
+    text = ("# hardrun ignore=HR2001,HR2010 reason=\"node agent\"\n"
+            "docker run \\\n  --privileged \\\n  -v /:/host \\\n  alpine:3.20\n"
+            "docker run --privileged alpine:3.20\n")
+    found = [(f.rule, f.line, f.suppressed) for f in findings(text)
+             if f.rule in ("HR2001", "HR2010", "HR0001")]
+    assert sorted(found) == [("HR2001", 3, True), ("HR2001", 6, False), ("HR2010", 4, True)]
+
+
 # --------------------------------------------------------------------------- privileges
 
 def test_privileged():
