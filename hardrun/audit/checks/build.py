@@ -65,7 +65,7 @@ def secret_in_env(dockerfile, context):
     for instruction in util.instructions(dockerfile):
         if instruction.keyword != "ENV":
             continue
-        for name, value in util.env_pairs(instruction):
+        for name, value in instruction.pairs:
             if is_secret_name(name) and is_secret_value(value):
                 yield Hit(instruction.line, f"ENV {name} bakes a secret into the image (every "
                                             "container and `docker inspect` shows it)")
@@ -76,7 +76,7 @@ def secret_in_arg_default(dockerfile, context):
     for instruction in util.instructions(dockerfile):
         if instruction.keyword != "ARG":
             continue
-        for name, value in util.arg_pairs(instruction):
+        for name, value in instruction.pairs:
             if is_secret_name(name) and is_secret_value(value):
                 yield Hit(instruction.line, f"ARG {name} has a literal secret as its default "
                                             "(it is in the Dockerfile and the image history)")
@@ -87,7 +87,7 @@ def secret_as_build_arg(dockerfile, context):
     for instruction in util.instructions(dockerfile):
         if instruction.keyword != "ARG":
             continue
-        for name, value in util.arg_pairs(instruction):
+        for name, value in instruction.pairs:
             if is_secret_name(name) and not is_secret_value(value):
                 yield Hit(instruction.line, f"ARG {name} passes a secret as a build argument; its "
                                             "value is recorded in the image history: use "
@@ -98,8 +98,8 @@ def secret_as_build_arg(dockerfile, context):
 def credential_literal(dockerfile, context):
     seen = set()
     for line, description in _credential_literals(dockerfile):
-        if (line, description) not in seen:
-            seen.add((line, description))
+        if line not in seen:   # one finding per line, however many credentials it holds
+            seen.add(line)
             yield Hit(line, f"{description}: credentials in a Dockerfile end up in the image "
                             "or its history")
 
@@ -112,7 +112,7 @@ def _credential_literals(dockerfile):
                 for credential in pipeline_credentials(pipeline):
                     yield pipeline[0].line, credential.description
         if keyword in ("ENV", "ARG"):
-            pairs = util.env_pairs(instruction) if keyword == "ENV" else util.arg_pairs(instruction)
+            pairs = instruction.pairs
             # Secret-named variables are HR1003/HR1004's; judge the values of the others.
             text = " ".join(value or "" for name, value in pairs if not is_secret_name(name))
         else:
@@ -241,12 +241,12 @@ def tls_disabled_in_run(dockerfile, context):
             reason = util.insecure_command(command)
             if reason and command.line not in lines:
                 lines.add(command.line)
-                yield Hit(command.line, f"{reason}: downloads can be tampered with")
+                yield Hit(command.line, f"{reason}, so downloads can be tampered with")
         for line, text in util.run_texts(instruction):
             reason = util.insecure_config_text(text)
             if reason and line not in lines:
                 lines.add(line)
-                yield Hit(line, f"{reason}: downloads can be tampered with")
+                yield Hit(line, f"{reason}, so downloads can be tampered with")
 
 
 @check("HR1014")
@@ -254,7 +254,7 @@ def tls_disabled_in_env(dockerfile, context):
     for instruction in util.instructions(dockerfile):
         if instruction.keyword != "ENV":
             continue
-        for name, value in util.env_pairs(instruction, expanded=True):
+        for name, value in instruction.pairs:
             reason = util.insecure_variable(name, value)
             if reason:
                 yield Hit(instruction.line, f"ENV {name}={value} {reason} for every build step "
@@ -268,11 +268,13 @@ def expose_sensitive(dockerfile, context):
     for instruction in util.instructions(dockerfile):
         if instruction.keyword != "EXPOSE":
             continue
-        for port, service, spec in util.sensitive_ports(instruction.expanded):
-            severity = "error" if port == 2375 else None
-            yield Hit(instruction.line, f"EXPOSE {spec} opens port {port} ({service}), a remote-"
-                                        "administration service that does not belong in an "
-                                        "application image", severity=severity)
+        for spec, ports in util.sensitive_ports(instruction.expanded):
+            listed = ", ".join(f"{port} ({service})" for port, service in ports)
+            severity = "error" if any(port == 2375 for port, _ in ports) else None
+            noun = "ports" if len(ports) > 1 else "port"
+            yield Hit(instruction.line, f"EXPOSE {spec} opens {noun} {listed}: remote "
+                                        "administration does not belong in an application "
+                                        "image", severity=severity)
 
 
 # --- informational -------------------------------------------------------------------

@@ -27,35 +27,19 @@ def final_chain_indexes(dockerfile) -> set:
 def external_bases(dockerfile):
     """(stage, image reference to judge) for each stage built on an image, not a stage.
 
-    `scratch` is not an image. A base whose variable has no value is judged as written
-    (`python:${PY}`), so the unknown part is never guessed at.
+    `scratch` is not an image. A base that depends on a build argument without a value
+    is judged as written (`python:${PY}`), so the unknown part is never guessed at.
     """
     for stage in dockerfile.stages:
         if stage.is_stage_reference:
             continue
         base = stage.base.strip()
-        if not base or base.lower() == "scratch":
+        if base.lower() == "scratch":
             continue
-        if "$" in stage.base_raw and _unresolved(stage.base_raw, base, dockerfile):
+        if not stage.base_is_resolved:
             base = stage.base_raw.strip()
-        yield stage, base
-
-
-_VARIABLE_NAME = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)(:?[-+])?")
-
-
-def _unresolved(raw: str, expanded: str, dockerfile) -> bool:
-    """Whether a variable of `raw` (a FROM reference) has no value at all."""
-    if "$" in expanded or not expanded:
-        return True
-    values = {name: value for arg in dockerfile.global_args for name, value in arg_pairs(arg)}
-    for match in _VARIABLE_NAME.finditer(raw):
-        name, operator = match.group(1), match.group(2)
-        if operator and operator.endswith("-"):
-            continue   # `${X:-default}` always has a value
-        if not values.get(name):
-            return True
-    return False
+        if base:
+            yield stage, base
 
 
 # --- USER ----------------------------------------------------------------------------
@@ -69,8 +53,8 @@ def effective_user(dockerfile, stage):
     for member in dockerfile.stage_chain(stage):
         for instruction in reversed(member.instructions):
             if instruction.keyword == "USER":
-                user = _unquote(instruction.expanded.strip())
-                if not user or "$" in user:
+                user = instruction.expanded.strip()
+                if instruction.unresolved or not user:
                     return None, instruction
                 return user, instruction
     return None, None
@@ -107,67 +91,6 @@ def is_healthcheck_none(instruction) -> bool:
     return instruction.args.strip().upper() == "NONE"
 
 
-# --- ENV / ARG -----------------------------------------------------------------------
-
-def env_pairs(instruction, expanded: bool = False) -> list:
-    """(name, value) of an ENV: `ENV A=1 B="two words"` or the legacy `ENV A one two`.
-
-    With `expanded` the values are after ARG/ENV substitution; otherwise as written,
-    so `${TOKEN}` stays a reference.
-    """
-    text = instruction.expanded if expanded else instruction.args
-    words = split_words(text)
-    if not words:
-        return []
-    if "=" not in words[0]:
-        name, _, rest = text.strip().partition(" ")
-        rest = rest.strip()
-        return [(name, _unquote(rest))]
-    return [tuple(word.split("=", 1)) for word in words if "=" in word]
-
-
-def arg_pairs(instruction) -> list:
-    """(name, default or None) of an ARG (`ARG A`, `ARG A=1 B=2`), defaults as written."""
-    out = []
-    for word in split_words(instruction.args):
-        name, eq, value = word.partition("=")
-        out.append((name, value if eq else None))
-    return out
-
-
-def split_words(text: str) -> list:
-    """Whitespace-separated words with Dockerfile quoting: quotes removed, `\\x` kept as x."""
-    words, current, quote, started = [], [], None, False
-    index = 0
-    while index < len(text):
-        ch = text[index]
-        if quote:
-            if ch == quote:
-                quote = None
-            elif ch == "\\" and quote == '"' and index + 1 < len(text):
-                index += 1
-                current.append(text[index])
-            else:
-                current.append(ch)
-        elif ch in "\"'":
-            quote, started = ch, True
-        elif ch == "\\" and index + 1 < len(text):
-            index += 1
-            current.append(text[index])
-            started = True
-        elif ch.isspace():
-            if started:
-                words.append("".join(current))
-                current, started = [], False
-        else:
-            current.append(ch)
-            started = True
-        index += 1
-    if started:
-        words.append("".join(current))
-    return words
-
-
 def _unquote(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
@@ -184,11 +107,7 @@ _REMOTE_PREFIXES = ("http://", "https://", "git://", "git@", "ssh://", "ftp://")
 
 def copy_sources(instruction) -> list:
     """The sources of a COPY/ADD (heredoc sources left out), after ARG expansion."""
-    if instruction.exec_form is not None:
-        words = list(instruction.exec_form)
-    else:
-        words = instruction.expanded.split()
-    sources = words[:-1]
+    sources = instruction.words[:-1]
     return [source for source in sources if not source.startswith("<<")]
 
 
@@ -426,9 +345,9 @@ _CONFIG_TEXT = (
     (re.compile(r"allow(?:unauthenticated|insecurerepositories)\s+\"?(?:true|1|yes)\b", re.I),
      "apt is configured to accept unsigned repositories"),
     (re.compile(r"\[\s*(?:[^\]]*\s)?trusted=yes"),
-     "an apt source is marked [trusted=yes]: its signatures are not checked"),
+     "an apt source is marked [trusted=yes] (its signatures are not checked)"),
     (re.compile(r"(?<![\w.-])gpgcheck\s*=\s*(?:0|false|no)\b", re.I),
-     "a yum/dnf repository is configured with gpgcheck=0: package signatures are not checked"),
+     "a yum/dnf repository is configured with gpgcheck=0 (package signatures are not checked)"),
     (re.compile(r"(?<![\w.])sslverify\s*=\s*(?:0|false|no|off)\b", re.I),
      "a yum/dnf/zypper repository is configured with sslverify off"),
     (re.compile(r"strict-ssl\s*=\s*false\b", re.I), "npm is configured with strict-ssl=false"),
@@ -652,7 +571,7 @@ _PORT_SPEC = re.compile(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
 
 
 def sensitive_ports(text: str):
-    """(port, service, spec as written) for each remote-admin port an EXPOSE covers."""
+    """(spec as written, [(port, service)…]) for each EXPOSE item covering remote-admin ports."""
     for spec in text.split():
         match = _PORT_SPEC.match(spec)
         if not match:
@@ -660,10 +579,11 @@ def sensitive_ports(text: str):
         low = int(match.group(1))
         high = int(match.group(2) or low)
         protocol = (match.group(3) or "tcp").lower()
-        for port, service in SENSITIVE_PORTS.items():
-            # These services listen on TCP; RDP also on UDP.
-            if low <= port <= high and (protocol == "tcp" or port == 3389):
-                yield port, service, spec
+        # These services listen on TCP; RDP also on UDP.
+        covered = [(port, service) for port, service in SENSITIVE_PORTS.items()
+                   if low <= port <= high and (protocol == "tcp" or port == 3389)]
+        if covered:
+            yield spec, covered
 
 
 # --- package caches ------------------------------------------------------------------
@@ -697,7 +617,7 @@ def pip_cache_disabled(dockerfile, chain) -> bool:
     for index in chain:
         for instruction in dockerfile.stages[index].instructions:
             if instruction.keyword == "ENV" and any(
-                    name == "PIP_NO_CACHE_DIR" for name, _ in env_pairs(instruction)):
+                    name == "PIP_NO_CACHE_DIR" for name, _ in instruction.pairs):
                 return True
     return False
 
