@@ -224,6 +224,12 @@ def test_hardrun_mode_leaves_defaults_to_the_runtime():
     (["--mount", "type=bind,src=/a,dst=/b,readonly=maybe", "x"], "readonly"),
     (["--mount", "type=bind,src=/a,dst=rel", "x"], "absolute"),
     (["--tmpfs", ":size=1m", "x"], "DST"),
+    (["--tmpfs", "rel", "x"], "absolute"),
+    (["--tmpfs", "/t:size", "x"], "unknown tmpfs option"),
+    (["--tmpfs", "/t:bogus=1", "x"], "unknown tmpfs option"),
+    (["--memory-swap", "1g", "x"], "needs --memory"),
+    (["-m", "1g", "--memory-swap", "512m", "x"], "at least --memory"),
+    (["-h", "a" * 65, "x"], "host name"),
     (["--security-opt", "apparmor=unconfined", "x"], "unsupported security option"),
     (["--security-opt", "no-new-privileges=maybe", "x"], "true or false"),
     (["--read-only=maybe", "x"], "true or false"),
@@ -265,6 +271,14 @@ def test_env_file_errors(tmp_path):
     binary.write_bytes(b"A=\xff\n")
     with pytest.raises(UsageError, match="UTF-8"):
         read_env_file(str(binary))
+
+
+def test_hardrun_mode_accepts_valid_limits_and_tmpfs():
+    spec = hardrun_spec("-m", "1g", "--memory-swap", "-1", "--tmpfs", "/t:size=64m,mode=1777,noexec",
+                        "-h", "a" * 64, "true")
+    assert spec.memory == 1 << 30 and spec.memory_swap == -1
+    assert spec.mounts[0].options == ("size=64m", "mode=1777", "noexec")
+    assert hardrun_spec("-m", "1g", "--memory-swap", "2g", "true").memory_swap == 2 << 30
 
 
 def test_relative_volume_source_made_absolute_in_hardrun_mode(tmp_path, monkeypatch):
