@@ -67,11 +67,17 @@ def detect(path: str, head: str | None = None) -> str | None:
     if name.endswith(SCRIPT_SUFFIXES) or name in MAKEFILE_NAMES or name.endswith(".mk") \
             or name.endswith(MARKDOWN_SUFFIXES) or _is_ci_yaml(path):
         return KIND
-    if "." in name.lstrip("."):
+    if decided_by_name(name):
         return None
     if head is None:
         head = _read_head(path)
     return KIND if head is not None and _SHEBANG.match(head) else None
+
+
+def decided_by_name(name: str) -> bool:
+    """Whether the name alone settles detection (only names without an extension may be
+    scripts known by their shebang)."""
+    return "." in name.lstrip(".") or name in MAKEFILE_NAMES
 
 
 def _read_head(path: str) -> str | None:
