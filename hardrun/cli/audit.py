@@ -39,13 +39,14 @@ def audit(paths, fmt, output, fail_on, no_fail, kind, color, docker_run_lines):
     targets = list(paths) or ([] if docker_run_lines else ["."])
     report = run_audit(targets, AuditOptions(kind=kind), stdin_text=stdin_text,
                        docker_run_lines=docker_run_lines)
-    to_terminal = output is None and sys.stdout.isatty()
-    text = render(fmt, report, color=to_terminal if color is None else color, fail_on=fail_on)
+    if color is None:
+        color = output is None and sys.stdout.isatty()
+    text = render(fmt, report, color=color, fail_on=fail_on)
     if output:
         with open(output, "w", encoding="utf-8") as stream:
             stream.write(text)
     else:
-        click.echo(text, nl=False)
+        click.echo(text, nl=False, color=color)
     code = report.exit_code(fail_on)
     sys.exit(0 if no_fail and code == 1 else code)
 
