@@ -260,6 +260,13 @@ def test_resource_limits_set(flags):
     assert not fires(f"docker run {flags} alpine:3.20\n", "no-resource-limits")
 
 
+def test_kubernetes_needs_only_a_memory_limit():
+    assert hits(RunSpec(kind="kubernetes", line=2, memory=1 << 28), "no-resource-limits") == []
+    (hit,) = hits(RunSpec(kind="kubernetes", line=2), "no-resource-limits")
+    assert hit.message.startswith("no memory limit")
+    assert hits(RunSpec(kind="compose", line=2, memory=1 << 28), "no-resource-limits")
+
+
 # --------------------------------------------------------------------------- secrets, images
 
 @pytest.mark.parametrize("env", ["DB_PASSWORD=s3cret", "GITHUB_TOKEN=ghp_" + "a" * 36,

@@ -263,9 +263,14 @@ def _limited(spec, field: str) -> bool:
     return field in spec.unresolved or (value is not None and value > 0)
 
 
+# Kubernetes has no per-container pids limit (it is a kubelet setting): memory only there.
+_LIMITS_BY_KIND = {"kubernetes": (("memory", "memory"),)}
+_LIMITS = (("memory", "memory"), ("pids_limit", "pids"))
+
+
 @check("HR2014")
 def no_resource_limits(spec, context):
-    missing = [label for field, label in (("memory", "memory"), ("pids_limit", "pids"))
+    missing = [label for field, label in _LIMITS_BY_KIND.get(spec.kind, _LIMITS)
                if not _limited(spec, field)]
     if missing:
         yield Hit(spec.line, f"no {' or '.join(missing)} limit is set: one container can "
