@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 from hardrun.errors import HardrunError, ParseError, UsageError
 from hardrun.frontends.docker_flags import (
     BOOL, CAPABILITIES, FLAGS, LIST, VALUE, flags_for, hardrun_options, normalize_capability,
-    parse_mount, parse_publish, parse_run_args, parse_volume, ram_in_bytes, read_env_file,
+    parse_hardrun_args, parse_mount, parse_publish, parse_run_args, parse_volume, ram_in_bytes, read_env_file,
     run_help, runspec_from_args,
 )
 from hardrun.spec.run import EnvVar, Mount, Port, Ulimit
@@ -182,6 +182,16 @@ def test_hardrun_only_flags():
     assert (options.dry_run, options.policy, options.config, options.limits) == (
         True, "strict", "c.yaml", "strict")
     assert hardrun_options(parse_run_args(["x"], hardrun_mode=True)).limits == "best-effort"
+
+
+def test_parse_hardrun_args():
+    spec, options = parse_hardrun_args(["--dry-run", "-u", "1000", "--", "/bin/echo", "-n", "x"])
+    assert spec.kind == "hardrun" and spec.user == "1000"
+    assert spec.command == ("/bin/echo", "-n", "x") and options.dry_run
+    spec, options = parse_hardrun_args(["--help"])
+    assert options.help
+    with pytest.raises(UsageError, match="missing COMMAND"):
+        parse_hardrun_args(["-u", "1000"])
 
 
 def test_hardrun_mode_leaves_defaults_to_the_runtime():

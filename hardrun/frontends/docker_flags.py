@@ -520,6 +520,19 @@ def hardrun_options(parsed: ParsedRun) -> HardrunOptions:
 
 # ---------------------------------------------------------------------------- RunSpec
 
+def parse_hardrun_args(argv) -> tuple[RunSpec, HardrunOptions]:
+    """`hardrun run`'s whole command line (the words after `run`): the RunSpec it asks
+    for (kind `hardrun`, defaults left to the runtime) and hardrun's own options.
+    UsageError for anything wrong, including a missing COMMAND (unless --help)."""
+    parsed = parse_run_args(argv, hardrun_mode=True)
+    options = hardrun_options(parsed)
+    if options.help:
+        return RunSpec(kind="hardrun"), options
+    if not parsed.args:
+        raise UsageError("missing COMMAND", hint="usage: hardrun run [OPTIONS] [--] COMMAND [ARG...]")
+    return runspec_from_args(parsed, kind="hardrun", hardrun_mode=True), options
+
+
 def runspec_from_args(parsed: ParsedRun, *, kind: str, path: str | None = None,
                       line: int | None = None, subject: str | None = None,
                       hardrun_mode: bool = False, word_lines=None) -> RunSpec:
