@@ -260,10 +260,16 @@ def test_github_actions_lines():
                   --network host
                   folded:1
               - run: "docker run -v /:/host quoted:1"
+              - shell: pwsh
+                run: docker run `
+                  --rm powershell:1
+              - shell: bash -e {0}
+                run: docker run bash-step:1
         """
     found = specs(text, path=".github/workflows/ci.yml")
     assert [(s.line, s.image) for s in found] == [(8, "alpine:3.20"), (12, "app:1"),
-                                                  (17, "folded:1"), (20, "quoted:1")]
+                                                  (17, "folded:1"), (20, "quoted:1"),
+                                                  (25, "bash-step:1")]
     assert found[1].lines["privileged"] == 13
     assert found[2].lines["namespace:network"] == 18
     assert found[2].lines["image"] == 19

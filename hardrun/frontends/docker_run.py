@@ -437,12 +437,25 @@ def _walk(node, lines: list[str], out: list[Snippet], seen: set[int]) -> None:
             continue
         seen.add(id(current))
         if current.id == "mapping":
+            foreign = _foreign_shell(current)
             for key, value in current.value:
-                if key.id == "scalar" and key.value in SCRIPT_KEYS:
+                if key.id == "scalar" and key.value in SCRIPT_KEYS and not foreign:
                     _script_value(value, lines, out, seen)
                 stack.append(value)
         elif current.id == "sequence":
             stack.extend(reversed(current.value))
+
+
+_NOT_SH = ("pwsh", "powershell", "cmd", "python")
+
+
+def _foreign_shell(mapping) -> bool:
+    """A GitHub Actions step whose `shell:` is not a POSIX shell (pwsh, cmd, python)."""
+    for key, value in mapping.value:
+        if key.id == "scalar" and key.value == "shell" and value.id == "scalar":
+            words = value.value.split()
+            return bool(words) and words[0].rsplit("/", 1)[-1] in _NOT_SH
+    return False
 
 
 def _script_value(node, lines: list[str], out: list[Snippet], seen: set[int]) -> None:
