@@ -517,3 +517,14 @@ def test_insecure_example_breaks_every_kind_of_practice():
 def test_hardened_example_is_clean():
     report = audit(["examples/hardened"])
     assert not report.errors and report.findings == []
+
+
+def test_trusted_local_apt_repository_is_not_a_bypass():
+    local = ROOT_FROM + 'RUN echo "deb [ trusted=yes ] file://$tempDir ./" > /etc/apt/sources.list.d/temp.list\n'
+    remote = ROOT_FROM + 'RUN echo "deb [arch=amd64 trusted=yes] https://r.example.com/ stable main" > /x.list\n'
+    assert lines(local, "HR1013") == []
+    assert lines(remote, "HR1013") == [2]
+
+
+def test_apk_without_network_leaves_no_index():
+    assert lines("FROM alpine:3.20\nRUN apk add --no-network --virtual .rundeps $runDeps\n", "HR1017") == []

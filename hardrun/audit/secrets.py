@@ -35,7 +35,7 @@ _SECRET_ENDINGS = ("password", "passwd", "token", "secret", "apikey", "privateke
 _KEY_QUALIFIERS = frozenset({
     "api", "private", "access", "secret", "encryption", "encrypt", "crypt", "signing",
     "sign", "master", "session", "auth", "app", "license", "licence", "client", "shared",
-    "hmac", "jwt",
+    "hmac", "jwt", "fernet", "consumer", "webhook",
 })
 # A name whose last word is one of these describes a secret without holding it.
 _DESCRIPTIVE_LAST = frozenset({

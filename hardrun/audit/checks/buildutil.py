@@ -344,7 +344,9 @@ _CONFIG_TEXT = (
      "apt is configured not to verify the repository's TLS certificate"),
     (re.compile(r"allow(?:unauthenticated|insecurerepositories)\s+\"?(?:true|1|yes)\b", re.I),
      "apt is configured to accept unsigned repositories"),
-    (re.compile(r"\[\s*(?:[^\]]*\s)?trusted=yes"),
+    # A local `file:` repository built in the same step (nginx's official image) is not
+    # a download whose signature goes unchecked.
+    (re.compile(r"\[\s*(?:[^\]]*\s)?trusted=yes[^\]]*\]\s*(?!file:|copy:)[\"']?[a-z]+:"),
      "an apt source is marked [trusted=yes] (its signatures are not checked)"),
     (re.compile(r"(?:(?<![\w.-])|(?<=\\n))gpgcheck\s*=\s*(?:0|false|no)\b", re.I),
      "a yum/dnf repository is configured with gpgcheck=0 (package signatures are not checked)"),
@@ -646,7 +648,8 @@ def package_cache_problems(instruction, pip_no_cache: bool):
                                     "package lists in the layer: end the RUN with "
                                     "`rm -rf /var/lib/apt/lists/*` (or use a cache mount)"))
         elif name == "apk" and ("add" in args or "update" in args):
-            if "--no-cache" not in args and not removes("/var/cache/apk", "/etc/apk/cache") \
+            # --no-network fetches no index, so it leaves none behind.
+            if "--no-cache" not in args and "--no-network" not in args and not removes("/var/cache/apk", "/etc/apk/cache") \
                     and not _covered("/var/cache/apk", mounts) and not _covered("/etc/apk/cache", mounts):
                 problems.setdefault("apk", (command.line, "apk without --no-cache leaves its "
                                     "index in /var/cache/apk"))
