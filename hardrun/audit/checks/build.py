@@ -212,7 +212,7 @@ def curl_pipe_shell(dockerfile, context):
         if not lines:
             # Forms the shell splitter may keep as one word: `bash <(curl …)`, `$(curl …)`.
             for line, text in util.run_texts(instruction):
-                if util.SUBSTITUTED_DOWNLOAD.search(text):
+                if ("curl" in text or "wget" in text) and util.SUBSTITUTED_DOWNLOAD.search(text):
                     yield Hit(line, "a downloaded script is run by a shell without being "
                                     "verified: download, check its checksum, then run it")
                     break

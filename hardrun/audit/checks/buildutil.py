@@ -379,9 +379,9 @@ def insecure_command(command) -> str | None:
                 return f"export {variable}={value} {reason}"
         return None
     judge = _TLS_JUDGES.get(name)
-    if judge is None and _PIP.match(name):
+    if judge is None and name.startswith("pip") and _PIP.match(name):
         judge = _pip_insecure
-    if judge is None and _INTERPRETERS.match(name) and args[:2] == ("-m", "pip"):
+    if judge is None and args[:2] == ("-m", "pip") and _INTERPRETERS.match(name):
         judge, args = _pip_insecure, args[2:]
     return judge(args) if judge else None
 
@@ -527,8 +527,16 @@ _TLS_JUDGES = {
 }
 
 
+# Every _CONFIG_TEXT pattern needs one of these words: most RUN text is passed over at once.
+_CONFIG_WORDS = ("verify-", "sslverify", "allowunauthenticated", "allowinsecure", "trusted",
+                 "gpgcheck", "strict-ssl", "curlrc", "check_certificate", "check-certificate")
+
+
 def insecure_config_text(text: str) -> str | None:
     """Why RUN text writes configuration that switches verification off, or None."""
+    lowered = text.lower()
+    if not any(word in lowered for word in _CONFIG_WORDS):
+        return None
     for pattern, reason in _CONFIG_TEXT:
         if pattern.search(text):
             return reason
