@@ -528,3 +528,9 @@ def test_trusted_local_apt_repository_is_not_a_bypass():
 
 def test_apk_without_network_leaves_no_index():
     assert lines("FROM alpine:3.20\nRUN apk add --no-network --virtual .rundeps $runDeps\n", "HR1017") == []
+
+
+def test_windows_administrator_is_root():
+    base = "FROM mcr.microsoft.com/windows/servercore:ltsc2022\n"
+    assert lines(base + "USER ContainerAdministrator\n", "HR1001") == [2]
+    assert lines(base + "USER ContainerUser\n", "HR1001") == []

@@ -61,8 +61,9 @@ def effective_user(dockerfile, stage):
 
 
 def is_root_user(user: str) -> bool:
-    """`root`, `0`, `root:<group>`, `0:<group>`."""
-    return user.split(":", 1)[0].strip() in ("root", "0")
+    """`root`, `0`, `root:<group>`, `0:<group>`; on Windows, ContainerAdministrator."""
+    name = user.split(":", 1)[0].strip()
+    return name in ("root", "0") or name.lower() == "containeradministrator"
 
 
 def base_runs_as_non_root(dockerfile, stage) -> bool:
