@@ -49,6 +49,9 @@ def copies_whole_context(dockerfile, context):
             yield Hit(instruction.line, f"{what} copies the whole build context (the "
                                         ".dockerignore keeps .git and secret files out: copy "
                                         "only what the image needs)", severity="info")
+        elif context.dockerignore is None and context.path == "<stdin>":
+            yield Hit(instruction.line, f"{what} copies the whole build context (read from "
+                                        "standard input, so no .dockerignore was checked)")
         elif context.dockerignore is None:
             yield Hit(instruction.line, f"{what} copies the whole build context and there is no "
                                         ".dockerignore: .git, .env and keys end up in the image")
