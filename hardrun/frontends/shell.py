@@ -40,10 +40,16 @@ _BLANKS = re.compile(r"(?:[ \t\r\f\v]|\\\n)+")
 _OPERATOR = re.compile(r"&&|\|\||;;&|;;|;&|\|&|&>>|&>|[0-9]*(?:<<<|<<-|<<|>>|>&|<&|<>|>\||>|<)"
                        r"|[|&;()\n]")
 _PLAIN = re.compile(r"[^\s'\"\\$`|&;()<>]+")
-# A word with nothing to unquote or expand, ending where the word ends (the common case).
-_SIMPLE_WORD = re.compile(r"[^\s'\"\\$`|&;()<>#][^\s'\"\\$`|&;()<>]*(?=[\s|&;()]|\Z)")
-_BLANK_CHARS = frozenset(" \t\r\f\v\\")
-_OPERATOR_CHARS = frozenset("&|;()<>\n0123456789")
+# One token per match: blanks, a common word (plain text, `$NAME`, `${...}` without
+# quotes, '...' and "..." without escapes or command substitutions), or an operator.
+_COMMON_WORD = (r"(?:[^\s'\"\\$`|&;()<>#]|\$(?![('{])|\$\{[^}'\"`\\{]*\}|'[^']*'"
+                r"|\"(?:[^\"\\$`]|\$(?![('{])|\$\{[^}'\"`\\{]*\})*\")"
+                r"(?:[^\s'\"\\$`|&;()<>]|\$(?![('{])|\$\{[^}'\"`\\{]*\}|'[^']*'"
+                r"|\"(?:[^\"\\$`]|\$(?![('{])|\$\{[^}'\"`\\{]*\})*\")*")
+_TOKEN = re.compile(r"(?:[ \t\r\f\v]|\\\n)+|#[^\n]*|(" + _COMMON_WORD + r")(?=[\s|&;()]|\Z)"
+                    r"|(&&|\|\||;;&|;;|;&|\|&|&>>|&>|[0-9]*(?:<<<|<<-|<<|>>|>&|<&|<>|>\||>|<)(?!\()"
+                    r"|[|&;()\n])|(.)", re.DOTALL)
+_SIMPLE_QUOTES = re.compile(r"'([^']*)'|\"([^\"]*)\"")
 _DQUOTE_PLAIN = re.compile(r"[^\"\\$`]+")
 _PAREN_PLAIN = re.compile(r"[^()'\"\\`]+")
 _BRACE_PLAIN = re.compile(r"[^{}'\"\\]+")
@@ -391,45 +397,43 @@ class _Reader:
 
     def run(self) -> None:
         text, end = self.sp.text, self.end
+        words = self.words              # cleared in place, so this alias stays valid
         while self.i < end:
-            char = text[self.i]
-            if char in _BLANK_CHARS:
-                blank = _BLANKS.match(text, self.i, end)
-                if blank:
-                    self.i = blank.end()
+            for match in _TOKEN.finditer(text, self.i, end):
+                kind = match.lastindex
+                if kind is None:        # blanks, a comment
                     continue
-            simple = _SIMPLE_WORD.match(text, self.i, end)
-            if simple:
-                self.i = simple.end()
-                self.simple_word(simple.group(), simple.start())
-                continue
-            if char == "#":   # words are read whole: a `#` here starts a word, so a comment
-                newline = text.find("\n", self.i, end)
-                self.i = end if newline < 0 else newline
-                continue
-            if char in "<>" and text[self.i + 1:self.i + 2] == "(":
+                if kind == 1:
+                    raw = match.group(1)
+                    if (words or (raw not in _RESERVED and "=" not in raw)) and "'" not in raw \
+                            and '"' not in raw and self.redirect is None \
+                            and self.header is None and not self.in_pattern:
+                        words.append(raw)   # the plain word: most words of most scripts
+                        if self.cmd_pos is None:
+                            self.cmd_pos = match.start()
+                    else:
+                        self.common_word(raw, match.start())
+                    continue
+                self.i = match.end()
+                if kind == 2:
+                    self.operator(match.group(2))
+                    if self.i != match.end():   # a heredoc body or (( )) was skipped
+                        break
+                    continue
+                self.i = match.start()      # anything else: read the word the slow way
                 self.word()
-                continue
-            operator = _OPERATOR.match(text, self.i, end) if char in _OPERATOR_CHARS else None
-            if operator:
-                self.i = operator.end()
-                self.operator(operator.group())
-                continue
-            self.word()
+                break
+            else:
+                self.i = end
         self.finish_pipeline()
 
     # -- tokens -------------------------------------------------------------------
-    def simple_word(self, value: str, start: int) -> None:
-        """A word without quotes or substitutions (most words of most scripts)."""
-        if self.redirect is not None or self.header is not None or self.in_pattern or (
-                not self.words and (value in _RESERVED or "=" in value)):
-            word = _Word(start)
-            word.parts.append(value)
-            self.take(word, value)
-            return
-        self.words.append(value)
-        if self.cmd_pos is None:
-            self.cmd_pos = start
+    def common_word(self, raw: str, start: int) -> None:
+        """A word whose quotes are simple to remove, or one the state machine must see."""
+        quoted = "'" in raw or '"' in raw
+        word = _Word(start)
+        word.quoted = quoted
+        self.take(word, _SIMPLE_QUOTES.sub(r"\1\2", raw) if quoted else raw)
 
     def word(self) -> None:
         word, self.i = self.sp.read_word(self.i, self.end)
@@ -600,7 +604,7 @@ class _Reader:
         words = tuple(self.words)
         self.pipeline.append(Command(words, line, tuple(self.assignments)))
         self.deferred.extend(_inline_pipelines(words, line, self.sp.depth))
-        self.words = []
+        self.words.clear()
         self.assignments = []
         self.cmd_pos = None
 
