@@ -29,6 +29,7 @@ WRAPPERS = frozenset({"sudo", "doas", "env", "exec", "nohup", "time", "nice", "i
 _WRAPPERS_WITH_OPERAND = frozenset({"gosu", "su-exec", "chroot", "timeout"})
 _SU = frozenset({"su", "runuser"})
 MAX_DEPTH = 8   # nesting of $(...), sh -c and here-documents fed to shells
+MAX_SCAN_NESTING = 24   # nesting of "$(" "${" followed when finding where a word ends
 
 _OPENERS = frozenset({"if", "then", "elif", "else", "do", "while", "until", "!", "{", "time"})
 _CLOSERS = frozenset({"fi", "done", "esac", "}"})
@@ -64,7 +65,10 @@ def split_script(text: str, line: int = 1, breaks: Sequence[int] = ()) -> tuple[
     appears once per source line it stands for.
     """
     splitter = _Splitter(text, line, breaks, 0)
-    splitter.split(0, len(text))
+    try:
+        splitter.split(0, len(text))
+    except RecursionError:    # a last guard: exotic nesting never fails the audit
+        pass
     return tuple(splitter.out)
 
 
@@ -75,7 +79,10 @@ def split_argv(argv: Sequence[str], line: int) -> tuple[Pipeline, ...]:
     if not words:
         return ()
     out: list[Pipeline] = [(Command(words, line),)]
-    out.extend(_inline_pipelines(words, line, 0))
+    try:
+        out.extend(_inline_pipelines(words, line, 0))
+    except RecursionError:    # a last guard, as in split_script
+        pass
     return tuple(out)
 
 
@@ -143,9 +150,10 @@ def _inline_pipelines(words: Sequence[str], line: int, depth: int) -> list[Pipel
     return inner.out
 
 
-def _match_paren(text: str, i: int, end: int) -> int:
+def _match_paren(text: str, i: int, end: int, nesting: int = 0) -> int:
     """Index just after the `)` closing the `(` before `i` (or `end`), skipping quotes."""
     depth = 1
+    nesting += 1
     while i < end:
         match = _PAREN_PLAIN.match(text, i, end)
         if match:
@@ -162,7 +170,7 @@ def _match_paren(text: str, i: int, end: int) -> int:
             close = text.find("'", i + 1, end)
             i = end if close < 0 else close
         elif char == '"':
-            i = _skip_dquote(text, i + 1, end) - 1
+            i = _skip_dquote(text, i + 1, end, nesting) - 1
         elif char == "`":
             i = _skip_backtick(text, i + 1, end) - 1
         elif char == "\\":
@@ -171,9 +179,10 @@ def _match_paren(text: str, i: int, end: int) -> int:
     return end
 
 
-def _match_brace(text: str, i: int, end: int) -> int:
+def _match_brace(text: str, i: int, end: int, nesting: int = 0) -> int:
     """Index just after the `}` closing a `${` whose body starts at `i` (or `end`)."""
     depth = 1
+    nesting += 1
     while i < end:
         match = _BRACE_PLAIN.match(text, i, end)
         if match:
@@ -190,15 +199,17 @@ def _match_brace(text: str, i: int, end: int) -> int:
             close = text.find("'", i + 1, end)
             i = end if close < 0 else close
         elif char == '"':
-            i = _skip_dquote(text, i + 1, end) - 1
+            i = _skip_dquote(text, i + 1, end, nesting) - 1
         elif char == "\\":
             i += 1
         i += 1
     return end
 
 
-def _skip_dquote(text: str, i: int, end: int) -> int:
-    """Index just after the `"` closing a double-quoted string whose body starts at `i`."""
+def _skip_dquote(text: str, i: int, end: int, nesting: int = 0) -> int:
+    """Index just after the `"` closing a double-quoted string whose body starts at `i`.
+    Past MAX_SCAN_NESTING levels of `"$(` nesting, substitutions are read as plain text."""
+    deeper = nesting < MAX_SCAN_NESTING
     while i < end:
         match = _DQUOTE_PLAIN.match(text, i, end)
         if match:
@@ -209,10 +220,10 @@ def _skip_dquote(text: str, i: int, end: int) -> int:
             return i + 1
         if char == "\\":
             i += 2
-        elif char == "$" and i + 1 < end and text[i + 1] == "(":
-            i = _match_paren(text, i + 2, end)
-        elif char == "$" and i + 1 < end and text[i + 1] == "{":
-            i = _match_brace(text, i + 2, end)
+        elif deeper and char == "$" and i + 1 < end and text[i + 1] == "(":
+            i = _match_paren(text, i + 2, end, nesting)
+        elif deeper and char == "$" and i + 1 < end and text[i + 1] == "{":
+            i = _match_brace(text, i + 2, end, nesting)
         elif char == "`":
             i = _skip_backtick(text, i + 1, end)
         else:
@@ -258,15 +269,19 @@ class _Splitter:
         self._line_count = 0
 
     # -- positions -------------------------------------------------------------
-    def line_at(self, pos: int) -> int:
-        """Source line of offset `pos` (positions are asked for in increasing order)."""
+    def newlines_before(self, pos: int) -> int:
+        """Newlines in the text before `pos` (counted incrementally: positions mostly grow)."""
         if pos < self._line_pos:
-            self._line_pos = 0
-            self._line_count = 0
-        self._line_count += self.text.count("\n", self._line_pos, pos)
+            self._line_count -= self.text.count("\n", pos, self._line_pos)
+        else:
+            self._line_count += self.text.count("\n", self._line_pos, pos)
         self._line_pos = pos
+        return self._line_count
+
+    def line_at(self, pos: int) -> int:
+        """Source line of offset `pos`."""
         extra = bisect_right(self.breaks, pos) if self.breaks else 0
-        return self.base + self._line_count + extra
+        return self.base + self.newlines_before(pos) + extra
 
     # -- words -------------------------------------------------------------------
     def read_word(self, i: int, end: int) -> tuple[_Word, int]:
@@ -371,6 +386,8 @@ class _Splitter:
         if self.depth >= MAX_DEPTH or start >= end:
             return []
         inner = _Splitter(self.text, self.base, self.breaks, self.depth + 1)
+        inner._line_count = self.newlines_before(start)   # no recount from the start
+        inner._line_pos = start
         inner.split(start, end)
         return inner.out
 
