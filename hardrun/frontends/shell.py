@@ -28,6 +28,7 @@ WRAPPERS = frozenset({"sudo", "doas", "env", "exec", "nohup", "time", "nice", "i
 # Wrappers whose first operand is not the command (`gosu user cmd`, `chroot /dir cmd`).
 _WRAPPERS_WITH_OPERAND = frozenset({"gosu", "su-exec", "chroot", "timeout"})
 _SU = frozenset({"su", "runuser"})
+_SCRIPT_RUNNERS = SHELLS | WRAPPERS | _SU
 MAX_DEPTH = 8   # nesting of $(...), sh -c and here-documents fed to shells
 MAX_SCAN_NESTING = 24   # nesting of "$(" "${" followed when finding where a word ends
 
@@ -140,7 +141,9 @@ def _su_script(words: Sequence[str], index: int) -> str | None:
 
 
 def _inline_pipelines(words: Sequence[str], line: int, depth: int) -> list[Pipeline]:
-    if depth >= MAX_DEPTH:
+    first = words[0] if words else ""
+    if depth >= MAX_DEPTH or (first.rsplit("/", 1)[-1] not in _SCRIPT_RUNNERS
+                              and "=" not in first and not first.startswith("-")):
         return []
     script = inline_script(words)
     if not script:
@@ -148,6 +151,15 @@ def _inline_pipelines(words: Sequence[str], line: int, depth: int) -> list[Pipel
     inner = _Splitter(script, line, (), depth + 1)
     inner.split(0, len(script))
     return inner.out
+
+
+def _remove_simple_quotes(raw: str) -> str:
+    """Quote removal for a common word: its quoted parts hold no quote of their own kind."""
+    if '"' not in raw:
+        return raw.replace("'", "")
+    if "'" not in raw:
+        return raw.replace('"', "")
+    return _SIMPLE_QUOTES.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), raw)
 
 
 def _match_paren(text: str, i: int, end: int, nesting: int = 0) -> int:
@@ -447,10 +459,9 @@ class _Reader:
     # -- tokens -------------------------------------------------------------------
     def common_word(self, raw: str, start: int) -> None:
         """A word whose quotes are simple to remove, or one the state machine must see."""
-        quoted = "'" in raw or '"' in raw
         word = _Word(start)
-        word.quoted = quoted
-        self.take(word, _SIMPLE_QUOTES.sub(r"\1\2", raw) if quoted else raw)
+        word.quoted = "'" in raw or '"' in raw
+        self.take(word, _remove_simple_quotes(raw) if word.quoted else raw)
 
     def word(self) -> None:
         word, self.i = self.sp.read_word(self.i, self.end)
