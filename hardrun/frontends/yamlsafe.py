@@ -165,7 +165,7 @@ class _Builder:
         merged: list = []
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
-                merged.append(value_node)
+                merged.append((key_node, value_node))
                 continue
             key = self.key(key_node)
             if key in out.key_lines:
@@ -173,21 +173,21 @@ class _Builder:
                                  key_node)
             out[key] = self.build(value_node, depth + 1)
             out.key_lines[key] = _line(key_node)
-        for value_node in merged:
-            self.merge_into(out, value_node, depth)
+        for key_node, value_node in merged:
+            self.merge_into(out, key_node, value_node, depth)
         return out
 
-    def merge_into(self, out: MarkedMap, value_node, depth: int) -> None:
+    def merge_into(self, out: MarkedMap, key_node, value_node, depth: int) -> None:
         """`<<:` sources fill keys not written explicitly; earlier sources win."""
         if isinstance(value_node, yaml.MappingNode):
             sources = [value_node]
         elif isinstance(value_node, yaml.SequenceNode):
             sources = value_node.value
         else:
-            raise self.error("a merge key `<<` needs a mapping or a list of mappings", value_node)
+            raise self.error("a merge key `<<` needs a mapping or a list of mappings", key_node)
         for source in sources:
             if not isinstance(source, yaml.MappingNode):
-                raise self.error("a merge key `<<` needs a mapping or a list of mappings", source)
+                raise self.error("a merge key `<<` needs a mapping or a list of mappings", key_node)
             built = self.build(source, depth + 1)
             for key, value in built.items():
                 if key not in out.key_lines:
