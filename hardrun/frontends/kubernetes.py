@@ -134,6 +134,9 @@ class _PodContext:
         self.annotations = annotations
         self.security = workload.mapping(pod, "securityContext", "spec.") or MarkedMap()
         self.volumes = self._volumes()
+        for key in ("hostNetwork", "hostPID", "hostIPC", "hostUsers"):
+            if pod.get(key) is not None and not isinstance(pod[key], bool):
+                raise workload.error(f"`{key}` must be true or false", pod.line_of(key))
 
     def _volumes(self) -> dict[str, tuple[MarkedMap, int | None]]:
         volumes = self.pod.get("volumes")
@@ -333,10 +336,6 @@ class _ContainerBuilder:
         for key, namespace in (("hostNetwork", "network"), ("hostPID", "pid"),
                                ("hostIPC", "ipc")):
             value = self.pod.pod.get(key)
-            if value is None:
-                continue
-            if not isinstance(value, bool):
-                raise self.workload.error(f"`{key}` must be true or false", self.pod.pod.line_of(key))
             if value:
                 namespaces[namespace] = "host"
                 self.lines[f"namespace:{namespace}"] = self.pod.pod.line_of(key)

@@ -56,8 +56,6 @@ class _Config:
         if kind is int:
             value = _as_int(value)
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-            value, ok = str(value), True
         if not ok:
             expected = {MarkedMap: "an object", MarkedList: "an array", str: "a string",
                         bool: "true or false", int: "an integer"}.get(kind, "another type")
@@ -295,7 +293,9 @@ class _Config:
 
 
 def _as_int(value):
-    """JSON numbers like 1e9 reach us as text from the YAML 1.1 resolver."""
+    """JSON numbers like 1e9 reach us as text (YAML 1.1) or as a float."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, str):
         try:
             number = float(value)
