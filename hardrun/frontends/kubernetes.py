@@ -61,7 +61,7 @@ def _collect(obj, path: str, specs: list[RunSpec], depth: int) -> None:
         for item in items:
             _collect(item, path, specs, depth + 1)
         return
-    if kind not in POD_SPEC_PATHS:
+    if not isinstance(kind, str) or kind not in POD_SPEC_PATHS:
         return
     specs.extend(_Workload(obj, kind, path).specs())
 
