@@ -172,7 +172,10 @@ def test_not_a_config(text, message):
 
 
 @pytest.mark.parametrize("name,head,kind", [
-    ("config.json", '{\n\t"ociVersion": "1.0.2",\n', "oci"),
+    ("config.json", '{\n\t"ociVersion": "1.0.2",\n\t"process": {\n', "oci"),
+    ("state.json", '{"ociVersion": "1.0.2", "id": "a", "status": "running", "pid": 4}', None),
+    ("config-schema.json", '{"properties": {"ociVersion": {"$ref": "defs.json"}, '
+     '"process": {"type": "object"}}}', None),
     ("bundle.json", '{"ociVersion": "1.2.0", "process": {}}', "oci"),
     ("config.json", '{"compilerOptions": {}}', None),
     ("config.yaml", 'ociVersion: "1.0.0"\n', None),
