@@ -29,12 +29,13 @@ def rate(kind: str, files: list[Path], seconds: float) -> tuple[float, int]:
     texts = [(str(path), path.read_text()) for path in files]
     count = 0
     lines = sum(text.count("\n") for _, text in texts) / len(texts)
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
+    # CPU time of this process: the machine is shared, wall time would measure neighbours.
+    started = time.process_time()
+    while time.process_time() - started < seconds:
         for path, text in texts:
             parse(kind, text, path)
             count += 1
-    return count / (time.perf_counter() - started), int(lines)
+    return count / (time.process_time() - started), int(lines)
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
     print(f"YAML loader: {yamlsafe.LOADER.__name__}")
     for kind, files in SETS.items():
         files_per_second, lines = rate(kind, files, seconds)
-        print(f"{kind:11s} {files_per_second:8.0f} files/s  (average {lines} lines per file)")
+        print(f"{kind:11s} {files_per_second:8.0f} files per CPU second  (average {lines} lines per file)")
 
 
 if __name__ == "__main__":
