@@ -3,16 +3,20 @@
 Every YAML front end (compose, Kubernetes, OCI config.json, policies) reads its
 input through `load_all`/`load`:
 
-- Only the YAML *composer* runs (CSafeLoader when libyaml is there): tags never
-  construct objects; a scalar becomes str/int/float/bool/None, anything else its text.
+- Only the YAML *parser* runs (libyaml's CSafeLoader when present): values are built
+  from its events, tags never construct objects; a scalar becomes str/int/float/
+  bool/None by the YAML 1.1 safe rules, a scalar with any other tag its text.
 - Mappings become `MarkedMap` (a dict) and sequences `MarkedList` (a list) that know
   the 1-based line and column where they start and where each key or item was written:
   `service.line_of("privileged")`, `caps.line_at(2)`.
 - Mapping keys are always strings, taken as written (`on:` stays "on", `80:` is "80").
 - Merge keys (`<<: *base`, `<<: [*a, *b]`) are resolved; duplicate keys are an error.
-- Alias expansion is capped, so a "billion laughs" document fails fast.
+- An alias shares its anchor's value; alias expansion and the number of values are
+  capped, so a "billion laughs" document or a huge flat list fails fast.
 - Plain scalars like `80:80` stay strings (YAML 1.1 would read sexagesimal 4880).
 - Every failure is a ParseError with line and column.
+
+Treat the results as read-only: an alias and its anchor are the same object.
 """
 from __future__ import annotations
 
