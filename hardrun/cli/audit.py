@@ -34,13 +34,14 @@ def audit(paths, fmt, output, fail_on, no_fail, kind, color):
 
     stdin_text = _read_stdin() if "-" in paths else None
     report = run_audit(list(paths) or ["."], AuditOptions(kind=kind), stdin_text=stdin_text)
-    to_terminal = output is None and sys.stdout.isatty()
-    text = render(fmt, report, color=to_terminal if color is None else color, fail_on=fail_on)
+    if color is None:
+        color = output is None and sys.stdout.isatty()
+    text = render(fmt, report, color=color, fail_on=fail_on)
     if output:
         with open(output, "w", encoding="utf-8") as stream:
             stream.write(text)
     else:
-        click.echo(text, nl=False)
+        click.echo(text, nl=False, color=color)
     code = report.exit_code(fail_on)
     sys.exit(0 if no_fail and code == 1 else code)
 
