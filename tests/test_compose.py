@@ -414,8 +414,9 @@ def test_empty_and_service_less_files():
 def test_detection_of_compose_files(name, head, kind, tmp_path):
     path = tmp_path / name
     path.write_text(head)
-    assert detect_kind(str(path), head) == kind
-    assert detect_kind(str(path)) == kind            # peeks the file itself when not given
+    # other kinds (docker-run for CI files and Markdown…) may claim what this one leaves
+    for found in (detect_kind(str(path), head), detect_kind(str(path))):
+        assert found == kind if kind else found != "compose"            # peeks the file itself when not given
 
 
 def test_parse_dispatch():
