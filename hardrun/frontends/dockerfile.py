@@ -361,9 +361,9 @@ class _Build:
             fields["words"] = exec_form
         elif keyword == "HEALTHCHECK":
             fields["words"] = tuple(unquote_words(args, self.escape))
-            head, _, tail = args.lstrip().partition(" ")
-            if head.upper() == "CMD":
-                fields["exec_form"] = _json_array(tail)
+            head_tail = args.split(None, 1)
+            if len(head_tail) == 2 and head_tail[0].upper() == "CMD":
+                fields["exec_form"] = _json_array(head_tail[1])
         else:
             fields["words"] = tuple(unquote_words(args, self.escape))
 
