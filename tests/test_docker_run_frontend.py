@@ -300,6 +300,23 @@ def test_yaml_aliases_are_visited_once():
     assert [s.image for s in specs(text, path=".gitlab-ci.yml")] == ["one:1"]
 
 
+def test_alias_bombs_are_not_expanded():
+    lines = ["a0: &a0 [docker run x:1]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 40)]
+    lines.append("script: *a39")
+    assert [s.image for s in specs("\n".join(lines) + "\n", path=".gitlab-ci.yml")] == ["x:1"]
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_absurd_nesting_is_a_parse_error(monkeypatch, pure):
+    import yaml
+    from hardrun.frontends import yamlsafe
+    if pure:
+        monkeypatch.setattr(yamlsafe, "LOADER", yaml.SafeLoader)
+    with pytest.raises(ParseError, match="invalid YAML"):
+        specs("script: docker run x:1\na: " + "[" * 5000 + "]" * 5000 + "\n", path=".gitlab-ci.yml")
+
+
 def test_invalid_ci_yaml_is_a_parse_error():
     with pytest.raises(ParseError) as caught:
         specs("jobs:\n  x: [docker run a:1\n", path=".github/workflows/ci.yml")

@@ -409,26 +409,29 @@ SCRIPT_KEYS = frozenset({"run", "script", "before_script", "after_script"})
 
 def yaml_scripts(text: str, path: str) -> list[Snippet]:
     """Shell snippets of a CI file: GitHub Actions `run:` and GitLab CI
-    `script:`/`before_script:`/`after_script:` (a string or a list of strings)."""
+    `script:`/`before_script:`/`after_script:` (a string or a list of strings).
+
+    This reads the composed node graph, not yamlsafe's values: mapping a line inside a
+    block scalar back to the file needs the scalar's style and marks. Composing builds
+    no objects and never expands aliases (each node is visited once)."""
     import yaml
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    from .yamlsafe import LOADER, from_yaml_error
     try:
-        documents = list(yaml.compose_all(text, Loader=loader))
+        documents = list(yaml.compose_all(text, Loader=LOADER))
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise ParseError(f"invalid YAML: {problem}", path=path,
-                         line=mark.line + 1 if mark is not None else None) from None
+        raise from_yaml_error(error, path, text) from None
+    except RecursionError:   # the pure-Python composer on absurd nesting
+        raise ParseError("invalid YAML: nested too deeply", path=path) from None
     lines = text.split("\n")
     snippets: list[Snippet] = []
-    seen: set[int] = set()
+    seen: set = set()
     for document in documents:
         if document is not None:
             _walk(document, lines, snippets, seen)
     return snippets
 
 
-def _walk(node, lines: list[str], out: list[Snippet], seen: set[int]) -> None:
+def _walk(node, lines: list[str], out: list[Snippet], seen: set) -> None:
     # Aliases make the node graph share nodes: visit each once (no alias blow-up).
     stack = [node]
     while stack:
@@ -458,14 +461,18 @@ def _foreign_shell(mapping) -> bool:
     return False
 
 
-def _script_value(node, lines: list[str], out: list[Snippet], seen: set[int]) -> None:
-    if node.id == "scalar":
-        if id(node) not in seen:
-            seen.add(id(node))
-            out.append(scalar_snippet(node, lines))
-    elif node.id == "sequence":
-        for item in node.value:
-            _script_value(item, lines, out, seen)
+def _script_value(node, lines: list[str], out: list[Snippet], seen: set) -> None:
+    """The scalars of a script value: a string or (nested, aliased) lists of strings."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if ("script", id(current)) in seen:
+            continue
+        seen.add(("script", id(current)))
+        if current.id == "scalar":
+            out.append(scalar_snippet(current, lines))
+        elif current.id == "sequence":
+            stack.extend(reversed(current.value))
 
 
 def scalar_snippet(node, lines: list[str]) -> Snippet:
