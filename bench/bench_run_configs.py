@@ -1,4 +1,4 @@
-"""Files per second through the compose and Kubernetes front ends, in one process.
+"""Files per second through the compose, Kubernetes and docker-run front ends, in one process.
 
 Usage: python bench/bench_run_configs.py [SECONDS] [--pure]
 Parses the test fixtures (realistic sizes: 20-100 lines) repeatedly and prints
@@ -22,6 +22,9 @@ SETS = {
     "compose": [DATA / "compose" / "docker-compose.yml", DATA / "compose" / "v1" / "docker-compose.yml"],
     "kubernetes": [DATA / "kubernetes" / name for name in
                    ("web.yaml", "node-agent.yaml", "backup-cronjob.yaml", "list.json")],
+    # docker run lines in a script, a Makefile, a GitHub workflow and a README
+    "docker-run": [DATA / "docker-run" / name for name in
+                   ("deploy.sh", "Makefile", ".github/workflows/ci.yml", "README.md")],
 }
 
 

@@ -367,6 +367,31 @@ def test_walking_a_tree_reports_only_files_with_run_lines(tmp_path):
     assert [(f.line, f.subject) for f in privileged] == [(1, "docker run alpine:3.20")]
 
 
+def test_fixture_tree_end_to_end(hardrun):
+    from tests.conftest import DATA
+    result = hardrun("audit", "-f", "json", ".", cwd=DATA / "docker-run")
+    document = json.loads(result.stdout)
+    assert sorted(f["path"] for f in document["files"]) == [
+        ".github/workflows/ci.yml", "Makefile", "README.md", "deploy.sh"]
+    assert document["errors"] == []
+    found = {(f["path"], f["line"], f["practice"]) for f in document["findings"]}
+    assert {("deploy.sh", 43, "privileged"), ("deploy.sh", 44, "host-namespace"),
+            ("deploy.sh", 45, "sensitive-host-mount"), ("deploy.sh", 46, "socket-mount"),
+            ("deploy.sh", 47, "secret"), ("deploy.sh", 48, "untrusted-base"),
+            (".github/workflows/ci.yml", 20, "host-namespace"),
+            (".github/workflows/ci.yml", 26, "publish-all-interfaces"),
+            (".github/workflows/ci.yml", 29, "socket-mount"),
+            ("Makefile", 14, "publish-all-interfaces"),
+            ("README.md", 12, "secret")} <= found
+    # the hardened web container (inside `$(…)`, lines 27-37) breaks no run practice
+    web = {practice for p, line, practice in found if p == "deploy.sh" and 27 <= line <= 37}
+    assert web == set()
+    # `$IMAGE` and `$DB_IMAGE` are not judged; the Makefile's `$(DOCKER_RUN)` is no command
+    assert not [f for f in document["findings"] if f["practice"] == "untrusted-base"
+                and f["subject"] in ("docker run $IMAGE", "docker run $DB_IMAGE")]
+    assert result.returncode == 1
+
+
 def test_command_line_option(hardrun):
     result = hardrun("audit", "-f", "json", "--docker-run",
                      "docker run --privileged -v /:/host alpine sh")
