@@ -275,6 +275,17 @@ def test_github_actions_lines():
     assert found[2].lines["image"] == 19
 
 
+def test_github_expressions_are_unresolved_values():
+    from hardrun.audit.engine import AuditOptions, audit_text
+    text = ("jobs:\n  a:\n    steps:\n      - run: docker run -e TOKEN=${{ secrets.TOKEN }} "
+            "-u ${{ env.UID }} ${{ env.IMAGE }} echo\n")
+    (spec,) = specs(text, path=".github/workflows/x.yml")
+    assert spec.image == "${{ env.IMAGE }}" and spec.env[0].value == "${{ secrets.TOKEN }}"
+    found = {f.practice for f in audit_text(text, "docker-run", ".github/workflows/x.yml",
+                                            AuditOptions())}
+    assert not found & {"secret", "run-as-root", "untrusted-base", "unpinned-digest"}
+
+
 def test_gitlab_ci_lines():
     text = """\
         .docker: &docker
