@@ -71,11 +71,19 @@ class RunSpec:
     seccomp: str | None = None    # None: runtime default; "unconfined"; a profile path or name
     apparmor: str | None = None   # None: default; "unconfined"; a profile name
     selinux_disabled: bool = False
+    # SELinux label options (Kubernetes seLinuxOptions, docker `label=type:…`): user, role,
+    # type, level -> value
+    selinux_options: dict[str, str] = field(default_factory=dict)
+    proc_mount: str | None = None   # Kubernetes procMount ("Default", "Unmasked"); docker
+                                    # `systempaths=unconfined` is "Unmasked"
     # filesystem
     read_only_root: bool | None = None
     rootfs: str | None = None
     mounts: tuple[Mount, ...] = ()
     devices: tuple[str, ...] = ()
+    # Kubernetes volumes the container mounts: volume name -> type (hostPath, emptyDir,
+    # configMap…); lines under `volume:NAME`
+    volume_types: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
     # namespaces: name -> "private" | "host" | "container:<id>" | "none" (network only)
     namespaces: dict[str, str] = field(default_factory=dict)
@@ -91,6 +99,7 @@ class RunSpec:
     cpus: float | None = None
     cpu_shares: int | None = None
     ulimits: tuple[Ulimit, ...] = ()
+    sysctls: dict[str, str] = field(default_factory=dict)   # lines under `sysctl:NAME`
     # network
     network: str | None = None        # "none", "host", "bridge", "bridge:NAME", "container:x"…
     ports: tuple[Port, ...] = ()

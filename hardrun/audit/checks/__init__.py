@@ -1,2 +1,2 @@
 """Check functions, one module per model. Importing this package registers them all."""
-from . import build, run  # noqa: F401
+from . import build, policy, run  # noqa: F401
