@@ -147,3 +147,62 @@ class Policy:
             if value not in (None, SWITCH_ON, SWITCH_OFF):
                 return value
         return rule.severity
+
+
+def policy_document(policy: Policy) -> dict:
+    """The effective `policy` in its own YAML format (no `extends:`: the chain is merged)."""
+    document: dict = {"version": 1}
+    if policy.description:
+        document["description"] = policy.description
+    document["fail-on"] = policy.fail_on
+    document["default-rules"] = policy.default_rules
+    for key, value in (("rules", policy.rules), ("practices", policy.practices)):
+        if value:
+            document[key] = dict(sorted(value.items()))
+    for key, value in (("trusted-registries", policy.trusted_registries),
+                       ("allowed-capabilities", policy.allowed_capabilities),
+                       ("allowed-host-ports", policy.allowed_host_ports),
+                       ("allowed-volume-types", policy.allowed_volume_types),
+                       ("allowed-sysctls", policy.allowed_sysctls)):
+        if value is not None:
+            document[key] = list(value)
+    if policy.allowed_host_mounts is not None:
+        document["allowed-host-mounts"] = [
+            {"path": m.path, "read-only": m.read_only} for m in policy.allowed_host_mounts]
+    runtime = _runtime_document(policy.runtime)
+    if runtime:
+        document["runtime"] = runtime
+    if policy.exemptions:
+        document["exemptions"] = [_exemption_document(e) for e in policy.exemptions]
+    return document
+
+
+def _runtime_document(runtime: Runtime) -> dict:
+    out = {}
+    for key, value in (("gate", runtime.gate), ("no-new-privileges", runtime.no_new_privileges),
+                       ("read-only-root", runtime.read_only_root),
+                       ("drop-all-capabilities", runtime.drop_all_capabilities),
+                       ("non-root", runtime.non_root), ("userns", runtime.userns),
+                       ("resource-limits", runtime.resource_limits), ("user", runtime.user),
+                       ("pids-limit", runtime.pids_limit), ("memory", runtime.memory)):
+        if value is not None:
+            out[key] = value
+    seccomp = {}
+    if runtime.seccomp.required is not None:
+        seccomp["required"] = runtime.seccomp.required
+    if runtime.seccomp.allowed is not None:
+        seccomp["allowed"] = list(runtime.seccomp.allowed)
+    if seccomp:
+        out["seccomp"] = seccomp
+    return out
+
+
+def _exemption_document(exemption: Exemption) -> dict:
+    out = {"rule": exemption.rule} if exemption.rule else {"practice": exemption.practice}
+    for key in ("files", "services", "images"):
+        if getattr(exemption, key):
+            out[key] = list(getattr(exemption, key))
+    out["reason"] = exemption.reason
+    if exemption.expires:
+        out["expires"] = exemption.expires.isoformat()
+    return out
