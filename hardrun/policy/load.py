@@ -192,12 +192,12 @@ def _convert(node, path: tuple, located: Located, file: str, counter: list):
 
 def _scalar(node, file: str):
     import yaml
+    if node.tag == "tag:yaml.org,2002:timestamp":
+        return node.value          # `expires: 2027-01-31` unquoted: validated as a date later
     try:
         value = _constructor().construct_object(node, deep=True)
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, ValueError, TypeError) as error:
         raise _at(file, node, f"invalid value: {getattr(error, 'problem', None) or error}") from None
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        return value.isoformat()       # `expires: 2027-01-31` is written unquoted
     if isinstance(value, bytes):
         raise _at(file, node, "binary values are not allowed in a policy")
     if isinstance(value, float) and value != value:
