@@ -195,3 +195,14 @@ def _env(data, document, lines) -> tuple[EnvVar, ...]:
             lines[f"env:{name}"] = line
             out.append(EnvVar(name, value if sep else None, line))
     return tuple(out)
+
+
+def read_run_config(path: str) -> RunSpec:
+    """The RunSpec of the run config file at `path` (`hardrun run --config`, `hardrun export`)."""
+    from ..audit.engine import read_text
+    from ..errors import HardrunError
+    try:
+        text = read_text(path)
+    except HardrunError as error:
+        raise ParseError(error.message, path=path, line=error.line) from None
+    return parse_run_config(text, path)[0]
