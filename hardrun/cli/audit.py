@@ -18,12 +18,14 @@ from ..audit.formats import FORMATS
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 1 when an unsuppressed finding has this severity or a higher one "
                    "[default: the policy's fail-on; warning for the default policy].")
+@click.option("--no-fail", is_flag=True,
+              help="Exit 0 even when findings reach --fail-on (files that cannot be parsed still exit 2).")
 @click.option("--policy", "policy_ref", metavar="NAME|FILE",
               help="Judge by this policy (a built-in name or a file) [default: .hardrun.yaml at "
                    "the repository root, else `default`].")
 @click.option("--kind", type=click.Choice(KINDS), help="Read every file as this kind instead of guessing.")
 @click.option("--color/--no-color", default=None, help="Colour the text report (default: when on a terminal).")
-def audit(paths, fmt, output, fail_on, policy_ref, kind, color):
+def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color):
     """Audit Dockerfiles and run configs (files or directories, `-` for standard input).
 
     The policy filters, re-grades and gates the findings; findings it exempts stay in
@@ -52,7 +54,8 @@ def audit(paths, fmt, output, fail_on, policy_ref, kind, color):
             stream.write(text)
     else:
         click.echo(text, nl=False)
-    sys.exit(report.exit_code(fail_on))
+    code = report.exit_code(fail_on)
+    sys.exit(0 if no_fail and code == 1 else code)
 
 
 def _read_stdin() -> str:
