@@ -9,8 +9,9 @@ Conventions:
   fills its default). Rules judge what the *source* asked for, so the distinction
   matters: `read_only_root=None` in a compose file means writable (Docker's default).
 - Capability names are upper case without the `CAP_` prefix; `ALL` is kept as is.
-- `lines` maps a field name (and `env:NAME`, `mount:N`, `port:N`, `device:N`) to
-  the 1-based line that set it, so findings point at the key at fault.
+- `lines` maps a field name (and `env:NAME`, `mount:N`, `port:N`, `device:N`,
+  `cap_add:NAME`, `cap_drop:NAME`, `namespace:NAME`) to the 1-based line that set it,
+  so findings point at the key at fault. Mount, Port and EnvVar carry their own line.
 """
 from __future__ import annotations
 
@@ -76,6 +77,10 @@ class RunSpec:
     selinux_options: dict[str, str] = field(default_factory=dict)
     proc_mount: str | None = None   # Kubernetes procMount ("Default", "Unmasked"); docker
                                     # `systempaths=unconfined` is "Unmasked"
+    # kernel paths hidden / made read-only inside the container; None: the runtime's
+    # defaults (Docker masks /proc/kcore…), (): nothing (`systempaths=unconfined`, OCI)
+    masked_paths: tuple[str, ...] | None = None
+    readonly_paths: tuple[str, ...] | None = None
     # filesystem
     read_only_root: bool | None = None
     rootfs: str | None = None
@@ -91,6 +96,7 @@ class RunSpec:
     hostname: str | None = None
     # process
     env: tuple[EnvVar, ...] = ()
+    env_files: tuple[str, ...] = ()   # compose `env_file` paths, recorded, never read
     init: bool = False
     # resources
     memory: int | None = None         # bytes
@@ -105,6 +111,9 @@ class RunSpec:
     ports: tuple[Port, ...] = ()
     publish_all: bool = False
     name: str | None = None
+    # fields whose value came from a `${VAR}` the source leaves unset: the value is
+    # unknown, so rules should not judge it as absent
+    unresolved: frozenset[str] = frozenset()
     # provenance of individual settings: field name -> line
     lines: dict[str, int] = field(default_factory=dict, compare=False)
 
