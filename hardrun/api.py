@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 
-def audit(paths, options=None, stdin_text=None):
-    """Audit files/directories; returns a hardrun.audit.findings.Report."""
+def audit(paths, options=None, stdin_text=None, docker_run_lines=()):
+    """Audit files/directories and `docker run` command lines; returns a
+    hardrun.audit.findings.Report."""
     from .audit.engine import audit as _audit
-    return _audit(paths, options, stdin_text=stdin_text)
+    return _audit(paths, options, stdin_text=stdin_text, docker_run_lines=docker_run_lines)
 
 
-def audit_with_policy(paths, policy=None, kind=None, stdin_text=None):
+def audit_with_policy(paths, policy=None, kind=None, stdin_text=None, docker_run_lines=()):
     """(Report, Policy): audit `paths` under `policy` (a name, a file, a Policy, or None to
     discover `.hardrun.yaml` at the repository root of the first path, else `default`)."""
     from .audit.engine import audit as _audit
@@ -17,7 +18,8 @@ def audit_with_policy(paths, policy=None, kind=None, stdin_text=None):
     if not isinstance(policy, Policy):
         first = next((p for p in paths if p != "-"), ".")
         policy = load_policy(policy or find_policy(first))
-    report = _audit(paths, audit_options(policy, kind), stdin_text=stdin_text)
+    report = _audit(paths, audit_options(policy, kind), stdin_text=stdin_text,
+                    docker_run_lines=docker_run_lines)
     report.findings.extend(expired_exemption_findings(policy))
     report.findings.sort(key=lambda f: (f.path, f.line or 0, f.rule))
     return report, policy

@@ -25,7 +25,10 @@ from ..audit.formats import FORMATS
                    "the repository root, else `default`].")
 @click.option("--kind", type=click.Choice(KINDS), help="Read every file as this kind instead of guessing.")
 @click.option("--color/--no-color", default=None, help="Colour the text report (default: when on a terminal).")
-def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color):
+@click.option("--docker-run", "docker_run_lines", multiple=True, metavar="COMMAND",
+              help='Audit one `docker run …` command line given as text (repeatable), e.g. '
+                   '--docker-run "docker run --privileged alpine".')
+def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_run_lines):
     """Audit Dockerfiles and run configs (files or directories, `-` for standard input).
 
     The policy filters, re-grades and gates the findings; findings it exempts stay in
@@ -40,9 +43,10 @@ def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color):
     from ..errors import HardrunError
 
     stdin_text = _read_stdin() if "-" in paths else None
-    targets = list(paths) or ["."]
+    targets = list(paths) or ([] if docker_run_lines else ["."])
     try:
-        report, policy = audit_with_policy(targets, policy_ref, kind=kind, stdin_text=stdin_text)
+        report, policy = audit_with_policy(targets, policy_ref, kind=kind, stdin_text=stdin_text,
+                                           docker_run_lines=docker_run_lines)
     except HardrunError as error:
         click.echo(f"hardrun audit: {error if error.path else error.message}", err=True)
         sys.exit(2)

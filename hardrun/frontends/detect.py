@@ -124,7 +124,24 @@ def detect_run_kind(path: str, head: str | None) -> str | None:
         kind = detector(name, peek)
         if kind is not None:
             return kind
-    return None
+    return detect_docker_run(path, peek._head)
+
+
+def detect_docker_run(path: str, head: str | None) -> str | None:
+    """`docker-run` for scripts, Makefiles, Markdown and CI YAML that may hold docker run lines."""
+    from . import docker_run
+    return docker_run.detect(path, head)
+
+
+def claims(kind: str, text: str, path: str) -> bool:
+    """Whether a file found while walking a tree really is of `kind` (its whole text read).
+
+    Scripts, Makefiles and READMEs are everywhere: they count only when they hold a
+    docker run command."""
+    if kind == "docker-run":
+        from . import docker_run
+        return docker_run.claims(text, path)
+    return True
 
 
 def parse_run_kind(kind: str, text: str, path: str):
