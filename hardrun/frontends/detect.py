@@ -113,6 +113,7 @@ PARSERS: dict[str, str] = {
     "kubernetes": "hardrun.frontends.kubernetes:parse_kubernetes",
     "oci": "hardrun.frontends.oci:parse_oci",
     "hardrun": "hardrun.frontends.hardrun_config:parse_run_config",
+    "docker-run": "hardrun.frontends.docker_run:parse",
 }
 
 
