@@ -15,7 +15,7 @@ from tests.conftest import DATA, run_hardrun
 CONFIG = """apiVersion: hardrun/v1
 kind: Run
 name: web
-image: nginx:1.27
+image: nginx:1.27@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 command: [nginx, -g, daemon off;]
 user: "101:101"
 capabilities: {add: [NET_BIND_SERVICE]}

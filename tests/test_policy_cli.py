@@ -63,7 +63,8 @@ def test_policy_show_unknown_name_is_one_line_error():
 def test_audit_policy_gates_and_exit_status_follows_its_threshold(tmp_path):
     config = tmp_path / "web.yaml"
     config.write_text(RUN_CONFIG)
-    assert run_hardrun("audit", str(config)).returncode == 0
+    default = run_hardrun("audit", str(config))
+    assert "HR2003 error" in default.stdout and "HR3001" not in default.stdout
     result = run_hardrun("audit", "--policy", "baseline", str(config))
     assert result.returncode == 1
     assert f"{config}:6 HR3001 error [web] capability SYS_ADMIN is added" in result.stdout

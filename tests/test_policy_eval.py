@@ -21,7 +21,8 @@ mounts:
 
 
 def findings(policy_text, text=CONFIG, path="deploy/web.hardrun.yaml"):
-    policy = load_policy_text(policy_text, "policy.yaml")
+    """Findings of the policy-scoped rules alone (the default run rules switched off)."""
+    policy = load_policy_text(policy_text + "default-rules: off\n", "policy.yaml")
     return audit_text(text, "hardrun", path, audit_options(policy))
 
 
@@ -114,7 +115,8 @@ def test_gate_run_keeps_explicit_settings_and_judges_them():
 
 
 def test_default_policy_warns_instead_of_refusing():
-    policy = load_policy_text("version: 1\nallowed-capabilities: []\nruntime: {gate: warn}\n")
+    policy = load_policy_text("version: 1\nallowed-capabilities: []\nruntime: {gate: warn}\n"
+                              "default-rules: off\n")
     verdict, found, _ = gate_run(RunSpec(cap_add=("NET_RAW",), user="1000"), policy)
     assert verdict.allowed and verdict.warned and [f.rule for f in found] == ["HR3001"]
 
@@ -127,6 +129,12 @@ def test_both_gates_agree_on_the_same_container():
     _, gated, _ = gate_run(spec, policy)
     key = lambda f: (f.rule, f.line, f.message)
     assert sorted(map(key, audited)) == sorted(map(key, gated))
+
+
+def test_policy_scoped_and_default_rules_report_together():
+    policy = load_policy_text("version: 1\nallowed-capabilities: []\n")
+    rules = {f.rule for f in audit_text(CONFIG, "hardrun", "run.yaml", audit_options(policy))}
+    assert "HR3001" in rules and "HR2011" in rules          # writable host mount (default rule)
 
 
 def test_without_a_policy_policy_scoped_rules_stay_off():
