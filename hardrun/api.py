@@ -6,3 +6,10 @@ def audit(paths, options=None, stdin_text=None):
     """Audit files/directories; returns a hardrun.audit.findings.Report."""
     from .audit.engine import audit as _audit
     return _audit(paths, options, stdin_text=stdin_text)
+
+
+def run(spec, command=None) -> int:
+    """Run `command` (or spec.command) in a hardened container described by a RunSpec;
+    returns the exit status. Raises hardrun.errors.UsageError for an invalid spec."""
+    from .runtime import run as _run
+    return _run(spec, command)
