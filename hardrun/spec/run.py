@@ -83,6 +83,8 @@ class RunSpec:
     hostname: str | None = None
     # process
     env: tuple[EnvVar, ...] = ()
+    env_files: tuple[str, ...] = ()   # --env-file paths as given (read by the runtime, not the auditor)
+    entrypoint: str | None = None     # --entrypoint (None: the image's)
     init: bool = False
     # resources
     memory: int | None = None         # bytes
@@ -96,6 +98,9 @@ class RunSpec:
     ports: tuple[Port, ...] = ()
     publish_all: bool = False
     name: str | None = None
+    # fields set from a value the source left unresolved (`-m $MEM`, `user: ${UID}`):
+    # set, but unknown, so rules neither trust nor condemn their value
+    unresolved: frozenset[str] = frozenset()
     # provenance of individual settings: field name -> line
     lines: dict[str, int] = field(default_factory=dict, compare=False)
 
