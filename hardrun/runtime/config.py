@@ -197,3 +197,57 @@ def _last_cap() -> int:
 
 
 __all__ = ["RuntimeConfig", "resolve", "MountPlan", "MASKED_PATHS", "READONLY_PATHS"]
+
+
+def to_oci(cfg: RuntimeConfig) -> dict:
+    """The resolved configuration as an OCI runtime `config.json` document (for
+    `hardrun run --dry-run`); hardrun-specific facts go into `annotations`."""
+    cap_names = [f"CAP_{name}" for name in cfg.caps]
+    namespace_types = {"mount": "mount", "pid": "pid", "ipc": "ipc", "uts": "uts",
+                       "network": "network", "cgroup": "cgroup", "user": "user"}
+    linux = {
+        "namespaces": [{"type": namespace_types[name]} for name in NAMESPACE_FLAGS if name in cfg.namespaces],
+        "maskedPaths": list(cfg.masked_paths),
+        "readonlyPaths": list(cfg.readonly_paths),
+    }
+    if cfg.id_maps is not None:
+        linux["uidMappings"] = [{"containerID": i, "hostID": o, "size": n} for i, o, n in cfg.id_maps.uid]
+        linux["gidMappings"] = [{"containerID": i, "hostID": o, "size": n} for i, o, n in cfg.id_maps.gid]
+    mounts = [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "noexec", "mode=755", "size=64k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+    ]
+    mounts += [plan.as_oci() for plan in cfg.mounts]
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": cfg.user.as_dict(),
+            "args": list(cfg.args),
+            "env": list(cfg.env),
+            "cwd": cfg.workdir,
+            "capabilities": {
+                "bounding": cap_names, "effective": cap_names, "permitted": cap_names,
+                "inheritable": cap_names if cfg.ambient else [],
+                "ambient": cap_names if cfg.ambient else [],
+            },
+            "noNewPrivileges": cfg.no_new_privileges,
+        },
+        "root": {"path": cfg.rootfs or "/", "readonly": cfg.read_only},
+        "hostname": cfg.hostname or "",
+        "mounts": mounts,
+        "linux": linux,
+        "annotations": {
+            "org.hardrun.seccomp": cfg.seccomp or "unconfined",
+            "org.hardrun.network": cfg.network,
+            "org.hardrun.init": str(cfg.init).lower(),
+            "org.hardrun.root": "image" if cfg.rootfs else "host-readonly-view" if cfg.read_only else "host",
+        },
+    }

@@ -27,19 +27,20 @@ TMPFS_DATA_KEYS = ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks")
 
 class MountPlan:
     """One mount to make: `kind` is bind or tmpfs; `target` an absolute container path."""
-    __slots__ = ("kind", "source", "target", "read_only", "exec_", "data", "source_is_dir")
+    __slots__ = ("kind", "source", "target", "read_only", "exec_", "data", "source_is_dir", "recursive")
 
     def __init__(self, kind, target, source=None, read_only=False, exec_=False, data="",
-                 source_is_dir=True):
+                 source_is_dir=True, recursive=True):
         self.kind, self.target, self.source = kind, target, source
         self.read_only, self.exec_, self.data, self.source_is_dir = read_only, exec_, data, source_is_dir
+        self.recursive = recursive
 
     def as_oci(self) -> dict:
         options = ["nosuid", "nodev", "ro" if self.read_only else "rw"]
         if not self.exec_:
             options.append("noexec")
         if self.kind == "bind":
-            options = ["rbind"] + options
+            options = ["rbind" if self.recursive else "bind"] + options
         elif self.data:
             options += self.data.split(",")
         return {"destination": self.target, "type": "bind" if self.kind == "bind" else "tmpfs",
@@ -81,13 +82,22 @@ def _target(path: str) -> str:
     return target
 
 
+# --mount keys that Docker spells differently from the tmpfs options they set
+_DOCKER_TMPFS_KEYS = {"tmpfs-size": "size", "tmpfs-mode": "mode"}
+_ALWAYS = ("nosuid", "nodev", "rbind", "rprivate", "private", "bind-propagation=rprivate",
+           "bind-propagation=private", "consistency=consistent", "consistency=cached",
+           "consistency=delegated", "consistency=default")
+
+
 def _plan(mount) -> MountPlan:
     target = _target(mount.target)
     read_only = bool(mount.read_only)
     exec_ = mount.type == "bind"
+    recursive = True
     data = []
     for option in mount.options:
         key, _, value = option.partition("=")
+        key = _DOCKER_TMPFS_KEYS.get(key, key) if mount.type == "tmpfs" else key
         if option in ("ro", "readonly"):
             read_only = True
         elif option == "rw":
@@ -96,9 +106,10 @@ def _plan(mount) -> MountPlan:
             exec_ = True
         elif option == "noexec":
             exec_ = False
-        elif option in ("nosuid", "nodev", "rbind", "bind", "rprivate", "private", "bind-propagation=rprivate",
-                        "bind-propagation=private"):
-            pass  # always the case
+        elif option in ("bind-nonrecursive", "bind-nonrecursive=true") and mount.type == "bind":
+            recursive = False
+        elif option in _ALWAYS:
+            pass  # always the case (propagation is private; consistency means nothing on Linux)
         elif mount.type == "tmpfs" and key in TMPFS_DATA_KEYS and value:
             data.append(f"{key}={_tmpfs_value(key, value, target)}")
         else:
@@ -121,7 +132,7 @@ def _plan(mount) -> MountPlan:
         raise UsageError(f"bind source {source}: {error.strerror}",
                          hint="create it first; hardrun does not create host paths") from None
     return MountPlan("bind", target, source=source, read_only=read_only, exec_=True,
-                     source_is_dir=stat.S_ISDIR(info.st_mode))
+                     source_is_dir=stat.S_ISDIR(info.st_mode), recursive=recursive)
 
 
 def _tmpfs_value(key: str, value: str, target: str) -> str:
@@ -320,7 +331,7 @@ def mount_user(root_fd: int, plan: MountPlan, source_fd: int | None, create: boo
     try:
         if plan.kind == "bind":
             attrs = BIND_ATTRS | (k.MOUNT_ATTR_RDONLY if plan.read_only else 0)
-            bind(source_fd, target, attrs)
+            bind(source_fd, target, attrs, plan.recursive)
         else:
             flags = TMPFS_FLAGS | (0 if plan.exec_ else k.MS_NOEXEC) | (k.MS_RDONLY if plan.read_only else 0)
             k.mount("tmpfs", _fd_path(target), "tmpfs", flags, plan.data or None)

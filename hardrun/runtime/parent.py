@@ -33,15 +33,18 @@ class Hooks:
     """Where resource limits (hardrun.runtime.cgroups) and networks other than `none` and
     `host` (hardrun.runtime.network) plug in. Each stage is called exactly once:
 
-    - `prepare()`   before clone: validate, fail early (nothing exists yet);
-    - `attach(pid)` after clone, before the child is released: cgroup creation and
-                    attach, network set-up in the child's network namespace;
-    - `finish(status)` after the container has exited (also after a failed start):
-                    teardown; may return a message to print (e.g. an OOM kill).
+    - `prepare()`      before clone: validate, fail early (nothing exists yet);
+    - `attach(pid)`    after clone, before the child is released: cgroup creation and
+                       attach (the child unshares its cgroup namespace only afterwards),
+                       network set-up in the child's network namespace (/proc/PID/ns/net);
+    - `finish(status)` after the container has exited, also after a failed start
+                       (status None): teardown; may return a message to print (an OOM kill).
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, limits_mode: str = "best-effort"):
         self.cfg = cfg
+        self.limits_mode = limits_mode
+        self.limits = None
         self.cgroup = None
         self.network = None
 
@@ -49,22 +52,47 @@ class Hooks:
         if self.cfg.network.startswith("bridge"):
             raise StepFailure("network", errno.EOPNOTSUPP,
                               "bridge networks need hardrun.runtime.network; use --network none or host")
+        try:
+            from . import cgroups
+        except ImportError:
+            if _limits_requested(self.cfg.spec):
+                raise StepFailure("cgroup", errno.ENOSYS, "resource limits are not available in this build") from None
+            return
+        self.limits = cgroups.Limits.from_spec(self.cfg.spec)
 
     def attach(self, pid: int) -> None:
-        pass
+        if self.limits is not None:
+            from . import cgroups
+            self.cgroup = cgroups.ContainerCgroup.create(self.cfg.id, self.limits,
+                                                         strict=self.limits_mode == "strict")
+            self.cgroup.attach(pid)
 
     def finish(self, status: int | None) -> str | None:
-        return None
+        message = None
+        if self.cgroup is not None:
+            if status is not None:
+                message = self.cgroup.oom_report(status)
+            self.cgroup.destroy()
+        return message
+
+
+def _limits_requested(spec) -> bool:
+    return any(value is not None for value in (spec.memory, spec.memory_swap, spec.pids_limit,
+                                               spec.cpus, spec.cpu_shares)) or bool(spec.ulimits)
 
 
 def run(cfg, hooks: Hooks | None = None) -> int:
     """Start the container described by `cfg` (a resolved RuntimeConfig) and return its
     exit status; set-up failures print one line and return 125/126/127."""
+    from ..errors import HardrunError
     try:
         return _launch(cfg, hooks or Hooks(cfg))
     except StepFailure as failure:
         print(failure.line(), file=sys.stderr, flush=True)
         return failure.code
+    except HardrunError as error:
+        print(f"hardrun: {error}", file=sys.stderr, flush=True)
+        return process.EXIT_SETUP
 
 
 def _launch(cfg, hooks: Hooks) -> int:
