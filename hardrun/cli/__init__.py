@@ -13,6 +13,7 @@ COMMANDS = {
     "audit": ("hardrun.cli.audit", "audit", "Audit Dockerfiles and run configs for container-security practice."),
     "rules": ("hardrun.cli.rules", "rules", "List every audit rule."),
     "explain": ("hardrun.cli.rules", "explain", "Print the documentation of one rule."),
+    "inspect": ("hardrun.cli.inspect", "inspect", "Report how a running process is confined (caps, seccomp, namespaces)."),
 }
 
 EPILOG = """\b

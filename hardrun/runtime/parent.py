@@ -205,7 +205,10 @@ def _seccomp_filter(cfg):
         raise StepFailure("seccomp", errno.ENOSYS,
                           "this build has no seccomp support; pass --security-opt seccomp=unconfined "
                           "to run without a filter") from None
-    return seccomp.filter_for(cfg)
+    profile = seccomp.default_profile() if cfg.seccomp == "default" else seccomp.load_profile(cfg.seccomp)
+    # Compiled for the kept capabilities (capability-gated syscalls), cached by hash.
+    bpf = seccomp.cached_filter(profile, cfg.caps)
+    return seccomp.prepare_filter(bpf, profile.load_flags)
 
 
 def _clone_hint(number: int, cfg) -> str:
