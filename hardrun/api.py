@@ -23,3 +23,10 @@ def audit_with_policy(paths, policy=None, kind=None, stdin_text=None, docker_run
     report.findings.extend(expired_exemption_findings(policy))
     report.findings.sort(key=lambda f: (f.path, f.line or 0, f.rule))
     return report, policy
+
+
+def run(spec, command=None) -> int:
+    """Run `command` (or spec.command) in a hardened container described by a RunSpec;
+    returns the exit status. Raises hardrun.errors.UsageError for an invalid spec."""
+    from .runtime import run as _run
+    return _run(spec, command)

@@ -15,6 +15,7 @@ COMMANDS = {
     "explain": ("hardrun.cli.rules", "explain", "Print the documentation of one rule."),
     "policy": ("hardrun.cli.policy", "policy", "List, show and validate policies."),
     "export": ("hardrun.cli.export", "export", "Export a policy or run config as docker/compose/Kubernetes/OCI settings."),
+    "inspect": ("hardrun.cli.inspect", "inspect", "Report how a running process is confined (caps, seccomp, namespaces)."),
 }
 
 EPILOG = """\b

@@ -659,6 +659,8 @@ def _security_opt(b: _Builder, value):
             b.set("no_new_privileges", state)
     elif key == "seccomp" and sep and arg:
         b.set("seccomp", arg)
+    elif key == "systempaths" and sep and arg == "unconfined":
+        b.set("system_paths_unconfined", True)
     elif key == "apparmor" and sep and arg and not b.hardrun_mode:
         b.set("apparmor", arg)
     elif key == "label" and not b.hardrun_mode:
@@ -666,7 +668,8 @@ def _security_opt(b: _Builder, value):
             b.set("selinux_disabled", True)
     elif b.hardrun_mode:
         raise ValueError(f"unsupported security option {text!r} "
-                      "(expected no-new-privileges[=true|false] or seccomp=FILE|unconfined)")
+                         "(expected no-new-privileges[=true|false], seccomp=FILE|unconfined "
+                         "or systempaths=unconfined)")
 
 
 def _namespace(namespace: str):

@@ -70,6 +70,7 @@ class RunSpec:
     cap_drop: tuple[str, ...] = ()
     no_new_privileges: bool | None = None
     seccomp: str | None = None    # None: runtime default; "unconfined"; a profile path or name
+    system_paths_unconfined: bool = False  # --security-opt systempaths=unconfined: no masked/read-only kernel paths
     apparmor: str | None = None   # None: default; "unconfined"; a profile name
     selinux_disabled: bool = False
     # SELinux label options (Kubernetes seLinuxOptions, docker `label=type:…`): user, role,
