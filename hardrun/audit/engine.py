@@ -32,6 +32,9 @@ class AuditOptions:
     severity_override: dict | None = None          # rule id -> severity, from a policy
     exemptions: tuple = ()                         # policy exemptions: .covers(finding, subjects, images), .reason
     policy: object = None                          # the Policy, read by policy-parameterised checks
+    # callable(RunSpec) -> RunSpec applied to hardrun run configs before the checks: the
+    # policy's defaults, which `hardrun run --config` fills in too (same verdicts)
+    run_defaults: object = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
     known = all_rules()
     suppressions = supp.parse_suppressions(text, known)
     models = frontends.parse(kind, text, shown)
+    if kind == "hardrun" and options.run_defaults is not None:
+        models = [options.run_defaults(model) for model in models]
     context = AuditContext(shown, kind, options, _dockerignore(source_path) if kind == "dockerfile" else None)
     if kind == "dockerfile":
         raw = list(_run_checks(rules_for("build"), [models], context, kind, options))
@@ -133,7 +138,7 @@ def check_runspecs(specs, options: AuditOptions | None = None) -> list[Finding]:
     options = options or AuditOptions()
     findings = []
     for spec in specs:
-        shown = spec.path or "<run>"
+        shown = spec.path or "<command line>"
         context = AuditContext(shown, spec.kind, options)
         findings.extend(_run_checks(rules_for("run"), [spec], context, spec.kind, options))
     return findings

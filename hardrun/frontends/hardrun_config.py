@@ -48,7 +48,8 @@ def parse_run_config(text: str, path: str) -> list[RunSpec]:
 
 
 def apply_hardrun_defaults(spec: RunSpec) -> RunSpec:
-    """`spec` with the settings left unspecified set to what `hardrun run` does by default."""
+    """`spec` with the settings left unspecified set to what `hardrun run` does with them
+    (hardrun/runtime/config.py), so rules judge what will really run."""
     changes = {}
     if spec.no_new_privileges is None:
         changes["no_new_privileges"] = True
@@ -57,12 +58,33 @@ def apply_hardrun_defaults(spec: RunSpec) -> RunSpec:
     if not spec.cap_drop and not spec.privileged:
         changes["cap_drop"] = ("ALL",)
     if spec.seccomp is None:
-        changes["seccomp"] = "default"
+        # --privileged without a profile runs unconfined, as in Docker
+        changes["seccomp"] = "unconfined" if spec.privileged else "default"
     if "user" not in spec.namespaces:
-        changes["namespaces"] = {**spec.namespaces, "user": "private"}
+        # --privileged keeps real capabilities: no user namespace unless one is asked for
+        changes["namespaces"] = {**spec.namespaces, "user": "host" if spec.privileged else "private"}
     if spec.network is None:
         changes["network"] = "none"
     return spec.evolve(**changes) if changes else spec
+
+
+def merge_flags(config: RunSpec, flags: RunSpec) -> RunSpec:
+    """The run config with every setting the command line gave explicitly laid over it
+    (flags win; list settings given on the command line replace the config's)."""
+    import dataclasses
+    defaults = RunSpec()
+    changes = {}
+    for item in dataclasses.fields(RunSpec):
+        if item.name in ("kind", "path", "line", "subject", "lines"):
+            continue
+        value = getattr(flags, item.name)
+        if value != getattr(defaults, item.name):
+            changes[item.name] = value
+    if "namespaces" in changes:
+        changes["namespaces"] = {**config.namespaces, **flags.namespaces}
+    lines = {key: line for key, line in config.lines.items()
+             if key.split(":", 1)[0] not in changes and key not in changes}
+    return config.evolve(**changes, lines=lines)
 
 
 def _spec(document, path: str) -> RunSpec:
@@ -198,11 +220,16 @@ def _env(data, document, lines) -> tuple[EnvVar, ...]:
 
 
 def read_run_config(path: str) -> RunSpec:
-    """The RunSpec of the run config file at `path` (`hardrun run --config`, `hardrun export`)."""
+    """The RunSpec of the run config file at `path` (`hardrun run --config`, `hardrun export`);
+    a relative `rootfs` is resolved from the file's directory."""
+    import os
     from ..audit.engine import read_text
     from ..errors import HardrunError
     try:
         text = read_text(path)
     except HardrunError as error:
         raise ParseError(error.message, path=path, line=error.line) from None
-    return parse_run_config(text, path)[0]
+    spec = parse_run_config(text, path)[0]
+    if spec.rootfs and not os.path.isabs(spec.rootfs):
+        spec = spec.evolve(rootfs=os.path.join(os.path.dirname(os.path.abspath(path)), spec.rootfs))
+    return spec

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
+from ..errors import HardrunError
 from .model import Policy
 
 # `hardrun run` exit status when the policy refuses the container before anything is
@@ -33,6 +34,7 @@ def audit_options(policy: Policy, kind: str | None = None):
         severity_override={rule_id: severity for rule_id, severity in severities.items() if severity},
         exemptions=tuple(e for e in policy.exemptions if not e.expired(today)),
         policy=policy,
+        run_defaults=lambda spec: harden(spec, policy),
     )
 
 
@@ -94,26 +96,39 @@ def gate_run(spec, policy: Policy):
     return verdict, findings, hardened
 
 
+class PolicyRefused(HardrunError):
+    """`hardrun run` refuses a container its policy forbids (exit GATE_REFUSED_EXIT)."""
+    run_exit_code = GATE_REFUSED_EXIT
+
+
+def enforce_at_run(spec, policy: Policy, stream):
+    """The hardened spec `hardrun run` starts, after the gate: findings go to `stream` as
+    the audit prints them; a refusal raises PolicyRefused."""
+    verdict, findings, hardened = gate_run(spec, policy)
+    shown = format_findings(findings)
+    if verdict.refused:
+        if shown:
+            stream.write(shown + "\n")
+        blocking = len(failing(findings, policy))
+        raise PolicyRefused(f"refused by policy {policy.name}: {blocking} finding(s) at "
+                            f"{policy.fail_on} or above (nothing was started)")
+    if verdict.warned and shown:
+        stream.write(shown + "\n")
+    return hardened
+
+
 def harden(spec, policy: Policy):
     """`spec` with every unspecified setting filled by hardrun's and the policy's defaults.
 
-    hardrun's own defaults (no capabilities, no_new_privs, read-only root, seccomp
-    default profile, a private user namespace) apply under every policy; the policy adds
-    the default user and limits. Explicit settings are never changed here: a policy
-    that forbids them refuses instead.
+    hardrun's own defaults (what `hardrun run` does anyway: no capabilities,
+    no_new_privs, read-only root, the default seccomp profile, a private user namespace)
+    apply under every policy; the policy adds the default user and limits. Explicit
+    settings are never changed here: a policy that forbids them refuses instead.
     """
+    from ..frontends.hardrun_config import apply_hardrun_defaults
+    spec = apply_hardrun_defaults(spec)
     runtime = policy.runtime
     changes = {}
-    if spec.no_new_privileges is None:
-        changes["no_new_privileges"] = True
-    if spec.read_only_root is None:
-        changes["read_only_root"] = True
-    if not spec.cap_drop and not spec.privileged:
-        changes["cap_drop"] = ("ALL",)
-    if spec.seccomp is None:
-        changes["seccomp"] = "default"
-    if "user" not in spec.namespaces:
-        changes["namespaces"] = {**spec.namespaces, "user": "private"}
     if spec.user is None and runtime.user is not None:
         changes["user"] = runtime.user
     if spec.pids_limit is None and runtime.pids_limit is not None:
@@ -123,8 +138,8 @@ def harden(spec, policy: Policy):
     return spec.evolve(**changes) if changes else spec
 
 
-def format_refusal(findings, policy: Policy) -> str:
-    """The lines `hardrun run` prints when it refuses: the audit's text lines, then why."""
+def format_findings(findings) -> str:
+    """Unsuppressed findings in the text report's `path:line RULE severity message` form."""
     lines = []
     for finding in findings:
         if finding.suppressed:

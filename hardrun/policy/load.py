@@ -17,8 +17,7 @@ from ..errors import ParseError, UsageError
 from ..resources import data_dir
 from .model import Exemption, HostMount, Policy, Runtime, Seccomp
 
-POLICY_FILE = ".hardrun.yaml"
-DEFAULT = "default"
+from .discover import DEFAULT, POLICY_FILE, find_policy  # noqa: F401  (re-exported)
 BUILTIN_NAMES = ("default", "baseline", "restricted", "strict")
 MAX_NODES = 20_000            # a policy is small: alias bombs stop here
 MAX_CHAIN = 16
@@ -74,21 +73,6 @@ def load_policy_text(text: str, path: str = "<policy>", base_dir: str | None = N
     """The effective policy written in `text` (its relative `extends:` resolve from base_dir)."""
     document = _parse(text, path)
     return _build(path, document, base_dir or os.getcwd(), seen=(path,))
-
-
-def find_policy(audited: str | os.PathLike) -> str:
-    """The policy for `audited`: `.hardrun.yaml` at its repository root, else `default`.
-
-    Walks up from `audited` to the directory that contains `.git`; a `.hardrun.yaml`
-    found there is used. Outside a repository the policy is `default`.
-    """
-    start = Path(audited).resolve()
-    directory = start if start.is_dir() else start.parent
-    for candidate in (directory, *directory.parents):
-        if (candidate / ".git").exists():
-            policy = candidate / POLICY_FILE
-            return str(policy) if policy.is_file() else DEFAULT
-    return DEFAULT
 
 
 def _resolve(reference: str, base: str | None) -> Path:
