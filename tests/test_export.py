@@ -10,6 +10,7 @@ import yaml
 from hardrun.frontends.hardrun_config import parse_run_config
 from hardrun.policy import gate_run, load_policy
 from hardrun.policy.export import export_spec, to_compose, to_docker_run, to_kubernetes, to_oci
+from hardrun.audit.formats.json import render_json
 from tests.conftest import DATA, run_hardrun
 
 CONFIG = """apiVersion: hardrun/v1
@@ -120,3 +121,91 @@ def test_export_cli_bad_config_is_one_line_error(tmp_path):
     assert result.returncode == 1
     assert f"{config}: line 3, column 1: unknown key 'usr'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+PINNED = "alpine:3.20@sha256:" + "0123456789abcdef" * 4
+TARGET_FILES = {"docker-run": "run.sh", "compose": "compose.yaml", "kubernetes": "pod.yaml",
+                "oci": "config.json"}
+
+
+class Audited:
+    def __init__(self, report, policy):
+        self.returncode = report.exit_code(policy.fail_on)
+        self.stdout = render_json(report)
+
+
+def export_then_audit(tmp_path, target, policy_name, *source):
+    """What `hardrun export --to TARGET --policy P [--image|--config]` writes, then
+    `hardrun audit --policy P` of that file (library calls; the CLI is tested below)."""
+    from hardrun.api import audit_with_policy
+    from hardrun.frontends.hardrun_config import read_run_config
+    from hardrun.policy.export import export
+    options = dict(zip(source[::2], source[1::2]))
+    policy = load_policy(policy_name)
+    config = read_run_config(options["--config"]) if "--config" in options else None
+    out = tmp_path / TARGET_FILES[target]
+    text = export(target, export_spec(policy, config, options.get("--image")))
+    out.write_text(("#!/bin/sh\n" if target == "docker-run" else "") + text)
+    return out, Audited(*audit_with_policy([str(out)], policy))
+
+
+def test_export_cli_round_trip(tmp_path):
+    out = tmp_path / "compose.yaml"
+    result = run_hardrun("export", "--to", "compose", "--policy", "restricted", "--image", PINNED,
+                         "-o", str(out))
+    assert result.returncode == 0 and result.stdout == "", result.stderr
+    assert run_hardrun("audit", "--policy", "restricted", str(out)).returncode == 0
+    assert run_hardrun("audit", "--policy", "restricted", "--kind", "compose", "-",
+                       input=out.read_text()).returncode == 0
+
+
+@pytest.mark.parametrize("target", list(TARGET_FILES))
+@pytest.mark.parametrize("policy", ["default", "baseline", "restricted", "strict"])
+def test_round_trip_policy_export_passes_the_audit(tmp_path, target, policy):
+    out, audited = export_then_audit(tmp_path, target, policy, "--image", PINNED)
+    document = json.loads(audited.stdout)
+    assert document["files"] == [{"path": str(out), "kind": target}]
+    assert audited.returncode == 0, [(f["rule"], f["message"]) for f in document["findings"]]
+
+
+@pytest.mark.parametrize("target", list(TARGET_FILES))
+@pytest.mark.parametrize("policy", ["baseline", "restricted", "strict"])
+def test_round_trip_config_export_passes_the_audit(tmp_path, target, policy):
+    config = tmp_path / "web.hardrun.yaml"
+    config.write_text(CONFIG.replace("nginx:1.27@sha256:" + "a" * 64, PINNED))
+    _, audited = export_then_audit(tmp_path, target, policy, "--config", str(config))
+    document = json.loads(audited.stdout)
+    assert audited.returncode == 0, [(f["rule"], f["message"]) for f in document["findings"]]
+
+
+@pytest.mark.parametrize("target", list(TARGET_FILES))
+def test_round_trip_keeps_a_violation_visible(tmp_path, target):
+    """Export does not launder: a config the policy forbids exports into a file the same
+    policy's audit fails."""
+    config = tmp_path / "bad.hardrun.yaml"
+    config.write_text(CONFIG.replace("NET_BIND_SERVICE", "SYS_ADMIN"))
+    _, audited = export_then_audit(tmp_path, target, "baseline", "--config", str(config))
+    rules = {f["rule"] for f in json.loads(audited.stdout)["findings"]}
+    assert audited.returncode == 1 and "HR3001" in rules
+
+
+def test_oci_export_embeds_the_default_seccomp_profile_for_its_capabilities():
+    spec = export_spec(load_policy("restricted"), parse_run_config(CONFIG, "run.yaml")[0])
+    seccomp = to_oci(spec)["linux"]["seccomp"]
+    allowed = {name for rule in seccomp["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW"
+               for name in rule["names"]}
+    assert "read" in allowed and "mount" not in allowed          # mount needs CAP_SYS_ADMIN
+    admin = to_oci(spec.evolve(cap_add=("SYS_ADMIN",)))["linux"]["seccomp"]
+    assert "mount" in {n for r in admin["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" for n in r["names"]}
+
+
+def test_seccomp_out_writes_the_builtin_profile(tmp_path):
+    written = tmp_path / "hardrun-default.json"
+    result = run_hardrun("export", "--to", "kubernetes", "--policy", "restricted",
+                         "--seccomp-out", str(written))
+    assert result.returncode == 0, result.stderr
+    profile = json.loads(written.read_text())
+    assert profile == json.loads((Path("hardrun/data/seccomp/default.json")).read_text())
+    pod = yaml.safe_load(result.stdout)
+    assert pod["spec"]["securityContext"]["seccompProfile"] == {
+        "type": "Localhost", "localhostProfile": "hardrun-default.json"}

@@ -13,19 +13,21 @@ from ..policy.export import TARGETS
                    "the repository root, else `default`].")
 @click.option("--config", "config", type=click.Path(exists=True, dir_okay=False),
               help="Export this hardrun run config (hardened by the policy's defaults).")
+@click.option("--image", metavar="REF",
+              help="The image to start (default: the run config's, else the placeholder IMAGE).")
 @click.option("--seccomp-out", type=click.Path(dir_okay=False, writable=True),
               help="Also write the seccomp profile as JSON to FILE (Kubernetes Localhost, "
                    "docker --security-opt seccomp=FILE, OCI linux.seccomp).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write to FILE instead of standard output.")
-def export(target, policy_ref, config, seccomp_out, output):
+def export(target, policy_ref, config, image, seccomp_out, output):
     """Write a policy's run requirements, or a run config, as another runtime's settings.
 
     The result, audited with `hardrun audit --policy` under the same policy, passes.
     """
     from ..errors import HardrunError
     try:
-        text, profile = _export(target, policy_ref, config, seccomp_out)
+        text, profile = _export(target, policy_ref, config, image, seccomp_out)
     except HardrunError as error:
         raise click.ClickException(str(error) if error.path else error.message) from None
     if seccomp_out:
@@ -40,11 +42,11 @@ def export(target, policy_ref, config, seccomp_out, output):
         click.echo(text, nl=False)
 
 
-def _export(target, policy_ref, config, seccomp_out):
+def _export(target, policy_ref, config, image, seccomp_out):
     from ..frontends.hardrun_config import read_run_config
     from ..policy import find_policy, load_policy
     from ..policy.export import export, export_spec, seccomp_profile_data
     policy = load_policy(policy_ref or find_policy(config or "."))
-    spec = export_spec(policy, read_run_config(config) if config else None)
+    spec = export_spec(policy, read_run_config(config) if config else None, image)
     profile = seccomp_profile_data(spec) if seccomp_out else None
     return export(target, spec, seccomp_file=seccomp_out, seccomp_profile=profile), profile

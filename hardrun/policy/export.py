@@ -18,6 +18,9 @@ from .model import Policy
 
 TARGETS = ("docker-run", "compose", "kubernetes", "oci")
 DEFAULT_IMAGE = "IMAGE"
+EXPORT_USER = "65534:65534"          # nobody
+EXPORT_PIDS_LIMIT = 1024
+EXPORT_MEMORY = 1024 ** 3
 # Docker's masked and read-only kernel paths (shared/reference/docker-defaults.md).
 MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
                 "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
@@ -28,15 +31,18 @@ ALL_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_R
                     "AUDIT_WRITE")
 
 
-def export_spec(policy: Policy, config_spec: RunSpec | None = None) -> RunSpec:
-    """The hardened RunSpec to export: the run config's, or the policy's requirements alone."""
+def export_spec(policy: Policy, config_spec: RunSpec | None = None, image: str | None = None) -> RunSpec:
+    """The hardened RunSpec to export: the run config's, or the policy's requirements alone
+    (for `image`, default a placeholder to replace)."""
     spec = config_spec or RunSpec(kind="hardrun", name="app")
+    if image:
+        spec = spec.evolve(image=image)
     spec = harden(spec, policy)
-    if spec.user is None and policy.runtime.non_root:
-        spec = spec.evolve(user="65534:65534")
-    if spec.pids_limit is None and policy.runtime.resource_limits:
-        spec = spec.evolve(pids_limit=1024)
-    return spec
+    # Other runtimes have no user namespace by default: root inside would be root outside.
+    # What neither the config nor the policy sets gets the same hardened fallback.
+    fallbacks = {"user": EXPORT_USER, "pids_limit": EXPORT_PIDS_LIMIT, "memory": EXPORT_MEMORY}
+    return spec.evolve(**{name: value for name, value in fallbacks.items()
+                          if getattr(spec, name) is None})
 
 
 def seccomp_reference(spec: RunSpec, seccomp_file: str | None) -> str | None:
@@ -246,8 +252,59 @@ def _uid_gid(user: str | None):
     return uid, gid
 
 
+_MACHINE_ARCH = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64",
+                 "ppc64le": "SCMP_ARCH_PPC64LE", "s390x": "SCMP_ARCH_S390X",
+                 "riscv64": "SCMP_ARCH_RISCV64", "armv7l": "SCMP_ARCH_ARM", "i686": "SCMP_ARCH_X86"}
+
+
+def oci_seccomp(profile: dict, capabilities, machine: str | None = None) -> dict:
+    """A Docker-format profile as the OCI `linux.seccomp` of a container with these
+    capabilities on this machine: the rules' `includes`/`excludes` conditions resolved,
+    as Docker does when it writes the OCI config."""
+    import os
+    arch = _MACHINE_ARCH.get(machine or os.uname().machine, "SCMP_ARCH_X86_64")
+    caps = {c if c.startswith("CAP_") else f"CAP_{c}" for c in capabilities}
+    architectures = [arch]
+    for entry in profile.get("archMap") or ():
+        if entry.get("architecture") == arch:
+            architectures += list(entry.get("subArchitectures") or ())
+    if profile.get("architectures"):
+        architectures = list(dict.fromkeys([arch, *profile["architectures"]]))
+    syscalls = []
+    for rule in profile.get("syscalls") or ():
+        if not _condition_holds(rule.get("includes") or {}, caps, arch, True) or \
+                not _condition_holds(rule.get("excludes") or {}, caps, arch, False):
+            continue
+        names = list(rule.get("names") or ([rule["name"]] if rule.get("name") else []))
+        if not names:
+            continue
+        out = {"names": names, "action": rule["action"]}
+        if rule.get("errnoRet") is not None:
+            out["errnoRet"] = rule["errnoRet"]
+        if rule.get("args"):
+            out["args"] = [{k: a[k] for k in ("index", "value", "valueTwo", "op") if k in a}
+                           for a in rule["args"]]
+        syscalls.append(out)
+    result = {"defaultAction": profile["defaultAction"], "architectures": architectures,
+              "syscalls": syscalls}
+    if profile.get("defaultErrnoRet") is not None:
+        result["defaultErrnoRet"] = profile["defaultErrnoRet"]
+    return result
+
+
+def _condition_holds(condition: dict, caps: set, arch: str, include: bool) -> bool:
+    """An `includes` holds when every listed cap/arch is there; an `excludes` when none is."""
+    wanted_caps = set(condition.get("caps") or ())
+    wanted_arches = set(condition.get("arches") or ())
+    if include:
+        return wanted_caps <= caps and (not wanted_arches or arch in wanted_arches)
+    return not (wanted_caps & caps) and arch not in wanted_arches
+
+
 def to_oci(spec: RunSpec, seccomp_profile: dict | None = None) -> dict:
-    """An OCI runtime-spec config.json (Linux) for `spec`."""
+    """An OCI runtime-spec config.json (Linux) for `spec`. Without `seccomp_profile` the
+    spec's own (hardrun's default profile unless unconfined) is embedded: an OCI runtime
+    applies no seccomp filter that the config does not hold."""
     uid, gid = _uid_gid(spec.user)
     if spec.user and uid is None:
         raise UsageError(f"user {spec.user!r} is a name: an OCI config needs numeric uid[:gid]")
@@ -272,8 +329,10 @@ def to_oci(spec: RunSpec, seccomp_profile: dict | None = None) -> dict:
         linux["resources"] = resources
     if spec.sysctls:
         linux["sysctl"] = dict(spec.sysctls)
+    if seccomp_profile is None and spec.seccomp != "unconfined":
+        seccomp_profile = seccomp_profile_data(spec)
     if seccomp_profile is not None:
-        linux["seccomp"] = seccomp_profile
+        linux["seccomp"] = oci_seccomp(seccomp_profile, capabilities)
     process = {
         "terminal": False,
         "user": {"uid": uid or 0, "gid": gid or 0},
@@ -333,15 +392,17 @@ def export(target: str, spec: RunSpec, seccomp_file: str | None = None,
     raise UsageError(f"unknown export target {target!r} (expected one of: {', '.join(TARGETS)})")
 
 
+def default_seccomp_profile() -> dict:
+    """hardrun's built-in seccomp profile (Docker's JSON format), as `hardrun run` loads it."""
+    from ..resources import data_dir
+    path = data_dir("data") / "seccomp" / "default.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def seccomp_profile_data(spec: RunSpec) -> dict:
-    """The seccomp profile (Docker JSON format) `spec` runs with, for `--seccomp-out`."""
+    """The seccomp profile (Docker's JSON format) `spec` runs with, for `--seccomp-out`."""
     if spec.seccomp in (None, "default"):
-        try:
-            from ..runtime.seccomp import default_profile
-        except ImportError:
-            raise UsageError("the built-in seccomp profile is not part of this installation: "
-                             "give the run config a profile file (security.seccomp)") from None
-        return default_profile()
+        return default_seccomp_profile()
     if spec.seccomp == "unconfined":
         raise UsageError("seccomp is unconfined: there is no profile to write")
     path = spec.seccomp[len("localhost/"):] if spec.seccomp.startswith("localhost/") else spec.seccomp

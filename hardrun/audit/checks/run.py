@@ -263,8 +263,10 @@ def _limited(spec, field: str) -> bool:
 
 @check("HR2014")
 def no_resource_limits(spec, context):
-    missing = [label for field, label in (("memory", "memory"), ("pids_limit", "pids"))
-               if not _limited(spec, field)]
+    # A Kubernetes pod cannot set a pids limit (the kubelet's podPidsLimit does): memory only.
+    limits = (("memory", "memory"),) if spec.kind == "kubernetes" else \
+        (("memory", "memory"), ("pids_limit", "pids"))
+    missing = [label for field, label in limits if not _limited(spec, field)]
     if missing:
         yield Hit(spec.line, f"no {' or '.join(missing)} limit is set: one container can "
                              "exhaust the host")
