@@ -26,8 +26,8 @@ def test_json_follows_the_contract(hardrun, project):
     assert set(document) == {"tool", "files", "findings", "errors"}
     assert document["tool"]["name"] == "hardrun"
     assert {"path": "app/Dockerfile", "kind": "dockerfile"} in document["files"]
-    assert document["errors"] == [{"path": "broken/Dockerfile",
-                                   "message": "line 2: unterminated heredoc <<EOF"}]
+    assert [e["path"] for e in document["errors"]] == ["broken/Dockerfile"]
+    assert document["errors"][0]["message"].startswith("line 2: unterminated heredoc <<EOF")
     keys = {"rule", "practice", "severity", "path", "line", "subject", "message", "suppressed"}
     for finding in document["findings"]:
         assert set(finding) == keys
@@ -100,7 +100,7 @@ def test_sarif_validates_against_the_schema(hardrun, project):
     rules = document["runs"][0]["tool"]["driver"]["rules"]
     assert all(rules[r["ruleIndex"]]["id"] == r["ruleId"] for r in results)
     notes = document["runs"][0]["invocations"][0]["toolExecutionNotifications"]
-    assert notes[0]["message"]["text"] == "line 2: unterminated heredoc <<EOF"
+    assert notes[0]["message"]["text"].startswith("line 2: unterminated heredoc <<EOF")
 
 
 def test_junit_is_well_formed(hardrun, project):

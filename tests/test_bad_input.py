@@ -46,7 +46,7 @@ def test_unreadable_file_does_not_stop_others(hardrun, tmp_path):
 
 def test_directory_of_ten_thousand_files(hardrun, tmp_path):
     for index in range(10_000):
-        directory = tmp_path / f"d{index % 100}"
+        directory = tmp_path / f"d{index // 100}"
         directory.mkdir(exist_ok=True)
         name = "Dockerfile" if index % 1000 == 0 else f"file{index}.txt"
         (directory / name).write_text(ROOT_DOCKERFILE if name == "Dockerfile" else "x\n")

@@ -51,13 +51,14 @@ def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_
         click.echo(f"hardrun audit: {error if error.path else error.message}", err=True)
         sys.exit(2)
     fail_on = fail_on or policy.fail_on
-    to_terminal = output is None and sys.stdout.isatty()
-    text = render(fmt, report, color=to_terminal if color is None else color, fail_on=fail_on)
+    if color is None:
+        color = output is None and sys.stdout.isatty()
+    text = render(fmt, report, color=color, fail_on=fail_on)
     if output:
         with open(output, "w", encoding="utf-8") as stream:
             stream.write(text)
     else:
-        click.echo(text, nl=False)
+        click.echo(text, nl=False, color=color)
     code = report.exit_code(fail_on)
     sys.exit(0 if no_fail and code == 1 else code)
 

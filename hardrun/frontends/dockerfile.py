@@ -40,6 +40,7 @@ _WINDOWS_BASES = ("windows/servercore", "windows/nanoserver", "/windows:", "wind
 
 _DIRECTIVE = re.compile(r"[ \t]*#[ \t]*([A-Za-z0-9]+)[ \t]*=[ \t]*(.*?)[ \t]*$")
 _HEREDOC_WORD = re.compile(r"(\d*)<<(-?)([^<]*)\Z")
+_SIMPLE_FLAG = re.compile(r"--([^\s='\"\\]+)(=([^\s'\"\\]*))?(?:\s+|\Z)")
 _LONE_HEREDOC = re.compile(r"\s*\d*<<-?[^<\s]+\s*\Z")
 _RAW_WORDS = {
     "\\": re.compile(r"(?:\\.|[^\s\"'\\]|\"(?:[^\"\\]|\\.)*\"?|'[^']*'?|\\)+"),
@@ -501,6 +502,11 @@ def _split_flags(rest: str, offset: int):
     flags = []
     i, n = 0, len(rest)
     while i < n and rest.startswith("--", i):
+        simple = _SIMPLE_FLAG.match(rest, i)
+        if simple:
+            flags.append((simple.group(1), simple.group(3) if simple.group(2) else None))
+            i = simple.end()
+            continue
         word, j = _flag_word(rest, i)
         if word == "--":
             i = j

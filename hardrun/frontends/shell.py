@@ -32,6 +32,7 @@ MAX_DEPTH = 8   # nesting of $(...), sh -c and here-documents fed to shells
 
 _OPENERS = frozenset({"if", "then", "elif", "else", "do", "while", "until", "!", "{", "time"})
 _CLOSERS = frozenset({"fi", "done", "esac", "}"})
+_RESERVED = _OPENERS | _CLOSERS | {"for", "select", "case", "function"}
 _CASE_BREAKS = frozenset({";;", ";&", ";;&"})
 _CONTROL = frozenset({"&&", "||", ";;&", ";;", ";&", "|&", "|", "&", ";", "(", ")", "\n"})
 
@@ -39,6 +40,10 @@ _BLANKS = re.compile(r"(?:[ \t\r\f\v]|\\\n)+")
 _OPERATOR = re.compile(r"&&|\|\||;;&|;;|;&|\|&|&>>|&>|[0-9]*(?:<<<|<<-|<<|>>|>&|<&|<>|>\||>|<)"
                        r"|[|&;()\n]")
 _PLAIN = re.compile(r"[^\s'\"\\$`|&;()<>]+")
+# A word with nothing to unquote or expand, ending where the word ends (the common case).
+_SIMPLE_WORD = re.compile(r"[^\s'\"\\$`|&;()<>#][^\s'\"\\$`|&;()<>]*(?=[\s|&;()]|\Z)")
+_BLANK_CHARS = frozenset(" \t\r\f\v\\")
+_OPERATOR_CHARS = frozenset("&|;()<>\n0123456789")
 _DQUOTE_PLAIN = re.compile(r"[^\"\\$`]+")
 _PAREN_PLAIN = re.compile(r"[^()'\"\\`]+")
 _BRACE_PLAIN = re.compile(r"[^{}'\"\\]+")
@@ -387,11 +392,17 @@ class _Reader:
     def run(self) -> None:
         text, end = self.sp.text, self.end
         while self.i < end:
-            blank = _BLANKS.match(text, self.i, end)
-            if blank:
-                self.i = blank.end()
-                continue
             char = text[self.i]
+            if char in _BLANK_CHARS:
+                blank = _BLANKS.match(text, self.i, end)
+                if blank:
+                    self.i = blank.end()
+                    continue
+            simple = _SIMPLE_WORD.match(text, self.i, end)
+            if simple:
+                self.i = simple.end()
+                self.simple_word(simple.group(), simple.start())
+                continue
             if char == "#":   # words are read whole: a `#` here starts a word, so a comment
                 newline = text.find("\n", self.i, end)
                 self.i = end if newline < 0 else newline
@@ -399,7 +410,7 @@ class _Reader:
             if char in "<>" and text[self.i + 1:self.i + 2] == "(":
                 self.word()
                 continue
-            operator = _OPERATOR.match(text, self.i, end)
+            operator = _OPERATOR.match(text, self.i, end) if char in _OPERATOR_CHARS else None
             if operator:
                 self.i = operator.end()
                 self.operator(operator.group())
@@ -408,12 +419,26 @@ class _Reader:
         self.finish_pipeline()
 
     # -- tokens -------------------------------------------------------------------
+    def simple_word(self, value: str, start: int) -> None:
+        """A word without quotes or substitutions (most words of most scripts)."""
+        if self.redirect is not None or self.header is not None or self.in_pattern or (
+                not self.words and (value in _RESERVED or "=" in value)):
+            word = _Word(start)
+            word.parts.append(value)
+            self.take(word, value)
+            return
+        self.words.append(value)
+        if self.cmd_pos is None:
+            self.cmd_pos = start
+
     def word(self) -> None:
         word, self.i = self.sp.read_word(self.i, self.end)
         if self.i == word.start:      # nothing readable: step over one character
             self.i += 1
             return
-        value = word.value
+        self.take(word, word.value)
+
+    def take(self, word: _Word, value: str) -> None:
         if self.redirect is not None:
             self.redirect_target(value, word.quoted)
             return
