@@ -151,3 +151,17 @@ def test_find_policy_walks_up_to_the_repository_root(tmp_path):
     (tmp_path / ".hardrun.yaml").write_text("version: 1\n")
     assert find_policy(deep) == str(tmp_path / ".hardrun.yaml")
     assert find_policy(deep / "Dockerfile") == str(tmp_path / ".hardrun.yaml")
+
+
+def test_trusted_registries_reach_build_and_run_rules():
+    policy = load_policy_text("version: 1\ntrusted-registries: [registry.example, docker.io/library]\n")
+    run_rules = {(f.rule, f.practice) for f in audit_text(CONFIG, "hardrun", "run.yaml", audit_options(policy))}
+    assert ("HR2017", "untrusted-base") not in run_rules              # registry.example/web is trusted
+    other = CONFIG.replace("registry.example/web:1.4", "ghcr.io/someone/web:1.4")
+    messages = [f.message for f in audit_text(other, "hardrun", "run.yaml", audit_options(policy))
+                if f.practice == "untrusted-base"]
+    assert messages and "not a trusted registry" in messages[0]
+    dockerfile = "FROM quay.io/org/base:1.0\nUSER 1000\nHEALTHCHECK CMD true\n"
+    build = [f for f in audit_text(dockerfile, "dockerfile", "Dockerfile", audit_options(policy))
+             if f.practice == "untrusted-base"]
+    assert build and "not a trusted registry" in build[0].message

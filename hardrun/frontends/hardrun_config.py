@@ -110,19 +110,18 @@ def _spec(document, path: str) -> RunSpec:
                         ("selinux_options", ("security", "selinux")),
                         ("selinux_disabled", ("security", "selinux")),
                         ("proc_mount", ("security", "unmasked-proc")),
-                        ("namespaces", ("namespaces",)), ("network", ("network",)),
+                        ("network", ("network",)),
                         ("memory", ("limits", "memory")), ("pids_limit", ("limits", "pids")),
                         ("cpus", ("limits", "cpus")), ("hostname", ("hostname",))):
         note(field, *keys)
-    if _has(data, ("security", "userns")):
-        lines["namespaces"] = line("security", "userns")
-    namespaces = {name: value for name, value in data.get("namespaces", {}).items()}
-    userns = security.get("userns", "private")
+    namespaces = dict(data.get("namespaces", {}))
+    for name in namespaces:
+        lines[f"namespace:{name}"] = line("namespaces", name)
     remap = None
-    if userns == "host":
-        namespaces["user"] = "host"
-    else:
-        namespaces["user"] = "private"
+    if "userns" in security:
+        lines["namespace:user"] = line("security", "userns")
+        userns = security["userns"]
+        namespaces["user"] = "host" if userns == "host" else "private"
         if ":" in userns:
             start, count = userns.split(":")
             remap = (int(start), int(count))

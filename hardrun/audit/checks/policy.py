@@ -181,5 +181,5 @@ def seccomp_allowed(profile: str, allowed) -> bool:
 @check("HR3010")
 def user_namespace_shared(spec, context):
     if spec.namespaces.get("user") == "host":
-        yield Hit(spec.line_of("namespaces"),
+        yield Hit(spec.line_of("namespace:user"),
                   "the user namespace is the host's: root in the container is root on the host")
