@@ -41,11 +41,11 @@ def validate(files):
     """Check policy files: exit 0 when every one is valid, 2 with one error line each otherwise."""
     import sys
     from ..errors import HardrunError
-    from ..policy import load_policy
+    from ..policy.load import load_policy_file
     failed = False
     for path in files:
         try:
-            load_policy(path if "/" in path or path.endswith((".yaml", ".yml")) else "./" + path)
+            load_policy_file(path)
         except HardrunError as error:
             click.echo(f"{error if error.path else f'{path}: {error}'}", err=True)
             failed = True

@@ -48,12 +48,9 @@ class Located:
         return table.get(path, (1, 1))
 
 
-def schema() -> dict:
-    return _schema()
-
-
 @lru_cache(maxsize=1)
-def _schema() -> dict:
+def schema() -> dict:
+    """The policy format's JSON Schema (hardrun/policy/schema.json)."""
     return json.loads((Path(__file__).parent / "schema.json").read_text(encoding="utf-8"))
 
 
@@ -67,6 +64,14 @@ def load_policy(name_or_file: str | os.PathLike | None = None) -> Policy:
     reference = str(name_or_file) if name_or_file is not None else DEFAULT
     path = _resolve(reference, base=None)
     return _load_chain(path, display=reference if reference in builtin_policies() else None)
+
+
+def load_policy_file(path: str | os.PathLike) -> Policy:
+    """The effective policy in the file at `path` (never a built-in name)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"no policy file {str(path)!r}")
+    return _load_chain(path)
 
 
 def load_policy_text(text: str, path: str = "<policy>", base_dir: str | None = None) -> Policy:
