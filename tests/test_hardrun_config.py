@@ -52,7 +52,7 @@ def test_every_setting_reaches_the_runspec_with_its_line():
     assert spec.no_new_privileges is True and spec.read_only_root is False
     assert spec.seccomp == "unconfined" and spec.apparmor == "docker-default"
     assert spec.selinux_options == {"type": "container_t", "level": "s0:c1,c2"}
-    assert spec.proc_mount == "Unmasked" and spec.userns_remap == (200000, 65536)
+    assert spec.system_paths_unconfined and spec.userns_remap == (200000, 65536)
     assert spec.namespaces == {"pid": "host", "user": "private"} and spec.network == "bridge"
     assert [(p.container_port, p.host_port, p.host_ip, p.line) for p in spec.ports] == [("80", "8080", "127.0.0.1", 28)]
     assert [(m.type, m.source, m.target, m.read_only, m.line) for m in spec.mounts] == [

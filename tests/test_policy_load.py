@@ -176,3 +176,16 @@ def test_fuzz_no_exception_but_hardrun_errors_on_documents(document):
         load_policy_text(text, "fuzz.yaml")
     except HardrunError as error:
         assert error.path == "fuzz.yaml" and error.line is not None
+
+
+def _yaml_blocks(path):
+    import re
+    return re.findall(r"```yaml\n(.*?)```", Path(path).read_text(), re.S)
+
+
+def test_documented_policy_and_run_config_examples_are_valid():
+    from hardrun.frontends.hardrun_config import parse_run_config
+    policy_example, run_example = _yaml_blocks("docs/policies.md")
+    policy = load_policy_text(policy_example, "docs-example.yaml")
+    assert policy.chain[-1] == "baseline" and policy.exemptions[0].rule == "HR3002"
+    assert parse_run_config(run_example, "web.yaml")[0].name == "web"

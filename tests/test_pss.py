@@ -212,3 +212,45 @@ def test_every_forbidden_case_is_refused_with_a_line():
         if not baseline:
             _, findings = verdict(document, "baseline")
             assert all(f.rule and f.message for f in findings), case
+
+
+# The same controls where docker run lines and compose files can express them.
+OTHER_FRONT_ENDS = [
+    ("docker-run", "docker run --sysctl kernel.msgmax=65536 nginx:1.27\n", "HR3006"),
+    ("docker-run", "docker run --security-opt label=type:spc_t nginx:1.27\n", "HR3004"),
+    ("docker-run", "docker run --security-opt label=role:system_r nginx:1.27\n", "HR3004"),
+    ("docker-run", "docker run --security-opt systempaths=unconfined nginx:1.27\n", "HR3005"),
+    ("docker-run", "docker run --cap-add NET_RAW nginx:1.27\n", "HR3001"),
+    ("docker-run", "docker run -p 8080:80 nginx:1.27\n", "HR3003"),
+    ("docker-run", "docker run -v /srv:/srv:ro nginx:1.27\n", "HR3002"),
+    ("docker-run", "docker run --privileged nginx:1.27\n", "HR2001"),
+    ("docker-run", "docker run --pid host nginx:1.27\n", "HR2007"),
+    ("compose", "services:\n  web:\n    image: nginx:1.27\n    sysctls:\n      kernel.msgmax: 1\n", "HR3006"),
+    ("compose", "services:\n  web:\n    image: nginx:1.27\n    sysctls: [kernel.sem=1]\n", "HR3006"),
+    ("compose", "services:\n  web:\n    image: nginx:1.27\n    security_opt: ['label:user:system_u']\n",
+     "HR3004"),
+    ("compose", "services:\n  web:\n    image: nginx:1.27\n    security_opt: [systempaths=unconfined]\n",
+     "HR3005"),
+]
+ALLOWED_ELSEWHERE = [
+    ("docker-run", "docker run --sysctl net.ipv4.ip_unprivileged_port_start=0 nginx:1.27\n"),
+    ("docker-run", "docker run --security-opt label=level:s0:c100,c200 --cap-add CHOWN nginx:1.27\n"),
+    ("compose", "services:\n  web:\n    image: nginx:1.27\n    sysctls: {net.ipv4.tcp_syncookies: 1}\n"
+                "    security_opt: ['label:type:container_t']\n"),
+]
+
+
+def _baseline(kind, text):
+    policy = load_policy("baseline")
+    findings = audit_text(text, kind, "x", audit_options(policy))
+    return {f.rule for f in failing(findings, policy)}
+
+
+@pytest.mark.parametrize("kind,text,rule", OTHER_FRONT_ENDS)
+def test_baseline_controls_in_docker_run_and_compose(kind, text, rule):
+    assert rule in _baseline(kind, text)
+
+
+@pytest.mark.parametrize("kind,text", ALLOWED_ELSEWHERE)
+def test_baseline_allows_the_safe_settings_in_docker_run_and_compose(kind, text):
+    assert _baseline(kind, text) == set()

@@ -109,7 +109,7 @@ def _spec(document, path: str) -> RunSpec:
                         ("seccomp", ("security", "seccomp")), ("apparmor", ("security", "apparmor")),
                         ("selinux_options", ("security", "selinux")),
                         ("selinux_disabled", ("security", "selinux")),
-                        ("proc_mount", ("security", "unmasked-proc")),
+                        ("system_paths_unconfined", ("security", "unmasked-proc")),
                         ("network", ("network",)),
                         ("memory", ("limits", "memory")), ("pids_limit", ("limits", "pids")),
                         ("cpus", ("limits", "cpus")), ("hostname", ("hostname",))):
@@ -138,7 +138,7 @@ def _spec(document, path: str) -> RunSpec:
         seccomp=security.get("seccomp"), apparmor=security.get("apparmor"),
         selinux_disabled=selinux == "disabled",
         selinux_options=dict(selinux) if isinstance(selinux, dict) else {},
-        proc_mount="Unmasked" if security.get("unmasked-proc") else None,
+        system_paths_unconfined=bool(security.get("unmasked-proc", False)),
         read_only_root=security.get("read-only-root"), rootfs=data.get("rootfs"),
         mounts=_mounts(data, document, path, lines), devices=tuple(data.get("devices", ())),
         workdir=data.get("workdir"), namespaces=namespaces, userns_remap=remap,

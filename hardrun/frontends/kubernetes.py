@@ -307,10 +307,9 @@ class _ContainerBuilder:
     def pod_security_fields(self) -> dict:
         """procMount, pod sysctls and the type of every pod volume (Pod Security Standards)."""
         out: dict = {}
-        proc_mount = self.security.get("procMount")
-        if proc_mount is not None:
-            out["proc_mount"] = str(proc_mount)
-            self.lines["proc_mount"] = self.security.line_of("procMount")
+        if self.security.get("procMount") == "Unmasked":
+            out["system_paths_unconfined"] = True
+            self.lines["system_paths_unconfined"] = self.security.line_of("procMount")
         sysctls = self.pod.security.get("sysctls")
         if isinstance(sysctls, MarkedList):
             out["sysctls"] = {}

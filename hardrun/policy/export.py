@@ -192,8 +192,8 @@ def to_kubernetes(spec: RunSpec, seccomp_file: str | None = None) -> dict:
                      "readOnlyRootFilesystem": bool(spec.read_only_root),
                      "capabilities": {"drop": list(spec.cap_drop), **({"add": list(spec.cap_add)}
                                                                        if spec.cap_add else {})}}
-    if spec.proc_mount:
-        context["procMount"] = spec.proc_mount
+    if spec.system_paths_unconfined:
+        context["procMount"] = "Unmasked"
     container: dict = {"name": spec.name or "app", "image": spec.image or DEFAULT_IMAGE,
                        "securityContext": context}
     if spec.command:

@@ -73,11 +73,9 @@ class RunSpec:
     system_paths_unconfined: bool = False  # --security-opt systempaths=unconfined: no masked/read-only kernel paths
     apparmor: str | None = None   # None: default; "unconfined"; a profile name
     selinux_disabled: bool = False
-    # SELinux label options (Kubernetes seLinuxOptions, docker `label=type:…`): user, role,
-    # type, level -> value
+    # SELinux label options (Kubernetes seLinuxOptions, docker/compose `label=type:…`):
+    # user, role, type, level -> value
     selinux_options: dict[str, str] = field(default_factory=dict)
-    proc_mount: str | None = None   # Kubernetes procMount ("Default", "Unmasked"); docker
-                                    # `systempaths=unconfined` is "Unmasked"
     # kernel paths hidden / made read-only inside the container; None: the runtime's
     # defaults (Docker masks /proc/kcore…), (): nothing (`systempaths=unconfined`, OCI)
     masked_paths: tuple[str, ...] | None = None

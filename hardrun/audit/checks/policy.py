@@ -87,9 +87,9 @@ def _port_numbers(text: str | None) -> list[int]:
 
 @check("HR3004")
 def selinux_options(spec, context):
-    if spec.selinux_disabled:
-        yield Hit(spec.line_of("selinux_disabled"), "SELinux labelling is disabled for the container")
     options = spec.selinux_options
+    if spec.selinux_disabled and not options.get("type"):   # a type says more, below
+        yield Hit(spec.line_of("selinux_disabled"), "SELinux labelling is disabled for the container")
     line = spec.line_of("selinux_options")
     if options.get("type", "") not in PSS_SELINUX_TYPES:
         yield Hit(line, f"SELinux type {options['type']} is set; only container_t, container_init_t, "
@@ -101,9 +101,12 @@ def selinux_options(spec, context):
 
 @check("HR3005")
 def unmasked_proc(spec, context):
-    if spec.proc_mount not in (None, "Default"):
-        yield Hit(spec.line_of("proc_mount"),
-                  f"/proc is mounted {spec.proc_mount}: the kernel paths Docker masks are exposed")
+    if spec.system_paths_unconfined:
+        yield Hit(spec.line_of("system_paths_unconfined"),
+                  "/proc and /sys are mounted unmasked: the kernel paths runtimes hide are exposed")
+    elif spec.masked_paths == ():
+        yield Hit(spec.line_of("masked_paths"),
+                  "no kernel path is masked: /proc/kcore, /proc/keys… are exposed")
 
 
 @check("HR3006")
