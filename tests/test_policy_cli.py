@@ -107,3 +107,22 @@ def test_audit_with_an_invalid_policy_exits_2_with_the_location(tmp_path):
     result = run_hardrun("audit", "--policy", str(policy), str(tmp_path))
     assert result.returncode == 2
     assert f"{policy}: line 2, column 10: fail-on: expected one of" in result.stderr
+
+
+def test_exempted_findings_are_external_suppressions_in_sarif(tmp_path):
+    import jsonschema
+    from tests.conftest import DATA
+    config = tmp_path / "web.yaml"
+    config.write_text(RUN_CONFIG)
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\nextends: baseline\nexemptions:\n"
+                      "  - {practice: cap-not-allowed, reason: needs mount for FUSE}\n")
+    result = run_hardrun("audit", "--policy", str(policy), "-f", "sarif", str(config))
+    assert result.returncode == 0
+    document = json.loads(result.stdout)
+    schema = json.loads((DATA / "sarif" / "sarif-schema-2.1.0.json").read_text())
+    jsonschema.validate(document, schema)
+    (finding,) = document["runs"][0]["results"]
+    assert finding["ruleId"] == "HR3001"
+    assert finding["suppressions"] == [{"kind": "external", "status": "accepted",
+                                        "justification": "policy exemption: needs mount for FUSE"}]

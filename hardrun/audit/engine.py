@@ -172,7 +172,7 @@ def _exempt(finding: Finding, model, exemptions) -> Finding:
     images = _images(model)
     for exemption in exemptions:
         if exemption.covers(finding, subjects, images):
-            return Finding(**{**finding.__dict__, "suppressed": True,
+            return Finding(**{**finding.__dict__, "suppressed": True, "exempted_by_policy": True,
                               "suppression_reason": f"policy exemption: {exemption.reason}"})
     return finding
 
