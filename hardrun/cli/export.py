@@ -16,14 +16,16 @@ from ..policy.export import TARGETS
 @click.option("--image", metavar="REF",
               help="The image to start (default: the run config's, else the placeholder IMAGE).")
 @click.option("--seccomp-out", type=click.Path(dir_okay=False, writable=True),
-              help="Also write the seccomp profile as JSON to FILE (Kubernetes Localhost, "
-                   "docker --security-opt seccomp=FILE, OCI linux.seccomp).")
+              help="Also write the seccomp profile (Docker's JSON format) to FILE and refer to "
+                   "it: a Kubernetes Localhost profile, docker/compose seccomp=FILE. An OCI "
+                   "config always embeds the profile.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write to FILE instead of standard output.")
 def export(target, policy_ref, config, image, seccomp_out, output):
     """Write a policy's run requirements, or a run config, as another runtime's settings.
 
-    The result, audited with `hardrun audit --policy` under the same policy, passes.
+    What is written is what `hardrun run` would start under the policy: `hardrun audit
+    --policy` of the result gives the same verdict (a policy's own requirements pass).
     """
     from ..errors import HardrunError
     try:

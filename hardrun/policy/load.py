@@ -15,9 +15,9 @@ from pathlib import Path
 
 from ..errors import ParseError, UsageError
 from ..resources import data_dir
+from .discover import DEFAULT, POLICY_FILE, find_policy  # noqa: F401  (re-exported)
 from .model import Exemption, HostMount, Policy, Runtime, Seccomp
 
-from .discover import DEFAULT, POLICY_FILE, find_policy  # noqa: F401  (re-exported)
 BUILTIN_NAMES = ("default", "baseline", "restricted", "strict")
 MAX_NODES = 20_000            # a policy is small: alias bombs stop here
 MAX_CHAIN = 16
@@ -60,7 +60,8 @@ def builtin_policies() -> dict[str, Path]:
 
 
 def load_policy(name_or_file: str | os.PathLike | None = None) -> Policy:
-    """The effective policy named `name_or_file` (a built-in name or a file; None: default)."""
+    """The effective policy named `name_or_file` (a built-in name or a file; None: default).
+    A built-in name wins over a file of that name in the current directory (`./strict`)."""
     reference = str(name_or_file) if name_or_file is not None else DEFAULT
     path = _resolve(reference, base=None)
     return _load_chain(path, display=reference if reference in builtin_policies() else None)
@@ -96,8 +97,6 @@ def _resolve(reference: str, base: str | None) -> Path:
 def _load_chain(path: Path, display: str | None = None, seen: tuple = ()) -> Policy:
     shown = display or str(path)
     key = str(path.resolve())
-    if key in seen:
-        raise UsageError(f"policy {shown} extends itself through a cycle")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
