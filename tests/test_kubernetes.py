@@ -279,5 +279,6 @@ def test_detection_of_kubernetes_files(name, head, kind, tmp_path):
     path = tmp_path / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(head)
-    assert detect_kind(str(path), head) == kind
-    assert detect_kind(str(path)) == kind
+    # other kinds (docker-run for CI files and Markdown…) may claim what this one leaves
+    for found in (detect_kind(str(path), head), detect_kind(str(path))):
+        assert found == kind if kind else found != "kubernetes"

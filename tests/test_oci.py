@@ -98,7 +98,7 @@ def test_privileged_fixture():
     assert (host.type, host.source, host.read_only) == ("bind", "/", False)
     sock = next(m for m in spec.mounts if m.target == "/var/run/docker.sock")
     assert sock.type == "bind"
-    assert spec.devices == ("/dev/fuse", "a *:* rwm")
+    assert spec.devices == ("/dev/fuse", "/dev/*:/dev/*:rwm")   # the allow-all cgroup rule
     assert spec.masked_paths == () and spec.readonly_paths == ()
 
 
@@ -172,7 +172,10 @@ def test_not_a_config(text, message):
 
 
 @pytest.mark.parametrize("name,head,kind", [
-    ("config.json", '{\n\t"ociVersion": "1.0.2",\n', "oci"),
+    ("config.json", '{\n\t"ociVersion": "1.0.2",\n\t"process": {\n', "oci"),
+    ("state.json", '{"ociVersion": "1.0.2", "id": "a", "status": "running", "pid": 4}', None),
+    ("config-schema.json", '{"properties": {"ociVersion": {"$ref": "defs.json"}, '
+     '"process": {"type": "object"}}}', None),
     ("bundle.json", '{"ociVersion": "1.2.0", "process": {}}', "oci"),
     ("config.json", '{"compilerOptions": {}}', None),
     ("config.yaml", 'ociVersion: "1.0.0"\n', None),
@@ -180,5 +183,6 @@ def test_not_a_config(text, message):
 def test_detection_of_oci_configs(name, head, kind, tmp_path):
     path = tmp_path / name
     path.write_text(head)
-    assert detect_kind(str(path), head) == kind
-    assert detect_kind(str(path)) == kind
+    # other kinds (docker-run for CI files and Markdown…) may claim what this one leaves
+    for found in (detect_kind(str(path), head), detect_kind(str(path))):
+        assert found == kind if kind else found != "oci"

@@ -153,3 +153,22 @@ def test_from_yaml_error_works_without_the_c_loader(monkeypatch):
     assert caught.value.line == 2
     with pytest.raises(ParseError, match="billion laughs"):
         load(_billion_laughs())
+
+
+def test_too_many_values_is_a_parse_error(monkeypatch):
+    monkeypatch.setattr(yamlsafe, "MAX_NODES", 1000)
+    assert len(load("[" + "1, " * 998 + "1]")) == 999
+    with pytest.raises(ParseError, match="more than 1000 values") as caught:
+        load("items:\n" + "  - 1\n" * 2000)
+    assert caught.value.line == 999   # mapping, key, list, then 998 items
+
+
+def test_undefined_alias_is_a_parse_error():
+    with pytest.raises(ParseError, match=r"undefined YAML alias \*nope") as caught:
+        load("a: 1\nb: *nope\n")
+    assert (caught.value.line, caught.value.column) == (2, 4)
+
+
+def test_aliases_share_values_and_anchored_keys_work():
+    doc = load("k: &name image\nbase: &b {x: 1}\n*name : v\nc: *b\n")
+    assert doc["image"] == "v" and doc["c"] is doc["base"]

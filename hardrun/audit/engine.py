@@ -128,7 +128,7 @@ def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
         raw = list(_run_checks(rules_for("build"), [models], context, kind, options))
     else:
         raw = list(_run_checks(rules_for("run"), models, context, kind, options))
-    findings = [_suppress(finding, suppressions) for finding in raw]
+    findings = [_suppress(finding, suppressions, anchor) for finding, anchor in raw]
     findings.extend(_unused(suppressions, known, shown))
     return findings
 
@@ -140,7 +140,8 @@ def check_runspecs(specs, options: AuditOptions | None = None) -> list[Finding]:
     for spec in specs:
         shown = spec.path or "<command line>"
         context = AuditContext(shown, spec.kind, options)
-        findings.extend(_run_checks(rules_for("run"), [spec], context, spec.kind, options))
+        findings.extend(finding for finding, _ in
+                        _run_checks(rules_for("run"), [spec], context, spec.kind, options))
     return findings
 
 
@@ -151,8 +152,10 @@ def rule_enabled(rule: Rule, options: AuditOptions) -> bool:
 
 
 def _run_checks(pairs, models, context: AuditContext, kind: str, options: AuditOptions):
+    """(finding, anchor line) pairs; the anchor is where a run model is declared."""
     overrides = options.severity_override or {}
     for model in models:
+        anchor = None if kind == "dockerfile" else getattr(model, "line", None)
         for rule, check_fn in pairs:
             if kind not in rule.applies_to or not rule_enabled(rule, options):
                 continue
@@ -161,7 +164,7 @@ def _run_checks(pairs, models, context: AuditContext, kind: str, options: AuditO
                 severity = overrides.get(rule.id) or hit.severity or rule.severity
                 finding = Finding(rule.id, rule.practice, severity, context.path,
                                   hit.line, subject, hit.message or rule.message)
-                yield _exempt(finding, model, options.exemptions)
+                yield _exempt(finding, model, options.exemptions), anchor
 
 
 def _exempt(finding: Finding, model, exemptions) -> Finding:
@@ -185,8 +188,13 @@ def _images(model) -> tuple[str, ...]:
     return tuple(stage.base for stage in getattr(model, "stages", ()) or () if getattr(stage, "base", None))
 
 
-def _suppress(finding: Finding, suppressions) -> Finding:
+def _suppress(finding: Finding, suppressions, anchor: int | None = None) -> Finding:
+    """Mark `finding` suppressed when a comment covers its line or, for run configs, the
+    line declaring its object: a comment cannot sit between the continuation lines of a
+    `docker run` command, so one before the command covers all of its flags."""
     covering = supp.match(suppressions, finding.rule, finding.line)
+    if covering is None and anchor is not None and anchor != finding.line:
+        covering = supp.match(suppressions, finding.rule, anchor)
     if covering is None:
         return finding
     return Finding(**{**finding.__dict__, "suppressed": True,

@@ -32,7 +32,10 @@ _TOP_SERVICES = re.compile(r"^services:[ \t]*(?:#.*)?$", re.MULTILINE)
 _SERVICE_FIELD = re.compile(r"^[ \t]+(?:image|build|extends):", re.MULTILINE)
 _TOP_API_VERSION = re.compile(r"^(?:apiVersion:[ \t]*\S|\s*\"apiVersion\"\s*:)", re.MULTILINE)
 _TOP_KIND = re.compile(r"^(?:kind:[ \t]*\S|\s*\"kind\"\s*:)", re.MULTILINE)
-_OCI_VERSION = re.compile(r"\"ociVersion\"\s*:")
+# The version as a string value (a JSON schema has `"ociVersion": {…}`), and a key only
+# a config has (a runtime's state.json has ociVersion too, but no process/root/mounts).
+_OCI_VERSION = re.compile(r"\"ociVersion\"\s*:\s*\"")
+_OCI_CONFIG_KEY = re.compile(r"\"(?:process|root|mounts|linux)\"\s*:\s*[\[{]")
 
 
 class Peek:
@@ -98,7 +101,8 @@ def detect_compose_content(name: str, peek: Peek) -> str | None:
 def detect_oci(name: str, peek: Peek) -> str | None:
     if not name.endswith(JSON_SUFFIXES):
         return None
-    return "oci" if _OCI_VERSION.search(peek.head) else None
+    head = peek.head
+    return "oci" if _OCI_VERSION.search(head) and _OCI_CONFIG_KEY.search(head) else None
 
 
 Detector = Callable[[str, Peek], "str | None"]

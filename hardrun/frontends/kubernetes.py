@@ -61,7 +61,7 @@ def _collect(obj, path: str, specs: list[RunSpec], depth: int) -> None:
         for item in items:
             _collect(item, path, specs, depth + 1)
         return
-    if kind not in POD_SPEC_PATHS:
+    if not isinstance(kind, str) or kind not in POD_SPEC_PATHS:
         return
     specs.extend(_Workload(obj, kind, path).specs())
 
@@ -427,7 +427,7 @@ class _ContainerBuilder:
             if item.get("hostPort") is None:
                 continue   # a containerPort alone is not published on the node
             host_ip = item.get("hostIP")
-            ports.append(Port(str(item.get("containerPort")), str(item["hostPort"]),
+            ports.append(Port(str(item.get("containerPort") or ""), str(item["hostPort"]),
                               str(host_ip) if host_ip else None,
                               str(item.get("protocol") or "TCP").lower(), values.line_at(index)))
             self.lines[f"port:{len(ports) - 1}"] = values.line_at(index)

@@ -258,11 +258,12 @@ class _Config:
         resources = self.section(linux, "resources", "linux.")
         rules = self.items(resources, "devices", "linux.resources.")
         for index, rule in enumerate(rules):
-            # An allow rule naming no device type or number opens every device node.
+            # An allow rule naming no device type or number opens every device node
+            # (what `--privileged` does); it is recorded in the `--device` form.
             if rule.get("allow") is True and rule.get("type", "a") == "a" \
                     and rule.get("major") is None and rule.get("minor") is None:
                 self.lines[f"device:{len(devices)}"] = rules.line_at(index)
-                devices.append(f"a *:* {rule.get('access') or 'rwm'}")
+                devices.append(f"/dev/*:/dev/*:{rule.get('access') or 'rwm'}")
         return tuple(devices)
 
     def resources(self, linux: MarkedMap) -> dict:

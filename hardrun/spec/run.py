@@ -22,11 +22,13 @@ NAMESPACES = ("network", "pid", "ipc", "uts", "user", "cgroup", "mount")
 
 @dataclass(frozen=True)
 class Mount:
-    type: str                     # "bind" (host path), "volume" (named), "tmpfs"
+    type: str                     # "bind" (host path), "volume" (named), "tmpfs"; an OCI
+                                  # config may name other filesystems ("proc", "sysfs"…)
     target: str
     source: str | None = None     # host path for bind, volume name for volume
     read_only: bool = False
-    options: tuple[str, ...] = () # e.g. ("nosuid", "size=64m", "mode=1777")
+    options: tuple[str, ...] = () # e.g. ("nosuid", "size=64m", "mode=1777"); Kubernetes
+                                  # volumes start with their source ("configMap", "emptyDir")
     line: int | None = None
 
 

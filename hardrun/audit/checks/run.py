@@ -36,7 +36,7 @@ SENSITIVE_PORTS = {"22": "SSH", "23": "Telnet", "2375": "the unencrypted Docker 
                    "5985": "WinRM", "5986": "WinRM"}
 _ALL_INTERFACES = frozenset({"0.0.0.0", "::", "[::]", ""})
 _RAW_DEVICES = re.compile(r"^/dev/(?:mem|kmem|port|sd[a-z]|nvme|vd[a-z]|xvd[a-z]|hd[a-z]|dm-|"
-                          r"mapper/|loop|mmcblk|md\d|disk/|nbd|sr\d|fuse$)")
+                          r"mapper/|loop|mmcblk|md\d|disk/|nbd|sr\d)")
 _HOST_NAMESPACES = (("network", "error"), ("pid", "error"), ("ipc", "error"), ("uts", "warning"))
 
 
@@ -246,12 +246,14 @@ def _ports_of(text: str | None) -> set[str]:
 @check("HR2019")
 def expose_sensitive(spec, context):
     for port in spec.ports:
-        # The service listens on the container port; the host port only renames it.
+        # The service listens on the container port; a host port is what scanners see.
         exposed = _ports_of(port.container_port) | _ports_of(port.host_port)
-        for number in sorted(exposed & set(SENSITIVE_PORTS), key=int):
+        numbers = sorted(exposed & set(SENSITIVE_PORTS), key=int)
+        if numbers:
+            names = ", ".join(f"{n} ({SENSITIVE_PORTS[n]})" for n in numbers)
             yield Hit(port.line or spec.line,
-                      f"port {number} ({SENSITIVE_PORTS[number]}) is published",
-                      severity="error" if number == "2375" else None)
+                      f"remote-administration port{'s' if len(numbers) > 1 else ''} {names} "
+                      "published", severity="error" if "2375" in numbers else None)
 
 
 # --------------------------------------------------------------------------- resources
@@ -261,12 +263,15 @@ def _limited(spec, field: str) -> bool:
     return field in spec.unresolved or (value is not None and value > 0)
 
 
+# Kubernetes has no per-container pids limit (it is a kubelet setting): memory only there.
+_LIMITS_BY_KIND = {"kubernetes": (("memory", "memory"),)}
+_LIMITS = (("memory", "memory"), ("pids_limit", "pids"))
+
+
 @check("HR2014")
 def no_resource_limits(spec, context):
-    # A Kubernetes pod cannot set a pids limit (the kubelet's podPidsLimit does): memory only.
-    limits = (("memory", "memory"),) if spec.kind == "kubernetes" else \
-        (("memory", "memory"), ("pids_limit", "pids"))
-    missing = [label for field, label in limits if not _limited(spec, field)]
+    missing = [label for field, label in _LIMITS_BY_KIND.get(spec.kind, _LIMITS)
+               if not _limited(spec, field)]
     if missing:
         yield Hit(spec.line, f"no {' or '.join(missing)} limit is set: one container can "
                              "exhaust the host")
