@@ -405,12 +405,11 @@ def test_empty_and_service_less_files():
     ("compose.override.yml", "", "compose"),
     ("docker-stack.yml", "version: '3'\nservices:\n  web:\n    image: nginx\n", "compose"),
     ("app.yaml", "services:\n  web:\n    build: .\n", "compose"),
-    # CI YAML and Markdown may hold docker run lines: docker-run candidates, never compose
-    (".gitlab-ci.yml", "services:\n  web:\n    image: x\n", "docker-run"),
+    (".gitlab-ci.yml", "services:\n  web:\n    image: x\n", None),
     ("ci.yml", "services:\n  - docker:dind\nbuild:\n  image: x\n", None),
     ("config.yaml", "services:\n  enabled: true\n", None),
     ("random.yaml", "name: x\nitems: [1, 2]\n", None),
-    ("notes.md", "services:\n  web:\n    image: x\n", "docker-run"),
+    ("notes.md", "services:\n  web:\n    image: x\n", None),
 ])
 def test_detection_of_compose_files(name, head, kind, tmp_path):
     path = tmp_path / name
