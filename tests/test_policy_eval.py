@@ -4,7 +4,7 @@ import datetime
 
 from hardrun.audit.engine import AuditOptions, audit_text
 from hardrun.audit.rules import all_rules
-from hardrun.policy import (GATE_REFUSED_EXIT, audit_options, evaluate_runspec, gate_run,
+from hardrun.policy import (GATE_REFUSED_EXIT, audit_options, evaluate_runspec, expired_exemption_findings, gate_run,
                             load_policy, load_policy_text)
 from hardrun.spec.run import Mount, RunSpec
 
@@ -165,3 +165,12 @@ def test_trusted_registries_reach_build_and_run_rules():
     build = [f for f in audit_text(dockerfile, "dockerfile", "Dockerfile", audit_options(policy))
              if f.practice == "untrusted-base"]
     assert build and "not a trusted registry" in build[0].message
+
+
+def test_expired_exemption_severity_follows_the_policy():
+    base = "version: 1\nexemptions:\n  - {rule: HR3001, reason: r, expires: 2020-01-01}\n"
+    severity = lambda extra: [f.severity for f in expired_exemption_findings(load_policy_text(base + extra))]
+    assert severity("") == ["warning"]
+    assert severity("default-rules: error\n") == ["error"]
+    assert severity("default-rules: off\n") == ["warning"]       # still reported
+    assert severity("rules: {HR0002: off}\n") == []

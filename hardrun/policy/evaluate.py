@@ -48,10 +48,9 @@ def expired_exemption_findings(policy: Policy, today: datetime.date | None = Non
     from ..audit.findings import Finding
     from ..audit.rules import all_rules
     rule = all_rules()[EXPIRED_EXEMPTION]
-    setting = policy.rules.get(EXPIRED_EXEMPTION)
-    if setting == "off":
+    if policy.rules.get(EXPIRED_EXEMPTION) == "off":       # only naming it switches it off
         return []
-    severity = setting if setting not in (None, "on") else rule.severity
+    severity = policy.rule_severity(rule) or rule.severity
     today = today or datetime.date.today()
     return [Finding(rule.id, rule.practice, severity, exemption.source or policy.name,
                     exemption.line, None,
