@@ -4,7 +4,8 @@ import datetime
 
 from hardrun.audit.engine import AuditOptions, audit_text
 from hardrun.audit.rules import all_rules
-from hardrun.policy import (GATE_REFUSED_EXIT, audit_options, evaluate_runspec, expired_exemption_findings, gate_run,
+from hardrun.policy import (GATE_REFUSED_EXIT, audit_options, evaluate_runspec,
+                            expired_exemption_findings, gate_run,
                             load_policy, load_policy_text)
 from hardrun.spec.run import Mount, RunSpec
 

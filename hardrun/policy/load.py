@@ -265,7 +265,8 @@ def _check_names(path: str, document: Located) -> None:
     for index, name in enumerate(data.get("allowed-capabilities", [])):
         if normalize_capability(name) not in CAPABILITIES:
             raise _error(path, document, ("allowed-capabilities", index),
-                         f"unknown capability {name!r} (expected a Linux capability such as NET_BIND_SERVICE)")
+                         f"unknown capability {name!r} "
+                         "(expected a Linux capability such as NET_BIND_SERVICE)")
 
 
 def normalize_capability(name: str) -> str:
