@@ -113,15 +113,17 @@ def all_rules() -> dict[str, Rule]:
     return rules
 
 
-def checks() -> dict[str, CheckFn]:
-    """Every registered check by rule id (importing the check modules registers them)."""
-    from . import checks as _  # noqa: F401  (registers every check)
+def checks(model: str | None = None) -> dict[str, CheckFn]:
+    """The registered checks by rule id: every one, or at least those judging `model`
+    (`build` or `run`; importing the check modules registers them)."""
+    from .checks import load
+    load(model)
     return _CHECKS
 
 
 def rules_for(model: str) -> list[tuple[Rule, CheckFn]]:
     """(rule, check) pairs whose rule judges `model` (`build` or `run`)."""
-    registered = checks()
+    registered = checks(model)
     return [(rule, registered[rule.id]) for rule in all_rules().values()
             if rule.model == model and rule.id in registered]
 
