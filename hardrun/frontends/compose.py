@@ -67,19 +67,26 @@ def _load_document(text: str, path: str, env) -> MarkedMap | None:
 
 
 def _interpolate(value, env):
-    """A copy of `value` with every string interpolated, lines kept."""
+    """`value` with every string interpolated, lines kept; unchanged parts are reused."""
     if isinstance(value, str):
-        return interpolate(value, env)
+        return interpolate(value, env) if "$" in value else value
     if isinstance(value, MarkedMap):
+        changed = {key: new for key, item in value.items()
+                   if (new := _interpolate(item, env)) is not item}
+        if not changed:
+            return value
         out = MarkedMap(value.line, value.column)
         out.key_lines = value.key_lines
         for key, item in value.items():
-            out[key] = _interpolate(item, env)
+            out[key] = changed.get(key, item)
         return out
     if isinstance(value, MarkedList):
+        items = [_interpolate(item, env) for item in value]
+        if all(new is old for new, old in zip(items, value)):
+            return value
         out = MarkedList(value.line, value.column)
         out.item_lines = value.item_lines
-        out.extend(_interpolate(item, env) for item in value)
+        out.extend(items)
         return out
     return value
 
