@@ -106,6 +106,8 @@ def test_extends_concatenates_lists_and_merges_environment():
     ("services:\n  a:\n    extends: nope\n", "does not exist", 3),
     ("services:\n  a:\n    extends:\n      file: missing.yml\n      service: x\n", "not a file", 3),
     ("services:\n  a:\n    extends: [x]\n", "needs a service name", 3),
+    ("services:\n  a:\n    extends: {file: /proc/self/environ, service: x}\n", "not a compose", 3),
+    ("services:\n  a:\n    extends: {file: /dev/zero, service: x}\n", "not a compose", 3),
 ])
 def test_extends_errors_name_the_line(text, message, line, tmp_path):
     with pytest.raises(ParseError, match=message) as caught:

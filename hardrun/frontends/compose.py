@@ -187,7 +187,15 @@ class _Extends:
         return services
 
 
+# Kernel and device trees are never compose files; reading them could block or leak.
+_NEVER_READ = ("/proc/", "/sys/", "/dev/")
+
+
 def _read_small(other: str, path: str, line: int | None) -> str:
+    real = os.path.realpath(other)
+    if real.startswith(_NEVER_READ):
+        raise ParseError(f"`extends` names {other}, which is not a compose file", path=path,
+                         line=line)
     if not os.path.isfile(other):
         raise ParseError(f"`extends` names {other}, which is not a file", path=path, line=line)
     try:
