@@ -376,8 +376,8 @@ def _service_spec(name: str, raw: MarkedMap, line: int | None, path: str,
     fields["env"] = _environment(service)
     fields["env_files"] = _env_files(service)
     for key, value in raw.items() if has_variables else ():
-        if _mentions_variable(value):
-            service.unresolved.add(_FIELD_OF.get(key, key))
+        if key in _FIELD_OF and _mentions_variable(value):
+            service.unresolved.add(_FIELD_OF[key])
     fields["unresolved"] = frozenset(service.unresolved)
     fields["lines"] = service.lines
     return RunSpec(**fields)
