@@ -29,6 +29,14 @@ def detect_kind(path: str, head: str | None = None) -> str | None:
     return detect.detect_run_kind(path, head)
 
 
+def claims(kind: str, text: str, path: str) -> bool:
+    """Whether a file found while walking a tree holds something of `kind` worth reporting."""
+    if kind == "dockerfile":
+        return True
+    from . import detect
+    return detect.claims(kind, text, path)
+
+
 def parse(kind: str, text: str, path: str):
     """Models of `text`: a Dockerfile for `dockerfile`, a list of RunSpecs otherwise."""
     if kind == "dockerfile":

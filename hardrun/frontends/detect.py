@@ -101,13 +101,13 @@ Detector = Callable[[str, Peek], "str | None"]
 # Order matters: names first, then content. The `docker-run` detectors (scripts,
 # Makefiles, CI YAML, Markdown) and the `hardrun` run-config detector go here too,
 # CI YAML before detect_compose_content.
-DETECTORS: list[Detector] = [detect_compose_name, detect_kubernetes, detect_compose_content,
-                             detect_oci]
+DETECTORS: list[Detector] = [detect_compose_name, detect_kubernetes, detect_compose_content, detect_oci]
 
 PARSERS: dict[str, str] = {
     "compose": "hardrun.frontends.compose:parse_compose",
     "kubernetes": "hardrun.frontends.kubernetes:parse_kubernetes",
     "oci": "hardrun.frontends.oci:parse_oci",
+    "docker-run": "hardrun.frontends.docker_run:parse",
 }
 
 
@@ -119,7 +119,24 @@ def detect_run_kind(path: str, head: str | None) -> str | None:
         kind = detector(name, peek)
         if kind is not None:
             return kind
-    return None
+    return detect_docker_run(path, peek._head)
+
+
+def detect_docker_run(path: str, head: str | None) -> str | None:
+    """`docker-run` for scripts, Makefiles, Markdown and CI YAML that may hold docker run lines."""
+    from . import docker_run
+    return docker_run.detect(path, head)
+
+
+def claims(kind: str, text: str, path: str) -> bool:
+    """Whether a file found while walking a tree really is of `kind` (its whole text read).
+
+    Scripts, Makefiles and READMEs are everywhere: they count only when they hold a
+    docker run command."""
+    if kind == "docker-run":
+        from . import docker_run
+        return docker_run.claims(text, path)
+    return True
 
 
 def parse_run_kind(kind: str, text: str, path: str):

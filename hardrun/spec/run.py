@@ -90,7 +90,8 @@ class RunSpec:
     hostname: str | None = None
     # process
     env: tuple[EnvVar, ...] = ()
-    env_files: tuple[str, ...] = ()   # compose `env_file` paths, recorded, never read
+    env_files: tuple[str, ...] = ()   # --env-file / compose `env_file` paths as given, never read by the auditor
+    entrypoint: str | None = None     # --entrypoint (None: the image's)
     init: bool = False
     # resources
     memory: int | None = None         # bytes
@@ -104,8 +105,8 @@ class RunSpec:
     ports: tuple[Port, ...] = ()
     publish_all: bool = False
     name: str | None = None
-    # fields whose value came from a `${VAR}` the source leaves unset: the value is
-    # unknown, so rules should not judge it as absent
+    # fields set from a value the source left unresolved (`-m $MEM`, `user: ${UID}`):
+    # set, but unknown, so rules neither trust nor condemn their value
     unresolved: frozenset[str] = frozenset()
     # provenance of individual settings: field name -> line
     lines: dict[str, int] = field(default_factory=dict, compare=False)
