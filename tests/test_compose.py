@@ -424,3 +424,24 @@ def test_detection_of_compose_files(name, head, kind, tmp_path):
 def test_parse_dispatch():
     (spec,) = parse("compose", "services:\n  s:\n    image: a:1\n", "compose.yaml")
     assert spec.subject == "s"
+
+
+def test_devices_short_and_long_and_env_file_forms():
+    spec = one("""
+        services:
+          s:
+            image: a:1
+            devices:
+              - /dev/ttyUSB0:/dev/ttyUSB0:rwm
+              - source: /dev/kvm
+                target: /dev/kvm
+                permissions: rw
+              - /dev/fuse
+            env_file:
+              - ./common.env
+              - path: ./local.env
+                required: false
+    """)
+    assert spec.devices == ("/dev/ttyUSB0:/dev/ttyUSB0:rwm", "/dev/kvm:/dev/kvm:rw", "/dev/fuse")
+    assert [spec.lines[f"device:{i}"] for i in range(3)] == [6, 7, 10]
+    assert spec.env_files == ("./common.env", "./local.env") and spec.lines["env_files"] == 11
