@@ -106,11 +106,11 @@ def detect_oci(name: str, peek: Peek) -> str | None:
 
 
 Detector = Callable[[str, Peek], "str | None"]
-# Order matters: names first, then content. The `docker-run` detectors (scripts,
-# Makefiles, CI YAML, Markdown) and the `hardrun` run-config detector go here too,
-# CI YAML before detect_compose_content.
-DETECTORS: list[Detector] = [detect_compose_name, detect_hardrun, detect_kubernetes, detect_compose_content,
-                             detect_oci]
+# Order matters: names first, then content. `docker-run` (scripts, Makefiles, CI YAML,
+# Markdown) is asked last, by detect_run_kind. A hardrun run config says apiVersion and
+# kind too, so it is recognised before Kubernetes.
+DETECTORS: list[Detector] = [detect_compose_name, detect_hardrun, detect_kubernetes,
+                             detect_compose_content, detect_oci]
 
 PARSERS: dict[str, str] = {
     "compose": "hardrun.frontends.compose:parse_compose",
