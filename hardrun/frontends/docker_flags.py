@@ -692,14 +692,20 @@ def _security_opt(b: _Builder, value):
             b.set("no_new_privileges", state)
     elif key == "seccomp" and sep and arg:
         b.set("seccomp", arg)
+    elif key == "systempaths" and sep and arg == "unconfined":
+        b.set("system_paths_unconfined", True)
     elif key == "apparmor" and sep and arg and not b.hardrun_mode:
         b.set("apparmor", arg)
     elif key == "label" and not b.hardrun_mode:
         if arg == "disable" or arg in ("type:spc_t", "type:unconfined_t"):
             b.set("selinux_disabled", True)
+        option, colon, setting = arg.partition(":")
+        if colon and option in ("user", "role", "type", "level"):
+            b.set("selinux_options", {**b.fields.get("selinux_options", {}), option: setting})
     elif b.hardrun_mode:
         raise ValueError(f"unsupported security option {text!r} "
-                      "(expected no-new-privileges[=true|false] or seccomp=FILE|unconfined)")
+                         "(expected no-new-privileges[=true|false], seccomp=FILE|unconfined "
+                         "or systempaths=unconfined)")
 
 
 def _namespace(namespace: str):
@@ -936,6 +942,16 @@ def _tmpfs(b: _Builder, value):
     _add_mount(b, parse_tmpfs(value or "", b.here(), hardrun_mode=b.hardrun_mode))
 
 
+def _sysctl(b: _Builder, values) -> None:
+    """--sysctl NAME=VALUE (auditing only: `hardrun run` does not take the flag)."""
+    sysctls = dict(b.fields.get("sysctls", {}))
+    for value in values if isinstance(values, (list, tuple)) else [values]:
+        name, _, setting = str(value).partition("=")
+        sysctls[name.strip()] = setting
+        b.mark(f"sysctl:{name.strip()}")
+    b.fields["sysctls"] = sysctls
+
+
 _HANDLERS = {
     "privileged": _bool_field("privileged"),
     "read-only": _bool_field("read_only_root"),
@@ -972,6 +988,7 @@ _HANDLERS = {
     "volume": _volume,
     "mount": _mount,
     "tmpfs": _tmpfs,
+    "sysctl": _sysctl,
 }
 
 

@@ -1,0 +1,70 @@
+"""`hardrun run`: parsed without click (start-up time is measured against crun).
+
+Flags are Docker's (the shared table in hardrun/frontends/docker_flags.py, in
+hardrun mode) plus hardrun's own; hardrun's own errors exit 125, as Docker's do.
+A container the policy refuses exits 3 (hardrun.policy.GATE_REFUSED_EXIT) before
+anything is created.
+"""
+from __future__ import annotations
+
+import sys
+
+EXIT_USAGE = 125
+
+
+def main(argv: list[str]) -> int:
+    from ..errors import HardrunError
+    try:
+        return _main(argv)
+    except HardrunError as error:
+        print(f"hardrun: {error}", file=sys.stderr, flush=True)
+        return getattr(error, "run_exit_code", EXIT_USAGE)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `hardrun run --dry-run … | head`
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str]) -> int:
+    from ..frontends import docker_flags
+    parsed = docker_flags.parse_run_args(argv, hardrun_mode=True)
+    options = docker_flags.hardrun_options(parsed)
+    if options.help:
+        sys.stdout.write(docker_flags.run_help())
+        return 0
+    spec = docker_flags.runspec_from_args(parsed, kind="hardrun", hardrun_mode=True)
+    spec = _config_and_policy(spec, options)
+    from ..runtime import config
+    cfg = config.resolve(spec)
+    if options.dry_run:
+        import json
+        json.dump(config.to_oci(cfg), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    from ..runtime import parent
+    return parent.run(cfg, parent.Hooks(cfg, limits_mode=options.limits))
+
+
+def _config_and_policy(spec, options):
+    """--config (a run YAML, with the command-line flags over it) and the policy gate
+    (--policy, else the repository's .hardrun.yaml) before anything is created; both live
+    in modules imported only when asked for."""
+    if options.config:
+        from ..frontends.hardrun_config import merge_flags, read_run_config
+        spec = merge_flags(read_run_config(options.config), spec)
+    reference = options.policy or _repository_policy(options.config)
+    if reference is None:
+        return spec
+    from ..policy import load_policy
+    from ..policy.evaluate import enforce_at_run
+    return enforce_at_run(spec, load_policy(reference), sys.stderr)
+
+
+def _repository_policy(config: str | None) -> str | None:
+    """The repository's .hardrun.yaml (found from --config's directory, else the current
+    one), or None: without a policy file `hardrun run` gates nothing, as before."""
+    from ..policy.discover import DEFAULT, find_policy
+    found = find_policy(config or ".")
+    return None if found == DEFAULT else found
