@@ -144,6 +144,19 @@ def test_heredocs_are_skipped_unless_fed_to_a_shell():
     assert [(s.line, s.image) for s in found] == [(5, "remote:1"), (7, "after:1")]
 
 
+def test_prefix_commands_and_their_options():
+    found = specs("""\
+        sudo -Eu root docker run a:1
+        sudo -uroot docker run b:1
+        sudo --user=root -- docker run c:1
+        env -u HOME -i A=1 docker run d:1
+        timeout -s KILL 30 docker run e:1
+        nice -n 5 nohup docker run f:1
+        sudo
+        """)
+    assert [s.image for s in found] == ["a:1", "b:1", "c:1", "d:1", "e:1", "f:1"]
+
+
 def test_global_options_before_run():
     found = specs("""\
         docker -H tcp://build:2376 --tls run a:1

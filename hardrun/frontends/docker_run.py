@@ -213,10 +213,19 @@ def _skip_prefix(words: list[Word], i: int) -> int:
                 i += 1
                 continue
             return i
-        name = text.split("=", 1)[0]
-        takes_value = name in valued or (len(name) == 2 and name[1] in valued)
-        i += 2 if takes_value and "=" not in text else 1
+        i += 2 if _option_wants_next_word(text, valued) else 1
     return i
+
+
+def _option_wants_next_word(text: str, valued) -> bool:
+    """Whether option word `text` (`-u`, `--user`, `-Eu`, `-uroot`, `--user=x`) takes the
+    next word as its value."""
+    if text.startswith("--"):
+        return "=" not in text and text in valued
+    for position, letter in enumerate(text[1:], start=1):
+        if letter in valued:
+            return position == len(text) - 1   # `-Eu root`; `-uroot` carries its value
+    return False
 
 
 def _program_index(words: list[Word]) -> int | None:
