@@ -543,7 +543,7 @@ def runspec_from_args(parsed: ParsedRun, *, kind: str, path: str | None = None,
     (RunSpec.unresolved) instead of failing. `word_lines[i]` is the source line of argv
     word i, so each setting remembers its line.
     """
-    builder = _Builder(parsed, kind, path, line, hardrun_mode, word_lines)
+    builder = _Builder(path, line, hardrun_mode, word_lines)
     for option in parsed.options:
         handler = _HANDLERS.get(option.flag.name)
         if handler is not None:
@@ -552,15 +552,13 @@ def runspec_from_args(parsed: ParsedRun, *, kind: str, path: str | None = None,
                 handler(builder, option.value)
             except ValueError as error:
                 builder.invalid(option, str(error))
+    if not hardrun_mode and parsed.image is not None and word_lines is not None:
+        builder.lines["image"] = _line_at(word_lines, parsed.args_index, line)
     fields = builder.finish()
     if hardrun_mode:
         _check_memory_swap(fields)
-    fields.update(kind=kind, path=path, line=line, subject=subject)
-    if not hardrun_mode:
-        fields["image"] = parsed.image
-        if parsed.image is not None and word_lines is not None and parsed.args_index is not None:
-            builder.lines["image"] = _line_at(word_lines, parsed.args_index, line)
-    fields["command"] = tuple(parsed.command)
+    fields.update(kind=kind, path=path, line=line, subject=subject, image=parsed.image,
+                  command=tuple(parsed.command))
     return RunSpec(**fields)
 
 
@@ -582,8 +580,9 @@ def _line_at(word_lines, index: int, default: int | None) -> int | None:
 
 
 class _Builder:
-    def __init__(self, parsed, kind, path, line, hardrun_mode, word_lines):
-        self.parsed = parsed
+    """Collects RunSpec fields, their lines and unresolved names while options are applied."""
+
+    def __init__(self, path, line, hardrun_mode, word_lines):
         self.path = path
         self.line = line
         self.hardrun_mode = hardrun_mode
@@ -624,8 +623,7 @@ class _Builder:
         self.unknown_value(_FIELD_OF.get(option.flag.name, option.flag.name))
 
     def boolean(self, value: str | None) -> bool | None:
-        result = parse_bool(value or "true", self.current.flag.name, strict=self.hardrun_mode)
-        return result
+        return parse_bool(value or "true", self.current.flag.name, strict=self.hardrun_mode)
 
     def finish(self) -> dict:
         out = dict(self.fields)
