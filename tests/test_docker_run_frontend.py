@@ -428,6 +428,15 @@ def test_command_line_option(hardrun):
     assert result.returncode == 1
 
 
+def test_command_line_option_without_a_run_command(hardrun):
+    result = hardrun("audit", "-f", "json", "--docker-run", "docker build -t x .")
+    document = json.loads(result.stdout)
+    assert document["errors"] == [{"path": "<command-line>", "message":
+                                   "expected a docker run, docker create, podman run or "
+                                   "nerdctl run command"}]
+    assert result.returncode == 2
+
+
 def test_command_line_option_with_a_bad_line(hardrun):
     result = hardrun("audit", "-f", "json", "--docker-run", "docker run -e 'A=1 alpine")
     document = json.loads(result.stdout)
