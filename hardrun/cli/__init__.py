@@ -13,6 +13,7 @@ COMMANDS = {
     "audit": ("hardrun.cli.audit", "audit", "Audit Dockerfiles and run configs for container-security practice."),
     "rules": ("hardrun.cli.rules", "rules", "List every audit rule."),
     "explain": ("hardrun.cli.rules", "explain", "Print the documentation of one rule."),
+    "gc": ("hardrun.cli.gc", "gc", "Remove what containers of killed hardrun processes left behind."),
 }
 
 EPILOG = """\b

@@ -1,0 +1,1 @@
+"""The hardened runtime behind `hardrun run` (imported only by the runtime path)."""
