@@ -73,6 +73,21 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
+def remove_test_cgroup_parent() -> list[str]:
+    """Remove the test's cgroup parent; return the container cgroups found left in it."""
+    from hardrun.runtime import cgroups
+    parent = os.environ["HARDRUN_CGROUP_PARENT"]
+    leftovers = []
+    for hierarchy in cgroups.detect_layout().hierarchies:
+        directory = Path(hierarchy.mountpoint, parent)
+        if directory.is_dir():
+            children = [child for child in directory.iterdir() if child.is_dir()]
+            leftovers += [str(child) for child in children]
+            cgroups.remove_cgroups(children)
+            directory.rmdir()
+    return leftovers
+
+
 def isolate_state(monkeypatch, tmp_path: Path) -> Path:
     """A private state root and cgroup parent, so tests never touch real containers."""
     root = tmp_path / "state"

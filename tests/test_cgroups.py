@@ -20,7 +20,8 @@ from hardrun.runtime.cgroups import ContainerCgroup, Layout, Limits, LimitError
 from hardrun.spec.run import RunSpec, Ulimit
 
 from .conftest import ROOT, run_hardrun
-from .limits_support import Paused, isolate_state, require_root, wait_until
+from .limits_support import (Paused, isolate_state, remove_test_cgroup_parent, require_root,
+                             wait_until)
 
 pytestmark = pytest.mark.runtime
 BUSYBOX = "/bin/busybox"
@@ -32,14 +33,7 @@ def isolated(monkeypatch, tmp_path):
     require_root()
     root = isolate_state(monkeypatch, tmp_path)
     yield root
-    parent = os.environ["HARDRUN_CGROUP_PARENT"]
-    leftovers = []
-    for hierarchy in cgroups.detect_layout().hierarchies:
-        directory = Path(hierarchy.mountpoint, parent)
-        if directory.is_dir():
-            leftovers += [str(child) for child in directory.iterdir() if child.is_dir()]
-            cgroups.remove_cgroups([child for child in directory.iterdir() if child.is_dir()])
-            directory.rmdir()
+    leftovers = remove_test_cgroup_parent()
     assert not leftovers, f"container cgroups left behind: {leftovers}"
 
 

@@ -15,7 +15,7 @@ from hardrun.runtime import network
 from hardrun.spec.run import Port, RunSpec
 
 from .conftest import ROOT
-from .limits_support import isolate_state, require_root
+from .limits_support import isolate_state, remove_test_cgroup_parent, require_root
 
 pytestmark = pytest.mark.runtime
 CLEAN = {"links": [], "nft": "", "state": []}
@@ -30,7 +30,9 @@ def scenario(name, monkeypatch, tmp_path, *extra, publish=None, timeout=120):
     result = subprocess.run(["unshare", "--net", sys.executable, str(ROOT / "tests" /
                             "net_scenarios.py"), name, *extra], capture_output=True, text=True,
                             env=env, timeout=timeout, cwd=ROOT)
+    leftovers = remove_test_cgroup_parent()
     assert result.returncode == 0, result.stderr[-3000:]
+    assert leftovers == [], "container cgroups left behind"
     return json.loads(result.stdout.splitlines()[-1])
 
 
