@@ -1,1 +1,1 @@
-"""The hardened runtime behind `hardrun run` (imported only by the runtime path)."""
+"""The hardened runtime behind `hardrun run`."""

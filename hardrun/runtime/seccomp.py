@@ -1,0 +1,232 @@
+"""seccomp for `hardrun run`: profiles, compilation to BPF, the BPF cache, and loading.
+
+The parent resolves and compiles (or finds in the cache) the filter before any namespace
+exists; the child only loads it, last before exec:
+
+    bpf = default_filter({"CHOWN"})              # built-in profile, compiled once per caps
+    # or: bpf = cached_filter(load_profile("docker.json"), {"CHOWN"})
+    handle = prepare_filter(bpf)
+    ... fork, pivot_root, user switch, no_new_privs ...
+    handle.load()                                # one syscall; raises OSError on failure
+
+Finding a cached filter imports neither pyseccomp nor yaml (start-up time is measured).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+
+from ..errors import HardrunError, UsageError
+from .seccomp_profile import (ARCHITECTURES, SeccompProfile, Record, kernel_version, load_profile,
+                              native_arch, normalized_capabilities, parse_profile)
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Iterable
+
+try:  # the builtin sha256 loads faster than hashlib's OpenSSL binding
+    from _sha2 import sha256
+except ImportError:
+    try:
+        from _sha256 import sha256
+    except ImportError:
+        from hashlib import sha256
+
+__all__ = [
+    "SeccompProfile", "CompiledFilter", "PreparedFilter", "SeccompStatus", "default_profile",
+    "load_profile", "parse_profile", "compile_profile", "cache_key", "default_cache_key",
+    "cached_filter", "default_filter", "prepare_filter", "load_filter", "set_no_new_privs",
+    "seccomp_mode_of",
+]
+
+# Bump when the compiler's output for the same input changes (overlay, ENOSYS prefix…).
+COMPILER_VERSION = 1
+
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, _PR_SET_NO_NEW_PRIVS = 22, 2, 38
+_SECCOMP_SET_MODE_FILTER = 1
+_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "i686": 354, "i386": 354, "armv7l": 383,
+                "riscv64": 277, "ppc64le": 358, "s390x": 348, "loongarch64": 277}
+_INSN_SIZE, _MAX_INSNS = 8, 4096
+
+
+DEFAULT_PROFILE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "data", "seccomp", "default.json")
+_default_profile: list = []
+
+
+def default_profile() -> SeccompProfile:
+    """hardrun's built-in profile (hardrun/data/seccomp/default.json), loaded once."""
+    if not _default_profile:
+        _default_profile.append(load_profile(DEFAULT_PROFILE_PATH))
+    return _default_profile[0]
+
+
+def _native(arch: str) -> str:
+    native = native_arch()
+    if arch in ("native", native) or ARCHITECTURES.get(native) == arch or os.uname().machine == arch:
+        return native
+    raise UsageError(f"seccomp: can only compile for the native architecture ({native}), not {arch!r}")
+
+
+def compile_profile(profile: SeccompProfile, capabilities: Iterable[str] = (),
+                    arch: str = "native") -> CompiledFilter:
+    """The raw BPF program (struct sock_filter array) for a container with these
+    effective capabilities (`SYS_ADMIN` or `CAP_SYS_ADMIN`). Imports pyseccomp."""
+    from .seccomp_bpf import compile_resolved
+
+    return CompiledFilter(compile_resolved(profile.resolve(capabilities, _native(arch))), profile.load_flags)
+
+
+class CompiledFilter(bytes):
+    """A raw BPF program (struct sock_filter array, host byte order) and the
+    seccomp(SECCOMP_SET_MODE_FILTER) flags its profile asks for."""
+
+    flags: int = 0
+
+    def __new__(cls, program: bytes, flags: int = 0):
+        self = super().__new__(cls, program)
+        self.flags = flags
+        return self
+
+
+def _filter_key(profile_digest: str, capabilities: Iterable[str], arch: str) -> str:
+    from .seccomp_bpf import libseccomp_version
+
+    caps = ",".join(sorted(normalized_capabilities(capabilities)))
+    text = (f"hardrun seccomp {COMPILER_VERSION}\nlibseccomp {libseccomp_version()}\n"
+            f"arch {_native(arch)}\nkernel {kernel_version()}\ncaps {caps}\nprofile {profile_digest}")
+    return sha256(text.encode()).hexdigest()
+
+
+def cache_key(profile: SeccompProfile, capabilities: Iterable[str] = (), arch: str = "native") -> str:
+    """sha256 over the canonical profile, the capabilities, the architecture, the kernel
+    version (for minKernel), the libseccomp version and the compiler version."""
+    return _filter_key(sha256(profile.canonical().encode()).hexdigest(), capabilities, arch)
+
+
+def default_cache_key(capabilities: Iterable[str] = (), arch: str = "native") -> str:
+    """The cache key of the built-in profile, from its file's bytes (no parsing)."""
+    with open(DEFAULT_PROFILE_PATH, "rb") as handle:
+        digest = sha256(handle.read()).hexdigest()
+    return _filter_key("default " + digest, capabilities, arch)
+
+
+def cached_filter(profile: SeccompProfile, capabilities: Iterable[str] = (), arch: str = "native",
+                  cache_dir: str | None = None) -> CompiledFilter:
+    """`compile_profile`, through the on-disk cache when its directory is safe to use."""
+    capabilities = tuple(capabilities)
+    return _through_cache(cache_key(profile, capabilities, arch),
+                          lambda: compile_profile(profile, capabilities, arch), cache_dir)
+
+
+def default_filter(capabilities: Iterable[str] = (), arch: str = "native",
+                   cache_dir: str | None = None) -> CompiledFilter:
+    """The built-in profile's filter for these capabilities. A cache hit neither parses the
+    profile nor imports pyseccomp (this is the start-up path of a plain `hardrun run`)."""
+    capabilities = tuple(capabilities)
+    return _through_cache(default_cache_key(capabilities, arch),
+                          lambda: compile_profile(default_profile(), capabilities, arch), cache_dir)
+
+
+def _through_cache(key: str, compile_now, cache_dir: str | None) -> CompiledFilter:
+    from . import seccomp_cache
+
+    directory = cache_dir or seccomp_cache.default_cache_dir()
+    usable = seccomp_cache.usable_cache_dir(directory)
+    if usable:
+        cached = seccomp_cache.read_cached(directory, key)
+        if cached is not None:
+            program, flags = cached
+            return CompiledFilter(program, flags)
+    compiled = compile_now()
+    if usable:
+        seccomp_cache.write_cached(directory, key, compiled, compiled.flags)
+    return compiled
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class PreparedFilter:
+    """A BPF program made ready to load: everything is allocated and resolved up front so
+    that `load()` (in the child, after pivot_root and the user switch) is one syscall."""
+
+    def __init__(self, bpf: bytes, flags: int | None = None):
+        flags = getattr(bpf, "flags", 0) if flags is None else flags
+        if not bpf or len(bpf) % _INSN_SIZE or len(bpf) > _MAX_INSNS * _INSN_SIZE:
+            raise UsageError(f"seccomp: {len(bpf)} bytes is not a BPF program")
+        self.flags = flags
+        self._buffer = ctypes.create_string_buffer(bytes(bpf), len(bpf))
+        self._program = _SockFprog(len(bpf) // _INSN_SIZE, ctypes.addressof(self._buffer))
+        self._address = ctypes.addressof(self._program)
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._prctl = libc.prctl
+        self._prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong)
+        self._prctl.restype = ctypes.c_int
+        self._syscall = libc.syscall
+        self._syscall.restype = ctypes.c_long
+        self._get_errno = ctypes.get_errno
+        self._strerror = os.strerror
+        self._seccomp_nr = _SYS_SECCOMP.get(os.uname().machine)
+        if flags and self._seccomp_nr is None:
+            raise UsageError("seccomp: filter flags need the seccomp() syscall, unknown on this machine")
+
+    def load(self) -> None:
+        """Install the filter on the calling thread. It needs no_new_privs (or CAP_SYS_ADMIN).
+        Raises OSError (with errno) when the kernel refuses: fail closed."""
+        if self.flags:
+            result = self._syscall(ctypes.c_long(self._seccomp_nr), ctypes.c_long(_SECCOMP_SET_MODE_FILTER),
+                                   ctypes.c_long(self.flags), ctypes.c_void_p(self._address))
+        else:
+            result = self._prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, self._address, 0, 0)
+        if result != 0:
+            error = self._get_errno()
+            raise OSError(error, "seccomp: the kernel refused the filter: " + self._strerror(error)
+                          + (" (set no_new_privs first)" if error == 13 else ""))
+
+
+def prepare_filter(bpf: bytes, flags: int | None = None) -> PreparedFilter:
+    """Everything `load()` needs, allocated now (call in the parent or before pivot_root).
+    `flags` defaults to the CompiledFilter's own."""
+    return PreparedFilter(bpf, flags)
+
+
+def load_filter(bpf: bytes, flags: int | None = None) -> None:
+    """Prepare and load in one step (for callers that have nothing to switch in between)."""
+    prepare_filter(bpf, flags).load()
+
+
+def set_no_new_privs() -> None:
+    """prctl(PR_SET_NO_NEW_PRIVS, 1): required before an unprivileged filter load."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                  ctypes.c_ulong(0)) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, "prctl(PR_SET_NO_NEW_PRIVS): " + os.strerror(error))
+
+
+class SeccompStatus(Record):
+    """mode: "disabled", "strict" or "filter"; filters: how many are installed (None when
+    the kernel does not say)."""
+    __slots__ = ("mode", "filters")
+
+    def __init__(self, mode: str, filters: int | None):
+        self._init(mode=mode, filters=filters)
+
+
+def seccomp_mode_of(pid: int | str = "self") -> SeccompStatus:
+    """The seccomp state of a process, from /proc/PID/status (for `hardrun inspect`)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        raise HardrunError(f"no process {pid}") from None
+    except OSError as error:
+        raise HardrunError(f"cannot read /proc/{pid}/status: {error.strerror}") from None
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    mode = {"0": "disabled", "1": "strict", "2": "filter"}.get(fields.get("Seccomp", "").strip())
+    if mode is None:
+        raise HardrunError(f"/proc/{pid}/status has no Seccomp field (kernel without seccomp)")
+    filters = fields.get("Seccomp_filters", "").strip()
+    return SeccompStatus(mode, int(filters) if filters.isdigit() else None)

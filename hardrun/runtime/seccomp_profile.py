@@ -1,0 +1,668 @@
+"""The seccomp profile model and its loaders (Docker's JSON profile format, or the same data as YAML).
+
+A profile is validated completely when it is loaded: an unknown action, operator,
+architecture or capability, or a value of the wrong type, is a `UsageError` naming the
+file, the line and the JSON path of the entry (`syscalls[12].action`). Nothing here
+imports libseccomp: resolving a profile for a container's capabilities is plain Python,
+so a cached filter can be found without loading the compiler.
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import ParseError, UsageError
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Any, Iterable
+
+# Action names of the profile format and their seccomp return values (errno/trace data is
+# or-ed in later). SCMP_ACT_KILL is libseccomp's old name for killing the thread.
+ACTIONS = {
+    "SCMP_ACT_KILL": 0x00000000,
+    "SCMP_ACT_KILL_THREAD": 0x00000000,
+    "SCMP_ACT_KILL_PROCESS": 0x80000000,
+    "SCMP_ACT_TRAP": 0x00030000,
+    "SCMP_ACT_ERRNO": 0x00050000,
+    "SCMP_ACT_TRACE": 0x7FF00000,
+    "SCMP_ACT_LOG": 0x7FFC0000,
+    "SCMP_ACT_ALLOW": 0x7FFF0000,
+}
+_ACTIONS_WITH_DATA = {"SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"}
+_EPERM = 1
+
+OPERATORS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
+             "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ")
+
+# libseccomp architecture names and the Go-style names used by includes/excludes.arches.
+ARCHITECTURES = {
+    "SCMP_ARCH_X86": "x86", "SCMP_ARCH_X86_64": "amd64", "SCMP_ARCH_X32": "x32",
+    "SCMP_ARCH_ARM": "arm", "SCMP_ARCH_AARCH64": "arm64", "SCMP_ARCH_MIPS": "mips",
+    "SCMP_ARCH_MIPS64": "mips64", "SCMP_ARCH_MIPS64N32": "mips64n32",
+    "SCMP_ARCH_MIPSEL": "mipsel", "SCMP_ARCH_MIPSEL64": "mipsel64",
+    "SCMP_ARCH_MIPSEL64N32": "mipsel64n32", "SCMP_ARCH_PPC": "ppc", "SCMP_ARCH_PPC64": "ppc64",
+    "SCMP_ARCH_PPC64LE": "ppc64le", "SCMP_ARCH_S390": "s390", "SCMP_ARCH_S390X": "s390x",
+    "SCMP_ARCH_PARISC": "parisc", "SCMP_ARCH_PARISC64": "parisc64",
+    "SCMP_ARCH_RISCV64": "riscv64", "SCMP_ARCH_LOONGARCH64": "loong64",
+}
+_FILTER_ARCH_NAMES = set(ARCHITECTURES.values()) | {"386", "loongarch64"}
+_MACHINE_ARCH = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64",
+                 "i686": "SCMP_ARCH_X86", "i386": "SCMP_ARCH_X86", "armv7l": "SCMP_ARCH_ARM",
+                 "ppc64le": "SCMP_ARCH_PPC64LE", "s390x": "SCMP_ARCH_S390X",
+                 "riscv64": "SCMP_ARCH_RISCV64", "loongarch64": "SCMP_ARCH_LOONGARCH64"}
+
+# Flags of seccomp(SECCOMP_SET_MODE_FILTER). TSYNC is accepted and ignored: the filter is
+# loaded by a single-threaded child.
+LOAD_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 0, "SECCOMP_FILTER_FLAG_LOG": 2,
+              "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
+
+CAPABILITIES = (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+)
+
+
+def capability_name(name: str) -> str | None:
+    """`CAP_SYS_ADMIN`, `sys_admin` → `SYS_ADMIN`; None for a name that is no capability."""
+    upper = name.strip().upper()
+    bare = upper[4:] if upper.startswith("CAP_") else upper
+    return bare if bare in CAPABILITIES else None
+
+
+class Record:
+    """A small immutable record (plain class: dataclasses cost start-up time on `hardrun run`)."""
+
+    __slots__ = ()
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other._fields() == self._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({inner})"
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _init(self, **values) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+
+class ArgCondition(Record):
+    """One comparison on a syscall argument. For MASKED_EQ, `value` is the mask."""
+    __slots__ = ("index", "value", "value_two", "op")
+
+    def __init__(self, index: int, value: int, value_two: int, op: str):
+        self._init(index=index, value=value, value_two=value_two, op=op)
+
+
+class Condition(Record):
+    """The `includes`/`excludes` of a rule: capabilities, Go architecture names, kernel."""
+    __slots__ = ("caps", "arches", "min_kernel")
+
+    def __init__(self, caps: tuple = (), arches: tuple = (), min_kernel: tuple | None = None):
+        self._init(caps=caps, arches=arches, min_kernel=min_kernel)
+
+
+class SyscallRule(Record):
+    __slots__ = ("names", "action", "errno_ret", "args", "includes", "excludes", "where")
+
+    def __init__(self, names: tuple, action: str, errno_ret: int | None, args: tuple,
+                 includes: Condition, excludes: Condition, where: str):
+        # where: the JSON path of the rule, e.g. "syscalls[3]"
+        self._init(names=names, action=action, errno_ret=errno_ret, args=args,
+                   includes=includes, excludes=excludes, where=where)
+
+    def applies(self, caps: frozenset, arch: str, kernel: tuple) -> bool:
+        """Docker's rule selection: every `includes` must hold, no `excludes` may."""
+        exc, inc = self.excludes, self.includes
+        if exc.arches and arch in exc.arches:
+            return False
+        if any(cap in caps for cap in exc.caps):
+            return False
+        if exc.min_kernel is not None and kernel >= exc.min_kernel:
+            return False
+        if inc.arches and arch not in inc.arches:
+            return False
+        if not all(cap in caps for cap in inc.caps):
+            return False
+        return inc.min_kernel is None or kernel >= inc.min_kernel
+
+
+class ResolvedRule(Record):
+    """A rule for one syscall after includes/excludes: what libseccomp is given."""
+    __slots__ = ("name", "action", "args", "where")
+
+    def __init__(self, name: str, action: int, args: tuple, where: str):
+        self._init(name=name, action=action, args=args, where=where)
+
+
+class ResolvedFilter(Record):
+    """A profile applied to one set of capabilities on one architecture."""
+    __slots__ = ("default_action", "arches", "rules")
+
+    def __init__(self, default_action: int, arches: tuple, rules: tuple):
+        # arches: libseccomp names, the native one first
+        self._init(default_action=default_action, arches=arches, rules=rules)
+
+    def canonical(self) -> str:
+        """A stable text of everything that decides the compiled BPF."""
+        import json
+
+        rules = [[r.name, r.action, [[a.index, a.value, a.value_two, a.op] for a in r.args]]
+                 for r in self.rules]
+        return json.dumps({"default": self.default_action, "arches": list(self.arches),
+                           "rules": rules}, sort_keys=True, separators=(",", ":"))
+
+
+class SeccompProfile(Record):
+    """A loaded, validated profile (Docker's format): resolve it for a container's caps."""
+    __slots__ = ("default_action", "default_errno_ret", "architectures", "arch_map", "syscalls",
+                 "flags", "source")
+
+    def __init__(self, default_action: str, default_errno_ret: int | None, architectures: tuple,
+                 arch_map: tuple, syscalls: tuple, flags: tuple = (), source: str | None = None):
+        self._init(default_action=default_action, default_errno_ret=default_errno_ret,
+                   architectures=architectures, arch_map=arch_map, syscalls=syscalls,
+                   flags=flags, source=source)
+
+    def canonical(self) -> str:
+        """A stable text of the profile's meaning (JSON and YAML forms of it give the same)."""
+        import json
+
+        def condition(c):
+            return [list(c.caps), list(c.arches), list(c.min_kernel or ())]
+        rules = [[list(r.names), r.action, r.errno_ret,
+                  [[a.index, a.value, a.value_two, a.op] for a in r.args],
+                  condition(r.includes), condition(r.excludes)] for r in self.syscalls]
+        return json.dumps([self.default_action, self.default_errno_ret, list(self.architectures),
+                           [[arch, list(subs)] for arch, subs in self.arch_map], rules,
+                           list(self.flags)], separators=(",", ":"))
+
+    @property
+    def load_flags(self) -> int:
+        """The flags to pass to seccomp(SECCOMP_SET_MODE_FILTER) for this profile."""
+        value = 0
+        for flag in self.flags:
+            value |= LOAD_FLAGS[flag]
+        return value
+
+    def filter_arches(self, native: str) -> tuple:
+        """The native architecture first, then the ones the profile adds (Docker's archMap)."""
+        arches = [native]
+        if self.architectures:
+            extra = list(self.architectures)
+        else:
+            extra = [sub for arch, subs in self.arch_map if arch == native for sub in subs]
+        for arch in extra:
+            if arch not in arches:
+                arches.append(arch)
+        return tuple(arches)
+
+    def resolve(self, capabilities: Iterable[str] = (), arch: str = "native",
+                kernel: tuple | None = None) -> ResolvedFilter:
+        """The rules that apply to a container with these effective capabilities."""
+        native = native_arch() if arch == "native" else arch
+        caps = frozenset(normalized_capabilities(capabilities))
+        kernel = kernel_version() if kernel is None else kernel
+        go_arch = ARCHITECTURES[native]
+        rules = {}
+        for rule in self.syscalls:
+            if not rule.applies(caps, go_arch, kernel):
+                continue
+            action = action_value(rule.action, rule.errno_ret)
+            for name in rule.names:
+                rules.setdefault((name, action, rule.args), ResolvedRule(name, action, rule.args, rule.where))
+        default = action_value(self.default_action, self.default_errno_ret)
+        ordered = sorted(rules.values(), key=lambda r: (r.name, r.action, repr(r.args)))
+        return ResolvedFilter(default, self.filter_arches(native), tuple(ordered))
+
+
+def action_value(action: str, errno_ret: int | None) -> int:
+    """The seccomp return value of an action; ERRNO without errnoRet means EPERM (as runc)."""
+    value = ACTIONS[action]
+    if action in _ACTIONS_WITH_DATA:
+        value |= (_EPERM if errno_ret is None else errno_ret) & 0xFFFF
+    return value
+
+
+def native_arch() -> str:
+    machine = os.uname().machine
+    try:
+        return _MACHINE_ARCH[machine]
+    except KeyError:
+        raise UsageError(f"seccomp: unsupported machine architecture {machine!r}") from None
+
+
+def kernel_version() -> tuple[int, int]:
+    parts = os.uname().release.split(".")
+    try:
+        return int(parts[0]), int("".join(c for c in parts[1][:4] if c.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+def normalized_capabilities(capabilities: Iterable[str]) -> set[str]:
+    names = set()
+    for cap in capabilities:
+        name = capability_name(cap)
+        if name is None:
+            raise UsageError(f"seccomp: unknown capability {cap!r}")
+        names.add(name)
+    return names
+
+
+# ---------------------------------------------------------------- parsing and validation
+
+
+class _Invalid(Exception):
+    """A validation failure at a JSON path; turned into a located UsageError by the loader."""
+
+    def __init__(self, path: tuple, message: str):
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+def parse_profile(text: str, *, path: str = "<profile>", fmt: str | None = None) -> SeccompProfile:
+    """A profile from JSON or YAML text (`fmt` "json"/"yaml"; None guesses from the text)."""
+    fmt = fmt or ("json" if text.lstrip().startswith("{") else "yaml")
+    data, locate = _parse_json(text, path) if fmt == "json" else _parse_yaml(text, path)
+    try:
+        return _profile_from_data(data, path)
+    except _Invalid as error:
+        json_path = _format_path(error.path)
+        raise UsageError(f"{json_path}: {error.message}" if json_path else error.message,
+                         path=path, line=locate(error.path)) from None
+
+
+def load_profile(path: str | os.PathLike) -> SeccompProfile:
+    """Read a profile file; `.yaml`/`.yml` are YAML, anything else is sniffed."""
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise UsageError(f"cannot read seccomp profile: {reason}", path=name) from None
+    lower = name.lower()
+    fmt = "yaml" if lower.endswith((".yaml", ".yml")) else "json" if lower.endswith(".json") else None
+    return parse_profile(text, path=name, fmt=fmt)
+
+
+def _format_path(path: tuple) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs):
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _parse_json(text: str, path: str):
+    import json  # imported here: a cached default filter is found without it
+
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as error:
+        raise ParseError(f"invalid JSON: {error.msg}", path=path, line=error.lineno,
+                         column=error.colno) from None
+    except _DuplicateKey as error:
+        line = _JsonLocator(text).duplicate_line()
+        raise UsageError(f"duplicate key {error.args[0]!r}", path=path, line=line) from None
+    except RecursionError:
+        raise ParseError("JSON nested too deeply", path=path) from None
+    return data, lambda json_path: _JsonLocator(text).line_of(json_path)
+
+
+def _parse_yaml(text: str, path: str):
+    import yaml  # only profiles written in YAML pay for importing it
+
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                raise UsageError("the profile is empty", path=path)
+            duplicate = _yaml_duplicate(node)
+            if duplicate is not None:
+                key, line = duplicate
+                raise UsageError(f"duplicate key {key!r}", path=path, line=line)
+            data = loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        raise ParseError(f"invalid YAML: {error.problem or error.context}", path=path,
+                         line=mark.line + 1 if mark else None) from None
+    except yaml.YAMLError as error:
+        raise ParseError(f"invalid YAML: {error}", path=path) from None
+    except RecursionError:
+        raise ParseError("YAML nested too deeply", path=path) from None
+    return data, lambda json_path: _yaml_line(node, json_path)
+
+
+def _yaml_duplicate(node, depth: int = 0):
+    import yaml
+
+    if depth > 200:
+        return None
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    return key.value, key.start_mark.line + 1
+                seen.add(key.value)
+            found = _yaml_duplicate(value, depth + 1)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _yaml_duplicate(item, depth + 1)
+            if found:
+                return found
+    return None
+
+
+def _yaml_line(node, json_path: tuple) -> int | None:
+    import yaml
+
+    line = node.start_mark.line + 1
+    for part in json_path:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            match = [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part]
+            if not match:
+                return line
+            key, node = match[0]
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+class _JsonLocator:
+    """Finds the line of a JSON path in (already validated) JSON text; used only on errors."""
+
+    def __init__(self, text: str):
+        import json
+        import re
+
+        self.json = json
+        self.literal_token = re.compile(r"-?[0-9.eE+\-]+|true|false|null")
+        self.string_token = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+        self.text = text
+        self.lines: dict[tuple, int] = {}
+        self.duplicate: int | None = None
+        self.pos = 0
+        try:
+            self._value(())
+        except (IndexError, ValueError, AttributeError, RecursionError):
+            pass  # a best effort: callers fall back to no line
+
+    def line_of(self, json_path: tuple) -> int | None:
+        for cut in range(len(json_path), -1, -1):
+            if tuple(json_path[:cut]) in self.lines:
+                return self.lines[tuple(json_path[:cut])]
+        return None
+
+    def duplicate_line(self) -> int | None:
+        return self.duplicate
+
+    def _line(self) -> int:
+        return self.text.count("\n", 0, self.pos) + 1
+
+    def _skip(self) -> None:
+        while self.text[self.pos] in " \t\r\n":
+            self.pos += 1
+
+    def _value(self, path: tuple) -> None:
+        self._skip()
+        self.lines.setdefault(path, self._line())
+        char = self.text[self.pos]
+        if char == "{":
+            self._object(path)
+        elif char == "[":
+            self._array(path)
+        elif char == '"':
+            self.pos = self.string_token.match(self.text, self.pos).end()
+        else:
+            self.pos = self.literal_token.match(self.text, self.pos).end()
+
+    def _object(self, path: tuple) -> None:
+        self.pos += 1
+        seen = set()
+        self._skip()
+        while self.text[self.pos] != "}":
+            line = self._line()
+            match = self.string_token.match(self.text, self.pos)
+            key = self.json.loads(match.group(0))
+            if key in seen and self.duplicate is None:
+                self.duplicate = line
+            seen.add(key)
+            self.lines[path + (key,)] = line
+            self.pos = match.end()
+            self._skip()
+            self.pos += 1  # ':'
+            self._value_keep_line(path + (key,))
+            self._skip()
+            if self.text[self.pos] == ",":
+                self.pos += 1
+                self._skip()
+        self.pos += 1
+
+    def _value_keep_line(self, path: tuple) -> None:
+        line = self.lines[path]
+        self._value(path)
+        self.lines[path] = line
+
+    def _array(self, path: tuple) -> None:
+        self.pos += 1
+        index = 0
+        self._skip()
+        while self.text[self.pos] != "]":
+            self._value(path + (index,))
+            index += 1
+            self._skip()
+            if self.text[self.pos] == ",":
+                self.pos += 1
+                self._skip()
+        self.pos += 1
+
+
+_PROFILE_KEYS = {"defaultAction", "defaultErrnoRet", "architectures", "archMap", "syscalls",
+                 "flags", "comment", "listenerPath", "listenerMetadata"}
+_RULE_KEYS = {"names", "name", "action", "errnoRet", "args", "includes", "excludes", "comment"}
+_ARG_KEYS = {"index", "value", "valueTwo", "op"}
+_CONDITION_KEYS = {"caps", "arches", "minKernel"}
+_ARCHMAP_KEYS = {"architecture", "subArchitectures"}
+
+
+def _profile_from_data(data: Any, source: str) -> SeccompProfile:
+    root = _mapping(data, (), _PROFILE_KEYS)
+    for key in ("listenerPath", "listenerMetadata"):
+        if root.get(key):
+            raise _Invalid((key,), "seccomp user notification (a listener) is not supported")
+    default_action = _action(root.get("defaultAction"), ("defaultAction",), required=True)
+    default_errno = _optional_int(root, "defaultErrnoRet", (), 0, 0xFFFF)
+    architectures = tuple(_arch(a, ("architectures", i))
+                          for i, a in enumerate(_list(root.get("architectures"), ("architectures",))))
+    arch_map = tuple(_arch_map_entry(entry, ("archMap", i))
+                     for i, entry in enumerate(_list(root.get("archMap"), ("archMap",))))
+    if architectures and arch_map:
+        raise _Invalid(("archMap",), "use either architectures or archMap, not both")
+    flags = tuple(_flag(f, ("flags", i)) for i, f in enumerate(_list(root.get("flags"), ("flags",))))
+    rules = tuple(_rule(rule, ("syscalls", i))
+                  for i, rule in enumerate(_list(root.get("syscalls"), ("syscalls",))))
+    return SeccompProfile(default_action, default_errno, architectures, arch_map, rules, flags, source)
+
+
+def _mapping(value: Any, path: tuple, allowed: set[str]) -> dict:
+    if not isinstance(value, dict):
+        raise _Invalid(path, f"expected a mapping, got {_kind(value)}")
+    for key in value:
+        if key not in allowed:
+            expected = ", ".join(sorted(allowed))
+            raise _Invalid(path + (str(key),), f"unknown key {key!r} (expected one of: {expected})")
+    return value
+
+
+def _list(value: Any, path: tuple) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _Invalid(path, f"expected a list, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _string(value: Any, path: tuple) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(path, f"expected a string, got {_kind(value)}")
+    return value
+
+
+def _int(value: Any, path: tuple, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(path, f"expected an integer, got {_kind(value)}")
+    if not low <= value <= high:
+        raise _Invalid(path, f"{value} is out of range {low}..{high}")
+    return value
+
+
+def _optional_int(mapping: dict, key: str, path: tuple, low: int, high: int) -> int | None:
+    if mapping.get(key) is None:
+        return None
+    return _int(mapping[key], path + (key,), low, high)
+
+
+def _action(value: Any, path: tuple, required: bool = False) -> str:
+    if value is None and required:
+        raise _Invalid(path, "missing action")
+    name = _string(value, path)
+    if name not in ACTIONS:
+        if name == "SCMP_ACT_NOTIFY":
+            raise _Invalid(path, "SCMP_ACT_NOTIFY (user notification) is not supported")
+        raise _Invalid(path, f"unknown action {name!r} (expected one of: {', '.join(ACTIONS)})")
+    return name
+
+
+def _arch(value: Any, path: tuple) -> str:
+    name = _string(value, path)
+    if name not in ARCHITECTURES:
+        raise _Invalid(path, f"unknown architecture {name!r} (expected SCMP_ARCH_X86_64, SCMP_ARCH_X86, …)")
+    return name
+
+
+def _arch_map_entry(value: Any, path: tuple) -> tuple[str, tuple[str, ...]]:
+    entry = _mapping(value, path, _ARCHMAP_KEYS)
+    arch = _arch(entry.get("architecture"), path + ("architecture",))
+    subs = _list(entry.get("subArchitectures"), path + ("subArchitectures",))
+    return arch, tuple(_arch(sub, path + ("subArchitectures", i)) for i, sub in enumerate(subs))
+
+
+def _flag(value: Any, path: tuple) -> str:
+    name = _string(value, path)
+    if name not in LOAD_FLAGS:
+        raise _Invalid(path, f"unsupported flag {name!r} (expected one of: {', '.join(LOAD_FLAGS)})")
+    return name
+
+
+def _rule(value: Any, path: tuple) -> SyscallRule:
+    rule = _mapping(value, path, _RULE_KEYS)
+    names = _rule_names(rule, path)
+    action = _action(rule.get("action"), path + ("action",), required=True)
+    errno_ret = _optional_int(rule, "errnoRet", path, 0, 0xFFFF)
+    if errno_ret is not None and action not in _ACTIONS_WITH_DATA:
+        raise _Invalid(path + ("errnoRet",), f"errnoRet only applies to SCMP_ACT_ERRNO and SCMP_ACT_TRACE, not {action}")
+    args = tuple(_arg(arg, path + ("args", i))
+                 for i, arg in enumerate(_list(rule.get("args"), path + ("args",))))
+    includes = _condition(rule.get("includes"), path + ("includes",))
+    excludes = _condition(rule.get("excludes"), path + ("excludes",))
+    return SyscallRule(names, action, errno_ret, args, includes, excludes, _format_path(path))
+
+
+def _rule_names(rule: dict, path: tuple) -> tuple[str, ...]:
+    names = [_string(n, path + ("names", i)) for i, n in enumerate(_list(rule.get("names"), path + ("names",)))]
+    if rule.get("name") is not None:
+        names.append(_string(rule["name"], path + ("name",)))
+    if not names:
+        raise _Invalid(path, "a rule needs `names` (or `name`)")
+    for i, name in enumerate(names):
+        if not name or name[0].isdigit() or not set(name) <= _NAME_CHARACTERS:
+            raise _Invalid(path + ("names", i), f"{name!r} is not a syscall name")
+    return tuple(names)
+
+
+_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _arg(value: Any, path: tuple) -> ArgCondition:
+    arg = _mapping(value, path, _ARG_KEYS)
+    for key in ("index", "value", "op"):
+        if arg.get(key) is None:
+            raise _Invalid(path, f"missing {key!r}")
+    index = _int(arg["index"], path + ("index",), 0, 5)
+    number = _int(arg["value"], path + ("value",), 0, 2**64 - 1)
+    two = _int(arg.get("valueTwo", 0), path + ("valueTwo",), 0, 2**64 - 1)
+    op = _string(arg["op"], path + ("op",))
+    if op not in OPERATORS:
+        raise _Invalid(path + ("op",), f"unknown operator {op!r} (expected one of: {', '.join(OPERATORS)})")
+    return ArgCondition(index, number, two, op)
+
+
+def _condition(value: Any, path: tuple) -> Condition:
+    if value is None:
+        return Condition()
+    cond = _mapping(value, path, _CONDITION_KEYS)
+    caps = []
+    for i, cap in enumerate(_list(cond.get("caps"), path + ("caps",))):
+        name = capability_name(_string(cap, path + ("caps", i)))
+        if name is None:
+            raise _Invalid(path + ("caps", i), f"unknown capability {cap!r}")
+        caps.append(name)
+    arches = []
+    for i, arch in enumerate(_list(cond.get("arches"), path + ("arches",))):
+        name = _string(arch, path + ("arches", i))
+        if name not in _FILTER_ARCH_NAMES:
+            raise _Invalid(path + ("arches", i), f"unknown architecture {name!r} (expected amd64, x86, arm64, …)")
+        arches.append("loong64" if name == "loongarch64" else "x86" if name == "386" else name)
+    min_kernel = None
+    if cond.get("minKernel") is not None:
+        text = _string(cond["minKernel"], path + ("minKernel",))
+        parts = text.split(".")
+        if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 4 for p in parts):
+            raise _Invalid(path + ("minKernel",), f"expected a kernel version like \"4.8\", got {text!r}")
+        min_kernel = (int(parts[0]), int(parts[1]))
+    return Condition(tuple(caps), tuple(arches), min_kernel)
