@@ -17,12 +17,14 @@ from ..audit.formats import FORMATS
               help="Write the report to FILE instead of standard output.")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default="warning", show_default=True,
               help="Exit 1 when an unsuppressed finding has this severity or a higher one.")
+@click.option("--no-fail", is_flag=True,
+              help="Exit 0 even when findings reach --fail-on (files that cannot be parsed still exit 2).")
 @click.option("--kind", type=click.Choice(KINDS), help="Read every file as this kind instead of guessing.")
 @click.option("--color/--no-color", default=None, help="Colour the text report (default: when on a terminal).")
 @click.option("--docker-run", "docker_run_lines", multiple=True, metavar="COMMAND",
               help='Audit one `docker run …` command line given as text (repeatable), e.g. '
                    '--docker-run "docker run --privileged alpine".')
-def audit(paths, fmt, output, fail_on, kind, color, docker_run_lines):
+def audit(paths, fmt, output, fail_on, no_fail, kind, color, docker_run_lines):
     """Audit Dockerfiles and run configs (files or directories, `-` for standard input).
 
     Exit status: 0 when no unsuppressed finding reaches --fail-on, 1 when one does,
@@ -37,14 +39,16 @@ def audit(paths, fmt, output, fail_on, kind, color, docker_run_lines):
     targets = list(paths) or ([] if docker_run_lines else ["."])
     report = run_audit(targets, AuditOptions(kind=kind), stdin_text=stdin_text,
                        docker_run_lines=docker_run_lines)
-    to_terminal = output is None and sys.stdout.isatty()
-    text = render(fmt, report, color=to_terminal if color is None else color, fail_on=fail_on)
+    if color is None:
+        color = output is None and sys.stdout.isatty()
+    text = render(fmt, report, color=color, fail_on=fail_on)
     if output:
         with open(output, "w", encoding="utf-8") as stream:
             stream.write(text)
     else:
-        click.echo(text, nl=False)
-    sys.exit(report.exit_code(fail_on))
+        click.echo(text, nl=False, color=color)
+    code = report.exit_code(fail_on)
+    sys.exit(0 if no_fail and code == 1 else code)
 
 
 def _read_stdin() -> str:

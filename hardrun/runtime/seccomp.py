@@ -3,9 +3,9 @@
 The parent resolves and compiles (or finds in the cache) the filter before any namespace
 exists; the child only loads it, last before exec:
 
-    profile = default_profile()                  # or load_profile("docker.json")
-    bpf = cached_filter(profile, {"CHOWN"})      # compiled once per profile + caps
-    handle = prepare_filter(bpf, profile.load_flags)
+    bpf = default_filter({"CHOWN"})              # built-in profile, compiled once per caps
+    # or: bpf = cached_filter(load_profile("docker.json"), {"CHOWN"})
+    handle = prepare_filter(bpf)
     ... fork, pivot_root, user switch, no_new_privs ...
     handle.load()                                # one syscall; raises OSError on failure
 
@@ -14,21 +14,29 @@ Finding a cached filter imports neither pyseccomp nor yaml (start-up time is mea
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-from dataclasses import dataclass
-from functools import lru_cache
-from typing import Iterable
 
 from ..errors import HardrunError, UsageError
-from ..resources import data_dir
-from .seccomp_profile import (SeccompProfile, load_profile, native_arch, parse_profile,
-                              ARCHITECTURES)
+from .seccomp_profile import (ARCHITECTURES, SeccompProfile, _Record, kernel_version, load_profile,
+                              native_arch, normalized_capabilities, parse_profile)
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Iterable
+
+try:  # the builtin sha256 loads faster than hashlib's OpenSSL binding
+    from _sha2 import sha256
+except ImportError:
+    try:
+        from _sha256 import sha256
+    except ImportError:
+        from hashlib import sha256
 
 __all__ = [
-    "SeccompProfile", "PreparedFilter", "SeccompStatus", "default_profile", "load_profile",
-    "parse_profile", "compile_profile", "cache_key", "cached_filter", "prepare_filter",
-    "load_filter", "set_no_new_privs", "seccomp_mode_of",
+    "SeccompProfile", "CompiledFilter", "PreparedFilter", "SeccompStatus", "default_profile",
+    "load_profile", "parse_profile", "compile_profile", "cache_key", "default_cache_key",
+    "cached_filter", "default_filter", "prepare_filter", "load_filter", "set_no_new_privs",
+    "seccomp_mode_of",
 ]
 
 # Bump when the compiler's output for the same input changes (overlay, ENOSYS prefix…).
@@ -41,10 +49,16 @@ _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "i686": 354, "i386": 354, "armv7l
 _INSN_SIZE, _MAX_INSNS = 8, 4096
 
 
-@lru_cache(maxsize=1)
+DEFAULT_PROFILE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "data", "seccomp", "default.json")
+_default_profile: list = []
+
+
 def default_profile() -> SeccompProfile:
-    """hardrun's built-in profile (hardrun/data/seccomp/default.json)."""
-    return load_profile(data_dir("data") / "seccomp" / "default.json")
+    """hardrun's built-in profile (hardrun/data/seccomp/default.json), loaded once."""
+    if not _default_profile:
+        _default_profile.append(load_profile(DEFAULT_PROFILE_PATH))
+    return _default_profile[0]
 
 
 def _native(arch: str) -> str:
@@ -55,40 +69,79 @@ def _native(arch: str) -> str:
 
 
 def compile_profile(profile: SeccompProfile, capabilities: Iterable[str] = (),
-                    arch: str = "native") -> bytes:
+                    arch: str = "native") -> CompiledFilter:
     """The raw BPF program (struct sock_filter array) for a container with these
     effective capabilities (`SYS_ADMIN` or `CAP_SYS_ADMIN`). Imports pyseccomp."""
     from .seccomp_bpf import compile_resolved
 
-    return compile_resolved(profile.resolve(capabilities, _native(arch)))
+    return CompiledFilter(compile_resolved(profile.resolve(capabilities, _native(arch))), profile.load_flags)
+
+
+class CompiledFilter(bytes):
+    """A raw BPF program (struct sock_filter array, host byte order) and the
+    seccomp(SECCOMP_SET_MODE_FILTER) flags its profile asks for."""
+
+    flags: int = 0
+
+    def __new__(cls, program: bytes, flags: int = 0):
+        self = super().__new__(cls, program)
+        self.flags = flags
+        return self
+
+
+def _filter_key(profile_digest: str, capabilities: Iterable[str], arch: str) -> str:
+    from .seccomp_bpf import libseccomp_version
+
+    caps = ",".join(sorted(normalized_capabilities(capabilities)))
+    text = (f"hardrun seccomp {COMPILER_VERSION}\nlibseccomp {libseccomp_version()}\n"
+            f"arch {_native(arch)}\nkernel {kernel_version()}\ncaps {caps}\nprofile {profile_digest}")
+    return sha256(text.encode()).hexdigest()
 
 
 def cache_key(profile: SeccompProfile, capabilities: Iterable[str] = (), arch: str = "native") -> str:
-    """sha256 over the resolved rules, the libseccomp version and the compiler version."""
-    from .seccomp_bpf import libseccomp_version
+    """sha256 over the canonical profile, the capabilities, the architecture, the kernel
+    version (for minKernel), the libseccomp version and the compiler version."""
+    return _filter_key(sha256(profile.canonical().encode()).hexdigest(), capabilities, arch)
 
-    resolved = profile.resolve(capabilities, _native(arch))
-    text = f"hardrun seccomp {COMPILER_VERSION}\nlibseccomp {libseccomp_version()}\n{resolved.canonical()}"
-    return hashlib.sha256(text.encode()).hexdigest()
+
+def default_cache_key(capabilities: Iterable[str] = (), arch: str = "native") -> str:
+    """The cache key of the built-in profile, from its file's bytes (no parsing)."""
+    with open(DEFAULT_PROFILE_PATH, "rb") as handle:
+        digest = sha256(handle.read()).hexdigest()
+    return _filter_key("default " + digest, capabilities, arch)
 
 
 def cached_filter(profile: SeccompProfile, capabilities: Iterable[str] = (), arch: str = "native",
-                  cache_dir: str | None = None) -> bytes:
+                  cache_dir: str | None = None) -> CompiledFilter:
     """`compile_profile`, through the on-disk cache when its directory is safe to use."""
+    capabilities = tuple(capabilities)
+    return _through_cache(cache_key(profile, capabilities, arch),
+                          lambda: compile_profile(profile, capabilities, arch), cache_dir)
+
+
+def default_filter(capabilities: Iterable[str] = (), arch: str = "native",
+                   cache_dir: str | None = None) -> CompiledFilter:
+    """The built-in profile's filter for these capabilities. A cache hit neither parses the
+    profile nor imports pyseccomp (this is the start-up path of a plain `hardrun run`)."""
+    capabilities = tuple(capabilities)
+    return _through_cache(default_cache_key(capabilities, arch),
+                          lambda: compile_profile(default_profile(), capabilities, arch), cache_dir)
+
+
+def _through_cache(key: str, compile_now, cache_dir: str | None) -> CompiledFilter:
     from . import seccomp_cache
 
-    capabilities = tuple(capabilities)
     directory = cache_dir or seccomp_cache.default_cache_dir()
-    key = cache_key(profile, capabilities, arch)
     usable = seccomp_cache.usable_cache_dir(directory)
     if usable:
-        program = seccomp_cache.read_cached(directory, key)
-        if program is not None:
-            return program
-    program = compile_profile(profile, capabilities, arch)
+        cached = seccomp_cache.read_cached(directory, key)
+        if cached is not None:
+            program, flags = cached
+            return CompiledFilter(program, flags)
+    compiled = compile_now()
     if usable:
-        seccomp_cache.write_cached(directory, key, program)
-    return program
+        seccomp_cache.write_cached(directory, key, compiled, compiled.flags)
+    return compiled
 
 
 class _SockFprog(ctypes.Structure):
@@ -99,7 +152,8 @@ class PreparedFilter:
     """A BPF program made ready to load: everything is allocated and resolved up front so
     that `load()` (in the child, after pivot_root and the user switch) is one syscall."""
 
-    def __init__(self, bpf: bytes, flags: int = 0):
+    def __init__(self, bpf: bytes, flags: int | None = None):
+        flags = getattr(bpf, "flags", 0) if flags is None else flags
         if not bpf or len(bpf) % _INSN_SIZE or len(bpf) > _MAX_INSNS * _INSN_SIZE:
             raise UsageError(f"seccomp: {len(bpf)} bytes is not a BPF program")
         self.flags = flags
@@ -132,12 +186,13 @@ class PreparedFilter:
                           + (" (set no_new_privs first)" if error == 13 else ""))
 
 
-def prepare_filter(bpf: bytes, flags: int = 0) -> PreparedFilter:
-    """Everything `load()` needs, allocated now (call in the parent or before pivot_root)."""
+def prepare_filter(bpf: bytes, flags: int | None = None) -> PreparedFilter:
+    """Everything `load()` needs, allocated now (call in the parent or before pivot_root).
+    `flags` defaults to the CompiledFilter's own."""
     return PreparedFilter(bpf, flags)
 
 
-def load_filter(bpf: bytes, flags: int = 0) -> None:
+def load_filter(bpf: bytes, flags: int | None = None) -> None:
     """Prepare and load in one step (for callers that have nothing to switch in between)."""
     prepare_filter(bpf, flags).load()
 
@@ -151,10 +206,13 @@ def set_no_new_privs() -> None:
         raise OSError(error, "prctl(PR_SET_NO_NEW_PRIVS): " + os.strerror(error))
 
 
-@dataclass(frozen=True)
-class SeccompStatus:
-    mode: str                 # "disabled", "strict" or "filter"
-    filters: int | None       # number of filters installed (None on kernels that do not say)
+class SeccompStatus(_Record):
+    """mode: "disabled", "strict" or "filter"; filters: how many are installed (None when
+    the kernel does not say)."""
+    __slots__ = ("mode", "filters")
+
+    def __init__(self, mode: str, filters: int | None):
+        self._init(mode=mode, filters=filters)
 
 
 def seccomp_mode_of(pid: int | str = "self") -> SeccompStatus:

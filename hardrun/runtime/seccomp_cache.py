@@ -8,11 +8,19 @@ and the sha256 of the program that follows. Anything else is recompiled, never l
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 
+try:  # the builtin sha256 loads faster than hashlib's OpenSSL binding
+    from _sha2 import sha256
+except ImportError:
+    try:
+        from _sha256 import sha256
+    except ImportError:
+        from hashlib import sha256
+
 _MAGIC = b"hardrun-seccomp-bpf 1"
+# Layout: b"hardrun-seccomp-bpf 1 <key> <load flags> <sha256 of program>\n" + program
 _INSN_SIZE = 8
 _MAX_INSNS = 4096
 
@@ -52,8 +60,8 @@ def _safe_directory_chain(path: str) -> bool:
         parent = os.path.dirname(parent)
 
 
-def read_cached(directory: str, key: str) -> bytes | None:
-    """The program stored under `key`, or None when it is missing or fails any check."""
+def read_cached(directory: str, key: str) -> tuple[bytes, int] | None:
+    """(program, load flags) stored under `key`, or None when missing or failing any check."""
     try:
         fd = os.open(os.path.join(directory, key + ".bpf"), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -71,24 +79,24 @@ def read_cached(directory: str, key: str) -> bytes | None:
     return _verified(data, key)
 
 
-def _verified(data: bytes, key: str) -> bytes | None:
+def _verified(data: bytes, key: str) -> tuple[bytes, int] | None:
     header, newline, program = data.partition(b"\n")
     if not newline:
         return None
     parts = header.split(b" ")
-    if len(parts) != 4 or b" ".join(parts[:2]) != _MAGIC or parts[2] != key.encode():
+    if len(parts) != 5 or b" ".join(parts[:2]) != _MAGIC or parts[2] != key.encode():
         return None
-    if hashlib.sha256(program).hexdigest().encode() != parts[3]:
+    if sha256(program).hexdigest().encode() != parts[4] or not parts[3].isdigit():
         return None
     if not program or len(program) % _INSN_SIZE or len(program) > _MAX_INSNS * _INSN_SIZE:
         return None
-    return program
+    return program, int(parts[3])
 
 
-def write_cached(directory: str, key: str, program: bytes) -> bool:
+def write_cached(directory: str, key: str, program: bytes, flags: int = 0) -> bool:
     """Store `program` atomically (a 0600 temporary file renamed into place)."""
-    digest = hashlib.sha256(program).hexdigest().encode()
-    content = _MAGIC + b" " + key.encode() + b" " + digest + b"\n" + program
+    digest = sha256(program).hexdigest().encode()
+    content = b" ".join((_MAGIC, key.encode(), str(flags).encode(), digest)) + b"\n" + bytes(program)
     final = os.path.join(directory, key + ".bpf")
     temporary = os.path.join(directory, f".{key}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:

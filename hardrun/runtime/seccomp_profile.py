@@ -8,13 +8,13 @@ so a cached filter can be found without loading the compiler.
 """
 from __future__ import annotations
 
-import json
 import os
-import re
-from dataclasses import dataclass
-from typing import Any, Iterable
 
 from ..errors import ParseError, UsageError
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Any, Iterable
 
 # Action names of the profile format and their seccomp return values (errno/trace data is
 # or-ed in later). SCMP_ACT_KILL is libseccomp's old name for killing the thread.
@@ -73,38 +73,58 @@ def capability_name(name: str) -> str | None:
     return bare if bare in CAPABILITIES else None
 
 
-@dataclass(frozen=True)
-class ArgCondition:
+class _Record:
+    """A small immutable record (plain class: dataclasses cost start-up time on `hardrun run`)."""
+
+    __slots__ = ()
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other._fields() == self._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({inner})"
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _init(self, **values) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+
+class ArgCondition(_Record):
     """One comparison on a syscall argument. For MASKED_EQ, `value` is the mask."""
-    index: int
-    value: int
-    value_two: int
-    op: str
+    __slots__ = ("index", "value", "value_two", "op")
+
+    def __init__(self, index: int, value: int, value_two: int, op: str):
+        self._init(index=index, value=value, value_two=value_two, op=op)
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(_Record):
     """The `includes`/`excludes` of a rule: capabilities, Go architecture names, kernel."""
-    caps: tuple[str, ...] = ()
-    arches: tuple[str, ...] = ()
-    min_kernel: tuple[int, int] | None = None
+    __slots__ = ("caps", "arches", "min_kernel")
 
-    @property
-    def empty(self) -> bool:
-        return not self.caps and not self.arches and self.min_kernel is None
+    def __init__(self, caps: tuple = (), arches: tuple = (), min_kernel: tuple | None = None):
+        self._init(caps=caps, arches=arches, min_kernel=min_kernel)
 
 
-@dataclass(frozen=True)
-class SyscallRule:
-    names: tuple[str, ...]
-    action: str
-    errno_ret: int | None
-    args: tuple[ArgCondition, ...]
-    includes: Condition
-    excludes: Condition
-    where: str                       # the JSON path of the rule, e.g. "syscalls[3]"
+class SyscallRule(_Record):
+    __slots__ = ("names", "action", "errno_ret", "args", "includes", "excludes", "where")
 
-    def applies(self, caps: frozenset[str], arch: str, kernel: tuple[int, int]) -> bool:
+    def __init__(self, names: tuple, action: str, errno_ret: int | None, args: tuple,
+                 includes: Condition, excludes: Condition, where: str):
+        # where: the JSON path of the rule, e.g. "syscalls[3]"
+        self._init(names=names, action=action, errno_ret=errno_ret, args=args,
+                   includes=includes, excludes=excludes, where=where)
+
+    def applies(self, caps: frozenset, arch: str, kernel: tuple) -> bool:
         """Docker's rule selection: every `includes` must hold, no `excludes` may."""
         exc, inc = self.excludes, self.includes
         if exc.arches and arch in exc.arches:
@@ -120,39 +140,55 @@ class SyscallRule:
         return inc.min_kernel is None or kernel >= inc.min_kernel
 
 
-@dataclass(frozen=True)
-class ResolvedRule:
+class ResolvedRule(_Record):
     """A rule for one syscall after includes/excludes: what libseccomp is given."""
-    name: str
-    action: int
-    args: tuple[ArgCondition, ...]
-    where: str
+    __slots__ = ("name", "action", "args", "where")
+
+    def __init__(self, name: str, action: int, args: tuple, where: str):
+        self._init(name=name, action=action, args=args, where=where)
 
 
-@dataclass(frozen=True)
-class ResolvedFilter:
+class ResolvedFilter(_Record):
     """A profile applied to one set of capabilities on one architecture."""
-    default_action: int
-    arches: tuple[str, ...]          # libseccomp names; the first is the native one
-    rules: tuple[ResolvedRule, ...]
+    __slots__ = ("default_action", "arches", "rules")
+
+    def __init__(self, default_action: int, arches: tuple, rules: tuple):
+        # arches: libseccomp names, the native one first
+        self._init(default_action=default_action, arches=arches, rules=rules)
 
     def canonical(self) -> str:
-        """A stable text of everything that decides the compiled BPF (the cache key's input)."""
+        """A stable text of everything that decides the compiled BPF."""
+        import json
+
         rules = [[r.name, r.action, [[a.index, a.value, a.value_two, a.op] for a in r.args]]
                  for r in self.rules]
         return json.dumps({"default": self.default_action, "arches": list(self.arches),
                            "rules": rules}, sort_keys=True, separators=(",", ":"))
 
 
-@dataclass(frozen=True)
-class SeccompProfile:
-    default_action: str
-    default_errno_ret: int | None
-    architectures: tuple[str, ...]
-    arch_map: tuple[tuple[str, tuple[str, ...]], ...]
-    syscalls: tuple[SyscallRule, ...]
-    flags: tuple[str, ...] = ()
-    source: str | None = None
+class SeccompProfile(_Record):
+    """A loaded, validated profile (Docker's format): resolve it for a container's caps."""
+    __slots__ = ("default_action", "default_errno_ret", "architectures", "arch_map", "syscalls",
+                 "flags", "source")
+
+    def __init__(self, default_action: str, default_errno_ret: int | None, architectures: tuple,
+                 arch_map: tuple, syscalls: tuple, flags: tuple = (), source: str | None = None):
+        self._init(default_action=default_action, default_errno_ret=default_errno_ret,
+                   architectures=architectures, arch_map=arch_map, syscalls=syscalls,
+                   flags=flags, source=source)
+
+    def canonical(self) -> str:
+        """A stable text of the profile's meaning (JSON and YAML forms of it give the same)."""
+        import json
+
+        def condition(c):
+            return [list(c.caps), list(c.arches), list(c.min_kernel or ())]
+        rules = [[list(r.names), r.action, r.errno_ret,
+                  [[a.index, a.value, a.value_two, a.op] for a in r.args],
+                  condition(r.includes), condition(r.excludes)] for r in self.syscalls]
+        return json.dumps([self.default_action, self.default_errno_ret, list(self.architectures),
+                           [[arch, list(subs)] for arch, subs in self.arch_map], rules,
+                           list(self.flags)], separators=(",", ":"))
 
     @property
     def load_flags(self) -> int:
@@ -162,7 +198,7 @@ class SeccompProfile:
             value |= LOAD_FLAGS[flag]
         return value
 
-    def filter_arches(self, native: str) -> tuple[str, ...]:
+    def filter_arches(self, native: str) -> tuple:
         """The native architecture first, then the ones the profile adds (Docker's archMap)."""
         arches = [native]
         if self.architectures:
@@ -175,10 +211,10 @@ class SeccompProfile:
         return tuple(arches)
 
     def resolve(self, capabilities: Iterable[str] = (), arch: str = "native",
-                kernel: tuple[int, int] | None = None) -> ResolvedFilter:
+                kernel: tuple | None = None) -> ResolvedFilter:
         """The rules that apply to a container with these effective capabilities."""
         native = native_arch() if arch == "native" else arch
-        caps = frozenset(_normalized_capabilities(capabilities))
+        caps = frozenset(normalized_capabilities(capabilities))
         kernel = kernel_version() if kernel is None else kernel
         go_arch = ARCHITECTURES[native]
         rules = {}
@@ -187,8 +223,7 @@ class SeccompProfile:
                 continue
             action = action_value(rule.action, rule.errno_ret)
             for name in rule.names:
-                resolved = ResolvedRule(name, action, rule.args, rule.where)
-                rules.setdefault((name, action, rule.args), resolved)
+                rules.setdefault((name, action, rule.args), ResolvedRule(name, action, rule.args, rule.where))
         default = action_value(self.default_action, self.default_errno_ret)
         ordered = sorted(rules.values(), key=lambda r: (r.name, r.action, repr(r.args)))
         return ResolvedFilter(default, self.filter_arches(native), tuple(ordered))
@@ -211,11 +246,14 @@ def native_arch() -> str:
 
 
 def kernel_version() -> tuple[int, int]:
-    match = re.match(r"(\d+)\.(\d+)", os.uname().release)
-    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    parts = os.uname().release.split(".")
+    try:
+        return int(parts[0]), int("".join(c for c in parts[1][:4] if c.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return (0, 0)
 
 
-def _normalized_capabilities(capabilities: Iterable[str]) -> set[str]:
+def normalized_capabilities(capabilities: Iterable[str]) -> set[str]:
     names = set()
     for cap in capabilities:
         name = capability_name(cap)
@@ -284,6 +322,8 @@ def _no_duplicates(pairs):
 
 
 def _parse_json(text: str, path: str):
+    import json  # imported here: a cached default filter is found without it
+
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as error:
@@ -369,10 +409,13 @@ def _yaml_line(node, json_path: tuple) -> int | None:
 class _JsonLocator:
     """Finds the line of a JSON path in (already validated) JSON text; used only on errors."""
 
-    _LITERAL = re.compile(r"-?[0-9.eE+\-]+|true|false|null")
-    _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-
     def __init__(self, text: str):
+        import json
+        import re
+
+        self.json = json
+        self.literal_token = re.compile(r"-?[0-9.eE+\-]+|true|false|null")
+        self.string_token = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
         self.text = text
         self.lines: dict[tuple, int] = {}
         self.duplicate: int | None = None
@@ -407,9 +450,9 @@ class _JsonLocator:
         elif char == "[":
             self._array(path)
         elif char == '"':
-            self.pos = self._STRING.match(self.text, self.pos).end()
+            self.pos = self.string_token.match(self.text, self.pos).end()
         else:
-            self.pos = self._LITERAL.match(self.text, self.pos).end()
+            self.pos = self.literal_token.match(self.text, self.pos).end()
 
     def _object(self, path: tuple) -> None:
         self.pos += 1
@@ -417,8 +460,8 @@ class _JsonLocator:
         self._skip()
         while self.text[self.pos] != "}":
             line = self._line()
-            match = self._STRING.match(self.text, self.pos)
-            key = json.loads(match.group(0))
+            match = self.string_token.match(self.text, self.pos)
+            key = self.json.loads(match.group(0))
             if key in seen and self.duplicate is None:
                 self.duplicate = line
             seen.add(key)
@@ -577,9 +620,12 @@ def _rule_names(rule: dict, path: tuple) -> tuple[str, ...]:
     if not names:
         raise _Invalid(path, "a rule needs `names` (or `name`)")
     for i, name in enumerate(names):
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        if not name or name[0].isdigit() or not set(name) <= _NAME_CHARACTERS:
             raise _Invalid(path + ("names", i), f"{name!r} is not a syscall name")
     return tuple(names)
+
+
+_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
 def _arg(value: Any, path: tuple) -> ArgCondition:
@@ -615,8 +661,8 @@ def _condition(value: Any, path: tuple) -> Condition:
     min_kernel = None
     if cond.get("minKernel") is not None:
         text = _string(cond["minKernel"], path + ("minKernel",))
-        match = re.fullmatch(r"(\d{1,4})\.(\d{1,4})", text)
-        if not match:
+        parts = text.split(".")
+        if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 4 for p in parts):
             raise _Invalid(path + ("minKernel",), f"expected a kernel version like \"4.8\", got {text!r}")
-        min_kernel = (int(match.group(1)), int(match.group(2)))
+        min_kernel = (int(parts[0]), int(parts[1]))
     return Condition(tuple(caps), tuple(arches), min_kernel)

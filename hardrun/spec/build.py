@@ -1,6 +1,6 @@
 """The build model: a parsed Dockerfile/Containerfile.
 
-Front end: hardrun.frontends.dockerfile.parse(text, path) -> Dockerfile.
+Front end: hardrun.frontends.dockerfile.parse_dockerfile(text, path) -> Dockerfile.
 Every value keeps the 1-based source line it came from so findings point at it.
 """
 from __future__ import annotations
@@ -50,7 +50,15 @@ class Instruction:
     is not expanded). For RUN/CMD/ENTRYPOINT/SHELL it equals `args` (the shell expands).
     `exec_form` is the parsed JSON array for the exec form, else None.
     `pipelines` holds the shell commands for RUN (shell form, exec form run via a
-    shell, and heredoc bodies that are scripts), empty otherwise.
+    shell, and heredoc bodies that are scripts), empty otherwise, and empty when the
+    stage's shell is not a POSIX shell (`SHELL ["pwsh", ...]`, Windows base images).
+    `words` are the arguments after expansion and quote removal, split as the builder
+    splits them (the JSON items for the exec form); for shell-form CMD/ENTRYPOINT/
+    HEALTHCHECK they are unexpanded shell words; empty for shell-form RUN (see pipelines).
+    `pairs` are the `(name, value)` items of ENV, LABEL and ARG after expansion and
+    quote removal (`ARG NAME` without a default gives `(NAME, None)`).
+    `unresolved` names the variables referenced by the expanded text or flags that have
+    no known value (an `ARG` without a default, an unset name): they expanded to ''.
     """
     keyword: str                          # upper case: FROM, RUN, COPY…
     line: int                             # first source line
@@ -62,6 +70,9 @@ class Instruction:
     heredocs: tuple[Heredoc, ...] = ()
     pipelines: tuple[Pipeline, ...] = ()
     trigger: "Instruction | None" = None  # the instruction inside ONBUILD
+    words: tuple[str, ...] = ()
+    pairs: tuple[tuple[str, str | None], ...] = ()
+    unresolved: tuple[str, ...] = ()
 
     def flag(self, name: str) -> str | None:
         """Value of `--name=value` (the last one wins), '' for a bare `--name`, None if absent."""
@@ -88,6 +99,12 @@ class Stage:
     parent: int | None            # index of the stage named by `base`, if it names one
     platform: str | None
     instructions: tuple[Instruction, ...]   # FROM first
+    base_unresolved: tuple[str, ...] = ()   # variables of the FROM image with no known value
+
+    @property
+    def base_is_resolved(self) -> bool:
+        """False when the image depends on a build argument nobody gave a value."""
+        return not self.base_unresolved and bool(self.base)
 
     @property
     def is_stage_reference(self) -> bool:
@@ -108,6 +125,14 @@ class Dockerfile:
     comments: tuple[Comment, ...]
     global_args: tuple[Instruction, ...]      # ARGs before the first FROM
     line_count: int
+
+    @property
+    def escape(self) -> str:
+        """The escape character of the `# escape=` directive (a backslash by default)."""
+        for key, value in self.directives:
+            if key == "escape":
+                return value
+        return "\\"
 
     @property
     def final_stage(self) -> Stage | None:

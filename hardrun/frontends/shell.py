@@ -1,0 +1,638 @@
+"""A small, forgiving POSIX shell splitter for RUN bodies.
+
+`split_script(text, line)` turns a script into pipelines of simple commands
+(`Command.words` after quote removal, `VAR=value` prefixes as assignments, the
+source line of each command). It understands quotes, escapes, `$(...)`, backticks
+and `${...}` (kept inside their word), the operators `| |& || && ; &`, newlines,
+comments, subshells, `{ ...; }` groups, if/for/while/until/case, here-documents,
+and `sh -c "..."` strings, which are split again so the commands inside are seen.
+
+It never raises: text that is not valid shell still yields its best-effort words.
+Rules look for commands anywhere (`curl ... | sh`, `sudo`), so compound commands
+are flattened: the commands inside a group, loop, condition or command
+substitution are pipelines of their own.
+"""
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from typing import Sequence
+
+from ..spec.build import Command, Pipeline
+
+SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "yash", "posh"})
+# Commands that run their arguments as another command (`sudo sh -c ...`).
+WRAPPERS = frozenset({"sudo", "doas", "env", "exec", "nohup", "time", "nice", "ionice",
+                      "busybox", "command", "builtin", "stdbuf", "timeout", "chroot",
+                      "gosu", "su-exec", "setpriv", "unshare", "fakeroot", "xargs", "tini"})
+# Wrappers whose first operand is not the command (`gosu user cmd`, `chroot /dir cmd`).
+_WRAPPERS_WITH_OPERAND = frozenset({"gosu", "su-exec", "chroot", "timeout"})
+_SU = frozenset({"su", "runuser"})
+MAX_DEPTH = 8   # nesting of $(...), sh -c and here-documents fed to shells
+
+_OPENERS = frozenset({"if", "then", "elif", "else", "do", "while", "until", "!", "{", "time"})
+_CLOSERS = frozenset({"fi", "done", "esac", "}"})
+_RESERVED = _OPENERS | _CLOSERS | {"for", "select", "case", "function"}
+_CASE_BREAKS = frozenset({";;", ";&", ";;&"})
+_CONTROL = frozenset({"&&", "||", ";;&", ";;", ";&", "|&", "|", "&", ";", "(", ")", "\n"})
+
+_BLANKS = re.compile(r"(?:[ \t\r\f\v]|\\\n)+")
+_OPERATOR = re.compile(r"&&|\|\||;;&|;;|;&|\|&|&>>|&>|[0-9]*(?:<<<|<<-|<<|>>|>&|<&|<>|>\||>|<)"
+                       r"|[|&;()\n]")
+_PLAIN = re.compile(r"[^\s'\"\\$`|&;()<>]+")
+# A word with nothing to unquote or expand, ending where the word ends (the common case).
+_SIMPLE_WORD = re.compile(r"[^\s'\"\\$`|&;()<>#][^\s'\"\\$`|&;()<>]*(?=[\s|&;()]|\Z)")
+_BLANK_CHARS = frozenset(" \t\r\f\v\\")
+_OPERATOR_CHARS = frozenset("&|;()<>\n0123456789")
+_DQUOTE_PLAIN = re.compile(r"[^\"\\$`]+")
+_PAREN_PLAIN = re.compile(r"[^()'\"\\`]+")
+_BRACE_PLAIN = re.compile(r"[^{}'\"\\]+")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?\+?=")
+
+
+def split_script(text: str, line: int = 1, breaks: Sequence[int] = ()) -> tuple[Pipeline, ...]:
+    """Pipelines of the shell script `text`, whose first character is on source `line`.
+
+    `breaks` lists offsets of `text` where a new source line starts without a newline
+    character in `text` (Dockerfile line continuations that were joined); an offset
+    appears once per source line it stands for.
+    """
+    splitter = _Splitter(text, line, breaks, 0)
+    splitter.split(0, len(text))
+    return tuple(splitter.out)
+
+
+def split_argv(argv: Sequence[str], line: int) -> tuple[Pipeline, ...]:
+    """Pipelines of an exec-form command (`RUN ["sh", "-c", "..."]`): the command
+    itself and, for `sh -c` forms, the commands of its script."""
+    words = tuple(argv)
+    if not words:
+        return ()
+    out: list[Pipeline] = [(Command(words, line),)]
+    out.extend(_inline_pipelines(words, line, 0))
+    return tuple(out)
+
+
+def is_shell(word: str) -> bool:
+    """True for a POSIX-like shell program (`sh`, `/bin/bash`...)."""
+    return word.rsplit("/", 1)[-1] in SHELLS
+
+
+def inline_script(words: Sequence[str]) -> str | None:
+    """The script of `sh -c SCRIPT` / `sudo bash -ec SCRIPT` / `su -c SCRIPT user`, or None."""
+    for index, word in enumerate(words):
+        name = word.rsplit("/", 1)[-1]
+        if name in SHELLS:
+            return _script_after_options(words, index + 1)
+        if name in _SU:
+            return _su_script(words, index + 1)
+        if not _is_wrapper_part(words, index):
+            return None
+    return None
+
+
+def _is_wrapper_part(words: Sequence[str], index: int) -> bool:
+    word = words[index]
+    if word.rsplit("/", 1)[-1] in WRAPPERS or word.startswith("-") or "=" in word:
+        return True
+    previous = words[index - 1].rsplit("/", 1)[-1] if index else ""
+    return previous in _WRAPPERS_WITH_OPERAND or previous in ("-u", "--user", "-g", "--group")
+
+
+def _script_after_options(words: Sequence[str], index: int) -> str | None:
+    has_c = False
+    while index < len(words):
+        word = words[index]
+        if word in ("-o", "+o", "-O", "+O"):
+            index += 2
+            continue
+        if word == "--" or not (word.startswith("-") or word.startswith("+")) or word == "-":
+            break
+        if not word.startswith("--") and "c" in word[1:]:
+            has_c = True
+        index += 1
+    if has_c and index < len(words):
+        return words[index + 1] if words[index] == "--" and index + 1 < len(words) else words[index]
+    return None
+
+
+def _su_script(words: Sequence[str], index: int) -> str | None:
+    for position in range(index, len(words)):
+        word = words[position]
+        if word in ("-c", "--command") and position + 1 < len(words):
+            return words[position + 1]
+        if word.startswith("--command="):
+            return word[len("--command="):]
+    return None
+
+
+def _inline_pipelines(words: Sequence[str], line: int, depth: int) -> list[Pipeline]:
+    if depth >= MAX_DEPTH:
+        return []
+    script = inline_script(words)
+    if not script:
+        return []
+    inner = _Splitter(script, line, (), depth + 1)
+    inner.split(0, len(script))
+    return inner.out
+
+
+def _match_paren(text: str, i: int, end: int) -> int:
+    """Index just after the `)` closing the `(` before `i` (or `end`), skipping quotes."""
+    depth = 1
+    while i < end:
+        match = _PAREN_PLAIN.match(text, i, end)
+        if match:
+            i = match.end()
+            continue
+        char = text[i]
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        elif char == "'":
+            close = text.find("'", i + 1, end)
+            i = end if close < 0 else close
+        elif char == '"':
+            i = _skip_dquote(text, i + 1, end) - 1
+        elif char == "`":
+            i = _skip_backtick(text, i + 1, end) - 1
+        elif char == "\\":
+            i += 1
+        i += 1
+    return end
+
+
+def _match_brace(text: str, i: int, end: int) -> int:
+    """Index just after the `}` closing a `${` whose body starts at `i` (or `end`)."""
+    depth = 1
+    while i < end:
+        match = _BRACE_PLAIN.match(text, i, end)
+        if match:
+            i = match.end()
+            continue
+        char = text[i]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        elif char == "'":
+            close = text.find("'", i + 1, end)
+            i = end if close < 0 else close
+        elif char == '"':
+            i = _skip_dquote(text, i + 1, end) - 1
+        elif char == "\\":
+            i += 1
+        i += 1
+    return end
+
+
+def _skip_dquote(text: str, i: int, end: int) -> int:
+    """Index just after the `"` closing a double-quoted string whose body starts at `i`."""
+    while i < end:
+        match = _DQUOTE_PLAIN.match(text, i, end)
+        if match:
+            i = match.end()
+            continue
+        char = text[i]
+        if char == '"':
+            return i + 1
+        if char == "\\":
+            i += 2
+        elif char == "$" and i + 1 < end and text[i + 1] == "(":
+            i = _match_paren(text, i + 2, end)
+        elif char == "$" and i + 1 < end and text[i + 1] == "{":
+            i = _match_brace(text, i + 2, end)
+        elif char == "`":
+            i = _skip_backtick(text, i + 1, end)
+        else:
+            i += 1
+    return end
+
+
+def _skip_backtick(text: str, i: int, end: int) -> int:
+    """Index just after the backtick closing a command substitution starting at `i`."""
+    while i < end:
+        char = text[i]
+        if char == "`":
+            return i + 1
+        i += 2 if char == "\\" else 1
+    return end
+
+
+class _Word:
+    """One shell word being read: its value after quote removal and what it contains."""
+    __slots__ = ("parts", "quoted", "subs", "start")
+
+    def __init__(self, start: int):
+        self.parts: list[str] = []
+        self.quoted = False
+        self.subs: list[tuple[int, int]] = []   # (start, end) of $(...) and `...` bodies
+        self.start = start
+
+    @property
+    def value(self) -> str:
+        return "".join(self.parts)
+
+
+class _Splitter:
+    """Reads one script (or a range of it) into `out`, a list of pipelines."""
+
+    def __init__(self, text: str, line: int, breaks: Sequence[int], depth: int):
+        self.text = text
+        self.base = line
+        self.breaks = breaks
+        self.depth = depth
+        self.out: list[Pipeline] = []
+        self._line_pos = 0
+        self._line_count = 0
+
+    # -- positions -------------------------------------------------------------
+    def line_at(self, pos: int) -> int:
+        """Source line of offset `pos` (positions are asked for in increasing order)."""
+        if pos < self._line_pos:
+            self._line_pos = 0
+            self._line_count = 0
+        self._line_count += self.text.count("\n", self._line_pos, pos)
+        self._line_pos = pos
+        extra = bisect_right(self.breaks, pos) if self.breaks else 0
+        return self.base + self._line_count + extra
+
+    # -- words -------------------------------------------------------------------
+    def read_word(self, i: int, end: int) -> tuple[_Word, int]:
+        """The word starting at `i` and the index after it."""
+        text = self.text
+        word = _Word(i)
+        parts = word.parts
+        while i < end:
+            match = _PLAIN.match(text, i, end)
+            if match:
+                parts.append(match.group())
+                i = match.end()
+                continue
+            char = text[i]
+            if char == "'":
+                close = text.find("'", i + 1, end)
+                close = end if close < 0 else close
+                parts.append(text[i + 1:close])
+                word.quoted = True
+                i = close + 1
+            elif char == '"':
+                i = self._read_dquote(word, i + 1, end)
+            elif char == "\\":
+                if i + 1 < end and text[i + 1] != "\n":
+                    parts.append(text[i + 1])
+                    word.quoted = True
+                i += 2
+            elif char == "$":
+                i = self._read_dollar(word, i, end)
+            elif char == "`":
+                close = _skip_backtick(text, i + 1, end)
+                word.subs.append((i + 1, close - 1 if text[close - 1:close] == "`" else close))
+                parts.append(text[i:close])
+                i = close
+            elif char in "<>" and i == word.start and text[i + 1:i + 2] == "(":
+                close = _match_paren(text, i + 2, end)
+                word.subs.append((i + 2, close - 1))
+                parts.append(text[i:close])
+                i = close
+            else:
+                break
+        return word, min(i, end)
+
+    def _read_dquote(self, word: _Word, i: int, end: int) -> int:
+        text = self.text
+        parts = word.parts
+        word.quoted = True
+        while i < end:
+            match = _DQUOTE_PLAIN.match(text, i, end)
+            if match:
+                parts.append(match.group())
+                i = match.end()
+                continue
+            char = text[i]
+            if char == '"':
+                return i + 1
+            if char == "\\":
+                following = text[i + 1:i + 2]
+                if following in ('"', "\\", "$", "`"):
+                    parts.append(following)
+                elif following != "\n":
+                    parts.append("\\" + following)
+                i += 2
+            elif char == "$":
+                i = self._read_dollar(word, i, end)
+            else:  # backtick
+                close = _skip_backtick(text, i + 1, end)
+                word.subs.append((i + 1, close - 1 if text[close - 1:close] == "`" else close))
+                parts.append(text[i:close])
+                i = close
+        return end
+
+    def _read_dollar(self, word: _Word, i: int, end: int) -> int:
+        text = self.text
+        following = text[i + 1:i + 2]
+        if following == "(":
+            close = _match_paren(text, i + 2, end)
+            if text[i + 2:i + 3] != "(":     # $((arithmetic)) holds no commands
+                word.subs.append((i + 2, close - 1 if text[close - 1:close] == ")" else close))
+            word.parts.append(text[i:close])
+            return close
+        if following == "{":
+            close = _match_brace(text, i + 2, end)
+            word.parts.append(text[i:close])
+            return close
+        if following == "'":                 # $'...' ANSI-C quoting
+            j = i + 2
+            while j < end and text[j] != "'":
+                j += 2 if text[j] == "\\" else 1
+            word.parts.append(text[i + 2:min(j, end)])
+            word.quoted = True
+            return min(j + 1, end)
+        word.parts.append("$")
+        return i + 1
+
+    # -- commands ------------------------------------------------------------------
+    def split(self, start: int, end: int) -> None:
+        _Reader(self, start, end).run()
+
+    def sub_split(self, start: int, end: int) -> list[Pipeline]:
+        """Pipelines of the range [start, end) of the same text (a $(...) body, a heredoc)."""
+        if self.depth >= MAX_DEPTH or start >= end:
+            return []
+        inner = _Splitter(self.text, self.base, self.breaks, self.depth + 1)
+        inner.split(start, end)
+        return inner.out
+
+
+class _Reader:
+    """The token loop over one range: builds commands and pipelines."""
+
+    def __init__(self, splitter: _Splitter, start: int, end: int):
+        self.sp = splitter
+        self.i = start
+        self.end = end
+        self.words: list[str] = []
+        self.assignments: list[tuple[str, str]] = []
+        self.cmd_pos: int | None = None
+        self.pipeline: list[Command] = []
+        self.deferred: list[Pipeline] = []
+        self.heredocs: list[list] = []       # [delimiter, strip tabs, feeds a shell] per `<<`
+        self.command_heredocs: list[list] = []   # those opened by the command being read
+        self.redirect: str | None = None     # operator waiting for its target word
+        self.header: str | None = None       # "for" / "case" header being skipped
+        self.in_pattern = False              # reading `case` patterns up to `)`
+        self.case_depth = 0
+        self.after_close = False             # a group/loop just closed: `| cmd` joins it
+
+    def run(self) -> None:
+        text, end = self.sp.text, self.end
+        while self.i < end:
+            char = text[self.i]
+            if char in _BLANK_CHARS:
+                blank = _BLANKS.match(text, self.i, end)
+                if blank:
+                    self.i = blank.end()
+                    continue
+            simple = _SIMPLE_WORD.match(text, self.i, end)
+            if simple:
+                self.i = simple.end()
+                self.simple_word(simple.group(), simple.start())
+                continue
+            if char == "#":   # words are read whole: a `#` here starts a word, so a comment
+                newline = text.find("\n", self.i, end)
+                self.i = end if newline < 0 else newline
+                continue
+            if char in "<>" and text[self.i + 1:self.i + 2] == "(":
+                self.word()
+                continue
+            operator = _OPERATOR.match(text, self.i, end) if char in _OPERATOR_CHARS else None
+            if operator:
+                self.i = operator.end()
+                self.operator(operator.group())
+                continue
+            self.word()
+        self.finish_pipeline()
+
+    # -- tokens -------------------------------------------------------------------
+    def simple_word(self, value: str, start: int) -> None:
+        """A word without quotes or substitutions (most words of most scripts)."""
+        if self.redirect is not None or self.header is not None or self.in_pattern or (
+                not self.words and (value in _RESERVED or "=" in value)):
+            word = _Word(start)
+            word.parts.append(value)
+            self.take(word, value)
+            return
+        self.words.append(value)
+        if self.cmd_pos is None:
+            self.cmd_pos = start
+
+    def word(self) -> None:
+        word, self.i = self.sp.read_word(self.i, self.end)
+        if self.i == word.start:      # nothing readable: step over one character
+            self.i += 1
+            return
+        self.take(word, word.value)
+
+    def take(self, word: _Word, value: str) -> None:
+        if self.redirect is not None:
+            self.redirect_target(value, word.quoted)
+            return
+        if self.header is not None:
+            self.header_word(value, word.quoted)
+            return
+        if self.in_pattern:
+            if value == "esac" and not word.quoted:
+                self.close_case()
+            return
+        if not self.words and not word.quoted:
+            if self.reserved(value):
+                return
+        if not self.words and _ASSIGNMENT.match(value) and not value.startswith("="):
+            name, _, assigned = value.partition("=")
+            self.assignments.append((name.rstrip("+"), assigned))
+        else:
+            self.words.append(value)
+        if self.cmd_pos is None:
+            self.cmd_pos = word.start
+        for start, stop in word.subs:
+            self.deferred.extend(self.sp.sub_split(start, stop))
+
+    def reserved(self, value: str) -> bool:
+        """Handle a reserved word at a command start; True when it was one."""
+        if self.assignments:
+            return False
+        if value in _OPENERS:
+            self.after_close = False
+            return True
+        if value in _CLOSERS:
+            self.finish_pipeline()
+            if value == "esac":
+                self.close_case()
+            self.after_close = True
+            return True
+        if value in ("for", "select"):
+            self.header = "for"
+            return True
+        if value == "case":
+            self.header = "case"
+            return True
+        if value == "function":
+            self.header = "function"
+            return True
+        return False
+
+    def header_word(self, value: str, quoted: bool) -> None:
+        if self.header == "case" and value == "in" and not quoted:
+            self.header = None
+            self.case_depth += 1
+            self.in_pattern = True
+        elif self.header == "for" and value == "do" and not quoted:
+            self.header = None
+        elif self.header == "function":
+            self.header = None
+
+    def close_case(self) -> None:
+        self.in_pattern = False
+        self.case_depth = max(0, self.case_depth - 1)
+        self.after_close = True
+
+    def redirect_target(self, value: str, quoted: bool) -> None:
+        operator, self.redirect = self.redirect, None
+        if operator.endswith("<<") or operator.endswith("<<-"):
+            heredoc = [value, operator.endswith("-"), False]
+            self.heredocs.append(heredoc)
+            self.command_heredocs.append(heredoc)
+
+    def feeds_shell(self) -> bool:
+        """True when the command being read is a shell reading its script from stdin."""
+        for index, word in enumerate(self.words):
+            if is_shell(word):
+                return inline_script(self.words[index:]) is None and not any(
+                    not w.startswith("-") for w in self.words[index + 1:])
+            if not _is_wrapper_part(self.words, index):
+                return False
+        return False
+
+    def operator(self, operator: str) -> None:
+        if self.header is not None:
+            if operator in (";", "\n") and self.header == "for":
+                self.header = None
+            elif operator == "\n" and self.header == "function":
+                self.header = None
+            if operator == "\n":
+                self.read_heredocs()
+            return
+        if self.in_pattern:
+            if operator == ")":
+                self.in_pattern = False
+            elif operator == "\n":
+                self.read_heredocs()
+            return
+        if operator not in _CONTROL:
+            self.redirect = operator
+            return
+        self.control(operator)
+
+    def control(self, operator: str) -> None:
+        if operator in ("|", "|&"):
+            self.finish_command()
+            if not self.pipeline and self.after_close and self.sp.out:
+                # `{ curl ...; } | sh`: the group's last pipeline continues.
+                self.pipeline = list(self.sp.out.pop())
+            self.after_close = False
+            return
+        if operator == "(":
+            if len(self.words) == 1 and not self.assignments and not self.pipeline:
+                self.function_definition()
+                return
+            if self.text_at(self.i) == "(" and not self.words:   # (( arithmetic ))
+                self.i = _match_paren(self.sp.text, self.i + 1, self.end)
+                if self.text_at(self.i) == ")":
+                    self.i += 1
+                return
+            self.finish_pipeline()
+            return
+        if operator == ")":
+            self.finish_pipeline()
+            self.after_close = True
+            return
+        self.finish_pipeline()
+        self.after_close = False
+        if operator in _CASE_BREAKS and self.case_depth:
+            self.in_pattern = True
+        if operator == "\n":
+            self.read_heredocs()
+
+    def text_at(self, pos: int) -> str:
+        return self.sp.text[pos:pos + 1]
+
+    def function_definition(self) -> None:
+        """`name() { ... }`: the name is not a command."""
+        text = self.sp.text
+        close = _BLANKS.match(text, self.i, self.end)
+        position = close.end() if close else self.i
+        if text[position:position + 1] == ")":
+            self.i = position + 1
+            self.words.clear()
+            self.cmd_pos = None
+        else:
+            self.finish_pipeline()
+
+    # -- building ------------------------------------------------------------------
+    def finish_command(self) -> None:
+        if self.redirect is not None:
+            self.redirect = None
+        if self.command_heredocs:
+            # Known only now: `<<EOF bash` names the shell after the redirection.
+            feeds = self.feeds_shell()
+            for heredoc in self.command_heredocs:
+                heredoc[2] = feeds
+            self.command_heredocs = []
+        if not self.words and not self.assignments:
+            self.cmd_pos = None
+            return
+        line = self.sp.line_at(self.cmd_pos if self.cmd_pos is not None else self.i)
+        words = tuple(self.words)
+        self.pipeline.append(Command(words, line, tuple(self.assignments)))
+        self.deferred.extend(_inline_pipelines(words, line, self.sp.depth))
+        self.words = []
+        self.assignments = []
+        self.cmd_pos = None
+
+    def finish_pipeline(self) -> None:
+        self.finish_command()
+        if self.pipeline:
+            self.sp.out.append(tuple(self.pipeline))
+            self.pipeline = []
+        if self.deferred:
+            self.sp.out.extend(self.deferred)
+            self.deferred = []
+
+    def read_heredocs(self) -> None:
+        """After a newline: skip the bodies of pending here-documents (split those fed to a shell)."""
+        text, end = self.sp.text, self.end
+        pending, self.heredocs = self.heredocs, []
+        for delimiter, strip_tabs, feeds_shell in pending:
+            body_start = self.i
+            while self.i < end:
+                newline = text.find("\n", self.i, end)
+                stop = end if newline < 0 else newline
+                candidate = text[self.i:stop].rstrip("\r")
+                if strip_tabs:
+                    candidate = candidate.lstrip("\t")
+                line_start = self.i
+                self.i = stop + 1 if newline >= 0 else end
+                if candidate == delimiter:
+                    self.body(body_start, line_start, feeds_shell)
+                    break
+            else:
+                self.body(body_start, end, feeds_shell)
+
+    def body(self, start: int, stop: int, feeds_shell: bool) -> None:
+        if feeds_shell:
+            self.sp.out.extend(self.sp.sub_split(start, stop))

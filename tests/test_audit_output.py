@@ -1,0 +1,153 @@
+"""Output formats, exit codes and suppressions of `hardrun audit`."""
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATA
+from tests.helpers import CLEAN_DOCKERFILE, ROOT_DOCKERFILE, rule_for
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text(ROOT_DOCKERFILE)
+    (tmp_path / "clean.Dockerfile").write_text(CLEAN_DOCKERFILE)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "Dockerfile").write_text("FROM alpine:3.20\nRUN <<EOF\necho never ends\n")
+    return tmp_path
+
+
+def test_json_follows_the_contract(hardrun, project):
+    result = hardrun("audit", "-f", "json", ".", cwd=project)
+    assert result.returncode == 2            # a file could not be parsed
+    document = json.loads(result.stdout)
+    assert set(document) == {"tool", "files", "findings", "errors"}
+    assert document["tool"]["name"] == "hardrun"
+    assert {"path": "app/Dockerfile", "kind": "dockerfile"} in document["files"]
+    assert [e["path"] for e in document["errors"]] == ["broken/Dockerfile"]
+    assert document["errors"][0]["message"].startswith("line 2: unterminated heredoc <<EOF")
+    keys = {"rule", "practice", "severity", "path", "line", "subject", "message", "suppressed"}
+    for finding in document["findings"]:
+        assert set(finding) == keys
+        assert finding["severity"] in ("error", "warning", "info")
+        assert finding["line"] is None or finding["line"] >= 1
+        assert finding["subject"] is None
+    root = [f for f in document["findings"] if f["practice"] == "root-user"]
+    assert [f["path"] for f in root] == ["app/Dockerfile"]
+    assert root[0]["line"] == 1
+
+
+def test_exit_status_never_depends_on_format(hardrun, project):
+    codes = {fmt: hardrun("audit", "-f", fmt, "app", cwd=project).returncode
+             for fmt in ("text", "json", "sarif", "junit")}
+    assert set(codes.values()) == {1}
+
+
+def test_exit_codes(hardrun, project):
+    assert hardrun("audit", "clean.Dockerfile", cwd=project).returncode == 0
+    assert hardrun("audit", "app/Dockerfile", cwd=project).returncode == 1
+    assert hardrun("audit", "broken/Dockerfile", cwd=project).returncode == 2
+    assert hardrun("audit", "missing/Dockerfile", cwd=project).returncode == 2
+    assert hardrun("audit", "--format", "yaml", ".", cwd=project).returncode == 2
+
+
+def test_fail_on_threshold(hardrun, tmp_path):
+    # Only an informational finding (no HEALTHCHECK) remains.
+    (tmp_path / "Dockerfile").write_text(CLEAN_DOCKERFILE.replace('HEALTHCHECK CMD ["true"]\n', ""))
+    assert hardrun("audit", "--fail-on", "info", ".", cwd=tmp_path).returncode == 1
+    assert hardrun("audit", ".", cwd=tmp_path).returncode == 0
+
+
+def test_text_format(hardrun, project):
+    result = hardrun("audit", "app/Dockerfile", cwd=project)
+    rule = rule_for("root-user")
+    assert f"app/Dockerfile:1 {rule} error " in result.stdout
+    assert "\033[" not in result.stdout            # no colour when not on a terminal
+    assert result.stdout.splitlines()[-1].startswith("FAIL: 1 file audited")
+    coloured = hardrun("audit", "--color", "app/Dockerfile", cwd=project)
+    assert "\033[31merror" in coloured.stdout
+
+
+def test_broken_file_does_not_stop_the_others(hardrun, project):
+    result = hardrun("audit", ".", cwd=project)
+    assert "broken/Dockerfile: error: line 2: unterminated heredoc <<EOF" in result.stdout
+    assert "app/Dockerfile:1" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_output_file(hardrun, project):
+    result = hardrun("audit", "-f", "json", "-o", "report.json", "app", cwd=project)
+    assert result.returncode == 1 and result.stdout == ""
+    assert json.loads((project / "report.json").read_text())["findings"]
+
+
+def test_stdin(hardrun):
+    result = hardrun("audit", "-f", "json", "-", input=ROOT_DOCKERFILE)
+    document = json.loads(result.stdout)
+    assert document["files"] == [{"path": "<stdin>", "kind": "dockerfile"}]
+    assert any(f["practice"] == "root-user" for f in document["findings"])
+
+
+def test_sarif_validates_against_the_schema(hardrun, project):
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((DATA / "sarif" / "sarif-schema-2.1.0.json").read_text())
+    result = hardrun("audit", "-f", "sarif", ".", cwd=project)
+    document = json.loads(result.stdout)
+    jsonschema.Draft4Validator(schema).validate(document)
+    results = document["runs"][0]["results"]
+    rules = document["runs"][0]["tool"]["driver"]["rules"]
+    assert all(rules[r["ruleIndex"]]["id"] == r["ruleId"] for r in results)
+    notes = document["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert notes[0]["message"]["text"].startswith("line 2: unterminated heredoc <<EOF")
+
+
+def test_junit_is_well_formed(hardrun, project):
+    result = hardrun("audit", "-f", "junit", ".", cwd=project)
+    root = ET.fromstring(result.stdout)
+    assert root.tag == "testsuites"
+    assert int(root.get("failures")) >= 1 and root.get("errors") == "1"
+    failures = root.findall(".//failure")
+    assert any("app/Dockerfile:1" in (f.text or "") for f in failures)
+
+
+def test_line_suppression_keeps_the_finding_marked(hardrun, tmp_path):
+    rule = rule_for("root-user")
+    (tmp_path / "Dockerfile").write_text(
+        f'# hardrun ignore={rule} reason="distroless nonroot tag sets the user"\n' + ROOT_DOCKERFILE)
+    document = json.loads(hardrun("audit", "-f", "json", ".", cwd=tmp_path).stdout)
+    root = [f for f in document["findings"] if f["rule"] == rule]
+    assert root and all(f["suppressed"] for f in root)
+    sarif = json.loads(hardrun("audit", "-f", "sarif", ".", cwd=tmp_path).stdout)
+    suppressed = [r for r in sarif["runs"][0]["results"] if r["ruleId"] == rule]
+    assert suppressed[0]["suppressions"][0]["justification"] == "distroless nonroot tag sets the user"
+
+
+def test_global_suppression(hardrun, tmp_path):
+    rule = rule_for("root-user")
+    (tmp_path / "Dockerfile").write_text(ROOT_DOCKERFILE + f"# hardrun global ignore={rule} reason=x\n")
+    document = json.loads(hardrun("audit", "-f", "json", ".", cwd=tmp_path).stdout)
+    assert all(f["suppressed"] for f in document["findings"] if f["rule"] == rule)
+
+
+def test_unknown_rule_in_suppression_is_an_error(hardrun, tmp_path):
+    (tmp_path / "Dockerfile").write_text("# hardrun ignore=HR9999 reason=x\n" + ROOT_DOCKERFILE)
+    result = hardrun("audit", "-f", "json", ".", cwd=tmp_path)
+    assert result.returncode == 2
+    error = json.loads(result.stdout)["errors"][0]
+    assert error["message"].startswith("line 1: unknown rule id HR9999")
+
+
+def test_suppression_that_matches_nothing_is_reported(hardrun, tmp_path):
+    rule = rule_for("curl-pipe-shell")
+    (tmp_path / "Dockerfile").write_text(f"FROM alpine:3.20\n# hardrun ignore={rule} reason=x\nRUN true\n")
+    document = json.loads(hardrun("audit", "-f", "json", ".", cwd=tmp_path).stdout)
+    unused = [f for f in document["findings"] if f["rule"] == "HR0001"]
+    assert unused and unused[0]["line"] == 2 and rule in unused[0]["message"]
+
+
+def test_no_fail_reports_but_exits_zero(hardrun, project):
+    result = hardrun("audit", "--no-fail", "app/Dockerfile", cwd=project)
+    assert result.returncode == 0 and "root" in result.stdout.lower()
+    assert hardrun("audit", "--no-fail", "broken/Dockerfile", cwd=project).returncode == 2

@@ -1,0 +1,52 @@
+"""The command-line surface: version, help, rules, explain, completion."""
+from hardrun import __version__
+
+
+def test_version(hardrun):
+    result = hardrun("--version")
+    assert result.returncode == 0
+    assert __version__ in result.stdout
+
+
+def test_help_lists_commands_and_examples(hardrun):
+    result = hardrun("--help")
+    assert result.returncode == 0
+    for word in ("audit", "rules", "explain", "Examples:", "_HARDRUN_COMPLETE"):
+        assert word in result.stdout
+
+
+def test_rules_lists_every_rule(hardrun):
+    from hardrun.audit.rules import all_rules
+    result = hardrun("rules")
+    assert result.returncode == 0
+    listed = {line.split()[0] for line in result.stdout.splitlines()}
+    assert listed == set(all_rules())
+
+
+def test_explain_prints_the_rule_file(hardrun):
+    from hardrun.audit.rules import all_rules
+    rule = all_rules()["HR0001"]
+    result = hardrun("explain", "hr0001")
+    assert result.returncode == 0
+    assert rule.title in result.stdout
+    assert rule.why.splitlines()[0] in result.stdout
+    assert "Bad (dockerfile)" in result.stdout and "Good (dockerfile)" in result.stdout
+
+
+def test_explain_unknown_rule_is_a_usage_error(hardrun):
+    result = hardrun("explain", "HR9999")
+    assert result.returncode == 2
+    assert "HR9999" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bash_completion_script(hardrun):
+    result = hardrun(env={"_HARDRUN_COMPLETE": "bash_source"})
+    assert result.returncode == 0
+    assert "complete" in result.stdout and "_hardrun_completion" in result.stdout
+
+
+def test_completion_offers_subcommands(hardrun):
+    result = hardrun(env={"_HARDRUN_COMPLETE": "bash_complete", "COMP_WORDS": "hardrun au",
+                          "COMP_CWORD": "1"})
+    assert "audit" in result.stdout

@@ -1,0 +1,85 @@
+"""Property tests: whatever the text, the Dockerfile parser raises only ParseError and
+the shell splitter raises nothing, and both finish."""
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hardrun.errors import ParseError
+from hardrun.frontends.dockerfile import parse_dockerfile
+from hardrun.frontends.shell import split_argv, split_script
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+KEYWORDS = ["FROM", "RUN", "COPY", "ADD", "ENV", "ARG", "LABEL", "CMD", "ENTRYPOINT", "USER",
+            "WORKDIR", "EXPOSE", "VOLUME", "ONBUILD", "SHELL", "HEALTHCHECK", "STOPSIGNAL",
+            "MAINTAINER", "from", "Run", "BOGUS"]
+PIECES = ["<<EOF", "<<-EOF", "<<'EOF'", '<<"EOF"', "EOF", "\tEOF", "\\", "`", "'", '"', "$X",
+          "${X:-d}", "${X:+a}", "${", "}", "$(", ")", "(", "|", "||", "&&", ";", "&", "#",
+          "--mount=type=cache,target=/x", "--from=build", "--link", "--platform=$P", "AS", "as",
+          "build", "[", "]", '["sh", "-c", "x"]', "sh -c", "bash -c '", "curl -s u | sh",
+          "sudo", "if", "then", "fi", "for", "do", "done", "case", "in", "esac", ";;", "{", "}",
+          "=", "A=1", "a b", "\n", "\n", "\n", " ", " ", "\t", "\r\n", "# escape=`", "# syntax=x",
+          "-", "2>&1", ">", "<", "\u00e9", "\u2028", "\x0c", "ARG", "NONE", "CMD"]
+
+
+def lines_strategy():
+    instruction = st.builds(lambda k, parts: k + " " + " ".join(parts),
+                            st.sampled_from(KEYWORDS), st.lists(st.sampled_from(PIECES), max_size=8))
+    line = st.one_of(instruction, st.lists(st.sampled_from(PIECES), max_size=6).map(" ".join),
+                     st.text(max_size=30))
+    return st.lists(line, max_size=25).map("\n".join)
+
+
+def parses_or_parse_error(text):
+    try:
+        parse_dockerfile(text, "Dockerfile")
+    except ParseError as error:
+        assert error.message
+        assert error.line is None or error.line >= 1
+
+
+@FUZZ
+@given(st.text(max_size=400))
+def test_random_text_raises_only_parse_error(text):
+    parses_or_parse_error(text)
+
+
+@FUZZ
+@given(st.builds(lambda body: "FROM alpine\n" + body, lines_strategy()))
+def test_structured_dockerfiles_raise_only_parse_error(text):
+    parses_or_parse_error(text)
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(PIECES), max_size=40).map(" ".join))
+def test_piece_soup_after_from_raises_only_parse_error(soup):
+    parses_or_parse_error("ARG X=1\nFROM alpine AS build\nRUN " + soup + "\nCOPY " + soup)
+
+
+@FUZZ
+@given(st.text(max_size=300))
+def test_shell_splitter_never_raises_on_random_text(text):
+    for pipeline in split_script(text):
+        for command in pipeline:
+            assert command.line >= 1
+            assert all(isinstance(word, str) for word in command.words)
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(PIECES), max_size=60).map("".join))
+def test_shell_splitter_never_raises_on_shell_like_text(text):
+    split_script(text, 3, [1, 5, 5])
+
+
+@FUZZ
+@given(st.lists(st.text(max_size=20), max_size=6))
+def test_exec_form_never_raises(argv):
+    split_argv(["sh", "-c"] + argv, 1)
+
+
+def test_deep_nesting_stays_bounded():
+    nested = "x"
+    for _ in range(60):
+        nested = f'sh -c "$(echo {nested})"'
+    split_script(nested)
+    parses_or_parse_error("FROM a\nRUN " + "$(" * 2000 + "\nCMD " + "[" * 5000 + "]" * 5000)
+    parses_or_parse_error("FROM a\nENV X=" + "${A:-" * 500 + "}" * 500)
