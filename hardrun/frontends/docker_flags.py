@@ -12,8 +12,6 @@ cheap modules at import time.
 """
 from __future__ import annotations
 
-import re
-
 from ..errors import ParseError, UsageError
 from ..spec.run import EnvVar, Mount, Port, RunSpec, Ulimit
 
@@ -483,6 +481,7 @@ def ram_in_bytes(text: str) -> int:
 
     Raises ValueError for anything else.
     """
+    import re   # not at module level: `re` costs milliseconds on hardrun run's start-up
     match = re.match(_SIZE, text.strip(), re.IGNORECASE)
     if not match:
         raise ValueError(text)
@@ -778,6 +777,7 @@ def _check_workdir(text: str) -> str | None:
 
 
 def _check_hostname(text: str) -> str | None:
+    import re
     if not re.match(_HOSTNAME, text):
         return f"invalid host name {text!r} (letters, digits, '.' and '-', at most 64)"
     return None

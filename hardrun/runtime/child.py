@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
+import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
 from . import init, mounts, process
 from . import sys as k

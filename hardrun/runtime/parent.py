@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
+import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 import sys
 
 from . import child, process
@@ -205,10 +205,13 @@ def _seccomp_filter(cfg):
         raise StepFailure("seccomp", errno.ENOSYS,
                           "this build has no seccomp support; pass --security-opt seccomp=unconfined "
                           "to run without a filter") from None
-    profile = seccomp.default_profile() if cfg.seccomp == "default" else seccomp.load_profile(cfg.seccomp)
-    # Compiled for the kept capabilities (capability-gated syscalls), cached by hash.
-    bpf = seccomp.cached_filter(profile, cfg.caps)
-    return seccomp.prepare_filter(bpf, profile.load_flags)
+    # Compiled for the kept capabilities (capability-gated syscalls), cached by hash: the
+    # built-in profile's cache hit needs neither parsing nor libseccomp.
+    if cfg.seccomp == "default":
+        bpf = seccomp.default_filter(cfg.caps)
+    else:
+        bpf = seccomp.cached_filter(seccomp.load_profile(cfg.seccomp), cfg.caps)
+    return seccomp.prepare_filter(bpf)
 
 
 def _clone_hint(number: int, cfg) -> str:

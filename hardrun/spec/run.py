@@ -14,7 +14,7 @@ Conventions:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from .record import dataclass, field, replace  # not dataclasses: see record.py
 
 NAMESPACES = ("network", "pid", "ipc", "uts", "user", "cgroup", "mount")
 
