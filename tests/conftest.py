@@ -21,3 +21,10 @@ def run_hardrun(*args, input=None, env=None, cwd=None, timeout=120):
 @pytest.fixture
 def hardrun():
     return run_hardrun
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory):
+    """A busybox root filesystem (see tests/rootfs.py); fails without root, never skips."""
+    from tests.rootfs import build_rootfs
+    return build_rootfs(tmp_path_factory.mktemp("busybox-rootfs"))

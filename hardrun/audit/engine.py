@@ -38,12 +38,19 @@ class AuditContext:
     dockerignore: tuple[str, ...] | None = None    # patterns beside a Dockerfile, None if none
 
 
-def audit(paths, options: AuditOptions | None = None, stdin_text: str | None = None) -> Report:
-    """Audit files and directories (`-` reads `stdin_text`) into one Report."""
+COMMAND_LINE = "<command-line>"
+
+
+def audit(paths, options: AuditOptions | None = None, stdin_text: str | None = None,
+          docker_run_lines=()) -> Report:
+    """Audit files and directories (`-` reads `stdin_text`) and `docker run` command
+    lines given as text (shown as `<command-line>`) into one Report."""
     options = options or AuditOptions()
     report = Report()
     for path, explicit in _candidates(paths, report):
         _audit_one(path, explicit, options, report, stdin_text)
+    for command_line in docker_run_lines:
+        _audit_command_line(command_line, options, report)
     report.findings.sort(key=lambda f: (f.path, f.line or 0, f.rule))
     return report
 
@@ -84,10 +91,20 @@ def _audit_one(path: str, explicit: bool, options: AuditOptions, report: Report,
             if explicit:
                 raise HardrunError("cannot tell what kind of file this is (use --kind)")
             return
+        if not explicit and options.kind is None and not frontends.claims(kind, text, path):
+            return   # e.g. a shell script without any docker run line
         report.files.append(AuditedFile(shown, kind))
         report.findings.extend(audit_text(text, kind, shown, options, source_path=path))
     except HardrunError as error:
         report.errors.append(FileError(shown, error.located()))
+
+
+def _audit_command_line(command_line: str, options: AuditOptions, report: Report) -> None:
+    try:
+        report.files.append(AuditedFile(COMMAND_LINE, "docker-run"))
+        report.findings.extend(audit_text(command_line, "docker-run", COMMAND_LINE, options))
+    except HardrunError as error:
+        report.errors.append(FileError(COMMAND_LINE, error.located()))
 
 
 def audit_text(text: str, kind: str, shown: str, options: AuditOptions,

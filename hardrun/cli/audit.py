@@ -21,8 +21,11 @@ from ..audit.formats import FORMATS
               help="Exit 0 even when findings reach --fail-on (files that cannot be parsed still exit 2).")
 @click.option("--kind", type=click.Choice(KINDS), help="Read every file as this kind instead of guessing.")
 @click.option("--color/--no-color", default=None, help="Colour the text report (default: when on a terminal).")
-def audit(paths, fmt, output, fail_on, no_fail, kind, color):
-    """Audit Dockerfiles (files or directories, `-` for standard input).
+@click.option("--docker-run", "docker_run_lines", multiple=True, metavar="COMMAND",
+              help='Audit one `docker run …` command line given as text (repeatable), e.g. '
+                   '--docker-run "docker run --privileged alpine".')
+def audit(paths, fmt, output, fail_on, no_fail, kind, color, docker_run_lines):
+    """Audit Dockerfiles and run configs (files or directories, `-` for standard input).
 
     Exit status: 0 when no unsuppressed finding reaches --fail-on, 1 when one does,
     2 for usage errors or files that could not be read or parsed (the other files
@@ -33,7 +36,9 @@ def audit(paths, fmt, output, fail_on, no_fail, kind, color):
     from ..audit.formats import render
 
     stdin_text = _read_stdin() if "-" in paths else None
-    report = run_audit(list(paths) or ["."], AuditOptions(kind=kind), stdin_text=stdin_text)
+    targets = list(paths) or ([] if docker_run_lines else ["."])
+    report = run_audit(targets, AuditOptions(kind=kind), stdin_text=stdin_text,
+                       docker_run_lines=docker_run_lines)
     if color is None:
         color = output is None and sys.stdout.isatty()
     text = render(fmt, report, color=color, fail_on=fail_on)

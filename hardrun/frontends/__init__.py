@@ -6,7 +6,6 @@ Dockerfiles never pays for the YAML front ends, and the reverse.
 """
 from __future__ import annotations
 
-import fnmatch
 import os
 
 DOCKERFILE_NAMES = ("Dockerfile", "Containerfile")
@@ -17,6 +16,7 @@ DOCKERFILE_PATTERNS = ("Dockerfile.*", "*.Dockerfile", "*.dockerfile", "Containe
 
 
 def is_dockerfile_name(name: str) -> bool:
+    import fnmatch  # lazily: it imports re, and this package is on hardrun run's start-up path
     return name in DOCKERFILE_NAMES or any(fnmatch.fnmatchcase(name, p) for p in DOCKERFILE_PATTERNS)
 
 
@@ -27,6 +27,14 @@ def detect_kind(path: str, head: str | None = None) -> str | None:
         return "dockerfile"
     from . import detect
     return detect.detect_run_kind(path, head)
+
+
+def claims(kind: str, text: str, path: str) -> bool:
+    """Whether a file found while walking a tree holds something of `kind` worth reporting."""
+    if kind == "dockerfile":
+        return True
+    from . import detect
+    return detect.claims(kind, text, path)
 
 
 def parse(kind: str, text: str, path: str):

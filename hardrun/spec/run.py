@@ -14,7 +14,7 @@ Conventions:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from .record import dataclass, field, replace  # not dataclasses: see record.py
 
 NAMESPACES = ("network", "pid", "ipc", "uts", "user", "cgroup", "mount")
 
@@ -69,6 +69,7 @@ class RunSpec:
     cap_drop: tuple[str, ...] = ()
     no_new_privileges: bool | None = None
     seccomp: str | None = None    # None: runtime default; "unconfined"; a profile path or name
+    system_paths_unconfined: bool = False  # --security-opt systempaths=unconfined: no masked/read-only kernel paths
     apparmor: str | None = None   # None: default; "unconfined"; a profile name
     selinux_disabled: bool = False
     # filesystem
@@ -83,6 +84,8 @@ class RunSpec:
     hostname: str | None = None
     # process
     env: tuple[EnvVar, ...] = ()
+    env_files: tuple[str, ...] = ()   # --env-file paths as given (read by the runtime, not the auditor)
+    entrypoint: str | None = None     # --entrypoint (None: the image's)
     init: bool = False
     # resources
     memory: int | None = None         # bytes
@@ -96,6 +99,9 @@ class RunSpec:
     ports: tuple[Port, ...] = ()
     publish_all: bool = False
     name: str | None = None
+    # fields set from a value the source left unresolved (`-m $MEM`, `user: ${UID}`):
+    # set, but unknown, so rules neither trust nor condemn their value
+    unresolved: frozenset[str] = frozenset()
     # provenance of individual settings: field name -> line
     lines: dict[str, int] = field(default_factory=dict, compare=False)
 

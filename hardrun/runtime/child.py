@@ -1,0 +1,239 @@
+"""The container side: the ordered steps between clone and execve.
+
+Runs in the cloned child (new user, mount, pid, ipc, uts and net namespaces). Every
+module it needs is imported before clone: after pivot_root or the user switch the
+interpreter's own files may be unreachable. Any failure is reported to the parent as
+(step, errno, what to do) over `error_fd` and the command never runs.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
+
+from . import init, mounts, process
+from . import sys as k
+
+
+class _Steps:
+    """Tracks the current step's name for the failure report."""
+    __slots__ = ("name",)
+
+    def __init__(self):
+        self.name = "start"
+
+
+def main(cfg, exec_plan, sync_fd: int, error_fd: int) -> None:
+    """Never returns: execs the command or exits with 125/126/127."""
+    steps = _Steps()
+    try:
+        _run(cfg, exec_plan, sync_fd, error_fd, steps)
+        failure = process.StepFailure("exec", 0, "execve returned")
+    except process.StepFailure as error:
+        failure = error
+    except mounts.MountError as error:
+        failure = process.StepFailure(error.step, error.error.errno or 0, error.hint)
+    except OSError as error:
+        detail = f"{error.filename}: " if error.filename and error.filename not in steps.name else ""
+        failure = process.StepFailure(steps.name, error.errno or 0, detail + _hint(steps.name, error))
+    except BaseException as error:  # the payload must never run after an unexpected failure
+        failure = process.StepFailure(steps.name, 0, f"internal error: {error!r}")
+    try:
+        os.write(error_fd, failure.encode())
+    finally:
+        os._exit(failure.code)
+
+
+def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
+    # Python's own handlers and ignored signals must not leak into the container.
+    for signum in process.PYTHON_IGNORED + (signal.SIGINT,):
+        signal.signal(signum, signal.SIG_DFL)
+
+    # 1. Wait until the parent has written uid_map/gid_map and placed us in our cgroup:
+    #    setuid fails on unmapped ids, and the cgroup namespace must be rooted there.
+    steps.name = "wait for parent"
+    if os.read(sync_fd, 1) != b"1":
+        os._exit(process.EXIT_SETUP)  # the parent is gone or gave up: nothing to report to
+    if "cgroup" in cfg.namespaces:
+        steps.name = "cgroup namespace"
+        k.unshare(k.CLONE_NEWCGROUP)
+
+    # 2. A new session: no controlling terminal, so TIOCSTI cannot inject into the caller's tty.
+    steps.name = "setsid"
+    os.setsid()
+    steps.name = "parent death signal"
+    k.set_parent_death_signal(signal.SIGKILL)
+
+    # 3. The filesystem: private mounts, the new root, kernel filesystems, user mounts,
+    #    pivot_root, then masked and read-only kernel paths.
+    _filesystem(cfg, steps)
+
+    # 4a. Hostname and loopback, while we still hold CAP_SYS_ADMIN/CAP_NET_ADMIN in our namespaces.
+    if cfg.hostname is not None:
+        steps.name = "sethostname"
+        k.sethostname(cfg.hostname)
+    if "network" in cfg.namespaces and cfg.network == "none":
+        steps.name = "loopback up"
+        k.interface_up("lo")
+
+    # Without no_new_privs an unprivileged process may not install a filter: load it
+    # now, while CAP_SYS_ADMIN is held (the profile allows the remaining set-up calls).
+    if cfg.seccomp_filter is not None and not cfg.no_new_privileges:
+        steps.name = "seccomp"
+        cfg.seccomp_filter.load()
+
+    # 4b. The user switch: bounding set first (dropping it needs CAP_SETPCAP), keep-caps so
+    #     permitted survives setuid, then groups before gid before uid (each needs the next).
+    steps.name = "drop bounding set"
+    for cap in range(cfg.last_cap + 1):
+        if not cfg.cap_mask >> cap & 1:
+            k.drop_bounding(cap)
+    steps.name = "keep capabilities"
+    k.set_keep_caps(True)
+    user = cfg.user
+    if cfg.id_maps is None or cfg.id_maps.setgroups:
+        steps.name = "setgroups"
+        os.setgroups(list(user.groups))
+    steps.name = "setgid"
+    os.setresgid(user.gid, user.gid, user.gid)
+    steps.name = "setuid"
+    os.setresuid(user.uid, user.uid, user.uid)
+    # A credential change clears the parent-death signal: set it again, then make sure
+    # the parent did not die in between (its end of the sync pipe would read EOF).
+    steps.name = "parent death signal"
+    k.set_parent_death_signal(signal.SIGKILL)
+    os.set_blocking(sync_fd, False)
+    try:
+        if os.read(sync_fd, 1) == b"":
+            os._exit(process.EXIT_SETUP)
+    except BlockingIOError:
+        pass
+
+    # 5. Final capabilities: effective/permitted to the kept set; inheritable and ambient
+    #    only to carry added capabilities to a non-root user across execve.
+    steps.name = "capabilities"
+    inheritable = cfg.cap_mask if cfg.ambient else 0
+    k.capset(cfg.cap_mask, cfg.cap_mask, inheritable)
+    k.clear_ambient()
+    if cfg.ambient:
+        steps.name = "ambient capabilities"
+        for cap in range(cfg.last_cap + 1):
+            if cfg.cap_mask >> cap & 1:
+                k.raise_ambient(cap)
+    k.set_keep_caps(False)
+    if k.capget() != (cfg.cap_mask, cfg.cap_mask, inheritable):
+        raise process.StepFailure("capabilities", errno.EPERM, "the capability sets could not be set as asked")
+
+    # 6. Working directory, verified to be inside the new root (a leaked fd used as
+    #    /proc/self/fd/N would land outside it, and getcwd would say so).
+    steps.name = f"workdir {cfg.workdir}"
+    os.chdir(cfg.workdir)
+    try:
+        inside = os.getcwd().startswith("/")
+    except OSError:
+        inside = False
+    if not inside:
+        raise process.StepFailure(f"workdir {cfg.workdir}", errno.EXDEV,
+                                  "the working directory is outside the container's root")
+
+    # 7. Close every inherited fd above 2 but the report pipe (close-on-exec): a leaked
+    #    host fd is a way out of the container.
+    steps.name = "close fds"
+    if error_fd > 3:
+        k.close_range(3, error_fd - 1)
+    if error_fd < 0xFFFFFFFF:
+        k.close_range(error_fd + 1)
+
+    # 8. no_new_privs, the seccomp filter last (it then governs everything the command
+    #    does), then execve.
+    if cfg.no_new_privileges:
+        steps.name = "no_new_privs"
+        k.set_no_new_privs()
+        if cfg.seccomp_filter is not None:
+            steps.name = "seccomp"
+            cfg.seccomp_filter.load()
+    if cfg.init:
+        init.run(exec_plan, error_fd)
+    process.reset_signals()
+    raise process.execute(exec_plan)
+
+
+def _filesystem(cfg, steps: _Steps) -> None:
+    steps.name = "make mounts private"
+    mounts.make_private()  # no mount event propagates to or from the host
+    steps.name = "open bind sources"
+    sources = mounts.open_sources(cfg.mounts)  # before anything can be mounted over them
+    steps.name = "prepare root"
+    new_root = mounts.prepare_root(cfg.rootfs)
+    root_fd = os.open(new_root, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    in_image = cfg.rootfs is not None  # only an image may get missing mount points created
+    if in_image:
+        steps.name = "create mount points"
+        _create_mountpoints(root_fd, cfg.mounts)
+    if "user" in cfg.namespaces:
+        # Become root of the user namespace: files created in our own tmpfs mounts need an
+        # owner mapped there (the host uid we start with is not), and root keeps all caps.
+        steps.name = "become namespace root"
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    if cfg.read_only:
+        # Before anything else is mounted, so only the root (and its submounts) turn read-only.
+        steps.name = "read-only root"
+        k.mount_setattr(root_fd, k.MOUNT_ATTR_RDONLY, recursive=True)
+    # Fresh /proc and /sys while the old root (with the host's) is still attached:
+    # the kernel only allows them in a user namespace when a full view is already visible.
+    steps.name = "mount /proc"
+    mounts.mount_proc(root_fd, "pid" in cfg.namespaces, in_image)
+    steps.name = "mount /sys"
+    mounts.mount_sys(root_fd, "network" in cfg.namespaces, in_image)
+    steps.name = "mount /dev"
+    maps = cfg.id_maps
+    mounts.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid))
+    for plan in cfg.mounts:
+        steps.name = f"mount {plan.target}"
+        mounts.mount_user(root_fd, plan, sources.get(plan.target), in_image)
+    for fd in sources.values():
+        os.close(fd)
+    steps.name = "pivot_root"
+    mounts.pivot(root_fd)
+    os.close(root_fd)
+    for path in cfg.masked_paths:
+        steps.name = f"mask {path}"
+        mounts.mask(path)
+    for path in cfg.readonly_paths:
+        steps.name = f"read-only {path}"
+        mounts.make_read_only(path)
+
+
+def _create_mountpoints(root_fd: int, plans) -> None:
+    """Missing mount points are created in the image before its root turns read-only;
+    a mount nested in another user mount gets its mount point at mount time."""
+    targets = [plan.target for plan in plans]
+    fixed = [("/proc", True), ("/sys", True), ("/dev", True)]
+    for path, is_dir in fixed:
+        os.close(mounts.mountpoint(root_fd, path, is_dir, True, k.RESOLVE_NO_SYMLINKS))
+    for plan in plans:
+        if any(plan.target.startswith(other + "/") for other in targets):
+            continue
+        is_dir = plan.kind != "bind" or plan.source_is_dir
+        try:
+            os.close(mounts.mountpoint(root_fd, plan.target, is_dir, True))
+        except OSError as error:
+            raise mounts.MountError(f"mount {plan.target}", error,
+                                    "the destination cannot be created inside the container's root")
+
+
+def _hint(step: str, error: OSError) -> str:
+    if step.startswith("mount") or step in ("prepare root", "pivot_root", "read-only root"):
+        if error.errno == errno.ENOENT:
+            return "the destination does not exist in the container's root"
+        return "check the mount's source and destination"
+    if step.startswith("workdir"):
+        return "create the directory in the image or choose another -w/--workdir"
+    if step == "seccomp":
+        return "the seccomp profile could not be loaded; fix it or pass --security-opt seccomp=unconfined"
+    if step in ("setgroups", "setgid", "setuid"):
+        return "the user's ids must be mapped in the user namespace"
+    if step == "loopback up":
+        return "cannot bring up lo in the container's network namespace"
+    return "hardrun could not apply this protection; the command was not run"

@@ -1,0 +1,253 @@
+"""RunSpec -> the resolved runtime configuration, with hardened defaults.
+
+Everything that can be checked or computed before a namespace exists is done here,
+in the parent: capability names, users and groups (read from the container's own
+/etc/passwd and /etc/group), id maps, mount plans, environment, masked paths. The
+child then only applies a finished plan. Any problem is a UsageError (exit 125)
+raised before anything is created.
+
+Defaults (each can only be loosened explicitly): no capabilities, no_new_privs on,
+read-only root with tmpfs /tmp and /run, Docker's masked and read-only kernel paths,
+new mount/pid/ipc/uts/cgroup/net namespaces (network `none`: only `lo`, up), root
+remapped to 100000..165535 when hardrun runs as real root, the default seccomp profile.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+
+from ..errors import UsageError
+from . import caps as capabilities
+from . import userns
+from .mounts import MountPlan, plan_mounts
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Docker's lists (reference/docker-defaults.md); hardrun masks and protects the same.
+MASKED_PATHS = (
+    "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+    "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+    "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware",
+)
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+NAMESPACE_FLAGS = ("mount", "pid", "ipc", "uts", "network", "cgroup", "user")
+
+
+class RuntimeConfig:
+    """The finished plan for one container (plain attributes, cheap to build)."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"RuntimeConfig({self.__dict__!r})"
+
+
+def resolve(spec, command=None) -> RuntimeConfig:
+    """Validate `spec` completely and return the plan the parent and child execute."""
+    args = tuple(command) if command else tuple(spec.command)
+    if not args:
+        raise UsageError("no command given", hint="hardrun run [OPTIONS] [--rootfs DIR] COMMAND [ARG...]")
+    rootless = os.geteuid() != 0
+    namespaces = _namespaces(spec, rootless)
+    rootfs = _rootfs(spec.rootfs)
+    root_fd = os.open(rootfs or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        user = userns.resolve_user(root_fd, spec.user)
+    finally:
+        os.close(root_fd)
+    id_maps = userns.plan_id_maps(spec, "user" in namespaces, rootless)
+    userns.check_user_mapped(user, id_maps)
+    kept = capabilities.resolve(spec.cap_add, spec.cap_drop, spec.privileged)
+    network = _network(spec)
+    hostname = spec.hostname or spec.name or os.urandom(6).hex()
+    if spec.hostname and "uts" not in namespaces:
+        raise UsageError("--hostname needs a private UTS namespace", hint="drop --uts host")
+    read_only = spec.read_only_root is not False and not spec.privileged
+    system_paths = not (getattr(spec, "system_paths_unconfined", False) or spec.privileged)
+    mounts = plan_mounts(spec.mounts, host_root=rootfs is None)
+    nnp = spec.no_new_privileges is not False
+    return RuntimeConfig(
+        id=os.urandom(6).hex(),
+        spec=spec,
+        args=args,
+        env=_environment(spec, user, hostname),
+        rootfs=rootfs,
+        read_only=read_only,
+        user=user,
+        caps=kept,
+        cap_mask=capabilities.mask(kept),
+        # Ambient (and so inheritable) only carries added capabilities to a non-root
+        # user; a uid-0 process with a non-empty inheritable set regains it at exec.
+        ambient=user.uid != 0 and bool(kept),
+        no_new_privileges=nnp,
+        seccomp=_seccomp(spec),
+        seccomp_filter=None,
+        namespaces=namespaces,
+        id_maps=id_maps,
+        hostname=hostname if "uts" in namespaces else None,
+        network=network,
+        mounts=mounts,
+        masked_paths=(MASKED_PATHS + _thermal_throttle_paths()) if system_paths else (),
+        readonly_paths=READONLY_PATHS if system_paths else (),
+        workdir=_workdir(spec.workdir),
+        init=bool(spec.init),
+        last_cap=_last_cap(),
+    )
+
+
+def _namespaces(spec, rootless: bool) -> frozenset:
+    """Every namespace private unless the spec shares it with the host."""
+    private = set()
+    for name in NAMESPACE_FLAGS:
+        value = (spec.namespaces or {}).get(name)
+        if name == "network":
+            value = "host" if spec.network == "host" else value
+        if value in (None, "private", "", "none") or (name == "network" and value == "bridge"):
+            private.add(name)
+        elif value == "host":
+            if name in ("mount",):
+                raise UsageError("the mount namespace cannot be shared with the host")
+        else:
+            raise UsageError(f"unsupported {name} namespace mode {value!r}",
+                             hint="use the default (private) or host")
+    if spec.privileged and "user" in private and not (spec.namespaces or {}).get("user"):
+        private.discard("user")  # --privileged means real capabilities, as in Docker
+    if rootless and "user" not in private:
+        raise UsageError("--userns host needs real root", hint="run hardrun as root or keep the user namespace")
+    return frozenset(private)
+
+
+def _rootfs(path: str | None) -> str | None:
+    if path is None:
+        return None
+    real = os.path.realpath(path)
+    if not os.path.isdir(real):
+        raise UsageError(f"--rootfs {path}: not a directory")
+    if real == "/":
+        return None
+    return real
+
+
+def _network(spec) -> str:
+    network = spec.network or "none"
+    if network in ("none", "host", "default"):
+        return "none" if network == "default" else network
+    if network == "bridge" or network.startswith("bridge:"):
+        return network
+    raise UsageError(f"unsupported network {network!r}", hint="use none (the default), host or bridge[:NAME]")
+
+
+def _seccomp(spec) -> str | None:
+    """None when unconfined; otherwise `default` or a profile path."""
+    value = spec.seccomp
+    if spec.privileged and value is None:
+        return None
+    if value in (None, "", "default", "builtin"):
+        return "default"
+    if value == "unconfined":
+        return None
+    if not os.path.isfile(value):
+        raise UsageError(f"seccomp profile {value}: no such file", hint="give a JSON or YAML profile, or unconfined")
+    return os.path.abspath(value)
+
+
+def _workdir(workdir: str | None) -> str:
+    if not workdir:
+        return "/"
+    if not workdir.startswith("/"):
+        raise UsageError(f"--workdir {workdir}: not an absolute path")
+    return posixpath.normpath(workdir)
+
+
+def _environment(spec, user, hostname: str) -> tuple[str, ...]:
+    """Docker's order: PATH, HOSTNAME, the -e/--env-file values, HOME when not given."""
+    values = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname}
+    for var in spec.env:
+        if not var.name or "=" in var.name or "\0" in var.name:
+            raise UsageError(f"invalid environment variable name {var.name!r}")
+        if var.value is None:
+            if var.name in os.environ:
+                values[var.name] = os.environ[var.name]
+            continue
+        if "\0" in var.value:
+            raise UsageError(f"environment variable {var.name} contains a NUL byte")
+        values[var.name] = var.value
+    values.setdefault("HOME", user.home)
+    return tuple(f"{name}={value}" for name, value in values.items())
+
+
+def _thermal_throttle_paths() -> tuple[str, ...]:
+    base = "/sys/devices/system/cpu"
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return ()
+    found = []
+    for name in sorted(names):
+        if name.startswith("cpu") and name[3:].isdigit() and os.path.isdir(f"{base}/{name}/thermal_throttle"):
+            found.append(f"{base}/{name}/thermal_throttle")
+    return tuple(found)
+
+
+def _last_cap() -> int:
+    from .sys import last_cap
+    return last_cap()
+
+
+__all__ = ["RuntimeConfig", "resolve", "MountPlan", "MASKED_PATHS", "READONLY_PATHS"]
+
+
+def to_oci(cfg: RuntimeConfig) -> dict:
+    """The resolved configuration as an OCI runtime `config.json` document (for
+    `hardrun run --dry-run`); hardrun-specific facts go into `annotations`."""
+    cap_names = [f"CAP_{name}" for name in cfg.caps]
+    namespace_types = {"mount": "mount", "pid": "pid", "ipc": "ipc", "uts": "uts",
+                       "network": "network", "cgroup": "cgroup", "user": "user"}
+    linux = {
+        "namespaces": [{"type": namespace_types[name]} for name in NAMESPACE_FLAGS if name in cfg.namespaces],
+        "maskedPaths": list(cfg.masked_paths),
+        "readonlyPaths": list(cfg.readonly_paths),
+    }
+    if cfg.id_maps is not None:
+        linux["uidMappings"] = [{"containerID": i, "hostID": o, "size": n} for i, o, n in cfg.id_maps.uid]
+        linux["gidMappings"] = [{"containerID": i, "hostID": o, "size": n} for i, o, n in cfg.id_maps.gid]
+    mounts = [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "noexec", "mode=755", "size=64k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+    ]
+    mounts += [plan.as_oci() for plan in cfg.mounts]
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": cfg.user.as_dict(),
+            "args": list(cfg.args),
+            "env": list(cfg.env),
+            "cwd": cfg.workdir,
+            "capabilities": {
+                "bounding": cap_names, "effective": cap_names, "permitted": cap_names,
+                "inheritable": cap_names if cfg.ambient else [],
+                "ambient": cap_names if cfg.ambient else [],
+            },
+            "noNewPrivileges": cfg.no_new_privileges,
+        },
+        "root": {"path": cfg.rootfs or "/", "readonly": cfg.read_only},
+        "hostname": cfg.hostname or "",
+        "mounts": mounts,
+        "linux": linux,
+        "annotations": {
+            "org.hardrun.seccomp": cfg.seccomp or "unconfined",
+            "org.hardrun.network": cfg.network,
+            "org.hardrun.init": str(cfg.init).lower(),
+            "org.hardrun.root": "image" if cfg.rootfs else "host-readonly-view" if cfg.read_only else "host",
+        },
+    }

@@ -1,0 +1,370 @@
+"""The container's filesystem: mount plans (parent) and the mount steps (child).
+
+Destinations are always resolved inside the new root with openat2(RESOLVE_IN_ROOT),
+one path at a time, and mounts are attached to the resulting file descriptor
+(move_mount, or mount(2) on /proc/self/fd/N), so a symlink in the image can never
+redirect a mount, or a directory creation, to a host path. Bind mounts are built
+detached (open_tree), get their nosuid/nodev/read-only flags, and only then are
+attached, so there is no moment when they are mounted without them.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import stat
+
+from ..errors import UsageError
+from . import sys as k
+
+BIND_ATTRS = k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV
+TMPFS_FLAGS = k.MS_NOSUID | k.MS_NODEV
+KERNEL_FS_FLAGS = k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC
+# Device nodes bound from the host into the container's /dev.
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+TMPFS_DATA_KEYS = ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks")
+
+
+class MountPlan:
+    """One mount to make: `kind` is bind or tmpfs; `target` an absolute container path."""
+    __slots__ = ("kind", "source", "target", "read_only", "exec_", "data", "source_is_dir", "recursive")
+
+    def __init__(self, kind, target, source=None, read_only=False, exec_=False, data="",
+                 source_is_dir=True, recursive=True):
+        self.kind, self.target, self.source = kind, target, source
+        self.read_only, self.exec_, self.data, self.source_is_dir = read_only, exec_, data, source_is_dir
+        self.recursive = recursive
+
+    def as_oci(self) -> dict:
+        options = ["nosuid", "nodev", "ro" if self.read_only else "rw"]
+        if not self.exec_:
+            options.append("noexec")
+        if self.kind == "bind":
+            options = ["rbind" if self.recursive else "bind"] + options
+        elif self.data:
+            options += self.data.split(",")
+        return {"destination": self.target, "type": "bind" if self.kind == "bind" else "tmpfs",
+                "source": self.source if self.kind == "bind" else "tmpfs", "options": options}
+
+
+# -- plans (parent) -------------------------------------------------------------------
+
+def plan_mounts(mounts, host_root: bool) -> tuple[MountPlan, ...]:
+    """Validate the user's mounts and add the default tmpfs /tmp and /run (unless the
+    user mounts something there). Parents come before children, as in Docker."""
+    plans = [_plan(mount) for mount in mounts]
+    seen = set()
+    for plan in plans:
+        if plan.target in seen:
+            raise UsageError(f"duplicate mount point {plan.target}")
+        seen.add(plan.target)
+    for target, mode in (("/tmp", "1777"), ("/run", "755")):
+        if target not in seen:
+            # noexec: with a read-only root, nothing the container writes can be executed.
+            plans.append(MountPlan("tmpfs", target, data=f"mode={mode}"))
+    plans.sort(key=lambda plan: plan.target.count("/") if plan.target != "/" else 0)
+    return tuple(plans)
+
+
+def _target(path: str) -> str:
+    if not path or not path.startswith("/"):
+        raise UsageError(f"mount destination {path!r} is not an absolute path")
+    if "\0" in path:
+        raise UsageError("mount destination contains a NUL byte")
+    target = posixpath.normpath(path)
+    if target.startswith("//"):
+        target = target[1:]
+    if target == "/":
+        raise UsageError("cannot mount over the container's root /", hint="use --rootfs DIR")
+    if target == "/proc" or target.startswith("/proc/"):
+        raise UsageError(f"mounting over {target} is refused",
+                         hint="/proc is the container's own, with masked and read-only kernel paths")
+    return target
+
+
+# --mount keys that Docker spells differently from the tmpfs options they set
+_DOCKER_TMPFS_KEYS = {"tmpfs-size": "size", "tmpfs-mode": "mode"}
+_ALWAYS = ("nosuid", "nodev", "rbind", "rprivate", "private", "bind-propagation=rprivate",
+           "bind-propagation=private", "consistency=consistent", "consistency=cached",
+           "consistency=delegated", "consistency=default")
+
+
+def _plan(mount) -> MountPlan:
+    target = _target(mount.target)
+    read_only = bool(mount.read_only)
+    exec_ = mount.type == "bind"
+    recursive = True
+    data = []
+    for option in mount.options:
+        key, _, value = option.partition("=")
+        key = _DOCKER_TMPFS_KEYS.get(key, key) if mount.type == "tmpfs" else key
+        if option in ("ro", "readonly"):
+            read_only = True
+        elif option == "rw":
+            read_only = False
+        elif option == "exec":
+            exec_ = True
+        elif option == "noexec":
+            exec_ = False
+        elif option in ("bind-nonrecursive", "bind-nonrecursive=true") and mount.type == "bind":
+            recursive = False
+        elif option in _ALWAYS:
+            pass  # always the case (propagation is private; consistency means nothing on Linux)
+        elif mount.type == "tmpfs" and key in TMPFS_DATA_KEYS and value:
+            data.append(f"{key}={_tmpfs_value(key, value, target)}")
+        else:
+            raise UsageError(f"mount {target}: unsupported option {option!r}",
+                             hint="binds are always nosuid,nodev; use ro/rw, exec/noexec, "
+                                  "and for tmpfs size=, mode=, uid=, gid=")
+    if mount.type == "tmpfs":
+        return MountPlan("tmpfs", target, read_only=read_only, exec_=exec_, data=",".join(data))
+    if mount.type == "volume":
+        raise UsageError(f"mount {target}: named volumes are not supported by hardrun run",
+                         hint="bind a host directory instead: -v /host/dir:" + target)
+    if mount.type != "bind":
+        raise UsageError(f"mount {target}: unsupported type {mount.type!r}", hint="use bind or tmpfs")
+    source = mount.source or ""
+    if not source.startswith("/"):
+        raise UsageError(f"bind source {source!r} is not an absolute path")
+    try:
+        info = os.stat(source)
+    except OSError as error:
+        raise UsageError(f"bind source {source}: {error.strerror}",
+                         hint="create it first; hardrun does not create host paths") from None
+    return MountPlan("bind", target, source=source, read_only=read_only, exec_=True,
+                     source_is_dir=stat.S_ISDIR(info.st_mode), recursive=recursive)
+
+
+def _tmpfs_value(key: str, value: str, target: str) -> str:
+    ok = value.isdigit() if key != "size" else (value[:-1].isdigit() and value[-1].lower() in "kmg%"
+                                                 or value.isdigit())
+    if key == "mode":
+        ok = all(char in "01234567" for char in value) and len(value) <= 4
+    if not ok:
+        raise UsageError(f"tmpfs {target}: invalid {key}={value}")
+    return value.lower() if key == "size" else value
+
+
+# -- steps (child) --------------------------------------------------------------------
+
+class MountError(Exception):
+    """A mount step failed: `step` names it, `error` is the OSError, `hint` what to do."""
+
+    def __init__(self, step: str, error: OSError, hint: str):
+        super().__init__(step)
+        self.step, self.error, self.hint = step, error, hint
+
+
+def _fail(step: str, error: OSError, hint: str):
+    raise MountError(step, error, hint)
+
+
+def resolve_in_root(root_fd: int, path: str, extra_resolve: int = 0) -> int:
+    return k.openat2(root_fd, path, k.O_PATH, k.RESOLVE_IN_ROOT | extra_resolve)
+
+
+def mountpoint(root_fd: int, path: str, is_dir: bool, create: bool, extra_resolve: int = 0) -> int:
+    """An O_PATH fd on `path` inside the root, creating missing components (directories,
+    or an empty file for a file bind) when `create`; never leaves the root."""
+    try:
+        return resolve_in_root(root_fd, path, extra_resolve)
+    except FileNotFoundError:
+        if not create:
+            raise
+    parts = [part for part in path.split("/") if part]
+    parent = os.dup(root_fd)
+    try:
+        for index, part in enumerate(parts):
+            prefix = "/" + "/".join(parts[:index + 1])
+            try:
+                fd = resolve_in_root(root_fd, prefix, extra_resolve)
+            except FileNotFoundError:
+                last = index == len(parts) - 1
+                try:
+                    if last and not is_dir:
+                        os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                                         | os.O_CLOEXEC, 0o644, dir_fd=parent))
+                    else:
+                        os.mkdir(part, 0o755, dir_fd=parent)
+                except FileExistsError:
+                    # Only a dangling symlink exists yet fails to resolve: its target is
+                    # missing inside the root. Never create through it.
+                    raise OSError(errno.ELOOP, "a symlink in the path points to a missing location "
+                                               f"inside the container ({prefix})") from None
+                fd = resolve_in_root(root_fd, prefix, extra_resolve)
+            os.close(parent)
+            parent = fd
+        result, parent = parent, -1
+        return result
+    finally:
+        if parent >= 0:
+            os.close(parent)
+
+
+def _fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def bind(source_fd: int, target_fd: int, attrs: int, recursive: bool = True) -> None:
+    """Attach a copy of the tree at `source_fd` on `target_fd` with `attrs` already set."""
+    tree = k.open_tree(source_fd, recursive)
+    try:
+        k.mount_setattr(tree, attrs, recursive=recursive)
+        k.move_mount(tree, target_fd)
+    finally:
+        os.close(tree)
+
+
+def make_private() -> None:
+    k.mount(None, "/", None, k.MS_REC | k.MS_PRIVATE)
+
+
+def open_sources(plans) -> dict:
+    """O_PATH fds of every bind source, opened before anything is mounted over them."""
+    fds = {}
+    for plan in plans:
+        if plan.kind == "bind":
+            try:
+                fds[plan.target] = os.open(plan.source, k.O_PATH | os.O_CLOEXEC)
+            except OSError as error:
+                _fail(f"open bind source {plan.source}", error, "check the -v/--mount source")
+    return fds
+
+
+def prepare_root(rootfs: str | None) -> str:
+    """Make the future root a mount point and return its path (still seen from the old root)."""
+    if rootfs is not None:
+        k.mount(rootfs, rootfs, None, k.MS_BIND | k.MS_REC)
+        return rootfs
+    # The host's / as a detached recursive copy, attached on /tmp of our private mount
+    # namespace (the copy was taken first, so it does not contain itself).
+    host = os.open("/", k.O_PATH | os.O_CLOEXEC)
+    try:
+        tree = k.open_tree(host, recursive=True)
+    finally:
+        os.close(host)
+    try:
+        target = os.open("/tmp", k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            k.move_mount(tree, target)
+        finally:
+            os.close(target)
+    finally:
+        os.close(tree)
+    return "/tmp"
+
+
+def mount_proc(root_fd: int, private_pid: bool, create: bool) -> None:
+    target = mountpoint(root_fd, "/proc", True, create, k.RESOLVE_NO_SYMLINKS)
+    try:
+        if private_pid:
+            k.mount("proc", _fd_path(target), "proc", KERNEL_FS_FLAGS)
+        else:
+            _bind_host_path("/proc", target, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC)
+    finally:
+        os.close(target)
+
+
+def mount_sys(root_fd: int, private_net: bool, create: bool) -> None:
+    target = mountpoint(root_fd, "/sys", True, create, k.RESOLVE_NO_SYMLINKS)
+    try:
+        if private_net:
+            k.mount("sysfs", _fd_path(target), "sysfs", KERNEL_FS_FLAGS | k.MS_RDONLY)
+        else:
+            # sysfs can only be mounted fresh in a network namespace of our own.
+            _bind_host_path("/sys", target, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY)
+    finally:
+        os.close(target)
+
+
+def _bind_host_path(path: str, target_fd: int, attrs: int) -> None:
+    source = os.open(path, k.O_PATH | os.O_CLOEXEC)
+    try:
+        bind(source, target_fd, attrs)
+    finally:
+        os.close(source)
+
+
+def mount_dev(root_fd: int, create: bool, devpts_gid: bool) -> None:
+    """A minimal /dev: a few host device nodes, a private devpts, /dev/shm, fd links."""
+    target = mountpoint(root_fd, "/dev", True, create, k.RESOLVE_NO_SYMLINKS)
+    try:
+        k.mount("tmpfs", _fd_path(target), "tmpfs", k.MS_NOSUID | k.MS_NOEXEC, "mode=755,size=64k")
+    finally:
+        os.close(target)
+    dev = resolve_in_root(root_fd, "/dev", k.RESOLVE_NO_SYMLINKS)
+    try:
+        for name in DEVICES:
+            if not os.path.exists(f"/dev/{name}"):
+                continue
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev))
+            node = k.openat2(dev, name, k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
+            try:
+                _bind_host_path(f"/dev/{name}", node, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC)
+            finally:
+                os.close(node)
+        for name, mode in (("pts", 0o755), ("shm", 0o1777)):
+            os.mkdir(name, mode, dir_fd=dev)
+        pts = k.openat2(dev, "pts", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
+        try:
+            options = "newinstance,ptmxmode=0666,mode=0620" + (",gid=5" if devpts_gid else "")
+            k.mount("devpts", _fd_path(pts), "devpts", k.MS_NOSUID | k.MS_NOEXEC, options)
+        finally:
+            os.close(pts)
+        shm = k.openat2(dev, "shm", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
+        try:
+            k.mount("tmpfs", _fd_path(shm), "tmpfs", KERNEL_FS_FLAGS, "mode=1777,size=65536k")
+        finally:
+            os.close(shm)
+        for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                           ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
+                           ("ptmx", "pts/ptmx")):
+            os.symlink(link, name, dir_fd=dev)
+        # Nothing may be created in /dev afterwards (its submounts stay writable).
+        k.mount_setattr(dev, k.MOUNT_ATTR_RDONLY, recursive=False)
+    finally:
+        os.close(dev)
+
+
+def mount_user(root_fd: int, plan: MountPlan, source_fd: int | None, create: bool) -> None:
+    target = mountpoint(root_fd, plan.target, plan.kind != "bind" or plan.source_is_dir, create)
+    try:
+        if plan.kind == "bind":
+            attrs = BIND_ATTRS | (k.MOUNT_ATTR_RDONLY if plan.read_only else 0)
+            bind(source_fd, target, attrs, plan.recursive)
+        else:
+            flags = TMPFS_FLAGS | (0 if plan.exec_ else k.MS_NOEXEC) | (k.MS_RDONLY if plan.read_only else 0)
+            k.mount("tmpfs", _fd_path(target), "tmpfs", flags, plan.data or None)
+    finally:
+        os.close(target)
+
+
+def pivot(root_fd: int) -> None:
+    """Enter the new root and detach the old one entirely."""
+    os.fchdir(root_fd)
+    k.pivot_root(".", ".")  # the old root ends up stacked on top of the new one
+    k.umount2(".", k.MNT_DETACH)
+    os.chdir("/")
+
+
+def mask(path: str) -> None:
+    """Hide a kernel path: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        k.mount("tmpfs", path, "tmpfs", KERNEL_FS_FLAGS | k.MS_RDONLY, "size=0,mode=0")
+    else:
+        k.mount("/dev/null", path, None, k.MS_BIND)
+
+
+def make_read_only(path: str) -> None:
+    try:
+        source = os.open(path, k.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        bind(source, source, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY)
+    finally:
+        os.close(source)

@@ -1,0 +1,228 @@
+"""The host side: validate everything, clone, map ids, release the child, wait.
+
+Order (each before the next for a reason):
+1. `config.resolve` has validated the whole spec before this module runs.
+2. Compile (or fetch from the cache) the seccomp filter, build argv/env as bytes:
+   all work the parent can do is done before the child exists.
+3. Block the forwarded signals, then clone with every namespace flag at once (the
+   child is PID 1 of its PID namespace, with nothing running yet).
+4. Write uid_map/gid_map, run the hooks (cgroup attach, network set-up), and only
+   then release the child through the sync pipe.
+5. Forward signals, read the child's failure report (EOF means it reached execve),
+   wait, undo the hooks, and return the exit status.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
+import sys
+
+from . import child, process
+from . import sys as k
+from .process import StepFailure
+
+CLONE_FLAGS = {
+    "mount": k.CLONE_NEWNS, "pid": k.CLONE_NEWPID, "ipc": k.CLONE_NEWIPC, "uts": k.CLONE_NEWUTS,
+    "network": k.CLONE_NEWNET, "user": k.CLONE_NEWUSER,
+    # cgroup: unshared by the child once it sits in its own cgroup (see child step 1)
+}
+
+
+class Hooks:
+    """Where resource limits (hardrun.runtime.cgroups) and networks other than `none` and
+    `host` (hardrun.runtime.network) plug in. Each stage is called exactly once:
+
+    - `prepare()`      before clone: validate, fail early (nothing exists yet);
+    - `attach(pid)`    after clone, before the child is released: cgroup creation and
+                       attach (the child unshares its cgroup namespace only afterwards),
+                       network set-up in the child's network namespace (/proc/PID/ns/net);
+    - `finish(status)` after the container has exited, also after a failed start
+                       (status None): teardown; may return a message to print (an OOM kill).
+    """
+
+    def __init__(self, cfg, limits_mode: str = "best-effort"):
+        self.cfg = cfg
+        self.limits_mode = limits_mode
+        self.limits = None
+        self.cgroup = None
+        self.network = None
+
+    def prepare(self) -> None:
+        if self.cfg.network.startswith("bridge"):
+            raise StepFailure("network", errno.EOPNOTSUPP,
+                              "bridge networks need hardrun.runtime.network; use --network none or host")
+        try:
+            from . import cgroups
+        except ImportError:
+            if _limits_requested(self.cfg.spec):
+                raise StepFailure("cgroup", errno.ENOSYS, "resource limits are not available in this build") from None
+            return
+        self.limits = cgroups.Limits.from_spec(self.cfg.spec)
+
+    def attach(self, pid: int) -> None:
+        if self.limits is not None:
+            from . import cgroups
+            self.cgroup = cgroups.ContainerCgroup.create(self.cfg.id, self.limits,
+                                                         strict=self.limits_mode == "strict")
+            self.cgroup.attach(pid)
+
+    def finish(self, status: int | None) -> str | None:
+        message = None
+        if self.cgroup is not None:
+            if status is not None:
+                message = self.cgroup.oom_report(status)
+            self.cgroup.destroy()
+        return message
+
+
+def _limits_requested(spec) -> bool:
+    return any(value is not None for value in (spec.memory, spec.memory_swap, spec.pids_limit,
+                                               spec.cpus, spec.cpu_shares)) or bool(spec.ulimits)
+
+
+def run(cfg, hooks: Hooks | None = None) -> int:
+    """Start the container described by `cfg` (a resolved RuntimeConfig) and return its
+    exit status; set-up failures print one line and return 125/126/127."""
+    from ..errors import HardrunError
+    try:
+        return _launch(cfg, hooks or Hooks(cfg))
+    except StepFailure as failure:
+        print(failure.line(), file=sys.stderr, flush=True)
+        return failure.code
+    except HardrunError as error:
+        print(f"hardrun: {error}", file=sys.stderr, flush=True)
+        return process.EXIT_SETUP
+
+
+def _launch(cfg, hooks: Hooks) -> int:
+    hooks.prepare()
+    if cfg.seccomp is not None and cfg.seccomp_filter is None:
+        cfg.seccomp_filter = _seccomp_filter(cfg)
+    exec_plan = process.ExecPlan(cfg.args, cfg.env)
+    flags = 0
+    for name in cfg.namespaces:
+        flags |= CLONE_FLAGS.get(name, 0)
+    sync_read, sync_write = os.pipe()
+    report_read, report_write = os.pipe()
+    # Blocked until the child has reset its handlers and the parent knows whom to forward to.
+    signal.pthread_sigmask(signal.SIG_BLOCK, process.FORWARDED)
+    try:
+        pid = k.clone(flags)
+    except OSError as error:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, process.FORWARDED)
+        for fd in (sync_read, sync_write, report_read, report_write):
+            os.close(fd)
+        raise StepFailure("clone", error.errno, _clone_hint(error.errno, cfg)) from None
+    if pid == 0:
+        os.close(sync_write)
+        os.close(report_read)
+        child.main(cfg, exec_plan, sync_read, report_write)  # never returns
+    os.close(sync_read)
+    os.close(report_write)
+    status = None
+    try:
+        try:
+            if cfg.id_maps is not None:
+                _step("uid_map", lambda: _write_maps(pid, cfg.id_maps),
+                      "could not map the container's ids; check --userns-remap and /etc/subuid")
+            hooks.attach(pid)
+            os.write(sync_write, b"1")
+        except BaseException:
+            _kill(pid)
+            raise
+        _forward_signals(pid)
+        report = _read_all(report_read)
+        status = _wait(pid)
+    finally:
+        os.close(report_read)
+        os.close(sync_write)
+        message = hooks.finish(status)
+    if message:
+        print(f"hardrun: {message}", file=sys.stderr, flush=True)
+    if report:
+        failure = StepFailure.decode(report)
+        print(failure.line(), file=sys.stderr, flush=True)
+        return failure.code
+    return process.exit_code(status)
+
+
+def _write_maps(pid: int, maps) -> None:
+    from .userns import write_id_maps
+    write_id_maps(pid, maps)
+
+
+def _step(name: str, action, hint: str) -> None:
+    try:
+        action()
+    except OSError as error:
+        raise StepFailure(name, error.errno or 0, hint) from None
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _wait(pid)
+
+
+def _forward_signals(pid: int) -> None:
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    for signum in process.FORWARDED:
+        signal.signal(signum, forward)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, process.FORWARDED)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        data = os.read(fd, 4096)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def _wait(pid: int) -> int:
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return status
+        except ChildProcessError:
+            return 0
+
+
+def _seccomp_filter(cfg):
+    """The compiled filter, ready to load in the child (integration point of
+    hardrun.runtime.seccomp: compile in the parent, cached by profile hash)."""
+    try:
+        from . import seccomp
+    except ImportError:
+        raise StepFailure("seccomp", errno.ENOSYS,
+                          "this build has no seccomp support; pass --security-opt seccomp=unconfined "
+                          "to run without a filter") from None
+    # Compiled for the kept capabilities (capability-gated syscalls), cached by hash: the
+    # built-in profile's cache hit needs neither parsing nor libseccomp.
+    if cfg.seccomp == "default":
+        bpf = seccomp.default_filter(cfg.caps)
+    else:
+        bpf = seccomp.cached_filter(seccomp.load_profile(cfg.seccomp), cfg.caps)
+    return seccomp.prepare_filter(bpf)
+
+
+def _clone_hint(number: int, cfg) -> str:
+    if "user" not in cfg.namespaces:
+        return "creating the namespaces needs root (or keep the default user namespace)"
+    if number == errno.ENOSPC:
+        return "user namespaces are exhausted or disabled: raise the sysctl user.max_user_namespaces"
+    if number in (errno.EPERM, errno.EACCES, errno.EINVAL):
+        knob = "/proc/sys/kernel/unprivileged_userns_clone"
+        if os.path.exists(knob):
+            return ("unprivileged user namespaces are disabled: set the sysctl "
+                    "kernel.unprivileged_userns_clone=1 (and user.max_user_namespaces > 0)")
+        return "user namespaces are unavailable: check the sysctl user.max_user_namespaces (must be > 0)"
+    return "the kernel refused to create the container's namespaces"

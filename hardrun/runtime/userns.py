@@ -1,0 +1,207 @@
+"""Users and user namespaces: who the process is inside, and how ids map outside.
+
+- `resolve_user` reads the container's own /etc/passwd and /etc/group (opened with
+  RESOLVE_IN_ROOT, so a symlink in the image cannot make the parent read a host file).
+- `plan_id_maps`: as real root, container ids 0..65535 map to host 100000..165535
+  (`--userns-remap START:COUNT` to choose); as a non-root user, the user's own uid
+  (and its /etc/subuid range through newuidmap when there is one).
+- `write_id_maps` runs in the parent once the child exists.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+
+from ..errors import UsageError
+
+DEFAULT_REMAP = (100000, 65536)
+
+
+class User:
+    __slots__ = ("uid", "gid", "groups", "home", "name")
+
+    def __init__(self, uid: int, gid: int, groups: tuple[int, ...], home: str, name: str | None):
+        self.uid, self.gid, self.groups, self.home, self.name = uid, gid, groups, home, name
+
+    def as_dict(self) -> dict:
+        return {"uid": self.uid, "gid": self.gid, "additionalGids": list(self.groups)}
+
+
+class IdMaps:
+    """`uid`/`gid`: lists of (inside, outside, count); `method`: how they get written."""
+    __slots__ = ("uid", "gid", "method", "setgroups")
+
+    def __init__(self, uid, gid, method: str, setgroups: bool = True):
+        self.uid, self.gid, self.method, self.setgroups = uid, gid, method, setgroups
+
+    def inside_count(self) -> int:
+        return max(inside + count for inside, _, count in self.uid)
+
+
+# -- users and groups -----------------------------------------------------------------
+
+def _read_in_root(root_fd: int, path: str) -> list[list[str]]:
+    from .sys import RESOLVE_IN_ROOT, openat2
+    try:
+        fd = openat2(root_fd, path, os.O_RDONLY, RESOLVE_IN_ROOT)
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise UsageError(f"cannot read the container's {path}: {error.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(1 << 22).decode("utf-8", "replace")
+    return [line.split(":") for line in data.splitlines() if line and not line.startswith("#")]
+
+
+def resolve_user(root_fd: int, spec_user: str | None) -> User:
+    """-u UID[:GID] | NAME[:GROUP] against the container's /etc/passwd and /etc/group."""
+    text = (spec_user or "0").strip()
+    user_part, _, group_part = text.partition(":")
+    passwd = [entry for entry in _read_in_root(root_fd, "/etc/passwd") if len(entry) >= 7]
+    groups = [entry for entry in _read_in_root(root_fd, "/etc/group") if len(entry) >= 3]
+    entry = _find_user(passwd, user_part)
+    if entry is not None:
+        name, uid, gid, home = entry[0], _number(entry[2]), _number(entry[3]), entry[5] or "/"
+    elif user_part.isdigit():
+        name, uid, gid, home = None, int(user_part), 0, "/"
+    else:
+        raise UsageError(f"unable to find user {user_part}: no matching entries in the container's /etc/passwd",
+                         hint="use a numeric UID or add the user to the image")
+    if uid is None or gid is None:
+        raise UsageError(f"the container's /etc/passwd has a malformed entry for {user_part}")
+    if group_part:
+        gid = _resolve_group(groups, group_part)
+    supplementary = tuple(sorted({_number(group[2]) for group in groups
+                                  if name and name in group[3].split(",") and group[2].isdigit()} - {gid}))
+    if uid > 0xFFFFFFFE or gid > 0xFFFFFFFE:
+        raise UsageError(f"user {text}: id out of range")
+    return User(uid, gid, supplementary, home, name)
+
+
+def _find_user(passwd, user_part: str):
+    for entry in passwd:
+        if entry[0] == user_part:
+            return entry
+    if user_part.isdigit():
+        for entry in passwd:
+            if entry[2] == user_part:
+                return entry
+    return None
+
+
+def _resolve_group(groups, group_part: str) -> int:
+    for group in groups:
+        if group[0] == group_part and group[2].isdigit():
+            return int(group[2])
+    if group_part.isdigit():
+        return int(group_part)
+    raise UsageError(f"unable to find group {group_part}: no matching entries in the container's /etc/group")
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+# -- id maps --------------------------------------------------------------------------
+
+def plan_id_maps(spec, private_userns: bool, rootless: bool) -> IdMaps | None:
+    if not private_userns:
+        if spec.userns_remap:
+            raise UsageError("--userns-remap needs a user namespace", hint="drop --userns host")
+        return None
+    if not rootless:
+        start, count = spec.userns_remap or DEFAULT_REMAP
+        if start < 1 or count < 1 or start + count > 0xFFFFFFFF:
+            raise UsageError(f"--userns-remap {start}:{count}: invalid range",
+                             hint="START must be above 0 (root stays unmapped) and START+COUNT below 2^32")
+        return IdMaps([(0, start, count)], [(0, start, count)], "direct")
+    if spec.userns_remap:
+        raise UsageError("--userns-remap needs real root", hint="configure /etc/subuid and /etc/subgid instead")
+    return _rootless_maps()
+
+
+def _rootless_maps() -> IdMaps:
+    """The caller's own ids as root inside, plus its subordinate ranges when newuidmap can
+    write them; otherwise a single mapping (and setgroups denied, as the kernel requires)."""
+    uid, gid = os.geteuid(), os.getegid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    sub_uid = _subordinate("/etc/subuid", name, uid)
+    sub_gid = _subordinate("/etc/subgid", name, uid)
+    if sub_uid and sub_gid and _which("newuidmap") and _which("newgidmap"):
+        return IdMaps([(0, uid, 1), (1, sub_uid[0], sub_uid[1])],
+                      [(0, gid, 1), (1, sub_gid[0], sub_gid[1])], "newuidmap")
+    return IdMaps([(0, uid, 1)], [(0, gid, 1)], "single", setgroups=False)
+
+
+def _subordinate(path: str, name: str, uid: int):
+    try:
+        with open(path) as handle:
+            for line in handle:
+                fields = line.strip().split(":")
+                if len(fields) == 3 and fields[0] in (name, str(uid)) and fields[1].isdigit() and fields[2].isdigit():
+                    return int(fields[1]), int(fields[2])
+    except OSError:
+        pass
+    return None
+
+
+def _which(program: str) -> str | None:
+    for directory in ("/usr/bin", "/bin", "/usr/sbin", "/sbin"):
+        candidate = f"{directory}/{program}"
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def check_user_mapped(user: User, maps: IdMaps | None) -> None:
+    if maps is None:
+        return
+    def mapped(value, ranges):
+        return any(inside <= value < inside + count for inside, _, count in ranges)
+    if not mapped(user.uid, maps.uid):
+        raise UsageError(f"uid {user.uid} is outside the user namespace's mapped range",
+                         hint="choose a smaller uid or widen --userns-remap")
+    for gid in (user.gid, *user.groups):
+        if not mapped(gid, maps.gid):
+            raise UsageError(f"gid {gid} is outside the user namespace's mapped range",
+                             hint="choose a smaller gid or widen --userns-remap")
+    if user.groups and not maps.setgroups:
+        raise UsageError("supplementary groups need /etc/subgid and newgidmap when running rootless")
+
+
+def write_id_maps(pid: int, maps: IdMaps) -> None:
+    """Write the child's uid_map/gid_map (the child waits for this before any setuid)."""
+    if maps.method == "newuidmap":
+        _run_helper("newuidmap", pid, maps.uid)
+        _run_helper("newgidmap", pid, maps.gid)
+        return
+    if not maps.setgroups:
+        # An unprivileged writer may only map its gid once setgroups is denied.
+        _write(f"/proc/{pid}/setgroups", "deny")
+    _write(f"/proc/{pid}/uid_map", _format(maps.uid))
+    _write(f"/proc/{pid}/gid_map", _format(maps.gid))
+
+
+def _format(ranges) -> str:
+    return "".join(f"{inside} {outside} {count}\n" for inside, outside, count in ranges)
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _run_helper(program: str, pid: int, ranges) -> None:
+    import subprocess
+    argv = [_which(program) or program, str(pid)]
+    for inside, outside, count in ranges:
+        argv += [str(inside), str(outside), str(count)]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise OSError(1, f"{program} failed: {done.stderr.strip()}")
