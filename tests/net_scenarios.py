@@ -130,7 +130,7 @@ def killed_owner() -> dict:
     owner.wait()
     wait_until(lambda: not os.path.exists(f"/proc/{payload}"))   # PDEATHSIG
     observed = {"before": before, "stale": [s.id for s in state.stale_containers()],
-                "container": container_id, "problems": state.reap_stale()}
+                "container": container_id, "reaped": state.reap_stale()}
     observed["leftovers"] = host_leftovers(state.state_root())
     return observed
 
@@ -177,7 +177,7 @@ def stress() -> dict:
     for pid, fate in owners:
         _, status = os.waitpid(pid, 0)
         statuses.setdefault(fate, []).append(os.waitstatus_to_exitcode(status))
-    problems = state.reap_stale()
+    _, problems = state.reap_stale()
     return {"problems": problems, "statuses": statuses,
             "leftovers": host_leftovers(state.state_root()),
             "seconds": round(time.monotonic() - started, 1)}

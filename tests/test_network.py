@@ -73,7 +73,7 @@ def test_a_later_run_removes_the_network_of_a_killed_hardrun(monkeypatch, tmp_pa
     seen = scenario("killed_owner", monkeypatch, tmp_path)
     assert "hr-tkill" in seen["before"]["links"] and "hardrun-br-tkill" in seen["before"]["nft"]
     assert seen["stale"] == [seen["container"]]
-    assert seen["problems"] == [] and seen["leftovers"] == CLEAN
+    assert seen["reaped"] == [[seen["container"]], []] and seen["leftovers"] == CLEAN
 
 
 def test_hygiene_under_load_100_containers(monkeypatch, tmp_path):

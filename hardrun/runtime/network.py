@@ -168,7 +168,7 @@ def _check_bindable(publish: Publish) -> None:
 # ---------------------------------------------------------------------------- IPAM
 
 def net_root() -> Path:
-    return state_module.state_root() / "net"
+    return Path(state_module.state_root()) / "net"
 
 
 @contextmanager
@@ -242,8 +242,8 @@ def _choose_subnet(bridge: str) -> ipaddress.IPv4Network:
 
 
 def _live_member(member_id: str) -> bool:
-    container = state_module.ContainerState.load(state_module.state_root() / member_id)
-    return container is not None
+    """A member stays until its container's state is undone (by its owner or a reaper)."""
+    return os.path.isdir(os.path.join(state_module.state_root(), member_id))
 
 
 def _allocate(data: dict, container_id: str) -> str:
@@ -608,7 +608,7 @@ def prepare(spec, container_id: str, container_state) -> Endpoint | None:
 
 def _join_bridge(bridge: str, container_id: str, names: list[str], container_state) -> Endpoint:
     store = BridgeStore(bridge)
-    hosts_file = container_state.file("hosts")
+    hosts_file = Path(container_state.file("hosts"))
     with store.locked():
         data = store.load()
         if data is None:
@@ -621,7 +621,7 @@ def _join_bridge(bridge: str, container_id: str, names: list[str], container_sta
             raise UsageError(f"--name {names[0]}: a container of that name is already on "
                              f"bridge {bridge}")
         ip = _allocate(data, container_id)
-        container_state.record("address", {"bridge": bridge, "ip": ip})
+        container_state.record("address", f"{bridge} {ip}")
         data["members"][container_id] = {"ip": ip, "names": names, "hosts": str(hosts_file)}
         store.save(data)
         subnet = ipaddress.IPv4Network(data["subnet"])
@@ -633,7 +633,7 @@ def _join_bridge(bridge: str, container_id: str, names: list[str], container_sta
                 _nft(_bridge_rules(bridge))     # replaces the table: never duplicated rules
         except BaseException:
             _leave_bridge(store, container_id, locked=True)
-            container_state.forget("address", {"bridge": bridge, "ip": ip})
+            container_state.forget("address", f"{bridge} {ip}")
             raise
         _refresh_hosts_files(data["members"])
     return Endpoint(container_id, bridge, ip, data["gateway"], subnet.prefixlen, hosts_file,
@@ -659,8 +659,7 @@ def _publish(endpoint: Endpoint, publishes: list[Publish]) -> None:
         return
     for publish in publishes:
         pid = start_proxy(publish, endpoint.ip)
-        endpoint.state.record("proxy", {"pid": pid,
-                                        "start_time": state_module.process_start_time(pid)})
+        endpoint.state.record("proxy", f"{pid} {state_module.process_start_time(pid)}")
 
 
 def _leave_bridge(store: BridgeStore, container_id: str, locked: bool = False) -> None:
@@ -691,10 +690,10 @@ def _leave_bridge(store: BridgeStore, container_id: str, locked: bool = False) -
 def undo(container_state) -> list[str]:
     """Remove every network resource `container_state` records; problems as lines."""
     problems = []
-    steps = [("proxy", lambda item: _stop_process(item["pid"], item.get("start_time"))),
+    steps = [("proxy", lambda item: _stop_process(*map(int, item.split()))),
              ("nft", _delete_table),
              ("veth", _delete_link),
-             ("address", lambda item: _leave_bridge(BridgeStore(item["bridge"]),
+             ("address", lambda item: _leave_bridge(BridgeStore(item.split()[0]),
                                                     container_state.id))]
     for kind, remove in steps:
         for item in container_state.resources(kind):
