@@ -186,6 +186,12 @@ def _filesystem(cfg, steps: _Steps) -> None:
     mounts.mount_proc(root_fd, "pid" in cfg.namespaces, in_image)
     steps.name = "mount /sys"
     mounts.mount_sys(root_fd, "network" in cfg.namespaces, in_image)
+    layout = getattr(cfg, "cgroup_layout", None)
+    if layout is not None:
+        # Our own cgroup (the namespace root) read-only; cgroups was imported before clone.
+        steps.name = "mount /sys/fs/cgroup"
+        from .cgroups import mount_cgroup_view
+        mount_cgroup_view(f"/proc/self/fd/{root_fd}/sys/fs/cgroup", layout, mount=k.mount)
     steps.name = "mount /dev"
     maps = cfg.id_maps
     mounts.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid))

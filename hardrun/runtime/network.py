@@ -109,7 +109,7 @@ class Publish:
 def resolve_ports(spec) -> list[Publish]:
     """Expand `spec.ports` (ranges, default address, ports chosen by the host)."""
     published = []
-    for port in spec.ports:
+    for port in _requested_ports(spec):
         protocol = (port.protocol or "tcp").lower()
         if protocol not in ("tcp", "udp"):
             raise UsageError(f"--publish: protocol {port.protocol!r} is not tcp or udp")
@@ -126,6 +126,19 @@ def resolve_ports(spec) -> list[Publish]:
         published += [Publish(host_ip, host, inner, protocol)
                       for host, inner in zip(host_ports, container_ports)]
     return published
+
+
+def _requested_ports(spec) -> list:
+    """`-p` ports, then (with -P) every --expose port not published already."""
+    from ..spec.run import Port
+    ports = list(spec.ports)
+    if spec.publish_all:
+        taken = {(str(port.container_port), (port.protocol or "tcp").lower()) for port in ports}
+        for exposed in getattr(spec, "exposed_ports", ()):
+            number, _, protocol = exposed.partition("/")
+            if (number, protocol or "tcp") not in taken:
+                ports.append(Port(number, None, None, protocol or "tcp"))
+    return ports
 
 
 def _port_range(text: str) -> list[int]:
@@ -564,6 +577,15 @@ class Endpoint:
 
     def attach(self, pid: int) -> None:
         """Give the (paused) child `pid` its eth0 on the bridge, address and route."""
+        try:
+            self._attach(pid)
+        except HardrunError:
+            raise
+        except Exception as error:          # netlink errors: one line, never a traceback
+            raise NetworkError(f"cannot connect the container to bridge "
+                               f"{BRIDGE_PREFIX}{self.bridge}: {error}") from None
+
+    def _attach(self, pid: int) -> None:
         host_side = veth_name(self.container_id)
         self.state.record("veth", host_side)
         with _iproute() as ipr:

@@ -30,55 +30,37 @@ CLONE_FLAGS = {
 
 
 class Hooks:
-    """Where resource limits (hardrun.runtime.cgroups) and networks other than `none` and
-    `host` (hardrun.runtime.network) plug in. Each stage is called exactly once:
+    """Where resource limits and networks plug in (hardrun.runtime.host.HostResources:
+    cgroups, ulimits, bridge networks, and the state that lets a later hardrun undo what a
+    killed one left). Each stage is called exactly once:
 
-    - `prepare()`      before clone: validate, fail early (nothing exists yet);
-    - `attach(pid)`    after clone, before the child is released: cgroup creation and
-                       attach (the child unshares its cgroup namespace only afterwards),
-                       network set-up in the child's network namespace (/proc/PID/ns/net);
+    - `prepare()`      before clone: validate, create the cgroup, set up a bridge network
+                       (nothing runs yet);
+    - `attach(pid)`    after clone, before the child is released: cgroup attach (the child
+                       unshares its cgroup namespace only afterwards), ulimits, the child's
+                       eth0 (in /proc/PID/ns/net);
     - `finish(status)` after the container has exited, also after a failed start
                        (status None): teardown; may return a message to print (an OOM kill).
     """
 
-    def __init__(self, cfg, limits_mode: str = "best-effort"):
+    def __init__(self, cfg, limits_mode: str = "strict"):
         self.cfg = cfg
         self.limits_mode = limits_mode
-        self.limits = None
-        self.cgroup = None
-        self.network = None
+        self.resources = None
 
     def prepare(self) -> None:
-        if self.cfg.network.startswith("bridge"):
-            raise StepFailure("network", errno.EOPNOTSUPP,
-                              "bridge networks need hardrun.runtime.network; use --network none or host")
-        try:
-            from . import cgroups
-        except ImportError:
-            if _limits_requested(self.cfg.spec):
-                raise StepFailure("cgroup", errno.ENOSYS, "resource limits are not available in this build") from None
-            return
-        self.limits = cgroups.Limits.from_spec(self.cfg.spec)
+        from .host import HostResources
+        self.resources = HostResources(self.cfg, strict=self.limits_mode == "strict")
+        self.resources.prepare()
 
     def attach(self, pid: int) -> None:
-        if self.limits is not None:
-            from . import cgroups
-            self.cgroup = cgroups.ContainerCgroup.create(self.cfg.id, self.limits,
-                                                         strict=self.limits_mode == "strict")
-            self.cgroup.attach(pid)
+        if self.resources is not None:
+            self.resources.attach(pid)
 
     def finish(self, status: int | None) -> str | None:
-        message = None
-        if self.cgroup is not None:
-            if status is not None:
-                message = self.cgroup.oom_report(status)
-            self.cgroup.destroy()
-        return message
-
-
-def _limits_requested(spec) -> bool:
-    return any(value is not None for value in (spec.memory, spec.memory_swap, spec.pids_limit,
-                                               spec.cpus, spec.cpu_shares)) or bool(spec.ulimits)
+        if self.resources is None:
+            return None
+        return self.resources.finish(status)
 
 
 def run(cfg, hooks: Hooks | None = None) -> int:

@@ -29,7 +29,16 @@ NETWORK_KINDS = ("proxy", "nft", "veth", "address")
 
 
 def state_root() -> str:
-    return os.environ.get("HARDRUN_STATE_DIR") or DEFAULT_STATE_ROOT
+    """HARDRUN_STATE_DIR, else /run/hardrun for root, else the user's runtime directory."""
+    configured = os.environ.get("HARDRUN_STATE_DIR")
+    if configured:
+        return configured
+    if os.geteuid() == 0:
+        return DEFAULT_STATE_ROOT
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir:
+        return os.path.join(runtime_dir, "hardrun")
+    return f"/tmp/hardrun-{os.geteuid()}"
 
 
 def new_container_id() -> str:
