@@ -165,8 +165,8 @@ def test_hardrun_mode_first_positional_is_the_command():
 def test_hardrun_mode_refuses_unsupported_docker_flags():
     with pytest.raises(UsageError, match="unknown flag: --privileged"):
         parse_run_args(["--privileged", "true"], hardrun_mode=True)
-    with pytest.raises(UsageError, match="unknown flag: -p"):
-        parse_run_args(["-p", "80:80", "true"], hardrun_mode=True)
+    with pytest.raises(UsageError, match="unknown flag: -P"):
+        parse_run_args(["-P", "true"], hardrun_mode=True)
 
 
 def test_hardrun_only_flags():
@@ -196,7 +196,7 @@ def test_hardrun_mode_leaves_defaults_to_the_runtime():
     (["--userns-remap", "100000", "x"], "START:COUNT"),
     (["--userns-remap", "5:0", "x"], "COUNT >= 1"),
     (["--userns", "keep-id", "x"], "user namespace mode"),
-    (["--network", "bridge", "x"], "unsupported network"),
+    (["--network", "overlay", "x"], "unsupported network"),
     (["-m", "lots", "x"], "512m"),
     (["--memory-swap", "-2", "x"], "512m"),
     (["--pids-limit", "ten", "x"], "integer"),

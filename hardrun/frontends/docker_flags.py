@@ -170,7 +170,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("mount", LIST, runtime=RT, metavar="SPEC",
        help="Mount: type=bind|tmpfs,source=…,target=…[,readonly]"),
     _f("name", VALUE, runtime=RT, metavar="NAME",
-       help="Container name (how others on its bridge network reach it)"),
+       help="Container name (how other containers on its bridge reach it)"),
     _f("network", VALUE, aliases=("net",), runtime=RT, metavar="MODE",
        help="Network: none (default: only lo), host, or bridge[:NAME]"),
     _f("network-alias", LIST, aliases=("net-alias",)),
@@ -182,7 +182,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("platform", VALUE),
     _f("privileged", BOOL),
     _f("publish", LIST, "p", runtime=RT, metavar="[IP:]HOST:CONTAINER[/PROTO]",
-       help="Publish a port (on 127.0.0.1 unless IP is given; needs a bridge network)"),
+       help="Publish a port of a bridge network (on 127.0.0.1 unless IP is given)"),
     _f("publish-all", BOOL, "P", runtime=RT,
        help="Publish every --expose port on a free port of 127.0.0.1"),
     _f("pull", VALUE),
@@ -467,7 +467,7 @@ CAPABILITIES = (
 
 ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
                 "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
-HARDRUN_NETWORKS = ("none", "host", "bridge")
+HARDRUN_NETWORKS = ("none", "host", "bridge[:NAME]")
 LIMITS_MODES = ("best-effort", "strict")
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -694,9 +694,8 @@ def _namespace(namespace: str):
 
 def _network(b: _Builder, value):
     mode = value or ""
-    if b.hardrun_mode and mode not in HARDRUN_NETWORKS and not mode.startswith("bridge:"):
-        raise ValueError(f"unsupported network {mode!r} (expected {', '.join(HARDRUN_NETWORKS)}"
-                         " or bridge:NAME)")
+    if b.hardrun_mode and mode not in HARDRUN_NETWORKS and mode != "bridge" and not mode.startswith("bridge:"):
+        raise ValueError(f"unsupported network {mode!r} (expected {' or '.join(HARDRUN_NETWORKS)})")
     if not mode:
         raise ValueError("empty network")
     if b.fields.get("network") == "host":

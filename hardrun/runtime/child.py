@@ -186,12 +186,6 @@ def _filesystem(cfg, steps: _Steps) -> None:
     mounts.mount_proc(root_fd, "pid" in cfg.namespaces, in_image)
     steps.name = "mount /sys"
     mounts.mount_sys(root_fd, "network" in cfg.namespaces, in_image)
-    layout = getattr(cfg, "cgroup_layout", None)
-    if layout is not None:
-        # Our own cgroup (the namespace root) read-only; cgroups was imported before clone.
-        steps.name = "mount /sys/fs/cgroup"
-        from .cgroups import mount_cgroup_view
-        mount_cgroup_view(f"/proc/self/fd/{root_fd}/sys/fs/cgroup", layout, mount=k.mount)
     steps.name = "mount /dev"
     maps = cfg.id_maps
     mounts.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid))
@@ -203,12 +197,22 @@ def _filesystem(cfg, steps: _Steps) -> None:
     steps.name = "pivot_root"
     mounts.pivot(root_fd)
     os.close(root_fd)
+    if cfg.cgroup_view is not None:
+        # Once the cgroup namespace exists (each hierarchy then shows the container's own
+        # cgroup as its root), read-only, and after pivot_root (plain paths in the new root).
+        steps.name = "mount /sys/fs/cgroup"
+        mount_view, layout = cfg.cgroup_view
+        mount_view("/sys/fs/cgroup", layout, mount=_mount_by_path)
     for path in cfg.masked_paths:
         steps.name = f"mask {path}"
         mounts.mask(path)
     for path in cfg.readonly_paths:
         steps.name = f"read-only {path}"
         mounts.make_read_only(path)
+
+
+def _mount_by_path(source: str, target: str, fstype: str, flags: int, data: str) -> None:
+    k.mount(source or None, target, fstype or None, flags, data or None)
 
 
 def _create_mountpoints(root_fd: int, plans) -> None:

@@ -20,6 +20,7 @@ import sys
 
 from . import child, process
 from . import sys as k
+from .hooks import Hooks
 from .process import StepFailure
 
 CLONE_FLAGS = {
@@ -27,40 +28,6 @@ CLONE_FLAGS = {
     "network": k.CLONE_NEWNET, "user": k.CLONE_NEWUSER,
     # cgroup: unshared by the child once it sits in its own cgroup (see child step 1)
 }
-
-
-class Hooks:
-    """Where resource limits and networks plug in (hardrun.runtime.host.HostResources:
-    cgroups, ulimits, bridge networks, and the state that lets a later hardrun undo what a
-    killed one left). Each stage is called exactly once:
-
-    - `prepare()`      before clone: validate, create the cgroup, set up a bridge network
-                       (nothing runs yet);
-    - `attach(pid)`    after clone, before the child is released: cgroup attach (the child
-                       unshares its cgroup namespace only afterwards), ulimits, the child's
-                       eth0 (in /proc/PID/ns/net);
-    - `finish(status)` after the container has exited, also after a failed start
-                       (status None): teardown; may return a message to print (an OOM kill).
-    """
-
-    def __init__(self, cfg, limits_mode: str = "strict"):
-        self.cfg = cfg
-        self.limits_mode = limits_mode
-        self.resources = None
-
-    def prepare(self) -> None:
-        from .host import HostResources
-        self.resources = HostResources(self.cfg, strict=self.limits_mode == "strict")
-        self.resources.prepare()
-
-    def attach(self, pid: int) -> None:
-        if self.resources is not None:
-            self.resources.attach(pid)
-
-    def finish(self, status: int | None) -> str | None:
-        if self.resources is None:
-            return None
-        return self.resources.finish(status)
 
 
 def run(cfg, hooks: Hooks | None = None) -> int:
@@ -78,7 +45,22 @@ def run(cfg, hooks: Hooks | None = None) -> int:
 
 
 def _launch(cfg, hooks: Hooks) -> int:
-    hooks.prepare()
+    status = None
+    try:
+        hooks.prepare()
+        status, report = _start_and_wait(cfg, hooks)
+    finally:
+        message = hooks.finish(status)
+        if message:
+            print(message, file=sys.stderr, flush=True)
+    if report:
+        failure = StepFailure.decode(report)
+        print(failure.line(), file=sys.stderr, flush=True)
+        return failure.code
+    return process.exit_code(status)
+
+
+def _start_and_wait(cfg, hooks: Hooks) -> tuple[int, bytes]:
     if cfg.seccomp is not None and cfg.seccomp_filter is None:
         cfg.seccomp_filter = _seccomp_filter(cfg)
     exec_plan = process.ExecPlan(cfg.args, cfg.env)
@@ -102,7 +84,6 @@ def _launch(cfg, hooks: Hooks) -> int:
         child.main(cfg, exec_plan, sync_read, report_write)  # never returns
     os.close(sync_read)
     os.close(report_write)
-    status = None
     try:
         try:
             if cfg.id_maps is not None:
@@ -115,18 +96,10 @@ def _launch(cfg, hooks: Hooks) -> int:
             raise
         _forward_signals(pid)
         report = _read_all(report_read)
-        status = _wait(pid)
+        return _wait(pid), report
     finally:
         os.close(report_read)
         os.close(sync_write)
-        message = hooks.finish(status)
-    if message:
-        print(f"hardrun: {message}", file=sys.stderr, flush=True)
-    if report:
-        failure = StepFailure.decode(report)
-        print(failure.line(), file=sys.stderr, flush=True)
-        return failure.code
-    return process.exit_code(status)
 
 
 def _write_maps(pid: int, maps) -> None:
