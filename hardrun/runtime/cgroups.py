@@ -199,7 +199,16 @@ def _parse_mountinfo_line(line: str) -> Hierarchy | None:
 
 
 def cgroup_parent() -> str:
-    return os.environ.get("HARDRUN_CGROUP_PARENT", DEFAULT_PARENT).strip("/")
+    """HARDRUN_CGROUP_PARENT, else `hardrun`; a separate state root (HARDRUN_STATE_DIR)
+    gets a parent of its own, so its `hardrun gc` never judges another root's cgroups."""
+    configured = os.environ.get("HARDRUN_CGROUP_PARENT")
+    if configured:
+        return configured.strip("/")
+    state_root = os.environ.get("HARDRUN_STATE_DIR")
+    if state_root:
+        import zlib
+        return f"{DEFAULT_PARENT}-{zlib.crc32(os.path.abspath(state_root).encode()):08x}"
+    return DEFAULT_PARENT
 
 
 # ---------------------------------------------------------------------------- cgroup

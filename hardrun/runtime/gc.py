@@ -24,9 +24,12 @@ def collect(orphans: bool = True) -> Report:
 
 def _collect_orphaned_cgroups(report: Report) -> None:
     from . import cgroups
-    known = {container.id for container in state_module.container_states()}
-    known |= {name[len(".new-"):] for name in _staging_names()}
-    for path in cgroups.orphaned_cgroups(known_ids=known):
+    for path in cgroups.orphaned_cgroups(known_ids=_known_ids()):
+        if cgroups.cgroup_pids(path):
+            # a killed hardrun's container dies with it (parent-death signal): processes
+            # here belong to something else, which gc does not judge
+            report.problems.append(f"cgroup {path} has no state but running processes: left alone")
+            continue
         problems = cgroups.remove_cgroups([path])
         if problems:
             report.problems += problems
@@ -34,8 +37,11 @@ def _collect_orphaned_cgroups(report: Report) -> None:
             report.removed.append(f"cgroup {path}")
 
 
-def _staging_names() -> list[str]:
+def _known_ids() -> set:
+    """Every name in the state root, readable or not: only a cgroup no entry accounts
+    for is an orphan (a container being created has its entry before its cgroup)."""
     try:
-        return [name for name in os.listdir(state_module.state_root()) if name.startswith(".new-")]
+        names = os.listdir(state_module.state_root())
     except FileNotFoundError:
-        return []
+        return set()
+    return {name[len(".new-"):] if name.startswith(".new-") else name for name in names}
