@@ -404,3 +404,26 @@ def test_container_sees_its_own_cgroup_read_only(isolated, tmp_path):
         assert writes == ["denied 30", "denied 30"]      # EROFS
     finally:
         cgroup.destroy()
+
+
+def test_gc_removes_unreadable_entries_and_empty_orphans_but_not_busy_ones(isolated):
+    parent = os.environ["HARDRUN_CGROUP_PARENT"]
+    unreadable = isolated / "0123456789abcdef"
+    unreadable.mkdir(parents=True)
+    os.utime(unreadable, (0, 0))                       # long abandoned
+    empty_orphan = Path("/sys/fs/cgroup/pids", parent, "feedfacecafebeef")
+    busy_orphan = Path("/sys/fs/cgroup/pids", parent, "deadbeefdeadbeef")
+    empty_orphan.mkdir(parents=True)
+    busy_orphan.mkdir()
+    stranger = Paused([BUSYBOX, "sleep", "30"])
+    (busy_orphan / "cgroup.procs").write_text(str(stranger.pid))
+    try:
+        result = run_hardrun("gc")
+        assert f"removed unreadable state {unreadable}" in result.stdout
+        assert f"removed cgroup {empty_orphan}" in result.stdout
+        assert result.returncode == 1
+        assert f"cgroup {busy_orphan} has no state but running processes: left alone" in result.stderr
+        assert not unreadable.exists() and not empty_orphan.exists() and busy_orphan.exists()
+    finally:
+        stranger.kill()
+        cgroups.remove_cgroups([str(busy_orphan)])

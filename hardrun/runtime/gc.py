@@ -17,9 +17,35 @@ def collect(orphans: bool = True) -> Report:
     report = Report()
     undone, report.problems = state_module.reap_stale()
     report.removed += [f"container {container_id}" for container_id in undone]
+    _remove_unreadable_entries(report)
     if orphans:
         _collect_orphaned_cgroups(report)
     return report
+
+
+def _remove_unreadable_entries(report: Report, age: float = 60.0) -> None:
+    """State entries without a readable record (a start killed between mkdir and write, or
+    a format this hardrun does not read) once they are older than `age` seconds; their
+    cgroups then count as orphans."""
+    import time
+    root = state_module.state_root()
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = os.path.join(root, name)
+        if name.startswith(".") or name == "net" or not os.path.isdir(path):
+            continue
+        if state_module.ContainerState.load(path) is not None:
+            continue
+        try:
+            if time.time() - os.stat(path).st_mtime < age:
+                continue
+        except FileNotFoundError:
+            continue
+        state_module.remove_tree(path)
+        report.removed.append(f"unreadable state {path}")
 
 
 def _collect_orphaned_cgroups(report: Report) -> None:
@@ -44,4 +70,4 @@ def _known_ids() -> set:
         names = os.listdir(state_module.state_root())
     except FileNotFoundError:
         return set()
-    return {name[len(".new-"):] if name.startswith(".new-") else name for name in names}
+    return {name.rpartition(".")[2] if name.startswith(".new-") else name for name in names}

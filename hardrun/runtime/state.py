@@ -20,7 +20,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import time
 
 DEFAULT_STATE_ROOT = "/run/hardrun"
 STATE_FILE = "state"
@@ -110,7 +109,8 @@ class ContainerState:
         os.makedirs(root, mode=0o700, exist_ok=True)
         pid = os.getpid()
         state = cls(os.path.join(root, container_id), pid, process_start_time(pid), [])
-        staging = os.path.join(root, f".new-{container_id}")
+        # the staging name says who makes it: a reaper can tell an abandoned one at once
+        staging = os.path.join(root, f".new-{pid}.{state.start_time}.{container_id}")
         os.mkdir(staging, 0o700)
         state._write(staging)
         os.close(os.open(os.path.join(staging, LOCK_FILE), os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC,
@@ -249,7 +249,7 @@ def reap_stale(root: str | None = None) -> tuple[list[str], list[str]]:
 
 
 def _remove_abandoned_staging(root: str) -> None:
-    """`.new-<id>` directories of a hardrun killed inside `ContainerState.create`."""
+    """`.new-PID.START.ID` directories of a hardrun killed inside `ContainerState.create`."""
     try:
         names = os.listdir(root)
     except FileNotFoundError:
@@ -257,17 +257,14 @@ def _remove_abandoned_staging(root: str) -> None:
     for name in names:
         if not name.startswith(".new-"):
             continue
-        path = os.path.join(root, name)
-        state = ContainerState.load(path)
-        if state is None:       # its maker may be between mkdir and write: give it a minute
-            try:
-                abandoned = time.time() - os.stat(path).st_mtime > 60
-            except FileNotFoundError:
-                continue
-        else:
-            abandoned = not state.owner_alive()
-        if abandoned:
-            remove_tree(path)
+        pid, _, rest = name[len(".new-"):].partition(".")
+        start, _, _ = rest.partition(".")
+        try:
+            alive = process_alive(int(pid), None if start == "None" else int(start))
+        except ValueError:
+            alive = False
+        if not alive:
+            remove_tree(os.path.join(root, name))
 
 
 def missing(error: OSError) -> bool:
