@@ -92,6 +92,25 @@ def test_v1_comounted_cpu_cpuacct_and_hybrid_without_controllers(tmp_path):
     assert layout.hierarchy_for("pids") is None
 
 
+def test_v2_files_and_values(tmp_path):
+    unified = tmp_path / "cg2"
+    unified.mkdir()
+    (unified / "cgroup.controllers").write_text("cpu memory pids\n")
+    layout = cgroups.detect_layout(_mountinfo(tmp_path, [
+        f"30 24 0:26 / {unified} rw - cgroup2 cgroup2 rw"]))
+    cgroup = ContainerCgroup("x", Limits(memory=64 * MiB, memory_swap=96 * MiB, pids=50,
+                                         cpus=1.5, cpu_shares=512), layout)
+    writes = {flag: files for flag, _, files in cgroup._planned_writes()}
+    assert writes["--memory"] == [("memory.max", 64 * MiB)]
+    assert writes["--memory-swap"] == [("memory.swap.max", 32 * MiB)]   # swap alone on v2
+    assert writes["--pids-limit"] == [("pids.max", 50)]
+    assert writes["--cpus"] == [("cpu.max", "150000 100000")]
+    assert writes["--cpu-shares"] == [("cpu.weight", 20)]
+    unlimited_swap = ContainerCgroup("x", Limits(memory=64 * MiB, memory_swap=-1), layout)
+    assert dict((f, w) for f, _, w in unlimited_swap._planned_writes())["--memory-swap"] == \
+        [("memory.swap.max", "max")]
+
+
 def test_v2_weight_conversion_matches_runc():
     assert cgroups.shares_to_weight(2) == 1
     assert cgroups.shares_to_weight(1024) == 39

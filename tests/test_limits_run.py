@@ -187,7 +187,19 @@ echo "by-name=$(run --network bridge:e2e --name beta -- nc -w 2 alpha 7000 </dev
 echo "published=$(ask 18080)"
 echo "unpublished=$(ask 7000)"
 echo "other-bridge=$(run --network bridge:e2e2 -- nc -w 2 ${gateway%.1}.2 7000 </dev/null)"
-kill -TERM $alpha; wait $alpha
+run --network bridge:e2e --name gamma --expose 7000 -P -- nc -ll -p 7000 -e echo hi-from-gamma 2>gamma.err &
+gamma=$!
+for i in $(seq 100); do
+  grep -q published gamma.err 2>/dev/null && break
+  sleep 0.1
+done
+port=$(sed -n 's/.*published 127.0.0.1:\([0-9]*\)->7000.*/\1/p' gamma.err)
+for i in $(seq 100); do
+  ask "$port" | grep -q hi && break
+  sleep 0.1
+done
+echo "publish-all=$(ask "$port")"
+kill -TERM $alpha $gamma; wait $alpha $gamma
 echo "links=$(ip -o link | grep -c -e hr- -e hrv)"
 echo "nft=$(nft list ruleset | grep -c table)"
 """
@@ -196,12 +208,13 @@ echo "nft=$(nft list ruleset | grep -c table)"
 def test_bridge_names_publishing_and_clean_up_through_hardrun_run(rootfs, env, tmp_path):
     script = NETWORK_SCRIPT.replace("PYTHON", sys.executable).replace("ROOTFS", rootfs)
     full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(["unshare", "--net", "sh", "-c", script], env=full_env,
+    done = subprocess.run(["unshare", "--net", "sh", "-c", script], env=full_env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=180)
     seen = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
     assert seen.get("by-name") == "hi-from-alpha", done.stdout + done.stderr
     assert seen["published"] == "hi-from-alpha"
     assert seen["unpublished"] == "" and seen["other-bridge"] == ""
+    assert seen["publish-all"] == "hi-from-gamma"
     assert seen["links"] == "0" and seen["nft"] == "0"
     assert "hardrun: published 127.0.0.1:18080->7000/tcp" in done.stderr
     assert not list((tmp_path / "state" / "net").glob("*"))

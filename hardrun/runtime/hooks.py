@@ -69,7 +69,7 @@ class Hooks:
 
     def _join_bridge(self, spec) -> None:
         from . import network
-        self.endpoint = network.prepare(spec, self.cfg.id, self.state)
+        self.endpoint = network.prepare(spec, self.cfg.id, self.state, hostname=self.cfg.hostname)
         if not any(plan.target == "/etc/hosts" for plan in self.cfg.mounts):   # the user's wins
             hosts = MountPlan("bind", "/etc/hosts", source=str(self.endpoint.hosts_file),
                               read_only=True, source_is_dir=False, recursive=False)

@@ -608,8 +608,10 @@ class Endpoint:
         return undo(self.state)
 
 
-def prepare(spec, container_id: str, container_state) -> Endpoint | None:
-    """Set up what a bridge network needs before the child exists (None: not a bridge)."""
+def prepare(spec, container_id: str, container_state, hostname: str | None = None
+            ) -> Endpoint | None:
+    """Set up what a bridge network needs before the child exists (None: not a bridge).
+    The container is known on the bridge by its --name, its host name and its short id."""
     choice = network_choice(spec.network)
     if choice.mode != "bridge":
         if spec.ports or spec.publish_all:
@@ -617,7 +619,7 @@ def prepare(spec, container_id: str, container_state) -> Endpoint | None:
                              hint="add --network bridge")
         return None
     publishes = resolve_ports(spec)
-    names = [n for n in dict.fromkeys([spec.name, spec.hostname, container_id[:12]]) if n]
+    names = [n for n in dict.fromkeys([spec.name, hostname or spec.hostname, container_id[:12]]) if n]
     endpoint = _join_bridge(choice.bridge, container_id, names, container_state)
     try:
         if publishes:
