@@ -292,16 +292,17 @@ UNPRIVILEGED = textwrap.dedent("""
     import os, sys
     from hardrun.runtime.cgroups import ContainerCgroup, Limits
     os.setgid(65534); os.setuid(65534)
-    strict = sys.argv[1] == "strict"
+    strict = sys.argv[1] != "best-effort"
+    limits = Limits(pids_is_default=True) if sys.argv[1] == "default" else Limits(pids=10)
     try:
-        cgroup = ContainerCgroup.create("c" + os.urandom(4).hex(), Limits(pids=10), strict=strict)
+        cgroup = ContainerCgroup.create("c" + os.urandom(4).hex(), limits, strict=strict)
     except Exception as error:
         print("ERROR", error); sys.exit(3)
     print("CREATED", sorted(cgroup.paths))
 """)
 
 
-@pytest.mark.parametrize("mode", ["strict", "best-effort"])
+@pytest.mark.parametrize("mode", ["strict", "best-effort", "default"])
 def test_unprivileged_user_fails_closed_unless_best_effort(isolated, mode):
     result = subprocess.run([sys.executable, "-c", UNPRIVILEGED, mode], capture_output=True,
                             text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -309,10 +310,13 @@ def test_unprivileged_user_fails_closed_unless_best_effort(isolated, mode):
         assert result.returncode == 3
         assert "--pids-limit cannot be applied: cannot create cgroup" in result.stdout
         assert "Permission denied" in result.stdout and "--limits best-effort" in result.stdout
-    else:
+    elif mode == "best-effort":
         assert result.returncode == 0, result.stderr
         assert "CREATED []" in result.stdout
         assert result.stderr.count("warning: --pids-limit not applied") == 1
+    else:   # only the default policy's limit: strict, yet a warning (rootless use works)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.count("warning: the default pids limit: cannot create cgroup") == 1
 
 
 # ------------------------------------------------------------------ cleanup
