@@ -258,19 +258,23 @@ class ContainerCgroup:
 
     def _make_directories(self) -> None:
         parent = cgroup_parent()
+        planned = {}                          # controller -> (hierarchy, path)
         for controller in WANTED_CONTROLLERS:
             hierarchy = self.layout.hierarchy_for(controller)
-            if hierarchy is None:
-                continue
-            path = os.path.join(hierarchy.mountpoint, parent, self.container_id)
-            if path not in self.paths.values():
-                if not self._make_one(hierarchy, path):
-                    continue
-            self.paths[controller] = path
+            if hierarchy is not None:
+                planned[controller] = (hierarchy, os.path.join(hierarchy.mountpoint, parent,
+                                                               self.container_id))
+        paths = list(dict.fromkeys(path for _, path in planned.values()))
+        if self.state is not None and paths:
+            self.state.record("cgroup", *paths)   # recorded first: a crash leaves a trace
+        made = {}
+        for controller, (hierarchy, path) in planned.items():
+            if path not in made:
+                made[path] = self._make_one(hierarchy, path)
+            if made[path]:
+                self.paths[controller] = path
 
     def _make_one(self, hierarchy: Hierarchy, path: str) -> bool:
-        if self.state is not None:
-            self.state.record("cgroup", path)   # recorded first: a crash leaves a trace
         try:
             if hierarchy.version == 2:
                 self._enable_v2_controllers(hierarchy, os.path.dirname(path))
@@ -431,9 +435,6 @@ class ContainerCgroup:
     def destroy(self, timeout: float = 10.0) -> list[str]:
         """Kill what is left inside, wait until empty, rmdir; return problems."""
         problems = remove_cgroups(list(dict.fromkeys(self.paths.values())), timeout)
-        if self.state is not None and not problems:
-            for path in self.state.resources("cgroup"):
-                self.state.forget("cgroup", path)
         self.paths = {}
         return problems
 
@@ -504,11 +505,7 @@ def remove_cgroups(paths: list[str], timeout: float = 10.0) -> list[str]:
 
 def undo(state) -> list[str]:
     """Remove the cgroups a (dead) container's state records."""
-    problems = remove_cgroups(state.resources("cgroup"))
-    if not problems:
-        for path in state.resources("cgroup"):
-            state.forget("cgroup", path)
-    return problems
+    return remove_cgroups(state.resources("cgroup"))
 
 
 def orphaned_cgroups(layout: Layout | None = None, known_ids: set | None = None) -> list[str]:

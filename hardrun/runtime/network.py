@@ -723,7 +723,6 @@ def undo(container_state) -> list[str]:
         for item in container_state.resources(kind):
             try:
                 remove(item)
-                container_state.forget(kind, item)
             except Exception as error:     # keep going: undo as much as possible
                 problems.append(f"cannot remove {kind} {item}: {error}")
     return problems

@@ -23,7 +23,6 @@ import os
 
 DEFAULT_STATE_ROOT = "/run/hardrun"
 STATE_FILE = "state"
-LOCK_FILE = "lock"
 NETWORK_KINDS = ("proxy", "nft", "veth", "address")
 
 
@@ -113,8 +112,6 @@ class ContainerState:
         staging = os.path.join(root, f".new-{pid}.{state.start_time}.{container_id}")
         os.mkdir(staging, 0o700)
         state._write(staging)
-        os.close(os.open(os.path.join(staging, LOCK_FILE), os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC,
-                         0o600))
         os.rename(staging, state.path)
         return state
 
@@ -146,11 +143,14 @@ class ContainerState:
     def has_any(self, kinds) -> bool:
         return any(kind in kinds for kind, _ in self.items)
 
-    def record(self, kind: str, value: str) -> None:
-        """Note a resource (before creating it) and persist the record."""
-        if "\n" in value or " " in kind:
-            raise ValueError(f"unrecordable resource {kind} {value!r}")
-        self.items.append((kind, value))
+    def record(self, kind: str, *values: str) -> None:
+        """Note resources (before creating them) and persist the record in one write.
+        Undoing tolerates what is already gone, so nothing is struck off as it goes: the
+        record is simply removed with the directory once everything is undone."""
+        for value in values:
+            if "\n" in value or " " in kind:
+                raise ValueError(f"unrecordable resource {kind} {value!r}")
+            self.items.append((kind, value))
         self._save()
 
     def forget(self, kind: str, value: str) -> None:
@@ -175,9 +175,10 @@ class ContainerState:
         self._write(self.path)
 
     def try_lock(self) -> int | None:
-        """An exclusive lock fd while undoing (None: someone else holds it, or gone)."""
+        """An exclusive lock on the directory while undoing (None: someone else holds it,
+        or it is gone)."""
         try:
-            fd = os.open(os.path.join(self.path, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         try:
