@@ -278,9 +278,14 @@ class ContainerCgroup:
         try:
             if hierarchy.version == 2:
                 self._enable_v2_controllers(hierarchy, os.path.dirname(path))
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            os.mkdir(path)
-            return True
+            for attempt in (1, 2):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                try:
+                    os.mkdir(path)
+                    return True
+                except FileNotFoundError:   # a per-root parent removed meanwhile: once more
+                    if attempt == 2:
+                        raise
         except OSError as error:
             self._cannot(f"cannot create cgroup {path}: {error.strerror}",
                          flags=self._flags_needing(hierarchy), hint=_privilege_hint(error))
@@ -434,7 +439,10 @@ class ContainerCgroup:
 
     def destroy(self, timeout: float = 10.0) -> list[str]:
         """Kill what is left inside, wait until empty, rmdir; return problems."""
-        problems = remove_cgroups(list(dict.fromkeys(self.paths.values())), timeout)
+        paths = list(dict.fromkeys(self.paths.values()))
+        problems = remove_cgroups(paths, timeout)
+        if not problems:
+            remove_empty_parents(paths)
         self.paths = {}
         return problems
 
@@ -503,9 +511,25 @@ def remove_cgroups(paths: list[str], timeout: float = 10.0) -> list[str]:
     return []
 
 
+def remove_empty_parents(paths: list[str]) -> None:
+    """The parents of per-state-root cgroups go with their last container (`hardrun/`
+    itself stays, like any runtime's parent cgroup)."""
+    for path in paths:
+        parent = os.path.dirname(path)
+        if os.path.basename(parent) != DEFAULT_PARENT:
+            try:
+                os.rmdir(parent)
+            except OSError:          # not empty (another container), or gone already
+                pass
+
+
 def undo(state) -> list[str]:
     """Remove the cgroups a (dead) container's state records."""
-    return remove_cgroups(state.resources("cgroup"))
+    paths = state.resources("cgroup")
+    problems = remove_cgroups(paths)
+    if not problems:
+        remove_empty_parents(paths)
+    return problems
 
 
 def orphaned_cgroups(layout: Layout | None = None, known_ids: set | None = None) -> list[str]:
