@@ -491,3 +491,72 @@ def test_inspect_of_the_host_shows_the_control(rootfs):
     report = json.loads(run_hardrun("inspect", "--json").stdout)
     assert "SYS_ADMIN" in report["capabilities"]["effective"]   # the test runner is real root
     assert report["namespaces"]["mnt"]["shared_with_caller"] is True
+
+
+# -- hook points: cgroups, ulimits, bridge networks (wired end to end) -------------------
+
+@pytest.fixture
+def private_cgroup_parent(tmp_path):
+    """A cgroup parent of this test's own, so concurrent containers do not interfere."""
+    name = f"hardrun-test-{os.getpid()}-{tmp_path.name}"[:60]
+    env = {"HARDRUN_CGROUP_PARENT": name, "HARDRUN_STATE_DIR": str(tmp_path / "state")}
+    yield name, env
+    for hierarchy in os.listdir("/sys/fs/cgroup"):
+        path = f"/sys/fs/cgroup/{hierarchy}/{name}"
+        if os.path.isdir(path):
+            os.rmdir(path)
+
+
+def test_limits_apply_inside_a_read_only_cgroup_view_and_are_removed(rootfs, private_cgroup_parent):
+    name, env = private_cgroup_parent
+    script = ("cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; "
+              "grep -c ':/$' /proc/self/cgroup; mkdir /sys/fs/cgroup/x")
+    done = sh(rootfs, script, "--pids-limit", "20", env=env)
+    lines = done.stdout.split()
+    assert lines[0] == "20", done.stdout + done.stderr
+    assert int(lines[1]) >= 1                       # the cgroup namespace is rooted at its own cgroup
+    assert "Read-only file system" in done.stderr
+    leftovers = [entry for hierarchy in os.listdir("/sys/fs/cgroup")
+                 if os.path.isdir(f"/sys/fs/cgroup/{hierarchy}/{name}")
+                 for entry in os.listdir(f"/sys/fs/cgroup/{hierarchy}/{name}")
+                 if os.path.isdir(f"/sys/fs/cgroup/{hierarchy}/{name}/{entry}")]
+    assert leftovers == []
+    assert os.listdir(env["HARDRUN_STATE_DIR"]) == []
+
+
+def test_fork_bomb_stays_in_its_pids_limit(rootfs, private_cgroup_parent):
+    _, env = private_cgroup_parent
+    # Shell builtins only once the bomb has gone off: at the limit, nothing can fork.
+    script = ("(for i in $(seq 40); do sleep 2 & done) 2>/dev/null; "
+              "f=/sys/fs/cgroup/pids/pids.current; [ -e $f ] || f=/sys/fs/cgroup/pids.current; "
+              "read n < $f; echo $n")
+    capped = sh(rootfs, script, "--pids-limit", "10", env=env)
+    assert 0 < int(capped.stdout.split()[-1]) <= 10, capped.stdout + capped.stderr
+    control = sh(rootfs, script, "--pids-limit", "100", env=env)
+    assert int(control.stdout.split()[-1]) > 40, control.stdout + control.stderr
+
+
+def test_memory_hog_is_oom_killed_and_reported(rootfs, private_cgroup_parent):
+    _, env = private_cgroup_parent
+    hog = "tail /dev/zero"   # buffers an endless line
+    done = run(rootfs, "--memory", "32m", "--memory-swap", "32m", "--init", "--", "sh", "-c", hog, env=env)
+    assert done.returncode == 137, done.stderr
+    assert "OOM" in done.stderr
+
+
+def test_ulimit_is_set_before_the_command_starts(rootfs):
+    done = sh(rootfs, "ulimit -n", "--ulimit", "nofile=64:64")
+    assert done.stdout.strip() == "64", done.stderr
+
+
+def test_bridge_network_inside_a_throwaway_host_namespace(rootfs, tmp_path):
+    """The bridge, veth and nftables rules live in a network namespace made for this test."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HARDRUN_STATE_DIR=str(tmp_path / "state"))
+    script = ("ip link set lo up; "
+              f"{sys.executable} -m hardrun run --rootfs {rootfs} --network bridge:t1 --name alpha -- "
+              "sh -c 'ip -4 addr show eth0 | grep -c inet; grep -c alpha /etc/hosts'; "
+              "echo links:$(ip -o link | grep -c hr-)")
+    done = subprocess.run(["unshare", "--net", "sh", "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1", "links:0"], done.stdout + done.stderr

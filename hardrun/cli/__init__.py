@@ -1,12 +1,11 @@
 """The click CLI. Each command lives in its own module, imported only when invoked,
-so `hardrun audit` never imports the runtime and `hardrun --version` imports neither."""
+so `hardrun audit` never imports the runtime and `hardrun --version` imports neither.
+
+This package itself imports nothing heavy: `hardrun run` (hardrun/cli/run.py) is on a
+start-up path measured in milliseconds and must not pay for click. The click group
+lives in hardrun/cli/group.py and is reached as `hardrun.cli.cli`.
+"""
 from __future__ import annotations
-
-import importlib
-
-import click
-
-from .. import __version__
 
 # command name -> (module, attribute, one-line help shown by `hardrun --help`)
 COMMANDS = {
@@ -16,6 +15,7 @@ COMMANDS = {
     "policy": ("hardrun.cli.policy", "policy", "List, show and validate policies."),
     "export": ("hardrun.cli.export", "export", "Export a policy or run config as docker/compose/Kubernetes/OCI settings."),
     "inspect": ("hardrun.cli.inspect", "inspect", "Report how a running process is confined (caps, seccomp, namespaces)."),
+    "gc": ("hardrun.cli.gc", "gc", "Remove what containers of killed hardrun processes left behind."),
 }
 
 EPILOG = """\b
@@ -32,23 +32,8 @@ Shell completion (bash; zsh and fish likewise):
 """
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx):
-        return list(COMMANDS)
-
-    def get_command(self, ctx, name):
-        if name not in COMMANDS:
-            return None
-        module, attribute, _ = COMMANDS[name]
-        return getattr(importlib.import_module(module), attribute)
-
-    def format_commands(self, ctx, formatter):
-        rows = [(name, help_text) for name, (_, _, help_text) in COMMANDS.items()]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="hardrun")
-def cli():
-    """hardrun: run containers hardened by default, and audit how containers are built and run."""
+def __getattr__(name):
+    if name in ("cli", "LazyGroup"):
+        from . import group
+        return getattr(group, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -93,7 +93,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("config", VALUE, runtime=RT, scope=HARDRUN, metavar="FILE",
        help="Read the run configuration from YAML (flags override it)"),
     _f("limits", VALUE, runtime=RT, scope=HARDRUN, metavar="MODE",
-       help="best-effort (warn if a limit cannot apply) or strict (fail)"),
+       help="strict (default: fail if a limit cannot apply) or best-effort (warn)"),
     # docker run / docker create
     _f("add-host", LIST, metavar="HOST:IP"),
     _f("annotation", LIST, metavar="KEY=VALUE"),
@@ -134,7 +134,8 @@ FLAGS: tuple[Flag, ...] = (
     _f("env", LIST, "e", runtime=RT, metavar="NAME[=VALUE]",
        help="Set a variable (NAME alone passes the caller's value)"),
     _f("env-file", LIST, runtime=RT, metavar="FILE", help="Read environment variables from a file"),
-    _f("expose", LIST),
+    _f("expose", LIST, runtime=RT, metavar="PORT[/PROTO]",
+       help="Declare a port (or range) that -P/--publish-all publishes"),
     _f("gpus", VALUE),
     _f("group-add", LIST),
     _f("health-cmd", VALUE),
@@ -168,9 +169,10 @@ FLAGS: tuple[Flag, ...] = (
     _f("memory-swappiness", VALUE),
     _f("mount", LIST, runtime=RT, metavar="SPEC",
        help="Mount: type=bind|tmpfs,source=…,target=…[,readonly]"),
-    _f("name", VALUE),
+    _f("name", VALUE, runtime=RT, metavar="NAME",
+       help="Container name (how other containers on its bridge reach it)"),
     _f("network", VALUE, aliases=("net",), runtime=RT, metavar="MODE",
-       help="Network: none (default: only lo) or host"),
+       help="Network: none (default: only lo), host, or bridge[:NAME]"),
     _f("network-alias", LIST, aliases=("net-alias",)),
     _f("no-healthcheck", BOOL),
     _f("oom-kill-disable", BOOL),
@@ -179,8 +181,10 @@ FLAGS: tuple[Flag, ...] = (
     _f("pids-limit", VALUE, runtime=RT, metavar="N", help="Maximum number of processes (-1: unlimited)"),
     _f("platform", VALUE),
     _f("privileged", BOOL),
-    _f("publish", LIST, "p"),
-    _f("publish-all", BOOL, "P"),
+    _f("publish", LIST, "p", runtime=RT, metavar="[IP:]HOST:CONTAINER[/PROTO]",
+       help="Publish a port of a bridge network (on 127.0.0.1 unless IP is given)"),
+    _f("publish-all", BOOL, "P", runtime=RT,
+       help="Publish every --expose port on a free port of 127.0.0.1"),
     _f("pull", VALUE),
     _f("quiet", BOOL, "q"),
     _f("read-only", BOOL, runtime=RT, help="Mount the root filesystem read-only (default)"),
@@ -471,7 +475,7 @@ CAPABILITIES = (
 
 ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
                 "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
-HARDRUN_NETWORKS = ("none", "host")
+HARDRUN_NETWORKS = ("none", "host", "bridge[:NAME]")
 LIMITS_MODES = ("best-effort", "strict")
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -505,11 +509,11 @@ def is_unresolved(text: str | None) -> bool:
 class HardrunOptions(_Record):
     """`hardrun run`'s own options that are not part of the RunSpec."""
     __slots__ = ("dry_run", "policy", "config", "limits", "help")
-    _defaults = (False, None, None, "best-effort", False)
+    _defaults = (False, None, None, "strict", False)
 
 
 def hardrun_options(parsed: ParsedRun) -> HardrunOptions:
-    limits = parsed.value("limits") or "best-effort"
+    limits = parsed.value("limits") or "strict"
     if limits not in LIMITS_MODES:
         raise UsageError(f"invalid value {limits!r} for --limits: expected best-effort or strict")
     return HardrunOptions(dry_run=parsed.flag_on("dry-run"), policy=parsed.value("policy"),
@@ -725,7 +729,7 @@ def _namespace(namespace: str):
 
 def _network(b: _Builder, value):
     mode = value or ""
-    if b.hardrun_mode and mode not in HARDRUN_NETWORKS:
+    if b.hardrun_mode and mode not in HARDRUN_NETWORKS and mode != "bridge" and not mode.startswith("bridge:"):
         raise ValueError(f"unsupported network {mode!r} (expected {' or '.join(HARDRUN_NETWORKS)})")
     if not mode:
         raise ValueError("empty network")
@@ -815,6 +819,14 @@ def _check_hostname(text: str) -> str | None:
     import re
     if not re.match(_HOSTNAME, text):
         return f"invalid host name {text!r} (letters, digits, '.' and '-', at most 64)"
+    return None
+
+
+def _check_name(text: str) -> str | None:
+    # Docker's rule; it also keeps the name a single word in the generated /etc/hosts
+    import re
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", text):
+        return f"invalid container name {text!r} (a letter or digit, then letters, digits, '_', '.' or '-')"
     return None
 
 
@@ -922,6 +934,17 @@ def _publish(b: _Builder, value):
         b.mark(f"port:{index}")
 
 
+def _expose(b: _Builder, value):
+    text = value or ""
+    port, _, protocol = text.partition("/")
+    protocol = (protocol or "tcp").lower()
+    if protocol not in _PROTOCOLS:
+        raise ValueError(f"invalid protocol {protocol!r}")
+    if is_unresolved(port) and not b.hardrun_mode:
+        return
+    b.append("exposed_ports", f"{_port_number(port, allow_empty=False)}/{protocol}")
+
+
 def _add_mount(b: _Builder, mount: Mount) -> None:
     index = len(b.lists.get("mounts", ()))
     b.append("mounts", mount)
@@ -963,7 +986,7 @@ _HANDLERS = {
     "user": _string_field("user", _check_user),
     "workdir": _string_field("workdir", _check_workdir),
     "hostname": _string_field("hostname", _check_hostname),
-    "name": _string_field("name"),
+    "name": _string_field("name", _check_name),
     "entrypoint": _string_field("entrypoint"),
     "rootfs": _string_field("rootfs", _check_rootfs),
     "network": _network,
@@ -983,6 +1006,7 @@ _HANDLERS = {
     "ulimit": _ulimit,
     "device": _device,
     "publish": _publish,
+    "expose": _expose,
     "volume": _volume,
     "mount": _mount,
     "tmpfs": _tmpfs,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
+import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
 from . import init, mounts, process
 from . import sys as k
@@ -197,12 +197,22 @@ def _filesystem(cfg, steps: _Steps) -> None:
     steps.name = "pivot_root"
     mounts.pivot(root_fd)
     os.close(root_fd)
+    if cfg.cgroup_view is not None:
+        # Once the cgroup namespace exists (each hierarchy then shows the container's own
+        # cgroup as its root), read-only, and after pivot_root (plain paths in the new root).
+        steps.name = "mount /sys/fs/cgroup"
+        mount_view, layout = cfg.cgroup_view
+        mount_view("/sys/fs/cgroup", layout, mount=_mount_by_path)
     for path in cfg.masked_paths:
         steps.name = f"mask {path}"
         mounts.mask(path)
     for path in cfg.readonly_paths:
         steps.name = f"read-only {path}"
         mounts.make_read_only(path)
+
+
+def _mount_by_path(source: str, target: str, fstype: str, flags: int, data: str) -> None:
+    k.mount(source or None, target, fstype or None, flags, data or None)
 
 
 def _create_mountpoints(root_fd: int, plans) -> None:

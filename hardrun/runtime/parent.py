@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
+import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 import sys
 
 from . import child, process
 from . import sys as k
+from .hooks import Hooks
 from .process import StepFailure
 
 CLONE_FLAGS = {
@@ -27,58 +28,6 @@ CLONE_FLAGS = {
     "network": k.CLONE_NEWNET, "user": k.CLONE_NEWUSER,
     # cgroup: unshared by the child once it sits in its own cgroup (see child step 1)
 }
-
-
-class Hooks:
-    """Where resource limits (hardrun.runtime.cgroups) and networks other than `none` and
-    `host` (hardrun.runtime.network) plug in. Each stage is called exactly once:
-
-    - `prepare()`      before clone: validate, fail early (nothing exists yet);
-    - `attach(pid)`    after clone, before the child is released: cgroup creation and
-                       attach (the child unshares its cgroup namespace only afterwards),
-                       network set-up in the child's network namespace (/proc/PID/ns/net);
-    - `finish(status)` after the container has exited, also after a failed start
-                       (status None): teardown; may return a message to print (an OOM kill).
-    """
-
-    def __init__(self, cfg, limits_mode: str = "best-effort"):
-        self.cfg = cfg
-        self.limits_mode = limits_mode
-        self.limits = None
-        self.cgroup = None
-        self.network = None
-
-    def prepare(self) -> None:
-        if self.cfg.network.startswith("bridge"):
-            raise StepFailure("network", errno.EOPNOTSUPP,
-                              "bridge networks need hardrun.runtime.network; use --network none or host")
-        try:
-            from . import cgroups
-        except ImportError:
-            if _limits_requested(self.cfg.spec):
-                raise StepFailure("cgroup", errno.ENOSYS, "resource limits are not available in this build") from None
-            return
-        self.limits = cgroups.Limits.from_spec(self.cfg.spec)
-
-    def attach(self, pid: int) -> None:
-        if self.limits is not None:
-            from . import cgroups
-            self.cgroup = cgroups.ContainerCgroup.create(self.cfg.id, self.limits,
-                                                         strict=self.limits_mode == "strict")
-            self.cgroup.attach(pid)
-
-    def finish(self, status: int | None) -> str | None:
-        message = None
-        if self.cgroup is not None:
-            if status is not None:
-                message = self.cgroup.oom_report(status)
-            self.cgroup.destroy()
-        return message
-
-
-def _limits_requested(spec) -> bool:
-    return any(value is not None for value in (spec.memory, spec.memory_swap, spec.pids_limit,
-                                               spec.cpus, spec.cpu_shares)) or bool(spec.ulimits)
 
 
 def run(cfg, hooks: Hooks | None = None) -> int:
@@ -96,7 +45,22 @@ def run(cfg, hooks: Hooks | None = None) -> int:
 
 
 def _launch(cfg, hooks: Hooks) -> int:
-    hooks.prepare()
+    status = None
+    try:
+        hooks.prepare()
+        status, report = _start_and_wait(cfg, hooks)
+    finally:
+        message = hooks.finish(status)
+        if message:
+            print(message, file=sys.stderr, flush=True)
+    if report:
+        failure = StepFailure.decode(report)
+        print(failure.line(), file=sys.stderr, flush=True)
+        return failure.code
+    return process.exit_code(status)
+
+
+def _start_and_wait(cfg, hooks: Hooks) -> tuple[int, bytes]:
     if cfg.seccomp is not None and cfg.seccomp_filter is None:
         cfg.seccomp_filter = _seccomp_filter(cfg)
     exec_plan = process.ExecPlan(cfg.args, cfg.env)
@@ -120,7 +84,6 @@ def _launch(cfg, hooks: Hooks) -> int:
         child.main(cfg, exec_plan, sync_read, report_write)  # never returns
     os.close(sync_read)
     os.close(report_write)
-    status = None
     try:
         try:
             if cfg.id_maps is not None:
@@ -133,18 +96,10 @@ def _launch(cfg, hooks: Hooks) -> int:
             raise
         _forward_signals(pid)
         report = _read_all(report_read)
-        status = _wait(pid)
+        return _wait(pid), report
     finally:
         os.close(report_read)
         os.close(sync_write)
-        message = hooks.finish(status)
-    if message:
-        print(f"hardrun: {message}", file=sys.stderr, flush=True)
-    if report:
-        failure = StepFailure.decode(report)
-        print(failure.line(), file=sys.stderr, flush=True)
-        return failure.code
-    return process.exit_code(status)
 
 
 def _write_maps(pid: int, maps) -> None:
@@ -205,10 +160,13 @@ def _seccomp_filter(cfg):
         raise StepFailure("seccomp", errno.ENOSYS,
                           "this build has no seccomp support; pass --security-opt seccomp=unconfined "
                           "to run without a filter") from None
-    profile = seccomp.default_profile() if cfg.seccomp == "default" else seccomp.load_profile(cfg.seccomp)
-    # Compiled for the kept capabilities (capability-gated syscalls), cached by hash.
-    bpf = seccomp.cached_filter(profile, cfg.caps)
-    return seccomp.prepare_filter(bpf, profile.load_flags)
+    # Compiled for the kept capabilities (capability-gated syscalls), cached by hash: the
+    # built-in profile's cache hit needs neither parsing nor libseccomp.
+    if cfg.seccomp == "default":
+        bpf = seccomp.default_filter(cfg.caps)
+    else:
+        bpf = seccomp.cached_filter(seccomp.load_profile(cfg.seccomp), cfg.caps)
+    return seccomp.prepare_filter(bpf)
 
 
 def _clone_hint(number: int, cfg) -> str:

@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Start-up time of `hardrun run` next to bubblewrap, crun and runc (needs root).
+
+Every runtime starts `/bin/true` in the same busybox root filesystem with comparable
+hardening: new user (remapped or single-id), mount, pid, ipc, uts and net namespaces,
+a read-only root, no capabilities, no_new_privs and a ~370-syscall seccomp allowlist
+(hardrun's default profile: compiled BPF for bubblewrap's --seccomp, the same profile
+in OCI form for crun and runc). Runs are interleaved round-robin so that drift on a
+busy machine hits every runtime alike; the report gives medians and ratios to crun.
+
+    sudo python3 bench/run_bench.py [-n 40] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+REMAP = (100000, 65536)
+
+
+def build_rootfs(directory: Path) -> Path:
+    rootfs = directory / "rootfs"
+    for name in ("bin", "etc", "proc", "sys", "dev", "tmp", "run"):
+        (rootfs / name).mkdir(parents=True, exist_ok=True)
+    shutil.copy2("/bin/busybox", rootfs / "bin" / "busybox")
+    for applet in ("true", "sh"):
+        (rootfs / "bin" / applet).symlink_to("busybox")
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (rootfs / "etc" / "group").write_text("root:x:0:\n")
+    os.chmod(rootfs, 0o755)
+    return rootfs
+
+
+def hardrun_profile():
+    from hardrun.runtime import seccomp
+    return seccomp.default_profile()
+
+
+def seccomp_bpf(directory: Path) -> Path:
+    """hardrun's default profile compiled for no capabilities (also warms hardrun's cache)."""
+    from hardrun.runtime import seccomp
+    path = directory / "filter.bpf"
+    path.write_bytes(seccomp.cached_filter(hardrun_profile(), ()))
+    return path
+
+
+def oci_seccomp() -> dict:
+    """The same profile as an OCI `linux.seccomp` section for a container without capabilities."""
+    source = json.loads((ROOT / "hardrun" / "data" / "seccomp" / "default.json").read_text())
+    machine = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}[os.uname().machine]
+    syscalls = []
+    for rule in source["syscalls"]:
+        includes, excludes = rule.get("includes", {}), rule.get("excludes", {})
+        if includes.get("caps") or (includes.get("arches") and machine not in includes["arches"]):
+            continue
+        if excludes.get("arches") and machine in excludes["arches"]:
+            continue
+        entry = {key: rule[key] for key in ("names", "action", "args", "errnoRet") if key in rule}
+        syscalls.append(entry)
+    result = {"defaultAction": source["defaultAction"], "architectures": [machine], "syscalls": syscalls}
+    if "defaultErrnoRet" in source:
+        result["defaultErrnoRet"] = source["defaultErrnoRet"]
+    return result
+
+
+def oci_bundle(directory: Path, rootfs: Path) -> Path:
+    bundle = directory / "bundle"
+    bundle.mkdir()
+    start, count = REMAP
+    config = {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False, "user": {"uid": 0, "gid": 0}, "args": ["/bin/true"],
+            "env": ["PATH=/bin"], "cwd": "/", "noNewPrivileges": True,
+            "capabilities": {key: [] for key in ("bounding", "effective", "inheritable", "permitted", "ambient")},
+        },
+        "root": {"path": str(rootfs), "readonly": True},
+        "hostname": "bench",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        ],
+        "linux": {
+            "namespaces": [{"type": name} for name in ("pid", "network", "ipc", "uts", "mount", "user", "cgroup")],
+            "uidMappings": [{"containerID": 0, "hostID": start, "size": count}],
+            "gidMappings": [{"containerID": 0, "hostID": start, "size": count}],
+            "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                            "/proc/timer_list", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+            "seccomp": oci_seccomp(),
+        },
+    }
+    (bundle / "config.json").write_text(json.dumps(config, indent=1))
+    return bundle
+
+
+def commands(directory: Path, rootfs: Path, bpf: Path, bundle: Path) -> dict:
+    python = sys.executable
+    hardrun = [python, "-m", "hardrun", "run", "--rootfs", str(rootfs), "--", "/bin/true"]
+    result = {
+        "python -S -c pass": [python, "-S", "-c", "pass"],
+        "hardrun": hardrun,
+        "hardrun (python -S)": [python, "-S"] + hardrun[1:],
+        "bwrap": ["bwrap", "--unshare-all", "--uid", "0", "--gid", "0", "--ro-bind", str(rootfs), "/",
+                  "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--cap-drop", "ALL",
+                  "--new-session", "--die-with-parent", "--seccomp", "--SECCOMP-FD--", "/bin/true"],
+    }
+    state = directory / "state"
+    for runtime in ("crun", "runc"):
+        if shutil.which(runtime):
+            extra = ["--cgroup-manager=disabled"] if runtime == "crun" else []
+            result[runtime] = [runtime, "--root", str(state / runtime), *extra, "run", "--bundle", str(bundle),
+                               "--RUNID--"]
+    result["_bpf"] = str(bpf)
+    return result
+
+
+def run_once(name: str, argv: list[str], bpf: str, index: int) -> float:
+    argv = [word.replace("--RUNID--", f"bench-{name}-{index}") for word in argv]
+    pass_fds = ()
+    fd = None
+    if name == "bwrap":   # bubblewrap reads the BPF program from this fd, once per run
+        fd = os.open(bpf, os.O_RDONLY)
+        argv = [str(fd) if word == "--SECCOMP-FD--" else word for word in argv]
+        pass_fds = (fd,)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, pass_fds=pass_fds)
+    elapsed = time.perf_counter() - started
+    if fd is not None:
+        os.close(fd)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed ({done.returncode}): {done.stderr.decode(errors='replace')[:500]}")
+    return elapsed * 1000
+
+
+def _hybrid_cgroups() -> bool:
+    try:
+        with open("/sys/fs/cgroup/unified/cgroup.controllers") as handle:
+            return bool(handle.read().split())
+    except OSError:
+        return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--runs", type=int, default=40)
+    parser.add_argument("--json", action="store_true", help="print the medians as JSON")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run_bench.py needs root (crun, runc and id remapping)")
+    if _hybrid_cgroups() and not os.environ.get("HARDRUN_BENCH_PRIVATE_MOUNTS"):
+        # crun refuses a v1 hybrid host whose v2 mount holds controllers. Run the whole
+        # benchmark (every runtime alike) in a private mount namespace without that mount.
+        env = dict(os.environ, HARDRUN_BENCH_PRIVATE_MOUNTS="1")
+        os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               'umount -l /sys/fs/cgroup/unified && exec "$@"', "sh",
+                               sys.executable, *sys.argv], env)
+    # As an installed package would be: bytecode compiled (pip does this at install time).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "hardrun")], check=True,
+                   stdout=subprocess.DEVNULL)
+    with tempfile.TemporaryDirectory(prefix="hardrun-bench-") as temp:
+        directory = Path(temp)
+        os.chmod(directory, 0o755)
+        rootfs = build_rootfs(directory)
+        bpf = seccomp_bpf(directory)
+        table = commands(directory, rootfs, bpf, oci_bundle(directory, rootfs))
+        bpf_path = table.pop("_bpf")
+        times = {name: [] for name in table}
+        for name, argv in table.items():   # warm-up: caches, page cache, the BPF cache
+            run_once(name, argv, bpf_path, -1)
+        for index in range(args.runs):
+            for name, argv in table.items():
+                times[name].append(run_once(name, argv, bpf_path, index))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    if args.json:
+        print(json.dumps({"runs": args.runs, "median_ms": medians}, indent=2))
+        return 0
+    reference = medians.get("crun")
+    print(f"{'runtime':<22}{'median ms':>10}{'min ms':>9}{'vs crun':>9}   ({args.runs} runs each, interleaved)")
+    for name, median in medians.items():
+        ratio = f"{median / reference:.2f}x" if reference else "-"
+        print(f"{name:<22}{median:>10.1f}{min(times[name]):>9.1f}{ratio:>9}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,589 @@
+"""The container's own cgroup: resource limits, OOM detection, and removal.
+
+Layouts: each controller is looked up on its own in /proc/self/mountinfo, so one code
+path serves a unified v2 host, a pure v1 host and a hybrid one (v1 controllers under
+/sys/fs/cgroup/<controller> plus a v2 mount that holds few or no controllers, as on
+Debian hosts booted with systemd's hybrid mode). A controller bound to a v1 hierarchy
+is used there; otherwise the v2 mount is used if its root lists the controller.
+
+The parent calls, in this order:
+
+    limits = Limits.from_spec(spec)                  # validates; default pids limit
+    cgroup = ContainerCgroup.create(container_id, limits, state, strict=...)
+    cgroup.attach(child_pid)                         # before the child is released
+    ... wait for the child ...
+    message = cgroup.oom_report(exit_status)         # None, or the line to print
+    cgroup.destroy()                                 # kills leftovers, rmdir
+
+The child must unshare its cgroup namespace *after* `attach` (so the namespace root is
+the container's cgroup, not hardrun's) and may call `mount_cgroup_view` to give the
+container a read-only /sys/fs/cgroup.
+
+This module is imported by every `hardrun run` (the default pids limit): plain classes
+and os.path, no dataclasses, pathlib or signal (their imports cost milliseconds).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import sys
+
+from ..errors import HardrunError
+
+SIGKILL = 9
+
+# A fork bomb stays inside its box unless the user asks otherwise (`--pids-limit -1`).
+DEFAULT_PIDS_LIMIT = 1024
+CPU_PERIOD_US = 100_000
+MIN_MEMORY = 6 * 1024 * 1024          # Docker's minimum for --memory
+DEFAULT_PARENT = "hardrun"
+# Controllers a container cgroup is made in (freezer: v1 only, to stop processes before
+# killing them; v2 has cgroup.kill / cgroup.freeze in every cgroup).
+WANTED_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer")
+V2_ENABLE = ("memory", "pids", "cpu")
+STRICT, BEST_EFFORT = "strict", "best-effort"
+
+
+class LimitError(HardrunError):
+    """A requested limit could not be applied (hardrun's setup failure: exit 125)."""
+
+    exit_code = 125
+
+
+# ---------------------------------------------------------------------------- limits
+
+class Limits:
+    """What the container's cgroup enforces. `pids_is_default`: the pids limit is the
+    default policy's, not the user's (when it cannot apply, that is a warning)."""
+
+    __slots__ = ("memory", "memory_swap", "pids", "cpus", "cpu_shares", "pids_is_default")
+
+    def __init__(self, memory: int | None = None, memory_swap: int | None = None,
+                 pids: int | None = DEFAULT_PIDS_LIMIT, cpus: float | None = None,
+                 cpu_shares: int | None = None, pids_is_default: bool = False):
+        self.memory = memory                # bytes
+        self.memory_swap = memory_swap      # bytes of memory + swap; -1 unlimited
+        self.pids = pids                    # None or <= 0: unlimited
+        self.cpus = cpus
+        self.cpu_shares = cpu_shares
+        self.pids_is_default = pids_is_default
+
+    def __repr__(self) -> str:
+        return "Limits(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"
+
+    @classmethod
+    def from_spec(cls, spec, default_pids: int | None = DEFAULT_PIDS_LIMIT) -> "Limits":
+        default = spec.pids_limit is None
+        limits = cls(memory=spec.memory, memory_swap=spec.memory_swap,
+                     pids=default_pids if default else spec.pids_limit, cpus=spec.cpus,
+                     cpu_shares=spec.cpu_shares, pids_is_default=default)
+        limits.validate(spec)
+        return limits
+
+    def validate(self, spec=None) -> None:
+        def fail(flag: str, message: str):
+            line = spec.line_of(flag.lstrip("-").replace("-", "_")) if spec else None
+            raise LimitError(f"{flag}: {message}", path=getattr(spec, "path", None), line=line)
+        if self.memory is not None and self.memory < MIN_MEMORY:
+            fail("--memory", "the minimum memory limit is 6 MiB")
+        if self.memory_swap is not None and self.memory_swap != -1:
+            if self.memory is None:
+                fail("--memory-swap", "needs --memory as well (it is memory plus swap)")
+            if self.memory_swap < self.memory:
+                fail("--memory-swap", "must be at least --memory (it is memory plus swap)")
+        if self.cpus is not None:
+            available = os.cpu_count() or 1
+            if not 0.01 <= self.cpus <= available:
+                fail("--cpus", f"must be between 0.01 and {available} (the CPUs of this host)")
+        if self.cpu_shares is not None and self.cpu_shares < 0:
+            fail("--cpu-shares", "must not be negative")
+
+    @property
+    def effective_memory_swap(self) -> int | None:
+        """Docker's rule: --memory without --memory-swap allows as much swap as memory."""
+        if self.memory_swap is None and self.memory is not None:
+            return 2 * self.memory
+        return self.memory_swap
+
+
+def format_bytes(size: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
+
+
+def shares_to_weight(shares: int) -> int:
+    """cgroup v1 cpu.shares [2, 262144] -> v2 cpu.weight [1, 10000], as runc converts."""
+    shares = min(max(shares, 2), 262144)
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+# ---------------------------------------------------------------------------- layout
+
+class Hierarchy:
+    __slots__ = ("mountpoint", "version", "controllers", "options")
+
+    def __init__(self, mountpoint: str, version: int, controllers=frozenset(), options: str = ""):
+        self.mountpoint = mountpoint
+        self.version = version                  # 1 or 2
+        self.controllers = frozenset(controllers)
+        self.options = options                  # v1 mount options naming the hierarchy
+
+    def __repr__(self) -> str:
+        return (f"Hierarchy({self.mountpoint!r}, v{self.version}, "
+                f"{sorted(self.controllers)}, {self.options!r})")
+
+
+class Layout:
+    __slots__ = ("hierarchies",)
+
+    def __init__(self, hierarchies=()):
+        self.hierarchies = tuple(hierarchies)
+
+    @property
+    def unified(self) -> Hierarchy | None:
+        return next((h for h in self.hierarchies if h.version == 2), None)
+
+    @property
+    def kind(self) -> str:
+        v1 = [h for h in self.hierarchies if h.version == 1 and h.controllers]
+        if not v1:
+            return "unified" if self.unified else "none"
+        return "hybrid" if self.unified else "v1"
+
+    def hierarchy_for(self, controller: str) -> Hierarchy | None:
+        for hierarchy in self.hierarchies:
+            if hierarchy.version == 1 and controller in hierarchy.controllers:
+                return hierarchy
+        unified = self.unified
+        if unified and controller in unified.controllers:
+            return unified
+        return None
+
+
+def detect_layout(mountinfo: str = "/proc/self/mountinfo") -> Layout:
+    hierarchies = []
+    seen = set()
+    with open(mountinfo) as lines:
+        for line in lines:
+            hierarchy = _parse_mountinfo_line(line)
+            # one entry per hierarchy: the first mount of it wins (later ones are binds)
+            key = (hierarchy.version, hierarchy.options) if hierarchy else None
+            if hierarchy and key not in seen:
+                seen.add(key)
+                hierarchies.append(hierarchy)
+    return Layout(tuple(hierarchies))
+
+
+def _parse_mountinfo_line(line: str) -> Hierarchy | None:
+    before, _, after = line.partition(" - ")
+    fields, tail = before.split(), after.split()
+    # the mount root (fields[3]) is not checked: inside a cgroup namespace it reads "/.."
+    if len(fields) < 5 or len(tail) < 3:
+        return None
+    mountpoint = fields[4].replace("\\040", " ")
+    fstype, super_options = tail[0], tail[2]
+    if fstype == "cgroup2":
+        try:
+            controllers = _read(os.path.join(mountpoint, "cgroup.controllers")).split()
+        except OSError:
+            controllers = []
+        return Hierarchy(mountpoint, 2, frozenset(controllers))
+    if fstype == "cgroup":
+        options = [o for o in super_options.split(",") if o not in ("rw", "ro")]
+        controllers = [o for o in options if "=" not in o and o not in ("none", "noprefix",
+                                                                       "xattr", "cpuset_v2_mode")]
+        return Hierarchy(mountpoint, 1, frozenset(controllers), ",".join(options))
+    return None
+
+
+def cgroup_parent() -> str:
+    """HARDRUN_CGROUP_PARENT, else `hardrun`; a separate state root (HARDRUN_STATE_DIR)
+    gets a parent of its own, so its `hardrun gc` never judges another root's cgroups."""
+    configured = os.environ.get("HARDRUN_CGROUP_PARENT")
+    if configured:
+        return configured.strip("/")
+    state_root = os.environ.get("HARDRUN_STATE_DIR")
+    if state_root:
+        import zlib
+        return f"{DEFAULT_PARENT}-{zlib.crc32(os.path.abspath(state_root).encode()):08x}"
+    return DEFAULT_PARENT
+
+
+# ---------------------------------------------------------------------------- cgroup
+
+def _warn(message: str) -> None:
+    print(f"hardrun: warning: {message}", file=sys.stderr)
+
+
+def _write(path: str, value) -> None:
+    with open(path, "w") as handle:
+        handle.write(str(value))
+
+
+def _read(path: str) -> str:
+    with open(path) as handle:
+        return handle.read()
+
+
+class ContainerCgroup:
+    """One container's cgroup directories (one per v1 hierarchy, or one on v2)."""
+
+    def __init__(self, container_id: str, limits: Limits, layout: Layout, state=None,
+                 strict: bool = True, warn=_warn):
+        self.container_id = container_id
+        self.limits = limits
+        self.layout = layout
+        self.state = state
+        self.strict = strict
+        self.warn = warn
+        self.paths: dict[str, str] = {}      # controller -> its cgroup directory
+        self.skipped: list[str] = []         # flags whose limit was not applied
+
+    # ---- creation
+
+    @classmethod
+    def create(cls, container_id: str, limits: Limits, state=None, *, strict: bool = True,
+               layout: Layout | None = None, warn=_warn) -> "ContainerCgroup":
+        """Make the cgroup(s) and write every limit; raise LimitError (strict) or warn."""
+        cgroup = cls(container_id, limits, layout or detect_layout(), state, strict, warn)
+        try:
+            cgroup._make_directories()
+            cgroup._apply_limits()
+        except BaseException:
+            cgroup.destroy()
+            raise
+        return cgroup
+
+    def _make_directories(self) -> None:
+        parent = cgroup_parent()
+        planned = {}                          # controller -> (hierarchy, path)
+        for controller in WANTED_CONTROLLERS:
+            hierarchy = self.layout.hierarchy_for(controller)
+            if hierarchy is not None:
+                planned[controller] = (hierarchy, os.path.join(hierarchy.mountpoint, parent,
+                                                               self.container_id))
+        paths = list(dict.fromkeys(path for _, path in planned.values()))
+        if self.state is not None and paths:
+            self.state.record("cgroup", *paths)   # recorded first: a crash leaves a trace
+        made = {}
+        for controller, (hierarchy, path) in planned.items():
+            if path not in made:
+                made[path] = self._make_one(hierarchy, path)
+            if made[path]:
+                self.paths[controller] = path
+
+    def _make_one(self, hierarchy: Hierarchy, path: str) -> bool:
+        try:
+            if hierarchy.version == 2:
+                self._enable_v2_controllers(hierarchy, os.path.dirname(path))
+            for attempt in (1, 2):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                try:
+                    os.mkdir(path)
+                    return True
+                except FileNotFoundError:   # a per-root parent removed meanwhile: once more
+                    if attempt == 2:
+                        raise
+        except OSError as error:
+            self._cannot(f"cannot create cgroup {path}: {error.strerror}",
+                         flags=self._flags_needing(hierarchy), hint=_privilege_hint(error))
+            return False
+
+    def _enable_v2_controllers(self, hierarchy: Hierarchy, parent: str) -> None:
+        wanted = [c for c in V2_ENABLE if c in hierarchy.controllers
+                  and self.layout.hierarchy_for(c) is hierarchy]
+        os.makedirs(parent, exist_ok=True)
+        for directory in (hierarchy.mountpoint, parent):
+            control = os.path.join(directory, "cgroup.subtree_control")
+            enabled = _read(control).split()
+            for controller in wanted:
+                if controller not in enabled:
+                    _write(control, f"+{controller}")
+
+    def _flags_needing(self, hierarchy: Hierarchy) -> list[str]:
+        flags = []
+        for controller, flag in (("memory", "--memory"), ("pids", "--pids-limit"),
+                                 ("cpu", "--cpus"), ("cpu", "--cpu-shares")):
+            if self.layout.hierarchy_for(controller) is hierarchy and self._requested(flag):
+                flags.append(flag)
+        return flags
+
+    def _requested(self, flag: str) -> bool:
+        limits = self.limits
+        return {"--memory": limits.memory is not None,
+                "--memory-swap": limits.memory_swap is not None,
+                "--pids-limit": limits.pids is not None and limits.pids > 0,
+                "--cpus": limits.cpus is not None,
+                "--cpu-shares": limits.cpu_shares is not None}[flag]
+
+    # ---- limits
+
+    def _apply_limits(self) -> None:
+        for flag, controller, writes in self._planned_writes():
+            if not self._requested(flag):
+                continue
+            path = self.paths.get(controller)
+            if path is None:
+                if self.layout.hierarchy_for(controller) is None:
+                    self._cannot(f"the {controller} cgroup controller is not available on this "
+                                 f"host", flags=[flag])
+                continue       # creating the directory failed: already reported
+            self._write_limit(flag, path, writes)
+
+    def _planned_writes(self):
+        """(flag, controller, [(file, value)...]) for the layout of each controller."""
+        limits = self.limits
+        v2 = {c: (self.layout.hierarchy_for(c) or Hierarchy("", 1)).version == 2
+              for c in ("memory", "pids", "cpu")}
+        swap = limits.effective_memory_swap
+        if v2["memory"]:
+            yield "--memory", "memory", [("memory.max", limits.memory)]
+            if swap is not None and limits.memory is not None:
+                value = "max" if swap == -1 else swap - limits.memory
+                yield "--memory-swap", "memory", [("memory.swap.max", value)]
+        else:
+            yield "--memory", "memory", [("memory.limit_in_bytes", limits.memory)]
+            if swap is not None:
+                yield "--memory-swap", "memory", [("memory.memsw.limit_in_bytes", swap)]
+        yield "--pids-limit", "pids", [("pids.max", limits.pids)]
+        if limits.cpus is not None:
+            quota = max(1000, round(limits.cpus * CPU_PERIOD_US))
+            if v2["cpu"]:
+                yield "--cpus", "cpu", [("cpu.max", f"{quota} {CPU_PERIOD_US}")]
+            else:
+                yield "--cpus", "cpu", [("cpu.cfs_period_us", CPU_PERIOD_US),
+                                        ("cpu.cfs_quota_us", quota)]
+        if limits.cpu_shares is not None:
+            if v2["cpu"]:
+                yield "--cpu-shares", "cpu", [("cpu.weight", shares_to_weight(limits.cpu_shares))]
+            else:
+                yield "--cpu-shares", "cpu", [("cpu.shares", max(limits.cpu_shares, 2))]
+
+    def _write_limit(self, flag: str, path: str, writes) -> None:
+        for name, value in writes:
+            target = os.path.join(path, name)
+            if not os.path.exists(target):
+                implicit = flag == "--memory-swap" and self.limits.memory_swap is None
+                if implicit:     # Docker's implied swap: nothing to do without swap accounting
+                    return
+                self._cannot(f"{target} does not exist (kernel without this accounting; "
+                             f"for swap, boot with swapaccount=1)", flags=[flag])
+                return
+            try:
+                _write(target, value)
+            except OSError as error:
+                self._cannot(f"cannot write {value} to {target}: {error.strerror}",
+                             flags=[flag], hint=_privilege_hint(error))
+                return
+
+    def _cannot(self, reason: str, flags: list[str], hint: str | None = None) -> None:
+        if not flags:
+            return            # nothing was asked of this controller
+        only_default = flags == ["--pids-limit"] and self.limits.pids_is_default
+        if self.strict and not only_default:
+            raise LimitError(f"{', '.join(flags)} cannot be applied: {reason}",
+                             hint=hint or "or pass --limits best-effort to run without it")
+        for flag in flags:
+            if flag not in self.skipped:
+                self.skipped.append(flag)
+                why = ("the default pids limit" if only_default
+                       else f"{flag} not applied (--limits best-effort)")
+                self.warn(f"{why}: {reason}")
+
+    # ---- runtime
+
+    def attach(self, pid: int) -> None:
+        """Move `pid` into every container cgroup (call before the child runs the payload)."""
+        for path in dict.fromkeys(self.paths.values()):
+            try:
+                _write(os.path.join(path, "cgroup.procs"), pid)
+            except OSError as error:
+                self._cannot(f"cannot move process {pid} into {path}: {error.strerror}",
+                             flags=self._flags_for_path(path) or ["cgroup"])
+
+    def _flags_for_path(self, path: str) -> list[str]:
+        hierarchy = next((h for h in self.layout.hierarchies
+                          if path.startswith(h.mountpoint + "/")), None)
+        return self._flags_needing(hierarchy) if hierarchy else []
+
+    def read(self, controller: str, name: str) -> str:
+        return _read(os.path.join(self.paths[controller], name))
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel OOM killer killed in this cgroup."""
+        path = self.paths.get("memory")
+        if path is None:
+            return 0
+        for name in ("memory.events", "memory.oom_control"):
+            try:
+                text = _read(os.path.join(path, name))
+            except FileNotFoundError:
+                continue
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+        return 0
+
+    def oom_report(self, exit_status: int) -> str | None:
+        """What to print (after `hardrun: `) when the OOM killer struck: exit status 137
+        means it got the payload, otherwise some other process of the container."""
+        if self.oom_kills() == 0:
+            return None
+        limit = f" (memory limit {format_bytes(self.limits.memory)})" if self.limits.memory else ""
+        if exit_status == 128 + SIGKILL:
+            return f"container killed by the OOM killer{limit}"
+        return f"warning: the OOM killer killed a process in the container{limit}"
+
+    def destroy(self, timeout: float = 10.0) -> list[str]:
+        """Kill what is left inside, wait until empty, rmdir; return problems."""
+        paths = list(dict.fromkeys(self.paths.values()))
+        problems = remove_cgroups(paths, timeout)
+        if not problems:
+            remove_empty_parents(paths)
+        self.paths = {}
+        return problems
+
+
+def _privilege_hint(error: OSError) -> str | None:
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "run hardrun as root, or pass --limits best-effort to run without limits"
+    return None
+
+
+# ---------------------------------------------------------------------------- removal
+
+def cgroup_pids(path: str) -> list[int]:
+    try:
+        return [int(pid) for pid in _read(os.path.join(path, "cgroup.procs")).split()]
+    except FileNotFoundError:
+        return []
+
+
+def kill_all(paths: list[str]) -> None:
+    """SIGKILL every process in the cgroups, frozen first so none can fork meanwhile."""
+    for path in paths:
+        if os.path.exists(os.path.join(path, "cgroup.kill")):
+            _write(os.path.join(path, "cgroup.kill"), 1)
+            continue
+        freezer = _freezer_file(path)
+        if freezer:
+            _write(freezer[0], freezer[1])
+        for pid in cgroup_pids(path):
+            try:
+                os.kill(pid, SIGKILL)
+            except ProcessLookupError:
+                pass
+        if freezer:
+            _write(freezer[0], freezer[2])
+
+
+def _freezer_file(path: str):
+    for name, frozen, thawed in (("freezer.state", "FROZEN", "THAWED"), ("cgroup.freeze", 1, 0)):
+        if os.path.exists(os.path.join(path, name)):
+            return os.path.join(path, name), frozen, thawed
+    return None
+
+
+def remove_cgroups(paths: list[str], timeout: float = 10.0) -> list[str]:
+    """Kill, wait until every cgroup is empty, then rmdir each; problems as lines."""
+    import time
+    existing = [str(path) for path in paths if os.path.isdir(path)]
+    deadline = time.monotonic() + timeout
+    while existing:
+        if any(cgroup_pids(path) for path in existing):
+            kill_all(existing)
+        for path in list(existing):
+            try:
+                os.rmdir(path)
+                existing.remove(path)
+            except FileNotFoundError:
+                existing.remove(path)
+            except OSError as error:
+                if error.errno != errno.EBUSY:
+                    return [f"cannot remove cgroup {path}: {error.strerror}"]
+        if existing and time.monotonic() > deadline:
+            return [f"cgroup {path} still busy after {timeout:.0f} s" for path in existing]
+        if existing:
+            time.sleep(0.01)
+    return []
+
+
+def remove_empty_parents(paths: list[str]) -> None:
+    """The parents of per-state-root cgroups go with their last container (`hardrun/`
+    itself stays, like any runtime's parent cgroup)."""
+    for path in paths:
+        parent = os.path.dirname(path)
+        if os.path.basename(parent) != DEFAULT_PARENT:
+            try:
+                os.rmdir(parent)
+            except OSError:          # not empty (another container), or gone already
+                pass
+
+
+def undo(state) -> list[str]:
+    """Remove the cgroups a (dead) container's state records."""
+    paths = state.resources("cgroup")
+    problems = remove_cgroups(paths)
+    if not problems:
+        remove_empty_parents(paths)
+    return problems
+
+
+def orphaned_cgroups(layout: Layout | None = None, known_ids: set | None = None) -> list[str]:
+    """Container cgroups under the hardrun parent that no state directory accounts for."""
+    layout = layout or detect_layout()
+    known_ids = known_ids or set()
+    found = []
+    for hierarchy in layout.hierarchies:
+        parent = os.path.join(hierarchy.mountpoint, cgroup_parent())
+        try:
+            children = [entry for entry in os.scandir(parent) if entry.is_dir()]
+        except OSError:
+            continue
+        found += [entry.path for entry in children if entry.name not in known_ids]
+    return found
+
+
+# ---------------------------------------------------------------------------- inside
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
+
+
+def mount_cgroup_view(target: str, layout: Layout | None = None, mount=None) -> None:
+    """Mount a read-only cgroup filesystem at `target` (the container's /sys/fs/cgroup).
+
+    Call in the child after it unshared its cgroup namespace (after `attach`), with the
+    new root's /sys mounted: each hierarchy then shows the container's cgroup as its root.
+    `mount(source, target, fstype, flags, data)` defaults to libc's mount(2).
+    """
+    layout = layout or detect_layout()
+    mount = mount or _libc_mount
+    locked = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    v1 = [h for h in layout.hierarchies if h.version == 1]
+    if not v1:
+        mount("cgroup2", target, "cgroup2", locked | MS_RDONLY, "")
+        return
+    mount("tmpfs", target, "tmpfs", locked, "mode=755,size=64k")
+    for hierarchy in layout.hierarchies:
+        name = os.path.basename(hierarchy.mountpoint)
+        directory = os.path.join(target, name)
+        os.mkdir(directory, 0o755)
+        if hierarchy.version == 2:
+            mount("cgroup2", directory, "cgroup2", locked | MS_RDONLY, "")
+        else:
+            mount("cgroup", directory, "cgroup", locked | MS_RDONLY, hierarchy.options)
+    # the tmpfs holding the mount points last, so nothing can be added beside them
+    mount("", target, "", MS_REMOUNT | MS_BIND | MS_RDONLY | locked, "")
+
+
+def _libc_mount(source: str, target: str, fstype: str, flags: int, data: str) -> None:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    result = libc.mount(source.encode(), target.encode(), fstype.encode() or None,
+                        ctypes.c_ulong(flags), data.encode() or None)
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"mount {fstype or 'remount'} on {target}: {os.strerror(code)}")
