@@ -21,16 +21,20 @@ container a read-only /sys/fs/cgroup.
 """
 from __future__ import annotations
 
+import _signal as signal  # the C module: `signal` adds an enum import (hardrun run start-up)
 import errno
 import os
-import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..errors import HardrunError
+# Frozen records without the dataclasses import (this module is on hardrun run's start-up path).
+from ..spec.record import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 # A fork bomb stays inside its box unless the user asks otherwise (`--pids-limit -1`).
 DEFAULT_PIDS_LIMIT = 1024

@@ -18,7 +18,6 @@ import errno
 import fcntl
 import json
 import os
-import secrets
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +33,7 @@ def state_root() -> Path:
 
 def new_container_id() -> str:
     """16 hex digits: unique enough for a host, short enough for interface names."""
-    return secrets.token_hex(8)
+    return os.urandom(8).hex()   # not secrets: it imports hashlib and random at start-up
 
 
 def process_start_time(pid: int) -> int | None:
