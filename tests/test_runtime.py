@@ -560,3 +560,45 @@ def test_bridge_network_inside_a_throwaway_host_namespace(rootfs, tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "1", "links:0"], done.stdout + done.stderr
+
+
+# -- rootless and usage --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def public_rootfs():
+    """A rootfs an unprivileged user can reach (pytest's own temporary tree is root-only)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    from tests.rootfs import build_rootfs
+    base = Path(tempfile.mkdtemp(prefix="hardrun-public-rootfs-"))
+    os.chmod(base, 0o755)
+    home = base / "home"
+    home.mkdir()
+    os.chown(home, 65534, 65534)
+    yield build_rootfs(base / "rootfs"), home
+    shutil.rmtree(base)
+
+
+def test_rootless_maps_the_callers_own_uid(public_rootfs):
+    rootfs, home = public_rootfs
+    python = "/usr/bin/python3"   # the test venv's interpreter may not be reachable by nobody
+    assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(ROOT)}
+    script = "id -u; cat /proc/self/uid_map; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /x"
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m",
+                           "hardrun", "run", "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined",
+                           "--", "sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    lines = [line.split() for line in done.stdout.splitlines()]
+    assert lines[0] == ["0"], done.stdout + done.stderr
+    assert lines[1] == ["0", "65534", "1"]
+    assert lines[2] == ["CapEff:", "0000000000000000"] and lines[3] == ["NoNewPrivs:", "1"]
+    assert "Read-only file system" in done.stderr
+
+
+def test_usage_errors_exit_125_without_traceback(rootfs):
+    for args in ([], ["--rootfs", "/no/such/dir", "true"], ["--workdir", "relative", "true"],
+                 ["-v", "relative:/x", "true"], ["--tmpfs", "/x:size=lots", "true"]):
+        done = run_hardrun("run", *args)
+        assert done.returncode == 125, (args, done.stderr)
+        assert done.stderr.startswith("hardrun: ") and "Traceback" not in done.stderr, done.stderr

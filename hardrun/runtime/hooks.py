@@ -15,6 +15,8 @@ bridge networks and published ports.
 """
 from __future__ import annotations
 
+import os
+
 from .mounts import MountPlan
 
 
@@ -34,6 +36,10 @@ class Hooks:
             if _limits_requested(spec):
                 from ..errors import UsageError
                 raise UsageError("resource limits are not available in this build of hardrun") from None
+            return
+        if os.geteuid() != 0 and not _limits_requested(spec):
+            # Rootless without limits asked for: the default pids limit needs a delegated
+            # cgroup, which an unprivileged user normally does not have.
             return
         limits = cgroups.Limits.from_spec(spec)
         ulimits.validate(spec.ulimits)

@@ -43,6 +43,11 @@ def run(cfg, hooks: Hooks | None = None) -> int:
     except HardrunError as error:
         print(f"hardrun: {error}", file=sys.stderr, flush=True)
         return process.EXIT_SETUP
+    except OSError as error:  # from a hook (state, cgroup, network): fail closed, no traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"hardrun: {where}{error.strerror or error} (the container was not started)",
+              file=sys.stderr, flush=True)
+        return process.EXIT_SETUP
 
 
 def _launch(cfg, hooks: Hooks) -> int:
