@@ -239,9 +239,13 @@ def _create_mountpoints(root_fd: int, plans) -> None:
 
 
 def _hint(step: str, error: OSError) -> str:
+    if error.errno == errno.ENOSYS:
+        return "this kernel lacks a system call hardrun needs (openat2, mount_setattr: Linux 5.12 or later)"
     if step.startswith("mount") or step in ("prepare root", "pivot_root", "read-only root"):
         if error.errno == errno.ENOENT:
             return "the destination does not exist in the container's root"
+        if error.errno == errno.EROFS:
+            return "the mount point is missing and its parent is read-only: create it in the image"
         return "check the mount's source and destination"
     if step.startswith("workdir"):
         return "create the directory in the image or choose another -w/--workdir"
