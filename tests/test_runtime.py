@@ -436,6 +436,14 @@ def test_environment(rootfs, tmp_path):
     assert values["HOME"] == "/root" and values["PATH"].startswith("/usr/local/sbin")
 
 
+def test_env_passthrough_and_explicit_default_flags(rootfs):
+    done = run(rootfs, "-e", "FROM_CALLER", "-e", "UNSET_IN_CALLER", "--read-only", "--no-new-privileges",
+               "--security-opt", "no-new-privileges=true", "--cap-drop", "ALL", "--", "env",
+               env={"FROM_CALLER": "passed"})
+    values = dict(line.split("=", 1) for line in done.stdout.splitlines())
+    assert values["FROM_CALLER"] == "passed" and "UNSET_IN_CALLER" not in values, done.stderr
+
+
 # -- host root view (no --rootfs) --------------------------------------------------------
 
 def test_without_rootfs_the_host_root_is_a_read_only_view():
@@ -627,3 +635,17 @@ def test_unavailable_user_namespaces_fail_closed_and_name_the_sysctl(rootfs, tmp
     assert done.returncode == 125, done.stderr
     assert done.stderr.startswith("hardrun: clone: ") and "user.max_user_namespaces" in done.stderr
     assert not (tmp_path / "ran").exists()
+
+
+def test_start_up_path_imports_nothing_heavy(rootfs):
+    """`hardrun run` is measured against crun: click, YAML, pyroute2, libseccomp's binding
+    (once the filter is cached) and dataclasses/inspect/typing stay off its path."""
+    run(rootfs, "--", "true")   # fills the seccomp cache if needed
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "hardrun", "run", "--rootfs", rootfs,
+                           "--", "true"], env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "hardrun.runtime.parent" in imported      # the measurement itself works
+    heavy = {"click", "yaml", "pyroute2", "pyseccomp", "dataclasses", "inspect", "typing"}
+    assert imported & heavy == set()
