@@ -75,6 +75,9 @@ class RunSpec:
     system_paths_unconfined: bool = False  # --security-opt systempaths=unconfined: no masked/read-only kernel paths
     apparmor: str | None = None   # None: default; "unconfined"; a profile name
     selinux_disabled: bool = False
+    # SELinux label options (Kubernetes seLinuxOptions, docker/compose `label=type:…`):
+    # user, role, type, level -> value
+    selinux_options: dict[str, str] = field(default_factory=dict)
     # kernel paths hidden / made read-only inside the container; None: the runtime's
     # defaults (Docker masks /proc/kcore…), (): nothing (`systempaths=unconfined`, OCI)
     masked_paths: tuple[str, ...] | None = None
@@ -84,6 +87,9 @@ class RunSpec:
     rootfs: str | None = None
     mounts: tuple[Mount, ...] = ()
     devices: tuple[str, ...] = ()
+    # Kubernetes volumes the container mounts: volume name -> type (hostPath, emptyDir,
+    # configMap…); lines under `volume:NAME`
+    volume_types: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
     # namespaces: name -> "private" | "host" | "container:<id>" | "none" (network only)
     namespaces: dict[str, str] = field(default_factory=dict)
@@ -101,6 +107,7 @@ class RunSpec:
     cpus: float | None = None
     cpu_shares: int | None = None
     ulimits: tuple[Ulimit, ...] = ()
+    sysctls: dict[str, str] = field(default_factory=dict)   # lines under `sysctl:NAME`
     # network
     network: str | None = None        # "none", "host", "bridge", "bridge:NAME", "container:x"…
     ports: tuple[Port, ...] = ()
