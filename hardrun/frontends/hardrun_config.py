@@ -71,10 +71,10 @@ def apply_hardrun_defaults(spec: RunSpec) -> RunSpec:
 def merge_flags(config: RunSpec, flags: RunSpec) -> RunSpec:
     """The run config with every setting the command line gave explicitly laid over it
     (flags win; list settings given on the command line replace the config's)."""
-    import dataclasses
+    from ..spec.record import fields   # RunSpec is a record, not a dataclass (start-up time)
     defaults = RunSpec()
     changes = {}
-    for item in dataclasses.fields(RunSpec):
+    for item in fields(RunSpec):
         if item.name in ("kind", "path", "line", "subject", "lines"):
             continue
         value = getattr(flags, item.name)
