@@ -101,6 +101,15 @@ class ContainerState:
         self.data["resources"].setdefault(kind, []).append(value)
         self._save()
 
+    def record_all(self, kind: str, values) -> None:
+        """Note several resources with one write (each write is a file replace on disk)."""
+        self.data["resources"].setdefault(kind, []).extend(values)
+        self._save()
+
+    def forget_all(self, kind: str) -> None:
+        if self.data["resources"].pop(kind, None):
+            self._save()
+
     def forget(self, kind: str, value) -> None:
         """Drop a resource from the record (after removing it)."""
         items = self.data["resources"].get(kind, [])
