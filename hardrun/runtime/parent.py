@@ -6,8 +6,9 @@ Order (each before the next for a reason):
    all work the parent can do is done before the child exists.
 3. Block the forwarded signals, then clone with every namespace flag at once (the
    child is PID 1 of its PID namespace, with nothing running yet).
-4. Write uid_map/gid_map, run the hooks (cgroup attach, network set-up), and only
-   then release the child through the sync pipe.
+4. Write uid_map/gid_map and release the child's first stage (its filesystem set-up)
+   through the sync pipe; meanwhile run the hooks (cgroup attach, ulimits, network in the
+   child's namespace), then release the second stage (cgroup namespace onwards).
 5. Forward signals, read the child's failure report (EOF means it reached execve),
    wait, undo the hooks, and return the exit status.
 """
@@ -41,6 +42,11 @@ def run(cfg, hooks: Hooks | None = None) -> int:
         return failure.code
     except HardrunError as error:
         print(f"hardrun: {error}", file=sys.stderr, flush=True)
+        return process.EXIT_SETUP
+    except OSError as error:  # from a hook (state, cgroup, network): fail closed, no traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"hardrun: {where}{error.strerror or error} (the container was not started)",
+              file=sys.stderr, flush=True)
         return process.EXIT_SETUP
 
 
@@ -89,8 +95,14 @@ def _start_and_wait(cfg, hooks: Hooks) -> tuple[int, bytes]:
             if cfg.id_maps is not None:
                 _step("uid_map", lambda: _write_maps(pid, cfg.id_maps),
                       "could not map the container's ids; check --userns-remap and /etc/subuid")
+            os.write(sync_write, b"1")  # the child sets up its filesystem meanwhile
+            # A cgroup attach waits for an RCU grace period (milliseconds on cgroup v1):
+            # done while the child mounts; it waits for "2" before anything can run.
             hooks.attach(pid)
-            os.write(sync_write, b"1")
+            try:
+                os.write(sync_write, b"2")
+            except BrokenPipeError:
+                pass  # the child failed a step already: its report explains why
         except BaseException:
             _kill(pid)
             raise

@@ -9,6 +9,8 @@ Conventions:
   fills its default). Rules judge what the *source* asked for, so the distinction
   matters: `read_only_root=None` in a compose file means writable (Docker's default).
 - Capability names are upper case without the `CAP_` prefix; `ALL` is kept as is.
+- The models are frozen records (hardrun/spec/record.py), not dataclasses: use
+  `spec.evolve(...)` and `hardrun.spec.record.fields(RunSpec)`, not `dataclasses.*`.
 - `lines` maps a field name (and `env:NAME`, `mount:N`, `port:N`, `device:N`,
   `cap_add:NAME`, `cap_drop:NAME`, `namespace:NAME`) to the 1-based line that set it,
   so findings point at the key at fault. Mount, Port and EnvVar carry their own line.
