@@ -414,7 +414,7 @@ def _caps(service: _Service, key: str) -> tuple[str, ...]:
     for index, value in enumerate(values):
         if not isinstance(value, str):
             raise service.error(key, "must list capability names", values.line_at(index))
-        cap = rv.normalize_cap(value)
+        cap = rv.normalize_capability(value)
         caps.append(cap)
         service.lines.setdefault(f"{key}:{cap}", values.line_at(index, service.line(key)))
     return tuple(caps)

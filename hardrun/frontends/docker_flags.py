@@ -13,6 +13,8 @@ cheap modules at import time.
 from __future__ import annotations
 
 from ..errors import ParseError, UsageError
+from ..spec.capabilities import NAMES as CAPABILITIES
+from ..spec.capabilities import normalize_capability
 from ..spec.run import EnvVar, Mount, Port, RunSpec, Ulimit
 
 BOOL, VALUE, LIST = "bool", "value", "list"     # arity: no value / one value / repeatable value
@@ -463,16 +465,6 @@ def _short_cluster(argv, i: int, shorts, state: _State) -> int:
 
 # ---------------------------------------------------------------------------- values
 
-CAPABILITIES = (
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
-)
-"""Linux capability names by number (CAPABILITIES[n] is capability n)."""
-
 ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
                 "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
 HARDRUN_NETWORKS = ("none", "host", "bridge[:NAME]")
@@ -480,12 +472,6 @@ LIMITS_MODES = ("best-effort", "strict")
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _SIZE = r"^(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?$"
-
-
-def normalize_capability(name: str) -> str:
-    """`cap_net_admin`, `NET_ADMIN`, `Net_Admin` -> `NET_ADMIN`; `all` -> `ALL`."""
-    upper = name.strip().upper()
-    return upper[4:] if upper.startswith("CAP_") else upper
 
 
 def ram_in_bytes(text: str) -> int:

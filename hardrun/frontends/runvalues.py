@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from ..spec.capabilities import normalize_capability  # noqa: F401  (re-exported)
 from ..spec.run import Mount
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([bkmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -22,12 +23,6 @@ _HOST_PATH = re.compile(r"^(?:[/.~$\\]|[A-Za-z]:[\\/])")
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 # Mode words of the `-v`/compose short volume syntax that are not mount options.
 _VOLUME_MODES = {"ro", "rw", "readonly"}
-
-
-def normalize_cap(name: str) -> str:
-    """`cap_sys_admin`, `CAP_SYS_ADMIN`, ` sys_admin ` -> `SYS_ADMIN`; `all` -> `ALL`."""
-    name = str(name).strip().upper()
-    return name[4:] if name.startswith("CAP_") else name
 
 
 def parse_size(text) -> int:
