@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ParseError, UsageError
+from ..frontends.runvalues import parse_size
 from ..resources import data_dir
 from ..spec.capabilities import known_capability, normalize_capability
 from .discover import DEFAULT, POLICY_FILE, find_policy  # noqa: F401  (re-exported)
@@ -331,15 +332,3 @@ def _merge_runtime(base: Runtime, data: dict) -> Runtime:
             required=seccomp.get("required", base.seccomp.required),
             allowed=tuple(seccomp["allowed"]) if "allowed" in seccomp else base.seccomp.allowed)
     return Runtime(**{**base.__dict__, **changes})
-
-
-_UNITS = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
-
-
-def parse_size(value) -> int:
-    """Bytes of `512m`-style sizes (binary units, as Docker reads them)."""
-    if isinstance(value, int):
-        return value
-    text = value.strip().lower()
-    unit = _UNITS.get(text[-1:], None)
-    return int(text[:-1]) * unit if unit else int(text)
