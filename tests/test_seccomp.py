@@ -380,6 +380,13 @@ def test_i386_socketcall_cannot_open_a_vsock(default_bpf, int80):
     assert run_int80(default_bpf, int80, "socketcall-socket", str(AF_VSOCK)) == -errno.EPERM
 
 
+def test_docker_profile_on_the_i386_abi(docker_bpf, int80):
+    assert run_int80(None, int80, "135", "3") > 0                  # sysfs: not named by Docker
+    assert run_int80(docker_bpf, int80, "135", "3") == -errno.EPERM
+    assert run_int80(docker_bpf, int80, "1000") == -errno.ENOSYS
+    assert run_int80(docker_bpf, int80, str(NR32["getuid"])) == 0
+
+
 def test_a_filter_without_the_i386_abi_kills_int80_callers(int80):
     data = json.loads(Path(seccomp.DEFAULT_PROFILE_PATH).read_text())
     del data["archMap"]

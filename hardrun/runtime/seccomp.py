@@ -17,7 +17,7 @@ import ctypes
 import os
 
 from ..errors import HardrunError, UsageError
-from .seccomp_profile import (ARCHITECTURES, SeccompProfile, _Record, kernel_version, load_profile,
+from .seccomp_profile import (ARCHITECTURES, SeccompProfile, Record, kernel_version, load_profile,
                               native_arch, normalized_capabilities, parse_profile)
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
@@ -206,7 +206,7 @@ def set_no_new_privs() -> None:
         raise OSError(error, "prctl(PR_SET_NO_NEW_PRIVS): " + os.strerror(error))
 
 
-class SeccompStatus(_Record):
+class SeccompStatus(Record):
     """mode: "disabled", "strict" or "filter"; filters: how many are installed (None when
     the kernel does not say)."""
     __slots__ = ("mode", "filters")

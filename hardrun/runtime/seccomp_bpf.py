@@ -254,9 +254,9 @@ def _assemble_enosys(abis: list[tuple[int, int, int, int]]) -> bytes:
         block.append(("ja-filter", None))
         blocks.append(block)
     total = sum(len(b) for b in blocks) + 2
-    out, position = [], 0
+    out = []
     for block in blocks:
-        end_of_block = position + len(block)
+        end_of_block = len(out) + len(block)
         for op, k in block:
             here = len(out)
             to_next = end_of_block - here - 1
@@ -274,7 +274,6 @@ def _assemble_enosys(abis: list[tuple[int, int, int, int]]) -> bytes:
                 out.append((_JGT_K, to_enosys, 0, k))
             else:
                 out.append((_JMP_JA, 0, 0, to_filter))
-        position = end_of_block
     out.append((_JMP_JA, 0, 0, 1))
     out.append((_RET_K, 0, 0, _ERRNO | _ENOSYS))
     if any(max(jt, jf) > 255 for _, jt, jf, _ in out):

@@ -73,7 +73,7 @@ def capability_name(name: str) -> str | None:
     return bare if bare in CAPABILITIES else None
 
 
-class _Record:
+class Record:
     """A small immutable record (plain class: dataclasses cost start-up time on `hardrun run`)."""
 
     __slots__ = ()
@@ -99,7 +99,7 @@ class _Record:
             object.__setattr__(self, name, value)
 
 
-class ArgCondition(_Record):
+class ArgCondition(Record):
     """One comparison on a syscall argument. For MASKED_EQ, `value` is the mask."""
     __slots__ = ("index", "value", "value_two", "op")
 
@@ -107,7 +107,7 @@ class ArgCondition(_Record):
         self._init(index=index, value=value, value_two=value_two, op=op)
 
 
-class Condition(_Record):
+class Condition(Record):
     """The `includes`/`excludes` of a rule: capabilities, Go architecture names, kernel."""
     __slots__ = ("caps", "arches", "min_kernel")
 
@@ -115,7 +115,7 @@ class Condition(_Record):
         self._init(caps=caps, arches=arches, min_kernel=min_kernel)
 
 
-class SyscallRule(_Record):
+class SyscallRule(Record):
     __slots__ = ("names", "action", "errno_ret", "args", "includes", "excludes", "where")
 
     def __init__(self, names: tuple, action: str, errno_ret: int | None, args: tuple,
@@ -140,7 +140,7 @@ class SyscallRule(_Record):
         return inc.min_kernel is None or kernel >= inc.min_kernel
 
 
-class ResolvedRule(_Record):
+class ResolvedRule(Record):
     """A rule for one syscall after includes/excludes: what libseccomp is given."""
     __slots__ = ("name", "action", "args", "where")
 
@@ -148,7 +148,7 @@ class ResolvedRule(_Record):
         self._init(name=name, action=action, args=args, where=where)
 
 
-class ResolvedFilter(_Record):
+class ResolvedFilter(Record):
     """A profile applied to one set of capabilities on one architecture."""
     __slots__ = ("default_action", "arches", "rules")
 
@@ -166,7 +166,7 @@ class ResolvedFilter(_Record):
                            "rules": rules}, sort_keys=True, separators=(",", ":"))
 
 
-class SeccompProfile(_Record):
+class SeccompProfile(Record):
     """A loaded, validated profile (Docker's format): resolve it for a container's caps."""
     __slots__ = ("default_action", "default_errno_ret", "architectures", "arch_map", "syscalls",
                  "flags", "source")
