@@ -1,0 +1,777 @@
+"""The escape battery: real container-escape attacks run inside `hardrun run`.
+
+Each attack is performed by a small static C program (tests/escape/probe.c, built
+here with gcc) from inside a busybox container and reports a machine-readable
+outcome (`capset BLOCKED errno=EPERM`), so every test asserts the precise result.
+Every attack has a control that shows it SUCCEEDS when the matching protection is
+switched off: through hardrun's own flags where one exists (`--cap-add`,
+`--security-opt seccomp=unconfined|no-new-privileges=false|systempaths=unconfined`,
+`--read-write`, `--userns host`), otherwise by running the same probe on the host,
+in a plain chroot or in a bare `unshare` (each such case says why in its docstring).
+
+Containers are shared: a scenario (one set of flags and the attacks to run under it)
+starts one container that runs all its attacks, each in a forked child of the probe.
+
+These tests need root, user namespaces and gcc: they fail, never skip, without them.
+"""
+from __future__ import annotations
+
+import os
+import pty
+import select
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_hardrun
+from tests.rootfs import CONTAINER_ROOT, compile_static, require_root
+
+pytestmark = pytest.mark.runtime
+
+PROBE_SOURCE = Path(__file__).resolve().parent / "escape" / "probe.c"
+CAP_NET_RAW = 1 << 13
+
+
+# -- fixtures ----------------------------------------------------------------------------
+
+def require_namespaces() -> None:
+    """Fail (never skip) when the battery cannot run: it needs root and user namespaces."""
+    require_root()
+    done = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "--pid", "--fork", "true"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, ("the escape battery needs user namespaces (check the sysctl "
+                                  f"user.max_user_namespaces): {done.stderr.strip()}")
+
+
+@pytest.fixture(scope="session")
+def probe(tmp_path_factory) -> Path:
+    """The probe, built static (`gcc -static -O1`) so it runs in any root filesystem."""
+    require_namespaces()
+    binary = tmp_path_factory.mktemp("probe") / "probe"
+    compile_static(PROBE_SOURCE.read_text(), binary)
+    return binary
+
+
+def _file_capability(permitted: int) -> bytes:
+    """A `security.capability` xattr (VFS_CAP_REVISION_2) with `permitted` and no
+    effective bit: the capabilities land in the permitted set at exec."""
+    return struct.pack("<IIIII", 0x02000000, permitted & 0xFFFFFFFF, 0, permitted >> 32, 0)
+
+
+@pytest.fixture(scope="session")
+def battery_rootfs(busybox_rootfs, probe) -> Path:
+    """The runtime tests' busybox root with the probe and three escalation copies:
+    setuid-root as the container's root, setuid-root as the host's root, and one
+    carrying the file capability cap_net_raw+p."""
+    bin_dir = busybox_rootfs / "bin"
+    shutil.copy2(probe, bin_dir / "probe")
+    for name, owner in (("probe-suid", CONTAINER_ROOT), ("probe-suid-host", 0)):
+        shutil.copy2(probe, bin_dir / name)
+        os.chown(bin_dir / name, owner, owner)
+        os.chmod(bin_dir / name, 0o4755)
+    shutil.copy2(probe, bin_dir / "probe-fcap")
+    os.setxattr(bin_dir / "probe-fcap", "security.capability", _file_capability(CAP_NET_RAW))
+    return busybox_rootfs
+
+
+class Outcome:
+    """One probe line: `LABEL STATUS key=value...`."""
+
+    def __init__(self, line: str):
+        self.line = line
+        label, self.status, *pairs = line.split()
+        self.fields = dict(pair.split("=", 1) for pair in pairs)
+
+    def __getitem__(self, key: str) -> str:
+        return self.fields[key]
+
+    def __repr__(self) -> str:
+        return self.line
+
+
+def parse_outcomes(stdout: str) -> dict[str, Outcome]:
+    outcomes = {}
+    for line in stdout.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[1] in ("OK", "BLOCKED", "KILLED"):
+            outcomes[words[0]] = Outcome(line)
+    return outcomes
+
+
+def assert_blocked(outcome: Outcome, errno: str, step: str | None = None) -> None:
+    assert outcome.status == "BLOCKED" and outcome.fields.get("errno") == errno, outcome
+    if step is not None:
+        assert outcome.fields.get("step") == step, outcome
+
+
+def assert_ok(outcome: Outcome) -> None:
+    assert outcome.status == "OK", outcome
+
+
+class Host:
+    """Facts about the host the attacks aim at."""
+
+    def __init__(self):
+        root = os.stat("/")
+        self.root = f"{root.st_dev}:{root.st_ino}"
+        self.root_disk = f"{os.major(root.st_dev)}:{os.minor(root.st_dev)}"
+        self.mnt_ns = os.stat("/proc/self/ns/mnt").st_ino
+        interpreter = os.stat(os.path.realpath(sys.executable))
+        self.interpreter = f"{interpreter.st_dev}:{interpreter.st_ino}"
+
+
+HOST = Host()
+
+# label -> the probe's attack (see probe.c)
+ATTACKS = {
+    "capset": "capset",
+    "ambient": "ambient",
+    "suid": "exec:/bin/probe-suid",
+    "suid_host": "exec:/bin/probe-suid-host",
+    "fcap": "exec:/bin/probe-fcap",
+    "write_root": "write_dir:/scratch",
+    "mount_tmpfs": "mount_tmpfs",
+    "remount_rw": "remount_rw",
+    "umount_mask": "umount:/proc/interrupts",
+    "unshare_user": "unshare:user",
+    "unshare_mnt": "unshare:mnt",
+    "clone_user": "clone_user",
+    "clone3_user": "clone3_user",
+    "setns": f"setns:{HOST.mnt_ns}:{HOST.root}",
+    "ptrace_pid1": "ptrace:1",
+    "add_key": "add_key",
+    "keyctl": "keyctl",
+    "bpf": "bpf",
+    "io_uring": "io_uring",
+    "userfaultfd": "userfaultfd",
+    "perf": "perf",
+    "init_module": "init_module",
+    "finit_module": "finit_module",
+    "raw_packet": "raw_socket:packet",
+    "raw_inet": "raw_socket:inet",
+    "hostname_sysctl": "write:/proc/sys/kernel/hostname=probe-was-here",
+    "sys_net": "open_w:/sys/class/net/lo/mtu",
+    "sys_kernel": "open_w:/sys/kernel/profiling",
+    "procs": "procs",
+    "exe_scan": f"exe_scan:{HOST.interpreter}",
+    "chroot_escape": f"chroot_escape:{HOST.root}",
+    "shocker": f"shocker:{HOST.root}",
+    "mknod_blk": f"mknod:/tmp/disk:{HOST.root_disk}",
+    "dev": "ls:/dev",
+    "sethostname": "sethostname",
+    "fds": "fds",
+}
+
+# Docker's masked files (reference/docker-defaults.md) and the read-only write targets
+# this kernel has: a file the host lacks cannot leak.
+MASKED_FILES = [path for path in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
+                                  "/proc/interrupts", "/proc/latency_stats", "/proc/timer_stats")
+                if os.path.exists(path)]
+READONLY_TARGETS = [path for path in ("/proc/sys/kernel/core_pattern", "/proc/sys/vm/drop_caches",
+                                      "/proc/sysrq-trigger") if os.path.exists(path)]
+for path in MASKED_FILES:
+    ATTACKS["read" + path] = "read:" + path
+for path in READONLY_TARGETS:
+    ATTACKS["open_w" + path] = "open_w:" + path
+ATTACKS["masked_dir"] = "ls:/proc/acpi"
+
+
+def _release_agent_hierarchy() -> str:
+    """A cgroup v1 controller whose hierarchy root is where the tests run (so the
+    release_agent file is visible from a cgroup namespace rooted here), as in the
+    CVE-2022-0492 exploits (which used rdma)."""
+    mounted = set(os.listdir("/sys/fs/cgroup")) if os.path.isdir("/sys/fs/cgroup") else set()
+    with open("/proc/self/cgroup") as handle:
+        for line in handle:
+            _, controllers, path = line.strip().split(":", 2)
+            for controller in controllers.split(","):
+                if controller and not controller.startswith("name=") and path == "/" and controller in mounted:
+                    return controller
+    return ""
+
+
+RELEASE_AGENT_CONTROLLER = _release_agent_hierarchy()
+ATTACKS["release_agent"] = f"release_agent:{RELEASE_AGENT_CONTROLLER}"
+
+USERNS_HOST = ("--userns", "host")
+# name -> (flags, labels of the attacks run under them)
+SCENARIOS = {
+    "default": ((), [label for label in ATTACKS if label not in ("suid", "suid_host", "fcap")]),
+    "cap_all": (("--cap-add", "ALL"), ["capset", "ambient"]),
+    "sys_admin": (("--cap-add", "SYS_ADMIN"),
+                  ["mount_tmpfs", "remount_rw", "umount_mask", "unshare_mnt", "sethostname", "release_agent"]),
+    "setns_caps": (("--cap-add", "SYS_ADMIN", "--cap-add", "SYS_CHROOT"), ["setns"]),
+    "unconfined": (("--security-opt", "seccomp=unconfined"),
+                   ["unshare_user", "clone_user", "clone3_user", "add_key", "keyctl", "io_uring",
+                    "userfaultfd"]),
+    "net_raw": (("--cap-add", "NET_RAW"), ["raw_packet", "raw_inet"]),
+    "sys_chroot": (("--cap-add", "SYS_CHROOT"), ["chroot_escape"]),
+    # Capabilities that only mean something in the initial user namespace.
+    "userns_caps": (("--cap-add", "BPF", "--cap-add", "PERFMON", "--cap-add", "SYS_MODULE",
+                     "--cap-add", "MKNOD"), ["bpf", "perf", "init_module", "finit_module", "mknod_blk"]),
+    "host_caps": (USERNS_HOST + ("--cap-add", "BPF", "--cap-add", "PERFMON", "--cap-add", "SYS_MODULE",
+                                 "--cap-add", "MKNOD"), ["bpf", "perf", "init_module", "finit_module",
+                                                         "mknod_blk"]),
+    "host_sys_admin": (USERNS_HOST + ("--cap-add", "SYS_ADMIN"), ["release_agent"]),
+    "dac_read_search": (("--cap-add", "DAC_READ_SEARCH", "--security-opt", "seccomp=unconfined"), ["shocker"]),
+    "host_dac_read_search": (USERNS_HOST + ("--cap-add", "DAC_READ_SEARCH", "--security-opt",
+                                            "seccomp=unconfined"), ["shocker"]),
+    "read_write": (("--read-write",), ["write_root"]),
+    "host_ids": (USERNS_HOST, ["hostname_sysctl", "sys_net", "sys_kernel", "masked_dir"]
+                 + ["read" + path for path in MASKED_FILES] + ["open_w" + path for path in READONLY_TARGETS]),
+    "host_ids_systempaths": (USERNS_HOST + ("--security-opt", "systempaths=unconfined"),
+                             ["hostname_sysctl", "masked_dir"] + ["read" + path for path in MASKED_FILES]
+                             + ["open_w" + path for path in READONLY_TARGETS]),
+    "init": (("--init",), ["exe_scan", "procs"]),
+    "host_ids_init": (USERNS_HOST + ("--init",), ["exe_scan"]),
+    # setuid and file capabilities, run as the non-root user `app`
+    "app": (("-u", "app"), ["suid", "suid_host", "fcap"]),
+    "app_nnp_off": (("-u", "app", "--security-opt", "no-new-privileges=false"), ["suid", "suid_host", "fcap"]),
+    "app_net_raw": (("-u", "app", "--cap-add", "NET_RAW"), ["suid", "fcap"]),
+    "app_net_raw_nnp_off": (("-u", "app", "--cap-add", "NET_RAW", "--security-opt", "no-new-privileges=false"),
+                            ["suid", "fcap"]),
+    "app_host_ids_nnp_off": (("-u", "app", "--security-opt", "no-new-privileges=false") + USERNS_HOST,
+                             ["suid_host"]),
+}
+
+
+class Battery:
+    """Runs each scenario's container once and keeps its outcomes."""
+
+    def __init__(self, rootfs: Path):
+        self.rootfs = str(rootfs)
+        self._results: dict[str, dict[str, Outcome]] = {}
+
+    def __call__(self, scenario: str) -> dict[str, Outcome]:
+        if scenario not in self._results:
+            flags, labels = SCENARIOS[scenario]
+            specs = [f"{label}={ATTACKS[label]}" for label in labels]
+            done = run_hardrun("run", "--rootfs", self.rootfs, *flags, "--", "/bin/probe", *specs)
+            assert done.returncode == 0, (scenario, done.stderr)
+            self._results[scenario] = parse_outcomes(done.stdout)
+            assert set(self._results[scenario]) == set(labels), (scenario, done.stdout, done.stderr)
+        return self._results[scenario]
+
+
+@pytest.fixture(scope="module")
+def battery(battery_rootfs) -> Battery:
+    return Battery(battery_rootfs)
+
+
+def on_host(probe: Path, *specs: str, **kwargs) -> dict[str, Outcome]:
+    """The probe run directly on the host as real root: the control where no hardrun
+    flag can switch a protection off."""
+    done = subprocess.run([str(probe), *specs], capture_output=True, text=True, timeout=60, **kwargs)
+    assert done.returncode == 0, done.stderr
+    return parse_outcomes(done.stdout)
+
+
+def status_mask(outcome: Outcome, key: str) -> int:
+    return int(outcome[key], 16)
+
+
+# -- capabilities ----------------------------------------------------------------------------
+
+def test_capset_cannot_raise_a_capability(battery):
+    """capset(2) may only raise what the permitted set holds, and hardrun leaves it
+    empty. Control: with --cap-add ALL, shedding CAP_SYS_ADMIN from the effective set
+    and raising it again works."""
+    assert_blocked(battery("default")["capset"], "EPERM")
+    assert_ok(battery("cap_all")["capset"])
+
+
+def test_ambient_raise_fails(battery):
+    """PR_CAP_AMBIENT_RAISE needs the capability in permitted and inheritable.
+    Control: with --cap-add ALL the same sequence raises CAP_SYS_ADMIN ambient."""
+    assert_blocked(battery("default")["ambient"], "EPERM")
+    assert_ok(battery("cap_all")["ambient"])
+
+
+def test_setuid_root_binary_gives_nothing_with_no_new_privs(battery):
+    """A setuid-root binary owned by the container's root: with no_new_privs its
+    caller stays uid 1000. Control: no-new-privileges=false makes it euid 0; the
+    empty bounding set still keeps every capability away, and with NET_RAW in the
+    bounding set container root regains it at exec, which no_new_privs prevents."""
+    for scenario in ("app", "app_net_raw"):
+        gained = battery(scenario)["suid"]
+        assert gained["euid"] == "1000" and status_mask(gained, "prm") == 0, gained
+    control = battery("app_nnp_off")["suid"]
+    assert control["euid"] == "0", control
+    assert status_mask(control, "prm") == 0 and status_mask(control, "bnd") == 0, control
+    regained = battery("app_net_raw_nnp_off")["suid"]
+    assert regained["euid"] == "0" and status_mask(regained, "prm") == CAP_NET_RAW, regained
+
+
+def test_setuid_binary_owned_by_host_root_gives_nothing_in_the_user_namespace(battery):
+    """A setuid binary owned by the HOST's root (as a bind mount could bring in): its
+    owner is not mapped in the user namespace, so the kernel ignores the bit even with
+    no_new_privs off. Control: under --userns host the same exec gives euid 0, real root."""
+    assert battery("app")["suid_host"]["euid"] == "1000"
+    assert battery("app_nnp_off")["suid_host"]["euid"] == "1000"
+    assert battery("app_host_ids_nnp_off")["suid_host"]["euid"] == "0"
+
+
+def test_file_capabilities_give_nothing(battery):
+    """exec of a file carrying cap_net_raw+p after shedding every capability: nothing is
+    gained with no_new_privs (even with NET_RAW in the bounding set) nor with the empty
+    bounding set. Control: with NET_RAW bounded and no_new_privs off, exec regains it."""
+    for scenario in ("app", "app_nnp_off", "app_net_raw"):
+        outcome = battery(scenario)["fcap"]
+        assert outcome["euid"] == "1000" and status_mask(outcome, "prm") == 0, (scenario, outcome)
+    control = battery("app_net_raw_nnp_off")["fcap"]
+    assert status_mask(control, "prm") == CAP_NET_RAW, control
+
+
+# -- filesystem --------------------------------------------------------------------------------
+
+def test_root_filesystem_is_read_only(battery, battery_rootfs):
+    """Creating a file in a world-writable directory of the image. Control: --read-write."""
+    assert_blocked(battery("default")["write_root"], "EROFS")
+    assert_ok(battery("read_write")["write_root"])
+    assert not [name for name in os.listdir(battery_rootfs / "scratch") if name.startswith(".probe-")]
+
+
+def test_mount_remount_and_umount_are_refused(battery):
+    """Mounting a tmpfs, remounting / read-write, unmounting the mask over
+    /proc/interrupts: all need CAP_SYS_ADMIN (and the seccomp profile refuses them
+    without it). Control: --cap-add SYS_ADMIN makes all three work (the unmounted
+    mask then reveals the real file)."""
+    default = battery("default")
+    for label in ("mount_tmpfs", "remount_rw"):
+        assert_blocked(default[label], "EPERM")
+    assert_blocked(default["umount_mask"], "EPERM", step="umount")
+    control = battery("sys_admin")
+    assert_ok(control["mount_tmpfs"])
+    assert_ok(control["remount_rw"])
+    assert_ok(control["umount_mask"])
+    assert int(control["umount_mask"]["bytes"]) > 0
+
+
+def test_new_user_namespaces_are_refused(battery):
+    """unshare(CLONE_NEWUSER), clone(CLONE_NEWUSER) (the argument filter) and clone3
+    (answered ENOSYS so libcs fall back to clone): a new user namespace would hand the
+    process a full capability set. Control: seccomp=unconfined lets all three through."""
+    default = battery("default")
+    assert_blocked(default["unshare_user"], "EPERM")
+    assert_blocked(default["clone_user"], "EPERM")
+    assert_blocked(default["clone3_user"], "ENOSYS")
+    control = battery("unconfined")
+    for label in ("unshare_user", "clone_user", "clone3_user"):
+        assert_ok(control[label])
+
+
+def test_new_mount_namespace_is_refused(battery):
+    """unshare(CLONE_NEWNS) needs CAP_SYS_ADMIN. Control: --cap-add SYS_ADMIN."""
+    assert_blocked(battery("default")["unshare_mnt"], "EPERM")
+    assert_ok(battery("sys_admin")["unshare_mnt"])
+
+
+def test_host_namespaces_are_unreachable(battery, probe):
+    """setns into the host's mount namespace: no /proc/<pid>/ns/mnt in the container
+    is the host's (its PID namespace shows only its own processes), and even its own
+    cannot be re-entered. With SYS_ADMIN and SYS_CHROOT added setns itself works, yet
+    the host's namespace is still nowhere to be found. Control (no hardrun flag shares the PID
+    namespace): the same probe on the host finds it and lands on the host's root."""
+    default = battery("default")["setns"]
+    assert default["host_ns"] == "unreachable" and default["own_setns"] == "EPERM", default
+    with_caps = battery("setns_caps")["setns"]
+    assert with_caps["host_ns"] == "unreachable" and with_caps["own_setns"] == "OK", with_caps
+    control = on_host(probe, "setns=" + ATTACKS["setns"])["setns"]
+    assert_ok(control)
+    assert control["host_root"] == "yes"
+
+
+def test_hostname_change_stays_in_the_container(battery):
+    """sethostname needs CAP_SYS_ADMIN in the container's UTS namespace. Control: with
+    --cap-add SYS_ADMIN it works, and the host's hostname is untouched (private UTS)."""
+    before = socket.gethostname()
+    assert_blocked(battery("default")["sethostname"], "EPERM")
+    assert_ok(battery("sys_admin")["sethostname"])
+    assert socket.gethostname() == before != "probe-was-here"
+
+
+# -- kernel interfaces -------------------------------------------------------------------------
+
+def test_kernel_keyring_is_out_of_reach(battery):
+    """add_key and keyctl (the kernel keyring is not namespaced). Control: seccomp=unconfined."""
+    for label in ("add_key", "keyctl"):
+        assert_blocked(battery("default")[label], "EPERM")
+        assert_ok(battery("unconfined")[label])
+
+
+@pytest.mark.parametrize("label", ["io_uring", "userfaultfd"])
+def test_io_uring_and_userfaultfd_are_refused(battery, label):
+    """io_uring_setup and userfaultfd (UFFD_USER_MODE_ONLY), both frequent kernel exploit
+    primitives, refused by the seccomp profile. Control: seccomp=unconfined."""
+    assert_blocked(battery("default")[label], "EPERM")
+    assert_ok(battery("unconfined")[label])
+
+
+def test_bpf_is_refused(battery):
+    """bpf(BPF_MAP_CREATE) needs CAP_BPF, which counts only in the initial user
+    namespace: refused by default and still refused with --cap-add BPF inside the user
+    namespace. Control: with --userns host and --cap-add BPF the map is created."""
+    assert_blocked(battery("default")["bpf"], "EPERM")
+    assert_blocked(battery("userns_caps")["bpf"], "EPERM")
+    assert_ok(battery("host_caps")["bpf"])
+
+
+def test_perf_event_open_is_refused(battery):
+    """perf_event_open (a self-monitoring software counter): refused by the seccomp
+    profile unless CAP_PERFMON is granted. Control: --userns host with --cap-add
+    PERFMON opens it whatever kernel.perf_event_paranoid says. (With PERFMON added
+    inside the user namespace the filter admits the call, and the kernel then applies
+    perf_event_paranoid, as it does for any unprivileged process.)"""
+    assert_blocked(battery("default")["perf"], "EPERM")
+    assert_ok(battery("host_caps")["perf"])
+
+
+@pytest.mark.parametrize("label", ["init_module", "finit_module"])
+def test_kernel_modules_cannot_be_loaded(battery, label):
+    """init_module/finit_module with an image that is no module. Refused with EPERM by
+    default. Control: with --userns host and CAP_SYS_MODULE the call passes every
+    permission check and reaches the loader, which answers with the kernel's own errno
+    (ENOEXEC for the bad image, or ENOSYS on a kernel built without modules); nothing can
+    ever be loaded."""
+    assert_blocked(battery("default")[label], "EPERM")
+    control = battery("host_caps")[label]
+    assert control.status == "BLOCKED" and control["errno"] in ("ENOEXEC", "ENOSYS", "EKEYREJECTED"), control
+
+
+@pytest.mark.parametrize("label", ["raw_packet", "raw_inet"])
+def test_raw_sockets_need_net_raw(battery, label):
+    """AF_PACKET and AF_INET SOCK_RAW sockets (spoofing, sniffing). Control: --cap-add NET_RAW."""
+    assert_blocked(battery("default")[label], "EPERM")
+    assert_ok(battery("net_raw")[label])
+
+
+# -- /proc and /sys ----------------------------------------------------------------------------
+
+def test_masked_proc_files_read_empty(battery):
+    """Docker's masked /proc files read as empty files (a /dev/null bind); a masked
+    directory cannot be listed. --userns host alone does not lift the masks. Control:
+    --userns host plus systempaths=unconfined shows the real contents."""
+    assert "/proc/timer_list" in MASKED_FILES and "/proc/interrupts" in MASKED_FILES
+    for scenario in ("default", "host_ids"):
+        outcomes = battery(scenario)
+        for path in MASKED_FILES:
+            outcome = outcomes["read" + path]
+            assert outcome.status == "OK" and outcome["bytes"] == "0", (scenario, outcome)
+        assert_blocked(outcomes["masked_dir"], "EACCES", step="opendir")
+    control = battery("host_ids_systempaths")
+    for path in MASKED_FILES:
+        if os.path.getsize(path) or open(path, "rb").read(1):
+            assert int(control["read" + path]["bytes"]) > 0, control["read" + path]
+    assert_ok(control["masked_dir"])
+
+
+def test_proc_sys_and_sysrq_trigger_are_not_writable(battery):
+    """Writing kernel.hostname and opening core_pattern (the classic pipe-to-host
+    escape), drop_caches and /proc/sysrq-trigger (where the kernel has it) for writing.
+    By default container root does not own them (EACCES); under --userns host the
+    read-only bind still refuses (EROFS). Control: --userns host with
+    systempaths=unconfined opens every one (nothing is written but the hostname, which
+    belongs to the container's private UTS namespace)."""
+    before = socket.gethostname()
+    default, host_ids = battery("default"), battery("host_ids")
+    assert_blocked(default["hostname_sysctl"], "EACCES", step="open")
+    assert_blocked(host_ids["hostname_sysctl"], "EROFS", step="open")
+    for path in READONLY_TARGETS:
+        assert_blocked(default["open_w" + path], "EACCES")
+        assert_blocked(host_ids["open_w" + path], "EROFS")
+    control = battery("host_ids_systempaths")
+    assert_ok(control["hostname_sysctl"])
+    for path in READONLY_TARGETS:
+        assert_ok(control["open_w" + path])
+    assert socket.gethostname() == before
+
+
+def test_sys_is_read_only(battery, probe, tmp_path):
+    """/sys/class/net/lo/mtu belongs to the container's own network namespace (so to
+    its root): only the read-only sysfs mount stands in the way (EROFS, also under
+    --userns host). Control (no hardrun flag mounts /sys read-write): a bare
+    `unshare --net --mount` with a fresh read-write sysfs lets the same probe open it."""
+    for scenario in ("default", "host_ids"):
+        assert_blocked(battery(scenario)["sys_net"], "EROFS")
+        assert_blocked(battery(scenario)["sys_kernel"], "EROFS")
+    sysfs = tmp_path / "sys"
+    sysfs.mkdir()
+    done = subprocess.run(["unshare", "--net", "--mount", "sh", "-c",
+                           f"mount -t sysfs sysfs {sysfs} && {probe} sys_net=open_w:{sysfs}/class/net/lo/mtu dev=ls:/"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert_ok(parse_outcomes(done.stdout)["sys_net"])
+
+
+def test_cgroup_release_agent_cve_2022_0492(battery):
+    """CVE-2022-0492: mount a cgroup v1 hierarchy and write its release_agent (the
+    value it already holds). By default the mount is refused; with --cap-add SYS_ADMIN
+    the mount works but container root may not open the host-owned file. Control:
+    --userns host with SYS_ADMIN (real root's capability) writes release_agent."""
+    assert RELEASE_AGENT_CONTROLLER, "no cgroup v1 hierarchy rooted at the tests' cgroup"
+    assert_blocked(battery("default")["release_agent"], "EPERM", step="mount")
+    with_sys_admin = battery("sys_admin")["release_agent"]
+    assert with_sys_admin.status == "BLOCKED" and with_sys_admin["step"] in ("open", "write"), with_sys_admin
+    assert_ok(battery("host_sys_admin")["release_agent"])
+
+
+# -- devices -----------------------------------------------------------------------------------
+
+def test_mknod_of_a_block_device(battery, probe, tmp_path):
+    """mknod of the host's root disk: refused without CAP_MKNOD, and still refused with
+    it inside the user namespace (device nodes need the capability in the initial one).
+    With --userns host and MKNOD the node is made, but /tmp is nodev so it cannot be
+    opened. Control: real root on the host makes the node."""
+    assert_blocked(battery("default")["mknod_blk"], "EPERM", step="mknod")
+    assert_blocked(battery("userns_caps")["mknod_blk"], "EPERM", step="mknod")
+    host_ids = battery("host_caps")["mknod_blk"]
+    assert_ok(host_ids)
+    assert host_ids["open"] == "EACCES", host_ids
+    control = on_host(probe, f"mknod_blk=mknod:{tmp_path}/disk:{HOST.root_disk}")["mknod_blk"]
+    assert_ok(control)
+
+
+def test_dev_has_no_host_devices(battery):
+    """/dev holds only the harmless nodes and links hardrun puts there. Control: the
+    host's /dev has the disk and the kernel log."""
+    allowed = {"null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "fd", "stdin", "stdout",
+               "stderr", "ptmx"}
+    entries = set(battery("default")["dev"]["entries"].split(","))
+    assert entries <= allowed, entries - allowed
+    host = set(os.listdir("/dev"))
+    assert "kmsg" in host and host - allowed
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+def test_only_the_containers_processes_are_visible(battery):
+    """The PID namespace: /proc lists the probe (PID 1) and its attacking child only."""
+    pids = [int(pid) for pid in battery("default")["procs"]["pids"].split(",")]
+    assert pids[0] == 1 and len(pids) == 2, pids
+    assert len([name for name in os.listdir("/proc") if name.isdigit()]) > 2
+
+
+def test_ptrace(battery_rootfs, probe):
+    """PTRACE_SEIZE of the container's PID 1 is refused without SYS_PTRACE (control:
+    --cap-add SYS_PTRACE attaches). A host process cannot be reached at all: its pid
+    does not exist in the container's PID namespace, even with SYS_PTRACE. Control: the
+    same probe on the host attaches to it."""
+    target = subprocess.Popen(["sleep", "60"])
+    try:
+        specs = ["ptrace_pid1=ptrace:1", f"ptrace_host=ptrace:{target.pid}"]
+        default = parse_outcomes(run_hardrun("run", "--rootfs", str(battery_rootfs), "--",
+                                             "/bin/probe", *specs).stdout)
+        assert_blocked(default["ptrace_pid1"], "EPERM")
+        assert_blocked(default["ptrace_host"], "EPERM")
+        with_cap = parse_outcomes(run_hardrun("run", "--rootfs", str(battery_rootfs), "--cap-add", "SYS_PTRACE",
+                                              "--", "/bin/probe", *specs).stdout)
+        assert_ok(with_cap["ptrace_pid1"])
+        assert_blocked(with_cap["ptrace_host"], "ESRCH")
+        assert_ok(on_host(probe, specs[1])["ptrace_host"])
+    finally:
+        target.kill()
+        target.wait()
+
+
+# -- chroot and file handles ---------------------------------------------------------------------
+
+def test_chroot_escape(battery, battery_rootfs):
+    """The classic chroot break-out (chroot into a subdirectory, fchdir to a directory
+    fd kept outside, walk up, chroot "."). Refused without SYS_CHROOT; with
+    --cap-add SYS_CHROOT it runs but ends at the container's root (pivot_root leaves
+    nothing above it). Control: in a plain chroot(8) of the same root on the host, the
+    same probe lands on the host's root."""
+    assert_blocked(battery("default")["chroot_escape"], "EPERM", step="chroot")
+    contained = battery("sys_chroot")["chroot_escape"]
+    assert contained.status == "BLOCKED" and contained["root"] == "container", contained
+    done = subprocess.run(["chroot", str(battery_rootfs), "/bin/probe", "chroot_escape=" + ATTACKS["chroot_escape"],
+                           "procs"], capture_output=True, text=True, timeout=60)
+    control = parse_outcomes(done.stdout)["chroot_escape"]
+    assert_ok(control)
+    assert control["root"] == "host"
+
+
+def test_open_by_handle_at_shocker(battery):
+    """"Shocker": open_by_handle_at with a forged handle for the filesystem's root
+    inode. Refused by the seccomp profile, and still refused with DAC_READ_SEARCH and
+    seccomp off (the capability counts only in the initial user namespace). Control:
+    --userns host with DAC_READ_SEARCH and seccomp=unconfined opens the host's root."""
+    assert_blocked(battery("default")["shocker"], "EPERM", step="open_by_handle_at")
+    assert_blocked(battery("dac_read_search")["shocker"], "EPERM", step="open_by_handle_at")
+    assert_ok(battery("host_dac_read_search")["shocker"])
+
+
+# -- file descriptors and the runtime binary ---------------------------------------------------
+
+def _probe_with_fd(rootfs: Path, fd: int, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "hardrun", "run", "--rootfs", str(rootfs), *args],
+                          env=env, capture_output=True, text=True, pass_fds=(fd,), timeout=60)
+
+
+def test_leaked_directory_fd_is_closed(battery_rootfs, probe, tmp_path):
+    """A host directory fd inherited by hardrun (opened without O_CLOEXEC): inside,
+    /proc/self/fd shows only 0, 1 and 2, and openat on the guessed fd fails. Control:
+    the probe run on the host with the same inherited fd creates a file through it."""
+    host_dir = tmp_path / "host"
+    host_dir.mkdir(mode=0o777)
+    leaked = os.open(host_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        done = _probe_with_fd(battery_rootfs, leaked, "--", "/bin/probe", "fds", f"fd_openat:{leaked}",
+                              f"cwd_create:/proc/self/fd/{leaked}")
+        inside = parse_outcomes(done.stdout)
+        assert inside["fds"]["fds"] == "0,1,2", inside
+        assert_blocked(inside["fd_openat"], "EBADF")
+        assert_blocked(inside["cwd_create"], "ENOENT", step="chdir")
+        assert not (host_dir / "probe-escaped").exists()
+        control = on_host(probe, "fds", f"fd_openat:{leaked}", pass_fds=(leaked,))
+        assert str(leaked) in control["fds"]["fds"].split(",")
+        assert_ok(control["fd_openat"])
+        assert (host_dir / "probe-escaped").exists()
+    finally:
+        os.close(leaked)
+
+
+def test_workdir_through_a_leaked_fd_cve_2024_21626(battery_rootfs, probe, tmp_path):
+    """CVE-2024-21626: `-w /proc/self/fd/N` with N a leaked host directory fd would
+    start the command with its working directory outside the container. hardrun
+    refuses to run it. Control: the same chdir on the host, with the fd inherited,
+    lands in the host directory and creates a file there."""
+    host_dir = tmp_path / "host"
+    host_dir.mkdir(mode=0o777)
+    leaked = os.open(host_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        done = _probe_with_fd(battery_rootfs, leaked, "-w", f"/proc/self/fd/{leaked}", "--",
+                              "/bin/probe", "cwd_create:.", "fds")
+        assert done.returncode == 125, (done.stdout, done.stderr)
+        assert "outside the container's root" in done.stderr and done.stdout == ""
+        assert not (host_dir / "probe-escaped").exists()
+        control = on_host(probe, f"cwd_create:/proc/self/fd/{leaked}", "fds", pass_fds=(leaked,))
+        assert_ok(control["cwd_create"])
+        assert (host_dir / "probe-escaped").exists()
+    finally:
+        os.close(leaked)
+
+
+EXE_WRITE = ("import os\n"
+             "try:\n"
+             "    os.close(os.open('/proc/self/exe', os.O_WRONLY))\n"
+             "    print('exe_write OK')\n"
+             "except OSError as error:\n"
+             "    import errno\n"
+             "    print('exe_write BLOCKED errno=' + errno.errorcode[error.errno])\n")
+
+
+def test_runtime_binary_cannot_be_overwritten_cve_2019_5736():
+    """CVE-2019-5736: a container whose command is /proc/self/exe makes the runtime exec
+    its own binary (here the host's Python interpreter) inside the container, which then
+    opens /proc/self/exe for writing. Under the user namespace the kernel refuses at the
+    permission check (EACCES: container root has no rights on host root's file; the
+    read-only root view does not apply, the magic link leads to the host's mount).
+    Control: --userns host passes the permission check, and only the binary being busy
+    (ETXTBSY) stops the write; the CVE's exploit waited for the runtime to exit."""
+    require_namespaces()
+    command = ["--", "/proc/self/exe", "-S", "-c", EXE_WRITE]
+    default = parse_outcomes(run_hardrun("run", *command).stdout)
+    assert_blocked(default["exe_write"], "EACCES")
+    control = parse_outcomes(run_hardrun("run", "--userns", "host", *command).stdout)
+    assert_blocked(control["exe_write"], "ETXTBSY")
+
+
+def test_runtime_binary_is_not_reachable_from_the_container(battery):
+    """No process in the container runs the host's runtime binary once the command has
+    started, so /proc/<pid>/exe leads nowhere near it. With --init, PID 1 is hardrun's
+    reaper, which does run the host's interpreter, but its /proc/1/exe cannot even be
+    followed (EACCES: the reaper's memory belongs to the host's user namespace).
+    Control: without the user namespace (--userns host) the reaper is found."""
+    default = battery("default")["exe_scan"]
+    assert default["found"] == "none" and default["unreadable"] == "0", default
+    with_init = battery("init")["exe_scan"]
+    assert with_init["found"] == "none", with_init
+    assert with_init["unreadable"] == "1" and with_init["unreadable_errno"] == "EACCES", with_init
+    control = battery("host_ids_init")["exe_scan"]
+    assert control["found"] == "1", control
+
+
+# -- the caller's terminal ---------------------------------------------------------------------
+
+TERMINAL_SESSION = r"""
+import os, select, subprocess, sys, tty
+tty.setraw(0)
+subprocess.run(sys.argv[1:])
+ready, _, _ = select.select([0], [], [], 0.3)
+pending = os.read(0, 100) if ready else b""
+print("PENDING=" + pending.hex(), flush=True)
+"""
+
+
+def _in_a_terminal(argv: list[str]) -> str:
+    """Run `argv` in a new session whose controlling terminal is a fresh pty (as from an
+    interactive shell); return everything written to the terminal. The session reports
+    what input was waiting on the terminal afterwards as PENDING=<hex>."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    pid, master = pty.fork()
+    if pid == 0:
+        try:
+            os.execve(sys.executable, [sys.executable, "-c", TERMINAL_SESSION, *argv], env)
+        finally:
+            os._exit(127)
+    output = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 1)
+        if not ready:
+            continue
+        try:
+            data = os.read(master, 4096)
+        except OSError:   # EIO: the session has ended
+            break
+        if not data:
+            break
+        output += data
+    os.close(master)
+    os.waitpid(pid, 0)
+    return output.decode(errors="replace").replace("\r", "")
+
+
+def test_tiocsti_cannot_inject_into_the_callers_terminal(battery_rootfs, probe):
+    """TIOCSTI pushes characters into a terminal's input, to be run by the caller's
+    shell. The probe runs with the caller's terminal as stdin and tries to push "x"
+    (first trying to make the terminal its controlling one). Blocked by the seccomp
+    profile; with seccomp=unconfined still blocked, because hardrun's setsid leaves the
+    container without a controlling terminal and the caller's cannot be taken over
+    (the kernel's EPERM). Control: the probe run directly in the caller's session
+    injects the character, which the caller then reads."""
+    hardrun = [sys.executable, "-m", "hardrun", "run", "--rootfs", str(battery_rootfs)]
+    for flags in ([], ["--security-opt", "seccomp=unconfined"]):
+        text = _in_a_terminal(hardrun + flags + ["--", "/bin/probe", "tiocsti", "fds"])
+        outcome = parse_outcomes(text)["tiocsti"]
+        assert_blocked(outcome, "EPERM")
+        assert outcome["ctty"] == "no", text
+        assert "PENDING=\n" in text, text
+    text = _in_a_terminal([str(probe), "tiocsti", "fds"])
+    control = parse_outcomes(text)["tiocsti"]
+    assert_ok(control)
+    assert control["ctty"] == "yes"
+    assert "PENDING=" + b"x".hex() + "\n" in text, text
+
+
+# -- user namespace ------------------------------------------------------------------------------
+
+def test_container_root_is_an_unprivileged_host_uid(battery_rootfs, tmp_path):
+    """A file created by container root in a writable bind mount belongs to host uid
+    100000, not to root. Control: under --userns host it belongs to host root."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    for flags, name, owner in (((), "remapped", CONTAINER_ROOT), (USERNS_HOST, "host-ids", 0)):
+        done = run_hardrun("run", "--rootfs", str(battery_rootfs), "-v", f"{shared}:/data", *flags,
+                           "--", "/bin/probe", f"create:/data/{name}", "fds")
+        assert_ok(parse_outcomes(done.stdout)["create"])
+        assert (shared / name).stat().st_uid == owner
