@@ -5,7 +5,8 @@ Every runtime starts `/bin/true` in the same busybox root filesystem with compar
 hardening: new user (remapped or single-id), mount, pid, ipc, uts and net namespaces,
 a read-only root, no capabilities, no_new_privs and a ~370-syscall seccomp allowlist
 (hardrun's default profile: compiled BPF for bubblewrap's --seccomp, the same profile
-in OCI form for crun and runc). Runs are interleaved round-robin so that drift on a
+in OCI form for crun and runc). hardrun gives every container a cgroup with a pids
+limit by default; crun and runc get the same (crun also without, bubblewrap has none). Runs are interleaved round-robin so that drift on a
 busy machine hits every runtime alike; the report gives medians and ratios to crun.
 
     sudo python3 bench/run_bench.py [-n 40] [--json]
@@ -74,8 +75,10 @@ def oci_seccomp() -> dict:
     return result
 
 
-def oci_bundle(directory: Path, rootfs: Path) -> Path:
-    bundle = directory / "bundle"
+def oci_bundle(directory: Path, rootfs: Path, name: str, pids_limit: int | None) -> Path:
+    """An OCI bundle; with `pids_limit`, a cgroup of its own with that limit (as hardrun's
+    default, 1024, makes one for every container)."""
+    bundle = directory / name
     bundle.mkdir()
     start, count = REMAP
     config = {
@@ -104,11 +107,14 @@ def oci_bundle(directory: Path, rootfs: Path) -> Path:
             "seccomp": oci_seccomp(),
         },
     }
+    if pids_limit is not None:
+        config["linux"]["resources"] = {"pids": {"limit": pids_limit}}
+        config["linux"]["cgroupsPath"] = f"/hardrun-bench/{name}"
     (bundle / "config.json").write_text(json.dumps(config, indent=1))
     return bundle
 
 
-def commands(directory: Path, rootfs: Path, bpf: Path, bundle: Path) -> dict:
+def commands(directory: Path, rootfs: Path, bpf: Path) -> dict:
     python = sys.executable
     hardrun = [python, "-m", "hardrun", "run", "--rootfs", str(rootfs), "--", "/bin/true"]
     result = {
@@ -117,15 +123,19 @@ def commands(directory: Path, rootfs: Path, bpf: Path, bundle: Path) -> dict:
         "hardrun (python -S)": [python, "-S"] + hardrun[1:],
         "bwrap": ["bwrap", "--unshare-all", "--uid", "0", "--gid", "0", "--ro-bind", str(rootfs), "/",
                   "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--cap-drop", "ALL",
-                  "--new-session", "--die-with-parent", "--seccomp", "3", "/bin/true"],
+                  "--new-session", "--die-with-parent", "--seccomp", "--SECCOMP-FD--", "/bin/true"],
     }
     state = directory / "state"
-    for runtime in ("crun", "runc"):
-        if shutil.which(runtime):
-            extra = ["--cgroup-manager=disabled"] if runtime == "crun" else []
-            result[runtime] = [runtime, "--root", str(state / runtime), *extra, "run", "--bundle", str(bundle),
-                               "--RUNID--"]
-    result["_bpf"] = str(bpf)
+    with_cgroup = oci_bundle(directory, rootfs, "bundle-cgroup", 1024)
+    without_cgroup = oci_bundle(directory, rootfs, "bundle", None)
+    if shutil.which("crun"):
+        result["crun"] = ["crun", "--root", str(state / "crun"), "--cgroup-manager=cgroupfs", "run",
+                          "--bundle", str(with_cgroup), "--RUNID--"]
+        result["crun (no cgroup)"] = ["crun", "--root", str(state / "crun"), "--cgroup-manager=disabled",
+                                      "run", "--bundle", str(without_cgroup), "--RUNID--"]
+    if shutil.which("runc"):
+        result["runc"] = ["runc", "--root", str(state / "runc"), "run", "--bundle", str(with_cgroup),
+                          "--RUNID--"]
     return result
 
 
@@ -133,20 +143,39 @@ def run_once(name: str, argv: list[str], bpf: str, index: int) -> float:
     argv = [word.replace("--RUNID--", f"bench-{name}-{index}") for word in argv]
     pass_fds = ()
     fd = None
-    if name == "bwrap":
+    if name == "bwrap":   # bubblewrap reads the BPF program from this fd, once per run
         fd = os.open(bpf, os.O_RDONLY)
-        os.dup2(fd, 3, inheritable=True)
-        pass_fds = (3,)
+        argv = [str(fd) if word == "--SECCOMP-FD--" else word for word in argv]
+        pass_fds = (fd,)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, pass_fds=pass_fds)
     elapsed = time.perf_counter() - started
     if fd is not None:
         os.close(fd)
-        os.close(3)
     if done.returncode != 0:
         raise SystemExit(f"{name} failed ({done.returncode}): {done.stderr.decode(errors='replace')[:500]}")
     return elapsed * 1000
+
+
+def _remove_bench_cgroups() -> None:
+    """crun and runc remove their containers' cgroups but not the parent they were put in."""
+    for hierarchy in os.listdir("/sys/fs/cgroup"):
+        path = f"/sys/fs/cgroup/{hierarchy}/hardrun-bench"
+        if os.path.isdir(path):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+
+
+def _hybrid_cgroups() -> bool:
+    try:
+        with open("/sys/fs/cgroup/unified/cgroup.controllers") as handle:
+            return bool(handle.read().split())
+    except OSError:
+        return False
 
 
 def main() -> int:
@@ -156,19 +185,30 @@ def main() -> int:
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run_bench.py needs root (crun, runc and id remapping)")
+    if _hybrid_cgroups() and not os.environ.get("HARDRUN_BENCH_PRIVATE_MOUNTS"):
+        # crun refuses a v1 hybrid host whose v2 mount holds controllers. Run the whole
+        # benchmark (every runtime alike) in a private mount namespace without that mount.
+        env = dict(os.environ, HARDRUN_BENCH_PRIVATE_MOUNTS="1")
+        os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               'umount -l /sys/fs/cgroup/unified && exec "$@"', "sh",
+                               sys.executable, *sys.argv], env)
+    # As an installed package would be: bytecode compiled (pip does this at install time).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "hardrun")], check=True,
+                   stdout=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory(prefix="hardrun-bench-") as temp:
         directory = Path(temp)
         os.chmod(directory, 0o755)
         rootfs = build_rootfs(directory)
         bpf = seccomp_bpf(directory)
-        table = commands(directory, rootfs, bpf, oci_bundle(directory, rootfs))
-        bpf_path = table.pop("_bpf")
+        table = commands(directory, rootfs, bpf)
+        bpf_path = str(bpf)
         times = {name: [] for name in table}
         for name, argv in table.items():   # warm-up: caches, page cache, the BPF cache
             run_once(name, argv, bpf_path, -1)
         for index in range(args.runs):
             for name, argv in table.items():
                 times[name].append(run_once(name, argv, bpf_path, index))
+        _remove_bench_cgroups()
     medians = {name: statistics.median(values) for name, values in times.items()}
     if args.json:
         print(json.dumps({"runs": args.runs, "median_ms": medians}, indent=2))

@@ -3,8 +3,10 @@ positives a security reviewer would reject."""
 import textwrap
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from hardrun.audit.engine import AuditOptions, audit, audit_text
+from hardrun.errors import HardrunError
 
 ROOT_FROM = "FROM debian:12\n"
 
@@ -517,3 +519,40 @@ def test_insecure_example_breaks_every_kind_of_practice():
 def test_hardened_example_is_clean():
     report = audit(["examples/hardened"])
     assert not report.errors and report.findings == []
+
+
+def test_trusted_local_apt_repository_is_not_a_bypass():
+    local = ROOT_FROM + 'RUN echo "deb [ trusted=yes ] file://$tempDir ./" > /etc/apt/sources.list.d/temp.list\n'
+    remote = ROOT_FROM + 'RUN echo "deb [arch=amd64 trusted=yes] https://r.example.com/ stable main" > /x.list\n'
+    assert lines(local, "HR1013") == []
+    assert lines(remote, "HR1013") == [2]
+
+
+def test_apk_without_network_leaves_no_index():
+    assert lines("FROM alpine:3.20\nRUN apk add --no-network --virtual .rundeps $runDeps\n", "HR1017") == []
+
+
+def test_windows_administrator_is_root():
+    base = "FROM mcr.microsoft.com/windows/servercore:ltsc2022\n"
+    assert lines(base + "USER ContainerAdministrator\n", "HR1001") == [2]
+    assert lines(base + "USER ContainerUser\n", "HR1001") == []
+
+
+# --- robustness: checks never fail on what the parser accepts ------------------------
+
+_KEYWORDS = ["FROM", "RUN", "COPY", "ADD", "ENV", "ARG", "USER", "EXPOSE", "HEALTHCHECK",
+             "ONBUILD RUN", "ONBUILD COPY", "WORKDIR", "CMD", "LABEL"]
+_WORDS = ["", ".", "*", "a", "$X", "${X:-latest}", "root", "0:0", "22-", "-1", "99999999999",
+          "curl", "|", "sh", "-u", "a:b", "--mount=type=cache", "--from=x", "AS", "x", "sudo",
+          "-k", "NONE", "=", "A=", "\"", "'", "<<EOF", "@sha256:", "https://u:p@h", "\\"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_KEYWORDS), st.lists(st.sampled_from(_WORDS), max_size=5)),
+                max_size=8))
+def test_checks_never_fail_on_parsed_input(instructions):
+    text = "FROM alpine:3.20\n" + "".join(f"{keyword} {' '.join(words)}\n" for keyword, words in instructions)
+    try:
+        audit_text(text, "dockerfile", "Dockerfile", AuditOptions(trusted_registries=("ghcr.io",)))
+    except HardrunError:
+        pass

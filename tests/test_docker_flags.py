@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 from hardrun.errors import HardrunError, ParseError, UsageError
 from hardrun.frontends.docker_flags import (
     BOOL, CAPABILITIES, FLAGS, LIST, VALUE, flags_for, hardrun_options, normalize_capability,
-    parse_mount, parse_publish, parse_run_args, parse_volume, ram_in_bytes, read_env_file,
+    parse_hardrun_args, parse_mount, parse_publish, parse_run_args, parse_volume, ram_in_bytes, read_env_file,
     run_help, runspec_from_args,
 )
 from hardrun.spec.run import EnvVar, Mount, Port, Ulimit
@@ -165,8 +165,8 @@ def test_hardrun_mode_first_positional_is_the_command():
 def test_hardrun_mode_refuses_unsupported_docker_flags():
     with pytest.raises(UsageError, match="unknown flag: --privileged"):
         parse_run_args(["--privileged", "true"], hardrun_mode=True)
-    with pytest.raises(UsageError, match="unknown flag: -p"):
-        parse_run_args(["-p", "80:80", "true"], hardrun_mode=True)
+    with pytest.raises(UsageError, match="unknown flag: -P"):
+        parse_run_args(["-P", "true"], hardrun_mode=True)
 
 
 def test_hardrun_only_flags():
@@ -184,6 +184,16 @@ def test_hardrun_only_flags():
     assert hardrun_options(parse_run_args(["x"], hardrun_mode=True)).limits == "best-effort"
 
 
+def test_parse_hardrun_args():
+    spec, options = parse_hardrun_args(["--dry-run", "-u", "1000", "--", "/bin/echo", "-n", "x"])
+    assert spec.kind == "hardrun" and spec.user == "1000"
+    assert spec.command == ("/bin/echo", "-n", "x") and options.dry_run
+    spec, options = parse_hardrun_args(["--help"])
+    assert options.help
+    with pytest.raises(UsageError, match="missing COMMAND"):
+        parse_hardrun_args(["-u", "1000"])
+
+
 def test_hardrun_mode_leaves_defaults_to_the_runtime():
     spec = hardrun_spec("true")
     assert spec.read_only_root is None and spec.no_new_privileges is None and spec.cap_drop == ()
@@ -196,7 +206,7 @@ def test_hardrun_mode_leaves_defaults_to_the_runtime():
     (["--userns-remap", "100000", "x"], "START:COUNT"),
     (["--userns-remap", "5:0", "x"], "COUNT >= 1"),
     (["--userns", "keep-id", "x"], "user namespace mode"),
-    (["--network", "bridge", "x"], "unsupported network"),
+    (["--network", "overlay", "x"], "unsupported network"),
     (["-m", "lots", "x"], "512m"),
     (["--memory-swap", "-2", "x"], "512m"),
     (["--pids-limit", "ten", "x"], "integer"),
@@ -224,6 +234,12 @@ def test_hardrun_mode_leaves_defaults_to_the_runtime():
     (["--mount", "type=bind,src=/a,dst=/b,readonly=maybe", "x"], "readonly"),
     (["--mount", "type=bind,src=/a,dst=rel", "x"], "absolute"),
     (["--tmpfs", ":size=1m", "x"], "DST"),
+    (["--tmpfs", "rel", "x"], "absolute"),
+    (["--tmpfs", "/t:size", "x"], "unknown tmpfs option"),
+    (["--tmpfs", "/t:bogus=1", "x"], "unknown tmpfs option"),
+    (["--memory-swap", "1g", "x"], "needs --memory"),
+    (["-m", "1g", "--memory-swap", "512m", "x"], "at least --memory"),
+    (["-h", "a" * 65, "x"], "host name"),
     (["--security-opt", "apparmor=unconfined", "x"], "unsupported security option"),
     (["--security-opt", "no-new-privileges=maybe", "x"], "true or false"),
     (["--read-only=maybe", "x"], "true or false"),
@@ -265,6 +281,14 @@ def test_env_file_errors(tmp_path):
     binary.write_bytes(b"A=\xff\n")
     with pytest.raises(UsageError, match="UTF-8"):
         read_env_file(str(binary))
+
+
+def test_hardrun_mode_accepts_valid_limits_and_tmpfs():
+    spec = hardrun_spec("-m", "1g", "--memory-swap", "-1", "--tmpfs", "/t:size=64m,mode=1777,noexec",
+                        "-h", "a" * 64, "true")
+    assert spec.memory == 1 << 30 and spec.memory_swap == -1
+    assert spec.mounts[0].options == ("size=64m", "mode=1777", "noexec")
+    assert hardrun_spec("-m", "1g", "--memory-swap", "2g", "true").memory_swap == 2 << 30
 
 
 def test_relative_volume_source_made_absolute_in_hardrun_mode(tmp_path, monkeypatch):

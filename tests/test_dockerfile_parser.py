@@ -121,6 +121,18 @@ def test_backtick_escape_continues_lines_and_keeps_backslashes():
     assert run.pipelines == ()     # a Windows base runs cmd, not a POSIX shell
 
 
+def test_empty_escape_value_is_only_a_comment():
+    dockerfile = parse("# escape=\nFROM alpine\n")
+    assert dockerfile.directives == () and dockerfile.comments[0].text == "escape="
+
+
+def test_exec_form_run_is_split_even_when_the_shell_is_not_posix():
+    stage = only_stage('FROM mcr.microsoft.com/windows/servercore:ltsc2022\n'
+                       'RUN ["curl.exe", "-k", "https://example.com"]\nRUN curl.exe -k https://x\n')
+    assert commands(stage.instructions[1]) == [("curl.exe", "-k", "https://example.com")]
+    assert stage.instructions[2].pipelines == ()
+
+
 def test_invalid_escape_directive_is_an_error():
     with pytest.raises(ParseError) as error:
         parse("# escape=x\nFROM alpine\n")

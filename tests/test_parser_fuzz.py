@@ -83,3 +83,13 @@ def test_deep_nesting_stays_bounded():
     split_script(nested)
     parses_or_parse_error("FROM a\nRUN " + "$(" * 2000 + "\nCMD " + "[" * 5000 + "]" * 5000)
     parses_or_parse_error("FROM a\nENV X=" + "${A:-" * 500 + "}" * 500)
+    for nesting in ('"$(', '$("', '"${', "sh -c '", '"$(`${"\''):
+        split_script(nesting * 3000)
+        parses_or_parse_error("FROM a\nRUN " + nesting * 3000)
+
+
+def test_many_substitutions_in_one_heredoc_keep_their_lines():
+    script = "".join(f"echo $(id -u) {n}\n" for n in range(3000))
+    parsed = parse_dockerfile("FROM a\nRUN <<EOF\n" + script + "EOF\n", "Dockerfile")
+    echo_lines = [c.line for c in parsed.stages[0].instructions[1].commands() if c.words[0] == "echo"]
+    assert echo_lines == list(range(3, 3003))

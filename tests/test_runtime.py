@@ -491,3 +491,114 @@ def test_inspect_of_the_host_shows_the_control(rootfs):
     report = json.loads(run_hardrun("inspect", "--json").stdout)
     assert "SYS_ADMIN" in report["capabilities"]["effective"]   # the test runner is real root
     assert report["namespaces"]["mnt"]["shared_with_caller"] is True
+
+
+# -- hook points: cgroups, ulimits, bridge networks (wired end to end) -------------------
+
+@pytest.fixture
+def private_cgroup_parent(tmp_path):
+    """A cgroup parent of this test's own, so concurrent containers do not interfere."""
+    name = f"hardrun-test-{os.getpid()}-{tmp_path.name}"[:60]
+    env = {"HARDRUN_CGROUP_PARENT": name, "HARDRUN_STATE_DIR": str(tmp_path / "state")}
+    yield name, env
+    for hierarchy in os.listdir("/sys/fs/cgroup"):
+        path = f"/sys/fs/cgroup/{hierarchy}/{name}"
+        if os.path.isdir(path):
+            os.rmdir(path)
+
+
+def test_limits_apply_inside_a_read_only_cgroup_view_and_are_removed(rootfs, private_cgroup_parent):
+    name, env = private_cgroup_parent
+    script = ("cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; "
+              "grep -c ':/$' /proc/self/cgroup; mkdir /sys/fs/cgroup/x")
+    done = sh(rootfs, script, "--pids-limit", "20", env=env)
+    lines = done.stdout.split()
+    assert lines[0] == "20", done.stdout + done.stderr
+    assert int(lines[1]) >= 1                       # the cgroup namespace is rooted at its own cgroup
+    assert "Read-only file system" in done.stderr
+    leftovers = [entry for hierarchy in os.listdir("/sys/fs/cgroup")
+                 if os.path.isdir(f"/sys/fs/cgroup/{hierarchy}/{name}")
+                 for entry in os.listdir(f"/sys/fs/cgroup/{hierarchy}/{name}")
+                 if os.path.isdir(f"/sys/fs/cgroup/{hierarchy}/{name}/{entry}")]
+    assert leftovers == []
+    assert os.listdir(env["HARDRUN_STATE_DIR"]) == []
+
+
+def test_fork_bomb_stays_in_its_pids_limit(rootfs, private_cgroup_parent):
+    _, env = private_cgroup_parent
+    # Shell builtins only once the bomb has gone off: at the limit, nothing can fork.
+    script = ("(for i in $(seq 40); do sleep 2 & done) 2>/dev/null; "
+              "f=/sys/fs/cgroup/pids/pids.current; [ -e $f ] || f=/sys/fs/cgroup/pids.current; "
+              "read n < $f; echo $n")
+    capped = sh(rootfs, script, "--pids-limit", "10", env=env)
+    assert 0 < int(capped.stdout.split()[-1]) <= 10, capped.stdout + capped.stderr
+    control = sh(rootfs, script, "--pids-limit", "100", env=env)
+    assert int(control.stdout.split()[-1]) > 40, control.stdout + control.stderr
+
+
+def test_memory_hog_is_oom_killed_and_reported(rootfs, private_cgroup_parent):
+    _, env = private_cgroup_parent
+    hog = "tail /dev/zero"   # buffers an endless line
+    done = run(rootfs, "--memory", "32m", "--memory-swap", "32m", "--init", "--", "sh", "-c", hog, env=env)
+    assert done.returncode == 137, done.stderr
+    assert "OOM" in done.stderr
+
+
+def test_ulimit_is_set_before_the_command_starts(rootfs):
+    done = sh(rootfs, "ulimit -n", "--ulimit", "nofile=64:64")
+    assert done.stdout.strip() == "64", done.stderr
+
+
+def test_bridge_network_inside_a_throwaway_host_namespace(rootfs, tmp_path):
+    """The bridge, veth and nftables rules live in a network namespace made for this test."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HARDRUN_STATE_DIR=str(tmp_path / "state"))
+    script = ("ip link set lo up; "
+              f"{sys.executable} -m hardrun run --rootfs {rootfs} --network bridge:t1 --name alpha -- "
+              "sh -c 'ip -4 addr show eth0 | grep -c inet; grep -c alpha /etc/hosts'; "
+              "echo links:$(ip -o link | grep -c hr-)")
+    done = subprocess.run(["unshare", "--net", "sh", "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1", "links:0"], done.stdout + done.stderr
+
+
+# -- rootless and usage --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def public_rootfs():
+    """A rootfs an unprivileged user can reach (pytest's own temporary tree is root-only)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    from tests.rootfs import build_rootfs
+    base = Path(tempfile.mkdtemp(prefix="hardrun-public-rootfs-"))
+    os.chmod(base, 0o755)
+    home = base / "home"
+    home.mkdir()
+    os.chown(home, 65534, 65534)
+    yield build_rootfs(base / "rootfs"), home
+    shutil.rmtree(base)
+
+
+def test_rootless_maps_the_callers_own_uid(public_rootfs):
+    rootfs, home = public_rootfs
+    python = "/usr/bin/python3"   # the test venv's interpreter may not be reachable by nobody
+    assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(ROOT)}
+    script = "id -u; cat /proc/self/uid_map; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /x"
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m",
+                           "hardrun", "run", "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined",
+                           "--", "sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    lines = [line.split() for line in done.stdout.splitlines()]
+    assert lines[0] == ["0"], done.stdout + done.stderr
+    assert lines[1] == ["0", "65534", "1"]
+    assert lines[2] == ["CapEff:", "0000000000000000"] and lines[3] == ["NoNewPrivs:", "1"]
+    assert "Read-only file system" in done.stderr
+
+
+def test_usage_errors_exit_125_without_traceback(rootfs):
+    for args in ([], ["--rootfs", "/no/such/dir", "true"], ["--workdir", "relative", "true"],
+                 ["-v", "relative:/x", "true"], ["--tmpfs", "/x:size=lots", "true"]):
+        done = run_hardrun("run", *args)
+        assert done.returncode == 125, (args, done.stderr)
+        assert done.stderr.startswith("hardrun: ") and "Traceback" not in done.stderr, done.stderr

@@ -118,13 +118,15 @@ def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
         raw = list(_run_checks(rules_for("build"), [models], context, kind, options))
     else:
         raw = list(_run_checks(rules_for("run"), models, context, kind, options))
-    findings = [_suppress(finding, suppressions) for finding in raw]
+    findings = [_suppress(finding, suppressions, anchor) for finding, anchor in raw]
     findings.extend(_unused(suppressions, known, shown))
     return findings
 
 
 def _run_checks(pairs, models, context: AuditContext, kind: str, options: AuditOptions):
+    """(finding, anchor line) pairs; the anchor is where a run model is declared."""
     for model in models:
+        anchor = None if kind == "dockerfile" else getattr(model, "line", None)
         for rule, check_fn in pairs:
             if kind not in rule.applies_to:
                 continue
@@ -133,11 +135,16 @@ def _run_checks(pairs, models, context: AuditContext, kind: str, options: AuditO
             for hit in check_fn(model, context) or ():
                 subject = hit.subject if hit.subject is not None else getattr(model, "subject", None)
                 yield Finding(rule.id, rule.practice, hit.severity or rule.severity, context.path,
-                              hit.line, subject, hit.message or rule.message)
+                              hit.line, subject, hit.message or rule.message), anchor
 
 
-def _suppress(finding: Finding, suppressions) -> Finding:
+def _suppress(finding: Finding, suppressions, anchor: int | None = None) -> Finding:
+    """Mark `finding` suppressed when a comment covers its line or, for run configs, the
+    line declaring its object: a comment cannot sit between the continuation lines of a
+    `docker run` command, so one before the command covers all of its flags."""
     covering = supp.match(suppressions, finding.rule, finding.line)
+    if covering is None and anchor is not None and anchor != finding.line:
+        covering = supp.match(suppressions, finding.rule, anchor)
     if covering is None:
         return finding
     return Finding(**{**finding.__dict__, "suppressed": True,

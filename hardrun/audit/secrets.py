@@ -35,7 +35,7 @@ _SECRET_ENDINGS = ("password", "passwd", "token", "secret", "apikey", "privateke
 _KEY_QUALIFIERS = frozenset({
     "api", "private", "access", "secret", "encryption", "encrypt", "crypt", "signing",
     "sign", "master", "session", "auth", "app", "license", "licence", "client", "shared",
-    "hmac", "jwt",
+    "hmac", "jwt", "fernet", "consumer", "webhook",
 })
 # A name whose last word is one of these describes a secret without holding it.
 _DESCRIPTIVE_LAST = frozenset({
@@ -163,8 +163,8 @@ _URL_USERINFO = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://([^\s/:@'\"]+):([^\s/@'
 # .npmrc-style `:_authToken=…`, `:_auth=…`, `:_password=…`
 _NPMRC = re.compile(r":_(?:authToken|auth|password)\s*=\s*([^\s'\"]+)")
 # Quick test before the expensive patterns: every pattern needs one of these.
-_PREFILTER = re.compile(r"AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|A3T|PRIVATE KEY|gh[pousr]_|"
-                        r"github_pat_|glpat-|xox|hooks\.slack|AIza|k_live_|npm_|pypi-|://|:_")
+_TOKEN_PREFILTER = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA|3T|Iza)|PRIVATE KEY|gh[pousr]_|"
+                              r"github_pat_|glpat-|xox|hooks\.slack|k_live_|npm_|pypi-")
 # AWS's documentation key ids end with EXAMPLE; they are no one's credentials.
 _EXAMPLE_SUFFIX = "EXAMPLE"
 
@@ -172,9 +172,19 @@ _EXAMPLE_SUFFIX = "EXAMPLE"
 def find_credential_literals(text: str) -> list[Credential]:
     """Credentials written literally in `text`: cloud keys, tokens, private key blocks,
     `user:password@` in URLs (not `user@host`, not `${USER}:${PASS}@`), npmrc auth."""
-    if not text or not _PREFILTER.search(text):
+    if not text:
         return []
     found = []
+    if _TOKEN_PREFILTER.search(text):
+        found.extend(_tokens(text))
+    if "@" in text and "://" in text:
+        found.extend(_url_passwords(text))
+    if ":_" in text:
+        found.extend(_npmrc_tokens(text))
+    return found
+
+
+def _tokens(text: str):
     for match in _TOKENS.finditer(text):
         index = int(match.lastgroup[1:])
         kind, label, _ = _TOKEN_PATTERNS[index]
@@ -182,17 +192,21 @@ def find_credential_literals(text: str) -> list[Credential]:
         if kind == "aws-access-key" and value.endswith(_EXAMPLE_SUFFIX):
             continue
         shown = label if kind in ("private-key", "slack-webhook") else f"{label} {redact(value)}"
-        found.append(Credential(kind, shown, text.count("\n", 0, match.start())))
+        yield Credential(kind, shown, text.count("\n", 0, match.start()))
+
+
+def _url_passwords(text: str):
     for match in _URL_USERINFO.finditer(text):
         user, password = match.groups()
         if is_literal(password):
-            found.append(Credential("url-userinfo", f"password for user {_shown_user(user)} in a URL",
-                                    text.count("\n", 0, match.start())))
+            yield Credential("url-userinfo", f"password for user {_shown_user(user)} in a URL",
+                             text.count("\n", 0, match.start()))
+
+
+def _npmrc_tokens(text: str):
     for match in _NPMRC.finditer(text):
         if is_literal(match.group(1)):
-            found.append(Credential("npmrc-auth", "npm registry auth token",
-                                    text.count("\n", 0, match.start())))
-    return found
+            yield Credential("npmrc-auth", "npm registry auth token", text.count("\n", 0, match.start()))
 
 
 def _shown_user(user: str) -> str:

@@ -32,7 +32,8 @@ def parse_suppressions(text: str, known_rules) -> list[Suppression]:
     """Every suppression comment of `text`; raises ParseError on a malformed one."""
     found: list[Suppression] = []
     pending: list[Suppression] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines are counted as the front ends count them: on `\n` only (`\r\n` is one break).
+    for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
         stripped = line.strip()
         if not stripped:
             continue

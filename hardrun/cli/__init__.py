@@ -13,6 +13,7 @@ COMMANDS = {
     "rules": ("hardrun.cli.rules", "rules", "List every audit rule."),
     "explain": ("hardrun.cli.rules", "explain", "Print the documentation of one rule."),
     "inspect": ("hardrun.cli.inspect", "inspect", "Report how a running process is confined (caps, seccomp, namespaces)."),
+    "gc": ("hardrun.cli.gc", "gc", "Remove what containers of killed hardrun processes left behind."),
 }
 
 EPILOG = """\b

@@ -6,7 +6,6 @@ Dockerfiles never pays for the YAML front ends, and the reverse.
 """
 from __future__ import annotations
 
-import fnmatch
 import os
 
 DOCKERFILE_NAMES = ("Dockerfile", "Containerfile")
@@ -17,6 +16,7 @@ DOCKERFILE_PATTERNS = ("Dockerfile.*", "*.Dockerfile", "*.dockerfile", "Containe
 
 
 def is_dockerfile_name(name: str) -> bool:
+    import fnmatch  # lazily: it imports re, and this package is on hardrun run's start-up path
     return name in DOCKERFILE_NAMES or any(fnmatch.fnmatchcase(name, p) for p in DOCKERFILE_PATTERNS)
 
 

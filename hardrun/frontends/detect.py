@@ -1,13 +1,125 @@
 """Detection and dispatch for the run-config front ends (compose, Kubernetes, OCI,
-docker run lines in scripts/CI/Markdown, hardrun run configs)."""
+docker run lines in scripts/CI/Markdown, hardrun run configs).
+
+The audit engine walks whole repositories, so detection must be cheap and sure:
+a detector sees the file name and, only if it asks, the first 4 KiB (`Peek.head`,
+read once). It claims a file only when it clearly is its kind; a random `*.yaml`
+is left alone. Detectors run in DETECTORS order; the first answer wins.
+
+To add a kind: write `detect_<kind>(name, peek) -> kind | None`, put it in
+DETECTORS, and name its parser in PARSERS as "module:function" (imported lazily).
+"""
 from __future__ import annotations
 
+import fnmatch
+import os
+import re
+from typing import Callable
+
 RUN_KINDS = ("compose", "kubernetes", "docker-run", "oci", "hardrun")
+PEEK_BYTES = 4096
+
+COMPOSE_PATTERNS = ("compose.yaml", "compose.yml", "compose.*.yaml", "compose.*.yml",
+                    "docker-compose.yaml", "docker-compose.yml", "docker-compose*.yaml",
+                    "docker-compose*.yml", "docker-compose*.yaml.dist", "docker-compose*.yml.dist")
+YAML_SUFFIXES = (".yaml", ".yml")
+JSON_SUFFIXES = (".json",)
+# CI files hold `services:` too, in their own sense: never compose.
+NOT_COMPOSE_NAMES = {".gitlab-ci.yml", ".gitlab-ci.yaml", ".travis.yml", "bitbucket-pipelines.yml",
+                     ".drone.yml", "action.yml", "action.yaml", "serverless.yml", "serverless.yaml"}
+
+_TOP_SERVICES = re.compile(r"^services:[ \t]*(?:#.*)?$", re.MULTILINE)
+_SERVICE_FIELD = re.compile(r"^[ \t]+(?:image|build|extends):", re.MULTILINE)
+_TOP_API_VERSION = re.compile(r"^(?:apiVersion:[ \t]*\S|\s*\"apiVersion\"\s*:)", re.MULTILINE)
+_TOP_KIND = re.compile(r"^(?:kind:[ \t]*\S|\s*\"kind\"\s*:)", re.MULTILINE)
+# The version as a string value (a JSON schema has `"ociVersion": {…}`), and a key only
+# a config has (a runtime's state.json has ociVersion too, but no process/root/mounts).
+_OCI_VERSION = re.compile(r"\"ociVersion\"\s*:\s*\"")
+_OCI_CONFIG_KEY = re.compile(r"\"(?:process|root|mounts|linux)\"\s*:\s*[\[{]")
+
+
+class Peek:
+    """A file's first PEEK_BYTES as text, read at most once (or given by the caller)."""
+
+    def __init__(self, path: str, head: str | None):
+        self.path = path
+        self._head = head
+
+    @property
+    def head(self) -> str:
+        if self._head is None:
+            try:
+                with open(self.path, "rb") as handle:
+                    data = handle.read(PEEK_BYTES)
+            except OSError:
+                data = b""
+            self._head = data.decode("utf-8", errors="replace")
+        return self._head
+
+
+def is_compose_name(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in COMPOSE_PATTERNS)
+
+
+def detect_compose_name(name: str, peek: Peek) -> str | None:
+    return "compose" if is_compose_name(name) else None
+
+
+def detect_kubernetes(name: str, peek: Peek) -> str | None:
+    if not name.endswith(YAML_SUFFIXES + JSON_SUFFIXES):
+        return None
+    head = peek.head
+    if "{{" in head and not name.endswith(JSON_SUFFIXES):
+        return None   # a Helm/Go template, not YAML until rendered
+    if _TOP_API_VERSION.search(head) and _TOP_KIND.search(head):
+        return "kubernetes"
+    return None
+
+
+def detect_compose_content(name: str, peek: Peek) -> str | None:
+    """Other names (docker-stack.yml, app.yaml…) holding a top-level `services:` mapping."""
+    if not name.endswith(YAML_SUFFIXES) or name in NOT_COMPOSE_NAMES:
+        return None
+    head = peek.head
+    match = _TOP_SERVICES.search(head)
+    if match is None:
+        return None
+    following = head[match.end():].lstrip("\r\n")
+    if following.lstrip(" \t").startswith("-"):
+        return None   # `services:` as a list (GitLab CI, …)
+    return "compose" if _SERVICE_FIELD.search(head, match.end()) else None
+
+
+def detect_oci(name: str, peek: Peek) -> str | None:
+    if not name.endswith(JSON_SUFFIXES):
+        return None
+    head = peek.head
+    return "oci" if _OCI_VERSION.search(head) and _OCI_CONFIG_KEY.search(head) else None
+
+
+Detector = Callable[[str, Peek], "str | None"]
+# Order matters: names first, then content. The `docker-run` detectors (scripts,
+# Makefiles, CI YAML, Markdown) and the `hardrun` run-config detector go here too,
+# CI YAML before detect_compose_content.
+DETECTORS: list[Detector] = [detect_compose_name, detect_kubernetes, detect_compose_content, detect_oci]
+
+PARSERS: dict[str, str] = {
+    "compose": "hardrun.frontends.compose:parse_compose",
+    "kubernetes": "hardrun.frontends.kubernetes:parse_kubernetes",
+    "oci": "hardrun.frontends.oci:parse_oci",
+    "docker-run": "hardrun.frontends.docker_run:parse",
+}
 
 
 def detect_run_kind(path: str, head: str | None) -> str | None:
-    """The run-config kind of `path` (head: its first few KiB, if already read), or None."""
-    return detect_docker_run(path, head)
+    """The run-config kind of the file at `path` (head: its first 4 KiB if already read)."""
+    name = os.path.basename(path)
+    peek = Peek(path, head)
+    for detector in DETECTORS:
+        kind = detector(name, peek)
+        if kind is not None:
+            return kind
+    return detect_docker_run(path, peek._head)
 
 
 def detect_docker_run(path: str, head: str | None) -> str | None:
@@ -28,8 +140,11 @@ def claims(kind: str, text: str, path: str) -> bool:
 
 
 def parse_run_kind(kind: str, text: str, path: str):
-    if kind == "docker-run":
-        from . import docker_run
-        return docker_run.parse(text, path)
-    from ..errors import UsageError
-    raise UsageError(f"no front end for kind {kind!r}")
+    """RunSpecs of `text` read as `kind`."""
+    target = PARSERS.get(kind)
+    if target is None:
+        from ..errors import UsageError
+        raise UsageError(f"no front end for kind {kind!r}")
+    import importlib
+    module_name, _, function = target.partition(":")
+    return getattr(importlib.import_module(module_name), function)(text, path)

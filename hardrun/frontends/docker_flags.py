@@ -12,8 +12,6 @@ cheap modules at import time.
 """
 from __future__ import annotations
 
-import re
-
 from ..errors import ParseError, UsageError
 from ..spec.run import EnvVar, Mount, Port, RunSpec, Ulimit
 
@@ -170,9 +168,10 @@ FLAGS: tuple[Flag, ...] = (
     _f("memory-swappiness", VALUE),
     _f("mount", LIST, runtime=RT, metavar="SPEC",
        help="Mount: type=bind|tmpfs,source=…,target=…[,readonly]"),
-    _f("name", VALUE),
+    _f("name", VALUE, runtime=RT, metavar="NAME",
+       help="Container name (how other containers on its bridge reach it)"),
     _f("network", VALUE, aliases=("net",), runtime=RT, metavar="MODE",
-       help="Network: none (default: only lo) or host"),
+       help="Network: none (default: only lo), host, or bridge[:NAME]"),
     _f("network-alias", LIST, aliases=("net-alias",)),
     _f("no-healthcheck", BOOL),
     _f("oom-kill-disable", BOOL),
@@ -181,7 +180,8 @@ FLAGS: tuple[Flag, ...] = (
     _f("pids-limit", VALUE, runtime=RT, metavar="N", help="Maximum number of processes (-1: unlimited)"),
     _f("platform", VALUE),
     _f("privileged", BOOL),
-    _f("publish", LIST, "p"),
+    _f("publish", LIST, "p", runtime=RT, metavar="[IP:]HOST:CONTAINER[/PROTO]",
+       help="Publish a port of a bridge network (on 127.0.0.1 unless IP is given)"),
     _f("publish-all", BOOL, "P"),
     _f("pull", VALUE),
     _f("quiet", BOOL, "q"),
@@ -285,6 +285,14 @@ class Option(_Record):
     argv index of the word naming it, and its spelling as written ("--net", "-p")."""
     __slots__ = ("flag", "value", "index", "spelled")
     _defaults = (_REQUIRED,) * 4
+
+    def __init__(self, flag: Flag, value: str | None, index: int, spelled: str):
+        # the most frequent record: a direct __init__ halves its cost
+        setter = object.__setattr__
+        setter(self, "flag", flag)
+        setter(self, "value", value)
+        setter(self, "index", index)
+        setter(self, "spelled", spelled)
 
 
 class UnknownFlag(_Record):
@@ -465,7 +473,7 @@ CAPABILITIES = (
 
 ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
                 "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
-HARDRUN_NETWORKS = ("none", "host")
+HARDRUN_NETWORKS = ("none", "host", "bridge[:NAME]")
 LIMITS_MODES = ("best-effort", "strict")
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -483,6 +491,7 @@ def ram_in_bytes(text: str) -> int:
 
     Raises ValueError for anything else.
     """
+    import re   # not at module level: `re` costs milliseconds on hardrun run's start-up
     match = re.match(_SIZE, text.strip(), re.IGNORECASE)
     if not match:
         raise ValueError(text)
@@ -512,6 +521,19 @@ def hardrun_options(parsed: ParsedRun) -> HardrunOptions:
 
 # ---------------------------------------------------------------------------- RunSpec
 
+def parse_hardrun_args(argv) -> tuple[RunSpec, HardrunOptions]:
+    """`hardrun run`'s whole command line (the words after `run`): the RunSpec it asks
+    for (kind `hardrun`, defaults left to the runtime) and hardrun's own options.
+    UsageError for anything wrong, including a missing COMMAND (unless --help)."""
+    parsed = parse_run_args(argv, hardrun_mode=True)
+    options = hardrun_options(parsed)
+    if options.help:
+        return RunSpec(kind="hardrun"), options
+    if not parsed.args:
+        raise UsageError("missing COMMAND", hint="usage: hardrun run [OPTIONS] [--] COMMAND [ARG...]")
+    return runspec_from_args(parsed, kind="hardrun", hardrun_mode=True), options
+
+
 def runspec_from_args(parsed: ParsedRun, *, kind: str, path: str | None = None,
                       line: int | None = None, subject: str | None = None,
                       hardrun_mode: bool = False, word_lines=None) -> RunSpec:
@@ -533,6 +555,8 @@ def runspec_from_args(parsed: ParsedRun, *, kind: str, path: str | None = None,
             except ValueError as error:
                 builder.invalid(option, str(error))
     fields = builder.finish()
+    if hardrun_mode:
+        _check_memory_swap(fields)
     fields.update(kind=kind, path=path, line=line, subject=subject)
     if not hardrun_mode:
         fields["image"] = parsed.image
@@ -540,6 +564,17 @@ def runspec_from_args(parsed: ParsedRun, *, kind: str, path: str | None = None,
             builder.lines["image"] = _line_at(word_lines, parsed.args_index, line)
     fields["command"] = tuple(parsed.command)
     return RunSpec(**fields)
+
+
+def _check_memory_swap(fields: dict) -> None:
+    """Docker's rule: --memory-swap needs --memory, and is at least as large."""
+    swap, memory = fields.get("memory_swap"), fields.get("memory")
+    if swap is None or swap == -1:
+        return
+    if memory is None:
+        raise UsageError("--memory-swap needs --memory (it limits memory plus swap)")
+    if swap < memory:
+        raise UsageError("--memory-swap must be at least --memory (it limits memory plus swap)")
 
 
 def _line_at(word_lines, index: int, default: int | None) -> int | None:
@@ -691,7 +726,7 @@ def _namespace(namespace: str):
 
 def _network(b: _Builder, value):
     mode = value or ""
-    if b.hardrun_mode and mode not in HARDRUN_NETWORKS:
+    if b.hardrun_mode and mode not in HARDRUN_NETWORKS and mode != "bridge" and not mode.startswith("bridge:"):
         raise ValueError(f"unsupported network {mode!r} (expected {' or '.join(HARDRUN_NETWORKS)})")
     if not mode:
         raise ValueError("empty network")
@@ -762,7 +797,7 @@ def _string_field(field_name: str, check=None):
     return handle
 
 
-_HOSTNAME = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"
+_HOSTNAME = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$"   # at most HOST_NAME_MAX (64)
 
 
 def _check_user(text: str) -> str | None:
@@ -778,6 +813,7 @@ def _check_workdir(text: str) -> str | None:
 
 
 def _check_hostname(text: str) -> str | None:
+    import re
     if not re.match(_HOSTNAME, text):
         return f"invalid host name {text!r} (letters, digits, '.' and '-', at most 64)"
     return None
@@ -902,7 +938,7 @@ def _mount(b: _Builder, value):
 
 
 def _tmpfs(b: _Builder, value):
-    _add_mount(b, parse_tmpfs(value or "", b.here()))
+    _add_mount(b, parse_tmpfs(value or "", b.here(), hardrun_mode=b.hardrun_mode))
 
 
 _HANDLERS = {
@@ -1049,12 +1085,23 @@ def parse_mount(text: str, line: int | None = None, *, hardrun_mode: bool = Fals
     return Mount(kind, target, source, read_only, tuple(options), line)
 
 
-def parse_tmpfs(text: str, line: int | None = None) -> Mount:
+_TMPFS_FLAGS = frozenset({"ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev",
+                          "atime", "noatime", "relatime", "strictatime", "nodiratime"})
+_TMPFS_VALUES = frozenset({"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"})
+
+
+def parse_tmpfs(text: str, line: int | None = None, *, hardrun_mode: bool = False) -> Mount:
     """`--tmpfs DST[:OPTS]` (OPTS: size=…, mode=…, ro, noexec… comma-separated)."""
     target, _, opts = text.partition(":")
-    if not target:
-        raise ValueError("expected DST[:OPTIONS]")
+    if not target or (hardrun_mode and not target.startswith("/")):
+        raise ValueError("expected DST[:OPTIONS] with an absolute DST")
     options = tuple(o for o in opts.split(",") if o)
+    if hardrun_mode:
+        for option in options:
+            key, eq, value = option.partition("=")
+            if not (key in _TMPFS_FLAGS and not eq) and not (key in _TMPFS_VALUES and value):
+                raise ValueError(f"unknown tmpfs option {option!r} (size=, mode=, uid=, gid=, "
+                                 "nr_inodes=, ro, noexec, nosuid, nodev…)")
     return Mount("tmpfs", target, None, "ro" in options, options, line)
 
 

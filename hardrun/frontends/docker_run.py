@@ -14,7 +14,7 @@ import re
 from ..errors import ParseError
 from ..spec.run import RunSpec
 from . import docker_flags
-from .shell_words import Snippet, Word, commands
+from .shell_words import SHELLS, Snippet, Word, commands
 
 KIND = "docker-run"
 ENGINES = ("docker", "podman", "nerdctl")
@@ -67,11 +67,17 @@ def detect(path: str, head: str | None = None) -> str | None:
     if name.endswith(SCRIPT_SUFFIXES) or name in MAKEFILE_NAMES or name.endswith(".mk") \
             or name.endswith(MARKDOWN_SUFFIXES) or _is_ci_yaml(path):
         return KIND
-    if "." in name.lstrip("."):
+    if decided_by_name(name):
         return None
     if head is None:
         head = _read_head(path)
     return KIND if head is not None and _SHEBANG.match(head) else None
+
+
+def decided_by_name(name: str) -> bool:
+    """Whether the name alone settles detection (only names without an extension may be
+    scripts known by their shebang)."""
+    return "." in name.lstrip(".") or name in MAKEFILE_NAMES
 
 
 def _read_head(path: str) -> str | None:
@@ -110,16 +116,29 @@ def _invocations(text: str, path: str) -> list["Invocation"]:
     cached = _CACHE.get("last")
     if cached is not None and cached[0] == key and cached[1] is text:
         return cached[2]
-    found = []
+    found: list[Invocation] = []
     if mentions_run(text):
         for snippet, strict in _snippets(text, path, kind):
-            for words in commands(snippet, strict=strict, path=path):
-                invocation = find_invocation(words)
-                if invocation is not None:
-                    found.append(invocation)
+            _collect(snippet, strict, path, found, 0)
     found.sort(key=lambda inv: inv.line)
     _CACHE["last"] = (key, text, found)
     return found
+
+
+MAX_SHELL_C_DEPTH = 4
+
+
+def _collect(snippet: Snippet, strict: bool, path: str, found: list, depth: int) -> None:
+    for words in commands(snippet, strict=strict, path=path):
+        invocation = find_invocation(words)
+        if invocation is not None:
+            found.append(invocation)
+            continue
+        script = shell_c_script(words)
+        if script is not None and depth < MAX_SHELL_C_DEPTH and mentions_run(script.text):
+            # `sh -c "docker run …"`: the string is a script of its own, on the word's line.
+            lines = [script.line] * (script.text.count("\n") + 1)
+            _collect(Snippet(script.text, script.line, lines), False, path, found, depth + 1)
 
 
 def _snippets(text: str, path: str, kind: str):
@@ -200,23 +219,46 @@ def _skip_prefix(words: list[Word], i: int) -> int:
     return i
 
 
-def find_invocation(words: list[Word]) -> Invocation | None:
-    """The docker/podman/nerdctl run or create command that `words` is, if any."""
+def _program_index(words: list[Word]) -> int | None:
+    """Index of the program word of a simple command, past keywords, assignments and
+    prefixes such as sudo or env; None when it is missing or unresolved."""
     i = 0
     while i < len(words):
         text = words[i].text
         if text in _KEYWORDS or _ASSIGNMENT.match(text):
             i += 1
         elif text in _PREFIXES and not words[i].unresolved:
-            before = i
             i = _skip_prefix(words, i)
             if text == "timeout" and i < len(words) and words[i].text[:1].isdigit():
                 i += 1   # the duration
-            if i == before:
-                return None
         else:
             break
     if i >= len(words) or words[i].unresolved:
+        return None
+    return i
+
+
+_SHELLS_WITH_C = SHELLS - {"ssh"}   # ssh -c names a cipher
+
+
+def shell_c_script(words: list[Word]) -> Word | None:
+    """The script word of `sh -c SCRIPT` (bash, zsh… too), if `words` is such a command."""
+    i = _program_index(words)
+    if i is None or words[i].text.rsplit("/", 1)[-1] not in _SHELLS_WITH_C:
+        return None
+    for j in range(i + 1, len(words) - 1):
+        option = words[j].text
+        if not option.startswith("-") or option == "--":
+            return None
+        if "c" in option[1:] and not option.startswith("--"):
+            return words[j + 1]
+    return None
+
+
+def find_invocation(words: list[Word]) -> Invocation | None:
+    """The docker/podman/nerdctl run or create command that `words` is, if any."""
+    i = _program_index(words)
+    if i is None:
         return None
     program = words[i]
     engine = program.text.rsplit("/", 1)[-1]

@@ -38,9 +38,12 @@ NON_POSIX_SHELLS = frozenset({"cmd", "powershell", "pwsh"})
 _WINDOWS_BASES = ("windows/servercore", "windows/nanoserver", "/windows:", "windows/server:",
                   "nanoserver", "servercore")
 
-_DIRECTIVE = re.compile(r"[ \t]*#[ \t]*([A-Za-z0-9]+)[ \t]*=[ \t]*(.*?)[ \t]*$")
+_DIRECTIVE = re.compile(r"[ \t]*#[ \t]*([A-Za-z0-9]+)[ \t]*=[ \t]*(.+?)[ \t]*$")
 _HEREDOC_WORD = re.compile(r"(\d*)<<(-?)([^<]*)\Z")
 _SIMPLE_FLAG = re.compile(r"--([^\s='\"\\]+)(=([^\s'\"\\]*))?(?:\s+|\Z)")
+_SIMPLE_JSON_ARRAY = re.compile(r'\[[ \t]*(?:"[^"\\\x00-\x1f]*"[ \t]*(?:,[ \t]*"[^"\\\x00-\x1f]*"[ \t]*)*)?\]\Z')
+_JSON_STRING = re.compile(r'"([^"]*)"')
+_PLAIN_NAME = re.compile(r"[^\s\"'\\`$]*\Z")
 _LONE_HEREDOC = re.compile(r"\s*\d*<<-?[^<\s]+\s*\Z")
 _RAW_WORDS = {
     "\\": re.compile(r"(?:\\.|[^\s\"'\\]|\"(?:[^\"\\]|\\.)*\"?|'[^']*'?|\\)+"),
@@ -266,16 +269,14 @@ class _Build:
         self.global_args: list[Instruction] = []
         self.global_scope: dict[str, str | None] = {name: None for name in AUTOMATIC_ARGS}
         self.stages: list[_StageState] = []
+        self.current_stage: _StageState | None = None
         self.names: dict[str, int] = {}
 
-    @property
-    def current(self) -> _StageState | None:
-        return self.stages[-1] if self.stages else None
 
     def add(self, instruction: Instruction) -> None:
         if instruction.keyword == "FROM":
             return
-        stage = self.current
+        stage = self.current_stage
         if stage is None:
             if instruction.keyword != "ARG":
                 raise self.parser.error(f"{instruction.keyword} before the first FROM: expected "
@@ -295,7 +296,7 @@ class _Build:
     def make(self, keyword: str, logical: _Logical, args: str, offset: int, flags_raw,
              heredocs, expand_now: bool = True) -> Instruction:
         args = args.rstrip()
-        stage = self.current
+        stage = self.current_stage
         scope = self.scope_for(keyword, stage) if expand_now else None
         unresolved: list[str] = []
         flags = self.flags(flags_raw, scope, unresolved)
@@ -360,9 +361,9 @@ class _Build:
             fields["words"] = exec_form
         elif keyword == "HEALTHCHECK":
             fields["words"] = tuple(unquote_words(args, self.escape))
-            head, _, tail = args.lstrip().partition(" ")
-            if head.upper() == "CMD":
-                fields["exec_form"] = _json_array(tail)
+            head_tail = args.split(None, 1)
+            if len(head_tail) == 2 and head_tail[0].upper() == "CMD":
+                fields["exec_form"] = _json_array(head_tail[1])
         else:
             fields["words"] = tuple(unquote_words(args, self.escape))
 
@@ -379,7 +380,8 @@ class _Build:
             return ((name, self.value(value, scope, unresolved)),)
         for word in raw_words:
             name, equals, value = word.partition("=")
-            name = "".join(unquote_words(name, self.escape))
+            if not _PLAIN_NAME.match(name):
+                name = "".join(unquote_words(name, self.escape))
             if not equals:
                 out.append((name, None if keyword == "ARG" else ""))
             else:
@@ -394,11 +396,11 @@ class _Build:
         return "".join(result.words)
 
     def run_pipelines(self, args: str, exec_form, heredocs, logical: _Logical, offset: int):
-        stage = self.current
+        if exec_form is not None:         # runs without the stage's shell
+            return split_argv(exec_form, logical.line)
+        stage = self.current_stage
         if stage is not None and not stage.posix:
             return ()
-        if exec_form is not None:
-            return split_argv(exec_form, logical.line)
         breaks = [b - offset for b in logical.breaks if b > offset] if logical.breaks else ()
         line = logical.line_of(offset)
         if not heredocs:
@@ -440,6 +442,7 @@ class _Build:
                                   unresolved=tuple(unresolved))
         stage.instructions.append(instruction)
         self.stages.append(stage)
+        self.current_stage = stage
         if stage.name is not None:
             self.names[stage.name] = stage.index
         return instruction
@@ -552,6 +555,8 @@ def _json_array(args: str):
     text = args.strip()
     if not (text.startswith("[") and text.endswith("]")):
         return None
+    if _SIMPLE_JSON_ARRAY.match(text):      # no escapes: no need for the json module
+        return tuple(_JSON_STRING.findall(text))
     import json
     try:
         value = json.loads(text)

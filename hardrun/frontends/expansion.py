@@ -19,6 +19,7 @@ _PLAIN_DQUOTED = re.compile(r"[^$\"\\`]+")
 _BLANK = re.compile(r"\s+")
 _MODIFIERS = (":-", ":+", ":?", "##", "%%", "//", "-", "+", "?", "#", "%", "/")
 MAX_NESTING = 16
+MAX_PATTERN_VALUE = 4096   # longer values are left whole by `${X#pattern}` (quadratic matching)
 
 
 class Expansion:
@@ -222,6 +223,8 @@ class _Lexer:
         if modifier == "+":
             return word
         if modifier in (":?", "?"):
+            return value
+        if len(value) > MAX_PATTERN_VALUE and modifier in ("#", "##", "%", "%%"):
             return value
         if modifier in ("#", "##"):
             return _strip_prefix(value, word, longest=modifier == "##")

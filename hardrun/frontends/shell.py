@@ -28,7 +28,9 @@ WRAPPERS = frozenset({"sudo", "doas", "env", "exec", "nohup", "time", "nice", "i
 # Wrappers whose first operand is not the command (`gosu user cmd`, `chroot /dir cmd`).
 _WRAPPERS_WITH_OPERAND = frozenset({"gosu", "su-exec", "chroot", "timeout"})
 _SU = frozenset({"su", "runuser"})
+_SCRIPT_RUNNERS = SHELLS | WRAPPERS | _SU
 MAX_DEPTH = 8   # nesting of $(...), sh -c and here-documents fed to shells
+MAX_SCAN_NESTING = 24   # nesting of "$(" "${" followed when finding where a word ends
 
 _OPENERS = frozenset({"if", "then", "elif", "else", "do", "while", "until", "!", "{", "time"})
 _CLOSERS = frozenset({"fi", "done", "esac", "}"})
@@ -40,10 +42,16 @@ _BLANKS = re.compile(r"(?:[ \t\r\f\v]|\\\n)+")
 _OPERATOR = re.compile(r"&&|\|\||;;&|;;|;&|\|&|&>>|&>|[0-9]*(?:<<<|<<-|<<|>>|>&|<&|<>|>\||>|<)"
                        r"|[|&;()\n]")
 _PLAIN = re.compile(r"[^\s'\"\\$`|&;()<>]+")
-# A word with nothing to unquote or expand, ending where the word ends (the common case).
-_SIMPLE_WORD = re.compile(r"[^\s'\"\\$`|&;()<>#][^\s'\"\\$`|&;()<>]*(?=[\s|&;()]|\Z)")
-_BLANK_CHARS = frozenset(" \t\r\f\v\\")
-_OPERATOR_CHARS = frozenset("&|;()<>\n0123456789")
+# One token per match: blanks, a common word (plain text, `$NAME`, `${...}` without
+# quotes, '...' and "..." without escapes or command substitutions), or an operator.
+_COMMON_WORD = (r"(?:[^\s'\"\\$`|&;()<>#]|\$(?![('{])|\$\{[^}'\"`\\{]*\}|'[^']*'"
+                r"|\"(?:[^\"\\$`]|\$(?![('{])|\$\{[^}'\"`\\{]*\})*\")"
+                r"(?:[^\s'\"\\$`|&;()<>]|\$(?![('{])|\$\{[^}'\"`\\{]*\}|'[^']*'"
+                r"|\"(?:[^\"\\$`]|\$(?![('{])|\$\{[^}'\"`\\{]*\})*\")*")
+_TOKEN = re.compile(r"(?:[ \t\r\f\v]|\\\n)+|#[^\n]*|(" + _COMMON_WORD + r")(?=[\s|&;()]|\Z)"
+                    r"|(&&|\|\||;;&|;;|;&|\|&|&>>|&>|[0-9]*(?:<<<|<<-|<<|>>|>&|<&|<>|>\||>|<)(?!\()"
+                    r"|[|&;()\n])|(.)", re.DOTALL)
+_SIMPLE_QUOTES = re.compile(r"'([^']*)'|\"([^\"]*)\"")
 _DQUOTE_PLAIN = re.compile(r"[^\"\\$`]+")
 _PAREN_PLAIN = re.compile(r"[^()'\"\\`]+")
 _BRACE_PLAIN = re.compile(r"[^{}'\"\\]+")
@@ -58,7 +66,10 @@ def split_script(text: str, line: int = 1, breaks: Sequence[int] = ()) -> tuple[
     appears once per source line it stands for.
     """
     splitter = _Splitter(text, line, breaks, 0)
-    splitter.split(0, len(text))
+    try:
+        splitter.split(0, len(text))
+    except RecursionError:    # a last guard: exotic nesting never fails the audit
+        pass
     return tuple(splitter.out)
 
 
@@ -69,7 +80,10 @@ def split_argv(argv: Sequence[str], line: int) -> tuple[Pipeline, ...]:
     if not words:
         return ()
     out: list[Pipeline] = [(Command(words, line),)]
-    out.extend(_inline_pipelines(words, line, 0))
+    try:
+        out.extend(_inline_pipelines(words, line, 0))
+    except RecursionError:    # a last guard, as in split_script
+        pass
     return tuple(out)
 
 
@@ -127,7 +141,9 @@ def _su_script(words: Sequence[str], index: int) -> str | None:
 
 
 def _inline_pipelines(words: Sequence[str], line: int, depth: int) -> list[Pipeline]:
-    if depth >= MAX_DEPTH:
+    first = words[0] if words else ""
+    if depth >= MAX_DEPTH or (first.rsplit("/", 1)[-1] not in _SCRIPT_RUNNERS
+                              and "=" not in first and not first.startswith("-")):
         return []
     script = inline_script(words)
     if not script:
@@ -137,9 +153,19 @@ def _inline_pipelines(words: Sequence[str], line: int, depth: int) -> list[Pipel
     return inner.out
 
 
-def _match_paren(text: str, i: int, end: int) -> int:
+def _remove_simple_quotes(raw: str) -> str:
+    """Quote removal for a common word: its quoted parts hold no quote of their own kind."""
+    if '"' not in raw:
+        return raw.replace("'", "")
+    if "'" not in raw:
+        return raw.replace('"', "")
+    return _SIMPLE_QUOTES.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), raw)
+
+
+def _match_paren(text: str, i: int, end: int, nesting: int = 0) -> int:
     """Index just after the `)` closing the `(` before `i` (or `end`), skipping quotes."""
     depth = 1
+    nesting += 1
     while i < end:
         match = _PAREN_PLAIN.match(text, i, end)
         if match:
@@ -156,7 +182,7 @@ def _match_paren(text: str, i: int, end: int) -> int:
             close = text.find("'", i + 1, end)
             i = end if close < 0 else close
         elif char == '"':
-            i = _skip_dquote(text, i + 1, end) - 1
+            i = _skip_dquote(text, i + 1, end, nesting) - 1
         elif char == "`":
             i = _skip_backtick(text, i + 1, end) - 1
         elif char == "\\":
@@ -165,9 +191,10 @@ def _match_paren(text: str, i: int, end: int) -> int:
     return end
 
 
-def _match_brace(text: str, i: int, end: int) -> int:
+def _match_brace(text: str, i: int, end: int, nesting: int = 0) -> int:
     """Index just after the `}` closing a `${` whose body starts at `i` (or `end`)."""
     depth = 1
+    nesting += 1
     while i < end:
         match = _BRACE_PLAIN.match(text, i, end)
         if match:
@@ -184,15 +211,17 @@ def _match_brace(text: str, i: int, end: int) -> int:
             close = text.find("'", i + 1, end)
             i = end if close < 0 else close
         elif char == '"':
-            i = _skip_dquote(text, i + 1, end) - 1
+            i = _skip_dquote(text, i + 1, end, nesting) - 1
         elif char == "\\":
             i += 1
         i += 1
     return end
 
 
-def _skip_dquote(text: str, i: int, end: int) -> int:
-    """Index just after the `"` closing a double-quoted string whose body starts at `i`."""
+def _skip_dquote(text: str, i: int, end: int, nesting: int = 0) -> int:
+    """Index just after the `"` closing a double-quoted string whose body starts at `i`.
+    Past MAX_SCAN_NESTING levels of `"$(` nesting, substitutions are read as plain text."""
+    deeper = nesting < MAX_SCAN_NESTING
     while i < end:
         match = _DQUOTE_PLAIN.match(text, i, end)
         if match:
@@ -203,10 +232,10 @@ def _skip_dquote(text: str, i: int, end: int) -> int:
             return i + 1
         if char == "\\":
             i += 2
-        elif char == "$" and i + 1 < end and text[i + 1] == "(":
-            i = _match_paren(text, i + 2, end)
-        elif char == "$" and i + 1 < end and text[i + 1] == "{":
-            i = _match_brace(text, i + 2, end)
+        elif deeper and char == "$" and i + 1 < end and text[i + 1] == "(":
+            i = _match_paren(text, i + 2, end, nesting)
+        elif deeper and char == "$" and i + 1 < end and text[i + 1] == "{":
+            i = _match_brace(text, i + 2, end, nesting)
         elif char == "`":
             i = _skip_backtick(text, i + 1, end)
         else:
@@ -252,15 +281,19 @@ class _Splitter:
         self._line_count = 0
 
     # -- positions -------------------------------------------------------------
-    def line_at(self, pos: int) -> int:
-        """Source line of offset `pos` (positions are asked for in increasing order)."""
+    def newlines_before(self, pos: int) -> int:
+        """Newlines in the text before `pos` (counted incrementally: positions mostly grow)."""
         if pos < self._line_pos:
-            self._line_pos = 0
-            self._line_count = 0
-        self._line_count += self.text.count("\n", self._line_pos, pos)
+            self._line_count -= self.text.count("\n", pos, self._line_pos)
+        else:
+            self._line_count += self.text.count("\n", self._line_pos, pos)
         self._line_pos = pos
+        return self._line_count
+
+    def line_at(self, pos: int) -> int:
+        """Source line of offset `pos`."""
         extra = bisect_right(self.breaks, pos) if self.breaks else 0
-        return self.base + self._line_count + extra
+        return self.base + self.newlines_before(pos) + extra
 
     # -- words -------------------------------------------------------------------
     def read_word(self, i: int, end: int) -> tuple[_Word, int]:
@@ -365,6 +398,8 @@ class _Splitter:
         if self.depth >= MAX_DEPTH or start >= end:
             return []
         inner = _Splitter(self.text, self.base, self.breaks, self.depth + 1)
+        inner._line_count = self.newlines_before(start)   # no recount from the start
+        inner._line_pos = start
         inner.split(start, end)
         return inner.out
 
@@ -391,45 +426,42 @@ class _Reader:
 
     def run(self) -> None:
         text, end = self.sp.text, self.end
+        words = self.words              # cleared in place, so this alias stays valid
         while self.i < end:
-            char = text[self.i]
-            if char in _BLANK_CHARS:
-                blank = _BLANKS.match(text, self.i, end)
-                if blank:
-                    self.i = blank.end()
+            for match in _TOKEN.finditer(text, self.i, end):
+                kind = match.lastindex
+                if kind is None:        # blanks, a comment
                     continue
-            simple = _SIMPLE_WORD.match(text, self.i, end)
-            if simple:
-                self.i = simple.end()
-                self.simple_word(simple.group(), simple.start())
-                continue
-            if char == "#":   # words are read whole: a `#` here starts a word, so a comment
-                newline = text.find("\n", self.i, end)
-                self.i = end if newline < 0 else newline
-                continue
-            if char in "<>" and text[self.i + 1:self.i + 2] == "(":
+                if kind == 1:
+                    raw = match.group(1)
+                    if (words or (raw not in _RESERVED and "=" not in raw)) and "'" not in raw \
+                            and '"' not in raw and self.redirect is None \
+                            and self.header is None and not self.in_pattern:
+                        words.append(raw)   # the plain word: most words of most scripts
+                        if self.cmd_pos is None:
+                            self.cmd_pos = match.start()
+                    else:
+                        self.common_word(raw, match.start())
+                    continue
+                self.i = match.end()
+                if kind == 2:
+                    self.operator(match.group(2))
+                    if self.i != match.end():   # a heredoc body or (( )) was skipped
+                        break
+                    continue
+                self.i = match.start()      # anything else: read the word the slow way
                 self.word()
-                continue
-            operator = _OPERATOR.match(text, self.i, end) if char in _OPERATOR_CHARS else None
-            if operator:
-                self.i = operator.end()
-                self.operator(operator.group())
-                continue
-            self.word()
+                break
+            else:
+                self.i = end
         self.finish_pipeline()
 
     # -- tokens -------------------------------------------------------------------
-    def simple_word(self, value: str, start: int) -> None:
-        """A word without quotes or substitutions (most words of most scripts)."""
-        if self.redirect is not None or self.header is not None or self.in_pattern or (
-                not self.words and (value in _RESERVED or "=" in value)):
-            word = _Word(start)
-            word.parts.append(value)
-            self.take(word, value)
-            return
-        self.words.append(value)
-        if self.cmd_pos is None:
-            self.cmd_pos = start
+    def common_word(self, raw: str, start: int) -> None:
+        """A word whose quotes are simple to remove, or one the state machine must see."""
+        word = _Word(start)
+        word.quoted = "'" in raw or '"' in raw
+        self.take(word, _remove_simple_quotes(raw) if word.quoted else raw)
 
     def word(self) -> None:
         word, self.i = self.sp.read_word(self.i, self.end)
@@ -600,7 +632,7 @@ class _Reader:
         words = tuple(self.words)
         self.pipeline.append(Command(words, line, tuple(self.assignments)))
         self.deferred.extend(_inline_pipelines(words, line, self.sp.depth))
-        self.words = []
+        self.words.clear()
         self.assignments = []
         self.cmd_pos = None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
+import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
 from . import init, mounts, process
 from . import sys as k
@@ -49,14 +49,11 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     for signum in process.PYTHON_IGNORED + (signal.SIGINT,):
         signal.signal(signum, signal.SIG_DFL)
 
-    # 1. Wait until the parent has written uid_map/gid_map and placed us in our cgroup:
-    #    setuid fails on unmapped ids, and the cgroup namespace must be rooted there.
-    steps.name = "wait for parent"
+    # 1. Wait until the parent has written uid_map/gid_map: files we create and setuid
+    #    need mapped ids. (The cgroup comes later, see 3b: the parent attaches us meanwhile.)
+    steps.name = "wait for id maps"
     if os.read(sync_fd, 1) != b"1":
         os._exit(process.EXIT_SETUP)  # the parent is gone or gave up: nothing to report to
-    if "cgroup" in cfg.namespaces:
-        steps.name = "cgroup namespace"
-        k.unshare(k.CLONE_NEWCGROUP)
 
     # 2. A new session: no controlling terminal, so TIOCSTI cannot inject into the caller's tty.
     steps.name = "setsid"
@@ -67,6 +64,20 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     # 3. The filesystem: private mounts, the new root, kernel filesystems, user mounts,
     #    pivot_root, then masked and read-only kernel paths.
     _filesystem(cfg, steps)
+
+    # 3b. Wait until the parent has moved us into our cgroup, set our ulimits and wired our
+    #     network: the cgroup namespace must be rooted in the container's own cgroup, and
+    #     nothing may run unlimited. Then the read-only cgroup view.
+    steps.name = "wait for cgroup"
+    if os.read(sync_fd, 1) != b"2":
+        os._exit(process.EXIT_SETUP)
+    if "cgroup" in cfg.namespaces:
+        steps.name = "cgroup namespace"
+        k.unshare(k.CLONE_NEWCGROUP)
+    if cfg.cgroup_view is not None:
+        steps.name = "mount /sys/fs/cgroup"
+        mount_view, layout = cfg.cgroup_view
+        mount_view("/sys/fs/cgroup", layout, mount=_mount_by_path)
 
     # 4a. Hostname and loopback, while we still hold CAP_SYS_ADMIN/CAP_NET_ADMIN in our namespaces.
     if cfg.hostname is not None:
@@ -205,6 +216,10 @@ def _filesystem(cfg, steps: _Steps) -> None:
         mounts.make_read_only(path)
 
 
+def _mount_by_path(source: str, target: str, fstype: str, flags: int, data: str) -> None:
+    k.mount(source or None, target, fstype or None, flags, data or None)
+
+
 def _create_mountpoints(root_fd: int, plans) -> None:
     """Missing mount points are created in the image before its root turns read-only;
     a mount nested in another user mount gets its mount point at mount time."""
@@ -224,9 +239,13 @@ def _create_mountpoints(root_fd: int, plans) -> None:
 
 
 def _hint(step: str, error: OSError) -> str:
+    if error.errno == errno.ENOSYS:
+        return "this kernel lacks a system call hardrun needs (openat2, mount_setattr: Linux 5.12 or later)"
     if step.startswith("mount") or step in ("prepare root", "pivot_root", "read-only root"):
         if error.errno == errno.ENOENT:
             return "the destination does not exist in the container's root"
+        if error.errno == errno.EROFS:
+            return "the mount point is missing and its parent is read-only: create it in the image"
         return "check the mount's source and destination"
     if step.startswith("workdir"):
         return "create the directory in the image or choose another -w/--workdir"

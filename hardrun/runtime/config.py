@@ -84,6 +84,7 @@ def resolve(spec, command=None) -> RuntimeConfig:
         no_new_privileges=nnp,
         seccomp=_seccomp(spec),
         seccomp_filter=None,
+        cgroup_view=None,     # (mount function, layout) when the container has its own cgroup
         namespaces=namespaces,
         id_maps=id_maps,
         hostname=hostname if "uts" in namespaces else None,

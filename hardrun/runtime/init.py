@@ -9,7 +9,7 @@ left in the PID namespace.
 from __future__ import annotations
 
 import os
-import signal
+import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
 from . import process
 

@@ -6,8 +6,9 @@ Order (each before the next for a reason):
    all work the parent can do is done before the child exists.
 3. Block the forwarded signals, then clone with every namespace flag at once (the
    child is PID 1 of its PID namespace, with nothing running yet).
-4. Write uid_map/gid_map, run the hooks (cgroup attach, network set-up), and only
-   then release the child through the sync pipe.
+4. Write uid_map/gid_map and release the child's first stage (its filesystem set-up)
+   through the sync pipe; meanwhile run the hooks (cgroup attach, ulimits, network in the
+   child's namespace), then release the second stage (cgroup namespace onwards).
 5. Forward signals, read the child's failure report (EOF means it reached execve),
    wait, undo the hooks, and return the exit status.
 """
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
+import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 import sys
 
 from . import child, process
 from . import sys as k
+from .hooks import Hooks
 from .process import StepFailure
 
 CLONE_FLAGS = {
@@ -27,58 +29,6 @@ CLONE_FLAGS = {
     "network": k.CLONE_NEWNET, "user": k.CLONE_NEWUSER,
     # cgroup: unshared by the child once it sits in its own cgroup (see child step 1)
 }
-
-
-class Hooks:
-    """Where resource limits (hardrun.runtime.cgroups) and networks other than `none` and
-    `host` (hardrun.runtime.network) plug in. Each stage is called exactly once:
-
-    - `prepare()`      before clone: validate, fail early (nothing exists yet);
-    - `attach(pid)`    after clone, before the child is released: cgroup creation and
-                       attach (the child unshares its cgroup namespace only afterwards),
-                       network set-up in the child's network namespace (/proc/PID/ns/net);
-    - `finish(status)` after the container has exited, also after a failed start
-                       (status None): teardown; may return a message to print (an OOM kill).
-    """
-
-    def __init__(self, cfg, limits_mode: str = "best-effort"):
-        self.cfg = cfg
-        self.limits_mode = limits_mode
-        self.limits = None
-        self.cgroup = None
-        self.network = None
-
-    def prepare(self) -> None:
-        if self.cfg.network.startswith("bridge"):
-            raise StepFailure("network", errno.EOPNOTSUPP,
-                              "bridge networks need hardrun.runtime.network; use --network none or host")
-        try:
-            from . import cgroups
-        except ImportError:
-            if _limits_requested(self.cfg.spec):
-                raise StepFailure("cgroup", errno.ENOSYS, "resource limits are not available in this build") from None
-            return
-        self.limits = cgroups.Limits.from_spec(self.cfg.spec)
-
-    def attach(self, pid: int) -> None:
-        if self.limits is not None:
-            from . import cgroups
-            self.cgroup = cgroups.ContainerCgroup.create(self.cfg.id, self.limits,
-                                                         strict=self.limits_mode == "strict")
-            self.cgroup.attach(pid)
-
-    def finish(self, status: int | None) -> str | None:
-        message = None
-        if self.cgroup is not None:
-            if status is not None:
-                message = self.cgroup.oom_report(status)
-            self.cgroup.destroy()
-        return message
-
-
-def _limits_requested(spec) -> bool:
-    return any(value is not None for value in (spec.memory, spec.memory_swap, spec.pids_limit,
-                                               spec.cpus, spec.cpu_shares)) or bool(spec.ulimits)
 
 
 def run(cfg, hooks: Hooks | None = None) -> int:
@@ -93,10 +43,30 @@ def run(cfg, hooks: Hooks | None = None) -> int:
     except HardrunError as error:
         print(f"hardrun: {error}", file=sys.stderr, flush=True)
         return process.EXIT_SETUP
+    except OSError as error:  # from a hook (state, cgroup, network): fail closed, no traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"hardrun: {where}{error.strerror or error} (the container was not started)",
+              file=sys.stderr, flush=True)
+        return process.EXIT_SETUP
 
 
 def _launch(cfg, hooks: Hooks) -> int:
-    hooks.prepare()
+    status = None
+    try:
+        hooks.prepare()
+        status, report = _start_and_wait(cfg, hooks)
+    finally:
+        message = hooks.finish(status)
+        if message:
+            print(message, file=sys.stderr, flush=True)
+    if report:
+        failure = StepFailure.decode(report)
+        print(failure.line(), file=sys.stderr, flush=True)
+        return failure.code
+    return process.exit_code(status)
+
+
+def _start_and_wait(cfg, hooks: Hooks) -> tuple[int, bytes]:
     if cfg.seccomp is not None and cfg.seccomp_filter is None:
         cfg.seccomp_filter = _seccomp_filter(cfg)
     exec_plan = process.ExecPlan(cfg.args, cfg.env)
@@ -120,31 +90,28 @@ def _launch(cfg, hooks: Hooks) -> int:
         child.main(cfg, exec_plan, sync_read, report_write)  # never returns
     os.close(sync_read)
     os.close(report_write)
-    status = None
     try:
         try:
             if cfg.id_maps is not None:
                 _step("uid_map", lambda: _write_maps(pid, cfg.id_maps),
                       "could not map the container's ids; check --userns-remap and /etc/subuid")
+            os.write(sync_write, b"1")  # the child sets up its filesystem meanwhile
+            # A cgroup attach waits for an RCU grace period (milliseconds on cgroup v1):
+            # done while the child mounts; it waits for "2" before anything can run.
             hooks.attach(pid)
-            os.write(sync_write, b"1")
+            try:
+                os.write(sync_write, b"2")
+            except BrokenPipeError:
+                pass  # the child failed a step already: its report explains why
         except BaseException:
             _kill(pid)
             raise
         _forward_signals(pid)
         report = _read_all(report_read)
-        status = _wait(pid)
+        return _wait(pid), report
     finally:
         os.close(report_read)
         os.close(sync_write)
-        message = hooks.finish(status)
-    if message:
-        print(f"hardrun: {message}", file=sys.stderr, flush=True)
-    if report:
-        failure = StepFailure.decode(report)
-        print(failure.line(), file=sys.stderr, flush=True)
-        return failure.code
-    return process.exit_code(status)
 
 
 def _write_maps(pid: int, maps) -> None:
@@ -205,10 +172,13 @@ def _seccomp_filter(cfg):
         raise StepFailure("seccomp", errno.ENOSYS,
                           "this build has no seccomp support; pass --security-opt seccomp=unconfined "
                           "to run without a filter") from None
-    profile = seccomp.default_profile() if cfg.seccomp == "default" else seccomp.load_profile(cfg.seccomp)
-    # Compiled for the kept capabilities (capability-gated syscalls), cached by hash.
-    bpf = seccomp.cached_filter(profile, cfg.caps)
-    return seccomp.prepare_filter(bpf, profile.load_flags)
+    # Compiled for the kept capabilities (capability-gated syscalls), cached by hash: the
+    # built-in profile's cache hit needs neither parsing nor libseccomp.
+    if cfg.seccomp == "default":
+        bpf = seccomp.default_filter(cfg.caps)
+    else:
+        bpf = seccomp.cached_filter(seccomp.load_profile(cfg.seccomp), cfg.caps)
+    return seccomp.prepare_filter(bpf)
 
 
 def _clone_hint(number: int, cfg) -> str:

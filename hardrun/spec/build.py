@@ -65,7 +65,9 @@ class Instruction:
     end_line: int                         # last source line (heredoc terminator included)
     args: str
     expanded: str
-    flags: tuple[tuple[str, str | None], ...] = ()   # ("from", "builder"), ("link", None)…
+    # ("from", "builder"), ("link", None)…: quotes removed, values substituted when every
+    # variable in them has a value, else kept as written (`--platform=$BUILDPLATFORM`).
+    flags: tuple[tuple[str, str | None], ...] = ()
     exec_form: tuple[str, ...] | None = None
     heredocs: tuple[Heredoc, ...] = ()
     pipelines: tuple[Pipeline, ...] = ()
@@ -95,9 +97,9 @@ class Stage:
     line: int                     # line of FROM
     base: str                     # image reference after ARG expansion (`scratch`, `alpine:3.20`…)
     base_raw: str                 # as written (`${BASE}`)
-    name: str | None              # `AS name`, lower case
+    name: str | None              # `AS name`, lower case (compare `COPY --from=` values lowered)
     parent: int | None            # index of the stage named by `base`, if it names one
-    platform: str | None
+    platform: str | None          # the --platform flag (as written when it uses an unset ARG)
     instructions: tuple[Instruction, ...]   # FROM first
     base_unresolved: tuple[str, ...] = ()   # variables of the FROM image with no known value
 

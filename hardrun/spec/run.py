@@ -9,23 +9,26 @@ Conventions:
   fills its default). Rules judge what the *source* asked for, so the distinction
   matters: `read_only_root=None` in a compose file means writable (Docker's default).
 - Capability names are upper case without the `CAP_` prefix; `ALL` is kept as is.
-- `lines` maps a field name (and `env:NAME`, `mount:N`, `port:N`, `device:N`) to
-  the 1-based line that set it, so findings point at the key at fault.
+- `lines` maps a field name (and `env:NAME`, `mount:N`, `port:N`, `device:N`,
+  `cap_add:NAME`, `cap_drop:NAME`, `namespace:NAME`) to the 1-based line that set it,
+  so findings point at the key at fault. Mount, Port and EnvVar carry their own line.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from .record import dataclass, field, replace  # not dataclasses: see record.py
 
 NAMESPACES = ("network", "pid", "ipc", "uts", "user", "cgroup", "mount")
 
 
 @dataclass(frozen=True)
 class Mount:
-    type: str                     # "bind" (host path), "volume" (named), "tmpfs"
+    type: str                     # "bind" (host path), "volume" (named), "tmpfs"; an OCI
+                                  # config may name other filesystems ("proc", "sysfs"…)
     target: str
     source: str | None = None     # host path for bind, volume name for volume
     read_only: bool = False
-    options: tuple[str, ...] = () # e.g. ("nosuid", "size=64m", "mode=1777")
+    options: tuple[str, ...] = () # e.g. ("nosuid", "size=64m", "mode=1777"); Kubernetes
+                                  # volumes start with their source ("configMap", "emptyDir")
     line: int | None = None
 
 
@@ -72,6 +75,10 @@ class RunSpec:
     system_paths_unconfined: bool = False  # --security-opt systempaths=unconfined: no masked/read-only kernel paths
     apparmor: str | None = None   # None: default; "unconfined"; a profile name
     selinux_disabled: bool = False
+    # kernel paths hidden / made read-only inside the container; None: the runtime's
+    # defaults (Docker masks /proc/kcore…), (): nothing (`systempaths=unconfined`, OCI)
+    masked_paths: tuple[str, ...] | None = None
+    readonly_paths: tuple[str, ...] | None = None
     # filesystem
     read_only_root: bool | None = None
     rootfs: str | None = None
@@ -84,7 +91,7 @@ class RunSpec:
     hostname: str | None = None
     # process
     env: tuple[EnvVar, ...] = ()
-    env_files: tuple[str, ...] = ()   # --env-file paths as given (read by the runtime, not the auditor)
+    env_files: tuple[str, ...] = ()   # --env-file / compose `env_file` paths as given, never read by the auditor
     entrypoint: str | None = None     # --entrypoint (None: the image's)
     init: bool = False
     # resources

@@ -49,6 +49,9 @@ def copies_whole_context(dockerfile, context):
             yield Hit(instruction.line, f"{what} copies the whole build context (the "
                                         ".dockerignore keeps .git and secret files out: copy "
                                         "only what the image needs)", severity="info")
+        elif context.dockerignore is None and context.path == "<stdin>":
+            yield Hit(instruction.line, f"{what} copies the whole build context (read from "
+                                        "standard input, so no .dockerignore was checked)")
         elif context.dockerignore is None:
             yield Hit(instruction.line, f"{what} copies the whole build context and there is no "
                                         ".dockerignore: .git, .env and keys end up in the image")
@@ -212,7 +215,7 @@ def curl_pipe_shell(dockerfile, context):
         if not lines:
             # Forms the shell splitter may keep as one word: `bash <(curl …)`, `$(curl …)`.
             for line, text in util.run_texts(instruction):
-                if util.SUBSTITUTED_DOWNLOAD.search(text):
+                if ("curl" in text or "wget" in text) and util.SUBSTITUTED_DOWNLOAD.search(text):
                     yield Hit(line, "a downloaded script is run by a shell without being "
                                     "verified: download, check its checksum, then run it")
                     break

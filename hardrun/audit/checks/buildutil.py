@@ -61,8 +61,9 @@ def effective_user(dockerfile, stage):
 
 
 def is_root_user(user: str) -> bool:
-    """`root`, `0`, `root:<group>`, `0:<group>`."""
-    return user.split(":", 1)[0].strip() in ("root", "0")
+    """`root`, `0`, `root:<group>`, `0:<group>`; on Windows, ContainerAdministrator."""
+    name = user.split(":", 1)[0].strip()
+    return name in ("root", "0") or name.lower() == "containeradministrator"
 
 
 def base_runs_as_non_root(dockerfile, stage) -> bool:
@@ -344,7 +345,9 @@ _CONFIG_TEXT = (
      "apt is configured not to verify the repository's TLS certificate"),
     (re.compile(r"allow(?:unauthenticated|insecurerepositories)\s+\"?(?:true|1|yes)\b", re.I),
      "apt is configured to accept unsigned repositories"),
-    (re.compile(r"\[\s*(?:[^\]]*\s)?trusted=yes"),
+    # A local `file:` repository built in the same step (nginx's official image) is not
+    # a download whose signature goes unchecked.
+    (re.compile(r"\[\s*(?:[^\]]*\s)?trusted=yes[^\]]*\]\s*(?!file:|copy:)[\"']?[a-z]+:"),
      "an apt source is marked [trusted=yes] (its signatures are not checked)"),
     (re.compile(r"(?:(?<![\w.-])|(?<=\\n))gpgcheck\s*=\s*(?:0|false|no)\b", re.I),
      "a yum/dnf repository is configured with gpgcheck=0 (package signatures are not checked)"),
@@ -377,9 +380,9 @@ def insecure_command(command) -> str | None:
                 return f"export {variable}={value} {reason}"
         return None
     judge = _TLS_JUDGES.get(name)
-    if judge is None and _PIP.match(name):
+    if judge is None and name.startswith("pip") and _PIP.match(name):
         judge = _pip_insecure
-    if judge is None and _INTERPRETERS.match(name) and args[:2] == ("-m", "pip"):
+    if judge is None and args[:2] == ("-m", "pip") and _INTERPRETERS.match(name):
         judge, args = _pip_insecure, args[2:]
     return judge(args) if judge else None
 
@@ -525,8 +528,16 @@ _TLS_JUDGES = {
 }
 
 
+# Every _CONFIG_TEXT pattern needs one of these words: most RUN text is passed over at once.
+_CONFIG_WORDS = ("verify-", "sslverify", "allowunauthenticated", "allowinsecure", "trusted",
+                 "gpgcheck", "strict-ssl", "curlrc", "check_certificate", "check-certificate")
+
+
 def insecure_config_text(text: str) -> str | None:
     """Why RUN text writes configuration that switches verification off, or None."""
+    lowered = text.lower()
+    if not any(word in lowered for word in _CONFIG_WORDS):
+        return None
     for pattern, reason in _CONFIG_TEXT:
         if pattern.search(text):
             return reason
@@ -646,7 +657,8 @@ def package_cache_problems(instruction, pip_no_cache: bool):
                                     "package lists in the layer: end the RUN with "
                                     "`rm -rf /var/lib/apt/lists/*` (or use a cache mount)"))
         elif name == "apk" and ("add" in args or "update" in args):
-            if "--no-cache" not in args and not removes("/var/cache/apk", "/etc/apk/cache") \
+            # --no-network fetches no index, so it leaves none behind.
+            if "--no-cache" not in args and "--no-network" not in args and not removes("/var/cache/apk", "/etc/apk/cache") \
                     and not _covered("/var/cache/apk", mounts) and not _covered("/etc/apk/cache", mounts):
                 problems.setdefault("apk", (command.line, "apk without --no-cache leaves its "
                                     "index in /var/cache/apk"))

@@ -1,2 +1,314 @@
-"""Checks over RunSpecs (hardrun.spec.run.RunSpec), shared by every run front end."""
+"""Checks over RunSpecs (hardrun.spec.run.RunSpec), shared by every run front end.
+
+A RunSpec records what its source asked for; `None` means "not said", which for
+every front end but `hardrun` means Docker's default (writable root, no
+no-new-privileges, default capabilities). A `hardrun` spec leaves hardening to the
+runtime, whose defaults are the hardened ones, so its `None`s are not findings.
+Fields listed in `spec.unresolved` were set from a value the source left unresolved
+(`-m $MEM`): set, but unknown, so no check judges them.
+
+Line keys read from `spec.lines` (front ends write them): field names, `cap_add:NAME`,
+`namespace:NAME` (`network`, `pid`, `ipc`, `uts`), `device:N`, `image`.
+"""
 from __future__ import annotations
+
+import posixpath
+import re
+
+from ..findings import Hit
+from ..rules import check
+
+DANGEROUS_CAPABILITIES = ("ALL", "SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "SYS_MODULE", "SYS_RAWIO",
+                          "DAC_READ_SEARCH", "SYS_BOOT", "SYS_TIME", "BPF", "MAC_ADMIN",
+                          "MAC_OVERRIDE", "LINUX_IMMUTABLE")
+# Confined to the container's own namespaces (with the default seccomp profile), so less
+# grave than the rest of the list: reported as warnings.
+_NAMESPACED_CAPABILITIES = frozenset({"NET_ADMIN", "SYS_PTRACE", "SYS_BOOT", "LINUX_IMMUTABLE"})
+
+RUNTIME_SOCKETS = ("docker.sock", "containerd.sock", "crio.sock", "podman.sock")
+# Directories whose mount hands over a runtime socket inside them.
+_SOCKET_DIRS = re.compile(r"^(?:/var)?/run(?:/(?:docker|containerd|crio|podman))?$"
+                          r"|^(?:/var)?/run/user/\d+(?:/(?:docker|podman))?$")
+SENSITIVE_HOST_PATHS = ("/etc", "/proc", "/sys", "/var/run", "/run", "/root", "/boot", "/dev",
+                        "/var/lib/docker", "/var/lib/kubelet", "/var/lib/etcd")
+SENSITIVE_PORTS = {"22": "SSH", "23": "Telnet", "2375": "the unencrypted Docker API",
+                   "2376": "the Docker API", "3389": "RDP", "5900": "VNC", "5901": "VNC",
+                   "5985": "WinRM", "5986": "WinRM"}
+_ALL_INTERFACES = frozenset({"0.0.0.0", "::", "[::]", ""})
+_RAW_DEVICES = re.compile(r"^/dev/(?:mem|kmem|port|sd[a-z]|nvme|vd[a-z]|xvd[a-z]|hd[a-z]|dm-|"
+                          r"mapper/|loop|mmcblk|md\d|disk/|nbd|sr\d)")
+_HOST_NAMESPACES = (("network", "error"), ("pid", "error"), ("ipc", "error"), ("uts", "warning"))
+
+
+def _hardened_by_default(spec) -> bool:
+    return spec.kind == "hardrun"
+
+
+def _line(spec, *keys):
+    """The line of the first key that is recorded, else the declaration line."""
+    for key in keys:
+        if key in spec.lines:
+            return spec.lines[key]
+    return spec.line
+
+
+def _host_path(path: str | None) -> str | None:
+    """A normalised absolute host path, or None for relative or unresolved ones."""
+    if not path or not path.startswith("/") or "$" in path:
+        return None
+    return posixpath.normpath(path).replace("//", "/")
+
+
+def is_socket_mount(mount) -> bool:
+    """A host bind of a runtime socket or of the directory holding it."""
+    if mount.type != "bind" or not mount.source:
+        return False
+    source = mount.source.rstrip("/")
+    if posixpath.basename(source) in RUNTIME_SOCKETS:
+        return True
+    path = _host_path(mount.source)
+    return path is not None and bool(_SOCKET_DIRS.match(path))
+
+
+def sensitive_prefix(path: str) -> str | None:
+    """The sensitive host directory `path` is at or below (`/` only itself), if any."""
+    if path == "/":
+        return "/"
+    for prefix in SENSITIVE_HOST_PATHS:
+        if path == prefix or path.startswith(prefix + "/"):
+            return prefix
+    return None
+
+
+# --------------------------------------------------------------------------- privileges
+
+@check("HR2001")
+def privileged(spec, context):
+    if spec.privileged:
+        yield Hit(_line(spec, "privileged"))
+
+
+@check("HR2002")
+def socket_mount(spec, context):
+    for mount in spec.mounts:
+        if is_socket_mount(mount):
+            yield Hit(mount.line or spec.line,
+                      f"the container runtime socket {mount.source} is mounted: whoever controls "
+                      "the container controls the host")
+
+
+@check("HR2003")
+def cap_add_dangerous(spec, context):
+    for capability in spec.cap_add:
+        if capability in DANGEROUS_CAPABILITIES:
+            yield Hit(_line(spec, f"cap_add:{capability}", "cap_add"),
+                      f"dangerous capability {capability} is added",
+                      severity="warning" if capability in _NAMESPACED_CAPABILITIES else None)
+
+
+@check("HR2004")
+def no_cap_drop(spec, context):
+    if "ALL" in spec.cap_drop or "cap_drop" in spec.unresolved or _hardened_by_default(spec):
+        return
+    yield Hit(_line(spec, "cap_drop"))
+
+
+@check("HR2005")
+def no_new_privileges(spec, context):
+    if spec.no_new_privileges is True or "no_new_privileges" in spec.unresolved:
+        return
+    if spec.no_new_privileges is None and _hardened_by_default(spec):
+        return
+    if spec.no_new_privileges is False:
+        yield Hit(_line(spec, "no_new_privileges"),
+                  "privilege escalation is explicitly allowed (no-new-privileges off)")
+    else:
+        yield Hit(spec.line)
+
+
+@check("HR2006")
+def writable_root(spec, context):
+    if spec.read_only_root is True or "read_only_root" in spec.unresolved:
+        return
+    if spec.read_only_root is None and _hardened_by_default(spec):
+        return
+    yield Hit(_line(spec, "read_only_root"))
+
+
+@check("HR2007")
+def host_namespace(spec, context):
+    for namespace, severity in _HOST_NAMESPACES:
+        if spec.shares_host(namespace):
+            yield Hit(_line(spec, f"namespace:{namespace}", namespace),
+                      f"the host's {namespace} namespace is shared with the container",
+                      severity=severity)
+
+
+@check("HR2008")
+def seccomp_unconfined(spec, context):
+    if (spec.seccomp or "").lower() == "unconfined":
+        yield Hit(_line(spec, "seccomp"))
+
+
+@check("HR2009")
+def apparmor_unconfined(spec, context):
+    if (spec.apparmor or "").lower() == "unconfined":
+        yield Hit(_line(spec, "apparmor"), "AppArmor confinement is switched off (unconfined)")
+    if spec.selinux_disabled:
+        yield Hit(_line(spec, "selinux_disabled"), "SELinux labelling is switched off")
+
+
+# --------------------------------------------------------------------------- mounts, devices
+
+@check("HR2010")
+def sensitive_host_mount(spec, context):
+    for mount in spec.mounts:
+        if mount.type != "bind" or is_socket_mount(mount):
+            continue   # runtime sockets are HR2002's
+        path = _host_path(mount.source)
+        prefix = sensitive_prefix(path) if path else None
+        if prefix is not None:
+            yield Hit(mount.line or spec.line,
+                      f"sensitive host path {path} is mounted"
+                      + (" (read-only)" if mount.read_only else ""),
+                      severity="warning" if mount.read_only else None)
+
+
+@check("HR2011")
+def rw_volume(spec, context):
+    for mount in spec.mounts:
+        if mount.type == "bind" and not mount.read_only:
+            yield Hit(mount.line or spec.line,
+                      f"host path {mount.source} is mounted writable at {mount.target}: "
+                      "add :ro unless the container must write it")
+
+
+@check("HR2015")
+def device_access(spec, context):
+    for index, device in enumerate(spec.devices):
+        host = device.split(":", 1)[0]
+        raw = bool(_RAW_DEVICES.match(host))
+        yield Hit(_line(spec, f"device:{index}", "devices"),
+                  f"host device {host} is passed into the container"
+                  + (": raw disk or memory access reaches outside it" if raw else ""),
+                  severity="error" if raw else None)
+
+
+# --------------------------------------------------------------------------- identity
+
+def _is_root_user(user: str) -> bool:
+    name = user.split(":", 1)[0].strip()
+    return name in ("0", "root")
+
+
+@check("HR2012")
+def run_as_root(spec, context):
+    if "user" in spec.unresolved or (spec.user is not None and "$" in spec.user):
+        return
+    if spec.user is None:
+        if spec.run_as_non_root is True:
+            return
+        yield Hit(spec.line)
+    elif _is_root_user(spec.user):
+        yield Hit(_line(spec, "user"), f"the container runs as root (user {spec.user})")
+
+
+# --------------------------------------------------------------------------- network
+
+def _binds_everywhere(port) -> bool:
+    return port.host_ip is None or port.host_ip.strip() in _ALL_INTERFACES
+
+
+@check("HR2013")
+def publish_all_interfaces(spec, context):
+    if spec.publish_all:
+        yield Hit(_line(spec, "publish_all"),
+                  "every exposed port is published on all host interfaces (-P)")
+    for port in spec.ports:
+        if _binds_everywhere(port):
+            yield Hit(port.line or spec.line,
+                      f"port {port.container_port} is published on every host interface: "
+                      "bind it to an address such as 127.0.0.1")
+
+
+def _ports_of(text: str | None) -> set[str]:
+    """Every port of `80`, `8000-8010` (capped: a huge range is not expanded)."""
+    if not text or "$" in text:
+        return set()
+    low, dash, high = text.partition("-")
+    if not dash:
+        return {low}
+    if not (low.isdigit() and high.isdigit()) or int(high) - int(low) > 70000:
+        return set()
+    return {str(n) for n in range(int(low), int(high) + 1)}
+
+
+@check("HR2019")
+def expose_sensitive(spec, context):
+    for port in spec.ports:
+        # The service listens on the container port; a host port is what scanners see.
+        exposed = _ports_of(port.container_port) | _ports_of(port.host_port)
+        numbers = sorted(exposed & set(SENSITIVE_PORTS), key=int)
+        if numbers:
+            names = ", ".join(f"{n} ({SENSITIVE_PORTS[n]})" for n in numbers)
+            yield Hit(port.line or spec.line,
+                      f"remote-administration port{'s' if len(numbers) > 1 else ''} {names} "
+                      "published", severity="error" if "2375" in numbers else None)
+
+
+# --------------------------------------------------------------------------- resources
+
+def _limited(spec, field: str) -> bool:
+    value = getattr(spec, field)
+    return field in spec.unresolved or (value is not None and value > 0)
+
+
+# Kubernetes has no per-container pids limit (it is a kubelet setting): memory only there.
+_LIMITS_BY_KIND = {"kubernetes": (("memory", "memory"),)}
+_LIMITS = (("memory", "memory"), ("pids_limit", "pids"))
+
+
+@check("HR2014")
+def no_resource_limits(spec, context):
+    missing = [label for field, label in _LIMITS_BY_KIND.get(spec.kind, _LIMITS)
+               if not _limited(spec, field)]
+    if missing:
+        yield Hit(spec.line, f"no {' or '.join(missing)} limit is set: one container can "
+                             "exhaust the host")
+
+
+# --------------------------------------------------------------------------- secrets, images
+
+@check("HR2016")
+def secret_in_environment(spec, context):
+    from .. import secrets
+    for variable in spec.env:
+        value = variable.value
+        line = variable.line or _line(spec, f"env:{variable.name}")
+        if value is not None and secrets.is_secret_name(variable.name) \
+                and secrets.is_secret_value(value):
+            yield Hit(line, f"secret {variable.name} is passed as a literal value: use a secret "
+                            "store or pass it from the environment")
+            continue
+        for credential in secrets.find_credential_literals(value or ""):
+            yield Hit(line, f"{credential.description} in environment variable {variable.name}")
+
+
+def _image_problems(spec, context, practice: str):
+    if not spec.image or "image" in spec.unresolved:
+        return
+    from .. import images
+    trusted = getattr(context.options, "trusted_registries", None)
+    for problem in images.judge_image(spec.image, trusted):
+        if problem.practice == practice:
+            yield Hit(_line(spec, "image"), problem.message)
+
+
+@check("HR2017")
+def untrusted_image(spec, context):
+    yield from _image_problems(spec, context, "untrusted-base")
+
+
+@check("HR2018")
+def unpinned_image(spec, context):
+    yield from _image_problems(spec, context, "unpinned-digest")

@@ -1,0 +1,21 @@
+"""`hardrun gc`: undo what containers of killed hardrun processes left behind."""
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--orphans/--no-orphans", default=True, show_default=True,
+              help="Also remove container cgroups under the hardrun parent that no state "
+                   "directory accounts for.")
+def gc(orphans):
+    """Remove the cgroups, links, addresses, nftables rules and proxies of containers
+    whose hardrun process is gone (state in /run/hardrun, or $HARDRUN_STATE_DIR)."""
+    from ..runtime.gc import collect
+    report = collect(orphans=orphans)
+    for line in report.removed:
+        click.echo(f"removed {line}")
+    for problem in report.problems:
+        click.echo(f"hardrun gc: {problem}", err=True)
+    if report.problems:
+        raise SystemExit(1)

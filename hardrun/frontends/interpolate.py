@@ -1,0 +1,102 @@
+"""Compose-style `${VAR}` interpolation against an explicit mapping, never os.environ.
+
+An auditor judges the file, not the machine it runs on: a variable the caller did not
+supply is unset. `${VAR:-default}`/`${VAR-default}` then give their default;
+`${VAR}`, `$VAR` and `${VAR:?error}` stay as written, so later checks can see that
+the value is not known (and a `${TOKEN}` is never mistaken for a secret literal).
+`$$` is a literal `$`.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+UNRESOLVED = re.compile(r"\$(?:\{[A-Za-z_]|[A-Za-z_])")
+
+
+def interpolate(text: str, env: Mapping[str, str] | None = None) -> str:
+    """`text` with its variable references replaced from `env` (default: none set)."""
+    if "$" not in text:
+        return text
+    return _Interpolator(env or {}).run(text)
+
+
+def has_unresolved(text: str) -> bool:
+    """True when interpolated `text` still holds a `${VAR}`/`$VAR` reference."""
+    return "$" in text and UNRESOLVED.search(text) is not None
+
+
+class _Interpolator:
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+
+    def run(self, text: str) -> str:
+        out = []
+        i = 0
+        while i < len(text):
+            char = text[i]
+            if char != "$" or i + 1 >= len(text):
+                out.append(char)
+                i += 1
+                continue
+            following = text[i + 1]
+            if following == "$":
+                out.append("$")
+                i += 2
+            elif following == "{":
+                end = _closing_brace(text, i + 2)
+                if end < 0:              # unterminated: keep the rest as written
+                    out.append(text[i:])
+                    break
+                out.append(self.braced(text[i + 2:end], text[i:end + 1]))
+                i = end + 1
+            else:
+                match = _NAME.match(text, i + 1)
+                if match is None:
+                    out.append(char)
+                    i += 1
+                    continue
+                name = match.group()
+                out.append(self.env[name] if name in self.env else text[i:match.end()])
+                i = match.end()
+        return "".join(out)
+
+    def braced(self, inner: str, written: str) -> str:
+        match = _NAME.match(inner)
+        if match is None:
+            return written
+        name, rest = match.group(), inner[match.end():]
+        value = self.env.get(name)
+        if not rest:
+            return value if value is not None else written
+        for operator in (":-", ":?", ":+", "-", "?", "+"):
+            if rest.startswith(operator):
+                argument = rest[len(operator):]
+                return self.operate(operator, value, argument, written)
+        return written
+
+    def operate(self, operator: str, value: str | None, argument: str, written: str) -> str:
+        present = value is not None and (value != "" or ":" not in operator)
+        if operator in (":-", "-"):
+            return value if present else self.run(argument)
+        if operator in (":?", "?"):
+            return value if present else written
+        return self.run(argument) if present else ""
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """Index of the `}` closing a `${` whose body starts at `start` (nesting allowed)."""
+    depth = 1
+    i = start
+    while i < len(text):
+        if text.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1

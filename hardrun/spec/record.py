@@ -1,0 +1,120 @@
+"""Frozen records for the run models, without importing `dataclasses`.
+
+`dataclasses` pulls in `inspect` and `re` (about 15 ms), and the RunSpec models are on
+the start-up path of `hardrun run`, which is measured against crun. This module gives
+the subset the models use, with the same spelling and behaviour: `@dataclass(frozen=True)`
+classes with defaults and `field(default_factory=…, compare=…)`, a generated `__init__`
+(positional or keyword), `__repr__`, `__eq__`/`__hash__` over the compared fields,
+immutability, and `replace()` / `fields()`.
+"""
+from __future__ import annotations
+
+_MISSING = object()
+
+
+class FrozenInstanceError(AttributeError):
+    """Assigning to a field of a frozen record."""
+
+
+class Field:
+    __slots__ = ("name", "default", "default_factory", "compare")
+
+    def __init__(self, default=_MISSING, default_factory=_MISSING, compare=True):
+        self.name = ""
+        self.default, self.default_factory, self.compare = default, default_factory, compare
+
+    def __repr__(self) -> str:
+        return f"Field(name={self.name!r})"
+
+
+def field(*, default=_MISSING, default_factory=_MISSING, compare=True) -> Field:
+    if default is not _MISSING and default_factory is not _MISSING:
+        raise ValueError("cannot specify both default and default_factory")
+    return Field(default, default_factory, compare)
+
+
+def dataclass(cls=None, *, frozen=True):
+    """`@dataclass(frozen=True)` for the run models (records are always frozen)."""
+    def wrap(klass):
+        return _build(klass)
+    return wrap if cls is None else wrap(cls)
+
+
+def fields(record) -> tuple[Field, ...]:
+    return record.__record_fields__
+
+
+def replace(record, **changes):
+    values = {item.name: getattr(record, item.name) for item in record.__record_fields__}
+    unknown = set(changes) - set(values)
+    if unknown:
+        raise TypeError(f"{type(record).__name__} has no field(s) {', '.join(sorted(unknown))}")
+    values.update(changes)
+    return type(record)(**values)
+
+
+def _build(cls):
+    inherited = [item for base in reversed(cls.__mro__[1:]) for item in getattr(base, "__record_fields__", ())]
+    own = []
+    for name in cls.__dict__.get("__annotations__", {}):
+        value = cls.__dict__.get(name, _MISSING)
+        item = value if isinstance(value, Field) else Field(default=value)
+        item.name = name
+        if isinstance(value, Field):
+            if item.default is _MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, item.default)
+        if isinstance(item.default, (list, dict, set)):
+            raise ValueError(f"mutable default for field {name}: use field(default_factory=...)")
+        own.append(item)
+    by_name = {item.name: item for item in inherited}
+    by_name.update((item.name, item) for item in own)
+    all_fields = tuple(by_name.values())
+    cls.__record_fields__ = all_fields
+    cls.__init__ = _make_init(cls, all_fields)
+    compared = tuple(item.name for item in all_fields if item.compare)
+    cls.__repr__ = lambda self: f"{type(self).__qualname__}(" + ", ".join(
+        f"{item.name}={getattr(self, item.name)!r}" for item in all_fields) + ")"
+    cls.__eq__ = lambda self, other: (
+        NotImplemented if other.__class__ is not self.__class__
+        else all(getattr(self, name) == getattr(other, name) for name in compared))
+    cls.__hash__ = lambda self: hash(tuple(getattr(self, name) for name in compared))
+    cls.__setattr__ = _frozen_setattr
+    cls.__delattr__ = _frozen_delattr
+    return cls
+
+
+def _make_init(cls, all_fields):
+    namespace = {"_MISSING": _MISSING, "_set": object.__setattr__}
+    parameters, body = [], []
+    seen_default = False
+    for index, item in enumerate(all_fields):
+        name = item.name
+        if item.default is not _MISSING:
+            namespace[f"_d{index}"] = item.default
+            parameters.append(f"{name}=_d{index}")
+            seen_default = True
+        elif item.default_factory is not _MISSING:
+            namespace[f"_f{index}"] = item.default_factory
+            parameters.append(f"{name}=_MISSING")
+            body.append(f"    if {name} is _MISSING: {name} = _f{index}()")
+            seen_default = True
+        else:
+            if seen_default:
+                raise TypeError(f"non-default field {name} follows a field with a default")
+            parameters.append(name)
+        body.append(f"    _set(self, {name!r}, {name})")
+    source = f"def __init__(self, {', '.join(parameters)}):\n" + ("\n".join(body) or "    pass") + "\n"
+    exec(source, namespace)  # noqa: S102 - generated from field names only
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+def _frozen_setattr(self, name, value):
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _frozen_delattr(self, name):
+    raise FrozenInstanceError(f"cannot delete field {name!r}")

@@ -1,0 +1,406 @@
+"""Container cgroups: limits enforced on real processes, OOM reported, nothing left behind.
+
+The payloads are forked processes paused like the runtime's child (limits apply before
+they run). End-to-end versions through `hardrun run` live in test_limits_run.py.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hardrun.runtime import cgroups, state as state_module
+from hardrun.runtime.cgroups import ContainerCgroup, Layout, Limits, LimitError
+from hardrun.spec.run import RunSpec, Ulimit
+
+from .conftest import ROOT, run_hardrun
+from .limits_support import (Paused, isolate_state, remove_test_cgroup_parent, require_root,
+                             wait_until)
+
+pytestmark = pytest.mark.runtime
+BUSYBOX = "/bin/busybox"
+MiB = 1 << 20
+
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    require_root()
+    root = isolate_state(monkeypatch, tmp_path)
+    yield root
+    leftovers = remove_test_cgroup_parent()
+    assert not leftovers, f"container cgroups left behind: {leftovers}"
+
+
+def make(limits: Limits, **options) -> ContainerCgroup:
+    container_id = state_module.new_container_id()
+    state = state_module.ContainerState.create(container_id)
+    return ContainerCgroup.create(container_id, limits, state, **options)
+
+
+def run_confined(cgroup: ContainerCgroup, argv: list[str]) -> Paused:
+    payload = Paused(argv)
+    cgroup.attach(payload.pid)
+    payload.release()
+    return payload
+
+
+# ------------------------------------------------------------------ layout detection
+
+def test_this_hybrid_host_uses_its_v1_controllers():
+    layout = cgroups.detect_layout()
+    assert layout.kind == "hybrid"
+    for controller in ("memory", "pids", "cpu"):
+        hierarchy = layout.hierarchy_for(controller)
+        assert hierarchy.version == 1 and hierarchy.mountpoint == f"/sys/fs/cgroup/{controller}"
+
+
+def _mountinfo(tmp_path, lines):
+    path = tmp_path / "mountinfo"
+    path.write_text("".join(line + "\n" for line in lines))
+    return str(path)
+
+
+def test_unified_layout_resolves_every_controller_to_v2(tmp_path):
+    unified = tmp_path / "cg2"
+    unified.mkdir()
+    (unified / "cgroup.controllers").write_text("cpuset cpu io memory hugetlb pids rdma\n")
+    layout = cgroups.detect_layout(_mountinfo(tmp_path, [
+        f"30 24 0:26 / {unified} rw,nosuid - cgroup2 cgroup2 rw,nsdelegate"]))
+    assert layout.kind == "unified"
+    assert layout.hierarchy_for("memory").version == 2
+    assert layout.hierarchy_for("freezer") is None
+
+
+def test_v1_comounted_cpu_cpuacct_and_hybrid_without_controllers(tmp_path):
+    unified = tmp_path / "unified"
+    unified.mkdir()
+    (unified / "cgroup.controllers").write_text("\n")
+    layout = cgroups.detect_layout(_mountinfo(tmp_path, [
+        "31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct",
+        "32 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory",
+        "33 25 0:29 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd",
+        f"34 25 0:30 / {unified} rw - cgroup2 cgroup2 rw"]))
+    assert layout.kind == "hybrid"
+    assert layout.hierarchy_for("cpu") is layout.hierarchy_for("cpuacct")
+    assert layout.hierarchy_for("cpu").options == "cpu,cpuacct"
+    assert layout.hierarchy_for("pids") is None
+
+
+def test_v2_weight_conversion_matches_runc():
+    assert cgroups.shares_to_weight(2) == 1
+    assert cgroups.shares_to_weight(1024) == 39
+    assert cgroups.shares_to_weight(262144) == 10000
+
+
+# ------------------------------------------------------------------ limits in files
+
+def test_limits_are_written_to_the_container_cgroup(isolated):
+    cgroup = make(Limits(memory=64 * MiB, memory_swap=96 * MiB, pids=50, cpus=0.5,
+                         cpu_shares=512))
+    try:
+        assert int(cgroup.read("memory", "memory.limit_in_bytes")) == 64 * MiB
+        assert int(cgroup.read("memory", "memory.memsw.limit_in_bytes")) == 96 * MiB
+        assert cgroup.read("pids", "pids.max").strip() == "50"
+        assert int(cgroup.read("cpu", "cpu.cfs_quota_us")) == 50_000
+        assert int(cgroup.read("cpu", "cpu.cfs_period_us")) == 100_000
+        assert int(cgroup.read("cpu", "cpu.shares")) == 512
+        payload = run_confined(cgroup, [BUSYBOX, "sleep", "30"])
+        membership = Path(f"/proc/{payload.pid}/cgroup").read_text()
+        parent = os.environ["HARDRUN_CGROUP_PARENT"]
+        for controller in ("memory", "pids", "cpu", "freezer"):
+            assert f":{controller}:/{parent}/{cgroup.container_id}\n" in membership
+    finally:
+        cgroup.destroy()
+        payload.wait()
+    assert not any(path.exists() for path in cgroup_paths_of(cgroup.container_id))
+
+
+def cgroup_paths_of(container_id):
+    parent = os.environ["HARDRUN_CGROUP_PARENT"]
+    return [Path(h.mountpoint, parent, container_id) for h in cgroups.detect_layout().hierarchies]
+
+
+def test_default_policy_sets_a_pids_limit():
+    assert Limits.from_spec(RunSpec()).pids == cgroups.DEFAULT_PIDS_LIMIT == 1024
+    assert Limits.from_spec(RunSpec(pids_limit=-1)).pids == -1
+
+
+@pytest.mark.parametrize("spec, message", [
+    (RunSpec(memory=1024), "--memory: the minimum memory limit is 6 MiB"),
+    (RunSpec(memory_swap=64 * MiB), "--memory-swap: needs --memory"),
+    (RunSpec(memory=64 * MiB, memory_swap=32 * MiB), "--memory-swap: must be at least"),
+    (RunSpec(cpus=0.001), "--cpus: must be between 0.01"),
+    (RunSpec(cpus=512.0), "--cpus: must be between 0.01"),
+])
+def test_impossible_limits_are_refused_before_anything_is_created(spec, message):
+    with pytest.raises(LimitError, match=message):
+        Limits.from_spec(spec)
+
+
+# ------------------------------------------------------------------ enforcement
+
+def test_memory_hog_is_oom_killed_and_reported(isolated):
+    cgroup = make(Limits(memory=64 * MiB, memory_swap=64 * MiB))
+    try:
+        hog = run_confined(cgroup, [sys.executable, "-S", "-c",
+                                    "b = bytearray(256 << 20); print('survived')"])
+        status = hog.wait()
+        assert status == 137
+        assert cgroup.oom_kills() >= 1
+        assert cgroup.oom_report(status) == \
+            "hardrun: container killed by the OOM killer (memory limit 64 MiB)"
+    finally:
+        cgroup.destroy()
+
+
+def test_control_the_same_hog_survives_without_a_memory_limit(isolated):
+    cgroup = make(Limits())
+    try:
+        hog = run_confined(cgroup, [sys.executable, "-S", "-c", "b = bytearray(256 << 20)"])
+        assert hog.wait() == 0
+        assert cgroup.oom_kills() == 0 and cgroup.oom_report(0) is None
+    finally:
+        cgroup.destroy()
+
+
+# a bounded bomb: 60 forks, whatever the limit; the test kills it after checking
+BOMB = [BUSYBOX, "sh", "-c",
+        "i=0; while [ $i -lt 60 ]; do busybox sleep 60 & i=$((i+1)); done 2>/dev/null; wait"]
+
+
+def test_fork_bomb_is_capped_by_pids_max(isolated):
+    cgroup = make(Limits(pids=20))
+    try:
+        bomb = run_confined(cgroup, BOMB)
+        # the kernel refused forks at the limit: pids.events counts them
+        wait_until(lambda: int(cgroup.read("pids", "pids.events").split()[1]) > 0)
+        assert int(cgroup.read("pids", "pids.current")) <= 20
+    finally:
+        cgroup.destroy()
+        bomb.wait()
+
+
+def test_control_the_bomb_exceeds_20_processes_without_a_limit(isolated):
+    cgroup = make(Limits(pids=None))
+    try:
+        bomb = run_confined(cgroup, BOMB)
+        wait_until(lambda: int(cgroup.read("pids", "pids.current")) == 61)
+        assert int(cgroup.read("pids", "pids.events").split()[1]) == 0
+    finally:
+        cgroup.destroy()
+        bomb.wait()
+
+
+def test_cpu_spinner_is_throttled(isolated):
+    cgroup = make(Limits(cpus=0.1))
+    try:
+        spinner = run_confined(cgroup, [BUSYBOX, "sh", "-c", "while :; do :; done"])
+        throttled = wait_until(lambda: _cpu_stat(cgroup)["nr_throttled"] >= 3)
+        stat = _cpu_stat(cgroup)
+        assert throttled and stat["throttled_time"] > 0
+    finally:
+        cgroup.destroy()
+        spinner.wait()
+
+
+def test_control_an_unlimited_spinner_is_not_throttled(isolated):
+    cgroup = make(Limits())
+    try:
+        spinner = run_confined(cgroup, [BUSYBOX, "sh", "-c", "while :; do :; done"])
+        wait_until(lambda: int(cgroup.read("cpuacct", "cpuacct.usage")) > 200_000_000)
+        assert _cpu_stat(cgroup)["nr_throttled"] == 0
+    finally:
+        cgroup.destroy()
+        spinner.wait()
+
+
+def _cpu_stat(cgroup):
+    return {key: int(value) for key, value in
+            (line.split() for line in cgroup.read("cpu", "cpu.stat").splitlines())}
+
+
+def test_ulimits_reach_the_payload(isolated, tmp_path):
+    from hardrun.runtime import ulimits
+    out = tmp_path / "out"
+    payload = Paused([BUSYBOX, "sh", "-c", f"ulimit -n > {out}; ulimit -c >> {out}"])
+    ulimits.apply(payload.pid, [Ulimit("nofile", 321, 654), Ulimit("core", 0, 0)])
+    payload.release()
+    assert payload.wait() == 0
+    assert out.read_text().split() == ["321", "0"]
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] != 321   # the parent is untouched
+
+
+def test_unknown_or_inverted_ulimits_are_usage_errors():
+    from hardrun.errors import UsageError
+    from hardrun.runtime import ulimits
+    with pytest.raises(UsageError, match="unknown limit 'nofiles'"):
+        ulimits.validate([Ulimit("nofiles", 1, 1)])
+    with pytest.raises(UsageError, match="soft limit 10 is above the hard limit 5"):
+        ulimits.validate([Ulimit("nproc", 10, 5)])
+
+
+# ------------------------------------------------------------------ strict / best effort
+
+def test_missing_controller_is_an_error_when_strict(isolated):
+    layout = _without(cgroups.detect_layout(), "pids")
+    with pytest.raises(LimitError, match="--pids-limit cannot be applied: the pids cgroup "
+                                         "controller is not available"):
+        make(Limits(pids=10), layout=layout)
+
+
+def test_missing_controller_is_one_warning_when_best_effort(isolated):
+    warnings = []
+    cgroup = make(Limits(pids=10, memory=64 * MiB), layout=_without(cgroups.detect_layout(), "pids"),
+                  strict=False, warn=warnings.append)
+    try:
+        assert len(warnings) == 1 and warnings[0].startswith("--pids-limit not applied")
+        assert int(cgroup.read("memory", "memory.limit_in_bytes")) == 64 * MiB
+    finally:
+        cgroup.destroy()
+
+
+def _without(layout: Layout, controller: str) -> Layout:
+    return Layout(tuple(h for h in layout.hierarchies if controller not in h.controllers))
+
+
+UNPRIVILEGED = textwrap.dedent("""
+    import os, sys
+    from hardrun.runtime.cgroups import ContainerCgroup, Limits
+    os.setgid(65534); os.setuid(65534)
+    strict = sys.argv[1] == "strict"
+    try:
+        cgroup = ContainerCgroup.create("c" + os.urandom(4).hex(), Limits(pids=10), strict=strict)
+    except Exception as error:
+        print("ERROR", error); sys.exit(3)
+    print("CREATED", sorted(cgroup.paths))
+""")
+
+
+@pytest.mark.parametrize("mode", ["strict", "best-effort"])
+def test_unprivileged_user_fails_closed_unless_best_effort(isolated, mode):
+    result = subprocess.run([sys.executable, "-c", UNPRIVILEGED, mode], capture_output=True,
+                            text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if mode == "strict":
+        assert result.returncode == 3
+        assert "--pids-limit cannot be applied: cannot create cgroup" in result.stdout
+        assert "Permission denied" in result.stdout and "--limits best-effort" in result.stdout
+    else:
+        assert result.returncode == 0, result.stderr
+        assert "CREATED []" in result.stdout
+        assert result.stderr.count("warning: --pids-limit not applied") == 1
+
+
+# ------------------------------------------------------------------ cleanup
+
+def test_destroy_kills_what_is_left_and_removes_every_cgroup(isolated):
+    cgroup = make(Limits(memory=64 * MiB))
+    payload = run_confined(cgroup, [BUSYBOX, "sh", "-c", "busybox sleep 60 & busybox sleep 60"])
+    wait_until(lambda: len(cgroups.cgroup_pids(cgroup.paths["pids"])) == 2)
+    paths = set(cgroup.paths.values())
+    assert cgroup.destroy() == []
+    assert payload.wait() == 137
+    assert not any(path.exists() for path in paths)
+    assert cgroup.state.resources("cgroups") == []
+
+
+KILLED_OWNER = textwrap.dedent("""
+    import os, sys, time
+    from hardrun.runtime import state
+    from hardrun.runtime.cgroups import ContainerCgroup, Limits
+    container = state.ContainerState.create(state.new_container_id())
+    cgroup = ContainerCgroup.create(container.id, Limits(pids=10), container)
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        os.execv("/bin/busybox", ["busybox", "sleep", "300"])
+    cgroup.attach(pid)
+    print(container.id, pid, flush=True)
+    time.sleep(300)
+""")
+
+
+def _killed_owner():
+    owner = subprocess.Popen([sys.executable, "-c", KILLED_OWNER], stdout=subprocess.PIPE,
+                             text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    container_id, payload = owner.stdout.readline().split()
+    owner.kill()                 # SIGKILL: no chance to clean up
+    owner.wait()
+    paths = [Path(p) for p in state_module.ContainerState.load(
+        state_module.state_root() / container_id).resources("cgroups")]
+    assert paths and all(path.is_dir() for path in paths)
+    return container_id, int(payload), paths
+
+
+def test_a_later_run_cleans_up_after_a_killed_hardrun(isolated):
+    container_id, payload, paths = _killed_owner()
+    assert state_module.reap_stale() == []
+    assert not any(path.exists() for path in paths)
+    assert not (isolated / container_id).exists()
+    wait_until(lambda: not Path(f"/proc/{payload}").exists() or
+               "Z" in Path(f"/proc/{payload}/stat").read_text().split(")")[1][:3])
+
+
+def test_hardrun_gc_cleans_up_after_a_killed_hardrun(isolated):
+    container_id, _, paths = _killed_owner()
+    result = run_hardrun("gc")
+    assert result.returncode == 0, result.stderr
+    assert f"removed container {container_id}" in result.stdout
+    assert not any(path.exists() for path in paths)
+    assert run_hardrun("gc").stdout == ""
+
+
+def test_gc_leaves_live_containers_alone(isolated):
+    cgroup = make(Limits(pids=10))
+    try:
+        assert run_hardrun("gc").returncode == 0
+        assert all(path.is_dir() for path in cgroup.paths.values())
+    finally:
+        cgroup.destroy()
+
+
+# ------------------------------------------------------------------ the view inside
+
+VIEW = textwrap.dedent("""
+    import ctypes, os, sys
+    from hardrun.runtime.cgroups import mount_cgroup_view
+    libc = ctypes.CDLL(None, use_errno=True)
+    os.read(0, 1)                                    # attached by the parent meanwhile
+    assert libc.unshare(0x00020000 | 0x02000000) == 0   # CLONE_NEWNS | CLONE_NEWCGROUP
+    assert libc.mount(b"none", b"/", None, 0x40000 | 0x4000, None) == 0  # MS_PRIVATE|MS_REC
+    target = sys.argv[1]
+    mount_cgroup_view(target)
+    print(open(f"{target}/memory/memory.limit_in_bytes").read().strip())
+    print(open("/proc/self/cgroup").read().splitlines()[0].split(":")[2] if False else
+          [line for line in open("/proc/self/cgroup") if ":memory:" in line][0].strip())
+    for path in (f"{target}/memory/memory.limit_in_bytes", f"{target}/extra"):
+        try:
+            open(path, "w").write("1")
+            print("WRITABLE", path)
+        except OSError as error:
+            print("denied", error.errno)
+""")
+
+
+def test_container_sees_its_own_cgroup_read_only(isolated, tmp_path):
+    cgroup = make(Limits(memory=64 * MiB))
+    target = tmp_path / "cgroupfs"
+    target.mkdir()
+    try:
+        child = subprocess.Popen([sys.executable, "-c", VIEW, str(target)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        cgroup.attach(child.pid)
+        out, err = child.communicate("x", timeout=30)
+        assert child.returncode == 0, err
+        limit, membership, *writes = out.splitlines()
+        assert int(limit) == 64 * MiB                    # the container's cgroup is the root
+        assert membership == "4:memory:/" or membership.endswith(":memory:/")
+        assert writes == ["denied 30", "denied 30"]      # EROFS
+    finally:
+        cgroup.destroy()

@@ -1,0 +1,123 @@
+"""Bridge networks, names, isolation and publishing, each run in a network namespace
+the test creates as the "host" (tests/net_scenarios.py): traffic goes only to loopback
+and to namespaces made there."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hardrun.errors import UsageError
+from hardrun.runtime import network
+from hardrun.spec.run import Port, RunSpec
+
+from .conftest import ROOT
+from .limits_support import isolate_state, remove_test_cgroup_parent, require_root
+
+pytestmark = pytest.mark.runtime
+CLEAN = {"links": [], "nft": "", "state": []}
+
+
+def scenario(name, monkeypatch, tmp_path, *extra, publish=None, timeout=120):
+    require_root()
+    isolate_state(monkeypatch, tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if publish:
+        env["HARDRUN_PUBLISH"] = publish
+    result = subprocess.run(["unshare", "--net", sys.executable, str(ROOT / "tests" /
+                            "net_scenarios.py"), name, *extra], capture_output=True, text=True,
+                            env=env, timeout=timeout, cwd=ROOT)
+    leftovers = remove_test_cgroup_parent()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert leftovers == [], "container cgroups left behind"
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_containers_on_one_bridge_reach_each_other_by_name(monkeypatch, tmp_path):
+    seen = scenario("names", monkeypatch, tmp_path)
+    assert seen["beta_to_alpha"] == "hi-from-alpha"
+    assert f"{seen['alpha_ip']}\talpha" in seen["beta_hosts"]
+    assert f"{seen['beta_ip']}\tbeta" in seen["alpha_hosts"]     # rewritten when beta joined
+    assert seen["hosts_write"] != 0                              # /etc/hosts is read-only
+    assert seen["host_loopback_7000"] == ""                      # not published: not reachable
+    assert seen["problems"] == [] and seen["leftovers"] == CLEAN
+
+
+def test_other_bridges_cannot_reach_an_unpublished_port(monkeypatch, tmp_path):
+    seen = scenario("isolation", monkeypatch, tmp_path)
+    assert seen["other_to_target"] == ""
+    assert seen["target_to_host_loopback"].endswith("rc=1")
+    assert seen["problems"] == [] and seen["leftovers"] == CLEAN
+
+
+def test_control_without_the_bridge_table_the_other_bridge_gets_through(monkeypatch, tmp_path):
+    seen = scenario("isolation", monkeypatch, tmp_path, "--control")
+    assert seen["other_to_target"] == "reached"
+
+
+@pytest.mark.parametrize("method", ["nft", "proxy"])
+def test_published_port_reaches_the_container_on_loopback(monkeypatch, tmp_path, method):
+    seen = scenario("publish", monkeypatch, tmp_path, publish=method)
+    assert seen["method"] == method
+    assert seen["published"] == "published-hello"
+    assert seen["udp"] == "udp-hello"
+    assert seen["unpublished_via_host"] == ""
+    assert seen["after_stop"] == ""
+    assert seen["problems"] == [] and seen["leftovers"] == CLEAN
+
+
+def test_a_later_run_removes_the_network_of_a_killed_hardrun(monkeypatch, tmp_path):
+    seen = scenario("killed_owner", monkeypatch, tmp_path)
+    assert "hr-tkill" in seen["before"]["links"] and "hardrun-br-tkill" in seen["before"]["nft"]
+    assert seen["stale"] == [seen["container"]]
+    assert seen["problems"] == [] and seen["leftovers"] == CLEAN
+
+
+def test_hygiene_under_load_100_containers(monkeypatch, tmp_path):
+    seen = scenario("stress", monkeypatch, tmp_path, timeout=300)
+    assert seen["problems"] == []
+    assert seen["leftovers"] == CLEAN
+    assert set(seen["statuses"]["normal"]) == {0}
+    assert set(seen["statuses"]["payload-killed"]) == {0}
+    assert set(seen["statuses"]["owner-killed"]) == {-9}
+
+
+# ------------------------------------------------------------------ parsing (no root)
+
+def test_network_choice_needs_no_pyroute2():
+    assert network.network_choice(None).mode == "none"
+    assert network.network_choice("host").needs_netns is False
+    assert network.network_choice("bridge") == network.NetworkChoice("bridge", "hardrun0")
+    assert network.network_choice("bridge:web").bridge == "web"
+    with pytest.raises(UsageError, match="a bridge name is 1 to 12"):
+        network.network_choice("bridge:much-too-long-name")
+    with pytest.raises(UsageError, match="unsupported"):
+        network.network_choice("container:x")
+
+
+def test_ports_default_to_loopback_and_expand_ranges():
+    spec = RunSpec(ports=(Port("80", host_port="8080"), Port("53", "5353", "0.0.0.0", "udp"),
+                          Port("9000-9001", "19000-19001")))
+    published = [str(p) for p in network.resolve_ports(spec)]
+    assert published == ["127.0.0.1:8080->80/tcp", "0.0.0.0:5353->53/udp",
+                         "127.0.0.1:19000->9000/tcp", "127.0.0.1:19001->9001/tcp"]
+
+
+@pytest.mark.parametrize("port, message", [
+    (Port("80", "1-2"), "differ in length"),
+    (Port("80", "8080", "::1"), "only IPv4"),
+    (Port("80", "8080", "localhost"), "not an IP address"),
+    (Port("80", "8080", protocol="sctp"), "not tcp or udp"),
+    (Port("0", "8080"), "within 1-65535"),
+])
+def test_bad_publish_values_are_usage_errors(port, message):
+    with pytest.raises(UsageError, match=message):
+        network.resolve_ports(RunSpec(ports=(port,)))
+
+
+def test_publishing_without_a_bridge_is_refused():
+    with pytest.raises(UsageError, match="--publish needs a bridge network"):
+        network.prepare(RunSpec(ports=(Port("80", "8080"),)), "x", None)

@@ -1,0 +1,87 @@
+"""The runtime's own parsing (mount plans, users from the image's /etc files, capability
+names): any input gives a result or hardrun's UsageError, never another exception."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hardrun.errors import UsageError
+from hardrun.runtime import caps, userns
+from hardrun.runtime.mounts import plan_mounts
+from hardrun.spec.run import Mount
+
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+OPTION = st.one_of(TEXT, st.sampled_from(["ro", "rw", "exec", "noexec", "size=1m", "size=", "mode=1777",
+                                          "mode=99", "tmpfs-size=64", "bind-nonrecursive", "z", "suid"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(["bind", "tmpfs", "volume", "npipe"]),
+       target=st.one_of(TEXT, st.sampled_from(["/data", "/proc", "/proc/sys", "/", "//x", "/a/../proc"])),
+       source=st.one_of(st.none(), TEXT, st.sampled_from(["/tmp", "/etc/hostname", "/nonexistent"])),
+       options=st.lists(OPTION, max_size=4), read_only=st.booleans())
+def test_mount_plans_accept_or_refuse_cleanly(kind, target, source, options, read_only):
+    try:
+        plans = plan_mounts((Mount(kind, target, source, read_only, tuple(options)),), host_root=False)
+    except UsageError:
+        return
+    targets = [plan.target for plan in plans]
+    assert "/proc" not in targets and not any(t.startswith("/proc/") for t in targets)
+    assert all(t.startswith("/") and t != "/" for t in targets)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(passwd=TEXT, group=TEXT, user=st.one_of(st.none(), TEXT, st.sampled_from(["app", "1000:2000", "app:extra"])))
+def test_users_from_any_etc_files(tmp_path, passwd, group, user):
+    etc = tmp_path / "etc"
+    etc.mkdir(exist_ok=True)
+    (etc / "passwd").write_text("app:x:1000:1000::/home/app:/bin/sh\n" + passwd)
+    (etc / "group").write_text("extra:x:2000:app\n" + group)
+    fd = os.open(tmp_path, os.O_PATH | os.O_DIRECTORY)
+    try:
+        resolved = userns.resolve_user(fd, user)
+    except UsageError:
+        return
+    finally:
+        os.close(fd)
+    assert resolved.uid >= 0 and resolved.gid >= 0 and resolved.home
+
+
+def test_user_files_are_read_inside_the_root(tmp_path):
+    """A symlinked /etc/passwd in the image is resolved in the image, not on the host."""
+    host_file = tmp_path / "host-passwd"
+    host_file.write_text("root:x:0:0:root:/root:/bin/sh\n")
+    image = tmp_path / "image"
+    (image / "etc").mkdir(parents=True)
+    (image / "etc" / "passwd").symlink_to(host_file)   # absolute: a host path, not the image's
+    assert (image / "etc" / "passwd").read_text().startswith("root:")   # the host would follow it
+    fd = os.open(image, os.O_PATH | os.O_DIRECTORY)
+    try:
+        with pytest.raises(UsageError, match="unable to find user root"):
+            userns.resolve_user(fd, "root")
+    finally:
+        os.close(fd)
+
+
+@given(st.lists(TEXT, max_size=4), st.lists(TEXT, max_size=4))
+def test_capability_names_accept_or_refuse_cleanly(adds, drops):
+    try:
+        kept = caps.resolve(adds, drops)
+    except UsageError:
+        return
+    assert set(kept) <= set(caps.NAMES)
+
+
+def test_capability_semantics_follow_docker():
+    assert caps.resolve(["net_raw", "CAP_CHOWN"], []) == ("CHOWN", "NET_RAW")
+    assert caps.resolve(["ALL"], ["sys_admin"]) == tuple(n for n in caps.NAMES if n != "SYS_ADMIN")
+    assert caps.resolve(["NET_RAW"], ["ALL"]) == ("NET_RAW",)
+    assert caps.resolve(["NET_RAW"], ["NET_RAW"]) == ("NET_RAW",)   # an add wins, as in Docker
+    with pytest.raises(UsageError, match="unknown capability"):
+        caps.resolve(["CAP_FLY"], [])
+    assert caps.names_of(0x400 | (1 << 40)) == ["NET_BIND_SERVICE", "CHECKPOINT_RESTORE"]
+    assert caps.names_of(1 << 41) == ["CAP_41"]
