@@ -106,6 +106,8 @@ def test_extends_concatenates_lists_and_merges_environment():
     ("services:\n  a:\n    extends: nope\n", "does not exist", 3),
     ("services:\n  a:\n    extends:\n      file: missing.yml\n      service: x\n", "not a file", 3),
     ("services:\n  a:\n    extends: [x]\n", "needs a service name", 3),
+    ("services:\n  a:\n    extends: {file: /proc/self/environ, service: x}\n", "not a compose", 3),
+    ("services:\n  a:\n    extends: {file: /dev/zero, service: x}\n", "not a compose", 3),
 ])
 def test_extends_errors_name_the_line(text, message, line, tmp_path):
     with pytest.raises(ParseError, match=message) as caught:
@@ -422,3 +424,24 @@ def test_detection_of_compose_files(name, head, kind, tmp_path):
 def test_parse_dispatch():
     (spec,) = parse("compose", "services:\n  s:\n    image: a:1\n", "compose.yaml")
     assert spec.subject == "s"
+
+
+def test_devices_short_and_long_and_env_file_forms():
+    spec = one("""
+        services:
+          s:
+            image: a:1
+            devices:
+              - /dev/ttyUSB0:/dev/ttyUSB0:rwm
+              - source: /dev/kvm
+                target: /dev/kvm
+                permissions: rw
+              - /dev/fuse
+            env_file:
+              - ./common.env
+              - path: ./local.env
+                required: false
+    """)
+    assert spec.devices == ("/dev/ttyUSB0:/dev/ttyUSB0:rwm", "/dev/kvm:/dev/kvm:rw", "/dev/fuse")
+    assert [spec.lines[f"device:{i}"] for i in range(3)] == [6, 7, 10]
+    assert spec.env_files == ("./common.env", "./local.env") and spec.lines["env_files"] == 11

@@ -282,3 +282,23 @@ def test_detection_of_kubernetes_files(name, head, kind, tmp_path):
     # other kinds (docker-run for CI files and Markdown…) may claim what this one leaves
     for found in (detect_kind(str(path), head), detect_kind(str(path))):
         assert found == kind if kind else found != "kubernetes"
+
+
+def test_volume_sources_other_than_host_paths():
+    (spec,) = containers(pod("""
+        containers:
+          - name: a
+            volumeMounts:
+              - {name: creds, mountPath: /run/secrets/app, readOnly: true}
+              - {name: data, mountPath: /data}
+              - {name: scratch, mountPath: /tmp}
+              - {name: undeclared, mountPath: /x}
+        volumes:
+          - {name: creds, secret: {secretName: app}}
+          - {name: data, persistentVolumeClaim: {claimName: data}}
+          - {name: scratch, emptyDir: {}}
+    """)).values()
+    assert [(m.type, m.source, m.options, m.read_only) for m in spec.mounts] == [
+        ("volume", "creds", ("secret",), True), ("volume", "data", ("persistentVolumeClaim",), False),
+        ("volume", "scratch", ("emptyDir",), False), ("volume", "undeclared", (), False)]
+    assert not any(m.type == "bind" for m in spec.mounts)

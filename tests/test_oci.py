@@ -74,6 +74,7 @@ def test_hardened_fixture():
     assert spec.namespaces == {n: "private" for n in
                                ("pid", "network", "ipc", "uts", "mount", "user", "cgroup")}
     assert spec.network == "none"
+    assert spec.userns_remap == (100000, 65536)      # root inside is uid 100000 outside
     assert "/proc/kcore" in spec.masked_paths and "/proc/sys" in spec.readonly_paths
     assert (spec.memory, spec.pids_limit, spec.cpus, spec.cpu_shares) == (268435456, 128, 0.5, 512)
     assert spec.devices == ()
@@ -100,6 +101,7 @@ def test_privileged_fixture():
     assert sock.type == "bind"
     assert spec.devices == ("/dev/fuse", "/dev/*:/dev/*:rwm")   # the allow-all cgroup rule
     assert spec.masked_paths == () and spec.readonly_paths == ()
+    assert spec.userns_remap is None
 
 
 def test_missing_capabilities_object_says_nothing_about_caps():

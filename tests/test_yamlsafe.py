@@ -172,3 +172,48 @@ def test_undefined_alias_is_a_parse_error():
 def test_aliases_share_values_and_anchored_keys_work():
     doc = load("k: &name image\nbase: &b {x: 1}\n*name : v\nc: *b\n")
     assert doc["image"] == "v" and doc["c"] is doc["base"]
+
+
+# Property tests: the event-built values agree with PyYAML's own safe loader, and
+# every recorded line is where the key or item really is.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+KEYS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_-", min_size=1, max_size=8)
+PLAIN = st.recursive(
+    st.none() | st.booleans() | st.integers(-10 ** 12, 10 ** 12)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=15),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(KEYS, children, max_size=4),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(PLAIN, st.booleans())
+def test_values_agree_with_pyyaml(value, flow):
+    text = yamlsafe.yaml.safe_dump(value, default_flow_style=flow, allow_unicode=True)
+    assert yamlsafe.to_plain(load(text)) == yamlsafe.yaml.safe_load(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(KEYS, PLAIN, min_size=1, max_size=5))
+def test_recorded_lines_point_at_the_key(value):
+    text = yamlsafe.yaml.safe_dump(value, default_flow_style=False, allow_unicode=True)
+    lines = text.splitlines()
+    document = load(text)
+
+    def check(node, indent):
+        if isinstance(node, MarkedMap):
+            for key, item in node.items():
+                line = lines[node.line_of(key) - 1]
+                assert line.startswith(" " * indent)
+                assert line[indent:].lstrip("'\"").startswith(key)   # maybe quoted
+                check(item, indent + 2)   # safe_dump indents nested mappings by two
+        elif isinstance(node, MarkedList):
+            for index, item in enumerate(node):
+                assert lines[node.line_at(index) - 1].lstrip().startswith("-")
+                if isinstance(item, MarkedMap):
+                    for key in item:
+                        assert key in lines[item.line_of(key) - 1]
+
+    check(document, 0)

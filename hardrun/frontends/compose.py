@@ -67,19 +67,26 @@ def _load_document(text: str, path: str, env) -> MarkedMap | None:
 
 
 def _interpolate(value, env):
-    """A copy of `value` with every string interpolated, lines kept."""
+    """`value` with every string interpolated, lines kept; unchanged parts are reused."""
     if isinstance(value, str):
-        return interpolate(value, env)
+        return interpolate(value, env) if "$" in value else value
     if isinstance(value, MarkedMap):
+        changed = {key: new for key, item in value.items()
+                   if (new := _interpolate(item, env)) is not item}
+        if not changed:
+            return value
         out = MarkedMap(value.line, value.column)
         out.key_lines = value.key_lines
         for key, item in value.items():
-            out[key] = _interpolate(item, env)
+            out[key] = changed.get(key, item)
         return out
     if isinstance(value, MarkedList):
+        items = [_interpolate(item, env) for item in value]
+        if all(new is old for new, old in zip(items, value)):
+            return value
         out = MarkedList(value.line, value.column)
         out.item_lines = value.item_lines
-        out.extend(_interpolate(item, env) for item in value)
+        out.extend(items)
         return out
     return value
 
@@ -180,7 +187,15 @@ class _Extends:
         return services
 
 
+# Kernel and device trees are never compose files; reading them could block or leak.
+_NEVER_READ = ("/proc/", "/sys/", "/dev/")
+
+
 def _read_small(other: str, path: str, line: int | None) -> str:
+    real = os.path.realpath(other)
+    if real.startswith(_NEVER_READ):
+        raise ParseError(f"`extends` names {other}, which is not a compose file", path=path,
+                         line=line)
     if not os.path.isfile(other):
         raise ParseError(f"`extends` names {other}, which is not a file", path=path, line=line)
     try:
@@ -361,8 +376,8 @@ def _service_spec(name: str, raw: MarkedMap, line: int | None, path: str,
     fields["env"] = _environment(service)
     fields["env_files"] = _env_files(service)
     for key, value in raw.items() if has_variables else ():
-        if _mentions_variable(value):
-            service.unresolved.add(_FIELD_OF.get(key, key))
+        if key in _FIELD_OF and _mentions_variable(value):
+            service.unresolved.add(_FIELD_OF[key])
     fields["unresolved"] = frozenset(service.unresolved)
     fields["lines"] = service.lines
     return RunSpec(**fields)

@@ -98,9 +98,8 @@ def detect_oci(name: str, peek: Peek) -> str | None:
 
 
 Detector = Callable[[str, Peek], "str | None"]
-# Order matters: names first, then content. The `docker-run` detectors (scripts,
-# Makefiles, CI YAML, Markdown) and the `hardrun` run-config detector go here too,
-# CI YAML before detect_compose_content.
+# Order matters: names first, then content. `docker-run` (scripts, Makefiles, CI YAML,
+# Markdown) is asked last, by detect_run_kind; a `hardrun` run-config detector goes here.
 DETECTORS: list[Detector] = [detect_compose_name, detect_kubernetes, detect_compose_content, detect_oci]
 
 PARSERS: dict[str, str] = {

@@ -34,33 +34,32 @@ class _Interpolator:
     def run(self, text: str) -> str:
         out = []
         i = 0
-        while i < len(text):
-            char = text[i]
-            if char != "$" or i + 1 >= len(text):
-                out.append(char)
-                i += 1
-                continue
-            following = text[i + 1]
+        while True:
+            dollar = text.find("$", i)
+            if dollar < 0 or dollar + 1 >= len(text):
+                out.append(text[i:])
+                return "".join(out)
+            out.append(text[i:dollar])
+            following = text[dollar + 1]
             if following == "$":
                 out.append("$")
-                i += 2
+                i = dollar + 2
             elif following == "{":
-                end = _closing_brace(text, i + 2)
+                end = _closing_brace(text, dollar + 2)
                 if end < 0:              # unterminated: keep the rest as written
-                    out.append(text[i:])
-                    break
-                out.append(self.braced(text[i + 2:end], text[i:end + 1]))
+                    out.append(text[dollar:])
+                    return "".join(out)
+                out.append(self.braced(text[dollar + 2:end], text[dollar:end + 1]))
                 i = end + 1
             else:
-                match = _NAME.match(text, i + 1)
+                match = _NAME.match(text, dollar + 1)
                 if match is None:
-                    out.append(char)
-                    i += 1
+                    out.append("$")
+                    i = dollar + 1
                     continue
                 name = match.group()
-                out.append(self.env[name] if name in self.env else text[i:match.end()])
+                out.append(self.env[name] if name in self.env else text[dollar:match.end()])
                 i = match.end()
-        return "".join(out)
 
     def braced(self, inner: str, written: str) -> str:
         match = _NAME.match(inner)
@@ -89,14 +88,16 @@ def _closing_brace(text: str, start: int) -> int:
     """Index of the `}` closing a `${` whose body starts at `start` (nesting allowed)."""
     depth = 1
     i = start
-    while i < len(text):
-        if text.startswith("${", i):
+    while True:
+        close = text.find("}", i)
+        if close < 0:
+            return -1
+        nested = text.find("${", i, close)
+        if nested >= 0:
             depth += 1
-            i += 2
+            i = nested + 2
             continue
-        if text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
+        depth -= 1
+        if depth == 0:
+            return close
+        i = close + 1

@@ -118,6 +118,7 @@ class _Config:
             fields.update(self.kernel_paths(linux))
             fields["devices"] = self.devices(linux)
             fields.update(self.resources(linux))
+            fields.update(self.user_mapping(linux))
         fields["lines"] = self.lines
         return RunSpec(**fields)
 
@@ -221,6 +222,18 @@ class _Config:
         if network is not None and "namespace:network" in self.lines:
             self.lines["network"] = self.lines["namespace:network"]
         return declared, network
+
+    def user_mapping(self, linux: MarkedMap) -> dict:
+        """Where container uid 0 lands on the host (`userns_remap`), if it is mapped."""
+        mappings = self.items(linux, "uidMappings", "linux.")
+        for index, mapping in enumerate(mappings):
+            container_id = self.get(mapping, "containerID", int, "linux.uidMappings[].")
+            host_id = self.get(mapping, "hostID", int, "linux.uidMappings[].")
+            size = self.get(mapping, "size", int, "linux.uidMappings[].")
+            if container_id == 0 and host_id is not None and size:
+                self.lines["userns_remap"] = mappings.line_at(index)
+                return {"userns_remap": (host_id, size)}
+        return {}
 
     def seccomp(self, linux: MarkedMap, linux_present: bool) -> dict:
         seccomp = self.get(linux, "seccomp", MarkedMap, "linux.")
