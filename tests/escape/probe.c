@@ -319,31 +319,59 @@ static void attack_umount(const char *path)
     attack_read(path);
 }
 
-/* CVE-2022-0492: mount the cgroup v1 hierarchy ARG and write its release_agent (the
- * value it already has, so even a successful write changes nothing). */
-static void attack_release_agent(const char *subsystem)
+/* CVE-2022-0492: mount a cgroup v1 hierarchy and write its release_agent (the value
+ * it already has, so even a successful write changes nothing).  ARG lists candidate
+ * controllers joined by '+'; the first whose release_agent is visible (the cgroup
+ * namespace must be rooted at the hierarchy's root) is attacked. */
+static int release_agent_write(const char *dir)
 {
-    char current[4096];
+    char path[512], current[4096];
     ssize_t n;
-    int fd;
-    mkdir("/tmp/probe-cg", 0755);
-    if (mount("cgroup", "/tmp/probe-cg", "cgroup", 0, subsystem) < 0)
-        return blocked_at("mount");
-    fd = open("/tmp/probe-cg/release_agent", O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        blocked_at("open");
-        umount2("/tmp/probe-cg", MNT_DETACH);
-        return;
-    }
+    int fd, result;
+    snprintf(path, sizeof path, "%s/release_agent", dir);
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
     n = read(fd, current, sizeof current);
     if (n < 0)
         n = 0;
-    if (pwrite(fd, n ? current : "\n", n ? (size_t) n : 1, 0) < 0)
-        blocked_at("write");
-    else
-        report("OK", NULL);
+    result = pwrite(fd, n ? current : "\n", n ? (size_t) n : 1, 0) < 0 ? -2 : 0;
     close(fd);
-    umount2("/tmp/probe-cg", MNT_DETACH);
+    return result;
+}
+
+static void attack_release_agent(const char *arg)
+{
+    char list[512], *name, *save = NULL;
+    const char *step = "mount";
+    int step_errno = EINVAL;
+    snprintf(list, sizeof list, "%s", arg);
+    for (name = strtok_r(list, "+", &save); name; name = strtok_r(NULL, "+", &save)) {
+        char dir[300];
+        int result;
+        snprintf(dir, sizeof dir, "/tmp/probe-cg-%s", name);
+        mkdir(dir, 0755);
+        if (mount("cgroup", dir, "cgroup", 0, name) < 0) {
+            if (strcmp(step, "mount") == 0)
+                step_errno = errno;
+            continue;
+        }
+        result = release_agent_write(dir);
+        if (result == -1 && errno == ENOENT) {   /* not the hierarchy's root: try the next */
+            step = "open";
+            step_errno = errno;
+            umount2(dir, MNT_DETACH);
+            continue;
+        }
+        if (result == 0)
+            report("OK", "hierarchy=%s", name);
+        else
+            report("BLOCKED", "hierarchy=%s step=%s errno=%s", name, result == -1 ? "open" : "write",
+                   ename(errno));
+        umount2(dir, MNT_DETACH);
+        return;
+    }
+    report("BLOCKED", "step=%s errno=%s", step, ename(step_errno));
 }
 
 /* -- namespaces ---------------------------------------------------------------------- */
