@@ -232,6 +232,7 @@ SCENARIOS = {
                              + ["open_w" + path for path in READONLY_TARGETS]),
     "init": (("--init",), ["exe_scan", "procs"]),
     "host_ids_init": (USERNS_HOST + ("--init",), ["exe_scan"]),
+    "host_ptrace_init": (USERNS_HOST + ("--init", "--cap-add", "SYS_PTRACE"), ["exe_scan"]),
     # setuid and file capabilities, run as the non-root user `app`
     "app": (("-u", "app"), ["suid", "suid_host", "fcap"]),
     "app_nnp_off": (("-u", "app", "--security-opt", "no-new-privileges=false"), ["suid", "suid_host", "fcap"]),
@@ -689,16 +690,19 @@ def test_runtime_binary_cannot_be_overwritten_cve_2019_5736():
 def test_runtime_binary_is_not_reachable_from_the_container(battery):
     """No process in the container runs the host's runtime binary once the command has
     started, so /proc/<pid>/exe leads nowhere near it. With --init, PID 1 is hardrun's
-    reaper, which does run the host's interpreter, but its /proc/1/exe cannot even be
-    followed (EACCES: the reaper's memory belongs to the host's user namespace).
-    Control: without the user namespace (--userns host) the reaper is found."""
+    reaper, which does run the host's interpreter, but it is non-dumpable: its
+    /proc/1/exe cannot be followed (EACCES), in the user namespace and under
+    --userns host alike. Control: with real CAP_SYS_PTRACE (--userns host --cap-add
+    SYS_PTRACE) the link is followed to the host's interpreter, which then only being
+    busy (ETXTBSY) keeps from being opened for writing."""
     default = battery("default")["exe_scan"]
     assert default["found"] == "none" and default["unreadable"] == "0", default
-    with_init = battery("init")["exe_scan"]
-    assert with_init["found"] == "none", with_init
-    assert with_init["unreadable"] == "1" and with_init["unreadable_errno"] == "EACCES", with_init
-    control = battery("host_ids_init")["exe_scan"]
-    assert control["found"] == "1", control
+    for scenario in ("init", "host_ids_init"):
+        with_init = battery(scenario)["exe_scan"]
+        assert with_init["found"] == "none", (scenario, with_init)
+        assert with_init["unreadable"] == "1" and with_init["unreadable_errno"] == "EACCES", (scenario, with_init)
+    control = battery("host_ptrace_init")["exe_scan"]
+    assert control["found"] == "1" and control["errno"] == "ETXTBSY", control
 
 
 # -- the caller's terminal ---------------------------------------------------------------------
