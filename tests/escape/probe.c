@@ -25,6 +25,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -556,6 +558,38 @@ static void attack_fd_openat(const char *arg)
     report("OK", NULL);
 }
 
+/* connect(2) to the unix socket ARG: a path, or @NAME for the abstract namespace
+ * (which belongs to the network namespace; paths do not). */
+static void attack_unix_connect(const char *arg)
+{
+    struct sockaddr_un addr;
+    socklen_t length;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return blocked_at("socket");
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    strncpy(addr.sun_path, arg, sizeof addr.sun_path - 1);
+    length = offsetof(struct sockaddr_un, sun_path) + strlen(arg);
+    if (arg[0] == '@')
+        addr.sun_path[0] = 0;
+    else
+        length += 1;
+    verdict(connect(fd, (struct sockaddr *) &addr, length), NULL);
+    close(fd);
+}
+
+/* A fresh procfs (without the masks) at /tmp/probe-proc; then read ARG in it. */
+static void attack_mount_proc(const char *arg)
+{
+    char path[512];
+    mkdir("/tmp/probe-proc", 0755);
+    if (mount("proc", "/tmp/probe-proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        return blocked_at("mount");
+    snprintf(path, sizeof path, "/tmp/probe-proc/%s", arg);
+    attack_read(path);
+}
+
 /* -- kernel interfaces ------------------------------------------------------------------ */
 
 static void attack_add_key(const char *arg)
@@ -730,7 +764,8 @@ static const struct attack ATTACKS[] = {
     {"io_uring", attack_io_uring}, {"userfaultfd", attack_userfaultfd}, {"perf", attack_perf},
     {"init_module", attack_init_module}, {"finit_module", attack_finit_module},
     {"raw_socket", attack_raw_socket}, {"tiocsti", attack_tiocsti},
-    {"chroot_escape", attack_chroot_escape}, {"shocker", attack_shocker},
+    {"chroot_escape", attack_chroot_escape}, {"unix_connect", attack_unix_connect},
+    {"mount_proc", attack_mount_proc}, {"shocker", attack_shocker},
 };
 
 /* "LABEL=ATTACK:ARG" -> label, attack name, argument (the label defaults to the name). */
