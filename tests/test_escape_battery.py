@@ -144,6 +144,8 @@ ATTACKS = {
     "unshare_mnt": "unshare:mnt",
     "clone_user": "clone_user",
     "clone3_user": "clone3_user",
+    "abi_i386": "abi_unshare:i386",
+    "abi_x32": "abi_unshare:x32",
     "setns": f"setns:{HOST.mnt_ns}:{HOST.root}",
     "ptrace_pid1": "ptrace:1",
     "add_key": "add_key",
@@ -212,8 +214,8 @@ SCENARIOS = {
                    "release_agent"]),
     "setns_caps": (("--cap-add", "SYS_ADMIN", "--cap-add", "SYS_CHROOT"), ["setns"]),
     "unconfined": (("--security-opt", "seccomp=unconfined"),
-                   ["unshare_user", "clone_user", "clone3_user", "add_key", "keyctl", "io_uring",
-                    "userfaultfd"]),
+                   ["unshare_user", "clone_user", "clone3_user", "abi_i386", "abi_x32", "add_key", "keyctl",
+                    "io_uring", "userfaultfd"]),
     "net_raw": (("--cap-add", "NET_RAW"), ["raw_packet", "raw_inet"]),
     "sys_chroot": (("--cap-add", "SYS_CHROOT"), ["chroot_escape"]),
     # Capabilities that only mean something in the initial user namespace.
@@ -372,6 +374,20 @@ def test_new_user_namespaces_are_refused(battery):
     control = battery("unconfined")
     for label in ("unshare_user", "clone_user", "clone3_user"):
         assert_ok(control[label])
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the i386 and x32 ABIs exist only on x86-64")
+def test_other_syscall_abis_do_not_bypass_the_filter(battery):
+    """unshare(CLONE_NEWUSER) through the i386 ABI (int 0x80, another syscall table a
+    native-only filter would miss) and through the x32 ABI (numbers with bit 30 set).
+    Control: with seccomp=unconfined the i386 call goes through; the x32 one reaches the
+    kernel, which answers ENOSYS when built without x32, never the filter's EPERM."""
+    default = battery("default")
+    assert_blocked(default["abi_i386"], "EPERM")
+    assert_blocked(default["abi_x32"], "EPERM")
+    control = battery("unconfined")
+    assert_ok(control["abi_i386"])
+    assert control["abi_x32"].status == "OK" or control["abi_x32"]["errno"] == "ENOSYS", control["abi_x32"]
 
 
 def test_new_mount_namespace_is_refused(battery):

@@ -387,6 +387,32 @@ static void attack_unshare(const char *kind)
     verdict(unshare(flag), NULL);
 }
 
+/* unshare(CLONE_NEWUSER) through another syscall ABI of x86-64, which a filter
+ * written for the native ABI alone would miss: ARG is i386 (int 0x80) or x32. */
+static void attack_abi_unshare(const char *abi)
+{
+#if defined(__x86_64__)
+    long result;
+    if (strcmp(abi, "i386") == 0) {
+        long number = 310;               /* unshare in the i386 table */
+        __asm__ volatile ("int $0x80" : "=a"(result) : "0"(number), "b"((long) CLONE_NEWUSER)
+                          : "memory", "r8", "r9", "r10", "r11");
+    } else {
+        result = syscall(0x40000000 | SYS_unshare, CLONE_NEWUSER);
+        if (result < 0)
+            result = -errno;
+    }
+    if (result < 0) {
+        errno = (int) -result;
+        return verdict(-1, NULL);
+    }
+    report("OK", NULL);
+#else
+    (void) abi;
+    report("BLOCKED", "errno=not-x86_64");
+#endif
+}
+
 /* clone(2) with CLONE_NEWUSER (the argument filter's job, separate from unshare). */
 static void attack_clone_user(const char *arg)
 {
@@ -757,7 +783,7 @@ static const struct attack ATTACKS[] = {
     {"read", attack_read}, {"open_w", attack_open_w}, {"write", attack_write}, {"ls", attack_ls},
     {"mknod", attack_mknod}, {"mount_tmpfs", attack_mount_tmpfs}, {"remount_rw", attack_remount_rw},
     {"umount", attack_umount}, {"release_agent", attack_release_agent}, {"unshare", attack_unshare},
-    {"clone_user", attack_clone_user}, {"clone3_user", attack_clone3_user}, {"setns", attack_setns},
+    {"clone_user", attack_clone_user}, {"abi_unshare", attack_abi_unshare}, {"clone3_user", attack_clone3_user}, {"setns", attack_setns},
     {"sethostname", attack_sethostname}, {"ptrace", attack_ptrace}, {"procs", attack_procs},
     {"exe_scan", attack_exe_scan}, {"fds", attack_fds}, {"fd_openat", attack_fd_openat}, {"cwd_create", attack_cwd_create},
     {"add_key", attack_add_key}, {"keyctl", attack_keyctl}, {"bpf", attack_bpf},
