@@ -52,8 +52,8 @@ def proc_status(rootfs, *flags) -> dict:
     return status_fields(done.stdout)
 
 
-def popen_hardrun(*args, **kwargs):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def popen_hardrun(*args, env=None, **kwargs):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.Popen([sys.executable, "-m", "hardrun", *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
@@ -295,21 +295,32 @@ def test_init_reaps_orphaned_zombies(rootfs):
     assert any(row.split()[1].startswith("Z") for row in control.stdout.splitlines()[1:]), control.stdout
 
 
-def test_parent_death_kills_the_container(rootfs):
-    proc = popen_hardrun("run", "--rootfs", rootfs, "--", "sh", "-c", "echo ready; exec sleep 60")
+def test_parent_death_kills_the_container_and_a_later_run_cleans_up(rootfs, private_cgroup_parent):
+    name, env = private_cgroup_parent
+    proc = popen_hardrun("run", "--rootfs", rootfs, "--", "sh", "-c", "echo ready; exec sleep 60", env=env)
     wait_ready(proc)
     child = container_pid(proc.pid)
     proc.kill()
     proc.wait(timeout=30)
     deadline = time.monotonic() + 20
-    while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:
-        with open(f"/proc/{child}/stat") as handle:
-            if handle.read().split(")")[-1].split()[0] == "Z":
-                break
+    while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
-    alive = os.path.exists(f"/proc/{child}")
-    state = open(f"/proc/{child}/stat").read().split(")")[-1].split()[0] if alive else "gone"
-    assert state in ("gone", "Z"), state
+    assert not _alive(child), "the container outlived hardrun"
+    # hardrun was SIGKILLed: its state and cgroup are left behind...
+    left = os.listdir(env["HARDRUN_STATE_DIR"])
+    assert len(left) == 1 and os.path.isdir(f"/sys/fs/cgroup/pids/{name}/{left[0]}")
+    # ...until the next hardrun removes them.
+    assert run(rootfs, "--", "true", env=env).returncode == 0
+    assert os.listdir(env["HARDRUN_STATE_DIR"]) == []
+    assert not os.path.exists(f"/sys/fs/cgroup/pids/{name}/{left[0]}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 # -- file descriptors and working directory ----------------------------------------------
@@ -425,6 +436,14 @@ def test_environment(rootfs, tmp_path):
     assert values["HOME"] == "/root" and values["PATH"].startswith("/usr/local/sbin")
 
 
+def test_env_passthrough_and_explicit_default_flags(rootfs):
+    done = run(rootfs, "-e", "FROM_CALLER", "-e", "UNSET_IN_CALLER", "--read-only", "--no-new-privileges",
+               "--security-opt", "no-new-privileges=true", "--cap-drop", "ALL", "--", "env",
+               env={"FROM_CALLER": "passed"})
+    values = dict(line.split("=", 1) for line in done.stdout.splitlines())
+    assert values["FROM_CALLER"] == "passed" and "UNSET_IN_CALLER" not in values, done.stderr
+
+
 # -- host root view (no --rootfs) --------------------------------------------------------
 
 def test_without_rootfs_the_host_root_is_a_read_only_view():
@@ -449,6 +468,8 @@ def test_dry_run_prints_the_resolved_configuration_and_runs_nothing(rootfs, tmp_
     assert done.returncode == 0, done.stderr
     config = json.loads(done.stdout)
     assert not (tmp_path / "ran").exists()
+    from tests.test_oci import _validator
+    _validator().validate(config)   # runtime-spec's own JSON schema (tests/data copy)
     process = config["process"]
     assert process["args"] == ["touch", "/out/ran"]
     assert process["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [2000]}
@@ -602,3 +623,29 @@ def test_usage_errors_exit_125_without_traceback(rootfs):
         done = run_hardrun("run", *args)
         assert done.returncode == 125, (args, done.stderr)
         assert done.stderr.startswith("hardrun: ") and "Traceback" not in done.stderr, done.stderr
+
+
+def test_unavailable_user_namespaces_fail_closed_and_name_the_sysctl(rootfs, tmp_path):
+    # The limit is per user namespace: set to 0 in a throwaway one, hardrun's clone fails.
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HARDRUN_STATE_DIR=str(tmp_path / "state"))
+    script = ("echo 0 > /proc/sys/user/max_user_namespaces && "
+              f'exec {sys.executable} -m hardrun run --rootfs "$1" -v "$2":/out -- touch /out/ran')
+    done = subprocess.run(["unshare", "--user", "--map-root-user", "sh", "-c", script, "sh", rootfs,
+                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 125, done.stderr
+    assert done.stderr.startswith("hardrun: clone: ") and "user.max_user_namespaces" in done.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_start_up_path_imports_nothing_heavy(rootfs):
+    """`hardrun run` is measured against crun: click, YAML, pyroute2, libseccomp's binding
+    (once the filter is cached) and dataclasses/inspect/typing stay off its path."""
+    run(rootfs, "--", "true")   # fills the seccomp cache if needed
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "hardrun", "run", "--rootfs", rootfs,
+                           "--", "true"], env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "hardrun.runtime.parent" in imported      # the measurement itself works
+    heavy = {"click", "yaml", "pyroute2", "pyseccomp", "dataclasses", "inspect", "typing"}
+    assert imported & heavy == set()

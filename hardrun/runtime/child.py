@@ -8,6 +8,7 @@ interpreter's own files may be unreachable. Any failure is reported to the paren
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
@@ -25,6 +26,9 @@ class _Steps:
 
 def main(cfg, exec_plan, sync_fd: int, error_fd: int) -> None:
     """Never returns: execs the command or exits with 125/126/127."""
+    # No cyclic garbage collection here: a finalizer of an object inherited from the parent
+    # could close an fd number that is reused by then (the report pipe).
+    gc.disable()
     steps = _Steps()
     try:
         _run(cfg, exec_plan, sync_fd, error_fd, steps)

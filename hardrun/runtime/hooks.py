@@ -48,6 +48,9 @@ class Hooks:
             from ..errors import UsageError
             raise UsageError(f"--publish needs a bridge network, not --network {self.cfg.network}",
                              hint="add --network bridge")
+        # What containers of killed hardrun processes left behind goes first (issue: cgroups
+        # and links must not pile up); problems are left for `hardrun gc` to report.
+        state.reap_stale()
         self.state = state.ContainerState.create(self.cfg.id)  # recorded first: a crash leaves a trace
         layout = cgroups.detect_layout()
         self.cgroup = cgroups.ContainerCgroup.create(self.cfg.id, limits, self.state, layout=layout,
