@@ -847,6 +847,33 @@ def test_host_path_sockets_are_unreachable_through_the_host_root_view(probe, hos
         shutil.rmtree(work)
 
 
+# -- the operator's terminal --------------------------------------------------------------------
+
+def test_inspect_does_not_relay_escape_sequences_from_the_container(battery_rootfs):
+    """The container chooses its own command line; `hardrun inspect PID` prints it to
+    the operator's terminal. A command line carrying escape sequences (here: set the
+    window title, clear the screen) must come out escaped. Control: the raw
+    /proc/PID/cmdline really carries the ESC and BEL bytes."""
+    payload = "\x1b]0;owned\x07\x1b[2J"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "--rootfs", str(battery_rootfs), "--",
+                             "sh", "-c", "echo ready; sleep 30; true", payload],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as handle:
+            pid = int(handle.read().split()[0])
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            assert payload.encode() in handle.read()
+        done = run_hardrun("inspect", str(pid))
+        assert done.returncode == 0, done.stderr
+        assert "\x1b" not in done.stdout and "\x07" not in done.stdout, repr(done.stdout)
+        assert "\\x1b]0;owned\\x07" in done.stdout.splitlines()[0], done.stdout
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 # -- user namespace ------------------------------------------------------------------------------
 
 def test_container_root_is_an_unprivileged_host_uid(battery_rootfs, tmp_path):
