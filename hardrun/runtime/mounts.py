@@ -326,9 +326,19 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool) -> None:
         os.close(dev)
 
 
+def _refuse_proc(root_fd: int, target_fd: int, plan: MountPlan) -> None:
+    """The parent refused /proc as a destination; a symlink in the image may still lead
+    one there once resolved, and /proc must stay the container's own procfs."""
+    inside = posixpath.relpath(os.readlink(_fd_path(target_fd)), os.readlink(_fd_path(root_fd)))
+    if inside == "proc" or inside.startswith("proc/"):
+        _fail(f"mount {plan.target}", OSError(errno.EPERM, os.strerror(errno.EPERM)),
+              f"a symlink in the image leads the destination to /{inside}; mounting over /proc is refused")
+
+
 def mount_user(root_fd: int, plan: MountPlan, source_fd: int | None, create: bool) -> None:
     target = mountpoint(root_fd, plan.target, plan.kind != "bind" or plan.source_is_dir, create)
     try:
+        _refuse_proc(root_fd, target, plan)
         if plan.kind == "bind":
             attrs = BIND_ATTRS | (k.MOUNT_ATTR_RDONLY if plan.read_only else 0)
             bind(source_fd, target, attrs, plan.recursive)
