@@ -603,6 +603,31 @@ def test_ptrace(battery_rootfs, probe):
         target.wait()
 
 
+def test_image_symlink_cannot_lead_a_mount_over_proc(battery_rootfs, tmp_path):
+    """A malicious image plants `/data -> /proc`; the user's innocent `-v SRC:/data`
+    would then replace the container's procfs (runc's CVE-2019-16884 and
+    CVE-2019-19921 used such mounts to disable protections living in /proc). hardrun
+    refuses after resolving the destination, before anything runs. Control: a symlink to
+    a directory elsewhere in the image is followed and the bind lands there."""
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "marker").write_text("from the host")
+    links = {"data-proc": "/proc", "data-home": "/home"}
+    for name, target in links.items():
+        (battery_rootfs / name).symlink_to(target)
+    try:
+        done = run_hardrun("run", "--rootfs", str(battery_rootfs), "-v", f"{source}:/data-proc", "--",
+                           "/bin/probe", "procs", "fds")
+        assert done.returncode == 125 and done.stdout == "", (done.stdout, done.stderr)
+        assert "mounting over /proc is refused" in done.stderr
+        control = run_hardrun("run", "--rootfs", str(battery_rootfs), "-v", f"{source}:/data-home", "--",
+                              "/bin/probe", "home=ls:/home", "fds")
+        assert parse_outcomes(control.stdout)["home"]["entries"] == "marker", control.stderr
+    finally:
+        for name in links:
+            (battery_rootfs / name).unlink()
+
+
 # -- chroot and file handles ---------------------------------------------------------------------
 
 def test_chroot_escape(battery, battery_rootfs):
