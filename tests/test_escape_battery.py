@@ -154,6 +154,7 @@ ATTACKS = {
     "io_uring": "io_uring",
     "userfaultfd": "userfaultfd",
     "perf": "perf",
+    "syslog": "syslog",
     "init_module": "init_module",
     "finit_module": "finit_module",
     "raw_packet": "raw_socket:packet",
@@ -220,10 +221,11 @@ SCENARIOS = {
     "sys_chroot": (("--cap-add", "SYS_CHROOT"), ["chroot_escape"]),
     # Capabilities that only mean something in the initial user namespace.
     "userns_caps": (("--cap-add", "BPF", "--cap-add", "PERFMON", "--cap-add", "SYS_MODULE",
-                     "--cap-add", "MKNOD"), ["bpf", "perf", "init_module", "finit_module", "mknod_blk"]),
+                     "--cap-add", "MKNOD", "--cap-add", "SYSLOG"),
+                    ["bpf", "perf", "init_module", "finit_module", "mknod_blk", "syslog"]),
     "host_caps": (USERNS_HOST + ("--cap-add", "BPF", "--cap-add", "PERFMON", "--cap-add", "SYS_MODULE",
-                                 "--cap-add", "MKNOD"), ["bpf", "perf", "init_module", "finit_module",
-                                                         "mknod_blk"]),
+                                 "--cap-add", "MKNOD", "--cap-add", "SYSLOG"),
+                  ["bpf", "perf", "init_module", "finit_module", "mknod_blk", "syslog"]),
     "host_sys_admin": (USERNS_HOST + ("--cap-add", "SYS_ADMIN"), ["release_agent"]),
     "dac_read_search": (("--cap-add", "DAC_READ_SEARCH", "--security-opt", "seccomp=unconfined"), ["shocker"]),
     "host_dac_read_search": (USERNS_HOST + ("--cap-add", "DAC_READ_SEARCH", "--security-opt",
@@ -454,6 +456,15 @@ def test_perf_event_open_is_refused(battery):
     perf_event_paranoid, as it does for any unprivileged process.)"""
     assert_blocked(battery("default")["perf"], "EPERM")
     assert_ok(battery("host_caps")["perf"])
+
+
+def test_kernel_log_is_unreadable(battery):
+    """syslog(2) READ_ALL (the kernel log: addresses, other processes' traces): refused,
+    also with --cap-add SYSLOG inside the user namespace (it counts only in the initial
+    one). Control: --userns host --cap-add SYSLOG reads it."""
+    assert_blocked(battery("default")["syslog"], "EPERM")
+    assert_blocked(battery("userns_caps")["syslog"], "EPERM")
+    assert_ok(battery("host_caps")["syslog"])
 
 
 @pytest.mark.parametrize("label", ["init_module", "finit_module"])

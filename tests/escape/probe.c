@@ -669,6 +669,14 @@ static void attack_perf(const char *arg)
     verdict(syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0), NULL);
 }
 
+/* Read the kernel log (syslog(2) READ_ALL): KASLR offsets and other processes' traces. */
+static void attack_syslog(const char *arg)
+{
+    char buf[4096];
+    (void) arg;
+    verdict(syscall(SYS_syslog, 3, buf, (int) sizeof buf), NULL);
+}
+
 /* A 64-byte buffer that is no module: a permitted caller gets ENOEXEC (or a signature
  * error), a refused one EPERM; nothing can ever be loaded. */
 static void attack_init_module(const char *arg)
@@ -787,7 +795,7 @@ static const struct attack ATTACKS[] = {
     {"sethostname", attack_sethostname}, {"ptrace", attack_ptrace}, {"procs", attack_procs},
     {"exe_scan", attack_exe_scan}, {"fds", attack_fds}, {"fd_openat", attack_fd_openat}, {"cwd_create", attack_cwd_create},
     {"add_key", attack_add_key}, {"keyctl", attack_keyctl}, {"bpf", attack_bpf},
-    {"io_uring", attack_io_uring}, {"userfaultfd", attack_userfaultfd}, {"perf", attack_perf},
+    {"io_uring", attack_io_uring}, {"userfaultfd", attack_userfaultfd}, {"perf", attack_perf}, {"syslog", attack_syslog},
     {"init_module", attack_init_module}, {"finit_module", attack_finit_module},
     {"raw_socket", attack_raw_socket}, {"tiocsti", attack_tiocsti},
     {"chroot_escape", attack_chroot_escape}, {"unix_connect", attack_unix_connect},
