@@ -300,7 +300,9 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool) -> None:
             os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev))
             node = k.openat2(dev, name, k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
             try:
-                _bind_host_path(f"/dev/{name}", node, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC)
+                # Read-only: the node is the host's inode; reads and writes to the device
+                # still work, but chmod/chown/utimes (its owner's, under --userns host) do not.
+                _bind_host_path(f"/dev/{name}", node, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY)
             finally:
                 os.close(node)
         for name, mode in (("pts", 0o755), ("shm", 0o1777)):
