@@ -184,6 +184,11 @@ for path in MASKED_FILES:
 for path in READONLY_TARGETS:
     ATTACKS["open_w" + path] = "open_w:" + path
 ATTACKS["masked_dir"] = "ls:/proc/acpi"
+# The device nodes in /dev are the host's own inodes (bind mounts), and so are the masks.
+HOST_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+for name in HOST_DEVICES:
+    ATTACKS["chmod_dev_" + name] = "chmod:/dev/" + name
+ATTACKS["chmod_mask"] = "chmod:/proc/interrupts"
 
 
 def _release_agent_hierarchies() -> str:
@@ -231,7 +236,8 @@ SCENARIOS = {
     "host_dac_read_search": (USERNS_HOST + ("--cap-add", "DAC_READ_SEARCH", "--security-opt",
                                             "seccomp=unconfined"), ["shocker"]),
     "read_write": (("--read-write",), ["write_root"]),
-    "host_ids": (USERNS_HOST, ["hostname_sysctl", "sys_net", "sys_kernel", "masked_dir"]
+    "host_ids": (USERNS_HOST, ["hostname_sysctl", "sys_net", "sys_kernel", "masked_dir", "chmod_mask"]
+                 + ["chmod_dev_" + name for name in HOST_DEVICES]
                  + ["read" + path for path in MASKED_FILES] + ["open_w" + path for path in READONLY_TARGETS]),
     "host_ids_systempaths": (USERNS_HOST + ("--security-opt", "systempaths=unconfined"),
                              ["hostname_sysctl", "masked_dir"] + ["read" + path for path in MASKED_FILES]
@@ -581,6 +587,27 @@ def test_dev_has_no_host_devices(battery):
     assert entries <= allowed, entries - allowed
     host = set(os.listdir("/dev"))
     assert "kmsg" in host and host - allowed
+
+
+def test_host_device_inodes_cannot_be_changed(battery, battery_rootfs, tmp_path):
+    """/dev/null, /dev/tty… in the container are bind mounts of the host's own device
+    inodes (as are the masks over /proc files). Under --userns host container root is
+    their owner and needs no capability to chmod them: `chmod 000 /dev/null` would
+    break the whole host. The binds are read-only (EROFS); reading and writing the
+    devices still work. Control: the same chmod on a host file bound read-write under
+    --userns host succeeds (and, like the probe's, changes nothing but its ctime)."""
+    for scenario in ("default", "host_ids"):
+        outcomes = battery(scenario)
+        for name in HOST_DEVICES:
+            assert_blocked(outcomes["chmod_dev_" + name], "EROFS")
+        assert_blocked(outcomes["chmod_mask"], "EROFS")
+    host_file = tmp_path / "file"
+    host_file.write_text("")
+    done = run_hardrun("run", "--rootfs", str(battery_rootfs), "--userns", "host", "-v", f"{host_file}:/data/file",
+                       "--", "/bin/probe", "chmod_bound=chmod:/data/file", "null=write:/dev/null=x")
+    outcomes = parse_outcomes(done.stdout)
+    assert_ok(outcomes["chmod_bound"])
+    assert_ok(outcomes["null"])
 
 
 # -- processes ---------------------------------------------------------------------------------

@@ -248,6 +248,16 @@ static void attack_write(const char *arg)
     report("OK", NULL);
 }
 
+/* chmod ARG to the mode it already has: succeeds only with the right to change the
+ * inode's metadata (owner, or CAP_FOWNER), and then changes nothing but its ctime. */
+static void attack_chmod(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return blocked_at("stat");
+    verdict(chmod(path, st.st_mode & 07777), NULL);
+}
+
 static void attack_ls(const char *dir)
 {
     char names[4096] = "";
@@ -788,7 +798,7 @@ struct attack {
 static const struct attack ATTACKS[] = {
     {"caps", attack_caps}, {"capset", attack_capset}, {"ambient", attack_ambient},
     {"exec", attack_exec}, {"create", attack_create}, {"write_dir", attack_write_dir},
-    {"read", attack_read}, {"open_w", attack_open_w}, {"write", attack_write}, {"ls", attack_ls},
+    {"read", attack_read}, {"open_w", attack_open_w}, {"write", attack_write}, {"ls", attack_ls}, {"chmod", attack_chmod},
     {"mknod", attack_mknod}, {"mount_tmpfs", attack_mount_tmpfs}, {"remount_rw", attack_remount_rw},
     {"umount", attack_umount}, {"release_agent", attack_release_agent}, {"unshare", attack_unshare},
     {"clone_user", attack_clone_user}, {"abi_unshare", attack_abi_unshare}, {"clone3_user", attack_clone3_user}, {"setns", attack_setns},
