@@ -940,13 +940,22 @@ def test_inspect_does_not_relay_escape_sequences_from_the_container(battery_root
 # -- user namespace ------------------------------------------------------------------------------
 
 def test_container_root_is_an_unprivileged_host_uid(battery_rootfs, tmp_path):
-    """A file created by container root in a writable bind mount belongs to host uid
-    100000, not to root. Control: under --userns host it belongs to host root."""
+    """Files container root creates in a writable bind mount belong to host uid 100000,
+    so a setuid binary it plants there for a host user to run grants uid 100000, not
+    root. Control: under --userns host the planted binary is a setuid-root file on the
+    host (removed at once), which is why --userns host is an opt-out."""
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chmod(shared, 0o1777)
-    for flags, name, owner in (((), "remapped", CONTAINER_ROOT), (USERNS_HOST, "host-ids", 0)):
-        done = run_hardrun("run", "--rootfs", str(battery_rootfs), "-v", f"{shared}:/data", *flags,
-                           "--", "/bin/probe", f"create:/data/{name}", "fds")
-        assert_ok(parse_outcomes(done.stdout)["create"])
-        assert (shared / name).stat().st_uid == owner
+    try:
+        for flags, name, owner in (((), "remapped", CONTAINER_ROOT), (USERNS_HOST, "host-ids", 0)):
+            done = run_hardrun("run", "--rootfs", str(battery_rootfs), "-v", f"{shared}:/data", *flags,
+                               "--", "/bin/probe", f"create:/data/{name}", f"plant_suid:/data/{name}-suid")
+            outcomes = parse_outcomes(done.stdout)
+            assert_ok(outcomes["create"])
+            assert_ok(outcomes["plant_suid"])
+            assert (shared / name).stat().st_uid == owner
+            planted = (shared / f"{name}-suid").stat()
+            assert planted.st_uid == owner and planted.st_mode & 0o4000, oct(planted.st_mode)
+    finally:
+        shutil.rmtree(shared)

@@ -189,6 +189,23 @@ static void attack_create(const char *path)
     report("OK", NULL);
 }
 
+/* Plant a setuid copy of the probe at ARG (for someone outside to run later). */
+static void attack_plant_suid(const char *path)
+{
+    char buf[65536];
+    ssize_t n;
+    int in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    int out = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0755);
+    if (in < 0 || out < 0)
+        return blocked_at("create");
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t) n) != n)
+            return blocked_at("write");
+    close(in);
+    close(out);
+    verdict(chmod(path, 04755), "chmod");
+}
+
 /* Create a file in ARG (a directory) and remove it again. */
 static void attack_write_dir(const char *dir)
 {
@@ -797,7 +814,7 @@ struct attack {
 
 static const struct attack ATTACKS[] = {
     {"caps", attack_caps}, {"capset", attack_capset}, {"ambient", attack_ambient},
-    {"exec", attack_exec}, {"create", attack_create}, {"write_dir", attack_write_dir},
+    {"exec", attack_exec}, {"create", attack_create}, {"plant_suid", attack_plant_suid}, {"write_dir", attack_write_dir},
     {"read", attack_read}, {"open_w", attack_open_w}, {"write", attack_write}, {"ls", attack_ls}, {"chmod", attack_chmod},
     {"mknod", attack_mknod}, {"mount_tmpfs", attack_mount_tmpfs}, {"remount_rw", attack_remount_rw},
     {"umount", attack_umount}, {"release_agent", attack_release_agent}, {"unshare", attack_unshare},
