@@ -21,6 +21,7 @@ import pty
 import select
 import shutil
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -576,6 +577,36 @@ def test_mknod_of_a_block_device(battery, probe, tmp_path):
     assert host_ids["open"] == "EACCES", host_ids
     control = on_host(probe, f"mknod_blk=mknod:{tmp_path}/disk:{HOST.root_disk}")["mknod_blk"]
     assert_ok(control)
+
+
+def test_device_nodes_outside_dev_cannot_be_used(battery_rootfs, probe):
+    """hardrun has no device cgroup: a device node anywhere in the root (an image's, or
+    one in the host's tree seen through the default read-only view of /, such as a
+    devtmpfs mounted into a chroot) must not be usable. A world-usable node (mode 0666,
+    so no permission check stands in the way) in the image and under /var/tmp cannot be
+    opened (the root is nodev), also under --userns host. Control: the probe on the host
+    opens and writes it."""
+    require_namespaces()
+    work = Path(f"/var/tmp/hardrun-battery-dev-{os.getpid()}")
+    work.mkdir(mode=0o755)
+    image_node = battery_rootfs / "scratch" / f"null-node-{os.getpid()}"
+    try:
+        shutil.copy2(probe, work / "probe")
+        for node in (work / "null-node", image_node):
+            os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+            os.chmod(node, 0o666)
+        attack = f"host_node=write:{work}/null-node=x"
+        for flags in ((), USERNS_HOST):
+            view = parse_outcomes(run_hardrun("run", *flags, "--", str(work / "probe"), attack, "fds").stdout)
+            assert_blocked(view["host_node"], "EACCES", step="open")
+            image = parse_outcomes(run_hardrun("run", "--rootfs", str(battery_rootfs), *flags, "--", "/bin/probe",
+                                               f"image_node=write:/scratch/{image_node.name}=x", "fds").stdout)
+            assert_blocked(image["image_node"], "EACCES", step="open")
+        assert_ok(on_host(probe, attack)["host_node"])
+        assert_ok(on_host(probe, f"image_node=write:{image_node}=x")["image_node"])
+    finally:
+        shutil.rmtree(work)
+        image_node.unlink(missing_ok=True)
 
 
 def test_dev_has_no_host_devices(battery):

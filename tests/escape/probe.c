@@ -236,6 +236,16 @@ static void attack_read(const char *path)
     report("OK", "bytes=%ld", total);
 }
 
+/* Open for reading only, read nothing. */
+static void attack_open_r(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return verdict(-1, NULL);
+    close(fd);
+    report("OK", NULL);
+}
+
 /* Open for writing only: proves write access without changing anything. */
 static void attack_open_w(const char *path)
 {
@@ -815,7 +825,7 @@ struct attack {
 static const struct attack ATTACKS[] = {
     {"caps", attack_caps}, {"capset", attack_capset}, {"ambient", attack_ambient},
     {"exec", attack_exec}, {"create", attack_create}, {"plant_suid", attack_plant_suid}, {"write_dir", attack_write_dir},
-    {"read", attack_read}, {"open_w", attack_open_w}, {"write", attack_write}, {"ls", attack_ls}, {"chmod", attack_chmod},
+    {"read", attack_read}, {"open_r", attack_open_r}, {"open_w", attack_open_w}, {"write", attack_write}, {"ls", attack_ls}, {"chmod", attack_chmod},
     {"mknod", attack_mknod}, {"mount_tmpfs", attack_mount_tmpfs}, {"remount_rw", attack_remount_rw},
     {"umount", attack_umount}, {"release_agent", attack_release_agent}, {"unshare", attack_unshare},
     {"clone_user", attack_clone_user}, {"abi_unshare", attack_abi_unshare}, {"clone3_user", attack_clone3_user}, {"setns", attack_setns},
