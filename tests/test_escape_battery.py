@@ -861,26 +861,65 @@ def _in_a_terminal(argv: list[str]) -> str:
     return output.decode(errors="replace").replace("\r", "")
 
 
+TIOCSTI_CALLS = ["tiocsti", "tiocsti_hi=tiocsti:hi", "tiocsti_i386=tiocsti:i386"]
+
+
 def test_tiocsti_cannot_inject_into_the_callers_terminal(battery_rootfs, probe):
     """TIOCSTI pushes characters into a terminal's input, to be run by the caller's
     shell. The probe runs with the caller's terminal as stdin and tries to push "x"
-    (first trying to make the terminal its controlling one). Blocked by the seccomp
+    (first trying to make the terminal its controlling one): through ioctl(2), with the
+    request's ignored upper 32 bits set, and through the i386 ABI. Blocked by the seccomp
     profile; with seccomp=unconfined still blocked, because hardrun's setsid leaves the
     container without a controlling terminal and the caller's cannot be taken over
     (the kernel's EPERM). Control: the probe run directly in the caller's session
-    injects the character, which the caller then reads."""
+    injects the character each time, and the caller then reads "xxx"."""
     hardrun = [sys.executable, "-m", "hardrun", "run", "--rootfs", str(battery_rootfs)]
     for flags in ([], ["--security-opt", "seccomp=unconfined"]):
-        text = _in_a_terminal(hardrun + flags + ["--", "/bin/probe", "tiocsti", "fds"])
-        outcome = parse_outcomes(text)["tiocsti"]
-        assert_blocked(outcome, "EPERM")
-        assert outcome["ctty"] == "no", text
+        text = _in_a_terminal(hardrun + flags + ["--", "/bin/probe", *TIOCSTI_CALLS])
+        outcomes = parse_outcomes(text)
+        for label in ("tiocsti", "tiocsti_hi", "tiocsti_i386"):
+            assert_blocked(outcomes[label], "EPERM")
+            assert outcomes[label]["ctty"] == "no", text
         assert "PENDING=\n" in text, text
-    text = _in_a_terminal([str(probe), "tiocsti", "fds"])
-    control = parse_outcomes(text)["tiocsti"]
-    assert_ok(control)
-    assert control["ctty"] == "yes"
-    assert "PENDING=" + b"x".hex() + "\n" in text, text
+    text = _in_a_terminal([str(probe), *TIOCSTI_CALLS])
+    outcomes = parse_outcomes(text)
+    for label in ("tiocsti", "tiocsti_hi", "tiocsti_i386"):
+        assert_ok(outcomes[label])
+        assert outcomes[label]["ctty"] == "yes"
+    assert "PENDING=" + b"xxx".hex() + "\n" in text, text
+
+
+def _with_a_spare_terminal(argv: list[str]) -> tuple[str, bytes]:
+    """Run `argv` with stdin a fresh pty that is nobody's controlling terminal (so the
+    container can make it its own); return its output and the input then waiting."""
+    import tty
+    master, slave = os.openpty()
+    try:
+        tty.setraw(slave)
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        done = subprocess.run(argv, stdin=slave, capture_output=True, text=True, env=env, timeout=60)
+        ready, _, _ = select.select([slave], [], [], 0.3)
+        return done.stdout, os.read(slave, 100) if ready else b""
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_seccomp_alone_blocks_tiocsti(battery_rootfs):
+    """The seccomp layer by itself: on a terminal that is nobody's controlling one, the
+    container can make it its own (TIOCSCTTY), so only the filter stands between it and
+    TIOCSTI, in all three spellings. Control: seccomp=unconfined injects "xxx"."""
+    hardrun = [sys.executable, "-m", "hardrun", "run", "--rootfs", str(battery_rootfs)]
+    for flags, injected in (([], b""), (["--security-opt", "seccomp=unconfined"], b"xxx")):
+        text, pending = _with_a_spare_terminal(hardrun + flags + ["--", "/bin/probe", *TIOCSTI_CALLS])
+        outcomes = parse_outcomes(text)
+        for label in ("tiocsti", "tiocsti_hi", "tiocsti_i386"):
+            assert outcomes[label]["ctty"] == "acquired", text
+            if injected:
+                assert_ok(outcomes[label])
+            else:
+                assert_blocked(outcomes[label], "EPERM")
+        assert pending == injected
 
 
 # -- unix sockets ---------------------------------------------------------------------------------

@@ -739,13 +739,16 @@ static void attack_raw_socket(const char *family)
 }
 
 /* Push "x" into the input of the terminal on fd 0.  Without a controlling terminal
- * (hardrun's setsid) the probe first tries to acquire fd 0 as one (TIOCSCTTY). */
+ * (hardrun's setsid) the probe first tries to acquire fd 0 as one (TIOCSCTTY).  ARG
+ * picks the call: empty for ioctl(2), `hi` with the request's upper 32 bits set (the
+ * kernel ignores them; a filter comparing all 64 would not), `i386` through int 0x80. */
+static char injected = 'x';   /* static: addressable with 32 bits for the i386 call */
+
 static void attack_tiocsti(const char *arg)
 {
-    char c = 'x';
     int tty = open("/dev/tty", O_RDONLY | O_CLOEXEC);
     const char *ctty = tty >= 0 ? "yes" : "no";
-    (void) arg;
+    long result;
     if (tty >= 0) {
         close(tty);
     } else {
@@ -753,7 +756,23 @@ static void attack_tiocsti(const char *arg)
         if (ioctl(0, TIOCSCTTY, 0) == 0)
             ctty = "acquired";
     }
-    if (ioctl(0, TIOCSTI, &c) < 0)
+    if (strcmp(arg, "hi") == 0) {
+        result = syscall(SYS_ioctl, 0, 0x100000000UL | TIOCSTI, &injected);
+#if defined(__x86_64__)
+    } else if (strcmp(arg, "i386") == 0) {
+        long number = 54;             /* ioctl in the i386 table */
+        __asm__ volatile ("int $0x80" : "=a"(result)
+                          : "0"(number), "b"(0L), "c"((long) TIOCSTI), "d"((long) (uintptr_t) &injected)
+                          : "memory", "r8", "r9", "r10", "r11");
+        if (result < 0) {
+            errno = (int) -result;
+            result = -1;
+        }
+#endif
+    } else {
+        result = ioctl(0, TIOCSTI, &injected);
+    }
+    if (result < 0)
         return report("BLOCKED", "errno=%s ctty=%s", ename(errno), ctty);
     report("OK", "ctty=%s", ctty);
 }
