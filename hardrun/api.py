@@ -9,6 +9,22 @@ def audit(paths, options=None, stdin_text=None, docker_run_lines=()):
     return _audit(paths, options, stdin_text=stdin_text, docker_run_lines=docker_run_lines)
 
 
+def audit_with_policy(paths, policy=None, kind=None, stdin_text=None, docker_run_lines=()):
+    """(Report, Policy): audit `paths` under `policy` (a name, a file, a Policy, or None to
+    discover `.hardrun.yaml` at the repository root of the first path, else `default`)."""
+    from .audit.engine import audit as _audit
+    from .policy import audit_options, expired_exemption_findings, find_policy, load_policy
+    from .policy.model import Policy
+    if not isinstance(policy, Policy):
+        first = next((p for p in paths if p != "-"), ".")
+        policy = load_policy(policy or find_policy(first))
+    report = _audit(paths, audit_options(policy, kind), stdin_text=stdin_text,
+                    docker_run_lines=docker_run_lines)
+    report.findings.extend(expired_exemption_findings(policy))
+    report.findings.sort(key=lambda f: (f.path, f.line or 0, f.rule))
+    return report, policy
+
+
 def run(spec, command=None) -> int:
     """Run `command` (or spec.command) in a hardened container described by a RunSpec;
     returns the exit status. Raises hardrun.errors.UsageError for an invalid spec."""

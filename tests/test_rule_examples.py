@@ -1,9 +1,11 @@
 """Every rule's bad/good examples (from rules/*.yaml) are tests: a bad example must
-produce an unsuppressed finding of that rule, a good one must not."""
+produce an unsuppressed finding of that rule, a good one must not. An example that
+carries a `policy:` is judged under that policy (policy-scoped rules need one)."""
 import pytest
 
 from hardrun.audit.engine import AuditOptions, audit_text
 from hardrun.audit.rules import all_rules, checks
+from hardrun.policy import audit_options, expired_exemption_findings, load_policy_text
 
 RULES = all_rules()
 
@@ -15,7 +17,13 @@ def _cases(which):
 
 
 def _rule_ids(example):
-    findings = audit_text(example.text, example.kind, f"example.{example.kind}", AuditOptions())
+    if example.policy is None:
+        findings = audit_text(example.text, example.kind, f"example.{example.kind}", AuditOptions())
+    else:
+        policy = load_policy_text(example.policy, "example-policy.yaml")
+        findings = audit_text(example.text, example.kind, f"example.{example.kind}",
+                              audit_options(policy))
+        findings += expired_exemption_findings(policy)
     return {f.rule for f in findings if not f.suppressed}
 
 
@@ -33,10 +41,21 @@ def test_every_rule_has_examples_and_a_check():
     registered = checks()
     for rule in RULES.values():
         assert rule.bad and rule.good, f"{rule.id} needs bad and good examples"
-        assert rule.id in registered or rule.id == "HR0001", f"{rule.id} has no check"
+        # HR0xxx are about suppressions and policies themselves, produced by the engine.
+        assert rule.id in registered or rule.id.startswith("HR0"), f"{rule.id} has no check"
 
 
 def test_every_example_kind_is_one_the_rule_applies_to():
     for rule in RULES.values():
         for example in rule.bad + rule.good:
             assert example.kind in rule.applies_to, (rule.id, example.kind)
+
+
+def test_policy_scoped_rules_are_off_without_a_policy_and_their_examples_carry_one():
+    for rule in RULES.values():
+        if rule.enabled_by is None:
+            continue
+        assert all(example.policy for example in rule.bad + rule.good), rule.id
+        for example in rule.bad:
+            findings = audit_text(example.text, example.kind, "example", AuditOptions())
+            assert rule.id not in {f.rule for f in findings}, rule.id

@@ -649,3 +649,16 @@ def test_start_up_path_imports_nothing_heavy(rootfs):
     assert "hardrun.runtime.parent" in imported      # the measurement itself works
     heavy = {"click", "yaml", "pyroute2", "pyseccomp", "dataclasses", "inspect", "typing"}
     assert imported & heavy == set()
+
+
+def test_reaping_leaves_a_state_being_created_alone(rootfs, private_cgroup_parent):
+    """Another hardrun's half-made state directory is not "abandoned" until it is old."""
+    _, env = private_cgroup_parent
+    state_dir = env["HARDRUN_STATE_DIR"]
+    os.makedirs(f"{state_dir}/.new-0123456789ab")
+    assert run(rootfs, "--", "true", env=env).returncode == 0
+    assert os.listdir(state_dir) == [".new-0123456789ab"]
+    an_hour_ago = time.time() - 3600
+    os.utime(f"{state_dir}/.new-0123456789ab", (an_hour_ago, an_hour_ago))
+    assert run(rootfs, "--", "true", env=env).returncode == 0
+    assert os.listdir(state_dir) == []

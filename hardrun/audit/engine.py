@@ -26,7 +26,15 @@ UNUSED_SUPPRESSION = "HR0001"
 class AuditOptions:
     kind: str | None = None                        # force a front end (--kind)
     trusted_registries: tuple[str, ...] | None = None
-    rule_filter: object = None                     # callable(Rule) -> bool, from a policy
+    # callable(Rule) -> bool, from a policy. None: every rule except the policy-scoped
+    # ones (a rule file's `enabled_by`), which only a policy switches on.
+    rule_filter: object = None
+    severity_override: dict | None = None          # rule id -> severity, from a policy
+    exemptions: tuple = ()                         # policy exemptions: .covers(finding, subjects, images), .reason
+    policy: object = None                          # the Policy, read by policy-parameterised checks
+    # callable(RunSpec) -> RunSpec applied to hardrun run configs before the checks: the
+    # policy's defaults, which `hardrun run --config` fills in too (same verdicts)
+    run_defaults: object = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,8 @@ def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
     known = all_rules()
     suppressions = supp.parse_suppressions(text, known)
     models = frontends.parse(kind, text, shown)
+    if kind == "hardrun" and options.run_defaults is not None:
+        models = [options.run_defaults(model) for model in models]
     context = AuditContext(shown, kind, options, _dockerignore(source_path) if kind == "dockerfile" else None)
     if kind == "dockerfile":
         raw = list(_run_checks(rules_for("build"), [models], context, kind, options))
@@ -123,19 +133,59 @@ def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
     return findings
 
 
+def check_runspecs(specs, options: AuditOptions | None = None) -> list[Finding]:
+    """Findings of the run rules over RunSpecs built elsewhere (e.g. `hardrun run` flags)."""
+    options = options or AuditOptions()
+    findings = []
+    for spec in specs:
+        shown = spec.path or "<command line>"
+        context = AuditContext(shown, spec.kind, options)
+        findings.extend(finding for finding, _ in
+                        _run_checks(rules_for("run"), [spec], context, spec.kind, options))
+    return findings
+
+
+def rule_enabled(rule: Rule, options: AuditOptions) -> bool:
+    if options.rule_filter is None:
+        return rule.enabled_by is None
+    return bool(options.rule_filter(rule))
+
+
 def _run_checks(pairs, models, context: AuditContext, kind: str, options: AuditOptions):
     """(finding, anchor line) pairs; the anchor is where a run model is declared."""
+    overrides = options.severity_override or {}
     for model in models:
         anchor = None if kind == "dockerfile" else getattr(model, "line", None)
         for rule, check_fn in pairs:
-            if kind not in rule.applies_to:
-                continue
-            if options.rule_filter is not None and not options.rule_filter(rule):
+            if kind not in rule.applies_to or not rule_enabled(rule, options):
                 continue
             for hit in check_fn(model, context) or ():
                 subject = hit.subject if hit.subject is not None else getattr(model, "subject", None)
-                yield Finding(rule.id, rule.practice, hit.severity or rule.severity, context.path,
-                              hit.line, subject, hit.message or rule.message), anchor
+                severity = overrides.get(rule.id) or hit.severity or rule.severity
+                finding = Finding(rule.id, rule.practice, severity, context.path,
+                                  hit.line, subject, hit.message or rule.message)
+                yield _exempt(finding, model, options.exemptions), anchor
+
+
+def _exempt(finding: Finding, model, exemptions) -> Finding:
+    """`finding` marked suppressed when a policy exemption covers it."""
+    if not exemptions:
+        return finding
+    subjects = tuple(s for s in (finding.subject, getattr(model, "name", None)) if s)
+    images = _images(model)
+    for exemption in exemptions:
+        if exemption.covers(finding, subjects, images):
+            return Finding(**{**finding.__dict__, "suppressed": True, "exempted_by_policy": True,
+                              "suppression_reason": f"policy exemption: {exemption.reason}"})
+    return finding
+
+
+def _images(model) -> tuple[str, ...]:
+    """The image a RunSpec starts, or every base image of a Dockerfile's stages."""
+    image = getattr(model, "image", None)
+    if image:
+        return (image,)
+    return tuple(stage.base for stage in getattr(model, "stages", ()) or () if getattr(stage, "base", None))
 
 
 def _suppress(finding: Finding, suppressions, anchor: int | None = None) -> Finding:

@@ -31,6 +31,7 @@ class Finding:
     message: str
     suppressed: bool = False
     suppression_reason: str | None = None
+    exempted_by_policy: bool = False   # suppressed by a policy exemption, not a source comment
 
     def as_json(self) -> dict:
         return {

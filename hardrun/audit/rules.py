@@ -26,6 +26,7 @@ _REQUIRED = ("id", "practice", "severity", "title", "message", "applies_to", "wh
 class Example:
     kind: str
     text: str
+    policy: str | None = None     # YAML of the policy the example is judged under
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class Rule:
     references: tuple[str, ...]
     bad: tuple[Example, ...]
     good: tuple[Example, ...]
+    # None: on by default. Otherwise a policy-scoped rule, on only under a policy that
+    # names it in `rules:` ("policy") or sets the policy key given here (e.g.
+    # "allowed-capabilities"); its examples then carry the policy they are judged by.
+    enabled_by: str | None = None
 
     @property
     def model(self) -> str:
@@ -66,9 +71,11 @@ def _examples(path, data, which: str) -> tuple[Example, ...]:
     items = data["examples"].get(which) or []
     out = []
     for item in items:
-        if not isinstance(item, dict) or set(item) != {"kind", "text"} or item["kind"] not in KINDS:
-            raise RuleError(f"{which} example must be {{kind, text}} with a known kind", path=str(path))
-        out.append(Example(item["kind"], item["text"]))
+        if not isinstance(item, dict) or not {"kind", "text"} <= set(item) <= {"kind", "text", "policy"} \
+                or item["kind"] not in KINDS:
+            raise RuleError(f"{which} example must be {{kind, text[, policy]}} with a known kind",
+                            path=str(path))
+        out.append(Example(item["kind"], item["text"], item.get("policy")))
     return tuple(out)
 
 
@@ -92,6 +99,7 @@ def _load_rule(path) -> Rule:
         why=data["why"].strip(), fix=data["fix"].strip(),
         references=tuple(data["references"]),
         bad=_examples(path, data, "bad"), good=_examples(path, data, "good"),
+        enabled_by=data.get("enabled_by"),
     )
 
 
@@ -105,15 +113,17 @@ def all_rules() -> dict[str, Rule]:
     return rules
 
 
-def checks() -> dict[str, CheckFn]:
-    """Every registered check by rule id (importing the check modules registers them)."""
-    from . import checks as _  # noqa: F401  (registers every check)
+def checks(model: str | None = None) -> dict[str, CheckFn]:
+    """The registered checks by rule id: every one, or at least those judging `model`
+    (`build` or `run`; importing the check modules registers them)."""
+    from .checks import load
+    load(model)
     return _CHECKS
 
 
 def rules_for(model: str) -> list[tuple[Rule, CheckFn]]:
     """(rule, check) pairs whose rule judges `model` (`build` or `run`)."""
-    registered = checks()
+    registered = checks(model)
     return [(rule, registered[rule.id]) for rule in all_rules().values()
             if rule.model == model and rule.id in registered]
 

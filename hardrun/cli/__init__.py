@@ -12,6 +12,8 @@ COMMANDS = {
     "audit": ("hardrun.cli.audit", "audit", "Audit Dockerfiles and run configs for container-security practice."),
     "rules": ("hardrun.cli.rules", "rules", "List every audit rule."),
     "explain": ("hardrun.cli.rules", "explain", "Print the documentation of one rule."),
+    "policy": ("hardrun.cli.policy", "policy", "List, show and validate policies."),
+    "export": ("hardrun.cli.export", "export", "Export a policy or run config as docker/compose/Kubernetes/OCI settings."),
     "inspect": ("hardrun.cli.inspect", "inspect", "Report how a running process is confined (caps, seccomp, namespaces)."),
     "gc": ("hardrun.cli.gc", "gc", "Remove what containers of killed hardrun processes left behind."),
 }
@@ -22,6 +24,8 @@ Examples:
   hardrun audit -f sarif -o hardrun.sarif .   SARIF for code scanning
   hardrun audit --fail-on error Dockerfile only errors fail the build
   hardrun explain HR1001                   why a rule matters and how to fix it
+  hardrun audit --policy restricted k8s/    gate manifests by the restricted PSS level
+  hardrun policy show                      the policy in force here, after extends
 \b
 Shell completion (bash; zsh and fish likewise):
   eval "$(_HARDRUN_COMPLETE=bash_source hardrun)"

@@ -15,30 +15,42 @@ from ..audit.formats import FORMATS
               help="Report format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write the report to FILE instead of standard output.")
-@click.option("--fail-on", type=click.Choice(SEVERITIES), default="warning", show_default=True,
-              help="Exit 1 when an unsuppressed finding has this severity or a higher one.")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+              help="Exit 1 when an unsuppressed finding has this severity or a higher one "
+                   "[default: the policy's fail-on; warning for the default policy].")
 @click.option("--no-fail", is_flag=True,
               help="Exit 0 even when findings reach --fail-on (files that cannot be parsed still exit 2).")
+@click.option("--policy", "policy_ref", metavar="NAME|FILE",
+              help="Judge by this policy (a built-in name or a file) [default: .hardrun.yaml at "
+                   "the repository root, else `default`].")
 @click.option("--kind", type=click.Choice(KINDS), help="Read every file as this kind instead of guessing.")
 @click.option("--color/--no-color", default=None, help="Colour the text report (default: when on a terminal).")
 @click.option("--docker-run", "docker_run_lines", multiple=True, metavar="COMMAND",
               help='Audit one `docker run …` command line given as text (repeatable), e.g. '
                    '--docker-run "docker run --privileged alpine".')
-def audit(paths, fmt, output, fail_on, no_fail, kind, color, docker_run_lines):
+def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_run_lines):
     """Audit Dockerfiles and run configs (files or directories, `-` for standard input).
 
-    Exit status: 0 when no unsuppressed finding reaches --fail-on, 1 when one does,
-    2 for usage errors or files that could not be read or parsed (the other files
-    are still audited and reported).
+    The policy filters, re-grades and gates the findings; findings it exempts stay in
+    the JSON and SARIF reports marked suppressed.
+
+    Exit status: 0 when no unsuppressed finding reaches the threshold (--fail-on, else
+    the policy's), 1 when one does, 2 for usage errors, invalid policies or files that
+    could not be read or parsed (the other files are still audited and reported).
     """
-    from ..api import audit as run_audit
-    from ..audit.engine import AuditOptions
+    from ..api import audit_with_policy
     from ..audit.formats import render
+    from ..errors import HardrunError
 
     stdin_text = _read_stdin() if "-" in paths else None
     targets = list(paths) or ([] if docker_run_lines else ["."])
-    report = run_audit(targets, AuditOptions(kind=kind), stdin_text=stdin_text,
-                       docker_run_lines=docker_run_lines)
+    try:
+        report, policy = audit_with_policy(targets, policy_ref, kind=kind, stdin_text=stdin_text,
+                                           docker_run_lines=docker_run_lines)
+    except HardrunError as error:
+        click.echo(f"hardrun audit: {error if error.path else error.message}", err=True)
+        sys.exit(2)
+    fail_on = fail_on or policy.fail_on
     if color is None:
         color = output is None and sys.stdout.isatty()
     text = render(fmt, report, color=color, fail_on=fail_on)

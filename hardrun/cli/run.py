@@ -2,6 +2,8 @@
 
 Flags are Docker's (the shared table in hardrun/frontends/docker_flags.py, in
 hardrun mode) plus hardrun's own; hardrun's own errors exit 125, as Docker's do.
+A container the policy refuses exits 3 (hardrun.policy.GATE_REFUSED_EXIT) before
+anything is created.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ def main(argv: list[str]) -> int:
         return _main(argv)
     except HardrunError as error:
         print(f"hardrun: {error}", file=sys.stderr, flush=True)
-        return EXIT_USAGE
+        return getattr(error, "run_exit_code", EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `hardrun run --dry-run … | head`
@@ -33,8 +35,7 @@ def _main(argv: list[str]) -> int:
         sys.stdout.write(docker_flags.run_help())
         return 0
     spec = docker_flags.runspec_from_args(parsed, kind="hardrun", hardrun_mode=True)
-    if options.config or options.policy:
-        spec = _config_and_policy(spec, options)
+    spec = _config_and_policy(spec, options)
     from ..runtime import config
     cfg = config.resolve(spec)
     if options.dry_run:
@@ -47,19 +48,23 @@ def _main(argv: list[str]) -> int:
 
 
 def _config_and_policy(spec, options):
-    """--config (a run YAML merged under the flags) and --policy (the gate before anything
-    is created); both live in modules imported only when asked for."""
-    from ..errors import UsageError
+    """--config (a run YAML, with the command-line flags over it) and the policy gate
+    (--policy, else the repository's .hardrun.yaml) before anything is created; both live
+    in modules imported only when asked for."""
     if options.config:
-        try:
-            from ..frontends.hardrun_yaml import merge_run_config
-        except ImportError:
-            raise UsageError("--config is not available in this build of hardrun") from None
-        spec = merge_run_config(options.config, spec)
-    if options.policy:
-        try:
-            from ..policy import gate
-        except ImportError:
-            raise UsageError("--policy is not available in this build of hardrun") from None
-        gate(options.policy, spec)
-    return spec
+        from ..frontends.hardrun_config import merge_flags, read_run_config
+        spec = merge_flags(read_run_config(options.config), spec)
+    reference = options.policy or _repository_policy(options.config)
+    if reference is None:
+        return spec
+    from ..policy import load_policy
+    from ..policy.evaluate import enforce_at_run
+    return enforce_at_run(spec, load_policy(reference), sys.stderr)
+
+
+def _repository_policy(config: str | None) -> str | None:
+    """The repository's .hardrun.yaml (found from --config's directory, else the current
+    one), or None: without a policy file `hardrun run` gates nothing, as before."""
+    from ..policy.discover import DEFAULT, find_policy
+    found = find_policy(config or ".")
+    return None if found == DEFAULT else found

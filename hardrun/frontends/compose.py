@@ -373,6 +373,7 @@ def _service_spec(name: str, raw: MarkedMap, line: int | None, path: str,
     fields["ports"] = _ports(service)
     fields.update(_limits(service))
     fields["ulimits"] = _ulimits(service)
+    fields["sysctls"] = _sysctls(service)
     fields["env"] = _environment(service)
     fields["env_files"] = _env_files(service)
     for key, value in raw.items() if has_variables else ():
@@ -428,8 +429,30 @@ def _security_opts(service: _Service) -> dict:
         parsed = rv.parse_security_opt(value)
         if parsed is not None:
             field, setting = parsed
-            out[field] = setting
+            out[field] = {**out.get(field, {}), **setting} if field == "selinux_options" else setting
             service.lines[field] = values.line_at(index, service.line("security_opt"))
+    return out
+
+
+def _sysctls(service: _Service) -> dict[str, str]:
+    """`sysctls:` as a mapping or a list of NAME=VALUE; each name's line under `sysctl:NAME`."""
+    raw = service.raw.get("sysctls")
+    if raw is None:
+        return {}
+    out: dict[str, str] = {}
+    if isinstance(raw, MarkedMap):
+        for name, value in raw.items():
+            out[str(name)] = "" if value is None else str(value)
+            service.lines[f"sysctl:{name}"] = raw.line_of(name, service.line("sysctls"))
+    elif isinstance(raw, MarkedList):
+        for index, item in enumerate(raw):
+            if not isinstance(item, str):
+                raise service.error("sysctls", "must list NAME=VALUE strings", raw.line_at(index))
+            name, _, value = item.partition("=")
+            out[name.strip()] = value.strip()
+            service.lines[f"sysctl:{name.strip()}"] = raw.line_at(index, service.line("sysctls"))
+    else:
+        raise service.error("sysctls", "must be a mapping or a list of NAME=VALUE")
     return out
 
 

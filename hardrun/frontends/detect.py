@@ -65,6 +65,14 @@ def detect_compose_name(name: str, peek: Peek) -> str | None:
     return "compose" if is_compose_name(name) else None
 
 
+def detect_hardrun(name: str, peek: Peek) -> str | None:
+    """hardrun run configs: `apiVersion: hardrun/v1` and `kind: Run`, whatever the name."""
+    if not name.endswith(YAML_SUFFIXES):
+        return None
+    from .hardrun_config import looks_like_run_config
+    return "hardrun" if looks_like_run_config(peek.head) else None
+
+
 def detect_kubernetes(name: str, peek: Peek) -> str | None:
     if not name.endswith(YAML_SUFFIXES + JSON_SUFFIXES):
         return None
@@ -99,13 +107,16 @@ def detect_oci(name: str, peek: Peek) -> str | None:
 
 Detector = Callable[[str, Peek], "str | None"]
 # Order matters: names first, then content. `docker-run` (scripts, Makefiles, CI YAML,
-# Markdown) is asked last, by detect_run_kind; a `hardrun` run-config detector goes here.
-DETECTORS: list[Detector] = [detect_compose_name, detect_kubernetes, detect_compose_content, detect_oci]
+# Markdown) is asked last, by detect_run_kind. A hardrun run config says apiVersion and
+# kind too, so it is recognised before Kubernetes.
+DETECTORS: list[Detector] = [detect_compose_name, detect_hardrun, detect_kubernetes,
+                             detect_compose_content, detect_oci]
 
 PARSERS: dict[str, str] = {
     "compose": "hardrun.frontends.compose:parse_compose",
     "kubernetes": "hardrun.frontends.kubernetes:parse_kubernetes",
     "oci": "hardrun.frontends.oci:parse_oci",
+    "hardrun": "hardrun.frontends.hardrun_config:parse_run_config",
     "docker-run": "hardrun.frontends.docker_run:parse",
 }
 

@@ -701,6 +701,9 @@ def _security_opt(b: _Builder, value):
     elif key == "label" and not b.hardrun_mode:
         if arg == "disable" or arg in ("type:spc_t", "type:unconfined_t"):
             b.set("selinux_disabled", True)
+        option, colon, setting = arg.partition(":")
+        if colon and option in ("user", "role", "type", "level"):
+            b.set("selinux_options", {**b.fields.get("selinux_options", {}), option: setting})
     elif b.hardrun_mode:
         raise ValueError(f"unsupported security option {text!r} "
                          "(expected no-new-privileges[=true|false], seccomp=FILE|unconfined "
@@ -941,6 +944,16 @@ def _tmpfs(b: _Builder, value):
     _add_mount(b, parse_tmpfs(value or "", b.here(), hardrun_mode=b.hardrun_mode))
 
 
+def _sysctl(b: _Builder, values) -> None:
+    """--sysctl NAME=VALUE (auditing only: `hardrun run` does not take the flag)."""
+    sysctls = dict(b.fields.get("sysctls", {}))
+    for value in values if isinstance(values, (list, tuple)) else [values]:
+        name, _, setting = str(value).partition("=")
+        sysctls[name.strip()] = setting
+        b.mark(f"sysctl:{name.strip()}")
+    b.fields["sysctls"] = sysctls
+
+
 _HANDLERS = {
     "privileged": _bool_field("privileged"),
     "read-only": _bool_field("read_only_root"),
@@ -977,6 +990,7 @@ _HANDLERS = {
     "volume": _volume,
     "mount": _mount,
     "tmpfs": _tmpfs,
+    "sysctl": _sysctl,
 }
 
 

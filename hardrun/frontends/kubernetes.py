@@ -199,6 +199,7 @@ class _ContainerBuilder:
         fields["ports"] = self.ports()
         fields.update(self.limits())
         fields["env"] = self.env()
+        fields.update(self.pod_security_fields())
         working_dir = self.container.get("workingDir")
         if working_dir is not None:
             fields["workdir"] = str(working_dir)
@@ -294,10 +295,35 @@ class _ContainerBuilder:
             out["apparmor"] = apparmor
         selinux = self.setting("seLinuxOptions", "selinux_disabled", (MarkedMap,))
         if selinux is not None:
+            out["selinux_options"] = {k: str(v) for k, v in selinux.items()
+                                      if k in ("user", "role", "type", "level") and v is not None}
+            self.lines["selinux_options"] = self.lines["selinux_disabled"]
             if selinux.get("type") in UNCONFINED_SELINUX_TYPES:
                 out["selinux_disabled"] = True
             else:
                 self.lines.pop("selinux_disabled", None)
+        return out
+
+    def pod_security_fields(self) -> dict:
+        """procMount, pod sysctls and the type of every pod volume (Pod Security Standards)."""
+        out: dict = {}
+        if self.security.get("procMount") == "Unmasked":
+            out["system_paths_unconfined"] = True
+            self.lines["system_paths_unconfined"] = self.security.line_of("procMount")
+        sysctls = self.pod.security.get("sysctls")
+        if isinstance(sysctls, MarkedList):
+            out["sysctls"] = {}
+            for index, item in enumerate(sysctls):
+                if isinstance(item, MarkedMap) and item.get("name") is not None:
+                    out["sysctls"][str(item["name"])] = str(item.get("value", ""))
+                    self.lines[f"sysctl:{item['name']}"] = sysctls.line_at(index)
+        volume_types = {}
+        for name, (volume, line) in self.pod.volumes.items():
+            types = [key for key in volume if key != "name"]
+            volume_types[str(name)] = types[0] if types else "emptyDir"
+            self.lines[f"volume:{name}"] = line
+        if volume_types:
+            out["volume_types"] = volume_types
         return out
 
     def profile(self, key: str, field: str) -> str | None:

@@ -148,6 +148,9 @@ def parse_volume(text, line: int | None = None) -> Mount:
     return Mount(kind, target, source or None, read_only, options, line)
 
 
+SELINUX_OPTION_KEYS = ("user", "role", "type", "level")
+
+
 def parse_security_opt(text) -> tuple[str, str | bool] | None:
     """One `security_opt`/`--security-opt` item -> (RunSpec field, value), or None if
     it says nothing rules judge. `no-new-privileges` alone means true."""
@@ -164,6 +167,10 @@ def parse_security_opt(text) -> tuple[str, str | bool] | None:
         return ("apparmor", "unconfined" if value.lower() == "unconfined" else value)
     if name == "label" and sep and value.lower() == "disable":
         return ("selinux_disabled", True)
+    if name == "label" and sep:
+        key, colon, setting = value.partition(":")
+        if colon and key.lower() in SELINUX_OPTION_KEYS:
+            return ("selinux_options", {key.lower(): setting})
     if name == "systempaths" and sep and value.lower() == "unconfined":
         return ("masked_paths", ())
     return None

@@ -229,19 +229,21 @@ class ContainerCgroup:
 
     def _make_directories(self) -> None:
         parent = cgroup_parent()
+        planned = {}
         for controller in WANTED_CONTROLLERS:
             hierarchy = self.layout.hierarchy_for(controller)
-            if hierarchy is None:
-                continue
-            path = Path(hierarchy.mountpoint, parent, self.container_id)
+            if hierarchy is not None:
+                planned[controller] = (hierarchy, Path(hierarchy.mountpoint, parent, self.container_id))
+        if self.state is not None:
+            # recorded first (one write for all): a crash leaves a trace
+            self.state.record_all("cgroups", list(dict.fromkeys(str(path) for _, path in planned.values())))
+        for controller, (hierarchy, path) in planned.items():
             if path not in self.paths.values():
                 if not self._make_one(hierarchy, path):
                     continue
             self.paths[controller] = path
 
     def _make_one(self, hierarchy: Hierarchy, path: Path) -> bool:
-        if self.state is not None:
-            self.state.record("cgroups", str(path))   # recorded first: a crash leaves a trace
         try:
             if hierarchy.version == 2:
                 self._enable_v2_controllers(hierarchy, path.parent)
@@ -399,8 +401,7 @@ class ContainerCgroup:
         """Kill what is left inside, wait until empty, rmdir; return problems."""
         problems = remove_cgroups(list(dict.fromkeys(self.paths.values())), timeout)
         if self.state is not None and not problems:
-            for path in self.state.resources("cgroups"):
-                self.state.forget("cgroups", path)
+            self.state.forget_all("cgroups")
         self.paths = {}
         return problems
 

@@ -19,10 +19,13 @@ import fcntl
 import json
 import os
 import shutil
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_STATE_ROOT = "/run/hardrun"
+# A staging directory without a readable state file is only abandoned once this old (s).
+ABANDONED_AFTER = 60
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
 
@@ -100,6 +103,15 @@ class ContainerState:
         """Note a resource (before creating it) and persist the record."""
         self.data["resources"].setdefault(kind, []).append(value)
         self._save()
+
+    def record_all(self, kind: str, values) -> None:
+        """Note several resources with one write (each write is a file replace on disk)."""
+        self.data["resources"].setdefault(kind, []).extend(values)
+        self._save()
+
+    def forget_all(self, kind: str) -> None:
+        if self.data["resources"].pop(kind, None):
+            self._save()
 
     def forget(self, kind: str, value) -> None:
         """Drop a resource from the record (after removing it)."""
@@ -198,8 +210,16 @@ def _remove_abandoned_staging(root: Path) -> None:
             continue
         path = root / name
         state = ContainerState.load(path)
-        if state is None or not state.owner_alive():
-            shutil.rmtree(path, ignore_errors=True)
+        if state is None:
+            # Not written yet: another hardrun may be creating it this very moment.
+            try:
+                if time.time() - path.stat().st_mtime < ABANDONED_AFTER:
+                    continue
+            except FileNotFoundError:
+                continue
+        elif state.owner_alive():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def ignore_missing(error: OSError) -> bool:

@@ -9,6 +9,8 @@ Conventions:
   fills its default). Rules judge what the *source* asked for, so the distinction
   matters: `read_only_root=None` in a compose file means writable (Docker's default).
 - Capability names are upper case without the `CAP_` prefix; `ALL` is kept as is.
+- The models are frozen records (hardrun/spec/record.py), not dataclasses: use
+  `spec.evolve(...)` and `hardrun.spec.record.fields(RunSpec)`, not `dataclasses.*`.
 - `lines` maps a field name (and `env:NAME`, `mount:N`, `port:N`, `device:N`,
   `cap_add:NAME`, `cap_drop:NAME`, `namespace:NAME`) to the 1-based line that set it,
   so findings point at the key at fault. Mount, Port and EnvVar carry their own line.
@@ -75,6 +77,9 @@ class RunSpec:
     system_paths_unconfined: bool = False  # --security-opt systempaths=unconfined: no masked/read-only kernel paths
     apparmor: str | None = None   # None: default; "unconfined"; a profile name
     selinux_disabled: bool = False
+    # SELinux label options (Kubernetes seLinuxOptions, docker/compose `label=type:…`):
+    # user, role, type, level -> value
+    selinux_options: dict[str, str] = field(default_factory=dict)
     # kernel paths hidden / made read-only inside the container; None: the runtime's
     # defaults (Docker masks /proc/kcore…), (): nothing (`systempaths=unconfined`, OCI)
     masked_paths: tuple[str, ...] | None = None
@@ -84,6 +89,9 @@ class RunSpec:
     rootfs: str | None = None
     mounts: tuple[Mount, ...] = ()
     devices: tuple[str, ...] = ()
+    # Kubernetes volumes the container mounts: volume name -> type (hostPath, emptyDir,
+    # configMap…); lines under `volume:NAME`
+    volume_types: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
     # namespaces: name -> "private" | "host" | "container:<id>" | "none" (network only)
     namespaces: dict[str, str] = field(default_factory=dict)
@@ -101,6 +109,7 @@ class RunSpec:
     cpus: float | None = None
     cpu_shares: int | None = None
     ulimits: tuple[Ulimit, ...] = ()
+    sysctls: dict[str, str] = field(default_factory=dict)   # lines under `sysctl:NAME`
     # network
     network: str | None = None        # "none", "host", "bridge", "bridge:NAME", "container:x"…
     ports: tuple[Port, ...] = ()

@@ -58,7 +58,9 @@ def _result(finding, index) -> dict:
         "properties": {"practice": finding.practice, "severity": finding.severity},
     }
     if finding.suppressed:
-        suppression = {"kind": "inSource", "status": "accepted"}
+        # A policy exemption lives outside the audited file: SARIF's `external` kind.
+        kind = "external" if finding.exempted_by_policy else "inSource"
+        suppression = {"kind": kind, "status": "accepted"}
         if finding.suppression_reason:
             suppression["justification"] = finding.suppression_reason
         result["suppressions"] = [suppression]

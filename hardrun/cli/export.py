@@ -1,0 +1,54 @@
+"""`hardrun export --to docker-run|compose|kubernetes|oci [--policy P | --config run.yaml]`."""
+from __future__ import annotations
+
+import click
+
+from ..policy.export import TARGETS
+
+
+@click.command()
+@click.option("--to", "target", type=click.Choice(TARGETS), required=True, help="What to write.")
+@click.option("--policy", "policy_ref", metavar="NAME|FILE",
+              help="The policy whose run requirements are exported [default: .hardrun.yaml at "
+                   "the repository root, else `default`].")
+@click.option("--config", "config", type=click.Path(exists=True, dir_okay=False),
+              help="Export this hardrun run config (hardened by the policy's defaults).")
+@click.option("--image", metavar="REF",
+              help="The image to start (default: the run config's, else the placeholder IMAGE).")
+@click.option("--seccomp-out", type=click.Path(dir_okay=False, writable=True),
+              help="Also write the seccomp profile (Docker's JSON format) to FILE and refer to "
+                   "it: a Kubernetes Localhost profile, docker/compose seccomp=FILE. An OCI "
+                   "config always embeds the profile.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write to FILE instead of standard output.")
+def export(target, policy_ref, config, image, seccomp_out, output):
+    """Write a policy's run requirements, or a run config, as another runtime's settings.
+
+    What is written is what `hardrun run` would start under the policy: `hardrun audit
+    --policy` of the result gives the same verdict (a policy's own requirements pass).
+    """
+    from ..errors import HardrunError
+    try:
+        text, profile = _export(target, policy_ref, config, image, seccomp_out)
+    except HardrunError as error:
+        raise click.ClickException(str(error) if error.path else error.message) from None
+    if seccomp_out:
+        import json
+        with open(seccomp_out, "w", encoding="utf-8") as stream:
+            json.dump(profile, stream, indent=2)
+            stream.write("\n")
+    if output:
+        with open(output, "w", encoding="utf-8") as stream:
+            stream.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+def _export(target, policy_ref, config, image, seccomp_out):
+    from ..frontends.hardrun_config import read_run_config
+    from ..policy import find_policy, load_policy
+    from ..policy.export import export, export_spec, seccomp_profile_data
+    policy = load_policy(policy_ref or find_policy(config or "."))
+    spec = export_spec(policy, read_run_config(config) if config else None, image)
+    profile = seccomp_profile_data(spec) if seccomp_out else None
+    return export(target, spec, seccomp_file=seccomp_out, seccomp_profile=profile), profile

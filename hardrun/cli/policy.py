@@ -1,0 +1,63 @@
+"""`hardrun policy list|show|validate`."""
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def policy():
+    """Built-in and repository policies: list, show the effective policy, validate a file."""
+
+
+@policy.command("list")
+def list_policies():
+    """List the built-in policies (use one with --policy NAME)."""
+    from ..policy import builtin_policies, load_policy
+    for name in builtin_policies():
+        description = load_policy(name).description or ""
+        click.echo(f"{name:<12} {description}")
+
+
+@policy.command()
+@click.argument("policy_ref", metavar="[NAME|FILE]", required=False)
+def show(policy_ref):
+    """Print the effective policy (after `extends:`) as YAML.
+
+    Without an argument: the policy `hardrun audit .` would use here (the repository's
+    .hardrun.yaml, else `default`).
+    """
+    import yaml
+    from ..policy import find_policy
+    from ..policy.model import policy_document
+    policy = _load(policy_ref or find_policy("."))
+    click.echo(f"# effective policy: {' -> '.join(policy.chain)}")
+    click.echo(yaml.safe_dump(policy_document(policy), sort_keys=False, default_flow_style=None),
+               nl=False)
+
+
+@policy.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="FILE...")
+def validate(files):
+    """Check policy files: exit 0 when every one is valid, 2 with one error line each otherwise."""
+    import sys
+    from ..errors import HardrunError
+    from ..policy.load import load_policy_file
+    failed = False
+    for path in files:
+        try:
+            load_policy_file(path)
+        except HardrunError as error:
+            click.echo(f"{error if error.path else f'{path}: {error}'}", err=True)
+            failed = True
+        else:
+            click.echo(f"{path}: ok")
+    sys.exit(2 if failed else 0)
+
+
+def _load(reference: str):
+    from ..errors import HardrunError
+    from ..policy import load_policy
+    try:
+        return load_policy(reference)
+    except HardrunError as error:
+        raise click.ClickException(str(error) if error.path else error.message) from None

@@ -1,0 +1,359 @@
+"""Reading policies: safe YAML with node marks, schema validation, `extends:` chains.
+
+Every error names the file, the line and the column of the YAML node at fault and
+says what was expected. Nothing in a policy is executed or fetched: it is plain data
+read with the safe loader, and `extends:` only names built-in policies or files.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import ParseError, UsageError
+from ..resources import data_dir
+from .discover import DEFAULT, POLICY_FILE, find_policy  # noqa: F401  (re-exported)
+from .model import Exemption, HostMount, Policy, Runtime, Seccomp
+
+BUILTIN_NAMES = ("default", "baseline", "restricted", "strict")
+MAX_NODES = 20_000            # a policy is small: alias bombs stop here
+MAX_CHAIN = 16
+
+# Every capability name the Linux kernel knows (capability.h), without CAP_.
+CAPABILITIES = frozenset("""
+CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP
+LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER
+SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE
+SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP
+MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF
+CHECKPOINT_RESTORE
+""".split())
+
+
+@dataclass
+class Located:
+    """Parsed YAML data plus the (line, column) of every value and mapping key in it."""
+    data: object
+    values: dict          # path tuple -> (line, column), 1-based
+    keys: dict            # path tuple -> (line, column) of the key naming that path
+
+    def where(self, path: tuple, at_key: bool = False) -> tuple[int, int]:
+        table = self.keys if at_key else self.values
+        while path not in table and path:
+            path = path[:-1]
+            table = self.values
+        return table.get(path, (1, 1))
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    """The policy format's JSON Schema (hardrun/policy/schema.json)."""
+    return json.loads((Path(__file__).parent / "schema.json").read_text(encoding="utf-8"))
+
+
+def builtin_policies() -> dict[str, Path]:
+    """Built-in policy name -> file."""
+    return {path.stem: path for path in sorted(data_dir("policies").glob("*.yaml"))}
+
+
+def load_policy(name_or_file: str | os.PathLike | None = None) -> Policy:
+    """The effective policy named `name_or_file` (a built-in name or a file; None: default).
+    A built-in name wins over a file of that name in the current directory (`./strict`)."""
+    reference = str(name_or_file) if name_or_file is not None else DEFAULT
+    path = _resolve(reference, base=None)
+    return _load_chain(path, display=reference if reference in builtin_policies() else None)
+
+
+def load_policy_file(path: str | os.PathLike) -> Policy:
+    """The effective policy in the file at `path` (never a built-in name)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"no policy file {str(path)!r}")
+    return _load_chain(path)
+
+
+def load_policy_text(text: str, path: str = "<policy>", base_dir: str | None = None) -> Policy:
+    """The effective policy written in `text` (its relative `extends:` resolve from base_dir)."""
+    document = _parse(text, path)
+    return _build(path, document, base_dir or os.getcwd(), seen=(path,))
+
+
+def _resolve(reference: str, base: str | None) -> Path:
+    builtins = builtin_policies()
+    if reference in builtins and os.sep not in reference:
+        return builtins[reference]
+    path = Path(reference)
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    if not path.is_file():
+        names = ", ".join(builtins)
+        raise UsageError(f"no policy {reference!r}: not a built-in policy ({names}) nor a file")
+    return path
+
+
+def _load_chain(path: Path, display: str | None = None, seen: tuple = ()) -> Policy:
+    shown = display or str(path)
+    key = str(path.resolve())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ParseError(f"cannot read policy: {getattr(error, 'strerror', None) or error}",
+                         path=str(path)) from None
+    document = _parse(text, str(path))
+    return _build(str(path), document, str(path.parent), seen + (key,), shown)
+
+
+def _build(path: str, document: Located, base_dir: str, seen: tuple, shown: str | None = None) -> Policy:
+    _validate(path, document)
+    data = document.data
+    parent = None
+    if "extends" in data:
+        if len(seen) > MAX_CHAIN:
+            raise _error(path, document, ("extends",), f"extends chain deeper than {MAX_CHAIN}")
+        try:
+            target = _resolve(data["extends"], base_dir)
+        except UsageError as error:
+            raise _error(path, document, ("extends",), error.message) from None
+        if str(target.resolve()) in seen:
+            raise _error(path, document, ("extends",),
+                         f"extends {data['extends']!r} makes a cycle: a policy cannot extend itself")
+        parent = _load_chain(target, data["extends"] if data["extends"] in builtin_policies() else None,
+                             seen)
+    return _merge(parent, data, shown or path, path, document)
+
+
+# -- YAML with marks -----------------------------------------------------------------------
+
+def _parse(text: str, path: str) -> Located:
+    return parse_marked(text, path, "empty policy: expected a mapping with at least `version: 1`")
+
+
+def parse_marked(text: str, path: str, empty_message: str) -> Located:
+    """One YAML document with the position of every node; ParseError with line and column."""
+    import yaml
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        node = yaml.compose(text, Loader=loader_class)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise ParseError(f"invalid YAML: {error.problem or error.context}", path=path,
+                         line=line, column=column) from None
+    except yaml.YAMLError as error:
+        raise ParseError(f"invalid YAML: {error}", path=path, line=1, column=1) from None
+    if node is None:
+        raise ParseError(empty_message, path=path, line=1, column=1)
+    located = Located(None, {}, {})
+    counter = [0]
+    located.data = _convert(node, (), located, path, counter)
+    return located
+
+
+def _convert(node, path: tuple, located: Located, file: str, counter: list):
+    import yaml
+    counter[0] += 1
+    if counter[0] > MAX_NODES:
+        raise ParseError(f"policy too large or too many aliases (more than {MAX_NODES} nodes)",
+                         path=file, line=node.start_mark.line + 1, column=node.start_mark.column + 1)
+    located.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        out = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _at(file, key_node, "merge keys (<<) are not allowed in a policy")
+            key = _scalar(key_node, file) if isinstance(key_node, yaml.ScalarNode) else None
+            if key is None or isinstance(key, (dict, list)):
+                raise _at(file, key_node, "expected a scalar mapping key")
+            if key in out:
+                raise _at(file, key_node, f"duplicate key {key!r}")
+            located.keys[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = _convert(value_node, path + (key,), located, file, counter)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_convert(item, path + (index,), located, file, counter)
+                for index, item in enumerate(node.value)]
+    return _scalar(node, file)
+
+
+def _scalar(node, file: str):
+    import yaml
+    if node.tag == "tag:yaml.org,2002:timestamp":
+        return node.value          # `expires: 2027-01-31` unquoted: validated as a date later
+    try:
+        value = _constructor().construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, TypeError) as error:
+        raise _at(file, node, f"invalid value: {getattr(error, 'problem', None) or error}") from None
+    if isinstance(value, bytes):
+        raise _at(file, node, "binary values are not allowed in a policy")
+    if isinstance(value, float) and value != value:
+        return "nan"
+    return value
+
+
+@lru_cache(maxsize=1)
+def _constructor():
+    import yaml
+    return yaml.constructor.SafeConstructor()
+
+
+def _at(file: str, node, message: str) -> ParseError:
+    return ParseError(message, path=file, line=node.start_mark.line + 1,
+                      column=node.start_mark.column + 1)
+
+
+def _error(path: str, document: Located, where: tuple, message: str, at_key: bool = False) -> ParseError:
+    line, column = document.where(where, at_key)
+    return ParseError(message, path=path, line=line, column=column)
+
+
+# -- validation --------------------------------------------------------------------------
+
+def _validate(path: str, document: Located) -> None:
+    validate_located(schema(), document, path)
+    _check_names(path, document)
+
+
+def validate_located(schema_data: dict, document: Located, path: str) -> None:
+    """Raise a ParseError at the node of the first schema error of `document`."""
+    from .validator import validate
+    errors = validate(schema_data, document.data)
+    if errors:
+        first = errors[0]
+        raise _error(path, document, first.path, _prefixed(first), first.at_key)
+
+
+def _prefixed(error) -> str:
+    shown = _dotted(error.path[:-1] if error.at_key else error.path)
+    return f"{shown}: {error.message}" if shown else error.message
+
+
+def _dotted(path: tuple) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _check_names(path: str, document: Located) -> None:
+    """Rule ids, practices and capabilities must be ones this hardrun knows."""
+    from ..audit.rules import all_rules
+    from .practices import known_practices
+    rules, practice_names = all_rules(), known_practices()
+    data = document.data
+
+    def unknown_rule(where: tuple, rule_id: str, at_key: bool) -> None:
+        if rule_id not in rules:
+            raise _error(path, document, where, f"unknown rule {rule_id} (see `hardrun rules`)", at_key)
+
+    def unknown_practice(where: tuple, name: str, at_key: bool) -> None:
+        if name not in practice_names:
+            raise _error(path, document, where, f"unknown practice {name!r} (expected one of: "
+                         f"{', '.join(sorted(practice_names))})", at_key)
+
+    for rule_id in data.get("rules", {}):
+        unknown_rule(("rules", rule_id), rule_id, True)
+    for name in data.get("practices", {}):
+        unknown_practice(("practices", name), name, True)
+    for index, exemption in enumerate(data.get("exemptions", [])):
+        if "rule" in exemption:
+            unknown_rule(("exemptions", index, "rule"), exemption["rule"], False)
+        if "practice" in exemption:
+            unknown_practice(("exemptions", index, "practice"), exemption["practice"], False)
+    for index, name in enumerate(data.get("allowed-capabilities", [])):
+        if normalize_capability(name) not in CAPABILITIES:
+            raise _error(path, document, ("allowed-capabilities", index),
+                         f"unknown capability {name!r} "
+                         "(expected a Linux capability such as NET_BIND_SERVICE)")
+
+
+def normalize_capability(name: str) -> str:
+    name = name.upper()
+    return name[4:] if name.startswith("CAP_") else name
+
+
+# -- merging the chain -------------------------------------------------------------------
+
+_SWITCHES = {True: "on", False: "off"}
+
+
+def _switch(value):
+    return _SWITCHES.get(value, value) if isinstance(value, bool) else value
+
+
+def _merge(parent: Policy | None, data: dict, name: str, path: str, document: Located) -> Policy:
+    base = parent or Policy(name=name, chain=())
+    runtime = _merge_runtime(base.runtime, data.get("runtime", {}))
+    return Policy(
+        name=name,
+        chain=(name,) + base.chain,
+        description=data.get("description", base.description if parent else None),
+        fail_on=data.get("fail-on", base.fail_on),
+        default_rules=_switch(data.get("default-rules", base.default_rules)),
+        rules={**base.rules, **{k: _switch(v) for k, v in data.get("rules", {}).items()}},
+        practices={**base.practices, **{k: _switch(v) for k, v in data.get("practices", {}).items()}},
+        trusted_registries=_tuple(data, "trusted-registries", base.trusted_registries),
+        allowed_capabilities=tuple(normalize_capability(c) for c in data["allowed-capabilities"])
+        if "allowed-capabilities" in data else base.allowed_capabilities,
+        allowed_host_mounts=tuple(_host_mount(m) for m in data["allowed-host-mounts"])
+        if "allowed-host-mounts" in data else base.allowed_host_mounts,
+        allowed_host_ports=_tuple(data, "allowed-host-ports", base.allowed_host_ports),
+        allowed_volume_types=_tuple(data, "allowed-volume-types", base.allowed_volume_types),
+        allowed_sysctls=_tuple(data, "allowed-sysctls", base.allowed_sysctls),
+        runtime=runtime,
+        exemptions=base.exemptions + tuple(
+            _exemption(item, path, document.where(("exemptions", index))[0])
+            for index, item in enumerate(data.get("exemptions", []))),
+    )
+
+
+def _tuple(data: dict, key: str, inherited):
+    return tuple(data[key]) if key in data else inherited
+
+
+def _host_mount(item) -> HostMount:
+    if isinstance(item, str):
+        return HostMount(item)
+    return HostMount(item["path"], item.get("read-only", True))
+
+
+def _exemption(item: dict, path: str, line: int) -> Exemption:
+    expires = item.get("expires")
+    return Exemption(
+        reason=item["reason"], rule=item.get("rule"), practice=item.get("practice"),
+        files=tuple(item.get("files", ())), services=tuple(item.get("services", ())),
+        images=tuple(item.get("images", ())),
+        expires=datetime.date.fromisoformat(expires) if expires else None,
+        source=path, line=line)
+
+
+_RUNTIME_KEYS = {"gate": "gate", "no-new-privileges": "no_new_privileges",
+                 "read-only-root": "read_only_root", "drop-all-capabilities": "drop_all_capabilities",
+                 "non-root": "non_root", "userns": "userns", "resource-limits": "resource_limits",
+                 "user": "user", "pids-limit": "pids_limit"}
+
+
+def _merge_runtime(base: Runtime, data: dict) -> Runtime:
+    changes = {attribute: data[key] for key, attribute in _RUNTIME_KEYS.items() if key in data}
+    if "memory" in data:
+        changes["memory"] = parse_size(data["memory"])
+    if "seccomp" in data:
+        seccomp = data["seccomp"]
+        changes["seccomp"] = Seccomp(
+            required=seccomp.get("required", base.seccomp.required),
+            allowed=tuple(seccomp["allowed"]) if "allowed" in seccomp else base.seccomp.allowed)
+    return Runtime(**{**base.__dict__, **changes})
+
+
+_UNITS = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
+def parse_size(value) -> int:
+    """Bytes of `512m`-style sizes (binary units, as Docker reads them)."""
+    if isinstance(value, int):
+        return value
+    text = value.strip().lower()
+    unit = _UNITS.get(text[-1:], None)
+    return int(text[:-1]) * unit if unit else int(text)
