@@ -1,4 +1,4 @@
-"""Compose and Kubernetes files per second, in one process.
+"""Compose, Kubernetes and docker-run files per second, in one process.
 
     python bench/bench_run_configs.py [--files 1000] [--repeat 3] [--pure]
 
@@ -49,7 +49,7 @@ def main() -> int:
           f"medians over {args.repeat} runs\n")
     print(f"{'kind':<12}{'lines/file':>11}{'parse files/s':>15}{'audit files/s':>15}")
     with tempfile.TemporaryDirectory(prefix="hardrun-bench-") as tmp:
-        for kind in ("compose", "kubernetes"):
+        for kind in ("compose", "kubernetes", "docker-run"):
             root = Path(tmp) / kind
             files = run_corpus.generate(root, args.files, kind)
             texts = [(str(path), path.read_text()) for path in files]

@@ -1,9 +1,12 @@
-"""A reproducible corpus of compose files and Kubernetes manifests for benchmarks.
+"""A reproducible corpus of compose files, Kubernetes manifests and scripts with
+`docker run` lines for benchmarks.
 
 Each file combines real-world shapes from a fixed seed: multi-service compose files
 with anchors, merge keys, interpolation, long and short volume/port syntax and
 deploy limits; multi-document manifests with Deployments, StatefulSets, CronJobs,
-Services and ConfigMaps, pod and container securityContexts, hostPath volumes.
+Services and ConfigMaps, pod and container securityContexts, hostPath volumes; shell
+scripts and GitHub workflows starting containers with continuation lines, quoting,
+variables and command substitutions.
 """
 from __future__ import annotations
 
@@ -99,8 +102,50 @@ def manifest_file(rng: random.Random) -> str:
     return "---\n".join(rng.sample([workload, service, config], 3))
 
 
+_RUN_FLAGS = ["--rm", "-d", "-it", "--read-only", "--cap-drop ALL", "--cap-add NET_BIND_SERVICE",
+              "--security-opt no-new-privileges", "-u 10001:10001", "-m 512m", "--pids-limit 200",
+              "-p 127.0.0.1:8080:8080", "-p 9090:9090", "-v \"$PWD\":/src:ro", "-v data:/data",
+              "--tmpfs /tmp", "-e MODE=production", "-e API_TOKEN=\"$API_TOKEN\"", "--network app",
+              "--name web-$RANDOM", "--privileged", "-v /var/run/docker.sock:/var/run/docker.sock",
+              "--restart unless-stopped", "-w /src", "--env-file app.env"]
+
+
+def _docker_run(rng: random.Random, indent: str) -> list[str]:
+    flags = rng.sample(_RUN_FLAGS, rng.randint(3, 9))
+    image = rng.choice(IMAGES + ['"$IMAGE"'])
+    command = rng.choice(["", " sh -c 'echo ready && sleep 1'", " serve --port 8080", " pytest -q"])
+    if rng.random() < 0.5:
+        return [f"{indent}docker run {' '.join(flags)} {image}{command}"]
+    lines = [f"{indent}docker run \\"] + [f"{indent}  {flag} \\" for flag in flags]
+    return lines + [f"{indent}  {image}{command}"]
+
+
+def script_file(rng: random.Random) -> str:
+    lines = ["#!/usr/bin/env bash", "set -euo pipefail", f'IMAGE="${{IMAGE:-{rng.choice(IMAGES)}}}"',
+             'log() { printf "%s\\n" "$*" >&2; }', ""]
+    for step in range(rng.randint(2, 5)):
+        lines.append(f'log "step {step}"')
+        if rng.random() < 0.3:
+            lines.append('ID=$(docker run -d --rm "$IMAGE" sleep 60)')
+            lines.append('docker logs "$ID" | tail -n 5 || true')
+        lines += _docker_run(rng, "")
+        lines.append(f'[ -f "done-{step}" ] && echo "skip {step}" || touch "done-{step}"')
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def workflow_file(rng: random.Random) -> str:
+    lines = ["name: ci", "on: [push, pull_request]", "jobs:", "  test:", "    runs-on: ubuntu-24.04",
+             "    steps:", "      - uses: actions/checkout@v4"]
+    for step in range(rng.randint(2, 4)):
+        lines.append(f"      - name: step {step}")
+        lines.append("        run: |")
+        lines += _docker_run(rng, "          ")
+    return "\n".join(lines) + "\n"
+
+
 def generate(directory: Path, count: int, kind: str, seed: int = 20261128) -> list[Path]:
-    """`count` files of `kind` ("compose" or "kubernetes") under `directory`."""
+    """`count` files of `kind` ("compose", "kubernetes" or "docker-run") under `directory`."""
     rng = random.Random(seed)
     written = []
     for number in range(count):
@@ -108,6 +153,11 @@ def generate(directory: Path, count: int, kind: str, seed: int = 20261128) -> li
         folder.mkdir(parents=True, exist_ok=True)
         if kind == "compose":
             path, text = folder / "compose.yaml", compose_file(rng)
+        elif kind == "docker-run" and number % 4 == 3:
+            (folder / ".github" / "workflows").mkdir(parents=True, exist_ok=True)
+            path, text = folder / ".github" / "workflows" / "ci.yml", workflow_file(rng)
+        elif kind == "docker-run":
+            path, text = folder / "deploy.sh", script_file(rng)
         else:
             path, text = folder / "app.yaml", manifest_file(rng)
         path.write_text(text)

@@ -186,6 +186,7 @@ def host_leftovers(state_root: Path) -> dict:
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     names = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()]
     ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    state_root = Path(state_root)
     state_entries = []
     if state_root.exists():
         state_entries = [str(p.relative_to(state_root)) for p in state_root.rglob("*")

@@ -130,57 +130,72 @@ def killed_owner() -> dict:
     owner.wait()
     wait_until(lambda: not os.path.exists(f"/proc/{payload}"))   # PDEATHSIG
     observed = {"before": before, "stale": [s.id for s in state.stale_containers()],
-                "container": container_id, "problems": state.reap_stale()}
+                "container": container_id, "reaped": state.reap_stale()}
     observed["leftovers"] = host_leftovers(state.state_root())
     return observed
 
 
-FATES = ("normal", "payload-killed", "owner-killed", "owner-killed-during-setup")
+FATES = ("normal", "payload-killed", "hardrun-killed", "hardrun-killed-during-setup")
 
 
 def stress() -> dict:
-    """100 containers with limits on bridges (every fourth publishes a port): some end
-    normally, some payloads are SIGKILLed halfway, some lose their hardrun (SIGKILL)
-    after or during setup. Then one reaper pass, and nothing may be left."""
-    from hardrun.runtime.cgroups import Limits
+    """100 `hardrun run` containers, a quarter of them on bridges with a published port:
+    some end normally, some payloads are SIGKILLed halfway, some lose their hardrun
+    (SIGKILL) once running or during set-up. Then `hardrun gc`, and nothing may be left."""
+    rootfs = sys.argv[2]
     started = time.monotonic()
-    owners = []
+    running: list = []
+    statuses: dict = {}
     for index in range(100):
         fate = FATES[index % len(FATES)]
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_end)
-            try:
-                ports = [Port("80", host_port=str(20000 + index))] if index % 4 == 1 else []
-                command = "busybox true" if fate == "normal" else "busybox sleep 30"
-                box = Box(command, f"bridge:ts{index % 3}", name=f"c{index}", ports=ports,
-                          limits=Limits(memory=32 << 20, pids=64))
-                os.write(write_end, f"{box.pid}\n".encode())
-                box.wait()
-                os._exit(1 if box.stop() else 0)
-            finally:
-                os._exit(2)
-        os.close(write_end)
-        if fate == "owner-killed-during-setup":
-            time.sleep(0.002 * (index % 13))
-            os.kill(pid, signal.SIGKILL)
-        else:
-            payload = int(os.read(read_end, 64).decode().split()[0])
-            if fate == "payload-killed":
-                os.kill(payload, signal.SIGKILL)
-            elif fate == "owner-killed":
-                os.kill(pid, signal.SIGKILL)
-        os.close(read_end)
-        owners.append((pid, fate))
-    statuses = {}
-    for pid, fate in owners:
-        _, status = os.waitpid(pid, 0)
-        statuses.setdefault(fate, []).append(os.waitstatus_to_exitcode(status))
-    problems = state.reap_stale()
-    return {"problems": problems, "statuses": statuses,
+        running.append(_start(index, fate, rootfs))
+        while len(running) >= 6:
+            _finish(running.pop(0), statuses)
+    while running:
+        _finish(running.pop(0), statuses)
+    gc = subprocess.run([sys.executable, "-m", "hardrun", "gc"], capture_output=True, text=True)
+    return {"gc": gc.returncode, "gc_err": gc.stderr, "statuses": statuses,
             "leftovers": host_leftovers(state.state_root()),
             "seconds": round(time.monotonic() - started, 1)}
+
+
+def _start(index: int, fate: str, rootfs: str):
+    network = []
+    if index % 4 == 1:
+        network = ["--network", f"bridge:ts{index % 3}", "--name", f"c{index}",
+                   "-p", f"{20000 + index}:80"]
+    command = ["true"] if fate == "normal" else ["sh", "-c", "echo ready; exec sleep 60"]
+    proc = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "--rootfs", rootfs, "-m", "32m",
+                             "--pids-limit", "64", *network, "--", *command],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if fate == "hardrun-killed-during-setup":
+        time.sleep(0.01 * (index % 20))
+        proc.kill()
+    elif fate != "normal":
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+        if fate == "hardrun-killed":
+            proc.kill()
+        else:
+            _kill_payload(proc.pid)
+    return proc, fate
+
+
+def _kill_payload(hardrun_pid: int) -> None:
+    """SIGKILL the processes in the cgroup of the container that `hardrun_pid` runs."""
+    for container in state.container_states():
+        if container.pid == hardrun_pid:
+            for path in container.resources("cgroup"):
+                if "/pids/" in path:
+                    for pid in open(os.path.join(path, "cgroup.procs")).read().split():
+                        os.kill(int(pid), signal.SIGKILL)
+                    return
+    raise AssertionError(f"no container state for hardrun {hardrun_pid}")
+
+
+def _finish(item, statuses: dict) -> None:
+    proc, fate = item
+    proc.communicate(timeout=60)
+    statuses.setdefault(fate, []).append(proc.returncode)
 
 
 if __name__ == "__main__":

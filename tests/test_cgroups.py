@@ -92,6 +92,25 @@ def test_v1_comounted_cpu_cpuacct_and_hybrid_without_controllers(tmp_path):
     assert layout.hierarchy_for("pids") is None
 
 
+def test_v2_files_and_values(tmp_path):
+    unified = tmp_path / "cg2"
+    unified.mkdir()
+    (unified / "cgroup.controllers").write_text("cpu memory pids\n")
+    layout = cgroups.detect_layout(_mountinfo(tmp_path, [
+        f"30 24 0:26 / {unified} rw - cgroup2 cgroup2 rw"]))
+    cgroup = ContainerCgroup("x", Limits(memory=64 * MiB, memory_swap=96 * MiB, pids=50,
+                                         cpus=1.5, cpu_shares=512), layout)
+    writes = {flag: files for flag, _, files in cgroup._planned_writes()}
+    assert writes["--memory"] == [("memory.max", 64 * MiB)]
+    assert writes["--memory-swap"] == [("memory.swap.max", 32 * MiB)]   # swap alone on v2
+    assert writes["--pids-limit"] == [("pids.max", 50)]
+    assert writes["--cpus"] == [("cpu.max", "150000 100000")]
+    assert writes["--cpu-shares"] == [("cpu.weight", 20)]
+    unlimited_swap = ContainerCgroup("x", Limits(memory=64 * MiB, memory_swap=-1), layout)
+    assert dict((f, w) for f, _, w in unlimited_swap._planned_writes())["--memory-swap"] == \
+        [("memory.swap.max", "max")]
+
+
 def test_v2_weight_conversion_matches_runc():
     assert cgroups.shares_to_weight(2) == 1
     assert cgroups.shares_to_weight(1024) == 39
@@ -154,7 +173,7 @@ def test_memory_hog_is_oom_killed_and_reported(isolated):
         assert status == 137
         assert cgroup.oom_kills() >= 1
         assert cgroup.oom_report(status) == \
-            "hardrun: container killed by the OOM killer (memory limit 64 MiB)"
+            "container killed by the OOM killer (memory limit 64 MiB)"
     finally:
         cgroup.destroy()
 
@@ -273,16 +292,17 @@ UNPRIVILEGED = textwrap.dedent("""
     import os, sys
     from hardrun.runtime.cgroups import ContainerCgroup, Limits
     os.setgid(65534); os.setuid(65534)
-    strict = sys.argv[1] == "strict"
+    strict = sys.argv[1] != "best-effort"
+    limits = Limits(pids_is_default=True) if sys.argv[1] == "default" else Limits(pids=10)
     try:
-        cgroup = ContainerCgroup.create("c" + os.urandom(4).hex(), Limits(pids=10), strict=strict)
+        cgroup = ContainerCgroup.create("c" + os.urandom(4).hex(), limits, strict=strict)
     except Exception as error:
         print("ERROR", error); sys.exit(3)
     print("CREATED", sorted(cgroup.paths))
 """)
 
 
-@pytest.mark.parametrize("mode", ["strict", "best-effort"])
+@pytest.mark.parametrize("mode", ["strict", "best-effort", "default"])
 def test_unprivileged_user_fails_closed_unless_best_effort(isolated, mode):
     result = subprocess.run([sys.executable, "-c", UNPRIVILEGED, mode], capture_output=True,
                             text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -290,10 +310,13 @@ def test_unprivileged_user_fails_closed_unless_best_effort(isolated, mode):
         assert result.returncode == 3
         assert "--pids-limit cannot be applied: cannot create cgroup" in result.stdout
         assert "Permission denied" in result.stdout and "--limits best-effort" in result.stdout
-    else:
+    elif mode == "best-effort":
         assert result.returncode == 0, result.stderr
         assert "CREATED []" in result.stdout
         assert result.stderr.count("warning: --pids-limit not applied") == 1
+    else:   # only the default policy's limit: strict, yet a warning (rootless use works)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.count("warning: the default pids limit: cannot create cgroup") == 1
 
 
 # ------------------------------------------------------------------ cleanup
@@ -305,8 +328,7 @@ def test_destroy_kills_what_is_left_and_removes_every_cgroup(isolated):
     paths = set(cgroup.paths.values())
     assert cgroup.destroy() == []
     assert payload.wait() == 137
-    assert not any(path.exists() for path in paths)
-    assert cgroup.state.resources("cgroups") == []
+    assert not any(os.path.exists(path) for path in paths)
 
 
 KILLED_OWNER = textwrap.dedent("""
@@ -332,14 +354,14 @@ def _killed_owner():
     owner.kill()                 # SIGKILL: no chance to clean up
     owner.wait()
     paths = [Path(p) for p in state_module.ContainerState.load(
-        state_module.state_root() / container_id).resources("cgroups")]
+        os.path.join(state_module.state_root(), container_id)).resources("cgroup")]
     assert paths and all(path.is_dir() for path in paths)
     return container_id, int(payload), paths
 
 
 def test_a_later_run_cleans_up_after_a_killed_hardrun(isolated):
     container_id, payload, paths = _killed_owner()
-    assert state_module.reap_stale() == []
+    assert state_module.reap_stale() == ([container_id], [])
     assert not any(path.exists() for path in paths)
     assert not (isolated / container_id).exists()
     wait_until(lambda: not Path(f"/proc/{payload}").exists() or
@@ -359,7 +381,7 @@ def test_gc_leaves_live_containers_alone(isolated):
     cgroup = make(Limits(pids=10))
     try:
         assert run_hardrun("gc").returncode == 0
-        assert all(path.is_dir() for path in cgroup.paths.values())
+        assert all(os.path.isdir(path) for path in cgroup.paths.values())
     finally:
         cgroup.destroy()
 
@@ -404,3 +426,26 @@ def test_container_sees_its_own_cgroup_read_only(isolated, tmp_path):
         assert writes == ["denied 30", "denied 30"]      # EROFS
     finally:
         cgroup.destroy()
+
+
+def test_gc_removes_unreadable_entries_and_empty_orphans_but_not_busy_ones(isolated):
+    parent = os.environ["HARDRUN_CGROUP_PARENT"]
+    unreadable = isolated / "0123456789abcdef"
+    unreadable.mkdir(parents=True)
+    os.utime(unreadable, (0, 0))                       # long abandoned
+    empty_orphan = Path("/sys/fs/cgroup/pids", parent, "feedfacecafebeef")
+    busy_orphan = Path("/sys/fs/cgroup/pids", parent, "deadbeefdeadbeef")
+    empty_orphan.mkdir(parents=True)
+    busy_orphan.mkdir()
+    stranger = Paused([BUSYBOX, "sleep", "30"])
+    (busy_orphan / "cgroup.procs").write_text(str(stranger.pid))
+    try:
+        result = run_hardrun("gc")
+        assert f"removed unreadable state {unreadable}" in result.stdout
+        assert f"removed cgroup {empty_orphan}" in result.stdout
+        assert result.returncode == 1
+        assert f"cgroup {busy_orphan} has no state but running processes: left alone" in result.stderr
+        assert not unreadable.exists() and not empty_orphan.exists() and busy_orphan.exists()
+    finally:
+        stranger.kill()
+        cgroups.remove_cgroups([str(busy_orphan)])

@@ -165,8 +165,8 @@ def test_hardrun_mode_first_positional_is_the_command():
 def test_hardrun_mode_refuses_unsupported_docker_flags():
     with pytest.raises(UsageError, match="unknown flag: --privileged"):
         parse_run_args(["--privileged", "true"], hardrun_mode=True)
-    with pytest.raises(UsageError, match="unknown flag: -P"):
-        parse_run_args(["-P", "true"], hardrun_mode=True)
+    with pytest.raises(UsageError, match="unknown flag: --oom-kill-disable"):
+        parse_run_args(["--oom-kill-disable", "true"], hardrun_mode=True)
 
 
 def test_hardrun_only_flags():
@@ -181,7 +181,17 @@ def test_hardrun_only_flags():
         hardrun_mode=True))
     assert (options.dry_run, options.policy, options.config, options.limits) == (
         True, "strict", "c.yaml", "strict")
-    assert hardrun_options(parse_run_args(["x"], hardrun_mode=True)).limits == "best-effort"
+    # a limit that cannot be applied is an error unless asked otherwise
+    assert hardrun_options(parse_run_args(["x"], hardrun_mode=True)).limits == "strict"
+
+
+def test_expose_and_publish_all_for_hardrun_run():
+    spec = hardrun_spec("--expose", "80", "--expose", "53/udp", "--expose", "9000-9001", "-P",
+                        "--name", "web", "x")
+    assert spec.exposed_ports == ("80/tcp", "53/udp", "9000-9001/tcp")
+    assert spec.publish_all is True and spec.name == "web"
+    with pytest.raises(UsageError, match="invalid container name"):
+        hardrun_spec("--name", "two words", "x")
 
 
 def test_parse_hardrun_args():

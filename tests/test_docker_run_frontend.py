@@ -144,6 +144,19 @@ def test_heredocs_are_skipped_unless_fed_to_a_shell():
     assert [(s.line, s.image) for s in found] == [(5, "remote:1"), (7, "after:1")]
 
 
+def test_prefix_commands_and_their_options():
+    found = specs("""\
+        sudo -Eu root docker run a:1
+        sudo -uroot docker run b:1
+        sudo --user=root -- docker run c:1
+        env -u HOME -i A=1 docker run d:1
+        timeout -s KILL 30 docker run e:1
+        nice -n 5 nohup docker run f:1
+        sudo
+        """)
+    assert [s.image for s in found] == ["a:1", "b:1", "c:1", "d:1", "e:1", "f:1"]
+
+
 def test_global_options_before_run():
     found = specs("""\
         docker -H tcp://build:2376 --tls run a:1
@@ -260,13 +273,30 @@ def test_github_actions_lines():
                   --network host
                   folded:1
               - run: "docker run -v /:/host quoted:1"
+              - shell: pwsh
+                run: docker run `
+                  --rm powershell:1
+              - shell: bash -e {0}
+                run: docker run bash-step:1
         """
     found = specs(text, path=".github/workflows/ci.yml")
     assert [(s.line, s.image) for s in found] == [(8, "alpine:3.20"), (12, "app:1"),
-                                                  (17, "folded:1"), (20, "quoted:1")]
+                                                  (17, "folded:1"), (20, "quoted:1"),
+                                                  (25, "bash-step:1")]
     assert found[1].lines["privileged"] == 13
     assert found[2].lines["namespace:network"] == 18
     assert found[2].lines["image"] == 19
+
+
+def test_github_expressions_are_unresolved_values():
+    from hardrun.audit.engine import AuditOptions, audit_text
+    text = ("jobs:\n  a:\n    steps:\n      - run: docker run -e TOKEN=${{ secrets.TOKEN }} "
+            "-u ${{ env.UID }} ${{ env.IMAGE }} echo\n")
+    (spec,) = specs(text, path=".github/workflows/x.yml")
+    assert spec.image == "${{ env.IMAGE }}" and spec.env[0].value == "${{ secrets.TOKEN }}"
+    found = {f.practice for f in audit_text(text, "docker-run", ".github/workflows/x.yml",
+                                            AuditOptions())}
+    assert not found & {"secret", "run-as-root", "untrusted-base", "unpinned-digest"}
 
 
 def test_gitlab_ci_lines():
@@ -292,6 +322,23 @@ def test_gitlab_ci_lines():
 def test_yaml_aliases_are_visited_once():
     text = "a: &x\n  script: [docker run one:1]\nb: *x\nc: *x\n"
     assert [s.image for s in specs(text, path=".gitlab-ci.yml")] == ["one:1"]
+
+
+def test_alias_bombs_are_not_expanded():
+    lines = ["a0: &a0 [docker run x:1]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 40)]
+    lines.append("script: *a39")
+    assert [s.image for s in specs("\n".join(lines) + "\n", path=".gitlab-ci.yml")] == ["x:1"]
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_absurd_nesting_is_a_parse_error(monkeypatch, pure):
+    import yaml
+    from hardrun.frontends import yamlsafe
+    if pure:
+        monkeypatch.setattr(yamlsafe, "LOADER", yaml.SafeLoader)
+    with pytest.raises(ParseError, match="invalid YAML"):
+        specs("script: docker run x:1\na: " + "[" * 5000 + "]" * 5000 + "\n", path=".gitlab-ci.yml")
 
 
 def test_invalid_ci_yaml_is_a_parse_error():
@@ -344,6 +391,31 @@ def test_walking_a_tree_reports_only_files_with_run_lines(tmp_path):
     assert [(f.line, f.subject) for f in privileged] == [(1, "docker run alpine:3.20")]
 
 
+def test_fixture_tree_end_to_end(hardrun):
+    from tests.conftest import DATA
+    result = hardrun("audit", "-f", "json", ".", cwd=DATA / "docker-run")
+    document = json.loads(result.stdout)
+    assert sorted(f["path"] for f in document["files"]) == [
+        ".github/workflows/ci.yml", "Makefile", "README.md", "deploy.sh"]
+    assert document["errors"] == []
+    found = {(f["path"], f["line"], f["practice"]) for f in document["findings"]}
+    assert {("deploy.sh", 43, "privileged"), ("deploy.sh", 44, "host-namespace"),
+            ("deploy.sh", 45, "sensitive-host-mount"), ("deploy.sh", 46, "socket-mount"),
+            ("deploy.sh", 47, "secret"), ("deploy.sh", 48, "untrusted-base"),
+            (".github/workflows/ci.yml", 20, "host-namespace"),
+            (".github/workflows/ci.yml", 26, "publish-all-interfaces"),
+            (".github/workflows/ci.yml", 29, "socket-mount"),
+            ("Makefile", 14, "publish-all-interfaces"),
+            ("README.md", 12, "secret")} <= found
+    # the hardened web container (inside `$(…)`, lines 27-37) breaks no run practice
+    web = {practice for p, line, practice in found if p == "deploy.sh" and 27 <= line <= 37}
+    assert web == set()
+    # `$IMAGE` and `$DB_IMAGE` are not judged; the Makefile's `$(DOCKER_RUN)` is no command
+    assert not [f for f in document["findings"] if f["practice"] == "untrusted-base"
+                and f["subject"] in ("docker run $IMAGE", "docker run $DB_IMAGE")]
+    assert result.returncode == 1
+
+
 def test_command_line_option(hardrun):
     result = hardrun("audit", "-f", "json", "--docker-run",
                      "docker run --privileged -v /:/host alpine sh")
@@ -354,6 +426,15 @@ def test_command_line_option(hardrun):
     assert all(f["path"] == "<command-line>" and f["line"] == 1
                and f["subject"] == "docker run alpine" for f in document["findings"])
     assert result.returncode == 1
+
+
+def test_command_line_option_without_a_run_command(hardrun):
+    result = hardrun("audit", "-f", "json", "--docker-run", "docker build -t x .")
+    document = json.loads(result.stdout)
+    assert document["errors"] == [{"path": "<command-line>", "message":
+                                   "expected a docker run, docker create, podman run or "
+                                   "nerdctl run command"}]
+    assert result.returncode == 2
 
 
 def test_command_line_option_with_a_bad_line(hardrun):

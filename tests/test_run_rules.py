@@ -209,6 +209,17 @@ def test_run_as_root(flags, root):
     assert fires(f"docker run {flags} alpine:3.20\n", "run-as-root") == root
 
 
+def test_root_in_a_user_namespace_is_informational():
+    (finding,) = findings("podman run --userns=auto alpine:3.20\n", "run-as-root")
+    assert finding.severity == "info" and "user namespace" in finding.message
+    (finding,) = findings("docker run --userns host alpine:3.20\n", "run-as-root")
+    assert finding.severity == "warning"
+    (hit,) = hits(RunSpec(kind="hardrun", line=1), "run-as-root")
+    assert hit.severity == "info"
+    (hit,) = hits(RunSpec(kind="hardrun", line=1, namespaces={"user": "host"}), "run-as-root")
+    assert hit.severity is None   # the rule's own severity
+
+
 def test_run_as_non_root_without_a_uid_is_not_root():
     assert hits(RunSpec(kind="kubernetes", line=3, run_as_non_root=True), "run-as-root") == []
     assert hits(RunSpec(kind="kubernetes", line=3, run_as_non_root=False), "run-as-root")

@@ -652,13 +652,19 @@ def test_start_up_path_imports_nothing_heavy(rootfs):
 
 
 def test_reaping_leaves_a_state_being_created_alone(rootfs, private_cgroup_parent):
-    """Another hardrun's half-made state directory is not "abandoned" until it is old."""
+    """Another hardrun's half-made state directory is left alone while its maker lives,
+    and removed once the maker is dead (the staging name carries its pid and start time)."""
+    from hardrun.runtime.state import process_start_time
     _, env = private_cgroup_parent
     state_dir = env["HARDRUN_STATE_DIR"]
-    os.makedirs(f"{state_dir}/.new-0123456789ab")
-    assert run(rootfs, "--", "true", env=env).returncode == 0
-    assert os.listdir(state_dir) == [".new-0123456789ab"]
-    an_hour_ago = time.time() - 3600
-    os.utime(f"{state_dir}/.new-0123456789ab", (an_hour_ago, an_hour_ago))
+    maker = subprocess.Popen(["sleep", "60"])
+    try:
+        staging = f".new-{maker.pid}.{process_start_time(maker.pid)}.0123456789abcdef"
+        os.makedirs(f"{state_dir}/{staging}")
+        assert run(rootfs, "--", "true", env=env).returncode == 0
+        assert os.listdir(state_dir) == [staging]
+    finally:
+        maker.kill()
+        maker.wait()
     assert run(rootfs, "--", "true", env=env).returncode == 0
     assert os.listdir(state_dir) == []

@@ -110,6 +110,9 @@ def _audit_one(path: str, explicit: bool, options: AuditOptions, report: Report,
 def _audit_command_line(command_line: str, options: AuditOptions, report: Report) -> None:
     try:
         report.files.append(AuditedFile(COMMAND_LINE, "docker-run"))
+        if not frontends.claims("docker-run", command_line, COMMAND_LINE):
+            raise HardrunError("expected a docker run, docker create, podman run or nerdctl run "
+                               "command")
         report.findings.extend(audit_text(command_line, "docker-run", COMMAND_LINE, options))
     except HardrunError as error:
         report.errors.append(FileError(COMMAND_LINE, error.located()))

@@ -93,7 +93,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("config", VALUE, runtime=RT, scope=HARDRUN, metavar="FILE",
        help="Read the run configuration from YAML (flags override it)"),
     _f("limits", VALUE, runtime=RT, scope=HARDRUN, metavar="MODE",
-       help="best-effort (warn if a limit cannot apply) or strict (fail)"),
+       help="strict (default: fail if a limit cannot apply) or best-effort (warn)"),
     # docker run / docker create
     _f("add-host", LIST, metavar="HOST:IP"),
     _f("annotation", LIST, metavar="KEY=VALUE"),
@@ -134,7 +134,8 @@ FLAGS: tuple[Flag, ...] = (
     _f("env", LIST, "e", runtime=RT, metavar="NAME[=VALUE]",
        help="Set a variable (NAME alone passes the caller's value)"),
     _f("env-file", LIST, runtime=RT, metavar="FILE", help="Read environment variables from a file"),
-    _f("expose", LIST),
+    _f("expose", LIST, runtime=RT, metavar="PORT[/PROTO]",
+       help="Declare a port (or range) that -P/--publish-all publishes"),
     _f("gpus", VALUE),
     _f("group-add", LIST),
     _f("health-cmd", VALUE),
@@ -182,7 +183,8 @@ FLAGS: tuple[Flag, ...] = (
     _f("privileged", BOOL),
     _f("publish", LIST, "p", runtime=RT, metavar="[IP:]HOST:CONTAINER[/PROTO]",
        help="Publish a port of a bridge network (on 127.0.0.1 unless IP is given)"),
-    _f("publish-all", BOOL, "P"),
+    _f("publish-all", BOOL, "P", runtime=RT,
+       help="Publish every --expose port on a free port of 127.0.0.1"),
     _f("pull", VALUE),
     _f("quiet", BOOL, "q"),
     _f("read-only", BOOL, runtime=RT, help="Mount the root filesystem read-only (default)"),
@@ -507,11 +509,11 @@ def is_unresolved(text: str | None) -> bool:
 class HardrunOptions(_Record):
     """`hardrun run`'s own options that are not part of the RunSpec."""
     __slots__ = ("dry_run", "policy", "config", "limits", "help")
-    _defaults = (False, None, None, "best-effort", False)
+    _defaults = (False, None, None, "strict", False)
 
 
 def hardrun_options(parsed: ParsedRun) -> HardrunOptions:
-    limits = parsed.value("limits") or "best-effort"
+    limits = parsed.value("limits") or "strict"
     if limits not in LIMITS_MODES:
         raise UsageError(f"invalid value {limits!r} for --limits: expected best-effort or strict")
     return HardrunOptions(dry_run=parsed.flag_on("dry-run"), policy=parsed.value("policy"),
@@ -545,7 +547,7 @@ def runspec_from_args(parsed: ParsedRun, *, kind: str, path: str | None = None,
     (RunSpec.unresolved) instead of failing. `word_lines[i]` is the source line of argv
     word i, so each setting remembers its line.
     """
-    builder = _Builder(parsed, kind, path, line, hardrun_mode, word_lines)
+    builder = _Builder(path, line, hardrun_mode, word_lines)
     for option in parsed.options:
         handler = _HANDLERS.get(option.flag.name)
         if handler is not None:
@@ -554,15 +556,13 @@ def runspec_from_args(parsed: ParsedRun, *, kind: str, path: str | None = None,
                 handler(builder, option.value)
             except ValueError as error:
                 builder.invalid(option, str(error))
+    if not hardrun_mode and parsed.image is not None and word_lines is not None:
+        builder.lines["image"] = _line_at(word_lines, parsed.args_index, line)
     fields = builder.finish()
     if hardrun_mode:
         _check_memory_swap(fields)
-    fields.update(kind=kind, path=path, line=line, subject=subject)
-    if not hardrun_mode:
-        fields["image"] = parsed.image
-        if parsed.image is not None and word_lines is not None and parsed.args_index is not None:
-            builder.lines["image"] = _line_at(word_lines, parsed.args_index, line)
-    fields["command"] = tuple(parsed.command)
+    fields.update(kind=kind, path=path, line=line, subject=subject, image=parsed.image,
+                  command=tuple(parsed.command))
     return RunSpec(**fields)
 
 
@@ -584,8 +584,9 @@ def _line_at(word_lines, index: int, default: int | None) -> int | None:
 
 
 class _Builder:
-    def __init__(self, parsed, kind, path, line, hardrun_mode, word_lines):
-        self.parsed = parsed
+    """Collects RunSpec fields, their lines and unresolved names while options are applied."""
+
+    def __init__(self, path, line, hardrun_mode, word_lines):
         self.path = path
         self.line = line
         self.hardrun_mode = hardrun_mode
@@ -626,8 +627,7 @@ class _Builder:
         self.unknown_value(_FIELD_OF.get(option.flag.name, option.flag.name))
 
     def boolean(self, value: str | None) -> bool | None:
-        result = parse_bool(value or "true", self.current.flag.name, strict=self.hardrun_mode)
-        return result
+        return parse_bool(value or "true", self.current.flag.name, strict=self.hardrun_mode)
 
     def finish(self) -> dict:
         out = dict(self.fields)
@@ -822,6 +822,14 @@ def _check_hostname(text: str) -> str | None:
     return None
 
 
+def _check_name(text: str) -> str | None:
+    # Docker's rule; it also keeps the name a single word in the generated /etc/hosts
+    import re
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", text):
+        return f"invalid container name {text!r} (a letter or digit, then letters, digits, '_', '.' or '-')"
+    return None
+
+
 def _check_rootfs(text: str) -> str | None:
     return None if text else "empty --rootfs"
 
@@ -926,6 +934,17 @@ def _publish(b: _Builder, value):
         b.mark(f"port:{index}")
 
 
+def _expose(b: _Builder, value):
+    text = value or ""
+    port, _, protocol = text.partition("/")
+    protocol = (protocol or "tcp").lower()
+    if protocol not in _PROTOCOLS:
+        raise ValueError(f"invalid protocol {protocol!r}")
+    if is_unresolved(port) and not b.hardrun_mode:
+        return
+    b.append("exposed_ports", f"{_port_number(port, allow_empty=False)}/{protocol}")
+
+
 def _add_mount(b: _Builder, mount: Mount) -> None:
     index = len(b.lists.get("mounts", ()))
     b.append("mounts", mount)
@@ -967,7 +986,7 @@ _HANDLERS = {
     "user": _string_field("user", _check_user),
     "workdir": _string_field("workdir", _check_workdir),
     "hostname": _string_field("hostname", _check_hostname),
-    "name": _string_field("name"),
+    "name": _string_field("name", _check_name),
     "entrypoint": _string_field("entrypoint"),
     "rootfs": _string_field("rootfs", _check_rootfs),
     "network": _network,
@@ -987,6 +1006,7 @@ _HANDLERS = {
     "ulimit": _ulimit,
     "device": _device,
     "publish": _publish,
+    "expose": _expose,
     "volume": _volume,
     "mount": _mount,
     "tmpfs": _tmpfs,

@@ -213,10 +213,19 @@ def _skip_prefix(words: list[Word], i: int) -> int:
                 i += 1
                 continue
             return i
-        name = text.split("=", 1)[0]
-        takes_value = name in valued or (len(name) == 2 and name[1] in valued)
-        i += 2 if takes_value and "=" not in text else 1
+        i += 2 if _option_wants_next_word(text, valued) else 1
     return i
+
+
+def _option_wants_next_word(text: str, valued) -> bool:
+    """Whether option word `text` (`-u`, `--user`, `-Eu`, `-uroot`, `--user=x`) takes the
+    next word as its value."""
+    if text.startswith("--"):
+        return "=" not in text and text in valued
+    for position, letter in enumerate(text[1:], start=1):
+        if letter in valued:
+            return position == len(text) - 1   # `-Eu root`; `-uroot` carries its value
+    return False
 
 
 def _program_index(words: list[Word]) -> int | None:
@@ -409,26 +418,29 @@ SCRIPT_KEYS = frozenset({"run", "script", "before_script", "after_script"})
 
 def yaml_scripts(text: str, path: str) -> list[Snippet]:
     """Shell snippets of a CI file: GitHub Actions `run:` and GitLab CI
-    `script:`/`before_script:`/`after_script:` (a string or a list of strings)."""
+    `script:`/`before_script:`/`after_script:` (a string or a list of strings).
+
+    This reads the composed node graph, not yamlsafe's values: mapping a line inside a
+    block scalar back to the file needs the scalar's style and marks. Composing builds
+    no objects and never expands aliases (each node is visited once)."""
     import yaml
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    from .yamlsafe import LOADER, from_yaml_error
     try:
-        documents = list(yaml.compose_all(text, Loader=loader))
+        documents = list(yaml.compose_all(text, Loader=LOADER))
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise ParseError(f"invalid YAML: {problem}", path=path,
-                         line=mark.line + 1 if mark is not None else None) from None
+        raise from_yaml_error(error, path, text) from None
+    except RecursionError:   # the pure-Python composer on absurd nesting
+        raise ParseError("invalid YAML: nested too deeply", path=path) from None
     lines = text.split("\n")
     snippets: list[Snippet] = []
-    seen: set[int] = set()
+    seen: set = set()
     for document in documents:
         if document is not None:
             _walk(document, lines, snippets, seen)
     return snippets
 
 
-def _walk(node, lines: list[str], out: list[Snippet], seen: set[int]) -> None:
+def _walk(node, lines: list[str], out: list[Snippet], seen: set) -> None:
     # Aliases make the node graph share nodes: visit each once (no alias blow-up).
     stack = [node]
     while stack:
@@ -437,22 +449,39 @@ def _walk(node, lines: list[str], out: list[Snippet], seen: set[int]) -> None:
             continue
         seen.add(id(current))
         if current.id == "mapping":
+            foreign = _foreign_shell(current)
             for key, value in current.value:
-                if key.id == "scalar" and key.value in SCRIPT_KEYS:
+                if key.id == "scalar" and key.value in SCRIPT_KEYS and not foreign:
                     _script_value(value, lines, out, seen)
                 stack.append(value)
         elif current.id == "sequence":
             stack.extend(reversed(current.value))
 
 
-def _script_value(node, lines: list[str], out: list[Snippet], seen: set[int]) -> None:
-    if node.id == "scalar":
-        if id(node) not in seen:
-            seen.add(id(node))
-            out.append(scalar_snippet(node, lines))
-    elif node.id == "sequence":
-        for item in node.value:
-            _script_value(item, lines, out, seen)
+_NOT_SH = ("pwsh", "powershell", "cmd", "python")
+
+
+def _foreign_shell(mapping) -> bool:
+    """A GitHub Actions step whose `shell:` is not a POSIX shell (pwsh, cmd, python)."""
+    for key, value in mapping.value:
+        if key.id == "scalar" and key.value == "shell" and value.id == "scalar":
+            words = value.value.split()
+            return bool(words) and words[0].rsplit("/", 1)[-1] in _NOT_SH
+    return False
+
+
+def _script_value(node, lines: list[str], out: list[Snippet], seen: set) -> None:
+    """The scalars of a script value: a string or (nested, aliased) lists of strings."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if ("script", id(current)) in seen:
+            continue
+        seen.add(("script", id(current)))
+        if current.id == "scalar":
+            out.append(scalar_snippet(current, lines))
+        elif current.id == "sequence":
+            stack.extend(reversed(current.value))
 
 
 def scalar_snippet(node, lines: list[str]) -> Snippet:

@@ -71,7 +71,7 @@ def apply_hardrun_defaults(spec: RunSpec) -> RunSpec:
 def merge_flags(config: RunSpec, flags: RunSpec) -> RunSpec:
     """The run config with every setting the command line gave explicitly laid over it
     (flags win; list settings given on the command line replace the config's)."""
-    from ..spec.record import fields   # RunSpec is a record, not a dataclass (start-up time)
+    from ..spec.record import fields   # the run models are records, not dataclasses
     defaults = RunSpec()
     changes = {}
     for item in fields(RunSpec):

@@ -18,23 +18,19 @@ The parent calls, in this order:
 The child must unshare its cgroup namespace *after* `attach` (so the namespace root is
 the container's cgroup, not hardrun's) and may call `mount_cgroup_view` to give the
 container a read-only /sys/fs/cgroup.
+
+This module is imported by every `hardrun run` (the default pids limit): plain classes
+and os.path, no dataclasses, pathlib or signal (their imports cost milliseconds).
 """
 from __future__ import annotations
 
-import _signal as signal  # the C module: `signal` adds an enum import (hardrun run start-up)
 import errno
 import os
 import sys
-import time
-from pathlib import Path
 
 from ..errors import HardrunError
-# Frozen records without the dataclasses import (this module is on hardrun run's start-up path).
-from ..spec.record import dataclass, field
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Callable
+SIGKILL = 9
 
 # A fork bomb stays inside its box unless the user asks otherwise (`--pids-limit -1`).
 DEFAULT_PIDS_LIMIT = 1024
@@ -56,19 +52,31 @@ class LimitError(HardrunError):
 
 # ---------------------------------------------------------------------------- limits
 
-@dataclass(frozen=True)
 class Limits:
-    memory: int | None = None          # bytes
-    memory_swap: int | None = None     # bytes of memory + swap; -1 unlimited
-    pids: int | None = DEFAULT_PIDS_LIMIT   # None or <= 0: unlimited
-    cpus: float | None = None
-    cpu_shares: int | None = None
+    """What the container's cgroup enforces. `pids_is_default`: the pids limit is the
+    default policy's, not the user's (when it cannot apply, that is a warning)."""
+
+    __slots__ = ("memory", "memory_swap", "pids", "cpus", "cpu_shares", "pids_is_default")
+
+    def __init__(self, memory: int | None = None, memory_swap: int | None = None,
+                 pids: int | None = DEFAULT_PIDS_LIMIT, cpus: float | None = None,
+                 cpu_shares: int | None = None, pids_is_default: bool = False):
+        self.memory = memory                # bytes
+        self.memory_swap = memory_swap      # bytes of memory + swap; -1 unlimited
+        self.pids = pids                    # None or <= 0: unlimited
+        self.cpus = cpus
+        self.cpu_shares = cpu_shares
+        self.pids_is_default = pids_is_default
+
+    def __repr__(self) -> str:
+        return "Limits(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"
 
     @classmethod
     def from_spec(cls, spec, default_pids: int | None = DEFAULT_PIDS_LIMIT) -> "Limits":
-        pids = default_pids if spec.pids_limit is None else spec.pids_limit
-        limits = cls(memory=spec.memory, memory_swap=spec.memory_swap, pids=pids,
-                     cpus=spec.cpus, cpu_shares=spec.cpu_shares)
+        default = spec.pids_limit is None
+        limits = cls(memory=spec.memory, memory_swap=spec.memory_swap,
+                     pids=default_pids if default else spec.pids_limit, cpus=spec.cpus,
+                     cpu_shares=spec.cpu_shares, pids_is_default=default)
         limits.validate(spec)
         return limits
 
@@ -113,17 +121,25 @@ def shares_to_weight(shares: int) -> int:
 
 # ---------------------------------------------------------------------------- layout
 
-@dataclass(frozen=True)
 class Hierarchy:
-    mountpoint: str
-    version: int                       # 1 or 2
-    controllers: frozenset = field(default_factory=frozenset)
-    options: str = ""                  # v1 mount options naming the hierarchy
+    __slots__ = ("mountpoint", "version", "controllers", "options")
+
+    def __init__(self, mountpoint: str, version: int, controllers=frozenset(), options: str = ""):
+        self.mountpoint = mountpoint
+        self.version = version                  # 1 or 2
+        self.controllers = frozenset(controllers)
+        self.options = options                  # v1 mount options naming the hierarchy
+
+    def __repr__(self) -> str:
+        return (f"Hierarchy({self.mountpoint!r}, v{self.version}, "
+                f"{sorted(self.controllers)}, {self.options!r})")
 
 
-@dataclass(frozen=True)
 class Layout:
-    hierarchies: tuple = ()
+    __slots__ = ("hierarchies",)
+
+    def __init__(self, hierarchies=()):
+        self.hierarchies = tuple(hierarchies)
 
     @property
     def unified(self) -> Hierarchy | None:
@@ -170,7 +186,7 @@ def _parse_mountinfo_line(line: str) -> Hierarchy | None:
     fstype, super_options = tail[0], tail[2]
     if fstype == "cgroup2":
         try:
-            controllers = Path(mountpoint, "cgroup.controllers").read_text().split()
+            controllers = _read(os.path.join(mountpoint, "cgroup.controllers")).split()
         except OSError:
             controllers = []
         return Hierarchy(mountpoint, 2, frozenset(controllers))
@@ -183,7 +199,16 @@ def _parse_mountinfo_line(line: str) -> Hierarchy | None:
 
 
 def cgroup_parent() -> str:
-    return os.environ.get("HARDRUN_CGROUP_PARENT", DEFAULT_PARENT).strip("/")
+    """HARDRUN_CGROUP_PARENT, else `hardrun`; a separate state root (HARDRUN_STATE_DIR)
+    gets a parent of its own, so its `hardrun gc` never judges another root's cgroups."""
+    configured = os.environ.get("HARDRUN_CGROUP_PARENT")
+    if configured:
+        return configured.strip("/")
+    state_root = os.environ.get("HARDRUN_STATE_DIR")
+    if state_root:
+        import zlib
+        return f"{DEFAULT_PARENT}-{zlib.crc32(os.path.abspath(state_root).encode()):08x}"
+    return DEFAULT_PARENT
 
 
 # ---------------------------------------------------------------------------- cgroup
@@ -192,31 +217,35 @@ def _warn(message: str) -> None:
     print(f"hardrun: warning: {message}", file=sys.stderr)
 
 
-def _write(path: Path, value) -> None:
+def _write(path: str, value) -> None:
     with open(path, "w") as handle:
         handle.write(str(value))
+
+
+def _read(path: str) -> str:
+    with open(path) as handle:
+        return handle.read()
 
 
 class ContainerCgroup:
     """One container's cgroup directories (one per v1 hierarchy, or one on v2)."""
 
     def __init__(self, container_id: str, limits: Limits, layout: Layout, state=None,
-                 strict: bool = True, warn: Callable[[str], None] = _warn):
+                 strict: bool = True, warn=_warn):
         self.container_id = container_id
         self.limits = limits
         self.layout = layout
         self.state = state
         self.strict = strict
         self.warn = warn
-        self.paths: dict[str, Path] = {}     # controller -> its cgroup directory
+        self.paths: dict[str, str] = {}      # controller -> its cgroup directory
         self.skipped: list[str] = []         # flags whose limit was not applied
 
     # ---- creation
 
     @classmethod
     def create(cls, container_id: str, limits: Limits, state=None, *, strict: bool = True,
-               layout: Layout | None = None, warn: Callable[[str], None] = _warn
-               ) -> "ContainerCgroup":
+               layout: Layout | None = None, warn=_warn) -> "ContainerCgroup":
         """Make the cgroup(s) and write every limit; raise LimitError (strict) or warn."""
         cgroup = cls(container_id, limits, layout or detect_layout(), state, strict, warn)
         try:
@@ -229,42 +258,49 @@ class ContainerCgroup:
 
     def _make_directories(self) -> None:
         parent = cgroup_parent()
-        planned = {}
+        planned = {}                          # controller -> (hierarchy, path)
         for controller in WANTED_CONTROLLERS:
             hierarchy = self.layout.hierarchy_for(controller)
             if hierarchy is not None:
-                planned[controller] = (hierarchy, Path(hierarchy.mountpoint, parent, self.container_id))
-        if self.state is not None:
-            # recorded first (one write for all): a crash leaves a trace
-            self.state.record_all("cgroups", list(dict.fromkeys(str(path) for _, path in planned.values())))
+                planned[controller] = (hierarchy, os.path.join(hierarchy.mountpoint, parent,
+                                                               self.container_id))
+        paths = list(dict.fromkeys(path for _, path in planned.values()))
+        if self.state is not None and paths:
+            self.state.record("cgroup", *paths)   # recorded first: a crash leaves a trace
+        made = {}
         for controller, (hierarchy, path) in planned.items():
-            if path not in self.paths.values():
-                if not self._make_one(hierarchy, path):
-                    continue
-            self.paths[controller] = path
+            if path not in made:
+                made[path] = self._make_one(hierarchy, path)
+            if made[path]:
+                self.paths[controller] = path
 
-    def _make_one(self, hierarchy: Hierarchy, path: Path) -> bool:
+    def _make_one(self, hierarchy: Hierarchy, path: str) -> bool:
         try:
             if hierarchy.version == 2:
-                self._enable_v2_controllers(hierarchy, path.parent)
-            path.parent.mkdir(exist_ok=True)
-            path.mkdir()
-            return True
+                self._enable_v2_controllers(hierarchy, os.path.dirname(path))
+            for attempt in (1, 2):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                try:
+                    os.mkdir(path)
+                    return True
+                except FileNotFoundError:   # a per-root parent removed meanwhile: once more
+                    if attempt == 2:
+                        raise
         except OSError as error:
             self._cannot(f"cannot create cgroup {path}: {error.strerror}",
                          flags=self._flags_needing(hierarchy), hint=_privilege_hint(error))
             return False
 
-    def _enable_v2_controllers(self, hierarchy: Hierarchy, parent: Path) -> None:
+    def _enable_v2_controllers(self, hierarchy: Hierarchy, parent: str) -> None:
         wanted = [c for c in V2_ENABLE if c in hierarchy.controllers
                   and self.layout.hierarchy_for(c) is hierarchy]
-        root = Path(hierarchy.mountpoint)
-        parent.mkdir(exist_ok=True)
-        for directory in (root, parent):
-            enabled = (directory / "cgroup.subtree_control").read_text().split()
+        os.makedirs(parent, exist_ok=True)
+        for directory in (hierarchy.mountpoint, parent):
+            control = os.path.join(directory, "cgroup.subtree_control")
+            enabled = _read(control).split()
             for controller in wanted:
                 if controller not in enabled:
-                    _write(directory / "cgroup.subtree_control", f"+{controller}")
+                    _write(control, f"+{controller}")
 
     def _flags_needing(self, hierarchy: Hierarchy) -> list[str]:
         flags = []
@@ -325,10 +361,10 @@ class ContainerCgroup:
             else:
                 yield "--cpu-shares", "cpu", [("cpu.shares", max(limits.cpu_shares, 2))]
 
-    def _write_limit(self, flag: str, path: Path, writes) -> None:
+    def _write_limit(self, flag: str, path: str, writes) -> None:
         for name, value in writes:
-            target = path / name
-            if not target.exists():
+            target = os.path.join(path, name)
+            if not os.path.exists(target):
                 implicit = flag == "--memory-swap" and self.limits.memory_swap is None
                 if implicit:     # Docker's implied swap: nothing to do without swap accounting
                     return
@@ -345,13 +381,16 @@ class ContainerCgroup:
     def _cannot(self, reason: str, flags: list[str], hint: str | None = None) -> None:
         if not flags:
             return            # nothing was asked of this controller
-        if self.strict:
+        only_default = flags == ["--pids-limit"] and self.limits.pids_is_default
+        if self.strict and not only_default:
             raise LimitError(f"{', '.join(flags)} cannot be applied: {reason}",
                              hint=hint or "or pass --limits best-effort to run without it")
         for flag in flags:
             if flag not in self.skipped:
                 self.skipped.append(flag)
-                self.warn(f"{flag} not applied (--limits best-effort): {reason}")
+                why = ("the default pids limit" if only_default
+                       else f"{flag} not applied (--limits best-effort)")
+                self.warn(f"{why}: {reason}")
 
     # ---- runtime
 
@@ -359,18 +398,18 @@ class ContainerCgroup:
         """Move `pid` into every container cgroup (call before the child runs the payload)."""
         for path in dict.fromkeys(self.paths.values()):
             try:
-                _write(path / "cgroup.procs", pid)
+                _write(os.path.join(path, "cgroup.procs"), pid)
             except OSError as error:
                 self._cannot(f"cannot move process {pid} into {path}: {error.strerror}",
                              flags=self._flags_for_path(path) or ["cgroup"])
 
-    def _flags_for_path(self, path: Path) -> list[str]:
+    def _flags_for_path(self, path: str) -> list[str]:
         hierarchy = next((h for h in self.layout.hierarchies
-                          if str(path).startswith(h.mountpoint + "/")), None)
+                          if path.startswith(h.mountpoint + "/")), None)
         return self._flags_needing(hierarchy) if hierarchy else []
 
     def read(self, controller: str, name: str) -> str:
-        return (self.paths[controller] / name).read_text()
+        return _read(os.path.join(self.paths[controller], name))
 
     def oom_kills(self) -> int:
         """How many processes the kernel OOM killer killed in this cgroup."""
@@ -379,7 +418,7 @@ class ContainerCgroup:
             return 0
         for name in ("memory.events", "memory.oom_control"):
             try:
-                text = (path / name).read_text()
+                text = _read(os.path.join(path, name))
             except FileNotFoundError:
                 continue
             for line in text.splitlines():
@@ -389,19 +428,21 @@ class ContainerCgroup:
         return 0
 
     def oom_report(self, exit_status: int) -> str | None:
-        """The line to print when the OOM killer struck (exit 137 means it got the payload)."""
+        """What to print (after `hardrun: `) when the OOM killer struck: exit status 137
+        means it got the payload, otherwise some other process of the container."""
         if self.oom_kills() == 0:
             return None
         limit = f" (memory limit {format_bytes(self.limits.memory)})" if self.limits.memory else ""
-        if exit_status == 128 + signal.SIGKILL:
-            return f"hardrun: container killed by the OOM killer{limit}"
-        return f"hardrun: warning: the OOM killer killed a process in the container{limit}"
+        if exit_status == 128 + SIGKILL:
+            return f"container killed by the OOM killer{limit}"
+        return f"warning: the OOM killer killed a process in the container{limit}"
 
     def destroy(self, timeout: float = 10.0) -> list[str]:
         """Kill what is left inside, wait until empty, rmdir; return problems."""
-        problems = remove_cgroups(list(dict.fromkeys(self.paths.values())), timeout)
-        if self.state is not None and not problems:
-            self.state.forget_all("cgroups")
+        paths = list(dict.fromkeys(self.paths.values()))
+        problems = remove_cgroups(paths, timeout)
+        if not problems:
+            remove_empty_parents(paths)
         self.paths = {}
         return problems
 
@@ -414,49 +455,49 @@ def _privilege_hint(error: OSError) -> str | None:
 
 # ---------------------------------------------------------------------------- removal
 
-def cgroup_pids(path: Path) -> list[int]:
+def cgroup_pids(path: str) -> list[int]:
     try:
-        return [int(pid) for pid in (path / "cgroup.procs").read_text().split()]
+        return [int(pid) for pid in _read(os.path.join(path, "cgroup.procs")).split()]
     except FileNotFoundError:
         return []
 
 
-def kill_all(paths: list[Path]) -> None:
+def kill_all(paths: list[str]) -> None:
     """SIGKILL every process in the cgroups, frozen first so none can fork meanwhile."""
     for path in paths:
-        if (path / "cgroup.kill").exists():
-            _write(path / "cgroup.kill", 1)
+        if os.path.exists(os.path.join(path, "cgroup.kill")):
+            _write(os.path.join(path, "cgroup.kill"), 1)
             continue
         freezer = _freezer_file(path)
         if freezer:
             _write(freezer[0], freezer[1])
         for pid in cgroup_pids(path):
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, SIGKILL)
             except ProcessLookupError:
                 pass
         if freezer:
             _write(freezer[0], freezer[2])
 
 
-def _freezer_file(path: Path):
-    if (path / "freezer.state").exists():
-        return path / "freezer.state", "FROZEN", "THAWED"
-    if (path / "cgroup.freeze").exists():
-        return path / "cgroup.freeze", 1, 0
+def _freezer_file(path: str):
+    for name, frozen, thawed in (("freezer.state", "FROZEN", "THAWED"), ("cgroup.freeze", 1, 0)):
+        if os.path.exists(os.path.join(path, name)):
+            return os.path.join(path, name), frozen, thawed
     return None
 
 
-def remove_cgroups(paths: list[Path], timeout: float = 10.0) -> list[str]:
+def remove_cgroups(paths: list[str], timeout: float = 10.0) -> list[str]:
     """Kill, wait until every cgroup is empty, then rmdir each; problems as lines."""
-    existing = [path for path in paths if path.is_dir()]
+    import time
+    existing = [str(path) for path in paths if os.path.isdir(path)]
     deadline = time.monotonic() + timeout
     while existing:
         if any(cgroup_pids(path) for path in existing):
             kill_all(existing)
         for path in list(existing):
             try:
-                path.rmdir()
+                os.rmdir(path)
                 existing.remove(path)
             except FileNotFoundError:
                 existing.remove(path)
@@ -470,27 +511,39 @@ def remove_cgroups(paths: list[Path], timeout: float = 10.0) -> list[str]:
     return []
 
 
+def remove_empty_parents(paths: list[str]) -> None:
+    """The parents of per-state-root cgroups go with their last container (`hardrun/`
+    itself stays, like any runtime's parent cgroup)."""
+    for path in paths:
+        parent = os.path.dirname(path)
+        if os.path.basename(parent) != DEFAULT_PARENT:
+            try:
+                os.rmdir(parent)
+            except OSError:          # not empty (another container), or gone already
+                pass
+
+
 def undo(state) -> list[str]:
     """Remove the cgroups a (dead) container's state records."""
-    problems = remove_cgroups([Path(p) for p in state.resources("cgroups")])
+    paths = state.resources("cgroup")
+    problems = remove_cgroups(paths)
     if not problems:
-        for path in state.resources("cgroups"):
-            state.forget("cgroups", path)
+        remove_empty_parents(paths)
     return problems
 
 
-def orphaned_cgroups(layout: Layout | None = None, known_ids: set | None = None) -> list[Path]:
+def orphaned_cgroups(layout: Layout | None = None, known_ids: set | None = None) -> list[str]:
     """Container cgroups under the hardrun parent that no state directory accounts for."""
     layout = layout or detect_layout()
     known_ids = known_ids or set()
     found = []
     for hierarchy in layout.hierarchies:
-        parent = Path(hierarchy.mountpoint, cgroup_parent())
+        parent = os.path.join(hierarchy.mountpoint, cgroup_parent())
         try:
-            children = [child for child in parent.iterdir() if child.is_dir()]
+            children = [entry for entry in os.scandir(parent) if entry.is_dir()]
         except OSError:
             continue
-        found += [child for child in children if child.name not in known_ids]
+        found += [entry.path for entry in children if entry.name not in known_ids]
     return found
 
 

@@ -1,41 +1,61 @@
 """Garbage collection of dead containers' resources (`hardrun gc`, start of `hardrun run`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+import os
 
 from . import state as state_module
 
 
-@dataclass
 class Report:
-    removed: list = field(default_factory=list)
-    problems: list = field(default_factory=list)
+    def __init__(self):
+        self.removed: list[str] = []
+        self.problems: list[str] = []
 
 
 def collect(orphans: bool = True) -> Report:
     """Undo every container whose owner is dead; optionally also orphaned cgroups."""
     report = Report()
-    for container in state_module.stale_containers():
-        with container.locked(blocking=False) as acquired:
-            if not acquired or not container.path.exists():
-                continue
-            problems = state_module.undo(container)
-            if problems:
-                report.problems += [f"{container.id}: {problem}" for problem in problems]
-            else:
-                report.removed.append(f"container {container.id}")
-    state_module.reap_stale()           # staging directories of interrupted starts
+    undone, report.problems = state_module.reap_stale()
+    report.removed += [f"container {container_id}" for container_id in undone]
+    _remove_unreadable_entries(report)
     if orphans:
         _collect_orphaned_cgroups(report)
     return report
 
 
+def _remove_unreadable_entries(report: Report, age: float = 60.0) -> None:
+    """State entries without a readable record (a start killed between mkdir and write, or
+    a format this hardrun does not read) once they are older than `age` seconds; their
+    cgroups then count as orphans."""
+    import time
+    root = state_module.state_root()
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = os.path.join(root, name)
+        if name.startswith(".") or name == "net" or not os.path.isdir(path):
+            continue
+        if state_module.ContainerState.load(path) is not None:
+            continue
+        try:
+            if time.time() - os.stat(path).st_mtime < age:
+                continue
+        except FileNotFoundError:
+            continue
+        state_module.remove_tree(path)
+        report.removed.append(f"unreadable state {path}")
+
+
 def _collect_orphaned_cgroups(report: Report) -> None:
     from . import cgroups
-    known = {container.id for container in state_module.container_states()}
-    known |= {path.name[len(".new-"):] for path in _staging_dirs()}
-    for path in cgroups.orphaned_cgroups(known_ids=known):
+    for path in cgroups.orphaned_cgroups(known_ids=_known_ids()):
+        if cgroups.cgroup_pids(path):
+            # a killed hardrun's container dies with it (parent-death signal): processes
+            # here belong to something else, which gc does not judge
+            report.problems.append(f"cgroup {path} has no state but running processes: left alone")
+            continue
         problems = cgroups.remove_cgroups([path])
         if problems:
             report.problems += problems
@@ -43,9 +63,11 @@ def _collect_orphaned_cgroups(report: Report) -> None:
             report.removed.append(f"cgroup {path}")
 
 
-def _staging_dirs() -> list[Path]:
-    root = state_module.state_root()
+def _known_ids() -> set:
+    """Every name in the state root, readable or not: only a cgroup no entry accounts
+    for is an orphan (a container being created has its entry before its cgroup)."""
     try:
-        return [path for path in root.iterdir() if path.name.startswith(".new-")]
+        names = os.listdir(state_module.state_root())
     except FileNotFoundError:
-        return []
+        return set()
+    return {name.rpartition(".")[2] if name.startswith(".new-") else name for name in names}

@@ -1,29 +1,37 @@
 """Where resource limits and networks plug into the runtime (hardrun.runtime.cgroups,
 ulimits, network and state). The parent calls each stage exactly once:
 
-- `prepare()`      before clone: validate, create the container's state record and
-                   cgroup, join a bridge (IPAM, hosts file, published ports); add what
+- `prepare()`      before clone: clean up what killed hardrun processes left (a cheap
+                   scan of the state root), validate, create the container's state record
+                   and cgroup, join a bridge (IPAM, hosts file, published ports); add what
                    the child must mount (the hosts file, the read-only cgroup view);
 - `attach(pid)`    after clone, before the child is released: move it into its cgroup
                    (the child unshares its cgroup namespace only afterwards), set its
-                   ulimits, give it its veth in its network namespace;
+                   ulimits (prlimit: no work in the child), give it its veth in its
+                   network namespace;
 - `finish(status)` after the container exited, also after a failed start (status
                    None): undo everything; returns a line to print (an OOM kill) or None.
+                   What cannot be undone stays recorded for `hardrun gc`.
 
 Modules are imported only when their feature is in use: `network` (pyroute2) only for
 bridge networks and published ports.
 """
 from __future__ import annotations
 
-import os
+import sys
 
 from .mounts import MountPlan
 
 
+def _warn(message: str) -> None:
+    print(f"hardrun: warning: {message}", file=sys.stderr, flush=True)
+
+
 class Hooks:
-    def __init__(self, cfg, limits_mode: str = "best-effort"):
+    def __init__(self, cfg, limits_mode: str = "strict", warn=_warn):
         self.cfg = cfg
         self.limits_mode = limits_mode
+        self.warn = warn
         self.state = None
         self.cgroup = None
         self.endpoint = None
@@ -37,10 +45,7 @@ class Hooks:
                 from ..errors import UsageError
                 raise UsageError("resource limits are not available in this build of hardrun") from None
             return
-        if os.geteuid() != 0 and not _limits_requested(spec):
-            # Rootless without limits asked for: the default pids limit needs a delegated
-            # cgroup, which an unprivileged user normally does not have.
-            return
+        self._reap_stale(state)
         limits = cgroups.Limits.from_spec(spec)
         ulimits.validate(spec.ulimits)
         bridge = self.cfg.network.startswith("bridge")
@@ -48,21 +53,29 @@ class Hooks:
             from ..errors import UsageError
             raise UsageError(f"--publish needs a bridge network, not --network {self.cfg.network}",
                              hint="add --network bridge")
-        # What containers of killed hardrun processes left behind goes first (issue: cgroups
-        # and links must not pile up); problems are left for `hardrun gc` to report.
-        state.reap_stale()
         self.state = state.ContainerState.create(self.cfg.id)  # recorded first: a crash leaves a trace
-        layout = cgroups.detect_layout()
-        self.cgroup = cgroups.ContainerCgroup.create(self.cfg.id, limits, self.state, layout=layout,
-                                                     strict=self.limits_mode == "strict")
-        if self.cgroup.paths and "cgroup" in self.cfg.namespaces:
-            self.cfg.cgroup_view = (cgroups.mount_cgroup_view, layout)
-        if bridge:
-            from . import network
-            self.endpoint = network.prepare(spec, self.cfg.id, self.state)
-            hosts = MountPlan("bind", "/etc/hosts", source=str(self.endpoint.hosts_file), read_only=True,
-                              source_is_dir=False)
+        try:
+            layout = cgroups.detect_layout()
+            self.cgroup = cgroups.ContainerCgroup.create(
+                self.cfg.id, limits, self.state, layout=layout,
+                strict=self.limits_mode == "strict", warn=self.warn)
+            if self.cgroup.paths and "cgroup" in self.cfg.namespaces:
+                self.cfg.cgroup_view = (cgroups.mount_cgroup_view, layout)
+            if bridge:
+                self._join_bridge(spec)
+        except BaseException:
+            self.finish(None)
+            raise
+
+    def _join_bridge(self, spec) -> None:
+        from . import network
+        self.endpoint = network.prepare(spec, self.cfg.id, self.state, hostname=self.cfg.hostname)
+        if not any(plan.target == "/etc/hosts" for plan in self.cfg.mounts):   # the user's wins
+            hosts = MountPlan("bind", "/etc/hosts", source=str(self.endpoint.hosts_file),
+                              read_only=True, source_is_dir=False, recursive=False)
             self.cfg.mounts = tuple(self.cfg.mounts) + (hosts,)
+        for publish in self.endpoint.publishes:
+            print(f"hardrun: published {publish}", file=sys.stderr, flush=True)
 
     def attach(self, pid: int) -> None:
         if self.cgroup is not None:
@@ -75,17 +88,35 @@ class Hooks:
 
     def finish(self, status: int | None) -> str | None:
         message = None
-        try:
-            if self.cgroup is not None and status is not None:
-                message = self.cgroup.oom_report(status)
-        finally:
-            if self.endpoint is not None:
-                self.endpoint.release()
-            if self.cgroup is not None:
-                self.cgroup.destroy()
-            if self.state is not None:
+        if self.cgroup is not None and status is not None:
+            from .process import exit_code
+            report = self.cgroup.oom_report(exit_code(status))
+            message = f"hardrun: {report}" if report else None
+        problems: list[str] = []
+        if self.state is not None:
+            from .state import NETWORK_KINDS
+            if self.state.has_any(NETWORK_KINDS):
+                from . import network
+                problems += network.undo(self.state)
+        if self.cgroup is not None:
+            problems += self.cgroup.destroy()
+        if self.state is not None:
+            if problems:             # kept on record: the next hardrun or `hardrun gc` retries
+                for problem in problems:
+                    self.warn(f"{problem} (left for `hardrun gc`)")
+            else:
                 self.state.remove()
+        self.state = self.cgroup = self.endpoint = None
         return message
+
+    def _reap_stale(self, state) -> None:
+        """Undo containers whose hardrun was killed: costs a directory listing when none."""
+        try:
+            _, problems = state.reap_stale()
+        except OSError as error:
+            problems = [f"cannot clean up after dead containers: {error}"]
+        for problem in problems:
+            self.warn(f"{problem} (run `hardrun gc`)")
 
 
 def _limits_requested(spec) -> bool:

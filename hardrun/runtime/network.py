@@ -109,7 +109,7 @@ class Publish:
 def resolve_ports(spec) -> list[Publish]:
     """Expand `spec.ports` (ranges, default address, ports chosen by the host)."""
     published = []
-    for port in spec.ports:
+    for port in _requested_ports(spec):
         protocol = (port.protocol or "tcp").lower()
         if protocol not in ("tcp", "udp"):
             raise UsageError(f"--publish: protocol {port.protocol!r} is not tcp or udp")
@@ -126,6 +126,19 @@ def resolve_ports(spec) -> list[Publish]:
         published += [Publish(host_ip, host, inner, protocol)
                       for host, inner in zip(host_ports, container_ports)]
     return published
+
+
+def _requested_ports(spec) -> list:
+    """`-p` ports, then (with -P) every --expose port not published already."""
+    from ..spec.run import Port
+    ports = list(spec.ports)
+    if spec.publish_all:
+        taken = {(str(port.container_port), (port.protocol or "tcp").lower()) for port in ports}
+        for exposed in getattr(spec, "exposed_ports", ()):
+            number, _, protocol = exposed.partition("/")
+            if (number, protocol or "tcp") not in taken:
+                ports.append(Port(number, None, None, protocol or "tcp"))
+    return ports
 
 
 def _port_range(text: str) -> list[int]:
@@ -168,7 +181,7 @@ def _check_bindable(publish: Publish) -> None:
 # ---------------------------------------------------------------------------- IPAM
 
 def net_root() -> Path:
-    return state_module.state_root() / "net"
+    return Path(state_module.state_root()) / "net"
 
 
 @contextmanager
@@ -242,8 +255,8 @@ def _choose_subnet(bridge: str) -> ipaddress.IPv4Network:
 
 
 def _live_member(member_id: str) -> bool:
-    container = state_module.ContainerState.load(state_module.state_root() / member_id)
-    return container is not None
+    """A member stays until its container's state is undone (by its owner or a reaper)."""
+    return os.path.isdir(os.path.join(state_module.state_root(), member_id))
 
 
 def _allocate(data: dict, container_id: str) -> str:
@@ -564,6 +577,15 @@ class Endpoint:
 
     def attach(self, pid: int) -> None:
         """Give the (paused) child `pid` its eth0 on the bridge, address and route."""
+        try:
+            self._attach(pid)
+        except HardrunError:
+            raise
+        except Exception as error:          # netlink errors: one line, never a traceback
+            raise NetworkError(f"cannot connect the container to bridge "
+                               f"{BRIDGE_PREFIX}{self.bridge}: {error}") from None
+
+    def _attach(self, pid: int) -> None:
         host_side = veth_name(self.container_id)
         self.state.record("veth", host_side)
         with _iproute() as ipr:
@@ -586,8 +608,10 @@ class Endpoint:
         return undo(self.state)
 
 
-def prepare(spec, container_id: str, container_state) -> Endpoint | None:
-    """Set up what a bridge network needs before the child exists (None: not a bridge)."""
+def prepare(spec, container_id: str, container_state, hostname: str | None = None
+            ) -> Endpoint | None:
+    """Set up what a bridge network needs before the child exists (None: not a bridge).
+    The container is known on the bridge by its --name, its host name and its short id."""
     choice = network_choice(spec.network)
     if choice.mode != "bridge":
         if spec.ports or spec.publish_all:
@@ -595,7 +619,7 @@ def prepare(spec, container_id: str, container_state) -> Endpoint | None:
                              hint="add --network bridge")
         return None
     publishes = resolve_ports(spec)
-    names = [n for n in dict.fromkeys([spec.name, spec.hostname, container_id[:12]]) if n]
+    names = [n for n in dict.fromkeys([spec.name, hostname or spec.hostname, container_id[:12]]) if n]
     endpoint = _join_bridge(choice.bridge, container_id, names, container_state)
     try:
         if publishes:
@@ -608,7 +632,7 @@ def prepare(spec, container_id: str, container_state) -> Endpoint | None:
 
 def _join_bridge(bridge: str, container_id: str, names: list[str], container_state) -> Endpoint:
     store = BridgeStore(bridge)
-    hosts_file = container_state.file("hosts")
+    hosts_file = Path(container_state.file("hosts"))
     with store.locked():
         data = store.load()
         if data is None:
@@ -621,7 +645,7 @@ def _join_bridge(bridge: str, container_id: str, names: list[str], container_sta
             raise UsageError(f"--name {names[0]}: a container of that name is already on "
                              f"bridge {bridge}")
         ip = _allocate(data, container_id)
-        container_state.record("address", {"bridge": bridge, "ip": ip})
+        container_state.record("address", f"{bridge} {ip}")
         data["members"][container_id] = {"ip": ip, "names": names, "hosts": str(hosts_file)}
         store.save(data)
         subnet = ipaddress.IPv4Network(data["subnet"])
@@ -633,7 +657,7 @@ def _join_bridge(bridge: str, container_id: str, names: list[str], container_sta
                 _nft(_bridge_rules(bridge))     # replaces the table: never duplicated rules
         except BaseException:
             _leave_bridge(store, container_id, locked=True)
-            container_state.forget("address", {"bridge": bridge, "ip": ip})
+            container_state.forget("address", f"{bridge} {ip}")
             raise
         _refresh_hosts_files(data["members"])
     return Endpoint(container_id, bridge, ip, data["gateway"], subnet.prefixlen, hosts_file,
@@ -659,8 +683,7 @@ def _publish(endpoint: Endpoint, publishes: list[Publish]) -> None:
         return
     for publish in publishes:
         pid = start_proxy(publish, endpoint.ip)
-        endpoint.state.record("proxy", {"pid": pid,
-                                        "start_time": state_module.process_start_time(pid)})
+        endpoint.state.record("proxy", f"{pid} {state_module.process_start_time(pid)}")
 
 
 def _leave_bridge(store: BridgeStore, container_id: str, locked: bool = False) -> None:
@@ -691,16 +714,15 @@ def _leave_bridge(store: BridgeStore, container_id: str, locked: bool = False) -
 def undo(container_state) -> list[str]:
     """Remove every network resource `container_state` records; problems as lines."""
     problems = []
-    steps = [("proxy", lambda item: _stop_process(item["pid"], item.get("start_time"))),
+    steps = [("proxy", lambda item: _stop_process(*map(int, item.split()))),
              ("nft", _delete_table),
              ("veth", _delete_link),
-             ("address", lambda item: _leave_bridge(BridgeStore(item["bridge"]),
+             ("address", lambda item: _leave_bridge(BridgeStore(item.split()[0]),
                                                     container_state.id))]
     for kind, remove in steps:
         for item in container_state.resources(kind):
             try:
                 remove(item)
-                container_state.forget(kind, item)
             except Exception as error:     # keep going: undo as much as possible
                 problems.append(f"cannot remove {kind} {item}: {error}")
     return problems

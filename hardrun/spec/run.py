@@ -113,6 +113,7 @@ class RunSpec:
     # network
     network: str | None = None        # "none", "host", "bridge", "bridge:NAME", "container:x"…
     ports: tuple[Port, ...] = ()
+    exposed_ports: tuple[str, ...] = ()   # "80/tcp", "8000-8010/udp" (--expose); -P publishes them
     publish_all: bool = False
     name: str | None = None
     # fields set from a value the source left unresolved (`-m $MEM`, `user: ${UID}`):

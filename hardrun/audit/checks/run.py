@@ -201,6 +201,18 @@ def _is_root_user(user: str) -> bool:
     return name in ("0", "root")
 
 
+_PRIVATE_USERNS = frozenset({"private", "auto", "keep-id", "nomap"})
+
+
+def _in_user_namespace(spec) -> bool:
+    """Container ids are remapped: uid 0 inside is an unprivileged uid on the host
+    (hardrun's default, podman --userns=auto, Kubernetes hostUsers: false)."""
+    mode = spec.namespaces.get("user")
+    if spec.kind == "hardrun":
+        return mode != "host"
+    return mode in _PRIVATE_USERNS or spec.userns_remap is not None
+
+
 @check("HR2012")
 def run_as_root(spec, context):
     if "user" in spec.unresolved or (spec.user is not None and "$" in spec.user):
@@ -208,9 +220,17 @@ def run_as_root(spec, context):
     if spec.user is None:
         if spec.run_as_non_root is True:
             return
-        yield Hit(spec.line)
+        hit = Hit(spec.line)
     elif _is_root_user(spec.user):
-        yield Hit(_line(spec, "user"), f"the container runs as root (user {spec.user})")
+        hit = Hit(_line(spec, "user"), f"the container runs as root (user {spec.user})")
+    else:
+        return
+    if _in_user_namespace(spec):
+        # Still root inside (files, setuid, the kernel's namespaced checks), but an
+        # escape lands as an unprivileged host uid: worth knowing, not a warning.
+        hit = Hit(hit.line, (hit.message or "the container runs as root") + " inside a user "
+                  "namespace (an unprivileged uid on the host)", severity="info")
+    yield hit
 
 
 # --------------------------------------------------------------------------- network

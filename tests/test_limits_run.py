@@ -1,0 +1,220 @@
+"""Limits and networks end to end, through `hardrun run` with the busybox rootfs.
+
+Each test gets its own state root (and so its own cgroup parent): concurrent hardrun
+processes are never judged by these tests' clean-up checks.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hardrun.runtime import cgroups
+
+from .conftest import ROOT, run_hardrun
+from .limits_support import remove_test_cgroup_parent, require_root, unique, wait_until
+
+pytestmark = pytest.mark.runtime
+
+
+@pytest.fixture(scope="module")
+def rootfs(busybox_rootfs):
+    return str(busybox_rootfs)
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    require_root()
+    values = {"HARDRUN_STATE_DIR": str(tmp_path / "state"),
+              "HARDRUN_CGROUP_PARENT": unique("hardrun-test-")}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)      # for the checks made from this process
+    yield values
+    assert remove_test_cgroup_parent() == [], "container cgroups left behind"
+    leftovers = list((tmp_path / "state").glob("[!.]*"))
+    assert [p.name for p in leftovers if p.name != "net"] == []
+
+
+def hardrun_run(rootfs, env, *args, **kwargs):
+    return run_hardrun("run", "--rootfs", rootfs, *args, env=env, **kwargs)
+
+
+def container_cgroups(env) -> list[str]:
+    parent = env["HARDRUN_CGROUP_PARENT"]
+    found = []
+    for hierarchy in cgroups.detect_layout().hierarchies:
+        directory = os.path.join(hierarchy.mountpoint, parent)
+        if os.path.isdir(directory):
+            found += [entry.path for entry in os.scandir(directory) if entry.is_dir()]
+    return found
+
+
+# ------------------------------------------------------------------ limits
+
+HOG = ["--", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"]
+
+
+def test_memory_hog_is_killed_and_reported_as_an_oom_kill(rootfs, env):
+    done = hardrun_run(rootfs, env, "--memory", "64m", "--memory-swap", "64m", *HOG)
+    assert done.returncode == 137
+    assert "hardrun: container killed by the OOM killer (memory limit 64 MiB)" in done.stderr
+    assert container_cgroups(env) == []
+
+
+def test_control_the_hog_completes_without_a_memory_limit(rootfs, env):
+    done = hardrun_run(rootfs, env, *HOG)
+    assert done.returncode == 0, done.stderr
+    assert "OOM" not in done.stderr
+
+
+SPIN_AND_REPORT = ("while :; do :; done & "
+                   "for i in $(seq 100); do "
+                   "  n=$(awk '/^nr_throttled/ {print $2}' /sys/fs/cgroup/cpu/cpu.stat); "
+                   "  [ \"$n\" -gt 2 ] && break; sleep 0.1; done; "
+                   "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us; echo throttled=$n")
+
+
+def test_cpu_spinner_is_throttled_at_its_quota(rootfs, env):
+    done = hardrun_run(rootfs, env, "--cpus", "0.2", "--", "sh", "-c", SPIN_AND_REPORT)
+    lines = done.stdout.split()
+    assert lines[0] == "20000", done.stderr
+    assert int(lines[1].split("=")[1]) > 2
+
+
+def test_control_an_unlimited_spinner_is_not_throttled(rootfs, env):
+    script = ("while :; do :; done & sleep 0.5; "
+              "awk '/^nr_throttled/ {print $2}' /sys/fs/cgroup/cpu/cpu.stat; "
+              "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+    done = hardrun_run(rootfs, env, "--", "sh", "-c", script)
+    assert done.stdout.split() == ["0", "-1"], done.stderr
+
+
+def test_default_pids_limit_and_the_read_only_view(rootfs, env):
+    script = ("cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+              "echo 5 > /sys/fs/cgroup/pids/pids.max && echo WROTE")
+    done = hardrun_run(rootfs, env, "-m", "128m", "--", "sh", "-c", script)
+    assert done.stdout.split() == ["1024", str(128 << 20)], done.stdout + done.stderr
+    assert "Read-only file system" in done.stderr
+
+
+@pytest.fixture
+def quota_capped_parent(env):
+    """The cgroup parent itself limited to 0.1 CPU: v1 then refuses a child quota above it,
+    a limit that really cannot be applied on this host."""
+    path = os.path.join("/sys/fs/cgroup/cpu", env["HARDRUN_CGROUP_PARENT"])
+    os.mkdir(path)
+    Path(path, "cpu.cfs_quota_us").write_text("10000")
+    return path
+
+
+def test_a_limit_that_cannot_apply_fails_closed_by_default(rootfs, env, quota_capped_parent):
+    done = hardrun_run(rootfs, env, "--cpus", "1", "--", "echo", "payload ran")
+    assert done.returncode == 125
+    assert "payload ran" not in done.stdout
+    assert "--cpus cannot be applied: cannot write 100000" in done.stderr
+    assert "Invalid argument" in done.stderr and "--limits best-effort" in done.stderr
+
+
+def test_best_effort_warns_once_and_runs(rootfs, env, quota_capped_parent):
+    done = hardrun_run(rootfs, env, "--limits", "best-effort", "--cpus", "1", "--pids-limit", "50",
+                       "--", "sh", "-c", "echo payload ran; cat /sys/fs/cgroup/pids/pids.max")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["payload", "ran", "50"]     # the other limits still apply
+    assert done.stderr.count("warning: --cpus not applied (--limits best-effort)") == 1
+
+
+def test_ulimits_reach_the_payload(rootfs, env):
+    done = hardrun_run(rootfs, env, "--ulimit", "nofile=100:200", "--ulimit", "core=0",
+                       "--", "sh", "-c", "ulimit -n; ulimit -H -n; ulimit -c")
+    assert done.stdout.split() == ["100", "200", "0"], done.stderr
+
+
+# ------------------------------------------------------------------ hardrun killed
+
+def _start_and_kill_hardrun(rootfs, env):
+    """A running container whose hardrun gets SIGKILL: its cgroups and state stay behind."""
+    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    owner = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "--rootfs", rootfs, "-m", "64m",
+                              "--", "sh", "-c", "echo ready; exec sleep 300"],
+                             stdout=subprocess.PIPE, text=True, env=full_env)
+    assert owner.stdout.readline().strip() == "ready"
+    left = container_cgroups(env)
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    assert left and all(os.path.isdir(path) for path in left)
+    # the container dies with its hardrun (parent-death signal), its cgroups empty out
+    wait_until(lambda: all(not cgroups.cgroup_pids(path) for path in left))
+    return left
+
+
+def test_a_later_run_cleans_up_after_a_killed_hardrun(rootfs, env):
+    left = _start_and_kill_hardrun(rootfs, env)
+    done = hardrun_run(rootfs, env, "--", "true")
+    assert done.returncode == 0, done.stderr
+    assert not any(os.path.exists(path) for path in left)
+    assert container_cgroups(env) == []
+
+
+def test_hardrun_gc_cleans_up_after_a_killed_hardrun(rootfs, env):
+    left = _start_and_kill_hardrun(rootfs, env)
+    done = run_hardrun("gc", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("removed container ")
+    assert not any(os.path.exists(path) for path in left)
+
+
+# ------------------------------------------------------------------ networks
+
+NETWORK_SCRIPT = r"""
+set -u
+ip link set lo up
+sysctl -qw net.ipv4.ip_forward=1     # this namespace forwards: isolation is hardrun's doing
+run() { exec PYTHON -m hardrun run --rootfs ROOTFS --init "$@"; }   # exec: $! is hardrun
+ask() { busybox nc -w 2 127.0.0.1 "$1" </dev/null; }
+run --network bridge:e2e --name alpha -p 18080:7000 -- nc -ll -p 7000 -e echo hi-from-alpha &
+alpha=$!
+for i in $(seq 100); do
+  ask 18080 | grep -q hi && break
+  sleep 0.1
+done
+gateway=$(ip -4 -o addr show hr-e2e | busybox awk '{print $4}' | cut -d/ -f1)
+echo "by-name=$(run --network bridge:e2e --name beta -- nc -w 2 alpha 7000 </dev/null)"
+echo "published=$(ask 18080)"
+echo "unpublished=$(ask 7000)"
+echo "other-bridge=$(run --network bridge:e2e2 -- nc -w 2 ${gateway%.1}.2 7000 </dev/null)"
+run --network bridge:e2e --name gamma --expose 7000 -P -- nc -ll -p 7000 -e echo hi-from-gamma 2>gamma.err &
+gamma=$!
+for i in $(seq 100); do
+  grep -q published gamma.err 2>/dev/null && break
+  sleep 0.1
+done
+port=$(sed -n 's/.*published 127.0.0.1:\([0-9]*\)->7000.*/\1/p' gamma.err)
+for i in $(seq 100); do
+  ask "$port" | grep -q hi && break
+  sleep 0.1
+done
+echo "publish-all=$(ask "$port")"
+kill -TERM $alpha $gamma; wait $alpha $gamma
+echo "links=$(ip -o link | grep -c -e hr- -e hrv)"
+echo "nft=$(nft list ruleset | grep -c table)"
+"""
+
+
+def test_bridge_names_publishing_and_clean_up_through_hardrun_run(rootfs, env, tmp_path):
+    script = NETWORK_SCRIPT.replace("PYTHON", sys.executable).replace("ROOTFS", rootfs)
+    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(["unshare", "--net", "sh", "-c", script], env=full_env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=180)
+    seen = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    assert seen.get("by-name") == "hi-from-alpha", done.stdout + done.stderr
+    assert seen["published"] == "hi-from-alpha"
+    assert seen["unpublished"] == "" and seen["other-bridge"] == ""
+    assert seen["publish-all"] == "hi-from-gamma"
+    assert seen["links"] == "0" and seen["nft"] == "0"
+    assert "hardrun: published 127.0.0.1:18080->7000/tcp" in done.stderr
+    assert not list((tmp_path / "state" / "net").glob("*"))
