@@ -699,6 +699,35 @@ def test_image_symlink_cannot_lead_a_mount_over_proc(battery_rootfs, tmp_path):
             (battery_rootfs / name).unlink()
 
 
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_image_etc_files_cannot_hang_or_touch_the_host(battery_rootfs, kind):
+    """hardrun reads the image's /etc/group on the host, as the caller, to resolve -u.
+    A malicious image makes it a FIFO (a naive reader blocks for ever) or a device node
+    (a naive reader opens and reads the host's device, e.g. the caller's terminal).
+    hardrun refuses at once: not a regular file, exit 125. Control: `cat` as the naive
+    reader blocks on the FIFO, and reads the host's device through the node."""
+    group = battery_rootfs / "etc" / "group"
+    saved = group.read_bytes()
+    group.unlink()
+    try:
+        if kind == "fifo":
+            os.mkfifo(group)
+        else:
+            os.mknod(group, 0o644 | stat.S_IFCHR, os.makedev(1, 5))   # the host's /dev/zero
+        done = run_hardrun("run", "--rootfs", str(battery_rootfs), "-u", "app", "--", "/bin/probe", "fds", "procs",
+                           timeout=20)
+        assert done.returncode == 125 and done.stdout == "", (done.stdout, done.stderr)
+        assert "/etc/group is not a regular file" in done.stderr
+        naive = subprocess.run(["timeout", "2", "head", "-c", "16", str(group)], capture_output=True)
+        if kind == "fifo":
+            assert naive.returncode == 124   # blocked until killed
+        else:
+            assert naive.returncode == 0 and naive.stdout == b"\0" * 16
+    finally:
+        group.unlink()
+        group.write_bytes(saved)
+
+
 # -- chroot and file handles ---------------------------------------------------------------------
 
 def test_chroot_escape(battery, battery_rootfs):
