@@ -165,6 +165,9 @@ ATTACKS = {
     "sys_kernel": "open_w:/sys/kernel/profiling",
     "procs": "procs",
     "exe_scan": f"exe_scan:{HOST.interpreter}",
+    # hardrun's caller has PYTHONPATH set (see run_hardrun); the container's environment never does.
+    "pid1_environ": "grep:/proc/1/environ:PYTHONPATH=",
+    "pid1_mem": "open_r:/proc/1/mem",
     "chroot_escape": f"chroot_escape:{HOST.root}",
     "shocker": f"shocker:{HOST.root}",
     "mknod_blk": f"mknod:/tmp/disk:{HOST.root_disk}",
@@ -243,9 +246,9 @@ SCENARIOS = {
     "host_ids_systempaths": (USERNS_HOST + ("--security-opt", "systempaths=unconfined"),
                              ["hostname_sysctl", "masked_dir"] + ["read" + path for path in MASKED_FILES]
                              + ["open_w" + path for path in READONLY_TARGETS]),
-    "init": (("--init",), ["exe_scan", "procs"]),
-    "host_ids_init": (USERNS_HOST + ("--init",), ["exe_scan"]),
-    "host_ptrace_init": (USERNS_HOST + ("--init", "--cap-add", "SYS_PTRACE"), ["exe_scan"]),
+    "init": (("--init",), ["exe_scan", "procs", "pid1_environ", "pid1_mem"]),
+    "host_ids_init": (USERNS_HOST + ("--init",), ["exe_scan", "pid1_environ", "pid1_mem"]),
+    "host_ptrace_init": (USERNS_HOST + ("--init", "--cap-add", "SYS_PTRACE"), ["exe_scan", "pid1_environ", "pid1_mem"]),
     # setuid and file capabilities, run as the non-root user `app`
     "app": (("-u", "app"), ["suid", "suid_host", "fcap"]),
     "app_nnp_off": (("-u", "app", "--security-opt", "no-new-privileges=false"), ["suid", "suid_host", "fcap"]),
@@ -849,6 +852,21 @@ def test_runtime_binary_is_not_reachable_from_the_container(battery):
         assert with_init["unreadable"] == "1" and with_init["unreadable_errno"] == "EACCES", (scenario, with_init)
     control = battery("host_ptrace_init")["exe_scan"]
     assert control["found"] == "1" and control["errno"] == "ETXTBSY", control
+
+
+def test_init_reaper_memory_and_environment_are_unreachable(battery):
+    """The --init reaper is a fork of hardrun: its memory and /proc/1/environ hold the
+    caller's whole environment (tokens, keys), never given to the container. Neither
+    /proc/1/environ nor /proc/1/mem can be opened from the container, in the user
+    namespace or under --userns host. Control: with real CAP_SYS_PTRACE (--userns host
+    --cap-add SYS_PTRACE) the caller's environment is read there."""
+    for scenario in ("init", "host_ids_init"):
+        outcomes = battery(scenario)
+        assert_blocked(outcomes["pid1_environ"], "EACCES", step="open")
+        assert_blocked(outcomes["pid1_mem"], "EACCES")
+    control = battery("host_ptrace_init")
+    assert control["pid1_environ"]["found"] == "yes", control["pid1_environ"]
+    assert_ok(control["pid1_mem"])
 
 
 # -- the caller's terminal ---------------------------------------------------------------------

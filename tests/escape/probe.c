@@ -236,6 +236,31 @@ static void attack_read(const char *path)
     report("OK", "bytes=%ld", total);
 }
 
+/* Does the file ARG=PATH:NEEDLE contain NEEDLE (NUL bytes read as newlines)? */
+static void attack_grep(const char *arg)
+{
+    char path[512], buf[65536];
+    const char *needle = strrchr(arg, ':');
+    ssize_t n, i;
+    int fd;
+    if (!needle)
+        return report("BLOCKED", "errno=usage");
+    snprintf(path, sizeof path, "%.*s", (int) (needle - arg), arg);
+    needle++;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return blocked_at("open");
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n < 0)
+        return blocked_at("read");
+    for (i = 0; i < n; i++)
+        if (buf[i] == 0)
+            buf[i] = '\n';
+    buf[n] = 0;
+    report("OK", "found=%s", strstr(buf, needle) ? "yes" : "no");
+}
+
 /* Open for reading only, read nothing. */
 static void attack_open_r(const char *path)
 {
@@ -844,7 +869,7 @@ struct attack {
 static const struct attack ATTACKS[] = {
     {"caps", attack_caps}, {"capset", attack_capset}, {"ambient", attack_ambient},
     {"exec", attack_exec}, {"create", attack_create}, {"plant_suid", attack_plant_suid}, {"write_dir", attack_write_dir},
-    {"read", attack_read}, {"open_r", attack_open_r}, {"open_w", attack_open_w}, {"write", attack_write}, {"ls", attack_ls}, {"chmod", attack_chmod},
+    {"read", attack_read}, {"open_r", attack_open_r}, {"grep", attack_grep}, {"open_w", attack_open_w}, {"write", attack_write}, {"ls", attack_ls}, {"chmod", attack_chmod},
     {"mknod", attack_mknod}, {"mount_tmpfs", attack_mount_tmpfs}, {"remount_rw", attack_remount_rw},
     {"umount", attack_umount}, {"release_agent", attack_release_agent}, {"unshare", attack_unshare},
     {"clone_user", attack_clone_user}, {"abi_unshare", attack_abi_unshare}, {"clone3_user", attack_clone3_user}, {"setns", attack_setns},
