@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import stat
 
 from ..errors import UsageError
 
@@ -41,13 +42,23 @@ class IdMaps:
 # -- users and groups -----------------------------------------------------------------
 
 def _read_in_root(root_fd: int, path: str) -> list[list[str]]:
-    from .sys import RESOLVE_IN_ROOT, openat2
+    from .sys import O_PATH, RESOLVE_IN_ROOT, openat2
     try:
-        fd = openat2(root_fd, path, os.O_RDONLY, RESOLVE_IN_ROOT)
+        # O_PATH first: opening a FIFO or device node planted by the image would block
+        # or act on the host (this runs as the caller, in the host's namespaces).
+        where = openat2(root_fd, path, O_PATH | os.O_CLOEXEC, RESOLVE_IN_ROOT)
     except FileNotFoundError:
         return []
     except OSError as error:
         raise UsageError(f"cannot read the container's {path}: {error.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(where).st_mode):
+            raise UsageError(f"the container's {path} is not a regular file")
+        fd = os.open(f"/proc/self/fd/{where}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as error:
+        raise UsageError(f"cannot read the container's {path}: {error.strerror}") from None
+    finally:
+        os.close(where)
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(1 << 22).decode("utf-8", "replace")
     return [line.split(":") for line in data.splitlines() if line and not line.startswith("#")]
