@@ -136,8 +136,9 @@ def _plan(mount) -> MountPlan:
 
 
 def _tmpfs_value(key: str, value: str, target: str) -> str:
-    ok = value.isdigit() if key != "size" else (value[:-1].isdigit() and value[-1].lower() in "kmg%"
-                                                 or value.isdigit())
+    digits = value.isascii() and value.isdigit()
+    ok = digits if key != "size" else (digits or value.isascii() and value[:-1].isdigit()
+                                       and value[-1].lower() in "kmg%")
     if key == "mode":
         ok = all(char in "01234567" for char in value) and len(value) <= 4
     if not ok:
