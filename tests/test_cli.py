@@ -23,6 +23,20 @@ def test_rules_lists_every_rule(hardrun):
     assert listed == set(all_rules())
 
 
+def test_rules_practice_lists_only_that_practice(hardrun):
+    from hardrun.audit.rules import all_rules
+    result = hardrun("rules", "--practice", "copy-all")
+    assert result.returncode == 0
+    listed = {line.split()[0] for line in result.stdout.splitlines()}
+    assert listed == {r.id for r in all_rules().values() if r.practice == "copy-all"} != set()
+
+
+def test_rules_unknown_practice_is_a_usage_error(hardrun):
+    result = hardrun("rules", "--practice", "copy-al")
+    assert result.returncode == 2
+    assert "copy-al" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_explain_prints_the_rule_file(hardrun):
     from hardrun.audit.rules import all_rules
     rule = all_rules()["HR0001"]
@@ -50,3 +64,4 @@ def test_completion_offers_subcommands(hardrun):
     result = hardrun(env={"_HARDRUN_COMPLETE": "bash_complete", "COMP_WORDS": "hardrun au",
                           "COMP_CWORD": "1"})
     assert "audit" in result.stdout
+

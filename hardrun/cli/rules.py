@@ -10,6 +10,11 @@ from ..audit.rules import all_rules
 @click.option("--practice", help="Only rules of this practice.")
 def rules(practice):
     """List every audit rule: id, severity, practice, title."""
+    from ..audit.rules import practices
+    if practice and practice not in practices():
+        # a misspelt practice would otherwise list nothing and look like "no rules"
+        raise click.BadParameter(f"no practice named {practice!r} (see `hardrun rules`)",
+                                 param_hint="'--practice'")
     for rule in all_rules().values():
         if practice and rule.practice != practice:
             continue
