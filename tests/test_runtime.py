@@ -487,6 +487,26 @@ def test_dry_run_prints_the_resolved_configuration_and_runs_nothing(rootfs, tmp_
     assert {"nosuid", "nodev", "rw"} <= set(out["options"])
 
 
+def test_dry_run_shows_the_limits_the_container_gets(rootfs):
+    done = run(rootfs, "--dry-run", "-m", "64m", "--pids-limit", "20", "--cpus", "0.5",
+               "--cpu-shares", "256", "--ulimit", "nofile=100:200", "--ulimit", "core=-1", "--", "true")
+    assert done.returncode == 0, done.stderr
+    config = json.loads(done.stdout)
+    from tests.test_oci import _validator
+    _validator().validate(config)
+    assert config["linux"]["resources"] == {
+        "memory": {"limit": 64 << 20, "swap": 128 << 20}, "pids": {"limit": 20},
+        "cpu": {"shares": 256, "quota": 50000, "period": 100000}}
+    assert config["process"]["rlimits"] == [
+        {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200},
+        {"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}]
+    # the default pids limit is shown too; `--pids-limit -1` lifts it
+    default = json.loads(run(rootfs, "--dry-run", "--", "true").stdout)
+    assert default["linux"]["resources"] == {"pids": {"limit": 1024}}
+    unlimited = json.loads(run(rootfs, "--dry-run", "--pids-limit", "-1", "--", "true").stdout)
+    assert "resources" not in unlimited["linux"]
+
+
 def test_inspect_reports_a_running_container(rootfs):
     proc = popen_hardrun("run", "--rootfs", rootfs, "--", "sh", "-c", "echo ready; exec sleep 30")
     try:

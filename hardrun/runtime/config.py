@@ -200,6 +200,33 @@ def _last_cap() -> int:
 __all__ = ["RuntimeConfig", "resolve", "MountPlan", "MASKED_PATHS", "READONLY_PATHS"]
 
 
+def _rlimit(value: int) -> int:
+    return 2**64 - 1 if value < 0 else value      # -1 (unlimited): RLIM_INFINITY
+
+
+def _oci_resources(spec) -> dict:
+    """The cgroup limits the container will get (the same Limits the parent applies,
+    default pids limit included), as OCI `linux.resources`."""
+    from .cgroups import CPU_PERIOD_US, Limits
+    limits = Limits.from_spec(spec)
+    resources: dict = {}
+    memory = {key: value for key, value in (("limit", limits.memory),
+                                            ("swap", limits.effective_memory_swap))
+              if value is not None}
+    if memory:
+        resources["memory"] = memory
+    if limits.pids is not None and limits.pids > 0:
+        resources["pids"] = {"limit": limits.pids}
+    cpu = {}
+    if limits.cpu_shares is not None:
+        cpu["shares"] = limits.cpu_shares
+    if limits.cpus is not None:
+        cpu.update(quota=max(1000, round(limits.cpus * CPU_PERIOD_US)), period=CPU_PERIOD_US)
+    if cpu:
+        resources["cpu"] = cpu
+    return resources
+
+
 def to_oci(cfg: RuntimeConfig) -> dict:
     """The resolved configuration as an OCI runtime `config.json` document (for
     `hardrun run --dry-run`); hardrun-specific facts go into `annotations`."""
@@ -226,6 +253,11 @@ def to_oci(cfg: RuntimeConfig) -> dict:
          "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
     ]
     mounts += [plan.as_oci() for plan in cfg.mounts]
+    resources = _oci_resources(cfg.spec)
+    if resources:
+        linux["resources"] = resources
+    process_rlimits = [{"type": f"RLIMIT_{u.name.upper()}", "soft": _rlimit(u.soft),
+                        "hard": _rlimit(u.hard)} for u in cfg.spec.ulimits]
     return {
         "ociVersion": "1.0.2",
         "process": {
@@ -240,6 +272,7 @@ def to_oci(cfg: RuntimeConfig) -> dict:
                 "ambient": cap_names if cfg.ambient else [],
             },
             "noNewPrivileges": cfg.no_new_privileges,
+            **({"rlimits": process_rlimits} if process_rlimits else {}),
         },
         "root": {"path": cfg.rootfs or "/", "readonly": cfg.read_only},
         "hostname": cfg.hostname or "",
