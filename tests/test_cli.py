@@ -65,3 +65,21 @@ def test_completion_offers_subcommands(hardrun):
                           "COMP_CWORD": "1"})
     assert "audit" in result.stdout
 
+
+def test_completion_knows_run_and_its_flags(hardrun):
+    commands = hardrun(env={"_HARDRUN_COMPLETE": "bash_complete", "COMP_WORDS": "hardrun ru",
+                            "COMP_CWORD": "1"})
+    assert "plain,run" in commands.stdout.splitlines()
+    flags = hardrun(env={"_HARDRUN_COMPLETE": "bash_complete",
+                         "COMP_WORDS": "hardrun run -u app --cap", "COMP_CWORD": "4"})
+    assert {"plain,--cap-add", "plain,--cap-drop"} <= set(flags.stdout.splitlines())
+
+
+def test_run_through_the_click_group_is_hardrun_run():
+    from click.testing import CliRunner
+    from hardrun.cli import cli
+    done = CliRunner().invoke(cli, ["run", "--dry-run", "-h", "box", "--", "sh", "-c", "true"])
+    assert done.exit_code == 0, done.output
+    assert '"hostname": "box"' in done.output        # -h is --hostname, as in `hardrun run`
+    refused = CliRunner().invoke(cli, ["run", "--privileged", "--", "true"])
+    assert refused.exit_code == 125 and "unknown flag: --privileged" in refused.output

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 # command name -> (module, attribute, one-line help shown by `hardrun --help`)
 COMMANDS = {
+    # the `hardrun` entry point runs `hardrun run` without click (hardrun/__main__.py);
+    # this click form serves shell completion and callers of the click group
+    "run": ("hardrun.cli.run_command", "run", "Run a command in a container hardened by default."),
     "audit": ("hardrun.cli.audit", "audit", "Audit Dockerfiles and run configs for container-security practice."),
     "rules": ("hardrun.cli.rules", "rules", "List every audit rule."),
     "explain": ("hardrun.cli.rules", "explain", "Print the documentation of one rule."),
@@ -24,6 +27,7 @@ Examples:
   hardrun audit -f sarif -o hardrun.sarif .   SARIF for code scanning
   hardrun audit --fail-on error Dockerfile only errors fail the build
   hardrun explain HR1001                   why a rule matters and how to fix it
+  hardrun run --rootfs ./rootfs -- sh      a hardened container (no caps, read-only root…)
   hardrun audit --policy restricted k8s/    gate manifests by the restricted PSS level
   hardrun policy show                      the policy in force here, after extends
 \b
