@@ -197,7 +197,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("rm", BOOL),
     _f("runtime", VALUE),
     _f("security-opt", LIST, runtime=RT, metavar="OPT",
-       help="no-new-privileges[=true|false], seccomp=FILE|unconfined"),
+       help="no-new-privileges[=true|false], seccomp=FILE|unconfined, systempaths=unconfined"),
     _f("shm-size", VALUE),
     _f("sig-proxy", BOOL),
     _f("stop-signal", VALUE),
