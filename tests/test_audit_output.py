@@ -70,6 +70,37 @@ def test_text_format(hardrun, project):
     assert "\033[31merror" in coloured.stdout
 
 
+def _audit_on_a_terminal(project, *flags) -> str:
+    """`hardrun audit` with its standard output on a pseudo-terminal (colour's default)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+    primary, secondary = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    subprocess.run([sys.executable, "-m", "hardrun", "audit", *flags, "app/Dockerfile"],
+                   stdout=secondary, stderr=subprocess.DEVNULL, cwd=project, env=env, timeout=60)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:          # EIO: the terminal's other end is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    return b"".join(chunks).decode()
+
+
+def test_no_color_switches_off_colour_on_a_terminal(project):
+    assert "\033[31merror" in _audit_on_a_terminal(project)    # control: a terminal gets colour
+    plain = _audit_on_a_terminal(project, "--no-color")
+    assert "error" in plain and "\033[" not in plain
+
+
 def test_broken_file_does_not_stop_the_others(hardrun, project):
     result = hardrun("audit", ".", cwd=project)
     assert "broken/Dockerfile: error: line 2: unterminated heredoc <<EOF" in result.stdout
@@ -81,6 +112,9 @@ def test_output_file(hardrun, project):
     result = hardrun("audit", "-f", "json", "-o", "report.json", "app", cwd=project)
     assert result.returncode == 1 and result.stdout == ""
     assert json.loads((project / "report.json").read_text())["findings"]
+    text = hardrun("audit", "--output", "report.txt", "app", cwd=project)
+    assert text.returncode == 1 and text.stdout == ""
+    assert f"app/Dockerfile:1 {rule_for('root-user')} error" in (project / "report.txt").read_text()
 
 
 def test_stdin(hardrun):

@@ -449,3 +449,18 @@ def test_gc_removes_unreadable_entries_and_empty_orphans_but_not_busy_ones(isola
     finally:
         stranger.kill()
         cgroups.remove_cgroups([str(busy_orphan)])
+
+
+def test_gc_no_orphans_leaves_orphaned_cgroups_and_orphans_removes_them(isolated):
+    orphan = Path("/sys/fs/cgroup/pids", os.environ["HARDRUN_CGROUP_PARENT"], "0ddba11feedc0de5")
+    orphan.mkdir(parents=True)
+    try:
+        kept = run_hardrun("gc", "--no-orphans")
+        assert kept.returncode == 0, kept.stderr
+        assert orphan.is_dir() and str(orphan) not in kept.stdout
+        removed = run_hardrun("gc", "--orphans")
+        assert removed.returncode == 0, removed.stderr
+        assert f"removed cgroup {orphan}" in removed.stdout and not orphan.exists()
+    finally:
+        if orphan.exists():
+            cgroups.remove_cgroups([str(orphan)])

@@ -164,7 +164,7 @@ def export_then_audit(tmp_path, target, policy_name, *source):
 def test_export_cli_round_trip(tmp_path):
     out = tmp_path / "compose.yaml"
     result = run_hardrun("export", "--to", "compose", "--policy", "restricted", "--image", PINNED,
-                         "-o", str(out))
+                         "--output", str(out))
     assert result.returncode == 0 and result.stdout == "", result.stderr
     assert run_hardrun("audit", "--policy", "restricted", str(out)).returncode == 0
     assert run_hardrun("audit", "--policy", "restricted", "--kind", "compose", "-",

@@ -206,6 +206,18 @@ def test_root_is_remapped_to_an_unprivileged_range(rootfs):
     assert custom.stdout.split() == ["0", "200000", "70000"]
 
 
+def test_volume_ro_is_read_only_inside_and_rw_is_writable(rootfs, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chown(shared, 100000, 100000)     # container root under the default remap
+    script = "touch /data/x && echo wrote"
+    read_only = sh(rootfs, script, "--volume", f"{shared}:/data:ro")
+    assert "Read-only file system" in read_only.stderr and not (shared / "x").exists()
+    writable = sh(rootfs, script, "--volume", f"{shared}:/data:rw")   # control
+    assert "wrote" in writable.stdout, writable.stderr
+    assert (shared / "x").exists()
+
+
 def test_container_root_cannot_write_host_root_files(rootfs, tmp_path):
     host_dir = tmp_path / "host-owned"
     host_dir.mkdir(mode=0o755)
@@ -430,9 +442,9 @@ def test_tmpfs_options(rootfs):
 def test_environment(rootfs, tmp_path):
     env_file = tmp_path / "env"
     env_file.write_text("FROM_FILE=yes\n# comment\n")
-    done = run(rootfs, "-e", "A=1", "--env-file", str(env_file), "--", "env")
+    done = run(rootfs, "-e", "A=1", "--env", "B=2", "--env-file", str(env_file), "--", "env")
     values = dict(line.split("=", 1) for line in done.stdout.splitlines())
-    assert values["A"] == "1" and values["FROM_FILE"] == "yes"
+    assert values["A"] == "1" and values["B"] == "2" and values["FROM_FILE"] == "yes"
     assert values["HOME"] == "/root" and values["PATH"].startswith("/usr/local/sbin")
 
 
