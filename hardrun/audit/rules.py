@@ -146,11 +146,23 @@ def checks(model: str | None = None) -> dict[str, CheckFn]:
     return _CHECKS
 
 
-def rules_for(model: str) -> list[tuple[Rule, CheckFn]]:
-    """(rule, check) pairs whose rule judges `model` (`build` or `run`)."""
+# model -> (the rules dict, how many checks were registered, its (rule, check) pairs)
+_SELECTED: dict[str, tuple] = {}
+
+
+def rules_for(model: str) -> tuple[tuple[Rule, CheckFn], ...]:
+    """(rule, check) pairs whose rule judges `model` (`build` or `run`).
+
+    Asked once per audited file: the pairs are worked out once, and again only when
+    the rules were reloaded or checks registered (they never change otherwise)."""
     registered = checks(model)
-    return [(rule, registered[rule.id]) for rule in all_rules().values()
-            if rule.model == model and rule.id in registered]
+    rules = all_rules()
+    selected = _SELECTED.get(model)
+    if selected is None or selected[0] is not rules or selected[1] != len(registered):
+        pairs = tuple((rule, registered[rule.id]) for rule in rules.values()
+                      if rule.model == model and rule.id in registered)
+        selected = _SELECTED[model] = (rules, len(registered), pairs)
+    return selected[2]
 
 
 def practices() -> set[str]:
