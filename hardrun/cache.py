@@ -44,6 +44,8 @@ def _sha256():
 def load(kind: str, key: str):
     """The value stored under `kind`/`key`, or None."""
     path = _path(kind, key)
+    if not _private(directory()):
+        return None
     try:
         with open(path, encoding="utf-8") as stream:
             entry = json.load(stream)
@@ -66,6 +68,8 @@ def store(kind: str, key: str, value) -> None:
     temporary = f"{_path(kind, key)}.{os.getpid()}.tmp"
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
+        if not _private(folder):
+            return
         with open(temporary, "w", encoding="utf-8") as stream:
             stream.write(text)
         os.replace(temporary, _path(kind, key))   # readers see a whole entry or none
@@ -73,6 +77,16 @@ def store(kind: str, key: str, value) -> None:
         _remove(temporary)
         return
     _prune(folder, kind, keep=_path(kind, key))
+
+
+def _private(folder: str) -> bool:
+    """Whether `folder` is ours alone: entries decide rule severities, so a directory
+    others may write to (a cache home under /tmp, say) is never used."""
+    try:
+        status = os.stat(folder)
+    except OSError:
+        return False
+    return status.st_uid == os.getuid() and not status.st_mode & 0o022
 
 
 def _path(kind: str, key: str) -> str:

@@ -1,5 +1,6 @@
 """The on-disk cache of parsed rule files and built-in policies: never stale, never
 required."""
+import json
 import os
 import shutil
 
@@ -93,3 +94,15 @@ def test_builtin_policy_from_the_cache_equals_the_parsed_one(cache_home):
     for document in (first, cached):
         assert (document.data, document.values, document.keys) == (parsed.data, parsed.values, parsed.keys)
     assert load.load_policy("strict") == load.load_policy("strict")
+
+
+def test_a_directory_others_may_write_to_is_not_used(cache_home, rule_dir):
+    rules.all_rules()
+    assert list(cache_home.glob("rules-*.json"))
+    entry = next(cache_home.glob("rules-*.json"))
+    key = json.loads(entry.read_text())["key"]
+    assert cache.load("rules", key) is not None
+    cache_home.chmod(0o777)
+    assert cache.load("rules", key) is None
+    cache.store("test", "k", {"a": 1})
+    assert not list(cache_home.glob("test-*.json"))
