@@ -38,14 +38,29 @@ def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_
     the policy's), 1 when one does, 2 for usage errors, invalid policies or files that
     could not be read or parsed (the other files are still audited and reported).
     """
-    from .audit_fast import execute
+    from ..api import audit_with_policy
+    from ..audit.formats import render
+    from ..errors import HardrunError
+
     stdin_text = _read_stdin() if "-" in paths else None
-    sys.exit(execute(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_run_lines,
-                     echo=_echo, stdin_text=stdin_text))
-
-
-def _echo(text: str, err: bool = False, color: bool | None = None) -> None:
-    click.echo(text, err=err, nl=False, color=color)
+    targets = list(paths) or ([] if docker_run_lines else ["."])
+    try:
+        report, policy = audit_with_policy(targets, policy_ref, kind=kind, stdin_text=stdin_text,
+                                           docker_run_lines=tuple(docker_run_lines))
+    except HardrunError as error:
+        click.echo(f"hardrun audit: {error if error.path else error.message}", err=True)
+        sys.exit(2)
+    fail_on = fail_on or policy.fail_on
+    if color is None:
+        color = output is None and sys.stdout.isatty()
+    text = render(fmt, report, color=color, fail_on=fail_on)
+    if output:
+        with open(output, "w", encoding="utf-8") as stream:
+            stream.write(text)
+    else:
+        click.echo(text, nl=False, color=color)
+    code = report.exit_code(fail_on)
+    sys.exit(0 if no_fail and code == 1 else code)
 
 
 def _read_stdin() -> str:
