@@ -19,7 +19,7 @@ import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 import sys
 
-from . import child, process
+from . import cgroup_warmup, child, process
 from . import sys as k
 from .hooks import Hooks
 from .process import StepFailure
@@ -73,6 +73,7 @@ def _start_and_wait(cfg, hooks: Hooks) -> tuple[int, bytes]:
     flags = 0
     for name in cfg.namespaces:
         flags |= CLONE_FLAGS.get(name, 0)
+    cgroup_warmup.stop()   # clone copies only the calling thread: no other may exist
     sync_read, sync_write = os.pipe()
     report_read, report_write = os.pipe()
     # Blocked until the child has reset its handlers and the parent knows whom to forward to.
