@@ -5,7 +5,8 @@ Every runtime starts `/bin/true` in the same busybox root filesystem with compar
 hardening: new user (remapped or single-id), mount, pid, ipc, uts and net namespaces,
 a read-only root, no capabilities, no_new_privs and a ~370-syscall seccomp allowlist
 (hardrun's default profile: compiled BPF for bubblewrap's --seccomp, the same profile
-in OCI form for crun and runc). hardrun gives every container a cgroup with a pids
+in OCI form for crun and runc). `hardrun` is `python -m hardrun`; `hardrun (script)`
+the installed command (bin/hardrun). hardrun gives every container a cgroup with a pids
 limit by default; crun and runc get the same (crun also without, bubblewrap has none). Runs are interleaved round-robin so that drift on a
 busy machine hits every runtime alike; the report gives medians and ratios to crun.
 
@@ -114,12 +115,22 @@ def oci_bundle(directory: Path, rootfs: Path, name: str, pids_limit: int | None)
     return bundle
 
 
+def installed_script(directory: Path) -> Path:
+    """bin/hardrun as pip installs it (the shebang names this interpreter)."""
+    script = directory / "hardrun"
+    body = (ROOT / "bin" / "hardrun").read_text().split("\n", 1)[1]
+    script.write_text(f"#!{sys.executable}\n{body}")
+    script.chmod(0o755)
+    return script
+
+
 def commands(directory: Path, rootfs: Path, bpf: Path) -> dict:
     python = sys.executable
     hardrun = [python, "-m", "hardrun", "run", "--rootfs", str(rootfs), "--", "/bin/true"]
     result = {
         "python -S -c pass": [python, "-S", "-c", "pass"],
         "hardrun": hardrun,
+        "hardrun (script)": [str(installed_script(directory))] + hardrun[3:],
         "hardrun (python -S)": [python, "-S"] + hardrun[1:],
         "bwrap": ["bwrap", "--unshare-all", "--uid", "0", "--gid", "0", "--ro-bind", str(rootfs), "/",
                   "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--cap-drop", "ALL",
