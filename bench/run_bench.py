@@ -150,7 +150,7 @@ def commands(directory: Path, rootfs: Path, bpf: Path) -> dict:
     return result
 
 
-def run_once(name: str, argv: list[str], bpf: str, index: int) -> float:
+def run_once(name: str, argv: list[str], bpf: str, index: int, paths: dict | None = None) -> float:
     argv = [word.replace("--RUNID--", f"bench-{name}-{index}") for word in argv]
     pass_fds = ()
     fd = None
@@ -158,10 +158,11 @@ def run_once(name: str, argv: list[str], bpf: str, index: int) -> float:
         fd = os.open(bpf, os.O_RDONLY)
         argv = [str(fd) if word == "--SECCOMP-FD--" else word for word in argv]
         pass_fds = (fd,)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str((paths or {}).get(name, ROOT)))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
-    done = subprocess.run(argv, env=env, capture_output=True, pass_fds=pass_fds)
+    # From a neutral directory: `python -m` puts the current one first on sys.path.
+    done = subprocess.run(argv, env=env, capture_output=True, pass_fds=pass_fds, cwd="/")
     elapsed = time.perf_counter() - started
     if fd is not None:
         os.close(fd)
@@ -193,6 +194,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--runs", type=int, default=40)
     parser.add_argument("--json", action="store_true", help="print the medians as JSON")
+    parser.add_argument("--pause", type=float, default=0.1, metavar="SECONDS",
+                        help="idle time before each run (default 0.1): a cgroup move waits for an RCU "
+                             "grace period unless another ended just before, so back-to-back runs "
+                             "would hide that wait from each other")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also time `python -m hardrun` from another checkout (e.g. main), interleaved")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run_bench.py needs root (crun, runc and id remapping)")
@@ -204,7 +211,8 @@ def main() -> int:
                                'umount -l /sys/fs/cgroup/unified && exec "$@"', "sh",
                                sys.executable, *sys.argv], env)
     # As an installed package would be: bytecode compiled (pip does this at install time).
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "hardrun")], check=True,
+    trees = [ROOT] + ([Path(args.baseline).resolve()] if args.baseline else [])
+    subprocess.run([sys.executable, "-m", "compileall", "-q"] + [str(tree / "hardrun") for tree in trees], check=True,
                    stdout=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory(prefix="hardrun-bench-") as temp:
         directory = Path(temp)
@@ -212,13 +220,19 @@ def main() -> int:
         rootfs = build_rootfs(directory)
         bpf = seccomp_bpf(directory)
         table = commands(directory, rootfs, bpf)
+        paths = {}
+        if args.baseline:
+            table = dict(table)
+            table["hardrun (baseline)"] = table["hardrun"]
+            paths["hardrun (baseline)"] = trees[1]
         bpf_path = str(bpf)
         times = {name: [] for name in table}
         for name, argv in table.items():   # warm-up: caches, page cache, the BPF cache
-            run_once(name, argv, bpf_path, -1)
+            run_once(name, argv, bpf_path, -1, paths)
         for index in range(args.runs):
             for name, argv in table.items():
-                times[name].append(run_once(name, argv, bpf_path, index))
+                time.sleep(args.pause)
+                times[name].append(run_once(name, argv, bpf_path, index, paths))
         _remove_bench_cgroups()
     medians = {name: statistics.median(values) for name, values in times.items()}
     if args.json:
