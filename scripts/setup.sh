@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # busybox-static makes the test root filesystems; uidmap gives newuidmap for rootless use;
 # iproute2 and nftables are used by bridge networks.
 PACKAGES="python3 python3-venv python3-dev gcc libc6-dev libcap-dev libseccomp2 busybox-static \
-uidmap iproute2 nftables ca-certificates"
+uidmap iproute2 nftables procps ca-certificates"
 EXTRAS="runtime"
 if [ "${1:-}" = "--test" ]; then
     EXTRAS="runtime,test"

@@ -47,6 +47,18 @@ def _udp_ask(address: str, port: int) -> str:
             return ""
 
 
+def first_answer(ask, attempts: int = 5) -> str:
+    """What `ask()` answers, asked up to `attempts` times: on a loaded machine a first
+    connection can time out while the bridge learns the new veth. A port that never
+    answers still gives ''."""
+    answer = ""
+    for _ in range(attempts):
+        answer = ask()
+        if answer:
+            break
+    return answer
+
+
 def listening(box: Box, port: int) -> bool:
     return f":{port} " in box.run("busybox netstat -ltn").stdout
 
@@ -56,7 +68,8 @@ def names() -> dict:
     beta = Box("busybox sleep 60", "bridge:tnames", name="beta")
     wait_until(lambda: listening(alpha, 7000))
     observed = {
-        "beta_to_alpha": beta.run("busybox nc -w 2 alpha 7000 </dev/null").stdout.strip(),
+        "beta_to_alpha": first_answer(
+            lambda: beta.run("busybox nc -w 2 alpha 7000 </dev/null").stdout.strip()),
         "alpha_hosts": alpha.run("busybox cat /etc/hosts").stdout,
         "beta_hosts": beta.run("busybox cat /etc/hosts").stdout,
         "hosts_write": beta.run("echo x >> /etc/hosts").returncode,
@@ -78,8 +91,12 @@ def isolation() -> dict:
     wait_until(lambda: listening(target, 7000))
     if "--control" in sys.argv:
         subprocess.run(["nft", "delete", "table", "ip", "hardrun-br-tiso1"], check=True)
-    observed = {"other_to_target": other.run(f"busybox nc -w 2 {target.ip} 7000 </dev/null"
-                                             ).stdout.strip(),
+
+    def other_to_target():
+        return other.run(f"busybox nc -w 2 {target.ip} 7000 </dev/null").stdout.strip()
+    # the control must show the port reachable, so it may ask again; the real check asks once
+    observed = {"other_to_target": first_answer(other_to_target) if "--control" in sys.argv
+                else other_to_target(),
                 "target_to_host_loopback": target.run(
                     "busybox nc -w 1 127.0.0.1 7999 </dev/null; echo rc=$?").stdout.strip()}
     observed["problems"] = target.stop() + other.stop()
@@ -97,8 +114,8 @@ def publish() -> dict:
     wait_until(lambda: listening(box, 7000) and listening(box, 7001)
                and ":7002 " in box.run("busybox netstat -lun").stdout)
     observed = {
-        "published": host_nc("127.0.0.1", 18080),
-        "udp": host_nc("127.0.0.1", 18082, "udp"),
+        "published": first_answer(lambda: host_nc("127.0.0.1", 18080)),
+        "udp": first_answer(lambda: host_nc("127.0.0.1", 18082, "udp")),
         "unpublished_via_host": host_nc("127.0.0.1", 7001),
         "method": box.endpoint.method,
     }

@@ -597,21 +597,25 @@ def public_rootfs():
     home = base / "home"
     home.mkdir()
     os.chown(home, 65534, 65534)
-    yield build_rootfs(base / "rootfs"), home
+    # the checkout may sit where nobody cannot read it (a clone under /root): run a copy
+    source = base / "src"
+    for part in ("hardrun", "rules", "policies"):
+        shutil.copytree(ROOT / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
+    yield build_rootfs(base / "rootfs"), home, source
     shutil.rmtree(base)
 
 
 def test_rootless_maps_the_callers_own_uid(public_rootfs):
-    rootfs, home = public_rootfs
+    rootfs, home, source = public_rootfs
     python = "/usr/bin/python3"   # the test venv's interpreter may not be reachable by nobody
     assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(source)}
     script = "id -u; cat /proc/self/uid_map; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /x"
     done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m",
                            "hardrun", "run", "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined",
                            "--", "sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
     lines = [line.split() for line in done.stdout.splitlines()]
-    assert lines[0] == ["0"], done.stdout + done.stderr
+    assert lines and lines[0] == ["0"], done.stdout + done.stderr
     assert lines[1] == ["0", "65534", "1"]
     assert lines[2] == ["CapEff:", "0000000000000000"] and lines[3] == ["NoNewPrivs:", "1"]
     assert "Read-only file system" in done.stderr

@@ -51,6 +51,20 @@ def test_users_from_any_etc_files(tmp_path, passwd, group, user):
     assert resolved.uid >= 0 and resolved.gid >= 0 and resolved.home
 
 
+@pytest.mark.parametrize("user", ["\u00b2", "1000:\u0663", "\u0661\u0662"])
+def test_non_ascii_digits_are_not_ids(tmp_path, user):
+    """`²` or Arabic-Indic digits pass str.isdigit() but are no uid: a clear usage error."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("app:x:1000:1000::/home/app:/bin/sh\n")
+    (tmp_path / "etc" / "group").write_text("app:x:1000:\n")
+    fd = os.open(tmp_path, os.O_PATH | os.O_DIRECTORY)
+    try:
+        with pytest.raises(UsageError, match="unable to find"):
+            userns.resolve_user(fd, user)
+    finally:
+        os.close(fd)
+
+
 def test_user_files_are_read_inside_the_root(tmp_path):
     """A symlinked /etc/passwd in the image is resolved in the image, not on the host."""
     host_file = tmp_path / "host-passwd"

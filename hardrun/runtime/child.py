@@ -191,10 +191,12 @@ def _filesystem(cfg, steps: _Steps) -> None:
         steps.name = "become namespace root"
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    if cfg.read_only:
-        # Before anything else is mounted, so only the root (and its submounts) turn read-only.
-        steps.name = "read-only root"
-        k.mount_setattr(root_fd, k.MOUNT_ATTR_RDONLY, recursive=True)
+    # No device node in the root (an image's, or a devtmpfs mounted somewhere in the host's
+    # tree) may be opened: hardrun has no device cgroup, so the only usable devices are the
+    # ones bound into /dev below. Read-only too unless --read-write. Before anything else
+    # is mounted, so only the root and its submounts get the flags.
+    steps.name = "read-only root" if cfg.read_only else "nodev root"
+    k.mount_setattr(root_fd, k.MOUNT_ATTR_NODEV | (k.MOUNT_ATTR_RDONLY if cfg.read_only else 0), recursive=True)
     # Fresh /proc and /sys while the old root (with the host's) is still attached:
     # the kernel only allows them in a user namespace when a full view is already visible.
     steps.name = "mount /proc"
@@ -245,7 +247,7 @@ def _create_mountpoints(root_fd: int, plans) -> None:
 def _hint(step: str, error: OSError) -> str:
     if error.errno == errno.ENOSYS:
         return "this kernel lacks a system call hardrun needs (openat2, mount_setattr: Linux 5.12 or later)"
-    if step.startswith("mount") or step in ("prepare root", "pivot_root", "read-only root"):
+    if step.startswith("mount") or step in ("prepare root", "pivot_root", "read-only root", "nodev root"):
         if error.errno == errno.ENOENT:
             return "the destination does not exist in the container's root"
         if error.errno == errno.EROFS:

@@ -12,10 +12,18 @@ import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
 from . import process
+from . import sys as k
 
 
 def run(plan: process.ExecPlan, error_fd: int) -> None:
     """Never returns."""
+    # The reaper still runs the host's interpreter: non-dumpable, its /proc/1/exe, mem
+    # and fds stay out of the container's reach (execve gives the command its own mm).
+    try:
+        k.set_dumpable(False)
+    except OSError as error:
+        os.write(error_fd, process.StepFailure("init non-dumpable", error.errno, "").encode())
+        os._exit(process.EXIT_SETUP)
     try:
         pid = os.fork()
     except OSError as error:

@@ -136,8 +136,9 @@ def _plan(mount) -> MountPlan:
 
 
 def _tmpfs_value(key: str, value: str, target: str) -> str:
-    ok = value.isdigit() if key != "size" else (value[:-1].isdigit() and value[-1].lower() in "kmg%"
-                                                 or value.isdigit())
+    digits = value.isascii() and value.isdigit()
+    ok = digits if key != "size" else (digits or value.isascii() and value[:-1].isdigit()
+                                       and value[-1].lower() in "kmg%")
     if key == "mode":
         ok = all(char in "01234567" for char in value) and len(value) <= 4
     if not ok:
@@ -300,7 +301,9 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool) -> None:
             os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev))
             node = k.openat2(dev, name, k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
             try:
-                _bind_host_path(f"/dev/{name}", node, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC)
+                # Read-only: the node is the host's inode; reads and writes to the device
+                # still work, but chmod/chown/utimes (its owner's, under --userns host) do not.
+                _bind_host_path(f"/dev/{name}", node, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY)
             finally:
                 os.close(node)
         for name, mode in (("pts", 0o755), ("shm", 0o1777)):
@@ -326,9 +329,19 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool) -> None:
         os.close(dev)
 
 
+def _refuse_proc(root_fd: int, target_fd: int, plan: MountPlan) -> None:
+    """The parent refused /proc as a destination; a symlink in the image may still lead
+    one there once resolved, and /proc must stay the container's own procfs."""
+    inside = posixpath.relpath(os.readlink(_fd_path(target_fd)), os.readlink(_fd_path(root_fd)))
+    if inside == "proc" or inside.startswith("proc/"):
+        _fail(f"mount {plan.target}", OSError(errno.EPERM, os.strerror(errno.EPERM)),
+              f"a symlink in the image leads the destination to /{inside}; mounting over /proc is refused")
+
+
 def mount_user(root_fd: int, plan: MountPlan, source_fd: int | None, create: bool) -> None:
     target = mountpoint(root_fd, plan.target, plan.kind != "bind" or plan.source_is_dir, create)
     try:
+        _refuse_proc(root_fd, target, plan)
         if plan.kind == "bind":
             attrs = BIND_ATTRS | (k.MOUNT_ATTR_RDONLY if plan.read_only else 0)
             bind(source_fd, target, attrs, plan.recursive)

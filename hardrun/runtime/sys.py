@@ -58,6 +58,7 @@ O_PATH = 0o10000000
 
 # prctl(2) options
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
@@ -233,6 +234,10 @@ def set_no_new_privs() -> None:
 
 def set_parent_death_signal(signum: int) -> None:
     prctl(PR_SET_PDEATHSIG, signum)
+
+
+def set_dumpable(on: bool) -> None:
+    prctl(PR_SET_DUMPABLE, int(on))
 
 
 def set_keep_caps(on: bool) -> None:

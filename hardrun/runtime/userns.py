@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import stat
 
 from ..errors import UsageError
 
@@ -41,13 +42,23 @@ class IdMaps:
 # -- users and groups -----------------------------------------------------------------
 
 def _read_in_root(root_fd: int, path: str) -> list[list[str]]:
-    from .sys import RESOLVE_IN_ROOT, openat2
+    from .sys import O_PATH, RESOLVE_IN_ROOT, openat2
     try:
-        fd = openat2(root_fd, path, os.O_RDONLY, RESOLVE_IN_ROOT)
+        # O_PATH first: opening a FIFO or device node planted by the image would block
+        # or act on the host (this runs as the caller, in the host's namespaces).
+        where = openat2(root_fd, path, O_PATH | os.O_CLOEXEC, RESOLVE_IN_ROOT)
     except FileNotFoundError:
         return []
     except OSError as error:
         raise UsageError(f"cannot read the container's {path}: {error.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(where).st_mode):
+            raise UsageError(f"the container's {path} is not a regular file")
+        fd = os.open(f"/proc/self/fd/{where}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as error:
+        raise UsageError(f"cannot read the container's {path}: {error.strerror}") from None
+    finally:
+        os.close(where)
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(1 << 22).decode("utf-8", "replace")
     return [line.split(":") for line in data.splitlines() if line and not line.startswith("#")]
@@ -62,7 +73,7 @@ def resolve_user(root_fd: int, spec_user: str | None) -> User:
     entry = _find_user(passwd, user_part)
     if entry is not None:
         name, uid, gid, home = entry[0], _number(entry[2]), _number(entry[3]), entry[5] or "/"
-    elif user_part.isdigit():
+    elif _is_number(user_part):
         name, uid, gid, home = None, int(user_part), 0, "/"
     else:
         raise UsageError(f"unable to find user {user_part}: no matching entries in the container's /etc/passwd",
@@ -72,7 +83,7 @@ def resolve_user(root_fd: int, spec_user: str | None) -> User:
     if group_part:
         gid = _resolve_group(groups, group_part)
     supplementary = tuple(sorted({_number(group[2]) for group in groups
-                                  if name and name in group[3].split(",") and group[2].isdigit()} - {gid}))
+                                  if name and name in group[3].split(",") and _is_number(group[2])} - {gid}))
     if uid > 0xFFFFFFFE or gid > 0xFFFFFFFE:
         raise UsageError(f"user {text}: id out of range")
     return User(uid, gid, supplementary, home, name)
@@ -82,7 +93,7 @@ def _find_user(passwd, user_part: str):
     for entry in passwd:
         if entry[0] == user_part:
             return entry
-    if user_part.isdigit():
+    if _is_number(user_part):
         for entry in passwd:
             if entry[2] == user_part:
                 return entry
@@ -91,15 +102,20 @@ def _find_user(passwd, user_part: str):
 
 def _resolve_group(groups, group_part: str) -> int:
     for group in groups:
-        if group[0] == group_part and group[2].isdigit():
+        if group[0] == group_part and _is_number(group[2]):
             return int(group[2])
-    if group_part.isdigit():
+    if _is_number(group_part):
         return int(group_part)
     raise UsageError(f"unable to find group {group_part}: no matching entries in the container's /etc/group")
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts digits int() refuses (`²`)."""
+    return text.isascii() and text.isdigit()
+
+
 def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+    return int(text) if _is_number(text) else None
 
 
 # -- id maps --------------------------------------------------------------------------
@@ -141,7 +157,7 @@ def _subordinate(path: str, name: str, uid: int):
         with open(path) as handle:
             for line in handle:
                 fields = line.strip().split(":")
-                if len(fields) == 3 and fields[0] in (name, str(uid)) and fields[1].isdigit() and fields[2].isdigit():
+                if len(fields) == 3 and fields[0] in (name, str(uid)) and _is_number(fields[1]) and _is_number(fields[2]):
                     return int(fields[1]), int(fields[2])
     except OSError:
         pass
