@@ -33,7 +33,7 @@ def test_fixture_services_and_lines():
     proxy, web, db, debug = specs.values()
     assert proxy.kind == "compose" and proxy.line == 17 and proxy.image == "traefik:v3.1"
     assert proxy.mounts == (Mount("bind", "/var/run/docker.sock", "/var/run/docker.sock", True,
-                                  (), 24),)
+                                  ("ro",), 24),)
     assert proxy.ports[0] == Port("80", "80", None, "tcp", 21)
     assert proxy.ports[1].host_ip == "127.0.0.1"
     # merged from the x-hardening anchor: the line is the anchor's key
@@ -143,7 +143,7 @@ def test_short_volume_syntax():
         ("volume", None, "/anonymous", False), ("bind", "${HOME}/x", "/x", False),
         ("bind", "C:\\data", "/data2", False),
     ]
-    assert spec.mounts[0].options == ("z",) and spec.mounts[0].line == 6
+    assert spec.mounts[0].options == ("ro", "z") and spec.mounts[0].line == 6
     assert spec.lines["mount:6"] == 12
 
 
@@ -222,7 +222,7 @@ def test_long_port_syntax():
     ("apparmor=docker-default", "apparmor", "docker-default"),
     ("label:disable", "selinux_disabled", True),
     ("label=disable", "selinux_disabled", True),
-    ("systempaths=unconfined", "masked_paths", ()),
+    ("systempaths=unconfined", "system_paths_unconfined", True),
 ])
 def test_security_opt(option, field, value):
     spec = one(f"services:\n  s:\n    image: a:1\n    security_opt:\n      - {option}\n")

@@ -4,10 +4,13 @@ from hypothesis import given, settings, strategies as st
 
 from hardrun.errors import HardrunError, ParseError, UsageError
 from hardrun.frontends.docker_flags import (
-    BOOL, CAPABILITIES, FLAGS, LIST, VALUE, flags_for, hardrun_options, normalize_capability,
-    parse_hardrun_args, parse_mount, parse_publish, parse_run_args, parse_volume, ram_in_bytes, read_env_file,
-    run_help, runspec_from_args,
+    BOOL, FLAGS, LIST, VALUE, flags_for, hardrun_options, parse_hardrun_args, parse_mount,
+    parse_run_args, read_env_file, run_help, runspec_from_args,
 )
+from hardrun.frontends.runvalues import parse_publish, parse_volume
+from hardrun.frontends.runvalues import parse_size as ram_in_bytes
+from hardrun.spec.capabilities import NAMES as CAPABILITIES
+from hardrun.spec.capabilities import normalize_capability
 from hardrun.spec.run import EnvVar, Mount, Port, Ulimit
 
 

@@ -123,6 +123,16 @@ def test_shell_c_strings_are_scripts():
     assert found[0].privileged
 
 
+def test_shell_c_scripts_after_other_options():
+    """The script is the first operand after the options, as for Dockerfile RUN lines."""
+    found = specs("""\
+        bash -o pipefail -c 'docker run a:1'
+        sh -e -c -- "docker run b:1"
+        sh -x script.sh -c "docker run not-a-script:1"
+        """)
+    assert [(s.line, s.image) for s in found] == [(1, "a:1"), (2, "b:1")]
+
+
 def test_redirections_and_comments_are_not_arguments():
     (spec,) = specs("""\
         # docker run commented:1

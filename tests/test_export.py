@@ -49,6 +49,18 @@ def test_oci_export_is_valid_against_the_oci_schema(policy_name):
     assert not errors, errors[0].message
 
 
+@pytest.mark.parametrize("fields,expected", [
+    ({"privileged": True}, 41),                                     # every capability
+    ({"cap_add": ("ALL",), "cap_drop": ("SYS_ADMIN",)}, 40),        # all but the dropped
+    ({"cap_drop": ("ALL",), "cap_add": ("NET_BIND_SERVICE",)}, 1),  # only the added
+    ({"cap_drop": ("NET_RAW",)}, 13),                               # Docker's 14 less one
+])
+def test_oci_export_keeps_the_capabilities_docker_would(fields, expected):
+    from hardrun.spec.run import RunSpec
+    document = to_oci(RunSpec(kind="hardrun", user="1000", **fields))
+    assert len(document["process"]["capabilities"]["bounding"]) == expected
+
+
 def test_oci_schema_rejects_a_broken_config():
     spec = export_spec(load_policy("restricted"))
     document = to_oci(spec)

@@ -414,7 +414,7 @@ def _caps(service: _Service, key: str) -> tuple[str, ...]:
     for index, value in enumerate(values):
         if not isinstance(value, str):
             raise service.error(key, "must list capability names", values.line_at(index))
-        cap = rv.normalize_cap(value)
+        cap = rv.normalize_capability(value)
         caps.append(cap)
         service.lines.setdefault(f"{key}:{cap}", values.line_at(index, service.line(key)))
     return tuple(caps)
@@ -426,11 +426,15 @@ def _security_opts(service: _Service) -> dict:
     for index, value in enumerate(values):
         if not isinstance(value, str):
             raise service.error("security_opt", "must list strings", values.line_at(index))
-        parsed = rv.parse_security_opt(value)
-        if parsed is not None:
-            field, setting = parsed
-            out[field] = {**out.get(field, {}), **setting} if field == "selinux_options" else setting
+        for field, setting in rv.security_opt_settings(value):
             service.lines[field] = values.line_at(index, service.line("security_opt"))
+            if setting is None:   # `no-new-privileges:${NNP}` or no boolean Docker accepts
+                service.unresolved.add(field)
+                out.pop(field, None)
+            elif field == "selinux_options":
+                out[field] = {**out.get(field, {}), **setting}
+            else:
+                out[field] = setting
     return out
 
 
@@ -465,17 +469,18 @@ def _mounts(service: _Service) -> tuple[Mount, ...]:
             mounts.append(_long_volume(service, value, line))
         elif isinstance(value, str):
             try:
-                mounts.append(rv.parse_volume(value, line))
+                mounts.append(rv.parse_volume(value, line, check_modes=False))
             except ValueError as error:
                 raise service.error("volumes", f"item is not valid: {error}", line) from None
         else:
             raise service.error("volumes", "items must be strings or mappings", line)
     tmpfs = service.items("tmpfs")
     for index, value in enumerate(tmpfs):
-        target, _, options = str(value).partition(":")
-        mounts.append(Mount("tmpfs", target, None, False,
-                            tuple(o for o in options.split(",") if o),
-                            tmpfs.line_at(index, service.line("tmpfs"))))
+        line = tmpfs.line_at(index, service.line("tmpfs"))
+        try:
+            mounts.append(rv.parse_tmpfs(value, line))
+        except ValueError as error:
+            raise service.error("tmpfs", f"item is not valid: {error}", line) from None
     # A later mount on the same target replaces an earlier one (as `extends` merges).
     by_target = {mount.target: mount for mount in mounts}
     result = tuple(by_target.values())
@@ -585,13 +590,12 @@ def _ports(service: _Service) -> tuple[Port, ...]:
             ports.append(_long_port(service, value, line))
         elif isinstance(value, (str, int)) and not isinstance(value, bool):
             try:
-                host_ip, host_port, container, protocol = rv.parse_port(value)
+                ports.extend(rv.parse_publish(str(value), line))
             except ValueError as error:
                 if has_unresolved(str(value)):
                     service.unresolved.add("ports")
                     continue
                 raise service.error("ports", f"item is not valid: {error}", line) from None
-            ports.append(Port(container, host_port, host_ip, protocol, line))
         else:
             raise service.error("ports", "items must be strings, numbers or mappings", line)
         service.lines[f"port:{len(ports) - 1}"] = line

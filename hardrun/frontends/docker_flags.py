@@ -5,7 +5,8 @@ hardrun runtime supports it. `parse_run_args` splits an argv the way Docker's CL
 (pflag, interspersed off) does: options first, then the image and its command
 (for `hardrun run`: the command). `runspec_from_args` turns the options into a
 RunSpec with Docker's semantics. `run_help` renders `hardrun run --help` from the
-table, showing only flags the runtime supports.
+table, showing only flags the runtime supports. Value syntaxes shared with the
+other front ends (sizes, ports, -v, --tmpfs, --security-opt) live in runvalues.py.
 
 This module is on `hardrun run`'s start-up path: standard library only, and only
 cheap modules at import time.
@@ -13,7 +14,11 @@ cheap modules at import time.
 from __future__ import annotations
 
 from ..errors import ParseError, UsageError
-from ..spec.run import EnvVar, Mount, Port, RunSpec, Ulimit
+from ..spec.capabilities import NAMES as CAPABILITIES
+from ..spec.capabilities import normalize_capability
+from ..spec.run import EnvVar, Mount, RunSpec, Ulimit
+from .runvalues import (PROTOCOLS, is_unresolved, parse_go_bool, parse_publish, parse_size,
+                        parse_tmpfs, parse_volume, port_or_range, security_opt_settings)
 
 BOOL, VALUE, LIST = "bool", "value", "list"     # arity: no value / one value / repeatable value
 DOCKER, PODMAN, HARDRUN = "docker", "podman", "hardrun"   # where a flag exists
@@ -346,19 +351,12 @@ class ParsedRun(_Record):
         return value is not None and parse_bool(value, name, strict=False) is True
 
 
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-
-
 def parse_bool(text: str, name: str, *, strict: bool = True) -> bool | None:
     """Go's strconv.ParseBool, as pflag uses it; None for a non-boolean when not strict."""
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    if strict:
+    state = parse_go_bool(text)
+    if state is None and strict:
         raise UsageError(f"invalid value {text!r} for --{name}: expected true or false")
-    return None
+    return state
 
 
 def parse_run_args(argv, *, hardrun_mode: bool = False, strict: bool | None = None,
@@ -469,48 +467,10 @@ def _short_cluster(argv, i: int, shorts, state: _State) -> int:
 
 # ---------------------------------------------------------------------------- values
 
-CAPABILITIES = (
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
-)
-"""Linux capability names by number (CAPABILITIES[n] is capability n)."""
-
 ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
                 "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
 HARDRUN_NETWORKS = ("none", "host", "bridge[:NAME]")
 LIMITS_MODES = ("best-effort", "strict")
-
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_SIZE = r"^(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?$"
-
-
-def normalize_capability(name: str) -> str:
-    """`cap_net_admin`, `NET_ADMIN`, `Net_Admin` -> `NET_ADMIN`; `all` -> `ALL`."""
-    upper = name.strip().upper()
-    return upper[4:] if upper.startswith("CAP_") else upper
-
-
-def ram_in_bytes(text: str) -> int:
-    """Docker's RAMInBytes: `512m`, `1g`, `1.5GB`, `100k`, `1024` (binary multiples).
-
-    Raises ValueError for anything else.
-    """
-    import re   # not at module level: `re` costs milliseconds on hardrun run's start-up
-    match = re.match(_SIZE, text.strip(), re.IGNORECASE)
-    if not match:
-        raise ValueError(text)
-    number, unit = match.groups()
-    return int(float(number) * _UNITS[unit.lower()])
-
-
-def is_unresolved(text: str | None) -> bool:
-    """A value holding a shell expansion the auditor does not resolve (`$MEM`, `$(id -u)`)."""
-    return text is not None and "$" in text
-
 
 class HardrunOptions(_Record):
     """`hardrun run`'s own options that are not part of the RunSpec."""
@@ -685,35 +645,25 @@ def _capabilities(field_name: str):
     return handle
 
 
+# What `hardrun run` applies; other options (apparmor, label) only matter to the auditor.
+_RUNTIME_SECURITY_FIELDS = ("no_new_privileges", "seccomp", "system_paths_unconfined")
+
+
 def _security_opt(b: _Builder, value):
-    text = value or ""
-    # `key=value` is current; `key:value` is Docker's legacy spelling.
-    key, sep, arg = text.partition("=")
-    if not sep:
-        key, sep, arg = text.partition(":")
-    key = key.strip()
-    if key == "no-new-privileges":
-        state = parse_bool(arg, "security-opt", strict=b.hardrun_mode) if sep else True
-        if state is None:
-            b.unknown_value("no_new_privileges")
-        else:
-            b.set("no_new_privileges", state)
-    elif key == "seccomp" and sep and arg:
-        b.set("seccomp", arg)
-    elif key == "systempaths" and sep and arg == "unconfined":
-        b.set("system_paths_unconfined", True)
-    elif key == "apparmor" and sep and arg and not b.hardrun_mode:
-        b.set("apparmor", arg)
-    elif key == "label" and not b.hardrun_mode:
-        if arg == "disable" or arg in ("type:spc_t", "type:unconfined_t"):
-            b.set("selinux_disabled", True)
-        option, colon, setting = arg.partition(":")
-        if colon and option in ("user", "role", "type", "level"):
-            b.set("selinux_options", {**b.fields.get("selinux_options", {}), option: setting})
-    elif b.hardrun_mode:
-        raise ValueError(f"unsupported security option {text!r} "
+    settings = security_opt_settings(value or "")
+    if b.hardrun_mode and (not settings or any(f not in _RUNTIME_SECURITY_FIELDS for f, _ in settings)):
+        raise ValueError(f"unsupported security option {value!r} "
                          "(expected no-new-privileges[=true|false], seccomp=FILE|unconfined "
                          "or systempaths=unconfined)")
+    for field_name, setting in settings:
+        if setting is None:   # no-new-privileges=<not a boolean>
+            if b.hardrun_mode:
+                raise ValueError("no-new-privileges expects true or false")
+            b.unknown_value(field_name)
+        elif field_name == "selinux_options":
+            b.set(field_name, {**b.fields.get(field_name, {}), **setting})
+        else:
+            b.set(field_name, setting)
 
 
 def _namespace(namespace: str):
@@ -759,7 +709,7 @@ def _size_field(field_name: str, allow_minus_one: bool = False):
             b.set(field_name, -1)
             return
         try:
-            b.set(field_name, ram_in_bytes(text))
+            b.set(field_name, parse_size(text))
         except ValueError:
             raise ValueError("expected a size such as 512m or 1g") from None
     return handle
@@ -944,11 +894,11 @@ def _expose(b: _Builder, value):
     text = value or ""
     port, _, protocol = text.partition("/")
     protocol = (protocol or "tcp").lower()
-    if protocol not in _PROTOCOLS:
+    if protocol not in PROTOCOLS:
         raise ValueError(f"invalid protocol {protocol!r}")
     if is_unresolved(port) and not b.hardrun_mode:
         return
-    b.append("exposed_ports", f"{_port_number(port, allow_empty=False)}/{protocol}")
+    b.append("exposed_ports", f"{port_or_range(port, allow_empty=False)}/{protocol}")
 
 
 def _add_mount(b: _Builder, mount: Mount) -> None:
@@ -958,7 +908,8 @@ def _add_mount(b: _Builder, mount: Mount) -> None:
 
 
 def _volume(b: _Builder, value):
-    _add_mount(b, parse_volume(value or "", b.here(), hardrun_mode=b.hardrun_mode))
+    mount = parse_volume(value or "", b.here())
+    _add_mount(b, _runtime_bind(mount) if b.hardrun_mode else mount)
 
 
 def _mount(b: _Builder, value):
@@ -966,7 +917,10 @@ def _mount(b: _Builder, value):
 
 
 def _tmpfs(b: _Builder, value):
-    _add_mount(b, parse_tmpfs(value or "", b.here(), hardrun_mode=b.hardrun_mode))
+    mount = parse_tmpfs(value or "", b.here())
+    if b.hardrun_mode:
+        _check_runtime_tmpfs(mount)
+    _add_mount(b, mount)
 
 
 def _sysctl(b: _Builder, values) -> None:
@@ -1020,61 +974,22 @@ _HANDLERS = {
 }
 
 
-# ---------------------------------------------------------------------------- mounts, ports
+# ---------------------------------------------------------------------------- mounts
+# (-v, --tmpfs and -p syntaxes are shared with compose: runvalues.py)
 
-_VOLUME_MODES = frozenset({"ro", "rw", "z", "Z", "nocopy", "copy", "shared", "rshared", "slave",
-                           "rslave", "private", "rprivate", "delegated", "cached", "consistent",
-                           "U", "O", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "idmap",
-                           "bind", "rbind", "nonrecursive"})
-
-
-def _valid_modes(text: str) -> bool:
-    return all(part in _VOLUME_MODES or part.startswith("idmap=") for part in text.split(","))
-
-
-def is_host_path(source: str) -> bool:
-    """A -v source that names a host path (not a named volume).
-
-    Docker takes absolute paths, and its CLI makes `./x`, `../x` absolute; `~` and `$VAR`
-    sources are host paths the shell expands (`$PWD/data`, `$(pwd)`).
-    """
-    return source.startswith(("/", ".", "~", "$", "\\")) or (len(source) > 1 and source[1] == ":")
-
-
-def parse_volume(text: str, line: int | None = None, *, hardrun_mode: bool = False) -> Mount:
-    """`-v [SRC:]DST[:MODES]` as Docker's Linux parser splits it."""
-    parts = text.split(":")
-    if len(parts) == 1:
-        source, target, modes = None, parts[0], ""
-    elif len(parts) == 2:
-        if _valid_modes(parts[1]) and parts[1]:
-            source, target, modes = None, parts[0], parts[1]
-        else:
-            source, target, modes = parts[0], parts[1], ""
-    elif len(parts) == 3:
-        source, target, modes = parts
-    else:
-        raise ValueError("expected [SRC:]DST[:MODES]")
-    if not target or (hardrun_mode and not target.startswith("/")):
+def _runtime_bind(mount: Mount) -> Mount:
+    """`hardrun run -v`: host paths only (named and anonymous volumes need a daemon)."""
+    if not mount.target.startswith("/"):
         raise ValueError("the destination must be an absolute path")
-    if modes and not _valid_modes(modes):
-        raise ValueError(f"invalid mode {modes!r}")
-    options = tuple(m for m in modes.split(",") if m) if modes else ()
-    read_only = "ro" in options
-    if source is None:
-        if hardrun_mode:
-            raise ValueError("expected SRC:DST (anonymous volumes need an image)")
-        return Mount("volume", target, None, read_only, options, line)
-    if not source:
-        raise ValueError("empty source")
-    kind = "bind" if is_host_path(source) else "volume"
-    if hardrun_mode:
-        if kind != "bind" or not source.startswith(("/", ".")):
-            raise ValueError("the source must be a host path (named volumes need a daemon)")
-        if source.startswith("."):   # as Docker's CLI does for ./x and ../x
-            import os
-            source = os.path.abspath(source)
-    return Mount(kind, target, source, read_only, options, line)
+    if mount.source is None:
+        raise ValueError("expected SRC:DST (anonymous volumes need an image)")
+    if mount.type != "bind" or not mount.source.startswith(("/", ".")):
+        raise ValueError("the source must be a host path (named volumes need a daemon)")
+    if mount.source.startswith("."):   # as Docker's CLI does for ./x and ../x
+        import os
+        return Mount(mount.type, mount.target, os.path.abspath(mount.source), mount.read_only,
+                     mount.options, mount.line)
+    return mount
 
 
 def _csv_fields(text: str) -> list[str]:
@@ -1130,62 +1045,15 @@ _TMPFS_FLAGS = frozenset({"ro", "rw", "exec", "noexec", "suid", "nosuid", "dev",
 _TMPFS_VALUES = frozenset({"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"})
 
 
-def parse_tmpfs(text: str, line: int | None = None, *, hardrun_mode: bool = False) -> Mount:
-    """`--tmpfs DST[:OPTS]` (OPTS: size=…, mode=…, ro, noexec… comma-separated)."""
-    target, _, opts = text.partition(":")
-    if not target or (hardrun_mode and not target.startswith("/")):
+def _check_runtime_tmpfs(mount: Mount) -> None:
+    """`hardrun run --tmpfs`: an absolute target and only options the kernel's tmpfs takes."""
+    if not mount.target.startswith("/"):
         raise ValueError("expected DST[:OPTIONS] with an absolute DST")
-    options = tuple(o for o in opts.split(",") if o)
-    if hardrun_mode:
-        for option in options:
-            key, eq, value = option.partition("=")
-            if not (key in _TMPFS_FLAGS and not eq) and not (key in _TMPFS_VALUES and value):
-                raise ValueError(f"unknown tmpfs option {option!r} (size=, mode=, uid=, gid=, "
-                                 "nr_inodes=, ro, noexec, nosuid, nodev…)")
-    return Mount("tmpfs", target, None, "ro" in options, options, line)
-
-
-_PROTOCOLS = ("tcp", "udp", "sctp")
-
-
-def _port_number(text: str, *, allow_empty: bool) -> str | None:
-    """A port or range `8000-8010`, validated; None when empty and allowed."""
-    if not text:
-        if allow_empty:
-            return None
-        raise ValueError("missing port")
-    low, dash, high = text.partition("-")
-    for part in (low, high) if dash else (low,):
-        if not part.isdigit() or not 0 < int(part) <= 65535:
-            if not (allow_empty and part == "0"):
-                raise ValueError(f"invalid port {text!r}")
-    if dash and int(low) > int(high):
-        raise ValueError(f"invalid port range {text!r}")
-    return text
-
-
-def parse_publish(text: str, line: int | None = None, *, lenient: bool = False) -> list[Port]:
-    """`-p [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]` (IPv6 as `[::1]:80:80`)."""
-    spec, slash, proto = text.rpartition("/") if "/" in text else (text, "", "tcp")
-    proto = proto.lower() or "tcp"
-    if proto not in _PROTOCOLS:
-        raise ValueError(f"invalid protocol {proto!r}")
-    parts = spec.split(":")
-    container = parts[-1]
-    host_port = host_ip = None
-    if len(parts) == 2:
-        host_port = parts[0]
-    elif len(parts) >= 3:
-        host_ip, host_port = ":".join(parts[:-2]), parts[-2]
-    if host_ip is not None:
-        if host_ip.startswith("[") and host_ip.endswith("]"):
-            host_ip = host_ip[1:-1]
-        host_ip = host_ip or None
-    if lenient and (is_unresolved(container) or is_unresolved(host_port)):
-        return [Port(container, host_port or None, host_ip, proto, line)]
-    container = _port_number(container, allow_empty=False)
-    host_port = _port_number(host_port or "", allow_empty=True)
-    return [Port(container, host_port, host_ip, proto, line)]
+    for option in mount.options:
+        key, eq, value = option.partition("=")
+        if not (key in _TMPFS_FLAGS and not eq) and not (key in _TMPFS_VALUES and value):
+            raise ValueError(f"unknown tmpfs option {option!r} (size=, mode=, uid=, gid=, "
+                             "nr_inodes=, ro, noexec, nosuid, nodev…)")
 
 
 # ---------------------------------------------------------------------------- help

@@ -14,7 +14,8 @@ import re
 from ..errors import ParseError
 from ..spec.run import RunSpec
 from . import docker_flags
-from .shell_words import SHELLS, Snippet, Word, commands
+from .shell import is_shell, script_operand
+from .shell_words import Snippet, Word, commands
 
 KIND = "docker-run"
 ENGINES = ("docker", "podman", "nerdctl")
@@ -247,21 +248,13 @@ def _program_index(words: list[Word]) -> int | None:
     return i
 
 
-_SHELLS_WITH_C = SHELLS - {"ssh"}   # ssh -c names a cipher
-
-
 def shell_c_script(words: list[Word]) -> Word | None:
     """The script word of `sh -c SCRIPT` (bash, zsh… too), if `words` is such a command."""
     i = _program_index(words)
-    if i is None or words[i].text.rsplit("/", 1)[-1] not in _SHELLS_WITH_C:
+    if i is None or not is_shell(words[i].text):
         return None
-    for j in range(i + 1, len(words) - 1):
-        option = words[j].text
-        if not option.startswith("-") or option == "--":
-            return None
-        if "c" in option[1:] and not option.startswith("--"):
-            return words[j + 1]
-    return None
+    position = script_operand([word.text for word in words], i + 1)
+    return None if position is None else words[position]
 
 
 def find_invocation(words: list[Word]) -> Invocation | None:

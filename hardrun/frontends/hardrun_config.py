@@ -22,7 +22,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ParseError
+from ..spec.capabilities import normalize_capability
 from ..spec.run import EnvVar, Mount, Port, RunSpec
+from .runvalues import parse_size
 
 KIND = "hardrun"
 API_VERSION = "hardrun/v1"
@@ -132,8 +134,8 @@ def _spec(document, path: str) -> RunSpec:
         image=data.get("image"), command=tuple(data.get("command", ())),
         user=str(user) if user is not None else None,
         privileged=security.get("privileged", False),
-        cap_add=tuple(_capability(c) for c in capabilities.get("add", ())),
-        cap_drop=tuple(_capability(c) for c in capabilities.get("drop", ())),
+        cap_add=tuple(normalize_capability(c) for c in capabilities.get("add", ())),
+        cap_drop=tuple(normalize_capability(c) for c in capabilities.get("drop", ())),
         no_new_privileges=security.get("no-new-privileges"),
         seccomp=security.get("seccomp"), apparmor=security.get("apparmor"),
         selinux_disabled=selinux == "disabled",
@@ -143,7 +145,7 @@ def _spec(document, path: str) -> RunSpec:
         mounts=_mounts(data, document, path, lines), devices=tuple(data.get("devices", ())),
         workdir=data.get("workdir"), namespaces=namespaces, userns_remap=remap,
         hostname=data.get("hostname"), env=_env(data, document, lines), init=data.get("init", False),
-        memory=_size(limits["memory"]) if "memory" in limits else None,
+        memory=parse_size(limits["memory"]) if "memory" in limits else None,
         pids_limit=limits.get("pids"), cpus=limits.get("cpus"),
         sysctls={name: str(value) for name, value in data.get("sysctls", {}).items()},
         network=data.get("network"), ports=_ports(data, document, lines), name=data.get("name"),
@@ -162,16 +164,6 @@ def _has(data, keys) -> bool:
             return False
         data = data[key]
     return True
-
-
-def _capability(name: str) -> str:
-    name = name.upper()
-    return name[4:] if name.startswith("CAP_") else name
-
-
-def _size(value) -> int:
-    from ..policy.load import parse_size
-    return parse_size(value)
 
 
 def _mounts(data, document, path, lines) -> tuple[Mount, ...]:

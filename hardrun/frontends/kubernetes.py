@@ -276,7 +276,7 @@ class _ContainerBuilder:
         for index, value in enumerate(values):
             if not isinstance(value, str):
                 raise self.error(f"capabilities.{key} must list names", values.line_at(index))
-            cap = rv.normalize_cap(value)
+            cap = rv.normalize_capability(value)
             caps.append(cap)
             self.lines.setdefault(f"{field}:{cap}", values.line_at(index))
         return tuple(caps)

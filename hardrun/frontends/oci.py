@@ -140,7 +140,7 @@ class _Config:
         for name in CAPABILITY_SETS:
             values = self.items(capabilities, name, "process.capabilities.", str)
             for index, value in enumerate(values):
-                cap = rv.normalize_cap(value)
+                cap = rv.normalize_capability(value)
                 if cap not in granted:
                     granted.append(cap)
                     self.lines[f"cap_add:{cap}"] = values.line_at(index, line)

@@ -11,6 +11,24 @@ It never raises: text that is not valid shell still yields its best-effort words
 Rules look for commands anywhere (`curl ... | sh`, `sudo`), so compound commands
 are flattened: the commands inside a group, loop, condition or command
 substitution are pipelines of their own.
+
+Why shell_words.py is a second lexer and not this one: the docker-run front end needs
+what this splitter deliberately does not keep, and this splitter is on the Dockerfile
+audit's hot path (~60 µs of a ~1 ms per-file budget on bench/corpus.py files), where
+keeping it would cost every RUN:
+- a source line per *word* (a `docker run` spreads its flags over continuation lines
+  and each RunSpec field points at its own line), mapped through a snippet's line map
+  (YAML block scalars, Markdown, Makefile recipes), where this keeps one per command;
+- an `unresolved` mark per word (a `$VAR` or `$(...)` image or flag value is set but
+  unknown), where this keeps plain strings;
+- a strict mode that reports an unterminated quote as a ParseError for whole scripts,
+  where this never raises;
+- here-documents fed to `ssh host <<EOF` scanned as scripts.
+Conversely this splitter's pipelines, assignments, reserved words and `sh -c`
+recursion through wrappers are of no use there. On the corpus's RUN bodies
+shell_words is already ~1.3x slower while producing less, so one lexer serving both
+would slow the Dockerfile audit. What both need is shared from here: SHELLS,
+is_shell and script_operand (where a shell's `-c` script is).
 """
 from __future__ import annotations
 
@@ -113,7 +131,10 @@ def _is_wrapper_part(words: Sequence[str], index: int) -> bool:
     return previous in _WRAPPERS_WITH_OPERAND or previous in ("-u", "--user", "-g", "--group")
 
 
-def _script_after_options(words: Sequence[str], index: int) -> str | None:
+def script_operand(words: Sequence[str], index: int) -> int | None:
+    """Index of the script of a shell whose arguments start at words[index] (`-c SCRIPT`,
+    `-ec SCRIPT`, `-o pipefail -c -- SCRIPT`: the first operand after the options), or
+    None when there is no -c. Shared with the docker-run front end."""
     has_c = False
     while index < len(words):
         word = words[index]
@@ -126,8 +147,15 @@ def _script_after_options(words: Sequence[str], index: int) -> str | None:
             has_c = True
         index += 1
     if has_c and index < len(words):
-        return words[index + 1] if words[index] == "--" and index + 1 < len(words) else words[index]
+        if words[index] == "--":
+            return index + 1 if index + 1 < len(words) else None
+        return index
     return None
+
+
+def _script_after_options(words: Sequence[str], index: int) -> str | None:
+    position = script_operand(words, index)
+    return None if position is None else words[position]
 
 
 def _su_script(words: Sequence[str], index: int) -> str | None:

@@ -6,6 +6,14 @@ operators (|, ||, &&, ;, &, parentheses), redirections (dropped with their targe
 here-documents (skipped, or read as commands when fed to a shell), and expansions
 ($VAR, ${…}, $(…), `…`, $((…))) kept literally and marked unresolved. The text
 inside $(…), `…` and <(…) is scanned for commands too.
+
+This is the docker-run front end's lexer; Dockerfile RUN bodies go through shell.py.
+They stay two because this one keeps, per word, its source line (through a snippet's
+line map) and whether it holds an unresolved expansion, and can fail strictly on an
+unterminated quote, while shell.py, on the Dockerfile audit's hot path, keeps plain
+strings, one line per command, pipelines and assignments, and never fails (see its
+docstring for the measurements). The shell names and the `sh -c` script lookup are
+shell.py's.
 """
 from __future__ import annotations
 
@@ -13,9 +21,11 @@ import re
 from bisect import bisect_left
 
 from ..errors import ParseError
+from .shell import SHELLS
 
 MAX_DEPTH = 16          # nesting of $(…) scanned for commands; deeper text stays literal
-SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "ssh"})
+# A here-document body given to one of these is a script of its own (`ssh host <<EOF`).
+HEREDOC_RUNNERS = SHELLS | {"ssh"}
 
 _PLAIN = re.compile(r"[^ \t\n\r\f\v\\'\"$`;&|()<>]+")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?$!-]")
@@ -216,7 +226,7 @@ class _Lexer:
                 line_end = end if newline < 0 else newline
                 line = text[i:line_end]
                 if (line.lstrip("\t") if strip_tabs else line) == delimiter:
-                    if owner and owner[0].text.rsplit("/", 1)[-1] in SHELLS and depth < MAX_DEPTH:
+                    if owner and owner[0].text.rsplit("/", 1)[-1] in HEREDOC_RUNNERS and depth < MAX_DEPTH:
                         self.lex(body_start, i, depth + 1)
                     i = line_end + 1
                     break

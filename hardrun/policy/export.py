@@ -12,6 +12,7 @@ import json
 import shlex
 
 from ..errors import UsageError
+from ..spec.capabilities import NAMES as CAPABILITY_NAMES
 from ..spec.run import RunSpec
 from .evaluate import harden
 from .model import Policy
@@ -26,9 +27,10 @@ MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore",
                 "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
                 "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware")
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
-ALL_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID",
-                    "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL",
-                    "AUDIT_WRITE")
+# Docker's default capability set: what a container keeps unless it drops them.
+DOCKER_DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW",
+                               "SETGID", "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE",
+                               "SYS_CHROOT", "KILL", "AUDIT_WRITE")
 
 
 def export_spec(policy: Policy, config_spec: RunSpec | None = None, image: str | None = None) -> RunSpec:
@@ -368,12 +370,16 @@ def to_oci(spec: RunSpec, seccomp_profile: dict | None = None) -> dict:
 
 
 def _effective_capabilities(spec: RunSpec) -> list[str]:
+    """Docker's rules: privileged keeps every capability; --cap-add ALL every one but the
+    dropped; --cap-drop ALL only the added; otherwise the defaults less drops plus adds."""
     if spec.privileged:
-        kept = set(ALL_CAPABILITIES) | set(spec.cap_add)
+        kept = set(CAPABILITY_NAMES)
+    elif "ALL" in spec.cap_add:
+        kept = set(CAPABILITY_NAMES) - set(spec.cap_drop)
     elif "ALL" in spec.cap_drop:
         kept = set(spec.cap_add)
     else:
-        kept = (set(ALL_CAPABILITIES) - set(spec.cap_drop)) | set(spec.cap_add)
+        kept = (set(DOCKER_DEFAULT_CAPABILITIES) - set(spec.cap_drop)) | set(spec.cap_add)
     return sorted(f"CAP_{name}" for name in kept if name != "ALL")
 
 

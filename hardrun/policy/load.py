@@ -14,23 +14,15 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ParseError, UsageError
+from ..frontends.runvalues import parse_size
 from ..resources import data_dir
+from ..spec.capabilities import known_capability, normalize_capability
 from .discover import DEFAULT, POLICY_FILE, find_policy  # noqa: F401  (re-exported)
 from .model import Exemption, HostMount, Policy, Runtime, Seccomp
 
 BUILTIN_NAMES = ("default", "baseline", "restricted", "strict")
 MAX_NODES = 20_000            # a policy is small: alias bombs stop here
 MAX_CHAIN = 16
-
-# Every capability name the Linux kernel knows (capability.h), without CAP_.
-CAPABILITIES = frozenset("""
-CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP
-LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER
-SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE
-SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP
-MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF
-CHECKPOINT_RESTORE
-""".split())
 
 
 @dataclass
@@ -263,15 +255,10 @@ def _check_names(path: str, document: Located) -> None:
         if "practice" in exemption:
             unknown_practice(("exemptions", index, "practice"), exemption["practice"], False)
     for index, name in enumerate(data.get("allowed-capabilities", [])):
-        if normalize_capability(name) not in CAPABILITIES:
+        if known_capability(name) is None:
             raise _error(path, document, ("allowed-capabilities", index),
                          f"unknown capability {name!r} "
                          "(expected a Linux capability such as NET_BIND_SERVICE)")
-
-
-def normalize_capability(name: str) -> str:
-    name = name.upper()
-    return name[4:] if name.startswith("CAP_") else name
 
 
 # -- merging the chain -------------------------------------------------------------------
@@ -345,15 +332,3 @@ def _merge_runtime(base: Runtime, data: dict) -> Runtime:
             required=seccomp.get("required", base.seccomp.required),
             allowed=tuple(seccomp["allowed"]) if "allowed" in seccomp else base.seccomp.allowed)
     return Runtime(**{**base.__dict__, **changes})
-
-
-_UNITS = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
-
-
-def parse_size(value) -> int:
-    """Bytes of `512m`-style sizes (binary units, as Docker reads them)."""
-    if isinstance(value, int):
-        return value
-    text = value.strip().lower()
-    unit = _UNITS.get(text[-1:], None)
-    return int(text[:-1]) * unit if unit else int(text)

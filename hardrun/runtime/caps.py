@@ -1,30 +1,18 @@
 """Capability names and Docker's --cap-add/--cap-drop semantics.
 
 Names follow Docker: `NET_BIND_SERVICE` or `CAP_NET_BIND_SERVICE`, any case, `ALL`.
-The table stops at 40 (CHECKPOINT_RESTORE); newer kernels' extra capabilities have
-no name here and are always dropped (the runtime loops to cap_last_cap).
+The name table is hardrun/spec/capabilities.py; newer kernels' capabilities beyond it
+have no name and are always dropped (the runtime loops to cap_last_cap).
 """
 from __future__ import annotations
 
 from ..errors import UsageError
-
-NAMES = (
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
-    "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
-    "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
-    "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
-    "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
-)
-NUMBERS = {name: number for number, name in enumerate(NAMES)}
+from ..spec.capabilities import NAMES, NUMBERS, normalize_capability
 
 
 def normalize(name: str) -> str:
     """`cap_net_raw` -> `NET_RAW`; `all` -> `ALL`; unknown names are a UsageError."""
-    upper = name.strip().upper()
-    if upper.startswith("CAP_"):
-        upper = upper[4:]
+    upper = normalize_capability(name)
     if upper != "ALL" and upper not in NUMBERS:
         raise UsageError(f"unknown capability {name!r}",
                          hint="use a name such as NET_BIND_SERVICE; see capabilities(7)")

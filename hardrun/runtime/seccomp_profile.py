@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ParseError, UsageError
+from ..spec.capabilities import known_capability as capability_name
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
 if TYPE_CHECKING:
@@ -56,21 +57,6 @@ _MACHINE_ARCH = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64",
 LOAD_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 0, "SECCOMP_FILTER_FLAG_LOG": 2,
               "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
 
-CAPABILITIES = (
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
-)
-
-
-def capability_name(name: str) -> str | None:
-    """`CAP_SYS_ADMIN`, `sys_admin` → `SYS_ADMIN`; None for a name that is no capability."""
-    upper = name.strip().upper()
-    bare = upper[4:] if upper.startswith("CAP_") else upper
-    return bare if bare in CAPABILITIES else None
 
 
 class Record:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from ...frontends.shell import SHELLS as POSIX_SHELLS
+
 # --- instructions and stages ----------------------------------------------------------
 
 
@@ -244,7 +246,8 @@ def _ignored(compiled, path: str) -> bool:
 
 # --- shell commands ------------------------------------------------------------------
 
-SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "fish"})
+# Programs that run a script given on stdin or with -c: the POSIX shells, and fish.
+SHELLS = POSIX_SHELLS | {"fish"}
 _INTERPRETERS = re.compile(r"^(?:python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|php[0-9.]*)$")
 DOWNLOADERS = frozenset({"curl", "wget", "fetch"})
 _SUDO_VALUE_OPTIONS = frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-T", "-U",

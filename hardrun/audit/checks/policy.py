@@ -4,6 +4,7 @@ them. They implement the Kubernetes Pod Security Standards controls that the def
 run rules do not cover, for every front end where the setting can occur."""
 from __future__ import annotations
 
+from ...spec.capabilities import normalize_capability
 from ..findings import Hit
 from ..rules import check
 
@@ -17,11 +18,6 @@ def _policy(context):
     return context.options.policy
 
 
-def _capability(name: str) -> str:
-    name = name.upper()
-    return name[4:] if name.startswith("CAP_") else name
-
-
 def _listing(items) -> str:
     items = [str(item) for item in items]
     return ", ".join(items) if items else "none"
@@ -32,7 +28,7 @@ def capability_not_allowed(spec, context):
     policy = _policy(context)
     allowed = set(policy.allowed_capabilities or ()) if policy else set()
     for name in spec.cap_add:
-        capability = _capability(name)
+        capability = normalize_capability(name)
         if capability not in allowed:
             yield Hit(spec.line_of("cap_add"),
                       f"capability {capability} is added; the policy allows adding only: "

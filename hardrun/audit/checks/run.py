@@ -40,6 +40,57 @@ _RAW_DEVICES = re.compile(r"^/dev/(?:mem|kmem|port|sd[a-z]|nvme|vd[a-z]|xvd[a-z]
 _HOST_NAMESPACES = (("network", "error"), ("pid", "error"), ("ipc", "error"), ("uts", "warning"))
 
 
+# How to fix a finding, in the words of the file it is in: the first part of a message
+# says what is wrong (the same for every kind), this second part names the flag or key.
+# `hardrun` specs come from `hardrun run` flags (or a run config they override): flags.
+_FIXES = {
+    "drop-capabilities": {
+        "docker-run": "start from none with --cap-drop ALL",
+        "compose": "start from none with cap_drop: [ALL]",
+        "kubernetes": 'start from none with securityContext.capabilities.drop: ["ALL"]',
+        "oci": "start from none: list no capabilities in process.capabilities",
+    },
+    "no-new-privileges": {
+        "docker-run": "add --security-opt no-new-privileges",
+        "compose": "add security_opt: [no-new-privileges:true]",
+        "kubernetes": "set securityContext.allowPrivilegeEscalation: false",
+        "oci": "set process.noNewPrivileges: true",
+    },
+    "read-only-root": {
+        "docker-run": "add --read-only (and a tmpfs where the program writes)",
+        "compose": "set read_only: true (and a tmpfs where the program writes)",
+        "kubernetes": "set securityContext.readOnlyRootFilesystem: true "
+                      "(and an emptyDir where the program writes)",
+        "oci": "set root.readonly: true (and a tmpfs mount where the program writes)",
+    },
+    "read-only-mount": {
+        "docker-run": "add :ro unless the container must write it",
+        "compose": "add :ro (long syntax: read_only: true) unless the container must write it",
+        "kubernetes": "set readOnly: true on the volumeMount unless the container must write it",
+        "oci": 'add "ro" to the mount\'s options unless the container must write it',
+    },
+    "non-root-user": {
+        "docker-run": "add -u with a non-zero uid",
+        "compose": 'set user: to a non-zero uid ("10001:10001")',
+        "kubernetes": "set securityContext.runAsNonRoot: true and a non-zero runAsUser",
+        "oci": "set process.user.uid to a non-zero uid",
+    },
+    "memory": {
+        "docker-run": "--memory", "compose": "mem_limit", "kubernetes": "resources.limits.memory",
+        "oci": "linux.resources.memory.limit",
+    },
+    "pids": {
+        "docker-run": "--pids-limit", "compose": "pids_limit", "oci": "linux.resources.pids.limit",
+    },
+}
+
+
+def _fix(spec, fix: str) -> str:
+    """The fix hint `fix` for the kind of file `spec` came from (flags by default)."""
+    by_kind = _FIXES[fix]
+    return by_kind.get(spec.kind) or by_kind["docker-run"]
+
+
 def _hardened_by_default(spec) -> bool:
     return spec.kind == "hardrun"
 
@@ -110,7 +161,8 @@ def cap_add_dangerous(spec, context):
 def no_cap_drop(spec, context):
     if "ALL" in spec.cap_drop or "cap_drop" in spec.unresolved or _hardened_by_default(spec):
         return
-    yield Hit(_line(spec, "cap_drop"))
+    yield Hit(_line(spec, "cap_drop"),
+              f"capabilities are not dropped: {_fix(spec, 'drop-capabilities')}")
 
 
 @check("HR2005")
@@ -121,9 +173,10 @@ def no_new_privileges(spec, context):
         return
     if spec.no_new_privileges is False:
         yield Hit(_line(spec, "no_new_privileges"),
-                  "privilege escalation is explicitly allowed (no-new-privileges off)")
+                  f"privilege escalation is explicitly allowed: {_fix(spec, 'no-new-privileges')}")
     else:
-        yield Hit(spec.line)
+        yield Hit(spec.line,
+                  f"privilege escalation is not blocked: {_fix(spec, 'no-new-privileges')}")
 
 
 @check("HR2006")
@@ -132,7 +185,8 @@ def writable_root(spec, context):
         return
     if spec.read_only_root is None and _hardened_by_default(spec):
         return
-    yield Hit(_line(spec, "read_only_root"))
+    yield Hit(_line(spec, "read_only_root"),
+              f"the root filesystem is writable: {_fix(spec, 'read-only-root')}")
 
 
 @check("HR2007")
@@ -180,7 +234,7 @@ def rw_volume(spec, context):
         if mount.type == "bind" and not mount.read_only:
             yield Hit(mount.line or spec.line,
                       f"host path {mount.source} is mounted writable at {mount.target}: "
-                      "add :ro unless the container must write it")
+                      + _fix(spec, "read-only-mount"))
 
 
 @check("HR2015")
@@ -220,17 +274,20 @@ def run_as_root(spec, context):
     if spec.user is None:
         if spec.run_as_non_root is True:
             return
-        hit = Hit(spec.line)
+        line, what = spec.line, "the container runs as root"
     elif _is_root_user(spec.user):
-        hit = Hit(_line(spec, "user"), f"the container runs as root (user {spec.user})")
+        line, what = _line(spec, "user"), f"the container runs as root (user {spec.user})"
     else:
         return
     if _in_user_namespace(spec):
         # Still root inside (files, setuid, the kernel's namespaced checks), but an
         # escape lands as an unprivileged host uid: worth knowing, not a warning.
-        hit = Hit(hit.line, (hit.message or "the container runs as root") + " inside a user "
-                  "namespace (an unprivileged uid on the host)", severity="info")
-    yield hit
+        yield Hit(line, f"{what} inside a user namespace (an unprivileged uid on the host)",
+                  severity="info")
+        return
+    if spec.user is None:
+        what = "no user is set, so the container runs as root (unless its image sets one)"
+    yield Hit(line, f"{what}: {_fix(spec, 'non-root-user')}")
 
 
 # --------------------------------------------------------------------------- network
@@ -293,8 +350,9 @@ def no_resource_limits(spec, context):
     missing = [label for field, label in _LIMITS_BY_KIND.get(spec.kind, _LIMITS)
                if not _limited(spec, field)]
     if missing:
+        settings = " and ".join(_fix(spec, label) for label in missing)
         yield Hit(spec.line, f"no {' or '.join(missing)} limit is set: one container can "
-                             "exhaust the host")
+                             f"exhaust the host; set {settings}")
 
 
 # --------------------------------------------------------------------------- secrets, images
