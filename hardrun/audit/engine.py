@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import HardrunError, ParseError
 from .. import frontends
@@ -157,11 +156,11 @@ def rule_enabled(rule: Rule, options: AuditOptions) -> bool:
 def _run_checks(pairs, models, context: AuditContext, kind: str, options: AuditOptions):
     """(finding, anchor line) pairs; the anchor is where a run model is declared."""
     overrides = options.severity_override or {}
+    active = [(rule, check_fn) for rule, check_fn in pairs
+              if kind in rule.applies_to and rule_enabled(rule, options)]
     for model in models:
         anchor = None if kind == "dockerfile" else getattr(model, "line", None)
-        for rule, check_fn in pairs:
-            if kind not in rule.applies_to or not rule_enabled(rule, options):
-                continue
+        for rule, check_fn in active:
             for hit in check_fn(model, context) or ():
                 subject = hit.subject if hit.subject is not None else getattr(model, "subject", None)
                 severity = overrides.get(rule.id) or hit.severity or rule.severity
@@ -218,11 +217,12 @@ def _unused(suppressions, known: dict[str, Rule], shown: str) -> list[Finding]:
 def read_text(path: str) -> str:
     """A file's text, or a one-line HardrunError for binary, huge or non-UTF-8 files."""
     try:
-        size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
-            raise HardrunError(f"file too large ({size // (1024 * 1024)} MiB; the limit is "
-                               f"{MAX_FILE_BYTES // (1024 * 1024)} MiB)")
-        data = Path(path).read_bytes()
+        with open(path, "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise HardrunError(f"file too large ({size // (1024 * 1024)} MiB; the limit is "
+                                   f"{MAX_FILE_BYTES // (1024 * 1024)} MiB)")
+            data = stream.read()
     except OSError as error:
         raise HardrunError(f"cannot read: {error.strerror or error}") from None
     return decode(data)
@@ -261,7 +261,8 @@ def _dockerignore(path: str | None) -> tuple[str, ...] | None:
         return None
     for candidate in (path + ".dockerignore", os.path.join(os.path.dirname(path), ".dockerignore")):
         try:
-            text = Path(candidate).read_text(encoding="utf-8", errors="replace")
+            with open(candidate, encoding="utf-8", errors="replace") as stream:
+                text = stream.read()
         except OSError:
             continue
         return tuple(line.strip() for line in text.splitlines()

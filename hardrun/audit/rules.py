@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 from ..errors import RuleError
@@ -79,11 +80,17 @@ def _examples(path, data, which: str) -> tuple[Example, ...]:
     return tuple(out)
 
 
-def _load_rule(path) -> Rule:
+def _parse_yaml(text: str):
     import yaml
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
-    missing = [key for key in _REQUIRED if key not in (data or {})]
+    return yaml.load(text, Loader=loader)
+
+
+def _rule(path, data) -> Rule:
+    """The Rule of the parsed rule file at `path`; RuleError naming the file if invalid."""
+    if not isinstance(data, dict):
+        data = {}
+    missing = [key for key in _REQUIRED if key not in data]
     if missing:
         raise RuleError(f"missing keys {', '.join(missing)}", path=str(path))
     if data["severity"] not in SEVERITIES:
@@ -107,10 +114,28 @@ def _load_rule(path) -> Rule:
 def all_rules() -> dict[str, Rule]:
     """Every rule by id, in id order."""
     rules = {}
-    for path in sorted(data_dir("rules").glob("HR*.yaml")):
-        rule = _load_rule(path)
+    for path, data in zip(*_rule_documents()):
+        rule = _rule(path, data)
         rules[rule.id] = rule
     return rules
+
+
+def _rule_documents():
+    """(paths, parsed YAML of each) of the rule files. Parsing 50 files with PyYAML costs
+    more than the rest of a one-file audit, so the parsed data is cached on disk, keyed by
+    the bytes of every rule file and of this module (see hardrun/cache.py)."""
+    from .. import cache
+    paths = sorted(data_dir("rules").glob("HR*.yaml"))
+    sources = [path.read_bytes() for path in paths]
+    key = cache.fingerprint([Path(__file__).read_bytes()]
+                            + [part for path, source in zip(paths, sources) for part in (path.name.encode(), source)])
+    documents = cache.load("rules", key)
+    if not isinstance(documents, list) or len(documents) != len(paths):
+        # as Path.read_text reads them: universal newlines
+        documents = [_parse_yaml(source.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"))
+                     for source in sources]
+        cache.store("rules", key, documents)
+    return paths, documents
 
 
 def checks(model: str | None = None) -> dict[str, CheckFn]:
@@ -121,11 +146,23 @@ def checks(model: str | None = None) -> dict[str, CheckFn]:
     return _CHECKS
 
 
-def rules_for(model: str) -> list[tuple[Rule, CheckFn]]:
-    """(rule, check) pairs whose rule judges `model` (`build` or `run`)."""
+# model -> (the rules dict, how many checks were registered, its (rule, check) pairs)
+_SELECTED: dict[str, tuple] = {}
+
+
+def rules_for(model: str) -> tuple[tuple[Rule, CheckFn], ...]:
+    """(rule, check) pairs whose rule judges `model` (`build` or `run`).
+
+    Asked once per audited file: the pairs are worked out once, and again only when
+    the rules were reloaded or checks registered (they never change otherwise)."""
     registered = checks(model)
-    return [(rule, registered[rule.id]) for rule in all_rules().values()
-            if rule.model == model and rule.id in registered]
+    rules = all_rules()
+    selected = _SELECTED.get(model)
+    if selected is None or selected[0] is not rules or selected[1] != len(registered):
+        pairs = tuple((rule, registered[rule.id]) for rule in rules.values()
+                      if rule.model == model and rule.id in registered)
+        selected = _SELECTED[model] = (rules, len(registered), pairs)
+    return selected[2]
 
 
 def practices() -> set[str]:

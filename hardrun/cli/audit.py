@@ -46,7 +46,7 @@ def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_
     targets = list(paths) or ([] if docker_run_lines else ["."])
     try:
         report, policy = audit_with_policy(targets, policy_ref, kind=kind, stdin_text=stdin_text,
-                                           docker_run_lines=docker_run_lines)
+                                           docker_run_lines=tuple(docker_run_lines))
     except HardrunError as error:
         click.echo(f"hardrun audit: {error if error.path else error.message}", err=True)
         sys.exit(2)

@@ -15,9 +15,18 @@ DOCKERFILE_PATTERNS = ("Dockerfile.*", "*.Dockerfile", "*.dockerfile", "Containe
 # they are Dockerfiles with placeholders and are audited as such.
 
 
+_dockerfile_pattern = None     # DOCKERFILE_PATTERNS as one regex, compiled on first use
+
+
 def is_dockerfile_name(name: str) -> bool:
-    import fnmatch  # lazily: it imports re, and this package is on hardrun run's start-up path
-    return name in DOCKERFILE_NAMES or any(fnmatch.fnmatchcase(name, p) for p in DOCKERFILE_PATTERNS)
+    global _dockerfile_pattern
+    if name in DOCKERFILE_NAMES:
+        return True
+    if _dockerfile_pattern is None:
+        # lazily: re is heavy, and this package is on hardrun run's start-up path
+        from .detect import any_of
+        _dockerfile_pattern = any_of(DOCKERFILE_PATTERNS)
+    return _dockerfile_pattern.match(name) is not None
 
 
 def detect_kind(path: str, head: str | None = None) -> str | None:

@@ -94,7 +94,7 @@ def _load_chain(path: Path, display: str | None = None, seen: tuple = ()) -> Pol
     except (OSError, UnicodeDecodeError) as error:
         raise ParseError(f"cannot read policy: {getattr(error, 'strerror', None) or error}",
                          path=str(path)) from None
-    document = _parse(text, str(path))
+    document = _parse_builtin(text, str(path)) if _is_builtin(path) else _parse(text, str(path))
     return _build(str(path), document, str(path.parent), seen + (key,), shown)
 
 
@@ -121,6 +121,29 @@ def _build(path: str, document: Located, base_dir: str, seen: tuple, shown: str 
 
 def _parse(text: str, path: str) -> Located:
     return parse_marked(text, path, "empty policy: expected a mapping with at least `version: 1`")
+
+
+def _is_builtin(path: Path) -> bool:
+    return path.parent.resolve() == data_dir("policies").resolve()
+
+
+def _parse_builtin(text: str, path: str) -> Located:
+    """A built-in policy, parsed once and then read from the cache (hardrun/cache.py):
+    every audit reads one, and importing PyYAML for it would cost more than the
+    rest of auditing a small Dockerfile. Keyed by the policy's text and this module."""
+    from .. import cache
+    key = cache.fingerprint([Path(__file__).read_bytes(), text.encode("utf-8")])
+    entry = cache.load("policy", key)
+    try:
+        return Located(entry["data"], {tuple(p): (line, column) for p, line, column in entry["values"]},
+                       {tuple(p): (line, column) for p, line, column in entry["keys"]})
+    except (TypeError, KeyError, ValueError):    # no entry, or not one this code wrote
+        pass
+    document = _parse(text, path)
+    cache.store("policy", key, {"data": document.data,
+                                "values": [[list(p), *where] for p, where in document.values.items()],
+                                "keys": [[list(p), *where] for p, where in document.keys.items()]})
+    return document
 
 
 def parse_marked(text: str, path: str, empty_message: str) -> Located:

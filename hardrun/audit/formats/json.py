@@ -1,16 +1,46 @@
 """The JSON output contract of PRACTICES.md, exactly."""
 from __future__ import annotations
 
-import json
+from json.encoder import encode_basestring_ascii
 
 from ... import __version__
 
 
 def render_json(report) -> str:
-    document = {
-        "tool": {"name": "hardrun", "version": __version__},
-        "files": [{"path": f.path, "kind": f.kind} for f in report.files],
-        "findings": [f.as_json() for f in report.findings],
-        "errors": [e.as_json() for e in report.errors],
-    }
-    return json.dumps(document, indent=2) + "\n"
+    """The report as `json.dumps(document, indent=2)` would write it, byte for byte.
+
+    json.dumps with an indent runs its pure-Python encoder, which builds a list of
+    every token (tens of MiB for tens of thousands of findings); each finding here is
+    one string of C-encoded scalars instead: several times faster, a fraction of the memory.
+    """
+    tool = {"name": "hardrun", "version": __version__}
+    sections = [
+        ("tool", "{\n" + _members(tool, "    ") + "\n  }"),
+        ("files", _list({"path": f.path, "kind": f.kind} for f in report.files)),
+        ("findings", _list(f.as_json() for f in report.findings)),
+        ("errors", _list(e.as_json() for e in report.errors)),
+    ]
+    return "{\n" + ",\n".join(f'  "{name}": {body}' for name, body in sections) + "\n}\n"
+
+
+def _list(objects) -> str:
+    """A list of flat objects (an iterable of dicts) at the second level of the document."""
+    body = ",\n".join("    {\n" + _members(item, "      ") + "\n    }" for item in objects)
+    return "[\n" + body + "\n  ]" if body else "[]"
+
+
+def _members(item: dict, indent: str) -> str:
+    return ",\n".join(f"{indent}{encode_basestring_ascii(key)}: {_scalar(value)}"
+                      for key, value in item.items())
+
+
+def _scalar(value) -> str:
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    raise TypeError(f"not a JSON scalar of the report: {value!r}")

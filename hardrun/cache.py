@@ -1,0 +1,116 @@
+"""A small on-disk cache of parsed data, for start-up time.
+
+Entries are JSON files in `$XDG_CACHE_HOME/hardrun` (else `~/.cache/hardrun`), named by
+a SHA-256 fingerprint of everything the value was derived from: the source files'
+bytes and the code that parses them. A changed source gives another name, so nothing
+is ever served stale; a cache that cannot be read or written is simply not used.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+FORMAT = b"1"
+MAX_AGE = 30 * 24 * 3600      # older entries go when a new one of their kind is written
+
+
+def directory() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "hardrun")
+
+
+def fingerprint(parts) -> str:
+    """SHA-256 over byte strings, each length-prefixed so that no two splits collide."""
+    digest = _sha256()(FORMAT)
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _sha256():
+    # CPython's own SHA-256 module: hashlib would load OpenSSL (~2 ms and ~4 MiB at start).
+    try:
+        from _sha256 import sha256            # Python 3.9-3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256          # Python 3.12+
+        except ImportError:
+            from hashlib import sha256
+    return sha256
+
+
+def load(kind: str, key: str):
+    """The value stored under `kind`/`key`, or None."""
+    path = _path(kind, key)
+    if not _private(directory()):
+        return None
+    try:
+        with open(path, encoding="utf-8") as stream:
+            entry = json.load(stream)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or entry.get("key") != key:
+        return None
+    return entry.get("value")
+
+
+def store(kind: str, key: str, value) -> None:
+    """Store `value` if JSON gives it back unchanged (same types, no non-string keys)."""
+    try:
+        text = json.dumps({"key": key, "value": value}, allow_nan=False)
+    except (TypeError, ValueError):
+        return
+    if json.loads(text)["value"] != value:
+        return
+    folder = directory()
+    temporary = f"{_path(kind, key)}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if not _private(folder):
+            return
+        with open(temporary, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, _path(kind, key))   # readers see a whole entry or none
+    except OSError:
+        _remove(temporary)
+        return
+    _prune(folder, kind, keep=_path(kind, key))
+
+
+def _private(folder: str) -> bool:
+    """Whether `folder` is ours alone: entries decide rule severities, so a directory
+    others may write to (a cache home under /tmp, say) is never used."""
+    try:
+        status = os.stat(folder)
+    except OSError:
+        return False
+    return status.st_uid == os.getuid() and not status.st_mode & 0o022
+
+
+def _path(kind: str, key: str) -> str:
+    return os.path.join(directory(), f"{kind}-{key[:40]}.json")
+
+
+def _prune(folder: str, kind: str, keep: str) -> None:
+    cutoff = time.time() - MAX_AGE
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        if name.startswith(kind + "-") and path != keep:
+            try:
+                if os.stat(path).st_mtime < cutoff:
+                    os.remove(path)
+            except OSError:
+                pass
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
