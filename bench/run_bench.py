@@ -5,7 +5,8 @@ Every runtime starts `/bin/true` in the same busybox root filesystem with compar
 hardening: new user (remapped or single-id), mount, pid, ipc, uts and net namespaces,
 a read-only root, no capabilities, no_new_privs and a ~370-syscall seccomp allowlist
 (hardrun's default profile: compiled BPF for bubblewrap's --seccomp, the same profile
-in OCI form for crun and runc). hardrun gives every container a cgroup with a pids
+in OCI form for crun and runc). `hardrun` is `python -m hardrun`; `hardrun (script)`
+the installed command (bin/hardrun). hardrun gives every container a cgroup with a pids
 limit by default; crun and runc get the same (crun also without, bubblewrap has none). Runs are interleaved round-robin so that drift on a
 busy machine hits every runtime alike; the report gives medians and ratios to crun.
 
@@ -114,12 +115,22 @@ def oci_bundle(directory: Path, rootfs: Path, name: str, pids_limit: int | None)
     return bundle
 
 
+def installed_script(directory: Path) -> Path:
+    """bin/hardrun as pip installs it (the shebang names this interpreter)."""
+    script = directory / "hardrun"
+    body = (ROOT / "bin" / "hardrun").read_text().split("\n", 1)[1]
+    script.write_text(f"#!{sys.executable}\n{body}")
+    script.chmod(0o755)
+    return script
+
+
 def commands(directory: Path, rootfs: Path, bpf: Path) -> dict:
     python = sys.executable
     hardrun = [python, "-m", "hardrun", "run", "--rootfs", str(rootfs), "--", "/bin/true"]
     result = {
         "python -S -c pass": [python, "-S", "-c", "pass"],
         "hardrun": hardrun,
+        "hardrun (script)": [str(installed_script(directory))] + hardrun[3:],
         "hardrun (python -S)": [python, "-S"] + hardrun[1:],
         "bwrap": ["bwrap", "--unshare-all", "--uid", "0", "--gid", "0", "--ro-bind", str(rootfs), "/",
                   "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--cap-drop", "ALL",
@@ -139,7 +150,7 @@ def commands(directory: Path, rootfs: Path, bpf: Path) -> dict:
     return result
 
 
-def run_once(name: str, argv: list[str], bpf: str, index: int) -> float:
+def run_once(name: str, argv: list[str], bpf: str, index: int, paths: dict | None = None) -> float:
     argv = [word.replace("--RUNID--", f"bench-{name}-{index}") for word in argv]
     pass_fds = ()
     fd = None
@@ -147,10 +158,11 @@ def run_once(name: str, argv: list[str], bpf: str, index: int) -> float:
         fd = os.open(bpf, os.O_RDONLY)
         argv = [str(fd) if word == "--SECCOMP-FD--" else word for word in argv]
         pass_fds = (fd,)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str((paths or {}).get(name, ROOT)))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
-    done = subprocess.run(argv, env=env, capture_output=True, pass_fds=pass_fds)
+    # From a neutral directory: `python -m` puts the current one first on sys.path.
+    done = subprocess.run(argv, env=env, capture_output=True, pass_fds=pass_fds, cwd="/")
     elapsed = time.perf_counter() - started
     if fd is not None:
         os.close(fd)
@@ -182,6 +194,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--runs", type=int, default=40)
     parser.add_argument("--json", action="store_true", help="print the medians as JSON")
+    parser.add_argument("--pause", type=float, default=0.1, metavar="SECONDS",
+                        help="idle time before each run (default 0.1): a cgroup move waits for an RCU "
+                             "grace period unless another ended just before, so back-to-back runs "
+                             "would hide that wait from each other")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also time `python -m hardrun` from another checkout (e.g. main), interleaved")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run_bench.py needs root (crun, runc and id remapping)")
@@ -193,7 +211,8 @@ def main() -> int:
                                'umount -l /sys/fs/cgroup/unified && exec "$@"', "sh",
                                sys.executable, *sys.argv], env)
     # As an installed package would be: bytecode compiled (pip does this at install time).
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "hardrun")], check=True,
+    trees = [ROOT] + ([Path(args.baseline).resolve()] if args.baseline else [])
+    subprocess.run([sys.executable, "-m", "compileall", "-q"] + [str(tree / "hardrun") for tree in trees], check=True,
                    stdout=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory(prefix="hardrun-bench-") as temp:
         directory = Path(temp)
@@ -201,13 +220,19 @@ def main() -> int:
         rootfs = build_rootfs(directory)
         bpf = seccomp_bpf(directory)
         table = commands(directory, rootfs, bpf)
+        paths = {}
+        if args.baseline:
+            table = dict(table)
+            table["hardrun (baseline)"] = table["hardrun"]
+            paths["hardrun (baseline)"] = trees[1]
         bpf_path = str(bpf)
         times = {name: [] for name in table}
         for name, argv in table.items():   # warm-up: caches, page cache, the BPF cache
-            run_once(name, argv, bpf_path, -1)
+            run_once(name, argv, bpf_path, -1, paths)
         for index in range(args.runs):
             for name, argv in table.items():
-                times[name].append(run_once(name, argv, bpf_path, index))
+                time.sleep(args.pause)
+                times[name].append(run_once(name, argv, bpf_path, index, paths))
         _remove_bench_cgroups()
     medians = {name: statistics.median(values) for name, values in times.items()}
     if args.json:

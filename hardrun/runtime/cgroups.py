@@ -490,25 +490,27 @@ def _freezer_file(path: str):
 def remove_cgroups(paths: list[str], timeout: float = 10.0) -> list[str]:
     """Kill, wait until every cgroup is empty, then rmdir each; problems as lines."""
     import time
-    existing = [str(path) for path in paths if os.path.isdir(path)]
+    existing = [str(path) for path in paths]
     deadline = time.monotonic() + timeout
-    while existing:
-        if any(cgroup_pids(path) for path in existing):
-            kill_all(existing)
+    while True:
+        # rmdir first: the kernel refuses (EBUSY) while a process is inside, and a finished
+        # container usually leaves none, so reading every cgroup.procs first only costs time.
         for path in list(existing):
             try:
                 os.rmdir(path)
                 existing.remove(path)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 existing.remove(path)
             except OSError as error:
                 if error.errno != errno.EBUSY:
                     return [f"cannot remove cgroup {path}: {error.strerror}"]
-        if existing and time.monotonic() > deadline:
+        if not existing:
+            return []
+        if time.monotonic() > deadline:
             return [f"cgroup {path} still busy after {timeout:.0f} s" for path in existing]
-        if existing:
-            time.sleep(0.01)
-    return []
+        if any(cgroup_pids(path) for path in existing):
+            kill_all(existing)
+        time.sleep(0.01)
 
 
 def remove_empty_parents(paths: list[str]) -> None:

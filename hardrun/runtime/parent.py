@@ -2,8 +2,9 @@
 
 Order (each before the next for a reason):
 1. `config.resolve` has validated the whole spec before this module runs.
-2. Compile (or fetch from the cache) the seccomp filter, build argv/env as bytes:
-   all work the parent can do is done before the child exists.
+2. Compile (or fetch from the cache) the seccomp filter (before the hooks create state
+   and cgroups), build argv/env as bytes: all work the parent can do is done before the
+   child exists.
 3. Block the forwarded signals, then clone with every namespace flag at once (the
    child is PID 1 of its PID namespace, with nothing running yet).
 4. Write uid_map/gid_map and release the child's first stage (its filesystem set-up)
@@ -19,7 +20,7 @@ import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 import sys
 
-from . import child, process
+from . import cgroup_warmup, child, process
 from . import sys as k
 from .hooks import Hooks
 from .process import StepFailure
@@ -51,6 +52,11 @@ def run(cfg, hooks: Hooks | None = None) -> int:
 
 
 def _launch(cfg, hooks: Hooks) -> int:
+    # The filter before the hooks: a profile that does not load fails before any state or
+    # cgroup exists, and the cgroup mkdirs, which wait while the warm-up thread pays the
+    # kernel's grace period (hardrun/runtime/cgroup_warmup.py), come later.
+    if cfg.seccomp is not None and cfg.seccomp_filter is None:
+        cfg.seccomp_filter = _seccomp_filter(cfg)
     status = None
     try:
         hooks.prepare()
@@ -73,6 +79,7 @@ def _start_and_wait(cfg, hooks: Hooks) -> tuple[int, bytes]:
     flags = 0
     for name in cfg.namespaces:
         flags |= CLONE_FLAGS.get(name, 0)
+    cgroup_warmup.stop()   # clone copies only the calling thread: no other may exist
     sync_read, sync_write = os.pipe()
     report_read, report_write = os.pipe()
     # Blocked until the child has reset its handlers and the parent knows whom to forward to.
