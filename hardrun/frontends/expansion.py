@@ -72,8 +72,7 @@ class _Lexer:
         while i < n:
             match = _PLAIN_UNQUOTED.match(text, i)
             if match:
-                self.add(match.group())
-                self.out.append(match.group())
+                self.keep(match.group())
                 i = match.end()
                 continue
             char = text[i]
@@ -97,14 +96,18 @@ class _Lexer:
             elif char == "$":
                 i = self.dollar(i, quoted=False)
             else:   # a backtick that is not the escape character
-                self.add(char)
-                self.out.append(char)
+                self.keep(char)
                 i += 1
         self.end_word()
 
     def add(self, piece: str) -> None:
         self.current.append(piece)
         self.in_word = True
+
+    def keep(self, piece: str) -> None:
+        """`piece` is both part of the word and of the expanded text, unchanged."""
+        self.add(piece)
+        self.out.append(piece)
 
     def end_word(self) -> None:
         if self.in_word:
@@ -115,8 +118,7 @@ class _Lexer:
     def escaped(self, i: int) -> int:
         text = self.text
         if i + 1 >= len(text):
-            self.add(text[i])
-            self.out.append(text[i])
+            self.keep(text[i])
             return i + 1
         self.add(text[i + 1])
         self.out.append(text[i:i + 2])
@@ -129,8 +131,7 @@ class _Lexer:
         while i < n:
             match = _PLAIN_DQUOTED.match(text, i)
             if match:
-                self.add(match.group())
-                self.out.append(match.group())
+                self.keep(match.group())
                 i = match.end()
                 continue
             char = text[i]
@@ -144,16 +145,14 @@ class _Lexer:
             elif char == "$":
                 i = self.dollar(i, quoted=True)
             else:
-                self.add(char)
-                self.out.append(char)
+                self.keep(char)
                 i += 1
         return n
 
     def dollar(self, i: int, quoted: bool) -> int:
         text = self.text
         if isinstance(self.scope, _Verbatim):
-            self.add("$")
-            self.out.append("$")
+            self.keep("$")
             return i + 1
         if text.startswith("{", i + 1):
             close = _closing_brace(text, i + 2)
@@ -162,8 +161,7 @@ class _Lexer:
         else:
             match = _NAME.match(text, i + 1)
             if not match:
-                self.add("$")
-                self.out.append("$")
+                self.keep("$")
                 return i + 1
             value = self.lookup(match.group())
             end = match.end()

@@ -192,46 +192,31 @@ def _remove_simple_quotes(raw: str) -> str:
 
 def _match_paren(text: str, i: int, end: int, nesting: int = 0) -> int:
     """Index just after the `)` closing the `(` before `i` (or `end`), skipping quotes."""
-    depth = 1
-    nesting += 1
-    while i < end:
-        match = _PAREN_PLAIN.match(text, i, end)
-        if match:
-            i = match.end()
-            continue
-        char = text[i]
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        elif char == "'":
-            close = text.find("'", i + 1, end)
-            i = end if close < 0 else close
-        elif char == '"':
-            i = _skip_dquote(text, i + 1, end, nesting) - 1
-        elif char == "`":
-            i = _skip_backtick(text, i + 1, end) - 1
-        elif char == "\\":
-            i += 1
-        i += 1
-    return end
+    return _match_closing(text, i, end, nesting, "(", ")", _PAREN_PLAIN)
 
 
 def _match_brace(text: str, i: int, end: int, nesting: int = 0) -> int:
     """Index just after the `}` closing a `${` whose body starts at `i` (or `end`)."""
+    return _match_closing(text, i, end, nesting, "{", "}", _BRACE_PLAIN)
+
+
+def _match_closing(text: str, i: int, end: int, nesting: int, opener: str, closer: str, plain) -> int:
+    """Index just after the `closer` that balances an `opener` before `i` (or `end`).
+
+    `plain` matches a run of characters that need no attention; a backtick is skipped as
+    a command substitution only inside `$( … )` (in `${ … }` it is an ordinary character).
+    """
     depth = 1
     nesting += 1
     while i < end:
-        match = _BRACE_PLAIN.match(text, i, end)
+        match = plain.match(text, i, end)
         if match:
             i = match.end()
             continue
         char = text[i]
-        if char == "{":
+        if char == opener:
             depth += 1
-        elif char == "}":
+        elif char == closer:
             depth -= 1
             if depth == 0:
                 return i + 1
@@ -240,6 +225,8 @@ def _match_brace(text: str, i: int, end: int, nesting: int = 0) -> int:
             i = end if close < 0 else close
         elif char == '"':
             i = _skip_dquote(text, i + 1, end, nesting) - 1
+        elif char == "`" and opener == "(":
+            i = _skip_backtick(text, i + 1, end) - 1
         elif char == "\\":
             i += 1
         i += 1
