@@ -40,14 +40,7 @@ def run(plan: process.ExecPlan, error_fd: int) -> None:
 
 
 def reap(main_pid: int) -> int:
-    def forward(signum, _frame):
-        try:
-            os.kill(main_pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for signum in process.FORWARDED:
-        signal.signal(signum, forward)
+    process.forward_signals(main_pid)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
     while True:
         try:

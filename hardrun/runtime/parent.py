@@ -142,13 +142,7 @@ def _kill(pid: int) -> None:
 
 
 def _forward_signals(pid: int) -> None:
-    def forward(signum, _frame):
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-    for signum in process.FORWARDED:
-        signal.signal(signum, forward)
+    process.forward_signals(pid)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, process.FORWARDED)
 
 

@@ -42,6 +42,17 @@ class StepFailure(Exception):
             return cls("child", 0, "the container's set-up reported an unreadable failure")
 
 
+def forward_signals(pid: int) -> None:
+    """Pass every FORWARDED signal this process receives on to `pid` (gone: ignored)."""
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    for signum in FORWARDED:
+        signal.signal(signum, forward)
+
+
 def reset_signals() -> None:
     """Default dispositions and an empty mask, as a freshly exec'd program expects."""
     for signum in PYTHON_IGNORED + FORWARDED:
