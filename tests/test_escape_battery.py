@@ -1012,7 +1012,7 @@ def test_host_abstract_unix_sockets_are_unreachable(battery_rootfs, host_listene
     "without --rootfs the container sees a read-only view of the host's /, and a read-only "
     "mount does not stop connect(2): any world-writable unix socket of a host service outside "
     "/tmp, /run and /dev is reachable from the default container (network none does not cover "
-    "path sockets); the lead decides whether to hide sockets or document it"))
+    "path sockets). A known limit, documented in SECURITY.md: untrusted code belongs in --rootfs"))
 def test_host_path_sockets_are_unreachable_through_the_host_root_view(probe, host_listener):
     """A host service's world-writable unix socket under /var/tmp, seen through the
     default read-only view of the host's / (no --rootfs). Control: with --rootfs the
