@@ -162,7 +162,9 @@ def run_once(name: str, argv: list[str], bpf: str, index: int, paths: dict | Non
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
     # From a neutral directory: `python -m` puts the current one first on sys.path.
-    done = subprocess.run(argv, env=env, capture_output=True, pass_fds=pass_fds, cwd="/")
+    # stdin is a pipe of our own: crun chowns the container's stdio to the mapped root,
+    # and an inherited /dev/null would be the host's /dev/null.
+    done = subprocess.run(argv, env=env, input=b"", capture_output=True, pass_fds=pass_fds, cwd="/")
     elapsed = time.perf_counter() - started
     if fd is not None:
         os.close(fd)
