@@ -1,7 +1,6 @@
 """Output formats, exit codes and suppressions of `hardrun audit`."""
 import json
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 

@@ -2,7 +2,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from hardrun.errors import HardrunError, ParseError, UsageError
+from hardrun.errors import HardrunError, UsageError
 from hardrun.frontends.docker_flags import (
     BOOL, FLAGS, LIST, VALUE, flags_for, hardrun_options, parse_hardrun_args, parse_mount,
     parse_run_args, read_env_file, run_help, runspec_from_args,

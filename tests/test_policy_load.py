@@ -1,6 +1,5 @@
 """Loading policies: every malformed input is one error naming file, line and column and
 saying what was expected; the built-in policies load; `extends` chains merge."""
-import json
 from pathlib import Path
 
 import pytest

@@ -3,7 +3,6 @@ names): any input gives a result or hardrun's UsageError, never another exceptio
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings

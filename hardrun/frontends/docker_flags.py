@@ -13,7 +13,7 @@ cheap modules at import time.
 """
 from __future__ import annotations
 
-from ..errors import ParseError, UsageError
+from ..errors import UsageError
 from ..spec.capabilities import NAMES as CAPABILITIES
 from ..spec.capabilities import normalize_capability
 from ..spec.run import EnvVar, Mount, RunSpec, Ulimit
