@@ -20,7 +20,7 @@ from hardrun.spec.run import RunSpec, Ulimit
 
 from .conftest import ROOT, run_hardrun
 from .limits_support import (Paused, isolate_state, remove_test_cgroup_parent, require_root,
-                             wait_until)
+                             unique, wait_until)
 
 pytestmark = pytest.mark.runtime
 BUSYBOX = "/bin/busybox"
@@ -316,6 +316,64 @@ def test_unprivileged_user_fails_closed_unless_best_effort(isolated, mode):
     else:   # only the default policy's limit: strict, yet a warning (rootless use works)
         assert result.returncode == 0, result.stderr
         assert result.stderr.count("warning: the default pids limit: cannot create cgroup") == 1
+
+
+# ------------------------------------------------------------------ joining
+
+def _cgroup_lines(pid) -> set[str]:
+    return set(Path(f"/proc/{pid}/cgroup").read_text().splitlines())
+
+
+def test_the_first_process_joins_every_container_cgroup_by_itself(isolated):
+    """The runtime's child writes "0" to the `tasks` fds the parent opened: it moves in,
+    the parent stays where it was."""
+    cgroup = make(Limits(pids=10))
+    join = cgroup.open_join()
+    assert len(join.tasks_fds) == len(set(cgroup.paths.values())) == 5 and join.directory_fd is None
+    parent_before = _cgroup_lines("self")
+    joined_r, joined_w = os.pipe()
+    release_r, release_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            join.enter()
+            os.write(joined_w, b"j")
+            os.read(release_r, 1)
+        finally:
+            os._exit(0)
+    join.close()
+    try:
+        assert os.read(joined_r, 1) == b"j"
+        for path in set(cgroup.paths.values()):
+            assert cgroups.cgroup_pids(path) == [pid], path
+        assert _cgroup_lines("self") == parent_before
+    finally:
+        os.write(release_w, b"r")
+        os.waitpid(pid, 0)
+        for fd in (joined_r, joined_w, release_r, release_w):
+            os.close(fd)
+    assert cgroup.destroy() == []
+
+
+def test_clone_into_a_cgroup_v2_starts_the_child_inside(isolated):
+    """clone3(CLONE_INTO_CGROUP), as the runtime starts a container on cgroup v2 (this
+    host's v2 mount holds no controllers, but membership works the same)."""
+    from hardrun.runtime import sys as k
+    unified = cgroups.detect_layout().unified
+    assert unified is not None, "this host has a cgroup v2 mount"
+    name = unique("hardrun-test-clone-")
+    path = os.path.join(unified.mountpoint, name)
+    os.mkdir(path)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        pid = k.clone(0, fd)
+        if pid == 0:
+            os._exit(0 if f"0::/{name}" in _cgroup_lines("self") else 1)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        assert f"0::/{name}" not in _cgroup_lines("self")          # control: the parent is not
+    finally:
+        os.close(fd)
+        os.rmdir(path)
 
 
 # ------------------------------------------------------------------ cleanup

@@ -101,6 +101,25 @@ def test_default_pids_limit_and_the_read_only_view(rootfs, env):
     assert "Read-only file system" in done.stderr
 
 
+def test_the_payload_runs_in_the_container_cgroups(rootfs, env):
+    """Seen from the host, the container's PID 1 sits in the container's cgroup in every
+    hierarchy hardrun uses (it joins them itself before anything runs)."""
+    from .test_runtime import container_pid, popen_hardrun
+    proc = popen_hardrun("run", "--rootfs", rootfs, "--", "sh", "-c", "echo ready; read line",
+                         env=env, stdin=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == "ready\n", proc.stderr.read()
+        lines = Path(f"/proc/{container_pid(proc.pid)}/cgroup").read_text().splitlines()
+        membership = dict(line.split(":", 2)[1:] for line in lines)
+        parent = env["HARDRUN_CGROUP_PARENT"]
+        for controller in ("memory", "pids", "cpu", "cpuacct", "freezer"):
+            assert membership[controller].startswith(f"/{parent}/"), lines
+        assert not membership["devices"].startswith(f"/{parent}/")   # control: one it does not use
+    finally:
+        proc.communicate("done\n", timeout=30)
+    assert proc.returncode == 0
+
+
 @pytest.fixture
 def quota_capped_parent(env):
     """The cgroup parent itself limited to 0.1 CPU: v1 then refuses a child quota above it,

@@ -10,16 +10,10 @@ from __future__ import annotations
 import sys
 
 EXIT_USAGE = 125
-# Flags with which no container starts (a cheap look before parsing; a wrong guess only
-# costs or saves a warm-up, see hardrun/runtime/cgroup_warmup.py).
-_NO_CONTAINER = {"--dry-run", "--help", "-h"}
 
 
 def main(argv: list[str]) -> int:
     from ..errors import HardrunError
-    from ..runtime import cgroup_warmup
-    if not _NO_CONTAINER.intersection(argv):   # pays the kernel's cgroup wait meanwhile
-        cgroup_warmup.start()
     try:
         return _main(argv)
     except HardrunError as error:
@@ -31,8 +25,6 @@ def main(argv: list[str]) -> int:
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    finally:
-        cgroup_warmup.stop()
 
 
 def _main(argv: list[str]) -> int:

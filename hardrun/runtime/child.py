@@ -53,8 +53,12 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     for signum in process.PYTHON_IGNORED + (signal.SIGINT,):
         signal.signal(signum, signal.SIG_DFL)
 
-    # 1. Wait until the parent has written uid_map/gid_map: files we create and setuid
-    #    need mapped ids. (The cgroup comes later, see 3b: the parent attaches us meanwhile.)
+    # 1. Enter the container's cgroups before anything else (v1; on v2 clone did), then
+    #    wait until the parent has written uid_map/gid_map: files we create and setuid
+    #    need mapped ids.
+    if cfg.cgroup_join is not None:
+        steps.name = "join cgroup"
+        cfg.cgroup_join.enter()
     steps.name = "wait for id maps"
     if os.read(sync_fd, 1) != b"1":
         os._exit(process.EXIT_SETUP)  # the parent is gone or gave up: nothing to report to
@@ -69,9 +73,9 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     #    pivot_root, then masked and read-only kernel paths.
     _filesystem(cfg, steps)
 
-    # 3b. Wait until the parent has moved us into our cgroup, set our ulimits and wired our
-    #     network: the cgroup namespace must be rooted in the container's own cgroup, and
-    #     nothing may run unlimited. Then the read-only cgroup view.
+    # 3b. Wait until the parent has set our ulimits and wired our network: nothing may run
+    #     unlimited. Then the cgroup namespace (rooted in the container's own cgroup, which
+    #     we joined in step 1) and the read-only cgroup view.
     steps.name = "wait for cgroup"
     if os.read(sync_fd, 1) != b"2":
         os._exit(process.EXIT_SETUP)
@@ -255,6 +259,8 @@ def _hint(step: str, error: OSError) -> str:
         return "check the mount's source and destination"
     if step.startswith("workdir"):
         return "create the directory in the image or choose another -w/--workdir"
+    if step == "join cgroup":
+        return "the container could not enter its own cgroup, so its limits would not hold"
     if step == "seccomp":
         return "the seccomp profile could not be loaded; fix it or pass --security-opt seccomp=unconfined"
     if step in ("setgroups", "setgid", "setuid"):

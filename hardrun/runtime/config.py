@@ -85,6 +85,7 @@ def resolve(spec, command=None) -> RuntimeConfig:
         seccomp=_seccomp(spec),
         seccomp_filter=None,
         cgroup_view=None,     # (mount function, layout) when the container has its own cgroup
+        cgroup_join=None,     # cgroups.CgroupJoin: how the child enters that cgroup
         namespaces=namespaces,
         id_maps=id_maps,
         hostname=hostname if "uts" in namespaces else None,

@@ -5,10 +5,9 @@ ulimits, network and state). The parent calls each stage exactly once:
                    scan of the state root), validate, create the container's state record
                    and cgroup, join a bridge (IPAM, hosts file, published ports); add what
                    the child must mount (the hosts file, the read-only cgroup view);
-- `attach(pid)`    after clone, before the child is released: move it into its cgroup
-                   (the child unshares its cgroup namespace only afterwards), set its
-                   ulimits (prlimit: no work in the child), give it its veth in its
-                   network namespace;
+- `attach(pid)`    after clone, before the child is released: set its ulimits
+                   (prlimit: no work in the child), give it its veth in its network
+                   namespace (the child enters its cgroup by itself: cgroups.CgroupJoin);
 - `finish(status)` after the container exited, also after a failed start (status
                    None): undo everything; returns a line to print (an OOM kill) or None.
                    What cannot be undone stays recorded for `hardrun gc`.
@@ -59,8 +58,10 @@ class Hooks:
             self.cgroup = cgroups.ContainerCgroup.create(
                 self.cfg.id, limits, self.state, layout=layout,
                 strict=self.limits_mode == "strict", warn=self.warn)
-            if self.cgroup.paths and "cgroup" in self.cfg.namespaces:
-                self.cfg.cgroup_view = (cgroups.mount_cgroup_view, layout)
+            if self.cgroup.paths:
+                self.cfg.cgroup_join = self.cgroup.open_join()
+                if "cgroup" in self.cfg.namespaces:
+                    self.cfg.cgroup_view = (cgroups.mount_cgroup_view, layout)
             if bridge:
                 self._join_bridge(spec)
         except BaseException:
@@ -78,8 +79,6 @@ class Hooks:
             print(f"hardrun: published {publish}", file=sys.stderr, flush=True)
 
     def attach(self, pid: int) -> None:
-        if self.cgroup is not None:
-            self.cgroup.attach(pid)
         if self.cfg.spec.ulimits:
             from . import ulimits
             ulimits.apply(pid, self.cfg.spec.ulimits)
@@ -88,6 +87,8 @@ class Hooks:
 
     def finish(self, status: int | None) -> str | None:
         message = None
+        if self.cfg.cgroup_join is not None:   # the child's copies are its own
+            self.cfg.cgroup_join.close()
         if self.cgroup is not None and status is not None:
             from .process import exit_code
             report = self.cgroup.oom_report(exit_code(status))

@@ -6,10 +6,11 @@ Order (each before the next for a reason):
    and cgroups), build argv/env as bytes: all work the parent can do is done before the
    child exists.
 3. Block the forwarded signals, then clone with every namespace flag at once (the
-   child is PID 1 of its PID namespace, with nothing running yet).
+   child is PID 1 of its PID namespace, with nothing running yet) and, on cgroup v2,
+   straight into its cgroup (the child joins v1 cgroups itself: cgroups.CgroupJoin).
 4. Write uid_map/gid_map and release the child's first stage (its filesystem set-up)
-   through the sync pipe; meanwhile run the hooks (cgroup attach, ulimits, network in the
-   child's namespace), then release the second stage (cgroup namespace onwards).
+   through the sync pipe; meanwhile run the hooks (ulimits, network in the child's
+   namespace), then release the second stage (cgroup namespace onwards).
 5. Forward signals, read the child's failure report (EOF means it reached execve),
    wait, undo the hooks, and return the exit status.
 """
@@ -20,7 +21,7 @@ import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 import sys
 
-from . import cgroup_warmup, child, process
+from . import child, process
 from . import sys as k
 from .hooks import Hooks
 from .process import StepFailure
@@ -53,8 +54,7 @@ def run(cfg, hooks: Hooks | None = None) -> int:
 
 def _launch(cfg, hooks: Hooks) -> int:
     # The filter before the hooks: a profile that does not load fails before any state or
-    # cgroup exists, and the cgroup mkdirs, which wait while the warm-up thread pays the
-    # kernel's grace period (hardrun/runtime/cgroup_warmup.py), come later.
+    # cgroup exists.
     if cfg.seccomp is not None and cfg.seccomp_filter is None:
         cfg.seccomp_filter = _seccomp_filter(cfg)
     status = None
@@ -79,13 +79,13 @@ def _start_and_wait(cfg, hooks: Hooks) -> tuple[int, bytes]:
     flags = 0
     for name in cfg.namespaces:
         flags |= CLONE_FLAGS.get(name, 0)
-    cgroup_warmup.stop()   # clone copies only the calling thread: no other may exist
+    join = cfg.cgroup_join
     sync_read, sync_write = os.pipe()
     report_read, report_write = os.pipe()
     # Blocked until the child has reset its handlers and the parent knows whom to forward to.
     signal.pthread_sigmask(signal.SIG_BLOCK, process.FORWARDED)
     try:
-        pid = k.clone(flags)
+        pid = k.clone(flags, join.directory_fd if join else None)
     except OSError as error:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, process.FORWARDED)
         for fd in (sync_read, sync_write, report_read, report_write):
@@ -103,9 +103,7 @@ def _start_and_wait(cfg, hooks: Hooks) -> tuple[int, bytes]:
                 _step("uid_map", lambda: _write_maps(pid, cfg.id_maps),
                       "could not map the container's ids; check --userns-remap and /etc/subuid")
             os.write(sync_write, b"1")  # the child sets up its filesystem meanwhile
-            # A cgroup attach waits for an RCU grace period (milliseconds on cgroup v1):
-            # done while the child mounts; it waits for "2" before anything can run.
-            hooks.attach(pid)
+            hooks.attach(pid)           # it waits for "2" before anything can run
             try:
                 os.write(sync_write, b"2")
             except BrokenPipeError:
@@ -183,6 +181,9 @@ def _seccomp_filter(cfg):
 
 
 def _clone_hint(number: int, cfg) -> str:
+    if number == errno.ENOSYS and cfg.cgroup_join and cfg.cgroup_join.directory_fd is not None:
+        return ("starting in a cgroup v2 needs clone3 (Linux 5.7 or later); a seccomp filter "
+                "around hardrun may block it")
     if "user" not in cfg.namespaces:
         return "creating the namespaces needs root (or keep the default user namespace)"
     if number == errno.ENOSPC:

@@ -21,6 +21,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 SIGCHLD = 17
+CLONE_INTO_CGROUP = 0x200000000   # clone3 only
 
 # mount(2) flags
 MS_RDONLY = 0x1
@@ -76,8 +77,8 @@ _SYSCALLS = {
     "x86_64": {"clone": 56, "pivot_root": 155, "capget": 125, "capset": 126, "setns": 308},
     "aarch64": {"clone": 220, "pivot_root": 41, "capget": 90, "capset": 91, "setns": 268},
 }
-_COMMON = {"open_tree": 428, "move_mount": 429, "close_range": 436, "openat2": 437,
-           "mount_setattr": 442}
+_COMMON = {"open_tree": 428, "move_mount": 429, "clone3": 435, "close_range": 436,
+           "openat2": 437, "mount_setattr": 442}
 _MACHINE = os.uname().machine
 if _MACHINE not in _SYSCALLS:  # pragma: no cover - other architectures are not supported
     raise ImportError(f"hardrun's runtime supports x86_64 and aarch64, not {_MACHINE}")
@@ -102,14 +103,25 @@ def _path(value: str | bytes | None):
 
 # -- processes and namespaces ------------------------------------------------------
 
-def clone(flags: int) -> int:
+class _CloneArgs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size",
+        "tls", "set_tid", "set_tid_size", "cgroup")]
+
+
+def clone(flags: int, cgroup_fd: int | None = None) -> int:
     """fork(2) with namespace flags: returns 0 in the child, the child's pid in the parent.
 
     No new stack is given, so the child continues on a copy of the caller's stack,
-    exactly like fork(); the caller must be single-threaded.
+    exactly like fork(); the caller must be single-threaded. With `cgroup_fd` (a cgroup
+    v2 directory) the child starts in that cgroup (clone3's CLONE_INTO_CGROUP).
     """
-    return _check(_syscall(NR["clone"], ctypes.c_ulong(flags | SIGCHLD), None, None, None, None),
-                  "clone")
+    if cgroup_fd is None:
+        return _check(_syscall(NR["clone"], ctypes.c_ulong(flags | SIGCHLD), None, None, None, None),
+                      "clone")
+    args = _CloneArgs(flags=flags | CLONE_INTO_CGROUP, exit_signal=SIGCHLD, cgroup=cgroup_fd)
+    return _check(_syscall(NR["clone3"], ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))),
+                  "clone3")
 
 
 def unshare(flags: int) -> None:
