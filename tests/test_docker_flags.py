@@ -1,4 +1,9 @@
 """The docker run flag table and parser (shared by the docker-run front end and `hardrun run`)."""
+import os
+import re
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -12,6 +17,7 @@ from hardrun.frontends.runvalues import parse_size as ram_in_bytes
 from hardrun.spec.capabilities import NAMES as CAPABILITIES
 from hardrun.spec.capabilities import normalize_capability
 from hardrun.spec.run import EnvVar, Mount, Port, Ulimit
+from tests.conftest import ROOT
 
 
 def spec_of(*argv, **kwargs):
@@ -51,6 +57,31 @@ def test_hardrun_only_flags_are_unknown_to_docker():
     parsed = parse_run_args(["--rootfs", "/srv/root", "alpine"])
     assert [u.spelled for u in parsed.unknown] == ["--rootfs"]
     assert "read-write" not in flags_for("docker")[0]
+
+
+def test_the_table_cannot_be_changed():
+    """The indexes of every engine share the table's flags: none may be altered."""
+    flag = flags_for("hardrun")[0]["volume"]
+    with pytest.raises(AttributeError):
+        flag.runtime = False
+    with pytest.raises(AttributeError):
+        flag.other = 1
+    assert (flag.name, flag.arity, flag.short, flag.runtime) == ("volume", LIST, "v", True)
+    assert repr(flag).startswith("Flag(name='volume', arity='list', short='v', aliases=()")
+
+
+def test_value_syntaxes_load_only_for_the_flags_that_need_them():
+    """`hardrun run` with only path and name flags skips the value-syntax module (start-up
+    time); a -v loads it (the check itself can fail)."""
+    code = ("import sys; from hardrun.frontends.docker_flags import parse_hardrun_args; "
+            "parse_hardrun_args(sys.argv[1:]); print('hardrun.frontends.runvalues' in sys.modules)")
+    def loads_runvalues(*argv):
+        done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip() == "True"
+    assert not loads_runvalues("--rootfs", "/srv/root", "--user", "1000", "--name", "web", "--", "true")
+    assert loads_runvalues("--rootfs", "/srv/root", "-v", "/a:/b", "--", "true")
 
 
 def test_podman_rootfs_is_a_switch():
@@ -195,6 +226,36 @@ def test_expose_and_publish_all_for_hardrun_run():
     assert spec.publish_all is True and spec.name == "web"
     with pytest.raises(UsageError, match="invalid container name"):
         hardrun_spec("--name", "two words", "x")
+
+
+WORD_CHARS = "aZ09_.- \u00e9\u0663\n!"
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=WORD_CHARS, max_size=8), st.integers(min_value=0, max_value=70))
+def test_names_and_host_names_follow_docker(text, padding):
+    """Container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`; host names: letters, digits, '.'
+    and '-', starting with a letter or digit, at most 64 characters."""
+    name_ok = re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", text) is not None
+    host = text + "a" * padding
+    host_ok = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}", host) is not None
+    for argv, ok, message in ((["--name", text], name_ok, "invalid container name"),
+                              (["-h", host], host_ok, "invalid host name")):
+        if ok:
+            hardrun_spec(*argv, "x")
+        else:
+            with pytest.raises(UsageError, match=message):
+                hardrun_spec(*argv, "x")
+
+
+def test_names_sizes_and_host_names_need_no_regular_expressions():
+    """`re` costs milliseconds of `hardrun run`'s start-up: these common flags do without."""
+    code = ("import sys; from hardrun.frontends.docker_flags import parse_hardrun_args; "
+            "parse_hardrun_args(sys.argv[1:]); print('re' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, "-m", "1g", "--memory-swap", "2g", "--name", "web",
+                           "-h", "box", "--", "true"], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+    assert (done.returncode, done.stdout) == (0, "False\n"), done.stderr
 
 
 def test_parse_hardrun_args():

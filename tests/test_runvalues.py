@@ -1,6 +1,9 @@
 """The value syntaxes every run front end shares: where the docker-run and compose
 parsers used to disagree, both now follow Docker."""
+import re
+
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from hardrun.errors import ParseError
 from hardrun.frontends.compose import parse_compose
@@ -33,6 +36,23 @@ def test_sizes_follow_docker(text):
 def test_size_accepts_yaml_numbers_and_docker_units():
     assert parse_size(1024) == 1024 and parse_size("1.5GB") == int(1.5 * (1 << 30))
     assert compose_spec("    mem_limit: 1gib\n").memory == 1 << 30
+
+
+# Docker's RAMInBytes syntax as a regular expression (parse_size reads it by hand).
+DOCKER_SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?", re.IGNORECASE)
+SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet="0123456789\u0663.  \tkKmMgGtTpPiIbBx", max_size=9))
+def test_sizes_are_read_as_docker_reads_them(text):
+    match = DOCKER_SIZE.fullmatch(text.strip())
+    if match is None:
+        with pytest.raises(ValueError):
+            parse_size(text)
+    else:
+        number, unit = match.groups()
+        assert parse_size(text) == int(float(number) * SIZE_UNITS[unit.lower()])
 
 
 def test_a_relative_name_with_a_slash_is_no_host_path():

@@ -17,14 +17,23 @@ from ..errors import UsageError
 from ..spec.capabilities import NAMES as CAPABILITIES
 from ..spec.capabilities import normalize_capability
 from ..spec.run import EnvVar, Mount, RunSpec, Ulimit
-from .runvalues import (PROTOCOLS, is_unresolved, parse_go_bool, parse_publish, parse_size,
-                        parse_tmpfs, parse_volume, port_or_range, security_opt_settings)
 
 BOOL, VALUE, LIST = "bool", "value", "list"     # arity: no value / one value / repeatable value
 DOCKER, PODMAN, HARDRUN = "docker", "podman", "hardrun"   # where a flag exists
 
 
 _REQUIRED = object()
+_runvalues = None
+
+
+def _values():
+    """runvalues.py (the value syntaxes), imported on first use: a command line of only
+    path, name and id flags (`hardrun run --rootfs DIR -- CMD`) never needs it."""
+    global _runvalues
+    if _runvalues is None:
+        from . import runvalues
+        _runvalues = runvalues
+    return _runvalues
 
 
 class _Record:
@@ -57,12 +66,23 @@ class _Record:
         return f"{type(self).__name__}({fields})"
 
 
-class Flag(_Record):
+class Flag:
     """One flag: canonical long name without dashes ("volume"), arity (BOOL, VALUE or
     LIST), short letter, other long names, whether `hardrun run` supports it, where it
-    exists (DOCKER: docker, nerdctl, podman; PODMAN only; HARDRUN only), help text."""
+    exists (DOCKER: docker, nerdctl, podman; PODMAN only; HARDRUN only), help text.
+    Immutable once the table is built (below)."""
     __slots__ = ("name", "arity", "short", "aliases", "runtime", "scope", "metavar", "help")
-    _defaults = (_REQUIRED, _REQUIRED, None, (), False, DOCKER, "", "")
+
+    def __init__(self, name, arity, short=None, aliases=(), runtime=False, scope=DOCKER,
+                 metavar="", help=""):
+        self.name = name
+        self.arity = arity
+        self.short = short
+        self.aliases = tuple(aliases)
+        self.runtime = runtime
+        self.scope = scope
+        self.metavar = metavar
+        self.help = help
 
     @property
     def takes_value(self) -> bool:
@@ -72,15 +92,12 @@ class Flag(_Record):
     def repeatable(self) -> bool:
         return self.arity == LIST
 
+    def __repr__(self):
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Flag({fields})"
 
-def _f(name, arity, short=None, aliases=(), runtime=False, scope=DOCKER, metavar="", help=""):
-    # Every field is given: set them directly (the generic __init__, run for the ~170
-    # flags of the table at import, cost a third of a millisecond of `hardrun run`).
-    flag = object.__new__(Flag)
-    for slot, value in zip(Flag.__slots__, (name, arity, short, tuple(aliases), runtime, scope,
-                                           metavar, help)):
-        object.__setattr__(flag, slot, value)
-    return flag
+
+_f = Flag   # short, for the table
 
 
 RT = True   # readability in the table below: the runtime supports this flag
@@ -262,6 +279,16 @@ FLAGS: tuple[Flag, ...] = (
 _PODMAN_ROOTFS = _f("rootfs", BOOL, scope=PODMAN)
 
 
+def _immutable(flag, *_):
+    raise AttributeError("a Flag is immutable")
+
+
+# Flags are made with plain attribute stores: a frozen record's setattr call per field,
+# for the ~170 flags of the table, cost a third of a millisecond of `hardrun run`'s
+# start-up. With the table built, no flag changes any more.
+Flag.__setattr__ = Flag.__delattr__ = _immutable
+
+
 def _index(engine: str) -> tuple[dict[str, Flag], dict[str, Flag]]:
     """(long name -> Flag, short letter -> Flag) for `engine`."""
     longs: dict[str, Flag] = {}
@@ -353,7 +380,7 @@ class ParsedRun(_Record):
 
 def parse_bool(text: str, name: str, *, strict: bool = True) -> bool | None:
     """Go's strconv.ParseBool, as pflag uses it; None for a non-boolean when not strict."""
-    state = parse_go_bool(text)
+    state = _values().parse_go_bool(text)
     if state is None and strict:
         raise UsageError(f"invalid value {text!r} for --{name}: expected true or false")
     return state
@@ -592,6 +619,11 @@ class _Builder:
             raise UsageError(f"invalid value {option.value!r} for {option.spelled}: {message}")
         self.unknown_value(_FIELD_OF.get(option.flag.name, option.flag.name))
 
+    def left_unresolved(self, value: str | None) -> bool:
+        """When auditing: whether `value` holds a `$VAR` the auditor does not resolve
+        (`hardrun run` gets its words after the shell has expanded them)."""
+        return not self.hardrun_mode and _values().is_unresolved(value)
+
     def boolean(self, value: str | None) -> bool | None:
         return parse_bool(value or "true", self.current.flag.name, strict=self.hardrun_mode)
 
@@ -629,7 +661,7 @@ def _bool_field(field_name: str, invert: bool = False):
 
 def _capabilities(field_name: str):
     def handle(b: _Builder, value):
-        if is_unresolved(value) and not b.hardrun_mode:
+        if b.left_unresolved(value):
             b.unknown_value(field_name)
             return
         # podman splits on commas; Docker would reject a comma, so splitting loses nothing.
@@ -650,7 +682,7 @@ _RUNTIME_SECURITY_FIELDS = ("no_new_privileges", "seccomp", "system_paths_unconf
 
 
 def _security_opt(b: _Builder, value):
-    settings = security_opt_settings(value or "")
+    settings = _values().security_opt_settings(value or "")
     if b.hardrun_mode and (not settings or any(f not in _RUNTIME_SECURITY_FIELDS for f, _ in settings)):
         raise ValueError(f"unsupported security option {value!r} "
                          "(expected no-new-privileges[=true|false], seccomp=FILE|unconfined "
@@ -671,7 +703,7 @@ def _namespace(namespace: str):
         mode = value or ""
         if namespace == "user" and b.hardrun_mode and mode not in ("host", "private"):
             raise ValueError(f"invalid user namespace mode {mode!r} (expected host or private)")
-        if is_unresolved(mode) and not b.hardrun_mode:
+        if b.left_unresolved(mode):
             b.unresolved.add(f"namespace:{namespace}")
         if mode in ("host", "private") or mode.startswith("container:"):
             b.namespaces[namespace] = mode
@@ -692,7 +724,7 @@ def _network(b: _Builder, value):
     if b.fields.get("network") == "host":
         return   # several --network: one of them being host is what matters
     b.set("network", mode)
-    if is_unresolved(mode):
+    if _values().is_unresolved(mode):
         b.unresolved.add("network")
     b.namespaces["network"] = mode if mode in ("host", "none") or mode.startswith("container:") \
         else "private"
@@ -701,7 +733,7 @@ def _network(b: _Builder, value):
 
 def _size_field(field_name: str, allow_minus_one: bool = False):
     def handle(b: _Builder, value):
-        if is_unresolved(value) and not b.hardrun_mode:
+        if b.left_unresolved(value):
             b.unknown_value(field_name)
             return
         text = (value or "").strip()
@@ -709,7 +741,7 @@ def _size_field(field_name: str, allow_minus_one: bool = False):
             b.set(field_name, -1)
             return
         try:
-            b.set(field_name, parse_size(text))
+            b.set(field_name, _values().parse_size(text))
         except ValueError:
             raise ValueError("expected a size such as 512m or 1g") from None
     return handle
@@ -717,7 +749,7 @@ def _size_field(field_name: str, allow_minus_one: bool = False):
 
 def _int_field(field_name: str, minimum: int | None = None):
     def handle(b: _Builder, value):
-        if is_unresolved(value) and not b.hardrun_mode:
+        if b.left_unresolved(value):
             b.unknown_value(field_name)
             return
         try:
@@ -731,7 +763,7 @@ def _int_field(field_name: str, minimum: int | None = None):
 
 
 def _cpus(b: _Builder, value):
-    if is_unresolved(value) and not b.hardrun_mode:
+    if b.left_unresolved(value):
         b.unknown_value("cpus")
         return
     try:
@@ -750,13 +782,22 @@ def _string_field(field_name: str, check=None):
             problem = check(text)
             if problem:
                 raise ValueError(problem)
-        if is_unresolved(text) and not b.hardrun_mode:
+        if b.left_unresolved(text):
             b.unresolved.add(field_name)
         b.set(field_name, text)
     return handle
 
 
-_HOSTNAME = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$"   # at most HOST_NAME_MAX (64)
+_HOST_NAME_MAX = 64
+
+
+def _is_word(text: str, others: str) -> bool:
+    """An ASCII letter or digit, then letters, digits and characters of `others`. (No
+    regular expression: `re` costs milliseconds of `hardrun run`'s start-up.)"""
+    rest = text[1:]
+    for char in others:
+        rest = rest.replace(char, "")
+    return text.isascii() and text[:1].isalnum() and (not rest or rest.isalnum())
 
 
 def _check_user(text: str) -> str | None:
@@ -772,16 +813,14 @@ def _check_workdir(text: str) -> str | None:
 
 
 def _check_hostname(text: str) -> str | None:
-    import re
-    if not re.match(_HOSTNAME, text):
+    if len(text) > _HOST_NAME_MAX or not _is_word(text, ".-"):
         return f"invalid host name {text!r} (letters, digits, '.' and '-', at most 64)"
     return None
 
 
 def _check_name(text: str) -> str | None:
     # Docker's rule; it also keeps the name a single word in the generated /etc/hosts
-    import re
-    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", text):
+    if not _is_word(text, "_.-"):
         return f"invalid container name {text!r} (a letter or digit, then letters, digits, '_', '.' or '-')"
     return None
 
@@ -884,21 +923,22 @@ def _publish_all(b: _Builder, value):
 
 
 def _publish(b: _Builder, value):
-    for port in parse_publish(value or "", b.here(), lenient=not b.hardrun_mode):
+    for port in _values().parse_publish(value or "", b.here(), lenient=not b.hardrun_mode):
         index = len(b.lists.get("ports", ()))
         b.append("ports", port)
         b.mark(f"port:{index}")
 
 
 def _expose(b: _Builder, value):
+    values = _values()
     text = value or ""
     port, _, protocol = text.partition("/")
     protocol = (protocol or "tcp").lower()
-    if protocol not in PROTOCOLS:
+    if protocol not in values.PROTOCOLS:
         raise ValueError(f"invalid protocol {protocol!r}")
-    if is_unresolved(port) and not b.hardrun_mode:
+    if b.left_unresolved(port):
         return
-    b.append("exposed_ports", f"{port_or_range(port, allow_empty=False)}/{protocol}")
+    b.append("exposed_ports", f"{values.port_or_range(port, allow_empty=False)}/{protocol}")
 
 
 def _add_mount(b: _Builder, mount: Mount) -> None:
@@ -908,7 +948,7 @@ def _add_mount(b: _Builder, mount: Mount) -> None:
 
 
 def _volume(b: _Builder, value):
-    mount = parse_volume(value or "", b.here())
+    mount = _values().parse_volume(value or "", b.here())
     _add_mount(b, _runtime_bind(mount) if b.hardrun_mode else mount)
 
 
@@ -917,7 +957,7 @@ def _mount(b: _Builder, value):
 
 
 def _tmpfs(b: _Builder, value):
-    mount = parse_tmpfs(value or "", b.here())
+    mount = _values().parse_tmpfs(value or "", b.here())
     if b.hardrun_mode:
         _check_runtime_tmpfs(mount)
     _add_mount(b, mount)

@@ -54,47 +54,63 @@ def replace(record, **changes):
 
 
 def _build(cls):
-    inherited = [item for base in reversed(cls.__mro__[1:]) for item in getattr(base, "__record_fields__", ())]
-    own = []
-    for name in cls.__dict__.get("__annotations__", {}):
-        value = cls.__dict__.get(name, _MISSING)
-        item = value if isinstance(value, Field) else Field(default=value)
-        item.name = name
+    # Runs for every model when hardrun/spec/run.py is imported: one pass over the
+    # annotations, and methods shared by all records instead of new functions per class.
+    by_name = {item.name: item for base in reversed(cls.__mro__[1:])
+               for item in getattr(base, "__record_fields__", ())}
+    namespace = cls.__dict__
+    for name in namespace.get("__annotations__", ()):
+        value = namespace.get(name, _MISSING)
         if isinstance(value, Field):
+            item = value
             if item.default is _MISSING:
                 delattr(cls, name)
             else:
                 setattr(cls, name, item.default)
+        else:
+            item = Field(value)
         if isinstance(item.default, (list, dict, set)):
             raise ValueError(f"mutable default for field {name}: use field(default_factory=...)")
-        own.append(item)
-    by_name = {item.name: item for item in inherited}
-    by_name.update((item.name, item) for item in own)
+        item.name = name
+        by_name[name] = item
     all_fields = tuple(by_name.values())
     cls.__record_fields__ = all_fields
+    cls.__record_compared__ = tuple(item.name for item in all_fields if item.compare)
     cls.__init__ = _make_init(cls, all_fields)
-    compared = tuple(item.name for item in all_fields if item.compare)
-    cls.__repr__ = lambda self: f"{type(self).__qualname__}(" + ", ".join(
-        f"{item.name}={getattr(self, item.name)!r}" for item in all_fields) + ")"
-    cls.__eq__ = lambda self, other: (
-        NotImplemented if other.__class__ is not self.__class__
-        else all(getattr(self, name) == getattr(other, name) for name in compared))
-    cls.__hash__ = lambda self: hash(tuple(getattr(self, name) for name in compared))
+    cls.__repr__ = _repr
+    cls.__eq__ = _eq
+    cls.__hash__ = _hash
     cls.__setattr__ = _frozen_setattr
     cls.__delattr__ = _frozen_delattr
     return cls
+
+
+def _repr(self) -> str:
+    return f"{type(self).__qualname__}(" + ", ".join(
+        f"{item.name}={getattr(self, item.name)!r}" for item in self.__record_fields__) + ")"
+
+
+def _eq(self, other):
+    if other.__class__ is not self.__class__:
+        return NotImplemented
+    return all(getattr(self, name) == getattr(other, name) for name in self.__record_compared__)
+
+
+def _hash(self) -> int:
+    return hash(tuple(getattr(self, name) for name in self.__record_compared__))
 
 
 def _make_init(cls, all_fields):
     """One generic `__init__` (positional or keyword, defaults, factories): generating
     and compiling one per class cost about a millisecond at import, on the start-up
     path of `hardrun run`."""
-    names = tuple(item.name for item in all_fields)
-    defaults = tuple(item.default for item in all_fields)
-    factories = tuple(item.default_factory for item in all_fields)
-    position_of = {name: index for index, name in enumerate(names)}
+    names, defaults, factories, position_of = [], [], [], {}
     seen_default = False
     for item in all_fields:
+        position_of[item.name] = len(names)
+        names.append(item.name)
+        defaults.append(item.default)
+        factories.append(item.default_factory)
         if item.default is _MISSING and item.default_factory is _MISSING:
             if seen_default:
                 raise TypeError(f"non-default field {item.name} follows a field with a default")
