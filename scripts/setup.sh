@@ -6,7 +6,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-# python3-dev, gcc and libcap-dev build python-prctl; libseccomp2 is loaded by pyseccomp;
+# python3-dev and gcc build hardrun's own system-call module (hardrun/runtime/_kernel.c)
+# and, with libcap-dev, python-prctl; libseccomp2 is loaded by pyseccomp;
 # busybox-static makes the test root filesystems; uidmap gives newuidmap for rootless use;
 # iproute2 and nftables are used by bridge networks.
 PACKAGES="python3 python3-venv python3-dev gcc libc6-dev libcap-dev libseccomp2 busybox-static \
