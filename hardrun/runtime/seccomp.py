@@ -16,21 +16,19 @@ from __future__ import annotations
 import os
 
 from ..errors import HardrunError, UsageError
+from . import seccomp_cache
+from .seccomp_cache import sha256
+# The profile model (seccomp_profile) and the compiler (seccomp_bpf) are imported only when
+# a filter must be built: a cache hit needs just the cache and the facts in its key.
+from .seccomp_platform import (ARCHITECTURES, kernel_version, libseccomp_version, native_arch,
+                               normalized_capabilities)
 from .sys import _kernel
-from .seccomp_profile import (ARCHITECTURES, SeccompProfile, Record, kernel_version, load_profile,
-                              native_arch, normalized_capabilities, parse_profile)
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
 if TYPE_CHECKING:
     from typing import Iterable
 
-try:  # the builtin sha256 loads faster than hashlib's OpenSSL binding
-    from _sha2 import sha256
-except ImportError:
-    try:
-        from _sha256 import sha256
-    except ImportError:
-        from hashlib import sha256
+    from .seccomp_profile import SeccompProfile, load_profile, parse_profile
 
 __all__ = [
     "SeccompProfile", "CompiledFilter", "PreparedFilter", "SeccompStatus", "default_profile",
@@ -45,6 +43,19 @@ COMPILER_VERSION = 1
 _INSN_SIZE, _MAX_INSNS = 8, 4096
 
 
+_PROFILE_NAMES = ("SeccompProfile", "load_profile", "parse_profile")
+
+
+def __getattr__(name: str):
+    """The profile model's names, imported on first use (PEP 562)."""
+    if name in _PROFILE_NAMES:
+        from . import seccomp_profile
+
+        value = globals()[name] = getattr(seccomp_profile, name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 DEFAULT_PROFILE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                     "data", "seccomp", "default.json")
 _default_profile: list = []
@@ -53,6 +64,8 @@ _default_profile: list = []
 def default_profile() -> SeccompProfile:
     """hardrun's built-in profile (hardrun/data/seccomp/default.json), loaded once."""
     if not _default_profile:
+        from .seccomp_profile import load_profile
+
         _default_profile.append(load_profile(DEFAULT_PROFILE_PATH))
     return _default_profile[0]
 
@@ -86,8 +99,6 @@ class CompiledFilter(bytes):
 
 
 def _filter_key(profile_digest: str, capabilities: Iterable[str], arch: str) -> str:
-    from .seccomp_bpf import libseccomp_version
-
     caps = ",".join(sorted(normalized_capabilities(capabilities)))
     text = (f"hardrun seccomp {COMPILER_VERSION}\nlibseccomp {libseccomp_version()}\n"
             f"arch {_native(arch)}\nkernel {kernel_version()}\ncaps {caps}\nprofile {profile_digest}")
@@ -125,8 +136,6 @@ def default_filter(capabilities: Iterable[str] = (), arch: str = "native",
 
 
 def _through_cache(key: str, compile_now, cache_dir: str | None) -> CompiledFilter:
-    from . import seccomp_cache
-
     directory = cache_dir or seccomp_cache.default_cache_dir()
     usable = seccomp_cache.usable_cache_dir(directory)
     if usable:
@@ -176,6 +185,34 @@ def set_no_new_privs() -> None:
     """prctl(PR_SET_NO_NEW_PRIVS, 1): required before an unprivileged filter load."""
     from .sys import set_no_new_privs as set_flag
     set_flag()
+
+
+class Record:
+    """A small immutable record (plain class: dataclasses cost start-up time on `hardrun run`).
+    It lives here, the module every seccomp path imports, so that SeccompStatus does not
+    pull in the profile model; seccomp_profile's records derive from it too."""
+
+    __slots__ = ()
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other._fields() == self._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({inner})"
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _init(self, **values) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
 
 class SeccompStatus(Record):
