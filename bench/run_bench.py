@@ -197,9 +197,9 @@ def main() -> int:
     parser.add_argument("-n", "--runs", type=int, default=40)
     parser.add_argument("--json", action="store_true", help="print the medians as JSON")
     parser.add_argument("--pause", type=float, default=0.1, metavar="SECONDS",
-                        help="idle time before each run (default 0.1): a cgroup move waits for an RCU "
-                             "grace period unless another ended just before, so back-to-back runs "
-                             "would hide that wait from each other")
+                        help="idle time before each run (default 0.1): crun's and runc's cgroup "
+                             "moves wait for an RCU grace period unless another ended just before, "
+                             "so back-to-back runs would hide that wait from each other")
     parser.add_argument("--baseline", metavar="DIR",
                         help="also time `python -m hardrun` from another checkout (e.g. main), interleaved")
     args = parser.parse_args()

@@ -533,6 +533,46 @@ def test_a_cached_default_filter_loads_without_pyseccomp(cache_dir):
     assert out.stdout.split() == [expected.hex(), "False", "False"]
 
 
+_MODEL_AND_COMPILER = ("hardrun.runtime.seccomp_profile", "hardrun.runtime.seccomp_bpf")
+
+
+def _default_filter_in_a_fresh_interpreter(cache_dir):
+    """(hex of the default filter, the profile-model and compiler modules imported) when a
+    new `python` prepares the default filter with `cache_dir` as its cache."""
+    code = ("import sys; from hardrun.runtime.seccomp import default_filter, prepare_filter; "
+            f"bpf = default_filter(cache_dir={str(cache_dir)!r}); prepare_filter(bpf); "
+            f"print(bpf.hex(), *[name for name in {_MODEL_AND_COMPILER!r} if name in sys.modules])")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    program, *modules = out.stdout.split()
+    return program, modules
+
+
+def test_a_cache_hit_needs_neither_the_profile_model_nor_the_compiler(cache_dir):
+    expected = default_filter(cache_dir=str(cache_dir))
+    assert _default_filter_in_a_fresh_interpreter(cache_dir) == (expected.hex(), [])
+
+
+def test_a_cache_miss_imports_the_profile_model_and_the_compiler(tmp_path):
+    # control for the test above: with an empty cache the same code parses and compiles
+    empty = tmp_path / "empty"
+    empty.mkdir(mode=0o700)
+    program, modules = _default_filter_in_a_fresh_interpreter(empty)
+    assert modules == list(_MODEL_AND_COMPILER)
+    assert program == compile_profile(default_profile(), ()).hex()
+    assert len(list(empty.iterdir())) == 1                        # and it filled the cache
+
+
+def test_the_profile_model_is_still_reachable_through_seccomp():
+    from hardrun.runtime import seccomp_profile
+
+    assert seccomp.SeccompProfile is seccomp_profile.SeccompProfile
+    assert seccomp.load_profile is seccomp_profile.load_profile is load_profile
+    assert isinstance(default_profile(), seccomp.Record)          # one Record for every seccomp record
+    assert isinstance(seccomp_mode_of(), seccomp.Record)
+    assert not hasattr(seccomp, "no_such_name")
+
+
 @pytest.mark.parametrize("damage", ["flip a program byte", "truncate", "wrong key", "garbage"])
 def test_a_damaged_cache_file_is_recompiled_and_rewritten(cache_dir, compile_count, damage):
     profile = default_profile()

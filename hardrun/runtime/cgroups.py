@@ -610,12 +610,12 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32,
 def mount_cgroup_view(target: str, layout: Layout | None = None, mount=None) -> None:
     """Mount a read-only cgroup filesystem at `target` (the container's /sys/fs/cgroup).
 
-    Call in the child after it unshared its cgroup namespace (after `attach`), with the
+    Call in the child after it unshared its cgroup namespace (after joining), with the
     new root's /sys mounted: each hierarchy then shows the container's cgroup as its root.
-    `mount(source, target, fstype, flags, data)` defaults to libc's mount(2).
+    `mount(source, target, fstype, flags, data)` defaults to mount(2).
     """
     layout = layout or detect_layout()
-    mount = mount or _libc_mount
+    mount = mount or _mount
     locked = MS_NOSUID | MS_NODEV | MS_NOEXEC
     v1 = [h for h in layout.hierarchies if h.version == 1]
     if not v1:
@@ -634,11 +634,6 @@ def mount_cgroup_view(target: str, layout: Layout | None = None, mount=None) -> 
     mount("", target, "", MS_REMOUNT | MS_BIND | MS_RDONLY | locked, "")
 
 
-def _libc_mount(source: str, target: str, fstype: str, flags: int, data: str) -> None:
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    result = libc.mount(source.encode(), target.encode(), fstype.encode() or None,
-                        ctypes.c_ulong(flags), data.encode() or None)
-    if result != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"mount {fstype or 'remount'} on {target}: {os.strerror(code)}")
+def _mount(source: str, target: str, fstype: str, flags: int, data: str) -> None:
+    from .sys import mount
+    mount(source or None, target, fstype or None, flags, data or None)

@@ -85,7 +85,7 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     if cfg.cgroup_view is not None:
         steps.name = "mount /sys/fs/cgroup"
         mount_view, layout = cfg.cgroup_view
-        mount_view("/sys/fs/cgroup", layout, mount=_mount_by_path)
+        mount_view("/sys/fs/cgroup", layout)
 
     # 4a. Hostname and loopback, while we still hold CAP_SYS_ADMIN/CAP_NET_ADMIN in our namespaces.
     if cfg.hostname is not None:
@@ -224,10 +224,6 @@ def _filesystem(cfg, steps: _Steps) -> None:
     for path in cfg.readonly_paths:
         steps.name = f"read-only {path}"
         mounts.make_read_only(path)
-
-
-def _mount_by_path(source: str, target: str, fstype: str, flags: int, data: str) -> None:
-    k.mount(source or None, target, fstype or None, flags, data or None)
 
 
 def _create_mountpoints(root_fd: int, plans) -> None:

@@ -38,7 +38,7 @@ class Hooks:
     def prepare(self) -> None:
         spec = self.cfg.spec
         try:
-            from . import cgroups, state, ulimits
+            from . import cgroups, state
         except ImportError:  # a build without the limits modules: only refuse asked-for limits
             if _limits_requested(spec):
                 from ..errors import UsageError
@@ -46,7 +46,9 @@ class Hooks:
             return
         self._reap_stale(state)
         limits = cgroups.Limits.from_spec(spec)
-        ulimits.validate(spec.ulimits)
+        if spec.ulimits:
+            from . import ulimits
+            ulimits.validate(spec.ulimits)
         bridge = self.cfg.network.startswith("bridge")
         if (spec.ports or spec.publish_all) and not bridge:
             from ..errors import UsageError

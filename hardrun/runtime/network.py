@@ -28,7 +28,6 @@ bridge networks: it costs about 0.4 s.
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import ipaddress
@@ -46,14 +45,13 @@ from pathlib import Path
 
 from ..errors import HardrunError, UsageError
 from . import state as state_module
+from . import sys as k
 
 DEFAULT_BRIDGE = "hardrun0"
 DEFAULT_SUBNET = "10.89.0.0/24"
 SUBNET_POOL = "10.89.0.0/16"
 BRIDGE_PREFIX = "hr-"
 DEFAULT_PUBLISH_ADDRESS = "127.0.0.1"   # safer than Docker's every-interface default
-CLONE_NEWNET = 0x40000000
-PR_SET_PDEATHSIG = 1
 BRIDGE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,12}")
 
 
@@ -310,26 +308,21 @@ def _iproute():
     return IPRoute()
 
 
-def _libc():
-    return ctypes.CDLL(None, use_errno=True)
-
-
 def in_netns(pid: int, function):
     """Run `function()` in the network namespace of `pid` (on a thread that setns'd)."""
     outcome: dict = {}
 
     def run():
-        libc = _libc()
         own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            if libc.setns(target, CLONE_NEWNET) != 0:
-                code = ctypes.get_errno()
-                raise OSError(code, f"setns into the network namespace of {pid}")
+            k.setns(target, k.CLONE_NEWNET)
             try:
                 outcome["value"] = function()
             finally:
-                if libc.setns(own, CLONE_NEWNET) != 0:
+                try:
+                    k.setns(own, k.CLONE_NEWNET)
+                except OSError:
                     os._exit(125)   # never leave a thread of hardrun in the container's netns
         except BaseException as error:      # handed to the calling thread
             outcome["error"] = error
@@ -477,7 +470,7 @@ def start_proxy(publish: Publish, target_ip: str) -> int:
     pid = os.fork()
     if pid == 0:
         try:
-            _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            k.set_parent_death_signal(signal.SIGKILL)
             if os.getppid() != parent:       # hardrun died before prctl took effect
                 os._exit(0)
             os.closerange(3, listener.fileno())

@@ -13,24 +13,22 @@ Finding a cached filter imports neither pyseccomp nor yaml (start-up time is mea
 """
 from __future__ import annotations
 
-import ctypes
 import os
 
 from ..errors import HardrunError, UsageError
-from .seccomp_profile import (ARCHITECTURES, SeccompProfile, Record, kernel_version, load_profile,
-                              native_arch, normalized_capabilities, parse_profile)
+from . import seccomp_cache
+from .seccomp_cache import sha256
+# The profile model (seccomp_profile) and the compiler (seccomp_bpf) are imported only when
+# a filter must be built: a cache hit needs just the cache and the facts in its key.
+from .seccomp_platform import (ARCHITECTURES, kernel_version, libseccomp_version, native_arch,
+                               normalized_capabilities)
+from .sys import _kernel
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
 if TYPE_CHECKING:
     from typing import Iterable
 
-try:  # the builtin sha256 loads faster than hashlib's OpenSSL binding
-    from _sha2 import sha256
-except ImportError:
-    try:
-        from _sha256 import sha256
-    except ImportError:
-        from hashlib import sha256
+    from .seccomp_profile import SeccompProfile, load_profile, parse_profile
 
 __all__ = [
     "SeccompProfile", "CompiledFilter", "PreparedFilter", "SeccompStatus", "default_profile",
@@ -42,11 +40,20 @@ __all__ = [
 # Bump when the compiler's output for the same input changes (overlay, ENOSYS prefix…).
 COMPILER_VERSION = 1
 
-_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, _PR_SET_NO_NEW_PRIVS = 22, 2, 38
-_SECCOMP_SET_MODE_FILTER = 1
-_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "i686": 354, "i386": 354, "armv7l": 383,
-                "riscv64": 277, "ppc64le": 358, "s390x": 348, "loongarch64": 277}
 _INSN_SIZE, _MAX_INSNS = 8, 4096
+
+
+_PROFILE_NAMES = ("SeccompProfile", "load_profile", "parse_profile")
+
+
+def __getattr__(name: str):
+    """The profile model's names, imported on first use (PEP 562)."""
+    if name in _PROFILE_NAMES:
+        from . import seccomp_profile
+
+        value = globals()[name] = getattr(seccomp_profile, name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 DEFAULT_PROFILE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -57,6 +64,8 @@ _default_profile: list = []
 def default_profile() -> SeccompProfile:
     """hardrun's built-in profile (hardrun/data/seccomp/default.json), loaded once."""
     if not _default_profile:
+        from .seccomp_profile import load_profile
+
         _default_profile.append(load_profile(DEFAULT_PROFILE_PATH))
     return _default_profile[0]
 
@@ -90,8 +99,6 @@ class CompiledFilter(bytes):
 
 
 def _filter_key(profile_digest: str, capabilities: Iterable[str], arch: str) -> str:
-    from .seccomp_bpf import libseccomp_version
-
     caps = ",".join(sorted(normalized_capabilities(capabilities)))
     text = (f"hardrun seccomp {COMPILER_VERSION}\nlibseccomp {libseccomp_version()}\n"
             f"arch {_native(arch)}\nkernel {kernel_version()}\ncaps {caps}\nprofile {profile_digest}")
@@ -129,8 +136,6 @@ def default_filter(capabilities: Iterable[str] = (), arch: str = "native",
 
 
 def _through_cache(key: str, compile_now, cache_dir: str | None) -> CompiledFilter:
-    from . import seccomp_cache
-
     directory = cache_dir or seccomp_cache.default_cache_dir()
     usable = seccomp_cache.usable_cache_dir(directory)
     if usable:
@@ -144,46 +149,25 @@ def _through_cache(key: str, compile_now, cache_dir: str | None) -> CompiledFilt
     return compiled
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
 class PreparedFilter:
-    """A BPF program made ready to load: everything is allocated and resolved up front so
-    that `load()` (in the child, after pivot_root and the user switch) is one syscall."""
+    """A BPF program checked and ready to load, so that `load()` (in the child, after
+    pivot_root and the user switch) is one call into hardrun.runtime._kernel."""
 
     def __init__(self, bpf: bytes, flags: int | None = None):
         flags = getattr(bpf, "flags", 0) if flags is None else flags
         if not bpf or len(bpf) % _INSN_SIZE or len(bpf) > _MAX_INSNS * _INSN_SIZE:
             raise UsageError(f"seccomp: {len(bpf)} bytes is not a BPF program")
         self.flags = flags
-        self._buffer = ctypes.create_string_buffer(bytes(bpf), len(bpf))
-        self._program = _SockFprog(len(bpf) // _INSN_SIZE, ctypes.addressof(self._buffer))
-        self._address = ctypes.addressof(self._program)
-        libc = ctypes.CDLL(None, use_errno=True)
-        self._prctl = libc.prctl
-        self._prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong)
-        self._prctl.restype = ctypes.c_int
-        self._syscall = libc.syscall
-        self._syscall.restype = ctypes.c_long
-        self._get_errno = ctypes.get_errno
-        self._strerror = os.strerror
-        self._seccomp_nr = _SYS_SECCOMP.get(os.uname().machine)
-        if flags and self._seccomp_nr is None:
-            raise UsageError("seccomp: filter flags need the seccomp() syscall, unknown on this machine")
+        self._program = bytes(bpf)
 
     def load(self) -> None:
         """Install the filter on the calling thread. It needs no_new_privs (or CAP_SYS_ADMIN).
         Raises OSError (with errno) when the kernel refuses: fail closed."""
-        if self.flags:
-            result = self._syscall(ctypes.c_long(self._seccomp_nr), ctypes.c_long(_SECCOMP_SET_MODE_FILTER),
-                                   ctypes.c_long(self.flags), ctypes.c_void_p(self._address))
-        else:
-            result = self._prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, self._address, 0, 0)
-        if result != 0:
-            error = self._get_errno()
-            raise OSError(error, "seccomp: the kernel refused the filter: " + self._strerror(error)
-                          + (" (set no_new_privs first)" if error == 13 else ""))
+        try:
+            _kernel.seccomp_set_filter(self._program, self.flags)
+        except OSError as error:
+            raise OSError(error.errno, "seccomp: the kernel refused the filter: " + error.strerror
+                          + (" (set no_new_privs first)" if error.errno == 13 else "")) from None
 
 
 def prepare_filter(bpf: bytes, flags: int | None = None) -> PreparedFilter:
@@ -199,11 +183,36 @@ def load_filter(bpf: bytes, flags: int | None = None) -> None:
 
 def set_no_new_privs() -> None:
     """prctl(PR_SET_NO_NEW_PRIVS, 1): required before an unprivileged filter load."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0),
-                  ctypes.c_ulong(0)) != 0:
-        error = ctypes.get_errno()
-        raise OSError(error, "prctl(PR_SET_NO_NEW_PRIVS): " + os.strerror(error))
+    from .sys import set_no_new_privs as set_flag
+    set_flag()
+
+
+class Record:
+    """A small immutable record (plain class: dataclasses cost start-up time on `hardrun run`).
+    It lives here, the module every seccomp path imports, so that SeccompStatus does not
+    pull in the profile model; seccomp_profile's records derive from it too."""
+
+    __slots__ = ()
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other._fields() == self._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({inner})"
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _init(self, **values) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
 
 class SeccompStatus(Record):

@@ -49,10 +49,6 @@ _OPERATOR_CODES = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_C
 _ATTR_ACT_BADARCH, _ATTR_CTL_NNP, _ATTR_CTL_OPTIMIZE = 2, 3, 8
 
 
-class _Version(ctypes.Structure):
-    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
-
-
 _library = None
 
 
@@ -65,17 +61,10 @@ def libseccomp() -> ctypes.CDLL:
         except OSError:
             raise UsageError("seccomp: libseccomp is not installed",
                              hint="install the libseccomp2 package") from None
-        lib.seccomp_version.restype = ctypes.POINTER(_Version)
-        lib.seccomp_version.argtypes = ()
         lib.seccomp_syscall_resolve_name_arch.restype = ctypes.c_int
         lib.seccomp_syscall_resolve_name_arch.argtypes = (ctypes.c_uint32, ctypes.c_char_p)
         _library = lib
     return _library
-
-
-def libseccomp_version() -> str:
-    version = libseccomp().seccomp_version().contents
-    return f"{version.major}.{version.minor}.{version.micro}"
 
 
 def resolve_syscall(arch: str, name: str) -> int:

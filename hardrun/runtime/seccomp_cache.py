@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 
-try:  # the builtin sha256 loads faster than hashlib's OpenSSL binding
-    from _sha2 import sha256
-except ImportError:
-    try:
+# CPython's own sha256 loads faster than hashlib's OpenSSL binding; asking for the module
+# this version has first saves a failed import (~0.1 ms) on every `hardrun run`.
+try:
+    if sys.version_info >= (3, 12):
+        from _sha2 import sha256
+    else:
         from _sha256 import sha256
-    except ImportError:
-        from hashlib import sha256
+except ImportError:
+    from hashlib import sha256
 
 _MAGIC = b"hardrun-seccomp-bpf 1"
 # Layout: b"hardrun-seccomp-bpf 1 <key> <load flags> <sha256 of program>\n" + program

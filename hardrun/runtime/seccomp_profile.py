@@ -12,6 +12,8 @@ import os
 
 from ..errors import ParseError, UsageError
 from ..spec.capabilities import known_capability as capability_name
+from .seccomp import Record
+from .seccomp_platform import ARCHITECTURES, kernel_version, native_arch, normalized_capabilities
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
 if TYPE_CHECKING:
@@ -35,54 +37,13 @@ _EPERM = 1
 OPERATORS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
              "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ")
 
-# libseccomp architecture names and the Go-style names used by includes/excludes.arches.
-ARCHITECTURES = {
-    "SCMP_ARCH_X86": "x86", "SCMP_ARCH_X86_64": "amd64", "SCMP_ARCH_X32": "x32",
-    "SCMP_ARCH_ARM": "arm", "SCMP_ARCH_AARCH64": "arm64", "SCMP_ARCH_MIPS": "mips",
-    "SCMP_ARCH_MIPS64": "mips64", "SCMP_ARCH_MIPS64N32": "mips64n32",
-    "SCMP_ARCH_MIPSEL": "mipsel", "SCMP_ARCH_MIPSEL64": "mipsel64",
-    "SCMP_ARCH_MIPSEL64N32": "mipsel64n32", "SCMP_ARCH_PPC": "ppc", "SCMP_ARCH_PPC64": "ppc64",
-    "SCMP_ARCH_PPC64LE": "ppc64le", "SCMP_ARCH_S390": "s390", "SCMP_ARCH_S390X": "s390x",
-    "SCMP_ARCH_PARISC": "parisc", "SCMP_ARCH_PARISC64": "parisc64",
-    "SCMP_ARCH_RISCV64": "riscv64", "SCMP_ARCH_LOONGARCH64": "loong64",
-}
+# Go-style architecture names accepted by includes/excludes.arches.
 _FILTER_ARCH_NAMES = set(ARCHITECTURES.values()) | {"386", "loongarch64"}
-_MACHINE_ARCH = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64",
-                 "i686": "SCMP_ARCH_X86", "i386": "SCMP_ARCH_X86", "armv7l": "SCMP_ARCH_ARM",
-                 "ppc64le": "SCMP_ARCH_PPC64LE", "s390x": "SCMP_ARCH_S390X",
-                 "riscv64": "SCMP_ARCH_RISCV64", "loongarch64": "SCMP_ARCH_LOONGARCH64"}
 
 # Flags of seccomp(SECCOMP_SET_MODE_FILTER). TSYNC is accepted and ignored: the filter is
 # loaded by a single-threaded child.
 LOAD_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 0, "SECCOMP_FILTER_FLAG_LOG": 2,
               "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
-
-
-
-class Record:
-    """A small immutable record (plain class: dataclasses cost start-up time on `hardrun run`)."""
-
-    __slots__ = ()
-
-    def _fields(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other) -> bool:
-        return type(other) is type(self) and other._fields() == self._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"{type(self).__name__}({inner})"
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def _init(self, **values) -> None:
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
 
 
 class ArgCondition(Record):
@@ -221,32 +182,6 @@ def action_value(action: str, errno_ret: int | None) -> int:
     if action in _ACTIONS_WITH_DATA:
         value |= (_EPERM if errno_ret is None else errno_ret) & 0xFFFF
     return value
-
-
-def native_arch() -> str:
-    machine = os.uname().machine
-    try:
-        return _MACHINE_ARCH[machine]
-    except KeyError:
-        raise UsageError(f"seccomp: unsupported machine architecture {machine!r}") from None
-
-
-def kernel_version() -> tuple[int, int]:
-    parts = os.uname().release.split(".")
-    try:
-        return int(parts[0]), int("".join(c for c in parts[1][:4] if c.isdigit()) or 0)
-    except (IndexError, ValueError):
-        return (0, 0)
-
-
-def normalized_capabilities(capabilities: Iterable[str]) -> set[str]:
-    names = set()
-    for cap in capabilities:
-        name = capability_name(cap)
-        if name is None:
-            raise UsageError(f"seccomp: unknown capability {cap!r}")
-        names.add(name)
-    return names
 
 
 # ---------------------------------------------------------------- parsing and validation

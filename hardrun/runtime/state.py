@@ -18,7 +18,6 @@ no pathlib.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 
 DEFAULT_STATE_ROOT = "/run/hardrun"
@@ -182,6 +181,7 @@ class ContainerState:
         except FileNotFoundError:
             return None
         try:
+            import fcntl   # only a reaper locks
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)

@@ -1,16 +1,24 @@
-"""Thin ctypes wrappers for the system calls Python's `os` module lacks.
+"""The system calls Python's `os` module lacks, as small typed functions.
 
-Every wrapper raises OSError(errno, strerror) on failure, so callers see one error
+Every wrapper raises OSError(errno, strerror, what) on failure, so callers see one error
 type. This module is the single seam between the runtime and the kernel: tests and
-`hardrun inspect` call the same functions. Only ctypes is imported (no prctl package):
-it is on the start-up path of every container.
+`hardrun inspect` call the same functions. The calls go through the small C module
+hardrun.runtime._kernel (a generic syscall(); structures are packed here with `struct`),
+not ctypes: this is the start-up path of every container, and ctypes costs milliseconds
+to import.
 """
 from __future__ import annotations
 
-import ctypes
 import os
+import struct
 
-_libc = ctypes.CDLL(None, use_errno=True)
+try:
+    from . import _kernel
+except ImportError:  # pragma: no cover - an install without a compiler
+    from ..errors import HardrunError
+    raise HardrunError("hardrun's runtime module hardrun.runtime._kernel is not built",
+                       hint="reinstall hardrun with gcc and the Python headers (Debian: "
+                            "python3-dev) present, e.g. scripts/setup.sh") from None
 
 # clone(2) / unshare(2) flags
 CLONE_NEWNS = 0x00020000
@@ -72,41 +80,24 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
-# System call numbers that differ between architectures (the newer ones are shared).
-_SYSCALLS = {
-    "x86_64": {"clone": 56, "pivot_root": 155, "capget": 125, "capset": 126, "setns": 308},
-    "aarch64": {"clone": 220, "pivot_root": 41, "capget": 90, "capset": 91, "setns": 268},
-}
-_COMMON = {"open_tree": 428, "move_mount": 429, "clone3": 435, "close_range": 436,
-           "openat2": 437, "mount_setattr": 442}
-_MACHINE = os.uname().machine
-if _MACHINE not in _SYSCALLS:  # pragma: no cover - other architectures are not supported
-    raise ImportError(f"hardrun's runtime supports x86_64 and aarch64, not {_MACHINE}")
-NR = dict(_SYSCALLS[_MACHINE], **_COMMON)
-
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
+NR = _kernel.NR
+_syscall = _kernel.syscall
 
 
-def _check(result: int, what: str = "") -> int:
-    if result == -1:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), what or None)
-    return result
-
-
-def _path(value: str | bytes | None):
+def _path(value) -> bytes | None:
+    """A path or string argument as the kernel reads it (NUL-terminated: bytes objects
+    are); an embedded NUL would silently cut it short, so it is refused."""
     if value is None:
         return None
-    return value.encode() if isinstance(value, str) else value
+    raw = os.fsencode(value)
+    if b"\0" in raw:
+        raise ValueError(f"embedded null byte in {raw!r}")
+    return raw
 
 
 # -- processes and namespaces ------------------------------------------------------
 
-class _CloneArgs(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_uint64) for name in (
-        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size",
-        "tls", "set_tid", "set_tid_size", "cgroup")]
+_CLONE_ARGS = struct.Struct("=11Q")   # struct clone_args up to .cgroup (CLONE_ARGS_SIZE_VER2)
 
 
 def clone(flags: int, cgroup_fd: int | None = None) -> int:
@@ -117,121 +108,97 @@ def clone(flags: int, cgroup_fd: int | None = None) -> int:
     v2 directory) the child starts in that cgroup (clone3's CLONE_INTO_CGROUP).
     """
     if cgroup_fd is None:
-        return _check(_syscall(NR["clone"], ctypes.c_ulong(flags | SIGCHLD), None, None, None, None),
-                      "clone")
-    args = _CloneArgs(flags=flags | CLONE_INTO_CGROUP, exit_signal=SIGCHLD, cgroup=cgroup_fd)
-    return _check(_syscall(NR["clone3"], ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))),
-                  "clone3")
+        return _syscall("clone", NR["clone"], flags | SIGCHLD, None, None, None, None)
+    args = _CLONE_ARGS.pack(flags | CLONE_INTO_CGROUP, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0, cgroup_fd)
+    return _syscall("clone3", NR["clone3"], args, len(args))
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+    _syscall("unshare", NR["unshare"], flags)
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+    _syscall("setns", NR["setns"], fd, nstype)
 
 
 def sethostname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname")
+    _syscall("sethostname", NR["sethostname"], raw, len(raw))
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF) -> None:
-    _check(_syscall(NR["close_range"], ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(0)),
-           "close_range")
+    _syscall("close_range", NR["close_range"], first, last, 0)
 
 
 # -- mounts --------------------------------------------------------------------------
 
 def mount(source, target, fstype=None, flags: int = 0, data=None) -> None:
-    _check(_libc.mount(_path(source), _path(target), _path(fstype), ctypes.c_ulong(flags),
-                       _path(data)), f"mount {target}")
+    _syscall(f"mount {target}", NR["mount"], _path(source), _path(target), _path(fstype), flags,
+             _path(data))
 
 
 def umount2(target, flags: int = 0) -> None:
-    _check(_libc.umount2(_path(target), ctypes.c_int(flags)), f"umount {target}")
+    _syscall(f"umount {target}", NR["umount2"], _path(target), flags)
 
 
 def pivot_root(new_root, put_old) -> None:
-    _check(_syscall(NR["pivot_root"], _path(new_root), _path(put_old)), "pivot_root")
+    _syscall("pivot_root", NR["pivot_root"], _path(new_root), _path(put_old))
 
 
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+_MOUNT_ATTR = struct.Struct("=4Q")    # attr_set, attr_clr, propagation, userns_fd
 
 
 def mount_setattr(fd: int, attr_set: int, attr_clr: int = 0, recursive: bool = True,
                   path: str = "") -> None:
     """Change the flags of the mount `fd` refers to (and, recursively, of its submounts)
     without repeating the locked ones, which a MS_REMOUNT would have to."""
-    attr = _MountAttr(attr_set, attr_clr, 0, 0)
+    attr = _MOUNT_ATTR.pack(attr_set, attr_clr, 0, 0)
     flags = (AT_EMPTY_PATH if not path else 0) | (AT_RECURSIVE if recursive else 0)
-    _check(_syscall(NR["mount_setattr"], ctypes.c_int(fd), _path(path), ctypes.c_uint(flags),
-                    ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr")
+    _syscall("mount_setattr", NR["mount_setattr"], fd, _path(path), flags, attr, len(attr))
 
 
 def open_tree(fd: int, recursive: bool = True) -> int:
     """A detached copy of the mount tree at `fd` (a bind mount not yet attached)."""
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-    return _check(_syscall(NR["open_tree"], ctypes.c_int(fd), b"", ctypes.c_uint(flags)), "open_tree")
+    return _syscall("open_tree", NR["open_tree"], fd, b"", flags)
 
 
 def move_mount(tree_fd: int, target_fd: int) -> None:
     """Attach the detached tree `tree_fd` on the directory or file `target_fd`."""
-    _check(_syscall(NR["move_mount"], ctypes.c_int(tree_fd), b"", ctypes.c_int(target_fd), b"",
-                    ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)), "move_mount")
+    _syscall("move_mount", NR["move_mount"], tree_fd, b"", target_fd, b"",
+             MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+_OPEN_HOW = struct.Struct("=3Q")      # flags, mode, resolve
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
-    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    return _check(_syscall(NR["openat2"], ctypes.c_int(dirfd), _path(path), ctypes.byref(how),
-                           ctypes.c_size_t(ctypes.sizeof(how))), f"open {path}")
+    how = _OPEN_HOW.pack(flags | os.O_CLOEXEC, mode, resolve)
+    return _syscall(f"open {path}", NR["openat2"], dirfd, _path(path), how, len(how))
 
 
 # -- prctl and capabilities ------------------------------------------------------------
 
-_prctl = _libc.prctl
-_prctl.restype = ctypes.c_int
-
-
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    return _check(_prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
-                         ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
+    return _syscall("prctl", NR["prctl"], option, arg2, arg3, arg4, arg5)
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+_CAP_HEADER = struct.Struct("=Ii")    # version, pid
+_CAP_DATA = struct.Struct("=6I")      # two of {effective, permitted, inheritable}: low, high words
 
 
 def capget(pid: int = 0) -> tuple[int, int, int]:
     """(effective, permitted, inheritable) of `pid` (0: the caller) as 64-bit masks."""
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
-    data = (_CapData * 2)()
-    _check(_syscall(NR["capget"], ctypes.byref(header), data), "capget")
-    return tuple(getattr(data[0], name) | (getattr(data[1], name) << 32)
-                 for name in ("effective", "permitted", "inheritable"))
+    data = bytearray(_CAP_DATA.size)
+    _syscall("capget", NR["capget"], _CAP_HEADER.pack(_LINUX_CAPABILITY_VERSION_3, pid), data)
+    words = _CAP_DATA.unpack(data)
+    return tuple(words[i] | words[i + 3] << 32 for i in range(3))
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    for index in (0, 1):
-        shift = 32 * index
-        data[index].effective = (effective >> shift) & 0xFFFFFFFF
-        data[index].permitted = (permitted >> shift) & 0xFFFFFFFF
-        data[index].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(_syscall(NR["capset"], ctypes.byref(header), data), "capset")
+    masks = (effective, permitted, inheritable)
+    data = _CAP_DATA.pack(*(mask & 0xFFFFFFFF for mask in masks), *(mask >> 32 & 0xFFFFFFFF for mask in masks))
+    _syscall("capset", NR["capset"], _CAP_HEADER.pack(_LINUX_CAPABILITY_VERSION_3, 0), data)
 
 
 def last_cap() -> int:
@@ -275,20 +242,22 @@ _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
 _AF_INET = 2
 _SOCK_DGRAM = 2
-
-
-class _IfReq(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char * 16), ("flags", ctypes.c_short), ("pad", ctypes.c_char * 22)]
+_IFREQ_SIZE, _IFNAMSIZ, _IFR_FLAGS = 40, 16, struct.Struct("=h")   # struct ifreq, ifr_flags at 16
 
 
 def interface_up(name: str = "lo") -> None:
     """Set IFF_UP on an interface of the caller's network namespace (two ioctls,
     no netlink library)."""
-    sock = _check(_libc.socket(_AF_INET, _SOCK_DGRAM | os.O_CLOEXEC, 0), "socket")
+    raw = name.encode()
+    if not 0 < len(raw) < _IFNAMSIZ:
+        raise ValueError(f"bad interface name {name!r}")
+    sock = _syscall("socket", NR["socket"], _AF_INET, _SOCK_DGRAM | os.O_CLOEXEC, 0)
     try:
-        request = _IfReq(name.encode(), 0)
-        _check(_libc.ioctl(sock, ctypes.c_ulong(_SIOCGIFFLAGS), ctypes.byref(request)), "SIOCGIFFLAGS")
-        request.flags |= _IFF_UP
-        _check(_libc.ioctl(sock, ctypes.c_ulong(_SIOCSIFFLAGS), ctypes.byref(request)), "SIOCSIFFLAGS")
+        request = bytearray(_IFREQ_SIZE)
+        request[:len(raw)] = raw
+        _syscall("SIOCGIFFLAGS", NR["ioctl"], sock, _SIOCGIFFLAGS, request)
+        flags = _IFR_FLAGS.unpack_from(request, _IFNAMSIZ)[0] | _IFF_UP
+        _IFR_FLAGS.pack_into(request, _IFNAMSIZ, flags)
+        _syscall("SIOCSIFFLAGS", NR["ioctl"], sock, _SIOCSIFFLAGS, request)
     finally:
         os.close(sock)

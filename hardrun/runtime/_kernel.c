@@ -1,0 +1,224 @@
+/* hardrun.runtime._kernel: the raw system calls the runtime needs and Python's `os`
+ * module lacks, without ctypes (whose import costs milliseconds on every `hardrun run`).
+ *
+ * The module stays generic on purpose: `syscall()` passes integers and buffers through,
+ * and every structure is packed and checked in Python (hardrun/runtime/sys.py). The
+ * GIL is held across each call, as os.fork() holds it, so a clone() child continues
+ * like a forked one.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Newer system calls share one number on every architecture (older headers lack them). */
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+
+#define MAX_ARGS 6
+
+/* One argument: None is 0, an int is passed as a machine word (negative values in two's
+ * complement, as the kernel reads them), a bytes-like object as a pointer to its data. */
+static int
+convert_argument(PyObject *value, unsigned long *word, Py_buffer *view, int *has_view)
+{
+    *has_view = 0;
+    if (value == Py_None) {
+        *word = 0;
+        return 0;
+    }
+    if (PyLong_Check(value)) {
+        *word = PyLong_AsUnsignedLongMask(value);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    if (PyObject_GetBuffer(value, view, PyBUF_SIMPLE) < 0)
+        return -1;
+    *has_view = 1;
+    *word = (unsigned long)view->buf;
+    return 0;
+}
+
+PyDoc_STRVAR(syscall_doc,
+"syscall(what, number, *args) -> int\n\n"
+"Call system call `number` with up to six arguments (None, int, or a bytes-like object\n"
+"passed by address; writable objects such as bytearray receive output). Raises OSError\n"
+"with errno and `what` as its filename when the call returns -1.");
+
+static PyObject *
+kernel_syscall(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long words[MAX_ARGS] = {0};
+    Py_buffer views[MAX_ARGS];
+    int has_view[MAX_ARGS] = {0};
+    Py_ssize_t count = nargs - 2, i;
+    long number, result = 0;
+    int saved_errno = 0, failed = 0;
+
+    if (nargs < 2 || count > MAX_ARGS) {
+        PyErr_SetString(PyExc_TypeError, "syscall(what, number, *args) takes up to 6 arguments");
+        return NULL;
+    }
+    number = PyLong_AsLong(args[1]);
+    if (number == -1 && PyErr_Occurred())
+        return NULL;
+    for (i = 0; i < count && !failed; i++)
+        failed = convert_argument(args[i + 2], &words[i], &views[i], &has_view[i]) < 0;
+    if (!failed) {
+        errno = 0;
+        result = syscall(number, words[0], words[1], words[2], words[3], words[4], words[5]);
+        saved_errno = errno;
+    }
+    for (i = 0; i < count; i++) {
+        if (has_view[i])
+            PyBuffer_Release(&views[i]);
+    }
+    if (failed)
+        return NULL;
+    if (result == -1) {
+        errno = saved_errno;
+        return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, args[0]);
+    }
+    return PyLong_FromLong(result);
+}
+
+PyDoc_STRVAR(seccomp_set_filter_doc,
+"seccomp_set_filter(program, flags) -> None\n\n"
+"Install the classic-BPF `program` (an array of struct sock_filter) on the calling\n"
+"thread: seccomp(SECCOMP_SET_MODE_FILTER, flags) when flags are given, else\n"
+"prctl(PR_SET_SECCOMP). The kernel copies the program. Raises OSError on failure.");
+
+static PyObject *
+kernel_seccomp_set_filter(PyObject *module, PyObject *args)
+{
+    Py_buffer program;
+    unsigned long flags;
+    struct sock_fprog fprog;
+    long result;
+    int saved_errno;
+
+    if (!PyArg_ParseTuple(args, "y*k:seccomp_set_filter", &program, &flags))
+        return NULL;
+    if (program.len == 0 || program.len % sizeof(struct sock_filter)
+            || program.len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+        PyBuffer_Release(&program);
+        PyErr_SetString(PyExc_ValueError, "not a BPF program");
+        return NULL;
+    }
+    fprog.len = (unsigned short)(program.len / sizeof(struct sock_filter));
+    fprog.filter = (struct sock_filter *)program.buf;
+    errno = 0;
+    if (flags)
+        result = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog);
+    else
+        result = prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0);
+    saved_errno = errno;
+    PyBuffer_Release(&program);
+    if (result != 0) {
+        errno = saved_errno;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
+struct scmp_version_info {
+    unsigned int major, minor, micro;
+};
+
+PyDoc_STRVAR(libseccomp_version_doc,
+"libseccomp_version() -> str | None\n\n"
+"The version of the system's libseccomp (\"2.5.4\"), or None when it is not installed.");
+
+static PyObject *
+kernel_libseccomp_version(PyObject *module, PyObject *unused)
+{
+    void *library = dlopen("libseccomp.so.2", RTLD_LAZY | RTLD_LOCAL);
+    const struct scmp_version_info *(*version)(void);
+    const struct scmp_version_info *info;
+
+    if (library == NULL)
+        Py_RETURN_NONE;
+    version = (const struct scmp_version_info *(*)(void))dlsym(library, "seccomp_version");
+    info = version ? version() : NULL;
+    if (info == NULL)
+        Py_RETURN_NONE;     /* the library stays loaded: libseccomp is used again to compile */
+    return PyUnicode_FromFormat("%u.%u.%u", info->major, info->minor, info->micro);
+}
+
+static PyMethodDef kernel_methods[] = {
+    {"syscall", (PyCFunction)(void (*)(void))kernel_syscall, METH_FASTCALL, syscall_doc},
+    {"seccomp_set_filter", kernel_seccomp_set_filter, METH_VARARGS, seccomp_set_filter_doc},
+    {"libseccomp_version", kernel_libseccomp_version, METH_NOARGS, libseccomp_version_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+add_numbers(PyObject *module)
+{
+    static const struct { const char *name; long number; } numbers[] = {
+        {"capget", SYS_capget}, {"capset", SYS_capset}, {"clone", SYS_clone},
+        {"clone3", SYS_clone3}, {"close_range", SYS_close_range}, {"ioctl", SYS_ioctl},
+        {"mount", SYS_mount}, {"mount_setattr", SYS_mount_setattr},
+        {"move_mount", SYS_move_mount}, {"open_tree", SYS_open_tree}, {"openat2", SYS_openat2},
+        {"pivot_root", SYS_pivot_root}, {"prctl", SYS_prctl}, {"sethostname", SYS_sethostname},
+        {"setns", SYS_setns}, {"socket", SYS_socket}, {"umount2", SYS_umount2},
+        {"unshare", SYS_unshare},
+    };
+    PyObject *table = PyDict_New();
+    size_t i;
+
+    if (table == NULL)
+        return -1;
+    for (i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+        PyObject *value = PyLong_FromLong(numbers[i].number);
+        if (value == NULL || PyDict_SetItemString(table, numbers[i].name, value) < 0) {
+            Py_XDECREF(value);
+            Py_DECREF(table);
+            return -1;
+        }
+        Py_DECREF(value);
+    }
+    if (PyModule_AddObject(module, "NR", table) < 0) {
+        Py_DECREF(table);
+        return -1;
+    }
+    return 0;
+}
+
+static struct PyModuleDef kernel_module = {
+    PyModuleDef_HEAD_INIT, "hardrun.runtime._kernel",
+    "System calls for the hardrun runtime (see hardrun/runtime/sys.py).", -1, kernel_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__kernel(void)
+{
+    PyObject *module = PyModule_Create(&kernel_module);
+
+    if (module != NULL && add_numbers(module) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
