@@ -35,3 +35,9 @@ fi
 # and `hardrun run` start-up is measured against crun.
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]" \
     --config-settings editable_mode=compat
+# Nothing in the virtualenv needs setuptools at run time (pip builds in an isolated
+# environment), and its distutils-precedence.pth runs an import on every start of Python
+# (about 0.6 ms). Python 3.12 and later create virtualenvs without it.
+if [ -e .venv/lib/python3*/site-packages/distutils-precedence.pth ]; then
+    .venv/bin/python -m pip uninstall -q -y setuptools
+fi

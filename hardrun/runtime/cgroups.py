@@ -279,14 +279,14 @@ class ContainerCgroup:
         try:
             if hierarchy.version == 2:
                 self._enable_v2_controllers(hierarchy, os.path.dirname(path))
-            for attempt in (1, 2):
-                os.makedirs(os.path.dirname(path), exist_ok=True)
+            for attempt in (1, 2, 3):
                 try:
                     os.mkdir(path)
                     return True
-                except FileNotFoundError:   # a per-root parent removed meanwhile: once more
-                    if attempt == 2:
+                except FileNotFoundError:   # no parent yet (or one removed meanwhile): make it
+                    if attempt == 3:
                         raise
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
         except OSError as error:
             self._cannot(f"cannot create cgroup {path}: {error.strerror}",
                          flags=self._flags_needing(hierarchy), hint=_privilege_hint(error))
