@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -142,7 +143,6 @@ class Box:
 
     def run(self, command: str, timeout: float = 10) -> "subprocess.CompletedProcess":
         """Run `command` inside the box's network and mount namespaces."""
-        import subprocess
         return subprocess.run(["nsenter", "-t", str(self.pid), "-n", "-m", "busybox", "sh",
                                "-c", command], capture_output=True, text=True, timeout=timeout)
 

@@ -429,7 +429,7 @@ def _bridge_rules(name: str) -> str:
 def _container_rules(container_id: str, bridge: str, ip: str, publishes) -> str:
     dnat = []
     for publish in publishes:
-        match = (f"fib daddr type local" if publish.host_ip == "0.0.0.0"
+        match = ("fib daddr type local" if publish.host_ip == "0.0.0.0"
                  else f"ip daddr {publish.host_ip}")
         dnat.append(f"{match} {publish.protocol} dport {publish.host_port} "
                     f"dnat to {ip}:{publish.container_port};")
