@@ -376,6 +376,77 @@ def test_clone_into_a_cgroup_v2_starts_the_child_inside(isolated):
         os.rmdir(path)
 
 
+def test_on_cgroup_v2_the_join_is_the_directory_clone_starts_in(isolated):
+    """open_join gives a v2 cgroup's directory (for CLONE_INTO_CGROUP), no tasks file; the
+    runtime's clone with it starts the child there. This host's v2 mount holds no
+    controllers, so the layout here claims `pids` for it."""
+    from hardrun.runtime import sys as k
+    unified = cgroups.detect_layout().unified
+    layout = Layout((cgroups.Hierarchy(unified.mountpoint, 2, {"pids"}),))
+    name = unique("hardrun-test-v2-")
+    path = os.path.join(unified.mountpoint, name)
+    os.mkdir(path)
+    cgroup = ContainerCgroup(name, Limits(), layout)
+    cgroup.paths = {"pids": path}
+    join = cgroup.open_join()
+    try:
+        assert join.tasks_fds == [] and join.directory_fd is not None
+        pid = k.clone(0, join.directory_fd)
+        if pid == 0:
+            os._exit(0 if f"0::/{name}" in _cgroup_lines("self") else 1)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    finally:
+        join.close()
+        os.rmdir(path)
+
+
+JOIN_FAILS = textwrap.dedent("""
+    import os, sys
+    from hardrun.runtime import config, parent
+    from hardrun.runtime.cgroups import CgroupJoin
+    from hardrun.spec.run import RunSpec
+
+    class NoHooks:               # no state, no cgroup of its own: only the join under test
+        def prepare(self): pass
+        def attach(self, pid): pass
+        def finish(self, status): return None
+
+    cfg = config.resolve(RunSpec(rootfs=sys.argv[1], command=("sh", "-c", "echo PAYLOAD RAN")))
+    gone = sys.argv[2]
+    join = CgroupJoin()
+    join.tasks_fds.append(os.open(os.path.join(gone, "tasks"), os.O_WRONLY | os.O_CLOEXEC))
+    if sys.argv[3] == "remove":
+        os.rmdir(gone)           # the cgroup disappears: writing to its tasks file fails
+    cfg.cgroup_join = join
+    sys.exit(parent.run(cfg, NoHooks()))
+""")
+
+
+def _run_with_join(busybox_rootfs, remove: bool) -> subprocess.CompletedProcess:
+    path = os.path.join("/sys/fs/cgroup/pids", unique("hardrun-test-join-"))
+    os.mkdir(path)
+    try:
+        return subprocess.run([sys.executable, "-c", JOIN_FAILS, str(busybox_rootfs), path,
+                               "remove" if remove else "keep"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    finally:
+        if os.path.exists(path):
+            os.rmdir(path)
+
+
+def test_a_child_that_cannot_join_its_cgroup_never_runs_the_payload(isolated, busybox_rootfs):
+    done = _run_with_join(busybox_rootfs, remove=True)
+    assert done.returncode == 125, done.stderr
+    assert "PAYLOAD RAN" not in done.stdout
+    assert "join cgroup" in done.stderr and "its limits would not hold" in done.stderr
+
+
+def test_control_the_same_child_runs_the_payload_once_it_joined(isolated, busybox_rootfs):
+    done = _run_with_join(busybox_rootfs, remove=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "PAYLOAD RAN\n"
+
+
 # ------------------------------------------------------------------ cleanup
 
 def test_destroy_kills_what_is_left_and_removes_every_cgroup(isolated):
