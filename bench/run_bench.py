@@ -5,10 +5,12 @@ Every runtime starts `/bin/true` in the same busybox root filesystem with compar
 hardening: new user (remapped or single-id), mount, pid, ipc, uts and net namespaces,
 a read-only root, no capabilities, no_new_privs and a ~370-syscall seccomp allowlist
 (hardrun's default profile: compiled BPF for bubblewrap's --seccomp, the same profile
-in OCI form for crun and runc). `hardrun` is `python -m hardrun`; `hardrun (script)`
-the installed command (bin/hardrun). hardrun gives every container a cgroup with a pids
-limit by default; crun and runc get the same (crun also without, bubblewrap has none). Runs are interleaved round-robin so that drift on a
-busy machine hits every runtime alike; the report gives medians and ratios to crun.
+in OCI form for crun and runc). crun and runc get hardrun's default mounts, masked and
+read-only paths too (bubblewrap only a minimal /dev, /proc and /tmp). `hardrun` is
+`python -m hardrun`; `hardrun (script)` the installed command (bin/hardrun). hardrun
+gives every container a cgroup with a pids limit by default; crun and runc get the same
+(crun also without, bubblewrap has none). Runs are interleaved round-robin so that drift
+on a busy machine hits every runtime alike; the report gives medians and ratios to crun.
 
     sudo python3 bench/run_bench.py [-n 40] [--json]
 """
@@ -77,8 +79,11 @@ def oci_seccomp() -> dict:
 
 
 def oci_bundle(directory: Path, rootfs: Path, name: str, pids_limit: int | None) -> Path:
-    """An OCI bundle; with `pids_limit`, a cgroup of its own with that limit (as hardrun's
-    default, 1024, makes one for every container)."""
+    """An OCI bundle with hardrun's default file system: the same mounts (a read-only
+    cgroup view, tmpfs /tmp and /run, devpts, /dev/shm), masked and read-only paths; with
+    `pids_limit`, a cgroup of its own with that limit (as hardrun's default, 1024, makes
+    one for every container)."""
+    from hardrun.runtime.config import MASKED_PATHS, READONLY_PATHS
     bundle = directory / name
     bundle.mkdir()
     start, count = REMAP
@@ -95,16 +100,22 @@ def oci_bundle(directory: Path, rootfs: Path, name: str, pids_limit: int | None)
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
             {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec"]},
+            {"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec"]},
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
         ],
         "linux": {
             "namespaces": [{"type": name} for name in ("pid", "network", "ipc", "uts", "mount", "user", "cgroup")],
             "uidMappings": [{"containerID": 0, "hostID": start, "size": count}],
             "gidMappings": [{"containerID": 0, "hostID": start, "size": count}],
-            "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                            "/proc/timer_list", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+            "maskedPaths": list(MASKED_PATHS),
+            "readonlyPaths": list(READONLY_PATHS),
             "seccomp": oci_seccomp(),
         },
     }
