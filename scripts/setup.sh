@@ -29,7 +29,9 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
+# The interpreter of the python3 package installed above (python3-dev has its headers),
+# not whichever python3 comes first on PATH.
+[ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
 # compat: the checkout goes on sys.path through a plain .pth line. The default editable
 # mode installs an import hook whose own imports add about 12 ms to every start of Python,
 # and `hardrun run` start-up is measured against crun.
