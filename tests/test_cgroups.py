@@ -408,7 +408,11 @@ JOIN_FAILS = textwrap.dedent("""
 
     class NoHooks:               # no state, no cgroup of its own: only the join under test
         def prepare(self): pass
-        def attach(self, pid): pass
+        def attach(self, pid):
+            if sys.argv[4] == "late-hook-failure":   # as a prlimit on a child already gone
+                import errno, time
+                time.sleep(0.2)
+                raise ProcessLookupError(errno.ESRCH, "no such process")
         def finish(self, status): return None
 
     cfg = config.resolve(RunSpec(rootfs=sys.argv[1], command=("sh", "-c", "echo PAYLOAD RAN")))
@@ -422,12 +426,12 @@ JOIN_FAILS = textwrap.dedent("""
 """)
 
 
-def _run_with_join(busybox_rootfs, remove: bool) -> subprocess.CompletedProcess:
+def _run_with_join(busybox_rootfs, remove: bool, hook: str = "ok") -> subprocess.CompletedProcess:
     path = os.path.join("/sys/fs/cgroup/pids", unique("hardrun-test-join-"))
     os.mkdir(path)
     try:
         return subprocess.run([sys.executable, "-c", JOIN_FAILS, str(busybox_rootfs), path,
-                               "remove" if remove else "keep"], cwd=ROOT, capture_output=True,
+                               "remove" if remove else "keep", hook], cwd=ROOT, capture_output=True,
                               text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     finally:
         if os.path.exists(path):
@@ -439,6 +443,14 @@ def test_a_child_that_cannot_join_its_cgroup_never_runs_the_payload(isolated, bu
     assert done.returncode == 125, done.stderr
     assert "PAYLOAD RAN" not in done.stdout
     assert "join cgroup" in done.stderr and "its limits would not hold" in done.stderr
+
+
+def test_the_child_s_own_failure_is_reported_when_a_later_parent_step_fails(isolated, busybox_rootfs):
+    """The parent's hook fails after the child already failed: the child's report (the
+    first cause) is what the user sees, not the parent's consequence."""
+    done = _run_with_join(busybox_rootfs, remove=True, hook="late-hook-failure")
+    assert done.returncode == 125, done.stderr
+    assert "join cgroup" in done.stderr and "no such process" not in done.stderr
 
 
 def test_control_the_same_child_runs_the_payload_once_it_joined(isolated, busybox_rootfs):

@@ -76,7 +76,7 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     # 3b. Wait until the parent has set our ulimits and wired our network: nothing may run
     #     unlimited. Then the cgroup namespace (rooted in the container's own cgroup, which
     #     we joined in step 1) and the read-only cgroup view.
-    steps.name = "wait for cgroup"
+    steps.name = "wait for ulimits and network"
     if os.read(sync_fd, 1) != b"2":
         os._exit(process.EXIT_SETUP)
     if "cgroup" in cfg.namespaces:

@@ -73,8 +73,6 @@ def _launch(cfg, hooks: Hooks) -> int:
 
 
 def _start_and_wait(cfg, hooks: Hooks) -> tuple[int, bytes]:
-    if cfg.seccomp is not None and cfg.seccomp_filter is None:
-        cfg.seccomp_filter = _seccomp_filter(cfg)
     exec_plan = process.ExecPlan(cfg.args, cfg.env)
     flags = 0
     for name in cfg.namespaces:
@@ -110,6 +108,9 @@ def _start_and_wait(cfg, hooks: Hooks) -> tuple[int, bytes]:
                 pass  # the child failed a step already: its report explains why
         except BaseException:
             _kill(pid)
+            report = _read_all(report_read)
+            if report:   # the child failed first (its cgroup, a mount…): its report says why
+                raise StepFailure.decode(report) from None
             raise
         _forward_signals(pid)
         report = _read_all(report_read)
