@@ -67,9 +67,15 @@ def names() -> dict:
     alpha = Box(SERVE.format(port=7000, text="hi-from-alpha"), "bridge:tnames", name="alpha")
     beta = Box("busybox sleep 60", "bridge:tnames", name="beta")
     wait_until(lambda: listening(alpha, 7000))
+    attempts = []
+
+    def beta_to_alpha():
+        done = beta.run("busybox nc -w 2 alpha 7000 </dev/null")
+        attempts.append(f"rc={done.returncode} err={done.stderr.strip()!r}")
+        return done.stdout.strip()
     observed = {
-        "beta_to_alpha": first_answer(
-            lambda: beta.run("busybox nc -w 2 alpha 7000 </dev/null").stdout.strip()),
+        "beta_to_alpha": first_answer(beta_to_alpha),
+        "attempts": attempts,                     # why, should no attempt get an answer
         "alpha_hosts": alpha.run("busybox cat /etc/hosts").stdout,
         "beta_hosts": beta.run("busybox cat /etc/hosts").stdout,
         "hosts_write": beta.run("echo x >> /etc/hosts").returncode,

@@ -38,7 +38,7 @@ def scenario(name, monkeypatch, tmp_path, *extra, publish=None, timeout=120):
 
 def test_containers_on_one_bridge_reach_each_other_by_name(monkeypatch, tmp_path):
     seen = scenario("names", monkeypatch, tmp_path)
-    assert seen["beta_to_alpha"] == "hi-from-alpha"
+    assert seen["beta_to_alpha"] == "hi-from-alpha", seen
     assert f"{seen['alpha_ip']}\talpha" in seen["beta_hosts"]
     assert f"{seen['beta_ip']}\tbeta" in seen["alpha_hosts"]     # rewritten when beta joined
     assert seen["hosts_write"] != 0                              # /etc/hosts is read-only
