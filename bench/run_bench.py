@@ -10,9 +10,11 @@ read-only paths too (bubblewrap only a minimal /dev, /proc and /tmp). `hardrun` 
 `python -m hardrun`; `hardrun (script)` the installed command (bin/hardrun). hardrun
 gives every container a cgroup with a pids limit by default; crun and runc get the same
 (crun also without, bubblewrap has none). Runs are interleaved round-robin so that drift
-on a busy machine hits every runtime alike; the report gives medians and ratios to crun.
+on a busy machine hits every runtime alike; the report gives medians, the ratio of each
+median to crun's, and the median of the per-round ratios to crun ("paired"), which a busy
+spell of a shared machine disturbs least.
 
-    sudo python3 bench/run_bench.py [-n 40] [--json]
+    sudo .venv/bin/python bench/run_bench.py [-n 40] [--json]
 """
 from __future__ import annotations
 
@@ -248,15 +250,28 @@ def main() -> int:
                 times[name].append(run_once(name, argv, bpf_path, index, paths))
         _remove_bench_cgroups()
     medians = {name: statistics.median(values) for name, values in times.items()}
+    paired = _paired_ratios(times, "crun")
     if args.json:
-        print(json.dumps({"runs": args.runs, "median_ms": medians}, indent=2))
+        print(json.dumps({"runs": args.runs, "median_ms": medians, "paired_ratio_to_crun": paired},
+                         indent=2))
         return 0
     reference = medians.get("crun")
-    print(f"{'runtime':<22}{'median ms':>10}{'min ms':>9}{'vs crun':>9}   ({args.runs} runs each, interleaved)")
+    print(f"{'runtime':<22}{'median ms':>10}{'min ms':>9}{'vs crun':>9}{'paired':>9}"
+          f"   ({args.runs} runs each, interleaved)")
     for name, median in medians.items():
         ratio = f"{median / reference:.2f}x" if reference else "-"
-        print(f"{name:<22}{median:>10.1f}{min(times[name]):>9.1f}{ratio:>9}")
+        pair = f"{paired[name]:.2f}x" if name in paired else "-"
+        print(f"{name:<22}{median:>10.1f}{min(times[name]):>9.1f}{ratio:>9}{pair:>9}")
     return 0
+
+
+def _paired_ratios(times: dict, reference: str) -> dict:
+    """Median over rounds of (this runtime's time / the reference's in the same round):
+    runs of one round are seconds apart, so a busy spell of the machine hits both."""
+    if reference not in times:
+        return {}
+    return {name: statistics.median(t / r for t, r in zip(values, times[reference]))
+            for name, values in times.items()}
 
 
 if __name__ == "__main__":
