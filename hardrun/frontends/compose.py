@@ -46,7 +46,7 @@ def parse_compose(text: str, path: str, env: Mapping[str, str] | None = None) ->
     """One RunSpec per service of the compose file `text` (read from `path`)."""
     document = _load_document(text, path, env)
     services = _services(document, path)
-    resolver = _Extends(path, env)
+    resolver = _Extends(env)
     has_variables = "$" in text
     return [_service_spec(name, resolver.resolve(name, services, path, ()),
                           services.line_of(name), path, has_variables)
@@ -120,8 +120,7 @@ def _services(document: MarkedMap | None, path: str) -> MarkedMap:
 class _Extends:
     """Resolves `extends:` (same file or `file:`), guarding against loops."""
 
-    def __init__(self, path: str, env):
-        self.path = path
+    def __init__(self, env):
         self.env = env
         self.loaded: dict[str, MarkedMap] = {}
 
@@ -142,7 +141,7 @@ class _Extends:
         chain = chain + (here,)
         if where in chain or len(chain) > MAX_EXTENDS_DEPTH:
             raise ParseError(f"service {name!r} extends {base_name!r} in a loop",
-                             path=self.path if path == self.path else path, line=line)
+                             path=path, line=line)
         if base_file:
             base_services = self._load_other(base_path, path, line)
         else:
