@@ -914,14 +914,6 @@ def _device(b: _Builder, value):
     b.mark("devices")
 
 
-def _publish_all(b: _Builder, value):
-    state = b.boolean(value)
-    if state is None:
-        b.unknown_value("publish_all")
-    else:
-        b.set("publish_all", state)
-
-
 def _publish(b: _Builder, value):
     for port in _values().parse_publish(value or "", b.here(), lenient=not b.hardrun_mode):
         index = len(b.lists.get("ports", ()))
@@ -963,14 +955,12 @@ def _tmpfs(b: _Builder, value):
     _add_mount(b, mount)
 
 
-def _sysctl(b: _Builder, values) -> None:
+def _sysctl(b: _Builder, value) -> None:
     """--sysctl NAME=VALUE (auditing only: `hardrun run` does not take the flag)."""
-    sysctls = dict(b.fields.get("sysctls", {}))
-    for value in values if isinstance(values, (list, tuple)) else [values]:
-        name, _, setting = str(value).partition("=")
-        sysctls[name.strip()] = setting
-        b.mark(f"sysctl:{name.strip()}")
-    b.fields["sysctls"] = sysctls
+    name, _, setting = (value or "").partition("=")
+    name = name.strip()
+    b.fields["sysctls"] = {**b.fields.get("sysctls", {}), name: setting}
+    b.mark(f"sysctl:{name}")
 
 
 _HANDLERS = {
@@ -979,7 +969,7 @@ _HANDLERS = {
     "read-write": _bool_field("read_only_root", invert=True),
     "no-new-privileges": _bool_field("no_new_privileges"),
     "init": _bool_field("init"),
-    "publish-all": _publish_all,
+    "publish-all": _bool_field("publish_all"),
     "cap-add": _capabilities("cap_add"),
     "cap-drop": _capabilities("cap_drop"),
     "security-opt": _security_opt,
