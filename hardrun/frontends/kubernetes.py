@@ -209,14 +209,15 @@ class _ContainerBuilder:
         fields["lines"] = self.lines
         return RunSpec(**fields)
 
-    def strings(self, key: str, parent: MarkedMap | None = None) -> tuple[str, ...]:
-        parent = self.container if parent is None else parent
-        value = parent.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, MarkedList):
-            raise self.error(f"`{key}` must be a list", parent.line_of(key))
-        return tuple(str(item) for item in value)
+    def items(self, key: str) -> MarkedList | None:
+        """The container's list under `key` (None when absent)."""
+        value = self.container.get(key)
+        if value is not None and not isinstance(value, MarkedList):
+            raise self.error(f"`{key}` must be a list", self.container.line_of(key))
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        return tuple(str(item) for item in self.items(key) or ())
 
     def command(self) -> tuple[str, ...]:
         return self.strings("command") + self.strings("args")
@@ -296,7 +297,7 @@ class _ContainerBuilder:
         selinux = self.setting("seLinuxOptions", "selinux_disabled", (MarkedMap,))
         if selinux is not None:
             out["selinux_options"] = {k: str(v) for k, v in selinux.items()
-                                      if k in ("user", "role", "type", "level") and v is not None}
+                                      if k in rv.SELINUX_OPTION_KEYS and v is not None}
             self.lines["selinux_options"] = self.lines["selinux_disabled"]
             if selinux.get("type") in UNCONFINED_SELINUX_TYPES:
                 out["selinux_disabled"] = True
@@ -374,11 +375,9 @@ class _ContainerBuilder:
         return namespaces, network
 
     def mounts(self) -> tuple[Mount, ...]:
-        values = self.container.get("volumeMounts")
+        values = self.items("volumeMounts")
         if values is None:
             return ()
-        if not isinstance(values, MarkedList):
-            raise self.error("`volumeMounts` must be a list", self.container.line_of("volumeMounts"))
         mounts = []
         for index, item in enumerate(values):
             line = values.line_at(index)
@@ -415,11 +414,9 @@ class _ContainerBuilder:
         return Mount(kind, item["mountPath"], name, read_only, tuple(options), line)
 
     def ports(self) -> tuple[Port, ...]:
-        values = self.container.get("ports")
+        values = self.items("ports")
         if values is None:
             return ()
-        if not isinstance(values, MarkedList):
-            raise self.error("`ports` must be a list", self.container.line_of("ports"))
         ports = []
         for index, item in enumerate(values):
             if not isinstance(item, MarkedMap):
@@ -453,11 +450,9 @@ class _ContainerBuilder:
         return out
 
     def env(self) -> tuple[EnvVar, ...]:
-        values = self.container.get("env")
+        values = self.items("env")
         if values is None:
             return ()
-        if not isinstance(values, MarkedList):
-            raise self.error("`env` must be a list", self.container.line_of("env"))
         out = []
         for index, item in enumerate(values):
             line = values.line_at(index)
