@@ -56,9 +56,6 @@ def parse_dockerfile(text: str, path: str) -> Dockerfile:
     return _Parser(text, path).parse()
 
 
-parse = parse_dockerfile
-
-
 class _Logical:
     """One instruction's text after joining continuation lines."""
     __slots__ = ("text", "line", "end_line", "breaks")
@@ -336,7 +333,7 @@ class _Build:
             if value is not None and scope is not None and ("$" in value):
                 result = expand(value, scope, self.escape, split=False)
                 if result.unresolved:
-                    unresolved.extend(n for n in result.unresolved if n not in unresolved)
+                    _merge(unresolved, result.unresolved)
                 else:
                     value = "".join(result.words)
             out.append((name, value))
