@@ -73,11 +73,6 @@ class MarkedList(list):
             return default
 
 
-def line_of(value, default: int | None = None) -> int | None:
-    """The start line of a MarkedMap/MarkedList, else `default`."""
-    return getattr(value, "line", default)
-
-
 def from_yaml_error(error: yaml.YAMLError, path: str | None = None,
                     text: str | None = None) -> ParseError:
     """Our one-line ParseError for any PyYAML error, located by its mark."""
