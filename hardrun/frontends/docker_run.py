@@ -14,6 +14,7 @@ import re
 from ..errors import ParseError
 from ..spec.run import RunSpec
 from . import docker_flags
+from .detect import YAML_SUFFIXES, Peek
 from .shell import is_shell, script_operand
 from .shell_words import Snippet, Word, commands
 
@@ -22,8 +23,6 @@ ENGINES = ("docker", "podman", "nerdctl")
 SCRIPT_SUFFIXES = (".sh", ".bash", ".zsh")
 MAKEFILE_NAMES = ("Makefile", "makefile", "GNUmakefile")
 MARKDOWN_SUFFIXES = (".md", ".markdown")
-YAML_SUFFIXES = (".yml", ".yaml")
-HEAD_BYTES = 4096
 
 _SHEBANG = re.compile(r"#![ \t]*\S*/(?:env[ \t]+(?:-\S+[ \t]+)*)?(?:sh|bash|zsh|dash|ksh|ash)\b")
 # Cheap test before any lexing: an engine name, then `run`/`create` later in the text.
@@ -71,23 +70,14 @@ def detect(path: str, head: str | None = None) -> str | None:
     if decided_by_name(name):
         return None
     if head is None:
-        head = _read_head(path)
-    return KIND if head is not None and _SHEBANG.match(head) else None
+        head = Peek(path, None).head
+    return KIND if _SHEBANG.match(head) else None
 
 
 def decided_by_name(name: str) -> bool:
     """Whether the name alone settles detection (only names without an extension may be
     scripts known by their shebang)."""
     return "." in name.lstrip(".") or name in MAKEFILE_NAMES
-
-
-def _read_head(path: str) -> str | None:
-    try:
-        with open(path, "rb") as stream:
-            data = stream.read(HEAD_BYTES)
-    except OSError:
-        return None
-    return data.decode("utf-8", "replace")
 
 
 def claims(text: str, path: str) -> bool:
