@@ -21,8 +21,8 @@ from . import runvalues as rv
 from .yamlsafe import MarkedList, MarkedMap, load_all
 
 CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
-NAMESPACE_TYPES = {"network": "network", "pid": "pid", "ipc": "ipc", "uts": "uts",
-                   "user": "user", "cgroup": "cgroup", "mount": "mount"}
+# OCI namespace types are spelled as RunSpec.namespaces keys.
+NAMESPACE_TYPES = frozenset({"network", "pid", "ipc", "uts", "user", "cgroup", "mount"})
 # Namespaces a container must not share with the host (user/cgroup are often shared).
 HOST_WHEN_ABSENT = ("network", "pid", "ipc", "uts", "mount")
 UNCONFINED_SELINUX_TYPES = ("spc_t", "unconfined_t")
@@ -204,10 +204,9 @@ class _Config:
         entries = self.items(linux, "namespaces", "linux.")
         declared: dict[str, str] = {}
         for index, entry in enumerate(entries):
-            kind = self.get(entry, "type", str, "linux.namespaces[].")
-            if kind not in NAMESPACE_TYPES:
+            namespace = self.get(entry, "type", str, "linux.namespaces[].")
+            if namespace not in NAMESPACE_TYPES:
                 continue
-            namespace = NAMESPACE_TYPES[kind]
             joined = self.get(entry, "path", str, "linux.namespaces[].")
             declared[namespace] = _joined(joined) if joined else "private"
             self.lines[f"namespace:{namespace}"] = entries.line_at(index)
