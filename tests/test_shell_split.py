@@ -111,6 +111,11 @@ def test_heredoc_bodies_are_skipped_unless_fed_to_a_shell():
         (("cat",), 1), (("bash", "-s"), 4), (("sudo", "real"), 5), (("echo", "done"), 7)]
 
 
+@pytest.mark.parametrize("script", ["diff <(curl evil.sh", "echo $(curl evil.sh", "echo `curl evil.sh"])
+def test_an_unterminated_substitution_keeps_its_last_character(script):
+    assert ("curl", "evil.sh") in all_words(script)
+
+
 def test_unterminated_heredoc_is_best_effort():
     assert all_words("cat <<EOF\nno end") == [("cat",)]
 

@@ -258,6 +258,12 @@ def _skip_dquote(text: str, i: int, end: int, nesting: int = 0) -> int:
     return end
 
 
+def _body_end(text: str, close: int, closer: str) -> int:
+    """Where the body of a substitution ending at `close` stops: before its closing
+    character, or at `close` itself when the text ended without one."""
+    return close - 1 if text[close - 1:close] == closer else close
+
+
 def _skip_backtick(text: str, i: int, end: int) -> int:
     """Index just after the backtick closing a command substitution starting at `i`."""
     while i < end:
@@ -340,12 +346,12 @@ class _Splitter:
                 i = self._read_dollar(word, i, end)
             elif char == "`":
                 close = _skip_backtick(text, i + 1, end)
-                word.subs.append((i + 1, close - 1 if text[close - 1:close] == "`" else close))
+                word.subs.append((i + 1, _body_end(text, close, "`")))
                 parts.append(text[i:close])
                 i = close
             elif char in "<>" and i == word.start and text[i + 1:i + 2] == "(":
                 close = _match_paren(text, i + 2, end)
-                word.subs.append((i + 2, close - 1))
+                word.subs.append((i + 2, _body_end(text, close, ")")))
                 parts.append(text[i:close])
                 i = close
             else:
@@ -376,7 +382,7 @@ class _Splitter:
                 i = self._read_dollar(word, i, end)
             else:  # backtick
                 close = _skip_backtick(text, i + 1, end)
-                word.subs.append((i + 1, close - 1 if text[close - 1:close] == "`" else close))
+                word.subs.append((i + 1, _body_end(text, close, "`")))
                 parts.append(text[i:close])
                 i = close
         return end
@@ -387,7 +393,7 @@ class _Splitter:
         if following == "(":
             close = _match_paren(text, i + 2, end)
             if text[i + 2:i + 3] != "(":     # $((arithmetic)) holds no commands
-                word.subs.append((i + 2, close - 1 if text[close - 1:close] == ")" else close))
+                word.subs.append((i + 2, _body_end(text, close, ")")))
             word.parts.append(text[i:close])
             return close
         if following == "{":
