@@ -43,11 +43,11 @@ def _sha256():
 
 def load(kind: str, key: str):
     """The value stored under `kind`/`key`, or None."""
-    path = _path(kind, key)
-    if not _private(directory()):
+    folder = directory()
+    if not _private(folder):
         return None
     try:
-        with open(path, encoding="utf-8") as stream:
+        with open(_path(folder, kind, key), encoding="utf-8") as stream:
             entry = json.load(stream)
     except (OSError, ValueError):
         return None
@@ -65,18 +65,19 @@ def store(kind: str, key: str, value) -> None:
     if json.loads(text)["value"] != value:
         return
     folder = directory()
-    temporary = f"{_path(kind, key)}.{os.getpid()}.tmp"
+    path = _path(folder, kind, key)
+    temporary = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         if not _private(folder):
             return
         with open(temporary, "w", encoding="utf-8") as stream:
             stream.write(text)
-        os.replace(temporary, _path(kind, key))   # readers see a whole entry or none
+        os.replace(temporary, path)   # readers see a whole entry or none
     except OSError:
         _remove(temporary)
         return
-    _prune(folder, kind, keep=_path(kind, key))
+    _prune(folder, kind, keep=path)
 
 
 def _private(folder: str) -> bool:
@@ -89,8 +90,8 @@ def _private(folder: str) -> bool:
     return status.st_uid == os.getuid() and not status.st_mode & 0o022
 
 
-def _path(kind: str, key: str) -> str:
-    return os.path.join(directory(), f"{kind}-{key[:40]}.json")
+def _path(folder: str, kind: str, key: str) -> str:
+    return os.path.join(folder, f"{kind}-{key[:40]}.json")
 
 
 def _prune(folder: str, kind: str, keep: str) -> None:

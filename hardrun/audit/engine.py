@@ -125,11 +125,11 @@ def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
     models = frontends.parse(kind, text, shown)
     if kind == "hardrun" and options.run_defaults is not None:
         models = [options.run_defaults(model) for model in models]
-    context = AuditContext(shown, kind, options, _dockerignore(source_path) if kind == "dockerfile" else None)
     if kind == "dockerfile":
-        raw = list(_run_checks(rules_for("build"), [models], context, kind, options))
+        context = AuditContext(shown, kind, options, _dockerignore(source_path))
+        raw = list(_run_checks(rules_for("build"), [models], context))
     else:
-        raw = list(_run_checks(rules_for("run"), models, context, kind, options))
+        raw = list(_run_checks(rules_for("run"), models, AuditContext(shown, kind, options)))
     findings = [_suppress(finding, suppressions, anchor) for finding, anchor in raw]
     findings.extend(_unused(suppressions, known, shown))
     return findings
@@ -142,8 +142,7 @@ def check_runspecs(specs, options: AuditOptions | None = None) -> list[Finding]:
     for spec in specs:
         shown = spec.path or "<command line>"
         context = AuditContext(shown, spec.kind, options)
-        findings.extend(finding for finding, _ in
-                        _run_checks(rules_for("run"), [spec], context, spec.kind, options))
+        findings.extend(finding for finding, _ in _run_checks(rules_for("run"), [spec], context))
     return findings
 
 
@@ -153,8 +152,9 @@ def rule_enabled(rule: Rule, options: AuditOptions) -> bool:
     return bool(options.rule_filter(rule))
 
 
-def _run_checks(pairs, models, context: AuditContext, kind: str, options: AuditOptions):
+def _run_checks(pairs, models, context: AuditContext):
     """(finding, anchor line) pairs; the anchor is where a run model is declared."""
+    kind, options = context.kind, context.options
     overrides = options.severity_override or {}
     active = [(rule, check_fn) for rule, check_fn in pairs
               if kind in rule.applies_to and rule_enabled(rule, options)]

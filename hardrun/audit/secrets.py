@@ -113,7 +113,7 @@ def is_secret_value(value: str | None) -> bool:
     """
     if value is None:
         return False
-    text = _unquote(value.strip())
+    text = unquote(value.strip())
     if not text or not is_literal(text):
         return False
     if text.lower() in _NOT_VALUES or _TEMPLATE.match(text) or _PATHLIKE.match(text):
@@ -121,7 +121,8 @@ def is_secret_value(value: str | None) -> bool:
     return True
 
 
-def _unquote(text: str) -> str:
+def unquote(text: str) -> str:
+    """`text` without one pair of matching surrounding quotes."""
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
     return text
@@ -216,7 +217,7 @@ def _shown_user(user: str) -> str:
 # --- credential literals in shell commands ----------------------------------------------
 
 # curl's short options that take a value (the rest of a cluster, or the next word).
-_CURL_VALUE_SHORT = frozenset("AbcCdDeEFHKmoPQrtTuUwxXyYz")
+CURL_VALUE_SHORT = frozenset("AbcCdDeEFHKmoPQrtTuUwxXyYz")
 _MYSQL_CLIENTS = frozenset({"mysql", "mysqladmin", "mysqldump", "mysqlimport", "mysqlshow",
                             "mysqlcheck", "mariadb", "mariadb-admin", "mariadb-dump"})
 _LOGIN_TOOLS = frozenset({"docker", "podman", "buildah", "skopeo", "nerdctl", "helm", "crane",
@@ -280,7 +281,7 @@ def _user_password(value: str) -> str | None:
 
 def _curl(args) -> str | None:
     value = _option_value(args, long_names=("--user", "--proxy-user"), short="uU",
-                          short_with_value=_CURL_VALUE_SHORT)
+                          short_with_value=CURL_VALUE_SHORT)
     for option, given in value:
         user = _user_password(given)
         if user is not None:

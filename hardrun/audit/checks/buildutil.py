@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from ...frontends.shell import SHELLS as POSIX_SHELLS
+from ..secrets import CURL_VALUE_SHORT, unquote
 
 # --- instructions and stages ----------------------------------------------------------
 
@@ -92,12 +93,6 @@ def effective_healthcheck(dockerfile, stage):
 
 def is_healthcheck_none(instruction) -> bool:
     return instruction.args.strip().upper() == "NONE"
-
-
-def _unquote(text: str) -> str:
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    return text
 
 
 # --- COPY / ADD sources --------------------------------------------------------------
@@ -335,7 +330,6 @@ def run_texts(instruction):
 
 # --- TLS and signature verification --------------------------------------------------
 
-_CURL_VALUE_SHORT = frozenset("AbcCdDeEFHKmoPQrtTuUwxXyYz")
 _PIP = re.compile(r"^pip[0-9.]*$")
 _FALSE = frozenset({"false", "0", "no", "off"})
 _GIT_SSL_OFF = re.compile(r"http\.(?:\S+\.)?sslverify[= ]+[\"']?(?:false|0|no|off)\b", re.I)
@@ -394,7 +388,7 @@ def _curl_insecure(args) -> str | None:
     for word in _option_words(args):
         if word in ("--insecure", "--proxy-insecure", "--doh-insecure"):
             return f"curl {word} skips TLS certificate verification"
-    for letters in _short_clusters(args, _CURL_VALUE_SHORT):
+    for letters in _short_clusters(args, CURL_VALUE_SHORT):
         if "k" in letters:
             return "curl -k skips TLS certificate verification"
     return None
@@ -551,7 +545,7 @@ def insecure_variable(name: str, value: str | None) -> str | None:
     """Why setting environment variable `name` to `value` switches verification off."""
     if value is None:
         return None
-    value = _unquote(value.strip())
+    value = unquote(value.strip())
     lowered = value.lower()
     upper = name.upper()
     if upper == "NODE_TLS_REJECT_UNAUTHORIZED" and value == "0":
