@@ -86,6 +86,8 @@ def test_trusted_registries():
     assert "untrusted-registry" in reasons("ghcr.io/evil/app:1", trusted)
     assert "untrusted-registry" in reasons("ghcr.io/acmecorp/app:1", trusted)   # prefix is per path component
     assert "untrusted-registry" not in reasons("registry.example.com:5000/x/y:1", trusted)
+    assert "untrusted-registry" in reasons("alpine:${TAG}", ["ghcr.io"])        # Docker Hub, tag unknown
+    assert "untrusted-registry" in reasons("alpine@${DIGEST}", ["ghcr.io"])
     assert "untrusted-registry" not in reasons("alpine:3.20", trusted)          # docker.io/library/alpine
     assert "untrusted-registry" in reasons("bitnami/redis:7", trusted)          # docker.io/bitnami
     assert "untrusted-registry" not in reasons("alpine:3.20", None)             # no list: nothing judged

@@ -171,7 +171,10 @@ def is_trusted(image: ImageRef, trusted_registries) -> bool:
 
     A registry that is still a variable (`${REGISTRY}/app`) cannot be judged and passes.
     """
-    if "$" in image.raw.split("/", 1)[0]:
+    first, slash, _ = image.raw.partition("/")
+    # Without a slash the registry is Docker Hub's; a variable in the tag or digest
+    # (`alpine:${TAG}`) does not make the registry unknown.
+    if "$" in (first if slash else image.repository):
         return True
     name = image.name.lower()
     for entry in trusted_registries:
