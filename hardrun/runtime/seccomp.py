@@ -40,8 +40,6 @@ __all__ = [
 # Bump when the compiler's output for the same input changes (overlay, ENOSYS prefix…).
 COMPILER_VERSION = 1
 
-_INSN_SIZE, _MAX_INSNS = 8, 4096
-
 
 _PROFILE_NAMES = ("SeccompProfile", "load_profile", "parse_profile")
 
@@ -155,7 +153,7 @@ class PreparedFilter:
 
     def __init__(self, bpf: bytes, flags: int | None = None):
         flags = getattr(bpf, "flags", 0) if flags is None else flags
-        if not bpf or len(bpf) % _INSN_SIZE or len(bpf) > _MAX_INSNS * _INSN_SIZE:
+        if not seccomp_cache.is_bpf_program(bpf):
             raise UsageError(f"seccomp: {len(bpf)} bytes is not a BPF program")
         self.flags = flags
         self._program = bytes(bpf)
