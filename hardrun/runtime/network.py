@@ -313,9 +313,11 @@ def in_netns(pid: int, function):
     outcome: dict = {}
 
     def run():
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        own = target = -1
         try:
+            # opened inside the try: a failure (the child already gone) reaches the caller
+            own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             k.setns(target, k.CLONE_NEWNET)
             try:
                 outcome["value"] = function()
@@ -327,8 +329,9 @@ def in_netns(pid: int, function):
         except BaseException as error:      # handed to the calling thread
             outcome["error"] = error
         finally:
-            os.close(own)
-            os.close(target)
+            for fd in (own, target):
+                if fd >= 0:
+                    os.close(fd)
 
     worker = threading.Thread(target=run)
     worker.start()
