@@ -463,10 +463,7 @@ class ContainerCgroup:
 
     def destroy(self, timeout: float = 10.0) -> list[str]:
         """Kill what is left inside, wait until empty, rmdir; return problems."""
-        paths = list(dict.fromkeys(self.paths.values()))
-        problems = remove_cgroups(paths, timeout)
-        if not problems:
-            remove_empty_parents(paths)
+        problems = _remove_with_parents(list(dict.fromkeys(self.paths.values())), timeout)
         self.paths = {}
         return problems
 
@@ -580,8 +577,11 @@ def remove_empty_parents(paths: list[str]) -> None:
 
 def undo(state) -> list[str]:
     """Remove the cgroups a (dead) container's state records."""
-    paths = state.resources("cgroup")
-    problems = remove_cgroups(paths)
+    return _remove_with_parents(state.resources("cgroup"))
+
+
+def _remove_with_parents(paths: list[str], timeout: float = 10.0) -> list[str]:
+    problems = remove_cgroups(paths, timeout)
     if not problems:
         remove_empty_parents(paths)
     return problems

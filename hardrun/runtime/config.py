@@ -232,10 +232,9 @@ def to_oci(cfg: RuntimeConfig) -> dict:
     """The resolved configuration as an OCI runtime `config.json` document (for
     `hardrun run --dry-run`); hardrun-specific facts go into `annotations`."""
     cap_names = [f"CAP_{name}" for name in cfg.caps]
-    namespace_types = {"mount": "mount", "pid": "pid", "ipc": "ipc", "uts": "uts",
-                       "network": "network", "cgroup": "cgroup", "user": "user"}
     linux = {
-        "namespaces": [{"type": namespace_types[name]} for name in NAMESPACE_FLAGS if name in cfg.namespaces],
+        # hardrun's namespace names are OCI's namespace types
+        "namespaces": [{"type": name} for name in NAMESPACE_FLAGS if name in cfg.namespaces],
         "maskedPaths": list(cfg.masked_paths),
         "readonlyPaths": list(cfg.readonly_paths),
     }

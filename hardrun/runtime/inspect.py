@@ -19,7 +19,7 @@ SECCOMP_MODES = {"0": "disabled", "1": "strict", "2": "filter"}
 
 def inspect_process(pid: str | int = "self") -> dict:
     base = f"/proc/{pid}"
-    status = _status(base, pid)
+    status = read_status(pid)
     report = {
         "pid": int(status.get("Pid", "0") or 0),
         "command": _cmdline(base),
@@ -37,14 +37,17 @@ def inspect_process(pid: str | int = "self") -> dict:
     return report
 
 
-def _status(base: str, pid) -> dict:
+def read_status(pid: str | int = "self") -> dict:
+    """The fields of /proc/PID/status, values stripped; HardrunError when unreadable."""
+    path = f"/proc/{pid}/status"
     try:
-        with open(f"{base}/status") as handle:
+        # the command name is the process's own choice of bytes, not always UTF-8
+        with open(path, encoding="utf-8", errors="replace") as handle:
             text = handle.read()
     except FileNotFoundError:
         raise HardrunError(f"no process {pid}") from None
     except OSError as error:
-        raise HardrunError(f"cannot read {base}/status: {error.strerror}") from None
+        raise HardrunError(f"cannot read {path}: {error.strerror}") from None
     fields = {}
     for line in text.splitlines():
         key, _, value = line.partition(":")

@@ -256,7 +256,7 @@ def _live_member(member_id: str) -> bool:
     return os.path.isdir(os.path.join(state_module.state_root(), member_id))
 
 
-def _allocate(data: dict, container_id: str) -> str:
+def _allocate(data: dict) -> str:
     subnet = ipaddress.IPv4Network(data["subnet"])
     used = {data["gateway"]} | {member["ip"] for member in data["members"].values()}
     for host in subnet.hosts():
@@ -313,9 +313,11 @@ def in_netns(pid: int, function):
     outcome: dict = {}
 
     def run():
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        own = target = -1
         try:
+            # opened inside the try: a failure (the child already gone) reaches the caller
+            own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             k.setns(target, k.CLONE_NEWNET)
             try:
                 outcome["value"] = function()
@@ -327,8 +329,9 @@ def in_netns(pid: int, function):
         except BaseException as error:      # handed to the calling thread
             outcome["error"] = error
         finally:
-            os.close(own)
-            os.close(target)
+            for fd in (own, target):
+                if fd >= 0:
+                    os.close(fd)
 
     worker = threading.Thread(target=run)
     worker.start()
@@ -636,7 +639,7 @@ def _join_bridge(bridge: str, container_id: str, names: list[str], container_sta
         if spec_name_taken(data, names[0], container_id):
             raise UsageError(f"--name {names[0]}: a container of that name is already on "
                              f"bridge {bridge}")
-        ip = _allocate(data, container_id)
+        ip = _allocate(data)
         container_state.record("address", f"{bridge} {ip}")
         data["members"][container_id] = {"ip": ip, "names": names, "hosts": str(hosts_file)}
         store.save(data)

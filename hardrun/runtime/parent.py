@@ -155,12 +155,10 @@ def _read_all(fd: int) -> bytes:
 
 
 def _wait(pid: int) -> int:
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            return status
-        except ChildProcessError:
-            return 0
+    try:
+        return os.waitpid(pid, 0)[1]   # EINTR is retried by Python itself
+    except ChildProcessError:
+        return 0
 
 
 def _seccomp_filter(cfg):

@@ -40,8 +40,6 @@ __all__ = [
 # Bump when the compiler's output for the same input changes (overlay, ENOSYS prefix…).
 COMPILER_VERSION = 1
 
-_INSN_SIZE, _MAX_INSNS = 8, 4096
-
 
 _PROFILE_NAMES = ("SeccompProfile", "load_profile", "parse_profile")
 
@@ -155,7 +153,7 @@ class PreparedFilter:
 
     def __init__(self, bpf: bytes, flags: int | None = None):
         flags = getattr(bpf, "flags", 0) if flags is None else flags
-        if not bpf or len(bpf) % _INSN_SIZE or len(bpf) > _MAX_INSNS * _INSN_SIZE:
+        if not seccomp_cache.is_bpf_program(bpf):
             raise UsageError(f"seccomp: {len(bpf)} bytes is not a BPF program")
         self.flags = flags
         self._program = bytes(bpf)
@@ -226,16 +224,10 @@ class SeccompStatus(Record):
 
 def seccomp_mode_of(pid: int | str = "self") -> SeccompStatus:
     """The seccomp state of a process, from /proc/PID/status (for `hardrun inspect`)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except FileNotFoundError:
-        raise HardrunError(f"no process {pid}") from None
-    except OSError as error:
-        raise HardrunError(f"cannot read /proc/{pid}/status: {error.strerror}") from None
-    fields = dict(line.split(":", 1) for line in lines if ":" in line)
-    mode = {"0": "disabled", "1": "strict", "2": "filter"}.get(fields.get("Seccomp", "").strip())
+    from .inspect import SECCOMP_MODES, read_status
+    fields = read_status(pid)
+    mode = SECCOMP_MODES.get(fields.get("Seccomp", ""))
     if mode is None:
         raise HardrunError(f"/proc/{pid}/status has no Seccomp field (kernel without seccomp)")
-    filters = fields.get("Seccomp_filters", "").strip()
+    filters = fields.get("Seccomp_filters", "")
     return SeccompStatus(mode, int(filters) if filters.isdigit() else None)

@@ -24,8 +24,13 @@ except ImportError:
 
 _MAGIC = b"hardrun-seccomp-bpf 1"
 # Layout: b"hardrun-seccomp-bpf 1 <key> <load flags> <sha256 of program>\n" + program
-_INSN_SIZE = 8
-_MAX_INSNS = 4096
+_INSN_SIZE = 8          # struct sock_filter
+_MAX_INSNS = 4096       # the kernel's BPF_MAXINSNS
+
+
+def is_bpf_program(program: bytes) -> bool:
+    """Whole instructions, at least one and no more than the kernel accepts."""
+    return bool(program) and not len(program) % _INSN_SIZE and len(program) <= _MAX_INSNS * _INSN_SIZE
 
 
 def default_cache_dir() -> str:
@@ -91,7 +96,7 @@ def _verified(data: bytes, key: str) -> tuple[bytes, int] | None:
         return None
     if sha256(program).hexdigest().encode() != parts[4] or not parts[3].isdigit():
         return None
-    if not program or len(program) % _INSN_SIZE or len(program) > _MAX_INSNS * _INSN_SIZE:
+    if not is_bpf_program(program):
         return None
     return program, int(parts[3])
 

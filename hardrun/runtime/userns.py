@@ -35,9 +35,6 @@ class IdMaps:
     def __init__(self, uid, gid, method: str, setgroups: bool = True):
         self.uid, self.gid, self.method, self.setgroups = uid, gid, method, setgroups
 
-    def inside_count(self) -> int:
-        return max(inside + count for inside, _, count in self.uid)
-
 
 # -- users and groups -----------------------------------------------------------------
 
