@@ -126,7 +126,7 @@ def installed_script(directory: Path) -> Path:
     return script
 
 
-def commands(directory: Path, rootfs: Path, bpf: Path) -> dict:
+def commands(directory: Path, rootfs: Path) -> dict:
     python = sys.executable
     hardrun = [python, "-m", "hardrun", "run", "--rootfs", str(rootfs), "--", "/bin/true"]
     result = {
@@ -223,7 +223,7 @@ def main() -> int:
         os.chmod(directory, 0o755)
         rootfs = build_rootfs(directory)
         bpf = seccomp_bpf(directory)
-        table = commands(directory, rootfs, bpf)
+        table = commands(directory, rootfs)
         paths = {}
         if args.baseline:
             table = dict(table)
