@@ -62,22 +62,11 @@ def seccomp_bpf(directory: Path) -> Path:
 
 
 def oci_seccomp() -> dict:
-    """The same profile as an OCI `linux.seccomp` section for a container without capabilities."""
+    """The same profile as an OCI `linux.seccomp` section for a container without
+    capabilities, with the i386 and x32 ABIs hardrun's own filter covers too."""
+    from hardrun.policy.export import oci_seccomp as profile_as_oci
     source = json.loads((ROOT / "hardrun" / "data" / "seccomp" / "default.json").read_text())
-    machine = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}[os.uname().machine]
-    syscalls = []
-    for rule in source["syscalls"]:
-        includes, excludes = rule.get("includes", {}), rule.get("excludes", {})
-        if includes.get("caps") or (includes.get("arches") and machine not in includes["arches"]):
-            continue
-        if excludes.get("arches") and machine in excludes["arches"]:
-            continue
-        entry = {key: rule[key] for key in ("names", "action", "args", "errnoRet") if key in rule}
-        syscalls.append(entry)
-    result = {"defaultAction": source["defaultAction"], "architectures": [machine], "syscalls": syscalls}
-    if "defaultErrnoRet" in source:
-        result["defaultErrnoRet"] = source["defaultErrnoRet"]
-    return result
+    return profile_as_oci(source, ())
 
 
 def oci_bundle(directory: Path, rootfs: Path, name: str, pids_limit: int | None) -> Path:
@@ -137,7 +126,7 @@ def installed_script(directory: Path) -> Path:
     return script
 
 
-def commands(directory: Path, rootfs: Path, bpf: Path) -> dict:
+def commands(directory: Path, rootfs: Path) -> dict:
     python = sys.executable
     hardrun = [python, "-m", "hardrun", "run", "--rootfs", str(rootfs), "--", "/bin/true"]
     result = {
@@ -234,7 +223,7 @@ def main() -> int:
         os.chmod(directory, 0o755)
         rootfs = build_rootfs(directory)
         bpf = seccomp_bpf(directory)
-        table = commands(directory, rootfs, bpf)
+        table = commands(directory, rootfs)
         paths = {}
         if args.baseline:
             table = dict(table)

@@ -9,13 +9,25 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 
 
-def run_hardrun(*args, input=None, env=None, cwd=None, timeout=120):
-    """Run the `hardrun` command as a user would (a fresh interpreter) and capture it."""
+def hardrun_env(env=None) -> dict:
+    """The caller's environment with this checkout importable, plus `env`."""
     full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    # no empty entry: it would put the current directory on the path
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "hardrun", *args], input=input, env=full_env,
-                          cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return full_env
+
+
+def run_hardrun(*args, input=None, env=None, cwd=None, timeout=120, pass_fds=()):
+    """Run the `hardrun` command as a user would (a fresh interpreter) and capture it."""
+    return subprocess.run([sys.executable, "-m", "hardrun", *args], input=input, env=hardrun_env(env),
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout, pass_fds=pass_fds)
+
+
+def popen_hardrun(*args, env=None, **kwargs):
+    """Start the `hardrun` command with its output on pipes, for tests that act while it runs."""
+    return subprocess.Popen([sys.executable, "-m", "hardrun", *args], env=hardrun_env(env), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
 @pytest.fixture

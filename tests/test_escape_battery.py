@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_hardrun
+from tests.conftest import hardrun_env, popen_hardrun, run_hardrun
 from tests.rootfs import CONTAINER_ROOT, compile_static, require_root
 
 pytestmark = pytest.mark.runtime
@@ -762,9 +762,7 @@ def test_open_by_handle_at_shocker(battery):
 # -- file descriptors and the runtime binary ---------------------------------------------------
 
 def _probe_with_fd(rootfs: Path, fd: int, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "hardrun", "run", "--rootfs", str(rootfs), *args],
-                          env=env, capture_output=True, text=True, pass_fds=(fd,), timeout=60)
+    return run_hardrun("run", "--rootfs", str(rootfs), *args, pass_fds=(fd,), timeout=60)
 
 
 def test_leaked_directory_fd_is_closed(battery_rootfs, probe, tmp_path):
@@ -885,7 +883,7 @@ def _in_a_terminal(argv: list[str]) -> str:
     """Run `argv` in a new session whose controlling terminal is a fresh pty (as from an
     interactive shell); return everything written to the terminal. The session reports
     what input was waiting on the terminal afterwards as PENDING=<hex>."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = hardrun_env()
     pid, master = pty.fork()
     if pid == 0:
         try:
@@ -945,8 +943,7 @@ def _with_a_spare_terminal(argv: list[str]) -> tuple[str, bytes]:
     master, slave = os.openpty()
     try:
         tty.setraw(slave)
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        done = subprocess.run(argv, stdin=slave, capture_output=True, text=True, env=env, timeout=60)
+        done = subprocess.run(argv, stdin=slave, capture_output=True, text=True, env=hardrun_env(), timeout=60)
         ready, _, _ = select.select([slave], [], [], 0.3)
         return done.stdout, os.read(slave, 100) if ready else b""
     finally:
@@ -1037,10 +1034,8 @@ def test_inspect_does_not_relay_escape_sequences_from_the_container(battery_root
     window title, clear the screen) must come out escaped. Control: the raw
     /proc/PID/cmdline really carries the ESC and BEL bytes."""
     payload = "\x1b]0;owned\x07\x1b[2J"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "--rootfs", str(battery_rootfs), "--",
-                             "sh", "-c", "echo ready; sleep 30; true", payload],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = popen_hardrun("run", "--rootfs", str(battery_rootfs), "--", "sh", "-c", "echo ready; sleep 30; true",
+                         payload)
     try:
         assert proc.stdout.readline().strip() == "ready"
         with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as handle:

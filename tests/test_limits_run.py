@@ -15,7 +15,7 @@ import pytest
 
 from hardrun.runtime import cgroups
 
-from .conftest import ROOT, run_hardrun
+from .conftest import hardrun_env, popen_hardrun, run_hardrun
 from .limits_support import remove_test_cgroup_parent, require_root, unique, wait_until
 
 pytestmark = pytest.mark.runtime
@@ -104,7 +104,7 @@ def test_default_pids_limit_and_the_read_only_view(rootfs, env):
 def test_the_payload_runs_in_the_container_cgroups(rootfs, env):
     """Seen from the host, the container's PID 1 sits in the container's cgroup in every
     hierarchy hardrun uses (it joins them itself before anything runs)."""
-    from .test_runtime import container_pid, popen_hardrun
+    from .test_runtime import container_pid
     proc = popen_hardrun("run", "--rootfs", rootfs, "--", "sh", "-c", "echo ready; read line",
                          env=env, stdin=subprocess.PIPE)
     try:
@@ -156,7 +156,7 @@ def test_ulimits_reach_the_payload(rootfs, env):
 
 def _start_and_kill_hardrun(rootfs, env):
     """A running container whose hardrun gets SIGKILL: its cgroups and state stay behind."""
-    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    full_env = hardrun_env(env)
     owner = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "--rootfs", rootfs, "-m", "64m",
                               "--", "sh", "-c", "echo ready; exec sleep 300"],
                              stdout=subprocess.PIPE, text=True, env=full_env)
@@ -225,7 +225,7 @@ echo "nft=$(nft list ruleset | grep -c table)"
 
 def test_bridge_names_publishing_and_clean_up_through_hardrun_run(rootfs, env, tmp_path):
     script = NETWORK_SCRIPT.replace("PYTHON", sys.executable).replace("ROOTFS", rootfs)
-    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    full_env = hardrun_env(env)
     done = subprocess.run(["unshare", "--net", "sh", "-c", script], env=full_env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=180)
     seen = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)

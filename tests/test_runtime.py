@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, run_hardrun
+from tests.conftest import ROOT, hardrun_env, popen_hardrun, run_hardrun
 from tests.rootfs import require_root
 
 pytestmark = pytest.mark.runtime
@@ -50,12 +50,6 @@ def proc_status(rootfs, *flags) -> dict:
     done = run(rootfs, *flags, "--", "cat", "/proc/self/status")
     assert done.returncode == 0, done.stderr
     return status_fields(done.stdout)
-
-
-def popen_hardrun(*args, env=None, **kwargs):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
-    return subprocess.Popen([sys.executable, "-m", "hardrun", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
 def container_pid(hardrun_pid: int) -> int:
@@ -364,18 +358,11 @@ def test_workdir_through_a_leaked_fd_is_refused(rootfs, tmp_path):
     host_dir.mkdir()
     leaked = os.open(str(host_dir), os.O_RDONLY)
     try:
-        done = run_hardrun_with_fds(rootfs, "-w", f"/proc/self/fd/{leaked}", "--", "touch", "escaped",
-                                    pass_fds=(leaked,))
+        done = run(rootfs, "-w", f"/proc/self/fd/{leaked}", "--", "touch", "escaped", pass_fds=(leaked,))
     finally:
         os.close(leaked)
     assert done.returncode == 125 and "outside the container's root" in done.stderr, done.stderr
     assert not (host_dir / "escaped").exists()
-
-
-def run_hardrun_with_fds(rootfs, *args, pass_fds):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "hardrun", "run", "--rootfs", rootfs, *args],
-                          env=env, capture_output=True, text=True, pass_fds=pass_fds, timeout=60)
 
 
 # -- mounts ------------------------------------------------------------------------------
@@ -604,7 +591,7 @@ def test_ulimit_is_set_before_the_command_starts(rootfs):
 
 def test_bridge_network_inside_a_throwaway_host_namespace(rootfs, tmp_path):
     """The bridge, veth and nftables rules live in a network namespace made for this test."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HARDRUN_STATE_DIR=str(tmp_path / "state"))
+    env = hardrun_env({"HARDRUN_STATE_DIR": str(tmp_path / "state")})
     script = ("ip link set lo up; "
               f"{sys.executable} -m hardrun run --rootfs {rootfs} --network bridge:t1 --name alpha -- "
               "sh -c 'ip -4 addr show eth0 | grep -c inet; grep -c alpha /etc/hosts'; "
@@ -663,7 +650,7 @@ def test_usage_errors_exit_125_without_traceback(rootfs):
 
 def test_unavailable_user_namespaces_fail_closed_and_name_the_sysctl(rootfs, tmp_path):
     # The limit is per user namespace: set to 0 in a throwaway one, hardrun's clone fails.
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HARDRUN_STATE_DIR=str(tmp_path / "state"))
+    env = hardrun_env({"HARDRUN_STATE_DIR": str(tmp_path / "state")})
     script = ("echo 0 > /proc/sys/user/max_user_namespaces && "
               f'exec {sys.executable} -m hardrun run --rootfs "$1" -v "$2":/out -- touch /out/ran')
     done = subprocess.run(["unshare", "--user", "--map-root-user", "sh", "-c", script, "sh", rootfs,
@@ -678,7 +665,7 @@ def test_start_up_path_imports_nothing_heavy(rootfs):
     (once the filter is cached) and dataclasses/inspect/typing stay off its path."""
     run(rootfs, "--", "true")   # fills the seccomp cache if needed
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "hardrun", "run", "--rootfs", rootfs,
-                           "--", "true"], env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                           "--", "true"], env=hardrun_env(), capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}

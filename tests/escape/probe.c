@@ -310,7 +310,9 @@ static void attack_chmod(const char *path)
     verdict(chmod(path, st.st_mode & 07777), NULL);
 }
 
-static void attack_ls(const char *dir)
+/* Report DIR's entries as KEY=a,b,c (without . and .., nor the listing's own fd
+ * when SKIP_OWN_FD: /proc/self/fd shows it). */
+static void report_entries(const char *dir, const char *key, int skip_own_fd)
 {
     char names[4096] = "";
     DIR *d = opendir(dir);
@@ -320,12 +322,19 @@ static void attack_ls(const char *dir)
     while ((entry = readdir(d))) {
         if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
             continue;
+        if (skip_own_fd && atoi(entry->d_name) == dirfd(d))
+            continue;
         if (names[0])
             strncat(names, ",", sizeof names - strlen(names) - 1);
         strncat(names, entry->d_name, sizeof names - strlen(names) - 1);
     }
     closedir(d);
-    report("OK", "entries=%s", names);
+    report("OK", "%s=%s", key, names);
+}
+
+static void attack_ls(const char *dir)
+{
+    report_entries(dir, "entries", 0);
 }
 
 /* mknod a block device, ARG=PATH:MAJOR:MINOR.  OK once the node exists; `open=`
@@ -619,21 +628,8 @@ static void attack_exe_scan(const char *arg)
 
 static void attack_fds(const char *arg)
 {
-    char names[4096] = "";
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *entry;
     (void) arg;
-    if (!d)
-        return blocked_at("opendir");
-    while ((entry = readdir(d))) {
-        if (entry->d_name[0] == '.' || atoi(entry->d_name) == dirfd(d))
-            continue;
-        if (names[0])
-            strncat(names, ",", sizeof names - strlen(names) - 1);
-        strncat(names, entry->d_name, sizeof names - strlen(names) - 1);
-    }
-    closedir(d);
-    report("OK", "fds=%s", names);
+    report_entries("/proc/self/fd", "fds", 1);
 }
 
 /* Create a file relative to a guessed, leaked directory fd ARG. */
