@@ -157,11 +157,12 @@ def test_root_is_read_only_and_tmp_is_writable(rootfs):
     assert control.returncode == 0 and "root-written" in control.stdout, control.stderr
 
 
-def test_tmp_and_run_are_noexec_tmpfs(rootfs):
-    script = "cp /bin/busybox /tmp/true && /tmp/true && echo executed"
+@pytest.mark.parametrize("directory", ["/tmp", "/run"])
+def test_tmp_and_run_are_noexec_tmpfs(rootfs, directory):
+    script = f"cp /bin/busybox {directory}/true && {directory}/true && echo executed"
     denied = sh(rootfs, script)
     assert "executed" not in denied.stdout and "Permission denied" in denied.stderr
-    allowed = sh(rootfs, script, "--tmpfs", "/tmp:exec")
+    allowed = sh(rootfs, script, "--tmpfs", f"{directory}:exec")
     assert "executed" in allowed.stdout, allowed.stderr
 
 
