@@ -17,10 +17,9 @@ from ..errors import ParseError, UsageError
 from ..frontends.runvalues import parse_size
 from ..resources import data_dir
 from ..spec.capabilities import known_capability, normalize_capability
-from .discover import DEFAULT, POLICY_FILE, find_policy  # noqa: F401  (re-exported)
+from .discover import DEFAULT
 from .model import Exemption, HostMount, Policy, Runtime, Seccomp
 
-BUILTIN_NAMES = ("default", "baseline", "restricted", "strict")
 MAX_NODES = 20_000            # a policy is small: alias bombs stop here
 MAX_CHAIN = 16
 
