@@ -30,6 +30,10 @@ class HardrunError(Exception):
             where += f", column {self.column}"
         return f"{where}: {self.message}"
 
+    def summary(self) -> str:
+        """The CLI's one line: the whole diagnostic when it names a file, else the message."""
+        return str(self) if self.path else self.message
+
     def __str__(self) -> str:
         text = self.located()
         if self.path:

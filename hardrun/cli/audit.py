@@ -48,7 +48,7 @@ def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_
         report, policy = audit_with_policy(targets, policy_ref, kind=kind, stdin_text=stdin_text,
                                            docker_run_lines=tuple(docker_run_lines))
     except HardrunError as error:
-        click.echo(f"hardrun audit: {error if error.path else error.message}", err=True)
+        click.echo(f"hardrun audit: {error.summary()}", err=True)
         sys.exit(2)
     fail_on = fail_on or policy.fail_on
     if color is None:

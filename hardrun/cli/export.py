@@ -31,7 +31,7 @@ def export(target, policy_ref, config, image, seccomp_out, output):
     try:
         text, profile = _export(target, policy_ref, config, image, seccomp_out)
     except HardrunError as error:
-        raise click.ClickException(str(error) if error.path else error.message) from None
+        raise click.ClickException(error.summary()) from None
     if seccomp_out:
         import json
         with open(seccomp_out, "w", encoding="utf-8") as stream:

@@ -60,4 +60,4 @@ def _load(reference: str):
     try:
         return load_policy(reference)
     except HardrunError as error:
-        raise click.ClickException(str(error) if error.path else error.message) from None
+        raise click.ClickException(error.summary()) from None

@@ -10,8 +10,8 @@ Names are imported on first use: `hardrun run` only needs `discover` on its fast
 from __future__ import annotations
 
 _EXPORTS = {
-    "BUILTIN_NAMES": "load", "builtin_policies": "load", "load_policy": "load",
-    "load_policy_text": "load", "find_policy": "discover",
+    "builtin_policies": "load", "load_policy": "load", "load_policy_text": "load",
+    "find_policy": "discover",
     "audit_options": "evaluate", "evaluate_runspec": "evaluate", "gate_run": "evaluate",
     "expired_exemption_findings": "evaluate", "GATE_REFUSED_EXIT": "evaluate",
 }

@@ -73,9 +73,13 @@ def failing(findings, policy: Policy) -> list:
 
 @dataclass(frozen=True)
 class Verdict:
-    allowed: bool           # the container may start
     refused: bool           # the policy refused it (exit GATE_REFUSED_EXIT)
     warned: bool            # findings reach the threshold but the policy only warns
+
+    @property
+    def allowed(self) -> bool:
+        """The container may start."""
+        return not self.refused
 
     def __str__(self) -> str:
         return "refuse" if self.refused else ("warn" if self.warned else "pass")
@@ -91,7 +95,7 @@ def gate_run(spec, policy: Policy):
     findings = evaluate_runspec(hardened, policy)
     blocking = failing(findings, policy)
     refuse = bool(blocking) and policy.runtime.gate != "warn"
-    verdict = Verdict(allowed=not refuse, refused=refuse, warned=bool(blocking) and not refuse)
+    verdict = Verdict(refused=refuse, warned=bool(blocking) and not refuse)
     return verdict, findings, hardened
 
 

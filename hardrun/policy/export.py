@@ -312,7 +312,7 @@ def to_oci(spec: RunSpec, seccomp_profile: dict | None = None) -> dict:
         raise UsageError(f"user {spec.user!r} is a name: an OCI config needs numeric uid[:gid]")
     capabilities = _effective_capabilities(spec)
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")
-                  if spec.namespaces.get("uts" if t == "uts" else t) != "host"]
+                  if spec.namespaces.get(t) != "host"]
     if spec.network != "host":
         namespaces.append({"type": "network"})
     linux: dict = {"namespaces": namespaces, "maskedPaths": list(MASKED_PATHS),

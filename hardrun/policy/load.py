@@ -17,10 +17,9 @@ from ..errors import ParseError, UsageError
 from ..frontends.runvalues import parse_size
 from ..resources import data_dir
 from ..spec.capabilities import known_capability, normalize_capability
-from .discover import DEFAULT, POLICY_FILE, find_policy  # noqa: F401  (re-exported)
+from .discover import DEFAULT
 from .model import Exemption, HostMount, Policy, Runtime, Seccomp
 
-BUILTIN_NAMES = ("default", "baseline", "restricted", "strict")
 MAX_NODES = 20_000            # a policy is small: alias bombs stop here
 MAX_CHAIN = 16
 
@@ -48,7 +47,25 @@ def schema() -> dict:
 
 def builtin_policies() -> dict[str, Path]:
     """Built-in policy name -> file."""
-    return {path.stem: path for path in sorted(data_dir("policies").glob("*.yaml"))}
+    return dict(_builtin_files())
+
+
+# The bundled files do not change while hardrun runs, and every audit loads a policy
+# (each `extends:` level asks again): the directory is listed and resolved only once.
+@lru_cache(maxsize=1)
+def _builtin_files() -> tuple[tuple[str, Path], ...]:
+    return tuple((path.stem, path) for path in sorted(data_dir("policies").glob("*.yaml")))
+
+
+@lru_cache(maxsize=1)
+def _builtin_directory() -> Path:
+    return data_dir("policies").resolve()
+
+
+@lru_cache(maxsize=1)
+def _parser_code() -> bytes:
+    """This module's source: part of a cached built-in policy's key."""
+    return Path(__file__).read_bytes()
 
 
 def load_policy(name_or_file: str | os.PathLike | None = None) -> Policy:
@@ -124,7 +141,7 @@ def _parse(text: str, path: str) -> Located:
 
 
 def _is_builtin(path: Path) -> bool:
-    return path.parent.resolve() == data_dir("policies").resolve()
+    return path.parent.resolve() == _builtin_directory()
 
 
 def _parse_builtin(text: str, path: str) -> Located:
@@ -132,7 +149,7 @@ def _parse_builtin(text: str, path: str) -> Located:
     every audit reads one, and importing PyYAML for it would cost more than the
     rest of auditing a small Dockerfile. Keyed by the policy's text and this module."""
     from .. import cache
-    key = cache.fingerprint([Path(__file__).read_bytes(), text.encode("utf-8")])
+    key = cache.fingerprint([_parser_code(), text.encode("utf-8")])
     entry = cache.load("policy", key)
     try:
         return Located(entry["data"], {tuple(p): (line, column) for p, line, column in entry["values"]},

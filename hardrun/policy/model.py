@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import fnmatch
 from dataclasses import dataclass, field
+from functools import cached_property
 
 SWITCH_ON, SWITCH_OFF = "on", "off"
 
@@ -126,11 +127,16 @@ class Policy:
                 implied[practice] = "error"
         return implied
 
+    @cached_property
+    def _practice_switches(self) -> dict[str, str]:
+        """practice -> switch: the implied practices under the ones the policy names.
+        Computed once: rule_severity asks it for every rule of every audit."""
+        return {**self.implied_practices(), **self.practices}
+
     def rule_severity(self, rule) -> str | None:
         """The severity `rule` has under this policy, or None when it is off."""
-        practices = {**self.implied_practices(), **self.practices}
         by_rule = self.rules.get(rule.id)
-        by_practice = practices.get(rule.practice)
+        by_practice = self._practice_switches.get(rule.practice)
         if by_rule is not None:
             enabled = by_rule != SWITCH_OFF
         elif by_practice == SWITCH_OFF:

@@ -91,11 +91,9 @@ class _Validator:
 
     def errors(self, schema: dict, value, path: tuple):
         schema = self.resolve(schema)
-        if "type" in schema:
-            types = [schema["type"]] if isinstance(schema["type"], str) else schema["type"]
-            if not any(_is_type(value, t) for t in types):
-                yield SchemaError(path, f"expected {expected_type(schema)}, found {_describe(value)}")
-                return
+        if "type" in schema and not _is_type_any(value, schema["type"]):
+            yield SchemaError(path, f"expected {expected_type(schema)}, found {_describe(value)}")
+            return
         if "const" in schema and not _same(value, schema["const"]):
             yield SchemaError(path, f"expected {_show(schema['const'])}, found {_show(value)}")
             return
