@@ -61,6 +61,17 @@ def test_oci_export_keeps_the_capabilities_docker_would(fields, expected):
     assert len(document["process"]["capabilities"]["bounding"]) == expected
 
 
+def test_oci_export_does_not_empty_a_passed_through_variable():
+    """`--env TOKEN` takes the caller's value at run time: the static config.json must not
+    set it to the empty string (the other targets keep it passed through)."""
+    from hardrun.spec.run import EnvVar, RunSpec
+    spec = RunSpec(kind="hardrun", env=(EnvVar("TOKEN", None), EnvVar("MODE", "prod"), EnvVar("EMPTY", "")))
+    env = to_oci(spec)["process"]["env"]
+    assert "MODE=prod" in env and "EMPTY=" in env
+    assert not any(entry.startswith("TOKEN") for entry in env)
+    assert "--env TOKEN " in to_docker_run(spec)                 # control: docker-run passes it through
+
+
 def test_oci_schema_rejects_a_broken_config():
     spec = export_spec(load_policy("restricted"))
     document = to_oci(spec)

@@ -339,8 +339,10 @@ def to_oci(spec: RunSpec, seccomp_profile: dict | None = None) -> dict:
         "terminal": False,
         "user": {"uid": uid or 0, "gid": gid or 0},
         "args": list(spec.command) or ["/bin/sh"],
+        # A variable passed through from the caller's environment (`--env NAME`) has no
+        # value to write down: left out, as Docker leaves it out when the caller has none.
         "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] +
-               [f"{v.name}={v.value or ''}" for v in spec.env],
+               [f"{v.name}={v.value}" for v in spec.env if v.value is not None],
         "cwd": spec.workdir or "/",
         "capabilities": {name: capabilities for name in ("bounding", "effective", "permitted")}
         | {"inheritable": [], "ambient": capabilities if uid else []},
