@@ -121,3 +121,13 @@ def test_bad_publish_values_are_usage_errors(port, message):
 def test_publishing_without_a_bridge_is_refused():
     with pytest.raises(UsageError, match="--publish needs a bridge network"):
         network.prepare(RunSpec(ports=(Port("80", "8080"),)), "x", None)
+
+
+def test_work_in_the_namespace_of_a_gone_process_fails_instead_of_passing():
+    """A container that died before its network was wired must not look wired: entering
+    its namespace raises; the control runs in this process's own namespace."""
+    from hardrun.runtime.network import in_netns
+    require_root()
+    with pytest.raises(FileNotFoundError):
+        in_netns(2 ** 22 + 12345, lambda: "wired")
+    assert in_netns(os.getpid(), lambda: "wired") == "wired"
