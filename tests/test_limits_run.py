@@ -152,6 +152,20 @@ def test_ulimits_reach_the_payload(rootfs, env):
     assert done.stdout.split() == ["100", "200", "0"], done.stderr
 
 
+@pytest.mark.parametrize("directory", ["/tmp", "/run"])
+def test_tmp_and_run_hold_at_most_64_mib(rootfs, env, directory):
+    """A default tmpfs was half of RAM each: a container could fill the host's memory."""
+    fill = (f"grep ' {directory} ' /proc/self/mountinfo; "
+            f"dd if=/dev/zero of={directory}/fill bs=1M count=65 && echo filled")
+    for flags in ([], ["--tmpfs", f"{directory}:exec"]):     # also a tmpfs asked for without size=
+        done = hardrun_run(rootfs, env, *flags, "--", "sh", "-c", fill)
+        assert "size=65536k" in done.stdout and "No space left on device" in done.stderr, done
+        assert "filled" not in done.stdout
+    # control: size=0 is the kernel's unlimited tmpfs, and the same write fits
+    control = hardrun_run(rootfs, env, "--tmpfs", f"{directory}:size=0", "--", "sh", "-c", fill)
+    assert "size=0k" in control.stdout and "filled" in control.stdout, control
+
+
 # ------------------------------------------------------------------ hardrun killed
 
 def _start_and_kill_hardrun(rootfs, env):

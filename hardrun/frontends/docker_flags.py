@@ -228,7 +228,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("storage-opt", LIST),
     _f("sysctl", LIST),
     _f("tmpfs", LIST, runtime=RT, metavar="DST[:OPTS]",
-       help="Mount a tmpfs at DST (options: size=…, mode=…, ro…)"),
+       help="Mount a tmpfs at DST (options: size=… (default 64m), mode=…, ro…)"),
     _f("tty", BOOL, "t"),
     _f("ulimit", LIST, runtime=RT, metavar="NAME=SOFT[:HARD]", help="Set a resource limit"),
     _f("use-api-socket", BOOL),
