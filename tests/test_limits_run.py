@@ -250,3 +250,42 @@ def test_bridge_names_publishing_and_clean_up_through_hardrun_run(rootfs, env, t
     assert seen["links"] == "0" and seen["nft"] == "0"
     assert "hardrun: published 127.0.0.1:18080->7000/tcp" in done.stderr
     assert not list((tmp_path / "state" / "net").glob("*"))
+
+
+def _apply_ulimit(ulimit) -> str:
+    """ulimits.apply on a fresh process whose own hard limit is 0: the error, or "applied"."""
+    import resource
+
+    from hardrun.runtime import ulimits
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: no pytest machinery, only the pipe
+        try:
+            os.close(read)
+            resource.setrlimit(ulimits.RLIMITS[ulimit.name], (0, 0))
+            try:
+                ulimits.apply(os.getpid(), [ulimit])
+                message = "applied"
+            except Exception as error:          # noqa: BLE001 - reported to the parent
+                message = str(error)
+            os.write(write, message.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        message = pipe.read()
+    os.waitpid(pid, 0)
+    return message
+
+
+@pytest.mark.parametrize("name", ["rtprio", "nice", "memlock"])
+def test_a_ulimit_above_hardruns_own_names_that_limit_in_its_hint(name):
+    """Raising a hard limit needs CAP_SYS_RESOURCE (this machine's root lacks it too); the
+    hint used to talk about nofile whatever the limit."""
+    from hardrun.spec.run import Ulimit
+    assert _apply_ulimit(Ulimit(name, 0, 0)) == "applied"     # control: within its own limit
+    message = _apply_ulimit(Ulimit(name, 40, 40))
+    assert "Operation not permitted" in message and "nofile" not in message, message
+    assert f"raising the hard {name} limit above hardrun's own (0) needs" in message, message
+    nofile = _apply_ulimit(Ulimit("nofile", 1 << 30, 1 << 30))     # above nr_open
+    assert "/proc/sys/fs/nr_open" in nofile, nofile
