@@ -67,7 +67,8 @@ NOT_APPLIED_FIELDS = {
     "sysctls": ("sysctls (--sysctl)", "hardrun sets no kernel parameters"),
     "entrypoint": ("entrypoint (--entrypoint)", "hardrun runs the command as given"),
     "run_as_non_root": ("runAsNonRoot (run_as_non_root)", "give a non-root user instead"),
-    "masked_paths": ("maskedPaths (masked_paths)", "hardrun masks Docker's list; systempaths=unconfined unmasks it"),
+    "masked_paths": ("maskedPaths (masked_paths)",
+                     "hardrun masks Docker's list; systempaths=unconfined unmasks it"),
     "readonly_paths": ("readonlyPaths (readonly_paths)",
                        "hardrun protects Docker's list; systempaths=unconfined lifts it"),
     "volume_types": ("volumes (volume_types)", "only bind and tmpfs mounts exist in hardrun run"),
@@ -88,7 +89,8 @@ def check_applicable(spec) -> None:
         if getattr(spec, name) != getattr(_UNSET, name):
             raise UsageError(f"{setting}: hardrun run cannot apply this setting",
                              path=spec.path, line=spec.line_of(name), hint=reason)
-    from ..frontends.docker_flags import check_container_name, check_hostname, check_pids_limit, check_user
+    from ..frontends.docker_flags import (check_container_name, check_hostname, check_pids_limit,
+                                          check_user)
     for name, value, check in (("hostname", spec.hostname, check_hostname),
                                ("name", spec.name, check_container_name),
                                ("user", spec.user, check_user),

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 __all__ = [
     "SeccompProfile", "CompiledFilter", "PreparedFilter", "SeccompStatus", "default_profile",
     "load_profile", "parse_profile", "check_syscall_names", "compile_profile", "cache_key",
-    "default_cache_key", "cached_filter", "default_filter", "prepare_filter", "load_filter", "set_no_new_privs",
-    "seccomp_mode_of",
+    "default_cache_key", "cached_filter", "default_filter", "prepare_filter", "load_filter",
+    "set_no_new_privs", "seccomp_mode_of",
 ]
 
 # Bump when the compiler's output for the same input changes (overlay, ENOSYS prefix…).
