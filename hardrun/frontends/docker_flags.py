@@ -198,7 +198,8 @@ FLAGS: tuple[Flag, ...] = (
     _f("mount", LIST, runtime=RT, metavar="SPEC",
        help="Mount: type=bind|tmpfs,source=…,target=…[,readonly]"),
     _f("name", VALUE, runtime=RT, metavar="NAME",
-       help="Container name (how other containers on its bridge reach it)"),
+       help="Container name, at most 64 characters (the default host name; how other "
+            "containers on its bridge reach it)"),
     _f("network", VALUE, aliases=("net",), runtime=RT, metavar="MODE",
        help="Network: none (default: only lo), host, or bridge[:NAME]"),
     _f("network-alias", LIST, aliases=("net-alias",)),
