@@ -152,6 +152,20 @@ def test_ulimits_reach_the_payload(rootfs, env):
     assert done.stdout.split() == ["100", "200", "0"], done.stderr
 
 
+@pytest.mark.parametrize("directory", ["/tmp", "/run"])
+def test_tmp_and_run_hold_at_most_64_mib(rootfs, env, directory):
+    """A default tmpfs was half of RAM each: a container could fill the host's memory."""
+    fill = (f"grep ' {directory} ' /proc/self/mountinfo; "
+            f"dd if=/dev/zero of={directory}/fill bs=1M count=65 && echo filled")
+    for flags in ([], ["--tmpfs", f"{directory}:exec"]):     # also a tmpfs asked for without size=
+        done = hardrun_run(rootfs, env, *flags, "--", "sh", "-c", fill)
+        assert "size=65536k" in done.stdout and "No space left on device" in done.stderr, done
+        assert "filled" not in done.stdout
+    # control: size=0 is the kernel's unlimited tmpfs, and the same write fits
+    control = hardrun_run(rootfs, env, "--tmpfs", f"{directory}:size=0", "--", "sh", "-c", fill)
+    assert "size=0k" in control.stdout and "filled" in control.stdout, control
+
+
 # ------------------------------------------------------------------ hardrun killed
 
 def _start_and_kill_hardrun(rootfs, env):
@@ -236,3 +250,42 @@ def test_bridge_names_publishing_and_clean_up_through_hardrun_run(rootfs, env, t
     assert seen["links"] == "0" and seen["nft"] == "0"
     assert "hardrun: published 127.0.0.1:18080->7000/tcp" in done.stderr
     assert not list((tmp_path / "state" / "net").glob("*"))
+
+
+def _apply_ulimit(ulimit) -> str:
+    """ulimits.apply on a fresh process whose own hard limit is 0: the error, or "applied"."""
+    import resource
+
+    from hardrun.runtime import ulimits
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: no pytest machinery, only the pipe
+        try:
+            os.close(read)
+            resource.setrlimit(ulimits.RLIMITS[ulimit.name], (0, 0))
+            try:
+                ulimits.apply(os.getpid(), [ulimit])
+                message = "applied"
+            except Exception as error:          # noqa: BLE001 - reported to the parent
+                message = str(error)
+            os.write(write, message.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        message = pipe.read()
+    os.waitpid(pid, 0)
+    return message
+
+
+@pytest.mark.parametrize("name", ["rtprio", "nice", "memlock"])
+def test_a_ulimit_above_hardruns_own_names_that_limit_in_its_hint(name):
+    """Raising a hard limit needs CAP_SYS_RESOURCE (this machine's root lacks it too); the
+    hint used to talk about nofile whatever the limit."""
+    from hardrun.spec.run import Ulimit
+    assert _apply_ulimit(Ulimit(name, 0, 0)) == "applied"     # control: within its own limit
+    message = _apply_ulimit(Ulimit(name, 40, 40))
+    assert "Operation not permitted" in message and "nofile" not in message, message
+    assert f"raising the hard {name} limit above hardrun's own (0) needs" in message, message
+    nofile = _apply_ulimit(Ulimit("nofile", 1 << 30, 1 << 30))     # above nr_open
+    assert "/proc/sys/fs/nr_open" in nofile, nofile

@@ -327,3 +327,16 @@ def test_rules_read_only_the_model():
     assert [h.line for h in hits(spec, "privileged")] == [4]
     assert [h.line for h in hits(spec, "socket-mount")] == [7]
     assert [h.line for h in hits(spec, "secret")] == [9]
+
+
+def test_a_hardrun_run_config_has_the_default_pids_limit():
+    """`hardrun run` applies 1024 processes unless told otherwise: no finding says "no pids limit"."""
+    (hit,) = hits(RunSpec(kind="hardrun", line=2), "no-resource-limits")
+    assert hit.message.startswith("no memory limit")
+    assert hits(RunSpec(kind="hardrun", line=2, memory=1 << 28), "no-resource-limits") == []
+    # control: the same settings from a compose file, where no default applies
+    (hit,) = hits(RunSpec(kind="compose", line=2, memory=1 << 28), "no-resource-limits")
+    assert hit.message.startswith("no pids limit")
+    # 0 and -1 ask hardrun run for no limit at all
+    (hit,) = hits(RunSpec(kind="hardrun", line=2, memory=1 << 28, pids_limit=-1), "no-resource-limits")
+    assert hit.message.startswith("no pids limit")

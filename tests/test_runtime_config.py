@@ -98,3 +98,53 @@ def test_capability_semantics_follow_docker():
         caps.resolve(["CAP_FLY"], [])
     assert caps.names_of(0x400 | (1 << 40)) == ["NET_BIND_SERVICE", "CHECKPOINT_RESTORE"]
     assert caps.names_of(1 << 41) == ["CAP_41"]
+
+
+# --- every RunSpec field is applied by `hardrun run` or refused (exit 125) ------------
+
+from hardrun.runtime.config import (APPLIED_FIELDS, NOT_APPLIED_FIELDS, PROVENANCE_FIELDS,  # noqa: E402
+                                    resolve)
+from hardrun.spec.record import fields  # noqa: E402
+from hardrun.spec.run import RunSpec  # noqa: E402
+
+# A value for each field the runtime cannot apply, as a compose file, a Kubernetes
+# manifest, an OCI config or an audited `docker run` line would set it.
+NOT_APPLIED_VALUES = {
+    "apparmor": "docker-default", "selinux_disabled": True, "selinux_options": {"type": "spc_t"},
+    "devices": ("/dev/fuse",), "sysctls": {"net.ipv4.ip_forward": "1"}, "entrypoint": "/bin/sh",
+    "run_as_non_root": True, "masked_paths": (), "readonly_paths": (),
+    "volume_types": {"data": "hostPath"}, "unresolved": frozenset({"memory"}),
+}
+
+
+def test_every_runspec_field_is_applied_refused_or_provenance():
+    """A field added to RunSpec fails here until the runtime applies or refuses it."""
+    names = {item.name for item in fields(RunSpec)}
+    groups = (PROVENANCE_FIELDS, APPLIED_FIELDS, set(NOT_APPLIED_FIELDS))
+    assert set().union(*groups) == names
+    assert sum(len(group) for group in groups) == len(names)     # no field in two groups
+    assert set(NOT_APPLIED_VALUES) == set(NOT_APPLIED_FIELDS)
+
+
+@pytest.mark.parametrize("name", sorted(NOT_APPLIED_VALUES))
+def test_settings_the_runtime_cannot_apply_are_refused(name):
+    plain = RunSpec(command=("/bin/true",), path="run.yaml", line=1)
+    assert resolve(plain).args == ("/bin/true",)                  # control: the bare spec runs
+    spec = plain.evolve(**{name: NOT_APPLIED_VALUES[name]}, lines={name: 7})
+    with pytest.raises(UsageError) as refused:
+        resolve(spec)
+    setting = NOT_APPLIED_FIELDS[name][0]
+    assert str(refused.value).startswith(f"run.yaml: line 7: {setting}: hardrun run cannot apply")
+
+
+@pytest.mark.parametrize("name,value,expected", [
+    ("hostname", "a\nb", "invalid host name"), ("hostname", "h" * 65, "invalid host name"),
+    ("name", "n" * 65, "invalid container name .* at most 64"), ("name", "web\n", "invalid container name"),
+    ("user", "1000:", "invalid user"), ("pids_limit", -2, "invalid pids limit"),
+])
+def test_values_are_checked_whichever_input_set_them(name, value, expected):
+    """The checks the flags make when they parse, for a spec from any input."""
+    good = {"hostname": "web", "name": "n" * 64, "user": "1000:1000", "pids_limit": -1}
+    assert resolve(RunSpec(command=("/bin/true",), **{name: good[name]}))   # control
+    with pytest.raises(UsageError, match=f"^{name}: {expected}"):
+        resolve(RunSpec(command=("/bin/true",), **{name: value}))

@@ -198,7 +198,8 @@ FLAGS: tuple[Flag, ...] = (
     _f("mount", LIST, runtime=RT, metavar="SPEC",
        help="Mount: type=bind|tmpfs,source=…,target=…[,readonly]"),
     _f("name", VALUE, runtime=RT, metavar="NAME",
-       help="Container name (how other containers on its bridge reach it)"),
+       help="Container name, at most 64 characters (the default host name; how other "
+            "containers on its bridge reach it)"),
     _f("network", VALUE, aliases=("net",), runtime=RT, metavar="MODE",
        help="Network: none (default: only lo), host, or bridge[:NAME]"),
     _f("network-alias", LIST, aliases=("net-alias",)),
@@ -206,7 +207,8 @@ FLAGS: tuple[Flag, ...] = (
     _f("oom-kill-disable", BOOL),
     _f("oom-score-adj", VALUE),
     _f("pid", VALUE),
-    _f("pids-limit", VALUE, runtime=RT, metavar="N", help="Maximum number of processes (-1: unlimited)"),
+    _f("pids-limit", VALUE, runtime=RT, metavar="N",
+       help="Maximum number of processes (default 1024; 0 or -1: unlimited)"),
     _f("platform", VALUE),
     _f("privileged", BOOL),
     _f("publish", LIST, "p", runtime=RT, metavar="[IP:]HOST:CONTAINER[/PROTO]",
@@ -228,7 +230,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("storage-opt", LIST),
     _f("sysctl", LIST),
     _f("tmpfs", LIST, runtime=RT, metavar="DST[:OPTS]",
-       help="Mount a tmpfs at DST (options: size=…, mode=…, ro…)"),
+       help="Mount a tmpfs at DST (options: size=… (default 64m), mode=…, ro…)"),
     _f("tty", BOOL, "t"),
     _f("ulimit", LIST, runtime=RT, metavar="NAME=SOFT[:HARD]", help="Set a resource limit"),
     _f("use-api-socket", BOOL),
@@ -747,7 +749,7 @@ def _size_field(field_name: str, allow_minus_one: bool = False):
     return handle
 
 
-def _int_field(field_name: str, minimum: int | None = None):
+def _int_field(field_name: str, minimum: int | None = None, check=None):
     def handle(b: _Builder, value):
         if b.left_unresolved(value):
             b.unknown_value(field_name)
@@ -758,6 +760,9 @@ def _int_field(field_name: str, minimum: int | None = None):
             raise ValueError("expected an integer") from None
         if minimum is not None and number < minimum:
             raise ValueError(f"must be at least {minimum}")
+        problem = check(number) if b.hardrun_mode and check is not None else None
+        if problem:
+            raise ValueError(problem)
         b.set(field_name, number)
     return handle
 
@@ -800,7 +805,7 @@ def _is_word(text: str, others: str) -> bool:
     return text.isascii() and text[:1].isalnum() and (not rest or rest.isalnum())
 
 
-def _check_user(text: str) -> str | None:
+def check_user(text: str) -> str | None:
     if not text or text.startswith(":") or text.endswith(":") or text.count(":") > 1:
         return f"invalid user {text!r} (expected UID[:GID] or NAME[:GROUP])"
     return None
@@ -812,16 +817,25 @@ def _check_workdir(text: str) -> str | None:
     return None
 
 
-def _check_hostname(text: str) -> str | None:
+def check_hostname(text: str) -> str | None:
     if len(text) > _HOST_NAME_MAX or not _is_word(text, ".-"):
         return f"invalid host name {text!r} (letters, digits, '.' and '-', at most 64)"
     return None
 
 
-def _check_name(text: str) -> str | None:
-    # Docker's rule; it also keeps the name a single word in the generated /etc/hosts
-    if not _is_word(text, "_.-"):
-        return f"invalid container name {text!r} (a letter or digit, then letters, digits, '_', '.' or '-')"
+def check_container_name(text: str) -> str | None:
+    # Docker's rule; it also keeps the name a single word in the generated /etc/hosts.
+    # The name is the container's default host name, hence the kernel's length limit.
+    if len(text) > _HOST_NAME_MAX or not _is_word(text, "_.-"):
+        return (f"invalid container name {text!r} (a letter or digit, then letters, digits, '_', "
+                f"'.' or '-', at most {_HOST_NAME_MAX}: it is the default host name)")
+    return None
+
+
+def check_pids_limit(number: int) -> str | None:
+    # Docker's meaning: 0 and -1 are unlimited
+    if number < -1:
+        return f"invalid pids limit {number} (a positive number, or 0 or -1 for unlimited)"
     return None
 
 
@@ -973,10 +987,10 @@ _HANDLERS = {
     "cap-add": _capabilities("cap_add"),
     "cap-drop": _capabilities("cap_drop"),
     "security-opt": _security_opt,
-    "user": _string_field("user", _check_user),
+    "user": _string_field("user", check_user),
     "workdir": _string_field("workdir", _check_workdir),
-    "hostname": _string_field("hostname", _check_hostname),
-    "name": _string_field("name", _check_name),
+    "hostname": _string_field("hostname", check_hostname),
+    "name": _string_field("name", check_container_name),
     "entrypoint": _string_field("entrypoint"),
     "rootfs": _string_field("rootfs", _check_rootfs),
     "network": _network,
@@ -990,7 +1004,7 @@ _HANDLERS = {
     "env-file": _env_file,
     "memory": _size_field("memory"),
     "memory-swap": _size_field("memory_swap", allow_minus_one=True),
-    "pids-limit": _int_field("pids_limit"),
+    "pids-limit": _int_field("pids_limit", check=check_pids_limit),
     "cpus": _cpus,
     "cpu-shares": _int_field("cpu_shares", minimum=0),
     "ulimit": _ulimit,

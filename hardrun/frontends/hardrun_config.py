@@ -114,7 +114,8 @@ def _spec(document, path: str) -> RunSpec:
                         ("system_paths_unconfined", ("security", "unmasked-proc")),
                         ("network", ("network",)),
                         ("memory", ("limits", "memory")), ("pids_limit", ("limits", "pids")),
-                        ("cpus", ("limits", "cpus")), ("hostname", ("hostname",))):
+                        ("cpus", ("limits", "cpus")), ("hostname", ("hostname",)),
+                        ("name", ("name",)), ("devices", ("devices",)), ("sysctls", ("sysctls",))):
         note(field, *keys)
     namespaces = dict(data.get("namespaces", {}))
     for name in namespaces:

@@ -44,8 +44,65 @@ class RuntimeConfig:
         return f"RuntimeConfig({self.__dict__!r})"
 
 
+# RunSpec fields that say where a spec came from, not how the container runs (`image`:
+# what the run config's rootfs was made from, judged by the audit only; `env_files`: the
+# files --env-file read into `env`).
+PROVENANCE_FIELDS = frozenset({"kind", "path", "line", "subject", "lines", "image", "env_files"})
+# RunSpec fields that resolve() and the parent apply.
+APPLIED_FIELDS = frozenset({
+    "command", "user", "privileged", "cap_add", "cap_drop", "no_new_privileges", "seccomp",
+    "system_paths_unconfined", "read_only_root", "rootfs", "mounts", "workdir", "namespaces",
+    "userns_remap", "hostname", "env", "init", "memory", "memory_swap",
+    "pids_limit", "cpus", "cpu_shares", "ulimits", "network", "ports", "exposed_ports",
+    "publish_all", "name",
+})
+# RunSpec fields that other front ends (compose, Kubernetes, OCI, docker run lines) fill and
+# `hardrun run` cannot apply: the setting as a run config / the flags spell it, and why.
+NOT_APPLIED_FIELDS = {
+    "apparmor": ("security.apparmor (--security-opt apparmor=)", "hardrun has no AppArmor confinement"),
+    "selinux_disabled": ("security.selinux (--security-opt label=disable)",
+                         "hardrun has no SELinux confinement"),
+    "selinux_options": ("security.selinux (--security-opt label=)", "hardrun has no SELinux confinement"),
+    "devices": ("devices (--device)", "hardrun gives containers no host devices"),
+    "sysctls": ("sysctls (--sysctl)", "hardrun sets no kernel parameters"),
+    "entrypoint": ("entrypoint (--entrypoint)", "hardrun runs the command as given"),
+    "run_as_non_root": ("runAsNonRoot (run_as_non_root)", "give a non-root user instead"),
+    "masked_paths": ("maskedPaths (masked_paths)",
+                     "hardrun masks Docker's list; systempaths=unconfined unmasks it"),
+    "readonly_paths": ("readonlyPaths (readonly_paths)",
+                       "hardrun protects Docker's list; systempaths=unconfined lifts it"),
+    "volume_types": ("volumes (volume_types)", "only bind and tmpfs mounts exist in hardrun run"),
+    "unresolved": ("a $VARIABLE (unresolved)", "the value is not known until a shell expands it"),
+}
+_UNSET = None   # RunSpec(), made on first use (spec.run is imported lazily here)
+
+
+def check_applicable(spec) -> None:
+    """Refuse (UsageError, exit 125) any setting `hardrun run` would not apply, and any value
+    the command line refuses, whichever input set it: flags, a run config, a RunSpec from a
+    program. Every input path reaches the runtime through resolve(), which calls this first."""
+    global _UNSET
+    if _UNSET is None:
+        from ..spec.run import RunSpec
+        _UNSET = RunSpec()
+    for name, (setting, reason) in NOT_APPLIED_FIELDS.items():
+        if getattr(spec, name) != getattr(_UNSET, name):
+            raise UsageError(f"{setting}: hardrun run cannot apply this setting",
+                             path=spec.path, line=spec.line_of(name), hint=reason)
+    from ..frontends.docker_flags import (check_container_name, check_hostname, check_pids_limit,
+                                          check_user)
+    for name, value, check in (("hostname", spec.hostname, check_hostname),
+                               ("name", spec.name, check_container_name),
+                               ("user", spec.user, check_user),
+                               ("pids_limit", spec.pids_limit, check_pids_limit)):
+        problem = value is not None and check(value)
+        if problem:
+            raise UsageError(f"{name}: {problem}", path=spec.path, line=spec.line_of(name))
+
+
 def resolve(spec, command=None) -> RuntimeConfig:
     """Validate `spec` completely and return the plan the parent and child execute."""
+    check_applicable(spec)
     args = tuple(command) if command else tuple(spec.command)
     if not args:
         raise UsageError("no command given", hint="hardrun run [OPTIONS] [--rootfs DIR] COMMAND [ARG...]")

@@ -23,6 +23,9 @@ KERNEL_FS_FLAGS = k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC
 # Device nodes bound from the host into the container's /dev.
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 TMPFS_DATA_KEYS = ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks")
+# The size of a tmpfs that does not give one (the kernel's default is half of RAM, each);
+# size=0 asks for the kernel's unlimited tmpfs.
+DEFAULT_TMPFS_SIZE = "64m"
 
 
 class MountPlan:
@@ -61,7 +64,7 @@ def plan_mounts(mounts, host_root: bool) -> tuple[MountPlan, ...]:
     for target, mode in (("/tmp", "1777"), ("/run", "755")):
         if target not in seen:
             # noexec: with a read-only root, nothing the container writes can be executed.
-            plans.append(MountPlan("tmpfs", target, data=f"mode={mode}"))
+            plans.append(MountPlan("tmpfs", target, data=f"mode={mode},size={DEFAULT_TMPFS_SIZE}"))
     plans.sort(key=lambda plan: plan.target.count("/") if plan.target != "/" else 0)
     return tuple(plans)
 
@@ -117,6 +120,8 @@ def _plan(mount) -> MountPlan:
                              hint="binds are always nosuid,nodev; use ro/rw, exec/noexec, "
                                   "and for tmpfs size=, mode=, uid=, gid=")
     if mount.type == "tmpfs":
+        if not any(item.startswith("size=") for item in data):
+            data.append(f"size={DEFAULT_TMPFS_SIZE}")
         return MountPlan("tmpfs", target, read_only=read_only, exec_=exec_, data=",".join(data))
     if mount.type == "volume":
         raise UsageError(f"mount {target}: named volumes are not supported by hardrun run",

@@ -175,7 +175,10 @@ def _seccomp_filter(cfg):
     if cfg.seccomp == "default":
         bpf = seccomp.default_filter(cfg.caps)
     else:
-        bpf = seccomp.cached_filter(seccomp.load_profile(cfg.seccomp), cfg.caps)
+        profile = seccomp.load_profile(cfg.seccomp)
+        for warning in seccomp.check_syscall_names(profile):
+            print(f"hardrun: warning: {warning}", file=sys.stderr, flush=True)
+        bpf = seccomp.cached_filter(profile, cfg.caps)
     return seccomp.prepare_filter(bpf)
 
 

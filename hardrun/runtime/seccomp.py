@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SeccompProfile", "CompiledFilter", "PreparedFilter", "SeccompStatus", "default_profile",
-    "load_profile", "parse_profile", "compile_profile", "cache_key", "default_cache_key",
-    "cached_filter", "default_filter", "prepare_filter", "load_filter", "set_no_new_privs",
-    "seccomp_mode_of",
+    "load_profile", "parse_profile", "check_syscall_names", "compile_profile", "cache_key",
+    "default_cache_key", "cached_filter", "default_filter", "prepare_filter", "load_filter",
+    "set_no_new_privs", "seccomp_mode_of",
 ]
 
 # Bump when the compiler's output for the same input changes (overlay, ENOSYS prefix…).
@@ -73,6 +73,14 @@ def _native(arch: str) -> str:
     if arch in ("native", native) or ARCHITECTURES.get(native) == arch or os.uname().machine == arch:
         return native
     raise UsageError(f"seccomp: can only compile for the native architecture ({native}), not {arch!r}")
+
+
+def check_syscall_names(profile: SeccompProfile) -> tuple[str, ...]:
+    """A UsageError for a syscall name libseccomp does not know; warnings for names newer
+    than it (hardrun.runtime.seccomp_bpf.check_syscall_names)."""
+    from .seccomp_bpf import check_syscall_names as check
+
+    return check(profile)
 
 
 def compile_profile(profile: SeccompProfile, capabilities: Iterable[str] = (),

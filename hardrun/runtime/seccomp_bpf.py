@@ -73,6 +73,40 @@ def resolve_syscall(arch: str, name: str) -> int:
     return libseccomp().seccomp_syscall_resolve_name_arch(ARCH_TOKENS[arch], name.encode())
 
 
+# Linux system calls newer than some libseccomp releases (Linux 6.4 to 6.15): a profile may
+# name them (Docker's does) although such a libseccomp cannot filter them.
+NEWER_SYSCALLS = frozenset({
+    "cachestat", "fchmodat2", "map_shadow_stack", "futex_wake", "futex_wait", "futex_requeue",
+    "riscv_hwprobe", "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules", "statmount",
+    "listmount", "mseal", "uretprobe", "getxattrat", "setxattrat", "listxattrat",
+    "removexattrat", "open_tree_attr",
+})
+
+
+def check_syscall_names(profile) -> tuple[str, ...]:
+    """Refuse a profile that names a system call libseccomp does not know at all (a typo):
+    a UsageError naming the file, the rule and the name. Linux system calls newer than
+    this libseccomp cannot be filtered: one warning naming them (returned). A name
+    libseccomp knows but this architecture lacks is compiled as libseccomp maps it."""
+    from .seccomp_platform import libseccomp_version, native_arch
+    native = native_arch()
+    newer = []
+    for rule in profile.syscalls:
+        for name in rule.names:
+            if resolve_syscall(native, name) != _NR_SCMP_ERROR:
+                continue
+            if name not in NEWER_SYSCALLS:
+                raise UsageError(f"{rule.where}: unknown system call {name!r}", path=profile.source,
+                                 hint=f"libseccomp {libseccomp_version()} does not know it; "
+                                      "check the spelling")
+            if name not in newer:
+                newer.append(name)
+    if not newer:
+        return ()
+    return (f"{profile.source}: libseccomp {libseccomp_version()} does not know the system "
+            f"call(s) {', '.join(newer)} (newer than it): their rules cannot apply",)
+
+
 def compile_resolved(resolved: ResolvedFilter) -> bytes:
     """The BPF program (an array of struct sock_filter, host byte order) for a resolved profile."""
     seccomp = _import_pyseccomp()
@@ -161,7 +195,7 @@ def _build(seccomp, resolved: ResolvedFilter, rules: list[ResolvedRule], default
     for rule in rules:
         number = resolve_syscall(resolved.arches[0], rule.name)
         if number == _NR_SCMP_ERROR:
-            continue  # a syscall this libseccomp does not know: skipped, as Docker does
+            continue  # newer than this libseccomp (check_syscall_names refused the others)
         args = [seccomp.Arg(a.index, _OPERATOR_CODES[a.op], a.value, a.value_two) for a in rule.args]
         try:
             filt.add_rule(rule.action, number, *args)

@@ -45,6 +45,13 @@ def apply(pid: int, ulimits) -> None:
         except (OSError, ValueError) as error:
             reason = getattr(error, "strerror", None) or str(error)
             raise LimitError(f"--ulimit {ulimit.name}={ulimit.soft}:{ulimit.hard} cannot be "
-                             f"applied: {reason}",
-                             hint="nofile cannot exceed /proc/sys/fs/nr_open; raising a hard "
-                                  "limit needs root") from None
+                             f"applied: {reason}", hint=_hint(ulimit.name)) from None
+
+
+def _hint(name: str) -> str:
+    """What to do when the limit `name` cannot be set."""
+    if name == "nofile":
+        return "nofile cannot exceed /proc/sys/fs/nr_open; raising a hard limit needs root"
+    hard = resource.getrlimit(RLIMITS[name])[1]
+    own = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+    return f"raising the hard {name} limit above hardrun's own ({own}) needs CAP_SYS_RESOURCE (root)"

@@ -337,6 +337,8 @@ def expose_sensitive(spec, context):
 
 def _limited(spec, field: str) -> bool:
     value = getattr(spec, field)
+    if field == "pids_limit" and value is None and _hardened_by_default(spec):
+        return True   # `hardrun run` applies its default pids limit (1024)
     return field in spec.unresolved or (value is not None and value > 0)
 
 
