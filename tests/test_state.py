@@ -13,6 +13,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -40,18 +41,18 @@ def user_env(home: Path) -> dict:
 
 
 @pytest.fixture
-def two_users(tmp_path):
-    """(attacker uid, victim uid, the victim's default state root, a home for the victim)."""
+def two_users():
+    """(attacker uid, victim uid, the victim's default state root, the victim's home: a
+    directory of its own that it can reach, as its files would be)."""
     require_root()
     attacker, victim = random.sample(range(300000, 399999), 2)
     root = Path(f"/tmp/hardrun-{victim}")
     assert not os.path.lexists(root)
-    home = tmp_path / "home"
-    home.mkdir()
+    home = Path(tempfile.mkdtemp(prefix=f"hardrun-home-{victim}-"))
     os.chown(home, victim, victim)
-    os.chmod(tmp_path, 0o755)
     yield attacker, victim, root, home
     state_module.remove_tree(str(root))
+    state_module.remove_tree(str(home))
 
 
 def plant(root: Path, owner: int, mode: int, victim_pid: int, victim_files: Path) -> None:
