@@ -684,7 +684,8 @@ def test_reaping_leaves_a_state_being_created_alone(rootfs, private_cgroup_paren
     maker = subprocess.Popen(["sleep", "60"])
     try:
         staging = f".new-{maker.pid}.{process_start_time(maker.pid)}.0123456789abcdef"
-        os.makedirs(f"{state_dir}/{staging}")
+        os.mkdir(state_dir, 0o700)                       # a state root is the caller's alone
+        os.mkdir(f"{state_dir}/{staging}")
         assert run(rootfs, "--", "true", env=env).returncode == 0
         assert os.listdir(state_dir) == [staging]
     finally:
