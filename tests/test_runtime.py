@@ -629,7 +629,9 @@ def test_rootless_maps_the_callers_own_uid(public_rootfs):
     rootfs, home, source = public_rootfs
     python = "/usr/bin/python3"   # the test venv's interpreter may not be reachable by nobody
     assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(source)}
+    # the state root in the test's own tree: the default /tmp/hardrun-65534 would outlive it
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(source),
+           "XDG_RUNTIME_DIR": str(home)}
     script = "id -u; cat /proc/self/uid_map; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /x"
     done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m",
                            "hardrun", "run", "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined",
