@@ -70,6 +70,8 @@ def trusted_root(root: str | None = None, create: bool = False) -> str | None:
     try:
         info = os.lstat(root)
     except FileNotFoundError:
+        if create:
+            raise StateDirError(f"state directory {root} vanished while it was made") from None
         return None
     problem = _untrusted_root(info)
     if problem is None:
