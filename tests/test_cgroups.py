@@ -571,7 +571,8 @@ def test_container_sees_its_own_cgroup_read_only(isolated, tmp_path):
 def test_gc_removes_unreadable_entries_and_empty_orphans_but_not_busy_ones(isolated):
     parent = os.environ["HARDRUN_CGROUP_PARENT"]
     unreadable = isolated / "0123456789abcdef"
-    unreadable.mkdir(parents=True)
+    isolated.mkdir(mode=0o700)                        # a state root is the caller's alone
+    unreadable.mkdir()
     os.utime(unreadable, (0, 0))                       # long abandoned
     empty_orphan = Path("/sys/fs/cgroup/pids", parent, "feedfacecafebeef")
     busy_orphan = Path("/sys/fs/cgroup/pids", parent, "deadbeefdeadbeef")

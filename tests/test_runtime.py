@@ -629,7 +629,9 @@ def test_rootless_maps_the_callers_own_uid(public_rootfs):
     rootfs, home, source = public_rootfs
     python = "/usr/bin/python3"   # the test venv's interpreter may not be reachable by nobody
     assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(source)}
+    # the state root in the test's own tree: the default /tmp/hardrun-65534 would outlive it
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(source),
+           "XDG_RUNTIME_DIR": str(home)}
     script = "id -u; cat /proc/self/uid_map; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /x"
     done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m",
                            "hardrun", "run", "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined",
@@ -684,7 +686,8 @@ def test_reaping_leaves_a_state_being_created_alone(rootfs, private_cgroup_paren
     maker = subprocess.Popen(["sleep", "60"])
     try:
         staging = f".new-{maker.pid}.{process_start_time(maker.pid)}.0123456789abcdef"
-        os.makedirs(f"{state_dir}/{staging}")
+        os.mkdir(state_dir, 0o700)                       # a state root is the caller's alone
+        os.mkdir(f"{state_dir}/{staging}")
         assert run(rootfs, "--", "true", env=env).returncode == 0
         assert os.listdir(state_dir) == [staging]
     finally:

@@ -10,9 +10,15 @@ import click
                    "directory accounts for.")
 def gc(orphans):
     """Remove the cgroups, links, addresses, nftables rules and proxies of containers
-    whose hardrun process is gone (state in /run/hardrun, or $HARDRUN_STATE_DIR)."""
+    whose hardrun process is gone (state in /run/hardrun, or $HARDRUN_STATE_DIR).
+    A state directory that is not the caller's own, with mode 0700, is refused (exit 125)."""
+    from ..errors import HardrunError
     from ..runtime.gc import collect
-    report = collect(orphans=orphans)
+    try:
+        report = collect(orphans=orphans)
+    except HardrunError as error:       # an untrusted state directory: nothing is touched
+        click.echo(f"hardrun gc: {error}", err=True)
+        raise SystemExit(error.exit_code) from None
     for line in report.removed:
         click.echo(f"removed {line}")
     for problem in report.problems:

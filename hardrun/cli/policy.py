@@ -27,9 +27,8 @@ def show(policy_ref):
     .hardrun.yaml, else `default`).
     """
     import yaml
-    from ..policy import find_policy
     from ..policy.model import policy_document
-    policy = _load(policy_ref or find_policy("."))
+    policy = _load(policy_ref)
     click.echo(f"# effective policy: {' -> '.join(policy.chain)}")
     click.echo(yaml.safe_dump(policy_document(policy), sort_keys=False, default_flow_style=None),
                nl=False)
@@ -54,10 +53,11 @@ def validate(files):
     sys.exit(2 if failed else 0)
 
 
-def _load(reference: str):
+def _load(reference: str | None):
+    """The named policy, else the one found here (confined to its repository)."""
     from ..errors import HardrunError
-    from ..policy import load_policy
+    from ..policy import find_policy, load_found_policy, load_policy
     try:
-        return load_policy(reference)
+        return load_policy(reference) if reference else load_found_policy(find_policy("."))
     except HardrunError as error:
         raise click.ClickException(error.summary()) from None

@@ -63,17 +63,23 @@ def _config_and_policy(spec, options):
     if options.config:
         from ..frontends.hardrun_config import merge_flags, read_run_config
         spec = merge_flags(read_run_config(options.config), spec)
-    reference = options.policy or _repository_policy(options.config)
-    if reference is None:
+    policy = _named_or_repository_policy(options)
+    if policy is None:
         return spec
-    from ..policy import load_policy
     from ..policy.evaluate import enforce_at_run
-    return enforce_at_run(spec, load_policy(reference), sys.stderr)
+    return enforce_at_run(spec, policy, sys.stderr)
 
 
-def _repository_policy(config: str | None) -> str | None:
-    """The repository's .hardrun.yaml (found from --config's directory, else the current
-    one), or None: without a policy file `hardrun run` gates nothing, as before."""
+def _named_or_repository_policy(options):
+    """--policy, else the repository's .hardrun.yaml (found from --config's directory, else
+    the current one; it may only tighten), else None: without a policy file `hardrun run`
+    gates nothing, as before."""
+    if options.policy:
+        from ..policy import load_policy
+        return load_policy(options.policy)
     from ..policy.discover import DEFAULT, find_policy
-    found = find_policy(config or ".")
-    return None if found == DEFAULT else found
+    found = find_policy(options.config or ".")
+    if found == DEFAULT:
+        return None
+    from ..policy.load import load_found_policy
+    return load_found_policy(found)

@@ -117,7 +117,8 @@ FLAGS: tuple[Flag, ...] = (
     _f("dry-run", BOOL, runtime=RT, scope=HARDRUN,
        help="Print the resolved configuration as JSON; run nothing"),
     _f("policy", VALUE, runtime=RT, scope=HARDRUN, metavar="POLICY",
-       help="Check against a policy (name or file) before running"),
+       help="Check against a policy (name or file) before running; without it, a "
+            "repository's .hardrun.yaml is used and may only tighten the run"),
     _f("config", VALUE, runtime=RT, scope=HARDRUN, metavar="FILE",
        help="Read the run configuration from YAML (flags override it)"),
     _f("limits", VALUE, runtime=RT, scope=HARDRUN, metavar="MODE",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from ..errors import HardrunError
+from ..errors import HardrunError, UsageError
 from .model import Policy
 
 # `hardrun run` exit status when the policy refuses the container before anything is
@@ -108,6 +108,8 @@ def enforce_at_run(spec, policy: Policy, stream):
     """The hardened spec `hardrun run` starts, after the gate: findings go to `stream` as
     the audit prints them; a refusal raises PolicyRefused."""
     verdict, findings, hardened = gate_run(spec, policy)
+    if policy.discovered:
+        refuse_loosening(spec, hardened, policy)
     shown = format_findings(findings)
     if verdict.refused:
         if shown:
@@ -118,6 +120,62 @@ def enforce_at_run(spec, policy: Policy, stream):
     if verdict.warned and shown:
         stream.write(shown + "\n")
     return hardened
+
+
+# Where a RunSpec came from, not what runs.
+_PROVENANCE = frozenset({"kind", "path", "line", "subject", "lines"})
+# The policy setting that changes a RunSpec field, for the refusal's message.
+_SETTING_OF = {"pids_limit": "runtime.pids-limit", "memory": "runtime.memory", "user": "runtime.user"}
+
+
+def refuse_loosening(spec, hardened, policy: Policy) -> None:
+    """A policy picked up from the repository may only tighten `hardrun run`: `hardened`
+    is compared field by field with what would run without the policy, and any
+    difference that is not tighter (or that no judge below knows) refuses the start.
+    The gate itself can only refuse, so this covers everything a policy does to a run."""
+    from ..spec.record import fields
+    baseline = harden(spec, Policy(name="hardrun", chain=()))
+    for item in fields(type(hardened)):
+        before, after = getattr(baseline, item.name), getattr(hardened, item.name)
+        if item.name in _PROVENANCE or before == after:
+            continue
+        judge = _TIGHTER.get(item.name)
+        if judge is None or not judge(before, after, hardened):
+            setting = _SETTING_OF.get(item.name, item.name)
+            raise UsageError(f"{policy.name}: {setting} {after} would loosen `hardrun run` "
+                             f"(without the policy: {_shown(item.name, before)}); a policy found "
+                             "in the repository may only tighten it",
+                             hint=f"name the policy with --policy {policy.name} to accept it")
+
+
+def _shown(name: str, value) -> str:
+    if name == "pids_limit" and value is None:
+        from ..runtime.cgroups import DEFAULT_PIDS_LIMIT
+        return str(DEFAULT_PIDS_LIMIT)
+    return {"memory": "no limit", "user": "root"}.get(name, "unset") if value is None else str(value)
+
+
+def _lower_pids_limit(before, after, spec) -> bool:
+    from ..runtime.cgroups import DEFAULT_PIDS_LIMIT
+    limit = DEFAULT_PIDS_LIMIT if before is None else before
+    return after is not None and after > 0 and (limit <= 0 or after <= limit)
+
+
+def _lower_memory(before, after, spec) -> bool:
+    return after is not None and (before is None or after <= before)
+
+
+def _non_root_in_private_userns(before, after, spec) -> bool:
+    """Another user inside a private user namespace is an unprivileged uid on the host
+    either way; under `--userns host` it would be a different host user."""
+    from ..audit.checks.buildutil import is_root_user
+    return (before is None and after is not None and not is_root_user(after)
+            and spec.namespaces.get("user") != "host")
+
+
+# field -> whether the policy's value is at least as strict as hardrun's own
+_TIGHTER = {"pids_limit": _lower_pids_limit, "memory": _lower_memory,
+            "user": _non_root_in_private_userns}
 
 
 def harden(spec, policy: Policy):

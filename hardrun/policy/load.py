@@ -3,9 +3,15 @@
 Every error names the file, the line and the column of the YAML node at fault and
 says what was expected. Nothing in a policy is executed or fetched: it is plain data
 read with the safe loader, and `extends:` only names built-in policies or files.
+
+An error in a file reached through `extends:` gives its location but never its content
+(the file may be anything: a token, /etc/passwd). A policy nobody named, discovered in a
+repository (`load_found_policy`), may extend only built-in policies and files inside
+that repository, and is marked `discovered`: it may tighten `hardrun run`, never loosen it.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -13,11 +19,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import ParseError, UsageError
+from ..errors import HardrunError, ParseError, UsageError
 from ..frontends.runvalues import parse_size
 from ..resources import data_dir
 from ..spec.capabilities import known_capability, normalize_capability
-from .discover import DEFAULT
+from .discover import DEFAULT, POLICY_FILE
 from .model import Exemption, HostMount, Policy, Runtime, Seccomp
 
 MAX_NODES = 20_000            # a policy is small: alias bombs stop here
@@ -76,6 +82,29 @@ def load_policy(name_or_file: str | os.PathLike | None = None) -> Policy:
     return _load_chain(path, display=reference if reference in builtin_policies() else None)
 
 
+def load_found_policy(found: str) -> Policy:
+    """The policy `find_policy` returned: `default`, or a repository's .hardrun.yaml that
+    nobody named. That file and every file it extends must be inside the repository (or
+    built in), and the policy is marked `discovered`."""
+    if found == DEFAULT:
+        return load_policy(DEFAULT)
+    repository = os.path.dirname(found)
+    if not _inside(found, repository):
+        raise UsageError(f"{found}: a {POLICY_FILE} that links out of its repository is not "
+                         "used (name a policy with --policy instead)")
+    return dataclasses.replace(_load_chain(Path(found), within=repository), discovered=True)
+
+
+def _inside(path, directory: str) -> bool:
+    real, base = os.path.realpath(path), os.path.realpath(directory)
+    return real == base or real.startswith(base.rstrip("/") + "/")
+
+
+class _ContentFree(ParseError):
+    """An error about a policy file whose message quotes nothing from that file: it may be
+    shown for a file reached through `extends:`."""
+
+
 def load_policy_file(path: str | os.PathLike) -> Policy:
     """The effective policy in the file at `path` (never a built-in name)."""
     path = Path(path)
@@ -103,7 +132,8 @@ def _resolve(reference: str, base: str | None) -> Path:
     return path
 
 
-def _load_chain(path: Path, display: str | None = None, seen: tuple = ()) -> Policy:
+def _load_chain(path: Path, display: str | None = None, seen: tuple = (),
+                within: str | None = None) -> Policy:
     shown = display or str(path)
     key = str(path.resolve())
     try:
@@ -112,26 +142,47 @@ def _load_chain(path: Path, display: str | None = None, seen: tuple = ()) -> Pol
         raise ParseError(f"cannot read policy: {getattr(error, 'strerror', None) or error}",
                          path=str(path)) from None
     document = _parse_builtin(text, str(path)) if _is_builtin(path) else _parse(text, str(path))
-    return _build(str(path), document, str(path.parent), seen + (key,), shown)
+    return _build(str(path), document, str(path.parent), seen + (key,), shown, within)
 
 
-def _build(path: str, document: Located, base_dir: str, seen: tuple, shown: str | None = None) -> Policy:
+def _build(path: str, document: Located, base_dir: str, seen: tuple, shown: str | None = None,
+           within: str | None = None) -> Policy:
     _validate(path, document)
     data = document.data
     parent = None
     if "extends" in data:
-        if len(seen) > MAX_CHAIN:
-            raise _error(path, document, ("extends",), f"extends chain deeper than {MAX_CHAIN}")
-        try:
-            target = _resolve(data["extends"], base_dir)
-        except UsageError as error:
-            raise _error(path, document, ("extends",), error.message) from None
-        if str(target.resolve()) in seen:
-            raise _error(path, document, ("extends",),
-                         f"extends {data['extends']!r} makes a cycle: a policy cannot extend itself")
-        parent = _load_chain(target, data["extends"] if data["extends"] in builtin_policies() else None,
-                             seen)
+        parent = _load_parent(path, document, base_dir, seen, within)
     return _merge(parent, data, shown or path, path, document)
+
+
+def _load_parent(path: str, document: Located, base_dir: str, seen: tuple, within: str | None) -> Policy:
+    reference = document.data["extends"]
+
+    def refuse(message: str):
+        line, column = document.where(("extends",))
+        return _ContentFree(message, path=path, line=line, column=column)
+
+    if len(seen) > MAX_CHAIN:
+        raise refuse(f"extends chain deeper than {MAX_CHAIN}")
+    try:
+        target = _resolve(reference, base_dir)
+    except UsageError as error:
+        raise _error(path, document, ("extends",), error.message) from None
+    if within is not None and not _is_builtin(target) and not _inside(target, within):
+        raise refuse("a repository's policy may extend only built-in policies and files inside "
+                     "the repository (name another policy with --policy)")
+    if str(target.resolve()) in seen:
+        raise refuse("extends makes a cycle: a policy cannot extend itself")
+    try:
+        return _load_chain(target, reference if reference in builtin_policies() else None,
+                           seen, within)
+    except _ContentFree:
+        raise
+    except HardrunError as error:     # the parent may be any file: its location, never its text
+        where = error.path or str(target)
+        raise _ContentFree(f"not a valid policy (extended by {path}; its content is not shown: "
+                           f"check it with `hardrun policy validate {where}`)",
+                           path=where, line=error.line, column=error.column) from None
 
 
 # -- YAML with marks -----------------------------------------------------------------------

@@ -97,6 +97,7 @@ class Policy:
     allowed_sysctls: tuple[str, ...] | None = None
     runtime: Runtime = field(default_factory=Runtime)
     exemptions: tuple[Exemption, ...] = ()
+    discovered: bool = False       # found in a repository, not named: may only tighten `hardrun run`
 
     def setting_is_set(self, key: str) -> bool:
         """Whether the policy setting `key` (a rule's `enabled_by`) is in force."""

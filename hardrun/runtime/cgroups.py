@@ -576,8 +576,18 @@ def remove_empty_parents(paths: list[str]) -> None:
 
 
 def undo(state) -> list[str]:
-    """Remove the cgroups a (dead) container's state records."""
-    return _remove_with_parents(state.resources("cgroup"))
+    """Remove the cgroups a (dead) container's state records. Only a cgroup named after
+    the container under hardrun's parent is touched: removing one kills what runs in it."""
+    recorded = state.resources("cgroup")
+    paths = [path for path in recorded if _is_container_cgroup(path, state.id)]
+    foreign = [f"cgroup {path} is not container {state.id}'s: left alone"
+               for path in recorded if path not in paths]
+    return foreign + _remove_with_parents(paths)
+
+
+def _is_container_cgroup(path: str, container_id: str) -> bool:
+    suffix = f"/{cgroup_parent()}/{container_id}"
+    return os.path.isabs(path) and os.path.normpath(path) == path and path.endswith(suffix)
 
 
 def _remove_with_parents(paths: list[str], timeout: float = 10.0) -> list[str]:

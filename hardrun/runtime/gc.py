@@ -28,19 +28,21 @@ def _remove_unreadable_entries(report: Report, age: float = 60.0) -> None:
     a format this hardrun does not read) once they are older than `age` seconds; their
     cgroups then count as orphans."""
     import time
-    root = state_module.state_root()
+    root = state_module.trusted_root()
+    if root is None:
+        return
     try:
         names = os.listdir(root)
     except FileNotFoundError:
         return
     for name in names:
         path = os.path.join(root, name)
-        if name.startswith(".") or name == "net" or not os.path.isdir(path):
+        if name.startswith(".") or name == "net":
             continue
         if state_module.ContainerState.load(path) is not None:
             continue
         try:
-            if time.time() - os.stat(path).st_mtime < age:
+            if time.time() - os.lstat(path).st_mtime < age:
                 continue
         except FileNotFoundError:
             continue
@@ -66,8 +68,9 @@ def _collect_orphaned_cgroups(report: Report) -> None:
 def _known_ids() -> set:
     """Every name in the state root, readable or not: only a cgroup no entry accounts
     for is an orphan (a container being created has its entry before its cgroup)."""
+    root = state_module.trusted_root()
     try:
-        names = os.listdir(state_module.state_root())
+        names = os.listdir(root) if root else []
     except FileNotFoundError:
         return set()
     return {name.rpartition(".")[2] if name.startswith(".new-") else name for name in names}

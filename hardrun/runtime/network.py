@@ -537,8 +537,9 @@ def _relay_udp(listener: socket.socket, target) -> None:
         upstream.send(data)
 
 
-def _stop_process(pid: int, start_time: int | None) -> None:
-    if not state_module.process_alive(pid, start_time):
+def _stop_process(pid: int | None) -> None:
+    """Kill one of hardrun's own relays (`ContainerState.recorded_child` vouched for it)."""
+    if pid is None:
         return
     try:
         os.kill(pid, signal.SIGKILL)
@@ -706,16 +707,32 @@ def _leave_bridge(store: BridgeStore, container_id: str, locked: bool = False) -
             leave()
 
 
+def _recorded_by(container_id: str, kind: str, item: str) -> bool:
+    """Whether a record names what this container could have made (its own link and table,
+    a valid bridge): a record is never a way to delete someone else's interface or files."""
+    if kind == "veth":
+        return item == veth_name(container_id)
+    if kind == "nft":
+        return item == container_table(container_id)
+    if kind == "address":           # the bridge names a directory under the state root
+        bridge = item.split(" ")[0]
+        return bool(BRIDGE_NAME.fullmatch(bridge)) and bridge not in (".", "..")
+    return True
+
+
 def undo(container_state) -> list[str]:
     """Remove every network resource `container_state` records; problems as lines."""
     problems = []
-    steps = [("proxy", lambda item: _stop_process(*map(int, item.split()))),
+    steps = [("proxy", lambda item: _stop_process(container_state.recorded_child(item))),
              ("nft", _delete_table),
              ("veth", _delete_link),
              ("address", lambda item: _leave_bridge(BridgeStore(item.split()[0]),
                                                     container_state.id))]
     for kind, remove in steps:
         for item in container_state.resources(kind):
+            if not _recorded_by(container_state.id, kind, item):
+                problems.append(f"{kind} {item} is not container {container_state.id}'s: left alone")
+                continue
             try:
                 remove(item)
             except Exception as error:     # keep going: undo as much as possible

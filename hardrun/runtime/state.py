@@ -12,6 +12,11 @@ made; undoing tolerates resources that were never made.
 A later hardrun finds directories whose owner is dead (`stale_containers`) and undoes
 them (`reap_stale`: at the start of `hardrun run`, and `hardrun gc`).
 
+Records are trusted only from a root the caller alone controls (`trusted_root`): the
+rootless default lives in the shared /tmp, where another user could otherwise pre-create
+it and plant records. Clean-up never follows a symbolic link, and a recorded process is
+signalled only while it is still the owner's own child (`recorded_child`).
+
 This module is on the start-up path of every `hardrun run`: plain files, no json,
 no pathlib.
 """
@@ -19,6 +24,9 @@ from __future__ import annotations
 
 import errno
 import os
+import stat as stat_module
+
+from ..errors import HardrunError
 
 DEFAULT_STATE_ROOT = "/run/hardrun"
 STATE_FILE = "state"
@@ -38,6 +46,70 @@ def state_root() -> str:
     return f"/tmp/hardrun-{os.geteuid()}"
 
 
+class StateDirError(HardrunError):
+    """The state root cannot be trusted: nothing is run, read or removed."""
+    exit_code = 125
+
+
+_UNTRUSTED_HINT = ("remove it, or set HARDRUN_STATE_DIR to a directory of your own "
+                   "with mode 0700")
+
+
+def trusted_root(root: str | None = None, create: bool = False) -> str | None:
+    """The state root once it is safe to trust its records: a real directory (not a
+    symbolic link) owned by the caller, closed to group and others, inside directories
+    that nobody else can rename it in. `create`: make it (mode 0700) when missing;
+    otherwise a missing root is None (there is nothing to clean up)."""
+    root = os.path.abspath(root or state_root())
+    if create:
+        os.makedirs(os.path.dirname(root), mode=0o755, exist_ok=True)
+        try:
+            os.mkdir(root, 0o700)
+        except FileExistsError:
+            pass           # judged below like any root found on disk
+    try:
+        info = os.lstat(root)
+    except FileNotFoundError:
+        if create:
+            raise StateDirError(f"state directory {root} vanished while it was made") from None
+        return None
+    problem = _untrusted_root(info)
+    if problem is None:
+        problem = _untrusted_ancestor(os.path.dirname(root))
+    if problem is not None:
+        raise StateDirError(f"state directory {root} {problem}", hint=_UNTRUSTED_HINT)
+    return root
+
+
+def _untrusted_root(info: os.stat_result) -> str | None:
+    if stat_module.S_ISLNK(info.st_mode):
+        return "is a symbolic link"
+    if not stat_module.S_ISDIR(info.st_mode):
+        return "is not a directory"
+    if info.st_uid != os.geteuid():
+        return f"is owned by uid {info.st_uid}, not by uid {os.geteuid()}"
+    if info.st_mode & 0o077:
+        return f"is open to group or others (mode {info.st_mode & 0o7777:04o}, expected 0700)"
+    return None
+
+
+def _untrusted_ancestor(directory: str) -> str | None:
+    """Another user who owns, or may write, a directory above the root could rename the
+    root away and put their own in its place (a sticky directory such as /tmp forbids it)."""
+    directory = os.path.realpath(directory)
+    while True:
+        info = os.stat(directory)
+        if info.st_uid not in (0, os.geteuid()):
+            return f"is inside {directory}, which uid {info.st_uid} owns"
+        if info.st_mode & 0o022 and not info.st_mode & stat_module.S_ISVTX:
+            return (f"is inside {directory}, which others may write "
+                    f"(mode {info.st_mode & 0o7777:04o}, not sticky)")
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
 def new_container_id() -> str:
     """16 hex digits: unique enough for a host, short enough for interface names."""
     return os.urandom(8).hex()
@@ -45,13 +117,25 @@ def new_container_id() -> str:
 
 def process_start_time(pid: int) -> int | None:
     """Field 22 of /proc/PID/stat (start time in clock ticks), None if no such process."""
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[19])
+
+
+def _parent_and_start(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time) of a running process, None if no such process."""
+    fields = _stat_fields(pid)
+    return None if fields is None else (int(fields[1]), int(fields[19]))
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name (field 3 first)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             text = stat.read()
     except OSError:
         return None
     # the command name (field 2) may contain spaces and parentheses: split after the last ')'
-    return int(text[text.rindex(b")") + 2:].split()[19])
+    return text[text.rindex(b")") + 2:].split()
 
 
 def process_alive(pid: int | None, start_time: int | None) -> bool:
@@ -62,25 +146,50 @@ def process_alive(pid: int | None, start_time: int | None) -> bool:
 
 
 def remove_tree(path: str) -> None:
-    """rm -r without shutil (its import is not free); missing entries are fine."""
+    """rm -r that never follows a symbolic link (a link is removed, never what it points
+    at), each entry opened relative to its checked parent; missing entries are fine.
+    No shutil: its import is not free."""
+    parent, name = os.path.split(os.path.abspath(path))
     try:
-        entries = os.scandir(path)
+        parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
         return
-    except NotADirectoryError:
-        os.unlink(path)
-        return
-    with entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                remove_tree(entry.path)
-            else:
-                try:
-                    os.unlink(entry.path)
-                except FileNotFoundError:
-                    pass
     try:
-        os.rmdir(path)
+        _remove_entry(parent_fd, name)
+    finally:
+        os.close(parent_fd)
+
+
+def _remove_entry(parent_fd: int, name: str) -> None:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=parent_fd)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        if error.errno not in (errno.ELOOP, errno.ENOTDIR):     # a symbolic link or a file
+            raise
+        _unlink(parent_fd, name)
+        return
+    try:
+        with os.scandir(fd) as entries:
+            children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+        for child, is_directory in children:
+            if is_directory:
+                _remove_entry(fd, child)
+            else:
+                _unlink(fd, child)
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(name, dir_fd=parent_fd)
+    except FileNotFoundError:
+        pass
+
+
+def _unlink(parent_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=parent_fd)
     except FileNotFoundError:
         pass
 
@@ -103,8 +212,7 @@ class ContainerState:
     @classmethod
     def create(cls, container_id: str, root: str | None = None) -> "ContainerState":
         """Make `<root>/<id>/` atomically (a half-written directory is never visible)."""
-        root = root or state_root()
-        os.makedirs(root, mode=0o700, exist_ok=True)
+        root = trusted_root(root, create=True)
         pid = os.getpid()
         state = cls(os.path.join(root, container_id), pid, process_start_time(pid), [])
         # the staging name says who makes it: a reaper can tell an abandoned one at once
@@ -116,25 +224,41 @@ class ContainerState:
 
     @classmethod
     def load(cls, path: str) -> "ContainerState | None":
-        try:
-            with open(os.path.join(path, STATE_FILE)) as handle:
-                lines = handle.read().splitlines()
-        except OSError:
+        """The record in `path`, None when it is unreadable, malformed, reached through a
+        symbolic link or not the caller's own (such an entry is never acted upon)."""
+        lines = _read_own_record(path)
+        if lines is None:
             return None
         pid = start_time = None
         items = []
-        for line in lines:
-            kind, _, value = line.partition(" ")
-            if kind == "pid":
-                pid = int(value)
-            elif kind == "start":
-                start_time = int(value) if value != "-" else None
-            elif kind:
-                items.append((kind, value))
+        try:
+            for line in lines:
+                kind, _, value = line.partition(" ")
+                if kind == "pid":
+                    pid = int(value)
+                elif kind == "start":
+                    start_time = int(value) if value != "-" else None
+                elif kind:
+                    items.append((kind, value))
+        except ValueError:
+            return None
         return cls(path, pid, start_time, items)
 
     def owner_alive(self) -> bool:
         return process_alive(self.pid, self.start_time)
+
+    def recorded_child(self, item: str) -> int | None:
+        """The pid of a `PID START` record (a process the owner forked, e.g. a port proxy)
+        when that process still runs, started at START, as the child of this container's
+        live owner; else None. A reused pid, a record naming someone else's process, or
+        one left by a dead owner (its children died with it) is never signalled."""
+        try:
+            pid, start = (int(value) for value in item.split())
+        except ValueError:
+            return None
+        if self.start_time is None or not self.owner_alive():
+            return None
+        return pid if _parent_and_start(pid) == (self.pid, start) else None
 
     def resources(self, kind: str) -> list[str]:
         return [value for item_kind, value in self.items if item_kind == kind]
@@ -192,9 +316,36 @@ class ContainerState:
         remove_tree(self.path)
 
 
+def _read_own_record(path: str) -> list[str] | None:
+    """The lines of `path`/state, opened without following symbolic links; None unless
+    the directory and the file are the caller's own."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        directory = os.open(path, flags | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        if os.fstat(directory).st_uid != os.geteuid():
+            return None
+        handle = os.open(STATE_FILE, flags, dir_fd=directory)
+    except OSError:
+        return None
+    finally:
+        os.close(directory)
+    with open(handle, "rb") as record:
+        if os.fstat(record.fileno()).st_uid != os.geteuid():
+            return None
+        try:
+            return record.read().decode().splitlines()
+        except UnicodeDecodeError:
+            return None
+
+
 def container_states(root: str | None = None) -> list[ContainerState]:
     """Every container state directory under the root (`net/` and dot-names excluded)."""
-    root = root or state_root()
+    root = trusted_root(root)
+    if root is None:
+        return []
     try:
         names = os.listdir(root)
     except FileNotFoundError:
@@ -229,7 +380,9 @@ def undo(state: ContainerState) -> list[str]:
 
 def reap_stale(root: str | None = None) -> tuple[list[str], list[str]]:
     """Undo the containers of dead hardrun processes: (ids undone, problems as lines)."""
-    root = root or state_root()
+    root = trusted_root(root)
+    if root is None:
+        return [], []
     undone: list[str] = []
     problems: list[str] = []
     for state in stale_containers(root):
