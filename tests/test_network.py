@@ -118,6 +118,17 @@ def test_bad_publish_values_are_usage_errors(port, message):
         network.resolve_ports(RunSpec(ports=(port,)))
 
 
+def test_a_bad_bridge_name_is_refused_before_anything_runs(hardrun):
+    """Checked with the rest of the configuration: even --dry-run refuses it; the control,
+    a good name, resolves."""
+    refused = hardrun("run", "--dry-run", "--network", "bridge:much-too-long-name", "--", "true")
+    assert refused.returncode == 125 and refused.stdout == ""
+    assert refused.stderr.startswith("hardrun: --network bridge:much-too-long-name: a bridge "
+                                     "name is 1 to 12") and refused.stderr.count("\n") == 1
+    control = hardrun("run", "--dry-run", "--network", "bridge:web", "--", "true")
+    assert control.returncode == 0 and '"bridge:web"' in control.stdout
+
+
 def test_publishing_without_a_bridge_is_refused():
     with pytest.raises(UsageError, match="--publish needs a bridge network"):
         network.prepare(RunSpec(ports=(Port("80", "8080"),)), "x", None)
