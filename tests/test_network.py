@@ -49,13 +49,31 @@ def test_containers_on_one_bridge_reach_each_other_by_name(monkeypatch, tmp_path
 def test_other_bridges_cannot_reach_an_unpublished_port(monkeypatch, tmp_path):
     seen = scenario("isolation", monkeypatch, tmp_path)
     assert seen["other_to_target"] == ""
-    assert seen["target_to_host_loopback"].endswith("rc=1")
     assert seen["problems"] == [] and seen["leftovers"] == CLEAN
 
 
 def test_control_without_the_bridge_table_the_other_bridge_gets_through(monkeypatch, tmp_path):
     seen = scenario("isolation", monkeypatch, tmp_path, "--control")
     assert seen["other_to_target"] == "reached"
+
+
+# what answers on each host-only address (tests/net_scenarios.py:host_services)
+HOST_ONLY = {"ipv4_gateway": "host-service", "ipv6_link_local": "host-service",
+             "ipv6_other_address": "host-service", "host_loopback": "host-service",
+             "loopback_published": "published-service"}
+
+
+def test_a_container_cannot_reach_a_host_only_service_over_either_family(monkeypatch, tmp_path):
+    seen = scenario("host_services", monkeypatch, tmp_path, publish="nft")
+    assert seen["host"] == HOST_ONLY, seen                  # the services are there
+    assert seen["container"] == dict.fromkeys(HOST_ONLY, ""), seen
+    assert seen["problems"] == [] and seen["leftovers"] == CLEAN
+
+
+def test_control_without_the_bridge_table_the_container_reaches_the_host_service(monkeypatch,
+                                                                                 tmp_path):
+    seen = scenario("host_services", monkeypatch, tmp_path, "--control", publish="nft")
+    assert seen["container"] == HOST_ONLY, seen
 
 
 @pytest.mark.parametrize("method", ["nft", "proxy"])

@@ -409,16 +409,22 @@ def container_table(container_id: str) -> str:
     return f"hardrun-{container_id}"
 
 
-def _replacing(table: str) -> str:
+def _replacing(table: str, family: str = "ip") -> str:
     """nft lines that (re)declare `table` from scratch, in the same atomic transaction."""
-    return f"table ip {table} {{}}\ndelete table ip {table}\n"
+    return f"table {family} {table} {{}}\ndelete table {family} {table}\n"
+
+
+# inet: the bridge carries IPv6 too (every port has a link-local address), so the input
+# and forward rules hold for both families (the kernel itself drops ::1 from outside lo)
+BRIDGE_FAMILY = "inet"
 
 
 def _bridge_rules(name: str) -> str:
     # with br_netfilter, traffic between two ports of the bridge also passes the forward
     # hook (in and out on the bridge itself): only traffic coming from elsewhere is cut
     ifname = BRIDGE_PREFIX + name
-    return _replacing(bridge_table(name)) + f"""table ip {bridge_table(name)} {{
+    table = bridge_table(name)
+    return _replacing(table, BRIDGE_FAMILY) + f"""table {BRIDGE_FAMILY} {table} {{
   chain prerouting {{ type filter hook prerouting priority raw;
     iifname "{ifname}" ip daddr 127.0.0.0/8 drop; }}
   chain input {{ type filter hook input priority filter;
@@ -448,11 +454,11 @@ def _container_rules(container_id: str, bridge: str, ip: str, publishes) -> str:
 """
 
 
-def _delete_table(name: str) -> None:
-    result = subprocess.run(["nft", "delete", "table", "ip", name], capture_output=True,
+def _delete_table(name: str, family: str = "ip") -> None:
+    result = subprocess.run(["nft", "delete", "table", family, name], capture_output=True,
                             text=True)
     if result.returncode != 0 and "No such file or directory" not in result.stderr:
-        raise NetworkError(f"nft delete table ip {name}: {result.stderr.strip()}")
+        raise NetworkError(f"nft delete table {family} {name}: {result.stderr.strip()}")
 
 
 # ---------------------------------------------------------------------------- proxy
@@ -696,7 +702,7 @@ def _leave_bridge(store: BridgeStore, container_id: str, locked: bool = False) -
             return
         _delete_link(BRIDGE_PREFIX + store.bridge)
         if nft_available():
-            _delete_table(bridge_table(store.bridge))
+            _delete_table(bridge_table(store.bridge), BRIDGE_FAMILY)
         store.remove()
 
     if locked:
