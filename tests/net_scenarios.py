@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -217,6 +218,47 @@ def host_services() -> dict:
     observed["problems"] = box.stop() + published.stop()
     observed["leftovers"] = host_leftovers(state.state_root())
     return observed
+
+
+# an nft that fails as a kernel without nf_tables would: on everything, or on loading rules
+FAILING_NFT = """#!/bin/sh
+if [ "$FAIL" = everything ] || [ "$1" = -f ]; then
+  echo "Error: simulated failure" >&2; exit 1
+fi
+exec {real} "$@"
+"""
+
+
+def without_nft() -> dict:
+    """`hardrun run --network bridge` where the bridge's isolation rules cannot be put in
+    place (argv[3]: `missing`, no nft in PATH; `refused`, every nft command fails;
+    `rules-fail`, only loading the rules fails) refuses to start; the control (`control`)
+    is the same run with nft, its table in place while the container runs."""
+    rootfs, mode = sys.argv[2], sys.argv[3]
+    real_nft = shutil.which("nft")
+    path = os.environ["PATH"]
+    if mode != "control":
+        path = os.pathsep.join(d for d in path.split(os.pathsep)
+                               if d and not os.path.exists(os.path.join(d, "nft")))
+    with tempfile.TemporaryDirectory() as fake:
+        if mode in ("refused", "rules-fail"):
+            Path(fake, "nft").write_text(FAILING_NFT.format(real=real_nft))
+            os.chmod(Path(fake, "nft"), 0o755)
+            path = os.pathsep.join((fake, path))
+        run = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "--rootfs", rootfs,
+                                "--network", "bridge:tnonft", "--", "sh", "-c",
+                                "echo payload-ran; read line"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PATH": path,
+                                    "FAIL": "everything" if mode == "refused" else ""})
+        first_line = run.stdout.readline().strip()
+        ruleset = subprocess.run([real_nft, "list", "ruleset"], capture_output=True,
+                                 text=True).stdout
+        stdout, stderr = run.communicate("go\n", timeout=60)
+    return {"status": run.returncode, "stdout": first_line + stdout, "stderr": stderr,
+            "table_while_running": "hardrun-br-tnonft" in ruleset,
+            "leftovers": host_leftovers(state.state_root())}
 
 
 def publish() -> dict:

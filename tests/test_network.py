@@ -76,6 +76,29 @@ def test_control_without_the_bridge_table_the_container_reaches_the_host_service
     assert seen["container"] == HOST_ONLY, seen
 
 
+@pytest.mark.parametrize("mode, problem", [
+    ("missing", "needs nftables for the bridge's isolation rules: the nft command is not "
+                "in PATH (install nftables; the kernel needs nf_tables)"),
+    ("refused", "needs nftables for the bridge's isolation rules: nft list tables failed: "
+                "Error: simulated failure (install nftables; the kernel needs nf_tables)"),
+    ("rules-fail", "nft failed: Error: simulated failure"),
+])
+def test_a_bridge_without_its_rules_refuses_to_start(monkeypatch, tmp_path, busybox_rootfs,
+                                                     mode, problem):
+    seen = scenario("without_nft", monkeypatch, tmp_path, str(busybox_rootfs), mode)
+    assert seen["status"] == 125 and seen["stdout"] == "", seen
+    assert seen["stderr"].count("\n") == 1 and problem in seen["stderr"], seen["stderr"]
+    assert seen["leftovers"] == CLEAN
+
+
+def test_control_with_nft_the_same_run_starts_behind_its_table(monkeypatch, tmp_path,
+                                                               busybox_rootfs):
+    seen = scenario("without_nft", monkeypatch, tmp_path, str(busybox_rootfs), "control")
+    assert seen["status"] == 0 and seen["stdout"] == "payload-ran", seen
+    assert seen["table_while_running"] is True
+    assert seen["leftovers"] == CLEAN
+
+
 @pytest.mark.parametrize("method", ["nft", "proxy"])
 def test_published_port_reaches_the_container_on_loopback(monkeypatch, tmp_path, method):
     seen = scenario("publish", monkeypatch, tmp_path, publish=method)
