@@ -48,13 +48,13 @@ def test_containers_on_one_bridge_reach_each_other_by_name(monkeypatch, tmp_path
 
 def test_other_bridges_cannot_reach_an_unpublished_port(monkeypatch, tmp_path):
     seen = scenario("isolation", monkeypatch, tmp_path)
-    assert seen["other_to_target"] == ""
+    assert seen["other_to_target"] == "" and seen["other_to_target_v6"] == "", seen
     assert seen["problems"] == [] and seen["leftovers"] == CLEAN
 
 
 def test_control_without_the_bridge_table_the_other_bridge_gets_through(monkeypatch, tmp_path):
     seen = scenario("isolation", monkeypatch, tmp_path, "--control")
-    assert seen["other_to_target"] == "reached"
+    assert seen["other_to_target"] == "reached" and seen["other_to_target_v6"] == "reached", seen
 
 
 # what answers on each host-only address (tests/net_scenarios.py:host_services)
