@@ -277,6 +277,23 @@ def without_nft() -> dict:
             "leftovers": host_leftovers(state.state_root())}
 
 
+def bridge_tables() -> list[str]:
+    return [line for line in subprocess.run(["nft", "list", "tables"], capture_output=True,
+                                            text=True, check=True).stdout.splitlines()
+            if "hardrun-br-" in line]
+
+
+def earlier_table() -> dict:
+    """The IPv4-only table an earlier hardrun left for a bridge is replaced when a
+    container joins it, so nothing stays once the bridge goes."""
+    subprocess.run(["nft", "add", "table", "ip", "hardrun-br-tearly"], check=True)
+    before = bridge_tables()
+    box = Box("busybox sleep 60", "bridge:tearly", name="joiner")
+    observed = {"before": before, "while_running": bridge_tables(), "problems": box.stop()}
+    observed["leftovers"] = host_leftovers(state.state_root())
+    return observed
+
+
 def publish() -> dict:
     box = Box(SERVE.format(port=7000, text="published-hello") + " & "
               + UDP_SERVE.format(port=7002, text="udp-hello") + " & "

@@ -99,6 +99,14 @@ def test_control_with_nft_the_same_run_starts_behind_its_table(monkeypatch, tmp_
     assert seen["leftovers"] == CLEAN
 
 
+def test_the_ipv4_only_table_of_an_earlier_hardrun_does_not_outlive_its_bridge(monkeypatch,
+                                                                               tmp_path):
+    seen = scenario("earlier_table", monkeypatch, tmp_path)
+    assert seen["before"] == ["table ip hardrun-br-tearly"]          # the control
+    assert seen["while_running"] == ["table inet hardrun-br-tearly"]
+    assert seen["problems"] == [] and seen["leftovers"] == CLEAN
+
+
 @pytest.mark.parametrize("method", ["nft", "proxy"])
 def test_published_port_reaches_the_container_on_loopback(monkeypatch, tmp_path, method):
     seen = scenario("publish", monkeypatch, tmp_path, publish=method)

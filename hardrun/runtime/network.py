@@ -445,7 +445,9 @@ def _bridge_rules(name: str) -> str:
     # hook (in and out on the bridge itself): only traffic coming from elsewhere is cut
     ifname = BRIDGE_PREFIX + name
     table = bridge_table(name)
-    return _replacing(table, BRIDGE_FAMILY) + f"""table {BRIDGE_FAMILY} {table} {{
+    # the `ip` table of an earlier hardrun goes too: the last member out deletes `inet` only
+    replacing = _replacing(table, "ip") + _replacing(table, BRIDGE_FAMILY)
+    return replacing + f"""table {BRIDGE_FAMILY} {table} {{
   chain prerouting {{ type filter hook prerouting priority raw;
     iifname "{ifname}" ip daddr 127.0.0.0/8 drop; }}
   chain input {{ type filter hook input priority filter;
