@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hardrun.runtime import state  # noqa: E402
+from hardrun.runtime.network import BRIDGE_PREFIX  # noqa: E402
 from hardrun.spec.run import Port  # noqa: E402
 from tests.limits_support import Box, host_leftovers, wait_until  # noqa: E402
 
@@ -37,7 +43,6 @@ def host_nc(address: str, port: int, protocol: str = "tcp") -> str:
 
 
 def _udp_ask(address: str, port: int) -> str:
-    import socket
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.settimeout(2)
         client.sendto(b"ping", (address, port))
@@ -89,23 +94,202 @@ def names() -> dict:
 
 
 def isolation() -> dict:
-    """A container on another bridge cannot reach an unpublished port, even with the
-    host forwarding; `--control` removes hardrun's bridge table to show it would."""
-    subprocess.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+    """A container on another bridge cannot reach an unpublished port, over IPv4 or IPv6,
+    even with the host forwarding both; `--control` removes hardrun's bridge table to show
+    it would."""
+    subprocess.run(["sysctl", "-qw", "net.ipv4.ip_forward=1",
+                    "net.ipv6.conf.all.forwarding=1"], check=True)
     target = Box(SERVE.format(port=7000, text="reached"), "bridge:tiso1", name="target")
     other = Box("busybox sleep 60", "bridge:tiso2", name="other")
+    target_v6 = wire_ipv6(target, "fd89:1::")
+    wire_ipv6(other, "fd89:2::")
     wait_until(lambda: listening(target, 7000))
     if "--control" in sys.argv:
-        subprocess.run(["nft", "delete", "table", "ip", "hardrun-br-tiso1"], check=True)
+        delete_bridge_table("tiso1")
 
     def other_to_target():
         return other.run(f"busybox nc -w 2 {target.ip} 7000 </dev/null").stdout.strip()
     # the control must show the port reachable, so it may ask again; the real check asks once
-    observed = {"other_to_target": first_answer(other_to_target) if "--control" in sys.argv
-                else other_to_target(),
-                "target_to_host_loopback": target.run(
-                    "busybox nc -w 1 127.0.0.1 7999 </dev/null; echo rc=$?").stdout.strip()}
+    retried = first_answer if "--control" in sys.argv else (lambda ask: ask())
+    observed = {"other_to_target": retried(other_to_target),
+                "other_to_target_v6": retried(lambda: ask_from(other, target_v6, 7000))}
     observed["problems"] = target.stop() + other.stop()
+    observed["leftovers"] = host_leftovers(state.state_root())
+    return observed
+
+
+def delete_bridge_table(bridge: str) -> None:
+    """Remove hardrun's isolation table of `bridge`, whatever its nftables family."""
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True,
+                            check=True).stdout.splitlines()
+    found = [line.split() for line in tables if line.endswith(f" hardrun-br-{bridge}")]
+    assert found, f"no table hardrun-br-{bridge} in {tables}"
+    for words in found:
+        subprocess.run(["nft", "delete", *words], check=True)
+
+
+def serve_on_all_addresses(port: int, text: str) -> None:
+    """A host service on [::] taking IPv4 too (as many daemons listen), on a thread."""
+    listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("::", port))
+    listener.listen(16)
+
+    def serve():
+        while True:
+            connection, _ = listener.accept()
+            with connection:
+                connection.sendall(text.encode() + b"\n")
+    threading.Thread(target=serve, daemon=True).start()
+
+
+IP = shutil.which("ip")     # iproute2's, not the busybox applet the box's shell prefers
+
+
+# run in a container's network namespace: what (address, port) answers, '' if nothing
+ASK = ("import socket, sys\ntry:\n"
+       "    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2) as s:\n"
+       "        print(s.recv(99).decode().strip())\n"
+       "except OSError as error:\n    print(error, file=sys.stderr)")
+
+
+def ask(address: str, port: int) -> str:
+    done = subprocess.run([sys.executable, "-S", "-c", ASK, address, str(port)],
+                          capture_output=True, text=True, timeout=10)
+    return done.stdout.strip()
+
+
+def ask_from(box: Box, address: str, port: int) -> str:
+    command = " ".join(shlex.quote(word) for word in
+                       (sys.executable, "-S", "-c", ASK, address, str(port)))
+    return box.run(command).stdout.strip()
+
+
+def wire_ipv6(box: Box, prefix: str) -> str:
+    """IPv6 on `box`'s bridge as a host routing IPv6 would set it up: `{prefix}1/64` on the
+    bridge, `{prefix}2/64` in the box with the bridge as its router; the box's address."""
+    bridge = BRIDGE_PREFIX + box.endpoint.bridge
+    subprocess.run([IP, "-6", "addr", "add", f"{prefix}1/64", "dev", bridge, "nodad"],
+                   check=True)
+    wired = box.run(f"{IP} -6 addr add {prefix}2/64 dev eth0 nodad && "
+                    f"{IP} -6 route add default via {prefix}1")
+    assert wired.returncode == 0, wired.stderr
+    return f"{prefix}2"
+
+
+def link_local(box: Box | None, interface: str) -> str:
+    """The IPv6 link-local address of `interface` (in `box`, else on the host) once it is
+    usable (duplicate address detection over)."""
+    command = f"{IP} -6 -o addr show dev {interface} scope link -tentative"
+
+    def address():
+        shown = box.run(command).stdout if box else subprocess.run(
+            command.split(), capture_output=True, text=True).stdout
+        words = shown.split()
+        return words[words.index("inet6") + 1].split("/")[0] if "inet6" in words else ""
+    return wait_until(address)
+
+
+def host_services() -> dict:
+    """A container cannot reach a service of the host itself (listening on [::], so on
+    every address of both families) through the bridge: not on the IPv4 gateway, the
+    bridge's IPv6 link-local or another IPv6 address of the host side, nor on the host's
+    127.0.0.1 (sent to the gateway, which route_localnet, set for publishing, would take),
+    where a port published on loopback by a container of another bridge also listens.
+    The host reaches every one of them; `--control` removes hardrun's bridge table to
+    show the container would too."""
+    subprocess.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+    serve_on_all_addresses(7100, "host-service")
+    box = Box("busybox sleep 60", "bridge:tsvc", name="prober",
+              ports=[Port("7000", host_port="18070")])
+    published = Box(SERVE.format(port=7000, text="published-service"), "bridge:tsvc2",
+                    name="published", ports=[Port("7000", host_port="18071")])
+    bridge = BRIDGE_PREFIX + "tsvc"
+    wire_ipv6(box, "fd89::")
+    # an attacker with NET_ADMIN in the container: 127.0.0.1 routed to the gateway
+    wired = box.run(f"{IP} addr del 127.0.0.1/8 dev lo && "
+                    f"{IP} route add 127.0.0.1/32 via {box.endpoint.gateway} && "
+                    "echo 1 >/proc/sys/net/ipv4/conf/eth0/route_localnet")
+    assert wired.returncode == 0, wired.stderr
+    wait_until(lambda: listening(published, 7000))
+    link_local(box, "eth0")
+    bridge_link_local = link_local(None, bridge)
+    targets = {"ipv4_gateway": (box.endpoint.gateway, 7100),
+               "ipv6_link_local": (f"{bridge_link_local}%{bridge}", 7100),
+               "ipv6_other_address": ("fd89::1", 7100),
+               "host_loopback": ("127.0.0.1", 7100),
+               "loopback_published": ("127.0.0.1", 18071)}
+    if "--control" in sys.argv:
+        delete_bridge_table("tsvc")
+    observed = {"host": {name: first_answer(lambda: ask(*target))
+                         for name, target in targets.items()}}
+    targets["ipv6_link_local"] = (f"{bridge_link_local}%eth0", 7100)   # the container's side
+    # the control must show the service reachable, so it may ask again; the check asks once
+    if "--control" in sys.argv:
+        observed["container"] = {name: first_answer(lambda: ask_from(box, *target))
+                                 for name, target in targets.items()}
+    else:
+        observed["container"] = {name: ask_from(box, *target) for name, target in targets.items()}
+    observed["problems"] = box.stop() + published.stop()
+    observed["leftovers"] = host_leftovers(state.state_root())
+    return observed
+
+
+# an nft that fails as a kernel without nf_tables would: on everything, or on loading rules
+FAILING_NFT = """#!/bin/sh
+if [ "$FAIL" = everything ] || [ "$1" = -f ]; then
+  echo "Error: simulated failure" >&2; exit 1
+fi
+exec {real} "$@"
+"""
+
+
+def without_nft() -> dict:
+    """`hardrun run --network bridge` where the bridge's isolation rules cannot be put in
+    place (argv[3]: `missing`, no nft in PATH; `refused`, every nft command fails;
+    `rules-fail`, only loading the rules fails) refuses to start; the control (`control`)
+    is the same run with nft, its table in place while the container runs."""
+    rootfs, mode = sys.argv[2], sys.argv[3]
+    real_nft = shutil.which("nft")
+    path = os.environ["PATH"]
+    if mode != "control":
+        path = os.pathsep.join(d for d in path.split(os.pathsep)
+                               if d and not os.path.exists(os.path.join(d, "nft")))
+    with tempfile.TemporaryDirectory() as fake:
+        if mode in ("refused", "rules-fail"):
+            Path(fake, "nft").write_text(FAILING_NFT.format(real=real_nft))
+            os.chmod(Path(fake, "nft"), 0o755)
+            path = os.pathsep.join((fake, path))
+        run = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "--rootfs", rootfs,
+                                "--network", "bridge:tnonft", "--", "sh", "-c",
+                                "echo payload-ran; read line"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PATH": path,
+                                    "FAIL": "everything" if mode == "refused" else ""})
+        first_line = run.stdout.readline().strip()
+        ruleset = subprocess.run([real_nft, "list", "ruleset"], capture_output=True,
+                                 text=True).stdout
+        stdout, stderr = run.communicate("go\n", timeout=60)
+    return {"status": run.returncode, "stdout": first_line + stdout, "stderr": stderr,
+            "table_while_running": "hardrun-br-tnonft" in ruleset,
+            "leftovers": host_leftovers(state.state_root())}
+
+
+def bridge_tables() -> list[str]:
+    return [line for line in subprocess.run(["nft", "list", "tables"], capture_output=True,
+                                            text=True, check=True).stdout.splitlines()
+            if "hardrun-br-" in line]
+
+
+def earlier_table() -> dict:
+    """The IPv4-only table an earlier hardrun left for a bridge is replaced when a
+    container joins it, so nothing stays once the bridge goes."""
+    subprocess.run(["nft", "add", "table", "ip", "hardrun-br-tearly"], check=True)
+    before = bridge_tables()
+    box = Box("busybox sleep 60", "bridge:tearly", name="joiner")
+    observed = {"before": before, "while_running": bridge_tables(), "problems": box.stop()}
     observed["leftovers"] = host_leftovers(state.state_root())
     return observed
 

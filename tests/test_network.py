@@ -48,14 +48,63 @@ def test_containers_on_one_bridge_reach_each_other_by_name(monkeypatch, tmp_path
 
 def test_other_bridges_cannot_reach_an_unpublished_port(monkeypatch, tmp_path):
     seen = scenario("isolation", monkeypatch, tmp_path)
-    assert seen["other_to_target"] == ""
-    assert seen["target_to_host_loopback"].endswith("rc=1")
+    assert seen["other_to_target"] == "" and seen["other_to_target_v6"] == "", seen
     assert seen["problems"] == [] and seen["leftovers"] == CLEAN
 
 
 def test_control_without_the_bridge_table_the_other_bridge_gets_through(monkeypatch, tmp_path):
     seen = scenario("isolation", monkeypatch, tmp_path, "--control")
-    assert seen["other_to_target"] == "reached"
+    assert seen["other_to_target"] == "reached" and seen["other_to_target_v6"] == "reached", seen
+
+
+# what answers on each host-only address (tests/net_scenarios.py:host_services)
+HOST_ONLY = {"ipv4_gateway": "host-service", "ipv6_link_local": "host-service",
+             "ipv6_other_address": "host-service", "host_loopback": "host-service",
+             "loopback_published": "published-service"}
+
+
+def test_a_container_cannot_reach_a_host_only_service_over_either_family(monkeypatch, tmp_path):
+    seen = scenario("host_services", monkeypatch, tmp_path, publish="nft")
+    assert seen["host"] == HOST_ONLY, seen                  # the services are there
+    assert seen["container"] == dict.fromkeys(HOST_ONLY, ""), seen
+    assert seen["problems"] == [] and seen["leftovers"] == CLEAN
+
+
+def test_control_without_the_bridge_table_the_container_reaches_the_host_service(monkeypatch,
+                                                                                 tmp_path):
+    seen = scenario("host_services", monkeypatch, tmp_path, "--control", publish="nft")
+    assert seen["container"] == HOST_ONLY, seen
+
+
+@pytest.mark.parametrize("mode, problem", [
+    ("missing", "needs nftables for the bridge's isolation rules: the nft command is not "
+                "in PATH (install nftables; the kernel needs nf_tables)"),
+    ("refused", "needs nftables for the bridge's isolation rules: nft list tables failed: "
+                "Error: simulated failure (install nftables; the kernel needs nf_tables)"),
+    ("rules-fail", "nft failed: Error: simulated failure"),
+])
+def test_a_bridge_without_its_rules_refuses_to_start(monkeypatch, tmp_path, busybox_rootfs,
+                                                     mode, problem):
+    seen = scenario("without_nft", monkeypatch, tmp_path, str(busybox_rootfs), mode)
+    assert seen["status"] == 125 and seen["stdout"] == "", seen
+    assert seen["stderr"].count("\n") == 1 and problem in seen["stderr"], seen["stderr"]
+    assert seen["leftovers"] == CLEAN
+
+
+def test_control_with_nft_the_same_run_starts_behind_its_table(monkeypatch, tmp_path,
+                                                               busybox_rootfs):
+    seen = scenario("without_nft", monkeypatch, tmp_path, str(busybox_rootfs), "control")
+    assert seen["status"] == 0 and seen["stdout"] == "payload-ran", seen
+    assert seen["table_while_running"] is True
+    assert seen["leftovers"] == CLEAN
+
+
+def test_the_ipv4_only_table_of_an_earlier_hardrun_does_not_outlive_its_bridge(monkeypatch,
+                                                                               tmp_path):
+    seen = scenario("earlier_table", monkeypatch, tmp_path)
+    assert seen["before"] == ["table ip hardrun-br-tearly"]          # the control
+    assert seen["while_running"] == ["table inet hardrun-br-tearly"]
+    assert seen["problems"] == [] and seen["leftovers"] == CLEAN
 
 
 @pytest.mark.parametrize("method", ["nft", "proxy"])
@@ -116,6 +165,17 @@ def test_ports_default_to_loopback_and_expand_ranges():
 def test_bad_publish_values_are_usage_errors(port, message):
     with pytest.raises(UsageError, match=message):
         network.resolve_ports(RunSpec(ports=(port,)))
+
+
+def test_a_bad_bridge_name_is_refused_before_anything_runs(hardrun):
+    """Checked with the rest of the configuration: even --dry-run refuses it; the control,
+    a good name, resolves."""
+    refused = hardrun("run", "--dry-run", "--network", "bridge:much-too-long-name", "--", "true")
+    assert refused.returncode == 125 and refused.stdout == ""
+    assert refused.stderr.startswith("hardrun: --network bridge:much-too-long-name: a bridge "
+                                     "name is 1 to 12") and refused.stderr.count("\n") == 1
+    control = hardrun("run", "--dry-run", "--network", "bridge:web", "--", "true")
+    assert control.returncode == 0 and '"bridge:web"' in control.stdout
 
 
 def test_publishing_without_a_bridge_is_refused():

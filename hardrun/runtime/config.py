@@ -194,6 +194,8 @@ def _network(spec) -> str:
     if network in ("none", "host", "default"):
         return "none" if network == "default" else network
     if network == "bridge" or network.startswith("bridge:"):
+        from .network import network_choice    # the bridge name, before any state exists
+        network_choice(network)
         return network
     raise UsageError(f"unsupported network {network!r}", hint="use none (the default), host or bridge[:NAME]")
 

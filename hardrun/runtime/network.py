@@ -15,16 +15,16 @@ A bridge `hr-NAME` (default `hr-hardrun0`) carries a private /24 (the default br
 10.89.0.0/24, other bridges the next free /24 of 10.89.0.0/16; `HARDRUN_SUBNET` sets
 it for a bridge being created). Its members find each other by name through their
 /etc/hosts, rewritten in place whenever a member joins or leaves. Per bridge, an
-nftables table `hardrun-br-NAME` drops traffic from the bridge to the host itself (new
-connections, and anything for 127.0.0.0/8, which route_localnet would otherwise let in)
-and new forwarded connections into the bridge that were not published.
+nftables `inet` table `hardrun-br-NAME` drops traffic from the bridge to the host itself
+over IPv4 and IPv6 (new connections, and anything for 127.0.0.0/8, which route_localnet
+would otherwise let in) and new forwarded connections into the bridge that were not
+published. Without a working nft no bridge is set up (NetworkError: exit 125).
 
 Published ports (`-p`, `-P`) bind on 127.0.0.1 unless an address is given. They are
-DNATed by a per-container nftables table `hardrun-<id>` when nft works on this host (the
-bridge gets route_localnet so 127.0.0.1 can be DNATed, plus masquerading so replies come
-back), otherwise relayed by a forked userspace proxy that dies with hardrun
-(`HARDRUN_PUBLISH=nft|proxy` forces one). pyroute2 is imported only here, and only for
-bridge networks: it costs about 0.4 s.
+DNATed by a per-container nftables table `hardrun-<id>` (the bridge gets route_localnet
+so 127.0.0.1 can be DNATed, plus masquerading so replies come back), or, with
+`HARDRUN_PUBLISH=proxy`, relayed by a forked userspace proxy that dies with hardrun.
+pyroute2 is imported only here, and only for bridge networks: it costs about 0.4 s.
 """
 from __future__ import annotations
 
@@ -373,23 +373,44 @@ def _delete_link(ifname: str) -> None:
 def _nft(script: str) -> None:
     result = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
     if result.returncode != 0:
-        detail = (result.stderr.strip().splitlines() or ["(no message)"])[0]
-        raise NetworkError(f"nft failed: {detail}")
+        raise NetworkError(f"nft failed: {_first_line(result.stderr)}")
 
 
-_NFT_WORKS: list = []
+def _first_line(message: str) -> str:
+    return (message.strip().splitlines() or ["(no message)"])[0]
 
 
-def nft_available() -> bool:
-    """nft is installed and the kernel answers it (probed once per process)."""
-    if not _NFT_WORKS:
-        try:
-            works = shutil.which("nft") is not None and subprocess.run(
-                ["nft", "list", "tables"], capture_output=True, timeout=10).returncode == 0
-        except (OSError, subprocess.TimeoutExpired):
-            works = False
-        _NFT_WORKS.append(works)
-    return _NFT_WORKS[0]
+_NFT_PROBLEM: list = []
+
+
+def nft_problem() -> str | None:
+    """Why nft cannot be used here, or None when it is installed and the kernel answers
+    it (probed once per process)."""
+    if not _NFT_PROBLEM:
+        _NFT_PROBLEM.append(_probe_nft())
+    return _NFT_PROBLEM[0]
+
+
+def _probe_nft() -> str | None:
+    if shutil.which("nft") is None:
+        return "the nft command is not in PATH"
+    try:
+        result = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True,
+                                timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"nft list tables failed: {error}"
+    if result.returncode != 0:
+        return f"nft list tables failed: {_first_line(result.stderr)}"
+    return None
+
+
+def _require_nft(bridge: str) -> None:
+    """A bridge is isolated by nftables alone: without nft it is not set up (fail closed)."""
+    problem = nft_problem()
+    if problem:
+        raise NetworkError(f"--network bridge:{bridge} needs nftables for the bridge's "
+                           f"isolation rules: {problem}",
+                           hint="install nftables; the kernel needs nf_tables")
 
 
 def publish_method() -> str:
@@ -398,7 +419,7 @@ def publish_method() -> str:
         return forced
     if forced:
         raise UsageError(f"HARDRUN_PUBLISH={forced}: expected nft or proxy")
-    return "nft" if nft_available() else "proxy"
+    return "nft"        # a bridge exists only where nft works (_require_nft)
 
 
 def bridge_table(name: str) -> str:
@@ -409,16 +430,24 @@ def container_table(container_id: str) -> str:
     return f"hardrun-{container_id}"
 
 
-def _replacing(table: str) -> str:
+def _replacing(table: str, family: str = "ip") -> str:
     """nft lines that (re)declare `table` from scratch, in the same atomic transaction."""
-    return f"table ip {table} {{}}\ndelete table ip {table}\n"
+    return f"table {family} {table} {{}}\ndelete table {family} {table}\n"
+
+
+# inet: the bridge carries IPv6 too (every port has a link-local address), so the input
+# and forward rules hold for both families (the kernel itself drops ::1 from outside lo)
+BRIDGE_FAMILY = "inet"
 
 
 def _bridge_rules(name: str) -> str:
     # with br_netfilter, traffic between two ports of the bridge also passes the forward
     # hook (in and out on the bridge itself): only traffic coming from elsewhere is cut
     ifname = BRIDGE_PREFIX + name
-    return _replacing(bridge_table(name)) + f"""table ip {bridge_table(name)} {{
+    table = bridge_table(name)
+    # the `ip` table of an earlier hardrun goes too: the last member out deletes `inet` only
+    replacing = _replacing(table, "ip") + _replacing(table, BRIDGE_FAMILY)
+    return replacing + f"""table {BRIDGE_FAMILY} {table} {{
   chain prerouting {{ type filter hook prerouting priority raw;
     iifname "{ifname}" ip daddr 127.0.0.0/8 drop; }}
   chain input {{ type filter hook input priority filter;
@@ -448,11 +477,11 @@ def _container_rules(container_id: str, bridge: str, ip: str, publishes) -> str:
 """
 
 
-def _delete_table(name: str) -> None:
-    result = subprocess.run(["nft", "delete", "table", "ip", name], capture_output=True,
+def _delete_table(name: str, family: str = "ip") -> None:
+    result = subprocess.run(["nft", "delete", "table", family, name], capture_output=True,
                             text=True)
     if result.returncode != 0 and "No such file or directory" not in result.stderr:
-        raise NetworkError(f"nft delete table ip {name}: {result.stderr.strip()}")
+        raise NetworkError(f"nft delete table {family} {name}: {result.stderr.strip()}")
 
 
 # ---------------------------------------------------------------------------- proxy
@@ -615,6 +644,7 @@ def prepare(spec, container_id: str, container_state, hostname: str | None = Non
                              hint="add --network bridge")
         return None
     publishes = resolve_ports(spec)
+    _require_nft(choice.bridge)     # before anything of the bridge exists
     names = [n for n in dict.fromkeys([spec.name, hostname or spec.hostname, container_id[:12]]) if n]
     endpoint = _join_bridge(choice.bridge, container_id, names, container_state)
     try:
@@ -649,8 +679,7 @@ def _join_bridge(bridge: str, container_id: str, names: list[str], container_sta
         try:
             with _iproute() as ipr:
                 _ensure_bridge(ipr, bridge, data["gateway"], subnet.prefixlen)
-            if nft_available():
-                _nft(_bridge_rules(bridge))     # replaces the table: never duplicated rules
+            _nft(_bridge_rules(bridge))     # replaces the table: never duplicated rules
         except BaseException:
             _leave_bridge(store, container_id, locked=True)
             container_state.forget("address", f"{bridge} {ip}")
@@ -696,8 +725,7 @@ def _leave_bridge(store: BridgeStore, container_id: str, locked: bool = False) -
             _refresh_hosts_files(data["members"])
             return
         _delete_link(BRIDGE_PREFIX + store.bridge)
-        if nft_available():
-            _delete_table(bridge_table(store.bridge))
+        _delete_table(bridge_table(store.bridge), BRIDGE_FAMILY)
         store.remove()
 
     if locked:
