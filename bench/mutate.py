@@ -33,6 +33,7 @@ COPIED = ("hardrun", "tests", "rules", "policies", "pyproject.toml")
 SECCOMP = "hardrun/data/seccomp/default.json"
 ESCAPES = "tests/test_escape_battery.py"
 TABLES = "tests/test_security_tables.py"
+PSS, POLICY_EVAL = "tests/test_pss.py", "tests/test_policy_eval.py"
 
 
 class Mutant:
@@ -115,6 +116,16 @@ MUTANTS = [
     M("secrets: ...APIKEY endings not secret", "hardrun/audit/secrets.py",
       '_SECRET_ENDINGS = ("password", "passwd", "token", "secret", "apikey", "privatekey")',
       '_SECRET_ENDINGS = ("password", "passwd", "token", "secret", "privatekey")', [TABLES, "-k", "secret"]),
+    M("policy: spc_t accepted as a container SELinux type", "hardrun/audit/checks/policy.py",
+      '"container_kvm_t",\n', '"container_kvm_t", "spc_t",\n', [PSS, POLICY_EVAL]),
+    M("policy: user `root` not taken for root", "hardrun/audit/checks/policy.py",
+      'ROOT_USERS = frozenset({"0", "root"})', 'ROOT_USERS = frozenset({"0"})', [PSS, POLICY_EVAL]),
+    M("policy: a host port range passes when one of its ports is allowed", "hardrun/audit/checks/policy.py",
+      "if any(number not in allowed for number in ports):", "if all(number not in allowed for number in ports):",
+      [PSS, POLICY_EVAL]),
+    M("policy: a read-write mount of a read-only allowed path passes", "hardrun/audit/checks/policy.py",
+      "elif not mount.read_only and all(entry.read_only", "elif mount.read_only and all(entry.read_only",
+      [PSS, POLICY_EVAL]),
     # -- formats and suppressions --------------------------------------------------------------
     M("sarif: levels swapped", "hardrun/audit/formats/sarif.py",
       '_LEVEL = {"error": "error", "warning": "warning", "info": "note"}',
