@@ -216,7 +216,7 @@ ATTACKS["release_agent"] = f"release_agent:{RELEASE_AGENT_CONTROLLERS}"
 
 # The argument filters of the built-in seccomp profile, written from Docker's profile
 # (reference/docker-defaults.md) and the kernel headers, not read from hardrun's: label ->
-# (syscall, x86-64 number, the filtered argument's value, the probe's `syscall` spec).
+# (syscall, the filtered argument's value, the probe's `syscall` spec: x86-64 number, args).
 # Each value is also tried with bit 32 set where the kernel reads the argument as an int.
 TIOCSTI, TIOCLINUX, AF_ALG, AF_VSOCK = 0x5412, 0x541C, 38, 40
 ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC = 0x0040000, 0x0400000
