@@ -136,6 +136,27 @@ def test_sarif_validates_against_the_schema(hardrun, project):
     assert notes[0]["message"]["text"].startswith("line 2: unterminated heredoc <<EOF")
 
 
+# SARIF 2.1.0 §3.27.10: error, warning, note (written here, not read from the formatter)
+SARIF_LEVELS = {"error": "error", "warning": "warning", "info": "note"}
+
+
+def test_sarif_level_of_each_severity(hardrun, tmp_path):
+    """root-user (error), copy-all (warning), no-healthcheck (info): each result and each
+    rule carries its severity's SARIF level."""
+    (tmp_path / "Dockerfile").write_text("FROM alpine:3.20\nCOPY . /app\n")
+    document = json.loads(hardrun("audit", "-f", "json", ".", cwd=tmp_path).stdout)
+    severity = {f["rule"]: f["severity"] for f in document["findings"]}
+    assert set(severity.values()) == set(SARIF_LEVELS), severity
+    run = json.loads(hardrun("audit", "-f", "sarif", ".", cwd=tmp_path).stdout)["runs"][0]
+    results = run["results"]
+    assert {r["ruleId"] for r in results} == set(severity)
+    for result in results:
+        assert result["level"] == SARIF_LEVELS[severity[result["ruleId"]]], result
+    for rule in run["tool"]["driver"]["rules"]:
+        if rule["id"] in severity:
+            assert rule["defaultConfiguration"]["level"] == SARIF_LEVELS[severity[rule["id"]]], rule
+
+
 def test_junit_is_well_formed(hardrun, project):
     result = hardrun("audit", "-f", "junit", ".", cwd=project)
     root = ET.fromstring(result.stdout)
@@ -161,7 +182,9 @@ def test_global_suppression(hardrun, tmp_path):
     rule = rule_for("root-user")
     (tmp_path / "Dockerfile").write_text(ROOT_DOCKERFILE + f"# hardrun global ignore={rule} reason=x\n")
     document = json.loads(hardrun("audit", "-f", "json", ".", cwd=tmp_path).stdout)
-    assert all(f["suppressed"] for f in document["findings"] if f["rule"] == rule)
+    covered = [f for f in document["findings"] if f["rule"] == rule]
+    assert covered and all(f["suppressed"] for f in covered)
+    assert not [f for f in document["findings"] if f["rule"] == "HR0001"]
 
 
 def test_unknown_rule_in_suppression_is_an_error(hardrun, tmp_path):

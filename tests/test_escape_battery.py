@@ -214,10 +214,41 @@ def _release_agent_hierarchies() -> str:
 RELEASE_AGENT_CONTROLLERS = _release_agent_hierarchies()
 ATTACKS["release_agent"] = f"release_agent:{RELEASE_AGENT_CONTROLLERS}"
 
+# The argument filters of the built-in seccomp profile, written from Docker's profile
+# (reference/docker-defaults.md) and the kernel headers, not read from hardrun's: label ->
+# (syscall, the filtered argument's value, the probe's `syscall` spec: x86-64 number, args).
+# Each value is also tried with bit 32 set where the kernel reads the argument as an int.
+TIOCSTI, TIOCLINUX, AF_ALG, AF_VSOCK = 0x5412, 0x541C, 38, 40
+ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC = 0x0040000, 0x0400000
+FILTERED_CALLS = {
+    "ioctl_tiocsti": ("ioctl", TIOCSTI, f"16,devnull,{TIOCSTI}"),
+    "ioctl_tiocsti_hi": ("ioctl", TIOCSTI, f"16,devnull,{(1 << 32) | TIOCSTI}"),
+    "ioctl_tioclinux": ("ioctl", TIOCLINUX, f"16,devnull,{TIOCLINUX}"),
+    "ioctl_tioclinux_hi": ("ioctl", TIOCLINUX, f"16,devnull,{(1 << 32) | TIOCLINUX}"),
+    "socket_alg": ("socket", AF_ALG, f"41,{AF_ALG},5,0"),
+    "socket_alg_hi": ("socket", AF_ALG, f"41,{(1 << 32) | AF_ALG},5,0"),
+    "socket_vsock": ("socket", AF_VSOCK, f"41,{AF_VSOCK},1,0"),
+    "socket_vsock_hi": ("socket", AF_VSOCK, f"41,{(1 << 32) | AF_VSOCK},1,0"),
+    "personality_no_randomize": ("personality", ADDR_NO_RANDOMIZE, f"135,{ADDR_NO_RANDOMIZE}"),
+    "personality_implies_exec": ("personality", READ_IMPLIES_EXEC, f"135,{READ_IMPLIES_EXEC}"),
+}
+# personality values Docker allows (PER_LINUX, PER_LINUX32, UNAME26 variants, the query)
+ALLOWED_PERSONALITIES = (0, 8, 0x20000, 0x20008, 0xFFFFFFFF)
+for label, (_, _, spec) in FILTERED_CALLS.items():
+    ATTACKS[label] = "syscall:" + spec
+for value in ALLOWED_PERSONALITIES:
+    ATTACKS[f"personality_{value:#x}"] = f"syscall:135,{value}"
+# Docker's masked directories (an empty read-only tmpfs each) that this kernel has.
+MASKED_DIRS = [path for path in ("/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/firmware",
+                                 "/sys/devices/virtual/powercap") if os.path.isdir(path)]
+for path in MASKED_DIRS:
+    ATTACKS["write_mask" + path] = "write_dir:" + path
+ATTACKS["write_mode0_tmpfs"] = "write_dir:/data"
+
 USERNS_HOST = ("--userns", "host")
 # name -> (flags, labels of the attacks run under them)
 SCENARIOS = {
-    "default": ((), [label for label in ATTACKS if label not in ("suid", "suid_host", "fcap")]),
+    "default": ((), [label for label in ATTACKS if label not in ("suid", "suid_host", "fcap", "write_mode0_tmpfs")]),
     "cap_all": (("--cap-add", "ALL"), ["capset", "ambient"]),
     "sys_admin": (("--cap-add", "SYS_ADMIN"),
                   ["mount_tmpfs", "remount_rw", "umount_mask", "mount_proc", "unshare_mnt", "sethostname",
@@ -225,7 +256,10 @@ SCENARIOS = {
     "setns_caps": (("--cap-add", "SYS_ADMIN", "--cap-add", "SYS_CHROOT"), ["setns"]),
     "unconfined": (("--security-opt", "seccomp=unconfined"),
                    ["unshare_user", "clone_user", "clone3_user", "abi_i386", "abi_x32", "add_key", "keyctl",
-                    "io_uring", "userfaultfd"]),
+                    "io_uring", "userfaultfd"] + list(FILTERED_CALLS)),
+    # DAC_OVERRIDE passes the masks' mode 0: only their read-only mount stops a write
+    "dac_override": (("--cap-add", "DAC_OVERRIDE"), ["write_mask" + path for path in MASKED_DIRS]),
+    "dac_override_tmpfs": (("--cap-add", "DAC_OVERRIDE", "--tmpfs", "/data:mode=0"), ["write_mode0_tmpfs"]),
     "net_raw": (("--cap-add", "NET_RAW"), ["raw_packet", "raw_inet"]),
     "sys_chroot": (("--cap-add", "SYS_CHROOT"), ["chroot_escape"]),
     # Capabilities that only mean something in the initial user namespace.
@@ -494,6 +528,51 @@ def test_raw_sockets_need_net_raw(battery, label):
     """AF_PACKET and AF_INET SOCK_RAW sockets (spoofing, sniffing). Control: --cap-add NET_RAW."""
     assert_blocked(battery("default")[label], "EPERM")
     assert_ok(battery("net_raw")[label])
+
+
+def test_every_argument_filter_of_the_profile_refuses_its_call(battery):
+    """Each argument-filtered refusal of the built-in profile, tried from inside: ioctl
+    TIOCSTI and TIOCLINUX (on /dev/null), socket AF_ALG and AF_VSOCK, personality outside
+    Docker's allowed values; also with bit 32 set, which the kernel ignores. Refused with
+    EPERM. Control: seccomp=unconfined lets every call reach the kernel, which answers
+    something else (ENOTTY, EAFNOSUPPORT, or success). clone's namespace flags are in
+    test_new_user_namespaces_are_refused and test_seccomp.py."""
+    default, control = battery("default"), battery("unconfined")
+    for label in FILTERED_CALLS:
+        assert_blocked(default[label], "EPERM")
+        assert control[label].status == "OK" or control[label]["errno"] != "EPERM", control[label]
+    for value in ALLOWED_PERSONALITIES:
+        assert_ok(default[f"personality_{value:#x}"])
+
+
+def test_the_argument_filter_list_covers_the_built_in_profile():
+    """The list above must grow with the profile: every argument-filtered rule of the
+    built-in profile (a refusal on an argument value, or an allowlist of values behind
+    a refusal) names a syscall and value tried here or in the clone tests."""
+    import json
+    from hardrun.runtime.seccomp import DEFAULT_PROFILE_PATH
+    profile = json.loads(Path(DEFAULT_PROFILE_PATH).read_text())
+    tried = {(name, value) for name, value, _ in FILTERED_CALLS.values()}
+    tried |= {("personality", value) for value in ALLOWED_PERSONALITIES} | {("clone", 0x7E020000)}
+    filtered = [rule for rule in profile["syscalls"] if rule.get("args")]
+    assert filtered
+    for rule in filtered:
+        for name in rule["names"]:
+            for arg in rule["args"]:
+                value = arg["valueTwo"] if arg["op"] == "SCMP_CMP_MASKED_EQ" and arg.get("valueTwo") else arg["value"]
+                assert (name, value) in tried, (name, hex(value), "an argument filter no test tries")
+
+
+def test_masked_directories_cannot_be_written(battery):
+    """Writing into Docker's masked directories (/proc/acpi, /sys/firmware… where the
+    kernel has them): their mode 0 refuses by default (EACCES); with DAC_OVERRIDE, which
+    passes the mode, their read-only tmpfs still refuses (EROFS). Control: the same
+    write with DAC_OVERRIDE into a read-write tmpfs of mode 0 succeeds."""
+    assert MASKED_DIRS, "this kernel has none of Docker's masked directories"
+    for path in MASKED_DIRS:
+        assert_blocked(battery("default")["write_mask" + path], "EACCES")
+        assert_blocked(battery("dac_override")["write_mask" + path], "EROFS")
+    assert_ok(battery("dac_override_tmpfs")["write_mode0_tmpfs"])
 
 
 # -- /proc and /sys ----------------------------------------------------------------------------

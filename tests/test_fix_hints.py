@@ -70,8 +70,10 @@ def test_fix_names_the_key_of_the_file_kind(practice, kind, key):
 @pytest.mark.parametrize("practice", ["no-cap-drop", "no-nnp", "writable-root", "run-as-root"])
 def test_yaml_kinds_are_not_told_docker_flags(practice):
     for kind in ("compose", "kubernetes", "oci"):
-        message = messages(kind).get(practice, "")
-        assert "--" not in message and " -u " not in message, (kind, message)
+        if practice == "no-cap-drop" and kind == "oci":
+            continue   # an OCI config lists the capabilities it keeps: nothing to drop
+        message = messages(kind)[practice]
+        assert message and "--" not in message and " -u " not in message, (kind, message)
 
 
 # The OCI sample names uid 0 and Kubernetes has no pids limit: other situations.

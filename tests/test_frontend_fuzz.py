@@ -55,11 +55,21 @@ VALUES = st.recursive(
 
 
 def _check(kind, text):
+    """Only hardrun's errors come out, each with a line inside the text when it has one;
+    a parsed spec is of the front end's kind, from this file, its lines inside the text."""
+    last_line = text.count("\n") + 1
     try:
         result = FRONT_ENDS[kind](text, "fuzz.yaml")
-    except HardrunError:
+    except HardrunError as error:
+        assert error.message
+        # an error at the end of the input may name the line after the last one
+        assert getattr(error, "line", None) is None or 1 <= error.line <= last_line + 1, (error.line, last_line)
         return
     assert isinstance(result, list) and all(isinstance(spec, RunSpec) for spec in result)
+    for spec in result:
+        assert spec.kind == kind and spec.path == "fuzz.yaml", (spec.kind, spec.path)
+        lines = [spec.line] + list(spec.lines.values()) + [m.line for m in spec.mounts]
+        assert all(line is None or 1 <= line <= last_line for line in lines), (lines, last_line)
 
 
 @SETTINGS
@@ -127,5 +137,22 @@ def test_yaml_fragments_never_escape(pieces):
 @given(st.text(max_size=200), st.sampled_from(["compose.yaml", "x.yml", "a.json", "config.json",
                                                 "docker-compose.prod.yml", "README.md"]))
 def test_detection_never_raises(head, name):
-    assert detect_kind(name, head) in (None, "compose", "kubernetes", "oci", "docker-run",
-                                       "hardrun", "dockerfile")
+    """Whatever the head, a compose file name stays compose and a JSON or YAML name is never
+    read as a Dockerfile or a shell script."""
+    kind = detect_kind(name, head)
+    assert kind in (None, "compose", "kubernetes", "oci", "docker-run", "hardrun", "dockerfile")
+    if name.startswith(("compose.", "docker-compose.")):
+        assert kind == "compose", (name, kind)
+    if name.endswith((".json", ".yml", ".yaml")):
+        assert kind not in ("dockerfile", "docker-run"), (name, kind)
+
+
+@SETTINGS
+@given(st.text(max_size=200))
+def test_interpolation_properties(text):
+    """Without `$` interpolation is the identity; `$$` is a literal `$`, so any text with
+    every `$` doubled comes back unchanged."""
+    from hardrun.frontends.interpolate import _Interpolator, interpolate
+    plain = text.replace("$", "")
+    assert _Interpolator({}).run(plain) == plain          # past the shortcut for text without `$`
+    assert interpolate(text.replace("$", "$$"), {"A": "x"}) == text

@@ -30,11 +30,41 @@ def lines_strategy():
 
 
 def parses_or_parse_error(text):
+    """A ParseError with a line inside the text, or stages whose instructions keep their
+    source lines in order, never more instructions than the text has non-blank lines."""
+    last_line = len(text.replace("\r\n", "\n").split("\n"))
     try:
-        parse_dockerfile(text, "Dockerfile")
+        parsed = parse_dockerfile(text, "Dockerfile")
     except ParseError as error:
         assert error.message
-        assert error.line is None or error.line >= 1
+        assert error.line is None or 1 <= error.line <= last_line
+        return
+    lines = [i.line for stage in parsed.stages for i in stage.instructions]
+    assert lines == sorted(lines) and all(1 <= line <= last_line for line in lines), (lines, last_line)
+    assert len(lines) <= sum(1 for line in text.splitlines() if line.strip())
+
+
+PLAIN_WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789./_-", min_size=1, max_size=8)
+SIMPLE_KEYWORDS = ["RUN", "COPY", "ENV", "LABEL", "CMD", "USER", "WORKDIR", "EXPOSE", "STOPSIGNAL"]
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from(SIMPLE_KEYWORDS), st.lists(PLAIN_WORD, min_size=2, max_size=4)),
+                max_size=20),
+       st.lists(st.sampled_from(["", "# a comment"]), max_size=20))
+def test_a_parsed_dockerfile_keeps_its_instruction_count(instructions, fillers):
+    """One instruction per line (blank and comment lines between): as many instructions,
+    with their keywords and lines, come out."""
+    lines, expected = ["FROM alpine:3.20"], [("FROM", 1)]
+    for index, (keyword, words) in enumerate(instructions):
+        if index < len(fillers):
+            lines.append(fillers[index])
+        text = " ".join(words) if keyword not in ("ENV", "LABEL") else f"K{index}={words[0]}"
+        lines.append(f"{keyword} {text}")
+        expected.append((keyword, len(lines)))
+    parsed = parse_dockerfile("\n".join(lines) + "\n", "Dockerfile")
+    got = [(i.keyword, i.line) for stage in parsed.stages for i in stage.instructions]
+    assert got == expected
 
 
 @FUZZ
@@ -60,20 +90,27 @@ def test_piece_soup_after_from_raises_only_parse_error(soup):
 def test_shell_splitter_never_raises_on_random_text(text):
     for pipeline in split_script(text):
         for command in pipeline:
-            assert command.line >= 1
+            assert 1 <= command.line <= text.count("\n") + 1
             assert all(isinstance(word, str) for word in command.words)
 
 
 @FUZZ
 @given(st.lists(st.sampled_from(PIECES), max_size=60).map("".join))
 def test_shell_splitter_never_raises_on_shell_like_text(text):
-    split_script(text, 3, [1, 5, 5])
+    """Lines start at 3 and count the newlines plus the three joined breaks."""
+    for pipeline in split_script(text, 3, [1, 5, 5]):
+        for command in pipeline:
+            assert 3 <= command.line <= 3 + text.count("\n") + 3, command.line
 
 
 @FUZZ
 @given(st.lists(st.text(max_size=20), max_size=6))
 def test_exec_form_never_raises(argv):
-    split_argv(["sh", "-c"] + argv, 1)
+    """The exec form is the first command, word for word, on the instruction's line; the
+    commands of its script come from that line on."""
+    pipelines = split_argv(["sh", "-c"] + argv, 7)
+    assert pipelines[0][0].words == tuple(["sh", "-c"] + argv) and pipelines[0][0].line == 7
+    assert all(command.line >= 7 for pipeline in pipelines for command in pipeline)
 
 
 def test_deep_nesting_stays_bounded():

@@ -2,6 +2,8 @@
 evaluate_runspec, and gate_run's verdicts and hardened defaults."""
 import datetime
 
+import pytest
+
 from hardrun.audit.engine import AuditOptions, audit_text
 from hardrun.audit.rules import all_rules
 from hardrun.policy import (GATE_REFUSED_EXIT, audit_options, evaluate_runspec,
@@ -175,3 +177,12 @@ def test_expired_exemption_severity_follows_the_policy():
     assert severity("default-rules: error\n") == ["error"]
     assert severity("default-rules: off\n") == ["warning"]       # still reported
     assert severity("rules: {HR0002: off}\n") == []
+
+
+@pytest.mark.parametrize("user,root", [("0", True), ("root", True), ("0:0", True), ("root:wheel", True),
+                                       ("1000", False), ("app", False), ("rooter", False), ("10", False)])
+def test_non_root_policy_knows_root_by_uid_and_by_name(user, root):
+    """restricted's non-root setting (HR3008): uid 0 and the name root, with or without a
+    group, are root; other users (the control) are not."""
+    _, found, _ = gate_run(RunSpec(user=user), load_policy("restricted"))
+    assert ("HR3008" in {f.rule for f in found}) is root, [(f.rule, f.message) for f in found]

@@ -3,6 +3,7 @@ names): any input gives a result or hardrun's UsageError, never another exceptio
 from __future__ import annotations
 
 import os
+import posixpath
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,11 +27,20 @@ OPTION = st.one_of(TEXT, st.sampled_from(["ro", "rw", "exec", "noexec", "size=1m
 def test_mount_plans_accept_or_refuse_cleanly(kind, target, source, options, read_only):
     try:
         plans = plan_mounts((Mount(kind, target, source, read_only, tuple(options)),), host_root=False)
-    except UsageError:
+    except UsageError as error:
+        # a refusal names what is wrong: the destination, the mount by its target, or the source
+        normalized = posixpath.normpath(target) if target.startswith("/") else target
+        named = ("destination" in error.message or "root /" in error.message
+                 or normalized.lstrip("/") and normalized.lstrip("/") in error.message
+                 or "bind source" in error.message)
+        assert named, (target, source, options, error.message)
         return
     targets = [plan.target for plan in plans]
     assert "/proc" not in targets and not any(t.startswith("/proc/") for t in targets)
     assert all(t.startswith("/") and t != "/" for t in targets)
+    assert len(set(targets)) == len(targets) and {"/tmp", "/run"} <= set(targets)
+    (plan,) = [plan for plan in plans if plan.target == posixpath.normpath(target).replace("//", "/", 1)]
+    assert plan.kind == kind and (kind != "bind" or plan.source == source)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -232,9 +232,17 @@ def test_bpf_is_refused_without_bpf_or_sys_admin(default_bpf, admin_bpf):
     assert attempt(compile_profile(default_profile(), {"CAP_BPF"}), *call)[0] >= 0
 
 
-def test_clone_with_a_namespace_flag_is_refused(default_bpf, admin_bpf):
-    call = (NR["clone"], CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0)
-    assert attempt(None, *call)[0] > 0            # control: a child in a new mount namespace
+# Every namespace flag of Docker's clone mask 0x7E020000 (linux/sched.h)
+CLONE_NAMESPACE_FLAGS = {"NEWNS": 0x20000, "NEWCGROUP": 0x02000000, "NEWUTS": 0x04000000,
+                         "NEWIPC": 0x08000000, "NEWUSER": 0x10000000, "NEWPID": 0x20000000,
+                         "NEWNET": 0x40000000}
+
+
+@pytest.mark.parametrize("flag", CLONE_NAMESPACE_FLAGS)
+def test_clone_with_a_namespace_flag_is_refused(default_bpf, admin_bpf, flag):
+    """The test runs as real root: only the filter can refuse the flag."""
+    call = (NR["clone"], CLONE_NAMESPACE_FLAGS[flag] | SIGCHLD, 0, 0, 0, 0)
+    assert attempt(None, *call)[0] > 0            # control: a child in a new namespace
     assert errno_of(default_bpf, *call) == errno.EPERM
     assert attempt(default_bpf, NR["clone"], SIGCHLD, 0, 0, 0, 0)[0] > 0  # a plain fork works
     assert attempt(admin_bpf, *call)[0] > 0

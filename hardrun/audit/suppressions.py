@@ -2,9 +2,10 @@
 `# hardrun global ignore=HR1001 reason="…"`.
 
 A line suppression covers the findings on the first code line after the comment
-(blank lines and other comments in between are passed over); a global one covers
-the whole file. Unknown rule ids are errors; suppressions that cover nothing are
-reported by the engine as HR0001 findings.
+(blank lines and other comments in between are passed over) and on the lines that
+continue it with a trailing backslash; a global one covers the whole file. Unknown
+rule ids are errors; suppressions that cover nothing are reported by the engine as
+HR0001 findings.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class Suppression:
     reason: str | None
     is_global: bool = False
     used: set = field(default_factory=set)
+    last: int | None = None   # the last line of the covered instruction (continuation lines)
 
 
 def parse_suppressions(text: str, known_rules) -> list[Suppression]:
@@ -34,6 +36,7 @@ def parse_suppressions(text: str, known_rules) -> list[Suppression]:
     if "hardrun" not in text:
         return found      # every directive names hardrun: most files need no line-by-line pass
     pending: list[Suppression] = []
+    continued: list[Suppression] = []   # covering an instruction that goes on (trailing `\`)
     # Lines are counted as the front ends count them: on `\n` only (`\r\n` is one break).
     for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
         stripped = line.strip()
@@ -43,8 +46,11 @@ def parse_suppressions(text: str, known_rules) -> list[Suppression]:
             if _MENTION.match(stripped):
                 found.append(_parse_one(stripped, number, known_rules, pending))
             continue
+        for suppression in continued:
+            suppression.last = number
         for suppression in pending:
-            suppression.target = number
+            suppression.target = suppression.last = number
+        continued = continued + pending if stripped.endswith("\\") else []
         pending = []
     return found
 
@@ -72,7 +78,8 @@ def match(suppressions: list[Suppression], rule: str, line: int | None) -> Suppr
     for suppression in suppressions:
         if rule not in suppression.rules:
             continue
-        if suppression.is_global or (line is not None and suppression.target == line):
+        if suppression.is_global or (line is not None and suppression.target is not None
+                                     and suppression.target <= line <= suppression.last):
             suppression.used.add(rule)
             return suppression
     return None
