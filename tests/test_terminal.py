@@ -22,7 +22,8 @@ from tests.rootfs import require_root
 
 pytestmark = pytest.mark.runtime
 
-# A job-control shell in a few lines: runs argv as its foreground job. When the job
+# A job-control shell in a few lines: runs argv as its foreground job (after
+# `--background`: as a background job, as `argv &` would). When the job
 # stops, it takes the terminal back, says so with the terminal's echo state, waits a
 # second (time enough for a container still running to read the terminal), reads what
 # was typed to it, and puts the job back in the foreground (`fg`). When the job ends it
@@ -34,13 +35,19 @@ def echo():
     return "on" if termios.tcgetattr(0)[3] & termios.ECHO else "off"
 def say(text):
     os.write(1, (text + "\n").encode())
+background = sys.argv[1] == "--background"
+argv = sys.argv[2:] if background else sys.argv[1:]
 job = os.fork()
 if job == 0:
     os.setpgid(0, 0)
-    os.tcsetpgrp(0, os.getpgrp())
+    if not background:
+        os.tcsetpgrp(0, os.getpgrp())
     signal.signal(signal.SIGTTOU, signal.SIG_DFL)
-    os.execvpe(sys.argv[1], sys.argv[1:], os.environ)
-os.setpgid(job, job)
+    os.execvpe(argv[0], argv, os.environ)
+try:
+    os.setpgid(job, job)
+except PermissionError:   # the job has exec'd: it did it itself
+    pass
 say(f"JOB {job}")
 while True:
     _, status = os.waitpid(job, os.WUNTRACED)
@@ -95,8 +102,10 @@ class Terminal:
         before, _, self.output = self.output.partition(text)
         return before
 
-    def line(self, prefix: str) -> str:
-        self.expect(prefix)
+    def line(self, prefix: str = "") -> str:
+        """The rest of the line after `prefix` (the next line without one)."""
+        if prefix:
+            self.expect(prefix)
         return self.expect("\n").strip()
 
     def type(self, text: str) -> None:
@@ -111,8 +120,9 @@ class Terminal:
         os.waitpid(self.pid, 0)
 
 
-def hardrun_in_terminal(rootfs, script: str) -> Terminal:
-    return Terminal([sys.executable, "-m", "hardrun", "run", "--rootfs", rootfs, "--", "sh", "-c", script])
+def hardrun_in_terminal(rootfs, script: str, *flags: str, background: bool = False) -> Terminal:
+    return Terminal(["--background"] * background + [sys.executable, "-m", "hardrun", "run",
+                    "--rootfs", rootfs, *flags, "--", "sh", "-c", script])
 
 
 def only_child(pid: int) -> int:
@@ -125,6 +135,8 @@ def only_child(pid: int) -> int:
 def freezer_state(pid: int) -> str:
     with open(f"/proc/{pid}/cgroup") as handle:
         path = next(line.split(":", 2)[2].strip() for line in handle if ":freezer:" in line)
+    if path == "/":
+        return "not in its cgroup yet"
     with open(f"/sys/fs/cgroup/freezer{path}/freezer.state") as handle:
         return handle.read().strip()
 
@@ -142,7 +154,7 @@ def test_ctrl_z_stops_the_container_so_the_shell_gets_what_is_typed(rootfs):
     (echo off) and the terminal back. Control: hardrun stopped by SIGSTOP, which it cannot
     handle, is the old behaviour: the container, in its own session, goes on reading the
     terminal and takes the line typed to the shell, and the shell gets echo off."""
-    terminal = hardrun_in_terminal(rootfs, READER)
+    terminal = hardrun_in_terminal(rootfs, READER, "-i")
     try:
         hardrun = int(terminal.line("JOB "))
         terminal.expect("ready\n")
@@ -162,7 +174,7 @@ def test_ctrl_z_stops_the_container_so_the_shell_gets_what_is_typed(rootfs):
     finally:
         terminal.close()
 
-    control = hardrun_in_terminal(rootfs, READER)
+    control = hardrun_in_terminal(rootfs, READER, "-i")
     try:
         hardrun = int(control.line("JOB "))
         control.expect("ready\n")
@@ -177,16 +189,18 @@ def test_ctrl_z_stops_the_container_so_the_shell_gets_what_is_typed(rootfs):
         control.close()
 
 
-@pytest.mark.parametrize("ending, signum, status", [
-    ("echo ready; exit 3", None, "3"),
-    ("echo ready; exec sleep 30", signal.SIGKILL, "137"),                                    # to the container
-    ('trap "exit 5" TERM; echo ready; while :; do sleep 0.05; done', signal.SIGTERM, "5"),  # to hardrun
+@pytest.mark.parametrize("stty, ending, signum, status", [
+    ("stty -echo", "echo ready; exit 3", None, "3"),
+    ("stty -echo", "echo ready; exec sleep 30", signal.SIGKILL, "137"),                # to the container
+    ("stty -echo", 'trap "exit 5" TERM; echo ready; while :; do sleep 0.05; done', signal.SIGTERM, "5"),
+    ("stty -echo <&2", "echo ready; exit 3", None, "3"),     # without -i: through the write-only stderr
 ])
-def test_terminal_modes_are_restored_however_the_container_ends(rootfs, ending, signum, status):
+def test_terminal_modes_are_restored_however_the_container_ends(rootfs, stty, ending, signum, status):
     """The container turns echo off and ends: by exiting, killed, or told to stop through
-    hardrun (SIGTERM, forwarded). The shell finds echo on again. Control: the same
+    hardrun (SIGTERM, forwarded to it). The shell finds echo on again. Control: the same
     `stty -echo` run directly on the terminal leaves echo off."""
-    terminal = hardrun_in_terminal(rootfs, "stty -echo; " + ending)
+    flags = ("-i",) if stty == "stty -echo" else ()
+    terminal = hardrun_in_terminal(rootfs, f"{stty}; {ending}", *flags)
     try:
         hardrun = int(terminal.line("JOB "))
         terminal.expect("ready\n")
@@ -196,7 +210,7 @@ def test_terminal_modes_are_restored_however_the_container_ends(rootfs, ending, 
     finally:
         terminal.close()
 
-    control = Terminal(["/bin/busybox", "sh", "-c", "stty -echo; " + ending])
+    control = Terminal(["/bin/busybox", "sh", "-c", f"{stty}; {ending}"])
     try:
         job = int(control.line("JOB "))
         control.expect("ready\n")
@@ -248,3 +262,135 @@ def test_without_a_freezer_every_descendant_is_stopped_and_continued():
         for pid in filter(None, (escaped, tree.pid)):
             os.kill(pid, signal.SIGKILL)
         tree.wait()
+
+
+# -- -i, -t, --rm ---------------------------------------------------------------------------
+
+def test_without_interactive_the_container_cannot_read_the_callers_terminal(rootfs):
+    """Two lines wait on the terminal. Without -i the container's stdin is an empty input
+    and its stdout a write-only reopening of the terminal: it reads neither line. With
+    --interactive it reads its stdin, the terminal, and still not through stdout. Control:
+    on the terminal directly, reading stdout (the terminal, open for reading and writing)
+    takes the first line."""
+    script = 'read b <&1; echo "stdout=[$b]"; read a; echo "stdin=[$a]"'
+    for flags, expected in (((), ("[]", "[]")), (("--interactive",), ("[]", "[one]"))):
+        terminal = Terminal([sys.executable, "-m", "hardrun", "run", "--rootfs", rootfs, *flags,
+                             "--", "sh", "-c", script])
+        try:
+            terminal.type("one\ntwo\n")
+            assert (terminal.line("stdout="), terminal.line("stdin=")) == expected
+            terminal.expect("EXIT ")
+        finally:
+            terminal.close()
+    control = Terminal(["/bin/busybox", "sh", "-c", script])
+    try:
+        control.type("one\ntwo\n")
+        assert (control.line("stdout="), control.line("stdin=")) == ("[one]", "[two]")
+    finally:
+        control.close()
+
+
+def tty_nr(device: int) -> int:
+    """A device number as /proc/PID/stat's tty_nr field encodes it."""
+    major, minor = os.major(device), os.minor(device)
+    return (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
+
+
+def set_window_size(fd: int, rows: int, columns: int) -> None:
+    import fcntl
+    import struct
+    import termios
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+
+def test_tty_gives_the_container_a_terminal_of_its_own(rootfs):
+    """--tty --interactive: the container's controlling terminal is a pty of its own, not
+    the caller's; what is typed reaches it; its window size follows the caller's, also
+    when the caller's changes; the caller's terminal is out of raw mode afterwards.
+    Control: run directly, the same command shows the caller's terminal as its own."""
+    script = ("cut -d' ' -f7 /proc/self/stat; stty size; echo ready; read line; "
+              'echo "got [$line]"; stty size')
+    terminal = hardrun_in_terminal(rootfs, script, "--tty", "--interactive")
+    try:
+        set_window_size(terminal.master, 30, 100)
+        hardrun = int(terminal.line("JOB "))
+        callers = tty_nr(os.stat(os.readlink(f"/proc/{hardrun}/fd/0")).st_rdev)
+        container_tty = int(terminal.line())
+        assert container_tty not in (0, callers)
+        assert terminal.line() == "30 100"
+        terminal.expect("ready")
+        set_window_size(terminal.master, 40, 120)
+        terminal.type("hello\r")
+        assert terminal.line("got ") == "[hello]"
+        assert terminal.line() == "40 120"
+        assert terminal.line("EXIT ") == "0 echo=on"
+    finally:
+        terminal.close()
+
+    control = Terminal(["/bin/busybox", "sh", "-c", "cut -d' ' -f7 /proc/self/stat; sleep 1"])
+    try:
+        shell = int(control.line("JOB "))
+        own = int(control.line())
+        assert own == tty_nr(os.stat(os.readlink(f"/proc/{shell}/fd/0")).st_rdev) != 0
+    finally:
+        control.close()
+
+
+def test_tty_in_the_background_stops_until_brought_to_the_foreground(rootfs):
+    """Started in the background with -it, hardrun wants the terminal: it is stopped with
+    the container frozen (SIGTTIN), the shell keeps what is typed, and `fg` relays again.
+    Control: in the background with -i alone, the container holds the caller's terminal
+    and takes what is typed to the shell (the known gap -t closes)."""
+    terminal = hardrun_in_terminal(rootfs, READER, "-it", background=True)
+    try:
+        hardrun = int(terminal.line("JOB "))
+        assert terminal.line("STOPPED ") == "echo=on"
+        # frozen, or frozen as it joins its cgroup (it cannot run anything before it has)
+        wait_for(lambda: freezer_state(only_child(hardrun)) == "FROZEN")
+        terminal.type("secret\n")
+        assert terminal.line("SHELL GOT ") == "b'secret\\n'"
+        terminal.expect("ready\n")                      # after `fg`
+        terminal.type("after\r")
+        terminal.expect("container got: after\n")
+        terminal.type("\x04")
+        terminal.expect("bye\n")
+        assert terminal.line("EXIT ") == "0 echo=on"
+    finally:
+        terminal.close()
+
+    control = hardrun_in_terminal(rootfs, READER, "-i", background=True)
+    try:
+        control.expect("ready\n")
+        control.type("secret\n")
+        control.expect("container got: secret\n")
+        control.type("\x04")
+        assert control.line("EXIT ") == "0 echo=on"
+        assert "STOPPED" not in control.output
+    finally:
+        control.close()
+
+
+def test_tty_without_a_terminal_around_and_its_refusal(rootfs, tmp_path):
+    """-t alone works with no terminal at all (output through the pty: CR LF); -it
+    refuses a stdin that is not a terminal, as Docker does, before anything runs."""
+    done = subprocess.run([sys.executable, "-m", "hardrun", "run", "-t", "--rootfs", rootfs, "--",
+                           "sh", "-c", "test -t 0 && test -t 1 && echo terminal"], env=hardrun_env(),
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == b"terminal\r\n", done
+    refused = subprocess.run([sys.executable, "-m", "hardrun", "run", "-it", "--rootfs", rootfs, "--",
+                              "touch", "/scratch/ran"], env=hardrun_env(), stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 125
+    assert refused.stderr == "hardrun: the input device is not a TTY (drop -t, or run from a terminal)\n"
+    assert not os.path.exists(os.path.join(rootfs, "scratch", "ran"))
+
+
+def test_rm_is_accepted_and_nothing_is_kept(rootfs, tmp_path):
+    """--rm (Docker's habit in `docker run --rm -it`) runs as usual; hardrun keeps nothing
+    of a container after it exits either way: its state directory is empty."""
+    env = hardrun_env({"HARDRUN_STATE_DIR": str(tmp_path / "state")})
+    for flags in (["--rm"], []):
+        done = subprocess.run([sys.executable, "-m", "hardrun", "run", *flags, "--rootfs", rootfs, "--",
+                               "echo", "ran"], env=env, capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stdout) == (0, "ran\n"), done.stderr
+        assert os.listdir(tmp_path / "state") == []

@@ -64,8 +64,12 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
         os._exit(process.EXIT_SETUP)  # the parent is gone or gave up: nothing to report to
 
     # 2. A new session: no controlling terminal, so TIOCSTI cannot inject into the caller's tty.
+    #    Then fds 0-2 (with -t the container's own pty becomes its controlling terminal).
     steps.name = "setsid"
     os.setsid()
+    if cfg.stdio is not None:
+        steps.name = "stdio"
+        cfg.stdio.apply()
     steps.name = "parent death signal"
     k.set_parent_death_signal(signal.SIGKILL)
 

@@ -44,8 +44,9 @@ class RuntimeConfig:
         return f"RuntimeConfig({self.__dict__!r})"
 
 
-def resolve(spec, command=None) -> RuntimeConfig:
-    """Validate `spec` completely and return the plan the parent and child execute."""
+def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False) -> RuntimeConfig:
+    """Validate `spec` completely and return the plan the parent and child execute
+    (`tty`, `interactive`: Docker's -t and -i, see hardrun.runtime.stdio)."""
     args = tuple(command) if command else tuple(spec.command)
     if not args:
         raise UsageError("no command given", hint="hardrun run [OPTIONS] [--rootfs DIR] COMMAND [ARG...]")
@@ -95,6 +96,9 @@ def resolve(spec, command=None) -> RuntimeConfig:
         readonly_paths=READONLY_PATHS if system_paths else (),
         workdir=_workdir(spec.workdir),
         init=bool(spec.init),
+        tty=tty,
+        interactive=interactive,
+        stdio=None,           # stdio.Stdio: the container's fds 0-2, opened just before clone
         last_cap=_last_cap(),
     )
 
@@ -261,7 +265,7 @@ def to_oci(cfg: RuntimeConfig) -> dict:
     return {
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": False,
+            "terminal": cfg.tty,
             "user": cfg.user.as_dict(),
             "args": list(cfg.args),
             "env": list(cfg.env),

@@ -22,7 +22,7 @@ import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 import sys
 
-from . import child, jobcontrol, process
+from . import child, jobcontrol, process, stdio
 from . import sys as k
 from .hooks import Hooks
 from .process import StepFailure
@@ -84,6 +84,14 @@ def _start_and_wait(cfg, hooks: Hooks, terminal) -> tuple[int, bytes]:
     for name in cfg.namespaces:
         flags |= CLONE_FLAGS.get(name, 0)
     join = cfg.cgroup_join
+    cfg.stdio = stdio.plan(cfg.tty, cfg.interactive)
+    try:
+        return _clone_and_wait(cfg, hooks, terminal, exec_plan, flags, join)
+    finally:
+        cfg.stdio.close()
+
+
+def _clone_and_wait(cfg, hooks: Hooks, terminal, exec_plan, flags: int, join) -> tuple[int, bytes]:
     sync_read, sync_write = os.pipe()
     report_read, report_write = os.pipe()
     # Blocked until the child has reset its handlers and the parent knows whom to forward
@@ -102,6 +110,7 @@ def _start_and_wait(cfg, hooks: Hooks, terminal) -> tuple[int, bytes]:
         child.main(cfg, exec_plan, sync_read, report_write)  # never returns
     os.close(sync_read)
     os.close(report_write)
+    cfg.stdio.close_container_ends()
     try:
         try:
             if cfg.id_maps is not None:
@@ -122,6 +131,8 @@ def _start_and_wait(cfg, hooks: Hooks, terminal) -> tuple[int, bytes]:
         jobs = jobcontrol.JobControl(pid, hooks.freeze, terminal)
         _forward_signals(pid, jobs)
         try:
+            if cfg.stdio.master is not None:
+                stdio.relay(cfg.stdio, terminal)
             report = _read_all(report_read)
             return _wait(pid), report
         finally:

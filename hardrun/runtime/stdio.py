@@ -1,0 +1,168 @@
+"""The container's fds 0-2, prepared by the parent before clone, and with `-t` the relay
+between the caller and the container's own pseudo-terminal.
+
+Docker's semantics, and the container never holds a way to read the caller's terminal
+unless asked:
+
+- without `-i` its stdin is an empty pipe (end of input at once), not the caller's;
+- a terminal on fd 1 or 2 is reopened write-only for it: it writes to the caller's
+  terminal but cannot read what is typed there;
+- `-t`: a pty of its own, opened here; the child makes it its controlling terminal. The
+  parent copies the pty's output to its stdout and, with `-i`, its stdin to the pty
+  with the caller's terminal in raw mode (so Ctrl-C, Ctrl-Z reach the container's own
+  terminal); the pty's window size follows the caller's (SIGWINCH). hardrun reads the
+  caller's terminal itself, so the kernel's job control stops it (SIGTTIN) in the
+  background, and hardrun.runtime.jobcontrol then freezes the container.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
+
+from ..errors import UsageError
+
+
+class Stdio:
+    """`fds[i]`: what becomes the container's fd i (None: hardrun's own, inherited)."""
+    __slots__ = ("fds", "master", "interactive", "make_controlling")
+
+    def __init__(self, fds, master=None, interactive=False, make_controlling=None):
+        self.fds = fds
+        self.master = master
+        self.interactive = interactive
+        self.make_controlling = make_controlling   # (fcntl.ioctl, TIOCSCTTY): imported before clone
+
+    def apply(self) -> None:
+        """In the child, after setsid: the fds in place, the pty as controlling terminal."""
+        for target, fd in enumerate(self.fds):
+            if fd is not None:
+                os.dup2(fd, target)
+        if self.make_controlling is not None:
+            ioctl, request = self.make_controlling
+            ioctl(0, request, 0)
+
+    def close_container_ends(self) -> None:
+        """In the parent once the child has its copies (the pty's end of input is seen
+        only when no copy of its slave is left)."""
+        for fd in dict.fromkeys(fd for fd in self.fds if fd is not None):
+            os.close(fd)
+        self.fds = (None, None, None)
+
+    def close(self) -> None:
+        self.close_container_ends()
+        if self.master is not None:
+            os.close(self.master)
+            self.master = None
+
+
+def plan(tty: bool, interactive: bool) -> Stdio:
+    if tty:
+        return _pty(interactive)
+    fds = [None, _write_only_if_terminal(1), _write_only_if_terminal(2)]
+    if not interactive:
+        read_end, write_end = os.pipe()
+        os.close(write_end)
+        fds[0] = read_end
+    return Stdio(tuple(fds))
+
+
+def _write_only_if_terminal(fd: int) -> int | None:
+    if not os.isatty(fd):
+        return None
+    try:
+        return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as error:
+        raise UsageError(f"cannot reopen the terminal on fd {fd} write-only for the container: "
+                         f"{error.strerror}", hint="redirect the output, or use -t") from None
+
+
+def _pty(interactive: bool) -> Stdio:
+    import fcntl
+    import termios
+    if interactive and not os.isatty(0):
+        raise UsageError("the input device is not a TTY", hint="drop -t, or run from a terminal")
+    master, slave = os.openpty()
+    _copy_window_size(master)
+    return Stdio((slave, slave, slave), master, interactive, (fcntl.ioctl, termios.TIOCSCTTY))
+
+
+def _copy_window_size(master: int) -> None:
+    import fcntl
+    import termios
+    for fd in (0, 1, 2):
+        try:
+            size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+        except OSError:
+            continue
+        fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+        return
+
+
+def relay(stdio: Stdio, terminal) -> None:
+    """Copy between the caller and the pty until the container has closed it (every
+    copy of the slave gone); `terminal` is the caller's (jobcontrol.CallerTerminal)."""
+    import select
+    master = stdio.master
+    signal.signal(signal.SIGWINCH, lambda *_: _copy_window_size(master))
+    if stdio.interactive:
+        _raw_in_foreground(terminal)
+    os.set_blocking(master, False)
+    reading = [master, 0] if stdio.interactive else [master]
+    pending = b""     # typed, not yet taken by the pty
+    while True:
+        wanted = [fd for fd in reading if fd != 0 or len(pending) < 65536]
+        readable, writable, _ = select.select(wanted, [master] if pending else [], [])
+        if master in writable:
+            pending = pending[_write_some(master, pending):]
+        if master in readable:
+            output = _read(master)
+            if output == b"":
+                return
+            _write_all(1, output or b"")
+        if 0 in readable:
+            typed = os.read(0, 65536)   # from the background: SIGTTIN, jobcontrol stops us
+            if typed:
+                pending += typed
+            else:
+                reading.remove(0)       # the caller's input ended
+
+
+def _raw_in_foreground(terminal) -> None:
+    """Raw mode only once hardrun owns the terminal: from the background, stop (and the
+    container with us) as any job that wants the terminal is stopped, until `fg`."""
+    import termios
+    import tty
+    while not terminal.in_foreground():
+        os.kill(os.getpid(), signal.SIGTTIN)
+    try:
+        tty.setraw(0, termios.TCSADRAIN)
+    except termios.error:
+        pass
+
+
+def _read(fd: int) -> bytes | None:
+    """What the pty has; None when nothing after all, b"" when it is closed."""
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return None
+    except OSError as error:
+        if error.errno == errno.EIO:   # no slave left: the container is done with its terminal
+            return b""
+        raise
+
+
+def _write_some(fd: int, data: bytes) -> int:
+    try:
+        return os.write(fd, data)
+    except BlockingIOError:
+        return 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        try:
+            data = data[os.write(fd, data):]
+        except BrokenPipeError:   # nobody reads our output any more: drop it, keep draining
+            return
