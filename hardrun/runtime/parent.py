@@ -118,6 +118,8 @@ def _clone_and_wait(cfg, hooks: Hooks, terminal, exec_plan, flags: int, join) ->
                       "could not map the container's ids; check --userns-remap and /etc/subuid")
             os.write(sync_write, b"1")  # the child sets up its filesystem meanwhile
             hooks.attach(pid)           # it waits for "2" before anything can run
+            if cfg.stdio.console is not None:
+                cfg.stdio.receive_terminal()   # sized before anything can run
             try:
                 os.write(sync_write, b"2")
             except BrokenPipeError:

@@ -7,8 +7,10 @@ unless asked:
 - without `-i` its stdin is an empty pipe (end of input at once), not the caller's;
 - a terminal on fd 1 or 2 is reopened write-only for it: it writes to the caller's
   terminal but cannot read what is typed there;
-- `-t`: a pty of its own, opened here; the child makes it its controlling terminal. The
-  parent copies the pty's output to its stdout and, with `-i`, its stdin to the pty
+- `-t`: a pty of its own, from the container's own devpts (so `tty` names it inside):
+  the child opens it once in its new root, makes it its fds 0-2 and its controlling
+  terminal, and passes the master to the parent over a socket (as runc's console
+  socket does); the container never holds the caller's terminal. The parent copies the pty's output to its stdout and, with `-i`, its stdin to the pty
   with the caller's terminal in raw mode (so Ctrl-C, Ctrl-Z reach the container's own
   terminal); the pty's window size follows the caller's (SIGWINCH). hardrun reads the
   caller's terminal itself, so the kernel's job control stops it (SIGTTIN) in the
@@ -23,34 +25,64 @@ import _signal as signal  # the C module itself: `signal` adds an enum import (m
 from ..errors import UsageError
 
 
-class Stdio:
-    """`fds[i]`: what becomes the container's fd i (None: hardrun's own, inherited)."""
-    __slots__ = ("fds", "master", "interactive", "make_controlling")
+TIOCSPTLCK = 0x40045431    # _IOW('T', 0x31, int): lock or unlock a pty's slave
+TIOCGPTPEER = 0x5441       # _IO('T', 0x41): open the slave from the master, no path lookup
 
-    def __init__(self, fds, master=None, interactive=False, make_controlling=None):
+
+class Stdio:
+    """`fds[i]`: what becomes the container's fd i (None: hardrun's own, inherited);
+    with -t, `console`: the (child's, parent's) ends of the socket the master comes by."""
+    __slots__ = ("fds", "interactive", "console", "master", "calls")
+
+    def __init__(self, fds, interactive=False, console=None, calls=None):
         self.fds = fds
-        self.master = master
         self.interactive = interactive
-        self.make_controlling = make_controlling   # (fcntl.ioctl, TIOCSCTTY): imported before clone
+        self.console = console
+        self.master = None
+        self.calls = calls     # (fcntl.ioctl, TIOCSCTTY, socket.send_fds): imported before clone
 
     def apply(self) -> None:
-        """In the child, after setsid: the fds in place, the pty as controlling terminal."""
+        """In the child, after setsid: the planned fds in place."""
         for target, fd in enumerate(self.fds):
             if fd is not None:
                 os.dup2(fd, target)
-        if self.make_controlling is not None:
-            ioctl, request = self.make_controlling
-            ioctl(0, request, 0)
+
+    def open_terminal(self, owner: int) -> None:
+        """In the child, in its new root: a pty of its own devpts as fds 0-2 and as its
+        controlling terminal, owned by the container's user; the master to the parent."""
+        ioctl, set_controlling, send_fds = self.calls
+        master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
+        slave = ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        os.fchown(slave, owner, -1)
+        for target in (0, 1, 2):
+            os.dup2(slave, target)
+        os.close(slave)
+        ioctl(0, set_controlling, 0)
+        send_fds(self.console[0], [b"t"], [master])
+        os.close(master)
+
+    def receive_terminal(self) -> None:
+        """In the parent: the master, once the child has opened its terminal (nothing when
+        it failed before: its report says why)."""
+        from socket import recv_fds
+        _, fds, _, _ = recv_fds(self.console[1], 1, 1)
+        if fds:
+            self.master = fds[0]
+            _copy_window_size(self.master)
 
     def close_container_ends(self) -> None:
-        """In the parent once the child has its copies (the pty's end of input is seen
-        only when no copy of its slave is left)."""
+        """In the parent once the child has its copies."""
         for fd in dict.fromkeys(fd for fd in self.fds if fd is not None):
             os.close(fd)
         self.fds = (None, None, None)
+        if self.console is not None:
+            self.console[0].close()
 
     def close(self) -> None:
         self.close_container_ends()
+        if self.console is not None:
+            self.console[1].close()
         if self.master is not None:
             os.close(self.master)
             self.master = None
@@ -79,12 +111,13 @@ def _write_only_if_terminal(fd: int) -> int | None:
 
 def _pty(interactive: bool) -> Stdio:
     import fcntl
+    import socket
     import termios
     if interactive and not os.isatty(0):
         raise UsageError("the input device is not a TTY", hint="drop -t, or run from a terminal")
-    master, slave = os.openpty()
-    _copy_window_size(master)
-    return Stdio((slave, slave, slave), master, interactive, (fcntl.ioctl, termios.TIOCSCTTY))
+    console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return Stdio((None, None, None), interactive, console,
+                 (fcntl.ioctl, termios.TIOCSCTTY, socket.send_fds))
 
 
 def _copy_window_size(master: int) -> None:
