@@ -128,20 +128,29 @@ def _copy_window_size(master: int) -> None:
             size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
         except OSError:
             continue
-        fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+        try:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+        except OSError:   # the container has closed its terminal
+            pass
         return
 
 
 def relay(stdio: Stdio, terminal) -> None:
     """Copy between the caller and the pty until the container has closed it (every
     copy of the slave gone); `terminal` is the caller's (jobcontrol.CallerTerminal)."""
-    import select
     master = stdio.master
-    signal.signal(signal.SIGWINCH, lambda *_: _copy_window_size(master))
-    if stdio.interactive:
-        _raw_in_foreground(terminal)
+    forward = signal.signal(signal.SIGWINCH, lambda *_: _copy_window_size(master))
+    try:
+        if stdio.interactive:
+            _raw_in_foreground(terminal)
+        _copy(master, [master, 0] if stdio.interactive else [master])
+    finally:
+        signal.signal(signal.SIGWINCH, forward)   # the master is closed after this
+
+
+def _copy(master: int, reading: list[int]) -> None:
+    import select
     os.set_blocking(master, False)
-    reading = [master, 0] if stdio.interactive else [master]
     pending = b""     # typed, not yet taken by the pty
     while True:
         wanted = [fd for fd in reading if fd != 0 or len(pending) < 65536]
@@ -154,20 +163,23 @@ def relay(stdio: Stdio, terminal) -> None:
                 return
             _write_all(1, output or b"")
         if 0 in readable:
-            typed = os.read(0, 65536)   # from the background: SIGTTIN, jobcontrol stops us
+            typed = _read(0)            # from the background: SIGTTIN, jobcontrol stops us
             if typed:
                 pending += typed
-            else:
-                reading.remove(0)       # the caller's input ended
+            elif typed == b"":
+                reading.remove(0)       # the caller's input ended (or its terminal hung up)
 
 
 def _raw_in_foreground(terminal) -> None:
     """Raw mode only once hardrun owns the terminal: from the background, stop (and the
     container with us) as any job that wants the terminal is stopped, until `fg`."""
     import termios
+    import time
     import tty
     while not terminal.in_foreground():
         os.kill(os.getpid(), signal.SIGTTIN)
+        if not terminal.in_foreground():   # `bg`, or a stop the kernel discarded (orphaned group)
+            time.sleep(0.1)
     try:
         tty.setraw(0, termios.TCSADRAIN)
     except termios.error:
@@ -175,13 +187,14 @@ def _raw_in_foreground(terminal) -> None:
 
 
 def _read(fd: int) -> bytes | None:
-    """What the pty has; None when nothing after all, b"" when it is closed."""
+    """What `fd` has; None when nothing after all, b"" when it is closed (a pty with no
+    slave left, a terminal that hung up: EIO)."""
     try:
         return os.read(fd, 65536)
     except BlockingIOError:
         return None
     except OSError as error:
-        if error.errno == errno.EIO:   # no slave left: the container is done with its terminal
+        if error.errno == errno.EIO:
             return b""
         raise
 
@@ -191,11 +204,17 @@ def _write_some(fd: int, data: bytes) -> int:
         return os.write(fd, data)
     except BlockingIOError:
         return 0
+    except OSError as error:
+        if error.errno == errno.EIO:   # the container closed its terminal: nobody will read it
+            return len(data)
+        raise
 
 
 def _write_all(fd: int, data: bytes) -> None:
     while data:
         try:
             data = data[os.write(fd, data):]
-        except BrokenPipeError:   # nobody reads our output any more: drop it, keep draining
-            return
+        except OSError as error:
+            if error.errno in (errno.EPIPE, errno.EIO):
+                return    # nobody reads our output any more: drop it, keep draining
+            raise
