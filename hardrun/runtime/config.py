@@ -50,6 +50,8 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
     args = tuple(command) if command else tuple(spec.command)
     if not args:
         raise UsageError("no command given", hint="hardrun run [OPTIONS] [--rootfs DIR] COMMAND [ARG...]")
+    if tty and interactive and not os.isatty(0):   # Docker's refusal: raw mode needs a terminal
+        raise UsageError("the input device is not a TTY", hint="drop -t, or run from a terminal")
     rootless = os.geteuid() != 0
     namespaces = _namespaces(spec, rootless)
     rootfs = _rootfs(spec.rootfs)

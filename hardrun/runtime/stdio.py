@@ -113,8 +113,6 @@ def _pty(interactive: bool) -> Stdio:
     import fcntl
     import socket
     import termios
-    if interactive and not os.isatty(0):
-        raise UsageError("the input device is not a TTY", hint="drop -t, or run from a terminal")
     console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     return Stdio((None, None, None), interactive, console,
                  (fcntl.ioctl, termios.TIOCSCTTY, socket.send_fds))
