@@ -19,11 +19,13 @@ import pytest
 
 from tests.conftest import hardrun_env
 from tests.rootfs import require_root
+from tests.test_runtime import public_rootfs  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.runtime
 
 # A job-control shell in a few lines: runs argv as its foreground job (after
-# `--background`: as a background job, as `argv &` would). When the job
+# `--background`: as a background job, as `argv &` would; `--owner=UID`: on a terminal
+# owned by that user). When the job
 # stops, it takes the terminal back, says so with the terminal's echo state, waits a
 # second (time enough for a container still running to read the terminal), reads what
 # was typed to it, and puts the job back in the foreground (`fg`). When the job ends it
@@ -35,8 +37,13 @@ def echo():
     return "on" if termios.tcgetattr(0)[3] & termios.ECHO else "off"
 def say(text):
     os.write(1, (text + "\n").encode())
-background = sys.argv[1] == "--background"
-argv = sys.argv[2:] if background else sys.argv[1:]
+argv, background = sys.argv[1:], False
+while argv[0].startswith("--"):
+    option = argv.pop(0)
+    if option == "--background":
+        background = True
+    else:   # --owner=UID: the terminal is that user's, as login makes it
+        os.fchown(0, int(option.partition("=")[2]), -1)
 job = os.fork()
 if job == 0:
     os.setpgid(0, 0)
@@ -399,3 +406,43 @@ def test_rm_is_accepted_and_nothing_is_kept(rootfs, tmp_path):
                                "echo", "ran"], env=env, capture_output=True, text=True, timeout=60)
         assert (done.returncode, done.stdout) == (0, "ran\n"), done.stderr
         assert os.listdir(tmp_path / "state") == []
+
+
+def test_rootless_ctrl_z_stops_every_process_of_the_container(public_rootfs):
+    """Without root hardrun has no cgroup of its own, so no freezer: Ctrl-Z stops each
+    process of the container (State T) before hardrun stops, and `fg` continues them.
+    Control: the same processes are not stopped before the Ctrl-Z."""
+    rootfs, home, source = public_rootfs
+    python = "/usr/bin/python3"   # the test venv's interpreter may not be reachable by nobody
+    assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
+    script = "sleep 60 & " + READER
+    terminal = Terminal(["--owner=65534", "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", f"PYTHONPATH={source}",
+                         "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m",
+                         "hardrun", "run", "-i", "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined",
+                         "--", "sh", "-c", script])
+    try:
+        hardrun = int(terminal.line("JOB "))          # env and setpriv exec it
+        terminal.expect("ready\n")
+        container = descendants(hardrun)
+        assert len(container) == 2 and "T" not in {process_state(pid) for pid in container}
+        terminal.type("\x1a")
+        assert terminal.line("STOPPED ") == "echo=on"
+        assert {process_state(pid) for pid in container} == {"T"}
+        terminal.type("secret\n")
+        assert terminal.line("SHELL GOT ") == "b'secret\\n'"
+        wait_for(lambda: "T" not in {process_state(pid) for pid in container})
+        terminal.type("after\n")
+        terminal.expect("container got: after\n")
+        terminal.type("\x04")
+        assert terminal.line("EXIT ") == "0 echo=on"
+    finally:
+        terminal.close()
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as handle:
+            for child in map(int, handle.read().split()):
+                found += [child] + descendants(child)
+    return found
