@@ -446,3 +446,25 @@ def descendants(pid: int) -> list[int]:
             for child in map(int, handle.read().split()):
                 found += [child] + descendants(child)
     return found
+
+
+def test_a_terminal_that_cannot_be_handed_over_write_only_is_refused(public_rootfs):
+    """hardrun as nobody on root's terminal cannot reopen it write-only for the container:
+    it refuses to start (125, one line) rather than hand over the readable one; with -t
+    the container does not need it. Control: on its own terminal the same command runs."""
+    rootfs, home, source = public_rootfs
+    nobody = ["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", f"PYTHONPATH={source}",
+              "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-m",
+              "hardrun", "run", "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined"]
+    for owner, flags, expected in ((None, [], "125"), (None, ["-t"], "0"), ("--owner=65534", [], "0")):
+        terminal = Terminal([owner] * bool(owner) + nobody + flags + ["--", "echo", "ran"])
+        try:
+            said = terminal.expect("EXIT ")
+            assert terminal.line().split()[0] == expected, said
+            if expected == "125":
+                assert said.endswith("hardrun: cannot reopen the terminal on fd 1 write-only for the "
+                                     "container: Permission denied (redirect the output, or use -t)\n")
+            else:
+                assert said.endswith("ran\n")
+        finally:
+            terminal.close()
