@@ -408,18 +408,23 @@ def test_rm_is_accepted_and_nothing_is_kept(rootfs, tmp_path):
         assert os.listdir(tmp_path / "state") == []
 
 
+def hardrun_as_nobody(public_rootfs, *args: str) -> list[str]:
+    """`hardrun run --rootfs … ARGS` as a non-root user (with Debian's python3: the test
+    venv's interpreter may not be reachable by nobody), as test_runtime's rootless test."""
+    rootfs, home, source = public_rootfs
+    python = "/usr/bin/python3"
+    assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
+    return ["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", f"PYTHONPATH={source}",
+            "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m", "hardrun", "run",
+            "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined", *args]
+
+
 def test_rootless_ctrl_z_stops_every_process_of_the_container(public_rootfs):
     """Without root hardrun has no cgroup of its own, so no freezer: Ctrl-Z stops each
     process of the container (State T) before hardrun stops, and `fg` continues them.
     Control: the same processes are not stopped before the Ctrl-Z."""
-    rootfs, home, source = public_rootfs
-    python = "/usr/bin/python3"   # the test venv's interpreter may not be reachable by nobody
-    assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
-    script = "sleep 60 & " + READER
-    terminal = Terminal(["--owner=65534", "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", f"PYTHONPATH={source}",
-                         "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m",
-                         "hardrun", "run", "-i", "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined",
-                         "--", "sh", "-c", script])
+    terminal = Terminal(["--owner=65534", *hardrun_as_nobody(public_rootfs, "-i", "--", "sh", "-c",
+                                                             "sleep 60 & " + READER)])
     try:
         hardrun = int(terminal.line("JOB "))          # env and setpriv exec it
         terminal.expect("ready\n")
@@ -452,12 +457,9 @@ def test_a_terminal_that_cannot_be_handed_over_write_only_is_refused(public_root
     """hardrun as nobody on root's terminal cannot reopen it write-only for the container:
     it refuses to start (125, one line) rather than hand over the readable one; with -t
     the container does not need it. Control: on its own terminal the same command runs."""
-    rootfs, home, source = public_rootfs
-    nobody = ["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", f"PYTHONPATH={source}",
-              "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-m",
-              "hardrun", "run", "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined"]
     for owner, flags, expected in ((None, [], "125"), (None, ["-t"], "0"), ("--owner=65534", [], "0")):
-        terminal = Terminal([owner] * bool(owner) + nobody + flags + ["--", "echo", "ran"])
+        hardrun = hardrun_as_nobody(public_rootfs, *flags, "--", "echo", "ran")
+        terminal = Terminal([owner] * bool(owner) + hardrun)
         try:
             said = terminal.expect("EXIT ")
             assert terminal.line().split()[0] == expected, said

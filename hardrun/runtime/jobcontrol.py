@@ -49,10 +49,10 @@ class CallerTerminal:
                 _set(fd, attributes)
 
     def in_foreground(self) -> bool:
-        """Whether hardrun's process group owns the terminal (not one it has no job
-        control over, which is then nobody else's either)."""
+        """Whether hardrun may use the terminal: its process group owns it, or there is
+        none hardrun has job control over (then it is nobody else's either)."""
         if not self.saved:
-            return False
+            return True
         try:
             return os.tcgetpgrp(self.saved[0][0]) == os.getpgrp()
         except OSError:

@@ -10,11 +10,12 @@ unless asked:
 - `-t`: a pty of its own, from the container's own devpts (so `tty` names it inside):
   the child opens it once in its new root, makes it its fds 0-2 and its controlling
   terminal, and passes the master to the parent over a socket (as runc's console
-  socket does); the container never holds the caller's terminal. The parent copies the pty's output to its stdout and, with `-i`, its stdin to the pty
-  with the caller's terminal in raw mode (so Ctrl-C, Ctrl-Z reach the container's own
-  terminal); the pty's window size follows the caller's (SIGWINCH). hardrun reads the
-  caller's terminal itself, so the kernel's job control stops it (SIGTTIN) in the
-  background, and hardrun.runtime.jobcontrol then freezes the container.
+  socket does); the container never holds the caller's terminal. The parent copies
+  the pty's output to its stdout and, with `-i`, its stdin to the pty with the caller's
+  terminal in raw mode (so Ctrl-C, Ctrl-Z reach the container's own terminal); the
+  pty's window size follows the caller's (SIGWINCH). hardrun reads the caller's
+  terminal itself, so the kernel's job control stops it (SIGTTIN) in the background,
+  and hardrun.runtime.jobcontrol then freezes the container.
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
 from ..errors import UsageError
-
 
 TIOCSPTLCK = 0x40045431    # _IOW('T', 0x31, int): lock or unlock a pty's slave
 TIOCGPTPEER = 0x5441       # _IO('T', 0x41): open the slave from the master, no path lookup
