@@ -1,5 +1,6 @@
 """`hardrun run` on the caller's terminal: Ctrl-Z stops the whole container with hardrun,
-and the terminal's modes come back whatever the container set.
+the terminal's modes come back whatever the container set, the container reads the
+terminal only with -i, and -t gives it a terminal of its own (--rm is accepted).
 
 Each scenario runs on a real pseudo-terminal under a small job-control shell (below):
 hardrun is its foreground job, as from an interactive shell. These tests need root and
@@ -25,11 +26,10 @@ pytestmark = pytest.mark.runtime
 
 # A job-control shell in a few lines: runs argv as its foreground job (after
 # `--background`: as a background job, as `argv &` would; `--owner=UID`: on a terminal
-# owned by that user). When the job
-# stops, it takes the terminal back, says so with the terminal's echo state, waits a
-# second (time enough for a container still running to read the terminal), reads what
-# was typed to it, and puts the job back in the foreground (`fg`). When the job ends it
-# reports its status and the echo state.
+# owned by that user). When the job stops, it takes the terminal back, says so with the
+# terminal's echo state, waits a second (time enough for a container still running to
+# read the terminal), reads what was typed to it, and puts the job back in the
+# foreground (`fg`). When the job ends it reports its status and the echo state.
 JOB_SHELL = r"""
 import os, select, signal, sys, termios, time
 signal.signal(signal.SIGTTOU, signal.SIG_IGN)   # as shells do, to hand the terminal over
