@@ -413,6 +413,7 @@ JOIN_FAILS = textwrap.dedent("""
                 import errno, time
                 time.sleep(0.2)
                 raise ProcessLookupError(errno.ESRCH, "no such process")
+        def freeze(self, frozen=True): return False
         def finish(self, status): return None
 
     cfg = config.resolve(RunSpec(rootfs=sys.argv[1], command=("sh", "-c", "echo PAYLOAD RAN")))

@@ -999,7 +999,7 @@ def test_tiocsti_cannot_inject_into_the_callers_terminal(battery_rootfs, probe):
     container without a controlling terminal and the caller's cannot be taken over
     (the kernel's EPERM). Control: the probe run directly in the caller's session
     injects the character each time, and the caller then reads "xxx"."""
-    hardrun = [sys.executable, "-m", "hardrun", "run", "--rootfs", str(battery_rootfs)]
+    hardrun = [sys.executable, "-m", "hardrun", "run", "-i", "--rootfs", str(battery_rootfs)]
     for flags in ([], ["--security-opt", "seccomp=unconfined"]):
         text = _in_a_terminal(hardrun + flags + ["--", "/bin/probe", *TIOCSTI_CALLS])
         outcomes = parse_outcomes(text)
@@ -1034,7 +1034,7 @@ def test_seccomp_alone_blocks_tiocsti(battery_rootfs):
     """The seccomp layer by itself: on a terminal that is nobody's controlling one, the
     container can make it its own (TIOCSCTTY), so only the filter stands between it and
     TIOCSTI, in all three spellings. Control: seccomp=unconfined injects "xxx"."""
-    hardrun = [sys.executable, "-m", "hardrun", "run", "--rootfs", str(battery_rootfs)]
+    hardrun = [sys.executable, "-m", "hardrun", "run", "-i", "--rootfs", str(battery_rootfs)]
     for flags, injected in (([], b""), (["--security-opt", "seccomp=unconfined"], b"xxx")):
         text, pending = _with_a_spare_terminal(hardrun + flags + ["--", "/bin/probe", *TIOCSTI_CALLS])
         outcomes = parse_outcomes(text)

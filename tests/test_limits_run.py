@@ -105,7 +105,7 @@ def test_the_payload_runs_in_the_container_cgroups(rootfs, env):
     """Seen from the host, the container's PID 1 sits in the container's cgroup in every
     hierarchy hardrun uses (it joins them itself before anything runs)."""
     from .test_runtime import container_pid
-    proc = popen_hardrun("run", "--rootfs", rootfs, "--", "sh", "-c", "echo ready; read line",
+    proc = popen_hardrun("run", "-i", "--rootfs", rootfs, "--", "sh", "-c", "echo ready; read line",
                          env=env, stdin=subprocess.PIPE)
     try:
         assert proc.stdout.readline() == "ready\n", proc.stderr.read()

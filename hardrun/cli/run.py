@@ -44,7 +44,7 @@ def _main(argv: list[str]) -> int:
     spec = docker_flags.runspec_from_args(parsed, kind="hardrun", hardrun_mode=True)
     spec = _config_and_policy(spec, options)
     from ..runtime import config
-    cfg = config.resolve(spec)
+    cfg = config.resolve(spec, tty=options.tty, interactive=options.interactive)
     if options.dry_run:
         import json
         json.dump(config.to_oci(cfg), sys.stdout, indent=2)

@@ -176,7 +176,8 @@ FLAGS: tuple[Flag, ...] = (
     _f("help", BOOL, runtime=RT, help="Print this help"),
     _f("hostname", VALUE, "h", runtime=RT, metavar="NAME", help="Container host name"),
     _f("init", BOOL, runtime=RT, help="Run a small init as PID 1 that reaps zombies"),
-    _f("interactive", BOOL, "i"),
+    _f("interactive", BOOL, "i", runtime=RT,
+       help="Keep stdin attached (without it the container reads an empty input)"),
     _f("io-maxbandwidth", VALUE),
     _f("io-maxiops", VALUE),
     _f("ip", VALUE),
@@ -220,7 +221,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("quiet", BOOL, "q"),
     _f("read-only", BOOL, runtime=RT, help="Mount the root filesystem read-only (default)"),
     _f("restart", VALUE),
-    _f("rm", BOOL),
+    _f("rm", BOOL, runtime=RT, help="Accepted: nothing of a container is kept after it exits anyway"),
     _f("runtime", VALUE),
     _f("security-opt", LIST, runtime=RT, metavar="OPT",
        help="no-new-privileges[=true|false], seccomp=FILE|unconfined, systempaths=unconfined"),
@@ -232,7 +233,8 @@ FLAGS: tuple[Flag, ...] = (
     _f("sysctl", LIST),
     _f("tmpfs", LIST, runtime=RT, metavar="DST[:OPTS]",
        help="Mount a tmpfs at DST (options: size=… (default 64m), mode=…, ro…)"),
-    _f("tty", BOOL, "t"),
+    _f("tty", BOOL, "t", runtime=RT,
+       help="Give the container a pseudo-terminal of its own (with -i: relay input to it)"),
     _f("ulimit", LIST, runtime=RT, metavar="NAME=SOFT[:HARD]", help="Set a resource limit"),
     _f("use-api-socket", BOOL),
     _f("user", VALUE, "u", runtime=RT, metavar="USER[:GROUP]",
@@ -504,8 +506,8 @@ LIMITS_MODES = ("best-effort", "strict")
 
 class HardrunOptions(_Record):
     """`hardrun run`'s own options that are not part of the RunSpec."""
-    __slots__ = ("dry_run", "policy", "config", "limits", "help")
-    _defaults = (False, None, None, "strict", False)
+    __slots__ = ("dry_run", "policy", "config", "limits", "help", "tty", "interactive")
+    _defaults = (False, None, None, "strict", False, False, False)
 
 
 def hardrun_options(parsed: ParsedRun) -> HardrunOptions:
@@ -514,7 +516,8 @@ def hardrun_options(parsed: ParsedRun) -> HardrunOptions:
         raise UsageError(f"invalid value {limits!r} for --limits: expected best-effort or strict")
     return HardrunOptions(dry_run=parsed.flag_on("dry-run"), policy=parsed.value("policy"),
                           config=parsed.value("config"), limits=limits,
-                          help=parsed.flag_on("help"))
+                          help=parsed.flag_on("help"), tty=parsed.flag_on("tty"),
+                          interactive=parsed.flag_on("interactive"))
 
 
 # ---------------------------------------------------------------------------- RunSpec

@@ -461,6 +461,16 @@ class ContainerCgroup:
             return f"container killed by the OOM killer{limit}"
         return f"warning: the OOM killer killed a process in the container{limit}"
 
+    def freeze(self, frozen: bool = True) -> bool:
+        """Freeze (or thaw) every process of the container at once; False when there is
+        no freezer, or the kernel did not report the cgroup frozen within a second."""
+        for path in dict.fromkeys(self.paths.values()):
+            freezer = _freezer_file(path)
+            if freezer:
+                _write(freezer[0], freezer[1] if frozen else freezer[2])
+                return not frozen or _wait_frozen(path)
+        return False
+
     def destroy(self, timeout: float = 10.0) -> list[str]:
         """Kill what is left inside, wait until empty, rmdir; return problems."""
         problems = _remove_with_parents(list(dict.fromkeys(self.paths.values())), timeout)
@@ -535,6 +545,21 @@ def _freezer_file(path: str):
         if os.path.exists(os.path.join(path, name)):
             return os.path.join(path, name), frozen, thawed
     return None
+
+
+def _wait_frozen(path: str, timeout: float = 1.0) -> bool:
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        try:  # v1 reports FREEZING until every task is frozen; v2 says so in cgroup.events
+            state = _read(os.path.join(path, "freezer.state")).strip()
+        except FileNotFoundError:
+            state = "FROZEN" if "frozen 1" in _read(os.path.join(path, "cgroup.events")) else ""
+        if state == "FROZEN":
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
 
 
 def remove_cgroups(paths: list[str], timeout: float = 10.0) -> list[str]:

@@ -64,14 +64,24 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
         os._exit(process.EXIT_SETUP)  # the parent is gone or gave up: nothing to report to
 
     # 2. A new session: no controlling terminal, so TIOCSTI cannot inject into the caller's tty.
+    #    Then fds 0-2 as planned (-i, -t: hardrun.runtime.stdio).
     steps.name = "setsid"
     os.setsid()
+    if cfg.stdio is not None:
+        steps.name = "stdio"
+        cfg.stdio.apply()
     steps.name = "parent death signal"
     k.set_parent_death_signal(signal.SIGKILL)
 
     # 3. The filesystem: private mounts, the new root, kernel filesystems, user mounts,
     #    pivot_root, then masked and read-only kernel paths.
     _filesystem(cfg, steps)
+
+    # 3a. With -t, a pty of the container's own devpts (only reachable in the new root)
+    #     becomes its terminal; the parent gets the master.
+    if cfg.stdio is not None and cfg.stdio.console is not None:
+        steps.name = "terminal"
+        cfg.stdio.open_terminal(cfg.user.uid)
 
     # 3b. Wait until the parent has set our ulimits and wired our network: nothing may run
     #     unlimited. Then the cgroup namespace (rooted in the container's own cgroup, which

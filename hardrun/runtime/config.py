@@ -100,12 +100,15 @@ def check_applicable(spec) -> None:
             raise UsageError(f"{name}: {problem}", path=spec.path, line=spec.line_of(name))
 
 
-def resolve(spec, command=None) -> RuntimeConfig:
-    """Validate `spec` completely and return the plan the parent and child execute."""
+def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False) -> RuntimeConfig:
+    """Validate `spec` completely and return the plan the parent and child execute
+    (`tty`, `interactive`: Docker's -t and -i, see hardrun.runtime.stdio)."""
     check_applicable(spec)
     args = tuple(command) if command else tuple(spec.command)
     if not args:
         raise UsageError("no command given", hint="hardrun run [OPTIONS] [--rootfs DIR] COMMAND [ARG...]")
+    if tty and interactive and not os.isatty(0):   # Docker's refusal: raw mode needs a terminal
+        raise UsageError("the input device is not a TTY", hint="drop -t, or run from a terminal")
     rootless = os.geteuid() != 0
     namespaces = _namespaces(spec, rootless)
     rootfs = _rootfs(spec.rootfs)
@@ -152,6 +155,9 @@ def resolve(spec, command=None) -> RuntimeConfig:
         readonly_paths=READONLY_PATHS if system_paths else (),
         workdir=_workdir(spec.workdir),
         init=bool(spec.init),
+        tty=tty,
+        interactive=interactive,
+        stdio=None,           # stdio.Stdio: the container's fds 0-2, opened just before clone
         last_cap=_last_cap(),
     )
 
@@ -320,7 +326,7 @@ def to_oci(cfg: RuntimeConfig) -> dict:
     return {
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": False,
+            "terminal": cfg.tty,
             "user": cfg.user.as_dict(),
             "args": list(cfg.args),
             "env": list(cfg.env),

@@ -8,6 +8,8 @@ ulimits, network and state). The parent calls each stage exactly once:
 - `attach(pid)`    after clone, before the child is released: set its ulimits
                    (prlimit: no work in the child), give it its veth in its network
                    namespace (the child enters its cgroup by itself: cgroups.CgroupJoin);
+- `freeze(frozen)`  while the container runs: stop (or resume) all of it at once, for
+                   job control (Ctrl-Z) in the parent;
 - `finish(status)` after the container exited, also after a failed start (status
                    None): undo everything; returns a line to print (an OOM kill) or None.
                    What cannot be undone stays recorded for `hardrun gc`.
@@ -86,6 +88,10 @@ class Hooks:
             ulimits.apply(pid, self.cfg.spec.ulimits)
         if self.endpoint is not None:
             self.endpoint.attach(pid)
+
+    def freeze(self, frozen: bool = True) -> bool:
+        """Freeze (or thaw) the container's cgroup; False when it has no freezer."""
+        return self.cgroup is not None and self.cgroup.freeze(frozen)
 
     def finish(self, status: int | None) -> str | None:
         message = None

@@ -11,7 +11,8 @@ Order (each before the next for a reason):
 4. Write uid_map/gid_map and release the child's first stage (its filesystem set-up)
    through the sync pipe; meanwhile run the hooks (ulimits, network in the child's
    namespace), then release the second stage (cgroup namespace onwards).
-5. Forward signals, read the child's failure report (EOF means it reached execve),
+5. Forward signals, stop and continue the container with hardrun (jobcontrol: Ctrl-Z),
+   read the child's failure report (EOF means it reached execve),
    wait, undo the hooks, and return the exit status.
 """
 from __future__ import annotations
@@ -21,10 +22,12 @@ import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 import sys
 
-from . import child, process
+from . import child, jobcontrol, process, stdio
 from . import sys as k
 from .hooks import Hooks
 from .process import StepFailure
+
+HANDLED = process.FORWARDED + jobcontrol.STOP_SIGNALS
 
 CLONE_FLAGS = {
     "mount": k.CLONE_NEWNS, "pid": k.CLONE_NEWPID, "ipc": k.CLONE_NEWIPC, "uts": k.CLONE_NEWUTS,
@@ -37,8 +40,9 @@ def run(cfg, hooks: Hooks | None = None) -> int:
     """Start the container described by `cfg` (a resolved RuntimeConfig) and return its
     exit status; set-up failures print one line and return 125/126/127."""
     from ..errors import HardrunError
+    terminal = jobcontrol.CallerTerminal.save()   # whatever the container sets, put back below
     try:
-        return _launch(cfg, hooks or Hooks(cfg))
+        return _launch(cfg, hooks or Hooks(cfg), terminal)
     except StepFailure as failure:
         print(failure.line(), file=sys.stderr, flush=True)
         return failure.code
@@ -50,9 +54,11 @@ def run(cfg, hooks: Hooks | None = None) -> int:
         print(f"hardrun: {where}{error.strerror or error} (the container was not started)",
               file=sys.stderr, flush=True)
         return process.EXIT_SETUP
+    finally:
+        terminal.restore()
 
 
-def _launch(cfg, hooks: Hooks) -> int:
+def _launch(cfg, hooks: Hooks, terminal) -> int:
     # The filter before the hooks: a profile that does not load fails before any state or
     # cgroup exists.
     if cfg.seccomp is not None and cfg.seccomp_filter is None:
@@ -60,7 +66,7 @@ def _launch(cfg, hooks: Hooks) -> int:
     status = None
     try:
         hooks.prepare()
-        status, report = _start_and_wait(cfg, hooks)
+        status, report = _start_and_wait(cfg, hooks, terminal)
     finally:
         message = hooks.finish(status)
         if message:
@@ -72,20 +78,29 @@ def _launch(cfg, hooks: Hooks) -> int:
     return process.exit_code(status)
 
 
-def _start_and_wait(cfg, hooks: Hooks) -> tuple[int, bytes]:
+def _start_and_wait(cfg, hooks: Hooks, terminal) -> tuple[int, bytes]:
     exec_plan = process.ExecPlan(cfg.args, cfg.env)
     flags = 0
     for name in cfg.namespaces:
         flags |= CLONE_FLAGS.get(name, 0)
     join = cfg.cgroup_join
+    cfg.stdio = stdio.plan(cfg.tty, cfg.interactive)
+    try:
+        return _clone_and_wait(cfg, hooks, terminal, exec_plan, flags, join)
+    finally:
+        cfg.stdio.close()
+
+
+def _clone_and_wait(cfg, hooks: Hooks, terminal, exec_plan, flags: int, join) -> tuple[int, bytes]:
     sync_read, sync_write = os.pipe()
     report_read, report_write = os.pipe()
-    # Blocked until the child has reset its handlers and the parent knows whom to forward to.
-    signal.pthread_sigmask(signal.SIG_BLOCK, process.FORWARDED)
+    # Blocked until the child has reset its handlers and the parent knows whom to forward
+    # to (and a Ctrl-Z can stop the container with hardrun).
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
     try:
         pid = k.clone(flags, join.directory_fd if join else None)
     except OSError as error:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, process.FORWARDED)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
         for fd in (sync_read, sync_write, report_read, report_write):
             os.close(fd)
         raise StepFailure("clone", error.errno, _clone_hint(error.errno, cfg)) from None
@@ -95,6 +110,7 @@ def _start_and_wait(cfg, hooks: Hooks) -> tuple[int, bytes]:
         child.main(cfg, exec_plan, sync_read, report_write)  # never returns
     os.close(sync_read)
     os.close(report_write)
+    cfg.stdio.close_container_ends()
     try:
         try:
             if cfg.id_maps is not None:
@@ -102,6 +118,8 @@ def _start_and_wait(cfg, hooks: Hooks) -> tuple[int, bytes]:
                       "could not map the container's ids; check --userns-remap and /etc/subuid")
             os.write(sync_write, b"1")  # the child sets up its filesystem meanwhile
             hooks.attach(pid)           # it waits for "2" before anything can run
+            if cfg.stdio.console is not None:
+                cfg.stdio.receive_terminal()   # sized before anything can run
             try:
                 os.write(sync_write, b"2")
             except BrokenPipeError:
@@ -112,9 +130,15 @@ def _start_and_wait(cfg, hooks: Hooks) -> tuple[int, bytes]:
             if report:   # the child failed first (its cgroup, a mount…): its report says why
                 raise StepFailure.decode(report) from None
             raise
-        _forward_signals(pid)
-        report = _read_all(report_read)
-        return _wait(pid), report
+        jobs = jobcontrol.JobControl(pid, hooks.freeze, terminal)
+        _forward_signals(pid, jobs)
+        try:
+            if cfg.stdio.master is not None:
+                stdio.relay(cfg.stdio, terminal)
+            report = _read_all(report_read)
+            return _wait(pid), report
+        finally:
+            jobs.uninstall()
     finally:
         os.close(report_read)
         os.close(sync_write)
@@ -140,9 +164,10 @@ def _kill(pid: int) -> None:
     _wait(pid)
 
 
-def _forward_signals(pid: int) -> None:
+def _forward_signals(pid: int, jobs) -> None:
     process.forward_signals(pid)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, process.FORWARDED)
+    jobs.install()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
 
 
 def _read_all(fd: int) -> bytes:

@@ -1,0 +1,472 @@
+"""`hardrun run` on the caller's terminal: Ctrl-Z stops the whole container with hardrun,
+the terminal's modes come back whatever the container set, the container reads the
+terminal only with -i, and -t gives it a terminal of its own (--rm is accepted).
+
+Each scenario runs on a real pseudo-terminal under a small job-control shell (below):
+hardrun is its foreground job, as from an interactive shell. These tests need root and
+kernel features: they fail, never skip, when those are missing.
+"""
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import hardrun_env
+from tests.rootfs import require_root
+from tests.test_runtime import public_rootfs  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.runtime
+
+# A job-control shell in a few lines: runs argv as its foreground job (after
+# `--background`: as a background job, as `argv &` would; `--owner=UID`: on a terminal
+# owned by that user). When the job stops, it takes the terminal back, says so with the
+# terminal's echo state, waits a second (time enough for a container still running to
+# read the terminal), reads what was typed to it, and puts the job back in the
+# foreground (`fg`). When the job ends it reports its status and the echo state.
+JOB_SHELL = r"""
+import os, select, signal, sys, termios, time
+signal.signal(signal.SIGTTOU, signal.SIG_IGN)   # as shells do, to hand the terminal over
+def echo():
+    return "on" if termios.tcgetattr(0)[3] & termios.ECHO else "off"
+def say(text):
+    os.write(1, (text + "\n").encode())
+argv, background = sys.argv[1:], False
+while argv[0].startswith("--"):
+    option = argv.pop(0)
+    if option == "--background":
+        background = True
+    else:   # --owner=UID: the terminal is that user's, as login makes it
+        os.fchown(0, int(option.partition("=")[2]), -1)
+job = os.fork()
+if job == 0:
+    os.setpgid(0, 0)
+    if not background:
+        os.tcsetpgrp(0, os.getpgrp())
+    signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+    os.execvpe(argv[0], argv, os.environ)
+try:
+    os.setpgid(job, job)
+except PermissionError:   # the job has exec'd: it did it itself
+    pass
+say(f"JOB {job}")
+while True:
+    _, status = os.waitpid(job, os.WUNTRACED)
+    os.tcsetpgrp(0, os.getpgrp())
+    if not os.WIFSTOPPED(status):
+        say(f"EXIT {os.waitstatus_to_exitcode(status)} echo={echo()}")
+        break
+    say(f"STOPPED echo={echo()}")
+    time.sleep(1)
+    ready, _, _ = select.select([0], [], [], 2)
+    say(f"SHELL GOT {os.read(0, 100) if ready else b''!r}")
+    os.tcsetpgrp(0, job)
+    os.killpg(job, signal.SIGCONT)
+"""
+
+# Reads the terminal line by line, as a login prompt or `cat` would, with echo off.
+READER = 'stty -echo; echo ready; while read line; do echo "container got: $line"; done; echo bye'
+
+
+@pytest.fixture(scope="module")
+def rootfs(busybox_rootfs):
+    require_root()
+    return str(busybox_rootfs)
+
+
+class Terminal:
+    """The test's side (the master) of a pty whose session runs JOB_SHELL with `argv`."""
+
+    def __init__(self, argv: list[str]):
+        env = hardrun_env()
+        self.pid, self.master = pty.fork()
+        if self.pid == 0:
+            try:
+                os.execve(sys.executable, [sys.executable, "-c", JOB_SHELL, *argv], env)
+            finally:
+                os._exit(127)
+        self.output = ""
+
+    def expect(self, text: str, timeout: float = 30) -> str:
+        """Read until `text` appears; return what came before it (and drop both)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            assert time.monotonic() < deadline, f"no {text!r} in {self.output!r}"
+            ready, _, _ = select.select([self.master], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(self.master, 4096)
+                except OSError:   # EIO: the session has ended
+                    data = b""
+                assert data, f"the session ended without {text!r}: {self.output!r}"
+                self.output += data.decode(errors="replace").replace("\r", "")
+        before, _, self.output = self.output.partition(text)
+        return before
+
+    def line(self, prefix: str = "") -> str:
+        """The rest of the line after `prefix` (the next line without one)."""
+        if prefix:
+            self.expect(prefix)
+        return self.expect("\n").strip()
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def close(self) -> None:
+        os.close(self.master)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+
+
+def hardrun_in_terminal(rootfs, script: str, *flags: str, background: bool = False) -> Terminal:
+    return Terminal(["--background"] * background + [sys.executable, "-m", "hardrun", "run",
+                    "--rootfs", rootfs, *flags, "--", "sh", "-c", script])
+
+
+def only_child(pid: int) -> int:
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        children = handle.read().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def freezer_state(pid: int) -> str:
+    with open(f"/proc/{pid}/cgroup") as handle:
+        path = next(line.split(":", 2)[2].strip() for line in handle if ":freezer:" in line)
+    if path == "/":
+        return "not in its cgroup yet"
+    with open(f"/sys/fs/cgroup/freezer{path}/freezer.state") as handle:
+        return handle.read().strip()
+
+
+def wait_for(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_ctrl_z_stops_the_container_so_the_shell_gets_what_is_typed(rootfs):
+    """Ctrl-Z: the container is frozen (it cannot read the terminal), the shell gets the
+    next line and the terminal's modes (echo on), `fg` gives the container its modes
+    (echo off) and the terminal back. Control: hardrun stopped by SIGSTOP, which it cannot
+    handle, is the old behaviour: the container, in its own session, goes on reading the
+    terminal and takes the line typed to the shell, and the shell gets echo off."""
+    terminal = hardrun_in_terminal(rootfs, READER, "-i")
+    try:
+        hardrun = int(terminal.line("JOB "))
+        terminal.expect("ready\n")
+        container = only_child(hardrun)
+        terminal.type("\x1a")                            # Ctrl-Z
+        assert terminal.line("STOPPED ") == "echo=on"
+        assert freezer_state(container) == "FROZEN"
+        terminal.type("secret\n")
+        assert terminal.line("SHELL GOT ") == "b'secret\\n'"
+        assert "container got" not in terminal.output
+        wait_for(lambda: freezer_state(container) == "THAWED")   # the shell has run `fg`
+        terminal.type("after\n")
+        assert terminal.expect("container got: after\n") == "", "echo is off again for the container"
+        terminal.type("\x04")                            # end of input
+        terminal.expect("bye\n")
+        assert terminal.line("EXIT ") == "0 echo=on"
+    finally:
+        terminal.close()
+
+    control = hardrun_in_terminal(rootfs, READER, "-i")
+    try:
+        hardrun = int(control.line("JOB "))
+        control.expect("ready\n")
+        os.kill(hardrun, signal.SIGSTOP)
+        assert control.line("STOPPED ") == "echo=off"
+        control.type("secret\n")
+        control.expect("container got: secret\n")
+        assert control.line("SHELL GOT ") == "b''"
+        control.type("\x04")
+        assert control.line("EXIT ") == "0 echo=on"
+    finally:
+        control.close()
+
+
+@pytest.mark.parametrize("stty, ending, signum, status", [
+    ("stty -echo", "echo ready; exit 3", None, "3"),
+    ("stty -echo", "echo ready; exec sleep 30", signal.SIGKILL, "137"),                # to the container
+    ("stty -echo", 'trap "exit 5" TERM; echo ready; while :; do sleep 0.05; done', signal.SIGTERM, "5"),
+    ("stty -echo <&2", "echo ready; exit 3", None, "3"),     # without -i: through the write-only stderr
+])
+def test_terminal_modes_are_restored_however_the_container_ends(rootfs, stty, ending, signum, status):
+    """The container turns echo off and ends: by exiting, killed, or told to stop through
+    hardrun (SIGTERM, forwarded to it). The shell finds echo on again. Control: the same
+    `stty -echo` run directly on the terminal leaves echo off."""
+    flags = ("-i",) if stty == "stty -echo" else ()
+    terminal = hardrun_in_terminal(rootfs, f"{stty}; {ending}", *flags)
+    try:
+        hardrun = int(terminal.line("JOB "))
+        terminal.expect("ready\n")
+        if signum:
+            os.kill(only_child(hardrun) if signum == signal.SIGKILL else hardrun, signum)
+        assert terminal.line("EXIT ") == f"{status} echo=on"
+    finally:
+        terminal.close()
+
+    control = Terminal(["/bin/busybox", "sh", "-c", f"{stty}; {ending}"])
+    try:
+        job = int(control.line("JOB "))
+        control.expect("ready\n")
+        if signum:
+            os.kill(job, signum)
+        assert control.line("EXIT ") == f"{'-9' if signum == signal.SIGKILL else status} echo=off"
+    finally:
+        control.close()
+
+
+ESCAPER = """
+import os, time
+if os.fork() == 0:
+    os.setsid()          # out of its parent's process group and session
+    time.sleep(60)
+    os._exit(0)
+time.sleep(60)
+"""
+
+
+def process_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_without_a_freezer_every_descendant_is_stopped_and_continued():
+    """Without a freezer cgroup (rootless, --limits best-effort) the container's processes
+    are stopped one by one: its whole process tree, including a process that left its
+    process group and session. Control: stopping the process group, as a plain signal
+    forward would, leaves that process running."""
+    from hardrun.runtime.jobcontrol import signal_tree
+    tree = subprocess.Popen([sys.executable, "-c", ESCAPER], start_new_session=True)
+    escaped = None
+    try:
+        wait_for(lambda: len(open(f"/proc/{tree.pid}/task/{tree.pid}/children").read().split()) == 1)
+        escaped = only_child(tree.pid)
+        wait_for(lambda: os.getsid(escaped) == escaped)
+
+        os.killpg(tree.pid, signal.SIGSTOP)
+        wait_for(lambda: process_state(tree.pid) == "T")
+        assert process_state(escaped) in "RS"
+        os.killpg(tree.pid, signal.SIGCONT)
+
+        signal_tree(tree.pid, signal.SIGSTOP)
+        assert process_state(tree.pid) == process_state(escaped) == "T"
+        signal_tree(tree.pid, signal.SIGCONT)
+        wait_for(lambda: process_state(tree.pid) != "T" and process_state(escaped) != "T")
+    finally:
+        for pid in filter(None, (escaped, tree.pid)):
+            os.kill(pid, signal.SIGKILL)
+        tree.wait()
+
+
+# -- -i, -t, --rm ---------------------------------------------------------------------------
+
+def test_without_interactive_the_container_cannot_read_the_callers_terminal(rootfs):
+    """Two lines wait on the terminal. Without -i the container's stdin is an empty input
+    and its stdout a write-only reopening of the terminal: it reads neither line. With
+    --interactive it reads its stdin, the terminal, and still not through stdout. Control:
+    on the terminal directly, reading stdout (the terminal, open for reading and writing)
+    takes the first line."""
+    script = 'read b <&1; echo "stdout=[$b]"; read a; echo "stdin=[$a]"'
+    for flags, expected in (((), ("[]", "[]")), (("--interactive",), ("[]", "[one]"))):
+        terminal = Terminal([sys.executable, "-m", "hardrun", "run", "--rootfs", rootfs, *flags,
+                             "--", "sh", "-c", script])
+        try:
+            terminal.type("one\ntwo\n")
+            assert (terminal.line("stdout="), terminal.line("stdin=")) == expected
+            terminal.expect("EXIT ")
+        finally:
+            terminal.close()
+    control = Terminal(["/bin/busybox", "sh", "-c", script])
+    try:
+        control.type("one\ntwo\n")
+        assert (control.line("stdout="), control.line("stdin=")) == ("[one]", "[two]")
+    finally:
+        control.close()
+
+
+def set_window_size(fd: int, rows: int, columns: int) -> None:
+    import fcntl
+    import struct
+    import termios
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+
+def echo_on(master: int) -> bool:
+    import termios
+    return bool(termios.tcgetattr(master)[3] & termios.ECHO)
+
+
+def test_tty_gives_the_container_a_terminal_of_its_own(rootfs):
+    """--tty: the container's controlling terminal is a pty of its own devpts; turning its
+    echo off leaves the caller's terminal alone. Control: run directly, the same command
+    turns the caller's echo off. With --interactive what is typed reaches it, its window
+    size follows the caller's, also when that changes, and the caller's terminal is out
+    of raw mode afterwards."""
+    script = "tty; stty -echo </dev/tty && echo changed; sleep 1"
+    terminal = hardrun_in_terminal(rootfs, script, "--tty")
+    try:
+        assert terminal.line("JOB ")
+        assert terminal.line() == "/dev/pts/0"
+        terminal.expect("changed")
+        assert echo_on(terminal.master)
+        assert terminal.line("EXIT ") == "0 echo=on"
+    finally:
+        terminal.close()
+    control = Terminal(["/bin/busybox", "sh", "-c", script])
+    try:
+        control.expect("changed")
+        assert not echo_on(control.master)
+    finally:
+        control.close()
+
+    script = 'stty size; echo ready; read line; echo "got [$line]"; stty size'
+    terminal = hardrun_in_terminal(rootfs, script, "--tty", "--interactive")
+    try:
+        set_window_size(terminal.master, 30, 100)
+        assert terminal.line("JOB ")
+        assert terminal.line() == "30 100"
+        terminal.expect("ready")
+        set_window_size(terminal.master, 40, 120)
+        terminal.type("hello\r")
+        assert terminal.line("got ") == "[hello]"
+        assert terminal.line() == "40 120"
+        assert terminal.line("EXIT ") == "0 echo=on"
+    finally:
+        terminal.close()
+
+
+def test_tty_in_the_background_stops_until_brought_to_the_foreground(rootfs):
+    """Started in the background with -it, hardrun wants the terminal: it is stopped with
+    the container frozen (SIGTTIN), the shell keeps what is typed, and `fg` relays again.
+    Control: in the background with -i alone, the container holds the caller's terminal
+    and takes what is typed to the shell (the known gap -t closes)."""
+    terminal = hardrun_in_terminal(rootfs, READER, "-it", background=True)
+    try:
+        hardrun = int(terminal.line("JOB "))
+        assert terminal.line("STOPPED ") == "echo=on"
+        # frozen, or frozen as it joins its cgroup (it cannot run anything before it has)
+        wait_for(lambda: freezer_state(only_child(hardrun)) == "FROZEN")
+        terminal.type("secret\n")
+        assert terminal.line("SHELL GOT ") == "b'secret\\n'"
+        terminal.expect("ready\n")                      # after `fg`
+        terminal.type("after\r")
+        terminal.expect("container got: after\n")
+        terminal.type("\x04")
+        terminal.expect("bye\n")
+        assert terminal.line("EXIT ") == "0 echo=on"
+    finally:
+        terminal.close()
+
+    control = hardrun_in_terminal(rootfs, READER, "-i", background=True)
+    try:
+        control.expect("ready\n")
+        control.type("secret\n")
+        control.expect("container got: secret\n")
+        control.type("\x04")
+        assert control.line("EXIT ") == "0 echo=on"
+        assert "STOPPED" not in control.output
+    finally:
+        control.close()
+
+
+def test_tty_without_a_terminal_around_and_its_refusal(rootfs, tmp_path):
+    """-t alone works with no terminal at all (output through the pty: CR LF); -it
+    refuses a stdin that is not a terminal, as Docker does, before anything runs."""
+    done = subprocess.run([sys.executable, "-m", "hardrun", "run", "-t", "--rootfs", rootfs, "--",
+                           "sh", "-c", "test -t 0 && test -t 1 && echo terminal"], env=hardrun_env(),
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == b"terminal\r\n", done
+    refused = subprocess.run([sys.executable, "-m", "hardrun", "run", "-it", "--rootfs", rootfs, "--",
+                              "touch", "/scratch/ran"], env=hardrun_env(), stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 125
+    assert refused.stderr == "hardrun: the input device is not a TTY (drop -t, or run from a terminal)\n"
+    assert not os.path.exists(os.path.join(rootfs, "scratch", "ran"))
+
+
+def test_rm_is_accepted_and_nothing_is_kept(rootfs, tmp_path):
+    """--rm (Docker's habit in `docker run --rm -it`) runs as usual; hardrun keeps nothing
+    of a container after it exits either way: its state directory is empty."""
+    env = hardrun_env({"HARDRUN_STATE_DIR": str(tmp_path / "state")})
+    for flags in (["--rm"], []):
+        done = subprocess.run([sys.executable, "-m", "hardrun", "run", *flags, "--rootfs", rootfs, "--",
+                               "echo", "ran"], env=env, capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stdout) == (0, "ran\n"), done.stderr
+        assert os.listdir(tmp_path / "state") == []
+
+
+def hardrun_as_nobody(public_rootfs, *args: str) -> list[str]:
+    """`hardrun run --rootfs … ARGS` as a non-root user (with Debian's python3: the test
+    venv's interpreter may not be reachable by nobody), as test_runtime's rootless test."""
+    rootfs, home, source = public_rootfs
+    python = "/usr/bin/python3"
+    assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
+    return ["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", f"PYTHONPATH={source}",
+            "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m", "hardrun", "run",
+            "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined", *args]
+
+
+def test_rootless_ctrl_z_stops_every_process_of_the_container(public_rootfs):
+    """Without root hardrun has no cgroup of its own, so no freezer: Ctrl-Z stops each
+    process of the container (State T) before hardrun stops, and `fg` continues them.
+    Control: the same processes are not stopped before the Ctrl-Z."""
+    terminal = Terminal(["--owner=65534", *hardrun_as_nobody(public_rootfs, "-i", "--", "sh", "-c",
+                                                             "sleep 60 & " + READER)])
+    try:
+        hardrun = int(terminal.line("JOB "))          # env and setpriv exec it
+        terminal.expect("ready\n")
+        container = descendants(hardrun)
+        assert len(container) == 2 and "T" not in {process_state(pid) for pid in container}
+        terminal.type("\x1a")
+        assert terminal.line("STOPPED ") == "echo=on"
+        assert {process_state(pid) for pid in container} == {"T"}
+        terminal.type("secret\n")
+        assert terminal.line("SHELL GOT ") == "b'secret\\n'"
+        wait_for(lambda: "T" not in {process_state(pid) for pid in container})
+        terminal.type("after\n")
+        terminal.expect("container got: after\n")
+        terminal.type("\x04")
+        assert terminal.line("EXIT ") == "0 echo=on"
+    finally:
+        terminal.close()
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as handle:
+            for child in map(int, handle.read().split()):
+                found += [child] + descendants(child)
+    return found
+
+
+def test_a_terminal_that_cannot_be_handed_over_write_only_is_refused(public_rootfs):
+    """hardrun as nobody on root's terminal cannot reopen it write-only for the container:
+    it refuses to start (125, one line) rather than hand over the readable one; with -t
+    the container does not need it. Control: on its own terminal the same command runs."""
+    for owner, flags, expected in ((None, [], "125"), (None, ["-t"], "0"), ("--owner=65534", [], "0")):
+        hardrun = hardrun_as_nobody(public_rootfs, *flags, "--", "echo", "ran")
+        terminal = Terminal([owner] * bool(owner) + hardrun)
+        try:
+            said = terminal.expect("EXIT ")
+            assert terminal.line().split()[0] == expected, said
+            if expected == "125":
+                assert said.endswith("hardrun: cannot reopen the terminal on fd 1 write-only for the "
+                                     "container: Permission denied (redirect the output, or use -t)\n")
+            else:
+                assert said.endswith("ran\n")
+        finally:
+            terminal.close()
