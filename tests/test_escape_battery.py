@@ -174,7 +174,20 @@ ATTACKS = {
     "dev": "ls:/dev",
     "sethostname": "sethostname",
     "fds": "fds",
+    # an executable written at run time (a copy of the probe), then executed
+    "memfd": "write_exec:memfd",
+    "memfd_procfd": "write_exec:memfd_procfd",
+    "memfd_exec_flag": "write_exec:memfd_exec",
+    "memfd_secret": "write_exec:memfd_secret",
 }
+# Every place a default container can write: its tmpfs mounts (plain file, O_TMPFILE).
+WRITABLE_DIRS = ("/tmp", "/run", "/dev/shm")
+for directory in WRITABLE_DIRS:
+    ATTACKS["file" + directory] = "write_exec:file:" + directory
+    ATTACKS["tmpfile" + directory] = "write_exec:tmpfile:" + directory
+ATTACKS["file/dev"] = "write_exec:file:/dev"
+MEMFD_ATTACKS = ("memfd", "memfd_procfd", "memfd_exec_flag")
+TMPFS_EXEC = tuple(flag for directory in WRITABLE_DIRS for flag in ("--tmpfs", directory + ":exec"))
 
 # Docker's masked files (reference/docker-defaults.md) and the read-only write targets
 # this kernel has: a file the host lacks cannot leak.
@@ -240,6 +253,7 @@ SCENARIOS = {
     "host_dac_read_search": (USERNS_HOST + ("--cap-add", "DAC_READ_SEARCH", "--security-opt",
                                             "seccomp=unconfined"), ["shocker"]),
     "read_write": (("--read-write",), ["write_root"]),
+    "tmpfs_exec": (TMPFS_EXEC, [prefix + directory for directory in WRITABLE_DIRS for prefix in ("file", "tmpfile")]),
     "host_ids": (USERNS_HOST, ["hostname_sysctl", "sys_net", "sys_kernel", "masked_dir", "chmod_mask"]
                  + ["chmod_dev_" + name for name in HOST_DEVICES]
                  + ["read" + path for path in MASKED_FILES] + ["open_w" + path for path in READONLY_TARGETS]),
@@ -644,6 +658,85 @@ def test_host_device_inodes_cannot_be_changed(battery, battery_rootfs, tmp_path)
     outcomes = parse_outcomes(done.stdout)
     assert_ok(outcomes["chmod_bound"])
     assert_ok(outcomes["null"])
+
+
+# -- executing what the container wrote -------------------------------------------------------
+
+def test_nothing_the_container_writes_can_be_executed(battery, probe):
+    """An executable written at run time never runs: a memfd (through execveat and through
+    /proc/self/fd/N; chmod +x refused by the exec seal; MFD_EXEC refused) because hardrun
+    sets vm.memfd_noexec=2 in the container's pid namespace, and a file or O_TMPFILE in
+    /tmp, /run or /dev/shm because they are noexec (/dev is read-only). Controls: the
+    probe on the host (vm.memfd_noexec=0) runs the memfds; --tmpfs DIR:exec runs the files."""
+    outcomes = battery("default")
+    for label in ("memfd", "memfd_procfd"):
+        assert_blocked(outcomes[label], "EACCES", step="exec")
+        assert outcomes[label]["chmod"] == "EPERM", outcomes[label]
+    assert_blocked(outcomes["memfd_exec_flag"], "EACCES", step="create")
+    for directory in WRITABLE_DIRS:
+        assert_blocked(outcomes["file" + directory], "EACCES", step="exec")
+        assert_blocked(outcomes["tmpfile" + directory], "EACCES", step="exec")
+    assert_blocked(outcomes["file/dev"], "EROFS", step="create")
+    for outcome in battery("tmpfs_exec").values():
+        assert_ok(outcome)
+    with open("/proc/sys/vm/memfd_noexec") as handle:
+        assert int(handle.read()) < 2, "the control needs a host where vm.memfd_noexec is below 2"
+    for label, outcome in on_host(probe, *(f"{label}={ATTACKS[label]}" for label in MEMFD_ATTACKS)).items():
+        assert_ok(outcome)
+        assert outcome["ran"] == ATTACKS[label].split(":")[1]
+
+
+def test_secret_memory_cannot_be_executed_anywhere(battery, probe):
+    """memfd_secret is allowed by the profile; the kernel never executes its files, in
+    the container as on the host (so no protection of hardrun's is involved)."""
+    assert_blocked(battery("default")["memfd_secret"], "EACCES", step="exec")
+    assert_blocked(on_host(probe, "memfd_secret=" + ATTACKS["memfd_secret"])["memfd_secret"], "EACCES", step="exec")
+
+
+# -- per-user kernel objects -------------------------------------------------------------------
+
+def _host_can_open_inotify() -> bool:
+    import ctypes
+    fd = ctypes.CDLL(None, use_errno=True).inotify_init1(os.O_CLOEXEC)
+    if fd < 0:
+        assert ctypes.get_errno() == 24, os.strerror(ctypes.get_errno())  # EMFILE: the quota
+        return False
+    os.close(fd)
+    return True
+
+
+def _hold_inotify_instances(rootfs: Path, *flags: str) -> tuple[Outcome, bool]:
+    """A container opens all the inotify instances it can and holds them while the host
+    (this test, as root) tries to open one."""
+    proc = popen_hardrun("run", "--rootfs", str(rootfs), *flags, "--", "/bin/probe", "inotify=inotify_hold",
+                         stdin=subprocess.PIPE)
+    try:
+        line = proc.stdout.readline()
+        host_can_open = _host_can_open_inotify()
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    outcomes = parse_outcomes(line)
+    assert "inotify" in outcomes, (line, proc.stderr.read())
+    return outcomes["inotify"], host_can_open
+
+
+def test_a_container_cannot_use_up_host_roots_inotify_instances(battery_rootfs):
+    """Everything a user namespace uses is charged to its creator too (root, for every
+    container): hardrun gives the container's own user namespace 1/8 of each user.max_*
+    limit, so a default container (even with a pids and memory limit) stops at 1/8 of
+    max_inotify_instances and the host's root can still open one while it holds them.
+    Control: with --userns host nothing limits the container below host root's quota; it
+    takes every instance left and the host's root cannot open one."""
+    from hardrun.runtime.userns import USER_LIMIT_SHARE
+    with open("/proc/sys/user/max_inotify_instances") as handle:
+        host_limit = int(handle.read())
+    outcome, host_can_open = _hold_inotify_instances(battery_rootfs, "--pids-limit", "10", "--memory", "64m")
+    assert outcome["count"] == str(host_limit // USER_LIMIT_SHARE) and outcome["errno"] == "EMFILE", outcome
+    assert host_can_open
+    outcome, host_can_open = _hold_inotify_instances(battery_rootfs, *USERNS_HOST)
+    assert outcome["errno"] == "EMFILE" and int(outcome["count"]) > host_limit // USER_LIMIT_SHARE, outcome
+    assert not host_can_open
 
 
 # -- processes ---------------------------------------------------------------------------------

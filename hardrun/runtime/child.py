@@ -12,7 +12,7 @@ import gc
 import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
-from . import init, mounts, process
+from . import init, mounts, process, userns
 from . import sys as k
 
 
@@ -62,6 +62,11 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     steps.name = "wait for id maps"
     if os.read(sync_fd, 1) != b"1":
         os._exit(process.EXIT_SETUP)  # the parent is gone or gave up: nothing to report to
+
+    # 1b. The kernel settings of our own namespaces (no exec of memfds, the user.max_*
+    #     limits) while the host's /proc is visible and before we become the namespace's
+    #     root: vm.memfd_noexec may only be written by the host's root uid.
+    userns.apply_kernel_settings(cfg, steps)
 
     # 2. A new session: no controlling terminal, so TIOCSTI cannot inject into the caller's tty.
     steps.name = "setsid"

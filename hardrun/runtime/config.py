@@ -88,6 +88,8 @@ def resolve(spec, command=None) -> RuntimeConfig:
         cgroup_join=None,     # cgroups.CgroupJoin: how the child enters that cgroup
         namespaces=namespaces,
         id_maps=id_maps,
+        # the container's share of the user.max_* limits (inotify, fanotify, namespaces)
+        user_limits=userns.namespace_limits() if "user" in namespaces else (),
         hostname=hostname if "uts" in namespaces else None,
         network=network,
         mounts=mounts,
