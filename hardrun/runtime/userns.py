@@ -243,7 +243,8 @@ def namespace_limits(directory: str = USER_LIMITS_DIR) -> tuple[tuple[str, int],
     limits = []
     for name in names:
         with open(f"{directory}/{name}") as handle:
-            limits.append((name, max(1, int(handle.read()) // USER_LIMIT_SHARE)))
+            value = int(handle.read())
+            limits.append((name, min(value, max(1, value // USER_LIMIT_SHARE))))
     return tuple(limits)
 
 
