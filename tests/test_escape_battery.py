@@ -169,7 +169,6 @@ ATTACKS = {
     "pid1_environ": "grep:/proc/1/environ:PYTHONPATH=",
     "pid1_mem": "open_r:/proc/1/mem",
     "chroot_escape": f"chroot_escape:{HOST.root}",
-    "shocker": f"shocker:{HOST.root}",
     "mknod_blk": f"mknod:/tmp/disk:{HOST.root_disk}",
     "dev": "ls:/dev",
     "sethostname": "sethostname",
@@ -249,9 +248,6 @@ SCENARIOS = {
                                  "--cap-add", "MKNOD", "--cap-add", "SYSLOG"),
                   ["bpf", "perf", "init_module", "finit_module", "mknod_blk", "syslog"]),
     "host_sys_admin": (USERNS_HOST + ("--cap-add", "SYS_ADMIN"), ["release_agent"]),
-    "dac_read_search": (("--cap-add", "DAC_READ_SEARCH", "--security-opt", "seccomp=unconfined"), ["shocker"]),
-    "host_dac_read_search": (USERNS_HOST + ("--cap-add", "DAC_READ_SEARCH", "--security-opt",
-                                            "seccomp=unconfined"), ["shocker"]),
     "read_write": (("--read-write",), ["write_root"]),
     "tmpfs_exec": (TMPFS_EXEC, [prefix + directory for directory in WRITABLE_DIRS for prefix in ("file", "tmpfile")]),
     "host_ids": (USERNS_HOST, ["hostname_sysctl", "sys_net", "sys_kernel", "masked_dir", "chmod_mask"]
@@ -741,11 +737,19 @@ def test_a_container_cannot_use_up_host_roots_inotify_instances(battery_rootfs):
 
 # -- processes ---------------------------------------------------------------------------------
 
-def test_only_the_containers_processes_are_visible(battery):
-    """The PID namespace: /proc lists the probe (PID 1) and its attacking child only."""
-    pids = [int(pid) for pid in battery("default")["procs"]["pids"].split(",")]
-    assert pids[0] == 1 and len(pids) == 2, pids
-    assert len([name for name in os.listdir("/proc") if name.isdigit()]) > 2
+def test_only_the_containers_processes_are_visible(battery_rootfs, probe):
+    """The PID namespace: /proc lists the probe (PID 1) and its attacking child only, while
+    a process the test started runs on the host. Control: the probe on the host lists it."""
+    host_process = subprocess.Popen(["sleep", "60"])
+    try:
+        done = run_hardrun("run", "--rootfs", str(battery_rootfs), "--", "/bin/probe", "procs")
+        pids = [int(pid) for pid in parse_outcomes(done.stdout)["procs"]["pids"].split(",")]
+        assert pids[0] == 1 and len(pids) == 2, pids
+        control = [int(pid) for pid in on_host(probe, "procs")["procs"]["pids"].split(",")]
+        assert host_process.pid in control, control
+    finally:
+        host_process.kill()
+        host_process.wait()
 
 
 def test_ptrace(battery_rootfs, probe):
@@ -842,14 +846,53 @@ def test_chroot_escape(battery, battery_rootfs):
     assert control["root"] == "host"
 
 
-def test_open_by_handle_at_shocker(battery):
-    """"Shocker": open_by_handle_at with a forged handle for the filesystem's root
-    inode. Refused by the seccomp profile, and still refused with DAC_READ_SEARCH and
-    seccomp off (the capability counts only in the initial user namespace). Control:
-    --userns host with DAC_READ_SEARCH and seccomp=unconfined opens the host's root."""
-    assert_blocked(battery("default")["shocker"], "EPERM", step="open_by_handle_at")
-    assert_blocked(battery("dac_read_search")["shocker"], "EPERM", step="open_by_handle_at")
-    assert_ok(battery("host_dac_read_search")["shocker"])
+def _file_handle(path: Path) -> str:
+    """name_to_handle_at(PATH) as the probe's TYPE:HEX."""
+    import ctypes
+    buffer = ctypes.create_string_buffer(8 + 128)
+    struct.pack_into("<I", buffer, 0, 128)
+    mount_id = ctypes.c_int()
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.name_to_handle_at(-100, bytes(path), buffer, ctypes.byref(mount_id), 0) == 0, \
+        os.strerror(ctypes.get_errno())
+    size, handle_type = struct.unpack_from("<Ii", buffer)
+    return f"{handle_type}:{buffer.raw[8:8 + size].hex()}"
+
+
+@pytest.fixture
+def handle_filesystem(battery_rootfs, tmp_path):
+    """A tmpfs the test mounts, holding a copy of the battery's root and, outside that
+    root, a directory the container must not reach: yields (root, outside)."""
+    mountpoint = tmp_path / "fs"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "hardrun-battery", str(mountpoint)], check=True)
+    try:
+        root = mountpoint / "root"
+        shutil.copytree(battery_rootfs, root, symlinks=True, ignore=shutil.ignore_patterns("probe-*", "suid-probe"))
+        (mountpoint / "outside").mkdir()
+        yield root, mountpoint / "outside"
+    finally:
+        subprocess.run(["umount", "--lazy", str(mountpoint)], check=True)
+
+
+def test_open_by_handle_at_shocker(handle_filesystem):
+    """"Shocker": open_by_handle_at with the handle of a directory outside the container's
+    root, on the file system that root lives on (a tmpfs the test mounts). Refused by the
+    seccomp profile, and still refused with DAC_READ_SEARCH and seccomp off (the
+    capability counts only in the initial user namespace). Control: --userns host with
+    DAC_READ_SEARCH and seccomp=unconfined opens the directory outside the root."""
+    root, outside = handle_filesystem
+    target = os.stat(outside)
+    attack = f"shocker=shocker:{_file_handle(outside)}:{target.st_dev}:{target.st_ino}"
+    unconfined = ("--cap-add", "DAC_READ_SEARCH", "--security-opt", "seccomp=unconfined")
+
+    def shocker(*flags: str) -> Outcome:
+        done = run_hardrun("run", "--rootfs", str(root), *flags, "--", "/bin/probe", attack)
+        return parse_outcomes(done.stdout)["shocker"]
+
+    assert_blocked(shocker(), "EPERM", step="open_by_handle_at")
+    assert_blocked(shocker(*unconfined), "EPERM", step="open_by_handle_at")
+    assert_ok(shocker(*USERNS_HOST, *unconfined))
 
 
 # -- file descriptors and the runtime binary ---------------------------------------------------

