@@ -1145,7 +1145,8 @@ def test_host_abstract_unix_sockets_are_unreachable(battery_rootfs, host_listene
     "without --rootfs the container sees a read-only view of the host's /, and a read-only "
     "mount does not stop connect(2): any world-writable unix socket of a host service outside "
     "/tmp, /run and /dev is reachable from the default container (network none does not cover "
-    "path sockets). A known limit, documented in SECURITY.md: untrusted code belongs in --rootfs"))
+    "path sockets; the Landlock domain that covers host FIFOs has no right for connect(2) on this "
+    "kernel). A known limit, documented in SECURITY.md: untrusted code belongs in --rootfs"))
 def test_host_path_sockets_are_unreachable_through_the_host_root_view(probe, host_listener):
     """A host service's world-writable unix socket under /var/tmp, seen through the
     default read-only view of the host's / (no --rootfs). Control: with --rootfs the
@@ -1158,6 +1159,39 @@ def test_host_path_sockets_are_unreachable_through_the_host_root_view(probe, hos
         address = host_listener(str(work / "service.sock"))
         done = run_hardrun("run", "--", str(work / "probe"), f"path_socket=unix_connect:{address}", "fds")
         assert_blocked(parse_outcomes(done.stdout)["path_socket"], "ENOENT")
+    finally:
+        shutil.rmtree(work)
+
+
+def test_host_fifos_are_not_writable_through_the_host_root_view(probe):
+    """A host service's world-writable FIFO under /var/tmp, seen through the default
+    read-only view of the host's / (no --rootfs): a read-only mount does not stop writing
+    a FIFO, Landlock does (EACCES; nothing reaches the host's reader). The container's
+    own /tmp stays writable. Controls: --read-write (no Landlock domain then) writes
+    into the host's FIFO, and so does the probe on the host."""
+    require_namespaces()
+    work = Path(f"/var/tmp/hardrun-battery-{os.getpid()}")
+    work.mkdir(mode=0o755, exist_ok=True)
+    try:
+        shutil.copy2(probe, work / "probe")
+        fifo = work / "service.fifo"
+        os.mkfifo(fifo)
+        os.chmod(fifo, 0o666)
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # the host service, listening
+        try:
+            attacks = (f"fifo=write:{fifo}=from-the-container", "own_tmp=write_dir:/tmp")
+            done = run_hardrun("run", "--", str(work / "probe"), *attacks)
+            outcomes = parse_outcomes(done.stdout)
+            assert_blocked(outcomes["fifo"], "EACCES", step="open")
+            assert_ok(outcomes["own_tmp"])
+            assert os.read(reader, 100) == b""   # no writer ever came
+            control = run_hardrun("run", "--read-write", "--", str(work / "probe"), attacks[0])
+            assert_ok(parse_outcomes(control.stdout)["fifo"])
+            assert os.read(reader, 100) == b"from-the-container"
+            assert_ok(on_host(probe, attacks[0])["fifo"])
+            assert os.read(reader, 100) == b"from-the-container"
+        finally:
+            os.close(reader)
     finally:
         shutil.rmtree(work)
 

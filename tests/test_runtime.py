@@ -6,6 +6,7 @@ they fail, never skip, when those are missing.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -682,6 +683,15 @@ def test_a_kernel_without_memfd_noexec_fails_closed():
         _ensure_memfd_noexec("/proc/sys/vm/no-such-sysctl")
     assert failure.value.step == "vm.memfd_noexec" and failure.value.code == 125
     assert "Linux 6.3" in failure.value.line() and "No such file" in failure.value.line()
+
+
+@pytest.mark.parametrize("number", [errno.ENOSYS, errno.EOPNOTSUPP])
+def test_a_kernel_without_landlock_fails_closed_naming_it(number):
+    """Without Landlock the read-only view of the host cannot keep the host's FIFOs out of
+    reach: the step's failure (exit 125) says so and points to --rootfs."""
+    from hardrun.runtime.child import _hint
+    hint = _hint("landlock", OSError(number, os.strerror(number)))
+    assert "Landlock" in hint and "--rootfs" in hint
 
 
 def test_container_gets_its_share_of_the_user_namespace_limits(rootfs):
