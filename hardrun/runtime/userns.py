@@ -17,6 +17,7 @@ import pwd
 import stat
 
 from ..errors import UsageError
+from .process import StepFailure
 
 DEFAULT_REMAP = (100000, 65536)
 
@@ -251,7 +252,6 @@ def namespace_limits(directory: str = USER_LIMITS_DIR) -> tuple[tuple[str, int],
 def apply_kernel_settings(cfg, steps) -> None:
     """In the child, still as the host uid it was cloned with and with the host's /proc
     visible: memfds without exec (pid namespace) and the user.max_* limits (user namespace)."""
-    from .process import StepFailure
     if "pid" in cfg.namespaces:
         steps.name = "vm.memfd_noexec"
         _ensure_memfd_noexec(MEMFD_NOEXEC)
@@ -269,7 +269,6 @@ def _ensure_memfd_noexec(path: str) -> None:
     """vm.memfd_noexec=2 in the container's pid namespace: every memfd is created without
     exec permission and sealed against chmod, and MFD_EXEC is refused (Linux 6.3+). Only
     the host's root may write it; a value of 2 inherited from the host is kept as it is."""
-    from .process import StepFailure
     try:
         with open(path) as handle:
             if int(handle.read()) >= 2:
@@ -280,6 +279,7 @@ def _ensure_memfd_noexec(path: str) -> None:
             hint = ("this kernel lacks vm.memfd_noexec (Linux 6.3 or later): a program written into "
                     "memory by the container could be executed")
         else:
-            hint = ("only the host's root can set vm.memfd_noexec for a container: run hardrun as root, "
-                    "or set vm.memfd_noexec=2 on the host (containers inherit it)")
+            hint = ("only root of the host's initial user namespace can set vm.memfd_noexec for a "
+                    "container: run hardrun as that root, or set vm.memfd_noexec=2 on the host or in "
+                    "hardrun's own pid namespace (containers inherit it)")
         raise StepFailure("vm.memfd_noexec", error.errno or 0, hint) from None
