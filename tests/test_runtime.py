@@ -674,15 +674,18 @@ def test_rootless_fails_closed_when_memfds_could_be_executed(public_rootfs):
     assert control.returncode == 0 and control.stdout == "ran\n", control.stderr
 
 
-def test_a_kernel_without_memfd_noexec_fails_closed():
-    """Before Linux 6.3 there is no vm.memfd_noexec: the step fails (exit 125) with a hint
-    naming the kernel version instead of running without the protection."""
+def test_a_kernel_without_memfd_noexec_fails_closed_without_the_builtin_profile():
+    """Before Linux 6.3 there is no vm.memfd_noexec: with another seccomp profile (or none)
+    the step fails (exit 125) with a hint naming the kernel version instead of running
+    without the protection. Control: with the built-in profile, which refuses
+    memfd_create on such a kernel (tests/test_seccomp.py), the start goes on."""
     from hardrun.runtime.process import StepFailure
     from hardrun.runtime.userns import _ensure_memfd_noexec
     with pytest.raises(StepFailure) as failure:
-        _ensure_memfd_noexec("/proc/sys/vm/no-such-sysctl")
+        _ensure_memfd_noexec("/proc/sys/vm/no-such-sysctl", builtin_seccomp=False)
     assert failure.value.step == "vm.memfd_noexec" and failure.value.code == 125
     assert "Linux 6.3" in failure.value.line() and "No such file" in failure.value.line()
+    _ensure_memfd_noexec("/proc/sys/vm/no-such-sysctl", builtin_seccomp=True)
 
 
 @pytest.mark.parametrize("number", [errno.ENOSYS, errno.EOPNOTSUPP])

@@ -254,7 +254,7 @@ def apply_kernel_settings(cfg, steps) -> None:
     visible: memfds without exec (pid namespace) and the user.max_* limits (user namespace)."""
     if "pid" in cfg.namespaces:
         steps.name = "vm.memfd_noexec"
-        _ensure_memfd_noexec(MEMFD_NOEXEC)
+        _ensure_memfd_noexec(MEMFD_NOEXEC, cfg.seccomp == "default")
     for name, value in cfg.user_limits:
         steps.name = f"user.{name}"
         try:
@@ -265,19 +265,24 @@ def apply_kernel_settings(cfg, steps) -> None:
                               "its creator's quota") from None
 
 
-def _ensure_memfd_noexec(path: str) -> None:
+def _ensure_memfd_noexec(path: str, builtin_seccomp: bool) -> None:
     """vm.memfd_noexec=2 in the container's pid namespace: every memfd is created without
     exec permission and sealed against chmod, and MFD_EXEC is refused (Linux 6.3+). Only
-    the host's root may write it; a value of 2 inherited from the host is kept as it is."""
+    the host's root may write it; a value of 2 inherited from the host is kept as it is.
+    An older kernel has no such sysctl: there the built-in seccomp profile refuses
+    memfd_create altogether, and without that profile the start fails."""
     try:
         with open(path) as handle:
             if int(handle.read()) >= 2:
                 return
         _write(path, "2")
     except OSError as error:
+        if error.errno == errno.ENOENT and builtin_seccomp:
+            return
         if error.errno == errno.ENOENT:
-            hint = ("this kernel lacks vm.memfd_noexec (Linux 6.3 or later): a program written into "
-                    "memory by the container could be executed")
+            hint = ("this kernel lacks vm.memfd_noexec (Linux 6.3 or later) and only the built-in seccomp "
+                    "profile refuses memfd_create without it: a program written into memory by the "
+                    "container could be executed")
         else:
             hint = ("only root of the host's initial user namespace can set vm.memfd_noexec for a "
                     "container: run hardrun as that root, or set vm.memfd_noexec=2 on the host or in "
