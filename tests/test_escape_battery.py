@@ -169,12 +169,24 @@ ATTACKS = {
     "pid1_environ": "grep:/proc/1/environ:PYTHONPATH=",
     "pid1_mem": "open_r:/proc/1/mem",
     "chroot_escape": f"chroot_escape:{HOST.root}",
-    "shocker": f"shocker:{HOST.root}",
     "mknod_blk": f"mknod:/tmp/disk:{HOST.root_disk}",
     "dev": "ls:/dev",
     "sethostname": "sethostname",
     "fds": "fds",
+    # an executable written at run time (a copy of the probe), then executed
+    "memfd": "write_exec:memfd",
+    "memfd_procfd": "write_exec:memfd_procfd",
+    "memfd_exec_flag": "write_exec:memfd_exec",
+    "memfd_secret": "write_exec:memfd_secret",
 }
+# Every place a default container can write: its tmpfs mounts (plain file, O_TMPFILE).
+WRITABLE_DIRS = ("/tmp", "/run", "/dev/shm")
+for directory in WRITABLE_DIRS:
+    ATTACKS["file" + directory] = "write_exec:file:" + directory
+    ATTACKS["tmpfile" + directory] = "write_exec:tmpfile:" + directory
+ATTACKS["file/dev"] = "write_exec:file:/dev"
+MEMFD_ATTACKS = ("memfd", "memfd_procfd", "memfd_exec_flag")
+TMPFS_EXEC = tuple(flag for directory in WRITABLE_DIRS for flag in ("--tmpfs", directory + ":exec"))
 
 # Docker's masked files (reference/docker-defaults.md) and the read-only write targets
 # this kernel has: a file the host lacks cannot leak.
@@ -270,10 +282,8 @@ SCENARIOS = {
                                  "--cap-add", "MKNOD", "--cap-add", "SYSLOG"),
                   ["bpf", "perf", "init_module", "finit_module", "mknod_blk", "syslog"]),
     "host_sys_admin": (USERNS_HOST + ("--cap-add", "SYS_ADMIN"), ["release_agent"]),
-    "dac_read_search": (("--cap-add", "DAC_READ_SEARCH", "--security-opt", "seccomp=unconfined"), ["shocker"]),
-    "host_dac_read_search": (USERNS_HOST + ("--cap-add", "DAC_READ_SEARCH", "--security-opt",
-                                            "seccomp=unconfined"), ["shocker"]),
     "read_write": (("--read-write",), ["write_root"]),
+    "tmpfs_exec": (TMPFS_EXEC, [prefix + directory for directory in WRITABLE_DIRS for prefix in ("file", "tmpfile")]),
     "host_ids": (USERNS_HOST, ["hostname_sysctl", "sys_net", "sys_kernel", "masked_dir", "chmod_mask"]
                  + ["chmod_dev_" + name for name in HOST_DEVICES]
                  + ["read" + path for path in MASKED_FILES] + ["open_w" + path for path in READONLY_TARGETS]),
@@ -725,13 +735,100 @@ def test_host_device_inodes_cannot_be_changed(battery, battery_rootfs, tmp_path)
     assert_ok(outcomes["null"])
 
 
+# -- executing what the container wrote -------------------------------------------------------
+
+def test_nothing_the_container_writes_can_be_executed(battery, probe):
+    """An executable written at run time never runs: a memfd (through execveat and through
+    /proc/self/fd/N; chmod +x refused by the exec seal; MFD_EXEC refused) because hardrun
+    sets vm.memfd_noexec=2 in the container's pid namespace, and a file or O_TMPFILE in
+    /tmp, /run or /dev/shm because they are noexec (/dev is read-only). Controls: the
+    probe on the host (vm.memfd_noexec=0) runs the memfds; --tmpfs DIR:exec runs the files."""
+    outcomes = battery("default")
+    for label in ("memfd", "memfd_procfd"):
+        assert_blocked(outcomes[label], "EACCES", step="exec")
+        assert outcomes[label]["chmod"] == "EPERM", outcomes[label]
+    assert_blocked(outcomes["memfd_exec_flag"], "EACCES", step="create")
+    for directory in WRITABLE_DIRS:
+        assert_blocked(outcomes["file" + directory], "EACCES", step="exec")
+        assert_blocked(outcomes["tmpfile" + directory], "EACCES", step="exec")
+    assert_blocked(outcomes["file/dev"], "EROFS", step="create")
+    for outcome in battery("tmpfs_exec").values():
+        assert_ok(outcome)
+    with open("/proc/sys/vm/memfd_noexec") as handle:
+        assert int(handle.read()) < 2, "the control needs a host where vm.memfd_noexec is below 2"
+    for label, outcome in on_host(probe, *(f"{label}={ATTACKS[label]}" for label in MEMFD_ATTACKS)).items():
+        assert_ok(outcome)
+        assert outcome["ran"] == ATTACKS[label].split(":")[1]
+
+
+def test_secret_memory_cannot_be_executed_anywhere(battery, probe):
+    """memfd_secret is allowed by the profile; the kernel never executes its files, in
+    the container as on the host (so no protection of hardrun's is involved)."""
+    assert_blocked(battery("default")["memfd_secret"], "EACCES", step="exec")
+    assert_blocked(on_host(probe, "memfd_secret=" + ATTACKS["memfd_secret"])["memfd_secret"], "EACCES", step="exec")
+
+
+# -- per-user kernel objects -------------------------------------------------------------------
+
+def _host_can_open_inotify() -> bool:
+    import ctypes
+    fd = ctypes.CDLL(None, use_errno=True).inotify_init1(os.O_CLOEXEC)
+    if fd < 0:
+        assert ctypes.get_errno() == 24, os.strerror(ctypes.get_errno())  # EMFILE: the quota
+        return False
+    os.close(fd)
+    return True
+
+
+def _hold_inotify_instances(rootfs: Path, *flags: str) -> tuple[Outcome, bool]:
+    """A container opens all the inotify instances it can and holds them while the host
+    (this test, as root) tries to open one."""
+    proc = popen_hardrun("run", "--rootfs", str(rootfs), *flags, "--", "/bin/probe", "inotify=inotify_hold",
+                         stdin=subprocess.PIPE)
+    try:
+        line = proc.stdout.readline()
+        host_can_open = _host_can_open_inotify()
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    outcomes = parse_outcomes(line)
+    assert "inotify" in outcomes, (line, proc.stderr.read())
+    return outcomes["inotify"], host_can_open
+
+
+def test_a_container_cannot_use_up_host_roots_inotify_instances(battery_rootfs):
+    """Everything a user namespace uses is charged to its creator too (root, for every
+    container): hardrun gives the container's own user namespace 1/8 of each user.max_*
+    limit, so a default container (even with a pids and memory limit) stops at 1/8 of
+    max_inotify_instances and the host's root can still open one while it holds them.
+    Control: with --userns host nothing limits the container below host root's quota; it
+    takes every instance left and the host's root cannot open one."""
+    from hardrun.runtime.userns import USER_LIMIT_SHARE
+    with open("/proc/sys/user/max_inotify_instances") as handle:
+        host_limit = int(handle.read())
+    outcome, host_can_open = _hold_inotify_instances(battery_rootfs, "--pids-limit", "10", "--memory", "64m")
+    assert outcome["count"] == str(host_limit // USER_LIMIT_SHARE) and outcome["errno"] == "EMFILE", outcome
+    assert host_can_open
+    outcome, host_can_open = _hold_inotify_instances(battery_rootfs, *USERNS_HOST)
+    assert outcome["errno"] == "EMFILE" and int(outcome["count"]) > host_limit // USER_LIMIT_SHARE, outcome
+    assert not host_can_open
+
+
 # -- processes ---------------------------------------------------------------------------------
 
-def test_only_the_containers_processes_are_visible(battery):
-    """The PID namespace: /proc lists the probe (PID 1) and its attacking child only."""
-    pids = [int(pid) for pid in battery("default")["procs"]["pids"].split(",")]
-    assert pids[0] == 1 and len(pids) == 2, pids
-    assert len([name for name in os.listdir("/proc") if name.isdigit()]) > 2
+def test_only_the_containers_processes_are_visible(battery_rootfs, probe):
+    """The PID namespace: /proc lists the probe (PID 1) and its attacking child only, while
+    a process the test started runs on the host. Control: the probe on the host lists it."""
+    host_process = subprocess.Popen(["sleep", "60"])
+    try:
+        done = run_hardrun("run", "--rootfs", str(battery_rootfs), "--", "/bin/probe", "procs")
+        pids = [int(pid) for pid in parse_outcomes(done.stdout)["procs"]["pids"].split(",")]
+        assert pids[0] == 1 and len(pids) == 2, pids
+        control = [int(pid) for pid in on_host(probe, "procs")["procs"]["pids"].split(",")]
+        assert host_process.pid in control, control
+    finally:
+        host_process.kill()
+        host_process.wait()
 
 
 def test_ptrace(battery_rootfs, probe):
@@ -828,14 +925,53 @@ def test_chroot_escape(battery, battery_rootfs):
     assert control["root"] == "host"
 
 
-def test_open_by_handle_at_shocker(battery):
-    """"Shocker": open_by_handle_at with a forged handle for the filesystem's root
-    inode. Refused by the seccomp profile, and still refused with DAC_READ_SEARCH and
-    seccomp off (the capability counts only in the initial user namespace). Control:
-    --userns host with DAC_READ_SEARCH and seccomp=unconfined opens the host's root."""
-    assert_blocked(battery("default")["shocker"], "EPERM", step="open_by_handle_at")
-    assert_blocked(battery("dac_read_search")["shocker"], "EPERM", step="open_by_handle_at")
-    assert_ok(battery("host_dac_read_search")["shocker"])
+def _file_handle(path: Path) -> str:
+    """name_to_handle_at(PATH) as the probe's TYPE:HEX."""
+    import ctypes
+    buffer = ctypes.create_string_buffer(8 + 128)
+    struct.pack_into("<I", buffer, 0, 128)
+    mount_id = ctypes.c_int()
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.name_to_handle_at(-100, bytes(path), buffer, ctypes.byref(mount_id), 0) == 0, \
+        os.strerror(ctypes.get_errno())
+    size, handle_type = struct.unpack_from("<Ii", buffer)
+    return f"{handle_type}:{buffer.raw[8:8 + size].hex()}"
+
+
+@pytest.fixture
+def handle_filesystem(battery_rootfs, tmp_path):
+    """A tmpfs the test mounts, holding a copy of the battery's root and, outside that
+    root, a directory the container must not reach: yields (root, outside)."""
+    mountpoint = tmp_path / "fs"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "hardrun-battery", str(mountpoint)], check=True)
+    try:
+        root = mountpoint / "root"
+        shutil.copytree(battery_rootfs, root, symlinks=True, ignore=shutil.ignore_patterns("probe-*", "suid-probe"))
+        (mountpoint / "outside").mkdir()
+        yield root, mountpoint / "outside"
+    finally:
+        subprocess.run(["umount", "--lazy", str(mountpoint)], check=True)
+
+
+def test_open_by_handle_at_shocker(handle_filesystem):
+    """"Shocker": open_by_handle_at with the handle of a directory outside the container's
+    root, on the file system that root lives on (a tmpfs the test mounts). Refused by the
+    seccomp profile, and still refused with DAC_READ_SEARCH and seccomp off (the
+    capability counts only in the initial user namespace). Control: --userns host with
+    DAC_READ_SEARCH and seccomp=unconfined opens the directory outside the root."""
+    root, outside = handle_filesystem
+    target = os.stat(outside)
+    attack = f"shocker=shocker:{_file_handle(outside)}:{target.st_dev}:{target.st_ino}"
+    unconfined = ("--cap-add", "DAC_READ_SEARCH", "--security-opt", "seccomp=unconfined")
+
+    def shocker(*flags: str) -> Outcome:
+        done = run_hardrun("run", "--rootfs", str(root), *flags, "--", "/bin/probe", attack)
+        return parse_outcomes(done.stdout)["shocker"]
+
+    assert_blocked(shocker(), "EPERM", step="open_by_handle_at")
+    assert_blocked(shocker(*unconfined), "EPERM", step="open_by_handle_at")
+    assert_ok(shocker(*USERNS_HOST, *unconfined))
 
 
 # -- file descriptors and the runtime binary ---------------------------------------------------
@@ -1088,7 +1224,8 @@ def test_host_abstract_unix_sockets_are_unreachable(battery_rootfs, host_listene
     "without --rootfs the container sees a read-only view of the host's /, and a read-only "
     "mount does not stop connect(2): any world-writable unix socket of a host service outside "
     "/tmp, /run and /dev is reachable from the default container (network none does not cover "
-    "path sockets). A known limit, documented in SECURITY.md: untrusted code belongs in --rootfs"))
+    "path sockets; the Landlock domain that covers host FIFOs has no right for connect(2) on this "
+    "kernel). A known limit, documented in SECURITY.md: untrusted code belongs in --rootfs"))
 def test_host_path_sockets_are_unreachable_through_the_host_root_view(probe, host_listener):
     """A host service's world-writable unix socket under /var/tmp, seen through the
     default read-only view of the host's / (no --rootfs). Control: with --rootfs the
@@ -1101,6 +1238,39 @@ def test_host_path_sockets_are_unreachable_through_the_host_root_view(probe, hos
         address = host_listener(str(work / "service.sock"))
         done = run_hardrun("run", "--", str(work / "probe"), f"path_socket=unix_connect:{address}", "fds")
         assert_blocked(parse_outcomes(done.stdout)["path_socket"], "ENOENT")
+    finally:
+        shutil.rmtree(work)
+
+
+def test_host_fifos_are_not_writable_through_the_host_root_view(probe):
+    """A host service's world-writable FIFO under /var/tmp, seen through the default
+    read-only view of the host's / (no --rootfs): a read-only mount does not stop writing
+    a FIFO, Landlock does (EACCES; nothing reaches the host's reader). The container's
+    own /tmp stays writable. Controls: --read-write (no Landlock domain then) writes
+    into the host's FIFO, and so does the probe on the host."""
+    require_namespaces()
+    work = Path(f"/var/tmp/hardrun-battery-{os.getpid()}")
+    work.mkdir(mode=0o755, exist_ok=True)
+    try:
+        shutil.copy2(probe, work / "probe")
+        fifo = work / "service.fifo"
+        os.mkfifo(fifo)
+        os.chmod(fifo, 0o666)
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # the host service, listening
+        try:
+            attacks = (f"fifo=write:{fifo}=from-the-container", "own_tmp=write_dir:/tmp")
+            done = run_hardrun("run", "--", str(work / "probe"), *attacks)
+            outcomes = parse_outcomes(done.stdout)
+            assert_blocked(outcomes["fifo"], "EACCES", step="open")
+            assert_ok(outcomes["own_tmp"])
+            assert os.read(reader, 100) == b""   # no writer ever came
+            control = run_hardrun("run", "--read-write", "--", str(work / "probe"), attacks[0])
+            assert_ok(parse_outcomes(control.stdout)["fifo"])
+            assert os.read(reader, 100) == b"from-the-container"
+            assert_ok(on_host(probe, attacks[0])["fifo"])
+            assert os.read(reader, 100) == b"from-the-container"
+        finally:
+            os.close(reader)
     finally:
         shutil.rmtree(work)
 

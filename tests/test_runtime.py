@@ -6,6 +6,7 @@ they fail, never skip, when those are missing.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -177,6 +178,18 @@ def test_tmp_and_run_are_noexec_tmpfs(rootfs, directory):
     denied = sh(rootfs, script)
     assert "executed" not in denied.stdout and "Permission denied" in denied.stderr
     allowed = sh(rootfs, script, "--tmpfs", f"{directory}:exec")
+    assert "executed" in allowed.stdout, allowed.stderr
+
+
+def test_a_noexec_bind_mount_is_noexec(rootfs, tmp_path):
+    """`-v SRC:DST:rw,noexec`: what the container writes there cannot be executed (the
+    option was once ignored for binds). Control: the same bind without noexec runs it."""
+    os.chmod(tmp_path, 0o777)
+    script = "cp /bin/busybox /data/true && /data/true && echo executed"
+    denied = sh(rootfs, script, "-v", f"{tmp_path}:/data:rw,noexec")
+    assert "executed" not in denied.stdout and "Permission denied" in denied.stderr, denied.stderr
+    (tmp_path / "true").unlink()
+    allowed = sh(rootfs, script, "-v", f"{tmp_path}:/data:rw")
     assert "executed" in allowed.stdout, allowed.stderr
 
 
@@ -639,22 +652,81 @@ def public_rootfs():
     shutil.rmtree(base)
 
 
-def test_rootless_maps_the_callers_own_uid(public_rootfs):
+def run_rootless(public_rootfs, script: str, memfd_noexec: bool) -> subprocess.CompletedProcess:
+    """hardrun run as `nobody`, in a pid namespace of the test's own where host root has
+    set vm.memfd_noexec=2 (which a rootless hardrun cannot set) when `memfd_noexec`
+    (with its own /proc: hardrun reads /proc/PID of its children)."""
     rootfs, home, source = public_rootfs
     python = "/usr/bin/python3"   # the test venv's interpreter may not be reachable by nobody
     assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
     # the state root in the test's own tree: the default /tmp/hardrun-65534 would outlive it
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(source),
            "XDG_RUNTIME_DIR": str(home)}
+    setting = "echo 2 > /proc/sys/vm/memfd_noexec && " if memfd_noexec else ""
+    rootless = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m", "hardrun", "run",
+                "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined", "--", "sh", "-c", script]
+    own_pid_namespace = ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", setting + 'exec "$@"', "sh"]
+    return subprocess.run(own_pid_namespace + rootless, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_rootless_maps_the_callers_own_uid(public_rootfs):
     script = "id -u; cat /proc/self/uid_map; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /x"
-    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m",
-                           "hardrun", "run", "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined",
-                           "--", "sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    done = run_rootless(public_rootfs, script, memfd_noexec=True)
     lines = [line.split() for line in done.stdout.splitlines()]
     assert lines and lines[0] == ["0"], done.stdout + done.stderr
     assert lines[1] == ["0", "65534", "1"]
     assert lines[2] == ["CapEff:", "0000000000000000"] and lines[3] == ["NoNewPrivs:", "1"]
     assert "Read-only file system" in done.stderr
+
+
+def test_rootless_fails_closed_when_memfds_could_be_executed(public_rootfs):
+    """Only the host's root can set vm.memfd_noexec: a rootless hardrun whose host has not
+    set it refuses to start (exit 125, the command never runs), naming the sysctl.
+    Control: the same start in a pid namespace with vm.memfd_noexec=2 runs the command."""
+    done = run_rootless(public_rootfs, "echo ran", memfd_noexec=False)
+    assert done.returncode == 125 and "ran" not in done.stdout, done.stdout + done.stderr
+    assert "hardrun: vm.memfd_noexec: Permission denied (" in done.stderr and "Traceback" not in done.stderr
+    control = run_rootless(public_rootfs, "echo ran", memfd_noexec=True)
+    assert control.returncode == 0 and control.stdout == "ran\n", control.stderr
+
+
+def test_a_kernel_without_memfd_noexec_fails_closed_without_the_builtin_profile():
+    """Before Linux 6.3 there is no vm.memfd_noexec: with another seccomp profile (or none)
+    the step fails (exit 125) with a hint naming the kernel version instead of running
+    without the protection. Control: with the built-in profile, which refuses
+    memfd_create on such a kernel (tests/test_seccomp.py), the start goes on."""
+    from hardrun.runtime.process import StepFailure
+    from hardrun.runtime.userns import _ensure_memfd_noexec
+    with pytest.raises(StepFailure) as failure:
+        _ensure_memfd_noexec("/proc/sys/vm/no-such-sysctl", builtin_seccomp=False)
+    assert failure.value.step == "vm.memfd_noexec" and failure.value.code == 125
+    assert "Linux 6.3" in failure.value.line() and "No such file" in failure.value.line()
+    _ensure_memfd_noexec("/proc/sys/vm/no-such-sysctl", builtin_seccomp=True)
+
+
+@pytest.mark.parametrize("number", [errno.ENOSYS, errno.EOPNOTSUPP])
+def test_a_kernel_without_landlock_fails_closed_naming_it(number):
+    """Without Landlock the read-only view of the host cannot keep the host's FIFOs out of
+    reach: the step's failure (exit 125) says so and points to --rootfs."""
+    from hardrun.runtime.child import _hint
+    hint = _hint("landlock", OSError(number, os.strerror(number)))
+    assert "Landlock" in hint and "--rootfs" in hint
+
+
+def test_container_gets_its_share_of_the_user_namespace_limits(rootfs):
+    """Inside, every user.max_* (inotify, fanotify, namespaces) is 1/8 of the host's; the
+    container cannot raise it back (/proc/sys is read-only). Control: --userns host
+    shares the host's user namespace and so shows the host's own limits."""
+    from hardrun.runtime.userns import USER_LIMIT_SHARE
+    names = sorted(name for name in os.listdir("/proc/sys/user") if name.startswith("max_"))
+    host = {name: int(open(f"/proc/sys/user/{name}").read()) for name in names}
+    script = "cd /proc/sys/user && for f in max_*; do echo $f $(cat $f); done; echo 1 > max_inotify_instances"
+    done = sh(rootfs, script)
+    inside = {name: int(value) for name, value in (line.split() for line in done.stdout.splitlines())}
+    assert inside == {name: min(value, max(1, value // USER_LIMIT_SHARE)) for name, value in host.items()}, done.stderr
+    assert "Read-only file system" in done.stderr
+    control = sh(rootfs, script, "--userns", "host")
+    assert {name: int(value) for name, value in (line.split() for line in control.stdout.splitlines())} == host
 
 
 def test_usage_errors_exit_125_without_traceback(rootfs):

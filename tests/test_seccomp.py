@@ -34,7 +34,7 @@ DOCKER_CAPS = {"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", 
 # x86_64 syscall numbers
 NR = dict(getpid=39, ioctl=16, socket=41, clone=56, ptrace=101, personality=135, sysfs=139,
           mount=165, add_key=248, keyctl=250, unshare=272, perf_event_open=298, bpf=321,
-          userfaultfd=323, io_uring_setup=425, clone3=435)
+          userfaultfd=323, memfd_create=319, io_uring_setup=425, clone3=435)
 # i386 syscall numbers (through int 0x80)
 NR32 = dict(getuid=24, keyctl=288, unshare=310, mount=21)
 
@@ -386,6 +386,16 @@ def test_i386_syscalls_are_filtered_not_a_way_around(default_bpf, int80):
 def test_i386_socketcall_cannot_open_a_vsock(default_bpf, int80):
     assert run_int80(None, int80, "socketcall-socket", str(AF_VSOCK)) >= 0
     assert run_int80(default_bpf, int80, "socketcall-socket", str(AF_VSOCK)) == -errno.EPERM
+
+
+@pytest.mark.parametrize("kernel, expected", [((6, 1), errno.ENOSYS), ((6, 3), 0)])
+def test_builtin_profile_refuses_memfds_where_they_cannot_be_made_noexec(kernel, expected):
+    """Before Linux 6.3 (no vm.memfd_noexec) a memfd is always executable: the built-in
+    profile compiled for such a kernel answers memfd_create with ENOSYS. Control: compiled
+    for 6.3 it allows it (vm.memfd_noexec then makes memfds non-executable)."""
+    from hardrun.runtime.seccomp_bpf import compile_resolved
+    bpf = compile_resolved(seccomp.default_profile().resolve(set(), "native", kernel=kernel))
+    assert errno_of(bpf, NR["memfd_create"], b"probe", 0) == expected
 
 
 def test_docker_profile_on_the_i386_abi(docker_bpf, int80):

@@ -36,6 +36,15 @@
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#endif
+#ifndef SYS_landlock_add_rule
+#define SYS_landlock_add_rule 445
+#endif
+#ifndef SYS_landlock_restrict_self
+#define SYS_landlock_restrict_self 446
+#endif
 
 #define MAX_ARGS 6
 
@@ -179,6 +188,9 @@ add_numbers(PyObject *module)
     static const struct { const char *name; long number; } numbers[] = {
         {"capget", SYS_capget}, {"capset", SYS_capset}, {"clone", SYS_clone},
         {"clone3", SYS_clone3}, {"close_range", SYS_close_range}, {"ioctl", SYS_ioctl},
+        {"landlock_add_rule", SYS_landlock_add_rule},
+        {"landlock_create_ruleset", SYS_landlock_create_ruleset},
+        {"landlock_restrict_self", SYS_landlock_restrict_self},
         {"mount", SYS_mount}, {"mount_setattr", SYS_mount_setattr},
         {"move_mount", SYS_move_mount}, {"open_tree", SYS_open_tree}, {"openat2", SYS_openat2},
         {"pivot_root", SYS_pivot_root}, {"prctl", SYS_prctl}, {"sethostname", SYS_sethostname},

@@ -12,7 +12,7 @@ import gc
 import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
-from . import init, mounts, process
+from . import init, mounts, process, userns
 from . import sys as k
 
 
@@ -63,6 +63,11 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     if os.read(sync_fd, 1) != b"1":
         os._exit(process.EXIT_SETUP)  # the parent is gone or gave up: nothing to report to
 
+    # 1b. The kernel settings of our own namespaces (no exec of memfds, the user.max_*
+    #     limits) while the host's /proc is visible and before we become the namespace's
+    #     root: vm.memfd_noexec may only be written by the host's root uid.
+    userns.apply_kernel_settings(cfg, steps)
+
     # 2. A new session: no controlling terminal, so TIOCSTI cannot inject into the caller's tty.
     #    Then fds 0-2 as planned (-i, -t: hardrun.runtime.stdio).
     steps.name = "setsid"
@@ -96,6 +101,13 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
         steps.name = "mount /sys/fs/cgroup"
         mount_view, layout = cfg.cgroup_view
         mount_view("/sys/fs/cgroup", layout)
+
+    # 3c. In the read-only view of the host, nothing outside the container's own writable
+    #     mounts may be opened for writing: a read-only mount does not stop a host FIFO.
+    #     After the last mount (a Landlock domain cannot mount), before the filter.
+    if cfg.write_beneath:
+        steps.name = "landlock"
+        k.landlock_allow_only_beneath(k.LANDLOCK_ACCESS_FS_WRITE_FILE, cfg.write_beneath)
 
     # 4a. Hostname and loopback, while we still hold CAP_SYS_ADMIN/CAP_NET_ADMIN in our namespaces.
     if cfg.hostname is not None:
@@ -255,6 +267,9 @@ def _create_mountpoints(root_fd: int, plans) -> None:
 
 
 def _hint(step: str, error: OSError) -> str:
+    if step == "landlock":   # ENOSYS or EOPNOTSUPP: no Landlock in this kernel
+        return ("without --rootfs, hardrun keeps the host's FIFOs out of reach with Landlock (Linux 5.13 "
+                "or later, enabled in the kernel's lsm= list); use --rootfs")
     if error.errno == errno.ENOSYS:
         return "this kernel lacks a system call hardrun needs (openat2, mount_setattr: Linux 5.12 or later)"
     if step.startswith("mount") or step in ("prepare root", "pivot_root", "read-only root", "nodev root"):

@@ -148,9 +148,12 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
         cgroup_join=None,     # cgroups.CgroupJoin: how the child enters that cgroup
         namespaces=namespaces,
         id_maps=id_maps,
+        # the container's share of the user.max_* limits (inotify, fanotify, namespaces)
+        user_limits=userns.namespace_limits() if "user" in namespaces else (),
         hostname=hostname if "uts" in namespaces else None,
         network=network,
         mounts=mounts,
+        write_beneath=_write_beneath(mounts) if rootfs is None and read_only else (),
         masked_paths=(MASKED_PATHS + _thermal_throttle_paths()) if system_paths else (),
         readonly_paths=READONLY_PATHS if system_paths else (),
         workdir=_workdir(spec.workdir),
@@ -218,6 +221,14 @@ def _seccomp(spec) -> str | None:
     if not os.path.isfile(value):
         raise UsageError(f"seccomp profile {value}: no such file", hint="give a JSON or YAML profile, or unconfined")
     return os.path.abspath(value)
+
+
+def _write_beneath(mounts) -> tuple[str, ...]:
+    """In the read-only view of the host, where files may still be opened for writing:
+    the container's own /dev, /proc, /sys and writable mounts, and its stdio (a host tty
+    or file reopened through /dev/stdout)."""
+    writable = tuple(plan.target for plan in mounts if not plan.read_only)
+    return ("/dev", "/proc", "/sys") + writable + tuple(f"/proc/self/fd/{fd}" for fd in (0, 1, 2))
 
 
 def _workdir(workdir: str | None) -> str:

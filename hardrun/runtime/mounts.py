@@ -136,7 +136,7 @@ def _plan(mount) -> MountPlan:
     except OSError as error:
         raise UsageError(f"bind source {source}: {error.strerror}",
                          hint="create it first; hardrun does not create host paths") from None
-    return MountPlan("bind", target, source=source, read_only=read_only, exec_=True,
+    return MountPlan("bind", target, source=source, read_only=read_only, exec_=exec_,
                      source_is_dir=stat.S_ISDIR(info.st_mode), recursive=recursive)
 
 
@@ -349,6 +349,7 @@ def mount_user(root_fd: int, plan: MountPlan, source_fd: int | None, create: boo
         _refuse_proc(root_fd, target, plan)
         if plan.kind == "bind":
             attrs = BIND_ATTRS | (k.MOUNT_ATTR_RDONLY if plan.read_only else 0)
+            attrs |= 0 if plan.exec_ else k.MOUNT_ATTR_NOEXEC
             bind(source_fd, target, attrs, plan.recursive)
         else:
             flags = TMPFS_FLAGS | (0 if plan.exec_ else k.MS_NOEXEC) | (k.MS_RDONLY if plan.read_only else 0)

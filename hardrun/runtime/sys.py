@@ -9,6 +9,7 @@ to import.
 """
 from __future__ import annotations
 
+import errno
 import os
 import struct
 
@@ -79,6 +80,10 @@ PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+# landlock(7)
+LANDLOCK_ACCESS_FS_WRITE_FILE = 1 << 1
+LANDLOCK_RULE_PATH_BENEATH = 1
 
 NR = _kernel.NR
 _syscall = _kernel.syscall
@@ -261,3 +266,34 @@ def interface_up(name: str = "lo") -> None:
         _syscall("SIOCSIFFLAGS", NR["ioctl"], sock, _SIOCSIFFLAGS, request)
     finally:
         os.close(sock)
+
+
+# -- landlock ------------------------------------------------------------------------
+
+_RULESET_ATTR = struct.Struct("=Q")       # struct landlock_ruleset_attr up to .handled_access_fs
+_PATH_BENEATH_ATTR = struct.Struct("=Qi")  # struct landlock_path_beneath_attr (packed)
+
+
+def landlock_allow_only_beneath(access: int, paths) -> None:
+    """Restrict this process and its children: `access` (filesystem rights) is refused
+    everywhere but beneath `paths` (files or directories; a missing one, a pipe or a
+    socket is skipped)."""
+    attr = _RULESET_ATTR.pack(access)
+    ruleset = _syscall("landlock_create_ruleset", NR["landlock_create_ruleset"], attr, len(attr), 0)
+    try:
+        for path in paths:
+            try:
+                where = os.open(path, O_PATH | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                rule = _PATH_BENEATH_ATTR.pack(access, where)
+                _syscall("landlock_add_rule", NR["landlock_add_rule"], ruleset, LANDLOCK_RULE_PATH_BENEATH, rule, 0)
+            except OSError as error:
+                if error.errno != errno.EBADFD:  # a pipe or socket: Landlock never restricts those
+                    raise
+            finally:
+                os.close(where)
+        _syscall("landlock_restrict_self", NR["landlock_restrict_self"], ruleset, 0)
+    finally:
+        os.close(ruleset)

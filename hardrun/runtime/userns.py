@@ -6,14 +6,18 @@
   (`--userns-remap START:COUNT` to choose); as a non-root user, the user's own uid
   (and its /etc/subuid range through newuidmap when there is one).
 - `write_id_maps` runs in the parent once the child exists.
+- `namespace_limits` (parent) and `apply_kernel_settings` (child): the container's own
+  vm.memfd_noexec and user.max_* sysctls, set before the command runs.
 """
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import stat
 
 from ..errors import UsageError
+from .process import StepFailure
 
 DEFAULT_REMAP = (100000, 65536)
 
@@ -218,3 +222,69 @@ def _run_helper(program: str, pid: int, ranges) -> None:
     done = subprocess.run(argv, capture_output=True, text=True)
     if done.returncode != 0:
         raise OSError(1, f"{program} failed: {done.stderr.strip()}")
+
+
+# -- kernel settings of the container's own namespaces ----------------------------------
+
+USER_LIMITS_DIR = "/proc/sys/user"
+MEMFD_NOEXEC = "/proc/sys/vm/memfd_noexec"
+# A container's share of each user.max_* limit of the user namespace hardrun runs in.
+# Everything a user namespace uses is also charged to its creator (root, for all
+# containers): without its own lower limit, one container takes root's whole quota.
+USER_LIMIT_SHARE = 8
+
+
+def namespace_limits(directory: str = USER_LIMITS_DIR) -> tuple[tuple[str, int], ...]:
+    """(name, value) for each user.max_* sysctl: 1/USER_LIMIT_SHARE of the caller's own."""
+    try:
+        names = sorted(name for name in os.listdir(directory) if name.startswith("max_"))
+    except OSError as error:
+        raise UsageError(f"cannot read {directory}: {error.strerror}",
+                         hint="hardrun needs /proc to limit the container's user namespace") from None
+    limits = []
+    for name in names:
+        with open(f"{directory}/{name}") as handle:
+            value = int(handle.read())
+            limits.append((name, min(value, max(1, value // USER_LIMIT_SHARE))))
+    return tuple(limits)
+
+
+def apply_kernel_settings(cfg, steps) -> None:
+    """In the child, still as the host uid it was cloned with and with the host's /proc
+    visible: memfds without exec (pid namespace) and the user.max_* limits (user namespace)."""
+    if "pid" in cfg.namespaces:
+        steps.name = "vm.memfd_noexec"
+        _ensure_memfd_noexec(MEMFD_NOEXEC, cfg.seccomp == "default")
+    for name, value in cfg.user_limits:
+        steps.name = f"user.{name}"
+        try:
+            _write(f"{USER_LIMITS_DIR}/{name}", str(value))
+        except OSError as error:
+            raise StepFailure(steps.name, error.errno or 0,
+                              "the container's user namespace cannot be limited, so it could use up "
+                              "its creator's quota") from None
+
+
+def _ensure_memfd_noexec(path: str, builtin_seccomp: bool) -> None:
+    """vm.memfd_noexec=2 in the container's pid namespace: every memfd is created without
+    exec permission and sealed against chmod, and MFD_EXEC is refused (Linux 6.3+). Only
+    the host's root may write it; a value of 2 inherited from the host is kept as it is.
+    An older kernel has no such sysctl: there the built-in seccomp profile refuses
+    memfd_create altogether, and without that profile the start fails."""
+    try:
+        with open(path) as handle:
+            if int(handle.read()) >= 2:
+                return
+        _write(path, "2")
+    except OSError as error:
+        if error.errno == errno.ENOENT and builtin_seccomp:
+            return
+        if error.errno == errno.ENOENT:
+            hint = ("this kernel lacks vm.memfd_noexec (Linux 6.3 or later) and only the built-in seccomp "
+                    "profile refuses memfd_create without it: a program written into memory by the "
+                    "container could be executed")
+        else:
+            hint = ("only root of the host's initial user namespace can set vm.memfd_noexec for a "
+                    "container: run hardrun as that root, or set vm.memfd_noexec=2 on the host or in "
+                    "hardrun's own pid namespace (containers inherit it)")
+        raise StepFailure("vm.memfd_noexec", error.errno or 0, hint) from None

