@@ -92,6 +92,7 @@ def trusted_root(root: str | None = None, create: bool = False) -> TrustedRoot |
                             hint=_UNTRUSTED_HINT) from None
     if problem is not None:
         raise StateDirError(f"state directory {root} {problem}", hint=_UNTRUSTED_HINT)
+    # a resolved path, not a held fd: nobody else can alter it, and callers keep plain paths
     return TrustedRoot(path)
 
 
