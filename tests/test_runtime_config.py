@@ -112,8 +112,8 @@ def test_capability_semantics_follow_docker():
 
 # --- every RunSpec field is applied by `hardrun run` or refused (exit 125) ------------
 
-from hardrun.runtime.config import (APPLIED_FIELDS, NOT_APPLIED_FIELDS, PROVENANCE_FIELDS,  # noqa: E402
-                                    resolve)
+from hardrun.runtime.config import APPLIED_FIELDS, NOT_APPLIED_FIELDS, resolve  # noqa: E402
+from hardrun.spec import PROVENANCE_FIELDS  # noqa: E402
 from hardrun.spec.record import fields  # noqa: E402
 from hardrun.spec.run import RunSpec  # noqa: E402
 

@@ -174,6 +174,125 @@ def test_configured_state_root_must_be_private(tmp_path, case):
     assert accepted.returncode == 0, accepted.stderr
 
 
+def state_root_with_old_entry(parent: Path) -> Path:
+    """A private directory of the caller's holding files that gc would sweep as an
+    abandoned, unreadable entry if it took the directory for its state root."""
+    root = parent / "state"
+    root.mkdir(mode=0o700, parents=True)
+    (root / "keys").mkdir()
+    (root / "keys" / "precious").write_text("keep")
+    os.utime(root / "keys", OLD)
+    return root
+
+
+@pytest.mark.parametrize("case", ["other-users-link", "link-in-writable-directory"])
+def test_links_on_the_way_to_the_state_root_must_be_trusted(tmp_path, case):
+    """A link on the way to the root is followed only when nobody else can repoint it: the
+    pre-fix code checked the resolved directories alone, so another user's link in /tmp
+    (here a sticky directory like it) could lead gc to sweep a private directory."""
+    require_root()
+    private = tmp_path / "private"
+    real = state_root_with_old_entry(private)
+    holder = tmp_path / "holder"
+    holder.mkdir()
+    os.chmod(holder, 0o1777 if case == "other-users-link" else 0o777)
+    link = holder / "link"
+    link.symlink_to(private)
+    if case == "other-users-link":
+        os.chown(link, 12345, 12345, follow_symlinks=False)
+    root = link / "state"
+    expected = {"other-users-link": f"is reached through {link}, a symbolic link that uid 12345 owns",
+                "link-in-writable-directory": f"is inside {holder}, which others may write "
+                                              "(mode 0777, not sticky)"}[case]
+    result = run_hardrun("gc", "--no-orphans", env={"HARDRUN_STATE_DIR": str(root)})
+    assert result.returncode == 125, result.stderr
+    assert result.stderr.splitlines() == [
+        f"hardrun gc: state directory {root} {expected} ({state_module._UNTRUSTED_HINT})"]
+    assert (real / "keys" / "precious").read_text() == "keep"
+    # control: the same link made trustworthy leads gc into the directory it points at
+    if case == "other-users-link":
+        os.chown(link, 0, 0, follow_symlinks=False)
+    else:
+        os.chmod(holder, 0o755)
+    followed = run_hardrun("gc", "--no-orphans", env={"HARDRUN_STATE_DIR": str(root)})
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout.splitlines() == [f"removed unreadable state {real}/keys"]
+
+
+def test_the_state_root_is_resolved_once_and_used_resolved(tmp_path, monkeypatch):
+    """Repointing a link after the check changes nothing: every later operation uses the
+    resolved path that was checked, never the link again."""
+    require_root()
+    checked, elsewhere = tmp_path / "checked", tmp_path / "elsewhere"
+    for directory in (checked, elsewhere):
+        (directory / "state").mkdir(mode=0o700, parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(checked)
+    monkeypatch.setenv("HARDRUN_STATE_DIR", str(link / "state"))
+    root = state_module.trusted_root()
+    assert root == str(checked / "state")
+    link.unlink()
+    link.symlink_to(elsewhere)
+    state = state_module.ContainerState.create("0123456789abcdef", root)
+    assert state.path == str(checked / "state" / "0123456789abcdef")
+    assert [s.id for s in state_module.container_states(root)] == ["0123456789abcdef"]
+    # control: the unresolved path now names the other directory, which stays empty
+    assert os.path.samefile(link / "state", elsewhere / "state")
+    assert os.listdir(elsewhere / "state") == []
+
+
+def as_victim_with_state_root(victim: int, home: Path, root: Path, *argv: str):
+    env = dict(user_env(home), HARDRUN_STATE_DIR=str(root))
+    return subprocess.run(as_user(victim, sys.executable, "-m", "hardrun", *argv),
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def reachable(tmp_path):
+    """A directory every user may search (pytest's tmp_path is root's alone)."""
+    base = Path(tempfile.mkdtemp(prefix="hardrun-state-test-"))
+    os.chmod(base, 0o755)
+    yield base
+    state_module.remove_tree(str(base))
+
+
+@pytest.mark.parametrize("command", ["gc", "run"])
+@pytest.mark.parametrize("case", ["not-a-directory", "link-loop", "unreachable"])
+def test_an_unusable_state_root_is_one_line_and_exit_125(reachable, command, case):
+    """An OSError on the way to the root (a file as a directory, a link loop, a directory
+    the caller may not search) was a traceback from `hardrun gc`; `hardrun run` refuses the
+    same root with the same line (the root is judged before anything is made)."""
+    require_root()
+    victim = random.randrange(300000, 399999)
+    home = reachable / "home"
+    home.mkdir()
+    os.chown(home, victim, victim)
+    way = {"not-a-directory": reachable / "file", "link-loop": reachable / "loop",
+           "unreachable": reachable / "closed"}[case]
+    if case == "not-a-directory":
+        way.write_text("")
+    elif case == "link-loop":
+        way.symlink_to(way.name)
+    else:
+        way.mkdir(mode=0o700)              # root's: the victim may not search it
+    root = way / "state"
+    expected = {"not-a-directory": f"is inside {way}, which is not a directory",
+                "link-loop": f"cannot be used: Too many levels of symbolic links ({way})",
+                "unreachable": f"cannot be used: Permission denied ({root})"}[case]
+    # control: the OS refuses the path itself (the unconverted error was the traceback)
+    probe = subprocess.run(as_user(victim, sys.executable, "-c",
+                                   f"import os; os.lstat({str(root)!r})"),
+                           capture_output=True, text=True, timeout=60)
+    assert {"not-a-directory": "NotADirectoryError", "link-loop": "Too many levels",
+            "unreachable": "PermissionError"}[case] in probe.stderr
+    argv = ("gc", "--no-orphans") if command == "gc" else ("run", "--rootfs", "/", "--", "/bin/true")
+    result = as_victim_with_state_root(victim, home, root, *argv)
+    assert result.returncode == 125, result.stderr
+    assert result.stderr.splitlines() == [
+        f"hardrun{' gc' if command == 'gc' else ''}: state directory {root} {expected} "
+        f"({state_module._UNTRUSTED_HINT})"]
+
+
 @pytest.fixture
 def isolated(monkeypatch, tmp_path):
     require_root()
@@ -302,3 +421,53 @@ def test_a_recorded_cgroup_must_be_the_containers_own(isolated):
         for workload in workloads:
             workload.kill()
         cgroups.remove_cgroups([str(foreign)])
+
+
+def test_a_recorded_cgroup_must_be_in_a_mounted_hierarchy_not_merely_end_alike(isolated, tmp_path,
+                                                                              monkeypatch):
+    """Records whose path ends in /<parent>/<id> like the container's own, but elsewhere:
+    a real cgroup one level deeper in the pids hierarchy (with a process in it), and a
+    plain directory outside any cgroup mount. Neither is touched."""
+    parent, container_id = os.environ["HARDRUN_CGROUP_PARENT"], "0123456789abcdef"
+    elsewhere = Path("/sys/fs/cgroup/pids", f"{parent}-elsewhere")
+    nested = elsewhere / parent / container_id
+    plain = tmp_path / "home" / parent / container_id
+    nested.mkdir(parents=True)
+    workload = Paused([BUSYBOX, "sleep", "60"])
+    try:
+        (nested / "cgroup.procs").write_text(str(workload.pid))
+        workload.release()
+        plain.mkdir(parents=True)
+        lines = [f"cgroup {nested}", f"cgroup {plain}"]
+        planted = dead_owner_state(container_id, lines)
+        assert cgroups.undo(planted) == [f"cgroup {nested} is not container {container_id}'s: "
+                                         "left alone",
+                                         f"cgroup {plain} is not container {container_id}'s: "
+                                         "left alone"]
+        os.kill(workload.pid, 0)                              # still running
+        assert nested.is_dir() and plain.is_dir()
+        # control: with the check off, the same record kills the process and removes both
+        monkeypatch.setattr(cgroups, "_container_cgroups", lambda _: {str(nested), str(plain)})
+        assert cgroups.undo(planted) == []
+        assert workload.wait() == 137
+        assert not nested.exists() and not plain.exists() and not plain.parent.exists()
+    finally:
+        workload.kill()
+        cgroups.remove_cgroups([str(nested), str(nested.parent), str(elsewhere)])
+
+
+def test_gc_checks_the_state_root_once(isolated, monkeypatch):
+    """One `hardrun gc` walks the root's ancestors once, however many passes use the root."""
+    dead_owner_state("0123456789abcdef", [])
+    unreadable = isolated / "fedcba9876543210"
+    unreadable.mkdir()
+    os.utime(unreadable, OLD)
+    walks = []
+    resolve = state_module._resolve_checked
+    monkeypatch.setattr(state_module, "_resolve_checked",
+                        lambda *args: walks.append(args) or resolve(*args))
+    from hardrun.runtime import gc
+    report = gc.collect(orphans=True)
+    assert report.removed == ["container 0123456789abcdef",
+                              f"unreadable state {unreadable}"]
+    assert len(walks) == 1

@@ -11,12 +11,14 @@ import click
 def gc(orphans):
     """Remove the cgroups, links, addresses, nftables rules and proxies of containers
     whose hardrun process is gone (state in /run/hardrun, or $HARDRUN_STATE_DIR).
-    A state directory that is not the caller's own, with mode 0700, is refused (exit 125)."""
+    A state directory that is not the caller's own, with mode 0700, that is reached through
+    a symbolic link or directory another user controls, or that cannot be used at all, is
+    refused (exit 125)."""
     from ..errors import HardrunError
     from ..runtime.gc import collect
     try:
         report = collect(orphans=orphans)
-    except HardrunError as error:       # an untrusted state directory: nothing is touched
+    except HardrunError as error:       # an untrusted or unusable state root: nothing is touched
         click.echo(f"hardrun gc: {error}", err=True)
         raise SystemExit(error.exit_code) from None
     for line in report.removed:

@@ -9,6 +9,7 @@ import datetime
 from dataclasses import dataclass
 
 from ..errors import HardrunError, UsageError
+from ..spec import PROVENANCE_FIELDS
 from .model import Policy
 
 # `hardrun run` exit status when the policy refuses the container before anything is
@@ -122,8 +123,6 @@ def enforce_at_run(spec, policy: Policy, stream):
     return hardened
 
 
-# Where a RunSpec came from, not what runs.
-_PROVENANCE = frozenset({"kind", "path", "line", "subject", "lines"})
 # The policy setting that changes a RunSpec field, for the refusal's message.
 _SETTING_OF = {"pids_limit": "runtime.pids-limit", "memory": "runtime.memory", "user": "runtime.user"}
 
@@ -137,7 +136,7 @@ def refuse_loosening(spec, hardened, policy: Policy) -> None:
     baseline = harden(spec, Policy(name="hardrun", chain=()))
     for item in fields(type(hardened)):
         before, after = getattr(baseline, item.name), getattr(hardened, item.name)
-        if item.name in _PROVENANCE or before == after:
+        if item.name in PROVENANCE_FIELDS or before == after:
             continue
         judge = _TIGHTER.get(item.name)
         if judge is None or not judge(before, after, hardened):

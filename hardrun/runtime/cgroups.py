@@ -601,18 +601,21 @@ def remove_empty_parents(paths: list[str]) -> None:
 
 
 def undo(state) -> list[str]:
-    """Remove the cgroups a (dead) container's state records. Only a cgroup named after
-    the container under hardrun's parent is touched: removing one kills what runs in it."""
+    """Remove the cgroups a (dead) container's state records. Only the container's own
+    cgroup under hardrun's parent in a mounted hierarchy is touched: removing one kills
+    what runs in it, so a record naming any other directory (one that merely ends the
+    same way) is left alone."""
     recorded = state.resources("cgroup")
-    paths = [path for path in recorded if _is_container_cgroup(path, state.id)]
+    own = _container_cgroups(state.id)
     foreign = [f"cgroup {path} is not container {state.id}'s: left alone"
-               for path in recorded if path not in paths]
-    return foreign + _remove_with_parents(paths)
+               for path in recorded if path not in own]
+    return foreign + _remove_with_parents([path for path in recorded if path in own])
 
 
-def _is_container_cgroup(path: str, container_id: str) -> bool:
-    suffix = f"/{cgroup_parent()}/{container_id}"
-    return os.path.isabs(path) and os.path.normpath(path) == path and path.endswith(suffix)
+def _container_cgroups(container_id: str) -> set[str]:
+    """Where `_make_directories` puts the container's cgroups, in every mounted hierarchy."""
+    return {os.path.join(hierarchy.mountpoint, cgroup_parent(), container_id)
+            for hierarchy in detect_layout().hierarchies}
 
 
 def _remove_with_parents(paths: list[str], timeout: float = 10.0) -> list[str]:

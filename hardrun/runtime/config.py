@@ -44,11 +44,8 @@ class RuntimeConfig:
         return f"RuntimeConfig({self.__dict__!r})"
 
 
-# RunSpec fields that say where a spec came from, not how the container runs (`image`:
-# what the run config's rootfs was made from, judged by the audit only; `env_files`: the
-# files --env-file read into `env`).
-PROVENANCE_FIELDS = frozenset({"kind", "path", "line", "subject", "lines", "image", "env_files"})
-# RunSpec fields that resolve() and the parent apply.
+# RunSpec fields that resolve() and the parent apply (the others: hardrun.spec.PROVENANCE_FIELDS
+# and NOT_APPLIED_FIELDS).
 APPLIED_FIELDS = frozenset({
     "command", "user", "privileged", "cap_add", "cap_drop", "no_new_privileges", "seccomp",
     "system_paths_unconfined", "read_only_root", "rootfs", "mounts", "workdir", "namespaces",

@@ -15,31 +15,24 @@ class Report:
 def collect(orphans: bool = True) -> Report:
     """Undo every container whose owner is dead; optionally also orphaned cgroups."""
     report = Report()
-    undone, report.problems = state_module.reap_stale()
-    report.removed += [f"container {container_id}" for container_id in undone]
-    _remove_unreadable_entries(report)
+    root = state_module.trusted_root()        # checked once, then passed down
+    if root is not None:
+        undone, report.problems = state_module.reap_stale(root)
+        report.removed += [f"container {container_id}" for container_id in undone]
+        _remove_unreadable_entries(report, root)
     if orphans:
-        _collect_orphaned_cgroups(report)
+        _collect_orphaned_cgroups(report, root)
     return report
 
 
-def _remove_unreadable_entries(report: Report, age: float = 60.0) -> None:
+def _remove_unreadable_entries(report: Report, root: state_module.TrustedRoot,
+                               age: float = 60.0) -> None:
     """State entries without a readable record (a start killed between mkdir and write, or
     a format this hardrun does not read) once they are older than `age` seconds; their
     cgroups then count as orphans."""
     import time
-    root = state_module.trusted_root()
-    if root is None:
-        return
-    try:
-        names = os.listdir(root)
-    except FileNotFoundError:
-        return
-    for name in names:
-        path = os.path.join(root, name)
-        if name.startswith(".") or name == "net":
-            continue
-        if state_module.ContainerState.load(path) is not None:
+    for path, record in state_module.container_entries(root):
+        if record is not None:
             continue
         try:
             if time.time() - os.lstat(path).st_mtime < age:
@@ -50,9 +43,9 @@ def _remove_unreadable_entries(report: Report, age: float = 60.0) -> None:
         report.removed.append(f"unreadable state {path}")
 
 
-def _collect_orphaned_cgroups(report: Report) -> None:
+def _collect_orphaned_cgroups(report: Report, root: state_module.TrustedRoot | None) -> None:
     from . import cgroups
-    for path in cgroups.orphaned_cgroups(known_ids=_known_ids()):
+    for path in cgroups.orphaned_cgroups(known_ids=_known_ids(root)):
         if cgroups.cgroup_pids(path):
             # a killed hardrun's container dies with it (parent-death signal): processes
             # here belong to something else, which gc does not judge
@@ -65,12 +58,8 @@ def _collect_orphaned_cgroups(report: Report) -> None:
             report.removed.append(f"cgroup {path}")
 
 
-def _known_ids() -> set:
+def _known_ids(root: state_module.TrustedRoot | None) -> set:
     """Every name in the state root, readable or not: only a cgroup no entry accounts
     for is an orphan (a container being created has its entry before its cgroup)."""
-    root = state_module.trusted_root()
-    try:
-        names = os.listdir(root) if root else []
-    except FileNotFoundError:
-        return set()
+    names = state_module.entry_names(root) if root else []
     return {name.rpartition(".")[2] if name.startswith(".new-") else name for name in names}

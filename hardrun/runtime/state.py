@@ -55,30 +55,89 @@ _UNTRUSTED_HINT = ("remove it, or set HARDRUN_STATE_DIR to a directory of your o
                    "with mode 0700")
 
 
-def trusted_root(root: str | None = None, create: bool = False) -> str | None:
+class TrustedRoot(str):
+    """A state root that `trusted_root` has checked: passed down, it is not walked again."""
+
+
+# the kernel's limit on symbolic links followed in one lookup
+_MAX_LINKS = 40
+
+
+def trusted_root(root: str | None = None, create: bool = False) -> TrustedRoot | None:
     """The state root once it is safe to trust its records: a real directory (not a
     symbolic link) owned by the caller, closed to group and others, inside directories
     that nobody else can rename it in. `create`: make it (mode 0700) when missing;
-    otherwise a missing root is None (there is nothing to clean up)."""
+    otherwise a missing root is None (there is nothing to clean up).
+
+    The path returned has every symbolic link resolved, so later operations never look
+    the links up again. Only root or the caller can change a directory on it (that is
+    what is checked), so it names the same directory for as long as hardrun uses it."""
+    if isinstance(root, TrustedRoot):
+        return root
     root = os.path.abspath(root or state_root())
-    if create:
-        os.makedirs(os.path.dirname(root), mode=0o755, exist_ok=True)
-        try:
-            os.mkdir(root, 0o700)
-        except FileExistsError:
-            pass           # judged below like any root found on disk
     try:
-        info = os.lstat(root)
+        parent, problem = _resolve_checked(os.path.dirname(root), create)
+        if problem is None:
+            path = os.path.join(parent, os.path.basename(root))
+            if create:
+                _make_missing(path, 0o700)   # judged below like any root found on disk
+            problem = _untrusted_root(os.lstat(path))
     except FileNotFoundError:
         if create:
             raise StateDirError(f"state directory {root} vanished while it was made") from None
         return None
-    problem = _untrusted_root(info)
-    if problem is None:
-        problem = _untrusted_ancestor(os.path.dirname(root))
+    except OSError as error:     # ENOTDIR, EACCES, ELOOP…: one line, never a traceback
+        where = f" ({error.filename})" if error.filename else ""
+        raise StateDirError(f"state directory {root} cannot be used: {error.strerror}{where}",
+                            hint=_UNTRUSTED_HINT) from None
     if problem is not None:
         raise StateDirError(f"state directory {root} {problem}", hint=_UNTRUSTED_HINT)
-    return root
+    # a resolved path, not a held fd: nobody else can alter it, and callers keep plain paths
+    return TrustedRoot(path)
+
+
+def _make_missing(path: str, mode: int) -> None:
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        pass
+
+
+def _resolve_checked(directory: str, create: bool) -> tuple[str, str | None]:
+    """`directory` with its symbolic links resolved, component by component (lstat, never
+    following one unchecked): every directory passed through must be one nobody else can
+    change (`_untrusted_ancestor`) and every link followed root's or the caller's, else
+    another user could repoint it once it is checked. (resolved path, problem or None)."""
+    resolved = "/"
+    problem = _untrusted_ancestor(resolved, os.lstat(resolved))
+    pending = directory.split("/")[::-1]
+    links = 0
+    while pending and problem is None:
+        name = pending.pop()
+        if name in ("", "."):
+            continue
+        if name == "..":
+            resolved = os.path.dirname(resolved)
+            continue
+        candidate = os.path.join(resolved, name)
+        if create:
+            _make_missing(candidate, 0o755)
+        info = os.lstat(candidate)
+        if not stat_module.S_ISLNK(info.st_mode):
+            problem = _untrusted_ancestor(candidate, info)
+            resolved = candidate
+            continue
+        links += 1
+        if links > _MAX_LINKS:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), candidate)
+        if info.st_uid not in (0, os.geteuid()):
+            problem = f"is reached through {candidate}, a symbolic link that uid {info.st_uid} owns"
+            break
+        target = os.readlink(candidate)
+        if target.startswith("/"):
+            resolved = "/"
+        pending += target.split("/")[::-1]
+    return resolved, problem
 
 
 def _untrusted_root(info: os.stat_result) -> str | None:
@@ -93,21 +152,17 @@ def _untrusted_root(info: os.stat_result) -> str | None:
     return None
 
 
-def _untrusted_ancestor(directory: str) -> str | None:
+def _untrusted_ancestor(directory: str, info: os.stat_result) -> str | None:
     """Another user who owns, or may write, a directory above the root could rename the
     root away and put their own in its place (a sticky directory such as /tmp forbids it)."""
-    directory = os.path.realpath(directory)
-    while True:
-        info = os.stat(directory)
-        if info.st_uid not in (0, os.geteuid()):
-            return f"is inside {directory}, which uid {info.st_uid} owns"
-        if info.st_mode & 0o022 and not info.st_mode & stat_module.S_ISVTX:
-            return (f"is inside {directory}, which others may write "
-                    f"(mode {info.st_mode & 0o7777:04o}, not sticky)")
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return None
-        directory = parent
+    if not stat_module.S_ISDIR(info.st_mode):
+        return f"is inside {directory}, which is not a directory"
+    if info.st_uid not in (0, os.geteuid()):
+        return f"is inside {directory}, which uid {info.st_uid} owns"
+    if info.st_mode & 0o022 and not info.st_mode & stat_module.S_ISVTX:
+        return (f"is inside {directory}, which others may write "
+                f"(mode {info.st_mode & 0o7777:04o}, not sticky)")
+    return None
 
 
 def new_container_id() -> str:
@@ -341,23 +396,28 @@ def _read_own_record(path: str) -> list[str] | None:
             return None
 
 
+def entry_names(root: TrustedRoot) -> list[str]:
+    """Every name in a checked state root, sorted (none once it is gone)."""
+    try:
+        return sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+
+
+def container_entries(root: TrustedRoot) -> list[tuple[str, "ContainerState | None"]]:
+    """(path, its record or None when unreadable) of each container entry in a checked
+    root (`net/` and dot-names excluded)."""
+    paths = [os.path.join(root, name) for name in entry_names(root)
+             if not name.startswith(".") and name != "net"]
+    return [(path, ContainerState.load(path)) for path in paths]
+
+
 def container_states(root: str | None = None) -> list[ContainerState]:
-    """Every container state directory under the root (`net/` and dot-names excluded)."""
+    """Every readable container record under the root."""
     root = trusted_root(root)
     if root is None:
         return []
-    try:
-        names = os.listdir(root)
-    except FileNotFoundError:
-        return []
-    states = []
-    for name in sorted(names):
-        if name.startswith(".") or name == "net":
-            continue
-        state = ContainerState.load(os.path.join(root, name))
-        if state is not None:
-            states.append(state)
-    return states
+    return [state for _, state in container_entries(root) if state is not None]
 
 
 def stale_containers(root: str | None = None) -> list[ContainerState]:
@@ -402,13 +462,9 @@ def reap_stale(root: str | None = None) -> tuple[list[str], list[str]]:
     return undone, problems
 
 
-def _remove_abandoned_staging(root: str) -> None:
+def _remove_abandoned_staging(root: TrustedRoot) -> None:
     """`.new-PID.START.ID` directories of a hardrun killed inside `ContainerState.create`."""
-    try:
-        names = os.listdir(root)
-    except FileNotFoundError:
-        return
-    for name in names:
+    for name in entry_names(root):
         if not name.startswith(".new-"):
             continue
         pid, _, rest = name[len(".new-"):].partition(".")
