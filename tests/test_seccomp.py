@@ -398,6 +398,27 @@ def test_builtin_profile_refuses_memfds_where_they_cannot_be_made_noexec(kernel,
     assert errno_of(bpf, NR["memfd_create"], b"probe", 0) == expected
 
 
+MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_NOEXEC_SEAL = 0x1, 0x2, 0x8
+
+
+def test_the_memfd_filter_allows_only_sealed_memfds_on_every_abi(int80):
+    """hardrun's memfd filter (where vm.memfd_noexec=2 cannot hold): memfd_create without
+    MFD_NOEXEC_SEAL is ENOSYS, on x86_64 and through int 0x80 alike; other calls pass.
+    Controls: without it the same calls make memfds (i386: EFAULT for the NULL name,
+    which the filter lets through to the kernel when the flag is there)."""
+    bpf = seccomp.memfd_filter()
+    for flags in (0, MFD_CLOEXEC | MFD_ALLOW_SEALING):
+        assert attempt(None, NR["memfd_create"], b"probe", flags)[0] >= 0
+        assert errno_of(bpf, NR["memfd_create"], b"probe", flags) == errno.ENOSYS
+    assert attempt(bpf, NR["memfd_create"], b"probe", MFD_NOEXEC_SEAL | MFD_CLOEXEC)[0] >= 0
+    assert attempt(bpf, NR["getpid"])[0] > 0
+    memfd_create_i386 = "356"
+    assert run_int80(None, int80, memfd_create_i386, "0", "0") == -errno.EFAULT
+    assert run_int80(bpf, int80, memfd_create_i386, "0", "0") == -errno.ENOSYS
+    assert run_int80(bpf, int80, memfd_create_i386, "0", str(MFD_NOEXEC_SEAL)) == -errno.EFAULT
+    assert run_int80(bpf, int80, str(NR32["getuid"])) == 0
+
+
 def test_docker_profile_on_the_i386_abi(docker_bpf, int80):
     assert run_int80(None, int80, "135", "3") > 0                  # sysfs: not named by Docker
     assert run_int80(docker_bpf, int80, "135", "3") == -errno.EPERM
