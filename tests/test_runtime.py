@@ -644,18 +644,25 @@ def public_rootfs():
     home = base / "home"
     home.mkdir()
     os.chown(home, 65534, 65534)
-    # the checkout may sit where nobody cannot read it (a clone under /root): run a copy
+    # the checkout may sit where nobody cannot read it (a clone under /root): run a copy,
+    # with pyseccomp (pure Python over the system's libseccomp) to compile the built-in profile
     source = base / "src"
     for part in ("hardrun", "rules", "policies"):
         shutil.copytree(ROOT / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
-    yield build_rootfs(base / "rootfs"), home, source
+    import pyseccomp
+    shutil.copy2(pyseccomp.__file__, source / "pyseccomp.py")
+    rootfs = build_rootfs(base / "rootfs")
+    from tests.rootfs import compile_static
+    from tests.test_escape_battery import PROBE_SOURCE
+    compile_static(PROBE_SOURCE.read_text(), rootfs / "bin" / "probe")
+    yield rootfs, home, source
     shutil.rmtree(base)
 
 
-def run_rootless(public_rootfs, script: str, memfd_noexec: bool) -> subprocess.CompletedProcess:
-    """hardrun run as `nobody`, in a pid namespace of the test's own where host root has
-    set vm.memfd_noexec=2 (which a rootless hardrun cannot set) when `memfd_noexec`
-    (with its own /proc: hardrun reads /proc/PID of its children)."""
+def run_rootless(public_rootfs, script: str, *flags: str, memfd_noexec: bool = False) -> subprocess.CompletedProcess:
+    """hardrun run as `nobody` (with FLAGS), in a pid namespace of the test's own where
+    host root has set vm.memfd_noexec=2 (which a rootless hardrun cannot set) when
+    `memfd_noexec` (with its own /proc: hardrun reads /proc/PID of its children)."""
     rootfs, home, source = public_rootfs
     python = "/usr/bin/python3"   # the test venv's interpreter may not be reachable by nobody
     assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
@@ -664,14 +671,14 @@ def run_rootless(public_rootfs, script: str, memfd_noexec: bool) -> subprocess.C
            "XDG_RUNTIME_DIR": str(home)}
     setting = "echo 2 > /proc/sys/vm/memfd_noexec && " if memfd_noexec else ""
     rootless = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m", "hardrun", "run",
-                "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined", "--", "sh", "-c", script]
+                "--rootfs", str(rootfs), *flags, "--", "sh", "-c", script]
     own_pid_namespace = ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", setting + 'exec "$@"', "sh"]
     return subprocess.run(own_pid_namespace + rootless, env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_rootless_maps_the_callers_own_uid(public_rootfs):
     script = "id -u; cat /proc/self/uid_map; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /x"
-    done = run_rootless(public_rootfs, script, memfd_noexec=True)
+    done = run_rootless(public_rootfs, script)
     lines = [line.split() for line in done.stdout.splitlines()]
     assert lines and lines[0] == ["0"], done.stdout + done.stderr
     assert lines[1] == ["0", "65534", "1"]
@@ -679,29 +686,60 @@ def test_rootless_maps_the_callers_own_uid(public_rootfs):
     assert "Read-only file system" in done.stderr
 
 
-def test_rootless_fails_closed_when_memfds_could_be_executed(public_rootfs):
-    """Only the host's root can set vm.memfd_noexec: a rootless hardrun whose host has not
-    set it refuses to start (exit 125, the command never runs), naming the sysctl.
-    Control: the same start in a pid namespace with vm.memfd_noexec=2 runs the command."""
-    done = run_rootless(public_rootfs, "echo ran", memfd_noexec=False)
-    assert done.returncode == 125 and "ran" not in done.stdout, done.stdout + done.stderr
-    assert "hardrun: vm.memfd_noexec: Permission denied (" in done.stderr and "Traceback" not in done.stderr
-    control = run_rootless(public_rootfs, "echo ran", memfd_noexec=True)
-    assert control.returncode == 0 and control.stdout == "ran\n", control.stderr
+MEMFD_PROBE = "probe memfd=write_exec:memfd sealed=write_exec:memfd_sealed"
 
 
-def test_a_kernel_without_memfd_noexec_fails_closed_without_the_builtin_profile():
-    """Before Linux 6.3 there is no vm.memfd_noexec: with another seccomp profile (or none)
-    the step fails (exit 125) with a hint naming the kernel version instead of running
-    without the protection. Control: with the built-in profile, which refuses
-    memfd_create on such a kernel (tests/test_seccomp.py), the start goes on."""
+def test_rootless_memfds_are_sealed_where_vm_memfd_noexec_cannot_be_set(public_rootfs):
+    """Only the host's root uid can set vm.memfd_noexec, so a rootless hardrun on a host at 0
+    loads a filter of its own, with the built-in profile and with seccomp=unconfined alike:
+    memfd_create without MFD_NOEXEC_SEAL is ENOSYS, and a sealed memfd is written but can
+    be neither chmod +x-ed nor executed. Controls: on the host (vm.memfd_noexec=0, no
+    filter) the probe executes the memfd it wrote; in a pid namespace where root set
+    vm.memfd_noexec=2 no filter of hardrun's is loaded and the kernel refuses the exec."""
+    rootfs = public_rootfs[0]
+    with open("/proc/sys/vm/memfd_noexec") as handle:
+        assert int(handle.read()) < 2, "the test needs a host where vm.memfd_noexec is below 2"
+    from tests.test_escape_battery import assert_blocked, parse_outcomes
+    for flags, filters in (((), "2"), (("--security-opt", "seccomp=unconfined"), "1")):
+        done = run_rootless(public_rootfs, "grep Seccomp_filters /proc/self/status; " + MEMFD_PROBE, *flags)
+        assert done.returncode == 0 and f"Seccomp_filters:\t{filters}\n" in done.stdout, done.stdout + done.stderr
+        outcomes = parse_outcomes(done.stdout)
+        assert_blocked(outcomes["memfd"], "ENOSYS", step="create")
+        assert_blocked(outcomes["sealed"], "EACCES", step="exec")
+        assert outcomes["sealed"]["chmod"] == "EPERM"
+    on_host = subprocess.run([str(rootfs / "bin" / "probe"), *MEMFD_PROBE.split()[1:]], capture_output=True,
+                             text=True, timeout=60)
+    assert parse_outcomes(on_host.stdout)["memfd"].status == "OK", on_host.stdout + on_host.stderr
+    set_by_root = run_rootless(public_rootfs, "grep Seccomp_filters /proc/self/status; " + MEMFD_PROBE,
+                               "--security-opt", "seccomp=unconfined", memfd_noexec=True)
+    assert "Seccomp_filters:\t0\n" in set_by_root.stdout, set_by_root.stdout + set_by_root.stderr
+    assert_blocked(parse_outcomes(set_by_root.stdout)["memfd"], "EACCES", step="exec")
+
+
+def test_the_parent_knows_whether_vm_memfd_noexec_can_hold(tmp_path):
+    """Decided before the filters are chosen: a kernel without the sysctl (before Linux
+    6.3) cannot; a value of 2 is inherited; the host's root may write it. (A rootless
+    hardrun cannot: the test above.)"""
+    from hardrun.runtime.userns import MEMFD_NOEXEC, memfd_noexec_can_hold
+    assert not memfd_noexec_can_hold(str(tmp_path / "no-such-sysctl"))
+    inherited = tmp_path / "memfd_noexec"
+    inherited.write_text("2\n")
+    assert memfd_noexec_can_hold(str(inherited))
+    assert memfd_noexec_can_hold(MEMFD_NOEXEC)
+
+
+def test_vm_memfd_noexec_that_cannot_be_set_after_all_fails_the_start(tmp_path):
+    """Where the parent chose the sysctl over the filter, a failure to set it in the child
+    is exit 125 naming it. Control: a value of 2 already there is kept."""
     from hardrun.runtime.process import StepFailure
     from hardrun.runtime.userns import _ensure_memfd_noexec
     with pytest.raises(StepFailure) as failure:
-        _ensure_memfd_noexec("/proc/sys/vm/no-such-sysctl", builtin_seccomp=False)
+        _ensure_memfd_noexec(str(tmp_path / "no-such-sysctl"))
     assert failure.value.step == "vm.memfd_noexec" and failure.value.code == 125
-    assert "Linux 6.3" in failure.value.line() and "No such file" in failure.value.line()
-    _ensure_memfd_noexec("/proc/sys/vm/no-such-sysctl", builtin_seccomp=True)
+    assert "vm.memfd_noexec=2 on the host" in failure.value.line()
+    inherited = tmp_path / "memfd_noexec"
+    inherited.write_text("2\n")
+    _ensure_memfd_noexec(str(inherited))
 
 
 @pytest.mark.parametrize("number", [errno.ENOSYS, errno.EOPNOTSUPP])

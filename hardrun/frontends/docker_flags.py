@@ -232,7 +232,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("storage-opt", LIST),
     _f("sysctl", LIST),
     _f("tmpfs", LIST, runtime=RT, metavar="DST[:OPTS]",
-       help="Mount a tmpfs at DST (options: size=… (default 64m), mode=…, ro…)"),
+       help="Mount a tmpfs at DST (options: size=… (default 64m; 0: no limit), mode=…, ro…)"),
     _f("tty", BOOL, "t", runtime=RT,
        help="Give the container a pseudo-terminal of its own (with -i: relay input to it)"),
     _f("ulimit", LIST, runtime=RT, metavar="NAME=SOFT[:HARD]", help="Set a resource limit"),

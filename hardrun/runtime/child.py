@@ -48,6 +48,17 @@ def main(cfg, exec_plan, sync_fd: int, error_fd: int) -> None:
         os._exit(failure.code)
 
 
+def _load_filters(cfg, steps: _Steps) -> None:
+    """hardrun's memfd filter (where vm.memfd_noexec=2 cannot hold), then the profile's: a
+    profile may refuse seccomp() itself."""
+    if cfg.memfd_filter is not None:
+        steps.name = "memfd filter"
+        cfg.memfd_filter.load()
+    if cfg.seccomp_filter is not None:
+        steps.name = "seccomp"
+        cfg.seccomp_filter.load()
+
+
 def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     # Python's own handlers and ignored signals must not leak into the container.
     for signum in process.PYTHON_IGNORED + (signal.SIGINT,):
@@ -119,9 +130,8 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
 
     # Without no_new_privs an unprivileged process may not install a filter: load it
     # now, while CAP_SYS_ADMIN is held (the profile allows the remaining set-up calls).
-    if cfg.seccomp_filter is not None and not cfg.no_new_privileges:
-        steps.name = "seccomp"
-        cfg.seccomp_filter.load()
+    if not cfg.no_new_privileges:
+        _load_filters(cfg, steps)
 
     # 4b. The user switch: bounding set first (dropping it needs CAP_SETPCAP), keep-caps so
     #     permitted survives setuid, then groups before gid before uid (each needs the next).
@@ -190,9 +200,7 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     if cfg.no_new_privileges:
         steps.name = "no_new_privs"
         k.set_no_new_privs()
-        if cfg.seccomp_filter is not None:
-            steps.name = "seccomp"
-            cfg.seccomp_filter.load()
+        _load_filters(cfg, steps)
     if cfg.init:
         init.run(exec_plan, error_fd)
     process.reset_signals()
@@ -282,6 +290,9 @@ def _hint(step: str, error: OSError) -> str:
         return "create the directory in the image or choose another -w/--workdir"
     if step == "join cgroup":
         return "the container could not enter its own cgroup, so its limits would not hold"
+    if step == "memfd filter":
+        return ("vm.memfd_noexec=2 cannot be set for this container and hardrun's filter refusing "
+                "executable memfds did not load: set vm.memfd_noexec=2 on the host")
     if step == "seccomp":
         return "the seccomp profile could not be loaded; fix it or pass --security-opt seccomp=unconfined"
     if step in ("setgroups", "setgid", "setuid"):

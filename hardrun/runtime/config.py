@@ -141,6 +141,10 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
         no_new_privileges=nnp,
         seccomp=_seccomp(spec),
         seccomp_filter=None,
+        # vm.memfd_noexec=2 cannot hold in the container's pid namespace: hardrun's memfd
+        # filter (prepared by the parent into memfd_filter) refuses executable memfds instead
+        memfd_by_seccomp="pid" in namespaces and not userns.memfd_noexec_can_hold(),
+        memfd_filter=None,
         cgroup_view=None,     # (mount function, layout) when the container has its own cgroup
         cgroup_join=None,     # cgroups.CgroupJoin: how the child enters that cgroup
         namespaces=namespaces,
@@ -218,6 +222,13 @@ def _seccomp(spec) -> str | None:
     if not os.path.isfile(value):
         raise UsageError(f"seccomp profile {value}: no such file", hint="give a JSON or YAML profile, or unconfined")
     return os.path.abspath(value)
+
+
+def _memfd_protection(cfg) -> str:
+    """How memfds are kept from being executed (hardrun.runtime.userns.memfd_noexec_can_hold)."""
+    if "pid" not in cfg.namespaces:
+        return "the host's vm.memfd_noexec"
+    return "seccomp: MFD_NOEXEC_SEAL only" if cfg.memfd_by_seccomp else "vm.memfd_noexec=2"
 
 
 def _write_beneath(mounts) -> tuple[str, ...]:
@@ -353,6 +364,7 @@ def to_oci(cfg: RuntimeConfig) -> dict:
         "linux": linux,
         "annotations": {
             "org.hardrun.seccomp": cfg.seccomp or "unconfined",
+            "org.hardrun.memfd": _memfd_protection(cfg),
             "org.hardrun.network": cfg.network,
             "org.hardrun.init": str(cfg.init).lower(),
             "org.hardrun.root": "image" if cfg.rootfs else "host-readonly-view" if cfg.read_only else "host",

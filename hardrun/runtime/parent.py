@@ -63,6 +63,8 @@ def _launch(cfg, hooks: Hooks, terminal) -> int:
     # cgroup exists.
     if cfg.seccomp is not None and cfg.seccomp_filter is None:
         cfg.seccomp_filter = _seccomp_filter(cfg)
+    if cfg.memfd_by_seccomp and cfg.memfd_filter is None:
+        cfg.memfd_filter = _memfd_filter()
     status = None
     try:
         hooks.prepare()
@@ -205,6 +207,19 @@ def _seccomp_filter(cfg):
             print(f"hardrun: warning: {warning}", file=sys.stderr, flush=True)
         bpf = seccomp.cached_filter(profile, cfg.caps)
     return seccomp.prepare_filter(bpf)
+
+
+def _memfd_filter():
+    """hardrun's memfd filter, for a container whose pid namespace cannot get
+    vm.memfd_noexec=2: without it the start fails (fail closed)."""
+    try:
+        from . import seccomp
+    except ImportError:
+        raise StepFailure("memfd filter", errno.ENOSYS,
+                          "vm.memfd_noexec=2 cannot be set for the container and this build has no "
+                          "seccomp support to refuse executable memfds instead: run hardrun as root, "
+                          "or set vm.memfd_noexec=2 on the host") from None
+    return seccomp.prepare_filter(seccomp.memfd_filter())
 
 
 def _clone_hint(number: int, cfg) -> str:

@@ -34,7 +34,7 @@ __all__ = [
     "SeccompProfile", "CompiledFilter", "PreparedFilter", "SeccompStatus", "default_profile",
     "load_profile", "parse_profile", "check_syscall_names", "compile_profile", "cache_key",
     "default_cache_key", "cached_filter", "default_filter", "prepare_filter", "load_filter",
-    "set_no_new_privs", "seccomp_mode_of",
+    "set_no_new_privs", "seccomp_mode_of", "memfd_filter",
 ]
 
 # Bump when the compiler's output for the same input changes (overlay, ENOSYS prefix…).
@@ -81,6 +81,15 @@ def check_syscall_names(profile: SeccompProfile) -> tuple[str, ...]:
     from .seccomp_bpf import check_syscall_names as check
 
     return check(profile)
+
+
+def memfd_filter() -> CompiledFilter:
+    """hardrun's own memfd filter (memfd_create only with MFD_NOEXEC_SEAL) for every ABI the
+    built-in profile covers on this machine: loaded with any profile, or none, where
+    vm.memfd_noexec=2 cannot hold in the container (hardrun.runtime.userns)."""
+    from .seccomp_bpf import memfd_noexec_filter
+
+    return CompiledFilter(memfd_noexec_filter(default_profile().filter_arches(native_arch())))
 
 
 def compile_profile(profile: SeccompProfile, capabilities: Iterable[str] = (),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
+import sys
 
 from ..errors import UsageError
 from .seccomp_profile import ACTIONS, ResolvedFilter, ResolvedRule
@@ -301,4 +302,52 @@ def _assemble_enosys(abis: list[tuple[int, int, int, int]]) -> bytes:
     out.append((_RET_K, 0, 0, _ERRNO | _ENOSYS))
     if any(max(jt, jf) > 255 for _, jt, jf, _ in out):
         raise UsageError("seccomp: too many architectures for the ENOSYS prefix")  # pragma: no cover
+    return _pack(out)
+
+
+# -- hardrun's memfd filter: where vm.memfd_noexec=2 cannot hold --------------------------
+
+MFD_NOEXEC_SEAL = 0x0008
+_JSET_K = 0x45
+_ALLOW = ACTIONS["SCMP_ACT_ALLOW"]
+# struct seccomp_data: nr, arch, instruction_pointer, then args[6] of 64 bits each
+_OFFSET_ARG1_LOW = 24 + (4 if sys.byteorder == "big" else 0)
+
+
+def memfd_noexec_filter(arches: tuple[str, ...]) -> bytes:
+    """A filter of its own, stacked on any profile (or none): memfd_create only with
+    MFD_NOEXEC_SEAL (no exec permission, sealed against chmod), ENOSYS otherwise (programs
+    then fall back to a file in the noexec /tmp); every other call is left to the profile.
+    `arches`: the libseccomp names of every ABI this machine runs (a profile's
+    filter_arches); a call from any other ABI kills the process, as a profile's badarch."""
+    numbers: dict[int, list[int]] = {}
+    for arch in arches:
+        number = resolve_syscall(arch, "memfd_create")
+        # x32 calls arrive as x86_64 ones with the x32 bit set in the number
+        token = ARCH_TOKENS["SCMP_ARCH_X86_64" if arch == "SCMP_ARCH_X32" else arch]
+        if number >= 0:
+            numbers.setdefault(token, []).append(number)
+    if not numbers:
+        raise UsageError("seccomp: libseccomp knows no memfd_create for " + ", ".join(arches))
+    blocks = [[("jne", token), ("ld", _OFFSET_NR)] + [("jeq-check", n) for n in nrs] + [("allow", None)]
+              for token, nrs in numbers.items()]
+    # Layout: ld arch; a block per ABI (arch test, nr tests, allow); kill; the flags check.
+    total = 1 + sum(len(b) for b in blocks)
+    check = total + 1
+    out = [(_LD_W_ABS, 0, 0, _OFFSET_ARCH)]
+    for block in blocks:
+        next_block = len(out) + len(block)
+        for op, k in block:
+            here = len(out)
+            if op == "jne":
+                out.append((_JEQ_K, 0, next_block - here - 1, k))
+            elif op == "ld":
+                out.append((_LD_W_ABS, 0, 0, k))
+            elif op == "jeq-check":
+                out.append((_JEQ_K, check - here - 1, 0, k))
+            else:
+                out.append((_RET_K, 0, 0, _ALLOW))
+    out.append((_RET_K, 0, 0, _KILL_PROCESS))
+    out += [(_LD_W_ABS, 0, 0, _OFFSET_ARG1_LOW), (_JSET_K, 0, 1, MFD_NOEXEC_SEAL),
+            (_RET_K, 0, 0, _ALLOW), (_RET_K, 0, 0, _ERRNO | _ENOSYS)]
     return _pack(out)

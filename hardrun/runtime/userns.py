@@ -6,12 +6,12 @@
   (`--userns-remap START:COUNT` to choose); as a non-root user, the user's own uid
   (and its /etc/subuid range through newuidmap when there is one).
 - `write_id_maps` runs in the parent once the child exists.
-- `namespace_limits` (parent) and `apply_kernel_settings` (child): the container's own
-  vm.memfd_noexec and user.max_* sysctls, set before the command runs.
+- `namespace_limits`, `memfd_noexec_can_hold` (parent) and `apply_kernel_settings`
+  (child): the container's own vm.memfd_noexec and user.max_* sysctls, set before the
+  command runs.
 """
 from __future__ import annotations
 
-import errno
 import os
 import pwd
 import stat
@@ -249,12 +249,28 @@ def namespace_limits(directory: str = USER_LIMITS_DIR) -> tuple[tuple[str, int],
     return tuple(limits)
 
 
+def memfd_noexec_can_hold(path: str = MEMFD_NOEXEC) -> bool:
+    """In the parent, before the filters are chosen: can the container's new pid namespace
+    have vm.memfd_noexec=2? Yes when it is 2 here already (a new pid namespace inherits
+    it), or when we may write it: only the host's root uid may (the kernel checks the
+    global uid, not capabilities), and only where /proc/sys is writable. No on a kernel
+    without the sysctl (before Linux 6.3). Where it cannot, hardrun's memfd filter
+    (hardrun.runtime.seccomp.memfd_filter) refuses executable memfds instead."""
+    try:
+        with open(path) as handle:
+            if int(handle.read()) >= 2:
+                return True
+    except (OSError, ValueError):
+        return False
+    return os.access(path, os.W_OK, effective_ids=True)
+
+
 def apply_kernel_settings(cfg, steps) -> None:
     """In the child, still as the host uid it was cloned with and with the host's /proc
     visible: memfds without exec (pid namespace) and the user.max_* limits (user namespace)."""
-    if "pid" in cfg.namespaces:
+    if "pid" in cfg.namespaces and not cfg.memfd_by_seccomp:
         steps.name = "vm.memfd_noexec"
-        _ensure_memfd_noexec(MEMFD_NOEXEC, cfg.seccomp == "default")
+        _ensure_memfd_noexec(MEMFD_NOEXEC)
     for name, value in cfg.user_limits:
         steps.name = f"user.{name}"
         try:
@@ -265,26 +281,17 @@ def apply_kernel_settings(cfg, steps) -> None:
                               "its creator's quota") from None
 
 
-def _ensure_memfd_noexec(path: str, builtin_seccomp: bool) -> None:
+def _ensure_memfd_noexec(path: str) -> None:
     """vm.memfd_noexec=2 in the container's pid namespace: every memfd is created without
-    exec permission and sealed against chmod, and MFD_EXEC is refused (Linux 6.3+). Only
-    the host's root may write it; a value of 2 inherited from the host is kept as it is.
-    An older kernel has no such sysctl: there the built-in seccomp profile refuses
-    memfd_create altogether, and without that profile the start fails."""
+    exec permission and sealed against chmod, and MFD_EXEC is refused (Linux 6.3+). A
+    value of 2 inherited from the host is kept as it is. The parent chose this way
+    (memfd_noexec_can_hold): if it fails all the same, the start fails."""
     try:
         with open(path) as handle:
             if int(handle.read()) >= 2:
                 return
         _write(path, "2")
     except OSError as error:
-        if error.errno == errno.ENOENT and builtin_seccomp:
-            return
-        if error.errno == errno.ENOENT:
-            hint = ("this kernel lacks vm.memfd_noexec (Linux 6.3 or later) and only the built-in seccomp "
-                    "profile refuses memfd_create without it: a program written into memory by the "
-                    "container could be executed")
-        else:
-            hint = ("only root of the host's initial user namespace can set vm.memfd_noexec for a "
-                    "container: run hardrun as that root, or set vm.memfd_noexec=2 on the host or in "
-                    "hardrun's own pid namespace (containers inherit it)")
-        raise StepFailure("vm.memfd_noexec", error.errno or 0, hint) from None
+        raise StepFailure("vm.memfd_noexec", error.errno or 0,
+                          "it looked writable but could not be set, and the container's memfds "
+                          "could be executed: set vm.memfd_noexec=2 on the host") from None

@@ -49,6 +49,9 @@
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
 #endif
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U
 #endif
@@ -925,6 +928,7 @@ static int copy_self(int out, int mapped)
  *   memfd         memfd_create(0), execveat(AT_EMPTY_PATH)
  *   memfd_procfd  memfd_create(0), execve("/proc/self/fd/N")
  *   memfd_exec    memfd_create(MFD_EXEC), execveat(AT_EMPTY_PATH)
+ *   memfd_sealed  memfd_create(MFD_NOEXEC_SEAL), execveat(AT_EMPTY_PATH)
  *   memfd_secret  memfd_secret(0), execveat(AT_EMPTY_PATH)
  *   tmpfile       open(DIR, O_TMPFILE), execveat(AT_EMPTY_PATH)
  *   file          DIR/probe-payload, execve(path)
@@ -942,6 +946,8 @@ static void attack_write_exec(const char *arg)
         fd = syscall(SYS_memfd_create, "payload", 0);
     else if (strcmp(how, "memfd_exec") == 0)
         fd = syscall(SYS_memfd_create, "payload", MFD_EXEC);
+    else if (strcmp(how, "memfd_sealed") == 0)
+        fd = syscall(SYS_memfd_create, "payload", MFD_NOEXEC_SEAL);
     else if (strcmp(how, "memfd_secret") == 0)
         fd = syscall(SYS_memfd_secret, 0);
     else if (strcmp(how, "tmpfile") == 0 && dir)
