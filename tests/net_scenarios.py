@@ -167,15 +167,32 @@ def ask_from(box: Box, address: str, port: int) -> str:
 
 
 def wire_ipv6(box: Box, prefix: str) -> str:
-    """IPv6 on `box`'s bridge as a host routing IPv6 would set it up: `{prefix}1/64` on the
-    bridge, `{prefix}2/64` in the box with the bridge as its router; the box's address."""
+    """IPv6 on `box`'s bridge as a host routing IPv6 would set it up: IPv6 turned back on
+    for the bridge (hardrun turns it off), `{prefix}1/64` on it, `{prefix}2/64` in the box
+    with the bridge as its router; the box's address. Both sides know each other's link
+    address (static neighbours): the bridge table drops neighbour discovery from the box
+    (router_advert covers that), and these checks are about connections."""
     bridge = BRIDGE_PREFIX + box.endpoint.bridge
+    subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{bridge}.disable_ipv6=0"], check=True)
     subprocess.run([IP, "-6", "addr", "add", f"{prefix}1/64", "dev", bridge, "nodad"],
                    check=True)
+    subprocess.run([IP, "-6", "neigh", "replace", f"{prefix}2", "lladdr", mac(box, "eth0"),
+                    "dev", bridge, "nud", "permanent"], check=True)
+    neighbours = [f"{IP} -6 neigh replace {address} lladdr {mac(None, bridge)} dev eth0 "
+                  "nud permanent"
+                  for address in (f"{prefix}1", link_local(None, bridge))]
     wired = box.run(f"{IP} -6 addr add {prefix}2/64 dev eth0 nodad && "
-                    f"{IP} -6 route add default via {prefix}1")
+                    f"{IP} -6 route add default via {prefix}1 && " + " && ".join(neighbours))
     assert wired.returncode == 0, wired.stderr
     return f"{prefix}2"
+
+
+def mac(box: Box | None, interface: str) -> str:
+    """The link address of `interface` (in `box`, else on the host)."""
+    command = f"{IP} -o link show dev {interface}"
+    shown = (box.run(command).stdout if box else
+             subprocess.run(command.split(), capture_output=True, text=True).stdout).split()
+    return shown[shown.index("link/ether") + 1]
 
 
 def link_local(box: Box | None, interface: str) -> str:
@@ -275,6 +292,86 @@ def without_nft() -> dict:
     return {"status": run.returncode, "stdout": first_line + stdout, "stderr": stderr,
             "table_while_running": "hardrun-br-tnonft" in ruleset,
             "leftovers": host_leftovers(state.state_root())}
+
+
+# run in a container with NET_RAW: once eth0 has its link-local address, on "go" send
+# router adverts to every node of the link, offering fd89:ab::/64 for autoconfiguration
+# and itself as the default router
+ROUTER_ADVERT = """import socket, struct, sys, time
+def ready():
+    return any(w[5] == 'eth0' and w[3] == '20' and not int(w[4], 16) & 0x40
+               for w in map(str.split, open('/proc/net/if_inet6')))
+for _ in range(400):
+    if ready(): break
+    time.sleep(0.05)
+else: sys.exit('eth0 never got its link-local address')
+print('ready', flush=True)
+sys.stdin.readline()
+index = socket.if_nametoindex('eth0')
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+ra = (struct.pack('!BBHBBHII', 134, 0, 0, 64, 0, 1800, 0, 0)
+      + struct.pack('!BBBBIII16s', 3, 4, 64, 0xc0, 86400, 14400, 0,
+                    socket.inet_pton(socket.AF_INET6, 'fd89:ab::')))
+for _ in range(3):
+    s.sendto(ra, ('ff02::1', 0, 0, index))
+    time.sleep(0.1)
+print('sent', flush=True)
+sys.stdin.readline()
+"""
+
+
+def ipv6_settings(interface: str) -> dict:
+    return {name: Path(f"/proc/sys/net/ipv6/conf/{interface}/{name}").read_text().strip()
+            for name in ("disable_ipv6", "accept_ra", "accept_redirects")}
+
+
+def host_ipv6_config(bridge: str) -> dict:
+    """What the host took from router adverts on `bridge`: global addresses, default
+    routes (as `ip -6` shows them, '' for none)."""
+    def shown(*words):
+        return subprocess.run([IP, "-6", *words], capture_output=True, text=True).stdout.strip()
+    return {"addresses": shown("-o", "addr", "show", "dev", bridge, "scope", "global"),
+            "default_routes": shown("route", "show", "default")}
+
+
+def router_advert() -> dict:
+    """A container given NET_RAW sends router adverts to its bridge, on a host that does
+    not forward IPv6 (so it would take them). argv[2]: `hardrun`, the bridge as hardrun
+    leaves it; `rules-only`, IPv6 and accept_ra turned back on for the bridge (the table
+    alone); `sysctls-only`, the bridge table removed (hardrun's sysctls alone);
+    `control`, both removed. What the host took, watched for 3 s."""
+    mode = sys.argv[2]
+    subprocess.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"], check=True)
+    bridge = BRIDGE_PREFIX + "tra"
+    run = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "--network", "bridge:tra",
+                            "--cap-add", "NET_RAW", "--", sys.executable, "-S", "-c",
+                            ROUTER_ADVERT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    ready = run.stdout.readline().strip()
+    veths = subprocess.run([IP, "-o", "link", "show", "master", bridge], capture_output=True,
+                           text=True).stdout
+    ipv6_off = {interface: ipv6_settings(interface) for interface in
+                [bridge] + [line.split(":")[1].strip().split("@")[0]
+                            for line in veths.splitlines()]}
+    if mode in ("rules-only", "control"):
+        subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{bridge}.disable_ipv6=0",
+                        f"net.ipv6.conf.{bridge}.accept_ra=1"], check=True)
+    if mode in ("sysctls-only", "control"):
+        delete_bridge_table("tra")
+    run.stdin.write("go\n")
+    run.stdin.flush()
+    sent = run.stdout.readline().strip()
+    try:
+        taken = wait_until(lambda: any(host_ipv6_config(bridge).values()), timeout=3)
+    except AssertionError:
+        taken = False
+    observed = {"ready": ready, "sent": sent, "bridge_ipv6": ipv6_off,
+                "taken": host_ipv6_config(bridge) if taken else {}}
+    stdout, stderr = run.communicate("done\n", timeout=60)
+    observed.update(status=run.returncode, stderr=stderr,
+                    leftovers=host_leftovers(state.state_root()))
+    return observed
 
 
 def bridge_tables() -> list[str]:

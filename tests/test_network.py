@@ -76,6 +76,34 @@ def test_control_without_the_bridge_table_the_container_reaches_the_host_service
     assert seen["container"] == HOST_ONLY, seen
 
 
+# hardrun's IPv6 settings of the host's side of a bridge (tests/net_scenarios.py)
+IPV6_OFF = {"disable_ipv6": "1", "accept_ra": "0", "accept_redirects": "0"}
+
+
+@pytest.mark.parametrize("mode", ["hardrun", "rules-only", "sysctls-only"])
+def test_a_router_advert_from_a_container_configures_nothing_on_the_host(monkeypatch, tmp_path,
+                                                                         mode):
+    """A container with NET_RAW advertises itself as a router with a prefix: the host (not
+    forwarding IPv6, so it would listen) takes no address and no default route, whether
+    both protections hold or only the bridge table (IPv6 and accept_ra turned back on) or
+    only the bridge's sysctls (the table removed)."""
+    seen = scenario("router_advert", monkeypatch, tmp_path, mode)
+    assert seen["ready"] == "ready" and seen["sent"] == "sent", seen
+    assert len(seen["bridge_ipv6"]) == 2, seen               # the bridge and the host's veth
+    assert list(seen["bridge_ipv6"].values()) == [IPV6_OFF] * 2, seen
+    assert seen["taken"] == {}, seen
+    assert seen["status"] == 0 and seen["leftovers"] == CLEAN, seen
+
+
+def test_control_without_either_protection_the_router_advert_configures_the_host(monkeypatch,
+                                                                                 tmp_path):
+    seen = scenario("router_advert", monkeypatch, tmp_path, "control")
+    assert seen["sent"] == "sent", seen
+    assert "inet6 fd89:ab::" in seen["taken"]["addresses"], seen
+    assert "default via fe80::" in seen["taken"]["default_routes"], seen
+    assert seen["status"] == 0 and seen["leftovers"] == CLEAN, seen
+
+
 @pytest.mark.parametrize("mode, problem", [
     ("missing", "needs nftables for the bridge's isolation rules: the nft command is not "
                 "in PATH (install nftables; the kernel needs nf_tables)"),
