@@ -11,6 +11,7 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -278,7 +279,7 @@ def without_nft() -> dict:
             Path(fake, "nft").write_text(FAILING_NFT.format(real=real_nft))
             os.chmod(Path(fake, "nft"), 0o755)
             path = os.pathsep.join((fake, path))
-        run = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "--rootfs", rootfs,
+        run = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "-i", "--rootfs", rootfs,
                                 "--network", "bridge:tnonft", "--", "sh", "-c",
                                 "echo payload-ran; read line"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -295,9 +296,8 @@ def without_nft() -> dict:
 
 
 # run in a container with NET_RAW: once eth0 has its link-local address, on "go" send
-# router adverts to every node of the link, offering fd89:ab::/64 for autoconfiguration
-# and itself as the default router
-ROUTER_ADVERT = """import socket, struct, sys, time
+# the ICMPv6 message argv[1] (hex) to every node of the link, as ND does (hop limit 255)
+SEND_ICMPV6 = """import socket, sys, time
 def ready():
     return any(w[5] == 'eth0' and w[3] == '20' and not int(w[4], 16) & 0x40
                for w in map(str.split, open('/proc/net/if_inet6')))
@@ -310,15 +310,23 @@ sys.stdin.readline()
 index = socket.if_nametoindex('eth0')
 s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
-ra = (struct.pack('!BBHBBHII', 134, 0, 0, 64, 0, 1800, 0, 0)
-      + struct.pack('!BBBBIII16s', 3, 4, 64, 0xc0, 86400, 14400, 0,
-                    socket.inet_pton(socket.AF_INET6, 'fd89:ab::')))
 for _ in range(3):
-    s.sendto(ra, ('ff02::1', 0, 0, index))
+    s.sendto(bytes.fromhex(sys.argv[1]), ('ff02::1', 0, 0, index))
     time.sleep(0.1)
 print('sent', flush=True)
 sys.stdin.readline()
 """
+
+# a router advert offering fd89:ab::/64 for autoconfiguration and the sender as the
+# default router (the kernel fills in the checksum)
+ROUTER_ADVERT = (struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
+                 + struct.pack("!BBBBIII16s", 3, 4, 64, 0xc0, 86400, 14400, 0,
+                               socket.inet_pton(socket.AF_INET6, "fd89:ab::")))
+VICTIM, VICTIM_MAC, SPOOFED_MAC = "fd89:cd::5", "02:00:00:00:00:05", "02:00:00:00:00:66"
+# an unsolicited neighbour advert (override flag) claiming VICTIM is at SPOOFED_MAC
+NEIGHBOUR_ADVERT = (struct.pack("!BBHI16s", 136, 0, 0, 0x20000000,
+                                socket.inet_pton(socket.AF_INET6, VICTIM))
+                    + struct.pack("!BB6s", 2, 1, bytes.fromhex(SPOOFED_MAC.replace(":", ""))))
 
 
 def ipv6_settings(interface: str) -> dict:
@@ -335,43 +343,77 @@ def host_ipv6_config(bridge: str) -> dict:
             "default_routes": shown("route", "show", "default")}
 
 
-def router_advert() -> dict:
-    """A container given NET_RAW sends router adverts to its bridge, on a host that does
-    not forward IPv6 (so it would take them). argv[2]: `hardrun`, the bridge as hardrun
-    leaves it; `rules-only`, IPv6 and accept_ra turned back on for the bridge (the table
-    alone); `sysctls-only`, the bridge table removed (hardrun's sysctls alone);
-    `control`, both removed. What the host took, watched for 3 s."""
-    mode = sys.argv[2]
-    subprocess.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"], check=True)
-    bridge = BRIDGE_PREFIX + "tra"
-    run = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "--network", "bridge:tra",
-                            "--cap-add", "NET_RAW", "--", sys.executable, "-S", "-c",
-                            ROUTER_ADVERT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+def from_raw_container(name: str, message: bytes, arrange, watch, describe=None) -> dict:
+    """`hardrun run --network bridge:NAME --cap-add NET_RAW` sends `message` (ICMPv6) to
+    the link after `arrange(bridge)` has run on the host; then `watch(bridge)` is polled
+    for 3 s until it returns something true. Observations, the bridge's and host veth's
+    IPv6 settings as hardrun left them and `describe(bridge)` at the end included."""
+    bridge = BRIDGE_PREFIX + name
+    run = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "-i", "--network",
+                            f"bridge:{name}", "--cap-add", "NET_RAW", "--", sys.executable,
+                            "-S", "-c", SEND_ICMPV6, message.hex()], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ready = run.stdout.readline().strip()
     veths = subprocess.run([IP, "-o", "link", "show", "master", bridge], capture_output=True,
                            text=True).stdout
     ipv6_off = {interface: ipv6_settings(interface) for interface in
                 [bridge] + [line.split(":")[1].strip().split("@")[0]
                             for line in veths.splitlines()]}
-    if mode in ("rules-only", "control"):
-        subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{bridge}.disable_ipv6=0",
-                        f"net.ipv6.conf.{bridge}.accept_ra=1"], check=True)
-    if mode in ("sysctls-only", "control"):
-        delete_bridge_table("tra")
+    arrange(bridge)
     run.stdin.write("go\n")
     run.stdin.flush()
     sent = run.stdout.readline().strip()
     try:
-        taken = wait_until(lambda: any(host_ipv6_config(bridge).values()), timeout=3)
+        wait_until(lambda: watch(bridge), timeout=3)
     except AssertionError:
-        taken = False
-    observed = {"ready": ready, "sent": sent, "bridge_ipv6": ipv6_off,
-                "taken": host_ipv6_config(bridge) if taken else {}}
+        pass
+    observed = {"ready": ready, "sent": sent, "bridge_ipv6": ipv6_off, "seen": watch(bridge),
+                "described": describe(bridge) if describe else None}
     stdout, stderr = run.communicate("done\n", timeout=60)
     observed.update(status=run.returncode, stderr=stderr,
                     leftovers=host_leftovers(state.state_root()))
     return observed
+
+
+def router_advert() -> dict:
+    """A container given NET_RAW sends router adverts to its bridge, on a host that does
+    not forward IPv6 (so it would take them). argv[2]: `hardrun`, the bridge as hardrun
+    leaves it; `rules-only`, IPv6 and accept_ra turned back on for the bridge (the table
+    alone); `sysctls-only`, the bridge table removed (hardrun's sysctls alone);
+    `control`, both removed. What the host took (addresses, default routes)."""
+    mode = sys.argv[2]
+    subprocess.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"], check=True)
+
+    def arrange(bridge):
+        if mode in ("rules-only", "control"):
+            subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{bridge}.disable_ipv6=0",
+                            f"net.ipv6.conf.{bridge}.accept_ra=1"], check=True)
+        if mode in ("sysctls-only", "control"):
+            delete_bridge_table("tra")
+
+    def taken(bridge):
+        config = host_ipv6_config(bridge)
+        return config if any(config.values()) else {}
+    return from_raw_container("tra", ROUTER_ADVERT, arrange, taken)
+
+
+def neighbour_advert() -> dict:
+    """A host with IPv6 turned back on for the bridge knows VICTIM (a stale neighbour
+    entry); a container given NET_RAW claims VICTIM's address with an overriding
+    neighbour advert. argv[2]: `rules`, hardrun's bridge table in place; `control`, the
+    table removed. The host's entry for VICTIM afterwards."""
+    def arrange(bridge):
+        subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{bridge}.disable_ipv6=0"], check=True)
+        subprocess.run([IP, "-6", "neigh", "replace", VICTIM, "lladdr", VICTIM_MAC, "dev",
+                        bridge, "nud", "stale"], check=True)
+        if sys.argv[2] == "control":
+            delete_bridge_table("tna")
+
+    def entry(bridge):
+        return subprocess.run([IP, "-6", "neigh", "show", VICTIM, "dev", bridge],
+                              capture_output=True, text=True).stdout.strip()
+    return from_raw_container("tna", NEIGHBOUR_ADVERT, arrange,
+                              lambda bridge: SPOOFED_MAC in entry(bridge), entry)
 
 
 def bridge_tables() -> list[str]:

@@ -91,7 +91,7 @@ def test_a_router_advert_from_a_container_configures_nothing_on_the_host(monkeyp
     assert seen["ready"] == "ready" and seen["sent"] == "sent", seen
     assert len(seen["bridge_ipv6"]) == 2, seen               # the bridge and the host's veth
     assert list(seen["bridge_ipv6"].values()) == [IPV6_OFF] * 2, seen
-    assert seen["taken"] == {}, seen
+    assert seen["seen"] == {}, seen
     assert seen["status"] == 0 and seen["leftovers"] == CLEAN, seen
 
 
@@ -99,8 +99,26 @@ def test_control_without_either_protection_the_router_advert_configures_the_host
                                                                                  tmp_path):
     seen = scenario("router_advert", monkeypatch, tmp_path, "control")
     assert seen["sent"] == "sent", seen
-    assert "inet6 fd89:ab::" in seen["taken"]["addresses"], seen
-    assert "default via fe80::" in seen["taken"]["default_routes"], seen
+    assert "inet6 fd89:ab::" in seen["seen"]["addresses"], seen
+    assert "default via fe80::" in seen["seen"]["default_routes"], seen
+    assert seen["status"] == 0 and seen["leftovers"] == CLEAN, seen
+
+
+def test_a_container_cannot_take_over_a_neighbour_of_the_host(monkeypatch, tmp_path):
+    """With IPv6 turned back on for the bridge, the host has a neighbour entry for another
+    address; a container with NET_RAW claims it with an overriding neighbour advert. The
+    entry keeps its link address (the bridge table drops neighbour discovery from the
+    bridge)."""
+    seen = scenario("neighbour_advert", monkeypatch, tmp_path, "rules")
+    assert seen["sent"] == "sent", seen
+    assert seen["described"] == "fd89:cd::5 lladdr 02:00:00:00:00:05 STALE", seen
+    assert seen["status"] == 0 and seen["leftovers"] == CLEAN, seen
+
+
+def test_control_without_the_bridge_table_a_container_takes_over_the_neighbour(monkeypatch,
+                                                                               tmp_path):
+    seen = scenario("neighbour_advert", monkeypatch, tmp_path, "control")
+    assert seen["described"] == "fd89:cd::5 lladdr 02:00:00:00:00:66 STALE", seen
     assert seen["status"] == 0 and seen["leftovers"] == CLEAN, seen
 
 
