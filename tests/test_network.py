@@ -237,3 +237,20 @@ def test_work_in_the_namespace_of_a_gone_process_fails_instead_of_passing():
     with pytest.raises(FileNotFoundError):
         in_netns(2 ** 22 + 12345, lambda: "wired")
     assert in_netns(os.getpid(), lambda: "wired") == "wired"
+
+
+def test_a_bridge_end_whose_ipv6_cannot_be_turned_off_is_refused(monkeypatch):
+    """Fail closed: an IPv6 setting the kernel refuses stops the set-up with one line; the
+    control, with writable settings, turns autoconfiguration off before IPv6 itself."""
+    written = []
+    monkeypatch.setattr(network, "_sysctl", lambda path, value: written.append((path, value)))
+    network._no_host_ipv6("hr-x")
+    assert written == [("ipv6/conf/hr-x/accept_ra", "0"), ("ipv6/conf/hr-x/accept_redirects", "0"),
+                       ("ipv6/conf/hr-x/disable_ipv6", "1")]
+
+    def refuse(path, value):
+        raise OSError(30, "Read-only file system")
+    monkeypatch.setattr(network, "_sysctl", refuse)
+    with pytest.raises(network.NetworkError, match=r"^cannot set accept_ra=0 on hr-x: "
+                                                   r"Read-only file system$"):
+        network._no_host_ipv6("hr-x")
