@@ -11,6 +11,7 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -167,15 +168,32 @@ def ask_from(box: Box, address: str, port: int) -> str:
 
 
 def wire_ipv6(box: Box, prefix: str) -> str:
-    """IPv6 on `box`'s bridge as a host routing IPv6 would set it up: `{prefix}1/64` on the
-    bridge, `{prefix}2/64` in the box with the bridge as its router; the box's address."""
+    """IPv6 on `box`'s bridge as a host routing IPv6 would set it up: IPv6 turned back on
+    for the bridge (hardrun turns it off), `{prefix}1/64` on it, `{prefix}2/64` in the box
+    with the bridge as its router; the box's address. Both sides know each other's link
+    address (static neighbours): the bridge table drops neighbour discovery from the box
+    (router_advert covers that), and these checks are about connections."""
     bridge = BRIDGE_PREFIX + box.endpoint.bridge
+    subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{bridge}.disable_ipv6=0"], check=True)
     subprocess.run([IP, "-6", "addr", "add", f"{prefix}1/64", "dev", bridge, "nodad"],
                    check=True)
+    subprocess.run([IP, "-6", "neigh", "replace", f"{prefix}2", "lladdr", mac(box, "eth0"),
+                    "dev", bridge, "nud", "permanent"], check=True)
+    neighbours = [f"{IP} -6 neigh replace {address} lladdr {mac(None, bridge)} dev eth0 "
+                  "nud permanent"
+                  for address in (f"{prefix}1", link_local(None, bridge))]
     wired = box.run(f"{IP} -6 addr add {prefix}2/64 dev eth0 nodad && "
-                    f"{IP} -6 route add default via {prefix}1")
+                    f"{IP} -6 route add default via {prefix}1 && " + " && ".join(neighbours))
     assert wired.returncode == 0, wired.stderr
     return f"{prefix}2"
+
+
+def mac(box: Box | None, interface: str) -> str:
+    """The link address of `interface` (in `box`, else on the host)."""
+    command = f"{IP} -o link show dev {interface}"
+    shown = (box.run(command).stdout if box else
+             subprocess.run(command.split(), capture_output=True, text=True).stdout).split()
+    return shown[shown.index("link/ether") + 1]
 
 
 def link_local(box: Box | None, interface: str) -> str:
@@ -261,7 +279,7 @@ def without_nft() -> dict:
             Path(fake, "nft").write_text(FAILING_NFT.format(real=real_nft))
             os.chmod(Path(fake, "nft"), 0o755)
             path = os.pathsep.join((fake, path))
-        run = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "--rootfs", rootfs,
+        run = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "-i", "--rootfs", rootfs,
                                 "--network", "bridge:tnonft", "--", "sh", "-c",
                                 "echo payload-ran; read line"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -275,6 +293,127 @@ def without_nft() -> dict:
     return {"status": run.returncode, "stdout": first_line + stdout, "stderr": stderr,
             "table_while_running": "hardrun-br-tnonft" in ruleset,
             "leftovers": host_leftovers(state.state_root())}
+
+
+# run in a container with NET_RAW: once eth0 has its link-local address, on "go" send
+# the ICMPv6 message argv[1] (hex) to every node of the link, as ND does (hop limit 255)
+SEND_ICMPV6 = """import socket, sys, time
+def ready():
+    return any(w[5] == 'eth0' and w[3] == '20' and not int(w[4], 16) & 0x40
+               for w in map(str.split, open('/proc/net/if_inet6')))
+for _ in range(400):
+    if ready(): break
+    time.sleep(0.05)
+else: sys.exit('eth0 never got its link-local address')
+print('ready', flush=True)
+sys.stdin.readline()
+index = socket.if_nametoindex('eth0')
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+for _ in range(3):
+    s.sendto(bytes.fromhex(sys.argv[1]), ('ff02::1', 0, 0, index))
+    time.sleep(0.1)
+print('sent', flush=True)
+sys.stdin.readline()
+"""
+
+# a router advert offering fd89:ab::/64 for autoconfiguration and the sender as the
+# default router (the kernel fills in the checksum)
+ROUTER_ADVERT = (struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
+                 + struct.pack("!BBBBIII16s", 3, 4, 64, 0xc0, 86400, 14400, 0,
+                               socket.inet_pton(socket.AF_INET6, "fd89:ab::")))
+VICTIM, VICTIM_MAC, SPOOFED_MAC = "fd89:cd::5", "02:00:00:00:00:05", "02:00:00:00:00:66"
+# an unsolicited neighbour advert (override flag) claiming VICTIM is at SPOOFED_MAC
+NEIGHBOUR_ADVERT = (struct.pack("!BBHI16s", 136, 0, 0, 0x20000000,
+                                socket.inet_pton(socket.AF_INET6, VICTIM))
+                    + struct.pack("!BB6s", 2, 1, bytes.fromhex(SPOOFED_MAC.replace(":", ""))))
+
+
+def ipv6_settings(interface: str) -> dict:
+    return {name: Path(f"/proc/sys/net/ipv6/conf/{interface}/{name}").read_text().strip()
+            for name in ("disable_ipv6", "accept_ra", "accept_redirects")}
+
+
+def host_ipv6_config(bridge: str) -> dict:
+    """What the host took from router adverts on `bridge`: global addresses, default
+    routes (as `ip -6` shows them, '' for none)."""
+    def shown(*words):
+        return subprocess.run([IP, "-6", *words], capture_output=True, text=True).stdout.strip()
+    return {"addresses": shown("-o", "addr", "show", "dev", bridge, "scope", "global"),
+            "default_routes": shown("route", "show", "default")}
+
+
+def from_raw_container(name: str, message: bytes, arrange, watch, describe=None) -> dict:
+    """`hardrun run --network bridge:NAME --cap-add NET_RAW` sends `message` (ICMPv6) to
+    the link after `arrange(bridge)` has run on the host; then `watch(bridge)` is polled
+    for 3 s until it returns something true. Observations, the bridge's and host veth's
+    IPv6 settings as hardrun left them and `describe(bridge)` at the end included."""
+    bridge = BRIDGE_PREFIX + name
+    run = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "-i", "--network",
+                            f"bridge:{name}", "--cap-add", "NET_RAW", "--", sys.executable,
+                            "-S", "-c", SEND_ICMPV6, message.hex()], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready = run.stdout.readline().strip()
+    veths = subprocess.run([IP, "-o", "link", "show", "master", bridge], capture_output=True,
+                           text=True).stdout
+    ipv6_off = {interface: ipv6_settings(interface) for interface in
+                [bridge] + [line.split(":")[1].strip().split("@")[0]
+                            for line in veths.splitlines()]}
+    arrange(bridge)
+    run.stdin.write("go\n")
+    run.stdin.flush()
+    sent = run.stdout.readline().strip()
+    try:
+        wait_until(lambda: watch(bridge), timeout=3)
+    except AssertionError:
+        pass
+    observed = {"ready": ready, "sent": sent, "bridge_ipv6": ipv6_off, "seen": watch(bridge),
+                "described": describe(bridge) if describe else None}
+    stdout, stderr = run.communicate("done\n", timeout=60)
+    observed.update(status=run.returncode, stderr=stderr,
+                    leftovers=host_leftovers(state.state_root()))
+    return observed
+
+
+def router_advert() -> dict:
+    """A container given NET_RAW sends router adverts to its bridge, on a host that does
+    not forward IPv6 (so it would take them). argv[2]: `hardrun`, the bridge as hardrun
+    leaves it; `rules-only`, IPv6 and accept_ra turned back on for the bridge (the table
+    alone); `sysctls-only`, the bridge table removed (hardrun's sysctls alone);
+    `control`, both removed. What the host took (addresses, default routes)."""
+    mode = sys.argv[2]
+    subprocess.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"], check=True)
+
+    def arrange(bridge):
+        if mode in ("rules-only", "control"):
+            subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{bridge}.disable_ipv6=0",
+                            f"net.ipv6.conf.{bridge}.accept_ra=1"], check=True)
+        if mode in ("sysctls-only", "control"):
+            delete_bridge_table("tra")
+
+    def taken(bridge):
+        config = host_ipv6_config(bridge)
+        return config if any(config.values()) else {}
+    return from_raw_container("tra", ROUTER_ADVERT, arrange, taken)
+
+
+def neighbour_advert() -> dict:
+    """A host with IPv6 turned back on for the bridge knows VICTIM (a stale neighbour
+    entry); a container given NET_RAW claims VICTIM's address with an overriding
+    neighbour advert. argv[2]: `rules`, hardrun's bridge table in place; `control`, the
+    table removed. The host's entry for VICTIM afterwards."""
+    def arrange(bridge):
+        subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{bridge}.disable_ipv6=0"], check=True)
+        subprocess.run([IP, "-6", "neigh", "replace", VICTIM, "lladdr", VICTIM_MAC, "dev",
+                        bridge, "nud", "stale"], check=True)
+        if sys.argv[2] == "control":
+            delete_bridge_table("tna")
+
+    def entry(bridge):
+        return subprocess.run([IP, "-6", "neigh", "show", VICTIM, "dev", bridge],
+                              capture_output=True, text=True).stdout.strip()
+    return from_raw_container("tna", NEIGHBOUR_ADVERT, arrange,
+                              lambda bridge: SPOOFED_MAC in entry(bridge), entry)
 
 
 def bridge_tables() -> list[str]:

@@ -76,6 +76,52 @@ def test_control_without_the_bridge_table_the_container_reaches_the_host_service
     assert seen["container"] == HOST_ONLY, seen
 
 
+# hardrun's IPv6 settings of the host's side of a bridge (tests/net_scenarios.py)
+IPV6_OFF = {"disable_ipv6": "1", "accept_ra": "0", "accept_redirects": "0"}
+
+
+@pytest.mark.parametrize("mode", ["hardrun", "rules-only", "sysctls-only"])
+def test_a_router_advert_from_a_container_configures_nothing_on_the_host(monkeypatch, tmp_path,
+                                                                         mode):
+    """A container with NET_RAW advertises itself as a router with a prefix: the host (not
+    forwarding IPv6, so it would listen) takes no address and no default route, whether
+    both protections hold or only the bridge table (IPv6 and accept_ra turned back on) or
+    only the bridge's sysctls (the table removed)."""
+    seen = scenario("router_advert", monkeypatch, tmp_path, mode)
+    assert seen["ready"] == "ready" and seen["sent"] == "sent", seen
+    assert len(seen["bridge_ipv6"]) == 2, seen               # the bridge and the host's veth
+    assert list(seen["bridge_ipv6"].values()) == [IPV6_OFF] * 2, seen
+    assert seen["seen"] == {}, seen
+    assert seen["status"] == 0 and seen["leftovers"] == CLEAN, seen
+
+
+def test_control_without_either_protection_the_router_advert_configures_the_host(monkeypatch,
+                                                                                 tmp_path):
+    seen = scenario("router_advert", monkeypatch, tmp_path, "control")
+    assert seen["sent"] == "sent", seen
+    assert "inet6 fd89:ab::" in seen["seen"]["addresses"], seen
+    assert "default via fe80::" in seen["seen"]["default_routes"], seen
+    assert seen["status"] == 0 and seen["leftovers"] == CLEAN, seen
+
+
+def test_a_container_cannot_take_over_a_neighbour_of_the_host(monkeypatch, tmp_path):
+    """With IPv6 turned back on for the bridge, the host has a neighbour entry for another
+    address; a container with NET_RAW claims it with an overriding neighbour advert. The
+    entry keeps its link address (the bridge table drops neighbour discovery from the
+    bridge)."""
+    seen = scenario("neighbour_advert", monkeypatch, tmp_path, "rules")
+    assert seen["sent"] == "sent", seen
+    assert seen["described"] == "fd89:cd::5 lladdr 02:00:00:00:00:05 STALE", seen
+    assert seen["status"] == 0 and seen["leftovers"] == CLEAN, seen
+
+
+def test_control_without_the_bridge_table_a_container_takes_over_the_neighbour(monkeypatch,
+                                                                               tmp_path):
+    seen = scenario("neighbour_advert", monkeypatch, tmp_path, "control")
+    assert seen["described"] == "fd89:cd::5 lladdr 02:00:00:00:00:66 STALE", seen
+    assert seen["status"] == 0 and seen["leftovers"] == CLEAN, seen
+
+
 @pytest.mark.parametrize("mode, problem", [
     ("missing", "needs nftables for the bridge's isolation rules: the nft command is not "
                 "in PATH (install nftables; the kernel needs nf_tables)"),
@@ -191,3 +237,20 @@ def test_work_in_the_namespace_of_a_gone_process_fails_instead_of_passing():
     with pytest.raises(FileNotFoundError):
         in_netns(2 ** 22 + 12345, lambda: "wired")
     assert in_netns(os.getpid(), lambda: "wired") == "wired"
+
+
+def test_a_bridge_end_whose_ipv6_cannot_be_turned_off_is_refused(monkeypatch):
+    """Fail closed: an IPv6 setting the kernel refuses stops the set-up with one line; the
+    control, with writable settings, turns autoconfiguration off before IPv6 itself."""
+    written = []
+    monkeypatch.setattr(network, "_sysctl", lambda path, value: written.append((path, value)))
+    network._no_host_ipv6("hr-x")
+    assert written == [("ipv6/conf/hr-x/accept_ra", "0"), ("ipv6/conf/hr-x/accept_redirects", "0"),
+                       ("ipv6/conf/hr-x/disable_ipv6", "1")]
+
+    def refuse(path, value):
+        raise OSError(30, "Read-only file system")
+    monkeypatch.setattr(network, "_sysctl", refuse)
+    with pytest.raises(network.NetworkError, match=r"^cannot set accept_ra=0 on hr-x: "
+                                                   r"Read-only file system$"):
+        network._no_host_ipv6("hr-x")

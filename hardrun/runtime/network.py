@@ -16,9 +16,11 @@ A bridge `hr-NAME` (default `hr-hardrun0`) carries a private /24 (the default br
 it for a bridge being created). Its members find each other by name through their
 /etc/hosts, rewritten in place whenever a member joins or leaves. Per bridge, an
 nftables `inet` table `hardrun-br-NAME` drops traffic from the bridge to the host itself
-over IPv4 and IPv6 (new connections, and anything for 127.0.0.0/8, which route_localnet
-would otherwise let in) and new forwarded connections into the bridge that were not
-published. Without a working nft no bridge is set up (NetworkError: exit 125).
+over IPv4 and IPv6 (all but replies to what the host started, and anything for
+127.0.0.0/8, which route_localnet would otherwise let in) and new forwarded connections
+into the bridge that were not published. Without a working nft no bridge is set up
+(NetworkError: exit 125). hardrun assigns no IPv6: the bridge and the host's veth ends
+have it turned off, router adverts and redirects ignored.
 
 Published ports (`-p`, `-P`) bind on 127.0.0.1 unless an address is given. They are
 DNATed by a per-container nftables table `hardrun-<id>` (the bridge gets route_localnet
@@ -346,10 +348,26 @@ def _sysctl(path: str, value: str) -> None:
         handle.write(value)
 
 
+def _no_host_ipv6(ifname: str) -> None:
+    """No IPv6 on the host's side of `ifname`: hardrun assigns none, and a container must
+    not configure the host's (a router advert giving it an address and a default route)."""
+    if not os.path.isdir("/proc/sys/net/ipv6"):     # a kernel without IPv6: nothing to take
+        return
+    # autoconfiguration off first, so it stays off should IPv6 be turned back on
+    for setting, value in (("accept_ra", "0"), ("accept_redirects", "0"),
+                           ("disable_ipv6", "1")):
+        try:
+            _sysctl(f"ipv6/conf/{ifname}/{setting}", value)
+        except OSError as error:
+            raise NetworkError(f"cannot set {setting}={value} on {ifname}: "
+                               f"{error.strerror}") from None
+
+
 def _ensure_bridge(ipr, name: str, gateway: str, prefix: int) -> None:
     ifname = BRIDGE_PREFIX + name
     if not ipr.link_lookup(ifname=ifname):
         ipr.link("add", ifname=ifname, kind="bridge")
+    _no_host_ipv6(ifname)           # before the link is up (and on a bridge made earlier)
     index = ipr.link_lookup(ifname=ifname)[0]
     addresses = [dict(a["attrs"]).get("IFA_ADDRESS") for a in ipr.get_addr(index=index)]
     if gateway not in addresses:
@@ -441,6 +459,9 @@ BRIDGE_FAMILY = "inet"
 
 
 def _bridge_rules(name: str) -> str:
+    # input takes only replies to what the host started: not new connections, and not the
+    # untracked (conntrack leaves ICMPv6 router adverts, redirects and neighbour discovery
+    # so) or invalid packets that would otherwise reach the host's stack unchecked
     # with br_netfilter, traffic between two ports of the bridge also passes the forward
     # hook (in and out on the bridge itself): only traffic coming from elsewhere is cut
     ifname = BRIDGE_PREFIX + name
@@ -451,7 +472,7 @@ def _bridge_rules(name: str) -> str:
   chain prerouting {{ type filter hook prerouting priority raw;
     iifname "{ifname}" ip daddr 127.0.0.0/8 drop; }}
   chain input {{ type filter hook input priority filter;
-    iifname "{ifname}" ct state new drop; }}
+    iifname "{ifname}" ct state != {{ established, related }} drop; }}
   chain forward {{ type filter hook forward priority filter;
     iifname != "{ifname}" oifname "{ifname}" ct state new ct status & dnat == 0 drop; }}
 }}
@@ -617,6 +638,7 @@ class Endpoint:
             ipr.link("add", ifname=host_side, kind="veth",
                      peer={"ifname": "eth0", "net_ns_pid": pid})
             index = ipr.link_lookup(ifname=host_side)[0]
+            _no_host_ipv6(host_side)        # before it is up
             bridge = ipr.link_lookup(ifname=BRIDGE_PREFIX + self.bridge)[0]
             ipr.link("set", index=index, master=bridge, state="up")
         in_netns(pid, self._configure_inside)
