@@ -12,7 +12,7 @@ import os
 import shlex
 from collections.abc import Mapping
 
-from ..errors import ParseError
+from ..errors import HardrunError, ParseError
 from ..spec.run import EnvVar, Mount, Port, RunSpec, Ulimit
 from . import runvalues as rv
 from .interpolate import has_unresolved, interpolate
@@ -197,13 +197,13 @@ def _read_small(other: str, path: str, line: int | None) -> str:
                          line=line)
     if not os.path.isfile(other):
         raise ParseError(f"`extends` names {other}, which is not a file", path=path, line=line)
+    from ..userfiles import read_bytes
     try:
-        with open(other, "rb") as handle:
-            data = handle.read(MAX_EXTENDS_FILE_BYTES + 1)
-    except OSError as error:
-        raise ParseError(f"cannot read {other} named by `extends`: {error.strerror}",
+        data = read_bytes(other, MAX_EXTENDS_FILE_BYTES)
+    except HardrunError as error:
+        raise ParseError(f"cannot read {other} named by `extends`: {error.message}",
                          path=path, line=line) from None
-    if len(data) > MAX_EXTENDS_FILE_BYTES or b"\0" in data:
+    if b"\0" in data:
         raise ParseError(f"{other} named by `extends` is not a compose file", path=path,
                          line=line)
     try:
