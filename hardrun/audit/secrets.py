@@ -159,8 +159,11 @@ _TOKEN_PATTERNS = (
     ("pypi-token", "PyPI token", r"\bpypi-AgE[A-Za-z0-9_-]{50,}"),
 )
 _TOKENS = re.compile("|".join(f"(?P<t{i}>{pattern})" for i, (_, _, pattern) in enumerate(_TOKEN_PATTERNS)))
-# scheme://user:password@host — the password part must be literal.
-_URL_USERINFO = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://([^\s/:@'\"]+):([^\s/@'\"]+)@[^\s/@'\"]")
+# scheme://user:password@host — the password part must be literal. Matched only from the
+# first possible start of the scheme before each `://` (see _url_userinfo).
+_URL_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^\s/:@'\"]+):([^\s/@'\"]+)@[^\s/@'\"]")
+_SCHEME_START = re.compile(r"\b[A-Za-z]")
+_SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
 # .npmrc-style `:_authToken=…`, `:_auth=…`, `:_password=…`
 _NPMRC = re.compile(r":_(?:authToken|auth|password)\s*=\s*([^\s'\"]+)")
 # Quick test before the expensive patterns: every pattern needs one of these.
@@ -197,11 +200,30 @@ def _tokens(text: str):
 
 
 def _url_passwords(text: str):
-    for match in _URL_USERINFO.finditer(text):
+    for match in _url_userinfo(text):
         user, password = match.groups()
         if is_literal(password):
             yield Credential("url-userinfo", f"password for user {_shown_user(user)} in a URL",
                              text.count("\n", 0, match.start()))
+
+
+def _url_userinfo(text: str):
+    """The matches `\b` + _URL_USERINFO.finditer would give, in linear time: a regex search
+    tries every start inside a long run of scheme characters (`a.a.a…`) and scans the run
+    again from each, while every start in one run leads to the same `://`, so only the
+    first one (the same line, the same groups) is tried."""
+    pos = 0
+    while (separator := text.find("://", pos)) >= 0:
+        run = separator
+        while run > pos and text[run - 1] in _SCHEME_CHARS:
+            run -= 1
+        start = _SCHEME_START.search(text, run, separator)
+        match = _URL_USERINFO.match(text, start.start()) if start else None
+        if match is None:
+            pos = separator + 1
+            continue
+        yield match
+        pos = match.end()
 
 
 def _npmrc_tokens(text: str):

@@ -192,7 +192,10 @@ def _compile_ignore(patterns):
         while body.startswith("./"):
             body = body[2:]
         if body:
-            out.append((negate, re.compile(_ignore_regex(body))))
+            try:
+                out.append((negate, re.compile(_ignore_regex(body))))
+            except re.error:
+                continue   # Docker rejects a bad pattern ("[z-a]"); here it excludes nothing
     return out
 
 
