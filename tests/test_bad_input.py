@@ -202,3 +202,40 @@ def test_symlink_out_of_the_tree_is_not_followed_nor_quoted(hardrun, tmp_path):
         "symbolic link to a file outside the audited directory: not followed "
         "(name the file itself to audit it)")}]
     assert {f["path"] for f in document["files"]} == {"Containerfile", "sub/real.Dockerfile"}
+
+
+# -- a parser that runs out of stack or memory loses only its file --------------------
+
+@pytest.mark.parametrize("exhausted, message", [
+    (RecursionError, "nested too deeply to audit (a parser's recursion limit was reached)"),
+    (MemoryError, "too large to audit (out of memory)")])
+def test_parser_exhaustion_is_the_files_error(monkeypatch, tmp_path, exhausted, message):
+    from hardrun import frontends
+    from hardrun.audit.engine import audit
+    (tmp_path / "Dockerfile").write_text(ROOT_DOCKERFILE)
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: alpine\n")
+    real_parse = frontends.parse
+
+    def parse(kind, text, path):
+        if kind == "compose":
+            raise exhausted()
+        return real_parse(kind, text, path)
+    monkeypatch.setattr(frontends, "parse", parse)
+    # control: the parser itself raises
+    with pytest.raises(exhausted):
+        frontends.parse("compose", "", "compose.yaml")
+    report = audit([str(tmp_path)])
+    assert [(e.path, e.message) for e in report.errors] == [(str(tmp_path / "compose.yaml"), message)]
+    assert any(f.path.endswith("Dockerfile") for f in report.findings)
+
+
+def test_invalid_dockerignore_class_does_not_stop_the_audit(hardrun, tmp_path):
+    import re
+    from hardrun.audit.checks.buildutil import _ignore_regex
+    with pytest.raises(re.error):             # control: the translated pattern is invalid
+        re.compile(_ignore_regex("[z-a]"))
+    (tmp_path / "Dockerfile").write_text("FROM alpine:3.20\nCOPY . /app\nUSER 1000\n")
+    (tmp_path / ".dockerignore").write_text("[z-a]\n.git\n")
+    code, document = _errors(hardrun, tmp_path, ".")
+    assert code == 1 and not document["errors"]
+    assert any(f["practice"] == "copy-all" for f in document["findings"])

@@ -1,5 +1,7 @@
 """Property tests: whatever the text, the Dockerfile parser raises only ParseError and
 the shell splitter raises nothing, and both finish."""
+import re
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -93,3 +95,75 @@ def test_many_substitutions_in_one_heredoc_keep_their_lines():
     parsed = parse_dockerfile("FROM a\nRUN <<EOF\n" + script + "EOF\n", "Dockerfile")
     echo_lines = [c.line for c in parsed.stages[0].instructions[1].commands() if c.words[0] == "echo"]
     assert echo_lines == list(range(3, 3003))
+
+
+# -- deep nesting: any parser of one file raises only a hardrun error -----------------
+
+NESTINGS = [("$(", ")"), ('"$(', ')"'), ("${A:-", "}"), ("`", "`"), ("(", ")"), ("{ ", "; }"),
+            ("[", "]"), ("{", "}"), ("- ", ""), ("if true; then ", "; fi"), ("sh -c '", "'"),
+            ("<<EOF\n", "\nEOF"), ("\\\n", "")]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(NESTINGS), st.integers(1, 3000)), min_size=1, max_size=3),
+       st.sampled_from(["FROM a\nRUN ", "FROM a\nENV X=", "ARG A\nFROM ", "FROM a\nCMD ",
+                        "services:\n  web:\n    image: ", "docker run ", "x: "]))
+def test_deep_nesting_raises_only_hardrun_errors(nestings, head):
+    """Every front end (and the YAML loader, interpolation, the shell splitter) with up to
+    9000 levels of nesting: a result or a HardrunError, never RecursionError."""
+    from hardrun.errors import HardrunError
+    from hardrun.frontends import parse
+    from hardrun.frontends.interpolate import interpolate
+    from hardrun.frontends.yamlsafe import load_all
+    body = "x"
+    for (opener, closer), depth in nestings:
+        body = opener * depth + body + closer * depth
+    text = head + body + "\n"
+    kinds = {"FROM": ["dockerfile"], "ARG ": ["dockerfile"], "services": ["compose"],
+             "docker run": ["docker-run"], "x: ": ["kubernetes", "oci", "hardrun"]}
+    for kind in next(v for k, v in kinds.items() if head.startswith(k)):
+        try:
+            parse(kind, text, "f")
+        except HardrunError:
+            pass
+    for run in (lambda: load_all(text), lambda: interpolate(text), lambda: split_script(body)):
+        try:
+            run()
+        except HardrunError:
+            pass
+
+
+# -- the rewritten patterns match what the quadratic ones matched ---------------------
+
+_OLD_DIRECTIVE = re.compile(r"[ \t]*#[ \t]*([A-Za-z0-9]+)[ \t]*=[ \t]*(.+?)[ \t]*$")
+_OLD_URL_USERINFO = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://([^\s/:@'\"]+):([^\s/@'\"]+)@[^\s/@'\"]")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="# \t=aZ9x.\n\r\u00a0", max_size=24))
+def test_directive_pattern_matches_as_before(line):
+    from hardrun.frontends.dockerfile import _DIRECTIVE
+    old, new = _OLD_DIRECTIVE.match(line), _DIRECTIVE.match(line)
+    assert (old and old.groups()) == (new and new.groups())
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="aZ0+.-_:/@ \n'\"x", max_size=40))
+def test_url_userinfo_matches_as_before(text):
+    from hardrun.audit.secrets import _url_userinfo
+    def found(matches):
+        return [(text.count("\n", 0, m.start()), m.end(), m.groups()) for m in matches]
+    assert found(_url_userinfo(text)) == found(_OLD_URL_USERINFO.finditer(text))
+
+
+def test_rewritten_patterns_on_the_reported_inputs():
+    """The inputs of the report, at the sizes that took 20-30 s, still give the old results
+    (the timing itself is in bench/pathological.py)."""
+    from hardrun.audit.secrets import find_credential_literals
+    from hardrun.frontends.dockerfile import _DIRECTIVE
+    blanks = " \t" * 32 * 1024
+    assert _DIRECTIVE.match("# escape=`" + blanks).groups() == ("escape", "`")
+    assert _DIRECTIVE.match("# syntax=x" + blanks + "y").group(2) == "x" + blanks + "y"
+    assert find_credential_literals("RUN echo " + "a." * 80 * 1024 + " ://@") == []
+    (credential,) = find_credential_literals("RUN echo " + "a." * 1024 + "b://u:p@host")
+    assert credential.kind == "url-userinfo"
