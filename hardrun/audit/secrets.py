@@ -89,6 +89,7 @@ def is_secret_name(name: str) -> bool:
 # --- values -----------------------------------------------------------------------
 
 _EXPANSION = re.compile(r"\$\{[^}]*\}|\$\([^)]*\)|`[^`]*`|\$[A-Za-z_][A-Za-z0-9_]*|\$[0-9@*#?$!-]")
+_EXPANSION_START = re.compile(r"[$`]")
 _TEMPLATE = re.compile(r"^(?:<[^<>]+>|\{\{.*\}\}|%%[^%]+%%|@[A-Za-z_]+@)$")
 _PATHLIKE = re.compile(r"^(?:/|\./|~/)[\w./@+-]*$")
 _NOT_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null", "nil",
@@ -100,8 +101,29 @@ def is_literal(value: str) -> bool:
 
     `${TOKEN}`, `$TOKEN`, `"$USER:$PASS"`, `$(cat /run/secrets/t)` are not literals.
     """
-    rest = _EXPANSION.sub("", value)
+    rest = without_expansions(value)
     return any(ch.isalnum() for ch in rest)
+
+
+def without_expansions(value: str) -> str:
+    """`_EXPANSION.sub("", value)` in linear time. A regex search would try every `${`
+    (`$(`) and scan to the end for its `}` (`)`) each time: a run of them with no closer
+    is quadratic. Past the last `}` (`)`) such a start cannot match, so it is skipped."""
+    last_brace, last_paren = value.rfind("}"), value.rfind(")")
+    kept, done, position = [], 0, 0
+    while (start := _EXPANSION_START.search(value, position)) is not None:
+        at = start.start()
+        opener = value[at:at + 2]
+        match = None
+        if not (opener == "${" and at > last_brace or opener == "$(" and at > last_paren):
+            match = _EXPANSION.match(value, at)
+        if match is None:
+            position = at + 1
+            continue
+        kept.append(value[done:at])
+        done = position = match.end()
+    kept.append(value[done:])
+    return "".join(kept)
 
 
 def is_secret_value(value: str | None) -> bool:
