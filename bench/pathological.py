@@ -44,6 +44,14 @@ def inputs() -> dict[str, tuple[str, str]]:
         "nested defaults": ("Dockerfile", "FROM alpine:3.20\nARG A\nENV X=" + _fill("${A:-") + "\n"),
         "continuations": ("Dockerfile", "FROM alpine:3.20\nRUN " + _fill("x \\\n") + "true\n"),
         "json brackets": ("Dockerfile", "FROM alpine:3.20\nCMD " + _fill("[") + "\n"),
+        "unclosed expansions in a url": ("Dockerfile", "FROM alpine:3.20\nRUN echo http://u:" +
+                                         _fill("${") + "x@h\n"),
+        "apt options of brackets": ("Dockerfile", "FROM alpine:3.20\nRUN echo 'trusted=yes " +
+                                    _fill("[") + "' > /etc/apt/sources.list\n"),
+        "curlrc redirections": ("Dockerfile", "FROM alpine:3.20\nRUN echo insecure " + _fill(">") +
+                                " curlrc\n"),
+        "substitution openers": ("Dockerfile", "FROM alpine:3.20\nRUN sh -c '" + _fill("$(") + "'\n"),
+        "substitution backticks": ("Dockerfile", "FROM alpine:3.20\nRUN sh -c " + _fill("`") + "\n"),
         "compose nested defaults": ("compose.yaml", "services:\n  web:\n    image: \"" +
                                     _fill("${A:-") + "\"\n"),
         "compose url value": ("compose.yaml", "services:\n  web:\n    image: alpine:3.20\n"
@@ -59,7 +67,7 @@ def inputs() -> dict[str, tuple[str, str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", type=float, default=30.0, help="seconds per file")
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds per file")
     parser.add_argument("--only", help="run only the inputs whose name contains this")
     args = parser.parse_args()
     env = dict(os.environ, PYTHONPATH=ROOT)

@@ -66,6 +66,8 @@ def package_patterns():
 def _patterns_in(value, depth: int = 0):
     if isinstance(value, re.Pattern):
         yield value
+    elif isinstance(getattr(value, "__self__", None), re.Pattern):   # a pattern's .search
+        yield value.__self__
     elif depth < 3 and isinstance(value, dict):
         for item in value.values():
             yield from _patterns_in(item, depth + 1)

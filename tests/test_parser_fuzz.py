@@ -187,3 +187,47 @@ def test_expansion_stripping_on_a_run_of_unclosed_expansions():
     assert without_expansions(value) == value
     (credential,) = find_credential_literals("RUN echo http://u:" + "${" * 100_000 + "x@h")
     assert credential.kind == "url-userinfo"
+
+
+_OLD_SUBSTITUTION = re.compile(r"(?:\$\(|<\(|`)\s*(?:\S*/)?(?:curl|wget)\b")
+_OLD_TRUSTED_APT = re.compile(r"\[\s*(?:[^\]]*\s)?trusted=yes[^\]]*\]\s*(?!file:|copy:)[\"']?[a-z]+:")
+_OLD_CURLRC = re.compile(r"\b(?:insecure|-k)\b[^\n]*>>?\s*\S*\.curlrc", re.I)
+
+
+def _soup(pieces, size=12):
+    return st.lists(st.sampled_from(pieces), max_size=size).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_soup(["$(", "<(", "`", "/", " ", "\n", "\t", "curl", "wget", "curlx", "x", "(", "$", "_"]))
+def test_substitution_check_finds_what_the_old_pattern_found(word):
+    from hardrun.audit.checks.buildutil import fetches_in_substitution
+    assert fetches_in_substitution(word) == bool(_OLD_SUBSTITUTION.search(word))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_soup(["[", "]", " ", "\n", "\t", "trusted=yes", "x", "http:", "file:", "copy:", "'", ":"]))
+def test_trusted_apt_check_finds_what_the_old_pattern_found(text):
+    from hardrun.audit.checks.buildutil import has_trusted_apt_source
+    assert has_trusted_apt_source(text) == bool(_OLD_TRUSTED_APT.search(text))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_soup(["insecure", "INSECURE", "-k", "x-k", ">", ">>", " ", "\n", "\t", ".curlrc", ".CurlRC",
+              "x", "/", "k"]))
+def test_curlrc_check_finds_what_the_old_pattern_found(text):
+    from hardrun.audit.checks.buildutil import writes_insecure_curlrc
+    assert writes_insecure_curlrc(text) == bool(_OLD_CURLRC.search(text))
+
+
+def test_config_checks_on_their_pathological_inputs():
+    """Inputs that took 50-120 s at 100 KB before (timing in bench/pathological.py)."""
+    from hardrun.audit.checks.buildutil import (fetches_in_substitution, has_trusted_apt_source,
+                                                writes_insecure_curlrc)
+    n = 100_000
+    assert not fetches_in_substitution("$(" * n) and not fetches_in_substitution("`" * n)
+    assert fetches_in_substitution("$(" * n + " /usr/bin/curl")
+    assert not has_trusted_apt_source("trusted=yes " + "[" * n)
+    assert has_trusted_apt_source("[ " + "trusted=yes " * n + "] http://x")
+    assert not writes_insecure_curlrc("insecure " + ">" * n + " curlrc")
+    assert writes_insecure_curlrc("insecure " + ">" * n + " ~/.curlrc")

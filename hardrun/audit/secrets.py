@@ -230,7 +230,7 @@ def _url_passwords(text: str):
 
 
 def _url_userinfo(text: str):
-    """The matches `\b` + _URL_USERINFO.finditer would give, in linear time: a regex search
+    r"""The matches `\b` + _URL_USERINFO.finditer would give, in linear time: a regex search
     tries every start inside a long run of scheme characters (`a.a.a…`) and scans the run
     again from each, while every start in one run leads to the same `://`, so only the
     first one (the same line, the same groups) is tried."""
