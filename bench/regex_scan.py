@@ -220,6 +220,8 @@ def scan(pattern, size: int, budget: float):
                 seconds = timed(pattern, prefix + pump * repeat + suffix)
                 if seconds <= budget:
                     continue
+                if seconds > 1.0:           # far beyond linear already: no need to double
+                    return f"{prefix!r} + {pump!r} * n + {suffix!r}", seconds, float("inf")
                 doubled = timed(pattern, prefix + pump * (2 * repeat) + suffix)
                 if doubled / seconds > 3:   # one super-linear input is enough to report
                     return f"{prefix!r} + {pump!r} * n + {suffix!r}", seconds, doubled / seconds

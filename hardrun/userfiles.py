@@ -7,8 +7,9 @@ O_PATH, which neither blocks nor acts on a device, checked with fstat, and only 
 opened for reading, through that same descriptor.
 
 Writes (`-o FILE`) go to a fresh temporary file beside the target that is then renamed
-over it: a symlink, hard link or FIFO planted under the target's name is replaced,
-never written through.
+over it: a symlink, FIFO or device already under the target's name is refused, and a
+hard link (or a symlink swapped in after that check) loses the name instead of being
+written through.
 """
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCH
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
-def read_bytes(path: str, limit: int = MAX_FILE_BYTES, *, name: str | None = None) -> bytes:
-    """The content of the regular file at `path`, at most `limit` bytes; a HardrunError
-    (naming `name` when given) for anything else or anything larger."""
+def read_bytes(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The content of the regular file at `path`, at most `limit` bytes; a one-line
+    HardrunError (without the path: callers name the file) for anything else or larger."""
     try:
         with os.fdopen(_open_regular(path), "rb") as stream:
             size = os.fstat(stream.fileno()).st_size
@@ -35,33 +36,24 @@ def read_bytes(path: str, limit: int = MAX_FILE_BYTES, *, name: str | None = Non
                 raise HardrunError(_too_large(size, limit))
             data = stream.read(limit + 1)     # the file may have grown since the fstat
     except OSError as error:
-        raise HardrunError(f"cannot read: {error.strerror or error}", path=name) from None
-    except HardrunError as error:
-        error.path = name
-        raise
+        raise HardrunError(f"cannot read: {error.strerror or error}") from None
     if len(data) > limit:
-        raise HardrunError(_too_large(len(data), limit), path=name)
+        raise HardrunError(_too_large(len(data), limit))
     return data
 
 
 def read_head(path: str, size: int) -> bytes:
     """The first `size` bytes of the regular file at `path`; b"" for anything else."""
     try:
-        fd = _open_regular(path)
+        with os.fdopen(_open_regular(path), "rb") as stream:
+            return stream.read(size)
     except (OSError, HardrunError):
         return b""
-    with os.fdopen(fd, "rb") as stream:
-        return stream.read(size)
 
 
-def read_text(path: str, limit: int = MAX_FILE_BYTES, *, name: str | None = None) -> str:
+def read_text(path: str, limit: int = MAX_FILE_BYTES) -> str:
     """The UTF-8 text of the regular file at `path` (see read_bytes and decode)."""
-    data = read_bytes(path, limit, name=name)
-    try:
-        return decode(data)
-    except ParseError as error:
-        error.path = name
-        raise
+    return decode(read_bytes(path, limit))
 
 
 def read_stream(stream, limit: int = MAX_FILE_BYTES) -> str:
