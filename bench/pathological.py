@@ -50,6 +50,8 @@ def inputs() -> dict[str, tuple[str, str]]:
                                     _fill("[") + "' > /etc/apt/sources.list\n"),
         "curlrc redirections": ("Dockerfile", "FROM alpine:3.20\nRUN echo insecure " + _fill(">") +
                                 " curlrc\n"),
+        "newlines before trusted-host": ("Dockerfile", "FROM alpine:3.20\nRUN echo '" +
+                                         _fill("\\n") + "x trusted-host=' > pip.conf\n"),
         "substitution openers": ("Dockerfile", "FROM alpine:3.20\nRUN sh -c '" + _fill("$(") + "'\n"),
         "substitution backticks": ("Dockerfile", "FROM alpine:3.20\nRUN sh -c " + _fill("`") + "\n"),
         "compose nested defaults": ("compose.yaml", "services:\n  web:\n    image: \"" +

@@ -231,3 +231,20 @@ def test_config_checks_on_their_pathological_inputs():
     assert has_trusted_apt_source("[ " + "trusted=yes " * n + "] http://x")
     assert not writes_insecure_curlrc("insecure " + ">" * n + " curlrc")
     assert writes_insecure_curlrc("insecure " + ">" * n + " ~/.curlrc")
+
+
+_OLD_TRUSTED_HOST = re.compile(r"(?:^|\\n|\n)\s*trusted[-_]host\s*=", re.I)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_soup(["trusted-host", "TRUSTED_host", "=", " ", "\n", "\t", "\\n", "\\", "n", "x", "[global]"]))
+def test_trusted_host_check_finds_what_the_old_pattern_found(text):
+    from hardrun.audit.checks.buildutil import sets_trusted_host
+    assert sets_trusted_host(text) == bool(_OLD_TRUSTED_HOST.search(text))
+
+
+def test_trusted_host_check_on_a_run_of_newlines():
+    """Minutes at 100 KB before (timing in bench/pathological.py)."""
+    from hardrun.audit.checks.buildutil import sets_trusted_host
+    assert not sets_trusted_host("\n" * 100_000 + "x trusted-host=")
+    assert sets_trusted_host("\n" * 100_000 + " trusted-host=")

@@ -395,7 +395,7 @@ _CONFIG_TEXT = (
     (re.compile(r"(?:(?<![\w.])|(?<=\\n))sslverify\s*=\s*(?:0|false|no|off)\b", re.I).search,
      "a yum/dnf/zypper repository is configured with sslverify off"),
     (re.compile(r"strict-ssl\s*=\s*false\b", re.I).search, "npm is configured with strict-ssl=false"),
-    (re.compile(r"(?:^|\\n|\n)\s*trusted[-_]host\s*=", re.I).search,
+    (lambda text: sets_trusted_host(text),
      "pip is configured with a trusted-host (no TLS verification for it)"),
     (lambda text: writes_insecure_curlrc(text),
      "curl is configured with `insecure` in .curlrc"),
@@ -439,6 +439,23 @@ def has_trusted_apt_source(text: str) -> bool:
         if close not in checked:
             checked[close] = _AFTER_OPTIONS.match(text, close) is not None
         if checked[close]:
+            return True
+    return False
+
+
+_TRUSTED_HOST = re.compile(r"trusted[-_]host\s*=", re.I)
+
+
+def sets_trusted_host(text: str) -> bool:
+    r"""Whether a line of `text` sets pip's trusted-host: what
+    `(?:^|\\n|\n)\s*trusted[-_]host\s*=` (case-insensitive) finds, in linear time (a search
+    for it rescans a long run of newlines from each one). The blanks before trusted-host
+    must start the text, hold a newline, or follow a literal backslash-n."""
+    for setting in _TRUSTED_HOST.finditer(text):
+        blanks = setting.start()
+        while blanks > 0 and text[blanks - 1].isspace():
+            blanks -= 1
+        if blanks == 0 or "\n" in text[blanks:setting.start()] or text.endswith("\\n", 0, blanks):
             return True
     return False
 
