@@ -211,6 +211,18 @@ def timed(pattern, text: str) -> float:
     return time.perf_counter() - start
 
 
+def slow_operations(pattern, text: str, budget: float) -> str:
+    """Which of search and match is slow on `text` (a search restarts at every position;
+    a pattern used only with match from a fixed start may be harmless)."""
+    slow = []
+    for name in ("search", "match"):
+        start = time.perf_counter()
+        getattr(pattern, name)(text)
+        if time.perf_counter() - start > budget:
+            slow.append(name)
+    return "/".join(slow) or "search+match together"
+
+
 def scan(pattern, size: int, budget: float):
     """(input, seconds at size, ratio at twice the size) of a super-linear input, or None."""
     for prefix in prefixes(pattern):
@@ -220,11 +232,13 @@ def scan(pattern, size: int, budget: float):
                 seconds = timed(pattern, prefix + pump * repeat + suffix)
                 if seconds <= budget:
                     continue
+                text = prefix + pump * repeat + suffix
+                shown = f"{prefix!r} + {pump!r} * n + {suffix!r} ({slow_operations(pattern, text, budget)})"
                 if seconds > 1.0:           # far beyond linear already: no need to double
-                    return f"{prefix!r} + {pump!r} * n + {suffix!r}", seconds, float("inf")
+                    return shown, seconds, float("inf")
                 doubled = timed(pattern, prefix + pump * (2 * repeat) + suffix)
                 if doubled / seconds > 3:   # one super-linear input is enough to report
-                    return f"{prefix!r} + {pump!r} * n + {suffix!r}", seconds, doubled / seconds
+                    return shown, seconds, doubled / seconds
     return None
 
 
