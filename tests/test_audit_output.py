@@ -1,5 +1,6 @@
 """Output formats, exit codes and suppressions of `hardrun audit`."""
 import json
+import os
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -207,3 +208,102 @@ def test_no_fail_reports_but_exits_zero(hardrun, project):
     result = hardrun("audit", "--no-fail", "app/Dockerfile", cwd=project)
     assert result.returncode == 0 and "root" in result.stdout.lower()
     assert hardrun("audit", "--no-fail", "broken/Dockerfile", cwd=project).returncode == 2
+
+
+# -- -o never writes through what is planted under its name ---------------------------
+
+OUTPUT_COMMANDS = {
+    "audit -o": ("audit", "-f", "sarif", "--no-fail", "-o", "{out}", "."),
+    "export -o": ("export", "--to", "docker-run", "-o", "{out}"),
+    "export --seccomp-out": ("export", "--to", "docker-run", "--seccomp-out", "{out}"),
+}
+
+
+def _command(name, out):
+    return [arg.replace("{out}", out) for arg in OUTPUT_COMMANDS[name]]
+
+
+@pytest.mark.parametrize("name", OUTPUT_COMMANDS)
+def test_output_symlink_planted_in_the_repository_is_refused(hardrun, project, tmp_path_factory, name):
+    victim = tmp_path_factory.mktemp("victim") / "important"
+    victim.write_text("precious\n")
+    planted = project / "hardrun.sarif"
+    planted.symlink_to(victim)
+    # control: a plain open follows the planted link and overwrites the victim
+    with open(planted, "w") as stream:
+        stream.write("overwritten\n")
+    assert victim.read_text() == "overwritten\n"
+    victim.write_text("precious\n")
+    result = hardrun(*_command(name, "hardrun.sarif"), cwd=project)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "hardrun.sarif is a symbolic link: refusing to write through it" in result.stderr
+    assert victim.read_text() == "precious\n" and planted.is_symlink()
+
+
+@pytest.mark.parametrize("name", OUTPUT_COMMANDS)
+def test_output_over_a_hard_link_replaces_the_name_only(hardrun, project, tmp_path_factory, name):
+    victim = tmp_path_factory.mktemp("victim") / "important"
+    victim.write_text("precious\n")
+    linked = project / "out.json"
+    try:
+        os.link(victim, linked)
+    except OSError:                      # tmp dirs on different filesystems: same dir then
+        victim = project / "important"
+        victim.write_text("precious\n")
+        os.link(victim, linked)
+    # control: a plain open writes through the hard link into the victim
+    with open(linked, "r+") as stream:
+        stream.write("over")
+    assert victim.read_text().startswith("over")
+    victim.write_text("precious\n")
+    result = hardrun(*_command(name, "out.json"), cwd=project)
+    assert result.returncode in (0, 2) and "Traceback" not in result.stderr
+    assert victim.read_text() == "precious\n"
+    assert linked.read_text() != "precious\n" and os.stat(linked).st_nlink == 1
+    assert not [p for p in os.listdir(project) if p.endswith(".tmp")]
+
+
+def test_output_fifo_is_refused_without_blocking(hardrun, project):
+    os.mkfifo(project / "report.txt")
+    result = hardrun("audit", "-o", "report.txt", ".", cwd=project, timeout=60)
+    assert result.returncode == 2
+    assert "hardrun audit: report.txt is a FIFO: refusing to write through it" in result.stderr
+
+
+def test_output_to_a_new_and_to_an_existing_file(hardrun, project):
+    (project / "old.json").write_text("stale\n")
+    for out in ("new.json", "old.json"):
+        result = hardrun("audit", "-f", "json", "-o", out, ".", cwd=project)
+        assert result.returncode == 2 and result.stdout == ""
+        assert json.loads((project / out).read_text())["tool"]["name"] == "hardrun"
+
+
+# -- control characters from audited files never reach the terminal -------------------
+
+ESCAPES = "\x1b[2J\x1b]0;pwned\x07"
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    (tmp_path / "Dockerfile").write_text(f"FROM alpine{ESCAPES}\nUSER app\n")
+    (tmp_path / f"x{ESCAPES}.Dockerfile").write_text(f"FROM alpine:3.20\n{ESCAPES}BOGUS x\n")
+    return tmp_path
+
+
+def test_escape_sequences_are_escaped_in_text_and_junit(hardrun, hostile):
+    # control: the finding, the error and the path carry the raw sequences (JSON escapes them)
+    document = json.loads(hardrun("audit", "-f", "json", ".", cwd=hostile).stdout)
+    assert any(ESCAPES in f["message"] for f in document["findings"])
+    assert ESCAPES in document["errors"][0]["path"]
+    text = hardrun("audit", "--no-color", ".", cwd=hostile).stdout
+    junit = hardrun("audit", "-f", "junit", ".", cwd=hostile).stdout
+    for output in (text, junit):
+        assert not any(ord(char) < 32 and char != "\n" or 0x7f <= ord(char) < 0xa0 for char in output)
+        assert "alpine\\x1b[2J\\x1b]0;pwned\\x07" in output
+    assert "x\\x1b[2J\\x1b]0;pwned\\x07.Dockerfile: error: line 2: unknown instruction" in text
+    ET.fromstring(junit)                 # control characters would make it invalid XML
+
+
+def test_colours_are_still_ours(hardrun, hostile):
+    text = hardrun("audit", "--color", ".", cwd=hostile).stdout
+    assert "\x1b[33mwarning\x1b[0m" in text and "\x1b[2J" not in text

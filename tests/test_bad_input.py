@@ -2,6 +2,8 @@
 import json
 import os
 
+import pytest
+
 from tests.helpers import ROOT_DOCKERFILE
 
 
@@ -74,3 +76,166 @@ def test_explicit_file_with_an_unusual_name_is_sniffed(hardrun, tmp_path):
     assert {"path": "build-prod", "kind": "dockerfile"} in document["files"]
     assert document["errors"][0]["path"] == "notes.txt"
     assert "use --kind" in document["errors"][0]["message"]
+
+
+# -- special files: FIFOs and devices are never read, reads are bounded --------------
+
+MAX_FILE_BYTES = 8 * 1024 * 1024     # the documented cap
+
+def _blocks(read, seconds=1.0):
+    """Whether `read()` is still blocked after `seconds` (it runs in a daemon thread)."""
+    import threading
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return thread.is_alive()
+
+
+def _unblock(fifo):
+    """Open the FIFO for writing once and close it: a reader blocked on it sees EOF."""
+    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_fifo_named_dockerfile_is_refused_at_once_and_the_others_audited(hardrun, tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text(ROOT_DOCKERFILE)
+    fifo = tmp_path / "Dockerfile"
+    os.mkfifo(fifo)
+    # control: a plain reader (the old one) blocks on it for ever
+    assert _blocks(lambda: open(fifo, "rb").read())
+    _unblock(fifo)
+    code, document = _errors(hardrun, tmp_path, ".")    # run_hardrun's timeout: it cannot hang
+    assert code == 2
+    assert document["errors"] == [{"path": "Dockerfile", "message": "not a regular file (a FIFO)"}]
+    assert any(f["path"] == "app/Dockerfile" for f in document["findings"])
+
+
+def test_device_given_or_linked_is_refused_without_reading(hardrun, tmp_path):
+    os.symlink("/dev/zero", tmp_path / "build.Dockerfile")
+    # control: the old size check saw st_size 0 and the file reads on past the cap
+    assert os.stat(tmp_path / "build.Dockerfile").st_size == 0
+    with open(tmp_path / "build.Dockerfile", "rb") as stream:
+        assert len(stream.read(MAX_FILE_BYTES + 1)) == MAX_FILE_BYTES + 1
+    for target in ("build.Dockerfile", "/dev/zero"):
+        result = hardrun("audit", "-f", "json", "--kind", "dockerfile", target, cwd=tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert json.loads(result.stdout)["errors"] == [
+            {"path": target, "message": "not a regular file (a character device)"}]
+
+
+def test_standard_input_is_bounded(hardrun, tmp_path):
+    line = "RUN true\n"
+    fits = "FROM alpine:3.20\n" + line * ((MAX_FILE_BYTES - 17) // len(line))
+    assert len(fits) <= MAX_FILE_BYTES
+    # control: just under the cap, standard input is audited
+    assert hardrun("audit", "-f", "json", "--no-fail", "-", input=fits).returncode == 0
+    result = hardrun("audit", "-", input=fits + line)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "<stdin>: file too large (8 MiB; the limit is 8 MiB)" in result.stderr
+
+
+@pytest.mark.parametrize("special", ["fifo", "device"])
+def test_every_reader_of_user_named_files_refuses_special_files(tmp_path, special):
+    """The class: every reader of a file a user names goes through the bounded reader."""
+    from hardrun.errors import HardrunError
+    from hardrun.frontends.compose import parse_compose
+    from hardrun.frontends.docker_flags import read_env_file
+    from hardrun.frontends.hardrun_config import read_run_config
+    from hardrun.policy import load_policy
+    from hardrun.policy.export import export_spec, seccomp_profile_data
+    from hardrun.runtime.seccomp_profile import load_profile
+    from hardrun.userfiles import read_text
+    path = tmp_path / "input.yaml"
+    if special == "fifo":
+        os.mkfifo(path)
+    else:
+        os.symlink("/dev/zero", path)
+    extends = f"services:\n  web:\n    extends:\n      file: {path}\n      service: base\n"
+    readers = {
+        "audit": lambda: read_text(str(path)),
+        "policy": lambda: load_policy(str(path)),
+        "run config": lambda: read_run_config(str(path)),
+        "seccomp profile": lambda: load_profile(str(path)),
+        "export --seccomp-out": lambda: seccomp_profile_data(
+            export_spec(load_policy("default"), None, None).evolve(seccomp=str(path))),
+        "env file": lambda: read_env_file(str(path)),
+        "compose extends": lambda: parse_compose(extends, str(tmp_path / "compose.yaml")),
+    }
+    # policies and compose `extends` check the name first (is_file, no /dev/ path)
+    refusal = {"policy": "nor a file",
+               "compose extends": "not a file" if special == "fifo" else "not a compose file"}
+    for what, read in readers.items():
+        outcome = []
+
+        def attempt():
+            try:
+                read()
+                outcome.append("read")
+            except HardrunError as error:
+                outcome.append(str(error))
+        assert not _blocks(attempt, 10), what
+        assert len(outcome) == 1 and refusal.get(what, "not a regular file") in outcome[0], (what, outcome)
+    if special == "fifo":
+        # control: the same FIFO blocks a plain reader
+        assert _blocks(lambda: open(path, "rb").read())
+        _unblock(path)
+
+
+# -- a walk stays inside the tree it was given ----------------------------------------
+
+def test_symlink_out_of_the_tree_is_not_followed_nor_quoted(hardrun, tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret-first-line\nmore\n")
+    repo = tmp_path / "repo"
+    (repo / "sub").mkdir(parents=True)
+    (repo / "sub" / "real.Dockerfile").write_text(ROOT_DOCKERFILE)
+    os.symlink("../outside.txt", repo / "Dockerfile")
+    os.symlink("sub/real.Dockerfile", repo / "Containerfile")   # inside the tree: followed
+    os.symlink("../outside.txt", repo / "notes.txt")            # not auditable by name: silent
+    # control: read as a Dockerfile, the outside file's first line is quoted in the error
+    control = hardrun("audit", "-f", "json", "--kind", "dockerfile", str(outside), cwd=repo)
+    assert "secret-first-line" in control.stdout
+    result = hardrun("audit", "-f", "json", ".", cwd=repo)
+    assert result.returncode == 2 and "secret-first-line" not in result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    assert document["errors"] == [{"path": "Dockerfile", "message": (
+        "symbolic link to a file outside the audited directory: not followed "
+        "(name the file itself to audit it)")}]
+    assert {f["path"] for f in document["files"]} == {"Containerfile", "sub/real.Dockerfile"}
+
+
+# -- a parser that runs out of stack or memory loses only its file --------------------
+
+@pytest.mark.parametrize("exhausted, message", [
+    (RecursionError, "nested too deeply to audit (a parser's recursion limit was reached)"),
+    (MemoryError, "too large to audit (out of memory)")])
+def test_parser_exhaustion_is_the_files_error(monkeypatch, tmp_path, exhausted, message):
+    from hardrun import frontends
+    from hardrun.audit.engine import audit
+    (tmp_path / "Dockerfile").write_text(ROOT_DOCKERFILE)
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: alpine\n")
+    real_parse = frontends.parse
+
+    def parse(kind, text, path):
+        if kind == "compose":
+            raise exhausted()
+        return real_parse(kind, text, path)
+    monkeypatch.setattr(frontends, "parse", parse)
+    # control: the parser itself raises
+    with pytest.raises(exhausted):
+        frontends.parse("compose", "", "compose.yaml")
+    report = audit([str(tmp_path)])
+    assert [(e.path, e.message) for e in report.errors] == [(str(tmp_path / "compose.yaml"), message)]
+    assert any(f.path.endswith("Dockerfile") for f in report.findings)
+
+
+def test_invalid_dockerignore_class_does_not_stop_the_audit(hardrun, tmp_path):
+    import re
+    from hardrun.audit.checks.buildutil import _ignore_regex
+    with pytest.raises(re.error):             # control: the translated pattern is invalid
+        re.compile(_ignore_regex("[z-a]"))
+    (tmp_path / "Dockerfile").write_text("FROM alpine:3.20\nCOPY . /app\nUSER 1000\n")
+    (tmp_path / ".dockerignore").write_text("[z-a]\n.git\n")
+    code, document = _errors(hardrun, tmp_path, ".")
+    assert code == 1 and not document["errors"]
+    assert any(f["practice"] == "copy-all" for f in document["findings"])

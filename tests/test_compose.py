@@ -1,4 +1,5 @@
 """Compose files -> RunSpecs: every field the run rules read, with its line."""
+import json
 import os
 import subprocess
 import sys
@@ -445,3 +446,40 @@ def test_devices_short_and_long_and_env_file_forms():
     assert spec.devices == ("/dev/ttyUSB0:/dev/ttyUSB0:rwm", "/dev/kvm:/dev/kvm:rw", "/dev/fuse")
     assert [spec.lines[f"device:{i}"] for i in range(3)] == [6, 7, 10]
     assert spec.env_files == ("./common.env", "./local.env") and spec.lines["env_files"] == 11
+
+
+def _nested_defaults(depth, inner="deep"):
+    text = inner
+    for _ in range(depth):
+        text = "${A:-" + text + "}"
+    return text
+
+
+def test_nested_defaults_up_to_the_cap_interpolate():
+    from hardrun.frontends.interpolate import MAX_NESTING
+    assert interpolate(_nested_defaults(MAX_NESTING)) == "deep"
+
+
+def test_nested_defaults_beyond_the_cap_are_a_parse_error_with_the_line(monkeypatch):
+    from hardrun.frontends import interpolate as module
+    text = "services:\n  web:\n    image: alpine\n    environment:\n      X: \"" + _nested_defaults(400) + "\"\n"
+    with pytest.raises(ParseError) as caught:
+        parse_compose(text, "compose.yaml")
+    assert (caught.value.path, caught.value.line) == ("compose.yaml", 5)
+    assert "variable defaults nested deeper than 50 levels" in caught.value.message
+    # control: without the cap, the same file exhausts the recursion limit
+    monkeypatch.setattr(module, "MAX_NESTING", 10**9)
+    with pytest.raises(RecursionError):
+        parse_compose(text, "compose.yaml")
+
+
+def test_nested_defaults_lose_only_their_file(hardrun, tmp_path):
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web:\n    image: \"" + _nested_defaults(400, "alpine") + "\"\n")
+    (tmp_path / "Dockerfile").write_text("FROM alpine:3.20\n")
+    result = hardrun("audit", "-f", "json", ".", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    document = json.loads(result.stdout)
+    assert document["errors"] == [{"path": "compose.yaml", "message": (
+        "line 3: variable defaults nested deeper than 50 levels (${A:-${B:-…}})")}]
+    assert any(f["path"] == "Dockerfile" for f in document["findings"])

@@ -1,5 +1,7 @@
 """Property tests: whatever the text, the Dockerfile parser raises only ParseError and
 the shell splitter raises nothing, and both finish."""
+import re
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -130,3 +132,156 @@ def test_many_substitutions_in_one_heredoc_keep_their_lines():
     parsed = parse_dockerfile("FROM a\nRUN <<EOF\n" + script + "EOF\n", "Dockerfile")
     echo_lines = [c.line for c in parsed.stages[0].instructions[1].commands() if c.words[0] == "echo"]
     assert echo_lines == list(range(3, 3003))
+
+
+# -- deep nesting: any parser of one file raises only a hardrun error -----------------
+
+NESTINGS = [("$(", ")"), ('"$(', ')"'), ("${A:-", "}"), ("`", "`"), ("(", ")"), ("{ ", "; }"),
+            ("[", "]"), ("{", "}"), ("- ", ""), ("if true; then ", "; fi"), ("sh -c '", "'"),
+            ("<<EOF\n", "\nEOF"), ("\\\n", "")]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(NESTINGS), st.integers(1, 3000)), min_size=1, max_size=3),
+       st.sampled_from(["FROM a\nRUN ", "FROM a\nENV X=", "ARG A\nFROM ", "FROM a\nCMD ",
+                        "services:\n  web:\n    image: ", "docker run ", "x: "]))
+def test_deep_nesting_raises_only_hardrun_errors(nestings, head):
+    """Every front end (and the YAML loader, interpolation, the shell splitter) with up to
+    9000 levels of nesting: a result or a HardrunError, never RecursionError."""
+    from hardrun.errors import HardrunError
+    from hardrun.frontends import parse
+    from hardrun.frontends.interpolate import interpolate
+    from hardrun.frontends.yamlsafe import load_all
+    body = "x"
+    for (opener, closer), depth in nestings:
+        body = opener * depth + body + closer * depth
+    text = head + body + "\n"
+    kinds = {"FROM": ["dockerfile"], "ARG ": ["dockerfile"], "services": ["compose"],
+             "docker run": ["docker-run"], "x: ": ["kubernetes", "oci", "hardrun"]}
+    for kind in next(v for k, v in kinds.items() if head.startswith(k)):
+        try:
+            parse(kind, text, "f")
+        except HardrunError:
+            pass
+    for run in (lambda: load_all(text), lambda: interpolate(text), lambda: split_script(body)):
+        try:
+            run()
+        except HardrunError:
+            pass
+
+
+# -- the rewritten patterns match what the quadratic ones matched ---------------------
+
+_OLD_DIRECTIVE = re.compile(r"[ \t]*#[ \t]*([A-Za-z0-9]+)[ \t]*=[ \t]*(.+?)[ \t]*$")
+_OLD_URL_USERINFO = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://([^\s/:@'\"]+):([^\s/@'\"]+)@[^\s/@'\"]")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="# \t=aZ9x.\n\r\u00a0", max_size=24))
+def test_directive_pattern_matches_as_before(line):
+    from hardrun.frontends.dockerfile import _DIRECTIVE
+    old, new = _OLD_DIRECTIVE.match(line), _DIRECTIVE.match(line)
+    assert (old and old.groups()) == (new and new.groups())
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="aZ0+.-_:/@ \n'\"x", max_size=40))
+def test_url_userinfo_matches_as_before(text):
+    from hardrun.audit.secrets import _url_userinfo
+    def found(matches):
+        return [(text.count("\n", 0, m.start()), m.end(), m.groups()) for m in matches]
+    assert found(_url_userinfo(text)) == found(_OLD_URL_USERINFO.finditer(text))
+
+
+def test_rewritten_patterns_on_the_reported_inputs():
+    """The inputs of the report, at the sizes that took 20-30 s, still give the old results
+    (the timing itself is in bench/pathological.py)."""
+    from hardrun.audit.secrets import find_credential_literals
+    from hardrun.frontends.dockerfile import _DIRECTIVE
+    blanks = " \t" * 32 * 1024
+    assert _DIRECTIVE.match("# escape=`" + blanks).groups() == ("escape", "`")
+    assert _DIRECTIVE.match("# syntax=x" + blanks + "y").group(2) == "x" + blanks + "y"
+    assert find_credential_literals("RUN echo " + "a." * 80 * 1024 + " ://@") == []
+    (credential,) = find_credential_literals("RUN echo " + "a." * 1024 + "b://u:p@host")
+    assert credential.kind == "url-userinfo"
+
+
+_OLD_EXPANSION = re.compile(r"\$\{[^}]*\}|\$\([^)]*\)|`[^`]*`|\$[A-Za-z_][A-Za-z0-9_]*|\$[0-9@*#?$!-]")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="${}()`a_1@x- \n", max_size=30))
+def test_expansion_stripping_matches_as_before(value):
+    from hardrun.audit.secrets import without_expansions
+    assert without_expansions(value) == _OLD_EXPANSION.sub("", value)
+
+
+def test_expansion_stripping_on_a_run_of_unclosed_expansions():
+    """`${` repeated with no `}` after it took 40 s at 100 KB in a URL password (timing in
+    bench/pathological.py); the result is the old one."""
+    from hardrun.audit.secrets import find_credential_literals, without_expansions
+    value = "${" * 100_000 + "$(" * 100_000
+    assert without_expansions(value) == value
+    (credential,) = find_credential_literals("RUN echo http://u:" + "${" * 100_000 + "x@h")
+    assert credential.kind == "url-userinfo"
+
+
+_OLD_SUBSTITUTION = re.compile(r"(?:\$\(|<\(|`)\s*(?:\S*/)?(?:curl|wget)\b")
+_OLD_TRUSTED_APT = re.compile(r"\[\s*(?:[^\]]*\s)?trusted=yes[^\]]*\]\s*(?!file:|copy:)[\"']?[a-z]+:")
+_OLD_CURLRC = re.compile(r"\b(?:insecure|-k)\b[^\n]*>>?\s*\S*\.curlrc", re.I)
+
+
+def _soup(pieces, size=12):
+    return st.lists(st.sampled_from(pieces), max_size=size).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_soup(["$(", "<(", "`", "/", " ", "\n", "\t", "curl", "wget", "curlx", "x", "(", "$", "_"]))
+def test_substitution_check_finds_what_the_old_pattern_found(word):
+    from hardrun.audit.checks.buildutil import fetches_in_substitution
+    assert fetches_in_substitution(word) == bool(_OLD_SUBSTITUTION.search(word))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_soup(["[", "]", " ", "\n", "\t", "trusted=yes", "x", "http:", "file:", "copy:", "'", ":"]))
+def test_trusted_apt_check_finds_what_the_old_pattern_found(text):
+    from hardrun.audit.checks.buildutil import has_trusted_apt_source
+    assert has_trusted_apt_source(text) == bool(_OLD_TRUSTED_APT.search(text))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_soup(["insecure", "INSECURE", "-k", "x-k", ">", ">>", " ", "\n", "\t", ".curlrc", ".CurlRC",
+              "x", "/", "k"]))
+def test_curlrc_check_finds_what_the_old_pattern_found(text):
+    from hardrun.audit.checks.buildutil import writes_insecure_curlrc
+    assert writes_insecure_curlrc(text) == bool(_OLD_CURLRC.search(text))
+
+
+def test_config_checks_on_their_pathological_inputs():
+    """Inputs that took 50-120 s at 100 KB before (timing in bench/pathological.py)."""
+    from hardrun.audit.checks.buildutil import (fetches_in_substitution, has_trusted_apt_source,
+                                                writes_insecure_curlrc)
+    n = 100_000
+    assert not fetches_in_substitution("$(" * n) and not fetches_in_substitution("`" * n)
+    assert fetches_in_substitution("$(" * n + " /usr/bin/curl")
+    assert not has_trusted_apt_source("trusted=yes " + "[" * n)
+    assert has_trusted_apt_source("[ " + "trusted=yes " * n + "] http://x")
+    assert not writes_insecure_curlrc("insecure " + ">" * n + " curlrc")
+    assert writes_insecure_curlrc("insecure " + ">" * n + " ~/.curlrc")
+
+
+_OLD_TRUSTED_HOST = re.compile(r"(?:^|\\n|\n)\s*trusted[-_]host\s*=", re.I)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_soup(["trusted-host", "TRUSTED_host", "=", " ", "\n", "\t", "\\n", "\\", "n", "x", "[global]"]))
+def test_trusted_host_check_finds_what_the_old_pattern_found(text):
+    from hardrun.audit.checks.buildutil import sets_trusted_host
+    assert sets_trusted_host(text) == bool(_OLD_TRUSTED_HOST.search(text))
+
+
+def test_trusted_host_check_on_a_run_of_newlines():
+    """Minutes at 100 KB before (timing in bench/pathological.py)."""
+    from hardrun.audit.checks.buildutil import sets_trusted_host
+    assert not sets_trusted_host("\n" * 100_000 + "x trusted-host=")
+    assert sets_trusted_host("\n" * 100_000 + " trusted-host=")

@@ -4,8 +4,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from ..errors import HardrunError, ParseError
+from ..errors import HardrunError
 from .. import frontends
+from ..userfiles import read_bytes, read_text
 from .findings import AuditedFile, FileError, Finding, Report
 from .rules import Rule, all_rules, rules_for
 from . import suppressions as supp
@@ -16,7 +17,6 @@ IGNORED_DIRS = frozenset({
     "bower_components", ".venv", "venv", "__pycache__", ".tox", ".nox", ".mypy_cache",
     ".pytest_cache", ".ruff_cache", "site-packages", ".terraform",
 })
-MAX_FILE_BYTES = 8 * 1024 * 1024   # no Dockerfile or manifest comes near this
 STDIN = "-"
 UNUSED_SUPPRESSION = "HR0001"
 
@@ -55,7 +55,10 @@ def audit(paths, options: AuditOptions | None = None, stdin_text: str | None = N
     options = options or AuditOptions()
     report = Report()
     for path, explicit in _candidates(paths, report):
-        _audit_one(path, explicit, options, report, stdin_text)
+        if isinstance(path, _Outside):
+            _not_followed(path, options, report)
+        else:
+            _audit_one(path, explicit, options, report, stdin_text)
     for command_line in docker_run_lines:
         _audit_command_line(command_line, options, report)
     report.findings.sort(key=lambda f: (f.path, f.line or 0, f.rule))
@@ -77,10 +80,32 @@ def _candidates(paths, report: Report):
 
 
 def _walk(root: str):
+    """Files under `root`; a symlink leading out of it is yielded as an _Outside."""
+    real_root = os.path.realpath(root)
     for directory, subdirs, files in os.walk(root, onerror=None):
         subdirs[:] = sorted(d for d in subdirs if d not in IGNORED_DIRS)
         for name in sorted(files):
-            yield os.path.join(directory, name)
+            path = os.path.join(directory, name)
+            yield _Outside(path) if _outside(path, real_root) else path
+
+
+class _Outside(str):
+    """A path found while walking a tree that is a symlink to a file outside the tree."""
+
+
+def _outside(path: str, real_root: str) -> bool:
+    if not os.path.islink(path):
+        return False
+    return os.path.commonpath((real_root, os.path.realpath(path))) != real_root
+
+
+def _not_followed(path: str, options: AuditOptions, report: Report) -> None:
+    """A symlink out of the audited tree is never read (nor quoted in an error); one the
+    audit would have read by its name alone is reported as not followed."""
+    if options.kind is not None or frontends.detect_kind(path, "") is not None:
+        report.errors.append(FileError(_display(path), "symbolic link to a file outside the "
+                                       "audited directory: not followed (name the file itself "
+                                       "to audit it)"))
 
 
 def _audit_one(path: str, explicit: bool, options: AuditOptions, report: Report,
@@ -104,6 +129,8 @@ def _audit_one(path: str, explicit: bool, options: AuditOptions, report: Report,
         report.findings.extend(audit_text(text, kind, shown, options, source_path=path))
     except HardrunError as error:
         report.errors.append(FileError(shown, error.located()))
+    except (RecursionError, MemoryError) as error:
+        report.errors.append(FileError(shown, _exhausted(error)))
 
 
 def _audit_command_line(command_line: str, options: AuditOptions, report: Report) -> None:
@@ -115,6 +142,15 @@ def _audit_command_line(command_line: str, options: AuditOptions, report: Report
         report.findings.extend(audit_text(command_line, "docker-run", COMMAND_LINE, options))
     except HardrunError as error:
         report.errors.append(FileError(COMMAND_LINE, error.located()))
+    except (RecursionError, MemoryError) as error:
+        report.errors.append(FileError(COMMAND_LINE, _exhausted(error)))
+
+
+def _exhausted(error: BaseException) -> str:
+    """The file's error when a parser ran out of stack or memory: it alone is lost."""
+    if isinstance(error, RecursionError):
+        return "nested too deeply to audit (a parser's recursion limit was reached)"
+    return "too large to audit (out of memory)"
 
 
 def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
@@ -214,33 +250,6 @@ def _unused(suppressions, known: dict[str, Rule], shown: str) -> list[Finding]:
     return out
 
 
-def read_text(path: str) -> str:
-    """A file's text, or a one-line HardrunError for binary, huge or non-UTF-8 files."""
-    try:
-        with open(path, "rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            if size > MAX_FILE_BYTES:
-                raise HardrunError(f"file too large ({size // (1024 * 1024)} MiB; the limit is "
-                                   f"{MAX_FILE_BYTES // (1024 * 1024)} MiB)")
-            data = stream.read()
-    except OSError as error:
-        raise HardrunError(f"cannot read: {error.strerror or error}") from None
-    return decode(data)
-
-
-def decode(data: bytes) -> str:
-    """UTF-8 text of `data` (a BOM is dropped); binary or invalid input is a ParseError."""
-    nul = data.find(b"\0")
-    if nul >= 0:
-        raise ParseError("binary file (NUL byte), not a text file",
-                         line=data.count(b"\n", 0, nul) + 1)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ParseError(f"invalid UTF-8 (byte 0x{data[error.start]:02x})", line=line) from None
-
-
 def _sniff_dockerfile(text: str) -> str | None:
     """`dockerfile` when the first instruction of `text` is FROM or ARG."""
     for line in text.splitlines():
@@ -261,9 +270,8 @@ def _dockerignore(path: str | None) -> tuple[str, ...] | None:
         return None
     for candidate in (path + ".dockerignore", os.path.join(os.path.dirname(path), ".dockerignore")):
         try:
-            with open(candidate, encoding="utf-8", errors="replace") as stream:
-                text = stream.read()
-        except OSError:
+            text = read_bytes(candidate).decode("utf-8", errors="replace")
+        except HardrunError:
             continue
         return tuple(line.strip() for line in text.splitlines()
                      if line.strip() and not line.lstrip().startswith("#"))

@@ -89,6 +89,7 @@ def is_secret_name(name: str) -> bool:
 # --- values -----------------------------------------------------------------------
 
 _EXPANSION = re.compile(r"\$\{[^}]*\}|\$\([^)]*\)|`[^`]*`|\$[A-Za-z_][A-Za-z0-9_]*|\$[0-9@*#?$!-]")
+_EXPANSION_START = re.compile(r"[$`]")
 _TEMPLATE = re.compile(r"^(?:<[^<>]+>|\{\{.*\}\}|%%[^%]+%%|@[A-Za-z_]+@)$")
 _PATHLIKE = re.compile(r"^(?:/|\./|~/)[\w./@+-]*$")
 _NOT_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null", "nil",
@@ -100,8 +101,29 @@ def is_literal(value: str) -> bool:
 
     `${TOKEN}`, `$TOKEN`, `"$USER:$PASS"`, `$(cat /run/secrets/t)` are not literals.
     """
-    rest = _EXPANSION.sub("", value)
+    rest = without_expansions(value)
     return any(ch.isalnum() for ch in rest)
+
+
+def without_expansions(value: str) -> str:
+    """`_EXPANSION.sub("", value)` in linear time. A regex search would try every `${`
+    (`$(`) and scan to the end for its `}` (`)`) each time: a run of them with no closer
+    is quadratic. Past the last `}` (`)`) such a start cannot match, so it is skipped."""
+    last_brace, last_paren = value.rfind("}"), value.rfind(")")
+    kept, done, position = [], 0, 0
+    while (start := _EXPANSION_START.search(value, position)) is not None:
+        at = start.start()
+        opener = value[at:at + 2]
+        match = None
+        if not (opener == "${" and at > last_brace or opener == "$(" and at > last_paren):
+            match = _EXPANSION.match(value, at)
+        if match is None:
+            position = at + 1
+            continue
+        kept.append(value[done:at])
+        done = position = match.end()
+    kept.append(value[done:])
+    return "".join(kept)
 
 
 def is_secret_value(value: str | None) -> bool:
@@ -159,8 +181,11 @@ _TOKEN_PATTERNS = (
     ("pypi-token", "PyPI token", r"\bpypi-AgE[A-Za-z0-9_-]{50,}"),
 )
 _TOKENS = re.compile("|".join(f"(?P<t{i}>{pattern})" for i, (_, _, pattern) in enumerate(_TOKEN_PATTERNS)))
-# scheme://user:password@host — the password part must be literal.
-_URL_USERINFO = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://([^\s/:@'\"]+):([^\s/@'\"]+)@[^\s/@'\"]")
+# scheme://user:password@host — the password part must be literal. Matched only from the
+# first possible start of the scheme before each `://` (see _url_userinfo).
+_URL_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^\s/:@'\"]+):([^\s/@'\"]+)@[^\s/@'\"]")
+_SCHEME_START = re.compile(r"\b[A-Za-z]")
+_SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
 # .npmrc-style `:_authToken=…`, `:_auth=…`, `:_password=…`
 _NPMRC = re.compile(r":_(?:authToken|auth|password)\s*=\s*([^\s'\"]+)")
 # Quick test before the expensive patterns: every pattern needs one of these.
@@ -197,11 +222,30 @@ def _tokens(text: str):
 
 
 def _url_passwords(text: str):
-    for match in _URL_USERINFO.finditer(text):
+    for match in _url_userinfo(text):
         user, password = match.groups()
         if is_literal(password):
             yield Credential("url-userinfo", f"password for user {_shown_user(user)} in a URL",
                              text.count("\n", 0, match.start()))
+
+
+def _url_userinfo(text: str):
+    r"""The matches `\b` + _URL_USERINFO.finditer would give, in linear time: a regex search
+    tries every start inside a long run of scheme characters (`a.a.a…`) and scans the run
+    again from each, while every start in one run leads to the same `://`, so only the
+    first one (the same line, the same groups) is tried."""
+    pos = 0
+    while (separator := text.find("://", pos)) >= 0:
+        run = separator
+        while run > pos and text[run - 1] in _SCHEME_CHARS:
+            run -= 1
+        start = _SCHEME_START.search(text, run, separator)
+        match = _URL_USERINFO.match(text, start.start()) if start else None
+        if match is None:
+            pos = separator + 1
+            continue
+        yield match
+        pos = match.end()
 
 
 def _npmrc_tokens(text: str):

@@ -13,8 +13,9 @@ from ..audit.formats import FORMATS
 @click.argument("paths", nargs=-1, type=click.Path(), metavar="[PATH]...")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="Report format.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
-              help="Write the report to FILE instead of standard output.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the report to FILE instead of standard output (as a new file renamed "
+                   "over FILE; a symlink, FIFO or device named FILE is refused).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 1 when an unsuppressed finding has this severity or a higher one "
                    "[default: the policy's fail-on; warning for the default policy].")
@@ -40,7 +41,9 @@ def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_
     """
     from ..api import audit_with_policy
     from ..audit.formats import render
+    from ..display import printable
     from ..errors import HardrunError
+    from ..userfiles import write_text
 
     stdin_text = _read_stdin() if "-" in paths else None
     targets = list(paths) or ([] if docker_run_lines else ["."])
@@ -48,15 +51,18 @@ def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_
         report, policy = audit_with_policy(targets, policy_ref, kind=kind, stdin_text=stdin_text,
                                            docker_run_lines=tuple(docker_run_lines))
     except HardrunError as error:
-        click.echo(f"hardrun audit: {error.summary()}", err=True)
+        click.echo(f"hardrun audit: {printable(error.summary())}", err=True)
         sys.exit(2)
     fail_on = fail_on or policy.fail_on
     if color is None:
         color = output is None and sys.stdout.isatty()
     text = render(fmt, report, color=color, fail_on=fail_on)
     if output:
-        with open(output, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        try:
+            write_text(output, text)
+        except HardrunError as error:
+            click.echo(f"hardrun audit: {printable(error.summary())}", err=True)
+            sys.exit(2)
     else:
         click.echo(text, nl=False, color=color)
     code = report.exit_code(fail_on)
@@ -64,9 +70,10 @@ def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_
 
 
 def _read_stdin() -> str:
-    from ..audit.engine import decode
     from ..errors import HardrunError
+    from ..userfiles import read_stream
     try:
-        return decode(sys.stdin.buffer.read())
+        return read_stream(sys.stdin.buffer)
     except HardrunError as error:
         raise click.UsageError(f"<stdin>: {error.located()}")
+

@@ -15,32 +15,32 @@ from ..policy.export import TARGETS
               help="Export this hardrun run config (hardened by the policy's defaults).")
 @click.option("--image", metavar="REF",
               help="The image to start (default: the run config's, else the placeholder IMAGE).")
-@click.option("--seccomp-out", type=click.Path(dir_okay=False, writable=True),
+@click.option("--seccomp-out", type=click.Path(dir_okay=False),
               help="Also write the seccomp profile (Docker's JSON format) to FILE and refer to "
                    "it: a Kubernetes Localhost profile, docker/compose seccomp=FILE. An OCI "
-                   "config always embeds the profile.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
-              help="Write to FILE instead of standard output.")
+                   "config always embeds the profile. Written like -o.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write to FILE instead of standard output (as a new file renamed over "
+                   "FILE; a symlink, FIFO or device named FILE is refused).")
 def export(target, policy_ref, config, image, seccomp_out, output):
     """Write a policy's run requirements, or a run config, as another runtime's settings.
 
     What is written is what `hardrun run` would start under the policy: `hardrun audit
     --policy` of the result gives the same verdict (a policy's own requirements pass).
     """
+    from ..display import printable
     from ..errors import HardrunError
+    from ..userfiles import write_text
     try:
         text, profile = _export(target, policy_ref, config, image, seccomp_out)
+        if seccomp_out:
+            import json
+            write_text(seccomp_out, json.dumps(profile, indent=2) + "\n")
+        if output:
+            write_text(output, text)
     except HardrunError as error:
-        raise click.ClickException(error.summary()) from None
-    if seccomp_out:
-        import json
-        with open(seccomp_out, "w", encoding="utf-8") as stream:
-            json.dump(profile, stream, indent=2)
-            stream.write("\n")
-    if output:
-        with open(output, "w", encoding="utf-8") as stream:
-            stream.write(text)
-    else:
+        raise click.ClickException(printable(error.summary())) from None
+    if not output:
         click.echo(text, nl=False)
 
 

@@ -12,7 +12,7 @@ import os
 import shlex
 from collections.abc import Mapping
 
-from ..errors import ParseError
+from ..errors import HardrunError, ParseError
 from ..spec.run import EnvVar, Mount, Port, RunSpec, Ulimit
 from . import runvalues as rv
 from .interpolate import has_unresolved, interpolate
@@ -63,16 +63,29 @@ def _load_document(text: str, path: str, env) -> MarkedMap | None:
     if not isinstance(document, MarkedMap):
         raise ParseError("a compose file must be a mapping (services: …)", path=path,
                          line=getattr(document, "line", 1))
-    return _interpolate(document, env or {}) if "$" in text else document
+    if "$" not in text:
+        return document
+    try:
+        return _interpolate(document, env or {}, document.line)
+    except ParseError as error:
+        error.path = path
+        raise
 
 
-def _interpolate(value, env):
-    """`value` with every string interpolated, lines kept; unchanged parts are reused."""
+def _interpolate(value, env, line: int | None):
+    """`value` with every string interpolated, lines kept; unchanged parts are reused.
+    `line`: where `value` was written, for the error of a string that cannot be."""
     if isinstance(value, str):
-        return interpolate(value, env) if "$" in value else value
+        if "$" not in value:
+            return value
+        try:
+            return interpolate(value, env)
+        except ParseError as error:
+            error.line = line
+            raise
     if isinstance(value, MarkedMap):
         changed = {key: new for key, item in value.items()
-                   if (new := _interpolate(item, env)) is not item}
+                   if (new := _interpolate(item, env, value.line_of(key, value.line))) is not item}
         if not changed:
             return value
         out = MarkedMap(value.line, value.column)
@@ -81,7 +94,8 @@ def _interpolate(value, env):
             out[key] = changed.get(key, item)
         return out
     if isinstance(value, MarkedList):
-        items = [_interpolate(item, env) for item in value]
+        items = [_interpolate(item, env, value.line_at(index, value.line))
+                 for index, item in enumerate(value)]
         if all(new is old for new, old in zip(items, value)):
             return value
         out = MarkedList(value.line, value.column)
@@ -197,13 +211,13 @@ def _read_small(other: str, path: str, line: int | None) -> str:
                          line=line)
     if not os.path.isfile(other):
         raise ParseError(f"`extends` names {other}, which is not a file", path=path, line=line)
+    from ..userfiles import read_bytes
     try:
-        with open(other, "rb") as handle:
-            data = handle.read(MAX_EXTENDS_FILE_BYTES + 1)
-    except OSError as error:
-        raise ParseError(f"cannot read {other} named by `extends`: {error.strerror}",
+        data = read_bytes(other, MAX_EXTENDS_FILE_BYTES)
+    except HardrunError as error:
+        raise ParseError(f"cannot read {other} named by `extends`: {error.message}",
                          path=path, line=line) from None
-    if len(data) > MAX_EXTENDS_FILE_BYTES or b"\0" in data:
+    if b"\0" in data:
         raise ParseError(f"{other} named by `extends` is not a compose file", path=path,
                          line=line)
     try:

@@ -51,12 +51,8 @@ class Peek:
     @property
     def head(self) -> str:
         if self._head is None:
-            try:
-                with open(self.path, "rb") as handle:
-                    data = handle.read(PEEK_BYTES)
-            except OSError:
-                data = b""
-            self._head = data.decode("utf-8", errors="replace")
+            from ..userfiles import read_head
+            self._head = read_head(self.path, PEEK_BYTES).decode("utf-8", errors="replace")
         return self._head
 
 

@@ -873,11 +873,12 @@ def _env_files_first(b: _Builder, fields: dict) -> tuple[EnvVar, ...]:
 
 def read_env_file(env_path: str) -> list[EnvVar]:
     """Docker's env-file format: `NAME=value` (literal), `NAME` (pass through), `#` comments."""
+    from ..errors import HardrunError
+    from ..userfiles import read_bytes
     try:
-        with open(env_path, "rb") as stream:
-            data = stream.read()
-    except OSError as error:
-        raise UsageError(f"cannot read env file: {error.strerror or error}", path=env_path) from None
+        data = read_bytes(env_path)
+    except HardrunError as error:
+        raise UsageError(f"cannot read env file: {error.message}", path=env_path) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

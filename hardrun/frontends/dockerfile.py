@@ -38,7 +38,9 @@ NON_POSIX_SHELLS = frozenset({"cmd", "powershell", "pwsh"})
 _WINDOWS_BASES = ("windows/servercore", "windows/nanoserver", "/windows:", "windows/server:",
                   "nanoserver", "servercore")
 
-_DIRECTIVE = re.compile(r"[ \t]*#[ \t]*([A-Za-z0-9]+)[ \t]*=[ \t]*(.+?)[ \t]*$")
+# The value runs to its last non-blank character (or is one blank): greedy, so a long
+# line of blanks is scanned once (a lazy `(.+?)[ \t]*$` rescans the rest at every step).
+_DIRECTIVE = re.compile(r"[ \t]*#[ \t]*([A-Za-z0-9]+)[ \t]*=[ \t]*(.*[^ \t\n]|[ \t])[ \t]*$")
 _HEREDOC_WORD = re.compile(r"(\d*)<<(-?)([^<]*)\Z")
 _SIMPLE_FLAG = re.compile(r"--([^\s='\"\\]+)(=([^\s'\"\\]*))?(?:\s+|\Z)")
 _SIMPLE_JSON_ARRAY = re.compile(r'\[[ \t]*(?:"[^"\\\x00-\x1f]*"[ \t]*(?:,[ \t]*"[^"\\\x00-\x1f]*"[ \t]*)*)?\]\Z')

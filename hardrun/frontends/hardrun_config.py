@@ -215,8 +215,8 @@ def read_run_config(path: str) -> RunSpec:
     """The RunSpec of the run config file at `path` (`hardrun run --config`, `hardrun export`);
     a relative `rootfs` is resolved from the file's directory."""
     import os
-    from ..audit.engine import read_text
     from ..errors import HardrunError
+    from ..userfiles import read_text
     try:
         text = read_text(path)
     except HardrunError as error:

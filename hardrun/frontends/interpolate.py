@@ -11,12 +11,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from ..errors import ParseError
+
+# `${A:-${B:-…}}` is read recursively; real files nest two or three levels deep.
+MAX_NESTING = 50
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 UNRESOLVED = re.compile(r"\$(?:\{[A-Za-z_]|[A-Za-z_])")
 
 
 def interpolate(text: str, env: Mapping[str, str] | None = None) -> str:
-    """`text` with its variable references replaced from `env` (default: none set)."""
+    """`text` with its variable references replaced from `env` (default: none set).
+    A ParseError (no line: the caller knows it) when defaults nest deeper than MAX_NESTING."""
     if "$" not in text:
         return text
     return _Interpolator(env or {}).run(text)
@@ -30,6 +35,7 @@ def has_unresolved(text: str) -> bool:
 class _Interpolator:
     def __init__(self, env: Mapping[str, str]):
         self.env = env
+        self.depth = 0
 
     def run(self, text: str) -> str:
         out = []
@@ -78,10 +84,20 @@ class _Interpolator:
     def operate(self, operator: str, value: str | None, argument: str, written: str) -> str:
         present = value is not None and (value != "" or ":" not in operator)
         if operator in (":-", "-"):
-            return value if present else self.run(argument)
+            return value if present else self.nested(argument)
         if operator in (":?", "?"):
             return value if present else written
-        return self.run(argument) if present else ""
+        return self.nested(argument) if present else ""
+
+    def nested(self, argument: str) -> str:
+        if self.depth >= MAX_NESTING:
+            raise ParseError(f"variable defaults nested deeper than {MAX_NESTING} levels "
+                             "(${A:-${B:-…}})")
+        self.depth += 1
+        try:
+            return self.run(argument)
+        finally:
+            self.depth -= 1
 
 
 def _closing_brace(text: str, start: int) -> int:

@@ -414,8 +414,11 @@ def seccomp_profile_data(spec: RunSpec) -> dict:
     if spec.seccomp == "unconfined":
         raise UsageError("seccomp is unconfined: there is no profile to write")
     path = spec.seccomp[len("localhost/"):] if spec.seccomp.startswith("localhost/") else spec.seccomp
+    from ..errors import HardrunError
+    from ..userfiles import read_text
     try:
-        with open(path, encoding="utf-8") as stream:
-            return json.load(stream)
-    except (OSError, ValueError) as error:
+        return json.loads(read_text(path))
+    except HardrunError as error:
+        raise UsageError(f"cannot read seccomp profile {path}: {error.located()}") from None
+    except ValueError as error:
         raise UsageError(f"cannot read seccomp profile {path}: {error}") from None

@@ -23,6 +23,7 @@ from ..errors import HardrunError, ParseError, UsageError
 from ..frontends.runvalues import parse_size
 from ..resources import data_dir
 from ..spec.capabilities import known_capability, normalize_capability
+from ..userfiles import read_text
 from .discover import DEFAULT, POLICY_FILE
 from .model import Exemption, HostMount, Policy, Runtime, Seccomp
 
@@ -137,10 +138,9 @@ def _load_chain(path: Path, display: str | None = None, seen: tuple = (),
     shown = display or str(path)
     key = str(path.resolve())
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ParseError(f"cannot read policy: {getattr(error, 'strerror', None) or error}",
-                         path=str(path)) from None
+        text = read_text(str(path))
+    except HardrunError as error:
+        raise ParseError(f"cannot read policy: {error.located()}", path=str(path)) from None
     document = _parse_builtin(text, str(path)) if _is_builtin(path) else _parse(text, str(path))
     return _build(str(path), document, str(path.parent), seen + (key,), shown, within)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from ..display import printable
 from ..errors import HardrunError
 from .caps import names_of
 
@@ -94,15 +95,8 @@ def _id_map(path: str) -> list[list[int]]:
         return []
 
 
-def _printable(text: str) -> str:
-    """The container chooses its command line: escape control characters so it cannot
-    send escape sequences to the terminal of whoever inspects it."""
-    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
-                   for char in text)
-
-
 def format_text(report: dict) -> str:
-    lines = [f"pid {report['pid']}: {' '.join(_printable(arg) for arg in report['command'])}",
+    lines = [f"pid {report['pid']}: {' '.join(printable(arg) for arg in report['command'])}",
              f"  uid {report['uid']}  gid {report['gid']}  groups {report['groups']}"]
     for _, name in CAP_SETS:
         caps = report["capabilities"][name]

@@ -211,12 +211,12 @@ def parse_profile(text: str, *, path: str = "<profile>", fmt: str | None = None)
 def load_profile(path: str | os.PathLike) -> SeccompProfile:
     """Read a profile file; `.yaml`/`.yml` are YAML, anything else is sniffed."""
     name = os.fspath(path)
+    from ..errors import HardrunError
+    from ..userfiles import read_text
     try:
-        with open(name, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise UsageError(f"cannot read seccomp profile: {reason}", path=name) from None
+        text = read_text(name)
+    except HardrunError as error:
+        raise UsageError(f"cannot read seccomp profile: {error.located()}", path=name) from None
     lower = name.lower()
     fmt = "yaml" if lower.endswith((".yaml", ".yml")) else "json" if lower.endswith(".json") else None
     return parse_profile(text, path=name, fmt=fmt)

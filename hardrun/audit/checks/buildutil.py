@@ -192,7 +192,10 @@ def _compile_ignore(patterns):
         while body.startswith("./"):
             body = body[2:]
         if body:
-            out.append((negate, re.compile(_ignore_regex(body))))
+            try:
+                out.append((negate, re.compile(_ignore_regex(body))))
+            except re.error:
+                continue   # Docker rejects a bad pattern ("[z-a]"); here it excludes nothing
     return out
 
 
@@ -308,13 +311,54 @@ def shell_runs_download(pipeline) -> str | None:
         name = _name(words)
         if name in SHELLS or name in ("eval", "source", "."):
             for word in words[1:]:
-                if _SUBSTITUTION.search(word):
+                if fetches_in_substitution(word):
                     return (f"{name} runs a script fetched by a command substitution: download it, "
                             "check its checksum, then run it")
     return None
 
 
-_SUBSTITUTION = re.compile(r"(?:\$\(|<\(|`)\s*(?:\S*/)?(?:curl|wget)\b")
+_DOWNLOADER = re.compile(r"(?:curl|wget)\b")
+_OPENER = re.compile(r"\$\(|<\(|`")
+_SPACE = re.compile(r"\s")
+
+
+def fetches_in_substitution(word: str) -> bool:
+    r"""Whether `word` holds `$(curl`, `<(wget`, `` `curl ``, `$( /usr/bin/curl`…: what
+    `(?:\$\(|<\(|`)\s*(?:\S*/)?(?:curl|wget)\b` finds, in linear time (a search for it
+    scans the rest of a long run of `$(` from each one).
+
+    Read backwards from each curl/wget: an opener right before it, or before the blanks
+    that start its run of non-blanks; or, after a `/`, an opener in that run."""
+    run_start = run_end = first_opener = -1
+    opener_before = False
+    for match in _DOWNLOADER.finditer(word):
+        at = match.start()
+        if word.endswith(("$(", "<(", "`"), 0, at):
+            return True
+        if at >= run_end:        # a new run of non-blanks: its bounds and first opener, once
+            run_start = at
+            while run_start > 0 and not word[run_start - 1].isspace():
+                run_start -= 1
+            space = _SPACE.search(word, at)
+            run_end = space.start() if space else len(word)
+            opener = _OPENER.search(word, run_start, run_end)
+            first_opener = opener.end() if opener else -1
+            opener_before = _opener_before_blanks(word, run_start)
+        after_slash = at > run_start and word[at - 1] == "/"
+        if after_slash and 0 <= first_opener < at:
+            return True
+        if (at == run_start or after_slash) and opener_before:
+            return True
+    return False
+
+
+def _opener_before_blanks(word: str, run_start: int) -> bool:
+    blanks = run_start
+    while blanks > 0 and word[blanks - 1].isspace():
+        blanks -= 1
+    return blanks < run_start and word.endswith(("$(", "<(", "`"), 0, blanks)
+
+
 SUBSTITUTED_DOWNLOAD = re.compile(
     r"(?:^|[\s;&|(])(?:sh|bash|zsh|dash|ksh|ash|eval|source|\.)\s+(?:-\S+\s+)*[\"']?"
     r"(?:\$\(|<\(|`)\s*(?:\S*/)?(?:curl|wget)\b")
@@ -338,26 +382,128 @@ _APT_OPTION_OFF = re.compile(r"(?:verify-(?:peer|host)[= ]+[\"']?(?:false|0|no)"
                              r"[= ]+[\"']?(?:true|1|yes))", re.I)
 _CONDA_SSL_OFF = re.compile(r"ssl_verify\s+(?:false|no|0)\b", re.I)
 _CONFIG_TEXT = (
-    (re.compile(r"verify-(?:peer|host)\s+\"?(?:false|0|no)\b", re.I),
+    (re.compile(r"verify-(?:peer|host)\s+\"?(?:false|0|no)\b", re.I).search,
      "apt is configured not to verify the repository's TLS certificate"),
-    (re.compile(r"allow(?:unauthenticated|insecurerepositories)\s+\"?(?:true|1|yes)\b", re.I),
+    (re.compile(r"allow(?:unauthenticated|insecurerepositories)\s+\"?(?:true|1|yes)\b", re.I).search,
      "apt is configured to accept unsigned repositories"),
     # A local `file:` repository built in the same step (nginx's official image) is not
     # a download whose signature goes unchecked.
-    (re.compile(r"\[\s*(?:[^\]]*\s)?trusted=yes[^\]]*\]\s*(?!file:|copy:)[\"']?[a-z]+:"),
+    (lambda text: has_trusted_apt_source(text),
      "an apt source is marked [trusted=yes] (its signatures are not checked)"),
-    (re.compile(r"(?:(?<![\w.-])|(?<=\\n))gpgcheck\s*=\s*(?:0|false|no)\b", re.I),
+    (re.compile(r"(?:(?<![\w.-])|(?<=\\n))gpgcheck\s*=\s*(?:0|false|no)\b", re.I).search,
      "a yum/dnf repository is configured with gpgcheck=0 (package signatures are not checked)"),
-    (re.compile(r"(?:(?<![\w.])|(?<=\\n))sslverify\s*=\s*(?:0|false|no|off)\b", re.I),
+    (re.compile(r"(?:(?<![\w.])|(?<=\\n))sslverify\s*=\s*(?:0|false|no|off)\b", re.I).search,
      "a yum/dnf/zypper repository is configured with sslverify off"),
-    (re.compile(r"strict-ssl\s*=\s*false\b", re.I), "npm is configured with strict-ssl=false"),
-    (re.compile(r"(?:^|\\n|\n)\s*trusted[-_]host\s*=", re.I),
+    (re.compile(r"strict-ssl\s*=\s*false\b", re.I).search, "npm is configured with strict-ssl=false"),
+    (lambda text: sets_trusted_host(text),
      "pip is configured with a trusted-host (no TLS verification for it)"),
-    (re.compile(r"\b(?:insecure|-k)\b[^\n]*>>?\s*\S*\.curlrc", re.I),
+    (lambda text: writes_insecure_curlrc(text),
      "curl is configured with `insecure` in .curlrc"),
-    (re.compile(r"check[_-]certificate\s*=\s*off", re.I),
+    (re.compile(r"check[_-]certificate\s*=\s*off", re.I).search,
      "wget is configured with check_certificate=off"),
 )
+
+
+_TRUSTED_YES = re.compile(r"trusted=yes")
+_BRACKET = re.compile(r"[\[\]]")
+_AFTER_OPTIONS = re.compile(r"\]\s*(?!file:|copy:)[\"']?[a-z]+:")
+
+
+def has_trusted_apt_source(text: str) -> bool:
+    r"""Whether `text` has `[… trusted=yes …] scheme:` (not file:/copy:): what
+    `\[\s*(?:[^\]]*\s)?trusted=yes[^\]]*\]\s*(?!file:|copy:)["']?[a-z]+:` finds, in linear
+    time (a search for it rescans the rest of a long `[[[…` or `[ trusted=yes …` from
+    each bracket). A `trusted=yes` counts when it follows a blank or opens the brackets,
+    an unclosed `[` comes before it, and the first `]` after it is followed by a scheme."""
+    brackets = _BRACKET.finditer(text)
+    last_open = last_close = -1
+    upcoming = next(brackets, None)
+    checked: dict[int, bool] = {}
+    next_close = -1
+    for option in _TRUSTED_YES.finditer(text):
+        at = option.start()
+        while upcoming is not None and upcoming.start() < at:
+            if upcoming.group() == "[":
+                last_open = upcoming.start()
+            else:
+                last_close = upcoming.start()
+            upcoming = next(brackets, None)
+        opened = last_open > last_close and (at == last_open + 1 or text[at - 1].isspace())
+        if not opened:
+            continue
+        if next_close < at:      # the first `]` after the last one looked up is still it
+            next_close = text.find("]", option.end())
+        close = next_close
+        if close < 0:
+            return False          # no `]` after this one, nor after any later one
+        if close not in checked:
+            checked[close] = _AFTER_OPTIONS.match(text, close) is not None
+        if checked[close]:
+            return True
+    return False
+
+
+_TRUSTED_HOST = re.compile(r"trusted[-_]host\s*=", re.I)
+
+
+def sets_trusted_host(text: str) -> bool:
+    r"""Whether a line of `text` sets pip's trusted-host: what
+    `(?:^|\\n|\n)\s*trusted[-_]host\s*=` (case-insensitive) finds, in linear time (a search
+    for it rescans a long run of newlines from each one). The blanks before trusted-host
+    must start the text, hold a newline, or follow a literal backslash-n."""
+    for setting in _TRUSTED_HOST.finditer(text):
+        blanks = setting.start()
+        while blanks > 0 and text[blanks - 1].isspace():
+            blanks -= 1
+        if blanks == 0 or "\n" in text[blanks:setting.start()] or text.endswith("\\n", 0, blanks):
+            return True
+    return False
+
+
+_CURLRC = re.compile(r"\.curlrc", re.I)
+_INSECURE_WORD = re.compile(r"\b(?:insecure|-k)\b", re.I)
+
+
+def writes_insecure_curlrc(text: str) -> bool:
+    r"""Whether `text` writes `insecure` into a .curlrc: what
+    `\b(?:insecure|-k)\b[^\n]*>>?\s*\S*\.curlrc` (case-insensitive) finds, in linear time
+    (a search for it backtracks through every `>` of a long line). A `>` qualifies when
+    `insecure`/`-k` ends before it on its line and the blanks and non-blanks after it lead
+    to `.curlrc`: the last `>` before `.curlrc` in its run of non-blanks, or the one just
+    before the blanks in front of that run."""
+    run_start = run_end = previous = -1
+    in_run = before = -1
+    line = [0, 0, 0]                    # the line of the last `>` looked at
+    for target in _CURLRC.finditer(text):
+        at = target.start()
+        if at >= run_end:        # a new run of non-blanks
+            run_start = at
+            while run_start > 0 and not text[run_start - 1].isspace():
+                run_start -= 1
+            space = _SPACE.search(text, at)
+            run_end = space.start() if space else len(text)
+            blanks = run_start
+            while blanks > 0 and text[blanks - 1].isspace():
+                blanks -= 1
+            before = blanks - 1 if blanks < run_start and text[blanks - 1:blanks] == ">" else -1
+            in_run, previous = -1, run_start
+        last = text.rfind(">", previous, at)   # only what lies since the previous .curlrc
+        in_run, previous = (last if last >= 0 else in_run), at
+        if any(g >= 0 and _insecure_before(text, g, line) for g in (in_run, before)):
+            return True
+    return False
+
+
+def _insecure_before(text: str, position: int, line: list) -> bool:
+    """Whether `insecure` or `-k` ends at or before `position` on its line. `line` caches
+    [start, end, end of its first insecure/-k] of the line looked at last."""
+    if not line[0] <= position < line[1]:
+        start = text.rfind("\n", 0, position) + 1
+        end = text.find("\n", position)
+        end = len(text) if end < 0 else end
+        word = _INSECURE_WORD.search(text, start, end)
+        line[:] = [start, end, word.end() if word else end + 1]
+    return line[2] <= position
 
 
 def insecure_command(command) -> str | None:
@@ -535,8 +681,8 @@ def insecure_config_text(text: str) -> str | None:
     lowered = text.lower()
     if not any(word in lowered for word in _CONFIG_WORDS):
         return None
-    for pattern, reason in _CONFIG_TEXT:
-        if pattern.search(text):
+    for found, reason in _CONFIG_TEXT:
+        if found(text):
             return reason
     return None
 

@@ -2,7 +2,19 @@
 suppressed, which is reported as skipped), an error case per unreadable file."""
 from __future__ import annotations
 
-from xml.sax.saxutils import quoteattr, escape
+from xml.sax.saxutils import quoteattr as _quoteattr, escape as _escape
+
+from ...display import printable
+
+
+# Control characters are not allowed in XML 1.0 and would reach the terminal of whoever
+# reads the report: every text from an audited file goes through printable().
+def quoteattr(text: str) -> str:
+    return _quoteattr(printable(text))
+
+
+def escape(text: str) -> str:
+    return _escape(printable(text))
 
 
 def render_junit(report) -> str:

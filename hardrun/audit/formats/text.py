@@ -1,11 +1,15 @@
 """`path:line rule severity message`, one finding a line, then a summary line."""
 from __future__ import annotations
 
+from ...display import printable
+
 _COLORS = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m"}
 _DIM, _RESET = "\033[2m", "\033[0m"
 
 
 def render_text(report, *, color: bool, fail_on: str) -> str:
+    # Paths, subjects, messages and reasons come from audited files: printable() keeps
+    # their control characters from reaching the terminal (only our colours do).
     lines = []
     for finding in report.findings:
         where = f"{finding.path}:{finding.line}" if finding.line else finding.path
@@ -15,15 +19,15 @@ def render_text(report, *, color: bool, fail_on: str) -> str:
         message = finding.message
         if finding.subject:
             message = f"[{finding.subject}] {message}"
-        line = f"{where} {finding.rule} {severity} {message}"
+        line = f"{printable(where)} {finding.rule} {severity} {printable(message)}"
         if finding.suppressed:
             reason = f": {finding.suppression_reason}" if finding.suppression_reason else ""
-            line += f" (suppressed{reason})"
+            line += f" (suppressed{printable(reason)})"
             if color:
                 line = f"{_DIM}{line}{_RESET}"
         lines.append(line)
     for error in report.errors:
-        lines.append(f"{error.path}: error: {error.message}")
+        lines.append(printable(f"{error.path}: error: {error.message}"))
     lines.append(_summary(report, fail_on))
     return "\n".join(lines) + "\n"
 

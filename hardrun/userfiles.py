@@ -1,0 +1,152 @@
+"""Reading and writing the files a user names: the one place that opens them.
+
+Reads are bounded and regular-file only: an audited tree (or a file named on the
+command line) may hold a FIFO that would block for ever, or a link to `/dev/zero` that
+never ends, and `st_size` says nothing about either. The file is first opened with
+O_PATH, which neither blocks nor acts on a device, checked with fstat, and only then
+opened for reading, through that same descriptor.
+
+Writes (`-o FILE`) go to a fresh temporary file beside the target that is then renamed
+over it: a symlink, FIFO or device already under the target's name is refused, and a
+hard link (or a symlink swapped in after that check) loses the name instead of being
+written through.
+"""
+from __future__ import annotations
+
+import os
+import stat
+
+from .errors import HardrunError, ParseError, UsageError
+
+MAX_FILE_BYTES = 8 * 1024 * 1024   # no Dockerfile, manifest, policy or profile comes near this
+_MiB = 1024 * 1024
+_O_PATH = getattr(os, "O_PATH", 0)
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def read_bytes(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The content of the regular file at `path`, at most `limit` bytes; a one-line
+    HardrunError (without the path: callers name the file) for anything else or larger."""
+    try:
+        with os.fdopen(_open_regular(path), "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size > limit:
+                raise HardrunError(_too_large(size, limit))
+            data = stream.read(limit + 1)     # the file may have grown since the fstat
+    except OSError as error:
+        raise HardrunError(f"cannot read: {error.strerror or error}") from None
+    if len(data) > limit:
+        raise HardrunError(_too_large(len(data), limit))
+    return data
+
+
+def read_head(path: str, size: int) -> bytes:
+    """The first `size` bytes of the regular file at `path`; b"" for anything else."""
+    try:
+        with os.fdopen(_open_regular(path), "rb") as stream:
+            return stream.read(size)
+    except (OSError, HardrunError):
+        return b""
+
+
+def read_text(path: str, limit: int = MAX_FILE_BYTES) -> str:
+    """The UTF-8 text of the regular file at `path` (see read_bytes and decode)."""
+    return decode(read_bytes(path, limit))
+
+
+def read_stream(stream, limit: int = MAX_FILE_BYTES) -> str:
+    """The UTF-8 text of a binary stream (standard input), at most `limit` bytes."""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise HardrunError(_too_large(len(data), limit))
+    return decode(data)
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text of `data` (a BOM is dropped); binary or invalid input is a ParseError."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise ParseError("binary file (NUL byte), not a text file",
+                         line=data.count(b"\n", 0, nul) + 1)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ParseError(f"invalid UTF-8 (byte 0x{data[error.start]:02x})", line=line) from None
+
+
+def write_text(path: str, text: str) -> None:
+    """Write `text` to `path` as a new file renamed over the old name (UsageError if not)."""
+    existing = _lstat(path)
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(existing.st_mode) else _kind(existing.st_mode)
+        raise UsageError(f"{path} is {kind}: refusing to write through it (remove it, or "
+                         f"name another file)")
+    directory, base = os.path.split(path)
+    temporary = os.path.join(directory, f".{base}.{os.urandom(6).hex()}.tmp")
+    try:
+        # O_EXCL|O_NOFOLLOW: a name planted meanwhile is an error, never followed.
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        # rename replaces whatever the name is now (a symlink swapped in after the
+        # lstat included) instead of writing through it
+        os.replace(temporary, path)
+    except OSError as error:
+        _remove(temporary)
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _open_regular(path: str) -> int:
+    """A read-only descriptor of the regular file at `path` (symlinks followed)."""
+    if _O_PATH:
+        where = os.open(path, _O_PATH | os.O_CLOEXEC)
+        try:
+            _check_regular(os.fstat(where).st_mode)
+            try:
+                # through the O_PATH descriptor: the inode just checked, whatever the name is now
+                return os.open(f"/proc/self/fd/{where}", _READ_FLAGS)
+            except FileNotFoundError:
+                pass   # no /proc: open by name, which O_NONBLOCK keeps from blocking
+        finally:
+            os.close(where)
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        _check_regular(os.fstat(fd).st_mode)
+    except HardrunError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise HardrunError(f"not a regular file ({_kind(mode)})")
+
+
+def _kind(mode: int) -> str:
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+
+
+def _too_large(size: int, limit: int) -> str:
+    shown = f"{size // _MiB} MiB" if size >= _MiB else f"{size} bytes"
+    limit_shown = f"{limit // _MiB} MiB" if limit >= _MiB else f"{limit} bytes"
+    return f"file too large ({shown}; the limit is {limit_shown})"
+
+
+def _lstat(path: str):
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
