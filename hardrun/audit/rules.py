@@ -179,4 +179,5 @@ def rules_for(model: str) -> tuple[tuple[Rule, CheckFn], ...]:
 
 
 def practices() -> set[str]:
+    """The practice vocabulary (what a policy may name): every practice a rule file names."""
     return {rule.practice for rule in all_rules().values()}
