@@ -18,20 +18,23 @@ To add a front end: write its module, add one FrontEnd here. Rules say
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 BUILD = "build"
 RUN = "run"
 
 
-@dataclass(frozen=True)
 class FrontEnd:
-    kind: str
-    model: str                                  # BUILD or RUN
-    parse: str                                  # "module:function"(text, path) -> model(s)
-    detect: tuple[tuple[int, str], ...]         # (step, "module:function"(name, peek))
-    claims: str | None = None                   # "module:function"(text, path) -> bool
-    sniff: str | None = None                    # "module:function"(text) -> bool
+    """One kind of file. A plain class: it is built at every start-up of `hardrun audit`,
+    and a dataclass or NamedTuple costs several times as much to define."""
+    __slots__ = ("kind", "model", "parse", "detect", "claims", "sniff")
+
+    def __init__(self, kind: str, model: str, parse: str, detect: tuple[tuple[int, str], ...],
+                 claims: str | None = None, sniff: str | None = None):
+        self.kind = kind
+        self.model = model            # BUILD or RUN
+        self.parse = parse            # "module:function"(text, path) -> model(s)
+        self.detect = detect          # (step, "module:function"(name, peek)) pairs
+        self.claims = claims          # "module:function"(text, path) -> bool
+        self.sniff = sniff            # "module:function"(text) -> bool
 
 
 _DETECT = "hardrun.frontends.detect:"
