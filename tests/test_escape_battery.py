@@ -188,7 +188,7 @@ ATTACKS["file/dev"] = "write_exec:file:/dev"
 MEMFD_ATTACKS = ("memfd", "memfd_procfd", "memfd_exec_flag")
 TMPFS_EXEC = tuple(flag for directory in WRITABLE_DIRS for flag in ("--tmpfs", directory + ":exec"))
 
-# Docker's masked files (reference/docker-defaults.md) and the read-only write targets
+# Docker's masked files (moby daemon/pkg/oci/defaults.go) and the read-only write targets
 # this kernel has: a file the host lacks cannot leak.
 MASKED_FILES = [path for path in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
                                   "/proc/interrupts", "/proc/latency_stats", "/proc/timer_stats")
@@ -227,8 +227,9 @@ RELEASE_AGENT_CONTROLLERS = _release_agent_hierarchies()
 ATTACKS["release_agent"] = f"release_agent:{RELEASE_AGENT_CONTROLLERS}"
 
 # The argument filters of the built-in seccomp profile, written from Docker's profile
-# (reference/docker-defaults.md) and the kernel headers, not read from hardrun's: label ->
-# (syscall, the filtered argument's value, the probe's `syscall` spec: x86-64 number, args).
+# (tests/data/seccomp/docker-default.json) and the kernel headers, not read from
+# hardrun's: label -> (syscall, the filtered argument's value, the probe's `syscall`
+# spec: x86-64 number, args).
 # Each value is also tried with bit 32 set where the kernel reads the argument as an int.
 TIOCSTI, TIOCLINUX, AF_ALG, AF_VSOCK = 0x5412, 0x541C, 38, 40
 ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC = 0x0040000, 0x0400000

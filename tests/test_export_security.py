@@ -3,7 +3,7 @@
 The schema and round-trip tests show an export is well formed and passes its policy's
 audit; these show each protection is actually written: an OCI config with an empty
 `readonlyPaths`, or a read-write /sys, is valid and would still pass them. Expected
-values are written here from Docker's defaults (shared/reference/docker-defaults.md)
+values are written here from Docker's defaults (moby daemon/pkg/oci/defaults.go)
 and each runtime's documentation, not read from the exporter.
 """
 import shlex

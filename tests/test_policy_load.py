@@ -57,6 +57,27 @@ def test_bad_policy_names_file_line_column_and_what_was_expected(text, line, col
     assert str(error).startswith(f"p.yaml: line {line}, column {column}: ")
 
 
+# The practice names of the JSON output contract: fixed spellings a policy may name. The
+# vocabulary itself is read from the rule files; this pins it so none is renamed away.
+CONTRACT_PRACTICES = (
+    "root-user", "copy-all", "secret", "untrusted-base", "unpinned-digest", "add-remote",
+    "add-local", "curl-pipe-shell", "sudo", "tls-disabled", "expose-sensitive", "many-layers",
+    "package-cache", "no-healthcheck",
+    "privileged", "socket-mount", "cap-add-dangerous", "no-cap-drop", "no-nnp", "writable-root",
+    "host-namespace", "seccomp-unconfined", "apparmor-unconfined", "sensitive-host-mount",
+    "rw-volume", "run-as-root", "publish-all-interfaces", "no-resource-limits", "device-access",
+)
+
+
+def test_a_policy_may_name_every_practice_of_the_contract():
+    switches = "".join(f"  {practice}: off\n" for practice in CONTRACT_PRACTICES)
+    policy = load_policy_text(f"version: 1\npractices:\n{switches}", "p.yaml")
+    assert set(CONTRACT_PRACTICES) <= set(policy.practices)
+    # control: a name no rule file gives is refused
+    assert "unknown practice 'no-such-practice'" in str(
+        error_of("version: 1\npractices:\n  no-such-practice: off\n"))
+
+
 def test_every_builtin_policy_loads():
     assert set(builtin_policies()) >= {"default", "baseline", "restricted", "strict"}
     for name in builtin_policies():

@@ -2,7 +2,7 @@
 
 A table entry no test tries can be dropped without anything failing. The expected
 entries are written here from independent sources (capabilities(7) and Docker's
-"Runtime privilege and Linux capabilities", shared/reference/docker-defaults.md, the
+"Runtime privilege and Linux capabilities", moby daemon/pkg/oci/caps/defaults.go, the
 services' IANA ports), never imported from the code under test; each table has
 controls that must not fire.
 """
@@ -23,7 +23,7 @@ DANGEROUS_CAPABILITIES = {
     "MAC_OVERRIDE": "error", "NET_ADMIN": "warning", "SYS_PTRACE": "warning", "SYS_BOOT": "warning",
     "LINUX_IMMUTABLE": "warning",
 }
-# Docker's default set (reference/docker-defaults.md) plus other unremarkable ones.
+# Docker's default set (moby daemon/pkg/oci/caps/defaults.go) plus other unremarkable ones.
 ORDINARY_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID",
                          "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL",
                          "AUDIT_WRITE", "IPC_LOCK", "SYS_NICE", "WAKE_ALARM")
@@ -52,7 +52,7 @@ SECRET_NAMES = (
 )
 NOT_SECRET_NAMES = ("KEY", "GPG_KEY", "PUBLIC_KEY", "SSH_PUB_KEY", "PWD", "OLDPWD", "APP_PASSWORD_FILE",
                     "TOKEN_URL", "SECRET_PATH", "PASSWORD_LENGTH", "APP_NAME")
-# Docker's masked and read-only kernel paths (reference/docker-defaults.md)
+# Docker's masked and read-only kernel paths (moby daemon/pkg/oci/defaults.go)
 DOCKER_MASKED_PATHS = ["/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
                        "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
                        "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware"]

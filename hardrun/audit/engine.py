@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ..errors import HardrunError
 from .. import frontends
 from ..userfiles import read_bytes, read_text
+from ..frontends.registry import BUILD, RUN, front_end
 from .findings import AuditedFile, FileError, Finding, Report
 from .rules import Rule, all_rules, rules_for
 from . import suppressions as supp
@@ -118,7 +119,7 @@ def _audit_one(path: str, explicit: bool, options: AuditOptions, report: Report,
                 return
         text = stdin_text if path == STDIN else read_text(path)
         kind = options.kind or frontends.detect_kind(path, text[:4096]) or (
-            _sniff_dockerfile(text) if explicit else None)
+            frontends.sniff_kind(text) if explicit else None)
         if kind is None:
             if explicit:
                 raise HardrunError("cannot tell what kind of file this is (use --kind)")
@@ -161,11 +162,11 @@ def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
     models = frontends.parse(kind, text, shown)
     if kind == "hardrun" and options.run_defaults is not None:
         models = [options.run_defaults(model) for model in models]
-    if kind == "dockerfile":
+    if front_end(kind).model == BUILD:
         context = AuditContext(shown, kind, options, _dockerignore(source_path))
-        raw = list(_run_checks(rules_for("build"), [models], context))
+        raw = list(_run_checks(rules_for(BUILD), [models], context))
     else:
-        raw = list(_run_checks(rules_for("run"), models, AuditContext(shown, kind, options)))
+        raw = list(_run_checks(rules_for(RUN), models, AuditContext(shown, kind, options)))
     findings = [_suppress(finding, suppressions, anchor) for finding, anchor in raw]
     findings.extend(_unused(suppressions, known, shown))
     return findings
@@ -178,7 +179,7 @@ def check_runspecs(specs, options: AuditOptions | None = None) -> list[Finding]:
     for spec in specs:
         shown = spec.path or "<command line>"
         context = AuditContext(shown, spec.kind, options)
-        findings.extend(finding for finding, _ in _run_checks(rules_for("run"), [spec], context))
+        findings.extend(finding for finding, _ in _run_checks(rules_for(RUN), [spec], context))
     return findings
 
 
@@ -195,7 +196,7 @@ def _run_checks(pairs, models, context: AuditContext):
     active = [(rule, check_fn) for rule, check_fn in pairs
               if kind in rule.applies_to and rule_enabled(rule, options)]
     for model in models:
-        anchor = None if kind == "dockerfile" else getattr(model, "line", None)
+        anchor = getattr(model, "line", None)     # where a RunSpec is declared; a Dockerfile has none
         for rule, check_fn in active:
             for hit in check_fn(model, context) or ():
                 subject = hit.subject if hit.subject is not None else getattr(model, "subject", None)
@@ -250,14 +251,6 @@ def _unused(suppressions, known: dict[str, Rule], shown: str) -> list[Finding]:
     return out
 
 
-def _sniff_dockerfile(text: str) -> str | None:
-    """`dockerfile` when the first instruction of `text` is FROM or ARG."""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            word = stripped.split(None, 1)[0].upper()
-            return "dockerfile" if word in ("FROM", "ARG") else None
-    return None
 
 
 def _dockerignore(path: str | None) -> tuple[str, ...] | None:

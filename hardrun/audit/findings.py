@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SEVERITIES = ("info", "warning", "error")
-KINDS = ("dockerfile", "compose", "kubernetes", "docker-run", "oci", "hardrun")
 
 
 def severity_rank(severity: str) -> int:

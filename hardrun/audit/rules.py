@@ -4,6 +4,8 @@ A rule file is the single source of a rule's id, practice, severity, title,
 message, why, fix, references and bad/good examples; `hardrun explain` prints it
 and the test suite turns its examples into tests. A check is a function registered
 with `@check("HR1001")` that yields `Hit`s for one model (a Dockerfile or a RunSpec).
+A rule file's `applies_to` names the kinds it judges; `run` stands for every run-config
+kind of the front-end registry (hardrun/frontends/registry.py).
 """
 from __future__ import annotations
 
@@ -14,10 +16,9 @@ from typing import Callable
 
 from ..errors import RuleError
 from ..resources import data_dir
-from .findings import KINDS, SEVERITIES
-
-BUILD_KINDS = ("dockerfile",)
-RUN_KINDS = ("docker-run", "compose", "kubernetes", "oci", "hardrun")
+from ..frontends import registry
+from ..frontends.registry import BUILD, RUN
+from .findings import SEVERITIES
 
 _REQUIRED = ("id", "practice", "severity", "title", "message", "applies_to", "why", "fix",
              "references", "examples")
@@ -37,7 +38,7 @@ class Rule:
     severity: str
     title: str
     message: str
-    applies_to: tuple[str, ...]
+    applies_to: tuple[str, ...]     # kinds; `run` in a rule file stands for every RUN kind
     why: str
     fix: str
     references: tuple[str, ...]
@@ -51,7 +52,7 @@ class Rule:
     @property
     def model(self) -> str:
         """`build` for Dockerfile rules, `run` for rules over RunSpecs."""
-        return "build" if set(self.applies_to) <= set(BUILD_KINDS) else "run"
+        return BUILD if all(registry.front_end(kind).model == BUILD for kind in self.applies_to) else RUN
 
 
 CheckFn = Callable[..., "object"]
@@ -73,7 +74,7 @@ def _examples(path, data, which: str) -> tuple[Example, ...]:
     out = []
     for item in items:
         if not isinstance(item, dict) or not {"kind", "text"} <= set(item) <= {"kind", "text", "policy"} \
-                or item["kind"] not in KINDS:
+                or item["kind"] not in registry.KINDS:
             raise RuleError(f"{which} example must be {{kind, text[, policy]}} with a known kind",
                             path=str(path))
         out.append(Example(item["kind"], item["text"], item.get("policy")))
@@ -97,17 +98,29 @@ def _rule(path, data) -> Rule:
         raise RuleError(f"severity must be one of {', '.join(SEVERITIES)}", path=str(path))
     if path.stem != data["id"]:
         raise RuleError(f"file name must be the rule id {data['id']}", path=str(path))
-    unknown = set(data["applies_to"]) - set(KINDS)
-    if unknown:
-        raise RuleError(f"unknown kinds in applies_to: {sorted(unknown)}", path=str(path))
     return Rule(
         id=data["id"], practice=data["practice"], severity=data["severity"],
-        title=data["title"], message=data["message"], applies_to=tuple(data["applies_to"]),
+        title=data["title"], message=data["message"], applies_to=_applies_to(path, data["applies_to"]),
         why=data["why"].strip(), fix=data["fix"].strip(),
         references=tuple(data["references"]),
         bad=_examples(path, data, "bad"), good=_examples(path, data, "good"),
         enabled_by=data.get("enabled_by"),
     )
+
+
+def _applies_to(path, written) -> tuple[str, ...]:
+    """The kinds a rule file's `applies_to` (one or a list) names, `run` expanded to every
+    RUN kind of the front-end registry."""
+    names = [written] if isinstance(written, str) else written
+    unknown = set(names) - set(registry.KINDS) - {RUN}
+    if unknown:
+        raise RuleError(f"unknown kinds in applies_to: {sorted(unknown)}", path=str(path))
+    kinds: list[str] = []
+    for name in names:
+        for kind in registry.RUN_KINDS if name == RUN else (name,):
+            if kind not in kinds:
+                kinds.append(kind)
+    return tuple(kinds)
 
 
 @lru_cache(maxsize=None)
@@ -166,4 +179,5 @@ def rules_for(model: str) -> tuple[tuple[Rule, CheckFn], ...]:
 
 
 def practices() -> set[str]:
+    """The practice vocabulary (what a policy may name): every practice a rule file names."""
     return {rule.practice for rule in all_rules().values()}

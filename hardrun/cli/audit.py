@@ -5,7 +5,8 @@ import sys
 
 import click
 
-from ..audit.findings import KINDS, SEVERITIES
+from ..audit.findings import SEVERITIES
+from ..frontends.registry import KINDS
 from ..audit.formats import FORMATS
 
 

@@ -1,12 +1,11 @@
 """Front ends: each turns one kind of file into models (a Dockerfile or RunSpecs).
 
+The kinds, their models, detectors and parsers are listed once, in registry.py.
 `detect_kind(path, head)` decides what a file is from its name and first bytes;
 `parse(kind, text, path)` returns the models. Imports are lazy so that auditing
 Dockerfiles never pays for the YAML front ends, and the reverse.
 """
 from __future__ import annotations
-
-import os
 
 DOCKERFILE_NAMES = ("Dockerfile", "Containerfile")
 DOCKERFILE_PATTERNS = ("Dockerfile.*", "*.Dockerfile", "*.dockerfile", "Containerfile.*",
@@ -31,25 +30,28 @@ def is_dockerfile_name(name: str) -> bool:
 
 def detect_kind(path: str, head: str | None = None) -> str | None:
     """The kind of the file at `path` (head: its first few KiB, if already read), or None."""
-    name = os.path.basename(path)
-    if is_dockerfile_name(name):
-        return "dockerfile"
-    from . import detect
-    return detect.detect_run_kind(path, head)
+    from .detect import detect_kind as detect
+    return detect(path, head)
+
+
+def sniff_kind(text: str) -> str | None:
+    """The kind of a file no detector recognised, judged by its whole text, or None:
+    asked only of files named on the command line."""
+    from .registry import FRONT_ENDS, resolve
+    for front_end in FRONT_ENDS:
+        if front_end.sniff is not None and resolve(front_end.sniff)(text):
+            return front_end.kind
+    return None
 
 
 def claims(kind: str, text: str, path: str) -> bool:
     """Whether a file found while walking a tree holds something of `kind` worth reporting."""
-    if kind == "dockerfile":
-        return True
-    from . import detect
-    return detect.claims(kind, text, path)
+    from .registry import front_end, resolve
+    reference = front_end(kind).claims
+    return reference is None or resolve(reference)(text, path)
 
 
 def parse(kind: str, text: str, path: str):
-    """Models of `text`: a Dockerfile for `dockerfile`, a list of RunSpecs otherwise."""
-    if kind == "dockerfile":
-        from .dockerfile import parse_dockerfile
-        return parse_dockerfile(text, path)
-    from . import detect
-    return detect.parse_run_kind(kind, text, path)
+    """Models of `text`: a Dockerfile for a BUILD kind, a list of RunSpecs for a RUN kind."""
+    from .registry import front_end, resolve
+    return resolve(front_end(kind).parse)(text, path)

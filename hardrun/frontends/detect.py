@@ -1,22 +1,19 @@
-"""Detection and dispatch for the run-config front ends (compose, Kubernetes, OCI,
-docker run lines in scripts/CI/Markdown, hardrun run configs).
+"""Detectors of the front ends (compose, Kubernetes, OCI, docker run lines in
+scripts/CI/Markdown, hardrun run configs, Dockerfiles by name).
 
 The audit engine walks whole repositories, so detection must be cheap and sure:
 a detector sees the file name and, only if it asks, the first 4 KiB (`Peek.head`,
 read once). It claims a file only when it clearly is its kind; a random `*.yaml`
-is left alone. Detectors run in DETECTORS order; the first answer wins.
-
-To add a kind: write `detect_<kind>(name, peek) -> kind | None`, put it in
-DETECTORS, and name its parser in PARSERS as "module:function" (imported lazily).
+is left alone. Which detector is asked when, and for which kind, is written in the
+front-end registry (registry.py); `detect_kind` asks them in that order.
 """
 from __future__ import annotations
 
 import fnmatch
 import os
 import re
-from typing import Callable
 
-RUN_KINDS = ("compose", "kubernetes", "docker-run", "oci", "hardrun")
+from . import is_dockerfile_name
 PEEK_BYTES = 4096
 
 COMPOSE_PATTERNS = ("compose.yaml", "compose.yml", "compose.*.yaml", "compose.*.yml",
@@ -113,56 +110,31 @@ def detect_oci(name: str, peek: Peek) -> str | None:
     return "oci" if _OCI_VERSION.search(head) and _OCI_CONFIG_KEY.search(head) else None
 
 
-Detector = Callable[[str, Peek], "str | None"]
-# Order matters: names first, then content. `docker-run` (scripts, Makefiles, CI YAML,
-# Markdown) is asked last, by detect_run_kind. A hardrun run config says apiVersion and
-# kind too, so it is recognised before Kubernetes.
-DETECTORS: list[Detector] = [detect_compose_name, detect_hardrun, detect_kubernetes,
-                             detect_compose_content, detect_oci]
-
-PARSERS: dict[str, str] = {
-    "compose": "hardrun.frontends.compose:parse_compose",
-    "kubernetes": "hardrun.frontends.kubernetes:parse_kubernetes",
-    "oci": "hardrun.frontends.oci:parse_oci",
-    "hardrun": "hardrun.frontends.hardrun_config:parse_run_config",
-    "docker-run": "hardrun.frontends.docker_run:parse",
-}
+def detect_dockerfile_name(name: str, peek: Peek) -> str | None:
+    return "dockerfile" if is_dockerfile_name(name) else None
 
 
-def detect_run_kind(path: str, head: str | None) -> str | None:
-    """The run-config kind of the file at `path` (head: its first 4 KiB if already read)."""
-    name = os.path.basename(path)
-    peek = Peek(path, head)
-    for detector in DETECTORS:
-        kind = detector(name, peek)
-        if kind is not None:
-            return kind
-    return detect_docker_run(path, peek._head)
-
-
-def detect_docker_run(path: str, head: str | None) -> str | None:
+def detect_docker_run(name: str, peek: Peek) -> str | None:
     """`docker-run` for scripts, Makefiles, Markdown and CI YAML that may hold docker run lines."""
     from . import docker_run
-    return docker_run.detect(path, head)
+    return docker_run.detect(peek.path, peek._head)
 
 
-def claims(kind: str, text: str, path: str) -> bool:
-    """Whether a file found while walking a tree really is of `kind` (its whole text read).
-
-    Scripts, Makefiles and READMEs are everywhere: they count only when they hold a
-    docker run command."""
-    if kind == "docker-run":
-        from . import docker_run
-        return docker_run.claims(text, path)
-    return True
+def sniff_dockerfile(text: str) -> bool:
+    """Whether the first instruction of `text` is FROM or ARG."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return stripped.split(None, 1)[0].upper() in ("FROM", "ARG")
+    return False
 
 
-def parse_run_kind(kind: str, text: str, path: str):
-    """RunSpecs of `text` read as `kind`."""
-    target = PARSERS.get(kind)
-    if target is None:
-        from ..errors import UsageError
-        raise UsageError(f"no front end for kind {kind!r}")
-    import importlib
-    module_name, _, function = target.partition(":")
-    return getattr(importlib.import_module(module_name), function)(text, path)
+def detect_kind(path: str, head: str | None) -> str | None:
+    """The kind of the file at `path` (head: its first 4 KiB if already read), or None."""
+    from .registry import detectors
+    name = os.path.basename(path)
+    peek = Peek(path, head)
+    for kind, detector in detectors():
+        if detector(name, peek):
+            return kind
+    return None

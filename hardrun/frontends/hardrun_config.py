@@ -28,7 +28,7 @@ from .runvalues import parse_size
 
 KIND = "hardrun"
 API_VERSION = "hardrun/v1"
-_HEAD = re.compile(r"^apiVersion:\s*[\"']?hardrun/v1[\"']?\s*$", re.MULTILINE)
+_HEAD = re.compile(r"^apiVersion:\s*[\"']?" + re.escape(API_VERSION) + r"[\"']?\s*$", re.MULTILINE)
 _KIND = re.compile(r"^kind:\s*[\"']?Run[\"']?\s*$", re.MULTILINE)
 
 
@@ -44,7 +44,7 @@ def schema() -> dict:
 def parse_run_config(text: str, path: str) -> list[RunSpec]:
     """The RunSpec of a run config; ParseError with line and column on bad input."""
     from ..policy.load import parse_marked, validate_located
-    document = parse_marked(text, path, "empty run config: expected apiVersion: hardrun/v1, kind: Run")
+    document = parse_marked(text, path, f"empty run config: expected apiVersion: {API_VERSION}, kind: Run")
     validate_located(schema(), document, path)
     return [_spec(document, path)]
 

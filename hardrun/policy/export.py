@@ -22,7 +22,7 @@ DEFAULT_IMAGE = "IMAGE"
 EXPORT_USER = "65534:65534"          # nobody
 EXPORT_PIDS_LIMIT = 1024
 EXPORT_MEMORY = 1024 ** 3
-# Docker's masked and read-only kernel paths (shared/reference/docker-defaults.md).
+# Docker's masked and read-only kernel paths (moby daemon/pkg/oci/defaults.go).
 MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
                 "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
                 "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware")

@@ -23,7 +23,7 @@ from .mounts import MountPlan, plan_mounts
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# Docker's lists (reference/docker-defaults.md); hardrun masks and protects the same.
+# Docker's lists (moby daemon/pkg/oci/defaults.go); hardrun masks and protects the same.
 MASKED_PATHS = (
     "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
     "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",

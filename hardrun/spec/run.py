@@ -59,7 +59,7 @@ class Ulimit:
 
 @dataclass(frozen=True)
 class RunSpec:
-    kind: str = "hardrun"         # dockerfile-independent source kind (PRACTICES.md `kind`)
+    kind: str = "hardrun"         # the front-end kind it was read from (frontends/registry.py)
     path: str | None = None
     line: int | None = None       # where the container is declared (service key, `docker run`…)
     subject: str | None = None    # compose service, `Deployment/web container app`, `docker run nginx`

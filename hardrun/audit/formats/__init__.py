@@ -1,4 +1,8 @@
-"""Report formatters: each is `render(report, rules, options) -> str`."""
+"""Report formatters: `render(fmt, report, ...)` returns the report as text in `fmt`.
+
+Each format is a module with one `render_<fmt>(report) -> str` (the text format also
+takes `color` and `fail_on`), imported only when that format is asked for.
+"""
 from __future__ import annotations
 
 FORMATS = ("text", "json", "sarif", "junit")

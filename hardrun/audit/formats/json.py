@@ -1,4 +1,13 @@
-"""The JSON output contract of PRACTICES.md, exactly."""
+"""The JSON output contract of `hardrun audit --format json`, exactly.
+
+One document: `tool` {name, version}; `files` [{path, kind}], kind one of the front-end
+registry's kinds; `findings` [{rule, practice, severity, path, line, subject, message,
+suppressed}], severity `error`, `warning` or `info`, line 1-based or null for a finding
+about something missing from the whole file, subject the compose service, Kubernetes
+object/container or run command (null for Dockerfiles), suppressed findings kept with
+`"suppressed": true`; `errors` [{path, message}] for files that could not be read or
+parsed (the other files are still audited). Practice names are fixed spellings.
+"""
 from __future__ import annotations
 
 from json.encoder import encode_basestring_ascii
