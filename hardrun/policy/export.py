@@ -13,6 +13,7 @@ import shlex
 
 from ..errors import UsageError
 from ..spec.capabilities import NAMES as CAPABILITY_NAMES
+from ..spec.defaults import DEFAULT_PATH, DEFAULT_REMAP, DOCKER_DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS
 from ..spec.run import RunSpec
 from .evaluate import harden
 from .model import Policy
@@ -22,15 +23,6 @@ DEFAULT_IMAGE = "IMAGE"
 EXPORT_USER = "65534:65534"          # nobody
 EXPORT_PIDS_LIMIT = 1024
 EXPORT_MEMORY = 1024 ** 3
-# Docker's masked and read-only kernel paths (shared/reference/docker-defaults.md).
-MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-                "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
-                "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware")
-READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
-# Docker's default capability set: what a container keeps unless it drops them.
-DOCKER_DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW",
-                               "SETGID", "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE",
-                               "SYS_CHROOT", "KILL", "AUDIT_WRITE")
 
 
 def export_spec(policy: Policy, config_spec: RunSpec | None = None, image: str | None = None) -> RunSpec:
@@ -318,7 +310,7 @@ def to_oci(spec: RunSpec, seccomp_profile: dict | None = None) -> dict:
     linux: dict = {"namespaces": namespaces, "maskedPaths": list(MASKED_PATHS),
                    "readonlyPaths": list(READONLY_PATHS)}
     if spec.namespaces.get("user") != "host":
-        start, count = spec.userns_remap or (100000, 65536)
+        start, count = spec.userns_remap or DEFAULT_REMAP
         linux["namespaces"].append({"type": "user"})
         linux["uidMappings"] = [{"containerID": 0, "hostID": start, "size": count}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": start, "size": count}]
@@ -341,7 +333,7 @@ def to_oci(spec: RunSpec, seccomp_profile: dict | None = None) -> dict:
         "args": list(spec.command) or ["/bin/sh"],
         # A variable passed through from the caller's environment (`--env NAME`) has no
         # value to write down: left out, as Docker leaves it out when the caller has none.
-        "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] +
+        "env": [f"PATH={DEFAULT_PATH}"] +
                [f"{v.name}={v.value}" for v in spec.env if v.value is not None],
         "cwd": spec.workdir or "/",
         "capabilities": {name: capabilities for name in ("bounding", "effective", "permitted")}

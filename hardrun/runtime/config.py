@@ -17,19 +17,10 @@ import os
 import posixpath
 
 from ..errors import UsageError
+from ..spec.defaults import DEFAULT_PATH, MASKED_PATHS, READONLY_PATHS
 from . import caps as capabilities
 from . import userns
 from .mounts import MountPlan, plan_mounts
-
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-# Docker's lists (reference/docker-defaults.md); hardrun masks and protects the same.
-MASKED_PATHS = (
-    "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-    "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
-    "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware",
-)
-READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
 NAMESPACE_FLAGS = ("mount", "pid", "ipc", "uts", "network", "cgroup", "user")
 

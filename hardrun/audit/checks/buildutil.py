@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from ...frontends.shell import SHELLS as POSIX_SHELLS
+from ...spec.defaults import SENSITIVE_PORTS
 from ..secrets import CURL_VALUE_SHORT, unquote
 
 # --- instructions and stages ----------------------------------------------------------
@@ -572,9 +573,6 @@ def insecure_variable(name: str, value: str | None) -> str | None:
 
 # --- EXPOSE --------------------------------------------------------------------------
 
-SENSITIVE_PORTS = {22: "SSH", 23: "Telnet", 2375: "Docker API without TLS",
-                   2376: "Docker API", 3389: "RDP", 5900: "VNC", 5901: "VNC",
-                   5985: "WinRM", 5986: "WinRM over TLS"}
 _PORT_SPEC = re.compile(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
 
 
