@@ -21,6 +21,10 @@ MASKED_PATHS = (
 # Docker's read-only kernel paths: remounted read-only inside the container.
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
+# The namespaces a container gets its own of, unless it shares one with the host
+# (hardrun's names are OCI's namespace types; in the order OCI configs list them).
+NAMESPACES = ("mount", "pid", "ipc", "uts", "network", "cgroup", "user")
+
 # The user-namespace range root is remapped to when hardrun runs as real root:
 # container ids 0..65535 are host ids 100000..165535 (START, COUNT).
 DEFAULT_REMAP = (100000, 65536)
@@ -42,3 +46,9 @@ DANGEROUS_CAPABILITIES = ("ALL", "SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "SYS_MO
 SENSITIVE_PORTS = {22: "SSH", 23: "Telnet", 2375: "Docker API without TLS",
                    2376: "Docker API", 3389: "RDP", 5900: "VNC", 5901: "VNC",
                    5985: "WinRM", 5986: "WinRM over TLS"}
+
+# The tmpfs every container gets on /tmp and /run (target, mode), unless it mounts
+# something there, and the size of a tmpfs that does not give one (the kernel's default
+# is half of RAM, each; size=0 asks for the kernel's unlimited tmpfs).
+DEFAULT_TMPFS = (("/tmp", "1777"), ("/run", "755"))
+DEFAULT_TMPFS_SIZE = "64m"
