@@ -107,7 +107,7 @@ MUTANTS = [
       'severity="error" if "2375" in numbers', 'severity="error" if "2376" in numbers', [TABLES, "-k", "port"]),
     M("checks: EXPOSE of Telnet not reported", "hardrun/spec/defaults.py",
       'SENSITIVE_PORTS = {22: "SSH", 23: "Telnet",', 'SENSITIVE_PORTS = {22: "SSH",', [TABLES, "-k", "port"]),
-    M("checks: EXPOSE range misses its first port", "hardrun/audit/checks/buildutil.py",
+    M("checks: EXPOSE range misses its first port", "hardrun/audit/checks/buildutil/stages.py",
       "if low <= port <= high and", "if low < port <= high and", [TABLES, "-k", "port"]),
     M("secrets: PASSPHRASE not a secret word", "hardrun/audit/secrets.py", '"pass", "passphrase", "secret",', '"pass", "secret",',
       [TABLES, "-k", "secret"]),
