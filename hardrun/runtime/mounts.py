@@ -15,7 +15,7 @@ import posixpath
 import stat
 
 from ..errors import UsageError
-from ..spec.defaults import DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE
+from ..spec.defaults import DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE, DEV_TMPFS_DATA, DEVPTS_DATA, SHM_TMPFS_DATA
 from . import sys as k
 
 BIND_ATTRS = k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV
@@ -287,7 +287,7 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool) -> None:
     """A minimal /dev: a few host device nodes, a private devpts, /dev/shm, fd links."""
     target = mountpoint(root_fd, "/dev", True, create, k.RESOLVE_NO_SYMLINKS)
     try:
-        k.mount("tmpfs", _fd_path(target), "tmpfs", k.MS_NOSUID | k.MS_NOEXEC, "mode=755,size=64k")
+        k.mount("tmpfs", _fd_path(target), "tmpfs", k.MS_NOSUID | k.MS_NOEXEC, DEV_TMPFS_DATA)
     finally:
         os.close(target)
     dev = resolve_in_root(root_fd, "/dev", k.RESOLVE_NO_SYMLINKS)
@@ -307,13 +307,13 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool) -> None:
             os.mkdir(name, mode, dir_fd=dev)
         pts = k.openat2(dev, "pts", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
         try:
-            options = "newinstance,ptmxmode=0666,mode=0620" + (",gid=5" if devpts_gid else "")
+            options = DEVPTS_DATA + (",gid=5" if devpts_gid else "")
             k.mount("devpts", _fd_path(pts), "devpts", k.MS_NOSUID | k.MS_NOEXEC, options)
         finally:
             os.close(pts)
         shm = k.openat2(dev, "shm", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
         try:
-            k.mount("tmpfs", _fd_path(shm), "tmpfs", KERNEL_FS_FLAGS, "mode=1777,size=65536k")
+            k.mount("tmpfs", _fd_path(shm), "tmpfs", KERNEL_FS_FLAGS, SHM_TMPFS_DATA)
         finally:
             os.close(shm)
         for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),

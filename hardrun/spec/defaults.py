@@ -52,3 +52,8 @@ SENSITIVE_PORTS = {22: "SSH", 23: "Telnet", 2375: "Docker API without TLS",
 # is half of RAM, each; size=0 asks for the kernel's unlimited tmpfs).
 DEFAULT_TMPFS = (("/tmp", "1777"), ("/run", "755"))
 DEFAULT_TMPFS_SIZE = "64m"
+
+# The container's own /dev (a small tmpfs), its devpts and /dev/shm: mount data.
+DEV_TMPFS_DATA = "mode=755,size=64k"
+DEVPTS_DATA = "newinstance,ptmxmode=0666,mode=0620"
+SHM_TMPFS_DATA = "mode=1777,size=65536k"

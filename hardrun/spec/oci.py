@@ -11,7 +11,7 @@ Standard library only: imported by the exporter and by the runtime's --dry-run.
 """
 from __future__ import annotations
 
-from .defaults import DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE, NAMESPACES
+from .defaults import DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE, DEV_TMPFS_DATA, DEVPTS_DATA, NAMESPACES, SHM_TMPFS_DATA
 
 OCI_VERSION = "1.2.0"        # tests/data/oci-runtime-spec-schema is this version's schema
 CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
@@ -25,11 +25,11 @@ KERNEL_MOUNTS = (
     {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
     {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
     {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-     "options": ["nosuid", "noexec", "mode=755", "size=64k"]},
+     "options": ["nosuid", "noexec", *DEV_TMPFS_DATA.split(",")]},
     {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+     "options": ["nosuid", "noexec", *DEVPTS_DATA.split(",")]},
     {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-     "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+     "options": ["nosuid", "noexec", "nodev", *SHM_TMPFS_DATA.split(",")]},
 )
 
 
