@@ -143,7 +143,7 @@ MUTANTS = [
     M("export oci: empty readonlyPaths", "hardrun/policy/export.py",
       "readonly_paths=READONLY_PATHS,", "readonly_paths=(),", ["tests/test_export_security.py"]),
     M("export oci: /sys read-write", "hardrun/spec/oci.py",
-      '"sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}', '"sysfs", "options": ["nosuid", "noexec", "nodev", "rw"]}',
+      '"options": ["nosuid", "noexec", "nodev", "ro"]}', '"options": ["nosuid", "noexec", "nodev", "rw"]}',
       ["tests/test_export_security.py"]),
     M("export oci: /sys/firmware not masked", "hardrun/spec/defaults.py",
       '"/sys/devices/virtual/powercap", "/sys/firmware",', '"/sys/devices/virtual/powercap",',

@@ -12,10 +12,11 @@ import json
 import shlex
 
 from ..errors import UsageError
-from ..spec.capabilities import NAMES as CAPABILITY_NAMES
 from ..spec import oci
-from ..spec.defaults import (DEFAULT_PATH, DEFAULT_REMAP, DEFAULT_TMPFS_SIZE, DOCKER_DEFAULT_CAPABILITIES,
-                             MASKED_PATHS, NAMESPACES, READONLY_PATHS)
+from ..spec.capabilities import NAMES as CAPABILITY_NAMES
+from ..spec.defaults import (DEFAULT_PATH, DEFAULT_REMAP, DEFAULT_TMPFS_SIZE,
+                             DOCKER_DEFAULT_CAPABILITIES, MASKED_PATHS, NAMESPACES,
+                             READONLY_PATHS)
 from ..spec.run import RunSpec
 from .evaluate import harden
 from .model import Policy

@@ -263,7 +263,7 @@ def _last_cap() -> int:
     return last_cap()
 
 
-__all__ = ["RuntimeConfig", "resolve", "MountPlan", "MASKED_PATHS", "READONLY_PATHS"]
+__all__ = ["RuntimeConfig", "resolve", "MountPlan"]
 
 
 def _oci_resources(spec) -> dict:

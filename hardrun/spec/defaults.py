@@ -11,8 +11,8 @@ from __future__ import annotations
 # The environment's PATH when the command does not set one (Docker's and runc's).
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# Docker's masked kernel paths (moby's oci/defaults.go): bind-mounted over with an
-# empty, read-only file or directory. The runtime adds each CPU's thermal_throttle.
+# Docker's masked kernel paths (moby's daemon/pkg/oci/defaults.go): bind-mounted over
+# with an empty, read-only file or directory. The runtime adds each CPU's thermal_throttle.
 MASKED_PATHS = (
     "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
     "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
@@ -29,8 +29,8 @@ NAMESPACES = ("mount", "pid", "ipc", "uts", "network", "cgroup", "user")
 # container ids 0..65535 are host ids 100000..165535 (START, COUNT).
 DEFAULT_REMAP = (100000, 65536)
 
-# Docker's default capability set: what a Docker container keeps unless it drops them
-# (hardrun's own default is none).
+# Docker's default capability set (moby's daemon/pkg/oci/caps/defaults.go): what a
+# Docker container keeps unless it drops them (hardrun's own default is none).
 DOCKER_DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW",
                                "SETGID", "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE",
                                "SYS_CHROOT", "KILL", "AUDIT_WRITE")

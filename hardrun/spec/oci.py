@@ -11,7 +11,8 @@ Standard library only: imported by the exporter and by the runtime's --dry-run.
 """
 from __future__ import annotations
 
-from .defaults import DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE, DEV_TMPFS_DATA, DEVPTS_DATA, NAMESPACES, SHM_TMPFS_DATA
+from .defaults import (DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE, DEV_TMPFS_DATA, DEVPTS_DATA, NAMESPACES,
+                       SHM_TMPFS_DATA)
 
 OCI_VERSION = "1.2.0"        # tests/data/oci-runtime-spec-schema is this version's schema
 CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
@@ -22,8 +23,10 @@ RLIM_INFINITY = 2**64 - 1
 # /proc, /sys and /dev as `hardrun run` mounts them (runtime/mounts.py: mount_proc,
 # mount_sys, mount_dev); their flags are nosuid, nodev, noexec unless said otherwise.
 KERNEL_MOUNTS = (
-    {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-    {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+    {"destination": "/proc", "type": "proc", "source": "proc",
+     "options": ["nosuid", "noexec", "nodev"]},
+    {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+     "options": ["nosuid", "noexec", "nodev", "ro"]},
     {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
      "options": ["nosuid", "noexec", *DEV_TMPFS_DATA.split(",")]},
     {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
@@ -65,7 +68,8 @@ def capabilities(names, ambient: bool) -> dict:
 
 def id_mappings(pairs) -> list[dict]:
     """(inside, outside, count) triples as `uidMappings`/`gidMappings` entries."""
-    return [{"containerID": inside, "hostID": outside, "size": count} for inside, outside, count in pairs]
+    return [{"containerID": inside, "hostID": outside, "size": count}
+            for inside, outside, count in pairs]
 
 
 def rlimits(ulimits) -> list[dict]:
