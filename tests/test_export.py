@@ -261,7 +261,9 @@ def test_dry_run_and_oci_export_write_the_same_config(tmp_path):
     spec = RunSpec(kind="hardrun", user="1000:1000", command=("/bin/true",), cap_drop=("ALL",),
                    cap_add=("NET_BIND_SERVICE",), no_new_privileges=True, read_only_root=True,
                    mounts=(Mount("bind", "/data", source=str(tmp_path), read_only=True),
-                           Mount("tmpfs", "/cache", options=("size=1m",)), Mount("tmpfs", "/var/cache")),
+                           Mount("bind", "/logs", source=str(tmp_path), options=("noexec",)),
+                           Mount("tmpfs", "/cache", options=("size=1m",)), Mount("tmpfs", "/var/cache"),
+                           Mount("tmpfs", "/seed", options=("ro", "mode=755"))),
                    ulimits=(Ulimit("nofile", 1024, 2048),))
     planned, exported = dry_run(resolve(spec)), to_oci(spec)
     for document in (planned, exported):

@@ -9,6 +9,7 @@ import datetime
 from dataclasses import dataclass
 
 from ..errors import HardrunError, UsageError
+from ..spec.defaults import DEFAULT_PIDS_LIMIT
 from .model import Policy
 
 # `hardrun run` exit status when the policy refuses the container before anything is
@@ -150,13 +151,11 @@ def refuse_loosening(spec, hardened, policy: Policy) -> None:
 
 def _shown(name: str, value) -> str:
     if name == "pids_limit" and value is None:
-        from ..runtime.cgroups import DEFAULT_PIDS_LIMIT
         return str(DEFAULT_PIDS_LIMIT)
     return {"memory": "no limit", "user": "root"}.get(name, "unset") if value is None else str(value)
 
 
 def _lower_pids_limit(before, after, spec) -> bool:
-    from ..runtime.cgroups import DEFAULT_PIDS_LIMIT
     limit = DEFAULT_PIDS_LIMIT if before is None else before
     return after is not None and after > 0 and (limit <= 0 or after <= limit)
 

@@ -14,9 +14,8 @@ import shlex
 from ..errors import UsageError
 from ..spec import oci
 from ..spec.capabilities import NAMES as CAPABILITY_NAMES
-from ..spec.defaults import (DEFAULT_PATH, DEFAULT_REMAP, DEFAULT_TMPFS_SIZE,
-                             DOCKER_DEFAULT_CAPABILITIES, MASKED_PATHS, NAMESPACES,
-                             READONLY_PATHS)
+from ..spec.defaults import (DEFAULT_PATH, DEFAULT_PIDS_LIMIT, DEFAULT_REMAP, DEFAULT_TMPFS_SIZE,
+                             DOCKER_DEFAULT_CAPABILITIES, MASKED_PATHS, NAMESPACES, READONLY_PATHS)
 from ..spec.run import RunSpec
 from .evaluate import harden
 from .model import Policy
@@ -24,7 +23,7 @@ from .model import Policy
 TARGETS = ("docker-run", "compose", "kubernetes", "oci")
 DEFAULT_IMAGE = "IMAGE"
 EXPORT_USER = "65534:65534"          # nobody
-EXPORT_PIDS_LIMIT = 1024
+EXPORT_PIDS_LIMIT = DEFAULT_PIDS_LIMIT
 EXPORT_MEMORY = 1024 ** 3
 
 
@@ -333,7 +332,8 @@ def to_oci(spec: RunSpec, seccomp_profile: dict | None = None) -> dict:
         args=list(spec.command) or ["/bin/sh"],
         # A variable passed through from the caller's environment (`--env NAME`) has no
         # value to write down: left out, as Docker leaves it out when the caller has none.
-        env=[f"PATH={DEFAULT_PATH}"] + [f"{v.name}={v.value}" for v in spec.env if v.value is not None],
+        env=[f"PATH={DEFAULT_PATH}"]
+        + [f"{v.name}={v.value}" for v in spec.env if v.value is not None],
         cwd=spec.workdir or "/", user={"uid": uid or 0, "gid": gid or 0},
         capability_sets=oci.capabilities(capabilities, ambient=bool(uid)),
         no_new_privileges=spec.no_new_privileges, process_rlimits=oci.rlimits(spec.ulimits),
@@ -354,15 +354,16 @@ def _oci_mounts(mounts) -> list[dict]:
 
 def _oci_mount(mount) -> dict:
     """Binds keep exec, tmpfs gets noexec, unless the mount's options say otherwise."""
-    options = [option for option in mount.options if option not in ("nosuid", "nodev", "rbind", "bind")]
+    options = [option for option in mount.options
+               if option not in ("nosuid", "nodev", "rbind", "bind")]
     exec_ = "exec" in options or (mount.type != "tmpfs" and "noexec" not in options)
-    data = [option for option in options if option not in ("ro", "rw", "exec", "noexec")]
+    read_only = mount.read_only or "ro" in options or "readonly" in options
+    data = [option for option in options if option not in ("ro", "readonly", "rw", "exec", "noexec")]
     if mount.type == "tmpfs":
         if not any(option.startswith("size=") for option in data):
             data.append(f"size={DEFAULT_TMPFS_SIZE}")
-        return oci.mount("tmpfs", mount.target, read_only=mount.read_only, exec_=exec_,
-                         data=",".join(data))
-    return oci.mount("bind", mount.target, mount.source, read_only=mount.read_only, exec_=exec_)
+        return oci.mount("tmpfs", mount.target, read_only=read_only, exec_=exec_, data=",".join(data))
+    return oci.mount("bind", mount.target, mount.source, read_only=read_only, exec_=exec_)
 
 
 def _effective_capabilities(spec: RunSpec) -> list[str]:

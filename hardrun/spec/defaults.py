@@ -29,6 +29,10 @@ NAMESPACES = ("mount", "pid", "ipc", "uts", "network", "cgroup", "user")
 # container ids 0..65535 are host ids 100000..165535 (START, COUNT).
 DEFAULT_REMAP = (100000, 65536)
 
+# Every container's pids limit unless the user asks otherwise (`--pids-limit -1`): a fork
+# bomb stays inside its box.
+DEFAULT_PIDS_LIMIT = 1024
+
 # Docker's default capability set (moby's daemon/pkg/oci/caps/defaults.go): what a
 # Docker container keeps unless it drops them (hardrun's own default is none).
 DOCKER_DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW",
