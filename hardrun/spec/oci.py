@@ -1,4 +1,4 @@
-"""The OCI runtime-spec `config.json` model: the one writer, and the vocabulary its reader shares.
+"""The OCI runtime-spec `config.json` model: the one writer, and the names its reader shares.
 
 `config()` writes the document both `hardrun run --dry-run` (runtime/config.to_oci, from
 the resolved plan) and `hardrun export --to oci` (policy/export.to_oci, from a hardened
