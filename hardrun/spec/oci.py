@@ -14,7 +14,7 @@ from __future__ import annotations
 from .defaults import (DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE, DEV_TMPFS_DATA, DEVPTS_DATA, NAMESPACES,
                        SHM_TMPFS_DATA)
 
-OCI_VERSION = "1.2.0"        # tests/data/oci-runtime-spec-schema is this version's schema
+OCI_VERSION = "1.2.0"        # checked against the schema copy in tests/data/oci-runtime-spec-schema
 CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 # OCI namespace types are spelled as hardrun's namespace names (RunSpec.namespaces keys).
 NAMESPACE_TYPES = NAMESPACES
