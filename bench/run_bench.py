@@ -32,8 +32,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-REMAP = (100000, 65536)
-
 
 def build_rootfs(directory: Path) -> Path:
     rootfs = directory / "rootfs"
@@ -74,42 +72,20 @@ def oci_bundle(directory: Path, rootfs: Path, name: str, pids_limit: int | None)
     cgroup view, tmpfs /tmp and /run, devpts, /dev/shm), masked and read-only paths; with
     `pids_limit`, a cgroup of its own with that limit (as hardrun's default, 1024, makes
     one for every container)."""
-    from hardrun.runtime.config import MASKED_PATHS, READONLY_PATHS
+    from hardrun.spec import oci
+    from hardrun.spec.defaults import DEFAULT_REMAP, MASKED_PATHS, READONLY_PATHS
     bundle = directory / name
     bundle.mkdir()
-    start, count = REMAP
-    config = {
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": False, "user": {"uid": 0, "gid": 0}, "args": ["/bin/true"],
-            "env": ["PATH=/bin"], "cwd": "/", "noNewPrivileges": True,
-            "capabilities": {key: [] for key in ("bounding", "effective", "inheritable", "permitted", "ambient")},
-        },
-        "root": {"path": str(rootfs), "readonly": True},
-        "hostname": "bench",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec"]},
-            {"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-        ],
-        "linux": {
-            "namespaces": [{"type": name} for name in ("pid", "network", "ipc", "uts", "mount", "user", "cgroup")],
-            "uidMappings": [{"containerID": 0, "hostID": start, "size": count}],
-            "gidMappings": [{"containerID": 0, "hostID": start, "size": count}],
-            "maskedPaths": list(MASKED_PATHS),
-            "readonlyPaths": list(READONLY_PATHS),
-            "seccomp": oci_seccomp(),
-        },
-    }
+    id_map = [(0, *DEFAULT_REMAP)]
+    cgroup_view = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                   "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+    config = oci.config(
+        args=["/bin/true"], env=["PATH=/bin"], cwd="/", user={"uid": 0, "gid": 0},
+        capability_sets=oci.capabilities((), ambient=False), no_new_privileges=True,
+        root=str(rootfs), read_only=True, hostname="bench",
+        mounts=oci.default_tmpfs_mounts(()) + [cgroup_view], namespaces=oci.NAMESPACE_TYPES,
+        uid_map=id_map, gid_map=id_map, masked_paths=MASKED_PATHS, readonly_paths=READONLY_PATHS,
+        linux_extra={"seccomp": oci_seccomp()})
     if pids_limit is not None:
         config["linux"]["resources"] = {"pids": {"limit": pids_limit}}
         config["linux"]["cgroupsPath"] = f"/hardrun-bench/{name}"

@@ -231,7 +231,7 @@ def test_parser_exhaustion_is_the_files_error(monkeypatch, tmp_path, exhausted, 
 
 def test_invalid_dockerignore_class_does_not_stop_the_audit(hardrun, tmp_path):
     import re
-    from hardrun.audit.checks.buildutil import _ignore_regex
+    from hardrun.audit.checks.buildutil.buildcontext import _ignore_regex
     with pytest.raises(re.error):             # control: the translated pattern is invalid
         re.compile(_ignore_regex("[z-a]"))
     (tmp_path / "Dockerfile").write_text("FROM alpine:3.20\nCOPY . /app\nUSER 1000\n")

@@ -232,3 +232,43 @@ def test_seccomp_out_writes_the_builtin_profile(tmp_path):
     pod = yaml.safe_load(result.stdout)
     assert pod["spec"]["securityContext"]["seccompProfile"] == {
         "type": "Localhost", "localhostProfile": "hardrun-default.json"}
+
+
+def _oci_facts(document: dict) -> dict:
+    """What hardrun promises in an OCI config, whichever command wrote it: the version,
+    the mounts, the process's identity and privileges, the namespaces and id maps, the
+    kernel paths (less the host's own thermal_throttle paths the runtime adds)."""
+    process, linux = document["process"], document["linux"]
+    return {
+        "ociVersion": document["ociVersion"], "mounts": document["mounts"],
+        "root.readonly": document["root"]["readonly"],
+        "user": (process["user"]["uid"], process["user"]["gid"]), "args": process["args"],
+        "cwd": process["cwd"], "PATH": [v for v in process["env"] if v.startswith("PATH=")],
+        "capabilities": process["capabilities"], "noNewPrivileges": process["noNewPrivileges"],
+        "rlimits": process.get("rlimits"),
+        **{key: linux.get(key) for key in ("namespaces", "uidMappings", "gidMappings", "readonlyPaths")},
+        "maskedPaths": [p for p in linux["maskedPaths"] if not p.endswith("/thermal_throttle")],
+    }
+
+
+def test_dry_run_and_oci_export_write_the_same_config(tmp_path):
+    """`hardrun run --dry-run` and `hardrun export --to oci` go through one writer: for one
+    spec they agree on every fact hardrun promises, and both are valid OCI 1.2.0 configs.
+    The control: a spec that differs in one capability gives a different export, so the
+    comparison is not blind."""
+    from hardrun.runtime.config import resolve, to_oci as dry_run
+    from hardrun.spec.run import Mount, RunSpec, Ulimit
+    spec = RunSpec(kind="hardrun", user="1000:1000", command=("/bin/true",), cap_drop=("ALL",),
+                   cap_add=("NET_BIND_SERVICE",), no_new_privileges=True, read_only_root=True,
+                   mounts=(Mount("bind", "/data", source=str(tmp_path), read_only=True),
+                           Mount("bind", "/logs", source=str(tmp_path), options=("noexec",)),
+                           Mount("tmpfs", "/cache", options=("size=1m",)), Mount("tmpfs", "/var/cache"),
+                           Mount("tmpfs", "/seed", options=("ro", "mode=755"))),
+                   ulimits=(Ulimit("nofile", 1024, 2048),))
+    planned, exported = dry_run(resolve(spec)), to_oci(spec)
+    for document in (planned, exported):
+        errors = sorted(oci_validator().iter_errors(document), key=str)
+        assert not errors, errors[0].message
+    assert planned["ociVersion"] == "1.2.0"
+    assert _oci_facts(planned) == _oci_facts(exported)
+    assert _oci_facts(to_oci(spec.evolve(cap_add=("NET_BIND_SERVICE", "KILL")))) != _oci_facts(planned)

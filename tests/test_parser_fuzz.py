@@ -238,14 +238,14 @@ def _soup(pieces, size=12):
 @settings(max_examples=3000, deadline=None)
 @given(_soup(["$(", "<(", "`", "/", " ", "\n", "\t", "curl", "wget", "curlx", "x", "(", "$", "_"]))
 def test_substitution_check_finds_what_the_old_pattern_found(word):
-    from hardrun.audit.checks.buildutil import fetches_in_substitution
+    from hardrun.audit.checks.buildutil.downloads import fetches_in_substitution
     assert fetches_in_substitution(word) == bool(_OLD_SUBSTITUTION.search(word))
 
 
 @settings(max_examples=3000, deadline=None)
 @given(_soup(["[", "]", " ", "\n", "\t", "trusted=yes", "x", "http:", "file:", "copy:", "'", ":"]))
 def test_trusted_apt_check_finds_what_the_old_pattern_found(text):
-    from hardrun.audit.checks.buildutil import has_trusted_apt_source
+    from hardrun.audit.checks.buildutil.tls import has_trusted_apt_source
     assert has_trusted_apt_source(text) == bool(_OLD_TRUSTED_APT.search(text))
 
 
@@ -253,14 +253,14 @@ def test_trusted_apt_check_finds_what_the_old_pattern_found(text):
 @given(_soup(["insecure", "INSECURE", "-k", "x-k", ">", ">>", " ", "\n", "\t", ".curlrc", ".CurlRC",
               "x", "/", "k"]))
 def test_curlrc_check_finds_what_the_old_pattern_found(text):
-    from hardrun.audit.checks.buildutil import writes_insecure_curlrc
+    from hardrun.audit.checks.buildutil.tls import writes_insecure_curlrc
     assert writes_insecure_curlrc(text) == bool(_OLD_CURLRC.search(text))
 
 
 def test_config_checks_on_their_pathological_inputs():
     """Inputs that took 50-120 s at 100 KB before (timing in bench/pathological.py)."""
-    from hardrun.audit.checks.buildutil import (fetches_in_substitution, has_trusted_apt_source,
-                                                writes_insecure_curlrc)
+    from hardrun.audit.checks.buildutil.downloads import fetches_in_substitution
+    from hardrun.audit.checks.buildutil.tls import has_trusted_apt_source, writes_insecure_curlrc
     n = 100_000
     assert not fetches_in_substitution("$(" * n) and not fetches_in_substitution("`" * n)
     assert fetches_in_substitution("$(" * n + " /usr/bin/curl")
@@ -276,12 +276,12 @@ _OLD_TRUSTED_HOST = re.compile(r"(?:^|\\n|\n)\s*trusted[-_]host\s*=", re.I)
 @settings(max_examples=3000, deadline=None)
 @given(_soup(["trusted-host", "TRUSTED_host", "=", " ", "\n", "\t", "\\n", "\\", "n", "x", "[global]"]))
 def test_trusted_host_check_finds_what_the_old_pattern_found(text):
-    from hardrun.audit.checks.buildutil import sets_trusted_host
+    from hardrun.audit.checks.buildutil.tls import sets_trusted_host
     assert sets_trusted_host(text) == bool(_OLD_TRUSTED_HOST.search(text))
 
 
 def test_trusted_host_check_on_a_run_of_newlines():
     """Minutes at 100 KB before (timing in bench/pathological.py)."""
-    from hardrun.audit.checks.buildutil import sets_trusted_host
+    from hardrun.audit.checks.buildutil.tls import sets_trusted_host
     assert not sets_trusted_host("\n" * 100_000 + "x trusted-host=")
     assert sets_trusted_host("\n" * 100_000 + " trusted-host=")

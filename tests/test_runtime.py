@@ -514,6 +514,50 @@ def test_dry_run_prints_the_resolved_configuration_and_runs_nothing(rootfs, tmp_
     assert {"nosuid", "nodev", "rw"} <= set(out["options"])
 
 
+def _mount_flag_mismatches(oci_mounts, mountinfo: str) -> list:
+    """Where the container's mounts (from /proc/self/mountinfo) differ from what the OCI
+    `mounts` say: a missing mount point, another file system type, or a nosuid, nodev,
+    noexec, ro or rw flag that is not as written."""
+    mounted = {}
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        separator = fields.index("-")
+        mounted[fields[4]] = (fields[separator + 1], set(fields[5].split(",")))  # a later one covers
+    problems = []
+    for entry in oci_mounts:
+        target, options = entry["destination"], set(entry.get("options", ()))
+        if target not in mounted:
+            problems.append((target, "not mounted"))
+            continue
+        fstype, flags = mounted[target]
+        if fstype != entry["type"]:
+            problems.append((target, fstype, entry["type"]))
+        for flag in ("nosuid", "nodev", "noexec", "ro", "rw"):
+            if flag in options and flag not in flags:
+                problems.append((target, flag, sorted(flags)))
+        for flag in ("nosuid", "nodev", "noexec"):
+            if flag in flags and flag not in options:
+                problems.append((target, f"also {flag}", sorted(options)))
+    return problems
+
+
+def test_dry_run_mounts_are_the_mounts_the_container_gets(rootfs):
+    """The OCI config --dry-run prints (the writer `hardrun export --to oci` shares) states
+    /proc, /sys, /dev, /dev/pts, /dev/shm, /tmp and /run as the container really has them,
+    read from its own mountinfo. The control: the same check finds a config that writes
+    /sys read-write or /proc without noexec wrong."""
+    config = json.loads(run(rootfs, "--dry-run", "--", "true").stdout)
+    done = run(rootfs, "--", "cat", "/proc/self/mountinfo")
+    assert done.returncode == 0, done.stderr
+    assert [entry["destination"] for entry in config["mounts"]] == [
+        "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/tmp", "/run"]
+    assert _mount_flag_mismatches(config["mounts"], done.stdout) == []
+    wrong = json.loads(json.dumps(config["mounts"]))
+    wrong[0]["options"].remove("noexec")
+    wrong[1]["options"] = ["nosuid", "noexec", "nodev", "rw"]
+    assert {problem[0] for problem in _mount_flag_mismatches(wrong, done.stdout)} == {"/proc", "/sys"}
+
+
 def test_dry_run_shows_the_limits_the_container_gets(rootfs):
     done = run(rootfs, "--dry-run", "-m", "64m", "--pids-limit", "20", "--cpus", "0.5",
                "--cpu-shares", "256", "--ulimit", "nofile=100:200", "--ulimit", "core=-1", "--", "true")

@@ -16,13 +16,11 @@ from __future__ import annotations
 import os
 
 from ..errors import ParseError
+from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES, ulimit_name
 from ..spec.run import EnvVar, Mount, RunSpec, Ulimit
 from . import runvalues as rv
 from .yamlsafe import MarkedList, MarkedMap, load_all
 
-CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
-# OCI namespace types are spelled as RunSpec.namespaces keys.
-NAMESPACE_TYPES = frozenset({"network", "pid", "ipc", "uts", "user", "cgroup", "mount"})
 # Namespaces a container must not share with the host (user/cgroup are often shared).
 HOST_WHEN_ABSENT = ("network", "pid", "ipc", "uts", "mount")
 UNCONFINED_SELINUX_TYPES = ("spc_t", "unconfined_t")
@@ -164,8 +162,7 @@ class _Config:
             kind = self.get(item, "type", str, "process.rlimits.") or ""
             soft = self.get(item, "soft", int, "process.rlimits.")
             hard = self.get(item, "hard", int, "process.rlimits.")
-            name = kind.lower()[len("rlimit_"):] if kind.upper().startswith("RLIMIT_") else kind.lower()
-            out.append(Ulimit(name, soft or 0, hard or 0))
+            out.append(Ulimit(ulimit_name(kind), soft or 0, hard or 0))
         return tuple(out)
 
     def lsm(self, process: MarkedMap) -> dict:

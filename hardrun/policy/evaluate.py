@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..errors import HardrunError, UsageError
 from ..spec import PROVENANCE_FIELDS
+from ..spec.defaults import DEFAULT_PIDS_LIMIT
 from .model import Policy
 
 # `hardrun run` exit status when the policy refuses the container before anything is
@@ -149,13 +150,11 @@ def refuse_loosening(spec, hardened, policy: Policy) -> None:
 
 def _shown(name: str, value) -> str:
     if name == "pids_limit" and value is None:
-        from ..runtime.cgroups import DEFAULT_PIDS_LIMIT
         return str(DEFAULT_PIDS_LIMIT)
     return {"memory": "no limit", "user": "root"}.get(name, "unset") if value is None else str(value)
 
 
 def _lower_pids_limit(before, after, spec) -> bool:
-    from ..runtime.cgroups import DEFAULT_PIDS_LIMIT
     limit = DEFAULT_PIDS_LIMIT if before is None else before
     return after is not None and after > 0 and (limit <= 0 or after <= limit)
 
@@ -167,7 +166,7 @@ def _lower_memory(before, after, spec) -> bool:
 def _non_root_in_private_userns(before, after, spec) -> bool:
     """Another user inside a private user namespace is an unprivileged uid on the host
     either way; under `--userns host` it would be a different host user."""
-    from ..audit.checks.buildutil import is_root_user
+    from ..audit.checks.buildutil.users import is_root_user
     return (before is None and after is not None and not is_root_user(after)
             and spec.namespaces.get("user") != "host")
 

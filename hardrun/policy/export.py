@@ -12,7 +12,10 @@ import json
 import shlex
 
 from ..errors import UsageError
+from ..spec import oci
 from ..spec.capabilities import NAMES as CAPABILITY_NAMES
+from ..spec.defaults import (DEFAULT_PATH, DEFAULT_PIDS_LIMIT, DEFAULT_REMAP, DEFAULT_TMPFS_SIZE,
+                             DOCKER_DEFAULT_CAPABILITIES, MASKED_PATHS, NAMESPACES, READONLY_PATHS)
 from ..spec.run import RunSpec
 from .evaluate import harden
 from .model import Policy
@@ -20,17 +23,8 @@ from .model import Policy
 TARGETS = ("docker-run", "compose", "kubernetes", "oci")
 DEFAULT_IMAGE = "IMAGE"
 EXPORT_USER = "65534:65534"          # nobody
-EXPORT_PIDS_LIMIT = 1024
+EXPORT_PIDS_LIMIT = DEFAULT_PIDS_LIMIT
 EXPORT_MEMORY = 1024 ** 3
-# Docker's masked and read-only kernel paths (moby daemon/pkg/oci/defaults.go).
-MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-                "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
-                "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware")
-READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
-# Docker's default capability set: what a container keeps unless it drops them.
-DOCKER_DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW",
-                               "SETGID", "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE",
-                               "SYS_CHROOT", "KILL", "AUDIT_WRITE")
 
 
 def export_spec(policy: Policy, config_spec: RunSpec | None = None, image: str | None = None) -> RunSpec:
@@ -304,71 +298,72 @@ def _condition_holds(condition: dict, caps: set, arch: str, include: bool) -> bo
 
 
 def to_oci(spec: RunSpec, seccomp_profile: dict | None = None) -> dict:
-    """An OCI runtime-spec config.json (Linux) for `spec`. Without `seccomp_profile` the
-    spec's own (hardrun's default profile unless unconfined) is embedded: an OCI runtime
-    applies no seccomp filter that the config does not hold."""
+    """An OCI runtime-spec config.json (Linux) for `spec`, written by the same writer as
+    `hardrun run --dry-run`. Without `seccomp_profile` the spec's own (hardrun's default
+    profile unless unconfined) is embedded: an OCI runtime applies no seccomp filter that
+    the config does not hold."""
     uid, gid = _uid_gid(spec.user)
     if spec.user and uid is None:
         raise UsageError(f"user {spec.user!r} is a name: an OCI config needs numeric uid[:gid]")
     capabilities = _effective_capabilities(spec)
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")
-                  if spec.namespaces.get(t) != "host"]
-    if spec.network != "host":
-        namespaces.append({"type": "network"})
-    linux: dict = {"namespaces": namespaces, "maskedPaths": list(MASKED_PATHS),
-                   "readonlyPaths": list(READONLY_PATHS)}
-    if spec.namespaces.get("user") != "host":
-        start, count = spec.userns_remap or (100000, 65536)
-        linux["namespaces"].append({"type": "user"})
-        linux["uidMappings"] = [{"containerID": 0, "hostID": start, "size": count}]
-        linux["gidMappings"] = [{"containerID": 0, "hostID": start, "size": count}]
+    namespaces = {name for name in NAMESPACES if spec.namespaces.get(name) != "host"}
+    if spec.network == "host":
+        namespaces.discard("network")
+    user_map = None
+    if "user" in namespaces:
+        start, count = spec.userns_remap or DEFAULT_REMAP
+        user_map = [(0, start, count)]
     resources = {}
     if spec.memory:
         resources["memory"] = {"limit": spec.memory}
     if spec.pids_limit:
         resources["pids"] = {"limit": spec.pids_limit}
-    if resources:
-        linux["resources"] = resources
+    linux: dict = {}
     if spec.sysctls:
         linux["sysctl"] = dict(spec.sysctls)
     if seccomp_profile is None and spec.seccomp != "unconfined":
         seccomp_profile = seccomp_profile_data(spec)
     if seccomp_profile is not None:
         linux["seccomp"] = oci_seccomp(seccomp_profile, capabilities)
-    process = {
-        "terminal": False,
-        "user": {"uid": uid or 0, "gid": gid or 0},
-        "args": list(spec.command) or ["/bin/sh"],
-        # A variable passed through from the caller's environment (`--env NAME`) has no
-        # value to write down: left out, as Docker leaves it out when the caller has none.
-        "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] +
-               [f"{v.name}={v.value}" for v in spec.env if v.value is not None],
-        "cwd": spec.workdir or "/",
-        "capabilities": {name: capabilities for name in ("bounding", "effective", "permitted")}
-        | {"inheritable": [], "ambient": capabilities if uid else []},
-        "noNewPrivileges": bool(spec.no_new_privileges),
-    }
+    process = {}
     if spec.apparmor and spec.apparmor != "unconfined":
         process["apparmorProfile"] = spec.apparmor
-    mounts = [{"destination": "/proc", "type": "proc", "source": "proc"},
-              {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-              {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-               "options": ["nosuid", "noexec", "nodev", "ro"]}]
-    for target in ("/tmp", "/run"):
-        mounts.append({"destination": target, "type": "tmpfs", "source": "tmpfs",
-                       "options": ["nosuid", "nodev", "noexec", "mode=1777"]})
-    for mount in spec.mounts:
-        options = ["rbind", "nosuid", "nodev", "ro" if mount.read_only else "rw"]
-        if mount.type == "tmpfs":
-            mounts.append({"destination": mount.target, "type": "tmpfs", "source": "tmpfs",
-                           "options": ["nosuid", "nodev", *mount.options]})
-        else:
-            mounts.append({"destination": mount.target, "type": "bind",
-                           "source": mount.source, "options": options})
-    return {"ociVersion": "1.2.0", "process": process,
-            "root": {"path": spec.rootfs or "rootfs", "readonly": bool(spec.read_only_root)},
-            "hostname": spec.hostname or spec.name or "hardrun", "mounts": mounts, "linux": linux}
+    return oci.config(
+        args=list(spec.command) or ["/bin/sh"],
+        # A variable passed through from the caller's environment (`--env NAME`) has no
+        # value to write down: left out, as Docker leaves it out when the caller has none.
+        env=[f"PATH={DEFAULT_PATH}"]
+        + [f"{v.name}={v.value}" for v in spec.env if v.value is not None],
+        cwd=spec.workdir or "/", user={"uid": uid or 0, "gid": gid or 0},
+        capability_sets=oci.capabilities(capabilities, ambient=bool(uid)),
+        no_new_privileges=spec.no_new_privileges, process_rlimits=oci.rlimits(spec.ulimits),
+        root=spec.rootfs or "rootfs", read_only=spec.read_only_root,
+        hostname=spec.hostname or spec.name or "hardrun", mounts=_oci_mounts(spec.mounts),
+        namespaces=namespaces, uid_map=user_map, gid_map=user_map,
+        masked_paths=MASKED_PATHS, readonly_paths=READONLY_PATHS, resources=resources,
+        linux_extra=linux, process_extra=process)
+
+
+def _oci_mounts(mounts) -> list[dict]:
+    """The spec's bind and tmpfs mounts and the default tmpfs /tmp and /run, parents
+    before children, as `hardrun run` orders them."""
+    entries = [_oci_mount(mount) for mount in mounts]
+    entries += oci.default_tmpfs_mounts({entry["destination"] for entry in entries})
+    return sorted(entries, key=lambda entry: entry["destination"].count("/"))
+
+
+def _oci_mount(mount) -> dict:
+    """Binds keep exec, tmpfs gets noexec, unless the mount's options say otherwise."""
+    options = [option for option in mount.options
+               if option not in ("nosuid", "nodev", "rbind", "bind")]
+    exec_ = "exec" in options or (mount.type != "tmpfs" and "noexec" not in options)
+    read_only = mount.read_only or "ro" in options or "readonly" in options
+    data = [option for option in options if option not in ("ro", "readonly", "rw", "exec", "noexec")]
+    if mount.type == "tmpfs":
+        if not any(option.startswith("size=") for option in data):
+            data.append(f"size={DEFAULT_TMPFS_SIZE}")
+        return oci.mount("tmpfs", mount.target, read_only=read_only, exec_=exec_, data=",".join(data))
+    return oci.mount("bind", mount.target, mount.source, read_only=read_only, exec_=exec_)
 
 
 def _effective_capabilities(spec: RunSpec) -> list[str]:

@@ -30,11 +30,10 @@ import os
 import sys
 
 from ..errors import HardrunError
+from ..spec.defaults import DEFAULT_PIDS_LIMIT
 
 SIGKILL = 9
 
-# A fork bomb stays inside its box unless the user asks otherwise (`--pids-limit -1`).
-DEFAULT_PIDS_LIMIT = 1024
 CPU_PERIOD_US = 100_000
 MIN_MEMORY = 6 * 1024 * 1024          # Docker's minimum for --memory
 DEFAULT_PARENT = "hardrun"

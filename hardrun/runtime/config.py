@@ -17,21 +17,10 @@ import os
 import posixpath
 
 from ..errors import UsageError
+from ..spec.defaults import DEFAULT_PATH, MASKED_PATHS, NAMESPACES, READONLY_PATHS
 from . import caps as capabilities
 from . import userns
 from .mounts import MountPlan, plan_mounts
-
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-# Docker's lists (moby daemon/pkg/oci/defaults.go); hardrun masks and protects the same.
-MASKED_PATHS = (
-    "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-    "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
-    "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware",
-)
-READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
-
-NAMESPACE_FLAGS = ("mount", "pid", "ipc", "uts", "network", "cgroup", "user")
 
 
 class RuntimeConfig:
@@ -169,7 +158,7 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
 def _namespaces(spec, rootless: bool) -> frozenset:
     """Every namespace private unless the spec shares it with the host."""
     private = set()
-    for name in NAMESPACE_FLAGS:
+    for name in NAMESPACES:
         value = (spec.namespaces or {}).get(name)
         if name == "network":
             value = "host" if spec.network == "host" else value
@@ -282,11 +271,7 @@ def _last_cap() -> int:
     return last_cap()
 
 
-__all__ = ["RuntimeConfig", "resolve", "MountPlan", "MASKED_PATHS", "READONLY_PATHS"]
-
-
-def _rlimit(value: int) -> int:
-    return 2**64 - 1 if value < 0 else value      # -1 (unlimited): RLIM_INFINITY
+__all__ = ["RuntimeConfig", "resolve", "MountPlan"]
 
 
 def _oci_resources(spec) -> dict:
@@ -315,58 +300,23 @@ def _oci_resources(spec) -> dict:
 def to_oci(cfg: RuntimeConfig) -> dict:
     """The resolved configuration as an OCI runtime `config.json` document (for
     `hardrun run --dry-run`); hardrun-specific facts go into `annotations`."""
-    cap_names = [f"CAP_{name}" for name in cfg.caps]
-    linux = {
-        # hardrun's namespace names are OCI's namespace types
-        "namespaces": [{"type": name} for name in NAMESPACE_FLAGS if name in cfg.namespaces],
-        "maskedPaths": list(cfg.masked_paths),
-        "readonlyPaths": list(cfg.readonly_paths),
-    }
-    if cfg.id_maps is not None:
-        linux["uidMappings"] = [{"containerID": i, "hostID": o, "size": n} for i, o, n in cfg.id_maps.uid]
-        linux["gidMappings"] = [{"containerID": i, "hostID": o, "size": n} for i, o, n in cfg.id_maps.gid]
-    mounts = [
-        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "noexec", "mode=755", "size=64k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-    ]
-    mounts += [plan.as_oci() for plan in cfg.mounts]
-    resources = _oci_resources(cfg.spec)
-    if resources:
-        linux["resources"] = resources
-    process_rlimits = [{"type": f"RLIMIT_{u.name.upper()}", "soft": _rlimit(u.soft),
-                        "hard": _rlimit(u.hard)} for u in cfg.spec.ulimits]
-    return {
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": cfg.tty,
-            "user": cfg.user.as_dict(),
-            "args": list(cfg.args),
-            "env": list(cfg.env),
-            "cwd": cfg.workdir,
-            "capabilities": {
-                "bounding": cap_names, "effective": cap_names, "permitted": cap_names,
-                "inheritable": cap_names if cfg.ambient else [],
-                "ambient": cap_names if cfg.ambient else [],
-            },
-            "noNewPrivileges": cfg.no_new_privileges,
-            **({"rlimits": process_rlimits} if process_rlimits else {}),
-        },
-        "root": {"path": cfg.rootfs or "/", "readonly": cfg.read_only},
-        "hostname": cfg.hostname or "",
-        "mounts": mounts,
-        "linux": linux,
-        "annotations": {
+    from ..spec import oci      # --dry-run only: off the start-up path
+    id_maps = cfg.id_maps
+    return oci.config(
+        args=cfg.args, env=cfg.env, cwd=cfg.workdir, user=cfg.user.as_dict(), terminal=cfg.tty,
+        capability_sets=oci.capabilities(cfg.caps, cfg.ambient),
+        no_new_privileges=cfg.no_new_privileges, process_rlimits=oci.rlimits(cfg.spec.ulimits),
+        root=cfg.rootfs or "/", read_only=cfg.read_only, hostname=cfg.hostname or "",
+        mounts=[plan.as_oci() for plan in cfg.mounts], namespaces=cfg.namespaces,
+        uid_map=id_maps.uid if id_maps is not None else None,
+        gid_map=id_maps.gid if id_maps is not None else None,
+        masked_paths=cfg.masked_paths, readonly_paths=cfg.readonly_paths,
+        resources=_oci_resources(cfg.spec),
+        annotations={
             "org.hardrun.seccomp": cfg.seccomp or "unconfined",
             "org.hardrun.memfd": _memfd_protection(cfg),
             "org.hardrun.network": cfg.network,
             "org.hardrun.init": str(cfg.init).lower(),
             "org.hardrun.root": "image" if cfg.rootfs else "host-readonly-view" if cfg.read_only else "host",
         },
-    }
+    )

@@ -15,6 +15,7 @@ import posixpath
 import stat
 
 from ..errors import UsageError
+from ..spec.defaults import DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE, DEV_TMPFS_DATA, DEVPTS_DATA, SHM_TMPFS_DATA
 from . import sys as k
 
 BIND_ATTRS = k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV
@@ -23,9 +24,6 @@ KERNEL_FS_FLAGS = k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC
 # Device nodes bound from the host into the container's /dev.
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 TMPFS_DATA_KEYS = ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks")
-# The size of a tmpfs that does not give one (the kernel's default is half of RAM, each);
-# size=0 asks for the kernel's unlimited tmpfs.
-DEFAULT_TMPFS_SIZE = "64m"
 
 
 class MountPlan:
@@ -39,15 +37,9 @@ class MountPlan:
         self.recursive = recursive
 
     def as_oci(self) -> dict:
-        options = ["nosuid", "nodev", "ro" if self.read_only else "rw"]
-        if not self.exec_:
-            options.append("noexec")
-        if self.kind == "bind":
-            options = ["rbind" if self.recursive else "bind"] + options
-        elif self.data:
-            options += self.data.split(",")
-        return {"destination": self.target, "type": "bind" if self.kind == "bind" else "tmpfs",
-                "source": self.source if self.kind == "bind" else "tmpfs", "options": options}
+        from ..spec.oci import mount      # --dry-run only: off the start-up path
+        return mount(self.kind, self.target, self.source, self.read_only, self.exec_, self.data,
+                     self.recursive)
 
 
 # -- plans (parent) -------------------------------------------------------------------
@@ -61,7 +53,7 @@ def plan_mounts(mounts, host_root: bool) -> tuple[MountPlan, ...]:
         if plan.target in seen:
             raise UsageError(f"duplicate mount point {plan.target}")
         seen.add(plan.target)
-    for target, mode in (("/tmp", "1777"), ("/run", "755")):
+    for target, mode in DEFAULT_TMPFS:
         if target not in seen:
             # noexec: with a read-only root, nothing the container writes can be executed.
             plans.append(MountPlan("tmpfs", target, data=f"mode={mode},size={DEFAULT_TMPFS_SIZE}"))
@@ -295,7 +287,7 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool) -> None:
     """A minimal /dev: a few host device nodes, a private devpts, /dev/shm, fd links."""
     target = mountpoint(root_fd, "/dev", True, create, k.RESOLVE_NO_SYMLINKS)
     try:
-        k.mount("tmpfs", _fd_path(target), "tmpfs", k.MS_NOSUID | k.MS_NOEXEC, "mode=755,size=64k")
+        k.mount("tmpfs", _fd_path(target), "tmpfs", k.MS_NOSUID | k.MS_NOEXEC, DEV_TMPFS_DATA)
     finally:
         os.close(target)
     dev = resolve_in_root(root_fd, "/dev", k.RESOLVE_NO_SYMLINKS)
@@ -315,13 +307,13 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool) -> None:
             os.mkdir(name, mode, dir_fd=dev)
         pts = k.openat2(dev, "pts", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
         try:
-            options = "newinstance,ptmxmode=0666,mode=0620" + (",gid=5" if devpts_gid else "")
+            options = DEVPTS_DATA + (",gid=5" if devpts_gid else "")
             k.mount("devpts", _fd_path(pts), "devpts", k.MS_NOSUID | k.MS_NOEXEC, options)
         finally:
             os.close(pts)
         shm = k.openat2(dev, "shm", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
         try:
-            k.mount("tmpfs", _fd_path(shm), "tmpfs", KERNEL_FS_FLAGS, "mode=1777,size=65536k")
+            k.mount("tmpfs", _fd_path(shm), "tmpfs", KERNEL_FS_FLAGS, SHM_TMPFS_DATA)
         finally:
             os.close(shm)
         for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),

@@ -17,9 +17,8 @@ import pwd
 import stat
 
 from ..errors import UsageError
+from ..spec.defaults import DEFAULT_REMAP
 from .process import StepFailure
-
-DEFAULT_REMAP = (100000, 65536)
 
 
 class User:

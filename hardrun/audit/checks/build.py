@@ -12,7 +12,7 @@ from ..images import judge_image, UNPINNED_DIGEST, UNTRUSTED_BASE
 from ..rules import check
 from ..secrets import (find_credential_literals, is_secret_name, is_secret_value,
                        pipeline_credentials)
-from . import buildutil as util
+from .buildutil import buildcontext, commands, downloads, packages, stages, tls, users
 
 
 # --- root-user -----------------------------------------------------------------------
@@ -22,13 +22,13 @@ def final_stage_runs_as_root(dockerfile, context):
     final = dockerfile.final_stage
     if final is None:
         return
-    user, instruction = util.effective_user(dockerfile, final)
+    user, instruction = users.effective_user(dockerfile, final)
     if instruction is None:
-        if util.base_runs_as_non_root(dockerfile, final):
+        if users.base_runs_as_non_root(dockerfile, final):
             return
         yield Hit(final.line, "final stage sets no USER, so it runs as root: add "
                               "`USER <non-root uid>` after the steps that need root")
-    elif user is not None and util.is_root_user(user):
+    elif user is not None and users.is_root_user(user):
         yield Hit(instruction.line, f"final stage runs as root (USER {user}): switch to a "
                                     "non-root uid")
 
@@ -37,11 +37,12 @@ def final_stage_runs_as_root(dockerfile, context):
 
 @check("HR1002")
 def copies_whole_context(dockerfile, context):
-    protective = util.dockerignore_protects(context.dockerignore)
-    for instruction in util.instructions(dockerfile):
+    protective = buildcontext.dockerignore_protects(context.dockerignore)
+    for instruction in stages.instructions(dockerfile):
         if instruction.keyword not in ("COPY", "ADD") or instruction.flag("from") is not None:
             continue
-        whole = [source for source in util.copy_sources(instruction) if source in util.WHOLE_CONTEXT]
+        whole = [source for source in buildcontext.copy_sources(instruction)
+                 if source in buildcontext.WHOLE_CONTEXT]
         if not whole:
             continue
         what = f"{instruction.keyword} {whole[0]}"
@@ -58,14 +59,14 @@ def copies_whole_context(dockerfile, context):
         else:
             yield Hit(instruction.line, f"{what} copies the whole build context and the "
                                         ".dockerignore does not exclude "
-                                        f"{util.dockerignore_gaps(context.dockerignore)}")
+                                        f"{buildcontext.dockerignore_gaps(context.dockerignore)}")
 
 
 # --- secret --------------------------------------------------------------------------
 
 @check("HR1003")
 def secret_in_env(dockerfile, context):
-    for instruction in util.instructions(dockerfile):
+    for instruction in stages.instructions(dockerfile):
         if instruction.keyword != "ENV":
             continue
         for name, value in instruction.pairs:
@@ -76,7 +77,7 @@ def secret_in_env(dockerfile, context):
 
 @check("HR1004")
 def secret_in_arg_default(dockerfile, context):
-    for instruction in util.instructions(dockerfile):
+    for instruction in stages.instructions(dockerfile):
         if instruction.keyword != "ARG":
             continue
         for name, value in instruction.pairs:
@@ -87,7 +88,7 @@ def secret_in_arg_default(dockerfile, context):
 
 @check("HR1019")
 def secret_as_build_arg(dockerfile, context):
-    for instruction in util.instructions(dockerfile):
+    for instruction in stages.instructions(dockerfile):
         if instruction.keyword != "ARG":
             continue
         for name, value in instruction.pairs:
@@ -108,7 +109,7 @@ def credential_literal(dockerfile, context):
 
 
 def _credential_literals(dockerfile):
-    for instruction in util.instructions(dockerfile):
+    for instruction in stages.instructions(dockerfile):
         keyword = instruction.keyword
         if keyword == "RUN":
             for pipeline in instruction.pipelines:
@@ -129,13 +130,13 @@ def _credential_literals(dockerfile):
 
 @check("HR1006")
 def secret_file_copied(dockerfile, context):
-    final_chain = util.final_chain_indexes(dockerfile)
+    final_chain = stages.final_chain_indexes(dockerfile)
     for stage in dockerfile.stages:
         for instruction in stage.instructions:
             if instruction.keyword not in ("COPY", "ADD"):
                 continue
-            for source in util.copy_sources(instruction):
-                kind = util.secret_file_kind(source)
+            for source in buildcontext.copy_sources(instruction):
+                kind = buildcontext.secret_file_kind(source)
                 if kind is None:
                     continue
                 if stage.index in final_chain:
@@ -152,7 +153,7 @@ def secret_file_copied(dockerfile, context):
 @check("HR1007")
 def untrusted_base(dockerfile, context):
     trusted = context.options.trusted_registries
-    for stage, reference in util.external_bases(dockerfile):
+    for stage, reference in stages.external_bases(dockerfile):
         for problem in judge_image(reference, trusted):
             if problem.practice != UNTRUSTED_BASE:
                 continue
@@ -162,7 +163,7 @@ def untrusted_base(dockerfile, context):
 
 @check("HR1008")
 def unpinned_digest(dockerfile, context):
-    for stage, reference in util.external_bases(dockerfile):
+    for stage, reference in stages.external_bases(dockerfile):
         for problem in judge_image(reference):
             if problem.practice == UNPINNED_DIGEST:
                 yield Hit(stage.line, problem.message)
@@ -172,11 +173,11 @@ def unpinned_digest(dockerfile, context):
 
 @check("HR1009")
 def add_remote(dockerfile, context):
-    for instruction in util.instructions(dockerfile):
+    for instruction in stages.instructions(dockerfile):
         if instruction.keyword != "ADD":
             continue
-        for source in util.copy_sources(instruction):
-            if not util.is_remote_source(source):
+        for source in buildcontext.copy_sources(instruction):
+            if not buildcontext.is_remote_source(source):
                 continue
             if instruction.flag("checksum"):
                 yield Hit(instruction.line, f"ADD fetches {source} (verified by --checksum; "
@@ -188,11 +189,11 @@ def add_remote(dockerfile, context):
 
 @check("HR1011")
 def add_local(dockerfile, context):
-    for instruction in util.instructions(dockerfile):
+    for instruction in stages.instructions(dockerfile):
         if instruction.keyword != "ADD":
             continue
-        local = [source for source in util.copy_sources(instruction)
-                 if not util.is_remote_source(source) and not util.is_archive(source)
+        local = [source for source in buildcontext.copy_sources(instruction)
+                 if not buildcontext.is_remote_source(source) and not buildcontext.is_archive(source)
                  and "$" not in source]
         if local:
             yield Hit(instruction.line, f"ADD {local[0]} copies a local file or directory: use "
@@ -203,19 +204,19 @@ def add_local(dockerfile, context):
 
 @check("HR1010")
 def curl_pipe_shell(dockerfile, context):
-    for instruction in util.instructions(dockerfile):
+    for instruction in stages.instructions(dockerfile):
         if instruction.keyword != "RUN":
             continue
         lines = set()
         for pipeline in instruction.pipelines:
-            found = util.pipe_to_shell(pipeline) or util.shell_runs_download(pipeline)
+            found = downloads.pipe_to_shell(pipeline) or downloads.shell_runs_download(pipeline)
             if found and pipeline[0].line not in lines:
                 lines.add(pipeline[0].line)
                 yield Hit(pipeline[0].line, found)
         if not lines:
             # Forms the shell splitter may keep as one word: `bash <(curl …)`, `$(curl …)`.
-            for line, text in util.run_texts(instruction):
-                if ("curl" in text or "wget" in text) and util.SUBSTITUTED_DOWNLOAD.search(text):
+            for line, text in commands.run_texts(instruction):
+                if ("curl" in text or "wget" in text) and downloads.SUBSTITUTED_DOWNLOAD.search(text):
                     yield Hit(line, "a downloaded script is run by a shell without being "
                                     "verified: download, check its checksum, then run it")
                     break
@@ -223,7 +224,7 @@ def curl_pipe_shell(dockerfile, context):
 
 @check("HR1012")
 def sudo_in_run(dockerfile, context):
-    for instruction in util.instructions(dockerfile):
+    for instruction in stages.instructions(dockerfile):
         if instruction.keyword != "RUN":
             continue
         for command in instruction.commands():
@@ -236,17 +237,17 @@ def sudo_in_run(dockerfile, context):
 
 @check("HR1013")
 def tls_disabled_in_run(dockerfile, context):
-    for instruction in util.instructions(dockerfile):
+    for instruction in stages.instructions(dockerfile):
         if instruction.keyword != "RUN":
             continue
         lines = set()
         for command in instruction.commands():
-            reason = util.insecure_command(command)
+            reason = tls.insecure_command(command)
             if reason and command.line not in lines:
                 lines.add(command.line)
                 yield Hit(command.line, f"{reason}, so downloads can be tampered with")
-        for line, text in util.run_texts(instruction):
-            reason = util.insecure_config_text(text)
+        for line, text in commands.run_texts(instruction):
+            reason = tls.insecure_config_text(text)
             if reason and line not in lines:
                 lines.add(line)
                 yield Hit(line, f"{reason}, so downloads can be tampered with")
@@ -254,11 +255,11 @@ def tls_disabled_in_run(dockerfile, context):
 
 @check("HR1014")
 def tls_disabled_in_env(dockerfile, context):
-    for instruction in util.instructions(dockerfile):
+    for instruction in stages.instructions(dockerfile):
         if instruction.keyword != "ENV":
             continue
         for name, value in instruction.pairs:
-            reason = util.insecure_variable(name, value)
+            reason = tls.insecure_variable(name, value)
             if reason:
                 yield Hit(instruction.line, f"ENV {name}={value} {reason} for every build step "
                                             "after it and in every container")
@@ -268,10 +269,10 @@ def tls_disabled_in_env(dockerfile, context):
 
 @check("HR1015")
 def expose_sensitive(dockerfile, context):
-    for instruction in util.instructions(dockerfile):
+    for instruction in stages.instructions(dockerfile):
         if instruction.keyword != "EXPOSE":
             continue
-        for spec, ports in util.sensitive_ports(instruction.expanded):
+        for spec, ports in stages.sensitive_ports(instruction.expanded):
             listed = ", ".join(f"{port} ({service})" for port, service in ports)
             severity = "error" if any(port == 2375 for port, _ in ports) else None
             noun = "ports" if len(ports) > 1 else "port"
@@ -287,7 +288,7 @@ MANY_RUNS = 3
 
 @check("HR1016")
 def many_layers(dockerfile, context):
-    for index in util.final_chain_indexes(dockerfile):
+    for index in stages.final_chain_indexes(dockerfile):
         stage = dockerfile.stages[index]
         streak = []
         for instruction in stage.instructions[1:] + (None,):
@@ -303,13 +304,13 @@ def many_layers(dockerfile, context):
 
 @check("HR1017")
 def package_cache(dockerfile, context):
-    chain = util.final_chain_indexes(dockerfile)
-    pip_no_cache = util.pip_cache_disabled(dockerfile, chain)
+    chain = stages.final_chain_indexes(dockerfile)
+    pip_no_cache = packages.pip_cache_disabled(dockerfile, chain)
     for index in sorted(chain):
         for instruction in dockerfile.stages[index].instructions:
             if instruction.keyword != "RUN":
                 continue
-            for line, message in util.package_cache_problems(instruction, pip_no_cache):
+            for line, message in packages.package_cache_problems(instruction, pip_no_cache):
                 yield Hit(line, message)
 
 
@@ -318,11 +319,11 @@ def no_healthcheck(dockerfile, context):
     final = dockerfile.final_stage
     if final is None:
         return
-    healthcheck = util.effective_healthcheck(dockerfile, final)
+    healthcheck = stages.effective_healthcheck(dockerfile, final)
     if healthcheck is None:
         yield Hit(final.line, "final stage has no HEALTHCHECK: orchestrators cannot tell a hung "
                               "service from a healthy one")
-    elif util.is_healthcheck_none(healthcheck):
+    elif stages.is_healthcheck_none(healthcheck):
         yield Hit(healthcheck.line, "HEALTHCHECK NONE switches health checking off in the final "
                                     "stage")
 

@@ -15,12 +15,10 @@ from __future__ import annotations
 import posixpath
 import re
 
+from ...spec.defaults import DANGEROUS_CAPABILITIES, SENSITIVE_PORTS
 from ..findings import Hit
 from ..rules import check
 
-DANGEROUS_CAPABILITIES = ("ALL", "SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "SYS_MODULE", "SYS_RAWIO",
-                          "DAC_READ_SEARCH", "SYS_BOOT", "SYS_TIME", "BPF", "MAC_ADMIN",
-                          "MAC_OVERRIDE", "LINUX_IMMUTABLE")
 # Confined to the container's own namespaces (with the default seccomp profile), so less
 # grave than the rest of the list: reported as warnings.
 _NAMESPACED_CAPABILITIES = frozenset({"NET_ADMIN", "SYS_PTRACE", "SYS_BOOT", "LINUX_IMMUTABLE"})
@@ -31,9 +29,6 @@ _SOCKET_DIRS = re.compile(r"^(?:/var)?/run(?:/(?:docker|containerd|crio|podman))
                           r"|^(?:/var)?/run/user/\d+(?:/(?:docker|podman))?$")
 SENSITIVE_HOST_PATHS = ("/etc", "/proc", "/sys", "/var/run", "/run", "/root", "/boot", "/dev",
                         "/var/lib/docker", "/var/lib/kubelet", "/var/lib/etcd")
-SENSITIVE_PORTS = {"22": "SSH", "23": "Telnet", "2375": "the unencrypted Docker API",
-                   "2376": "the Docker API", "3389": "RDP", "5900": "VNC", "5901": "VNC",
-                   "5985": "WinRM", "5986": "WinRM"}
 _ALL_INTERFACES = frozenset({"0.0.0.0", "::", "[::]", ""})
 _RAW_DEVICES = re.compile(r"^/dev/(?:mem|kmem|port|sd[a-z]|nvme|vd[a-z]|xvd[a-z]|hd[a-z]|dm-|"
                           r"mapper/|loop|mmcblk|md\d|disk/|nbd|sr\d)")
@@ -325,9 +320,9 @@ def expose_sensitive(spec, context):
     for port in spec.ports:
         # The service listens on the container port; a host port is what scanners see.
         exposed = _ports_of(port.container_port) | _ports_of(port.host_port)
-        numbers = sorted(exposed & set(SENSITIVE_PORTS), key=int)
+        numbers = sorted(exposed & {str(port) for port in SENSITIVE_PORTS}, key=int)
         if numbers:
-            names = ", ".join(f"{n} ({SENSITIVE_PORTS[n]})" for n in numbers)
+            names = ", ".join(f"{n} ({SENSITIVE_PORTS[int(n)]})" for n in numbers)
             yield Hit(port.line or spec.line,
                       f"remote-administration port{'s' if len(numbers) > 1 else ''} {names} "
                       "published", severity="error" if "2375" in numbers else None)

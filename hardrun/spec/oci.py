@@ -1,0 +1,120 @@
+"""The OCI runtime-spec `config.json` model: the one writer, and the names its reader shares.
+
+`config()` writes the document both `hardrun run --dry-run` (runtime/config.to_oci, from
+the resolved plan) and `hardrun export --to oci` (policy/export.to_oci, from a hardened
+RunSpec) print, so the two cannot disagree about what hardrun's defaults look like in
+OCI terms: the version, the kernel file systems as runtime/mounts.py mounts them, the
+capability sets, the namespaces and their order. The reader (frontends/oci.py) spells
+capability sets, namespace types and rlimits with the names below.
+
+Standard library only: imported by the exporter and by the runtime's --dry-run.
+"""
+from __future__ import annotations
+
+from .defaults import (DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE, DEV_TMPFS_DATA, DEVPTS_DATA, NAMESPACES,
+                       SHM_TMPFS_DATA)
+
+OCI_VERSION = "1.2.0"        # checked against the schema copy in tests/data/oci-runtime-spec-schema
+CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+# OCI namespace types are spelled as hardrun's namespace names (RunSpec.namespaces keys).
+NAMESPACE_TYPES = NAMESPACES
+RLIM_INFINITY = 2**64 - 1
+
+# /proc, /sys and /dev as `hardrun run` mounts them (runtime/mounts.py: mount_proc,
+# mount_sys, mount_dev); their flags are nosuid, nodev, noexec unless said otherwise.
+KERNEL_MOUNTS = (
+    {"destination": "/proc", "type": "proc", "source": "proc",
+     "options": ["nosuid", "noexec", "nodev"]},
+    {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+     "options": ["nosuid", "noexec", "nodev", "ro"]},
+    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+     "options": ["nosuid", "noexec", *DEV_TMPFS_DATA.split(",")]},
+    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+     "options": ["nosuid", "noexec", *DEVPTS_DATA.split(",")]},
+    {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+     "options": ["nosuid", "noexec", "nodev", *SHM_TMPFS_DATA.split(",")]},
+)
+
+
+def mount(kind: str, target: str, source: str | None = None, read_only: bool = False,
+          exec_: bool = False, data: str = "", recursive: bool = True) -> dict:
+    """One bind or tmpfs mount as an OCI `mounts` entry: always nosuid and nodev."""
+    options = ["nosuid", "nodev", "ro" if read_only else "rw"]
+    if not exec_:
+        options.append("noexec")
+    if kind == "bind":
+        options = ["rbind" if recursive else "bind"] + options
+    elif data:
+        options += data.split(",")
+    return {"destination": target, "type": "bind" if kind == "bind" else "tmpfs",
+            "source": source if kind == "bind" else "tmpfs", "options": options}
+
+
+def default_tmpfs_mounts(taken) -> list[dict]:
+    """The tmpfs /tmp and /run every container gets, unless a mount in `taken` is there."""
+    return [mount("tmpfs", target, data=f"mode={mode},size={DEFAULT_TMPFS_SIZE}")
+            for target, mode in DEFAULT_TMPFS if target not in taken]
+
+
+def capabilities(names, ambient: bool) -> dict:
+    """The five sets for capabilities `names` (`NET_RAW` or `CAP_NET_RAW`): ambient, and so
+    inheritable (the kernel keeps ambient within it), only when `ambient`: a uid-0 process
+    with a non-empty inheritable set would regain it at exec."""
+    granted = [name if name.startswith("CAP_") else f"CAP_{name}" for name in names]
+    carried = granted if ambient else []
+    return {"bounding": granted, "effective": granted, "permitted": granted,
+            "inheritable": carried, "ambient": carried}
+
+
+def id_mappings(pairs) -> list[dict]:
+    """(inside, outside, count) triples as `uidMappings`/`gidMappings` entries."""
+    return [{"containerID": inside, "hostID": outside, "size": count}
+            for inside, outside, count in pairs]
+
+
+def rlimits(ulimits) -> list[dict]:
+    """RunSpec ulimits as `process.rlimits` (-1, unlimited, is RLIM_INFINITY)."""
+    return [{"type": f"RLIMIT_{u.name.upper()}", "soft": _rlimit(u.soft), "hard": _rlimit(u.hard)}
+            for u in ulimits]
+
+
+def ulimit_name(rlimit_type: str) -> str:
+    """`RLIMIT_NOFILE` -> `nofile` (the RunSpec's, and Docker's, name)."""
+    lowered = rlimit_type.lower()
+    return lowered[len("rlimit_"):] if lowered.startswith("rlimit_") else lowered
+
+
+def _rlimit(value: int) -> int:
+    return RLIM_INFINITY if value < 0 else value
+
+
+def config(*, args, env, cwd: str, user: dict, capability_sets: dict, no_new_privileges: bool,
+           root: str, read_only: bool, hostname: str, namespaces, mounts, masked_paths,
+           readonly_paths, uid_map=None, gid_map=None, terminal: bool = False, process_rlimits=(),
+           resources: dict | None = None, linux_extra: dict | None = None,
+           process_extra: dict | None = None, annotations: dict | None = None) -> dict:
+    """A Linux OCI config.json. `mounts`: those after the kernel file systems, in order;
+    `namespaces`: the private ones (written in NAMESPACE_TYPES order); `uid_map`/`gid_map`:
+    (inside, outside, count) triples when there is a user namespace."""
+    linux: dict = {"namespaces": [{"type": name} for name in NAMESPACE_TYPES if name in namespaces],
+                   "maskedPaths": list(masked_paths), "readonlyPaths": list(readonly_paths)}
+    if uid_map is not None:
+        linux["uidMappings"] = id_mappings(uid_map)
+        linux["gidMappings"] = id_mappings(gid_map)
+    if resources:
+        linux["resources"] = resources
+    linux.update(linux_extra or {})
+    process: dict = {"terminal": terminal, "user": user, "args": list(args), "env": list(env),
+                     "cwd": cwd, "capabilities": capability_sets,
+                     "noNewPrivileges": bool(no_new_privileges)}
+    if process_rlimits:
+        process["rlimits"] = list(process_rlimits)
+    process.update(process_extra or {})
+    document = {"ociVersion": OCI_VERSION, "process": process,
+                "root": {"path": root, "readonly": bool(read_only)}, "hostname": hostname,
+                "mounts": [dict(entry, options=list(entry["options"])) for entry in KERNEL_MOUNTS]
+                + list(mounts),
+                "linux": linux}
+    if annotations:
+        document["annotations"] = annotations
+    return document
