@@ -1,5 +1,6 @@
 """Property tests: whatever text reaches a run front end, only hardrun errors come out."""
 import json
+import re
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -54,10 +55,14 @@ VALUES = st.recursive(
 )
 
 
+YAML_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
 def _check(kind, text):
     """Only hardrun's errors come out, each with a line inside the text when it has one;
     a parsed spec is of the front end's kind, from this file, its lines inside the text."""
-    last_line = text.count("\n") + 1
+    # YAML also breaks lines at a lone CR, NEL and the Unicode line and paragraph separators
+    last_line = len(YAML_LINE_BREAK.findall(text)) + 1
     try:
         result = FRONT_ENDS[kind](text, "fuzz.yaml")
     except HardrunError as error:
