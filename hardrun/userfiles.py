@@ -9,10 +9,12 @@ opened for reading, through that same descriptor.
 Writes (`-o FILE`) go to a fresh temporary file beside the target that is then renamed
 over it: a symlink, FIFO or device already under the target's name is refused, and a
 hard link (or a symlink swapped in after that check) loses the name instead of being
-written through.
+written through. The directories of a relative output path are walked without following
+symlinks.
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -79,25 +81,65 @@ def decode(data: bytes) -> str:
 
 def write_text(path: str, text: str) -> None:
     """Write `text` to `path` as a new file renamed over the old name (UsageError if not)."""
-    existing = _lstat(path)
+    directory, base = os.path.split(path)
+    try:
+        where = _open_directory(directory)
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {_why(error, directory)}") from None
+    try:
+        _write_in(where, base, path, text)
+    finally:
+        os.close(where)
+
+
+def _write_in(where: int, base: str, path: str, text: str) -> None:
+    existing = _lstat(base, where)
     if existing is not None and not stat.S_ISREG(existing.st_mode):
         kind = "a symbolic link" if stat.S_ISLNK(existing.st_mode) else _kind(existing.st_mode)
         raise UsageError(f"{path} is {kind}: refusing to write through it (remove it, or "
                          f"name another file)")
-    directory, base = os.path.split(path)
-    temporary = os.path.join(directory, f".{base}.{os.urandom(6).hex()}.tmp")
+    temporary = f".{base}.{os.urandom(6).hex()}.tmp"
     try:
         # O_EXCL|O_NOFOLLOW: a name planted meanwhile is an error, never followed.
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o666)
+                     0o666, dir_fd=where)
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
             stream.write(text)
         # rename replaces whatever the name is now (a symlink swapped in after the
         # lstat included) instead of writing through it
-        os.replace(temporary, path)
+        os.replace(temporary, base, src_dir_fd=where, dst_dir_fd=where)
     except OSError as error:
-        _remove(temporary)
+        _remove(temporary, where)
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _open_directory(directory: str) -> int:
+    """A descriptor of the directory an output file goes to. A relative path is walked
+    one component at a time without following symlinks: it lies in the tree being
+    audited, where a planted `reports -> /etc` must not redirect `-o reports/x`. An
+    absolute path is the caller's own choice and is opened as given."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    if os.path.isabs(directory):
+        return os.open(directory, flags)
+    where = os.open(".", flags)
+    for part in (part for part in directory.split("/") if part and part != "."):
+        try:
+            inner = os.open(part, flags | os.O_NOFOLLOW, dir_fd=where)
+        finally:
+            os.close(where)
+        where = inner
+    return where
+
+
+def _why(error: OSError, directory: str) -> str:
+    if error.errno == errno.ELOOP or (error.errno == errno.ENOTDIR and _is_link_on_the_way(directory)):
+        return f"{directory} leads through a symbolic link (name the real directory)"
+    return error.strerror or str(error)
+
+
+def _is_link_on_the_way(directory: str) -> bool:
+    parts = [part for part in directory.split("/") if part and part != "."]
+    return any(os.path.islink(os.path.join(*parts[:end])) for end in range(1, len(parts) + 1))
 
 
 def _open_regular(path: str) -> int:
@@ -137,16 +179,16 @@ def _too_large(size: int, limit: int) -> str:
     return f"file too large ({shown}; the limit is {limit_shown})"
 
 
-def _lstat(path: str):
+def _lstat(name: str, where: int):
     try:
-        return os.lstat(path)
+        return os.lstat(name, dir_fd=where)
     except OSError:
         return None
 
 
-def _remove(path: str) -> None:
+def _remove(name: str, where: int) -> None:
     try:
-        os.remove(path)
+        os.remove(name, dir_fd=where)
     except OSError:
         pass
 

@@ -241,6 +241,25 @@ def test_output_symlink_planted_in_the_repository_is_refused(hardrun, project, t
 
 
 @pytest.mark.parametrize("name", OUTPUT_COMMANDS)
+def test_output_through_a_directory_symlink_planted_in_the_repository_is_refused(
+        hardrun, project, tmp_path_factory, name):
+    victim_dir = tmp_path_factory.mktemp("victim")
+    (project / "reports").symlink_to(victim_dir)
+    # control: a plain open follows the planted directory link out of the repository
+    with open(project / "reports" / "probe", "w") as stream:
+        stream.write("x")
+    assert (victim_dir / "probe").exists()
+    (victim_dir / "probe").unlink()
+    result = hardrun(*_command(name, "reports/hardrun.sarif"), cwd=project)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "reports leads through a symbolic link" in result.stderr
+    assert list(victim_dir.iterdir()) == []
+    # the real directory named by its absolute path is the caller's own choice: written
+    result = hardrun(*_command(name, str(victim_dir / "hardrun.sarif")), cwd=project)
+    assert "Traceback" not in result.stderr and (victim_dir / "hardrun.sarif").is_file()
+
+
+@pytest.mark.parametrize("name", OUTPUT_COMMANDS)
 def test_output_over_a_hard_link_replaces_the_name_only(hardrun, project, tmp_path_factory, name):
     victim = tmp_path_factory.mktemp("victim") / "important"
     victim.write_text("precious\n")
