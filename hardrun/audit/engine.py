@@ -130,8 +130,8 @@ def _audit_one(path: str, explicit: bool, options: AuditOptions, report: Report,
         report.findings.extend(audit_text(text, kind, shown, options, source_path=path))
     except HardrunError as error:
         report.errors.append(FileError(shown, error.located()))
-    except (RecursionError, MemoryError) as error:
-        report.errors.append(FileError(shown, _exhausted(error)))
+    except Exception as error:   # a parser's bug (or exhaustion) loses its file, never the run
+        report.errors.append(FileError(shown, _unexpected(error)))
 
 
 def _audit_command_line(command_line: str, options: AuditOptions, report: Report) -> None:
@@ -143,15 +143,18 @@ def _audit_command_line(command_line: str, options: AuditOptions, report: Report
         report.findings.extend(audit_text(command_line, "docker-run", COMMAND_LINE, options))
     except HardrunError as error:
         report.errors.append(FileError(COMMAND_LINE, error.located()))
-    except (RecursionError, MemoryError) as error:
-        report.errors.append(FileError(COMMAND_LINE, _exhausted(error)))
+    except Exception as error:
+        report.errors.append(FileError(COMMAND_LINE, _unexpected(error)))
 
 
-def _exhausted(error: BaseException) -> str:
-    """The file's error when a parser ran out of stack or memory: it alone is lost."""
+def _unexpected(error: Exception) -> str:
+    """The file's error when a parser ran out of stack or memory, or failed in a way it
+    does not report itself: that file alone is lost."""
     if isinstance(error, RecursionError):
         return "nested too deeply to audit (a parser's recursion limit was reached)"
-    return "too large to audit (out of memory)"
+    if isinstance(error, MemoryError):
+        return "too large to audit (out of memory)"
+    return f"internal error while auditing this file ({type(error).__name__}: {error}); please report it"
 
 
 def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
