@@ -470,3 +470,33 @@ def test_a_terminal_that_cannot_be_handed_over_write_only_is_refused(public_root
                 assert said.endswith("ran\n")
         finally:
             terminal.close()
+
+
+def test_a_terminal_refusal_comes_before_any_state_or_cgroup_exists(rootfs, tmp_path):
+    """hardrun as root without CAP_SYS_ADMIN cannot reopen a terminal in exclusive mode
+    (TIOCEXCL) for the container: the refusal is the only line, although the state
+    directory cannot be created (under a regular file), so the hooks that create state,
+    cgroup and network never ran. Control: on a terminal it can reopen, the same command
+    fails at the state directory, so hooks that ran first would have said so."""
+    import fcntl
+    import termios
+    (tmp_path / "file").touch()
+    env = hardrun_env({"HARDRUN_STATE_DIR": str(tmp_path / "file" / "state")})
+    command = ["setpriv", "--bounding-set=-sys_admin", sys.executable, "-m", "hardrun", "run",
+               "--rootfs", rootfs, "--", "true"]
+    for exclusive in (True, False):
+        master, slave = pty.openpty()
+        try:
+            if exclusive:
+                fcntl.ioctl(slave, termios.TIOCEXCL)
+            done = subprocess.run(command, stdout=slave, stderr=subprocess.PIPE, env=env, text=True,
+                                  timeout=60)
+        finally:
+            os.close(slave)
+            os.close(master)
+        assert done.returncode == 125
+        if exclusive:
+            assert done.stderr == ("hardrun: cannot reopen the terminal on fd 1 write-only for the "
+                                   "container: Device or resource busy (redirect the output, or use -t)\n")
+        else:
+            assert str(tmp_path / "file") in done.stderr and "reopen" not in done.stderr, done.stderr

@@ -63,14 +63,20 @@ def _launch(cfg, hooks: Hooks, terminal) -> int:
     # cgroup exists.
     if cfg.seccomp is not None and cfg.seccomp_filter is None:
         cfg.seccomp_filter = _seccomp_filter(cfg)
+    # The container's fds before the hooks too: a terminal it cannot be given is refused
+    # before any state, cgroup or network exists.
+    cfg.stdio = stdio.plan(cfg.tty, cfg.interactive)
     status = None
     try:
-        hooks.prepare()
-        status, report = _start_and_wait(cfg, hooks, terminal)
+        try:
+            hooks.prepare()
+            status, report = _start_and_wait(cfg, hooks, terminal)
+        finally:
+            message = hooks.finish(status)
+            if message:
+                print(message, file=sys.stderr, flush=True)
     finally:
-        message = hooks.finish(status)
-        if message:
-            print(message, file=sys.stderr, flush=True)
+        cfg.stdio.close()
     if report:
         failure = StepFailure.decode(report)
         print(failure.line(), file=sys.stderr, flush=True)
@@ -84,11 +90,7 @@ def _start_and_wait(cfg, hooks: Hooks, terminal) -> tuple[int, bytes]:
     for name in cfg.namespaces:
         flags |= CLONE_FLAGS.get(name, 0)
     join = cfg.cgroup_join
-    cfg.stdio = stdio.plan(cfg.tty, cfg.interactive)
-    try:
-        return _clone_and_wait(cfg, hooks, terminal, exec_plan, flags, join)
-    finally:
-        cfg.stdio.close()
+    return _clone_and_wait(cfg, hooks, terminal, exec_plan, flags, join)
 
 
 def _clone_and_wait(cfg, hooks: Hooks, terminal, exec_plan, flags: int, join) -> tuple[int, bytes]:
