@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
+from .process import poll_until, stat_fields
+
 STOP_SIGNALS = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 
 
@@ -166,14 +168,9 @@ def _children(pid: int) -> list[int]:
 
 
 def _wait_stopped(pid: int, timeout: float = 1.0) -> None:
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                state = handle.read().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return
-        if state in "TtZX":
-            return
-        time.sleep(0.001)
+    poll_until(lambda: _stopped_or_gone(pid), timeout)
+
+
+def _stopped_or_gone(pid: int) -> bool:
+    fields = stat_fields(pid)
+    return fields is None or fields[0] in (b"T", b"t", b"Z", b"X")
