@@ -135,8 +135,8 @@ def _clone_and_wait(cfg, hooks: Hooks, terminal, exec_plan, flags: int, join) ->
         jobs = jobcontrol.JobControl(pid, hooks.freeze, terminal)
         _forward_signals(pid, jobs)
         try:
-            if cfg.stdio.master is not None:
-                stdio.relay(cfg.stdio, terminal)
+            if cfg.stdio.relayed():
+                stdio.relay(cfg.stdio, terminal, pid)
             report = _read_all(report_read)
             return _wait(pid), report
         finally:
