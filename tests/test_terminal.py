@@ -250,17 +250,18 @@ def test_interactive_after_ctrl_z_and_bg_the_container_cannot_read_the_terminal(
         terminal.close()
 
 
-@pytest.mark.parametrize("stty, ending, signum, status", [
-    ("stty -echo", "echo ready; exit 3", None, "3"),
-    ("stty -echo", "echo ready; exec sleep 30", signal.SIGKILL, "137"),                # to the container
-    ("stty -echo", 'trap "exit 5" TERM; echo ready; while :; do sleep 0.05; done', signal.SIGTERM, "5"),
-    ("stty -echo <&2", "echo ready; exit 3", None, "3"),     # without -i: through the write-only stderr
+@pytest.mark.parametrize("flags, ending, signum, status", [
+    (("-i",), "echo ready; exit 3", None, "3"),
+    (("-i",), "echo ready; exec sleep 30", signal.SIGKILL, "137"),                # to the container
+    (("-i",), 'trap "exit 5" TERM; echo ready; while :; do sleep 0.05; done', signal.SIGTERM, "5"),
+    ((), "echo ready; exit 3", None, "3"),
 ])
-def test_terminal_modes_are_restored_however_the_container_ends(rootfs, stty, ending, signum, status):
-    """The container turns echo off and ends: by exiting, killed, or told to stop through
-    hardrun (SIGTERM, forwarded to it). The shell finds echo on again. Control: the same
-    `stty -echo` run directly on the terminal leaves echo off."""
-    flags = ("-i",) if stty == "stty -echo" else ()
+def test_terminal_modes_are_restored_however_the_container_ends(rootfs, flags, ending, signum, status):
+    """The container turns echo off (through its write-only stderr) and ends: by exiting,
+    killed, or told to stop through hardrun (SIGTERM, forwarded to it). The shell finds
+    echo on again. Control: the same `stty -echo` run directly on the terminal leaves echo
+    off."""
+    stty = "stty -echo <&2"
     terminal = hardrun_in_terminal(rootfs, f"{stty}; {ending}", *flags)
     try:
         hardrun = int(terminal.line("JOB "))
@@ -325,6 +326,31 @@ def test_without_a_freezer_every_descendant_is_stopped_and_continued():
         tree.wait()
 
 
+def test_a_background_hardrun_leaves_the_foreground_jobs_terminal_modes_alone(rootfs):
+    """hardrun started in the background ends while the job in the foreground (here the
+    shell; an editor in real life) has turned echo off: the modes hardrun saved at start
+    are not put back under it. Control: in the foreground, hardrun puts its saved modes
+    back when it ends, over the same change."""
+    script = 'trap "exit 0" TERM; echo ready; while :; do sleep 0.05; done'
+    for background, expected in ((True, "0 echo=off"), (False, "0 echo=on")):
+        terminal = hardrun_in_terminal(rootfs, script, background=background)
+        try:
+            hardrun = int(terminal.line("JOB "))
+            terminal.expect("ready\n")
+            set_echo(terminal.master, False)
+            os.kill(hardrun, signal.SIGTERM)
+            assert terminal.line("EXIT ") == expected
+        finally:
+            terminal.close()
+
+
+def set_echo(master: int, on: bool) -> None:
+    import termios
+    modes = termios.tcgetattr(master)
+    modes[3] = modes[3] | termios.ECHO if on else modes[3] & ~termios.ECHO
+    termios.tcsetattr(master, termios.TCSANOW, modes)
+
+
 # -- -i, -t, --rm ---------------------------------------------------------------------------
 
 def test_without_interactive_the_container_cannot_read_the_callers_terminal(rootfs):
@@ -370,14 +396,15 @@ def test_tty_gives_the_container_a_terminal_of_its_own(rootfs):
     turns the caller's echo off. With --interactive what is typed reaches it, its window
     size follows the caller's, also when that changes, and the caller's terminal is out
     of raw mode afterwards."""
-    script = "tty; stty -echo </dev/tty && echo changed; sleep 1"
+    script = "tty; stty -echo </dev/tty && echo changed; read held"   # held until checked
     terminal = hardrun_in_terminal(rootfs, script, "--tty")
     try:
-        assert terminal.line("JOB ")
+        hardrun = int(terminal.line("JOB "))
         assert terminal.line() == "/dev/pts/0"
         terminal.expect("changed")
         assert echo_on(terminal.master)
-        assert terminal.line("EXIT ") == "0 echo=on"
+        os.kill(only_child(hardrun), signal.SIGKILL)
+        assert terminal.line("EXIT ") == "137 echo=on"
     finally:
         terminal.close()
     control = Terminal(["/bin/busybox", "sh", "-c", script])
@@ -466,6 +493,39 @@ def test_tty_without_a_terminal_around_and_its_refusal(rootfs, tmp_path):
     assert refused.returncode == 125
     assert refused.stderr == "hardrun: the input device is not a TTY (drop -t, or run from a terminal)\n"
     assert not os.path.exists(os.path.join(rootfs, "scratch", "ran"))
+
+
+# Opens the pty anew every 10 ms: the first process's exit hangs up the files open then.
+LEFTOVER = '(trap "" HUP; while sleep 0.01; do exec 3<>/dev/pts/0; done) & echo $!; read x'
+
+
+def test_tty_relay_ends_when_the_first_process_exits_although_a_leftover_holds_the_pty(rootfs, tmp_path):
+    """-t with the host's pid namespace (a run config: the container's first process
+    exiting does not end the others): a leftover that opens the pty again after the hang-up
+    holds it, yet hardrun returns when the first process exits, and its clean-up (the
+    cgroup kill) ends the leftover. Control: the leftover is alive, holding the pty, while
+    hardrun runs."""
+    config = tmp_path / "run.yaml"
+    config.write_text("apiVersion: hardrun/v1\nkind: Run\nnamespaces: {pid: host}\n")
+    hardrun = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "-t", "--config", str(config),
+                                "--rootfs", rootfs, "--", "sh", "-c", LEFTOVER],
+                               env=hardrun_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    leftover = None
+    try:
+        leftover = int(hardrun.stdout.readline())
+        wait_for(lambda: os.path.exists(f"/proc/{leftover}/fd/3"))
+        assert os.readlink(f"/proc/{leftover}/fd/3").startswith("/dev/pts/")
+        first = only_child(hardrun.pid)
+        os.kill(first, signal.SIGKILL)
+        assert hardrun.wait(timeout=60) == 137
+        assert not os.path.exists(f"/proc/{leftover}") or process_state(leftover) == "Z"
+    finally:
+        if hardrun.poll() is None:
+            hardrun.kill()
+            hardrun.wait()
+        if leftover is not None and os.path.exists(f"/proc/{leftover}"):
+            os.kill(leftover, signal.SIGKILL)
+        hardrun.stdout.close()
 
 
 def test_rm_is_accepted_and_nothing_is_kept(rootfs, tmp_path):
