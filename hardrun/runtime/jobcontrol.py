@@ -9,7 +9,9 @@ descendant), gives the terminal its modes back, then stops itself with the same 
 once continued (SIGCONT) it does the reverse.
 
 The terminal modes (termios) of fds 0-2 are saved before the container starts and put
-back when hardrun returns, whatever the container set (`stty -echo`, raw mode).
+back when hardrun returns, whatever the container set (`stty -echo`, raw mode); modes
+are written only while hardrun is in the foreground (from the background they are
+another job's).
 """
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 Order (each before the next for a reason):
 1. `config.resolve` has validated the whole spec before this module runs.
 2. Compile (or fetch from the cache) the seccomp filter (before the hooks create state
-   and cgroups), build argv/env as bytes: all work the parent can do is done before the
-   child exists.
+   and cgroups), plan the container's fds 0-2 (a terminal refusal before any state),
+   build argv/env as bytes: all work the parent can do is done before the child exists.
 3. Block the forwarded signals, then clone with every namespace flag at once (the
    child is PID 1 of its PID namespace, with nothing running yet) and, on cgroup v2,
    straight into its cgroup (the child joins v1 cgroups itself: cgroups.CgroupJoin).
