@@ -176,8 +176,8 @@ def relay(stdio: Stdio, terminal, pid: int) -> None:
 
 def _copy(master: int | None, sink: int | None, exited: int) -> None:
     """The pty's output (`master`) to stdout and what is typed (fd 0) to `sink` (the pty,
-    or the container's stdin pipe, closed when the input ends), until the pty is closed
-    or the pidfd `exited` is readable (without a pty: or the input has ended)."""
+    or the container's stdin pipe), until the pty is closed or the pidfd `exited` is
+    readable (without a pty: or the input has ended)."""
     import select
     reading = [fd for fd in (master, exited) if fd is not None] + [0] * (sink is not None)
     for fd in {master, sink} - {None}:
