@@ -28,8 +28,9 @@ pytestmark = pytest.mark.runtime
 # `--background`: as a background job, as `argv &` would; `--owner=UID`: on a terminal
 # owned by that user). When the job stops, it takes the terminal back, says so with the
 # terminal's echo state, waits a second (time enough for a container still running to
-# read the terminal), reads what was typed to it, and puts the job back in the
-# foreground (`fg`). When the job ends it reports its status and the echo state.
+# read the terminal), reads the line typed to it, and puts the job back in the
+# foreground (`fg`; after `--bg`, the first time: continues it in the background, as
+# `bg` does, and says BG). When the job ends it reports its status and the echo state.
 JOB_SHELL = r"""
 import os, select, signal, sys, termios, time
 signal.signal(signal.SIGTTOU, signal.SIG_IGN)   # as shells do, to hand the terminal over
@@ -37,11 +38,13 @@ def echo():
     return "on" if termios.tcgetattr(0)[3] & termios.ECHO else "off"
 def say(text):
     os.write(1, (text + "\n").encode())
-argv, background = sys.argv[1:], False
+argv, background, bg = sys.argv[1:], False, False
 while argv[0].startswith("--"):
     option = argv.pop(0)
     if option == "--background":
         background = True
+    elif option == "--bg":
+        bg = True
     else:   # --owner=UID: the terminal is that user's, as login makes it
         os.fchown(0, int(option.partition("=")[2]), -1)
 job = os.fork()
@@ -64,14 +67,25 @@ while True:
         break
     say(f"STOPPED echo={echo()}")
     time.sleep(1)
-    ready, _, _ = select.select([0], [], [], 2)
-    say(f"SHELL GOT {os.read(0, 100) if ready else b''!r}")
+    typed = b""
+    while not typed.endswith(b"\n") and select.select([0], [], [], 30)[0]:
+        chunk = os.read(0, 100)
+        typed += chunk
+        if not chunk:
+            break
+    say(f"SHELL GOT {typed!r}")
+    if bg:
+        bg = False
+        os.killpg(job, signal.SIGCONT)
+        say("BG")
+        continue
     os.tcsetpgrp(0, job)
     os.killpg(job, signal.SIGCONT)
 """
 
-# Reads the terminal line by line, as a login prompt or `cat` would, with echo off.
-READER = 'stty -echo; echo ready; while read line; do echo "container got: $line"; done; echo bye'
+# Reads its input line by line, as a login prompt or `cat` would, with the terminal's echo
+# off (through stderr: with -i alone its stdin is a pipe hardrun feeds).
+READER = 'stty -echo <&2; echo ready; while read line; do echo "container got: $line"; done; echo bye'
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +141,19 @@ class Terminal:
         os.waitpid(self.pid, 0)
 
 
-def hardrun_in_terminal(rootfs, script: str, *flags: str, background: bool = False) -> Terminal:
-    return Terminal(["--background"] * background + [sys.executable, "-m", "hardrun", "run",
-                    "--rootfs", rootfs, *flags, "--", "sh", "-c", script])
+def hardrun_in_terminal(rootfs, script: str, *flags: str, background: bool = False,
+                        bg: bool = False) -> Terminal:
+    return Terminal(["--background"] * background + ["--bg"] * bg + [
+                    sys.executable, "-m", "hardrun", "run", "--rootfs", rootfs, *flags, "--", "sh", "-c",
+                    script])
+
+
+def reader_in_a_session_of_its_own(background: bool = False) -> Terminal:
+    """The control for a container stopped with hardrun: READER run directly, in a
+    session of its own (as a container is) but with the caller's terminal as its stdin,
+    behind a job that Ctrl-Z stops alone."""
+    return Terminal(["--background"] * background + [
+        "/bin/busybox", "sh", "-c", f"exec 9<&0; /bin/busybox setsid sh -c '{READER}' <&9 & wait"])
 
 
 def only_child(pid: int) -> int:
@@ -158,9 +182,10 @@ def wait_for(condition, timeout: float = 30) -> None:
 def test_ctrl_z_stops_the_container_so_the_shell_gets_what_is_typed(rootfs):
     """Ctrl-Z: the container is frozen (it cannot read the terminal), the shell gets the
     next line and the terminal's modes (echo on), `fg` gives the container its modes
-    (echo off) and the terminal back. Control: hardrun stopped by SIGSTOP, which it cannot
-    handle, is the old behaviour: the container, in its own session, goes on reading the
-    terminal and takes the line typed to the shell, and the shell gets echo off."""
+    (echo off) and the terminal back. Control: a reader in a session of its own (as the
+    container is) holding the terminal as its stdin, behind a job that Ctrl-Z stops: it
+    goes on reading the terminal and takes the line typed to the shell, and the shell
+    gets echo off."""
     terminal = hardrun_in_terminal(rootfs, READER, "-i")
     try:
         hardrun = int(terminal.line("JOB "))
@@ -181,32 +206,62 @@ def test_ctrl_z_stops_the_container_so_the_shell_gets_what_is_typed(rootfs):
     finally:
         terminal.close()
 
-    control = hardrun_in_terminal(rootfs, READER, "-i")
+    control = reader_in_a_session_of_its_own()
     try:
-        hardrun = int(control.line("JOB "))
         control.expect("ready\n")
-        os.kill(hardrun, signal.SIGSTOP)
+        control.type("\x1a")
         assert control.line("STOPPED ") == "echo=off"
         control.type("secret\n")
         control.expect("container got: secret\n")
-        assert control.line("SHELL GOT ") == "b''"
-        control.type("\x04")
-        assert control.line("EXIT ") == "0 echo=on"
     finally:
         control.close()
 
 
-@pytest.mark.parametrize("stty, ending, signum, status", [
-    ("stty -echo", "echo ready; exit 3", None, "3"),
-    ("stty -echo", "echo ready; exec sleep 30", signal.SIGKILL, "137"),                # to the container
-    ("stty -echo", 'trap "exit 5" TERM; echo ready; while :; do sleep 0.05; done', signal.SIGTERM, "5"),
-    ("stty -echo <&2", "echo ready; exit 3", None, "3"),     # without -i: through the write-only stderr
+def test_interactive_after_ctrl_z_and_bg_the_container_cannot_read_the_terminal(rootfs):
+    """-i without -t, Ctrl-Z, then `bg`: the container runs on, but its stdin is a pipe
+    hardrun feeds, so the line typed next to the shell stops hardrun (SIGTTIN), which
+    freezes the container: the shell gets the line. `fg`: the container's own modes again
+    (echo off, as at the Ctrl-Z, not the shell's taken in the background), and it reads
+    what is typed. Control: a reader in a session of its own holding the terminal goes on
+    taking what is typed after Ctrl-Z (and so after `bg`)."""
+    terminal = hardrun_in_terminal(rootfs, READER, "-i", bg=True)
+    try:
+        hardrun = int(terminal.line("JOB "))
+        terminal.expect("ready\n")
+        container = only_child(hardrun)
+        terminal.type("\x1a")
+        assert terminal.line("STOPPED ") == "echo=on"
+        terminal.type("first\n")
+        assert terminal.line("SHELL GOT ") == "b'first\\n'"
+        terminal.expect("BG\n")
+        wait_for(lambda: freezer_state(container) == "THAWED")   # running in the background
+        terminal.type("secret\n")
+        assert terminal.line("STOPPED ") == "echo=on"
+        assert freezer_state(container) == "FROZEN"
+        assert terminal.line("SHELL GOT ") == "b'secret\\n'"
+        assert "container got" not in terminal.output
+        wait_for(lambda: freezer_state(container) == "THAWED")   # `fg`
+        terminal.type("after\n")
+        assert terminal.expect("container got: after\n") == "", "echo is off again for the container"
+        terminal.type("\x04")
+        terminal.expect("bye\n")
+        assert terminal.line("EXIT ") == "0 echo=on"
+    finally:
+        terminal.close()
+
+
+@pytest.mark.parametrize("flags, ending, signum, status", [
+    (("-i",), "echo ready; exit 3", None, "3"),
+    (("-i",), "echo ready; exec sleep 30", signal.SIGKILL, "137"),                # to the container
+    (("-i",), 'trap "exit 5" TERM; echo ready; while :; do sleep 0.05; done', signal.SIGTERM, "5"),
+    ((), "echo ready; exit 3", None, "3"),
 ])
-def test_terminal_modes_are_restored_however_the_container_ends(rootfs, stty, ending, signum, status):
-    """The container turns echo off and ends: by exiting, killed, or told to stop through
-    hardrun (SIGTERM, forwarded to it). The shell finds echo on again. Control: the same
-    `stty -echo` run directly on the terminal leaves echo off."""
-    flags = ("-i",) if stty == "stty -echo" else ()
+def test_terminal_modes_are_restored_however_the_container_ends(rootfs, flags, ending, signum, status):
+    """The container turns echo off (through its write-only stderr) and ends: by exiting,
+    killed, or told to stop through hardrun (SIGTERM, forwarded to it). The shell finds
+    echo on again. Control: the same `stty -echo` run directly on the terminal leaves echo
+    off."""
+    stty = "stty -echo <&2"
     terminal = hardrun_in_terminal(rootfs, f"{stty}; {ending}", *flags)
     try:
         hardrun = int(terminal.line("JOB "))
@@ -271,6 +326,31 @@ def test_without_a_freezer_every_descendant_is_stopped_and_continued():
         tree.wait()
 
 
+def test_a_background_hardrun_leaves_the_foreground_jobs_terminal_modes_alone(rootfs):
+    """hardrun started in the background ends while the job in the foreground (here the
+    shell; an editor in real life) has turned echo off: the modes hardrun saved at start
+    are not put back under it. Control: in the foreground, hardrun puts its saved modes
+    back when it ends, over the same change."""
+    script = 'trap "exit 0" TERM; echo ready; while :; do sleep 0.05; done'
+    for background, expected in ((True, "0 echo=off"), (False, "0 echo=on")):
+        terminal = hardrun_in_terminal(rootfs, script, background=background)
+        try:
+            hardrun = int(terminal.line("JOB "))
+            terminal.expect("ready\n")
+            set_echo(terminal.master, False)
+            os.kill(hardrun, signal.SIGTERM)
+            assert terminal.line("EXIT ") == expected
+        finally:
+            terminal.close()
+
+
+def set_echo(master: int, on: bool) -> None:
+    import termios
+    modes = termios.tcgetattr(master)
+    modes[3] = modes[3] | termios.ECHO if on else modes[3] & ~termios.ECHO
+    termios.tcsetattr(master, termios.TCSANOW, modes)
+
+
 # -- -i, -t, --rm ---------------------------------------------------------------------------
 
 def test_without_interactive_the_container_cannot_read_the_callers_terminal(rootfs):
@@ -279,7 +359,8 @@ def test_without_interactive_the_container_cannot_read_the_callers_terminal(root
     --interactive it reads its stdin, the terminal, and still not through stdout. Control:
     on the terminal directly, reading stdout (the terminal, open for reading and writing)
     takes the first line."""
-    script = 'read b <&1; echo "stdout=[$b]"; read a; echo "stdin=[$a]"'
+    # stdout read with read(2) (head): a shell's `read` would poll it for input hardrun takes
+    script = 'exec 3<&1; b=$(head -n 1 <&3 2>/dev/null); echo "stdout=[$b]"; read a; echo "stdin=[$a]"'
     for flags, expected in (((), ("[]", "[]")), (("--interactive",), ("[]", "[one]"))):
         terminal = Terminal([sys.executable, "-m", "hardrun", "run", "--rootfs", rootfs, *flags,
                              "--", "sh", "-c", script])
@@ -315,14 +396,15 @@ def test_tty_gives_the_container_a_terminal_of_its_own(rootfs):
     turns the caller's echo off. With --interactive what is typed reaches it, its window
     size follows the caller's, also when that changes, and the caller's terminal is out
     of raw mode afterwards."""
-    script = "tty; stty -echo </dev/tty && echo changed; sleep 1"
+    script = "tty; stty -echo </dev/tty && echo changed; read held"   # held until checked
     terminal = hardrun_in_terminal(rootfs, script, "--tty")
     try:
-        assert terminal.line("JOB ")
+        hardrun = int(terminal.line("JOB "))
         assert terminal.line() == "/dev/pts/0"
         terminal.expect("changed")
         assert echo_on(terminal.master)
-        assert terminal.line("EXIT ") == "0 echo=on"
+        os.kill(only_child(hardrun), signal.SIGKILL)
+        assert terminal.line("EXIT ") == "137 echo=on"
     finally:
         terminal.close()
     control = Terminal(["/bin/busybox", "sh", "-c", script])
@@ -348,11 +430,12 @@ def test_tty_gives_the_container_a_terminal_of_its_own(rootfs):
         terminal.close()
 
 
-def test_tty_in_the_background_stops_until_brought_to_the_foreground(rootfs):
-    """Started in the background with -it, hardrun wants the terminal: it is stopped with
-    the container frozen (SIGTTIN), the shell keeps what is typed, and `fg` relays again.
-    Control: in the background with -i alone, the container holds the caller's terminal
-    and takes what is typed to the shell (the known gap -t closes)."""
+def test_in_the_background_hardrun_stops_with_the_container_when_it_would_read(rootfs):
+    """Started in the background, hardrun is stopped with the container frozen (SIGTTIN)
+    when it reads the terminal: with -it at once, with -i alone (its stdin a pipe hardrun
+    feeds) at the first line typed; the shell keeps that line, and `fg` relays again.
+    Control: a reader in a session of its own started in the background with the
+    terminal as its stdin takes what is typed to the shell."""
     terminal = hardrun_in_terminal(rootfs, READER, "-it", background=True)
     try:
         hardrun = int(terminal.line("JOB "))
@@ -370,13 +453,28 @@ def test_tty_in_the_background_stops_until_brought_to_the_foreground(rootfs):
     finally:
         terminal.close()
 
-    control = hardrun_in_terminal(rootfs, READER, "-i", background=True)
+    terminal = hardrun_in_terminal(rootfs, READER, "-i", background=True)
+    try:
+        hardrun = int(terminal.line("JOB "))
+        terminal.expect("ready\n")
+        terminal.type("secret\n")
+        terminal.line("STOPPED ")          # echo off: the container's stty, through its stderr
+        assert freezer_state(only_child(hardrun)) == "FROZEN"
+        assert terminal.line("SHELL GOT ") == "b'secret\\n'"
+        assert "container got" not in terminal.output
+        terminal.type("after\n")
+        terminal.expect("container got: after\n")
+        terminal.type("\x04")
+        terminal.expect("bye\n")
+        assert terminal.line("EXIT ") == "0 echo=on"
+    finally:
+        terminal.close()
+
+    control = reader_in_a_session_of_its_own(background=True)
     try:
         control.expect("ready\n")
         control.type("secret\n")
         control.expect("container got: secret\n")
-        control.type("\x04")
-        assert control.line("EXIT ") == "0 echo=on"
         assert "STOPPED" not in control.output
     finally:
         control.close()
@@ -395,6 +493,39 @@ def test_tty_without_a_terminal_around_and_its_refusal(rootfs, tmp_path):
     assert refused.returncode == 125
     assert refused.stderr == "hardrun: the input device is not a TTY (drop -t, or run from a terminal)\n"
     assert not os.path.exists(os.path.join(rootfs, "scratch", "ran"))
+
+
+# Opens the pty anew every 10 ms: the first process's exit hangs up the files open then.
+LEFTOVER = '(trap "" HUP; while sleep 0.01; do exec 3<>/dev/pts/0; done) & echo $!; read x'
+
+
+def test_tty_relay_ends_when_the_first_process_exits_although_a_leftover_holds_the_pty(rootfs, tmp_path):
+    """-t with the host's pid namespace (a run config: the container's first process
+    exiting does not end the others): a leftover that opens the pty again after the hang-up
+    holds it, yet hardrun returns when the first process exits, and its clean-up (the
+    cgroup kill) ends the leftover. Control: the leftover is alive, holding the pty, while
+    hardrun runs."""
+    config = tmp_path / "run.yaml"
+    config.write_text("apiVersion: hardrun/v1\nkind: Run\nnamespaces: {pid: host}\n")
+    hardrun = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "-t", "--config", str(config),
+                                "--rootfs", rootfs, "--", "sh", "-c", LEFTOVER],
+                               env=hardrun_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    leftover = None
+    try:
+        leftover = int(hardrun.stdout.readline())
+        wait_for(lambda: os.path.exists(f"/proc/{leftover}/fd/3"))
+        assert os.readlink(f"/proc/{leftover}/fd/3").startswith("/dev/pts/")
+        first = only_child(hardrun.pid)
+        os.kill(first, signal.SIGKILL)
+        assert hardrun.wait(timeout=60) == 137
+        assert not os.path.exists(f"/proc/{leftover}") or process_state(leftover) == "Z"
+    finally:
+        if hardrun.poll() is None:
+            hardrun.kill()
+            hardrun.wait()
+        if leftover is not None and os.path.exists(f"/proc/{leftover}"):
+            os.kill(leftover, signal.SIGKILL)
+        hardrun.stdout.close()
 
 
 def test_rm_is_accepted_and_nothing_is_kept(rootfs, tmp_path):
@@ -470,3 +601,33 @@ def test_a_terminal_that_cannot_be_handed_over_write_only_is_refused(public_root
                 assert said.endswith("ran\n")
         finally:
             terminal.close()
+
+
+def test_a_terminal_refusal_comes_before_any_state_or_cgroup_exists(rootfs, tmp_path):
+    """hardrun as root without CAP_SYS_ADMIN cannot reopen a terminal in exclusive mode
+    (TIOCEXCL) for the container: the refusal is the only line, although the state
+    directory cannot be created (under a regular file), so the hooks that create state,
+    cgroup and network never ran. Control: on a terminal it can reopen, the same command
+    fails at the state directory, so hooks that ran first would have said so."""
+    import fcntl
+    import termios
+    (tmp_path / "file").touch()
+    env = hardrun_env({"HARDRUN_STATE_DIR": str(tmp_path / "file" / "state")})
+    command = ["setpriv", "--bounding-set=-sys_admin", sys.executable, "-m", "hardrun", "run",
+               "--rootfs", rootfs, "--", "true"]
+    for exclusive in (True, False):
+        master, slave = pty.openpty()
+        try:
+            if exclusive:
+                fcntl.ioctl(slave, termios.TIOCEXCL)
+            done = subprocess.run(command, stdout=slave, stderr=subprocess.PIPE, env=env, text=True,
+                                  timeout=60)
+        finally:
+            os.close(slave)
+            os.close(master)
+        assert done.returncode == 125
+        if exclusive:
+            assert done.stderr == ("hardrun: cannot reopen the terminal on fd 1 write-only for the "
+                                   "container: Device or resource busy (redirect the output, or use -t)\n")
+        else:
+            assert str(tmp_path / "file") in done.stderr and "reopen" not in done.stderr, done.stderr

@@ -547,18 +547,15 @@ def _freezer_file(path: str):
 
 
 def _wait_frozen(path: str, timeout: float = 1.0) -> bool:
-    import time
-    deadline = time.monotonic() + timeout
-    while True:
-        try:  # v1 reports FREEZING until every task is frozen; v2 says so in cgroup.events
-            state = _read(os.path.join(path, "freezer.state")).strip()
-        except FileNotFoundError:
-            state = "FROZEN" if "frozen 1" in _read(os.path.join(path, "cgroup.events")) else ""
-        if state == "FROZEN":
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
+    from .process import poll_until
+    return poll_until(lambda: _freezer_state(path) == "FROZEN", timeout)
+
+
+def _freezer_state(path: str) -> str:
+    try:  # v1 reports FREEZING until every task is frozen; v2 says so in cgroup.events
+        return _read(os.path.join(path, "freezer.state")).strip()
+    except FileNotFoundError:
+        return "FROZEN" if "frozen 1" in _read(os.path.join(path, "cgroup.events")) else ""
 
 
 def remove_cgroups(paths: list[str], timeout: float = 10.0) -> list[str]:

@@ -150,7 +150,7 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
         init=bool(spec.init),
         tty=tty,
         interactive=interactive,
-        stdio=None,           # stdio.Stdio: the container's fds 0-2, opened just before clone
+        stdio=None,           # stdio.Stdio: the container's fds 0-2, opened before the hooks run
         last_cap=_last_cap(),
     )
 

@@ -9,12 +9,16 @@ descendant), gives the terminal its modes back, then stops itself with the same 
 once continued (SIGCONT) it does the reverse.
 
 The terminal modes (termios) of fds 0-2 are saved before the container starts and put
-back when hardrun returns, whatever the container set (`stty -echo`, raw mode).
+back when hardrun returns, whatever the container set (`stty -echo`, raw mode); modes
+are written only while hardrun is in the foreground (from the background they are
+another job's).
 """
 from __future__ import annotations
 
 import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
+
+from .process import poll_until, stat_fields
 
 STOP_SIGNALS = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 
@@ -43,7 +47,10 @@ class CallerTerminal:
         return [(fd, _get(fd)) for fd, _ in self.saved]
 
     def restore(self, modes: list | None = None) -> None:
-        """Put back `modes` (default: those at start) where they differ."""
+        """Put back `modes` (default: those at start) where they differ, only while
+        hardrun owns the terminal: from the background they are another job's (vim's)."""
+        if not self.in_foreground():
+            return
         for fd, attributes in modes if modes is not None else self.saved:
             if attributes is not None and _get(fd) != attributes:
                 _set(fd, attributes)
@@ -69,7 +76,8 @@ def _get(fd: int):
 
 def _set(fd: int, attributes) -> None:
     import termios
-    # SIGTTOU blocked: from the background (`&`, `bg`) the kernel would stop us instead.
+    # SIGTTOU blocked: a stop racing with the shell's tcsetpgrp must not stop us here
+    # (callers check that hardrun is in the foreground first).
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTTOU,))
     try:
         termios.tcsetattr(fd, termios.TCSADRAIN, attributes)
@@ -87,6 +95,7 @@ class JobControl:
         self.pid = pid
         self.freeze = freeze
         self.terminal = terminal
+        self.container_modes = None    # taken at a stop in the foreground, given back at `fg`
         self.busy = False
 
     def install(self) -> None:
@@ -105,11 +114,15 @@ class JobControl:
             frozen = self._freeze(True)
             if not frozen:
                 signal_tree(self.pid, signal.SIGSTOP)
-            container_modes = self.terminal.current()
+            # Only the foreground's modes are the container's: after `bg` they are the
+            # caller's (or another job's), which `fg` must not give the container.
+            if self.container_modes is None and self.terminal.in_foreground():
+                self.container_modes = self.terminal.current()
             self.terminal.restore()
             _stop_self(signum)
-            if self.terminal.in_foreground():     # `fg`, not `bg`: the container's modes again
-                self.terminal.restore(container_modes)
+            if self.container_modes is not None and self.terminal.in_foreground():   # `fg`
+                self.terminal.restore(self.container_modes)
+                self.container_modes = None
             self._freeze(False)   # also after a freeze that timed out half-way
             if not frozen:
                 signal_tree(self.pid, signal.SIGCONT)
@@ -166,14 +179,9 @@ def _children(pid: int) -> list[int]:
 
 
 def _wait_stopped(pid: int, timeout: float = 1.0) -> None:
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                state = handle.read().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return
-        if state in "TtZX":
-            return
-        time.sleep(0.001)
+    poll_until(lambda: _stopped_or_gone(pid), timeout)
+
+
+def _stopped_or_gone(pid: int) -> bool:
+    fields = stat_fields(pid)
+    return fields is None or fields[0] in (b"T", b"t", b"Z", b"X")

@@ -3,8 +3,8 @@
 Order (each before the next for a reason):
 1. `config.resolve` has validated the whole spec before this module runs.
 2. Compile (or fetch from the cache) the seccomp filter (before the hooks create state
-   and cgroups), build argv/env as bytes: all work the parent can do is done before the
-   child exists.
+   and cgroups), plan the container's fds 0-2 (a terminal refusal before any state),
+   build argv/env as bytes: all work the parent can do is done before the child exists.
 3. Block the forwarded signals, then clone with every namespace flag at once (the
    child is PID 1 of its PID namespace, with nothing running yet) and, on cgroup v2,
    straight into its cgroup (the child joins v1 cgroups itself: cgroups.CgroupJoin).
@@ -65,14 +65,20 @@ def _launch(cfg, hooks: Hooks, terminal) -> int:
         cfg.seccomp_filter = _seccomp_filter(cfg)
     if cfg.memfd_by_seccomp and cfg.memfd_filter is None:
         cfg.memfd_filter = _memfd_filter()
+    # The container's fds before the hooks too: a terminal it cannot be given is refused
+    # before any state, cgroup or network exists.
+    cfg.stdio = stdio.plan(cfg.tty, cfg.interactive)
     status = None
     try:
-        hooks.prepare()
-        status, report = _start_and_wait(cfg, hooks, terminal)
+        try:
+            hooks.prepare()
+            status, report = _start_and_wait(cfg, hooks, terminal)
+        finally:
+            message = hooks.finish(status)
+            if message:
+                print(message, file=sys.stderr, flush=True)
     finally:
-        message = hooks.finish(status)
-        if message:
-            print(message, file=sys.stderr, flush=True)
+        cfg.stdio.close()
     if report:
         failure = StepFailure.decode(report)
         print(failure.line(), file=sys.stderr, flush=True)
@@ -86,11 +92,7 @@ def _start_and_wait(cfg, hooks: Hooks, terminal) -> tuple[int, bytes]:
     for name in cfg.namespaces:
         flags |= CLONE_FLAGS.get(name, 0)
     join = cfg.cgroup_join
-    cfg.stdio = stdio.plan(cfg.tty, cfg.interactive)
-    try:
-        return _clone_and_wait(cfg, hooks, terminal, exec_plan, flags, join)
-    finally:
-        cfg.stdio.close()
+    return _clone_and_wait(cfg, hooks, terminal, exec_plan, flags, join)
 
 
 def _clone_and_wait(cfg, hooks: Hooks, terminal, exec_plan, flags: int, join) -> tuple[int, bytes]:
@@ -135,8 +137,8 @@ def _clone_and_wait(cfg, hooks: Hooks, terminal, exec_plan, flags: int, join) ->
         jobs = jobcontrol.JobControl(pid, hooks.freeze, terminal)
         _forward_signals(pid, jobs)
         try:
-            if cfg.stdio.master is not None:
-                stdio.relay(cfg.stdio, terminal)
+            if cfg.stdio.relayed():
+                stdio.relay(cfg.stdio, terminal, pid)
             report = _read_all(report_read)
             return _wait(pid), report
         finally:

@@ -111,3 +111,27 @@ def _exec_hint(number: int) -> str:
     if number == errno.ENOEXEC:
         return "not a binary or script this kernel can run"
     return "the command cannot be executed"
+
+
+def stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name (field 3 first); None when
+    there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
+    return text[text.rindex(b")") + 2:].split()
+
+
+def poll_until(condition, timeout: float = 1.0) -> bool:
+    """Call `condition` every millisecond until it is true (True) or `timeout` seconds
+    have passed (False): for kernel states that no file descriptor reports."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True

@@ -27,6 +27,7 @@ import os
 import stat as stat_module
 
 from ..errors import HardrunError
+from .process import stat_fields
 
 DEFAULT_STATE_ROOT = "/run/hardrun"
 STATE_FILE = "state"
@@ -172,25 +173,14 @@ def new_container_id() -> str:
 
 def process_start_time(pid: int) -> int | None:
     """Field 22 of /proc/PID/stat (start time in clock ticks), None if no such process."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     return None if fields is None else int(fields[19])
 
 
 def _parent_and_start(pid: int) -> tuple[int, int] | None:
     """(parent pid, start time) of a running process, None if no such process."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     return None if fields is None else (int(fields[1]), int(fields[19]))
-
-
-def _stat_fields(pid: int) -> list[bytes] | None:
-    """The fields of /proc/PID/stat after the command name (field 3 first)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read()
-    except OSError:
-        return None
-    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
-    return text[text.rindex(b")") + 2:].split()
 
 
 def process_alive(pid: int | None, start_time: int | None) -> bool:

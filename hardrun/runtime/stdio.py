@@ -5,6 +5,10 @@ Docker's semantics, and the container never holds a way to read the caller's ter
 unless asked:
 
 - without `-i` its stdin is an empty pipe (end of input at once), not the caller's;
+- `-i` on a terminal: a pipe that hardrun feeds with what is typed (Docker's model):
+  hardrun reads the terminal itself, so in the background (`&`, Ctrl-Z then `bg`) the
+  kernel stops it (SIGTTIN) and hardrun.runtime.jobcontrol freezes the container; other
+  input (a pipe, a file) is handed over as it is;
 - a terminal on fd 1 or 2 is reopened write-only for it: it writes to the caller's
   terminal but cannot read what is typed there;
 - `-t`: a pty of its own, from the container's own devpts (so `tty` names it inside):
@@ -32,13 +36,14 @@ TIOCGPTPEER = 0x5441       # _IO('T', 0x41): open the slave from the master, no 
 class Stdio:
     """`fds[i]`: what becomes the container's fd i (None: hardrun's own, inherited);
     with -t, `console`: the (child's, parent's) ends of the socket the master comes by."""
-    __slots__ = ("fds", "interactive", "console", "master", "calls")
+    __slots__ = ("fds", "interactive", "console", "master", "feed", "calls")
 
-    def __init__(self, fds, interactive=False, console=None, calls=None):
+    def __init__(self, fds, interactive=False, console=None, calls=None, feed=None):
         self.fds = fds
         self.interactive = interactive
         self.console = console
         self.master = None
+        self.feed = feed       # -i on a terminal without -t: the write end of its stdin
         self.calls = calls     # (fcntl.ioctl, TIOCSCTTY, socket.send_fds): imported before clone
 
     def apply(self) -> None:
@@ -86,17 +91,30 @@ class Stdio:
         if self.master is not None:
             os.close(self.master)
             self.master = None
+        self.close_feed()
+
+    def close_feed(self) -> None:
+        if self.feed is not None:
+            os.close(self.feed)
+            self.feed = None
+
+    def relayed(self) -> bool:
+        """Whether hardrun copies between the caller and the container (`relay`)."""
+        return self.master is not None or self.feed is not None
 
 
 def plan(tty: bool, interactive: bool) -> Stdio:
     if tty:
         return _pty(interactive)
     fds = [None, _write_only_if_terminal(1), _write_only_if_terminal(2)]
-    if not interactive:
-        read_end, write_end = os.pipe()
-        os.close(write_end)
+    feed = None
+    if not interactive or os.isatty(0):
+        read_end, feed = os.pipe()
         fds[0] = read_end
-    return Stdio(tuple(fds))
+        if not interactive:
+            os.close(feed)
+            feed = None
+    return Stdio(tuple(fds), interactive, feed=feed)
 
 
 def _write_only_if_terminal(fd: int) -> int | None:
@@ -133,28 +151,47 @@ def _copy_window_size(master: int) -> None:
         return
 
 
-def relay(stdio: Stdio, terminal) -> None:
-    """Copy between the caller and the pty until the container has closed it (every
-    copy of the slave gone); `terminal` is the caller's (jobcontrol.CallerTerminal)."""
-    master = stdio.master
-    forward = signal.signal(signal.SIGWINCH, lambda *_: _copy_window_size(master))
+def relay(stdio: Stdio, terminal, pid: int) -> None:
+    """Copy between the caller and the container (its pty, or with -i alone its stdin
+    pipe) until the container has closed its pty or its first process `pid` has exited
+    (a leftover process may hold the pty; without a pty: or the caller's input has
+    ended); `terminal` is the caller's (jobcontrol.CallerTerminal)."""
+    exited = os.pidfd_open(pid)
     try:
-        if stdio.interactive:
-            _raw_in_foreground(terminal)
-        _copy(master, [master, 0] if stdio.interactive else [master])
+        if stdio.master is None:
+            _copy(None, stdio.feed, exited)
+            stdio.close_feed()     # end of input for the container
+            return
+        master = stdio.master
+        forward = signal.signal(signal.SIGWINCH, lambda *_: _copy_window_size(master))
+        try:
+            if stdio.interactive:
+                _raw_in_foreground(terminal)
+            _copy(master, master if stdio.interactive else None, exited)
+        finally:
+            signal.signal(signal.SIGWINCH, forward)   # the master is closed after this
     finally:
-        signal.signal(signal.SIGWINCH, forward)   # the master is closed after this
+        os.close(exited)
 
 
-def _copy(master: int, reading: list[int]) -> None:
+def _copy(master: int | None, sink: int | None, exited: int) -> None:
+    """The pty's output (`master`) to stdout and what is typed (fd 0) to `sink` (the pty,
+    or the container's stdin pipe), until the pty is closed or the pidfd `exited` is
+    readable (without a pty: or the input has ended)."""
     import select
-    os.set_blocking(master, False)
-    pending = b""     # typed, not yet taken by the pty
+    reading = [fd for fd in (master, exited) if fd is not None] + [0] * (sink is not None)
+    for fd in {master, sink} - {None}:
+        os.set_blocking(fd, False)
+    pending = b""     # typed, not yet taken by the container
     while True:
         wanted = [fd for fd in reading if fd != 0 or len(pending) < 65536]
-        readable, writable, _ = select.select(wanted, [master] if pending else [], [])
-        if master in writable:
-            pending = pending[_write_some(master, pending):]
+        readable, writable, _ = select.select(wanted, [sink] if pending else [], [])
+        if exited in readable:
+            if master is not None:
+                _drain(master)
+            return
+        if sink in writable:
+            pending = pending[_write_some(sink, pending):]
         if master in readable:
             output = _read(master)
             if output == b"":
@@ -166,6 +203,21 @@ def _copy(master: int, reading: list[int]) -> None:
                 pending += typed
             elif typed == b"":
                 reading.remove(0)       # the caller's input ended (or its terminal hung up)
+        if master is None and 0 not in reading and not pending:
+            return                      # all typed is in the container's pipe
+
+
+def _drain(master: int) -> None:
+    """The pty's last output once the first process has exited: the kernel passes it on
+    a moment later; until it is quiet for a tenth of a second, a second at most."""
+    import select
+    import time
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline and select.select([master], [], [], 0.1)[0]:
+        output = _read(master)
+        if output == b"":
+            return
+        _write_all(1, output or b"")
 
 
 def _raw_in_foreground(terminal) -> None:
@@ -203,7 +255,7 @@ def _write_some(fd: int, data: bytes) -> int:
     except BlockingIOError:
         return 0
     except OSError as error:
-        if error.errno == errno.EIO:   # the container closed its terminal: nobody will read it
+        if error.errno in (errno.EIO, errno.EPIPE):   # the container closed its terminal or stdin
             return len(data)
         raise
 
