@@ -12,8 +12,8 @@ from hardrun.frontends.docker_flags import (
     BOOL, FLAGS, LIST, VALUE, flags_for, hardrun_options, parse_hardrun_args, parse_mount,
     parse_run_args, read_env_file, run_help, runspec_from_args,
 )
-from hardrun.frontends.runvalues import parse_publish, parse_volume
-from hardrun.frontends.runvalues import parse_size as ram_in_bytes
+from hardrun.parsing.runvalues import parse_publish, parse_volume
+from hardrun.parsing.runvalues import parse_size as ram_in_bytes
 from hardrun.spec.capabilities import NAMES as CAPABILITIES
 from hardrun.spec.capabilities import normalize_capability
 from hardrun.spec.run import EnvVar, Mount, Port, Ulimit
@@ -74,7 +74,7 @@ def test_value_syntaxes_load_only_for_the_flags_that_need_them():
     """`hardrun run` with only path and name flags skips the value-syntax module (start-up
     time); a -v loads it (the check itself can fail)."""
     code = ("import sys; from hardrun.frontends.docker_flags import parse_hardrun_args; "
-            "parse_hardrun_args(sys.argv[1:]); print('hardrun.frontends.runvalues' in sys.modules)")
+            "parse_hardrun_args(sys.argv[1:]); print('hardrun.parsing.runvalues' in sys.modules)")
     def loads_runvalues(*argv):
         done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
                               env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)

@@ -6,7 +6,7 @@ hardrun runtime supports it. `parse_run_args` splits an argv the way Docker's CL
 (for `hardrun run`: the command). `runspec_from_args` turns the options into a
 RunSpec with Docker's semantics. `run_help` renders `hardrun run --help` from the
 table, showing only flags the runtime supports. Value syntaxes shared with the
-other front ends (sizes, ports, -v, --tmpfs, --security-opt) live in runvalues.py.
+other front ends (sizes, ports, -v, --tmpfs, --security-opt) live in parsing/runvalues.py.
 
 This module is on `hardrun run`'s start-up path: standard library only, and only
 cheap modules at import time.
@@ -31,7 +31,7 @@ def _values():
     path, name and id flags (`hardrun run --rootfs DIR -- CMD`) never needs it."""
     global _runvalues
     if _runvalues is None:
-        from . import runvalues
+        from ..parsing import runvalues
         _runvalues = runvalues
     return _runvalues
 
@@ -1024,7 +1024,7 @@ _HANDLERS = {
 
 
 # ---------------------------------------------------------------------------- mounts
-# (-v, --tmpfs and -p syntaxes are shared with compose: runvalues.py)
+# (-v, --tmpfs and -p syntaxes are shared with compose: parsing/runvalues.py)
 
 def _runtime_bind(mount: Mount) -> Mount:
     """`hardrun run -v`: host paths only (named and anonymous volumes need a daemon)."""

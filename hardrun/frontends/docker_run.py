@@ -15,8 +15,8 @@ from ..errors import ParseError
 from ..spec.run import RunSpec
 from . import docker_flags
 from .detect import YAML_SUFFIXES, Peek
-from .shell import is_shell, script_operand
-from .shell_words import Snippet, Word, commands
+from ..parsing.shell import is_shell, script_operand
+from ..parsing.shell_words import Snippet, Word, commands
 
 KIND = "docker-run"
 ENGINES = ("docker", "podman", "nerdctl")
@@ -407,7 +407,7 @@ def yaml_scripts(text: str, path: str) -> list[Snippet]:
     block scalar back to the file needs the scalar's style and marks. Composing builds
     no objects and never expands aliases (each node is visited once)."""
     import yaml
-    from .yamlsafe import LOADER, from_yaml_error
+    from ..parsing.yamlsafe import LOADER, from_yaml_error
     try:
         documents = list(yaml.compose_all(text, Loader=LOADER))
     except yaml.YAMLError as error:

@@ -24,7 +24,7 @@ from pathlib import Path
 from ..errors import ParseError
 from ..spec.capabilities import normalize_capability
 from ..spec.run import EnvVar, Mount, Port, RunSpec
-from .runvalues import parse_size
+from ..parsing.runvalues import parse_size
 
 KIND = "hardrun"
 API_VERSION = "hardrun/v1"

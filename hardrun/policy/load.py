@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import HardrunError, ParseError, UsageError
-from ..frontends.runvalues import parse_size
+from ..parsing.runvalues import parse_size
 from ..resources import data_dir
 from ..spec.capabilities import known_capability, normalize_capability
 from ..userfiles import read_text
