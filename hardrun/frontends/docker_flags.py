@@ -16,6 +16,7 @@ from __future__ import annotations
 from ..errors import UsageError
 from ..spec.capabilities import NAMES as CAPABILITIES
 from ..spec.capabilities import normalize_capability
+from ..spec.record import dataclass
 from ..spec.run import EnvVar, Mount, RunSpec, Ulimit
 from ..spec.run import check_container_name, check_hostname, check_pids_limit, check_user
 
@@ -23,7 +24,6 @@ BOOL, VALUE, LIST = "bool", "value", "list"     # arity: no value / one value / 
 DOCKER, PODMAN, HARDRUN = "docker", "podman", "hardrun"   # where a flag exists
 
 
-_REQUIRED = object()
 _runvalues = None
 
 
@@ -35,36 +35,6 @@ def _values():
         from ..parsing import runvalues
         _runvalues = runvalues
     return _runvalues
-
-
-class _Record:
-    """A small immutable record. (dataclasses cost milliseconds at import time, and this
-    module is on `hardrun run`'s start-up path.)"""
-    __slots__ = ()
-
-    def __init__(self, *args, **kwargs):
-        values = dict(zip(self.__slots__, args), **kwargs)
-        for name, default in zip(self.__slots__, self._defaults):
-            value = values.get(name, default)
-            if value is _REQUIRED:
-                raise TypeError(f"{type(self).__name__}() needs {name}")
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def _astuple(self):
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self._astuple() == other._astuple()
-
-    def __hash__(self):
-        return hash(self._astuple())
-
-    def __repr__(self):
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"{type(self).__name__}({fields})"
 
 
 class Flag:
@@ -326,11 +296,14 @@ def flags_for(engine: str) -> tuple[dict[str, Flag], dict[str, Flag]]:
 
 # ---------------------------------------------------------------------------- parsing
 
-class Option(_Record):
+@dataclass(frozen=True)
+class Option:
     """A flag as given: its Flag, value (for BOOL flags "true" or what followed `=`),
     argv index of the word naming it, and its spelling as written ("--net", "-p")."""
-    __slots__ = ("flag", "value", "index", "spelled")
-    _defaults = (_REQUIRED,) * 4
+    flag: Flag
+    value: str | None
+    index: int
+    spelled: str
 
     def __init__(self, flag: Flag, value: str | None, index: int, spelled: str):
         # the most frequent record: a direct __init__ halves its cost
@@ -341,18 +314,26 @@ class Option(_Record):
         setter(self, "spelled", spelled)
 
 
-class UnknownFlag(_Record):
+@dataclass(frozen=True)
+class UnknownFlag:
     """A flag not in the table: spelling ("--frobnicate", "-X"), argv index, the part after
     `=` if any, and whether a following word may be its value rather than the image."""
-    __slots__ = ("spelled", "index", "value", "ambiguous")
-    _defaults = (_REQUIRED, _REQUIRED, None, False)
+    spelled: str
+    index: int
+    value: str | None = None
+    ambiguous: bool = False
 
 
-class ParsedRun(_Record):
+@dataclass(frozen=True)
+class ParsedRun:
     """Options in argv order; args: image + command (docker) or COMMAND + ARGs (hardrun);
     args_index: argv index of args[0]; unknown flags; flags left without a value."""
-    __slots__ = ("options", "args", "args_index", "unknown", "hardrun_mode", "missing_value")
-    _defaults = ((), (), None, (), False, ())
+    options: tuple = ()
+    args: tuple = ()
+    args_index: int | None = None
+    unknown: tuple = ()
+    hardrun_mode: bool = False
+    missing_value: tuple = ()
 
     @property
     def image(self) -> str | None:
@@ -505,10 +486,17 @@ ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", 
 HARDRUN_NETWORKS = ("none", "host", "bridge[:NAME]")
 LIMITS_MODES = ("best-effort", "strict")
 
-class HardrunOptions(_Record):
+
+@dataclass(frozen=True)
+class HardrunOptions:
     """`hardrun run`'s own options that are not part of the RunSpec."""
-    __slots__ = ("dry_run", "policy", "config", "limits", "help", "tty", "interactive")
-    _defaults = (False, None, None, "strict", False, False, False)
+    dry_run: bool = False
+    policy: str | None = None
+    config: str | None = None
+    limits: str = "strict"
+    help: bool = False
+    tty: bool = False
+    interactive: bool = False
 
 
 def hardrun_options(parsed: ParsedRun) -> HardrunOptions:
