@@ -13,7 +13,8 @@ import re
 
 from ..errors import ParseError
 from ..spec.run import RunSpec
-from . import docker_flags
+from .docker_argv import parse_run_args
+from .docker_runspec import runspec_from_args
 from .detect import MAKEFILE_NAMES, MARKDOWN_SUFFIXES, YAML_SUFFIXES, Peek, detect_docker_run
 from ..parsing.shell import is_shell, script_operand
 from ..parsing.shell_words import Snippet, Word, commands
@@ -247,11 +248,11 @@ def _skip_global_options(words: list[Word], i: int, engine: str) -> int:
 
 def _runspec(invocation: Invocation, path: str) -> RunSpec:
     argv = [word.text for word in invocation.args]
-    parsed = docker_flags.parse_run_args(
+    parsed = parse_run_args(
         argv, engine="podman" if invocation.engine == "podman" else "docker")
     image = parsed.image
     subject = " ".join((invocation.engine, *invocation.subcommand) + ((image,) if image else ()))
-    spec = docker_flags.runspec_from_args(
+    spec = runspec_from_args(
         parsed, kind=KIND, path=path, line=invocation.line, subject=subject,
         word_lines=[word.line for word in invocation.args])
     if image is not None and (parsed.image_uncertain or invocation.args[parsed.args_index].unresolved
