@@ -5,7 +5,7 @@ command (for `hardrun run`: the command), each option with its row of the flag t
 the RunSpec it asks for and hardrun's own options.
 
 On `hardrun run`'s start-up path: standard library only, and only cheap modules at
-import time (no `re`, no dataclasses).
+import time (no `re`, no `dataclasses` module).
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ its value and the RunSpec field it sets. `flags_for` indexes the table per engin
 building the RunSpec (the handlers) docker_runspec.py's.
 
 On `hardrun run`'s start-up path: standard library only, and only cheap modules at
-import time (no `re`, no dataclasses).
+import time (no `re`, no `dataclasses` module).
 """
 from __future__ import annotations
 

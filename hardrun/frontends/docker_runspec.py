@@ -9,7 +9,7 @@ value syntaxes shared with the other front ends (sizes, ports, -v, --tmpfs,
 --security-opt) live in parsing/runvalues.py.
 
 On `hardrun run`'s start-up path: standard library only, and only cheap modules at
-import time (no `re`, no dataclasses).
+import time (no `re`, no `dataclasses` module).
 """
 from __future__ import annotations
 
@@ -155,6 +155,9 @@ class _Builder:
             out["env"] = _env_files_first(self, out)
         return out
 
+
+# ---------------------------------------------------------------------------- handlers
+# Named by the rows of docker_flags.FLAGS: `on_*` apply one flag, `*_field` make a handler.
 
 def bool_field(field_name: str, invert: bool = False):
     def handle(b: _Builder, value):
