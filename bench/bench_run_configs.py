@@ -25,7 +25,8 @@ sys.path.insert(0, str(HERE))
 
 import run_corpus  # noqa: E402
 from hardrun.audit.engine import audit  # noqa: E402
-from hardrun.frontends import parse, yamlsafe  # noqa: E402
+from hardrun.frontends import parse  # noqa: E402
+from hardrun.parsing import yamlsafe  # noqa: E402
 
 
 def cpu_rate(work, count: int, repeat: int) -> float:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hardrun.runtime import state  # noqa: E402
+from hardrun.runtime import gc, state  # noqa: E402
 from hardrun.runtime.network import BRIDGE_PREFIX  # noqa: E402
 from hardrun.spec.run import Port  # noqa: E402
 from tests.limits_support import Box, host_leftovers, wait_until  # noqa: E402
@@ -476,7 +476,7 @@ def killed_owner() -> dict:
     owner.wait()
     wait_until(lambda: not os.path.exists(f"/proc/{payload}"))   # PDEATHSIG
     observed = {"before": before, "stale": [s.id for s in state.stale_containers()],
-                "container": container_id, "reaped": state.reap_stale()}
+                "container": container_id, "reaped": gc.reap_stale()}
     observed["leftovers"] = host_leftovers(state.state_root())
     return observed
 

@@ -139,7 +139,7 @@ def test_every_reader_of_user_named_files_refuses_special_files(tmp_path, specia
     """The class: every reader of a file a user names goes through the bounded reader."""
     from hardrun.errors import HardrunError
     from hardrun.frontends.compose import parse_compose
-    from hardrun.frontends.docker_flags import read_env_file
+    from hardrun.frontends.docker_runspec import read_env_file
     from hardrun.frontends.hardrun_config import read_run_config
     from hardrun.policy import load_policy
     from hardrun.policy.export import export_spec, seccomp_profile_data

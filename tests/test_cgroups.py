@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hardrun.runtime import cgroups, state as state_module
+from hardrun.runtime import cgroups, gc, state as state_module
 from hardrun.runtime.cgroups import ContainerCgroup, Layout, Limits, LimitError
 from hardrun.spec.run import RunSpec, Ulimit
 
@@ -502,7 +502,7 @@ def _killed_owner():
 
 def test_a_later_run_cleans_up_after_a_killed_hardrun(isolated):
     container_id, payload, paths = _killed_owner()
-    assert state_module.reap_stale() == ([container_id], [])
+    assert gc.reap_stale() == ([container_id], [])
     assert not any(path.exists() for path in paths)
     assert not (isolated / container_id).exists()
     wait_until(lambda: not Path(f"/proc/{payload}").exists() or

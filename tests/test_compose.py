@@ -10,7 +10,7 @@ import pytest
 from hardrun.errors import ParseError
 from hardrun.frontends import detect_kind, parse
 from hardrun.frontends.compose import parse_compose
-from hardrun.frontends.interpolate import interpolate
+from hardrun.parsing.interpolate import interpolate
 from hardrun.spec.run import EnvVar, Mount, Port, Ulimit
 
 from .conftest import DATA, ROOT
@@ -456,12 +456,12 @@ def _nested_defaults(depth, inner="deep"):
 
 
 def test_nested_defaults_up_to_the_cap_interpolate():
-    from hardrun.frontends.interpolate import MAX_NESTING
+    from hardrun.parsing.interpolate import MAX_NESTING
     assert interpolate(_nested_defaults(MAX_NESTING)) == "deep"
 
 
 def test_nested_defaults_beyond_the_cap_are_a_parse_error_with_the_line(monkeypatch):
-    from hardrun.frontends import interpolate as module
+    from hardrun.parsing import interpolate as module
     text = "services:\n  web:\n    image: alpine\n    environment:\n      X: \"" + _nested_defaults(400) + "\"\n"
     with pytest.raises(ParseError) as caught:
         parse_compose(text, "compose.yaml")

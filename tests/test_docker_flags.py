@@ -8,12 +8,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from hardrun.errors import HardrunError, UsageError
-from hardrun.frontends.docker_flags import (
-    BOOL, FLAGS, LIST, VALUE, flags_for, hardrun_options, parse_hardrun_args, parse_mount,
-    parse_run_args, read_env_file, run_help, runspec_from_args,
-)
-from hardrun.frontends.runvalues import parse_publish, parse_volume
-from hardrun.frontends.runvalues import parse_size as ram_in_bytes
+from hardrun.frontends.docker_argv import hardrun_options, parse_hardrun_args, parse_run_args
+from hardrun.frontends.docker_flags import BOOL, FLAGS, LIST, VALUE, flags_for, run_help
+from hardrun.frontends.docker_runspec import parse_mount, read_env_file, runspec_from_args
+from hardrun.parsing.runvalues import parse_publish, parse_volume
+from hardrun.parsing.runvalues import parse_size as ram_in_bytes
 from hardrun.spec.capabilities import NAMES as CAPABILITIES
 from hardrun.spec.capabilities import normalize_capability
 from hardrun.spec.run import EnvVar, Mount, Port, Ulimit
@@ -73,8 +72,8 @@ def test_the_table_cannot_be_changed():
 def test_value_syntaxes_load_only_for_the_flags_that_need_them():
     """`hardrun run` with only path and name flags skips the value-syntax module (start-up
     time); a -v loads it (the check itself can fail)."""
-    code = ("import sys; from hardrun.frontends.docker_flags import parse_hardrun_args; "
-            "parse_hardrun_args(sys.argv[1:]); print('hardrun.frontends.runvalues' in sys.modules)")
+    code = ("import sys; from hardrun.frontends.docker_argv import parse_hardrun_args; "
+            "parse_hardrun_args(sys.argv[1:]); print('hardrun.parsing.runvalues' in sys.modules)")
     def loads_runvalues(*argv):
         done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
                               env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
@@ -250,7 +249,7 @@ def test_names_and_host_names_follow_docker(text, padding):
 
 def test_names_sizes_and_host_names_need_no_regular_expressions():
     """`re` costs milliseconds of `hardrun run`'s start-up: these common flags do without."""
-    code = ("import sys; from hardrun.frontends.docker_flags import parse_hardrun_args; "
+    code = ("import sys; from hardrun.frontends.docker_argv import parse_hardrun_args; "
             "parse_hardrun_args(sys.argv[1:]); print('re' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code, "-m", "1g", "--memory-swap", "2g", "--name", "web",
                            "-h", "box", "--", "true"], capture_output=True, text=True,

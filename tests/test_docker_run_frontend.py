@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from hardrun.errors import HardrunError, ParseError
 from hardrun.frontends import detect_kind
 from hardrun.frontends.docker_run import claims, detect, parse
-from hardrun.frontends.shell_words import Snippet, commands
+from hardrun.parsing.shell_words import Snippet, commands
 
 
 def specs(text, path="run.sh"):
@@ -344,7 +344,7 @@ def test_alias_bombs_are_not_expanded():
 @pytest.mark.parametrize("pure", [False, True])
 def test_absurd_nesting_is_a_parse_error(monkeypatch, pure):
     import yaml
-    from hardrun.frontends import yamlsafe
+    from hardrun.parsing import yamlsafe
     if pure:
         monkeypatch.setattr(yamlsafe, "LOADER", yaml.SafeLoader)
     with pytest.raises(ParseError, match="invalid YAML"):

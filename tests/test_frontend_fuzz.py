@@ -10,7 +10,7 @@ from hardrun.frontends import detect_kind
 from hardrun.frontends.compose import parse_compose
 from hardrun.frontends.kubernetes import parse_kubernetes
 from hardrun.frontends.oci import parse_oci
-from hardrun.frontends.yamlsafe import load_all
+from hardrun.parsing.yamlsafe import load_all
 from hardrun.spec.run import RunSpec
 
 FRONT_ENDS = {"compose": parse_compose, "kubernetes": parse_kubernetes, "oci": parse_oci}
@@ -157,7 +157,7 @@ def test_detection_never_raises(head, name):
 def test_interpolation_properties(text):
     """Without `$` interpolation is the identity; `$$` is a literal `$`, so any text with
     every `$` doubled comes back unchanged."""
-    from hardrun.frontends.interpolate import _Interpolator, interpolate
+    from hardrun.parsing.interpolate import _Interpolator, interpolate
     plain = text.replace("$", "")
     assert _Interpolator({}).run(plain) == plain          # past the shortcut for text without `$`
     assert interpolate(text.replace("$", "$$"), {"A": "x"}) == text

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from hardrun.errors import ParseError
 from hardrun.frontends.dockerfile import parse_dockerfile
-from hardrun.frontends.shell import split_argv, split_script
+from hardrun.parsing.shell import split_argv, split_script
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -150,8 +150,8 @@ def test_deep_nesting_raises_only_hardrun_errors(nestings, head):
     9000 levels of nesting: a result or a HardrunError, never RecursionError."""
     from hardrun.errors import HardrunError
     from hardrun.frontends import parse
-    from hardrun.frontends.interpolate import interpolate
-    from hardrun.frontends.yamlsafe import load_all
+    from hardrun.parsing.interpolate import interpolate
+    from hardrun.parsing.yamlsafe import load_all
     body = "x"
     for (opener, closer), depth in nestings:
         body = opener * depth + body + closer * depth

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from hardrun.errors import HardrunError, ParseError, UsageError
 from hardrun.policy import builtin_policies, load_policy, load_policy_text
 from hardrun.policy.load import schema
-from hardrun.policy.validator import validate
+from hardrun.parsing.validator import validate
 
 
 def error_of(text, path="p.yaml"):

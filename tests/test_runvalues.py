@@ -7,8 +7,9 @@ from hypothesis import given, settings, strategies as st
 
 from hardrun.errors import ParseError
 from hardrun.frontends.compose import parse_compose
-from hardrun.frontends.docker_flags import parse_run_args, runspec_from_args
-from hardrun.frontends.runvalues import (
+from hardrun.frontends.docker_argv import parse_run_args
+from hardrun.frontends.docker_runspec import runspec_from_args
+from hardrun.parsing.runvalues import (
     is_host_path, parse_size, parse_tmpfs, parse_volume, security_opt_settings,
 )
 from hardrun.spec.run import Mount

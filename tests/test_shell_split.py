@@ -1,7 +1,7 @@
 """The shell splitter: RUN bodies into pipelines of commands that rules can read."""
 import pytest
 
-from hardrun.frontends.shell import inline_script, split_argv, split_script
+from hardrun.parsing.shell import inline_script, split_argv, split_script
 
 
 def pipelines(text, line=1, breaks=()):

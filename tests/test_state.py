@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hardrun.runtime import cgroups, network, state as state_module
+from hardrun.runtime import cgroups, gc, network, state as state_module
 
 from .conftest import ROOT, run_hardrun
 from .limits_support import Paused, isolate_state, remove_test_cgroup_parent, require_root
@@ -408,7 +408,7 @@ def test_a_recorded_cgroup_must_be_the_containers_own(isolated):
             workloads.append(workload)
         planted = dead_owner_state("0123456789abcdef", [f"cgroup {foreign}"])
         controlled = dead_owner_state("fedcba9876543210", [f"cgroup {own}"])
-        undone, problems = state_module.reap_stale()
+        undone, problems = gc.reap_stale()
         assert problems == [f"0123456789abcdef: cgroup {foreign} is not container "
                             "0123456789abcdef's: left alone"]
         assert foreign.is_dir() and workloads[0].status is None
@@ -466,7 +466,6 @@ def test_gc_checks_the_state_root_once(isolated, monkeypatch):
     resolve = state_module._resolve_checked
     monkeypatch.setattr(state_module, "_resolve_checked",
                         lambda *args: walks.append(args) or resolve(*args))
-    from hardrun.runtime import gc
     report = gc.collect(orphans=True)
     assert report.removed == ["container 0123456789abcdef",
                               f"unreadable state {unreadable}"]

@@ -2,8 +2,8 @@
 import pytest
 
 from hardrun.errors import ParseError
-from hardrun.frontends import yamlsafe
-from hardrun.frontends.yamlsafe import MarkedList, MarkedMap, load, load_all
+from hardrun.parsing import yamlsafe
+from hardrun.parsing.yamlsafe import MarkedList, MarkedMap, load, load_all
 
 
 def test_lines_of_keys_and_items():

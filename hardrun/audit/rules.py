@@ -56,17 +56,6 @@ class Rule:
 
 
 CheckFn = Callable[..., "object"]
-_CHECKS: dict[str, CheckFn] = {}
-
-
-def check(rule_id: str):
-    """Register the check function of rule `rule_id`."""
-    def register(fn: CheckFn) -> CheckFn:
-        if rule_id in _CHECKS:
-            raise RuleError(f"two checks registered for {rule_id}")
-        _CHECKS[rule_id] = fn
-        return fn
-    return register
 
 
 def _examples(path, data, which: str) -> tuple[Example, ...]:
@@ -154,9 +143,9 @@ def _rule_documents():
 def checks(model: str | None = None) -> dict[str, CheckFn]:
     """The registered checks by rule id: every one, or at least those judging `model`
     (`build` or `run`; importing the check modules registers them)."""
-    from .checks import load
+    from .checks import REGISTERED, load
     load(model)
-    return _CHECKS
+    return REGISTERED
 
 
 # model -> (the rules dict, how many checks were registered, its (rule, check) pairs)

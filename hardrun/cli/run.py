@@ -35,13 +35,14 @@ def main(argv: list[str]) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from ..frontends import docker_flags
-    parsed = docker_flags.parse_run_args(argv, hardrun_mode=True)
-    options = docker_flags.hardrun_options(parsed)
+    from ..frontends import docker_argv, docker_runspec
+    parsed = docker_argv.parse_run_args(argv, hardrun_mode=True)
+    options = docker_argv.hardrun_options(parsed)
     if options.help:
-        sys.stdout.write(docker_flags.run_help())
+        from ..frontends.docker_flags import run_help
+        sys.stdout.write(run_help())
         return 0
-    spec = docker_flags.runspec_from_args(parsed, kind="hardrun", hardrun_mode=True)
+    spec = docker_runspec.runspec_from_args(parsed, kind="hardrun", hardrun_mode=True)
     spec = _config_and_policy(spec, options)
     from ..runtime import config
     cfg = config.resolve(spec, tty=options.tty, interactive=options.interactive)

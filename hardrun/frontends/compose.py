@@ -14,9 +14,9 @@ from collections.abc import Mapping
 
 from ..errors import HardrunError, ParseError
 from ..spec.run import EnvVar, Mount, Port, RunSpec, Ulimit
-from . import runvalues as rv
-from .interpolate import has_unresolved, interpolate
-from .yamlsafe import MarkedList, MarkedMap, load_all
+from ..parsing import runvalues as rv
+from ..parsing.interpolate import has_unresolved, interpolate
+from ..parsing.yamlsafe import MarkedList, MarkedMap, load_all
 
 # Top-level keys of the current format that are not services (for legacy v1 files).
 _TOP_LEVEL = {"version", "services", "networks", "volumes", "secrets", "configs", "name",

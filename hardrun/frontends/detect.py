@@ -21,6 +21,9 @@ COMPOSE_PATTERNS = ("compose.yaml", "compose.yml", "compose.*.yaml", "compose.*.
                     "docker-compose*.yml", "docker-compose*.yaml.dist", "docker-compose*.yml.dist")
 YAML_SUFFIXES = (".yaml", ".yml")
 JSON_SUFFIXES = (".json",)
+SCRIPT_SUFFIXES = (".sh", ".bash", ".zsh")
+MAKEFILE_NAMES = ("Makefile", "makefile", "GNUmakefile")
+MARKDOWN_SUFFIXES = (".md", ".markdown")
 # CI files hold `services:` too, in their own sense: never compose.
 NOT_COMPOSE_NAMES = {".gitlab-ci.yml", ".gitlab-ci.yaml", ".travis.yml", "bitbucket-pipelines.yml",
                      ".drone.yml", "action.yml", "action.yaml", "serverless.yml", "serverless.yaml"}
@@ -33,6 +36,7 @@ _TOP_KIND = re.compile(r"^(?:kind:[ \t]*\S|\s*\"kind\"\s*:)", re.MULTILINE)
 # a config has (a runtime's state.json has ociVersion too, but no process/root/mounts).
 _OCI_VERSION = re.compile(r"\"ociVersion\"\s*:\s*\"")
 _OCI_CONFIG_KEY = re.compile(r"\"(?:process|root|mounts|linux)\"\s*:\s*[\[{]")
+_SHEBANG = r"#![ \t]*\S*/(?:env[ \t]+(?:-\S+[ \t]+)*)?(?:sh|bash|zsh|dash|ksh|ash)\b"
 
 
 _COMPOSE_NAME = None      # set below, once any_of exists
@@ -114,10 +118,33 @@ def detect_dockerfile_name(name: str, peek: Peek) -> str | None:
     return "dockerfile" if is_dockerfile_name(name) else None
 
 
+def _is_ci_yaml(path: str) -> bool:
+    normalized = path.replace(os.sep, "/")
+    name = os.path.basename(normalized)
+    if name.endswith(YAML_SUFFIXES):
+        if "/.github/workflows/" in "/" + normalized:
+            return True
+        return name in (".gitlab-ci.yml", ".gitlab-ci.yaml") or name.endswith(".gitlab-ci.yml")
+    return False
+
+
 def detect_docker_run(name: str, peek: Peek) -> str | None:
-    """`docker-run` for scripts, Makefiles, Markdown and CI YAML that may hold docker run lines."""
-    from . import docker_run
-    return docker_run.detect(peek.path, peek._head)
+    """`docker-run` when the file may hold docker run lines (scripts, Makefiles, Markdown,
+    CI YAML), judging by name, then (only for names without an extension) the 4 KiB head
+    for a shell shebang. Whether it really holds any is `docker_run.claims`'s question,
+    asked once the file is read."""
+    if name.endswith(SCRIPT_SUFFIXES) or name in MAKEFILE_NAMES or name.endswith(".mk") \
+            or name.endswith(MARKDOWN_SUFFIXES) or _is_ci_yaml(peek.path):
+        return "docker-run"
+    if decided_by_name(name):
+        return None
+    return "docker-run" if re.match(_SHEBANG, peek.head) else None   # compiled only when asked
+
+
+def decided_by_name(name: str) -> bool:
+    """Whether the name alone settles detection (only names without an extension may be
+    scripts known by their shebang)."""
+    return "." in name.lstrip(".") or name in MAKEFILE_NAMES
 
 
 def sniff_dockerfile(text: str) -> bool:

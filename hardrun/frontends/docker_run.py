@@ -13,18 +13,14 @@ import re
 
 from ..errors import ParseError
 from ..spec.run import RunSpec
-from . import docker_flags
-from .detect import YAML_SUFFIXES, Peek
-from .shell import is_shell, script_operand
-from .shell_words import Snippet, Word, commands
+from .docker_argv import parse_run_args
+from .docker_runspec import runspec_from_args
+from .detect import MAKEFILE_NAMES, MARKDOWN_SUFFIXES, YAML_SUFFIXES, Peek, detect_docker_run
+from ..parsing.shell import is_shell, script_operand
+from ..parsing.shell_words import Snippet, Word, commands
 
 KIND = "docker-run"
 ENGINES = ("docker", "podman", "nerdctl")
-SCRIPT_SUFFIXES = (".sh", ".bash", ".zsh")
-MAKEFILE_NAMES = ("Makefile", "makefile", "GNUmakefile")
-MARKDOWN_SUFFIXES = (".md", ".markdown")
-
-_SHEBANG = re.compile(r"#![ \t]*\S*/(?:env[ \t]+(?:-\S+[ \t]+)*)?(?:sh|bash|zsh|dash|ksh|ash)\b")
 # Cheap test before any lexing: an engine name, then `run`/`create` later in the text.
 _ENGINE_WORD = re.compile(r"\b(?:docker|podman|nerdctl)\b")
 _RUN_WORD = re.compile(r"\b(?:run|create)\b")
@@ -49,35 +45,9 @@ def file_type(path: str) -> str:
     return "script"
 
 
-def _is_ci_yaml(path: str) -> bool:
-    normalized = path.replace(os.sep, "/")
-    name = os.path.basename(normalized)
-    if name.endswith(YAML_SUFFIXES):
-        if "/.github/workflows/" in "/" + normalized:
-            return True
-        return name in (".gitlab-ci.yml", ".gitlab-ci.yaml") or name.endswith(".gitlab-ci.yml")
-    return False
-
-
 def detect(path: str, head: str | None = None) -> str | None:
-    """`docker-run` when `path` may hold docker run lines, judging by name, then (only for
-    names without an extension) a 4 KiB head for a shell shebang. Whether it really
-    holds any is `claims`'s question, asked once the file is read."""
-    name = os.path.basename(path)
-    if name.endswith(SCRIPT_SUFFIXES) or name in MAKEFILE_NAMES or name.endswith(".mk") \
-            or name.endswith(MARKDOWN_SUFFIXES) or _is_ci_yaml(path):
-        return KIND
-    if decided_by_name(name):
-        return None
-    if head is None:
-        head = Peek(path, None).head
-    return KIND if _SHEBANG.match(head) else None
-
-
-def decided_by_name(name: str) -> bool:
-    """Whether the name alone settles detection (only names without an extension may be
-    scripts known by their shebang)."""
-    return "." in name.lstrip(".") or name in MAKEFILE_NAMES
+    """`docker-run` when `path` may hold docker run lines (head: its first 4 KiB if read)."""
+    return detect_docker_run(os.path.basename(path), Peek(path, head))
 
 
 def claims(text: str, path: str) -> bool:
@@ -278,11 +248,11 @@ def _skip_global_options(words: list[Word], i: int, engine: str) -> int:
 
 def _runspec(invocation: Invocation, path: str) -> RunSpec:
     argv = [word.text for word in invocation.args]
-    parsed = docker_flags.parse_run_args(
+    parsed = parse_run_args(
         argv, engine="podman" if invocation.engine == "podman" else "docker")
     image = parsed.image
     subject = " ".join((invocation.engine, *invocation.subcommand) + ((image,) if image else ()))
-    spec = docker_flags.runspec_from_args(
+    spec = runspec_from_args(
         parsed, kind=KIND, path=path, line=invocation.line, subject=subject,
         word_lines=[word.line for word in invocation.args])
     if image is not None and (parsed.image_uncertain or invocation.args[parsed.args_index].unresolved
@@ -407,7 +377,7 @@ def yaml_scripts(text: str, path: str) -> list[Snippet]:
     block scalar back to the file needs the scalar's style and marks. Composing builds
     no objects and never expands aliases (each node is visited once)."""
     import yaml
-    from .yamlsafe import LOADER, from_yaml_error
+    from ..parsing.yamlsafe import LOADER, from_yaml_error
     try:
         documents = list(yaml.compose_all(text, Loader=LOADER))
     except yaml.YAMLError as error:

@@ -15,8 +15,8 @@ from bisect import bisect_right
 
 from ..errors import ParseError
 from ..spec.build import Comment, Dockerfile, Heredoc, Instruction, Stage
-from .expansion import expand, unquote_words
-from .shell import is_shell, split_argv, split_script
+from ..parsing.expansion import expand, unquote_words
+from ..parsing.shell import is_shell, split_argv, split_script
 
 KEYWORDS = frozenset({
     "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",

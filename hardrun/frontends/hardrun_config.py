@@ -24,7 +24,7 @@ from pathlib import Path
 from ..errors import ParseError
 from ..spec.capabilities import normalize_capability
 from ..spec.run import EnvVar, Mount, Port, RunSpec
-from .runvalues import parse_size
+from ..parsing.runvalues import parse_size
 
 KIND = "hardrun"
 API_VERSION = "hardrun/v1"
@@ -43,7 +43,7 @@ def schema() -> dict:
 
 def parse_run_config(text: str, path: str) -> list[RunSpec]:
     """The RunSpec of a run config; ParseError with line and column on bad input."""
-    from ..policy.load import parse_marked, validate_located
+    from ..parsing.marked import parse_marked, validate_located
     document = parse_marked(text, path, f"empty run config: expected apiVersion: {API_VERSION}, kind: Run")
     validate_located(schema(), document, path)
     return [_spec(document, path)]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from ..errors import ParseError
 from ..spec.run import EnvVar, Mount, Port, RunSpec
-from . import runvalues as rv
-from .yamlsafe import MarkedList, MarkedMap, load_all
+from ..parsing import runvalues as rv
+from ..parsing.yamlsafe import MarkedList, MarkedMap, load_all
 
 # kind -> keys leading from the object to its pod spec.
 POD_SPEC_PATHS = {

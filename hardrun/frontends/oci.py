@@ -18,8 +18,8 @@ import os
 from ..errors import ParseError
 from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES, ulimit_name
 from ..spec.run import EnvVar, Mount, RunSpec, Ulimit
-from . import runvalues as rv
-from .yamlsafe import MarkedList, MarkedMap, load_all
+from ..parsing import runvalues as rv
+from ..parsing.yamlsafe import MarkedList, MarkedMap, load_all
 
 # Namespaces a container must not share with the host (user/cgroup are often shared).
 HOST_WHEN_ABSENT = ("network", "pid", "ipc", "uts", "mount")

@@ -15,35 +15,20 @@ import dataclasses
 import datetime
 import json
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import HardrunError, ParseError, UsageError
-from ..frontends.runvalues import parse_size
+from ..parsing.runvalues import parse_size
 from ..resources import data_dir
 from ..spec.capabilities import known_capability, normalize_capability
+from ..parsing import marked
+from ..parsing.marked import Located, located_error, parse_marked, validate_located
 from ..userfiles import read_text
 from .discover import DEFAULT, POLICY_FILE
 from .model import Exemption, HostMount, Policy, Runtime, Seccomp
 
-MAX_NODES = 20_000            # a policy is small: alias bombs stop here
 MAX_CHAIN = 16
-
-
-@dataclass
-class Located:
-    """Parsed YAML data plus the (line, column) of every value and mapping key in it."""
-    data: object
-    values: dict          # path tuple -> (line, column), 1-based
-    keys: dict            # path tuple -> (line, column) of the key naming that path
-
-    def where(self, path: tuple, at_key: bool = False) -> tuple[int, int]:
-        table = self.keys if at_key else self.values
-        while path not in table and path:
-            path = path[:-1]
-            table = self.values
-        return table.get(path, (1, 1))
 
 
 @lru_cache(maxsize=1)
@@ -71,8 +56,8 @@ def _builtin_directory() -> Path:
 
 @lru_cache(maxsize=1)
 def _parser_code() -> bytes:
-    """This module's source: part of a cached built-in policy's key."""
-    return Path(__file__).read_bytes()
+    """The YAML reader's source (parsing/marked.py): part of a cached built-in policy's key."""
+    return Path(marked.__file__).read_bytes()
 
 
 def load_policy(name_or_file: str | os.PathLike | None = None) -> Policy:
@@ -167,7 +152,7 @@ def _load_parent(path: str, document: Located, base_dir: str, seen: tuple, withi
     try:
         target = _resolve(reference, base_dir)
     except UsageError as error:
-        raise _error(path, document, ("extends",), error.message) from None
+        raise located_error(path, document, ("extends",), error.message) from None
     if within is not None and not _is_builtin(target) and not _inside(target, within):
         raise refuse("a repository's policy may extend only built-in policies and files inside "
                      "the repository (name another policy with --policy)")
@@ -214,110 +199,11 @@ def _parse_builtin(text: str, path: str) -> Located:
     return document
 
 
-def parse_marked(text: str, path: str, empty_message: str) -> Located:
-    """One YAML document with the position of every node; ParseError with line and column."""
-    import yaml
-    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        node = yaml.compose(text, Loader=loader_class)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise ParseError(f"invalid YAML: {error.problem or error.context}", path=path,
-                         line=line, column=column) from None
-    except yaml.YAMLError as error:
-        raise ParseError(f"invalid YAML: {error}", path=path, line=1, column=1) from None
-    if node is None:
-        raise ParseError(empty_message, path=path, line=1, column=1)
-    located = Located(None, {}, {})
-    counter = [0]
-    located.data = _convert(node, (), located, path, counter)
-    return located
-
-
-def _convert(node, path: tuple, located: Located, file: str, counter: list):
-    import yaml
-    counter[0] += 1
-    if counter[0] > MAX_NODES:
-        raise ParseError(f"policy too large or too many aliases (more than {MAX_NODES} nodes)",
-                         path=file, line=node.start_mark.line + 1, column=node.start_mark.column + 1)
-    located.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        out = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise _at(file, key_node, "merge keys (<<) are not allowed in a policy")
-            key = _scalar(key_node, file) if isinstance(key_node, yaml.ScalarNode) else None
-            if key is None or isinstance(key, (dict, list)):
-                raise _at(file, key_node, "expected a scalar mapping key")
-            if key in out:
-                raise _at(file, key_node, f"duplicate key {key!r}")
-            located.keys[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[key] = _convert(value_node, path + (key,), located, file, counter)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, path + (index,), located, file, counter)
-                for index, item in enumerate(node.value)]
-    return _scalar(node, file)
-
-
-def _scalar(node, file: str):
-    import yaml
-    if node.tag == "tag:yaml.org,2002:timestamp":
-        return node.value          # `expires: 2027-01-31` unquoted: validated as a date later
-    try:
-        value = _constructor().construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError, TypeError) as error:
-        raise _at(file, node, f"invalid value: {getattr(error, 'problem', None) or error}") from None
-    if isinstance(value, bytes):
-        raise _at(file, node, "binary values are not allowed in a policy")
-    if isinstance(value, float) and value != value:
-        return "nan"
-    return value
-
-
-@lru_cache(maxsize=1)
-def _constructor():
-    import yaml
-    return yaml.constructor.SafeConstructor()
-
-
-def _at(file: str, node, message: str) -> ParseError:
-    return ParseError(message, path=file, line=node.start_mark.line + 1,
-                      column=node.start_mark.column + 1)
-
-
-def _error(path: str, document: Located, where: tuple, message: str, at_key: bool = False) -> ParseError:
-    line, column = document.where(where, at_key)
-    return ParseError(message, path=path, line=line, column=column)
-
-
 # -- validation --------------------------------------------------------------------------
 
 def _validate(path: str, document: Located) -> None:
     validate_located(schema(), document, path)
     _check_names(path, document)
-
-
-def validate_located(schema_data: dict, document: Located, path: str) -> None:
-    """Raise a ParseError at the node of the first schema error of `document`."""
-    from .validator import validate
-    errors = validate(schema_data, document.data)
-    if errors:
-        first = errors[0]
-        raise _error(path, document, first.path, _prefixed(first), first.at_key)
-
-
-def _prefixed(error) -> str:
-    shown = _dotted(error.path[:-1] if error.at_key else error.path)
-    return f"{shown}: {error.message}" if shown else error.message
-
-
-def _dotted(path: tuple) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _check_names(path: str, document: Located) -> None:
@@ -328,11 +214,11 @@ def _check_names(path: str, document: Located) -> None:
 
     def unknown_rule(where: tuple, rule_id: str, at_key: bool) -> None:
         if rule_id not in rules:
-            raise _error(path, document, where, f"unknown rule {rule_id} (see `hardrun rules`)", at_key)
+            raise located_error(path, document, where, f"unknown rule {rule_id} (see `hardrun rules`)", at_key)
 
     def unknown_practice(where: tuple, name: str, at_key: bool) -> None:
         if name not in practice_names:
-            raise _error(path, document, where, f"unknown practice {name!r} (expected one of: "
+            raise located_error(path, document, where, f"unknown practice {name!r} (expected one of: "
                          f"{', '.join(sorted(practice_names))})", at_key)
 
     for rule_id in data.get("rules", {}):
@@ -346,7 +232,7 @@ def _check_names(path: str, document: Located) -> None:
             unknown_practice(("exemptions", index, "practice"), exemption["practice"], False)
     for index, name in enumerate(data.get("allowed-capabilities", [])):
         if known_capability(name) is None:
-            raise _error(path, document, ("allowed-capabilities", index),
+            raise located_error(path, document, ("allowed-capabilities", index),
                          f"unknown capability {name!r} "
                          "(expected a Linux capability such as NET_BIND_SERVICE)")
 

@@ -75,8 +75,7 @@ def check_applicable(spec) -> None:
         if getattr(spec, name) != getattr(_UNSET, name):
             raise UsageError(f"{setting}: hardrun run cannot apply this setting",
                              path=spec.path, line=spec.line_of(name), hint=reason)
-    from ..frontends.docker_flags import (check_container_name, check_hostname, check_pids_limit,
-                                          check_user)
+    from ..spec.run import check_container_name, check_hostname, check_pids_limit, check_user
     for name, value, check in (("hostname", spec.hostname, check_hostname),
                                ("name", spec.name, check_container_name),
                                ("user", spec.user, check_user),

@@ -17,7 +17,7 @@ def collect(orphans: bool = True) -> Report:
     report = Report()
     root = state_module.trusted_root()        # checked once, then passed down
     if root is not None:
-        undone, report.problems = state_module.reap_stale(root)
+        undone, report.problems = reap_stale(root)
         report.removed += [f"container {container_id}" for container_id in undone]
         _remove_unreadable_entries(report, root)
     if orphans:
@@ -63,3 +63,56 @@ def _known_ids(root: state_module.TrustedRoot | None) -> set:
     for is an orphan (a container being created has its entry before its cgroup)."""
     names = state_module.entry_names(root) if root else []
     return {name.rpartition(".")[2] if name.startswith(".new-") else name for name in names}
+
+
+def undo(state: state_module.ContainerState) -> list[str]:
+    """Remove everything `state` records; return the problems met (empty: all gone)."""
+    problems: list[str] = []
+    if state.has_any(state_module.NETWORK_KINDS):
+        from . import network
+        problems += network.undo(state)
+    if state.resources("cgroup"):
+        from . import cgroups
+        problems += cgroups.undo(state)
+    if not problems:
+        state.remove()
+    return problems
+
+
+def reap_stale(root: str | None = None) -> tuple[list[str], list[str]]:
+    """Undo the containers of dead hardrun processes: (ids undone, problems as lines)."""
+    root = state_module.trusted_root(root)
+    if root is None:
+        return [], []
+    undone: list[str] = []
+    problems: list[str] = []
+    for state in state_module.stale_containers(root):
+        fd = state.try_lock()
+        if fd is None:
+            continue
+        try:
+            if not os.path.exists(state.path):     # undone by another reaper meanwhile
+                continue
+            found = undo(state)
+            problems += [f"{state.id}: {problem}" for problem in found]
+            if not found:
+                undone.append(state.id)
+        finally:
+            os.close(fd)
+    _remove_abandoned_staging(root)
+    return undone, problems
+
+
+def _remove_abandoned_staging(root: state_module.TrustedRoot) -> None:
+    """`.new-PID.START.ID` directories of a hardrun killed inside `ContainerState.create`."""
+    for name in state_module.entry_names(root):
+        if not name.startswith(".new-"):
+            continue
+        pid, _, rest = name[len(".new-"):].partition(".")
+        start, _, _ = rest.partition(".")
+        try:
+            alive = state_module.process_alive(int(pid), None if start == "None" else int(start))
+        except ValueError:
+            alive = False
+        if not alive:
+            state_module.remove_tree(os.path.join(root, name))

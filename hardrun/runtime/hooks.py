@@ -46,7 +46,7 @@ class Hooks:
                 from ..errors import UsageError
                 raise UsageError("resource limits are not available in this build of hardrun") from None
             return
-        self._reap_stale(state)
+        self._reap_stale()
         limits = cgroups.Limits.from_spec(spec)
         if spec.ulimits:
             from . import ulimits
@@ -118,10 +118,11 @@ class Hooks:
         self.state = self.cgroup = self.endpoint = None
         return message
 
-    def _reap_stale(self, state) -> None:
+    def _reap_stale(self) -> None:
         """Undo containers whose hardrun was killed: costs a directory listing when none."""
+        from .gc import reap_stale
         try:
-            _, problems = state.reap_stale()
+            _, problems = reap_stale()
         except OSError as error:
             problems = [f"cannot clean up after dead containers: {error}"]
         for problem in problems:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 from ..errors import HardrunError, UsageError
+from ..spec.record import dataclass
 from . import seccomp_cache
 from .seccomp_cache import sha256
 # The profile model (seccomp_profile) and the compiler (seccomp_bpf) are imported only when
@@ -202,41 +203,12 @@ def set_no_new_privs() -> None:
     set_flag()
 
 
-class Record:
-    """A small immutable record (plain class: dataclasses cost start-up time on `hardrun run`).
-    It lives here, the module every seccomp path imports, so that SeccompStatus does not
-    pull in the profile model; seccomp_profile's records derive from it too."""
-
-    __slots__ = ()
-
-    def _fields(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other) -> bool:
-        return type(other) is type(self) and other._fields() == self._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"{type(self).__name__}({inner})"
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def _init(self, **values) -> None:
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
-
-
-class SeccompStatus(Record):
+@dataclass(frozen=True)
+class SeccompStatus:
     """mode: "disabled", "strict" or "filter"; filters: how many are installed (None when
     the kernel does not say)."""
-    __slots__ = ("mode", "filters")
-
-    def __init__(self, mode: str, filters: int | None):
-        self._init(mode=mode, filters=filters)
+    mode: str
+    filters: int | None
 
 
 def seccomp_mode_of(pid: int | str = "self") -> SeccompStatus:

@@ -12,7 +12,7 @@ import os
 
 from ..errors import ParseError, UsageError
 from ..spec.capabilities import known_capability as capability_name
-from .seccomp import Record
+from ..spec.record import dataclass
 from .seccomp_platform import ARCHITECTURES, kernel_version, native_arch, normalized_capabilities
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
@@ -46,30 +46,32 @@ LOAD_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 0, "SECCOMP_FILTER_FLAG_LOG": 2,
               "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
 
 
-class ArgCondition(Record):
+@dataclass(frozen=True)
+class ArgCondition:
     """One comparison on a syscall argument. For MASKED_EQ, `value` is the mask."""
-    __slots__ = ("index", "value", "value_two", "op")
+    index: int
+    value: int
+    value_two: int
+    op: str
 
-    def __init__(self, index: int, value: int, value_two: int, op: str):
-        self._init(index=index, value=value, value_two=value_two, op=op)
 
-
-class Condition(Record):
+@dataclass(frozen=True)
+class Condition:
     """The `includes`/`excludes` of a rule: capabilities, Go architecture names, kernel."""
-    __slots__ = ("caps", "arches", "min_kernel")
+    caps: tuple = ()
+    arches: tuple = ()
+    min_kernel: tuple | None = None
 
-    def __init__(self, caps: tuple = (), arches: tuple = (), min_kernel: tuple | None = None):
-        self._init(caps=caps, arches=arches, min_kernel=min_kernel)
 
-
-class SyscallRule(Record):
-    __slots__ = ("names", "action", "errno_ret", "args", "includes", "excludes", "where")
-
-    def __init__(self, names: tuple, action: str, errno_ret: int | None, args: tuple,
-                 includes: Condition, excludes: Condition, where: str):
-        # where: the JSON path of the rule, e.g. "syscalls[3]"
-        self._init(names=names, action=action, errno_ret=errno_ret, args=args,
-                   includes=includes, excludes=excludes, where=where)
+@dataclass(frozen=True)
+class SyscallRule:
+    names: tuple
+    action: str
+    errno_ret: int | None
+    args: tuple
+    includes: Condition
+    excludes: Condition
+    where: str                  # the JSON path of the rule, e.g. "syscalls[3]"
 
     def applies(self, caps: frozenset, arch: str, kernel: tuple) -> bool:
         """Docker's rule selection: every `includes` must hold, no `excludes` may."""
@@ -87,21 +89,21 @@ class SyscallRule(Record):
         return inc.min_kernel is None or kernel >= inc.min_kernel
 
 
-class ResolvedRule(Record):
+@dataclass(frozen=True)
+class ResolvedRule:
     """A rule for one syscall after includes/excludes: what libseccomp is given."""
-    __slots__ = ("name", "action", "args", "where")
+    name: str
+    action: int
+    args: tuple
+    where: str
 
-    def __init__(self, name: str, action: int, args: tuple, where: str):
-        self._init(name=name, action=action, args=args, where=where)
 
-
-class ResolvedFilter(Record):
+@dataclass(frozen=True)
+class ResolvedFilter:
     """A profile applied to one set of capabilities on one architecture."""
-    __slots__ = ("default_action", "arches", "rules")
-
-    def __init__(self, default_action: int, arches: tuple, rules: tuple):
-        # arches: libseccomp names, the native one first
-        self._init(default_action=default_action, arches=arches, rules=rules)
+    default_action: int
+    arches: tuple               # libseccomp names, the native one first
+    rules: tuple
 
     def canonical(self) -> str:
         """A stable text of everything that decides the compiled BPF."""
@@ -113,16 +115,16 @@ class ResolvedFilter(Record):
                            "rules": rules}, sort_keys=True, separators=(",", ":"))
 
 
-class SeccompProfile(Record):
+@dataclass(frozen=True)
+class SeccompProfile:
     """A loaded, validated profile (Docker's format): resolve it for a container's caps."""
-    __slots__ = ("default_action", "default_errno_ret", "architectures", "arch_map", "syscalls",
-                 "flags", "source")
-
-    def __init__(self, default_action: str, default_errno_ret: int | None, architectures: tuple,
-                 arch_map: tuple, syscalls: tuple, flags: tuple = (), source: str | None = None):
-        self._init(default_action=default_action, default_errno_ret=default_errno_ret,
-                   architectures=architectures, arch_map=arch_map, syscalls=syscalls,
-                   flags=flags, source=source)
+    default_action: str
+    default_errno_ret: int | None
+    architectures: tuple
+    arch_map: tuple
+    syscalls: tuple
+    flags: tuple = ()
+    source: str | None = None
 
     def canonical(self) -> str:
         """A stable text of the profile's meaning (JSON and YAML forms of it give the same)."""

@@ -10,7 +10,7 @@ created, so a hardrun killed at any moment leaves a record that covers everythin
 made; undoing tolerates resources that were never made.
 
 A later hardrun finds directories whose owner is dead (`stale_containers`) and undoes
-them (`reap_stale`: at the start of `hardrun run`, and `hardrun gc`).
+them (gc.py's `reap_stale`: at the start of `hardrun run`, and `hardrun gc`).
 
 Records are trusted only from a root the caller alone controls (`trusted_root`): the
 rootless default lives in the shared /tmp, where another user could otherwise pre-create
@@ -412,59 +412,6 @@ def container_states(root: str | None = None) -> list[ContainerState]:
 
 def stale_containers(root: str | None = None) -> list[ContainerState]:
     return [state for state in container_states(root) if not state.owner_alive()]
-
-
-def undo(state: ContainerState) -> list[str]:
-    """Remove everything `state` records; return the problems met (empty: all gone)."""
-    problems: list[str] = []
-    if state.has_any(NETWORK_KINDS):
-        from . import network
-        problems += network.undo(state)
-    if state.resources("cgroup"):
-        from . import cgroups
-        problems += cgroups.undo(state)
-    if not problems:
-        state.remove()
-    return problems
-
-
-def reap_stale(root: str | None = None) -> tuple[list[str], list[str]]:
-    """Undo the containers of dead hardrun processes: (ids undone, problems as lines)."""
-    root = trusted_root(root)
-    if root is None:
-        return [], []
-    undone: list[str] = []
-    problems: list[str] = []
-    for state in stale_containers(root):
-        fd = state.try_lock()
-        if fd is None:
-            continue
-        try:
-            if not os.path.exists(state.path):     # undone by another reaper meanwhile
-                continue
-            found = undo(state)
-            problems += [f"{state.id}: {problem}" for problem in found]
-            if not found:
-                undone.append(state.id)
-        finally:
-            os.close(fd)
-    _remove_abandoned_staging(root)
-    return undone, problems
-
-
-def _remove_abandoned_staging(root: TrustedRoot) -> None:
-    """`.new-PID.START.ID` directories of a hardrun killed inside `ContainerState.create`."""
-    for name in entry_names(root):
-        if not name.startswith(".new-"):
-            continue
-        pid, _, rest = name[len(".new-"):].partition(".")
-        start, _, _ = rest.partition(".")
-        try:
-            alive = process_alive(int(pid), None if start == "None" else int(start))
-        except ValueError:
-            alive = False
-        if not alive:
-            remove_tree(os.path.join(root, name))
 
 
 def missing(error: OSError) -> bool:

@@ -4,8 +4,10 @@
 the start-up path of `hardrun run`, which is measured against crun. This module gives
 the subset the models use, with the same spelling and behaviour: `@dataclass(frozen=True)`
 classes with defaults and `field(default_factory=…, compare=…)`, a generated `__init__`
-(positional or keyword), `__repr__`, `__eq__`/`__hash__` over the compared fields,
-immutability, and `replace()` / `fields()`.
+(positional or keyword; a record that writes its own assigns with `object.__setattr__`),
+`__repr__`, `__eq__`/`__hash__` over the compared fields, immutability, and `replace()` /
+`fields()`. It is hardrun's one record type: the run models, the flag parser's records
+and the seccomp records.
 """
 from __future__ import annotations
 
@@ -76,7 +78,8 @@ def _build(cls):
     all_fields = tuple(by_name.values())
     cls.__record_fields__ = all_fields
     cls.__record_compared__ = tuple(item.name for item in all_fields if item.compare)
-    cls.__init__ = _make_init(cls, all_fields)
+    if "__init__" not in namespace:       # a record may write its own, for speed
+        cls.__init__ = _make_init(cls, all_fields)
     cls.__repr__ = _repr
     cls.__eq__ = _eq
     cls.__hash__ = _hash

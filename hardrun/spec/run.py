@@ -132,3 +132,46 @@ class RunSpec:
     def shares_host(self, namespace: str) -> bool:
         return self.namespaces.get(namespace) == "host" or (
             namespace == "network" and self.network == "host")
+
+
+# -- the values the runtime accepts: checked by `hardrun run`'s flags and again by the
+# runtime for a spec from any front end. Each returns the problem, or None.
+
+_HOST_NAME_MAX = 64
+
+
+def _is_word(text: str, others: str) -> bool:
+    """An ASCII letter or digit, then letters, digits and characters of `others`. (No
+    regular expression: `re` costs milliseconds of `hardrun run`'s start-up.)"""
+    rest = text[1:]
+    for char in others:
+        rest = rest.replace(char, "")
+    return text.isascii() and text[:1].isalnum() and (not rest or rest.isalnum())
+
+
+def check_user(text: str) -> str | None:
+    if not text or text.startswith(":") or text.endswith(":") or text.count(":") > 1:
+        return f"invalid user {text!r} (expected UID[:GID] or NAME[:GROUP])"
+    return None
+
+
+def check_hostname(text: str) -> str | None:
+    if len(text) > _HOST_NAME_MAX or not _is_word(text, ".-"):
+        return f"invalid host name {text!r} (letters, digits, '.' and '-', at most 64)"
+    return None
+
+
+def check_container_name(text: str) -> str | None:
+    # Docker's rule; it also keeps the name a single word in the generated /etc/hosts.
+    # The name is the container's default host name, hence the kernel's length limit.
+    if len(text) > _HOST_NAME_MAX or not _is_word(text, "_.-"):
+        return (f"invalid container name {text!r} (a letter or digit, then letters, digits, '_', "
+                f"'.' or '-', at most {_HOST_NAME_MAX}: it is the default host name)")
+    return None
+
+
+def check_pids_limit(number: int) -> str | None:
+    # Docker's meaning: 0 and -1 are unlimited
+    if number < -1:
+        return f"invalid pids limit {number} (a positive number, or 0 or -1 for unlimited)"
+    return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..findings import Hit
 from ..images import judge_image, UNPINNED_DIGEST, UNTRUSTED_BASE
-from ..rules import check
+from . import check
 from ..secrets import (find_credential_literals, is_secret_name, is_secret_value,
                        pipeline_credentials)
 from .buildutil import buildcontext, commands, downloads, packages, stages, tls, users

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ...spec.capabilities import normalize_capability
 from ..findings import Hit
-from ..rules import check
+from . import check
 
 # SELinux types a container may run as under the Pod Security Standards (baseline).
 PSS_SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t",

@@ -17,7 +17,7 @@ import re
 
 from ...spec.defaults import DANGEROUS_CAPABILITIES, SENSITIVE_PORTS
 from ..findings import Hit
-from ..rules import check
+from . import check
 
 # Confined to the container's own namespaces (with the default seccomp profile), so less
 # grave than the rest of the list: reported as warnings.

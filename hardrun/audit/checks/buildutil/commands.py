@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ....frontends.shell import SHELLS as POSIX_SHELLS
+from ....parsing.shell import SHELLS as POSIX_SHELLS
 
 
 # --- shell commands ------------------------------------------------------------------

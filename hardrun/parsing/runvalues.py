@@ -1,11 +1,11 @@
 """Value syntaxes of the run front ends, one parser per syntax: `docker run`/`hardrun run`
-flags (through docker_flags), compose, Kubernetes and OCI all call these.
+flags (through frontends/docker_runspec.py), compose, Kubernetes and OCI all call these.
 
 Each function takes the text a user wrote and returns plain values or models, raising
 ValueError with a short reason when the text is not in the syntax; the caller turns
 that into a ParseError or UsageError with the line. The semantics are Docker's (compose
 hands these strings to the same daemon code); what `hardrun run` refuses on top is
-checked in docker_flags.
+checked in frontends/docker_runspec.py.
 
 This module is on `hardrun run`'s start-up path: standard library only, and `re` only
 inside the functions that need it.
