@@ -131,8 +131,9 @@ def _applies_to(path, written) -> tuple[str, ...]:
                 kinds.append(kind)
     by_hand = [name for name in names if name in registry.RUN_KINDS]
     if 2 * len(by_hand) > len(registry.RUN_KINDS):
-        raise RuleError(f"applies_to lists {len(by_hand)} of the {len(registry.RUN_KINDS)} run kinds "
-                        f"by hand: write `run` or `{{{RUN_EXCEPT}: [the others]}}`", path=str(path))
+        raise RuleError(f"applies_to lists {len(by_hand)} of the {len(registry.RUN_KINDS)} run kinds by "
+                        f"hand: write `run`, or `{{{RUN_EXCEPT}: [kinds]}}` naming those it does not "
+                        "judge", path=str(path))
     return tuple(kinds)
 
 
