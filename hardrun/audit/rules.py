@@ -121,7 +121,8 @@ def _applies_to(path, written) -> tuple[str, ...]:
     if not isinstance(names, list):
         raise RuleError(f"applies_to must be a kind, a list of kinds or {{{RUN_EXCEPT}: [kinds]}}",
                         path=str(path))
-    unknown = [name for name in names if not isinstance(name, dict) and name not in registry.KINDS + (RUN,)]
+    unknown = [name for name in names
+               if not isinstance(name, dict) and name not in registry.KINDS + (RUN,)]
     if unknown:
         raise RuleError(f"unknown kinds in applies_to: {sorted(unknown, key=str)}", path=str(path))
     kinds: list[str] = []
