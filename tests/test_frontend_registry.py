@@ -1,6 +1,6 @@
 """The front-end registry is the one list of kinds: rules say `applies_to: run` for every
-run-config kind, a new front end needs no rule file touched, and loading the list
-imports no parser (hardrun run and hardrun audit start-up are benchmarked)."""
+run-config kind (or `{run-except: [kinds]}`), a new front end needs no rule file touched,
+and loading the list imports no parser (hardrun run and hardrun audit start-up are benchmarked)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +22,18 @@ def _ids(text, kind):
     return {f.rule for f in audit_text(text, kind, "x", AuditOptions()) if not f.suppressed}
 
 
+# What the seven rules that name run kinds listed by hand before `run-except`.
+_OLD_HAND_LISTS = {
+    "HR2001": ["docker-run", "compose", "kubernetes", "hardrun"],
+    "HR2004": ["docker-run", "compose", "kubernetes"],
+    "HR2013": ["docker-run", "compose", "kubernetes", "hardrun"],
+    "HR2015": ["docker-run", "compose", "oci", "hardrun"],
+    "HR2017": ["docker-run", "compose", "kubernetes", "hardrun"],
+    "HR2018": ["docker-run", "compose", "kubernetes", "hardrun"],
+    "HR2019": ["docker-run", "compose", "kubernetes", "hardrun"],
+}
+
+
 @pytest.fixture
 def fake_run_front_end(monkeypatch):
     """A RUN front end `fake` added to the registry only (it reads docker run lines)."""
@@ -39,8 +51,11 @@ def fake_run_front_end(monkeypatch):
 def test_a_new_run_front_end_is_judged_by_every_run_rule_without_touching_a_rule_file(fake_run_front_end):
     found = _ids(SOCKET_AND_PRIVILEGED, "fake")
     assert "HR2002" in found                       # socket mount: a rule with `applies_to: run`
-    assert "HR2001" not in found                   # privileged: its rule lists the kinds it judges
+    assert "HR2001" in found                       # privileged: `applies_to: {run-except: [oci]}`
     assert {"HR2001", "HR2002"} <= _ids(SOCKET_AND_PRIVILEGED, "docker-run")   # control
+    # control: the list HR2001 carried by hand, which left the new kind out, is refused
+    with pytest.raises(RuleError, match="run kinds by hand"):
+        rules._applies_to(Path("HR2001.yaml"), _OLD_HAND_LISTS["HR2001"])
 
 
 def test_without_a_registry_entry_a_kind_is_refused():
@@ -57,17 +72,41 @@ def test_run_stands_for_every_run_kind_and_listed_kinds_stay_as_listed():
     assert every["HR1001"].model == registry.BUILD and every["HR2002"].model == registry.RUN
 
 
-def _spells_out_every_run_kind(applies_to) -> bool:
-    return set(registry.RUN_KINDS) <= set(applies_to)
+@pytest.mark.parametrize("left_out", registry.RUN_KINDS)
+def test_a_rule_file_listing_every_run_kind_but_one_by_hand_is_refused(left_out):
+    by_hand = [kind for kind in registry.RUN_KINDS if kind != left_out]
+    count = len(registry.RUN_KINDS)
+    refused = rf"HR9999.yaml: applies_to lists {count - 1} of the {count} run kinds by hand"
+    with pytest.raises(RuleError, match=refused):
+        rules._applies_to(Path("HR9999.yaml"), ["dockerfile"] + by_hand)
+    # control: the same kinds written with the exclusion form load
+    assert set(rules._applies_to(Path("HR9999.yaml"), {"run-except": [left_out]})) == set(by_hand)
 
 
-def test_no_rule_file_spells_out_every_run_kind():
-    import yaml
-    spelled_out = [path.name for path in sorted(RULES_DIR.glob("HR*.yaml"))
-                   if _spells_out_every_run_kind(yaml.safe_load(path.read_text())["applies_to"])]
-    assert spelled_out == []
-    # control: the list rule files used to carry is caught
-    assert _spells_out_every_run_kind(["docker-run", "compose", "kubernetes", "oci", "hardrun"])
+@pytest.mark.parametrize("rule_id", sorted(_OLD_HAND_LISTS))
+def test_the_old_hand_lists_are_refused_and_the_rule_files_keep_their_kinds(rule_id):
+    with pytest.raises(RuleError, match="run kinds by hand"):
+        rules._applies_to(Path(f"{rule_id}.yaml"), _OLD_HAND_LISTS[rule_id])
+    assert set(rules.all_rules()[rule_id].applies_to) == set(_OLD_HAND_LISTS[rule_id])
+
+
+def test_run_except_stands_for_every_run_kind_but_those_in_registry_order():
+    expand = lambda written: rules._applies_to(Path("HR9999.yaml"), written)   # noqa: E731
+    assert expand({"run-except": ["oci"]}) == tuple(k for k in registry.RUN_KINDS if k != "oci")
+    assert expand({"run-except": "oci"}) == expand({"run-except": ["oci"]})
+    assert expand(["dockerfile", {"run-except": ["oci", "hardrun"]}]) == (
+        "dockerfile",) + tuple(k for k in registry.RUN_KINDS if k not in ("oci", "hardrun"))
+    assert expand(["kubernetes"]) == ("kubernetes",)           # control: a short list stays as listed
+
+
+@pytest.mark.parametrize("written", [
+    {"run-except": []}, {"run-except": ["images"]}, {"run-except": ["dockerfile"]},
+    {"run-except": list(registry.RUN_KINDS)}, {"run-except": ["oci"], "also": 1},
+    {"run-except": [["oci"]]}, {"run_except": ["oci"]}, 7,
+])
+def test_a_malformed_applies_to_is_one_error_naming_the_file(written):
+    with pytest.raises(RuleError, match="HR9999.yaml.*applies_to"):
+        rules._applies_to(Path("HR9999.yaml"), written)
 
 
 def test_an_unknown_kind_in_applies_to_names_the_file():

@@ -35,6 +35,13 @@ RUNTIME_SOCKETS = ("/var/run/docker.sock", "/run/containerd/containerd.sock", "/
 # Remote administration: SSH, Telnet, the Docker API (2375 without TLS: an error), RDP, VNC, WinRM
 SENSITIVE_PORTS = {22: "warning", 23: "warning", 2375: "error", 2376: "warning", 3389: "warning",
                    5900: "warning", 5901: "warning", 5985: "warning", 5986: "warning"}
+# How the findings name each service: (a published port, a Dockerfile's EXPOSE), the
+# wording each rule has always had.
+SENSITIVE_PORT_NAMES = {22: ("SSH", "SSH"), 23: ("Telnet", "Telnet"),
+                        2375: ("the unencrypted Docker API", "Docker API without TLS"),
+                        2376: ("the Docker API", "Docker API"), 3389: ("RDP", "RDP"),
+                        5900: ("VNC", "VNC"), 5901: ("VNC", "VNC"), 5985: ("WinRM", "WinRM"),
+                        5986: ("WinRM", "WinRM over TLS")}
 ORDINARY_PORTS = (80, 443, 8080, 21, 2377, 5432)
 SECRET = "hunter2-Xk9qLm"
 # Names that hold a secret: whole words, endings glued to a word, `<qualifier>_KEY`.
@@ -103,7 +110,10 @@ def test_every_sensitive_port_published_and_exposed(port):
     (published,) = found(f"docker run -p 127.0.0.1:10000:{port} {IMAGE}\n", "expose-sensitive")
     assert published.severity == SENSITIVE_PORTS[port]
     dockerfile = f"FROM {IMAGE}\nEXPOSE {port}\n"
-    assert found(dockerfile, "expose-sensitive", kind="dockerfile", path="Dockerfile"), port
+    (exposed,) = found(dockerfile, "expose-sensitive", kind="dockerfile", path="Dockerfile")
+    run_name, expose_name = SENSITIVE_PORT_NAMES[port]
+    assert published.message.endswith(f"port {port} ({run_name}) published")
+    assert f"opens port {port} ({expose_name}):" in exposed.message
 
 
 @pytest.mark.parametrize("port", ORDINARY_PORTS)

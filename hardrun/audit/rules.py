@@ -5,7 +5,8 @@ message, why, fix, references and bad/good examples; `hardrun explain` prints it
 and the test suite turns its examples into tests. A check is a function registered
 with `@check("HR1001")` that yields `Hit`s for one model (a Dockerfile or a RunSpec).
 A rule file's `applies_to` names the kinds it judges; `run` stands for every run-config
-kind of the front-end registry (hardrun/frontends/registry.py).
+kind of the front-end registry (hardrun/frontends/registry.py), `{run-except: [oci]}` for
+every one but those.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class Rule:
     severity: str
     title: str
     message: str
-    applies_to: tuple[str, ...]     # kinds; `run` in a rule file stands for every RUN kind
+    applies_to: tuple[str, ...]     # kinds, `run` and `run-except` expanded
     why: str
     fix: str
     references: tuple[str, ...]
@@ -97,19 +98,47 @@ def _rule(path, data) -> Rule:
     )
 
 
+RUN_EXCEPT = "run-except"     # `applies_to: {run-except: [oci]}`: every run kind but those
+
+
 def _applies_to(path, written) -> tuple[str, ...]:
-    """The kinds a rule file's `applies_to` (one or a list) names, `run` expanded to every
-    RUN kind of the front-end registry."""
-    names = [written] if isinstance(written, str) else written
-    unknown = set(names) - set(registry.KINDS) - {RUN}
+    """The kinds a rule file's `applies_to` names: a kind or a list of kinds, where `run`
+    stands for every RUN kind of the front-end registry and `{run-except: [kinds]}` for
+    every RUN kind but those. RuleError for a list that spells out most run kinds by hand:
+    a new run front end would silently get none of that rule."""
+    names = [written] if isinstance(written, (str, dict)) else written
+    if not isinstance(names, list):
+        raise RuleError(f"applies_to must be a kind, a list of kinds or {{{RUN_EXCEPT}: [kinds]}}",
+                        path=str(path))
+    unknown = [name for name in names
+               if not isinstance(name, dict) and name not in registry.KINDS + (RUN,)]
     if unknown:
-        raise RuleError(f"unknown kinds in applies_to: {sorted(unknown)}", path=str(path))
+        raise RuleError(f"unknown kinds in applies_to: {sorted(unknown, key=str)}", path=str(path))
     kinds: list[str] = []
     for name in names:
-        for kind in registry.RUN_KINDS if name == RUN else (name,):
+        for kind in _expand(path, name):
             if kind not in kinds:
                 kinds.append(kind)
+    by_hand = [name for name in names if name in registry.RUN_KINDS]
+    if 2 * len(by_hand) > len(registry.RUN_KINDS):
+        raise RuleError(f"applies_to lists {len(by_hand)} of the {len(registry.RUN_KINDS)} run kinds by "
+                        f"hand: write `run`, or `{{{RUN_EXCEPT}: [kinds]}}` naming those it does not "
+                        "judge", path=str(path))
     return tuple(kinds)
+
+
+def _expand(path, name) -> tuple[str, ...]:
+    """The kinds one entry of `applies_to` stands for."""
+    if isinstance(name, dict):
+        excluded = name.get(RUN_EXCEPT) or []
+        excluded = [excluded] if isinstance(excluded, str) else excluded
+        if set(name) != {RUN_EXCEPT} or not isinstance(excluded, list) or not excluded \
+                or not all(kind in registry.RUN_KINDS for kind in excluded) \
+                or not set(excluded) < set(registry.RUN_KINDS):
+            raise RuleError(f"applies_to: {{{RUN_EXCEPT}: [kinds]}} must name some, not all, "
+                            f"of the run kinds {', '.join(registry.RUN_KINDS)}", path=str(path))
+        return tuple(kind for kind in registry.RUN_KINDS if kind not in excluded)
+    return registry.RUN_KINDS if name == RUN else (name,)
 
 
 @lru_cache(maxsize=None)

@@ -14,7 +14,8 @@ without one, every detected file counts. `sniff(text) -> bool` is asked last, an
 of a file named on the command line that no detector recognised.
 
 To add a front end: write its module, add one FrontEnd here. Rules say
-`applies_to: run` for every RUN kind, or name the kinds they judge.
+`applies_to: run` for every RUN kind, `{run-except: [kinds]}` for every one but those,
+or name the kinds they judge.
 """
 from __future__ import annotations
 

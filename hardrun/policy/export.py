@@ -23,7 +23,6 @@ from .model import Policy
 TARGETS = ("docker-run", "compose", "kubernetes", "oci")
 DEFAULT_IMAGE = "IMAGE"
 EXPORT_USER = "65534:65534"          # nobody
-EXPORT_PIDS_LIMIT = DEFAULT_PIDS_LIMIT
 EXPORT_MEMORY = 1024 ** 3
 
 
@@ -36,7 +35,7 @@ def export_spec(policy: Policy, config_spec: RunSpec | None = None, image: str |
     spec = harden(spec, policy)
     # Other runtimes have no user namespace by default: root inside would be root outside.
     # What neither the config nor the policy sets gets the same hardened fallback.
-    fallbacks = {"user": EXPORT_USER, "pids_limit": EXPORT_PIDS_LIMIT, "memory": EXPORT_MEMORY}
+    fallbacks = {"user": EXPORT_USER, "pids_limit": DEFAULT_PIDS_LIMIT, "memory": EXPORT_MEMORY}
     return spec.evolve(**{name: value for name, value in fallbacks.items()
                           if getattr(spec, name) is None})
 

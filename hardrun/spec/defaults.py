@@ -46,10 +46,13 @@ DANGEROUS_CAPABILITIES = ("ALL", "SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "SYS_MO
                           "MAC_OVERRIDE", "LINUX_IMMUTABLE")
 
 # Remote-administration ports (IANA's assignments) the audit reports when exposed or
-# published: port -> the service, as the finding names it.
-SENSITIVE_PORTS = {22: "SSH", 23: "Telnet", 2375: "Docker API without TLS",
-                   2376: "Docker API", 3389: "RDP", 5900: "VNC", 5901: "VNC",
-                   5985: "WinRM", 5986: "WinRM over TLS"}
+# published: port -> (the service as a Dockerfile's EXPOSE finding names it, as a run
+# config's published-port finding names it; each rule's wording as users know it).
+SENSITIVE_PORTS = {22: ("SSH", "SSH"), 23: ("Telnet", "Telnet"),
+                   2375: ("Docker API without TLS", "the unencrypted Docker API"),
+                   2376: ("Docker API", "the Docker API"), 3389: ("RDP", "RDP"),
+                   5900: ("VNC", "VNC"), 5901: ("VNC", "VNC"),
+                   5985: ("WinRM", "WinRM"), 5986: ("WinRM over TLS", "WinRM")}
 
 # The tmpfs every container gets on /tmp and /run (target, mode), unless it mounts
 # something there, and the size of a tmpfs that does not give one (the kernel's default

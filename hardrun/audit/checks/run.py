@@ -322,7 +322,7 @@ def expose_sensitive(spec, context):
         exposed = _ports_of(port.container_port) | _ports_of(port.host_port)
         numbers = sorted(exposed & {str(port) for port in SENSITIVE_PORTS}, key=int)
         if numbers:
-            names = ", ".join(f"{n} ({SENSITIVE_PORTS[int(n)]})" for n in numbers)
+            names = ", ".join(f"{n} ({SENSITIVE_PORTS[int(n)][1]})" for n in numbers)
             yield Hit(port.line or spec.line,
                       f"remote-administration port{'s' if len(numbers) > 1 else ''} {names} "
                       "published", severity="error" if "2375" in numbers else None)

@@ -71,7 +71,7 @@ def sensitive_ports(text: str):
         high = int(match.group(2) or low)
         protocol = (match.group(3) or "tcp").lower()
         # These services listen on TCP; RDP also on UDP.
-        covered = [(port, service) for port, service in SENSITIVE_PORTS.items()
+        covered = [(port, service) for port, (service, _) in SENSITIVE_PORTS.items()
                    if low <= port <= high and (protocol == "tcp" or port == 3389)]
         if covered:
             yield spec, covered
