@@ -253,7 +253,7 @@ def _oci_facts(document: dict) -> dict:
 
 def test_dry_run_and_oci_export_write_the_same_config(tmp_path):
     """`hardrun run --dry-run` and `hardrun export --to oci` go through one writer: for one
-    spec they agree on every fact hardrun promises, and both are valid OCI 1.2.0 configs.
+    spec they agree on every fact hardrun promises, and both are valid OCI 1.0.2 configs.
     The control: a spec that differs in one capability gives a different export, so the
     comparison is not blind."""
     from hardrun.runtime.config import resolve, to_oci as dry_run
@@ -269,6 +269,6 @@ def test_dry_run_and_oci_export_write_the_same_config(tmp_path):
     for document in (planned, exported):
         errors = sorted(oci_validator().iter_errors(document), key=str)
         assert not errors, errors[0].message
-    assert planned["ociVersion"] == "1.2.0"
+    assert planned["ociVersion"] == "1.0.2"
     assert _oci_facts(planned) == _oci_facts(exported)
     assert _oci_facts(to_oci(spec.evolve(cap_add=("NET_BIND_SERVICE", "KILL")))) != _oci_facts(planned)

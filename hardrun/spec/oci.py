@@ -14,7 +14,8 @@ from __future__ import annotations
 from .defaults import (DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE, DEV_TMPFS_DATA, DEVPTS_DATA, NAMESPACES,
                        SHM_TMPFS_DATA)
 
-OCI_VERSION = "1.2.0"        # checked against the schema copy in tests/data/oci-runtime-spec-schema
+# 1.0.2, what Docker writes: Debian 12's crun (1.8) refuses "unknown version" for 1.2.0
+OCI_VERSION = "1.0.2"
 CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 # OCI namespace types are spelled as hardrun's namespace names (RunSpec.namespaces keys).
 NAMESPACE_TYPES = NAMESPACES
