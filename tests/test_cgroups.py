@@ -358,7 +358,7 @@ def test_the_first_process_joins_every_container_cgroup_by_itself(isolated):
 def test_clone_into_a_cgroup_v2_starts_the_child_inside(isolated):
     """clone3(CLONE_INTO_CGROUP), as the runtime starts a container on cgroup v2 (this
     host's v2 mount holds no controllers, but membership works the same)."""
-    from hardrun.runtime import sys as k
+    from hardrun.runtime import syscalls as k
     unified = cgroups.detect_layout().unified
     assert unified is not None, "this host has a cgroup v2 mount"
     name = unique("hardrun-test-clone-")
@@ -380,7 +380,7 @@ def test_on_cgroup_v2_the_join_is_the_directory_clone_starts_in(isolated):
     """open_join gives a v2 cgroup's directory (for CLONE_INTO_CGROUP), no tasks file; the
     runtime's clone with it starts the child there. This host's v2 mount holds no
     controllers, so the layout here claims `pids` for it."""
-    from hardrun.runtime import sys as k
+    from hardrun.runtime import syscalls as k
     unified = cgroups.detect_layout().unified
     layout = Layout((cgroups.Hierarchy(unified.mountpoint, 2, {"pids"}),))
     name = unique("hardrun-test-v2-")

@@ -13,7 +13,7 @@ import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
 from . import init, mounts, process, userns
-from . import sys as k
+from . import syscalls as k
 
 
 class _Steps:

@@ -267,7 +267,7 @@ def _thermal_throttle_paths() -> tuple[str, ...]:
 
 
 def _last_cap() -> int:
-    from .sys import last_cap
+    from .syscalls import last_cap
     return last_cap()
 
 

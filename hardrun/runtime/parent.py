@@ -23,7 +23,7 @@ import _signal as signal  # the C module itself: `signal` adds an enum import (m
 import sys
 
 from . import child, jobcontrol, process, stdio
-from . import sys as k
+from . import syscalls as k
 from .hooks import Hooks
 from .process import StepFailure
 
