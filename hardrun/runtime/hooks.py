@@ -39,13 +39,7 @@ class Hooks:
 
     def prepare(self) -> None:
         spec = self.cfg.spec
-        try:
-            from . import cgroups, state
-        except ImportError:  # a build without the limits modules: only refuse asked-for limits
-            if _limits_requested(spec):
-                from ..errors import UsageError
-                raise UsageError("resource limits are not available in this build of hardrun") from None
-            return
+        from . import cgroups, state
         self._reap_stale(state)
         limits = cgroups.Limits.from_spec(spec)
         if spec.ulimits:
@@ -127,7 +121,3 @@ class Hooks:
         for problem in problems:
             self.warn(f"{problem} (run `hardrun gc`)")
 
-
-def _limits_requested(spec) -> bool:
-    return any(value is not None for value in (spec.memory, spec.memory_swap, spec.pids_limit,
-                                               spec.cpus, spec.cpu_shares)) or bool(spec.ulimits)

@@ -49,6 +49,10 @@ def run(cfg, hooks: Hooks | None = None) -> int:
     except HardrunError as error:
         print(f"hardrun: {error}", file=sys.stderr, flush=True)
         return process.EXIT_SETUP
+    except ImportError as error:  # a broken install: never run without the missing protection
+        print(f"hardrun: {error}: this install of hardrun is incomplete; reinstall it "
+              "(the container was not started)", file=sys.stderr, flush=True)
+        return process.EXIT_SETUP
     except OSError as error:  # from a hook (state, cgroup, network): fail closed, no traceback
         where = f"{error.filename}: " if error.filename else ""
         print(f"hardrun: {where}{error.strerror or error} (the container was not started)",
@@ -193,12 +197,7 @@ def _wait(pid: int) -> int:
 def _seccomp_filter(cfg):
     """The compiled filter, ready to load in the child (integration point of
     hardrun.runtime.seccomp: compile in the parent, cached by profile hash)."""
-    try:
-        from . import seccomp
-    except ImportError:
-        raise StepFailure("seccomp", errno.ENOSYS,
-                          "this build has no seccomp support; pass --security-opt seccomp=unconfined "
-                          "to run without a filter") from None
+    from . import seccomp
     # Compiled for the kept capabilities (capability-gated syscalls), cached by hash: the
     # built-in profile's cache hit needs neither parsing nor libseccomp.
     if cfg.seccomp == "default":
@@ -214,13 +213,7 @@ def _seccomp_filter(cfg):
 def _memfd_filter():
     """hardrun's memfd filter, for a container whose pid namespace cannot get
     vm.memfd_noexec=2: without it the start fails (fail closed)."""
-    try:
-        from . import seccomp
-    except ImportError:
-        raise StepFailure("memfd filter", errno.ENOSYS,
-                          "vm.memfd_noexec=2 cannot be set for the container and this build has no "
-                          "seccomp support to refuse executable memfds instead: run hardrun as root, "
-                          "or set vm.memfd_noexec=2 on the host") from None
+    from . import seccomp
     return seccomp.prepare_filter(seccomp.memfd_filter())
 
 
