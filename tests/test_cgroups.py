@@ -407,7 +407,8 @@ JOIN_FAILS = textwrap.dedent("""
     from hardrun.spec.run import RunSpec
 
     class NoHooks:               # no state, no cgroup of its own: only the join under test
-        def prepare(self): pass
+        def prepare(self, launch):
+            launch.cgroup_join = join
         def attach(self, pid):
             if sys.argv[4] == "late-hook-failure":   # as a prlimit on a child already gone
                 import errno, time
@@ -422,7 +423,6 @@ JOIN_FAILS = textwrap.dedent("""
     join.tasks_fds.append(os.open(os.path.join(gone, "tasks"), os.O_WRONLY | os.O_CLOEXEC))
     if sys.argv[3] == "remove":
         os.rmdir(gone)           # the cgroup disappears: writing to its tasks file fails
-    cfg.cgroup_join = join
     sys.exit(parent.run(cfg, NoHooks()))
 """)
 

@@ -24,14 +24,15 @@ class _Steps:
         self.name = "start"
 
 
-def main(cfg, exec_plan, sync_fd: int, error_fd: int) -> None:
-    """Never returns: execs the command or exits with 125/126/127."""
+def main(cfg, launch, exec_plan, sync_fd: int, error_fd: int) -> None:
+    """Never returns: execs the command or exits with 125/126/127. `cfg` is the plan
+    (config.RuntimeConfig), `launch` what the parent learned starting it (LaunchState)."""
     # No cyclic garbage collection here: a finalizer of an object inherited from the parent
     # could close an fd number that is reused by then (the report pipe).
     gc.disable()
     steps = _Steps()
     try:
-        _run(cfg, exec_plan, sync_fd, error_fd, steps)
+        _run(cfg, launch, exec_plan, sync_fd, error_fd, steps)
         failure = process.StepFailure("exec", 0, "execve returned")
     except process.StepFailure as error:
         failure = error
@@ -48,18 +49,18 @@ def main(cfg, exec_plan, sync_fd: int, error_fd: int) -> None:
         os._exit(failure.code)
 
 
-def _load_filters(cfg, steps: _Steps) -> None:
+def _load_filters(launch, steps: _Steps) -> None:
     """hardrun's memfd filter (where vm.memfd_noexec=2 cannot hold), then the profile's: a
     profile may refuse seccomp() itself."""
-    if cfg.memfd_filter is not None:
+    if launch.memfd_filter is not None:
         steps.name = "memfd filter"
-        cfg.memfd_filter.load()
-    if cfg.seccomp_filter is not None:
+        launch.memfd_filter.load()
+    if launch.seccomp_filter is not None:
         steps.name = "seccomp"
-        cfg.seccomp_filter.load()
+        launch.seccomp_filter.load()
 
 
-def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
+def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     # Python's own handlers and ignored signals must not leak into the container.
     for signum in process.PYTHON_IGNORED + (signal.SIGINT,):
         signal.signal(signum, signal.SIG_DFL)
@@ -67,9 +68,9 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     # 1. Enter the container's cgroups before anything else (v1; on v2 clone did), then
     #    wait until the parent has written uid_map/gid_map: files we create and setuid
     #    need mapped ids.
-    if cfg.cgroup_join is not None:
+    if launch.cgroup_join is not None:
         steps.name = "join cgroup"
-        cfg.cgroup_join.enter()
+        launch.cgroup_join.enter()
     steps.name = "wait for id maps"
     if os.read(sync_fd, 1) != b"1":
         os._exit(process.EXIT_SETUP)  # the parent is gone or gave up: nothing to report to
@@ -83,21 +84,21 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     #    Then fds 0-2 as planned (-i, -t: hardrun.runtime.stdio).
     steps.name = "setsid"
     os.setsid()
-    if cfg.stdio is not None:
+    if launch.stdio is not None:
         steps.name = "stdio"
-        cfg.stdio.apply()
+        launch.stdio.apply()
     steps.name = "parent death signal"
     k.set_parent_death_signal(signal.SIGKILL)
 
     # 3. The filesystem: private mounts, the new root, kernel filesystems, user mounts,
     #    pivot_root, then masked and read-only kernel paths.
-    _filesystem(cfg, steps)
+    _filesystem(cfg, launch.mounts, steps)
 
     # 3a. With -t, a pty of the container's own devpts (only reachable in the new root)
     #     becomes its terminal; the parent gets the master.
-    if cfg.stdio is not None and cfg.stdio.console is not None:
+    if launch.stdio is not None and launch.stdio.console is not None:
         steps.name = "terminal"
-        cfg.stdio.open_terminal(cfg.user.uid)
+        launch.stdio.open_terminal(cfg.user.uid)
 
     # 3b. Wait until the parent has set our ulimits and wired our network: nothing may run
     #     unlimited. Then the cgroup namespace (rooted in the container's own cgroup, which
@@ -108,9 +109,9 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     if "cgroup" in cfg.namespaces:
         steps.name = "cgroup namespace"
         k.unshare(k.CLONE_NEWCGROUP)
-    if cfg.cgroup_view is not None:
+    if launch.cgroup_view is not None:
         steps.name = "mount /sys/fs/cgroup"
-        mount_view, layout = cfg.cgroup_view
+        mount_view, layout = launch.cgroup_view
         mount_view("/sys/fs/cgroup", layout)
 
     # 3c. In the read-only view of the host, nothing outside the container's own writable
@@ -131,7 +132,7 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     # Without no_new_privs an unprivileged process may not install a filter: load it
     # now, while CAP_SYS_ADMIN is held (the profile allows the remaining set-up calls).
     if not cfg.no_new_privileges:
-        _load_filters(cfg, steps)
+        _load_filters(launch, steps)
 
     # 4b. The user switch: bounding set first (dropping it needs CAP_SETPCAP), keep-caps so
     #     permitted survives setuid, then groups before gid before uid (each needs the next).
@@ -200,25 +201,26 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     if cfg.no_new_privileges:
         steps.name = "no_new_privs"
         k.set_no_new_privs()
-        _load_filters(cfg, steps)
+        _load_filters(launch, steps)
     if cfg.init:
         init.run(exec_plan, error_fd)
     process.reset_signals()
     raise process.execute(exec_plan)
 
 
-def _filesystem(cfg, steps: _Steps) -> None:
+def _filesystem(cfg, plans, steps: _Steps) -> None:
+    """`plans`: the user's mounts and the launch's (a bridge network's /etc/hosts)."""
     steps.name = "make mounts private"
     mounts.make_private()  # no mount event propagates to or from the host
     steps.name = "open bind sources"
-    sources = mounts.open_sources(cfg.mounts)  # before anything can be mounted over them
+    sources = mounts.open_sources(plans)  # before anything can be mounted over them
     steps.name = "prepare root"
     new_root = mounts.prepare_root(cfg.rootfs)
     root_fd = os.open(new_root, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     in_image = cfg.rootfs is not None  # only an image may get missing mount points created
     if in_image:
         steps.name = "create mount points"
-        _create_mountpoints(root_fd, cfg.mounts)
+        _create_mountpoints(root_fd, plans)
     if "user" in cfg.namespaces:
         # Become root of the user namespace: files created in our own tmpfs mounts need an
         # owner mapped there (the host uid we start with is not), and root keeps all caps.
@@ -240,7 +242,7 @@ def _filesystem(cfg, steps: _Steps) -> None:
     steps.name = "mount /dev"
     maps = cfg.id_maps
     mounts.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid))
-    for plan in cfg.mounts:
+    for plan in plans:
         steps.name = f"mount {plan.target}"
         mounts.mount_user(root_fd, plan, sources.get(plan.target), in_image)
     for fd in sources.values():

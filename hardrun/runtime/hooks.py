@@ -33,11 +33,15 @@ class Hooks:
         self.cfg = cfg
         self.limits_mode = limits_mode
         self.warn = warn
+        self.launch = None
         self.state = None
         self.cgroup = None
         self.endpoint = None
 
-    def prepare(self) -> None:
+    def prepare(self, launch) -> None:
+        """`launch`: the config.LaunchState that receives the cgroup join and view and the
+        hosts file (the plan itself stays as resolved)."""
+        self.launch = launch
         spec = self.cfg.spec
         from . import cgroups, state
         self._reap_stale(state)
@@ -57,9 +61,9 @@ class Hooks:
                 self.cfg.id, limits, self.state, layout=layout,
                 strict=self.limits_mode == "strict", warn=self.warn)
             if self.cgroup.paths:
-                self.cfg.cgroup_join = self.cgroup.open_join()
+                launch.cgroup_join = self.cgroup.open_join()
                 if "cgroup" in self.cfg.namespaces:
-                    self.cfg.cgroup_view = (cgroups.mount_cgroup_view, layout)
+                    launch.cgroup_view = (cgroups.mount_cgroup_view, layout)
             if bridge:
                 self._join_bridge(spec)
         except BaseException:
@@ -72,7 +76,7 @@ class Hooks:
         if not any(plan.target == "/etc/hosts" for plan in self.cfg.mounts):   # the user's wins
             hosts = MountPlan("bind", "/etc/hosts", source=str(self.endpoint.hosts_file),
                               read_only=True, source_is_dir=False, recursive=False)
-            self.cfg.mounts = tuple(self.cfg.mounts) + (hosts,)
+            self.launch.mounts = self.cfg.mounts + (hosts,)
         for publish in self.endpoint.publishes:
             print(f"hardrun: published {publish}", file=sys.stderr, flush=True)
 
@@ -89,8 +93,9 @@ class Hooks:
 
     def finish(self, status: int | None) -> str | None:
         message = None
-        if self.cfg.cgroup_join is not None:   # the child's copies are its own
-            self.cfg.cgroup_join.close()
+        join = self.launch.cgroup_join if self.launch is not None else None
+        if join is not None:   # the child's copies are its own
+            join.close()
         if self.cgroup is not None and status is not None:
             from .process import exit_code
             report = self.cgroup.oom_report(exit_code(status))
