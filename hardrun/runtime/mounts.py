@@ -350,12 +350,13 @@ def mount_user(root_fd: int, plan: MountPlan, source_fd: int | None, create: boo
         os.close(target)
 
 
-def pivot(root_fd: int) -> None:
-    """Enter the new root and detach the old one entirely."""
-    os.fchdir(root_fd)
+def pivot(root_fd: int, k=k) -> None:
+    """Enter the new root and detach the old one entirely (`k`: the system calls,
+    hardrun.runtime.syscalls or a test's fake)."""
+    k.fchdir(root_fd)
     k.pivot_root(".", ".")  # the old root ends up stacked on top of the new one
     k.umount2(".", k.MNT_DETACH)
-    os.chdir("/")
+    k.chdir("/")
 
 
 def mask(path: str) -> None:
