@@ -3,8 +3,9 @@ ulimits, network and state). The parent calls each stage exactly once:
 
 - `prepare()`      before clone: clean up what killed hardrun processes left (a cheap
                    scan of the state root), validate, create the container's state record
-                   and cgroup, join a bridge (IPAM, hosts file, published ports); add what
-                   the child must mount (the hosts file, the read-only cgroup view);
+                   and cgroup, join a bridge (IPAM, hosts file, published ports); put into
+                   the launch state (config.LaunchState) the cgroup to join and what the
+                   child must mount (the hosts file, the read-only cgroup view);
 - `attach(pid)`    after clone, before the child is released: set its ulimits
                    (prlimit: no work in the child), give it its veth in its network
                    namespace (the child enters its cgroup by itself: cgroups.CgroupJoin);
