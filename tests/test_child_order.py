@@ -74,7 +74,8 @@ def _kernel(calls: list, report_fd: int) -> Recorder:
 
 
 def record_setup(plan, launch) -> list:
-    """Run child.main in a forked process against the fakes; the calls it made, in order."""
+    """Run child.main in a forked process against the fakes: the calls it made, in order,
+    and the number of the report fd it was given."""
     records_read, records_write = os.pipe()
     error_read, error_write = os.pipe()
     pid = os.fork()
