@@ -188,3 +188,30 @@ def test_pivot_enters_the_new_root_then_detaches_the_old_one():
     mounts.pivot(7, Recorder(calls, syscalls))
     assert [tuple(call) for call in calls] == [("fchdir", 7), ("pivot_root", ".", "."),
                                                ("umount2", ".", syscalls.MNT_DETACH), ("chdir", "/")]
+
+
+def test_masking_puts_dev_null_over_a_file_and_an_empty_read_only_tmpfs_over_a_directory(tmp_path):
+    calls: list = []
+    kernel = Recorder(calls, syscalls)
+    (tmp_path / "file").write_text("")
+    for name in ("file", "dir", "missing"):
+        if name == "dir":
+            (tmp_path / name).mkdir()
+        mounts.mask(str(tmp_path / name), kernel)
+    assert [tuple(call) for call in calls] == [
+        ("mount", "/dev/null", str(tmp_path / "file"), None, syscalls.MS_BIND),
+        ("mount", "tmpfs", str(tmp_path / "dir"), "tmpfs", mounts.KERNEL_FS_FLAGS | syscalls.MS_RDONLY,
+         "size=0,mode=0")]
+
+
+def test_a_read_only_path_gets_its_attributes_before_it_is_attached(tmp_path):
+    """The copy of the tree is made read-only while detached, then moved over the path: it
+    is never attached writable."""
+    calls: list = []
+    tree = FAKE_FD + 1
+    mounts.make_read_only(str(tmp_path), Recorder(calls, syscalls, open_fd=FAKE_FD, open_tree=tree))
+    attrs = mounts.BIND_ATTRS | syscalls.MOUNT_ATTR_NOEXEC | syscalls.MOUNT_ATTR_RDONLY
+    assert [tuple(call) for call in calls] == [
+        ("open_fd", str(tmp_path), syscalls.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC),
+        ("open_tree", FAKE_FD, True), ("mount_setattr", tree, attrs), ("move_mount", tree, FAKE_FD),
+        ("close", tree), ("close", FAKE_FD)]

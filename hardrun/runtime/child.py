@@ -214,7 +214,7 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
 def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     """`plans`: the user's mounts and the launch's (a bridge network's /etc/hosts)."""
     steps.name = "make mounts private"
-    fs.make_private()  # no mount event propagates to or from the host
+    fs.make_private(k)  # no mount event propagates to or from the host
     steps.name = "open bind sources"
     sources = fs.open_sources(plans)  # before anything can be mounted over them
     steps.name = "prepare root"
@@ -255,10 +255,10 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     k.close(root_fd)
     for path in cfg.masked_paths:
         steps.name = f"mask {path}"
-        fs.mask(path)
+        fs.mask(path, k)
     for path in cfg.readonly_paths:
         steps.name = f"read-only {path}"
-        fs.make_read_only(path)
+        fs.make_read_only(path, k)
 
 
 def _create_mountpoints(root_fd: int, plans, k, fs) -> None:

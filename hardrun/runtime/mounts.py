@@ -203,17 +203,17 @@ def _fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
-def bind(source_fd: int, target_fd: int, attrs: int, recursive: bool = True) -> None:
+def bind(source_fd: int, target_fd: int, attrs: int, recursive: bool = True, k=k) -> None:
     """Attach a copy of the tree at `source_fd` on `target_fd` with `attrs` already set."""
     tree = k.open_tree(source_fd, recursive)
     try:
-        k.mount_setattr(tree, attrs, recursive=recursive)
+        k.mount_setattr(tree, attrs, recursive=recursive)   # while detached: never writable
         k.move_mount(tree, target_fd)
     finally:
-        os.close(tree)
+        k.close(tree)
 
 
-def make_private() -> None:
+def make_private(k=k) -> None:
     k.mount(None, "/", None, k.MS_REC | k.MS_PRIVATE)
 
 
@@ -359,7 +359,7 @@ def pivot(root_fd: int, k=k) -> None:
     k.chdir("/")
 
 
-def mask(path: str) -> None:
+def mask(path: str, k=k) -> None:
     """Hide a kernel path: /dev/null over a file, an empty read-only tmpfs over a directory."""
     try:
         info = os.lstat(path)
@@ -371,12 +371,12 @@ def mask(path: str) -> None:
         k.mount("/dev/null", path, None, k.MS_BIND)
 
 
-def make_read_only(path: str) -> None:
+def make_read_only(path: str, k=k) -> None:
     try:
-        source = os.open(path, k.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        source = k.open_fd(path, k.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return
     try:
-        bind(source, source, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY)
+        bind(source, source, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY, k=k)
     finally:
-        os.close(source)
+        k.close(source)
