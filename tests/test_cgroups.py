@@ -358,7 +358,7 @@ def test_the_first_process_joins_every_container_cgroup_by_itself(isolated):
 def test_clone_into_a_cgroup_v2_starts_the_child_inside(isolated):
     """clone3(CLONE_INTO_CGROUP), as the runtime starts a container on cgroup v2 (this
     host's v2 mount holds no controllers, but membership works the same)."""
-    from hardrun.runtime import sys as k
+    from hardrun.runtime import syscalls as k
     unified = cgroups.detect_layout().unified
     assert unified is not None, "this host has a cgroup v2 mount"
     name = unique("hardrun-test-clone-")
@@ -380,7 +380,7 @@ def test_on_cgroup_v2_the_join_is_the_directory_clone_starts_in(isolated):
     """open_join gives a v2 cgroup's directory (for CLONE_INTO_CGROUP), no tasks file; the
     runtime's clone with it starts the child there. This host's v2 mount holds no
     controllers, so the layout here claims `pids` for it."""
-    from hardrun.runtime import sys as k
+    from hardrun.runtime import syscalls as k
     unified = cgroups.detect_layout().unified
     layout = Layout((cgroups.Hierarchy(unified.mountpoint, 2, {"pids"}),))
     name = unique("hardrun-test-v2-")
@@ -407,7 +407,8 @@ JOIN_FAILS = textwrap.dedent("""
     from hardrun.spec.run import RunSpec
 
     class NoHooks:               # no state, no cgroup of its own: only the join under test
-        def prepare(self): pass
+        def prepare(self, launch):
+            launch.cgroup_join = join
         def attach(self, pid):
             if sys.argv[4] == "late-hook-failure":   # as a prlimit on a child already gone
                 import errno, time
@@ -422,7 +423,6 @@ JOIN_FAILS = textwrap.dedent("""
     join.tasks_fds.append(os.open(os.path.join(gone, "tasks"), os.O_WRONLY | os.O_CLOEXEC))
     if sys.argv[3] == "remove":
         os.rmdir(gone)           # the cgroup disappears: writing to its tasks file fails
-    cfg.cgroup_join = join
     sys.exit(parent.run(cfg, NoHooks()))
 """)
 

@@ -831,6 +831,37 @@ def test_unavailable_user_namespaces_fail_closed_and_name_the_sysctl(rootfs, tmp
     assert not (tmp_path / "ran").exists()
 
 
+HIDE_MODULE = """
+import sys
+HIDDEN = sys.argv[1]
+class Missing:                  # an install that lacks one of hardrun's own modules
+    def find_spec(self, name, path=None, target=None):
+        if name == HIDDEN:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+if HIDDEN:
+    sys.meta_path.insert(0, Missing())
+from hardrun.__main__ import main
+main(["run", "--rootfs", sys.argv[2], "--", "echo", "PAYLOAD RAN"])
+"""
+
+
+@pytest.mark.parametrize("module", ["hardrun.runtime.cgroups", "hardrun.runtime.state",
+                                    "hardrun.runtime.seccomp"])
+def test_a_missing_runtime_module_refuses_the_start(rootfs, module):
+    """A module of the limits, state or seccomp machinery that cannot be imported is one
+    clear line and exit 125, never a container started without what it would apply."""
+    def start(hidden: str):
+        return subprocess.run([sys.executable, "-c", HIDE_MODULE, hidden, rootfs], cwd=ROOT,
+                              env=hardrun_env(), capture_output=True, text=True, timeout=60)
+    control = start("")
+    assert control.returncode == 0 and control.stdout == "PAYLOAD RAN\n", control.stderr
+    done = start(module)
+    assert done.returncode == 125, done.stdout + done.stderr
+    assert "PAYLOAD" not in done.stdout and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("hardrun: "), done.stderr
+    assert module.rpartition(".")[2] in done.stderr and "reinstall" in done.stderr, done.stderr
+
+
 def test_start_up_path_imports_nothing_heavy(rootfs):
     """`hardrun run` is measured against crun: click, YAML, pyroute2, libseccomp's binding
     (once the filter is cached) and dataclasses/inspect/typing stay off its path."""

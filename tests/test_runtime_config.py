@@ -158,3 +158,20 @@ def test_values_are_checked_whichever_input_set_them(name, value, expected):
     assert resolve(RunSpec(command=("/bin/true",), **{name: good[name]}))   # control
     with pytest.raises(UsageError, match=f"^{name}: {expected}"):
         resolve(RunSpec(command=("/bin/true",), **{name: value}))
+
+
+def test_the_resolved_plan_is_frozen_and_the_launch_state_holds_what_the_start_learns():
+    """The parent and the hooks cannot change the plan after resolve(): what they learn
+    (filters, cgroup fds, a bridge's hosts file, fds 0-2) goes into a LaunchState."""
+    from hardrun.runtime.config import LaunchState
+    from hardrun.spec.record import FrozenInstanceError
+    plan = resolve(RunSpec(command=("/bin/true",)))
+    launch = LaunchState(plan)
+    launch.mounts = plan.mounts + ("the hosts file",)     # control: the launch state takes it
+    assert launch.mounts[-1] == "the hosts file"
+    for name, value in (("mounts", ()), ("seccomp", None), ("seccomp_filter", object())):
+        with pytest.raises(FrozenInstanceError):
+            setattr(plan, name, value)
+    assert plan.seccomp == "default" and not hasattr(plan, "seccomp_filter")
+    with pytest.raises(AttributeError):                    # slots: no attribute by mistake
+        launch.seccomp_profile = object()

@@ -1,4 +1,4 @@
-"""hardrun.runtime.sys over its C module: arguments reach the kernel as meant, failures
+"""hardrun.runtime.syscalls over its C module: arguments reach the kernel as meant, failures
 are one OSError naming the call, and an install without the module says what to do."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from hardrun.runtime import sys as k
+from hardrun.runtime import syscalls as k
 
 from .conftest import ROOT
 

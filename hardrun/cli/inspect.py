@@ -11,7 +11,7 @@ def inspect(pid, as_json):
     """Report how process PID (default: this one) is confined: the five capability sets,
     no_new_privs, seccomp mode, namespaces (compared with PID 1 and the caller) and id maps."""
     from ..errors import HardrunError
-    from ..runtime.inspect import format_text, inspect_process
+    from ..runtime.introspect import format_text, inspect_process
     if pid != "self" and not pid.isdigit():
         raise click.UsageError(f"PID must be a number, not {pid!r}")
     try:

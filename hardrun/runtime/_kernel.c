@@ -2,7 +2,7 @@
  * module lacks, without ctypes (whose import costs milliseconds on every `hardrun run`).
  *
  * The module stays generic on purpose: `syscall()` passes integers and buffers through,
- * and every structure is packed and checked in Python (hardrun/runtime/sys.py). The
+ * and every structure is packed and checked in Python (hardrun/runtime/syscalls.py). The
  * GIL is held across each call, as os.fork() holds it, so a clone() child continues
  * like a forked one.
  */
@@ -220,7 +220,7 @@ add_numbers(PyObject *module)
 
 static struct PyModuleDef kernel_module = {
     PyModuleDef_HEAD_INIT, "hardrun.runtime._kernel",
-    "System calls for the hardrun runtime (see hardrun/runtime/sys.py).", -1, kernel_methods,
+    "System calls for the hardrun runtime (see hardrun/runtime/syscalls.py).", -1, kernel_methods,
 };
 
 PyMODINIT_FUNC

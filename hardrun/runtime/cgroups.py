@@ -669,5 +669,5 @@ def mount_cgroup_view(target: str, layout: Layout | None = None, mount=None) -> 
 
 
 def _mount(source: str, target: str, fstype: str, flags: int, data: str) -> None:
-    from .sys import mount
+    from .syscalls import mount
     mount(source or None, target, fstype or None, flags, data or None)

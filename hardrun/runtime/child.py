@@ -4,6 +4,10 @@ Runs in the cloned child (new user, mount, pid, ipc, uts and net namespaces). Ev
 module it needs is imported before clone: after pivot_root or the user switch the
 interpreter's own files may be unreachable. Any failure is reported to the parent as
 (step, errno, what to do) over `error_fd` and the command never runs.
+
+Every system call goes through `k` (hardrun.runtime.syscalls) and every mount step through
+`fs` (hardrun.runtime.mounts), both handed to main() as objects: a test hands in recording
+fakes and checks the order of the steps without root (tests/test_child_order.py).
 """
 from __future__ import annotations
 
@@ -12,8 +16,7 @@ import gc
 import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
-from . import init, mounts, process, userns
-from . import sys as k
+from . import init, mounts, process, syscalls, userns
 
 
 class _Steps:
@@ -24,14 +27,15 @@ class _Steps:
         self.name = "start"
 
 
-def main(cfg, exec_plan, sync_fd: int, error_fd: int) -> None:
-    """Never returns: execs the command or exits with 125/126/127."""
+def main(cfg, launch, exec_plan, sync_fd: int, error_fd: int, k=syscalls, fs=mounts) -> None:
+    """Never returns: execs the command or exits with 125/126/127. `cfg` is the plan
+    (config.RuntimeConfig), `launch` what the parent learned starting it (LaunchState)."""
     # No cyclic garbage collection here: a finalizer of an object inherited from the parent
     # could close an fd number that is reused by then (the report pipe).
     gc.disable()
     steps = _Steps()
     try:
-        _run(cfg, exec_plan, sync_fd, error_fd, steps)
+        _run(cfg, launch, exec_plan, sync_fd, error_fd, steps, k, fs)
         failure = process.StepFailure("exec", 0, "execve returned")
     except process.StepFailure as error:
         failure = error
@@ -48,18 +52,18 @@ def main(cfg, exec_plan, sync_fd: int, error_fd: int) -> None:
         os._exit(failure.code)
 
 
-def _load_filters(cfg, steps: _Steps) -> None:
+def _load_filters(launch, steps: _Steps) -> None:
     """hardrun's memfd filter (where vm.memfd_noexec=2 cannot hold), then the profile's: a
     profile may refuse seccomp() itself."""
-    if cfg.memfd_filter is not None:
+    if launch.memfd_filter is not None:
         steps.name = "memfd filter"
-        cfg.memfd_filter.load()
-    if cfg.seccomp_filter is not None:
+        launch.memfd_filter.load()
+    if launch.seccomp_filter is not None:
         steps.name = "seccomp"
-        cfg.seccomp_filter.load()
+        launch.seccomp_filter.load()
 
 
-def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
+def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, fs) -> None:
     # Python's own handlers and ignored signals must not leak into the container.
     for signum in process.PYTHON_IGNORED + (signal.SIGINT,):
         signal.signal(signum, signal.SIG_DFL)
@@ -67,11 +71,11 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     # 1. Enter the container's cgroups before anything else (v1; on v2 clone did), then
     #    wait until the parent has written uid_map/gid_map: files we create and setuid
     #    need mapped ids.
-    if cfg.cgroup_join is not None:
+    if launch.cgroup_join is not None:
         steps.name = "join cgroup"
-        cfg.cgroup_join.enter()
+        launch.cgroup_join.enter()
     steps.name = "wait for id maps"
-    if os.read(sync_fd, 1) != b"1":
+    if k.read(sync_fd, 1) != b"1":
         os._exit(process.EXIT_SETUP)  # the parent is gone or gave up: nothing to report to
 
     # 1b. The kernel settings of our own namespaces (no exec of memfds, the user.max_*
@@ -82,35 +86,35 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     # 2. A new session: no controlling terminal, so TIOCSTI cannot inject into the caller's tty.
     #    Then fds 0-2 as planned (-i, -t: hardrun.runtime.stdio).
     steps.name = "setsid"
-    os.setsid()
-    if cfg.stdio is not None:
+    k.setsid()
+    if launch.stdio is not None:
         steps.name = "stdio"
-        cfg.stdio.apply()
+        launch.stdio.apply()
     steps.name = "parent death signal"
     k.set_parent_death_signal(signal.SIGKILL)
 
     # 3. The filesystem: private mounts, the new root, kernel filesystems, user mounts,
     #    pivot_root, then masked and read-only kernel paths.
-    _filesystem(cfg, steps)
+    _filesystem(cfg, launch.mounts, steps, k, fs)
 
     # 3a. With -t, a pty of the container's own devpts (only reachable in the new root)
     #     becomes its terminal; the parent gets the master.
-    if cfg.stdio is not None and cfg.stdio.console is not None:
+    if launch.stdio is not None and launch.stdio.console is not None:
         steps.name = "terminal"
-        cfg.stdio.open_terminal(cfg.user.uid)
+        launch.stdio.open_terminal(cfg.user.uid)
 
     # 3b. Wait until the parent has set our ulimits and wired our network: nothing may run
     #     unlimited. Then the cgroup namespace (rooted in the container's own cgroup, which
     #     we joined in step 1) and the read-only cgroup view.
     steps.name = "wait for ulimits and network"
-    if os.read(sync_fd, 1) != b"2":
+    if k.read(sync_fd, 1) != b"2":
         os._exit(process.EXIT_SETUP)
     if "cgroup" in cfg.namespaces:
         steps.name = "cgroup namespace"
         k.unshare(k.CLONE_NEWCGROUP)
-    if cfg.cgroup_view is not None:
+    if launch.cgroup_view is not None:
         steps.name = "mount /sys/fs/cgroup"
-        mount_view, layout = cfg.cgroup_view
+        mount_view, layout = launch.cgroup_view
         mount_view("/sys/fs/cgroup", layout)
 
     # 3c. In the read-only view of the host, nothing outside the container's own writable
@@ -131,7 +135,7 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     # Without no_new_privs an unprivileged process may not install a filter: load it
     # now, while CAP_SYS_ADMIN is held (the profile allows the remaining set-up calls).
     if not cfg.no_new_privileges:
-        _load_filters(cfg, steps)
+        _load_filters(launch, steps)
 
     # 4b. The user switch: bounding set first (dropping it needs CAP_SETPCAP), keep-caps so
     #     permitted survives setuid, then groups before gid before uid (each needs the next).
@@ -144,18 +148,18 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     user = cfg.user
     if cfg.id_maps is None or cfg.id_maps.setgroups:
         steps.name = "setgroups"
-        os.setgroups(list(user.groups))
+        k.setgroups(list(user.groups))
     steps.name = "setgid"
-    os.setresgid(user.gid, user.gid, user.gid)
+    k.setresgid(user.gid, user.gid, user.gid)
     steps.name = "setuid"
-    os.setresuid(user.uid, user.uid, user.uid)
+    k.setresuid(user.uid, user.uid, user.uid)
     # A credential change clears the parent-death signal: set it again, then make sure
     # the parent did not die in between (its end of the sync pipe would read EOF).
     steps.name = "parent death signal"
     k.set_parent_death_signal(signal.SIGKILL)
-    os.set_blocking(sync_fd, False)
+    k.set_blocking(sync_fd, False)
     try:
-        if os.read(sync_fd, 1) == b"":
+        if k.read(sync_fd, 1) == b"":
             os._exit(process.EXIT_SETUP)
     except BlockingIOError:
         pass
@@ -178,9 +182,9 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     # 6. Working directory, verified to be inside the new root (a leaked fd used as
     #    /proc/self/fd/N would land outside it, and getcwd would say so).
     steps.name = f"workdir {cfg.workdir}"
-    os.chdir(cfg.workdir)
+    k.chdir(cfg.workdir)
     try:
-        inside = os.getcwd().startswith("/")
+        inside = k.getcwd().startswith("/")
     except OSError:
         inside = False
     if not inside:
@@ -200,31 +204,32 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     if cfg.no_new_privileges:
         steps.name = "no_new_privs"
         k.set_no_new_privs()
-        _load_filters(cfg, steps)
+        _load_filters(launch, steps)
     if cfg.init:
         init.run(exec_plan, error_fd)
     process.reset_signals()
-    raise process.execute(exec_plan)
+    raise process.execute(exec_plan, k.execve)
 
 
-def _filesystem(cfg, steps: _Steps) -> None:
+def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
+    """`plans`: the user's mounts and the launch's (a bridge network's /etc/hosts)."""
     steps.name = "make mounts private"
-    mounts.make_private()  # no mount event propagates to or from the host
+    fs.make_private(k)  # no mount event propagates to or from the host
     steps.name = "open bind sources"
-    sources = mounts.open_sources(cfg.mounts)  # before anything can be mounted over them
+    sources = fs.open_sources(plans)  # before anything can be mounted over them
     steps.name = "prepare root"
-    new_root = mounts.prepare_root(cfg.rootfs)
-    root_fd = os.open(new_root, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    new_root = fs.prepare_root(cfg.rootfs)
+    root_fd = k.open_fd(new_root, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     in_image = cfg.rootfs is not None  # only an image may get missing mount points created
     if in_image:
         steps.name = "create mount points"
-        _create_mountpoints(root_fd, cfg.mounts)
+        _create_mountpoints(root_fd, plans, k, fs)
     if "user" in cfg.namespaces:
         # Become root of the user namespace: files created in our own tmpfs mounts need an
         # owner mapped there (the host uid we start with is not), and root keeps all caps.
         steps.name = "become namespace root"
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
+        k.setresgid(0, 0, 0)
+        k.setresuid(0, 0, 0)
     # No device node in the root (an image's, or a devtmpfs mounted somewhere in the host's
     # tree) may be opened: hardrun has no device cgroup, so the only usable devices are the
     # ones bound into /dev below. Read-only too unless --read-write. Before anything else
@@ -234,43 +239,43 @@ def _filesystem(cfg, steps: _Steps) -> None:
     # Fresh /proc and /sys while the old root (with the host's) is still attached:
     # the kernel only allows them in a user namespace when a full view is already visible.
     steps.name = "mount /proc"
-    mounts.mount_proc(root_fd, "pid" in cfg.namespaces, in_image)
+    fs.mount_proc(root_fd, "pid" in cfg.namespaces, in_image)
     steps.name = "mount /sys"
-    mounts.mount_sys(root_fd, "network" in cfg.namespaces, in_image)
+    fs.mount_sys(root_fd, "network" in cfg.namespaces, in_image)
     steps.name = "mount /dev"
     maps = cfg.id_maps
-    mounts.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid))
-    for plan in cfg.mounts:
+    fs.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid))
+    for plan in plans:
         steps.name = f"mount {plan.target}"
-        mounts.mount_user(root_fd, plan, sources.get(plan.target), in_image)
+        fs.mount_user(root_fd, plan, sources.get(plan.target), in_image)
     for fd in sources.values():
-        os.close(fd)
+        k.close(fd)
     steps.name = "pivot_root"
-    mounts.pivot(root_fd)
-    os.close(root_fd)
+    fs.pivot(root_fd, k)
+    k.close(root_fd)
     for path in cfg.masked_paths:
         steps.name = f"mask {path}"
-        mounts.mask(path)
+        fs.mask(path, k)
     for path in cfg.readonly_paths:
         steps.name = f"read-only {path}"
-        mounts.make_read_only(path)
+        fs.make_read_only(path, k)
 
 
-def _create_mountpoints(root_fd: int, plans) -> None:
+def _create_mountpoints(root_fd: int, plans, k, fs) -> None:
     """Missing mount points are created in the image before its root turns read-only;
     a mount nested in another user mount gets its mount point at mount time."""
     targets = [plan.target for plan in plans]
     fixed = [("/proc", True), ("/sys", True), ("/dev", True)]
     for path, is_dir in fixed:
-        os.close(mounts.mountpoint(root_fd, path, is_dir, True, k.RESOLVE_NO_SYMLINKS))
+        k.close(fs.mountpoint(root_fd, path, is_dir, True, k.RESOLVE_NO_SYMLINKS))
     for plan in plans:
         if any(plan.target.startswith(other + "/") for other in targets):
             continue
         is_dir = plan.kind != "bind" or plan.source_is_dir
         try:
-            os.close(mounts.mountpoint(root_fd, plan.target, is_dir, True))
+            k.close(fs.mountpoint(root_fd, plan.target, is_dir, True))
         except OSError as error:
-            raise mounts.MountError(f"mount {plan.target}", error,
+            raise fs.MountError(f"mount {plan.target}", error,
                                     "the destination cannot be created inside the container's root")
 
 

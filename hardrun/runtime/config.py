@@ -20,17 +20,61 @@ from ..errors import UsageError
 from ..spec.defaults import DEFAULT_PATH, MASKED_PATHS, NAMESPACES, READONLY_PATHS
 from . import caps as capabilities
 from . import userns
+from ..spec.record import dataclass
 from .mounts import MountPlan, plan_mounts
 
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from ..spec.run import RunSpec
 
+
+@dataclass(frozen=True)
 class RuntimeConfig:
-    """The finished plan for one container (plain attributes, cheap to build)."""
+    """The finished plan for one container: frozen once resolve() returns. What is only
+    learned while starting it (filters, cgroup fds, the hosts file, fds 0-2) is LaunchState."""
+    id: str
+    spec: RunSpec
+    args: tuple[str, ...]
+    env: tuple[str, ...]                 # NAME=value, Docker's order
+    rootfs: str | None                   # None: a read-only view of the host's root
+    read_only: bool
+    user: userns.User
+    caps: tuple[str, ...]                # the kept capability names
+    cap_mask: int
+    ambient: bool
+    no_new_privileges: bool
+    seccomp: str | None                  # None (unconfined), "default" or a profile path
+    memfd_by_seccomp: bool
+    namespaces: frozenset[str]           # the private ones
+    id_maps: userns.IdMaps | None
+    user_limits: tuple[tuple[str, int], ...]
+    hostname: str | None
+    network: str
+    mounts: tuple[MountPlan, ...]        # the user's mounts (LaunchState adds the hosts file)
+    write_beneath: tuple[str, ...]
+    masked_paths: tuple[str, ...]
+    readonly_paths: tuple[str, ...]
+    workdir: str
+    init: bool
+    tty: bool
+    interactive: bool
+    last_cap: int
 
-    def __init__(self, **values):
-        self.__dict__.update(values)
 
-    def __repr__(self) -> str:
-        return f"RuntimeConfig({self.__dict__!r})"
+class LaunchState:
+    """What the parent learns while starting the container from its plan, in order: the
+    seccomp and memfd filters, fds 0-2 (hardrun.runtime.stdio), then from the hooks the
+    cgroup to join, the read-only cgroup view and a bridge network's hosts file. The child
+    reads it as it reads the plan; nothing changes it after clone."""
+    __slots__ = ("seccomp_filter", "memfd_filter", "stdio", "cgroup_join", "cgroup_view", "mounts")
+
+    def __init__(self, plan: RuntimeConfig):
+        self.seccomp_filter = None   # seccomp.PreparedFilter of the profile, loaded last
+        self.memfd_filter = None     # hardrun's memfd filter where vm.memfd_noexec=2 cannot hold
+        self.stdio = None            # stdio.Stdio: opened before the hooks run
+        self.cgroup_join = None      # cgroups.CgroupJoin: how the child enters its cgroup
+        self.cgroup_view = None      # (mount function, layout) when it has its own cgroup
+        self.mounts = plan.mounts    # the plan's mounts, plus the hosts file of a bridge
 
 
 # RunSpec fields that resolve() and the parent apply (the others: hardrun.spec.PROVENANCE_FIELDS
@@ -128,13 +172,9 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
         ambient=user.uid != 0 and bool(kept),
         no_new_privileges=nnp,
         seccomp=_seccomp(spec),
-        seccomp_filter=None,
         # vm.memfd_noexec=2 cannot hold in the container's pid namespace: hardrun's memfd
-        # filter (prepared by the parent into memfd_filter) refuses executable memfds instead
+        # filter (prepared by the parent, LaunchState.memfd_filter) refuses executable memfds
         memfd_by_seccomp="pid" in namespaces and not userns.memfd_noexec_can_hold(),
-        memfd_filter=None,
-        cgroup_view=None,     # (mount function, layout) when the container has its own cgroup
-        cgroup_join=None,     # cgroups.CgroupJoin: how the child enters that cgroup
         namespaces=namespaces,
         id_maps=id_maps,
         # the container's share of the user.max_* limits (inotify, fanotify, namespaces)
@@ -149,7 +189,6 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
         init=bool(spec.init),
         tty=tty,
         interactive=interactive,
-        stdio=None,           # stdio.Stdio: the container's fds 0-2, opened before the hooks run
         last_cap=_last_cap(),
     )
 
@@ -266,11 +305,11 @@ def _thermal_throttle_paths() -> tuple[str, ...]:
 
 
 def _last_cap() -> int:
-    from .sys import last_cap
+    from .syscalls import last_cap
     return last_cap()
 
 
-__all__ = ["RuntimeConfig", "resolve", "MountPlan"]
+__all__ = ["RuntimeConfig", "LaunchState", "resolve", "MountPlan"]
 
 
 def _oci_resources(spec) -> dict:

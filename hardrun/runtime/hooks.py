@@ -3,8 +3,9 @@ ulimits, network and state). The parent calls each stage exactly once:
 
 - `prepare()`      before clone: clean up what killed hardrun processes left (a cheap
                    scan of the state root), validate, create the container's state record
-                   and cgroup, join a bridge (IPAM, hosts file, published ports); add what
-                   the child must mount (the hosts file, the read-only cgroup view);
+                   and cgroup, join a bridge (IPAM, hosts file, published ports); put into
+                   the launch state (config.LaunchState) the cgroup to join and what the
+                   child must mount (the hosts file, the read-only cgroup view);
 - `attach(pid)`    after clone, before the child is released: set its ulimits
                    (prlimit: no work in the child), give it its veth in its network
                    namespace (the child enters its cgroup by itself: cgroups.CgroupJoin);
@@ -33,19 +34,17 @@ class Hooks:
         self.cfg = cfg
         self.limits_mode = limits_mode
         self.warn = warn
+        self.launch = None
         self.state = None
         self.cgroup = None
         self.endpoint = None
 
-    def prepare(self) -> None:
+    def prepare(self, launch) -> None:
+        """`launch`: the config.LaunchState that receives the cgroup join and view and the
+        hosts file (the plan itself stays as resolved)."""
+        self.launch = launch
         spec = self.cfg.spec
-        try:
-            from . import cgroups, state
-        except ImportError:  # a build without the limits modules: only refuse asked-for limits
-            if _limits_requested(spec):
-                from ..errors import UsageError
-                raise UsageError("resource limits are not available in this build of hardrun") from None
-            return
+        from . import cgroups, state
         self._reap_stale()
         limits = cgroups.Limits.from_spec(spec)
         if spec.ulimits:
@@ -63,9 +62,9 @@ class Hooks:
                 self.cfg.id, limits, self.state, layout=layout,
                 strict=self.limits_mode == "strict", warn=self.warn)
             if self.cgroup.paths:
-                self.cfg.cgroup_join = self.cgroup.open_join()
+                launch.cgroup_join = self.cgroup.open_join()
                 if "cgroup" in self.cfg.namespaces:
-                    self.cfg.cgroup_view = (cgroups.mount_cgroup_view, layout)
+                    launch.cgroup_view = (cgroups.mount_cgroup_view, layout)
             if bridge:
                 self._join_bridge(spec)
         except BaseException:
@@ -78,7 +77,7 @@ class Hooks:
         if not any(plan.target == "/etc/hosts" for plan in self.cfg.mounts):   # the user's wins
             hosts = MountPlan("bind", "/etc/hosts", source=str(self.endpoint.hosts_file),
                               read_only=True, source_is_dir=False, recursive=False)
-            self.cfg.mounts = tuple(self.cfg.mounts) + (hosts,)
+            self.launch.mounts = self.cfg.mounts + (hosts,)
         for publish in self.endpoint.publishes:
             print(f"hardrun: published {publish}", file=sys.stderr, flush=True)
 
@@ -95,8 +94,9 @@ class Hooks:
 
     def finish(self, status: int | None) -> str | None:
         message = None
-        if self.cfg.cgroup_join is not None:   # the child's copies are its own
-            self.cfg.cgroup_join.close()
+        join = self.launch.cgroup_join if self.launch is not None else None
+        if join is not None:   # the child's copies are its own
+            join.close()
         if self.cgroup is not None and status is not None:
             from .process import exit_code
             report = self.cgroup.oom_report(exit_code(status))
@@ -128,7 +128,3 @@ class Hooks:
         for problem in problems:
             self.warn(f"{problem} (run `hardrun gc`)")
 
-
-def _limits_requested(spec) -> bool:
-    return any(value is not None for value in (spec.memory, spec.memory_swap, spec.pids_limit,
-                                               spec.cpus, spec.cpu_shares)) or bool(spec.ulimits)

@@ -12,7 +12,7 @@ import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
 from . import process
-from . import sys as k
+from . import syscalls as k
 
 
 def run(plan: process.ExecPlan, error_fd: int) -> None:

@@ -16,7 +16,7 @@ import stat
 
 from ..errors import UsageError
 from ..spec.defaults import DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE, DEV_TMPFS_DATA, DEVPTS_DATA, SHM_TMPFS_DATA
-from . import sys as k
+from . import syscalls as k
 
 BIND_ATTRS = k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV
 TMPFS_FLAGS = k.MS_NOSUID | k.MS_NODEV
@@ -203,17 +203,17 @@ def _fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
-def bind(source_fd: int, target_fd: int, attrs: int, recursive: bool = True) -> None:
+def bind(source_fd: int, target_fd: int, attrs: int, recursive: bool = True, k=k) -> None:
     """Attach a copy of the tree at `source_fd` on `target_fd` with `attrs` already set."""
     tree = k.open_tree(source_fd, recursive)
     try:
-        k.mount_setattr(tree, attrs, recursive=recursive)
+        k.mount_setattr(tree, attrs, recursive=recursive)   # while detached: never writable
         k.move_mount(tree, target_fd)
     finally:
-        os.close(tree)
+        k.close(tree)
 
 
-def make_private() -> None:
+def make_private(k=k) -> None:
     k.mount(None, "/", None, k.MS_REC | k.MS_PRIVATE)
 
 
@@ -350,15 +350,16 @@ def mount_user(root_fd: int, plan: MountPlan, source_fd: int | None, create: boo
         os.close(target)
 
 
-def pivot(root_fd: int) -> None:
-    """Enter the new root and detach the old one entirely."""
-    os.fchdir(root_fd)
+def pivot(root_fd: int, k=k) -> None:
+    """Enter the new root and detach the old one entirely (`k`: the system calls,
+    hardrun.runtime.syscalls or a test's fake)."""
+    k.fchdir(root_fd)
     k.pivot_root(".", ".")  # the old root ends up stacked on top of the new one
     k.umount2(".", k.MNT_DETACH)
-    os.chdir("/")
+    k.chdir("/")
 
 
-def mask(path: str) -> None:
+def mask(path: str, k=k) -> None:
     """Hide a kernel path: /dev/null over a file, an empty read-only tmpfs over a directory."""
     try:
         info = os.lstat(path)
@@ -370,12 +371,12 @@ def mask(path: str) -> None:
         k.mount("/dev/null", path, None, k.MS_BIND)
 
 
-def make_read_only(path: str) -> None:
+def make_read_only(path: str, k=k) -> None:
     try:
-        source = os.open(path, k.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        source = k.open_fd(path, k.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return
     try:
-        bind(source, source, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY)
+        bind(source, source, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY, k=k)
     finally:
-        os.close(source)
+        k.close(source)

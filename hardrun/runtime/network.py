@@ -47,7 +47,7 @@ from pathlib import Path
 
 from ..errors import HardrunError, UsageError
 from . import state as state_module
-from . import sys as k
+from . import syscalls as k
 
 DEFAULT_BRIDGE = "hardrun0"
 DEFAULT_SUBNET = "10.89.0.0/24"

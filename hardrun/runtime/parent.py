@@ -23,7 +23,8 @@ import _signal as signal  # the C module itself: `signal` adds an enum import (m
 import sys
 
 from . import child, jobcontrol, process, stdio
-from . import sys as k
+from .config import LaunchState
+from . import syscalls as k
 from .hooks import Hooks
 from .process import StepFailure
 
@@ -37,17 +38,22 @@ CLONE_FLAGS = {
 
 
 def run(cfg, hooks: Hooks | None = None) -> int:
-    """Start the container described by `cfg` (a resolved RuntimeConfig) and return its
-    exit status; set-up failures print one line and return 125/126/127."""
+    """Start the container described by `cfg` (a resolved RuntimeConfig, never changed
+    here: what the start learns goes into a LaunchState) and return its exit status;
+    set-up failures print one line and return 125/126/127."""
     from ..errors import HardrunError
     terminal = jobcontrol.CallerTerminal.save()   # whatever the container sets, put back below
     try:
-        return _launch(cfg, hooks or Hooks(cfg), terminal)
+        return _launch(cfg, LaunchState(cfg), hooks or Hooks(cfg), terminal)
     except StepFailure as failure:
         print(failure.line(), file=sys.stderr, flush=True)
         return failure.code
     except HardrunError as error:
         print(f"hardrun: {error}", file=sys.stderr, flush=True)
+        return process.EXIT_SETUP
+    except ImportError as error:  # a broken install: never run without the missing protection
+        print(f"hardrun: {error}: this install of hardrun is incomplete; reinstall it "
+              "(the container was not started)", file=sys.stderr, flush=True)
         return process.EXIT_SETUP
     except OSError as error:  # from a hook (state, cgroup, network): fail closed, no traceback
         where = f"{error.filename}: " if error.filename else ""
@@ -58,27 +64,27 @@ def run(cfg, hooks: Hooks | None = None) -> int:
         terminal.restore()
 
 
-def _launch(cfg, hooks: Hooks, terminal) -> int:
+def _launch(cfg, launch: LaunchState, hooks: Hooks, terminal) -> int:
     # The filter before the hooks: a profile that does not load fails before any state or
     # cgroup exists.
-    if cfg.seccomp is not None and cfg.seccomp_filter is None:
-        cfg.seccomp_filter = _seccomp_filter(cfg)
-    if cfg.memfd_by_seccomp and cfg.memfd_filter is None:
-        cfg.memfd_filter = _memfd_filter()
+    if cfg.seccomp is not None:
+        launch.seccomp_filter = _seccomp_filter(cfg)
+    if cfg.memfd_by_seccomp:
+        launch.memfd_filter = _memfd_filter()
     # The container's fds before the hooks too: a terminal it cannot be given is refused
     # before any state, cgroup or network exists.
-    cfg.stdio = stdio.plan(cfg.tty, cfg.interactive)
+    launch.stdio = stdio.plan(cfg.tty, cfg.interactive)
     status = None
     try:
         try:
-            hooks.prepare()
-            status, report = _start_and_wait(cfg, hooks, terminal)
+            hooks.prepare(launch)
+            status, report = _start_and_wait(cfg, launch, hooks, terminal)
         finally:
             message = hooks.finish(status)
             if message:
                 print(message, file=sys.stderr, flush=True)
     finally:
-        cfg.stdio.close()
+        launch.stdio.close()
     if report:
         failure = StepFailure.decode(report)
         print(failure.line(), file=sys.stderr, flush=True)
@@ -86,16 +92,17 @@ def _launch(cfg, hooks: Hooks, terminal) -> int:
     return process.exit_code(status)
 
 
-def _start_and_wait(cfg, hooks: Hooks, terminal) -> tuple[int, bytes]:
+def _start_and_wait(cfg, launch: LaunchState, hooks: Hooks, terminal) -> tuple[int, bytes]:
     exec_plan = process.ExecPlan(cfg.args, cfg.env)
     flags = 0
     for name in cfg.namespaces:
         flags |= CLONE_FLAGS.get(name, 0)
-    join = cfg.cgroup_join
-    return _clone_and_wait(cfg, hooks, terminal, exec_plan, flags, join)
+    return _clone_and_wait(cfg, launch, hooks, terminal, exec_plan, flags)
 
 
-def _clone_and_wait(cfg, hooks: Hooks, terminal, exec_plan, flags: int, join) -> tuple[int, bytes]:
+def _clone_and_wait(cfg, launch: LaunchState, hooks: Hooks, terminal, exec_plan,
+                    flags: int) -> tuple[int, bytes]:
+    join = launch.cgroup_join
     sync_read, sync_write = os.pipe()
     report_read, report_write = os.pipe()
     # Blocked until the child has reset its handlers and the parent knows whom to forward
@@ -107,14 +114,14 @@ def _clone_and_wait(cfg, hooks: Hooks, terminal, exec_plan, flags: int, join) ->
         signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
         for fd in (sync_read, sync_write, report_read, report_write):
             os.close(fd)
-        raise StepFailure("clone", error.errno, _clone_hint(error.errno, cfg)) from None
+        raise StepFailure("clone", error.errno, _clone_hint(error.errno, cfg, join)) from None
     if pid == 0:
         os.close(sync_write)
         os.close(report_read)
-        child.main(cfg, exec_plan, sync_read, report_write)  # never returns
+        child.main(cfg, launch, exec_plan, sync_read, report_write)  # never returns
     os.close(sync_read)
     os.close(report_write)
-    cfg.stdio.close_container_ends()
+    launch.stdio.close_container_ends()
     try:
         try:
             if cfg.id_maps is not None:
@@ -122,8 +129,8 @@ def _clone_and_wait(cfg, hooks: Hooks, terminal, exec_plan, flags: int, join) ->
                       "could not map the container's ids; check --userns-remap and /etc/subuid")
             os.write(sync_write, b"1")  # the child sets up its filesystem meanwhile
             hooks.attach(pid)           # it waits for "2" before anything can run
-            if cfg.stdio.console is not None:
-                cfg.stdio.receive_terminal()   # sized before anything can run
+            if launch.stdio.console is not None:
+                launch.stdio.receive_terminal()   # sized before anything can run
             try:
                 os.write(sync_write, b"2")
             except BrokenPipeError:
@@ -137,8 +144,8 @@ def _clone_and_wait(cfg, hooks: Hooks, terminal, exec_plan, flags: int, join) ->
         jobs = jobcontrol.JobControl(pid, hooks.freeze, terminal)
         _forward_signals(pid, jobs)
         try:
-            if cfg.stdio.relayed():
-                stdio.relay(cfg.stdio, terminal, pid)
+            if launch.stdio.relayed():
+                stdio.relay(launch.stdio, terminal, pid)
             report = _read_all(report_read)
             return _wait(pid), report
         finally:
@@ -193,12 +200,7 @@ def _wait(pid: int) -> int:
 def _seccomp_filter(cfg):
     """The compiled filter, ready to load in the child (integration point of
     hardrun.runtime.seccomp: compile in the parent, cached by profile hash)."""
-    try:
-        from . import seccomp
-    except ImportError:
-        raise StepFailure("seccomp", errno.ENOSYS,
-                          "this build has no seccomp support; pass --security-opt seccomp=unconfined "
-                          "to run without a filter") from None
+    from . import seccomp
     # Compiled for the kept capabilities (capability-gated syscalls), cached by hash: the
     # built-in profile's cache hit needs neither parsing nor libseccomp.
     if cfg.seccomp == "default":
@@ -214,18 +216,12 @@ def _seccomp_filter(cfg):
 def _memfd_filter():
     """hardrun's memfd filter, for a container whose pid namespace cannot get
     vm.memfd_noexec=2: without it the start fails (fail closed)."""
-    try:
-        from . import seccomp
-    except ImportError:
-        raise StepFailure("memfd filter", errno.ENOSYS,
-                          "vm.memfd_noexec=2 cannot be set for the container and this build has no "
-                          "seccomp support to refuse executable memfds instead: run hardrun as root, "
-                          "or set vm.memfd_noexec=2 on the host") from None
+    from . import seccomp
     return seccomp.prepare_filter(seccomp.memfd_filter())
 
 
-def _clone_hint(number: int, cfg) -> str:
-    if number == errno.ENOSYS and cfg.cgroup_join and cfg.cgroup_join.directory_fd is not None:
+def _clone_hint(number: int, cfg, join) -> str:
+    if number == errno.ENOSYS and join and join.directory_fd is not None:
         return ("starting in a cgroup v2 needs clone3 (Linux 5.7 or later); a seccomp filter "
                 "around hardrun may block it")
     if "user" not in cfg.namespaces:

@@ -85,13 +85,13 @@ class ExecPlan:
             self.search = [f"{directory or '.'}/{self.name}".encode() for directory in path.split(":")]
 
 
-def execute(plan: ExecPlan) -> StepFailure:
+def execute(plan: ExecPlan, execve=os.execve) -> StepFailure:
     """execve each candidate path in turn like execvp; only returns on failure, with the
     status a shell gives: 127 when nothing was found, 126 when found but not runnable."""
     denied = None
     for candidate in plan.search:
         try:
-            os.execve(candidate, plan.argv, plan.env)
+            execve(candidate, plan.argv, plan.env)
         except OSError as error:
             if error.errno in (errno.ENOENT, errno.ENOTDIR):
                 continue

@@ -23,7 +23,7 @@ from .seccomp_cache import sha256
 # a filter must be built: a cache hit needs just the cache and the facts in its key.
 from .seccomp_platform import (ARCHITECTURES, kernel_version, libseccomp_version, native_arch,
                                normalized_capabilities)
-from .sys import _kernel
+from .syscalls import _kernel
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ def load_filter(bpf: bytes, flags: int | None = None) -> None:
 
 def set_no_new_privs() -> None:
     """prctl(PR_SET_NO_NEW_PRIVS, 1): required before an unprivileged filter load."""
-    from .sys import set_no_new_privs as set_flag
+    from .syscalls import set_no_new_privs as set_flag
     set_flag()
 
 
@@ -213,7 +213,7 @@ class SeccompStatus:
 
 def seccomp_mode_of(pid: int | str = "self") -> SeccompStatus:
     """The seccomp state of a process, from /proc/PID/status (for `hardrun inspect`)."""
-    from .inspect import SECCOMP_MODES, read_status
+    from .introspect import SECCOMP_MODES, read_status
     fields = read_status(pid)
     mode = SECCOMP_MODES.get(fields.get("Seccomp", ""))
     if mode is None:

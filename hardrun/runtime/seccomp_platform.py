@@ -68,7 +68,7 @@ def libseccomp_version() -> str:
     """The system libseccomp's version ("2.5.4"), read once per process (without ctypes:
     this is on the start-up path of every container)."""
     if not _libseccomp_version:
-        from .sys import _kernel
+        from .syscalls import _kernel
         version = _kernel.libseccomp_version()
         if version is None:
             raise UsageError("seccomp: libseccomp is not installed", hint="install the libseccomp2 package")

@@ -42,7 +42,7 @@ class IdMaps:
 # -- users and groups -----------------------------------------------------------------
 
 def _read_in_root(root_fd: int, path: str) -> list[list[str]]:
-    from .sys import O_PATH, RESOLVE_IN_ROOT, openat2
+    from .syscalls import O_PATH, RESOLVE_IN_ROOT, openat2
     try:
         # O_PATH first: opening a FIFO or device node planted by the image would block
         # or act on the host (this runs as the caller, in the host's namespaces).

@@ -1,0 +1,217 @@
+"""The order of the container's set-up steps (hardrun.runtime.child), without root.
+
+child.main is handed recording fakes of the system calls (hardrun.runtime.syscalls) and of
+the mount steps (hardrun.runtime.mounts), the way youki tests its init: each call is
+recorded, nothing reaches the kernel, and the fake execve sends the record back. What the
+steps do against the real kernel is the escape battery's (root).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from hardrun.runtime import child, mounts, process, syscalls
+from hardrun.runtime.config import LaunchState, resolve
+from hardrun.spec.record import replace
+from hardrun.spec.run import Mount, RunSpec
+
+FAKE_FD = 1000
+
+
+class Recorder:
+    """Any call made through it is appended to `calls` as [name, *args]; upper-case names
+    (constants) and MountError come from the real module; `results` answers some calls."""
+
+    def __init__(self, calls: list, real, prefix: str = "", **results):
+        self._calls, self._real, self._prefix, self._results = calls, real, prefix, results
+
+    def __getattr__(self, name):
+        if name.isupper() or name == "MountError":
+            return getattr(self._real, name)
+
+        def call(*args, **_):
+            self._calls.append([self._prefix + name, *[_plain(a) for a in args if _plain(a) != ...]])
+            answer = self._results.get(name)
+            return answer(*args) if callable(answer) else answer
+        return call
+
+
+def _plain(value):
+    """An argument as the record keeps it (JSON), or ... for an object left out."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return value if isinstance(value, (int, str)) or value is None else ...
+
+
+class Step:
+    """A launch-state object (filter, cgroup join, stdio) whose method records its name."""
+
+    def __init__(self, calls: list, name: str):
+        self._calls, self._name, self.console = calls, name, None
+
+    def __getattr__(self, method):
+        return lambda *args: self._calls.append([f"{self._name}.{method}"])
+
+
+def _kernel(calls: list, report_fd: int) -> Recorder:
+    answers = iter([b"1", b"2"])       # the parent's two releases, then nothing yet
+    held = {}
+
+    def read(_fd, _size):
+        try:
+            return next(answers)
+        except StopIteration:
+            raise BlockingIOError from None
+
+    def execve(*_):
+        os.write(report_fd, json.dumps(calls).encode())
+        os._exit(0)
+
+    return Recorder(calls, syscalls, read=read, execve=execve, open_fd=FAKE_FD, getcwd="/",
+                    capset=lambda *sets: held.update(sets=sets), capget=lambda *_: held.get("sets"))
+
+
+def record_setup(plan, launch) -> list:
+    """Run child.main in a forked process against the fakes: the calls it made, in order,
+    and the number of the report fd it was given."""
+    records_read, records_write = os.pipe()
+    error_read, error_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(records_read)
+            os.close(error_read)
+            calls: list = []
+            launch.cgroup_join, launch.stdio = Step(calls, "cgroup"), Step(calls, "stdio")
+            launch.memfd_filter, launch.seccomp_filter = Step(calls, "memfd"), Step(calls, "seccomp")
+            launch.cgroup_view = (lambda *args: calls.append(["mount cgroup view"]), None)
+            fs = Recorder(calls, mounts, "fs.", open_sources={}, prepare_root="/new-root",
+                          mountpoint=FAKE_FD + 1)
+            child.main(plan, launch, process.ExecPlan(plan.args, plan.env), 99, error_write,
+                       k=_kernel(calls, records_write), fs=fs)
+        finally:
+            os._exit(99)
+    os.close(records_write)
+    os.close(error_write)
+    records, error = _read_all(records_read), _read_all(error_read)
+    os.waitpid(pid, 0)
+    assert records, process.StepFailure.decode(error).line()
+    return [tuple(call) for call in json.loads(records)], error_write
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _plan(**changes):
+    spec = RunSpec(command=("/bin/true",), user="1000:1000", cap_add=("NET_RAW",),
+                   mounts=(Mount(type="tmpfs", target="/data"),), **changes)
+    # nothing of the host's own settings may be written by a test: the kernel settings step
+    # (vm.memfd_noexec, user.max_*) stays out of this run
+    return replace(resolve(spec), memfd_by_seccomp=True, user_limits=())
+
+
+def first(calls, name: str, *args) -> int:
+    return next(i for i, call in enumerate(calls) if call[0] == name and call[1:1 + len(args)] == args)
+
+
+def every(calls, name: str) -> list[int]:
+    return [i for i, call in enumerate(calls) if call[0].startswith(name)]
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    plan = _plan()
+    calls, error_fd = record_setup(plan, LaunchState(plan))
+    return plan, calls, error_fd
+
+
+def test_the_cgroup_is_joined_first_and_the_id_maps_are_awaited_before_any_id_change(recorded):
+    plan, calls, _ = recorded
+    assert calls[0] == ("cgroup.enter",)
+    wait_for_maps = first(calls, "read")
+    assert wait_for_maps < min(every(calls, "setres") + every(calls, "fs.") + every(calls, "setsid"))
+
+
+def test_every_mount_is_made_before_pivot_root_and_the_kernel_paths_hidden_after(recorded):
+    plan, calls, _ = recorded
+    pivot = first(calls, "fs.pivot")
+    assert first(calls, "fs.make_private") < first(calls, "fs.prepare_root") < pivot
+    mounted = [i for name in ("fs.mount_proc", "fs.mount_sys", "fs.mount_dev", "fs.mount_user")
+               for i in every(calls, name)]
+    assert len(mounted) == 3 + len(plan.mounts) and max(mounted) < pivot
+    hidden = every(calls, "fs.mask") + every(calls, "fs.make_read_only")
+    assert len(hidden) == len(plan.masked_paths) + len(plan.readonly_paths) > 0
+    assert min(hidden) > pivot
+    assert first(calls, "chdir", plan.workdir) > pivot
+
+
+def test_the_user_switch_comes_after_the_bounding_set_and_before_the_final_capabilities(recorded):
+    plan, calls, _ = recorded
+    switch = first(calls, "setresuid", 1000)     # the first change to the user's ids
+    dropped = every(calls, "drop_bounding")
+    assert [calls[i][1] for i in dropped] == [cap for cap in range(plan.last_cap + 1)
+                                               if not plan.cap_mask >> cap & 1]
+    assert max(dropped) < first(calls, "set_keep_caps", True) < first(calls, "setgroups")
+    assert first(calls, "setgroups") < first(calls, "setresgid", 1000) < switch
+    assert switch < first(calls, "capset") < first(calls, "set_keep_caps", False)
+    assert first(calls, "read") < every(calls, "read")[1] < min(dropped)   # ulimits and network set
+
+
+def test_fds_are_closed_then_no_new_privs_then_the_filters_last_before_execve(recorded):
+    plan, calls, error_fd = recorded
+    closed = [calls[i][1:] for i in every(calls, "close_range")]
+    assert closed == [(3, error_fd - 1), (error_fd + 1,)]
+    assert max(every(calls, "close_range")) < first(calls, "set_no_new_privs")
+    assert first(calls, "set_no_new_privs") < first(calls, "memfd.load") < first(calls, "seccomp.load")
+    assert first(calls, "landlock_allow_only_beneath") < first(calls, "memfd.load")
+    assert first(calls, "mount cgroup view") < first(calls, "landlock_allow_only_beneath")
+    assert calls[-2:] == [("seccomp.load",), ("execve", "/bin/true")]
+
+
+def test_without_no_new_privs_the_filters_load_while_capabilities_are_held():
+    plan = _plan(no_new_privileges=False)
+    calls, _ = record_setup(plan, LaunchState(plan))
+    assert not every(calls, "set_no_new_privs")
+    assert first(calls, "seccomp.load") < first(calls, "drop_bounding") < first(calls, "setresuid", 1000)
+    assert calls[-1] == ("execve", "/bin/true")
+
+
+def test_pivot_enters_the_new_root_then_detaches_the_old_one():
+    calls: list = []
+    mounts.pivot(7, Recorder(calls, syscalls))
+    assert [tuple(call) for call in calls] == [("fchdir", 7), ("pivot_root", ".", "."),
+                                               ("umount2", ".", syscalls.MNT_DETACH), ("chdir", "/")]
+
+
+def test_masking_puts_dev_null_over_a_file_and_an_empty_read_only_tmpfs_over_a_directory(tmp_path):
+    calls: list = []
+    kernel = Recorder(calls, syscalls)
+    (tmp_path / "file").write_text("")
+    for name in ("file", "dir", "missing"):
+        if name == "dir":
+            (tmp_path / name).mkdir()
+        mounts.mask(str(tmp_path / name), kernel)
+    assert [tuple(call) for call in calls] == [
+        ("mount", "/dev/null", str(tmp_path / "file"), None, syscalls.MS_BIND),
+        ("mount", "tmpfs", str(tmp_path / "dir"), "tmpfs", mounts.KERNEL_FS_FLAGS | syscalls.MS_RDONLY,
+         "size=0,mode=0")]
+
+
+def test_a_read_only_path_gets_its_attributes_before_it_is_attached(tmp_path):
+    """The copy of the tree is made read-only while detached, then moved over the path: it
+    is never attached writable."""
+    calls: list = []
+    tree = FAKE_FD + 1
+    mounts.make_read_only(str(tmp_path), Recorder(calls, syscalls, open_fd=FAKE_FD, open_tree=tree))
+    attrs = mounts.BIND_ATTRS | syscalls.MOUNT_ATTR_NOEXEC | syscalls.MOUNT_ATTR_RDONLY
+    assert [tuple(call) for call in calls] == [
+        ("open_fd", str(tmp_path), syscalls.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC),
+        ("open_tree", FAKE_FD, True), ("mount_setattr", tree, attrs), ("move_mount", tree, FAKE_FD),
+        ("close", tree), ("close", FAKE_FD)]
