@@ -17,6 +17,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from .errors import HardrunError, ParseError, UsageError
 
@@ -24,6 +26,9 @@ MAX_FILE_BYTES = 8 * 1024 * 1024   # no Dockerfile, manifest, policy or profile 
 _MiB = 1024 * 1024
 _O_PATH = getattr(os, "O_PATH", 0)
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+# The real path of the tree being audited, while its file is parsed: a file that one
+# names (compose `extends.file`) is read only from inside it.
+_AUDITED_ROOT: ContextVar[str | None] = ContextVar("audited_root", default=None)
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
@@ -77,6 +82,27 @@ def decode(data: bytes) -> str:
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise ParseError(f"invalid UTF-8 (byte 0x{data[error.start]:02x})", line=line) from None
+
+
+def within(path: str, real_root: str) -> bool:
+    """True when `path`, symlinks resolved, is `real_root` (a real path) or below it."""
+    return os.path.commonpath((real_root, os.path.realpath(path))) == real_root
+
+
+@contextmanager
+def audited_root(real_root: str | None):
+    """While active, `outside_audited_root` judges paths against `real_root`."""
+    token = _AUDITED_ROOT.set(real_root)
+    try:
+        yield
+    finally:
+        _AUDITED_ROOT.reset(token)
+
+
+def outside_audited_root(path: str) -> bool:
+    """True when an audit is confined to a root and `path` leads out of it."""
+    root = _AUDITED_ROOT.get()
+    return root is not None and not within(path, root)
 
 
 def write_text(path: str, text: str) -> None:
