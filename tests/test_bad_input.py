@@ -291,12 +291,13 @@ def test_dockerignore_out_of_the_audited_tree_is_not_read(hardrun, tmp_path):
 
 # -- a parser that runs out of stack or memory, or fails unexpectedly, loses only its file --------------------
 
-@pytest.mark.parametrize("exhausted, message", [
-    (RecursionError, "nested too deeply to audit (a parser's recursion limit was reached)"),
-    (MemoryError, "too large to audit (out of memory)"),
-    (lambda: KeyError("spec"),
+@pytest.mark.parametrize("exhausted, raised, message", [
+    (RecursionError, RecursionError,
+     "nested too deeply to audit (a parser's recursion limit was reached)"),
+    (MemoryError, MemoryError, "too large to audit (out of memory)"),
+    (lambda: KeyError("spec"), KeyError,
      "internal error while auditing this file (KeyError: 'spec'); please report it")])
-def test_parser_exhaustion_is_the_files_error(monkeypatch, tmp_path, exhausted, message):
+def test_parser_exhaustion_is_the_files_error(monkeypatch, tmp_path, exhausted, raised, message):
     from hardrun import frontends
     from hardrun.audit.engine import audit
     (tmp_path / "Dockerfile").write_text(ROOT_DOCKERFILE)
@@ -308,9 +309,10 @@ def test_parser_exhaustion_is_the_files_error(monkeypatch, tmp_path, exhausted, 
             raise exhausted()
         return real_parse(kind, text, path)
     monkeypatch.setattr(frontends, "parse", parse)
-    # control: the parser itself raises
-    with pytest.raises(Exception):
+    # control: the parser itself raises exactly that
+    with pytest.raises(raised) as caught:
         frontends.parse("compose", "", "compose.yaml")
+    assert type(caught.value) is raised
     report = audit([str(tmp_path)])
     assert [(e.path, e.message) for e in report.errors] == [(str(tmp_path / "compose.yaml"), message)]
     assert any(f.path.endswith("Dockerfile") for f in report.findings)
