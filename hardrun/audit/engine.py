@@ -135,7 +135,7 @@ def _audit_one(path: str, explicit: bool, root: str, options: AuditOptions, repo
             return   # e.g. a shell script without any docker run line
         report.files.append(AuditedFile(shown, kind))
         report.findings.extend(audit_text(text, kind, shown, options, source_path=path,
-                                               root=root))
+                                          root=root))
     except HardrunError as error:
         report.errors.append(FileError(shown, error.located()))
     except Exception as error:   # a parser's bug (or exhaustion) loses its file, never the run
