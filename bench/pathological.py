@@ -1,6 +1,6 @@
 """Audit pathological inputs of the size cap under a time budget.
 
-    .venv/bin/python bench/pathological.py [--budget 30] [--only NAME]
+    .venv/bin/python bench/pathological.py [--budget 60] [--only NAME]
 
 Not a test (it times things). Each input is one file just under the 8 MiB cap, built
 to drive one parser or pattern into its worst case: a parser-directive line of blanks,
@@ -56,6 +56,8 @@ def inputs() -> dict[str, tuple[str, str]]:
         "substitution backticks": ("Dockerfile", "FROM alpine:3.20\nRUN sh -c " + _fill("`") + "\n"),
         "compose nested defaults": ("compose.yaml", "services:\n  web:\n    image: \"" +
                                     _fill("${A:-") + "\"\n"),
+        "compose unclosed nesting": ("compose.yaml", "services:\n  web:\n    image: \"" +
+                                     _fill("${") + "}\"\n"),
         "compose url value": ("compose.yaml", "services:\n  web:\n    image: alpine:3.20\n"
                               "    environment:\n      U: \"" + dots + " ://@\"\n"),
         "compose flow nesting": ("compose.yaml", "services:\n  web:\n    labels: " + _fill("[") + "\n"),

@@ -9,14 +9,16 @@ opened for reading, through that same descriptor.
 Writes (`-o FILE`) go to a fresh temporary file beside the target that is then renamed
 over it: a symlink, FIFO or device already under the target's name is refused, and a
 hard link (or a symlink swapped in after that check) loses the name instead of being
-written through. The directories of a relative output path are walked without following
-symlinks.
+written through. The directories of an output path below the current directory (relative,
+or absolute) are walked without following symlinks.
 """
 from __future__ import annotations
 
 import errno
 import os
 import stat
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from .errors import HardrunError, ParseError, UsageError
 
@@ -24,6 +26,9 @@ MAX_FILE_BYTES = 8 * 1024 * 1024   # no Dockerfile, manifest, policy or profile 
 _MiB = 1024 * 1024
 _O_PATH = getattr(os, "O_PATH", 0)
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+# The real path of the tree being audited, while its file is parsed: a file that one
+# names (compose `extends.file`) is read only from inside it.
+_AUDITED_ROOT: ContextVar[str | None] = ContextVar("audited_root", default=None)
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
@@ -79,6 +84,27 @@ def decode(data: bytes) -> str:
         raise ParseError(f"invalid UTF-8 (byte 0x{data[error.start]:02x})", line=line) from None
 
 
+def within(path: str, real_root: str) -> bool:
+    """True when `path`, symlinks resolved, is `real_root` (a real path) or below it."""
+    return os.path.commonpath((real_root, os.path.realpath(path))) == real_root
+
+
+@contextmanager
+def audited_root(real_root: str | None):
+    """While active, `outside_audited_root` judges paths against `real_root`."""
+    token = _AUDITED_ROOT.set(real_root)
+    try:
+        yield
+    finally:
+        _AUDITED_ROOT.reset(token)
+
+
+def outside_audited_root(path: str) -> bool:
+    """True when an audit is confined to a root and `path` leads out of it."""
+    root = _AUDITED_ROOT.get()
+    return root is not None and not within(path, root)
+
+
 def write_text(path: str, text: str) -> None:
     """Write `text` to `path` as a new file renamed over the old name (UsageError if not)."""
     directory, base = os.path.split(path)
@@ -114,21 +140,48 @@ def _write_in(where: int, base: str, path: str, text: str) -> None:
 
 
 def _open_directory(directory: str) -> int:
-    """A descriptor of the directory an output file goes to. A relative path is walked
-    one component at a time without following symlinks: it lies in the tree being
-    audited, where a planted `reports -> /etc` must not redirect `-o reports/x`. An
-    absolute path is the caller's own choice and is opened as given."""
+    """A descriptor of the directory an output file goes to. A path below the current
+    directory, relative or absolute (CI passes `$PWD/reports/x`), is walked one component
+    at a time without following symlinks: it lies in the tree being audited, where a
+    planted `reports -> /etc` must not redirect `-o reports/x`. An absolute path elsewhere
+    is the caller's own choice and is opened as given."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-    if os.path.isabs(directory):
+    below = _below_current_directory(directory)
+    if below is None:
         return os.open(directory, flags)
     where = os.open(".", flags)
-    for part in (part for part in directory.split("/") if part and part != "."):
+    for part in (part for part in below.split("/") if part and part != "."):
         try:
             inner = os.open(part, flags | os.O_NOFOLLOW, dir_fd=where)
         finally:
             os.close(where)
         where = inner
     return where
+
+
+def _below_current_directory(directory: str) -> str | None:
+    """`directory` relative to the current directory when it lies below it, compared as
+    written (normalised, symlinks not resolved); None for an absolute path elsewhere."""
+    if not os.path.isabs(directory):
+        return directory
+    for current in _current_directory_names():
+        relative = os.path.relpath(os.path.normpath(directory), current)
+        if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
+            return relative
+    return None
+
+
+def _current_directory_names() -> list[str]:
+    """The current directory resolved, and as the shell names it ($PWD) if that differs."""
+    names = [os.getcwd()]
+    shell_name = os.environ.get("PWD")
+    if shell_name and os.path.isabs(shell_name) and shell_name != names[0]:
+        try:
+            if os.path.samefile(shell_name, os.curdir):
+                names.append(os.path.normpath(shell_name))
+        except OSError:
+            pass
+    return names
 
 
 def _why(error: OSError, directory: str) -> str:
@@ -139,7 +192,8 @@ def _why(error: OSError, directory: str) -> str:
 
 def _is_link_on_the_way(directory: str) -> bool:
     parts = [part for part in directory.split("/") if part and part != "."]
-    return any(os.path.islink(os.path.join(*parts[:end])) for end in range(1, len(parts) + 1))
+    start = os.sep if os.path.isabs(directory) else ""
+    return any(os.path.islink(os.path.join(start, *parts[:end])) for end in range(1, len(parts) + 1))
 
 
 def _open_regular(path: str) -> int:

@@ -254,9 +254,35 @@ def test_output_through_a_directory_symlink_planted_in_the_repository_is_refused
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "reports leads through a symbolic link" in result.stderr
     assert list(victim_dir.iterdir()) == []
+    # the same path written absolute, as CI passes it ($PWD/reports/…): refused too
+    result = hardrun(*_command(name, str(project / "reports" / "hardrun.sarif")), cwd=project)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"{project / 'reports'} leads through a symbolic link" in result.stderr
+    assert list(victim_dir.iterdir()) == []
     # the real directory named by its absolute path is the caller's own choice: written
     result = hardrun(*_command(name, str(victim_dir / "hardrun.sarif")), cwd=project)
     assert "Traceback" not in result.stderr and (victim_dir / "hardrun.sarif").is_file()
+
+
+def test_absolute_output_below_the_current_directory_as_the_shell_names_it(
+        hardrun, project, tmp_path_factory):
+    """$PWD may name the current directory through a symlink (/home -> /data/home): an
+    absolute output path under that name is below the current directory too."""
+    victim_dir = tmp_path_factory.mktemp("victim")
+    (project / "reports").symlink_to(victim_dir)
+    alias = tmp_path_factory.mktemp("alias") / "checkout"
+    alias.symlink_to(project)
+    out = str(alias / "reports" / "hardrun.sarif")
+    # control: under the resolved name alone, the path does not look below the current
+    # directory, and a plain open follows the planted link
+    assert os.path.relpath(out, os.path.realpath(project)).startswith("..")
+    with open(alias / "reports" / "probe", "w") as stream:
+        stream.write("x")
+    (victim_dir / "probe").unlink()
+    result = hardrun(*_command("audit -o", out), cwd=alias, env={"PWD": str(alias)})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "leads through a symbolic link" in result.stderr
+    assert list(victim_dir.iterdir()) == []
 
 
 @pytest.mark.parametrize("name", OUTPUT_COMMANDS)

@@ -204,14 +204,100 @@ def test_symlink_out_of_the_tree_is_not_followed_nor_quoted(hardrun, tmp_path):
     assert {f["path"] for f in document["files"]} == {"Containerfile", "sub/real.Dockerfile"}
 
 
+def _extending(base_file):
+    return f"services:\n  web:\n    extends:\n      file: {base_file}\n      service: base\n"
+
+
+TOKEN_BASE = 'services:\n  base:\n    image: "TOKEN-abc123"\n    privileged: true\n'
+
+
+def test_compose_extends_out_of_the_audited_tree_is_not_read(hardrun, tmp_path):
+    from hardrun.audit.engine import AuditOptions, audit_text
+    (tmp_path / "token.yaml").write_text(TOKEN_BASE)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "inside.yaml").write_text(TOKEN_BASE.replace("TOKEN-abc123", "alpine:3.20"))
+    (repo / "compose.yaml").write_text(_extending(tmp_path / "token.yaml"))
+    (repo / "docker-compose.yml").write_text(_extending("inside.yaml"))
+    os.symlink("../token.yaml", repo / "linked.yaml")
+    (repo / "compose.override.yaml").write_text(_extending("linked.yaml"))
+    # control: without a root to stay in, the outside file is read and quoted in findings
+    unconfined = audit_text(_extending(tmp_path / "token.yaml"), "compose", "compose.yaml",
+                            AuditOptions())
+    assert any("TOKEN-abc123" in (f.message or "") for f in unconfined)
+    for audited in (["."], ["compose.yaml", "compose.override.yaml", "docker-compose.yml"]):
+        result = hardrun("audit", "-f", "json", *audited, cwd=repo)
+        assert result.returncode == 2 and "TOKEN" not in result.stdout + result.stderr
+        document = json.loads(result.stdout)
+        assert sorted((e["path"], e["message"]) for e in document["errors"]) == [
+            ("compose.override.yaml", "line 3: `extends` names linked.yaml, which is outside "
+             "the audited directory: not followed"),
+            ("compose.yaml", f"line 3: `extends` names {tmp_path / 'token.yaml'}, which is "
+             "outside the audited directory: not followed")]
+        # control: an extends inside the tree is still followed (its privileged: true counts)
+        assert any(f["path"] == "docker-compose.yml" and f["practice"] == "privileged"
+                   for f in document["findings"]), document["findings"]
+
+
+def test_named_compose_file_extends_within_the_current_directory(hardrun, tmp_path):
+    (tmp_path / "token.yaml").write_text(TOKEN_BASE)
+    repo = tmp_path / "repo"
+    (repo / "svc").mkdir(parents=True)
+    (repo / "common.yaml").write_text(TOKEN_BASE.replace("TOKEN-abc123", "alpine:3.20"))
+    (repo / "svc" / "compose.yaml").write_text(_extending("../common.yaml"))
+    (repo / "svc" / "up.yaml").write_text(_extending("../../token.yaml"))
+    code, document = _errors(hardrun, repo, "svc/compose.yaml", "svc/up.yaml")
+    assert code == 2 and [e["path"] for e in document["errors"]] == ["svc/up.yaml"]
+    assert "outside the audited directory" in document["errors"][0]["message"]
+    # control: named from the parent directory, the same file may read token.yaml
+    code, document = _errors(hardrun, tmp_path, "repo/svc/up.yaml")
+    assert not document["errors"] and "TOKEN-abc123" in json.dumps(document["findings"])
+
+
+def test_error_in_an_extended_file_names_that_file_not_its_content(hardrun, tmp_path):
+    from hardrun.errors import ParseError
+    from hardrun.frontends.compose import parse_compose
+    bad = "services:\n  base:\n    image: alpine:3.20\n    labels: {a: SECRET-VALUE\n"
+    (tmp_path / "base.yaml").write_text(bad)
+    (tmp_path / "compose.yaml").write_text(_extending("base.yaml"))
+    with pytest.raises(ParseError) as direct:     # control: the position is in base.yaml
+        parse_compose(bad, "base.yaml")
+    code, document = _errors(hardrun, tmp_path, "compose.yaml")
+    assert code == 2 and "SECRET" not in json.dumps(document)
+    assert document["errors"] == [{"path": "compose.yaml", "message": (
+        f"line 3: base.yaml, named by `extends`, has an error at line {direct.value.line}, "
+        f"column {direct.value.column} (not shown)")}]
+
+
+def test_dockerignore_out_of_the_audited_tree_is_not_read(hardrun, tmp_path):
+    from hardrun.audit.engine import _dockerignore
+    (tmp_path / "outside-ignore").write_text("secret-pattern\n")
+    repo = tmp_path / "repo"
+    (repo / "sub").mkdir(parents=True)
+    (repo / "Dockerfile").write_text(ROOT_DOCKERFILE)
+    os.symlink("../outside-ignore", repo / ".dockerignore")
+    (repo / "sub" / "Dockerfile").write_text(ROOT_DOCKERFILE)
+    (repo / "sub" / "ignore").write_text(".git\n")
+    os.symlink("ignore", repo / "sub" / ".dockerignore")        # inside the tree: followed
+    # control: without a root, the outside file's patterns are read
+    assert _dockerignore(str(repo / "Dockerfile"), None) == ("secret-pattern",)
+    for audited in (["."], ["Dockerfile", "sub/Dockerfile"]):
+        code, document = _errors(hardrun, repo, *audited)
+        assert code == 2 and "secret" not in json.dumps(document)
+        assert document["errors"] == [{"path": "Dockerfile", "message": (
+            ".dockerignore leads outside the audited directory: not followed")}]
+        assert any(f["path"] == "sub/Dockerfile" for f in document["findings"])
+
+
 # -- a parser that runs out of stack or memory, or fails unexpectedly, loses only its file --------------------
 
-@pytest.mark.parametrize("exhausted, message", [
-    (RecursionError, "nested too deeply to audit (a parser's recursion limit was reached)"),
-    (MemoryError, "too large to audit (out of memory)"),
-    (lambda: KeyError("spec"),
+@pytest.mark.parametrize("exhausted, raised, message", [
+    (RecursionError, RecursionError,
+     "nested too deeply to audit (a parser's recursion limit was reached)"),
+    (MemoryError, MemoryError, "too large to audit (out of memory)"),
+    (lambda: KeyError("spec"), KeyError,
      "internal error while auditing this file (KeyError: 'spec'); please report it")])
-def test_parser_exhaustion_is_the_files_error(monkeypatch, tmp_path, exhausted, message):
+def test_parser_exhaustion_is_the_files_error(monkeypatch, tmp_path, exhausted, raised, message):
     from hardrun import frontends
     from hardrun.audit.engine import audit
     (tmp_path / "Dockerfile").write_text(ROOT_DOCKERFILE)
@@ -223,9 +309,10 @@ def test_parser_exhaustion_is_the_files_error(monkeypatch, tmp_path, exhausted, 
             raise exhausted()
         return real_parse(kind, text, path)
     monkeypatch.setattr(frontends, "parse", parse)
-    # control: the parser itself raises
-    with pytest.raises(Exception):
+    # control: the parser itself raises exactly that
+    with pytest.raises(raised) as caught:
         frontends.parse("compose", "", "compose.yaml")
+    assert type(caught.value) is raised
     report = audit([str(tmp_path)])
     assert [(e.path, e.message) for e in report.errors] == [(str(tmp_path / "compose.yaml"), message)]
     assert any(f.path.endswith("Dockerfile") for f in report.findings)

@@ -285,3 +285,39 @@ def test_trusted_host_check_on_a_run_of_newlines():
     from hardrun.audit.checks.buildutil.tls import sets_trusted_host
     assert not sets_trusted_host("\n" * 100_000 + "x trusted-host=")
     assert sets_trusted_host("\n" * 100_000 + " trusted-host=")
+
+
+def _old_interpolate_closing_brace(text, start):
+    """interpolate._closing_brace before it kept the `}` it found (quadratic on `${${${…}`)."""
+    depth = 1
+    i = start
+    while True:
+        close = text.find("}", i)
+        if close < 0:
+            return -1
+        nested = text.find("${", i, close)
+        if nested >= 0:
+            depth += 1
+            i = nested + 2
+            continue
+        depth -= 1
+        if depth == 0:
+            return close
+        i = close + 1
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_soup(["${", "$", "{", "}", "a", ":-", " "], size=16), st.integers(min_value=0, max_value=40))
+def test_compose_closing_brace_finds_what_the_old_scan_found(text, start):
+    from hardrun.parsing.interpolate import _closing_brace
+    assert _closing_brace(text, start) == _old_interpolate_closing_brace(text, start)
+
+
+def test_compose_closing_brace_on_a_run_of_openers():
+    """`${` repeated before one `}` took 11 s at 1.28 MB through `hardrun audit` (timing in
+    bench/pathological.py); the result is the old one."""
+    from hardrun.parsing.interpolate import _closing_brace, interpolate
+    text = "${" * 20_000 + "}"
+    assert _closing_brace(text, 2) == _old_interpolate_closing_brace(text, 2) == -1
+    assert _closing_brace(text, len(text) - 1) == len(text) - 1
+    assert interpolate(text) == text

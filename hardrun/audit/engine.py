@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..errors import HardrunError
 from .. import frontends
-from ..userfiles import read_bytes, read_text
+from ..userfiles import audited_root, read_bytes, read_text, within
 from ..frontends.registry import BUILD, RUN, front_end
 from .findings import AuditedFile, FileError, Finding, Report
 from .rules import Rule, all_rules, rules_for
@@ -55,11 +55,11 @@ def audit(paths, options: AuditOptions | None = None, stdin_text: str | None = N
     lines given as text (shown as `<command-line>`) into one Report."""
     options = options or AuditOptions()
     report = Report()
-    for path, explicit in _candidates(paths, report):
+    for path, explicit, root in _candidates(paths, report):
         if isinstance(path, _Outside):
             _not_followed(path, options, report)
         else:
-            _audit_one(path, explicit, options, report, stdin_text)
+            _audit_one(path, explicit, root, options, report, stdin_text)
     for command_line in docker_run_lines:
         _audit_command_line(command_line, options, report)
     report.findings.sort(key=lambda f: (f.path, f.line or 0, f.rule))
@@ -67,22 +67,31 @@ def audit(paths, options: AuditOptions | None = None, stdin_text: str | None = N
 
 
 def _candidates(paths, report: Report):
-    """(path, given explicitly) for every file to audit, in a stable order."""
+    """(path, given explicitly, real path of the tree it may read beside itself) for
+    every file to audit, in a stable order."""
     for path in paths:
         if path == STDIN:
-            yield path, True
+            yield path, True, os.path.realpath(os.curdir)
         elif os.path.isdir(path):
-            for found in _walk(path):
-                yield found, False
+            real_root = os.path.realpath(path)
+            for found in _walk(path, real_root):
+                yield found, False, real_root
         elif os.path.exists(path):
-            yield path, True
+            yield path, True, _named_root(path)
         else:
             report.errors.append(FileError(path, "no such file or directory"))
 
 
-def _walk(root: str):
+def _named_root(path: str) -> str:
+    """What a file named on the command line may read beside itself: the current
+    directory when the file lies in it, else the file's own directory."""
+    directory = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    current = os.path.realpath(os.curdir)
+    return current if within(directory, current) else directory
+
+
+def _walk(root: str, real_root: str):
     """Files under `root`; a symlink leading out of it is yielded as an _Outside."""
-    real_root = os.path.realpath(root)
     for directory, subdirs, files in os.walk(root, onerror=None):
         subdirs[:] = sorted(d for d in subdirs if d not in IGNORED_DIRS)
         for name in sorted(files):
@@ -95,9 +104,7 @@ class _Outside(str):
 
 
 def _outside(path: str, real_root: str) -> bool:
-    if not os.path.islink(path):
-        return False
-    return os.path.commonpath((real_root, os.path.realpath(path))) != real_root
+    return os.path.islink(path) and not within(path, real_root)
 
 
 def _not_followed(path: str, options: AuditOptions, report: Report) -> None:
@@ -109,7 +116,7 @@ def _not_followed(path: str, options: AuditOptions, report: Report) -> None:
                                        "to audit it)"))
 
 
-def _audit_one(path: str, explicit: bool, options: AuditOptions, report: Report,
+def _audit_one(path: str, explicit: bool, root: str, options: AuditOptions, report: Report,
                stdin_text: str | None) -> None:
     shown = "<stdin>" if path == STDIN else _display(path)
     try:
@@ -127,7 +134,8 @@ def _audit_one(path: str, explicit: bool, options: AuditOptions, report: Report,
         if not explicit and options.kind is None and not frontends.claims(kind, text, path):
             return   # e.g. a shell script without any docker run line
         report.files.append(AuditedFile(shown, kind))
-        report.findings.extend(audit_text(text, kind, shown, options, source_path=path))
+        report.findings.extend(audit_text(text, kind, shown, options, source_path=path,
+                                          root=root))
     except HardrunError as error:
         report.errors.append(FileError(shown, error.located()))
     except Exception as error:   # a parser's bug (or exhaustion) loses its file, never the run
@@ -158,15 +166,17 @@ def _unexpected(error: Exception) -> str:
 
 
 def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
-               source_path: str | None = None) -> list[Finding]:
-    """Findings for one file's text. Raises HardrunError if it cannot be parsed."""
+               source_path: str | None = None, root: str | None = None) -> list[Finding]:
+    """Findings for one file's text. Raises HardrunError if it cannot be parsed. With a
+    `root` (a real path), files the audited one names are read only from inside it."""
     known = all_rules()
     suppressions = supp.parse_suppressions(text, known)
-    models = frontends.parse(kind, text, shown)
+    with audited_root(root):
+        models = frontends.parse(kind, text, shown)
     if kind == "hardrun" and options.run_defaults is not None:
         models = [options.run_defaults(model) for model in models]
     if front_end(kind).model == BUILD:
-        context = AuditContext(shown, kind, options, _dockerignore(source_path))
+        context = AuditContext(shown, kind, options, _dockerignore(source_path, root))
         raw = list(_run_checks(rules_for(BUILD), [models], context))
     else:
         raw = list(_run_checks(rules_for(RUN), models, AuditContext(shown, kind, options)))
@@ -256,15 +266,19 @@ def _unused(suppressions, known: dict[str, Rule], shown: str) -> list[Finding]:
 
 
 
-def _dockerignore(path: str | None) -> tuple[str, ...] | None:
+def _dockerignore(path: str | None, root: str | None) -> tuple[str, ...] | None:
     """Patterns of the .dockerignore that applies to the Dockerfile at `path`, None if none.
 
     BuildKit first looks for `<Dockerfile>.dockerignore` beside the Dockerfile, then
     `.dockerignore` at the context root, which is usually the Dockerfile's directory.
+    One that leads out of `root` is the Dockerfile's error, never read.
     """
     if not path or path == STDIN:
         return None
     for candidate in (path + ".dockerignore", os.path.join(os.path.dirname(path), ".dockerignore")):
+        if root is not None and os.path.exists(candidate) and not within(candidate, root):
+            raise HardrunError(f"{_display(candidate)} leads outside the audited directory: "
+                               "not followed")
         try:
             text = read_bytes(candidate).decode("utf-8", errors="replace")
         except HardrunError:

@@ -17,6 +17,7 @@ from ..spec.run import EnvVar, Mount, Port, RunSpec, Ulimit
 from ..parsing import runvalues as rv
 from ..parsing.interpolate import has_unresolved, interpolate
 from ..parsing.yamlsafe import MarkedList, MarkedMap, load_all
+from ..userfiles import outside_audited_root, read_bytes
 
 # Top-level keys of the current format that are not services (for legacy v1 files).
 _TOP_LEVEL = {"version", "services", "networks", "volumes", "secrets", "configs", "name",
@@ -164,7 +165,12 @@ class _Extends:
             where_text = f" in {base_file}" if base_file else ""
             raise ParseError(f"service {name!r} extends {base_name!r}, which does not exist"
                              f"{where_text}", path=path, line=line)
-        base = self.resolve(base_name, base_services, base_path, chain)
+        try:
+            base = self.resolve(base_name, base_services, base_path, chain)
+        except ParseError as error:
+            if not base_file:
+                raise
+            raise _in_other_file(error, base_path, path, line) from None
         if base_file:
             # Lines of another file mean nothing here: point at the `extends:` key.
             base = _relocate(base, line)
@@ -194,10 +200,28 @@ class _Extends:
         if other in self.loaded:
             return self.loaded[other]
         text = _read_small(other, path, line)
-        document = _load_document(text, other, self.env)
-        services = _services(document, other)
+        try:
+            document = _load_document(text, other, self.env)
+            services = _services(document, other)
+        except ParseError as error:
+            raise _in_other_file(error, other, path, line) from None
         self.loaded[other] = services
         return services
+
+
+class _ContentFree(ParseError):
+    """An error about a file reached through `extends` that quotes nothing of it."""
+
+
+def _in_other_file(error: ParseError, other: str, path: str, line: int | None) -> ParseError:
+    """An error in a file reached through `extends`, at the `extends:` line: it names that
+    file and where in it, never what it says (it may be any file the audit can read)."""
+    where = "" if error.line is None else f" at line {error.line}"
+    if error.line is not None and error.column is not None:
+        where += f", column {error.column}"
+    said = f": {error.message}" if isinstance(error, _ContentFree) else " (not shown)"
+    return _ContentFree(f"{other}, named by `extends`, has an error{where}{said}",
+                        path=path, line=line)
 
 
 # Kernel and device trees are never compose files; reading them could block or leak.
@@ -205,26 +229,28 @@ _NEVER_READ = ("/proc/", "/sys/", "/dev/")
 
 
 def _read_small(other: str, path: str, line: int | None) -> str:
+    if outside_audited_root(other):
+        raise _ContentFree(f"`extends` names {other}, which is outside the audited directory: "
+                           "not followed", path=path, line=line)
     real = os.path.realpath(other)
     if real.startswith(_NEVER_READ):
-        raise ParseError(f"`extends` names {other}, which is not a compose file", path=path,
-                         line=line)
+        raise _ContentFree(f"`extends` names {other}, which is not a compose file", path=path,
+                           line=line)
     if not os.path.isfile(other):
-        raise ParseError(f"`extends` names {other}, which is not a file", path=path, line=line)
-    from ..userfiles import read_bytes
+        raise _ContentFree(f"`extends` names {other}, which is not a file", path=path, line=line)
     try:
         data = read_bytes(other, MAX_EXTENDS_FILE_BYTES)
     except HardrunError as error:
-        raise ParseError(f"cannot read {other} named by `extends`: {error.message}",
-                         path=path, line=line) from None
+        raise _ContentFree(f"cannot read {other} named by `extends`: {error.message}",
+                           path=path, line=line) from None
     if b"\0" in data:
-        raise ParseError(f"{other} named by `extends` is not a compose file", path=path,
-                         line=line)
+        raise _ContentFree(f"{other} named by `extends` is not a compose file", path=path,
+                           line=line)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ParseError(f"{other} named by `extends` is not UTF-8", path=path,
-                         line=line) from None
+        raise _ContentFree(f"{other} named by `extends` is not UTF-8", path=path,
+                           line=line) from None
 
 
 def _merge_service(base: MarkedMap, override: MarkedMap) -> MarkedMap:

@@ -39,9 +39,6 @@ _OCI_CONFIG_KEY = re.compile(r"\"(?:process|root|mounts|linux)\"\s*:\s*[\[{]")
 _SHEBANG = r"#![ \t]*\S*/(?:env[ \t]+(?:-\S+[ \t]+)*)?(?:sh|bash|zsh|dash|ksh|ash)\b"
 
 
-_COMPOSE_NAME = None      # set below, once any_of exists
-
-
 class Peek:
     """A file's first PEEK_BYTES as text, read at most once (or given by the caller)."""
 
@@ -63,11 +60,11 @@ def any_of(patterns) -> re.Pattern:
     return re.compile("|".join(fnmatch.translate(pattern) for pattern in patterns))
 
 
+_COMPOSE_NAME = any_of(COMPOSE_PATTERNS)
+
+
 def is_compose_name(name: str) -> bool:
     return _COMPOSE_NAME.match(name) is not None
-
-
-_COMPOSE_NAME = any_of(COMPOSE_PATTERNS)
 
 
 def detect_compose_name(name: str, peek: Peek) -> str | None:

@@ -104,10 +104,12 @@ def _closing_brace(text: str, start: int) -> int:
     """Index of the `}` closing a `${` whose body starts at `start` (nesting allowed)."""
     depth = 1
     i = start
+    close = -1
     while True:
-        close = text.find("}", i)
-        if close < 0:
-            return -1
+        if close < i:            # keep the `}` found until passed: one scan, not one per `${`
+            close = text.find("}", i)
+            if close < 0:
+                return -1
         nested = text.find("${", i, close)
         if nested >= 0:
             depth += 1
