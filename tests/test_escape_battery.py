@@ -762,6 +762,34 @@ def test_nothing_the_container_writes_can_be_executed(battery, probe):
         assert outcome["ran"] == ATTACKS[label].split(":")[1]
 
 
+def test_memfds_stay_unexecutable_in_the_hosts_pid_namespace(battery_rootfs, probe, tmp_path):
+    """A container sharing the host's pid namespace (run config `namespaces: {pid: host}`)
+    keeps the host's vm.memfd_noexec (below 2 here), so hardrun loads its memfd filter:
+    memfd_create without MFD_NOEXEC_SEAL is ENOSYS, a sealed memfd cannot be executed.
+    Controls: the probe on the host runs the memfd; in a pid namespace of the test's own
+    where root set vm.memfd_noexec=2, hardrun's filter is not loaded (only the profile's)
+    and the kernel refuses the exec."""
+    with open("/proc/sys/vm/memfd_noexec") as handle:
+        assert int(handle.read()) < 2, "the test needs a host where vm.memfd_noexec is below 2"
+    config = tmp_path / "pid-host.yaml"
+    config.write_text("apiVersion: hardrun/v1\nkind: Run\nnamespaces: {pid: host}\n")
+    specs = ["memfd=write_exec:memfd", "sealed=write_exec:memfd_sealed"]
+    command = ["run", "--rootfs", str(battery_rootfs), "--config", str(config), "--", "sh", "-c",
+               'grep Seccomp_filters /proc/self/status; exec /bin/probe "$@"', "sh", *specs]
+    done = run_hardrun(*command)
+    assert done.returncode == 0 and "Seccomp_filters:\t2\n" in done.stdout, done.stdout + done.stderr
+    outcomes = parse_outcomes(done.stdout)
+    assert_blocked(outcomes["memfd"], "ENOSYS", step="create")
+    assert_blocked(outcomes["sealed"], "EACCES", step="exec")
+    assert_ok(on_host(probe, specs[0])["memfd"])
+    script = 'echo 2 > /proc/sys/vm/memfd_noexec && exec "$@"'
+    set_by_root = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script, "sh",
+                                  sys.executable, "-m", "hardrun", *command], env=hardrun_env(),
+                                 capture_output=True, text=True, timeout=60)
+    assert "Seccomp_filters:\t1\n" in set_by_root.stdout, set_by_root.stdout + set_by_root.stderr
+    assert_blocked(parse_outcomes(set_by_root.stdout)["memfd"], "EACCES", step="exec")
+
+
 def test_secret_memory_cannot_be_executed_anywhere(battery, probe):
     """memfd_secret is allowed by the profile; the kernel never executes its files, in
     the container as on the host (so no protection of hardrun's is involved)."""

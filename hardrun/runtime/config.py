@@ -130,9 +130,9 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
         no_new_privileges=nnp,
         seccomp=_seccomp(spec),
         seccomp_filter=None,
-        # vm.memfd_noexec=2 cannot hold in the container's pid namespace: hardrun's memfd
-        # filter (prepared by the parent into memfd_filter) refuses executable memfds instead
-        memfd_by_seccomp="pid" in namespaces and not userns.memfd_noexec_can_hold(),
+        # hardrun's memfd filter (prepared by the parent into memfd_filter) refuses executable
+        # memfds where vm.memfd_noexec=2 does not hold in the container's pid namespace
+        memfd_by_seccomp=_memfd_by_seccomp(namespaces),
         memfd_filter=None,
         cgroup_view=None,     # (mount function, layout) when the container has its own cgroup
         cgroup_join=None,     # cgroups.CgroupJoin: how the child enters that cgroup
@@ -213,11 +213,19 @@ def _seccomp(spec) -> str | None:
     return os.path.abspath(value)
 
 
+def _memfd_by_seccomp(namespaces) -> bool:
+    """Does the container need hardrun's memfd filter? Yes when its own pid namespace cannot
+    get vm.memfd_noexec=2, or when it shares the host's and the host's value is below 2."""
+    if "pid" in namespaces:
+        return not userns.memfd_noexec_can_hold()
+    return not userns.memfd_noexec_is_set()
+
+
 def _memfd_protection(cfg) -> str:
     """How memfds are kept from being executed (hardrun.runtime.userns.memfd_noexec_can_hold)."""
-    if "pid" not in cfg.namespaces:
-        return "the host's vm.memfd_noexec"
-    return "seccomp: MFD_NOEXEC_SEAL only" if cfg.memfd_by_seccomp else "vm.memfd_noexec=2"
+    if cfg.memfd_by_seccomp:
+        return "seccomp: MFD_NOEXEC_SEAL only"
+    return "vm.memfd_noexec=2" if "pid" in cfg.namespaces else "the host's vm.memfd_noexec=2"
 
 
 def _write_beneath(mounts) -> tuple[str, ...]:
