@@ -1308,6 +1308,42 @@ def test_host_fifos_are_not_writable_through_the_host_root_view(probe):
         shutil.rmtree(work)
 
 
+def test_a_directory_on_stdin_does_not_open_its_tree_for_writing(probe):
+    """`hardrun run -i` with DIR on stdin: the container's stdin is the host directory holding a host
+    service's FIFO, but only stdio that is not a directory gets a Landlock rule, so the
+    FIFO stays out of reach (EACCES, nothing reaches the reader). Control: with the FIFO
+    itself on stdin, its rule lets the container reopen it for writing through
+    /proc/self/fd/0, and the write reaches the reader."""
+    require_namespaces()
+    work = Path(f"/var/tmp/hardrun-battery-stdin-{os.getpid()}")
+    work.mkdir(mode=0o755, exist_ok=True)
+    try:
+        shutil.copy2(probe, work / "probe")
+        fifo = work / "service.fifo"
+        os.mkfifo(fifo)
+        os.chmod(fifo, 0o666)
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # the host service, listening
+        try:
+            # the interpreter refuses a directory on stdin at start-up: hardrun is called
+            # from a program that puts one there afterwards, as any caller of the library may
+            caller = ("import os, sys; os.dup2(os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK), 0); "
+                      "from hardrun.__main__ import main; main(sys.argv[2:])")
+
+            def run_with_stdin(path, attack):
+                done = subprocess.run([sys.executable, "-c", caller, str(path), "run", "-i", "--",
+                                       str(work / "probe"), attack], env=hardrun_env(), capture_output=True,
+                                      text=True, timeout=60)
+                return parse_outcomes(done.stdout).get("fifo", done.stdout + done.stderr)
+            assert_blocked(run_with_stdin(work, f"fifo=write:{fifo}=through-stdin"), "EACCES", step="open")
+            assert os.read(reader, 100) == b""   # no writer ever came
+            assert_ok(run_with_stdin(fifo, "fifo=write:/proc/self/fd/0=through-stdin"))
+            assert os.read(reader, 100) == b"through-stdin"
+        finally:
+            os.close(reader)
+    finally:
+        shutil.rmtree(work)
+
+
 # -- the operator's terminal --------------------------------------------------------------------
 
 def test_inspect_does_not_relay_escape_sequences_from_the_container(battery_rootfs):

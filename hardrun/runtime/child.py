@@ -12,7 +12,7 @@ import gc
 import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
-from . import init, mounts, process, userns
+from . import init, mounts, process, stdio, userns
 from . import sys as k
 
 
@@ -118,7 +118,7 @@ def _run(cfg, exec_plan, sync_fd: int, error_fd: int, steps: _Steps) -> None:
     #     After the last mount (a Landlock domain cannot mount), before the filter.
     if cfg.write_beneath:
         steps.name = "landlock"
-        k.landlock_allow_only_beneath(k.LANDLOCK_ACCESS_FS_WRITE_FILE, cfg.write_beneath)
+        k.landlock_allow_only_beneath(k.LANDLOCK_ACCESS_FS_WRITE_FILE, cfg.write_beneath + stdio.reopenable())
 
     # 4a. Hostname and loopback, while we still hold CAP_SYS_ADMIN/CAP_NET_ADMIN in our namespaces.
     if cfg.hostname is not None:

@@ -230,10 +230,10 @@ def _memfd_protection(cfg) -> str:
 
 def _write_beneath(mounts) -> tuple[str, ...]:
     """In the read-only view of the host, where files may still be opened for writing:
-    the container's own /dev, /proc, /sys and writable mounts, and its stdio (a host tty
-    or file reopened through /dev/stdout)."""
+    the container's own /dev, /proc, /sys and writable mounts (and its stdio: the child
+    adds hardrun.runtime.stdio.reopenable)."""
     writable = tuple(plan.target for plan in mounts if not plan.read_only)
-    return ("/dev", "/proc", "/sys") + writable + tuple(f"/proc/self/fd/{fd}" for fd in (0, 1, 2))
+    return ("/dev", "/proc", "/sys") + writable
 
 
 def _workdir(workdir: str | None) -> str:
