@@ -1308,6 +1308,42 @@ def test_host_fifos_are_not_writable_through_the_host_root_view(probe):
         shutil.rmtree(work)
 
 
+def test_host_fifos_are_not_writable_through_read_only_binds_in_an_image(battery_rootfs, tmp_path):
+    """`--rootfs R -v DIR:/x:ro`: a read-only bind does not stop writing into a host
+    service's FIFO in DIR, Landlock does (EACCES; nothing reaches the reader), also in a
+    read-only bind nested in a writable one. Everything else stays writable: /tmp, the
+    writable bind's directories, and with --read-write the image's. Control: the same bind :rw, the
+    write reaches the host's reader."""
+    service, data = tmp_path / "service", tmp_path / "data"
+    service.mkdir()
+    for directory in (data, data / "x", data / "work"):   # the container's root cannot create them
+        directory.mkdir(mode=0o777)
+        os.chmod(directory, 0o777)
+    fifo = service / "service.fifo"
+    os.mkfifo(fifo)
+    os.chmod(fifo, 0o666)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # the host service, listening
+    attack = "fifo=write:/x/service.fifo=from-the-container"
+    try:
+        for binds in ((f"{service}:/x:ro",), (f"{data}:/data", f"{service}:/data/x:ro")):
+            flags = [flag for bind in binds for flag in ("-v", bind)] + ["--read-write"]
+            target = binds[-1].split(":")[1]
+            done = run_hardrun("run", "--rootfs", str(battery_rootfs), *flags, "--", "/bin/probe",
+                               attack.replace("/x/", target + "/"), "own_tmp=write_dir:/tmp",
+                               "image=write_dir:/scratch", *(["bind=write_dir:/data/work"] if len(binds) > 1 else []))
+            outcomes = parse_outcomes(done.stdout)
+            assert_blocked(outcomes["fifo"], "EACCES", step="open")
+            for label in set(outcomes) - {"fifo"}:
+                assert_ok(outcomes[label])
+            assert os.read(reader, 100) == b""   # no writer ever came
+        control = run_hardrun("run", "--rootfs", str(battery_rootfs), "-v", f"{service}:/x:rw", "--",
+                              "/bin/probe", attack)
+        assert_ok(parse_outcomes(control.stdout)["fifo"])
+        assert os.read(reader, 100) == b"from-the-container"
+    finally:
+        os.close(reader)
+
+
 def test_a_directory_on_stdin_does_not_open_its_tree_for_writing(probe):
     """`hardrun run -i` with DIR on stdin: the container's stdin is the host directory holding a host
     service's FIFO, but only stdio that is not a directory gets a Landlock rule, so the

@@ -143,7 +143,7 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
         hostname=hostname if "uts" in namespaces else None,
         network=network,
         mounts=mounts,
-        write_beneath=_write_beneath(mounts) if rootfs is None and read_only else (),
+        write_plan=_write_plan(mounts, rootfs, read_only),
         masked_paths=(MASKED_PATHS + _thermal_throttle_paths()) if system_paths else (),
         readonly_paths=READONLY_PATHS if system_paths else (),
         workdir=_workdir(spec.workdir),
@@ -228,12 +228,19 @@ def _memfd_protection(cfg) -> str:
     return "vm.memfd_noexec=2" if "pid" in cfg.namespaces else "the host's vm.memfd_noexec=2"
 
 
-def _write_beneath(mounts) -> tuple[str, ...]:
-    """In the read-only view of the host, where files may still be opened for writing:
-    the container's own /dev, /proc, /sys and writable mounts (and its stdio: the child
-    adds hardrun.runtime.stdio.reopenable)."""
-    writable = tuple(plan.target for plan in mounts if not plan.read_only)
-    return ("/dev", "/proc", "/sys") + writable
+def _write_plan(mounts, rootfs: str | None, read_only: bool):
+    """Where files may be opened for writing (a read-only mount does not stop a host FIFO),
+    for the child's Landlock domain (hardrun.runtime.mounts.writable_trees, plus its stdio:
+    stdio.reopenable): (whether the root's tree is, (target, writable) for each mount).
+    In the read-only view of the host only the container's own /dev, /proc, /sys and
+    writable mounts; in an image everything but beneath read-only binds of host paths.
+    None: no domain (an image without read-only binds, or --read-write on the host)."""
+    marks = tuple((plan.target, not (plan.kind == "bind" and plan.read_only)) for plan in mounts)
+    if rootfs is None and read_only:
+        return False, (("/dev", True), ("/proc", True), ("/sys", True)) + marks
+    if rootfs is not None and not all(writable for _, writable in marks):
+        return True, marks
+    return None
 
 
 def _workdir(workdir: str | None) -> str:
