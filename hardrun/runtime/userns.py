@@ -6,9 +6,9 @@
   (`--userns-remap START:COUNT` to choose); as a non-root user, the user's own uid
   (and its /etc/subuid range through newuidmap when there is one).
 - `write_id_maps` runs in the parent once the child exists.
-- `namespace_limits`, `memfd_noexec_can_hold`, `memfd_noexec_is_set` (parent) and `apply_kernel_settings`
-  (child): the container's own vm.memfd_noexec and user.max_* sysctls, set before the
-  command runs.
+- `namespace_limits`, `memfd_noexec_can_hold`, `memfd_noexec_is_set` (parent) and
+  `apply_kernel_settings` (child): the container's own vm.memfd_noexec and user.max_*
+  sysctls, set before the command runs.
 """
 from __future__ import annotations
 
