@@ -762,6 +762,34 @@ def test_nothing_the_container_writes_can_be_executed(battery, probe):
         assert outcome["ran"] == ATTACKS[label].split(":")[1]
 
 
+def test_memfds_stay_unexecutable_in_the_hosts_pid_namespace(battery_rootfs, probe, tmp_path):
+    """A container sharing the host's pid namespace (run config `namespaces: {pid: host}`)
+    keeps the host's vm.memfd_noexec (below 2 here), so hardrun loads its memfd filter:
+    memfd_create without MFD_NOEXEC_SEAL is ENOSYS, a sealed memfd cannot be executed.
+    Controls: the probe on the host runs the memfd; in a pid namespace of the test's own
+    where root set vm.memfd_noexec=2, hardrun's filter is not loaded (only the profile's)
+    and the kernel refuses the exec."""
+    with open("/proc/sys/vm/memfd_noexec") as handle:
+        assert int(handle.read()) < 2, "the test needs a host where vm.memfd_noexec is below 2"
+    config = tmp_path / "pid-host.yaml"
+    config.write_text("apiVersion: hardrun/v1\nkind: Run\nnamespaces: {pid: host}\n")
+    specs = ["memfd=write_exec:memfd", "sealed=write_exec:memfd_sealed"]
+    command = ["run", "--rootfs", str(battery_rootfs), "--config", str(config), "--", "sh", "-c",
+               'grep Seccomp_filters /proc/self/status; exec /bin/probe "$@"', "sh", *specs]
+    done = run_hardrun(*command)
+    assert done.returncode == 0 and "Seccomp_filters:\t2\n" in done.stdout, done.stdout + done.stderr
+    outcomes = parse_outcomes(done.stdout)
+    assert_blocked(outcomes["memfd"], "ENOSYS", step="create")
+    assert_blocked(outcomes["sealed"], "EACCES", step="exec")
+    assert_ok(on_host(probe, specs[0])["memfd"])
+    script = 'echo 2 > /proc/sys/vm/memfd_noexec && exec "$@"'
+    set_by_root = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script, "sh",
+                                  sys.executable, "-m", "hardrun", *command], env=hardrun_env(),
+                                 capture_output=True, text=True, timeout=60)
+    assert "Seccomp_filters:\t1\n" in set_by_root.stdout, set_by_root.stdout + set_by_root.stderr
+    assert_blocked(parse_outcomes(set_by_root.stdout)["memfd"], "EACCES", step="exec")
+
+
 def test_secret_memory_cannot_be_executed_anywhere(battery, probe):
     """memfd_secret is allowed by the profile; the kernel never executes its files, in
     the container as on the host (so no protection of hardrun's is involved)."""
@@ -801,19 +829,21 @@ def _hold_inotify_instances(rootfs: Path, *flags: str) -> tuple[Outcome, bool]:
 def test_a_container_cannot_use_up_host_roots_inotify_instances(battery_rootfs):
     """Everything a user namespace uses is charged to its creator too (root, for every
     container): hardrun gives the container's own user namespace 1/8 of each user.max_*
-    limit, so a default container (even with a pids and memory limit) stops at 1/8 of
-    max_inotify_instances and the host's root can still open one while it holds them.
-    Control: with --userns host nothing limits the container below host root's quota; it
-    takes every instance left and the host's root cannot open one."""
+    limit, so a default container (even with a pids and memory limit) stops (EMFILE) at
+    no more than 1/8 of max_inotify_instances and the host's root can still open one while
+    it holds them. Control: with --userns host nothing limits the container below host
+    root's quota: it takes every instance left, more than 1/8, and the host's root cannot
+    open one. (Instances root already holds only shrink what is left.)"""
     from hardrun.runtime.userns import USER_LIMIT_SHARE
     with open("/proc/sys/user/max_inotify_instances") as handle:
-        host_limit = int(handle.read())
+        share = int(handle.read()) // USER_LIMIT_SHARE
+    control, host_can_open = _hold_inotify_instances(battery_rootfs, *USERNS_HOST)
+    assert control["errno"] == "EMFILE" and not host_can_open, control
+    assert int(control["count"]) > share, ("root already holds so many inotify instances that fewer than "
+                                           f"1/{USER_LIMIT_SHARE} of the limit are left for the control", control)
     outcome, host_can_open = _hold_inotify_instances(battery_rootfs, "--pids-limit", "10", "--memory", "64m")
-    assert outcome["count"] == str(host_limit // USER_LIMIT_SHARE) and outcome["errno"] == "EMFILE", outcome
+    assert int(outcome["count"]) <= share and outcome["errno"] == "EMFILE", outcome
     assert host_can_open
-    outcome, host_can_open = _hold_inotify_instances(battery_rootfs, *USERNS_HOST)
-    assert outcome["errno"] == "EMFILE" and int(outcome["count"]) > host_limit // USER_LIMIT_SHARE, outcome
-    assert not host_can_open
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -1274,6 +1304,78 @@ def test_host_fifos_are_not_writable_through_the_host_root_view(probe):
             assert os.read(reader, 100) == b"from-the-container"
             assert_ok(on_host(probe, attacks[0])["fifo"])
             assert os.read(reader, 100) == b"from-the-container"
+        finally:
+            os.close(reader)
+    finally:
+        shutil.rmtree(work)
+
+
+def test_host_fifos_are_not_writable_through_read_only_binds_in_an_image(battery_rootfs, tmp_path):
+    """`--rootfs R -v DIR:/x:ro`: a read-only bind does not stop writing into a host
+    service's FIFO in DIR, Landlock does (EACCES; nothing reaches the reader), also in a
+    read-only bind nested in a writable one. Everything else stays writable: /tmp, the
+    writable bind's directories, and with --read-write the image's. Control: the same bind :rw, the
+    write reaches the host's reader."""
+    service, data = tmp_path / "service", tmp_path / "data"
+    service.mkdir()
+    for directory in (data, data / "x", data / "work"):   # the container's root cannot create them
+        directory.mkdir(mode=0o777)
+        os.chmod(directory, 0o777)
+    fifo = service / "service.fifo"
+    os.mkfifo(fifo)
+    os.chmod(fifo, 0o666)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # the host service, listening
+    attack = "fifo=write:/x/service.fifo=from-the-container"
+    try:
+        for binds in ((f"{service}:/x:ro",), (f"{data}:/data", f"{service}:/data/x:ro")):
+            flags = [flag for bind in binds for flag in ("-v", bind)] + ["--read-write"]
+            target = binds[-1].split(":")[1]
+            done = run_hardrun("run", "--rootfs", str(battery_rootfs), *flags, "--", "/bin/probe",
+                               attack.replace("/x/", target + "/"), "own_tmp=write_dir:/tmp",
+                               "image=write_dir:/scratch", *(["bind=write_dir:/data/work"] if len(binds) > 1 else []))
+            outcomes = parse_outcomes(done.stdout)
+            assert_blocked(outcomes["fifo"], "EACCES", step="open")
+            for label in set(outcomes) - {"fifo"}:
+                assert_ok(outcomes[label])
+            assert os.read(reader, 100) == b""   # no writer ever came
+        control = run_hardrun("run", "--rootfs", str(battery_rootfs), "-v", f"{service}:/x:rw", "--",
+                              "/bin/probe", attack)
+        assert_ok(parse_outcomes(control.stdout)["fifo"])
+        assert os.read(reader, 100) == b"from-the-container"
+    finally:
+        os.close(reader)
+
+
+def test_a_directory_on_stdin_does_not_open_its_tree_for_writing(probe):
+    """`hardrun run -i` with DIR on stdin: the container's stdin is the host directory holding a host
+    service's FIFO, but only stdio that is not a directory gets a Landlock rule, so the
+    FIFO stays out of reach (EACCES, nothing reaches the reader). Control: with the FIFO
+    itself on stdin, its rule lets the container reopen it for writing through
+    /proc/self/fd/0, and the write reaches the reader."""
+    require_namespaces()
+    work = Path(f"/var/tmp/hardrun-battery-stdin-{os.getpid()}")
+    work.mkdir(mode=0o755, exist_ok=True)
+    try:
+        shutil.copy2(probe, work / "probe")
+        fifo = work / "service.fifo"
+        os.mkfifo(fifo)
+        os.chmod(fifo, 0o666)
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # the host service, listening
+        try:
+            # the interpreter refuses a directory on stdin at start-up: hardrun is called
+            # from a program that puts one there afterwards, as any caller of the library may
+            caller = ("import os, sys; os.dup2(os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK), 0); "
+                      "from hardrun.__main__ import main; main(sys.argv[2:])")
+
+            def run_with_stdin(path, attack):
+                done = subprocess.run([sys.executable, "-c", caller, str(path), "run", "-i", "--",
+                                       str(work / "probe"), attack], env=hardrun_env(), capture_output=True,
+                                      text=True, timeout=60)
+                return parse_outcomes(done.stdout).get("fifo", done.stdout + done.stderr)
+            assert_blocked(run_with_stdin(work, f"fifo=write:{fifo}=through-stdin"), "EACCES", step="open")
+            assert os.read(reader, 100) == b""   # no writer ever came
+            assert_ok(run_with_stdin(fifo, "fifo=write:/proc/self/fd/0=through-stdin"))
+            assert os.read(reader, 100) == b"through-stdin"
         finally:
             os.close(reader)
     finally:

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -786,13 +787,42 @@ def test_vm_memfd_noexec_that_cannot_be_set_after_all_fails_the_start(tmp_path):
     _ensure_memfd_noexec(str(inherited))
 
 
-@pytest.mark.parametrize("number", [errno.ENOSYS, errno.EOPNOTSUPP])
-def test_a_kernel_without_landlock_fails_closed_naming_it(number):
-    """Without Landlock the read-only view of the host cannot keep the host's FIFOs out of
-    reach: the step's failure (exit 125) says so and points to --rootfs."""
-    from hardrun.runtime.child import _hint
-    hint = _hint("landlock", OSError(number, os.strerror(number)))
-    assert "Landlock" in hint and "--rootfs" in hint
+# Runs hardrun (argv[1:]) where landlock_create_ruleset answers ENOSYS, as on a kernel without
+# Landlock: a seccomp filter of the test's own, inherited by hardrun and its child.
+WITHOUT_LANDLOCK = """
+import errno, os, sys
+import pyseccomp
+without = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+without.set_attr(pyseccomp.Attr.CTL_NNP, 0)     # hardrun as root would run without no_new_privs
+without.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "landlock_create_ruleset")
+without.load()
+os.execv(sys.executable, [sys.executable, "-m", "hardrun", *sys.argv[1:]])
+"""
+
+
+@pytest.mark.parametrize("where", ["host view", "read-only bind in an image"])
+def test_a_kernel_without_landlock_fails_closed_naming_it(rootfs, tmp_path, where):
+    """Without Landlock neither the read-only view of the host nor a read-only bind of a
+    host path under --rootfs can keep the host's FIFOs out of reach: exit 125 naming
+    Landlock, and the command never runs. Control: the same start with Landlock runs it."""
+    import shutil
+    # outside /tmp: the host view's /tmp is the container's own tmpfs
+    out = Path(f"/var/tmp/hardrun-test-landlock-{os.getpid()}")
+    out.mkdir(mode=0o777)
+    try:
+        os.chmod(out, 0o777)
+        inside = "/data" if where != "host view" else str(out)   # a mount point the root already has
+        image = ["--rootfs", rootfs, "-v", f"{tmp_path}:/srv:ro"] if where != "host view" else []
+        args = ["run", *image, "-v", f"{out}:{inside}", "--", "touch", f"{inside}/ran"]
+        done = subprocess.run([sys.executable, "-c", WITHOUT_LANDLOCK, *args], env=hardrun_env(),
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 125, done.stderr
+        assert done.stderr.startswith("hardrun: landlock: ") and "Landlock" in done.stderr, done.stderr
+        assert not (out / "ran").exists()
+        control = run_hardrun(*args)
+        assert control.returncode == 0 and (out / "ran").exists(), control.stderr
+    finally:
+        shutil.rmtree(out)
 
 
 def test_container_gets_its_share_of_the_user_namespace_limits(rootfs):

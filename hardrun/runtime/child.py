@@ -16,7 +16,7 @@ import gc
 import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
-from . import init, mounts, process, syscalls, userns
+from . import init, mounts, process, stdio, syscalls, userns
 
 
 class _Steps:
@@ -117,12 +117,14 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
         mount_view, layout = launch.cgroup_view
         mount_view("/sys/fs/cgroup", layout)
 
-    # 3c. In the read-only view of the host, nothing outside the container's own writable
-    #     mounts may be opened for writing: a read-only mount does not stop a host FIFO.
-    #     After the last mount (a Landlock domain cannot mount), before the filter.
-    if cfg.write_beneath:
+    # 3c. Nothing in the read-only view of the host outside the container's own writable
+    #     mounts, nor beneath a read-only bind of a host path, may be opened for writing: a
+    #     read-only mount does not stop a host FIFO. After the last mount (a Landlock domain
+    #     cannot mount), before the filter.
+    if cfg.write_plan is not None:
         steps.name = "landlock"
-        k.landlock_allow_only_beneath(k.LANDLOCK_ACCESS_FS_WRITE_FILE, cfg.write_beneath)
+        paths = mounts.writable_trees(*cfg.write_plan) + stdio.reopenable()
+        k.landlock_allow_only_beneath(k.LANDLOCK_ACCESS_FS_WRITE_FILE, paths)
 
     # 4a. Hostname and loopback, while we still hold CAP_SYS_ADMIN/CAP_NET_ADMIN in our namespaces.
     if cfg.hostname is not None:
@@ -280,9 +282,10 @@ def _create_mountpoints(root_fd: int, plans, k, fs) -> None:
 
 
 def _hint(step: str, error: OSError) -> str:
-    if step == "landlock":   # ENOSYS or EOPNOTSUPP: no Landlock in this kernel
-        return ("without --rootfs, hardrun keeps the host's FIFOs out of reach with Landlock (Linux 5.13 "
-                "or later, enabled in the kernel's lsm= list); use --rootfs")
+    if step == "landlock" and error.errno in (errno.ENOSYS, errno.EOPNOTSUPP):   # no Landlock here
+        return ("without --rootfs, and under read-only binds of host paths, hardrun keeps the host's FIFOs "
+                "out of reach with Landlock (Linux 5.13 or later, enabled in the kernel's lsm= list); use "
+                "--rootfs without read-only binds")
     if error.errno == errno.ENOSYS:
         return "this kernel lacks a system call hardrun needs (openat2, mount_setattr: Linux 5.12 or later)"
     if step.startswith("mount") or step in ("prepare root", "pivot_root", "read-only root", "nodev root"):

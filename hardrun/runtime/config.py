@@ -51,7 +51,7 @@ class RuntimeConfig:
     hostname: str | None
     network: str
     mounts: tuple[MountPlan, ...]        # the user's mounts (LaunchState adds the hosts file)
-    write_beneath: tuple[str, ...]
+    write_plan: tuple | None             # where files may be opened for writing: _write_plan
     masked_paths: tuple[str, ...]
     readonly_paths: tuple[str, ...]
     workdir: str
@@ -172,9 +172,10 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
         ambient=user.uid != 0 and bool(kept),
         no_new_privileges=nnp,
         seccomp=_seccomp(spec),
-        # vm.memfd_noexec=2 cannot hold in the container's pid namespace: hardrun's memfd
-        # filter (prepared by the parent, LaunchState.memfd_filter) refuses executable memfds
-        memfd_by_seccomp="pid" in namespaces and not userns.memfd_noexec_can_hold(),
+        # vm.memfd_noexec=2 cannot hold in the container's pid namespace (or the host's, when
+        # shared): hardrun's memfd filter (prepared by the parent, LaunchState.memfd_filter)
+        # refuses executable memfds
+        memfd_by_seccomp=_memfd_by_seccomp(namespaces),
         namespaces=namespaces,
         id_maps=id_maps,
         # the container's share of the user.max_* limits (inotify, fanotify, namespaces)
@@ -182,7 +183,7 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
         hostname=hostname if "uts" in namespaces else None,
         network=network,
         mounts=mounts,
-        write_beneath=_write_beneath(mounts) if rootfs is None and read_only else (),
+        write_plan=_write_plan(mounts, rootfs, read_only),
         masked_paths=(MASKED_PATHS + _thermal_throttle_paths()) if system_paths else (),
         readonly_paths=READONLY_PATHS if system_paths else (),
         workdir=_workdir(spec.workdir),
@@ -251,19 +252,34 @@ def _seccomp(spec) -> str | None:
     return os.path.abspath(value)
 
 
+def _memfd_by_seccomp(namespaces) -> bool:
+    """Does the container need hardrun's memfd filter? Yes when its own pid namespace cannot
+    get vm.memfd_noexec=2, or when it shares the host's and the host's value is below 2."""
+    if "pid" in namespaces:
+        return not userns.memfd_noexec_can_hold()
+    return not userns.memfd_noexec_is_set()
+
+
 def _memfd_protection(cfg) -> str:
     """How memfds are kept from being executed (hardrun.runtime.userns.memfd_noexec_can_hold)."""
-    if "pid" not in cfg.namespaces:
-        return "the host's vm.memfd_noexec"
-    return "seccomp: MFD_NOEXEC_SEAL only" if cfg.memfd_by_seccomp else "vm.memfd_noexec=2"
+    if cfg.memfd_by_seccomp:
+        return "seccomp: MFD_NOEXEC_SEAL only"
+    return "vm.memfd_noexec=2" if "pid" in cfg.namespaces else "the host's vm.memfd_noexec=2"
 
 
-def _write_beneath(mounts) -> tuple[str, ...]:
-    """In the read-only view of the host, where files may still be opened for writing:
-    the container's own /dev, /proc, /sys and writable mounts, and its stdio (a host tty
-    or file reopened through /dev/stdout)."""
-    writable = tuple(plan.target for plan in mounts if not plan.read_only)
-    return ("/dev", "/proc", "/sys") + writable + tuple(f"/proc/self/fd/{fd}" for fd in (0, 1, 2))
+def _write_plan(mounts, rootfs: str | None, read_only: bool):
+    """Where files may be opened for writing (a read-only mount does not stop a host FIFO),
+    for the child's Landlock domain (hardrun.runtime.mounts.writable_trees, plus its stdio:
+    stdio.reopenable): (whether the root's tree is, (target, writable) for each mount).
+    In the read-only view of the host only the container's own /dev, /proc, /sys and
+    writable mounts; in an image everything but beneath read-only binds of host paths.
+    None: no domain (an image without read-only binds, or --read-write on the host)."""
+    marks = tuple((plan.target, not (plan.kind == "bind" and plan.read_only)) for plan in mounts)
+    if rootfs is None and read_only:
+        return False, (("/dev", True), ("/proc", True), ("/sys", True)) + marks
+    if rootfs is not None and not all(writable for _, writable in marks):
+        return True, marks
+    return None
 
 
 def _workdir(workdir: str | None) -> str:

@@ -380,3 +380,31 @@ def make_read_only(path: str, k=k) -> None:
         bind(source, source, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY, k=k)
     finally:
         k.close(source)
+
+
+# -- where files may be opened for writing (child, after the last mount) -------------
+
+def writable_trees(root_writable: bool, marks) -> tuple[str, ...]:
+    """The paths of the pivoted root whose trees hold exactly what may be opened for writing
+    (the Landlock domain's rules): a mount's tree takes its mark, (target, writable), and
+    everything else its parent's; the root's is `root_writable`. A directory holding a mark
+    that differs from its own is listed and its entries decided one by one; a symlink gets
+    no rule (what it points at is decided on its own path)."""
+    writable = {os.path.realpath(target): mark for target, mark in marks}
+    found: list[str] = []
+
+    def decide(path: str, allowed: bool) -> None:
+        prefix = path.rstrip("/") + "/"
+        if all(mark == allowed for target, mark in writable.items() if target.startswith(prefix)):
+            if allowed:
+                found.append(path)
+            return
+        for name in sorted(os.listdir(path)):
+            entry = prefix + name
+            if entry in writable:
+                decide(entry, writable[entry])
+            elif not stat.S_ISLNK(os.lstat(entry).st_mode):
+                decide(entry, allowed)
+
+    decide("/", root_writable)
+    return tuple(found)

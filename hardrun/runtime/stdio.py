@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
 from ..errors import UsageError
@@ -115,6 +116,21 @@ def plan(tty: bool, interactive: bool) -> Stdio:
             os.close(feed)
             feed = None
     return Stdio(tuple(fds), interactive, feed=feed)
+
+
+def reopenable() -> tuple[str, ...]:
+    """In the child, for its Landlock domain: /proc/self/fd/N for each of fds 0-2 the
+    container may reopen for writing (a host tty or file, through /dev/stdout). Never a
+    directory: its rule would open the whole tree beneath it (host FIFOs included)."""
+    paths = []
+    for fd in (0, 1, 2):
+        try:
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                continue
+        except OSError:     # closed: nothing to reopen
+            continue
+        paths.append(f"/proc/self/fd/{fd}")
+    return tuple(paths)
 
 
 def _write_only_if_terminal(fd: int) -> int | None:

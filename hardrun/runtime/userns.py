@@ -6,9 +6,9 @@
   (`--userns-remap START:COUNT` to choose); as a non-root user, the user's own uid
   (and its /etc/subuid range through newuidmap when there is one).
 - `write_id_maps` runs in the parent once the child exists.
-- `namespace_limits`, `memfd_noexec_can_hold` (parent) and `apply_kernel_settings`
-  (child): the container's own vm.memfd_noexec and user.max_* sysctls, set before the
-  command runs.
+- `namespace_limits`, `memfd_noexec_can_hold`, `memfd_noexec_is_set` (parent) and
+  `apply_kernel_settings` (child): the container's own vm.memfd_noexec and user.max_*
+  sysctls, set before the command runs.
 """
 from __future__ import annotations
 
@@ -255,13 +255,17 @@ def memfd_noexec_can_hold(path: str = MEMFD_NOEXEC) -> bool:
     global uid, not capabilities), and only where /proc/sys is writable. No on a kernel
     without the sysctl (before Linux 6.3). Where it cannot, hardrun's memfd filter
     (hardrun.runtime.seccomp.memfd_filter) refuses executable memfds instead."""
+    return memfd_noexec_is_set(path) or os.access(path, os.W_OK, effective_ids=True)
+
+
+def memfd_noexec_is_set(path: str = MEMFD_NOEXEC) -> bool:
+    """Is vm.memfd_noexec 2 in the caller's pid namespace (what a container sharing it
+    gets)? No on a kernel without the sysctl."""
     try:
         with open(path) as handle:
-            if int(handle.read()) >= 2:
-                return True
+            return int(handle.read()) >= 2
     except (OSError, ValueError):
         return False
-    return os.access(path, os.W_OK, effective_ids=True)
 
 
 def apply_kernel_settings(cfg, steps) -> None:
