@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.conftest import DATA
+from tests.helpers import DATA
 from tests.helpers import CLEAN_DOCKERFILE, ROOT_DOCKERFILE, rule_for
 
 
@@ -76,7 +76,7 @@ def _audit_on_a_terminal(project, *flags) -> str:
     import pty
     import subprocess
     import sys
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
     primary, secondary = pty.openpty()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     subprocess.run([sys.executable, "-m", "hardrun", "audit", *flags, "app/Dockerfile"],

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from hardrun.cli import cli
 from hardrun.frontends.docker_flags import FLAGS
-from tests.conftest import run_hardrun
+from tests.helpers import run_hardrun
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent.parent
 THIS = Path(__file__).resolve()
 
 

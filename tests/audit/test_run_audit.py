@@ -2,7 +2,7 @@
 import json
 import shutil
 
-from tests.conftest import DATA
+from tests.helpers import DATA
 
 
 def _audit(hardrun, cwd, *args):

@@ -30,12 +30,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import hardrun_env, popen_hardrun, run_hardrun
+from tests.helpers import hardrun_env, popen_hardrun, run_hardrun
 from tests.rootfs import CONTAINER_ROOT, compile_static, require_root
 
 pytestmark = pytest.mark.runtime
 
-PROBE_SOURCE = Path(__file__).resolve().parent / "escape" / "probe.c"
+PROBE_SOURCE = Path(__file__).resolve().parent / "probe.c"
 CAP_NET_RAW = 1 << 13
 
 

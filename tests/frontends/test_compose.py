@@ -13,7 +13,7 @@ from hardrun.frontends.compose import parse_compose
 from hardrun.parsing.interpolate import interpolate
 from hardrun.spec.run import EnvVar, Mount, Port, Ulimit
 
-from .conftest import DATA, ROOT
+from tests.helpers import DATA, ROOT
 
 COMPOSE = DATA / "compose"
 

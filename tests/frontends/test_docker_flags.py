@@ -16,7 +16,7 @@ from hardrun.parsing.runvalues import parse_size as ram_in_bytes
 from hardrun.spec.capabilities import NAMES as CAPABILITIES
 from hardrun.spec.capabilities import normalize_capability
 from hardrun.spec.run import EnvVar, Mount, Port, Ulimit
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def spec_of(*argv, **kwargs):

@@ -402,7 +402,7 @@ def test_walking_a_tree_reports_only_files_with_run_lines(tmp_path):
 
 
 def test_fixture_tree_end_to_end(hardrun):
-    from tests.conftest import DATA
+    from tests.helpers import DATA
     result = hardrun("audit", "-f", "json", ".", cwd=DATA / "docker-run")
     document = json.loads(result.stdout)
     assert sorted(f["path"] for f in document["files"]) == [

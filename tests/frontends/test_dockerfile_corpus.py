@@ -7,7 +7,7 @@ import pytest
 
 from hardrun.frontends.dockerfile import parse_dockerfile
 
-CORPUS = Path(__file__).resolve().parent / "data" / "dockerfiles"
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "dockerfiles"
 FILES = sorted(CORPUS.glob("*.Dockerfile"))
 
 # file: (stage count, final stage base, final stage parent index)

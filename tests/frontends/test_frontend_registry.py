@@ -13,7 +13,7 @@ from hardrun.errors import HardrunError, RuleError
 from hardrun.frontends import detect_kind, registry
 from hardrun.frontends.detect import Peek, detect_kubernetes
 
-RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+RULES_DIR = Path(__file__).resolve().parent.parent.parent / "rules"
 SOCKET_AND_PRIVILEGED = ("docker run --privileged -v /var/run/docker.sock:/var/run/docker.sock "
                          "alpine:3.20\n")
 

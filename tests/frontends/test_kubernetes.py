@@ -9,7 +9,7 @@ from hardrun.frontends import detect_kind
 from hardrun.frontends.kubernetes import parse_kubernetes
 from hardrun.spec.run import EnvVar, Mount, Port
 
-from .conftest import DATA
+from tests.helpers import DATA
 
 K8S = DATA / "kubernetes"
 

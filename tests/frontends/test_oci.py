@@ -9,7 +9,7 @@ from hardrun.frontends import detect_kind
 from hardrun.frontends.oci import parse_oci
 from hardrun.spec.run import EnvVar, Mount, Ulimit
 
-from .conftest import DATA
+from tests.helpers import DATA
 
 OCI = DATA / "oci"
 SCHEMA_DIR = DATA / "oci-runtime-spec-schema"

@@ -11,7 +11,7 @@ from hardrun.frontends.hardrun_config import parse_run_config
 from hardrun.policy import gate_run, load_policy
 from hardrun.policy.export import export_spec, to_compose, to_docker_run, to_kubernetes, to_oci
 from hardrun.audit.formats.json import render_json
-from tests.conftest import DATA, run_hardrun
+from tests.helpers import DATA, run_hardrun
 
 CONFIG = """apiVersion: hardrun/v1
 kind: Run

@@ -3,7 +3,7 @@ import json
 
 import yaml
 
-from tests.conftest import run_hardrun
+from tests.helpers import run_hardrun
 
 RUN_CONFIG = """apiVersion: hardrun/v1
 kind: Run
@@ -111,7 +111,7 @@ def test_audit_with_an_invalid_policy_exits_2_with_the_location(tmp_path):
 
 def test_exempted_findings_are_external_suppressions_in_sarif(tmp_path):
     import jsonschema
-    from tests.conftest import DATA
+    from tests.helpers import DATA
     config = tmp_path / "web.yaml"
     config.write_text(RUN_CONFIG)
     policy = tmp_path / "p.yaml"

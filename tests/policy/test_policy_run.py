@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.conftest import run_hardrun
+from tests.helpers import run_hardrun
 
 REFUSED = 3
 

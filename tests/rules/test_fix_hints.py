@@ -5,7 +5,7 @@ import json
 import pytest
 
 from hardrun.audit.engine import AuditOptions, audit_text
-from tests.conftest import run_hardrun
+from tests.helpers import run_hardrun
 
 DOCKER = "docker run -v /srv:/srv nginx:1.27\n"
 COMPOSE = "services:\n  web:\n    image: nginx:1.27\n    volumes: ['/srv:/srv']\n"

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from hardrun.audit.engine import AuditOptions, audit_text
-from tests.conftest import run_hardrun
+from tests.helpers import run_hardrun
 
 IMAGE = "alpine:3.20"
 

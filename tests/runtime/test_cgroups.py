@@ -18,8 +18,8 @@ from hardrun.runtime import cgroups, gc, state as state_module
 from hardrun.runtime.cgroups import ContainerCgroup, Layout, Limits, LimitError
 from hardrun.spec.run import RunSpec, Ulimit
 
-from .conftest import ROOT, run_hardrun
-from .limits_support import (Paused, isolate_state, remove_test_cgroup_parent, require_root,
+from tests.helpers import ROOT, run_hardrun
+from tests.limits_support import (Paused, isolate_state, remove_test_cgroup_parent, require_root,
                              unique, wait_until)
 
 pytestmark = pytest.mark.runtime

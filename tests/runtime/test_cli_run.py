@@ -43,7 +43,7 @@ def _mount(oci, target):
 
 
 # field: (flags, run config YAML, what the dry run shows when it is applied); None: that
-# input has no way to set the field (ports are applied on a bridge: tests/test_network.py).
+# input has no way to set the field (ports are applied on a bridge: tests/runtime/test_network.py).
 APPLIED = {
     "command": (["--", "/bin/echo", "hi"], "command: [/bin/echo, hi]",
                 lambda oci: oci["process"]["args"] == ["/bin/echo", "hi"]),
@@ -113,7 +113,7 @@ REFUSED = {
 
 def test_the_tables_cover_every_field():
     assert set(APPLIED) == APPLIED_FIELDS
-    # the rest only come from other front ends: tests/test_runtime_config.py
+    # the rest only come from other front ends: tests/runtime/test_runtime_config.py
     assert set(NOT_APPLIED_FIELDS) - set(REFUSED) == {
         "run_as_non_root", "masked_paths", "readonly_paths", "volume_types", "unresolved"}
 

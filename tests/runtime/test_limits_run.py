@@ -15,8 +15,8 @@ import pytest
 
 from hardrun.runtime import cgroups
 
-from .conftest import hardrun_env, popen_hardrun, run_hardrun
-from .limits_support import remove_test_cgroup_parent, require_root, unique, wait_until
+from tests.helpers import hardrun_env, popen_hardrun, run_hardrun
+from tests.limits_support import remove_test_cgroup_parent, require_root, unique, wait_until
 
 pytestmark = pytest.mark.runtime
 

@@ -14,8 +14,8 @@ from hardrun.errors import UsageError
 from hardrun.runtime import network
 from hardrun.spec.run import Port, RunSpec
 
-from .conftest import ROOT
-from .limits_support import isolate_state, remove_test_cgroup_parent, require_root
+from tests.helpers import ROOT
+from tests.limits_support import isolate_state, remove_test_cgroup_parent, require_root
 
 pytestmark = pytest.mark.runtime
 CLEAN = {"links": [], "nft": "", "state": []}

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, hardrun_env, popen_hardrun, run_hardrun
+from tests.helpers import ROOT, hardrun_env, popen_hardrun, run_hardrun
 from tests.rootfs import require_root
 
 pytestmark = pytest.mark.runtime
@@ -495,7 +495,7 @@ def test_dry_run_prints_the_resolved_configuration_and_runs_nothing(rootfs, tmp_
     assert done.returncode == 0, done.stderr
     config = json.loads(done.stdout)
     assert not (tmp_path / "ran").exists()
-    from tests.test_oci import _validator
+    from tests.frontends.test_oci import _validator
     _validator().validate(config)   # runtime-spec's own JSON schema (tests/data copy)
     process = config["process"]
     assert process["args"] == ["touch", "/out/ran"]
@@ -563,7 +563,7 @@ def test_dry_run_shows_the_limits_the_container_gets(rootfs):
                "--cpu-shares", "256", "--ulimit", "nofile=100:200", "--ulimit", "core=-1", "--", "true")
     assert done.returncode == 0, done.stderr
     config = json.loads(done.stdout)
-    from tests.test_oci import _validator
+    from tests.frontends.test_oci import _validator
     _validator().validate(config)
     assert config["linux"]["resources"] == {
         "memory": {"limit": 64 << 20, "swap": 128 << 20}, "pids": {"limit": 20},
@@ -697,7 +697,7 @@ def public_rootfs():
     shutil.copy2(pyseccomp.__file__, source / "pyseccomp.py")
     rootfs = build_rootfs(base / "rootfs")
     from tests.rootfs import compile_static
-    from tests.test_escape_battery import PROBE_SOURCE
+    from tests.escape.test_escape_battery import PROBE_SOURCE
     compile_static(PROBE_SOURCE.read_text(), rootfs / "bin" / "probe")
     yield rootfs, home, source
     shutil.rmtree(base)
@@ -743,7 +743,7 @@ def test_rootless_memfds_are_sealed_where_vm_memfd_noexec_cannot_be_set(public_r
     rootfs = public_rootfs[0]
     with open("/proc/sys/vm/memfd_noexec") as handle:
         assert int(handle.read()) < 2, "the test needs a host where vm.memfd_noexec is below 2"
-    from tests.test_escape_battery import assert_blocked, parse_outcomes
+    from tests.escape.test_escape_battery import assert_blocked, parse_outcomes
     for flags, filters in (((), "2"), (("--security-opt", "seccomp=unconfined"), "1")):
         done = run_rootless(public_rootfs, "grep Seccomp_filters /proc/self/status; " + MEMFD_PROBE, *flags)
         assert done.returncode == 0 and f"Seccomp_filters:\t{filters}\n" in done.stdout, done.stdout + done.stderr

@@ -27,7 +27,7 @@ from hardrun.spec.record import fields
 
 pytestmark = pytest.mark.runtime
 
-DATA = Path(__file__).resolve().parent / "data" / "seccomp"
+DATA = Path(__file__).resolve().parent.parent / "data" / "seccomp"
 DOCKER_PROFILE = DATA / "docker-default.json"
 DOCKER_CAPS = {"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
                "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"}
@@ -568,7 +568,7 @@ def test_a_cached_default_filter_loads_without_pyseccomp(cache_dir):
     code = ("import sys; from hardrun.runtime.seccomp import default_filter; "
             f"bpf = default_filter(cache_dir={str(cache_dir)!r}); "
             "print(bpf.hex(), 'pyseccomp' in sys.modules, 'yaml' in sys.modules)")
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent.parent))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split() == [expected.hex(), "False", "False"]
 
@@ -582,7 +582,7 @@ def _default_filter_in_a_fresh_interpreter(cache_dir):
     code = ("import sys; from hardrun.runtime.seccomp import default_filter, prepare_filter; "
             f"bpf = default_filter(cache_dir={str(cache_dir)!r}); prepare_filter(bpf); "
             f"print(bpf.hex(), *[name for name in {_MODEL_AND_COMPILER!r} if name in sys.modules])")
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent.parent))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     program, *modules = out.stdout.split()
     return program, modules
@@ -829,7 +829,7 @@ def test_a_syscall_newer_than_libseccomp_is_a_warning_naming_it(monkeypatch):
 
 
 def test_hardrun_run_refuses_a_profile_with_a_typo(tmp_path):
-    from .conftest import run_hardrun
+    from tests.helpers import run_hardrun
     typo, spelled = tmp_path / "typo.json", tmp_path / "spelled.json"
     typo.write_text(json.dumps(_profile_denying("keyctll")))
     spelled.write_text(json.dumps(_profile_denying("keyctl")))

@@ -20,8 +20,8 @@ import pytest
 
 from hardrun.runtime import cgroups, gc, network, state as state_module
 
-from .conftest import ROOT, run_hardrun
-from .limits_support import Paused, isolate_state, remove_test_cgroup_parent, require_root
+from tests.helpers import ROOT, run_hardrun
+from tests.limits_support import Paused, isolate_state, remove_test_cgroup_parent, require_root
 
 pytestmark = pytest.mark.runtime
 BUSYBOX = "/bin/busybox"

@@ -12,7 +12,7 @@ import pytest
 
 from hardrun.runtime import sys as k
 
-from .conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.runtime
 

@@ -18,9 +18,9 @@ import time
 
 import pytest
 
-from tests.conftest import hardrun_env
+from tests.helpers import hardrun_env
 from tests.rootfs import require_root
-from tests.test_runtime import public_rootfs  # noqa: F401 (a fixture)
+from tests.runtime.test_runtime import public_rootfs  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.runtime
 
