@@ -361,7 +361,8 @@ def test_duplicate_stage_name_is_an_error():
 
 
 def test_platform_flag_keeps_automatic_args_as_written():
-    dockerfile = parse("ARG ARCH=arm64\nFROM --platform=$BUILDPLATFORM golang AS b\nFROM --platform=linux/$ARCH alpine\n")
+    dockerfile = parse("ARG ARCH=arm64\nFROM --platform=$BUILDPLATFORM golang AS b\n"
+                       "FROM --platform=linux/$ARCH alpine\n")
     assert dockerfile.stages[0].platform == "$BUILDPLATFORM"
     assert dockerfile.stages[0].instructions[0].unresolved == ("BUILDPLATFORM",)
     assert dockerfile.stages[1].platform == "linux/arm64"

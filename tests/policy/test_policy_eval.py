@@ -130,7 +130,8 @@ def test_both_gates_agree_on_the_same_container():
     from hardrun.frontends.hardrun_config import parse_run_config
     spec = parse_run_config(CONFIG, "run.yaml")[0]
     _, gated, _ = gate_run(spec, policy)
-    key = lambda f: (f.rule, f.line, f.message)
+    def key(finding):
+        return finding.rule, finding.line, finding.message
     assert sorted(map(key, audited)) == sorted(map(key, gated))
 
 
@@ -172,7 +173,8 @@ def test_trusted_registries_reach_build_and_run_rules():
 
 def test_expired_exemption_severity_follows_the_policy():
     base = "version: 1\nexemptions:\n  - {rule: HR3001, reason: r, expires: 2020-01-01}\n"
-    severity = lambda extra: [f.severity for f in expired_exemption_findings(load_policy_text(base + extra))]
+    def severity(extra):
+        return [f.severity for f in expired_exemption_findings(load_policy_text(base + extra))]
     assert severity("") == ["warning"]
     assert severity("default-rules: error\n") == ["error"]
     assert severity("default-rules: off\n") == ["warning"]       # still reported

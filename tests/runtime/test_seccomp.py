@@ -727,7 +727,7 @@ def test_unknown_action_names_the_file_line_and_entry(tmp_path):
     path = _write(tmp_path, "bad.json", text)
     with pytest.raises(UsageError) as caught:
         load_profile(path)
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if "SCMP_ACT_PERMIT" in l)
+    line = next(number for number, content in enumerate(text.splitlines(), 1) if "SCMP_ACT_PERMIT" in content)
     assert caught.value.path == str(path) and caught.value.line == line
     assert "syscalls[1].action" in str(caught.value) and "SCMP_ACT_PERMIT" in str(caught.value)
 
@@ -750,7 +750,8 @@ def test_unknown_operator_in_yaml_names_the_line(tmp_path):
 
 @pytest.mark.parametrize("rule, where, what", [
     ({"names": "read", "action": "SCMP_ACT_ALLOW"}, "syscalls[0].names", "expected a list"),
-    ({"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": "EPERM"}, "syscalls[0].errnoRet", "expected an integer"),
+    ({"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": "EPERM"}, "syscalls[0].errnoRet",
+     "expected an integer"),
     ({"names": ["read"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}, "syscalls[0].errnoRet", "only applies"),
     ({"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 7, "value": 0, "op": "SCMP_CMP_EQ"}]},
      "syscalls[0].args[0].index", "out of range"),
