@@ -136,7 +136,8 @@ def walk_tree(root: Path, count: int) -> int:
 
 def print_dockerfiles(rows: dict, count: int, repeat: int) -> None:
     print(f"Dockerfiles: {count} files; medians over {repeat} runs (cold start: {max(repeat, 10)} runs)\n")
-    print(f"{'tool':<10}{'files/s':>9}{'files/cpu-s':>13}{'bulk s':>8}{'cold ms':>9}{'cold cpu ms':>13}{'peak MiB':>10}")
+    print(f"{'tool':<10}{'files/s':>9}{'files/cpu-s':>13}{'bulk s':>8}{'cold ms':>9}{'cold cpu ms':>13}"
+          f"{'peak MiB':>10}")
     for name, row in rows.items():
         print(f"{name:<10}{row['files/s']:>9.0f}{row['files/cpu-s']:>13.0f}{row['bulk s']:>8.2f}"
               f"{row['cold ms']:>9.1f}{row['cold cpu ms']:>13.1f}{row['peak MiB']:>10.1f}")
@@ -183,7 +184,8 @@ def main() -> int:
             runs = [measure(argv, env) for _ in range(args.repeat)]
             print(f"\nWalk: {args.walk} files ({dockerfiles} Dockerfiles) in "
                   f"{statistics.median(run[0] for run in runs):.2f} s (CPU "
-                  f"{statistics.median(run[1] for run in runs):.2f} s), peak {max(run[2] for run in runs) / 1024:.1f} MiB")
+                  f"{statistics.median(run[1] for run in runs):.2f} s), "
+                  f"peak {max(run[2] for run in runs) / 1024:.1f} MiB")
 
     print("\ntargets: >= 1000 files/s for every kind, < 150 ms cold start, < 60 MiB peak")
     return 0

@@ -25,7 +25,8 @@ def _apt_block(rng):
     packages = " \\\n        ".join(rng.sample(APT, rng.randint(3, 8)))
     recommends = "--no-install-recommends " if rng.random() < 0.6 else ""
     clean = " \\\n    && rm -rf /var/lib/apt/lists/*" if rng.random() < 0.7 else ""
-    return f"RUN set -eux; \\\n    apt-get update \\\n    && apt-get install -y {recommends}\\\n        {packages}{clean}\n"
+    return (f"RUN set -eux; \\\n    apt-get update \\\n"
+            f"    && apt-get install -y {recommends}\\\n        {packages}{clean}\n")
 
 
 def _apk_block(rng):
@@ -45,7 +46,8 @@ def _download_block(rng):
     if choice < 0.25:
         return "RUN curl -fsSL https://get.example.com/install.sh | sh\n"
     if choice < 0.4:
-        return "RUN wget --no-check-certificate -qO /tmp/tool.tgz https://example.com/tool.tgz && tar -xzf /tmp/tool.tgz -C /usr/local\n"
+        return ("RUN wget --no-check-certificate -qO /tmp/tool.tgz https://example.com/tool.tgz"
+                " && tar -xzf /tmp/tool.tgz -C /usr/local\n")
     gpg = "".join(rng.choice("0123456789ABCDEF") for _ in range(40))
     return (f"ENV GPG_KEY {gpg}\n"
             "RUN set -eux; \\\n    for key in $GPG_KEY; do \\\n"

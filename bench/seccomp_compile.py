@@ -48,7 +48,8 @@ def in_process(repeat: int, cache_dir: str) -> list[tuple[str, float]]:
         ("compile default profile", median_ms(lambda: seccomp.compile_profile(default, ()), repeat)),
         ("compile Docker's profile", median_ms(lambda: seccomp.compile_profile(docker, ()), repeat)),
         ("default_filter, cache hit", median_ms(lambda: seccomp.default_filter(cache_dir=cache_dir), repeat)),
-        ("prepare_filter", median_ms(lambda: seccomp.prepare_filter(seccomp.default_filter(cache_dir=cache_dir)), repeat)),
+        ("prepare_filter",
+         median_ms(lambda: seccomp.prepare_filter(seccomp.default_filter(cache_dir=cache_dir)), repeat)),
     ]
 
 

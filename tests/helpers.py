@@ -1,9 +1,14 @@
-"""Small helpers shared by the audit tests."""
-from hardrun.audit.rules import all_rules
+"""Small helpers shared by the tests: the checkout, its test data, `hardrun` as a user runs it."""
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 
 def rule_for(practice: str) -> str:
     """The id of the first rule of `practice` (tests name practices, not ids)."""
+    # imported here: conftest imports this module, and a test session must not load the audit up front
+    from hardrun.audit.rules import all_rules
     for rule in all_rules().values():
         if rule.practice == practice:
             return rule.id
@@ -14,3 +19,27 @@ ROOT_DOCKERFILE = "FROM alpine:3.20\nRUN echo hi\n"
 CLEAN_DOCKERFILE = ("FROM alpine:3.20@sha256:" + "a" * 64 + "\n"
                     "USER 10001:10001\n"
                     "HEALTHCHECK CMD [\"true\"]\n")
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def hardrun_env(env=None) -> dict:
+    """The caller's environment with this checkout importable, plus `env`."""
+    full_env = dict(os.environ)
+    # no empty entry: it would put the current directory on the path
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
+    full_env.update(env or {})
+    return full_env
+
+
+def run_hardrun(*args, input=None, env=None, cwd=None, timeout=120, pass_fds=()):
+    """Run the `hardrun` command as a user would (a fresh interpreter) and capture it."""
+    return subprocess.run([sys.executable, "-m", "hardrun", *args], input=input, env=hardrun_env(env),
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout, pass_fds=pass_fds)
+
+
+def popen_hardrun(*args, env=None, **kwargs):
+    """Start the `hardrun` command with its output on pipes, for tests that act while it runs."""
+    return subprocess.Popen([sys.executable, "-m", "hardrun", *args], env=hardrun_env(env), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)

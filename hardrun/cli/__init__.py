@@ -16,8 +16,10 @@ COMMANDS = {
     "rules": ("hardrun.cli.rules", "rules", "List every audit rule."),
     "explain": ("hardrun.cli.rules", "explain", "Print the documentation of one rule."),
     "policy": ("hardrun.cli.policy", "policy", "List, show and validate policies."),
-    "export": ("hardrun.cli.export", "export", "Export a policy or run config as docker/compose/Kubernetes/OCI settings."),
-    "inspect": ("hardrun.cli.inspect", "inspect", "Report how a running process is confined (caps, seccomp, namespaces)."),
+    "export": ("hardrun.cli.export", "export",
+               "Export a policy or run config as docker/compose/Kubernetes/OCI settings."),
+    "inspect": ("hardrun.cli.inspect", "inspect",
+                "Report how a running process is confined (caps, seccomp, namespaces)."),
     "gc": ("hardrun.cli.gc", "gc", "Remove what containers of killed hardrun processes left behind."),
 }
 

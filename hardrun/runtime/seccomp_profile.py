@@ -528,7 +528,8 @@ def _rule(value: Any, path: tuple) -> SyscallRule:
     action = _action(rule.get("action"), path + ("action",), required=True)
     errno_ret = _optional_int(rule, "errnoRet", path, 0, 0xFFFF)
     if errno_ret is not None and action not in _ACTIONS_WITH_DATA:
-        raise _Invalid(path + ("errnoRet",), f"errnoRet only applies to SCMP_ACT_ERRNO and SCMP_ACT_TRACE, not {action}")
+        raise _Invalid(path + ("errnoRet",),
+                       f"errnoRet only applies to SCMP_ACT_ERRNO and SCMP_ACT_TRACE, not {action}")
     args = tuple(_arg(arg, path + ("args", i))
                  for i, arg in enumerate(_list(rule.get("args"), path + ("args",))))
     includes = _condition(rule.get("includes"), path + ("includes",))

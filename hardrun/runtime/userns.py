@@ -157,7 +157,8 @@ def _subordinate(path: str, name: str, uid: int):
         with open(path) as handle:
             for line in handle:
                 fields = line.strip().split(":")
-                if len(fields) == 3 and fields[0] in (name, str(uid)) and _is_number(fields[1]) and _is_number(fields[2]):
+                if len(fields) == 3 and fields[0] in (name, str(uid)) \
+                        and _is_number(fields[1]) and _is_number(fields[2]):
                     return int(fields[1]), int(fields[2])
     except OSError:
         pass

@@ -146,7 +146,7 @@ class Dockerfile:
         for stage in self.stages:
             yield from stage.instructions
 
-    def stage_chain(self, stage: Stage):
+    def stage_chain(self, stage: Stage | None):
         """`stage` and the stages it builds on through `FROM <stage>`, nearest first."""
         seen = set()
         while stage is not None and stage.index not in seen:

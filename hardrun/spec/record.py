@@ -11,6 +11,10 @@ and the seccomp records.
 """
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Any
+
 _MISSING = object()
 
 
@@ -29,7 +33,8 @@ class Field:
         return f"Field(name={self.name!r})"
 
 
-def field(*, default=_MISSING, default_factory=_MISSING, compare=True) -> Field:
+# Any, as dataclasses.field is typed: `lines: dict[str, int] = field(...)` declares the field's type
+def field(*, default=_MISSING, default_factory=_MISSING, compare=True) -> Any:
     if default is not _MISSING and default_factory is not _MISSING:
         raise ValueError("cannot specify both default and default_factory")
     return Field(default, default_factory, compare)
@@ -107,7 +112,8 @@ def _make_init(cls, all_fields):
     """One generic `__init__` (positional or keyword, defaults, factories): generating
     and compiling one per class cost about a millisecond at import, on the start-up
     path of `hardrun run`."""
-    names, defaults, factories, position_of = [], [], [], {}
+    names: list[str] = []
+    defaults, factories, position_of = [], [], {}
     seen_default = False
     for item in all_fields:
         position_of[item.name] = len(names)

@@ -67,7 +67,8 @@ def package_cache_problems(instruction, pip_no_cache: bool):
                                     "`rm -rf /var/lib/apt/lists/*` (or use a cache mount)"))
         elif name == "apk" and ("add" in args or "update" in args):
             # --no-network fetches no index, so it leaves none behind.
-            if "--no-cache" not in args and "--no-network" not in args and not removes("/var/cache/apk", "/etc/apk/cache") \
+            if "--no-cache" not in args and "--no-network" not in args \
+                    and not removes("/var/cache/apk", "/etc/apk/cache") \
                     and not _covered("/var/cache/apk", mounts) and not _covered("/etc/apk/cache", mounts):
                 problems.setdefault("apk", (command.line, "apk without --no-cache leaves its "
                                     "index in /var/cache/apk"))
