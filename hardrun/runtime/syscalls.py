@@ -89,8 +89,9 @@ NR = _kernel.NR
 _syscall = _kernel.syscall
 
 # The calls of `os` that the container's set-up makes, under the same names: child.py (and
-# mounts.make_private, pivot, mask, make_read_only) are handed this module as an object and make their calls through it, so a
-# test can hand them a recording fake instead and check the order of the steps without root.
+# mounts.make_private, pivot, mask, make_read_only) are handed this module as an object and
+# make their calls through it, so a test can hand them a recording fake instead and check
+# the order of the steps without root.
 execve, read, set_blocking, setsid = os.execve, os.read, os.set_blocking, os.setsid
 setgroups, setresgid, setresuid = os.setgroups, os.setresgid, os.setresuid
 chdir, fchdir, getcwd, open_fd, close = os.chdir, os.fchdir, os.getcwd, os.open, os.close

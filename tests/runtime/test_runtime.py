@@ -6,7 +6,6 @@ they fail, never skip, when those are missing.
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import signal
