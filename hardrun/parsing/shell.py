@@ -57,8 +57,6 @@ _CASE_BREAKS = frozenset({";;", ";&", ";;&"})
 _CONTROL = frozenset({"&&", "||", ";;&", ";;", ";&", "|&", "|", "&", ";", "(", ")", "\n"})
 
 _BLANKS = re.compile(r"(?:[ \t\r\f\v]|\\\n)+")
-_OPERATOR = re.compile(r"&&|\|\||;;&|;;|;&|\|&|&>>|&>|[0-9]*(?:<<<|<<-|<<|>>|>&|<&|<>|>\||>|<)"
-                       r"|[|&;()\n]")
 _PLAIN = re.compile(r"[^\s'\"\\$`|&;()<>]+")
 # One token per match: blanks, a common word (plain text, `$NAME`, `${...}` without
 # quotes, '...' and "..." without escapes or command substitutions), or an operator.
