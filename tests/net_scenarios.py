@@ -27,6 +27,9 @@ from hardrun.spec.run import Port  # noqa: E402
 from tests.limits_support import Box, host_leftovers, wait_until  # noqa: E402
 
 SERVE = "busybox nc -ll -p {port} -e busybox echo {text}"
+# Debian's interpreter (scripts/setup.sh installs it), for containers in the read-only view
+# of the host: the test's own may live under /tmp, which is a fresh tmpfs there
+CONTAINER_PYTHON = "/usr/bin/python3"
 
 
 # busybox nc has no UDP: a one-line echo server in the container, a socket on the host
@@ -350,7 +353,7 @@ def from_raw_container(name: str, message: bytes, arrange, watch, describe=None)
     IPv6 settings as hardrun left them and `describe(bridge)` at the end included."""
     bridge = BRIDGE_PREFIX + name
     run = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "-i", "--network",
-                            f"bridge:{name}", "--cap-add", "NET_RAW", "--", sys.executable,
+                            f"bridge:{name}", "--cap-add", "NET_RAW", "--", CONTAINER_PYTHON,
                             "-S", "-c", SEND_ICMPV6, message.hex()], stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ready = run.stdout.readline().strip()
