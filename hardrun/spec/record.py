@@ -13,7 +13,10 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, dataclass_transform
+else:
+    def dataclass_transform(**_):   # tells a type checker what @dataclass generates
+        return lambda function: function
 
 _MISSING = object()
 
@@ -40,6 +43,7 @@ def field(*, default=_MISSING, default_factory=_MISSING, compare=True) -> Any:
     return Field(default, default_factory, compare)
 
 
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
 def dataclass(cls=None, *, frozen=True):
     """`@dataclass(frozen=True)` for the run models (records are always frozen)."""
     def wrap(klass):
