@@ -26,6 +26,7 @@ import struct
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -1277,6 +1278,33 @@ def test_host_path_sockets_are_unreachable_through_the_host_root_view(probe, hos
         shutil.rmtree(work)
 
 
+@contextmanager
+def host_fifo_service(directory: Path):
+    """A host service's world-writable FIFO in `directory`, its reader listening (without
+    blocking): yields (fifo, reader fd); what a writer sent is os.read(reader, …)."""
+    fifo = directory / "service.fifo"
+    os.mkfifo(fifo)
+    os.chmod(fifo, 0o666)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        yield fifo, reader
+    finally:
+        os.close(reader)
+
+
+@contextmanager
+def host_work_dir(name: str, probe):
+    """/var/tmp/NAME-PID, world-readable (the container's root reads it through the host
+    view), with the probe copied in; removed afterwards."""
+    work = Path(f"/var/tmp/{name}-{os.getpid()}")
+    work.mkdir(mode=0o755, exist_ok=True)
+    try:
+        shutil.copy2(probe, work / "probe")
+        yield work
+    finally:
+        shutil.rmtree(work)
+
+
 def test_host_fifos_are_not_writable_through_the_host_root_view(probe):
     """A host service's world-writable FIFO under /var/tmp, seen through the default
     read-only view of the host's / (no --rootfs): a read-only mount does not stop writing
@@ -1284,30 +1312,18 @@ def test_host_fifos_are_not_writable_through_the_host_root_view(probe):
     own /tmp stays writable. Controls: --read-write (no Landlock domain then) writes
     into the host's FIFO, and so does the probe on the host."""
     require_namespaces()
-    work = Path(f"/var/tmp/hardrun-battery-{os.getpid()}")
-    work.mkdir(mode=0o755, exist_ok=True)
-    try:
-        shutil.copy2(probe, work / "probe")
-        fifo = work / "service.fifo"
-        os.mkfifo(fifo)
-        os.chmod(fifo, 0o666)
-        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # the host service, listening
-        try:
-            attacks = (f"fifo=write:{fifo}=from-the-container", "own_tmp=write_dir:/tmp")
-            done = run_hardrun("run", "--", str(work / "probe"), *attacks)
-            outcomes = parse_outcomes(done.stdout)
-            assert_blocked(outcomes["fifo"], "EACCES", step="open")
-            assert_ok(outcomes["own_tmp"])
-            assert os.read(reader, 100) == b""   # no writer ever came
-            control = run_hardrun("run", "--read-write", "--", str(work / "probe"), attacks[0])
-            assert_ok(parse_outcomes(control.stdout)["fifo"])
-            assert os.read(reader, 100) == b"from-the-container"
-            assert_ok(on_host(probe, attacks[0])["fifo"])
-            assert os.read(reader, 100) == b"from-the-container"
-        finally:
-            os.close(reader)
-    finally:
-        shutil.rmtree(work)
+    with host_work_dir("hardrun-battery", probe) as work, host_fifo_service(work) as (fifo, reader):
+        attacks = (f"fifo=write:{fifo}=from-the-container", "own_tmp=write_dir:/tmp")
+        done = run_hardrun("run", "--", str(work / "probe"), *attacks)
+        outcomes = parse_outcomes(done.stdout)
+        assert_blocked(outcomes["fifo"], "EACCES", step="open")
+        assert_ok(outcomes["own_tmp"])
+        assert os.read(reader, 100) == b""   # no writer ever came
+        control = run_hardrun("run", "--read-write", "--", str(work / "probe"), attacks[0])
+        assert_ok(parse_outcomes(control.stdout)["fifo"])
+        assert os.read(reader, 100) == b"from-the-container"
+        assert_ok(on_host(probe, attacks[0])["fifo"])
+        assert os.read(reader, 100) == b"from-the-container"
 
 
 def test_host_fifos_are_not_writable_through_read_only_binds_in_an_image(battery_rootfs, tmp_path):
@@ -1321,12 +1337,8 @@ def test_host_fifos_are_not_writable_through_read_only_binds_in_an_image(battery
     for directory in (data, data / "x", data / "work"):   # the container's root cannot create them
         directory.mkdir(mode=0o777)
         os.chmod(directory, 0o777)
-    fifo = service / "service.fifo"
-    os.mkfifo(fifo)
-    os.chmod(fifo, 0o666)
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # the host service, listening
     attack = "fifo=write:/x/service.fifo=from-the-container"
-    try:
+    with host_fifo_service(service) as (_, reader):
         for binds in ((f"{service}:/x:ro",), (f"{data}:/data", f"{service}:/data/x:ro")):
             flags = [flag for bind in binds for flag in ("-v", bind)] + ["--read-write"]
             target = binds[-1].split(":")[1]
@@ -1342,8 +1354,6 @@ def test_host_fifos_are_not_writable_through_read_only_binds_in_an_image(battery
                               "/bin/probe", attack)
         assert_ok(parse_outcomes(control.stdout)["fifo"])
         assert os.read(reader, 100) == b"from-the-container"
-    finally:
-        os.close(reader)
 
 
 def test_a_directory_on_stdin_does_not_open_its_tree_for_writing(probe):
@@ -1353,33 +1363,20 @@ def test_a_directory_on_stdin_does_not_open_its_tree_for_writing(probe):
     itself on stdin, its rule lets the container reopen it for writing through
     /proc/self/fd/0, and the write reaches the reader."""
     require_namespaces()
-    work = Path(f"/var/tmp/hardrun-battery-stdin-{os.getpid()}")
-    work.mkdir(mode=0o755, exist_ok=True)
-    try:
-        shutil.copy2(probe, work / "probe")
-        fifo = work / "service.fifo"
-        os.mkfifo(fifo)
-        os.chmod(fifo, 0o666)
-        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # the host service, listening
-        try:
-            # the interpreter refuses a directory on stdin at start-up: hardrun is called
-            # from a program that puts one there afterwards, as any caller of the library may
-            caller = ("import os, sys; os.dup2(os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK), 0); "
-                      "from hardrun.__main__ import main; main(sys.argv[2:])")
-
-            def run_with_stdin(path, attack):
-                done = subprocess.run([sys.executable, "-c", caller, str(path), "run", "-i", "--",
-                                       str(work / "probe"), attack], env=hardrun_env(), capture_output=True,
-                                      text=True, timeout=60)
-                return parse_outcomes(done.stdout).get("fifo", done.stdout + done.stderr)
-            assert_blocked(run_with_stdin(work, f"fifo=write:{fifo}=through-stdin"), "EACCES", step="open")
-            assert os.read(reader, 100) == b""   # no writer ever came
-            assert_ok(run_with_stdin(fifo, "fifo=write:/proc/self/fd/0=through-stdin"))
-            assert os.read(reader, 100) == b"through-stdin"
-        finally:
-            os.close(reader)
-    finally:
-        shutil.rmtree(work)
+    # the interpreter refuses a directory on stdin at start-up: hardrun is called from a
+    # program that puts one there afterwards, as any caller of the library may
+    caller = ("import os, sys; os.dup2(os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK), 0); "
+              "from hardrun.__main__ import main; main(sys.argv[2:])")
+    with host_work_dir("hardrun-battery-stdin", probe) as work, host_fifo_service(work) as (fifo, reader):
+        def run_with_stdin(path, attack):
+            done = subprocess.run([sys.executable, "-c", caller, str(path), "run", "-i", "--",
+                                   str(work / "probe"), attack], env=hardrun_env(), capture_output=True,
+                                  text=True, timeout=60)
+            return parse_outcomes(done.stdout).get("fifo", done.stdout + done.stderr)
+        assert_blocked(run_with_stdin(work, f"fifo=write:{fifo}=through-stdin"), "EACCES", step="open")
+        assert os.read(reader, 100) == b""   # no writer ever came
+        assert_ok(run_with_stdin(fifo, "fifo=write:/proc/self/fd/0=through-stdin"))
+        assert os.read(reader, 100) == b"through-stdin"
 
 
 # -- the operator's terminal --------------------------------------------------------------------
