@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"   # the `test` extra installs it
 
@@ -41,25 +43,25 @@ def plant(tree: Path, module: str, line: str) -> None:
     path.write_text(path.read_text(encoding="utf-8") + "\n\n" + line + "\n", encoding="utf-8")
 
 
-def test_a_front_end_importing_the_policy_layer_breaks_the_layers(tmp_path):
+PLANTED = {
+    # a lazy import counts too
+    "a front end importing the policy layer": (
+        "frontends/compose.py", "def _planted():\n    from ..policy import load",
+        "hardrun.frontends.compose -> hardrun.policy.load"),
+    "the runtime importing a front end": (
+        "runtime/config.py", "from ..frontends import docker_flags",
+        "hardrun.runtime is not allowed to import hardrun.frontends"),
+    "a cycle between sibling modules": (
+        "frontends/detect.py", "def _planted():\n    from . import docker_run",
+        "No cycles are allowed in hardrun.frontends"),
+}
+
+
+@pytest.mark.parametrize("name", PLANTED)
+def test_a_planted_bad_import_breaks_a_contract(tmp_path, name):
+    module, line, reported = PLANTED[name]
     tree = copy_of_the_package(tmp_path)
-    plant(tree, "frontends/compose.py", "def _planted():\n    from ..policy import load")   # lazy counts
+    plant(tree, module, line)
     done = lint_imports(tree)
     assert done.returncode == 1
-    assert "hardrun.frontends.compose -> hardrun.policy.load" in done.stdout
-
-
-def test_the_runtime_importing_a_front_end_breaks_its_contract(tmp_path):
-    tree = copy_of_the_package(tmp_path)
-    plant(tree, "runtime/config.py", "from ..frontends import docker_flags")
-    done = lint_imports(tree)
-    assert done.returncode == 1
-    assert "hardrun.runtime is not allowed to import hardrun.frontends" in done.stdout
-
-
-def test_a_cycle_between_sibling_modules_breaks_the_acyclic_contract(tmp_path):
-    tree = copy_of_the_package(tmp_path)
-    plant(tree, "frontends/detect.py", "def _planted():\n    from . import docker_run")
-    done = lint_imports(tree)
-    assert done.returncode == 1
-    assert "No cycles are allowed in hardrun.frontends" in done.stdout
+    assert reported in done.stdout
