@@ -243,9 +243,13 @@ def namespace_limits(directory: str = USER_LIMITS_DIR) -> tuple[tuple[str, int],
                          hint="hardrun needs /proc to limit the container's user namespace") from None
     limits = []
     for name in names:
-        with open(f"{directory}/{name}") as handle:
-            value = int(handle.read())
-            limits.append((name, min(value, max(1, value // USER_LIMIT_SHARE))))
+        try:
+            with open(f"{directory}/{name}") as handle:
+                value = int(handle.read())
+        except (OSError, ValueError) as error:
+            raise UsageError(f"cannot read {directory}/{name}: {getattr(error, 'strerror', None) or error}",
+                             hint="hardrun needs it to limit the container's user namespace") from None
+        limits.append((name, min(value, max(1, value // USER_LIMIT_SHARE))))
     return tuple(limits)
 
 
@@ -290,10 +294,9 @@ def _ensure_memfd_noexec(path: str) -> None:
     exec permission and sealed against chmod, and MFD_EXEC is refused (Linux 6.3+). A
     value of 2 inherited from the host is kept as it is. The parent chose this way
     (memfd_noexec_can_hold): if it fails all the same, the start fails."""
+    if memfd_noexec_is_set(path):
+        return
     try:
-        with open(path) as handle:
-            if int(handle.read()) >= 2:
-                return
         _write(path, "2")
     except OSError as error:
         raise StepFailure("vm.memfd_noexec", error.errno or 0,
