@@ -276,13 +276,16 @@ def _dockerignore(path: str | None, root: str | None) -> tuple[str, ...] | None:
     if not path or path == STDIN:
         return None
     for candidate in (path + ".dockerignore", os.path.join(os.path.dirname(path), ".dockerignore")):
-        if root is not None and os.path.exists(candidate) and not within(candidate, root):
+        if not os.path.lexists(candidate):
+            continue
+        if root is not None and not within(candidate, root):
             raise HardrunError(f"{_display(candidate)} leads outside the audited directory: "
                                "not followed")
         try:
             text = read_bytes(candidate).decode("utf-8", errors="replace")
-        except HardrunError:
-            continue
+        except HardrunError as error:
+            # auditing as if there were none would judge the build context wrongly
+            raise HardrunError(f"{_display(candidate)}: {error.message}") from None
         return tuple(line.strip() for line in text.splitlines()
                      if line.strip() and not line.lstrip().startswith("#"))
     return None

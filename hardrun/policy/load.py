@@ -24,7 +24,7 @@ from ..resources import data_dir
 from ..spec.capabilities import known_capability, normalize_capability
 from ..parsing import marked
 from ..parsing.marked import Located, located_error, parse_marked, validate_located
-from ..userfiles import read_text
+from ..userfiles import read_text, within
 from .discover import DEFAULT, POLICY_FILE
 from .model import Exemption, HostMount, Policy, Runtime, Seccomp
 
@@ -82,8 +82,7 @@ def load_found_policy(found: str) -> Policy:
 
 
 def _inside(path, directory: str) -> bool:
-    real, base = os.path.realpath(path), os.path.realpath(directory)
-    return real == base or real.startswith(base.rstrip("/") + "/")
+    return within(str(path), os.path.realpath(directory))
 
 
 class _ContentFree(ParseError):

@@ -318,6 +318,22 @@ def test_parser_exhaustion_is_the_files_error(monkeypatch, tmp_path, exhausted, 
     assert any(f.path.endswith("Dockerfile") for f in report.findings)
 
 
+def test_an_unreadable_dockerignore_is_the_dockerfiles_error_not_ignored(hardrun, tmp_path):
+    """A .dockerignore that is a FIFO cannot be read: auditing as if there were none would
+    judge the build context wrongly, so it is the Dockerfile's error (exit 2). Control: a
+    readable one is used without an error."""
+    (tmp_path / "Dockerfile").write_text(ROOT_DOCKERFILE)
+    (tmp_path / ".dockerignore").write_text(".git\n")
+    control = json.loads(hardrun("audit", "-f", "json", "--no-fail", "Dockerfile", cwd=tmp_path).stdout)
+    assert control["errors"] == []
+    (tmp_path / ".dockerignore").unlink()
+    os.mkfifo(tmp_path / ".dockerignore")
+    result = hardrun("audit", "-f", "json", "Dockerfile", cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["errors"] == [
+        {"path": "Dockerfile", "message": ".dockerignore: not a regular file (a FIFO)"}]
+
+
 def test_invalid_dockerignore_class_does_not_stop_the_audit(hardrun, tmp_path):
     import re
     from hardrun.audit.checks.buildutil.buildcontext import _ignore_regex
