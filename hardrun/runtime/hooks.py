@@ -45,7 +45,8 @@ class Hooks:
         self.launch = launch
         spec = self.cfg.spec
         from . import cgroups, state
-        self._reap_stale()
+        root = state.trusted_root(create=True)   # checked once for the clean-up and the record
+        self._reap_stale(root)
         limits = cgroups.Limits.from_spec(spec)
         if spec.ulimits:
             from . import ulimits
@@ -55,7 +56,7 @@ class Hooks:
             from ..errors import UsageError
             raise UsageError(f"--publish needs a bridge network, not --network {self.cfg.network}",
                              hint="add --network bridge")
-        self.state = state.ContainerState.create(self.cfg.id)  # recorded first: a crash leaves a trace
+        self.state = state.ContainerState.create(self.cfg.id, root)  # recorded first: a crash leaves a trace
         try:
             layout = cgroups.detect_layout()
             self.cgroup = cgroups.ContainerCgroup.create(
@@ -118,11 +119,11 @@ class Hooks:
         self.state = self.cgroup = self.endpoint = None
         return message
 
-    def _reap_stale(self) -> None:
+    def _reap_stale(self, root) -> None:
         """Undo containers whose hardrun was killed: costs a directory listing when none."""
         from .gc import reap_stale
         try:
-            _, problems = reap_stale()
+            _, problems = reap_stale(root)
         except OSError as error:
             problems = [f"cannot clean up after dead containers: {error}"]
         for problem in problems:
