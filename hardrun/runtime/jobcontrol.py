@@ -132,7 +132,9 @@ class JobControl:
     def _freeze(self, frozen: bool) -> bool:
         try:
             return self.freeze(frozen)
-        except OSError:   # the cgroup refused: stop the processes one by one instead
+        except OSError as error:   # the cgroup refused: stop the processes one by one instead
+            _warn(f"cannot {'freeze' if frozen else 'thaw'} the container's cgroup "
+                  f"({error.strerror or error}): its processes are stopped one by one")
             return False
 
 
@@ -179,7 +181,12 @@ def _children(pid: int) -> list[int]:
 
 
 def _wait_stopped(pid: int, timeout: float = 1.0) -> None:
-    poll_until(lambda: _stopped_or_gone(pid), timeout)
+    if not poll_until(lambda: _stopped_or_gone(pid), timeout):
+        _warn(f"process {pid} of the container did not stop within {timeout:g} s")
+
+
+def _warn(message: str) -> None:
+    os.write(2, f"hardrun: warning: {message}\n".encode())   # from a signal handler: no buffering
 
 
 def _stopped_or_gone(pid: int) -> bool:
