@@ -14,16 +14,17 @@ def gc(orphans):
     A state directory that is not the caller's own, with mode 0700, that is reached through
     a symbolic link or directory another user controls, or that cannot be used at all, is
     refused (exit 125)."""
+    from ..display import printable
     from ..errors import HardrunError
     from ..runtime.gc import collect
     try:
         report = collect(orphans=orphans)
     except HardrunError as error:       # an untrusted or unusable state root: nothing is touched
-        click.echo(f"hardrun gc: {error}", err=True)
+        click.echo(f"hardrun gc: {printable(str(error))}", err=True)
         raise SystemExit(error.exit_code) from None
     for line in report.removed:
-        click.echo(f"removed {line}")
+        click.echo(f"removed {printable(line)}")
     for problem in report.problems:
-        click.echo(f"hardrun gc: {problem}", err=True)
+        click.echo(f"hardrun gc: {printable(problem)}", err=True)
     if report.problems:
         raise SystemExit(1)
