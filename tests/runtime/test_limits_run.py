@@ -21,11 +21,6 @@ from tests.limits_support import remove_test_cgroup_parent, require_root, unique
 pytestmark = pytest.mark.runtime
 
 
-@pytest.fixture(scope="module")
-def rootfs(busybox_rootfs):
-    return str(busybox_rootfs)
-
-
 @pytest.fixture
 def env(monkeypatch, tmp_path):
     require_root()

@@ -301,12 +301,6 @@ def isolated(monkeypatch, tmp_path):
     assert remove_test_cgroup_parent() == []
 
 
-@pytest.fixture(scope="module")
-def rootfs(busybox_rootfs):
-    require_root()
-    return str(busybox_rootfs)
-
-
 def test_run_refuses_an_untrusted_state_root_before_running_anything(rootfs, isolated, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -19,8 +19,6 @@ import time
 import pytest
 
 from tests.helpers import hardrun_env
-from tests.rootfs import require_root
-from tests.runtime.test_runtime import public_rootfs  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.runtime
 
@@ -86,12 +84,6 @@ while True:
 # Reads its input line by line, as a login prompt or `cat` would, with the terminal's echo
 # off (through stderr: with -i alone its stdin is a pipe hardrun feeds).
 READER = 'stty -echo <&2; echo ready; while read line; do echo "container got: $line"; done; echo bye'
-
-
-@pytest.fixture(scope="module")
-def rootfs(busybox_rootfs):
-    require_root()
-    return str(busybox_rootfs)
 
 
 class Terminal:
@@ -539,7 +531,7 @@ def test_rm_is_accepted_and_nothing_is_kept(rootfs, tmp_path):
         assert os.listdir(tmp_path / "state") == []
 
 
-def hardrun_as_nobody(public_rootfs, *args: str) -> list[str]:  # noqa: F811 (the fixture imported above)
+def hardrun_as_nobody(public_rootfs, *args: str) -> list[str]:
     """`hardrun run --rootfs … ARGS` as a non-root user (with Debian's python3: the test
     venv's interpreter may not be reachable by nobody), as test_runtime's rootless test."""
     rootfs, home, source = public_rootfs
@@ -550,7 +542,7 @@ def hardrun_as_nobody(public_rootfs, *args: str) -> list[str]:  # noqa: F811 (th
             "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined", *args]
 
 
-def test_rootless_ctrl_z_stops_every_process_of_the_container(public_rootfs):  # noqa: F811 (the fixture imported above)
+def test_rootless_ctrl_z_stops_every_process_of_the_container(public_rootfs):
     """Without root hardrun has no cgroup of its own, so no freezer: Ctrl-Z stops each
     process of the container (State T) before hardrun stops, and `fg` continues them.
     Control: the same processes are not stopped before the Ctrl-Z."""
@@ -584,7 +576,7 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def test_a_terminal_that_cannot_be_handed_over_write_only_is_refused(public_rootfs):  # noqa: F811 (the fixture imported above)
+def test_a_terminal_that_cannot_be_handed_over_write_only_is_refused(public_rootfs):
     """hardrun as nobody on root's terminal cannot reopen it write-only for the container:
     it refuses to start (125, one line) rather than hand over the readable one; with -t
     the container does not need it. Control: on its own terminal the same command runs."""

@@ -1,0 +1,42 @@
+"""Fixtures of the runtime tests: root file systems containers start from."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.helpers import ROOT
+from tests.rootfs import require_root
+
+
+@pytest.fixture(scope="module")
+def rootfs(busybox_rootfs):
+    require_root()
+    return str(busybox_rootfs)
+
+
+@pytest.fixture(scope="module")
+def public_rootfs():
+    """A rootfs an unprivileged user can reach (pytest's own temporary tree is root-only)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    from tests.rootfs import build_rootfs
+    base = Path(tempfile.mkdtemp(prefix="hardrun-public-rootfs-"))
+    os.chmod(base, 0o755)
+    home = base / "home"
+    home.mkdir()
+    os.chown(home, 65534, 65534)
+    # the checkout may sit where nobody cannot read it (a clone under /root): run a copy,
+    # with pyseccomp (pure Python over the system's libseccomp) to compile the built-in profile
+    source = base / "src"
+    for part in ("hardrun", "rules", "policies"):
+        shutil.copytree(ROOT / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
+    import pyseccomp
+    shutil.copy2(pyseccomp.__file__, source / "pyseccomp.py")
+    rootfs = build_rootfs(base / "rootfs")
+    from tests.rootfs import compile_static
+    from tests.escape.test_escape_battery import PROBE_SOURCE
+    compile_static(PROBE_SOURCE.read_text(), rootfs / "bin" / "probe")
+    yield rootfs, home, source
+    shutil.rmtree(base)
