@@ -13,12 +13,11 @@ def audit_with_policy(paths, policy=None, kind=None, stdin_text=None, docker_run
     """(Report, Policy): audit `paths` under `policy` (a name, a file, a Policy, or None to
     discover `.hardrun.yaml` at the repository root of the first path, else `default`)."""
     from .audit.engine import audit as _audit
-    from .policy import (audit_options, expired_exemption_findings, find_policy,
-                         load_found_policy, load_policy)
+    from .policy import audit_options, expired_exemption_findings, named_or_found_policy
     from .policy.model import Policy
     if not isinstance(policy, Policy):
         first = next((p for p in paths if p != "-"), ".")
-        policy = load_policy(policy) if policy else load_found_policy(find_policy(first))
+        policy = named_or_found_policy(policy, first)
     report = _audit(paths, audit_options(policy, kind), stdin_text=stdin_text,
                     docker_run_lines=docker_run_lines)
     report.findings.extend(expired_exemption_findings(policy))

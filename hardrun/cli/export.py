@@ -46,9 +46,9 @@ def export(target, policy_ref, config, image, seccomp_out, output):
 
 def _export(target, policy_ref, config, image, seccomp_out):
     from ..frontends.hardrun_config import read_run_config
-    from ..policy import find_policy, load_found_policy, load_policy
+    from ..policy import named_or_found_policy
     from ..policy.export import export, export_spec, seccomp_profile_data
-    policy = load_policy(policy_ref) if policy_ref else load_found_policy(find_policy(config or "."))
+    policy = named_or_found_policy(policy_ref, config or ".")
     spec = export_spec(policy, read_run_config(config) if config else None, image)
     profile = seccomp_profile_data(spec) if seccomp_out else None
     return export(target, spec, seccomp_file=seccomp_out, seccomp_profile=profile), profile

@@ -56,8 +56,8 @@ def validate(files):
 def _load(reference: str | None):
     """The named policy, else the one found here (confined to its repository)."""
     from ..errors import HardrunError
-    from ..policy import find_policy, load_found_policy, load_policy
+    from ..policy import named_or_found_policy
     try:
-        return load_policy(reference) if reference else load_found_policy(find_policy("."))
+        return named_or_found_policy(reference, ".")
     except HardrunError as error:
         raise click.ClickException(error.summary()) from None

@@ -17,7 +17,7 @@ from ..spec.run import EnvVar, Mount, Port, RunSpec, Ulimit
 from ..parsing import runvalues as rv
 from ..parsing.interpolate import has_unresolved, interpolate
 from ..parsing.yamlsafe import MarkedList, MarkedMap, load_all
-from ..userfiles import outside_audited_root, read_bytes
+from ..userfiles import decode, outside_audited_root, read_bytes
 
 # Top-level keys of the current format that are not services (for legacy v1 files).
 _TOP_LEVEL = {"version", "services", "networks", "volumes", "secrets", "configs", "name",
@@ -243,13 +243,10 @@ def _read_small(other: str, path: str, line: int | None) -> str:
     except HardrunError as error:
         raise _ContentFree(f"cannot read {other} named by `extends`: {error.message}",
                            path=path, line=line) from None
-    if b"\0" in data:
-        raise _ContentFree(f"{other} named by `extends` is not a compose file", path=path,
-                           line=line)
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise _ContentFree(f"{other} named by `extends` is not UTF-8", path=path,
+        return decode(data)
+    except ParseError:  # binary or not UTF-8; said without a byte of its content
+        raise _ContentFree(f"{other} named by `extends` is not a UTF-8 text file", path=path,
                            line=line) from None
 
 

@@ -15,7 +15,7 @@ from ..errors import ParseError
 from ..spec.run import RunSpec
 from .docker_argv import parse_run_args
 from .docker_runspec import runspec_from_args
-from .detect import MAKEFILE_NAMES, MARKDOWN_SUFFIXES, YAML_SUFFIXES, Peek, detect_docker_run
+from .detect import MAKEFILE_NAMES, MARKDOWN_SUFFIXES, YAML_SUFFIXES
 from ..parsing.shell import is_shell, script_operand
 from ..parsing.shell_words import Snippet, Word, commands
 
@@ -43,11 +43,6 @@ def file_type(path: str) -> str:
     if name.endswith(YAML_SUFFIXES):
         return "yaml"
     return "script"
-
-
-def detect(path: str, head: str | None = None) -> str | None:
-    """`docker-run` when `path` may hold docker run lines (head: its first 4 KiB if read)."""
-    return detect_docker_run(os.path.basename(path), Peek(path, head))
 
 
 def claims(text: str, path: str) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 _EXPORTS = {
     "builtin_policies": "load", "load_policy": "load", "load_policy_text": "load",
-    "load_found_policy": "load",
+    "load_found_policy": "load", "named_or_found_policy": "load",
     "find_policy": "discover",
     "audit_options": "evaluate", "evaluate_runspec": "evaluate", "gate_run": "evaluate",
     "expired_exemption_findings": "evaluate", "GATE_REFUSED_EXIT": "evaluate",

@@ -166,7 +166,7 @@ def _lower_memory(before, after, spec) -> bool:
 def _non_root_in_private_userns(before, after, spec) -> bool:
     """Another user inside a private user namespace is an unprivileged uid on the host
     either way; under `--userns host` it would be a different host user."""
-    from ..audit.checks.buildutil.users import is_root_user
+    from ..spec.users import is_root_user
     return (before is None and after is not None and not is_root_user(after)
             and spec.namespaces.get("user") != "host")
 

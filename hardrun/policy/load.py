@@ -81,6 +81,12 @@ def load_found_policy(found: str) -> Policy:
     return dataclasses.replace(_load_chain(Path(found), within=repository), discovered=True)
 
 
+def named_or_found_policy(reference: str | None, audited: str) -> Policy:
+    """The policy `reference` names, else the one `find_policy` finds for `audited`."""
+    from .discover import find_policy
+    return load_policy(reference) if reference else load_found_policy(find_policy(audited))
+
+
 def _inside(path, directory: str) -> bool:
     return within(str(path), os.path.realpath(directory))
 

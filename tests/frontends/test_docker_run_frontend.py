@@ -1,5 +1,6 @@
 """The docker-run front end: run commands found in scripts, Makefiles, CI YAML, Markdown."""
 import json
+import os
 import textwrap
 
 import pytest
@@ -7,7 +8,8 @@ from hypothesis import given, settings, strategies as st
 
 from hardrun.errors import HardrunError, ParseError
 from hardrun.frontends import detect_kind
-from hardrun.frontends.docker_run import claims, detect, parse
+from hardrun.frontends.detect import Peek, detect_docker_run
+from hardrun.frontends.docker_run import claims, parse
 from hardrun.parsing.shell_words import Snippet, commands
 
 
@@ -358,6 +360,11 @@ def test_invalid_ci_yaml_is_a_parse_error():
 
 
 # --------------------------------------------------------------------------- detection
+
+def detect(path, head=None):
+    """The registry's docker-run detector for `path` (head: its first 4 KiB if read)."""
+    return detect_docker_run(os.path.basename(path), Peek(path, head))
+
 
 @pytest.mark.parametrize("path,kind", [
     ("run.sh", "docker-run"), ("scripts/deploy.bash", "docker-run"), ("Makefile", "docker-run"),

@@ -202,7 +202,8 @@ def test_device_access():
 
 @pytest.mark.parametrize("flags,root", [
     ("", True), ("-u 0", True), ("--user root", True), ("-u 0:1000", True), ("-u root:wheel", True),
-    ("-u 1000", False), ("-u 1000:0", False), ("-u app", False), ("-u \"$(id -u):$(id -g)\"", False),
+    ("-u ContainerAdministrator", True), ("-u 1000", False), ("-u 1000:0", False), ("-u app", False),
+    ("-u \"$(id -u):$(id -g)\"", False),
     ("--user=$UID", False),
 ])
 def test_run_as_root(flags, root):

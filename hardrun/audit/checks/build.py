@@ -7,6 +7,7 @@ so that auditing stays well above a thousand files per second.
 """
 from __future__ import annotations
 
+from ...spec.users import is_root_user
 from ..findings import Hit
 from ..images import judge_image, UNPINNED_DIGEST, UNTRUSTED_BASE
 from . import check
@@ -28,7 +29,7 @@ def final_stage_runs_as_root(dockerfile, context):
             return
         yield Hit(final.line, "final stage sets no USER, so it runs as root: add "
                               "`USER <non-root uid>` after the steps that need root")
-    elif user is not None and users.is_root_user(user):
+    elif user is not None and is_root_user(user):
         yield Hit(instruction.line, f"final stage runs as root (USER {user}): switch to a "
                                     "non-root uid")
 

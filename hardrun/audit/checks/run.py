@@ -16,6 +16,7 @@ import posixpath
 import re
 
 from ...spec.defaults import DANGEROUS_CAPABILITIES, SENSITIVE_PORTS
+from ...spec.users import is_root_user
 from ..findings import Hit
 from . import check
 
@@ -245,11 +246,6 @@ def device_access(spec, context):
 
 # --------------------------------------------------------------------------- identity
 
-def _is_root_user(user: str) -> bool:
-    name = user.split(":", 1)[0].strip()
-    return name in ("0", "root")
-
-
 _PRIVATE_USERNS = frozenset({"private", "auto", "keep-id", "nomap"})
 
 
@@ -270,7 +266,7 @@ def run_as_root(spec, context):
         if spec.run_as_non_root is True:
             return
         line, what = spec.line, "the container runs as root"
-    elif _is_root_user(spec.user):
+    elif is_root_user(spec.user):
         line, what = _line(spec, "user"), f"the container runs as root (user {spec.user})"
     else:
         return

@@ -20,12 +20,6 @@ def effective_user(dockerfile, stage):
     return None, None
 
 
-def is_root_user(user: str) -> bool:
-    """`root`, `0`, `root:<group>`, `0:<group>`; on Windows, ContainerAdministrator."""
-    name = user.split(":", 1)[0].strip()
-    return name in ("root", "0") or name.lower() == "containeradministrator"
-
-
 def base_runs_as_non_root(dockerfile, stage) -> bool:
     """Whether the image at the root of `stage`'s chain says it runs as non-root by its
     tag (distroless `:nonroot`, `:debug-nonroot`, chainguard-style `-nonroot`)."""
