@@ -2,7 +2,8 @@
 
 `hardrun run` is parsed without click: its start-up time is measured against crun,
 and its Docker-style flags have their own parser (shared with the `docker run`
-front end). Everything else goes through the click CLI.
+front end). `hardrun audit` is parsed without click when its words are plain (see
+hardrun/cli/options.py). Everything else goes through the click CLI.
 """
 from __future__ import annotations
 
@@ -15,8 +16,24 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["run"] and "_HARDRUN_COMPLETE" not in os.environ:
         from .cli.run import main as run_main
         _exit_now(run_main(argv[1:]))
+    if argv[:1] == ["audit"] and "_HARDRUN_COMPLETE" not in os.environ:
+        _audit_without_click(argv[1:])
     from .cli import cli
     cli.main(args=argv, prog_name="hardrun")
+
+
+def _audit_without_click(argv: list[str]) -> None:
+    """Run `hardrun audit` when its words need no click; return when they do."""
+    from .cli.audit import NotFast, main as audit_main
+    try:
+        status = audit_main(argv)
+        sys.stdout.flush()
+    except NotFast:
+        return
+    except BrokenPipeError:   # `hardrun audit … | head`: as click does, exit 1 quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 1
+    sys.exit(status)
 
 
 def _exit_now(status: int) -> None:
