@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import HardrunError
 from .. import frontends
@@ -182,7 +182,22 @@ def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
         raw = list(_run_checks(rules_for(RUN), models, AuditContext(shown, kind, options)))
     findings = [_suppress(finding, suppressions, anchor) for finding, anchor in raw]
     findings.extend(_unused(suppressions, known, shown))
-    return findings
+    return _with_evidence(findings, text)
+
+
+# An evidence line longer than this (a one-line JSON config) is cut: enough to show and
+# to fingerprint, without copying megabytes into every finding.
+MAX_EVIDENCE = 500
+
+
+def _with_evidence(findings: list[Finding], text: str) -> list[Finding]:
+    """Each finding with the source line it points at."""
+    if not any(finding.line for finding in findings):
+        return findings
+    lines = text.splitlines()
+    return [replace(finding, evidence=lines[finding.line - 1][:MAX_EVIDENCE])
+            if finding.line and finding.line <= len(lines) else finding
+            for finding in findings]
 
 
 def check_runspecs(specs, options: AuditOptions | None = None) -> list[Finding]:

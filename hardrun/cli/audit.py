@@ -30,7 +30,17 @@ from ..audit.formats import FORMATS
 @click.option("--docker-run", "docker_run_lines", multiple=True, metavar="COMMAND",
               help='Audit one `docker run …` command line given as text (repeatable), e.g. '
                    '--docker-run "docker run --privileged alpine".')
-def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_run_lines):
+@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Accept the findings listed in FILE (written by --write-baseline): they are "
+                   "reported and counted but never fail the run; only new ones do.")
+@click.option("--write-baseline", "write_baseline_path", type=click.Path(dir_okay=False),
+              metavar="FILE",
+              help="Write every unsuppressed finding to FILE as accepted (keeping the reason and "
+                   "expires of entries --baseline FILE already had), then report against it.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print only the summary line (with -f other than text, the report goes to -o FILE).")
+def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_run_lines,
+          baseline_path, write_baseline_path, quiet):
     """Audit Dockerfiles and run configs (files or directories, `-` for standard input).
 
     The policy filters, re-grades and gates the findings; findings it exempts stay in
@@ -42,29 +52,30 @@ def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_
     """
     from ..api import audit_with_policy
     from ..audit.formats import render
-    from ..display import printable
     from ..errors import HardrunError
-    from ..userfiles import write_text
 
+    if quiet and fmt != "text" and not output:
+        raise click.UsageError(f"--quiet prints only the summary line: write the {fmt} report "
+                               "with -o FILE")
+    baseline = _load_baseline(baseline_path)
     stdin_text = _read_stdin() if "-" in paths else None
     targets = list(paths) or ([] if docker_run_lines else ["."])
     try:
         report, policy = audit_with_policy(targets, policy_ref, kind=kind, stdin_text=stdin_text,
                                            docker_run_lines=tuple(docker_run_lines))
     except HardrunError as error:
-        click.echo(f"hardrun audit: {printable(error.summary())}", err=True)
-        sys.exit(2)
+        _fail(error)
     fail_on = fail_on or policy.fail_on
+    _apply_baselines(report, baseline, write_baseline_path)
     if color is None:
         color = output is None and sys.stdout.isatty()
     text = render(fmt, report, color=color, fail_on=fail_on)
     if output:
-        try:
-            write_text(output, text)
-        except HardrunError as error:
-            click.echo(f"hardrun audit: {printable(error.summary())}", err=True)
-            sys.exit(2)
-    else:
+        _write_or_exit(output, text)
+    if quiet:
+        from ..audit.formats.text import summary_line
+        click.echo(summary_line(report, fail_on))
+    elif not output:
         click.echo(text, nl=False, color=color)
     code = report.exit_code(fail_on)
     sys.exit(0 if no_fail and code == 1 else code)
@@ -78,3 +89,44 @@ def _read_stdin() -> str:
     except HardrunError as error:
         raise click.UsageError(f"<stdin>: {error.located()}")
 
+
+
+def _write_or_exit(path: str, text: str) -> None:
+    from ..errors import HardrunError
+    from ..userfiles import write_text
+    try:
+        write_text(path, text)
+    except HardrunError as error:
+        _fail(error)
+
+
+def _fail(error) -> None:
+    from ..display import printable
+    click.echo(f"hardrun audit: {printable(error.summary())}", err=True)
+    sys.exit(2)
+
+
+def _load_baseline(path: str | None):
+    """The baseline to report against (None without --baseline); exit 2 when malformed."""
+    if path is None:
+        return None
+    from ..audit.baseline import load_baseline
+    from ..errors import HardrunError
+    try:
+        return load_baseline(path)
+    except HardrunError as error:
+        _fail(error)
+
+
+def _apply_baselines(report, baseline, write_path: str | None) -> None:
+    """Mark the report's findings against --baseline, or against the baseline written
+    now by --write-baseline; say each expired entry that still matches a finding."""
+    from ..audit.baseline import apply_baseline, expired_notice, render_baseline
+    from ..display import printable
+    if write_path is not None:
+        _write_or_exit(write_path, render_baseline(report, baseline))
+        baseline = _load_baseline(write_path)
+    if baseline is None:
+        return
+    for entry in apply_baseline(report, baseline):
+        click.echo(f"hardrun audit: {printable(expired_notice(baseline, entry))}", err=True)
