@@ -194,8 +194,8 @@ def _with_evidence(findings: list[Finding], text: str) -> list[Finding]:
     """Each finding with the source line it points at."""
     if not any(finding.line for finding in findings):
         return findings
-    lines = text.splitlines()
-    return [replace(finding, evidence=lines[finding.line - 1][:MAX_EVIDENCE])
+    lines = text.split("\n")     # lines counted as the front ends count them: on \n only
+    return [replace(finding, evidence=lines[finding.line - 1].rstrip("\r")[:MAX_EVIDENCE])
             if finding.line and finding.line <= len(lines) else finding
             for finding in findings]
 
