@@ -15,6 +15,9 @@ uidmap iproute2 nftables procps ca-certificates"
 EXTRAS="runtime"
 if [ "${1:-}" = "--test" ]; then
     EXTRAS="runtime,test"
+    # The CI tests: git for the pre-commit hook's temporary repositories, chromium to
+    # render the HTML report headless.
+    PACKAGES="$PACKAGES git chromium"
 fi
 
 missing=""

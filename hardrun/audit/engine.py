@@ -50,16 +50,28 @@ COMMAND_LINE = "<command-line>"
 
 
 def audit(paths, options: AuditOptions | None = None, stdin_text: str | None = None,
-          docker_run_lines=()) -> Report:
+          docker_run_lines=(), skip_unknown: bool = False, progress=None) -> Report:
     """Audit files and directories (`-` reads `stdin_text`) and `docker run` command
-    lines given as text (shown as `<command-line>`) into one Report."""
+    lines given as text (shown as `<command-line>`) into one Report.
+
+    `skip_unknown`: a file named in `paths` is judged as a file found in a tree is (one
+    that no front end recognises is passed over, not an error), as a hook that names
+    every changed file needs. `progress`: told `found(total)` once, then
+    `done(path)` after each file (see progress.py)."""
     options = options or AuditOptions()
     report = Report()
-    for path, explicit, root in _candidates(paths, report):
+    candidates = _candidates(paths, report)
+    if progress is not None:
+        candidates = list(candidates)   # the total first: "files done of found"
+        progress.found(len(candidates))
+    for path, explicit, root in candidates:
         if isinstance(path, _Outside):
             _not_followed(path, options, report)
         else:
-            _audit_one(path, explicit, root, options, report, stdin_text)
+            _audit_one(path, explicit and not (skip_unknown and path != STDIN), root, options,
+                       report, stdin_text)
+        if progress is not None:
+            progress.done(path)
     for command_line in docker_run_lines:
         _audit_command_line(command_line, options, report)
     report.findings.sort(key=lambda f: (f.path, f.line or 0, f.rule))

@@ -13,7 +13,8 @@ from ..audit.formats import FORMATS
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(), metavar="[PATH]...")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="Report format.")
+              help="Report format: codeclimate is GitLab Code Quality JSON; html is one "
+                   "self-contained page (write it with -o report.html).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write the report to FILE instead of standard output (as a new file renamed "
                    "over FILE; a symlink, FIFO or device named FILE is refused).")
@@ -38,17 +39,25 @@ from ..audit.formats import FORMATS
               help="Write every unsuppressed finding to FILE as accepted (keeping the reason and "
                    "expires of entries --baseline FILE already had), then report against it.")
 @click.option("-q", "--quiet", is_flag=True,
-              help="Print only the summary line (with -f other than text, the report goes to -o FILE).")
+              help="Print only the summary line (with -f other than text, the report goes to "
+                   "-o FILE), and no progress.")
+@click.option("--skip-unknown", is_flag=True,
+              help="Pass over a named file of no kind hardrun reads, as in a directory, instead "
+                   "of exiting 2 (for hooks that name every changed file).")
 def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_run_lines,
-          baseline_path, write_baseline_path, quiet):
+          baseline_path, write_baseline_path, quiet, skip_unknown):
     """Audit Dockerfiles and run configs (files or directories, `-` for standard input).
 
     The policy filters, re-grades and gates the findings; findings it exempts stay in
-    the JSON and SARIF reports marked suppressed.
+    the JSON and SARIF reports marked suppressed. With --baseline, findings the baseline
+    accepts are reported and counted but do not fail the run.
+
+    On a terminal, an audit of more than 500 files (or one that takes two seconds) shows
+    its progress on stderr; never when stderr is redirected.
 
     Exit status: 0 when no unsuppressed finding reaches the threshold (--fail-on, else
-    the policy's), 1 when one does, 2 for usage errors, invalid policies or files that
-    could not be read or parsed (the other files are still audited and reported).
+    the policy's), 1 when one does, 2 for usage errors, invalid policies or baselines, or
+    files that could not be read or parsed (the other files are still audited and reported).
     """
     from ..api import audit_with_policy
     from ..audit.formats import render
@@ -60,11 +69,16 @@ def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_
     baseline = _load_baseline(baseline_path)
     stdin_text = _read_stdin() if "-" in paths else None
     targets = list(paths) or ([] if docker_run_lines else ["."])
+    progress = _terminal_progress(quiet)
     try:
         report, policy = audit_with_policy(targets, policy_ref, kind=kind, stdin_text=stdin_text,
-                                           docker_run_lines=tuple(docker_run_lines))
+                                           docker_run_lines=tuple(docker_run_lines),
+                                           skip_unknown=skip_unknown, progress=progress)
     except HardrunError as error:
         _fail(error)
+    finally:
+        if progress is not None:
+            progress.close()
     fail_on = fail_on or policy.fail_on
     _apply_baselines(report, baseline, write_baseline_path)
     if color is None:
@@ -130,3 +144,11 @@ def _apply_baselines(report, baseline, write_path: str | None) -> None:
         return
     for entry in apply_baseline(report, baseline):
         click.echo(f"hardrun audit: {printable(expired_notice(baseline, entry))}", err=True)
+
+
+def _terminal_progress(quiet: bool):
+    """Progress on stderr for a person watching a terminal; None anywhere else."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    from ..audit.progress import TerminalProgress
+    return TerminalProgress(sys.stderr)

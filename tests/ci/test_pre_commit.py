@@ -1,0 +1,164 @@
+"""The pre-commit hook (.pre-commit-hooks.yaml), run by the real pre-commit on a
+temporary git repository that takes this checkout as its hook repository.
+
+Everything runs offline, inside a network namespace with no interface up: pre-commit
+clones the hook repository from a local path, and pip builds the hook's environment
+from a local wheelhouse (setuptools from virtualenv's own seed wheels, click and PyYAML
+packed from this test environment), with no index.
+"""
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import CLEAN_DOCKERFILE, ROOT
+
+BAD_DOCKERFILE = "FROM ubuntu\nUSER root\nRUN curl -k https://example.com/x | sh\n"
+HOOK_REPO_FILES = ("bin", "hardrun", "rules", "policies", "pyproject.toml", "README.md",
+                   "LICENSE", ".pre-commit-hooks.yaml")
+
+
+def _run(args, cwd, env=None, check=True):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def _git_env(home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PIP_", "PRE_COMMIT"))}
+    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t",
+               PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""))
+    return env
+
+
+def _commit_all(repo: Path, env: dict, message: str) -> str:
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-q", "--no-verify", "-m", message], repo, env)
+    return _run(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
+
+
+def _pack_installed(name: str, into: Path) -> None:
+    """A wheel of an installed distribution, from the files its RECORD lists."""
+    dist = importlib.metadata.distribution(name)
+    wheel_info = dist.read_text("WHEEL") or ""
+    tag = next(line.split(":", 1)[1].strip() for line in wheel_info.splitlines()
+               if line.startswith("Tag:"))
+    base = dist.metadata["Name"].replace("-", "_")
+    target = into / f"{base}-{dist.version}-{tag}.whl"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as wheel:
+        for file in dist.files or ():
+            if str(file).startswith("..") or "__pycache__" in str(file):
+                continue
+            wheel.write(file.locate(), str(file))
+
+
+def _wheelhouse(into: Path) -> Path:
+    import virtualenv.seed.wheels.embed as embed
+    into.mkdir()
+    seeds = sorted(Path(embed.__file__).parent.glob("setuptools-*.whl"))
+    assert seeds, "virtualenv has no setuptools seed wheel"
+    shutil.copy(seeds[-1], into)
+    for name in ("click", "PyYAML"):
+        _pack_installed(name, into)
+    return into
+
+
+@pytest.fixture(scope="module")
+def hook_setup(tmp_path_factory):
+    """(hook repository, its commit, offline environment for pre-commit)."""
+    base = tmp_path_factory.mktemp("pre-commit")
+    home = base / "home"
+    home.mkdir()
+    env = _git_env(home)
+    hook_repo = base / "hardrun"
+    hook_repo.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.so", "*.egg-info")
+    for name in HOOK_REPO_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, hook_repo / name, ignore=ignore)
+        else:
+            shutil.copy(source, hook_repo / name)
+    _run(["git", "init", "-q", "-b", "main"], hook_repo, env)
+    rev = _commit_all(hook_repo, env, "hardrun")
+    env.update(PRE_COMMIT_HOME=str(base / "cache"), PIP_NO_INDEX="1",
+               PIP_FIND_LINKS=str(_wheelhouse(base / "wheels")), PIP_CONFIG_FILE=os.devnull,
+               PIP_DISABLE_PIP_VERSION_CHECK="1", VIRTUALENV_NO_DOWNLOAD="1")
+    return hook_repo, rev, env
+
+
+@pytest.fixture
+def project(tmp_path, hook_setup):
+    hook_repo, rev, env = hook_setup
+    repo = tmp_path / "project"
+    repo.mkdir()
+    _run(["git", "init", "-q", "-b", "main"], repo, env)
+    config = {"repos": [{"repo": str(hook_repo), "rev": rev, "hooks": [{"id": "hardrun-audit"}]}]}
+    (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
+    (repo / "README.md").write_text("# a project\n")
+    _commit_all(repo, env, "start")
+    _run([sys.executable, "-m", "pre_commit", "install"], repo, env)
+    return repo, env
+
+
+def _offline_commit(repo: Path, env: dict, message: str):
+    """`git commit` (which runs the hook) in a new network namespace: no network at all."""
+    _run(["git", "add", "-A"], repo, env)
+    return _run(["unshare", "--net", "git", "commit", "-m", message], repo, env, check=False)
+
+
+def test_the_network_namespace_has_no_network(tmp_path):
+    inside = _run(["unshare", "--net", "ip", "-o", "link", "show", "up"], tmp_path)
+    assert inside.stdout.strip() == ""
+    # control: the same command outside shows this machine's interfaces up
+    assert _run(["ip", "-o", "link", "show", "up"], tmp_path).stdout.strip() != ""
+
+
+def test_hook_file_declares_the_hook():
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    hook = next(h for h in hooks if h["id"] == "hardrun-audit")
+    assert hook["language"] == "python"
+    assert hook["entry"].startswith("hardrun audit")
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "app/Dockerfile.prod", "web.Dockerfile",
+                                  "Containerfile", "compose.yaml", "k8s/deploy.yml",
+                                  "oci/config.json", "scripts/run.sh", "Makefile",
+                                  "docs/howto.md", ".gitlab-ci.yml", "bin/start"])
+def test_hook_files_cover_what_the_auditor_reads(name):
+    import re
+    hook = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())[0]
+    assert re.search(hook["files"], name)
+
+
+def test_hook_files_leave_other_files_alone():
+    import re
+    hook = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())[0]
+    for name in ("main.py", "src/lib.c", "logo.png", "Cargo.lock"):
+        assert not re.search(hook["files"], name), name
+
+
+def test_a_bad_dockerfile_blocks_the_commit_and_a_good_one_passes(project):
+    repo, env = project
+    (repo / "Dockerfile").write_text(BAD_DOCKERFILE)
+    blocked = _offline_commit(repo, env, "bad")
+    output = blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0, output
+    assert "hardrun audit" in output and "Failed" in output and "HR1001" in output
+    head = _run(["git", "rev-list", "--count", "HEAD"], repo, env).stdout.strip()
+    assert head == "1"      # the commit was not made
+    (repo / "Dockerfile").write_text(CLEAN_DOCKERFILE)
+    # other files of kinds hardrun does not read ride along without an error
+    (repo / "notes.yaml").write_text("colour: blue\n")
+    passed = _offline_commit(repo, env, "good")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "hardrun audit" in passed.stdout and "Passed" in passed.stdout
+    assert _run(["git", "rev-list", "--count", "HEAD"], repo, env).stdout.strip() == "2"
