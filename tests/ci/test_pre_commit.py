@@ -160,5 +160,5 @@ def test_a_bad_dockerfile_blocks_the_commit_and_a_good_one_passes(project):
     (repo / "notes.yaml").write_text("colour: blue\n")
     passed = _offline_commit(repo, env, "good")
     assert passed.returncode == 0, passed.stdout + passed.stderr
-    assert "hardrun audit" in passed.stdout and "Passed" in passed.stdout
+    assert "hardrun audit" in passed.stderr and "Passed" in passed.stderr
     assert _run(["git", "rev-list", "--count", "HEAD"], repo, env).stdout.strip() == "2"
