@@ -43,7 +43,8 @@ pre.evidence{background:#f4f4f4;margin:4px 0;padding:4px 8px;overflow-x:auto;whi
 .hidden{display:none}.errors li{color:#c62828}
 """
 
-# Filters: severity, practice, free text, and whether accepted findings are shown.
+# Filters: severity, practice, free text, and whether accepted findings are shown; a link
+# may preset them (report.html#severity=error&text=curl).
 _SCRIPT = """
 (function(){
   var sev=document.getElementById('f-severity'),pra=document.getElementById('f-practice'),
@@ -66,6 +67,10 @@ _SCRIPT = """
   }
   [sev,pra,txt,acc].forEach(function(el){el.addEventListener('input',apply);
     el.addEventListener('change',apply);});
+  new URLSearchParams(location.hash.slice(1)).forEach(function(v,k){
+    if(k==='severity'){sev.value=v;}else if(k==='practice'){pra.value=v;}
+    else if(k==='text'){txt.value=v;}else if(k==='accepted'){acc.checked=v==='1';}
+  });
   apply();
 })();
 """
