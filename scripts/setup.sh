@@ -16,8 +16,8 @@ EXTRAS="runtime"
 if [ "${1:-}" = "--test" ]; then
     EXTRAS="runtime,test"
     # The CI tests: git for the pre-commit hook's temporary repositories, chromium to
-    # render the HTML report headless.
-    PACKAGES="$PACKAGES git chromium"
+    # render the HTML report headless, shellcheck over the CI templates' scripts.
+    PACKAGES="$PACKAGES git chromium shellcheck"
 fi
 
 missing=""

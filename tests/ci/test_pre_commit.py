@@ -3,25 +3,20 @@ temporary git repository that takes this checkout as its hook repository.
 
 Everything runs offline, inside a network namespace with no interface up: pre-commit
 clones the hook repository from a local path, and pip builds the hook's environment
-from a local wheelhouse (setuptools from virtualenv's own seed wheels, click and PyYAML
-packed from this test environment), with no index.
+from a local wheelhouse (conftest.py), with no index.
 """
-import importlib.metadata
 import os
-import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.ci.conftest import copy_checkout
 from tests.helpers import CLEAN_DOCKERFILE, ROOT
 
 BAD_DOCKERFILE = "FROM ubuntu\nUSER root\nRUN curl -k https://example.com/x | sh\n"
-HOOK_REPO_FILES = ("bin", "hardrun", "rules", "policies", "pyproject.toml", "README.md",
-                   "LICENSE", ".pre-commit-hooks.yaml")
 
 
 def _run(args, cwd, env=None, check=True):
@@ -45,53 +40,17 @@ def _commit_all(repo: Path, env: dict, message: str) -> str:
     return _run(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
 
 
-def _pack_installed(name: str, into: Path) -> None:
-    """A wheel of an installed distribution, from the files its RECORD lists."""
-    dist = importlib.metadata.distribution(name)
-    wheel_info = dist.read_text("WHEEL") or ""
-    tag = next(line.split(":", 1)[1].strip() for line in wheel_info.splitlines()
-               if line.startswith("Tag:"))
-    base = dist.metadata["Name"].replace("-", "_")
-    target = into / f"{base}-{dist.version}-{tag}.whl"
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as wheel:
-        for file in dist.files or ():
-            if str(file).startswith("..") or "__pycache__" in str(file):
-                continue
-            wheel.write(file.locate(), str(file))
-
-
-def _wheelhouse(into: Path) -> Path:
-    import virtualenv.seed.wheels.embed as embed
-    into.mkdir()
-    seeds = sorted(Path(embed.__file__).parent.glob("setuptools-*.whl"))
-    assert seeds, "virtualenv has no setuptools seed wheel"
-    shutil.copy(seeds[-1], into)
-    for name in ("click", "PyYAML"):
-        _pack_installed(name, into)
-    return into
-
-
 @pytest.fixture(scope="module")
-def hook_setup(tmp_path_factory):
+def hook_setup(tmp_path_factory, offline_pip_env):
     """(hook repository, its commit, offline environment for pre-commit)."""
     base = tmp_path_factory.mktemp("pre-commit")
     home = base / "home"
     home.mkdir()
     env = _git_env(home)
-    hook_repo = base / "hardrun"
-    hook_repo.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.so", "*.egg-info")
-    for name in HOOK_REPO_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, hook_repo / name, ignore=ignore)
-        else:
-            shutil.copy(source, hook_repo / name)
+    hook_repo = copy_checkout(base / "hardrun")
     _run(["git", "init", "-q", "-b", "main"], hook_repo, env)
     rev = _commit_all(hook_repo, env, "hardrun")
-    env.update(PRE_COMMIT_HOME=str(base / "cache"), PIP_NO_INDEX="1",
-               PIP_FIND_LINKS=str(_wheelhouse(base / "wheels")), PIP_CONFIG_FILE=os.devnull,
-               PIP_DISABLE_PIP_VERSION_CHECK="1", VIRTUALENV_NO_DOWNLOAD="1")
+    env.update(offline_pip_env, PRE_COMMIT_HOME=str(base / "cache"), VIRTUALENV_NO_DOWNLOAD="1")
     return hook_repo, rev, env
 
 
