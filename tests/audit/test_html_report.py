@@ -54,7 +54,9 @@ def _chromium(trap, url: str, *extra) -> subprocess.CompletedProcess:
     return subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-features=NetworkTimeServiceQuerying,MediaRouter,Translate,OptimizationHints",
+         "--disable-default-apps",
+         # the browser's own clock and service requests, which are not the page's
+         "--disable-features=NetworkTimeServiceQuerying,MediaRouter,Translate,OptimizationHints",
          f"--host-resolver-rules=MAP * 127.0.0.1:{port}",
          "--window-size=1200,1600", *extra, url],
         capture_output=True, text=True, timeout=120)

@@ -121,3 +121,19 @@ def test_a_bad_dockerfile_blocks_the_commit_and_a_good_one_passes(project):
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "hardrun audit" in passed.stderr and "Passed" in passed.stderr
     assert _run(["git", "rev-list", "--count", "HEAD"], repo, env).stdout.strip() == "2"
+
+
+def test_skip_unknown_passes_over_named_files_of_no_kind(hardrun, tmp_path):
+    (tmp_path / "Dockerfile").write_text(BAD_DOCKERFILE)
+    (tmp_path / "notes.yaml").write_text("colour: blue\n")
+    (tmp_path / "build.sh").write_text("#!/bin/sh\nmake\n")
+    names = ("Dockerfile", "notes.yaml", "build.sh")
+    # control: named on the command line, a file of no kind is an error
+    strict = hardrun("audit", *names, cwd=tmp_path)
+    assert strict.returncode == 2 and "notes.yaml: error: cannot tell" in strict.stdout
+    skipping = hardrun("audit", "--skip-unknown", *names, cwd=tmp_path)
+    assert skipping.returncode == 1, skipping.stdout
+    assert skipping.stdout.splitlines()[-1].startswith("FAIL: 1 file audited")
+    # a named file that does not exist is still an error
+    missing = hardrun("audit", "--skip-unknown", "Dockerfile", "gone.yaml", cwd=tmp_path)
+    assert missing.returncode == 2 and "gone.yaml" in missing.stdout
