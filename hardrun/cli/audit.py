@@ -135,13 +135,13 @@ def _load_baseline(path: str | None):
 def _apply_baselines(report, baseline, write_path: str | None) -> None:
     """Mark the report's findings against --baseline, or against the baseline written
     now by --write-baseline; say each expired entry that still matches a finding."""
+    if baseline is None and write_path is None:
+        return
     from ..audit.baseline import apply_baseline, expired_notice, render_baseline
     from ..display import printable
     if write_path is not None:
         _write_or_exit(write_path, render_baseline(report, baseline))
         baseline = _load_baseline(write_path)
-    if baseline is None:
-        return
     for entry in apply_baseline(report, baseline):
         click.echo(f"hardrun audit: {printable(expired_notice(baseline, entry))}", err=True)
 
