@@ -171,3 +171,14 @@ def test_a_screenshot_renders(audited, trap, tmp_path):
     assert _Trap.requests[before:] == []
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 20_000
+
+
+def test_baseline_states_are_counted_and_marked():
+    from dataclasses import replace
+    base = Finding("HR1001", "root-user", "error", "Dockerfile", 3, None, "m", evidence="USER root")
+    report = Report(findings=[replace(base, baseline="unchanged"), replace(base, line=4, baseline="new"),
+                              replace(base, line=5, baseline="expired")])
+    page = render_html(report)
+    assert _count(page, "baselined") == 1 and _count(page, "error") == 2
+    assert page.count('data-state="baselined"') == 1 and page.count('data-state="open"') == 2
+    assert "baseline entry expired" in page

@@ -211,6 +211,8 @@ def _finding(finding) -> str:
     where = f":{finding.line}" if finding.line else ""
     subject = f"[{_e(finding.subject)}] " if finding.subject else ""
     badge = f' <span class="state">{state}</span>' if state != "open" else ""
+    if finding.baseline == "expired":
+        badge = ' <span class="state">baseline entry expired</span>'
     evidence = ""
     if finding.evidence is not None:
         evidence = (f'<pre class="evidence"><span class="ln">{finding.line}</span>'
