@@ -15,6 +15,9 @@ uidmap iproute2 nftables procps ca-certificates"
 EXTRAS="runtime"
 if [ "${1:-}" = "--test" ]; then
     EXTRAS="runtime,test"
+    # The CI tests: git for the pre-commit hook's temporary repositories, chromium to
+    # render the HTML report headless, shellcheck over the CI templates' scripts.
+    PACKAGES="$PACKAGES git chromium shellcheck"
 fi
 
 missing=""

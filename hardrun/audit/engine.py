@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import HardrunError
 from .. import frontends
@@ -50,16 +50,28 @@ COMMAND_LINE = "<command-line>"
 
 
 def audit(paths, options: AuditOptions | None = None, stdin_text: str | None = None,
-          docker_run_lines=()) -> Report:
+          docker_run_lines=(), skip_unknown: bool = False, progress=None) -> Report:
     """Audit files and directories (`-` reads `stdin_text`) and `docker run` command
-    lines given as text (shown as `<command-line>`) into one Report."""
+    lines given as text (shown as `<command-line>`) into one Report.
+
+    `skip_unknown`: a file named in `paths` is judged as a file found in a tree is (one
+    that no front end recognises is passed over, not an error), as a hook that names
+    every changed file needs. `progress`: told `found(total)` once, then
+    `done(path)` after each file (see progress.py)."""
     options = options or AuditOptions()
     report = Report()
-    for path, explicit, root in _candidates(paths, report):
+    candidates = _candidates(paths, report)
+    if progress is not None:
+        candidates = list(candidates)   # the total first: "files done of found"
+        progress.found(len(candidates))
+    for path, explicit, root in candidates:
         if isinstance(path, _Outside):
             _not_followed(path, options, report)
         else:
-            _audit_one(path, explicit, root, options, report, stdin_text)
+            _audit_one(path, explicit and not (skip_unknown and path != STDIN), root, options,
+                       report, stdin_text)
+        if progress is not None:
+            progress.done(path)
     for command_line in docker_run_lines:
         _audit_command_line(command_line, options, report)
     report.findings.sort(key=lambda f: (f.path, f.line or 0, f.rule))
@@ -182,7 +194,22 @@ def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
         raw = list(_run_checks(rules_for(RUN), models, AuditContext(shown, kind, options)))
     findings = [_suppress(finding, suppressions, anchor) for finding, anchor in raw]
     findings.extend(_unused(suppressions, known, shown))
-    return findings
+    return _with_evidence(findings, text)
+
+
+# An evidence line longer than this (a one-line JSON config) is cut: enough to show and
+# to fingerprint, without copying megabytes into every finding.
+MAX_EVIDENCE = 500
+
+
+def _with_evidence(findings: list[Finding], text: str) -> list[Finding]:
+    """Each finding with the source line it points at."""
+    if not any(finding.line for finding in findings):
+        return findings
+    lines = text.split("\n")     # lines counted as the front ends count them: on \n only
+    return [replace(finding, evidence=lines[finding.line - 1].rstrip("\r")[:MAX_EVIDENCE])
+            if finding.line and finding.line <= len(lines) else finding
+            for finding in findings]
 
 
 def check_runspecs(specs, options: AuditOptions | None = None) -> list[Finding]:

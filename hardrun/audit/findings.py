@@ -31,13 +31,32 @@ class Finding:
     suppressed: bool = False
     suppression_reason: str | None = None
     exempted_by_policy: bool = False   # suppressed by a policy exemption, not a source comment
+    # The offending source line as written (None when the finding has no line): what a
+    # baseline fingerprints and an HTML report shows. Not part of a finding's identity.
+    evidence: str | None = field(default=None, compare=False)
+    # Against a baseline (--baseline): "unchanged" (accepted there), "new", or "expired"
+    # (accepted by an entry whose `expires` has passed); None without a baseline.
+    baseline: str | None = None
+    fingerprint: str | None = field(default=None, compare=False)
+
+    @property
+    def baselined(self) -> bool:
+        """Accepted by a baseline entry still in force: counted, but never failing."""
+        return self.baseline == "unchanged"
 
     def as_json(self) -> dict:
         return {
             "rule": self.rule, "practice": self.practice, "severity": self.severity,
             "path": self.path, "line": self.line, "subject": self.subject,
             "message": self.message, "suppressed": self.suppressed,
-        }
+        } | self._baseline_json()
+
+    def _baseline_json(self) -> dict:
+        """Only present when the audit ran against a baseline: the JSON contract of a
+        plain audit stays as it was."""
+        if self.baseline is None:
+            return {}
+        return {"baseline": self.baseline, "fingerprint": self.fingerprint}
 
 
 @dataclass(frozen=True)
@@ -62,10 +81,10 @@ class Report:
     errors: list[FileError] = field(default_factory=list)
 
     def failing(self, fail_on: str) -> list[Finding]:
-        """Unsuppressed findings at or above `fail_on`."""
+        """Unsuppressed findings at or above `fail_on` that no baseline accepts."""
         rank = severity_rank(fail_on)
         return [f for f in self.findings
-                if not f.suppressed and severity_rank(f.severity) >= rank]
+                if not f.suppressed and not f.baselined and severity_rank(f.severity) >= rank]
 
     def exit_code(self, fail_on: str) -> int:
         """2 when a file could not be read or parsed, 1 when findings reach `fail_on`, else 0."""

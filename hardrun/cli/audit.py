@@ -16,16 +16,21 @@ from .options import NotFast, Option, click_params, parse
 HELP = """Audit Dockerfiles and run configs (files or directories, `-` for standard input).
 
     The policy filters, re-grades and gates the findings; findings it exempts stay in
-    the JSON and SARIF reports marked suppressed.
+    the JSON and SARIF reports marked suppressed. With --baseline, findings the baseline
+    accepts are reported and counted but do not fail the run.
+
+    On a terminal, an audit of more than 500 files (or one that takes two seconds) shows
+    its progress on stderr; never when stderr is redirected.
 
     Exit status: 0 when no unsuppressed finding reaches the threshold (--fail-on, else
-    the policy's), 1 when one does, 2 for usage errors, invalid policies or files that
-    could not be read or parsed (the other files are still audited and reported).
+    the policy's), 1 when one does, 2 for usage errors, invalid policies or baselines, or
+    files that could not be read or parsed (the other files are still audited and reported).
     """
 
 OPTIONS = (
     Option("-f", "--format", dest="fmt", choices=FORMATS, default="text", show_default=True,
-           help="Report format."),
+           help="Report format: codeclimate is GitLab Code Quality JSON; html is one "
+                "self-contained page (write it with -o report.html)."),
     Option("-o", "--output", dest="output", path=True,
            help="Write the report to FILE instead of standard output (as a new file renamed "
                 "over FILE; a symlink, FIFO or device named FILE is refused)."),
@@ -45,7 +50,27 @@ OPTIONS = (
     Option("--docker-run", dest="docker_run_lines", multiple=True, metavar="COMMAND",
            help='Audit one `docker run …` command line given as text (repeatable), e.g. '
                 '--docker-run "docker run --privileged alpine".'),
+    Option("--baseline", dest="baseline_path", path=True, metavar="FILE",
+           help="Accept the findings listed in FILE (written by --write-baseline): they are "
+                "reported and counted but never fail the run; only new ones do."),
+    Option("--write-baseline", dest="write_baseline_path", path=True, metavar="FILE",
+           help="Write every unsuppressed finding to FILE as accepted (keeping the reason and "
+                "expires of entries --baseline FILE already had), then report against it."),
+    Option("-q", "--quiet", dest="quiet", flag=True, default=False,
+           help="Print only the summary line (with -f other than text, the report goes to "
+                "-o FILE), and no progress."),
+    Option("--skip-unknown", dest="skip_unknown", flag=True, default=False,
+           help="Pass over a named file of no kind hardrun reads, as in a directory, instead "
+                "of exiting 2 (for hooks that name every changed file)."),
 )
+
+
+class _Exit(Exception):
+    """Stop the audit with this exit status (its message already printed)."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
 
 
 def main(argv: list[str]) -> int:
@@ -54,32 +79,59 @@ def main(argv: list[str]) -> int:
     return run_audit(paths, **values)
 
 
-def run_audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color,
-              docker_run_lines) -> int:
+def run_audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_run_lines,
+              baseline_path, write_baseline_path, quiet, skip_unknown) -> int:
     """Audit, write the report, and return the exit status."""
+    if quiet and fmt != "text" and not output:
+        return _usage_error(f"--quiet prints only the summary line: write the {fmt} report "
+                            "with -o FILE")
+    try:
+        report, fail_on = _audit(paths, fmt, output, fail_on, policy_ref, kind, color,
+                                 docker_run_lines, baseline_path, write_baseline_path, quiet,
+                                 skip_unknown)
+    except _Exit as stop:
+        return stop.status
+    code = report.exit_code(fail_on)
+    return 0 if no_fail and code == 1 else code
+
+
+def _audit(paths, fmt, output, fail_on, policy_ref, kind, color, docker_run_lines,
+           baseline_path, write_baseline_path, quiet, skip_unknown):
     from ..api import audit_with_policy
     from ..audit.formats import render
     from ..errors import HardrunError
-    from ..userfiles import write_text
 
+    baseline = _load_baseline(baseline_path)
+    progress = _terminal_progress(quiet)
     try:
         stdin_text = _read_stdin() if "-" in paths else None
         targets = list(paths) or ([] if docker_run_lines else ["."])
         report, policy = audit_with_policy(targets, policy_ref, kind=kind, stdin_text=stdin_text,
-                                           docker_run_lines=tuple(docker_run_lines))
-        fail_on = fail_on or policy.fail_on
-        if color is None:
-            color = output is None and sys.stdout.isatty()
-        text = render(fmt, report, color=color, fail_on=fail_on)
-        if output:
-            write_text(output, text)
-        else:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+                                           docker_run_lines=tuple(docker_run_lines),
+                                           skip_unknown=skip_unknown, progress=progress)
     except HardrunError as error:
-        return _usage_error(error.summary())
-    code = report.exit_code(fail_on)
-    return 0 if no_fail and code == 1 else code
+        raise _Exit(_usage_error(error.summary())) from None
+    finally:
+        if progress is not None:
+            progress.close()
+    fail_on = fail_on or policy.fail_on
+    _apply_baselines(report, baseline, write_baseline_path)
+    if color is None:
+        color = output is None and sys.stdout.isatty()
+    text = render(fmt, report, color=color, fail_on=fail_on)
+    if output:
+        _write_or_exit(output, text)
+    if quiet:
+        from ..audit.formats.text import summary_line
+        _write_stdout(summary_line(report, fail_on) + "\n")
+    elif not output:
+        _write_stdout(text)
+    return report, fail_on
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def _usage_error(message: str) -> int:
@@ -95,6 +147,49 @@ def _read_stdin() -> str:
         return read_stream(sys.stdin.buffer)
     except HardrunError as error:
         raise HardrunError(f"<stdin>: {error.located()}") from None
+
+
+def _write_or_exit(path: str, text: str) -> None:
+    from ..errors import HardrunError
+    from ..userfiles import write_text
+    try:
+        write_text(path, text)
+    except HardrunError as error:
+        raise _Exit(_usage_error(error.summary())) from None
+
+
+def _load_baseline(path: str | None):
+    """The baseline to report against (None without --baseline); exit 2 when malformed."""
+    if path is None:
+        return None
+    from ..audit.baseline import load_baseline
+    from ..errors import HardrunError
+    try:
+        return load_baseline(path)
+    except HardrunError as error:
+        raise _Exit(_usage_error(error.summary())) from None
+
+
+def _apply_baselines(report, baseline, write_path: str | None) -> None:
+    """Mark the report's findings against --baseline, or against the baseline written
+    now by --write-baseline; say each expired entry that still matches a finding."""
+    if baseline is None and write_path is None:
+        return
+    from ..audit.baseline import apply_baseline, expired_notice, render_baseline
+    from ..display import printable
+    if write_path is not None:
+        _write_or_exit(write_path, render_baseline(report, baseline))
+        baseline = _load_baseline(write_path)
+    for entry in apply_baseline(report, baseline):
+        print(f"hardrun audit: {printable(expired_notice(baseline, entry))}", file=sys.stderr)
+
+
+def _terminal_progress(quiet: bool):
+    """Progress on stderr for a person watching a terminal; None anywhere else."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    from ..audit.progress import TerminalProgress
+    return TerminalProgress(sys.stderr)
 
 
 def _click_command():

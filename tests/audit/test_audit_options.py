@@ -25,7 +25,8 @@ WORDS = st.sampled_from([
     "report.txt", "--fail-on", "error", "warning", "--fail-on=info", "--no-fail", "--no-fail=1",
     "--policy", "strict", "--kind", "compose", "dockerfile", "--color", "--no-color",
     "--docker-run", "docker run --privileged alpine", "--docker-run=docker run x", "Dockerfile",
-    "-", "--", "-x", "--unknown", "--help", "-o=out", "k8s/", "--kind=nothing",
+    "-", "--", "-x", "--unknown", "--help", "-o=out", "k8s/", "--kind=nothing", "-q", "--quiet",
+    "--baseline", "base.yaml", "--write-baseline=base.yaml", "--skip-unknown", "-qf",
 ])
 
 

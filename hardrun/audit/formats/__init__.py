@@ -5,7 +5,7 @@ takes `color` and `fail_on`), imported only when that format is asked for.
 """
 from __future__ import annotations
 
-FORMATS = ("text", "json", "sarif", "junit")
+FORMATS = ("text", "json", "sarif", "junit", "codeclimate", "html")
 
 
 def render(fmt: str, report, *, color: bool = False, fail_on: str = "warning") -> str:
@@ -21,4 +21,10 @@ def render(fmt: str, report, *, color: bool = False, fail_on: str = "warning") -
     if fmt == "junit":
         from .junit import render_junit
         return render_junit(report)
+    if fmt == "codeclimate":
+        from .codeclimate import render_codeclimate
+        return render_codeclimate(report)
+    if fmt == "html":
+        from .html import render_html
+        return render_html(report, fail_on=fail_on)
     raise ValueError(fmt)

@@ -23,7 +23,7 @@ def render_junit(report) -> str:
         by_path.setdefault(finding.path, []).append(finding)
     suites = [_suite(path, findings) for path, findings in by_path.items()]
     suites.extend(_error_suite(error) for error in report.errors)
-    failures = sum(1 for f in report.findings if not f.suppressed)
+    failures = sum(1 for f in report.findings if _failed(f))
     tests = sum(max(1, len(v)) for v in by_path.values()) + len(report.errors)
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'
             f'<testsuites name="hardrun audit" tests="{tests}" failures="{failures}" '
@@ -31,7 +31,7 @@ def render_junit(report) -> str:
 
 
 def _suite(path: str, findings) -> str:
-    failures = sum(1 for f in findings if not f.suppressed)
+    failures = sum(1 for f in findings if _failed(f))
     skipped = len(findings) - failures
     cases = "".join(_case(f) for f in findings) or (
         f'    <testcase classname={quoteattr(path)} name="no findings"/>\n')
@@ -45,10 +45,17 @@ def _case(finding) -> str:
     text = escape(f"{where} {finding.rule} {finding.severity} {finding.message}")
     if finding.suppressed:
         body = f"<skipped message={quoteattr(finding.suppression_reason or 'suppressed')}/>"
+    elif finding.baselined:
+        body = '<skipped message="baselined"/>'
     else:
         body = (f"<failure type={quoteattr(finding.severity)} "
                 f"message={quoteattr(finding.message)}>{text}</failure>")
     return f"    <testcase classname={quoteattr(finding.path)} name={name}>{body}</testcase>\n"
+
+
+def _failed(finding) -> bool:
+    """A failure unless a comment, the policy or the baseline accepts it."""
+    return not finding.suppressed and not finding.baselined
 
 
 def _error_suite(error) -> str:

@@ -57,6 +57,10 @@ def _result(finding, index) -> dict:
         "locations": [location],
         "properties": {"practice": finding.practice, "severity": finding.severity},
     }
+    if finding.baseline is not None:
+        # An expired baseline entry accepts nothing: its finding is new again.
+        result["baselineState"] = "unchanged" if finding.baselined else "new"
+        result["partialFingerprints"] = {"hardrun/v1": finding.fingerprint}
     if finding.suppressed:
         # A policy exemption lives outside the audited file: SARIF's `external` kind.
         kind = "external" if finding.exempted_by_policy else "inSource"

@@ -20,26 +20,32 @@ def render_text(report, *, color: bool, fail_on: str) -> str:
         if finding.subject:
             message = f"[{finding.subject}] {message}"
         line = f"{printable(where)} {finding.rule} {severity} {printable(message)}"
+        if finding.baseline in ("unchanged", "expired"):
+            line += " (baselined)" if finding.baselined else " (baseline entry expired)"
         if finding.suppressed:
             reason = f": {finding.suppression_reason}" if finding.suppression_reason else ""
             line += f" (suppressed{printable(reason)})"
-            if color:
-                line = f"{_DIM}{line}{_RESET}"
+        if color and (finding.suppressed or finding.baselined):
+            line = f"{_DIM}{line}{_RESET}"
         lines.append(line)
     for error in report.errors:
         lines.append(printable(f"{error.path}: error: {error.message}"))
-    lines.append(_summary(report, fail_on))
+    lines.append(summary_line(report, fail_on))
     return "\n".join(lines) + "\n"
 
 
-def _summary(report, fail_on: str) -> str:
-    active = [f for f in report.findings if not f.suppressed]
+def summary_line(report, fail_on: str) -> str:
+    """The last line of the text report (all that `--quiet` prints)."""
+    active = [f for f in report.findings if not f.suppressed and not f.baselined]
     counts = {s: sum(1 for f in active if f.severity == s) for s in ("error", "warning", "info")}
-    suppressed = len(report.findings) - len(active)
+    suppressed = sum(1 for f in report.findings if f.suppressed)
+    baselined = sum(1 for f in report.findings if f.baselined and not f.suppressed)
     parts = [f"{len(report.files)} file{'s' if len(report.files) != 1 else ''} audited",
              f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info"]
     if suppressed:
         parts.append(f"{suppressed} suppressed")
+    if baselined:
+        parts.append(f"{baselined} baselined")
     if report.errors:
         parts.append(f"{len(report.errors)} file(s) could not be audited")
     verdict = "FAIL" if report.exit_code(fail_on) else "ok"
