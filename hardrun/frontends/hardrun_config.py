@@ -63,8 +63,8 @@ def apply_hardrun_defaults(spec: RunSpec) -> RunSpec:
         # --privileged without a profile runs unconfined, as in Docker
         changes["seccomp"] = "unconfined" if spec.privileged else "default"
     if "user" not in spec.namespaces:
-        # --privileged keeps real capabilities: no user namespace unless one is asked for
-        changes["namespaces"] = {**spec.namespaces, "user": "host" if spec.privileged else "private"}
+        # --privileged keeps the user namespace: its capabilities are the namespace's
+        changes["namespaces"] = {**spec.namespaces, "user": "private"}
     if spec.network is None:
         changes["network"] = "none"
     return spec.evolve(**changes) if changes else spec
