@@ -13,7 +13,7 @@ import pytest
 
 from hardrun.runtime.syscalls import last_cap
 
-from tests.runtime.test_limits_run import container_cgroups, env, hardrun_run  # noqa: F401 (fixture)
+from tests.runtime.test_limits_run import container_cgroups, hardrun_run
 
 pytestmark = pytest.mark.runtime
 
