@@ -16,7 +16,7 @@ import gc
 import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
-from . import init, mounts, process, stdio, syscalls, tunables, userns
+from . import init, mounts, process, stdio, syscalls, userns
 
 
 class _Steps:
@@ -64,6 +64,10 @@ def _load_filters(launch, steps: _Steps) -> None:
 
 
 def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, fs) -> None:
+    if cfg.sysctls or cfg.oom_score_adj is not None:
+        # Off the start-up path unless needed, and loaded while the interpreter's files are
+        # still reachable (the sysctls are written after pivot_root).
+        from . import tunables  # noqa: F401
     # Python's own handlers and ignored signals must not leak into the container.
     for signum in process.PYTHON_IGNORED + (signal.SIGINT,):
         signal.signal(signum, signal.SIG_DFL)
@@ -83,7 +87,8 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     #     we become the namespace's root: vm.memfd_noexec may only be written by the host's
     #     root uid.
     if cfg.oom_score_adj is not None:
-        tunables.write_oom_score_adj(cfg.oom_score_adj, steps)
+        from .tunables import write_oom_score_adj
+        write_oom_score_adj(cfg.oom_score_adj, steps)
     userns.apply_kernel_settings(cfg, steps)
 
     # 2. A new session: no controlling terminal, so TIOCSTI cannot inject into the caller's tty.
@@ -260,7 +265,9 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     fs.pivot(root_fd, k)
     k.close(root_fd)
     # Namespaced sysctls in the container's own /proc, before /proc/sys turns read-only.
-    tunables.write_sysctls(cfg.sysctls, steps)
+    if cfg.sysctls:
+        from .tunables import write_sysctls          # loaded at the start of _run
+        write_sysctls(cfg.sysctls, steps)
     for path in cfg.masked_paths:
         steps.name = f"mask {path}"
         fs.mask(path, k)

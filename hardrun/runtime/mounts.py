@@ -17,7 +17,6 @@ import stat
 from ..errors import UsageError
 from ..spec.defaults import DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE, DEV_TMPFS_DATA, DEVPTS_DATA, SHM_TMPFS_DATA
 from . import syscalls as k
-from .devices import bind_devices
 
 BIND_ATTRS = k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV
 TMPFS_FLAGS = k.MS_NOSUID | k.MS_NODEV
@@ -326,6 +325,8 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool, devices=()) -> None:
                            ("ptmx", "pts/ptmx")):
             os.symlink(link, name, dir_fd=dev)
         if devices:
+            # imported already: resolve() planned the devices with this module, before clone
+            from .devices import bind_devices
             bind_devices(dev, devices, k)
         # Nothing may be created in /dev afterwards (its submounts stay writable).
         k.mount_setattr(dev, k.MOUNT_ATTR_RDONLY, recursive=False)
