@@ -294,3 +294,38 @@ def test_control_a_permissive_policy_lets_each_loosening_through(rootfs, env, ru
 
 def test_control_strict_starts_the_same_command_without_a_loosening(rootfs, env):
     assert inside(rootfs, env, "echo STARTED", "--policy", "strict", "-u", "1000").split() == ["STARTED"]
+
+
+# ------------------------------------------------------------------ the run config and the export
+
+RUN_CONFIG = """apiVersion: hardrun/v1
+kind: Run
+user: "1000"
+namespaces: {uts: host}
+group-add: [3000]
+oom-score-adj: 300
+devices: [/dev/zero:/dev/mydisk]
+sysctls: {kernel.shmmax: "4242"}
+"""
+
+
+def test_the_run_config_applies_the_same_loosenings(rootfs, env, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(RUN_CONFIG)
+    script = ("id -G; cat /proc/self/oom_score_adj /proc/sys/kernel/shmmax; "
+              "head -c 2 /dev/mydisk | od -An -tx1; readlink /proc/self/ns/uts")
+    out = inside(rootfs, env, script, "--config", str(config)).split()
+    assert sorted(out[:3], key=int) == ["1000", "2000", "3000"]
+    assert out[3:] == ["300", "4242", "00", "00", os.readlink("/proc/self/ns/uts")]
+
+
+def test_export_writes_group_add_and_oom_score_adj(tmp_path):
+    import shlex
+    from tests.helpers import run_hardrun
+    config = tmp_path / "run.yaml"
+    config.write_text(RUN_CONFIG)
+    done = run_hardrun("export", "--to", "docker-run", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    words = shlex.split(done.stdout)
+    assert words[words.index("--group-add") + 1] == "3000"
+    assert words[words.index("--oom-score-adj") + 1] == "300"
