@@ -415,6 +415,13 @@ def _oci_process_loosenings(cfg: RuntimeConfig) -> dict:
     return process
 
 
+def _oci_lsm_annotation(spec) -> dict:
+    """The LSM loosenings accepted as no-ops (runtime/lsm.py), recorded for the reader."""
+    accepted = [f"apparmor={spec.apparmor}"] if spec.apparmor else []
+    accepted += ["label=disable"] if spec.selinux_disabled else []
+    return {"org.hardrun.lsm": ",".join(accepted)} if accepted else {}
+
+
 def to_oci(cfg: RuntimeConfig) -> dict:
     """The resolved configuration as an OCI runtime `config.json` document (for
     `hardrun run --dry-run`); hardrun-specific facts go into `annotations`."""
@@ -437,5 +444,6 @@ def to_oci(cfg: RuntimeConfig) -> dict:
             "org.hardrun.network": cfg.network,
             "org.hardrun.init": str(cfg.init).lower(),
             "org.hardrun.root": "image" if cfg.rootfs else "host-readonly-view" if cfg.read_only else "host",
+            **_oci_lsm_annotation(cfg.spec),
         },
     )

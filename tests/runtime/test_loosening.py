@@ -256,6 +256,14 @@ def test_dry_run_writes_the_loosenings_into_the_oci_config(rootfs, env):
     assert config["linux"]["sysctl"] == {"kernel.shmmax": "1"}
     assert config["process"]["user"]["additionalGids"] == [2000]
     assert config["process"]["oomScoreAdj"] == 5
+    from tests.policy.test_export import oci_validator
+    errors = sorted(oci_validator().iter_errors(config), key=str)
+    assert not errors, errors[0].message
+    lsm = hardrun_run(rootfs, env, "--dry-run", "--security-opt", "apparmor=unconfined",
+                      "--security-opt", "label=disable", "--", "true")
+    document = json.loads(lsm.stdout)
+    assert document["process"]["apparmorProfile"] == "unconfined"
+    assert document["annotations"]["org.hardrun.lsm"] == "apparmor=unconfined,label=disable"
 
 
 # ------------------------------------------------------------------ the policy gate
