@@ -255,7 +255,7 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     steps.name = "mount /dev"
     maps = cfg.id_maps
     fs.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid),
-                 cfg.devices)
+                 cfg.devices, "ipc" not in cfg.namespaces)
     for plan in plans:
         steps.name = f"mount {plan.target}"
         fs.mount_user(root_fd, plan, sources.get(plan.target), in_image)

@@ -285,8 +285,9 @@ def _bind_host_path(path: str, target_fd: int, attrs: int) -> None:
         os.close(source)
 
 
-def mount_dev(root_fd: int, create: bool, devpts_gid: bool, devices=()) -> None:
-    """A minimal /dev: a few host device nodes, a private devpts, /dev/shm, fd links, and
+def mount_dev(root_fd: int, create: bool, devpts_gid: bool, devices=(), host_shm: bool = False) -> None:
+    """A minimal /dev: a few host device nodes, a private devpts, /dev/shm (the host's
+    with --ipc host, as in Docker: POSIX shared memory is part of IPC), fd links, and
     the host devices asked for (`devices`: runtime/devices.py's plans)."""
     target = mountpoint(root_fd, "/dev", True, create, k.RESOLVE_NO_SYMLINKS)
     try:
@@ -317,7 +318,10 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool, devices=()) -> None:
             os.close(pts)
         shm = k.openat2(dev, "shm", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
         try:
-            k.mount("tmpfs", _fd_path(shm), "tmpfs", KERNEL_FS_FLAGS, SHM_TMPFS_DATA)
+            if host_shm:
+                _bind_host_path("/dev/shm", shm, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC)
+            else:
+                k.mount("tmpfs", _fd_path(shm), "tmpfs", KERNEL_FS_FLAGS, SHM_TMPFS_DATA)
         finally:
             os.close(shm)
         for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),

@@ -127,6 +127,24 @@ def test_ipc_and_uts_host_share_the_hosts_namespace(rootfs, env, namespace):
     assert shared.strip() == host and private.strip() != host
 
 
+def test_ipc_host_shares_the_hosts_dev_shm(rootfs, env, tmp_path):
+    marker = f"/dev/shm/hardrun-test-{os.getpid()}"
+    with open(marker, "w") as handle:
+        handle.write("host")
+    try:
+        script = f"cat {marker} 2>/dev/null || echo absent"
+        assert inside(rootfs, env, script, "--ipc", "host").split() == ["host"]
+        assert inside(rootfs, env, script).split() == ["absent"]      # the control
+    finally:
+        os.unlink(marker)
+
+
+def test_uts_host_gives_the_hosts_name(rootfs, env):
+    out = inside(rootfs, env, "hostname; echo $HOSTNAME", "--uts", "host").split()
+    assert out == [os.uname().nodename] * 2
+    assert inside(rootfs, env, "hostname", ).split() != [os.uname().nodename]   # the control
+
+
 def test_uts_host_refuses_a_host_name(rootfs, env):
     assert "--hostname needs a private UTS namespace" in refused(rootfs, env, "--uts", "host", "-h", "x")
 
@@ -337,3 +355,20 @@ def test_export_writes_group_add_and_oom_score_adj(tmp_path):
     words = shlex.split(done.stdout)
     assert words[words.index("--group-add") + 1] == "3000"
     assert words[words.index("--oom-score-adj") + 1] == "300"
+
+
+@pytest.mark.parametrize("value,own_user_namespace,caps,refused_", [
+    (500, True, 0, False),                           # raising needs nothing
+    (-5, True, 1 << 24, True),                       # the container's root never has it over the host
+    (-5, False, 1 << 24, False),                     # the host's user namespace and CAP_SYS_RESOURCE
+    (-5, False, 0, True),                            # the host's, without it
+    (1001, False, 1 << 24, True),                    # out of range
+])
+def test_oom_score_adj_check(value, own_user_namespace, caps, refused_):
+    from hardrun.errors import UsageError
+    from hardrun.runtime.tunables import check_oom_score_adj
+    if refused_:
+        with pytest.raises(UsageError):
+            check_oom_score_adj(value, own_user_namespace, current=0, caps=caps)
+    else:
+        check_oom_score_adj(value, own_user_namespace, current=0, caps=caps)
