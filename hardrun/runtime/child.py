@@ -267,7 +267,7 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     # Namespaced sysctls in the container's own /proc, before /proc/sys turns read-only.
     if cfg.sysctls:
         from .tunables import write_sysctls          # loaded at the start of _run
-        write_sysctls(cfg.sysctls, steps)
+        write_sysctls(cfg.sysctls, steps, k)
     for path in cfg.masked_paths:
         steps.name = f"mask {path}"
         fs.mask(path, k)

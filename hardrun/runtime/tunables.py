@@ -81,11 +81,11 @@ def write_sysctls(pairs, steps, k=syscalls) -> None:
             if name.replace("/", ".") == "kernel.domainname":
                 k.setdomainname(value)
                 continue
-            fd = os.open(sysctl_path(name), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = k.open_fd(sysctl_path(name), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             try:
-                os.write(fd, value.encode())
+                k.write(fd, value.encode())
             finally:
-                os.close(fd)
+                k.close(fd)
         except OSError as error:
             raise StepFailure(steps.name, error.errno or 0,
                               "the kernel refused the value, or this kernel has no such sysctl") from None
