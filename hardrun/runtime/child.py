@@ -102,7 +102,7 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     k.set_parent_death_signal(signal.SIGKILL)
 
     # 3. The filesystem: private mounts, the new root, kernel filesystems, user mounts,
-    #    pivot_root, then masked and read-only kernel paths.
+    #    pivot_root (the masked and read-only kernel paths come in 3b).
     _filesystem(cfg, launch.mounts, steps, k, fs)
 
     # 3a. With -t, a pty of the container's own devpts (only reachable in the new root)
@@ -124,6 +124,9 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
         steps.name = "mount /sys/fs/cgroup"
         mount_view, layout = launch.cgroup_view
         mount_view("/sys/fs/cgroup", layout)
+    # Then the sysctls (the network exists now), and the kernel paths masked and made
+    # read-only, /proc/sys with them: after the last write, before Landlock (a mount).
+    _kernel_paths(cfg, steps, k, fs)
 
     # 3c. Nothing in the read-only view of the host outside the container's own writable
     #     mounts, nor beneath a read-only bind of a host path, may be opened for writing: a
@@ -264,7 +267,11 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     steps.name = "pivot_root"
     fs.pivot(root_fd, k)
     k.close(root_fd)
-    # Namespaced sysctls in the container's own /proc, before /proc/sys turns read-only.
+
+
+def _kernel_paths(cfg, steps: _Steps, k, fs) -> None:
+    """The namespaced sysctls (once a bridge network's interface exists), then the masked
+    and read-only kernel paths, /proc/sys among them."""
     if cfg.sysctls:
         from .tunables import write_sysctls          # loaded at the start of _run
         write_sysctls(cfg.sysctls, steps, k)

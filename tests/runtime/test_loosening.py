@@ -203,6 +203,19 @@ def test_namespaced_sysctls_are_set_inside_and_the_host_keeps_its_own(rootfs, en
     assert all(got != value for got, (_, value) in zip(defaults, SYSCTLS.values()))
 
 
+def test_a_sysctl_of_the_bridge_networks_interface_is_set_once_it_exists(rootfs, env):
+    """eth0 appears when the parent wires the network: its sysctls are written after that.
+    Bridge tests share /tmp/hardrun-net.lock (subnets and bridge names are host-wide)."""
+    import fcntl
+    script = "cat /proc/sys/net/ipv4/conf/eth0/rp_filter"
+    with open("/tmp/hardrun-net.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        bridge = f"bridge:hrl{os.getpid() % 100000}"
+        with_sysctl = inside(rootfs, env, script, "--network", bridge, "--sysctl", "net.ipv4.conf.eth0.rp_filter=2")
+        control = inside(rootfs, env, script, "--network", bridge)
+    assert with_sysctl.split() == ["2"] and control.split() != ["2"]
+
+
 @pytest.mark.parametrize("flags,message", [
     (("--sysctl", "kernel.panic=1"), "not a namespaced sysctl"),
     (("--sysctl", "vm.swappiness=1"), "not a namespaced sysctl"),
