@@ -7,7 +7,7 @@ as Docker does, and only with that namespace private: `net.*` (network),
 `check_oom_score_adj`: -1000..1000; lowering it below the caller's needs CAP_SYS_RESOURCE.
 
 Steps (child): `write_oom_score_adj` first (its own value, inherited by the command),
-`write_sysctls` once the container's /proc is in place, before /proc/sys turns read-only.
+`write_sysctls` once the parent has wired the network, before /proc/sys turns read-only.
 """
 from __future__ import annotations
 
