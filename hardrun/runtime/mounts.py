@@ -263,14 +263,16 @@ def mount_proc(root_fd: int, private_pid: bool, create: bool) -> None:
         os.close(target)
 
 
-def mount_sys(root_fd: int, private_net: bool, create: bool) -> None:
+def mount_sys(root_fd: int, private_net: bool, create: bool, read_only: bool = True) -> None:
+    """/sys, read-only unless --privileged (as Docker mounts it)."""
     target = mountpoint(root_fd, "/sys", True, create, k.RESOLVE_NO_SYMLINKS)
     try:
         if private_net:
-            k.mount("sysfs", _fd_path(target), "sysfs", KERNEL_FS_FLAGS | k.MS_RDONLY)
+            k.mount("sysfs", _fd_path(target), "sysfs", KERNEL_FS_FLAGS | (k.MS_RDONLY if read_only else 0))
         else:
             # sysfs can only be mounted fresh in a network namespace of our own.
-            _bind_host_path("/sys", target, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY)
+            _bind_host_path("/sys", target, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC
+                            | (k.MOUNT_ATTR_RDONLY if read_only else 0))
     finally:
         os.close(target)
 
@@ -283,8 +285,10 @@ def _bind_host_path(path: str, target_fd: int, attrs: int) -> None:
         os.close(source)
 
 
-def mount_dev(root_fd: int, create: bool, devpts_gid: bool) -> None:
-    """A minimal /dev: a few host device nodes, a private devpts, /dev/shm, fd links."""
+def mount_dev(root_fd: int, create: bool, devpts_gid: bool, devices=(), host_shm: bool = False) -> None:
+    """A minimal /dev: a few host device nodes, a private devpts, /dev/shm (the host's
+    with --ipc host, as in Docker: POSIX shared memory is part of IPC), fd links, and
+    the host devices asked for (`devices`: runtime/devices.py's plans)."""
     target = mountpoint(root_fd, "/dev", True, create, k.RESOLVE_NO_SYMLINKS)
     try:
         k.mount("tmpfs", _fd_path(target), "tmpfs", k.MS_NOSUID | k.MS_NOEXEC, DEV_TMPFS_DATA)
@@ -292,8 +296,9 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool) -> None:
         os.close(target)
     dev = resolve_in_root(root_fd, "/dev", k.RESOLVE_NO_SYMLINKS)
     try:
+        taken = {plan.path for plan in devices}
         for name in DEVICES:
-            if not os.path.exists(f"/dev/{name}"):
+            if not os.path.exists(f"/dev/{name}") or f"/dev/{name}" in taken:
                 continue
             os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev))
             node = k.openat2(dev, name, k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
@@ -313,13 +318,20 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool) -> None:
             os.close(pts)
         shm = k.openat2(dev, "shm", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
         try:
-            k.mount("tmpfs", _fd_path(shm), "tmpfs", KERNEL_FS_FLAGS, SHM_TMPFS_DATA)
+            if host_shm:
+                _bind_host_path("/dev/shm", shm, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC)
+            else:
+                k.mount("tmpfs", _fd_path(shm), "tmpfs", KERNEL_FS_FLAGS, SHM_TMPFS_DATA)
         finally:
             os.close(shm)
         for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                            ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
                            ("ptmx", "pts/ptmx")):
             os.symlink(link, name, dir_fd=dev)
+        if devices:
+            # imported already: resolve() planned the devices with this module, before clone
+            from .devices import bind_devices
+            bind_devices(dev, devices, k)
         # Nothing may be created in /dev afterwards (its submounts stay writable).
         k.mount_setattr(dev, k.MOUNT_ATTR_RDONLY, recursive=False)
     finally:

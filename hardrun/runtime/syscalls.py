@@ -95,6 +95,7 @@ _syscall = _kernel.syscall
 execve, read, set_blocking, setsid = os.execve, os.read, os.set_blocking, os.setsid
 setgroups, setresgid, setresuid = os.setgroups, os.setresgid, os.setresuid
 chdir, fchdir, getcwd, open_fd, close = os.chdir, os.fchdir, os.getcwd, os.open, os.close
+write = os.write
 
 
 def _path(value) -> bytes | None:
@@ -137,6 +138,11 @@ def setns(fd: int, nstype: int = 0) -> None:
 def sethostname(name: str) -> None:
     raw = name.encode()
     _syscall("sethostname", NR["sethostname"], raw, len(raw))
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    _syscall("setdomainname", NR["setdomainname"], raw, len(raw))
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF) -> None:
