@@ -23,9 +23,10 @@ class Edit:
 
 
 def apply(text: str, edits) -> str:
-    """`text` with every edit made; two edits over the same bytes are a bug, and refused."""
+    """`text` with every edit made (the same edit asked twice is made once); two
+    different edits over the same bytes are a bug, and refused."""
     out, position = [], 0
-    for edit in sorted(edits, key=lambda e: (e.start, e.end)):
+    for edit in sorted(set(edits), key=lambda e: (e.start, e.end, e.new)):
         if edit.start < position:
             raise ValueError(f"overlapping edits at offset {edit.start}")
         out.append(text[position:edit.start])

@@ -87,22 +87,24 @@ def _compose_fix(document: YamlText, service, finding, wanted: dict) -> list[Edi
 
 
 def _item_fix(document: YamlText, items, line: int | None, short_form, long_form: dict):
-    """The edit for the list item written on `line`: its short form rewritten by
-    `short_form(text) -> text | None`, or `long_form` added to its long form."""
-    if not _is_list(items) or items.flow_style or line is None:
+    """The edits for the list items written on `line` (a flow list may hold several): a
+    short form rewritten by `short_form(text) -> text | None`, or `long_form` added to a
+    long form. None when there is none to make."""
+    if not _is_list(items) or line is None:
         return None
+    edits = []
     for item in items.value:
         if item.start_mark.line + 1 != line:
             continue
         if is_block_mapping(item):
             if any(child(item, key) is not None for key in long_form):
                 return None
-            return document.ensure_keys(item, long_form)
-        if hasattr(item, "style") and isinstance(item.value, str):
+            edits += document.ensure_keys(item, long_form)
+        elif hasattr(item, "style") and isinstance(item.value, str):
             new = short_form(item.value)
-            return [_rewrite_scalar(document, item, new)] if new is not None and \
-                _writable(item, new) else None
-    return None
+            if new is not None and _writable(item, new):
+                edits.append(_rewrite_scalar(document, item, new))
+    return edits or None
 
 
 def _read_only_volume(value: str) -> str | None:
@@ -200,11 +202,11 @@ def _containers(document: YamlText):
                 continue
             metadata = child(obj, "metadata")
             name = (_scalar(child(metadata, "name")) or _scalar(child(metadata, "generateName"))
-                    if is_block_mapping(metadata) else None) or "<unnamed>"
+                    if _is_mapping(metadata) else None) or "<unnamed>"
             pod = obj
             for key in POD_SPEC_PATHS[kind]:
-                pod = child(pod, key) if is_block_mapping(pod) else None
-            if not is_block_mapping(pod):
+                pod = child(pod, key) if _is_mapping(pod) else None
+            if not _is_mapping(pod):
                 continue
             pod_security = child(pod, "securityContext")
             for key, word in CONTAINER_LISTS:
@@ -217,7 +219,7 @@ def _containers(document: YamlText):
 
 def _objects(node):
     """The object, or the items of a List."""
-    if not is_block_mapping(node):
+    if not _is_mapping(node):
         return
     items = child(node, "items")
     kind = _scalar(child(node, "kind")) or ""
@@ -226,6 +228,11 @@ def _objects(node):
             yield from _objects(item)
     else:
         yield node
+
+
+def _is_mapping(node) -> bool:
+    import yaml
+    return isinstance(node, yaml.MappingNode)
 
 
 def _scalar(node) -> str | None:
