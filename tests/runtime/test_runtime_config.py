@@ -124,6 +124,7 @@ NOT_APPLIED_VALUES = {
     "devices": ("/dev/fuse",), "sysctls": {"net.ipv4.ip_forward": "1"}, "entrypoint": "/bin/sh",
     "run_as_non_root": True, "masked_paths": (), "readonly_paths": (),
     "volume_types": {"data": "hostPath"}, "unresolved": frozenset({"memory"}),
+    "host_process": True, "pod_level": {"seccomp": "Unconfined"},
 }
 
 
