@@ -28,6 +28,14 @@ def audit_with_policy(paths, policy=None, kind=None, stdin_text=None, docker_run
     return report, policy
 
 
+def fix_findings(report, policy, kind=None):
+    """(fixes, problems): `hardrun audit --fix`'s plan for `report`, made under `policy`
+    (hardrun.audit.fixes.plan_fixes); write it with hardrun.audit.fixes.write_fixes."""
+    from .audit.fixes import plan_fixes
+    from .policy import audit_options
+    return plan_fixes(report, audit_options(policy, kind))
+
+
 def run(spec, command=None) -> int:
     """Run `command` (or spec.command) in a hardened container described by a RunSpec;
     returns the exit status. Raises hardrun.errors.UsageError for an invalid spec."""

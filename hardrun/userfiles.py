@@ -105,20 +105,21 @@ def outside_audited_root(path: str) -> bool:
     return root is not None and not within(path, root)
 
 
-def write_text(path: str, text: str) -> None:
-    """Write `text` to `path` as a new file renamed over the old name (UsageError if not)."""
+def write_text(path: str, text: str, keep_mode: bool = False) -> None:
+    """Write `text` to `path` as a new file renamed over the old name (UsageError if not);
+    `keep_mode`: with the permission bits of the file it replaces."""
     directory, base = os.path.split(path)
     try:
         where = _open_directory(directory)
     except OSError as error:
         raise UsageError(f"cannot write {path}: {_why(error, directory)}") from None
     try:
-        _write_in(where, base, path, text)
+        _write_in(where, base, path, text, keep_mode)
     finally:
         os.close(where)
 
 
-def _write_in(where: int, base: str, path: str, text: str) -> None:
+def _write_in(where: int, base: str, path: str, text: str, keep_mode: bool = False) -> None:
     existing = _lstat(base, where)
     if existing is not None and not stat.S_ISREG(existing.st_mode):
         kind = "a symbolic link" if stat.S_ISLNK(existing.st_mode) else _kind(existing.st_mode)
@@ -129,7 +130,10 @@ def _write_in(where: int, base: str, path: str, text: str) -> None:
         # O_EXCL|O_NOFOLLOW: a name planted meanwhile is an error, never followed.
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o666, dir_fd=where)
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        if keep_mode and existing is not None:
+            os.fchmod(fd, stat.S_IMODE(existing.st_mode))
+        # newline="": the text's own line endings are written as they are
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)
         # rename replaces whatever the name is now (a symlink swapped in after the
         # lstat included) instead of writing through it

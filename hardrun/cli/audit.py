@@ -62,6 +62,15 @@ OPTIONS = (
     Option("--skip-unknown", dest="skip_unknown", flag=True, default=False,
            help="Pass over a named file of no kind hardrun reads, as in a directory, instead "
                 "of exiting 2 (for hooks that name every changed file)."),
+    Option("--fix", dest="fix", flag=True, default=False,
+           help="Fix in place the findings that have one safe mechanical fix, then report "
+                "what remains: compose HR2004 HR2005 HR2006 HR2011 HR2013, Kubernetes HR2004 "
+                "HR2005 HR2006 HR2012 HR3008 HR3009, Dockerfile HR1011 HR1017 (`hardrun "
+                "rules` marks them). Only what is missing is added; the rest of the file "
+                "stays byte for byte; a file that cannot be parsed is never touched."),
+    Option("--diff", dest="fix_diff", flag=True, default=False,
+           help="With --fix: print the fixes as a unified diff instead of writing them "
+                "(exit 1 when there is one, 0 when there is nothing to fix)."),
 )
 
 
@@ -80,15 +89,20 @@ def main(argv: list[str]) -> int:
 
 
 def run_audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_run_lines,
-              baseline_path, write_baseline_path, quiet, skip_unknown) -> int:
+              baseline_path, write_baseline_path, quiet, skip_unknown, fix=False,
+              fix_diff=False) -> int:
     """Audit, write the report, and return the exit status."""
     if quiet and fmt != "text" and not output:
         return _usage_error(f"--quiet prints only the summary line: write the {fmt} report "
                             "with -o FILE")
+    if fix_diff and not fix:
+        return _usage_error("--diff shows what --fix would change: give both")
+    if fix and "-" in paths:
+        return _usage_error("--fix rewrites files: it cannot fix standard input")
     try:
         report, fail_on = _audit(paths, fmt, output, fail_on, policy_ref, kind, color,
                                  docker_run_lines, baseline_path, write_baseline_path, quiet,
-                                 skip_unknown)
+                                 skip_unknown, fix, fix_diff)
     except _Exit as stop:
         return stop.status
     code = report.exit_code(fail_on)
@@ -96,7 +110,7 @@ def run_audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, doc
 
 
 def _audit(paths, fmt, output, fail_on, policy_ref, kind, color, docker_run_lines,
-           baseline_path, write_baseline_path, quiet, skip_unknown):
+           baseline_path, write_baseline_path, quiet, skip_unknown, fix, fix_diff):
     from ..api import audit_with_policy
     from ..audit.formats import render
     from ..errors import HardrunError
@@ -114,6 +128,11 @@ def _audit(paths, fmt, output, fail_on, policy_ref, kind, color, docker_run_line
     finally:
         if progress is not None:
             progress.close()
+    if fix:
+        report = _fix(report, policy, kind, fix_diff,
+                      lambda: audit_with_policy(targets, policy, kind=kind,
+                                                docker_run_lines=tuple(docker_run_lines),
+                                                skip_unknown=skip_unknown)[0])
     fail_on = fail_on or policy.fail_on
     _apply_baselines(report, baseline, write_baseline_path)
     if color is None:
@@ -127,6 +146,27 @@ def _audit(paths, fmt, output, fail_on, policy_ref, kind, color, docker_run_line
     elif not output:
         _write_stdout(text)
     return report, fail_on
+
+
+def _fix(report, policy, kind, diff_only: bool, audit_again):
+    """Fix the report's files (or print the diff and stop); the report of what remains."""
+    from ..api import fix_findings
+    from ..audit.fixes import write_fixes
+    from ..display import printable
+    from ..errors import HardrunError
+    fixes, problems = fix_findings(report, policy, kind)
+    for problem in problems:
+        print(f"hardrun audit: {printable(problem)}", file=sys.stderr)
+    if diff_only:
+        _write_stdout("".join(fix.diff() for fix in fixes))
+        raise _Exit(1 if fixes else 0)
+    try:
+        write_fixes(fixes)
+    except HardrunError as error:
+        raise _Exit(_usage_error(error.summary())) from None
+    count = sum(len(fix.fixed) for fix in fixes)
+    print(f"hardrun audit: fixed {count} finding(s) in {len(fixes)} file(s)", file=sys.stderr)
+    return audit_again() if fixes else report
 
 
 def _write_stdout(text: str) -> None:

@@ -1,13 +1,18 @@
-"""`hardrun export --to docker-run|compose|kubernetes|oci [--policy P | --config run.yaml]`."""
+"""`hardrun export --to docker-run|compose|kubernetes|oci [--policy P | --config run.yaml]`
+and `hardrun export --to validating-admission-policy|kyverno [--policy P]`."""
 from __future__ import annotations
 
 import click
 
+from ..policy.admission import ADMISSION_TARGETS
 from ..policy.export import TARGETS
 
 
 @click.command()
-@click.option("--to", "target", type=click.Choice(TARGETS), required=True, help="What to write.")
+@click.option("--to", "target", type=click.Choice(TARGETS + ADMISSION_TARGETS), required=True,
+              help="What to write: another runtime's settings, or the policy's Kubernetes "
+                   "controls as admission objects (a ValidatingAdmissionPolicy and its binding, "
+                   "or a Kyverno ClusterPolicy).")
 @click.option("--policy", "policy_ref", metavar="NAME|FILE",
               help="The policy whose run requirements are exported [default: .hardrun.yaml at "
                    "the repository root, else `default`].")
@@ -27,6 +32,11 @@ def export(target, policy_ref, config, image, seccomp_out, output):
 
     What is written is what `hardrun run` would start under the policy: `hardrun audit
     --policy` of the result gives the same verdict (a policy's own requirements pass).
+
+    --to validating-admission-policy / kyverno: every rule the policy fails a Kubernetes
+    manifest on becomes a CEL check, so a cluster refuses at admission what `hardrun audit
+    --policy` refuses; exemptions scoped to whole objects (`services: ["Deployment/web *"]`)
+    become match exclusions. A gating rule or exemption that cannot be exported is an error.
     """
     from ..display import printable
     from ..errors import HardrunError
@@ -49,6 +59,13 @@ def _export(target, policy_ref, config, image, seccomp_out):
     from ..policy import named_or_found_policy
     from ..policy.export import export, export_spec, seccomp_profile_data
     policy = named_or_found_policy(policy_ref, config or ".")
+    if target in ADMISSION_TARGETS:
+        from ..errors import UsageError
+        from ..policy.admission import export_admission
+        if config or image or seccomp_out:
+            raise UsageError(f"--to {target} exports the policy's controls: --config, --image and "
+                             "--seccomp-out do not apply")
+        return export_admission(policy, target), None
     spec = export_spec(policy, read_run_config(config) if config else None, image)
     profile = seccomp_profile_data(spec) if seccomp_out else None
     return export(target, spec, seccomp_file=seccomp_out, seccomp_profile=profile), profile

@@ -37,19 +37,19 @@ def show(policy_ref):
 @policy.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="FILE...")
 def validate(files):
-    """Check policy files: exit 0 when every one is valid, 2 with one error line each otherwise."""
+    """Check policy files: exit 0 when every one is valid, else 2 with every error of each
+    file, one line each (file, line, column, what was expected) in the file's order."""
     import sys
-    from ..errors import HardrunError
-    from ..policy.load import load_policy_file
+    from ..display import printable
+    from ..policy.load import policy_file_errors
     failed = False
     for path in files:
-        try:
-            load_policy_file(path)
-        except HardrunError as error:
-            click.echo(f"{error if error.path else f'{path}: {error}'}", err=True)
-            failed = True
-        else:
+        errors = policy_file_errors(path)
+        for error in errors:
+            click.echo(printable(f"{error if error.path else f'{path}: {error}'}"), err=True)
+        if not errors:
             click.echo(f"{path}: ok")
+        failed = failed or bool(errors)
     sys.exit(2 if failed else 0)
 
 

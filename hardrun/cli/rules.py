@@ -9,7 +9,9 @@ from ..audit.rules import all_rules
 @click.command()
 @click.option("--practice", help="Only rules of this practice.")
 def rules(practice):
-    """List every audit rule: id, severity, practice, title."""
+    """List every audit rule: id, severity, practice, title, and `[--fix: KINDS]` for
+    the rules `hardrun audit --fix` fixes in those kinds of file."""
+    from ..audit.fixes import FIXABLE
     from ..audit.rules import practices
     if practice and practice not in practices():
         # a misspelt practice would otherwise list nothing and look like "no rules"
@@ -18,7 +20,9 @@ def rules(practice):
     for rule in all_rules().values():
         if practice and rule.practice != practice:
             continue
-        click.echo(f"{rule.id}  {rule.severity:<7}  {rule.practice:<22}  {rule.title}")
+        fixable = [kind for kind, ids in FIXABLE.items() if rule.id in ids]
+        marker = f"  [--fix: {', '.join(fixable)}]" if fixable else ""
+        click.echo(f"{rule.id}  {rule.severity:<7}  {rule.practice:<22}  {rule.title}{marker}")
 
 
 @click.command()

@@ -28,8 +28,25 @@ MARKDOWN_SUFFIXES = (".md", ".markdown")
 NOT_COMPOSE_NAMES = {".gitlab-ci.yml", ".gitlab-ci.yaml", ".travis.yml", "bitbucket-pipelines.yml",
                      ".drone.yml", "action.yml", "action.yaml", "serverless.yml", "serverless.yaml"}
 
-_TOP_SERVICES = re.compile(r"^services:[ \t]*(?:#.*)?$", re.MULTILINE)
+# `\r?$`: a file with Windows line endings is the same file.
+_TOP_SERVICES = re.compile(r"^services:[ \t]*(?:#.*)?\r?$", re.MULTILINE)
 _SERVICE_FIELD = re.compile(r"^[ \t]+(?:image|build|extends):", re.MULTILINE)
+# A Compose v1 file: services at the top level, each a mapping of compose keys.
+_TOP_KEY = re.compile(r"^([A-Za-z0-9_.-]+):[ \t]*(.*?)\r?$")
+# The keys of a compose service (the Compose Specification's and v1's own).
+COMPOSE_SERVICE_KEYS = frozenset("""
+    annotations attach blkio_config build cap_add cap_drop cgroup cgroup_parent command
+    configs container_name cpu_count cpu_percent cpu_period cpu_quota cpu_rt_period
+    cpu_rt_runtime cpu_shares cpus cpuset credential_spec depends_on deploy develop
+    device_cgroup_rules devices dns dns_opt dns_search dockerfile domainname entrypoint
+    env_file environment expose extends external_links extra_hosts gpus group_add
+    healthcheck hostname image init ipc isolation labels links log_driver log_opt logging
+    mac_address mem_limit mem_reservation mem_swappiness memswap_limit net network_mode
+    networks oom_kill_disable oom_score_adj pid pids_limit platform ports post_start
+    pre_stop privileged profiles pull_policy read_only restart runtime scale secrets
+    security_opt shm_size stdin_open stop_grace_period stop_signal storage_opt sysctls
+    tmpfs tty ulimits use_api_socket user userns_mode uts volume_driver volumes
+    volumes_from working_dir""".split())
 _TOP_API_VERSION = re.compile(r"^(?:apiVersion:[ \t]*\S|\s*\"apiVersion\"\s*:)", re.MULTILINE)
 _TOP_KIND = re.compile(r"^(?:kind:[ \t]*\S|\s*\"kind\"\s*:)", re.MULTILINE)
 # The version as a string value (a JSON schema has `"ociVersion": {…}`), and a key only
@@ -91,17 +108,61 @@ def detect_kubernetes(name: str, peek: Peek) -> str | None:
 
 
 def detect_compose_content(name: str, peek: Peek) -> str | None:
-    """Other names (docker-stack.yml, app.yaml…) holding a top-level `services:` mapping."""
+    """Other names (docker-stack.yml, app.yaml…) holding a top-level `services:` mapping,
+    or a Compose v1 file (its services at the top level)."""
     if not name.endswith(YAML_SUFFIXES) or name in NOT_COMPOSE_NAMES:
         return None
     head = peek.head
     match = _TOP_SERVICES.search(head)
     if match is None:
-        return None
+        return "compose" if _is_compose_v1(head) else None
     following = head[match.end():].lstrip("\r\n")
     if following.lstrip(" \t").startswith("-"):
         return None   # `services:` as a list (GitLab CI, …)
     return "compose" if _SERVICE_FIELD.search(head, match.end()) else None
+
+
+def _is_compose_v1(head: str) -> bool:
+    """Whether every top-level key (but `x-…` extensions) is a service: a mapping whose
+    own keys are all compose service keys, `image` or `build` among them. (A v1 file
+    has nothing else at the top level: `version`, `volumes`… came with `services:`.)"""
+    services = 0
+    service: set | None = None    # the keys of the service being read
+    child_indent = 0
+    lines = head.splitlines()
+    if len(head) >= PEEK_BYTES and not head.endswith("\n"):
+        lines = lines[:-1]        # cut at the peek's end
+    for line in lines:
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if not line[0].isspace():
+            if service is not None and not service & {"image", "build"}:
+                return False
+            match = _TOP_KEY.match(line)
+            if match is None:
+                return False
+            key, value = match.groups()
+            if key.startswith("x-"):
+                service = None
+            elif value and not value.startswith("#"):
+                return False      # a scalar at the top level: not a v1 file
+            else:
+                service, services, child_indent = set(), services + 1, 0
+            continue
+        if service is None:
+            continue
+        indent = len(line) - len(line.lstrip(" \t"))
+        if not child_indent:
+            child_indent = indent
+        if indent == child_indent and not stripped.startswith("<<:"):   # a YAML merge key
+            child = _TOP_KEY.match(stripped)
+            if child is None or child.group(1) not in COMPOSE_SERVICE_KEYS:
+                return False
+            service.add(child.group(1))
+    if service is not None and not service & {"image", "build"}:
+        return False
+    return services > 0
 
 
 def detect_oci(name: str, peek: Peek) -> str | None:

@@ -110,18 +110,22 @@ class _Workload:
             return []
         annotations = self.mapping(metadata, "annotations", "metadata.") if metadata else None
         context = _PodContext(self, pod, annotations or MarkedMap())
-        out = []
+        out, containers = [], []
         for key, word in CONTAINER_LISTS:
-            containers = pod.get(key)
-            if containers is None:
+            listed = pod.get(key)
+            if listed is None:
                 continue
-            if not isinstance(containers, MarkedList):
+            if not isinstance(listed, MarkedList):
                 raise self.error(f"`{key}` must be a list of containers", pod.line_of(key))
-            for index, container in enumerate(containers):
-                line = containers.line_at(index)
+            for index, container in enumerate(listed):
+                line = listed.line_at(index)
                 if not isinstance(container, MarkedMap):
                     raise self.error(f"`{key}` items must be containers (mappings)", line)
                 out.append(context.container_spec(container, word, line))
+                containers.append(container)
+        pod_level, lines = context.unseen_pod_settings(containers)
+        if out and pod_level:
+            out[0] = out[0].evolve(pod_level=pod_level, lines={**out[0].lines, **lines})
         return out
 
 
@@ -150,6 +154,49 @@ class _PodContext:
                 raise self.workload.error("each volume needs a `name`", volumes.line_at(index))
             out[volume["name"]] = (volume, volumes.line_at(index))
         return out
+
+    def unseen_pod_settings(self, containers: list[MarkedMap]) -> tuple[dict, dict]:
+        """The pod-level values no container's RunSpec shows (every container overrides
+        them; hostPath volumes no container mounts), as RunSpec.pod_level and its lines."""
+        values: dict[str, str] = {}
+        lines: dict[str, int] = {}
+        contexts = [c.get("securityContext") for c in containers]
+        contexts = [c if isinstance(c, MarkedMap) else MarkedMap() for c in contexts]
+
+        def unseen(key: str) -> bool:
+            return key in self.security and self.security[key] is not None and \
+                all(context.get(key) is not None for context in contexts)
+
+        def put(key: str, value, line: int | None) -> None:
+            values[key] = str(value)
+            if line is not None:
+                lines[f"pod:{key}"] = line
+
+        security = self.security
+        if unseen("runAsUser"):
+            put("user", security["runAsUser"], security.line_of("runAsUser"))
+        if unseen("runAsNonRoot"):
+            put("run_as_non_root", security["runAsNonRoot"], security.line_of("runAsNonRoot"))
+        for key, field in (("seccompProfile", "seccomp"), ("appArmorProfile", "apparmor")):
+            if unseen(key) and isinstance(security[key], MarkedMap):
+                put(field, security[key].get("type"), security.line_of(key))
+        options = security.get("seLinuxOptions")
+        if unseen("seLinuxOptions") and isinstance(options, MarkedMap):
+            for key in ("type", "user", "role"):
+                if options.get(key):
+                    put(f"selinux:{key}", options[key], security.line_of("seLinuxOptions"))
+        windows = security.get("windowsOptions")
+        if isinstance(windows, MarkedMap) and windows.get("hostProcess") is True and all(
+                isinstance(c.get("windowsOptions"), MarkedMap) and
+                c["windowsOptions"].get("hostProcess") is not None for c in contexts):
+            put("host_process", "true", windows.line_of("hostProcess"))
+        mounted = {str(item.get("name")) for container in containers
+                   for item in (container.get("volumeMounts") or ()) if isinstance(item, MarkedMap)}
+        for name, (volume, line) in self.volumes.items():
+            host_path = volume.get("hostPath")
+            if isinstance(host_path, MarkedMap) and str(name) not in mounted:
+                put(f"hostPath:{name}", host_path.get("path") or "", line)
+        return values, lines
 
     def container_spec(self, container: MarkedMap, word: str, line: int | None) -> RunSpec:
         name = container.get("name")
@@ -294,6 +341,9 @@ class _ContainerBuilder:
             apparmor = self.annotation(APPARMOR_ANNOTATION + self.name, "apparmor")
         if apparmor is not None:
             out["apparmor"] = apparmor
+        host_process = self.windows_host_process()
+        if host_process:
+            out["host_process"] = True
         selinux = self.setting("seLinuxOptions", "selinux_disabled", (MarkedMap,))
         if selinux is not None:
             out["selinux_options"] = {k: str(v) for k, v in selinux.items()
@@ -304,6 +354,15 @@ class _ContainerBuilder:
             else:
                 self.lines.pop("selinux_disabled", None)
         return out
+
+    def windows_host_process(self) -> bool:
+        """windowsOptions.hostProcess, the container's else the pod's; records its line."""
+        for context in (self.security, self.pod.security):
+            windows = context.get("windowsOptions")
+            if isinstance(windows, MarkedMap) and windows.get("hostProcess") is not None:
+                self.lines["host_process"] = windows.line_of("hostProcess")
+                return windows["hostProcess"] is True
+        return False
 
     def pod_security_fields(self) -> dict:
         """procMount, pod sysctls and the type of every pod volume (Pod Security Standards)."""

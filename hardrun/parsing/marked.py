@@ -110,11 +110,26 @@ def located_error(path: str, document: Located, where: tuple, message: str, at_k
 
 def validate_located(schema_data: dict, document: Located, path: str) -> None:
     """Raise a ParseError at the node of the first schema error of `document`."""
+    errors = located_errors(schema_data, document, path, first_only=True)
+    if errors:
+        raise errors[0]
+
+
+def located_errors(schema_data: dict, document: Located, path: str,
+                   first_only: bool = False) -> list[ParseError]:
+    """The schema errors of `document` as ParseErrors at their nodes (outermost first)."""
     from .validator import validate
     errors = validate(schema_data, document.data)
-    if errors:
-        first = errors[0]
-        raise located_error(path, document, first.path, _prefixed(first), first.at_key)
+    if first_only:
+        errors = errors[:1]
+    return [located_error(path, document, error.path, _prefixed(error), error.at_key)
+            for error in errors]
+
+
+def in_document_order(errors) -> list[ParseError]:
+    """`errors` by line and column, each (line, column, message) once."""
+    unique = {(error.line or 0, error.column or 0, error.message): error for error in errors}
+    return [unique[key] for key in sorted(unique)]
 
 
 def _prefixed(error) -> str:

@@ -23,7 +23,8 @@ from ..parsing.runvalues import parse_size
 from ..resources import data_dir
 from ..spec.capabilities import known_capability, normalize_capability
 from ..parsing import marked
-from ..parsing.marked import Located, located_error, parse_marked, validate_located
+from ..parsing.marked import (Located, in_document_order, located_error, located_errors,
+                              parse_marked, validate_located)
 from ..userfiles import read_text, within
 from .discover import DEFAULT, POLICY_FILE
 from .model import Exemption, HostMount, Policy, Runtime, Seccomp
@@ -212,34 +213,76 @@ def _validate(path: str, document: Located) -> None:
 
 
 def _check_names(path: str, document: Located) -> None:
-    """Rule ids, practices and capabilities must be ones this hardrun knows."""
+    for error in _name_errors(path, document):
+        raise error
+
+
+def _name_errors(path: str, document: Located):
+    """Rule ids, practices and capabilities must be ones this hardrun knows: a ParseError
+    for each that is not (in a document the schema accepts, or in the parts of one that
+    have the schema's shape)."""
     from ..audit.rules import all_rules, practices
     rules, practice_names = all_rules(), practices()     # the rule files are the vocabulary
     data = document.data
 
-    def unknown_rule(where: tuple, rule_id: str, at_key: bool) -> None:
-        if rule_id not in rules:
-            raise located_error(path, document, where, f"unknown rule {rule_id} (see `hardrun rules`)", at_key)
+    def unknown_rule(where: tuple, rule_id, at_key: bool):
+        if isinstance(rule_id, str) and rule_id not in rules:
+            yield located_error(path, document, where, f"unknown rule {rule_id} (see `hardrun rules`)", at_key)
 
-    def unknown_practice(where: tuple, name: str, at_key: bool) -> None:
-        if name not in practice_names:
-            raise located_error(path, document, where, f"unknown practice {name!r} (expected one of: "
-                         f"{', '.join(sorted(practice_names))})", at_key)
+    def unknown_practice(where: tuple, name, at_key: bool):
+        if isinstance(name, str) and name not in practice_names:
+            yield located_error(path, document, where, f"unknown practice {name!r} (expected one of: "
+                                f"{', '.join(sorted(practice_names))})", at_key)
 
-    for rule_id in data.get("rules", {}):
-        unknown_rule(("rules", rule_id), rule_id, True)
-    for name in data.get("practices", {}):
-        unknown_practice(("practices", name), name, True)
-    for index, exemption in enumerate(data.get("exemptions", [])):
-        if "rule" in exemption:
-            unknown_rule(("exemptions", index, "rule"), exemption["rule"], False)
-        if "practice" in exemption:
-            unknown_practice(("exemptions", index, "practice"), exemption["practice"], False)
-    for index, name in enumerate(data.get("allowed-capabilities", [])):
-        if known_capability(name) is None:
-            raise located_error(path, document, ("allowed-capabilities", index),
-                         f"unknown capability {name!r} "
-                         "(expected a Linux capability such as NET_BIND_SERVICE)")
+    for rule_id in _mapping(data, "rules"):
+        yield from unknown_rule(("rules", rule_id), rule_id, True)
+    for name in _mapping(data, "practices"):
+        yield from unknown_practice(("practices", name), name, True)
+    for index, exemption in enumerate(_list(data, "exemptions")):
+        if isinstance(exemption, dict):
+            yield from unknown_rule(("exemptions", index, "rule"), exemption.get("rule"), False)
+            yield from unknown_practice(("exemptions", index, "practice"), exemption.get("practice"), False)
+    for index, name in enumerate(_list(data, "allowed-capabilities")):
+        if isinstance(name, str) and known_capability(name) is None:
+            yield located_error(path, document, ("allowed-capabilities", index),
+                                f"unknown capability {name!r} "
+                                "(expected a Linux capability such as NET_BIND_SERVICE)")
+
+
+def _mapping(data, key: str) -> dict:
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _list(data, key: str) -> list:
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, list) else []
+
+
+def policy_file_errors(path: str | os.PathLike) -> list[HardrunError]:
+    """Every error of the policy file at `path`, in document order, as a schema validator
+    reports them: unreadable or invalid YAML is one error; otherwise each schema error
+    and each unknown rule, practice or capability; a file without any of those is then
+    loaded whole (its `extends:` chain, its values), which may give one more."""
+    path = Path(path)
+    if not path.is_file():
+        return [UsageError(f"no policy file {str(path)!r}")]
+    try:
+        text = read_text(str(path))
+        document = _parse(text, str(path))
+    except HardrunError as error:
+        if error.path is None:
+            error = ParseError(f"cannot read policy: {error.located()}", path=str(path))
+        return [error]
+    errors = in_document_order([*located_errors(schema(), document, str(path)),
+                                *_name_errors(str(path), document)])
+    if errors:
+        return list(errors)
+    try:
+        load_policy_file(path)
+    except HardrunError as error:
+        return [error]
+    return []
 
 
 # -- merging the chain -------------------------------------------------------------------

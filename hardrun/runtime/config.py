@@ -107,6 +107,9 @@ NOT_APPLIED_FIELDS = {
     "readonly_paths": ("readonlyPaths (readonly_paths)",
                        "hardrun protects Docker's list; systempaths=unconfined lifts it"),
     "volume_types": ("volumes (volume_types)", "only bind and tmpfs mounts exist in hardrun run"),
+    "host_process": ("windowsOptions.hostProcess (host_process)", "hardrun runs Linux containers"),
+    "pod_level": ("a pod's securityContext and volumes (pod_level)",
+                  "hardrun run starts one container, not a pod"),
     "unresolved": ("a $VARIABLE (unresolved)", "the value is not known until a shell expands it"),
 }
 _UNSET = None   # RunSpec(), made on first use (spec.run is imported lazily here)

@@ -78,6 +78,7 @@ class RunSpec:
     system_paths_unconfined: bool = False  # --security-opt systempaths=unconfined: no masked/read-only kernel paths
     apparmor: str | None = None   # None: default; "unconfined"; a profile name
     selinux_disabled: bool = False
+    host_process: bool = False    # Kubernetes windowsOptions.hostProcess: a Windows host process
     # SELinux label options (Kubernetes seLinuxOptions, docker/compose `label=type:…`):
     # user, role, type, level -> value
     selinux_options: dict[str, str] = field(default_factory=dict)
@@ -118,6 +119,13 @@ class RunSpec:
     exposed_ports: tuple[str, ...] = ()   # "80/tcp", "8000-8010/udp" (--expose); -P publishes them
     publish_all: bool = False
     name: str | None = None
+    # Kubernetes pod-level securityContext values and volumes that no container's own
+    # settings show (every container overrides the value; a hostPath volume none mounts),
+    # judged on their own as Pod Security admission does. Set on the first container of
+    # the pod only, so that each is reported once. Keys: `user`, `run_as_non_root`,
+    # `seccomp`, `apparmor`, `selinux:type|user|role`, `host_process`, `hostPath:NAME`
+    # (its host path); lines under `pod:KEY`.
+    pod_level: dict[str, str] = field(default_factory=dict)
     # fields set from a value the source left unresolved (`-m $MEM`, `user: ${UID}`):
     # set, but unknown, so rules neither trust nor condemn their value
     unresolved: frozenset[str] = frozenset()

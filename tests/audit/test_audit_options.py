@@ -26,7 +26,7 @@ WORDS = st.sampled_from([
     "--policy", "strict", "--kind", "compose", "dockerfile", "--color", "--no-color",
     "--docker-run", "docker run --privileged alpine", "--docker-run=docker run x", "Dockerfile",
     "-", "--", "-x", "--unknown", "--help", "-o=out", "k8s/", "--kind=nothing", "-q", "--quiet",
-    "--baseline", "base.yaml", "--write-baseline=base.yaml", "--skip-unknown", "-qf",
+    "--baseline", "base.yaml", "--write-baseline=base.yaml", "--skip-unknown", "-qf", "--fix", "--diff",
 ])
 
 

@@ -413,6 +413,19 @@ def test_empty_and_service_less_files():
     ("config.yaml", "services:\n  enabled: true\n", None),
     ("random.yaml", "name: x\nitems: [1, 2]\n", None),
     ("notes.md", "services:\n  web:\n    image: x\n", None),
+    # by content: Windows line endings, a blank or comment first line, Compose v1
+    ("stack.yml", "services:\r\n  web:\r\n    image: nginx\r\n", "compose"),
+    ("stack.yml", "\n# the stack\n\nservices:\n  web:\n    image: nginx\n", "compose"),
+    ("legacy.yml", "web:\n  image: nginx\n  links: [db]\ndb:\n  build: ./db\n", "compose"),
+    ("legacy.yml", "# v1\r\nweb:\r\n  image: nginx\r\n  ports:\r\n    - '80:80'\r\n", "compose"),
+    ("legacy.yml", "x-common: &c\n  restart: always\nweb:\n  <<: *c\n  image: nginx\n", "compose"),
+    # controls: the word `services`, or a top-level mapping that is no service
+    ("config.yaml", "# services: none\nname: x\nitems:\n  image: 1\n", None),
+    ("config.yaml", "services:\r\n  enabled: true\r\n", None),
+    ("app.yaml", "app:\n  image: x\n  replicas: 3\n", None),
+    ("app.yaml", "app:\n  restart: always\n", None),
+    ("app.yaml", "web:\n  image: x\nport: 80\n", None),
+    ("play.yaml", "- hosts: all\n  image: x\n", None),
 ])
 def test_detection_of_compose_files(name, head, kind, tmp_path):
     path = tmp_path / name
@@ -420,6 +433,16 @@ def test_detection_of_compose_files(name, head, kind, tmp_path):
     # other kinds (docker-run for CI files and Markdown…) may claim what this one leaves
     for found in (detect_kind(str(path), head), detect_kind(str(path))):
         assert found == kind if kind else found != "compose"            # peeks the file itself when not given
+
+
+def test_compose_recognised_by_content_is_audited(tmp_path):
+    from hardrun.audit.engine import audit
+    (tmp_path / "legacy.yml").write_bytes(b"web:\r\n  image: nginx:1\r\n  privileged: true\r\n")
+    (tmp_path / "stack.yml").write_bytes(b"\n\nservices:\r\n  api:\r\n    image: a:1\r\n"
+                                         b"    privileged: true\r\n")
+    report = audit([str(tmp_path)])
+    assert sorted((f.path.rsplit("/", 1)[-1], f.subject, f.line) for f in report.findings
+                  if f.practice == "privileged") == [("legacy.yml", "web", 3), ("stack.yml", "api", 6)]
 
 
 def test_parse_dispatch():

@@ -54,6 +54,43 @@ def test_policy_validate_reports_file_line_column(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_policy_validate_reports_every_error_in_document_order(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "version: 2\n"
+        "fail-on: sometimes\n"
+        "rules:\n"
+        "  HR9999: off\n"
+        "  HR2001: loud\n"
+        "allowed-capabilities: [NET_BIND_SERVICE, CAP_FLY]\n"
+        "exemptions:\n"
+        "  - rule: HR2001\n"
+        "  - reason: moved\n"
+        "    rule: HR0000\n"
+        "    expires: 2027-13-01\n"
+        "colour: blue\n")
+    result = run_hardrun("policy", "validate", str(bad))
+    assert result.returncode == 2 and result.stdout == ""
+    lines = [line.split(": ", 1)[1] for line in result.stderr.splitlines()]
+    assert [line.split(":", 1)[0] for line in lines] == [
+        "line 1, column 10", "line 2, column 10", "line 4, column 3", "line 5, column 11",
+        "line 6, column 42", "line 8, column 5", "line 10, column 11", "line 11, column 14",
+        "line 12, column 1"]
+    assert all(line.startswith(f"{bad}: ") for line in result.stderr.splitlines())
+    assert "version: expected 1, found 2" in lines[0]
+    assert "unknown rule HR9999" in lines[2] and "unknown rule HR0000" in lines[6]
+    assert "exemptions[0]: missing required key 'reason'" in lines[5]
+    assert "unknown key 'colour'" in lines[8]
+
+
+def test_policy_validate_of_unreadable_yaml_is_one_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules: [\n")
+    result = run_hardrun("policy", "validate", str(bad))
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"{bad}: line 3, column 1: invalid YAML")
+
+
 def test_policy_show_unknown_name_is_one_line_error():
     result = run_hardrun("policy", "show", "nosuch")
     assert result.returncode == 1 and "no policy 'nosuch'" in result.stderr

@@ -2,8 +2,8 @@
 Security Standards: a table of pods, each allowed or forbidden per level, read by the
 Kubernetes front end and judged by the policy exactly as `hardrun audit --policy` does.
 
-Every control of both levels has forbidden cases and allowed cases (the Windows
-HostProcess control does not apply: hardrun audits Linux containers).
+Every control of both levels has forbidden cases and allowed cases; docs/pss.md lists
+the controls, their fields and the rules that check them.
 """
 import copy
 
@@ -190,6 +190,37 @@ CASES = [
     ("runAsUser 0 (pod)", pod(pod_context(runAsUser=0)), True, False),
     ("runAsUser 0 (container)", pod(context(runAsUser=0)), True, False),
     ("runAsUser unset with runAsNonRoot", pod(without("runAsUser", "pod")), True, True),
+    # The pod level is checked on its own, as Pod Security admission does: a forbidden
+    # pod-level value is refused even when every container overrides it.
+    ("runAsUser 0 (pod), every container 1000", pod(both(pod_context(runAsUser=0), context(runAsUser=1000))),
+     True, False),
+    ("runAsUser 1000 (pod), container 2000", pod(context(runAsUser=2000)), True, True),
+    ("runAsNonRoot false (pod), container true", pod(both(pod_context(runAsNonRoot=False),
+                                                          context(runAsNonRoot=True))), True, False),
+    ("seccompProfile Unconfined (pod), container RuntimeDefault",
+     pod(both(pod_context(seccompProfile={"type": "Unconfined"}),
+              context(seccompProfile={"type": "RuntimeDefault"}))), False, False),
+    ("seccompProfile RuntimeDefault (pod), container Localhost",
+     pod(context(seccompProfile={"type": "Localhost", "localhostProfile": "p.json"})), True, True),
+    ("appArmorProfile Unconfined (pod), container RuntimeDefault",
+     pod(both(pod_context(appArmorProfile={"type": "Unconfined"}),
+              context(appArmorProfile={"type": "RuntimeDefault"}))), False, False),
+    ("seLinuxOptions type spc_t (pod), container container_t",
+     pod(both(pod_context(seLinuxOptions={"type": "spc_t"}),
+              context(seLinuxOptions={"type": "container_t"}))), False, False),
+    ("seLinuxOptions user (pod), container level only", pod(both(pod_context(seLinuxOptions={"user": "u"}),
+                                                                 context(seLinuxOptions={"level": "s0"}))),
+     False, False),
+    ("hostPath volume declared, not mounted",
+     pod(volumes=[{"name": "logs", "hostPath": {"path": "/var/log"}}]), False, False),
+    ("emptyDir volume declared, not mounted", pod(volumes=[{"name": "scratch", "emptyDir": {}}]), True, True),
+    # HostProcess (Windows): windowsOptions.hostProcess must be unset or false
+    ("hostProcess true (container)", pod(context(windowsOptions={"hostProcess": True})), False, False),
+    ("hostProcess true (pod)", pod(pod_context(windowsOptions={"hostProcess": True})), False, False),
+    ("hostProcess true (pod), container false",
+     pod(both(pod_context(windowsOptions={"hostProcess": True}), context(windowsOptions={"hostProcess": False}))),
+     False, False),
+    ("hostProcess false", pod(context(windowsOptions={"hostProcess": False})), True, True),
 ]
 
 
@@ -205,6 +236,18 @@ def test_pod_security_standards(case, document, baseline, restricted):
     for level, expected in (("baseline", baseline), ("restricted", restricted)):
         allowed, findings = verdict(document, level)
         assert allowed == expected, (level, [(f.rule, f.message) for f in findings])
+
+
+def test_a_pod_level_value_every_container_overrides_is_reported_once_about_the_pod():
+    document = pod(both(pod_context(seccompProfile={"type": "Unconfined"}),
+                        context(seccompProfile={"type": "RuntimeDefault"}),
+                        init_container()))
+    document["spec"]["volumes"] = [{"name": "logs", "hostPath": {"path": "/var/log"}}]
+    allowed, findings = verdict(document, "baseline")
+    refusing = failing(findings, load_policy("baseline"))
+    text = yaml.safe_dump(document, sort_keys=False).splitlines()
+    assert sorted((f.rule, f.subject, text[f.line - 1].strip()) for f in refusing) == [
+        ("HR2008", "Pod/web", "seccompProfile:"), ("HR3002", "Pod/web", "- name: logs")]
 
 
 def test_every_forbidden_case_is_refused_with_a_line():

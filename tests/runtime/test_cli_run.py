@@ -127,7 +127,8 @@ def test_the_tables_cover_every_field():
     assert set(APPLIED) == APPLIED_FIELDS
     # the rest only come from other front ends: tests/runtime/test_runtime_config.py
     assert set(NOT_APPLIED_FIELDS) - set(REFUSED) == {
-        "run_as_non_root", "masked_paths", "readonly_paths", "volume_types", "unresolved"}
+        "run_as_non_root", "masked_paths", "readonly_paths", "volume_types", "unresolved",
+        "host_process", "pod_level"}
 
 
 @pytest.fixture

@@ -123,6 +123,7 @@ NOT_APPLIED_VALUES = {
     "entrypoint": "/bin/sh",
     "run_as_non_root": True, "masked_paths": (), "readonly_paths": (),
     "volume_types": {"data": "hostPath"}, "unresolved": frozenset({"memory"}),
+    "host_process": True, "pod_level": {"seccomp": "Unconfined"},
 }
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 from ...spec.capabilities import normalize_capability
 from ..findings import Hit
 from . import check
+from .run import pod_hit
+
+_POD_LEVEL = "every container overrides it, but the pod level is checked on its own"
 
 # SELinux types a container may run as under the Pod Security Standards (baseline).
 PSS_SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t",
@@ -49,6 +52,11 @@ def host_mount_not_allowed(spec, context):
                             f"only of: {_listing(entry.path for entry in allowed)}")
         elif not mount.read_only and all(entry.read_only for entry in covering):
             yield Hit(line, f"host path {mount.source} must be mounted read-only under this policy")
+    for key, source in spec.pod_level.items():
+        if key.startswith("hostPath:") and not any(entry.covers(source) for entry in allowed):
+            yield pod_hit(spec, key, f"hostPath volume {key[9:]} ({source}) is declared (no container "
+                                     "mounts it); the policy allows host mounts only of: "
+                                     f"{_listing(entry.path for entry in allowed)}")
 
 
 @check("HR3003")
@@ -93,6 +101,12 @@ def selinux_options(spec, context):
     for key in ("user", "role"):
         if options.get(key):
             yield Hit(line, f"SELinux {key} {options[key]} is set; it must be left unset")
+    pod_type = spec.pod_level.get("selinux:type")
+    if pod_type is not None and pod_type not in PSS_SELINUX_TYPES:
+        yield pod_hit(spec, "selinux:type", f"the pod's SELinux type {pod_type} is not allowed ({_POD_LEVEL})")
+    for key in ("user", "role"):
+        if f"selinux:{key}" in spec.pod_level:
+            yield pod_hit(spec, f"selinux:{key}", f"the pod's SELinux {key} is set ({_POD_LEVEL})")
 
 
 @check("HR3005")
@@ -136,6 +150,10 @@ def not_enforced_non_root(spec, context):
                   "runAsNonRoot is not true: the kubelet does not refuse an image that runs as root")
     elif spec.kind != "kubernetes" and spec.user is None:
         yield Hit(spec.line_of("user"), "no user is set: the image's default user (usually root) runs")
+    if spec.pod_level.get("user") == "0":
+        yield pod_hit(spec, "user", f"the pod's runAsUser is 0 ({_POD_LEVEL})")
+    if spec.pod_level.get("run_as_non_root") == "False":
+        yield pod_hit(spec, "run_as_non_root", f"the pod's runAsNonRoot is false ({_POD_LEVEL})")
 
 
 @check("HR3009")
@@ -152,6 +170,8 @@ def seccomp_not_in_force(spec, context):
             not seccomp_allowed(profile, policy.runtime.seccomp.allowed):
         yield Hit(line, f"seccomp profile {profile} is not one the policy allows: "
                         f"{_listing(policy.runtime.seccomp.allowed)}")
+    if spec.pod_level.get("seccomp") == "Unconfined":
+        yield pod_hit(spec, "seccomp", f"the pod's seccompProfile is Unconfined ({_POD_LEVEL})")
 
 
 def normalize_seccomp(value: str | None, kind: str) -> str | None:

@@ -133,6 +133,19 @@ def sensitive_prefix(path: str) -> str | None:
 def privileged(spec, context):
     if spec.privileged:
         yield Hit(_line(spec, "privileged"))
+    if spec.host_process:
+        yield Hit(_line(spec, "host_process"),
+                  "windowsOptions.hostProcess is true: the container runs as a process of the "
+                  "Windows host, with the host's privileges")
+    if spec.pod_level.get("host_process") == "true":
+        yield pod_hit(spec, "host_process", "the pod's windowsOptions.hostProcess is true "
+                      "(every container overrides it, but the pod level is checked on its own)")
+
+
+def pod_hit(spec, key: str, message: str) -> Hit:
+    """A finding about a pod-level setting (RunSpec.pod_level), its subject the pod's object."""
+    subject = (spec.subject or "").split(" ", 1)[0] or None
+    return Hit(spec.line_of(f"pod:{key}"), message, subject=subject)
 
 
 @check("HR2002")
@@ -198,6 +211,9 @@ def host_namespace(spec, context):
 def seccomp_unconfined(spec, context):
     if (spec.seccomp or "").lower() == "unconfined":
         yield Hit(_line(spec, "seccomp"))
+    if spec.pod_level.get("seccomp") == "Unconfined":
+        yield pod_hit(spec, "seccomp", "the pod's seccompProfile is Unconfined (every container "
+                                       "overrides it, but the pod level is checked on its own)")
 
 
 @check("HR2009")
@@ -206,6 +222,9 @@ def apparmor_unconfined(spec, context):
         yield Hit(_line(spec, "apparmor"), "AppArmor confinement is switched off (unconfined)")
     if spec.selinux_disabled:
         yield Hit(_line(spec, "selinux_disabled"), "SELinux labelling is switched off")
+    if spec.pod_level.get("apparmor") == "Unconfined":
+        yield pod_hit(spec, "apparmor", "the pod's appArmorProfile is Unconfined (every container "
+                                        "overrides it, but the pod level is checked on its own)")
 
 
 # --------------------------------------------------------------------------- mounts, devices

@@ -44,6 +44,12 @@ def pip_cache_disabled(dockerfile, chain) -> bool:
 
 def package_cache_problems(instruction, pip_no_cache: bool):
     """(line, message) for each package cache or extra a RUN leaves in its layer."""
+    return list(package_cache_problem_kinds(instruction, pip_no_cache).values())
+
+
+def package_cache_problem_kinds(instruction, pip_no_cache: bool) -> dict:
+    """What package_cache_problems finds, by kind (`recommends`, `apt-lists`, `apk`, `rpm`,
+    `zypper`, `pip`): the fixes of `hardrun audit --fix` need to know which it is."""
     mounts = cache_mount_targets(instruction)
     commands = [(command, effective_words(command)) for command in instruction.commands()]
     removed = [word for _, words in commands if command_name(words) == "rm" for word in words[1:]]
@@ -89,7 +95,7 @@ def package_cache_problems(instruction, pip_no_cache: bool):
                     and not removes("/root/.cache", "~/.cache", "$HOME/.cache"):
                 problems.setdefault("pip", (command.line, "pip install without --no-cache-dir "
                                     "keeps its download cache in the layer"))
-    return list(problems.values())
+    return problems
 
 
 def _rpm_cleaned(commands) -> bool:

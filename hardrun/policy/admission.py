@@ -1,0 +1,477 @@
+"""`hardrun export --to validating-admission-policy|kyverno`: a policy's Kubernetes
+controls as admission objects, so that a cluster refuses at admission what `hardrun
+audit --policy` refuses in CI.
+
+Every rule the policy gates on (enabled, at or above its fail-on) that judges Kubernetes
+becomes one control: a CEL expression over the pod spec of whatever holds one (Pod,
+Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, PodTemplate, Job,
+CronJob), written to say what the rule's check says, container settings overriding the
+pod's and the pod level judged on its own. The same expressions go into a
+ValidatingAdmissionPolicy (+ its Binding, validationActions Deny) and into a Kyverno
+ClusterPolicy (one `validate.cel` rule per control). A gating rule with no admission
+control here is an error naming it: nothing is silently dropped.
+
+Exemptions: one with no scope drops its rules' controls; one scoped by `services` to whole
+objects (`Deployment/web *`, `Job/report-*`) becomes a match exclusion (in the CEL for the
+ValidatingAdmissionPolicy, `exclude` for Kyverno); any other scope is an error.
+"""
+from __future__ import annotations
+
+import fnmatch
+import re
+
+from ..errors import UsageError
+from .model import Policy
+
+ADMISSION_TARGETS = ("validating-admission-policy", "kyverno")
+
+# (API group, version, resources, kinds) of what holds a pod spec (frontends/kubernetes.py).
+RESOURCES = (
+    ("", "v1", ("pods", "replicationcontrollers", "podtemplates"), ("Pod", "ReplicationController", "PodTemplate")),
+    ("apps", "v1", ("deployments", "replicasets", "statefulsets", "daemonsets"),
+     ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet")),
+    ("batch", "v1", ("jobs", "cronjobs"), ("Job", "CronJob")),
+)
+KINDS = tuple(kind for _, _, _, kinds in RESOURCES for kind in kinds)
+
+# Every volume source of the core API (Volume): an object-typed field cannot be iterated
+# in Kubernetes CEL, so a volume's type is told by which of these it has.
+VOLUME_TYPES = (
+    "awsElasticBlockStore", "azureDisk", "azureFile", "cephfs", "cinder", "configMap", "csi",
+    "downwardAPI", "emptyDir", "ephemeral", "fc", "flexVolume", "flocker", "gcePersistentDisk",
+    "gitRepo", "glusterfs", "hostPath", "image", "iscsi", "nfs", "persistentVolumeClaim",
+    "photonPersistentDisk", "portworxVolume", "projected", "quobyte", "rbd", "scaleIO", "secret",
+    "storageos", "vsphereVolume")
+SELINUX_TYPES = ("", "container_t", "container_init_t", "container_kvm_t", "container_engine_t")
+APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
+SECCOMP_CONTAINER_ANNOTATION = "container.seccomp.security.alpha.kubernetes.io/"
+
+# Where each kind keeps its pod template (frontends/kubernetes.py POD_SPEC_PATHS).
+_TEMPLATE = {"Pod": "object", "CronJob": "object.spec.jobTemplate.spec.template",
+             "PodTemplate": "object.template"}
+_DEFAULT_TEMPLATE = "object.spec.template"
+
+
+def _by_kind(render) -> str:
+    """A CEL choice by object.kind of `render(template expression)`."""
+    text = render(_DEFAULT_TEMPLATE)
+    for kind, template in reversed(list(_TEMPLATE.items())):
+        text = f"object.kind == '{kind}' ? {render(template)} : {text}"
+    return text
+
+
+def _annotations(template: str) -> str:
+    return (f"(has({template}.metadata) && has({template}.metadata.annotations) ? "
+            f"{template}.metadata.annotations : {{}})")
+
+
+# The CEL variables every expression uses (evaluated in this order).
+VARIABLES = (
+    ("podSpec", _by_kind(lambda template: f"{template}.spec")),
+    ("containers", "variables.podSpec.containers + (has(variables.podSpec.initContainers) ? "
+                   "variables.podSpec.initContainers : []) + (has(variables.podSpec.ephemeralContainers) ? "
+                   "variables.podSpec.ephemeralContainers : [])"),
+    ("annotations", _by_kind(_annotations)),
+)
+
+
+class Control:
+    """One rule as an admission check: a CEL expression true when the object passes."""
+
+    def __init__(self, rule_id: str, title: str, expression: str):
+        self.rule_id = rule_id
+        self.title = title
+        self.expression = expression
+
+
+def _list(values) -> str:
+    return "[" + ", ".join(_quote(v) for v in values) + "]"
+
+
+def _quote(value) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _has(base: str, *path: str) -> str:
+    """`has(base.a) && has(base.a.b) …` for a field path below `base`."""
+    tests, current = [], base
+    for part in path:
+        current += "." + part
+        tests.append(f"has({current})")
+    return " && ".join(tests)
+
+
+def _field(base: str, *path: str) -> str:
+    return base + "".join("." + part for part in path)
+
+
+POD_SC = "variables.podSpec.securityContext"
+
+
+def _pod_has(*path: str) -> str:
+    return _has("variables.podSpec", "securityContext", *path)
+
+
+def _container_has(*path: str) -> str:
+    return _has("c", "securityContext", *path)
+
+
+def _effective(path: tuple, test: str) -> str:
+    """For container `c`: the setting at securityContext.PATH (the container's, else the
+    pod's) satisfies `test` (a format with {v})."""
+    own = _field("c.securityContext", *path)
+    pod = _field(POD_SC, *path)
+    return (f"(({_container_has(*path)}) ? {test.format(v=own)} : "
+            f"(({_pod_has(*path)}) && {test.format(v=pod)}))")
+
+
+def _unset_everywhere(path: tuple) -> str:
+    return f"!({_container_has(*path)}) && !({_pod_has(*path)})"
+
+
+def _all_containers(test: str) -> str:
+    return f"variables.containers.all(c, {test})"
+
+
+def _no_container(test: str) -> str:
+    return f"!variables.containers.exists(c, {test})"
+
+
+def _volumes_all(test: str) -> str:
+    return f"!has(variables.podSpec.volumes) || variables.podSpec.volumes.all(v, {test})"
+
+
+# ----------------------------------------------------------------- the controls
+
+def _privileged(policy: Policy) -> str:
+    return (_no_container(f"{_container_has('privileged')} && c.securityContext.privileged == true")
+            + f" && !({_pod_has('windowsOptions', 'hostProcess')} && "
+              f"{POD_SC}.windowsOptions.hostProcess == true) && "
+            + _no_container(f"{_container_has('windowsOptions', 'hostProcess')} && "
+                            "c.securityContext.windowsOptions.hostProcess == true"))
+
+
+def _host_namespaces(policy: Policy) -> str:
+    return " && ".join(f"!(has(variables.podSpec.{key}) && variables.podSpec.{key} == true)"
+                       for key in ("hostNetwork", "hostPID", "hostIPC"))
+
+
+def _seccomp_annotation(container: str) -> str:
+    """The seccomp annotation in force for container `c` (the container's, else the pod's), or ''."""
+    key = f"'{SECCOMP_CONTAINER_ANNOTATION}' + {container}.name"
+    return (f"({key} in variables.annotations ? variables.annotations[{key}] : "
+            f"'{SECCOMP_POD_ANNOTATION}' in variables.annotations ? "
+            f"variables.annotations['{SECCOMP_POD_ANNOTATION}'] : '')")
+
+
+def _seccomp_unconfined(policy: Policy) -> str:
+    path = ("seccompProfile", "type")
+    return (f"!({_pod_has(*path)} && {POD_SC}.seccompProfile.type == 'Unconfined') && "
+            + _no_container(f"{_effective(path, '{v} == ' + _quote('Unconfined'))} || "
+                            f"({_unset_everywhere(('seccompProfile',))} && "
+                            f"{_seccomp_annotation('c')} == 'unconfined')"))
+
+
+def _apparmor_selinux_off(policy: Policy) -> str:
+    path = ("appArmorProfile", "type")
+    annotation = f"'{APPARMOR_ANNOTATION}' + c.name"
+    return (f"!({_pod_has(*path)} && {POD_SC}.appArmorProfile.type == 'Unconfined') && "
+            + _no_container(
+                f"{_effective(path, '{v} == ' + _quote('Unconfined'))} || "
+                f"({_unset_everywhere(('appArmorProfile',))} && {annotation} in variables.annotations && "
+                f"variables.annotations[{annotation}] == 'unconfined') || "
+                + _effective(("seLinuxOptions", "type"), "{v} in " + _list(("spc_t", "unconfined_t")))))
+
+
+def _capabilities(policy: Policy) -> str:
+    allowed = sorted(set(policy.allowed_capabilities or ()))
+    spelled = allowed + [f"CAP_{name}" for name in allowed]
+    return _all_containers(f"!({_container_has('capabilities', 'add')}) || "
+                           f"c.securityContext.capabilities.add.all(x, x in {_list(spelled)})")
+
+
+def _covered(path: str, base: str) -> str:
+    base = base.rstrip("/") or "/"
+    if base == "/":
+        return "true"
+    return f"({path} == {_quote(base)} || {path}.startsWith({_quote(base + '/')}))"
+
+
+def _host_mounts(policy: Policy) -> str:
+    entries = policy.allowed_host_mounts or ()
+    path = "v.hostPath.path"
+    covered = " || ".join(_covered(path, entry.path) for entry in entries) or "false"
+    writable = " || ".join(_covered(path, entry.path) for entry in entries if not entry.read_only) or "false"
+    read_only_mounts = _all_containers("!has(c.volumeMounts) || c.volumeMounts.all(m, m.name != v.name || "
+                                       "(has(m.readOnly) && m.readOnly == true))")
+    return _volumes_all(f"!has(v.hostPath) || (({covered}) && (({writable}) || {read_only_mounts}))")
+
+
+def _host_ports(policy: Policy) -> str:
+    allowed = sorted(set(policy.allowed_host_ports or ()))
+    return _all_containers("!has(c.ports) || c.ports.all(p, !has(p.hostPort) || p.hostPort == 0 || "
+                           f"p.hostPort in {_list(allowed)})")
+
+
+def _selinux_allowed(base: str) -> str:
+    return (f"(!has({base}.type) || {base}.type in {_list(SELINUX_TYPES)}) && "
+            f"(!has({base}.user) || {base}.user == '') && (!has({base}.role) || {base}.role == '')")
+
+
+def _selinux(policy: Policy) -> str:
+    return (f"(!({_pod_has('seLinuxOptions')}) || ({_selinux_allowed(POD_SC + '.seLinuxOptions')})) && "
+            + _all_containers(f"!({_container_has('seLinuxOptions')}) || "
+                              f"({_selinux_allowed('c.securityContext.seLinuxOptions')})"))
+
+
+def _proc_mount(policy: Policy) -> str:
+    return _no_container(f"{_container_has('procMount')} && c.securityContext.procMount == 'Unmasked'")
+
+
+def _sysctls(policy: Policy) -> str:
+    allowed = sorted(set(policy.allowed_sysctls or ()))
+    return f"!({_pod_has('sysctls')}) || {POD_SC}.sysctls.all(s, s.name in {_list(allowed)})"
+
+
+def _volume_types(policy: Policy) -> str:
+    allowed = set(policy.allowed_volume_types or ())
+    forbidden = [name for name in VOLUME_TYPES if name not in allowed]
+    if not forbidden:
+        return "true"
+    return _volumes_all("!(" + " || ".join(f"has(v.{name})" for name in forbidden) + ")")
+
+
+def _escalation(policy: Policy) -> str:
+    # Kubernetes lets a privileged or CAP_SYS_ADMIN container escalate whatever it says.
+    return _all_containers(
+        f"{_container_has('allowPrivilegeEscalation')} && c.securityContext.allowPrivilegeEscalation == false"
+        f" && !({_container_has('privileged')} && c.securityContext.privileged == true)"
+        f" && !({_container_has('capabilities', 'add')} && "
+        "c.securityContext.capabilities.add.exists(x, x in ['SYS_ADMIN', 'CAP_SYS_ADMIN']))")
+
+
+def _drop_all(policy: Policy) -> str:
+    return _all_containers(f"{_container_has('capabilities', 'drop')} && "
+                           "c.securityContext.capabilities.drop.exists(x, x in ['ALL', 'all'])")
+
+
+def _run_as_root(policy: Policy) -> str:
+    user = ("runAsUser",)
+    non_root = ("runAsNonRoot",)
+    return _all_containers(f"!{_effective(user, '{v} == 0')} && "
+                           f"(!({_unset_everywhere(user)}) || {_effective(non_root, '{v} == true')})")
+
+
+def _non_root(policy: Policy) -> str:
+    return (f"!({_pod_has('runAsUser')} && {POD_SC}.runAsUser == 0) && "
+            f"!({_pod_has('runAsNonRoot')} && {POD_SC}.runAsNonRoot == false) && "
+            + _all_containers(f"!{_effective(('runAsUser',), '{v} == 0')} && "
+                              f"{_effective(('runAsNonRoot',), '{v} == true')}"))
+
+
+def _seccomp_allowed(policy: Policy) -> tuple[str, str]:
+    """CEL tests of a seccompProfile `{v}` and of a seccomp annotation `{a}` against the
+    profiles the policy allows (RuntimeDefault or Localhost when it names none)."""
+    allowed = policy.runtime.seccomp.allowed
+    if allowed is None:
+        allowed = ("runtime/default", "localhost/*")
+    fields, annotations = [], []
+    for pattern in allowed:
+        lowered = pattern.lower()
+        if lowered in ("runtime/default", "default", "docker/default", "runtimedefault", "builtin"):
+            fields.append("{v}.type == 'RuntimeDefault'")
+            annotations.append("{a} in ['runtime/default', 'docker/default']")
+        elif lowered.startswith("localhost/"):
+            regex = _regex(pattern[len("localhost/"):])
+            fields.append("({v}.type == 'Localhost' && has({v}.localhostProfile) && "
+                          f"{{v}}.localhostProfile.matches({_quote(regex)}))")
+            annotations.append(f"({{a}}.startsWith('localhost/') && {{a}}.substring(10).matches({_quote(regex)}))")
+        else:
+            raise UsageError(f"runtime.seccomp.allowed: {pattern!r} cannot be exported to admission "
+                             "(expected runtime/default or localhost/NAME patterns)")
+    return "(" + " || ".join(fields) + ")", "(" + " || ".join(annotations) + ")"
+
+
+def _seccomp_required(policy: Policy) -> str:
+    field_test, annotation_test = _seccomp_allowed(policy)
+    own = field_test.format(v="c.securityContext.seccompProfile")
+    pod = field_test.format(v=POD_SC + ".seccompProfile")
+    annotation = annotation_test.format(a=_seccomp_annotation("c"))
+    return (f"!({_pod_has('seccompProfile', 'type')} && {POD_SC}.seccompProfile.type == 'Unconfined') && "
+            + _all_containers(f"({_container_has('seccompProfile')}) ? {own} : ({_pod_has('seccompProfile')}) ? "
+                              f"{pod} : {annotation}"))
+
+
+# rule id -> (what the CEL checks, builder)
+CONTROLS = {
+    "HR2001": ("no privileged or Windows HostProcess container", _privileged),
+    "HR2004": ("every container drops ALL capabilities", _drop_all),
+    "HR2005": ("allowPrivilegeEscalation is false in every container", _escalation),
+    "HR2007": ("no host network, PID or IPC namespace", _host_namespaces),
+    "HR2008": ("seccomp is not Unconfined", _seccomp_unconfined),
+    "HR2009": ("AppArmor and SELinux confinement stay on", _apparmor_selinux_off),
+    "HR2012": ("no container runs as root", _run_as_root),
+    "HR3001": ("only the allowed capabilities are added", _capabilities),
+    "HR3002": ("only the allowed host paths are mounted (hostPath volumes)", _host_mounts),
+    "HR3003": ("only the allowed host ports are bound", _host_ports),
+    "HR3004": ("SELinux type is allowed, user and role unset", _selinux),
+    "HR3005": ("/proc is mounted masked (procMount Default)", _proc_mount),
+    "HR3006": ("only the allowed sysctls are set", _sysctls),
+    "HR3007": ("only the allowed volume types are used", _volume_types),
+    "HR3008": ("runAsNonRoot is true and no user is 0", _non_root),
+    "HR3009": ("a seccomp profile the policy allows is set", _seccomp_required),
+}
+
+
+# ----------------------------------------------------------------- the policy's controls
+
+def gating_rules(policy: Policy) -> list:
+    """The rules `hardrun audit --policy` fails a Kubernetes manifest on, in id order."""
+    from ..audit.findings import severity_rank
+    from ..audit.rules import all_rules
+    threshold = severity_rank(policy.fail_on)
+    return [rule for rule in all_rules().values()
+            if "kubernetes" in rule.applies_to and rule.id != "HR0002"
+            and (severity := policy.rule_severity(rule)) and severity_rank(severity) >= threshold]
+
+
+class Exclusion:
+    """Objects a policy exemption takes out of some rules: (kind glob, name glob) pairs."""
+
+    def __init__(self, rule_ids: frozenset, objects: tuple, reason: str):
+        self.rule_ids = rule_ids
+        self.objects = objects
+        self.reason = reason
+
+    def cel(self) -> str:
+        return " || ".join(
+            f"object.kind.matches({_quote(_regex(kind))}) && object.metadata.name.matches({_quote(_regex(name))})"
+            for kind, name in self.objects)
+
+
+def _regex(glob: str) -> str:
+    return "^" + re.escape(glob).replace(r"\*", ".*").replace(r"\?", ".") + "$"
+
+
+def controls(policy: Policy) -> tuple[list[Control], list[Exclusion]]:
+    """The policy's admission controls and the exclusions its exemptions make."""
+    import datetime
+    rules = gating_rules(policy)
+    missing = [rule.id for rule in rules if rule.id not in CONTROLS]
+    if missing:
+        raise UsageError(f"policy {policy.name}: rules {', '.join(missing)} have no admission control; "
+                         "switch them off in the policy to export it (rules: {ID: off})")
+    today = datetime.date.today()
+    exemptions = [e for e in policy.exemptions if not e.expired(today)]
+    exempt_everywhere, exclusions = set(), []
+    for exemption in exemptions:
+        covered = frozenset(r.id for r in rules if exemption.rule in (None, r.id)
+                            and exemption.practice in (None, r.practice))
+        if not covered:
+            continue
+        if exemption.files or exemption.images:
+            raise UsageError(f"{exemption.source}:{exemption.line}: an exemption scoped by files or images "
+                             "cannot be exported to admission (scope it by object: services: "
+                             "[\"Deployment/web *\"])")
+        if not exemption.services:
+            exempt_everywhere |= covered
+        else:
+            exclusions.append(Exclusion(covered, tuple(_object_of(exemption, glob)
+                                                       for glob in exemption.services), exemption.reason))
+    out = [Control(rule.id, CONTROLS[rule.id][0], CONTROLS[rule.id][1](policy))
+           for rule in rules if rule.id not in exempt_everywhere]
+    return out, exclusions
+
+
+def _object_of(exemption, glob: str) -> tuple[str, str]:
+    """(kind glob, name glob) of an exemption's `services` glob that scopes whole objects:
+    `Kind/name *` (every container of the object) or `Kind/name*`."""
+    match = re.fullmatch(r"([A-Za-z*?]+)/([a-z0-9*?.-]+?)( ?\*)", glob)
+    if match is None or not any(fnmatch.fnmatchcase(kind, match.group(1)) for kind in KINDS):
+        raise UsageError(f"{exemption.source}:{exemption.line}: exemption services {glob!r} cannot be "
+                         "exported to admission: scope it to whole objects, as `Kind/name *`")
+    name = match.group(2) + ("*" if match.group(3) == "*" else "")
+    return match.group(1), name
+
+
+# ----------------------------------------------------------------- the objects
+
+def _object_name(policy: Policy) -> str:
+    name = re.sub(r"[^a-z0-9-]+", "-", policy.name.rsplit("/", 1)[-1].lower().rsplit(".", 1)[0]).strip("-")
+    return f"hardrun-{name or 'policy'}"
+
+
+def _expression(control: Control, exclusions: list[Exclusion]) -> str:
+    excluded = [exclusion.cel() for exclusion in exclusions if control.rule_id in exclusion.rule_ids]
+    if not excluded:
+        return control.expression
+    return f"({' || '.join(excluded)}) || ({control.expression})"
+
+
+def validating_admission_policy(policy: Policy) -> list[dict]:
+    """A ValidatingAdmissionPolicy and its ValidatingAdmissionPolicyBinding."""
+    checks, exclusions = controls(policy)
+    name = _object_name(policy)
+    validations = [{"expression": _expression(control, exclusions),
+                    "message": f"{control.rule_id}: {control.title} (hardrun policy {policy.name})",
+                    "reason": "Forbidden"} for control in checks]
+    spec = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": [
+            {"apiGroups": [group], "apiVersions": [version], "operations": ["CREATE", "UPDATE"],
+             "resources": list(resources)} for group, version, resources, _ in RESOURCES]},
+        "variables": [{"name": var, "expression": expression} for var, expression in VARIABLES],
+        "validations": validations,
+    }
+    annotations = {"hardrun.dev/policy": policy.name}
+    return [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": name, "annotations": annotations}, "spec": spec},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": name, "annotations": annotations},
+         "spec": {"policyName": name, "validationActions": ["Deny"]}},
+    ]
+
+
+def kyverno_policy(policy: Policy) -> dict:
+    """A Kyverno ClusterPolicy: one rule per control, its CEL in `validate.cel`."""
+    checks, exclusions = controls(policy)
+    rules = []
+    for control in checks:
+        rule = {
+            "name": f"{control.rule_id.lower()}",
+            "match": {"any": [{"resources": {"kinds": list(KINDS), "operations": ["CREATE", "UPDATE"]}}]},
+            "validate": {"cel": {
+                "variables": [{"name": var, "expression": expression} for var, expression in VARIABLES],
+                "expressions": [{"expression": control.expression,
+                                 "message": f"{control.rule_id}: {control.title} (hardrun policy {policy.name})"}],
+            }},
+        }
+        excluded = [{"resources": {"kinds": _kinds(kind), "names": [name]}}
+                    for exclusion in exclusions if control.rule_id in exclusion.rule_ids
+                    for kind, name in exclusion.objects]
+        if excluded:
+            rule["exclude"] = {"any": excluded}
+        rules.append(rule)
+    return {
+        "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+        "metadata": {"name": _object_name(policy), "annotations": {
+            "hardrun.dev/policy": policy.name,
+            # the rules name every kind that holds a pod: no rules generated for controllers
+            "pod-policies.kyverno.io/autogen-controllers": "none"}},
+        "spec": {"validationFailureAction": "Enforce", "background": True, "rules": rules},
+    }
+
+
+def _kinds(glob: str) -> list[str]:
+    return [kind for kind in KINDS if fnmatch.fnmatchcase(kind, glob)]
+
+
+def export_admission(policy: Policy, target: str) -> str:
+    import yaml
+    if target == "validating-admission-policy":
+        return yaml.safe_dump_all(validating_admission_policy(policy), sort_keys=False, width=1_000_000)
+    return yaml.safe_dump(kyverno_policy(policy), sort_keys=False, width=1_000_000)
