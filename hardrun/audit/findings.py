@@ -17,6 +17,8 @@ class Hit:
     message: str | None = None
     subject: str | None = None
     severity: str | None = None   # a check may lower/raise the rule's severity (e.g. .dockerignore)
+    rule: str | None = None       # reported under this id instead of the rule's (ShellCheck's SC2086)
+    column: int | None = None     # 1-based, where the check knows it
 
 
 @dataclass(frozen=True)
@@ -31,13 +33,14 @@ class Finding:
     suppressed: bool = False
     suppression_reason: str | None = None
     exempted_by_policy: bool = False   # suppressed by a policy exemption, not a source comment
+    column: int | None = None
 
     def as_json(self) -> dict:
         return {
             "rule": self.rule, "practice": self.practice, "severity": self.severity,
             "path": self.path, "line": self.line, "subject": self.subject,
             "message": self.message, "suppressed": self.suppressed,
-        }
+        } | ({"column": self.column} if self.column else {})
 
 
 @dataclass(frozen=True)

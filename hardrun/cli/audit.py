@@ -30,7 +30,12 @@ from ..audit.formats import FORMATS
 @click.option("--docker-run", "docker_run_lines", multiple=True, metavar="COMMAND",
               help='Audit one `docker run …` command line given as text (repeatable), e.g. '
                    '--docker-run "docker run --privileged alpine".')
-def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_run_lines):
+@click.option("--shellcheck", "shellcheck_path", metavar="PATH",
+              help="Check the shell code of RUN instructions with the ShellCheck binary at PATH "
+                   "[default: `shellcheck` on PATH, if there is one; without it RUNs are not "
+                   "checked by ShellCheck].")
+def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_run_lines,
+          shellcheck_path):
     """Audit Dockerfiles and run configs (files or directories, `-` for standard input).
 
     The policy filters, re-grades and gates the findings; findings it exempts stay in
@@ -50,7 +55,8 @@ def audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_
     targets = list(paths) or ([] if docker_run_lines else ["."])
     try:
         report, policy = audit_with_policy(targets, policy_ref, kind=kind, stdin_text=stdin_text,
-                                           docker_run_lines=tuple(docker_run_lines))
+                                           docker_run_lines=tuple(docker_run_lines),
+                                           shellcheck=shellcheck_path)
     except HardrunError as error:
         click.echo(f"hardrun audit: {printable(error.summary())}", err=True)
         sys.exit(2)

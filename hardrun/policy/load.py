@@ -208,11 +208,12 @@ def _validate(path: str, document: Located) -> None:
 def _check_names(path: str, document: Located) -> None:
     """Rule ids, practices and capabilities must be ones this hardrun knows."""
     from ..audit.rules import all_rules, practices
+    from ..audit.shellcheck import is_code
     rules, practice_names = all_rules(), practices()     # the rule files are the vocabulary
     data = document.data
 
     def unknown_rule(where: tuple, rule_id: str, at_key: bool) -> None:
-        if rule_id not in rules:
+        if rule_id not in rules and not is_code(rule_id):
             raise located_error(path, document, where, f"unknown rule {rule_id} (see `hardrun rules`)", at_key)
 
     def unknown_practice(where: tuple, name: str, at_key: bool) -> None:
