@@ -15,6 +15,8 @@ uidmap iproute2 nftables procps ca-certificates"
 EXTRAS="runtime"
 if [ "${1:-}" = "--test" ]; then
     EXTRAS="runtime,test"
+    # the tests of `hardrun audit`'s ShellCheck bridge (tests/audit/test_shellcheck.py)
+    PACKAGES="$PACKAGES shellcheck"
 fi
 
 missing=""
