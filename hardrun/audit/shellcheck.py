@@ -202,7 +202,7 @@ def check(binary_path: str, found: list[Script]) -> list[tuple[Script, Comment]]
     import tempfile
     if not found:
         return []
-    with tempfile.TemporaryDirectory(prefix="hardrun-shellcheck-") as directory:
+    with tempfile.TemporaryDirectory(prefix="sc-scripts-") as directory:
         paths = []
         for number, script in enumerate(found):
             path = os.path.join(directory, f"run{number}.sh")
