@@ -13,10 +13,8 @@ column and reported under its own code (`SC2086`) by the rule HR1020.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -47,6 +45,7 @@ def is_code(rule_id: str) -> bool:
 
 @lru_cache(maxsize=None)
 def _on_path(path_variable: str | None) -> str | None:
+    import shutil
     return shutil.which("shellcheck", path=path_variable)
 
 
@@ -223,6 +222,7 @@ def check(binary_path: str, found: list[Script]) -> list[tuple[Script, Comment]]
 
 
 def _comments(output: bytes, by_path: dict):
+    import json
     try:
         comments = json.loads(output)["comments"]
     except (ValueError, KeyError, TypeError):
