@@ -209,7 +209,6 @@ def rule_enabled(rule: Rule, options: AuditOptions) -> bool:
 def _run_checks(pairs, models, context: AuditContext):
     """(finding, anchor line) pairs; the anchor is where a run model is declared."""
     kind, options = context.kind, context.options
-    overrides = options.severity_override or {}
     active = [(rule, check_fn) for rule, check_fn in pairs
               if kind in rule.applies_to and rule_enabled(rule, options)]
     for model in models:

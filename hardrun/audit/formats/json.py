@@ -6,8 +6,9 @@ suppressed}], severity `error`, `warning` or `info`, line 1-based or null for a 
 about something missing from the whole file, subject the compose service, Kubernetes
 object/container or run command (null for Dockerfiles), suppressed findings kept with
 `"suppressed": true`, and `column` (1-based) added where it is known (ShellCheck's
-findings, whose `rule` is the SC code and practice `shellcheck`); `errors` [{path, message}] for files that could not be read or
-parsed (the other files are still audited). Practice names are fixed spellings.
+findings, whose `rule` is the SC code and practice `shellcheck`); `errors` [{path,
+message}] for files that could not be read or parsed (the other files are still
+audited). Practice names are fixed spellings.
 """
 from __future__ import annotations
 
