@@ -207,7 +207,8 @@ def rule_enabled(rule: Rule, options: AuditOptions) -> bool:
 
 
 def _run_checks(pairs, models, context: AuditContext):
-    """(finding, anchor line) pairs; the anchor is where a run model is declared."""
+    """(finding, anchor line) pairs; the anchor is where a run model is declared, or the
+    instruction a hit on one of its heredoc lines belongs to."""
     kind, options = context.kind, context.options
     active = [(rule, check_fn) for rule, check_fn in pairs
               if kind in rule.applies_to and rule_enabled(rule, options)]
@@ -221,7 +222,7 @@ def _run_checks(pairs, models, context: AuditContext):
                     continue
                 finding = Finding(hit.rule or rule.id, rule.practice, severity, context.path,
                                   hit.line, subject, hit.message or rule.message, column=hit.column)
-                yield _exempt(finding, model, options.exemptions), anchor
+                yield _exempt(finding, model, options.exemptions), hit.anchor or anchor
 
 
 def _severity(rule: Rule, hit, options: AuditOptions) -> str | None:
@@ -259,7 +260,8 @@ def _images(model) -> tuple[str, ...]:
 def _suppress(finding: Finding, suppressions, anchor: int | None = None) -> Finding:
     """Mark `finding` suppressed when a comment covers its line or, for run configs, the
     line declaring its object: a comment cannot sit between the continuation lines of a
-    `docker run` command, so one before the command covers all of its flags."""
+    `docker run` command, so one before the command covers all of its flags (and one
+    before a `RUN <<EOF` covers the lines of its heredoc)."""
     covering = supp.match(suppressions, finding.rule, finding.line)
     if covering is None and anchor is not None and anchor != finding.line:
         covering = supp.match(suppressions, finding.rule, anchor)

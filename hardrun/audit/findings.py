@@ -19,6 +19,7 @@ class Hit:
     severity: str | None = None   # a check may lower/raise the rule's severity (e.g. .dockerignore)
     rule: str | None = None       # reported under this id instead of the rule's (ShellCheck's SC2086)
     column: int | None = None     # 1-based, where the check knows it
+    anchor: int | None = None     # the instruction's first line, for a hit on a heredoc line
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ class Script:
     names: tuple[str, ...]         # ARG and ENV names in scope
     lines: tuple[str, ...]
     first_line: int                # the Dockerfile line of lines[0]
+    instruction_line: int          # the line of the RUN
 
     def text(self) -> str:
         declared = " ".join(f"{name}=''" for name in self.names)
@@ -150,7 +151,7 @@ def _script(instruction, source, dialect: str, names) -> Script | None:
         shebang = _shebang_dialect(lines[0]) if lines and lines[0].startswith("#!") else dialect
         if shebang is None:
             return None
-        return Script(shebang, names, lines, body.line)
+        return Script(shebang, names, lines, body.line, instruction.line)
     command_end = heredocs[0].line - 1 if heredocs else instruction.end_line
     lines = list(source[instruction.line - 1:instruction.end_line])
     _blank_keyword_and_flags(lines)
@@ -158,7 +159,7 @@ def _script(instruction, source, dialect: str, names) -> Script | None:
         stripped = lines[number].strip()
         if not stripped or stripped.startswith("#"):
             lines[number] = "\\"     # Docker drops it; the command goes on to the next line
-    return Script(dialect, names, tuple(lines), instruction.line)
+    return Script(dialect, names, tuple(lines), instruction.line, instruction.line)
 
 
 def _lone_heredoc(instruction) -> bool:

@@ -127,6 +127,13 @@ def test_an_sc_code_is_suppressed_like_any_rule():
     assert reasons == {"positional args are words"}
 
 
+def test_a_suppression_before_a_heredoc_run_covers_its_script():
+    script = "RUN <<EOF\nset -e\necho $1\nEOF\n"
+    assert sc("FROM debian:12\n" + script) == [("SC2086", 4, 6)]       # control
+    suppressed = "FROM debian:12\n# hardrun ignore=SC2086 reason=x\n" + script
+    assert sc(suppressed) == [] and sc(suppressed, suppressed=True) == [("SC2086", 5, 6)]
+
+
 def test_an_unused_sc_suppression_is_reported_only_when_shellcheck_runs():
     text = "FROM debian:12\n# hardrun ignore=SC2086 reason=x\nRUN true\n"
     assert "HR0001" in {f.rule for f in findings(text)}

@@ -341,9 +341,10 @@ def shellcheck_run(dockerfile, context):
     if binary is None:
         return
     found, unchecked = shellcheck.scripts(dockerfile, context.text)
-    for _, comment in shellcheck.check(binary, found):
+    for script, comment in shellcheck.check(binary, found):
         yield Hit(comment.line, f"{comment.message} ({shellcheck.WIKI}{comment.code})",
-                  severity=comment.severity, rule=comment.code, column=comment.column)
+                  severity=comment.severity, rule=comment.code, column=comment.column,
+                  anchor=script.instruction_line)
     if unchecked is not None:
         yield Hit(unchecked, f"ShellCheck checked the first {shellcheck.MAX_SCRIPTS} RUN "
                              "instructions only: this one and those after it were not checked",
