@@ -270,3 +270,21 @@ def buildkit_breach(dockerfile, context):
                 yield Hit(instruction.line, f"RUN --mount={value} hands the build a container "
                                             "daemon's socket: whoever controls the step controls "
                                             "the host", severity="error")
+
+
+# --- COPY destinations -------------------------------------------------------------------
+
+@check("HR1034")
+def copy_to_relative_destination(dockerfile, context):
+    for stage in dockerfile.stages:
+        workdir = any(instruction.keyword == "WORKDIR" for parent in dockerfile.stage_chain(stage)
+                      if parent is not stage for instruction in parent.instructions)
+        for instruction in stage.instructions:
+            if instruction.keyword == "WORKDIR":
+                workdir = True
+            elif instruction.keyword in ("COPY", "ADD") and not workdir and len(instruction.words) >= 2:
+                destination = instruction.words[-1]
+                if not _ABSOLUTE.match(destination) and not destination.startswith("~"):
+                    yield Hit(instruction.line, f"{instruction.keyword} to {destination}, a relative "
+                                                "path, with no WORKDIR set: where it lands depends on "
+                                                "the base image's working directory")
