@@ -6,7 +6,8 @@ import click
 
 @click.group()
 def policy():
-    """Built-in and repository policies: list, show the effective policy, validate a file."""
+    """Built-in and repository policies: list, show the effective policy, validate a file,
+    import a hadolint configuration."""
 
 
 @policy.command("list")
