@@ -28,7 +28,7 @@ DL_RULES = {
     "DL3033": "HR1021", "DL3034": "HR1022", "DL3035": "HR1023", "DL3036": "HR1017",
     "DL3037": "HR1021", "DL3038": "HR1022", "DL3040": "HR1017", "DL3041": "HR1021",
     "DL3042": "HR1017", "DL3045": "HR1034", "DL3046": "HR1031", "DL3057": "HR1018", "DL3059": "HR1016",
-    "DL3060": "HR1017", "DL3062": "HR1021", "DL3064": "HR1003", "DL4000": "HR1028", "DL4003": "HR1027",
+    "DL3060": "HR1017", "DL3062": "HR1021", "DL3064": "HR1003", "DL3067": "HR1035", "DL4000": "HR1028", "DL4003": "HR1027",
     "DL4004": "HR1027", "DL4006": "HR1032",
 }
 # Rules off in hardrun's `default` policy that hadolint reports by default.

@@ -288,3 +288,15 @@ def copy_to_relative_destination(dockerfile, context):
                     yield Hit(instruction.line, f"{instruction.keyword} to {destination}, a relative "
                                                 "path, with no WORKDIR set: where it lands depends on "
                                                 "the base image's working directory")
+
+
+@check("HR1035")
+def copy_whole_stage(dockerfile, context):
+    for instruction in stages.instructions(dockerfile):
+        if instruction.keyword != "COPY" or not instruction.flag("from") or len(instruction.words) < 2:
+            continue
+        whole = [source for source in instruction.words[:-1] if source.rstrip("/.") == ""]
+        if whole:
+            yield Hit(instruction.line, f"COPY --from={instruction.flag('from')} {whole[0]} copies that "
+                                        "stage's whole file system: its compilers, caches and "
+                                        "secrets come along; copy only what the image needs")
