@@ -34,6 +34,7 @@ import run_corpus  # noqa: E402
 
 SMALL = "FROM alpine:3.20\nRUN apk add --no-cache curl\nUSER 10001\n"
 RUN_KINDS = ("compose", "kubernetes", "docker-run")
+NO_SHELLCHECK = "hardrun-nosc"
 
 
 def environment(cache_home: Path) -> dict:
@@ -84,6 +85,12 @@ def dockerfile_rows(work: Path, hardrun, hadolint, repeat: int, env: dict, count
     small.parent.mkdir()
     small.write_text(SMALL)
     tools = {"hardrun": lambda paths: hardrun + ["audit", "-f", "json", *map(str, paths)]}
+    if shutil.which("shellcheck"):
+        # The same audit with no ShellCheck on PATH: what checking RUNs with it costs.
+        bare = work / "no-shellcheck-bin"
+        bare.mkdir()
+        tools[NO_SHELLCHECK] = lambda paths: ["/usr/bin/env", f"PATH={bare}", *hardrun, "audit",
+                                              "-f", "json", *map(str, paths)]
     if hadolint:
         # hadolint lints every file given on one command line in one process.
         tools["hadolint"] = lambda paths: [hadolint, "--no-fail", "-f", "json", *map(str, paths)]
@@ -136,13 +143,18 @@ def walk_tree(root: Path, count: int) -> int:
 
 def print_dockerfiles(rows: dict, count: int, repeat: int) -> None:
     print(f"Dockerfiles: {count} files; medians over {repeat} runs (cold start: {max(repeat, 10)} runs)\n")
-    print(f"{'tool':<10}{'files/s':>9}{'files/cpu-s':>13}{'bulk s':>8}{'cold ms':>9}{'cold cpu ms':>13}"
+    print(f"{'tool':<14}{'files/s':>9}{'files/cpu-s':>13}{'bulk s':>8}{'cold ms':>9}{'cold cpu ms':>13}"
           f"{'peak MiB':>10}")
     for name, row in rows.items():
-        print(f"{name:<10}{row['files/s']:>9.0f}{row['files/cpu-s']:>13.0f}{row['bulk s']:>8.2f}"
+        print(f"{name:<14}{row['files/s']:>9.0f}{row['files/cpu-s']:>13.0f}{row['bulk s']:>8.2f}"
               f"{row['cold ms']:>9.1f}{row['cold cpu ms']:>13.1f}{row['peak MiB']:>10.1f}")
     print(f"hardrun cold start with an empty cache (first run): {rows['hardrun']['first ms']:.1f} ms, "
           f"CPU {rows['hardrun']['first cpu ms']:.1f} ms")
+    if NO_SHELLCHECK in rows:
+        h, o = rows["hardrun"], rows[NO_SHELLCHECK]
+        print(f"ShellCheck on RUN (hardrun / {NO_SHELLCHECK}): throughput "
+              f"x{h['files/s'] / o['files/s']:.2f} (per CPU second x{h['files/cpu-s'] / o['files/cpu-s']:.2f}), "
+              f"cold start x{h['cold ms'] / o['cold ms']:.2f}")
     if "hadolint" in rows:
         h, o = rows["hardrun"], rows["hadolint"]
         print(f"\nhardrun/hadolint: throughput x{h['files/s'] / o['files/s']:.1f} "

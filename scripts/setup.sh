@@ -16,7 +16,8 @@ EXTRAS="runtime"
 if [ "${1:-}" = "--test" ]; then
     EXTRAS="runtime,test"
     # The CI tests: git for the pre-commit hook's temporary repositories, chromium to
-    # render the HTML report headless, shellcheck over the CI templates' scripts.
+    # render the HTML report headless, shellcheck over the CI templates' scripts
+    # and for the audit's ShellCheck bridge (tests/audit/test_shellcheck.py).
     PACKAGES="$PACKAGES git chromium shellcheck"
 fi
 

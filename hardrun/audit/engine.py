@@ -35,6 +35,9 @@ class AuditOptions:
     # callable(RunSpec) -> RunSpec applied to hardrun run configs before the checks: the
     # policy's defaults, which `hardrun run --config` fills in too (same verdicts)
     run_defaults: object = None
+    # the ShellCheck binary for RUN instructions: "auto" looks on PATH, None runs none
+    shellcheck: str | None = "auto"
+    code_switches: dict | None = None              # ShellCheck code (SC2086) -> on, off or a severity
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class AuditContext:
     kind: str
     options: AuditOptions = field(default_factory=AuditOptions)
     dockerignore: tuple[str, ...] | None = None    # patterns beside a Dockerfile, None if none
+    text: str = ""                                 # the audited file's text
 
 
 COMMAND_LINE = "<command-line>"
@@ -188,12 +192,12 @@ def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
     if kind == "hardrun" and options.run_defaults is not None:
         models = [options.run_defaults(model) for model in models]
     if front_end(kind).model == BUILD:
-        context = AuditContext(shown, kind, options, _dockerignore(source_path, root))
+        context = AuditContext(shown, kind, options, _dockerignore(source_path, root), text)
         raw = list(_run_checks(rules_for(BUILD), [models], context))
     else:
         raw = list(_run_checks(rules_for(RUN), models, AuditContext(shown, kind, options)))
     findings = [_suppress(finding, suppressions, anchor) for finding, anchor in raw]
-    findings.extend(_unused(suppressions, known, shown))
+    findings.extend(_unused(suppressions, known, shown, options))
     return _with_evidence(findings, text)
 
 
@@ -230,9 +234,9 @@ def rule_enabled(rule: Rule, options: AuditOptions) -> bool:
 
 
 def _run_checks(pairs, models, context: AuditContext):
-    """(finding, anchor line) pairs; the anchor is where a run model is declared."""
+    """(finding, anchor line) pairs; the anchor is where a run model is declared, or the
+    instruction a hit on one of its heredoc lines belongs to."""
     kind, options = context.kind, context.options
-    overrides = options.severity_override or {}
     active = [(rule, check_fn) for rule, check_fn in pairs
               if kind in rule.applies_to and rule_enabled(rule, options)]
     for model in models:
@@ -240,10 +244,23 @@ def _run_checks(pairs, models, context: AuditContext):
         for rule, check_fn in active:
             for hit in check_fn(model, context) or ():
                 subject = hit.subject if hit.subject is not None else getattr(model, "subject", None)
-                severity = overrides.get(rule.id) or hit.severity or rule.severity
-                finding = Finding(rule.id, rule.practice, severity, context.path,
-                                  hit.line, subject, hit.message or rule.message)
-                yield _exempt(finding, model, options.exemptions), anchor
+                severity = _severity(rule, hit, options)
+                if severity is None:
+                    continue
+                finding = Finding(hit.rule or rule.id, rule.practice, severity, context.path,
+                                  hit.line, subject, hit.message or rule.message, column=hit.column)
+                yield _exempt(finding, model, options.exemptions), hit.anchor or anchor
+
+
+def _severity(rule: Rule, hit, options: AuditOptions) -> str | None:
+    """The severity of `hit` under the options' policy; None when the policy switches off
+    the code it is reported under (a ShellCheck code: `rules: {SC2086: off}`)."""
+    switch = (options.code_switches or {}).get(hit.rule) if hit.rule else None
+    if switch == "off":
+        return None
+    if switch not in (None, "on"):
+        return switch
+    return (options.severity_override or {}).get(rule.id) or hit.severity or rule.severity
 
 
 def _exempt(finding: Finding, model, exemptions) -> Finding:
@@ -270,7 +287,8 @@ def _images(model) -> tuple[str, ...]:
 def _suppress(finding: Finding, suppressions, anchor: int | None = None) -> Finding:
     """Mark `finding` suppressed when a comment covers its line or, for run configs, the
     line declaring its object: a comment cannot sit between the continuation lines of a
-    `docker run` command, so one before the command covers all of its flags."""
+    `docker run` command, so one before the command covers all of its flags (and one
+    before a `RUN <<EOF` covers the lines of its heredoc)."""
     covering = supp.match(suppressions, finding.rule, finding.line)
     if covering is None and anchor is not None and anchor != finding.line:
         covering = supp.match(suppressions, finding.rule, anchor)
@@ -280,17 +298,23 @@ def _suppress(finding: Finding, suppressions, anchor: int | None = None) -> Find
                       "suppression_reason": covering.reason})
 
 
-def _unused(suppressions, known: dict[str, Rule], shown: str) -> list[Finding]:
+def _unused(suppressions, known: dict[str, Rule], shown: str, options: AuditOptions) -> list[Finding]:
     rule = known[UNUSED_SUPPRESSION]
     out = []
     for suppression in suppressions:
         for rule_id in suppression.rules:
-            if rule_id not in suppression.used:
+            if rule_id not in suppression.used and not _unjudged(rule_id, options):
                 out.append(Finding(rule.id, rule.practice, rule.severity, shown, suppression.line,
                                    None, f"suppression of {rule_id} matches no finding: remove it"))
     return out
 
 
+def _unjudged(rule_id: str, options: AuditOptions) -> bool:
+    """A ShellCheck code when no ShellCheck runs: its suppressions cannot be judged unused."""
+    if rule_id in all_rules():
+        return False
+    from . import shellcheck
+    return shellcheck.binary(options.shellcheck) is None
 
 
 def _dockerignore(path: str | None, root: str | None) -> tuple[str, ...] | None:

@@ -1,15 +1,20 @@
 """The text `hardrun explain` prints, made from the rule file alone."""
 from __future__ import annotations
 
+import re
 import textwrap
 
 from ..errors import UsageError
-from .rules import all_rules
+from .rules import all_rules, describe
 
 
 def explain_text(wanted: str) -> str:
+    """A rule's documentation by id, every rule of a practice, or for a ShellCheck code
+    (SC2086) HR1020's, which reports it, with the code's wiki page first."""
     rules = all_rules()
     key = wanted.strip()
+    if re.fullmatch(r"SC[0-9]{4}", key.upper()):
+        return _one(describe(key.upper()))
     chosen = [rules[key.upper()]] if key.upper() in rules else [
         rule for rule in rules.values() if rule.practice == key.lower()]
     if not chosen:

@@ -17,6 +17,9 @@ class Hit:
     message: str | None = None
     subject: str | None = None
     severity: str | None = None   # a check may lower/raise the rule's severity (e.g. .dockerignore)
+    rule: str | None = None       # reported under this id instead of the rule's (ShellCheck's SC2086)
+    column: int | None = None     # 1-based, where the check knows it
+    anchor: int | None = None     # the instruction's first line, for a hit on a heredoc line
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Finding:
     suppressed: bool = False
     suppression_reason: str | None = None
     exempted_by_policy: bool = False   # suppressed by a policy exemption, not a source comment
+    column: int | None = None          # 1-based, where known (ShellCheck's findings)
     # The offending source line as written (None when the finding has no line): what a
     # baseline fingerprints and an HTML report shows. Not part of a finding's identity.
     evidence: str | None = field(default=None, compare=False)
@@ -49,7 +53,7 @@ class Finding:
             "rule": self.rule, "practice": self.practice, "severity": self.severity,
             "path": self.path, "line": self.line, "subject": self.subject,
             "message": self.message, "suppressed": self.suppressed,
-        } | self._baseline_json()
+        } | ({"column": self.column} if self.column else {}) | self._baseline_json()
 
     def _baseline_json(self) -> dict:
         """Only present when the audit ran against a baseline: the JSON contract of a

@@ -196,6 +196,19 @@ def rules_for(model: str) -> tuple[tuple[Rule, CheckFn], ...]:
     return selected[2]
 
 
+def describe(rule_id: str) -> Rule:
+    """The rule a finding's id names: a rule file's, or for a ShellCheck code (`SC2086`,
+    reported by HR1020) HR1020's documentation under that code and its wiki page."""
+    rules = all_rules()
+    if rule_id in rules:
+        return rules[rule_id]
+    from dataclasses import replace
+    from .shellcheck import GROUP_RULE, WIKI
+    group = rules[GROUP_RULE]
+    return replace(group, id=rule_id, title=f"ShellCheck {rule_id} in a RUN instruction",
+                   references=(WIKI + rule_id,) + group.references)
+
+
 def practices() -> set[str]:
     """The practice vocabulary (what a policy may name): every practice a rule file names."""
     return {rule.practice for rule in all_rules().values()}

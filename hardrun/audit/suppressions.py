@@ -1,5 +1,5 @@
 """Inline suppressions: `# hardrun ignore=HR1001[,HR1002] reason="…"` and
-`# hardrun global ignore=HR1001 reason="…"`.
+`# hardrun global ignore=HR1001 reason="…"`. ShellCheck codes (`SC2086`) are rule ids too.
 
 A line suppression covers the findings on the first code line after the comment
 (blank lines and other comments in between are passed over) and on the lines that
@@ -16,6 +16,7 @@ from ..errors import ParseError
 
 _DIRECTIVE = re.compile(r"^\s*#\s*hardrun\s+(global\s+)?ignore\s*=\s*([A-Za-z0-9_,\s]+?)"
                         r"(?:\s+reason\s*=\s*(\"[^\"]*\"|'[^']*'|\S+))?\s*$")
+_SHELLCHECK_CODE = re.compile(r"^SC[0-9]{4}$")     # hardrun.audit.shellcheck.CODE
 _MENTION = re.compile(r"^\s*#\s*hardrun\s+(global\s+)?ignore\b")
 
 
@@ -62,7 +63,7 @@ def _parse_one(comment: str, number: int, known_rules, pending: list) -> Suppres
                          'reason="…"`', line=number)
     is_global, ids, reason = match.groups()
     rules = tuple(part.strip().upper() for part in ids.split(",") if part.strip())
-    unknown = [rule for rule in rules if rule not in known_rules]
+    unknown = [rule for rule in rules if rule not in known_rules and not _SHELLCHECK_CODE.match(rule)]
     if unknown or not rules:
         raise ParseError(f"unknown rule id {', '.join(unknown) or '(none)'} in suppression "
                          "(`hardrun rules` lists them)", line=number)

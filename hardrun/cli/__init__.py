@@ -15,7 +15,7 @@ COMMANDS = {
     "audit": ("hardrun.cli.audit", "audit", "Audit Dockerfiles and run configs for container-security practice."),
     "rules": ("hardrun.cli.rules", "rules", "List every audit rule."),
     "explain": ("hardrun.cli.rules", "explain", "Print the documentation of one rule."),
-    "policy": ("hardrun.cli.policy", "policy", "List, show and validate policies."),
+    "policy": ("hardrun.cli.policy", "policy", "List, show, validate and import (from hadolint) policies."),
     "export": ("hardrun.cli.export", "export",
                "Export a policy or run config as docker/compose/Kubernetes/OCI settings."),
     "inspect": ("hardrun.cli.inspect", "inspect",

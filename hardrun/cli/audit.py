@@ -62,6 +62,10 @@ OPTIONS = (
     Option("--skip-unknown", dest="skip_unknown", flag=True, default=False,
            help="Pass over a named file of no kind hardrun reads, as in a directory, instead "
                 "of exiting 2 (for hooks that name every changed file)."),
+    Option("--shellcheck", dest="shellcheck_path", metavar="PATH",
+           help="Check the shell code of RUN instructions with the ShellCheck binary at PATH "
+                "[default: `shellcheck` on PATH, if there is one; without it RUNs are not "
+                "checked by ShellCheck]."),
     Option("--fix", dest="fix", flag=True, default=False,
            help="Fix in place the findings that have one safe mechanical fix, then report "
                 "what remains: compose HR2004 HR2005 HR2006 HR2011 HR2013, Kubernetes HR2004 "
@@ -89,8 +93,8 @@ def main(argv: list[str]) -> int:
 
 
 def run_audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_run_lines,
-              baseline_path, write_baseline_path, quiet, skip_unknown, fix=False,
-              fix_diff=False) -> int:
+              baseline_path, write_baseline_path, quiet, skip_unknown, shellcheck_path=None,
+              fix=False, fix_diff=False) -> int:
     """Audit, write the report, and return the exit status."""
     if quiet and fmt != "text" and not output:
         return _usage_error(f"--quiet prints only the summary line: write the {fmt} report "
@@ -102,7 +106,7 @@ def run_audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, doc
     try:
         report, fail_on = _audit(paths, fmt, output, fail_on, policy_ref, kind, color,
                                  docker_run_lines, baseline_path, write_baseline_path, quiet,
-                                 skip_unknown, fix, fix_diff)
+                                 skip_unknown, shellcheck_path, fix, fix_diff)
     except _Exit as stop:
         return stop.status
     code = report.exit_code(fail_on)
@@ -110,7 +114,8 @@ def run_audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, doc
 
 
 def _audit(paths, fmt, output, fail_on, policy_ref, kind, color, docker_run_lines,
-           baseline_path, write_baseline_path, quiet, skip_unknown, fix, fix_diff):
+           baseline_path, write_baseline_path, quiet, skip_unknown, shellcheck_path, fix,
+           fix_diff):
     from ..api import audit_with_policy
     from ..audit.formats import render
     from ..errors import HardrunError
@@ -122,7 +127,8 @@ def _audit(paths, fmt, output, fail_on, policy_ref, kind, color, docker_run_line
         targets = list(paths) or ([] if docker_run_lines else ["."])
         report, policy = audit_with_policy(targets, policy_ref, kind=kind, stdin_text=stdin_text,
                                            docker_run_lines=tuple(docker_run_lines),
-                                           skip_unknown=skip_unknown, progress=progress)
+                                           skip_unknown=skip_unknown, progress=progress,
+                                           shellcheck=shellcheck_path)
     except HardrunError as error:
         raise _Exit(_usage_error(error.summary())) from None
     finally:
@@ -132,7 +138,8 @@ def _audit(paths, fmt, output, fail_on, policy_ref, kind, color, docker_run_line
         report = _fix(report, policy, kind, fix_diff,
                       lambda: audit_with_policy(targets, policy, kind=kind,
                                                 docker_run_lines=tuple(docker_run_lines),
-                                                skip_unknown=skip_unknown)[0])
+                                                skip_unknown=skip_unknown,
+                                                shellcheck=shellcheck_path)[0])
     fail_on = fail_on or policy.fail_on
     _apply_baselines(report, baseline, write_baseline_path)
     if color is None:

@@ -1,4 +1,4 @@
-"""`hardrun policy list|show|validate`."""
+"""`hardrun policy list|show|validate|import`."""
 from __future__ import annotations
 
 import click
@@ -6,7 +6,8 @@ import click
 
 @click.group()
 def policy():
-    """Built-in and repository policies: list, show the effective policy, validate a file."""
+    """Built-in and repository policies: list, show the effective policy, validate a file,
+    import a hadolint configuration."""
 
 
 @policy.command("list")
@@ -51,6 +52,38 @@ def validate(files):
             click.echo(f"{path}: ok")
         failed = failed or bool(errors)
     sys.exit(2 if failed else 0)
+
+
+@policy.command("import")
+@click.argument("config", metavar="HADOLINT_CONFIG", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", default=".hardrun.yaml", show_default=True, metavar="FILE",
+              help="Write the policy here (`-` for standard output).")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+def import_(config, output, force):
+    """Write a hardrun policy from a hadolint configuration (.hadolint.yaml): its ignored
+    rules, severity overrides, trusted registries and failure threshold.
+
+    Exit status 0 when written, 2 for a file that cannot be read or parsed, or an
+    existing FILE without --force.
+    """
+    import os
+    import sys
+    from ..errors import HardrunError
+    from ..policy.hadolint import import_hadolint
+    from ..userfiles import read_text, write_text
+    try:
+        text = import_hadolint(read_text(config), config)
+        if output == "-":
+            click.echo(text, nl=False)
+            return
+        if os.path.lexists(output) and not force:
+            raise HardrunError(f"{output} exists: use --force to replace it, or -o another file")
+        write_text(output, text)
+    except HardrunError as error:
+        message = str(error) if error.path else f"{config}: {error}"
+        click.echo(f"hardrun policy import: {message}", err=True)
+        sys.exit(2)
+    click.echo(f"{output}: written (check it with `hardrun policy validate {output}`)")
 
 
 def _load(reference: str | None):

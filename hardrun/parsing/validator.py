@@ -205,6 +205,7 @@ def _is_type_any(value, types) -> bool:
 def _pattern_hint(schema: dict) -> str:
     hints = {
         "^HR[0-9]{4}$": "a rule id such as HR2001",
+        "^(HR|SC)[0-9]{4}$": "a rule id such as HR2001 (or a ShellCheck code such as SC2086)",
         "^[a-z][a-z0-9-]*$": "a practice name such as run-as-root",
         "^/": "an absolute path",
         "^[0-9]+[bkmgBKMG]?$": "a size such as 512m",

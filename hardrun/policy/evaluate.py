@@ -26,14 +26,19 @@ def audit_options(policy: Policy, kind: str | None = None):
     """The engine's AuditOptions for auditing under `policy`."""
     from ..audit.engine import AuditOptions
     from ..audit.rules import all_rules
-    severities = {rule.id: policy.rule_severity(rule) for rule in all_rules().values()}
-    enabled = frozenset(rule_id for rule_id, severity in severities.items() if severity)
+    from ..audit.shellcheck import is_code
+    rules = all_rules().values()
+    enabled = frozenset(rule.id for rule in rules if policy.rule_severity(rule))
+    # Only the severities the policy names: otherwise a check's own grading of a finding
+    # (HR1009's info for a verified download, ShellCheck's levels) stands.
+    named = {rule.id: policy.named_severity(rule) for rule in rules if rule.id in enabled}
     today = datetime.date.today()
     return AuditOptions(
         kind=kind,
         trusted_registries=policy.trusted_registries,
         rule_filter=lambda rule: rule.id in enabled,
-        severity_override={rule_id: severity for rule_id, severity in severities.items() if severity},
+        severity_override={rule_id: severity for rule_id, severity in named.items() if severity},
+        code_switches={code: switch for code, switch in policy.rules.items() if is_code(code)},
         exemptions=tuple(e for e in policy.exemptions if not e.expired(today)),
         policy=policy,
         run_defaults=lambda spec: harden(spec, policy),

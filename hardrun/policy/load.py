@@ -222,11 +222,12 @@ def _name_errors(path: str, document: Located):
     for each that is not (in a document the schema accepts, or in the parts of one that
     have the schema's shape)."""
     from ..audit.rules import all_rules, practices
+    from ..audit.shellcheck import is_code
     rules, practice_names = all_rules(), practices()     # the rule files are the vocabulary
     data = document.data
 
     def unknown_rule(where: tuple, rule_id, at_key: bool):
-        if isinstance(rule_id, str) and rule_id not in rules:
+        if isinstance(rule_id, str) and rule_id not in rules and not is_code(rule_id):
             yield located_error(path, document, where, f"unknown rule {rule_id} (see `hardrun rules`)", at_key)
 
     def unknown_practice(where: tuple, name, at_key: bool):

@@ -150,10 +150,16 @@ class Policy:
             enabled = self.default_rules != SWITCH_OFF
         if not enabled:
             return None
-        for value in (by_rule, by_practice, self.default_rules):
+        return self.named_severity(rule) or rule.severity
+
+    def named_severity(self, rule) -> str | None:
+        """The severity this policy names for `rule` (by id, practice or `default-rules`);
+        None when it keeps the rule's own, which a check may grade per finding."""
+        for value in (self.rules.get(rule.id), self._practice_switches.get(rule.practice),
+                      self.default_rules):
             if value not in (None, SWITCH_ON, SWITCH_OFF):
                 return value
-        return rule.severity
+        return None
 
 
 def policy_document(policy: Policy) -> dict:

@@ -328,3 +328,25 @@ def no_healthcheck(dockerfile, context):
         yield Hit(healthcheck.line, "HEALTHCHECK NONE switches health checking off in the final "
                                     "stage")
 
+
+
+# --- shellcheck ----------------------------------------------------------------------
+
+@check("HR1020")
+def shellcheck_run(dockerfile, context):
+    """ShellCheck's findings on the RUN instructions, each under its own code (SC2086)."""
+    if not any(instruction.keyword == "RUN" for instruction in dockerfile.instructions()):
+        return
+    from .. import shellcheck
+    binary = shellcheck.binary(context.options.shellcheck)
+    if binary is None:
+        return
+    found, unchecked = shellcheck.scripts(dockerfile, context.text)
+    for script, comment in shellcheck.check(binary, found):
+        yield Hit(comment.line, f"{comment.message} ({shellcheck.WIKI}{comment.code})",
+                  severity=comment.severity, rule=comment.code, column=comment.column,
+                  anchor=script.instruction_line)
+    if unchecked is not None:
+        yield Hit(unchecked, f"ShellCheck checked the first {shellcheck.MAX_SCRIPTS} RUN "
+                             "instructions only: this one and those after it were not checked",
+                  severity="info")

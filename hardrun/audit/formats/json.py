@@ -5,10 +5,12 @@ registry's kinds; `findings` [{rule, practice, severity, path, line, subject, me
 suppressed}], severity `error`, `warning` or `info`, line 1-based or null for a finding
 about something missing from the whole file, subject the compose service, Kubernetes
 object/container or run command (null for Dockerfiles), suppressed findings kept with
-`"suppressed": true`; `errors` [{path, message}] for files that could not be read or
-parsed (the other files are still audited). Practice names are fixed spellings. Only
-when the audit ran against a baseline (`--baseline`, `--write-baseline`), each finding
-also has `baseline` ("unchanged", "new" or "expired") and `fingerprint`.
+`"suppressed": true`, and `column` (1-based) added where it is known (ShellCheck's
+findings, whose `rule` is the SC code and practice `shellcheck`); `errors` [{path,
+message}] for files that could not be read or parsed (the other files are still
+audited). Practice names are fixed spellings. Only when the audit ran against a baseline
+(`--baseline`, `--write-baseline`), each finding also has `baseline` ("unchanged", "new"
+or "expired") and `fingerprint`.
 """
 from __future__ import annotations
 

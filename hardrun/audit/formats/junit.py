@@ -5,6 +5,7 @@ from __future__ import annotations
 from xml.sax.saxutils import quoteattr as _quoteattr, escape as _escape
 
 from ...display import printable
+from .text import location
 
 
 # Control characters are not allowed in XML 1.0 and would reach the terminal of whoever
@@ -40,7 +41,7 @@ def _suite(path: str, findings) -> str:
 
 
 def _case(finding) -> str:
-    where = f"{finding.path}:{finding.line}" if finding.line else finding.path
+    where = location(finding)
     name = quoteattr(f"{finding.rule} {finding.practice} at {where}")
     text = escape(f"{where} {finding.rule} {finding.severity} {finding.message}")
     if finding.suppressed:

@@ -5,21 +5,20 @@ from __future__ import annotations
 import json
 
 from ... import __version__
-from ..rules import all_rules
+from ..rules import describe
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 
 
 def render_sarif(report) -> str:
-    rules = all_rules()
     fired = sorted({f.rule for f in report.findings})
     index = {rule_id: i for i, rule_id in enumerate(fired)}
     run = {
         "tool": {"driver": {
             "name": "hardrun", "version": __version__, "semanticVersion": __version__,
             "informationUri": "https://github.com/hardrun/hardrun",
-            "rules": [_descriptor(rules[rule_id]) for rule_id in fired],
+            "rules": [_descriptor(describe(rule_id)) for rule_id in fired],
         }},
         "artifacts": [{"location": {"uri": f.path}, "sourceLanguage": f.kind} for f in report.files],
         "results": [_result(f, index) for f in report.findings],
@@ -48,6 +47,8 @@ def _result(finding, index) -> dict:
     location = {"physicalLocation": {"artifactLocation": {"uri": finding.path}}}
     if finding.line:
         location["physicalLocation"]["region"] = {"startLine": finding.line}
+        if finding.column:
+            location["physicalLocation"]["region"]["startColumn"] = finding.column
     if finding.subject:
         location["logicalLocations"] = [{"name": finding.subject}]
     result = {

@@ -12,7 +12,7 @@ def render_text(report, *, color: bool, fail_on: str) -> str:
     # their control characters from reaching the terminal (only our colours do).
     lines = []
     for finding in report.findings:
-        where = f"{finding.path}:{finding.line}" if finding.line else finding.path
+        where = location(finding)
         severity = finding.severity
         if color:
             severity = f"{_COLORS[severity]}{severity}{_RESET}"
@@ -32,6 +32,14 @@ def render_text(report, *, color: bool, fail_on: str) -> str:
         lines.append(printable(f"{error.path}: error: {error.message}"))
     lines.append(summary_line(report, fail_on))
     return "\n".join(lines) + "\n"
+
+
+def location(finding) -> str:
+    """`path:line`, `path:line:column` where the column is known, or the path alone."""
+    if not finding.line:
+        return finding.path
+    return f"{finding.path}:{finding.line}:{finding.column}" if finding.column else \
+        f"{finding.path}:{finding.line}"
 
 
 def summary_line(report, fail_on: str) -> str:

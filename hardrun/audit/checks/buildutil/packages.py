@@ -9,6 +9,7 @@ from .commands import INTERPRETERS, PIP, command_name, effective_words
 # --- package caches ------------------------------------------------------------------
 
 _APT = frozenset({"apt-get", "apt", "aptitude"})
+_YARN_CACHES = ("/usr/local/share/.cache/yarn", "/root/.cache/yarn", "~/.cache/yarn")
 _RPM_MANAGERS = frozenset({"yum", "dnf", "microdnf", "tdnf"})
 _RECOMMENDS_OFF = re.compile(r"install-recommends[= ]+[\"']?(?:false|0|no)", re.I)
 
@@ -88,6 +89,11 @@ def package_cache_problem_kinds(instruction, pip_no_cache: bool) -> dict:
                     and not removes("/var/cache/zypp"):
                 problems.setdefault("zypper", (command.line, "zypper install without "
                                     "`zypper clean -a` leaves its cache in the layer"))
+        elif name == "yarn" and ("install" in args or "add" in args):
+            if not any(command_name(w) == "yarn" and "cache" in w and "clean" in w for _, w in commands) \
+                    and not removes(*_YARN_CACHES) and not any(_covered(c, mounts) for c in _YARN_CACHES):
+                problems.setdefault("yarn", (command.line, "yarn install without `yarn cache "
+                                    "clean` in the same RUN leaves its cache in the layer"))
         elif _pip_install(name, args) and not pip_no_cache:
             if "--no-cache-dir" not in args and not any(n == "PIP_NO_CACHE_DIR" for n, _ in
                                                         command.assignments) \

@@ -1,0 +1,164 @@
+"""What a RUN's package-manager commands install, and how: the packages named without a
+version, installs that would ask a question, distribution upgrades."""
+from __future__ import annotations
+
+import re
+
+from .commands import PIP, command_name, effective_words
+
+APT = frozenset({"apt-get", "apt", "aptitude"})
+RPM = frozenset({"yum", "dnf", "microdnf", "tdnf"})
+
+# Options that take a value as the next word, per package manager (the value is not a package).
+_VALUE_OPTIONS = {
+    "apt": {"-o", "-t", "-c", "--target-release", "--option", "--config-file"},
+    "apk": {"-t", "--virtual", "-X", "--repository", "--arch", "-p", "--root", "--cache-dir",
+            "--keys-dir", "--repositories-file"},
+    "pip": {"-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url",
+            "--extra-index-url", "-t", "--target", "--prefix", "--root", "-f", "--find-links",
+            "--trusted-host", "--platform", "--python-version", "--implementation", "--abi",
+            "--src", "--upgrade-strategy", "--progress-bar", "--cache-dir", "--log", "--proxy",
+            "--retries", "--timeout", "--exists-action", "--cert", "--client-cert",
+            "--global-option", "--install-option", "--no-binary", "--only-binary",
+            "--config-settings", "-C", "--report", "--python"},
+    "npm": {"--prefix", "--registry", "--cache", "-w", "--workspace", "--tag", "--userconfig",
+            "--omit", "--include", "--install-strategy"},
+    "gem": {"-i", "--install-dir", "-n", "--bindir", "-s", "--source", "-P", "--trust-policy",
+            "--platform", "-g", "--file", "--build-root"},
+    "rpm": {"--releasever", "--installroot", "--setopt", "-c", "--config", "--repo", "--enablerepo",
+            "--disablerepo", "--repofrompath", "-x", "--exclude"},
+    "zypper": {"-r", "--repo", "-t", "--type", "--from", "--download"},
+    "go": {"-C", "-p", "-modfile", "-overlay", "-pkgdir", "-tags", "-toolexec", "-gcflags",
+           "-ldflags", "-asmflags", "-gccgoflags", "-mod", "-o"},
+}
+_PIP_PINNED = re.compile(r"(==|>=|<=|~=|!=|<|>|@|===)")
+_RPM_VERSION = re.compile(r"-[0-9]")
+_ARCHIVE_OR_PATH = re.compile(r"^(?:[./~$]|https?://|git\+|file:)|\.(?:deb|rpm|apk|whl|gem|tgz|zip)$"
+                              r"|\.tar(?:\.\w+)?$")
+
+
+def install_commands(instruction):
+    """(manager, verb, options, packages, command) for every install of a RUN: `manager` is
+    `apt`, `apk`, `pip`, `npm`, `gem`, `rpm`, `zypper` or `go`, `options` the words that
+    start with `-`, `packages` the other arguments (option values removed)."""
+    for command in instruction.commands():
+        words = effective_words(command)
+        found = _install(command_name(words), list(words[1:]))
+        if found is not None:
+            manager, verb, rest = found
+            options, packages = _split(manager, rest)
+            yield manager, verb, options, packages, command
+
+
+def _install(name: str, args: list):
+    """(manager, verb, the arguments after the verb) when the command installs packages."""
+    if name in APT:
+        return _after_verb("apt", args, {"install"})
+    if name == "apk":
+        return _after_verb("apk", args, {"add"})
+    if PIP.match(name) or (name.startswith("python") and args[:2] == ["-m", "pip"]):
+        return _after_verb("pip", args[2:] if args[:2] == ["-m", "pip"] else args, {"install"})
+    if name in ("npm", "pnpm"):
+        return _after_verb("npm", args, {"install", "i", "add"})
+    if name == "yarn":
+        return _after_verb("npm", args, {"add"})
+    if name == "gem":
+        return _after_verb("gem", args, {"install", "i"})
+    if name in RPM:
+        return _after_verb("rpm", args, {"install", "groupinstall", "localinstall"})
+    if name == "zypper":
+        return _after_verb("zypper", args, {"install", "in"})
+    if name == "go":
+        return _after_verb("go", args, {"install"})
+    return None
+
+
+def _after_verb(manager: str, args: list, verbs: set):
+    """The first non-option word is the verb; (manager, verb, the rest) if it is one of `verbs`."""
+    for index, word in enumerate(args):
+        if word.startswith("-"):
+            continue
+        return (manager, word, [w for w in args[:index] if w.startswith("-")] + args[index + 1:]) \
+            if word in verbs else None
+    return None
+
+
+def _split(manager: str, rest: list):
+    options, packages = [], []
+    takes_value = _VALUE_OPTIONS.get(manager, set())
+    skip = False
+    for word in rest:
+        if skip:
+            skip = False
+            options.append(word)
+        elif word.startswith("-"):
+            options.append(word)
+            skip = word in takes_value
+        elif word:
+            packages.append(word)
+    return options, packages
+
+
+def unpinned(manager: str, options, packages) -> list:
+    """The packages of one install named without a version."""
+    if manager == "gem" and any(o in ("-v", "--version") or o.startswith("--version=") for o in options):
+        return []
+    return [package for package in packages if not _ARCHIVE_OR_PATH.search(package)
+            and "$" not in package and not _pinned(manager, package)]
+
+
+def _pinned(manager: str, package: str) -> bool:
+    if manager in ("apt", "apk", "zypper"):
+        return "=" in package or "<" in package or ">" in package
+    if manager == "pip":
+        return bool(_PIP_PINNED.search(package))
+    if manager == "npm":
+        return "@" in package[1:] or ":" in package     # `@scope/name@1.2`, `git:…`, `file:…`
+    if manager == "gem":
+        return ":" in package
+    if manager == "rpm":
+        return bool(_RPM_VERSION.search(package)) or package.startswith("@")
+    if manager == "go":
+        return "@" in package and not package.endswith("@latest")
+    return True
+
+
+# --- questions and upgrades ------------------------------------------------------------
+
+_APT_YES = re.compile(r"^(?:--yes|--assume-yes|-qq|-q=2|--quiet=2|-[a-zA-Z]*y[a-zA-Z]*)$")
+_RPM_YES = re.compile(r"^(?:--assumeyes|-[a-zA-Z]*y[a-zA-Z]*)$")
+_ZYPPER_YES = frozenset({"-n", "--non-interactive", "-y", "--no-confirm"})
+_APT_ASKING = frozenset({"install", "upgrade", "dist-upgrade", "full-upgrade", "remove", "purge",
+                         "autoremove"})
+
+
+def asks(command) -> str | None:
+    """The command as written when it would stop at a yes/no question (no -y / -n)."""
+    words = effective_words(command)
+    name, args = command_name(words), words[1:]
+    verb = next((word for word in args if not word.startswith("-")), None)
+    if name in ("apt-get", "apt", "aptitude") and verb in _APT_ASKING:
+        if not any(_APT_YES.match(word) for word in args) and \
+                not any(word.startswith("APT::Get::Assume-Yes") for word in args):
+            return f"{name} {verb}"
+    elif name in ("yum", "dnf", "tdnf") and verb in ("install", "groupinstall", "localinstall",
+                                                     "upgrade", "update", "remove"):
+        if not any(_RPM_YES.match(word) for word in args):
+            return f"{name} {verb}"
+    elif name == "zypper" and verb in ("install", "in", "update", "up", "remove", "rm", "patch",
+                                       "dist-upgrade", "dup"):
+        if not _ZYPPER_YES.intersection(args):
+            return f"{name} {verb}"
+    return None
+
+
+def upgrades_distribution(command) -> str | None:
+    """`apt-get upgrade`, `apt-get dist-upgrade`, `zypper dist-upgrade`… as written, or None."""
+    words = effective_words(command)
+    name, args = command_name(words), words[1:]
+    verb = next((word for word in args if not word.startswith("-")), None)
+    if name in APT and verb in ("upgrade", "dist-upgrade", "full-upgrade"):
+        return f"{name} {verb}"
+    if name == "zypper" and verb in ("dist-upgrade", "dup"):
+        return f"{name} {verb}"
+    return None

@@ -1,0 +1,244 @@
+"""The ShellCheck bridge: the shell code of a Dockerfile's RUNs checked by ShellCheck.
+
+Optional: it runs when `shellcheck` is on PATH or named with `--shellcheck PATH`. Each
+shell-form RUN (a lone `RUN <<EOF` script included) becomes one small script, written
+as the shell will see it: the keyword and flags blanked out so that columns stay, the
+comment and blank lines Docker drops inside a continued instruction turned into a bare
+continuation, a first line naming the dialect (the stage's SHELL: sh, bash, dash or
+ksh; other shells are skipped) and a second exporting the stage's ARG and ENV names so
+that ShellCheck does not report them unset. All the scripts of one Dockerfile go to one
+ShellCheck process (`-f json1`, one file per RUN, so that RUNs do not see each other's
+variables, as in a build); each comment is mapped back to the Dockerfile's line and
+column and reported under its own code (`SC2086`) by the rule HR1020.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..errors import HardrunError, UsageError
+
+GROUP_RULE = "HR1020"          # the rule (and practice `shellcheck`) every SC code reports under
+AUTO = "auto"                  # AuditOptions.shellcheck: look for `shellcheck` on PATH
+CODE = re.compile(r"^SC[0-9]{4}$")
+SEVERITY = {"error": "error", "warning": "warning", "info": "info", "style": "info"}
+WIKI = "https://www.shellcheck.net/wiki/"
+# `source` of a file in the image cannot be followed from here.
+EXCLUDED = ("SC1090", "SC1091")
+TIMEOUT = 120
+_PREAMBLE_LINES = 2
+_DIALECTS = {"sh": "sh", "ash": "sh", "busybox": "sh", "dash": "dash", "bash": "bash",
+             "ksh": "ksh", "mksh": "ksh", "ksh93": "ksh"}
+# Build arguments every build has without an ARG (the proxies) and those BuildKit sets.
+PREDEFINED = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
+              "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FLAG_END = re.compile(r"""(?:[^\s"'\\]|\\.|"(?:[^"\\]|\\.)*"|'[^']*')*""")
+
+
+def is_code(rule_id: str) -> bool:
+    """Whether `rule_id` names a ShellCheck code (`SC2086`)."""
+    return bool(CODE.match(rule_id))
+
+
+@lru_cache(maxsize=None)
+def _on_path(path_variable: str | None) -> str | None:
+    import shutil
+    return shutil.which("shellcheck", path=path_variable)
+
+
+def binary(choice: str | None) -> str | None:
+    """The ShellCheck to run: `choice` itself, the one on PATH for AUTO, None for none."""
+    if choice == AUTO:
+        return _on_path(os.environ.get("PATH"))
+    return choice
+
+
+def checked_binary(path: str) -> str:
+    """`path` as given to --shellcheck, if it is an executable file; UsageError otherwise."""
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise UsageError(f"--shellcheck {path}: no executable file there (install Debian's "
+                         "`shellcheck` package or name the binary)")
+    return path
+
+
+@dataclass(frozen=True)
+class Script:
+    """One RUN's shell code as ShellCheck reads it, and where its lines come from."""
+    dialect: str
+    names: tuple[str, ...]         # ARG and ENV names in scope
+    lines: tuple[str, ...]
+    first_line: int                # the Dockerfile line of lines[0]
+    instruction_line: int          # the line of the RUN
+
+    def text(self) -> str:
+        declared = " ".join(f"{name}=''" for name in self.names)
+        preamble = (f"# shellcheck shell={self.dialect}", f"export {declared}" if declared else ":")
+        return "\n".join(preamble + self.lines) + "\n"
+
+    def dockerfile_line(self, line: int) -> int | None:
+        """The Dockerfile line of the script's `line`; None for the preamble."""
+        index = line - _PREAMBLE_LINES - 1
+        return self.first_line + index if 0 <= index < len(self.lines) else None
+
+
+@dataclass(frozen=True)
+class Comment:
+    code: str
+    severity: str
+    message: str
+    line: int
+    column: int
+
+
+MAX_SCRIPTS = 1000   # RUNs checked per Dockerfile; a longer one is generated, not written
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What a RUN's script inherits: the shell running it and the ARG/ENV names set."""
+    shell: tuple[str, ...]
+    names: dict
+
+    def after(self, instruction) -> "_Scope":
+        if instruction.keyword == "SHELL" and instruction.exec_form:
+            return _Scope(instruction.exec_form, self.names)
+        if instruction.keyword in ("ARG", "ENV"):
+            return _Scope(self.shell, {**self.names, **dict.fromkeys(n for n, _ in instruction.pairs)})
+        return self
+
+
+def scripts(dockerfile, text: str) -> tuple[list[Script], int | None]:
+    """A Script for each RUN of `dockerfile` (whose source is `text`) ShellCheck can read,
+    at most MAX_SCRIPTS of them, and the line of the first RUN left unchecked (or None)."""
+    if dockerfile.escape != "\\":
+        return [], None     # a backtick escape (Windows images) is not the shell's continuation
+    source = text.replace("\r\n", "\n").split("\n")
+    start = _Scope(("/bin/sh",), dict.fromkeys(PREDEFINED))
+    for instruction in dockerfile.global_args:
+        start = start.after(instruction)
+    ends: dict[int, _Scope] = {}        # stage index -> its scope after its last instruction
+    out: list[Script] = []
+    for stage in dockerfile.stages:
+        scope = ends.get(stage.parent, start) if stage.parent is not None else start
+        for instruction in stage.instructions:
+            scope = scope.after(instruction)
+            if instruction.keyword != "RUN" or instruction.exec_form is not None \
+                    or not instruction.pipelines:
+                continue     # exec form runs no shell; no pipelines: the stage's shell is not POSIX
+            dialect = _DIALECTS.get(scope.shell[0].replace("\\", "/").rsplit("/", 1)[-1].lower())
+            if dialect is None:
+                continue
+            if len(out) == MAX_SCRIPTS:
+                return out, instruction.line
+            names = tuple(name for name in scope.names if _NAME.match(name))
+            script = _script(instruction, source, dialect, names)
+            if script is not None:
+                out.append(script)
+        ends[stage.index] = scope
+    return out, None
+
+
+def _script(instruction, source, dialect: str, names) -> Script | None:
+    heredocs = instruction.heredocs
+    if len(heredocs) == 1 and len(instruction.pipelines) and _lone_heredoc(instruction):
+        body = heredocs[0]
+        lines = tuple(body.body.split("\n"))
+        if lines and lines[-1] == "":
+            lines = lines[:-1]
+        shebang = _shebang_dialect(lines[0]) if lines and lines[0].startswith("#!") else dialect
+        if shebang is None:
+            return None
+        return Script(shebang, _used(names, lines), lines, body.line, instruction.line)
+    command_end = heredocs[0].line - 1 if heredocs else instruction.end_line
+    lines = list(source[instruction.line - 1:instruction.end_line])
+    _blank_keyword_and_flags(lines)
+    for number in range(1, command_end - instruction.line + 1):
+        stripped = lines[number].strip()
+        if not stripped or stripped.startswith("#"):
+            lines[number] = "\\"     # Docker drops it; the command goes on to the next line
+    return Script(dialect, _used(names, lines), tuple(lines), instruction.line, instruction.line)
+
+
+def _used(names, lines) -> tuple[str, ...]:
+    """The names the script mentions: declaring every name in scope only slows ShellCheck
+    down (it doubled its time on tests/data/dockerfiles)."""
+    text = "\n".join(lines)
+    return tuple(name for name in names if name in text)
+
+
+def _lone_heredoc(instruction) -> bool:
+    """`RUN <<EOF`: the body is the script (not the stdin of a command)."""
+    return re.fullmatch(r"\s*\d*<<-?[^<\s]+\s*", instruction.args) is not None
+
+
+def _shebang_dialect(line: str) -> str | None:
+    words = line[2:].split()
+    if not words:
+        return "sh"
+    program = words[0]
+    if program.rsplit("/", 1)[-1] == "env":
+        program = next((word for word in words[1:] if not word.startswith("-")), "")
+    return _DIALECTS.get(program.rsplit("/", 1)[-1])
+
+
+def _blank_keyword_and_flags(lines: list[str]) -> None:
+    """Replace `RUN` and its `--flags` with spaces (in place), so that columns stay."""
+    row, column = 0, len(lines[0]) - len(lines[0].lstrip()) + 3     # past `RUN`
+    lines[0] = " " * column + lines[0][column:]
+    while row < len(lines):
+        line = lines[row]
+        while column < len(line) and line[column] in " \t":
+            column += 1
+        if column >= len(line) or line[column:].strip() == "\\":
+            row, column = row + 1, 0      # a continuation between flags
+            continue
+        if not line.startswith("--", column):
+            return
+        end = _FLAG_END.match(line, column).end()
+        lines[row] = line[:column] + " " * (end - column) + line[end:]
+        column = end
+
+
+def check(binary_path: str, found: list[Script]) -> list[tuple[Script, Comment]]:
+    """ShellCheck's comments on `found`, one process for all of them, mapped to the
+    Dockerfile (comments on the preamble dropped). HardrunError when ShellCheck fails."""
+    import subprocess
+    import tempfile
+    if not found:
+        return []
+    with tempfile.TemporaryDirectory(prefix="sc-scripts-") as directory:
+        paths = []
+        for number, script in enumerate(found):
+            path = os.path.join(directory, f"run{number}.sh")
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(script.text())
+            paths.append(path)
+        try:
+            result = subprocess.run([binary_path, "-f", "json1", "-e", ",".join(EXCLUDED), "--", *paths],
+                                    capture_output=True, timeout=TIMEOUT, check=False)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise HardrunError(f"shellcheck could not check the RUN instructions: {error}") from None
+    if result.returncode not in (0, 1):
+        detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise HardrunError(f"shellcheck failed (exit {result.returncode}): "
+                           f"{detail[0] if detail else 'no message'}")
+    by_path = dict(zip(paths, found))
+    return list(_comments(result.stdout, by_path))
+
+
+def _comments(output: bytes, by_path: dict):
+    import json
+    try:
+        comments = json.loads(output)["comments"]
+    except (ValueError, KeyError, TypeError):
+        raise HardrunError("shellcheck printed no JSON report (is it ShellCheck 0.7 or newer?)") from None
+    for item in comments:
+        script = by_path.get(item.get("file"))
+        line = script.dockerfile_line(item["line"]) if script else None
+        if line is None:
+            continue
+        yield script, Comment(f"SC{item['code']}", SEVERITY.get(item["level"], "info"),
+                              item["message"], line, item["column"])
