@@ -99,12 +99,12 @@ def learned_profile(calls, capabilities) -> tuple[dict, list[str]]:
         refused = {v for v in verdicts if v & notify.ACTION_MASK != notify.RET_ALLOW}
         if rules and any(r.args for r in rules) and not refused:
             argument_rules += [_copied(builtin_data, index[r.where], name) for r in rules]
-        elif refused and refused == {notify.RET_ERRNO | _ENOSYS}:
+        elif refused == {notify.RET_ERRNO | _ENOSYS} and any(r.action == notify.RET_ERRNO | _ENOSYS for r in rules):
             argument_rules.append({"names": [name], "action": "SCMP_ACT_ERRNO", "errnoRet": _ENOSYS,
                                    "comment": "ENOSYS, as the built-in profile: libc falls back"})
         else:
             plain.append(name)
-            if refused:
+            if refused and rules:   # a call the built-in names and refuses (not just unknown to it)
                 why = WHY.get(name, "")
                 warnings.append(f"the learned profile allows {name}, which the built-in profile "
                                 f"refuses{': ' + why if why else ''}")
