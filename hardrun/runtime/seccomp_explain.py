@@ -9,7 +9,6 @@ calls). Learn writes a minimal profile in Docker's JSON format (hardrun.runtime.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -17,7 +16,6 @@ from ..display import printable
 from ..errors import UsageError
 from ..spec.record import dataclass
 from . import seccomp_notify as notify
-from .seccomp_bpf import ARCH_TOKENS, libseccomp
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -75,6 +73,8 @@ def syscall_name(arch: int, nr: int) -> str:
     """The name libseccomp gives syscall `nr` of the ABI with audit value `arch`."""
     import ctypes
 
+    from .seccomp_bpf import ARCH_TOKENS, libseccomp
+
     token = arch
     if arch == ARCH_TOKENS["SCMP_ARCH_X86_64"] and nr & 0x40000000:
         token = ARCH_TOKENS["SCMP_ARCH_X32"]
@@ -91,6 +91,8 @@ def syscall_name(arch: int, nr: int) -> str:
 
 def arch_name(arch: int) -> str:
     """`x86_64` for AUDIT_ARCH_X86_64 (libseccomp's name without its prefix)."""
+    from .seccomp_bpf import ARCH_TOKENS
+
     for name, token in ARCH_TOKENS.items():
         if token == arch and name != "SCMP_ARCH_X32":
             return name[len("SCMP_ARCH_"):].lower()
@@ -216,6 +218,7 @@ def profile_data(source: str) -> dict:
     path = DEFAULT_PROFILE_PATH if source == "default" else source
     text = read_text(path)
     if text.lstrip().startswith("{"):
+        import json
         return json.loads(text)
     import yaml
     return yaml.safe_load(text)
@@ -223,6 +226,8 @@ def profile_data(source: str) -> dict:
 
 def write_generated(data: dict, directory: str | None = None) -> str:
     """Write a generated profile under hardrun's cache (named by its content) and return its path."""
+    import json
+
     from .seccomp_cache import default_cache_dir, sha256
 
     text = json.dumps(data, indent=2) + "\n"
@@ -300,6 +305,8 @@ class Explain:
             print(f"hardrun: warning: the seccomp listener failed: {self.listener.error}", file=self.stderr)
         self.stderr.flush()
         if self.json_path:
+            import json
+
             from ..userfiles import write_text
             document = {"profile": label, "denials": [d.as_json() for d in found],
                         "loosen": {"cap_add": sorted({d.cap_add for d in found if d.cap_add}),
