@@ -6,7 +6,8 @@ The profile names the calls seen. For a call the built-in profile filters by arg
 argument rules are copied when every call seen satisfied them; a call the built-in answers
 with ENOSYS so that libc falls back (`clone3`) keeps that answer. The calls the runtime
 itself makes after the filter is loaded are recorded like the program's (they go through
-the filter too), plus the two the listener hand-over makes unrecorded (sendmsg, close).
+the filter too), plus the two the listener hand-over makes unrecorded (sendmsg, close) and
+the calls that only wait (WAITING_CALLS), whose use depends on timing.
 An existing PROFILE is merged into: its rules stay, calls it does not name are added.
 """
 from __future__ import annotations
@@ -21,6 +22,11 @@ from .seccomp_explain import WHY, profile_data, syscall_name
 
 _ENOSYS = 38
 _ALLOW = "SCMP_ACT_ALLOW"
+# Calls that only wait: whether a run makes them depends on timing (a read that finds no
+# data yet, a lock that is taken), and learning slows every call, which changes the timing.
+# They reach nothing, so every learned profile allows them.
+WAITING_CALLS = ("poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "nanosleep",
+                 "clock_nanosleep", "futex", "sched_yield")
 
 
 class Learn:
@@ -90,7 +96,7 @@ def learned_profile(calls, capabilities) -> tuple[dict, list[str]]:
         name = syscall_name(call.arch, call.nr)
         if not name.startswith("syscall "):
             seen.setdefault(name, set()).update(call.verdicts)
-    for name in notify.HANDOVER_CALLS:
+    for name in notify.HANDOVER_CALLS + WAITING_CALLS:
         seen.setdefault(name, {notify.RET_ALLOW})
     plain, argument_rules, warnings = [], [], []
     for name in sorted(seen):

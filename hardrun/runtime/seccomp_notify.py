@@ -17,8 +17,8 @@ ptrace rights over the child, which a child that has switched users and dropped 
 capabilities may no longer grant, and it would need the child to wait, with more system
 calls, until the parent has taken the fd before execve. Until the parent holds the
 listener, a notified call would wait for an answer nobody can give, so the two calls the
-hand-over makes after the load (sendmsg, close) skip the notification: a prefix sends them
-to the unchanged filter.
+hand-over makes after the load (sendmsg, close) skip the notification: where the profile
+refuses them, they get its errno directly.
 """
 from __future__ import annotations
 
@@ -78,44 +78,44 @@ def _native_handover() -> tuple[int, list[int]]:
     return ARCH_TOKENS[native], [resolve_syscall(native, name) for name in HANDOVER_CALLS]
 
 
-def _with_handover_prefix(body: list, handover_target: list) -> bytes:
-    """[prefix][body][handover_target]: the native hand-over calls run `handover_target`,
-    every other call `body`."""
+def _tail(handover_return: int) -> list:
+    """`return USER_NOTIF`, but `return handover_return` for the native hand-over calls."""
     audit_arch, numbers = _native_handover()
     count = len(numbers)
-    # 0 ld arch; 1 jeq native; 2 ld nr; 3.. jeq each number; n: ja body; n+1: ja target
-    n = 3 + count
-    prefix = [(_LD_W_ABS, 0, 0, _OFFSET_ARCH), (_JEQ_K, 0, n - 2, audit_arch),
-              (_LD_W_ABS, 0, 0, _OFFSET_NR)]
+    # 0 ld arch; 1 jeq native; 2 ld nr; 3.. jeq each number; 3+count: notify; 4+count: the return
+    tail = [(_LD_W_ABS, 0, 0, _OFFSET_ARCH), (_JEQ_K, 0, count + 1, audit_arch),
+            (_LD_W_ABS, 0, 0, _OFFSET_NR)]
     for position, number in enumerate(numbers, start=3):
-        prefix.append((_JEQ_K, n - position, 0, number))
-    prefix += [(_JMP_JA, 0, 0, 1), (_JMP_JA, 0, 0, len(body))]
-    program = prefix + body + handover_target
-    if len(program) > _BPF_MAXINSNS:
-        raise UsageError(f"seccomp: the profile's filter ({len(handover_target)} instructions) is "
-                         "too large to be explained", hint="run without --explain")
-    return _pack(program)
+        tail.append((_JEQ_K, 4 + count - position - 1, 0, number))
+    return tail + [(_RET_K, 0, 0, RET_USER_NOTIF), (_RET_K, 0, 0, handover_return)]
 
 
 def explain_program(program: bytes) -> bytes:
-    """The filter `program` with each refusing ERRNO return turned into USER_NOTIF (kill,
-    trap and trace returns stay as they are), behind the hand-over prefix."""
+    """The filter `program` with each refusing ERRNO return turned into a jump to a tail
+    that notifies (kill, trap and trace returns stay as they are). Allowed calls run the
+    very instructions they ran before: the tails are only reached by refusals."""
     if not is_bpf_program(program):
         raise UsageError(f"seccomp: {len(program)} bytes is not a BPF program")
-    original = _instructions(program)
-    body = []
-    for code, jt, jf, k in original:
+    body = _instructions(program)
+    tails: dict[int, int] = {}       # refusing return value -> where its tail starts
+    appended: list = []
+    for code, _, _, k in body:
         if code == _RET_A:
             raise UsageError("seccomp: this filter returns computed actions; it cannot be explained")
-        if code == _RET_K and k & ACTION_MASK == RET_ERRNO:
-            k = RET_USER_NOTIF
-        body.append((code, jt, jf, k))
-    return _with_handover_prefix(body, original)
+        if code == _RET_K and k & ACTION_MASK == RET_ERRNO and k not in tails:
+            tails[k] = len(body) + len(appended)
+            appended += _tail(k)
+    patched = [(_JMP_JA, 0, 0, tails[k] - position - 1) if code == _RET_K and k in tails else (code, jt, jf, k)
+               for position, (code, jt, jf, k) in enumerate(body)]
+    if len(patched) + len(appended) > _BPF_MAXINSNS:
+        raise UsageError(f"seccomp: the profile's filter ({len(body)} instructions) is too large to be "
+                         "explained", hint="run without --explain")
+    return _pack(patched + appended)
 
 
 def learn_program() -> bytes:
     """Every call notified (and continued by the parent), but the hand-over's."""
-    return _with_handover_prefix([(_RET_K, 0, 0, RET_USER_NOTIF)], [(_RET_K, 0, 0, RET_ALLOW)])
+    return _pack(_tail(RET_ALLOW))
 
 
 # -- a classic-BPF interpreter, for the verdict of the unchanged filter --------------------
@@ -127,7 +127,14 @@ _MASK32 = 0xFFFFFFFF
 def run_filter(program: bytes, nr: int, arch: int, ip: int, args) -> int:
     """What the seccomp filter `program` returns for this call (the kernel's semantics for
     the instructions a seccomp filter may use)."""
+    return judged(program, nr, arch, ip, args)[0]
+
+
+def judged(program: bytes, nr: int, arch: int, ip: int, args) -> tuple[int, bool]:
+    """run_filter's verdict, and whether it read more than the number and architecture
+    (when not, the verdict holds for every call of that number)."""
     data = _DATA.pack(nr, arch, ip, *args)
+    read_more = False
     insns = _instructions(program)
     a = x = 0
     memory = [0] * 16
@@ -137,9 +144,10 @@ def run_filter(program: bytes, nr: int, arch: int, ip: int, args) -> int:
         pc += 1
         kind = code & 0x07
         if kind == 0x06:                                    # RET
-            return (a if code & 0x18 == 0x10 else k) & _MASK32
+            return (a if code & 0x18 == 0x10 else k) & _MASK32, read_more
         if kind == 0x00:                                    # LD
             mode = code & 0xE0
+            read_more = read_more or (mode == 0x20 and k >= 8) or mode == 0x60
             a = (struct.unpack_from("=I", data, k)[0] if mode == 0x20 else memory[k] if mode == 0x60
                  else len(data) if mode == 0x80 else k)
         elif kind == 0x01:                                  # LDX
@@ -210,6 +218,7 @@ class Listener:
         self.reference = reference
         self.judge = judge
         self.calls: dict[tuple[int, int], Call] = {}
+        self._verdicts: dict[tuple[int, int], int] = {}   # where the filter reads nothing else
         self.error: BaseException | None = None
         self._stop_read, self._stop_write = os.pipe2(os.O_CLOEXEC)
         self._thread: threading.Thread | None = None
@@ -283,7 +292,11 @@ class Listener:
         if self.reference is None:
             verdict, error, flags = RET_ALLOW, 0, NOTIF_FLAG_CONTINUE
         else:
-            verdict = run_filter(self.reference, nr, arch, ip, args)
+            verdict = self._verdicts.get((arch, nr))
+            if verdict is None:
+                verdict, read_more = judged(self.reference, nr, arch, ip, args)
+                if not read_more:
+                    self._verdicts[(arch, nr)] = verdict
             # Only ever an error: an ERRNO verdict's own errno; anything else (never expected,
             # since only ERRNO returns were turned into notifications) fails the call too.
             error = -(verdict & 0xFFFF) if verdict & ACTION_MASK == RET_ERRNO else -1
