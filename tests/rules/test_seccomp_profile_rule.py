@@ -13,7 +13,8 @@ def _rule_hits(path):
 
 def test_a_compose_files_profile_is_read_beside_it(tmp_path):
     (tmp_path / "profile.json").write_text(json.dumps(
-        {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "unshare"], "action": "SCMP_ACT_ALLOW"}]}))
+        {"defaultAction": "SCMP_ACT_ERRNO",
+         "syscalls": [{"names": ["read", "unshare"], "action": "SCMP_ACT_ALLOW"}]}))
     compose = tmp_path / "compose.yaml"
     compose.write_text("services:\n  web:\n    image: nginx:1.27\n    security_opt:\n      - seccomp:profile.json\n")
     hits = _rule_hits(compose)
@@ -27,7 +28,8 @@ def test_a_compose_files_profile_is_read_beside_it(tmp_path):
 def test_argument_filters_and_capability_gates_are_not_findings():
     with open(BUILTIN) as handle:
         assert allowed_dangerous_calls(json.load(handle)) == []
-    bare = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["clone", "personality"], "action": "SCMP_ACT_ALLOW"}]}
+    bare = {"defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["clone", "personality"], "action": "SCMP_ACT_ALLOW"}]}
     assert allowed_dangerous_calls(bare) == ["clone", "personality"]
     deny_list = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["bpf"], "action": "SCMP_ACT_ERRNO"}]}
     assert "bpf" not in allowed_dangerous_calls(deny_list) and "keyctl" in allowed_dangerous_calls(deny_list)
