@@ -308,3 +308,24 @@ def test_seccomp_show_and_diff(tmp_path):
     assert same.returncode == 0 and same.stdout == ""
     missing = run_hardrun("seccomp", "show", str(tmp_path / "none.json"))
     assert missing.returncode == 2 and "none.json" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_an_oci_profile_with_its_own_errno_is_answered_and_explained_with_it(tmp_path):
+    """An OCI runtime-spec `linux.seccomp` object (architectures, flags, errnoRet) as a
+    file: the program sees the rule's errno (EACCES) with and without --explain."""
+    require_root()
+    with open(seccomp.DEFAULT_PROFILE_PATH) as handle:
+        data = json.load(handle)
+    for rule in data["syscalls"]:
+        rule["names"] = [name for name in rule["names"] if name != "keyctl"]
+    data["syscalls"] = [rule for rule in data["syscalls"] if rule["names"]]
+    data["syscalls"].append({"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EACCES})
+    del data["archMap"]
+    data.update(architectures=["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                flags=["SECCOMP_FILTER_FLAG_LOG"])
+    path = tmp_path / "oci-seccomp.json"
+    path.write_text(json.dumps(data))
+    plain = run_hardrun("run", "--explain=never", "--security-opt", f"seccomp={path}", "--", "python3", "-c", PROBE)
+    explained = run_hardrun("run", "--explain", "--security-opt", f"seccomp={path}", "--", "python3", "-c", PROBE)
+    assert f"keyctl -1 {errno.EACCES}" in plain.stdout and plain.stdout == explained.stdout
+    assert "keyctl (x86_64): once, first by pid 1 (python3): EACCES from syscalls[" in explained.stderr
