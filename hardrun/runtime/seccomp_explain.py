@@ -286,9 +286,18 @@ class Explain:
             self.listener.start()
 
     def finish(self, cfg) -> None:
+        """Stop the listener and report; a report that cannot be made is a warning, never
+        the command's exit status."""
         if self.listener is None:
             return
         self.listener.stop()
+        from ..errors import HardrunError
+        try:
+            self._report(cfg)
+        except (HardrunError, OSError) as error:
+            print(f"hardrun: warning: the --explain report failed: {error}", file=self.stderr, flush=True)
+
+    def _report(self, cfg) -> None:
         from .seccomp import default_profile, load_profile
 
         builtin = cfg.seccomp == "default"

@@ -38,6 +38,9 @@ class Learn:
         self.stderr = stderr or sys.stderr
         self.listener: notify.Listener | None = None
         self.existing = _existing(path)   # a broken file is refused before anything runs
+        directory = os.path.dirname(path) or "."
+        if not os.path.isdir(directory):
+            raise UsageError(f"--seccomp-learn {path}: no directory {directory}")
 
     def prepare(self, bpf, cfg):
         """The learning filter; the built-in profile's (for these capabilities) judges each
@@ -64,7 +67,11 @@ class Learn:
         if self.existing is not None:
             profile = merged(self.existing, profile)
         from ..userfiles import write_text
-        write_text(self.path, json.dumps(profile, indent=2) + "\n")
+        try:
+            write_text(self.path, json.dumps(profile, indent=2) + "\n")
+        except HardrunError as error:
+            print(f"hardrun: the learned profile was not written: {error}", file=self.stderr, flush=True)
+            return
         names = profile_names(profile)
         print(f"hardrun: learned {len(names)} system calls into {self.path}", file=self.stderr)
         for warning in warnings:
