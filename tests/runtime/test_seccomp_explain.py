@@ -329,3 +329,21 @@ def test_an_oci_profile_with_its_own_errno_is_answered_and_explained_with_it(tmp
     explained = run_hardrun("run", "--explain", "--security-opt", f"seccomp={path}", "--", "python3", "-c", PROBE)
     assert f"keyctl -1 {errno.EACCES}" in plain.stdout and plain.stdout == explained.stdout
     assert "keyctl (x86_64): once, first by pid 1 (python3): EACCES from syscalls[" in explained.stderr
+
+
+def test_explain_found_getrandom_refused_by_the_builtin_profile_and_it_is_allowed_now(tmp_path):
+    """--explain showed every python3 in a container refused getrandom (ENOSYS from the
+    default action); the built-in profile allows it now."""
+    require_root()
+    ran = run_hardrun("run", "--explain", "--", "python3", "-c", "import os; print(len(os.getrandom(8)))")
+    assert ran.returncode == 0 and ran.stdout == "8\n" and "refused" not in ran.stderr, ran.stderr
+    # control: a profile without it refuses it, and explain names it
+    with open(seccomp.DEFAULT_PROFILE_PATH) as handle:
+        data = json.load(handle)
+    for rule in data["syscalls"]:
+        rule["names"] = [name for name in rule["names"] if name != "getrandom"]
+    path = tmp_path / "without-getrandom.json"
+    path.write_text(json.dumps(data))
+    refused = run_hardrun("run", "--explain", "--security-opt", f"seccomp={path}", "--",
+                          "python3", "-c", "import os; print(len(os.getrandom(8)))")
+    assert refused.returncode != 0 and "getrandom (x86_64): once" in refused.stderr
