@@ -347,3 +347,37 @@ def test_explain_found_getrandom_refused_by_the_builtin_profile_and_it_is_allowe
     refused = run_hardrun("run", "--explain", "--security-opt", f"seccomp={path}", "--",
                           "python3", "-c", "import os; print(len(os.getrandom(8)))")
     assert refused.returncode != 0 and "getrandom (x86_64): " in refused.stderr, refused.stderr
+
+
+def test_explain_is_on_by_default_when_stderr_is_a_terminal():
+    import pty
+    import subprocess
+
+    from tests.helpers import hardrun_env
+    require_root()
+
+    def stderr_on_a_terminal(*flags):
+        master, slave = pty.openpty()
+        try:
+            subprocess.run([sys.executable, "-m", "hardrun", "run", *flags, "--", "python3", "-c", PROBE],
+                           env=hardrun_env(), stdout=subprocess.DEVNULL, stderr=slave, timeout=120, check=True)
+            os.close(slave)
+            slave = -1
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:   # EIO: the terminal's other end is closed
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks).decode()
+        finally:
+            os.close(master)
+            if slave >= 0:
+                os.close(slave)
+
+    assert "keyctl (x86_64): once" in stderr_on_a_terminal()
+    assert "keyctl" not in stderr_on_a_terminal("--explain=never")   # control
+    assert "keyctl" not in run_hardrun("run", "--", "python3", "-c", PROBE).stderr   # a pipe: off
