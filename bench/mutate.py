@@ -28,12 +28,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # what a test run needs; everything else of the checkout (.git, .venv…) stays out
-COPIED = ("hardrun", "tests", "rules", "policies", "pyproject.toml")
+COPIED = ("hardrun", "tests", "rules", "policies", "examples", "pyproject.toml")
 
 SECCOMP = "hardrun/data/seccomp/default.json"
 ESCAPES = "tests/escape/test_escape_battery.py"
 TABLES = "tests/rules/test_security_tables.py"
 PSS, POLICY_EVAL = "tests/policy/test_pss.py", "tests/policy/test_policy_eval.py"
+EXPLAIN = "tests/runtime/test_seccomp_explain.py"
 
 
 class Mutant:
@@ -65,6 +66,17 @@ MUTANTS = [
     M("seccomp: an excludes condition needs every capability, not any", "hardrun/runtime/seccomp_profile.py",
       "if any(cap in caps for cap in exc.caps):", "if all(cap in caps for cap in exc.caps):",
       ["tests/runtime/test_seccomp.py", "-k", "bpf or perf or ptrace"]),
+    # -- seccomp --explain: the listener only ever refuses -------------------------------------
+    M("explain: a refused call answered with CONTINUE", "hardrun/runtime/seccomp_notify.py",
+      "            flags = 0\n", "            flags = NOTIF_FLAG_CONTINUE\n",
+      [EXPLAIN + "::test_a_refused_call_gets_the_profiles_errno_and_is_recorded"]),
+    M("explain: the hand-over tail allows instead of notifying", "hardrun/runtime/seccomp_notify.py",
+      "    return tail + [(_RET_K, 0, 0, RET_USER_NOTIF), (_RET_K, 0, 0, handover_return)]",
+      "    return tail + [(_RET_K, 0, 0, RET_ALLOW), (_RET_K, 0, 0, handover_return)]",
+      [EXPLAIN + "::test_a_refused_call_gets_the_profiles_errno_and_is_recorded"]),
+    M("HR2030: a profile that allows by default is not read as allowing", "hardrun/audit/checks/seccomp_profile.py",
+      "if name in allowed or (default_allows and name not in refused)]", "if name in allowed]",
+      ["tests/rules/test_seccomp_profile_rule.py", "tests/rules/test_rule_examples.py"]),
     # -- capabilities, masks, read-only paths, mounts --------------------------------------
     M("caps: only the first --cap-drop honoured", "hardrun/runtime/caps.py",
       "drops = {normalize(name) for name in cap_drop}", "drops = {normalize(name) for name in tuple(cap_drop)[:1]}",

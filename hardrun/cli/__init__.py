@@ -21,6 +21,7 @@ COMMANDS = {
     "inspect": ("hardrun.cli.inspect", "inspect",
                 "Report how a running process is confined (caps, seccomp, namespaces)."),
     "gc": ("hardrun.cli.gc", "gc", "Remove what containers of killed hardrun processes left behind."),
+    "seccomp": ("hardrun.cli.seccomp", "seccomp", "Show a seccomp profile call by call, or diff two."),
 }
 
 EPILOG = """\b

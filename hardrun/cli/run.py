@@ -51,10 +51,37 @@ def _main(argv: list[str]) -> int:
         json.dump(config.to_oci(cfg), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
+    watch = _seccomp_watch(cfg, options)
     from ..runtime import parent
     gc.freeze()   # what start-up made stays; only later objects are ever scanned
     gc.enable()
-    return parent.run(cfg, parent.Hooks(cfg, limits_mode=options.limits))
+    return parent.run(cfg, parent.Hooks(cfg, limits_mode=options.limits), watch)
+
+
+def _seccomp_watch(cfg, options):
+    """--seccomp-learn, else --explain (auto: when stderr is a terminal), else None; the
+    modules are imported only when one is asked for."""
+    if options.seccomp_learn:
+        if options.explain_json or options.explain not in (None, "auto", "never"):
+            from ..errors import UsageError
+            raise UsageError("--seccomp-learn refuses nothing, so there is nothing to --explain")
+        from ..runtime.seccomp_learn import Learn
+        return Learn(options.seccomp_learn)
+    if options.explain in (None, "auto") and not options.explain_json and not sys.stderr.isatty():
+        return None
+    from ..runtime.seccomp_explain import Explain, explain_mode
+    from ..runtime.seccomp_notify import user_notif_available
+    explicit = bool(options.explain_json) or options.explain not in (None, "auto")
+    wanted = bool(options.explain_json) or explain_mode(options.explain, sys.stderr.isatty())
+    if not explicit and not user_notif_available():
+        return None   # auto: only where the kernel can
+    if not wanted or cfg.seccomp is None:
+        if wanted and explicit:
+            from ..errors import UsageError
+            raise UsageError("--explain: seccomp is unconfined, so it refuses nothing",
+                             hint="drop --security-opt seccomp=unconfined or --explain")
+        return None
+    return Explain(options.explain_json)
 
 
 def _config_and_policy(spec, options):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..errors import UsageError
 from ..spec.record import dataclass
 from ..spec.run import RunSpec
-from .docker_flags import BOOL, DOCKER, HARDRUN, Flag, flags_for
+from .docker_flags import BOOL, DOCKER, HARDRUN, OPTIONAL, Flag, flags_for
 from .docker_runspec import parse_bool, runspec_from_args
 
 
@@ -141,8 +141,8 @@ def _long(argv, i: int, longs, state: _State) -> int:
     if flag is None or not name:
         state.unknown_flag("--" + name, i, value if eq else None, argv)
         return i + 1
-    if flag.arity == BOOL:
-        if eq and state.strict:
+    if flag.arity in (BOOL, OPTIONAL):
+        if eq and state.strict and flag.arity == BOOL:
             parse_bool(value, flag.name)
         state.options.append(Option(flag, value if eq else "true", i, "--" + name))
         return i + 1
@@ -204,6 +204,9 @@ class HardrunOptions:
     help: bool = False
     tty: bool = False
     interactive: bool = False
+    explain: str | None = None          # --explain's value ("true" when given bare)
+    explain_json: str | None = None
+    seccomp_learn: str | None = None
 
 
 def hardrun_options(parsed: ParsedRun) -> HardrunOptions:
@@ -213,7 +216,9 @@ def hardrun_options(parsed: ParsedRun) -> HardrunOptions:
     return HardrunOptions(dry_run=parsed.flag_on("dry-run"), policy=parsed.value("policy"),
                           config=parsed.value("config"), limits=limits,
                           help=parsed.flag_on("help"), tty=parsed.flag_on("tty"),
-                          interactive=parsed.flag_on("interactive"))
+                          interactive=parsed.flag_on("interactive"), explain=parsed.value("explain"),
+                          explain_json=parsed.value("explain-json"),
+                          seccomp_learn=parsed.value("seccomp-learn"))
 
 
 def parse_hardrun_args(argv) -> tuple[RunSpec, HardrunOptions]:

@@ -16,6 +16,7 @@ from ..spec.run import check_container_name, check_hostname, check_pids_limit, c
 from . import docker_runspec as h
 
 BOOL, VALUE, LIST = "bool", "value", "list"     # arity: no value / one value / repeatable value
+OPTIONAL = "optional"                           # a value only after `=` (--explain[=WHEN])
 DOCKER, PODMAN, HARDRUN = "docker", "podman", "hardrun"   # where a flag exists
 
 
@@ -44,7 +45,7 @@ class Flag:
 
     @property
     def takes_value(self) -> bool:
-        return self.arity != BOOL
+        return self.arity in (VALUE, LIST)
 
     @property
     def repeatable(self) -> bool:
@@ -85,6 +86,15 @@ FLAGS: tuple[Flag, ...] = (
        help="Read the run configuration from YAML (flags override it)"),
     _f("limits", VALUE, runtime=RT, scope=HARDRUN, metavar="MODE",
        help="strict (default: fail if a limit cannot apply) or best-effort (warn)"),
+    _f("explain", OPTIONAL, runtime=RT, scope=HARDRUN, metavar="WHEN",
+       help="After exit, explain each system call seccomp refused and how to allow it: auto "
+            "(default: when stderr is a terminal), always (--explain), never"),
+    _f("explain-json", VALUE, runtime=RT, scope=HARDRUN, metavar="FILE",
+       help="Write the --explain report to FILE as JSON (implies --explain)"),
+    _f("seccomp-learn", VALUE, runtime=RT, scope=HARDRUN, metavar="PROFILE",
+       help="Allow every system call but record it, then write (or merge into) PROFILE, a "
+            "minimal seccomp profile for this command. Learning is not a sandbox: no call "
+            "is refused while learning"),
     # docker run / docker create
     _f("add-host", LIST, metavar="HOST:IP"),
     _f("annotation", LIST, metavar="KEY=VALUE"),
@@ -341,7 +351,7 @@ def run_help() -> str:
         for alias in flag.aliases:
             names += f", --{alias}"
         if flag.metavar:
-            names += f" {flag.metavar}"
+            names += f"[={flag.metavar}]" if flag.arity == OPTIONAL else f" {flag.metavar}"
         rows.append((names, flag.help))
     width = min(max(len(names) for names, _ in rows) + 2, 38)
     lines = [USAGE, "",

@@ -206,11 +206,17 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
 
     # 7. Close every inherited fd above 2 but the report pipe (close-on-exec): a leaked
     #    host fd is a way out of the container.
+    #    The seccomp listener's socket (--explain, --seccomp-learn) stays until the filter
+    #    is loaded: the load sends the listener to the parent and closes it.
     steps.name = "close fds"
-    if error_fd > 3:
-        k.close_range(3, error_fd - 1)
-    if error_fd < 0xFFFFFFFF:
-        k.close_range(error_fd + 1)
+    watch = launch.seccomp_watch
+    kept = sorted({error_fd, watch.listener.child_fd} if watch is not None and watch.listener else {error_fd})
+    low = 3
+    for fd in kept:
+        if fd > low:
+            k.close_range(low, fd - 1)
+        low = max(low, fd + 1)
+    k.close_range(low)
 
     # 8. no_new_privs, the seccomp filter last (it then governs everything the command
     #    does), then execve.

@@ -75,7 +75,8 @@ class LaunchState:
     seccomp and memfd filters, fds 0-2 (hardrun.runtime.stdio), then from the hooks the
     cgroup to join, the read-only cgroup view and a bridge network's hosts file. The child
     reads it as it reads the plan; nothing changes it after clone."""
-    __slots__ = ("seccomp_filter", "memfd_filter", "stdio", "cgroup_join", "cgroup_view", "mounts")
+    __slots__ = ("seccomp_filter", "memfd_filter", "stdio", "cgroup_join", "cgroup_view", "mounts",
+                 "seccomp_watch")
 
     def __init__(self, plan: RuntimeConfig):
         self.seccomp_filter = None   # seccomp.PreparedFilter of the profile, loaded last
@@ -84,6 +85,7 @@ class LaunchState:
         self.cgroup_join = None      # cgroups.CgroupJoin: how the child enters its cgroup
         self.cgroup_view = None      # (mount function, layout) when it has its own cgroup
         self.mounts = plan.mounts    # the plan's mounts, plus the hosts file of a bridge
+        self.seccomp_watch = None    # --explain/--seccomp-learn (seccomp_explain): its listener
 
 
 # RunSpec fields that resolve() and the parent apply (the others: hardrun.spec.PROVENANCE_FIELDS

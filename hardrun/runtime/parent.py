@@ -37,14 +37,17 @@ CLONE_FLAGS = {
 }
 
 
-def run(cfg, hooks: Hooks | None = None) -> int:
+def run(cfg, hooks: Hooks | None = None, seccomp_watch=None) -> int:
     """Start the container described by `cfg` (a resolved RuntimeConfig, never changed
     here: what the start learns goes into a LaunchState) and return its exit status;
-    set-up failures print one line and return 125/126/127."""
+    set-up failures print one line and return 125/126/127. `seccomp_watch`: --explain or
+    --seccomp-learn (hardrun.runtime.seccomp_explain / seccomp_learn)."""
     from ..errors import HardrunError
     terminal = jobcontrol.CallerTerminal.save()   # whatever the container sets, put back below
+    launch = LaunchState(cfg)
+    launch.seccomp_watch = seccomp_watch
     try:
-        return _launch(cfg, LaunchState(cfg), hooks or Hooks(cfg), terminal)
+        return _launch(cfg, launch, hooks or Hooks(cfg), terminal)
     except StepFailure as failure:
         print(failure.line(), file=sys.stderr, flush=True)
         return failure.code
@@ -67,8 +70,8 @@ def run(cfg, hooks: Hooks | None = None) -> int:
 def _launch(cfg, launch: LaunchState, hooks: Hooks, terminal) -> int:
     # The filter before the hooks: a profile that does not load fails before any state or
     # cgroup exists.
-    if cfg.seccomp is not None:
-        launch.seccomp_filter = _seccomp_filter(cfg)
+    if cfg.seccomp is not None or launch.seccomp_watch is not None:
+        launch.seccomp_filter = _seccomp_filter(cfg, launch.seccomp_watch)
     if cfg.memfd_by_seccomp:
         launch.memfd_filter = _memfd_filter()
     # The container's fds before the hooks too: a terminal it cannot be given is refused
@@ -85,6 +88,8 @@ def _launch(cfg, launch: LaunchState, hooks: Hooks, terminal) -> int:
                 print(message, file=sys.stderr, flush=True)
     finally:
         launch.stdio.close()
+        if launch.seccomp_watch is not None:   # after exit: the report, or the learned profile
+            launch.seccomp_watch.finish(cfg)
     if report:
         failure = StepFailure.decode(report)
         print(failure.line(), file=sys.stderr, flush=True)
@@ -122,6 +127,8 @@ def _clone_and_wait(cfg, launch: LaunchState, hooks: Hooks, terminal, exec_plan,
     os.close(sync_read)
     os.close(report_write)
     launch.stdio.close_container_ends()
+    if launch.seccomp_watch is not None:
+        launch.seccomp_watch.started()   # its thread inherits the blocked signals
     try:
         try:
             if cfg.id_maps is not None:
@@ -197,19 +204,24 @@ def _wait(pid: int) -> int:
         return 0
 
 
-def _seccomp_filter(cfg):
+def _seccomp_filter(cfg, watch=None):
     """The compiled filter, ready to load in the child (integration point of
-    hardrun.runtime.seccomp: compile in the parent, cached by profile hash)."""
+    hardrun.runtime.seccomp: compile in the parent, cached by profile hash); with --explain
+    or --seccomp-learn, the variant with a listener the parent answers."""
     from . import seccomp
     # Compiled for the kept capabilities (capability-gated syscalls), cached by hash: the
     # built-in profile's cache hit needs neither parsing nor libseccomp.
-    if cfg.seccomp == "default":
+    if cfg.seccomp is None:
+        bpf = None
+    elif cfg.seccomp == "default":
         bpf = seccomp.default_filter(cfg.caps)
     else:
         profile = seccomp.load_profile(cfg.seccomp)
         for warning in seccomp.check_syscall_names(profile):
             print(f"hardrun: warning: {warning}", file=sys.stderr, flush=True)
         bpf = seccomp.cached_filter(profile, cfg.caps)
+    if watch is not None:
+        return watch.prepare(bpf, cfg)
     return seccomp.prepare_filter(bpf)
 
 

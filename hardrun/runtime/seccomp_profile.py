@@ -72,6 +72,7 @@ class SyscallRule:
     includes: Condition
     excludes: Condition
     where: str                  # the JSON path of the rule, e.g. "syscalls[3]"
+    comment: str = ""           # the rule's own comment, for explanations
 
     def applies(self, caps: frozenset, arch: str, kernel: tuple) -> bool:
         """Docker's rule selection: every `includes` must hold, no `excludes` may."""
@@ -534,7 +535,9 @@ def _rule(value: Any, path: tuple) -> SyscallRule:
                  for i, arg in enumerate(_list(rule.get("args"), path + ("args",))))
     includes = _condition(rule.get("includes"), path + ("includes",))
     excludes = _condition(rule.get("excludes"), path + ("excludes",))
-    return SyscallRule(names, action, errno_ret, args, includes, excludes, _format_path(path))
+    comment = rule.get("comment")
+    return SyscallRule(names, action, errno_ret, args, includes, excludes, _format_path(path),
+                       comment if isinstance(comment, str) else "")
 
 
 def _rule_names(rule: dict, path: tuple) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ import importlib
 
 from ...errors import RuleError
 
-MODULES = {"build": ("build", "build_practices"), "run": ("run", "policy")}
+MODULES = {"build": ("build", "build_practices"), "run": ("run", "policy", "seccomp_profile")}
 
 
 _LOADED: set = set()
