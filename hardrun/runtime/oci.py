@@ -20,7 +20,6 @@ annotations, the floor's changes and the config as it was run (for `exec`).
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import _signal as signal
@@ -609,7 +608,3 @@ def features() -> dict:
         "annotations": {"org.hardrun.floor": "no_new_privs, seccomp allowlist, masked and read-only "
                                              "kernel paths, nosuid,nodev binds"},
     }
-
-
-def _missing(error: OSError) -> bool:
-    return error.errno in (errno.ENOENT, errno.ESRCH)
