@@ -289,7 +289,7 @@ def _create(root: str, container_id: str, sub: dict, options: dict, log: Log, ru
     from ..runtime import oci
     bundle = sub.get("--bundle") or os.getcwd()
     preserve = _preserve_fds(sub)
-    judge_bundle(bundle, options.get("--policy"))
+    judge_bundle(bundle, options.get("--policy"), floor="--no-floor" not in options)
     create_options = oci.CreateOptions(bundle, sub.get("--pid-file"), sub.get("--console-socket"),
                                        preserve, "--no-pivot" in sub, floor="--no-floor" not in options)
     container = oci.create(root, container_id, create_options)
@@ -304,22 +304,37 @@ def _create(root: str, container_id: str, sub: dict, options: dict, log: Log, ru
     return status
 
 
-def judge_bundle(bundle: str, policy_name: str | None) -> None:
+def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> None:
     """The policy gate of `create`: the bundle's config.json judged as `hardrun audit`
-    judges one (its front end, the run rules, the policy); a refusal names the rule ids."""
+    judges one (its front end, the run rules, the policy), as it will run: with the floor
+    raised (what the floor guarantees is not held against it). A refusal names the rule ids."""
+    import json
     from ..errors import HardrunError
     from ..frontends.oci import parse_oci
     from ..policy.evaluate import evaluate_runspec, failing
     from ..policy.load import load_policy
+    from ..runtime.bundle import raise_floor
     from ..userfiles import read_text
     path = os.path.join(os.path.abspath(bundle), "config.json")
     if policy_name is None and os.path.isfile(SYSTEM_POLICY):
         policy_name = SYSTEM_POLICY
     policy = load_policy(policy_name)
     try:
-        specs = parse_oci(read_text(path), path)
+        text = read_text(path)
     except OSError as error:
         raise HardrunError(f"{path}: {error.strerror or error}") from None
+    changes = ()
+    if floor:
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = None    # the front end below says what is wrong with it, at its line
+        if isinstance(document, dict):
+            changes = raise_floor(document)
+            text = json.dumps(document, indent=1)
+    specs = parse_oci(text, path)
+    if any(change.field == "linux.seccomp" for change in changes):   # hardrun's allowlist
+        specs = [spec.evolve(seccomp=None) for spec in specs]
     findings = [finding for spec in specs for finding in evaluate_runspec(spec, policy)]
     blocking = failing(findings, policy)
     if blocking and policy.runtime.gate != "warn":
