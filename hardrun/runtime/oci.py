@@ -357,7 +357,27 @@ def _parent_settings(pid: int, loaded) -> None:
     """rlimits (prlimit) on the held init, before anything can run (oom_score_adj: the child)."""
     if loaded.rlimits:
         from . import ulimits
-        ulimits.apply(pid, loaded.rlimits)
+        from .cgroups import LimitError
+        try:
+            ulimits.apply(pid, loaded.rlimits)
+        except LimitError:
+            raise OciError(_rlimit_problem(loaded.rlimits)) from None
+
+
+def _rlimit_problem(rlimits) -> str:
+    """Which of process.rlimits cannot be set and why, in the config's terms (an engine
+    asking for more than the runtime's own hard limit, without CAP_SYS_RESOURCE)."""
+    import resource
+    from .ulimits import RLIMITS
+    for item in rlimits:
+        own = resource.getrlimit(RLIMITS[item.name])[1]
+        if own != resource.RLIM_INFINITY and (item.hard < 0 or item.hard > own):
+            asked = "unlimited" if item.hard < 0 else item.hard
+            return (f"process.rlimits RLIMIT_{item.name.upper()}: hard limit {asked} is above this runtime's own "
+                    f"({own}), and raising it needs CAP_SYS_RESOURCE (set the engine's default ulimits to {own} "
+                    "or less)")
+    names = ", ".join(f"RLIMIT_{item.name.upper()}" for item in rlimits)
+    return f"process.rlimits ({names}): cannot be set on the container's process"
 
 
 def _cgroup_relative(cgroups_path: str | None, container_id: str) -> str:

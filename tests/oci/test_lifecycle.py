@@ -239,3 +239,27 @@ def test_systemd_cgroup_is_a_clear_error_without_systemd(oci, tmp_path):
     result = oci("state", "x", global_args=("--systemd-cgroup",))
     assert result.returncode == 2
     assert "--systemd-cgroup" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_rlimit_above_the_runtime_s_own_is_named(oci, oci_rootfs, tmp_path):
+    """Podman asks for RLIMIT_NOFILE 1048576; where the runtime's own hard limit is lower
+    and it lacks CAP_SYS_RESOURCE the error names the field and the limit (not EPERM)."""
+    import resource
+    own = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    with open("/proc/self/status") as handle:
+        caps = int(next(line for line in handle if line.startswith("CapEff:")).split()[1], 16)
+    # above nr_open no one may set it; above our own hard limit only CAP_SYS_RESOURCE may
+    with open("/proc/sys/fs/nr_open") as handle:
+        too_high = own + 1 if not caps >> 24 & 1 else int(handle.read()) + 1
+    asked = {"type": "RLIMIT_NOFILE", "soft": 1024, "hard": too_high}
+    bundle = make_bundle(tmp_path / "b", oci_rootfs, ["/bin/true"], process__rlimits=[asked])
+    result = oci("create", "--bundle", bundle, "l1")
+    assert result.returncode == 1
+    assert f"process.rlimits RLIMIT_NOFILE: hard limit {too_high} is above" in result.stderr or (
+        "process.rlimits (RLIMIT_NOFILE)" in result.stderr), result.stderr
+    assert not os.path.exists(os.path.join(oci.root, "l1"))
+    # the control: the runtime's own hard limit is given, and seen inside
+    fine = make_bundle(tmp_path / "fine", oci_rootfs, ["/bin/sh", "-c", "ulimit -Hn"],
+                       process__rlimits=[dict(asked, hard=own)])
+    ran = oci("run", "--bundle", fine, "l2")
+    assert (ran.returncode, ran.stdout) == (0, f"{own}\n"), ran.stderr
