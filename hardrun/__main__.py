@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> None:
         _exit_now(run_main(argv[1:]))
     if argv[:1] == ["audit"] and "_HARDRUN_COMPLETE" not in os.environ:
         _audit_without_click(argv[1:])
+    if argv[:1] == ["oci"]:            # `hardrun oci …` is `hardrun-oci …`
+        from .cli.oci import main as oci_main
+        _exit_now(oci_main(argv[1:]))
     from .cli import cli
     cli.main(args=argv, prog_name="hardrun")
 

@@ -34,8 +34,21 @@ def main(cfg, launch, exec_plan, sync_fd: int, error_fd: int, k=syscalls, fs=mou
     # could close an fd number that is reused by then (the report pipe).
     gc.disable()
     steps = _Steps()
+    _reporting(lambda: _run(cfg, launch, exec_plan, sync_fd, error_fd, steps, k, fs), steps, error_fd)
+
+
+def enter(cfg, launch, exec_plan, error_fd: int, k=syscalls) -> None:
+    """Never returns. OCI exec (hardrun.runtime.oci_exec): in a process that has joined the
+    container's namespaces and cgroups, the container's user, capabilities, working
+    directory, no_new_privs and seccomp filter, then execve; or exit 125/126/127."""
+    gc.disable()
+    steps = _Steps()
+    _reporting(lambda: _confine_and_exec(cfg, launch, exec_plan, None, error_fd, steps, k), steps, error_fd)
+
+
+def _reporting(run, steps: _Steps, error_fd: int) -> None:
     try:
-        _run(cfg, launch, exec_plan, sync_fd, error_fd, steps, k, fs)
+        run()
         failure = process.StepFailure("exec", 0, "execve returned")
     except process.StepFailure as error:
         failure = error
@@ -91,6 +104,13 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
         write_oom_score_adj(cfg.oom_score_adj, steps)
     userns.apply_kernel_settings(cfg, steps)
 
+    # 1c. The namespaces an OCI config names by path (a pod's network…), joined before the
+    #     filesystem: sysfs is mounted for the network namespace the container ends up in.
+    for kind, path in cfg.namespace_paths:
+        if kind in JOINED_BY_CHILD:
+            steps.name = f"join {kind} namespace {path}"
+            _join_namespace(kind, path, k)
+
     # 2. A new session: no controlling terminal, so TIOCSTI cannot inject into the caller's tty.
     #    Then fds 0-2 as planned (-i, -t: hardrun.runtime.stdio).
     steps.name = "setsid"
@@ -98,8 +118,9 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     if launch.stdio is not None:
         steps.name = "stdio"
         launch.stdio.apply()
-    steps.name = "parent death signal"
-    k.set_parent_death_signal(signal.SIGKILL)
+    if not cfg.detached:
+        steps.name = "parent death signal"
+        k.set_parent_death_signal(signal.SIGKILL)
 
     # 3. The filesystem: private mounts, the new root, kernel filesystems, user mounts,
     #    pivot_root (the masked and read-only kernel paths come in 3b).
@@ -117,7 +138,11 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     steps.name = "wait for ulimits and network"
     if k.read(sync_fd, 1) != b"2":
         os._exit(process.EXIT_SETUP)
-    if "cgroup" in cfg.namespaces:
+    cgroup_path = dict(cfg.namespace_paths).get("cgroup")
+    if cgroup_path is not None:
+        steps.name = f"join cgroup namespace {cgroup_path}"
+        _join_namespace("cgroup", cgroup_path, k)
+    elif "cgroup" in cfg.namespaces:
         steps.name = "cgroup namespace"
         k.unshare(k.CLONE_NEWCGROUP)
     if launch.cgroup_view is not None:
@@ -145,6 +170,11 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
         steps.name = "loopback up"
         k.interface_up("lo")
 
+    _confine_and_exec(cfg, launch, exec_plan, sync_fd, error_fd, steps, k)
+
+
+def _confine_and_exec(cfg, launch, exec_plan, sync_fd: int | None, error_fd: int, steps: _Steps, k) -> None:
+    """Steps 4b to 8, shared with OCI exec (`enter`, no sync pipe: `sync_fd` None)."""
     # Without no_new_privs an unprivileged process may not install a filter: load it
     # now, while CAP_SYS_ADMIN is held (the profile allows the remaining set-up calls).
     if not cfg.no_new_privileges:
@@ -168,28 +198,35 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     k.setresuid(user.uid, user.uid, user.uid)
     # A credential change clears the parent-death signal: set it again, then make sure
     # the parent did not die in between (its end of the sync pipe would read EOF).
-    steps.name = "parent death signal"
-    k.set_parent_death_signal(signal.SIGKILL)
-    k.set_blocking(sync_fd, False)
-    try:
-        if k.read(sync_fd, 1) == b"":
-            os._exit(process.EXIT_SETUP)
-    except BlockingIOError:
-        pass
+    if not cfg.detached:
+        steps.name = "parent death signal"
+        k.set_parent_death_signal(signal.SIGKILL)
+    if sync_fd is not None:
+        k.set_blocking(sync_fd, False)
+        try:
+            if k.read(sync_fd, 1) == b"":
+                os._exit(process.EXIT_SETUP)
+        except BlockingIOError:
+            pass
 
     # 5. Final capabilities: effective/permitted to the kept set; inheritable and ambient
     #    only to carry added capabilities to a non-root user across execve.
+    #    An OCI config gives the five sets itself (cap_sets).
     steps.name = "capabilities"
-    inheritable = cfg.cap_mask if cfg.ambient else 0
-    k.capset(cfg.cap_mask, cfg.cap_mask, inheritable)
+    if cfg.cap_sets is not None:
+        _, effective, permitted, inheritable, ambient = cfg.cap_sets
+    else:
+        effective = permitted = cfg.cap_mask
+        inheritable = ambient = cfg.cap_mask if cfg.ambient else 0
+    k.capset(effective, permitted, inheritable)
     k.clear_ambient()
-    if cfg.ambient:
+    if ambient:
         steps.name = "ambient capabilities"
         for cap in range(cfg.last_cap + 1):
-            if cfg.cap_mask >> cap & 1:
+            if ambient >> cap & 1:
                 k.raise_ambient(cap)
     k.set_keep_caps(False)
-    if k.capget() != (cfg.cap_mask, cfg.cap_mask, inheritable):
+    if k.capget() != (effective, permitted, inheritable):
         raise process.StepFailure("capabilities", errno.EPERM, "the capability sets could not be set as asked")
 
     # 6. Working directory, verified to be inside the new root (a leaked fd used as
@@ -204,15 +241,26 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
         raise process.StepFailure(f"workdir {cfg.workdir}", errno.EXDEV,
                                   "the working directory is outside the container's root")
 
-    # 7. Close every inherited fd above 2 but the report pipe (close-on-exec): a leaked
-    #    host fd is a way out of the container.
+    if cfg.umask is not None:
+        os.umask(cfg.umask)
+
+    # 6b. OCI create: everything is set up; say so to the parent (which then exits) and wait
+    #     until `start` opens the exec.fifo. Before the fds are closed (the fifo's is one).
+    if launch.hold is not None:
+        steps.name = "wait for start"
+        _hold(launch.hold, error_fd, k)
+
+    # 7. Close every inherited fd above 2 (and the ones OCI's --preserve-fds passes) but
+    #    the report pipe (close-on-exec): a leaked host fd is a way out of the container.
     #    The seccomp listener's socket (--explain, --seccomp-learn) stays until the filter
     #    is loaded: the load sends the listener to the parent and closes it.
     steps.name = "close fds"
     watch = launch.seccomp_watch
-    kept = sorted({error_fd, watch.listener.child_fd} if watch is not None and watch.listener else {error_fd})
-    low = 3
-    for fd in kept:
+    kept = {error_fd}
+    if watch is not None and watch.listener:
+        kept.add(watch.listener.child_fd)
+    low = 3 + launch.preserve_fds
+    for fd in sorted(kept):
         if fd > low:
             k.close_range(low, fd - 1)
         low = max(low, fd + 1)
@@ -228,6 +276,31 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
         init.run(exec_plan, error_fd)
     process.reset_signals()
     raise process.execute(exec_plan, k.execve)
+
+
+JOINED_BY_CHILD = ("network", "ipc", "uts")
+NAMESPACE_FLAGS = {"network": 0x40000000, "ipc": 0x08000000, "uts": 0x04000000, "cgroup": 0x02000000}
+HELD = b"\x06"   # the first byte of the report pipe: set up and waiting for start
+
+
+def _join_namespace(kind: str, path: str, k) -> None:
+    fd = k.open_fd(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        k.setns(fd, NAMESPACE_FLAGS[kind])
+    finally:
+        k.close(fd)
+
+
+def _hold(fifo_fd: int, error_fd: int, k) -> None:
+    """Tell the parent the container is ready, then block opening the exec.fifo for writing
+    until `start` opens it for reading (runc's protocol), and write one byte to it."""
+    k.write(error_fd, HELD)
+    fifo = k.open_fd(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        k.write(fifo, b"0")
+    finally:
+        k.close(fifo)
+        k.close(fifo_fd)
 
 
 def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
@@ -264,7 +337,7 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     steps.name = "mount /dev"
     maps = cfg.id_maps
     fs.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid),
-                 cfg.devices, "ipc" not in cfg.namespaces)
+                 cfg.devices, "ipc" not in cfg.namespaces, mqueue=cfg.mqueue)
     for plan in plans:
         steps.name = f"mount {plan.target}"
         fs.mount_user(root_fd, plan, sources.get(plan.target), in_image)

@@ -68,6 +68,13 @@ class RuntimeConfig:
     sysctls: tuple[tuple[str, str], ...] = ()   # namespaced sysctls written in the child
     oom_score_adj: int | None = None        # None: the caller's, inherited
     sys_read_only: bool = True              # /sys read-only (--privileged: writable, as in Docker)
+    # What only an OCI bundle asks for (hardrun.runtime.bundle); `hardrun run` leaves the defaults.
+    namespace_paths: tuple[tuple[str, str], ...] = ()  # (type, path) joined instead of created
+    cap_sets: tuple[int, int, int, int, int] | None = None  # bounding, effective, permitted, inheritable,
+    #                                                          ambient masks; None: cap_mask and `ambient`
+    umask: int | None = None
+    detached: bool = False               # outlives its creator (OCI create): no parent-death signal
+    mqueue: bool = False                 # /dev/mqueue mounted (an OCI config asks for it)
 
 
 class LaunchState:
@@ -76,7 +83,7 @@ class LaunchState:
     cgroup to join, the read-only cgroup view and a bridge network's hosts file. The child
     reads it as it reads the plan; nothing changes it after clone."""
     __slots__ = ("seccomp_filter", "memfd_filter", "stdio", "cgroup_join", "cgroup_view", "mounts",
-                 "seccomp_watch")
+                 "seccomp_watch", "hold", "preserve_fds")
 
     def __init__(self, plan: RuntimeConfig):
         self.seccomp_filter = None   # seccomp.PreparedFilter of the profile, loaded last
@@ -86,6 +93,8 @@ class LaunchState:
         self.cgroup_view = None      # (mount function, layout) when it has its own cgroup
         self.mounts = plan.mounts    # the plan's mounts, plus the hosts file of a bridge
         self.seccomp_watch = None    # --explain/--seccomp-learn (seccomp_explain): its listener
+        self.hold = None             # OCI create: (ready report fd byte, the exec.fifo's O_PATH fd)
+        self.preserve_fds = 0        # OCI --preserve-fds: fds 3..3+N-1 stay open
 
 
 # RunSpec fields that resolve() and the parent apply (the others: hardrun.spec.PROVENANCE_FIELDS

@@ -116,4 +116,8 @@ def format_text(report: dict) -> str:
     for key in ("uid_map", "gid_map"):
         ranges = "; ".join(" ".join(str(value) for value in entry) for entry in report[key])
         lines.append(f"  {key}: {ranges or '(none)'}")
+    container = report.get("oci_container")
+    if container:
+        lines.append(f"  hardrun-oci container {printable(container['id'])} ({container['status']})")
+        lines.append("  floor raised: " + ("; ".join(printable(item) for item in container["floor"]) or "nothing"))
     return "\n".join(lines) + "\n"
