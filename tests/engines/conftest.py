@@ -1,0 +1,142 @@
+"""Fixtures of the engine tests: one daemon per engine per session, each registering hardrun-oci.
+
+Every engine also runs runc, the runtime it ships with, as the control of each security claim:
+the same container under runc shows what the engine alone gives (under `ctr` and the CRI: no
+seccomp filter at all), under hardrun what hardrun's floor and policy add.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.engines import daemons
+
+# Runs inside the container: what its own process sees of its confinement, then exit status 7.
+PROBE = r"""
+grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status
+for p in /proc/kcore /proc/keys /proc/timer_list /proc/acpi /sys/firmware; do
+    grep -q " $p " /proc/self/mountinfo && echo "masked $p"
+done
+for p in /proc/sys /proc/sysrq-trigger /proc/irq /proc/bus /proc/fs; do
+    grep -q " $p ro," /proc/self/mountinfo && echo "readonly $p"
+done
+unshare -U true 2>/dev/null && echo "unshare allowed" || echo "unshare refused"
+echo ran
+exit 7
+"""
+PROBE_EXIT = 7
+# what hardrun's floor promises in every container it runs (README, "hardrun under an engine")
+FLOOR_MASKED = {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"}
+FLOOR_READONLY = {"/proc/sys", "/proc/irq", "/proc/bus"}   # this kernel has no /proc/sysrq-trigger
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """What PROBE printed."""
+    no_new_privs: int
+    seccomp: int
+    cap_eff: int
+    masked: frozenset
+    readonly: frozenset
+    unshare_allowed: bool
+    ran: bool
+
+    @classmethod
+    def parse(cls, output: str) -> "Confinement":
+        fields = dict(line.split(":\t", 1) for line in output.splitlines() if ":\t" in line)
+        lines = output.splitlines()
+        assert {"NoNewPrivs", "Seccomp", "CapEff"} <= fields.keys(), f"the probe did not run:\n{output}"
+        return cls(no_new_privs=int(fields["NoNewPrivs"]), seccomp=int(fields["Seccomp"]),
+                   cap_eff=int(fields["CapEff"], 16),
+                   masked=frozenset(line.split()[1] for line in lines if line.startswith("masked ")),
+                   readonly=frozenset(line.split()[1] for line in lines if line.startswith("readonly ")),
+                   unshare_allowed="unshare allowed" in lines, ran="ran" in lines)
+
+
+def assert_floor(hardrun: Confinement, control: Confinement) -> None:
+    """hardrun's floor is there, and nothing the engine asked to keep closed was opened."""
+    assert hardrun.ran and control.ran
+    assert hardrun.no_new_privs == 1
+    assert hardrun.seccomp == 2, "no seccomp filter in the container"
+    assert not hardrun.unshare_allowed, "unshare(CLONE_NEWUSER) passed hardrun's filter"
+    assert hardrun.cap_eff & ~control.cap_eff == 0, "hardrun gave capabilities the engine did not ask for"
+    assert FLOOR_MASKED <= hardrun.masked
+    assert FLOOR_READONLY <= hardrun.readonly
+    assert control.masked <= hardrun.masked and control.readonly <= hardrun.readonly
+
+
+def paths_named(name: str, *directories: Path) -> list[str]:
+    """Files or directories under `directories` whose name contains `name` (a container's id)."""
+    found = []
+    for directory in directories:
+        for parent, subdirs, files in os.walk(directory):
+            found += [os.path.join(parent, entry) for entry in subdirs + files if name in entry]
+    return found
+
+
+def assert_container_gone(container_id: str, *state_directories: Path) -> None:
+    """No process, mount, cgroup or state file of the container is left."""
+    assert not daemons.processes_of(container_id), daemons.processes_of(container_id)
+    assert not daemons.mounts_of(container_id), daemons.mounts_of(container_id)
+    assert not daemons.cgroups_named(container_id), daemons.cgroups_named(container_id)
+    assert not paths_named(container_id, *state_directories), paths_named(container_id, *state_directories)
+
+
+def runtimes() -> dict:
+    """The runtimes every engine registers: hardrun-oci, its `baseline` twin, and runc the control."""
+    return {"runc": daemons.RUNC, "hardrun": daemons.hardrun_oci()}
+
+
+@pytest.fixture(scope="session")
+def hardrun_oci() -> str:
+    path = daemons.hardrun_oci()
+    assert os.access(path, os.X_OK), f"{path} is missing: install hardrun with scripts/setup.sh"
+    return path
+
+
+@pytest.fixture(scope="session")
+def docker(busybox_rootfs):
+    oci = daemons.hardrun_oci()
+    engine = daemons.Docker(daemons.short_tempdir("hr-docker-"), {
+        "hardrun": {"path": oci},
+        "hardrun-baseline": {"path": oci, "runtimeArgs": ["--policy", "baseline"]},
+        "crun": {"path": daemons.CRUN}})
+    try:
+        engine.start()
+        engine.import_image(busybox_rootfs)
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(scope="session")
+def podman(busybox_rootfs):
+    engine = daemons.Podman(daemons.short_tempdir("hr-podman-"), runtimes())
+    try:
+        engine.start()
+        engine.import_image(busybox_rootfs)
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(scope="session")
+def containerd(busybox_rootfs):
+    engine = daemons.Containerd(daemons.short_tempdir("hr-containerd-"), runtimes())
+    try:
+        engine.start()
+        engine.import_image(busybox_rootfs, "default")
+        engine.import_image(busybox_rootfs, "k8s.io")
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(scope="session")
+def cri(containerd):
+    client = daemons.CRI(containerd)
+    yield client
+    client.close()
