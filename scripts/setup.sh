@@ -15,6 +15,9 @@ uidmap iproute2 nftables procps ca-certificates"
 EXTRAS="runtime"
 if [ "${1:-}" = "--test" ]; then
     EXTRAS="runtime,test"
+    # tests/engines/ run hardrun-oci under the real engines, runc and crun beside it (the
+    # controls), containerd's CRI plugin with pods networked by the CNI plugins
+    PACKAGES="$PACKAGES docker.io podman containerd runc crun conmon containernetworking-plugins"
 fi
 
 missing=""

@@ -57,15 +57,26 @@ class Confinement:
 
 
 def assert_floor(hardrun: Confinement, control: Confinement) -> None:
-    """hardrun's floor is there, and nothing the engine asked to keep closed was opened."""
+    """hardrun's floor is there, and nothing the engine asked to keep closed was opened.
+
+    A seccomp filter the engine passed (Docker's, Podman's) is the one applied: what it allows
+    (Podman's allows unshare) stays allowed. Where the engine passes none, see assert_raised_seccomp.
+    """
     assert hardrun.ran and control.ran
     assert hardrun.no_new_privs == 1
     assert hardrun.seccomp == 2, "no seccomp filter in the container"
-    assert not hardrun.unshare_allowed, "unshare(CLONE_NEWUSER) passed hardrun's filter"
     assert hardrun.cap_eff & ~control.cap_eff == 0, "hardrun gave capabilities the engine did not ask for"
     assert FLOOR_MASKED <= hardrun.masked
     assert FLOOR_READONLY <= hardrun.readonly
     assert control.masked <= hardrun.masked and control.readonly <= hardrun.readonly
+
+
+def assert_raised_seccomp(hardrun: Confinement, control: Confinement) -> None:
+    """Where the engine passes no seccomp filter, runc runs the container unfiltered, hardrun with its own."""
+    assert control.seccomp == 0, "control: the engine passed no seccomp filter and runc adds none"
+    assert control.unshare_allowed, "control: without a filter, unshare(CLONE_NEWUSER) works in the container"
+    assert hardrun.seccomp == 2
+    assert not hardrun.unshare_allowed, "unshare(CLONE_NEWUSER) passed hardrun's filter"
 
 
 def paths_named(name: str, *directories: Path) -> list[str]:

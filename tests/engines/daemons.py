@@ -417,6 +417,11 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
         remove_tree(self.directory)
 
 
+KUBELET_MASKED_PATHS = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"]
+KUBELET_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+
 class CRI:
     """A CRI client over containerd's socket, calling what a kubelet calls (the v1 API)."""
 
@@ -442,9 +447,12 @@ class CRI:
     def run_container(self, pod_id: str, pod_config, name: str, command: list[str]) -> str:
         """CreateContainer then StartContainer in the pod; its output goes to the pod's log directory."""
         api = self.api
+        # a kubelet passes the kernel paths to mask and make read-only (procMount: Default)
+        security = api.LinuxContainerSecurityContext(masked_paths=KUBELET_MASKED_PATHS,
+                                                     readonly_paths=KUBELET_READONLY_PATHS)
         config = api.ContainerConfig(metadata=api.ContainerMetadata(name=name),
                                      image=api.ImageSpec(image=CRI_IMAGE), command=command,
-                                     log_path=name + ".log", linux=api.LinuxContainerConfig())
+                                     log_path=name + ".log", linux=api.LinuxContainerConfig(security_context=security))
         container_id = self.runtime.CreateContainer(api.CreateContainerRequest(
             pod_sandbox_id=pod_id, config=config, sandbox_config=pod_config), timeout=120).container_id
         self.runtime.StartContainer(api.StartContainerRequest(container_id=container_id), timeout=120)
