@@ -15,6 +15,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["run"] and "_HARDRUN_COMPLETE" not in os.environ:
         from .cli.run import main as run_main
         _exit_now(run_main(argv[1:]))
+    if argv[:1] == ["oci"]:            # `hardrun oci …` is `hardrun-oci …`
+        from .cli.oci import main as oci_main
+        _exit_now(oci_main(argv[1:]))
     from .cli import cli
     cli.main(args=argv, prog_name="hardrun")
 

@@ -231,8 +231,9 @@ class ContainerCgroup:
     """One container's cgroup directories (one per v1 hierarchy, or one on v2)."""
 
     def __init__(self, container_id: str, limits: Limits, layout: Layout, state=None,
-                 strict: bool = True, warn=_warn):
+                 strict: bool = True, warn=_warn, relative: str | None = None):
         self.container_id = container_id
+        self.relative = relative             # below each hierarchy's root (an OCI cgroupsPath)
         self.limits = limits
         self.layout = layout
         self.state = state
@@ -245,9 +246,10 @@ class ContainerCgroup:
 
     @classmethod
     def create(cls, container_id: str, limits: Limits, state=None, *, strict: bool = True,
-               layout: Layout | None = None, warn=_warn) -> "ContainerCgroup":
-        """Make the cgroup(s) and write every limit; raise LimitError (strict) or warn."""
-        cgroup = cls(container_id, limits, layout or detect_layout(), state, strict, warn)
+               layout: Layout | None = None, warn=_warn, relative: str | None = None) -> "ContainerCgroup":
+        """Make the cgroup(s) and write every limit; raise LimitError (strict) or warn.
+        `relative`: the path below each hierarchy's root, else hardrun's parent / the id."""
+        cgroup = cls(container_id, limits, layout or detect_layout(), state, strict, warn, relative)
         try:
             cgroup._make_directories()
             cgroup._apply_limits()
@@ -257,13 +259,12 @@ class ContainerCgroup:
         return cgroup
 
     def _make_directories(self) -> None:
-        parent = cgroup_parent()
+        relative = self.relative or os.path.join(cgroup_parent(), self.container_id)
         planned = {}                          # controller -> (hierarchy, path)
         for controller in WANTED_CONTROLLERS:
             hierarchy = self.layout.hierarchy_for(controller)
             if hierarchy is not None:
-                planned[controller] = (hierarchy, os.path.join(hierarchy.mountpoint, parent,
-                                                               self.container_id))
+                planned[controller] = (hierarchy, os.path.join(hierarchy.mountpoint, relative))
         paths = list(dict.fromkeys(path for _, path in planned.values()))
         if self.state is not None and paths:
             self.state.record("cgroup", *paths)   # recorded first: a crash leaves a trace
@@ -319,6 +320,11 @@ class ContainerCgroup:
                 "--cpu-shares": limits.cpu_shares is not None}[flag]
 
     # ---- limits
+
+    def apply_limits(self, limits: Limits) -> None:
+        """Write `limits` to the existing cgroups (OCI `update`)."""
+        self.limits = limits
+        self._apply_limits()
 
     def _apply_limits(self) -> None:
         for flag, controller, writes in self._planned_writes():

@@ -83,6 +83,13 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     #     root: vm.memfd_noexec may only be written by the host's root uid.
     userns.apply_kernel_settings(cfg, steps)
 
+    # 1c. The namespaces an OCI config names by path (a pod's network…), joined before the
+    #     filesystem: sysfs is mounted for the network namespace the container ends up in.
+    for kind, path in cfg.namespace_paths:
+        if kind in JOINED_BY_CHILD:
+            steps.name = f"join {kind} namespace {path}"
+            _join_namespace(kind, path, k)
+
     # 2. A new session: no controlling terminal, so TIOCSTI cannot inject into the caller's tty.
     #    Then fds 0-2 as planned (-i, -t: hardrun.runtime.stdio).
     steps.name = "setsid"
@@ -90,8 +97,9 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     if launch.stdio is not None:
         steps.name = "stdio"
         launch.stdio.apply()
-    steps.name = "parent death signal"
-    k.set_parent_death_signal(signal.SIGKILL)
+    if not cfg.detached:
+        steps.name = "parent death signal"
+        k.set_parent_death_signal(signal.SIGKILL)
 
     # 3. The filesystem: private mounts, the new root, kernel filesystems, user mounts,
     #    pivot_root, then masked and read-only kernel paths.
@@ -109,7 +117,11 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     steps.name = "wait for ulimits and network"
     if k.read(sync_fd, 1) != b"2":
         os._exit(process.EXIT_SETUP)
-    if "cgroup" in cfg.namespaces:
+    cgroup_path = dict(cfg.namespace_paths).get("cgroup")
+    if cgroup_path is not None:
+        steps.name = f"join cgroup namespace {cgroup_path}"
+        _join_namespace("cgroup", cgroup_path, k)
+    elif "cgroup" in cfg.namespaces:
         steps.name = "cgroup namespace"
         k.unshare(k.CLONE_NEWCGROUP)
     if launch.cgroup_view is not None:
@@ -157,8 +169,9 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     k.setresuid(user.uid, user.uid, user.uid)
     # A credential change clears the parent-death signal: set it again, then make sure
     # the parent did not die in between (its end of the sync pipe would read EOF).
-    steps.name = "parent death signal"
-    k.set_parent_death_signal(signal.SIGKILL)
+    if not cfg.detached:
+        steps.name = "parent death signal"
+        k.set_parent_death_signal(signal.SIGKILL)
     k.set_blocking(sync_fd, False)
     try:
         if k.read(sync_fd, 1) == b"":
@@ -168,17 +181,22 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
 
     # 5. Final capabilities: effective/permitted to the kept set; inheritable and ambient
     #    only to carry added capabilities to a non-root user across execve.
+    #    An OCI config gives the five sets itself (cap_sets).
     steps.name = "capabilities"
-    inheritable = cfg.cap_mask if cfg.ambient else 0
-    k.capset(cfg.cap_mask, cfg.cap_mask, inheritable)
+    if cfg.cap_sets is not None:
+        _, effective, permitted, inheritable, ambient = cfg.cap_sets
+    else:
+        effective = permitted = cfg.cap_mask
+        inheritable = ambient = cfg.cap_mask if cfg.ambient else 0
+    k.capset(effective, permitted, inheritable)
     k.clear_ambient()
-    if cfg.ambient:
+    if ambient:
         steps.name = "ambient capabilities"
         for cap in range(cfg.last_cap + 1):
-            if cfg.cap_mask >> cap & 1:
+            if ambient >> cap & 1:
                 k.raise_ambient(cap)
     k.set_keep_caps(False)
-    if k.capget() != (cfg.cap_mask, cfg.cap_mask, inheritable):
+    if k.capget() != (effective, permitted, inheritable):
         raise process.StepFailure("capabilities", errno.EPERM, "the capability sets could not be set as asked")
 
     # 6. Working directory, verified to be inside the new root (a leaked fd used as
@@ -193,11 +211,21 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
         raise process.StepFailure(f"workdir {cfg.workdir}", errno.EXDEV,
                                   "the working directory is outside the container's root")
 
-    # 7. Close every inherited fd above 2 but the report pipe (close-on-exec): a leaked
-    #    host fd is a way out of the container.
+    if cfg.umask is not None:
+        os.umask(cfg.umask)
+
+    # 6b. OCI create: everything is set up; say so to the parent (which then exits) and wait
+    #     until `start` opens the exec.fifo. Before the fds are closed (the fifo's is one).
+    if launch.hold is not None:
+        steps.name = "wait for start"
+        _hold(launch.hold, error_fd, k)
+
+    # 7. Close every inherited fd above 2 (and the ones OCI's --preserve-fds passes) but
+    #    the report pipe (close-on-exec): a leaked host fd is a way out of the container.
     steps.name = "close fds"
-    if error_fd > 3:
-        k.close_range(3, error_fd - 1)
+    first = 3 + launch.preserve_fds
+    if error_fd > first:
+        k.close_range(first, error_fd - 1)
     if error_fd < 0xFFFFFFFF:
         k.close_range(error_fd + 1)
 
@@ -211,6 +239,31 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
         init.run(exec_plan, error_fd)
     process.reset_signals()
     raise process.execute(exec_plan, k.execve)
+
+
+JOINED_BY_CHILD = ("network", "ipc", "uts")
+NAMESPACE_FLAGS = {"network": 0x40000000, "ipc": 0x08000000, "uts": 0x04000000, "cgroup": 0x02000000}
+HELD = b"\x06"   # the first byte of the report pipe: set up and waiting for start
+
+
+def _join_namespace(kind: str, path: str, k) -> None:
+    fd = k.open_fd(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        k.setns(fd, NAMESPACE_FLAGS[kind])
+    finally:
+        k.close(fd)
+
+
+def _hold(fifo_fd: int, error_fd: int, k) -> None:
+    """Tell the parent the container is ready, then block opening the exec.fifo for writing
+    until `start` opens it for reading (runc's protocol), and write one byte to it."""
+    k.write(error_fd, HELD)
+    fifo = k.open_fd(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        k.write(fifo, b"0")
+    finally:
+        k.close(fifo)
+        k.close(fifo_fd)
 
 
 def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:

@@ -59,6 +59,12 @@ class RuntimeConfig:
     tty: bool
     interactive: bool
     last_cap: int
+    # What only an OCI bundle asks for (hardrun.runtime.bundle); `hardrun run` leaves the defaults.
+    namespace_paths: tuple[tuple[str, str], ...] = ()  # (type, path) joined instead of created
+    cap_sets: tuple[int, int, int, int, int] | None = None  # bounding, effective, permitted, inheritable,
+    #                                                          ambient masks; None: cap_mask and `ambient`
+    umask: int | None = None
+    detached: bool = False               # outlives its creator (OCI create): no parent-death signal
 
 
 class LaunchState:
@@ -66,7 +72,8 @@ class LaunchState:
     seccomp and memfd filters, fds 0-2 (hardrun.runtime.stdio), then from the hooks the
     cgroup to join, the read-only cgroup view and a bridge network's hosts file. The child
     reads it as it reads the plan; nothing changes it after clone."""
-    __slots__ = ("seccomp_filter", "memfd_filter", "stdio", "cgroup_join", "cgroup_view", "mounts")
+    __slots__ = ("seccomp_filter", "memfd_filter", "stdio", "cgroup_join", "cgroup_view", "mounts", "hold",
+                 "preserve_fds")
 
     def __init__(self, plan: RuntimeConfig):
         self.seccomp_filter = None   # seccomp.PreparedFilter of the profile, loaded last
@@ -75,6 +82,8 @@ class LaunchState:
         self.cgroup_join = None      # cgroups.CgroupJoin: how the child enters its cgroup
         self.cgroup_view = None      # (mount function, layout) when it has its own cgroup
         self.mounts = plan.mounts    # the plan's mounts, plus the hosts file of a bridge
+        self.hold = None             # OCI create: (ready report fd byte, the exec.fifo's O_PATH fd)
+        self.preserve_fds = 0        # OCI --preserve-fds: fds 3..3+N-1 stay open
 
 
 # RunSpec fields that resolve() and the parent apply (the others: hardrun.spec.PROVENANCE_FIELDS

@@ -92,7 +92,7 @@ _syscall = _kernel.syscall
 # mounts.make_private, pivot, mask, make_read_only) are handed this module as an object and
 # make their calls through it, so a test can hand them a recording fake instead and check
 # the order of the steps without root.
-execve, read, set_blocking, setsid = os.execve, os.read, os.set_blocking, os.setsid
+execve, read, set_blocking, setsid, write = os.execve, os.read, os.set_blocking, os.setsid, os.write
 setgroups, setresgid, setresuid = os.setgroups, os.setresgid, os.setresuid
 chdir, fchdir, getcwd, open_fd, close = os.chdir, os.fchdir, os.getcwd, os.open, os.close
 

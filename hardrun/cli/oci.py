@@ -1,0 +1,382 @@
+"""`hardrun-oci` (also `hardrun oci`): runc's command line over hardrun.runtime.oci.
+
+Parsed by hand, not with click: engines call it several times per container and its
+start-up is measured against runc's. Errors are one line on stderr and, with `--log`, a
+line in the log file (`--log-format json`: `{"level":"error","msg":…,"time":…}`, which is
+what Docker, containerd and Kubernetes show the user).
+
+At `create` the bundle is judged by the policy (`--policy NAME|FILE`; else
+/etc/hardrun/policy.yaml if present, else the built-in `default`) with the rules and rule
+ids of `hardrun audit` of a config.json: a refused bundle is not created (exit 3). Then
+the floor is raised (hardrun.runtime.bundle.raise_floor) unless `--no-floor`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+VERSION_LINE = "hardrun-oci version {version}\nspec: 1.0.2"
+SYSTEM_POLICY = "/etc/hardrun/policy.yaml"
+GATE_REFUSED_EXIT = 3
+
+USAGE = """usage: hardrun-oci [GLOBAL OPTIONS] COMMAND [OPTIONS] [ID]
+
+An OCI runtime (runc's command line) that runs containers with hardrun's confinement.
+
+global options:
+  --root DIR              state directory (default /run/hardrun-oci)
+  --log FILE              append errors (and with --debug, progress) to FILE
+  --log-format text|json  the log's format (default text)
+  --debug                 log progress, not only errors
+  --systemd-cgroup        manage cgroups through systemd (refused where systemd does not run)
+  --policy NAME|FILE      the policy create judges bundles with (default: /etc/hardrun/policy.yaml
+                          if present, else the built-in `default`)
+  --no-floor              do not raise the floor (no_new_privs, seccomp, kernel paths)
+  --version, -v           print the version
+  --help, -h              this help
+
+commands:
+  create --bundle DIR [--pid-file FILE] [--console-socket SOCK] [--no-pivot]
+         [--no-new-keyring] [--preserve-fds N] ID
+  start ID                    run the created container's process
+  run --bundle DIR [--pid-file FILE] [--console-socket SOCK] [--preserve-fds N] ID
+                              create, start, wait; exit with the process's status
+  state ID                    the container's state (JSON)
+  kill [--all] ID [SIGNAL]    send SIGNAL (default TERM; 15, TERM or SIGTERM)
+  delete [--force] ID         remove the container (--force: kill it first)
+  list [--format table|json] [--quiet]
+  ps [--format table|json] ID the container's processes
+  pause ID / resume ID        freeze / thaw every process of the container
+  update --resources FILE|- ID  new cgroup limits (linux.resources JSON)
+  features                    what this runtime supports (JSON)
+"""
+
+# subcommand -> ({option: takes a value}, number of positional arguments (min, max))
+COMMANDS = {
+    "create": ({"--bundle": True, "-b": True, "--pid-file": True, "--console-socket": True,
+                "--no-pivot": False, "--no-new-keyring": False, "--preserve-fds": True}, (1, 1)),
+    "run": ({"--bundle": True, "-b": True, "--pid-file": True, "--console-socket": True,
+             "--no-pivot": False, "--no-new-keyring": False, "--preserve-fds": True, "--detach": False,
+             "-d": False}, (1, 1)),
+    "start": ({}, (1, 1)),
+    "state": ({}, (1, 1)),
+    "kill": ({"--all": False, "-a": False}, (1, 2)),
+    "delete": ({"--force": False, "-f": False}, (1, 1)),
+    "list": ({"--format": True, "-f": True, "--quiet": False, "-q": False}, (0, 0)),
+    "ps": ({"--format": True, "-f": True}, (1, 1)),
+    "pause": ({}, (1, 1)),
+    "resume": ({}, (1, 1)),
+    "update": ({"--resources": True, "-r": True}, (1, 1)),
+    "features": ({}, (0, 0)),
+}
+ALIASES = {"-b": "--bundle", "-a": "--all", "-f": None, "-q": "--quiet", "-r": "--resources", "-d": "--detach"}
+
+
+class _Usage(Exception):
+    pass
+
+
+class Log:
+    """Where errors go: one line on stderr, and the --log file in its format."""
+
+    def __init__(self, path: str | None = None, fmt: str = "text", debug: bool = False):
+        self.path, self.fmt, self.debug_on = path, fmt, debug
+
+    def write(self, level: str, message: str) -> None:
+        if not self.path:
+            return
+        import time
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
+        if self.fmt == "json":
+            import json
+            line = json.dumps({"level": level, "msg": message, "time": stamp})
+        else:
+            line = f'time="{stamp}" level={level} msg="{message}"'
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+    def error(self, message: str) -> None:
+        print(f"hardrun-oci: {message}", file=sys.stderr, flush=True)
+        self.write("error", message)
+
+    def debug(self, message: str) -> None:
+        if self.debug_on:
+            self.write("debug", message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    log = Log()
+    try:
+        options, command, rest = _global_options(argv)
+        log = Log(options.get("--log"), options.get("--log-format", "text"), "--debug" in options)
+        if command is None:
+            if "--version" in options:
+                from .. import __version__
+                print(VERSION_LINE.format(version=__version__))
+                return 0
+            print(USAGE, end="")
+            return 0 if "--help" in options else 2
+        if "--systemd-cgroup" in options:
+            _refuse_systemd()
+        sub, positional = _command_options(command, rest)
+        log.debug(f"{command} {' '.join(positional)}")
+        return _dispatch(command, sub, positional, options, log)
+    except _Usage as error:
+        log.error(f"{error} (hardrun-oci --help)")
+        return 2
+    except Exception as error:   # one line, never a traceback: the engine shows it to the user
+        from ..errors import HardrunError
+        if not isinstance(error, (HardrunError, OSError)) and not _is_step_failure(error):
+            raise
+        log.error(_message(error))
+        return _exit_code(error)
+
+
+def _is_step_failure(error: BaseException) -> bool:
+    from ..runtime.process import StepFailure
+    return isinstance(error, StepFailure)
+
+
+def _message(error: BaseException) -> str:
+    if _is_step_failure(error):
+        return error.line().removeprefix("hardrun: ")  # type: ignore[attr-defined]
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror or error}"
+    text = str(error)
+    hint = getattr(error, "hint", None)
+    return f"{text} ({hint})" if hint and hint not in text else text
+
+
+def _exit_code(error: BaseException) -> int:
+    from ..errors import UsageError
+    if getattr(error, "gate_refused", False):
+        return GATE_REFUSED_EXIT
+    return 2 if isinstance(error, UsageError) and not _is_step_failure(error) else 1
+
+
+def _global_options(argv):
+    options: dict = {}
+    index = 0
+    takes_value = {"--root", "--log", "--log-format", "--policy", "--criu", "--rootless"}
+    flags = {"--debug", "--systemd-cgroup", "--no-floor", "--version", "-v", "--help", "-h"}
+    while index < len(argv):
+        arg = argv[index]
+        if not arg.startswith("-"):
+            break
+        name, has_value, value = arg.partition("=")
+        if name in takes_value:
+            if not has_value:
+                index += 1
+                if index >= len(argv):
+                    raise _Usage(f"{name} needs a value")
+                value = argv[index]
+            options[name] = value
+        elif name in flags and not has_value:
+            options[{"-v": "--version", "-h": "--help"}.get(name, name)] = True
+        else:
+            raise _Usage(f"unknown global option {arg}")
+        index += 1
+    if options.get("--log-format", "text") not in ("text", "json"):
+        raise _Usage(f"--log-format {options['--log-format']}: expected text or json")
+    if options.get("--rootless") not in (None, "auto", "false"):
+        raise _Usage("--rootless: hardrun-oci runs as root only")
+    if "--criu" in options:
+        raise _Usage("--criu: checkpoint and restore are not supported")
+    command = argv[index] if index < len(argv) else None
+    return options, command, argv[index + 1:]
+
+
+def _command_options(command: str, rest):
+    if command not in COMMANDS:
+        raise _Usage(f"unknown command {command!r}")
+    known, (least, most) = COMMANDS[command]
+    options: dict = {}
+    positional = []
+    index = 0
+    while index < len(rest):
+        arg = rest[index]
+        if arg == "--":
+            positional += rest[index + 1:]
+            break
+        if arg.startswith("-") and len(positional) < max(least, 1) and arg not in ("-",):
+            name, has_value, value = arg.partition("=")
+            if name not in known:
+                raise _Usage(f"{command}: unknown option {arg}")
+            if known[name]:
+                if not has_value:
+                    index += 1
+                    if index >= len(rest):
+                        raise _Usage(f"{command}: {name} needs a value")
+                    value = rest[index]
+                options[_canonical(command, name)] = value
+            else:
+                options[_canonical(command, name)] = True
+        else:
+            positional.append(arg)
+        index += 1
+    if not least <= len(positional) <= most:
+        raise _Usage(f"{command}: expected {'an ID' if least == 1 else 'no argument'}"
+                     + (" and an optional signal" if most == 2 else ""))
+    return options, positional
+
+
+def _canonical(command: str, name: str) -> str:
+    if name == "-f":
+        return "--force" if command == "delete" else "--format"
+    return ALIASES.get(name) or name
+
+
+def _refuse_systemd() -> None:
+    from ..errors import UsageError
+    if not os.path.isdir("/run/systemd/system"):
+        raise UsageError("--systemd-cgroup: systemd is not running on this host",
+                         hint="drop --systemd-cgroup (the engine's cgroup manager: cgroupfs)")
+    raise UsageError("--systemd-cgroup: cgroups through systemd are not supported",
+                     hint="use the cgroupfs cgroup manager")
+
+
+def _dispatch(command: str, sub: dict, positional, options: dict, log: Log) -> int:
+    from ..runtime import oci
+    root = options.get("--root", oci.DEFAULT_ROOT)
+    container_id = positional[0] if positional else None
+    if command in ("create", "run"):
+        return _create(root, container_id, sub, options, log, run=command == "run")
+    if command == "start":
+        oci.start(root, container_id)
+    elif command == "state":
+        _print_json(oci.Container.load(root, container_id).full_state())
+    elif command == "kill":
+        signum = oci.parse_signal(positional[1] if len(positional) > 1 else "TERM")
+        oci.kill(root, container_id, signum, all_processes="--all" in sub)
+    elif command == "delete":
+        oci.delete(root, container_id, force="--force" in sub)
+    elif command == "list":
+        _list(root, sub)
+    elif command == "ps":
+        _ps(root, container_id, sub.get("--format", "table"))
+    elif command in ("pause", "resume"):
+        oci.freeze(root, container_id, frozen=command == "pause")
+    elif command == "update":
+        oci.update(root, container_id, _resources(sub.get("--resources")))
+    elif command == "features":
+        _print_json(oci.features())
+    return 0
+
+
+def _create(root: str, container_id: str, sub: dict, options: dict, log: Log, run: bool) -> int:
+    from ..errors import UsageError
+    from ..runtime import oci
+    bundle = sub.get("--bundle") or os.getcwd()
+    try:
+        preserve = int(sub.get("--preserve-fds", 0))
+    except ValueError:
+        raise UsageError(f"--preserve-fds {sub['--preserve-fds']}: expected a number") from None
+    if preserve < 0:
+        raise UsageError("--preserve-fds: expected a number of 0 or more")
+    judge_bundle(bundle, options.get("--policy"))
+    create_options = oci.CreateOptions(bundle, sub.get("--pid-file"), sub.get("--console-socket"),
+                                       preserve, "--no-pivot" in sub, floor="--no-floor" not in options)
+    container = oci.create(root, container_id, create_options)
+    log.debug(f"created {container_id}: pid {container.record['pid']}")
+    if not run:
+        return 0
+    oci.start(root, container_id)
+    if "--detach" in sub:
+        return 0
+    status = oci.wait(container.record["pid"])
+    oci.delete(root, container_id, force=True)
+    return status
+
+
+def judge_bundle(bundle: str, policy_name: str | None) -> None:
+    """The policy gate of `create`: the bundle's config.json judged as `hardrun audit`
+    judges one (its front end, the run rules, the policy); a refusal names the rule ids."""
+    from ..errors import HardrunError
+    from ..frontends.oci import parse_oci
+    from ..policy.evaluate import evaluate_runspec, failing
+    from ..policy.load import load_policy
+    from ..userfiles import read_text
+    path = os.path.join(os.path.abspath(bundle), "config.json")
+    if policy_name is None and os.path.isfile(SYSTEM_POLICY):
+        policy_name = SYSTEM_POLICY
+    policy = load_policy(policy_name)
+    try:
+        specs = parse_oci(read_text(path), path)
+    except OSError as error:
+        raise HardrunError(f"{path}: {error.strerror or error}") from None
+    findings = [finding for spec in specs for finding in evaluate_runspec(spec, policy)]
+    blocking = failing(findings, policy)
+    if blocking and policy.runtime.gate != "warn":
+        ids = sorted({finding.rule_id for finding in blocking})
+        details = "; ".join(f"{finding.rule_id} {finding.message}" for finding in blocking[:5])
+        error = HardrunError(f"refused by policy {policy.name}: {', '.join(ids)} ({details}); "
+                             "the container was not created")
+        error.gate_refused = True  # type: ignore[attr-defined]
+        raise error
+
+
+def _resources(source: str | None) -> dict:
+    import json
+    from ..errors import UsageError
+    if not source:
+        raise UsageError("update: --resources FILE (or - for stdin) is required")
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        from ..userfiles import read_text
+        text = read_text(source)
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise UsageError(f"--resources {source}: not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"--resources {source}: expected a JSON object (linux.resources)")
+    return value
+
+
+def _list(root: str, sub: dict) -> None:
+    from ..runtime import oci
+    containers = oci.list_containers(root)
+    if "--quiet" in sub:
+        for container in containers:
+            print(container.id)
+        return
+    states = [container.full_state() for container in containers]
+    if sub.get("--format") == "json":
+        _print_json(states)
+        return
+    print(f"{'ID':<20} {'PID':<8} {'STATUS':<10} {'BUNDLE':<40} CREATED")
+    for item in states:
+        print(f"{item['id']:<20} {item['pid']:<8} {item['status']:<10} {item['bundle']:<40} {item['created']}")
+
+
+def _ps(root: str, container_id: str, fmt: str) -> None:
+    from ..runtime import oci
+    pids = oci.processes(root, container_id)
+    if fmt == "json":
+        _print_json(pids)
+        return
+    if fmt != "table":
+        from ..errors import UsageError
+        raise UsageError(f"ps --format {fmt}: expected table or json")
+    print("PID   CMD")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            command = "?"
+        print(f"{pid:<5} {command}")
+
+
+def _print_json(value) -> None:
+    import json
+    print(json.dumps(value))

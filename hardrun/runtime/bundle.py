@@ -1,0 +1,496 @@
+"""The OCI reader: a bundle's `config.json` -> hardrun's one runtime plan (config.RuntimeConfig).
+
+`hardrun-oci` (hardrun.runtime.oci) runs what this module returns with the same child
+steps `hardrun run` uses (hardrun.runtime.child). The config is honoured as the runtime
+spec says, with no default of hardrun's added (the floor, `raise_floor`, is applied to
+the document beforehand, and every change it makes is listed). Whatever the config asks
+for that hardrun cannot apply is a BundleError naming the field (`linux.intelRdt: not
+supported`): nothing is silently dropped.
+
+How the config's fields map onto the plan:
+
+- the kernel file systems (`/proc`, `/sys`, `/dev`, `/dev/pts`, `/dev/shm` as tmpfs,
+  `/dev/mqueue`, `/sys/fs/cgroup`) are mounted by the child as `hardrun run` mounts them
+  (always nosuid, noexec, and nodev but for /dev); `bind` and `tmpfs` mounts become
+  MountPlans (nosuid and nodev always);
+- `linux.namespaces` with a `path` are joined (network, ipc, uts, cgroup: by the child;
+  pid: by the parent for the child it clones); the others are created;
+- `linux.seccomp` is compiled with hardrun's libseccomp code (seccomp_profile), the
+  rlimits set by the parent (prlimit), the five capability sets set as given.
+"""
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+
+from ..errors import UsageError
+from ..spec.capabilities import NUMBERS
+from ..spec.defaults import MASKED_PATHS, READONLY_PATHS
+from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES
+from ..spec.record import dataclass, field
+from .mounts import MountPlan, TMPFS_DATA_KEYS
+
+CONFIG_FILE = "config.json"
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+# The mounts the child makes itself, as `hardrun run` does (destination -> type).
+KERNEL_MOUNTS = {"/proc": ("proc",), "/sys": ("sysfs",), "/dev": ("tmpfs",), "/dev/pts": ("devpts",),
+                 "/dev/mqueue": ("mqueue",), "/sys/fs/cgroup": ("cgroup", "cgroup2")}
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+# Hooks that run in the container's namespaces: hardrun would have to run them from inside.
+CONTAINER_HOOKS = ("createContainer", "startContainer")
+JOINABLE_BY_CHILD = ("network", "ipc", "uts", "cgroup")
+# rlimit type -> hardrun's ulimit name (hardrun.runtime.ulimits.RLIMITS)
+_MOUNT_OPTIONS_IGNORED = ("nosuid", "nodev", "rprivate", "private", "rslave", "slave", "relatime",
+                          "norelatime", "strictatime", "noatime", "nodiratime", "bind", "rbind")
+
+
+class BundleError(UsageError):
+    """config.json asks for something hardrun cannot apply, or is malformed."""
+
+
+@dataclass(frozen=True)
+class FloorChange:
+    """One protection raised above what the config asked (`field`: the config field it changed)."""
+    field: str
+    change: str
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle read and checked: the plan, and what only the OCI runtime uses around it."""
+    path: str
+    config: object                    # config.RuntimeConfig
+    document: dict                    # config.json as run (the floor applied)
+    hooks: dict = field(default_factory=dict)       # kind -> list of {path, args, env, timeout}
+    annotations: dict = field(default_factory=dict)
+    cgroups_path: str | None = None
+    limits: object = None             # cgroups.Limits
+    rlimits: tuple = ()               # spec.run.Ulimit
+    oom_score_adj: int | None = None
+    seccomp_profile: str | None = None  # the config's linux.seccomp as JSON text
+    floor: tuple = ()                 # FloorChange
+    cgroup_view: bool = False         # the config mounts /sys/fs/cgroup
+
+
+def load(bundle: str, floor: bool = True, no_pivot: bool = False) -> Bundle:
+    """Read `<bundle>/config.json` and return the Bundle to run (BundleError on anything
+    hardrun cannot apply). `floor`: raise the hardening floor first (raise_floor)."""
+    from ..userfiles import read_text
+    path = os.path.abspath(bundle)
+    config_path = os.path.join(path, CONFIG_FILE)
+    try:
+        text = read_text(config_path, limit=MAX_CONFIG_BYTES)
+    except OSError as error:
+        raise BundleError(f"{config_path}: {error.strerror or error}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise BundleError(f"{config_path}: not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise BundleError(f"{config_path}: expected a JSON object")
+    if no_pivot:
+        raise BundleError("--no-pivot: not supported (hardrun always uses pivot_root)")
+    changes = raise_floor(document) if floor else ()
+    return _Reader(document, path).read(changes)
+
+
+def raise_floor(document: dict) -> tuple:
+    """Add, in place, the protections a correctly built image never needs where the config
+    left them out; return what was changed. no_new_privs on; hardrun's own seccomp allowlist
+    when there is no filter; Docker's masked and read-only kernel paths. (Binds are always
+    nosuid,nodev: MountPlan.) A config that does not parse is left for the reader to refuse."""
+    changes = []
+    process = document.get("process")
+    if isinstance(process, dict) and process.get("noNewPrivileges") is not True:
+        process["noNewPrivileges"] = True
+        changes.append(FloorChange("process.noNewPrivileges", "set to true"))
+    linux = document.setdefault("linux", {})
+    if not isinstance(linux, dict):
+        return tuple(changes)
+    if not linux.get("seccomp"):
+        changes.append(FloorChange("linux.seccomp", "hardrun's default allowlist (the config had none)"))
+    for key, defaults in (("maskedPaths", MASKED_PATHS), ("readonlyPaths", READONLY_PATHS)):
+        present = linux.get(key) or []
+        if isinstance(present, list):
+            missing = [item for item in defaults if item not in present]
+            if missing:
+                linux[key] = present + missing
+                changes.append(FloorChange(f"linux.{key}", "added " + ", ".join(missing)))
+    return tuple(changes)
+
+
+class _Reader:
+    def __init__(self, document: dict, bundle: str):
+        self.document = document
+        self.bundle = bundle
+
+    # -- typed access -------------------------------------------------------------
+
+    def fail(self, where: str, message: str):
+        raise BundleError(f"{where}: {message}", path=os.path.join(self.bundle, CONFIG_FILE))
+
+    def take(self, parent: dict, where: str, allowed, unsupported=()) -> dict:
+        """`parent` checked to be an object with only known keys; a key hardrun knows but
+        cannot apply is an error when set to anything but an empty value."""
+        if not isinstance(parent, dict):
+            self.fail(where, "expected an object")
+        for key, value in parent.items():
+            if key in allowed:
+                continue
+            if key in unsupported and value in (None, "", [], {}, 0, False):
+                continue
+            name = f"{where}.{key}" if where else key
+            self.fail(name, "not supported by hardrun" if key in unsupported else "unknown field")
+        return parent
+
+    def typed(self, value, kind, where: str):
+        if value is None:
+            return None
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            self.fail(where, "expected an integer")
+        if kind is not int and not isinstance(value, kind):
+            expected = {dict: "an object", list: "an array", str: "a string", bool: "true or false"}
+            self.fail(where, f"expected {expected.get(kind, kind.__name__)}")
+        return value
+
+    # -- the document ---------------------------------------------------------------
+
+    def read(self, floor_changes) -> Bundle:
+        doc = self.take(self.document, "", {"ociVersion", "root", "process", "hostname", "mounts", "hooks",
+                                             "annotations", "linux"}, unsupported={"domainname", "solaris",
+                                                                                   "windows", "vm", "zos"})
+        version = self.typed(doc.get("ociVersion"), str, "ociVersion")
+        if not version or not version.startswith("1."):
+            self.fail("ociVersion", f"expected a 1.x version, got {version!r}")
+        linux = self.take(doc.get("linux") or {}, "linux", {
+            "namespaces", "uidMappings", "gidMappings", "cgroupsPath", "resources", "rootfsPropagation",
+            "seccomp", "maskedPaths", "readonlyPaths"},
+            unsupported={"devices", "sysctl", "mountLabel", "intelRdt", "personality", "timeOffsets"})
+        process = self.typed(doc.get("process"), dict, "process")
+        if process is None:
+            self.fail("process", "missing (create needs the process to run)")
+        from .config import RuntimeConfig
+        from .userns import IdMaps, User
+        rootfs, read_only = self.root(doc.get("root"))
+        namespaces, paths = self.namespaces(linux.get("namespaces") or [])
+        id_maps = self.id_maps(linux, "user" in namespaces)
+        proc = self.take(process, "process", {
+            "terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits",
+            "noNewPrivileges", "oomScoreAdj"},
+            unsupported={"apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity",
+                         "commandLine"})
+        user = self.user(proc.get("user"))
+        sets = self.capabilities(proc.get("capabilities"))
+        args = tuple(self.strings(proc.get("args"), "process.args"))
+        if not args:
+            self.fail("process.args", "missing or empty")
+        env = tuple(self.strings(proc.get("env"), "process.env"))
+        cwd = self.typed(proc.get("cwd"), str, "process.cwd") or "/"
+        if not cwd.startswith("/"):
+            self.fail("process.cwd", "must be an absolute path")
+        hostname = self.typed(doc.get("hostname"), str, "hostname")
+        if hostname and "uts" not in namespaces:
+            self.fail("hostname", "needs a private uts namespace")
+        mounts, cgroup_view = self.mounts(doc.get("mounts") or [], namespaces)
+        propagation = self.typed(linux.get("rootfsPropagation"), str, "linux.rootfsPropagation")
+        if propagation not in (None, "", "private", "rprivate", "slave", "rslave"):
+            self.fail("linux.rootfsPropagation", f"{propagation!r} not supported (private and slave "
+                      "are: the container's mounts never propagate to the host)")
+        seccomp, profile = self.seccomp(linux, any(c.field == "linux.seccomp" for c in floor_changes))
+        bounding, effective, permitted, inheritable, ambient = sets
+        from .config import _last_cap
+        config = RuntimeConfig(
+            id=os.urandom(6).hex(), spec=self.run_spec(args, proc), args=args, env=env, rootfs=rootfs,
+            read_only=read_only, user=User(user[0], user[1], user[2], "/", None),
+            caps=tuple(_names(permitted)), cap_mask=bounding, ambient=bool(ambient),
+            no_new_privileges=bool(self.typed(proc.get("noNewPrivileges"), bool, "process.noNewPrivileges")),
+            seccomp=seccomp, memfd_by_seccomp=False, namespaces=frozenset(namespaces),
+            id_maps=IdMaps(id_maps[0], id_maps[1], "direct") if id_maps else None, user_limits=(),
+            hostname=hostname if "uts" in namespaces and "uts" not in paths else None,
+            network="none" if "network" in namespaces and "network" not in paths else "joined",
+            mounts=mounts, write_plan=None,
+            masked_paths=tuple(self.paths(linux.get("maskedPaths"), "linux.maskedPaths")),
+            readonly_paths=tuple(self.paths(linux.get("readonlyPaths"), "linux.readonlyPaths")),
+            workdir=posixpath.normpath(cwd), init=False, tty=bool(proc.get("terminal")), interactive=False,
+            last_cap=_last_cap(), namespace_paths=tuple(sorted(paths.items())),
+            cap_sets=(bounding, effective, permitted, inheritable, ambient), umask=user[3],
+            detached=True)
+        cgroups_path = self.typed(linux.get("cgroupsPath"), str, "linux.cgroupsPath")
+        return Bundle(path=self.bundle, config=config, document=self.document, hooks=self.hooks(doc.get("hooks")),
+                      annotations=self.annotations(doc.get("annotations")), cgroups_path=cgroups_path or None,
+                      limits=self.resources(linux.get("resources")), rlimits=self.rlimits(proc.get("rlimits")),
+                      oom_score_adj=self.typed(proc.get("oomScoreAdj"), int, "process.oomScoreAdj"),
+                      seccomp_profile=profile, floor=tuple(floor_changes), cgroup_view=cgroup_view)
+
+    def root(self, root) -> tuple[str, bool]:
+        root = self.take(self.typed(root, dict, "root") or self.fail("root", "missing"), "root", {"path", "readonly"})
+        path = self.typed(root.get("path"), str, "root.path")
+        if not path:
+            self.fail("root.path", "missing")
+        real = os.path.realpath(os.path.join(self.bundle, path))
+        if not os.path.isdir(real):
+            self.fail("root.path", f"{path}: not a directory")
+        if real == "/":
+            self.fail("root.path", "the host's / cannot be a container's root")
+        return real, bool(self.typed(root.get("readonly"), bool, "root.readonly"))
+
+    def namespaces(self, entries) -> tuple[list[str], dict]:
+        names, paths = [], {}
+        for index, entry in enumerate(self.typed(entries, list, "linux.namespaces")):
+            where = f"linux.namespaces[{index}]"
+            entry = self.take(entry, where, {"type", "path"})
+            kind = entry.get("type")
+            if kind not in NAMESPACE_TYPES and kind != "time":
+                self.fail(f"{where}.type", f"unknown namespace type {kind!r}")
+            if kind == "time" or kind in names:
+                self.fail(f"{where}.type", "not supported" if kind == "time" else f"{kind} listed twice")
+            names.append(kind)
+            path = self.typed(entry.get("path"), str, f"{where}.path")
+            if path:
+                if kind not in JOINABLE_BY_CHILD + ("pid",):
+                    self.fail(f"{where}.path", f"joining a {kind} namespace by path is not supported")
+                if "user" in [e.get("type") for e in entries if isinstance(e, dict)] and kind != "pid":
+                    self.fail(f"{where}.path", "joining a namespace by path from a new user namespace "
+                              "is not supported")
+                paths[kind] = path
+        if "mount" not in names:
+            self.fail("linux.namespaces", "a mount namespace is required (hardrun pivots into the root)")
+        return names, paths
+
+    def id_maps(self, linux: dict, private_user: bool):
+        maps = []
+        for key in ("uidMappings", "gidMappings"):
+            ranges = []
+            for index, entry in enumerate(self.typed(linux.get(key), list, f"linux.{key}") or []):
+                where = f"linux.{key}[{index}]"
+                entry = self.take(entry, where, {"containerID", "hostID", "size"})
+                values = [self.typed(entry.get(name), int, f"{where}.{name}") for name in
+                          ("containerID", "hostID", "size")]
+                if any(value is None or value < 0 for value in values) or values[2] == 0:
+                    self.fail(where, "containerID, hostID and size must be set (size above 0)")
+                ranges.append(tuple(values))
+            maps.append(ranges)
+        if any(maps) and not private_user:
+            self.fail("linux.uidMappings", "id mappings need a user namespace in linux.namespaces")
+        if private_user and not all(maps):
+            self.fail("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings")
+        return maps if private_user else None
+
+    def user(self, user) -> tuple:
+        user = self.take(self.typed(user, dict, "process.user") or {}, "process.user",
+                         {"uid", "gid", "additionalGids", "umask"}, unsupported={"username"})
+        uid = self.typed(user.get("uid"), int, "process.user.uid") or 0
+        gid = self.typed(user.get("gid"), int, "process.user.gid") or 0
+        groups = tuple(self.typed(g, int, "process.user.additionalGids") for g in
+                       self.typed(user.get("additionalGids"), list, "process.user.additionalGids") or [])
+        umask = self.typed(user.get("umask"), int, "process.user.umask")
+        if umask is not None and not 0 <= umask <= 0o777:
+            self.fail("process.user.umask", "must be between 0 and 0777")
+        return uid, gid, groups, umask
+
+    def capabilities(self, caps) -> tuple[int, ...]:
+        caps = self.take(self.typed(caps, dict, "process.capabilities") or {}, "process.capabilities",
+                         set(CAPABILITY_SETS))
+        masks = []
+        for name in CAPABILITY_SETS:
+            value = 0
+            for item in self.typed(caps.get(name), list, f"process.capabilities.{name}") or []:
+                short = item[4:] if isinstance(item, str) and item.startswith("CAP_") else item
+                if short not in NUMBERS:
+                    self.fail(f"process.capabilities.{name}", f"unknown capability {item!r}")
+                value |= 1 << NUMBERS[short]
+            masks.append(value)
+        bounding, effective, permitted, inheritable, ambient = masks
+        for name, inner, outer, rule in (("effective", effective, permitted, "permitted"),
+                                         ("permitted", permitted, bounding, "bounding"),
+                                         ("ambient", ambient, permitted & inheritable, "both permitted and inheritable")):
+            if inner & ~outer:
+                self.fail(f"process.capabilities.{name}", f"{', '.join(_names(inner & ~outer))} not in {rule} "
+                          "(the kernel cannot grant it)")
+        return tuple(masks)
+
+    def strings(self, value, where: str) -> list[str]:
+        items = self.typed(value, list, where) or []
+        for item in items:
+            if not isinstance(item, str) or "\0" in item:
+                self.fail(where, "expected strings without NUL bytes")
+        return items
+
+    def paths(self, value, where: str) -> list[str]:
+        items = self.strings(value, where)
+        for item in items:
+            if not item.startswith("/"):
+                self.fail(where, f"{item!r} is not an absolute path")
+        return items
+
+    def mounts(self, entries, namespaces) -> tuple[tuple, bool]:
+        plans, cgroup_view, seen = [], False, set()
+        for index, entry in enumerate(self.typed(entries, list, "mounts")):
+            where = f"mounts[{index}]"
+            entry = self.take(entry, where, {"destination", "type", "source", "options"},
+                              unsupported={"uidMappings", "gidMappings"})
+            target = self.typed(entry.get("destination"), str, f"{where}.destination")
+            if not target or not target.startswith("/"):
+                self.fail(f"{where}.destination", "must be an absolute path")
+            target = posixpath.normpath(target)
+            if target in seen:
+                self.fail(f"{where}.destination", f"{target} mounted twice")
+            seen.add(target)
+            kind = self.typed(entry.get("type"), str, f"{where}.type") or ""
+            options = self.strings(entry.get("options"), f"{where}.options")
+            if "bind" in options or "rbind" in options:
+                kind = "bind"
+            if target in KERNEL_MOUNTS:
+                if kind not in KERNEL_MOUNTS[target]:
+                    self.fail(f"{where}.type", f"{target} must be {' or '.join(KERNEL_MOUNTS[target])} "
+                              "(hardrun mounts it itself)")
+                if target == "/sys/fs/cgroup":
+                    cgroup_view = True
+                continue
+            if target == "/dev/shm" and kind == "tmpfs":
+                continue    # the child's own /dev/shm
+            if target == "/proc" or target.startswith("/proc/"):
+                self.fail(f"{where}.destination", "mounting over /proc is refused")
+            if kind not in ("bind", "tmpfs"):
+                self.fail(f"{where}.type", f"{kind or 'no type'}: not supported at {target} "
+                          "(bind and tmpfs are; /proc, /sys, /dev… are hardrun's own)")
+            plans.append(self.mount_plan(kind, target, entry, options, where))
+        plans.sort(key=lambda plan: plan.target.count("/"))
+        return tuple(plans), cgroup_view
+
+    def mount_plan(self, kind: str, target: str, entry: dict, options, where: str) -> MountPlan:
+        read_only, exec_, recursive, data = False, kind == "bind", "rbind" in options, []
+        for option in options:
+            key, _, value = option.partition("=")
+            if option == "ro":
+                read_only = True
+            elif option == "rw":
+                read_only = False
+            elif option in ("exec", "noexec"):
+                exec_ = option == "exec"
+            elif option in ("suid", "dev"):
+                self.fail(f"{where}.options", f"{option!r}: hardrun mounts are always nosuid,nodev")
+            elif option in _MOUNT_OPTIONS_IGNORED:
+                pass
+            elif kind == "tmpfs" and key in TMPFS_DATA_KEYS and value:
+                data.append(option)
+            else:
+                self.fail(f"{where}.options", f"{option!r} not supported")
+        if kind == "tmpfs":
+            return MountPlan("tmpfs", target, read_only=read_only, exec_=exec_, data=",".join(data))
+        source = self.typed(entry.get("source"), str, f"{where}.source")
+        if not source:
+            self.fail(f"{where}.source", "a bind mount needs a source")
+        source = os.path.join(self.bundle, source)
+        if not os.path.exists(source):
+            self.fail(f"{where}.source", f"{source}: no such file or directory")
+        return MountPlan("bind", target, source=source, read_only=read_only, exec_=exec_,
+                         source_is_dir=os.path.isdir(source), recursive=recursive)
+
+    def seccomp(self, linux: dict, floor: bool) -> tuple[str | None, str | None]:
+        if floor:   # the config had none: hardrun's own allowlist
+            return "default", None
+        value = self.typed(linux.get("seccomp"), dict, "linux.seccomp")
+        if not value:
+            return None, None
+        text = json.dumps(value)
+        from .seccomp_profile import parse_profile
+        try:
+            parse_profile(text, path="linux.seccomp", fmt="json")
+        except UsageError as error:
+            self.fail("linux.seccomp", str(error))
+        return "inline", text
+
+    def hooks(self, hooks) -> dict:
+        hooks = self.take(self.typed(hooks, dict, "hooks") or {}, "hooks", set(HOOK_KINDS) - set(CONTAINER_HOOKS),
+                          unsupported=set(CONTAINER_HOOKS))
+        found = {}
+        for kind, entries in hooks.items():
+            for index, entry in enumerate(self.typed(entries, list, f"hooks.{kind}") or []):
+                where = f"hooks.{kind}[{index}]"
+                entry = self.take(entry, where, {"path", "args", "env", "timeout"})
+                path = self.typed(entry.get("path"), str, f"{where}.path")
+                if not path or not path.startswith("/"):
+                    self.fail(f"{where}.path", "must be an absolute path")
+                timeout = self.typed(entry.get("timeout"), int, f"{where}.timeout")
+                if timeout is not None and timeout <= 0:
+                    self.fail(f"{where}.timeout", "must be above 0")
+                found.setdefault(kind, []).append({
+                    "path": path, "args": self.strings(entry.get("args"), f"{where}.args"),
+                    "env": self.strings(entry.get("env"), f"{where}.env"), "timeout": timeout})
+        return found
+
+    def annotations(self, annotations) -> dict:
+        annotations = self.typed(annotations, dict, "annotations") or {}
+        for key, value in annotations.items():
+            if not isinstance(value, str):
+                self.fail(f"annotations.{key}", "expected a string")
+        return dict(annotations)
+
+    def rlimits(self, entries) -> tuple:
+        from ..spec.run import Ulimit
+        from .ulimits import RLIMITS
+        found = []
+        for index, entry in enumerate(self.typed(entries, list, "process.rlimits") or []):
+            where = f"process.rlimits[{index}]"
+            entry = self.take(entry, where, {"type", "soft", "hard"})
+            kind = self.typed(entry.get("type"), str, f"{where}.type") or ""
+            name = kind.lower()[len("rlimit_"):] if kind.startswith("RLIMIT_") else None
+            if name not in RLIMITS:
+                self.fail(f"{where}.type", f"unknown rlimit {kind!r}")
+            soft, hard = (self.typed(entry.get(key), int, f"{where}.{key}") for key in ("soft", "hard"))
+            if soft is None or hard is None:
+                self.fail(where, "soft and hard are required")
+            found.append(Ulimit(name, _rlimit(soft), _rlimit(hard)))
+        return tuple(found)
+
+    def resources(self, resources):
+        from .cgroups import CPU_PERIOD_US, Limits
+        resources = self.take(self.typed(resources, dict, "linux.resources") or {}, "linux.resources",
+                              {"devices", "memory", "cpu", "pids"},
+                              unsupported={"blockIO", "hugepageLimits", "network", "rdma", "unified"})
+        self.devices(resources.get("devices"))
+        memory = self.take(resources.get("memory") or {}, "linux.resources.memory", {"limit", "swap"},
+                           unsupported={"reservation", "kernel", "kernelTCP", "swappiness",
+                                        "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"})
+        cpu = self.take(resources.get("cpu") or {}, "linux.resources.cpu", {"shares", "quota", "period"},
+                        unsupported={"realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle", "burst"})
+        pids = self.take(resources.get("pids") or {}, "linux.resources.pids", {"limit"})
+        limit = self.typed(memory.get("limit"), int, "linux.resources.memory.limit")
+        swap = self.typed(memory.get("swap"), int, "linux.resources.memory.swap")
+        quota = self.typed(cpu.get("quota"), int, "linux.resources.cpu.quota")
+        period = self.typed(cpu.get("period"), int, "linux.resources.cpu.period") or CPU_PERIOD_US
+        shares = self.typed(cpu.get("shares"), int, "linux.resources.cpu.shares")
+        pids_limit = self.typed(pids.get("limit"), int, "linux.resources.pids.limit")
+        limits = Limits(memory=limit if limit and limit > 0 else None,
+                        memory_swap=swap if swap else None,
+                        pids=pids_limit if pids_limit and pids_limit > 0 else None,
+                        cpus=quota / period if quota and quota > 0 else None,
+                        cpu_shares=shares or None)
+        return limits
+
+    def devices(self, rules) -> None:
+        """The device cgroup: hardrun gives a container no device but its own /dev's few
+        nodes (null, zero, full, random, urandom, tty, and its devpts), so a list that
+        starts by denying everything holds; any other list cannot be applied."""
+        rules = self.typed(rules, list, "linux.resources.devices") or []
+        if not rules:
+            return
+        first = rules[0] if isinstance(rules[0], dict) else {}
+        if first.get("allow") is not False or first.get("type", "a") != "a" or first.get("major") not in (None, -1):
+            self.fail("linux.resources.devices[0]", "hardrun applies a device list only when it starts by "
+                      "denying all devices")
+
+    def run_spec(self, args, process):
+        from ..spec.run import RunSpec
+        return RunSpec(kind="oci", path=os.path.join(self.bundle, CONFIG_FILE), command=args)
+
+
+def _rlimit(value: int) -> int:
+    return -1 if value >= 2**64 - 1 or value < 0 else value
+
+
+def _names(mask: int) -> list[str]:
+    from ..spec.capabilities import NAMES
+    return [name for bit, name in enumerate(NAMES) if mask >> bit & 1]

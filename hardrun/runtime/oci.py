@@ -1,0 +1,615 @@
+"""`hardrun-oci`: the OCI runtime operations (runc's command line, hardrun.cli.oci).
+
+A container's life, as runc's:
+
+- `create`: read the bundle (hardrun.runtime.bundle), make the state directory
+  `<root>/<id>/` (trusted as hardrun's own state root is: owner, 0700, no symlinks), the
+  cgroup and the `exec.fifo`, clone the container's init with its namespaces and let it
+  run every step of hardrun.runtime.child up to the exec; the init then says it is ready
+  and blocks opening the fifo. The parent runs the `prestart` and `createRuntime` hooks
+  with the state on their stdin, writes `--pid-file` and exits: the init is re-parented
+  to the engine's shim (a subreaper). The container's process is pid 1 of its namespace.
+- `start` opens the fifo: the init writes a byte, loads its seccomp filter and execs.
+- `state` reports created (the fifo is there), running, paused (frozen) or stopped.
+- `kill` signals the init (or, `--all`, every process of its cgroup); `delete` kills
+  what is left, removes the cgroup and the state directory, then runs `poststop`.
+
+What `create` recorded is `state.json` in the state directory: the init's pid and start
+time (a reused pid is never signalled), the bundle, the cgroup directories, the
+annotations, the floor's changes and the config as it was run (for `exec`).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import _signal as signal
+import time
+
+from ..errors import HardrunError, UsageError
+from . import state as state_module
+from .process import StepFailure, stat_fields
+
+DEFAULT_ROOT = "/run/hardrun-oci"
+STATE_FILE = "state.json"
+FIFO = "exec.fifo"
+CONFIG_COPY = "config.json"
+OCI_VERSION = "1.0.2"
+CGROUP_PARENT = "hardrun-oci"
+HOOK_TIMEOUT = 30
+SIGNALS = {name: number for name, number in (
+    ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6), ("BUS", 7), ("FPE", 8),
+    ("KILL", 9), ("USR1", 10), ("SEGV", 11), ("USR2", 12), ("PIPE", 13), ("ALRM", 14), ("TERM", 15),
+    ("STKFLT", 16), ("CHLD", 17), ("CONT", 18), ("STOP", 19), ("TSTP", 20), ("TTIN", 21), ("TTOU", 22),
+    ("URG", 23), ("XCPU", 24), ("XFSZ", 25), ("VTALRM", 26), ("PROF", 27), ("WINCH", 28), ("IO", 29),
+    ("PWR", 30), ("SYS", 31))}
+
+
+class OciError(HardrunError):
+    exit_code = 1
+
+
+# -- the state directory ------------------------------------------------------------------
+
+def check_id(container_id: str) -> str:
+    if not container_id or container_id in (".", "..") or len(container_id) > 1024 or not all(
+            c.isalnum() or c in "-_.+" for c in container_id):
+        raise UsageError(f"invalid container id {container_id!r}",
+                         hint="letters, digits and - _ . + only")
+    return container_id
+
+
+def _root(root: str, create: bool = False) -> str:
+    trusted = state_module.trusted_root(root, create=create)
+    if trusted is None:
+        raise OciError(f"container state root {root} does not exist")
+    return trusted
+
+
+class Container:
+    """One container's state directory and record."""
+
+    def __init__(self, root: str, container_id: str, record: dict):
+        self.root, self.id, self.record = root, container_id, record
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.root, self.id)
+
+    @classmethod
+    def load(cls, root: str, container_id: str) -> "Container":
+        root = _root(root)
+        path = os.path.join(root, check_id(container_id))
+        try:
+            info = os.lstat(path)
+            if not (os.path.isdir(path) and not os.path.islink(path)) or info.st_uid != os.geteuid() \
+                    or info.st_mode & 0o077:
+                raise OciError(f"container {container_id}: its state directory {path} is not hardrun's own "
+                               "(a symbolic link, another owner or open to others): refused")
+            fd = os.open(os.path.join(path, STATE_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with os.fdopen(fd) as handle:
+                record = json.load(handle)
+        except FileNotFoundError:
+            raise OciError(f"container {container_id} does not exist") from None
+        except ValueError:
+            raise OciError(f"container {container_id}: its state record is damaged") from None
+        return cls(root, container_id, record)
+
+    def save(self) -> None:
+        temporary = os.path.join(self.path, f".{STATE_FILE}.new")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(self.record, handle)
+        os.rename(temporary, os.path.join(self.path, STATE_FILE))
+
+    # -- status -------------------------------------------------------------------
+
+    def alive(self) -> bool:
+        pid = self.record.get("pid")
+        if not pid:
+            return False
+        fields = stat_fields(pid)
+        if fields is None or fields[0] in (b"Z", b"X"):   # a zombie has run its course
+            return False
+        return int(fields[19]) == self.record.get("start_time")
+
+    def status(self) -> str:
+        if not self.alive():
+            return "stopped"
+        if os.path.exists(os.path.join(self.path, FIFO)):
+            return "created"
+        if _frozen(self.record.get("cgroups") or []):
+            return "paused"
+        return "running"
+
+    def oci_state(self) -> dict:
+        status = self.status()
+        annotations = dict(self.record.get("annotations") or {})
+        for index, change in enumerate(self.record.get("floor") or []):
+            annotations[f"org.hardrun.floor.{index}"] = change
+        document = {"ociVersion": OCI_VERSION, "id": self.id, "status": status,
+                    "pid": self.record.get("pid") if status != "stopped" else 0,
+                    "bundle": self.record.get("bundle"), "annotations": annotations}
+        return document
+
+    def full_state(self) -> dict:
+        """`state`'s document: the spec's fields, plus runc's `rootfs`, `created` and `owner`."""
+        document = self.oci_state()
+        document.update(rootfs=self.record.get("rootfs"), created=self.record.get("created"), owner="")
+        return document
+
+
+def _frozen(paths) -> bool:
+    for path in paths:
+        for name, frozen in (("freezer.state", "FROZEN"), ("cgroup.freeze", "1")):
+            try:
+                with open(os.path.join(path, name)) as handle:
+                    return handle.read().strip() == frozen
+            except OSError:
+                continue
+    return False
+
+
+# -- create ---------------------------------------------------------------------------
+
+class CreateOptions:
+    __slots__ = ("bundle", "pid_file", "console_socket", "preserve_fds", "no_pivot", "floor")
+
+    def __init__(self, bundle: str, pid_file: str | None = None, console_socket: str | None = None,
+                 preserve_fds: int = 0, no_pivot: bool = False, floor: bool = True):
+        self.bundle, self.pid_file, self.console_socket = bundle, pid_file, console_socket
+        self.preserve_fds, self.no_pivot, self.floor = preserve_fds, no_pivot, floor
+
+
+def create(root: str, container_id: str, options: CreateOptions, bundle=None) -> Container:
+    """Create the container and leave its init held before exec (see the module's docstring).
+    `bundle`: the bundle already read (hardrun.runtime.bundle.load), else read here."""
+    from . import bundle as bundle_module
+    check_id(container_id)
+    loaded = bundle or bundle_module.load(options.bundle, floor=options.floor, no_pivot=options.no_pivot)
+    cfg = loaded.config
+    if cfg.tty and not options.console_socket:
+        raise UsageError("process.terminal is true: --console-socket is required")
+    if options.console_socket and not cfg.tty:
+        raise UsageError("--console-socket given but process.terminal is false")
+    root = _root(root, create=True)
+    path = os.path.join(root, container_id)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        raise OciError(f"container {container_id} already exists") from None
+    container = Container(root, container_id, {
+        "bundle": loaded.path, "rootfs": cfg.rootfs, "annotations": loaded.annotations, "pid": None,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z", "cgroups": [],
+        "floor": [f"{change.field}: {change.change}" for change in loaded.floor],
+        "hooks": loaded.hooks, "floor_on": options.floor})
+    pid = None
+    try:
+        _write_private(os.path.join(path, CONFIG_COPY), json.dumps(loaded.document))
+        container.save()     # recorded first: `delete` finds whatever follows
+        pid = _launch(container, loaded, options)
+        _run_hooks(container, ("prestart", "createRuntime"))
+        if options.pid_file:
+            _write_pid_file(options.pid_file, pid)
+    except BaseException:
+        if pid is not None:
+            _kill_quietly(pid)
+        _remove(container)
+        raise
+    return container
+
+
+def _launch(container: Container, loaded, options: CreateOptions) -> int:
+    """Clone the init, apply what the parent applies, and return its pid once it is held."""
+    from . import child, cgroups, syscalls as k
+    from .config import LaunchState
+    from .parent import CLONE_FLAGS, _read_all, _write_maps
+    cfg = loaded.config
+    launch = LaunchState(cfg)
+    _prepare_filters(cfg, launch, loaded)
+    relative = _cgroup_relative(loaded.cgroups_path, container.id)
+    cgroup = cgroups.ContainerCgroup.create(container.id, loaded.limits, relative=relative)
+    container.record["cgroups"] = list(dict.fromkeys(cgroup.paths.values()))
+    container.save()
+    if cgroup.paths:
+        launch.cgroup_join = cgroup.open_join()
+        if loaded.cgroup_view:
+            launch.cgroup_view = (cgroups.mount_cgroup_view, cgroup.layout)
+    launch.stdio = _stdio(options.console_socket)
+    launch.preserve_fds = options.preserve_fds
+    fifo_path = os.path.join(container.path, FIFO)
+    os.mkfifo(fifo_path, 0o622)
+    os.chmod(fifo_path, 0o622)    # the umask may have narrowed it: the user switch comes first
+    launch.hold = os.open(fifo_path, k.O_PATH | os.O_CLOEXEC)
+    flags = 0
+    paths = dict(cfg.namespace_paths)
+    for name in cfg.namespaces:
+        if name not in paths:
+            flags |= CLONE_FLAGS.get(name, 0)
+    exec_plan = _exec_plan(cfg)
+    sync_read, sync_write = os.pipe()
+    report_read, report_write = os.pipe()
+    try:
+        pid = _clone(flags, launch, paths.get("pid"))
+        if pid == 0:
+            os.close(sync_write)
+            os.close(report_read)
+            child.main(cfg, launch, exec_plan, sync_read, report_write)  # never returns
+        os.close(sync_read)
+        os.close(report_write)
+        sync_read = report_write = -1
+        launch.stdio.close_container_ends()
+        try:
+            container.record.update(pid=pid, start_time=_start_time(pid))
+            container.save()
+            _release(pid, cfg, loaded, sync_write, report_read, _write_maps, _read_all)
+        except BaseException:
+            _kill_quietly(pid)
+            raise
+        return pid
+    finally:
+        for fd in (sync_read, sync_write, report_read, report_write, launch.hold):
+            if fd >= 0:
+                os.close(fd)
+        if launch.cgroup_join is not None:
+            launch.cgroup_join.close()
+        launch.stdio.close()
+
+
+def _release(pid: int, cfg, loaded, sync_write: int, report_read: int, write_maps, read_all) -> None:
+    """Map the init's ids, let it set up its filesystem, apply the parent's settings, let it
+    go on, and wait until it is held (or read why it failed)."""
+    from .child import HELD
+    try:
+        if cfg.id_maps is not None:
+            write_maps(pid, cfg.id_maps)
+        os.write(sync_write, b"1")
+        _parent_settings(pid, loaded)
+        os.write(sync_write, b"2")
+    except BrokenPipeError:
+        pass    # the init failed a step: its report says which
+    except BaseException:
+        report = _report(report_read, read_all)
+        if report:
+            raise StepFailure.decode(report) from None
+        raise
+    first = os.read(report_read, 1)
+    if first != HELD:
+        report = first + read_all(report_read)
+        raise StepFailure.decode(report) if report else StepFailure("create", 0, "the container's init died")
+
+
+def _report(fd: int, read_all) -> bytes:
+    os.set_blocking(fd, False)
+    try:
+        return read_all(fd)
+    except BlockingIOError:
+        return b""
+
+
+def _prepare_filters(cfg, launch, loaded) -> None:
+    """The config's seccomp filter (or the floor's default) compiled in the parent, as
+    `hardrun run` does: a profile that does not compile fails before anything exists."""
+    from . import seccomp
+    if cfg.seccomp == "default":
+        launch.seccomp_filter = seccomp.prepare_filter(seccomp.default_filter(cfg.caps))
+    elif cfg.seccomp == "inline":
+        from .seccomp_profile import parse_profile
+        profile = parse_profile(loaded.seccomp_profile, path="linux.seccomp", fmt="json")
+        launch.seccomp_filter = seccomp.prepare_filter(seccomp.cached_filter(profile, cfg.caps))
+    if cfg.memfd_by_seccomp:
+        launch.memfd_filter = seccomp.prepare_filter(seccomp.memfd_filter())
+
+
+def _stdio(console_socket: str | None):
+    """The init inherits fds 0-2 (the engine's pipes), or with a terminal a pty whose master
+    goes to the engine's console socket (SCM_RIGHTS), as runc sends it."""
+    from .stdio import Stdio
+    if console_socket is None:
+        return Stdio((None, None, None))
+    import fcntl
+    import socket
+    import termios
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(console_socket)
+    except OSError as error:
+        sock.close()
+        raise OciError(f"--console-socket {console_socket}: {error.strerror}") from None
+    return Stdio((None, None, None), False, (sock, _Closed()), (fcntl.ioctl, termios.TIOCSCTTY, socket.send_fds))
+
+
+class _Closed:
+    """The parent's end of an engine's console socket: the engine has it, not hardrun."""
+    def close(self) -> None:
+        pass
+
+
+def _clone(flags: int, launch, pid_namespace: str | None) -> int:
+    """Clone into the container's cgroup (v2) and, for a pid namespace named by path, into
+    that namespace: the parent enters it for its children only, and returns at once."""
+    from . import syscalls as k
+    join = launch.cgroup_join
+    cgroup_fd = join.directory_fd if join else None
+    if pid_namespace is None:
+        return k.clone(flags, cgroup_fd)
+    pid = -1
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    target = os.open(pid_namespace, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        k.setns(target, k.CLONE_NEWPID)
+        try:
+            pid = k.clone(flags, cgroup_fd)
+        finally:
+            if pid != 0:
+                k.setns(own, k.CLONE_NEWPID)
+        return pid
+    finally:
+        os.close(own)
+        os.close(target)
+
+
+def _exec_plan(cfg):
+    from .process import ExecPlan
+    return ExecPlan(cfg.args, cfg.env)
+
+
+def _parent_settings(pid: int, loaded) -> None:
+    """rlimits (prlimit) and oom_score_adj on the held init, before anything can run."""
+    if loaded.rlimits:
+        from . import ulimits
+        ulimits.apply(pid, loaded.rlimits)
+    if loaded.oom_score_adj is not None:
+        try:
+            with open(f"/proc/{pid}/oom_score_adj", "w") as handle:
+                handle.write(str(loaded.oom_score_adj))
+        except OSError as error:
+            raise OciError(f"process.oomScoreAdj {loaded.oom_score_adj}: cannot be set: {error.strerror}",
+                           hint="lowering it needs CAP_SYS_RESOURCE") from None
+
+
+def _cgroup_relative(cgroups_path: str | None, container_id: str) -> str:
+    if not cgroups_path:
+        return os.path.join(CGROUP_PARENT, container_id)
+    if ":" in cgroups_path and not cgroups_path.startswith("/"):
+        raise UsageError(f"linux.cgroupsPath {cgroups_path!r}: the systemd form needs --systemd-cgroup")
+    relative = os.path.normpath(cgroups_path).strip("/")
+    if not relative or relative.startswith("..") or "/../" in f"/{relative}/":
+        raise UsageError(f"linux.cgroupsPath {cgroups_path!r}: not a cgroup below the hierarchy's root")
+    return relative
+
+
+def _start_time(pid: int) -> int | None:
+    fields = stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def _write_private(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(str(pid))
+    os.rename(temporary, path)
+
+
+# -- hooks ------------------------------------------------------------------------------
+
+def _run_hooks(container: Container, kinds, fail: bool = True) -> list[str]:
+    """Run each hook of `kinds` with the container's state on stdin (the spec's way); a
+    failure raises (create, start) or is returned (poststop: delete goes on)."""
+    import subprocess
+    problems = []
+    state_text = json.dumps(container.oci_state())
+    for kind in kinds:
+        for hook in (container.record.get("hooks") or {}).get(kind, []):
+            argv = hook["args"] or [hook["path"]]
+            try:
+                result = subprocess.run(argv, executable=hook["path"], input=state_text.encode(),
+                                        env=dict(item.split("=", 1) for item in hook["env"] if "=" in item),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        timeout=hook["timeout"] or HOOK_TIMEOUT)
+                problem = (f"{kind} hook {hook['path']} failed (exit {result.returncode}): "
+                           f"{result.stderr.decode(errors='replace').strip()}") if result.returncode else None
+            except subprocess.TimeoutExpired:
+                problem = f"{kind} hook {hook['path']} timed out"
+            except OSError as error:
+                problem = f"{kind} hook {hook['path']}: {error.strerror}"
+            if problem and fail:
+                raise OciError(problem)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+# -- start, state, kill, delete -------------------------------------------------------------
+
+def start(root: str, container_id: str) -> None:
+    container = Container.load(root, container_id)
+    status = container.status()
+    if status != "created":
+        raise OciError(f"container {container_id} is {status}: only a created container can be started")
+    fifo_path = os.path.join(container.path, FIFO)
+    # Non-blocking: an init that died meanwhile is not waited for forever.
+    fd = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        data = b""
+        while not data:
+            try:
+                data = os.read(fd, 1)
+            except BlockingIOError:
+                data = b""
+            if not data:
+                if not container.alive():
+                    raise OciError(f"container {container_id}: its init died before it was started")
+                time.sleep(0.001)
+    finally:
+        os.close(fd)
+        os.unlink(fifo_path)
+    _run_hooks(container, ("poststart",))
+
+
+def parse_signal(value: str) -> int:
+    text = value.upper()
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < 65:
+            return number
+    else:
+        name = text[3:] if text.startswith("SIG") else text
+        if name in SIGNALS:
+            return SIGNALS[name]
+    raise UsageError(f"unknown signal {value!r}", hint="a number (15) or a name (TERM, SIGTERM)")
+
+
+def kill(root: str, container_id: str, signum: int, all_processes: bool = False) -> None:
+    container = Container.load(root, container_id)
+    if container.status() == "stopped":
+        raise OciError(f"container {container_id} is not running")
+    if all_processes:
+        from .cgroups import cgroup_pids
+        for path in container.record.get("cgroups") or []:
+            for pid in cgroup_pids(path):
+                _signal(pid, signum)
+        return
+    _signal(container.record["pid"], signum)
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def delete(root: str, container_id: str, force: bool = False) -> None:
+    container = Container.load(root, container_id)
+    status = container.status()
+    if status in ("running", "paused") and not force:
+        raise OciError(f"container {container_id} is {status}: stop it first, or delete --force")
+    problems = _remove(container)
+    problems += _run_hooks(container, ("poststop",), fail=False)
+    if problems:
+        raise OciError("; ".join(problems))
+
+
+def _remove(container: Container) -> list[str]:
+    """Kill what is left (a held init too), remove the cgroups and the state directory."""
+    from .cgroups import remove_cgroups
+    paths = container.record.get("cgroups") or []
+    if container.alive():
+        _kill_quietly(container.record["pid"])
+    problems = remove_cgroups(paths) if paths else []
+    if not problems:
+        state_module.remove_tree(container.path)
+    return problems
+
+
+def _kill_quietly(pid: int) -> None:
+    _signal(pid, signal.SIGKILL)
+    try:
+        os.waitpid(pid, 0)      # our own child (a failed create, `run`)
+    except ChildProcessError:
+        pass
+
+
+def list_containers(root: str) -> list[Container]:
+    try:
+        trusted = _root(root)
+    except OciError:
+        return []
+    found = []
+    for name in sorted(state_module.entry_names(trusted)):
+        try:
+            found.append(Container.load(trusted, name))
+        except (OciError, UsageError):
+            continue
+    return found
+
+
+def processes(root: str, container_id: str) -> list[int]:
+    from .cgroups import cgroup_pids
+    container = Container.load(root, container_id)
+    pids: list[int] = []
+    for path in container.record.get("cgroups") or []:
+        pids += [pid for pid in cgroup_pids(path) if pid not in pids]
+    return pids
+
+
+def freeze(root: str, container_id: str, frozen: bool) -> None:
+    from .cgroups import ContainerCgroup, Limits, detect_layout
+    container = Container.load(root, container_id)
+    status = container.status()
+    if status not in (("running",) if frozen else ("paused",)):
+        raise OciError(f"container {container_id} is {status}: cannot {'pause' if frozen else 'resume'} it")
+    cgroup = ContainerCgroup(container_id, Limits(), detect_layout())
+    cgroup.paths = {str(index): path for index, path in enumerate(container.record.get("cgroups") or [])}
+    if not cgroup.freeze(frozen) and frozen:
+        raise OciError(f"container {container_id}: its cgroup has no freezer, or did not freeze")
+
+
+def update(root: str, container_id: str, resources: dict) -> None:
+    """New cgroup limits (`linux.resources` as `update --resources` gives them)."""
+    from .bundle import _Reader
+    from .cgroups import ContainerCgroup, Limits, detect_layout
+    container = Container.load(root, container_id)
+    if container.status() == "stopped":
+        raise OciError(f"container {container_id} is stopped")
+    limits = _Reader({}, container.record["bundle"]).resources(resources)
+    layout = detect_layout()
+    cgroup = ContainerCgroup(container_id, Limits(), layout)
+    for path in container.record.get("cgroups") or []:
+        for hierarchy in layout.hierarchies:
+            if path.startswith(hierarchy.mountpoint + "/"):
+                for controller in hierarchy.controllers or ("memory", "pids", "cpu"):
+                    cgroup.paths[controller] = path
+    limits.pids_is_default = limits.pids is None
+    cgroup.apply_limits(limits)
+
+
+def wait(pid: int) -> int:
+    """The exit status of our own child `pid` (run), as a shell reports it."""
+    from .process import exit_code
+    while True:
+        try:
+            return exit_code(os.waitpid(pid, 0)[1])
+        except ChildProcessError:
+            return 0
+        except InterruptedError:
+            continue
+
+
+def features() -> dict:
+    """The runtime-spec features document (what this runtime accepts)."""
+    from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES  # noqa: F401
+    from ..spec.capabilities import NAMES
+    from .bundle import HOOK_KINDS, CONTAINER_HOOKS
+    return {
+        "ociVersionMin": "1.0.0", "ociVersionMax": "1.1.0",
+        "hooks": [kind for kind in HOOK_KINDS if kind not in CONTAINER_HOOKS],
+        "mountOptions": ["ro", "rw", "exec", "noexec", "nosuid", "nodev", "bind", "rbind", "private",
+                         "rprivate", "slave", "rslave", "relatime", "noatime", "strictatime"],
+        "linux": {
+            "namespaces": list(NAMESPACE_TYPES),
+            "capabilities": [f"CAP_{name}" for name in NAMES],
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
+            "seccomp": {"enabled": True, "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL",
+                                                     "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
+                                                     "SCMP_ACT_LOG", "SCMP_ACT_TRAP", "SCMP_ACT_TRACE"],
+                        "operators": ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ",
+                                      "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"]},
+            "apparmor": {"enabled": False}, "selinux": {"enabled": False},
+        },
+        "annotations": {"org.hardrun.floor": "no_new_privs, seccomp allowlist, masked and read-only "
+                                             "kernel paths, nosuid,nodev binds"},
+    }
+
+
+def _missing(error: OSError) -> bool:
+    return error.errno in (errno.ENOENT, errno.ESRCH)
