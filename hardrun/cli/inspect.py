@@ -7,15 +7,18 @@ import click
 @click.command()
 @click.argument("pid", required=False, default="self")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def inspect(pid, as_json):
+@click.option("--oci-root", default="/run/hardrun-oci", show_default=True, metavar="DIR",
+              help="hardrun-oci's state root: name the container PID belongs to and what the floor raised.")
+def inspect(pid, as_json, oci_root):
     """Report how process PID (default: this one) is confined: the five capability sets,
-    no_new_privs, seccomp mode, namespaces (compared with PID 1 and the caller) and id maps."""
+    no_new_privs, seccomp mode, namespaces (compared with PID 1 and the caller) and id maps;
+    for a process of a hardrun-oci container, the container and the floor's changes."""
     from ..errors import HardrunError
     from ..runtime.introspect import format_text, inspect_process
     if pid != "self" and not pid.isdigit():
         raise click.UsageError(f"PID must be a number, not {pid!r}")
     try:
-        report = inspect_process(pid)
+        report = inspect_process(pid, oci_root=oci_root)
     except HardrunError as error:
         raise click.ClickException(str(error))
     if as_json:

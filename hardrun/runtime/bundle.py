@@ -95,6 +95,12 @@ def load(bundle: str, floor: bool = True, no_pivot: bool = False) -> Bundle:
     return _Reader(document, path).read(changes)
 
 
+def from_document(document: dict, bundle: str, seccomp_default: bool) -> Bundle:
+    """A config already read (OCI exec: the container's, as created, with the floor in it);
+    relative paths resolve from `bundle`; `seccomp_default`: the floor gave it hardrun's filter."""
+    return _Reader(document, bundle).read((), seccomp_default=seccomp_default)
+
+
 def raise_floor(document: dict) -> tuple:
     """Add, in place, the protections a correctly built image never needs where the config
     left them out; return what was changed. no_new_privs on; hardrun's own seccomp allowlist
@@ -156,7 +162,7 @@ class _Reader:
 
     # -- the document ---------------------------------------------------------------
 
-    def read(self, floor_changes) -> Bundle:
+    def read(self, floor_changes, seccomp_default: bool = False) -> Bundle:
         doc = self.take(self.document, "", {"ociVersion", "root", "process", "hostname", "mounts", "hooks",
                                              "annotations", "linux"}, unsupported={"domainname", "solaris",
                                                                                    "windows", "vm", "zos"})
@@ -193,19 +199,21 @@ class _Reader:
         if hostname and "uts" not in namespaces:
             self.fail("hostname", "needs a private uts namespace")
         mounts, cgroup_view = self.mounts(doc.get("mounts") or [], namespaces)
+        mqueue = any(isinstance(m, dict) and m.get("destination") == "/dev/mqueue" for m in doc.get("mounts") or [])
         propagation = self.typed(linux.get("rootfsPropagation"), str, "linux.rootfsPropagation")
         if propagation not in (None, "", "private", "rprivate", "slave", "rslave"):
             self.fail("linux.rootfsPropagation", f"{propagation!r} not supported (private and slave "
                       "are: the container's mounts never propagate to the host)")
-        seccomp, profile = self.seccomp(linux, any(c.field == "linux.seccomp" for c in floor_changes))
+        seccomp, profile = self.seccomp(linux, seccomp_default or any(c.field == "linux.seccomp"
+                                                                       for c in floor_changes))
         bounding, effective, permitted, inheritable, ambient = sets
-        from .config import _last_cap
+        from .config import _last_cap, _memfd_by_seccomp
         config = RuntimeConfig(
             id=os.urandom(6).hex(), spec=self.run_spec(args, proc), args=args, env=env, rootfs=rootfs,
             read_only=read_only, user=User(user[0], user[1], user[2], "/", None),
             caps=tuple(_names(permitted)), cap_mask=bounding, ambient=bool(ambient),
             no_new_privileges=bool(self.typed(proc.get("noNewPrivileges"), bool, "process.noNewPrivileges")),
-            seccomp=seccomp, memfd_by_seccomp=False, namespaces=frozenset(namespaces),
+            seccomp=seccomp, memfd_by_seccomp=_memfd_by_seccomp(namespaces), namespaces=frozenset(namespaces),
             id_maps=IdMaps(id_maps[0], id_maps[1], "direct") if id_maps else None, user_limits=(),
             hostname=hostname if "uts" in namespaces and "uts" not in paths else None,
             network="none" if "network" in namespaces and "network" not in paths else "joined",
@@ -215,7 +223,7 @@ class _Reader:
             workdir=posixpath.normpath(cwd), init=False, tty=bool(proc.get("terminal")), interactive=False,
             last_cap=_last_cap(), namespace_paths=tuple(sorted(paths.items())),
             cap_sets=(bounding, effective, permitted, inheritable, ambient), umask=user[3],
-            detached=True)
+            detached=True, mqueue=mqueue)
         cgroups_path = self.typed(linux.get("cgroupsPath"), str, "linux.cgroupsPath")
         return Bundle(path=self.bundle, config=config, document=self.document, hooks=self.hooks(doc.get("hooks")),
                       annotations=self.annotations(doc.get("annotations")), cgroups_path=cgroups_path or None,
@@ -304,7 +312,8 @@ class _Reader:
         bounding, effective, permitted, inheritable, ambient = masks
         for name, inner, outer, rule in (("effective", effective, permitted, "permitted"),
                                          ("permitted", permitted, bounding, "bounding"),
-                                         ("ambient", ambient, permitted & inheritable, "both permitted and inheritable")):
+                                         ("ambient", ambient, permitted & inheritable,
+                                          "both permitted and inheritable")):
             if inner & ~outer:
                 self.fail(f"process.capabilities.{name}", f"{', '.join(_names(inner & ~outer))} not in {rule} "
                           "(the kernel cannot grant it)")

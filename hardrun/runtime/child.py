@@ -34,8 +34,21 @@ def main(cfg, launch, exec_plan, sync_fd: int, error_fd: int, k=syscalls, fs=mou
     # could close an fd number that is reused by then (the report pipe).
     gc.disable()
     steps = _Steps()
+    _reporting(lambda: _run(cfg, launch, exec_plan, sync_fd, error_fd, steps, k, fs), steps, error_fd)
+
+
+def enter(cfg, launch, exec_plan, error_fd: int, k=syscalls) -> None:
+    """Never returns. OCI exec (hardrun.runtime.oci_exec): in a process that has joined the
+    container's namespaces and cgroups, the container's user, capabilities, working
+    directory, no_new_privs and seccomp filter, then execve; or exit 125/126/127."""
+    gc.disable()
+    steps = _Steps()
+    _reporting(lambda: _confine_and_exec(cfg, launch, exec_plan, None, error_fd, steps, k), steps, error_fd)
+
+
+def _reporting(run, steps: _Steps, error_fd: int) -> None:
     try:
-        _run(cfg, launch, exec_plan, sync_fd, error_fd, steps, k, fs)
+        run()
         failure = process.StepFailure("exec", 0, "execve returned")
     except process.StepFailure as error:
         failure = error
@@ -146,6 +159,11 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
         steps.name = "loopback up"
         k.interface_up("lo")
 
+    _confine_and_exec(cfg, launch, exec_plan, sync_fd, error_fd, steps, k)
+
+
+def _confine_and_exec(cfg, launch, exec_plan, sync_fd: int | None, error_fd: int, steps: _Steps, k) -> None:
+    """Steps 4b to 8, shared with OCI exec (`enter`, no sync pipe: `sync_fd` None)."""
     # Without no_new_privs an unprivileged process may not install a filter: load it
     # now, while CAP_SYS_ADMIN is held (the profile allows the remaining set-up calls).
     if not cfg.no_new_privileges:
@@ -172,12 +190,13 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     if not cfg.detached:
         steps.name = "parent death signal"
         k.set_parent_death_signal(signal.SIGKILL)
-    k.set_blocking(sync_fd, False)
-    try:
-        if k.read(sync_fd, 1) == b"":
-            os._exit(process.EXIT_SETUP)
-    except BlockingIOError:
-        pass
+    if sync_fd is not None:
+        k.set_blocking(sync_fd, False)
+        try:
+            if k.read(sync_fd, 1) == b"":
+                os._exit(process.EXIT_SETUP)
+        except BlockingIOError:
+            pass
 
     # 5. Final capabilities: effective/permitted to the kept set; inheritable and ambient
     #    only to carry added capabilities to a non-root user across execve.
@@ -299,7 +318,8 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     fs.mount_sys(root_fd, "network" in cfg.namespaces, in_image)
     steps.name = "mount /dev"
     maps = cfg.id_maps
-    fs.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid))
+    fs.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid),
+                 mqueue=cfg.mqueue)
     for plan in plans:
         steps.name = f"mount {plan.target}"
         fs.mount_user(root_fd, plan, sources.get(plan.target), in_image)

@@ -65,6 +65,7 @@ class RuntimeConfig:
     #                                                          ambient masks; None: cap_mask and `ambient`
     umask: int | None = None
     detached: bool = False               # outlives its creator (OCI create): no parent-death signal
+    mqueue: bool = False                 # /dev/mqueue mounted (an OCI config asks for it)
 
 
 class LaunchState:

@@ -18,7 +18,9 @@ NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts", "time")
 SECCOMP_MODES = {"0": "disabled", "1": "strict", "2": "filter"}
 
 
-def inspect_process(pid: str | int = "self") -> dict:
+def inspect_process(pid: str | int = "self", oci_root: str | None = None) -> dict:
+    """`oci_root`: also say which hardrun-oci container (state under that root) the
+    process belongs to, and what hardrun's floor raised in it."""
     base = f"/proc/{pid}"
     status = read_status(pid)
     report = {
@@ -35,6 +37,9 @@ def inspect_process(pid: str | int = "self") -> dict:
         "uid_map": _id_map(f"{base}/uid_map"),
         "gid_map": _id_map(f"{base}/gid_map"),
     }
+    if oci_root is not None:
+        from .oci import container_of
+        report["oci_container"] = container_of(report["pid"], oci_root)
     return report
 
 
@@ -116,4 +121,8 @@ def format_text(report: dict) -> str:
     for key in ("uid_map", "gid_map"):
         ranges = "; ".join(" ".join(str(value) for value in entry) for entry in report[key])
         lines.append(f"  {key}: {ranges or '(none)'}")
+    container = report.get("oci_container")
+    if container:
+        lines.append(f"  hardrun-oci container {printable(container['id'])} ({container['status']})")
+        lines.append("  floor raised: " + ("; ".join(printable(item) for item in container["floor"]) or "nothing"))
     return "\n".join(lines) + "\n"

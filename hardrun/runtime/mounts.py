@@ -283,8 +283,9 @@ def _bind_host_path(path: str, target_fd: int, attrs: int) -> None:
         os.close(source)
 
 
-def mount_dev(root_fd: int, create: bool, devpts_gid: bool) -> None:
-    """A minimal /dev: a few host device nodes, a private devpts, /dev/shm, fd links."""
+def mount_dev(root_fd: int, create: bool, devpts_gid: bool, mqueue: bool = False) -> None:
+    """A minimal /dev: a few host device nodes, a private devpts, /dev/shm, fd links, and
+    with `mqueue` (an OCI config's /dev/mqueue) the ipc namespace's message queues."""
     target = mountpoint(root_fd, "/dev", True, create, k.RESOLVE_NO_SYMLINKS)
     try:
         k.mount("tmpfs", _fd_path(target), "tmpfs", k.MS_NOSUID | k.MS_NOEXEC, DEV_TMPFS_DATA)
@@ -303,8 +304,14 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool) -> None:
                 _bind_host_path(f"/dev/{name}", node, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY)
             finally:
                 os.close(node)
-        for name, mode in (("pts", 0o755), ("shm", 0o1777)):
+        for name, mode in (("pts", 0o755), ("shm", 0o1777)) + ((("mqueue", 0o1777),) if mqueue else ()):
             os.mkdir(name, mode, dir_fd=dev)
+        if mqueue:
+            queues = k.openat2(dev, "mqueue", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
+            try:
+                k.mount("mqueue", _fd_path(queues), "mqueue", KERNEL_FS_FLAGS)
+            finally:
+                os.close(queues)
         pts = k.openat2(dev, "pts", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
         try:
             options = DEVPTS_DATA + (",gid=5" if devpts_gid else "")

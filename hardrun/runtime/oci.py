@@ -20,7 +20,6 @@ annotations, the floor's changes and the config as it was run (for `exec`).
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import _signal as signal
@@ -533,6 +532,18 @@ def list_containers(root: str) -> list[Container]:
     return found
 
 
+def container_of(pid: int, root: str = DEFAULT_ROOT) -> dict | None:
+    """The hardrun-oci container process `pid` belongs to (its init or a process of its
+    cgroup): its id, status and the floor's changes; None when it is none of them."""
+    from .cgroups import cgroup_pids
+    for container in list_containers(root):
+        if container.record.get("pid") == pid or any(
+                pid in cgroup_pids(path) for path in container.record.get("cgroups") or []):
+            return {"id": container.id, "status": container.status(), "bundle": container.record.get("bundle"),
+                    "floor": list(container.record.get("floor") or [])}
+    return None
+
+
 def processes(root: str, container_id: str) -> list[int]:
     from .cgroups import cgroup_pids
     container = Container.load(root, container_id)
@@ -609,7 +620,3 @@ def features() -> dict:
         "annotations": {"org.hardrun.floor": "no_new_privs, seccomp allowlist, masked and read-only "
                                              "kernel paths, nosuid,nodev binds"},
     }
-
-
-def _missing(error: OSError) -> bool:
-    return error.errno in (errno.ENOENT, errno.ESRCH)
