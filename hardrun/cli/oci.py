@@ -338,8 +338,8 @@ def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> No
     findings = [finding for spec in specs for finding in evaluate_runspec(spec, policy)]
     blocking = failing(findings, policy)
     if blocking and policy.runtime.gate != "warn":
-        ids = sorted({finding.rule_id for finding in blocking})
-        details = "; ".join(f"{finding.rule_id} {finding.message}" for finding in blocking[:5])
+        ids = sorted({finding.rule for finding in blocking})
+        details = "; ".join(f"{finding.rule} {finding.message}" for finding in blocking[:5])
         error = HardrunError(f"refused by policy {policy.name}: {', '.join(ids)} ({details}); "
                              "the container was not created")
         error.gate_refused = True  # type: ignore[attr-defined]
