@@ -91,7 +91,8 @@ def paths_named(name: str, *directories: Path) -> list[str]:
 
 def assert_container_gone(container_id: str, *state_directories: Path) -> None:
     """No process, mount, cgroup or state file of the container is left."""
-    assert not daemons.processes_of(container_id), daemons.processes_of(container_id)
+    left = daemons.gone(lambda: daemons.processes_of(container_id))
+    assert not left, f"processes of {container_id} left: {left}"
     assert not daemons.mounts_of(container_id), daemons.mounts_of(container_id)
     assert not daemons.cgroups_named(container_id), daemons.cgroups_named(container_id)
     assert not paths_named(container_id, *state_directories), paths_named(container_id, *state_directories)

@@ -142,8 +142,18 @@ def mounts_of(name: str) -> list[str]:
         return [line.strip() for line in mountinfo if name in line]
 
 
+def gone(processes, timeout: float = 15.0) -> list[str]:
+    """The processes `processes()` lists once they had `timeout` seconds to exit (shims and
+    conmon exit on their own, a moment after the engine's command returns)."""
+    deadline = time.monotonic() + timeout
+    while (left := processes()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 def assert_nothing_left(directory: Path) -> None:
-    assert not processes_under(directory), f"processes left under {directory}: {processes_under(directory)}"
+    left = gone(lambda: processes_under(directory))
+    assert not left, f"processes left under {directory}: {left}"
     assert not mounts_under(directory), f"mounts left under {directory}: {mounts_under(directory)}"
 
 
