@@ -35,7 +35,8 @@ _FIELD_OF = {
     "cpus": "cpus", "cpu_shares": "cpu_shares", "hostname": "hostname",
     "working_dir": "workdir", "init": "init", "command": "command", "ulimits": "ulimits",
     "ports": "ports", "environment": "env", "env_file": "env_files",
-    "container_name": "name", "tmpfs": "mounts",
+    "container_name": "name", "tmpfs": "mounts", "group_add": "group_add",
+    "oom_score_adj": "oom_score_adj",
 }
 _NAMESPACE_KEYS = {"pid": "pid", "ipc": "ipc", "uts": "uts", "userns_mode": "user",
                    "cgroup": "cgroup"}
@@ -413,6 +414,8 @@ def _service_spec(name: str, raw: MarkedMap, line: int | None, path: str,
     fields.update(_limits(service))
     fields["ulimits"] = _ulimits(service)
     fields["sysctls"] = _sysctls(service)
+    fields["group_add"] = _groups(service)
+    fields["oom_score_adj"] = service.measure("oom_score_adj", _oom_score_adj, "oom_score_adj")
     fields["env"] = _environment(service)
     fields["env_files"] = _env_files(service)
     for key, value in raw.items() if has_variables else ():
@@ -457,6 +460,27 @@ def _caps(service: _Service, key: str) -> tuple[str, ...]:
         caps.append(cap)
         service.lines.setdefault(f"{key}:{cap}", values.line_at(index, service.line(key)))
     return tuple(caps)
+
+
+def _groups(service: _Service) -> tuple[str, ...]:
+    """`group_add:` names or gids; each under `group_add:NAME`."""
+    groups = []
+    values = service.items("group_add")
+    for index, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise service.error("group_add", "must list group names or gids", values.line_at(index))
+        groups.append(str(value).strip())
+        service.lines.setdefault(f"group_add:{groups[-1]}", values.line_at(index, service.line("group_add")))
+    return tuple(groups)
+
+
+def _oom_score_adj(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("expected an integer")
+    number = int(str(value).strip(), 10)
+    if not -1000 <= number <= 1000:
+        raise ValueError(f"{number} is out of range (expected -1000..1000)")
+    return number
 
 
 def _security_opts(service: _Service) -> dict:

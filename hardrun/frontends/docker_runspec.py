@@ -188,15 +188,16 @@ def capabilities_field(field_name: str):
 
 
 # What `hardrun run` applies; other options (apparmor, label) only matter to the auditor.
-_RUNTIME_SECURITY_FIELDS = ("no_new_privileges", "seccomp", "system_paths_unconfined")
+_RUNTIME_SECURITY_FIELDS = ("no_new_privileges", "seccomp", "system_paths_unconfined", "apparmor",
+                            "selinux_disabled", "selinux_options")
 
 
 def on_security_opt(b: _Builder, value):
     settings = _values().security_opt_settings(value or "")
     if b.hardrun_mode and (not settings or any(f not in _RUNTIME_SECURITY_FIELDS for f, _ in settings)):
         raise ValueError(f"unsupported security option {value!r} "
-                         "(expected no-new-privileges[=true|false], seccomp=FILE|unconfined "
-                         "or systempaths=unconfined)")
+                         "(expected no-new-privileges[=true|false], seccomp=FILE|unconfined, "
+                         "systempaths=unconfined, apparmor=PROFILE|unconfined or label=…)")
     for field_name, setting in settings:
         if setting is None:   # no-new-privileges=<not a boolean>
             if b.hardrun_mode:
@@ -211,8 +212,8 @@ def on_security_opt(b: _Builder, value):
 def namespace_field(namespace: str):
     def handle(b: _Builder, value):
         mode = value or ""
-        if namespace == "user" and b.hardrun_mode and mode not in ("host", "private"):
-            raise ValueError(f"invalid user namespace mode {mode!r} (expected host or private)")
+        if b.hardrun_mode and mode not in ("host", "private"):
+            raise ValueError(f"invalid {namespace} namespace mode {mode!r} (expected host or private)")
         if b.left_unresolved(mode):
             b.unresolved.add(f"namespace:{namespace}")
         if mode in ("host", "private") or mode.startswith("container:"):
@@ -397,6 +398,24 @@ def on_device(b: _Builder, value):
     b.mark("devices")
 
 
+def on_group_add(b: _Builder, value):
+    group = (value or "").strip()
+    if not group:
+        raise ValueError("empty group")
+    if b.left_unresolved(group):
+        b.unknown_value("group_add")
+        return
+    b.append("group_add", group)
+    b.mark(f"group_add:{group}")
+    b.mark("group_add")
+
+
+def check_oom_score_adj(number: int) -> str | None:
+    if not -1000 <= number <= 1000:
+        return f"{number} is out of range (expected -1000..1000)"
+    return None
+
+
 def on_publish(b: _Builder, value):
     for port in _values().parse_publish(value or "", b.here(), lenient=not b.hardrun_mode):
         index = len(b.lists.get("ports", ()))
@@ -439,9 +458,11 @@ def on_tmpfs(b: _Builder, value):
 
 
 def on_sysctl(b: _Builder, value) -> None:
-    """--sysctl NAME=VALUE (auditing only: `hardrun run` does not take the flag)."""
-    name, _, setting = (value or "").partition("=")
+    """--sysctl NAME=VALUE (which names `hardrun run` can write: runtime/tunables.py)."""
+    name, equals, setting = (value or "").partition("=")
     name = name.strip()
+    if b.hardrun_mode and (not name or not equals):
+        raise ValueError("expected NAME=VALUE")
     b.fields["sysctls"] = {**b.fields.get("sysctls", {}), name: setting}
     b.mark(f"sysctl:{name}")
 

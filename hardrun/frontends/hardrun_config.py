@@ -63,8 +63,8 @@ def apply_hardrun_defaults(spec: RunSpec) -> RunSpec:
         # --privileged without a profile runs unconfined, as in Docker
         changes["seccomp"] = "unconfined" if spec.privileged else "default"
     if "user" not in spec.namespaces:
-        # --privileged keeps real capabilities: no user namespace unless one is asked for
-        changes["namespaces"] = {**spec.namespaces, "user": "host" if spec.privileged else "private"}
+        # --privileged keeps the user namespace: its capabilities are the namespace's
+        changes["namespaces"] = {**spec.namespaces, "user": "private"}
     if spec.network is None:
         changes["network"] = "none"
     return spec.evolve(**changes) if changes else spec
@@ -115,7 +115,8 @@ def _spec(document, path: str) -> RunSpec:
                         ("network", ("network",)),
                         ("memory", ("limits", "memory")), ("pids_limit", ("limits", "pids")),
                         ("cpus", ("limits", "cpus")), ("hostname", ("hostname",)),
-                        ("name", ("name",)), ("devices", ("devices",)), ("sysctls", ("sysctls",))):
+                        ("name", ("name",)), ("devices", ("devices",)), ("sysctls", ("sysctls",)),
+                        ("group_add", ("group-add",)), ("oom_score_adj", ("oom-score-adj",))):
         note(field, *keys)
     namespaces = dict(data.get("namespaces", {}))
     for name in namespaces:
@@ -146,6 +147,8 @@ def _spec(document, path: str) -> RunSpec:
         mounts=_mounts(data, document, path, lines), devices=tuple(data.get("devices", ())),
         workdir=data.get("workdir"), namespaces=namespaces, userns_remap=remap,
         hostname=data.get("hostname"), env=_env(data, document, lines), init=data.get("init", False),
+        group_add=tuple(str(group) for group in data.get("group-add", ())),
+        oom_score_adj=data.get("oom-score-adj"),
         memory=parse_size(limits["memory"]) if "memory" in limits else None,
         pids_limit=limits.get("pids"), cpus=limits.get("cpus"),
         sysctls={name: str(value) for name, value in data.get("sysctls", {}).items()},
@@ -156,6 +159,8 @@ def _spec(document, path: str) -> RunSpec:
         lines[f"sysctl:{name}"] = line("sysctls", name)
     for index, device in enumerate(spec.devices):
         lines[f"device:{index}"] = document.where(("devices", index))[0]
+    for index, group in enumerate(spec.group_add):
+        lines[f"group_add:{group}"] = document.where(("group-add", index))[0]
     return apply_hardrun_defaults(spec)
 
 

@@ -99,6 +99,7 @@ class _Config:
             fields["no_new_privileges"] = no_new_privileges
             self.lines["no_new_privileges"] = process.line_of("noNewPrivileges")
         fields.update(self.lsm(process))
+        fields.update(self.oom_score_adj(process))
         read_only = self.get(root, "readonly", bool, "root.")
         if read_only is not None:
             fields["read_only_root"] = read_only
@@ -127,7 +128,19 @@ class _Config:
         if uid is None:
             return {}
         self.lines["user"] = user.line_of("uid")
-        return {"user": f"{uid}:{gid}" if gid is not None else str(uid)}
+        identity: dict = {"user": f"{uid}:{gid}" if gid is not None else str(uid)}
+        groups = self.items(user, "additionalGids", "process.user.", int)
+        if groups:
+            identity["group_add"] = tuple(str(group) for group in groups)
+            self.lines["group_add"] = user.line_of("additionalGids")
+        return identity
+
+    def oom_score_adj(self, process: MarkedMap) -> dict:
+        value = self.get(process, "oomScoreAdj", int, "process.")
+        if value is None:
+            return {}
+        self.lines["oom_score_adj"] = process.line_of("oomScoreAdj")
+        return {"oom_score_adj": value}
 
     def capabilities(self, process: MarkedMap) -> dict:
         capabilities = self.get(process, "capabilities", MarkedMap, "process.")

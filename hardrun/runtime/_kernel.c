@@ -193,7 +193,8 @@ add_numbers(PyObject *module)
         {"landlock_restrict_self", SYS_landlock_restrict_self},
         {"mount", SYS_mount}, {"mount_setattr", SYS_mount_setattr},
         {"move_mount", SYS_move_mount}, {"open_tree", SYS_open_tree}, {"openat2", SYS_openat2},
-        {"pivot_root", SYS_pivot_root}, {"prctl", SYS_prctl}, {"sethostname", SYS_sethostname},
+        {"pivot_root", SYS_pivot_root}, {"prctl", SYS_prctl}, {"setdomainname", SYS_setdomainname},
+        {"sethostname", SYS_sethostname},
         {"setns", SYS_setns}, {"socket", SYS_socket}, {"umount2", SYS_umount2},
         {"unshare", SYS_unshare},
     };

@@ -19,17 +19,21 @@ def normalize(name: str) -> str:
     return upper
 
 
-def resolve(cap_add, cap_drop, privileged: bool = False) -> tuple[str, ...]:
+def resolve(cap_add, cap_drop, privileged: bool = False, bounding: int | None = None) -> tuple[str, ...]:
     """The capabilities the process keeps, in kernel order.
 
     Docker's rules with hardrun's empty default set: `--privileged` or `--cap-add ALL`
-    give everything except what `--cap-drop` names; otherwise exactly the added ones
-    (an add wins over a drop of the same capability, as in Docker).
+    give everything except what `--cap-drop` names, and, where the container shares the
+    caller's user namespace, only what is in the caller's `bounding` set (no process can
+    gain more); otherwise exactly the added ones (an add wins over a drop of the same
+    capability, as in Docker).
     """
     adds = {normalize(name) for name in cap_add}
     drops = {normalize(name) for name in cap_drop}
     if privileged or "ALL" in adds:
         kept = set(NAMES) - drops
+        if bounding is not None:
+            kept = {name for name in kept if bounding >> NUMBERS[name] & 1}
     else:
         kept = adds - {"ALL"}
     return tuple(name for name in NAMES if name in kept)
@@ -51,3 +55,12 @@ def names_of(value: int) -> list[str]:
             result.append(NAMES[bit] if bit < len(NAMES) else f"CAP_{bit}")
         bit += 1
     return result
+
+
+def caller_bounding() -> int:
+    """The caller's bounding set (what a container sharing its user namespace can hold)."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    raise UsageError("cannot read the capability bounding set from /proc/self/status")

@@ -16,7 +16,7 @@ import gc
 import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
-from . import init, mounts, process, stdio, syscalls, userns
+from . import init, mounts, process, stdio, syscalls, tunables, userns
 
 
 class _Steps:
@@ -92,8 +92,11 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
         os._exit(process.EXIT_SETUP)  # the parent is gone or gave up: nothing to report to
 
     # 1b. The kernel settings of our own namespaces (no exec of memfds, the user.max_*
-    #     limits) while the host's /proc is visible and before we become the namespace's
-    #     root: vm.memfd_noexec may only be written by the host's root uid.
+    #     limits) and our OOM score adjustment while the host's /proc is visible and before
+    #     we become the namespace's root: vm.memfd_noexec may only be written by the host's
+    #     root uid.
+    if cfg.oom_score_adj is not None:
+        tunables.write_oom_score_adj(cfg.oom_score_adj, steps)
     userns.apply_kernel_settings(cfg, steps)
 
     # 1c. The namespaces an OCI config names by path (a pod's network…), joined before the
@@ -315,11 +318,11 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     steps.name = "mount /proc"
     fs.mount_proc(root_fd, "pid" in cfg.namespaces, in_image)
     steps.name = "mount /sys"
-    fs.mount_sys(root_fd, "network" in cfg.namespaces, in_image)
+    fs.mount_sys(root_fd, "network" in cfg.namespaces, in_image, cfg.sys_read_only)
     steps.name = "mount /dev"
     maps = cfg.id_maps
     fs.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid),
-                 mqueue=cfg.mqueue)
+                 cfg.devices, mqueue=cfg.mqueue)
     for plan in plans:
         steps.name = f"mount {plan.target}"
         fs.mount_user(root_fd, plan, sources.get(plan.target), in_image)
@@ -328,6 +331,8 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     steps.name = "pivot_root"
     fs.pivot(root_fd, k)
     k.close(root_fd)
+    # Namespaced sysctls in the container's own /proc, before /proc/sys turns read-only.
+    tunables.write_sysctls(cfg.sysctls, steps)
     for path in cfg.masked_paths:
         steps.name = f"mask {path}"
         fs.mask(path, k)

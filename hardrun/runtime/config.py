@@ -26,6 +26,7 @@ from .mounts import MountPlan, plan_mounts
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
 if TYPE_CHECKING:
     from ..spec.run import RunSpec
+    from .devices import DevicePlan
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,14 @@ class RuntimeConfig:
     tty: bool
     interactive: bool
     last_cap: int
+    # Loosenings (Docker's --device/--privileged, --sysctl, --oom-score-adj; OCI's
+    # linux.devices, linux.sysctl, process.oomScoreAdj). Supplementary groups (--group-add,
+    # process.user.additionalGids) are user.groups; a shared namespace is one absent from
+    # `namespaces`.
+    devices: tuple[DevicePlan, ...] = ()    # host device nodes bound into /dev
+    sysctls: tuple[tuple[str, str], ...] = ()   # namespaced sysctls written in the child
+    oom_score_adj: int | None = None        # None: the caller's, inherited
+    sys_read_only: bool = True              # /sys read-only (--privileged: writable, as in Docker)
     # What only an OCI bundle asks for (hardrun.runtime.bundle); `hardrun run` leaves the defaults.
     namespace_paths: tuple[tuple[str, str], ...] = ()  # (type, path) joined instead of created
     cap_sets: tuple[int, int, int, int, int] | None = None  # bounding, effective, permitted, inheritable,
@@ -94,17 +103,13 @@ APPLIED_FIELDS = frozenset({
     "system_paths_unconfined", "read_only_root", "rootfs", "mounts", "workdir", "namespaces",
     "userns_remap", "hostname", "env", "init", "memory", "memory_swap",
     "pids_limit", "cpus", "cpu_shares", "ulimits", "network", "ports", "exposed_ports",
-    "publish_all", "name",
+    "publish_all", "name", "devices", "sysctls", "group_add", "oom_score_adj",
+    # accepted only as the no-ops they are here, confinement requests refused (runtime/lsm.py)
+    "apparmor", "selinux_disabled", "selinux_options",
 })
 # RunSpec fields that other front ends (compose, Kubernetes, OCI, docker run lines) fill and
 # `hardrun run` cannot apply: the setting as a run config / the flags spell it, and why.
 NOT_APPLIED_FIELDS = {
-    "apparmor": ("security.apparmor (--security-opt apparmor=)", "hardrun has no AppArmor confinement"),
-    "selinux_disabled": ("security.selinux (--security-opt label=disable)",
-                         "hardrun has no SELinux confinement"),
-    "selinux_options": ("security.selinux (--security-opt label=)", "hardrun has no SELinux confinement"),
-    "devices": ("devices (--device)", "hardrun gives containers no host devices"),
-    "sysctls": ("sysctls (--sysctl)", "hardrun sets no kernel parameters"),
     "entrypoint": ("entrypoint (--entrypoint)", "hardrun runs the command as given"),
     "run_as_non_root": ("runAsNonRoot (run_as_non_root)", "give a non-root user instead"),
     "masked_paths": ("maskedPaths (masked_paths)",
@@ -153,16 +158,25 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
     rootfs = _rootfs(spec.rootfs)
     root_fd = os.open(rootfs or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        user = userns.resolve_user(root_fd, spec.user)
+        user = userns.resolve_user(root_fd, spec.user, spec.group_add)
     finally:
         os.close(root_fd)
     id_maps = userns.plan_id_maps(spec, "user" in namespaces, rootless)
     userns.check_user_mapped(user, id_maps)
-    kept = capabilities.resolve(spec.cap_add, spec.cap_drop, spec.privileged)
+    # in a user namespace of its own the container's root may hold every capability there
+    bounding = None if "user" in namespaces else capabilities.caller_bounding()
+    kept = capabilities.resolve(spec.cap_add, spec.cap_drop, spec.privileged, bounding)
     network = _network(spec)
-    hostname = spec.hostname or spec.name or os.urandom(6).hex()
+    sysctls = _sysctls(spec, namespaces)
+    hostname = spec.hostname or spec.sysctls.get("kernel.hostname") or spec.name or os.urandom(6).hex()
     if spec.hostname and "uts" not in namespaces:
         raise UsageError("--hostname needs a private UTS namespace", hint="drop --uts host")
+    if spec.apparmor is not None or spec.selinux_options:
+        from . import lsm
+        lsm.check(spec.apparmor, spec.selinux_options, spec.line_of)
+    if spec.oom_score_adj is not None:
+        from .tunables import check_oom_score_adj
+        check_oom_score_adj(spec.oom_score_adj)
     read_only = spec.read_only_root is not False and not spec.privileged
     system_paths = not (getattr(spec, "system_paths_unconfined", False) or spec.privileged)
     mounts = plan_mounts(spec.mounts, host_root=rootfs is None)
@@ -201,6 +215,10 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
         tty=tty,
         interactive=interactive,
         last_cap=_last_cap(),
+        devices=_devices(spec),
+        sysctls=sysctls,
+        oom_score_adj=spec.oom_score_adj,
+        sys_read_only=not spec.privileged,
     )
 
 
@@ -219,11 +237,38 @@ def _namespaces(spec, rootless: bool) -> frozenset:
         else:
             raise UsageError(f"unsupported {name} namespace mode {value!r}",
                              hint="use the default (private) or host")
-    if spec.privileged and "user" in private and not (spec.namespaces or {}).get("user"):
-        private.discard("user")  # --privileged means real capabilities, as in Docker
+    if "pid" not in private and spec.init:
+        # hardrun's reaper is only the container's reaper as PID 1 of its own namespace
+        raise UsageError("--init needs a private pid namespace", hint="drop --pid host or --init")
     if rootless and "user" not in private:
         raise UsageError("--userns host needs real root", hint="run hardrun as root or keep the user namespace")
     return frozenset(private)
+
+
+def _devices(spec) -> tuple:
+    """--device nodes, and under --privileged every host device (runtime/devices.py)."""
+    if not spec.devices and not spec.privileged:
+        return ()
+    from .devices import plan_devices
+    return plan_devices(spec.devices, spec.privileged)
+
+
+def _sysctls(spec, namespaces) -> tuple[tuple[str, str], ...]:
+    """The namespaced sysctls to write in the child. kernel.hostname is the host name the
+    child sets (sethostname would overwrite a written one): it conflicts with --hostname."""
+    if not spec.sysctls:
+        return ()
+    from .tunables import plan_sysctls
+    planned = plan_sysctls(spec.sysctls, namespaces, spec.line_of)
+    if "kernel.hostname" in spec.sysctls:
+        if spec.hostname:
+            raise UsageError("--sysctl kernel.hostname and --hostname both set the host name",
+                             line=spec.line_of("sysctl:kernel.hostname"), hint="give one of them")
+        from ..spec.run import check_hostname
+        problem = check_hostname(spec.sysctls["kernel.hostname"])
+        if problem:
+            raise UsageError(f"--sysctl kernel.hostname: {problem}", line=spec.line_of("sysctl:kernel.hostname"))
+    return tuple((name, value) for name, value in planned if name not in ("kernel.hostname", "kernel/hostname"))
 
 
 def _rootfs(path: str | None) -> str | None:
@@ -361,6 +406,25 @@ def _oci_resources(spec) -> dict:
     return resources
 
 
+def _oci_loosenings(cfg: RuntimeConfig) -> dict:
+    """`linux.devices` and `linux.sysctl` (kernel.hostname is the document's `hostname`)."""
+    linux: dict = {}
+    if cfg.devices:
+        linux["devices"] = [plan.as_oci() for plan in cfg.devices]
+    if cfg.sysctls:
+        linux["sysctl"] = dict(cfg.sysctls)
+    return linux
+
+
+def _oci_process_loosenings(cfg: RuntimeConfig) -> dict:
+    process: dict = {}
+    if cfg.oom_score_adj is not None:
+        process["oomScoreAdj"] = cfg.oom_score_adj
+    if cfg.spec.apparmor == "unconfined":
+        process["apparmorProfile"] = "unconfined"
+    return process
+
+
 def to_oci(cfg: RuntimeConfig) -> dict:
     """The resolved configuration as an OCI runtime `config.json` document (for
     `hardrun run --dry-run`); hardrun-specific facts go into `annotations`."""
@@ -375,7 +439,8 @@ def to_oci(cfg: RuntimeConfig) -> dict:
         uid_map=id_maps.uid if id_maps is not None else None,
         gid_map=id_maps.gid if id_maps is not None else None,
         masked_paths=cfg.masked_paths, readonly_paths=cfg.readonly_paths,
-        resources=_oci_resources(cfg.spec),
+        resources=_oci_resources(cfg.spec), sys_read_only=cfg.sys_read_only,
+        linux_extra=_oci_loosenings(cfg), process_extra=_oci_process_loosenings(cfg),
         annotations={
             "org.hardrun.seccomp": cfg.seccomp or "unconfined",
             "org.hardrun.memfd": _memfd_protection(cfg),

@@ -17,6 +17,7 @@ import stat
 from ..errors import UsageError
 from ..spec.defaults import DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE, DEV_TMPFS_DATA, DEVPTS_DATA, SHM_TMPFS_DATA
 from . import syscalls as k
+from .devices import bind_devices
 
 BIND_ATTRS = k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV
 TMPFS_FLAGS = k.MS_NOSUID | k.MS_NODEV
@@ -263,14 +264,16 @@ def mount_proc(root_fd: int, private_pid: bool, create: bool) -> None:
         os.close(target)
 
 
-def mount_sys(root_fd: int, private_net: bool, create: bool) -> None:
+def mount_sys(root_fd: int, private_net: bool, create: bool, read_only: bool = True) -> None:
+    """/sys, read-only unless --privileged (as Docker mounts it)."""
     target = mountpoint(root_fd, "/sys", True, create, k.RESOLVE_NO_SYMLINKS)
     try:
         if private_net:
-            k.mount("sysfs", _fd_path(target), "sysfs", KERNEL_FS_FLAGS | k.MS_RDONLY)
+            k.mount("sysfs", _fd_path(target), "sysfs", KERNEL_FS_FLAGS | (k.MS_RDONLY if read_only else 0))
         else:
             # sysfs can only be mounted fresh in a network namespace of our own.
-            _bind_host_path("/sys", target, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY)
+            _bind_host_path("/sys", target, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC
+                            | (k.MOUNT_ATTR_RDONLY if read_only else 0))
     finally:
         os.close(target)
 
@@ -283,9 +286,10 @@ def _bind_host_path(path: str, target_fd: int, attrs: int) -> None:
         os.close(source)
 
 
-def mount_dev(root_fd: int, create: bool, devpts_gid: bool, mqueue: bool = False) -> None:
-    """A minimal /dev: a few host device nodes, a private devpts, /dev/shm, fd links, and
-    with `mqueue` (an OCI config's /dev/mqueue) the ipc namespace's message queues."""
+def mount_dev(root_fd: int, create: bool, devpts_gid: bool, devices=(), mqueue: bool = False) -> None:
+    """A minimal /dev: a few host device nodes, a private devpts, /dev/shm, fd links, the
+    host devices asked for (`devices`: runtime/devices.py's plans) and with `mqueue` (an OCI
+    config's /dev/mqueue) the ipc namespace's message queues."""
     target = mountpoint(root_fd, "/dev", True, create, k.RESOLVE_NO_SYMLINKS)
     try:
         k.mount("tmpfs", _fd_path(target), "tmpfs", k.MS_NOSUID | k.MS_NOEXEC, DEV_TMPFS_DATA)
@@ -293,8 +297,9 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool, mqueue: bool = False
         os.close(target)
     dev = resolve_in_root(root_fd, "/dev", k.RESOLVE_NO_SYMLINKS)
     try:
+        taken = {plan.path for plan in devices}
         for name in DEVICES:
-            if not os.path.exists(f"/dev/{name}"):
+            if not os.path.exists(f"/dev/{name}") or f"/dev/{name}" in taken:
                 continue
             os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev))
             node = k.openat2(dev, name, k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
@@ -327,6 +332,8 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool, mqueue: bool = False
                            ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
                            ("ptmx", "pts/ptmx")):
             os.symlink(link, name, dir_fd=dev)
+        if devices:
+            bind_devices(dev, devices, k)
         # Nothing may be created in /dev afterwards (its submounts stay writable).
         k.mount_setattr(dev, k.MOUNT_ATTR_RDONLY, recursive=False)
     finally:

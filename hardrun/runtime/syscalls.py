@@ -139,6 +139,11 @@ def sethostname(name: str) -> None:
     _syscall("sethostname", NR["sethostname"], raw, len(raw))
 
 
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    _syscall("setdomainname", NR["setdomainname"], raw, len(raw))
+
+
 def close_range(first: int, last: int = 0xFFFFFFFF) -> None:
     _syscall("close_range", NR["close_range"], first, last, 0)
 

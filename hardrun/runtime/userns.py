@@ -64,8 +64,9 @@ def _read_in_root(root_fd: int, path: str) -> list[list[str]]:
     return [line.split(":") for line in data.splitlines() if line and not line.startswith("#")]
 
 
-def resolve_user(root_fd: int, spec_user: str | None) -> User:
-    """-u UID[:GID] | NAME[:GROUP] against the container's /etc/passwd and /etc/group."""
+def resolve_user(root_fd: int, spec_user: str | None, group_add=()) -> User:
+    """-u UID[:GID] | NAME[:GROUP] against the container's /etc/passwd and /etc/group;
+    `group_add` (--group-add: gids or group names) joins the supplementary groups."""
     text = (spec_user or "0").strip()
     user_part, _, group_part = text.partition(":")
     passwd = [entry for entry in _read_in_root(root_fd, "/etc/passwd") if len(entry) >= 7]
@@ -83,7 +84,9 @@ def resolve_user(root_fd: int, spec_user: str | None) -> User:
     if group_part:
         gid = _resolve_group(groups, group_part)
     supplementary = tuple(sorted({_number(group[2]) for group in groups
-                                  if name and name in group[3].split(",") and _is_number(group[2])} - {gid}))
+                                  if name and name in group[3].split(",") and _is_number(group[2])}
+                                 .union(_resolve_group(groups, added, "--group-add") for added in group_add)
+                                 - {gid}))
     if uid > 0xFFFFFFFE or gid > 0xFFFFFFFE:
         raise UsageError(f"user {text}: id out of range")
     return User(uid, gid, supplementary, home, name)
@@ -100,13 +103,13 @@ def _find_user(passwd, user_part: str):
     return None
 
 
-def _resolve_group(groups, group_part: str) -> int:
+def _resolve_group(groups, group_part: str, what: str = "group") -> int:
     for group in groups:
         if group[0] == group_part and _is_number(group[2]):
             return int(group[2])
-    if _is_number(group_part):
+    if _is_number(group_part) and int(group_part) <= 0xFFFFFFFE:
         return int(group_part)
-    raise UsageError(f"unable to find group {group_part}: no matching entries in the container's /etc/group")
+    raise UsageError(f"unable to find {what} {group_part}: no matching entries in the container's /etc/group")
 
 
 def _is_number(text: str) -> bool:

@@ -89,14 +89,21 @@ def _rlimit(value: int) -> int:
     return RLIM_INFINITY if value < 0 else value
 
 
+def _kernel_mount_options(entry: dict, sys_read_only: bool) -> list:
+    if entry["destination"] == "/sys" and not sys_read_only:
+        return [option for option in entry["options"] if option != "ro"] + ["rw"]
+    return list(entry["options"])
+
+
 def config(*, args, env, cwd: str, user: dict, capability_sets: dict, no_new_privileges: bool,
            root: str, read_only: bool, hostname: str, namespaces, mounts, masked_paths,
            readonly_paths, uid_map=None, gid_map=None, terminal: bool = False, process_rlimits=(),
-           resources: dict | None = None, linux_extra: dict | None = None,
+           resources: dict | None = None, sys_read_only: bool = True, linux_extra: dict | None = None,
            process_extra: dict | None = None, annotations: dict | None = None) -> dict:
     """A Linux OCI config.json. `mounts`: those after the kernel file systems, in order;
     `namespaces`: the private ones (written in NAMESPACE_TYPES order); `uid_map`/`gid_map`:
-    (inside, outside, count) triples when there is a user namespace."""
+    (inside, outside, count) triples when there is a user namespace; `sys_read_only`: False
+    for --privileged's writable /sys."""
     linux: dict = {"namespaces": [{"type": name} for name in NAMESPACE_TYPES if name in namespaces],
                    "maskedPaths": list(masked_paths), "readonlyPaths": list(readonly_paths)}
     if uid_map is not None:
@@ -113,8 +120,8 @@ def config(*, args, env, cwd: str, user: dict, capability_sets: dict, no_new_pri
     process.update(process_extra or {})
     document = {"ociVersion": OCI_VERSION, "process": process,
                 "root": {"path": root, "readonly": bool(read_only)}, "hostname": hostname,
-                "mounts": [dict(entry, options=list(entry["options"])) for entry in KERNEL_MOUNTS]
-                + list(mounts),
+                "mounts": [dict(entry, options=_kernel_mount_options(entry, sys_read_only))
+                           for entry in KERNEL_MOUNTS] + list(mounts),
                 "linux": linux}
     if annotations:
         document["annotations"] = annotations

@@ -68,6 +68,7 @@ class RunSpec:
     # identity
     user: str | None = None       # "uid[:gid]" or "name[:group]"; None = image default (root)
     run_as_non_root: bool | None = None   # Kubernetes runAsNonRoot
+    group_add: tuple[str, ...] = ()   # supplementary groups: gids or names of the container's /etc/group
     # privileges
     privileged: bool = False
     cap_add: tuple[str, ...] = ()
@@ -109,6 +110,7 @@ class RunSpec:
     cpus: float | None = None
     cpu_shares: int | None = None
     ulimits: tuple[Ulimit, ...] = ()
+    oom_score_adj: int | None = None  # -1000..1000; None: the caller's
     sysctls: dict[str, str] = field(default_factory=dict)   # lines under `sysctl:NAME`
     # network
     network: str | None = None        # "none", "host", "bridge", "bridge:NAME", "container:x"…

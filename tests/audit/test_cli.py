@@ -81,5 +81,5 @@ def test_run_through_the_click_group_is_hardrun_run():
     done = CliRunner().invoke(cli, ["run", "--dry-run", "-h", "box", "--", "sh", "-c", "true"])
     assert done.exit_code == 0, done.output
     assert '"hostname": "box"' in done.output        # -h is --hostname, as in `hardrun run`
-    refused = CliRunner().invoke(cli, ["run", "--privileged", "--", "true"])
-    assert refused.exit_code == 125 and "unknown flag: --privileged" in refused.output
+    refused = CliRunner().invoke(cli, ["run", "--detach", "--", "true"])
+    assert refused.exit_code == 125 and "unknown flag: --detach" in refused.output

@@ -196,8 +196,8 @@ def test_hardrun_mode_first_positional_is_the_command():
 
 
 def test_hardrun_mode_refuses_unsupported_docker_flags():
-    with pytest.raises(UsageError, match="unknown flag: --privileged"):
-        parse_run_args(["--privileged", "true"], hardrun_mode=True)
+    with pytest.raises(UsageError, match="unknown flag: --detach"):
+        parse_run_args(["--detach", "true"], hardrun_mode=True)
     with pytest.raises(UsageError, match="unknown flag: --oom-kill-disable"):
         parse_run_args(["--oom-kill-disable", "true"], hardrun_mode=True)
 
@@ -313,7 +313,11 @@ def test_hardrun_mode_leaves_defaults_to_the_runtime():
     (["--memory-swap", "1g", "x"], "needs --memory"),
     (["-m", "1g", "--memory-swap", "512m", "x"], "at least --memory"),
     (["-h", "a" * 65, "x"], "host name"),
-    (["--security-opt", "apparmor=unconfined", "x"], "unsupported security option"),
+    (["--security-opt", "label=nested", "x"], "unsupported security option"),
+    (["--pid", "container:web", "x"], "invalid pid namespace mode"),
+    (["--sysctl", "net.ipv4.ip_forward", "x"], "expected NAME=VALUE"),
+    (["--oom-score-adj", "1001", "x"], "out of range"),
+    (["--group-add", "", "x"], "empty group"),
     (["--security-opt", "no-new-privileges=maybe", "x"], "true or false"),
     (["--read-only=maybe", "x"], "true or false"),
     (["--env-file", "", "x"], "empty file"),

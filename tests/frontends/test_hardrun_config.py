@@ -73,7 +73,8 @@ def test_unspecified_settings_are_hardruns_defaults():
     assert spec.cap_drop == ("ALL",) and spec.seccomp == "default" and spec.network == "none"
     assert spec.namespaces == {"user": "private"}
     (privileged,) = parse_run_config("apiVersion: hardrun/v1\nkind: Run\nsecurity: {privileged: true}\n", "r.yaml")
-    assert privileged.seccomp == "unconfined" and privileged.namespaces["user"] == "host"
+    # --privileged keeps the user namespace: its capabilities are the namespace's
+    assert privileged.seccomp == "unconfined" and privileged.namespaces["user"] == "private"
 
 
 @pytest.mark.parametrize("name,head,kind", [

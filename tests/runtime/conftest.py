@@ -9,6 +9,22 @@ from tests.helpers import ROOT
 from tests.rootfs import require_root
 
 
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    """A state root and cgroup parent of the test's own (HARDRUN_STATE_DIR,
+    HARDRUN_CGROUP_PARENT): no container, cgroup or state may be left behind."""
+    from tests.limits_support import remove_test_cgroup_parent, require_root, unique
+    require_root()
+    values = {"HARDRUN_STATE_DIR": str(tmp_path / "state"),
+              "HARDRUN_CGROUP_PARENT": unique("hardrun-test-")}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)      # for the checks made from this process
+    yield values
+    assert remove_test_cgroup_parent() == [], "container cgroups left behind"
+    leftovers = list((tmp_path / "state").glob("[!.]*"))
+    assert [p.name for p in leftovers if p.name != "net"] == []
+
+
 @pytest.fixture(scope="module")
 def rootfs(busybox_rootfs):
     require_root()

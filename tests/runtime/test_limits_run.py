@@ -16,22 +16,9 @@ import pytest
 from hardrun.runtime import cgroups
 
 from tests.helpers import hardrun_env, popen_hardrun, run_hardrun
-from tests.limits_support import remove_test_cgroup_parent, require_root, unique, wait_until
+from tests.limits_support import wait_until
 
 pytestmark = pytest.mark.runtime
-
-
-@pytest.fixture
-def env(monkeypatch, tmp_path):
-    require_root()
-    values = {"HARDRUN_STATE_DIR": str(tmp_path / "state"),
-              "HARDRUN_CGROUP_PARENT": unique("hardrun-test-")}
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)      # for the checks made from this process
-    yield values
-    assert remove_test_cgroup_parent() == [], "container cgroups left behind"
-    leftovers = list((tmp_path / "state").glob("[!.]*"))
-    assert [p.name for p in leftovers if p.name != "net"] == []
 
 
 def hardrun_run(rootfs, env, *args, **kwargs):

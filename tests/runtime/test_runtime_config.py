@@ -120,8 +120,7 @@ from hardrun.spec.run import RunSpec  # noqa: E402
 # A value for each field the runtime cannot apply, as a compose file, a Kubernetes
 # manifest, an OCI config or an audited `docker run` line would set it.
 NOT_APPLIED_VALUES = {
-    "apparmor": "docker-default", "selinux_disabled": True, "selinux_options": {"type": "spc_t"},
-    "devices": ("/dev/fuse",), "sysctls": {"net.ipv4.ip_forward": "1"}, "entrypoint": "/bin/sh",
+    "entrypoint": "/bin/sh",
     "run_as_non_root": True, "masked_paths": (), "readonly_paths": (),
     "volume_types": {"data": "hostPath"}, "unresolved": frozenset({"memory"}),
 }

@@ -243,6 +243,29 @@ def device_access(spec, context):
                   severity="error" if raw else None)
 
 
+# Groups whose members read or write the host's disks, memory, logs or secrets, or drive
+# its container engine: names as Debian and Fedora spell them, and gid 0.
+_PRIVILEGED_GROUPS = frozenset({"0", "root", "disk", "kmem", "shadow", "sudo", "wheel", "adm",
+                                "docker", "lxd", "systemd-journal"})
+
+
+@check("HR2020")
+def oom_score_lowered(spec, context):
+    if spec.oom_score_adj is not None and spec.oom_score_adj < 0 and "oom_score_adj" not in spec.unresolved:
+        yield Hit(_line(spec, "oom_score_adj"),
+                  f"oom_score_adj {spec.oom_score_adj}: the OOM killer picks the host's other "
+                  "processes before this container's")
+
+
+@check("HR2021")
+def privileged_group_added(spec, context):
+    for group in spec.group_add:
+        if group.strip() in _PRIVILEGED_GROUPS:
+            yield Hit(_line(spec, f"group_add:{group}", "group_add"),
+                      f"supplementary group {group} is added: its files (disks, memory, logs, "
+                      "secrets or an engine's socket) become the container's")
+
+
 # --------------------------------------------------------------------------- identity
 
 def _is_root_user(user: str) -> bool:

@@ -1,0 +1,188 @@
+"""Host devices in the container: plans (parent) and the binds that place them (child).
+
+`--device HOST[:CONTAINER[:PERMS]]` and `--privileged` (every device node of the host's
+/dev, as Docker gives) become DevicePlans; an OCI `linux.devices` entry is one too. A
+device node is never created with mknod: in a user namespace the kernel refuses it, and
+the container's root is mounted nodev. The host's node is bound instead, onto an empty
+file in the container's own /dev tmpfs, before that /dev turns read-only.
+
+Access is the node's own: hardrun sets up no device cgroup, so a PERMS narrower than
+read and write (Docker's `r`, `w`) cannot be enforced and is refused. Under the user
+namespace (the default), a node owned by the host's root is an unmapped owner's: the
+container's root may open it only as its mode allows others.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import stat
+
+from ..errors import UsageError
+
+# Paths of the container's /dev that hardrun makes itself (runtime/mounts.py: mount_dev).
+RESERVED = ("/dev/pts", "/dev/shm", "/dev/fd", "/dev/stdin", "/dev/stdout", "/dev/stderr",
+            "/dev/ptmx", "/dev/console")
+# Directories of the host's /dev that --privileged does not take devices from (as Docker).
+_PRIVILEGED_SKIPPED = ("pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev")
+PERMISSIONS = "rwm"
+
+
+class DevicePlan:
+    """One device node to give the container: `path` inside it, `source` the host's node,
+    `type` c or b, its numbers, `permissions` (Docker's rwm letters), and the mode and
+    owner OCI writes (the bound node keeps the host's own)."""
+    __slots__ = ("path", "source", "type", "major", "minor", "permissions", "file_mode", "uid", "gid")
+
+    def __init__(self, path, source, type, major, minor, permissions=PERMISSIONS,
+                 file_mode=0o666, uid=0, gid=0):
+        self.path, self.source, self.type = path, source, type
+        self.major, self.minor, self.permissions = major, minor, permissions
+        self.file_mode, self.uid, self.gid = file_mode, uid, gid
+
+    def as_oci(self) -> dict:
+        """The `linux.devices` entry."""
+        return {"path": self.path, "type": self.type, "major": self.major, "minor": self.minor,
+                "fileMode": self.file_mode, "uid": self.uid, "gid": self.gid}
+
+    def __repr__(self):
+        return f"DevicePlan({self.source} -> {self.path}, {self.type} {self.major}:{self.minor})"
+
+
+def parse_device(text: str) -> tuple[str, str, str]:
+    """`HOST[:CONTAINER[:PERMS]]` (or `HOST:PERMS`, as Docker reads it) -> (host, container, perms)."""
+    parts = text.split(":")
+    if len(parts) > 3 or not parts[0]:
+        raise UsageError(f"--device {text}: expected HOST[:CONTAINER[:PERMS]]")
+    host = parts[0]
+    container, permissions = host, PERMISSIONS
+    if len(parts) == 2 and _is_permissions(parts[1]):
+        permissions = parts[1]
+    elif len(parts) >= 2:
+        container = parts[1] or host
+        if len(parts) == 3:
+            permissions = parts[2]
+    if not _is_permissions(permissions):
+        raise UsageError(f"--device {text}: invalid permissions {permissions!r} (letters of rwm)")
+    return host, container, permissions
+
+
+def _is_permissions(text: str) -> bool:
+    return bool(text) and all(char in PERMISSIONS for char in text) and len(set(text)) == len(text)
+
+
+def plan_device(host: str, container: str, permissions: str = PERMISSIONS) -> DevicePlan:
+    """A device the user named: its host node must exist and be a device; it goes under /dev."""
+    what = f"device {host}"
+    if not host.startswith("/") or not container.startswith("/"):
+        raise UsageError(f"{what}: paths must be absolute")
+    if "r" not in permissions or "w" not in permissions:
+        raise UsageError(f"{what}: permissions {permissions!r} cannot be enforced",
+                         hint="hardrun has no device cgroup: the container gets the node's own access; "
+                              "give rw or rwm")
+    try:
+        info = os.stat(host)     # a symlink such as /dev/disk/by-id/… leads to the node, as in Docker
+    except OSError as error:
+        raise UsageError(f"{what}: {error.strerror}") from None
+    if not (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)):
+        raise UsageError(f"{what}: not a character or block device")
+    return DevicePlan(_container_path(container, what), os.path.realpath(host),
+                      "c" if stat.S_ISCHR(info.st_mode) else "b",
+                      os.major(info.st_rdev), os.minor(info.st_rdev), permissions,
+                      stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
+
+
+def _container_path(path: str, what: str) -> str:
+    target = posixpath.normpath(path)
+    if not target.startswith("/dev/") or "\0" in target:
+        raise UsageError(f"{what}: the container path {path} must be under /dev/")
+    if any(target == name or target.startswith(name + "/") for name in RESERVED):
+        raise UsageError(f"{what}: {target} is the container's own (hardrun makes it)")
+    return target
+
+
+def plan_devices(texts, privileged: bool) -> tuple[DevicePlan, ...]:
+    """The devices of --device values (and every host device under --privileged), one per
+    container path: a --device given explicitly wins over the same path from the host."""
+    plans = {}
+    if privileged:
+        for plan in host_devices():
+            plans[plan.path] = plan
+    for text in texts:
+        plan = plan_device(*parse_device(text))
+        plans[plan.path] = plan
+    return tuple(plans[path] for path in sorted(plans))
+
+
+def host_devices(root: str = "/dev") -> tuple[DevicePlan, ...]:
+    """Every character and block device node under the host's /dev (what --privileged gives)."""
+    found = []
+    for directory, subdirectories, names in os.walk(root):
+        if directory == root:
+            subdirectories[:] = [name for name in subdirectories if name not in _PRIVILEGED_SKIPPED]
+        for name in names:
+            path = f"{directory}/{name}"
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if not (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)):
+                continue
+            if any(path == reserved for reserved in RESERVED):
+                continue
+            found.append(DevicePlan(path, path, "c" if stat.S_ISCHR(info.st_mode) else "b",
+                                    os.major(info.st_rdev), os.minor(info.st_rdev), PERMISSIONS,
+                                    stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid))
+    return tuple(found)
+
+
+# -- child ----------------------------------------------------------------------------
+
+def bind_devices(dev_fd: int, plans, k) -> None:
+    """Bind each planned host node onto an empty file of the container's /dev (`dev_fd`),
+    creating the directories between; before pivot_root, while the host's /dev is reachable.
+    The source is checked to still be the planned device (a node swapped meanwhile is refused)."""
+    for plan in plans:
+        relative = plan.path[len("/dev/"):]
+        parent = os.dup(dev_fd)
+        try:
+            for part in relative.split("/")[:-1]:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=parent)
+                except FileExistsError:
+                    pass
+                inner = k.openat2(parent, part, k.O_PATH | os.O_DIRECTORY, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
+                os.close(parent)
+                parent = inner
+            name = relative.rsplit("/", 1)[-1]
+            try:
+                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=parent))
+            except FileExistsError:
+                pass      # a default node of the same name (null, zero…): the user's is bound over it
+            node = k.openat2(parent, name, k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
+        finally:
+            os.close(parent)
+        try:
+            _bind_node(plan, node, k)
+        finally:
+            os.close(node)
+
+
+def _bind_node(plan: DevicePlan, node: int, k) -> None:
+    source = os.open(plan.source, k.O_PATH | os.O_CLOEXEC)
+    try:
+        info = os.fstat(source)
+        kind = stat.S_ISCHR(info.st_mode) if plan.type == "c" else stat.S_ISBLK(info.st_mode)
+        if not kind or (os.major(info.st_rdev), os.minor(info.st_rdev)) != (plan.major, plan.minor):
+            raise OSError(errno.EXDEV, f"{plan.source} is no longer device {plan.type} {plan.major}:{plan.minor}")
+        # Read-only as the default nodes are: reading and writing the device still work,
+        # chmod and chown of the host's inode do not. Never suid or exec.
+        tree = k.open_tree(source, False)
+        try:
+            k.mount_setattr(tree, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY,
+                            recursive=False)
+            k.move_mount(tree, node)
+        finally:
+            os.close(tree)
+    finally:
+        os.close(source)

@@ -1,0 +1,158 @@
+"""The OCI reader (hardrun.runtime.bundle): every field hardrun cannot apply is an error
+naming it, never dropped; the documents hardrun-oci reads and writes (bundles from the
+one writer, state, features) are valid against the OCI runtime-spec JSON schema."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from hardrun.runtime import bundle as reader
+from tests.helpers import DATA
+from tests.oci.conftest import make_bundle
+
+SCHEMA_DIR = DATA / "oci-runtime-spec-schema"
+
+
+def _validator(schema: str):
+    import jsonschema
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT4
+    resources = []
+    for path in SCHEMA_DIR.glob("*.json"):
+        resource = Resource.from_contents(json.loads(path.read_text()), default_specification=DRAFT4)
+        resources += [(path.name, resource), (path.resolve().as_uri(), resource)]
+    return jsonschema.Draft4Validator(json.loads((SCHEMA_DIR / schema).read_text()),
+                                      registry=Registry().with_resources(resources))
+
+
+@pytest.fixture
+def plain(tmp_path):
+    rootfs = tmp_path / "rootfs-dir"
+    rootfs.mkdir()
+    return make_bundle(tmp_path / "b", str(rootfs), ["/bin/true"])
+
+
+def _edit(bundle: str, change) -> str:
+    path = os.path.join(bundle, "config.json")
+    with open(path) as handle:
+        document = json.load(handle)
+    change(document)
+    with open(path, "w") as handle:
+        json.dump(document, handle)
+    return bundle
+
+
+UNSUPPORTED = [
+    ("linux.intelRdt", lambda d: d["linux"].update(intelRdt={"closID": "guaranteed"})),
+    ("linux.sysctl", lambda d: d["linux"].update(sysctl={"net.ipv4.ip_forward": "1"})),
+    ("linux.devices", lambda d: d["linux"].update(devices=[{"path": "/dev/fuse", "type": "c", "major": 10,
+                                                            "minor": 229}])),
+    ("linux.personality", lambda d: d["linux"].update(personality={"domain": "LINUX32"})),
+    ("linux.mountLabel", lambda d: d["linux"].update(mountLabel="system_u:object_r:x:s0")),
+    ("linux.timeOffsets", lambda d: d["linux"].update(timeOffsets={"monotonic": {"secs": 1}})),
+    ("linux.resources.blockIO", lambda d: d["linux"].setdefault("resources", {}).update(blockIO={"weight": 10})),
+    ("linux.resources.memory.kernel", lambda d: d["linux"].setdefault("resources", {}).update(
+        memory={"kernel": 1 << 20})),
+    ("linux.resources.devices[0]", lambda d: d["linux"].setdefault("resources", {}).update(
+        devices=[{"allow": True, "access": "rwm"}])),
+    ("linux.namespaces[6].type", lambda d: d["linux"]["namespaces"].append({"type": "time"})),
+    ("linux.rootfsPropagation", lambda d: d["linux"].update(rootfsPropagation="shared")),
+    ("linux.seccomp", lambda d: d["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOTIFY",
+                                                           "listenerPath": "/run/listener.sock"})),
+    ("process.apparmorProfile", lambda d: d["process"].update(apparmorProfile="docker-default")),
+    ("process.selinuxLabel", lambda d: d["process"].update(selinuxLabel="system_u:system_r:container_t:s0")),
+    ("process.ioPriority", lambda d: d["process"].update(ioPriority={"class": "IOPRIO_CLASS_IDLE"})),
+    ("process.scheduler", lambda d: d["process"].update(scheduler={"policy": "SCHED_FIFO"})),
+    ("process.user.username", lambda d: d["process"]["user"].update(username="app")),
+    ("process.capabilities.ambient", lambda d: d["process"]["capabilities"].update(ambient=["CAP_CHOWN"])),
+    ("hooks.createContainer", lambda d: d.update(hooks={"createContainer": [{"path": "/bin/true"}]})),
+    ("mounts[5].type", lambda d: d["mounts"].append({"destination": "/mnt", "type": "nfs", "source": "srv:/x"})),
+    ("mounts[5].options", lambda d: d["mounts"].append({"destination": "/mnt", "type": "tmpfs",
+                                                         "source": "tmpfs", "options": ["suid"]})),
+    ("domainname", lambda d: d.update(domainname="example.org")),
+    ("linux.unknownThing", lambda d: d["linux"].update(unknownThing=1)),
+]
+
+
+@pytest.mark.parametrize("field,change", UNSUPPORTED, ids=[field for field, _ in UNSUPPORTED])
+def test_a_field_hardrun_cannot_apply_is_an_error_naming_it(plain, field, change):
+    reader.load(plain)       # the control: the same bundle without the field is read
+    _edit(plain, change)
+    with pytest.raises(reader.BundleError) as raised:
+        reader.load(plain)
+    assert f"{field}:" in str(raised.value)
+
+
+def test_empty_values_of_unsupported_fields_are_accepted(plain):
+    """Engines write empty objects for what they do not ask (Docker: `"sysctl": {}`)."""
+    _edit(plain, lambda d: d["linux"].update(sysctl={}, devices=[], resources={
+        "blockIO": {}, "devices": [{"allow": False, "access": "rwm"}]}))
+    reader.load(plain)
+
+
+def test_the_reader_maps_the_config_onto_the_plan(plain, tmp_path):
+    host = tmp_path / "data"
+    host.mkdir()
+
+    def change(document):
+        document["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [2000], "umask": 0o27}
+        document["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2048}]
+        document["linux"]["namespaces"][4] = {"type": "network", "path": "/proc/1/ns/net"}
+        document["linux"]["cgroupsPath"] = "/pods/pod1/c1"
+        document["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 50}}
+        document["mounts"].append({"destination": "/data", "type": "bind", "source": str(host),
+                                   "options": ["rbind", "ro"]})
+        document["hooks"] = {"prestart": [{"path": "/usr/bin/hook", "args": ["hook", "x"], "timeout": 5}]}
+    loaded = reader.load(_edit(plain, change))
+    cfg = loaded.config
+    assert (cfg.user.uid, cfg.user.gid, cfg.user.groups, cfg.umask) == (1000, 1000, (2000,), 0o27)
+    assert dict(cfg.namespace_paths) == {"network": "/proc/1/ns/net"} and cfg.network == "joined"
+    assert [(p.kind, p.target, p.read_only) for p in cfg.mounts] == [("bind", "/data", True)]
+    assert (loaded.limits.memory, loaded.limits.pids) == (64 << 20, 50)
+    assert [(u.name, u.soft, u.hard) for u in loaded.rlimits] == [("nofile", 1024, 2048)]
+    assert loaded.cgroups_path == "/pods/pod1/c1" and loaded.hooks["prestart"][0]["timeout"] == 5
+    assert cfg.cap_sets[1] == 1 and cfg.detached      # CAP_CHOWN only; outlives its creator
+
+
+def test_the_floor_only_adds(plain):
+    loaded = reader.load(plain)
+    assert loaded.floor == () or all(c.field != "process.noNewPrivileges" for c in loaded.floor)
+    _edit(plain, lambda d: (d["process"].update(noNewPrivileges=False), d["linux"].update(maskedPaths=[])))
+    raised = reader.load(plain)
+    assert raised.config.no_new_privileges and raised.config.seccomp == "default"
+    assert "/proc/keys" in raised.config.masked_paths
+    lax = reader.load(plain, floor=False)
+    assert (lax.config.no_new_privileges, lax.config.seccomp, lax.config.masked_paths) == (False, None, ())
+
+
+def test_the_bundles_and_dry_run_output_are_valid_oci(plain):
+    validator = _validator("config-schema.json")
+    with open(os.path.join(plain, "config.json")) as handle:
+        errors = list(validator.iter_errors(json.load(handle)))
+    assert not errors, errors[0].message
+
+
+def test_state_and_features_documents_are_valid(oci, oci_rootfs, tmp_path):
+    bundle = make_bundle(tmp_path / "b", oci_rootfs, ["/bin/sleep", "60"])
+    oci("create", "--bundle", bundle, "s1", check=True)
+    state = oci.state("s1")
+    errors = list(_validator("state-schema.json").iter_errors(state))
+    assert not errors, errors[0].message
+    oci("delete", "s1", check=True)
+    features = json.loads(oci("features", check=True).stdout)
+    errors = list(_validator("features-schema.json").iter_errors(features))
+    assert not errors, errors[0].message
+
+
+def test_the_command_line_refuses_bad_usage_in_one_line(oci):
+    for args, expected in ((("frobnicate",), "unknown command"), (("create", "x"), None),
+                           (("kill",), "expected an ID"), (("create", "--bogus", "x"), "unknown option --bogus")):
+        result = oci(*args)
+        assert result.returncode in (1, 2), args
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+        if expected:
+            assert expected in result.stderr
+    version = oci("--version", check=True).stdout
+    assert version.startswith("hardrun-oci version ") and "spec: 1.0.2" in version
