@@ -28,34 +28,50 @@ from tests.rootfs import build_rootfs  # noqa: E402
 RUNTIMES = {"runc": daemons.RUNC, "crun": daemons.CRUN, "hardrun": daemons.hardrun_oci()}
 
 
+class Failed(Exception):
+    pass
+
+
 def timed(argv: list[str], env: dict | None = None) -> float:
     start = time.perf_counter()
     result = subprocess.run(argv, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
+        raise Failed(f"exited {result.returncode}: {result.stderr.strip().splitlines()[0]}")
     return elapsed
 
 
-def interleaved(commands: dict, repeat: int, warmup: int) -> dict:
-    """Seconds per run of each command, the order rotated every round so none always goes first."""
+def interleaved(commands: dict, repeat: int, warmup: int) -> tuple[dict, dict]:
+    """Seconds per run of each command, the order rotated every round so none always goes first;
+    a runtime whose command fails is dropped from the later rounds and its error kept."""
     names = list(commands)
     samples: dict = {name: [] for name in names}
+    failures: dict = {}
     for round_number in range(warmup + repeat):
-        order = names[round_number % len(names):] + names[:round_number % len(names)]
-        for name in order:
-            elapsed = commands[name](round_number)
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            if name in failures:
+                continue
+            try:
+                elapsed = commands[name](round_number)
+            except Failed as error:
+                failures[name] = str(error)
+                continue
             if round_number >= warmup:
                 samples[name].append(elapsed)
-    return samples
+    return samples, failures
 
 
-def report(title: str, samples: dict) -> None:
+def report(title: str, measured: tuple[dict, dict]) -> None:
+    samples, failures = measured
     base = statistics.median(samples["runc"])
     print(f"\n{title} ({len(samples['runc'])} runs each, interleaved)\n")
     print("| runtime | median (ms) | min (ms) | ratio to runc |")
     print("|---|---:|---:|---:|")
     for name, values in samples.items():
+        if name in failures:
+            print(f"| {name} | failed: {failures[name]} | | |")
+            continue
         median = statistics.median(values)
         print(f"| {name} | {median * 1000:.0f} | {min(values) * 1000:.0f} | {median / base:.2f}x |")
 
@@ -96,7 +112,7 @@ def main() -> None:
     finally:
         docker.stop()
         containerd.stop()
-        subprocess.run(["rm", "-rf", str(rootfs.parent)], check=False)
+        daemons.remove_tree(rootfs)   # build_rootfs returns the temporary directory itself
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ def require(*binaries: str) -> None:
 
 def short_tempdir(prefix: str) -> Path:
     """A temporary directory with a short path: unix socket paths are limited to 108 bytes."""
+    assert prefix.startswith(TEMP_PREFIX)
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
@@ -157,8 +158,14 @@ def assert_nothing_left(directory: Path) -> None:
     assert not mounts_under(directory), f"mounts left under {directory}: {mounts_under(directory)}"
 
 
+TEMP_PREFIX = "hr-"
+
+
 def remove_tree(directory: Path) -> None:
-    """Remove a daemon's directory once nothing is mounted there (never follow a mount point)."""
+    """Remove a directory short_tempdir made, once nothing is mounted there; anything else is refused."""
+    directory = Path(directory)
+    assert directory.parent == Path("/tmp") and directory.name.startswith(TEMP_PREFIX), \
+        f"refusing to remove {directory}: not a temporary directory of the engine tests"
     assert not mounts_under(directory), f"mounts left under {directory}: {mounts_under(directory)}"
     shutil.rmtree(directory)
 
