@@ -67,7 +67,6 @@ class Bundle:
     cgroups_path: str | None = None
     limits: object = None             # cgroups.Limits
     rlimits: tuple = ()               # spec.run.Ulimit
-    oom_score_adj: int | None = None
     seccomp_profile: str | None = None  # the config's linux.seccomp as JSON text
     floor: tuple = ()                 # FloorChange
     cgroup_view: bool = False         # the config mounts /sys/fs/cgroup
@@ -171,8 +170,8 @@ class _Reader:
             self.fail("ociVersion", f"expected a 1.x version, got {version!r}")
         linux = self.take(doc.get("linux") or {}, "linux", {
             "namespaces", "uidMappings", "gidMappings", "cgroupsPath", "resources", "rootfsPropagation",
-            "seccomp", "maskedPaths", "readonlyPaths"},
-            unsupported={"devices", "sysctl", "mountLabel", "intelRdt", "personality", "timeOffsets"})
+            "seccomp", "maskedPaths", "readonlyPaths", "devices", "sysctl"},
+            unsupported={"mountLabel", "intelRdt", "personality", "timeOffsets"})
         process = self.typed(doc.get("process"), dict, "process")
         if process is None:
             self.fail("process", "missing (create needs the process to run)")
@@ -183,9 +182,9 @@ class _Reader:
         id_maps = self.id_maps(linux, "user" in namespaces)
         proc = self.take(process, "process", {
             "terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits",
-            "noNewPrivileges", "oomScoreAdj"},
-            unsupported={"apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity",
-                         "commandLine"})
+            "noNewPrivileges", "oomScoreAdj", "apparmorProfile", "selinuxLabel"},
+            unsupported={"ioPriority", "scheduler", "execCPUAffinity", "commandLine"})
+        self.lsm(proc)
         user = self.user(proc.get("user"))
         sets = self.capabilities(proc.get("capabilities"))
         args = tuple(self.strings(proc.get("args"), "process.args"))
@@ -223,12 +222,12 @@ class _Reader:
             workdir=posixpath.normpath(cwd), init=False, tty=bool(proc.get("terminal")), interactive=False,
             last_cap=_last_cap(), namespace_paths=tuple(sorted(paths.items())),
             cap_sets=(bounding, effective, permitted, inheritable, ambient), umask=user[3],
-            detached=True, mqueue=mqueue)
+            detached=True, mqueue=mqueue, devices=self.devices(linux), sysctls=self.sysctls(linux, namespaces),
+            oom_score_adj=self.oom_score_adj(proc), sys_read_only=self.sys_read_only(doc.get("mounts") or []))
         cgroups_path = self.typed(linux.get("cgroupsPath"), str, "linux.cgroupsPath")
         return Bundle(path=self.bundle, config=config, document=self.document, hooks=self.hooks(doc.get("hooks")),
                       annotations=self.annotations(doc.get("annotations")), cgroups_path=cgroups_path or None,
                       limits=self.resources(linux.get("resources")), rlimits=self.rlimits(proc.get("rlimits")),
-                      oom_score_adj=self.typed(proc.get("oomScoreAdj"), int, "process.oomScoreAdj"),
                       seccomp_profile=profile, floor=tuple(floor_changes), cgroup_view=cgroup_view)
 
     def root(self, root) -> tuple[str, bool]:
@@ -459,7 +458,7 @@ class _Reader:
         resources = self.take(self.typed(resources, dict, "linux.resources") or {}, "linux.resources",
                               {"devices", "memory", "cpu", "pids"},
                               unsupported={"blockIO", "hugepageLimits", "network", "rdma", "unified"})
-        self.devices(resources.get("devices"))
+        self.device_rules = self.typed(resources.get("devices"), list, "linux.resources.devices") or []
         memory = self.take(resources.get("memory") or {}, "linux.resources.memory", {"limit", "swap"},
                            unsupported={"reservation", "kernel", "kernelTCP", "swappiness",
                                         "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"})
@@ -479,21 +478,99 @@ class _Reader:
                         cpu_shares=shares or None)
         return limits
 
-    def devices(self, rules) -> None:
-        """The device cgroup: hardrun gives a container no device but its own /dev's few
-        nodes (null, zero, full, random, urandom, tty, and its devpts), so a list that
-        starts by denying everything holds; any other list cannot be applied."""
-        rules = self.typed(rules, list, "linux.resources.devices") or []
-        if not rules:
-            return
-        first = rules[0] if isinstance(rules[0], dict) else {}
-        if first.get("allow") is not False or first.get("type", "a") != "a" or first.get("major") not in (None, -1):
-            self.fail("linux.resources.devices[0]", "hardrun applies a device list only when it starts by "
-                      "denying all devices")
+    def devices(self, linux: dict) -> tuple:
+        """`linux.devices`: each must be the host's node of that type and number at that path
+        (bound in, as `hardrun run --device` does). `linux.resources.devices` (the device
+        cgroup, which hardrun does not have): usable devices are only the nodes bound into
+        /dev (nodev everywhere else, /dev read-only), so each of those must be allowed by
+        the rules; the rules cannot narrow a node's access below read and write."""
+        from .devices import plan_device
+        from .mounts import DEVICES
+        plans = []
+        for index, entry in enumerate(self.typed(linux.get("devices"), list, "linux.devices") or []):
+            where = f"linux.devices[{index}]"
+            entry = self.take(entry, where, {"path", "type", "major", "minor", "fileMode", "uid", "gid"})
+            path = self.typed(entry.get("path"), str, f"{where}.path") or ""
+            try:
+                plan = plan_device(path, path)
+            except UsageError as error:
+                self.fail(where, str(error))
+            if (plan.type, plan.major, plan.minor) != (entry.get("type"), entry.get("major"), entry.get("minor")):
+                asked = f"{entry.get('type')} {entry.get('major')}:{entry.get('minor')}"
+                self.fail(where, f"{path} on the host is {plan.type} {plan.major}:{plan.minor}, not {asked} "
+                          "(hardrun binds the host's node)")
+            plans.append(plan)
+        self.resources(linux.get("resources"))
+        given = [(f"/dev/{name}",) + _numbers(f"/dev/{name}") for name in DEVICES if os.path.exists(f"/dev/{name}")]
+        given += [(plan.path, plan.type, plan.major, plan.minor) for plan in plans]
+        for path, kind, major, minor in given:
+            if self.device_rules and not _allowed(self.device_rules, kind, major, minor):
+                self.fail("linux.resources.devices", f"denies {path} ({kind} {major}:{minor}), which the container "
+                          "gets (hardrun has no device cgroup to deny it)")
+        return tuple(plans)
+
+    def sysctls(self, linux: dict, namespaces) -> tuple:
+        from .tunables import plan_sysctls
+        values = self.typed(linux.get("sysctl"), dict, "linux.sysctl") or {}
+        try:
+            return plan_sysctls(values, frozenset(namespaces))
+        except UsageError as error:
+            self.fail("linux.sysctl", str(error).replace("--sysctl ", ""))
+
+    def oom_score_adj(self, process: dict):
+        value = self.typed(process.get("oomScoreAdj"), int, "process.oomScoreAdj")
+        if value is not None:
+            from .tunables import check_oom_score_adj
+            try:
+                check_oom_score_adj(value)
+            except UsageError as error:
+                self.fail("process.oomScoreAdj", str(error).replace("--oom-score-adj ", ""))
+        return value
+
+    def lsm(self, process: dict) -> None:
+        """An AppArmor profile or SELinux label hardrun would not apply is refused (lsm.py);
+        `unconfined` asks for nothing."""
+        from . import lsm
+        profile = self.typed(process.get("apparmorProfile"), str, "process.apparmorProfile")
+        label = self.typed(process.get("selinuxLabel"), str, "process.selinuxLabel")
+        try:
+            lsm.check(profile or None, {"label": label} if label else {})
+        except UsageError as error:
+            self.fail("process.apparmorProfile" if profile not in (None, "", "unconfined") else
+                      "process.selinuxLabel", str(error).split(": ", 1)[-1])
+
+    def sys_read_only(self, mounts) -> bool:
+        for entry in mounts:
+            if isinstance(entry, dict) and entry.get("destination") == "/sys":
+                return "ro" in (entry.get("options") or [])
+        return True
 
     def run_spec(self, args, process):
         from ..spec.run import RunSpec
         return RunSpec(kind="oci", path=os.path.join(self.bundle, CONFIG_FILE), command=args)
+
+
+def _numbers(path: str) -> tuple:
+    import stat
+    info = os.stat(path)
+    return ("c" if stat.S_ISCHR(info.st_mode) else "b", os.major(info.st_rdev), os.minor(info.st_rdev))
+
+
+def _allowed(rules, kind: str, major: int, minor: int) -> bool:
+    """The device cgroup's answer for read and write access: the last matching rule wins."""
+    allowed = False
+    for rule in rules:
+        if not isinstance(rule, dict):
+            continue
+        if rule.get("type", "a") not in ("a", kind) or rule.get("major") not in (None, -1, major) \
+                or rule.get("minor") not in (None, -1, minor):
+            continue
+        access = rule.get("access") or "rwm"
+        if rule.get("allow"):
+            allowed = allowed or ("r" in access and "w" in access)
+        elif "r" in access or "w" in access:
+            allowed = False
+    return allowed
 
 
 def _rlimit(value: int) -> int:

@@ -354,17 +354,10 @@ def _exec_plan(cfg):
 
 
 def _parent_settings(pid: int, loaded) -> None:
-    """rlimits (prlimit) and oom_score_adj on the held init, before anything can run."""
+    """rlimits (prlimit) on the held init, before anything can run (oom_score_adj: the child)."""
     if loaded.rlimits:
         from . import ulimits
         ulimits.apply(pid, loaded.rlimits)
-    if loaded.oom_score_adj is not None:
-        try:
-            with open(f"/proc/{pid}/oom_score_adj", "w") as handle:
-                handle.write(str(loaded.oom_score_adj))
-        except OSError as error:
-            raise OciError(f"process.oomScoreAdj {loaded.oom_score_adj}: cannot be set: {error.strerror}",
-                           hint="lowering it needs CAP_SYS_RESOURCE") from None
 
 
 def _cgroup_relative(cgroups_path: str | None, container_id: str) -> str:

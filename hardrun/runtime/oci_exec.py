@@ -124,7 +124,6 @@ def _document(container: Container, options: ExecOptions) -> dict:
     process["noNewPrivileges"] = bool(own.get("noNewPrivileges")) or bool(process.get("noNewPrivileges"))
     for key in ("rlimits", "oomScoreAdj"):    # the container's, inherited through its cgroup and init
         process.pop(key, None)
-    process.pop("apparmorProfile", None) if not process.get("apparmorProfile") else None
     document["process"] = process
     return document
 

@@ -46,17 +46,17 @@ def _edit(bundle: str, change) -> str:
 
 UNSUPPORTED = [
     ("linux.intelRdt", lambda d: d["linux"].update(intelRdt={"closID": "guaranteed"})),
-    ("linux.sysctl", lambda d: d["linux"].update(sysctl={"net.ipv4.ip_forward": "1"})),
-    ("linux.devices", lambda d: d["linux"].update(devices=[{"path": "/dev/fuse", "type": "c", "major": 10,
-                                                            "minor": 229}])),
+    ("linux.sysctl", lambda d: d["linux"].update(sysctl={"kernel.panic": "1"})),     # not namespaced
+    ("linux.devices[0]", lambda d: d["linux"].update(devices=[{"path": "/dev/null", "type": "c", "major": 10,
+                                                               "minor": 229}])),
     ("linux.personality", lambda d: d["linux"].update(personality={"domain": "LINUX32"})),
     ("linux.mountLabel", lambda d: d["linux"].update(mountLabel="system_u:object_r:x:s0")),
     ("linux.timeOffsets", lambda d: d["linux"].update(timeOffsets={"monotonic": {"secs": 1}})),
     ("linux.resources.blockIO", lambda d: d["linux"].setdefault("resources", {}).update(blockIO={"weight": 10})),
     ("linux.resources.memory.kernel", lambda d: d["linux"].setdefault("resources", {}).update(
         memory={"kernel": 1 << 20})),
-    ("linux.resources.devices[0]", lambda d: d["linux"].setdefault("resources", {}).update(
-        devices=[{"allow": True, "access": "rwm"}])),
+    ("linux.resources.devices", lambda d: d["linux"].setdefault("resources", {}).update(
+        devices=[{"allow": False, "access": "rwm"}])),       # would deny /dev/null, which it gets
     ("linux.namespaces[6].type", lambda d: d["linux"]["namespaces"].append({"type": "time"})),
     ("linux.rootfsPropagation", lambda d: d["linux"].update(rootfsPropagation="shared")),
     ("linux.seccomp", lambda d: d["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOTIFY",
@@ -87,9 +87,19 @@ def test_a_field_hardrun_cannot_apply_is_an_error_naming_it(plain, field, change
 
 def test_empty_values_of_unsupported_fields_are_accepted(plain):
     """Engines write empty objects for what they do not ask (Docker: `"sysctl": {}`)."""
-    _edit(plain, lambda d: d["linux"].update(sysctl={}, devices=[], resources={
-        "blockIO": {}, "devices": [{"allow": False, "access": "rwm"}]}))
+    _edit(plain, lambda d: d["linux"].update(sysctl={}, devices=[], resources={"blockIO": {}}))
     reader.load(plain)
+
+
+def test_docker_s_device_list_and_namespaced_sysctls_are_applied(plain):
+    null = {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+    docker_like = [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "access": "rwm"},
+                   {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"}, null]
+    _edit(plain, lambda d: (d["linux"].update(sysctl={"net.ipv4.ip_forward": "1"},
+                                              resources={"devices": docker_like}),
+                            d["process"].update(oomScoreAdj=500)))
+    cfg = reader.load(plain).config
+    assert (cfg.sysctls, cfg.oom_score_adj) == ((("net.ipv4.ip_forward", "1"),), 500)
 
 
 def test_the_reader_maps_the_config_onto_the_plan(plain, tmp_path):
