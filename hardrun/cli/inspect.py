@@ -18,7 +18,11 @@ def inspect(pid, as_json, oci_root):
     if pid != "self" and not pid.isdigit():
         raise click.UsageError(f"PID must be a number, not {pid!r}")
     try:
-        report = inspect_process(pid, oci_root=oci_root)
+        report = inspect_process(pid)
+        from ..runtime.oci import container_of      # the hardrun-oci container it belongs to
+        container = container_of(report["pid"], oci_root)
+        if container is not None:
+            report["oci_container"] = container
     except HardrunError as error:
         raise click.ClickException(str(error))
     if as_json:

@@ -81,6 +81,10 @@ def to_docker_run(spec: RunSpec, seccomp_file: str | None = None) -> str:
         args += ["--publish", _docker_port(port)]
     for name, value in spec.sysctls.items():
         args += ["--sysctl", f"{name}={value}"]
+    for group in spec.group_add:
+        args += ["--group-add", group]
+    if spec.oom_score_adj is not None:
+        args += ["--oom-score-adj", str(spec.oom_score_adj)]
     if spec.memory:
         args += ["--memory", str(spec.memory)]
     if spec.pids_limit:
@@ -144,6 +148,10 @@ def to_compose(spec: RunSpec, seccomp_file: str | None = None) -> dict:
         service["ports"] = [_docker_port(p) for p in spec.ports]
     if spec.sysctls:
         service["sysctls"] = dict(spec.sysctls)
+    if spec.group_add:
+        service["group_add"] = list(spec.group_add)
+    if spec.oom_score_adj is not None:
+        service["oom_score_adj"] = spec.oom_score_adj
     if spec.memory:
         service["mem_limit"] = spec.memory
     if spec.pids_limit:

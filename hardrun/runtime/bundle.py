@@ -223,7 +223,7 @@ class _Reader:
             last_cap=_last_cap(), namespace_paths=tuple(sorted(paths.items())),
             cap_sets=(bounding, effective, permitted, inheritable, ambient), umask=user[3],
             detached=True, mqueue=mqueue, devices=self.devices(linux), sysctls=self.sysctls(linux, namespaces),
-            oom_score_adj=self.oom_score_adj(proc), sys_read_only=self.sys_read_only(doc.get("mounts") or []))
+            oom_score_adj=self.oom_score_adj(proc, "user" in namespaces), sys_read_only=self.sys_read_only(doc.get("mounts") or []))
         cgroups_path = self.typed(linux.get("cgroupsPath"), str, "linux.cgroupsPath")
         return Bundle(path=self.bundle, config=config, document=self.document, hooks=self.hooks(doc.get("hooks")),
                       annotations=self.annotations(doc.get("annotations")), cgroups_path=cgroups_path or None,
@@ -517,12 +517,12 @@ class _Reader:
         except UsageError as error:
             self.fail("linux.sysctl", str(error).replace("--sysctl ", ""))
 
-    def oom_score_adj(self, process: dict):
+    def oom_score_adj(self, process: dict, own_user_namespace: bool):
         value = self.typed(process.get("oomScoreAdj"), int, "process.oomScoreAdj")
         if value is not None:
             from .tunables import check_oom_score_adj
             try:
-                check_oom_score_adj(value)
+                check_oom_score_adj(value, own_user_namespace)
             except UsageError as error:
                 self.fail("process.oomScoreAdj", str(error).replace("--oom-score-adj ", ""))
         return value

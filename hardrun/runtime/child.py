@@ -16,7 +16,7 @@ import gc
 import os
 import _signal as signal  # the C module itself: `signal` adds an enum import (milliseconds)
 
-from . import init, mounts, process, stdio, syscalls, tunables, userns
+from . import init, mounts, process, stdio, syscalls, userns
 
 
 class _Steps:
@@ -77,6 +77,10 @@ def _load_filters(launch, steps: _Steps) -> None:
 
 
 def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, fs) -> None:
+    if cfg.sysctls or cfg.oom_score_adj is not None:
+        # Off the start-up path unless needed, and loaded while the interpreter's files are
+        # still reachable (the sysctls are written after pivot_root).
+        from . import tunables  # noqa: F401
     # Python's own handlers and ignored signals must not leak into the container.
     for signum in process.PYTHON_IGNORED + (signal.SIGINT,):
         signal.signal(signum, signal.SIG_DFL)
@@ -96,7 +100,8 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     #     we become the namespace's root: vm.memfd_noexec may only be written by the host's
     #     root uid.
     if cfg.oom_score_adj is not None:
-        tunables.write_oom_score_adj(cfg.oom_score_adj, steps)
+        from .tunables import write_oom_score_adj
+        write_oom_score_adj(cfg.oom_score_adj, steps)
     userns.apply_kernel_settings(cfg, steps)
 
     # 1c. The namespaces an OCI config names by path (a pod's network…), joined before the
@@ -118,7 +123,7 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
         k.set_parent_death_signal(signal.SIGKILL)
 
     # 3. The filesystem: private mounts, the new root, kernel filesystems, user mounts,
-    #    pivot_root, then masked and read-only kernel paths.
+    #    pivot_root (the masked and read-only kernel paths come in 3b).
     _filesystem(cfg, launch.mounts, steps, k, fs)
 
     # 3a. With -t, a pty of the container's own devpts (only reachable in the new root)
@@ -144,6 +149,9 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
         steps.name = "mount /sys/fs/cgroup"
         mount_view, layout = launch.cgroup_view
         mount_view("/sys/fs/cgroup", layout)
+    # Then the sysctls (the network exists now), and the kernel paths masked and made
+    # read-only, /proc/sys with them: after the last write, before Landlock (a mount).
+    _kernel_paths(cfg, steps, k, fs)
 
     # 3c. Nothing in the read-only view of the host outside the container's own writable
     #     mounts, nor beneath a read-only bind of a host path, may be opened for writing: a
@@ -322,7 +330,7 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     steps.name = "mount /dev"
     maps = cfg.id_maps
     fs.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid),
-                 cfg.devices, mqueue=cfg.mqueue)
+                 cfg.devices, "ipc" not in cfg.namespaces, mqueue=cfg.mqueue)
     for plan in plans:
         steps.name = f"mount {plan.target}"
         fs.mount_user(root_fd, plan, sources.get(plan.target), in_image)
@@ -331,8 +339,14 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     steps.name = "pivot_root"
     fs.pivot(root_fd, k)
     k.close(root_fd)
-    # Namespaced sysctls in the container's own /proc, before /proc/sys turns read-only.
-    tunables.write_sysctls(cfg.sysctls, steps)
+
+
+def _kernel_paths(cfg, steps: _Steps, k, fs) -> None:
+    """The namespaced sysctls (once a bridge network's interface exists), then the masked
+    and read-only kernel paths, /proc/sys among them."""
+    if cfg.sysctls:
+        from .tunables import write_sysctls          # loaded at the start of _run
+        write_sysctls(cfg.sysctls, steps, k)
     for path in cfg.masked_paths:
         steps.name = f"mask {path}"
         fs.mask(path, k)

@@ -169,15 +169,22 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
     network = _network(spec)
     sysctls = _sysctls(spec, namespaces)
     hostname = spec.hostname or spec.sysctls.get("kernel.hostname") or spec.name or os.urandom(6).hex()
-    if spec.hostname and "uts" not in namespaces:
-        raise UsageError("--hostname needs a private UTS namespace", hint="drop --uts host")
-    if spec.apparmor is not None or spec.selinux_options:
-        from . import lsm
-        lsm.check(spec.apparmor, spec.selinux_options, spec.line_of)
-    if spec.oom_score_adj is not None:
-        from .tunables import check_oom_score_adj
-        check_oom_score_adj(spec.oom_score_adj)
-    read_only = spec.read_only_root is not False and not spec.privileged
+    if "uts" not in namespaces:
+        if spec.hostname:
+            raise UsageError("--hostname needs a private UTS namespace", hint="drop --uts host")
+        hostname = os.uname().nodename    # $HOSTNAME says the host's, which the container has
+    try:
+        if spec.apparmor is not None or spec.selinux_options:
+            from . import lsm
+            lsm.check(spec.apparmor, spec.selinux_options, spec.line_of)
+        if spec.oom_score_adj is not None:
+            from .tunables import check_oom_score_adj
+            check_oom_score_adj(spec.oom_score_adj, "user" in namespaces, line=spec.line_of("oom_score_adj"))
+        devices = _devices(spec)
+    except UsageError as error:      # a run config's: name the file
+        error.path = error.path or spec.path
+        raise
+    read_only = spec.read_only_root is not False     # --privileged too, as in Docker
     system_paths = not (getattr(spec, "system_paths_unconfined", False) or spec.privileged)
     mounts = plan_mounts(spec.mounts, host_root=rootfs is None)
     nnp = spec.no_new_privileges is not False
@@ -215,7 +222,7 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
         tty=tty,
         interactive=interactive,
         last_cap=_last_cap(),
-        devices=_devices(spec),
+        devices=devices,
         sysctls=sysctls,
         oom_score_adj=spec.oom_score_adj,
         sys_read_only=not spec.privileged,
@@ -250,7 +257,7 @@ def _devices(spec) -> tuple:
     if not spec.devices and not spec.privileged:
         return ()
     from .devices import plan_devices
-    return plan_devices(spec.devices, spec.privileged)
+    return plan_devices(spec.devices, spec.privileged, spec.line_of)
 
 
 def _sysctls(spec, namespaces) -> tuple[tuple[str, str], ...]:
@@ -259,7 +266,11 @@ def _sysctls(spec, namespaces) -> tuple[tuple[str, str], ...]:
     if not spec.sysctls:
         return ()
     from .tunables import plan_sysctls
-    planned = plan_sysctls(spec.sysctls, namespaces, spec.line_of)
+    try:
+        planned = plan_sysctls(spec.sysctls, namespaces, spec.line_of)
+    except UsageError as error:
+        error.path = spec.path
+        raise
     if "kernel.hostname" in spec.sysctls:
         if spec.hostname:
             raise UsageError("--sysctl kernel.hostname and --hostname both set the host name",
@@ -425,6 +436,13 @@ def _oci_process_loosenings(cfg: RuntimeConfig) -> dict:
     return process
 
 
+def _oci_lsm_annotation(spec) -> dict:
+    """The LSM loosenings accepted as no-ops (runtime/lsm.py), recorded for the reader."""
+    accepted = [f"apparmor={spec.apparmor}"] if spec.apparmor else []
+    accepted += ["label=disable"] if spec.selinux_disabled else []
+    return {"org.hardrun.lsm": ",".join(accepted)} if accepted else {}
+
+
 def to_oci(cfg: RuntimeConfig) -> dict:
     """The resolved configuration as an OCI runtime `config.json` document (for
     `hardrun run --dry-run`); hardrun-specific facts go into `annotations`."""
@@ -447,5 +465,6 @@ def to_oci(cfg: RuntimeConfig) -> dict:
             "org.hardrun.network": cfg.network,
             "org.hardrun.init": str(cfg.init).lower(),
             "org.hardrun.root": "image" if cfg.rootfs else "host-readonly-view" if cfg.read_only else "host",
+            **_oci_lsm_annotation(cfg.spec),
         },
     )

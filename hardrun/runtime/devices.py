@@ -101,15 +101,19 @@ def _container_path(path: str, what: str) -> str:
     return target
 
 
-def plan_devices(texts, privileged: bool) -> tuple[DevicePlan, ...]:
+def plan_devices(texts, privileged: bool, line_of=lambda key: None) -> tuple[DevicePlan, ...]:
     """The devices of --device values (and every host device under --privileged), one per
     container path: a --device given explicitly wins over the same path from the host."""
     plans = {}
     if privileged:
         for plan in host_devices():
             plans[plan.path] = plan
-    for text in texts:
-        plan = plan_device(*parse_device(text))
+    for index, text in enumerate(texts):
+        try:
+            plan = plan_device(*parse_device(text))
+        except UsageError as error:
+            error.line = line_of(f"device:{index}")
+            raise
         plans[plan.path] = plan
     return tuple(plans[path] for path in sorted(plans))
 

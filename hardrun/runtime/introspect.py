@@ -18,9 +18,7 @@ NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts", "time")
 SECCOMP_MODES = {"0": "disabled", "1": "strict", "2": "filter"}
 
 
-def inspect_process(pid: str | int = "self", oci_root: str | None = None) -> dict:
-    """`oci_root`: also say which hardrun-oci container (state under that root) the
-    process belongs to, and what hardrun's floor raised in it."""
+def inspect_process(pid: str | int = "self") -> dict:
     base = f"/proc/{pid}"
     status = read_status(pid)
     report = {
@@ -37,9 +35,6 @@ def inspect_process(pid: str | int = "self", oci_root: str | None = None) -> dic
         "uid_map": _id_map(f"{base}/uid_map"),
         "gid_map": _id_map(f"{base}/gid_map"),
     }
-    if oci_root is not None:
-        from .oci import container_of
-        report["oci_container"] = container_of(report["pid"], oci_root)
     return report
 
 

@@ -40,12 +40,12 @@ def check(apparmor: str | None, selinux_options: dict, line_of=lambda key: None)
     if apparmor not in (None, "unconfined"):
         raise UsageError(f"--security-opt apparmor={apparmor}: {_why('apparmor', 'AppArmor')}",
                          line=line_of("apparmor"),
-                         hint="only apparmor=unconfined is accepted (hardrun loads no profile)")
+                         hint="only apparmor=unconfined is accepted: hardrun loads no profile")
     if selinux_options:
         label = ",".join(f"{key}:{value}" for key, value in sorted(selinux_options.items()))
         raise UsageError(f"--security-opt label={label}: {_why('selinux', 'SELinux')}",
                          line=line_of("selinux_options"),
-                         hint="only label=disable is accepted (hardrun sets no label)")
+                         hint="only label=disable is accepted: hardrun sets no label")
 
 
 def _why(name: str, title: str) -> str:

@@ -17,7 +17,6 @@ import stat
 from ..errors import UsageError
 from ..spec.defaults import DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE, DEV_TMPFS_DATA, DEVPTS_DATA, SHM_TMPFS_DATA
 from . import syscalls as k
-from .devices import bind_devices
 
 BIND_ATTRS = k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV
 TMPFS_FLAGS = k.MS_NOSUID | k.MS_NODEV
@@ -286,8 +285,10 @@ def _bind_host_path(path: str, target_fd: int, attrs: int) -> None:
         os.close(source)
 
 
-def mount_dev(root_fd: int, create: bool, devpts_gid: bool, devices=(), mqueue: bool = False) -> None:
-    """A minimal /dev: a few host device nodes, a private devpts, /dev/shm, fd links, the
+def mount_dev(root_fd: int, create: bool, devpts_gid: bool, devices=(), host_shm: bool = False,
+              mqueue: bool = False) -> None:
+    """A minimal /dev: a few host device nodes, a private devpts, /dev/shm (the host's
+    with --ipc host, as in Docker: POSIX shared memory is part of IPC), fd links, the
     host devices asked for (`devices`: runtime/devices.py's plans) and with `mqueue` (an OCI
     config's /dev/mqueue) the ipc namespace's message queues."""
     target = mountpoint(root_fd, "/dev", True, create, k.RESOLVE_NO_SYMLINKS)
@@ -325,7 +326,10 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool, devices=(), mqueue: 
             os.close(pts)
         shm = k.openat2(dev, "shm", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
         try:
-            k.mount("tmpfs", _fd_path(shm), "tmpfs", KERNEL_FS_FLAGS, SHM_TMPFS_DATA)
+            if host_shm:
+                _bind_host_path("/dev/shm", shm, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC)
+            else:
+                k.mount("tmpfs", _fd_path(shm), "tmpfs", KERNEL_FS_FLAGS, SHM_TMPFS_DATA)
         finally:
             os.close(shm)
         for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
@@ -333,6 +337,8 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool, devices=(), mqueue: 
                            ("ptmx", "pts/ptmx")):
             os.symlink(link, name, dir_fd=dev)
         if devices:
+            # imported already: resolve() planned the devices with this module, before clone
+            from .devices import bind_devices
             bind_devices(dev, devices, k)
         # Nothing may be created in /dev afterwards (its submounts stay writable).
         k.mount_setattr(dev, k.MOUNT_ATTR_RDONLY, recursive=False)

@@ -95,6 +95,7 @@ _syscall = _kernel.syscall
 execve, read, set_blocking, setsid, write = os.execve, os.read, os.set_blocking, os.setsid, os.write
 setgroups, setresgid, setresuid = os.setgroups, os.setresgid, os.setresuid
 chdir, fchdir, getcwd, open_fd, close = os.chdir, os.fchdir, os.getcwd, os.open, os.close
+write = os.write
 
 
 def _path(value) -> bytes | None:

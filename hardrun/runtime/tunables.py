@@ -7,7 +7,7 @@ as Docker does, and only with that namespace private: `net.*` (network),
 `check_oom_score_adj`: -1000..1000; lowering it below the caller's needs CAP_SYS_RESOURCE.
 
 Steps (child): `write_oom_score_adj` first (its own value, inherited by the command),
-`write_sysctls` once the container's /proc is in place, before /proc/sys turns read-only.
+`write_sysctls` once the parent has wired the network, before /proc/sys turns read-only.
 """
 from __future__ import annotations
 
@@ -81,27 +81,33 @@ def write_sysctls(pairs, steps, k=syscalls) -> None:
             if name.replace("/", ".") == "kernel.domainname":
                 k.setdomainname(value)
                 continue
-            fd = os.open(sysctl_path(name), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = k.open_fd(sysctl_path(name), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             try:
-                os.write(fd, value.encode())
+                k.write(fd, value.encode())
             finally:
-                os.close(fd)
+                k.close(fd)
         except OSError as error:
             raise StepFailure(steps.name, error.errno or 0,
                               "the kernel refused the value, or this kernel has no such sysctl") from None
 
 
-def check_oom_score_adj(value: int, current: int | None = None, caps: int | None = None) -> None:
-    """UsageError unless -1000 <= value <= 1000, or when it lowers the caller's own without
-    CAP_SYS_RESOURCE (the kernel would refuse it in the container)."""
+def check_oom_score_adj(value: int, own_user_namespace: bool, current: int | None = None,
+                        caps: int | None = None, line: int | None = None) -> None:
+    """UsageError unless -1000 <= value <= 1000, or when it lowers the caller's own where the
+    container cannot hold CAP_SYS_RESOURCE over the host: always in a user namespace of its
+    own, else when the caller lacks it (the kernel would refuse it in the container)."""
     low, high = OOM_SCORE_ADJ_RANGE
     if not low <= value <= high:
-        raise UsageError(f"--oom-score-adj {value}: out of range (expected {low}..{high})")
+        raise UsageError(f"--oom-score-adj {value}: out of range (expected {low}..{high})", line=line)
     current = _own_oom_score_adj() if current is None else current
     caps = _own_effective_caps() if caps is None else caps
-    if current is not None and value < current and not caps >> CAP_SYS_RESOURCE & 1:
+    if current is not None and value < current and (own_user_namespace or not caps >> CAP_SYS_RESOURCE & 1):
+        where = ("the container's root has none over the host" if own_user_namespace
+                 else "the caller has none")
         raise UsageError(f"--oom-score-adj {value}: lowering it below the caller's ({current}) needs "
-                         "CAP_SYS_RESOURCE", hint=f"give {current} or more, or run hardrun with CAP_SYS_RESOURCE")
+                         f"CAP_SYS_RESOURCE, and {where}", line=line,
+                         hint=f"give {current} or more" + ("" if own_user_namespace else
+                                                            ", or run hardrun with CAP_SYS_RESOURCE"))
 
 
 def _own_oom_score_adj() -> int | None:

@@ -215,3 +215,13 @@ def test_a_read_only_path_gets_its_attributes_before_it_is_attached(tmp_path):
         ("open_fd", str(tmp_path), syscalls.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC),
         ("open_tree", FAKE_FD, True), ("mount_setattr", tree, attrs), ("move_mount", tree, FAKE_FD),
         ("close", tree), ("close", FAKE_FD)]
+
+
+def test_sysctls_are_written_after_pivot_root_and_before_proc_sys_turns_read_only():
+    plan = replace(_plan(sysctls={"kernel.shmmax": "1", "kernel.domainname": "example.org"}),
+                   memfd_by_seccomp=True, user_limits=())
+    calls, _ = record_setup(plan, LaunchState(plan))
+    written = first(calls, "open_fd", "/proc/sys/kernel/shmmax")
+    assert calls[written + 1][0] == "write"
+    assert first(calls, "fs.pivot") < written < first(calls, "setdomainname", "example.org")
+    assert first(calls, "setdomainname") < min(every(calls, "fs.make_read_only"))

@@ -127,6 +127,24 @@ def test_ipc_and_uts_host_share_the_hosts_namespace(rootfs, env, namespace):
     assert shared.strip() == host and private.strip() != host
 
 
+def test_ipc_host_shares_the_hosts_dev_shm(rootfs, env, tmp_path):
+    marker = f"/dev/shm/hardrun-test-{os.getpid()}"
+    with open(marker, "w") as handle:
+        handle.write("host")
+    try:
+        script = f"cat {marker} 2>/dev/null || echo absent"
+        assert inside(rootfs, env, script, "--ipc", "host").split() == ["host"]
+        assert inside(rootfs, env, script).split() == ["absent"]      # the control
+    finally:
+        os.unlink(marker)
+
+
+def test_uts_host_gives_the_hosts_name(rootfs, env):
+    out = inside(rootfs, env, "hostname; echo $HOSTNAME", "--uts", "host").split()
+    assert out == [os.uname().nodename] * 2
+    assert inside(rootfs, env, "hostname", ).split() != [os.uname().nodename]   # the control
+
+
 def test_uts_host_refuses_a_host_name(rootfs, env):
     assert "--hostname needs a private UTS namespace" in refused(rootfs, env, "--uts", "host", "-h", "x")
 
@@ -183,6 +201,19 @@ def test_namespaced_sysctls_are_set_inside_and_the_host_keeps_its_own(rootfs, en
     # the control: without --sysctl the container sees the defaults of new namespaces
     defaults = inside(rootfs, env, script).split()
     assert all(got != value for got, (_, value) in zip(defaults, SYSCTLS.values()))
+
+
+def test_a_sysctl_of_the_bridge_networks_interface_is_set_once_it_exists(rootfs, env):
+    """eth0 appears when the parent wires the network: its sysctls are written after that.
+    Bridge tests share /tmp/hardrun-net.lock (subnets and bridge names are host-wide)."""
+    import fcntl
+    script = "cat /proc/sys/net/ipv4/conf/eth0/rp_filter"
+    with open("/tmp/hardrun-net.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        bridge = f"bridge:hrl{os.getpid() % 100000}"
+        with_sysctl = inside(rootfs, env, script, "--network", bridge, "--sysctl", "net.ipv4.conf.eth0.rp_filter=2")
+        control = inside(rootfs, env, script, "--network", bridge)
+    assert with_sysctl.split() == ["2"] and control.split() != ["2"]
 
 
 @pytest.mark.parametrize("flags,message", [
@@ -256,6 +287,14 @@ def test_dry_run_writes_the_loosenings_into_the_oci_config(rootfs, env):
     assert config["linux"]["sysctl"] == {"kernel.shmmax": "1"}
     assert config["process"]["user"]["additionalGids"] == [2000]
     assert config["process"]["oomScoreAdj"] == 5
+    from tests.policy.test_export import oci_validator
+    errors = sorted(oci_validator().iter_errors(config), key=str)
+    assert not errors, errors[0].message
+    lsm = hardrun_run(rootfs, env, "--dry-run", "--security-opt", "apparmor=unconfined",
+                      "--security-opt", "label=disable", "--", "true")
+    document = json.loads(lsm.stdout)
+    assert document["process"]["apparmorProfile"] == "unconfined"
+    assert document["annotations"]["org.hardrun.lsm"] == "apparmor=unconfined,label=disable"
 
 
 # ------------------------------------------------------------------ the policy gate
@@ -294,3 +333,55 @@ def test_control_a_permissive_policy_lets_each_loosening_through(rootfs, env, ru
 
 def test_control_strict_starts_the_same_command_without_a_loosening(rootfs, env):
     assert inside(rootfs, env, "echo STARTED", "--policy", "strict", "-u", "1000").split() == ["STARTED"]
+
+
+# ------------------------------------------------------------------ the run config and the export
+
+RUN_CONFIG = """apiVersion: hardrun/v1
+kind: Run
+user: "1000"
+namespaces: {uts: host}
+group-add: [3000]
+oom-score-adj: 300
+devices: [/dev/zero:/dev/mydisk]
+sysctls: {kernel.shmmax: "4242"}
+"""
+
+
+def test_the_run_config_applies_the_same_loosenings(rootfs, env, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(RUN_CONFIG)
+    script = ("id -G; cat /proc/self/oom_score_adj /proc/sys/kernel/shmmax; "
+              "head -c 2 /dev/mydisk | od -An -tx1; readlink /proc/self/ns/uts")
+    out = inside(rootfs, env, script, "--config", str(config)).split()
+    assert sorted(out[:3], key=int) == ["1000", "2000", "3000"]
+    assert out[3:] == ["300", "4242", "00", "00", os.readlink("/proc/self/ns/uts")]
+
+
+def test_export_writes_group_add_and_oom_score_adj(tmp_path):
+    import shlex
+    from tests.helpers import run_hardrun
+    config = tmp_path / "run.yaml"
+    config.write_text(RUN_CONFIG)
+    done = run_hardrun("export", "--to", "docker-run", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    words = shlex.split(done.stdout)
+    assert words[words.index("--group-add") + 1] == "3000"
+    assert words[words.index("--oom-score-adj") + 1] == "300"
+
+
+@pytest.mark.parametrize("value,own_user_namespace,caps,refused_", [
+    (500, True, 0, False),                           # raising needs nothing
+    (-5, True, 1 << 24, True),                       # the container's root never has it over the host
+    (-5, False, 1 << 24, False),                     # the host's user namespace and CAP_SYS_RESOURCE
+    (-5, False, 0, True),                            # the host's, without it
+    (1001, False, 1 << 24, True),                    # out of range
+])
+def test_oom_score_adj_check(value, own_user_namespace, caps, refused_):
+    from hardrun.errors import UsageError
+    from hardrun.runtime.tunables import check_oom_score_adj
+    if refused_:
+        with pytest.raises(UsageError):
+            check_oom_score_adj(value, own_user_namespace, current=0, caps=caps)
+    else:
+        check_oom_score_adj(value, own_user_namespace, current=0, caps=caps)
