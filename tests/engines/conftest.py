@@ -164,7 +164,9 @@ def containerd(busybox_rootfs):
         engine.stop()
 
 
-@pytest.fixture(scope="session")
+# module, not session: while a gRPC channel is open, the children other tests fork cannot
+# unshare a user namespace (EINVAL, as in a threaded process): close it before they run
+@pytest.fixture(scope="module")
 def cri(containerd):
     client = daemons.CRI(containerd)
     yield client
