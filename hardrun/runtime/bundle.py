@@ -223,7 +223,8 @@ class _Reader:
             last_cap=_last_cap(), namespace_paths=tuple(sorted(paths.items())),
             cap_sets=(bounding, effective, permitted, inheritable, ambient), umask=user[3],
             detached=True, mqueue=mqueue, devices=self.devices(linux), sysctls=self.sysctls(linux, namespaces),
-            oom_score_adj=self.oom_score_adj(proc, "user" in namespaces), sys_read_only=self.sys_read_only(doc.get("mounts") or []))
+            oom_score_adj=self.oom_score_adj(proc, "user" in namespaces),
+            sys_read_only=self.sys_read_only(doc.get("mounts") or []))
         cgroups_path = self.typed(linux.get("cgroupsPath"), str, "linux.cgroupsPath")
         return Bundle(path=self.bundle, config=config, document=self.document, hooks=self.hooks(doc.get("hooks")),
                       annotations=self.annotations(doc.get("annotations")), cgroups_path=cgroups_path or None,

@@ -642,7 +642,7 @@ def test_sys_is_read_only(battery, probe, tmp_path):
     sysfs.mkdir()
     done = subprocess.run(["unshare", "--net", "--mount", "sh", "-c",
                            f"mount -t sysfs sysfs {sysfs} && {probe} sys_net=open_w:{sysfs}/class/net/lo/mtu dev=ls:/"],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, errors="replace", timeout=60)
     assert done.returncode == 0, done.stderr
     assert_ok(parse_outcomes(done.stdout)["sys_net"])
 
