@@ -19,6 +19,9 @@ if [ "${1:-}" = "--test" ]; then
     # render the HTML report headless, shellcheck over the CI templates' scripts
     # and for the audit's ShellCheck bridge (tests/audit/test_shellcheck.py).
     PACKAGES="$PACKAGES git chromium shellcheck"
+    # tests/engines/ run hardrun-oci under the real engines, runc and crun beside it (the
+    # controls), containerd's CRI plugin with pods networked by the CNI plugins
+    PACKAGES="$PACKAGES docker.io podman containerd runc crun conmon containernetworking-plugins"
 fi
 
 missing=""

@@ -110,8 +110,13 @@ class Log:
             pass
 
     def error(self, message: str) -> None:
-        print(f"hardrun-oci: {message}", file=sys.stderr, flush=True)
+        # the log first, and stderr unbuffered and optional: the CRI shim creates a pod's
+        # sandbox with an fd 2 that cannot be written (EBADF), and the log is what it reads
         self.write("error", message)
+        try:
+            os.write(2, f"hardrun-oci: {message}\n".encode(errors="replace"))
+        except OSError:
+            pass
 
     def debug(self, message: str) -> None:
         if self.debug_on:

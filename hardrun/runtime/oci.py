@@ -483,7 +483,7 @@ def parse_signal(value: str) -> int:
 def kill(root: str, container_id: str, signum: int, all_processes: bool = False) -> None:
     container = Container.load(root, container_id)
     if container.status() == "stopped":
-        raise OciError(f"container {container_id} is not running")
+        raise OciError(f"container not running: {container_id}")   # the wording the runc shim matches
     if all_processes:
         from .cgroups import cgroup_pids
         for path in container.record.get("cgroups") or []:
