@@ -84,10 +84,16 @@ def check_syscall_names(profile: SeccompProfile) -> tuple[str, ...]:
     return check(profile)
 
 
-def memfd_filter() -> CompiledFilter:
+def memfd_filter(cache_dir: str | None = None) -> CompiledFilter:
     """hardrun's own memfd filter (memfd_create only with MFD_NOEXEC_SEAL) for every ABI the
     built-in profile covers on this machine: loaded with any profile, or none, where
-    vm.memfd_noexec=2 cannot hold in the container (hardrun.runtime.userns)."""
+    vm.memfd_noexec=2 cannot hold in the container (hardrun.runtime.userns). Cached like
+    the profiles' filters: a cache hit neither parses the profile nor imports pyseccomp."""
+    return _through_cache(_filter_key("memfd " + _default_profile_digest(), (), "native"),
+                          _compile_memfd_filter, cache_dir)
+
+
+def _compile_memfd_filter() -> CompiledFilter:
     from .seccomp_bpf import memfd_noexec_filter
 
     return CompiledFilter(memfd_noexec_filter(default_profile().filter_arches(native_arch())))
@@ -129,9 +135,12 @@ def cache_key(profile: SeccompProfile, capabilities: Iterable[str] = (), arch: s
 
 def default_cache_key(capabilities: Iterable[str] = (), arch: str = "native") -> str:
     """The cache key of the built-in profile, from its file's bytes (no parsing)."""
+    return _filter_key("default " + _default_profile_digest(), capabilities, arch)
+
+
+def _default_profile_digest() -> str:
     with open(DEFAULT_PROFILE_PATH, "rb") as handle:
-        digest = sha256(handle.read()).hexdigest()
-    return _filter_key("default " + digest, capabilities, arch)
+        return sha256(handle.read()).hexdigest()
 
 
 def cached_filter(profile: SeccompProfile, capabilities: Iterable[str] = (), arch: str = "native",

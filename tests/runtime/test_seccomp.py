@@ -573,6 +573,21 @@ def test_a_cached_default_filter_loads_without_pyseccomp(cache_dir):
     assert out.stdout.split() == [expected.hex(), "False", "False"]
 
 
+def test_a_cached_memfd_filter_loads_without_pyseccomp(cache_dir):
+    """The memfd filter of every rootless start comes from the cache like the profile's
+    (control: the first call compiles it, and what the cache gives back is that program)."""
+    expected = seccomp._compile_memfd_filter()
+    assert not list(cache_dir.iterdir())
+    assert seccomp.memfd_filter(cache_dir=str(cache_dir)) == expected
+    assert len(list(cache_dir.iterdir())) == 1
+    code = ("import sys; from hardrun.runtime.seccomp import memfd_filter; "
+            f"bpf = memfd_filter(cache_dir={str(cache_dir)!r}); "
+            "print(bpf.hex(), 'pyseccomp' in sys.modules, 'yaml' in sys.modules)")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent.parent))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == [expected.hex(), "False", "False"]
+
+
 _MODEL_AND_COMPILER = ("hardrun.runtime.seccomp_profile", "hardrun.runtime.seccomp_bpf")
 
 
