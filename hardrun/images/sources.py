@@ -14,7 +14,7 @@ import json
 import os
 
 from ..errors import HardrunError
-from .manifest import (DOCKER_MANIFEST, INDEXES, MANIFESTS, OCI_LAYER, REF_NAME, Descriptor, ImageError,
+from .manifest import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, INDEXES, MANIFESTS, REF_NAME, Descriptor, ImageError,
                        Manifest, check_platform, descriptor, diff_ids, index_entries, is_sha256,
                        load_json, media_type_of, parse_config, parse_manifest, select_platform,
                        sha256_digest)
@@ -231,9 +231,9 @@ class ArchiveSource(Source):
                 raise ImageError(f"{what}: the archive has no layer {name}")
             digest = _digest_from_blob_name(name) or diff_id
             self._blob_names[digest] = name
-            layers.append({"mediaType": OCI_LAYER, "digest": digest, "size": member.size})
+            layers.append({"mediaType": DOCKER_LAYER, "digest": digest, "size": member.size})
         document = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
-                    "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                    "config": {"mediaType": DOCKER_CONFIG,
                                "digest": config_digest, "size": len(config_raw)},
                     "layers": layers}
         return parse_manifest(json.dumps(document, separators=(",", ":")).encode())
