@@ -50,23 +50,22 @@ def _progress(label: str):
 @click.command()
 @click.argument("reference")
 @click.option("--platform", metavar="OS/ARCH", help="Only linux/amd64 is supported.")
-@click.option("--tls-verify/--no-tls-verify", "tls_verify", default=True, show_default=True,
-              help="Verify the registry's certificate; without it plain HTTP is allowed too.")
 @_store_option
 @_one_line_errors
-def pull(reference, platform, tls_verify, store):
+def pull(reference, platform, store):
     """Copy an image into the store: a registry REFERENCE ([REGISTRY[:PORT]/]NAME[:TAG|@DIGEST])
     or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]."""
     from ..images.operations import pull as pull_image
     name, manifest, _ = pull_image(_store(store), reference, "always", _progress(reference),
-                                   tls_verify=tls_verify, platform=platform)
+                                   platform=platform)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     click.echo(f"{name} {manifest.digest}")
 
 
 @click.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="A table for people, or JSON (name, repository, tag, digest, size, added).")
 @_store_option
 @_one_line_errors
 def images(fmt, store):

@@ -33,7 +33,7 @@ def hr(env, *args):
 
 def test_load_list_inspect_save_rmi_gc(tmp_path, store_env):
     archive = write_docker_archive(tmp_path / "d.tar", _image(), ["busybox:1.36"])
-    assert hr(store_env, "load", "-i", str(archive)).stdout == "loaded docker.io/library/busybox:1.36\n"
+    assert hr(store_env, "load", "--input", str(archive)).stdout == "loaded docker.io/library/busybox:1.36\n"
     listed = json.loads(hr(store_env, "images", "--format", "json").stdout)
     assert [(r["repository"], r["tag"]) for r in listed] == [("docker.io/library/busybox", "1.36")]
     assert "1.36" in hr(store_env, "images").stdout
@@ -51,7 +51,10 @@ def test_load_list_inspect_save_rmi_gc(tmp_path, store_env):
     assert hr(store_env, "images", "--format", "json").stdout.strip() == "[]"
     blobs = os.listdir(tmp_path / "store" / "blobs" / "sha256")
     assert len(blobs) == 3
-    gc = hr(store_env, "gc", "--no-orphans")
+    kept = hr(store_env, "gc", "--no-orphans", "--no-images")
+    assert kept.returncode == 0, kept.stderr
+    assert len(os.listdir(tmp_path / "store" / "blobs" / "sha256")) == 3
+    gc = hr(store_env, "gc", "--no-orphans", "--images")
     assert gc.returncode == 0, gc.stderr
     assert os.listdir(tmp_path / "store" / "blobs" / "sha256") == []
     assert hr(store_env, "load", "-i", str(saved)).stdout == "loaded docker.io/library/busybox:1.36\n"
@@ -154,3 +157,18 @@ def test_concurrent_loads_share_the_store(tmp_path, store_env):
     assert all(p.wait(timeout=60) == 0 for p in procs)
     listed = json.loads(hr(store_env, "images", "--format", "json").stdout)
     assert sorted(r["tag"] for r in listed) == ["0", "1", "2", "3"]
+
+
+def test_store_option_names_the_store(tmp_path):
+    """--store DIR on each command, instead of $HARDRUN_STORE."""
+    archive = write_docker_archive(tmp_path / "d.tar", _image(), ["app:1"])
+    layout = write_layout(tmp_path / "lay", {"v1": _image(b"x")})
+    store = str(tmp_path / "other")
+    env = {"HARDRUN_STORE": str(tmp_path / "unused")}
+    assert hr(env, "load", "-i", str(archive), "--store", store).returncode == 0
+    assert hr(env, "pull", f"oci:{layout}:v1", "--store", store).returncode == 0
+    assert "app" in hr(env, "images", "--store", store).stdout
+    assert json.loads(hr(env, "image", "inspect", "app:1", "--store", store).stdout)["Name"] == "docker.io/library/app:1"
+    assert hr(env, "save", "app:1", "-o", str(tmp_path / "s.tar"), "--store", store).returncode == 0
+    assert hr(env, "rmi", "app:1", "--store", store).returncode == 0
+    assert not os.path.exists(tmp_path / "unused")
