@@ -96,9 +96,16 @@ class Layer:
             for member in self.tar:
                 kind, path = classify(clean_path(member.name))
                 yield kind, path, member
-        except (self._tarfile.TarError, OSError, EOFError, zlib.error) as error:
-            self._blame_the_blob()
-            raise ImageError(f"layer {self.desc.digest} is a broken tar archive: {error}") from None
+        except self.READ_ERRORS as error:
+            self.broken(error)
+
+    READ_ERRORS = (OSError, EOFError, zlib.error, __import__("tarfile").TarError)
+
+    def broken(self, error: Exception):
+        """Raise the ImageError for a layer that failed to read: the blob's digest mismatch
+        when that is the cause, else the archive's own error."""
+        self._blame_the_blob()
+        raise ImageError(f"layer {self.desc.digest} is a broken tar archive: {error}") from None
 
     def _blame_the_blob(self) -> None:
         """A layer that does not decompress or parse: if its blob does not match its
