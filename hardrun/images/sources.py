@@ -14,10 +14,9 @@ import json
 import os
 
 from ..errors import HardrunError
-from .manifest import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, INDEXES, MANIFESTS, REF_NAME, Descriptor, ImageError,
-                       Manifest, check_platform, descriptor, diff_ids, index_entries, is_sha256,
-                       load_json, media_type_of, parse_config, parse_manifest, select_platform,
-                       sha256_digest)
+from .manifest import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, INDEXES, MANIFESTS, REF_NAME,
+                       Descriptor, ImageError, Manifest, check_platform, diff_ids, index_entries, is_sha256,
+                       load_json, media_type_of, parse_config, parse_manifest, select_platform, sha256_digest)
 from .reference import Location, canonical, parse_reference
 
 MAX_JSON_BLOB = 4 * 1024 * 1024   # manifests, indexes and configs are a few KiB

@@ -168,7 +168,8 @@ def test_store_option_names_the_store(tmp_path):
     assert hr(env, "load", "-i", str(archive), "--store", store).returncode == 0
     assert hr(env, "pull", f"oci:{layout}:v1", "--store", store).returncode == 0
     assert "app" in hr(env, "images", "--store", store).stdout
-    assert json.loads(hr(env, "image", "inspect", "app:1", "--store", store).stdout)["Name"] == "docker.io/library/app:1"
+    inspected = json.loads(hr(env, "image", "inspect", "app:1", "--store", store).stdout)
+    assert inspected["Name"] == "docker.io/library/app:1"
     assert hr(env, "save", "app:1", "-o", str(tmp_path / "s.tar"), "--store", store).returncode == 0
     assert hr(env, "rmi", "app:1", "--store", store).returncode == 0
     assert not os.path.exists(tmp_path / "unused")
