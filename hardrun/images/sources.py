@@ -285,4 +285,4 @@ def open_source(location: Location) -> Source:
     raise ImageError(f"{location}: not a local transport")
 
 
-__all__ = ["Descriptor", "ImageError", "Manifest", "Source", "VerifiedReader", "descriptor", "open_source"]
+__all__ = ["Descriptor", "ImageError", "Manifest", "Source", "VerifiedReader", "open_source"]
