@@ -231,7 +231,8 @@ def hardrun_options(parsed: ParsedRun) -> HardrunOptions:
     pull = parsed.value("pull") or "missing"
     if pull not in PULL_POLICIES:
         raise UsageError(f"invalid value {pull!r} for --pull: expected always, missing or never")
-    return HardrunOptions(pull=pull, platform=parsed.value("platform"),dry_run=parsed.flag_on("dry-run"), policy=parsed.value("policy"),
+    return HardrunOptions(pull=pull, platform=parsed.value("platform"),
+                          dry_run=parsed.flag_on("dry-run"), policy=parsed.value("policy"),
                           config=parsed.value("config"), limits=limits,
                           help=parsed.flag_on("help"), tty=parsed.flag_on("tty"),
                           interactive=parsed.flag_on("interactive"))
