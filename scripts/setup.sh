@@ -15,6 +15,8 @@ uidmap iproute2 nftables procps ca-certificates"
 EXTRAS="runtime"
 if [ "${1:-}" = "--test" ]; then
     EXTRAS="runtime,test"
+    # the image tests check hardrun's archives against skopeo's; bench/ unpacks with umoci
+    PACKAGES="$PACKAGES skopeo umoci"
 fi
 
 missing=""
