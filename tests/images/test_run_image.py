@@ -165,3 +165,18 @@ def test_rootfs_and_host_view_forms_keep_working(busybox_rootfs):
     host_view = run_hardrun("run", "--", "/bin/echo", "host")
     assert host_view.stdout == "host\n"
     assert CONTAINER_ROOT == 100000
+
+
+def test_the_quick_start_image_runs(tmp_path):
+    """README's quick start: the hardened example's image, built offline, reports its confinement."""
+    from tests.helpers import ROOT
+    import subprocess
+    import sys
+    archive = tmp_path / "image.tar"
+    subprocess.run([sys.executable, str(ROOT / "examples" / "hardened" / "image.py"), str(archive)], check=True,
+                   capture_output=True)
+    done = run({"HARDRUN_STORE": str(tmp_path / "store")}, "--memory", "64m", "--pids-limit", "32",
+               f"oci-archive:{archive}:1.0")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("user:    uid=65534(nobody)")
+    assert "NoNewPrivs:\t1" in done.stdout and "root:    read-only" in done.stdout
