@@ -180,3 +180,24 @@ def test_the_quick_start_image_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("user:    uid=65534(nobody)")
     assert "NoNewPrivs:\t1" in done.stdout and "root:    read-only" in done.stdout
+
+
+def test_inspect_says_the_root_is_an_overlay_of_idmapped_layers(images):
+    import subprocess
+    import sys
+    from tests.helpers import hardrun_env
+    _, _, env = images
+    for flags, ownership in (((), "idmapped"), (("--userns", "host"), "as stored (no user namespace)")):
+        container = subprocess.Popen([sys.executable, "-m", "hardrun", "run", *flags, "bb:1", "echo ready; sleep 30"],
+                                     env=hardrun_env(env), stdout=subprocess.PIPE, text=True)
+        try:
+            assert container.stdout.readline() == "ready\n"
+            with open(f"/proc/{container.pid}/task/{container.pid}/children") as children:
+                pid = children.read().split()[0]
+            report = json.loads(run_hardrun("inspect", "--json", pid).stdout)
+            assert report["root"]["fstype"] == "overlay" and report["root"]["read_only"]
+            assert (report["root"]["image_layers"], report["root"]["layer_ownership"]) == (2, ownership)
+            assert f"layers {ownership}" in run_hardrun("inspect", pid).stdout
+        finally:
+            container.terminate()     # hardrun forwards it and cleans up
+            container.wait(timeout=30)
