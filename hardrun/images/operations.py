@@ -35,6 +35,11 @@ def find(store: Store, text: str) -> tuple[str, dict]:
         location = None
     if location is not None and image_name(location) in images:
         return image_name(location), images[image_name(location)]
+    reference = location.reference if location is not None else None
+    if reference is not None and reference.digest:     # NAME@sha256:… matches a stored NAME:TAG with that digest
+        for name, entry in images.items():
+            if entry["manifest"] == reference.digest and name.startswith(reference.name + ":"):
+                return name, entry
     raise UsageError(f"no image {text!r} in the store {store.root}", hint="see `hardrun images`")
 
 
@@ -48,6 +53,11 @@ def pull(store: Store, text: str, policy: str = "always", progress=None, tls_ver
     location = parse_location(text)
     name = image_name(location)
     stored = store.images().get(name)
+    if stored is None and location.reference is not None and location.reference.digest:
+        try:
+            name, stored = find(store, text)
+        except UsageError:
+            stored = None
     if stored is not None and (policy == "never" or (policy == "missing" and location.transport == "docker")):
         manifest = store.manifest(stored["manifest"])
         return name, manifest, store.config(manifest)

@@ -201,3 +201,19 @@ def test_inspect_says_the_root_is_an_overlay_of_idmapped_layers(images):
         finally:
             container.terminate()     # hardrun forwards it and cleans up
             container.wait(timeout=30)
+
+
+def test_the_policy_judges_the_image_and_its_resolved_user(images):
+    """strict refuses an image pinned by tag only (HR2018, as the audit says of `docker run
+    IMAGE`); the same image by digest passes (the control). restricted refuses root, here the
+    image's own User when -u asks for it."""
+    _, _, env = images
+    digest = json.loads(run_hardrun("image", "inspect", "bb:1", env=env).stdout)["Digest"]
+    refused = run(env, "--policy", "strict", "--memory", "64m", "bb:1", "true")
+    assert refused.returncode == 3 and "HR2018" in refused.stderr
+    pinned = run(env, "--policy", "strict", "--memory", "64m", f"bb@{digest}", "true")
+    assert pinned.returncode == 0, pinned.stderr
+    as_root = run(env, "--policy", "restricted", "-u", "0", f"bb@{digest}", "true")
+    assert as_root.returncode == 3, as_root.stderr
+    image_user = run(env, "--policy", "restricted", f"bb@{digest}", "true")
+    assert image_user.returncode == 0, image_user.stderr
