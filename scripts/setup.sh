@@ -15,8 +15,9 @@ uidmap iproute2 nftables procps ca-certificates"
 EXTRAS="runtime"
 if [ "${1:-}" = "--test" ]; then
     EXTRAS="runtime,test"
-    # the image tests check hardrun's archives against skopeo's; bench/ unpacks with umoci
-    PACKAGES="$PACKAGES skopeo umoci"
+    # the image tests check hardrun's archives against skopeo's and pull from a
+    # docker-registry they start on 127.0.0.1 (skopeo pushes to it); bench/ unpacks with umoci
+    PACKAGES="$PACKAGES skopeo umoci docker-registry"
 fi
 
 missing=""

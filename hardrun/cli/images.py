@@ -50,14 +50,17 @@ def _progress(label: str):
 @click.command()
 @click.argument("reference")
 @click.option("--platform", metavar="OS/ARCH", help="Only linux/amd64 is supported.")
+@click.option("--tls-verify/--no-tls-verify", "tls_verify", default=True, show_default=True,
+              help="Verify the registry's certificate; --no-tls-verify also allows plain HTTP "
+                   "(always allowed for a registry on loopback).")
 @_store_option
 @_one_line_errors
-def pull(reference, platform, store):
+def pull(reference, platform, tls_verify, store):
     """Copy an image into the store: a registry REFERENCE ([REGISTRY[:PORT]/]NAME[:TAG|@DIGEST])
     or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]."""
     from ..images.operations import pull as pull_image
     name, manifest, _ = pull_image(_store(store), reference, "always", _progress(reference),
-                                   platform=platform)
+                                   tls_verify=tls_verify, platform=platform)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     click.echo(f"{name} {manifest.digest}")

@@ -79,8 +79,8 @@ def check_platform_option(platform: str | None) -> None:
 
 def _source(location: Location, tls_verify: bool):
     if location.transport == "docker":
-        raise UsageError(f"{location}: pulling from a registry is not supported yet; use oci:, "
-                         "oci-archive: or docker-archive:")
+        from .registry import RegistrySource
+        return RegistrySource(location, tls_verify=tls_verify)
     from .sources import open_source
     return open_source(location)
 
