@@ -217,3 +217,16 @@ def test_the_policy_judges_the_image_and_its_resolved_user(images):
     assert as_root.returncode == 3, as_root.stderr
     image_user = run(env, "--policy", "restricted", f"bb@{digest}", "true")
     assert image_user.returncode == 0, image_user.stderr
+
+
+def test_the_run_config_names_the_image(images, tmp_path):
+    """A run YAML's `image:` is run as the positional IMAGE is; --dry-run says which, by digest."""
+    _, locations, env = images
+    config = tmp_path / "run.yaml"
+    config.write_text("apiVersion: hardrun/v1\nkind: Run\nname: from-image\n"
+                      f"image: {locations['oci']}\ncommand: ['echo from-config; id -u']\n")
+    done = run(env, "--config", str(config))
+    assert done.stdout == "from-config\n1000\n", done.stderr
+    annotations = json.loads(run(env, "--dry-run", "--config", str(config)).stdout)["annotations"]
+    assert annotations["org.hardrun.image"] == locations["oci"]
+    assert annotations["org.hardrun.image.digest"].startswith("sha256:")
