@@ -24,7 +24,10 @@ def _image(text=b"hi"):
 
 @pytest.fixture
 def store_env(tmp_path):
-    return {"HARDRUN_STORE": str(tmp_path / "store")}
+    """A temporary store, and a state directory of the test's own: `hardrun gc` then looks
+    at no other run's containers."""
+    (tmp_path / "state").mkdir(mode=0o700)
+    return {"HARDRUN_STORE": str(tmp_path / "store"), "HARDRUN_STATE_DIR": str(tmp_path / "state")}
 
 
 def hr(env, *args):
