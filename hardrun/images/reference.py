@@ -8,8 +8,6 @@ resolved, lower-case, with `latest` when neither tag nor digest is given.
 """
 from __future__ import annotations
 
-import re
-
 from ..errors import UsageError
 from ..spec.record import dataclass
 
@@ -17,8 +15,18 @@ DOCKER_HUB = "docker.io"
 # Names under which Docker Hub is also reached; they all mean `docker.io`.
 _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io",
                           "registry.hub.docker.com"})
-_DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
-_VARIABLE = re.compile(r"\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*)")
+# compiled on first use: `re` (and the `enum` it imports) stays off the start-up path of
+# `hardrun run IMAGE` for the references that need neither (no digest, no variable)
+_DIGEST_PATTERN = r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}$"
+_VARIABLE_PATTERN = r"\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*)"
+_compiled: dict = {}
+
+
+def _pattern(source: str):
+    if source not in _compiled:
+        import re
+        _compiled[source] = re.compile(source)
+    return _compiled[source]
 
 @dataclass(frozen=True)
 class ImageRef:
@@ -91,7 +99,7 @@ def _split_digest(text: str) -> tuple[str, str | None]:
     if "@" not in text:
         return text, None
     rest, digest = text.rsplit("@", 1)
-    if "$" not in digest and not _DIGEST.match(digest):
+    if "$" not in digest and not _pattern(_DIGEST_PATTERN).match(digest):
         raise ValueError(f"malformed digest in image reference: {text!r}")
     return rest, digest
 
@@ -99,7 +107,7 @@ def _split_digest(text: str) -> tuple[str, str | None]:
 def _split_tag(text: str) -> tuple[str, str | None]:
     # A tag follows the last `:` after the last `/` (a `:` before it is a registry port).
     # `${VAR:-default}` has a `:` of its own: look only outside variables.
-    masked = _VARIABLE.sub(lambda m: "_" * len(m.group()), text)
+    masked = _pattern(_VARIABLE_PATTERN).sub(lambda m: "_" * len(m.group()), text) if "$" in text else text
     slash = masked.rfind("/")
     colon = masked.rfind(":")
     if colon > slash:
@@ -118,11 +126,53 @@ def _split_registry(text: str) -> tuple[str, str, bool]:
 
 
 
-# Docker's grammar for the parts of a resolved reference (distribution/reference)
-_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
-_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?)+(?::[0-9]+)?|\[[0-9A-Fa-f:.]+\](?::[0-9]+)?")
+# Docker's grammar for the parts of a resolved reference (distribution/reference), checked
+# without `re` (see _pattern)
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_ALNUM = _LOWER_ALNUM | frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TAG_CHARS = _ALNUM | frozenset("_.-")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _is_component(part: str) -> bool:
+    """[a-z0-9]+ separated by `.`, `_`, `__` or runs of `-`."""
+    if not part or part[0] not in _LOWER_ALNUM or part[-1] not in _LOWER_ALNUM:
+        return False
+    i = 0
+    while i < len(part):
+        if part[i] in _LOWER_ALNUM:
+            i += 1
+            continue
+        j = i
+        while part[j] not in _LOWER_ALNUM:
+            j += 1
+        separator = part[i:j]
+        if separator not in (".", "_", "__") and separator.strip("-"):
+            return False
+        i = j
+    return True
+
+
+def _is_tag(tag: str) -> bool:
+    return 0 < len(tag) <= 128 and (tag[0] in _ALNUM or tag[0] == "_") and all(c in _TAG_CHARS for c in tag)
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _is_host(text: str) -> bool:
+    """host[:port], host a DNS name (labels of letters, digits and inner `-`) or [IPv6]."""
+    if text.startswith("["):
+        inner, bracket, rest = text[1:].partition("]")
+        return (bool(bracket) and bool(inner) and all(c in _HEX or c in ":." for c in inner)
+                and (not rest or (rest[0] == ":" and _is_port(rest[1:]))))
+    host, colon, port = text.partition(":")
+    if colon and not _is_port(port):
+        return False
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    return all(label and all(c in _ALNUM or c == "-" for c in label) and label[0] != "-" and label[-1] != "-"
+               for label in labels)
 
 
 def parse_reference(text: str) -> ImageRef:
@@ -144,16 +194,17 @@ def parse_reference(text: str) -> ImageRef:
 def _grammar_problem(image: ImageRef) -> str | None:
     if "$" in image.raw:
         return "it holds an unresolved variable"
-    if image.explicit_registry and not _HOST.fullmatch(image.registry):
+    if image.explicit_registry and not _is_host(image.registry):
         return f"{image.registry!r} is not a registry host"
     for part in image.repository.split("/"):
-        if not _COMPONENT.fullmatch(part):
+        if not _is_component(part):
             return f"{part!r} is not a valid name component (lower-case letters, digits, . _ -)"
     if len(image.name) > 255:
         return "the name is longer than 255 characters"
-    if image.tag is not None and not _TAG.fullmatch(image.tag):
+    if image.tag is not None and not _is_tag(image.tag):
         return f"{image.tag!r} is not a valid tag"
-    if image.digest is not None and not _SHA256.fullmatch(image.digest):
+    if image.digest is not None and not (image.digest.startswith("sha256:") and len(image.digest) == 71
+                                         and all(c in "0123456789abcdef" for c in image.digest[7:])):
         return "only sha256 digests (64 lower-case hex digits) are supported"
     return None
 
@@ -201,7 +252,7 @@ def parse_location(text: str) -> Location:
         path, _, name = rest.partition(":")
         if not path:
             raise UsageError(f"invalid image {text!r}: {transport}: needs a path")
-        if transport != "docker-archive" and name and not _TAG.fullmatch(name):
+        if transport != "docker-archive" and name and not _is_tag(name):
             raise UsageError(f"invalid image {text!r}: {name!r} is not a valid tag")
         if transport == "docker-archive" and name:
             parse_reference(name)     # NAME:TAG must be a reference

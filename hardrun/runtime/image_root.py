@@ -12,6 +12,7 @@ Docker and Podman fall back to is not implemented.
 from __future__ import annotations
 
 import os
+import stat
 
 from ..errors import HardrunError, UsageError
 from ..images.manifest import ImageError
@@ -155,13 +156,11 @@ def mount(image: ImageRoot, spec, id_maps, read_write: bool, store=None) -> str:
     # of hardrun's on top: the root is read-only, so the child cannot create them
     scaffold = os.path.join(work, "scaffold")
     os.mkdir(scaffold, 0o755)
-    lowers.append(scaffold)
+    _scaffold(image.layers, scaffold, _mount_points(spec))
+    lowers.append(scaffold)      # also makes two layers at least, as overlayfs wants without an upper one
     root = os.path.join(work, "root")
     os.mkdir(root, 0o755)
     _overlay(root, lowers, work, read_write)
-    if _scaffold(root, scaffold, _mount_points(spec)):
-        k.umount2(root, k.MNT_DETACH)
-        _overlay(root, lowers, work, read_write)
     if read_write and id_maps is not None:   # the container's root owns the top of its writable layer
         os.chown(os.path.join(work, "upper"), id_maps.uid[0][1], id_maps.gid[0][1])
     return root
@@ -189,27 +188,37 @@ def _mount_points(spec) -> list[tuple[str, bool]]:
     return points
 
 
-def _scaffold(root: str, scaffold: str, points) -> bool:
-    """Create in `scaffold` the mount points missing from the merged `root`; whether any
-    was. A path whose parent in the image is not a plain directory is left alone (the
-    child then refuses it, naming it)."""
-    made = False
+def _scaffold(layers, scaffold: str, points) -> None:
+    """Create in `scaffold` the mount points the image lacks. A path whose parent in the
+    image is not a plain directory is left alone (the child then refuses it, naming it)."""
     for path, is_dir in points:
         relative = path.strip("/")
-        if not relative or os.path.lexists(os.path.join(root, relative)):
+        if not relative or _in_image(layers, relative) is not None:
             continue
         parent = os.path.dirname(relative)
-        if parent and (os.path.islink(os.path.join(root, parent))
-                       or (os.path.lexists(os.path.join(root, parent))
-                           and not os.path.isdir(os.path.join(root, parent)))):
+        found = _in_image(layers, parent) if parent else None
+        if parent and found is not None and not stat.S_ISDIR(found.st_mode):
             continue
         os.makedirs(os.path.join(scaffold, parent), 0o755, exist_ok=True)
         if is_dir:
             os.makedirs(os.path.join(scaffold, relative), 0o755, exist_ok=True)
         else:
             open(os.path.join(scaffold, relative), "a").close()
-        made = True
-    return made
+
+
+def _in_image(layers, relative: str):
+    """The lstat of `relative` in the topmost layer that has it (None when absent or whited
+    out there). Only a check: whatever it finds, nothing is written but hardrun's own
+    scaffold on its tmpfs."""
+    for layer in reversed(layers):
+        try:
+            found = os.lstat(os.path.join(layer, relative))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if stat.S_ISCHR(found.st_mode) and found.st_rdev == 0:
+            return None       # a whiteout
+        return found
+    return None
 
 
 def _idmapped(layers, id_maps, work: str) -> list[str]:
