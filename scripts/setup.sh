@@ -22,6 +22,9 @@ if [ "${1:-}" = "--test" ]; then
     # tests/engines/ run hardrun-oci under the real engines, runc and crun beside it (the
     # controls), containerd's CRI plugin with pods networked by the CNI plugins
     PACKAGES="$PACKAGES docker.io podman containerd runc crun conmon containernetworking-plugins"
+    # the image tests check hardrun's archives against skopeo's and pull from a
+    # docker-registry they start on 127.0.0.1 (skopeo pushes to it); bench/ unpacks with umoci
+    PACKAGES="$PACKAGES skopeo umoci docker-registry"
 fi
 
 missing=""

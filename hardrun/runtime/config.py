@@ -111,7 +111,8 @@ APPLIED_FIELDS = frozenset({
 # RunSpec fields that other front ends (compose, Kubernetes, OCI, docker run lines) fill and
 # `hardrun run` cannot apply: the setting as a run config / the flags spell it, and why.
 NOT_APPLIED_FIELDS = {
-    "entrypoint": ("entrypoint (--entrypoint)", "hardrun runs the command as given"),
+    "entrypoint": ("entrypoint (--entrypoint)", "an entrypoint applies to an image; with --rootfs or the "
+                   "host's view hardrun runs the command as given"),
     "run_as_non_root": ("runAsNonRoot (run_as_non_root)", "give a non-root user instead"),
     "masked_paths": ("maskedPaths (masked_paths)",
                      "hardrun masks Docker's list; systempaths=unconfined unmasks it"),
@@ -231,6 +232,12 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
         oom_score_adj=spec.oom_score_adj,
         sys_read_only=not spec.privileged,
     )
+
+
+def planned_id_maps(spec):
+    """The id maps resolve() will give the container (None without a user namespace)."""
+    rootless = os.geteuid() != 0
+    return userns.plan_id_maps(spec, "user" in _namespaces(spec, rootless), rootless)
 
 
 def _namespaces(spec, rootless: bool) -> frozenset:
