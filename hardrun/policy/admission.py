@@ -20,7 +20,9 @@ from __future__ import annotations
 import fnmatch
 import re
 
+from ..audit.checks.run import RUNTIME_SOCKETS, SENSITIVE_HOST_PATHS
 from ..errors import UsageError
+from ..spec.defaults import DANGEROUS_CAPABILITIES, SENSITIVE_PORTS
 from .model import Policy
 
 ADMISSION_TARGETS = ("validating-admission-policy", "kyverno")
@@ -305,15 +307,142 @@ def _seccomp_required(policy: Policy) -> str:
                               f"{pod} : {annotation}"))
 
 
+# ----------------------------------------------------------------- host paths, ports, images
+
+# Raw hostPath paths: the front end normalises them (posixpath.normpath) before judging; CEL
+# cannot, so the patterns accept what normalises to the same path: repeated slashes and `.`
+# components (`..` never reaches admission: the API server refuses it in hostPath and subPath).
+_SEP = "/(?:\\.?/)*"
+_END = "(?:/\\.?)*$"
+_SOCKET_FILE = "(?:^|/)(?:" + "|".join(re.escape(name) for name in RUNTIME_SOCKETS) + ")/*$"
+_SOCKET_DIRS = ("^" + _SEP + "(?:var" + _SEP + ")?run(?:" + _SEP + "(?:docker|containerd|crio|podman))?" + _END
+                + "|^" + _SEP + "(?:var" + _SEP + ")?run" + _SEP + "user" + _SEP + "[0-9]+(?:" + _SEP
+                + "(?:docker|podman))?" + _END)
+_SENSITIVE = "|".join(["^/(?:\\.?/)*\\.?$"] + [
+    "^" + _SEP + _SEP.join(re.escape(part) for part in prefix.strip("/").split("/")) + "(?:/.*)?$"
+    for prefix in SENSITIVE_HOST_PATHS])
+
+
+def _host_path_mounts(test: str) -> str:
+    """Every volumeMount `m` of a hostPath volume `v` in every container `c` satisfies
+    `test`, which may use `src`: the host path it mounts (subPath appended, as the front end does)."""
+    path = "(has(v.hostPath.path) ? v.hostPath.path : '')"
+    source = f"(has(m.subPath) && m.subPath != '' ? {path} + '/' + m.subPath : {path})"
+    return _all_containers(
+        "!has(c.volumeMounts) || c.volumeMounts.all(m, !has(variables.podSpec.volumes) || "
+        f"variables.podSpec.volumes.all(v, v.name != m.name || !has(v.hostPath) || "
+        f"({test.replace('src', source)})))")
+
+
+def _is_socket(source: str) -> str:
+    return (f"{source} != '' && ({source}.matches({_quote(_SOCKET_FILE)}) || "
+            f"(!{source}.contains('$') && {source}.matches({_quote(_SOCKET_DIRS)})))")
+
+
+def _socket_mount(policy: Policy) -> str:
+    return _host_path_mounts("!(" + _is_socket("src") + ")")
+
+
+def _sensitive_mount(policy: Policy) -> str:
+    return _host_path_mounts(f"({_is_socket('src')}) || src.contains('$') || "
+                             f"!src.matches({_quote(_SENSITIVE)})")
+
+
+def _writable_host_mount(policy: Policy) -> str:
+    return _host_path_mounts("has(m.readOnly) && m.readOnly == true")
+
+
+def _dangerous_capabilities(policy: Policy) -> str:
+    regex = "(?i)^(?:cap_)?(?:" + "|".join(DANGEROUS_CAPABILITIES) + ")$"
+    return _all_containers(f"!({_container_has('capabilities', 'add')}) || "
+                           f"!c.securityContext.capabilities.add.exists(x, x.matches({_quote(regex)}))")
+
+
+def _read_only_root(policy: Policy) -> str:
+    return _all_containers(f"{_container_has('readOnlyRootFilesystem')} && "
+                           "c.securityContext.readOnlyRootFilesystem == true")
+
+
+def _host_ports_of(test: str) -> str:
+    """Every port `p` a container publishes on the node (any hostPort) satisfies `test`."""
+    return _all_containers(f"!has(c.ports) || c.ports.all(p, !has(p.hostPort) || ({test}))")
+
+
+_ALL_INTERFACES = "^\\s*(?:0\\.0\\.0\\.0|::|\\[::\\])?\\s*$"
+
+
+def _bound_to_an_address(policy: Policy) -> str:
+    return _host_ports_of(f"has(p.hostIP) && !string(p.hostIP).matches({_quote(_ALL_INTERFACES)})")
+
+
+def _no_admin_ports(policy: Policy) -> str:
+    ports = _list(sorted(SENSITIVE_PORTS))
+    return _host_ports_of(f"!(has(p.containerPort) && p.containerPort in {ports}) && !(p.hostPort in {ports})")
+
+
+def _quantity_below_one() -> str:
+    """A regex of the Kubernetes quantities (`parse_quantity`) whose whole part is 0: no limit."""
+    number = "\\+?0*(?:\\.[0-9]*)?"           # a non-negative number below 1
+    below = [number, "\\+?0*\\.?0*(?:[eE][+-]?[0-9]+|[a-zA-Z]*)"]
+    below += [f"\\+?0*[0-9]{{0,{digits}}}(?:\\.[0-9]*)?{unit}" for unit, digits in (("n", 9), ("u", 6), ("m", 3))]
+    below += [f"\\+?0*[0-9]{{0,{k}}}(?:\\.[0-9]*)?[eE]-0*{k}" for k in range(1, 19)]
+    below += ["\\+?[0-9]*(?:\\.[0-9]*)?[eE]-0*(?:19|[2-9][0-9]|[1-9][0-9]{2,})", "-.*"]
+    return "^\\s*(?:" + "|".join(below) + ")\\s*$"
+
+
+def _memory_limit(policy: Policy) -> str:
+    return _all_containers("has(c.resources) && has(c.resources.limits) && 'memory' in c.resources.limits && "
+                           f"!string(c.resources.limits['memory']).matches({_quote(_quantity_below_one())})")
+
+
+# An image reference as hardrun.audit.images parses it: a digest pins it; otherwise a tag
+# follows the last `:` after the last `/`. References that do not parse (blank, with inner
+# whitespace or empty components) are judged by nothing, nor is a tag that is a variable.
+_UNPARSED = "^\\s*$|\\S\\s+\\S|^\\s*/|/\\s*$|//|:\\s*$"
+_TAG_UNKNOWN = "\\$[^/]*$"
+
+
+def _judged_image(test: str) -> str:
+    """Every container's image that can be judged (parses, no digest, tag not a variable)
+    satisfies `test` (on `c.image`)."""
+    return _all_containers(f"!has(c.image) || c.image.contains('@') || c.image.matches({_quote(_UNPARSED)}) "
+                           f"|| c.image.matches({_quote(_TAG_UNKNOWN)}) || ({test})")
+
+
+def _pinned_tag(policy: Policy) -> str:
+    if policy.trusted_registries is not None:
+        raise UsageError(f"policy {policy.name}: trusted-registries cannot be exported to admission yet "
+                         "(HR2017 would enforce less than the policy says)")
+    return _judged_image("c.image.matches(':[^/:]+\\\\s*$') && !c.image.matches(':latest\\\\s*$')")
+
+
+def _digest(policy: Policy) -> str:
+    return _judged_image("!c.image.matches(':[^/:]+\\\\s*$')")
+
+
+def _private_user_namespace(policy: Policy) -> str:
+    return "!(has(variables.podSpec.hostUsers) && variables.podSpec.hostUsers == true)"
+
+
 # rule id -> (what the CEL checks, builder)
 CONTROLS = {
     "HR2001": ("no privileged or Windows HostProcess container", _privileged),
+    "HR2002": ("no container runtime socket is mounted (hostPath)", _socket_mount),
+    "HR2003": ("no dangerous capability is added", _dangerous_capabilities),
     "HR2004": ("every container drops ALL capabilities", _drop_all),
     "HR2005": ("allowPrivilegeEscalation is false in every container", _escalation),
+    "HR2006": ("readOnlyRootFilesystem is true in every container", _read_only_root),
     "HR2007": ("no host network, PID or IPC namespace", _host_namespaces),
     "HR2008": ("seccomp is not Unconfined", _seccomp_unconfined),
     "HR2009": ("AppArmor and SELinux confinement stay on", _apparmor_selinux_off),
+    "HR2010": ("no sensitive host path is mounted (hostPath)", _sensitive_mount),
+    "HR2011": ("every hostPath volume is mounted readOnly", _writable_host_mount),
     "HR2012": ("no container runs as root", _run_as_root),
+    "HR2013": ("every hostPort is bound to an address (hostIP), not all interfaces", _bound_to_an_address),
+    "HR2014": ("every container has a memory limit", _memory_limit),
+    "HR2017": ("every image has a version tag other than latest", _pinned_tag),
+    "HR2018": ("every image is pinned by digest", _digest),
+    "HR2019": ("no remote-administration port is published (hostPort)", _no_admin_ports),
     "HR3001": ("only the allowed capabilities are added", _capabilities),
     "HR3002": ("only the allowed host paths are mounted (hostPath volumes)", _host_mounts),
     "HR3003": ("only the allowed host ports are bound", _host_ports),
@@ -323,6 +452,21 @@ CONTROLS = {
     "HR3007": ("only the allowed volume types are used", _volume_types),
     "HR3008": ("runAsNonRoot is true and no user is 0", _non_root),
     "HR3009": ("a seccomp profile the policy allows is set", _seccomp_required),
+    "HR3010": ("the pod does not share the host's user namespace (hostUsers)", _private_user_namespace),
+}
+
+
+# Rules that judge the file, not the object: nothing of them reaches admission, and they
+# loosen nothing there. HR0001 reports `# hardrun ignore=` comments that suppress nothing (an
+# object at admission has no comments, so no finding is suppressed either); HR0002 reports
+# the policy's own expired exemptions (expired ones are not exported).
+NOT_AT_ADMISSION = ("HR0001", "HR0002")
+
+# Gating rules refused with a reason: their check is one CEL cannot say exactly.
+NO_CONTROL = {
+    "HR2016": "its secret heuristics (words of camelCase and snake_case names, literal values "
+              "beside expansions, token patterns with exceptions, passwords in URLs) cannot be "
+              "written in CEL without enforcing less or more than `hardrun audit`",
 }
 
 
@@ -334,7 +478,7 @@ def gating_rules(policy: Policy) -> list:
     from ..audit.rules import all_rules
     threshold = severity_rank(policy.fail_on)
     return [rule for rule in all_rules().values()
-            if "kubernetes" in rule.applies_to and rule.id != "HR0002"
+            if "kubernetes" in rule.applies_to and rule.id not in NOT_AT_ADMISSION
             and (severity := policy.rule_severity(rule)) and severity_rank(severity) >= threshold]
 
 
@@ -362,7 +506,8 @@ def controls(policy: Policy) -> tuple[list[Control], list[Exclusion]]:
     rules = gating_rules(policy)
     missing = [rule.id for rule in rules if rule.id not in CONTROLS]
     if missing:
-        raise UsageError(f"policy {policy.name}: rules {', '.join(missing)} have no admission control; "
+        why = "".join(f"; {rule_id}: {NO_CONTROL[rule_id]}" for rule_id in missing if rule_id in NO_CONTROL)
+        raise UsageError(f"policy {policy.name}: rules {', '.join(missing)} have no admission control{why}; "
                          "switch them off in the policy to export it (rules: {ID: off})")
     today = datetime.date.today()
     exemptions = [e for e in policy.exemptions if not e.expired(today)]
