@@ -13,7 +13,11 @@ control here is an error naming it: nothing is silently dropped.
 
 Exemptions: one with no scope drops its rules' controls; one scoped by `services` to whole
 objects (`Deployment/web *`, `Job/report-*`) becomes a match exclusion (in the CEL for the
-ValidatingAdmissionPolicy, `exclude` for Kyverno); any other scope is an error.
+ValidatingAdmissionPolicy, `exclude` for Kyverno). One scoped to containers (`images`, or
+`services` naming a container: `app`, `Deployment/web container app`) leaves the containers
+it covers out of the controls of rules judged container by container, in the CEL of both.
+A `files` scope is an error (an object at admission comes from no file), as is a container
+scope on a rule that also judges pod-level settings once per object (PER_CONTAINER, POD_WIDE).
 """
 from __future__ import annotations
 
@@ -500,6 +504,54 @@ def _regex(glob: str) -> str:
     return "^" + re.escape(glob).replace(r"\*", ".*").replace(r"\?", ".") + "$"
 
 
+# How container-scoped exemptions (by image, or by a `services` glob naming containers) reach
+# each control. The audit judges these rules container by container, so exempt containers are
+# left out of the control's `variables.containers`.
+PER_CONTAINER = frozenset({"HR2002", "HR2003", "HR2004", "HR2005", "HR2006", "HR2010", "HR2011", "HR2012",
+                           "HR2013", "HR2014", "HR2017", "HR2018", "HR2019", "HR3001", "HR3003", "HR3005"})
+# These judge a pod-wide setting, found again in every container: the object passes when
+# every container is exempt.
+POD_WIDE = frozenset({"HR2007", "HR3006", "HR3007", "HR3010"})
+# The others also judge pod-level settings on their own, found once per object (not per
+# container): an exemption scoped to containers cannot say which of them it covers.
+
+# A container's subject as the Kubernetes front end writes it: `Kind/name container app`.
+_CONTAINER_WORD = ("(has(variables.podSpec.initContainers) && c in variables.podSpec.initContainers ? "
+                   "'initContainer' : c in variables.podSpec.containers ? 'container' : 'ephemeralContainer')")
+_SUBJECT = f"object.kind + '/' + object.metadata.name + ' ' + {_CONTAINER_WORD} + ' ' + c.name"
+
+
+class ContainerExemption:
+    """Containers a policy exemption takes out of some rules, as a CEL condition on `c`."""
+
+    def __init__(self, exemption, rule_ids: frozenset):
+        self.rule_ids = rule_ids
+        for glob in exemption.services + exemption.images:
+            if "[" in glob:
+                raise UsageError(f"{exemption.source}:{exemption.line}: exemption glob {glob!r} cannot be "
+                                 "exported to admission (use * and ? only)")
+        tests = []
+        if exemption.services:
+            tests.append(" || ".join(f"({_SUBJECT}).matches({_quote(_regex(glob))}) || "
+                                     f"c.name.matches({_quote(_regex(glob))})" for glob in exemption.services))
+        if exemption.images:
+            tests.append("has(c.image) && c.image != '' && ("
+                         + " || ".join(f"c.image.matches({_quote(_regex(glob))})" for glob in exemption.images)
+                         + ")")
+        self.condition = " && ".join(f"({test})" for test in tests)
+
+
+def _exempting_containers(rule_id: str, expression: str, exemptions: list[ContainerExemption]) -> str:
+    """`expression` with the containers `exemptions` cover left out (see PER_CONTAINER, POD_WIDE)."""
+    conditions = [exemption.condition for exemption in exemptions if rule_id in exemption.rule_ids]
+    if not conditions:
+        return expression
+    exempt = " || ".join(f"({condition})" for condition in conditions)
+    if rule_id in POD_WIDE:
+        return f"variables.containers.all(c, {exempt}) || ({expression})"
+    return expression.replace("variables.containers", f"variables.containers.filter(c, !({exempt}))")
+
+
 def controls(policy: Policy) -> tuple[list[Control], list[Exclusion]]:
     """The policy's admission controls and the exclusions its exemptions make."""
     import datetime
@@ -511,33 +563,49 @@ def controls(policy: Policy) -> tuple[list[Control], list[Exclusion]]:
                          "switch them off in the policy to export it (rules: {ID: off})")
     today = datetime.date.today()
     exemptions = [e for e in policy.exemptions if not e.expired(today)]
-    exempt_everywhere, exclusions = set(), []
+    exempt_everywhere, exclusions, by_container = set(), [], []
     for exemption in exemptions:
         covered = frozenset(r.id for r in rules if exemption.rule in (None, r.id)
                             and exemption.practice in (None, r.practice))
         if not covered:
             continue
-        if exemption.files or exemption.images:
-            raise UsageError(f"{exemption.source}:{exemption.line}: an exemption scoped by files or images "
-                             "cannot be exported to admission (scope it by object: services: "
-                             "[\"Deployment/web *\"])")
-        if not exemption.services:
+        if exemption.files:
+            # A file is gone by admission: the object cannot tell which file it came from.
+            raise UsageError(f"{exemption.source}:{exemption.line}: an exemption scoped by files cannot be "
+                             "exported to admission (an object there has no file; scope it by object: "
+                             "services: [\"Deployment/web *\"], or by image)")
+        if not exemption.services and not exemption.images:
             exempt_everywhere |= covered
-        else:
-            exclusions.append(Exclusion(covered, tuple(_object_of(exemption, glob)
+        elif not exemption.images and all(_names_objects(glob) for glob in exemption.services):
+            exclusions.append(Exclusion(covered, tuple(_object_of(glob)
                                                        for glob in exemption.services), exemption.reason))
-    out = [Control(rule.id, CONTROLS[rule.id][0], CONTROLS[rule.id][1](policy))
+        else:
+            pod_level = sorted(covered - PER_CONTAINER - POD_WIDE)
+            if pod_level:
+                raise UsageError(f"{exemption.source}:{exemption.line}: an exemption scoped to containers (by "
+                                 f"image or container) cannot be exported for {', '.join(pod_level)}: these "
+                                 "rules also judge pod-level settings once per object; scope it by object "
+                                 "(services: [\"Deployment/web *\"]) or by rule")
+            by_container.append(ContainerExemption(exemption, covered))
+    out = [Control(rule.id, CONTROLS[rule.id][0],
+                   _exempting_containers(rule.id, CONTROLS[rule.id][1](policy), by_container))
            for rule in rules if rule.id not in exempt_everywhere]
     return out, exclusions
 
 
-def _object_of(exemption, glob: str) -> tuple[str, str]:
+_OBJECT_GLOB = re.compile(r"([A-Za-z*?]+)/([a-z0-9*?.-]+?)( ?\*)")
+
+
+def _names_objects(glob: str) -> bool:
+    """A `services` glob that scopes whole objects (`Kind/name *`), not containers."""
+    match = _OBJECT_GLOB.fullmatch(glob)
+    return match is not None and any(fnmatch.fnmatchcase(kind, match.group(1)) for kind in KINDS)
+
+
+def _object_of(glob: str) -> tuple[str, str]:
     """(kind glob, name glob) of an exemption's `services` glob that scopes whole objects:
     `Kind/name *` (every container of the object) or `Kind/name*`."""
-    match = re.fullmatch(r"([A-Za-z*?]+)/([a-z0-9*?.-]+?)( ?\*)", glob)
-    if match is None or not any(fnmatch.fnmatchcase(kind, match.group(1)) for kind in KINDS):
-        raise UsageError(f"{exemption.source}:{exemption.line}: exemption services {glob!r} cannot be "
-                         "exported to admission: scope it to whole objects, as `Kind/name *`")
+    match = _OBJECT_GLOB.fullmatch(glob)
     name = match.group(2) + ("*" if match.group(3) == "*" else "")
     return match.group(1), name
 

@@ -20,7 +20,7 @@ import yaml
 from hardrun.policy import load_policy, load_policy_text
 from hardrun.policy.admission import CONTROLS, gating_rules, kyverno_policy, validating_admission_policy
 from tests.helpers import run_hardrun
-from tests.policy.test_pss import CASES, RESTRICTED_POD, verdict
+from tests.policy.test_pss import CASES, RESTRICTED_POD, both, verdict
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "data" / "admission"
 KINDS = ("Pod", "Deployment", "CronJob")
@@ -185,9 +185,13 @@ def test_exemptions_become_match_exclusions_with_the_same_verdicts():
 
 @pytest.mark.parametrize("policy_text,message", [
     ("version: 1\nextends: baseline\nexemptions:\n  - rule: HR2001\n    files: ['k8s/*']\n"
-     "    reason: x\n", "scoped by files or images cannot be exported"),
+     "    reason: x\n", "an exemption scoped by files cannot be exported to admission (an object there has no file"),
     ("version: 1\nextends: baseline\nexemptions:\n  - rule: HR2001\n    services: ['app']\n"
-     "    reason: x\n", "scope it to whole objects"),
+     "    reason: x\n", "scoped to containers (by image or container) cannot be exported for HR2001"),
+    ("version: 1\nextends: restricted\nexemptions:\n  - rule: HR3009\n    images: ['nginx:*']\n"
+     "    reason: x\n", "cannot be exported for HR3009: these rules also judge pod-level settings"),
+    ("version: 1\nextends: baseline\nexemptions:\n  - rule: HR3003\n    images: ['nginx:[12]*']\n"
+     "    reason: x\n", "exemption glob 'nginx:[12]*' cannot be exported to admission (use * and ? only)"),
     ("version: 1\nextends: baseline\nrules: {HR2016: error}\n", "rules HR2016 have no admission control"),
 ])
 def test_what_cannot_be_exported_is_an_error(policy_text, message, tmp_path):
@@ -452,3 +456,103 @@ def test_default_and_strict_refuse_while_hr2016_is_on(level):
         assert result.returncode == 1 and result.stdout == "" and "Traceback" not in result.stderr
         assert f"policy {level}: rules HR2016 have no admission control; HR2016: its secret heuristics" \
             in result.stderr
+
+
+CONTAINER_EXEMPTING = """\
+version: 1
+extends: strict
+rules: {HR2016: off}
+exemptions:
+  - rule: HR2006
+    services: [sidecar]
+    reason: the sidecar rewrites its own configuration
+  - rule: HR2018
+    images: ["registry.example/*"]
+    reason: the internal registry's tags are immutable
+  - practice: host-namespace
+    services: ["Deployment/agent container *"]
+    reason: the node agent watches the host's network
+  - rule: HR2003
+    services: [debug]
+    images: ["nginx:*"]
+    reason: the debugging sidecar traces the app
+"""
+
+
+def with_containers(*containers, init=()):
+    """STRICT_POD with these containers (each STRICT_POD's app, renamed and changed)."""
+    document = copy.deepcopy(STRICT_POD)
+    made = []
+    for name, change in containers + init:
+        container = copy.deepcopy(STRICT_POD["spec"]["containers"][0])
+        container["name"] = name
+        change(container, document["spec"])
+        made.append(container)
+    document["spec"]["containers"] = made[:len(containers)]
+    if init:
+        document["spec"]["initContainers"] = made[len(containers):]
+    return document
+
+
+def unchanged(c, s):
+    pass
+
+
+def host_network(c, s):
+    s["hostNetwork"] = True
+
+
+def ptrace(c, s):
+    c["securityContext"]["capabilities"]["add"] = ["SYS_PTRACE"]
+
+
+# (case, pod, kind, name, the rules it fails): both sides of each container-scoped exemption.
+EXEMPTION_CASES = [
+    ("compliant", with_containers(("app", unchanged), ("sidecar", unchanged)), "Pod", "web", set()),
+    ("sidecar root writable", with_containers(("app", unchanged), ("sidecar", drop("securityContext",
+     "readOnlyRootFilesystem"))), "Deployment", "web", set()),
+    ("sidecar init root writable", with_containers(("app", unchanged), init=(("sidecar", drop(
+        "securityContext", "readOnlyRootFilesystem")),)), "CronJob", "web", set()),
+    ("app root writable", with_containers(("app", drop("securityContext", "readOnlyRootFilesystem")),
+                                          ("sidecar", unchanged)), "Deployment", "web", {"HR2006"}),
+    ("internal image by tag", with_containers(("app", image("registry.example/app:1.0"))), "Pod", "web", set()),
+    ("outside image by tag", with_containers(("app", image("ghcr.io/app:1.0"))), "Pod", "web", {"HR2018"}),
+    ("the agent on the host network", with_containers(("app", host_network), ("sidecar", unchanged)),
+     "Deployment", "agent", set()),
+    ("another deployment on the host network", with_containers(("app", host_network)), "Deployment", "web",
+     {"HR2007"}),
+    ("the agent as a pod on the host network", with_containers(("app", host_network)), "Pod", "agent", {"HR2007"}),
+    ("the agent with an init container on the host network", with_containers(
+        ("app", host_network), init=(("init", unchanged),)), "Deployment", "agent", {"HR2007"}),
+    ("debug nginx traces", with_containers(("app", unchanged), ("debug", ptrace)), "Pod", "web", {"HR3001"}),
+    ("debug busybox traces", with_containers(("app", unchanged), ("debug", both(ptrace, image(
+        f"busybox:1.36@{DIGEST}")))), "Pod", "web", {"HR2003", "HR3001"}),
+    ("app nginx traces", with_containers(("app", ptrace)), "Pod", "web", {"HR2003", "HR3001"}),
+]
+
+
+@pytest.mark.parametrize("case,pod,kind,name,expected", EXEMPTION_CASES, ids=[c[0] for c in EXEMPTION_CASES])
+def test_container_scoped_exemptions_give_the_audit_verdicts(case, pod, kind, name, expected):
+    """Exemptions by image, by container name and by the containers of one object: each
+    leaves out exactly the containers the audit exempts, in the VAP's CEL and Kyverno's."""
+    policy = _container_exempting()
+    obj = as_kind(pod, kind, name)
+    assert audit_failures(obj, policy) == expected
+    assert rules_of(vap_failures(validating_admission_policy(policy), obj)) == expected
+    assert rules_of(kyverno_failures(kyverno_policy(policy), obj)) == expected
+
+
+@lru_cache(maxsize=None)
+def _container_exempting():
+    return load_policy_text(CONTAINER_EXEMPTING, "container-exempting.yaml")
+
+
+def test_container_scoped_exemptions_keep_the_kubernetes_shape():
+    policy = _container_exempting()
+    documents = validating_admission_policy(policy)
+    jsonschema.validate(documents[0], _schema("validatingadmissionpolicy.json"))
+    jsonschema.validate(kyverno_policy(policy), _schema("kyverno-clusterpolicy.json"))
+    # control: without the exemptions the same objects fail
+    strict = _exportable("strict")
+    sidecar = as_kind(EXEMPTION_CASES[1][1], "Deployment")
+    assert rules_of(vap_failures(validating_admission_policy(strict), sidecar)) == {"HR2006"}
