@@ -193,6 +193,8 @@ def test_exemptions_become_match_exclusions_with_the_same_verdicts():
     ("version: 1\nextends: baseline\nexemptions:\n  - rule: HR3003\n    images: ['nginx:[12]*']\n"
      "    reason: x\n", "exemption glob 'nginx:[12]*' cannot be exported to admission (use * and ? only)"),
     ("version: 1\nextends: baseline\nrules: {HR2016: error}\n", "rules HR2016 have no admission control"),
+    ("version: 1\nextends: default\nrules: {HR2016: off}\ntrusted-registries: [ghcr.io/acme]\n",
+     "trusted-registries cannot be exported to admission yet"),
 ])
 def test_what_cannot_be_exported_is_an_error(policy_text, message, tmp_path):
     (tmp_path / "p.yaml").write_text(policy_text)
