@@ -25,6 +25,7 @@ import fnmatch
 import re
 
 from ..audit.checks.run import RUNTIME_SOCKETS, SENSITIVE_HOST_PATHS
+from ..audit.images import _HUB_ALIASES
 from ..errors import UsageError
 from ..spec.defaults import DANGEROUS_CAPABILITIES, SENSITIVE_PORTS
 from .model import Policy
@@ -413,11 +414,83 @@ def _judged_image(test: str) -> str:
                            f"|| c.image.matches({_quote(_TAG_UNKNOWN)}) || ({test})")
 
 
+# Registries (hardrun.audit.images.is_trusted): an image's name is `registry/repository`,
+# lower-cased; Docker Hub's when the first component names no registry (no `.` or `:`, not
+# `localhost`, no capital), `library/NAME` for a one-component name there.
+_HUB = "(?i:" + "|".join(re.escape(alias) for alias in _HUB_ALIASES) + ")"
+_AFTER_REPOSITORY = "(?::[^/@]*)?(?:@[^/@]*)?\\s*$"       # the tag and the digest
+
+
+def _any_case(text: str) -> str:
+    return "(?i:" + re.escape(text) + ")"
+
+
+def _below(repository: str, first_as_written: bool = False) -> str:
+    """Repositories equal to `repository` or below it (any case; the first component as
+    written when it decides the registry), then the tag and digest."""
+    first, slash, rest = repository.partition("/")
+    head = re.escape(first) if first_as_written else _any_case(first)
+    if slash:
+        head += "/" + _any_case(rest)
+    return head + "(?:/[^@]*|" + _AFTER_REPOSITORY + ")"
+
+
+def _hub_below(repository: str, written: bool) -> str | None:
+    """The same on Docker Hub, where a one-component name is `library/NAME`. `written`: the
+    registry is written, else the first component must not name one (None: it cannot)."""
+    first, slash, rest = repository.partition("/")
+    if not repository:
+        return ".*$" if written else "[^/]*$|[^/.:A-Z]+/.*$"
+    if not written and ("." in first or ":" in first or first == "localhost"):
+        return None
+    below = _below(repository, first_as_written=not written)
+    if first == "library":
+        if not slash:
+            return f"(?:[^/]*$|{below})"
+        if "/" not in rest:
+            return f"(?:{_any_case(rest)}{_AFTER_REPOSITORY}|{below})"
+        return below
+    if slash:
+        return below
+    return (_any_case(first) if written else re.escape(first)) + "/.*$"   # `acme:1` alone is library/acme
+
+
+def _trusted(image: str, entries) -> str:
+    """CEL: `image` (a string expression) comes from one of the `entries` registries."""
+    start = "^\\s*"
+    tests = []
+    for entry in entries:
+        first, _, repository = entry.strip().rstrip("/").lower().partition("/")
+        if first in _HUB_ALIASES:
+            written = start + _HUB + "/(?:" + _hub_below(repository, True) + ")"
+            tests.append(f"{image}.matches({_quote(written)})")
+            implicit = _hub_below(repository, False)
+            if implicit is not None:
+                tests.append(f"(!{image}.matches({_quote(start + 'localhost/')}) && "
+                             f"{image}.matches({_quote(start + '(?:' + implicit + ')')}))")
+        elif "." in first or ":" in first or first == "localhost":
+            tail = _below(repository) if repository else ".*$"
+            tests.append(f"{image}.matches({_quote(start + _any_case(first) + '/(?:' + tail + ')')})")
+    return "(" + (" || ".join(tests) or "false") + ")"
+
+
+# References the registry check skips: a registry that is a variable, a malformed digest.
+_REGISTRY_UNKNOWN = "^\\s*[^/]*\\$[^/]*/|^\\s*[^/:@]*\\$[^/]*$"
+_GOOD_DIGEST = "@(?:[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}|[^@]*\\$[^@]*)\\s*$"
+
+
+def _from_trusted_registry(policy: Policy) -> str:
+    """For container `c`: its image comes from a registry the policy trusts, or cannot be judged."""
+    return (f"!has(c.image) || c.image.matches({_quote(_UNPARSED)}) || "
+            f"(c.image.contains('@') && !c.image.matches({_quote(_GOOD_DIGEST)})) || "
+            f"c.image.matches({_quote(_REGISTRY_UNKNOWN)}) || {_trusted('c.image', policy.trusted_registries)}")
+
+
 def _pinned_tag(policy: Policy) -> str:
-    if policy.trusted_registries is not None:
-        raise UsageError(f"policy {policy.name}: trusted-registries cannot be exported to admission yet "
-                         "(HR2017 would enforce less than the policy says)")
-    return _judged_image("c.image.matches(':[^/:]+\\\\s*$') && !c.image.matches(':latest\\\\s*$')")
+    tagged = _judged_image("c.image.matches(':[^/:]+\\\\s*$') && !c.image.matches(':latest\\\\s*$')")
+    if policy.trusted_registries is None:
+        return tagged
+    return f"{tagged} && {_all_containers(_from_trusted_registry(policy))}"
 
 
 def _digest(policy: Policy) -> str:
@@ -444,7 +517,7 @@ CONTROLS = {
     "HR2012": ("no container runs as root", _run_as_root),
     "HR2013": ("every hostPort is bound to an address (hostIP), not all interfaces", _bound_to_an_address),
     "HR2014": ("every container has a memory limit", _memory_limit),
-    "HR2017": ("every image has a version tag other than latest", _pinned_tag),
+    "HR2017": ("every image has a version tag other than latest (and a trusted registry)", _pinned_tag),
     "HR2018": ("every image is pinned by digest", _digest),
     "HR2019": ("no remote-administration port is published (hostPort)", _no_admin_ports),
     "HR3001": ("only the allowed capabilities are added", _capabilities),

@@ -193,8 +193,6 @@ def test_exemptions_become_match_exclusions_with_the_same_verdicts():
     ("version: 1\nextends: baseline\nexemptions:\n  - rule: HR3003\n    images: ['nginx:[12]*']\n"
      "    reason: x\n", "exemption glob 'nginx:[12]*' cannot be exported to admission (use * and ? only)"),
     ("version: 1\nextends: baseline\nrules: {HR2016: error}\n", "rules HR2016 have no admission control"),
-    ("version: 1\nextends: default\nrules: {HR2016: off}\ntrusted-registries: [ghcr.io/acme]\n",
-     "trusted-registries cannot be exported to admission yet"),
 ])
 def test_what_cannot_be_exported_is_an_error(policy_text, message, tmp_path):
     (tmp_path / "p.yaml").write_text(policy_text)
@@ -558,3 +556,28 @@ def test_container_scoped_exemptions_keep_the_kubernetes_shape():
     strict = _exportable("strict")
     sidecar = as_kind(EXEMPTION_CASES[1][1], "Deployment")
     assert rules_of(vap_failures(validating_admission_policy(strict), sidecar)) == {"HR2006"}
+
+
+TRUSTING = "version: 1\nextends: default\nrules: {HR2016: off}\ntrusted-registries: [ghcr.io/acme, docker.io/library]\n"
+# (image, whether HR2017 fails it under TRUSTING): both sides of the registry allowlist.
+REGISTRY_CASES = [
+    ("ghcr.io/acme/app:1.0", False), ("GHCR.IO/acme/app/worker:1.0", False), (f"ghcr.io/acme/app@{DIGEST}", False),
+    ("nginx:1.27", False), ("docker.io/library/nginx:1.27", False), ("index.docker.io/nginx:1.27", False),
+    ("${REGISTRY}/app:1.0", False),
+    ("ghcr.io/acme/app", True),             # trusted, but no tag
+    ("ghcr.io/acmex/app:1.0", True), ("ghcr.io/other/app:1.0", True), ("acme/app:1.0", True),
+    ("quay.io/acme/app:1.0", True), (f"quay.io/acme/app@{DIGEST}", True), ("localhost:5000/app:1.0", True),
+    ("docker.io/acme/app:1.0", True),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_trusted_registries_are_written_into_the_cel(kind):
+    policy = load_policy_text(TRUSTING, "trusting.yaml")
+    documents, cluster_policy = validating_admission_policy(policy), kyverno_policy(policy)
+    for reference, fails in REGISTRY_CASES:
+        obj = as_kind(strict_pod(image(reference)), kind)
+        expected = {"HR2017"} if fails else set()
+        assert audit_failures(obj, policy) == expected, reference
+        assert rules_of(vap_failures(documents, obj)) == expected, reference
+        assert rules_of(kyverno_failures(cluster_policy, obj)) == expected, reference
