@@ -36,7 +36,9 @@ def export(target, policy_ref, config, image, seccomp_out, output):
     --to validating-admission-policy / kyverno: every rule the policy fails a Kubernetes
     manifest on becomes a CEL check, so a cluster refuses at admission what `hardrun audit
     --policy` refuses; exemptions scoped to whole objects (`services: ["Deployment/web *"]`)
-    become match exclusions. A gating rule or exemption that cannot be exported is an error.
+    become match exclusions, those scoped to containers (`images`, a container's name) leave
+    them out of the checks. A gating rule or exemption that cannot be exported is an error
+    (`default` and `strict` export with `rules: {HR2016: off}`).
     """
     from ..display import printable
     from ..errors import HardrunError

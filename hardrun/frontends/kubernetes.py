@@ -428,8 +428,10 @@ class _ContainerBuilder:
         if namespaces.get("network") == "host":
             network = "host"
             self.lines["network"] = self.lines["namespace:network"]
-        if self.pod.pod.get("hostUsers") is False:
-            namespaces["user"] = "private"
+        host_users = self.pod.pod.get("hostUsers")
+        if host_users is not None:
+            # hostUsers: true asks for the host's user namespace (HR3010), false for a private one.
+            namespaces["user"] = "host" if host_users else "private"
             self.lines["namespace:user"] = self.pod.pod.line_of("hostUsers")
         return namespaces, network
 

@@ -214,6 +214,14 @@ def test_host_namespaces_false_and_host_users():
     assert spec.namespaces == {"user": "private"} and spec.network is None
 
 
+def test_host_users_true_is_the_hosts_user_namespace():
+    (spec,) = containers(pod("""
+        hostUsers: true
+        containers: [{name: a, image: x}]
+    """)).values()
+    assert spec.namespaces == {"user": "host"} and "namespace:user" in spec.lines
+
+
 @pytest.mark.parametrize("memory,expected", [
     ("128Mi", 128 * 2 ** 20), ("1Gi", 2 ** 30), ("512Ki", 512 * 1024), ("1G", 10 ** 9),
     ("500M", 500 * 10 ** 6), ("1048576", 2 ** 20), (268435456, 268435456), ("129e6", 129 * 10 ** 6),
