@@ -18,6 +18,9 @@ if [ "${1:-}" = "--test" ]; then
     # The CI tests: git for the pre-commit hook's temporary repositories, chromium to
     # render the HTML report headless, shellcheck over the CI templates' scripts.
     PACKAGES="$PACKAGES git chromium shellcheck"
+    # the image tests check hardrun's archives against skopeo's and pull from a
+    # docker-registry they start on 127.0.0.1 (skopeo pushes to it); bench/ unpacks with umoci
+    PACKAGES="$PACKAGES skopeo umoci docker-registry"
 fi
 
 missing=""

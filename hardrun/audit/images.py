@@ -10,63 +10,16 @@ what it could turn out to be.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-DOCKER_HUB = "docker.io"
-# Names under which Docker Hub is also reached; they all mean `docker.io`.
-_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io",
-                          "registry.hub.docker.com"})
-_DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
-_VARIABLE = re.compile(r"\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*)")
+# the reference model and parser live with the image library; re-exported for the rules
+from ..images.reference import _HUB_ALIASES, DOCKER_HUB, ImageRef, parse_image
+
+__all__ = ["DOCKER_HUB", "ImageRef", "parse_image", "judge_image", "is_trusted", "ImageProblem",
+           "UNTRUSTED_BASE", "UNPINNED_DIGEST"]
 
 UNTRUSTED_BASE = "untrusted-base"
 UNPINNED_DIGEST = "unpinned-digest"
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    """A parsed image reference, normalised the way Docker resolves it."""
-    raw: str
-    registry: str            # `docker.io`, `ghcr.io`, `localhost:5000`
-    repository: str          # `library/alpine`, `org/app`
-    tag: str | None          # None when absent
-    digest: str | None       # `sha256:…` when pinned
-    explicit_registry: bool  # the registry was written, not defaulted
-
-    @property
-    def name(self) -> str:
-        """`registry/repository`, e.g. `docker.io/library/alpine`."""
-        return f"{self.registry}/{self.repository}"
-
-    @property
-    def unresolved(self) -> bool:
-        """Part of the reference is still a variable (`${TAG}`)."""
-        return "$" in self.raw
-
-    @property
-    def tag_unknown(self) -> bool:
-        """The tag cannot be known statically: it, or the name it could hide in, is a variable.
-
-        `alpine:${V}` and `${IMAGE}` may carry any tag (or digest); `${REG}/alpine` may not.
-        """
-        if self.tag is not None:
-            return "$" in self.tag
-        last = self.repository.rsplit("/", 1)[-1]
-        return "$" in last
-
-    def short(self) -> str:
-        """The reference as a user would write it (Docker Hub's `library/` dropped)."""
-        text = self.repository
-        if self.explicit_registry or self.registry != DOCKER_HUB:
-            text = f"{self.registry}/{text}"
-        elif text.startswith("library/"):
-            text = text[len("library/"):]
-        if self.tag is not None:
-            text += f":{self.tag}"
-        if self.digest is not None:
-            text += f"@{self.digest}"
-        return text
 
 
 @dataclass(frozen=True)
@@ -75,58 +28,6 @@ class ImageProblem:
     practice: str      # `untrusted-base` or `unpinned-digest`
     reason: str        # `no-tag`, `latest`, `untrusted-registry`, `no-digest`
     message: str
-
-
-def parse_image(ref: str) -> ImageRef:
-    """Parse `ref` ([registry/]repository[:tag][@digest]); ValueError if it is not one.
-
-    The first path component is a registry when it holds a `.` or `:`, is `localhost`,
-    or has upper-case letters (Docker's rule); otherwise the image is on Docker Hub and
-    one-component names live under `library/`.
-    """
-    text = ref.strip()
-    if not text or any(ch.isspace() for ch in text):
-        raise ValueError(f"not an image reference: {ref!r}")
-    rest, digest = _split_digest(text)
-    rest, tag = _split_tag(rest)
-    if not rest or rest.startswith("/") or rest.endswith("/") or "//" in rest:
-        raise ValueError(f"not an image reference: {ref!r}")
-    registry, repository, explicit = _split_registry(rest)
-    if registry.lower() in _HUB_ALIASES:
-        registry = DOCKER_HUB
-    if registry == DOCKER_HUB and "/" not in repository:
-        repository = f"library/{repository}"
-    return ImageRef(text, registry, repository, tag, digest, explicit)
-
-
-def _split_digest(text: str) -> tuple[str, str | None]:
-    if "@" not in text:
-        return text, None
-    rest, digest = text.rsplit("@", 1)
-    if "$" not in digest and not _DIGEST.match(digest):
-        raise ValueError(f"malformed digest in image reference: {text!r}")
-    return rest, digest
-
-
-def _split_tag(text: str) -> tuple[str, str | None]:
-    # A tag follows the last `:` after the last `/` (a `:` before it is a registry port).
-    # `${VAR:-default}` has a `:` of its own: look only outside variables.
-    masked = _VARIABLE.sub(lambda m: "_" * len(m.group()), text)
-    slash = masked.rfind("/")
-    colon = masked.rfind(":")
-    if colon > slash:
-        tag = text[colon + 1:]
-        if not tag:
-            raise ValueError(f"empty tag in image reference: {text!r}")
-        return text[:colon], tag
-    return text, None
-
-
-def _split_registry(text: str) -> tuple[str, str, bool]:
-    first, sep, remainder = text.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
-        return first, remainder, True
-    return DOCKER_HUB, text, False
 
 
 def judge_image(ref: str | ImageRef, trusted_registries=None) -> list[ImageProblem]:

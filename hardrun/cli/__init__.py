@@ -21,6 +21,12 @@ COMMANDS = {
     "inspect": ("hardrun.cli.inspect", "inspect",
                 "Report how a running process is confined (caps, seccomp, namespaces)."),
     "gc": ("hardrun.cli.gc", "gc", "Remove what containers of killed hardrun processes left behind."),
+    "pull": ("hardrun.cli.images", "pull", "Copy an image from a registry or an archive into the store."),
+    "images": ("hardrun.cli.images", "images", "List the images in the store."),
+    "rmi": ("hardrun.cli.images", "rmi", "Remove images from the store."),
+    "image": ("hardrun.cli.images", "image", "Image commands: inspect."),
+    "load": ("hardrun.cli.images", "load", "Load the images of a docker or OCI archive into the store."),
+    "save": ("hardrun.cli.images", "save", "Write a stored image as an OCI archive."),
 }
 
 EPILOG = """\b

@@ -8,7 +8,10 @@ import click
 @click.option("--orphans/--no-orphans", default=True, show_default=True,
               help="Also remove container cgroups under the hardrun parent that no state "
                    "directory accounts for.")
-def gc(orphans):
+@click.option("--images/--no-images", "images", default=True, show_default=True,
+              help="Also remove the image store's blobs and unpacked layers that no image references "
+                   "($HARDRUN_STORE, /var/lib/hardrun as root, else $XDG_DATA_HOME/hardrun).")
+def gc(orphans, images):
     """Remove the cgroups, links, addresses, nftables rules and proxies of containers
     whose hardrun process is gone (state in /run/hardrun, or $HARDRUN_STATE_DIR).
     A state directory that is not the caller's own, with mode 0700, that is reached through
@@ -19,12 +22,19 @@ def gc(orphans):
     from ..runtime.gc import collect
     try:
         report = collect(orphans=orphans)
+        removed_images = _image_garbage() if images else []
     except HardrunError as error:       # an untrusted or unusable state root: nothing is touched
         click.echo(f"hardrun gc: {printable(str(error))}", err=True)
         raise SystemExit(error.exit_code) from None
-    for line in report.removed:
+    for line in [*report.removed, *removed_images]:
         click.echo(f"removed {printable(line)}")
     for problem in report.problems:
         click.echo(f"hardrun gc: {printable(problem)}", err=True)
     if report.problems:
         raise SystemExit(1)
+
+
+def _image_garbage() -> list[str]:
+    """What no stored image references (a store that does not exist is left alone)."""
+    from ..images.store import Store
+    return Store().collect_garbage()

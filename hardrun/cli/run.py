@@ -43,12 +43,36 @@ def _main(argv: list[str]) -> int:
         sys.stdout.write(run_help())
         return 0
     spec = docker_runspec.runspec_from_args(parsed, kind="hardrun", hardrun_mode=True)
-    spec = _config_and_policy(spec, options)
+    if options.config:
+        from ..frontends.hardrun_config import merge_flags, read_run_config
+        spec = merge_flags(read_run_config(options.config), spec)
+    image = None
+    if spec.image and not spec.rootfs:
+        # the image's config (its user, command…) is part of what the policy judges
+        from ..runtime import image_root
+        spec, image = image_root.prepare(spec, options.pull, options.platform)
+    spec = _policy(spec, options)
+    try:
+        return _resolve_and_run(spec, options, image)
+    finally:
+        if image is not None:
+            image_root.release(image)
+
+
+def _resolve_and_run(spec, options, image) -> int:
     from ..runtime import config
+    if image is not None:
+        from ..runtime import image_root
+        from ..spec.record import replace
+        root = image_root.mount(image, spec, config.planned_id_maps(spec), read_write=spec.read_only_root is False)
+        spec = replace(spec, rootfs=root)
     cfg = config.resolve(spec, tty=options.tty, interactive=options.interactive)
     if options.dry_run:
         import json
-        json.dump(config.to_oci(cfg), sys.stdout, indent=2)
+        document = config.to_oci(cfg)
+        if image is not None:
+            document["annotations"].update(image.annotations())
+        json.dump(document, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     from ..runtime import parent
@@ -57,13 +81,9 @@ def _main(argv: list[str]) -> int:
     return parent.run(cfg, parent.Hooks(cfg, limits_mode=options.limits))
 
 
-def _config_and_policy(spec, options):
-    """--config (a run YAML, with the command-line flags over it) and the policy gate
-    (--policy, else the repository's .hardrun.yaml) before anything is created; both live
-    in modules imported only when asked for."""
-    if options.config:
-        from ..frontends.hardrun_config import merge_flags, read_run_config
-        spec = merge_flags(read_run_config(options.config), spec)
+def _policy(spec, options):
+    """The policy gate (--policy, else the repository's .hardrun.yaml) before anything is
+    created; it lives in modules imported only when asked for."""
     policy = _named_or_repository_policy(options)
     if policy is None:
         return spec

@@ -54,14 +54,25 @@ class ParsedRun:
     unknown: tuple = ()
     hardrun_mode: bool = False
     missing_value: tuple = ()
+    after_dashdash: bool = False    # the args followed a `--`
 
     @property
     def image(self) -> str | None:
-        return None if self.hardrun_mode or not self.args else self.args[0]
+        if self.hardrun_mode:
+            return self.args[0] if self._hardrun_image() else None
+        return self.args[0] if self.args else None
 
     @property
     def command(self) -> tuple[str, ...]:
-        return self.args if self.hardrun_mode else self.args[1:]
+        if self.hardrun_mode:
+            return self.args[1:] if self._hardrun_image() else self.args
+        return self.args[1:]
+
+    def _hardrun_image(self) -> bool:
+        """`hardrun run IMAGE [COMMAND…]`: the first word is an image unless --rootfs is
+        given, the words follow `--`, or it is a path (`/bin/sh`, `./x`: a command)."""
+        return (bool(self.args) and not self.after_dashdash and not self.has("rootfs")
+                and not self.args[0].startswith(("/", ".")))
 
     @property
     def image_uncertain(self) -> bool:
@@ -99,10 +110,12 @@ def parse_run_args(argv, *, hardrun_mode: bool = False, strict: bool | None = No
     state = _State(strict)
     argv = list(argv)
     i = 0
+    dashdash = False
     while i < len(argv):
         word = argv[i]
         if word == "--":
             i += 1
+            dashdash = True
             break
         if not word.startswith("-") or word == "-":
             break
@@ -112,7 +125,7 @@ def parse_run_args(argv, *, hardrun_mode: bool = False, strict: bool | None = No
             i = _short_cluster(argv, i, shorts, state)
     args = tuple(argv[i:])
     return ParsedRun(tuple(state.options), args, i if args else None, tuple(state.unknown),
-                     hardrun_mode, tuple(state.missing))
+                     hardrun_mode, tuple(state.missing), dashdash)
 
 
 class _State:
@@ -204,13 +217,22 @@ class HardrunOptions:
     help: bool = False
     tty: bool = False
     interactive: bool = False
+    pull: str = "missing"
+    platform: str | None = None
+
+
+PULL_POLICIES = ("always", "missing", "never")
 
 
 def hardrun_options(parsed: ParsedRun) -> HardrunOptions:
     limits = parsed.value("limits") or "strict"
     if limits not in LIMITS_MODES:
         raise UsageError(f"invalid value {limits!r} for --limits: expected best-effort or strict")
-    return HardrunOptions(dry_run=parsed.flag_on("dry-run"), policy=parsed.value("policy"),
+    pull = parsed.value("pull") or "missing"
+    if pull not in PULL_POLICIES:
+        raise UsageError(f"invalid value {pull!r} for --pull: expected always, missing or never")
+    return HardrunOptions(pull=pull, platform=parsed.value("platform"),
+                          dry_run=parsed.flag_on("dry-run"), policy=parsed.value("policy"),
                           config=parsed.value("config"), limits=limits,
                           help=parsed.flag_on("help"), tty=parsed.flag_on("tty"),
                           interactive=parsed.flag_on("interactive"))

@@ -125,7 +125,9 @@ FLAGS: tuple[Flag, ...] = (
     _f("dns-opt", LIST, aliases=("dns-option",)),
     _f("dns-search", LIST),
     _f("domainname", VALUE),
-    _f("entrypoint", VALUE, handler=h.string_field("entrypoint")),
+    _f("entrypoint", VALUE, runtime=RT, metavar="CMD",
+       help="Replace the image's Entrypoint (and drop its Cmd); \"\" clears it",
+       handler=h.string_field("entrypoint")),
     _f("env", LIST, "e", runtime=RT, metavar="NAME[=VALUE]",
        help="Set a variable (NAME alone passes the caller's value)", handler=h.on_env),
     _f("env-file", LIST, runtime=RT, metavar="FILE", help="Read environment variables from a file",
@@ -185,7 +187,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("pids-limit", VALUE, runtime=RT, metavar="N",
        help="Maximum number of processes (default 1024; 0 or -1: unlimited)",
        handler=h.int_field("pids_limit", check=check_pids_limit), field="pids_limit"),
-    _f("platform", VALUE),
+    _f("platform", VALUE, runtime=RT, metavar="OS/ARCH", help="The image's platform: linux/amd64 only"),
     _f("privileged", BOOL, handler=h.bool_field("privileged")),
     _f("publish", LIST, "p", runtime=RT, metavar="[IP:]HOST:CONTAINER[/PROTO]",
        help="Publish a port of a bridge network (on 127.0.0.1 unless IP is given)",
@@ -193,7 +195,8 @@ FLAGS: tuple[Flag, ...] = (
     _f("publish-all", BOOL, "P", runtime=RT,
        help="Publish every --expose port on a free port of 127.0.0.1",
        handler=h.bool_field("publish_all"), field="publish_all"),
-    _f("pull", VALUE),
+    _f("pull", VALUE, runtime=RT, metavar="POLICY",
+       help="Fetch the image: always, missing (default) or never"),
     _f("quiet", BOOL, "q"),
     _f("read-only", BOOL, runtime=RT, help="Mount the root filesystem read-only (default)",
        handler=h.bool_field("read_only_root"), field="read_only_root"),
@@ -309,7 +312,9 @@ def flags_for(engine: str) -> tuple[dict[str, Flag], dict[str, Flag]]:
 
 # ---------------------------------------------------------------------------- help
 
-USAGE = "Usage: hardrun run [OPTIONS] [--rootfs DIR] [--] COMMAND [ARG...]"
+USAGE = ("Usage: hardrun run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+         "       hardrun run [OPTIONS] --rootfs DIR [--] COMMAND [ARG...]\n"
+         "       hardrun run [OPTIONS] -- COMMAND [ARG...]   (a read-only view of the host)")
 
 
 def run_help() -> str:
@@ -326,7 +331,10 @@ def run_help() -> str:
     lines = [USAGE, "",
              "Run COMMAND in a container that is hardened by default: no capabilities,",
              "no_new_privs, a read-only root, a seccomp allowlist, remapped user ids and new",
-             "namespaces. Every loosening must be asked for with a flag.", "", "Options:"]
+             "namespaces. Every loosening must be asked for with a flag.", "",
+             "IMAGE: [REGISTRY[:PORT]/]NAME[:TAG|@sha256:DIGEST] from the image store (see",
+             "`hardrun images`), or oci:DIR[:TAG], oci-archive:FILE[:TAG],",
+             "docker-archive:FILE[:NAME:TAG]. Its layers form a read-only overlay root.", "", "Options:"]
     for names, text in rows:
         if len(names) + 2 > width:
             lines.append(f"  {names}")

@@ -95,7 +95,8 @@ NOT_APPLIED_FIELDS = {
     "selinux_options": ("security.selinux (--security-opt label=)", "hardrun has no SELinux confinement"),
     "devices": ("devices (--device)", "hardrun gives containers no host devices"),
     "sysctls": ("sysctls (--sysctl)", "hardrun sets no kernel parameters"),
-    "entrypoint": ("entrypoint (--entrypoint)", "hardrun runs the command as given"),
+    "entrypoint": ("entrypoint (--entrypoint)", "an entrypoint applies to an image; with --rootfs or the "
+                   "host's view hardrun runs the command as given"),
     "run_as_non_root": ("runAsNonRoot (run_as_non_root)", "give a non-root user instead"),
     "masked_paths": ("maskedPaths (masked_paths)",
                      "hardrun masks Docker's list; systempaths=unconfined unmasks it"),
@@ -192,6 +193,12 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
         interactive=interactive,
         last_cap=_last_cap(),
     )
+
+
+def planned_id_maps(spec):
+    """The id maps resolve() will give the container (None without a user namespace)."""
+    rootless = os.geteuid() != 0
+    return userns.plan_id_maps(spec, "user" in _namespaces(spec, rootless), rootless)
 
 
 def _namespaces(spec, rootless: bool) -> frozenset:

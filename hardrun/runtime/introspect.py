@@ -34,8 +34,32 @@ def inspect_process(pid: str | int = "self") -> dict:
         "namespaces": _namespaces(base),
         "uid_map": _id_map(f"{base}/uid_map"),
         "gid_map": _id_map(f"{base}/gid_map"),
+        "root": _root(base),
     }
     return report
+
+
+def _root(base: str) -> dict | None:
+    """The file system at the process's root: for a hardrun image container an overlay of
+    its layers, idmapped (hardrun/runtime/image_root.py names those mounts idmapped-N)."""
+    try:
+        with open(f"{base}/mountinfo", encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 4 and fields[4] == "/" and " - " in line:
+            fstype, _, options = line.split(" - ", 1)[1].split(" ", 2)
+            report = {"fstype": fstype, "read_only": "ro" in fields[5].split(",")}
+            if fstype == "overlay":
+                lowers = next((o[len("lowerdir="):] for o in options.split(",") if o.startswith("lowerdir=")), "")
+                layers = [layer for layer in lowers.split(":") if layer]
+                report["image_layers"] = len([layer for layer in layers if not layer.endswith(("/scaffold", "/empty"))])
+                report["layer_ownership"] = ("idmapped" if any("/idmapped-" in layer for layer in layers)
+                                             else "as stored (no user namespace)")
+            return report
+    return None
 
 
 def read_status(pid: str | int = "self") -> dict:
@@ -116,4 +140,10 @@ def format_text(report: dict) -> str:
     for key in ("uid_map", "gid_map"):
         ranges = "; ".join(" ".join(str(value) for value in entry) for entry in report[key])
         lines.append(f"  {key}: {ranges or '(none)'}")
+    root = report.get("root")
+    if root and "image_layers" in root:
+        lines.append(f"  root:         an overlay of {root['image_layers']} image layer(s), "
+                     f"{'read-only' if root['read_only'] else 'writable'}, layers {root['layer_ownership']}")
+    elif root:
+        lines.append(f"  root:         {root['fstype']}, {'read-only' if root['read_only'] else 'writable'}")
     return "\n".join(lines) + "\n"

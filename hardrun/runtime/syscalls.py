@@ -50,6 +50,7 @@ MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
 MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR_IDMAP = 0x00100000
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 AT_FDCWD = -100
@@ -162,10 +163,11 @@ _MOUNT_ATTR = struct.Struct("=4Q")    # attr_set, attr_clr, propagation, userns_
 
 
 def mount_setattr(fd: int, attr_set: int, attr_clr: int = 0, recursive: bool = True,
-                  path: str = "") -> None:
+                  path: str = "", userns_fd: int = 0) -> None:
     """Change the flags of the mount `fd` refers to (and, recursively, of its submounts)
-    without repeating the locked ones, which a MS_REMOUNT would have to."""
-    attr = _MOUNT_ATTR.pack(attr_set, attr_clr, 0, 0)
+    without repeating the locked ones, which a MS_REMOUNT would have to. With
+    MOUNT_ATTR_IDMAP, `userns_fd` is the user namespace whose id maps the mount takes."""
+    attr = _MOUNT_ATTR.pack(attr_set, attr_clr, 0, userns_fd)
     flags = (AT_EMPTY_PATH if not path else 0) | (AT_RECURSIVE if recursive else 0)
     _syscall("mount_setattr", NR["mount_setattr"], fd, _path(path), flags, attr, len(attr))
 

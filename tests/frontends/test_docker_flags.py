@@ -372,7 +372,8 @@ def test_relative_volume_source_made_absolute_in_hardrun_mode(tmp_path, monkeypa
 
 def test_help_shows_only_runtime_flags():
     text = run_help()
-    assert text.startswith("Usage: hardrun run [OPTIONS] [--rootfs DIR] [--] COMMAND [ARG...]")
+    assert text.startswith("Usage: hardrun run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+                           "       hardrun run [OPTIONS] --rootfs DIR [--] COMMAND [ARG...]\n")
     for flag in FLAGS:
         shown = f"--{flag.name} " in text or f"--{flag.name}\n" in text or f"--{flag.name}," in text
         if flag.name == "rootfs":

@@ -1,0 +1,299 @@
+"""`hardrun run IMAGE`: the image in the store (pulled per --pull), its layers unpacked
+once (hardrun/runtime/unpack.py), its config applied to the RunSpec as Docker applies it,
+and its root: an overlay of the read-only layers, mounted in a mount namespace of
+hardrun's own process (so nothing is left on the host when it ends), with a throw-away
+upper directory on a tmpfs only for --read-write.
+
+With the user namespace on, the container's root must own its image: each layer is
+an idmapped mount (the layers' ids shifted by the container's id map), so no copy is
+made. Where the kernel cannot idmap, the run is refused (fail closed): the chown'ed copy
+Docker and Podman fall back to is not implemented.
+"""
+from __future__ import annotations
+
+import os
+import stat
+
+from ..errors import HardrunError, UsageError
+from ..images.manifest import ImageError
+from . import syscalls as k
+
+
+class ImageRoot:
+    """The image a container runs: its name, manifest digest, config digest, the unpacked
+    layer directories (bottom first) and the store lock held while it runs."""
+
+    def __init__(self, name, manifest, layers, lock):
+        self.name, self.digest, self.config_digest = name, manifest.digest, manifest.config.digest
+        self.layers, self.lock = layers, lock
+        self.mode = "direct"      # or "idmapped", once mounted
+        self.work: str | None = None
+
+    def annotations(self) -> dict:
+        return {"org.hardrun.image": self.name, "org.hardrun.image.digest": self.digest,
+                "org.hardrun.image.id": self.config_digest, "org.hardrun.image.ownership": self.mode}
+
+
+def prepare(spec, pull_policy: str = "missing", platform: str | None = None, store=None):
+    """(spec with the image's config applied, ImageRoot) for spec.image."""
+    from ..images.operations import pull
+    from ..images.store import Store
+    store = store or Store()
+    if os.geteuid() != 0:
+        raise UsageError("running an image needs root for now", hint="use --rootfs DIR rootless")
+    name, manifest, config = pull(store, spec.image, pull_policy, platform=platform)
+    lock = store.lock()
+    lock.__enter__()    # held until hardrun exits: `hardrun gc` leaves the layers of a running image alone
+    layers = ensure_unpacked(store, manifest, config)
+    return apply_config(spec, config), ImageRoot(name, manifest, layers, lock)
+
+
+def ensure_unpacked(store, manifest, config) -> list[str]:
+    """The unpacked root of each layer, bottom first: unpacked into tmp/ and renamed into
+    layers/HEX once whole; an existing one is used only if its digest record names it."""
+    from ..images.manifest import diff_ids
+    from ..images.store import StoreSource
+    source = StoreSource(store, manifest.digest, "")
+    roots = []
+    for desc, diff_id in zip(manifest.layers, diff_ids(config)):
+        directory = store.path("layers", diff_id[7:])
+        if not os.path.isdir(directory):
+            _unpack_into_store(store, source, desc, diff_id, directory)
+        _check_record(directory, diff_id)
+        roots.append(os.path.join(directory, "root"))
+    return roots
+
+
+def _unpack_into_store(store, source, desc, diff_id: str, directory: str) -> None:
+    from ..images.layers import Layer
+    from ..images.store import remove_tree
+    from .unpack import unpack_layer
+    tmp = store.tmp_path("layer")
+    os.mkdir(tmp, 0o700)
+    try:
+        os.mkdir(os.path.join(tmp, "root"), 0o755)
+        with Layer(source, desc, diff_id) as layer:
+            unpack_layer(layer, os.path.join(tmp, "root"))
+        with open(os.path.join(tmp, "diff_id"), "x") as record:
+            record.write(diff_id + "\n")
+        try:
+            os.rename(tmp, directory)
+        except OSError:
+            if not os.path.isdir(directory):    # not another hardrun finishing first: a real failure
+                raise
+    finally:
+        if os.path.lexists(tmp):
+            remove_tree(tmp)
+
+
+def _check_record(directory: str, diff_id: str) -> None:
+    try:
+        with open(os.path.join(directory, "diff_id")) as record:
+            found = record.read().strip()
+    except OSError as error:
+        raise ImageError(f"unpacked layer {diff_id}: its digest record cannot be read ({error.strerror}); "
+                         "`hardrun gc` after `hardrun rmi` removes it") from None
+    if found != diff_id:
+        raise ImageError(f"unpacked layer {diff_id}: its digest record names {found!r}")
+
+
+def apply_config(spec, config: dict):
+    """The image config under the flags, as Docker applies it: Entrypoint and Cmd (the
+    command replaces Cmd; --entrypoint replaces Entrypoint and drops Cmd), Env (the flags'
+    values win), User (-u wins), WorkingDir (-w wins), ExposedPorts (for -P)."""
+    from ..spec.record import replace
+    from ..spec.run import EnvVar
+    body = config.get("config") or {}
+    entrypoint = _strings(body.get("Entrypoint"), "Entrypoint")
+    cmd = _strings(body.get("Cmd"), "Cmd")
+    if spec.entrypoint is not None:
+        entrypoint, cmd = ([spec.entrypoint] if spec.entrypoint else []), list(spec.command)
+    elif spec.command:
+        cmd = list(spec.command)
+    image_env = []
+    for item in _strings(body.get("Env"), "Env"):
+        name, _, value = item.partition("=")
+        image_env.append(EnvVar(name, value))
+    exposed = tuple(str(port) for port in (body.get("ExposedPorts") or {}))
+    return replace(spec, command=tuple(entrypoint + cmd), entrypoint=None, env=tuple(image_env) + spec.env,
+                   user=spec.user or _string(body.get("User"), "User"),
+                   workdir=spec.workdir or _string(body.get("WorkingDir"), "WorkingDir"),
+                   exposed_ports=tuple(dict.fromkeys(spec.exposed_ports + exposed)))
+
+
+def _strings(value, field: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ImageError(f"image config: {field} must be a list of strings")
+    return list(value)
+
+
+def _string(value, field: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ImageError(f"image config: {field} must be a string")
+    return value
+
+
+def mount(image: ImageRoot, spec, id_maps, read_write: bool, store=None) -> str:
+    """Mount the image's root and return its path. hardrun's own process moves to a mount
+    namespace of its own first (slave of the host's: the host's mounts still reach it, its
+    own never leave it), so the root disappears with the process."""
+    from ..images.store import Store
+    store = store or Store()
+    k.unshare(k.CLONE_NEWNS)
+    k.mount(None, "/", None, k.MS_REC | k.MS_SLAVE)
+    image.work = work = store.tmp_path("root")
+    os.mkdir(work, 0o700)
+    k.mount("tmpfs", work, "tmpfs", k.MS_NOSUID | k.MS_NODEV, "mode=0700")
+    lowers = list(image.layers)
+    if id_maps is not None:
+        lowers = _idmapped(lowers, id_maps, work)
+        image.mode = "idmapped"
+    # the mount points the image lacks (/proc, /tmp, -v targets…) come from a small layer
+    # of hardrun's on top: the root is read-only, so the child cannot create them
+    scaffold = os.path.join(work, "scaffold")
+    os.mkdir(scaffold, 0o755)
+    _scaffold(image.layers, scaffold, _mount_points(spec))
+    lowers.append(scaffold)      # also makes two layers at least, as overlayfs wants without an upper one
+    root = os.path.join(work, "root")
+    os.mkdir(root, 0o755)
+    _overlay(root, lowers, work, read_write)
+    if read_write and id_maps is not None:   # the container's root owns the top of its writable layer
+        os.chown(os.path.join(work, "upper"), id_maps.uid[0][1], id_maps.gid[0][1])
+    return root
+
+
+def _overlay(root: str, lowers: list, work: str, read_write: bool) -> None:
+    options = "lowerdir=" + ":".join(reversed(lowers))
+    if read_write:
+        for name in ("upper", "overlay-work"):
+            os.makedirs(os.path.join(work, name), 0o755, exist_ok=True)
+        options += f",upperdir={work}/upper,workdir={work}/overlay-work"
+    try:
+        k.mount("overlay", root, "overlay", (0 if read_write else k.MS_RDONLY) | k.MS_NODEV, options)
+    except OSError as error:
+        raise HardrunError(f"cannot mount the image's layers as an overlay: {error.strerror}") from None
+
+
+def _mount_points(spec) -> list[tuple[str, bool]]:
+    """(path, is a directory) of every mount the container gets: its kernel file systems
+    and the plan's mounts (the default tmpfs /tmp and /run, the user's -v, --tmpfs)."""
+    from .mounts import plan_mounts
+    points = [("/proc", True), ("/sys", True), ("/dev", True)]
+    for plan in plan_mounts(spec.mounts, host_root=False):
+        points.append((plan.target, plan.kind != "bind" or plan.source_is_dir))
+    return points
+
+
+def _scaffold(layers, scaffold: str, points) -> None:
+    """Create in `scaffold` the mount points the image lacks. A path whose parent in the
+    image is not a plain directory is left alone (the child then refuses it, naming it)."""
+    for path, is_dir in points:
+        relative = path.strip("/")
+        if not relative or _in_image(layers, relative) is not None:
+            continue
+        parent = os.path.dirname(relative)
+        found = _in_image(layers, parent) if parent else None
+        if parent and found is not None and not stat.S_ISDIR(found.st_mode):
+            continue
+        os.makedirs(os.path.join(scaffold, parent), 0o755, exist_ok=True)
+        if is_dir:
+            os.makedirs(os.path.join(scaffold, relative), 0o755, exist_ok=True)
+        else:
+            open(os.path.join(scaffold, relative), "a").close()
+
+
+def _in_image(layers, relative: str):
+    """The lstat of `relative` in the topmost layer that has it (None when absent or whited
+    out there). Only a check: whatever it finds, nothing is written but hardrun's own
+    scaffold on its tmpfs."""
+    for layer in reversed(layers):
+        try:
+            found = os.lstat(os.path.join(layer, relative))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if stat.S_ISCHR(found.st_mode) and found.st_rdev == 0:
+            return None       # a whiteout
+        return found
+    return None
+
+
+def _idmapped(layers, id_maps, work: str) -> list[str]:
+    """Each layer as an idmapped, read-only mount under `work` (the container's id map)."""
+    userns_fd = _userns_with(id_maps)
+    try:
+        mounted = []
+        for n, layer in enumerate(layers):
+            target = os.path.join(work, f"idmapped-{n}")
+            os.mkdir(target, 0o755)
+            source = os.open(layer, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                tree = k.open_tree(source, recursive=False)
+            finally:
+                os.close(source)
+            try:
+                try:
+                    k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP | k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NODEV,
+                                    recursive=False, userns_fd=userns_fd)
+                except OSError as error:
+                    raise HardrunError(f"this kernel cannot idmap the image's layers ({error.strerror}), and "
+                                       "hardrun makes no chown'ed copy", hint="--userns host runs the image "
+                                       "without a user namespace") from None
+                target_fd = os.open(target, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    k.move_mount(tree, target_fd)
+                finally:
+                    os.close(target_fd)
+            finally:
+                os.close(tree)
+            mounted.append(target)
+        return mounted
+    finally:
+        os.close(userns_fd)
+
+
+def _userns_with(id_maps) -> int:
+    """An fd of a user namespace with the container's id maps (a child process makes it,
+    the maps are written for it, and it exits; the fd keeps the namespace)."""
+    ready_r, ready_w = os.pipe()
+    hold_r, hold_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:        # pragma: no cover - the child only unshares and waits
+        try:
+            os.close(ready_r)
+            os.close(hold_w)
+            k.unshare(k.CLONE_NEWUSER)
+            os.write(ready_w, b"1")
+            os.read(hold_r, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(hold_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise HardrunError("cannot create the user namespace for the image's idmapped layers")
+        with open(f"/proc/{pid}/uid_map", "w") as out:
+            out.write("".join(f"{inside} {outside} {count}\n" for inside, outside, count in id_maps.uid))
+        with open(f"/proc/{pid}/setgroups", "w") as out:
+            out.write("deny")
+        with open(f"/proc/{pid}/gid_map", "w") as out:
+            out.write("".join(f"{inside} {outside} {count}\n" for inside, outside, count in id_maps.gid))
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(hold_w)
+        os.close(ready_r)
+        os.waitpid(pid, 0)
+
+
+def release(image: ImageRoot) -> None:
+    """After the container: unmount the root (lazily) and remove its directory."""
+    if image.work is not None:
+        try:
+            k.umount2(image.work, k.MNT_DETACH)
+            os.rmdir(image.work)
+        except OSError:
+            pass      # the mount namespace goes with the process; gc removes the directory
+    image.lock.__exit__(None, None, None)
