@@ -10,10 +10,10 @@ def audit(paths, options=None, stdin_text=None, docker_run_lines=()):
 
 
 def audit_with_policy(paths, policy=None, kind=None, stdin_text=None, docker_run_lines=(),
-                      skip_unknown=False, progress=None):
+                      skip_unknown=False, progress=None, images=()):
     """(Report, Policy): audit `paths` under `policy` (a name, a file, a Policy, or None to
     discover `.hardrun.yaml` at the repository root of the first path, else `default`).
-    `skip_unknown` and `progress`: as for `hardrun.audit.engine.audit`."""
+    `skip_unknown`, `progress` and `images`: as for `hardrun.audit.engine.audit`."""
     from .audit.engine import audit as _audit
     from .policy import audit_options, expired_exemption_findings, named_or_found_policy
     from .policy.model import Policy
@@ -22,7 +22,7 @@ def audit_with_policy(paths, policy=None, kind=None, stdin_text=None, docker_run
         policy = named_or_found_policy(policy, first)
     report = _audit(paths, audit_options(policy, kind), stdin_text=stdin_text,
                     docker_run_lines=docker_run_lines, skip_unknown=skip_unknown,
-                    progress=progress)
+                    progress=progress, images=images)
     report.findings.extend(expired_exemption_findings(policy))
     report.findings.sort(key=lambda f: (f.path, f.line or 0, f.rule))
     return report, policy

@@ -17,6 +17,23 @@ class Hit:
     message: str | None = None
     subject: str | None = None
     severity: str | None = None   # a check may lower/raise the rule's severity (e.g. .dockerignore)
+    image: ImageLocation | None = None   # where in an image (image rules only)
+
+
+@dataclass(frozen=True)
+class ImageLocation:
+    """Where an image finding lies: the image (as named, and its manifest digest), the
+    layer (index from 0 and digest; None for the config) and the path inside the image."""
+    image: str
+    digest: str
+    layer: int | None = None
+    layer_digest: str | None = None
+    path: str | None = None           # absolute, `/etc/shadow`
+    removed_in: int | None = None     # the later layer that deleted the file
+
+    def as_json(self) -> dict:
+        return {"name": self.image, "digest": self.digest, "layer": self.layer,
+                "layer_digest": self.layer_digest, "path": self.path, "removed_in": self.removed_in}
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,7 @@ class Finding:
     # (accepted by an entry whose `expires` has passed); None without a baseline.
     baseline: str | None = None
     fingerprint: str | None = field(default=None, compare=False)
+    image: ImageLocation | None = None      # image findings: image, layer and path
 
     @property
     def baselined(self) -> bool:
@@ -49,7 +67,7 @@ class Finding:
             "rule": self.rule, "practice": self.practice, "severity": self.severity,
             "path": self.path, "line": self.line, "subject": self.subject,
             "message": self.message, "suppressed": self.suppressed,
-        } | self._baseline_json()
+        } | self._baseline_json() | ({"image": self.image.as_json()} if self.image else {})
 
     def _baseline_json(self) -> dict:
         """Only present when the audit ran against a baseline: the JSON contract of a

@@ -9,11 +9,12 @@ from __future__ import annotations
 import sys
 
 from ..audit.findings import SEVERITIES
-from ..frontends.registry import KINDS
+from ..frontends.registry import FILE_KINDS
 from ..audit.formats import FORMATS
 from .options import NotFast, Option, click_params, parse
 
-HELP = """Audit Dockerfiles and run configs (files or directories, `-` for standard input).
+HELP = """Audit Dockerfiles and run configs (files or directories, `-` for standard input) and
+    container images (--image, or oci:DIR, oci-archive:FILE, docker-archive:FILE).
 
     The policy filters, re-grades and gates the findings; findings it exempts stay in
     the JSON and SARIF reports marked suppressed. With --baseline, findings the baseline
@@ -43,13 +44,18 @@ OPTIONS = (
     Option("--policy", dest="policy_ref", metavar="NAME|FILE",
            help="Judge by this policy (a built-in name or a file) [default: .hardrun.yaml at "
                 "the repository root, else `default`]."),
-    Option("--kind", dest="kind", choices=KINDS,
+    Option("--kind", dest="kind", choices=FILE_KINDS,
            help="Read every file as this kind instead of guessing."),
     Option("--color", dest="color", flag=True, negation="--no-color",
            help="Colour the text report (default: when on a terminal)."),
     Option("--docker-run", dest="docker_run_lines", multiple=True, metavar="COMMAND",
            help='Audit one `docker run …` command line given as text (repeatable), e.g. '
                 '--docker-run "docker run --privileged alpine".'),
+    Option("--image", dest="images", multiple=True, metavar="REF",
+           help="Audit a container image (repeatable): oci:DIR[:TAG], oci-archive:FILE[:TAG], "
+                "docker-archive:FILE[:NAME:TAG], an image of hardrun's store, or a registry "
+                "reference (streamed, nothing unpacked or run). Positional oci:, oci-archive: and "
+                "docker-archive: arguments are images too."),
     Option("--baseline", dest="baseline_path", path=True, metavar="FILE",
            help="Accept the findings listed in FILE (written by --write-baseline): they are "
                 "reported and counted but never fail the run; only new ones do."),
@@ -80,14 +86,14 @@ def main(argv: list[str]) -> int:
 
 
 def run_audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_run_lines,
-              baseline_path, write_baseline_path, quiet, skip_unknown) -> int:
+              images, baseline_path, write_baseline_path, quiet, skip_unknown) -> int:
     """Audit, write the report, and return the exit status."""
     if quiet and fmt != "text" and not output:
         return _usage_error(f"--quiet prints only the summary line: write the {fmt} report "
                             "with -o FILE")
     try:
         report, fail_on = _audit(paths, fmt, output, fail_on, policy_ref, kind, color,
-                                 docker_run_lines, baseline_path, write_baseline_path, quiet,
+                                 docker_run_lines, images, baseline_path, write_baseline_path, quiet,
                                  skip_unknown)
     except _Exit as stop:
         return stop.status
@@ -95,7 +101,7 @@ def run_audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, doc
     return 0 if no_fail and code == 1 else code
 
 
-def _audit(paths, fmt, output, fail_on, policy_ref, kind, color, docker_run_lines,
+def _audit(paths, fmt, output, fail_on, policy_ref, kind, color, docker_run_lines, images,
            baseline_path, write_baseline_path, quiet, skip_unknown):
     from ..api import audit_with_policy
     from ..audit.formats import render
@@ -105,9 +111,10 @@ def _audit(paths, fmt, output, fail_on, policy_ref, kind, color, docker_run_line
     progress = _terminal_progress(quiet)
     try:
         stdin_text = _read_stdin() if "-" in paths else None
-        targets = list(paths) or ([] if docker_run_lines else ["."])
+        targets = list(paths) or ([] if docker_run_lines or images else ["."])
         report, policy = audit_with_policy(targets, policy_ref, kind=kind, stdin_text=stdin_text,
                                            docker_run_lines=tuple(docker_run_lines),
+                                           images=tuple(images),
                                            skip_unknown=skip_unknown, progress=progress)
     except HardrunError as error:
         raise _Exit(_usage_error(error.summary())) from None

@@ -10,7 +10,7 @@ import importlib
 
 from ...errors import RuleError
 
-MODULES = {"build": ("build",), "run": ("run", "policy")}
+MODULES = {"build": ("build",), "run": ("run", "policy"), "image": ("image",)}
 
 
 _LOADED: set = set()
