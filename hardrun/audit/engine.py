@@ -184,8 +184,9 @@ def _audit_image(name: str, options: AuditOptions, report: Report) -> None:
     the name it was given (the others are still audited)."""
     try:
         model = frontends.parse("image", name, name)[0]
-        report.files.append(AuditedFile(model.name, "image"))
-        context = AuditContext(model.name, "image", options)
+        shown = f"{model.name}@{model.digest}"      # the image as named, pinned by digest
+        report.files.append(AuditedFile(shown, "image"))
+        context = AuditContext(shown, "image", options)
         report.findings.extend(finding for finding, _ in _run_checks(rules_for(IMAGE), [model], context))
     except HardrunError as error:
         report.errors.append(FileError(name, error.located()))

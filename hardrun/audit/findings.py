@@ -35,6 +35,12 @@ class ImageLocation:
         return {"name": self.image, "digest": self.digest, "layer": self.layer,
                 "layer_digest": self.layer_digest, "path": self.path, "removed_in": self.removed_in}
 
+    def flat_json(self) -> dict:
+        """The members an image finding adds to its JSON object (which stays flat)."""
+        return {"image": self.image, "image_digest": self.digest, "layer": self.layer,
+                "layer_digest": self.layer_digest, "image_path": self.path,
+                "removed_in": self.removed_in}
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -67,7 +73,7 @@ class Finding:
             "rule": self.rule, "practice": self.practice, "severity": self.severity,
             "path": self.path, "line": self.line, "subject": self.subject,
             "message": self.message, "suppressed": self.suppressed,
-        } | self._baseline_json() | ({"image": self.image.as_json()} if self.image else {})
+        } | self._baseline_json() | (self.image.flat_json() if self.image else {})
 
     def _baseline_json(self) -> dict:
         """Only present when the audit ran against a baseline: the JSON contract of a
