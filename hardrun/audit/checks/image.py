@@ -34,6 +34,7 @@ _DEVICES = (b"3", b"4")
 _BUILDKIT = "# buildkit"
 _SHELLS = ("/bin/sh -c ", "/bin/bash -c ", "/bin/ash -c ", "sh -c ")
 _BUILD_ARGS = re.compile(r"\|\d+ (?:\S+=\S* )*")      # `RUN |2 A=1 B=2 /bin/sh -c …`
+_BUILD_ARG = re.compile(r"(\S+?)=(\S*) ")
 
 
 # --- where ---------------------------------------------------------------------------
@@ -63,7 +64,7 @@ def _present(image):
 
 # --- config --------------------------------------------------------------------------
 
-@check("HR3001")
+@check("HR4001")
 def image_runs_as_root(image, context):
     user = str(image.config.get("User") or "")
     if not user:
@@ -73,7 +74,7 @@ def image_runs_as_root(image, context):
         yield _config_hit(image, f"the image runs as root (User {user}): set a non-root uid")
 
 
-@check("HR3002")
+@check("HR4002")
 def secret_in_config_env(image, context):
     for item in image.config.get("Env") or ():
         name, equals, value = str(item).partition("=")
@@ -82,7 +83,7 @@ def secret_in_config_env(image, context):
                                      "`inspect` of the image shows it")
 
 
-@check("HR3003")
+@check("HR4003")
 def exposed_admin_port(image, context):
     ports = " ".join(str(port) for port in image.config.get("ExposedPorts") or {})
     for spec, covered in stages.sensitive_ports(ports):
@@ -92,7 +93,7 @@ def exposed_admin_port(image, context):
                                  "not belong in an application image", severity)
 
 
-@check("HR3004")
+@check("HR4004")
 def image_without_healthcheck(image, context):
     test = (image.config.get("Healthcheck") or {}).get("Test") or []
     if not test:
@@ -171,11 +172,28 @@ def _step_hit(image, step, message: str, severity: str | None = None) -> Hit:
 
 
 def _shown_instruction(step) -> str:
+    """The step's instruction as the message shows it: only its keyword when it holds a
+    secret (messages never repeat one)."""
     text = instruction_of(step.created_by).replace("\n", " ")
+    if _holds_secret(step):
+        return text.split(" ", 1)[0] + " …"
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-@check("HR3005")
+_SECRET_CHECKS = (build.secret_in_env, build.secret_in_arg_default, build.credential_literal)
+
+
+def _holds_secret(step) -> bool:
+    """Whether the step's text holds a secret by the Dockerfile rules' checks (its raw
+    text searched when it does not parse)."""
+    from ..engine import AuditContext
+    dockerfile = _step_dockerfile(step, AuditContext("history", "image"))
+    if dockerfile is None:
+        return any(find_credential_literals(step.created_by))
+    return any(any(check_fn(dockerfile, None) or ()) for check_fn in _SECRET_CHECKS)
+
+
+@check("HR4005")
 def download_piped_to_shell(image, context):
     yield from _step_hits(image, context, (build.curl_pipe_shell,), "a download is piped into a shell")
     for field in ("Entrypoint", "Cmd"):
@@ -192,23 +210,36 @@ def download_piped_to_shell(image, context):
                 yield _config_hit(image, f"the image's {field} runs a shell in which {hit.message}")
 
 
-@check("HR3006")
+@check("HR4006")
 def secret_in_history(image, context):
-    yield from _step_hits(image, context, (build.secret_in_env, build.secret_in_arg_default,
-                                           build.credential_literal), "a credential is in the history")
+    yield from _step_hits(image, context, _SECRET_CHECKS, "a credential is in the history")
     for step in image.history:
+        for name in _secret_build_args(step.created_by):
+            yield _step_hit(image, step, f"build argument {name} was given a literal secret, which "
+                                         "the history records with every RUN after its ARG")
         if _step_dockerfile(step, context) is None:    # unparsable: its raw text is still searched
             for credential in find_credential_literals(step.created_by):
                 yield _step_hit(image, step, f"{credential.description} in the image history")
                 break
 
 
-@check("HR3007")
+def _secret_build_args(created_by: str) -> list:
+    """Secret-named build arguments with a value, as BuildKit records them before a RUN
+    (`RUN |2 NPM_TOKEN=abc OTHER=1 /bin/sh -c …`)."""
+    text = created_by.strip()
+    if not text.startswith("RUN |"):
+        return []
+    match = _BUILD_ARGS.match(text[4:])
+    return [name for name, value in _BUILD_ARG.findall(match.group(0)[match.group(0).index(" ") + 1:])
+            if is_secret_name(name) and is_secret_value(value)] if match else []
+
+
+@check("HR4007")
 def add_remote_in_history(image, context):
     yield from _step_hits(image, context, (build.add_remote,), "ADD fetched a URL")
 
 
-@check("HR3008")
+@check("HR4008")
 def whole_context_in_history(image, context):
     for step in image.history:
         dockerfile = _step_dockerfile(step, context)
@@ -231,7 +262,7 @@ def whole_context_in_history(image, context):
 
 # --- files ---------------------------------------------------------------------------
 
-@check("HR3009")
+@check("HR4009")
 def setuid_files(image, context):
     for file in _present(image):
         if not file.is_file or not file.mode & 0o6000:
@@ -247,7 +278,7 @@ def setuid_files(image, context):
                                          "inside the container; drop the bit")
 
 
-@check("HR3010")
+@check("HR4010")
 def world_writable(image, context):
     for file in _present(image):
         if not file.mode & 0o002 or file.type in _DEVICES:
@@ -260,7 +291,7 @@ def world_writable(image, context):
             yield _file_hit(image, file, f"/{file.path} is world-writable (mode {file.mode:04o})")
 
 
-@check("HR3011")
+@check("HR4011")
 def secret_files(image, context):
     for file in image.files:
         what = secret_file(file.path)
@@ -268,12 +299,12 @@ def secret_files(image, context):
             continue
         message = f"/{file.path} is {what}, in layer {file.layer}"
         if file.removed_in is not None:
-            message += (f": removed in layer {file.removed_in} but still in the image (layer "
-                        f"{file.layer}'s blob holds it)")
+            message += (f": removed (deleted or replaced) in layer {file.removed_in} but still in the "
+                        f"image (layer {file.layer}'s blob holds it)")
         yield _file_hit(image, file, message + ": anyone who pulls the image can read it")
 
 
-@check("HR3012")
+@check("HR4012")
 def empty_passwords(image, context):
     for file in _present(image):
         if file.path != "etc/shadow" or file.content is None:
@@ -285,7 +316,7 @@ def empty_passwords(image, context):
                                              f"can log in or `su` as {user} without one")
 
 
-@check("HR3013")
+@check("HR4013")
 def sudo_in_image(image, context):
     for file in _present(image):
         if file.path in SUDO_BINARIES and file.is_file:
@@ -298,7 +329,7 @@ def sudo_in_image(image, context):
                                                  "password (NOPASSWD)", severity="error")
 
 
-@check("HR3014")
+@check("HR4014")
 def package_caches(image, context):
     found: dict = {}
     for file in _present(image):
