@@ -6,8 +6,9 @@ upper directory on a tmpfs only for --read-write.
 
 With the user namespace on, the container's root must own its image: each layer is
 an idmapped mount (the layers' ids shifted by the container's id map), so no copy is
-made. Where the kernel cannot idmap, the run is refused (fail closed): the chown'ed copy
-Docker and Podman fall back to is not implemented.
+made. Where the kernel cannot idmap (or $HARDRUN_NO_IDMAP=1 says not to), each layer is
+copied once with its owners shifted, into the store beside the layer, keyed by the map
+(layers/HEX/shifted-UIDS-GIDS/), and that copy is stacked instead.
 """
 from __future__ import annotations
 
@@ -150,8 +151,14 @@ def mount(image: ImageRoot, spec, id_maps, read_write: bool, store=None) -> str:
     k.mount("tmpfs", work, "tmpfs", k.MS_NOSUID | k.MS_NODEV, "mode=0700")
     lowers = list(image.layers)
     if id_maps is not None:
-        lowers = _idmapped(lowers, id_maps, work)
-        image.mode = "idmapped"
+        try:
+            if os.environ.get("HARDRUN_NO_IDMAP") == "1":
+                raise OSError(0, "idmapped mounts turned off by HARDRUN_NO_IDMAP=1")
+            lowers = _idmapped(lowers, id_maps, work)
+            image.mode = "idmapped"
+        except OSError:
+            lowers = [_shifted_copy(store, layer, id_maps) for layer in image.layers]
+            image.mode = "chowned-copy"
     # the mount points the image lacks (/proc, /tmp, -v targets…) come from a small layer
     # of hardrun's on top: the root is read-only, so the child cannot create them
     scaffold = os.path.join(work, "scaffold")
@@ -235,13 +242,8 @@ def _idmapped(layers, id_maps, work: str) -> list[str]:
             finally:
                 os.close(source)
             try:
-                try:
-                    k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP | k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NODEV,
-                                    recursive=False, userns_fd=userns_fd)
-                except OSError as error:
-                    raise HardrunError(f"this kernel cannot idmap the image's layers ({error.strerror}), and "
-                                       "hardrun makes no chown'ed copy", hint="--userns host runs the image "
-                                       "without a user namespace") from None
+                k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP | k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NODEV,
+                                recursive=False, userns_fd=userns_fd)
                 target_fd = os.open(target, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
                 try:
                     k.move_mount(tree, target_fd)
@@ -253,6 +255,81 @@ def _idmapped(layers, id_maps, work: str) -> list[str]:
         return mounted
     finally:
         os.close(userns_fd)
+
+
+def _shifted_copy(store, layer: str, id_maps) -> str:
+    """The layer copied once with every owner shifted by the id maps (made in tmp/, renamed
+    into place whole), for kernels that cannot idmap."""
+    from ..images.store import remove_tree
+    key = "shifted-" + "_".join(f"{a}-{b}-{c}" for a, b, c in id_maps.uid) + "--" + \
+        "_".join(f"{a}-{b}-{c}" for a, b, c in id_maps.gid)
+    target = os.path.join(os.path.dirname(layer), key)
+    if os.path.isdir(target):
+        return target
+    tmp = store.tmp_path("shifted")
+    try:
+        _copy_shifted(layer, tmp, id_maps)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not os.path.isdir(target):
+                raise
+    finally:
+        if os.path.lexists(tmp):
+            remove_tree(tmp)
+    return target
+
+
+def _shift(value: int, ranges) -> int:
+    for inside, outside, count in ranges:
+        if inside <= value < inside + count:
+            return outside + value - inside
+    return 65534      # unmapped in the container: the overflow id
+
+
+def _copy_shifted(source: str, target: str, id_maps) -> None:
+    """Copy the tree at `source` (hardrun's own unpacked layer) to `target`: contents,
+    modes (setuid kept), times, whiteouts and opaque marks, hard links as hard links,
+    owners shifted. Nothing is followed: symbolic links are copied as links."""
+    import shutil
+    from .unpack import OPAQUE_XATTR
+    copied: dict = {}
+    for directory, subdirs, files in os.walk(source):
+        relative = os.path.relpath(directory, source)
+        out_dir = os.path.normpath(os.path.join(target, relative))
+        info = os.lstat(directory)
+        os.mkdir(out_dir, 0o700)
+        try:
+            os.setxattr(out_dir, OPAQUE_XATTR, os.getxattr(directory, OPAQUE_XATTR))
+        except OSError:
+            pass    # not opaque
+        for name in subdirs + files:
+            path = os.path.join(directory, name)
+            entry = os.lstat(path)
+            if stat.S_ISDIR(entry.st_mode):
+                continue
+            out = os.path.join(out_dir, name)
+            if entry.st_nlink > 1 and (entry.st_dev, entry.st_ino) in copied:
+                os.link(copied[(entry.st_dev, entry.st_ino)], out, follow_symlinks=False)
+                continue
+            if stat.S_ISLNK(entry.st_mode):
+                os.symlink(os.readlink(path), out)
+            elif stat.S_ISREG(entry.st_mode):
+                shutil.copyfile(path, out, follow_symlinks=False)
+            elif stat.S_ISCHR(entry.st_mode):
+                os.mknod(out, entry.st_mode, entry.st_rdev)     # the whiteouts hardrun made
+            elif stat.S_ISFIFO(entry.st_mode):
+                os.mkfifo(out)
+            _owner_mode_times(out, entry, id_maps)
+            copied[(entry.st_dev, entry.st_ino)] = out
+        _owner_mode_times(out_dir, info, id_maps)
+
+
+def _owner_mode_times(path: str, info, id_maps) -> None:
+    os.chown(path, _shift(info.st_uid, id_maps.uid), _shift(info.st_gid, id_maps.gid), follow_symlinks=False)
+    if not stat.S_ISLNK(info.st_mode):
+        os.chmod(path, stat.S_IMODE(info.st_mode))       # after the chown, which clears setuid
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
 
 
 def _userns_with(id_maps) -> int:

@@ -57,6 +57,7 @@ def _root(base: str) -> dict | None:
                 layers = [layer for layer in lowers.split(":") if layer]
                 report["image_layers"] = len([layer for layer in layers if not layer.endswith(("/scaffold", "/empty"))])
                 report["layer_ownership"] = ("idmapped" if any("/idmapped-" in layer for layer in layers)
+                                             else "a chown'ed copy" if any("/shifted-" in layer for layer in layers)
                                              else "as stored (no user namespace)")
             return report
     return None

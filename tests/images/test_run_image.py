@@ -230,3 +230,36 @@ def test_the_run_config_names_the_image(images, tmp_path):
     annotations = json.loads(run(env, "--dry-run", "--config", str(config)).stdout)["annotations"]
     assert annotations["org.hardrun.image"] == locations["oci"]
     assert annotations["org.hardrun.image.digest"].startswith("sha256:")
+
+
+def test_without_idmapped_mounts_a_chowned_copy_is_made_once(images):
+    """HARDRUN_NO_IDMAP=1 (what a kernel that cannot idmap gets): each layer is copied once
+    with its owners shifted, and the container's view is the same as with idmapped mounts."""
+    import subprocess
+    import sys
+    from tests.helpers import hardrun_env
+    base, _, env = images
+    copy_env = dict(env, HARDRUN_NO_IDMAP="1")
+    inside = run(copy_env, "bb:1", "stat -c %u:%g /work/secret; cat /work/secret; ls -ln /bin/busybox")
+    assert inside.stdout.startswith("1000:1000\nonly-app\n"), inside.stderr
+    assert " 0        0 " in inside.stdout          # busybox stays root's, the container's root
+    copies = sorted((base / "store" / "layers").glob("*/shifted-*"))
+    assert len(copies) == 2
+    secret = next(c for c in copies if (c / "work" / "secret").exists()) / "work" / "secret"
+    assert (secret.stat().st_uid, secret.stat().st_gid) == (101000, 101000)
+    made = secret.stat().st_ino
+    assert run(copy_env, "bb:1", "true").returncode == 0
+    assert secret.stat().st_ino == made          # made once, used again
+    annotations = json.loads(run(copy_env, "--dry-run", "bb:1").stdout)["annotations"]
+    assert annotations["org.hardrun.image.ownership"] == "chowned-copy"
+    container = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "bb:1", "echo ready; sleep 30"],
+                                 env=hardrun_env(copy_env), stdout=subprocess.PIPE, text=True)
+    try:
+        assert container.stdout.readline() == "ready\n"
+        with open(f"/proc/{container.pid}/task/{container.pid}/children") as children:
+            pid = children.read().split()[0]
+        assert json.loads(run_hardrun("inspect", "--json", pid).stdout)["root"]["layer_ownership"] == \
+            "a chown'ed copy"
+    finally:
+        container.terminate()
+        container.wait(timeout=30)
