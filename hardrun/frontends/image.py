@@ -122,7 +122,7 @@ def read_image(text: str) -> ImageModel:
                            dict(image_config.get("config") or {}), _history(image_config))
         walker = _Walker(model)
         for index, (desc, diff_id) in enumerate(zip(manifest.layers, diff_ids(image_config))):
-            with Layer(source, desc, diff_id) as layer:
+            with Layer(source, desc, diff_id, listing=True) as layer:
                 walker.walk(index, layer)
                 layer.finish()
     return model
@@ -150,7 +150,7 @@ class _Walker:
         self.present: dict[str, ImageFile] = {}     # kept files in the filesystem so far
 
     def walk(self, index: int, layer: Layer) -> None:
-        for kind, path, member in layer.entries():
+        for kind, path, member in layer.headers():
             self.model.entries += 1
             if kind == WHITEOUT_ENTRY:
                 self._remove(index, lambda p, target=path: p == target or p.startswith(target + "/"))
@@ -174,8 +174,7 @@ class _Walker:
             return
         kept = ImageFile(path, index, member.type, member.mode, member.size)
         if member.isfile() and _content_wanted(path):
-            stream = layer.read_member(member)
-            kept.content = stream.read(CONTENT_CAP) if stream is not None else b""
+            kept.content = layer.content(CONTENT_CAP)
         self.model.files.append(kept)
         self.present[path] = kept
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -357,3 +358,47 @@ def test_layers_are_streamed_not_extracted(tmp_path):
     before = sorted(p for p in tmp_path.rglob("*"))
     _findings(f"oci:{layout}")
     assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+# --- the header walk agrees with tarfile ---------------------------------------------
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_header_walk_lists_what_tarfile_lists(tmp_path, fmt):
+    """Layer.headers() (no tarfile) against Layer.entries() (tarfile) over long names
+    (ustar prefix, GNU long names, PAX paths), links, large sizes and non-ASCII names."""
+    import io
+    from hardrun.images.layers import Layer
+    from hardrun.images.reference import parse_location
+    from hardrun.images.sources import open_source
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
+        def add(name, kind=tarfile.REGTYPE, data=b"", mode=0o644, linkname=""):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.size, info.linkname = kind, mode, len(data), linkname
+            tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+        add("etc", tarfile.DIRTYPE, mode=0o755)
+        add("etc/shadow", data=b"root::1:0:::::\n" * 100, mode=0o640)
+        add("usr/share/" + "deep/" * 25 + "file.txt", data=b"x" * 1000)   # > 100 characters
+        add("usr/bin/sudo", data=b"ELF" * 700, mode=0o4755)
+        if fmt != tarfile.USTAR_FORMAT:     # longer than ustar can hold: GNU long names, PAX paths
+            add("usr/share/" + "d" * 120 + "/name", data=b"y")
+            add("bin/sh", tarfile.SYMTYPE, linkname="/usr/lib/" + "l" * 110)
+        add("usr/bin/sudoedit", tarfile.LNKTYPE, linkname="usr/bin/sudo")
+        if fmt != tarfile.USTAR_FORMAT:
+            add("opt/caf\u00e9/menu", data=b"z")
+        add("var/.wh.old")
+    layout = write_layout(tmp_path, {None: Image([buffer.getvalue()], {})})
+    with open_source(parse_location(f"oci:{layout}")) as source:
+        manifest = source.manifest()
+        diff_id = source.config(manifest)["rootfs"]["diff_ids"][0]
+        with Layer(source, manifest.layers[0], diff_id) as layer:
+            expected = [(kind, path, m.type, m.mode, m.size, m.linkname) for kind, path, m in layer.entries()]
+            layer.finish()
+        with Layer(source, manifest.layers[0], diff_id, listing=True) as layer:
+            listed = []
+            for kind, path, header in layer.headers():
+                listed.append((kind, path, header.type, header.mode, header.size, header.linkname))
+                if path == "etc/shadow":
+                    assert layer.content(16) == b"root::1:0:::::\nr"
+            layer.finish()
+    assert listed == expected and len(listed) == (9 if fmt != tarfile.USTAR_FORMAT else 6)
