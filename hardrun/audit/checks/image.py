@@ -160,22 +160,22 @@ def _step_hits(image, context, checks, what: str):
                 message = hit.message or what
                 if message not in seen:
                     seen.add(message)
-                    yield _step_hit(image, step, message, hit.severity)
+                    yield _step_hit(image, step, message, context, hit.severity)
 
 
-def _step_hit(image, step, message: str, severity: str | None = None) -> Hit:
+def _step_hit(image, step, message: str, context, severity: str | None = None) -> Hit:
     where = f"history step {step.index}" + ("" if step.layer is None else f", layer {step.layer}")
-    return Hit(None, f"{message} [{where}: {_shown_instruction(step)}]",
+    return Hit(None, f"{message} [{where}: {_shown_instruction(step, context)}]",
                subject=f"history {step.index}" if step.layer is None
                else f"{_layer_name(image, step.layer)} history {step.index}",
                severity=severity, image=_at(image, step.layer))
 
 
-def _shown_instruction(step) -> str:
+def _shown_instruction(step, context) -> str:
     """The step's instruction as the message shows it: only its keyword when it holds a
     secret (messages never repeat one)."""
     text = instruction_of(step.created_by).replace("\n", " ")
-    if _holds_secret(step):
+    if _holds_secret(step, context):
         return text.split(" ", 1)[0] + " …"
     return text if len(text) <= 120 else text[:117] + "..."
 
@@ -183,14 +183,13 @@ def _shown_instruction(step) -> str:
 _SECRET_CHECKS = (build.secret_in_env, build.secret_in_arg_default, build.credential_literal)
 
 
-def _holds_secret(step) -> bool:
+def _holds_secret(step, context) -> bool:
     """Whether the step's text holds a secret by the Dockerfile rules' checks (its raw
     text searched when it does not parse)."""
-    from ..engine import AuditContext
-    dockerfile = _step_dockerfile(step, AuditContext("history", "image"))
+    dockerfile = _step_dockerfile(step, context)
     if dockerfile is None:
         return any(find_credential_literals(step.created_by))
-    return any(any(check_fn(dockerfile, None) or ()) for check_fn in _SECRET_CHECKS)
+    return any(any(check_fn(dockerfile, context) or ()) for check_fn in _SECRET_CHECKS)
 
 
 @check("HR4005")
@@ -216,10 +215,10 @@ def secret_in_history(image, context):
     for step in image.history:
         for name in _secret_build_args(step.created_by):
             yield _step_hit(image, step, f"build argument {name} was given a literal secret, which "
-                                         "the history records with every RUN after its ARG")
+                                         "the history records with every RUN after its ARG", context)
         if _step_dockerfile(step, context) is None:    # unparsable: its raw text is still searched
             for credential in find_credential_literals(step.created_by):
-                yield _step_hit(image, step, f"{credential.description} in the image history")
+                yield _step_hit(image, step, f"{credential.description} in the image history", context)
                 break
 
 
@@ -257,7 +256,7 @@ def whole_context_in_history(image, context):
         if whole:
             yield _step_hit(image, step, f"{instruction.keyword} {whole[0]} copied a whole directory "
                                          "(the build context?) into the image: .git, .env and keys "
-                                         "go with it")
+                                         "go with it", context)
 
 
 # --- files ---------------------------------------------------------------------------
