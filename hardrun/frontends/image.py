@@ -17,7 +17,6 @@ layer is still in the earlier layer's blob, which anyone who pulls the image get
 """
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
@@ -189,8 +188,8 @@ def _kept(path: str, member) -> bool:
         return True
     if path in SUDO_BINARIES or _content_wanted(path):
         return True
-    if member.isdir():
-        return posixpath.basename(path) == ".git"
+    if member.type == b"5":
+        return path == ".git" or path.endswith("/.git")
     return secret_file(path) is not None or cache_of(path) is not None
 
 
@@ -206,8 +205,13 @@ def secret_file(path: str) -> str | None:
     return secret_file_kind(path)
 
 
+_CACHE_PREFIXES = tuple(CACHE_DIRS)
+
+
 def cache_of(path: str) -> str | None:
     """The cache directory (a CACHE_DIRS key) a file at `path` lies in, or None."""
+    if not path.startswith(_CACHE_PREFIXES):
+        return None
     for prefix in CACHE_DIRS:
         if path.startswith(prefix) and not path.endswith(("/lock", "/partial")):
             return prefix

@@ -56,6 +56,9 @@ class _Peekable:
 
 def clean_path(name: str) -> str:
     """`name` relative to the image root, `..` and `/` resolved lexically ("" is the root)."""
+    if name and not name.startswith((".", "/")) and not name.endswith("/") \
+            and "//" not in name and "/." not in name:
+        return name      # already clean: most entries, and normpath is the walk's largest cost
     return posixpath.normpath("/" + name).lstrip("/") if name else ""
 
 
@@ -235,8 +238,11 @@ class Layer:
         n -= available
         self._buffer, self._position = b"", 0
         while n > 0:
-            chunk = self._tar_stream.read(min(n, _CHUNK))
+            chunk = self._tar_stream.read(_CHUNK)
             if not chunk:
+                return
+            if len(chunk) > n:      # the rest of the chunk is the next entries'
+                self._buffer, self._position = chunk, n
                 return
             n -= len(chunk)
 
