@@ -35,6 +35,11 @@ def gc(orphans, images):
 
 
 def _image_garbage() -> list[str]:
-    """What no stored image references (a store that does not exist is left alone)."""
-    from ..images.store import Store
-    return Store().collect_garbage()
+    """What no stored image references (a store that does not exist is left alone; one a
+    running container uses is left for later, said on stderr)."""
+    from ..images.store import Store, StoreBusy
+    try:
+        return Store().collect_garbage()
+    except StoreBusy as busy:
+        click.echo(f"hardrun gc: {busy}: its garbage is left for a later gc", err=True)
+        return []

@@ -36,14 +36,23 @@ def default_root() -> str:
     return os.path.join(data, "hardrun")
 
 
+class StoreBusy(HardrunError):
+    """The store's exclusive lock was asked for without waiting, and is held."""
+
+
 class _Lock:
-    def __init__(self, path: str, exclusive: bool):
-        self.path, self.exclusive = path, exclusive
+    def __init__(self, path: str, exclusive: bool, wait: bool = True):
+        self.path, self.exclusive, self.wait = path, exclusive, wait
 
     def __enter__(self):
         import fcntl
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
+        try:
+            fcntl.flock(self._fd, (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
+                        | (0 if self.wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(self._fd)
+            raise StoreBusy("the image store is in use (a container runs from it)") from None
         return self
 
     def __exit__(self, *_):
@@ -73,9 +82,9 @@ class Store:
                 raise HardrunError(f"image store {self.root}: cannot create {sub or 'it'}: "
                                    f"{error.strerror}") from None
 
-    def lock(self, exclusive: bool = False) -> _Lock:
+    def lock(self, exclusive: bool = False, wait: bool = True) -> _Lock:
         self.ensure()
-        return _Lock(self.path("lock"), exclusive)
+        return _Lock(self.path("lock"), exclusive, wait)
 
     def tmp_path(self, label: str) -> str:
         return self.path("tmp", f"{os.getpid()}-{os.urandom(6).hex()}-{label}")
@@ -226,11 +235,12 @@ class Store:
 
     def collect_garbage(self) -> list[str]:
         """Remove the blobs and unpacked layers no image references, and what interrupted
-        writers left in tmp/. Returns what was removed."""
+        writers left in tmp/. Returns what was removed. A container running from the store
+        holds its shared lock: then StoreBusy, at once (gc never waits for containers)."""
         if not self.exists():
             return []
         removed: list[str] = []
-        with self.lock(exclusive=True):
+        with self.lock(exclusive=True, wait=False):
             blobs, layers = self.referenced()
             for hexpart in sorted(os.listdir(self.path("blobs", "sha256"))):
                 if f"sha256:{hexpart}" not in blobs:

@@ -176,3 +176,18 @@ def test_store_option_names_the_store(tmp_path):
     assert hr(env, "save", "app:1", "-o", str(tmp_path / "s.tar"), "--store", store).returncode == 0
     assert hr(env, "rmi", "app:1", "--store", store).returncode == 0
     assert not os.path.exists(tmp_path / "unused")
+
+
+def test_gc_leaves_a_store_in_use_alone_without_waiting(tmp_path, store_env):
+    """A running container holds the store's shared lock: gc says so at once and removes
+    nothing; once the lock is gone the garbage goes (the control)."""
+    archive = write_docker_archive(tmp_path / "d.tar", _image(), ["app:1"])
+    hr(store_env, "load", "-i", str(archive))
+    hr(store_env, "rmi", "app:1")
+    store = Store(store_env["HARDRUN_STORE"])
+    with store.lock():
+        busy = hr(store_env, "gc", "--no-orphans")
+        assert busy.returncode == 0 and "in use" in busy.stderr
+        assert len(os.listdir(store.path("blobs", "sha256"))) == 3
+    assert hr(store_env, "gc", "--no-orphans").returncode == 0
+    assert os.listdir(store.path("blobs", "sha256")) == []
