@@ -402,3 +402,16 @@ def test_header_walk_lists_what_tarfile_lists(tmp_path, fmt):
                     assert layer.content(16) == b"root::1:0:::::\nr"
             layer.finish()
     assert listed == expected and len(listed) == (9 if fmt != tarfile.USTAR_FORMAT else 6)
+
+
+# --- a registry (docker-registry on 127.0.0.1, started by tests/images' fixture) --------
+
+from tests.images.test_registry import image_layout, registry  # noqa: E402,F401  (module fixtures)
+
+
+def test_a_registry_image_is_streamed_and_judged_as_its_layout_is(registry, image_layout):  # noqa: F811
+    pulled = _findings(f"docker://{registry}/team/bb:1.0")
+    local = _findings(f"oci:{image_layout}:1.0")
+    assert pulled.files[0].path.startswith(f"{registry}/team/bb:1.0@sha256:")
+    assert [(f.rule, f.message) for f in pulled.findings] == [(f.rule, f.message) for f in local.findings]
+    assert pulled.findings    # not vacuous: the busybox image has no HEALTHCHECK at least
