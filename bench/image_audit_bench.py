@@ -8,6 +8,8 @@ and whiteouts so that the rules have work. Then, --repeat times each after a war
 
 - `tar -t` over every layer blob, read from a pipe (`tar -t < blob` would skip file
   contents with lseek; the audit must read them: it checks every layer's digest);
+- `sha256sum` over the same blobs: what checking the digests alone costs, which the
+  audit does and `tar -t` does not;
 - `hardrun audit -f json oci:LAYOUT` as one process, with its peak memory (max RSS,
   from getrusage in a small parent of its own).
 
@@ -110,6 +112,13 @@ print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, result.re
 """
 
 
+def time_sha256sum(blobs) -> float:
+    """What checking the layers' digests alone costs (the audit does it; tar -t does not)."""
+    start = time.perf_counter()
+    subprocess.run(["sha256sum", *map(str, blobs)], stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
 def time_audit(layout: Path) -> tuple[float, int, int]:
     """(seconds, findings, peak KiB) of one `hardrun audit` process."""
     result = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "hardrun", "audit",
@@ -131,9 +140,10 @@ def main() -> None:
         size = sum(blob.stat().st_size for blob in blobs)
         time_tar(blobs)
         time_audit(layout)    # warm-up: bytecode and the rule cache
-        tar_times, audit_times, findings, peak_kib = [], [], 0, 0
+        tar_times, audit_times, sum_times, findings, peak_kib = [], [], [], 0, 0
         for _ in range(args.repeat):
             tar_times.append(time_tar(blobs))
+            sum_times.append(time_sha256sum(blobs))
             elapsed, findings, peak = time_audit(layout)
             audit_times.append(elapsed)
             peak_kib = max(peak_kib, peak)
@@ -142,6 +152,7 @@ def main() -> None:
           f"{findings} findings; medians of {args.repeat}")
     print(f"{'':24}{'seconds':>10}{'entries/s':>12}")
     print(f"{'tar -t (from a pipe)':24}{tar_median:>10.2f}{entries / tar_median:>12.0f}")
+    print(f"{'sha256sum (digests)':24}{statistics.median(sum_times):>10.2f}")
     print(f"{'hardrun audit':24}{audit_median:>10.2f}{entries / audit_median:>12.0f}")
     print(f"ratio audit/tar: {audit_median / tar_median:.2f}; peak memory of hardrun audit "
           f"(max RSS): {peak_kib / 1024:.1f} MiB")
