@@ -86,6 +86,11 @@ class ImageModel:
     entries: int = 0                # entries walked over all layers
     kind: str = "image"
 
+    @property
+    def image(self) -> str:
+        """The image as named: what a policy exemption's `images:` patterns match."""
+        return self.name
+
     def layer_digest(self, index: int | None) -> str | None:
         return self.layers[index] if index is not None and 0 <= index < len(self.layers) else None
 

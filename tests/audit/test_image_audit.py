@@ -415,3 +415,13 @@ def test_a_registry_image_is_streamed_and_judged_as_its_layout_is(registry, imag
     assert pulled.files[0].path.startswith(f"{registry}/team/bb:1.0@sha256:")
     assert [(f.rule, f.message) for f in pulled.findings] == [(f.rule, f.message) for f in local.findings]
     assert pulled.findings    # not vacuous: the busybox image has no HEALTHCHECK at least
+
+
+def test_a_policy_exemption_names_the_image(tmp_path):
+    from hardrun.api import audit_with_policy
+    name = _layers_image(tmp_path / "image", [{"path": "srv", "type": "dir", "mode": 0o777}])
+    for pattern, suppressed in ((f"oci:{tmp_path}/*", True), ("docker.io/*", False)):   # the second: control
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(f"version: 1\nexemptions:\n  - {{rule: HR4010, images: ['{pattern}'], reason: shared}}\n")
+        report, _ = audit_with_policy([], str(policy), images=[name])
+        assert [(f.rule, f.suppressed) for f in report.findings if f.rule == "HR4010"] == [("HR4010", suppressed)]
