@@ -10,12 +10,12 @@ def audit(paths, options=None, stdin_text=None, docker_run_lines=()):
 
 
 def audit_with_policy(paths, policy=None, kind=None, stdin_text=None, docker_run_lines=(),
-                      skip_unknown=False, progress=None, shellcheck=None):
+                      skip_unknown=False, progress=None, shellcheck=None, images=()):
     """(Report, Policy): audit `paths` under `policy` (a name, a file, a Policy, or None to
     discover `.hardrun.yaml` at the repository root of the first path, else `default`).
-    `skip_unknown` and `progress`: as for `hardrun.audit.engine.audit`. `shellcheck`: the
-    ShellCheck binary for RUN instructions (UsageError if it is not an executable file);
-    None uses the one on PATH, if any."""
+    `skip_unknown`, `progress` and `images`: as for `hardrun.audit.engine.audit`.
+    `shellcheck`: the ShellCheck binary for RUN instructions (UsageError if it is not an
+    executable file); None uses the one on PATH, if any."""
     from dataclasses import replace
     from .audit.engine import audit as _audit
     from .policy import audit_options, expired_exemption_findings, named_or_found_policy
@@ -28,7 +28,7 @@ def audit_with_policy(paths, policy=None, kind=None, stdin_text=None, docker_run
         from .audit.shellcheck import checked_binary
         options = replace(options, shellcheck=checked_binary(shellcheck))
     report = _audit(paths, options, stdin_text=stdin_text, docker_run_lines=docker_run_lines,
-                    skip_unknown=skip_unknown, progress=progress)
+                    skip_unknown=skip_unknown, progress=progress, images=images)
     report.findings.extend(expired_exemption_findings(policy))
     report.findings.sort(key=lambda f: (f.path, f.line or 0, f.rule))
     return report, policy

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import HardrunError
 from .. import frontends
 from ..userfiles import audited_root, read_bytes, read_text, within
-from ..frontends.registry import BUILD, RUN, front_end
+from ..frontends.registry import BUILD, IMAGE, IMAGE_TRANSPORTS, RUN, front_end
 from .findings import AuditedFile, FileError, Finding, Report
 from .rules import Rule, all_rules, rules_for
 from . import suppressions as supp
@@ -54,9 +54,10 @@ COMMAND_LINE = "<command-line>"
 
 
 def audit(paths, options: AuditOptions | None = None, stdin_text: str | None = None,
-          docker_run_lines=(), skip_unknown: bool = False, progress=None) -> Report:
-    """Audit files and directories (`-` reads `stdin_text`) and `docker run` command
-    lines given as text (shown as `<command-line>`) into one Report.
+          docker_run_lines=(), skip_unknown: bool = False, progress=None, images=()) -> Report:
+    """Audit files and directories (`-` reads `stdin_text`), `docker run` command
+    lines given as text (shown as `<command-line>`) and container images (`images`, and
+    the `paths` that name one by transport, `oci:DIR`…) into one Report.
 
     `skip_unknown`: a file named in `paths` is judged as a file found in a tree is (one
     that no front end recognises is passed over, not an error), as a hook that names
@@ -64,6 +65,8 @@ def audit(paths, options: AuditOptions | None = None, stdin_text: str | None = N
     `done(path)` after each file (see progress.py)."""
     options = options or AuditOptions()
     report = Report()
+    images = list(images) + [path for path in paths if _names_image(path)]
+    paths = [path for path in paths if not _names_image(path)]
     candidates = _candidates(paths, report)
     if progress is not None:
         candidates = list(candidates)   # the total first: "files done of found"
@@ -78,6 +81,8 @@ def audit(paths, options: AuditOptions | None = None, stdin_text: str | None = N
             progress.done(path)
     for command_line in docker_run_lines:
         _audit_command_line(command_line, options, report)
+    for image in images:
+        _audit_image(image, options, report)
     report.findings.sort(key=lambda f: (f.path, f.line or 0, f.rule))
     return report
 
@@ -171,6 +176,28 @@ def _audit_command_line(command_line: str, options: AuditOptions, report: Report
         report.errors.append(FileError(COMMAND_LINE, _unexpected(error)))
 
 
+def _names_image(path: str) -> bool:
+    """A positional argument that names an image by transport (`oci:DIR`,
+    `docker-archive:FILE`…) rather than a file that exists under that name."""
+    transport, colon, rest = path.partition(":")
+    return bool(colon and rest) and transport in IMAGE_TRANSPORTS and not os.path.lexists(path)
+
+
+def _audit_image(name: str, options: AuditOptions, report: Report) -> None:
+    """One image, by the image rules; an image that cannot be read is a FileError under
+    the name it was given (the others are still audited)."""
+    try:
+        model = frontends.parse("image", name, name)[0]
+        shown = f"{model.name}@{model.digest}"      # the image as named, pinned by digest
+        report.files.append(AuditedFile(shown, "image"))
+        context = AuditContext(shown, "image", options)
+        report.findings.extend(finding for finding, _ in _run_checks(rules_for(IMAGE), [model], context))
+    except HardrunError as error:
+        report.errors.append(FileError(name, error.located()))
+    except Exception as error:
+        report.errors.append(FileError(name, _unexpected(error)))
+
+
 def _unexpected(error: Exception) -> str:
     """The file's error when a parser ran out of stack or memory, or failed in a way it
     does not report itself: that file alone is lost."""
@@ -248,7 +275,7 @@ def _run_checks(pairs, models, context: AuditContext):
                 if severity is None:
                     continue
                 finding = Finding(hit.rule or rule.id, rule.practice, severity, context.path,
-                                  hit.line, subject, hit.message or rule.message, column=hit.column)
+                                  hit.line, subject, hit.message or rule.message, column=hit.column, image=hit.image)
                 yield _exempt(finding, model, options.exemptions), hit.anchor or anchor
 
 

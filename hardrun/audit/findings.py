@@ -20,6 +20,29 @@ class Hit:
     rule: str | None = None       # reported under this id instead of the rule's (ShellCheck's SC2086)
     column: int | None = None     # 1-based, where the check knows it
     anchor: int | None = None     # the instruction's first line, for a hit on a heredoc line
+    image: ImageLocation | None = None   # where in an image (image rules only)
+
+
+@dataclass(frozen=True)
+class ImageLocation:
+    """Where an image finding lies: the image (as named, and its manifest digest), the
+    layer (index from 0 and digest; None for the config) and the path inside the image."""
+    image: str
+    digest: str
+    layer: int | None = None
+    layer_digest: str | None = None
+    path: str | None = None           # absolute, `/etc/shadow`
+    removed_in: int | None = None     # the later layer that deleted the file
+
+    def as_json(self) -> dict:
+        return {"name": self.image, "digest": self.digest, "layer": self.layer,
+                "layer_digest": self.layer_digest, "path": self.path, "removed_in": self.removed_in}
+
+    def flat_json(self) -> dict:
+        """The members an image finding adds to its JSON object (which stays flat)."""
+        return {"image": self.image, "image_digest": self.digest, "layer": self.layer,
+                "layer_digest": self.layer_digest, "image_path": self.path,
+                "removed_in": self.removed_in}
 
 
 @dataclass(frozen=True)
@@ -42,6 +65,7 @@ class Finding:
     # (accepted by an entry whose `expires` has passed); None without a baseline.
     baseline: str | None = None
     fingerprint: str | None = field(default=None, compare=False)
+    image: ImageLocation | None = None      # image findings: image, layer and path
 
     @property
     def baselined(self) -> bool:
@@ -53,7 +77,8 @@ class Finding:
             "rule": self.rule, "practice": self.practice, "severity": self.severity,
             "path": self.path, "line": self.line, "subject": self.subject,
             "message": self.message, "suppressed": self.suppressed,
-        } | ({"column": self.column} if self.column else {}) | self._baseline_json()
+        } | ({"column": self.column} if self.column else {}) | self._baseline_json() \
+            | (self.image.flat_json() if self.image else {})
 
     def _baseline_json(self) -> dict:
         """Only present when the audit ran against a baseline: the JSON contract of a

@@ -18,7 +18,7 @@ from typing import Callable
 from ..errors import RuleError
 from ..resources import data_dir
 from ..frontends import registry
-from ..frontends.registry import BUILD, RUN
+from ..frontends.registry import BUILD, IMAGE, RUN
 from .findings import SEVERITIES
 
 _REQUIRED = ("id", "practice", "severity", "title", "message", "applies_to", "why", "fix",
@@ -52,8 +52,9 @@ class Rule:
 
     @property
     def model(self) -> str:
-        """`build` for Dockerfile rules, `run` for rules over RunSpecs."""
-        return BUILD if all(registry.front_end(kind).model == BUILD for kind in self.applies_to) else RUN
+        """`build` for Dockerfile rules, `image` for image rules, `run` for rules over RunSpecs."""
+        models = {registry.front_end(kind).model for kind in self.applies_to}
+        return models.pop() if len(models) == 1 and models <= {BUILD, IMAGE} else RUN
 
 
 CheckFn = Callable[..., "object"]

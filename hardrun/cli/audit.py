@@ -7,13 +7,15 @@ same declarations, which serves `--help`, completion and every usage error.
 from __future__ import annotations
 
 import sys
+from types import SimpleNamespace
 
 from ..audit.findings import SEVERITIES
-from ..frontends.registry import KINDS
+from ..frontends.registry import FILE_KINDS
 from ..audit.formats import FORMATS
 from .options import NotFast, Option, click_params, parse
 
-HELP = """Audit Dockerfiles and run configs (files or directories, `-` for standard input).
+HELP = """Audit Dockerfiles and run configs (files or directories, `-` for standard input) and
+    container images (--image, or oci:DIR, oci-archive:FILE, docker-archive:FILE).
 
     The policy filters, re-grades and gates the findings; findings it exempts stay in
     the JSON and SARIF reports marked suppressed. With --baseline, findings the baseline
@@ -43,13 +45,18 @@ OPTIONS = (
     Option("--policy", dest="policy_ref", metavar="NAME|FILE",
            help="Judge by this policy (a built-in name or a file) [default: .hardrun.yaml at "
                 "the repository root, else `default`]."),
-    Option("--kind", dest="kind", choices=KINDS,
+    Option("--kind", dest="kind", choices=FILE_KINDS,
            help="Read every file as this kind instead of guessing."),
     Option("--color", dest="color", flag=True, negation="--no-color",
            help="Colour the text report (default: when on a terminal)."),
     Option("--docker-run", dest="docker_run_lines", multiple=True, metavar="COMMAND",
            help='Audit one `docker run …` command line given as text (repeatable), e.g. '
                 '--docker-run "docker run --privileged alpine".'),
+    Option("--image", dest="images", multiple=True, metavar="REF",
+           help="Audit a container image (repeatable): oci:DIR[:TAG], oci-archive:FILE[:TAG], "
+                "docker-archive:FILE[:NAME:TAG], an image of hardrun's store, or a registry "
+                "reference (streamed, nothing unpacked or run). Positional oci:, oci-archive: and "
+                "docker-archive: arguments are images too."),
     Option("--baseline", dest="baseline_path", path=True, metavar="FILE",
            help="Accept the findings listed in FILE (written by --write-baseline): they are "
                 "reported and counted but never fail the run; only new ones do."),
@@ -92,67 +99,74 @@ def main(argv: list[str]) -> int:
     return run_audit(paths, **values)
 
 
-def run_audit(paths, fmt, output, fail_on, no_fail, policy_ref, kind, color, docker_run_lines,
-              baseline_path, write_baseline_path, quiet, skip_unknown, shellcheck_path=None,
-              fix=False, fix_diff=False) -> int:
-    """Audit, write the report, and return the exit status."""
-    if quiet and fmt != "text" and not output:
-        return _usage_error(f"--quiet prints only the summary line: write the {fmt} report "
-                            "with -o FILE")
-    if fix_diff and not fix:
-        return _usage_error("--diff shows what --fix would change: give both")
-    if fix and "-" in paths:
-        return _usage_error("--fix rewrites files: it cannot fix standard input")
+def run_audit(paths, **values) -> int:
+    """Audit, write the report, and return the exit status (`values`: OPTIONS by dest)."""
+    request = SimpleNamespace(paths=tuple(paths), **values)
+    problem = _usage_problem(request)
+    if problem:
+        return _usage_error(problem)
     try:
-        report, fail_on = _audit(paths, fmt, output, fail_on, policy_ref, kind, color,
-                                 docker_run_lines, baseline_path, write_baseline_path, quiet,
-                                 skip_unknown, shellcheck_path, fix, fix_diff)
+        report, fail_on = _audit(request)
     except _Exit as stop:
         return stop.status
     code = report.exit_code(fail_on)
-    return 0 if no_fail and code == 1 else code
+    return 0 if request.no_fail and code == 1 else code
 
 
-def _audit(paths, fmt, output, fail_on, policy_ref, kind, color, docker_run_lines,
-           baseline_path, write_baseline_path, quiet, skip_unknown, shellcheck_path, fix,
-           fix_diff):
-    from ..api import audit_with_policy
+def _usage_problem(request) -> str | None:
+    if request.quiet and request.fmt != "text" and not request.output:
+        return (f"--quiet prints only the summary line: write the {request.fmt} report with "
+                "-o FILE")
+    if request.fix_diff and not request.fix:
+        return "--diff shows what --fix would change: give both"
+    if request.fix and "-" in request.paths:
+        return "--fix rewrites files: it cannot fix standard input"
+    return None
+
+
+def _audit(request):
     from ..audit.formats import render
+
+    baseline = _load_baseline(request.baseline_path)
+    report, policy = _audit_once(request, request.policy_ref)
+    if request.fix:
+        report = _fix(report, policy, request.kind, request.fix_diff,
+                      lambda: _audit_once(request, policy)[0])
+    fail_on = request.fail_on or policy.fail_on
+    _apply_baselines(report, baseline, request.write_baseline_path)
+    color = request.color
+    if color is None:
+        color = request.output is None and sys.stdout.isatty()
+    text = render(request.fmt, report, color=color, fail_on=fail_on)
+    if request.output:
+        _write_or_exit(request.output, text)
+    if request.quiet:
+        from ..audit.formats.text import summary_line
+        _write_stdout(summary_line(report, fail_on) + "\n")
+    elif not request.output:
+        _write_stdout(text)
+    return report, fail_on
+
+
+def _audit_once(request, policy):
+    """(Report, Policy) of one pass over the request's inputs; exit 2 on a usage error."""
+    from ..api import audit_with_policy
     from ..errors import HardrunError
 
-    baseline = _load_baseline(baseline_path)
-    progress = _terminal_progress(quiet)
+    progress = _terminal_progress(request.quiet)
     try:
-        stdin_text = _read_stdin() if "-" in paths else None
-        targets = list(paths) or ([] if docker_run_lines else ["."])
-        report, policy = audit_with_policy(targets, policy_ref, kind=kind, stdin_text=stdin_text,
-                                           docker_run_lines=tuple(docker_run_lines),
-                                           skip_unknown=skip_unknown, progress=progress,
-                                           shellcheck=shellcheck_path)
+        stdin_text = _read_stdin() if "-" in request.paths else None
+        targets = list(request.paths) or (
+            [] if request.docker_run_lines or request.images else ["."])
+        return audit_with_policy(targets, policy, kind=request.kind, stdin_text=stdin_text,
+                                 docker_run_lines=tuple(request.docker_run_lines),
+                                 images=tuple(request.images), skip_unknown=request.skip_unknown,
+                                 progress=progress, shellcheck=request.shellcheck_path)
     except HardrunError as error:
         raise _Exit(_usage_error(error.summary())) from None
     finally:
         if progress is not None:
             progress.close()
-    if fix:
-        report = _fix(report, policy, kind, fix_diff,
-                      lambda: audit_with_policy(targets, policy, kind=kind,
-                                                docker_run_lines=tuple(docker_run_lines),
-                                                skip_unknown=skip_unknown,
-                                                shellcheck=shellcheck_path)[0])
-    fail_on = fail_on or policy.fail_on
-    _apply_baselines(report, baseline, write_baseline_path)
-    if color is None:
-        color = output is None and sys.stdout.isatty()
-    text = render(fmt, report, color=color, fail_on=fail_on)
-    if output:
-        _write_or_exit(output, text)
-    if quiet:
-        from ..audit.formats.text import summary_line
-        _write_stdout(summary_line(report, fail_on) + "\n")
-    elif not output:
-        _write_stdout(text)
-    return report, fail_on
 
 
 def _fix(report, policy, kind, diff_only: bool, audit_again):

@@ -21,6 +21,11 @@ from __future__ import annotations
 
 BUILD = "build"
 RUN = "run"
+IMAGE = "image"       # a container image, named (not a file): hardrun/frontends/image.py
+# The transports that name a local image as a positional audit argument (`oci:DIR`):
+# hardrun/images/reference.py's TRANSPORTS but `docker`, written here so that telling
+# them from file names imports nothing.
+IMAGE_TRANSPORTS = ("oci", "oci-archive", "docker-archive")
 
 
 class FrontEnd:
@@ -31,7 +36,7 @@ class FrontEnd:
     def __init__(self, kind: str, model: str, parse: str, detect: tuple[tuple[int, str], ...],
                  claims: str | None = None, sniff: str | None = None):
         self.kind = kind
-        self.model = model            # BUILD or RUN
+        self.model = model            # BUILD, RUN or IMAGE
         self.parse = parse            # "module:function"(text, path) -> model(s)
         self.detect = detect          # (step, "module:function"(name, peek)) pairs
         self.claims = claims          # "module:function"(text, path) -> bool
@@ -59,9 +64,13 @@ FRONT_ENDS = (
              detect=((5, _DETECT + "detect_oci"),)),
     FrontEnd("hardrun", RUN, "hardrun.frontends.hardrun_config:parse_run_config",
              detect=((2, _DETECT + "detect_hardrun"),)),
+    # Images are named (`--image REF`, `oci:DIR`…), never found by walking a tree: no detector.
+    FrontEnd("image", IMAGE, "hardrun.frontends.image:parse_image", detect=()),
 )
 
 KINDS = tuple(front_end.kind for front_end in FRONT_ENDS)
+# the kinds a file can be (`--kind`): every one but images, which are named, not read
+FILE_KINDS = tuple(front_end.kind for front_end in FRONT_ENDS if front_end.model != IMAGE)
 RUN_KINDS = tuple(front_end.kind for front_end in FRONT_ENDS if front_end.model == RUN)
 _BY_KIND = {front_end.kind: front_end for front_end in FRONT_ENDS}
 

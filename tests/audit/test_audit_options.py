@@ -27,7 +27,7 @@ WORDS = st.sampled_from([
     "--docker-run", "docker run --privileged alpine", "--docker-run=docker run x", "Dockerfile",
     "-", "--", "-x", "--unknown", "--help", "-o=out", "k8s/", "--kind=nothing", "-q", "--quiet",
     "--baseline", "base.yaml", "--write-baseline=base.yaml", "--skip-unknown", "-qf", "--fix", "--diff",
-    "--shellcheck", "/usr/bin/shellcheck",
+    "--shellcheck", "/usr/bin/shellcheck", "--image", "oci:dir", "--image=oci-archive:x.tar",
 ])
 
 

@@ -17,7 +17,22 @@ def _cases(which):
             yield pytest.param(rule, example, id=f"{rule.id}-{which}{number}-{example.kind}")
 
 
+def _image_rule_ids(example):
+    """An image example is built as an OCI layout (tests/image_examples.py) and audited."""
+    import tempfile
+    from pathlib import Path
+
+    from hardrun.audit.engine import audit
+    from tests.image_examples import build_example
+    with tempfile.TemporaryDirectory() as directory:
+        report = audit([], AuditOptions(), images=[build_example(example.text, Path(directory))])
+    assert not report.errors, report.errors
+    return {f.rule for f in report.findings if not f.suppressed}
+
+
 def _rule_ids(example):
+    if example.kind == "image":
+        return _image_rule_ids(example)
     if example.policy is None:
         findings = audit_text(example.text, example.kind, f"example.{example.kind}", AuditOptions())
     else:

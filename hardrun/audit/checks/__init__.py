@@ -10,7 +10,8 @@ import importlib
 
 from ...errors import RuleError
 
-MODULES = {"build": ("build", "build_practices"), "run": ("run", "policy", "seccomp_profile")}
+MODULES = {"build": ("build", "build_practices"), "run": ("run", "policy", "seccomp_profile"),
+           "image": ("image",)}
 
 
 _LOADED: set = set()

@@ -7,6 +7,7 @@ so that auditing stays well above a thousand files per second.
 """
 from __future__ import annotations
 
+from ...spec.secret_files import secret_file_kind
 from ...spec.users import is_root_user
 from ..findings import Hit
 from ..images import judge_image, UNPINNED_DIGEST, UNTRUSTED_BASE
@@ -137,7 +138,7 @@ def secret_file_copied(dockerfile, context):
             if instruction.keyword not in ("COPY", "ADD"):
                 continue
             for source in buildcontext.copy_sources(instruction):
-                kind = buildcontext.secret_file_kind(source)
+                kind = secret_file_kind(source)
                 if kind is None:
                     continue
                 if stage.index in final_chain:

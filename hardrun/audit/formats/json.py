@@ -10,7 +10,10 @@ findings, whose `rule` is the SC code and practice `shellcheck`); `errors` [{pat
 message}] for files that could not be read or parsed (the other files are still
 audited). Practice names are fixed spellings. Only when the audit ran against a baseline
 (`--baseline`, `--write-baseline`), each finding also has `baseline` ("unchanged", "new"
-or "expired") and `fingerprint`.
+or "expired") and `fingerprint`. A finding of
+an image (kind `image`) also has `image`, `image_digest` (the manifest), `layer` (index
+from 0, null for the config), `layer_digest`, `image_path` (the path inside the image)
+and `removed_in` (the later layer that deleted the file, else null).
 """
 from __future__ import annotations
 

@@ -42,6 +42,8 @@ def _suite(path: str, findings) -> str:
 
 def _case(finding) -> str:
     where = location(finding)
+    if finding.image is not None:     # the layer and the path inside the image
+        where += f" [{finding.subject}]"
     name = quoteattr(f"{finding.rule} {finding.practice} at {where}")
     text = escape(f"{where} {finding.rule} {finding.severity} {finding.message}")
     if finding.suppressed:

@@ -51,6 +51,8 @@ def _result(finding, index) -> dict:
             location["physicalLocation"]["region"]["startColumn"] = finding.column
     if finding.subject:
         location["logicalLocations"] = [{"name": finding.subject}]
+    if finding.image is not None:
+        location["logicalLocations"] = _image_locations(finding.image)
     result = {
         "ruleId": finding.rule, "ruleIndex": index[finding.rule],
         "level": _LEVEL[finding.severity],
@@ -58,6 +60,8 @@ def _result(finding, index) -> dict:
         "locations": [location],
         "properties": {"practice": finding.practice, "severity": finding.severity},
     }
+    if finding.image is not None:
+        result["properties"]["image"] = finding.image.as_json()
     if finding.baseline is not None:
         # An expired baseline entry accepts nothing: its finding is new again.
         result["baselineState"] = "unchanged" if finding.baselined else "new"
@@ -70,6 +74,20 @@ def _result(finding, index) -> dict:
             suppression["justification"] = finding.suppression_reason
         result["suppressions"] = [suppression]
     return result
+
+
+def _image_locations(where) -> list:
+    """An image finding's logical locations: the image (by digest), its layer, the path
+    inside it, each nested in the one before (parentIndex)."""
+    image = f"{where.image}@{where.digest}"
+    locations = [{"name": where.image, "fullyQualifiedName": image, "kind": "module"}]
+    if where.layer is not None:
+        locations.append({"name": f"layer {where.layer}", "kind": "namespace", "parentIndex": 0,
+                          "fullyQualifiedName": f"{image}/{where.layer_digest}"})
+    if where.path is not None:
+        locations.append({"name": where.path, "kind": "resource", "parentIndex": len(locations) - 1,
+                          "fullyQualifiedName": f"{image}/{where.layer_digest}{where.path}"})
+    return locations
 
 
 def _invocation(report) -> dict:

@@ -1,0 +1,162 @@
+"""`hardrun audit` of a large image next to `tar -t` over its layers, in the same run.
+
+    .venv/bin/python bench/image_audit_bench.py [--size-mib 1024] [--layers 8] [--repeat 3]
+
+Generates (fixed seed) an OCI layout of plain tar layers totalling --size-mib, most of
+it small files (4 KiB) and one large file per layer, with a few setuid files, secrets
+and whiteouts so that the rules have work. Then, --repeat times each after a warm-up:
+
+- `tar -t` over every layer blob, read from a pipe (`tar -t < blob` would skip file
+  contents with lseek; the audit must read them: it checks every layer's digest);
+- `sha256sum` over the same blobs: what checking the digests alone costs, which the
+  audit does and `tar -t` does not;
+- `hardrun audit -f json oci:LAYOUT` as one process, with its peak memory (max RSS,
+  from getrusage in a small parent of its own).
+
+Prints files listed per second, the medians, the ratio audit/tar and the peak memory.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = 4096
+
+
+def _layer(path: Path, index: int, size: int, rng: random.Random) -> int:
+    """Write one layer of about `size` bytes; returns the number of entries."""
+    count = 0
+    big = size // 4
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        def add(name, data=b"", mode=0o644, kind=tarfile.REGTYPE):
+            nonlocal count
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.size = kind, mode, len(data)
+            tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+            count += 1
+        add(f"layer{index}", kind=tarfile.DIRTYPE, mode=0o755)
+        add(f"layer{index}/big.bin", rng.randbytes(1 << 20) * (big >> 20))
+        add(f"usr/local/bin/tool{index}", b"ELF", mode=0o4755)
+        add(f"home/app{index}/.npmrc", b"//registry.npmjs.org/:_authToken=x\n")
+        if index:
+            add(f"home/app{index - 1}/.wh..npmrc")
+        chunk = rng.randbytes(SMALL)
+        written, n = big, 0
+        while written < size:
+            add(f"layer{index}/d{n // 1000}/f{n}", chunk)
+            written += SMALL + 512
+            n += 1
+    return count
+
+
+def generate(directory: Path, size_mib: int, layers: int) -> tuple[Path, list[Path], int]:
+    rng = random.Random(1)
+    blobs = directory / "layout" / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    descriptors, diff_ids, paths, entries = [], [], [], 0
+    for index in range(layers):
+        raw = directory / f"layer{index}.tar"
+        entries += _layer(raw, index, (size_mib << 20) // layers, rng)
+        digest = hashlib.sha256(raw.read_bytes()).hexdigest()
+        target = blobs / digest
+        raw.rename(target)
+        paths.append(target)
+        descriptors.append({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                            "digest": "sha256:" + digest, "size": target.stat().st_size})
+        diff_ids.append("sha256:" + digest)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"User": "1000"},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
+                                      "size": len(config)},
+                           "layers": descriptors}).encode()
+    for blob in (config, manifest):
+        (blobs / hashlib.sha256(blob).hexdigest()).write_bytes(blob)
+    layout = directory / "layout"
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": "sha256:" + hashlib.sha256(manifest).hexdigest(), "size": len(manifest)}]}))
+    return layout, paths, entries
+
+
+def time_tar(blobs) -> float:
+    start = time.perf_counter()
+    for blob in blobs:
+        with open(blob, "rb") as stream:
+            subprocess.run(["tar", "-t"], stdin=stream, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+# Peak memory is read by a small parent of its own: a child's max RSS counts the pages
+# it shared with its parent at fork, and this script holds the generated layers' data.
+_MEASURE = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+result = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE)
+elapsed = time.perf_counter() - start
+sys.stdout.buffer.write(result.stdout)
+print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, result.returncode, file=sys.stderr)
+"""
+
+
+def time_sha256sum(blobs) -> float:
+    """What checking the layers' digests alone costs (the audit does it; tar -t does not)."""
+    start = time.perf_counter()
+    subprocess.run(["sha256sum", *map(str, blobs)], stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def time_audit(layout: Path) -> tuple[float, int, int]:
+    """(seconds, findings, peak KiB) of one `hardrun audit` process."""
+    result = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "hardrun", "audit",
+                             "-f", "json", f"oci:{layout}"], capture_output=True, text=True, cwd=ROOT)
+    elapsed, peak, code = result.stderr.split()[-3:]
+    if int(code) not in (0, 1):
+        raise SystemExit(f"hardrun audit failed: {result.stdout}{result.stderr}")
+    return float(elapsed), len(json.loads(result.stdout)["findings"]), int(peak)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hardrun-image-bench-") as work:
+        layout, blobs, entries = generate(Path(work), args.size_mib, args.layers)
+        size = sum(blob.stat().st_size for blob in blobs)
+        time_tar(blobs)
+        time_audit(layout)    # warm-up: bytecode and the rule cache
+        tar_times, audit_times, sum_times, findings, peak_kib = [], [], [], 0, 0
+        for _ in range(args.repeat):
+            tar_times.append(time_tar(blobs))
+            sum_times.append(time_sha256sum(blobs))
+            elapsed, findings, peak = time_audit(layout)
+            audit_times.append(elapsed)
+            peak_kib = max(peak_kib, peak)
+    tar_median, audit_median = statistics.median(tar_times), statistics.median(audit_times)
+    print(f"image: {size / (1 << 20):.0f} MiB in {args.layers} plain tar layers, {entries} entries; "
+          f"{findings} findings; medians of {args.repeat}")
+    print(f"{'':24}{'seconds':>10}{'entries/s':>12}")
+    print(f"{'tar -t (from a pipe)':24}{tar_median:>10.2f}{entries / tar_median:>12.0f}")
+    print(f"{'sha256sum (digests)':24}{statistics.median(sum_times):>10.2f}")
+    print(f"{'hardrun audit':24}{audit_median:>10.2f}{entries / audit_median:>12.0f}")
+    print(f"ratio audit/tar: {audit_median / tar_median:.2f}; peak memory of hardrun audit "
+          f"(max RSS): {peak_kib / 1024:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
