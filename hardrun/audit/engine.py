@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import replace  # Finding is a dataclass
+from ..spec.record import dataclass, field  # not dataclasses: see record.py
 
 from ..errors import HardrunError
 from .. import frontends

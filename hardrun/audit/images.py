@@ -11,7 +11,7 @@ what it could turn out to be.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from ..spec.record import dataclass  # not dataclasses: see record.py
 
 DOCKER_HUB = "docker.io"
 # Names under which Docker Hub is also reached; they all mean `docker.io`.

@@ -10,7 +10,7 @@ every one but those.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..spec.record import dataclass  # not dataclasses: see record.py
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable

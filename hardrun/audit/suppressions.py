@@ -10,7 +10,7 @@ HR0001 findings.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from ..spec.record import dataclass, field  # not dataclasses: see record.py
 
 from ..errors import ParseError
 

@@ -7,7 +7,7 @@ ParseError at the node of the first error. PyYAML is imported on first use.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..spec.record import dataclass  # not dataclasses: see record.py
 from functools import lru_cache
 
 from ..errors import ParseError

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from dataclasses import dataclass
+from ..spec.record import dataclass  # not dataclasses: see record.py
 from functools import lru_cache
 
 _TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string",

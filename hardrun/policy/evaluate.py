@@ -6,7 +6,7 @@ Both gates go through the engine's run rules, so `hardrun audit --policy P` and
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from ..spec.record import dataclass  # not dataclasses: see record.py
 
 from ..errors import HardrunError, UsageError
 from ..spec import PROVENANCE_FIELDS

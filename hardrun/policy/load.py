@@ -11,7 +11,7 @@ that repository, and is marked `discovered`: it may tighten `hardrun run`, never
 """
 from __future__ import annotations
 
-import dataclasses
+from ..spec.record import replace
 import datetime
 import json
 import os
@@ -79,7 +79,7 @@ def load_found_policy(found: str) -> Policy:
     if not _inside(found, repository):
         raise UsageError(f"{found}: a {POLICY_FILE} that links out of its repository is not "
                          "used (name a policy with --policy instead)")
-    return dataclasses.replace(_load_chain(Path(found), within=repository), discovered=True)
+    return replace(_load_chain(Path(found), within=repository), discovered=True)
 
 
 def named_or_found_policy(reference: str | None, audited: str) -> Policy:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 import fnmatch
-from dataclasses import dataclass, field
+from ..spec.record import dataclass, field  # not dataclasses: see record.py
 from functools import cached_property
 
 SWITCH_ON, SWITCH_OFF = "on", "off"

@@ -2,8 +2,8 @@
 
 `dataclasses` pulls in `inspect` and `re` (about 15 ms), and the RunSpec models are on
 the start-up path of `hardrun run`, which is measured against crun. This module gives
-the subset the models use, with the same spelling and behaviour: `@dataclass(frozen=True)`
-classes with defaults and `field(default_factory=…, compare=…)`, a generated `__init__`
+the subset the models use, with the same spelling and behaviour: `@dataclass` and
+`@dataclass(frozen=True)` classes with defaults and `field(default_factory=…, compare=…)`, a generated `__init__`
 (positional or keyword; a record that writes its own assigns with `object.__setattr__`),
 `__repr__`, `__eq__`/`__hash__` over the compared fields, immutability, and `replace()` /
 `fields()`. It is hardrun's one record type: the run models, the flag parser's records
@@ -44,10 +44,11 @@ def field(*, default=_MISSING, default_factory=_MISSING, compare=True) -> Any:
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))
-def dataclass(cls=None, *, frozen=True):
-    """`@dataclass(frozen=True)` for the run models (records are always frozen)."""
+def dataclass(cls=None, *, frozen=False):
+    """`@dataclass` / `@dataclass(frozen=True)`: as dataclasses, a mutable record has no
+    `__hash__` and takes assignments; a frozen one refuses them."""
     def wrap(klass):
-        return _build(klass)
+        return _build(klass, frozen)
     return wrap if cls is None else wrap(cls)
 
 
@@ -64,7 +65,7 @@ def replace(record, **changes):
     return type(record)(**values)
 
 
-def _build(cls):
+def _build(cls, frozen: bool):
     # Runs for every model when hardrun/spec/run.py is imported: one pass over the
     # annotations, and methods shared by all records instead of new functions per class.
     by_name = {item.name: item for base in reversed(cls.__mro__[1:])
@@ -91,6 +92,9 @@ def _build(cls):
         cls.__init__ = _make_init(cls, all_fields)
     cls.__repr__ = _repr
     cls.__eq__ = _eq
+    if not frozen:
+        cls.__hash__ = None   # as dataclasses: equal by value and mutable, so unhashable
+        return cls
     cls.__hash__ = _hash
     cls.__setattr__ = _frozen_setattr
     cls.__delattr__ = _frozen_delattr
@@ -115,49 +119,53 @@ def _hash(self) -> int:
 def _make_init(cls, all_fields):
     """One generic `__init__` (positional or keyword, defaults, factories): generating
     and compiling one per class cost about a millisecond at import, on the start-up
-    path of `hardrun run`."""
+    path of `hardrun run`. It works on whole dicts (C loops, not one Python statement per
+    field): the audit creates a record per instruction, command and finding."""
     names: list[str] = []
-    defaults, factories, position_of = [], [], {}
+    defaults, factories = {}, {}
     seen_default = False
     for item in all_fields:
-        position_of[item.name] = len(names)
         names.append(item.name)
-        defaults.append(item.default)
-        factories.append(item.default_factory)
-        if item.default is _MISSING and item.default_factory is _MISSING:
-            if seen_default:
-                raise TypeError(f"non-default field {item.name} follows a field with a default")
-        else:
+        if item.default is not _MISSING:
+            defaults[item.name] = item.default
+        elif item.default_factory is not _MISSING:
+            factories[item.name] = item.default_factory
+        elif seen_default:
+            raise TypeError(f"non-default field {item.name} follows a field with a default")
+        if item.default is not _MISSING or item.default_factory is not _MISSING:
             seen_default = True
+    count, known = len(names), frozenset(names)
+    given_positionally = [frozenset(names[:number]) for number in range(count + 1)]
     qualname = f"{cls.__qualname__}.__init__"
-    assign = object.__setattr__
 
     def __init__(self, *args, **kwargs):
-        if len(args) > len(names):
-            raise TypeError(f"{qualname}() takes {len(names) + 1} positional arguments "
+        if len(args) > count:
+            raise TypeError(f"{qualname}() takes {count + 1} positional arguments "
                             f"but {len(args) + 1} were given")
-        for name in kwargs:
-            position = position_of.get(name)
-            if position is None:
-                raise TypeError(f"{qualname}() got an unexpected keyword argument {name!r}")
-            if position < len(args):
-                raise TypeError(f"{qualname}() got multiple values for argument {name!r}")
-        for position, value in enumerate(args):
-            assign(self, names[position], value)
-        for position in range(len(args), len(names)):
-            name = names[position]
-            if name in kwargs:
-                value = kwargs[name]
-            elif defaults[position] is not _MISSING:
-                value = defaults[position]
-            elif factories[position] is not _MISSING:
-                value = factories[position]()
-            else:
-                raise TypeError(f"{qualname}() missing required argument: {name!r}")
-            assign(self, name, value)
+        if kwargs and not (kwargs.keys() <= known and kwargs.keys().isdisjoint(given_positionally[len(args)])):
+            _bad_keywords(qualname, names[:len(args)], known, kwargs)
+        values = dict(defaults)
+        values.update(zip(names, args))
+        values.update(kwargs)
+        if len(values) < count:
+            for name in names:
+                if name not in values:
+                    if name not in factories:
+                        raise TypeError(f"{qualname}() missing required argument: {name!r}")
+                    values[name] = factories[name]()
+        # the instance's own dict, filled at once: the frozen __setattr__ is not involved
+        self.__dict__.update(values)
 
     __init__.__qualname__ = qualname
     return __init__
+
+
+def _bad_keywords(qualname: str, positional: list[str], known: frozenset, kwargs: dict):
+    for name in kwargs:
+        if name not in known:
+            raise TypeError(f"{qualname}() got an unexpected keyword argument {name!r}")
+        if name in positional:
+            raise TypeError(f"{qualname}() got multiple values for argument {name!r}")
 
 
 def _frozen_setattr(self, name, value):
