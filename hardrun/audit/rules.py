@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..spec.record import dataclass  # not dataclasses: see record.py
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import RuleError
 from ..resources import data_dir

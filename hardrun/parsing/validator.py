@@ -11,7 +11,6 @@ minimum, maximum, oneOf, anyOf, $ref (local `#/...`), format (date).
 """
 from __future__ import annotations
 
-import datetime
 import re
 from ..spec.record import dataclass  # not dataclasses: see record.py
 from functools import lru_cache
@@ -213,6 +212,7 @@ def _pattern_hint(schema: dict) -> str:
 
 
 def _is_date(text: str) -> bool:
+    import datetime   # here, not at the top: only policies with dates need it (start-up time)
     try:
         datetime.date.fromisoformat(text)
     except ValueError:

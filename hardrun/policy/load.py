@@ -11,8 +11,6 @@ that repository, and is marked `discovered`: it may tighten `hardrun run`, never
 """
 from __future__ import annotations
 
-from ..spec.record import replace
-import datetime
 import json
 import os
 from functools import lru_cache
@@ -22,6 +20,7 @@ from ..errors import HardrunError, ParseError, UsageError
 from ..parsing.runvalues import parse_size
 from ..resources import data_dir
 from ..spec.capabilities import known_capability, normalize_capability
+from ..spec.record import replace
 from ..parsing import marked
 from ..parsing.marked import (Located, in_document_order, located_error, located_errors,
                               parse_marked, validate_located)
@@ -331,6 +330,7 @@ def _host_mount(item) -> HostMount:
 
 
 def _exemption(item: dict, path: str, line: int) -> Exemption:
+    import datetime   # here, not at the top: only policies with dates need it (start-up time)
     expires = item.get("expires")
     return Exemption(
         reason=item["reason"], rule=item.get("rule"), practice=item.get("practice"),
