@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace  # Finding is a dataclass
-from ..spec.record import dataclass, field  # not dataclasses: see record.py
+from ..spec.record import dataclass, field, replace  # not dataclasses: see record.py
 
 from ..errors import HardrunError
 from .. import frontends

@@ -16,7 +16,8 @@ import os
 from collections.abc import Callable
 
 from ..errors import RuleError
-from ..resources import data_path
+# the directory as a string (no pathlib at start-up); tests point it at a copy of the rules
+from ..resources import data_path as data_dir
 from ..frontends import registry
 from ..frontends.registry import BUILD, RUN
 from .findings import SEVERITIES
@@ -156,7 +157,7 @@ def _rule_documents():
     more than the rest of a one-file audit, so the parsed data is cached on disk, keyed by
     the bytes of every rule file and of this module (see hardrun/cache.py)."""
     from .. import cache
-    folder = data_path("rules")
+    folder = os.fspath(data_dir("rules"))
     names = sorted(name for name in os.listdir(folder) if name.startswith("HR") and name.endswith(".yaml"))
     paths = [os.path.join(folder, name) for name in names]
     sources = [_read_bytes(path) for path in paths]

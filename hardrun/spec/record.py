@@ -1,13 +1,16 @@
-"""Frozen records for the run models, without importing `dataclasses`.
+"""Records for the models, without importing `dataclasses`.
 
-`dataclasses` pulls in `inspect` and `re` (about 15 ms), and the RunSpec models are on
-the start-up path of `hardrun run`, which is measured against crun. This module gives
-the subset the models use, with the same spelling and behaviour: `@dataclass` and
-`@dataclass(frozen=True)` classes with defaults and `field(default_factory=…, compare=…)`, a generated `__init__`
-(positional or keyword; a record that writes its own assigns with `object.__setattr__`),
-`__repr__`, `__eq__`/`__hash__` over the compared fields, immutability, and `replace()` /
-`fields()`. It is hardrun's one record type: the run models, the flag parser's records
-and the seccomp records.
+`dataclasses` pulls in `inspect` and `re` (about 15 ms), and the models are on the
+start-up paths of `hardrun run`, which is measured against crun, and of `hardrun audit`.
+This module gives the subset the models use, with the same spelling and behaviour:
+`@dataclass` and `@dataclass(frozen=True)` classes with defaults and
+`field(default_factory=…, compare=…)`, a generated `__init__` (positional or keyword; a
+record that writes its own assigns with `object.__setattr__`), `__repr__`,
+`__eq__`/`__hash__` over the compared fields, immutability, and `replace()` / `fields()`;
+dataclasses' own functions (`dataclasses.replace`, `fields`, `asdict`, `is_dataclass`)
+work on records too, importing dataclasses only when they are called. It is hardrun's
+one record type: the run models, the build model, the audit's findings and rules, the
+policy model, the flag parser's records and the seccomp records.
 """
 from __future__ import annotations
 
@@ -88,6 +91,7 @@ def _build(cls, frozen: bool):
     all_fields = tuple(by_name.values())
     cls.__record_fields__ = all_fields
     cls.__record_compared__ = tuple(item.name for item in all_fields if item.compare)
+    cls.__dataclass_fields__ = _DataclassFields()
     if "__init__" not in namespace:       # a record may write its own, for speed
         cls.__init__ = _make_init(cls, all_fields)
     cls.__repr__ = _repr
@@ -99,6 +103,35 @@ def _build(cls, frozen: bool):
     cls.__setattr__ = _frozen_setattr
     cls.__delattr__ = _frozen_delattr
     return cls
+
+
+class _DataclassFields:
+    """A record's `__dataclass_fields__`, made when first asked for (dataclasses' functions
+    read it): what `@dataclasses.dataclass` would have made for the same fields."""
+
+    def __get__(self, instance, owner):
+        made = owner.__dict__.get("__record_dataclass_fields__")
+        if made is None:
+            made = _as_dataclass_fields(owner)
+            owner.__record_dataclass_fields__ = made
+        return made
+
+
+def _as_dataclass_fields(cls) -> dict:
+    import dataclasses
+    annotations: dict = {}
+    for klass in reversed(cls.__mro__):
+        annotations.update(klass.__dict__.get("__annotations__", {}))
+    made = {}
+    for item in cls.__record_fields__:
+        made_field: Any = dataclasses.field(
+            default=dataclasses.MISSING if item.default is _MISSING else item.default,
+            default_factory=dataclasses.MISSING if item.default_factory is _MISSING else item.default_factory,
+            compare=item.compare)
+        made_field.name, made_field.type = item.name, annotations.get(item.name)
+        made_field._field_type = dataclasses._FIELD   # type: ignore[attr-defined]  # a plain field
+        made[item.name] = made_field
+    return made
 
 
 def _repr(self) -> str:
