@@ -60,12 +60,21 @@ def fields(record) -> tuple[Field, ...]:
 
 
 def replace(record, **changes):
-    values = {item.name: getattr(record, item.name) for item in record.__record_fields__}
-    unknown = set(changes) - set(values)
+    cls = type(record)
+    names = cls.__record_names__
+    unknown = changes.keys() - names
     if unknown:
-        raise TypeError(f"{type(record).__name__} has no field(s) {', '.join(sorted(unknown))}")
-    values.update(changes)
-    return type(record)(**values)
+        raise TypeError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}")
+    if cls.__record_own_init__:
+        values = {name: getattr(record, name) for name in names}
+        values.update(changes)
+        return cls(**values)
+    # A generic __init__ would only copy the same checked values again: fill the new
+    # record's dict directly (only the fields: a cached_property's value is not copied).
+    state = record.__dict__
+    copy = object.__new__(cls)
+    copy.__dict__.update({name: state[name] for name in names}, **changes)
+    return copy
 
 
 def _build(cls, frozen: bool):
@@ -92,7 +101,9 @@ def _build(cls, frozen: bool):
     cls.__record_fields__ = all_fields
     cls.__record_compared__ = tuple(item.name for item in all_fields if item.compare)
     cls.__dataclass_fields__ = _DataclassFields()
-    if "__init__" not in namespace:       # a record may write its own, for speed
+    cls.__record_names__ = {item.name: None for item in all_fields}.keys()   # ordered, a set
+    cls.__record_own_init__ = "__init__" in namespace   # a record may write its own, for speed
+    if not cls.__record_own_init__:
         cls.__init__ = _make_init(cls, all_fields)
     cls.__repr__ = _repr
     cls.__eq__ = _eq
@@ -170,6 +181,7 @@ def _make_init(cls, all_fields):
     count, known = len(names), frozenset(names)
     given_positionally = [frozenset(names[:number]) for number in range(count + 1)]
     qualname = f"{cls.__qualname__}.__init__"
+    factory_items = tuple(factories.items())
 
     def __init__(self, *args, **kwargs):
         if len(args) > count:
@@ -181,11 +193,12 @@ def _make_init(cls, all_fields):
         values.update(zip(names, args))
         values.update(kwargs)
         if len(values) < count:
-            for name in names:
+            for name, factory in factory_items:
                 if name not in values:
-                    if name not in factories:
-                        raise TypeError(f"{qualname}() missing required argument: {name!r}")
-                    values[name] = factories[name]()
+                    values[name] = factory()
+            if len(values) < count:
+                missing = next(name for name in names if name not in values)
+                raise TypeError(f"{qualname}() missing required argument: {missing!r}")
         # the instance's own dict, filled at once: the frozen __setattr__ is not involved
         self.__dict__.update(values)
 

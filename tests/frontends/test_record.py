@@ -104,8 +104,8 @@ def test_the_audit_path_imports_neither_dataclasses_nor_pathlib_nor_typing(tmp_p
     import sys
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text("FROM alpine:3.20\nUSER 10001\n")
-    probe = ("import sys, runpy; sys.argv = ['hardrun', 'audit', '-f', 'json', sys.argv[1]]\n"
-             "try:\n    runpy.run_module('hardrun', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+    # what `hardrun audit` runs (hardrun/__main__.py), which then exits at once
+    probe = ("import sys\nfrom hardrun.cli.audit import main\nmain(['-f', 'json', sys.argv[1]])\n"
              "{extra}print(sorted({{'dataclasses', 'inspect', 'pathlib', 'typing'}} & set(sys.modules)), "
              "file=sys.stderr)\n")
     for extra, expected in (("", "[]"), ("import dataclasses\n", "['dataclasses', 'inspect']")):
