@@ -11,6 +11,7 @@ what it could turn out to be.
 from __future__ import annotations
 
 import re
+
 from ..spec.record import dataclass  # not dataclasses: see record.py
 
 DOCKER_HUB = "docker.io"

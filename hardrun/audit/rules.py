@@ -10,12 +10,12 @@ every one but those.
 """
 from __future__ import annotations
 
-from ..spec.record import dataclass  # not dataclasses: see record.py
-from functools import lru_cache
 import os
 from collections.abc import Callable
+from functools import lru_cache
 
 from ..errors import RuleError
+from ..spec.record import dataclass  # not dataclasses: see record.py
 # the directory as a string (no pathlib at start-up); tests point it at a copy of the rules
 from ..resources import data_path as data_dir
 from ..frontends import registry

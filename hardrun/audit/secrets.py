@@ -18,6 +18,7 @@ most the first characters of a token.
 from __future__ import annotations
 
 import re
+
 from ..spec.record import dataclass  # not dataclasses: see record.py
 
 # --- names ------------------------------------------------------------------------

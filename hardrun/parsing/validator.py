@@ -12,8 +12,9 @@ minimum, maximum, oneOf, anyOf, $ref (local `#/...`), format (date).
 from __future__ import annotations
 
 import re
-from ..spec.record import dataclass  # not dataclasses: see record.py
 from functools import lru_cache
+
+from ..spec.record import dataclass  # not dataclasses: see record.py
 
 _TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string",
                "integer": "an integer", "number": "a number", "boolean": "true or false",

@@ -46,7 +46,7 @@ def field(*, default=_MISSING, default_factory=_MISSING, compare=True) -> Any:
     return Field(default, default_factory, compare)
 
 
-@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+@dataclass_transform(field_specifiers=(field,))
 def dataclass(cls=None, *, frozen=False):
     """`@dataclass` / `@dataclass(frozen=True)`: as dataclasses, a mutable record has no
     `__hash__` and takes assignments; a frozen one refuses them."""
