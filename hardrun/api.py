@@ -16,7 +16,6 @@ def audit_with_policy(paths, policy=None, kind=None, stdin_text=None, docker_run
     `skip_unknown`, `progress` and `images`: as for `hardrun.audit.engine.audit`.
     `shellcheck`: the ShellCheck binary for RUN instructions (UsageError if it is not an
     executable file); None uses the one on PATH, if any."""
-    from dataclasses import replace
     from .audit.engine import audit as _audit
     from .policy import audit_options, expired_exemption_findings, named_or_found_policy
     from .policy.model import Policy
@@ -26,6 +25,7 @@ def audit_with_policy(paths, policy=None, kind=None, stdin_text=None, docker_run
     options = audit_options(policy, kind)
     if shellcheck is not None:
         from .audit.shellcheck import checked_binary
+        from .spec.record import replace
         options = replace(options, shellcheck=checked_binary(shellcheck))
     report = _audit(paths, options, stdin_text=stdin_text, docker_run_lines=docker_run_lines,
                     skip_unknown=skip_unknown, progress=progress, images=images)

@@ -18,9 +18,10 @@ import hashlib
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass, replace
+from ..spec.record import dataclass  # not dataclasses: see record.py
 
 from ..errors import HardrunError, ParseError
+from ..spec.record import replace
 from .findings import Finding, Report
 
 VERSION = 1

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from ..spec.record import dataclass, field, replace  # not dataclasses: see record.py
 
 from ..errors import HardrunError
 from .. import frontends

@@ -1,7 +1,7 @@
 """What an audit produces."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from ..spec.record import dataclass, field  # not dataclasses: see record.py
 
 SEVERITIES = ("info", "warning", "error")
 

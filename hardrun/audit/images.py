@@ -10,7 +10,7 @@ what it could turn out to be.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..spec.record import dataclass  # not dataclasses: see record.py
 
 # the reference model and parser live with the image library; re-exported for the rules
 from ..images.reference import _HUB_ALIASES, DOCKER_HUB, ImageRef, parse_image

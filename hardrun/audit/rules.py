@@ -10,13 +10,14 @@ every one but those.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Callable
 from functools import lru_cache
-from pathlib import Path
-from typing import Callable
 
 from ..errors import RuleError
-from ..resources import data_dir
+from ..spec.record import dataclass  # not dataclasses: see record.py
+# the directory as a string (no pathlib at start-up); tests point it at a copy of the rules
+from ..resources import data_path as data_dir
 from ..frontends import registry
 from ..frontends.registry import BUILD, IMAGE, RUN
 from .findings import SEVERITIES
@@ -87,7 +88,7 @@ def _rule(path, data) -> Rule:
         raise RuleError(f"missing keys {', '.join(missing)}", path=str(path))
     if data["severity"] not in SEVERITIES:
         raise RuleError(f"severity must be one of {', '.join(SEVERITIES)}", path=str(path))
-    if path.stem != data["id"]:
+    if os.path.splitext(os.path.basename(path))[0] != data["id"]:
         raise RuleError(f"file name must be the rule id {data['id']}", path=str(path))
     return Rule(
         id=data["id"], practice=data["practice"], severity=data["severity"],
@@ -157,10 +158,12 @@ def _rule_documents():
     more than the rest of a one-file audit, so the parsed data is cached on disk, keyed by
     the bytes of every rule file and of this module (see hardrun/cache.py)."""
     from .. import cache
-    paths = sorted(data_dir("rules").glob("HR*.yaml"))
-    sources = [path.read_bytes() for path in paths]
-    key = cache.fingerprint([Path(__file__).read_bytes()]
-                            + [part for path, source in zip(paths, sources) for part in (path.name.encode(), source)])
+    folder = os.fspath(data_dir("rules"))
+    names = sorted(name for name in os.listdir(folder) if name.startswith("HR") and name.endswith(".yaml"))
+    paths = [os.path.join(folder, name) for name in names]
+    sources = [_read_bytes(path) for path in paths]
+    key = cache.fingerprint([_read_bytes(__file__)]
+                            + [part for name, source in zip(names, sources) for part in (name.encode(), source)])
     documents = cache.load("rules", key)
     if not isinstance(documents, list) or len(documents) != len(paths):
         # as Path.read_text reads them: universal newlines
@@ -168,6 +171,11 @@ def _rule_documents():
                      for source in sources]
         cache.store("rules", key, documents)
     return paths, documents
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as stream:
+        return stream.read()
 
 
 def checks(model: str | None = None) -> dict[str, CheckFn]:

@@ -18,7 +18,8 @@ most the first characters of a token.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from ..spec.record import dataclass  # not dataclasses: see record.py
 
 # --- names ------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from ..spec.record import dataclass  # not dataclasses: see record.py
 from functools import lru_cache
 
 from ..errors import HardrunError, UsageError

@@ -10,9 +10,9 @@ HR0001 findings.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from ..errors import ParseError
+from ..spec.record import dataclass, field  # not dataclasses: see record.py
 
 _DIRECTIVE = re.compile(r"^\s*#\s*hardrun\s+(global\s+)?ignore\s*=\s*([A-Za-z0-9_,\s]+?)"
                         r"(?:\s+reason\s*=\s*(\"[^\"]*\"|'[^']*'|\S+))?\s*$")

@@ -17,7 +17,7 @@ layer is still in the earlier layer's blob, which anyone who pulls the image get
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from ..spec.record import dataclass, field  # not dataclasses: see record.py
 
 from ..errors import UsageError
 from ..images.layers import OPAQUE_ENTRY, WHITEOUT_ENTRY, Layer

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from fnmatch import fnmatchcase
-from typing import Mapping
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Mapping
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]")
 _PLAIN_UNQUOTED = re.compile(r"[^\s$'\"\\`]+")

@@ -7,10 +7,10 @@ ParseError at the node of the first error. PyYAML is imported on first use.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 from ..errors import ParseError
+from ..spec.record import dataclass  # not dataclasses: see record.py
 
 MAX_NODES = 20_000            # a policy is small: alias bombs stop here
 

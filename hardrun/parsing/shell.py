@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from typing import Sequence
-
 from ..spec.build import Command, Pipeline
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Sequence
 
 SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "yash", "posh"})
 # Commands that run their arguments as another command (`sudo sh -c ...`).

@@ -11,10 +11,10 @@ minimum, maximum, oneOf, anyOf, $ref (local `#/...`), format (date).
 """
 from __future__ import annotations
 
-import datetime
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+
+from ..spec.record import dataclass  # not dataclasses: see record.py
 
 _TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string",
                "integer": "an integer", "number": "a number", "boolean": "true or false",
@@ -214,6 +214,7 @@ def _pattern_hint(schema: dict) -> str:
 
 
 def _is_date(text: str) -> bool:
+    import datetime   # here, not at the top: only policies with dates need it (start-up time)
     try:
         datetime.date.fromisoformat(text)
     except ValueError:

@@ -5,13 +5,15 @@ Both gates go through the engine's run rules, so `hardrun audit --policy P` and
 """
 from __future__ import annotations
 
-import datetime
-from dataclasses import dataclass
-
 from ..errors import HardrunError, UsageError
 from ..spec import PROVENANCE_FIELDS
 from ..spec.defaults import DEFAULT_PIDS_LIMIT
 from .model import Policy
+from ..spec.record import dataclass  # not dataclasses: see record.py
+
+TYPE_CHECKING = False  # datetime costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    import datetime
 
 # `hardrun run` exit status when the policy refuses the container before anything is
 # created. 125/126/127 are the runtime's own failures (Docker's meanings) and 128+N a
@@ -32,7 +34,7 @@ def audit_options(policy: Policy, kind: str | None = None):
     # Only the severities the policy names: otherwise a check's own grading of a finding
     # (HR1009's info for a verified download, ShellCheck's levels) stands.
     named = {rule.id: policy.named_severity(rule) for rule in rules if rule.id in enabled}
-    today = datetime.date.today()
+    today = _today() if policy.exemptions else None   # only exemptions expire
     return AuditOptions(
         kind=kind,
         trusted_registries=policy.trusted_registries,
@@ -58,12 +60,19 @@ def expired_exemption_findings(policy: Policy, today: datetime.date | None = Non
     if policy.rules.get(EXPIRED_EXEMPTION) == "off":       # only naming it switches it off
         return []
     severity = policy.rule_severity(rule) or rule.severity
-    today = today or datetime.date.today()
+    if not policy.exemptions:
+        return []
+    today = today or _today()
     return [Finding(rule.id, rule.practice, severity, exemption.source or policy.name,
                     exemption.line, None,
                     f"exemption of {exemption.describe()} expired on {exemption.expires.isoformat()}: "
                     f"renew it with a new reason or fix the findings it covered")
             for exemption in policy.exemptions if exemption.expired(today)]
+
+
+def _today() -> datetime.date:
+    import datetime   # here, not at the top: only policies with dates need it (start-up time)
+    return datetime.date.today()
 
 
 def evaluate_runspec(spec, policy: Policy) -> list:

@@ -11,17 +11,15 @@ that repository, and is marked `discovered`: it may tighten `hardrun run`, never
 """
 from __future__ import annotations
 
-import dataclasses
-import datetime
 import json
 import os
 from functools import lru_cache
-from pathlib import Path
 
 from ..errors import HardrunError, ParseError, UsageError
 from ..parsing.runvalues import parse_size
-from ..resources import data_dir
+from ..resources import data_path
 from ..spec.capabilities import known_capability, normalize_capability
+from ..spec.record import replace
 from ..parsing import marked
 from ..parsing.marked import (Located, in_document_order, located_error, located_errors,
                               parse_marked, validate_located)
@@ -31,34 +29,44 @@ from .model import Exemption, HostMount, Policy, Runtime, Seccomp
 
 MAX_CHAIN = 16
 
+TYPE_CHECKING = False  # pathlib costs start-up time: built-in policies are read by plain paths
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 @lru_cache(maxsize=1)
 def schema() -> dict:
     """The policy format's JSON Schema (hardrun/policy/schema.json)."""
-    return json.loads((Path(__file__).parent / "schema.json").read_text(encoding="utf-8"))
+    with open(os.path.join(os.path.dirname(__file__), "schema.json"), encoding="utf-8") as stream:
+        return json.load(stream)
 
 
 def builtin_policies() -> dict[str, Path]:
     """Built-in policy name -> file."""
-    return dict(_builtin_files())
+    from pathlib import Path
+    return {name: Path(path) for name, path in _builtin_files()}
 
 
 # The bundled files do not change while hardrun runs, and every audit loads a policy
 # (each `extends:` level asks again): the directory is listed and resolved only once.
 @lru_cache(maxsize=1)
-def _builtin_files() -> tuple[tuple[str, Path], ...]:
-    return tuple((path.stem, path) for path in sorted(data_dir("policies").glob("*.yaml")))
+def _builtin_files() -> tuple[tuple[str, str], ...]:
+    """(name, path) of each built-in policy, by name."""
+    folder = data_path("policies")
+    return tuple((name[:-len(".yaml")], os.path.join(folder, name))
+                 for name in sorted(os.listdir(folder)) if name.endswith(".yaml") and not name.startswith("."))
 
 
 @lru_cache(maxsize=1)
-def _builtin_directory() -> Path:
-    return data_dir("policies").resolve()
+def _builtin_directory() -> str:
+    return os.path.realpath(data_path("policies"))
 
 
 @lru_cache(maxsize=1)
 def _parser_code() -> bytes:
     """The YAML reader's source (parsing/marked.py): part of a cached built-in policy's key."""
-    return Path(marked.__file__).read_bytes()
+    with open(marked.__file__, "rb") as stream:
+        return stream.read()
 
 
 def load_policy(name_or_file: str | os.PathLike | None = None) -> Policy:
@@ -66,7 +74,7 @@ def load_policy(name_or_file: str | os.PathLike | None = None) -> Policy:
     A built-in name wins over a file of that name in the current directory (`./strict`)."""
     reference = str(name_or_file) if name_or_file is not None else DEFAULT
     path = _resolve(reference, base=None)
-    return _load_chain(path, display=reference if reference in builtin_policies() else None)
+    return _load_chain(path, display=reference if reference in dict(_builtin_files()) else None)
 
 
 def load_found_policy(found: str) -> Policy:
@@ -79,7 +87,7 @@ def load_found_policy(found: str) -> Policy:
     if not _inside(found, repository):
         raise UsageError(f"{found}: a {POLICY_FILE} that links out of its repository is not "
                          "used (name a policy with --policy instead)")
-    return dataclasses.replace(_load_chain(Path(found), within=repository), discovered=True)
+    return replace(_load_chain(found, within=repository), discovered=True)   # found: a real path
 
 
 def named_or_found_policy(reference: str | None, audited: str) -> Policy:
@@ -99,10 +107,11 @@ class _ContentFree(ParseError):
 
 def load_policy_file(path: str | os.PathLike) -> Policy:
     """The effective policy in the file at `path` (never a built-in name)."""
+    from pathlib import Path
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"no policy file {str(path)!r}")
-    return _load_chain(path)
+    return _load_chain(str(path))
 
 
 def load_policy_text(text: str, path: str = "<policy>", base_dir: str | None = None) -> Policy:
@@ -111,29 +120,37 @@ def load_policy_text(text: str, path: str = "<policy>", base_dir: str | None = N
     return _build(path, document, base_dir or os.getcwd(), seen=(path,))
 
 
-def _resolve(reference: str, base: str | None) -> Path:
-    builtins = builtin_policies()
+def _resolve(reference: str, base: str | None) -> str:
+    """The file `reference` names: a built-in policy's, else the file (relative to `base`),
+    spelled as pathlib spells it (the name errors and `extends:` cycles show)."""
+    builtins = dict(_builtin_files())
     if reference in builtins and os.sep not in reference:
         return builtins[reference]
+    from pathlib import Path
     path = Path(reference)
     if not path.is_absolute() and base is not None:
         path = Path(base) / path
     if not path.is_file():
         names = ", ".join(builtins)
         raise UsageError(f"no policy {reference!r}: not a built-in policy ({names}) nor a file")
-    return path
+    return str(path)
 
 
-def _load_chain(path: Path, display: str | None = None, seen: tuple = (),
+def _load_chain(path: str, display: str | None = None, seen: tuple = (),
                 within: str | None = None) -> Policy:
-    shown = display or str(path)
-    key = str(path.resolve())
+    shown = display or path
+    key = os.path.realpath(path)
     try:
-        text = read_text(str(path))
+        text = read_text(path)
     except HardrunError as error:
-        raise ParseError(f"cannot read policy: {error.located()}", path=str(path)) from None
-    document = _parse_builtin(text, str(path)) if _is_builtin(path) else _parse(text, str(path))
-    return _build(str(path), document, str(path.parent), seen + (key,), shown, within)
+        raise ParseError(f"cannot read policy: {error.located()}", path=path) from None
+    document = _parse_builtin(text, path) if _is_builtin(path) else _parse(text, path)
+    return _build(path, document, _parent(path), seen + (key,), shown, within)
+
+
+def _parent(path: str) -> str:
+    """The directory of `path` as pathlib's `.parent` spells it (`.` for a bare name)."""
+    return os.path.dirname(path) or "."
 
 
 def _build(path: str, document: Located, base_dir: str, seen: tuple, shown: str | None = None,
@@ -162,15 +179,15 @@ def _load_parent(path: str, document: Located, base_dir: str, seen: tuple, withi
     if within is not None and not _is_builtin(target) and not _inside(target, within):
         raise refuse("a repository's policy may extend only built-in policies and files inside "
                      "the repository (name another policy with --policy)")
-    if str(target.resolve()) in seen:
+    if os.path.realpath(target) in seen:
         raise refuse("extends makes a cycle: a policy cannot extend itself")
     try:
-        return _load_chain(target, reference if reference in builtin_policies() else None,
+        return _load_chain(target, reference if reference in dict(_builtin_files()) else None,
                            seen, within)
     except _ContentFree:
         raise
     except HardrunError as error:     # the parent may be any file: its location, never its text
-        where = error.path or str(target)
+        where = error.path or target
         raise _ContentFree(f"not a valid policy (extended by {path}; its content is not shown: "
                            f"check it with `hardrun policy validate {where}`)",
                            path=where, line=error.line, column=error.column) from None
@@ -182,8 +199,8 @@ def _parse(text: str, path: str) -> Located:
     return parse_marked(text, path, "empty policy: expected a mapping with at least `version: 1`")
 
 
-def _is_builtin(path: Path) -> bool:
-    return path.parent.resolve() == _builtin_directory()
+def _is_builtin(path: str) -> bool:
+    return os.path.realpath(_parent(path)) == _builtin_directory()
 
 
 def _parse_builtin(text: str, path: str) -> Located:
@@ -265,6 +282,7 @@ def policy_file_errors(path: str | os.PathLike) -> list[HardrunError]:
     reports them: unreadable or invalid YAML is one error; otherwise each schema error
     and each unknown rule, practice or capability; a file without any of those is then
     loaded whole (its `extends:` chain, its values), which may give one more."""
+    from pathlib import Path
     path = Path(path)
     if not path.is_file():
         return [UsageError(f"no policy file {str(path)!r}")]
@@ -332,6 +350,7 @@ def _host_mount(item) -> HostMount:
 
 
 def _exemption(item: dict, path: str, line: int) -> Exemption:
+    import datetime   # here, not at the top: only policies with dates need it (start-up time)
     expires = item.get("expires")
     return Exemption(
         reason=item["reason"], rule=item.get("rule"), practice=item.get("practice"),

@@ -1,10 +1,14 @@
 """The policy model: one effective policy after its `extends:` chain is merged."""
 from __future__ import annotations
 
-import datetime
 import fnmatch
-from dataclasses import dataclass, field
 from functools import cached_property
+
+from ..spec.record import dataclass, field  # not dataclasses: see record.py
+
+TYPE_CHECKING = False  # datetime costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    import datetime
 
 SWITCH_ON, SWITCH_OFF = "on", "off"
 

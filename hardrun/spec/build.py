@@ -5,7 +5,7 @@ Every value keeps the 1-based source line it came from so findings point at it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .record import dataclass  # not dataclasses: see record.py
 
 
 @dataclass(frozen=True)

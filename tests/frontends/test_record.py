@@ -1,5 +1,7 @@
 """The frozen records behind the run models (hardrun/spec/record.py): what the models'
 users rely on from `@dataclass(frozen=True)`."""
+from pathlib import Path
+
 import pytest
 
 from hardrun.spec.record import FrozenInstanceError, dataclass, field, fields, replace
@@ -68,3 +70,47 @@ def test_definition_errors_are_caught():
             b: int
     with pytest.raises(ValueError, match="both default and default_factory"):
         field(default=1, default_factory=list)
+
+
+def test_records_without_frozen_are_mutable_and_unhashable_as_dataclasses():
+    from hardrun.audit.findings import Report
+    report = Report()
+    report.findings = ["x"]
+    assert report.findings == ["x"] and report != Report() and Report() == Report()
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(report)
+    assert Report().files is not Report().files
+
+
+def test_dataclasses_functions_work_on_records():
+    import dataclasses
+    from hardrun.audit.findings import Finding
+    finding = Finding("HR1001", "root-user", "error", "Dockerfile", 3, None, "m", evidence="USER root")
+    assert dataclasses.is_dataclass(finding) and dataclasses.is_dataclass(Finding)
+    moved = dataclasses.replace(finding, line=4)
+    assert (moved.line, moved.evidence, moved.rule) == (4, "USER root", "HR1001")
+    assert moved == replace(finding, line=4)
+    assert [item.name for item in dataclasses.fields(Finding)] == [item.name for item in fields(Finding)]
+    assert [item.compare for item in dataclasses.fields(Finding)] == [item.compare for item in fields(Finding)]
+    assert dataclasses.asdict(EnvVar("A", "1", 2)) == {"name": "A", "value": "1", "line": 2}
+    with pytest.raises(TypeError):
+        dataclasses.replace(finding, frobnicate=1)
+
+
+def test_the_audit_path_imports_neither_dataclasses_nor_pathlib_nor_typing(tmp_path):
+    """What the records are for: a one-file audit's start-up. The control: importing
+    dataclasses is seen by the same probe."""
+    import subprocess
+    import sys
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM alpine:3.20\nUSER 10001\n")
+    # what `hardrun audit` runs (hardrun/__main__.py), which then exits at once
+    probe = ("import sys\nfrom hardrun.cli.audit import main\nmain(['-f', 'json', sys.argv[1]])\n"
+             "{extra}print(sorted({{'dataclasses', 'inspect', 'pathlib', 'typing'}} & set(sys.modules)), "
+             "file=sys.stderr)\n")
+    for extra, expected in (("", "[]"), ("import dataclasses\n", "['dataclasses', 'inspect']")):
+        result = subprocess.run([sys.executable, "-c", probe.format(extra=extra), str(dockerfile)],
+                                capture_output=True, text=True, cwd=tmp_path,
+                                env={"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(tmp_path / "cache"),
+                                     "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+        assert result.stderr.strip().splitlines()[-1] == expected, result.stderr

@@ -8,7 +8,7 @@ a symlink is refused, never followed), keeping its mode.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ...spec.record import dataclass  # not dataclasses: see record.py
 
 from .dockerfilefix import DOCKERFILE_RULES
 from .yamlfix import COMPOSE_RULES, KUBERNETES_RULES

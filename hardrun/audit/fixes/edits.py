@@ -8,7 +8,7 @@ indentation and line endings stay as written.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from ...spec.record import dataclass  # not dataclasses: see record.py
 
 from ...errors import ParseError
 

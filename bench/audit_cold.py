@@ -1,0 +1,80 @@
+"""Cold start of `hardrun audit -f json` on one small Dockerfile, next to hadolint and a
+bare `python -c pass`, and optionally another checkout of hardrun (a before/after in one
+run).
+
+    .venv/bin/python bench/audit_cold.py [--runs 30] [--baseline DIR]
+
+Each figure is a new process (bytecode cached and the rules cache filled, as an
+installed tool runs; a private XDG_CACHE_HOME). The tools' runs are interleaved and the
+medians of wall time and of CPU time (user + system of the child) are printed with the
+ratios to hadolint: on a shared machine the CPU figures say more than the wall ones.
+Each checkout runs as `python -P -m hardrun` from its own directory.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = "FROM alpine:3.20\nRUN apk add --no-cache curl\nUSER 10001\n"
+
+
+def run_once(argv, env, cwd) -> tuple[float, float]:
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"{argv[0]} failed: {argv}")
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+
+
+def commands(small: str, baseline: str | None) -> dict:
+    """name -> (argv, cwd, extra environment)."""
+    tools = {"hardrun": ([sys.executable, "-P", "-m", "hardrun", "audit", "-f", "json", small], ROOT,
+                         {"PYTHONPATH": str(ROOT)})}
+    if baseline:
+        tools["baseline"] = ([sys.executable, "-P", "-m", "hardrun", "audit", "-f", "json", small],
+                             Path(baseline), {"PYTHONPATH": baseline})
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    if hadolint:
+        tools["hadolint"] = ([hadolint, "--no-fail", "-f", "json", small], ROOT, {})
+    tools["python -c pass"] = ([sys.executable, "-c", "pass"], ROOT, {})
+    return tools
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30, help="runs of each command (default 30)")
+    parser.add_argument("--baseline", metavar="DIR", help="another checkout to time beside this one")
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        small = os.path.join(work, "Dockerfile")
+        Path(small).write_text(SMALL)
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        env["XDG_CACHE_HOME"] = os.path.join(work, "cache")
+        tools = commands(small, options.baseline)
+        for argv, cwd, extra in tools.values():   # warm-up: bytecode, rules cache, page cache
+            run_once(argv, dict(env, **extra), cwd)
+        runs: dict[str, list] = {name: [] for name in tools}
+        for _ in range(options.runs):
+            for name, (argv, cwd, extra) in tools.items():
+                runs[name].append(run_once(argv, dict(env, **extra), cwd))
+    medians = {name: (statistics.median(r[0] for r in got) * 1000, statistics.median(r[1] for r in got) * 1000)
+               for name, got in runs.items()}
+    print(f"cold start, one small Dockerfile; medians of {options.runs} interleaved runs\n")
+    print(f"{'command':<16}{'wall ms':>9}{'cpu ms':>9}{'cpu/hadolint':>14}")
+    for name, (wall, cpu) in medians.items():
+        ratio = f"{cpu / medians['hadolint'][1]:.2f}" if "hadolint" in medians else "-"
+        print(f"{name:<16}{wall:>9.1f}{cpu:>9.1f}{ratio:>14}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
