@@ -311,12 +311,13 @@ class _Reader:
             masks.append(value)
         bounding, effective, permitted, inheritable, ambient = masks
         for name, inner, outer, rule in (("effective", effective, permitted, "permitted"),
-                                         ("permitted", permitted, bounding, "bounding"),
-                                         ("ambient", ambient, permitted & inheritable,
-                                          "both permitted and inheritable")):
+                                         ("permitted", permitted, bounding, "bounding")):
             if inner & ~outer:
                 self.fail(f"process.capabilities.{name}", f"{', '.join(_names(inner & ~outer))} not in {rule} "
                           "(the kernel cannot grant it)")
+        # The kernel cannot raise an ambient capability outside permitted and inheritable: runc's
+        # PR_CAP_AMBIENT_RAISE fails and it goes on without it (`runc spec` asks for such ones).
+        masks[4] = ambient & permitted & inheritable
         return tuple(masks)
 
     def strings(self, value, where: str) -> list[str]:
@@ -343,9 +344,9 @@ class _Reader:
             if not target or not target.startswith("/"):
                 self.fail(f"{where}.destination", "must be an absolute path")
             target = posixpath.normpath(target)
-            if target in seen:
-                self.fail(f"{where}.destination", f"{target} mounted twice")
-            seen.add(target)
+            if target in seen and target in KERNEL_MOUNTS:
+                self.fail(f"{where}.destination", f"{target} mounted twice (hardrun mounts it itself)")
+            seen.add(target)    # any other target mounted again: the later mount over the earlier, as runc does
             kind = self.typed(entry.get("type"), str, f"{where}.type") or ""
             options = self.strings(entry.get("options"), f"{where}.options")
             if "bind" in options or "rbind" in options:
@@ -365,7 +366,7 @@ class _Reader:
                 self.fail(f"{where}.type", f"{kind or 'no type'}: not supported at {target} "
                           "(bind and tmpfs are; /proc, /sys, /dev… are hardrun's own)")
             plans.append(self.mount_plan(kind, target, entry, options, where))
-        plans.sort(key=lambda plan: plan.target.count("/"))
+        plans.sort(key=lambda plan: plan.target.count("/"))    # stable: one target's mounts stay in order
         return tuple(plans), cgroup_view
 
     def mount_plan(self, kind: str, target: str, entry: dict, options, where: str) -> MountPlan:
@@ -457,8 +458,9 @@ class _Reader:
     def resources(self, resources):
         from .cgroups import CPU_PERIOD_US, Limits
         resources = self.take(self.typed(resources, dict, "linux.resources") or {}, "linux.resources",
-                              {"devices", "memory", "cpu", "pids"},
-                              unsupported={"blockIO", "hugepageLimits", "network", "rdma", "unified"})
+                              {"devices", "memory", "cpu", "pids", "blockIO"},
+                              unsupported={"hugepageLimits", "network", "rdma", "unified"})
+        self.block_io(resources.get("blockIO"))
         self.device_rules = self.typed(resources.get("devices"), list, "linux.resources.devices") or []
         memory = self.take(resources.get("memory") or {}, "linux.resources.memory", {"limit", "swap"},
                            unsupported={"reservation", "kernel", "kernelTCP", "swappiness",
@@ -478,6 +480,23 @@ class _Reader:
                         cpus=quota / period if quota and quota > 0 else None,
                         cpu_shares=shares or None)
         return limits
+
+    def block_io(self, block_io) -> None:
+        """`linux.resources.blockIO`: a weight of 0 or none means unset (Docker sends
+        `{"weight": 0}` in every bundle; runc writes nothing for it). Any real request is
+        refused by its field: hardrun applies no blkio limits."""
+        block_io = self.typed(block_io, dict, "linux.resources.blockIO") or {}
+        for key, value in block_io.items():
+            where = f"linux.resources.blockIO.{key}"
+            if key in ("weight", "leafWeight"):
+                if self.typed(value, int, where):
+                    self.fail(where, "not supported by hardrun (no blkio weight is applied)")
+            elif key in ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
+                         "throttleReadIOPSDevice", "throttleWriteIOPSDevice"):
+                if self.typed(value, list, where):
+                    self.fail(where, "not supported by hardrun (no blkio limit is applied)")
+            else:
+                self.fail(where, "unknown field")
 
     def devices(self, linux: dict) -> tuple:
         """`linux.devices`: each must be the host's node of that type and number at that path
