@@ -461,7 +461,11 @@ class _Reader:
                               {"devices", "memory", "cpu", "pids", "blockIO"},
                               unsupported={"hugepageLimits", "network", "rdma", "unified"})
         self.block_io(resources.get("blockIO"))
-        self.device_rules = self.typed(resources.get("devices"), list, "linux.resources.devices") or []
+        from .device_rules import DeviceRuleError, cgroup_v1_writes
+        try:
+            device_writes = cgroup_v1_writes(self.typed(resources.get("devices"), list, "linux.resources.devices") or [])
+        except DeviceRuleError as error:
+            self.fail(error.where, str(error))
         memory = self.take(resources.get("memory") or {}, "linux.resources.memory", {"limit", "swap"},
                            unsupported={"reservation", "kernel", "kernelTCP", "swappiness",
                                         "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"})
@@ -478,7 +482,7 @@ class _Reader:
                         memory_swap=swap if swap else None,
                         pids=pids_limit if pids_limit and pids_limit > 0 else None,
                         cpus=quota / period if quota and quota > 0 else None,
-                        cpu_shares=shares or None)
+                        cpu_shares=shares or None, devices=device_writes)
         return limits
 
     def block_io(self, block_io) -> None:
@@ -500,12 +504,9 @@ class _Reader:
 
     def devices(self, linux: dict) -> tuple:
         """`linux.devices`: each must be the host's node of that type and number at that path
-        (bound in, as `hardrun run --device` does). `linux.resources.devices` (the device
-        cgroup, which hardrun does not have): usable devices are only the nodes bound into
-        /dev (nodev everywhere else, /dev read-only), so each of those must be allowed by
-        the rules; the rules cannot narrow a node's access below read and write."""
+        (bound in, as `hardrun run --device` does). Which of them can be opened is the device
+        cgroup's (`linux.resources.devices`, read by `resources`)."""
         from .devices import plan_device
-        from .mounts import DEVICES
         plans = []
         for index, entry in enumerate(self.typed(linux.get("devices"), list, "linux.devices") or []):
             where = f"linux.devices[{index}]"
@@ -520,13 +521,6 @@ class _Reader:
                 self.fail(where, f"{path} on the host is {plan.type} {plan.major}:{plan.minor}, not {asked} "
                           "(hardrun binds the host's node)")
             plans.append(plan)
-        self.resources(linux.get("resources"))
-        given = [(f"/dev/{name}",) + _numbers(f"/dev/{name}") for name in DEVICES if os.path.exists(f"/dev/{name}")]
-        given += [(plan.path, plan.type, plan.major, plan.minor) for plan in plans]
-        for path, kind, major, minor in given:
-            if self.device_rules and not _allowed(self.device_rules, kind, major, minor):
-                self.fail("linux.resources.devices", f"denies {path} ({kind} {major}:{minor}), which the container "
-                          "gets (hardrun has no device cgroup to deny it)")
         return tuple(plans)
 
     def sysctls(self, linux: dict, namespaces) -> tuple:
@@ -568,29 +562,6 @@ class _Reader:
     def run_spec(self, args, process):
         from ..spec.run import RunSpec
         return RunSpec(kind="oci", path=os.path.join(self.bundle, CONFIG_FILE), command=args)
-
-
-def _numbers(path: str) -> tuple:
-    import stat
-    info = os.stat(path)
-    return ("c" if stat.S_ISCHR(info.st_mode) else "b", os.major(info.st_rdev), os.minor(info.st_rdev))
-
-
-def _allowed(rules, kind: str, major: int, minor: int) -> bool:
-    """The device cgroup's answer for read and write access: the last matching rule wins."""
-    allowed = False
-    for rule in rules:
-        if not isinstance(rule, dict):
-            continue
-        if rule.get("type", "a") not in ("a", kind) or rule.get("major") not in (None, -1, major) \
-                or rule.get("minor") not in (None, -1, minor):
-            continue
-        access = rule.get("access") or "rwm"
-        if rule.get("allow"):
-            allowed = allowed or ("r" in access and "w" in access)
-        elif "r" in access or "w" in access:
-            allowed = False
-    return allowed
 
 
 def _rlimit(value: int) -> int:

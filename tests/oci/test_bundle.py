@@ -58,8 +58,9 @@ UNSUPPORTED = [
         blockIO={"weight": 0, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]})),
     ("linux.resources.memory.kernel", lambda d: d["linux"].setdefault("resources", {}).update(
         memory={"kernel": 1 << 20})),
-    ("linux.resources.devices", lambda d: d["linux"].setdefault("resources", {}).update(
-        devices=[{"allow": False, "access": "rwm"}])),       # would deny /dev/null, which it gets
+    ("linux.resources.devices[2]", lambda d: d["linux"].setdefault("resources", {}).update(
+        devices=[{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "access": "rwm"},
+                 {"allow": False, "type": "c", "major": 1, "minor": 11, "access": "r"}])),   # a v1 cgroup cannot
     ("linux.namespaces[6].type", lambda d: d["linux"]["namespaces"].append({"type": "time"})),
     ("linux.rootfsPropagation", lambda d: d["linux"].update(rootfsPropagation="shared")),
     ("linux.seccomp", lambda d: d["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOTIFY",
