@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.engines.conftest import DOCKER_BLOCKIO, PROBE, PROBE_EXIT, Confinement, assert_container_gone, assert_floor
+from tests.engines.conftest import PROBE, PROBE_EXIT, Confinement, assert_container_gone, assert_floor
 
 pytestmark = pytest.mark.runtime
 
@@ -24,14 +24,12 @@ def probe(docker, hardrun_oci):
     return under
 
 
-@DOCKER_BLOCKIO
 def test_the_payload_runs_and_its_exit_status_comes_back(probe):
     status, output = probe("hardrun")
     assert status == PROBE_EXIT, output
     assert Confinement.parse(output).ran
 
 
-@DOCKER_BLOCKIO
 def test_the_floor_holds_where_runc_alone_leaves_no_new_privs_off(probe):
     hardrun = Confinement.parse(probe("hardrun")[1])
     control = Confinement.parse(probe("runc")[1])
@@ -41,7 +39,6 @@ def test_the_floor_holds_where_runc_alone_leaves_no_new_privs_off(probe):
     assert control.seccomp == 2 and not control.unshare_allowed
 
 
-@DOCKER_BLOCKIO
 def test_run_t_gives_the_container_a_terminal(docker, hardrun_oci):
     with_tty = docker.docker("run", "--rm", "-t", "--network", "none", "--runtime", "hardrun", "bb:1",
                              "sh", "-c", "test -t 0 && test -t 1 && tty")
@@ -51,7 +48,6 @@ def test_run_t_gives_the_container_a_terminal(docker, hardrun_oci):
     assert "no-terminal" in without.stdout
 
 
-@DOCKER_BLOCKIO
 def test_exec_enters_with_the_same_confinement(docker, hardrun_oci):
     container = docker.docker("run", "-d", "--network", "none", "--runtime", "hardrun", "bb:1").stdout.strip()
     try:
@@ -66,7 +62,6 @@ def test_exec_enters_with_the_same_confinement(docker, hardrun_oci):
     assert_container_gone(container, docker.directory)
 
 
-@DOCKER_BLOCKIO
 def test_kill_and_rm_leave_nothing_behind(docker, hardrun_oci):
     killed = docker.docker("run", "-d", "--network", "none", "--runtime", "hardrun", "bb:1").stdout.strip()
     removed = docker.docker("run", "-d", "--network", "none", "--runtime", "hardrun", "bb:1").stdout.strip()
