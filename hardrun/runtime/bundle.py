@@ -462,8 +462,9 @@ class _Reader:
                               unsupported={"hugepageLimits", "network", "rdma", "unified"})
         self.block_io(resources.get("blockIO"))
         from .device_rules import DeviceRuleError, cgroup_v1_writes
+        rules = self.typed(resources.get("devices"), list, "linux.resources.devices") or []
         try:
-            device_writes = cgroup_v1_writes(self.typed(resources.get("devices"), list, "linux.resources.devices") or [])
+            device_writes = cgroup_v1_writes(rules)
         except DeviceRuleError as error:
             self.fail(error.where, str(error))
         memory = self.take(resources.get("memory") or {}, "linux.resources.memory", {"limit", "swap"},

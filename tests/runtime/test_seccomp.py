@@ -847,8 +847,8 @@ def test_the_first_of_conflicting_unconditional_actions_wins_as_in_libseccomp():
     the first rule without conditions for a call and ignores the later ones (sysfs stands for setns)."""
     def profile(*actions):
         return parse_profile(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-            dict({"names": ["sysfs"], "action": action}, **({"errnoRet": errno.EPERM} if action == "SCMP_ACT_ERRNO" else {}))
-            for action in actions]}))
+            dict({"names": ["sysfs"], "action": action},
+                 **({"errnoRet": errno.EPERM} if action == "SCMP_ACT_ERRNO" else {})) for action in actions]}))
     assert errno_of(compile_profile(profile("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"), ()), NR["sysfs"]) == errno.EPERM
     first_allows = compile_profile(profile("SCMP_ACT_LOG", "SCMP_ACT_ERRNO"), ())
     assert errno_of(first_allows, NR["sysfs"]) not in (0, errno.EPERM)   # sysfs(0) fails on its own
