@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ParseError
+from ..spec.capabilities import NUMBERS as CAP_NUMBERS
 from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES, ulimit_name
 from ..spec.run import EnvVar, Mount, RunSpec, Ulimit
 from ..parsing import runvalues as rv
@@ -23,6 +24,13 @@ from ..parsing.yamlsafe import MarkedList, MarkedMap, load_all
 
 # Namespaces a container must not share with the host (user/cgroup are often shared).
 HOST_WHEN_ABSENT = ("network", "pid", "ipc", "uts", "mount")
+# Files every engine writes for each container in its own state and binds in (Docker from
+# <data-root>/containers/<id>/, Podman from .../<id>/userdata/, the CRI from .../sandboxes/<pod id>/).
+ENGINE_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
+SANDBOX_ANNOTATIONS = ("io.kubernetes.cri.sandbox-id", "io.kubernetes.cri-o.SandboxID")
+MIN_ENGINE_ID = 12        # engines name containers by 64 hex digits (12 in short form)
+# Every capability up to CAP_AUDIT_READ: what `docker run --privileged` grants on any engine version.
+PRIVILEGED_CAPABILITIES = 38
 UNCONFINED_SELINUX_TYPES = ("spc_t", "unconfined_t")
 
 
@@ -111,6 +119,9 @@ class _Config:
         if hostname is not None:
             fields["hostname"] = hostname
         fields["mounts"] = self.mounts()
+        if judge_linux and self.privileged(process, linux):
+            fields["privileged"] = True
+            self.lines["privileged"] = config.line_of("process", config.line or 1)
         if judge_linux:
             fields["namespaces"], fields["network"] = self.namespaces(linux, linux_present)
             fields.update(self.seccomp(linux, linux_present))
@@ -204,6 +215,8 @@ class _Config:
             if kind == "bind" or "bind" in options or "rbind" in options:
                 kind = "bind"
             rest = tuple(o for o in options if o not in ("ro", "rw", "bind", "rbind"))
+            if kind == "bind" and self.engine_file(destination, source):
+                kind = "engine-file"     # not a host path the user asked for (HR2010, HR2011, HR3002)
             out.append(Mount(kind or "bind", destination, source, "ro" in options, rest, line))
             self.lines[f"mount:{index}"] = line
         if out:
@@ -257,6 +270,45 @@ class _Config:
         if action == "SCMP_ACT_ALLOW" and not rules:
             return {"seccomp": "unconfined"}
         return {"seccomp": f"inline:{action or 'unknown'}"}
+
+    def engine_file(self, destination: str, source: str | None) -> bool:
+        """A bind of exactly /etc/hosts, /etc/hostname or /etc/resolv.conf from a regular file of
+        the same name in a directory named after this container or its pod (the bundle's
+        directory, or its parent for Podman's `userdata`; the CRI's sandbox annotation): the
+        engine's own copy. A user's `-v /etc:/etc` or `-v /etc/hosts:/etc/hosts` is not one."""
+        if destination not in ENGINE_FILES or not source or not os.path.isabs(source):
+            return False
+        if os.path.basename(source) != os.path.basename(destination) or not os.path.isfile(source):
+            return False
+        bundle = os.path.dirname(os.path.abspath(self.path))
+        annotations = self.config.get("annotations")
+        owners = {os.path.basename(bundle), os.path.basename(os.path.dirname(bundle))}
+        if isinstance(annotations, MarkedMap):
+            owners.update(str(annotations.get(key) or "") for key in SANDBOX_ANNOTATIONS)
+        owners = {owner for owner in owners if len(owner) >= MIN_ENGINE_ID}
+        return bool(owners & set(os.path.dirname(source).split("/")))
+
+    def privileged(self, process: MarkedMap, linux: MarkedMap) -> bool:
+        """What `docker run --privileged` makes of a container: every capability, no seccomp
+        filter, every device allowed, /sys writable (masked and read-only paths are not
+        looked at: hardrun's floor adds them back before the gate judges)."""
+        capabilities = process.get("capabilities")
+        if not isinstance(capabilities, MarkedMap) or linux.get("seccomp"):
+            return False
+        granted = {rv.normalize_capability(str(value)) for name in CAPABILITY_SETS
+                   for value in (capabilities.get(name) or []) if isinstance(capabilities.get(name), MarkedList)}
+        if not {name for name, bit in CAP_NUMBERS.items() if bit < PRIVILEGED_CAPABILITIES} <= granted:
+            return False
+        resources = linux.get("resources")
+        rules = resources.get("devices") if isinstance(resources, MarkedMap) else None
+        all_devices = isinstance(rules, MarkedList) and any(
+            isinstance(rule, MarkedMap) and rule.get("allow") is True and rule.get("type", "a") == "a"
+            and rule.get("major") is None and rule.get("minor") is None for rule in rules)
+        mounts = self.config.get("mounts")
+        sys_writable = isinstance(mounts, MarkedList) and any(
+            isinstance(m, MarkedMap) and m.get("destination") == "/sys" and "ro" not in (m.get("options") or [])
+            for m in mounts)
+        return all_devices and sys_writable
 
     def kernel_paths(self, linux: MarkedMap) -> dict:
         out = {}

@@ -311,12 +311,13 @@ class _Reader:
             masks.append(value)
         bounding, effective, permitted, inheritable, ambient = masks
         for name, inner, outer, rule in (("effective", effective, permitted, "permitted"),
-                                         ("permitted", permitted, bounding, "bounding"),
-                                         ("ambient", ambient, permitted & inheritable,
-                                          "both permitted and inheritable")):
+                                         ("permitted", permitted, bounding, "bounding")):
             if inner & ~outer:
                 self.fail(f"process.capabilities.{name}", f"{', '.join(_names(inner & ~outer))} not in {rule} "
                           "(the kernel cannot grant it)")
+        # The kernel cannot raise an ambient capability outside permitted and inheritable: runc's
+        # PR_CAP_AMBIENT_RAISE fails and it goes on without it (`runc spec` asks for such ones).
+        masks[4] = ambient & permitted & inheritable
         return tuple(masks)
 
     def strings(self, value, where: str) -> list[str]:
@@ -343,9 +344,9 @@ class _Reader:
             if not target or not target.startswith("/"):
                 self.fail(f"{where}.destination", "must be an absolute path")
             target = posixpath.normpath(target)
-            if target in seen:
-                self.fail(f"{where}.destination", f"{target} mounted twice")
-            seen.add(target)
+            if target in seen and target in KERNEL_MOUNTS:
+                self.fail(f"{where}.destination", f"{target} mounted twice (hardrun mounts it itself)")
+            seen.add(target)    # any other target mounted again: the later mount over the earlier, as runc does
             kind = self.typed(entry.get("type"), str, f"{where}.type") or ""
             options = self.strings(entry.get("options"), f"{where}.options")
             if "bind" in options or "rbind" in options:
@@ -365,7 +366,7 @@ class _Reader:
                 self.fail(f"{where}.type", f"{kind or 'no type'}: not supported at {target} "
                           "(bind and tmpfs are; /proc, /sys, /dev… are hardrun's own)")
             plans.append(self.mount_plan(kind, target, entry, options, where))
-        plans.sort(key=lambda plan: plan.target.count("/"))
+        plans.sort(key=lambda plan: plan.target.count("/"))    # stable: one target's mounts stay in order
         return tuple(plans), cgroup_view
 
     def mount_plan(self, kind: str, target: str, entry: dict, options, where: str) -> MountPlan:
@@ -457,9 +458,15 @@ class _Reader:
     def resources(self, resources):
         from .cgroups import CPU_PERIOD_US, Limits
         resources = self.take(self.typed(resources, dict, "linux.resources") or {}, "linux.resources",
-                              {"devices", "memory", "cpu", "pids"},
-                              unsupported={"blockIO", "hugepageLimits", "network", "rdma", "unified"})
-        self.device_rules = self.typed(resources.get("devices"), list, "linux.resources.devices") or []
+                              {"devices", "memory", "cpu", "pids", "blockIO"},
+                              unsupported={"hugepageLimits", "network", "rdma", "unified"})
+        self.block_io(resources.get("blockIO"))
+        from .device_rules import DeviceRuleError, cgroup_v1_writes
+        rules = self.typed(resources.get("devices"), list, "linux.resources.devices") or []
+        try:
+            device_writes = cgroup_v1_writes(rules)
+        except DeviceRuleError as error:
+            self.fail(error.where, str(error))
         memory = self.take(resources.get("memory") or {}, "linux.resources.memory", {"limit", "swap"},
                            unsupported={"reservation", "kernel", "kernelTCP", "swappiness",
                                         "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"})
@@ -476,17 +483,31 @@ class _Reader:
                         memory_swap=swap if swap else None,
                         pids=pids_limit if pids_limit and pids_limit > 0 else None,
                         cpus=quota / period if quota and quota > 0 else None,
-                        cpu_shares=shares or None)
+                        cpu_shares=shares or None, devices=device_writes)
         return limits
+
+    def block_io(self, block_io) -> None:
+        """`linux.resources.blockIO`: a weight of 0 or none means unset (Docker sends
+        `{"weight": 0}` in every bundle; runc writes nothing for it). Any real request is
+        refused by its field: hardrun applies no blkio limits."""
+        block_io = self.typed(block_io, dict, "linux.resources.blockIO") or {}
+        for key, value in block_io.items():
+            where = f"linux.resources.blockIO.{key}"
+            if key in ("weight", "leafWeight"):
+                if self.typed(value, int, where):
+                    self.fail(where, "not supported by hardrun (no blkio weight is applied)")
+            elif key in ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
+                         "throttleReadIOPSDevice", "throttleWriteIOPSDevice"):
+                if self.typed(value, list, where):
+                    self.fail(where, "not supported by hardrun (no blkio limit is applied)")
+            else:
+                self.fail(where, "unknown field")
 
     def devices(self, linux: dict) -> tuple:
         """`linux.devices`: each must be the host's node of that type and number at that path
-        (bound in, as `hardrun run --device` does). `linux.resources.devices` (the device
-        cgroup, which hardrun does not have): usable devices are only the nodes bound into
-        /dev (nodev everywhere else, /dev read-only), so each of those must be allowed by
-        the rules; the rules cannot narrow a node's access below read and write."""
+        (bound in, as `hardrun run --device` does). Which of them can be opened is the device
+        cgroup's (`linux.resources.devices`, read by `resources`)."""
         from .devices import plan_device
-        from .mounts import DEVICES
         plans = []
         for index, entry in enumerate(self.typed(linux.get("devices"), list, "linux.devices") or []):
             where = f"linux.devices[{index}]"
@@ -501,13 +522,6 @@ class _Reader:
                 self.fail(where, f"{path} on the host is {plan.type} {plan.major}:{plan.minor}, not {asked} "
                           "(hardrun binds the host's node)")
             plans.append(plan)
-        self.resources(linux.get("resources"))
-        given = [(f"/dev/{name}",) + _numbers(f"/dev/{name}") for name in DEVICES if os.path.exists(f"/dev/{name}")]
-        given += [(plan.path, plan.type, plan.major, plan.minor) for plan in plans]
-        for path, kind, major, minor in given:
-            if self.device_rules and not _allowed(self.device_rules, kind, major, minor):
-                self.fail("linux.resources.devices", f"denies {path} ({kind} {major}:{minor}), which the container "
-                          "gets (hardrun has no device cgroup to deny it)")
         return tuple(plans)
 
     def sysctls(self, linux: dict, namespaces) -> tuple:
@@ -549,29 +563,6 @@ class _Reader:
     def run_spec(self, args, process):
         from ..spec.run import RunSpec
         return RunSpec(kind="oci", path=os.path.join(self.bundle, CONFIG_FILE), command=args)
-
-
-def _numbers(path: str) -> tuple:
-    import stat
-    info = os.stat(path)
-    return ("c" if stat.S_ISCHR(info.st_mode) else "b", os.major(info.st_rdev), os.minor(info.st_rdev))
-
-
-def _allowed(rules, kind: str, major: int, minor: int) -> bool:
-    """The device cgroup's answer for read and write access: the last matching rule wins."""
-    allowed = False
-    for rule in rules:
-        if not isinstance(rule, dict):
-            continue
-        if rule.get("type", "a") not in ("a", kind) or rule.get("major") not in (None, -1, major) \
-                or rule.get("minor") not in (None, -1, minor):
-            continue
-        access = rule.get("access") or "rwm"
-        if rule.get("allow"):
-            allowed = allowed or ("r" in access and "w" in access)
-        elif "r" in access or "w" in access:
-            allowed = False
-    return allowed
 
 
 def _rlimit(value: int) -> int:

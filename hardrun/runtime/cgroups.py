@@ -42,6 +42,7 @@ DEFAULT_PARENT = "hardrun"
 WANTED_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer")
 V2_ENABLE = ("memory", "pids", "cpu")
 STRICT, BEST_EFFORT = "strict", "best-effort"
+DEVICES_FIELD = "linux.resources.devices"     # only OCI bundles ask for a device cgroup
 
 
 class LimitError(HardrunError):
@@ -56,17 +57,18 @@ class Limits:
     """What the container's cgroup enforces. `pids_is_default`: the pids limit is the
     default policy's, not the user's (when it cannot apply, that is a warning)."""
 
-    __slots__ = ("memory", "memory_swap", "pids", "cpus", "cpu_shares", "pids_is_default")
+    __slots__ = ("memory", "memory_swap", "pids", "cpus", "cpu_shares", "pids_is_default", "devices")
 
     def __init__(self, memory: int | None = None, memory_swap: int | None = None,
                  pids: int | None = DEFAULT_PIDS_LIMIT, cpus: float | None = None,
-                 cpu_shares: int | None = None, pids_is_default: bool = False):
+                 cpu_shares: int | None = None, pids_is_default: bool = False, devices: tuple = ()):
         self.memory = memory                # bytes
         self.memory_swap = memory_swap      # bytes of memory + swap; -1 unlimited
         self.pids = pids                    # None or <= 0: unlimited
         self.cpus = cpus
         self.cpu_shares = cpu_shares
         self.pids_is_default = pids_is_default
+        self.devices = devices              # (file, line) writes of a v1 devices cgroup (device_rules)
 
     def __repr__(self) -> str:
         return "Limits(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"
@@ -261,7 +263,7 @@ class ContainerCgroup:
     def _make_directories(self) -> None:
         relative = self.relative or os.path.join(cgroup_parent(), self.container_id)
         planned = {}                          # controller -> (hierarchy, path)
-        for controller in WANTED_CONTROLLERS:
+        for controller in WANTED_CONTROLLERS + (("devices",) if self.limits.devices else ()):
             hierarchy = self.layout.hierarchy_for(controller)
             if hierarchy is not None:
                 planned[controller] = (hierarchy, os.path.join(hierarchy.mountpoint, relative))
@@ -306,7 +308,8 @@ class ContainerCgroup:
     def _flags_needing(self, hierarchy: Hierarchy) -> list[str]:
         flags = []
         for controller, flag in (("memory", "--memory"), ("pids", "--pids-limit"),
-                                 ("cpu", "--cpus"), ("cpu", "--cpu-shares")):
+                                 ("cpu", "--cpus"), ("cpu", "--cpu-shares"),
+                                 ("devices", DEVICES_FIELD)):
             if self.layout.hierarchy_for(controller) is hierarchy and self._requested(flag):
                 flags.append(flag)
         return flags
@@ -317,7 +320,8 @@ class ContainerCgroup:
                 "--memory-swap": limits.memory_swap is not None,
                 "--pids-limit": limits.pids is not None and limits.pids > 0,
                 "--cpus": limits.cpus is not None,
-                "--cpu-shares": limits.cpu_shares is not None}[flag]
+                "--cpu-shares": limits.cpu_shares is not None,
+                DEVICES_FIELD: bool(limits.devices)}[flag]
 
     # ---- limits
 
@@ -334,7 +338,8 @@ class ContainerCgroup:
             if path is None:
                 if self.layout.hierarchy_for(controller) is None:
                     self._cannot(f"the {controller} cgroup controller is not available on this "
-                                 f"host", flags=[flag])
+                                 f"host" + (" (cgroup v2 needs a BPF device program, which hardrun does not "
+                                            "load)" if controller == "devices" else ""), flags=[flag])
                 continue       # creating the directory failed: already reported
             self._write_limit(flag, path, writes)
 
@@ -366,6 +371,7 @@ class ContainerCgroup:
                 yield "--cpu-shares", "cpu", [("cpu.weight", shares_to_weight(limits.cpu_shares))]
             else:
                 yield "--cpu-shares", "cpu", [("cpu.shares", max(limits.cpu_shares, 2))]
+        yield DEVICES_FIELD, "devices", list(limits.devices)     # in order: the last matching rule wins
 
     def _write_limit(self, flag: str, path: str, writes) -> None:
         for name, value in writes:

@@ -593,6 +593,9 @@ def update(root: str, container_id: str, resources: dict) -> None:
             if path.startswith(hierarchy.mountpoint + "/"):
                 for controller in hierarchy.controllers or ("memory", "pids", "cpu"):
                     cgroup.paths[controller] = path
+    if limits.devices and "devices" not in cgroup.paths:
+        raise OciError(f"linux.resources.devices: container {container_id} was created without device rules, "
+                       "so without a device cgroup to update")
     limits.pids_is_default = limits.pids is None
     cgroup.apply_limits(limits)
 

@@ -148,16 +148,14 @@ def _split_rules(resolved: ResolvedFilter) -> tuple[list[ResolvedRule], list[Res
     for rule in resolved.rules:
         if rule.args:
             continue
-        known = unconditional.get(rule.name)
-        if known is not None and known.action != rule.action:
-            raise UsageError(f"seccomp: {rule.where} and {known.where} give {rule.name} two "
-                             "different actions without argument conditions")
-        unconditional[rule.name] = rule
+        # libseccomp keeps the first rule without conditions for a call and ignores later
+        # ones (what runc applies of Podman's profile, which lists setns as ALLOW then ERRNO)
+        unconditional.setdefault(rule.name, rule)
     main, overlay = [], []
     for rule in resolved.rules:
         general = unconditional.get(rule.name)
         if not rule.args:
-            if rule.action != resolved.default_action:
+            if rule is general and rule.action != resolved.default_action:
                 main.append(rule)
         elif general is None or general.action == resolved.default_action:
             if rule.action != resolved.default_action:

@@ -175,7 +175,8 @@ class SeccompProfile:
             for name in rule.names:
                 rules.setdefault((name, action, rule.args), ResolvedRule(name, action, rule.args, rule.where))
         default = action_value(self.default_action, self.default_errno_ret)
-        ordered = sorted(rules.values(), key=lambda r: (r.name, r.action, repr(r.args)))
+        # by name, each call's rules in the profile's order (the first unconditional one wins)
+        ordered = sorted(rules.values(), key=lambda r: r.name)
         return ResolvedFilter(default, self.filter_arches(native), tuple(ordered))
 
 

@@ -99,15 +99,33 @@ def check_oom_score_adj(value: int, own_user_namespace: bool, current: int | Non
     low, high = OOM_SCORE_ADJ_RANGE
     if not low <= value <= high:
         raise UsageError(f"--oom-score-adj {value}: out of range (expected {low}..{high})", line=line)
+    live = current is None
     current = _own_oom_score_adj() if current is None else current
     caps = _own_effective_caps() if caps is None else caps
     if current is not None and value < current and (own_user_namespace or not caps >> CAP_SYS_RESOURCE & 1):
+        if live and not own_user_namespace and _can_lower_own_to(value, current):
+            return      # e.g. containerd's shim, one above its parent, asking for the parent's 0
         where = ("the container's root has none over the host" if own_user_namespace
                  else "the caller has none")
         raise UsageError(f"--oom-score-adj {value}: lowering it below the caller's ({current}) needs "
                          f"CAP_SYS_RESOURCE, and {where}", line=line,
                          hint=f"give {current} or more" + ("" if own_user_namespace else
                                                             ", or run hardrun with CAP_SYS_RESOURCE"))
+
+
+def _can_lower_own_to(value: int, current: int) -> bool:
+    """Whether this process (without CAP_SYS_RESOURCE) may lower its oom_score_adj to `value`:
+    the kernel's floor is a hidden minimum set only by privileged writers, not the current
+    value. Tried and undone: unprivileged writes leave that minimum, which the container
+    inherits, as it was."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write(str(value))
+    except OSError:
+        return False
+    with open("/proc/self/oom_score_adj", "w") as handle:
+        handle.write(str(current))
+    return True
 
 
 def _own_oom_score_adj() -> int | None:

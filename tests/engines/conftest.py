@@ -34,22 +34,6 @@ FLOOR_MASKED = {p for p in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/s
 FLOOR_READONLY = {p for p in ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus") if os.path.exists(p)}
 
 
-def blocked(reason: str):
-    """A test hardrun-oci cannot pass yet under this engine, for the exact reason given (found by
-    reading the engine's bundle and the runtime's error; docs/engines.md). Strict: the day it
-    passes, the suite fails until the mark is removed."""
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
-DOCKER_BLOCKIO = blocked("Docker 20.10 puts linux.resources.blockIO {\"weight\": 0} in every bundle; "
-                         "hardrun-oci refuses it: 'linux.resources.blockIO: not supported by hardrun'")
-PODMAN_DEVICES = blocked("Podman 4.3 denies every device in linux.resources.devices and relies on the runtime "
-                         "allowing its default nodes, as runc does; hardrun-oci refuses: "
-                         "'linux.resources.devices: denies /dev/null (c 1:3), which the container gets'")
-CRI_DEV_SHM = blocked("containerd 1.6's CRI mounts /dev/shm twice in a pod sandbox's bundle (the default tmpfs, "
-                      "then the sandbox's shm); hardrun-oci refuses: 'mounts[6].destination: /dev/shm mounted twice'")
-
-
 @dataclass(frozen=True)
 class Confinement:
     """What PROBE printed."""

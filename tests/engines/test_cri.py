@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.engines.conftest import (CRI_DEV_SHM, PROBE, PROBE_EXIT, Confinement, assert_container_gone, assert_floor,
+from tests.engines.conftest import (PROBE, PROBE_EXIT, Confinement, assert_container_gone, assert_floor,
                                     assert_raised_seccomp)
 
 pytestmark = pytest.mark.runtime
@@ -40,14 +40,12 @@ def pod_probe(cri, containerd, hardrun_oci):
     return under
 
 
-@CRI_DEV_SHM
 def test_the_pods_container_runs_and_its_exit_status_comes_back(pod_probe):
     status, output, _ = pod_probe("hardrun")
     assert status == PROBE_EXIT, output
     assert Confinement.parse(output).ran
 
 
-@CRI_DEV_SHM
 def test_the_container_joins_the_sandboxs_namespaces(pod_probe):
     _, output, sandbox_namespaces = pod_probe("hardrun")
     joined = {line.split()[1]: line.split()[2] for line in output.splitlines() if line.startswith("ns ")}
@@ -55,7 +53,6 @@ def test_the_container_joins_the_sandboxs_namespaces(pod_probe):
     assert sandbox_namespaces["net"] != os.readlink("/proc/self/ns/net"), "the pod has the host's network"
 
 
-@CRI_DEV_SHM
 def test_hardrun_raises_the_floor_where_the_cri_passes_no_seccomp(pod_probe):
     hardrun = Confinement.parse(pod_probe("hardrun")[1])
     control = Confinement.parse(pod_probe("runc")[1])

@@ -5,7 +5,7 @@ import functools
 
 import pytest
 
-from tests.engines.conftest import PODMAN_DEVICES, PROBE, PROBE_EXIT, Confinement, assert_container_gone, assert_floor
+from tests.engines.conftest import PROBE, PROBE_EXIT, Confinement, assert_container_gone, assert_floor
 from tests.engines.test_docker import STATUS_LINES
 
 pytestmark = pytest.mark.runtime
@@ -23,14 +23,12 @@ def probe(podman, hardrun_oci):
     return under
 
 
-@PODMAN_DEVICES
 def test_the_payload_runs_and_its_exit_status_comes_back(probe):
     status, output = probe("hardrun")
     assert status == PROBE_EXIT, output
     assert Confinement.parse(output).ran
 
 
-@PODMAN_DEVICES
 def test_the_floor_holds_where_runc_alone_leaves_no_new_privs_off(probe):
     hardrun = Confinement.parse(probe("hardrun")[1])
     control = Confinement.parse(probe("runc")[1])
@@ -38,14 +36,12 @@ def test_the_floor_holds_where_runc_alone_leaves_no_new_privs_off(probe):
     assert_floor(hardrun, control)
 
 
-@PODMAN_DEVICES
 def test_run_t_gives_the_container_a_terminal(podman, hardrun_oci):
     result = podman.podman("run", "--rm", "-t", "--runtime", "hardrun", "bb:1", "sh", "-c",
                            "test -t 0 && test -t 1 && tty")
     assert "/dev/pts/" in result.stdout
 
 
-@PODMAN_DEVICES
 def test_exec_enters_with_the_same_confinement_and_rm_leaves_nothing(podman, hardrun_oci):
     container = podman.podman("run", "-d", "--runtime", "hardrun", "bb:1").stdout.strip()
     try:

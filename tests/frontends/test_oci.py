@@ -188,3 +188,91 @@ def test_detection_of_oci_configs(name, head, kind, tmp_path):
     # other kinds (docker-run for CI files and Markdown…) may claim what this one leaves
     for found in (detect_kind(str(path), head), detect_kind(str(path))):
         assert found == kind if kind else found != "oci"
+
+
+def _docker_privileged(config):
+    """What Docker 20.10 writes for `docker run --privileged`: every capability, no seccomp,
+    no masked or read-only paths, /sys rw, every device allowed."""
+    from hardrun.spec.capabilities import NUMBERS
+    everything = [f"CAP_{name}" for name in NUMBERS]
+    config["process"]["capabilities"] = {key: list(everything) for key in ("bounding", "effective", "permitted")}
+    config["linux"].pop("seccomp", None)
+    config["linux"]["maskedPaths"] = config["linux"]["readonlyPaths"] = []
+    config["linux"]["resources"] = {"devices": [{"allow": True, "access": "rwm"}]}
+    config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/sys"] + [
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "rw"]}]
+    return config
+
+
+def test_a_docker_privileged_bundle_is_marked_privileged_hr2001():
+    privileged = spec_of(_docker_privileged(load("config.json")))
+    assert privileged.privileged and privileged.lines["privileged"]
+    # controls: each of the marks alone taken back is no longer --privileged
+    for undo in (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ERRNO"}),
+                 lambda c: c["linux"]["resources"].update(devices=[{"allow": False, "access": "rwm"}]),
+                 lambda c: c["process"]["capabilities"].update(bounding=["CAP_CHOWN"], effective=["CAP_CHOWN"],
+                                                               permitted=["CAP_CHOWN"]),
+                 lambda c: c["mounts"][-1]["options"].append("ro")):
+        config = _docker_privileged(load("config.json"))
+        undo(config)
+        assert not spec_of(config).privileged
+
+
+def test_hardrun_audit_names_hr2001_for_a_privileged_bundle_like_for_the_docker_run_line(tmp_path):
+    from tests.helpers import run_hardrun
+    bundle = tmp_path / "config.json"
+    bundle.write_text(json.dumps(_docker_privileged(load("config.json")), indent=1))
+    line = tmp_path / "run.sh"
+    line.write_text("docker run --privileged busybox true\n")
+    for path in (bundle, line):
+        result = run_hardrun("audit", "--format", "json", str(path))
+        assert "HR2001" in {f["rule"] for f in json.loads(result.stdout)["findings"]}, result.stdout
+
+
+ENGINE_ID = "0123456789abcdef" * 4
+
+
+def _with_binds(tmp_path, binds, bundle_dir):
+    """config.json in `bundle_dir` with these (source, destination) binds."""
+    config = load("config.json")
+    config["mounts"] = [{"destination": d, "type": "bind", "source": str(s), "options": ["rbind", "rw"]}
+                        for s, d in binds]
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+    (bundle_dir / "config.json").write_text(json.dumps(config, indent=1))
+    (spec,) = parse_oci((bundle_dir / "config.json").read_text(), str(bundle_dir / "config.json"))
+    return {m.target: m.type for m in spec.mounts}
+
+
+def test_the_engines_own_hosts_hostname_and_resolv_conf_are_not_host_mounts(tmp_path):
+    """Docker binds <data-root>/containers/<id>/{hosts,hostname,resolv.conf}; the bundle is
+    .../moby/<id>. Podman's bundle is .../<id>/userdata, beside the files."""
+    state = tmp_path / "data-root" / "containers" / ENGINE_ID
+    state.mkdir(parents=True)
+    for name in ("hosts", "hostname", "resolv.conf"):
+        (state / name).write_text("x\n")
+    engine = [(state / "hosts", "/etc/hosts"), (state / "hostname", "/etc/hostname"),
+              (state / "resolv.conf", "/etc/resolv.conf")]
+    docker = _with_binds(tmp_path, engine, tmp_path / "exec-root" / "moby" / ENGINE_ID)
+    assert set(docker.values()) == {"engine-file"}
+    podman = _with_binds(tmp_path, engine, tmp_path / "containers" / ENGINE_ID / "userdata")
+    assert set(podman.values()) == {"engine-file"}
+    # the other side: the same files bound into a bundle not named after that container, the
+    # host's own /etc/hosts, the host's /etc, and an engine file at another target are host mounts
+    assert set(_with_binds(tmp_path, engine, tmp_path / "other" / ("f" * 64)).values()) == {"bind"}
+    assert _with_binds(tmp_path, [("/etc/hosts", "/etc/hosts"), ("/etc", "/etc"), (state / "hosts", "/mnt/hosts")],
+                       tmp_path / "moby" / ENGINE_ID) == {"/etc/hosts": "bind", "/etc": "bind", "/mnt/hosts": "bind"}
+
+
+def test_under_baseline_docker_engine_files_pass_and_a_host_etc_bind_is_hr3002(tmp_path):
+    from tests.helpers import run_hardrun
+    state = tmp_path / "containers" / ENGINE_ID
+    state.mkdir(parents=True)
+    (state / "hosts").write_text("127.0.0.1 localhost\n")
+    findings = {}
+    for name, binds in (("engine", [(state / "hosts", "/etc/hosts")]), ("host", [("/etc", "/etc")])):
+        bundle = tmp_path / name / ENGINE_ID
+        _with_binds(tmp_path, binds, bundle)
+        result = run_hardrun("audit", "--policy", "baseline", "--format", "json", str(bundle / "config.json"))
+        findings[name] = {f["rule"] for f in json.loads(result.stdout)["findings"]}
+    assert "HR3002" not in findings["engine"] and "HR2010" not in findings["engine"]
+    assert "HR3002" in findings["host"]      # the control: `docker run -v /etc:/etc`

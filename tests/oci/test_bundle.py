@@ -52,11 +52,15 @@ UNSUPPORTED = [
     ("linux.personality", lambda d: d["linux"].update(personality={"domain": "LINUX32"})),
     ("linux.mountLabel", lambda d: d["linux"].update(mountLabel="system_u:object_r:x:s0")),
     ("linux.timeOffsets", lambda d: d["linux"].update(timeOffsets={"monotonic": {"secs": 1}})),
-    ("linux.resources.blockIO", lambda d: d["linux"].setdefault("resources", {}).update(blockIO={"weight": 10})),
+    ("linux.resources.blockIO.weight", lambda d: d["linux"].setdefault("resources", {}).update(
+        blockIO={"weight": 10})),
+    ("linux.resources.blockIO.throttleReadBpsDevice", lambda d: d["linux"].setdefault("resources", {}).update(
+        blockIO={"weight": 0, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]})),
     ("linux.resources.memory.kernel", lambda d: d["linux"].setdefault("resources", {}).update(
         memory={"kernel": 1 << 20})),
-    ("linux.resources.devices", lambda d: d["linux"].setdefault("resources", {}).update(
-        devices=[{"allow": False, "access": "rwm"}])),       # would deny /dev/null, which it gets
+    ("linux.resources.devices[2]", lambda d: d["linux"].setdefault("resources", {}).update(
+        devices=[{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "access": "rwm"},
+                 {"allow": False, "type": "c", "major": 1, "minor": 11, "access": "r"}])),   # a v1 cgroup cannot
     ("linux.namespaces[6].type", lambda d: d["linux"]["namespaces"].append({"type": "time"})),
     ("linux.rootfsPropagation", lambda d: d["linux"].update(rootfsPropagation="shared")),
     ("linux.seccomp", lambda d: d["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOTIFY",
@@ -66,7 +70,6 @@ UNSUPPORTED = [
     ("process.ioPriority", lambda d: d["process"].update(ioPriority={"class": "IOPRIO_CLASS_IDLE"})),
     ("process.scheduler", lambda d: d["process"].update(scheduler={"policy": "SCHED_FIFO"})),
     ("process.user.username", lambda d: d["process"]["user"].update(username="app")),
-    ("process.capabilities.ambient", lambda d: d["process"]["capabilities"].update(ambient=["CAP_CHOWN"])),
     ("hooks.createContainer", lambda d: d.update(hooks={"createContainer": [{"path": "/bin/true"}]})),
     ("mounts[5].type", lambda d: d["mounts"].append({"destination": "/mnt", "type": "nfs", "source": "srv:/x"})),
     ("mounts[5].options", lambda d: d["mounts"].append({"destination": "/mnt", "type": "tmpfs",
@@ -89,6 +92,44 @@ def test_empty_values_of_unsupported_fields_are_accepted(plain):
     """Engines write empty objects for what they do not ask (Docker: `"sysctl": {}`)."""
     _edit(plain, lambda d: d["linux"].update(sysctl={}, devices=[], resources={"blockIO": {}}))
     reader.load(plain)
+
+
+def test_dockers_zero_block_io_weight_means_unset(plain):
+    """Docker 20.10 writes `blockIO: {"weight": 0}` into every bundle; runc writes nothing for it."""
+    _edit(plain, lambda d: d["linux"].update(resources={"blockIO": {"weight": 0, "leafWeight": 0}}))
+    assert reader.load(plain).limits is not None
+
+
+def test_a_later_mount_at_the_same_destination_goes_over_the_earlier(plain, tmp_path):
+    """containerd's CRI sandbox: /dev/shm as tmpfs, then a bind of the sandbox's shm (runc mounts both,
+    in order); any other destination mounted twice keeps both plans, in the config's order."""
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    _edit(plain, lambda d: d["mounts"].extend([
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec"]},
+        {"destination": "/dev/shm", "type": "bind", "source": str(shm), "options": ["rbind", "rw"]},
+        {"destination": "/mnt", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/mnt", "type": "bind", "source": str(shm), "options": ["rbind", "ro"]}]))
+    mounts = reader.load(plain).config.mounts
+    assert [m.kind for m in mounts if m.target == "/dev/shm"] == ["bind"]     # over the child's own tmpfs
+    assert [m.kind for m in mounts if m.target == "/mnt"] == ["tmpfs", "bind"]
+    # a kernel file system hardrun mounts itself is still refused twice
+    _edit(plain, lambda d: d["mounts"].append({"destination": "/proc", "type": "proc", "source": "proc"}))
+    with pytest.raises(reader.BundleError, match=r"/proc mounted twice"):
+        reader.load(plain)
+
+
+def test_runc_specs_own_default_config_is_accepted(tmp_path):
+    """`runc spec` asks for ambient capabilities it leaves out of inheritable: the kernel cannot raise
+    them (runc's PR_CAP_AMBIENT_RAISE fails and runc goes on), so hardrun runs with none either."""
+    import subprocess
+    subprocess.run(["runc", "spec"], cwd=tmp_path, check=True)
+    (tmp_path / "rootfs").mkdir()
+    spec = json.loads((tmp_path / "config.json").read_text())
+    assert spec["process"]["capabilities"]["ambient"] and not spec["process"]["capabilities"].get("inheritable")
+    loaded = reader.load(str(tmp_path))
+    bounding, effective, permitted, inheritable, ambient = loaded.config.cap_sets
+    assert ambient == 0 and permitted == bounding != 0
 
 
 def test_docker_s_device_list_and_namespaced_sysctls_are_applied(plain):

@@ -143,3 +143,27 @@ def test_the_policy_refuses_a_lax_bundle_naming_the_rule_ids(oci, oci_rootfs, tm
     fine = make_bundle(tmp_path / "fine", oci_rootfs, ["/bin/echo", "ran"])
     passed = oci("run", "--bundle", fine, "p2", global_args=("--policy", "baseline"))
     assert (passed.returncode, passed.stdout) == (0, "ran\n"), passed.stderr
+
+
+FUSE = {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666, "uid": 0, "gid": 0}
+OPEN_NODES = ("for node in fuse null zero; do (exec 3</dev/$node) 2>/dev/null && echo \"$node opened\" "
+              "|| echo \"$node refused\"; done")
+
+
+def test_the_device_cgroup_denies_a_node_its_rules_deny(oci, oci_rootfs, tmp_path):
+    """Podman's form: deny every device, allow some, rely on runc's default list (/dev/null…).
+    /dev/fuse (opened without privilege) is in the container (linux.devices) either way; only the
+    rules differ."""
+    deny_all = {"allow": False, "access": "rwm"}
+    allow_fuse = {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "r"}
+    seen = {}
+    for name, rules in (("denied", [deny_all]), ("allowed", [deny_all, allow_fuse])):
+        bundle = make_bundle(tmp_path / name, oci_rootfs, ["/bin/sh", "-c", OPEN_NODES], linux__devices=[FUSE],
+                             linux__resources={"devices": rules})
+        result = oci("run", "--bundle", bundle, name)
+        assert result.returncode == 0, result.stderr
+        seen[name] = set(result.stdout.splitlines())
+    # the control: the same node, allowed by the rules, opens
+    assert seen["allowed"] == {"fuse opened", "null opened", "zero opened"}
+    # denied by the rules: the node is there but cannot be opened; runc's defaults still can
+    assert seen["denied"] == {"fuse refused", "null opened", "zero opened"}

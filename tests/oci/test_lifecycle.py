@@ -127,6 +127,10 @@ def test_list_ps_pause_resume_update(oci, oci_rootfs, tmp_path):
         check=True)
     with open(os.path.join(pids_cgroup, "pids.max")) as handle:
         assert handle.read().strip() == "77"
+    # device rules for a container created without any: refused by name, never silently dropped
+    devices = {"devices": [{"allow": False, "access": "rwm"}]}
+    refused = oci("update", "--resources", _write(tmp_path / "d.json", devices), "c1")
+    assert refused.returncode != 0 and "linux.resources.devices" in refused.stderr, refused.stderr
 
 
 def _write(path, value) -> str:

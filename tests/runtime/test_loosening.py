@@ -385,3 +385,22 @@ def test_oom_score_adj_check(value, own_user_namespace, caps, refused_):
             check_oom_score_adj(value, own_user_namespace, current=0, caps=caps)
     else:
         check_oom_score_adj(value, own_user_namespace, current=0, caps=caps)
+
+
+def test_lowering_oom_score_adj_back_to_the_kernels_floor_needs_no_capability():
+    """containerd's shim runs at its parent's score plus one and asks for the parent's (0) for the
+    container: the kernel allows it without CAP_SYS_RESOURCE (its floor is a minimum only a
+    privileged writer sets). Checked in a child without CAP_SYS_RESOURCE."""
+    import subprocess
+    import sys
+    script = ("open('/proc/self/oom_score_adj', 'w').write('5')\n"
+              "from hardrun.runtime.tunables import check_oom_score_adj\n"
+              "check_oom_score_adj(0, False)\n"
+              "from hardrun.errors import UsageError\n"
+              "try:\n    check_oom_score_adj(-1, False)\nexcept UsageError:\n    print('below the floor refused')\n"
+              "print(open('/proc/self/oom_score_adj').read().strip())\n")
+    result = subprocess.run(["setpriv", "--inh-caps=-sys_resource", "--bounding-set=-sys_resource", "--",
+                                    sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    # the control: below the kernel's floor (0 here) is refused; the probe left the score as it was
+    assert result.stdout.split() == ["below", "the", "floor", "refused", "5"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import json
+import tempfile
 import os
 import subprocess
 import sys
@@ -856,12 +857,27 @@ def test_hardrun_run_refuses_a_profile_with_a_typo(tmp_path):
     assert f"{typo}: syscalls[" in refused.stderr and "'keyctll'" in refused.stderr
 
 
-def test_conflicting_unconditional_actions_are_refused():
-    profile = parse_profile(json.dumps({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
-        {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
-        {"names": ["read"], "action": "SCMP_ACT_KILL"}]}))
-    with pytest.raises(UsageError, match="two different actions"):
-        compile_profile(profile, ())
+def test_the_first_of_conflicting_unconditional_actions_wins_as_in_libseccomp():
+    """Podman's profile lists setns as ALLOW, then as ERRNO(EPERM); libseccomp (and so runc) keeps
+    the first rule without conditions for a call and ignores the later ones (sysfs stands for setns)."""
+    def profile(*actions):
+        return parse_profile(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            dict({"names": ["sysfs"], "action": action},
+                 **({"errnoRet": errno.EPERM} if action == "SCMP_ACT_ERRNO" else {})) for action in actions]}))
+    assert errno_of(compile_profile(profile("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"), ()), NR["sysfs"]) == errno.EPERM
+    first_allows = compile_profile(profile("SCMP_ACT_LOG", "SCMP_ACT_ERRNO"), ())
+    assert errno_of(first_allows, NR["sysfs"]) not in (0, errno.EPERM)   # sysfs(0) fails on its own
+    # the reference: libseccomp itself, given the same two rules in the same order
+    import pyseccomp
+    for first, second, expected in ((pyseccomp.ALLOW, pyseccomp.ERRNO(1), "ALLOW"),
+                                    (pyseccomp.ERRNO(1), pyseccomp.ALLOW, "ERRNO(1)")):
+        filt = pyseccomp.SyscallFilter(pyseccomp.ERRNO(38))
+        filt.add_rule(first, "sysfs")
+        filt.add_rule(second, "sysfs")
+        with tempfile.TemporaryFile("w+") as pfc:
+            filt.export_pfc(pfc)
+            pfc.seek(0)
+            assert f"if ($syscall == {NR['sysfs']})\n    action {expected};" in pfc.read()
 
 
 def test_an_argument_rule_overrides_an_unconditional_rule():

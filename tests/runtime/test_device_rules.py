@@ -1,0 +1,49 @@
+"""linux.resources.devices -> the writes of a cgroup v1 devices controller (device_rules)."""
+from __future__ import annotations
+
+import pytest
+
+from hardrun.runtime.device_rules import RUNC_DEFAULT_ALLOWED, DeviceRuleError, cgroup_v1_writes
+
+DENY_ALL = {"allow": False, "access": "rwm"}
+DEFAULTS = [("devices.allow", f"{kind} {major}:{'*' if minor is None else minor} rwm")
+            for kind, major, minor in RUNC_DEFAULT_ALLOWED]
+
+
+def test_no_rules_write_nothing():
+    assert cgroup_v1_writes([]) == ()
+
+
+def test_podmans_list_is_written_in_order_then_runcs_defaults():
+    rules = [DENY_ALL, {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+             {"allow": True, "type": "b", "major": -1, "minor": -1, "access": "m"}]
+    assert list(cgroup_v1_writes(rules)) == [("devices.deny", "a"), ("devices.allow", "c 10:200 rwm"),
+                                             ("devices.allow", "b *:* m")] + DEFAULTS
+
+
+def test_dockers_privileged_allow_all():
+    assert cgroup_v1_writes([{"allow": True, "access": "rwm"}])[0] == ("devices.allow", "a")
+
+
+def test_a_deny_the_kernel_could_not_narrow_is_refused_by_its_index():
+    allow_mem = {"allow": True, "type": "c", "major": 1, "access": "rwm"}
+    deny_kmsg = {"allow": False, "type": "c", "major": 1, "minor": 11, "access": "r"}
+    with pytest.raises(DeviceRuleError) as raised:
+        cgroup_v1_writes([DENY_ALL, allow_mem, deny_kmsg])
+    assert raised.value.where == "linux.resources.devices[2]"
+    # the control: the same deny of exactly the rule that allowed it is what the kernel does
+    exact = dict(deny_kmsg, access="rwm")
+    assert ("devices.deny", "c 1:11 rwm") in cgroup_v1_writes([DENY_ALL, dict(exact, allow=True), exact])
+
+
+@pytest.mark.parametrize("rule,where", [
+    ({"allow": "yes"}, "linux.resources.devices[0].allow"),
+    ({"allow": True, "type": "x"}, "linux.resources.devices[0].type"),
+    ({"allow": True, "type": "c", "access": "rwx"}, "linux.resources.devices[0].access"),
+    ({"allow": True, "type": "a", "major": 1}, "linux.resources.devices[0]"),
+    ({"allow": True, "type": "c", "major": "1"}, "linux.resources.devices[0].major"),
+])
+def test_malformed_rules_are_named(rule, where):
+    with pytest.raises(DeviceRuleError) as raised:
+        cgroup_v1_writes([rule])
+    assert raised.value.where == where
