@@ -24,15 +24,22 @@ class ImageRoot:
     """The image a container runs: its name, manifest digest, config digest, the unpacked
     layer directories (bottom first) and the store lock held while it runs."""
 
-    def __init__(self, name, manifest, layers, lock):
+    def __init__(self, name, manifest, layers, lock, stop_signal: str | None = None):
         self.name, self.digest, self.config_digest = name, manifest.digest, manifest.config.digest
         self.layers, self.lock = layers, lock
+        self.stop_signal = stop_signal
         self.mode = "direct"      # or "idmapped", once mounted
         self.work: str | None = None
 
     def annotations(self) -> dict:
-        return {"org.hardrun.image": self.name, "org.hardrun.image.digest": self.digest,
-                "org.hardrun.image.id": self.config_digest, "org.hardrun.image.ownership": self.mode}
+        """hardrun's facts about the image, and its StopSignal under the OCI image spec's
+        annotation: `hardrun run` forwards signals unchanged (see --help), so the signal
+        is recorded for whoever stops the container, not applied."""
+        found = {"org.hardrun.image": self.name, "org.hardrun.image.digest": self.digest,
+                 "org.hardrun.image.id": self.config_digest, "org.hardrun.image.ownership": self.mode}
+        if self.stop_signal:
+            found["org.opencontainers.image.stopSignal"] = self.stop_signal
+        return found
 
 
 def prepare(spec, pull_policy: str = "missing", platform: str | None = None, store=None):
@@ -46,7 +53,8 @@ def prepare(spec, pull_policy: str = "missing", platform: str | None = None, sto
     lock = store.lock()
     lock.__enter__()    # held until hardrun exits: `hardrun gc` leaves the layers of a running image alone
     layers = ensure_unpacked(store, manifest, config)
-    return apply_config(spec, config), ImageRoot(name, manifest, layers, lock)
+    stop_signal = _string((config.get("config") or {}).get("StopSignal"), "StopSignal")
+    return apply_config(spec, config), ImageRoot(name, manifest, layers, lock, stop_signal)
 
 
 def ensure_unpacked(store, manifest, config) -> list[str]:

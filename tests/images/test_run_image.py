@@ -20,7 +20,7 @@ pytestmark = pytest.mark.runtime
 
 CONFIG = {"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo cmd=$0; id -u; id -g; pwd; echo $GREETING"],
           "Env": ["PATH=/bin", "GREETING=from-image"], "User": "1000:1000", "WorkingDir": "/work",
-          "ExposedPorts": {"8080/tcp": {}}}
+          "ExposedPorts": {"8080/tcp": {}}, "StopSignal": "SIGQUIT"}
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +187,7 @@ def test_inspect_says_the_root_is_an_overlay_of_idmapped_layers(images):
     import sys
     from tests.helpers import hardrun_env
     _, _, env = images
+    digest = json.loads(run_hardrun("image", "inspect", "bb:1", env=env).stdout)["Digest"]
     for flags, ownership in (((), "idmapped"), (("--userns", "host"), "as stored (no user namespace)")):
         container = subprocess.Popen([sys.executable, "-m", "hardrun", "run", *flags, "bb:1", "echo ready; sleep 30"],
                                      env=hardrun_env(env), stdout=subprocess.PIPE, text=True)
@@ -198,6 +199,9 @@ def test_inspect_says_the_root_is_an_overlay_of_idmapped_layers(images):
             assert report["root"]["fstype"] == "overlay" and report["root"]["read_only"]
             assert (report["root"]["image_layers"], report["root"]["layer_ownership"]) == (2, ownership)
             assert f"layers {ownership}" in run_hardrun("inspect", pid).stdout
+            assert report["container"]["image"] == "docker.io/library/bb:1"
+            assert report["container"]["image_digest"] == digest
+            assert f"image docker.io/library/bb:1 ({digest})" in run_hardrun("inspect", pid).stdout
         finally:
             container.terminate()     # hardrun forwards it and cleans up
             container.wait(timeout=30)
@@ -263,3 +267,39 @@ def test_without_idmapped_mounts_a_chowned_copy_is_made_once(images):
     finally:
         container.terminate()
         container.wait(timeout=30)
+
+
+def _started(env, *args):
+    import subprocess
+    import sys
+    from tests.helpers import hardrun_env
+    container = subprocess.Popen([sys.executable, "-m", "hardrun", "run", *args], env=hardrun_env(env),
+                                 stdout=subprocess.PIPE, text=True)
+    assert container.stdout.readline() == "ready\n"
+    with open(f"/proc/{container.pid}/task/{container.pid}/children") as children:
+        return container, children.read().split()[0]
+
+
+def test_inspect_names_the_container_and_only_an_image_container_has_an_image(images, busybox_rootfs):
+    _, _, env = images
+    for args in (("bb:1", "echo ready; sleep 30"), ("--rootfs", str(busybox_rootfs), "sh", "-c", "echo ready; sleep 30")):
+        container, pid = _started(env, *args)
+        try:
+            report = json.loads(run_hardrun("inspect", "--json", pid).stdout)
+            assert all(c in "0123456789abcdef" for c in report["container"]["id"]) and report["container"]["id"]
+            assert ("image" in report["container"]) == (args[0] == "bb:1")    # control: no image, none named
+        finally:
+            container.terminate()
+            container.wait(timeout=30)
+    assert "container" not in json.loads(run_hardrun("inspect", "--json", str(os.getpid())).stdout)
+
+
+def test_the_stop_signal_is_recorded_and_signals_are_forwarded_unchanged(images):
+    _, _, env = images
+    dry = json.loads(run(env, "--dry-run", "bb:1").stdout)["annotations"]
+    assert dry["org.opencontainers.image.stopSignal"] == "SIGQUIT"
+    container, _ = _started(env, "bb:1", "trap 'echo got-TERM; exit 0' TERM; trap 'echo got-QUIT; exit 0' QUIT; "
+                                         "echo ready; while :; do sleep 1; done")
+    container.terminate()
+    assert container.stdout.read() == "got-TERM\n"
+    assert container.wait(timeout=30) == 0
