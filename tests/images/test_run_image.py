@@ -282,7 +282,8 @@ def _started(env, *args):
 
 def test_inspect_names_the_container_and_only_an_image_container_has_an_image(images, busybox_rootfs):
     _, _, env = images
-    for args in (("bb:1", "echo ready; sleep 30"), ("--rootfs", str(busybox_rootfs), "sh", "-c", "echo ready; sleep 30")):
+    waiting = "echo ready; sleep 30"
+    for args in (("bb:1", waiting), ("--rootfs", str(busybox_rootfs), "sh", "-c", waiting)):
         container, pid = _started(env, *args)
         try:
             report = json.loads(run_hardrun("inspect", "--json", pid).stdout)
