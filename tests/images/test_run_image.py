@@ -304,3 +304,78 @@ def test_the_stop_signal_is_recorded_and_signals_are_forwarded_unchanged(images)
     container.terminate()
     assert container.stdout.read() == "got-TERM\n"
     assert container.wait(timeout=30) == 0
+
+
+CONFINEMENT = ("grep -E '^(Cap|NoNewPrivs|Seccomp|Uid|Gid|Groups)' /proc/self/status; cat /proc/self/uid_map "
+               "/proc/self/gid_map; ls -ln /work /bin/busybox; cat /work/secret; pwd; echo $GREETING")
+
+
+def _plan_file(base):
+    return base / "store" / "plans" / b"bb:1".hex()
+
+
+def test_a_start_from_the_plan_gives_the_same_root_and_confinement_as_a_resolved_one(images):
+    import shutil
+    base, _, env = images
+    shutil.rmtree(base / "store" / "plans", ignore_errors=True)
+    resolved = run(env, "bb:1", CONFINEMENT)                  # no plan: resolved, and the plan written
+    assert resolved.returncode == 0, resolved.stderr
+    written = _plan_file(base).stat()
+    assert (written.st_uid, written.st_mode & 0o777) == (0, 0o600)
+    planned = run(env, "bb:1", CONFINEMENT)
+    assert _plan_file(base).stat().st_ino == written.st_ino     # used, not written again
+    assert planned.stdout == resolved.stdout and "NoNewPrivs:\t1" in planned.stdout
+    assert "only-app" in planned.stdout and "CapEff:\t0000000000000000" in planned.stdout
+    reports = []
+    for _ in range(2):
+        container, pid = _started(env, "bb:1", "echo ready; sleep 30")
+        try:
+            reports.append(json.loads(run_hardrun("inspect", "--json", pid).stdout))
+        finally:
+            container.terminate()
+            container.wait(timeout=30)
+        _plan_file(base).unlink()       # the second start resolves again
+    for key in ("root", "capabilities", "no_new_privs", "seccomp", "uid_map", "gid_map", "uid", "gid"):
+        assert reports[0][key] == reports[1][key], key
+    assert reports[0]["container"]["image_digest"] == reports[1]["container"]["image_digest"]
+
+
+def _forged_plan(base, owner: int) -> int:
+    """The plan of bb:1 with its command changed, owned by `owner`; its inode."""
+    import marshal
+    run(base.env, "bb:1", "true")
+    plan = marshal.loads(_plan_file(base.path).read_bytes())
+    plan["config"] = dict(plan["config"], Cmd=["echo forged"])
+    forged = base.path / "forged"
+    forged.write_bytes(marshal.dumps(plan))
+    os.chmod(forged, 0o600)
+    os.chown(forged, owner, owner)
+    os.rename(forged, _plan_file(base.path))
+    return _plan_file(base.path).stat().st_ino
+
+
+def test_a_plan_not_written_by_root_alone_is_not_used_and_is_rewritten(images):
+    import types
+    base, _, env = images
+    where = types.SimpleNamespace(path=base, env=env)
+    _forged_plan(where, 0)          # control: a plan of root's own, 0600, is what a start uses
+    assert run(env, "bb:1").stdout == "forged\n"
+    made = _forged_plan(where, 1000)     # the same plan, another user's
+    done = run(env, "bb:1")
+    assert done.stdout.split("\n")[:5] == ["cmd=/bin/sh", "1000", "1000", "/work", "from-image"], done.stderr
+    assert (_plan_file(base).stat().st_uid, _plan_file(base).stat().st_ino != made) == (0, True)
+    _forged_plan(where, 0)
+    os.chmod(_plan_file(base), 0o620)        # group-writable: not used either
+    assert run(env, "bb:1").stdout.startswith("cmd=/bin/sh")
+    _plan_file(base).write_bytes(b"\x00not a plan")     # garbage of root's own: resolved again
+    assert run(env, "bb:1").stdout.startswith("cmd=/bin/sh")
+
+
+def test_a_plan_names_the_images_json_it_was_resolved_against(images):
+    base, locations, env = images
+    run(env, "bb:1", "true")
+    assert _plan_file(base).exists()
+    stamp = _plan_file(base).stat().st_ino
+    assert run_hardrun("pull", locations["oci"], env=env).returncode == 0    # images.json renamed anew
+    assert run(env, "bb:1", "true").returncode == 0
+    assert _plan_file(base).stat().st_ino != stamp     # stale: resolved again and rewritten
