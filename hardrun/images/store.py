@@ -222,6 +222,26 @@ class Store:
                 if not _writer_alive(name):
                     remove_tree(self.path("tmp", name))
                     removed.append(f"unfinished store entry {name}")
+            removed += self._remove_stale_plans()
+        return removed
+
+    def _remove_stale_plans(self) -> list[str]:
+        """The start-up plans (hardrun/images/plan.py) that no longer hold: they would be
+        ignored anyway; under the exclusive lock no start is writing one."""
+        from .plan import read_plan
+        try:
+            names = sorted(os.listdir(self.path("plans")))
+        except FileNotFoundError:
+            return []
+        removed = []
+        for name in names:
+            try:
+                text = bytes.fromhex(name).decode("utf-8", "surrogateescape")
+            except ValueError:
+                text = None
+            if text is None or read_plan(self.root, text) is None:
+                os.unlink(self.path("plans", name))
+                removed.append(f"stale start-up plan of {text or name}")
         return removed
 
 

@@ -379,3 +379,8 @@ def test_a_plan_names_the_images_json_it_was_resolved_against(images):
     assert run_hardrun("pull", locations["oci"], env=env).returncode == 0    # images.json renamed anew
     assert run(env, "bb:1", "true").returncode == 0
     assert _plan_file(base).stat().st_ino != stamp     # stale: resolved again and rewritten
+    kept = run_hardrun("gc", "--no-orphans", "--images", env=env)
+    assert kept.returncode == 0 and _plan_file(base).exists(), kept.stderr      # control: a current plan stays
+    assert run_hardrun("pull", locations["oci"], env=env).returncode == 0
+    gone = run_hardrun("gc", "--no-orphans", "--images", env=env)
+    assert "stale start-up plan of bb:1" in gone.stdout + gone.stderr and not _plan_file(base).exists()
