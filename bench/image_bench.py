@@ -11,7 +11,8 @@ next to umoci and skopeo + tar (needs root, skopeo and umoci: scripts/setup.sh -
    to a directory followed by `tar -xzf` of each layer; medians and the ratios to
    hardrun's (target: hardrun within 1.5x of the faster of the two).
 
-    sudo .venv/bin/python bench/image_bench.py [-n 15] [--unpack-rounds 5]
+    sudo .venv/bin/python bench/image_bench.py [-n 15] [--unpack-rounds 5] [--startup-only]
+        [--compare-with DIR]     # DIR: another revision's checkout, its _kernel module built
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def big_tree(root: Path, megabytes: int, seed: int) -> Path:
     return root
 
 
-def startup(base: Path, rounds: int) -> None:
+def startup(base: Path, rounds: int, compare_with: str | None = None) -> None:
     env = dict(os.environ, HARDRUN_STORE=str(base / "store"))
     tree = busybox_tree(base / "tree")
     layout = write_layout(base / "layout", {"1": Image([dir_layer(tree)], {"Cmd": ["/bin/true"]})})
@@ -64,17 +65,22 @@ def startup(base: Path, rounds: int) -> None:
     image = f"oci:{layout}:1"
     commands = {"hardrun run --rootfs": HARDRUN + ["run", "--rootfs", str(tree), "--", "/bin/true"],
                 "hardrun run IMAGE": HARDRUN + ["run", "--pull", "never", image, "/bin/true"]}
+    if compare_with:        # another revision's tree (its _kernel module built), same store, same run
+        commands["IMAGE, --compare-with"] = commands["hardrun run IMAGE"]
+    # `python -m` puts the working directory first on the path: that picks the revision
+    cwds = {"IMAGE, --compare-with": compare_with}
     for command in commands.values():      # warm-up: unpacks the layers, fills the seccomp cache
         subprocess.run(command, check=True, env=env)
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(rounds):
         for name, command in commands.items():
-            times[name].append(timed(command, env))
+            times[name].append(timed(command, env, cwds.get(name)))
     medians = {name: statistics.median(values) * 1000 for name, values in times.items()}
     print(f"start-up ({rounds} rounds, medians)")
     for name, value in medians.items():
         print(f"  {name:<24} {value:8.1f} ms")
-    print(f"  image - rootfs           {medians['hardrun run IMAGE'] - medians['hardrun run --rootfs']:+8.1f} ms")
+    for name in [name for name in medians if name.startswith(("hardrun run IMAGE", "IMAGE"))]:
+        print(f"  {name} - rootfs:  {medians[name] - medians['hardrun run --rootfs']:+8.1f} ms")
 
 
 def unpacking(base: Path, rounds: int, megabytes: int) -> None:
@@ -114,13 +120,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=15, help="start-up rounds")
     parser.add_argument("--unpack-rounds", type=int, default=5)
+    parser.add_argument("--compare-with", metavar="DIR",
+                        help="also time `hardrun run IMAGE` from this checkout (another revision)")
+    parser.add_argument("--startup-only", action="store_true", help="skip the unpacking figure")
     parser.add_argument("--megabytes", type=int, default=100)
     args = parser.parse_args()
     assert os.geteuid() == 0, "run as root"
     base = Path(tempfile.mkdtemp(prefix="imgbench-", dir="/var/tmp"))
     try:
-        startup(base, args.n)
-        unpacking(base, args.unpack_rounds, args.megabytes)
+        startup(base, args.n, args.compare_with)
+        if not args.startup_only:
+            unpacking(base, args.unpack_rounds, args.megabytes)
     finally:
         subprocess.run(["chmod", "-R", "u+rwX", str(base)], check=False)
         shutil.rmtree(base)

@@ -23,6 +23,7 @@ def inspect(pid, as_json, oci_root):
         container = container_of(report["pid"], oci_root)
         if container is not None:
             report["oci_container"] = container
+        _add_run_container(report)
     except HardrunError as error:
         raise click.ClickException(str(error))
     if as_json:
@@ -30,3 +31,16 @@ def inspect(pid, as_json, oci_root):
         click.echo(json.dumps(report, indent=2))
     else:
         click.echo(format_text(report), nl=False)
+
+
+def _add_run_container(report: dict) -> None:
+    """The `hardrun run` container the process belongs to: its id and, from an image, the
+    image's name and manifest digest (from the container's state record)."""
+    from ..runtime.state import container_of_process
+    state = container_of_process(report["pid"])
+    if state is None:
+        return
+    found = {"id": state.id}
+    for value in state.resources("image")[:1]:
+        found["image"], _, found["image_digest"] = value.partition(" ")
+    report["container"] = found

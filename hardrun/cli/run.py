@@ -79,7 +79,7 @@ def _resolve_and_run(spec, options, image) -> int:
     from ..runtime import parent
     gc.freeze()   # what start-up made stays; only later objects are ever scanned
     gc.enable()
-    return parent.run(cfg, parent.Hooks(cfg, limits_mode=options.limits), watch)
+    return parent.run(cfg, parent.Hooks(cfg, limits_mode=options.limits, image=image), watch)
 
 
 def _seccomp_watch(cfg, options):

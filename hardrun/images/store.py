@@ -21,42 +21,10 @@ import time
 
 from ..errors import HardrunError
 from .manifest import Descriptor, ImageError, Manifest, diff_ids, is_sha256, parse_config, parse_manifest
+from .plan import STORE_ENV, StoreBusy, StoreLock, default_root, tmp_path  # noqa: F401 (their home before)
 from .sources import Source
 
-STORE_ENV = "HARDRUN_STORE"
 _COPY_CHUNK = 1 << 20
-
-
-def default_root() -> str:
-    if os.environ.get(STORE_ENV):
-        return os.environ[STORE_ENV]
-    if os.geteuid() == 0:
-        return "/var/lib/hardrun"
-    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(data, "hardrun")
-
-
-class StoreBusy(HardrunError):
-    """The store's exclusive lock was asked for without waiting, and is held."""
-
-
-class _Lock:
-    def __init__(self, path: str, exclusive: bool, wait: bool = True):
-        self.path, self.exclusive, self.wait = path, exclusive, wait
-
-    def __enter__(self):
-        import fcntl
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(self._fd, (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
-                        | (0 if self.wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(self._fd)
-            raise StoreBusy("the image store is in use (a container runs from it)") from None
-        return self
-
-    def __exit__(self, *_):
-        os.close(self._fd)     # closing releases the flock
 
 
 class Store:
@@ -82,12 +50,12 @@ class Store:
                 raise HardrunError(f"image store {self.root}: cannot create {sub or 'it'}: "
                                    f"{error.strerror}") from None
 
-    def lock(self, exclusive: bool = False, wait: bool = True) -> _Lock:
+    def lock(self, exclusive: bool = False, wait: bool = True) -> StoreLock:
         self.ensure()
-        return _Lock(self.path("lock"), exclusive, wait)
+        return StoreLock(self.path("lock"), exclusive, wait)
 
     def tmp_path(self, label: str) -> str:
-        return self.path("tmp", f"{os.getpid()}-{os.urandom(6).hex()}-{label}")
+        return tmp_path(self.root, label)
 
     def blob_path(self, digest: str) -> str:
         if not is_sha256(digest):
@@ -254,6 +222,26 @@ class Store:
                 if not _writer_alive(name):
                     remove_tree(self.path("tmp", name))
                     removed.append(f"unfinished store entry {name}")
+            removed += self._remove_stale_plans()
+        return removed
+
+    def _remove_stale_plans(self) -> list[str]:
+        """The start-up plans (hardrun/images/plan.py) that no longer hold: they would be
+        ignored anyway; under the exclusive lock no start is writing one."""
+        from .plan import read_plan
+        try:
+            names = sorted(os.listdir(self.path("plans")))
+        except FileNotFoundError:
+            return []
+        removed = []
+        for name in names:
+            try:
+                text = bytes.fromhex(name).decode("utf-8", "surrogateescape")
+            except ValueError:
+                text = None
+            if text is None or read_plan(self.root, text) is None:
+                os.unlink(self.path("plans", name))
+                removed.append(f"stale start-up plan of {text or name}")
         return removed
 
 

@@ -30,8 +30,9 @@ def _warn(message: str) -> None:
 
 
 class Hooks:
-    def __init__(self, cfg, limits_mode: str = "strict", warn=_warn):
+    def __init__(self, cfg, limits_mode: str = "strict", warn=_warn, image=None):
         self.cfg = cfg
+        self.image = image          # the image_root.ImageRoot it runs, recorded in its state
         self.limits_mode = limits_mode
         self.warn = warn
         self.launch = None
@@ -58,6 +59,8 @@ class Hooks:
                              hint="add --network bridge")
         self.state = state.ContainerState.create(self.cfg.id, root)  # recorded first: a crash leaves a trace
         try:
+            if self.image is not None:      # for `hardrun inspect`
+                self.state.record("image", f"{self.image.name} {self.image.digest}")
             layout = cgroups.detect_layout()
             self.cgroup = cgroups.ContainerCgroup.create(
                 self.cfg.id, limits, self.state, layout=layout,

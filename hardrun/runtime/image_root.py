@@ -16,42 +16,94 @@ import os
 import stat
 
 from ..errors import HardrunError, UsageError
-from ..images.manifest import ImageError
 from . import syscalls as k
+
+
+def _image_error(message: str):
+    from ..images.manifest import ImageError     # imported only on failure: it imports json
+    return ImageError(message)
 
 
 class ImageRoot:
     """The image a container runs: its name, manifest digest, config digest, the unpacked
     layer directories (bottom first) and the store lock held while it runs."""
 
-    def __init__(self, name, manifest, layers, lock):
-        self.name, self.digest, self.config_digest = name, manifest.digest, manifest.config.digest
+    def __init__(self, store_root, name, digest, config_digest, layers, lock, stop_signal: str | None = None):
+        self.store_root = store_root
+        self.name, self.digest, self.config_digest = name, digest, config_digest
         self.layers, self.lock = layers, lock
+        self.stop_signal = stop_signal
         self.mode = "direct"      # or "idmapped", once mounted
         self.work: str | None = None
 
     def annotations(self) -> dict:
-        return {"org.hardrun.image": self.name, "org.hardrun.image.digest": self.digest,
-                "org.hardrun.image.id": self.config_digest, "org.hardrun.image.ownership": self.mode}
+        """hardrun's facts about the image, and its StopSignal under the OCI image spec's
+        annotation: `hardrun run` forwards signals unchanged (see --help), so the signal
+        is recorded for whoever stops the container, not applied."""
+        found = {"org.hardrun.image": self.name, "org.hardrun.image.digest": self.digest,
+                 "org.hardrun.image.id": self.config_digest, "org.hardrun.image.ownership": self.mode}
+        if self.stop_signal:
+            found["org.opencontainers.image.stopSignal"] = self.stop_signal
+        return found
 
 
 def prepare(spec, pull_policy: str = "missing", platform: str | None = None, store=None):
-    """(spec with the image's config applied, ImageRoot) for spec.image."""
-    from ..images.operations import pull
-    from ..images.store import Store
-    store = store or Store()
+    """(spec with the image's config applied, ImageRoot) for spec.image: from its plan
+    (hardrun/images/plan.py) when one is current, else resolved and the plan written."""
+    from ..images import plan as plans
     if os.geteuid() != 0:
         raise UsageError("running an image needs root for now", hint="use --rootfs DIR rootless")
+    root = store.root if store is not None else os.path.abspath(plans.default_root())
+    if platform is None and pull_policy in ("missing", "never") and os.path.isdir(root):
+        lock = plans.StoreLock(os.path.join(root, "lock"), exclusive=False)
+        lock.__enter__()    # held until hardrun exits: `hardrun gc` leaves the layers of a running image alone
+        try:
+            found = plans.read_plan(root, spec.image)
+            if found is not None and (pull_policy == "never" or found["docker"]):
+                for diff_id, directory in found["layers"]:
+                    _check_record(directory, diff_id)
+                return _applied(spec, root, found, lock)
+        except BaseException:
+            lock.__exit__(None, None, None)
+            raise
+        lock.__exit__(None, None, None)
+    return _prepare_slowly(spec, pull_policy, platform, store)
+
+
+def _prepare_slowly(spec, pull_policy, platform, store):
+    from ..images import plan as plans
+    from ..images.operations import pull
+    from ..images.reference import parse_location
+    from ..images.store import Store
+    store = store or Store()
+    stamp = plans.names_stamp(store.root)     # before images.json is read: a later change makes the plan stale
     name, manifest, config = pull(store, spec.image, pull_policy, platform=platform)
     lock = store.lock()
     lock.__enter__()    # held until hardrun exits: `hardrun gc` leaves the layers of a running image alone
-    layers = ensure_unpacked(store, manifest, config)
-    return apply_config(spec, config), ImageRoot(name, manifest, layers, lock)
+    try:
+        layers = ensure_unpacked(store, manifest, config)
+        found = {"name": name, "digest": manifest.digest, "config_digest": manifest.config.digest,
+                 "layers": [(diff_id, os.path.dirname(layer)) for diff_id, layer in layers],
+                 "config": config.get("config") or {}, "names": stamp,
+                 "docker": parse_location(spec.image).transport == "docker"}
+        if stamp is not None:
+            plans.write_plan(store.root, spec.image, found)
+        return _applied(spec, store.root, found, lock)
+    except BaseException:
+        lock.__exit__(None, None, None)
+        raise
 
 
-def ensure_unpacked(store, manifest, config) -> list[str]:
-    """The unpacked root of each layer, bottom first: unpacked into tmp/ and renamed into
-    layers/HEX once whole; an existing one is used only if its digest record names it."""
+def _applied(spec, store_root: str, found: dict, lock):
+    roots = [os.path.join(directory, "root") for _, directory in found["layers"]]
+    stop_signal = _string(found["config"].get("StopSignal"), "StopSignal")
+    image = ImageRoot(store_root, found["name"], found["digest"], found["config_digest"], roots, lock, stop_signal)
+    return apply_config(spec, {"config": found["config"]}), image
+
+
+def ensure_unpacked(store, manifest, config) -> list[tuple[str, str]]:
+    """(diff_id, unpacked root) of each layer, bottom first: unpacked into tmp/ and renamed
+    into layers/HEX once whole; an existing one is used only if its digest record names it."""
     from ..images.manifest import diff_ids
     from ..images.store import StoreSource
     source = StoreSource(store, manifest.digest, "")
@@ -61,7 +113,7 @@ def ensure_unpacked(store, manifest, config) -> list[str]:
         if not os.path.isdir(directory):
             _unpack_into_store(store, source, desc, diff_id, directory)
         _check_record(directory, diff_id)
-        roots.append(os.path.join(directory, "root"))
+        roots.append((diff_id, os.path.join(directory, "root")))
     return roots
 
 
@@ -92,10 +144,10 @@ def _check_record(directory: str, diff_id: str) -> None:
         with open(os.path.join(directory, "diff_id")) as record:
             found = record.read().strip()
     except OSError as error:
-        raise ImageError(f"unpacked layer {diff_id}: its digest record cannot be read ({error.strerror}); "
+        raise _image_error(f"unpacked layer {diff_id}: its digest record cannot be read ({error.strerror}); "
                          "`hardrun gc` after `hardrun rmi` removes it") from None
     if found != diff_id:
-        raise ImageError(f"unpacked layer {diff_id}: its digest record names {found!r}")
+        raise _image_error(f"unpacked layer {diff_id}: its digest record names {found!r}")
 
 
 def apply_config(spec, config: dict):
@@ -126,7 +178,7 @@ def _strings(value, field: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ImageError(f"image config: {field} must be a list of strings")
+        raise _image_error(f"image config: {field} must be a list of strings")
     return list(value)
 
 
@@ -134,7 +186,7 @@ def _string(value, field: str) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str):
-        raise ImageError(f"image config: {field} must be a string")
+        raise _image_error(f"image config: {field} must be a string")
     return value
 
 
@@ -142,11 +194,10 @@ def mount(image: ImageRoot, spec, id_maps, read_write: bool, store=None) -> str:
     """Mount the image's root and return its path. hardrun's own process moves to a mount
     namespace of its own first (slave of the host's: the host's mounts still reach it, its
     own never leave it), so the root disappears with the process."""
-    from ..images.store import Store
-    store = store or Store()
+    from ..images.plan import tmp_path
     k.unshare(k.CLONE_NEWNS)
     k.mount(None, "/", None, k.MS_REC | k.MS_SLAVE)
-    image.work = work = store.tmp_path("root")
+    image.work = work = tmp_path(image.store_root, "root")
     os.mkdir(work, 0o700)
     k.mount("tmpfs", work, "tmpfs", k.MS_NOSUID | k.MS_NODEV, "mode=0700")
     lowers = list(image.layers)
@@ -157,7 +208,8 @@ def mount(image: ImageRoot, spec, id_maps, read_write: bool, store=None) -> str:
             lowers = _idmapped(lowers, id_maps, work)
             image.mode = "idmapped"
         except OSError:
-            lowers = [_shifted_copy(store, layer, id_maps) for layer in image.layers]
+            from ..images.store import Store
+            lowers = [_shifted_copy(store or Store(image.store_root), layer, id_maps) for layer in image.layers]
             image.mode = "chowned-copy"
     # the mount points the image lacks (/proc, /tmp, -v targets…) come from a small layer
     # of hardrun's on top: the root is read-only, so the child cannot create them

@@ -147,6 +147,10 @@ def format_text(report: dict) -> str:
                      f"{'read-only' if root['read_only'] else 'writable'}, layers {root['layer_ownership']}")
     elif root:
         lines.append(f"  root:         {root['fstype']}, {'read-only' if root['read_only'] else 'writable'}")
+    run = report.get("container")
+    if run:
+        image = f", image {printable(run['image'])} ({printable(run['image_digest'])})" if "image" in run else ""
+        lines.append(f"  hardrun container {printable(run['id'])}{image}")
     container = report.get("oci_container")
     if container:
         lines.append(f"  hardrun-oci container {printable(container['id'])} ({container['status']})")

@@ -410,6 +410,22 @@ def container_states(root: str | None = None) -> list[ContainerState]:
     return [state for _, state in container_entries(root) if state is not None]
 
 
+def container_of_process(pid: int, root: str | None = None) -> "ContainerState | None":
+    """The live container record whose owner (the `hardrun run` process) is `pid` or one
+    of its ancestors, None for a process of no hardrun container."""
+    owners = {(state.pid, state.start_time): state for state in container_states(root) if state.owner_alive()}
+    seen = set()
+    while pid > 1 and pid not in seen:
+        seen.add(pid)
+        found = _parent_and_start(pid)
+        if found is None:
+            return None
+        if (pid, found[1]) in owners:
+            return owners[(pid, found[1])]
+        pid = found[0]
+    return None
+
+
 def stale_containers(root: str | None = None) -> list[ContainerState]:
     return [state for state in container_states(root) if not state.owner_alive()]
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.runtime
 
 CONFIG = {"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo cmd=$0; id -u; id -g; pwd; echo $GREETING"],
           "Env": ["PATH=/bin", "GREETING=from-image"], "User": "1000:1000", "WorkingDir": "/work",
-          "ExposedPorts": {"8080/tcp": {}}}
+          "ExposedPorts": {"8080/tcp": {}}, "StopSignal": "SIGQUIT"}
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +187,7 @@ def test_inspect_says_the_root_is_an_overlay_of_idmapped_layers(images):
     import sys
     from tests.helpers import hardrun_env
     _, _, env = images
+    digest = json.loads(run_hardrun("image", "inspect", "bb:1", env=env).stdout)["Digest"]
     for flags, ownership in (((), "idmapped"), (("--userns", "host"), "as stored (no user namespace)")):
         container = subprocess.Popen([sys.executable, "-m", "hardrun", "run", *flags, "bb:1", "echo ready; sleep 30"],
                                      env=hardrun_env(env), stdout=subprocess.PIPE, text=True)
@@ -198,6 +199,9 @@ def test_inspect_says_the_root_is_an_overlay_of_idmapped_layers(images):
             assert report["root"]["fstype"] == "overlay" and report["root"]["read_only"]
             assert (report["root"]["image_layers"], report["root"]["layer_ownership"]) == (2, ownership)
             assert f"layers {ownership}" in run_hardrun("inspect", pid).stdout
+            assert report["container"]["image"] == "docker.io/library/bb:1"
+            assert report["container"]["image_digest"] == digest
+            assert f"image docker.io/library/bb:1 ({digest})" in run_hardrun("inspect", pid).stdout
         finally:
             container.terminate()     # hardrun forwards it and cleans up
             container.wait(timeout=30)
@@ -263,3 +267,120 @@ def test_without_idmapped_mounts_a_chowned_copy_is_made_once(images):
     finally:
         container.terminate()
         container.wait(timeout=30)
+
+
+def _started(env, *args):
+    import subprocess
+    import sys
+    from tests.helpers import hardrun_env
+    container = subprocess.Popen([sys.executable, "-m", "hardrun", "run", *args], env=hardrun_env(env),
+                                 stdout=subprocess.PIPE, text=True)
+    assert container.stdout.readline() == "ready\n"
+    with open(f"/proc/{container.pid}/task/{container.pid}/children") as children:
+        return container, children.read().split()[0]
+
+
+def test_inspect_names_the_container_and_only_an_image_container_has_an_image(images, busybox_rootfs):
+    _, _, env = images
+    waiting = "echo ready; sleep 30"
+    for args in (("bb:1", waiting), ("--rootfs", str(busybox_rootfs), "sh", "-c", waiting)):
+        container, pid = _started(env, *args)
+        try:
+            report = json.loads(run_hardrun("inspect", "--json", pid).stdout)
+            assert all(c in "0123456789abcdef" for c in report["container"]["id"]) and report["container"]["id"]
+            assert ("image" in report["container"]) == (args[0] == "bb:1")    # control: no image, none named
+        finally:
+            container.terminate()
+            container.wait(timeout=30)
+    assert "container" not in json.loads(run_hardrun("inspect", "--json", str(os.getpid())).stdout)
+
+
+def test_the_stop_signal_is_recorded_and_signals_are_forwarded_unchanged(images):
+    _, _, env = images
+    dry = json.loads(run(env, "--dry-run", "bb:1").stdout)["annotations"]
+    assert dry["org.opencontainers.image.stopSignal"] == "SIGQUIT"
+    container, _ = _started(env, "bb:1", "trap 'echo got-TERM; exit 0' TERM; trap 'echo got-QUIT; exit 0' QUIT; "
+                                         "echo ready; while :; do sleep 1; done")
+    container.terminate()
+    assert container.stdout.read() == "got-TERM\n"
+    assert container.wait(timeout=30) == 0
+
+
+CONFINEMENT = ("grep -E '^(Cap|NoNewPrivs|Seccomp|Uid|Gid|Groups)' /proc/self/status; cat /proc/self/uid_map "
+               "/proc/self/gid_map; ls -ln /work /bin/busybox; cat /work/secret; pwd; echo $GREETING")
+
+
+def _plan_file(base):
+    return base / "store" / "plans" / b"bb:1".hex()
+
+
+def test_a_start_from_the_plan_gives_the_same_root_and_confinement_as_a_resolved_one(images):
+    import shutil
+    base, _, env = images
+    shutil.rmtree(base / "store" / "plans", ignore_errors=True)
+    resolved = run(env, "bb:1", CONFINEMENT)                  # no plan: resolved, and the plan written
+    assert resolved.returncode == 0, resolved.stderr
+    written = _plan_file(base).stat()
+    assert (written.st_uid, written.st_mode & 0o777) == (0, 0o600)
+    planned = run(env, "bb:1", CONFINEMENT)
+    assert _plan_file(base).stat().st_ino == written.st_ino     # used, not written again
+    assert planned.stdout == resolved.stdout and "NoNewPrivs:\t1" in planned.stdout
+    assert "only-app" in planned.stdout and "CapEff:\t0000000000000000" in planned.stdout
+    reports = []
+    for _ in range(2):
+        container, pid = _started(env, "bb:1", "echo ready; sleep 30")
+        try:
+            reports.append(json.loads(run_hardrun("inspect", "--json", pid).stdout))
+        finally:
+            container.terminate()
+            container.wait(timeout=30)
+        _plan_file(base).unlink()       # the second start resolves again
+    for key in ("root", "capabilities", "no_new_privs", "seccomp", "uid_map", "gid_map", "uid", "gid"):
+        assert reports[0][key] == reports[1][key], key
+    assert reports[0]["container"]["image_digest"] == reports[1]["container"]["image_digest"]
+
+
+def _forged_plan(base, owner: int) -> int:
+    """The plan of bb:1 with its command changed, owned by `owner`; its inode."""
+    import marshal
+    run(base.env, "bb:1", "true")
+    plan = marshal.loads(_plan_file(base.path).read_bytes())
+    plan["config"] = dict(plan["config"], Cmd=["echo forged"])
+    forged = base.path / "forged"
+    forged.write_bytes(marshal.dumps(plan))
+    os.chmod(forged, 0o600)
+    os.chown(forged, owner, owner)
+    os.rename(forged, _plan_file(base.path))
+    return _plan_file(base.path).stat().st_ino
+
+
+def test_a_plan_not_written_by_root_alone_is_not_used_and_is_rewritten(images):
+    import types
+    base, _, env = images
+    where = types.SimpleNamespace(path=base, env=env)
+    _forged_plan(where, 0)          # control: a plan of root's own, 0600, is what a start uses
+    assert run(env, "bb:1").stdout == "forged\n"
+    made = _forged_plan(where, 1000)     # the same plan, another user's
+    done = run(env, "bb:1")
+    assert done.stdout.split("\n")[:5] == ["cmd=/bin/sh", "1000", "1000", "/work", "from-image"], done.stderr
+    assert (_plan_file(base).stat().st_uid, _plan_file(base).stat().st_ino != made) == (0, True)
+    _forged_plan(where, 0)
+    os.chmod(_plan_file(base), 0o620)        # group-writable: not used either
+    assert run(env, "bb:1").stdout.startswith("cmd=/bin/sh")
+    _plan_file(base).write_bytes(b"\x00not a plan")     # garbage of root's own: resolved again
+    assert run(env, "bb:1").stdout.startswith("cmd=/bin/sh")
+
+
+def test_a_plan_names_the_images_json_it_was_resolved_against(images):
+    base, locations, env = images
+    run(env, "bb:1", "true")
+    assert _plan_file(base).exists()
+    stamp = _plan_file(base).stat().st_ino
+    assert run_hardrun("pull", locations["oci"], env=env).returncode == 0    # images.json renamed anew
+    assert run(env, "bb:1", "true").returncode == 0
+    assert _plan_file(base).stat().st_ino != stamp     # stale: resolved again and rewritten
+    kept = run_hardrun("gc", "--no-orphans", "--images", env=env)
+    assert kept.returncode == 0 and _plan_file(base).exists(), kept.stderr      # control: a current plan stays
+    assert run_hardrun("pull", locations["oci"], env=env).returncode == 0
+    gone = run_hardrun("gc", "--no-orphans", "--images", env=env)
+    assert "stale start-up plan of bb:1" in gone.stdout + gone.stderr and not _plan_file(base).exists()
