@@ -43,3 +43,17 @@ def popen_hardrun(*args, env=None, **kwargs):
     """Start the `hardrun` command with its output on pipes, for tests that act while it runs."""
     return subprocess.Popen([sys.executable, "-m", "hardrun", *args], env=hardrun_env(env), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def read_until_closed(master: int) -> bytes:
+    """All a pseudo-terminal's program side wrote, read from `master` until that side is closed."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:          # EIO: the terminal's other end is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)

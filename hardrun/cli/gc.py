@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from .failures import one_line_errors
+
 
 @click.command()
 @click.option("--orphans/--no-orphans", default=True, show_default=True,
@@ -18,20 +20,21 @@ def gc(orphans, images):
     a symbolic link or directory another user controls, or that cannot be used at all, is
     refused (exit 125)."""
     from ..display import printable
-    from ..errors import HardrunError
-    from ..runtime.gc import collect
-    try:
-        report = collect(orphans=orphans)
-        removed_images = _image_garbage() if images else []
-    except HardrunError as error:       # an untrusted or unusable state root: nothing is touched
-        click.echo(f"hardrun gc: {printable(str(error))}", err=True)
-        raise SystemExit(error.exit_code) from None
+    report, removed_images = _collect(orphans, images)
     for line in [*report.removed, *removed_images]:
         click.echo(f"removed {printable(line)}")
     for problem in report.problems:
         click.echo(f"hardrun gc: {printable(problem)}", err=True)
     if report.problems:
         raise SystemExit(1)
+
+
+@one_line_errors("hardrun gc")
+def _collect(orphans: bool, images: bool):
+    """The report of the state collection and the image garbage removed; an untrusted or
+    unusable state root touches nothing and is a one-line error."""
+    from ..runtime.gc import collect
+    return collect(orphans=orphans), (_image_garbage() if images else [])
 
 
 def _image_garbage() -> list[str]:

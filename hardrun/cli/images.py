@@ -3,10 +3,11 @@ commands (hardrun/images/operations.py does the work). The store is $HARDRUN_STO
 /var/lib/hardrun for root, else $XDG_DATA_HOME/hardrun."""
 from __future__ import annotations
 
-import functools
 import sys
 
 import click
+
+from .failures import one_line_errors
 
 STORE_HELP = "The image store (default: $HARDRUN_STORE, /var/lib/hardrun as root, else $XDG_DATA_HOME/hardrun)."
 
@@ -15,18 +16,8 @@ def _store_option(function):
     return click.option("--store", metavar="DIR", help=STORE_HELP)(function)
 
 
-def _one_line_errors(function):
-    """A HardrunError is one line on stderr and exit 2 (1 for nothing found), never a traceback."""
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        from ..display import printable
-        from ..errors import HardrunError
-        try:
-            return function(*args, **kwargs)
-        except HardrunError as error:
-            click.echo(f"hardrun: {printable(str(error))}", err=True)
-            raise SystemExit(error.exit_code) from None
-    return wrapper
+# A HardrunError is one line on stderr and exit 2 (1 for nothing found), never a traceback.
+_one_line_errors = one_line_errors("hardrun")
 
 
 def _store(root):

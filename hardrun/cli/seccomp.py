@@ -3,18 +3,14 @@ from __future__ import annotations
 
 import click
 
+from .failures import one_line_errors
+
 
 def _load(reference: str):
     from ..runtime.seccomp import default_profile, load_profile
     if reference == "default":
         return default_profile(), True
     return load_profile(reference), False
-
-
-def _fail(error) -> None:
-    from ..display import printable
-    click.echo(f"hardrun seccomp: {printable(str(error))}", err=True)
-    raise SystemExit(2)
 
 
 @click.group()
@@ -24,15 +20,12 @@ def seccomp():
 
 @seccomp.command()
 @click.argument("profile")
+@one_line_errors("hardrun seccomp", exit_code=2)
 def show(profile):
     """Each system call PROFILE names, one per line: allowed or refused (with its errno), under
     which argument, capability or kernel conditions, and why the built-in profile refuses it."""
-    from ..errors import HardrunError
     from ..runtime.seccomp_show import allowed_names, show_lines
-    try:
-        loaded, builtin = _load(profile)
-    except HardrunError as error:
-        _fail(error)
+    loaded, builtin = _load(profile)
     for line in show_lines(loaded, builtin):
         click.echo(line)
     click.echo(f"allowed calls (no capabilities): {len(allowed_names(loaded))}")
@@ -41,15 +34,12 @@ def show(profile):
 @seccomp.command()
 @click.argument("a")
 @click.argument("b")
+@one_line_errors("hardrun seccomp", exit_code=2)
 def diff(a, b):
     """What B says differently from A, per call (`-` A's rules, `+` B's). Exit 0 when they
     say the same, 1 when they differ, 2 on an error."""
-    from ..errors import HardrunError
     from ..runtime.seccomp_show import diff_lines
-    try:
-        lines = diff_lines(_load(a)[0], _load(b)[0])
-    except HardrunError as error:
-        _fail(error)
+    lines = diff_lines(_load(a)[0], _load(b)[0])
     for line in lines:
         click.echo(line)
     raise SystemExit(1 if lines else 0)

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.helpers import DATA
-from tests.helpers import CLEAN_DOCKERFILE, ROOT_DOCKERFILE, rule_for
+from tests.helpers import CLEAN_DOCKERFILE, ROOT_DOCKERFILE, hardrun_env, read_until_closed, rule_for
 
 
 @pytest.fixture
@@ -72,27 +72,16 @@ def test_text_format(hardrun, project):
 
 def _audit_on_a_terminal(project, *flags) -> str:
     """`hardrun audit` with its standard output on a pseudo-terminal (colour's default)."""
-    import os
     import pty
     import subprocess
     import sys
-    from tests.helpers import ROOT
     primary, secondary = pty.openpty()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     subprocess.run([sys.executable, "-m", "hardrun", "audit", *flags, "app/Dockerfile"],
-                   stdout=secondary, stderr=subprocess.DEVNULL, cwd=project, env=env, timeout=60)
+                   stdout=secondary, stderr=subprocess.DEVNULL, cwd=project, env=hardrun_env(), timeout=60)
     os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(primary, 65536)
-        except OSError:          # EIO: the terminal's other end is closed
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
+    output = read_until_closed(primary)
     os.close(primary)
-    return b"".join(chunks).decode()
+    return output.decode()
 
 
 def test_no_color_switches_off_colour_on_a_terminal(project):

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from hardrun.audit.progress import DELAY, MANY_FILES, TerminalProgress
-from tests.helpers import ROOT_DOCKERFILE, hardrun_env
+from tests.helpers import ROOT_DOCKERFILE, hardrun_env, read_until_closed
 
 
 class _Clock:
@@ -71,15 +71,7 @@ def _audit_with_stderr_on_a_pty(tree, *args) -> tuple[int, str, str]:
                                stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL,
                                env=hardrun_env(), text=True)
     os.close(slave)
-    terminal = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:          # EIO: the other side is closed
-            break
-        if not chunk:
-            break
-        terminal += chunk
+    terminal = read_until_closed(master)
     stdout = process.stdout.read()
     process.wait(timeout=120)
     os.close(master)

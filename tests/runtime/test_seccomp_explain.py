@@ -20,7 +20,7 @@ from hardrun.errors import UsageError
 from hardrun.runtime import seccomp, seccomp_cache, seccomp_explain, seccomp_notify
 from hardrun.runtime.seccomp import default_filter, default_profile, set_no_new_privs
 from hardrun.runtime.seccomp_show import allowed_names
-from tests.helpers import run_hardrun
+from tests.helpers import read_until_closed, run_hardrun
 from tests.rootfs import require_root
 
 pytestmark = pytest.mark.runtime
@@ -363,16 +363,7 @@ def test_explain_is_on_by_default_when_stderr_is_a_terminal():
                            env=hardrun_env(), stdout=subprocess.DEVNULL, stderr=slave, timeout=120, check=True)
             os.close(slave)
             slave = -1
-            chunks = []
-            while True:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:   # EIO: the terminal's other end is closed
-                    break
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            return b"".join(chunks).decode()
+            return read_until_closed(master).decode()
         finally:
             os.close(master)
             if slave >= 0:

@@ -206,9 +206,7 @@ def add_local(dockerfile, context):
 
 @check("HR1010")
 def curl_pipe_shell(dockerfile, context):
-    for instruction in stages.instructions(dockerfile):
-        if instruction.keyword != "RUN":
-            continue
+    for instruction in stages.runs(dockerfile):
         lines = set()
         for pipeline in instruction.pipelines:
             found = downloads.pipe_to_shell(pipeline) or downloads.shell_runs_download(pipeline)
@@ -226,9 +224,7 @@ def curl_pipe_shell(dockerfile, context):
 
 @check("HR1012")
 def sudo_in_run(dockerfile, context):
-    for instruction in stages.instructions(dockerfile):
-        if instruction.keyword != "RUN":
-            continue
+    for instruction in stages.runs(dockerfile):
         for command in instruction.commands():
             if command.name == "sudo":
                 shown = " ".join(command.words[:3])
@@ -239,9 +235,7 @@ def sudo_in_run(dockerfile, context):
 
 @check("HR1013")
 def tls_disabled_in_run(dockerfile, context):
-    for instruction in stages.instructions(dockerfile):
-        if instruction.keyword != "RUN":
-            continue
+    for instruction in stages.runs(dockerfile):
         lines = set()
         for command in instruction.commands():
             reason = tls.insecure_command(command)

@@ -12,17 +12,11 @@ from . import check
 from .buildutil import commands, installs, stages
 
 
-def _runs(dockerfile):
-    for instruction in stages.instructions(dockerfile):
-        if instruction.keyword == "RUN":
-            yield instruction
-
-
 # --- packages --------------------------------------------------------------------------
 
 @check("HR1021")
 def unpinned_packages(dockerfile, context):
-    for instruction in _runs(dockerfile):
+    for instruction in stages.runs(dockerfile):
         for manager, verb, options, packages, command in installs.install_commands(instruction):
             loose = installs.unpinned(manager, options, packages)
             if loose:
@@ -34,7 +28,7 @@ def unpinned_packages(dockerfile, context):
 
 @check("HR1022")
 def install_asks(dockerfile, context):
-    for instruction in _runs(dockerfile):
+    for instruction in stages.runs(dockerfile):
         for command in instruction.commands():
             asking = installs.asks(command)
             if asking:
@@ -44,7 +38,7 @@ def install_asks(dockerfile, context):
 
 @check("HR1023")
 def distribution_upgrade(dockerfile, context):
-    for instruction in _runs(dockerfile):
+    for instruction in stages.runs(dockerfile):
         for command in instruction.commands():
             upgrade = installs.upgrades_distribution(command)
             if upgrade:
@@ -54,7 +48,7 @@ def distribution_upgrade(dockerfile, context):
 
 @check("HR1024")
 def apt_in_build(dockerfile, context):
-    for instruction in _runs(dockerfile):
+    for instruction in stages.runs(dockerfile):
         for command in instruction.commands():
             words = commands.effective_words(command)
             if commands.command_name(words) == "apt" and len(words) > 1:
@@ -81,7 +75,7 @@ def relative_workdir(dockerfile, context):
 
 @check("HR1026")
 def cd_instead_of_workdir(dockerfile, context):
-    for instruction in _runs(dockerfile):
+    for instruction in stages.runs(dockerfile):
         for command in instruction.commands():
             if command.name == "cd" and len(command.words) > 1:
                 yield Hit(command.line, f"`cd {command.words[1]}` in RUN: use WORKDIR (or "
@@ -165,7 +159,7 @@ _LARGE_UID = 100000
 
 @check("HR1031")
 def useradd_high_uid(dockerfile, context):
-    for instruction in _runs(dockerfile):
+    for instruction in stages.runs(dockerfile):
         for command in instruction.commands():
             words = commands.effective_words(command)
             if commands.command_name(words) != "useradd":
@@ -256,7 +250,7 @@ _DAEMON_SOCKETS = ("docker.sock", "containerd.sock", "podman.sock", "crio.sock",
 
 @check("HR1033")
 def buildkit_breach(dockerfile, context):
-    for instruction in _runs(dockerfile):
+    for instruction in stages.runs(dockerfile):
         if instruction.flag("security") == "insecure":
             yield Hit(instruction.line, "RUN --security=insecure runs this step with every "
                                         "capability and no seccomp or AppArmor confinement, like "

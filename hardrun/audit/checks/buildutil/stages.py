@@ -17,6 +17,13 @@ def instructions(dockerfile):
             yield instruction.trigger
 
 
+def runs(dockerfile):
+    """Every RUN instruction, as `instructions` gives them."""
+    for instruction in instructions(dockerfile):
+        if instruction.keyword == "RUN":
+            yield instruction
+
+
 def final_chain_indexes(dockerfile) -> set:
     """Indexes of the final stage and the stages it builds on (`FROM <stage>`)."""
     final = dockerfile.final_stage
