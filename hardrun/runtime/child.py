@@ -385,6 +385,9 @@ def _hint(step: str, error: OSError) -> str:
         return ("without --rootfs, and under read-only binds of host paths, hardrun keeps the host's FIFOs "
                 "out of reach with Landlock (Linux 5.13 or later, enabled in the kernel's lsm= list); use "
                 "--rootfs without read-only binds")
+    if step == "seccomp" and error.errno in (errno.ENOSYS, errno.EPERM):   # the profile's refusal
+        return ("the seccomp profile refuses a call hardrun makes after loading it (execve, and "
+                "close/sendmsg under --explain): allow it in the profile")
     if error.errno == errno.ENOSYS:
         return "this kernel lacks a system call hardrun needs (openat2, mount_setattr: Linux 5.12 or later)"
     if step.startswith("mount") or step in ("prepare root", "pivot_root", "read-only root", "nodev root"):

@@ -217,11 +217,12 @@ def profile_data(source: str) -> dict:
 
     path = DEFAULT_PROFILE_PATH if source == "default" else source
     text = read_text(path)
-    if text.lstrip().startswith("{"):
-        import json
+    import json
+    try:
         return json.loads(text)
-    import yaml
-    return yaml.safe_load(text)
+    except ValueError:   # YAML (its flow style starts with `{` too), as the loader accepted it
+        import yaml
+        return yaml.safe_load(text)
 
 
 def write_generated(data: dict, directory: str | None = None) -> str:

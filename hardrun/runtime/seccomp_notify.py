@@ -96,6 +96,7 @@ def explain_program(program: bytes) -> bytes:
     very instructions they ran before: the tails are only reached by refusals."""
     if not is_bpf_program(program):
         raise UsageError(f"seccomp: {len(program)} bytes is not a BPF program")
+    _require_handover_allowed(program)
     body = _instructions(program)
     tails: dict[int, int] = {}       # refusing return value -> where its tail starts
     appended: list = []
@@ -111,6 +112,19 @@ def explain_program(program: bytes) -> bytes:
         raise UsageError(f"seccomp: the profile's filter ({len(body)} instructions) is too large to be "
                          "explained", hint="run without --explain")
     return _pack(patched + appended)
+
+
+def _require_handover_allowed(program: bytes) -> None:
+    """The listener reaches the parent only if the profile lets the hand-over's calls
+    through: otherwise the send fails, the listener stays open in the child, and its next
+    refused call would wait for an answer forever."""
+    arch, numbers = _native_handover()
+    refused = [name for name, number in zip(HANDOVER_CALLS, numbers)
+               if run_filter(program, number, arch, 0, (0,) * 6) & ACTION_MASK != RET_ALLOW]
+    if refused:
+        raise UsageError(f"seccomp: --explain needs a profile that allows {' and '.join(refused)} "
+                         "(they hand the listener to hardrun); this one refuses them",
+                         hint="run with --explain=never")
 
 
 def learn_program() -> bytes:

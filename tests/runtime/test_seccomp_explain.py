@@ -208,6 +208,40 @@ def test_explain_refuses_what_it_cannot_do():
     assert "Traceback" not in unconfined.stderr + bad.stderr
 
 
+def test_explain_refuses_a_profile_that_refuses_the_listeners_hand_over(tmp_path):
+    """A profile refusing sendmsg and close: the listener could never reach hardrun, and
+    the child's next refused call would wait forever. Refused before the start, exit 125,
+    within the run_hardrun timeout (the hang this replaces never returned). Control: the
+    same profile with sendmsg and close allowed gets as far as the profile lets it (it
+    refuses what hardrun's child needs after the load: exit 125 for that reason instead)."""
+    require_root()
+    narrow = tmp_path / "narrow.json"
+    narrow.write_text(json.dumps({"defaultAction": "SCMP_ACT_ERRNO",
+                                  "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]}))
+    refused = run_hardrun("run", "--explain=always", "--security-opt", f"seccomp={narrow}", "--", "true",
+                          timeout=60)
+    assert refused.returncode == 125, refused.stderr
+    assert "allows sendmsg and close" in refused.stderr and refused.stderr.count("\n") == 1
+    wider = tmp_path / "wider.json"
+    wider.write_text(json.dumps({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["read", "write", "sendmsg", "close"], "action": "SCMP_ACT_ALLOW"}]}))
+    control = run_hardrun("run", "--explain=always", "--security-opt", f"seccomp={wider}", "--", "true",
+                          timeout=60)
+    assert "allows sendmsg and close" not in control.stderr and control.returncode == 125
+    assert "the seccomp profile refuses a call hardrun makes after loading it" in control.stderr
+
+
+def test_learning_merges_into_a_yaml_flow_style_profile(tmp_path):
+    """The profile loader reads YAML in flow style (it starts with `{`); so does the merge."""
+    require_root()
+    path = tmp_path / "learned.yaml"
+    path.write_text("{defaultAction: SCMP_ACT_ERRNO, syscalls: [{names: [read], action: SCMP_ACT_ALLOW}]}\n")
+    seccomp.load_profile(path)                         # control: the loader accepts it
+    done = run_hardrun("run", "--seccomp-learn", str(path), "--", "busybox", "true")
+    assert done.returncode == 0, done.stderr
+    assert "read" in allowed_names(seccomp.load_profile(path))
+
+
 def test_explain_with_a_tsync_profile(tmp_path):
     require_root()
     with open(seccomp.DEFAULT_PROFILE_PATH) as handle:
