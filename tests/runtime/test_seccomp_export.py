@@ -5,7 +5,6 @@ profile unrewritten with libseccomp and shows the difference the rewrite removes
 from __future__ import annotations
 
 import errno
-import os
 import tempfile
 
 import pyseccomp
