@@ -5,6 +5,7 @@ profile unrewritten with libseccomp and shows the difference the rewrite removes
 from __future__ import annotations
 
 import errno
+import os
 import tempfile
 
 import pyseccomp
@@ -155,3 +156,84 @@ def test_an_unconditional_refusal_over_an_allowing_default_is_an_error():
 def test_a_profile_without_such_rules_is_left_alone():
     profile = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
     assert for_libseccomp(profile) is profile
+
+
+# ------------------------------------------------------------------ under runc itself
+
+RUNC = "/usr/sbin/runc"
+SOCKET_PROBE = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+int main(int argc, char **argv) {
+    int fd = socket(atoi(argv[1]), SOCK_STREAM, 0);
+    printf("%d\n", fd < 0 ? errno : 0);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def probe_dir(tmp_path_factory):
+    from tests.rootfs import compile_static
+    directory = tmp_path_factory.mktemp("probe")
+    compile_static(SOCKET_PROBE, directory / "socket")
+    return directory
+
+
+def run_under_runc(tmp_path, rootfs, probe_dir, linux_seccomp: dict, script: str):
+    """(exit status, stdout, stderr) of `sh -c script` in a runc container with this seccomp config."""
+    import json
+    import subprocess
+
+    from hardrun.spec import oci as writer
+    from hardrun.spec.defaults import MASKED_PATHS, READONLY_PATHS
+    bundle = tmp_path / "bundle"
+    bundle.mkdir(parents=True)
+    probe_mount = {"destination": "/probe", "type": "bind", "source": str(probe_dir), "options": ["bind", "ro"]}
+    document = writer.config(
+        args=["/bin/sh", "-c", script], env=["PATH=/bin:/probe"], cwd="/", user={"uid": 0, "gid": 0},
+        capability_sets=writer.capabilities(["CHOWN"], False), no_new_privileges=True, root=str(rootfs),
+        read_only=True, hostname="probe", namespaces={"mount", "pid", "ipc", "uts", "network"},
+        mounts=[probe_mount], masked_paths=MASKED_PATHS, readonly_paths=READONLY_PATHS,
+        linux_extra={"seccomp": linux_seccomp})
+    (bundle / "config.json").write_text(json.dumps(document))
+    state = tmp_path / "runc-state"
+    name = f"hardrun-seccomp-{os.getpid()}-{len(list(tmp_path.iterdir()))}"
+    try:
+        done = subprocess.run([RUNC, "--root", str(state), "run", "--bundle", str(bundle), name],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    finally:
+        subprocess.run([RUNC, "--root", str(state), "delete", "--force", name], capture_output=True)
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.fixture(scope="module")
+def exported_linux_seccomp():
+    """`linux.seccomp` of the OCI config `hardrun export --to oci` writes for the default policy."""
+    from hardrun.policy import load_policy
+    from hardrun.policy.export import export_spec, to_oci
+    return to_oci(export_spec(load_policy("default")))["linux"]["seccomp"]
+
+
+def test_runc_with_the_exported_profile_forks_and_refuses_what_hardrun_refuses(
+        tmp_path, busybox_rootfs, probe_dir, exported_linux_seccomp):
+    assert os.path.exists(RUNC), "runc (the runc package) is needed"
+    status, output, errors = run_under_runc(tmp_path, busybox_rootfs, probe_dir, exported_linux_seccomp,
+                                            "true & wait && echo forked; unshare -U true || echo no-userns; "
+                                            f"socket {AF_VSOCK}; socket {AF_UNIX}")
+    assert status == 0, errors
+    assert output.split() == ["forked", "no-userns", str(errno.EPERM), "0"], output + errors
+
+
+def test_control_runc_with_the_raw_profile_cannot_fork_and_opens_vsock(tmp_path, busybox_rootfs, probe_dir):
+    assert os.path.exists(RUNC), "runc (the runc package) is needed"
+    raw = oci_seccomp(default_seccomp_profile(), ["CHOWN"])
+    status, output, errors = run_under_runc(tmp_path / "fork", busybox_rootfs, probe_dir, raw,
+                                            "true & wait && echo forked")
+    assert status != 0 and "forked" not in output and "fork" in errors.lower(), output + errors
+    # exec: no fork needed to run the probe
+    status, output, errors = run_under_runc(tmp_path / "vsock", busybox_rootfs, probe_dir, raw,
+                                            f"exec socket {AF_VSOCK}")
+    assert status == 0 and output.split() != [str(errno.EPERM)], output + errors
