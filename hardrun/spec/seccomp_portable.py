@@ -93,7 +93,7 @@ def _allow_other_values(name: str, plain: dict, refusals: list) -> list:
     """ALLOW rules that together match every value of the argument but the refused ones:
     the complement of the refused values as blocks of values sharing their high bits, each
     one MASKED_EQ (so the count is about the argument's width times the refused values)."""
-    refused, index, width = set(), None, None
+    refused, index, width = set(), None, 0
     for rule in refusals:
         args = rule["args"]
         if len(args) != 1 or index not in (None, args[0]["index"]):
@@ -108,7 +108,7 @@ def _allow_other_values(name: str, plain: dict, refusals: list) -> list:
             bits = 64
         else:
             raise _cannot(name, f"its refusal compares with {arg['op']}")
-        if width not in (None, bits):
+        if width not in (0, bits):
             raise _cannot(name, "its refusals mix 32-bit and 64-bit comparisons")
         width = bits
     base = {key: value for key, value in plain.items() if key not in ("names", "name", "comment", "args")}
