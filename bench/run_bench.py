@@ -63,8 +63,9 @@ def oci_seccomp() -> dict:
     """The same profile as an OCI `linux.seccomp` section for a container without
     capabilities, with the i386 and x32 ABIs hardrun's own filter covers too."""
     from hardrun.policy.export import oci_seccomp as profile_as_oci
+    from hardrun.spec.seccomp_portable import for_libseccomp
     source = json.loads((ROOT / "hardrun" / "data" / "seccomp" / "default.json").read_text())
-    return profile_as_oci(source, ())
+    return profile_as_oci(for_libseccomp(source), ())
 
 
 def oci_bundle(directory: Path, rootfs: Path, name: str, pids_limit: int | None) -> Path:

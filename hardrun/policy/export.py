@@ -410,7 +410,13 @@ def default_seccomp_profile() -> dict:
 
 
 def seccomp_profile_data(spec: RunSpec) -> dict:
-    """The seccomp profile (Docker's JSON format) `spec` runs with, for `--seccomp-out`."""
+    """The seccomp profile (Docker's JSON format) `spec` runs with, for `--seccomp-out` and
+    the OCI config, rewritten so that libseccomp applies it as hardrun does."""
+    from ..spec.seccomp_portable import for_libseccomp
+    return for_libseccomp(_seccomp_profile_as_run(spec))
+
+
+def _seccomp_profile_as_run(spec: RunSpec) -> dict:
     if spec.seccomp in (None, "default"):
         return default_seccomp_profile()
     if spec.seccomp == "unconfined":

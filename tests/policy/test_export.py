@@ -10,6 +10,7 @@ import yaml
 from hardrun.frontends.hardrun_config import parse_run_config
 from hardrun.policy import gate_run, load_policy
 from hardrun.policy.export import export_spec, to_compose, to_docker_run, to_kubernetes, to_oci
+from hardrun.spec.seccomp_portable import for_libseccomp
 from hardrun.audit.formats.json import render_json
 from tests.helpers import DATA, run_hardrun
 
@@ -222,13 +223,14 @@ def test_oci_export_embeds_the_default_seccomp_profile_for_its_capabilities():
     assert "mount" in {n for r in admin["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" for n in r["names"]}
 
 
-def test_seccomp_out_writes_the_builtin_profile(tmp_path):
+def test_seccomp_out_writes_the_builtin_profile_as_libseccomp_applies_it(tmp_path):
     written = tmp_path / "hardrun-default.json"
     result = run_hardrun("export", "--to", "kubernetes", "--policy", "restricted",
                          "--seccomp-out", str(written))
     assert result.returncode == 0, result.stderr
     profile = json.loads(written.read_text())
-    assert profile == json.loads((Path("hardrun/data/seccomp/default.json")).read_text())
+    builtin = json.loads((Path("hardrun/data/seccomp/default.json")).read_text())
+    assert profile == for_libseccomp(builtin) and profile != builtin
     pod = yaml.safe_load(result.stdout)
     assert pod["spec"]["securityContext"]["seccompProfile"] == {
         "type": "Localhost", "localhostProfile": "hardrun-default.json"}
