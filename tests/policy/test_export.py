@@ -274,3 +274,14 @@ def test_dry_run_and_oci_export_write_the_same_config(tmp_path):
     assert planned["ociVersion"] == "1.0.2"
     assert _oci_facts(planned) == _oci_facts(exported)
     assert _oci_facts(to_oci(spec.evolve(cap_add=("NET_BIND_SERVICE", "KILL")))) != _oci_facts(planned)
+
+
+def test_the_example_profile_for_other_runtimes_is_the_current_export():
+    """examples/seccomp/hardrun-default.json (HR2030's good example, and what README points
+    Docker users to) is what `hardrun export --seccomp-out` writes today, not a stale copy
+    (control: it is not the raw built-in profile, which libseccomp reads differently)."""
+    from hardrun.policy.export import default_seccomp_profile, seccomp_profile_data
+    example = json.loads((Path(__file__).resolve().parents[2] / "examples" / "seccomp"
+                          / "hardrun-default.json").read_text())
+    assert example == seccomp_profile_data(export_spec(load_policy("default"), None, None))
+    assert example != default_seccomp_profile()
