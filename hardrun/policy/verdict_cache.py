@@ -38,10 +38,17 @@ def key(config: bytes, reference: str, floor: bool) -> str:
     """The hash of what decides the verdict, apart from the policy files' content."""
     digest = sha256()
     for part in (_MAGIC, __version__.encode(), _code_signature(), config, reference.encode(),
-                 os.getcwd().encode(), b"floor" if floor else b"no-floor"):
+                 _cwd().encode(), b"floor" if floor else b"no-floor"):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:           # removed under us: no relative policy path can resolve either
+        return ""
 
 
 def _code_signature() -> bytes:
