@@ -312,22 +312,42 @@ def _create(root: str, container_id: str, sub: dict, options: dict, log: Log, ru
 def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> None:
     """The policy gate of `create`: the bundle's config.json judged as `hardrun audit`
     judges one (its front end, the run rules, the policy), as it will run: with the floor
-    raised (what the floor guarantees is not held against it). A refusal names the rule ids."""
-    import json
+    raised (what the floor guarantees is not held against it). A refusal names the rule ids.
+    A verdict on the same bytes under the same policy and code comes from the verdict cache
+    (hardrun/policy/verdict_cache.py), which imports none of the audit side."""
     from ..errors import HardrunError
+    from ..policy import verdict_cache
+    from ..userfiles import read_bytes
+    path = os.path.join(os.path.abspath(bundle), "config.json")
+    if policy_name is None:
+        policy_name = SYSTEM_POLICY if os.path.isfile(SYSTEM_POLICY) else "default"
+    try:
+        config = read_bytes(path)
+    except HardrunError as error:
+        raise HardrunError(f"{path}: {error.message}") from None
+    cache_key = verdict_cache.key(config, policy_name, floor)
+    verdict = verdict_cache.lookup(cache_key)
+    if verdict is None:
+        policy_files, refusal = _judge(config, path, policy_name, floor)
+        verdict_cache.store(cache_key, policy_files, refusal)
+        verdict = (refusal is None, refusal)
+    allowed, refusal = verdict
+    if not allowed:
+        error = HardrunError(refusal)
+        error.gate_refused = True  # type: ignore[attr-defined]
+        raise error
+
+
+def _judge(config: bytes, path: str, policy_name: str, floor: bool) -> tuple[list, str | None]:
+    """The plain gate: (the policy's files, the refusal's message or None when allowed)."""
+    import json
     from ..frontends.oci import parse_oci
     from ..policy.evaluate import evaluate_runspec, failing
-    from ..policy.load import load_policy
+    from ..policy.load import builtin_policies, load_policy
     from ..runtime.bundle import raise_floor
-    from ..userfiles import read_text
-    path = os.path.join(os.path.abspath(bundle), "config.json")
-    if policy_name is None and os.path.isfile(SYSTEM_POLICY):
-        policy_name = SYSTEM_POLICY
+    from ..userfiles import decode
     policy = load_policy(policy_name)
-    try:
-        text = read_text(path)
-    except OSError as error:
-        raise HardrunError(f"{path}: {error.strerror or error}") from None
+    text = decode(config)
     changes = ()
     if floor:
         try:
@@ -342,13 +362,14 @@ def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> No
         specs = [spec.evolve(seccomp=None) for spec in specs]
     findings = [finding for spec in specs for finding in evaluate_runspec(spec, policy)]
     blocking = failing(findings, policy)
-    if blocking and policy.runtime.gate != "warn":
-        ids = sorted({finding.rule for finding in blocking})
-        details = "; ".join(f"{finding.rule} {finding.message}" for finding in blocking[:5])
-        error = HardrunError(f"refused by policy {policy.name}: {', '.join(ids)} ({details}); "
-                             "the container was not created")
-        error.gate_refused = True  # type: ignore[attr-defined]
-        raise error
+    builtins = builtin_policies()
+    policy_files = [str(builtins.get(name, name)) for name in policy.chain]
+    if not blocking or policy.runtime.gate == "warn":
+        return policy_files, None
+    ids = sorted({finding.rule for finding in blocking})
+    details = "; ".join(f"{finding.rule} {finding.message}" for finding in blocking[:5])
+    return policy_files, (f"refused by policy {policy.name}: {', '.join(ids)} ({details}); "
+                          "the container was not created")
 
 
 def _exec(root: str, container_id: str, command, sub: dict) -> int:

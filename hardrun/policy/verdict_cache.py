@@ -1,0 +1,159 @@
+"""A cache of the policy gate's verdicts on OCI bundles (`hardrun-oci create`).
+
+Judging a config.json costs the policy's YAML, the audit engine and its rules: several
+times the rest of a container start. The verdict (allowed, or the refusal's message) is
+kept on disk under a key that hashes everything the plain path reads: the exact bytes of
+config.json, whether the floor is raised, the policy reference and the directory relative
+names resolve from, hardrun's version and the size and mtime of every file of its code,
+rules and built-in policies. The entry also lists each policy file of the `extends:`
+chain with its sha256, checked again on every hit: an edited policy misses.
+
+An entry is trusted as the seccomp filter cache trusts one (runtime/seccomp_cache.py): a
+directory of ours, nobody else may write to it or above it (unless sticky), a regular
+file of ours with mode 0600 whose header carries the key and the sha256 of the body.
+Anything else is judged again, never believed. Refusals are cached too, so a refused
+bundle is refused from the cache with the same message.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+from .. import __version__
+from ..runtime.seccomp_cache import default_cache_dir, sha256, usable_cache_dir
+
+_MAGIC = b"hardrun-verdict 1"
+_MAX_ENTRY = 64 * 1024
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cache_dir() -> str:
+    """Beside the seccomp cache: `/var/cache/hardrun/verdicts` for root."""
+    return os.environ.get("HARDRUN_VERDICT_CACHE") or os.path.join(os.path.dirname(default_cache_dir()),
+                                                                   "verdicts")
+
+
+def key(config: bytes, reference: str, floor: bool) -> str:
+    """The hash of what decides the verdict, apart from the policy files' content."""
+    digest = sha256()
+    for part in (_MAGIC, __version__.encode(), _code_signature(), config, reference.encode(),
+                 _cwd().encode(), b"floor" if floor else b"no-floor"):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:           # removed under us: no relative policy path can resolve either
+        return ""
+
+
+def _code_signature() -> bytes:
+    """Name, size and mtime of hardrun's code, rules and policies: an edited rule misses."""
+    entries: list[str] = []
+    for top in (_PACKAGE, _data_dir("rules"), _data_dir("policies")):
+        _scan(top, entries)
+    return "\n".join(sorted(entries)).encode()
+
+
+def _data_dir(name: str) -> str:
+    # resources.data_dir's answer, without the pathlib import it costs on this hot path
+    installed = os.path.join(_PACKAGE, name)
+    return installed if os.path.isdir(installed) else os.path.join(os.path.dirname(_PACKAGE), name)
+
+
+def _scan(directory: str, entries: list) -> None:
+    try:
+        found = list(os.scandir(directory))
+    except OSError:
+        entries.append(directory + " unreadable")
+        return
+    for entry in found:
+        if entry.name == "__pycache__":
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            _scan(entry.path, entries)
+        else:
+            info = entry.stat(follow_symlinks=False)
+            entries.append(f"{entry.path} {info.st_size} {info.st_mtime_ns}")
+
+
+def lookup(cache_key: str, directory: str | None = None) -> tuple[bool, str | None] | None:
+    """(True, None) for an allowed bundle, (False, message) for a refused one, or None:
+    no entry, an entry failing any check, or a policy file of its chain changed since."""
+    directory = directory or cache_dir()
+    if not os.path.isdir(directory) or not usable_cache_dir(directory):
+        return None
+    body = _read_entry(os.path.join(directory, cache_key + ".verdict"), cache_key)
+    if body is None:
+        return None
+    try:
+        entry = json.loads(body)
+        policy_files = [(str(path), str(digest)) for path, digest in entry["policy_files"]]
+        refusal = entry["refusal"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if refusal is not None and not isinstance(refusal, str):
+        return None
+    if not policy_files or any(_file_digest(path) != digest for path, digest in policy_files):
+        return None
+    return refusal is None, refusal
+
+
+def _read_entry(path: str, cache_key: str) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077
+                or info.st_size > _MAX_ENTRY):
+            return None
+        data = os.read(fd, _MAX_ENTRY + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    header, newline, body = data.partition(b"\n")
+    if not newline or header != b" ".join((_MAGIC, cache_key.encode(), sha256(body).hexdigest().encode())):
+        return None
+    return body
+
+
+def _file_digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as stream:
+            return sha256(stream.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def store(cache_key: str, policy_files: list[str], refusal: str | None, directory: str | None = None) -> bool:
+    """Keep the verdict (refusal None: allowed) with the sha256 of each policy file read."""
+    directory = directory or cache_dir()
+    digests = [(os.path.abspath(path), _file_digest(path)) for path in policy_files]
+    if not digests or any(digest is None for _, digest in digests) or not usable_cache_dir(directory):
+        return False
+    body = json.dumps({"policy_files": digests, "refusal": refusal}).encode()
+    content = b" ".join((_MAGIC, cache_key.encode(), sha256(body).hexdigest().encode())) + b"\n" + body
+    final = os.path.join(directory, cache_key + ".verdict")
+    temporary = os.path.join(directory, f".{cache_key}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return False
+    try:
+        with open(fd, "wb", closefd=True) as handle:
+            handle.write(content)
+        os.replace(temporary, final)     # readers see a whole entry or none
+        return True
+    except OSError:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        return False
