@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -57,3 +58,16 @@ def read_until_closed(master: int) -> bytes:
             break
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def wait_until(predicate, what: str = "", timeout: float = 20.0, interval: float = 0.01):
+    """Poll `predicate` until it returns something true (no fixed sleeps) and return that;
+    fail the test after `timeout` seconds, naming `what` (or the predicate)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)

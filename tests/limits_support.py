@@ -59,17 +59,6 @@ class Paused:
             pass
 
 
-def wait_until(predicate, timeout: float = 20.0, interval: float = 0.02):
-    """Poll `predicate` until it returns something true; fail the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s: {predicate}")
-
-
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hardrun.runtime import gc, state  # noqa: E402
 from hardrun.runtime.network import BRIDGE_PREFIX  # noqa: E402
 from hardrun.spec.run import Port  # noqa: E402
-from tests.limits_support import Box, host_leftovers, wait_until  # noqa: E402
+from tests.helpers import wait_until  # noqa: E402
+from tests.limits_support import Box, host_leftovers  # noqa: E402
 
 SERVE = "busybox nc -ll -p {port} -e busybox echo {text}"
 # Debian's interpreter (scripts/setup.sh installs it), for containers in the read-only view

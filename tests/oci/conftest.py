@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -115,17 +114,6 @@ def make_bundle(directory, rootfs: str, args, *, caps=("CHOWN",), nnp=True, user
 def bind(source: str, target: str, read_only: bool = False) -> dict:
     return {"destination": target, "type": "bind", "source": source,
             "options": ["rbind", "nosuid", "nodev", "ro" if read_only else "rw"]}
-
-
-def wait_until(condition, what: str, timeout: float = 20.0):
-    """Poll `condition` until it is true (no fixed sleeps); fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def process_gone(pid: int) -> bool:

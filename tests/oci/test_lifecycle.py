@@ -9,7 +9,8 @@ import socket
 
 import pytest
 
-from tests.oci.conftest import bind, make_bundle, process_gone, wait_until
+from tests.helpers import wait_until
+from tests.oci.conftest import bind, make_bundle, process_gone
 
 pytestmark = pytest.mark.runtime
 

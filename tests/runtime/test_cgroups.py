@@ -19,8 +19,9 @@ from hardrun.runtime.cgroups import ContainerCgroup, Layout, Limits, LimitError
 from hardrun.spec.run import RunSpec, Ulimit
 
 from tests.helpers import ROOT, run_hardrun
+from tests.helpers import wait_until
 from tests.limits_support import (Paused, isolate_state, remove_test_cgroup_parent, require_root,
-                             unique, wait_until)
+                                  unique)
 
 pytestmark = pytest.mark.runtime
 BUSYBOX = "/bin/busybox"

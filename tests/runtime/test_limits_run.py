@@ -16,7 +16,7 @@ import pytest
 from hardrun.runtime import cgroups
 
 from tests.helpers import hardrun_env, popen_hardrun, run_hardrun
-from tests.limits_support import wait_until
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.runtime
 
