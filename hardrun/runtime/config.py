@@ -247,7 +247,14 @@ def lease_id_range(spec):
     own, no --userns-remap), else None; the caller releases it when the container ends."""
     if os.geteuid() != 0 or spec.userns_remap or "user" not in _namespaces(spec, False):
         return None
-    return userns.lease_id_range()
+    try:
+        return userns.lease_id_range()
+    except ImportError as error:     # a broken install: never fall back to a shared range
+        raise UsageError(f"{error}: this install of hardrun is incomplete; reinstall it "
+                         "(the container was not started)") from None
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        raise UsageError(f"cannot lease a user-namespace id range: {where}{error.strerror or error}") from None
 
 
 def _namespaces(spec, rootless: bool) -> frozenset:
