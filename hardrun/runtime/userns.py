@@ -277,6 +277,8 @@ def _ranges_dir(root: str | None, create: bool = True) -> str | None:
         return None
     directory = os.path.join(base, RANGES_DIR)
     try:
+        if not create and not os.path.lexists(directory):
+            return None     # no range was ever leased here
         os.mkdir(directory, 0o700)
     except FileExistsError:
         info = os.lstat(directory)
