@@ -4,7 +4,8 @@ Layout: /bin with every applet as a symlink to busybox, /etc/passwd and /etc/gro
 with root, a non-root user `app` (1000:1000, also in group `extra` 2000), empty
 mount points, a world-writable /scratch (to tell "read-only" from "permission
 denied"), and /bin/suid-probe: a static setuid binary owned by the container's root
-(host uid 100000 under the default remap) that prints its effective uid.
+under the fixed range FIXED_RANGE (host uid 100000) that prints its effective uid. A
+container gets its own range by default, so tests that need these owners pass FIXED_RANGE.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import subprocess
 from pathlib import Path
 
 BUSYBOX = "/bin/busybox"
-CONTAINER_ROOT = 100000   # host uid of container uid 0 under the default --userns-remap
+CONTAINER_ROOT = 100000   # host uid of container uid 0 under FIXED_RANGE
+FIXED_RANGE = ("--userns-remap", f"{CONTAINER_ROOT}:65536")   # the range the files here are owned for
 
 SUID_PROBE = r"""
 #include <stdio.h>

@@ -61,12 +61,23 @@ def _main(argv: list[str]) -> int:
 
 def _resolve_and_run(spec, options, image) -> int:
     from ..runtime import config
+    id_lease = config.lease_id_range(spec)
+    try:
+        return _run_in_range(spec, options, image, id_lease)
+    finally:   # the range is free again once the container is gone (a killed hardrun: gc)
+        if id_lease is not None:
+            id_lease.release()
+
+
+def _run_in_range(spec, options, image, id_lease) -> int:
+    from ..runtime import config
     if image is not None:
         from ..runtime import image_root
         from ..spec.record import replace
-        root = image_root.mount(image, spec, config.planned_id_maps(spec), read_write=spec.read_only_root is False)
+        root = image_root.mount(image, spec, config.planned_id_maps(spec, id_lease),
+                                read_write=spec.read_only_root is False)
         spec = replace(spec, rootfs=root)
-    cfg = config.resolve(spec, tty=options.tty, interactive=options.interactive)
+    cfg = config.resolve(spec, tty=options.tty, interactive=options.interactive, id_lease=id_lease)
     if options.dry_run:
         import json
         document = config.to_oci(cfg)

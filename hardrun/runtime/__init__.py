@@ -10,14 +10,21 @@ hardrun's own set-up failures, 128+N when the command is killed by signal N).
 from __future__ import annotations
 
 
-def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False):
-    """The resolved configuration (hardened defaults applied) without running anything."""
+def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False, id_lease=None):
+    """The resolved configuration (hardened defaults applied) without running anything
+    (without `id_lease`, real root's container gets the fixed range DEFAULT_REMAP)."""
     from .config import resolve as _resolve
-    return _resolve(spec, command, tty=tty, interactive=interactive)
+    return _resolve(spec, command, tty=tty, interactive=interactive, id_lease=id_lease)
 
 
 def run(spec, command=None, *, tty: bool = False, interactive: bool = False) -> int:
     """As `hardrun run`: stdin an empty input unless `interactive` (-i), a pty of the
-    container's own with `tty` (-t)."""
+    container's own with `tty` (-t), an id range of the container's own."""
+    from .config import lease_id_range
     from .parent import run as _run
-    return _run(resolve(spec, command, tty=tty, interactive=interactive))
+    id_lease = lease_id_range(spec)
+    try:
+        return _run(resolve(spec, command, tty=tty, interactive=interactive, id_lease=id_lease))
+    finally:
+        if id_lease is not None:
+            id_lease.release()

@@ -149,9 +149,11 @@ def check_applicable(spec) -> None:
             raise UsageError(f"{name}: {problem}", path=spec.path, line=spec.line_of(name))
 
 
-def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False) -> RuntimeConfig:
+def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False,
+            id_lease=None) -> RuntimeConfig:
     """Validate `spec` completely and return the plan the parent and child execute
-    (`tty`, `interactive`: Docker's -t and -i, see hardrun.runtime.stdio)."""
+    (`tty`, `interactive`: Docker's -t and -i, see hardrun.runtime.stdio; `id_lease`:
+    the container's own id range, userns.lease_id_range)."""
     check_applicable(spec)
     args = tuple(command) if command else tuple(spec.command)
     if not args:
@@ -166,7 +168,7 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
         user = userns.resolve_user(root_fd, spec.user, spec.group_add)
     finally:
         os.close(root_fd)
-    id_maps = userns.plan_id_maps(spec, "user" in namespaces, rootless)
+    id_maps = userns.plan_id_maps(spec, "user" in namespaces, rootless, id_lease)
     userns.check_user_mapped(user, id_maps)
     # in a user namespace of its own the container's root may hold every capability there
     bounding = None if "user" in namespaces else capabilities.caller_bounding()
@@ -234,10 +236,25 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False)
     )
 
 
-def planned_id_maps(spec):
+def planned_id_maps(spec, id_lease=None):
     """The id maps resolve() will give the container (None without a user namespace)."""
     rootless = os.geteuid() != 0
-    return userns.plan_id_maps(spec, "user" in _namespaces(spec, rootless), rootless)
+    return userns.plan_id_maps(spec, "user" in _namespaces(spec, rootless), rootless, id_lease)
+
+
+def lease_id_range(spec):
+    """The container's own id range when it gets one (real root, a user namespace of its
+    own, no --userns-remap), else None; the caller releases it when the container ends."""
+    if os.geteuid() != 0 or spec.userns_remap or "user" not in _namespaces(spec, False):
+        return None
+    try:
+        return userns.lease_id_range()
+    except ImportError as error:     # a broken install: never fall back to a shared range
+        raise UsageError(f"{error}: this install of hardrun is incomplete; reinstall it "
+                         "(the container was not started)") from None
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        raise UsageError(f"cannot lease a user-namespace id range: {where}{error.strerror or error}") from None
 
 
 def _namespaces(spec, rootless: bool) -> frozenset:

@@ -20,6 +20,8 @@ def collect(orphans: bool = True) -> Report:
         undone, report.problems = reap_stale(root)
         report.removed += [f"container {container_id}" for container_id in undone]
         _remove_unreadable_entries(report, root)
+        from .userns import reclaim_id_ranges
+        report.removed += reclaim_id_ranges(root)    # the id ranges of killed hardrun processes
     if orphans:
         _collect_orphaned_cgroups(report, root)
     return report

@@ -2,9 +2,16 @@
 
 - `resolve_user` reads the container's own /etc/passwd and /etc/group (opened with
   RESOLVE_IN_ROOT, so a symlink in the image cannot make the parent read a host file).
-- `plan_id_maps`: as real root, container ids 0..65535 map to host 100000..165535
-  (`--userns-remap START:COUNT` to choose); as a non-root user, the user's own uid
-  (and its /etc/subuid range through newuidmap when there is one).
+- `plan_id_maps`: as real root, container ids 0..65535 map to a host range of the
+  container's own (`lease_id_range`: the lowest free 65536 ids of root's /etc/subuid and
+  /etc/subgid entries, else of hardrun's pool from host id 100000), or to
+  `--userns-remap START:COUNT` (a fixed range, shared by every container given it); as a
+  non-root user, the user's own uid (and its /etc/subuid range through newuidmap when
+  there is one).
+- `lease_id_range` / `IdLease.release` / `reclaim_id_ranges`: one lease file per range in
+  use under `<state root>/.userns/`, naming its hardrun process (pid and start time),
+  taken under a lock; a lease whose process is dead is free again (reclaimed by the next
+  allocation and by `hardrun gc`).
 - `write_id_maps` runs in the parent once the child exists.
 - `namespace_limits`, `memfd_noexec_can_hold`, `memfd_noexec_is_set` (parent) and
   `apply_kernel_settings` (child): the container's own vm.memfd_noexec and user.max_*
@@ -17,7 +24,7 @@ import pwd
 import stat
 
 from ..errors import UsageError
-from ..spec.defaults import DEFAULT_REMAP
+from ..spec.defaults import DEFAULT_ID_POOL, DEFAULT_RANGE_SIZE, DEFAULT_REMAP
 from .process import StepFailure
 
 
@@ -123,12 +130,16 @@ def _number(text: str) -> int | None:
 
 # -- id maps --------------------------------------------------------------------------
 
-def plan_id_maps(spec, private_userns: bool, rootless: bool) -> IdMaps | None:
+def plan_id_maps(spec, private_userns: bool, rootless: bool, lease: "IdLease | None" = None) -> IdMaps | None:
+    """`lease`: the container's own range (real root, no --userns-remap); without one,
+    real root gets the fixed DEFAULT_REMAP range."""
     if not private_userns:
         if spec.userns_remap:
             raise UsageError("--userns-remap needs a user namespace", hint="drop --userns host")
         return None
     if not rootless:
+        if lease is not None and not spec.userns_remap:
+            return IdMaps([(0, lease.uid_start, lease.count)], [(0, lease.gid_start, lease.count)], "direct")
         start, count = spec.userns_remap or DEFAULT_REMAP
         if start < 1 or count < 1 or start + count > 0xFFFFFFFF:
             raise UsageError(f"--userns-remap {start}:{count}: invalid range",
@@ -174,6 +185,132 @@ def _which(program: str) -> str | None:
         if os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+# -- per-container ranges (real root) --------------------------------------------------
+
+RANGES_DIR = ".userns"    # a dot-name: the state root's container scans skip it
+
+
+class IdLease:
+    """Host ids uid_start.. and gid_start.. (`count` each) held by this hardrun process
+    through the lease file at `path` (named by the offset in the pool)."""
+    __slots__ = ("uid_start", "gid_start", "count", "path")
+
+    def __init__(self, uid_start: int, gid_start: int, count: int, path: str):
+        self.uid_start, self.gid_start, self.count, self.path = uid_start, gid_start, count, path
+
+    def release(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def root_id_pool(subuid: str = "/etc/subuid", subgid: str = "/etc/subgid") -> tuple[int, int, int]:
+    """(first host uid, first host gid, size): root's subordinate ranges when both files
+    give root one (the shorter size), else DEFAULT_ID_POOL for both."""
+    uids, gids = _subordinate(subuid, "root", 0), _subordinate(subgid, "root", 0)
+    if uids and gids:
+        return uids[0], gids[0], min(uids[1], gids[1])
+    return DEFAULT_ID_POOL[0], DEFAULT_ID_POOL[0], DEFAULT_ID_POOL[1]
+
+
+def first_free_offset(pool_size: int, count: int, taken) -> int | None:
+    """The lowest offset in 0..pool_size where `count` ids overlap no (offset, count) of
+    `taken`; None when no gap is wide enough."""
+    offset = 0
+    for start, size in sorted(taken):
+        if start - offset >= count:
+            break
+        offset = max(offset, start + size)
+    return offset if offset + count <= pool_size else None
+
+
+def lease_id_range(count: int = DEFAULT_RANGE_SIZE, root: str | None = None, pool=None) -> IdLease:
+    """Take the lowest free range of the pool for this process (fail closed: no shared
+    range as a fallback)."""
+    import fcntl
+    from . import state
+    uid_base, gid_base, pool_size = pool or root_id_pool()
+    directory = _ranges_dir(root)
+    lock = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)     # the listing and the new lease file as one step
+        offset = first_free_offset(pool_size, count, _live_leases(directory))
+        if offset is None:
+            raise UsageError(f"no free user-namespace id range of {count} ids: all of the pool "
+                             f"({uid_base}..{uid_base + pool_size - 1}) is held by running containers",
+                             hint="stop a container, widen root's /etc/subuid and /etc/subgid entries, "
+                                  "or give --userns-remap START:COUNT")
+        path = os.path.join(directory, f"{offset}-{count}")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, f"{os.getpid()} {state.process_start_time(os.getpid())}\n".encode())
+        finally:
+            os.close(fd)
+    finally:
+        os.close(lock)
+    return IdLease(uid_base + offset, gid_base + offset, count, path)
+
+
+def reclaim_id_ranges(root: str | None = None) -> list[str]:
+    """Remove the leases of dead hardrun processes (`hardrun gc`); what was removed."""
+    import fcntl
+    directory = _ranges_dir(root, create=False)
+    if directory is None:
+        return []
+    lock = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        before = set(_lease_names(directory))
+        kept = {f"{offset}-{count}" for offset, count in _live_leases(directory)}
+    finally:
+        os.close(lock)
+    return [f"user-namespace id range at pool offset {name}" for name in sorted(before - kept)]
+
+
+def _ranges_dir(root: str | None, create: bool = True) -> str | None:
+    from . import state
+    base = state.trusted_root(root, create=create)
+    if base is None:
+        return None
+    directory = os.path.join(base, RANGES_DIR)
+    try:
+        if not create and not os.path.lexists(directory):
+            return None     # no range was ever leased here
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        info = os.lstat(directory)
+        # inside a trusted root only we could have made it, but a stray link is refused all the same
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            raise state.StateDirError(f"{directory} is not a directory of uid {os.geteuid()}") from None
+    return directory
+
+
+def _lease_names(directory: str) -> list[str]:
+    return [name for name in os.listdir(directory) if name != "lock"]
+
+
+def _live_leases(directory: str) -> list[tuple[int, int]]:
+    """(offset, count) of each lease whose process still runs; the others are removed."""
+    from .state import process_alive
+    live = []
+    for name in _lease_names(directory):
+        path = os.path.join(directory, name)
+        offset, _, count = name.partition("-")
+        try:
+            with open(path, "rb") as handle:
+                pid, start = handle.read(100).decode().split()
+            alive = process_alive(int(pid), None if start == "None" else int(start))
+            parsed = (int(offset), int(count))
+        except (OSError, ValueError, UnicodeDecodeError):
+            alive, parsed = False, None
+        if alive and parsed is not None:
+            live.append(parsed)
+        else:
+            os.unlink(path)
+    return live
 
 
 def check_user_mapped(user: User, maps: IdMaps | None) -> None:

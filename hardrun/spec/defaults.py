@@ -25,9 +25,15 @@ READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysr
 # (hardrun's names are OCI's namespace types; in the order OCI configs list them).
 NAMESPACES = ("mount", "pid", "ipc", "uts", "network", "cgroup", "user")
 
-# The user-namespace range root is remapped to when hardrun runs as real root:
-# container ids 0..65535 are host ids 100000..165535 (START, COUNT).
+# The fixed user-namespace range: real root's container when no range of its own is leased
+# for it (runtime.resolve without an id_lease) and in exported configs; container ids
+# 0..65535 are host ids 100000..165535 (START, COUNT).
 DEFAULT_REMAP = (100000, 65536)
+# Each container of real root gets a range of its own (hardrun.runtime.userns.lease_id_range):
+# DEFAULT_RANGE_SIZE ids, the lowest free ones of root's /etc/subuid and /etc/subgid
+# entries, else of this pool (host ids 100000..100000+65536*4096-1, START, COUNT).
+DEFAULT_RANGE_SIZE = 65536
+DEFAULT_ID_POOL = (100000, 65536 * 4096)
 
 # Every container's pids limit unless the user asks otherwise (`--pids-limit -1`): a fork
 # bomb stays inside its box.

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import hardrun_env, popen_hardrun, run_hardrun
-from tests.rootfs import CONTAINER_ROOT, compile_static, require_root
+from tests.rootfs import CONTAINER_ROOT, FIXED_RANGE, compile_static, require_root
 
 pytestmark = pytest.mark.runtime
 
@@ -295,12 +295,14 @@ SCENARIOS = {
     "init": (("--init",), ["exe_scan", "procs", "pid1_environ", "pid1_mem"]),
     "host_ids_init": (USERNS_HOST + ("--init",), ["exe_scan", "pid1_environ", "pid1_mem"]),
     "host_ptrace_init": (USERNS_HOST + ("--init", "--cap-add", "SYS_PTRACE"), ["exe_scan", "pid1_environ", "pid1_mem"]),
-    # setuid and file capabilities, run as the non-root user `app`
-    "app": (("-u", "app"), ["suid", "suid_host", "fcap"]),
-    "app_nnp_off": (("-u", "app", "--security-opt", "no-new-privileges=false"), ["suid", "suid_host", "fcap"]),
-    "app_net_raw": (("-u", "app", "--cap-add", "NET_RAW"), ["suid", "fcap"]),
-    "app_net_raw_nnp_off": (("-u", "app", "--cap-add", "NET_RAW", "--security-opt", "no-new-privileges=false"),
-                            ["suid", "fcap"]),
+    # setuid and file capabilities, run as the non-root user `app` (in the range probe-suid's
+    # owner belongs to: FIXED_RANGE)
+    "app": (FIXED_RANGE + ("-u", "app"), ["suid", "suid_host", "fcap"]),
+    "app_nnp_off": (FIXED_RANGE + ("-u", "app", "--security-opt", "no-new-privileges=false"),
+                    ["suid", "suid_host", "fcap"]),
+    "app_net_raw": (FIXED_RANGE + ("-u", "app", "--cap-add", "NET_RAW"), ["suid", "fcap"]),
+    "app_net_raw_nnp_off": (FIXED_RANGE + ("-u", "app", "--cap-add", "NET_RAW",
+                                           "--security-opt", "no-new-privileges=false"), ["suid", "fcap"]),
     "app_host_ids_nnp_off": (("-u", "app", "--security-opt", "no-new-privileges=false") + USERNS_HOST,
                              ["suid_host"]),
 }
@@ -1408,15 +1410,15 @@ def test_inspect_does_not_relay_escape_sequences_from_the_container(battery_root
 # -- user namespace ------------------------------------------------------------------------------
 
 def test_container_root_is_an_unprivileged_host_uid(battery_rootfs, tmp_path):
-    """Files container root creates in a writable bind mount belong to host uid 100000,
-    so a setuid binary it plants there for a host user to run grants uid 100000, not
-    root. Control: under --userns host the planted binary is a setuid-root file on the
+    """Files container root creates in a writable bind mount belong to its range's first
+    host uid, so a setuid binary it plants there for a host user to run grants that uid,
+    not root. Control: under --userns host the planted binary is a setuid-root file on the
     host (removed at once), which is why --userns host is an opt-out."""
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chmod(shared, 0o1777)
     try:
-        for flags, name, owner in (((), "remapped", CONTAINER_ROOT), (USERNS_HOST, "host-ids", 0)):
+        for flags, name, owner in ((FIXED_RANGE, "remapped", CONTAINER_ROOT), (USERNS_HOST, "host-ids", 0)):
             done = run_hardrun("run", "--rootfs", str(battery_rootfs), "-v", f"{shared}:/data", *flags,
                                "--", "/bin/probe", f"create:/data/{name}", f"plant_suid:/data/{name}-suid")
             outcomes = parse_outcomes(done.stdout)

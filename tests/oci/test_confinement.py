@@ -11,6 +11,7 @@ import pytest
 
 from tests.helpers import run_hardrun
 from tests.oci.conftest import make_bundle, status_lines
+from tests.rootfs import FIXED_RANGE
 
 pytestmark = pytest.mark.runtime
 
@@ -70,13 +71,14 @@ def test_exec_status_user_cwd_env_and_detach(oci, oci_rootfs, tmp_path):
 def test_dry_run_bundle_confines_as_hardrun_run_does(oci, oci_rootfs, tmp_path):
     command = ["/bin/sh", "-c",
                STATUS_SCRIPT + "; cat /proc/self/uid_map; grep -c ' /proc/keys ' /proc/self/mountinfo || true"]
-    dry = run_hardrun("run", "--dry-run", "--rootfs", oci_rootfs, *command)
+    # one fixed range for both: a container's own range would differ when another one runs
+    dry = run_hardrun("run", "--dry-run", "--rootfs", oci_rootfs, *FIXED_RANGE, *command)
     assert dry.returncode == 0, dry.stderr
     bundle = tmp_path / "b"
     bundle.mkdir()
     (bundle / "config.json").write_text(dry.stdout)
     through_oci = oci("run", "--bundle", str(bundle), "d1")
-    direct = run_hardrun("run", "--rootfs", oci_rootfs, *command)
+    direct = run_hardrun("run", "--rootfs", oci_rootfs, *FIXED_RANGE, *command)
     assert through_oci.returncode == 0 and direct.returncode == 0, through_oci.stderr + direct.stderr
     assert through_oci.stdout == direct.stdout
     lines = status_lines(direct.stdout)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT, hardrun_env, popen_hardrun, run_hardrun
-from tests.rootfs import require_root
+from tests.rootfs import FIXED_RANGE, require_root
 
 pytestmark = pytest.mark.runtime
 
@@ -127,13 +127,13 @@ def test_unknown_capability_fails_closed(rootfs, tmp_path):
 def test_setuid_binary_does_not_gain_root_with_no_new_privs(rootfs):
     fields = proc_status(rootfs)
     assert fields["NoNewPrivs"] == "1"
-    done = run(rootfs, "-u", "app", "--", "/bin/suid-probe")
+    done = run(rootfs, *FIXED_RANGE, "-u", "app", "--", "/bin/suid-probe")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "euid=1000"
 
 
 def test_setuid_binary_gains_root_without_no_new_privs(rootfs):
-    done = run(rootfs, "-u", "app", "--security-opt", "no-new-privileges=false", "--", "/bin/suid-probe")
+    done = run(rootfs, *FIXED_RANGE, "-u", "app", "--security-opt", "no-new-privileges=false", "--", "/bin/suid-probe")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "euid=0"
     assert proc_status(rootfs, "--security-opt", "no-new-privileges=false")["NoNewPrivs"] == "0"
@@ -216,8 +216,13 @@ def test_proc_sys_is_read_only(rootfs):
 # -- user namespace ----------------------------------------------------------------------
 
 def test_root_is_remapped_to_an_unprivileged_range(rootfs):
+    from hardrun.runtime.userns import root_id_pool
     done = run(rootfs, "--", "cat", "/proc/self/uid_map", "/proc/self/gid_map")
-    assert [line.split() for line in done.stdout.splitlines()] == [["0", "100000", "65536"]] * 2
+    (uid_map, gid_map) = [[int(field) for field in line.split()] for line in done.stdout.splitlines()]
+    first, _, size = root_id_pool()
+    # the container's own range of the pool (test_id_ranges.py: disjoint from any other's)
+    assert uid_map[0] == 0 and uid_map[2] == 65536 and first <= uid_map[1] <= first + size - 65536
+    assert gid_map[2] == 65536 and gid_map[1] - root_id_pool()[1] == uid_map[1] - first
     custom = run(rootfs, "--userns-remap", "200000:70000", "--", "cat", "/proc/self/uid_map")
     assert custom.stdout.split() == ["0", "200000", "70000"]
 
@@ -225,7 +230,7 @@ def test_root_is_remapped_to_an_unprivileged_range(rootfs):
 def test_volume_ro_is_read_only_inside_and_rw_is_writable(rootfs, tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
-    os.chown(shared, 100000, 100000)     # container root under the default remap
+    os.chmod(shared, 0o1777)      # writable whatever range the container's root gets
     script = "touch /data/x && echo wrote"
     read_only = sh(rootfs, script, "--volume", f"{shared}:/data:ro")
     assert "Read-only file system" in read_only.stderr and not (shared / "x").exists()
@@ -335,12 +340,17 @@ def test_parent_death_kills_the_container_and_a_later_run_cleans_up(rootfs, priv
         time.sleep(0.05)
     assert not _alive(child), "the container outlived hardrun"
     # hardrun was SIGKILLed: its state and cgroup are left behind...
-    left = os.listdir(env["HARDRUN_STATE_DIR"])
+    left = containers_on_record(env)
     assert len(left) == 1 and os.path.isdir(f"/sys/fs/cgroup/pids/{name}/{left[0]}")
     # ...until the next hardrun removes them.
     assert run(rootfs, "--", "true", env=env).returncode == 0
-    assert os.listdir(env["HARDRUN_STATE_DIR"]) == []
+    assert containers_on_record(env) == []
     assert not os.path.exists(f"/sys/fs/cgroup/pids/{name}/{left[0]}")
+
+
+def containers_on_record(env) -> list[str]:
+    """The container entries of a state root (dot-names: the id-range leases, staging)."""
+    return [name for name in os.listdir(env["HARDRUN_STATE_DIR"]) if not name.startswith(".")]
 
 
 def _alive(pid: int) -> bool:
@@ -500,7 +510,8 @@ def test_dry_run_prints_the_resolved_configuration_and_runs_nothing(rootfs, tmp_
     assert config["root"] == {"path": rootfs, "readonly": True}
     types = {namespace["type"] for namespace in config["linux"]["namespaces"]}
     assert types == {"mount", "pid", "ipc", "uts", "network", "cgroup", "user"}
-    assert config["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    [mapping] = config["linux"]["uidMappings"]
+    assert mapping["containerID"] == 0 and mapping["hostID"] >= 100000 and mapping["size"] == 65536
     assert "/proc/kcore" in config["linux"]["maskedPaths"]
     assert "/proc/sys" in config["linux"]["readonlyPaths"]
     assert config["annotations"]["org.hardrun.seccomp"] == "default"
@@ -585,7 +596,9 @@ def test_inspect_reports_a_running_container(rootfs):
         assert report["no_new_privs"] is True and report["seccomp"] == "filter"
         for name in ("user", "mnt", "net", "pid", "ipc", "uts", "cgroup"):
             assert report["namespaces"][name]["shared_with_caller"] is False, name
-        assert report["uid_map"] == [[0, 100000, 65536]]
+        with open(f"/proc/{pid}/uid_map") as handle:
+            assert report["uid_map"] == [[int(field) for field in line.split()] for line in handle]
+        assert report["uid_map"][0][1] >= 100000
         text = run_hardrun("inspect", str(pid)).stdout
         assert "no_new_privs: yes" in text and "seccomp:      filter" in text
     finally:
@@ -627,7 +640,7 @@ def test_limits_apply_inside_a_read_only_cgroup_view_and_are_removed(rootfs, pri
                  for entry in os.listdir(f"/sys/fs/cgroup/{hierarchy}/{name}")
                  if os.path.isdir(f"/sys/fs/cgroup/{hierarchy}/{name}/{entry}")]
     assert leftovers == []
-    assert os.listdir(env["HARDRUN_STATE_DIR"]) == []
+    assert containers_on_record(env) == []
 
 
 def test_fork_bomb_stays_in_its_pids_limit(rootfs, private_cgroup_parent):
@@ -884,9 +897,9 @@ def test_reaping_leaves_a_state_being_created_alone(rootfs, private_cgroup_paren
         os.mkdir(state_dir, 0o700)                       # a state root is the caller's alone
         os.mkdir(f"{state_dir}/{staging}")
         assert run(rootfs, "--", "true", env=env).returncode == 0
-        assert os.listdir(state_dir) == [staging]
+        assert sorted(os.listdir(state_dir)) == [staging, ".userns"]   # .userns: the id-range leases
     finally:
         maker.kill()
         maker.wait()
     assert run(rootfs, "--", "true", env=env).returncode == 0
-    assert os.listdir(state_dir) == []
+    assert os.listdir(state_dir) == [".userns"]

@@ -316,7 +316,8 @@ def test_run_refuses_an_untrusted_state_root_before_running_anything(rootfs, iso
     ran = run_hardrun(*argv)
     assert ran.returncode == 0, ran.stderr
     assert (out / "marker").exists()
-    assert os.listdir(isolated) == []
+    assert os.listdir(isolated) == [".userns"]       # only the id-range leases' directory, empty
+    assert os.listdir(isolated / ".userns") == ["lock"]
 
 
 def test_remove_tree_never_follows_a_symbolic_link(tmp_path):

@@ -528,7 +528,8 @@ def test_rm_is_accepted_and_nothing_is_kept(rootfs, tmp_path):
         done = subprocess.run([sys.executable, "-m", "hardrun", "run", *flags, "--rootfs", rootfs, "--",
                                "echo", "ran"], env=env, capture_output=True, text=True, timeout=60)
         assert (done.returncode, done.stdout) == (0, "ran\n"), done.stderr
-        assert os.listdir(tmp_path / "state") == []
+        assert os.listdir(tmp_path / "state") == [".userns"]          # the id-range leases' directory
+        assert os.listdir(tmp_path / "state" / ".userns") == ["lock"]   # the container's range is free
 
 
 def hardrun_as_nobody(public_rootfs, *args: str) -> list[str]:
@@ -600,13 +601,15 @@ def test_a_terminal_refusal_comes_before_any_state_or_cgroup_exists(rootfs, tmp_
     (TIOCEXCL) for the container: the refusal is the only line, although the state
     directory cannot be created (under a regular file), so the hooks that create state,
     cgroup and network never ran. Control: on a terminal it can reopen, the same command
-    fails at the state directory, so hooks that ran first would have said so."""
+    fails at the state directory, so hooks that ran first would have said so. (A fixed
+    --userns-remap range: the default leases the container's own range in the state root
+    before the parent starts, and frees it on any refusal.)"""
     import fcntl
     import termios
     (tmp_path / "file").touch()
     env = hardrun_env({"HARDRUN_STATE_DIR": str(tmp_path / "file" / "state")})
     command = ["setpriv", "--bounding-set=-sys_admin", sys.executable, "-m", "hardrun", "run",
-               "--rootfs", rootfs, "--", "true"]
+               "--userns-remap", "100000:65536", "--rootfs", rootfs, "--", "true"]
     for exclusive in (True, False):
         master, slave = pty.openpty()
         try:

@@ -1,0 +1,190 @@
+"""Per-container user-namespace id ranges (hardrun.runtime.userns.lease_id_range): each
+container of real root gets host ids of its own, so one container's root is not another's.
+Each security test has its control: the same attack under one fixed, shared range
+(--userns-remap), where it works."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from hardrun.errors import UsageError
+from hardrun.runtime import userns
+from hardrun.spec.defaults import DEFAULT_ID_POOL, DEFAULT_RANGE_SIZE
+from tests.helpers import hardrun_env, popen_hardrun, run_hardrun
+from tests.limits_support import wait_until
+
+pytestmark = pytest.mark.runtime
+
+SHARED = ("--userns-remap", "100000:65536")     # the old fixed range, given to both: the control
+
+
+def uid_map(text: str) -> list[list[int]]:
+    return [[int(field) for field in line.split()] for line in text.splitlines() if line.strip()]
+
+
+def leases(env) -> list[str]:
+    directory = os.path.join(env["HARDRUN_STATE_DIR"], userns.RANGES_DIR)
+    return sorted(name for name in os.listdir(directory) if name != "lock") if os.path.isdir(directory) else []
+
+
+def start_holding(rootfs, env, *flags, script="true"):
+    """A container that prints its uid_map, runs `script`, says ready and waits (its init
+    passes SIGTERM on)."""
+    proc = popen_hardrun("run", "--rootfs", rootfs, "--init", *flags, "--", "sh", "-c",
+                         f"cat /proc/self/uid_map; {script}; echo ready; exec sleep 300", env=env)
+    lines = []
+    while (line := proc.stdout.readline()) and line.strip() != "ready":
+        lines.append(line)
+    assert line.strip() == "ready", ("".join(lines), proc.stderr.read() if proc.poll() is not None else "")
+    return proc, uid_map("".join(lines))
+
+
+def stop(proc) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+# -- the range arithmetic and the leases ----------------------------------------------------
+
+def test_first_free_offset_takes_the_lowest_gap_that_fits():
+    assert userns.first_free_offset(4 * 10, 10, []) == 0
+    assert userns.first_free_offset(4 * 10, 10, [(0, 10), (20, 10)]) == 10
+    assert userns.first_free_offset(4 * 10, 15, [(0, 10), (20, 10)]) is None
+    assert userns.first_free_offset(4 * 10, 10, [(10, 10), (0, 10)]) == 20
+    assert userns.first_free_offset(4 * 10, 5, [(3, 10)]) == 13
+
+
+def test_the_pool_is_roots_subordinate_ids_else_the_documented_default(tmp_path):
+    subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
+    subuid.write_text("alice:200000:65536\nroot:300000:655360\n")
+    subgid.write_text("root:400000:131072\n")
+    assert userns.root_id_pool(str(subuid), str(subgid)) == (300000, 400000, 131072)
+    subgid.write_text("alice:200000:65536\n")
+    assert userns.root_id_pool(str(subuid), str(subgid)) == (*DEFAULT_ID_POOL[:1] * 2, DEFAULT_ID_POOL[1])
+
+
+def test_leases_are_disjoint_released_and_reclaimed_from_dead_processes(tmp_path):
+    root = str(tmp_path / "state")
+    pool = (300000, 400000, 3 * DEFAULT_RANGE_SIZE)
+    first = userns.lease_id_range(root=root, pool=pool)
+    second = userns.lease_id_range(root=root, pool=pool)
+    assert (first.uid_start, first.gid_start) == (300000, 400000)
+    assert (second.uid_start, second.gid_start) == (300000 + 65536, 400000 + 65536)
+    first.release()
+    assert userns.lease_id_range(root=root, pool=pool).uid_start == 300000   # released: taken again
+    # a lease naming a dead process (a killed hardrun) is free again
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with open(os.path.join(root, userns.RANGES_DIR, f"{2 * 65536}-65536"), "w") as handle:
+        handle.write(f"{dead.pid} 1\n")
+    assert userns.reclaim_id_ranges(root) == [f"user-namespace id range at pool offset {2 * 65536}-65536"]
+    assert userns.lease_id_range(root=root, pool=pool).uid_start == 300000 + 2 * 65536
+
+
+def test_no_free_range_is_an_error_never_a_shared_range(tmp_path):
+    root = str(tmp_path / "state")
+    pool = (300000, 300000, DEFAULT_RANGE_SIZE)
+    userns.lease_id_range(root=root, pool=pool)
+    with pytest.raises(UsageError, match="no free user-namespace id range of 65536 ids"):
+        userns.lease_id_range(root=root, pool=pool)
+
+
+def test_hardrun_run_refuses_to_start_when_the_pool_is_full(rootfs, env):
+    """Every range held (a lease over the whole pool naming this live process): exit 125,
+    one line. Control: with the lease gone the same command runs."""
+    from hardrun.runtime.state import process_start_time
+    directory = os.path.join(env["HARDRUN_STATE_DIR"], userns.RANGES_DIR)
+    os.makedirs(directory, mode=0o700)
+    os.chmod(env["HARDRUN_STATE_DIR"], 0o700)
+    whole = os.path.join(directory, f"0-{DEFAULT_ID_POOL[1]}")
+    with open(whole, "w") as handle:
+        handle.write(f"{os.getpid()} {process_start_time(os.getpid())}\n")
+    full = run_hardrun("run", "--rootfs", rootfs, "--", "true", env=env)
+    assert full.returncode == 125 and "no free user-namespace id range" in full.stderr, full
+    assert len(full.stderr.strip().splitlines()) <= 2 and "Traceback" not in full.stderr
+    os.unlink(whole)
+    assert run_hardrun("run", "--rootfs", rootfs, "--", "true", env=env).returncode == 0
+
+
+# -- from inside the containers and from the host -------------------------------------------
+
+def test_two_running_containers_get_disjoint_ranges(rootfs, env):
+    proc, held = start_holding(rootfs, env)
+    try:
+        other = run_hardrun("run", "--rootfs", rootfs, "--", "cat", "/proc/self/uid_map", "/proc/self/gid_map",
+                            env=env)
+        assert other.returncode == 0, other.stderr
+        second = uid_map(other.stdout)
+        assert second[0] == second[1] and held[0][0] == 0 and held[0][2] == second[0][2] == 65536
+        (_, a, size), (_, b, _) = held[0], second[0]
+        assert a + size <= b or b + size <= a, (held, second)          # disjoint
+        assert len(leases(env)) == 1                                  # the second one's is released
+        # control: the old fixed range, given to both, is the same range
+        shared = run_hardrun("run", "--rootfs", rootfs, *SHARED, "--", "cat", "/proc/self/uid_map", env=env)
+        assert uid_map(shared.stdout) == [[0, 100000, 65536]]
+    finally:
+        stop(proc)
+    assert leases(env) == []                                          # released at exit
+
+
+def test_dry_run_shows_the_range_the_container_would_get(rootfs, env):
+    import json
+    done = run_hardrun("run", "--dry-run", "--rootfs", rootfs, "--", "true", env=env)
+    mappings = json.loads(done.stdout)["linux"]["uidMappings"]
+    assert mappings == [{"containerID": 0, "hostID": DEFAULT_ID_POOL[0], "size": 65536}]
+    proc, held = start_holding(rootfs, env)
+    try:
+        done = run_hardrun("run", "--dry-run", "--rootfs", rootfs, "--", "true", env=env)
+        assert json.loads(done.stdout)["linux"]["uidMappings"][0]["hostID"] == held[0][1] + 65536
+    finally:
+        stop(proc)
+
+
+def _one_writes_the_other_tries(rootfs, env, shared_dir, *flags):
+    """Container A (root) creates a 0644 file in a shared bind; container B's root, running
+    at the same time, tries to append to it. (A's host uid_map, the file's host owner,
+    whether B wrote.)"""
+    volume = ("-v", f"{shared_dir}:/data")
+    proc, held = start_holding(rootfs, env, *volume, *flags,
+                               script="echo a > /data/file && chmod 644 /data/file")
+    try:
+        other = run_hardrun("run", "--rootfs", rootfs, *volume, *flags, "--", "sh", "-c",
+                            "echo b >> /data/file && echo wrote", env=env)
+        owner = os.stat(shared_dir / "file").st_uid
+    finally:
+        stop(proc)
+    return held, owner, "wrote" in other.stdout
+
+
+def test_a_containers_file_is_not_writable_by_another_containers_root(rootfs, env, tmp_path):
+    shared_dir = tmp_path / "shared"
+    shared_dir.mkdir()
+    os.chmod(shared_dir, 0o1777)
+    held, owner, wrote = _one_writes_the_other_tries(rootfs, env, shared_dir)
+    assert owner == held[0][1]                   # owned on the host by A's range base
+    assert not wrote and (shared_dir / "file").read_text() == "a\n"
+    # control: under one shared range B's root is the owner too, and writes
+    (shared_dir / "file").unlink()
+    held, owner, wrote = _one_writes_the_other_tries(rootfs, env, shared_dir, *SHARED)
+    assert owner == held[0][1] == 100000
+    assert wrote and (shared_dir / "file").read_text() == "a\nb\n"
+
+
+def test_hardrun_gc_reclaims_the_range_of_a_killed_hardrun(rootfs, env):
+    owner = subprocess.Popen([sys.executable, "-m", "hardrun", "run", "--rootfs", rootfs,
+                              "--", "sh", "-c", "echo ready; exec sleep 300"],
+                             stdout=subprocess.PIPE, text=True, env=hardrun_env(env))
+    assert owner.stdout.readline().strip() == "ready"
+    held = leases(env)
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    assert len(held) == 1 and leases(env) == held        # control: still on record after the kill
+    wait_until(lambda: not os.path.exists(f"/proc/{owner.pid}"))
+    done = run_hardrun("gc", env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"removed user-namespace id range at pool offset {held[0]}" in done.stdout
+    assert leases(env) == []
