@@ -14,8 +14,7 @@ import pytest
 from hardrun.errors import UsageError
 from hardrun.runtime import userns
 from hardrun.spec.defaults import DEFAULT_ID_POOL, DEFAULT_RANGE_SIZE
-from tests.helpers import hardrun_env, popen_hardrun, run_hardrun
-from tests.limits_support import wait_until
+from tests.helpers import hardrun_env, popen_hardrun, run_hardrun, wait_until
 
 pytestmark = pytest.mark.runtime
 
