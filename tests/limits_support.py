@@ -178,7 +178,9 @@ def host_leftovers(state_root: Path) -> dict:
     state_root = Path(state_root)
     state_entries = []
     if state_root.exists():
+        # the network's directory and the id ranges' lock stay; a lease left behind is a leak
         state_entries = [str(p.relative_to(state_root)) for p in state_root.rglob("*")
-                         if not (p.is_dir() and p.name == "net")]
+                         if not (p.is_dir() and p.name == "net")
+                         and str(p.relative_to(state_root)) not in (".userns", ".userns/lock")]
     return {"links": [n for n in names if n != "lo"], "nft": ruleset.strip(),
             "state": state_entries}
