@@ -21,7 +21,7 @@ import os
 import stat
 
 from .. import __version__
-from ..runtime.seccomp_cache import default_cache_dir, sha256, usable_cache_dir
+from ..runtime.seccomp_cache import default_cache_dir, sha256, usable_cache_dir, write_entry
 
 _MAGIC = b"hardrun-verdict 1"
 _MAX_ENTRY = 64 * 1024
@@ -140,20 +140,4 @@ def store(cache_key: str, policy_files: list[str], refusal: str | None, director
         return False
     body = json.dumps({"policy_files": digests, "refusal": refusal}).encode()
     content = b" ".join((_MAGIC, cache_key.encode(), sha256(body).hexdigest().encode())) + b"\n" + body
-    final = os.path.join(directory, cache_key + ".verdict")
-    temporary = os.path.join(directory, f".{cache_key}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return False
-    try:
-        with open(fd, "wb", closefd=True) as handle:
-            handle.write(content)
-        os.replace(temporary, final)     # readers see a whole entry or none
-        return True
-    except OSError:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        return False
+    return write_entry(directory, cache_key + ".verdict", content)

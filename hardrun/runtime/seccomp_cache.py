@@ -105,8 +105,13 @@ def write_cached(directory: str, key: str, program: bytes, flags: int = 0) -> bo
     """Store `program` atomically (a 0600 temporary file renamed into place)."""
     digest = sha256(program).hexdigest().encode()
     content = b" ".join((_MAGIC, key.encode(), str(flags).encode(), digest)) + b"\n" + bytes(program)
-    final = os.path.join(directory, key + ".bpf")
-    temporary = os.path.join(directory, f".{key}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    return write_entry(directory, key + ".bpf", content)
+
+
+def write_entry(directory: str, name: str, content: bytes) -> bool:
+    """Write a cache entry atomically: a new 0600 temporary file (never through a link)
+    renamed over `name`, so readers see a whole entry or none. False when it cannot."""
+    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError:
@@ -114,7 +119,7 @@ def write_cached(directory: str, key: str, program: bytes, flags: int = 0) -> bo
     try:
         with open(fd, "wb", closefd=True) as handle:
             handle.write(content)
-        os.replace(temporary, final)
+        os.replace(temporary, os.path.join(directory, name))
         return True
     except OSError:
         try:
