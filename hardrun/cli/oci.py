@@ -31,7 +31,7 @@ global options:
   --systemd-cgroup        manage cgroups through systemd (refused where systemd does not run)
   --policy NAME|FILE      the policy create judges bundles with (default: /etc/hardrun/policy.yaml
                           if present, else the built-in `default`)
-  --no-floor              do not raise the floor (no_new_privs, seccomp, kernel paths)
+  --no-floor              do not raise the floor (no_new_privs, seccomp, kernel paths, NET_RAW)
   --version, -v           print the version
   --help, -h              this help
 

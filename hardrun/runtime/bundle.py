@@ -26,7 +26,7 @@ import posixpath
 
 from ..errors import UsageError
 from ..spec.capabilities import NUMBERS
-from ..spec.defaults import MASKED_PATHS, READONLY_PATHS
+from ..spec.defaults import DOCKER_DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS
 from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES
 from ..spec.record import dataclass, field
 from .mounts import MountPlan, TMPFS_DATA_KEYS
@@ -104,12 +104,15 @@ def raise_floor(document: dict) -> tuple:
     """Add, in place, the protections a correctly built image never needs where the config
     left them out; return what was changed. no_new_privs on; hardrun's own seccomp allowlist
     when there is no filter; Docker's masked and read-only kernel paths. (Binds are always
-    nosuid,nodev: MountPlan.) A config that does not parse is left for the reader to refuse."""
+    nosuid,nodev: MountPlan.) NET_RAW taken out of an engine's default capability set
+    (drop_default_net_raw). A config that does not parse is left for the reader to refuse."""
     changes = []
     process = document.get("process")
     if isinstance(process, dict) and process.get("noNewPrivileges") is not True:
         process["noNewPrivileges"] = True
         changes.append(FloorChange("process.noNewPrivileges", "set to true"))
+    if isinstance(process, dict) and drop_default_net_raw(process.get("capabilities")):
+        changes.append(FloorChange("process.capabilities", "NET_RAW dropped from the engine's default set"))
     linux = document.setdefault("linux", {})
     if not isinstance(linux, dict):
         return tuple(changes)
@@ -123,6 +126,31 @@ def raise_floor(document: dict) -> tuple:
                 linux[key] = present + missing
                 changes.append(FloorChange(f"linux.{key}", "added " + ", ".join(missing)))
     return tuple(changes)
+
+
+# Docker's and containerd's (and so the CRI's) default capability set, the one a plain
+# `docker run`, `ctr run` or pod container gets; Podman's default has no NET_RAW.
+ENGINE_DEFAULT_CAPABILITIES = frozenset("CAP_" + name for name in DOCKER_DEFAULT_CAPABILITIES)
+
+
+def drop_default_net_raw(capabilities) -> bool:
+    """Remove CAP_NET_RAW, in place, from every set when the bounding set is exactly an
+    engine's default set (no set holding anything beyond it): NET_RAW there is the engine's
+    old default, not the user's request (raw sockets: spoofed packets, ARP and router
+    adverts on the container's network). A set that differs (something added or dropped)
+    is kept as asked, for the policy to judge. True when something was removed."""
+    if not isinstance(capabilities, dict):
+        return False
+    sets = [capabilities.get(name) for name in CAPABILITY_SETS]
+    if not all(value is None or isinstance(value, list) for value in sets):
+        return False
+    if set(capabilities.get("bounding") or ()) != ENGINE_DEFAULT_CAPABILITIES or \
+            any(not set(value) <= ENGINE_DEFAULT_CAPABILITIES for value in sets if value):
+        return False
+    for name, value in zip(CAPABILITY_SETS, sets):
+        if value:
+            capabilities[name] = [item for item in value if item != "CAP_NET_RAW"]
+    return True
 
 
 class _Reader:

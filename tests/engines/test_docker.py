@@ -103,3 +103,56 @@ def test_under_baseline_a_host_etc_bind_is_hr3002_but_dockers_own_files_are_not(
                             "bb:1", "true", check=False)
     assert refused.returncode != 0 and "HR3002" in refused.stderr, refused.stderr
     assert "host path /etc is mounted" in refused.stderr and refused.stderr.count("host path ") == 1, refused.stderr
+
+
+# Raw sockets from inside: the effective capabilities, then an ICMP echo on the container's
+# loopback, which busybox's ping sends through a SOCK_RAW socket (NET_RAW) when it may
+RAW_SOCKET = r"""
+grep '^CapEff:' /proc/self/status
+ping -c 1 -W 2 127.0.0.1 >/dev/null 2>&1 && echo "raw socket opened" || echo "raw socket refused"
+"""
+NET_RAW_BIT = 1 << 13
+
+
+def _raw_socket(docker, runtime: str, *flags: str):
+    result = docker.docker("run", "--rm", "--network", "none", "--runtime", runtime, *flags, "bb:1",
+                           "sh", "-c", RAW_SOCKET, check=False)
+    fields = dict(line.split(":\t", 1) for line in result.stdout.splitlines() if ":\t" in line)
+    return result, int(fields.get("CapEff", "0"), 16), "raw socket opened" in result.stdout
+
+
+def test_under_baseline_a_plain_docker_run_runs_without_net_raw(docker, hardrun_oci):
+    """The floor drops NET_RAW from Docker's default set, so `baseline` (which forbids adding
+    NET_RAW, as Kubernetes' baseline does) lets a plain `docker run` through."""
+    control, control_caps, control_raw = _raw_socket(docker, "runc")
+    assert control_caps & NET_RAW_BIT and control_raw, f"control: runc keeps NET_RAW\n{control.stdout}"
+    hardrun, caps, raw = _raw_socket(docker, "hardrun-baseline")
+    assert hardrun.returncode == 0 and "refused by policy" not in hardrun.stderr, hardrun.stderr
+    assert not caps & NET_RAW_BIT and not raw, hardrun.stdout
+    # nothing else of Docker's default set was taken
+    assert caps == control_caps & ~NET_RAW_BIT
+
+
+def test_net_raw_on_a_set_that_is_not_the_default_is_kept_and_judged(docker, hardrun_oci):
+    """A set the user changed is the user's: NET_RAW stays (the default policy lets it run) and
+    `baseline` judges it (HR3001 naming NET_RAW)."""
+    kept, caps, raw = _raw_socket(docker, "hardrun", "--cap-drop", "MKNOD")
+    assert caps & NET_RAW_BIT and raw, kept.stdout + kept.stderr
+    refused, _, _ = _raw_socket(docker, "hardrun-baseline", "--cap-drop", "MKNOD")
+    assert refused.returncode != 0 and "HR3001" in refused.stderr and "NET_RAW" in refused.stderr, refused.stderr
+
+
+def test_the_dropped_net_raw_is_recorded_and_shown_by_hardrun_inspect(docker, hardrun_oci):
+    from tests.helpers import run_hardrun
+    container = docker.docker("run", "-d", "--network", "none", "--runtime", "hardrun-baseline", "bb:1").stdout.strip()
+    try:
+        pid = docker.docker("inspect", "-f", "{{.State.Pid}}", container).stdout.strip()
+        # the shim passes hardrun-oci a --root under Docker's exec-root: where the state is
+        oci_root = next((docker.directory / "exec").rglob(f"{container}/state.json")).parent.parent
+        inspected = run_hardrun("inspect", "--oci-root", str(oci_root), pid)
+        assert inspected.returncode == 0, inspected.stderr
+        floor = next(line for line in inspected.stdout.splitlines() if line.strip().startswith("floor raised:"))
+        assert "process.capabilities: NET_RAW dropped from the engine's default set" in floor, inspected.stdout
+    finally:
+        docker.docker("rm", "-f", container)
+    assert_container_gone(container, docker.directory)

@@ -207,3 +207,30 @@ def test_the_command_line_refuses_bad_usage_in_one_line(oci):
             assert expected in result.stderr
     version = oci("--version", check=True).stdout
     assert version.startswith("hardrun-oci version ") and "spec: 1.0.2" in version
+
+
+def _docker_default_caps() -> dict:
+    from hardrun.spec.defaults import DOCKER_DEFAULT_CAPABILITIES
+    names = ["CAP_" + name for name in DOCKER_DEFAULT_CAPABILITIES]
+    return {"bounding": list(names), "effective": list(names), "permitted": list(names)}
+
+
+def test_the_floor_drops_net_raw_from_exactly_the_engine_default_set():
+    document = {"process": {"capabilities": _docker_default_caps()}, "linux": {}}
+    changes = reader.raise_floor(document)
+    caps = document["process"]["capabilities"]
+    assert all("CAP_NET_RAW" not in caps[name] for name in caps)
+    assert len(caps["bounding"]) == 13
+    assert reader.FloorChange("process.capabilities", "NET_RAW dropped from the engine's default set") in changes
+
+
+@pytest.mark.parametrize("change", ["drop CAP_MKNOD", "add CAP_NET_ADMIN"])
+def test_a_set_the_user_changed_keeps_net_raw(change):
+    caps = _docker_default_caps()
+    verb, name = change.split()
+    for values in caps.values():
+        values.remove(name) if verb == "drop" else values.append(name)
+    document = {"process": {"capabilities": caps}, "linux": {}}
+    changes = reader.raise_floor(document)
+    assert all("CAP_NET_RAW" in values for values in caps.values())
+    assert not [c for c in changes if c.field == "process.capabilities"]
