@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
 import re
+import signal
+import subprocess
+from pathlib import Path
 
 import pytest
 
+from tests.engines import daemons
 from tests.engines.conftest import PROBE, PROBE_EXIT, Confinement, assert_container_gone, assert_floor
 
 pytestmark = pytest.mark.runtime
@@ -156,3 +162,97 @@ def test_the_dropped_net_raw_is_recorded_and_shown_by_hardrun_inspect(docker, ha
     finally:
         docker.docker("rm", "-f", container)
     assert_container_gone(container, docker.directory)
+
+
+# A call Docker's profile refuses (EPERM: unshare without CAP_SYS_ADMIN), tried every time
+# the container is told to (a line on its stdin), its outcome printed
+REFUSED_CALL = r"""
+while read line; do
+    unshare -U true 2>&1 | tail -n 1
+done
+"""
+
+
+def _holder(docker, container: str) -> tuple[dict, Path]:
+    state = next((docker.directory / "exec").rglob(f"{container}/state.json"))
+    return json.loads(state.read_text()).get("holder"), state.parent
+
+
+def _explained_container(docker, runtime: str):
+    """A running container under `runtime` with REFUSED_CALL on a pipe: (id, the attach process)."""
+    container = docker.docker("create", "-i", "--network", "none", "--runtime", runtime, "bb:1",
+                              "sh", "-c", REFUSED_CALL).stdout.strip()
+    attach = subprocess.Popen([daemons.DOCKER, "start", "-a", "-i", container], env=docker.env, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return container, attach
+
+
+def _try_refused_call(attach) -> str:
+    attach.stdin.write("go\n")
+    attach.stdin.flush()
+    return attach.stdout.readline()
+
+
+def test_explain_records_the_refused_calls_and_delete_reaps_the_holder(docker, hardrun_oci):
+    from tests.helpers import run_hardrun
+    container, attach = _explained_container(docker, "hardrun-explain")
+    try:
+        assert "Operation not permitted" in _try_refused_call(attach)   # the profile's errno
+        holder, state = _holder(docker, container)
+        assert holder and holder["pid"] and os.path.exists(f"/proc/{holder['pid']}")
+        daemons.wait_until(lambda: (state / "denials.json").exists(), "the denials record")
+        pid = docker.docker("inspect", "-f", "{{.State.Pid}}", container).stdout.strip()
+        inspected = run_hardrun("inspect", "--oci-root", str(state.parent), pid)
+        assert "seccomp refused: 1 system call(s)" in inspected.stdout, inspected.stdout
+        assert re.search(r"unshare: 1 time\(s\), first by pid \d+ \(unshare\): EPERM", inspected.stdout), \
+            inspected.stdout
+        # the holder is not the container's: not in its cgroup, not in its `docker top`
+        assert str(holder["pid"]) not in docker.docker("top", container, "-o", "pid").stdout
+    finally:
+        attach.stdin.close()
+        attach.wait(timeout=60)
+        docker.docker("rm", "-f", container)
+    assert daemons.gone(lambda: [str(holder["pid"])] if _alive(holder["pid"]) else []) == []
+    assert_container_gone(container, docker.directory)
+
+
+def test_without_explain_nothing_is_recorded_and_the_call_still_fails(docker, hardrun_oci):
+    container, attach = _explained_container(docker, "hardrun")
+    try:
+        assert "Operation not permitted" in _try_refused_call(attach)
+        holder, state = _holder(docker, container)
+        assert holder is None and not (state / "denials.json").exists()
+    finally:
+        attach.stdin.close()
+        attach.wait(timeout=60)
+        docker.docker("rm", "-f", container)
+
+
+def test_a_dead_holder_fails_the_refused_calls_closed(docker, hardrun_oci):
+    """Killed under a running container, the holder leaves the listener closed: the kernel
+    fails every notified call (ENOSYS), it never lets one through."""
+    container, attach = _explained_container(docker, "hardrun-explain")
+    try:
+        assert "Operation not permitted" in _try_refused_call(attach)
+        holder, _ = _holder(docker, container)
+        os.kill(holder["pid"], signal.SIGKILL)
+        daemons.wait_until(lambda: not _alive(holder["pid"]), "the holder's death")
+        after = _try_refused_call(attach)
+        assert "Function not implemented" in after, after
+    finally:
+        attach.stdin.close()
+        attach.wait(timeout=60)
+        docker.docker("rm", "-f", container)
+    # control: the same call in a container under runc with Docker's profile is refused too
+    # (EPERM), and with no filter at all it succeeds: the refusal above is the filter's
+    unfiltered = docker.docker("run", "--rm", "--network", "none", "--security-opt", "seccomp=unconfined",
+                               "--runtime", "runc", "bb:1", "sh", "-c", "unshare -U true && echo allowed")
+    assert "allowed" in unfiltered.stdout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
