@@ -616,6 +616,9 @@ def update(root: str, container_id: str, resources: dict) -> None:
     if limits.devices and "devices" not in cgroup.paths:
         raise OciError(f"linux.resources.devices: container {container_id} was created without device rules, "
                        "so without a device cgroup to update")
+    if limits.block_io is not None and not {"blkio", "io"} & cgroup.paths.keys():
+        raise OciError(f"{limits.block_io.fields()[0]}: container {container_id} was created without blkio "
+                       "settings, so without a blkio cgroup to update")
     limits.pids_is_default = limits.pids is None
     cgroup.apply_limits(limits)
 

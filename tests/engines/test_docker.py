@@ -256,3 +256,29 @@ def _alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except OSError:
         return False
+
+
+def _blkio_file(container: str, name: str) -> str:
+    with open(f"/sys/fs/cgroup/blkio/docker/{container}/{name}") as handle:
+        return handle.read()
+
+
+@pytest.mark.parametrize("runtime", ["hardrun", "runc"])   # runc: the same request, the same file
+def test_docker_blkio_requests_reach_the_containers_cgroup(docker, hardrun_oci, runtime):
+    from tests.oci.test_block_io import a_block_device
+    major, minor = a_block_device()
+    node = os.path.realpath(f"/sys/dev/block/{major}:{minor}")
+    device = f"/dev/{os.path.basename(node)}"
+    # --blkio-weight: Docker keeps it where the kernel has blkio weights and otherwise drops it
+    # itself, with a warning, before the runtime is called; either way the container runs
+    container = docker.docker("run", "-d", "--network", "none", "--runtime", runtime, "--blkio-weight", "300",
+                              "--device-read-bps", f"{device}:1mb", "--device-write-iops", f"{device}:300",
+                              "bb:1").stdout.strip().splitlines()[-1]
+    try:
+        assert f"{major}:{minor} 1048576" in _blkio_file(container, "blkio.throttle.read_bps_device")
+        assert f"{major}:{minor} 300" in _blkio_file(container, "blkio.throttle.write_iops_device")
+        if os.path.exists("/sys/fs/cgroup/blkio/blkio.weight"):
+            assert _blkio_file(container, "blkio.weight").strip() == "300"
+    finally:
+        docker.docker("rm", "-f", container)
+    assert_container_gone(container, docker.directory)
