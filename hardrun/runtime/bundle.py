@@ -511,7 +511,8 @@ class _Reader:
                         memory_swap=swap if swap else None,
                         pids=pids_limit if pids_limit and pids_limit > 0 else None,
                         cpus=quota / period if quota and quota > 0 else None,
-                        cpu_shares=shares or None, devices=device_writes, block_io=block_io)
+                        cpu_shares=shares or None, devices=device_writes, block_io=block_io,
+                        devices_asked=bool(rules))
         return limits
 
     def block_io(self, block_io):

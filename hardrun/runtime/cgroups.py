@@ -139,12 +139,13 @@ class Limits:
     """What the container's cgroup enforces. `pids_is_default`: the pids limit is the
     default policy's, not the user's (when it cannot apply, that is a warning)."""
 
-    __slots__ = ("memory", "memory_swap", "pids", "cpus", "cpu_shares", "pids_is_default", "devices", "block_io")
+    __slots__ = ("memory", "memory_swap", "pids", "cpus", "cpu_shares", "pids_is_default", "devices", "block_io",
+                 "devices_asked")
 
     def __init__(self, memory: int | None = None, memory_swap: int | None = None,
                  pids: int | None = DEFAULT_PIDS_LIMIT, cpus: float | None = None,
                  cpu_shares: int | None = None, pids_is_default: bool = False, devices: tuple = (),
-                 block_io: BlockIO | None = None):
+                 block_io: BlockIO | None = None, devices_asked: bool = False):
         self.memory = memory                # bytes
         self.memory_swap = memory_swap      # bytes of memory + swap; -1 unlimited
         self.pids = pids                    # None or <= 0: unlimited
@@ -153,6 +154,9 @@ class Limits:
         self.pids_is_default = pids_is_default
         self.devices = devices              # (file, line) writes of a v1 devices cgroup (device_rules)
         self.block_io = block_io            # None: no blkio request
+        # the config listed device rules: without a v1 devices controller that is an error;
+        # runc's default rules alone (an empty list) are applied where the controller exists
+        self.devices_asked = devices_asked
 
     def __repr__(self) -> str:
         return "Limits(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"
@@ -430,6 +434,8 @@ class ContainerCgroup:
                 continue
             path = self.paths.get(controller)
             if path is None:
+                if flag == DEVICES_FIELD and not self.limits.devices_asked:
+                    continue    # only runc's defaults, and no v1 devices controller to hold them
                 if self.layout.hierarchy_for(controller) is None:
                     self._cannot(f"the {'blkio/io' if flag.startswith(BLOCK_IO_FIELD) else controller} cgroup "
                                  "controller is not available on this "

@@ -606,6 +606,8 @@ def update(root: str, container_id: str, resources: dict) -> None:
     if container.status() == "stopped":
         raise OciError(f"container {container_id} is stopped")
     limits = _Reader({}, container.record["bundle"]).resources(resources)
+    if not limits.devices_asked:
+        limits.devices = ()     # no rules in the update: the container's stay as they are (runc's update)
     layout = detect_layout()
     cgroup = ContainerCgroup(container_id, Limits(), layout)
     for path in container.record.get("cgroups") or []:
