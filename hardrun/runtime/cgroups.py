@@ -374,6 +374,12 @@ class ContainerCgroup:
                 try:
                     os.mkdir(path)
                     return True
+                except FileExistsError:
+                    # a leftover of a container of this name that died before its clean-up:
+                    # taken over when empty (as runc does), never when something runs in it
+                    if cgroup_pids(path):
+                        raise
+                    return True
                 except FileNotFoundError:   # no parent yet (or one removed meanwhile): make it
                     if attempt == 3:
                         raise
