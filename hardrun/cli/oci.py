@@ -31,7 +31,9 @@ global options:
   --systemd-cgroup        manage cgroups through systemd (refused where systemd does not run)
   --policy NAME|FILE      the policy create judges bundles with (default: /etc/hardrun/policy.yaml
                           if present, else the built-in `default`)
-  --no-floor              do not raise the floor (no_new_privs, seccomp, kernel paths)
+  --no-floor              do not raise the floor (no_new_privs, seccomp, kernel paths, NET_RAW)
+  --explain               record the calls each container's seccomp filter refuses (shown by
+                          `hardrun inspect PID`; a holder process per container, reaped by delete)
   --version, -v           print the version
   --help, -h              this help
 
@@ -179,7 +181,7 @@ def _global_options(argv):
     options: dict = {}
     index = 0
     takes_value = {"--root", "--log", "--log-format", "--policy", "--criu", "--rootless"}
-    flags = {"--debug", "--systemd-cgroup", "--no-floor", "--version", "-v", "--help", "-h"}
+    flags = {"--debug", "--systemd-cgroup", "--no-floor", "--explain", "--version", "-v", "--help", "-h"}
     while index < len(argv):
         arg = argv[index]
         if not arg.startswith("-"):
@@ -296,7 +298,8 @@ def _create(root: str, container_id: str, sub: dict, options: dict, log: Log, ru
     preserve = _preserve_fds(sub)
     judge_bundle(bundle, options.get("--policy"), floor="--no-floor" not in options)
     create_options = oci.CreateOptions(bundle, sub.get("--pid-file"), sub.get("--console-socket"),
-                                       preserve, "--no-pivot" in sub, floor="--no-floor" not in options)
+                                       preserve, "--no-pivot" in sub, floor="--no-floor" not in options,
+                                       explain="--explain" in options)
     container = oci.create(root, container_id, create_options)
     log.debug(f"created {container_id}: pid {container.record['pid']}")
     if not run:

@@ -26,7 +26,7 @@ import posixpath
 
 from ..errors import UsageError
 from ..spec.capabilities import NUMBERS
-from ..spec.defaults import MASKED_PATHS, READONLY_PATHS
+from ..spec.defaults import DOCKER_DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS
 from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES
 from ..spec.record import dataclass, field
 from .mounts import MountPlan, TMPFS_DATA_KEYS
@@ -104,12 +104,15 @@ def raise_floor(document: dict) -> tuple:
     """Add, in place, the protections a correctly built image never needs where the config
     left them out; return what was changed. no_new_privs on; hardrun's own seccomp allowlist
     when there is no filter; Docker's masked and read-only kernel paths. (Binds are always
-    nosuid,nodev: MountPlan.) A config that does not parse is left for the reader to refuse."""
+    nosuid,nodev: MountPlan.) NET_RAW taken out of an engine's default capability set
+    (drop_default_net_raw). A config that does not parse is left for the reader to refuse."""
     changes = []
     process = document.get("process")
     if isinstance(process, dict) and process.get("noNewPrivileges") is not True:
         process["noNewPrivileges"] = True
         changes.append(FloorChange("process.noNewPrivileges", "set to true"))
+    if isinstance(process, dict) and drop_default_net_raw(process.get("capabilities")):
+        changes.append(FloorChange("process.capabilities", "NET_RAW dropped from the engine's default set"))
     linux = document.setdefault("linux", {})
     if not isinstance(linux, dict):
         return tuple(changes)
@@ -123,6 +126,31 @@ def raise_floor(document: dict) -> tuple:
                 linux[key] = present + missing
                 changes.append(FloorChange(f"linux.{key}", "added " + ", ".join(missing)))
     return tuple(changes)
+
+
+# Docker's and containerd's (and so the CRI's) default capability set, the one a plain
+# `docker run`, `ctr run` or pod container gets; Podman's default has no NET_RAW.
+ENGINE_DEFAULT_CAPABILITIES = frozenset("CAP_" + name for name in DOCKER_DEFAULT_CAPABILITIES)
+
+
+def drop_default_net_raw(capabilities) -> bool:
+    """Remove CAP_NET_RAW, in place, from every set when the bounding set is exactly an
+    engine's default set (no set holding anything beyond it): NET_RAW there is the engine's
+    old default, not the user's request (raw sockets: spoofed packets, ARP and router
+    adverts on the container's network). A set that differs (something added or dropped)
+    is kept as asked, for the policy to judge. True when something was removed."""
+    if not isinstance(capabilities, dict):
+        return False
+    sets = [capabilities.get(name) for name in CAPABILITY_SETS]
+    if not all(value is None or isinstance(value, list) for value in sets):
+        return False
+    if set(capabilities.get("bounding") or ()) != ENGINE_DEFAULT_CAPABILITIES or \
+            any(not set(value) <= ENGINE_DEFAULT_CAPABILITIES for value in sets if value):
+        return False
+    for name, value in zip(CAPABILITY_SETS, sets):
+        if value:
+            capabilities[name] = [item for item in value if item != "CAP_NET_RAW"]
+    return True
 
 
 class _Reader:
@@ -460,7 +488,7 @@ class _Reader:
         resources = self.take(self.typed(resources, dict, "linux.resources") or {}, "linux.resources",
                               {"devices", "memory", "cpu", "pids", "blockIO"},
                               unsupported={"hugepageLimits", "network", "rdma", "unified"})
-        self.block_io(resources.get("blockIO"))
+        block_io = self.block_io(resources.get("blockIO"))
         from .device_rules import DeviceRuleError, cgroup_v1_writes
         rules = self.typed(resources.get("devices"), list, "linux.resources.devices") or []
         try:
@@ -483,25 +511,55 @@ class _Reader:
                         memory_swap=swap if swap else None,
                         pids=pids_limit if pids_limit and pids_limit > 0 else None,
                         cpus=quota / period if quota and quota > 0 else None,
-                        cpu_shares=shares or None, devices=device_writes)
+                        cpu_shares=shares or None, devices=device_writes, block_io=block_io,
+                        devices_asked=bool(rules))
         return limits
 
-    def block_io(self, block_io) -> None:
-        """`linux.resources.blockIO`: a weight of 0 or none means unset (Docker sends
-        `{"weight": 0}` in every bundle; runc writes nothing for it). Any real request is
-        refused by its field: hardrun applies no blkio limits."""
+    def block_io(self, block_io):
+        """`linux.resources.blockIO` -> cgroups.BlockIO, or None when nothing is asked: a
+        weight of 0 means unset (Docker sends `{"weight": 0}` in every bundle, and 0 where the
+        kernel has no blkio weight; runc writes nothing for it). Written by the cgroup code,
+        where a setting the kernel lacks or rejects is an error naming its field."""
+        from .cgroups import THROTTLES, BlockIO
         block_io = self.typed(block_io, dict, "linux.resources.blockIO") or {}
-        for key, value in block_io.items():
-            where = f"linux.resources.blockIO.{key}"
-            if key in ("weight", "leafWeight"):
-                if self.typed(value, int, where):
-                    self.fail(where, "not supported by hardrun (no blkio weight is applied)")
-            elif key in ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
-                         "throttleReadIOPSDevice", "throttleWriteIOPSDevice"):
-                if self.typed(value, list, where):
-                    self.fail(where, "not supported by hardrun (no blkio limit is applied)")
-            else:
-                self.fail(where, "unknown field")
+        where = "linux.resources.blockIO"
+        for key in block_io:
+            if key not in ("weight", "leafWeight", "weightDevice") and key not in THROTTLES:
+                self.fail(f"{where}.{key}", "unknown field")
+        weight = self.weight(block_io.get("weight"), f"{where}.weight")
+        leaf_weight = self.weight(block_io.get("leafWeight"), f"{where}.leafWeight")
+        per_device = []
+        for index, entry in enumerate(self.typed(block_io.get("weightDevice"), list, f"{where}.weightDevice") or []):
+            at = f"{where}.weightDevice[{index}]"
+            entry = self.take(entry, at, {"major", "minor", "weight", "leafWeight"})
+            major, minor = self.device_number(entry, at)
+            per_device.append((major, minor, self.weight(entry.get("weight"), f"{at}.weight"),
+                               self.weight(entry.get("leafWeight"), f"{at}.leafWeight")))
+        throttles = {}
+        for name in THROTTLES:
+            entries = []
+            for index, entry in enumerate(self.typed(block_io.get(name), list, f"{where}.{name}") or []):
+                at = f"{where}.{name}[{index}]"
+                entry = self.take(entry, at, {"major", "minor", "rate"})
+                rate = self.typed(entry.get("rate"), int, f"{at}.rate")
+                if rate is None or rate < 0:
+                    self.fail(f"{at}.rate", "expected an integer of 0 or more")
+                entries.append((*self.device_number(entry, at), rate))
+            throttles[name] = tuple(entries)
+        block = BlockIO(weight, leaf_weight, tuple(per_device), throttles)
+        return block if block.fields() else None
+
+    def weight(self, value, where: str) -> int | None:
+        value = self.typed(value, int, where)
+        if value and not 10 <= value <= 1000:
+            self.fail(where, f"{value} is not a blkio weight (10 to 1000, or 0 for none)")
+        return value or None
+
+    def device_number(self, entry: dict, where: str) -> tuple[int, int]:
+        numbers = tuple(self.typed(entry.get(key), int, f"{where}.{key}") for key in ("major", "minor"))
+        if any(number is None or number < 0 for number in numbers):
+            self.fail(where, "major and minor device numbers are required")
+        return numbers
 
     def devices(self, linux: dict) -> tuple:
         """`linux.devices`: each must be the host's node of that type and number at that path

@@ -43,6 +43,88 @@ WANTED_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer")
 V2_ENABLE = ("memory", "pids", "cpu")
 STRICT, BEST_EFFORT = "strict", "best-effort"
 DEVICES_FIELD = "linux.resources.devices"     # only OCI bundles ask for a device cgroup
+BLOCK_IO_FIELD = "linux.resources.blockIO"     # only OCI bundles ask for blkio (BlockIO below)
+# OCI throttle field -> (cgroup v1 file, cgroup v2 io.max key)
+THROTTLES = {"throttleReadBpsDevice": ("blkio.throttle.read_bps_device", "rbps"),
+             "throttleWriteBpsDevice": ("blkio.throttle.write_bps_device", "wbps"),
+             "throttleReadIOPSDevice": ("blkio.throttle.read_iops_device", "riops"),
+             "throttleWriteIOPSDevice": ("blkio.throttle.write_iops_device", "wiops")}
+
+
+class BlockIO:
+    """`linux.resources.blockIO` as read (hardrun.runtime.bundle): a weight (10-1000), a leaf
+    weight, per-device weights ((major, minor, weight or None, leaf weight or None)) and
+    throttles (field -> ((major, minor, rate), ...))."""
+
+    __slots__ = ("weight", "leaf_weight", "weight_device", "throttles")
+
+    def __init__(self, weight: int | None = None, leaf_weight: int | None = None, weight_device: tuple = (),
+                 throttles: dict | None = None):
+        self.weight, self.leaf_weight = weight, leaf_weight
+        self.weight_device, self.throttles = weight_device, dict(throttles or {})
+
+    def fields(self) -> list[str]:
+        """The fields this asks for, as named in errors."""
+        asked = [name for name, value in (("weight", self.weight), ("leafWeight", self.leaf_weight),
+                                          ("weightDevice", self.weight_device)) if value]
+        return [f"{BLOCK_IO_FIELD}.{name}" for name in asked + [k for k, v in self.throttles.items() if v]]
+
+    def writes(self, version: int, exists) -> list[tuple[str, list]]:
+        """(field, [(file, value)...]) for a cgroup of `version`; `exists(file)`: whether the
+        cgroup has that file (BFQ's weight files are used where the plain ones are missing, as
+        runc does)."""
+        return _block_io_v2(self, exists) if version == 2 else _block_io_v1(self, exists)
+
+
+def _device(major: int, minor: int) -> str:
+    return f"{major}:{minor}"
+
+
+def _block_io_v1(block: BlockIO, exists) -> list[tuple[str, list]]:
+    weight_file = "blkio.weight" if exists("blkio.weight") or not exists("blkio.bfq.weight") else "blkio.bfq.weight"
+    found = []
+    if block.weight:
+        found.append(("weight", [(weight_file, block.weight)]))
+    if block.leaf_weight:
+        found.append(("leafWeight", [("blkio.leaf_weight", block.leaf_weight)]))
+    if block.weight_device:
+        writes = [(weight_file + "_device", f"{_device(major, minor)} {weight}")
+                  for major, minor, weight, _ in block.weight_device if weight]
+        writes += [("blkio.leaf_weight_device", f"{_device(major, minor)} {leaf}")
+                   for major, minor, _, leaf in block.weight_device if leaf]
+        found.append(("weightDevice", writes))
+    for name, entries in block.throttles.items():
+        if entries:
+            found.append((name, [(THROTTLES[name][0], f"{_device(major, minor)} {rate}")
+                                 for major, minor, rate in entries]))
+    return [(f"{BLOCK_IO_FIELD}.{name}", writes) for name, writes in found]
+
+
+def blkio_to_io_weight(weight: int) -> int:
+    """cgroup v1 blkio.weight [10, 1000] -> v2 io.weight [1, 10000], as runc converts."""
+    return 1 + (min(max(weight, 10), 1000) - 10) * 9999 // 990
+
+
+def _block_io_v2(block: BlockIO, exists) -> list[tuple[str, list]]:
+    bfq = exists("io.bfq.weight")
+    found = []
+    if block.weight:
+        found.append(("weight", [("io.bfq.weight", block.weight) if bfq
+                                 else ("io.weight", f"default {blkio_to_io_weight(block.weight)}")]))
+    if block.leaf_weight:
+        found.append(("leafWeight", [("io.leaf_weight (cgroup v2 has no leaf weight)", block.leaf_weight)]))
+    if block.weight_device:
+        found.append(("weightDevice", [
+            ("io.bfq.weight", f"{_device(major, minor)} {weight}") if bfq
+            else ("io.weight", f"{_device(major, minor)} {blkio_to_io_weight(weight)}")
+            for major, minor, weight, _ in block.weight_device if weight]
+            + [("io.leaf_weight (cgroup v2 has no leaf weight)", leaf)
+               for _, _, _, leaf in block.weight_device if leaf]))
+    for name, entries in block.throttles.items():
+        if entries:     # a rate of 0 removes the limit, as in v1
+            found.append((name, [("io.max", f"{_device(major, minor)} {THROTTLES[name][1]}={rate or 'max'}")
+                                 for major, minor, rate in entries]))
+    return [(f"{BLOCK_IO_FIELD}.{name}", writes) for name, writes in found]
 
 
 class LimitError(HardrunError):
@@ -57,11 +139,13 @@ class Limits:
     """What the container's cgroup enforces. `pids_is_default`: the pids limit is the
     default policy's, not the user's (when it cannot apply, that is a warning)."""
 
-    __slots__ = ("memory", "memory_swap", "pids", "cpus", "cpu_shares", "pids_is_default", "devices")
+    __slots__ = ("memory", "memory_swap", "pids", "cpus", "cpu_shares", "pids_is_default", "devices", "block_io",
+                 "devices_asked")
 
     def __init__(self, memory: int | None = None, memory_swap: int | None = None,
                  pids: int | None = DEFAULT_PIDS_LIMIT, cpus: float | None = None,
-                 cpu_shares: int | None = None, pids_is_default: bool = False, devices: tuple = ()):
+                 cpu_shares: int | None = None, pids_is_default: bool = False, devices: tuple = (),
+                 block_io: BlockIO | None = None, devices_asked: bool = False):
         self.memory = memory                # bytes
         self.memory_swap = memory_swap      # bytes of memory + swap; -1 unlimited
         self.pids = pids                    # None or <= 0: unlimited
@@ -69,6 +153,10 @@ class Limits:
         self.cpu_shares = cpu_shares
         self.pids_is_default = pids_is_default
         self.devices = devices              # (file, line) writes of a v1 devices cgroup (device_rules)
+        self.block_io = block_io            # None: no blkio request
+        # the config listed device rules: without a v1 devices controller that is an error;
+        # runc's default rules alone (an empty list) are applied where the controller exists
+        self.devices_asked = devices_asked
 
     def __repr__(self) -> str:
         return "Limits(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"
@@ -263,7 +351,8 @@ class ContainerCgroup:
     def _make_directories(self) -> None:
         relative = self.relative or os.path.join(cgroup_parent(), self.container_id)
         planned = {}                          # controller -> (hierarchy, path)
-        for controller in WANTED_CONTROLLERS + (("devices",) if self.limits.devices else ()):
+        for controller in WANTED_CONTROLLERS + (("devices",) if self.limits.devices else ()) + \
+                ((self._block_io_controller(),) if self._block_io_fields() else ()):
             hierarchy = self.layout.hierarchy_for(controller)
             if hierarchy is not None:
                 planned[controller] = (hierarchy, os.path.join(hierarchy.mountpoint, relative))
@@ -285,6 +374,12 @@ class ContainerCgroup:
                 try:
                     os.mkdir(path)
                     return True
+                except FileExistsError:
+                    # a leftover of a container of this name that died before its clean-up:
+                    # taken over when empty (as runc does), never when something runs in it
+                    if cgroup_pids(path):
+                        raise
+                    return True
                 except FileNotFoundError:   # no parent yet (or one removed meanwhile): make it
                     if attempt == 3:
                         raise
@@ -295,7 +390,7 @@ class ContainerCgroup:
             return False
 
     def _enable_v2_controllers(self, hierarchy: Hierarchy, parent: str) -> None:
-        wanted = [c for c in V2_ENABLE if c in hierarchy.controllers
+        wanted = [c for c in V2_ENABLE + (("io",) if self._block_io_fields() else ()) if c in hierarchy.controllers
                   and self.layout.hierarchy_for(c) is hierarchy]
         os.makedirs(parent, exist_ok=True)
         for directory in (hierarchy.mountpoint, parent):
@@ -312,7 +407,16 @@ class ContainerCgroup:
                                  ("devices", DEVICES_FIELD)):
             if self.layout.hierarchy_for(controller) is hierarchy and self._requested(flag):
                 flags.append(flag)
+        if self.layout.hierarchy_for(self._block_io_controller()) is hierarchy:
+            flags += self._block_io_fields()
         return flags
+
+    def _block_io_fields(self) -> list[str]:
+        return self.limits.block_io.fields() if self.limits.block_io is not None else []
+
+    def _block_io_controller(self) -> str:
+        """blkio (v1), else io (v2)."""
+        return "blkio" if self.layout.hierarchy_for("blkio") is not None else "io"
 
     def _requested(self, flag: str) -> bool:
         limits = self.limits
@@ -321,7 +425,7 @@ class ContainerCgroup:
                 "--pids-limit": limits.pids is not None and limits.pids > 0,
                 "--cpus": limits.cpus is not None,
                 "--cpu-shares": limits.cpu_shares is not None,
-                DEVICES_FIELD: bool(limits.devices)}[flag]
+                DEVICES_FIELD: bool(limits.devices)}.get(flag, flag in self._block_io_fields())
 
     # ---- limits
 
@@ -336,8 +440,11 @@ class ContainerCgroup:
                 continue
             path = self.paths.get(controller)
             if path is None:
+                if flag == DEVICES_FIELD and not self.limits.devices_asked:
+                    continue    # only runc's defaults, and no v1 devices controller to hold them
                 if self.layout.hierarchy_for(controller) is None:
-                    self._cannot(f"the {controller} cgroup controller is not available on this "
+                    self._cannot(f"the {'blkio/io' if flag.startswith(BLOCK_IO_FIELD) else controller} cgroup "
+                                 "controller is not available on this "
                                  f"host" + (" (cgroup v2 needs a BPF device program, which hardrun does not "
                                             "load)" if controller == "devices" else ""), flags=[flag])
                 continue       # creating the directory failed: already reported
@@ -372,6 +479,14 @@ class ContainerCgroup:
             else:
                 yield "--cpu-shares", "cpu", [("cpu.shares", max(limits.cpu_shares, 2))]
         yield DEVICES_FIELD, "devices", list(limits.devices)     # in order: the last matching rule wins
+        if limits.block_io is not None:
+            controller = self._block_io_controller()
+            hierarchy = self.layout.hierarchy_for(controller)
+            path = self.paths.get(controller)
+            for name, writes in limits.block_io.writes(hierarchy.version if hierarchy else 1,
+                                                       lambda file: path is not None and
+                                                       os.path.exists(os.path.join(path, file))):
+                yield name, controller, writes
 
     def _write_limit(self, flag: str, path: str, writes) -> None:
         for name, value in writes:
@@ -380,8 +495,10 @@ class ContainerCgroup:
                 implicit = flag == "--memory-swap" and self.limits.memory_swap is None
                 if implicit:     # Docker's implied swap: nothing to do without swap accounting
                     return
-                self._cannot(f"{target} does not exist (kernel without this accounting; "
-                             f"for swap, boot with swapaccount=1)", flags=[flag])
+                why = ("the kernel has no such blkio/io setting here: weights need the BFQ I/O scheduler"
+                       if flag.startswith(BLOCK_IO_FIELD) else
+                       "kernel without this accounting; for swap, boot with swapaccount=1")
+                self._cannot(f"{target} does not exist ({why})", flags=[flag])
                 return
             try:
                 _write(target, value)

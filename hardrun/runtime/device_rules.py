@@ -12,10 +12,13 @@ the kernel cannot do: such a list is refused by the rule's index, never applied 
 from __future__ import annotations
 
 WILDCARD = None
-# runc's default allowed devices (libcontainer/specconv AllowedDevices, without its mknod-anything
-# rules): /dev/null, zero, full, random, urandom, tty, ptmx and the pts nodes.
-RUNC_DEFAULT_ALLOWED = (("c", 1, 3), ("c", 1, 5), ("c", 1, 7), ("c", 1, 8), ("c", 1, 9),
-                        ("c", 5, 0), ("c", 5, 2), ("c", 136, WILDCARD))
+# runc's default allowed devices (libcontainer/specconv AllowedDevices), in its order: mknod of
+# any node (opening one still needs a rule), /dev/null, random, full, tty, zero, urandom, the
+# pts nodes, ptmx and tun: (type, major, minor, access).
+RUNC_DEFAULT_ALLOWED = (("c", WILDCARD, WILDCARD, "m"), ("b", WILDCARD, WILDCARD, "m"),
+                        ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 7, "rwm"), ("c", 5, 0, "rwm"),
+                        ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"), ("c", 136, WILDCARD, "rwm"),
+                        ("c", 5, 2, "rwm"), ("c", 10, 200, "rwm"))
 
 
 class DeviceRuleError(ValueError):
@@ -27,13 +30,14 @@ class DeviceRuleError(ValueError):
 
 
 def cgroup_v1_writes(rules: list, where: str = "linux.resources.devices") -> tuple:
-    """(file, line) writes for the devices controller, the config's rules then runc's defaults;
-    () when the list is empty (nothing asked: the cgroup keeps its parent's rules)."""
-    if not rules:
-        return ()
-    parsed = [_parse(rule, f"{where}[{index}]") for index, rule in enumerate(rules)]
-    parsed += [(True, kind, major, minor, "rwm", f"{where} (runc's default {kind} {major}:{minor or '*'})")
-               for kind, major, minor in RUNC_DEFAULT_ALLOWED]
+    """(file, line) writes for the devices controller: every device denied, then the config's
+    rules, then runc's defaults. As in runc, an empty or absent list denies every device but
+    the defaults (the cgroup never keeps its parent's allow-all: with CAP_MKNOD the container
+    could otherwise make and open a node of a host disk)."""
+    parsed = [(False, "a", WILDCARD, WILDCARD, "rwm", where)]
+    parsed += [_parse(rule, f"{where}[{index}]") for index, rule in enumerate(rules)]
+    parsed += [(True, kind, major, minor, access, f"{where} (runc's default {kind} {_number(major)}:{_number(minor)})")
+               for kind, major, minor, access in RUNC_DEFAULT_ALLOWED]
     writes, deny_mode, exceptions = [], False, []
     for allow, kind, major, minor, access, at in parsed:
         if kind == "a":

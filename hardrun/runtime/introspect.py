@@ -155,4 +155,10 @@ def format_text(report: dict) -> str:
     if container:
         lines.append(f"  hardrun-oci container {printable(container['id'])} ({container['status']})")
         lines.append("  floor raised: " + ("; ".join(printable(item) for item in container["floor"]) or "nothing"))
+        if "denials" in container:    # hardrun-oci --explain
+            lines.append(f"  seccomp refused: {len(container['denials'])} system call(s)")
+            for denial in container["denials"]:
+                who = f"pid {denial.get('pid')} ({printable(str(denial.get('comm')))})"
+                lines.append(f"    {printable(str(denial.get('syscall')))}: {denial.get('count')} time(s), first by "
+                             f"{who}: {denial.get('errno_name')} from {printable(str(denial.get('rule')))}")
     return "\n".join(lines) + "\n"

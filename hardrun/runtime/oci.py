@@ -152,12 +152,13 @@ def _frozen(paths) -> bool:
 # -- create ---------------------------------------------------------------------------
 
 class CreateOptions:
-    __slots__ = ("bundle", "pid_file", "console_socket", "preserve_fds", "no_pivot", "floor")
+    __slots__ = ("bundle", "pid_file", "console_socket", "preserve_fds", "no_pivot", "floor", "explain")
 
     def __init__(self, bundle: str, pid_file: str | None = None, console_socket: str | None = None,
-                 preserve_fds: int = 0, no_pivot: bool = False, floor: bool = True):
+                 preserve_fds: int = 0, no_pivot: bool = False, floor: bool = True, explain: bool = False):
         self.bundle, self.pid_file, self.console_socket = bundle, pid_file, console_socket
         self.preserve_fds, self.no_pivot, self.floor = preserve_fds, no_pivot, floor
+        self.explain = explain    # record the filter's refusals (hardrun.runtime.oci_explain)
 
 
 def create(root: str, container_id: str, options: CreateOptions, bundle=None) -> Container:
@@ -205,7 +206,7 @@ def _launch(container: Container, loaded, options: CreateOptions) -> int:
     from .parent import CLONE_FLAGS, _read_all, _write_maps
     cfg = loaded.config
     launch = LaunchState(cfg)
-    _prepare_filters(cfg, launch, loaded)
+    _prepare_filters(cfg, launch, loaded, options.explain)
     relative = _cgroup_relative(loaded.cgroups_path, container.id)
     cgroup = cgroups.ContainerCgroup.create(container.id, loaded.limits, relative=relative)
     container.record["cgroups"] = list(dict.fromkeys(cgroup.paths.values()))
@@ -241,6 +242,9 @@ def _launch(container: Container, loaded, options: CreateOptions) -> int:
         try:
             container.record.update(pid=pid, start_time=_start_time(pid))
             container.save()
+            if launch.seccomp_watch is not None:    # before start: the init hands it the listener
+                from .oci_explain import spawn_holder
+                spawn_holder(container, launch.seccomp_watch, loaded.seccomp_profile, cfg.caps)
             _release(pid, cfg, loaded, sync_write, report_read, _write_maps, _read_all)
         except BaseException:
             _kill_quietly(pid)
@@ -252,6 +256,8 @@ def _launch(container: Container, loaded, options: CreateOptions) -> int:
                 os.close(fd)
         if launch.cgroup_join is not None:
             launch.cgroup_join.close()
+        if launch.seccomp_watch is not None:    # the holder and the init have their ends
+            launch.seccomp_watch.listener.close()
         launch.stdio.close()
 
 
@@ -286,16 +292,23 @@ def _report(fd: int, read_all) -> bytes:
         return b""
 
 
-def _prepare_filters(cfg, launch, loaded) -> None:
+def _prepare_filters(cfg, launch, loaded, explain: bool = False) -> None:
     """The config's seccomp filter (or the floor's default) compiled in the parent, as
-    `hardrun run` does: a profile that does not compile fails before anything exists."""
+    `hardrun run` does: a profile that does not compile fails before anything exists.
+    `explain`: its refusals notified to a holder (hardrun.runtime.oci_explain)."""
     from . import seccomp
+    bpf = None
     if cfg.seccomp == "default":
-        launch.seccomp_filter = seccomp.prepare_filter(seccomp.default_filter(cfg.caps))
+        bpf = seccomp.default_filter(cfg.caps)
     elif cfg.seccomp == "inline":
         from .seccomp_profile import parse_profile
         profile = parse_profile(loaded.seccomp_profile, path="linux.seccomp", fmt="json")
-        launch.seccomp_filter = seccomp.prepare_filter(seccomp.cached_filter(profile, cfg.caps))
+        bpf = seccomp.cached_filter(profile, cfg.caps)
+    if bpf is not None and explain:
+        from .oci_explain import prepare
+        launch.seccomp_filter, launch.seccomp_watch = prepare(bpf)
+    elif bpf is not None:
+        launch.seccomp_filter = seccomp.prepare_filter(bpf)
     if cfg.memfd_by_seccomp:
         launch.memfd_filter = seccomp.prepare_filter(seccomp.memfd_filter())
 
@@ -517,6 +530,9 @@ def _remove(container: Container) -> list[str]:
     paths = container.record.get("cgroups") or []
     if container.alive():
         _kill_quietly(container.record["pid"])
+    if container.record.get("holder"):
+        from .oci_explain import stop_holder
+        stop_holder(container.record)
     problems = remove_cgroups(paths) if paths else []
     if not problems:
         state_module.remove_tree(container.path)
@@ -552,8 +568,12 @@ def container_of(pid: int, root: str = DEFAULT_ROOT) -> dict | None:
     for container in list_containers(root):
         if container.record.get("pid") == pid or any(
                 pid in cgroup_pids(path) for path in container.record.get("cgroups") or []):
-            return {"id": container.id, "status": container.status(), "bundle": container.record.get("bundle"),
-                    "floor": list(container.record.get("floor") or [])}
+            found = {"id": container.id, "status": container.status(), "bundle": container.record.get("bundle"),
+                     "floor": list(container.record.get("floor") or [])}
+            if container.record.get("holder"):
+                from .oci_explain import read_denials
+                found["denials"] = read_denials(container.path) or []
+            return found
     return None
 
 
@@ -586,6 +606,8 @@ def update(root: str, container_id: str, resources: dict) -> None:
     if container.status() == "stopped":
         raise OciError(f"container {container_id} is stopped")
     limits = _Reader({}, container.record["bundle"]).resources(resources)
+    if not limits.devices_asked:
+        limits.devices = ()     # no rules in the update: the container's stay as they are (runc's update)
     layout = detect_layout()
     cgroup = ContainerCgroup(container_id, Limits(), layout)
     for path in container.record.get("cgroups") or []:
@@ -596,6 +618,9 @@ def update(root: str, container_id: str, resources: dict) -> None:
     if limits.devices and "devices" not in cgroup.paths:
         raise OciError(f"linux.resources.devices: container {container_id} was created without device rules, "
                        "so without a device cgroup to update")
+    if limits.block_io is not None and not {"blkio", "io"} & cgroup.paths.keys():
+        raise OciError(f"{limits.block_io.fields()[0]}: container {container_id} was created without blkio "
+                       "settings, so without a blkio cgroup to update")
     limits.pids_is_default = limits.pids is None
     cgroup.apply_limits(limits)
 

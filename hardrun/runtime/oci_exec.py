@@ -119,7 +119,11 @@ def _document(container: Container, options: ExecOptions) -> dict:
         process["env"] = list(process.get("env", [])) + list(options.env)
     if options.tty:
         process["terminal"] = True
-    _within(own.get("capabilities") or {}, process.setdefault("capabilities", own.get("capabilities") or {}))
+    asked = process.setdefault("capabilities", own.get("capabilities") or {})
+    if container.record.get("floor_on"):    # the engine asks for its default set again: the floor's rule again
+        from .bundle import drop_default_net_raw
+        drop_default_net_raw(asked)
+    _within(own.get("capabilities") or {}, asked)
     # never looser than the container: no_new_privs stays on if it was
     process["noNewPrivileges"] = bool(own.get("noNewPrivileges")) or bool(process.get("noNewPrivileges"))
     for key in ("rlimits", "oomScoreAdj"):    # the container's, inherited through its cgroup and init

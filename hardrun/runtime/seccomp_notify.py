@@ -236,6 +236,7 @@ class Listener:
         self.error: BaseException | None = None
         self._stop_read, self._stop_write = os.pipe2(os.O_CLOEXEC)
         self._thread: threading.Thread | None = None
+        self._on_call = None
 
     def start(self) -> None:
         """In the parent after clone (the forwarded signals still blocked, so the thread
@@ -243,6 +244,23 @@ class Listener:
         self._child_socket.close()
         self._thread = threading.Thread(target=self._serve, name="hardrun-seccomp-listener", daemon=True)
         self._thread.start()
+
+    def close(self) -> None:
+        """Close this process's ends of the socket pair (hardrun-oci create, once the holder
+        and the init have theirs)."""
+        self._socket.close()
+        self._child_socket.close()
+        for fd in (self._stop_read, self._stop_write):
+            if fd >= 0:
+                os.close(fd)
+        self._stop_read = self._stop_write = -1
+
+    def close_child_end(self) -> None:
+        self._child_socket.close()
+
+    def fds(self) -> tuple[int, ...]:
+        """The fds `serve` needs (the holder keeps these and closes every other)."""
+        return (self._socket.fileno(), self._stop_read, self._stop_write)
 
     def stop(self) -> None:
         if self._thread is not None:
@@ -254,6 +272,16 @@ class Listener:
         self._stop_read = self._stop_write = -1
         self._socket.close()
         self._child_socket.close()
+
+    def serve(self, on_call=None) -> None:
+        """Receive the listener and answer in this thread until no process is left under
+        the filter (hardrun-oci's holder, hardrun.runtime.oci_explain); `on_call(calls)`
+        after each answer."""
+        self.close_child_end()
+        self._on_call = on_call
+        self._serve()
+        if self.error is not None:
+            raise self.error
 
     def _serve(self) -> None:
         try:
@@ -331,6 +359,8 @@ class Listener:
             fcntl.ioctl(listener, _IOCTL_SEND, _RESPONSE.pack(ident, 0, error, flags))
         except OSError:
             pass   # the caller was killed while we decided (ENOENT)
+        if self._on_call is not None:
+            self._on_call(self.calls)
 
 
 def _who(pid: int) -> tuple[int | None, str]:

@@ -53,9 +53,11 @@ UNSUPPORTED = [
     ("linux.mountLabel", lambda d: d["linux"].update(mountLabel="system_u:object_r:x:s0")),
     ("linux.timeOffsets", lambda d: d["linux"].update(timeOffsets={"monotonic": {"secs": 1}})),
     ("linux.resources.blockIO.weight", lambda d: d["linux"].setdefault("resources", {}).update(
-        blockIO={"weight": 10})),
-    ("linux.resources.blockIO.throttleReadBpsDevice", lambda d: d["linux"].setdefault("resources", {}).update(
-        blockIO={"weight": 0, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]})),
+        blockIO={"weight": 5})),                                    # not a blkio weight (10-1000)
+    ("linux.resources.blockIO.throttleReadBpsDevice[0].rate", lambda d: d["linux"].setdefault(
+        "resources", {}).update(blockIO={"throttleReadBpsDevice": [{"major": 8, "minor": 0}]})),
+    ("linux.resources.blockIO.throttleIODevice", lambda d: d["linux"].setdefault("resources", {}).update(
+        blockIO={"throttleIODevice": []})),                         # no such field
     ("linux.resources.memory.kernel", lambda d: d["linux"].setdefault("resources", {}).update(
         memory={"kernel": 1 << 20})),
     ("linux.resources.devices[2]", lambda d: d["linux"].setdefault("resources", {}).update(
@@ -97,7 +99,7 @@ def test_empty_values_of_unsupported_fields_are_accepted(plain):
 def test_dockers_zero_block_io_weight_means_unset(plain):
     """Docker 20.10 writes `blockIO: {"weight": 0}` into every bundle; runc writes nothing for it."""
     _edit(plain, lambda d: d["linux"].update(resources={"blockIO": {"weight": 0, "leafWeight": 0}}))
-    assert reader.load(plain).limits is not None
+    assert reader.load(plain).limits.block_io is None
 
 
 def test_a_later_mount_at_the_same_destination_goes_over_the_earlier(plain, tmp_path):
@@ -207,3 +209,30 @@ def test_the_command_line_refuses_bad_usage_in_one_line(oci):
             assert expected in result.stderr
     version = oci("--version", check=True).stdout
     assert version.startswith("hardrun-oci version ") and "spec: 1.0.2" in version
+
+
+def _docker_default_caps() -> dict:
+    from hardrun.spec.defaults import DOCKER_DEFAULT_CAPABILITIES
+    names = ["CAP_" + name for name in DOCKER_DEFAULT_CAPABILITIES]
+    return {"bounding": list(names), "effective": list(names), "permitted": list(names)}
+
+
+def test_the_floor_drops_net_raw_from_exactly_the_engine_default_set():
+    document = {"process": {"capabilities": _docker_default_caps()}, "linux": {}}
+    changes = reader.raise_floor(document)
+    caps = document["process"]["capabilities"]
+    assert all("CAP_NET_RAW" not in caps[name] for name in caps)
+    assert len(caps["bounding"]) == 13
+    assert reader.FloorChange("process.capabilities", "NET_RAW dropped from the engine's default set") in changes
+
+
+@pytest.mark.parametrize("change", ["drop CAP_MKNOD", "add CAP_NET_ADMIN"])
+def test_a_set_the_user_changed_keeps_net_raw(change):
+    caps = _docker_default_caps()
+    verb, name = change.split()
+    for values in caps.values():
+        values.remove(name) if verb == "drop" else values.append(name)
+    document = {"process": {"capabilities": caps}, "linux": {}}
+    changes = reader.raise_floor(document)
+    assert all("CAP_NET_RAW" in values for values in caps.values())
+    assert not [c for c in changes if c.field == "process.capabilities"]

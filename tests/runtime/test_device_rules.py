@@ -6,23 +6,30 @@ import pytest
 from hardrun.runtime.device_rules import RUNC_DEFAULT_ALLOWED, DeviceRuleError, cgroup_v1_writes
 
 DENY_ALL = {"allow": False, "access": "rwm"}
-DEFAULTS = [("devices.allow", f"{kind} {major}:{'*' if minor is None else minor} rwm")
-            for kind, major, minor in RUNC_DEFAULT_ALLOWED]
+DEFAULTS = [("devices.allow", f"{kind} {'*' if major is None else major}:{'*' if minor is None else minor} "
+                               f"{access}") for kind, major, minor, access in RUNC_DEFAULT_ALLOWED]
 
 
-def test_no_rules_write_nothing():
-    assert cgroup_v1_writes([]) == ()
+def test_runcs_defaults_include_mknod_of_any_node_and_tun():
+    assert DEFAULTS[:2] == [("devices.allow", "c *:* m"), ("devices.allow", "b *:* m")]
+    assert ("devices.allow", "c 10:200 rwm") in DEFAULTS
+
+
+def test_no_rules_deny_every_device_but_runcs_defaults():
+    """As runc: the cgroup never keeps its parent's allow-all."""
+    assert list(cgroup_v1_writes([])) == [("devices.deny", "a")] + DEFAULTS
 
 
 def test_podmans_list_is_written_in_order_then_runcs_defaults():
     rules = [DENY_ALL, {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
              {"allow": True, "type": "b", "major": -1, "minor": -1, "access": "m"}]
-    assert list(cgroup_v1_writes(rules)) == [("devices.deny", "a"), ("devices.allow", "c 10:200 rwm"),
+    assert list(cgroup_v1_writes(rules)) == [("devices.deny", "a"), ("devices.deny", "a"),
+                                             ("devices.allow", "c 10:200 rwm"),
                                              ("devices.allow", "b *:* m")] + DEFAULTS
 
 
 def test_dockers_privileged_allow_all():
-    assert cgroup_v1_writes([{"allow": True, "access": "rwm"}])[0] == ("devices.allow", "a")
+    assert cgroup_v1_writes([{"allow": True, "access": "rwm"}])[:2] == (("devices.deny", "a"), ("devices.allow", "a"))
 
 
 def test_a_deny_the_kernel_could_not_narrow_is_refused_by_its_index():
