@@ -10,7 +10,10 @@ targets (tests/images/test_tarlist.py compares them on generated archives). Wher
 archive is malformed it stops with a TarFormatError saying where and what, where
 tarfile would stop listing silently after the first entry: a header whose checksum is
 wrong, a number field that is not octal, an archive that ends inside a header, an
-extended header or a file's content, an extended header with nothing after it.
+extended header or a file's content, an extended header with nothing after it. An
+archive that ends between two entries without its end-of-archive blocks is read to
+there, as tarfile, GNU tar and Go's archive/tar read it (a layer's digest is what
+tells a cut blob).
 
 One difference, on purpose: a ustar name prefix (bytes 345-500) is used only when the
 header's magic says POSIX ustar, as Go's archive/tar (the unpacker of Docker and
@@ -186,7 +189,8 @@ class TarLister:
     def __init__(self, read):
         self._read = read
         self._buffer, self._position, self._base = b"", 0, 0     # _base: offset of _buffer[0]
-        self._remaining = 0          # content bytes of the current entry not read yet
+        self._remaining = 0          # bytes of the current entry's content and padding not read yet
+        self._content_left = 0       # of which content
         self._entry = ""
 
     @property
@@ -209,7 +213,7 @@ class TarLister:
                 block = self._take(BLOCK)
             start = self.offset - len(block)
             if len(block) < BLOCK or block == _ZERO_BLOCK:
-                if block and len(block) < BLOCK:
+                if block.count(0) < len(block):
                     raise TarFormatError(f"the archive ends inside the header at byte {start}")
                 if pending:
                     raise TarFormatError(f"the extended header before byte {start} describes no entry")
@@ -245,7 +249,8 @@ class TarLister:
             raise TarFormatError(f"the archive ends inside the extended header at byte {start}")
         data = data[:size]
         if type_ == b"L":
-            overrides.setdefault("name", _text(data))
+            if "name" not in overrides:
+                overrides["name"], overrides["long"] = _text(data), True
         elif type_ == b"K":
             overrides.setdefault("linkname", _text(data))
         elif type_ == b"g":
@@ -272,10 +277,14 @@ class TarLister:
             name = fields.get("name", name)
             if "size" in fields:
                 stored = size = fields["size"]
-        if type_ == b"5" and not overrides.get("name"):
-            name = name.rstrip("/")
+        if type_ == b"5":       # tarfile strips a directory's slashes: all but a GNU long name's last
+            name = name.removesuffix("/") if overrides.get("long") else \
+                name if overrides.get("name") else name.rstrip("/")
         # only regular files (and types tarfile does not know) have their content follow
-        self._remaining = -(-stored // BLOCK) * BLOCK if type_ in _REGULAR or type_ not in _SUPPORTED else 0
+        if type_ in _REGULAR or type_ not in _SUPPORTED:
+            self._remaining, self._content_left = -(-stored // BLOCK) * BLOCK, stored
+        else:
+            self._remaining = self._content_left = 0
         return Header(name, type_, mode, size, block, fields)
 
     def _sparse(self, block: bytes) -> int:
@@ -290,8 +299,11 @@ class TarLister:
 
     def content(self, cap: int) -> bytes:
         """The first `cap` bytes of the current entry's content (before the next header)."""
-        data = self._take(min(cap, self._remaining))
+        data = self._take(min(cap, self._content_left))      # not the padding after it
+        if len(data) < min(cap, self._content_left):
+            raise TarFormatError(f"the archive ends inside the content of {self._entry!r}")
         self._remaining -= len(data)
+        self._content_left -= len(data)
         return data
 
     def _take(self, n: int) -> bytes:
