@@ -154,11 +154,14 @@ class _Walker:
         self.present: dict[str, ImageFile] = {}     # kept files in the filesystem so far
 
     def walk(self, index: int, layer: Layer) -> None:
-        count = 0
+        count, present = 0, self.present
         for kind, path, member in layer.headers():
             count += 1
             if kind is ENTRY:
-                self._entry(index, path, member, layer)
+                if path in present:
+                    present.pop(path).removed_in = index
+                if path and _kept(path, member):
+                    self._keep(index, path, member, layer)
             elif kind == WHITEOUT_ENTRY:
                 self._remove(index, lambda p, target=path: p == target or p.startswith(target + "/"))
             elif kind == OPAQUE_ENTRY:
@@ -172,13 +175,7 @@ class _Walker:
         for path in [p for p in self.present if covered(p)]:
             self.present.pop(path).removed_in = index
 
-    def _entry(self, index: int, path: str, member, layer: Layer) -> None:
-        if self.present:
-            replaced = self.present.pop(path, None)
-            if replaced is not None:
-                replaced.removed_in = index
-        if not path or not _kept(path, member):
-            return
+    def _keep(self, index: int, path: str, member, layer: Layer) -> None:
         kept = ImageFile(path, index, member.type, member.mode, member.size)
         if member.isfile() and _content_wanted(path):
             kept.content = layer.content(CONTENT_CAP)

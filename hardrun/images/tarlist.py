@@ -203,8 +203,12 @@ class TarLister:
         pending = False              # whether a GNU long name or PAX header awaits its entry
         global_fields: dict = {}     # PAX global headers: for every entry after them
         while True:
-            if self._remaining:
-                self._skip(self._remaining)
+            if self._remaining:       # the previous entry's content, skipped
+                if self._position + self._remaining <= len(self._buffer):
+                    self._position += self._remaining
+                    self._remaining = 0
+                else:
+                    self._skip(self._remaining)
             position = self._position
             if position + BLOCK <= len(self._buffer):      # _take(BLOCK), inline: once an entry
                 block = self._buffer[position:position + BLOCK]
