@@ -143,7 +143,8 @@ def test_a_damaged_header_is_an_error_naming_its_offset(archive, draw):
     byte = draw.draw(st.integers(0, 511).filter(lambda i: not 148 <= i < 156))   # not the checksum field
     damaged = bytearray(data)
     damaged[header + byte] ^= draw.draw(st.integers(1, 255))
-    with pytest.raises(TarFormatError, match=f"header at byte {header} has a wrong checksum"):
+    with pytest.raises(TarFormatError, match=f"header at byte {header} has a (wrong checksum|number field "
+                                             "that is not octal)"):
         _lean_listing(bytes(damaged))
 
 
