@@ -28,6 +28,7 @@ import struct
 import zlib
 
 BLOCK = 512
+MAX_EXTENDED_HEADER = 1 << 20
 _ZERO_BLOCK = bytes(BLOCK)
 _REGULAR = (b"0", b"\0", b"7", b"S")
 # tarfile's SUPPORTED_TYPES: an entry of any other type has its content skipped by its size
@@ -247,6 +248,9 @@ class TarLister:
     def _meta(self, type_: bytes, size: int, start: int, overrides: dict, global_fields: dict) -> None:
         """A GNU long name/link or a PAX header: what it says about the entries after it.
         The first one before an entry wins, as in tarfile (each wraps the ones after it)."""
+        if size > MAX_EXTENDED_HEADER:      # it is read into memory: bounded, as Go's archive/tar does
+            raise TarFormatError(f"the extended header at byte {start} is {size} bytes, more than "
+                                 f"the {MAX_EXTENDED_HEADER} a name or PAX records need")
         padded = -(-size // BLOCK) * BLOCK
         data = self._take(padded)
         if len(data) < padded:

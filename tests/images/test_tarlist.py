@@ -167,6 +167,15 @@ def test_an_extended_header_with_no_entry_after_it_is_an_error():
         _lean_listing(data + bytes(1024))
 
 
+def test_an_extended_header_too_large_to_hold_is_an_error():
+    """A PAX header claiming 8 GiB would be read into memory: refused (bounded memory)."""
+    info = tarfile.TarInfo("pax")
+    info.type, info.size = tarfile.XHDTYPE, 1 << 33
+    data = info.tobuf(tarfile.GNU_FORMAT) + bytes(4096)
+    with pytest.raises(TarFormatError, match="extended header at byte 0 is 8589934592 bytes"):
+        _lean_listing(data)
+
+
 def test_an_old_gnu_sparse_file_is_listed_with_its_real_size():
     """tarfile cannot write one: a header built by hand (type S, real size at 483, one
     extension block), checked against tarfile's reading of it."""
