@@ -1,6 +1,7 @@
 """`hardrun audit` of a large image next to `tar -t` over its layers, in the same run.
 
     .venv/bin/python bench/image_audit_bench.py [--size-mib 1024] [--layers 8] [--repeat 3]
+        [--compare-with DIR]     # DIR: another revision's checkout, audited in the same run
 
 Generates (fixed seed) an OCI layout of plain tar layers totalling --size-mib, most of
 it small files (4 KiB) and one large file per layer, with a few setuid files, secrets
@@ -8,10 +9,14 @@ and whiteouts so that the rules have work. Then, --repeat times each after a war
 
 - `tar -t` over every layer blob, read from a pipe (`tar -t < blob` would skip file
   contents with lseek; the audit must read them: it checks every layer's digest);
-- `sha256sum` over the same blobs: what checking the digests alone costs, which the
-  audit does and `tar -t` does not;
+- `sha256sum` over the same blobs, and hashlib's sha256 (OpenSSL, which the audit
+  uses; coreutils' sha256sum is much slower here): what checking the digests alone
+  costs, which the audit does and `tar -t` does not;
 - `hardrun audit -f json oci:LAYOUT` as one process, with its peak memory (max RSS,
   from getrusage in a small parent of its own).
+
+With --compare-with DIR, the same audit by the hardrun of DIR (run from there, so its
+package is the one imported), interleaved with the others: before and after in one run.
 
 Prints files listed per second, the medians, the ratio audit/tar and the peak memory.
 """
@@ -119,14 +124,25 @@ def time_sha256sum(blobs) -> float:
     return time.perf_counter() - start
 
 
-def time_audit(layout: Path) -> tuple[float, int, int]:
-    """(seconds, findings, peak KiB) of one `hardrun audit` process."""
+def time_hashlib(blobs) -> float:
+    """sha256 of the blobs with hashlib (OpenSSL), as the audit computes them: the floor of
+    any audit that checks the digests in one thread."""
+    start = time.perf_counter()
+    for blob in blobs:
+        with open(blob, "rb") as stream:
+            hashlib.file_digest(stream, "sha256")
+    return time.perf_counter() - start
+
+
+def time_audit(layout: Path, tree: Path = ROOT) -> tuple[float, list, int]:
+    """(seconds, findings, peak KiB) of one `hardrun audit` process, of the hardrun in `tree`."""
     result = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "hardrun", "audit",
-                             "-f", "json", f"oci:{layout}"], capture_output=True, text=True, cwd=ROOT)
+                             "-f", "json", f"oci:{layout}"], capture_output=True, text=True, cwd=tree)
     elapsed, peak, code = result.stderr.split()[-3:]
     if int(code) not in (0, 1):
         raise SystemExit(f"hardrun audit failed: {result.stdout}{result.stderr}")
-    return float(elapsed), len(json.loads(result.stdout)["findings"]), int(peak)
+    findings = [(f["rule"], f["message"]) for f in json.loads(result.stdout)["findings"]]
+    return float(elapsed), findings, int(peak)
 
 
 def main() -> None:
@@ -134,28 +150,42 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--compare-with", metavar="DIR", type=Path,
+                        help="another revision's checkout: its audit of the same image, in the same run")
     args = parser.parse_args()
+    trees = {"hardrun audit": ROOT}
+    if args.compare_with:
+        trees["hardrun audit (DIR)"] = args.compare_with.resolve()
     with tempfile.TemporaryDirectory(prefix="hardrun-image-bench-") as work:
         layout, blobs, entries = generate(Path(work), args.size_mib, args.layers)
         size = sum(blob.stat().st_size for blob in blobs)
         time_tar(blobs)
-        time_audit(layout)    # warm-up: bytecode and the rule cache
-        tar_times, audit_times, sum_times, findings, peak_kib = [], [], [], 0, 0
+        findings = {name: time_audit(layout, tree)[1] for name, tree in trees.items()}  # warm-up
+        if len({tuple(f) for f in findings.values()}) > 1:
+            raise SystemExit(f"the two revisions' findings differ: {findings}")
+        tar_times, sum_times, hashlib_times = [], [], []
+        audit_times: dict = {name: [] for name in trees}
+        peaks = dict.fromkeys(trees, 0)
         for _ in range(args.repeat):
             tar_times.append(time_tar(blobs))
             sum_times.append(time_sha256sum(blobs))
-            elapsed, findings, peak = time_audit(layout)
-            audit_times.append(elapsed)
-            peak_kib = max(peak_kib, peak)
-    tar_median, audit_median = statistics.median(tar_times), statistics.median(audit_times)
+            hashlib_times.append(time_hashlib(blobs))
+            for name, tree in trees.items():
+                elapsed, _, peak = time_audit(layout, tree)
+                audit_times[name].append(elapsed)
+                peaks[name] = max(peaks[name], peak)
+    tar_median = statistics.median(tar_times)
     print(f"image: {size / (1 << 20):.0f} MiB in {args.layers} plain tar layers, {entries} entries; "
-          f"{findings} findings; medians of {args.repeat}")
-    print(f"{'':24}{'seconds':>10}{'entries/s':>12}")
-    print(f"{'tar -t (from a pipe)':24}{tar_median:>10.2f}{entries / tar_median:>12.0f}")
+          f"{len(findings['hardrun audit'])} findings; medians of {args.repeat}")
+    print(f"{'':24}{'seconds':>10}{'entries/s':>12}{'x tar -t':>10}{'peak MiB':>10}")
+    print(f"{'tar -t (from a pipe)':24}{tar_median:>10.2f}{entries / tar_median:>12.0f}{1:>10.2f}")
     print(f"{'sha256sum (digests)':24}{statistics.median(sum_times):>10.2f}")
-    print(f"{'hardrun audit':24}{audit_median:>10.2f}{entries / audit_median:>12.0f}")
-    print(f"ratio audit/tar: {audit_median / tar_median:.2f}; peak memory of hardrun audit "
-          f"(max RSS): {peak_kib / 1024:.1f} MiB")
+    hashlib_median = statistics.median(hashlib_times)
+    print(f"{'hashlib sha256 (digests)':24}{hashlib_median:>10.2f}{'':12}{hashlib_median / tar_median:>10.2f}")
+    for name, times in audit_times.items():
+        median = statistics.median(times)
+        print(f"{name:24}{median:>10.2f}{entries / median:>12.0f}{median / tar_median:>10.2f}"
+              f"{peaks[name] / 1024:>10.1f}")
 
 
 if __name__ == "__main__":

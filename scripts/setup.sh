@@ -25,6 +25,9 @@ if [ "${1:-}" = "--test" ]; then
     # the image tests check hardrun's archives against skopeo's and pull from a
     # docker-registry they start on 127.0.0.1 (skopeo pushes to it); bench/ unpacks with umoci
     PACKAGES="$PACKAGES skopeo umoci docker-registry"
+    # the image audit's tests judge a real Debian minbase root, built once per machine
+    # with debootstrap from deb.debian.org and cached in /var/cache/hardrun-tests
+    PACKAGES="$PACKAGES debootstrap"
 fi
 
 missing=""

@@ -20,9 +20,9 @@ from __future__ import annotations
 from ..spec.record import dataclass, field  # not dataclasses: see record.py
 
 from ..errors import UsageError
-from ..images.layers import OPAQUE_ENTRY, WHITEOUT_ENTRY, Layer
+from ..images.layers import ENTRY, OPAQUE_ENTRY, WHITEOUT_ENTRY, Layer
 from ..images.manifest import diff_ids
-from ..spec.secret_files import secret_file_kind
+from ..spec.secret_files import could_be_secret, secret_file_kind
 from .registry import IMAGE_TRANSPORTS
 
 # Files whose content a rule reads; anything larger than CONTENT_CAP is judged by its
@@ -62,7 +62,7 @@ class ImageFile:
 
     @property
     def is_file(self) -> bool:
-        return self.type in (b"0", b"\x00", b"7")
+        return self.type in (b"0", b"\x00", b"7", b"S")     # S: a GNU sparse file
 
 
 @dataclass(frozen=True)
@@ -154,28 +154,28 @@ class _Walker:
         self.present: dict[str, ImageFile] = {}     # kept files in the filesystem so far
 
     def walk(self, index: int, layer: Layer) -> None:
+        count, present = 0, self.present
         for kind, path, member in layer.headers():
-            self.model.entries += 1
-            if kind == WHITEOUT_ENTRY:
+            count += 1
+            if kind is ENTRY:
+                if path in present:
+                    present.pop(path).removed_in = index
+                if path and _kept(path, member):
+                    self._keep(index, path, member, layer)
+            elif kind == WHITEOUT_ENTRY:
                 self._remove(index, lambda p, target=path: p == target or p.startswith(target + "/"))
             elif kind == OPAQUE_ENTRY:
                 prefix = path + "/" if path else ""
                 # an opaque directory hides what the layers below put in it, not its own layer's
                 self._remove(index, lambda p, prefix=prefix, f=self.present: p.startswith(prefix)
                              and f[p].layer < index)
-            else:
-                self._entry(index, path, member, layer)
+        self.model.entries += count
 
     def _remove(self, index: int, covered) -> None:
         for path in [p for p in self.present if covered(p)]:
             self.present.pop(path).removed_in = index
 
-    def _entry(self, index: int, path: str, member, layer: Layer) -> None:
-        replaced = self.present.pop(path, None)
-        if replaced is not None:
-            replaced.removed_in = index
-        if not path or not _kept(path, member):
-            return
+    def _keep(self, index: int, path: str, member, layer: Layer) -> None:
         kept = ImageFile(path, index, member.type, member.mode, member.size)
         if member.isfile() and _content_wanted(path):
             kept.content = layer.content(CONTENT_CAP)
@@ -184,7 +184,16 @@ class _Walker:
 
 
 def _kept(path: str, member) -> bool:
-    """Whether a rule looks at this entry (the walk keeps nothing else)."""
+    """Whether a rule looks at this entry (the walk keeps nothing else). The first tests
+    settle almost every entry: its mode, one prefix test, one set lookup by name."""
+    if not member.mode & 0o6002 and not path.startswith(_KEPT_PREFIXES):
+        name = path[path.rfind("/") + 1:]
+        if name not in _KEPT_NAMES and not could_be_secret(name):
+            return False
+    return _kept_exactly(path, member)
+
+
+def _kept_exactly(path: str, member) -> bool:
     if member.issym():
         return False
     if member.mode & 0o6000 and member.isfile():
@@ -211,6 +220,9 @@ def secret_file(path: str) -> str | None:
 
 
 _CACHE_PREFIXES = tuple(CACHE_DIRS)
+# what _kept_exactly keeps other than by mode: these prefixes, these names, secret names
+_KEPT_PREFIXES = CONTENT_FILES + CONTENT_DIRS + _CACHE_PREFIXES
+_KEPT_NAMES = frozenset({".git"} | {binary.rsplit("/", 1)[-1] for binary in SUDO_BINARIES})
 
 
 def cache_of(path: str) -> str | None:

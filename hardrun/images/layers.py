@@ -14,20 +14,13 @@ import zlib
 
 from .manifest import Descriptor, ImageError
 from .sources import Source, VerifiedReader
+from .tarlist import Header, TarLister
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 ENTRY, WHITEOUT_ENTRY, OPAQUE_ENTRY = "entry", "whiteout", "opaque"
-
-
-def _joined_name(block: bytes) -> str:
-    """A ustar header's name: its prefix field, when set, then its name field."""
-    name = _text(block[0:100])
-    if block[257:263] == b"ustar\0" and block[345:346] != b"\0":   # POSIX ustar, not GNU
-        return _text(block[345:500]) + "/" + name
-    return name
 
 
 class _Peekable:
@@ -54,11 +47,16 @@ class _Peekable:
         return self._stream.read(n)
 
 
+def is_clean(name: str) -> bool:
+    """Whether `name` is already relative to the image root and normal (most entries): no
+    leading `.` or `/`, no trailing `/`, no `//`, no `/.` (so no whiteout either)."""
+    return not (name[:1] in "./" or name[-1:] == "/" or "//" in name or "/." in name)
+
+
 def clean_path(name: str) -> str:
     """`name` relative to the image root, `..` and `/` resolved lexically ("" is the root)."""
-    if name and not name.startswith((".", "/")) and not name.endswith("/") \
-            and "//" not in name and "/." not in name:
-        return name      # already clean: most entries, and normpath is the walk's largest cost
+    if is_clean(name):
+        return name      # normpath is costly, and most names need none
     return posixpath.normpath("/" + name).lstrip("/") if name else ""
 
 
@@ -76,55 +74,84 @@ def classify(path: str) -> tuple[str, str]:
     return ENTRY, path
 
 
-class Header:
-    """One entry's tar header, as `Layer.headers()` reads it: the fields of a TarInfo
-    that listing needs, and its tests (`isfile`, `isdir`, `issym`)."""
-    __slots__ = ("name", "type", "mode", "size", "linkname")
+class _ReadAhead:
+    """A stream read by a thread of its own, up to DEPTH chunks ahead of its reader: the
+    layer's reading, hashing and decompressing (hashlib and zlib release the GIL on
+    large buffers) run beside the parsing of its headers. An error of the stream is
+    raised to the reader when it reaches it."""
+    DEPTH = 4
 
-    def __init__(self, name: str, type: bytes, mode: int, size: int, linkname: str):
-        self.name, self.type, self.mode, self.size, self.linkname = name, type, mode, size, linkname
+    def __init__(self, stream, chunk: int = 1 << 20):
+        import queue
+        import threading
+        self._queue: queue.Queue = queue.Queue(self.DEPTH)
+        self._empty = queue.Empty
+        self._stopped = self._ended = False
+        self._thread = threading.Thread(target=self._fill, args=(stream, chunk), daemon=True,
+                                        name="hardrun-layer-read")
+        self._thread.start()
 
-    def isfile(self) -> bool:
-        return self.type in (b"0", b"\x00", b"7")
+    def _fill(self, stream, chunk: int) -> None:
+        try:
+            while not self._stopped:
+                data = stream.read(chunk)
+                self._queue.put(data)
+                if not data:
+                    return
+        except BaseException as error:     # handed to the reader, raised there
+            self._queue.put(error)
 
-    def isdir(self) -> bool:
-        return self.type == b"5"
+    def read(self) -> bytes:
+        if self._ended:
+            return b""
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._ended = True
+            self._thread.join()
+            raise item
+        if not item:
+            self._ended = True
+            self._thread.join()
+        return item
 
-    def issym(self) -> bool:
-        return self.type == b"2"
+    def stop(self) -> None:
+        """Stop the thread (it may be waiting to hand over a chunk) and wait for it."""
+        self._stopped = self._ended = True
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.05)
+            except self._empty:
+                pass
+        self._thread.join()
 
 
-_BLOCK = 512
-_CHUNK = 1 << 20
-_META = (b"x", b"g", b"L", b"K")     # PAX extended/global headers, GNU long name/link
+class _BlobBytes:
+    """The tar stream of an uncompressed layer: the blob's own bytes, which the blob's
+    reader already hashes. Hashing them twice was a third of the audit's time; the
+    layer's diff id must then be the blob's digest."""
+
+    def __init__(self, stream, blob: VerifiedReader, diff_id: str):
+        self._stream, self._blob, self.digest = stream, blob, diff_id
+
+    def read(self, n: int = -1) -> bytes:
+        return self._stream.read(n)
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+    def verify(self) -> None:
+        """After the blob's own check: its digest is the content's."""
+        if self.digest != self._blob.digest:
+            raise ImageError(f"layer (uncompressed) {self.digest} does not match its digest (its "
+                             f"content is {self._blob.digest})")
 
 
-def _number(field: bytes) -> int:
-    """A numeric header field: octal, or GNU base-256 (first byte 0x80)."""
-    if field[:1] == b"\x80":
-        return int.from_bytes(field[1:], "big")
-    field = field.split(b"\0", 1)[0].strip()
-    return int(field, 8) if field else 0
-
-
-def _text(field: bytes) -> str:
-    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-
-
-def _pax_records(data: bytes) -> dict:
-    """`LEN key=value\n` records of a PAX extended header."""
-    records, position = {}, 0
-    while position < len(data):
-        space = data.find(b" ", position)
-        if space < 0:
-            break
-        length = int(data[position:space] or b"0")
-        if length <= 0:
-            break
-        key, _, value = data[space + 1:position + length - 1].partition(b"=")
-        records[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
-        position += length
-    return records
+def _hashed_once(tar_stream: VerifiedReader, blob: VerifiedReader):
+    """`tar_stream` itself, or for an uncompressed layer its bytes without a second hash."""
+    if isinstance(tar_stream.stream, _Peekable):      # no decompressor between blob and tar
+        return _BlobBytes(tar_stream.stream, blob, tar_stream.digest)
+    return tar_stream
 
 
 class Layer:
@@ -147,8 +174,11 @@ class Layer:
             import gzip
             stream = gzip.GzipFile(fileobj=stream, mode="rb")
         self._tar_stream = VerifiedReader(stream, diff_id, None, "layer (uncompressed)")
+        self._ahead = None
         if listing:
-            self._buffer, self._position, self._remaining = b"", 0, 0
+            self._tar_stream = _hashed_once(self._tar_stream, self._blob)
+            self._ahead = _ReadAhead(self._tar_stream)
+            self._lister = TarLister(self._ahead.read)
             return
         import tarfile
         self._tarfile = tarfile
@@ -171,80 +201,26 @@ class Layer:
     READ_ERRORS = (OSError, EOFError, zlib.error, __import__("tarfile").TarError)
 
     def headers(self):
-        """(kind, path, Header) for each entry, in archive order, from the headers alone;
-        a file's content is skipped unless `content()` reads it first. The archive's
-        integrity is the layer's digest, checked by `finish()`."""
+        """(kind, path, Header) for each entry, in archive order, from the headers alone
+        (hardrun/images/tarlist.py); a file's content is skipped unless `content()` reads
+        it first. The archive's integrity is the layer's digest, checked by `finish()`."""
         try:
-            yield from self._headers()
+            for header in self._lister.headers():
+                name = header.name
+                if is_clean(name):      # a clean name holds no `/.`, so it is no whiteout
+                    yield ENTRY, name, header
+                else:
+                    kind, path = classify(clean_path(name))
+                    yield kind, path, header
         except (OSError, EOFError, zlib.error, ValueError) as error:
             self.broken(error)
 
-    def _headers(self):
-        long_name = long_link = None
-        pax: dict = {}
-        while True:
-            self._skip(self._remaining)
-            block = self._take(_BLOCK)
-            if len(block) < _BLOCK or block == bytes(_BLOCK):
-                return      # the end-of-archive blocks (or a truncated archive: the digest will tell)
-            size, type_ = _number(block[124:136]), block[156:157]
-            padded = (size + _BLOCK - 1) // _BLOCK * _BLOCK
-            if type_ in _META:
-                data = self._take(padded)[:size]
-                if type_ == b"x":
-                    pax = _pax_records(data)
-                elif type_ == b"L":
-                    long_name = _text(data)
-                elif type_ == b"K":
-                    long_link = _text(data)
-                self._remaining = 0
-                continue
-            name = long_name or pax.get("path") or _joined_name(block)
-            linkname = long_link or pax.get("linkpath") or _text(block[157:257])
-            if "size" in pax:
-                size = int(pax["size"])
-                padded = (size + _BLOCK - 1) // _BLOCK * _BLOCK
-            header = Header(name, type_, _number(block[100:108]), size, linkname)
-            long_name = long_link = None
-            pax = {}
-            # only regular files carry content (a hard link's size is 0 in practice)
-            self._remaining = padded if type_ in (b"0", b"\x00", b"7") else 0
-            kind, path = classify(clean_path(name))
-            yield kind, path, header
-
     def content(self, cap: int) -> bytes:
         """The first `cap` bytes of the current entry's content (headers() only)."""
-        want = min(cap, self._remaining)
-        data = self._take(want)
-        self._remaining -= len(data)
-        return data
-
-    def _take(self, n: int) -> bytes:
-        while len(self._buffer) - self._position < n:
-            chunk = self._tar_stream.read(_CHUNK)
-            if not chunk:
-                break
-            self._buffer = self._buffer[self._position:] + chunk
-            self._position = 0
-        data = self._buffer[self._position:self._position + n]
-        self._position += len(data)
-        return data
-
-    def _skip(self, n: int) -> None:
-        available = len(self._buffer) - self._position
-        if n <= available:
-            self._position += n
-            return
-        n -= available
-        self._buffer, self._position = b"", 0
-        while n > 0:
-            chunk = self._tar_stream.read(_CHUNK)
-            if not chunk:
-                return
-            if len(chunk) > n:      # the rest of the chunk is the next entries'
-                self._buffer, self._position = chunk, n
-                return
-            n -= len(chunk)
+        try:
+            return self._lister.content(cap)
+        except (OSError, EOFError, zlib.error, ValueError) as error:
+            self.broken(error)
 
     def broken(self, error: Exception):
         """Raise the ImageError for a layer that failed to read: the blob's digest mismatch
@@ -268,14 +244,24 @@ class Layer:
     def finish(self) -> None:
         # the blob's digest first: a changed blob is the error to name
         try:
-            self._tar_stream.drain()
+            if self._ahead is not None:
+                while self._ahead.read():
+                    pass
+            else:
+                self._tar_stream.drain()
         except (OSError, EOFError, zlib.error) as error:
+            self._stop_reading()
             self._blame_the_blob()
             raise ImageError(f"layer {self.desc.digest} cannot be decompressed: {error}") from None
         self._blob.finish()
         self._tar_stream.verify()
 
+    def _stop_reading(self) -> None:
+        if self._ahead is not None:
+            self._ahead.stop()
+
     def close(self) -> None:
+        self._stop_reading()
         self._blob.close()
 
     def __enter__(self):

@@ -31,6 +31,11 @@ class VerifiedReader:
         self._hash = hashlib.sha256()
         self.count = 0
 
+    @property
+    def stream(self):
+        """The stream read and hashed."""
+        return self._stream
+
     def read(self, n: int = -1) -> bytes:
         data = self._stream.read(n)
         self._hash.update(data)

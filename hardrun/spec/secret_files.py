@@ -33,6 +33,20 @@ _SUFFIXES = tuple(_SECRET_SUFFIXES) + (".pem",)
 _STARTS = tuple({name[:3] for name in _SECRET_FILES})   # a name none starts like is none of them
 
 
+# What secret_file_kind can name, by the last path component alone (lowercased): a cheap
+# test that rules out almost every path of an image before the full one.
+_CANDIDATE_NAMES = frozenset(_SECRET_FILES) | {directory.rsplit("/", 1)[-1] for directory in _SECRET_DIRS}
+_CANDIDATE_EXTENSIONS = frozenset(_SUFFIXES)
+
+
+def could_be_secret(name: str) -> bool:
+    """False when secret_file_kind of any path whose last component is `name` is None
+    (True does not say it is a secret: ask secret_file_kind)."""
+    lower = name.lower()
+    return lower in _CANDIDATE_NAMES or lower.startswith(".env.") \
+        or lower[lower.rfind("."):] in _CANDIDATE_EXTENSIONS
+
+
 def secret_file_kind(source: str) -> str | None:
     """What secret `source` (a COPY/ADD source path or glob, or a path in an image) is, or None."""
     path = source.rstrip("/")
@@ -58,4 +72,4 @@ def secret_file_kind(source: str) -> str | None:
     return None
 
 
-__all__ = ["secret_file_kind"]
+__all__ = ["could_be_secret", "secret_file_kind"]

@@ -117,6 +117,34 @@ def test_debian_like_image_reports_its_usual_setuid_files_as_info(tmp_path):
         + [("HR4009", "info", "/" + path) for path in DEBIAN_SETUID])
 
 
+@pytest.fixture(scope="session")
+def debian_minbase_layer(tmp_path_factory):
+    """A one-layer image's layer holding a real `debootstrap --variant=minbase bookworm`
+    root (built once per machine and cached: tests/debian_root.py), tarred by GNU tar."""
+    from tests.debian_root import minbase_root
+    root = minbase_root()
+    layer = tmp_path_factory.mktemp("debian-minbase") / "layer.tar"
+    subprocess.run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(layer), "."], check=True)
+    return layer
+
+
+def test_a_real_debian_minbase_root_gives_exactly_the_expected_findings(tmp_path, debian_minbase_layer):
+    """The synthetic root above is checked against this one: the same setuid set, plus the
+    apt caches debootstrap leaves (the official debian images remove them)."""
+    history = [{"created_by": "/bin/sh -c #(nop) ADD file:0a1b2c3d in / "},
+               {"created_by": '/bin/sh -c #(nop)  CMD ["bash"]', "empty_layer": True}]
+    image = Image([debian_minbase_layer.read_bytes()], {"Cmd": ["bash"]}, compress=False)
+    image.config["history"] = history
+    write_layout(tmp_path, {"12": image})
+    report = _findings(f"oci:{tmp_path}:12")
+    assert _summary(report) == sorted(
+        [("HR4001", "warning", "config"), ("HR4004", "info", "config"),
+         ("HR4014", "info", "/var/cache/apt/archives"), ("HR4014", "info", "/var/lib/apt/lists")]
+        + [("HR4009", "info", "/" + path) for path in DEBIAN_SETUID])
+    modes = {f.image.path: int(f.message.split("(mode ")[1][:4], 8) for f in report.findings if f.rule == "HR4009"}
+    assert modes == {"/" + path: mode for path, mode in DEBIAN_SETUID.items()}
+
+
 # --- the image of examples/insecure/Dockerfile, built by hand ------------------------
 
 NPM_TOKEN = "npm_Zq7kP2mX9vB4nR8tW1yL6cD3fH5jK0aS7gE2"
