@@ -25,6 +25,7 @@ through a symbolic link, the key and sha256 of the body in the header), and the 
 closed format: marshal of plain values in which records are tagged with the name of one
 of the types _record_types() lists and carry exactly its fields, checked on read. Anything else misses.
 
+At most MAX_ENTRIES entries are kept: storing one more removes the oldest.
 HARDRUN_PLAN_CACHE: `off` disables the cache; a directory puts it there.
 """
 from __future__ import annotations
@@ -209,7 +210,26 @@ def store(directory: str, key: str, spec, options, fixed: dict) -> bool:
     except (ValueError, OSError):
         return False
     header = b" ".join((FORMAT, key.encode(), sha256(body).hexdigest().encode()))
-    return seccomp_cache.write_entry(directory, key + ".plan", header + b"\n" + body)
+    if not seccomp_cache.write_entry(directory, key + ".plan", header + b"\n" + body):
+        return False
+    _prune(directory)
+    return True
+
+
+MAX_ENTRIES = 512   # a script starting containers with ever new words must not fill the disk
+
+
+def _prune(directory: str, keep: int = MAX_ENTRIES) -> None:
+    """Remove the oldest entries beyond `keep` (a removed entry only means one slower start)."""
+    try:
+        entries = [entry for entry in os.scandir(directory) if entry.name.endswith(".plan")]
+        if len(entries) <= keep:
+            return
+        entries.sort(key=lambda entry: entry.stat(follow_symlinks=False).st_mtime_ns)
+        for entry in entries[:len(entries) - keep]:
+            os.unlink(entry.path)
+    except OSError:
+        pass
 
 
 # hardrun run's own options a stored plan keeps (storable() refuses the others when set)

@@ -165,6 +165,14 @@ def test_the_resolution_code_is_recorded():
         assert any(path.endswith(name) for path in loaded), name
 
 
+def test_the_oldest_entries_go_beyond_the_limit(cache, root):
+    keys = [_store(cache, ["--rootfs", str(root), "--", "/bin/echo", str(number)]) for number in range(3)]
+    for number, key in enumerate(keys):
+        os.utime(cache / f"{key}.plan", ns=(number, number))
+    plan_cache._prune(str(cache), keep=2)
+    assert sorted(path.name for path in cache.glob("*.plan")) == sorted(f"{key}.plan" for key in keys[1:])
+
+
 # --- trust: an entry anyone else could have written is never read --------------------------
 
 def _entry(cache, root):
