@@ -96,7 +96,10 @@ def lookup(directory: str, key: str) -> Entry | None:
     if not (isinstance(body, tuple) and len(body) == 4 and isinstance(body[0], list)):
         return None
     depends, spec, fixed, options = body
-    if not all(_still(item) for item in depends):
+    try:
+        if not all(_still(item) for item in depends):
+            return None
+    except (OSError, ValueError):   # e.g. a path the system refuses: not current
         return None
     try:
         spec, fixed, options = decode(spec), decode(fixed), decode(options)
