@@ -307,3 +307,23 @@ def test_a_repository_policy_is_judged_even_with_a_warm_entry(env, rootfs, tmp_p
     (repository / ".hardrun.yaml").write_text("version: 1\nextends: baseline\n")
     refused = run_hardrun(*argv, env=variables, cwd=repository)
     assert refused.returncode == 3 and "HR3001" in refused.stderr, (refused.returncode, refused.stderr)
+
+
+def test_a_warm_start_imports_neither_the_flag_parser_nor_the_resolver(env, rootfs, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers import hardrun_env
+    variables = hardrun_env({plan_cache.ENV: str(tmp_path / "plans")})
+
+    def imported():
+        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "hardrun", "run", "--rootfs", rootfs,
+                               "--", "true"], env=variables, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    parser = {"hardrun.frontends.docker_argv", "hardrun.frontends.docker_runspec", "hardrun.frontends.docker_flags"}
+    cold = imported()
+    assert parser <= cold                                   # control: a first start parses
+    warm = imported()
+    assert "hardrun.runtime.parent" in warm and warm & parser == set()
