@@ -327,3 +327,44 @@ def test_a_warm_start_imports_neither_the_flag_parser_nor_the_resolver(env, root
     assert parser <= cold                                   # control: a first start parses
     warm = imported()
     assert "hardrun.runtime.parent" in warm and warm & parser == set()
+
+
+def _inspected(rootfs, cache) -> dict:
+    """`hardrun inspect --json` of a running container started with this plan cache, with
+    what differs between any two containers (pid, host ids, namespace ids) normalised."""
+    import json
+
+    from tests.helpers import popen_hardrun
+    from tests.runtime.test_runtime import container_pid, wait_ready
+    proc = popen_hardrun("run", "-u", "app", "--rootfs", rootfs, "--", "sh", "-c", "echo ready; exec sleep 30",
+                         env={plan_cache.ENV: cache})
+    try:
+        wait_ready(proc)
+        pid = container_pid(proc.pid)
+        done = run_hardrun("inspect", "--json", str(pid))
+        assert done.returncode == 0, done.stderr
+        os.kill(pid, 9)          # hardrun sees it exit and cleans up after it
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    report = json.loads(done.stdout)
+    del report["pid"], report["container"]
+    report["namespaces"] = {name: value["shared_with_caller"] for name, value in report["namespaces"].items()}
+    for ids, mapping in (("uid", "uid_map"), ("gid", "gid_map")):
+        outside = report[mapping][0][1]
+        report[ids] = [number - outside for number in report[ids]]
+        if ids == "gid":
+            report["groups"] = [number - outside for number in report["groups"]]
+        report[mapping] = [[inside, count] for inside, _, count in report[mapping]]
+    return report
+
+
+def test_inspect_shows_the_same_confinement_cold_warm_and_without_the_cache(env, rootfs, tmp_path):
+    cache = str(tmp_path / "plans")
+    cold = _inspected(rootfs, cache)
+    entries = _entries(Path(cache))
+    warm = _inspected(rootfs, cache)
+    assert _entries(Path(cache)) == entries and len(entries) == 1        # the warm start read it
+    assert warm == cold == _inspected(rootfs, "off")
+    assert warm["uid"] == [1000] * 4 and warm["no_new_privs"] is True and warm["seccomp"] == "filter"
