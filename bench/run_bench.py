@@ -14,7 +14,7 @@ on a busy machine hits every runtime alike; the report gives medians, the ratio 
 median to crun's, and the median of the per-round ratios to crun ("paired"), which a busy
 spell of a shared machine disturbs least.
 
-    sudo .venv/bin/python bench/run_bench.py [-n 40] [--json]
+    sudo .venv/bin/python bench/run_bench.py [-n 40] [--json] [--load 2]
 """
 from __future__ import annotations
 
@@ -111,6 +111,10 @@ def commands(directory: Path, rootfs: Path) -> dict:
         "hardrun": hardrun,
         "hardrun (script)": [str(installed_script(directory))] + hardrun[3:],
         "hardrun (python -S)": [python, "-S"] + hardrun[1:],
+        # the plan cache (runtime/plan_cache.py): the rows above start warm (the warm-up
+        # run stored the plan); these start without it and with an empty one
+        "hardrun (script, plan cache off)": [str(installed_script(directory))] + hardrun[3:],
+        "hardrun (script, cold plan cache)": [str(installed_script(directory))] + hardrun[3:],
         "bwrap": ["bwrap", "--unshare-all", "--uid", "0", "--gid", "0", "--ro-bind", str(rootfs), "/",
                   "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--cap-drop", "ALL",
                   "--new-session", "--die-with-parent", "--seccomp", "--SECCOMP-FD--", "/bin/true"],
@@ -139,6 +143,10 @@ def run_once(name: str, argv: list[str], bpf: str, index: int, paths: dict | Non
         pass_fds = (fd,)
     env = dict(os.environ, PYTHONPATH=str((paths or {}).get(name, ROOT)))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if name.endswith("plan cache off)"):
+        env["HARDRUN_PLAN_CACHE"] = "off"
+    elif name.endswith("cold plan cache)"):   # a new empty directory each run
+        env["HARDRUN_PLAN_CACHE"] = tempfile.mkdtemp(prefix="hardrun-bench-plans-")
     started = time.perf_counter()
     # From a neutral directory: `python -m` puts the current one first on sys.path.
     # stdin is a pipe of our own: crun chowns the container's stdio to the mapped root,
@@ -147,6 +155,8 @@ def run_once(name: str, argv: list[str], bpf: str, index: int, paths: dict | Non
     elapsed = time.perf_counter() - started
     if fd is not None:
         os.close(fd)
+    if name.endswith("cold plan cache)"):
+        shutil.rmtree(env["HARDRUN_PLAN_CACHE"])
     if done.returncode != 0:
         raise SystemExit(f"{name} failed ({done.returncode}): {done.stderr.decode(errors='replace')[:500]}")
     return elapsed * 1000
@@ -181,6 +191,8 @@ def main() -> int:
                              "so back-to-back runs would hide that wait from each other")
     parser.add_argument("--baseline", metavar="DIR",
                         help="also time `python -m hardrun` from another checkout (e.g. main), interleaved")
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="run N CPU-bound processes beside every runtime for the whole run")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run_bench.py needs root (crun, runc and id remapping)")
@@ -208,12 +220,18 @@ def main() -> int:
             paths["hardrun (baseline)"] = trees[1]
         bpf_path = str(bpf)
         times = {name: [] for name in table}
-        for name, argv in table.items():   # warm-up: caches, page cache, the BPF cache
-            run_once(name, argv, bpf_path, -1, paths)
-        for index in range(args.runs):
-            for name, argv in table.items():
-                time.sleep(args.pause)
-                times[name].append(run_once(name, argv, bpf_path, index, paths))
+        load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
+        try:
+            for name, argv in table.items():   # warm-up: caches, page cache, the BPF cache
+                run_once(name, argv, bpf_path, -1, paths)
+            for index in range(args.runs):
+                for name, argv in table.items():
+                    time.sleep(args.pause)
+                    times[name].append(run_once(name, argv, bpf_path, index, paths))
+        finally:
+            for busy in load:
+                busy.kill()
+                busy.wait()
         _remove_bench_cgroups()
     medians = {name: statistics.median(values) for name, values in times.items()}
     paired = _paired_ratios(times, "crun")
@@ -222,12 +240,13 @@ def main() -> int:
                          indent=2))
         return 0
     reference = medians.get("crun")
-    print(f"{'runtime':<22}{'median ms':>10}{'min ms':>9}{'vs crun':>9}{'paired':>9}"
-          f"   ({args.runs} runs each, interleaved)")
+    print(f"{'runtime':<34}{'median ms':>10}{'min ms':>9}{'vs crun':>9}{'paired':>9}{'vs bwrap':>9}"
+          f"   ({args.runs} runs each, interleaved, {args.load} CPU-bound processes beside)")
     for name, median in medians.items():
         ratio = f"{median / reference:.2f}x" if reference else "-"
         pair = f"{paired[name]:.2f}x" if name in paired else "-"
-        print(f"{name:<22}{median:>10.1f}{min(times[name]):>9.1f}{ratio:>9}{pair:>9}")
+        to_bwrap = f"{median / medians['bwrap']:.2f}x"
+        print(f"{name:<34}{median:>10.1f}{min(times[name]):>9.1f}{ratio:>9}{pair:>9}{to_bwrap:>9}")
     return 0
 
 

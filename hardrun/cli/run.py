@@ -35,6 +35,10 @@ def main(argv: list[str]) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    cached = _plan_from_cache(argv)
+    if cached.entry is not None:   # the parser and the resolver are not even imported
+        entry = cached.entry
+        return _resolve_and_run(entry.spec, _StoredOptions(entry.options), None, cached)
     from ..frontends import docker_argv, docker_runspec
     parsed = docker_argv.parse_run_args(argv, hardrun_mode=True)
     options = docker_argv.hardrun_options(parsed)
@@ -53,23 +57,52 @@ def _main(argv: list[str]) -> int:
         spec, image = image_root.prepare(spec, options.pull, options.platform)
     spec = _policy(spec, options)
     try:
-        return _resolve_and_run(spec, options, image)
+        return _resolve_and_run(spec, options, image, cached)
     finally:
         if image is not None:
             image_root.release(image)
 
 
-def _resolve_and_run(spec, options, image) -> int:
+class _Cached:
+    """The plan cache's part in one start: where an entry is (or would be) and the entry."""
+    __slots__ = ("directory", "key", "entry")
+
+    def __init__(self, directory=None, key=None, entry=None):
+        self.directory, self.key, self.entry = directory, key, entry
+
+
+def _plan_from_cache(argv) -> _Cached:
+    """The stored plan of this command line (runtime/plan_cache.py), when there is one and
+    no policy file applies here (a policy is judged on every start, never cached)."""
+    from ..runtime import plan_cache
+    directory = plan_cache.cache_dir()
+    key = plan_cache.key_of(argv) if directory else None
+    if key is None:
+        return _Cached()
+    from ..policy.discover import DEFAULT, find_policy
+    if find_policy(".") != DEFAULT:
+        return _Cached()
+    return _Cached(directory, key, plan_cache.lookup(directory, key))
+
+
+class _StoredOptions:
+    """hardrun run's own options as a stored plan keeps them (plan_cache.OPTION_NAMES)."""
+
+    def __init__(self, values: dict):
+        self.__dict__.update(values)
+
+
+def _resolve_and_run(spec, options, image, cached) -> int:
     from ..runtime import config
     id_lease = config.lease_id_range(spec)
     try:
-        return _run_in_range(spec, options, image, id_lease)
+        return _run_in_range(spec, options, image, id_lease, cached)
     finally:   # the range is free again once the container is gone (a killed hardrun: gc)
         if id_lease is not None:
             id_lease.release()
 
 
-def _run_in_range(spec, options, image, id_lease) -> int:
+def _run_in_range(spec, options, image, id_lease, cached) -> int:
     from ..runtime import config
     if image is not None:
         from ..runtime import image_root
@@ -77,7 +110,12 @@ def _run_in_range(spec, options, image, id_lease) -> int:
         root = image_root.mount(image, spec, config.planned_id_maps(spec, id_lease),
                                 read_write=spec.read_only_root is False)
         spec = replace(spec, rootfs=root)
-    cfg = config.resolve(spec, tty=options.tty, interactive=options.interactive, id_lease=id_lease)
+    if cached.entry is not None:
+        fixed = cached.entry.fixed
+    else:
+        fixed = config.resolve_fixed(spec, tty=options.tty, interactive=options.interactive)
+        _store_plan(cached, spec, options, fixed)
+    cfg = config.complete(spec, fixed, tty=options.tty, interactive=options.interactive, id_lease=id_lease)
     if options.dry_run:
         import json
         document = config.to_oci(cfg)
@@ -91,6 +129,16 @@ def _run_in_range(spec, options, image, id_lease) -> int:
     gc.freeze()   # what start-up made stays; only later objects are ever scanned
     gc.enable()
     return parent.run(cfg, parent.Hooks(cfg, limits_mode=options.limits, image=image), watch)
+
+
+def _store_plan(cached, spec, options, fixed) -> None:
+    """Keep the resolved plan for the next start of the same command line, when nothing
+    but what the entry records decided it (plan_cache.storable)."""
+    if cached.key is None:
+        return
+    from ..runtime import plan_cache
+    if plan_cache.storable(spec, options, fixed):
+        plan_cache.store(cached.directory, cached.key, spec, options, fixed)
 
 
 def _seccomp_watch(cfg, options):

@@ -154,12 +154,25 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False,
     """Validate `spec` completely and return the plan the parent and child execute
     (`tty`, `interactive`: Docker's -t and -i, see hardrun.runtime.stdio; `id_lease`:
     the container's own id range, userns.lease_id_range)."""
+    return complete(spec, resolve_fixed(spec, command, tty=tty, interactive=interactive),
+                    tty=tty, interactive=interactive, id_lease=id_lease)
+
+
+# RuntimeConfig fields that complete() computes afresh on every start (new, or read from the
+# host as it is at that moment); resolve_fixed() gives the others, which depend only on the
+# spec, the root file system and the caller (hardrun.runtime.plan_cache stores those).
+PER_START_FIELDS = ("id", "env", "id_maps", "user_limits", "hostname", "masked_paths",
+                    "memfd_by_seccomp", "last_cap", "tty", "interactive")
+
+
+def resolve_fixed(spec, command=None, *, tty: bool = False, interactive: bool = False) -> dict:
+    """The fields of the plan that only the spec, the root file system and the caller
+    decide, validated (a dict of RuntimeConfig fields, PER_START_FIELDS left out)."""
     check_applicable(spec)
     args = tuple(command) if command else tuple(spec.command)
     if not args:
         raise UsageError("no command given", hint="hardrun run [OPTIONS] [--rootfs DIR] COMMAND [ARG...]")
-    if tty and interactive and not os.isatty(0):   # Docker's refusal: raw mode needs a terminal
-        raise UsageError("the input device is not a TTY", hint="drop -t, or run from a terminal")
+    _check_terminal(tty, interactive)
     rootless = os.geteuid() != 0
     namespaces = _namespaces(spec, rootless)
     rootfs = _rootfs(spec.rootfs)
@@ -168,18 +181,13 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False,
         user = userns.resolve_user(root_fd, spec.user, spec.group_add)
     finally:
         os.close(root_fd)
-    id_maps = userns.plan_id_maps(spec, "user" in namespaces, rootless, id_lease)
-    userns.check_user_mapped(user, id_maps)
     # in a user namespace of its own the container's root may hold every capability there
     bounding = None if "user" in namespaces else capabilities.caller_bounding()
     kept = capabilities.resolve(spec.cap_add, spec.cap_drop, spec.privileged, bounding)
     network = _network(spec)
     sysctls = _sysctls(spec, namespaces)
-    hostname = spec.hostname or spec.sysctls.get("kernel.hostname") or spec.name or os.urandom(6).hex()
-    if "uts" not in namespaces:
-        if spec.hostname:
-            raise UsageError("--hostname needs a private UTS namespace", hint="drop --uts host")
-        hostname = os.uname().nodename    # $HOSTNAME says the host's, which the container has
+    if "uts" not in namespaces and spec.hostname:
+        raise UsageError("--hostname needs a private UTS namespace", hint="drop --uts host")
     try:
         if spec.apparmor is not None or spec.selinux_options:
             from . import lsm
@@ -192,14 +200,11 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False,
         error.path = error.path or spec.path
         raise
     read_only = spec.read_only_root is not False     # --privileged too, as in Docker
-    system_paths = not (getattr(spec, "system_paths_unconfined", False) or spec.privileged)
     mounts = plan_mounts(spec.mounts, host_root=rootfs is None)
     nnp = spec.no_new_privileges is not False
-    return RuntimeConfig(
-        id=os.urandom(6).hex(),
+    return dict(
         spec=spec,
         args=args,
-        env=_environment(spec, user, hostname),
         rootfs=rootfs,
         read_only=read_only,
         user=user,
@@ -210,30 +215,60 @@ def resolve(spec, command=None, *, tty: bool = False, interactive: bool = False,
         ambient=user.uid != 0 and bool(kept),
         no_new_privileges=nnp,
         seccomp=_seccomp(spec),
-        # vm.memfd_noexec=2 cannot hold in the container's pid namespace (or the host's, when
-        # shared): hardrun's memfd filter (prepared by the parent, LaunchState.memfd_filter)
-        # refuses executable memfds
-        memfd_by_seccomp=_memfd_by_seccomp(namespaces),
         namespaces=namespaces,
-        id_maps=id_maps,
-        # the container's share of the user.max_* limits (inotify, fanotify, namespaces)
-        user_limits=userns.namespace_limits() if "user" in namespaces else (),
-        hostname=hostname if "uts" in namespaces else None,
         network=network,
         mounts=mounts,
         write_plan=_write_plan(mounts, rootfs, read_only),
-        masked_paths=(MASKED_PATHS + _thermal_throttle_paths()) if system_paths else (),
-        readonly_paths=READONLY_PATHS if system_paths else (),
+        readonly_paths=READONLY_PATHS if _system_paths(spec) else (),
         workdir=_workdir(spec.workdir),
         init=bool(spec.init),
-        tty=tty,
-        interactive=interactive,
-        last_cap=_last_cap(),
         devices=devices,
         sysctls=sysctls,
         oom_score_adj=spec.oom_score_adj,
         sys_read_only=not spec.privileged,
     )
+
+
+def complete(spec, fixed: dict, *, tty: bool = False, interactive: bool = False,
+             id_lease=None) -> RuntimeConfig:
+    """The whole plan: `fixed` (resolve_fixed's, made now or kept from an earlier start
+    of the same command) plus what each start gets afresh or reads from the host now."""
+    _check_terminal(tty, interactive)
+    namespaces = fixed["namespaces"]
+    user = fixed["user"]
+    id_maps = userns.plan_id_maps(spec, "user" in namespaces, os.geteuid() != 0, id_lease)
+    userns.check_user_mapped(user, id_maps)
+    hostname = spec.hostname or spec.sysctls.get("kernel.hostname") or spec.name or os.urandom(6).hex()
+    if "uts" not in namespaces:
+        hostname = os.uname().nodename    # $HOSTNAME says the host's, which the container has
+    return RuntimeConfig(
+        id=os.urandom(6).hex(),
+        env=_environment(spec, user, hostname),
+        # vm.memfd_noexec=2 cannot hold in the container's pid namespace (or the host's, when
+        # shared): hardrun's memfd filter (prepared by the parent, LaunchState.memfd_filter)
+        # refuses executable memfds
+        memfd_by_seccomp=_memfd_by_seccomp(namespaces),
+        id_maps=id_maps,
+        # the container's share of the user.max_* limits (inotify, fanotify, namespaces)
+        user_limits=userns.namespace_limits() if "user" in namespaces else (),
+        hostname=hostname if "uts" in namespaces else None,
+        masked_paths=(MASKED_PATHS + _thermal_throttle_paths()) if _system_paths(spec) else (),
+        tty=tty,
+        interactive=interactive,
+        last_cap=_last_cap(),
+        **fixed,
+    )
+
+
+def _check_terminal(tty: bool, interactive: bool) -> None:
+    if tty and interactive and not os.isatty(0):   # Docker's refusal: raw mode needs a terminal
+        raise UsageError("the input device is not a TTY", hint="drop -t, or run from a terminal")
+
+
+def _system_paths(spec) -> bool:
+    """Docker's masked and read-only kernel paths apply (not lifted by systempaths=unconfined
+    or --privileged)."""
+    return not (getattr(spec, "system_paths_unconfined", False) or spec.privileged)
 
 
 def planned_id_maps(spec, id_lease=None):

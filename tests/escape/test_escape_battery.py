@@ -309,26 +309,48 @@ SCENARIOS = {
 
 
 class Battery:
-    """Runs each scenario's container once and keeps its outcomes."""
+    """Runs each scenario's container once and keeps its outcomes. `plans`: an empty
+    directory for hardrun's plan cache (runtime/plan_cache.py). Cold: each start resolves
+    its plan (and stores it); warm: each start runs from the plan an earlier start of the
+    same scenario stored, so the battery judges both ways of starting."""
 
-    def __init__(self, rootfs: Path):
+    def __init__(self, rootfs: Path, plans: Path, warm: bool):
         self.rootfs = str(rootfs)
+        self.plans, self.warm = plans, warm
         self._results: dict[str, dict[str, Outcome]] = {}
 
     def __call__(self, scenario: str) -> dict[str, Outcome]:
         if scenario not in self._results:
             flags, labels = SCENARIOS[scenario]
             specs = [f"{label}={ATTACKS[label]}" for label in labels]
-            done = run_hardrun("run", "--rootfs", self.rootfs, *flags, "--", "/bin/probe", *specs)
+            argv = ("run", "--rootfs", self.rootfs, *flags, "--", "/bin/probe", *specs)
+            plans = self.plans / scenario
+            plans.mkdir()
+            # the same environment for both starts (the plan's key holds it)
+            env = {"HARDRUN_PLAN_CACHE": str(plans), "PYTEST_CURRENT_TEST": scenario}
+            if self.warm:
+                assert run_hardrun(*argv, env=env).returncode == 0, scenario
+            stored = _plan_entries(plans)
+            done = run_hardrun(*argv, env=env)
             assert done.returncode == 0, (scenario, done.stderr)
+            # a plan is stored for every scenario but those sharing the host's user namespace
+            assert len(_plan_entries(plans)) == (0 if USERNS_HOST in zip(flags, flags[1:]) else 1), scenario
+            if self.warm:
+                assert _plan_entries(plans) == stored, "the warm start did not run from the stored plan"
             self._results[scenario] = parse_outcomes(done.stdout)
             assert set(self._results[scenario]) == set(labels), (scenario, done.stdout, done.stderr)
         return self._results[scenario]
 
 
-@pytest.fixture(scope="module")
-def battery(battery_rootfs) -> Battery:
-    return Battery(battery_rootfs)
+def _plan_entries(directory: Path) -> set:
+    """(name, inode) of each stored plan: a start that used an entry leaves it as it was."""
+    return {(path.name, path.stat().st_ino) for path in directory.glob("*.plan")}
+
+
+@pytest.fixture(scope="module", params=["cold", "warm"])
+def battery(request, battery_rootfs, tmp_path_factory) -> Battery:
+    return Battery(battery_rootfs, tmp_path_factory.mktemp(f"battery-plans-{request.param}"),
+                   warm=request.param == "warm")
 
 
 def on_host(probe: Path, *specs: str, **kwargs) -> dict[str, Outcome]:
