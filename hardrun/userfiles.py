@@ -143,6 +143,28 @@ def _write_in(where: int, base: str, path: str, text: str, keep_mode: bool = Fal
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
 
 
+def write_private(directory: str, name: str, content: bytes) -> bool:
+    """Write `content` to `directory`/`name` atomically: a new 0600 temporary file (never
+    through a link) renamed over the name, so readers see a whole file or none. The one
+    writer of hardrun's own caches and plans; False (nothing left behind) when it cannot."""
+    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return False
+    try:
+        with open(fd, "wb", closefd=True) as handle:
+            handle.write(content)
+        os.replace(temporary, os.path.join(directory, name))
+        return True
+    except OSError:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        return False
+
+
 def _open_directory(directory: str) -> int:
     """A descriptor of the directory an output file goes to. A path below the current
     directory, relative or absolute (CI passes `$PWD/reports/x`), is walked one component
