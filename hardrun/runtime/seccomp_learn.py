@@ -17,8 +17,9 @@ import os
 import sys
 
 from ..errors import HardrunError, UsageError
+from ..spec.seccomp_calls import WHY
 from . import seccomp_notify as notify
-from .seccomp_explain import WHY, profile_data, syscall_name
+from .seccomp_explain import profile_data, syscall_name
 
 _ENOSYS = 38
 _ALLOW = "SCMP_ACT_ALLOW"
