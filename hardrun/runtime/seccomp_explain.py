@@ -178,17 +178,10 @@ def loosened_profile(data: dict, names) -> dict:
 
 def profile_data(source: str) -> dict:
     """A profile file's data (JSON or YAML), already validated by its loader."""
-    from ..userfiles import read_text
+    from ..parsing.seccomp_file import read_profile
     from .seccomp import DEFAULT_PROFILE_PATH
 
-    path = DEFAULT_PROFILE_PATH if source == "default" else source
-    text = read_text(path)
-    import json
-    try:
-        return json.loads(text)
-    except ValueError:   # YAML (its flow style starts with `{` too), as the loader accepted it
-        import yaml
-        return yaml.safe_load(text)
+    return read_profile(DEFAULT_PROFILE_PATH if source == "default" else source)[0]
 
 
 def write_generated(data: dict, directory: str | None = None) -> str:

@@ -51,21 +51,13 @@ def _read_profile(path: str) -> dict | None:
     """The profile's data, or None where it cannot be judged (missing, unreadable, outside
     the audited tree, not a mapping): no finding rather than a guess."""
     from ...errors import HardrunError
-    from ...userfiles import outside_audited_root, read_text
+    from ...parsing.seccomp_file import read_profile
+    from ...userfiles import outside_audited_root
     if outside_audited_root(path):
         return None
     try:
-        text = read_text(path, _MAX_PROFILE_BYTES)
-    except (HardrunError, OSError):
-        return None
-    try:
-        if text.lstrip().startswith("{"):
-            import json
-            data = json.loads(text)
-        else:
-            from ...parsing.yamlsafe import load, to_plain
-            data = to_plain(load(text, path))
-    except (ValueError, HardrunError):   # broken: `hardrun run` refuses it, nothing to judge
+        data, _ = read_profile(path, _MAX_PROFILE_BYTES)
+    except (HardrunError, OSError):   # broken: `hardrun run` refuses it, nothing to judge
         return None
     return data if isinstance(data, dict) else None
 
