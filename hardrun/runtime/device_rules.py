@@ -34,7 +34,8 @@ def cgroup_v1_writes(rules: list, where: str = "linux.resources.devices") -> tup
     parsed = [_parse(rule, f"{where}[{index}]") for index, rule in enumerate(rules)]
     parsed += [(True, kind, major, minor, "rwm", f"{where} (runc's default {kind} {major}:{minor or '*'})")
                for kind, major, minor in RUNC_DEFAULT_ALLOWED]
-    writes, deny_mode, exceptions = [], False, []
+    writes, deny_mode = [], False
+    exceptions: list = []
     for allow, kind, major, minor, access, at in parsed:
         if kind == "a":
             writes.append(("devices.allow" if allow else "devices.deny", "a"))

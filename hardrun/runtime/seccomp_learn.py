@@ -139,7 +139,7 @@ def _copied(data: dict, position: int, name: str) -> dict:
 
 def profile_names(profile: dict) -> set[str]:
     """Every name a profile's rules mention."""
-    names = set()
+    names: set[str] = set()
     for rule in profile.get("syscalls") or []:
         names.update(rule.get("names") or [])
         if rule.get("name"):

@@ -167,7 +167,7 @@ class SeccompProfile:
         caps = frozenset(normalized_capabilities(capabilities))
         kernel = kernel_version() if kernel is None else kernel
         go_arch = ARCHITECTURES[native]
-        rules = {}
+        rules: dict = {}
         for rule in self.syscalls:
             if not rule.applies(caps, go_arch, kernel):
                 continue
