@@ -17,12 +17,13 @@ class OneLineUsageError(click.UsageError):
         click.echo(self.format_message(), err=True)
 
 
-def one_line_usage(error: click.UsageError) -> click.UsageError:
-    """`error` as one line naming the command, unless it is click's help for a command
-    given no arguments (which must still print the help)."""
+def one_line_usage(error: click.UsageError, command: str = "hardrun") -> click.UsageError:
+    """`error` as one line naming the command (`command` when the error knows none),
+    unless it is click's help for a command given no arguments (which must still print
+    the help)."""
     if isinstance(error, (OneLineUsageError, click.exceptions.NoArgsIsHelpError)):
         return error
-    command = error.ctx.command_path if error.ctx is not None else "hardrun"
+    command = error.ctx.command_path if error.ctx is not None else command
     message = " ".join(error.format_message().split()).rstrip(".")
     if "(see " not in message:
         message += f" (see `{command} --help`)"
@@ -41,7 +42,9 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except click.UsageError as error:
-            raise one_line_usage(error) from None
+            # an option's missing value is raised without a context: name the subcommand
+            command = " ".join(filter(None, (ctx.command_path, ctx.invoked_subcommand)))
+            raise one_line_usage(error, command) from None
 
     def list_commands(self, ctx):
         return list(COMMANDS)

@@ -111,6 +111,7 @@ def test_a_bad_flag_is_one_line_and_exit_2(path):
     (("rules", "--practice", "nosuch"), "hardrun rules: Invalid value for '--practice': no practice named"),
     (("explain", "HR9999"), "hardrun explain: no rule or practice named 'HR9999'"),
     (("pull",), "hardrun pull: Missing argument 'REFERENCE'"),
+    (("audit", "-f"), "hardrun audit: Option '-f' requires an argument"),
     (("policy", "nosuch"), "hardrun policy: No such command 'nosuch'"),
     (("nosuch",), "hardrun: No such command 'nosuch'"),
 ])
