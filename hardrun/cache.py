@@ -64,18 +64,14 @@ def store(kind: str, key: str, value) -> None:
         return
     if json.loads(text)["value"] != value:
         return
+    from .userfiles import write_private
     folder = directory()
     path = _path(folder, kind, key)
-    temporary = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        if not _private(folder):
-            return
-        with open(temporary, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)   # readers see a whole entry or none
     except OSError:
-        _remove(temporary)
+        return
+    if not _private(folder) or not write_private(folder, os.path.basename(path), text.encode()):
         return
     _prune(folder, kind, keep=path)
 
@@ -109,9 +105,3 @@ def _prune(folder: str, kind: str, keep: str) -> None:
             except OSError:
                 pass
 
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass

@@ -84,6 +84,34 @@ def decode(data: bytes) -> str:
         raise ParseError(f"invalid UTF-8 (byte 0x{data[error.start]:02x})", line=line) from None
 
 
+def read_json_object(path: str, label: str | None = None, expected: str = "a JSON object",
+                     error: type[HardrunError] = ParseError, limit: int = MAX_FILE_BYTES) -> dict:
+    """The JSON object in the file at `path` (`-`: standard input). Anything else is one
+    line naming `label` (default: the path) and, for bad JSON, the line and column."""
+    import sys
+    where = label or path
+    try:
+        text = read_stream(sys.stdin.buffer, limit) if path == "-" else read_text(path, limit)
+    except HardrunError as problem:
+        raise type(problem)(problem.message, path=where, line=problem.line) from None
+    return json_object(text, where, expected, error)
+
+
+def json_object(text: str, where: str, expected: str = "a JSON object",
+                error: type[HardrunError] = ParseError) -> dict:
+    """`text` decoded as JSON, which must be an object: else `error` naming `where`."""
+    import json
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as problem:
+        raise error(f"not JSON: {problem.msg}", path=where, line=problem.lineno, column=problem.colno) from None
+    except RecursionError:
+        raise error("not JSON: nested too deeply", path=where) from None
+    if not isinstance(value, dict):
+        raise error(f"expected {expected}", path=where)
+    return value
+
+
 def within(path: str, real_root: str) -> bool:
     """True when `path`, symlinks resolved, is `real_root` (a real path) or below it."""
     return os.path.commonpath((real_root, os.path.realpath(path))) == real_root
@@ -141,6 +169,28 @@ def _write_in(where: int, base: str, path: str, text: str, keep_mode: bool = Fal
     except OSError as error:
         _remove(temporary, where)
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def write_private(directory: str, name: str, content: bytes) -> bool:
+    """Write `content` to `directory`/`name` atomically: a new 0600 temporary file (never
+    through a link) renamed over the name, so readers see a whole file or none. The one
+    writer of hardrun's own caches and plans; False (nothing left behind) when it cannot."""
+    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return False
+    try:
+        with open(fd, "wb", closefd=True) as handle:
+            handle.write(content)
+        os.replace(temporary, os.path.join(directory, name))
+        return True
+    except OSError:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        return False
 
 
 def _open_directory(directory: str) -> int:

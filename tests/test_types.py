@@ -1,9 +1,11 @@
-"""mypy over the packages [tool.mypy] in pyproject.toml names (hardrun/spec/): a type
-error fails the suite."""
+"""mypy over the packages [tool.mypy] in pyproject.toml names (hardrun/spec/ and
+hardrun/runtime/): a type error fails the suite."""
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import ROOT
 
@@ -22,13 +24,19 @@ def test_the_typed_packages_have_no_type_errors():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_control_a_planted_type_error_in_a_copy_is_found(tmp_path):
+@pytest.mark.parametrize("module, planted", [
+    ("spec/run.py", "\n\ndef _planted() -> int:\n    return RunSpec().rootfs\n"),
+    # the runtime's plan and its system-call seam are checked too
+    ("runtime/config.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
+    ("runtime/child.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
+])
+def test_control_a_planted_type_error_in_a_copy_is_found(tmp_path, module, planted):
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    shutil.copytree(ROOT / "hardrun" / "spec", tmp_path / "hardrun" / "spec",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "hardrun" / "__init__.py").write_text("")
-    with open(tmp_path / "hardrun" / "spec" / "run.py", "a") as run:
-        run.write("\n\ndef _planted() -> int:\n    return RunSpec().rootfs\n")
+    shutil.copytree(ROOT / "hardrun", tmp_path / "hardrun",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "data"))
+    with open(tmp_path / "hardrun" / module, "a") as source:
+        source.write(planted)
+    line = (tmp_path / "hardrun" / module).read_text().count("\n")     # the planted `return`
     done = mypy(tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "run.py" in done.stdout and "Incompatible return value type" in done.stdout
+    assert f"hardrun/{module}:{line}: error: Incompatible return value type" in done.stdout, done.stdout

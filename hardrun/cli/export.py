@@ -6,6 +6,7 @@ import click
 
 from ..policy.admission import ADMISSION_TARGETS
 from ..policy.export import TARGETS
+from .failures import one_line_errors
 
 
 @click.command()
@@ -27,6 +28,7 @@ from ..policy.export import TARGETS
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write to FILE instead of standard output (as a new file renamed over "
                    "FILE; a symlink, FIFO or device named FILE is refused).")
+@one_line_errors("hardrun export")
 def export(target, policy_ref, config, image, seccomp_out, output):
     """Write a policy's run requirements, or a run config, as another runtime's settings.
 
@@ -40,18 +42,13 @@ def export(target, policy_ref, config, image, seccomp_out, output):
     them out of the checks. A gating rule or exemption that cannot be exported is an error
     (`default` and `strict` export with `rules: {HR2016: off}`).
     """
-    from ..display import printable
-    from ..errors import HardrunError
     from ..userfiles import write_text
-    try:
-        text, profile = _export(target, policy_ref, config, image, seccomp_out)
-        if seccomp_out:
-            import json
-            write_text(seccomp_out, json.dumps(profile, indent=2) + "\n")
-        if output:
-            write_text(output, text)
-    except HardrunError as error:
-        raise click.ClickException(printable(error.summary())) from None
+    text, profile = _export(target, policy_ref, config, image, seccomp_out)
+    if seccomp_out:
+        import json
+        write_text(seccomp_out, json.dumps(profile, indent=2) + "\n")
+    if output:
+        write_text(output, text)
     if not output:
         click.echo(text, nl=False)
 

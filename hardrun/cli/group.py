@@ -9,7 +9,43 @@ from .. import __version__
 from . import COMMANDS, EPILOG
 
 
+class OneLineUsageError(click.UsageError):
+    """A usage error shown as one line, `COMMAND: what is wrong (see `COMMAND --help`)`,
+    the way `hardrun run` and every HardrunError end; exit 2."""
+
+    def show(self, file=None) -> None:
+        click.echo(self.format_message(), err=True)
+
+
+def one_line_usage(error: click.UsageError, command: str = "hardrun") -> click.UsageError:
+    """`error` as one line naming the command (`command` when the error knows none),
+    unless it is click's help for a command given no arguments (which must still print
+    the help)."""
+    if isinstance(error, (OneLineUsageError, click.exceptions.NoArgsIsHelpError)):
+        return error
+    command = error.ctx.command_path if error.ctx is not None else command
+    message = " ".join(error.format_message().split()).rstrip(".")
+    if "(see " not in message:
+        message += f" (see `{command} --help`)"
+    return OneLineUsageError(f"{command}: {message}", error.ctx)
+
+
 class LazyGroup(click.Group):
+    # Click prints a usage error as three lines; hardrun's commands say it in one.
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:
+            raise one_line_usage(error) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            # an option's missing value is raised without a context: name the subcommand
+            command = " ".join(filter(None, (ctx.command_path, ctx.invoked_subcommand)))
+            raise one_line_usage(error, command) from None
+
     def list_commands(self, ctx):
         return list(COMMANDS)
 

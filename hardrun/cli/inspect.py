@@ -3,29 +3,28 @@ from __future__ import annotations
 
 import click
 
+from .failures import one_line_errors
+
 
 @click.command()
 @click.argument("pid", required=False, default="self")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--oci-root", default="/run/hardrun-oci", show_default=True, metavar="DIR",
               help="hardrun-oci's state root: name the container PID belongs to and what the floor raised.")
+@one_line_errors("hardrun inspect")
 def inspect(pid, as_json, oci_root):
     """Report how process PID (default: this one) is confined: the five capability sets,
     no_new_privs, seccomp mode, namespaces (compared with PID 1 and the caller) and id maps;
     for a process of a hardrun-oci container, the container and the floor's changes."""
-    from ..errors import HardrunError
     from ..runtime.introspect import format_text, inspect_process
     if pid != "self" and not pid.isdigit():
         raise click.UsageError(f"PID must be a number, not {pid!r}")
-    try:
-        report = inspect_process(pid)
-        from ..runtime.oci import container_of      # the hardrun-oci container it belongs to
-        container = container_of(report["pid"], oci_root)
-        if container is not None:
-            report["oci_container"] = container
-        _add_run_container(report)
-    except HardrunError as error:
-        raise click.ClickException(str(error))
+    report = inspect_process(pid)
+    from ..runtime.oci import container_of      # the hardrun-oci container it belongs to
+    container = container_of(report["pid"], oci_root)
+    if container is not None:
+        report["oci_container"] = container
+    _add_run_container(report)
     if as_json:
         import json
         click.echo(json.dumps(report, indent=2))

@@ -395,22 +395,11 @@ def _preserve_fds(sub: dict) -> int:
 
 
 def _resources(source: str | None) -> dict:
-    import json
     from ..errors import UsageError
+    from ..userfiles import read_json_object
     if not source:
         raise UsageError("update: --resources FILE (or - for stdin) is required")
-    if source == "-":
-        text = sys.stdin.read()
-    else:
-        from ..userfiles import read_text
-        text = read_text(source)
-    try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise UsageError(f"--resources {source}: not JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise UsageError(f"--resources {source}: expected a JSON object (linux.resources)")
-    return value
+    return read_json_object(source, f"--resources {source}", "a JSON object (linux.resources)", UsageError)
 
 
 def _list(root: str, sub: dict) -> None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from .failures import one_line_errors
+
 
 @click.group()
 def policy():
@@ -21,6 +23,7 @@ def list_policies():
 
 @policy.command()
 @click.argument("policy_ref", metavar="[NAME|FILE]", required=False)
+@one_line_errors("hardrun policy show")
 def show(policy_ref):
     """Print the effective policy (after `extends:`) as YAML.
 
@@ -88,9 +91,5 @@ def import_(config, output, force):
 
 def _load(reference: str | None):
     """The named policy, else the one found here (confined to its repository)."""
-    from ..errors import HardrunError
     from ..policy import named_or_found_policy
-    try:
-        return named_or_found_policy(reference, ".")
-    except HardrunError as error:
-        raise click.ClickException(error.summary()) from None
+    return named_or_found_policy(reference, ".")

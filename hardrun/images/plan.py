@@ -119,12 +119,10 @@ def write_plan(root: str, text: str, plan: dict) -> None:
     if path is None:
         return
     plan = dict(plan, version=PLAN_VERSION, text=text)
+    from ..userfiles import write_private    # the slow path only: not on a start from a plan
     try:
         os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
-        temporary = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(marshal.dumps(plan))
-        os.rename(temporary, path)
+        content = marshal.dumps(plan)
     except (OSError, ValueError):
-        pass
+        return
+    write_private(os.path.dirname(path), os.path.basename(path), content)

@@ -64,6 +64,20 @@ class VerifiedReader:
         self._stream.close()
 
 
+def read_json_blob(open_blob, desc: Descriptor, what: str = "blob") -> bytes:
+    """The whole of a manifest, index or config blob, read through `open_blob` (a source's
+    or the store's) and checked against its digest and size: the one reader of those."""
+    if desc.size > MAX_JSON_BLOB:
+        raise ImageError(f"{what} {desc.digest} is {desc.size} bytes: too large for JSON")
+    reader = open_blob(desc, what)
+    try:
+        data = reader.read(desc.size + 1)
+        reader.finish()
+    finally:
+        reader.close()
+    return data
+
+
 class Source:
     """Where an image's blobs are read from. Subclasses give `manifest()` and `_open(digest)`."""
 
@@ -80,15 +94,7 @@ class Source:
         return VerifiedReader(self._open(desc.digest), desc.digest, desc.size, what)
 
     def read_blob(self, desc: Descriptor, what: str = "blob") -> bytes:
-        if desc.size > MAX_JSON_BLOB:
-            raise ImageError(f"{what} {desc.digest} is {desc.size} bytes: too large for JSON")
-        reader = self.open_blob(desc, what)
-        try:
-            data = reader.read(desc.size + 1)
-            reader.finish()
-        finally:
-            reader.close()
-        return data
+        return read_json_blob(self.open_blob, desc, what)
 
     def config(self, manifest: Manifest) -> dict:
         raw = self.read_blob(manifest.config, "image config")

@@ -22,7 +22,7 @@ import time
 from ..errors import HardrunError
 from .manifest import Descriptor, ImageError, Manifest, diff_ids, is_sha256, parse_config, parse_manifest
 from .plan import STORE_ENV, StoreBusy, StoreLock, default_root, tmp_path  # noqa: F401 (their home before)
-from .sources import Source
+from .sources import Source, read_json_blob
 
 _COPY_CHUNK = 1 << 20
 
@@ -170,13 +170,7 @@ class Store:
         return parse_manifest(self.read_blob(desc, "manifest"), digest)
 
     def read_blob(self, desc: Descriptor, what: str = "blob") -> bytes:
-        reader = self.open_blob(desc, what)
-        try:
-            data = reader.read(desc.size + 1)
-            reader.finish()
-        finally:
-            reader.close()
-        return data
+        return read_json_blob(self.open_blob, desc, what)
 
     def config(self, manifest: Manifest) -> dict:
         return parse_config(self.read_blob(manifest.config, "image config"), manifest.config.digest)

@@ -345,15 +345,9 @@ class _Splitter:
             elif char == "$":
                 i = self._read_dollar(word, i, end)
             elif char == "`":
-                close = _skip_backtick(text, i + 1, end)
-                word.subs.append((i + 1, _body_end(text, close, "`")))
-                parts.append(text[i:close])
-                i = close
+                i = self._substitution(word, i, i + 1, _skip_backtick(text, i + 1, end), "`")
             elif char in "<>" and i == word.start and text[i + 1:i + 2] == "(":
-                close = _match_paren(text, i + 2, end)
-                word.subs.append((i + 2, _body_end(text, close, ")")))
-                parts.append(text[i:close])
-                i = close
+                i = self._substitution(word, i, i + 2, _match_paren(text, i + 2, end), ")")
             else:
                 break
         return word, min(i, end)
@@ -381,11 +375,15 @@ class _Splitter:
             elif char == "$":
                 i = self._read_dollar(word, i, end)
             else:  # backtick
-                close = _skip_backtick(text, i + 1, end)
-                word.subs.append((i + 1, _body_end(text, close, "`")))
-                parts.append(text[i:close])
-                i = close
+                i = self._substitution(word, i, i + 1, _skip_backtick(text, i + 1, end), "`")
         return end
+
+    def _substitution(self, word: _Word, start: int, body: int, close: int, closer: str) -> int:
+        """Take the command substitution text[start:close] (`…`, $(…), <(…)) whose commands
+        start at `body` into `word`; the index after it."""
+        word.subs.append((body, _body_end(self.text, close, closer)))
+        word.parts.append(self.text[start:close])
+        return close
 
     def _read_dollar(self, word: _Word, i: int, end: int) -> int:
         text = self.text
@@ -393,7 +391,7 @@ class _Splitter:
         if following == "(":
             close = _match_paren(text, i + 2, end)
             if text[i + 2:i + 3] != "(":     # $((arithmetic)) holds no commands
-                word.subs.append((i + 2, _body_end(text, close, ")")))
+                return self._substitution(word, i, i + 2, close, ")")
             word.parts.append(text[i:close])
             return close
         if following == "{":

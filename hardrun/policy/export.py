@@ -423,10 +423,11 @@ def _seccomp_profile_as_run(spec: RunSpec) -> dict:
         raise UsageError("seccomp is unconfined: there is no profile to write")
     path = spec.seccomp[len("localhost/"):] if spec.seccomp.startswith("localhost/") else spec.seccomp
     from ..errors import HardrunError
-    from ..userfiles import read_text
+    from ..parsing.seccomp_file import read_profile
     try:
-        return json.loads(read_text(path))
+        data, _ = read_profile(path)
     except HardrunError as error:
         raise UsageError(f"cannot read seccomp profile {path}: {error.located()}") from None
-    except ValueError as error:
-        raise UsageError(f"cannot read seccomp profile {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"cannot read seccomp profile {path}: expected a JSON object")
+    return data

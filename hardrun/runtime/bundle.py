@@ -75,19 +75,9 @@ class Bundle:
 def load(bundle: str, floor: bool = True, no_pivot: bool = False) -> Bundle:
     """Read `<bundle>/config.json` and return the Bundle to run (BundleError on anything
     hardrun cannot apply). `floor`: raise the hardening floor first (raise_floor)."""
-    from ..userfiles import read_text
+    from ..userfiles import read_json_object
     path = os.path.abspath(bundle)
-    config_path = os.path.join(path, CONFIG_FILE)
-    try:
-        text = read_text(config_path, limit=MAX_CONFIG_BYTES)
-    except OSError as error:
-        raise BundleError(f"{config_path}: {error.strerror or error}") from None
-    try:
-        document = json.loads(text)
-    except ValueError as error:
-        raise BundleError(f"{config_path}: not JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise BundleError(f"{config_path}: expected a JSON object")
+    document = read_json_object(os.path.join(path, CONFIG_FILE), error=BundleError, limit=MAX_CONFIG_BYTES)
     if no_pivot:
         raise BundleError("--no-pivot: not supported (hardrun always uses pivot_root)")
     changes = raise_floor(document) if floor else ()

@@ -34,11 +34,12 @@ def cgroup_v1_writes(rules: list, where: str = "linux.resources.devices") -> tup
     rules, then runc's defaults. As in runc, an empty or absent list denies every device but
     the defaults (the cgroup never keeps its parent's allow-all: with CAP_MKNOD the container
     could otherwise make and open a node of a host disk)."""
-    parsed = [(False, "a", WILDCARD, WILDCARD, "rwm", where)]
+    parsed: list[tuple] = [(False, "a", WILDCARD, WILDCARD, "rwm", where)]
     parsed += [_parse(rule, f"{where}[{index}]") for index, rule in enumerate(rules)]
     parsed += [(True, kind, major, minor, access, f"{where} (runc's default {kind} {_number(major)}:{_number(minor)})")
                for kind, major, minor, access in RUNC_DEFAULT_ALLOWED]
-    writes, deny_mode, exceptions = [], False, []
+    writes, deny_mode = [], False
+    exceptions: list = []
     for allow, kind, major, minor, access, at in parsed:
         if kind == "a":
             writes.append(("devices.allow" if allow else "devices.deny", "a"))

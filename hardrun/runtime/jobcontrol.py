@@ -95,7 +95,7 @@ class JobControl:
         self.pid = pid
         self.freeze = freeze
         self.terminal = terminal
-        self.container_modes = None    # taken at a stop in the foreground, given back at `fg`
+        self.container_modes: list | None = None    # taken at a stop in the foreground, given back at `fg`
         self.busy = False
 
     def install(self) -> None:

@@ -362,7 +362,7 @@ def mount_user(root_fd: int, plan: MountPlan, source_fd: int | None, create: boo
         if plan.kind == "bind":
             attrs = BIND_ATTRS | (k.MOUNT_ATTR_RDONLY if plan.read_only else 0)
             attrs |= 0 if plan.exec_ else k.MOUNT_ATTR_NOEXEC
-            bind(source_fd, target, attrs, plan.recursive)
+            bind(source_fd, target, attrs, plan.recursive)  # type: ignore[arg-type]  # a bind has its source
         else:
             flags = TMPFS_FLAGS | (0 if plan.exec_ else k.MS_NOEXEC) | (k.MS_RDONLY if plan.read_only else 0)
             k.mount("tmpfs", _fd_path(target), "tmpfs", flags, plan.data or None)

@@ -97,17 +97,13 @@ def exec_process(root: str, container_id: str, options: ExecOptions) -> int:
 
 def _document(container: Container, options: ExecOptions) -> dict:
     """The container's config as it was created, with the process to run in place of its own."""
-    from ..userfiles import read_text
+    from ..userfiles import read_json_object
     with open(os.path.join(container.path, CONFIG_COPY)) as handle:
         document = json.load(handle)
     own = document["process"]
     if options.process_file:
-        try:
-            process = json.loads(read_text(options.process_file))
-        except ValueError as error:
-            raise UsageError(f"--process {options.process_file}: not JSON: {error}") from None
-        if not isinstance(process, dict):
-            raise UsageError(f"--process {options.process_file}: expected a JSON object (an OCI process)")
+        process = read_json_object(options.process_file, f"--process {options.process_file}",
+                                   "a JSON object (an OCI process)", UsageError)
     else:
         if not options.args:
             raise UsageError("exec: give --process FILE or a command")

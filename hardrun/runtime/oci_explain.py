@@ -121,8 +121,8 @@ class _Recorder:
         from .seccomp_explain import denials
         from .seccomp_profile import parse_profile
         builtin = self.profile_text is None
-        profile = default_profile() if builtin else parse_profile(self.profile_text, path="linux.seccomp",
-                                                                  fmt="json")
+        profile = default_profile() if self.profile_text is None else parse_profile(
+            self.profile_text, path="linux.seccomp", fmt="json")
         found = [denial.as_json() for denial in denials(calls, profile, self.caps, builtin)]
         temporary = self.path + ".new"
         try:
@@ -148,7 +148,9 @@ def stop_holder(record: dict) -> None:
     from .process import stat_fields
     holder = record.get("holder") or {}
     pid = holder.get("pid")
-    fields = stat_fields(pid) if pid else None
+    if not isinstance(pid, int):
+        return
+    fields = stat_fields(pid)
     if fields is None or int(fields[19]) != holder.get("start_time"):
         return
     try:

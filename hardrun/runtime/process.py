@@ -20,7 +20,7 @@ EXIT_NOT_FOUND = 127
 class StepFailure(Exception):
     """A setup step failed: what the user sees is `hardrun: <step>: <strerror> (<hint>)`."""
 
-    def __init__(self, step: str, errno_: int, hint: str = "", code: int = EXIT_SETUP):
+    def __init__(self, step: str, errno_: int | None, hint: str = "", code: int = EXIT_SETUP):
         super().__init__(step)
         self.step, self.errno, self.hint, self.code = step, errno_, hint, code
 
@@ -105,7 +105,7 @@ def execute(plan: ExecPlan, execve=os.execve) -> StepFailure:
     return StepFailure(f"exec {plan.name}", errno.ENOENT, f"no such executable {where}", EXIT_NOT_FOUND)
 
 
-def _exec_hint(number: int) -> str:
+def _exec_hint(number: int | None) -> str:
     if number == errno.EACCES:
         return "the file is not executable, or its filesystem is mounted noexec"
     if number == errno.ENOEXEC:

@@ -191,7 +191,7 @@ class PreparedFilter:
         try:
             _kernel.seccomp_set_filter(self._program, self.flags)
         except OSError as error:
-            raise OSError(error.errno, "seccomp: the kernel refused the filter: " + error.strerror
+            raise OSError(error.errno, f"seccomp: the kernel refused the filter: {error.strerror}"
                           + (" (set no_new_privs first)" if error.errno == 13 else "")) from None
 
 

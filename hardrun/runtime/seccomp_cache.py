@@ -109,21 +109,7 @@ def write_cached(directory: str, key: str, program: bytes, flags: int = 0) -> bo
 
 
 def write_entry(directory: str, name: str, content: bytes) -> bool:
-    """Write a cache entry atomically: a new 0600 temporary file (never through a link)
-    renamed over `name`, so readers see a whole entry or none. False when it cannot."""
-    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return False
-    try:
-        with open(fd, "wb", closefd=True) as handle:
-            handle.write(content)
-        os.replace(temporary, os.path.join(directory, name))
-        return True
-    except OSError:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        return False
+    """Write a cache entry atomically (userfiles.write_private: 0600, never through a link,
+    renamed into place). False when it cannot."""
+    from ..userfiles import write_private   # only on a miss: not on `hardrun run`'s start
+    return write_private(directory, name, content)

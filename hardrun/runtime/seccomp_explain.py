@@ -15,6 +15,7 @@ import sys
 from ..display import printable
 from ..errors import UsageError
 from ..spec.record import dataclass
+from ..spec.seccomp_calls import WHY
 from . import seccomp_notify as notify
 
 TYPE_CHECKING = False
@@ -22,41 +23,6 @@ if TYPE_CHECKING:
     from .seccomp_profile import SeccompProfile
 
 EXPLAIN_MODES = ("auto", "always", "never")
-
-# Why the built-in profile refuses a call, where its rule's comment says it for a group.
-WHY = {
-    "keyctl": "the kernel keyring is not namespaced", "add_key": "the kernel keyring is not namespaced",
-    "request_key": "the kernel keyring is not namespaced",
-    "bpf": "eBPF reaches kernel internals shared by every container",
-    "perf_event_open": "performance counters can observe the host and other containers",
-    "userfaultfd": "a classic aid to exploiting kernel races",
-    "io_uring_setup": "io_uring has been a steady source of kernel exploits and bypasses seccomp",
-    "io_uring_enter": "io_uring has been a steady source of kernel exploits and bypasses seccomp",
-    "io_uring_register": "io_uring has been a steady source of kernel exploits and bypasses seccomp",
-    "kexec_load": "loads a new kernel", "kexec_file_load": "loads a new kernel",
-    "init_module": "loads code into the host's kernel", "finit_module": "loads code into the host's kernel",
-    "delete_module": "unloads the host's kernel modules",
-    "swapon": "host-wide swap", "swapoff": "host-wide swap",
-    "open_by_handle_at": "opens files by handle, outside the container's mounts",
-    "quotactl": "host-wide disk quotas", "quotactl_fd": "host-wide disk quotas",
-    "pivot_root": "changes the root hardrun set up", "chroot": "changes the root hardrun set up",
-    "ptrace": "reads and changes other processes", "process_vm_readv": "reads other processes' memory",
-    "process_vm_writev": "writes other processes' memory", "kcmp": "compares other processes' kernel state",
-    "pidfd_getfd": "takes file descriptors from other processes",
-    "mount": "mounts change the container's view of files", "umount2": "mounts change the container's view of files",
-    "unshare": "new namespaces expose kernel surface meant for root",
-    "setns": "joins other namespaces", "clone": "new namespaces expose kernel surface meant for root",
-    "clone3": "its flags are in memory a filter cannot read: ENOSYS makes libc fall back to clone",
-    "reboot": "reboots the host", "settimeofday": "the clock is the host's",
-    "clock_settime": "the clock is the host's", "syslog": "the kernel log is the host's",
-    "acct": "process accounting is host-wide", "personality": "some personalities disable ASLR",
-    "socket": "this address family reaches risky kernel code (AF_ALG, AF_VSOCK)",
-    "ioctl": "TIOCSTI/TIOCLINUX inject input into a terminal",
-    "iopl": "raw I/O ports", "ioperm": "raw I/O ports", "vhangup": "hangs up the terminal",
-    "lookup_dcookie": "a removed profiling interface", "uselib": "an obsolete loader call",
-    "vm86": "old i386 mode", "vm86old": "old i386 mode", "_sysctl": "a removed interface",
-    "nfsservctl": "a removed interface",
-}
 
 
 def explain_mode(value: str | None, stderr_is_tty: bool) -> bool:
@@ -212,17 +178,10 @@ def loosened_profile(data: dict, names) -> dict:
 
 def profile_data(source: str) -> dict:
     """A profile file's data (JSON or YAML), already validated by its loader."""
-    from ..userfiles import read_text
+    from ..parsing.seccomp_file import read_profile
     from .seccomp import DEFAULT_PROFILE_PATH
 
-    path = DEFAULT_PROFILE_PATH if source == "default" else source
-    text = read_text(path)
-    import json
-    try:
-        return json.loads(text)
-    except ValueError:   # YAML (its flow style starts with `{` too), as the loader accepted it
-        import yaml
-        return yaml.safe_load(text)
+    return read_profile(DEFAULT_PROFILE_PATH if source == "default" else source)[0]
 
 
 def write_generated(data: dict, directory: str | None = None) -> str:

@@ -17,8 +17,9 @@ import os
 import sys
 
 from ..errors import HardrunError, UsageError
+from ..spec.seccomp_calls import WHY
 from . import seccomp_notify as notify
-from .seccomp_explain import WHY, profile_data, syscall_name
+from .seccomp_explain import profile_data, syscall_name
 
 _ENOSYS = 38
 _ALLOW = "SCMP_ACT_ALLOW"
@@ -138,7 +139,7 @@ def _copied(data: dict, position: int, name: str) -> dict:
 
 def profile_names(profile: dict) -> set[str]:
     """Every name a profile's rules mention."""
-    names = set()
+    names: set[str] = set()
     for rule in profile.get("syscalls") or []:
         names.update(rule.get("names") or [])
         if rule.get("name"):

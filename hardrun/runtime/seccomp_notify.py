@@ -393,5 +393,5 @@ class ListenedFilter:
         try:
             _kernel.seccomp_load_and_send(self._program, self.flags, self.child_fd)
         except OSError as error:
-            raise OSError(error.errno, "seccomp: loading the filter with a listener failed: "
-                          + error.strerror) from None
+            raise OSError(error.errno, f"seccomp: loading the filter with a listener failed: {error.strerror}") \
+                from None

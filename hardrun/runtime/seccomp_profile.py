@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ParseError, UsageError
+from ..errors import UsageError
 from ..spec.capabilities import known_capability as capability_name
 from ..spec.record import dataclass
 from .seccomp_platform import ARCHITECTURES, kernel_version, native_arch, normalized_capabilities
@@ -167,7 +167,7 @@ class SeccompProfile:
         caps = frozenset(normalized_capabilities(capabilities))
         kernel = kernel_version() if kernel is None else kernel
         go_arch = ARCHITECTURES[native]
-        rules = {}
+        rules: dict = {}
         for rule in self.syscalls:
             if not rule.applies(caps, go_arch, kernel):
                 continue
@@ -202,8 +202,18 @@ class _Invalid(Exception):
 
 def parse_profile(text: str, *, path: str = "<profile>", fmt: str | None = None) -> SeccompProfile:
     """A profile from JSON or YAML text (`fmt` "json"/"yaml"; None guesses from the text)."""
-    fmt = fmt or ("json" if text.lstrip().startswith("{") else "yaml")
-    data, locate = _parse_json(text, path) if fmt == "json" else _parse_yaml(text, path)
+    from ..parsing.seccomp_file import parse_profile_text
+    return _validated(*parse_profile_text(text, path=path, fmt=fmt), path)
+
+
+def load_profile(path: str | os.PathLike) -> SeccompProfile:
+    """Read a profile file; `.yaml`/`.yml` are YAML, anything else is sniffed."""
+    from ..parsing.seccomp_file import read_profile
+    name = os.fspath(path)
+    return _validated(*read_profile(name), name)
+
+
+def _validated(data, locate, path: str) -> SeccompProfile:
     try:
         return _profile_from_data(data, path)
     except _Invalid as error:
@@ -212,212 +222,11 @@ def parse_profile(text: str, *, path: str = "<profile>", fmt: str | None = None)
                          path=path, line=locate(error.path)) from None
 
 
-def load_profile(path: str | os.PathLike) -> SeccompProfile:
-    """Read a profile file; `.yaml`/`.yml` are YAML, anything else is sniffed."""
-    name = os.fspath(path)
-    from ..errors import HardrunError
-    from ..userfiles import read_text
-    try:
-        text = read_text(name)
-    except HardrunError as error:
-        raise UsageError(f"cannot read seccomp profile: {error.located()}", path=name) from None
-    lower = name.lower()
-    fmt = "yaml" if lower.endswith((".yaml", ".yml")) else "json" if lower.endswith(".json") else None
-    return parse_profile(text, path=name, fmt=fmt)
-
-
 def _format_path(path: tuple) -> str:
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
     return text
-
-
-class _DuplicateKey(Exception):
-    pass
-
-
-def _no_duplicates(pairs):
-    seen = {}
-    for key, value in pairs:
-        if key in seen:
-            raise _DuplicateKey(key)
-        seen[key] = value
-    return seen
-
-
-def _parse_json(text: str, path: str):
-    import json  # imported here: a cached default filter is found without it
-
-    try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates)
-    except json.JSONDecodeError as error:
-        raise ParseError(f"invalid JSON: {error.msg}", path=path, line=error.lineno,
-                         column=error.colno) from None
-    except _DuplicateKey as error:
-        line = _JsonLocator(text).duplicate_line()
-        raise UsageError(f"duplicate key {error.args[0]!r}", path=path, line=line) from None
-    except RecursionError:
-        raise ParseError("JSON nested too deeply", path=path) from None
-    return data, lambda json_path: _JsonLocator(text).line_of(json_path)
-
-
-def _parse_yaml(text: str, path: str):
-    import yaml  # only profiles written in YAML pay for importing it
-
-    try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                raise UsageError("the profile is empty", path=path)
-            duplicate = _yaml_duplicate(node)
-            if duplicate is not None:
-                key, line = duplicate
-                raise UsageError(f"duplicate key {key!r}", path=path, line=line)
-            data = loader.construct_document(node)
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        raise ParseError(f"invalid YAML: {error.problem or error.context}", path=path,
-                         line=mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as error:
-        raise ParseError(f"invalid YAML: {error}", path=path) from None
-    except RecursionError:
-        raise ParseError("YAML nested too deeply", path=path) from None
-    return data, lambda json_path: _yaml_line(node, json_path)
-
-
-def _yaml_duplicate(node, depth: int = 0):
-    import yaml
-
-    if depth > 200:
-        return None
-    if isinstance(node, yaml.MappingNode):
-        seen = set()
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in seen:
-                    return key.value, key.start_mark.line + 1
-                seen.add(key.value)
-            found = _yaml_duplicate(value, depth + 1)
-            if found:
-                return found
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            found = _yaml_duplicate(item, depth + 1)
-            if found:
-                return found
-    return None
-
-
-def _yaml_line(node, json_path: tuple) -> int | None:
-    import yaml
-
-    line = node.start_mark.line + 1
-    for part in json_path:
-        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            match = [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part]
-            if not match:
-                return line
-            key, node = match[0]
-            line = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
-class _JsonLocator:
-    """Finds the line of a JSON path in (already validated) JSON text; used only on errors."""
-
-    def __init__(self, text: str):
-        import json
-        import re
-
-        self.json = json
-        self.literal_token = re.compile(r"-?[0-9.eE+\-]+|true|false|null")
-        self.string_token = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-        self.text = text
-        self.lines: dict[tuple, int] = {}
-        self.duplicate: int | None = None
-        self.pos = 0
-        try:
-            self._value(())
-        except (IndexError, ValueError, AttributeError, RecursionError):
-            pass  # a best effort: callers fall back to no line
-
-    def line_of(self, json_path: tuple) -> int | None:
-        for cut in range(len(json_path), -1, -1):
-            if tuple(json_path[:cut]) in self.lines:
-                return self.lines[tuple(json_path[:cut])]
-        return None
-
-    def duplicate_line(self) -> int | None:
-        return self.duplicate
-
-    def _line(self) -> int:
-        return self.text.count("\n", 0, self.pos) + 1
-
-    def _skip(self) -> None:
-        while self.text[self.pos] in " \t\r\n":
-            self.pos += 1
-
-    def _value(self, path: tuple) -> None:
-        self._skip()
-        self.lines.setdefault(path, self._line())
-        char = self.text[self.pos]
-        if char == "{":
-            self._object(path)
-        elif char == "[":
-            self._array(path)
-        elif char == '"':
-            self.pos = self.string_token.match(self.text, self.pos).end()
-        else:
-            self.pos = self.literal_token.match(self.text, self.pos).end()
-
-    def _object(self, path: tuple) -> None:
-        self.pos += 1
-        seen = set()
-        self._skip()
-        while self.text[self.pos] != "}":
-            line = self._line()
-            match = self.string_token.match(self.text, self.pos)
-            key = self.json.loads(match.group(0))
-            if key in seen and self.duplicate is None:
-                self.duplicate = line
-            seen.add(key)
-            self.lines[path + (key,)] = line
-            self.pos = match.end()
-            self._skip()
-            self.pos += 1  # ':'
-            self._value_keep_line(path + (key,))
-            self._skip()
-            if self.text[self.pos] == ",":
-                self.pos += 1
-                self._skip()
-        self.pos += 1
-
-    def _value_keep_line(self, path: tuple) -> None:
-        line = self.lines[path]
-        self._value(path)
-        self.lines[path] = line
-
-    def _array(self, path: tuple) -> None:
-        self.pos += 1
-        index = 0
-        self._skip()
-        while self.text[self.pos] != "]":
-            self._value(path + (index,))
-            index += 1
-            self._skip()
-            if self.text[self.pos] == ",":
-                self.pos += 1
-                self._skip()
-        self.pos += 1
 
 
 _PROFILE_KEYS = {"defaultAction", "defaultErrnoRet", "architectures", "archMap", "syscalls",

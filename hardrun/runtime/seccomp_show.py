@@ -2,13 +2,13 @@
 
 Each line names the call and every rule about it: the action (allowed, or refused with
 its errno), the argument conditions and the capability or kernel conditions, then why the
-built-in profile refuses it where it does (hardrun.runtime.seccomp_explain.WHY).
+built-in profile refuses it where it does (hardrun.spec.seccomp_calls.WHY).
 """
 from __future__ import annotations
 
 import errno
 
-from .seccomp_explain import WHY
+from ..spec.seccomp_calls import WHY
 from .seccomp_profile import SeccompProfile
 
 _OPERATORS = {"SCMP_CMP_EQ": "==", "SCMP_CMP_NE": "!=", "SCMP_CMP_LT": "<", "SCMP_CMP_LE": "<=",

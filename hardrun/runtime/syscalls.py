@@ -14,7 +14,7 @@ import os
 import struct
 
 try:
-    from . import _kernel
+    from . import _kernel  # type: ignore[attr-defined]  # a C module: no stubs
 except ImportError:  # pragma: no cover - an install without a compiler
     from ..errors import HardrunError
     raise HardrunError("hardrun's runtime module hardrun.runtime._kernel is not built",

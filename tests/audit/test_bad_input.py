@@ -344,3 +344,28 @@ def test_invalid_dockerignore_class_does_not_stop_the_audit(hardrun, tmp_path):
     code, document = _errors(hardrun, tmp_path, ".")
     assert code == 1 and not document["errors"]
     assert any(f["practice"] == "copy-all" for f in document["findings"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"a": 1,\n  "b": }\n', "{path}: line 2, column 8: not JSON: Expecting value"),
+    ("[1, 2]\n", "{path}: expected a JSON object (an OCI process)"),
+    ("\0{}", "{path}: line 1: binary file (NUL byte), not a text file"),
+])
+def test_the_json_object_reader_names_the_file_and_where(tmp_path, text, message):
+    from hardrun.errors import HardrunError, UsageError
+    from hardrun.userfiles import read_json_object
+    path = tmp_path / "process.json"
+    path.write_text(text)
+    with pytest.raises(HardrunError) as raised:
+        read_json_object(str(path), expected="a JSON object (an OCI process)", error=UsageError)
+    assert str(raised.value) == message.format(path=path)
+    path.write_text('{"a": [1]}')
+    assert read_json_object(str(path)) == {"a": [1]}
+
+
+def test_a_bundle_whose_config_is_not_json_is_one_line_naming_it(tmp_path):
+    from hardrun.runtime.bundle import BundleError, load
+    (tmp_path / "config.json").write_text('{"ociVersion": "1.2.0",\n "process": [}\n')
+    with pytest.raises(BundleError) as raised:
+        load(str(tmp_path))
+    assert str(raised.value) == f"{tmp_path}/config.json: line 2, column 14: not JSON: Expecting value"

@@ -6,7 +6,6 @@ must stay byte for byte; the fixed files parse and audit clean for the fixed rul
 """
 import os
 import re
-import textwrap
 
 import pytest
 
@@ -294,29 +293,30 @@ def test_fixed_files_parse_and_audit_clean_for_the_fixed_rules(policy, tmp_path)
         assert (before & FIXABLE[kind]) and not (after & FIXABLE[kind]), (name, before, after)
 
 
-def test_kubernetes_fixes_merge_into_an_existing_security_context(tmp_path):
-    text = textwrap.dedent("""\
-        apiVersion: batch/v1
-        kind: CronJob
-        metadata: {name: report}
+CRONJOB = """\
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: report}
+spec:
+  schedule: "0 * * * *"
+  jobTemplate:
+    spec:
+      template:
         spec:
-          schedule: "0 * * * *"
-          jobTemplate:
-            spec:
-              template:
-                spec:
-                  containers:
-                  - name: job
-                    image: registry.example/report:1
-                    securityContext:
-                      runAsUser: 1000    # the report user
-                      capabilities:
-                        add: ["NET_BIND_SERVICE"]
-                      allowPrivilegeEscalation: true
-                  restartPolicy: Never
-        """)
-    result = diff_of(tmp_path, "cron.yaml", text, "version: 1\n")
-    assert result.stdout == HEADER.format("cron.yaml") + """\
+          containers:
+          - name: job
+            image: registry.example/report:1
+            securityContext:
+              runAsUser: 1000    # the report user
+              capabilities:
+                add: ["NET_BIND_SERVICE"]
+              allowPrivilegeEscalation: true
+          restartPolicy: Never
+"""
+
+# (name, text, policy, the exit status, the whole diff): the cases beside one rule's fix
+SPECIAL_CASES = {
+    "kubernetes fixes merge into an existing securityContext": ("cron.yaml", CRONJOB, "version: 1\n", 1, """\
 @@ -14,5 +14,7 @@
                runAsUser: 1000    # the report user
                capabilities:
@@ -325,13 +325,11 @@ def test_kubernetes_fixes_merge_into_an_existing_security_context(tmp_path):
                allowPrivilegeEscalation: true
 +              readOnlyRootFilesystem: true
            restartPolicy: Never
-"""
-
-
-def test_compose_v1_and_tab_free_indentation_of_four(tmp_path):
-    text = "web:\n    image: nginx:1.27\n    user: nginx\n    volumes:\n        - /srv/www:/usr/share/nginx/html:rw\n"
-    result = diff_of(tmp_path, "legacy.yml", text, only("HR2011") + "practices: {writable-root: on}\n")
-    assert result.stdout == HEADER.format("legacy.yml") + """\
+"""),
+    "compose v1 indented by four": (
+        "legacy.yml",
+        "web:\n    image: nginx:1.27\n    user: nginx\n    volumes:\n        - /srv/www:/usr/share/nginx/html:rw\n",
+        only("HR2011") + "practices: {writable-root: on}\n", 1, """\
 @@ -2,4 +2,5 @@
      image: nginx:1.27
      user: nginx
@@ -339,18 +337,21 @@ def test_compose_v1_and_tab_free_indentation_of_four(tmp_path):
 -        - /srv/www:/usr/share/nginx/html:rw
 +        - /srv/www:/usr/share/nginx/html:ro
 +    read_only: true
-"""
+"""),
+    "nothing to fix": ("Dockerfile", "FROM debian:12\nUSER 1000\n", only("HR1017"), 0, None),
+    "inline suppressions are respected": (
+        "Dockerfile",
+        "FROM debian:12\n# hardrun ignore=HR1011 reason=\"unpacks on purpose\"\nADD app.py /srv/\nUSER 1000\n",
+        only("HR1011"), 0, None),
+}
 
 
-def test_nothing_to_fix_is_exit_0_and_no_output(tmp_path):
-    result = diff_of(tmp_path, "Dockerfile", "FROM debian:12\nUSER 1000\n", only("HR1017"))
-    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
-
-
-def test_inline_suppressions_are_respected(tmp_path):
-    text = "FROM debian:12\n# hardrun ignore=HR1011 reason=\"unpacks on purpose\"\nADD app.py /srv/\nUSER 1000\n"
-    result = diff_of(tmp_path, "Dockerfile", text, only("HR1011"))
-    assert (result.returncode, result.stdout) == (0, "")
+@pytest.mark.parametrize("name, text, policy_text, status, expected", SPECIAL_CASES.values(), ids=SPECIAL_CASES)
+def test_special_cases_show_their_exact_diff(name, text, policy_text, status, expected, tmp_path):
+    result = diff_of(tmp_path, name, text, policy_text)
+    assert result.returncode == status, result.stderr
+    assert result.stdout == ("" if expected is None else HEADER.format(name) + expected)
+    assert result.stderr == ""
 
 
 def test_a_file_that_cannot_be_parsed_is_never_touched(tmp_path):

@@ -86,6 +86,46 @@ def test_top_level_help_lists_every_command_and_run():
     assert re.search(r"^\s+run\s", text, re.M), "`hardrun run` is missing from `hardrun --help`"
 
 
+# `hardrun run` refuses to start (125) and is tested below; every other command's usage
+# error is one line naming the command, exit 2
+LEAVES = [path for path, command in COMMANDS if path and path != ("run",) and not isinstance(command, click.Group)]
+
+
+@pytest.mark.parametrize("path", LEAVES, ids=[" ".join(path) for path in LEAVES])
+def test_a_bad_flag_is_one_line_and_exit_2(path):
+    result = run_hardrun(*path, "--zzzz")
+    command = " ".join(("hardrun", *path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"{command}: No such option '--zzzz' (see `{command} --help`)\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("policy", "show", "nosuch"), "hardrun policy show: no policy 'nosuch'"),
+    (("export", "--to", "kyverno", "--policy", "baseline", "--image", "nginx"),
+     "hardrun export: --to kyverno exports the policy's controls"),
+    (("export", "--to", "oci", "--config", "/nonexistent/run.yaml"),
+     "hardrun export: Invalid value for '--config': File '/nonexistent/run.yaml' does not exist"),
+    (("export",), "hardrun export: Missing option '--to'. Choose from: docker-run, compose,"),
+    (("inspect", "x1"), "hardrun inspect: PID must be a number, not 'x1'"),
+    (("inspect", "999999999"), "hardrun inspect: "),
+    (("rules", "--practice", "nosuch"), "hardrun rules: Invalid value for '--practice': no practice named"),
+    (("explain", "HR9999"), "hardrun explain: no rule or practice named 'HR9999'"),
+    (("pull",), "hardrun pull: Missing argument 'REFERENCE'"),
+    (("audit", "-f"), "hardrun audit: Option '-f' requires an argument"),
+    (("policy", "nosuch"), "hardrun policy: No such command 'nosuch'"),
+    (("nosuch",), "hardrun: No such command 'nosuch'"),
+])
+def test_a_usage_error_is_one_line_and_exit_2(args, message):
+    result = run_hardrun(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(message) and len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_a_group_without_a_command_still_shows_its_help():
+    result = run_hardrun("policy")
+    assert result.returncode == 2 and "Commands:" in result.stdout + result.stderr
+
+
 # ---------------------------------------------------------------- `hardrun run`
 
 RUNTIME_FLAGS = [flag for flag in FLAGS if flag.runtime]

@@ -6,6 +6,7 @@ seccomp filter at all), under hardrun what hardrun's floor and policy add.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,40 +114,50 @@ def hardrun_oci() -> str:
 @pytest.fixture(scope="session")
 def docker(busybox_rootfs):
     oci = daemons.hardrun_oci()
-    engine = daemons.Docker(daemons.short_tempdir("hr-docker-"), {
+    yield from _serving(daemons.Docker(daemons.short_tempdir("hr-docker-"), {
         "hardrun": {"path": oci},
         "hardrun-baseline": {"path": oci, "runtimeArgs": ["--policy", "baseline"]},
         "hardrun-explain": {"path": oci, "runtimeArgs": ["--explain"]},
-        "crun": {"path": daemons.CRUN}})
-    try:
-        engine.start()
-        engine.import_image(busybox_rootfs)
-        yield engine
-    finally:
-        engine.stop()
+        "crun": {"path": daemons.CRUN}}), busybox_rootfs)
 
 
 @pytest.fixture(scope="session")
 def podman(busybox_rootfs):
-    engine = daemons.Podman(daemons.short_tempdir("hr-podman-"), runtimes())
-    try:
-        engine.start()
-        engine.import_image(busybox_rootfs)
-        yield engine
-    finally:
-        engine.stop()
+    yield from _serving(daemons.Podman(daemons.short_tempdir("hr-podman-"), runtimes()), busybox_rootfs)
 
 
 @pytest.fixture(scope="session")
 def containerd(busybox_rootfs):
-    engine = daemons.Containerd(daemons.short_tempdir("hr-containerd-"), runtimes())
+    yield from _serving(daemons.Containerd(daemons.short_tempdir("hr-containerd-"), runtimes()), busybox_rootfs,
+                        ("default",), ("k8s.io",))
+
+
+def _serving(engine, rootfs, *imports):
+    """Start `engine`, import the busybox image (once per argument tuple of `imports`: the
+    containerd namespaces), yield it, and stop it whatever happened."""
     try:
         engine.start()
-        engine.import_image(busybox_rootfs, "default")
-        engine.import_image(busybox_rootfs, "k8s.io")
+        for arguments in imports or ((),):
+            engine.import_image(rootfs, *arguments)
         yield engine
     finally:
         engine.stop()
+
+
+def probe_under(run):
+    """PROBE under a runtime, run once per module: `run(runtime)` starts it and returns the
+    CompletedProcess; the probe gives (exit status, what it saw)."""
+    @functools.lru_cache(maxsize=None)
+    def under(runtime: str):
+        result = run(runtime)
+        return result.returncode, result.stdout + result.stderr
+    return under
+
+
+def assert_probe_ran(status: int, output: str) -> None:
+    """The payload ran in the container and its exit status came back."""
+    assert status == PROBE_EXIT, output
+    assert Confinement.parse(output).ran
 
 
 # module, not session: while a gRPC channel is open, the children other tests fork cannot

@@ -1,15 +1,14 @@
 """containerd's `ctr run --runc-binary hardrun-oci`, seen from inside: ctr passes no seccomp filter."""
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 
 import pytest
 
 from tests.engines import daemons
-from tests.engines.conftest import (PROBE, PROBE_EXIT, Confinement, assert_container_gone, assert_floor,
-                                    assert_raised_seccomp)
+from tests.engines.conftest import (PROBE, Confinement, assert_container_gone, assert_floor, assert_probe_ran,
+                                    assert_raised_seccomp, probe_under)
 from tests.engines.test_docker import STATUS_LINES
 
 pytestmark = pytest.mark.runtime
@@ -21,18 +20,13 @@ def runtime_flags(containerd, runtime: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def probe(containerd, hardrun_oci):
-    @functools.lru_cache(maxsize=None)
-    def under(runtime: str):
-        result = containerd.ctr("run", "--rm", *runtime_flags(containerd, runtime), daemons.CRI_IMAGE,
-                                "probe-" + runtime, "sh", "-c", PROBE, check=False)
-        return result.returncode, result.stdout + result.stderr
-    return under
+    return probe_under(lambda runtime: containerd.ctr("run", "--rm", *runtime_flags(containerd, runtime),
+                                                      daemons.CRI_IMAGE, "probe-" + runtime, "sh", "-c", PROBE,
+                                                      check=False))
 
 
 def test_the_payload_runs_and_its_exit_status_comes_back(probe):
-    status, output = probe("hardrun")
-    assert status == PROBE_EXIT, output
-    assert Confinement.parse(output).ran
+    assert_probe_ran(*probe("hardrun"))
 
 
 def test_hardrun_raises_the_floor_where_ctr_passes_no_seccomp(probe):

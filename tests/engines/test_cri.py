@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.engines.conftest import (PROBE, PROBE_EXIT, Confinement, assert_container_gone, assert_floor,
+from tests.engines.conftest import (PROBE, Confinement, assert_container_gone, assert_floor, assert_probe_ran,
                                     assert_raised_seccomp)
 
 pytestmark = pytest.mark.runtime
@@ -42,8 +42,7 @@ def pod_probe(cri, containerd, hardrun_oci):
 
 def test_the_pods_container_runs_and_its_exit_status_comes_back(pod_probe):
     status, output, _ = pod_probe("hardrun")
-    assert status == PROBE_EXIT, output
-    assert Confinement.parse(output).ran
+    assert_probe_ran(status, output)
 
 
 def test_the_container_joins_the_sandboxs_namespaces(pod_probe):

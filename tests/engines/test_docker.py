@@ -1,7 +1,6 @@
 """Docker runs its containers through hardrun-oci (`docker run --runtime=hardrun`), seen from inside."""
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -12,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.engines import daemons
-from tests.engines.conftest import PROBE, PROBE_EXIT, Confinement, assert_container_gone, assert_floor
+from tests.engines.conftest import (PROBE, Confinement, assert_container_gone, assert_floor, assert_probe_ran,
+                                    probe_under)
 
 pytestmark = pytest.mark.runtime
 
@@ -22,18 +22,12 @@ STATUS_LINES = "grep -E '^(NoNewPrivs|Seccomp|CapEff|CapBnd|Uid|Gid):' {} | tr '
 @pytest.fixture(scope="module")
 def probe(docker, hardrun_oci):
     """PROBE as the container's own process under a runtime: (exit status, what it saw)."""
-    @functools.lru_cache(maxsize=None)
-    def under(runtime: str):
-        result = docker.docker("run", "--rm", "--network", "none", "--runtime", runtime, "bb:1", "sh", "-c", PROBE,
-                               check=False)
-        return result.returncode, result.stdout + result.stderr
-    return under
+    return probe_under(lambda runtime: docker.docker("run", "--rm", "--network", "none", "--runtime", runtime,
+                                                     "bb:1", "sh", "-c", PROBE, check=False))
 
 
 def test_the_payload_runs_and_its_exit_status_comes_back(probe):
-    status, output = probe("hardrun")
-    assert status == PROBE_EXIT, output
-    assert Confinement.parse(output).ran
+    assert_probe_ran(*probe("hardrun"))
 
 
 def test_the_floor_holds_where_runc_alone_leaves_no_new_privs_off(probe):

@@ -1,11 +1,10 @@
 """Podman runs its containers through hardrun-oci (`podman run --runtime hardrun`), seen from inside."""
 from __future__ import annotations
 
-import functools
-
 import pytest
 
-from tests.engines.conftest import PROBE, PROBE_EXIT, Confinement, assert_container_gone, assert_floor
+from tests.engines.conftest import (PROBE, Confinement, assert_container_gone, assert_floor, assert_probe_ran,
+                                    probe_under)
 from tests.engines.test_docker import STATUS_LINES
 
 pytestmark = pytest.mark.runtime
@@ -16,17 +15,12 @@ HARDRUN_OCI_DEFAULT_ROOT = "/run/hardrun-oci"
 
 @pytest.fixture(scope="module")
 def probe(podman, hardrun_oci):
-    @functools.lru_cache(maxsize=None)
-    def under(runtime: str):
-        result = podman.podman("run", "--rm", "--runtime", runtime, "bb:1", "sh", "-c", PROBE, check=False)
-        return result.returncode, result.stdout + result.stderr
-    return under
+    return probe_under(lambda runtime: podman.podman("run", "--rm", "--runtime", runtime, "bb:1", "sh", "-c", PROBE,
+                                                     check=False))
 
 
 def test_the_payload_runs_and_its_exit_status_comes_back(probe):
-    status, output = probe("hardrun")
-    assert status == PROBE_EXIT, output
-    assert Confinement.parse(output).ran
+    assert_probe_ran(*probe("hardrun"))
 
 
 def test_the_floor_holds_where_runc_alone_leaves_no_new_privs_off(probe):

@@ -39,7 +39,10 @@ def images(tmp_path_factory):
         "docker-archive": f"docker-archive:{write_docker_archive(base / 'd.tar', image, ['bb:1'])}:bb:1",
         "docker-archive-oci": f"docker-archive:{write_docker_archive(base / 'do.tar', image, ['bb:1'], True)}",
     }
-    env = {"HARDRUN_STORE": str(base / "store")}
+    # a state root of the tests' own: their containers' id ranges are then the first of the
+    # pool whatever other hardrun containers run on the machine (the ids below assume it)
+    (base / "state").mkdir(mode=0o700)
+    env = {"HARDRUN_STORE": str(base / "store"), "HARDRUN_STATE_DIR": str(base / "state")}
     loaded = run_hardrun("load", "-i", str(base / "d.tar"), env=env)
     assert loaded.returncode == 0, loaded.stderr
     return base, locations, env
@@ -195,13 +198,13 @@ def test_inspect_says_the_root_is_an_overlay_of_idmapped_layers(images):
             assert container.stdout.readline() == "ready\n"
             with open(f"/proc/{container.pid}/task/{container.pid}/children") as children:
                 pid = children.read().split()[0]
-            report = json.loads(run_hardrun("inspect", "--json", pid).stdout)
+            report = json.loads(run_hardrun("inspect", "--json", pid, env=env).stdout)
             assert report["root"]["fstype"] == "overlay" and report["root"]["read_only"]
             assert (report["root"]["image_layers"], report["root"]["layer_ownership"]) == (2, ownership)
-            assert f"layers {ownership}" in run_hardrun("inspect", pid).stdout
+            assert f"layers {ownership}" in run_hardrun("inspect", pid, env=env).stdout
             assert report["container"]["image"] == "docker.io/library/bb:1"
             assert report["container"]["image_digest"] == digest
-            assert f"image docker.io/library/bb:1 ({digest})" in run_hardrun("inspect", pid).stdout
+            assert f"image docker.io/library/bb:1 ({digest})" in run_hardrun("inspect", pid, env=env).stdout
         finally:
             container.terminate()     # hardrun forwards it and cleans up
             container.wait(timeout=30)
@@ -262,7 +265,7 @@ def test_without_idmapped_mounts_a_chowned_copy_is_made_once(images):
         assert container.stdout.readline() == "ready\n"
         with open(f"/proc/{container.pid}/task/{container.pid}/children") as children:
             pid = children.read().split()[0]
-        assert json.loads(run_hardrun("inspect", "--json", pid).stdout)["root"]["layer_ownership"] == \
+        assert json.loads(run_hardrun("inspect", "--json", pid, env=env).stdout)["root"]["layer_ownership"] == \
             "a chown'ed copy"
     finally:
         container.terminate()
@@ -286,13 +289,13 @@ def test_inspect_names_the_container_and_only_an_image_container_has_an_image(im
     for args in (("bb:1", waiting), ("--rootfs", str(busybox_rootfs), "sh", "-c", waiting)):
         container, pid = _started(env, *args)
         try:
-            report = json.loads(run_hardrun("inspect", "--json", pid).stdout)
+            report = json.loads(run_hardrun("inspect", "--json", pid, env=env).stdout)
             assert all(c in "0123456789abcdef" for c in report["container"]["id"]) and report["container"]["id"]
             assert ("image" in report["container"]) == (args[0] == "bb:1")    # control: no image, none named
         finally:
             container.terminate()
             container.wait(timeout=30)
-    assert "container" not in json.loads(run_hardrun("inspect", "--json", str(os.getpid())).stdout)
+    assert "container" not in json.loads(run_hardrun("inspect", "--json", str(os.getpid()), env=env).stdout)
 
 
 def test_the_stop_signal_is_recorded_and_signals_are_forwarded_unchanged(images):
@@ -330,7 +333,7 @@ def test_a_start_from_the_plan_gives_the_same_root_and_confinement_as_a_resolved
     for _ in range(2):
         container, pid = _started(env, "bb:1", "echo ready; sleep 30")
         try:
-            reports.append(json.loads(run_hardrun("inspect", "--json", pid).stdout))
+            reports.append(json.loads(run_hardrun("inspect", "--json", pid, env=env).stdout))
         finally:
             container.terminate()
             container.wait(timeout=30)

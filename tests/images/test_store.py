@@ -191,3 +191,20 @@ def test_gc_leaves_a_store_in_use_alone_without_waiting(tmp_path, store_env):
         assert len(os.listdir(store.path("blobs", "sha256"))) == 3
     assert hr(store_env, "gc", "--no-orphans").returncode == 0
     assert os.listdir(store.path("blobs", "sha256")) == []
+
+
+def test_the_store_reads_a_json_blob_as_every_source_does(tmp_path):
+    """One reader of manifests and configs (sources.read_json_blob): digest checked, size capped."""
+    from hardrun.images.sources import MAX_JSON_BLOB
+    store = Store(str(tmp_path / "store"))
+    store.ensure()
+    data = b'{"schemaVersion": 2}'
+    store.put_bytes(data, digest(data))
+    assert store.read_blob(Descriptor("", digest(data), len(data)), "manifest") == data
+    with pytest.raises(ImageError, match="too large for JSON"):
+        store.read_blob(Descriptor("", digest(data), MAX_JSON_BLOB + 1), "manifest")
+    os.chmod(store.blob_path(digest(data)), 0o600)
+    with open(store.blob_path(digest(data)), "wb") as changed:    # control: the same blob altered on disk
+        changed.write(b'{"schemaVersion": 3}')
+    with pytest.raises(ImageError, match="does not match its digest"):
+        store.read_blob(Descriptor("", digest(data), len(data)), "manifest")

@@ -72,7 +72,8 @@ def test_kill_takes_a_signal_by_number_or_name(oci, oci_rootfs, tmp_path, signal
     oci("start", "c1", check=True)
     wait_until(lambda: (out / "ready").exists(), "the trap to be set")
     oci("kill", "c1", signal_spec, check=True)
-    wait_until(lambda: (out / "signal").exists(), "the TERM trap")
+    # the shell creates the file before it writes the line: wait for the whole line
+    wait_until(lambda: (out / "signal").exists() and (out / "signal").read_text().endswith("\n"), "the TERM trap")
     assert (out / "signal").read_text() == "got-term\n"
     wait_until(lambda: oci.state("c1")["status"] == "stopped", "the container to stop")
     oci("delete", "c1", check=True)

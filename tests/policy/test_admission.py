@@ -198,13 +198,13 @@ def test_what_cannot_be_exported_is_an_error(policy_text, message, tmp_path):
     (tmp_path / "p.yaml").write_text(policy_text)
     for target in ("validating-admission-policy", "kyverno"):
         result = run_hardrun("export", "--to", target, "--policy", "p.yaml", cwd=tmp_path)
-        assert result.returncode == 1 and message in result.stderr and result.stdout == ""
+        assert result.returncode == 2 and message in result.stderr and result.stdout == ""
         assert "Traceback" not in result.stderr
 
 
 def test_admission_targets_refuse_run_config_options(tmp_path):
     result = run_hardrun("export", "--to", "kyverno", "--policy", "baseline", "--image", "nginx")
-    assert result.returncode == 1 and "do not apply" in result.stderr
+    assert result.returncode == 2 and "do not apply" in result.stderr
 
 
 # ----------------------------------------------------------------- default and strict
@@ -453,7 +453,7 @@ def test_default_and_strict_objects_have_the_kubernetes_shape(exported_level):
 def test_default_and_strict_refuse_while_hr2016_is_on(level):
     for target in ("validating-admission-policy", "kyverno"):
         result = run_hardrun("export", "--to", target, "--policy", level)
-        assert result.returncode == 1 and result.stdout == "" and "Traceback" not in result.stderr
+        assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
         assert f"policy {level}: rules HR2016 have no admission control; HR2016: its secret heuristics" \
             in result.stderr
 

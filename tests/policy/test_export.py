@@ -142,7 +142,7 @@ def test_export_cli_bad_config_is_one_line_error(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("apiVersion: hardrun/v1\nkind: Run\nusr: root\n")
     result = run_hardrun("export", "--to", "oci", "--config", str(config))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert f"{config}: line 3, column 1: unknown key 'usr'" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -93,7 +93,7 @@ def test_policy_validate_of_unreadable_yaml_is_one_error(tmp_path):
 
 def test_policy_show_unknown_name_is_one_line_error():
     result = run_hardrun("policy", "show", "nosuch")
-    assert result.returncode == 1 and "no policy 'nosuch'" in result.stderr
+    assert result.returncode == 2 and "no policy 'nosuch'" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -43,3 +43,14 @@ def test_a_missing_or_broken_profile_is_no_finding_and_no_error(tmp_path):
     (tmp_path / "missing.json").write_text("{ not json")
     report = audit([str(compose)])
     assert not [f for f in report.findings if f.rule == "HR2030"] and not report.errors
+
+
+def test_hr2030_says_why_in_the_words_of_the_one_table(tmp_path):
+    from hardrun.spec.seccomp_calls import DANGEROUS_CALLS, WHY
+    assert set(DANGEROUS_CALLS) <= set(WHY)
+    (tmp_path / "profile.json").write_text(json.dumps(
+        {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["clone"], "action": "SCMP_ACT_ALLOW"}]}))
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("services:\n  web:\n    image: nginx:1.27\n    security_opt:\n      - seccomp:profile.json\n")
+    [hit] = _rule_hits(compose)
+    assert hit.message == f"the seccomp profile profile.json allows clone: {WHY['clone']}"

@@ -12,31 +12,10 @@ from __future__ import annotations
 
 import os
 
+from ...spec.seccomp_calls import DANGEROUS_CALLS, WHY
 from ..findings import Hit
 from . import check
 
-# name -> what it gives an attacker in a container
-DANGEROUS_CALLS = {
-    "bpf": "eBPF programs reach kernel internals shared with the host",
-    "keyctl": "the kernel keyring is not namespaced", "add_key": "the kernel keyring is not namespaced",
-    "request_key": "the kernel keyring is not namespaced",
-    "ptrace": "reads and changes other processes", "process_vm_readv": "reads other processes' memory",
-    "process_vm_writev": "writes other processes' memory",
-    "unshare": "new namespaces expose kernel surface meant for root", "setns": "joins other namespaces",
-    "clone": "without a flag filter it creates new namespaces",
-    "clone3": "its flags are in memory no filter can read",
-    "mount": "changes the container's view of files", "pivot_root": "changes the container's root",
-    "userfaultfd": "a classic aid to exploiting kernel races",
-    "perf_event_open": "observes the host and other containers",
-    "kexec_load": "loads a new kernel", "kexec_file_load": "loads a new kernel",
-    "init_module": "loads code into the host's kernel", "finit_module": "loads code into the host's kernel",
-    "delete_module": "unloads the host's kernel modules",
-    "open_by_handle_at": "opens files outside the container's mounts (the shocker escape)",
-    "io_uring_setup": "io_uring has been a steady source of kernel exploits",
-    "personality": "without an argument filter it can disable ASLR",
-    "iopl": "raw I/O ports", "ioperm": "raw I/O ports", "reboot": "reboots the host",
-    "swapon": "host-wide swap",
-}
 # Since Linux 4.8 a traced process's system calls are still filtered after the tracer
 # changes them, so ptrace cannot bypass seccomp: Docker's profile allows these from 4.8 on.
 _SAFE_SINCE_4_8 = {"ptrace", "process_vm_readv", "process_vm_writev"}
@@ -55,7 +34,7 @@ def seccomp_profile_allows_dangerous_call(spec, context):
         return
     line = spec.lines.get("seccomp", spec.line)
     for name in allowed_dangerous_calls(profile):
-        yield Hit(line, f"the seccomp profile {spec.seccomp} allows {name}: {DANGEROUS_CALLS[name]}",
+        yield Hit(line, f"the seccomp profile {spec.seccomp} allows {name}: {WHY[name]}",
                   subject=name)
 
 
@@ -72,21 +51,13 @@ def _read_profile(path: str) -> dict | None:
     """The profile's data, or None where it cannot be judged (missing, unreadable, outside
     the audited tree, not a mapping): no finding rather than a guess."""
     from ...errors import HardrunError
-    from ...userfiles import outside_audited_root, read_text
+    from ...parsing.seccomp_file import read_profile
+    from ...userfiles import outside_audited_root
     if outside_audited_root(path):
         return None
     try:
-        text = read_text(path, _MAX_PROFILE_BYTES)
-    except (HardrunError, OSError):
-        return None
-    try:
-        if text.lstrip().startswith("{"):
-            import json
-            data = json.loads(text)
-        else:
-            from ...parsing.yamlsafe import load, to_plain
-            data = to_plain(load(text, path))
-    except (ValueError, HardrunError):   # broken: `hardrun run` refuses it, nothing to judge
+        data, _ = read_profile(path, _MAX_PROFILE_BYTES)
+    except (HardrunError, OSError):   # broken: `hardrun run` refuses it, nothing to judge
         return None
     return data if isinstance(data, dict) else None
 

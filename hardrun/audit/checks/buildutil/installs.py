@@ -50,27 +50,25 @@ def install_commands(instruction):
             yield manager, verb, options, packages, command
 
 
+# command -> (package manager, the verbs that install); pip is matched by pattern below
+_INSTALLERS = {
+    **{name: ("apt", {"install"}) for name in APT},
+    "apk": ("apk", {"add"}),
+    "npm": ("npm", {"install", "i", "add"}), "pnpm": ("npm", {"install", "i", "add"}),
+    "yarn": ("npm", {"add"}),
+    "gem": ("gem", {"install", "i"}),
+    **{name: ("rpm", {"install", "groupinstall", "localinstall"}) for name in RPM},
+    "zypper": ("zypper", {"install", "in"}),
+    "go": ("go", {"install"}),
+}
+
+
 def _install(name: str, args: list):
     """(manager, verb, the arguments after the verb) when the command installs packages."""
-    if name in APT:
-        return _after_verb("apt", args, {"install"})
-    if name == "apk":
-        return _after_verb("apk", args, {"add"})
     if PIP.match(name) or (name.startswith("python") and args[:2] == ["-m", "pip"]):
         return _after_verb("pip", args[2:] if args[:2] == ["-m", "pip"] else args, {"install"})
-    if name in ("npm", "pnpm"):
-        return _after_verb("npm", args, {"install", "i", "add"})
-    if name == "yarn":
-        return _after_verb("npm", args, {"add"})
-    if name == "gem":
-        return _after_verb("gem", args, {"install", "i"})
-    if name in RPM:
-        return _after_verb("rpm", args, {"install", "groupinstall", "localinstall"})
-    if name == "zypper":
-        return _after_verb("zypper", args, {"install", "in"})
-    if name == "go":
-        return _after_verb("go", args, {"install"})
-    return None
+    manager, verbs = _INSTALLERS.get(name, (None, set()))
+    return _after_verb(manager, args, verbs) if manager else None
 
 
 def _after_verb(manager: str, args: list, verbs: set):
@@ -108,19 +106,22 @@ def unpinned(manager: str, options, packages) -> list:
 
 
 def _pinned(manager: str, package: str) -> bool:
-    if manager in ("apt", "apk", "zypper"):
-        return "=" in package or "<" in package or ">" in package
-    if manager == "pip":
-        return bool(_PIP_PINNED.search(package))
-    if manager == "npm":
-        return "@" in package[1:] or ":" in package     # `@scope/name@1.2`, `git:…`, `file:…`
-    if manager == "gem":
-        return ":" in package
-    if manager == "rpm":
-        return bool(_RPM_VERSION.search(package)) or package.startswith("@")
-    if manager == "go":
-        return "@" in package and not package.endswith("@latest")
-    return True
+    return _PINNED.get(manager, lambda package: True)(package)
+
+
+def _version_operator(package: str) -> bool:
+    return "=" in package or "<" in package or ">" in package
+
+
+# package manager -> whether a package word names its version
+_PINNED = {
+    "apt": _version_operator, "apk": _version_operator, "zypper": _version_operator,
+    "pip": lambda package: bool(_PIP_PINNED.search(package)),
+    "npm": lambda package: "@" in package[1:] or ":" in package,     # `@scope/name@1.2`, `git:…`, `file:…`
+    "gem": lambda package: ":" in package,
+    "rpm": lambda package: bool(_RPM_VERSION.search(package)) or package.startswith("@"),
+    "go": lambda package: "@" in package and not package.endswith("@latest"),
+}
 
 
 # --- questions and upgrades ------------------------------------------------------------
@@ -132,23 +133,27 @@ _APT_ASKING = frozenset({"install", "upgrade", "dist-upgrade", "full-upgrade", "
                          "autoremove"})
 
 
+# command -> (the verbs that ask a yes/no question, whether the arguments answer it)
+_QUESTIONS = {
+    **{name: (_APT_ASKING, lambda args: any(_APT_YES.match(word) or word.startswith("APT::Get::Assume-Yes")
+                                            for word in args))
+       for name in ("apt-get", "apt", "aptitude")},
+    **{name: (frozenset({"install", "groupinstall", "localinstall", "upgrade", "update", "remove"}),
+              lambda args: any(_RPM_YES.match(word) for word in args))
+       for name in ("yum", "dnf", "tdnf")},
+    "zypper": (frozenset({"install", "in", "update", "up", "remove", "rm", "patch", "dist-upgrade", "dup"}),
+               lambda args: bool(_ZYPPER_YES.intersection(args))),
+}
+
+
 def asks(command) -> str | None:
     """The command as written when it would stop at a yes/no question (no -y / -n)."""
     words = effective_words(command)
     name, args = command_name(words), words[1:]
     verb = next((word for word in args if not word.startswith("-")), None)
-    if name in ("apt-get", "apt", "aptitude") and verb in _APT_ASKING:
-        if not any(_APT_YES.match(word) for word in args) and \
-                not any(word.startswith("APT::Get::Assume-Yes") for word in args):
-            return f"{name} {verb}"
-    elif name in ("yum", "dnf", "tdnf") and verb in ("install", "groupinstall", "localinstall",
-                                                     "upgrade", "update", "remove"):
-        if not any(_RPM_YES.match(word) for word in args):
-            return f"{name} {verb}"
-    elif name == "zypper" and verb in ("install", "in", "update", "up", "remove", "rm", "patch",
-                                       "dist-upgrade", "dup"):
-        if not _ZYPPER_YES.intersection(args):
-            return f"{name} {verb}"
+    asking, answered = _QUESTIONS.get(name, (frozenset(), None))
+    if verb in asking and not answered(args):
+        return f"{name} {verb}"
     return None
 
 
