@@ -31,12 +31,13 @@ def check(rule_id: str):
 
 def load(model: str | None = None, kind: str | None = None) -> None:
     """Import the check modules that judge `kind`, else those of every kind of `model`,
-    else all of them."""
+    else all of them. A kind the index does not know yet (a front end added since it was
+    generated) gets its model's modules."""
     if (model, kind) in _LOADED:
         return
-    if kind is not None or model is not None:
-        from .index import KINDS, MODELS
-        kinds = (kind,) if kind is not None else MODELS[model]
+    from .index import KINDS, MODELS
+    kinds = (kind,) if kind in KINDS else MODELS.get(model) if model is not None else None
+    if kinds:
         names = sorted({name for each in kinds for name in KINDS[each][0]})
     else:
         names = list(MODULES)
