@@ -213,7 +213,10 @@ def check(binary_path: str, found: list[Script]) -> list[tuple[Script, Comment]]
     Dockerfile (comments on the preamble dropped). HardrunError when ShellCheck fails."""
     if not found:
         return []
-    directory = _scratch_directory()
+    try:
+        directory = _scratch_directory()
+    except OSError as error:
+        raise HardrunError(f"shellcheck could not check the RUN instructions: {error}") from None
     paths = [os.path.join(directory, f"run{number}.sh") for number in range(len(found))]
     try:
         for path, script in zip(paths, found):

@@ -285,3 +285,11 @@ def test_a_shellcheck_that_hangs_is_killed_and_is_one_error(tmp_path, monkeypatc
     with pytest.raises(ProcessLookupError):      # killed and reaped
         os.kill(pid, 0)
     assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_no_scratch_directory_is_one_error_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
+    with pytest.raises(shellcheck.HardrunError, match="shellcheck could not check the RUN instructions"):
+        shellcheck.check(SHELLCHECK, [shellcheck.Script("sh", (), ("true",), 2, 2)])
+    monkeypatch.setenv("TMPDIR", str(tmp_path))      # control: with a directory it runs
+    assert shellcheck.check(SHELLCHECK, [shellcheck.Script("sh", (), ("true",), 2, 2)]) == []
