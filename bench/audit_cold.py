@@ -1,8 +1,8 @@
 """Cold start of `hardrun audit -f json` on one small Dockerfile, next to hadolint and a
 bare `python -c pass`, and optionally another checkout of hardrun (a before/after in one
-run).
+run; `--baseline` may be given several times, `NAME=DIR` to name a column).
 
-    .venv/bin/python bench/audit_cold.py [--runs 30] [--baseline DIR]
+    .venv/bin/python bench/audit_cold.py [--runs 30] [--baseline [NAME=]DIR ...]
 
 Each figure is a new process (bytecode cached and the rules cache filled, as an
 installed tool runs; a private XDG_CACHE_HOME). The tools' runs are interleaved and the
@@ -35,13 +35,15 @@ def run_once(argv, env, cwd) -> tuple[float, float]:
     return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
 
 
-def commands(small: str, baseline: str | None) -> dict:
+def commands(small: str, baselines: list[str]) -> dict:
     """name -> (argv, cwd, extra environment)."""
     tools = {"hardrun": ([sys.executable, "-P", "-m", "hardrun", "audit", "-f", "json", small], ROOT,
                          {"PYTHONPATH": str(ROOT)})}
-    if baseline:
-        tools["baseline"] = ([sys.executable, "-P", "-m", "hardrun", "audit", "-f", "json", small],
-                             Path(baseline), {"PYTHONPATH": baseline})
+    for number, baseline in enumerate(baselines):
+        name, _, directory = baseline.rpartition("=")
+        name = name or ("baseline" if len(baselines) == 1 else f"baseline{number + 1}")
+        tools[name] = ([sys.executable, "-P", "-m", "hardrun", "audit", "-f", "json", small],
+                       Path(directory), {"PYTHONPATH": directory})
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     if hadolint:
         tools["hadolint"] = ([hadolint, "--no-fail", "-f", "json", small], ROOT, {})
@@ -52,7 +54,8 @@ def commands(small: str, baseline: str | None) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30, help="runs of each command (default 30)")
-    parser.add_argument("--baseline", metavar="DIR", help="another checkout to time beside this one")
+    parser.add_argument("--baseline", metavar="[NAME=]DIR", action="append", default=[],
+                        help="another checkout to time beside this one (repeatable)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         small = os.path.join(work, "Dockerfile")

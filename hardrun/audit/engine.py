@@ -220,9 +220,9 @@ def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
         models = [options.run_defaults(model) for model in models]
     if front_end(kind).model == BUILD:
         context = AuditContext(shown, kind, options, _dockerignore(source_path, root), text)
-        raw = list(_run_checks(rules_for(BUILD), [models], context))
+        raw = list(_run_checks(rules_for(BUILD, kind), [models], context))
     else:
-        raw = list(_run_checks(rules_for(RUN), models, AuditContext(shown, kind, options)))
+        raw = list(_run_checks(rules_for(RUN, kind), models, AuditContext(shown, kind, options)))
     findings = [_suppress(finding, suppressions, anchor) for finding, anchor in raw]
     findings.extend(_unused(suppressions, known, shown, options))
     return _with_evidence(findings, text)

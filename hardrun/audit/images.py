@@ -10,6 +10,8 @@ what it could turn out to be.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..spec.record import dataclass  # not dataclasses: see record.py
 
 # the reference model and parser live with the image library; re-exported for the rules
@@ -41,10 +43,24 @@ def judge_image(ref: str | ImageRef, trusted_registries=None) -> list[ImageProbl
     Unresolved variables are never guessed at: `alpine:${TAG}` has an unknown tag.
     An unparseable reference gives no problem (the caller reports parse errors).
     """
+    if isinstance(ref, str):
+        # The same few images recur across services, files and rules (three rules judge
+        # each image): judged once per reference and registry list.
+        trusted = None if trusted_registries is None else tuple(trusted_registries)
+        return list(_judged(ref, trusted))
+    return _problems(ref, trusted_registries)
+
+
+@lru_cache(maxsize=4096)
+def _judged(ref: str, trusted_registries: tuple[str, ...] | None) -> tuple[ImageProblem, ...]:
     try:
-        image = ref if isinstance(ref, ImageRef) else parse_image(ref)
+        image = parse_image(ref)
     except ValueError:
-        return []
+        return ()
+    return tuple(_problems(image, trusted_registries))
+
+
+def _problems(image: ImageRef, trusted_registries) -> list[ImageProblem]:
     problems: list[ImageProblem] = []
     shown = image.short()
     if image.digest is None and not image.tag_unknown:

@@ -178,31 +178,60 @@ def _read_bytes(path: str) -> bytes:
         return stream.read()
 
 
-def checks(model: str | None = None) -> dict[str, CheckFn]:
+def checks(model: str | None = None, kind: str | None = None) -> dict[str, CheckFn]:
     """The registered checks by rule id: every one, or at least those judging `model`
-    (`build` or `run`; importing the check modules registers them)."""
+    (`build`, `run`, `image`) or `kind` (importing the check modules registers them;
+    which modules a kind needs is in the index, hardrun/audit/checks/index.py)."""
     from .checks import REGISTERED, load
-    load(model)
+    load(model, kind)
     return REGISTERED
 
 
-# model -> (the rules dict, how many checks were registered, its (rule, check) pairs)
-_SELECTED: dict[str, tuple] = {}
+# (model, kind) -> (the rules dict, how many checks were registered, its (rule, check) pairs)
+_SELECTED: dict[tuple, tuple] = {}
 
 
-def rules_for(model: str) -> tuple[tuple[Rule, CheckFn], ...]:
-    """(rule, check) pairs whose rule judges `model` (`build` or `run`).
+def rules_for(model: str, kind: str | None = None) -> tuple[tuple[Rule, CheckFn], ...]:
+    """(rule, check) pairs whose rule judges `model` (`build`, `run` or `image`), only
+    those judging `kind` when it is given (importing only the check modules it needs).
 
     Asked once per audited file: the pairs are worked out once, and again only when
     the rules were reloaded or checks registered (they never change otherwise)."""
-    registered = checks(model)
+    registered = checks(model, kind)
     rules = all_rules()
-    selected = _SELECTED.get(model)
+    selected = _SELECTED.get((model, kind))
     if selected is None or selected[0] is not rules or selected[1] != len(registered):
         pairs = tuple((rule, registered[rule.id]) for rule in rules.values()
-                      if rule.model == model and rule.id in registered)
-        selected = _SELECTED[model] = (rules, len(registered), pairs)
+                      if rule.model == model and rule.id in registered
+                      and (kind is None or kind in rule.applies_to))
+        selected = _SELECTED[model, kind] = (rules, len(registered), pairs)
     return selected[2]
+
+
+def index_source() -> str:
+    """The text of hardrun/audit/checks/index.py as the rule files and every check module
+    give it (tests/audit/test_rule_index.py compares; `python -m hardrun.audit.rules`
+    writes it)."""
+    registered, rules = checks(), all_rules()
+    lines = ['"""Which check modules and rules judge each kind: generated from the rule files and',
+             'the check modules by `python -m hardrun.audit.rules` (tests/audit/test_rule_index.py',
+             'fails when it is stale). `checks.load` imports a kind\'s modules from here, so that',
+             'auditing a Dockerfile never imports the run or image checks."""',
+             "", "# kind -> (the check modules that judge it, the ids of its rules with a check)",
+             "KINDS = {"]
+    for kind in registry.KINDS:
+        ids = [rule.id for rule in rules.values() if kind in rule.applies_to and rule.id in registered]
+        modules = sorted({registered[rule_id].__module__.rsplit(".", 1)[1] for rule_id in ids})
+        lines.append(f"    {kind!r}: ({tuple(modules)!r}, (")
+        lines.extend("        " + " ".join(f"{rule_id!r}," for rule_id in ids[start:start + 8])
+                     for start in range(0, len(ids), 8))
+        lines.append("    )),")
+    lines += ["}", "", "# model -> its kinds", "MODELS = {"]
+    for model in (BUILD, RUN, IMAGE):
+        lines.append(f"    {model!r}: {tuple(k for k in registry.KINDS if registry.front_end(k).model == model)!r},")
+    lines += ["}", ""]
+    return "\n".join(lines)
+
 
 
 def describe(rule_id: str) -> Rule:
@@ -221,3 +250,8 @@ def describe(rule_id: str) -> Rule:
 def practices() -> set[str]:
     """The practice vocabulary (what a policy may name): every practice a rule file names."""
     return {rule.practice for rule in all_rules().values()}
+
+
+if __name__ == "__main__":
+    with open(os.path.join(os.path.dirname(__file__), "checks", "index.py"), "w", encoding="utf-8") as out:
+        out.write(index_source())

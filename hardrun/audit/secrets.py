@@ -17,13 +17,13 @@ most the first characters of a token.
 """
 from __future__ import annotations
 
-import re
+from ..parsing.patterns import lazy
 
 from ..spec.record import dataclass  # not dataclasses: see record.py
 
 # --- names ------------------------------------------------------------------------
 
-_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_WORD = lazy(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 # Whole words that make a name secret.
 _SECRET_WORDS = frozenset({
     "password", "passwords", "passwd", "pwd", "pass", "passphrase", "secret", "secrets",
@@ -89,10 +89,10 @@ def is_secret_name(name: str) -> bool:
 
 # --- values -----------------------------------------------------------------------
 
-_EXPANSION = re.compile(r"\$\{[^}]*\}|\$\([^)]*\)|`[^`]*`|\$[A-Za-z_][A-Za-z0-9_]*|\$[0-9@*#?$!-]")
-_EXPANSION_START = re.compile(r"[$`]")
-_TEMPLATE = re.compile(r"^(?:<[^<>]+>|\{\{.*\}\}|%%[^%]+%%|@[A-Za-z_]+@)$")
-_PATHLIKE = re.compile(r"^(?:/|\./|~/)[\w./@+-]*$")
+_EXPANSION = lazy(r"\$\{[^}]*\}|\$\([^)]*\)|`[^`]*`|\$[A-Za-z_][A-Za-z0-9_]*|\$[0-9@*#?$!-]")
+_EXPANSION_START = lazy(r"[$`]")
+_TEMPLATE = lazy(r"^(?:<[^<>]+>|\{\{.*\}\}|%%[^%]+%%|@[A-Za-z_]+@)$")
+_PATHLIKE = lazy(r"^(?:/|\./|~/)[\w./@+-]*$")
 _NOT_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null", "nil",
                          "0", "1", "y", "n", "-"})
 
@@ -181,16 +181,16 @@ _TOKEN_PATTERNS = (
     ("npm-token", "npm token", r"\bnpm_[A-Za-z0-9]{36}\b"),
     ("pypi-token", "PyPI token", r"\bpypi-AgE[A-Za-z0-9_-]{50,}"),
 )
-_TOKENS = re.compile("|".join(f"(?P<t{i}>{pattern})" for i, (_, _, pattern) in enumerate(_TOKEN_PATTERNS)))
+_TOKENS = lazy("|".join(f"(?P<t{i}>{pattern})" for i, (_, _, pattern) in enumerate(_TOKEN_PATTERNS)))
 # scheme://user:password@host — the password part must be literal. Matched only from the
 # first possible start of the scheme before each `://` (see _url_userinfo).
-_URL_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^\s/:@'\"]+):([^\s/@'\"]+)@[^\s/@'\"]")
-_SCHEME_START = re.compile(r"\b[A-Za-z]")
+_URL_USERINFO = lazy(r"[A-Za-z][A-Za-z0-9+.-]*://([^\s/:@'\"]+):([^\s/@'\"]+)@[^\s/@'\"]")
+_SCHEME_START = lazy(r"\b[A-Za-z]")
 _SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
 # .npmrc-style `:_authToken=…`, `:_auth=…`, `:_password=…`
-_NPMRC = re.compile(r":_(?:authToken|auth|password)\s*=\s*([^\s'\"]+)")
+_NPMRC = lazy(r":_(?:authToken|auth|password)\s*=\s*([^\s'\"]+)")
 # Quick test before the expensive patterns: every pattern needs one of these.
-_TOKEN_PREFILTER = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA|3T|Iza)|PRIVATE KEY|gh[pousr]_|"
+_TOKEN_PREFILTER = lazy(r"A(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA|3T|Iza)|PRIVATE KEY|gh[pousr]_|"
                               r"github_pat_|glpat-|xox|hooks\.slack|k_live_|npm_|pypi-")
 # AWS's documentation key ids end with EXAMPLE; they are no one's credentials.
 _EXAMPLE_SUFFIX = "EXAMPLE"

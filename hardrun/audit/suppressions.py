@@ -9,15 +9,15 @@ HR0001 findings.
 """
 from __future__ import annotations
 
-import re
+from ..parsing.patterns import lazy
 
 from ..errors import ParseError
 from ..spec.record import dataclass, field  # not dataclasses: see record.py
 
-_DIRECTIVE = re.compile(r"^\s*#\s*hardrun\s+(global\s+)?ignore\s*=\s*([A-Za-z0-9_,\s]+?)"
+_DIRECTIVE = lazy(r"^\s*#\s*hardrun\s+(global\s+)?ignore\s*=\s*([A-Za-z0-9_,\s]+?)"
                         r"(?:\s+reason\s*=\s*(\"[^\"]*\"|'[^']*'|\S+))?\s*$")
-_SHELLCHECK_CODE = re.compile(r"^SC[0-9]{4}$")     # hardrun.audit.shellcheck.CODE
-_MENTION = re.compile(r"^\s*#\s*hardrun\s+(global\s+)?ignore\b")
+_SHELLCHECK_CODE = lazy(r"^SC[0-9]{4}$")     # hardrun.audit.shellcheck.CODE
+_MENTION = lazy(r"^\s*#\s*hardrun\s+(global\s+)?ignore\b")
 
 
 @dataclass

@@ -14,6 +14,7 @@ import os
 import re
 
 from . import is_dockerfile_name
+from ..parsing.patterns import lazy
 PEEK_BYTES = 4096
 
 COMPOSE_PATTERNS = ("compose.yaml", "compose.yml", "compose.*.yaml", "compose.*.yml",
@@ -29,10 +30,10 @@ NOT_COMPOSE_NAMES = {".gitlab-ci.yml", ".gitlab-ci.yaml", ".travis.yml", "bitbuc
                      ".drone.yml", "action.yml", "action.yaml", "serverless.yml", "serverless.yaml"}
 
 # `\r?$`: a file with Windows line endings is the same file.
-_TOP_SERVICES = re.compile(r"^services:[ \t]*(?:#.*)?\r?$", re.MULTILINE)
-_SERVICE_FIELD = re.compile(r"^[ \t]+(?:image|build|extends):", re.MULTILINE)
+_TOP_SERVICES = lazy(r"^services:[ \t]*(?:#.*)?\r?$", re.MULTILINE)
+_SERVICE_FIELD = lazy(r"^[ \t]+(?:image|build|extends):", re.MULTILINE)
 # A Compose v1 file: services at the top level, each a mapping of compose keys.
-_TOP_KEY = re.compile(r"^([A-Za-z0-9_.-]+):[ \t]*(.*?)\r?$")
+_TOP_KEY = lazy(r"^([A-Za-z0-9_.-]+):[ \t]*(.*?)\r?$")
 # The keys of a compose service (the Compose Specification's and v1's own).
 COMPOSE_SERVICE_KEYS = frozenset("""
     annotations attach blkio_config build cap_add cap_drop cgroup cgroup_parent command
@@ -47,12 +48,12 @@ COMPOSE_SERVICE_KEYS = frozenset("""
     security_opt shm_size stdin_open stop_grace_period stop_signal storage_opt sysctls
     tmpfs tty ulimits use_api_socket user userns_mode uts volume_driver volumes
     volumes_from working_dir""".split())
-_TOP_API_VERSION = re.compile(r"^(?:apiVersion:[ \t]*\S|\s*\"apiVersion\"\s*:)", re.MULTILINE)
-_TOP_KIND = re.compile(r"^(?:kind:[ \t]*\S|\s*\"kind\"\s*:)", re.MULTILINE)
+_TOP_API_VERSION = lazy(r"^(?:apiVersion:[ \t]*\S|\s*\"apiVersion\"\s*:)", re.MULTILINE)
+_TOP_KIND = lazy(r"^(?:kind:[ \t]*\S|\s*\"kind\"\s*:)", re.MULTILINE)
 # The version as a string value (a JSON schema has `"ociVersion": {…}`), and a key only
 # a config has (a runtime's state.json has ociVersion too, but no process/root/mounts).
-_OCI_VERSION = re.compile(r"\"ociVersion\"\s*:\s*\"")
-_OCI_CONFIG_KEY = re.compile(r"\"(?:process|root|mounts|linux)\"\s*:\s*[\[{]")
+_OCI_VERSION = lazy(r"\"ociVersion\"\s*:\s*\"")
+_OCI_CONFIG_KEY = lazy(r"\"(?:process|root|mounts|linux)\"\s*:\s*[\[{]")
 _SHEBANG = r"#![ \t]*\S*/(?:env[ \t]+(?:-\S+[ \t]+)*)?(?:sh|bash|zsh|dash|ksh|ash)\b"
 
 

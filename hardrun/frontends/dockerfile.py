@@ -10,7 +10,7 @@ inside RUN never does (the shell splitter degrades to best-effort words).
 """
 from __future__ import annotations
 
-import re
+from ..parsing.patterns import lazy
 from bisect import bisect_right
 
 from ..errors import ParseError
@@ -40,16 +40,16 @@ _WINDOWS_BASES = ("windows/servercore", "windows/nanoserver", "/windows:", "wind
 
 # The value runs to its last non-blank character (or is one blank): greedy, so a long
 # line of blanks is scanned once (a lazy `(.+?)[ \t]*$` rescans the rest at every step).
-_DIRECTIVE = re.compile(r"[ \t]*#[ \t]*([A-Za-z0-9]+)[ \t]*=[ \t]*(.*[^ \t\n]|[ \t])[ \t]*$")
-_HEREDOC_WORD = re.compile(r"(\d*)<<(-?)([^<]*)\Z")
-_SIMPLE_FLAG = re.compile(r"--([^\s='\"\\]+)(=([^\s'\"\\]*))?(?:\s+|\Z)")
-_SIMPLE_JSON_ARRAY = re.compile(r'\[[ \t]*(?:"[^"\\\x00-\x1f]*"[ \t]*(?:,[ \t]*"[^"\\\x00-\x1f]*"[ \t]*)*)?\]\Z')
-_JSON_STRING = re.compile(r'"([^"]*)"')
-_PLAIN_NAME = re.compile(r"[^\s\"'\\`$]*\Z")
-_LONE_HEREDOC = re.compile(r"\s*\d*<<-?[^<\s]+\s*\Z")
+_DIRECTIVE = lazy(r"[ \t]*#[ \t]*([A-Za-z0-9]+)[ \t]*=[ \t]*(.*[^ \t\n]|[ \t])[ \t]*$")
+_HEREDOC_WORD = lazy(r"(\d*)<<(-?)([^<]*)\Z")
+_SIMPLE_FLAG = lazy(r"--([^\s='\"\\]+)(=([^\s'\"\\]*))?(?:\s+|\Z)")
+_SIMPLE_JSON_ARRAY = lazy(r'\[[ \t]*(?:"[^"\\\x00-\x1f]*"[ \t]*(?:,[ \t]*"[^"\\\x00-\x1f]*"[ \t]*)*)?\]\Z')
+_JSON_STRING = lazy(r'"([^"]*)"')
+_PLAIN_NAME = lazy(r"[^\s\"'\\`$]*\Z")
+_LONE_HEREDOC = lazy(r"\s*\d*<<-?[^<\s]+\s*\Z")
 _RAW_WORDS = {
-    "\\": re.compile(r"(?:\\.|[^\s\"'\\]|\"(?:[^\"\\]|\\.)*\"?|'[^']*'?|\\)+"),
-    "`": re.compile(r"(?:`.|[^\s\"'`]|\"(?:[^\"`]|`.)*\"?|'[^']*'?|`)+"),
+    "\\": lazy(r"(?:\\.|[^\s\"'\\]|\"(?:[^\"\\]|\\.)*\"?|'[^']*'?|\\)+"),
+    "`": lazy(r"(?:`.|[^\s\"'`]|\"(?:[^\"`]|`.)*\"?|'[^']*'?|`)+"),
 }
 
 

@@ -9,16 +9,16 @@ so that rules can tell "depends on a build argument" from a real empty value.
 """
 from __future__ import annotations
 
-import re
+from .patterns import lazy
 from fnmatch import fnmatchcase
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
 if TYPE_CHECKING:
     from typing import Mapping
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]")
-_PLAIN_UNQUOTED = re.compile(r"[^\s$'\"\\`]+")
-_PLAIN_DQUOTED = re.compile(r"[^$\"\\`]+")
-_BLANK = re.compile(r"\s+")
+_NAME = lazy(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]")
+_PLAIN_UNQUOTED = lazy(r"[^\s$'\"\\`]+")
+_PLAIN_DQUOTED = lazy(r"[^$\"\\`]+")
+_BLANK = lazy(r"\s+")
 _MODIFIERS = (":-", ":+", ":?", "##", "%%", "//", "-", "+", "?", "#", "%", "/")
 MAX_NESTING = 16
 MAX_PATTERN_VALUE = 4096   # longer values are left whole by `${X#pattern}` (quadratic matching)

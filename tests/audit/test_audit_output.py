@@ -341,3 +341,25 @@ def test_escape_sequences_are_escaped_in_text_and_junit(hardrun, hostile):
 def test_colours_are_still_ours(hardrun, hostile):
     text = hardrun("audit", "--color", ".", cwd=hostile).stdout
     assert "\x1b[33mwarning\x1b[0m" in text and "\x1b[2J" not in text
+
+
+def test_the_json_findings_template_writes_what_the_generic_writer_writes():
+    """formats/json.py writes a plain finding from one template: the same bytes as the
+    generic writer (and json.dumps) for every shape a finding takes."""
+    from hardrun.audit.findings import Finding, ImageLocation, Report
+    from hardrun.audit.formats.json import _findings, _list, render_json
+    plain = Finding("HR2001", "least-privilege", "error", "dir/compose.yaml", 3, "web", "runs as root")
+    shapes = [
+        plain,
+        Finding("HR1001", "pinning", "warning", "Dockerfile", None, None, "no USER \u00e9\u2603 \"q\"\n\\"),
+        Finding("HR1020", "shellcheck", "info", "Dockerfile", 2, None, "SC2086", suppressed=True, column=5),
+        Finding("HR2001", "least-privilege", "error", "a.yaml", 1, "x", "m", baseline="new", fingerprint="ab"),
+        Finding("HR4001", "secrets", "error", "img", None, None, "key",
+                image=ImageLocation("alpine", "sha256:" + "0" * 64, 1, "sha256:" + "1" * 64, "/etc/x", None)),
+        Finding("HR2002", "least-privilege", "warning", "dir/compose.yaml", 7, "web", "runs as root",
+                suppressed=True, suppression_reason="ok"),
+    ]
+    assert _findings(shapes) == _list(f.as_json() for f in shapes)
+    assert _findings([]) == _list([]) == "[]"
+    document = json.loads(render_json(Report(findings=shapes)))
+    assert render_json(Report(findings=shapes)) == json.dumps(document, indent=2) + "\n"

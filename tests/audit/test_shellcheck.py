@@ -3,6 +3,7 @@ dialect, declared ARG/ENV names, suppressions, policies, every output format, an
 audit without ShellCheck. Needs Debian's `shellcheck` (scripts/setup.sh --test installs
 it): without it these tests fail, they do not skip."""
 import json
+import os
 import shutil
 
 import pytest
@@ -246,3 +247,49 @@ def test_a_huge_dockerfile_is_checked_up_to_the_cap_and_says_so():
     assert sum(f.rule == "SC2086" for f in result) == shellcheck.MAX_SCRIPTS
     cap = [f for f in result if f.rule == "HR1020"]
     assert [(f.line, f.severity) for f in cap] == [(shellcheck.MAX_SCRIPTS + 2, "info")]
+
+
+# --- the process: found on PATH, run without subprocess, nothing left behind ------------
+
+@pytest.mark.parametrize("path_of", [lambda bin_dir: f"/nonexistent:{bin_dir}", lambda bin_dir: "",
+                                     lambda bin_dir: "/nonexistent", lambda bin_dir: f"{bin_dir}:/usr/bin"])
+def test_shellcheck_is_found_on_path_as_shutil_which_finds_it(tmp_path, path_of):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "shellcheck").write_text("#!/bin/sh\n")
+    (bin_dir / "shellcheck").chmod(0o755)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "shellcheck").write_text("not executable\n")
+    path = path_of(bin_dir)
+    assert shellcheck._on_path(f"{tmp_path / 'plain'}:{path}") == \
+        shutil.which("shellcheck", path=f"{tmp_path / 'plain'}:{path}")
+    assert shellcheck._on_path(path) == shutil.which("shellcheck", path=path)
+
+
+def test_the_scripts_directory_is_removed_after_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    assert sc("FROM debian:12\nRUN echo $1\nRUN cd /x\n") == [("SC2086", 2, 10), ("SC2164", 3, 5)]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_shellcheck_that_hangs_is_killed_and_is_one_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "scratch"))
+    (tmp_path / "scratch").mkdir()
+    hanging = tmp_path / "shellcheck"
+    hanging.write_text(f"#!/bin/sh\necho $$ > {tmp_path}/pid\nexec sleep 60\n")
+    hanging.chmod(0o755)
+    monkeypatch.setattr(shellcheck, "TIMEOUT", 0.5)
+    with pytest.raises(shellcheck.HardrunError, match="no answer in 0.5 seconds"):
+        shellcheck.check(str(hanging), [shellcheck.Script("sh", (), ("true",), 2, 2)])
+    pid = int((tmp_path / "pid").read_text())
+    with pytest.raises(ProcessLookupError):      # killed and reaped
+        os.kill(pid, 0)
+    assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_no_scratch_directory_is_one_error_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
+    with pytest.raises(shellcheck.HardrunError, match="shellcheck could not check the RUN instructions"):
+        shellcheck.check(SHELLCHECK, [shellcheck.Script("sh", (), ("true",), 2, 2)])
+    monkeypatch.setenv("TMPDIR", str(tmp_path))      # control: with a directory it runs
+    assert shellcheck.check(SHELLCHECK, [shellcheck.Script("sh", (), ("true",), 2, 2)]) == []

@@ -1,8 +1,10 @@
 """Check functions, one module per model; importing a module registers its checks
 (`@check("HR…")`).
 
-`load(model)` imports only the modules that judge `model`, so the run gate of
-`hardrun run` never pays for the Dockerfile checks; `load()` imports them all.
+`load(model, kind)` imports only the modules that judge `model` or `kind`, as the
+generated index (index.py) lists them: the run gate of `hardrun run` never pays for the
+Dockerfile checks, nor a Dockerfile audit for the run or image checks; `load()` imports
+them all.
 """
 from __future__ import annotations
 
@@ -10,9 +12,8 @@ import importlib
 
 from ...errors import RuleError
 
-MODULES = {"build": ("build", "build_practices"), "run": ("run", "policy", "seccomp_profile"),
-           "image": ("image",)}
-
+# Every check module; index.py says which of them judge which kind.
+MODULES = ("build", "build_practices", "image", "policy", "run", "seccomp_profile")
 
 _LOADED: set = set()
 REGISTERED: dict = {}    # rule id -> check function (audit/rules.py pairs them with the rule files)
@@ -28,10 +29,18 @@ def check(rule_id: str):
     return register
 
 
-def load(model: str | None = None) -> None:
-    if model in _LOADED:
+def load(model: str | None = None, kind: str | None = None) -> None:
+    """Import the check modules that judge `kind`, else those of every kind of `model`,
+    else all of them. A kind the index does not know yet (a front end added since it was
+    generated) gets its model's modules."""
+    if (model, kind) in _LOADED:
         return
-    names = MODULES[model] if model else tuple(n for group in MODULES.values() for n in group)
+    from .index import KINDS, MODELS
+    kinds = (kind,) if kind in KINDS else MODELS.get(model) if model is not None else None
+    if kinds:
+        names = sorted({name for each in kinds for name in KINDS[each][0]})
+    else:
+        names = list(MODULES)
     for name in names:
         importlib.import_module(f"{__name__}.{name}")
-    _LOADED.add(model)
+    _LOADED.add((model, kind))

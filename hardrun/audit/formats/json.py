@@ -33,7 +33,7 @@ def render_json(report) -> str:
     sections = [
         ("tool", "{\n" + _members(tool, "    ") + "\n  }"),
         ("files", _list({"path": f.path, "kind": f.kind} for f in report.files)),
-        ("findings", _list(f.as_json() for f in report.findings)),
+        ("findings", _findings(report.findings)),
         ("errors", _list(e.as_json() for e in report.errors)),
     ]
     return "{\n" + ",\n".join(f'  "{name}": {body}' for name, body in sections) + "\n}\n"
@@ -43,6 +43,35 @@ def _list(objects) -> str:
     """A list of flat objects (an iterable of dicts) at the second level of the document."""
     body = ",\n".join("    {\n" + _members(item, "      ") + "\n    }" for item in objects)
     return "[\n" + body + "\n  ]" if body else "[]"
+
+
+def _findings(findings) -> str:
+    """`_list(f.as_json() for f in findings)`, faster: a finding with only the eight
+    members of a plain audit is written from one template, and the strings that recur
+    (rule, practice, severity, path, message, subject) are encoded once each."""
+    encoded: dict[str, str] = {}
+
+    def text(value: str | None) -> str:
+        if value is None:
+            return "null"
+        found = encoded.get(value)
+        if found is None:
+            found = encoded[value] = encode_basestring_ascii(value)
+        return found
+
+    items = []
+    for finding in findings:
+        if finding.column or finding.baseline is not None or finding.image \
+                or type(finding.suppressed) is not bool or type(finding.line) not in (int, type(None)):
+            items.append("    {\n" + _members(finding.as_json(), "      ") + "\n    }")
+            continue
+        line = "null" if finding.line is None else str(finding.line)
+        items.append(f'    {{\n      "rule": {text(finding.rule)},\n      "practice": {text(finding.practice)},\n'
+                     f'      "severity": {text(finding.severity)},\n      "path": {text(finding.path)},\n'
+                     f'      "line": {line},\n      "subject": {text(finding.subject)},\n'
+                     f'      "message": {text(finding.message)},\n'
+                     f'      "suppressed": {"true" if finding.suppressed else "false"}\n    }}')
+    return "[\n" + ",\n".join(items) + "\n  ]" if items else "[]"
 
 
 def _members(item: dict, indent: str) -> str:

@@ -2,7 +2,7 @@
 command substitution that fetches the script."""
 from __future__ import annotations
 
-import re
+from ....parsing.patterns import lazy
 
 from .commands import DOWNLOADERS, INTERPRETERS, SHELLS, command_name, effective_words
 
@@ -48,9 +48,9 @@ def shell_runs_download(pipeline) -> str | None:
     return None
 
 
-_DOWNLOADER = re.compile(r"(?:curl|wget)\b")
-_OPENER = re.compile(r"\$\(|<\(|`")
-_SPACE = re.compile(r"\s")
+_DOWNLOADER = lazy(r"(?:curl|wget)\b")
+_OPENER = lazy(r"\$\(|<\(|`")
+_SPACE = lazy(r"\s")
 
 
 def fetches_in_substitution(word: str) -> bool:
@@ -90,6 +90,6 @@ def _opener_before_blanks(word: str, run_start: int) -> bool:
     return blanks < run_start and word.endswith(("$(", "<(", "`"), 0, blanks)
 
 
-SUBSTITUTED_DOWNLOAD = re.compile(
+SUBSTITUTED_DOWNLOAD = lazy(
     r"(?:^|[\s;&|(])(?:sh|bash|zsh|dash|ksh|ash|eval|source|\.)\s+(?:-\S+\s+)*[\"']?"
     r"(?:\$\(|<\(|`)\s*(?:\S*/)?(?:curl|wget)\b")

@@ -2,7 +2,7 @@
 version, installs that would ask a question, distribution upgrades."""
 from __future__ import annotations
 
-import re
+from ....parsing.patterns import lazy
 
 from .commands import PIP, command_name, effective_words
 
@@ -31,9 +31,9 @@ _VALUE_OPTIONS = {
     "go": {"-C", "-p", "-modfile", "-overlay", "-pkgdir", "-tags", "-toolexec", "-gcflags",
            "-ldflags", "-asmflags", "-gccgoflags", "-mod", "-o"},
 }
-_PIP_PINNED = re.compile(r"(==|>=|<=|~=|!=|<|>|@|===)")
-_RPM_VERSION = re.compile(r"-[0-9]")
-_ARCHIVE_OR_PATH = re.compile(r"^(?:[./~$]|https?://|git\+|file:)|\.(?:deb|rpm|apk|whl|gem|tgz|zip)$"
+_PIP_PINNED = lazy(r"(==|>=|<=|~=|!=|<|>|@|===)")
+_RPM_VERSION = lazy(r"-[0-9]")
+_ARCHIVE_OR_PATH = lazy(r"^(?:[./~$]|https?://|git\+|file:)|\.(?:deb|rpm|apk|whl|gem|tgz|zip)$"
                               r"|\.tar(?:\.\w+)?$")
 
 
@@ -126,8 +126,8 @@ _PINNED = {
 
 # --- questions and upgrades ------------------------------------------------------------
 
-_APT_YES = re.compile(r"^(?:--yes|--assume-yes|-qq|-q=2|--quiet=2|-[a-zA-Z]*y[a-zA-Z]*)$")
-_RPM_YES = re.compile(r"^(?:--assumeyes|-[a-zA-Z]*y[a-zA-Z]*)$")
+_APT_YES = lazy(r"^(?:--yes|--assume-yes|-qq|-q=2|--quiet=2|-[a-zA-Z]*y[a-zA-Z]*)$")
+_RPM_YES = lazy(r"^(?:--assumeyes|-[a-zA-Z]*y[a-zA-Z]*)$")
 _ZYPPER_YES = frozenset({"-n", "--non-interactive", "-y", "--no-confirm"})
 _APT_ASKING = frozenset({"install", "upgrade", "dist-upgrade", "full-upgrade", "remove", "purge",
                          "autoremove"})

@@ -9,19 +9,30 @@ from ....spec.defaults import SENSITIVE_PORTS
 # --- instructions and stages ----------------------------------------------------------
 
 
-def instructions(dockerfile):
+def instructions(dockerfile) -> tuple:
     """Every instruction (global ARGs first, in file order), ONBUILD triggers included."""
-    for instruction in dockerfile.instructions():
-        yield instruction
-        if instruction.trigger is not None:
-            yield instruction.trigger
+    return _listed(dockerfile)[0]
 
 
-def runs(dockerfile):
+def runs(dockerfile) -> tuple:
     """Every RUN instruction, as `instructions` gives them."""
-    for instruction in instructions(dockerfile):
-        if instruction.keyword == "RUN":
-            yield instruction
+    return _listed(dockerfile)[1]
+
+
+# (the Dockerfile, its instructions, its RUNs): the 35 build checks of one file each walk
+# them, and a file's checks run one after the other, so the lists are made once per file.
+_LAST: list = [None, (), ()]
+
+
+def _listed(dockerfile) -> list:
+    if _LAST[0] is not dockerfile:
+        every = []
+        for instruction in dockerfile.instructions():
+            every.append(instruction)
+            if instruction.trigger is not None:
+                every.append(instruction.trigger)
+        _LAST[:] = [dockerfile, tuple(every), tuple(i for i in every if i.keyword == "RUN")]
+    return _LAST[1:]
 
 
 def final_chain_indexes(dockerfile) -> set:

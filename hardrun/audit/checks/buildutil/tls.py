@@ -6,16 +6,17 @@ import re
 
 from ...secrets import CURL_VALUE_SHORT, unquote
 from .commands import INTERPRETERS, PIP, command_name, effective_words
+from ....parsing.patterns import lazy
 
 
 # --- TLS and signature verification --------------------------------------------------
 
 _FALSE = frozenset({"false", "0", "no", "off"})
-_GIT_SSL_OFF = re.compile(r"http\.(?:\S+\.)?sslverify[= ]+[\"']?(?:false|0|no|off)\b", re.I)
-_APT_OPTION_OFF = re.compile(r"(?:verify-(?:peer|host)[= ]+[\"']?(?:false|0|no)"
+_GIT_SSL_OFF = lazy(r"http\.(?:\S+\.)?sslverify[= ]+[\"']?(?:false|0|no|off)\b", re.I)
+_APT_OPTION_OFF = lazy(r"(?:verify-(?:peer|host)[= ]+[\"']?(?:false|0|no)"
                              r"|allow(?:unauthenticated|insecurerepositories|downgradetoinsecurerepositories)"
                              r"[= ]+[\"']?(?:true|1|yes))", re.I)
-_CONDA_SSL_OFF = re.compile(r"ssl_verify\s+(?:false|no|0)\b", re.I)
+_CONDA_SSL_OFF = lazy(r"ssl_verify\s+(?:false|no|0)\b", re.I)
 _CONFIG_TEXT = (
     (re.compile(r"verify-(?:peer|host)\s+\"?(?:false|0|no)\b", re.I).search,
      "apt is configured not to verify the repository's TLS certificate"),
@@ -39,10 +40,10 @@ _CONFIG_TEXT = (
 )
 
 
-_SPACE = re.compile(r"\s")
-_TRUSTED_YES = re.compile(r"trusted=yes")
-_BRACKET = re.compile(r"[\[\]]")
-_AFTER_OPTIONS = re.compile(r"\]\s*(?!file:|copy:)[\"']?[a-z]+:")
+_SPACE = lazy(r"\s")
+_TRUSTED_YES = lazy(r"trusted=yes")
+_BRACKET = lazy(r"[\[\]]")
+_AFTER_OPTIONS = lazy(r"\]\s*(?!file:|copy:)[\"']?[a-z]+:")
 
 
 def has_trusted_apt_source(text: str) -> bool:
@@ -79,7 +80,7 @@ def has_trusted_apt_source(text: str) -> bool:
     return False
 
 
-_TRUSTED_HOST = re.compile(r"trusted[-_]host\s*=", re.I)
+_TRUSTED_HOST = lazy(r"trusted[-_]host\s*=", re.I)
 
 
 def sets_trusted_host(text: str) -> bool:
@@ -96,8 +97,8 @@ def sets_trusted_host(text: str) -> bool:
     return False
 
 
-_CURLRC = re.compile(r"\.curlrc", re.I)
-_INSECURE_WORD = re.compile(r"\b(?:insecure|-k)\b", re.I)
+_CURLRC = lazy(r"\.curlrc", re.I)
+_INSECURE_WORD = lazy(r"\b(?:insecure|-k)\b", re.I)
 
 
 def writes_insecure_curlrc(text: str) -> bool:
