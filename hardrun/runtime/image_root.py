@@ -9,6 +9,10 @@ an idmapped mount (the layers' ids shifted by the container's id map), so no cop
 made. Where the kernel cannot idmap (or $HARDRUN_NO_IDMAP=1 says not to), each layer is
 copied once with its owners shifted, into the store beside the layer, keyed by the map
 (layers/HEX/shifted-UIDS-GIDS/), and that copy is stacked instead.
+
+Each unpacked layer records the highest uid and gid its entries own (layers/HEX/ids);
+the image's highest (`ImageRoot.highest_ids`) sizes the container's id range, so that a
+file owned by uid 70000 is 70000 inside, not the overflow id.
 """
 from __future__ import annotations
 
@@ -28,8 +32,10 @@ class ImageRoot:
     """The image a container runs: its name, manifest digest, config digest, the unpacked
     layer directories (bottom first) and the store lock held while it runs."""
 
-    def __init__(self, store_root, name, digest, config_digest, layers, lock, stop_signal: str | None = None):
+    def __init__(self, store_root, name, digest, config_digest, layers, lock, stop_signal: str | None = None,
+                 highest_ids: tuple[int, int] = (0, 0)):
         self.store_root = store_root
+        self.highest_ids = highest_ids    # (uid, gid): the highest owners of the image's files
         self.name, self.digest, self.config_digest = name, digest, config_digest
         self.layers, self.lock = layers, lock
         self.stop_signal = stop_signal
@@ -82,8 +88,10 @@ def _prepare_slowly(spec, pull_policy, platform, store):
     lock.__enter__()    # held until hardrun exits: `hardrun gc` leaves the layers of a running image alone
     try:
         layers = ensure_unpacked(store, manifest, config)
+        directories = [os.path.dirname(layer) for _, layer in layers]
         found = {"name": name, "digest": manifest.digest, "config_digest": manifest.config.digest,
-                 "layers": [(diff_id, os.path.dirname(layer)) for diff_id, layer in layers],
+                 "layers": [(diff_id, directory) for (diff_id, _), directory in zip(layers, directories)],
+                 "ids": highest_ids(store, directories),
                  "config": config.get("config") or {}, "names": stamp,
                  "docker": parse_location(spec.image).transport == "docker"}
         if stamp is not None:
@@ -97,7 +105,8 @@ def _prepare_slowly(spec, pull_policy, platform, store):
 def _applied(spec, store_root: str, found: dict, lock):
     roots = [os.path.join(directory, "root") for _, directory in found["layers"]]
     stop_signal = _string(found["config"].get("StopSignal"), "StopSignal")
-    image = ImageRoot(store_root, found["name"], found["digest"], found["config_digest"], roots, lock, stop_signal)
+    image = ImageRoot(store_root, found["name"], found["digest"], found["config_digest"], roots, lock, stop_signal,
+                      found["ids"])
     return apply_config(spec, {"config": found["config"]}), image
 
 
@@ -126,7 +135,8 @@ def _unpack_into_store(store, source, desc, diff_id: str, directory: str) -> Non
     try:
         os.mkdir(os.path.join(tmp, "root"), 0o755)
         with Layer(source, desc, diff_id) as layer:
-            unpack_layer(layer, os.path.join(tmp, "root"))
+            unpacked = unpack_layer(layer, os.path.join(tmp, "root"))
+        _write_ids(os.path.join(tmp, IDS_RECORD), unpacked.highest_ids)
         with open(os.path.join(tmp, "diff_id"), "x") as record:
             record.write(diff_id + "\n")
         try:
@@ -137,6 +147,51 @@ def _unpack_into_store(store, source, desc, diff_id: str, directory: str) -> Non
     finally:
         if os.path.lexists(tmp):
             remove_tree(tmp)
+
+
+IDS_RECORD = "ids"
+
+
+def highest_ids(store, directories) -> tuple[int, int]:
+    """The highest (uid, gid) the files of these unpacked layers own, from each layer's
+    record; a layer unpacked before hardrun kept one is walked once and recorded."""
+    uid = gid = 0
+    for directory in directories:
+        layer_uid, layer_gid = _read_ids(directory)
+        if layer_uid < 0:
+            layer_uid, layer_gid = _walked_ids(os.path.join(directory, "root"))
+            temporary = store.tmp_path("ids")
+            _write_ids(temporary, (layer_uid, layer_gid))
+            os.rename(temporary, os.path.join(directory, IDS_RECORD))
+        uid, gid = max(uid, layer_uid), max(gid, layer_gid)
+    return uid, gid
+
+
+def _read_ids(directory: str) -> tuple[int, int]:
+    """A layer's recorded (uid, gid); (-1, -1) when it has no record."""
+    try:
+        with open(os.path.join(directory, IDS_RECORD)) as record:
+            uid, gid = record.read().split()
+        return int(uid), int(gid)
+    except FileNotFoundError:
+        return -1, -1
+    except (OSError, ValueError) as error:
+        raise _image_error(f"unpacked layer {directory}: its owners record cannot be read ({error}); "
+                           "`hardrun gc` after `hardrun rmi` removes it") from None
+
+
+def _write_ids(path: str, ids: tuple[int, int]) -> None:
+    with open(path, "x") as record:
+        record.write(f"{ids[0]} {ids[1]}\n")
+
+
+def _walked_ids(root: str) -> tuple[int, int]:
+    uid = gid = 0
+    for directory, subdirs, files in os.walk(root):
+        for name in (".", *subdirs, *files):
+            info = os.lstat(os.path.join(directory, name))
+            uid, gid = max(uid, info.st_uid), max(gid, info.st_gid)
+    return uid, gid
 
 
 def _check_record(directory: str, diff_id: str) -> None:

@@ -36,7 +36,7 @@ def unpack(data: bytes, root, rootless=False):
     os.makedirs(root, exist_ok=True)
     source = BytesSource([data])
     with Layer(source, Descriptor("", digest(data), len(data)), digest(data)) as layer:
-        return unpack_layer(layer, str(root), rootless=rootless)
+        return unpack_layer(layer, str(root), rootless=rootless).skipped
 
 
 def control(data: bytes, root):
