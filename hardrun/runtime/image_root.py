@@ -10,6 +10,15 @@ made. Where the kernel cannot idmap (or $HARDRUN_NO_IDMAP=1 says not to), each l
 copied once with its owners shifted, into the store beside the layer, keyed by the map
 (layers/HEX/shifted-UIDS-GIDS/), and that copy is stacked instead.
 
+Rootless (no 0/0 whiteout devices, no idmapped mounts, no overlay in hardrun's own
+process), the layers are unpacked by the caller, bottom first, into one directory of the
+image's final tree (merged/HEX/, HEX: the config's digest), made once in tmp/ and renamed
+into place; the container runs it as a --rootfs, read-only (--read-write: a copy of its
+own in tmp/, removed at exit). Every file is the caller's, which is root inside: the
+image's other owners collapse to root. Why not the caller's /etc/subuid range: files
+chown'ed to subordinate ids could then be removed (`hardrun rmi`, `gc`) only from inside
+a user namespace of newuidmap's again.
+
 Each unpacked layer records the highest uid and gid its entries own (layers/HEX/ids);
 the image's highest (`ImageRoot.highest_ids`) sizes the container's id range, so that a
 file owned by uid 70000 is 70000 inside, not the overflow id.
@@ -19,7 +28,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ..errors import HardrunError, UsageError
+from ..errors import HardrunError
 from . import syscalls as k
 
 
@@ -57,8 +66,6 @@ def prepare(spec, pull_policy: str = "missing", platform: str | None = None, sto
     """(spec with the image's config applied, ImageRoot) for spec.image: from its plan
     (hardrun/images/plan.py) when one is current, else resolved and the plan written."""
     from ..images import plan as plans
-    if os.geteuid() != 0:
-        raise UsageError("running an image needs root for now", hint="use --rootfs DIR rootless")
     root = store.root if store is not None else os.path.abspath(plans.default_root())
     if platform is None and pull_policy in ("missing", "never") and os.path.isdir(root):
         lock = plans.StoreLock(os.path.join(root, "lock"), exclusive=False)
@@ -87,7 +94,7 @@ def _prepare_slowly(spec, pull_policy, platform, store):
     lock = store.lock()
     lock.__enter__()    # held until hardrun exits: `hardrun gc` leaves the layers of a running image alone
     try:
-        layers = ensure_unpacked(store, manifest, config)
+        layers = ensure_unpacked(store, manifest, config) if os.geteuid() == 0 else ensure_merged(store, manifest)
         directories = [os.path.dirname(layer) for _, layer in layers]
         found = {"name": name, "digest": manifest.digest, "config_digest": manifest.config.digest,
                  "layers": [(diff_id, directory) for (diff_id, _), directory in zip(layers, directories)],
@@ -124,6 +131,49 @@ def ensure_unpacked(store, manifest, config) -> list[tuple[str, str]]:
         _check_record(directory, diff_id)
         roots.append((diff_id, os.path.join(directory, "root")))
     return roots
+
+
+def ensure_merged(store, manifest) -> list[tuple[str, str]]:
+    """Rootless: [(config digest, the image's final tree)], unpacked by the caller into
+    merged/HEX once (in tmp/ first), its record naming the config's digest."""
+    from ..images.layers import Layer
+    from ..images.manifest import diff_ids
+    from ..images.store import StoreSource, remove_tree
+    from .unpack import unpack_layer
+    key = manifest.config.digest
+    directory = store.path("merged", key[7:])
+    if not os.path.isdir(directory):
+        source = StoreSource(store, manifest.digest, "")
+        os.makedirs(store.path("merged"), 0o700, exist_ok=True)
+        tmp = store.tmp_path("merged")
+        os.mkdir(tmp, 0o700)
+        try:
+            root = os.path.join(tmp, "root")
+            os.mkdir(root, 0o755)
+            uid = gid = 0
+            for desc, diff_id in zip(manifest.layers, diff_ids(store.config(manifest))):
+                with Layer(source, desc, diff_id) as layer:
+                    unpacked = unpack_layer(layer, root, rootless=True, merged=True)
+                uid, gid = max(uid, unpacked.highest_ids[0]), max(gid, unpacked.highest_ids[1])
+            for name in KERNEL_MOUNT_POINTS:      # where the child mounts them: the image may lack them
+                if not os.path.lexists(os.path.join(root, name)):
+                    os.mkdir(os.path.join(root, name), 0o755)
+            _write_ids(os.path.join(tmp, IDS_RECORD), (uid, gid))
+            with open(os.path.join(tmp, "diff_id"), "x") as record:
+                record.write(key + "\n")
+            try:
+                os.rename(tmp, directory)
+            except OSError:
+                if not os.path.isdir(directory):
+                    raise
+        finally:
+            if os.path.lexists(tmp):
+                remove_tree(tmp)
+    _check_record(directory, key)
+    return [(key, os.path.join(directory, "root"))]
+
+
+KERNEL_MOUNT_POINTS = ("proc", "sys", "dev", "tmp", "run")
 
 
 def _unpack_into_store(store, source, desc, diff_id: str, directory: str) -> None:
@@ -250,6 +300,8 @@ def mount(image: ImageRoot, spec, id_maps, read_write: bool, store=None) -> str:
     namespace of its own first (slave of the host's: the host's mounts still reach it, its
     own never leave it), so the root disappears with the process."""
     from ..images.plan import tmp_path
+    if os.geteuid() != 0:
+        return _rootless_root(image, spec, read_write)
     k.unshare(k.CLONE_NEWNS)
     k.mount(None, "/", None, k.MS_REC | k.MS_SLAVE)
     image.work = work = tmp_path(image.store_root, "root")
@@ -277,6 +329,31 @@ def mount(image: ImageRoot, spec, id_maps, read_write: bool, store=None) -> str:
     _overlay(root, lowers, work, read_write)
     if read_write and id_maps is not None:   # the container's root owns the top of its writable layer
         os.chown(os.path.join(work, "upper"), id_maps.uid[0][1], id_maps.gid[0][1])
+    return root
+
+
+def _rootless_root(image: ImageRoot, spec, read_write: bool) -> str:
+    """The image's merged tree (read-only to the container, as any --rootfs), or with
+    --read-write a copy of it in tmp/ that release() removes; the mount points -v and
+    --tmpfs name that the image lacks are made in it (empty, as Docker makes them)."""
+    import subprocess
+    from ..images.plan import tmp_path
+    root = image.layers[0]
+    image.mode = "caller's own (rootless: the image's owners collapse to root)"
+    if read_write:
+        image.work = tmp_path(image.store_root, "root")
+        os.mkdir(image.work, 0o700)
+        copied = subprocess.run(["cp", "-a", "--reflink=auto", root, os.path.join(image.work, "root")],
+                                capture_output=True, text=True)
+        if copied.returncode != 0:
+            raise HardrunError(f"cannot copy the image's tree for --read-write: {copied.stderr.strip()}")
+        root = os.path.join(image.work, "root")
+    from .unpack import make_missing
+    for path, is_dir in _mount_points(spec):
+        try:
+            make_missing(root, path, is_dir)
+        except OSError:
+            pass      # (a read-only directory of the image's) the child refuses the mount, naming it
     return root
 
 
@@ -474,7 +551,10 @@ def _userns_with(id_maps) -> int:
 
 def release(image: ImageRoot) -> None:
     """After the container: unmount the root (lazily) and remove its directory."""
-    if image.work is not None:
+    if image.work is not None and os.geteuid() != 0:
+        from ..images.store import remove_tree
+        remove_tree(image.work)     # rootless --read-write: the container's copy
+    elif image.work is not None:
         try:
             k.umount2(image.work, k.MNT_DETACH)
             os.rmdir(image.work)

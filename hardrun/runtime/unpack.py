@@ -292,3 +292,26 @@ def unpack_layer(layer: Layer, root: str, rootless: bool | None = None, merged: 
     finally:
         unpacker.close()
     return unpacker
+
+
+def make_missing(root: str, path: str, is_dir: bool) -> None:
+    """Create `path` (empty, with its missing parents) in the tree at `root` when it is
+    absent, every component resolved inside the tree: a link in it cannot send it out."""
+    parent, name = posixpath.split(path.strip("/"))
+    if not name:
+        return
+    unpacker = Unpacker(root, rootless=True)
+    try:
+        parent_fd = unpacker._directory(parent)
+        try:
+            if _lstat(name, parent_fd) is None:
+                if is_dir:
+                    os.mkdir(name, 0o755, dir_fd=parent_fd)
+                else:
+                    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                     0o644, dir_fd=parent_fd))
+        finally:
+            if parent_fd != unpacker.root_fd:
+                os.close(parent_fd)
+    finally:
+        unpacker.close()
