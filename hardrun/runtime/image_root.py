@@ -139,7 +139,7 @@ def ensure_merged(store, manifest) -> list[tuple[str, str]]:
     from ..images.layers import Layer
     from ..images.manifest import diff_ids
     from ..images.store import StoreSource, remove_tree
-    from .unpack import unpack_layer
+    from .unpack import restore_directory_modes, unpack_layer
     key = manifest.config.digest
     directory = store.path("merged", key[7:])
     if not os.path.isdir(directory):
@@ -151,13 +151,16 @@ def ensure_merged(store, manifest) -> list[tuple[str, str]]:
             root = os.path.join(tmp, "root")
             os.mkdir(root, 0o755)
             uid = gid = 0
+            modes: dict = {}
             for desc, diff_id in zip(manifest.layers, diff_ids(store.config(manifest))):
                 with Layer(source, desc, diff_id) as layer:
                     unpacked = unpack_layer(layer, root, rootless=True, merged=True)
                 uid, gid = max(uid, unpacked.highest_ids[0]), max(gid, unpacked.highest_ids[1])
+                modes.update(unpacked.directory_modes)
             for name in KERNEL_MOUNT_POINTS:      # where the child mounts them: the image may lack them
                 if not os.path.lexists(os.path.join(root, name)):
                     os.mkdir(os.path.join(root, name), 0o755)
+            restore_directory_modes(root, modes)
             _write_ids(os.path.join(tmp, IDS_RECORD), (uid, gid))
             with open(os.path.join(tmp, "diff_id"), "x") as record:
                 record.write(key + "\n")

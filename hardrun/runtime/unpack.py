@@ -55,6 +55,9 @@ class Unpacker:
         self._written: set[str] = set()     # merged: this layer's paths (its whiteouts keep them)
         self.skipped: list[str] = []
         self.highest_ids = (0, 0)     # (uid, gid): the highest owners of the layer's entries
+        # rootless: the directories' modes, applied once everything is written (until then
+        # the owner may write in them, as a user cannot otherwise fill a 0555 /usr/bin)
+        self.directory_modes: dict[str, int] = {}
 
     def close(self) -> None:
         os.close(self.root_fd)
@@ -92,6 +95,7 @@ class Unpacker:
             return
         if not path:          # the root itself: only its metadata
             if member.isdir():
+                self._note_directory_mode(path, member)
                 self._metadata(self.root_fd, None, member)
             return
         parent, name = posixpath.split(path)
@@ -154,6 +158,7 @@ class Unpacker:
                 os.mkdir(name, 0o700, dir_fd=parent_fd)
             fd = syscalls.openat2(parent_fd, name, _DIR_FLAGS | os.O_NOFOLLOW, 0)
             try:
+                self._note_directory_mode(path, member)
                 self._metadata(fd, None, member)
             finally:
                 os.close(fd)
@@ -229,6 +234,9 @@ class Unpacker:
             os.unlink(name, dir_fd=parent_fd)
 
     # -- owners, modes, times
+    def _note_directory_mode(self, path: str, member) -> None:
+        if self.rootless:
+            self.directory_modes[path] = member.mode & 0o1777
     def _owner(self, parent_fd: int, name: str, member) -> None:
         if not self.rootless:
             os.chown(name, member.uid, member.gid, dir_fd=parent_fd, follow_symlinks=False)
@@ -236,6 +244,8 @@ class Unpacker:
     def _metadata(self, fd, at, member) -> None:
         """Owner, then mode (the chown clears setuid and setgid), then times."""
         mode = member.mode & 0o7777
+        if self.rootless and member.isdir():
+            mode |= 0o700       # until restore_directory_modes
         if fd is not None:
             if not self.rootless:
                 os.fchown(fd, member.uid, member.gid)
@@ -291,7 +301,29 @@ def unpack_layer(layer: Layer, root: str, rootless: bool | None = None, merged: 
         unpacker.unpack(layer)
     finally:
         unpacker.close()
+    if not merged:        # merged: the caller restores them once the last layer is in
+        restore_directory_modes(root, unpacker.directory_modes)
     return unpacker
+
+
+def restore_directory_modes(root: str, modes: dict) -> None:
+    """Give the directories of a rootless unpack their archive's modes (deepest first: a
+    parent without search permission would hide its children). A path that is no longer
+    a directory (a later layer replaced or removed it) is left alone."""
+    root_fd = os.open(root, _DIR_FLAGS | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for path in sorted(modes, key=lambda text: text.count("/"), reverse=True):
+            try:
+                fd = syscalls.openat2(root_fd, path, _DIR_FLAGS | os.O_NOFOLLOW, _RESOLVE) if path else root_fd
+            except OSError:
+                continue
+            try:
+                os.fchmod(fd, modes[path])
+            finally:
+                if fd != root_fd:
+                    os.close(fd)
+    finally:
+        os.close(root_fd)
 
 
 def make_missing(root: str, path: str, is_dir: bool) -> None:

@@ -23,8 +23,8 @@ STATUS = "grep -E '^(Cap|NoNewPrivs|Seccomp|Uid|Gid|Groups)' /proc/self/status; 
 
 @pytest.fixture(scope="module")
 def rootless_image(public_rootfs):
-    """An image nobody can read (busybox; a top layer with an app-owned note, a whiteout
-    and an opaque directory) and the public copy of hardrun (with click, for the store's
+    """An image nobody can read (busybox and a 0555 directory; a top layer with an
+    app-owned note, a file in that directory, a whiteout and an opaque directory) and the public copy of hardrun (with click, for the store's
     commands)."""
     import click
     rootfs, home, source = public_rootfs
@@ -34,7 +34,11 @@ def rootless_image(public_rootfs):
     base.mkdir()
     tree = busybox_tree(base / "tree")
     (tree / "home" / "old").mkdir()
+    (tree / "opt" / "ro").mkdir(parents=True)
+    (tree / "opt" / "ro" / "a").write_text("a\n")
+    os.chmod(tree / "opt" / "ro", 0o555)        # as Fedora's /usr/bin: a user cannot write in it
     top = tar_layer([entry("etc/note", content=b"app's note\n", mode=0o640, uid=1000, gid=1000),
+                     entry("opt/ro/b", content=b"b\n"),
                      entry("bin/.wh.vi"), entry("home/.wh..wh..opq"), entry("home/new", tarfile.DIRTYPE)])
     layout = write_layout(base / "layout", {"1": Image(
         [dir_layer(tree), top], {"Cmd": ["/bin/sh", "-c", "echo $GREETING; pwd"], "Env": ["PATH=/bin", "GREETING=hi"],
@@ -60,7 +64,9 @@ def as_nobody(source, data_home, *argv) -> subprocess.CompletedProcess:
     python = "/usr/bin/python3"   # the test venv's interpreter may not be reachable by nobody
     assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(data_home), "PYTHONPATH": str(source),
-           "XDG_RUNTIME_DIR": str(data_home), "XDG_DATA_HOME": str(data_home)}
+           "XDG_RUNTIME_DIR": str(data_home), "XDG_DATA_HOME": str(data_home),
+           # a cgroup parent of its own: `hardrun gc` judges only what this test made
+           "HARDRUN_CGROUP_PARENT": f"hardrun-test-rootless-{os.getpid()}"}
     return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python, "-m",
                            "hardrun", *argv], env=env, capture_output=True, text=True, timeout=120, cwd="/")
 
@@ -73,6 +79,8 @@ def test_an_image_runs_rootless_from_the_users_own_store(rootless_image, data_ho
                        "id -u; stat -c '%u %a' /etc/note; cat /etc/note; ls /bin/vi; ls /home")
     assert inside.stdout.split("\n")[:5] == ["0", "0 640", "app's note", "new", ""], inside.stderr
     assert "ls: /bin/vi: No such file or directory" in inside.stderr            # the whiteout applied
+    modes = as_nobody(source, data_home, "run", image, "sh", "-c", "ls /opt/ro; stat -c %a /opt/ro /etc")
+    assert modes.stdout.split() == ["a", "b", "555", "755"], modes.stderr       # the archive's modes, at the end
     store = data_home / "hardrun"
     merged = list((store / "merged").iterdir())
     assert len(merged) == 1 and merged[0].stat().st_uid == NOBODY
