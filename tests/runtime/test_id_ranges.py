@@ -242,3 +242,21 @@ def test_an_image_owning_uid_70000_gets_a_range_that_maps_it(high_owner_image, e
     control = run_hardrun("run", *SHARED, image, "sh", "-c", script, env=env)
     assert control.returncode == 0, control.stderr
     assert control.stdout.split("\n")[0] == "65534:65534" and uid_map(control.stdout.split("\n", 1)[1])[0][2] == 65536
+
+
+def test_a_layer_unpacked_without_an_owners_record_is_walked_once(high_owner_image, env):
+    """A store whose layers predate the owners record (removed here, with the plans): the
+    layers are walked, the record written again, and the range still covers uid 70000."""
+    import shutil
+    image, store = high_owner_image
+    env = dict(env, HARDRUN_STORE=store)
+    assert run_hardrun("run", image, "true", env=env).returncode == 0
+    records = sorted(os.path.join(store, "layers", name, "ids") for name in os.listdir(os.path.join(store, "layers")))
+    kept = [open(record).read() for record in records]
+    assert "70000 70001\n" in kept
+    for record in records:
+        os.unlink(record)
+    shutil.rmtree(os.path.join(store, "plans"))
+    done = run_hardrun("run", image, "stat", "-c", "%u:%g", "/data/high", env=env)
+    assert done.stdout == "70000:70001\n", done.stderr
+    assert [open(record).read() for record in records] == kept
