@@ -237,6 +237,7 @@ class Unpacker:
     def _note_directory_mode(self, path: str, member) -> None:
         if self.rootless:
             self.directory_modes[path] = member.mode & 0o1777
+
     def _owner(self, parent_fd: int, name: str, member) -> None:
         if not self.rootless:
             os.chown(name, member.uid, member.gid, dir_fd=parent_fd, follow_symlinks=False)
