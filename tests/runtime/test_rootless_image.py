@@ -24,8 +24,8 @@ STATUS = "grep -E '^(Cap|NoNewPrivs|Seccomp|Uid|Gid|Groups)' /proc/self/status; 
 @pytest.fixture(scope="module")
 def rootless_image(public_rootfs):
     """An image nobody can read (busybox and a 0555 directory; a top layer with an
-    app-owned note, a file in that directory, a whiteout and an opaque directory) and the public copy of hardrun (with click, for the store's
-    commands)."""
+    app-owned note, a file in that directory, a whiteout and an opaque directory) and
+    the public copy of hardrun (with click, for the store's commands)."""
     import click
     rootfs, home, source = public_rootfs
     if not (source / "click").exists():
