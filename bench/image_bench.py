@@ -9,10 +9,13 @@ next to umoci and skopeo + tar (needs root, skopeo and umoci: scripts/setup.sh -
    unpacked from scratch each round by hardrun (`pull` into an empty store, then the
    layers unpacked by `hardrun run --dry-run`), by `umoci unpack`, and by `skopeo copy`
    to a directory followed by `tar -xzf` of each layer; medians and the ratios to
-   hardrun's (target: hardrun within 1.5x of the faster of the two).
+   hardrun's (target: hardrun within 1.5x of the faster of the two). With
+   `--compression zstd` the layers are zstd (`tar+zstd`) and tar reads them with --zstd
+   (the zstd program: Debian's zstd package); umoci is left out (Debian's reads no zstd).
 
     sudo .venv/bin/python bench/image_bench.py [-n 15] [--unpack-rounds 5] [--startup-only]
         [--compare-with DIR]     # DIR: another revision's checkout, its _kernel module built
+        [--unpack-only] [--compression gzip|zstd]
 """
 from __future__ import annotations
 
@@ -83,11 +86,14 @@ def startup(base: Path, rounds: int, compare_with: str | None = None) -> None:
         print(f"  {name} - rootfs:  {medians[name] - medians['hardrun run --rootfs']:+8.1f} ms")
 
 
-def unpacking(base: Path, rounds: int, megabytes: int) -> None:
+def unpacking(base: Path, rounds: int, megabytes: int, compression: str = "gzip") -> None:
     layers = [dir_layer(big_tree(base / f"big{n}", megabytes // 3, n)) for n in range(3)]
-    layout = write_layout(base / "big-layout", {"1": Image(layers, {"Cmd": ["/bin/true"]})})
-    print(f"unpacking {sum(len(layer) for layer in layers) / 1e6:.0f} MB in 3 gzip layers ({rounds} rounds, medians)")
-    times: dict[str, list[float]] = {"hardrun pull + unpack": [], "umoci unpack": [], "skopeo copy + tar -x": []}
+    layout = write_layout(base / "big-layout", {"1": Image(layers, {"Cmd": ["/bin/true"]}, compress=compression)})
+    print(f"unpacking {sum(len(layer) for layer in layers) / 1e6:.0f} MB in 3 {compression} layers "
+          f"({rounds} rounds, medians)")
+    times: dict[str, list[float]] = {"hardrun pull + unpack": [], "skopeo copy + tar -x": []}
+    if compression == "gzip":       # Debian's umoci (0.4.7) reads no zstd layers
+        times["umoci unpack"] = []
     for n in range(rounds):
         work = base / f"round{n}"
         work.mkdir()
@@ -95,8 +101,9 @@ def unpacking(base: Path, rounds: int, megabytes: int) -> None:
         times["hardrun pull + unpack"].append(
             timed(HARDRUN + ["pull", f"oci:{layout}:1"], env)
             + timed(HARDRUN + ["run", "--dry-run", "--pull", "never", f"oci:{layout}:1"], env))
-        times["umoci unpack"].append(timed(["umoci", "unpack", "--image", f"{layout}:1", str(work / "bundle")]))
-        times["skopeo copy + tar -x"].append(_skopeo_tar(layout, work))
+        if "umoci unpack" in times:
+            times["umoci unpack"].append(timed(["umoci", "unpack", "--image", f"{layout}:1", str(work / "bundle")]))
+        times["skopeo copy + tar -x"].append(_skopeo_tar(layout, work, compression))
         shutil.rmtree(work)
     medians = {name: statistics.median(values) for name, values in times.items()}
     hardrun = medians["hardrun pull + unpack"]
@@ -104,15 +111,16 @@ def unpacking(base: Path, rounds: int, megabytes: int) -> None:
         print(f"  {name:<24} {value:8.2f} s   hardrun / this: {hardrun / value:5.2f}")
 
 
-def _skopeo_tar(layout: Path, work: Path) -> float:
+def _skopeo_tar(layout: Path, work: Path, compression: str) -> float:
     start = time.perf_counter()
     subprocess.run(["skopeo", "copy", "-q", f"oci:{layout}:1", f"dir:{work / 'dir'}"], check=True, cwd=work)
     (work / "rootfs").mkdir()
     import json
     manifest = json.loads((work / "dir" / "manifest.json").read_text())
     for layer in manifest["layers"]:
-        subprocess.run(["tar", "-xzf", str(work / "dir" / layer["digest"][7:]), "-C", str(work / "rootfs")],
-                       check=True)
+        blob = work / "dir" / layer["digest"][7:]
+        decompress = "--zstd" if compression == "zstd" else "-z"
+        subprocess.run(["tar", decompress, "-xf", str(blob), "-C", str(work / "rootfs")], check=True)
     return time.perf_counter() - start
 
 
@@ -124,13 +132,16 @@ def main() -> None:
                         help="also time `hardrun run IMAGE` from this checkout (another revision)")
     parser.add_argument("--startup-only", action="store_true", help="skip the unpacking figure")
     parser.add_argument("--megabytes", type=int, default=100)
+    parser.add_argument("--unpack-only", action="store_true", help="skip the start-up figure")
+    parser.add_argument("--compression", choices=("gzip", "zstd"), default="gzip", help="the layers' compression")
     args = parser.parse_args()
     assert os.geteuid() == 0, "run as root"
     base = Path(tempfile.mkdtemp(prefix="imgbench-", dir="/var/tmp"))
     try:
-        startup(base, args.n, args.compare_with)
+        if not args.unpack_only:
+            startup(base, args.n, args.compare_with)
         if not args.startup_only:
-            unpacking(base, args.unpack_rounds, args.megabytes)
+            unpacking(base, args.unpack_rounds, args.megabytes, args.compression)
     finally:
         subprocess.run(["chmod", "-R", "u+rwX", str(base)], check=False)
         shutil.rmtree(base)

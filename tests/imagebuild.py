@@ -47,12 +47,25 @@ def dir_layer(root: Path) -> bytes:
     return buffer.getvalue()
 
 
+def compressed(layer: bytes, compression: str | None) -> bytes:
+    """A layer blob as stored: gzip, zstd (two frames, as zstd:chunked writes) or plain."""
+    if compression == "gzip":
+        return gzip.compress(layer, mtime=0)
+    if compression == "zstd":
+        import zstandard
+        half = len(layer) // 2
+        compressor = zstandard.ZstdCompressor()
+        return compressor.compress(layer[:half]) + compressor.compress(layer[half:])
+    return layer
+
+
 class Image:
-    """Layers (uncompressed tars) and a config; `gzip` compresses them in the manifest."""
+    """Layers (uncompressed tars) and a config; stored in the manifest compressed with
+    `compress` (True: gzip; "zstd"; False: plain tars)."""
 
     def __init__(self, layers, config=None, compress=True, os_name="linux", arch="amd64"):
         self.layers = list(layers)
-        self.compress = compress
+        self.compression = "gzip" if compress is True else (compress or None)
         body = dict(config or {})
         self.config = {"architecture": arch, "os": os_name, "config": body,
                        "rootfs": {"type": "layers", "diff_ids": [digest(layer) for layer in self.layers]}}
@@ -60,8 +73,8 @@ class Image:
     def blobs(self):
         """(config bytes, [layer blobs as stored], manifest bytes)."""
         config = json.dumps(self.config).encode()
-        stored = [gzip.compress(layer, mtime=0) if self.compress else layer for layer in self.layers]
-        layer_type = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if self.compress else "")
+        stored = [compressed(layer, self.compression) for layer in self.layers]
+        layer_type = "application/vnd.oci.image.layer.v1.tar" + (f"+{self.compression}" if self.compression else "")
         manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                     "config": {"mediaType": OCI_CONFIG, "digest": digest(config), "size": len(config)},
                     "layers": [{"mediaType": layer_type, "digest": digest(b), "size": len(b)} for b in stored]}

@@ -94,7 +94,7 @@ class _StoredOptions:
 
 def _resolve_and_run(spec, options, image, cached) -> int:
     from ..runtime import config
-    id_lease = config.lease_id_range(spec)
+    id_lease = config.lease_id_range(spec, image.highest_ids if image is not None else (0, 0))
     try:
         return _run_in_range(spec, options, image, id_lease, cached)
     finally:   # the range is free again once the container is gone (a killed hardrun: gc)

@@ -365,7 +365,9 @@ def run_help() -> str:
              "namespaces. Every loosening must be asked for with a flag.", "",
              "IMAGE: [REGISTRY[:PORT]/]NAME[:TAG|@sha256:DIGEST] from the image store (see",
              "`hardrun images`), or oci:DIR[:TAG], oci-archive:FILE[:TAG],",
-             "docker-archive:FILE[:NAME:TAG]. Its layers form a read-only overlay root.",
+             "docker-archive:FILE[:NAME:TAG]. Its layers form a read-only overlay root",
+             "(rootless: one tree the user unpacks in $XDG_DATA_HOME/hardrun, read-only, its",
+             "files all the container root's).",
              "Signals sent to hardrun reach the container unchanged: the image's StopSignal",
              "is not applied (hardrun run has no stop command); --dry-run shows it under the",
              "annotation org.opencontainers.image.stopSignal.", "", "Options:"]

@@ -53,6 +53,37 @@ def is_clean(name: str) -> bool:
     return not (name[:1] in "./" or name[-1:] == "/" or "//" in name or "/." in name)
 
 
+class _ZstdReader:
+    """A zstd stream's decompressed bytes (every frame, as zstd:chunked layers have
+    several); a damaged stream is an OSError, as gzip's are."""
+
+    def __init__(self, stream):
+        import zstandard     # only for zstd layers: it is not on the start-up path
+        self._error = zstandard.ZstdError
+        self._reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True,
+                                                                  closefd=False)
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._reader.read(n)
+        except self._error as error:
+            raise OSError(f"zstd: {error}") from None
+
+
+def decompressed(blob):
+    """A layer blob's tar stream. The content, not the media type, chooses the decompressor
+    (gzip, zstd or none), for every media type that names them: OCI's `tar+gzip` and
+    `tar+zstd`, Docker's `rootfs.diff.tar.gzip` and `.zstd`, and plain tars."""
+    stream = _Peekable(blob)
+    head = stream.peek(4)
+    if head.startswith(ZSTD_MAGIC):
+        return _ZstdReader(stream)
+    if head.startswith(GZIP_MAGIC):
+        import gzip
+        return gzip.GzipFile(fileobj=stream, mode="rb")
+    return stream
+
+
 def clean_path(name: str) -> str:
     """`name` relative to the image root, `..` and `/` resolved lexically ("" is the root)."""
     if is_clean(name):
@@ -165,15 +196,7 @@ class Layer:
     def __init__(self, source: Source, desc: Descriptor, diff_id: str, listing: bool = False):
         self.desc, self.diff_id = desc, diff_id
         self._blob = source.open_blob(desc, "layer")
-        stream = _Peekable(self._blob)
-        head = stream.peek(4)
-        if head.startswith(ZSTD_MAGIC):
-            self._blob.close()
-            raise ImageError(f"layer {desc.digest} is zstd-compressed: only gzip and plain tar layers are supported")
-        if head.startswith(GZIP_MAGIC):
-            import gzip
-            stream = gzip.GzipFile(fileobj=stream, mode="rb")
-        self._tar_stream = VerifiedReader(stream, diff_id, None, "layer (uncompressed)")
+        self._tar_stream = VerifiedReader(decompressed(self._blob), diff_id, None, "layer (uncompressed)")
         self._ahead = None
         if listing:
             self._tar_stream = _hashed_once(self._tar_stream, self._blob)
@@ -271,4 +294,4 @@ class Layer:
         self.close()
 
 
-__all__ = ["Header", "Layer", "VerifiedReader", "classify", "clean_path"]
+__all__ = ["Header", "Layer", "VerifiedReader", "classify", "clean_path", "decompressed"]

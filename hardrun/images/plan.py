@@ -3,7 +3,7 @@ imports json and hashlib nor re-hashes the manifest, config and images.json.
 
 `hardrun run IMAGE` resolves an image the slow way once (images.json, the manifest and
 config read through their digests, each unpacked layer's digest record), then writes
-what it resolved (name, digests, layer directories, the config's body) with marshal into
+what it resolved (name, digests, layer directories, their highest owners, the config's body) with marshal into
 `plans/` of the store: a regular file of the caller's own, mode 0600, never reached
 through a symbolic link. A later start under the same words uses it only if it passes
 those checks and names the images.json it was resolved against (inode, size, times: any
@@ -21,7 +21,7 @@ import stat
 from ..errors import HardrunError
 
 STORE_ENV = "HARDRUN_STORE"
-PLAN_VERSION = 1
+PLAN_VERSION = 2     # 2: the image's highest owners (`ids`)
 _MAX_KEY = 100     # longer image words (a hex file name twice as long) take the slow path
 
 
@@ -108,6 +108,8 @@ def _well_formed(plan) -> bool:
             and isinstance(plan.get("digest"), str) and isinstance(plan.get("config_digest"), str)
             and isinstance(plan.get("docker"), bool) and isinstance(plan.get("config"), dict)
             and isinstance(plan.get("names"), tuple) and isinstance(plan.get("layers"), list)
+            and isinstance(plan.get("ids"), tuple) and len(plan["ids"]) == 2
+            and all(isinstance(part, int) and part >= 0 for part in plan["ids"])
             and all(isinstance(layer, tuple) and len(layer) == 2 and all(isinstance(part, str) for part in layer)
                     for layer in plan["layers"]))
 

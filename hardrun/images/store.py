@@ -5,6 +5,8 @@ unpacked from them, shared by concurrent hardrun processes.
     ROOT/images.json           names -> manifest digests, and when each image came
     ROOT/layers/HEX/           a layer unpacked (HEX: its diff id): root/ and the record
                                `diff_id`, checked each time the layer is used
+    ROOT/merged/HEX/           rootless: an image's layers unpacked into one tree (HEX: its
+                               config's digest), root/ and the record naming that digest
     ROOT/tmp/PID-…             what is being written; renamed into place only once complete
     ROOT/lock                  flock: shared to read, exclusive to change names or remove
 
@@ -43,7 +45,10 @@ class Store:
     def ensure(self) -> None:
         for sub in ("", "blobs", "blobs/sha256", "layers", "tmp"):
             try:
-                os.mkdir(self.path(sub), 0o700)
+                if sub:
+                    os.mkdir(self.path(sub), 0o700)
+                else:        # its parents too: ~/.local/share may not exist yet
+                    os.makedirs(self.root, 0o700)
             except FileExistsError:
                 pass
             except OSError as error:
@@ -212,6 +217,10 @@ class Store:
                 if f"sha256:{hexpart}" not in layers:
                     remove_tree(self.path("layers", hexpart))
                     removed.append(f"unpacked layer sha256:{hexpart}")
+            for hexpart in sorted(_listed(self.path("merged"))):
+                if f"sha256:{hexpart}" not in blobs:      # keyed by the image's config digest
+                    remove_tree(self.path("merged", hexpart))
+                    removed.append(f"unpacked image tree sha256:{hexpart}")
             for name in sorted(os.listdir(self.path("tmp"))):
                 if not _writer_alive(name):
                     remove_tree(self.path("tmp", name))
@@ -237,6 +246,13 @@ class Store:
                 os.unlink(self.path("plans", name))
                 removed.append(f"stale start-up plan of {text or name}")
         return removed
+
+
+def _listed(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []
 
 
 def _writer_alive(name: str) -> bool:

@@ -277,13 +277,15 @@ def planned_id_maps(spec, id_lease=None):
     return userns.plan_id_maps(spec, "user" in _namespaces(spec, rootless), rootless, id_lease)
 
 
-def lease_id_range(spec):
+def lease_id_range(spec, image_ids: tuple[int, int] = (0, 0)):
     """The container's own id range when it gets one (real root, a user namespace of its
-    own, no --userns-remap), else None; the caller releases it when the container ends."""
+    own, no --userns-remap), else None; the caller releases it when the container ends.
+    It covers the image's highest owners (`image_ids`) and the ids -u/--group-add give
+    as numbers (names are resolved later, from the container's /etc/passwd)."""
     if os.geteuid() != 0 or spec.userns_remap or "user" not in _namespaces(spec, False):
         return None
     try:
-        return userns.lease_id_range()
+        return userns.lease_id_range(userns.range_size(max(*image_ids, *userns.requested_ids(spec))))
     except ImportError as error:     # a broken install: never fall back to a shared range
         raise UsageError(f"{error}: this install of hardrun is incomplete; reinstall it "
                          "(the container was not started)") from None

@@ -9,13 +9,26 @@ an idmapped mount (the layers' ids shifted by the container's id map), so no cop
 made. Where the kernel cannot idmap (or $HARDRUN_NO_IDMAP=1 says not to), each layer is
 copied once with its owners shifted, into the store beside the layer, keyed by the map
 (layers/HEX/shifted-UIDS-GIDS/), and that copy is stacked instead.
+
+Rootless (no 0/0 whiteout devices, no idmapped mounts, no overlay in hardrun's own
+process), the layers are unpacked by the caller, bottom first, into one directory of the
+image's final tree (merged/HEX/, HEX: the config's digest), made once in tmp/ and renamed
+into place; the container runs it as a --rootfs, read-only (--read-write: a copy of its
+own in tmp/, removed at exit). Every file is the caller's, which is root inside: the
+image's other owners collapse to root. Why not the caller's /etc/subuid range: files
+chown'ed to subordinate ids could then be removed (`hardrun rmi`, `gc`) only from inside
+a user namespace of newuidmap's again.
+
+Each unpacked layer records the highest uid and gid its entries own (layers/HEX/ids);
+the image's highest (`ImageRoot.highest_ids`) sizes the container's id range, so that a
+file owned by uid 70000 is 70000 inside, not the overflow id.
 """
 from __future__ import annotations
 
 import os
 import stat
 
-from ..errors import HardrunError, UsageError
+from ..errors import HardrunError
 from . import syscalls as k
 
 
@@ -28,8 +41,10 @@ class ImageRoot:
     """The image a container runs: its name, manifest digest, config digest, the unpacked
     layer directories (bottom first) and the store lock held while it runs."""
 
-    def __init__(self, store_root, name, digest, config_digest, layers, lock, stop_signal: str | None = None):
+    def __init__(self, store_root, name, digest, config_digest, layers, lock, stop_signal: str | None = None,
+                 highest_ids: tuple[int, int] = (0, 0)):
         self.store_root = store_root
+        self.highest_ids = highest_ids    # (uid, gid): the highest owners of the image's files
         self.name, self.digest, self.config_digest = name, digest, config_digest
         self.layers, self.lock = layers, lock
         self.stop_signal = stop_signal
@@ -51,8 +66,6 @@ def prepare(spec, pull_policy: str = "missing", platform: str | None = None, sto
     """(spec with the image's config applied, ImageRoot) for spec.image: from its plan
     (hardrun/images/plan.py) when one is current, else resolved and the plan written."""
     from ..images import plan as plans
-    if os.geteuid() != 0:
-        raise UsageError("running an image needs root for now", hint="use --rootfs DIR rootless")
     root = store.root if store is not None else os.path.abspath(plans.default_root())
     if platform is None and pull_policy in ("missing", "never") and os.path.isdir(root):
         lock = plans.StoreLock(os.path.join(root, "lock"), exclusive=False)
@@ -81,9 +94,11 @@ def _prepare_slowly(spec, pull_policy, platform, store):
     lock = store.lock()
     lock.__enter__()    # held until hardrun exits: `hardrun gc` leaves the layers of a running image alone
     try:
-        layers = ensure_unpacked(store, manifest, config)
+        layers = ensure_unpacked(store, manifest, config) if os.geteuid() == 0 else ensure_merged(store, manifest)
+        directories = [os.path.dirname(layer) for _, layer in layers]
         found = {"name": name, "digest": manifest.digest, "config_digest": manifest.config.digest,
-                 "layers": [(diff_id, os.path.dirname(layer)) for diff_id, layer in layers],
+                 "layers": [(diff_id, directory) for (diff_id, _), directory in zip(layers, directories)],
+                 "ids": highest_ids(store, directories),
                  "config": config.get("config") or {}, "names": stamp,
                  "docker": parse_location(spec.image).transport == "docker"}
         if stamp is not None:
@@ -97,7 +112,8 @@ def _prepare_slowly(spec, pull_policy, platform, store):
 def _applied(spec, store_root: str, found: dict, lock):
     roots = [os.path.join(directory, "root") for _, directory in found["layers"]]
     stop_signal = _string(found["config"].get("StopSignal"), "StopSignal")
-    image = ImageRoot(store_root, found["name"], found["digest"], found["config_digest"], roots, lock, stop_signal)
+    image = ImageRoot(store_root, found["name"], found["digest"], found["config_digest"], roots, lock, stop_signal,
+                      found["ids"])
     return apply_config(spec, {"config": found["config"]}), image
 
 
@@ -117,6 +133,52 @@ def ensure_unpacked(store, manifest, config) -> list[tuple[str, str]]:
     return roots
 
 
+def ensure_merged(store, manifest) -> list[tuple[str, str]]:
+    """Rootless: [(config digest, the image's final tree)], unpacked by the caller into
+    merged/HEX once (in tmp/ first), its record naming the config's digest."""
+    from ..images.layers import Layer
+    from ..images.manifest import diff_ids
+    from ..images.store import StoreSource, remove_tree
+    from .unpack import restore_directory_modes, unpack_layer
+    key = manifest.config.digest
+    directory = store.path("merged", key[7:])
+    if not os.path.isdir(directory):
+        source = StoreSource(store, manifest.digest, "")
+        os.makedirs(store.path("merged"), 0o700, exist_ok=True)
+        tmp = store.tmp_path("merged")
+        os.mkdir(tmp, 0o700)
+        try:
+            root = os.path.join(tmp, "root")
+            os.mkdir(root, 0o755)
+            uid = gid = 0
+            modes: dict = {}
+            for desc, diff_id in zip(manifest.layers, diff_ids(store.config(manifest))):
+                with Layer(source, desc, diff_id) as layer:
+                    unpacked = unpack_layer(layer, root, rootless=True, merged=True)
+                uid, gid = max(uid, unpacked.highest_ids[0]), max(gid, unpacked.highest_ids[1])
+                modes.update(unpacked.directory_modes)
+            for name in KERNEL_MOUNT_POINTS:      # where the child mounts them: the image may lack them
+                if not os.path.lexists(os.path.join(root, name)):
+                    os.mkdir(os.path.join(root, name), 0o755)
+            restore_directory_modes(root, modes)
+            _write_ids(os.path.join(tmp, IDS_RECORD), (uid, gid))
+            with open(os.path.join(tmp, "diff_id"), "x") as record:
+                record.write(key + "\n")
+            try:
+                os.rename(tmp, directory)
+            except OSError:
+                if not os.path.isdir(directory):
+                    raise
+        finally:
+            if os.path.lexists(tmp):
+                remove_tree(tmp)
+    _check_record(directory, key)
+    return [(key, os.path.join(directory, "root"))]
+
+
+KERNEL_MOUNT_POINTS = ("proc", "sys", "dev", "tmp", "run")
+
+
 def _unpack_into_store(store, source, desc, diff_id: str, directory: str) -> None:
     from ..images.layers import Layer
     from ..images.store import remove_tree
@@ -126,7 +188,8 @@ def _unpack_into_store(store, source, desc, diff_id: str, directory: str) -> Non
     try:
         os.mkdir(os.path.join(tmp, "root"), 0o755)
         with Layer(source, desc, diff_id) as layer:
-            unpack_layer(layer, os.path.join(tmp, "root"))
+            unpacked = unpack_layer(layer, os.path.join(tmp, "root"))
+        _write_ids(os.path.join(tmp, IDS_RECORD), unpacked.highest_ids)
         with open(os.path.join(tmp, "diff_id"), "x") as record:
             record.write(diff_id + "\n")
         try:
@@ -137,6 +200,51 @@ def _unpack_into_store(store, source, desc, diff_id: str, directory: str) -> Non
     finally:
         if os.path.lexists(tmp):
             remove_tree(tmp)
+
+
+IDS_RECORD = "ids"
+
+
+def highest_ids(store, directories) -> tuple[int, int]:
+    """The highest (uid, gid) the files of these unpacked layers own, from each layer's
+    record; a layer unpacked before hardrun kept one is walked once and recorded."""
+    uid = gid = 0
+    for directory in directories:
+        layer_uid, layer_gid = _read_ids(directory)
+        if layer_uid < 0:
+            layer_uid, layer_gid = _walked_ids(os.path.join(directory, "root"))
+            temporary = store.tmp_path("ids")
+            _write_ids(temporary, (layer_uid, layer_gid))
+            os.rename(temporary, os.path.join(directory, IDS_RECORD))
+        uid, gid = max(uid, layer_uid), max(gid, layer_gid)
+    return uid, gid
+
+
+def _read_ids(directory: str) -> tuple[int, int]:
+    """A layer's recorded (uid, gid); (-1, -1) when it has no record."""
+    try:
+        with open(os.path.join(directory, IDS_RECORD)) as record:
+            uid, gid = record.read().split()
+        return int(uid), int(gid)
+    except FileNotFoundError:
+        return -1, -1
+    except (OSError, ValueError) as error:
+        raise _image_error(f"unpacked layer {directory}: its owners record cannot be read ({error}); "
+                           "`hardrun gc` after `hardrun rmi` removes it") from None
+
+
+def _write_ids(path: str, ids: tuple[int, int]) -> None:
+    with open(path, "x") as record:
+        record.write(f"{ids[0]} {ids[1]}\n")
+
+
+def _walked_ids(root: str) -> tuple[int, int]:
+    uid = gid = 0
+    for directory, subdirs, files in os.walk(root):
+        for name in (".", *subdirs, *files):
+            info = os.lstat(os.path.join(directory, name))
+            uid, gid = max(uid, info.st_uid), max(gid, info.st_gid)
+    return uid, gid
 
 
 def _check_record(directory: str, diff_id: str) -> None:
@@ -195,6 +303,8 @@ def mount(image: ImageRoot, spec, id_maps, read_write: bool, store=None) -> str:
     namespace of its own first (slave of the host's: the host's mounts still reach it, its
     own never leave it), so the root disappears with the process."""
     from ..images.plan import tmp_path
+    if os.geteuid() != 0:
+        return _rootless_root(image, spec, read_write)
     k.unshare(k.CLONE_NEWNS)
     k.mount(None, "/", None, k.MS_REC | k.MS_SLAVE)
     image.work = work = tmp_path(image.store_root, "root")
@@ -222,6 +332,31 @@ def mount(image: ImageRoot, spec, id_maps, read_write: bool, store=None) -> str:
     _overlay(root, lowers, work, read_write)
     if read_write and id_maps is not None:   # the container's root owns the top of its writable layer
         os.chown(os.path.join(work, "upper"), id_maps.uid[0][1], id_maps.gid[0][1])
+    return root
+
+
+def _rootless_root(image: ImageRoot, spec, read_write: bool) -> str:
+    """The image's merged tree (read-only to the container, as any --rootfs), or with
+    --read-write a copy of it in tmp/ that release() removes; the mount points -v and
+    --tmpfs name that the image lacks are made in it (empty, as Docker makes them)."""
+    import subprocess
+    from ..images.plan import tmp_path
+    root = image.layers[0]
+    image.mode = "caller's own (rootless: the image's owners collapse to root)"
+    if read_write:
+        image.work = tmp_path(image.store_root, "root")
+        os.mkdir(image.work, 0o700)
+        copied = subprocess.run(["cp", "-a", "--reflink=auto", root, os.path.join(image.work, "root")],
+                                capture_output=True, text=True)
+        if copied.returncode != 0:
+            raise HardrunError(f"cannot copy the image's tree for --read-write: {copied.stderr.strip()}")
+        root = os.path.join(image.work, "root")
+    from .unpack import make_missing
+    for path, is_dir in _mount_points(spec):
+        try:
+            make_missing(root, path, is_dir)
+        except OSError:
+            pass      # (a read-only directory of the image's) the child refuses the mount, naming it
     return root
 
 
@@ -419,7 +554,10 @@ def _userns_with(id_maps) -> int:
 
 def release(image: ImageRoot) -> None:
     """After the container: unmount the root (lazily) and remove its directory."""
-    if image.work is not None:
+    if image.work is not None and os.geteuid() != 0:
+        from ..images.store import remove_tree
+        remove_tree(image.work)     # rootless --read-write: the container's copy
+    elif image.work is not None:
         try:
             k.umount2(image.work, k.MNT_DETACH)
             os.rmdir(image.work)

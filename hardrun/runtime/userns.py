@@ -2,9 +2,10 @@
 
 - `resolve_user` reads the container's own /etc/passwd and /etc/group (opened with
   RESOLVE_IN_ROOT, so a symlink in the image cannot make the parent read a host file).
-- `plan_id_maps`: as real root, container ids 0..65535 map to a host range of the
-  container's own (`lease_id_range`: the lowest free 65536 ids of root's /etc/subuid and
-  /etc/subgid entries, else of hardrun's pool from host id 100000), or to
+- `plan_id_maps`: as real root, container ids 0..N-1 map to a host range of the
+  container's own (`lease_id_range`: the lowest free N ids of root's /etc/subuid and
+  /etc/subgid entries, else of hardrun's pool from host id 100000; N is `range_size`,
+  65536 unless the image owns files above 65535 or -u asks for a higher id), or to
   `--userns-remap START:COUNT` (a fixed range, shared by every container given it); as a
   non-root user, the user's own uid (and its /etc/subuid range through newuidmap when
   there is one).
@@ -205,6 +206,19 @@ class IdLease:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+
+
+def range_size(highest_id: int) -> int:
+    """The ids a range needs to map 0..highest_id: DEFAULT_RANGE_SIZE at least, else whole
+    multiples of it (ranges of a few sizes leave the pool less fragmented)."""
+    return max(1, -(-(highest_id + 1) // DEFAULT_RANGE_SIZE)) * DEFAULT_RANGE_SIZE
+
+
+def requested_ids(spec) -> tuple[int, ...]:
+    """The ids -u UID[:GID] and --group-add name as numbers (names count as 0 here)."""
+    user_part, _, group_part = (spec.user or "").strip().partition(":")
+    return tuple(int(part) for part in (user_part, group_part, *spec.group_add)
+                 if _is_number(part) and int(part) <= 0xFFFFFFFE)
 
 
 def root_id_pool(subuid: str = "/etc/subuid", subgid: str = "/etc/subgid") -> tuple[int, int, int]:

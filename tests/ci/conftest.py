@@ -1,6 +1,6 @@
 """A local wheelhouse, so that installing hardrun the way CI tools do (pip from a
 checkout) works with no network: setuptools from virtualenv's own seed wheels (the
-build backend), click and PyYAML packed from this test environment's installed files."""
+build backend), click, PyYAML and zstandard packed from this test environment's installed files."""
 import importlib.metadata
 import shutil
 import zipfile
@@ -28,7 +28,7 @@ def wheelhouse(tmp_path_factory) -> Path:
     seeds = sorted(Path(embed.__file__).parent.glob("setuptools-*.whl"))
     assert seeds, "virtualenv has no setuptools seed wheel"
     shutil.copy(seeds[-1], into)
-    for name in ("click", "PyYAML"):
+    for name in ("click", "PyYAML", "zstandard"):
         _pack_installed(name, into)
     return into
 

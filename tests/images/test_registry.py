@@ -18,7 +18,7 @@ import pytest
 from hardrun.images.reference import parse_location
 from hardrun.images.registry import RegistrySource, parse_challenge
 from tests.helpers import run_hardrun
-from tests.imagebuild import Image, busybox_tree, dir_layer, write_layout
+from tests.imagebuild import Image, busybox_tree, dir_layer, entry, tar_layer, write_layout
 from tests.rootfs import require_root
 
 
@@ -181,3 +181,18 @@ def test_challenge_parsing():
                    "scope": "repository:library/alpine:pull"})
     assert parse_challenge('Basic realm="x"') == ("basic", {"realm": "x"})
     assert os.environ.get("HARDRUN_STORE") is None   # the tests never touch the real store
+
+
+def test_a_zstd_image_pushed_by_skopeo_is_pulled_and_run(registry, tmp_path):
+    """skopeo pushes the zstd layers as they are (tar+zstd in the registry's manifest)."""
+    require_root()
+    tree = busybox_tree(tmp_path / "tree")
+    top = tar_layer([entry("etc/note", content=b"zstd from the registry\n")])
+    layout = write_layout(tmp_path / "layout", {"z": Image([dir_layer(tree), top], {"Cmd": ["/bin/cat", "/etc/note"]},
+                                                           compress="zstd")})
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:z",
+                    f"docker://{registry}/team/zstd:1"], check=True, cwd=tmp_path, capture_output=True)
+    source = RegistrySource(parse_location(f"{registry}/team/zstd:1"))
+    assert {layer.media_type for layer in source.manifest().layers} == {"application/vnd.oci.image.layer.v1.tar+zstd"}
+    ran = run_hardrun("run", f"{registry}/team/zstd:1", env={"HARDRUN_STORE": str(tmp_path / "store")})
+    assert (ran.returncode, ran.stdout) == (0, "zstd from the registry\n"), ran.stderr

@@ -36,7 +36,7 @@ def unpack(data: bytes, root, rootless=False):
     os.makedirs(root, exist_ok=True)
     source = BytesSource([data])
     with Layer(source, Descriptor("", digest(data), len(data)), digest(data)) as layer:
-        return unpack_layer(layer, str(root), rootless=rootless)
+        return unpack_layer(layer, str(root), rootless=rootless).skipped
 
 
 def control(data: bytes, root):
@@ -284,3 +284,68 @@ def test_fuzz_nothing_escapes(box, entries):
         pass
     assert_outside_unchanged(tmp_path, before)
     assert sorted(os.listdir(os.path.join(base, "deep"))) == parent_before
+
+
+# -- rootless: every layer into one tree (merged=True) ----------------------------------------
+
+def unpack_merged(layers, root):
+    os.makedirs(root, exist_ok=True)
+    for data in layers:
+        with Layer(BytesSource([data]), Descriptor("", digest(data), len(data)), digest(data)) as layer:
+            unpack_layer(layer, str(root), rootless=True, merged=True)
+
+
+def test_merged_gives_the_tree_the_overlay_of_the_layers_gives(box):
+    """The layers of the overlay test above, unpacked into one tree: the same final files
+    (the overlay test is the reference). Also: a whiteout does not remove this layer's own
+    name, an opaque directory keeps what its own layer put there, below it too."""
+    tmp_path, root = box
+    unpack_merged([
+        tar_layer([entry("a/x", content=b"x1"), entry("a/y", content=b"y1"), entry("b/z", content=b"z"),
+                   entry("c/w", content=b"w"), entry("d/old", content=b"o")]),
+        tar_layer([entry("a/.wh.x", content=b""), entry("b/new", content=b"n"), entry("b/.wh..wh..opq", content=b""),
+                   entry(".wh.c", content=b""), entry("q", content=b"kept"), entry(".wh.q", content=b""),
+                   entry("d/sub/deep", content=b"d"), entry("d/.wh..wh..opq", content=b"")]),
+        tar_layer([entry("a/x", content=b"again"), entry("c", tarfile.DIRTYPE), entry("c/v", content=b"v")]),
+    ], root)
+    assert sorted(os.listdir(root)) == ["a", "b", "c", "d", "q"]
+    assert sorted(os.listdir(root / "a")) == ["x", "y"] and (root / "a" / "x").read_bytes() == b"again"
+    assert os.listdir(root / "b") == ["new"] and os.listdir(root / "c") == ["v"]
+    assert (root / "q").read_bytes() == b"kept" and os.listdir(root / "d") == ["sub"]
+    assert not any(stat.S_ISCHR(os.lstat(os.path.join(top, name)).st_mode)
+                   for top, dirs, files in os.walk(root) for name in dirs + files)   # no 0/0 devices
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_merged_nothing_is_written_outside_across_layers(box, attack):
+    """Each attack's first entry in one layer, the rest in the next (a link left by a lower
+    layer, followed by an upper one). The control is the single-layer one above."""
+    tmp_path, root = box
+    members = ATTACKS[attack](tmp_path / "outside")
+    before = outside_state(tmp_path)
+    try:
+        unpack_merged([tar_layer(members[:1]), tar_layer(members[1:])], root)
+    except ImageError as error:
+        assert "Not a directory" in str(error)
+    assert_outside_unchanged(tmp_path, before)
+
+
+def test_mount_points_are_made_inside_the_tree_whatever_its_links(box):
+    """make_missing("/srv/data") where the image's /srv is a link to /outside-path: that
+    path inside the tree when it exists there, else refused. Control: a plain makedirs
+    through the same link lands outside."""
+    from hardrun.runtime.unpack import make_missing
+    tmp_path, root = box
+    outside = tmp_path / "outside"
+    os.symlink(str(outside), root / "srv")
+    before = outside_state(tmp_path)
+    with pytest.raises(NotADirectoryError):
+        make_missing(str(root), "/srv/data", True)      # no such directory in the tree
+    inside = root / str(outside).lstrip("/")
+    inside.mkdir(parents=True)
+    make_missing(str(root), "/srv/data", True)
+    make_missing(str(root), "/srv/file", False)
+    assert_outside_unchanged(tmp_path, before)
+    assert (inside / "data").is_dir() and (inside / "file").is_file()
+    os.makedirs(root / "srv" / "data")
+    assert (outside / "data").is_dir()

@@ -187,3 +187,76 @@ def test_hardrun_gc_reclaims_the_range_of_a_killed_hardrun(rootfs, env):
     assert done.returncode == 0, done.stderr
     assert f"removed user-namespace id range at pool offset {held[0]}" in done.stdout
     assert leases(env) == []
+
+
+# -- ranges sized by the image and by -u ----------------------------------------------------
+
+def test_range_size_covers_the_highest_id_in_whole_default_ranges():
+    assert [userns.range_size(n) for n in (0, 65535, 65536, 70000, 200000)] == [65536, 65536, 131072, 131072, 262144]
+    spec = type("Spec", (), {"user": "70000:80000", "group_add": ("90000", "wheel")})()
+    assert userns.requested_ids(spec) == (70000, 80000, 90000)
+    spec.user, spec.group_add = "app", ()
+    assert userns.requested_ids(spec) == ()
+
+
+def test_a_numeric_user_above_65535_gets_a_range_that_maps_it(rootfs, env):
+    """-u 70000: the range grows to 131072 ids and the process is 70000 inside. Control:
+    in a fixed 65536 range the same -u is refused before anything starts."""
+    done = run_hardrun("run", "--rootfs", rootfs, "-u", "70000", "--", "sh", "-c", "id -u; cat /proc/self/uid_map",
+                       env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "70000" and uid_map(done.stdout.split("\n", 1)[1])[0][2] == 131072
+    control = run_hardrun("run", "--rootfs", rootfs, "-u", "70000", *SHARED, "--", "id", "-u", env=env)
+    assert control.returncode == 125 and "uid 70000 is outside the user namespace's mapped range" in control.stderr
+
+
+@pytest.fixture(scope="module")
+def high_owner_image(tmp_path_factory):
+    """An image (busybox, plus /data/high owned by 70000:70001) and a store it runs from."""
+    import tarfile
+    from tests.imagebuild import Image, busybox_tree, dir_layer, entry, tar_layer, write_layout
+    base = tmp_path_factory.mktemp("high-owner")
+    os.chmod(base, 0o755)
+    top = tar_layer([entry("data", tarfile.DIRTYPE, mode=0o755),
+                     entry("data/high", content=b"high\n", mode=0o640, uid=70000, gid=70001)])
+    layout = write_layout(base / "layout", {"1": Image([dir_layer(busybox_tree(base / "tree")), top])})
+    return f"oci:{layout}:1", str(base / "store")
+
+
+@pytest.mark.parametrize("idmap", ["idmapped", "chowned-copy"])
+def test_an_image_owning_uid_70000_gets_a_range_that_maps_it(high_owner_image, env, idmap):
+    """Inside, /data/high is 70000:70001 (not the overflow id) and its owner reads it, both
+    through idmapped layers and through the shifted copy. Control: in a 65536 range (the
+    fixed --userns-remap one) the same file is nobody's (65534) and 70000 cannot be."""
+    image, store = high_owner_image
+    env = dict(env, HARDRUN_STORE=store, HARDRUN_NO_IDMAP="1" if idmap == "chowned-copy" else "0")
+    script = "stat -c %u:%g /data/high; cat /proc/self/uid_map"
+    done = run_hardrun("run", image, "sh", "-c", script, env=env)
+    assert done.returncode == 0, done.stderr
+    owner, mapping = done.stdout.split("\n", 1)
+    assert owner == "70000:70001" and uid_map(mapping)[0][2] == 131072
+    reads = run_hardrun("run", "-u", "70000:70001", image, "cat", "/data/high", env=env)
+    assert reads.stdout == "high\n", reads.stderr
+    dry = run_hardrun("run", "--dry-run", image, "true", env=env)
+    assert '"org.hardrun.image.ownership": "' + idmap in dry.stdout
+    control = run_hardrun("run", *SHARED, image, "sh", "-c", script, env=env)
+    assert control.returncode == 0, control.stderr
+    assert control.stdout.split("\n")[0] == "65534:65534" and uid_map(control.stdout.split("\n", 1)[1])[0][2] == 65536
+
+
+def test_a_layer_unpacked_without_an_owners_record_is_walked_once(high_owner_image, env):
+    """A store whose layers predate the owners record (removed here, with the plans): the
+    layers are walked, the record written again, and the range still covers uid 70000."""
+    import shutil
+    image, store = high_owner_image
+    env = dict(env, HARDRUN_STORE=store)
+    assert run_hardrun("run", image, "true", env=env).returncode == 0
+    records = sorted(os.path.join(store, "layers", name, "ids") for name in os.listdir(os.path.join(store, "layers")))
+    kept = [open(record).read() for record in records]
+    assert "70000 70001\n" in kept
+    for record in records:
+        os.unlink(record)
+    shutil.rmtree(os.path.join(store, "plans"))
+    done = run_hardrun("run", image, "stat", "-c", "%u:%g", "/data/high", env=env)
+    assert done.stdout == "70000:70001\n", done.stderr
+    assert [open(record).read() for record in records] == kept
