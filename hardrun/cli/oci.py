@@ -96,8 +96,8 @@ class Log:
         import time
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
         if self.fmt == "json":
-            import json
-            line = json.dumps({"level": level, "msg": message, "time": stamp})
+            from ..runtime.jsonlite import dumps
+            line = dumps({"level": level, "msg": message, "time": stamp})
         else:
             line = f'time="{stamp}" level={level} msg="{message}"'
         try:
@@ -446,5 +446,5 @@ def _ps(root: str, container_id: str, fmt: str) -> None:
 
 
 def _print_json(value) -> None:
-    import json
-    print(json.dumps(value))
+    from ..runtime.jsonlite import dumps
+    print(dumps(value))

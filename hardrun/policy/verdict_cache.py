@@ -16,11 +16,11 @@ bundle is refused from the cache with the same message.
 """
 from __future__ import annotations
 
-import json
 import os
 import stat
 
 from .. import __version__
+from ..runtime import jsonlite
 from ..runtime.seccomp_cache import default_cache_dir, sha256, usable_cache_dir, write_entry
 
 _MAGIC = b"hardrun-verdict 1"
@@ -91,7 +91,7 @@ def lookup(cache_key: str, directory: str | None = None) -> tuple[bool, str | No
     if body is None:
         return None
     try:
-        entry = json.loads(body)
+        entry = jsonlite.loads(body)
         policy_files = [(str(path), str(digest)) for path, digest in entry["policy_files"]]
         refusal = entry["refusal"]
     except (ValueError, TypeError, KeyError):
@@ -138,6 +138,6 @@ def store(cache_key: str, policy_files: list[str], refusal: str | None, director
     digests = [(os.path.abspath(path), _file_digest(path)) for path in policy_files]
     if not digests or any(digest is None for _, digest in digests) or not usable_cache_dir(directory):
         return False
-    body = json.dumps({"policy_files": digests, "refusal": refusal}).encode()
+    body = jsonlite.dumps({"policy_files": digests, "refusal": refusal}).encode()
     content = b" ".join((_MAGIC, cache_key.encode(), sha256(body).hexdigest().encode())) + b"\n" + body
     return write_entry(directory, cache_key + ".verdict", content)
