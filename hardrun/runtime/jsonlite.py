@@ -31,7 +31,8 @@ class _DecoderSettings:
 
 
 def loads(text: str | bytes):
-    """json.loads(text); a ValueError (json.JSONDecodeError's base) for anything else."""
+    """json.loads(text). Text that is not JSON is handed to json.loads for its error
+    (json.JSONDecodeError, with the line and column), so the message is json's own."""
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8")
     if _json is None:
@@ -40,10 +41,11 @@ def loads(text: str | bytes):
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
         value, end = _json.make_scanner(_DecoderSettings)(text, start)
-    except StopIteration:
-        raise ValueError(f"expected a JSON value at character {start}") from None
-    if text[end:].strip(_WHITESPACE):
-        raise ValueError(f"extra data after the JSON value at character {end}")
+    except (StopIteration, ValueError):
+        end = -1
+    if end < 0 or text[end:].strip(_WHITESPACE):
+        import json
+        return json.loads(text)     # raises, with json's message
     return value
 
 

@@ -1,6 +1,7 @@
 """The calls an engine makes several times per container (`state`, `start`, `kill`,
 `delete`, `list`) import only the state side of hardrun-oci: no `json` (and through it
-`re`), no `subprocess`, no click, no policy, audit or front-end module; and their JSON
+`re`), no `subprocess`, no click, no policy, audit or front-end module; `create` with its
+verdict cached imports none of them but the verdict cache; and their JSON
 (hardrun/runtime/jsonlite.py) is byte for byte what `json` writes and reads.
 
 Each import check runs the real command in a fresh interpreter and lists the modules it
@@ -50,6 +51,11 @@ def test_the_engine_s_frequent_calls_import_only_the_state_side(oci, oci_rootfs,
     status, created_with, stderr = heavy_imports(tmp_path, oci.root, "create", "--bundle", bundle, "l1")
     assert status == 0, stderr
     assert "hardrun.policy.evaluate" in created_with and "json" in created_with
+    # create again with the verdict cached: no json, re, enum, YAML, audit or front end either
+    assert heavy_imports(tmp_path, oci.root, "delete", "--force", "l1")[0] == 0
+    status, created_with, stderr = heavy_imports(tmp_path, oci.root, "create", "--bundle", bundle, "l1")
+    assert status == 0, stderr
+    assert created_with == ["hardrun.policy", "hardrun.policy.verdict_cache"]
     for args in (("state", "l1"), ("start", "l1"), ("list",), ("list", "--format", "json"),
                  ("kill", "l1", "KILL"), ("delete", "l1")):
         status, imported, stderr = heavy_imports(tmp_path, oci.root, *args)
@@ -101,11 +107,12 @@ def test_jsonlite_writes_and_reads_what_json_does():
 
 
 @pytest.mark.parametrize("text", ["", "   ", "{", '{"a": 1} x', "{'a': 1}", "nul", '[1,]', "[1] [2]"])
-def test_jsonlite_refuses_what_json_refuses(text):
-    with pytest.raises(ValueError):
+def test_jsonlite_refuses_what_json_refuses_with_json_s_message(text):
+    with pytest.raises(ValueError) as plain:
         json.loads(text)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as light:
         jsonlite.loads(text)
+    assert str(light.value) == str(plain.value)
 
 
 def test_jsonlite_refuses_what_json_cannot_write():
