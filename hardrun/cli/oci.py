@@ -325,11 +325,12 @@ def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> No
         config = read_bytes(path)
     except HardrunError as error:
         raise HardrunError(f"{path}: {error.message}") from None
-    cache_key = verdict_cache.key(config, policy_name, floor)
+    cache_key = verdict_cache.key(config, policy_name, floor, os.path.dirname(path))
     verdict = verdict_cache.lookup(cache_key)
     if verdict is None:
         policy_files, refusal = _judge(config, path, policy_name, floor)
-        verdict_cache.store(cache_key, policy_files, refusal)
+        if policy_files:
+            verdict_cache.store(cache_key, policy_files, refusal)
         verdict = (refusal is None, refusal)
     allowed, refusal = verdict
     if not allowed:
@@ -339,7 +340,9 @@ def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> No
 
 
 def _judge(config: bytes, path: str, policy_name: str, floor: bool) -> tuple[list, str | None]:
-    """The plain gate: (the policy's files, the refusal's message or None when allowed)."""
+    """The plain gate: (the policy's files, the refusal's message or None when allowed).
+    No files (nothing to cache) when the verdict depends on more than the bundle and the
+    policy: an exemption scoped to files (the config's path) or one that expires (the date)."""
     import json
     from ..frontends.oci import parse_oci
     from ..policy.evaluate import evaluate_runspec, failing
@@ -364,6 +367,8 @@ def _judge(config: bytes, path: str, policy_name: str, floor: bool) -> tuple[lis
     blocking = failing(findings, policy)
     builtins = builtin_policies()
     policy_files = [str(builtins.get(name, name)) for name in policy.chain]
+    if any(exemption.files or exemption.expires for exemption in policy.exemptions):
+        policy_files = []
     if not blocking or policy.runtime.gate == "warn":
         return policy_files, None
     ids = sorted({finding.rule for finding in blocking})

@@ -17,17 +17,13 @@ import os
 
 from ..errors import ParseError
 from ..spec.capabilities import NUMBERS as CAP_NUMBERS
-from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES, ulimit_name
+from ..spec.oci import CAPABILITY_SETS, ENGINE_FILES, NAMESPACE_TYPES, SANDBOX_ANNOTATIONS, ulimit_name
 from ..spec.run import EnvVar, Mount, RunSpec, Ulimit
 from ..parsing import runvalues as rv
 from ..parsing.yamlsafe import MarkedList, MarkedMap, load_all
 
 # Namespaces a container must not share with the host (user/cgroup are often shared).
 HOST_WHEN_ABSENT = ("network", "pid", "ipc", "uts", "mount")
-# Files every engine writes for each container in its own state and binds in (Docker from
-# <data-root>/containers/<id>/, Podman from .../<id>/userdata/, the CRI from .../sandboxes/<pod id>/).
-ENGINE_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
-SANDBOX_ANNOTATIONS = ("io.kubernetes.cri.sandbox-id", "io.kubernetes.cri-o.SandboxID")
 MIN_ENGINE_ID = 12        # engines name containers by 64 hex digits (12 in short form)
 # Every capability up to CAP_AUDIT_READ: what `docker run --privileged` grants on any engine version.
 PRIVILEGED_CAPABILITIES = 38

@@ -22,6 +22,7 @@ import stat
 from .. import __version__
 from ..runtime import jsonlite
 from ..runtime.seccomp_cache import default_cache_dir, sha256, usable_cache_dir, write_entry
+from ..spec.oci import ENGINE_FILES, SANDBOX_ANNOTATIONS
 
 _MAGIC = b"hardrun-verdict 1"
 _MAX_ENTRY = 64 * 1024
@@ -34,14 +35,85 @@ def cache_dir() -> str:
                                                                    "verdicts")
 
 
-def key(config: bytes, reference: str, floor: bool) -> str:
-    """The hash of what decides the verdict, apart from the policy files' content."""
+def key(config: bytes, reference: str, floor: bool, bundle: str | None = None) -> str:
+    """The hash of what decides the verdict, apart from the policy files' content.
+    `bundle`: the bundle's directory, which the gate reads too (see gate_view)."""
     digest = sha256()
-    for part in (_MAGIC, __version__.encode(), _code_signature(), config, reference.encode(),
+    view = gate_view(config, bundle) if bundle is not None else [config]
+    for part in (_MAGIC, __version__.encode(), _code_signature(), *view, reference.encode(),
                  _cwd().encode(), b"floor" if floor else b"no-floor"):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
+
+
+# What of a config.json no part of the gate reads (the OCI front end, raise_floor, the
+# rules: tests/oci/test_gate_view.py shows each gives the same RunSpec and verdict whatever
+# it holds). Engines write per-container values there: the id in cgroupsPath, in Docker's
+# prestart hook, in CRI annotations. Of the annotations, the sandbox ones are read (engine files).
+_UNREAD_TOP = ("hooks",)
+_UNREAD_LINUX = ("cgroupsPath",)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _DuplicateKey("a key given twice")
+    return document
+
+
+def gate_view(config: bytes, bundle: str) -> list[bytes]:
+    """What the gate reads of a bundle, as key parts. The config without the fields it never
+    reads, when the config is in the compact canonical form engines write (so the parsed
+    document stands for its exact bytes, and a duplicate key or another spelling of the
+    same value cannot hide behind it); otherwise the bytes as they are. Plus the bundle's
+    directory and whether each engine file's source is a file, which the front end reads
+    (a bind of /etc/hosts from a file of this container's own directory is the engine's),
+    unless the config, parsed, has no such mount. Anything unexpected keeps more in the key:
+    a miss is always safe."""
+    directory = [b"bundle", os.path.abspath(bundle).encode()]
+    try:
+        document = jsonlite.loads(config, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError):
+        document = None
+    if not isinstance(document, dict):
+        return [config, *directory]
+    facts = _engine_file_facts(document.get("mounts"))
+    if jsonlite.dumps(document, compact=True).encode() not in (config, config.removesuffix(b"\n")):
+        return [config, *directory, facts or b"?"]
+    context = [] if facts == b"" else [*directory, facts or b"?"]
+    for name in _UNREAD_TOP:
+        document.pop(name, None)
+    linux = document.get("linux")
+    if isinstance(linux, dict):
+        for name in _UNREAD_LINUX:
+            linux.pop(name, None)
+    # the front end reads the sandbox annotations of an object, and nothing else of them
+    annotations = document.pop("annotations", None)
+    kept = {name: value for name, value in annotations.items()
+            if name in SANDBOX_ANNOTATIONS} if isinstance(annotations, dict) else {}
+    if kept:
+        document["annotations"] = kept
+    return [b"view", jsonlite.dumps(document, compact=True).encode(), *context]
+
+
+def _engine_file_facts(mounts) -> bytes | None:
+    """For each mount onto an engine file (/etc/hosts, ...): is its source a regular file
+    now. None when the mounts are not a list of objects (the front end refuses those)."""
+    if mounts is None:
+        return b""
+    if not isinstance(mounts, list) or not all(isinstance(mount, dict) for mount in mounts):
+        return None
+    facts = []
+    for mount in mounts:
+        destination, source = mount.get("destination"), mount.get("source")
+        if isinstance(destination, str) and destination in ENGINE_FILES:
+            facts.append(b"1" if isinstance(source, str) and os.path.isfile(source) else b"0")
+    return b"".join(facts)
 
 
 def _cwd() -> str:

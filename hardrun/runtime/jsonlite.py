@@ -30,22 +30,25 @@ class _DecoderSettings:
         return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
 
 
-def loads(text: str | bytes):
-    """json.loads(text). Text that is not JSON is handed to json.loads for its error
-    (json.JSONDecodeError, with the line and column), so the message is json's own."""
+def loads(text: str | bytes, object_pairs_hook=None):
+    """json.loads(text, object_pairs_hook=...). Text that is not JSON is handed to
+    json.loads for its error (json.JSONDecodeError, with the line and column), so the
+    message is json's own; so is any ValueError the hook raises."""
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8")
     if _json is None:
         import json
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=object_pairs_hook)
+    settings = _DecoderSettings()
+    settings.object_pairs_hook = object_pairs_hook
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
-        value, end = _json.make_scanner(_DecoderSettings)(text, start)
+        value, end = _json.make_scanner(settings)(text, start)
     except (StopIteration, ValueError):
         end = -1
     if end < 0 or text[end:].strip(_WHITESPACE):
         import json
-        return json.loads(text)     # raises, with json's message
+        return json.loads(text, object_pairs_hook=object_pairs_hook)     # raises, with json's message
     return value
 
 
@@ -53,13 +56,18 @@ def _unserialisable(value):
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def dumps(value) -> str:
-    """json.dumps(value) with its defaults (ASCII, ", " and ": ", no indent)."""
+def dumps(value, compact: bool = False) -> str:
+    """json.dumps(value) with its defaults (ASCII, ", " and ": ", no indent); `compact`:
+    json.dumps(value, separators=(",", ":"), ensure_ascii=False), the form Go's
+    encoding/json (Docker, containerd) writes when the text has no <, > or &."""
     if _json is None:
         import json
+        if compact:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         return json.dumps(value)
+    strings = _json.encode_basestring if compact else _json.encode_basestring_ascii
     if isinstance(value, str):
-        return _json.encode_basestring_ascii(value)
-    encoder = _json.make_encoder({}, _unserialisable, _json.encode_basestring_ascii, None, ": ", ", ",
-                                 False, False, True)
+        return strings(value)
+    encoder = _json.make_encoder({}, _unserialisable, strings, None, ":" if compact else ": ",
+                                 "," if compact else ", ", False, False, True)
     return "".join(encoder(value, 0))

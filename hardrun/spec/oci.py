@@ -20,6 +20,11 @@ CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient
 # OCI namespace types are spelled as hardrun's namespace names (RunSpec.namespaces keys).
 NAMESPACE_TYPES = NAMESPACES
 RLIM_INFINITY = 2**64 - 1
+# Files every engine writes for each container in its own state and binds in (Docker from
+# <data-root>/containers/<id>/, Podman from .../<id>/userdata/, the CRI from .../sandboxes/<pod id>/).
+ENGINE_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
+# The annotations naming a container's pod sandbox (CRI: containerd, CRI-O).
+SANDBOX_ANNOTATIONS = ("io.kubernetes.cri.sandbox-id", "io.kubernetes.cri-o.SandboxID")
 
 # /proc, /sys and /dev as `hardrun run` mounts them (runtime/mounts.py: mount_proc,
 # mount_sys, mount_dev); their flags are nosuid, nodev, noexec unless said otherwise.
