@@ -1,14 +1,15 @@
 """The verdict cache's key under engines (verdict_cache.gate_view): the fields it leaves out
-are read by no part of the gate, and everything the gate does read stays in the key.
+or fixes are read by no part of the gate, and everything the gate does read stays in the key.
 
-The corpus is real engine bundles (tests/data/oci/engines/, captured from Docker and
-containerd). Each left-out field is changed to other values, to the wrong type and removed:
+The corpus is real engine bundles (tests/data/oci-engines/, captured from Docker and
+containerd). Each left-out field is changed to other values, to the wrong type and removed,
+each string-only field (hostname, root.path) and Docker's HOSTNAME=<hex> to other values:
 the key stays, and so do the verdict and the rule ids of every built-in policy (the gate
 judged in full each time, no cache). Controls: changing a field the rules read (a
-capability, an environment variable, the hostname) changes the key and the rule ids; a
-config not in the engines' compact form, or with a key given twice, keeps all its bytes in
-the key; the same config in another bundle directory changes the key exactly when it binds
-an engine file (which the front end judges by the directory's name)."""
+capability, an environment variable, HOSTNAME to a credential) changes the key and the
+rule ids; a config not in the engines' compact form, or with a key given twice, keeps all
+its bytes in the key; the engine's own /etc/hosts bind counts by the front end's decision,
+which changes the key when it changes (its source gone, another bundle directory)."""
 from __future__ import annotations
 
 import copy
@@ -25,10 +26,10 @@ from hardrun.policy.evaluate import evaluate_runspec
 from hardrun.policy.load import builtin_policies, load_policy
 from hardrun.runtime.bundle import raise_floor
 
-ENGINES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "oci", "engines")
+ENGINES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "oci-engines")
 CORPUS = sorted(name for name in os.listdir(ENGINES) if name.endswith(".json"))
 POLICIES = sorted(builtin_policies())
-UNREAD_VALUES = ("/other/cgroup/path", "", 42, ["x"], {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "x"]}]})
+UNREAD_VALUES = ("/other/cgroup/path", 42, {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "x"]}]})
 
 
 def compact(document: dict) -> bytes:
@@ -72,6 +73,20 @@ def mutations(document: dict):
         section, _, name = where.rpartition(".")
         (changed[section] if section else changed).pop(name, None)
         yield f"{where} removed", changed
+    for value in ("", "/", "0123456789ab"):
+        for section, name in ((None, "hostname"), ("root", "path")):
+            if name not in (document[section] if section else document):
+                continue    # present or not stays in the key
+            changed = copy.deepcopy(document)
+            (changed[section] if section else changed)[name] = value
+            yield f"{section}.{name}={value!r}", changed
+    for value in ("000000000000", "0123456789abcdef" * 4, "4512de904489"):
+        if not any(item.startswith("HOSTNAME=") for item in document["process"]["env"]):
+            continue
+        changed = copy.deepcopy(document)
+        changed["process"]["env"] = [item for item in changed["process"]["env"] if not item.startswith("HOSTNAME=")]
+        changed["process"]["env"].append(f"HOSTNAME={value}")
+        yield f"HOSTNAME={value}", changed
 
 
 @pytest.fixture(scope="module")
@@ -107,19 +122,67 @@ def test_a_field_the_rules_read_changes_the_key_and_the_rule_ids(name, bundle_di
         config = compact(changed)
         assert verdict_cache.key(config, "default", True, bundle_dir) != key, what
         assert judged(config, bundle_dir) != before, what
+    # HOSTNAME holding what is not hex digits alone (a credential) is not fixed
     changed = copy.deepcopy(document)
-    changed["hostname"] = "another"
+    changed["process"]["env"].append("HOSTNAME=AKIAABCDEFGHIJKLMNOP")
     assert verdict_cache.key(compact(changed), "default", True, bundle_dir) != key
+    assert judged(compact(changed), bundle_dir) != before
+    for what, value in (("a hostname that is no string", 5), ("root.path that is no string", ["x"])):
+        changed = copy.deepcopy(document)
+        if what.startswith("a hostname"):
+            changed["hostname"] = value
+        else:
+            changed["root"]["path"] = value
+        assert verdict_cache.key(compact(changed), "default", True, bundle_dir) != key, what
 
 
-def test_containerd_s_containers_share_a_key_and_docker_s_do_not_yet(bundle_dir):
-    """ctr's bundles differ only in cgroupsPath; Docker's also in the hostname, HOSTNAME,
-    its per-container files' paths and the overlay root, which stay in the key."""
+def test_hostname_is_no_secret_s_name_and_hex_digits_no_credential():
+    """What the fixed HOSTNAME=<hex> rests on (hardrun/audit/secrets.py)."""
+    import random
+    from hardrun.audit import secrets
+    assert not secrets.is_secret_name("HOSTNAME")
+    generator = random.Random(18)
+    for length in range(12, 65):
+        for _ in range(20):
+            value = "".join(generator.choice("0123456789abcdef") for _ in range(length))
+            assert secrets.find_credential_literals(value) == []
+
+
+def test_containerd_s_containers_share_a_key(bundle_dir):
+    """ctr's bundles differ only in cgroupsPath."""
     def key_of(name: str) -> str:
         with open(os.path.join(ENGINES, name), "rb") as handle:
             return verdict_cache.key(handle.read(), "default", True, bundle_dir)
     assert key_of("ctr-1.json") == key_of("ctr-2.json")
-    assert key_of("docker-none-1.json") != key_of("docker-none-2.json")
+
+
+def materialise(name: str, base) -> tuple[bytes, str]:
+    """A Docker bundle as its daemon has it: the per-container files under
+    <data-root>/containers/<id>/ and the bundle directory named after the id."""
+    document = load(name)
+    container_id = document["linux"]["cgroupsPath"].rsplit("/", 1)[1]
+    files = base / "data" / "containers" / container_id
+    files.mkdir(parents=True)
+    for mount in document["mounts"]:
+        if mount["source"].startswith("/tmp/") and "/containers/" in mount["source"]:
+            mount["source"] = str(files / os.path.basename(mount["source"]))
+            if mount["destination"] != "/dev/shm":
+                (files / os.path.basename(mount["source"])).write_text("x\n")
+    return compact(document), str(base / "moby" / container_id)
+
+
+@pytest.mark.parametrize("pair", [("docker-none-1.json", "docker-none-2.json"),
+                                  ("docker-default-1.json", "docker-default-2.json")])
+def test_docker_s_containers_share_a_key(pair, tmp_path):
+    (first, first_bundle), (second, second_bundle) = (materialise(name, tmp_path / name) for name in pair)
+    assert first != second
+    assert verdict_cache.key(first, "default", True, first_bundle) == \
+        verdict_cache.key(second, "default", True, second_bundle)
+    assert judged(first, first_bundle) == judged(second, second_bundle)
+    # the control: the same bundle elsewhere, where its files are no longer the engine's own
+    assert verdict_cache.key(first, "default", True, str(tmp_path / "x" / "elsewhere")) != \
+        verdict_cache.key(first, "default", True, first_bundle)
+    assert judged(first, str(tmp_path / "x" / "elsewhere")) != judged(first, first_bundle)
 
 
 def test_a_config_in_another_form_keeps_all_its_bytes_in_the_key(bundle_dir):
