@@ -10,6 +10,7 @@ round by round in a rotating order:
 - `ctr run --rm --runc-binary R <image> ID true`
 
 for R in runc, crun and hardrun-oci, and prints the medians and the ratios to runc.
+`--also NAME=PATH` adds another hardrun-oci (e.g. an earlier checkout's) to the same rounds.
 """
 from __future__ import annotations
 
@@ -95,11 +96,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
+                        help="another hardrun-oci to run in the same rounds")
     args = parser.parse_args()
+    for item in args.also:
+        name, _, path = item.partition("=")
+        RUNTIMES[name] = path
     daemons.require(daemons.DOCKERD, daemons.CONTAINERD, daemons.RUNC, daemons.CRUN, RUNTIMES["hardrun"])
     rootfs = build_rootfs(daemons.short_tempdir("hr-bench-rootfs-"))
     docker = daemons.Docker(daemons.short_tempdir("hr-bench-docker-"), {
-        "hardrun": {"path": RUNTIMES["hardrun"]}, "crun": {"path": daemons.CRUN}})
+        name: {"path": path} for name, path in RUNTIMES.items() if name != "runc"})
     containerd = daemons.Containerd(daemons.short_tempdir("hr-bench-containerd-"), {"runc": daemons.RUNC})
     try:
         docker.start()

@@ -8,6 +8,10 @@ alike; each figure is the median wall time of one whole `run` process (create, s
 wait, delete). hardrun-oci runs twice: as configured by default (the policy gate and the
 floor: no_new_privs, its seccomp allowlist from the cache) and with `--no-floor` under
 the built-in `default` policy. Nothing here is a test.
+
+`--per-command` times each call an engine makes instead, one process each, on a bundle of
+`/bin/sleep`: `create`, `start`, `state`, `kill KILL` and `delete --force`.
+`--also NAME=PATH` adds another hardrun-oci (e.g. an earlier checkout's) to the same rounds.
 """
 from __future__ import annotations
 
@@ -26,15 +30,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def make_bundle(base: Path) -> Path:
+def make_bundle(base: Path, args=("/bin/true",)) -> Path:
     from hardrun.spec import oci as writer
     from hardrun.spec.defaults import MASKED_PATHS, READONLY_PATHS
     from tests.rootfs import build_rootfs
-    bundle = base / "bundle"
+    bundle = base / ("bundle" if args == ("/bin/true",) else "bundle-" + Path(args[0]).name)
     bundle.mkdir()
     build_rootfs(bundle / "rootfs")
     document = writer.config(
-        args=["/bin/true"], env=["PATH=/bin"], cwd="/", user={"uid": 0, "gid": 0},
+        args=list(args), env=["PATH=/bin"], cwd="/", user={"uid": 0, "gid": 0},
         capability_sets=writer.capabilities(["CHOWN"], False), no_new_privileges=True, root="rootfs",
         read_only=True, hostname="bench", namespaces={"mount", "pid", "ipc", "uts", "network"}, mounts=[],
         masked_paths=MASKED_PATHS, readonly_paths=READONLY_PATHS)
@@ -42,10 +46,13 @@ def make_bundle(base: Path) -> Path:
     return bundle
 
 
-def runtimes(base: Path) -> dict:
+def runtimes(base: Path, also: list[str]) -> dict:
     hardrun = str(ROOT / ".venv" / "bin" / "hardrun-oci")
     found = {"hardrun-oci": [hardrun, "--root", str(base / "hardrun")],
              "hardrun-oci --no-floor": [hardrun, "--root", str(base / "hardrun-nofloor"), "--no-floor"]}
+    for index, item in enumerate(also):
+        name, _, path = item.partition("=")
+        found[name] = [path, "--root", str(base / f"also-{index}")]
     for name in ("runc", "crun"):
         path = shutil.which(name)
         if path:
@@ -56,18 +63,24 @@ def runtimes(base: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--per-command", action="store_true", help="time create, start, state, kill, delete")
+    parser.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
+                        help="another hardrun-oci to run in the same rounds")
     options = parser.parse_args()
     if os.geteuid() != 0:
         print("run as root", file=sys.stderr)
         return 2
     base = Path(tempfile.mkdtemp(prefix="hardrun-oci-bench-"))
     try:
-        bundle = make_bundle(base)
-        commands = runtimes(base)
+        commands = runtimes(base, options.also)
         # as an installed tool runs: its bytecode compiled and cached
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "hardrun")], check=True,
                        stdout=subprocess.DEVNULL)
         environment = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        if options.per_command:
+            per_command(make_bundle(base, ("/bin/sleep", "60")), commands, options.rounds, environment)
+            return 0
+        bundle = make_bundle(base)
         times: dict = {name: [] for name in commands}
         for round_number in range(options.rounds + 1):       # round 0 warms caches up
             for name, command in list(commands.items()):
@@ -90,6 +103,44 @@ def main() -> int:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0
+
+
+PER_COMMAND = ("create", "start", "state", "kill", "delete")
+
+
+def per_command(bundle: Path, commands: dict, rounds: int, environment: dict) -> None:
+    """Each call of a container's life, one process each, timed alone; output to /dev/null
+    (a created init holds the stdio it inherited)."""
+    times: dict = {(name, step): [] for name in commands for step in PER_COMMAND}
+    for round_number in range(rounds + 1):
+        for name, command in list(commands.items()):
+            container = f"p{round_number}"
+            for step, args in zip(PER_COMMAND, (["create", "--bundle", str(bundle), container],
+                                                ["start", container], ["state", container],
+                                                ["kill", container, "KILL"], ["delete", "--force", container])):
+                started = time.perf_counter()
+                done = subprocess.run(command + args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, env=environment)
+                elapsed = time.perf_counter() - started
+                if done.returncode != 0 and step != "kill":    # crun 1.8 refuses this hybrid host
+                    print(f"{name}: left out, its {step} failed (exit {done.returncode})")
+                    subprocess.run(command + ["delete", "--force", container], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+                    del commands[name]
+                    break
+                if round_number:
+                    times[(name, step)].append(elapsed)
+    print(f"median ms per call ({rounds} rounds, interleaved; the ratio to runc in brackets)")
+    print(f"| runtime | {' | '.join(PER_COMMAND)} |")
+    print(f"|---|{'---:|' * len(PER_COMMAND)}")
+    for name in commands:
+        cells = []
+        for step in PER_COMMAND:
+            median = statistics.median(times[(name, step)])
+            reference = times.get(("runc", step))
+            ratio = f" ({median / statistics.median(reference):.1f}x)" if reference and name != "runc" else ""
+            cells.append(f"{median * 1000:.1f}{ratio}")
+        print(f"| {name} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

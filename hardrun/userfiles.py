@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from contextlib import contextmanager
 from contextvars import ContextVar
 
 from .errors import HardrunError, ParseError, UsageError
@@ -100,11 +99,12 @@ def read_json_object(path: str, label: str | None = None, expected: str = "a JSO
 def json_object(text: str, where: str, expected: str = "a JSON object",
                 error: type[HardrunError] = ParseError) -> dict:
     """`text` decoded as JSON, which must be an object: else `error` naming `where`."""
-    import json
+    from .jsonlite import loads     # json's own decoder without importing json (hardrun-oci's start)
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as problem:
-        raise error(f"not JSON: {problem.msg}", path=where, line=problem.lineno, column=problem.colno) from None
+        value = loads(text)
+    except ValueError as problem:    # json.JSONDecodeError
+        raise error(f"not JSON: {getattr(problem, 'msg', problem)}", path=where,
+                    line=getattr(problem, "lineno", None), column=getattr(problem, "colno", None)) from None
     except RecursionError:
         raise error("not JSON: nested too deeply", path=where) from None
     if not isinstance(value, dict):
@@ -117,14 +117,20 @@ def within(path: str, real_root: str) -> bool:
     return os.path.commonpath((real_root, os.path.realpath(path))) == real_root
 
 
-@contextmanager
-def audited_root(real_root: str | None):
-    """While active, `outside_audited_root` judges paths against `real_root`."""
-    token = _AUDITED_ROOT.set(real_root)
-    try:
-        yield
-    finally:
-        _AUDITED_ROOT.reset(token)
+class audited_root:
+    """While active (`with audited_root(...)`), `outside_audited_root` judges paths against
+    `real_root`. A class, not contextlib's decorator: its import costs `hardrun-oci create`
+    (which reads config.json through this module) about 4 ms."""
+
+    def __init__(self, real_root: str | None):
+        self.real_root = real_root
+        self.token = None
+
+    def __enter__(self) -> None:
+        self.token = _AUDITED_ROOT.set(self.real_root)
+
+    def __exit__(self, *exc_info) -> None:
+        _AUDITED_ROOT.reset(self.token)
 
 
 def outside_audited_root(path: str) -> bool:

@@ -98,8 +98,8 @@ class Log:
         import time
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
         if self.fmt == "json":
-            import json
-            line = json.dumps({"level": level, "msg": message, "time": stamp})
+            from ..jsonlite import dumps
+            line = dumps({"level": level, "msg": message, "time": stamp})
         else:
             line = f'time="{stamp}" level={level} msg="{message}"'
         try:
@@ -328,11 +328,12 @@ def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> No
         config = read_bytes(path)
     except HardrunError as error:
         raise HardrunError(f"{path}: {error.message}") from None
-    cache_key = verdict_cache.key(config, policy_name, floor)
+    cache_key = verdict_cache.key(config, policy_name, floor, os.path.dirname(path))
     verdict = verdict_cache.lookup(cache_key)
     if verdict is None:
         policy_files, refusal = _judge(config, path, policy_name, floor)
-        verdict_cache.store(cache_key, policy_files, refusal)
+        if policy_files:
+            verdict_cache.store(cache_key, policy_files, refusal)
         verdict = (refusal is None, refusal)
     allowed, refusal = verdict
     if not allowed:
@@ -342,7 +343,9 @@ def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> No
 
 
 def _judge(config: bytes, path: str, policy_name: str, floor: bool) -> tuple[list, str | None]:
-    """The plain gate: (the policy's files, the refusal's message or None when allowed)."""
+    """The plain gate: (the policy's files, the refusal's message or None when allowed).
+    No files (nothing to cache) when the verdict depends on more than the bundle and the
+    policy: an exemption scoped to files (the config's path) or one that expires (the date)."""
     import json
     from ..frontends.oci import parse_oci
     from ..policy.evaluate import evaluate_runspec, failing
@@ -367,6 +370,8 @@ def _judge(config: bytes, path: str, policy_name: str, floor: bool) -> tuple[lis
     blocking = failing(findings, policy)
     builtins = builtin_policies()
     policy_files = [str(builtins.get(name, name)) for name in policy.chain]
+    if any(exemption.files or exemption.expires for exemption in policy.exemptions):
+        policy_files = []
     if not blocking or policy.runtime.gate == "warn":
         return policy_files, None
     ids = sorted({finding.rule for finding in blocking})
@@ -438,5 +443,5 @@ def _ps(root: str, container_id: str, fmt: str) -> None:
 
 
 def _print_json(value) -> None:
-    import json
-    print(json.dumps(value))
+    from ..jsonlite import dumps
+    print(dumps(value))

@@ -17,18 +17,13 @@ import os
 
 from ..errors import ParseError
 from ..spec.capabilities import NUMBERS as CAP_NUMBERS
-from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES, ulimit_name
+from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES, is_bind, is_engine_file, ulimit_name
 from ..spec.run import EnvVar, Mount, RunSpec, Ulimit
 from ..parsing import runvalues as rv
 from ..parsing.yamlsafe import MarkedList, MarkedMap, load_all
 
 # Namespaces a container must not share with the host (user/cgroup are often shared).
 HOST_WHEN_ABSENT = ("network", "pid", "ipc", "uts", "mount")
-# Files every engine writes for each container in its own state and binds in (Docker from
-# <data-root>/containers/<id>/, Podman from .../<id>/userdata/, the CRI from .../sandboxes/<pod id>/).
-ENGINE_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
-SANDBOX_ANNOTATIONS = ("io.kubernetes.cri.sandbox-id", "io.kubernetes.cri-o.SandboxID")
-MIN_ENGINE_ID = 12        # engines name containers by 64 hex digits (12 in short form)
 # Every capability up to CAP_AUDIT_READ: what `docker run --privileged` grants on any engine version.
 PRIVILEGED_CAPABILITIES = 38
 UNCONFINED_SELINUX_TYPES = ("spc_t", "unconfined_t")
@@ -212,7 +207,7 @@ class _Config:
             options = tuple(str(o) for o in self.items(item, "options", "mounts[].", object))
             kind = self.get(item, "type", str, "mounts[].") or ""
             source = self.get(item, "source", str, "mounts[].")
-            if kind == "bind" or "bind" in options or "rbind" in options:
+            if is_bind(kind, options):
                 kind = "bind"
             rest = tuple(o for o in options if o not in ("ro", "rw", "bind", "rbind"))
             if kind == "bind" and self.engine_file(destination, source):
@@ -272,21 +267,7 @@ class _Config:
         return {"seccomp": f"inline:{action or 'unknown'}"}
 
     def engine_file(self, destination: str, source: str | None) -> bool:
-        """A bind of exactly /etc/hosts, /etc/hostname or /etc/resolv.conf from a regular file of
-        the same name in a directory named after this container or its pod (the bundle's
-        directory, or its parent for Podman's `userdata`; the CRI's sandbox annotation): the
-        engine's own copy. A user's `-v /etc:/etc` or `-v /etc/hosts:/etc/hosts` is not one."""
-        if destination not in ENGINE_FILES or not source or not os.path.isabs(source):
-            return False
-        if os.path.basename(source) != os.path.basename(destination) or not os.path.isfile(source):
-            return False
-        bundle = os.path.dirname(os.path.abspath(self.path))
-        annotations = self.config.get("annotations")
-        owners = {os.path.basename(bundle), os.path.basename(os.path.dirname(bundle))}
-        if isinstance(annotations, MarkedMap):
-            owners.update(str(annotations.get(key) or "") for key in SANDBOX_ANNOTATIONS)
-        owners = {owner for owner in owners if len(owner) >= MIN_ENGINE_ID}
-        return bool(owners & set(os.path.dirname(source).split("/")))
+        return is_engine_file(destination, source, self.path, self.config.get("annotations"))
 
     def privileged(self, process: MarkedMap, linux: MarkedMap) -> bool:
         """What `docker run --privileged` makes of a container: every capability, no seccomp

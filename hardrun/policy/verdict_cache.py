@@ -16,12 +16,13 @@ bundle is refused from the cache with the same message.
 """
 from __future__ import annotations
 
-import json
 import os
 import stat
 
 from .. import __version__
+from .. import jsonlite
 from ..runtime.seccomp_cache import default_cache_dir, sha256, usable_cache_dir, write_entry
+from ..spec.oci import ENGINE_FILES, SANDBOX_ANNOTATIONS, is_bind, is_engine_file
 
 _MAGIC = b"hardrun-verdict 1"
 _MAX_ENTRY = 64 * 1024
@@ -34,14 +35,137 @@ def cache_dir() -> str:
                                                                    "verdicts")
 
 
-def key(config: bytes, reference: str, floor: bool) -> str:
-    """The hash of what decides the verdict, apart from the policy files' content."""
+def key(config: bytes, reference: str, floor: bool, bundle: str | None = None) -> str:
+    """The hash of what decides the verdict, apart from the policy files' content.
+    `bundle`: the bundle's directory, which the gate reads too (see gate_view)."""
     digest = sha256()
-    for part in (_MAGIC, __version__.encode(), _code_signature(), config, reference.encode(),
+    view = gate_view(config, bundle) if bundle is not None else [config]
+    for part in (_MAGIC, __version__.encode(), _code_signature(), *view, reference.encode(),
                  _cwd().encode(), b"floor" if floor else b"no-floor"):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
+
+
+# What of a config.json no part of the gate reads (the OCI front end, raise_floor, the
+# rules: tests/oci/test_gate_view.py shows each gives the same verdict and rule ids whatever
+# it holds). Engines write per-container values there: the id in cgroupsPath, in Docker's
+# prestart hook, in CRI annotations. Of the annotations, the sandbox ones are read (engine files).
+_UNREAD_TOP = ("hooks",)
+_UNREAD_LINUX = ("cgroupsPath",)
+# Read only for their type (a string): the hostname and root.path (no rule reads either).
+_STRING_ONLY = (("hostname",), ("root", "path"))
+# Docker's HOSTNAME=<short id>. The rules read the environment for secrets only: HOSTNAME is
+# not a secret's name, and no credential pattern matches lower-case hex digits alone (every
+# one needs another character: a capital, a letter past f, '_', '-', ':' or '@').
+_HEX_DIGITS = frozenset("0123456789abcdef")
+_HOSTNAME_VARIABLE = "HOSTNAME="
+MIN_HEX_ID, MAX_HEX_ID = 12, 64
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _DuplicateKey("a key given twice")
+    return document
+
+
+def gate_view(config: bytes, bundle: str) -> list[bytes]:
+    """What the gate reads of a bundle, as key parts.
+
+    A config.json in the compact canonical form engines write (the parsed document written
+    back compactly gives its exact bytes, and no key is given twice, so nothing can hide
+    behind the parsed document) counts without what the gate never reads (_UNREAD_TOP,
+    _UNREAD_LINUX, the annotations but the sandbox ones), with a fixed value for what it
+    reads only as a string (_STRING_ONLY) and for Docker's HOSTNAME=<hex>, and for each bind
+    that the front end takes for the engine's own copy of /etc/hosts, /etc/hostname or
+    /etc/resolv.conf (no rule reads its source) that decision instead of its source.
+
+    Any other config counts byte for byte, with the bundle's directory and whether each
+    engine file's source is a file (the front end's decision reads them). Anything
+    unexpected keeps more in the key: a miss is always safe."""
+    directory = [b"bundle", os.path.abspath(bundle).encode()]
+    try:
+        document = jsonlite.loads(config, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError):
+        document = None
+    if not isinstance(document, dict):
+        return [config, *directory]
+    if jsonlite.dumps(document, compact=True).encode() not in (config, config.removesuffix(b"\n")):
+        return [config, *directory, _engine_file_facts(document.get("mounts")) or b"?"]
+    engine_copies = _drop_engine_file_sources(document, os.path.join(os.path.abspath(bundle), "config.json"))
+    if engine_copies is None:
+        return [config, *directory, b"?"]
+    for name in _UNREAD_TOP:
+        document.pop(name, None)
+    linux = document.get("linux")
+    if isinstance(linux, dict):
+        for name in _UNREAD_LINUX:
+            linux.pop(name, None)
+    # the front end reads the sandbox annotations of an object, and nothing else of them
+    annotations = document.pop("annotations", None)
+    kept = {name: value for name, value in annotations.items()
+            if name in SANDBOX_ANNOTATIONS} if isinstance(annotations, dict) else {}
+    if kept:
+        document["annotations"] = kept
+    for *parents, name in _STRING_ONLY:
+        section = document
+        for parent in parents:
+            section = section.get(parent) if isinstance(section, dict) else None
+        if isinstance(section, dict) and isinstance(section.get(name), str):
+            section[name] = ""
+    process = document.get("process")
+    if isinstance(process, dict) and isinstance(process.get("env"), list):
+        process["env"] = [_HOSTNAME_VARIABLE if _is_hex_hostname(item) else item for item in process["env"]]
+    return [b"view", jsonlite.dumps(document, compact=True).encode(), b"engine files", engine_copies]
+
+
+def _is_hex_hostname(item) -> bool:
+    if not isinstance(item, str) or not item.startswith(_HOSTNAME_VARIABLE):
+        return False
+    value = item[len(_HOSTNAME_VARIABLE):]
+    return MIN_HEX_ID <= len(value) <= MAX_HEX_ID and set(value) <= _HEX_DIGITS
+
+
+def _drop_engine_file_sources(document: dict, config_path: str) -> bytes | None:
+    """Remove the source of each bind the front end takes for an engine's own file and
+    return their indexes (the decision, in the key instead of the path); None when the
+    mounts are not a list of objects (the front end refuses those)."""
+    mounts = document.get("mounts")
+    if mounts is None:
+        return b""
+    if not isinstance(mounts, list) or not all(isinstance(mount, dict) for mount in mounts):
+        return None
+    copies = []
+    for index, mount in enumerate(mounts):
+        options = mount.get("options", [])
+        kind = mount.get("type", "")
+        if not isinstance(options, list) or not isinstance(kind, str):
+            continue        # the front end refuses it (or reads it otherwise): kept whole
+        if is_bind(kind, [str(option) for option in options]) and is_engine_file(
+                mount.get("destination"), mount.get("source"), config_path, document.get("annotations")):
+            del mount["source"]
+            copies.append(str(index))
+    return ",".join(copies).encode()
+
+
+def _engine_file_facts(mounts) -> bytes | None:
+    """For each mount onto an engine file (/etc/hosts, ...): is its source a regular file
+    now. None when the mounts are not a list of objects (the front end refuses those)."""
+    if mounts is None:
+        return b""
+    if not isinstance(mounts, list) or not all(isinstance(mount, dict) for mount in mounts):
+        return None
+    facts = []
+    for mount in mounts:
+        destination, source = mount.get("destination"), mount.get("source")
+        if isinstance(destination, str) and destination in ENGINE_FILES:
+            facts.append(b"1" if isinstance(source, str) and os.path.isfile(source) else b"0")
+    return b"".join(facts)
 
 
 def _cwd() -> str:
@@ -91,7 +215,7 @@ def lookup(cache_key: str, directory: str | None = None) -> tuple[bool, str | No
     if body is None:
         return None
     try:
-        entry = json.loads(body)
+        entry = jsonlite.loads(body)
         policy_files = [(str(path), str(digest)) for path, digest in entry["policy_files"]]
         refusal = entry["refusal"]
     except (ValueError, TypeError, KeyError):
@@ -138,6 +262,6 @@ def store(cache_key: str, policy_files: list[str], refusal: str | None, director
     digests = [(os.path.abspath(path), _file_digest(path)) for path in policy_files]
     if not digests or any(digest is None for _, digest in digests) or not usable_cache_dir(directory):
         return False
-    body = json.dumps({"policy_files": digests, "refusal": refusal}).encode()
+    body = jsonlite.dumps({"policy_files": digests, "refusal": refusal}).encode()
     content = b" ".join((_MAGIC, cache_key.encode(), sha256(body).hexdigest().encode())) + b"\n" + body
     return write_entry(directory, cache_key + ".verdict", content)

@@ -20,7 +20,6 @@ How the config's fields map onto the plan:
 """
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 
@@ -29,6 +28,7 @@ from ..spec.capabilities import NUMBERS
 from ..spec.defaults import DOCKER_DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS
 from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES
 from ..spec.record import dataclass, field
+from .. import jsonlite
 from .mounts import MountPlan, TMPFS_DATA_KEYS
 
 CONFIG_FILE = "config.json"
@@ -422,7 +422,7 @@ class _Reader:
         value = self.typed(linux.get("seccomp"), dict, "linux.seccomp")
         if not value:
             return None, None
-        text = json.dumps(value)
+        text = jsonlite.dumps(value)
         from .seccomp_profile import parse_profile
         try:
             parse_profile(text, path="linux.seccomp", fmt="json")

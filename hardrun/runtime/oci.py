@@ -20,12 +20,12 @@ annotations, the floor's changes and the config as it was run (for `exec`).
 """
 from __future__ import annotations
 
-import json
 import os
 import _signal as signal
 import time
 
 from ..errors import HardrunError, UsageError
+from .. import jsonlite
 from . import state as state_module
 from .process import StepFailure, stat_fields
 
@@ -87,7 +87,7 @@ class Container:
                                "(a symbolic link, another owner or open to others): refused")
             fd = os.open(os.path.join(path, STATE_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             with os.fdopen(fd) as handle:
-                record = json.load(handle)
+                record = jsonlite.loads(handle.read())
         except FileNotFoundError:
             raise OciError(f"container {container_id} does not exist") from None
         except ValueError:
@@ -98,7 +98,7 @@ class Container:
         temporary = os.path.join(self.path, f".{STATE_FILE}.new")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump(self.record, handle)
+            handle.write(jsonlite.dumps(self.record))
         os.rename(temporary, os.path.join(self.path, STATE_FILE))
 
     # -- status -------------------------------------------------------------------
@@ -185,7 +185,7 @@ def create(root: str, container_id: str, options: CreateOptions, bundle=None) ->
         "hooks": loaded.hooks, "floor_on": options.floor})
     pid = None
     try:
-        _write_private(os.path.join(path, CONFIG_COPY), json.dumps(loaded.document))
+        _write_private(os.path.join(path, CONFIG_COPY), jsonlite.dumps(loaded.document))
         container.save()     # recorded first: `delete` finds whatever follows
         pid = _launch(container, loaded, options)
         _run_hooks(container, ("prestart", "createRuntime"))
@@ -429,27 +429,29 @@ def _write_pid_file(path: str, pid: int) -> None:
 def _run_hooks(container: Container, kinds, fail: bool = True) -> list[str]:
     """Run each hook of `kinds` with the container's state on stdin (the spec's way); a
     failure raises (create, start) or is returned (poststop: delete goes on)."""
-    import subprocess
+    hooks = [(kind, hook) for kind in kinds for hook in (container.record.get("hooks") or {}).get(kind, [])]
+    if not hooks:
+        return []
+    import subprocess     # only where there are hooks: `start` and `delete` are on a measured path
     problems = []
-    state_text = json.dumps(container.oci_state())
-    for kind in kinds:
-        for hook in (container.record.get("hooks") or {}).get(kind, []):
-            argv = hook["args"] or [hook["path"]]
-            try:
-                result = subprocess.run(argv, executable=hook["path"], input=state_text.encode(),
-                                        env=dict(item.split("=", 1) for item in hook["env"] if "=" in item),
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        timeout=hook["timeout"] or HOOK_TIMEOUT)
-                problem = (f"{kind} hook {hook['path']} failed (exit {result.returncode}): "
-                           f"{result.stderr.decode(errors='replace').strip()}") if result.returncode else None
-            except subprocess.TimeoutExpired:
-                problem = f"{kind} hook {hook['path']} timed out"
-            except OSError as error:
-                problem = f"{kind} hook {hook['path']}: {error.strerror}"
-            if problem and fail:
-                raise OciError(problem)
-            if problem:
-                problems.append(problem)
+    state_text = jsonlite.dumps(container.oci_state())
+    for kind, hook in hooks:
+        argv = hook["args"] or [hook["path"]]
+        try:
+            result = subprocess.run(argv, executable=hook["path"], input=state_text.encode(),
+                                    env=dict(item.split("=", 1) for item in hook["env"] if "=" in item),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    timeout=hook["timeout"] or HOOK_TIMEOUT)
+            problem = (f"{kind} hook {hook['path']} failed (exit {result.returncode}): "
+                       f"{result.stderr.decode(errors='replace').strip()}") if result.returncode else None
+        except subprocess.TimeoutExpired:
+            problem = f"{kind} hook {hook['path']} timed out"
+        except OSError as error:
+            problem = f"{kind} hook {hook['path']}: {error.strerror}"
+        if problem and fail:
+            raise OciError(problem)
+        if problem:
+            problems.append(problem)
     return problems
 
 

@@ -11,6 +11,8 @@ Standard library only: imported by the exporter and by the runtime's --dry-run.
 """
 from __future__ import annotations
 
+import os
+
 from .defaults import (DEFAULT_TMPFS, DEFAULT_TMPFS_SIZE, DEV_TMPFS_DATA, DEVPTS_DATA, NAMESPACES,
                        SHM_TMPFS_DATA)
 
@@ -20,6 +22,35 @@ CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient
 # OCI namespace types are spelled as hardrun's namespace names (RunSpec.namespaces keys).
 NAMESPACE_TYPES = NAMESPACES
 RLIM_INFINITY = 2**64 - 1
+# Files every engine writes for each container in its own state and binds in (Docker from
+# <data-root>/containers/<id>/, Podman from .../<id>/userdata/, the CRI from .../sandboxes/<pod id>/).
+ENGINE_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
+# The annotations naming a container's pod sandbox (CRI: containerd, CRI-O).
+SANDBOX_ANNOTATIONS = ("io.kubernetes.cri.sandbox-id", "io.kubernetes.cri-o.SandboxID")
+MIN_ENGINE_ID = 12        # engines name containers by 64 hex digits (12 in short form)
+
+
+def is_bind(kind: str, options) -> bool:
+    """A config.json mount that binds a host path: type bind, or a bind/rbind option."""
+    return kind == "bind" or "bind" in options or "rbind" in options
+
+
+def is_engine_file(destination, source, config_path: str, annotations) -> bool:
+    """A bind of exactly /etc/hosts, /etc/hostname or /etc/resolv.conf from a regular file of
+    the same name in a directory named after this container or its pod (the bundle's
+    directory, or its parent for Podman's `userdata`; the CRI's sandbox annotation): the
+    engine's own copy. A user's `-v /etc:/etc` or `-v /etc/hosts:/etc/hosts` is not one.
+    Read by the OCI front end and by the verdict cache's key alike."""
+    if destination not in ENGINE_FILES or not isinstance(source, str) or not os.path.isabs(source):
+        return False
+    if os.path.basename(source) != os.path.basename(destination) or not os.path.isfile(source):
+        return False
+    bundle = os.path.dirname(os.path.abspath(config_path))
+    owners = {os.path.basename(bundle), os.path.basename(os.path.dirname(bundle))}
+    if isinstance(annotations, dict):
+        owners.update(str(annotations.get(key) or "") for key in SANDBOX_ANNOTATIONS)
+    owners = {owner for owner in owners if len(owner) >= MIN_ENGINE_ID}
+    return bool(owners & set(os.path.dirname(source).split("/")))
 
 # /proc, /sys and /dev as `hardrun run` mounts them (runtime/mounts.py: mount_proc,
 # mount_sys, mount_dev); their flags are nosuid, nodev, noexec unless said otherwise.

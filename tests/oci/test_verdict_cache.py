@@ -38,7 +38,7 @@ def verdict(bundle: str, policy: str) -> str | None:
 
 def entry_path(cache, bundle: str, policy: str):
     with open(os.path.join(bundle, "config.json"), "rb") as handle:
-        key = verdict_cache.key(handle.read(), policy, True)
+        key = verdict_cache.key(handle.read(), policy, True, bundle)
     return cache / f"{key}.verdict", key
 
 
@@ -159,3 +159,20 @@ def test_create_refuses_from_the_cache_with_the_rule_ids(oci, oci_rootfs, tmp_pa
     second = oci("create", "--bundle", bundle, "c1", global_args=("--policy", "restricted"))
     assert (second.returncode, second.stderr) == (first.returncode, first.stderr)
     assert oci("state", "c1").returncode != 0
+
+
+@pytest.mark.parametrize("exemption", ["files: ['elsewhere/*']", "expires: 2099-12-31"])
+def test_a_verdict_that_depends_on_the_path_or_the_date_is_not_cached(cache, root_bundle, tmp_path, exemption):
+    """An exemption scoped to files judges the config's path, one that expires judges
+    today's date: neither is in the key, so such a verdict is judged every time.
+    The control: the same policy without the scope is cached."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nextends: restricted\nexemptions:\n  - rule: HR2012\n    reason: x\n")
+    verdict(root_bundle, str(policy))
+    assert entry_path(cache, root_bundle, str(policy))[0].exists()
+    policy = tmp_path / "scoped.yaml"
+    policy.write_text(f"version: 1\nextends: restricted\nexemptions:\n  - rule: HR2012\n    reason: x\n"
+                      f"    {exemption}\n")
+    first = verdict(root_bundle, str(policy))
+    assert not entry_path(cache, root_bundle, str(policy))[0].exists()
+    assert verdict(root_bundle, str(policy)) == first

@@ -1,0 +1,224 @@
+"""The verdict cache's key under engines (verdict_cache.gate_view): the fields it leaves out
+or fixes are read by no part of the gate, and everything the gate does read stays in the key.
+
+The corpus is real engine bundles (tests/data/oci-engines/, captured from Docker and
+containerd). Each left-out field is changed to other values, to the wrong type and removed,
+each string-only field (hostname, root.path) and Docker's HOSTNAME=<hex> to other values:
+the key stays, and so do the verdict and the rule ids of every built-in policy (the gate
+judged in full each time, no cache). Controls: changing a field the rules read (a
+capability, an environment variable, HOSTNAME to a credential) changes the key and the
+rule ids; a config not in the engines' compact form, or with a key given twice, keeps all
+its bytes in the key; the engine's own /etc/hosts bind counts by the front end's decision,
+which changes the key when it changes (its source gone, another bundle directory)."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+
+import pytest
+
+from hardrun.cli.oci import _judge
+from hardrun.frontends.oci import parse_oci
+from hardrun.policy import verdict_cache
+from hardrun.policy.evaluate import evaluate_runspec
+from hardrun.policy.load import builtin_policies, load_policy
+from hardrun.runtime.bundle import raise_floor
+
+ENGINES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "oci-engines")
+CORPUS = sorted(name for name in os.listdir(ENGINES) if name.endswith(".json"))
+POLICIES = sorted(builtin_policies())
+UNREAD_VALUES = ("/other/cgroup/path", 42, {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "x"]}]})
+
+
+def compact(document: dict) -> bytes:
+    """The form Docker and containerd write."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def load(name: str) -> dict:
+    with open(os.path.join(ENGINES, name), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def judged(config: bytes, bundle: str) -> dict:
+    """Per policy: the plain gate's refusal (None: allowed) and the rule ids it found."""
+    path = os.path.join(bundle, "config.json")
+    out = {}
+    for name in POLICIES:
+        _, refusal = _judge(config, path, name, True)
+        document = json.loads(config)
+        raise_floor(document)
+        specs = parse_oci(json.dumps(document, indent=1), path)
+        rules = sorted({finding.rule for spec in specs for finding in evaluate_runspec(spec, load_policy(name))})
+        out[name] = (refusal, rules)
+    return out
+
+
+def mutations(document: dict):
+    """(what, the document with one left-out field changed) for each left-out field."""
+    for value in UNREAD_VALUES:
+        for where in ("hooks", "linux.cgroupsPath"):
+            changed = copy.deepcopy(document)
+            section, _, name = where.rpartition(".")
+            (changed[section] if section else changed)[name] = value
+            yield f"{where}={value!r}", changed
+        changed = copy.deepcopy(document)
+        changed.setdefault("annotations", {})["io.kubernetes.pod.name"] = value
+        changed["annotations"]["com.docker.other"] = value
+        yield f"annotations={value!r}", changed
+    for where in ("hooks", "linux.cgroupsPath", "annotations"):
+        changed = copy.deepcopy(document)
+        section, _, name = where.rpartition(".")
+        (changed[section] if section else changed).pop(name, None)
+        yield f"{where} removed", changed
+    for value in ("", "/", "0123456789ab"):
+        for section, name in ((None, "hostname"), ("root", "path")):
+            if name not in (document[section] if section else document):
+                continue    # present or not stays in the key
+            changed = copy.deepcopy(document)
+            (changed[section] if section else changed)[name] = value
+            yield f"{section}.{name}={value!r}", changed
+    for value in ("000000000000", "0123456789abcdef" * 4, "4512de904489"):
+        if not any(item.startswith("HOSTNAME=") for item in document["process"]["env"]):
+            continue
+        changed = copy.deepcopy(document)
+        changed["process"]["env"] = [item for item in changed["process"]["env"] if not item.startswith("HOSTNAME=")]
+        changed["process"]["env"].append(f"HOSTNAME={value}")
+        yield f"HOSTNAME={value}", changed
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("gate-view") / "b")
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_a_left_out_field_changes_neither_the_key_nor_the_verdict(name, bundle_dir):
+    document = load(name)
+    original = compact(document)
+    assert verdict_cache.gate_view(original, bundle_dir)[0] == b"view"   # the engines' form: normalised
+    expected_key = verdict_cache.key(original, "default", True, bundle_dir)
+    expected = judged(original, bundle_dir)
+    assert any(refusal for refusal, _ in expected.values()) or name.startswith("ctr")   # Docker's are refused somewhere
+    for what, changed in mutations(document):
+        config = compact(changed)
+        assert verdict_cache.key(config, "default", True, bundle_dir) == expected_key, what
+        assert judged(config, bundle_dir) == expected, what
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_a_field_the_rules_read_changes_the_key_and_the_rule_ids(name, bundle_dir):
+    """The control: the same machinery sees a change that matters."""
+    document = load(name)
+    original = compact(document)
+    key = verdict_cache.key(original, "default", True, bundle_dir)
+    before = judged(original, bundle_dir)
+    for what, change in (("CAP_SYS_ADMIN", lambda d: d["process"]["capabilities"]["bounding"].append("CAP_SYS_ADMIN")),
+                         ("an AWS key", lambda d: d["process"]["env"].append("KEY=AKIAABCDEFGHIJKLMNOP"))):
+        changed = copy.deepcopy(document)
+        change(changed)
+        config = compact(changed)
+        assert verdict_cache.key(config, "default", True, bundle_dir) != key, what
+        assert judged(config, bundle_dir) != before, what
+    # HOSTNAME holding what is not hex digits alone (a credential) is not fixed
+    changed = copy.deepcopy(document)
+    changed["process"]["env"].append("HOSTNAME=AKIAABCDEFGHIJKLMNOP")
+    assert verdict_cache.key(compact(changed), "default", True, bundle_dir) != key
+    assert judged(compact(changed), bundle_dir) != before
+    for what, value in (("a hostname that is no string", 5), ("root.path that is no string", ["x"])):
+        changed = copy.deepcopy(document)
+        if what.startswith("a hostname"):
+            changed["hostname"] = value
+        else:
+            changed["root"]["path"] = value
+        assert verdict_cache.key(compact(changed), "default", True, bundle_dir) != key, what
+
+
+def test_hostname_is_no_secret_s_name_and_hex_digits_no_credential():
+    """What the fixed HOSTNAME=<hex> rests on (hardrun/audit/secrets.py)."""
+    import random
+    from hardrun.audit import secrets
+    assert not secrets.is_secret_name("HOSTNAME")
+    generator = random.Random(18)
+    for length in range(12, 65):
+        for _ in range(20):
+            value = "".join(generator.choice("0123456789abcdef") for _ in range(length))
+            assert secrets.find_credential_literals(value) == []
+
+
+def test_containerd_s_containers_share_a_key(bundle_dir):
+    """ctr's bundles differ only in cgroupsPath."""
+    def key_of(name: str) -> str:
+        with open(os.path.join(ENGINES, name), "rb") as handle:
+            return verdict_cache.key(handle.read(), "default", True, bundle_dir)
+    assert key_of("ctr-1.json") == key_of("ctr-2.json")
+
+
+def materialise(name: str, base) -> tuple[bytes, str]:
+    """A Docker bundle as its daemon has it: the per-container files under
+    <data-root>/containers/<id>/ and the bundle directory named after the id."""
+    document = load(name)
+    container_id = document["linux"]["cgroupsPath"].rsplit("/", 1)[1]
+    files = base / "data" / "containers" / container_id
+    files.mkdir(parents=True)
+    for mount in document["mounts"]:
+        if mount["source"].startswith("/tmp/") and "/containers/" in mount["source"]:
+            mount["source"] = str(files / os.path.basename(mount["source"]))
+            if mount["destination"] != "/dev/shm":
+                (files / os.path.basename(mount["source"])).write_text("x\n")
+    return compact(document), str(base / "moby" / container_id)
+
+
+@pytest.mark.parametrize("pair", [("docker-none-1.json", "docker-none-2.json"),
+                                  ("docker-default-1.json", "docker-default-2.json")])
+def test_docker_s_containers_share_a_key(pair, tmp_path):
+    (first, first_bundle), (second, second_bundle) = (materialise(name, tmp_path / name) for name in pair)
+    assert first != second
+    assert verdict_cache.key(first, "default", True, first_bundle) == \
+        verdict_cache.key(second, "default", True, second_bundle)
+    assert judged(first, first_bundle) == judged(second, second_bundle)
+    # the control: the same bundle elsewhere, where its files are no longer the engine's own
+    assert verdict_cache.key(first, "default", True, str(tmp_path / "x" / "elsewhere")) != \
+        verdict_cache.key(first, "default", True, first_bundle)
+    assert judged(first, str(tmp_path / "x" / "elsewhere")) != judged(first, first_bundle)
+
+
+def test_a_config_in_another_form_keeps_all_its_bytes_in_the_key(bundle_dir):
+    document = load("ctr-1.json")
+    for form in (lambda d: json.dumps(d, indent=1).encode(), lambda d: json.dumps(d).encode()):
+        changed = copy.deepcopy(document)
+        changed["linux"]["cgroupsPath"] = "/elsewhere"
+        assert verdict_cache.gate_view(form(document), bundle_dir)[0] != b"view"
+        assert verdict_cache.key(form(document), "default", True, bundle_dir) != \
+            verdict_cache.key(form(changed), "default", True, bundle_dir)
+
+
+def test_a_key_given_twice_keeps_all_its_bytes_in_the_key(bundle_dir):
+    """The front end and the cache's parser could each keep another of the two values."""
+    text = compact(load("ctr-1.json"))
+    twice = text[:-1] + b',"process":{"args":["sh"]}}'
+    assert verdict_cache.gate_view(twice, bundle_dir)[:1] == [twice]
+
+
+def test_the_bundle_directory_is_in_the_key_exactly_when_an_engine_file_is_bound(tmp_path):
+    document = load("ctr-1.json")
+    config = compact(document)
+    first, second = str(tmp_path / "a"), str(tmp_path / "b")
+    assert verdict_cache.key(config, "default", True, first) == verdict_cache.key(config, "default", True, second)
+    # a bind of /etc/hosts from a file in a directory named like the bundle: the engine's own copy
+    name = "0123456789abcdef"
+    source_dir = tmp_path / "state" / name
+    source_dir.mkdir(parents=True)
+    (source_dir / "hosts").write_text("127.0.0.1 localhost\n")
+    document["mounts"].append({"destination": "/etc/hosts", "type": "bind", "source": str(source_dir / "hosts"),
+                               "options": ["rbind", "rw"]})
+    config = compact(document)
+    own, other = str(tmp_path / "bundles" / name), str(tmp_path / "bundles" / "fedcba9876543210")
+    assert judged(config, own) != judged(config, other)          # the front end reads the directory
+    assert verdict_cache.key(config, "default", True, own) != verdict_cache.key(config, "default", True, other)
+    key = verdict_cache.key(config, "default", True, own)
+    os.unlink(source_dir / "hosts")      # no longer a file: no longer the engine's copy
+    assert verdict_cache.key(config, "default", True, own) != key
+    shutil.rmtree(source_dir)

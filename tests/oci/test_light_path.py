@@ -1,0 +1,120 @@
+"""The calls an engine makes several times per container (`state`, `start`, `kill`,
+`delete`, `list`) import only the state side of hardrun-oci: no `json` (and through it
+`re`), no `subprocess`, no click, no policy, audit or front-end module; `create` with its
+verdict cached imports none of them but the verdict cache; and their JSON
+(hardrun/jsonlite.py) is byte for byte what `json` writes and reads.
+
+Each import check runs the real command in a fresh interpreter and lists the modules it
+loaded; the control is `create` of a bundle whose verdict is not cached, which does load
+the policy side, so the listing sees what a subcommand imports."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hardrun import jsonlite
+from tests.helpers import hardrun_env
+from tests.oci.conftest import make_bundle
+
+HEAVY = ("json", "re", "subprocess", "click", "yaml", "enum")
+HEAVY_PREFIXES = ("hardrun.policy", "hardrun.audit", "hardrun.frontends", "hardrun.cli.group")
+LISTING = """
+import sys
+from hardrun.cli.oci import main
+status = main(sys.argv[1:])
+heavy = sorted(name for name in sys.modules if name in {heavy!r} or name.startswith({prefixes!r}))
+with open({out!r}, "w") as handle:
+    handle.write(" ".join(heavy))
+sys.exit(status)
+"""
+
+
+def heavy_imports(tmp_path, root: str, *args, global_args=()) -> tuple[int, list[str], str]:
+    """(exit status, the heavy modules the command imported, its stderr)."""
+    out = tmp_path / "modules"
+    code = LISTING.format(heavy=HEAVY, prefixes=HEAVY_PREFIXES, out=str(out))
+    with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
+        result = subprocess.run([sys.executable, "-c", code, "--root", root, *global_args, *args],
+                                stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=hardrun_env(),
+                                timeout=120)
+    return result.returncode, out.read_text().split(), (tmp_path / "stderr").read_text()
+
+
+def test_the_engine_s_frequent_calls_import_only_the_state_side(oci, oci_rootfs, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARDRUN_VERDICT_CACHE", str(tmp_path / "verdicts"))
+    bundle = make_bundle(tmp_path / "b", oci_rootfs, ["/bin/sleep", "60"])
+    # the control: create on a cache miss judges the bundle, and the listing shows it
+    status, created_with, stderr = heavy_imports(tmp_path, oci.root, "create", "--bundle", bundle, "l1")
+    assert status == 0, stderr
+    assert "hardrun.policy.evaluate" in created_with and "json" in created_with
+    # create again with the verdict cached: no json, re, enum, YAML, audit or front end either
+    assert heavy_imports(tmp_path, oci.root, "delete", "--force", "l1")[0] == 0
+    status, created_with, stderr = heavy_imports(tmp_path, oci.root, "create", "--bundle", bundle, "l1")
+    assert status == 0, stderr
+    assert created_with == ["hardrun.policy", "hardrun.policy.verdict_cache"]
+    for args in (("state", "l1"), ("start", "l1"), ("list",), ("list", "--format", "json"),
+                 ("kill", "l1", "KILL"), ("delete", "l1")):
+        status, imported, stderr = heavy_imports(tmp_path, oci.root, *args)
+        assert status == 0, (args, stderr)
+        assert imported == [], (args, imported)
+    assert not os.path.exists(os.path.join(oci.root, "l1"))
+
+
+def test_the_light_path_s_errors_are_one_line_and_a_json_log_entry(oci, tmp_path):
+    os.makedirs(oci.root, mode=0o700)
+    log = tmp_path / "log.json"
+    status, imported, stderr = heavy_imports(tmp_path, oci.root, "state", "missing",
+                                             global_args=("--log", str(log), "--log-format", "json"))
+    assert status == 1 and imported == []
+    assert stderr == "hardrun-oci: container missing does not exist\n"
+    entry = json.loads(log.read_text())
+    assert entry["level"] == "error" and entry["msg"] == "container missing does not exist"
+    status, imported, stderr = heavy_imports(tmp_path, oci.root, "kill", "missing", "NOSUCHSIGNAL")
+    assert status == 2 and imported == []
+    assert stderr.count("\n") == 1 and "unknown signal 'NOSUCHSIGNAL'" in stderr
+
+
+def corpus() -> list:
+    """Every JSON document of the tests' data: real bundles of the engines, schemas, SARIF."""
+    found = []
+    base = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
+    for directory, _, names in os.walk(base):
+        for name in sorted(names):
+            if name.endswith(".json"):
+                with open(os.path.join(directory, name), encoding="utf-8") as handle:
+                    text = handle.read()
+                try:
+                    found.append(json.loads(text))
+                except ValueError:
+                    continue    # the front ends' bad-input examples
+    return found
+
+
+def test_jsonlite_writes_and_reads_what_json_does():
+    documents = corpus()
+    assert len(documents) > 20
+    documents += [{"é": "\u2028\"\\\x00", "n": [0, -1, 2.5, 1e300, None, True, False]}, [], {}, "text", 7]
+    for document in documents:
+        text = json.dumps(document)
+        assert jsonlite.dumps(document) == text
+        assert jsonlite.loads(text) == document
+        assert jsonlite.loads(" \n" + json.dumps(document, indent=1) + "\n") == document
+        assert jsonlite.loads(text.encode()) == document
+
+
+@pytest.mark.parametrize("text", ["", "   ", "{", '{"a": 1} x', "{'a': 1}", "nul", '[1,]', "[1] [2]"])
+def test_jsonlite_refuses_what_json_refuses_with_json_s_message(text):
+    with pytest.raises(ValueError) as plain:
+        json.loads(text)
+    with pytest.raises(ValueError) as light:
+        jsonlite.loads(text)
+    assert str(light.value) == str(plain.value)
+
+
+def test_jsonlite_refuses_what_json_cannot_write():
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        jsonlite.dumps({"a": object()})
