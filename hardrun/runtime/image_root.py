@@ -282,7 +282,7 @@ def _in_image(layers, relative: str):
 
 def _idmapped(layers, id_maps, work: str) -> list[str]:
     """Each layer as an idmapped, read-only mount under `work` (the container's id map)."""
-    userns_fd = _userns_with(id_maps)
+    userns_fd = userns_with(id_maps)
     try:
         mounted = []
         for n, layer in enumerate(layers):
@@ -384,7 +384,7 @@ def _owner_mode_times(path: str, info, id_maps) -> None:
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
 
 
-def _userns_with(id_maps) -> int:
+def userns_with(id_maps) -> int:
     """An fd of a user namespace with the container's id maps (a child process makes it,
     the maps are written for it, and it exits; the fd keeps the namespace)."""
     ready_r, ready_w = os.pipe()
