@@ -64,7 +64,7 @@ def decision(document: dict, mode: str) -> tuple[bool, str | None]:
         return False, None
     joined = sorted({str(entry.get("type")) for entry in entries if entry.get("path")})
     if joined:
-        return False, (f"linux.namespaces: no user namespace added: the bundle joins {', '.join(joined)} "
+        return False, (f"no user namespace added: the bundle joins {', '.join(joined)} "
                        "by path, which a new user namespace could not enter")
     return True, None
 
@@ -73,12 +73,37 @@ def add_to_document(document: dict, lease) -> str:
     """Put the user namespace and the lease's maps into the document (in place); return the
     note recorded with the floor's changes."""
     linux = document["linux"]
-    linux["namespaces"] = list(linux.get("namespaces") or []) + [{"type": "user"}]
+    namespaces = list(linux.get("namespaces") or [])
+    added = ["user"]
+    if not any(entry.get("type") == "cgroup" for entry in namespaces):
+        # a user namespace can mount the cgroup (v1) hierarchies only in a cgroup namespace
+        # it owns: the container then sees its own cgroup as the root, as on cgroup v2
+        added.append("cgroup")
+    linux["namespaces"] = namespaces + [{"type": name} for name in added]
     linux["uidMappings"] = [{"containerID": 0, "hostID": lease.uid_start, "size": lease.count}]
     linux["gidMappings"] = [{"containerID": 0, "hostID": lease.gid_start, "size": lease.count}]
-    return (f"linux.namespaces: a user namespace of its own (container ids 0-{lease.count - 1} are host "
+    clamped = _clamp_ping_group_range(linux, lease.count)
+    return (f"a user namespace of its own (container ids 0-{lease.count - 1} are host "
             f"uids {lease.uid_start}-{lease.uid_start + lease.count - 1}, gids {lease.gid_start}-"
-            f"{lease.gid_start + lease.count - 1}); its root file system and binds are idmapped")
+            f"{lease.gid_start + lease.count - 1}); its root file system and the engine's binds are idmapped"
+            + ("; a cgroup namespace added with it" if "cgroup" in added else "")
+            + (f"; sysctl net.ipv4.ping_group_range {clamped}" if clamped else ""))
+
+
+def _clamp_ping_group_range(linux: dict, count: int) -> str | None:
+    """Docker asks every container for ping_group_range `0 2147483647` (all groups); in a user
+    namespace the kernel takes only groups mapped there (EINVAL otherwise), so "all" becomes
+    all of the container's. What was changed, or None."""
+    sysctl = linux.get("sysctl")
+    value = sysctl.get("net.ipv4.ping_group_range") if isinstance(sysctl, dict) else None
+    parts = value.split() if isinstance(value, str) else []
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        return None
+    low, high = int(parts[0]), int(parts[1])
+    if low >= count or high < count:
+        return None
+    sysctl["net.ipv4.ping_group_range"] = f"{low} {count - 1}"
+    return f"{value!r} -> '{low} {count - 1}' (the groups mapped in it)"
 
 
 # -- the mounts -----------------------------------------------------------------------------

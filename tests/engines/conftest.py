@@ -116,6 +116,7 @@ def docker(busybox_rootfs):
     engine = daemons.Docker(daemons.short_tempdir("hr-docker-"), {
         "hardrun": {"path": oci},
         "hardrun-baseline": {"path": oci, "runtimeArgs": ["--policy", "baseline"]},
+        "hardrun-keep": {"path": oci, "runtimeArgs": ["--userns", "keep"]},
         "crun": {"path": daemons.CRUN}})
     try:
         engine.start()
