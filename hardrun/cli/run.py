@@ -77,6 +77,10 @@ def _run_in_range(spec, options, image, id_lease) -> int:
         root = image_root.mount(image, spec, config.planned_id_maps(spec, id_lease),
                                 read_write=spec.read_only_root is False)
         spec = replace(spec, rootfs=root)
+    elif spec.rootfs and id_lease is not None and not options.dry_run:
+        # a root prepared for another range of the pool: idmapped onto this container's
+        from ..runtime import image_root
+        image_root.adopt_shifted_rootfs(spec.rootfs, config.planned_id_maps(spec, id_lease))
     cfg = config.resolve(spec, tty=options.tty, interactive=options.interactive, id_lease=id_lease)
     if options.dry_run:
         import json

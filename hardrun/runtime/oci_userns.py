@@ -131,7 +131,8 @@ class MappedMounts:
         k.mount("tmpfs", staging, "tmpfs", k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC, "mode=0700")
         userns_fd = userns_with(self.cfg.id_maps)
         try:
-            root, stores = _map_root(self.cfg.rootfs, mountinfo, staging, userns_fd)
+            owner = (self.cfg.id_maps.uid[0][1], self.cfg.id_maps.gid[0][1])     # the container's root
+            root, stores = _map_root(self.cfg.rootfs, mountinfo, staging, userns_fd, owner)
             stores.append(os.path.realpath(self.bundle))
             mounts = tuple(_map_bind(plan, index, staging, userns_fd) if _under(plan, stores) else plan
                            for index, plan in enumerate(self.cfg.mounts))
@@ -178,19 +179,19 @@ def _under(plan, stores) -> bool:
     return any(source.startswith(store.rstrip("/") + "/") for store in stores)
 
 
-def _map_root(rootfs: str, mountinfo, staging: str, userns_fd: int) -> tuple[str, list[str]]:
+def _map_root(rootfs: str, mountinfo, staging: str, userns_fd: int, owner) -> tuple[str, list[str]]:
     """(the idmapped root, the engine's storage directories it shows)."""
     path = os.path.realpath(rootfs)
     target = os.path.join(staging, "root")
     os.mkdir(target, 0o755)
     mount = _mount_at(mountinfo, path)
     if mount is not None and mount.fstype == "overlay":
-        return target, _rebuild_overlay(mount, path, staging, target, userns_fd)
+        return target, _rebuild_overlay(mount, path, staging, target, userns_fd, owner)
     _idmapped_bind(path, target, userns_fd, recursive=False, what=f"root.path {rootfs}")
     return target, []
 
 
-def _rebuild_overlay(mount, path: str, staging: str, target: str, userns_fd: int) -> list[str]:
+def _rebuild_overlay(mount, path: str, staging: str, target: str, userns_fd: int, owner) -> list[str]:
     lowers, upper, work = overlay_layers(mount.options, os.path.dirname(os.path.dirname(path)))
     if not lowers:
         raise IdmapError(f"root.path {path}: an overlay without lowerdir in /proc/self/mountinfo")
@@ -215,11 +216,29 @@ def _rebuild_overlay(mount, path: str, staging: str, target: str, userns_fd: int
         options += f":{os.path.join(staging, 'empty')}"    # overlayfs wants two layers without an upper one
         os.mkdir(os.path.join(staging, "empty"), 0o755)
     try:
-        k.mount("overlay", target, "overlay", 0 if upper else k.MS_RDONLY, options)
+        _mount_as(owner, target, options, 0 if upper else k.MS_RDONLY)
     except OSError as error:
         raise IdmapError(f"root.path {path}: cannot mount an overlay of its idmapped layers: "
                          f"{error.strerror}") from None
     return _store_of(path, upper)
+
+
+def _mount_as(ids: tuple[int, int], target: str, options: str, flags: int) -> None:
+    """Mount the overlay as the container's root seen from the host (euid and egid; the
+    capabilities raised again): overlayfs does its own work in the upper layer (its work
+    directory, whiteouts, copy-up) with its mounter's credentials, and through the idmapped
+    upper layer host root has no id on disk (EOVERFLOW: the kernel then mounts it read-only)."""
+    uid, gid = ids
+    effective, permitted, inheritable = k.capget()
+    os.setegid(gid)
+    os.seteuid(uid)
+    try:
+        k.capset(permitted, permitted, inheritable)    # a euid other than 0 cleared the effective set
+        k.mount("overlay", target, "overlay", flags, options)
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        k.capset(effective, permitted, inheritable)
 
 
 def _store_of(path: str, upper: str | None) -> list[str]:

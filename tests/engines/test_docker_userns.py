@@ -14,8 +14,8 @@ from tests.engines.conftest import assert_container_gone
 pytestmark = pytest.mark.runtime
 
 
-def uid_map(docker, runtime: str, *extra: str) -> list[int]:
-    line = docker.docker("run", "--rm", "--network", "none", "--runtime", runtime, *extra, "bb:1",
+def uid_map(docker, runtime: str, network: str = "none") -> list[int]:
+    line = docker.docker("run", "--rm", "--network", network, "--runtime", runtime, "bb:1",
                          "cat", "/proc/self/uid_map").stdout.split()
     return [int(field) for field in line]
 
@@ -121,7 +121,7 @@ def test_a_bundle_that_joins_a_namespace_by_path_is_left_as_docker_set_it(docker
     (owned by the host's), so the bundle keeps Docker's choice and the state says why."""
     first = docker.docker("run", "-d", "--network", "none", "--runtime", "hardrun", "bb:1").stdout.strip()
     try:
-        joined = uid_map(docker, "hardrun", "--network", f"container:{first}")
+        joined = uid_map(docker, "hardrun", network=f"container:{first}")
         assert joined == [0, 0, 4294967295]
     finally:
         docker.docker("rm", "-f", first)

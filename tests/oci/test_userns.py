@@ -105,3 +105,37 @@ def test_a_plain_directory_root_is_an_idmapped_bind_and_a_host_bind_is_not(oci, 
     keep = oci("run", "--bundle", bundle, "c2")
     assert keep.stdout.splitlines()[0].split() == ["0", "0", "4294967295"]
     assert keep.stdout.splitlines()[-1] == "host-writable", keep.stdout + keep.stderr
+
+
+def test_an_overlay_root_is_rebuilt_over_idmapped_layers(oci, oci_rootfs, tmp_path):
+    """Docker's layout (upper and work beside the merged directory): the container's root is
+    not host root, yet what it creates and deletes lands in the upper layer as host root's
+    (a whiteout for the deleted file), and the rebuilt overlay is writable (overlayfs mounts
+    read-only when its mounter has no id on disk in the upper layer). Control: the engine's
+    overlay itself is left as it was, and under keep the map is the host's."""
+    import shutil
+    lower, container = tmp_path / "lower", tmp_path / "container"
+    shutil.copytree(oci_rootfs, lower, symlinks=True)
+    for name in ("diff", "work", "merged"):
+        (container / name).mkdir(parents=True)
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={lower},upperdir={container / 'diff'},workdir={container / 'work'}",
+                    str(container / "merged")], check=True)
+    try:
+        script = "cat /proc/self/uid_map; touch /made && echo made; rm /bin/true && echo removed"
+        bundle = make_bundle(tmp_path / "b", oci_rootfs, ["/bin/sh", "-c", script],
+                             root={"path": str(container / "merged"), "readonly": False})
+        oci.userns = "auto"
+        auto = oci("run", "--bundle", bundle, "c1")
+        lines = auto.stdout.splitlines()
+        assert lines[1:] == ["made", "removed"], auto.stdout + auto.stderr
+        assert lines[0].split()[:2] != ["0", "0"]
+        made = os.lstat(container / "diff" / "made")
+        whiteout = os.lstat(container / "diff" / "bin" / "true")
+        assert (made.st_uid, made.st_gid, whiteout.st_uid, whiteout.st_rdev) == (0, 0, 0, 0)
+        assert os.path.exists(lower / "bin" / "true")
+        oci.userns = "keep"
+        keep = oci("run", "--bundle", bundle, "c2")
+        assert keep.stdout.splitlines()[0].split() == ["0", "0", "4294967295"], keep.stdout + keep.stderr
+    finally:
+        subprocess.run(["umount", str(container / "merged")], check=True)
