@@ -61,7 +61,8 @@ class Oci:
         err_path = os.path.join(self.workdir, "err")
         with open(out_path, "w") as out, open(err_path, "w") as err:
             result = subprocess.run([sys.executable, "-m", "hardrun", "oci", "--root", self.root,
-                                     "--userns", self.userns, *global_args, *args], stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                     "--userns", self.userns, *global_args, *args],
+                                    stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                     stdout=out, stderr=err, env=hardrun_env(), timeout=120,
                                     pass_fds=(3,) if fd3 is not None else (),
                                     preexec_fn=(lambda: os.dup2(fd3, 3)) if fd3 is not None else None)
