@@ -139,3 +139,45 @@ def test_an_overlay_root_is_rebuilt_over_idmapped_layers(oci, oci_rootfs, tmp_pa
         assert keep.stdout.splitlines()[0].split() == ["0", "0", "4294967295"], keep.stdout + keep.stderr
     finally:
         subprocess.run(["umount", str(container / "merged")], check=True)
+
+
+def test_delete_releases_the_lease_and_gc_reclaims_a_dead_inits(oci, oci_rootfs, tmp_path, monkeypatch):
+    """The range is the init's: `delete` frees it; an init that died without a delete leaves
+    a lease `hardrun gc` reclaims. Control: gc keeps the lease of a live container."""
+    import signal
+    from hardrun.runtime.userns import RANGES_DIR
+    from tests.helpers import run_hardrun
+    from tests.oci.conftest import process_gone
+    state = tmp_path / "hardrun-state"
+    monkeypatch.setenv("HARDRUN_STATE_DIR", str(state))
+    ranges = state / RANGES_DIR
+
+    def leases():
+        return sorted(name for name in os.listdir(ranges) if name != "lock")
+
+    oci.userns = "auto"
+    pids = {}
+    for name in ("freed", "killed", "alive"):
+        bundle = make_bundle(tmp_path / name, oci_rootfs, ["/bin/sleep", "60"])
+        oci("create", "--bundle", bundle, name, check=True)
+        pids[name] = oci.state(name)["pid"]
+    assert len(leases()) == 3
+    holders = {open(ranges / lease).read().split()[0]: lease for lease in leases()}
+    assert set(holders) == {str(pid) for pid in pids.values()}, "each lease names its container's init"
+    oci("delete", "freed", check=True)
+    assert holders[str(pids["freed"])] not in leases()
+    os.kill(pids["killed"], signal.SIGKILL)
+    assert wait_gone(pids["killed"], process_gone)
+    gc = run_hardrun("gc")
+    assert gc.returncode == 0, gc.stderr
+    assert "user-namespace id range" in gc.stdout, gc.stdout
+    assert leases() == [holders[str(pids["alive"])]]       # the control: the live one is kept
+    oci("delete", "killed", check=True)
+    oci("delete", "--force", "alive", check=True)
+    assert leases() == []
+
+
+def wait_gone(pid: int, process_gone) -> bool:
+    from tests.helpers import wait_until
+    wait_until(lambda: process_gone(pid), "the killed init to be gone")
+    return True
