@@ -43,6 +43,8 @@ from ..errors import HardrunError
 from . import syscalls as k
 
 MODES = ("auto", "keep")
+CARRIED_OPTIONS = ("metacopy", "redirect_dir", "index", "xino", "uuid", "nfs_export")
+OWN_WORKDIR = "hardrun"     # in the engine's work directory: the new overlay's own
 STAGING = "mounts"      # in the container's state directory: where the idmapped mounts are attached
 
 
@@ -210,11 +212,16 @@ def _rebuild_overlay(mount, path: str, staging: str, target: str, userns_fd: int
         where = os.path.join(staging, "upper")
         os.mkdir(where, 0o755)
         _idmapped_bind(parent, where, userns_fd, recursive=False, what=f"root.path {path}: upperdir {upper}")
+        own_work = _own_workdir(work)
         options += (f",upperdir={where}/{os.path.basename(upper)}"
-                    f",workdir={where}/{os.path.basename(work)}")
+                    f",workdir={where}/{os.path.basename(work)}/{os.path.basename(own_work)}")
     elif len(mapped) == 1:
         options += f":{os.path.join(staging, 'empty')}"    # overlayfs wants two layers without an upper one
         os.mkdir(os.path.join(staging, "empty"), 0o755)
+    # as the engine mounted it: these change how the upper layer is written
+    # a mount without it; the others change how the upper layer is written
+    options += "".join(f",{option}" for option in mount.options.split(",")
+                       if option.partition("=")[0] in CARRIED_OPTIONS)
     try:
         _mount_as(owner, target, options, 0 if upper else k.MS_RDONLY)
     except OSError as error:
@@ -239,6 +246,19 @@ def _mount_as(ids: tuple[int, int], target: str, options: str, flags: int) -> No
         os.seteuid(0)
         os.setegid(0)
         k.capset(effective, permitted, inheritable)
+
+
+def _own_workdir(work: str) -> str:
+    """A work directory of the new overlay's own, made afresh inside the engine's (so on the
+    upper layer's file system, and removed with it): two overlays sharing one work directory
+    is undefined behaviour, and one that a `volatile` overlay used (Podman's --rm) refuses
+    every other mount ("incompat feature 'volatile'")."""
+    own = os.path.join(work, OWN_WORKDIR)
+    if os.path.lexists(own):
+        from .state import remove_tree
+        remove_tree(own)        # a previous create's, of the same container
+    os.mkdir(own, 0o700)
+    return own
 
 
 def _store_of(path: str, upper: str | None) -> list[str]:
