@@ -13,7 +13,8 @@ is owned by host root on disk too.
   `overlay2`, containerd's overlayfs snapshotter) is rebuilt: its layers, read from
   /proc/self/mountinfo, are each idmapped (the upper and work directories through one
   idmapped mount of their common parent: overlayfs wants them on the same mount) and a new
-  overlay is mounted over them (overlayfs accepts idmapped layers since Linux 5.19). Any
+  overlay is mounted over them (overlayfs accepts idmapped layers since Linux 5.19), with a
+  work directory of its own and mounted as the container's root seen from the host. Any
   other root (a plain directory) is an idmapped bind of itself.
 - A bind mount from the engine's own storage is an idmapped copy of its source, so the
   container's root owns what the engine made for it as root: the files Docker binds
