@@ -181,3 +181,14 @@ def wait_gone(pid: int, process_gone) -> bool:
     from tests.helpers import wait_until
     wait_until(lambda: process_gone(pid), "the killed init to be gone")
     return True
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("0 2147483647", "0 65535"),      # Docker's "every group": every group of the container
+    ("0 1000", "0 1000"),             # already inside the mapping: as asked
+    ("70000 80000", "70000 80000"),   # outside it altogether: left for the kernel to refuse
+])
+def test_dockers_ping_group_range_becomes_the_containers_groups(value, expected):
+    linux = {"sysctl": {"net.ipv4.ping_group_range": value}}
+    oci_userns._clamp_ping_group_range(linux, 65536)
+    assert linux["sysctl"]["net.ipv4.ping_group_range"] == expected
