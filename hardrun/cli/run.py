@@ -78,9 +78,12 @@ def _run_in_range(spec, options, image, id_lease) -> int:
                                 read_write=spec.read_only_root is False)
         spec = replace(spec, rootfs=root)
     elif spec.rootfs and id_lease is not None and not options.dry_run:
-        # a root prepared for another range of the pool: idmapped onto this container's
-        from ..runtime import image_root
-        image_root.adopt_shifted_rootfs(spec.rootfs, config.planned_id_maps(spec, id_lease))
+        from ..runtime.userns import prepared_range_owner
+        maps = config.planned_id_maps(spec, id_lease)
+        owner = prepared_range_owner(spec.rootfs, maps)
+        if owner is not None:     # a root prepared for another range of the pool: idmapped onto this one
+            from ..runtime import image_root
+            image_root.adopt_shifted_rootfs(spec.rootfs, maps, owner)
     cfg = config.resolve(spec, tty=options.tty, interactive=options.interactive, id_lease=id_lease)
     if options.dry_run:
         import json

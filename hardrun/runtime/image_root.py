@@ -428,26 +428,19 @@ def release(image: ImageRoot) -> None:
     image.lock.__exit__(None, None, None)
 
 
-def adopt_shifted_rootfs(rootfs: str, id_maps) -> bool:
+def adopt_shifted_rootfs(rootfs: str, id_maps, owner: tuple[int, int]) -> None:
     """`hardrun run --rootfs DIR` (real root, a range of the container's own) where DIR's top
-    directory is owned by a uid and gid of hardrun's id pool (a root prepared for
-    `--userns-remap START:65536`, or chowned as another container's range): DIR is shown to
-    the container through an idmapped bind that maps that range onto the container's own,
-    so the container's root owns its root, and what it writes (with --read-write) is owned
-    on disk by the range DIR was prepared for. Mounted over DIR in a mount namespace of
-    hardrun's own process, as image roots are. Whether it did; a DIR owned by host root (or
-    by any id below the pool) is left as it is, and an idmap the kernel refuses is an error."""
-    from .userns import IdMaps, root_id_pool
-    if id_maps is None or id_maps.method != "direct" or len(id_maps.uid) != 1 or len(id_maps.gid) != 1:
-        return False
-    info = os.stat(rootfs)
-    uid_base, gid_base, _ = root_id_pool()
+    directory is owned by `owner`, a uid and gid of hardrun's id pool (a root prepared for
+    `--userns-remap START:65536`, or chowned as another container's range: found by
+    userns.prepared_range_owner): DIR is shown to the container through an idmapped bind
+    that maps that range onto the container's own, so the container's root owns its root,
+    and what it writes (with --read-write) is owned on disk by the range DIR was prepared
+    for. Mounted over DIR in a mount namespace of hardrun's own process, as image roots
+    are. An idmap the kernel refuses is an error (fail closed)."""
+    from .userns import IdMaps
     (_, uid_start, count), (_, gid_start, _) = id_maps.uid[0], id_maps.gid[0]
-    if info.st_uid < uid_base or info.st_gid < gid_base or (info.st_uid, info.st_gid) == (uid_start, gid_start):
-        return False
-    if max(info.st_uid, info.st_gid) + count > 0xFFFFFFFF:
-        return False
-    shift = IdMaps([(info.st_uid, uid_start, count)], [(info.st_gid, gid_start, count)], "direct")
+    uid, gid = owner
+    shift = IdMaps([(uid, uid_start, count)], [(gid, gid_start, count)], "direct")
     k.unshare(k.CLONE_NEWNS)
     k.mount(None, "/", None, k.MS_REC | k.MS_SLAVE)
     userns_fd = userns_with(shift)
@@ -458,12 +451,11 @@ def adopt_shifted_rootfs(rootfs: str, id_maps) -> bool:
             k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP, recursive=False, userns_fd=userns_fd)
             k.move_mount(tree, source)
         except OSError as error:
-            raise HardrunError(f"--rootfs {rootfs}: owned by uid {info.st_uid}, gid {info.st_gid} (a range of "
-                               f"hardrun's id pool), but it cannot be idmapped onto the container's range: "
-                               f"{error.strerror}", hint=f"give --userns-remap {info.st_uid}:{count}") from None
+            raise HardrunError(f"--rootfs {rootfs}: owned by uid {uid}, gid {gid} (a range of hardrun's id "
+                               f"pool), but it cannot be idmapped onto the container's range: {error.strerror}",
+                               hint=f"give --userns-remap {uid}:{count}") from None
         finally:
             os.close(tree)
     finally:
         os.close(source)
         os.close(userns_fd)
-    return True

@@ -356,6 +356,26 @@ def _live_leases(directory: str) -> list[tuple[int, int]]:
     return live
 
 
+def prepared_range_owner(rootfs: str, maps: IdMaps | None) -> tuple[int, int] | None:
+    """(uid, gid) owning `rootfs` when it was prepared for another range of the id pool than
+    the container's own (`maps`, a single direct range): hardrun.runtime.image_root.
+    adopt_shifted_rootfs then idmaps it onto the container's range. None otherwise, and for
+    a root that cannot be read (the configuration's checks name that)."""
+    if maps is None or maps.method != "direct" or len(maps.uid) != 1 or len(maps.gid) != 1:
+        return None
+    try:
+        info = os.stat(rootfs)
+    except OSError:
+        return None
+    uid_base, gid_base, _ = root_id_pool()
+    (_, uid_start, count), (_, gid_start, _) = maps.uid[0], maps.gid[0]
+    if info.st_uid < uid_base or info.st_gid < gid_base or (info.st_uid, info.st_gid) == (uid_start, gid_start):
+        return None
+    if max(info.st_uid, info.st_gid) + count > 0xFFFFFFFF:
+        return None
+    return info.st_uid, info.st_gid
+
+
 def check_user_mapped(user: User, maps: IdMaps | None) -> None:
     if maps is None:
         return
