@@ -5,9 +5,10 @@
 One busybox bundle (written by hardrun's OCI writer, hardrun/spec/oci.py) is run by each
 runtime in turn, interleaved round by round so that a busy machine weighs on all of them
 alike; each figure is the median wall time of one whole `run` process (create, start,
-wait, delete). hardrun-oci runs twice: as configured by default (the policy gate and the
-floor: no_new_privs, its seccomp allowlist from the cache) and with `--no-floor` under
-the built-in `default` policy. Nothing here is a test.
+wait, delete). hardrun-oci runs three times: as configured by default (the policy gate,
+the floor: no_new_privs, its seccomp allowlist from the cache, and a user namespace of the
+container's own with its idmapped root), with `--no-floor` under the built-in `default`
+policy, and with `--userns keep` (no user namespace added, as runc). Nothing here is a test.
 
 `--per-command` times each call an engine makes instead, one process each, on a bundle of
 `/bin/sleep`: `create`, `start`, `state`, `kill KILL` and `delete --force`.
@@ -49,7 +50,9 @@ def make_bundle(base: Path, args=("/bin/true",)) -> Path:
 def runtimes(base: Path, also: list[str]) -> dict:
     hardrun = str(ROOT / ".venv" / "bin" / "hardrun-oci")
     found = {"hardrun-oci": [hardrun, "--root", str(base / "hardrun")],
-             "hardrun-oci --no-floor": [hardrun, "--root", str(base / "hardrun-nofloor"), "--no-floor"]}
+             "hardrun-oci --no-floor": [hardrun, "--root", str(base / "hardrun-nofloor"), "--no-floor"],
+             # the default adds a user namespace and an idmapped root; keep is runc's choice
+             "hardrun-oci --userns keep": [hardrun, "--root", str(base / "hardrun-keep"), "--userns", "keep"]}
     for index, item in enumerate(also):
         name, _, path = item.partition("=")
         found[name] = [path, "--root", str(base / f"also-{index}")]

@@ -34,6 +34,9 @@ global options:
   --no-floor              do not raise the floor (no_new_privs, seccomp, kernel paths, NET_RAW)
   --explain               record the calls each container's seccomp filter refuses (shown by
                           `hardrun inspect PID`; a holder process per container, reaped by delete)
+  --userns auto|keep      auto (default): a bundle without a user namespace gets one of its own
+                          (a leased id range, idmapped root and binds; the create fails if they
+                          cannot be idmapped); keep: the engine's choice
   --version, -v           print the version
   --help, -h              this help
 
@@ -180,7 +183,7 @@ def _exit_code(error: BaseException) -> int:
 def _global_options(argv):
     options: dict = {}
     index = 0
-    takes_value = {"--root", "--log", "--log-format", "--policy", "--criu", "--rootless"}
+    takes_value = {"--root", "--log", "--log-format", "--policy", "--criu", "--rootless", "--userns"}
     flags = {"--debug", "--systemd-cgroup", "--no-floor", "--explain", "--version", "-v", "--help", "-h"}
     while index < len(argv):
         arg = argv[index]
@@ -201,6 +204,8 @@ def _global_options(argv):
         index += 1
     if options.get("--log-format", "text") not in ("text", "json"):
         raise _Usage(f"--log-format {options['--log-format']}: expected text or json")
+    if options.get("--userns", "auto") not in ("auto", "keep"):
+        raise _Usage(f"--userns {options['--userns']}: expected auto or keep")
     if options.get("--rootless") not in (None, "auto", "false"):
         raise _Usage("--rootless: hardrun-oci runs as root only")
     if "--criu" in options:
@@ -299,7 +304,8 @@ def _create(root: str, container_id: str, sub: dict, options: dict, log: Log, ru
     judge_bundle(bundle, options.get("--policy"), floor="--no-floor" not in options)
     create_options = oci.CreateOptions(bundle, sub.get("--pid-file"), sub.get("--console-socket"),
                                        preserve, "--no-pivot" in sub, floor="--no-floor" not in options,
-                                       explain="--explain" in options)
+                                       explain="--explain" in options,
+                                       userns=options.get("--userns", "auto"))
     container = oci.create(root, container_id, create_options)
     log.debug(f"created {container_id}: pid {container.record['pid']}")
     if not run:

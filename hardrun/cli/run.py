@@ -110,6 +110,13 @@ def _run_in_range(spec, options, image, id_lease, cached) -> int:
         root = image_root.mount(image, spec, config.planned_id_maps(spec, id_lease),
                                 read_write=spec.read_only_root is False)
         spec = replace(spec, rootfs=root)
+    elif spec.rootfs and id_lease is not None and not options.dry_run:
+        from ..runtime.userns import prepared_range_owner
+        maps = config.planned_id_maps(spec, id_lease)
+        owner = prepared_range_owner(spec.rootfs, maps)
+        if owner is not None:     # a root prepared for another range of the pool: idmapped onto this one
+            from ..runtime import image_root
+            image_root.adopt_shifted_rootfs(spec.rootfs, maps, owner)
     if cached.entry is not None:
         fixed = cached.entry.fixed
     else:

@@ -417,7 +417,7 @@ def _in_image(layers, relative: str):
 
 def _idmapped(layers, id_maps, work: str) -> list[str]:
     """Each layer as an idmapped, read-only mount under `work` (the container's id map)."""
-    userns_fd = _userns_with(id_maps)
+    userns_fd = userns_with(id_maps)
     try:
         mounted = []
         for n, layer in enumerate(layers):
@@ -519,7 +519,7 @@ def _owner_mode_times(path: str, info, id_maps) -> None:
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
 
 
-def _userns_with(id_maps) -> int:
+def userns_with(id_maps) -> int:
     """An fd of a user namespace with the container's id maps (a child process makes it,
     the maps are written for it, and it exits; the fd keeps the namespace)."""
     ready_r, ready_w = os.pipe()
@@ -564,3 +564,36 @@ def release(image: ImageRoot) -> None:
         except OSError:
             pass      # the mount namespace goes with the process; gc removes the directory
     image.lock.__exit__(None, None, None)
+
+
+def adopt_shifted_rootfs(rootfs: str, id_maps, owner: tuple[int, int]) -> None:
+    """`hardrun run --rootfs DIR` (real root, a range of the container's own) where DIR's top
+    directory is owned by `owner`, a uid and gid of hardrun's id pool (a root prepared for
+    `--userns-remap START:65536`, or chowned as another container's range: found by
+    userns.prepared_range_owner): DIR is shown to the container through an idmapped bind
+    that maps that range onto the container's own, so the container's root owns its root,
+    and what it writes (with --read-write) is owned on disk by the range DIR was prepared
+    for. Mounted over DIR in a mount namespace of hardrun's own process, as image roots
+    are. An idmap the kernel refuses is an error (fail closed)."""
+    from .userns import IdMaps
+    (_, uid_start, count), (_, gid_start, _) = id_maps.uid[0], id_maps.gid[0]
+    uid, gid = owner
+    shift = IdMaps([(uid, uid_start, count)], [(gid, gid_start, count)], "direct")
+    k.unshare(k.CLONE_NEWNS)
+    k.mount(None, "/", None, k.MS_REC | k.MS_SLAVE)
+    userns_fd = userns_with(shift)
+    source = os.open(rootfs, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        tree = k.open_tree(source, recursive=False)
+        try:
+            k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP, recursive=False, userns_fd=userns_fd)
+            k.move_mount(tree, source)
+        except OSError as error:
+            raise HardrunError(f"--rootfs {rootfs}: owned by uid {uid}, gid {gid} (a range of hardrun's id "
+                               f"pool), but it cannot be idmapped onto the container's range: {error.strerror}",
+                               hint=f"give --userns-remap {uid}:{count}") from None
+        finally:
+            os.close(tree)
+    finally:
+        os.close(source)
+        os.close(userns_fd)

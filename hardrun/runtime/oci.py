@@ -152,13 +152,17 @@ def _frozen(paths) -> bool:
 # -- create ---------------------------------------------------------------------------
 
 class CreateOptions:
-    __slots__ = ("bundle", "pid_file", "console_socket", "preserve_fds", "no_pivot", "floor", "explain")
+    """`explain`: record the filter's refusals (hardrun.runtime.oci_explain); `userns`: auto
+    (a user namespace of the container's own where the bundle has none,
+    hardrun.runtime.oci_userns) or keep (the engine's choice)."""
+    __slots__ = ("bundle", "pid_file", "console_socket", "preserve_fds", "no_pivot", "floor", "explain", "userns")
 
     def __init__(self, bundle: str, pid_file: str | None = None, console_socket: str | None = None,
-                 preserve_fds: int = 0, no_pivot: bool = False, floor: bool = True, explain: bool = False):
+                 preserve_fds: int = 0, no_pivot: bool = False, floor: bool = True, explain: bool = False,
+                 userns: str = "auto"):
         self.bundle, self.pid_file, self.console_socket = bundle, pid_file, console_socket
         self.preserve_fds, self.no_pivot, self.floor = preserve_fds, no_pivot, floor
-        self.explain = explain    # record the filter's refusals (hardrun.runtime.oci_explain)
+        self.explain, self.userns = explain, userns
 
 
 def create(root: str, container_id: str, options: CreateOptions, bundle=None) -> Container:
@@ -167,6 +171,16 @@ def create(root: str, container_id: str, options: CreateOptions, bundle=None) ->
     from . import bundle as bundle_module
     check_id(container_id)
     loaded = bundle or bundle_module.load(options.bundle, floor=options.floor, no_pivot=options.no_pivot)
+    loaded, lease = _own_user_namespace(loaded, options.userns)
+    try:
+        return _create(root, container_id, options, loaded, lease)
+    except BaseException:
+        if lease is not None and lease.path:
+            lease.release()        # still create's own: handed over to the init only once it is held
+        raise
+
+
+def _create(root: str, container_id: str, options: CreateOptions, loaded, lease) -> Container:
     cfg = loaded.config
     if cfg.tty and not options.console_socket:
         raise UsageError("process.terminal is true: --console-socket is required")
@@ -182,12 +196,16 @@ def create(root: str, container_id: str, options: CreateOptions, bundle=None) ->
         "bundle": loaded.path, "rootfs": cfg.rootfs, "annotations": loaded.annotations, "pid": None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z", "cgroups": [],
         "floor": [f"{change.field}: {change.change}" for change in loaded.floor],
-        "hooks": loaded.hooks, "floor_on": options.floor})
+        "hooks": loaded.hooks, "floor_on": options.floor, "id_lease": lease.path if lease else None})
     pid = None
     try:
         _write_private(os.path.join(path, CONFIG_COPY), jsonlite.dumps(loaded.document))
         container.save()     # recorded first: `delete` finds whatever follows
         pid = _launch(container, loaded, options)
+        if lease is not None:
+            from .userns import hand_over
+            hand_over(lease, pid, container.record.get("start_time"))
+            lease.path = ""     # the init's now: released by delete (or reclaimed once it is dead)
         _run_hooks(container, ("prestart", "createRuntime"))
         if options.pid_file:
             _write_pid_file(options.pid_file, pid)
@@ -197,6 +215,39 @@ def create(root: str, container_id: str, options: CreateOptions, bundle=None) ->
         _remove(container)
         raise
     return container
+
+
+def _own_user_namespace(loaded, mode: str):
+    """(the bundle to run, the id lease or None): under `auto`, a bundle without a user
+    namespace gets one of its own (hardrun.runtime.oci_userns); the note joins the floor's."""
+    from . import oci_userns
+    from .bundle import FloorChange, from_document
+    from ..spec.record import replace
+    add, why_not = oci_userns.decision(loaded.document, mode)
+    if not add:
+        if why_not:
+            loaded = replace(loaded, floor=loaded.floor + (FloorChange("linux.namespaces", why_not),))
+        return loaded, None
+    lease = _lease()
+    try:
+        note = oci_userns.add_to_document(loaded.document, lease)
+        seccomp_default = any(change.field == "linux.seccomp" for change in loaded.floor)
+        again = from_document(loaded.document, loaded.path, seccomp_default)
+        return replace(again, floor=loaded.floor + (FloorChange("linux.namespaces", note),)), lease
+    except BaseException:
+        lease.release()
+        raise
+
+
+def _lease():
+    """A range of the pool `hardrun run` leases from (the same lease files)."""
+    from . import userns
+    try:
+        return userns.lease_id_range()
+    except state_module.StateDirError as error:
+        raise OciError(f"cannot lease a user-namespace id range: {error}") from None
+    except OSError as error:
+        raise OciError(f"cannot lease a user-namespace id range: {error.strerror or error}") from None
 
 
 def _launch(container: Container, loaded, options: CreateOptions) -> int:
@@ -229,12 +280,22 @@ def _launch(container: Container, loaded, options: CreateOptions) -> int:
     exec_plan = _exec_plan(cfg)
     sync_read, sync_write = os.pipe()
     report_read, report_write = os.pipe()
+    mapped = None
     try:
+        if container.record.get("id_lease"):
+            from .oci_userns import MappedMounts
+            mapped = MappedMounts(container.path, cfg, loaded.path)
+            run_cfg = mapped.enter()
+            launch.mounts = run_cfg.mounts
+        else:
+            run_cfg = cfg
         pid = _clone(flags, launch, paths.get("pid"))
         if pid == 0:
             os.close(sync_write)
             os.close(report_read)
-            child.main(cfg, launch, exec_plan, sync_read, report_write)  # never returns
+            child.main(run_cfg, launch, exec_plan, sync_read, report_write)  # never returns
+        if mapped is not None:
+            mapped.leave()
         os.close(sync_read)
         os.close(report_write)
         sync_read = report_write = -1
@@ -259,6 +320,8 @@ def _launch(container: Container, loaded, options: CreateOptions) -> int:
         if launch.seccomp_watch is not None:    # the holder and the init have their ends
             launch.seccomp_watch.listener.close()
         launch.stdio.close()
+        if mapped is not None:
+            mapped.leave()
 
 
 def _release(pid: int, cfg, loaded, sync_write: int, report_read: int, write_maps, read_all) -> None:
@@ -535,6 +598,9 @@ def _remove(container: Container) -> list[str]:
     if container.record.get("holder"):
         from .oci_explain import stop_holder
         stop_holder(container.record)
+    if container.record.get("id_lease") and container.record.get("pid"):
+        from .userns import release_held
+        release_held(container.record["id_lease"], container.record["pid"], container.record.get("start_time"))
     problems = remove_cgroups(paths) if paths else []
     if not problems:
         state_module.remove_tree(container.path)

@@ -103,8 +103,11 @@ def check_oom_score_adj(value: int, own_user_namespace: bool, current: int | Non
     current = _own_oom_score_adj() if current is None else current
     caps = _own_effective_caps() if caps is None else caps
     if current is not None and value < current and (own_user_namespace or not caps >> CAP_SYS_RESOURCE & 1):
-        if live and not own_user_namespace and _can_lower_own_to(value, current):
-            return      # e.g. containerd's shim, one above its parent, asking for the parent's 0
+        # e.g. containerd's shim, one above its parent, asking for the parent's 0; the kernel's
+        # floor (oom_score_adj_min) is inherited, so a container in a user namespace of its
+        # own may lower its value to it just the same
+        if live and _can_lower_own_to(value, current):
+            return
         where = ("the container's root has none over the host" if own_user_namespace
                  else "the caller has none")
         raise UsageError(f"--oom-score-adj {value}: lowering it below the caller's ({current}) needs "

@@ -268,6 +268,49 @@ def lease_id_range(count: int = DEFAULT_RANGE_SIZE, root: str | None = None, poo
     return IdLease(uid_base + offset, gid_base + offset, count, path)
 
 
+def hand_over(lease: IdLease, pid: int, start_time: int | None, root: str | None = None) -> None:
+    """Name process `pid` (started at `start_time`) as the lease's holder: hardrun-oci's
+    `create` exits while the container's init lives on. Rewritten whole under the lock, so
+    that no allocation reads a half-written lease (and takes it for a dead one)."""
+    import fcntl
+    directory = os.path.dirname(lease.path)
+    lock = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        fd = os.open(lease.path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.write(fd, f"{pid} {start_time}\n".encode())
+        finally:
+            os.close(fd)
+    finally:
+        os.close(lock)
+
+
+def release_held(path: str, pid: int, start_time: int | None) -> bool:
+    """Remove the lease at `path` if `pid` (started at `start_time`) still holds it: once the
+    holder is dead the range may have been reclaimed and leased again under the same name,
+    and then it is another container's. Whether it was removed."""
+    import fcntl
+    directory = os.path.dirname(path)
+    try:
+        lock = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with open(path, "rb") as handle:
+                holder = handle.read(100).decode(errors="replace").split()
+        except FileNotFoundError:
+            return False
+        if holder != [str(pid), str(start_time)]:
+            return False
+        os.unlink(path)
+        return True
+    finally:
+        os.close(lock)
+
+
 def reclaim_id_ranges(root: str | None = None) -> list[str]:
     """Remove the leases of dead hardrun processes (`hardrun gc`); what was removed."""
     import fcntl
@@ -325,6 +368,26 @@ def _live_leases(directory: str) -> list[tuple[int, int]]:
         else:
             os.unlink(path)
     return live
+
+
+def prepared_range_owner(rootfs: str, maps: IdMaps | None) -> tuple[int, int] | None:
+    """(uid, gid) owning `rootfs` when it was prepared for another range of the id pool than
+    the container's own (`maps`, a single direct range): hardrun.runtime.image_root.
+    adopt_shifted_rootfs then idmaps it onto the container's range. None otherwise, and for
+    a root that cannot be read (the configuration's checks name that)."""
+    if maps is None or maps.method != "direct" or len(maps.uid) != 1 or len(maps.gid) != 1:
+        return None
+    try:
+        info = os.stat(rootfs)
+    except OSError:
+        return None
+    uid_base, gid_base, _ = root_id_pool()
+    (_, uid_start, count), (_, gid_start, _) = maps.uid[0], maps.gid[0]
+    if info.st_uid < uid_base or info.st_gid < gid_base or (info.st_uid, info.st_gid) == (uid_start, gid_start):
+        return None
+    if max(info.st_uid, info.st_gid) + count > 0xFFFFFFFF:
+        return None
+    return info.st_uid, info.st_gid
 
 
 def check_user_mapped(user: User, maps: IdMaps | None) -> None:

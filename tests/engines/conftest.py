@@ -118,6 +118,7 @@ def docker(busybox_rootfs):
         "hardrun": {"path": oci},
         "hardrun-baseline": {"path": oci, "runtimeArgs": ["--policy", "baseline"]},
         "hardrun-explain": {"path": oci, "runtimeArgs": ["--explain"]},
+        "hardrun-keep": {"path": oci, "runtimeArgs": ["--userns", "keep"]},
         "crun": {"path": daemons.CRUN}}), busybox_rootfs)
 
 

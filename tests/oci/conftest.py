@@ -46,18 +46,23 @@ def reap_all() -> None:
 
 class Oci:
     """`hardrun-oci --root ROOT …` run as an engine runs it; output to files, since a held
-    init keeps the stdio it inherited open (a pipe would never reach end of file)."""
+    init keeps the stdio it inherited open (a pipe would never reach end of file).
 
-    def __init__(self, root: str, workdir: str):
-        self.root, self.workdir = root, workdir
+    `userns`: keep by default here. These tests bind directories of the host that their
+    containers write into as root, which under `--userns auto` the container's root cannot
+    (the point of it); tests/oci/test_userns.py runs auto."""
+
+    def __init__(self, root: str, workdir: str, userns: str = "keep"):
+        self.root, self.workdir, self.userns = root, workdir, userns
 
     def __call__(self, *args, stdin=None, global_args=(), fd3=None, check=False):
         """`fd3`: an fd of ours that the command gets as its fd 3 (for --preserve-fds)."""
         out_path = os.path.join(self.workdir, "out")
         err_path = os.path.join(self.workdir, "err")
         with open(out_path, "w") as out, open(err_path, "w") as err:
-            result = subprocess.run([sys.executable, "-m", "hardrun", "oci", "--root", self.root, *global_args,
-                                     *args], stdin=stdin if stdin is not None else subprocess.DEVNULL,
+            result = subprocess.run([sys.executable, "-m", "hardrun", "oci", "--root", self.root,
+                                     "--userns", self.userns, *global_args, *args],
+                                    stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                     stdout=out, stderr=err, env=hardrun_env(), timeout=120,
                                     pass_fds=(3,) if fd3 is not None else (),
                                     preexec_fn=(lambda: os.dup2(fd3, 3)) if fd3 is not None else None)

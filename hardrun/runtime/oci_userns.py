@@ -1,0 +1,418 @@
+"""hardrun-oci's user namespace for a bundle that has none (`--userns auto`, the default).
+
+An engine that passes no `uidMappings` asks for a container whose root is the host's root.
+Under `auto`, `create` gives such a container a user namespace of its own instead: a range
+of host ids leased as `hardrun run` leases one (hardrun.runtime.userns.lease_id_range, the
+same pool and lease files), with container ids 0..65535 mapped onto it. The engine still
+expects the files it prepared to be owned by host root, so the file system the container
+sees goes through idmapped mounts (`mount_setattr(MOUNT_ATTR_IDMAP)`) with the container's
+map: container root reads and writes files owned by host root on disk, and what it creates
+is owned by host root on disk too.
+
+- The root: overlayfs refuses to idmap its own mounts (EINVAL), so an overlay root (Docker's
+  `overlay2`, containerd's overlayfs snapshotter) is rebuilt: its layers, read from
+  /proc/self/mountinfo, are each idmapped (the upper and work directories through one
+  idmapped mount of their common parent: overlayfs wants them on the same mount) and a new
+  overlay is mounted over them (overlayfs accepts idmapped layers since Linux 5.19), with a
+  work directory of its own and mounted as the container's root seen from the host. Any
+  other root (a plain directory) is an idmapped bind of itself.
+- A bind mount from the engine's own storage is an idmapped copy of its source, so the
+  container's root owns what the engine made for it as root: the files Docker binds
+  (/etc/hosts, /etc/resolv.conf, /etc/hostname, /dev/shm) and its volumes. The engine's
+  storage is the bundle's directory, and for an overlay root laid out as Docker's and
+  Podman's are (`STORE/DRIVER/ID/merged` over `STORE/DRIVER/ID/diff`) the directory STORE
+  (Docker's data-root, Podman's graphroot). A bind of any other host path is not idmapped:
+  there the container's root is an unmapped id (nobody), so it reads what the host lets
+  anyone read and cannot write files owned by host root (as under Docker's
+  `--userns-remap`).
+
+These mounts are made by `create` in a mount namespace of its own, that the container's
+init is cloned from (it gets copies), and that `create` leaves again at once: nothing is
+mounted on the host. A mount that cannot be idmapped (a file system without idmap support)
+fails the create, naming it: fail closed, unless `--userns keep`.
+
+Bundles are left as the engine set them when they already have a user namespace, or when
+they join a namespace by path (a CRI pod's containers, `--network container:`): a new user
+namespace could not enter namespaces owned by the host's (setns needs CAP_SYS_ADMIN over
+their owner). Both cases are recorded among the floor's notes of the container's state.
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import HardrunError
+from . import syscalls as k
+
+MODES = ("auto", "keep")
+CARRIED_OPTIONS = ("metacopy", "redirect_dir", "index", "xino", "uuid", "nfs_export")
+OWN_WORKDIR = "hardrun"     # in the engine's work directory: the new overlay's own
+STAGING = "mounts"      # in the container's state directory: where the idmapped mounts are attached
+
+
+class IdmapError(HardrunError):
+    """A mount of the bundle could not be idmapped: the container is not created."""
+    exit_code = 1
+
+
+def decision(document: dict, mode: str) -> tuple[bool, str | None]:
+    """(add a user namespace?, why not, for the state's notes; None when there is nothing
+    to say). A document that does not parse is left for the reader to refuse."""
+    if mode == "keep":
+        return False, None
+    linux = document.get("linux")
+    entries = linux.get("namespaces") if isinstance(linux, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        return False, None
+    if any(entry.get("type") == "user" for entry in entries):
+        return False, None
+    joined = sorted({str(entry.get("type")) for entry in entries if entry.get("path")})
+    if joined:
+        return False, (f"no user namespace added: the bundle joins {', '.join(joined)} "
+                       "by path, which a new user namespace could not enter")
+    return True, None
+
+
+def add_to_document(document: dict, lease) -> str:
+    """Put the user namespace and the lease's maps into the document (in place); return the
+    note recorded with the floor's changes."""
+    linux = document["linux"]
+    namespaces = list(linux.get("namespaces") or [])
+    added = ["user"]
+    if not any(entry.get("type") == "cgroup" for entry in namespaces):
+        # a user namespace can mount the cgroup (v1) hierarchies only in a cgroup namespace
+        # it owns: the container then sees its own cgroup as the root, as on cgroup v2
+        added.append("cgroup")
+    linux["namespaces"] = namespaces + [{"type": name} for name in added]
+    linux["uidMappings"] = [{"containerID": 0, "hostID": lease.uid_start, "size": lease.count}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": lease.gid_start, "size": lease.count}]
+    clamped = _clamp_ping_group_range(linux, lease.count)
+    return (f"a user namespace of its own (container ids 0-{lease.count - 1} are host "
+            f"uids {lease.uid_start}-{lease.uid_start + lease.count - 1}, gids {lease.gid_start}-"
+            f"{lease.gid_start + lease.count - 1}); its root file system and the engine's binds are idmapped"
+            + ("; a cgroup namespace added with it" if "cgroup" in added else "")
+            + (f"; sysctl net.ipv4.ping_group_range {clamped}" if clamped else ""))
+
+
+def _clamp_ping_group_range(linux: dict, count: int) -> str | None:
+    """Docker asks every container for ping_group_range `0 2147483647` (all groups); in a user
+    namespace the kernel takes only groups mapped there (EINVAL otherwise), so "all" becomes
+    all of the container's. What was changed, or None."""
+    sysctl = linux.get("sysctl")
+    if not isinstance(sysctl, dict):
+        return None
+    value = sysctl.get("net.ipv4.ping_group_range")
+    parts = value.split() if isinstance(value, str) else []
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        return None
+    low, high = int(parts[0]), int(parts[1])
+    if low >= count or high < count:
+        return None
+    sysctl["net.ipv4.ping_group_range"] = f"{low} {count - 1}"
+    return f"{value!r} -> '{low} {count - 1}' (the groups mapped in it)"
+
+
+# -- the mounts -----------------------------------------------------------------------------
+
+class MappedMounts:
+    """The idmapped root and binds of one container, in a mount namespace `create` enters
+    for the clone of the init only (`enter` -> the config to run, `leave`)."""
+
+    def __init__(self, state_dir: str, cfg, bundle: str):
+        self.state_dir, self.cfg, self.bundle = state_dir, cfg, bundle
+        self.own_ns = self.own_cwd = -1
+
+    def enter(self):
+        from ..spec.record import replace
+        from .image_root import userns_with
+        self.own_ns = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        self.own_cwd = os.open(".", k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        mountinfo = read_mountinfo()
+        _create_mount_points(self.cfg)
+        k.unshare(k.CLONE_NEWNS)
+        # slave: the host's mounts still reach this namespace, nothing made here reaches the host
+        k.mount(None, "/", None, k.MS_REC | k.MS_SLAVE)
+        staging = os.path.join(self.state_dir, STAGING)
+        os.mkdir(staging, 0o700)
+        k.mount("tmpfs", staging, "tmpfs", k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC, "mode=0700")
+        userns_fd = userns_with(self.cfg.id_maps)
+        try:
+            owner = (self.cfg.id_maps.uid[0][1], self.cfg.id_maps.gid[0][1])     # the container's root
+            root, stores = _map_root(self.cfg.rootfs, mountinfo, staging, userns_fd, owner)
+            stores.append(os.path.realpath(self.bundle))
+            mounts = tuple(_map_bind(plan, index, staging, userns_fd) if _under(plan, stores) else plan
+                           for index, plan in enumerate(self.cfg.mounts))
+        finally:
+            os.close(userns_fd)
+        return replace(self.cfg, rootfs=root, mounts=mounts)
+
+    def leave(self) -> None:
+        """Back in the mount namespace `create` started in (the private one goes with the
+        last process in it; the init has its own copy)."""
+        if self.own_ns >= 0:
+            k.setns(self.own_ns, k.CLONE_NEWNS)
+            os.close(self.own_ns)
+            self.own_ns = -1
+        if self.own_cwd >= 0:
+            os.fchdir(self.own_cwd)      # setns moved the working directory to the namespace's root
+            os.close(self.own_cwd)
+            self.own_cwd = -1
+
+
+def _create_mount_points(cfg) -> None:
+    """The mount points the engine's root lacks, made as the engine sees its root (owned by
+    host root), as runc makes them: through the idmapped root the init could not (its host
+    uid has no id on disk there). Inside the root whatever its links say (RESOLVE_IN_ROOT).
+    One that cannot be made is left for the init to report, naming it."""
+    from .mounts import mountpoint
+    root_fd = os.open(cfg.rootfs, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        points = [("/proc", True), ("/sys", True), ("/dev", True)]
+        points += [(plan.target, plan.kind != "bind" or plan.source_is_dir) for plan in cfg.mounts]
+        for target, is_dir in points:
+            try:
+                os.close(mountpoint(root_fd, target, is_dir, True))
+            except OSError:
+                continue
+    finally:
+        os.close(root_fd)
+
+
+def _under(plan, stores) -> bool:
+    if plan.kind != "bind":
+        return False
+    source = os.path.realpath(plan.source)
+    return any(source.startswith(store.rstrip("/") + "/") for store in stores)
+
+
+def _map_root(rootfs: str, mountinfo, staging: str, userns_fd: int, owner) -> tuple[str, list[str]]:
+    """(the idmapped root, the engine's storage directories it shows)."""
+    path = os.path.realpath(rootfs)
+    target = os.path.join(staging, "root")
+    os.mkdir(target, 0o755)
+    mount = _mount_at(mountinfo, path)
+    if mount is not None and mount.fstype == "overlay":
+        return target, _rebuild_overlay(mount, path, staging, target, userns_fd, owner)
+    _idmapped_bind(path, target, userns_fd, recursive=False, what=f"root.path {rootfs}")
+    return target, []
+
+
+def _rebuild_overlay(mount, path: str, staging: str, target: str, userns_fd: int, owner) -> list[str]:
+    lowers, upper, work = overlay_layers(mount.options, os.path.dirname(os.path.dirname(path)))
+    if not lowers:
+        raise IdmapError(f"root.path {path}: an overlay without lowerdir in /proc/self/mountinfo")
+    mapped = []
+    for index, lower in enumerate(lowers):
+        where = os.path.join(staging, f"lower-{index}")
+        os.mkdir(where, 0o755)
+        _idmapped_bind(lower, where, userns_fd, recursive=False, what=f"root.path {path}: layer {lower}")
+        mapped.append(where)
+    options = "lowerdir=" + ":".join(mapped)
+    if upper is not None:
+        parent = os.path.dirname(upper)
+        if work is None or os.path.dirname(work) != parent:
+            raise IdmapError(f"root.path {path}: the overlay's upperdir and workdir do not share a parent "
+                             "directory, so they cannot be idmapped through one mount")
+        where = os.path.join(staging, "upper")
+        os.mkdir(where, 0o755)
+        _idmapped_bind(parent, where, userns_fd, recursive=False, what=f"root.path {path}: upperdir {upper}")
+        own_work = _own_workdir(work)
+        options += (f",upperdir={where}/{os.path.basename(upper)}"
+                    f",workdir={where}/{os.path.basename(work)}/{os.path.basename(own_work)}")
+    elif len(mapped) == 1:
+        options += f":{os.path.join(staging, 'empty')}"    # overlayfs wants two layers without an upper one
+        os.mkdir(os.path.join(staging, "empty"), 0o755)
+    # as the engine mounted it: these change how the upper layer is written
+    # a mount without it; the others change how the upper layer is written
+    options += "".join(f",{option}" for option in mount.options.split(",")
+                       if option.partition("=")[0] in CARRIED_OPTIONS)
+    try:
+        _mount_as(owner, target, options, 0 if upper else k.MS_RDONLY)
+    except OSError as error:
+        raise IdmapError(f"root.path {path}: cannot mount an overlay of its idmapped layers: "
+                         f"{error.strerror}") from None
+    return _store_of(path, upper)
+
+
+def _mount_as(ids: tuple[int, int], target: str, options: str, flags: int) -> None:
+    """Mount the overlay as the container's root seen from the host (euid and egid; the
+    capabilities raised again): overlayfs does its own work in the upper layer (its work
+    directory, whiteouts, copy-up) with its mounter's credentials, and through the idmapped
+    upper layer host root has no id on disk (EOVERFLOW: the kernel then mounts it read-only)."""
+    uid, gid = ids
+    effective, permitted, inheritable = k.capget()
+    os.setegid(gid)
+    os.seteuid(uid)
+    try:
+        k.capset(permitted, permitted, inheritable)    # a euid other than 0 cleared the effective set
+        k.mount("overlay", target, "overlay", flags, options)
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        k.capset(effective, permitted, inheritable)
+
+
+def _own_workdir(work: str) -> str:
+    """A work directory of the new overlay's own, made afresh inside the engine's (so on the
+    upper layer's file system, and removed with it): two overlays sharing one work directory
+    is undefined behaviour, and one that a `volatile` overlay used (Podman's --rm) refuses
+    every other mount ("incompat feature 'volatile'")."""
+    own = os.path.join(work, OWN_WORKDIR)
+    if os.path.lexists(own):
+        from .state import remove_tree
+        remove_tree(own)        # a previous create's, of the same container
+    os.mkdir(own, 0o700)
+    return own
+
+
+def _store_of(path: str, upper: str | None) -> list[str]:
+    """STORE of a root at STORE/DRIVER/ID/merged over STORE/DRIVER/ID/diff (Docker's
+    overlay2, Podman's overlay), else nothing."""
+    container_dir = os.path.dirname(path)
+    if upper is None or os.path.dirname(os.path.realpath(upper)) != container_dir:
+        return []
+    store = os.path.dirname(os.path.dirname(container_dir))
+    return [store] if store not in ("/", "") else []
+
+
+def _map_bind(plan, index: int, staging: str, userns_fd: int):
+    """A bind plan whose source is an idmapped copy of the engine's; other plans as they are."""
+    if plan.kind != "bind":
+        return plan
+    from .mounts import MountPlan
+    where = os.path.join(staging, f"bind-{index}")
+    if plan.source_is_dir:
+        os.mkdir(where, 0o755)
+    else:
+        os.close(os.open(where, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+    _idmapped_bind(plan.source, where, userns_fd, recursive=plan.recursive,
+                   what=f"the mount of {plan.source} on {plan.target}")
+    return MountPlan(plan.kind, plan.target, where, plan.read_only, plan.exec_, plan.data,
+                     plan.source_is_dir, plan.recursive)
+
+
+def _idmapped_bind(source: str, target: str, userns_fd: int, recursive: bool, what: str) -> None:
+    """A detached copy of the tree at `source`, idmapped with the user namespace's maps,
+    attached on `target` (nosuid, nodev: every mount hardrun makes is)."""
+    try:
+        fd = os.open(source, k.O_PATH | os.O_CLOEXEC)
+    except OSError as error:
+        raise IdmapError(f"{what}: {error.strerror}") from None
+    try:
+        tree = k.open_tree(fd, recursive=recursive)
+    finally:
+        os.close(fd)
+    try:
+        try:
+            k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP | k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV,
+                            recursive=recursive, userns_fd=userns_fd)
+        except OSError as error:
+            raise IdmapError(f"{what}: cannot be idmapped ({_why(error, source)}); the container's "
+                             "own user namespace needs it", hint="hardrun-oci --userns keep keeps the "
+                             "engine's choice: no user namespace") from None
+        target_fd = os.open(target, k.O_PATH | os.O_CLOEXEC)
+        try:
+            k.move_mount(tree, target_fd)
+        finally:
+            os.close(target_fd)
+    finally:
+        os.close(tree)
+
+
+def _why(error: OSError, source: str) -> str:
+    import errno
+    if error.errno == errno.EINVAL:
+        fstype = _fstype(source)
+        return (f"EINVAL: its file system{f' ({fstype})' if fstype else ''} does not support idmapped "
+                "mounts, or a mount below it does not")
+    return f"{errno.errorcode.get(error.errno or 0, error.errno)}: {error.strerror}"
+
+
+def _fstype(path: str) -> str | None:
+    mount = _mount_of(read_mountinfo(), os.path.realpath(path))
+    return mount.fstype if mount else None
+
+
+# -- /proc/self/mountinfo ---------------------------------------------------------------------
+
+class MountEntry:
+    __slots__ = ("point", "fstype", "options")
+
+    def __init__(self, point: str, fstype: str, options: str):
+        self.point, self.fstype, self.options = point, fstype, options
+
+
+def read_mountinfo(path: str = "/proc/self/mountinfo") -> list[MountEntry]:
+    entries = []
+    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+        for line in handle:
+            fields = line.split()
+            try:
+                after = fields.index("-")
+            except ValueError:
+                continue
+            if after < 5 or len(fields) < after + 2:
+                continue
+            options = fields[after + 3] if len(fields) > after + 3 else ""
+            entries.append(MountEntry(unescape(fields[4]), fields[after + 1], options))
+    return entries
+
+
+def unescape(text: str) -> str:
+    r"""The kernel's octal escapes of mountinfo (`\040` a space, `\072` a colon…)."""
+    if "\\" not in text:
+        return text
+    out, index = [], 0
+    while index < len(text):
+        digits = text[index + 1:index + 4]
+        if text[index] == "\\" and len(digits) == 3 and all(c in "01234567" for c in digits):
+            out.append(chr(int(digits, 8)))
+            index += 4
+        else:
+            out.append(text[index])
+            index += 1
+    return "".join(out)
+
+
+def _mount_at(entries, path: str) -> MountEntry | None:
+    """The topmost mount whose mount point is `path`."""
+    found = None
+    for entry in entries:
+        if entry.point == path:
+            found = entry
+    return found
+
+
+def _mount_of(entries, path: str) -> MountEntry | None:
+    """The topmost mount that `path` is on (the longest mount point above it)."""
+    found, length = None, -1
+    for entry in entries:
+        point = entry.point.rstrip("/") or "/"
+        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= length:
+            found, length = entry, len(point)
+    return found
+
+
+def overlay_layers(options: str, home: str) -> tuple[list[str], str | None, str | None]:
+    """(lower directories top first, upperdir, workdir) from an overlay's super options.
+    Paths are escaped (`:`, `,`, spaces: octal); a relative path (Docker's overlay2 with many
+    layers mounts from its home directory) is taken relative to `home`."""
+    lowers: list[str] = []
+    upper = work = None
+    for option in options.split(","):
+        name, _, value = option.partition("=")
+        if name == "lowerdir":
+            lowers += [unescape(part) for part in value.split(":") if part]
+        elif name == "lowerdir+":
+            lowers.append(unescape(value))
+        elif name == "datadir+":
+            raise IdmapError("root.path: an overlay with data-only layers (datadir+) cannot be rebuilt idmapped")
+        elif name == "upperdir":
+            upper = unescape(value)
+        elif name == "workdir":
+            work = unescape(value)
+    absolute = [path if path.startswith("/") else os.path.join(home, path) for path in lowers]
+    if upper is not None and not upper.startswith("/"):
+        upper = os.path.join(home, upper)
+    if work is not None and not work.startswith("/"):
+        work = os.path.join(home, work)
+    return absolute, upper, work
