@@ -35,6 +35,8 @@ TYPE_CHECKING = False  # typing costs start-up time; annotations are never evalu
 if TYPE_CHECKING:
     from typing import NoReturn
 
+    from .config import RuntimeConfig
+
 CONFIG_FILE = "config.json"
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 # The mounts the child makes itself, as `hardrun run` does (destination -> type).
@@ -64,7 +66,7 @@ class FloorChange:
 class Bundle:
     """A bundle read and checked: the plan, and what only the OCI runtime uses around it."""
     path: str
-    config: object                    # config.RuntimeConfig
+    config: RuntimeConfig
     document: dict                    # config.json as run (the floor applied)
     hooks: dict = field(default_factory=dict)       # kind -> list of {path, args, env, timeout}
     annotations: dict = field(default_factory=dict)
