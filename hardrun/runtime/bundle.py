@@ -31,6 +31,12 @@ from ..spec.record import dataclass, field
 from .. import jsonlite
 from .mounts import MountPlan, TMPFS_DATA_KEYS
 
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from .config import RuntimeConfig
+
 CONFIG_FILE = "config.json"
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 # The mounts the child makes itself, as `hardrun run` does (destination -> type).
@@ -60,7 +66,7 @@ class FloorChange:
 class Bundle:
     """A bundle read and checked: the plan, and what only the OCI runtime uses around it."""
     path: str
-    config: object                    # config.RuntimeConfig
+    config: RuntimeConfig
     document: dict                    # config.json as run (the floor applied)
     hooks: dict = field(default_factory=dict)       # kind -> list of {path, args, env, timeout}
     annotations: dict = field(default_factory=dict)
@@ -150,7 +156,7 @@ class _Reader:
 
     # -- typed access -------------------------------------------------------------
 
-    def fail(self, where: str, message: str):
+    def fail(self, where: str, message: str) -> NoReturn:
         raise BundleError(f"{where}: {message}", path=os.path.join(self.bundle, CONFIG_FILE))
 
     def take(self, parent: dict, where: str, allowed, unsupported=()) -> dict:
@@ -433,7 +439,7 @@ class _Reader:
     def hooks(self, hooks) -> dict:
         hooks = self.take(self.typed(hooks, dict, "hooks") or {}, "hooks", set(HOOK_KINDS) - set(CONTAINER_HOOKS),
                           unsupported=set(CONTAINER_HOOKS))
-        found = {}
+        found: dict[str, list[dict]] = {}     # kind -> its hooks in order
         for kind, entries in hooks.items():
             for index, entry in enumerate(self.typed(entries, list, f"hooks.{kind}") or []):
                 where = f"hooks.{kind}[{index}]"

@@ -32,6 +32,10 @@ import sys
 from ..errors import HardrunError
 from ..spec.defaults import DEFAULT_PIDS_LIMIT
 
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 SIGKILL = 9
 
 CPU_PERIOD_US = 100_000
@@ -82,7 +86,7 @@ def _device(major: int, minor: int) -> str:
 
 def _block_io_v1(block: BlockIO, exists) -> list[tuple[str, list]]:
     weight_file = "blkio.weight" if exists("blkio.weight") or not exists("blkio.bfq.weight") else "blkio.bfq.weight"
-    found = []
+    found: list[tuple[str, list]] = []      # (field, [(file, value)]), as writes() returns
     if block.weight:
         found.append(("weight", [(weight_file, block.weight)]))
     if block.leaf_weight:
@@ -171,7 +175,7 @@ class Limits:
         return limits
 
     def validate(self, spec=None) -> None:
-        def fail(flag: str, message: str):
+        def fail(flag: str, message: str) -> NoReturn:
             line = spec.line_of(flag.lstrip("-").replace("-", "_")) if spec else None
             raise LimitError(f"{flag}: {message}", path=getattr(spec, "path", None), line=line)
         if self.memory is not None and self.memory < MIN_MEMORY:
@@ -370,7 +374,8 @@ class ContainerCgroup:
         try:
             if hierarchy.version == 2:
                 self._enable_v2_controllers(hierarchy, os.path.dirname(path))
-            for attempt in (1, 2, 3):
+            attempt = 1
+            while True:     # until made, taken over or the third attempt fails
                 try:
                     os.mkdir(path)
                     return True
@@ -383,6 +388,7 @@ class ContainerCgroup:
                 except FileNotFoundError:   # no parent yet (or one removed meanwhile): make it
                     if attempt == 3:
                         raise
+                    attempt += 1
                     os.makedirs(os.path.dirname(path), exist_ok=True)
         except OSError as error:
             self._cannot(f"cannot create cgroup {path}: {error.strerror}",
@@ -530,7 +536,10 @@ class ContainerCgroup:
             for controller, path in self.paths.items():
                 if path not in opened:
                     opened.add(path)
-                    self._open_for_join(join, self.layout.hierarchy_for(controller), path)
+                    hierarchy = self.layout.hierarchy_for(controller)
+                    # only called after create(), whose paths are all of controllers it found a hierarchy for
+                    assert hierarchy is not None, f"no hierarchy for {controller}"
+                    self._open_for_join(join, hierarchy, path)
         except BaseException:
             join.close()
             raise

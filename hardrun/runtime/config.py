@@ -26,7 +26,11 @@ from .mounts import MountPlan, plan_mounts
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
 if TYPE_CHECKING:
     from ..spec.run import RunSpec
+    from .cgroups import CgroupJoin
     from .devices import DevicePlan
+    from .seccomp import PreparedFilter
+    from .seccomp_notify import ListenedFilter
+    from .stdio import Stdio
 
 
 @dataclass(frozen=True)
@@ -86,14 +90,16 @@ class LaunchState:
                  "seccomp_watch", "hold", "preserve_fds")
 
     def __init__(self, plan: RuntimeConfig):
-        self.seccomp_filter = None   # seccomp.PreparedFilter of the profile, loaded last
-        self.memfd_filter = None     # hardrun's memfd filter where vm.memfd_noexec=2 cannot hold
-        self.stdio = None            # stdio.Stdio: opened before the hooks run
-        self.cgroup_join = None      # cgroups.CgroupJoin: how the child enters its cgroup
-        self.cgroup_view = None      # (mount function, layout) when it has its own cgroup
+        # the profile's filter, loaded last (with --explain or --seccomp-learn: the one with a listener)
+        self.seccomp_filter: PreparedFilter | ListenedFilter | None = None
+        # hardrun's memfd filter where vm.memfd_noexec=2 cannot hold
+        self.memfd_filter: PreparedFilter | None = None
+        self.stdio: Stdio | None = None                # opened before the hooks run
+        self.cgroup_join: CgroupJoin | None = None     # how the child enters its cgroup
+        self.cgroup_view: tuple | None = None          # (mount function, layout) when it has its own cgroup
         self.mounts = plan.mounts    # the plan's mounts, plus the hosts file of a bridge
         self.seccomp_watch = None    # --explain/--seccomp-learn (seccomp_explain): its listener
-        self.hold = None             # OCI create: (ready report fd byte, the exec.fifo's O_PATH fd)
+        self.hold: int | None = None  # OCI create: the exec.fifo's O_PATH fd, opened when start runs
         self.preserve_fds = 0        # OCI --preserve-fds: fds 3..3+N-1 stay open
 
 

@@ -24,6 +24,13 @@ import sys
 
 from .mounts import MountPlan
 
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from .cgroups import ContainerCgroup
+    from .config import LaunchState
+    from .network import Endpoint
+    from .state import ContainerState
+
 
 def _warn(message: str) -> None:
     print(f"hardrun: warning: {message}", file=sys.stderr, flush=True)
@@ -35,10 +42,11 @@ class Hooks:
         self.image = image          # the image_root.ImageRoot it runs, recorded in its state
         self.limits_mode = limits_mode
         self.warn = warn
-        self.launch = None
-        self.state = None
-        self.cgroup = None
-        self.endpoint = None
+        # each set by prepare(), and None again once finish() has undone it
+        self.launch: LaunchState | None = None
+        self.state: ContainerState | None = None
+        self.cgroup: ContainerCgroup | None = None
+        self.endpoint: Endpoint | None = None
 
     def prepare(self, launch) -> None:
         """`launch`: the config.LaunchState that receives the cgroup join and view and the
@@ -70,18 +78,22 @@ class Hooks:
                 if "cgroup" in self.cfg.namespaces:
                     launch.cgroup_view = (cgroups.mount_cgroup_view, layout)
             if bridge:
-                self._join_bridge(spec)
+                self._join_bridge(spec, launch)
         except BaseException:
             self.finish(None)
             raise
 
-    def _join_bridge(self, spec) -> None:
+    def _join_bridge(self, spec, launch: LaunchState) -> None:
         from . import network
-        self.endpoint = network.prepare(spec, self.cfg.id, self.state, hostname=self.cfg.hostname)
+        endpoint = network.prepare(spec, self.cfg.id, self.state, hostname=self.cfg.hostname)
+        # --network bridge[:NAME] (cfg.network starts with "bridge"): prepare returns None
+        # only for the other modes
+        assert endpoint is not None, f"no bridge endpoint for --network {self.cfg.network}"
+        self.endpoint = endpoint
         if not any(plan.target == "/etc/hosts" for plan in self.cfg.mounts):   # the user's wins
             hosts = MountPlan("bind", "/etc/hosts", source=str(self.endpoint.hosts_file),
                               read_only=True, source_is_dir=False, recursive=False)
-            self.launch.mounts = self.cfg.mounts + (hosts,)
+            launch.mounts = self.cfg.mounts + (hosts,)
         for publish in self.endpoint.publishes:
             print(f"hardrun: published {publish}", file=sys.stderr, flush=True)
 

@@ -617,9 +617,9 @@ class Endpoint:
     gateway: str
     prefix: int
     hosts_file: Path
+    state: state_module.ContainerState   # where what is made for the container is recorded
     publishes: list = field(default_factory=list)
     method: str | None = None          # "nft" or "proxy" when something is published
-    state: object = None
 
     def attach(self, pid: int) -> None:
         """Give the (paused) child `pid` its eth0 on the bridge, address and route."""
@@ -666,9 +666,11 @@ def prepare(spec, container_id: str, container_state, hostname: str | None = Non
                              hint="add --network bridge")
         return None
     publishes = resolve_ports(spec)
-    _require_nft(choice.bridge)     # before anything of the bridge exists
+    bridge = choice.bridge
+    assert bridge is not None, "network_choice names the bridge of every bridge choice"
+    _require_nft(bridge)     # before anything of the bridge exists
     names = [n for n in dict.fromkeys([spec.name, hostname or spec.hostname, container_id[:12]]) if n]
-    endpoint = _join_bridge(choice.bridge, container_id, names, container_state)
+    endpoint = _join_bridge(bridge, container_id, names, container_state)
     try:
         if publishes:
             _publish(endpoint, publishes)

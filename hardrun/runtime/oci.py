@@ -58,7 +58,7 @@ def check_id(container_id: str) -> str:
     return container_id
 
 
-def _root(root: str, create: bool = False) -> str:
+def _root(root: str, create: bool = False) -> state_module.TrustedRoot:
     trusted = state_module.trusted_root(root, create=create)
     if trusted is None:
         raise OciError(f"container state root {root} does not exist")

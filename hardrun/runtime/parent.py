@@ -108,6 +108,8 @@ def _start_and_wait(cfg, launch: LaunchState, hooks: Hooks, terminal) -> tuple[i
 def _clone_and_wait(cfg, launch: LaunchState, hooks: Hooks, terminal, exec_plan,
                     flags: int) -> tuple[int, bytes]:
     join = launch.cgroup_join
+    streams = launch.stdio
+    assert streams is not None, "_launch plans fds 0-2 before the hooks and the clone"
     sync_read, sync_write = os.pipe()
     report_read, report_write = os.pipe()
     # Blocked until the child has reset its handlers and the parent knows whom to forward
@@ -126,7 +128,7 @@ def _clone_and_wait(cfg, launch: LaunchState, hooks: Hooks, terminal, exec_plan,
         child.main(cfg, launch, exec_plan, sync_read, report_write)  # never returns
     os.close(sync_read)
     os.close(report_write)
-    launch.stdio.close_container_ends()
+    streams.close_container_ends()
     if launch.seccomp_watch is not None:
         launch.seccomp_watch.started()   # its thread inherits the blocked signals
     try:
@@ -136,8 +138,8 @@ def _clone_and_wait(cfg, launch: LaunchState, hooks: Hooks, terminal, exec_plan,
                       "could not map the container's ids; check --userns-remap and /etc/subuid")
             os.write(sync_write, b"1")  # the child sets up its filesystem meanwhile
             hooks.attach(pid)           # it waits for "2" before anything can run
-            if launch.stdio.console is not None:
-                launch.stdio.receive_terminal()   # sized before anything can run
+            if streams.console is not None:
+                streams.receive_terminal()   # sized before anything can run
             try:
                 os.write(sync_write, b"2")
             except BrokenPipeError:
@@ -151,8 +153,8 @@ def _clone_and_wait(cfg, launch: LaunchState, hooks: Hooks, terminal, exec_plan,
         jobs = jobcontrol.JobControl(pid, hooks.freeze, terminal)
         _forward_signals(pid, jobs)
         try:
-            if launch.stdio.relayed():
-                stdio.relay(launch.stdio, terminal, pid)
+            if streams.relayed():
+                stdio.relay(streams, terminal, pid)
             report = _read_all(report_read)
             return _wait(pid), report
         finally:
@@ -189,7 +191,7 @@ def _forward_signals(pid: int, jobs) -> None:
 
 
 def _read_all(fd: int) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         data = os.read(fd, 4096)
         if not data:
@@ -222,6 +224,8 @@ def _seccomp_filter(cfg, watch=None):
         bpf = seccomp.cached_filter(profile, cfg.caps)
     if watch is not None:
         return watch.prepare(bpf, cfg)
+    # _launch asks for a filter without a profile only for a watch (--seccomp-learn)
+    assert bpf is not None, "no seccomp profile and nothing watching"
     return seccomp.prepare_filter(bpf)
 
 
@@ -232,7 +236,7 @@ def _memfd_filter():
     return seccomp.prepare_filter(seccomp.memfd_filter())
 
 
-def _clone_hint(number: int, cfg, join) -> str:
+def _clone_hint(number: int | None, cfg, join) -> str:
     if number == errno.ENOSYS and join and join.directory_fd is not None:
         return ("starting in a cgroup v2 needs clone3 (Linux 5.7 or later); a seccomp filter "
                 "around hardrun may block it")

@@ -151,11 +151,13 @@ def _split_rules(resolved: ResolvedFilter) -> tuple[list[ResolvedRule], list[Res
         # libseccomp keeps the first rule without conditions for a call and ignores later
         # ones (what runc applies of Podman's profile, which lists setns as ALLOW then ERRNO)
         unconditional.setdefault(rule.name, rule)
-    main, overlay = [], []
+    main: list[ResolvedRule] = []
+    overlay: list[ResolvedRule] = []
     for rule in resolved.rules:
         general = unconditional.get(rule.name)
         if not rule.args:
-            if rule is general and rule.action != resolved.default_action:
+            first = rule is general     # the one of its call libseccomp keeps (see above)
+            if first and rule.action != resolved.default_action:
                 main.append(rule)
         elif general is None or general.action == resolved.default_action:
             if rule.action != resolved.default_action:
@@ -190,7 +192,7 @@ def _build(seccomp, resolved: ResolvedFilter, rules: list[ResolvedRule], default
             filt.add_arch(ARCH_TOKENS[arch])
         except OSError as error:
             raise UsageError(f"seccomp: libseccomp cannot add architecture {arch}: "
-                             f"{os.strerror(error.errno)}") from None
+                             f"{error.strerror}") from None
     for rule in rules:
         number = resolve_syscall(resolved.arches[0], rule.name)
         if number == _NR_SCMP_ERROR:
@@ -200,7 +202,7 @@ def _build(seccomp, resolved: ResolvedFilter, rules: list[ResolvedRule], default
             filt.add_rule(rule.action, number, *args)
         except OSError as error:
             raise UsageError(f"seccomp: {rule.where}: libseccomp refused the rule for {rule.name}: "
-                             f"{os.strerror(error.errno)}") from None
+                             f"{error.strerror}") from None
     return filt
 
 
@@ -273,10 +275,10 @@ def _assemble_enosys(abis: list[tuple[int, int, int, int]]) -> bytes:
         if last != 0xFFFFFFFF:
             block.append(("jgt-next", last))
         block.append(("jgt-enosys", highest))
-        block.append(("ja-filter", None))
+        block.append(("ja-filter", 0))     # no operand: the jump's length is known below
         blocks.append(block)
     total = sum(len(b) for b in blocks) + 2
-    out = []
+    out: list[tuple[int, int, int, int]] = []      # (code, jt, jf, k)
     for block in blocks:
         end_of_block = len(out) + len(block)
         for op, k in block:
@@ -327,7 +329,7 @@ def memfd_noexec_filter(arches: tuple[str, ...]) -> bytes:
             numbers.setdefault(token, []).append(number)
     if not numbers:
         raise UsageError("seccomp: libseccomp knows no memfd_create for " + ", ".join(arches))
-    blocks = [[("jne", token), ("ld", _OFFSET_NR)] + [("jeq-check", n) for n in nrs] + [("allow", None)]
+    blocks = [[("jne", token), ("ld", _OFFSET_NR)] + [("jeq-check", n) for n in nrs] + [("allow", 0)]   # 0: no operand
               for token, nrs in numbers.items()]
     # Layout: ld arch; a block per ABI (arch test, nr tests, allow); kill; the flags check.
     total = 1 + sum(len(b) for b in blocks)

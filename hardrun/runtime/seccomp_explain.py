@@ -253,16 +253,16 @@ class Explain:
         self.listener.stop()
         from ..errors import HardrunError
         try:
-            self._report(cfg)
+            self._report(cfg, self.listener)
         except (HardrunError, OSError) as error:
             print(f"hardrun: warning: the --explain report failed: {error}", file=self.stderr, flush=True)
 
-    def _report(self, cfg) -> None:
+    def _report(self, cfg, listener: notify.Listener) -> None:
         from .seccomp import default_profile, load_profile
 
         builtin = cfg.seccomp == "default"
         profile = default_profile() if builtin else load_profile(cfg.seccomp)
-        found = denials(self.listener.calls, profile, cfg.caps, builtin)
+        found = denials(listener.calls, profile, cfg.caps, builtin)
         loosen_path = None
         if any(not d.cap_add for d in found):
             names = [d.syscall for d in found if not d.cap_add]
@@ -270,8 +270,8 @@ class Explain:
         label = "built-in" if builtin else cfg.seccomp
         for line in report_lines(found, label, loosen_path):
             print(line, file=self.stderr)
-        if self.listener.error is not None:
-            print(f"hardrun: warning: the seccomp listener failed: {self.listener.error}", file=self.stderr)
+        if listener.error is not None:
+            print(f"hardrun: warning: the seccomp listener failed: {listener.error}", file=self.stderr)
         self.stderr.flush()
         if self.json_path:
             import json

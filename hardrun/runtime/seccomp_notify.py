@@ -210,7 +210,8 @@ class Call:
     def __init__(self, arch: int, nr: int, verdict: int, args: tuple):
         self.arch, self.nr, self.verdict, self.args = arch, nr, verdict, args
         self.count = 0
-        self.pid = self.container_pid = None
+        self.pid: int | None = None             # the caller's, in hardrun's pid namespace
+        self.container_pid: int | None = None   # the caller's, in its own (None: unknown)
         self.comm = ""
         self.verdicts: set[int] = set()
 
@@ -334,8 +335,10 @@ class Listener:
         if self.reference is None:
             verdict, error, flags = RET_ALLOW, 0, NOTIF_FLAG_CONTINUE
         else:
-            verdict = self._verdicts.get((arch, nr))
-            if verdict is None:
+            cached = self._verdicts.get((arch, nr))
+            if cached is not None:
+                verdict = cached
+            else:
                 verdict, read_more = judged(self.reference, nr, arch, ip, args)
                 if not read_more:
                     self._verdicts[(arch, nr)] = verdict

@@ -258,6 +258,7 @@ class ContainerState:
     def create(cls, container_id: str, root: str | None = None) -> "ContainerState":
         """Make `<root>/<id>/` atomically (a half-written directory is never visible)."""
         root = trusted_root(root, create=True)
+        assert root is not None, "create=True raises StateDirError rather than return None"
         pid = os.getpid()
         state = cls(os.path.join(root, container_id), pid, process_start_time(pid), [])
         # the staging name says who makes it: a reaper can tell an abandoned one at once

@@ -196,17 +196,19 @@ def _copy(master: int | None, sink: int | None, exited: int) -> None:
     readable (without a pty: or the input has ended)."""
     import select
     reading = [fd for fd in (master, exited) if fd is not None] + [0] * (sink is not None)
-    for fd in {master, sink} - {None}:
+    for fd in {fd for fd in (master, sink) if fd is not None}:
         os.set_blocking(fd, False)
     pending = b""     # typed, not yet taken by the container
     while True:
         wanted = [fd for fd in reading if fd != 0 or len(pending) < 65536]
-        readable, writable, _ = select.select(wanted, [sink] if pending else [], [])
+        # typed input is pending only with a sink (fd 0 is read only then)
+        writing = [sink] if pending and sink is not None else []
+        readable, writable, _ = select.select(wanted, writing, [])
         if exited in readable:
             if master is not None:
                 _drain(master)
             return
-        if sink in writable:
+        if sink is not None and sink in writable:
             pending = pending[_write_some(sink, pending):]
         if master in readable:
             output = _read(master)

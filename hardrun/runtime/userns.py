@@ -91,7 +91,7 @@ def resolve_user(root_fd: int, spec_user: str | None, group_add=()) -> User:
         raise UsageError(f"the container's /etc/passwd has a malformed entry for {user_part}")
     if group_part:
         gid = _resolve_group(groups, group_part)
-    supplementary = tuple(sorted({_number(group[2]) for group in groups
+    supplementary = tuple(sorted({int(group[2]) for group in groups
                                   if name and name in group[3].split(",") and _is_number(group[2])}
                                  .union(_resolve_group(groups, added, "--group-add") for added in group_add)
                                  - {gid}))
@@ -248,6 +248,7 @@ def lease_id_range(count: int = DEFAULT_RANGE_SIZE, root: str | None = None, poo
     from . import state
     uid_base, gid_base, pool_size = pool or root_id_pool()
     directory = _ranges_dir(root)
+    assert directory is not None, "with create=True _ranges_dir makes the directory or raises"
     lock = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)     # the listing and the new lease file as one step
