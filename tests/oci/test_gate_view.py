@@ -25,6 +25,7 @@ from hardrun.policy import verdict_cache
 from hardrun.policy.evaluate import evaluate_runspec
 from hardrun.policy.load import builtin_policies, load_policy
 from hardrun.runtime.bundle import raise_floor
+from hardrun.spec.oci import SANDBOX_ANNOTATIONS
 
 ENGINES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "oci-engines")
 CORPUS = sorted(name for name in os.listdir(ENGINES) if name.endswith(".json"))
@@ -68,11 +69,16 @@ def mutations(document: dict):
         changed.setdefault("annotations", {})["io.kubernetes.pod.name"] = value
         changed["annotations"]["com.docker.other"] = value
         yield f"annotations={value!r}", changed
-    for where in ("hooks", "linux.cgroupsPath", "annotations"):
+    for where in ("hooks", "linux.cgroupsPath"):
         changed = copy.deepcopy(document)
         section, _, name = where.rpartition(".")
         (changed[section] if section else changed).pop(name, None)
         yield f"{where} removed", changed
+    # every annotation but the pod sandbox's (the front end reads those: a control below)
+    changed = copy.deepcopy(document)
+    changed["annotations"] = {name: value for name, value in document.get("annotations", {}).items()
+                              if name in SANDBOX_ANNOTATIONS}
+    yield "annotations removed", changed
     for value in ("", "/", "0123456789ab"):
         for section, name in ((None, "hostname"), ("root", "path")):
             if name not in (document[section] if section else document):
@@ -81,8 +87,8 @@ def mutations(document: dict):
             (changed[section] if section else changed)[name] = value
             yield f"{section}.{name}={value!r}", changed
     for value in ("000000000000", "0123456789abcdef" * 4, "4512de904489"):
-        if not any(item.startswith("HOSTNAME=") for item in document["process"]["env"]):
-            continue
+        if not any(verdict_cache._is_hex_hostname(item) for item in document["process"]["env"]):
+            continue    # the CRI's HOSTNAME=<the node's name> is kept as it is
         changed = copy.deepcopy(document)
         changed["process"]["env"] = [item for item in changed["process"]["env"] if not item.startswith("HOSTNAME=")]
         changed["process"]["env"].append(f"HOSTNAME={value}")
