@@ -22,7 +22,7 @@ import stat
 from .. import __version__
 from .. import jsonlite
 from ..runtime.seccomp_cache import default_cache_dir, sha256, usable_cache_dir, write_entry
-from ..spec.oci import ENGINE_FILES, SANDBOX_ANNOTATIONS, is_bind, is_engine_file
+from ..spec.oci import ENGINE_FILES, SANDBOX_ANNOTATIONS, is_bind, is_engine_file, is_engine_source
 
 _MAGIC = b"hardrun-verdict 1"
 _MAX_ENTRY = 64 * 1024
@@ -82,8 +82,8 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
     behind the parsed document) counts without what the gate never reads (_UNREAD_TOP,
     _UNREAD_LINUX, the annotations but the sandbox ones), with a fixed value for what it
     reads only as a string (_STRING_ONLY) and for Docker's HOSTNAME=<hex>, and for each bind
-    that the front end takes for the engine's own copy of /etc/hosts, /etc/hostname or
-    /etc/resolv.conf (no rule reads its source) that decision instead of its source.
+    that the front end takes for the engine's own copy of /etc/hosts, /etc/hostname, /etc/resolv.conf,
+    /run/.containerenv or /dev/shm (no rule reads its source) that decision instead of its source.
 
     Any other config counts byte for byte, with the bundle's directory and whether each
     engine file's source is a file (the front end's decision reads them). Anything
@@ -155,7 +155,7 @@ def _drop_engine_file_sources(document: dict, config_path: str) -> bytes | None:
 
 def _engine_file_facts(mounts) -> bytes | None:
     """For each mount onto an engine file (/etc/hosts, ...): is its source a regular file
-    now. None when the mounts are not a list of objects (the front end refuses those)."""
+    (for /dev/shm: a directory) now. None when the mounts are not a list of objects (the front end refuses those)."""
     if mounts is None:
         return b""
     if not isinstance(mounts, list) or not all(isinstance(mount, dict) for mount in mounts):
@@ -164,7 +164,7 @@ def _engine_file_facts(mounts) -> bytes | None:
     for mount in mounts:
         destination, source = mount.get("destination"), mount.get("source")
         if isinstance(destination, str) and destination in ENGINE_FILES:
-            facts.append(b"1" if isinstance(source, str) and os.path.isfile(source) else b"0")
+            facts.append(b"1" if isinstance(source, str) and is_engine_source(destination, source) else b"0")
     return b"".join(facts)
 
 

@@ -228,3 +228,100 @@ def test_the_bundle_directory_is_in_the_key_exactly_when_an_engine_file_is_bound
     os.unlink(source_dir / "hosts")      # no longer a file: no longer the engine's copy
     assert verdict_cache.key(config, "default", True, own) != key
     shutil.rmtree(source_dir)
+
+
+def materialise_captured(name: str, base) -> tuple[bytes, str]:
+    """A Podman or CRI bundle as its engine had it, moved under `base`: every bind source of
+    the engine's state made again (a file, /dev/shm's a directory), the bundle directory at its
+    captured place (Podman: <root>/overlay-containers/<id>/userdata, where its /dev/shm is;
+    the CRI: <state>/io.containerd.runtime.v2.task/k8s.io/<id>, the id in cgroupsPath)."""
+    document = load(name)
+    for mount in document["mounts"]:
+        source = mount.get("source", "")
+        if mount.get("type") == "bind" and source.startswith("/tmp/hr-"):
+            mount["source"] = moved = str(base) + source
+            os.makedirs(moved if mount["destination"] == "/dev/shm" else os.path.dirname(moved), exist_ok=True)
+            if mount["destination"] != "/dev/shm":
+                with open(moved, "w") as handle:
+                    handle.write("x\n")
+    if name.startswith("podman"):
+        bundle = next(m["source"] for m in document["mounts"] if m["destination"] == "/dev/shm").rsplit("/", 1)[0]
+    else:
+        tasks = document["root"]["path"].split("/io.containerd.runtime.v2.task/")[0] + "/io.containerd.runtime.v2.task"
+        bundle = str(base) + tasks + "/k8s.io/" + document["linux"]["cgroupsPath"].rsplit("/", 1)[1]
+    return compact(document), bundle
+
+
+def engine_binds(config: bytes, bundle: str) -> dict:
+    (spec,) = parse_oci(config.decode(), os.path.join(bundle, "config.json"))
+    return {mount.target: mount.type for mount in spec.mounts if mount.source and mount.source.startswith("/tmp/")}
+
+
+@pytest.mark.parametrize("name", ["podman-1.json", "cri-1.json", "cri-sandbox-1.json"])
+def test_podman_s_and_the_cri_s_own_binds_are_engine_files_and_pass_baseline(name, tmp_path):
+    """Their /etc/hosts, /etc/hostname, /etc/resolv.conf, /run/.containerenv and /dev/shm come
+    from the engine's state for this container (its pod): no host path a policy judges."""
+    config, bundle = materialise_captured(name, tmp_path)
+    binds = engine_binds(config, bundle)
+    assert "/dev/shm" in binds and set(binds.values()) == {"engine-file"}, binds
+    refusal, rules = judged(config, bundle)["baseline"]
+    assert refusal is None and "HR3002" not in rules
+    # the control: the same bundle in a directory named after no container and, for the CRI,
+    # naming another pod: its binds are host paths
+    elsewhere = str(tmp_path / "elsewhere" / ("f" * 64))
+    document = json.loads(config)
+    if "io.kubernetes.cri.sandbox-id" in document.get("annotations", {}):
+        document["annotations"]["io.kubernetes.cri.sandbox-id"] = "e" * 64
+    config = compact(document)
+    assert set(engine_binds(config, elsewhere).values()) == {"bind"}
+    refusal, rules = judged(config, elsewhere)["baseline"]
+    assert refusal and "HR3002" in rules
+
+
+def test_dev_shm_is_the_engine_s_own_only_as_its_container_s_directory(tmp_path):
+    """The host's /dev/shm, another container's (`--ipc container:`), and a file named shm stay host mounts."""
+    config, bundle = materialise_captured("podman-1.json", tmp_path)
+    document = json.loads(config)
+    shm = next(m for m in document["mounts"] if m["destination"] == "/dev/shm")
+    other = tmp_path / "root" / "overlay-containers" / ("e" * 64) / "userdata" / "shm"
+    other.mkdir(parents=True)
+    a_file = tmp_path / "x" / os.path.basename(os.path.dirname(bundle)) / "shm"
+    a_file.parent.mkdir(parents=True)
+    a_file.write_text("x")
+    for source in ("/dev/shm", str(other), str(a_file)):
+        shm["source"] = source
+        (spec,) = parse_oci(compact(document).decode(), os.path.join(bundle, "config.json"))
+        assert {m.target: m.type for m in spec.mounts}["/dev/shm"] == "bind", source
+
+
+def test_the_cri_s_containers_of_one_pod_share_a_key(tmp_path):
+    """Two containers of one pod differ only in what the key leaves out; another pod's is judged anew."""
+    keys, verdicts = {}, {}
+    for name in ("cri-1.json", "cri-2.json", "cri-3.json"):
+        config, bundle = materialise_captured(name, tmp_path / name)
+        assert config != compact(load("cri-1.json")) or name == "cri-1.json"
+        keys[name] = verdict_cache.key(config, "default", True, bundle)
+        verdicts[name] = {policy: (bool(refusal), rules) for policy, (refusal, rules) in judged(config, bundle).items()}
+    assert keys["cri-1.json"] == keys["cri-2.json"]
+    assert verdicts["cri-1.json"] == verdicts["cri-2.json"]
+    # another pod: its sandbox's id and namespace paths are read by the gate (engine files, joined namespaces)
+    assert keys["cri-3.json"] != keys["cri-1.json"]
+
+
+def test_podman_s_containers_share_a_key_when_it_lists_its_mounts_in_the_same_order(tmp_path):
+    """Podman 4.3 lists its own binds in a varying order (the two captured containers differ):
+    the key keeps the order (the front end's mounts are in config order), so those miss."""
+    (first, first_bundle), (second, second_bundle) = (materialise_captured(name, tmp_path / name)
+                                                      for name in ("podman-1.json", "podman-2.json"))
+    assert verdict_cache.key(first, "default", True, first_bundle) != \
+        verdict_cache.key(second, "default", True, second_bundle)
+    in_order = json.loads(second)
+    order = [m["destination"] for m in json.loads(first)["mounts"]]
+    in_order["mounts"].sort(key=lambda mount: order.index(mount["destination"]))
+    second = compact(in_order)
+    assert verdict_cache.key(first, "default", True, first_bundle) == \
+        verdict_cache.key(second, "default", True, second_bundle)
+    assert judged(first, first_bundle) == judged(second, second_bundle)
+    # the control: the first container's bundle read elsewhere, where its binds are host paths
+    assert verdict_cache.key(first, "default", True, str(tmp_path / "x" / ("f" * 64))) != \
+        verdict_cache.key(first, "default", True, first_bundle)
