@@ -83,7 +83,8 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
     _UNREAD_LINUX, the annotations but the sandbox ones), with a fixed value for what it
     reads only as a string (_STRING_ONLY) and for Docker's HOSTNAME=<hex>, and for each bind
     that the front end takes for the engine's own copy of /etc/hosts, /etc/hostname, /etc/resolv.conf,
-    /run/.containerenv or /dev/shm (no rule reads its source) that decision instead of its source.
+    /run/.containerenv or /dev/shm (no rule reads its source) that decision instead of its source,
+    those binds sorted within their places where no mount's outcome changes (_sort_engine_copies).
 
     Any other config counts byte for byte, with the bundle's directory and whether each
     engine file's source is a file (the front end's decision reads them). Anything
@@ -100,6 +101,7 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
     engine_copies = _drop_engine_file_sources(document, os.path.join(os.path.abspath(bundle), "config.json"))
     if engine_copies is None:
         return [config, *directory, b"?"]
+    _sort_engine_copies(document["mounts"] if engine_copies else [], engine_copies)
     for name in _UNREAD_TOP:
         document.pop(name, None)
     linux = document.get("linux")
@@ -151,6 +153,34 @@ def _drop_engine_file_sources(document: dict, config_path: str) -> bytes | None:
             del mount["source"]
             copies.append(str(index))
     return ",".join(copies).encode()
+
+
+def _sort_engine_copies(mounts: list, engine_copies: bytes) -> None:
+    """Podman lists its own binds in a varying order: sort the engine's copies by destination
+    within the places they hold, where that changes no mount's outcome (and so nothing the gate
+    reads): their destinations are distinct, and every other mount is neither at nor under one
+    of them and, where it is above one (/dev above /dev/shm), comes before all of them."""
+    places = [int(index) for index in engine_copies.decode().split(",")] if engine_copies else []
+    copies = [mounts[index] for index in places]
+    destinations = [mount.get("destination") for mount in copies]
+    if len(places) < 2 or not all(isinstance(d, str) for d in destinations) or len(set(destinations)) < len(places):
+        return
+    for index, mount in enumerate(mounts):
+        other = mount.get("destination")
+        if index in places:
+            continue
+        if not isinstance(other, str):
+            return
+        for destination in destinations:
+            if _at_or_under(other, destination) or (_at_or_under(destination, other) and index > places[0]):
+                return
+    for index, mount in zip(places, sorted(copies, key=lambda mount: mount["destination"])):
+        mounts[index] = mount
+
+
+def _at_or_under(path: str, top: str) -> bool:
+    path, top = os.path.normpath(path), os.path.normpath(top)
+    return path == top or path.startswith(top.rstrip("/") + "/")
 
 
 def _engine_file_facts(mounts) -> bytes | None:

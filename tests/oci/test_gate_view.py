@@ -13,6 +13,7 @@ which changes the key when it changes (its source gone, another bundle directory
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import shutil
@@ -308,20 +309,78 @@ def test_the_cri_s_containers_of_one_pod_share_a_key(tmp_path):
     assert keys["cri-3.json"] != keys["cri-1.json"]
 
 
-def test_podman_s_containers_share_a_key_when_it_lists_its_mounts_in_the_same_order(tmp_path):
+def test_podman_s_containers_share_a_key(tmp_path):
     """Podman 4.3 lists its own binds in a varying order (the two captured containers differ):
-    the key keeps the order (the front end's mounts are in config order), so those miss."""
+    the key sorts the engine's copies within their places."""
     (first, first_bundle), (second, second_bundle) = (materialise_captured(name, tmp_path / name)
                                                       for name in ("podman-1.json", "podman-2.json"))
-    assert verdict_cache.key(first, "default", True, first_bundle) != \
-        verdict_cache.key(second, "default", True, second_bundle)
-    in_order = json.loads(second)
-    order = [m["destination"] for m in json.loads(first)["mounts"]]
-    in_order["mounts"].sort(key=lambda mount: order.index(mount["destination"]))
-    second = compact(in_order)
+    order = [[m["destination"] for m in json.loads(config)["mounts"]] for config in (first, second)]
+    assert order[0] != order[1]
     assert verdict_cache.key(first, "default", True, first_bundle) == \
         verdict_cache.key(second, "default", True, second_bundle)
     assert judged(first, first_bundle) == judged(second, second_bundle)
     # the control: the first container's bundle read elsewhere, where its binds are host paths
     assert verdict_cache.key(first, "default", True, str(tmp_path / "x" / ("f" * 64))) != \
         verdict_cache.key(first, "default", True, first_bundle)
+
+
+def engine_copy_places(config: bytes, bundle: str) -> list[int]:
+    (spec,) = parse_oci(config.decode(), os.path.join(bundle, "config.json"))
+    return [index for index, mount in enumerate(spec.mounts) if mount.type == "engine-file"]
+
+
+@pytest.mark.parametrize("name", ["podman-1.json", "cri-1.json"])
+def test_the_engine_s_copies_in_any_order_give_one_key_and_one_verdict(name, tmp_path):
+    """Every order of the engine's own binds within their places: the same key, and the same
+    verdict, refusal message and rule ids under every built-in policy. (A CRI sandbox mounts a
+    tmpfs at /dev/shm before its bind there: its order stays in the key, see the controls.)"""
+    config, bundle = materialise_captured(name, tmp_path)
+    document = json.loads(config)
+    places = engine_copy_places(config, bundle)
+    assert len(places) >= 2
+    expected_key, expected = verdict_cache.key(config, "default", True, bundle), judged(config, bundle)
+    for order in itertools.islice(itertools.permutations(places), 1, 24):
+        changed = copy.deepcopy(document)
+        for place, taken in zip(places, order):
+            changed["mounts"][place] = document["mounts"][taken]
+        assert verdict_cache.key(compact(changed), "default", True, bundle) == expected_key, order
+        assert judged(compact(changed), bundle) == expected, order
+
+
+def test_an_order_that_changes_what_is_mounted_stays_in_the_key(tmp_path):
+    """Controls: /dev after /dev/shm (the tmpfs would hide it), a mount at an engine copy's
+    destination (which is on top depends on the order), an engine copy moved among the others."""
+    config, bundle = materialise_captured("podman-1.json", tmp_path)
+    document = json.loads(config)
+    key = verdict_cache.key(config, "default", True, bundle)
+    mounts = document["mounts"]
+    destinations = [m["destination"] for m in mounts]
+    dev_after = copy.deepcopy(document)
+    dev_after["mounts"].append(dev_after["mounts"].pop(destinations.index("/dev")))
+    user_hosts = {"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts", "options": ["rbind", "ro"]}
+    hosts_twice = [copy.deepcopy(document) for _ in range(2)]
+    hosts_twice[0]["mounts"].append(user_hosts)
+    hosts_twice[1]["mounts"].insert(0, user_hosts)
+    first_copy = engine_copy_places(config, bundle)[0]
+    moved = copy.deepcopy(document)
+    moved["mounts"].insert(first_copy + 1, moved["mounts"].pop(destinations.index("/proc")))
+    assert verdict_cache.key(compact(dev_after), "default", True, bundle) != key
+    assert verdict_cache.key(compact(moved), "default", True, bundle) != key
+    assert len({verdict_cache.key(compact(d), "default", True, bundle) for d in hosts_twice}) == 2
+    # each of them sorted by destination within the engine's places would have hidden the difference
+    for changed in (dev_after, *hosts_twice):
+        with_shuffle = copy.deepcopy(changed)
+        places = engine_copy_places(compact(changed), bundle)
+        with_shuffle["mounts"][places[0]], with_shuffle["mounts"][places[-1]] = \
+            with_shuffle["mounts"][places[-1]], with_shuffle["mounts"][places[0]]
+        assert verdict_cache.key(compact(with_shuffle), "default", True, bundle) != \
+            verdict_cache.key(compact(changed), "default", True, bundle)
+    # a CRI sandbox: a tmpfs at /dev/shm, then the engine's bind there: kept in its order
+    sandbox_config, sandbox_bundle = materialise_captured("cri-sandbox-1.json", tmp_path / "sandbox")
+    sandbox = json.loads(sandbox_config)
+    places = engine_copy_places(sandbox_config, sandbox_bundle)
+    swapped = copy.deepcopy(sandbox)
+    first, second = sandbox["mounts"][places[0]], sandbox["mounts"][places[1]]
+    swapped["mounts"][places[0]], swapped["mounts"][places[1]] = second, first
+    assert verdict_cache.key(compact(swapped), "default", True, sandbox_bundle) != \
+        verdict_cache.key(sandbox_config, "default", True, sandbox_bundle)
