@@ -81,7 +81,8 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
     back compactly gives its exact bytes, and no key is given twice, so nothing can hide
     behind the parsed document) counts without what the gate never reads (_UNREAD_TOP,
     _UNREAD_LINUX, the annotations but the sandbox ones), with a fixed value for what it
-    reads only as a string (_STRING_ONLY) and for Docker's HOSTNAME=<hex>, and for each bind
+    reads only as a string (_STRING_ONLY) and for Docker's HOSTNAME=<hex>, the environment
+    sorted where no name is given twice, and for each bind
     that the front end takes for the engine's own copy of /etc/hosts, /etc/hostname, /etc/resolv.conf,
     /run/.containerenv or /dev/shm (no rule reads its source) that decision instead of its source,
     those binds sorted within their places where no mount's outcome changes (_sort_engine_copies).
@@ -122,8 +123,19 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
             section[name] = ""
     process = document.get("process")
     if isinstance(process, dict) and isinstance(process.get("env"), list):
-        process["env"] = [_HOSTNAME_VARIABLE if _is_hex_hostname(item) else item for item in process["env"]]
+        process["env"] = _sorted_environment([_HOSTNAME_VARIABLE if _is_hex_hostname(item) else item
+                                              for item in process["env"]])
     return [b"view", jsonlite.dumps(document, compact=True).encode(), b"engine files", engine_copies]
+
+
+def _sorted_environment(env: list) -> list:
+    """Podman writes the environment in a varying order. Sorted where the order decides
+    nothing: each item a NAME=value string, no name given twice (the first would win)."""
+    if not all(isinstance(item, str) and "=" in item for item in env):
+        return env
+    if len({item.partition("=")[0] for item in env}) < len(env):
+        return env
+    return sorted(env)
 
 
 def _is_hex_hostname(item) -> bool:

@@ -87,6 +87,11 @@ def mutations(document: dict):
             changed = copy.deepcopy(document)
             (changed[section] if section else changed)[name] = value
             yield f"{section}.{name}={value!r}", changed
+    env = document["process"]["env"]
+    for what, order in (("rotated", env[1:] + env[:1]), ("reversed", env[::-1])):
+        changed = copy.deepcopy(document)
+        changed["process"]["env"] = order
+        yield f"the environment {what}", changed
     for value in ("000000000000", "0123456789abcdef" * 4, "4512de904489"):
         if not any(verdict_cache._is_hex_hostname(item) for item in document["process"]["env"]):
             continue    # the CRI's HOSTNAME=<the node's name> is kept as it is
@@ -384,3 +389,34 @@ def test_an_order_that_changes_what_is_mounted_stays_in_the_key(tmp_path):
     swapped["mounts"][places[0]], swapped["mounts"][places[1]] = second, first
     assert verdict_cache.key(compact(swapped), "default", True, sandbox_bundle) != \
         verdict_cache.key(sandbox_config, "default", True, sandbox_bundle)
+
+
+CREDENTIALS = ["KEY=AKIAABCDEFGHIJKLMNOP", "TOKEN=ghp_" + "a1B2c3D4e5F6g7H8i9J0" * 2]
+
+
+def test_an_environment_in_another_order_gives_one_key_and_one_refusal(bundle_dir):
+    """Two credentials in either order: one key, and the same refusal with the same message
+    (the gate lists the findings in an order of its own)."""
+    document = load("podman-1.json")
+    configs = []
+    for credentials in (CREDENTIALS, CREDENTIALS[::-1]):
+        changed = copy.deepcopy(document)
+        changed["process"]["env"] = credentials + changed["process"]["env"]
+        configs.append(compact(changed))
+    keys = {verdict_cache.key(config, "default", True, bundle_dir) for config in configs}
+    verdicts = [judged(config, bundle_dir) for config in configs]
+    assert len(keys) == 1 and verdicts[0] == verdicts[1]
+    # the credentials are found (HR2016), in both orders
+    assert "HR2016" in verdicts[0]["default"][1] and "HR2016" in verdicts[0]["strict"][1]
+    assert verdicts[0] != judged(compact(document), bundle_dir)
+
+
+def test_an_environment_naming_a_variable_twice_keeps_its_order(bundle_dir):
+    """The control: the first of two values wins in the container, so that order stays in the key."""
+    document = load("podman-1.json")
+    keys = set()
+    for order in (["KEY=x", CREDENTIALS[0]], [CREDENTIALS[0], "KEY=x"]):
+        changed = copy.deepcopy(document)
+        changed["process"]["env"] = order + changed["process"]["env"]
+        keys.add(verdict_cache.key(compact(changed), "default", True, bundle_dir))
+    assert len(keys) == 2
