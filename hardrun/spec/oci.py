@@ -24,8 +24,8 @@ NAMESPACE_TYPES = NAMESPACES
 RLIM_INFINITY = 2**64 - 1
 # Files every engine writes for each container in its own state and binds in (Docker from
 # <data-root>/containers/<id>/, Podman from .../<id>/userdata/, the CRI from .../sandboxes/<pod id>/),
-# Podman's /run/.containerenv, and the directory of the container's (the pod's) own /dev/shm
-# (Podman: <bundle>/shm; the CRI: .../sandboxes/<pod id>/shm; Docker with --ipc shareable).
+# Podman's /run/.containerenv, and the directory of the container's own /dev/shm (Podman:
+# <bundle>/shm; Docker with --ipc shareable: <data-root>/containers/<id>/mounts/shm).
 ENGINE_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run/.containerenv", "/dev/shm")
 ENGINE_DIRECTORIES = ("/dev/shm",)
 # The annotations naming a container's pod sandbox (CRI: containerd, CRI-O).
@@ -46,8 +46,8 @@ def is_engine_source(destination: str, source: str) -> bool:
 def is_engine_file(destination, source, config_path: str, annotations) -> bool:
     """A bind of exactly one of ENGINE_FILES from a regular file (for /dev/shm: a directory)
     of the same name in a directory named after this container or its pod (the bundle's
-    directory, or its parent for Podman's `userdata`; the CRI's sandbox annotation): the
-    engine's own copy. A user's `-v /etc:/etc`, `-v /etc/hosts:/etc/hosts` or
+    directory, or its parent for Podman's `userdata`; the CRI's sandbox annotation, but not
+    for /dev/shm): the engine's own copy. A user's `-v /etc:/etc`, `-v /etc/hosts:/etc/hosts` or
     `-v /dev/shm:/dev/shm` is not one, nor another container's /dev/shm (`--ipc container:`).
     Read by the OCI front end and by the verdict cache's key alike."""
     if destination not in ENGINE_FILES or not isinstance(source, str) or not os.path.isabs(source):
@@ -56,7 +56,9 @@ def is_engine_file(destination, source, config_path: str, annotations) -> bool:
         return False
     bundle = os.path.dirname(os.path.abspath(config_path))
     owners = {os.path.basename(bundle), os.path.basename(os.path.dirname(bundle))}
-    if isinstance(annotations, dict):
+    # the annotations are the config's word (`podman run --annotation`): naming another
+    # container's pod there must not make its writable /dev/shm this container's own
+    if isinstance(annotations, dict) and destination not in ENGINE_DIRECTORIES:
         owners.update(str(annotations.get(key) or "") for key in SANDBOX_ANNOTATIONS)
     owners = {owner for owner in owners if len(owner) >= MIN_ENGINE_ID}
     return bool(owners & set(os.path.dirname(source).split("/")))

@@ -264,14 +264,20 @@ def engine_binds(config: bytes, bundle: str) -> dict:
 
 
 @pytest.mark.parametrize("name", ["podman-1.json", "cri-1.json", "cri-sandbox-1.json"])
-def test_podman_s_and_the_cri_s_own_binds_are_engine_files_and_pass_baseline(name, tmp_path):
+def test_podman_s_and_the_cri_s_own_binds_are_engine_files(name, tmp_path):
     """Their /etc/hosts, /etc/hostname, /etc/resolv.conf, /run/.containerenv and /dev/shm come
-    from the engine's state for this container (its pod): no host path a policy judges."""
+    from the engine's state for this container (its pod): no host path a policy judges. A CRI
+    container's /dev/shm is its pod's, known only from an annotation: still a host mount."""
     config, bundle = materialise_captured(name, tmp_path)
     binds = engine_binds(config, bundle)
-    assert "/dev/shm" in binds and set(binds.values()) == {"engine-file"}, binds
+    pods_shm = name == "cri-1.json"
+    assert "/dev/shm" in binds and binds.pop("/dev/shm") == ("bind" if pods_shm else "engine-file")
+    assert set(binds.values()) == {"engine-file"}, binds
     refusal, rules = judged(config, bundle)["baseline"]
-    assert refusal is None and "HR3002" not in rules
+    if pods_shm:
+        assert refusal.count(" is mounted;") == 1 and "/shm is mounted" in refusal
+    else:
+        assert refusal is None and "HR3002" not in rules
     # the control: the same bundle in a directory named after no container and, for the CRI,
     # naming another pod: its binds are host paths
     elsewhere = str(tmp_path / "elsewhere" / ("f" * 64))
@@ -282,6 +288,27 @@ def test_podman_s_and_the_cri_s_own_binds_are_engine_files_and_pass_baseline(nam
     assert set(engine_binds(config, elsewhere).values()) == {"bind"}
     refusal, rules = judged(config, elsewhere)["baseline"]
     assert refusal and "HR3002" in rules
+
+
+def test_an_annotation_naming_another_container_does_not_give_its_dev_shm(tmp_path):
+    """`podman run --annotation io.kubernetes.cri.sandbox-id=<other id> -v <its shm>:/dev/shm`:
+    the other container's shared memory stays a host mount (HR3002 under baseline). The control:
+    the same annotation does make a file of that container's the engine's own /etc/hosts."""
+    config, bundle = materialise_captured("podman-1.json", tmp_path)
+    document = json.loads(config)
+    other_id = "e" * 64
+    other = tmp_path / "root" / "overlay-containers" / other_id / "userdata"
+    (other / "shm").mkdir(parents=True)
+    (other / "hosts").write_text("x\n")
+    document["annotations"]["io.kubernetes.cri.sandbox-id"] = other_id
+    for mount in document["mounts"]:
+        if mount["destination"] in ("/dev/shm", "/etc/hosts"):
+            mount["source"] = str(other / os.path.basename(mount["destination"]))
+    binds = engine_binds(compact(document), bundle)
+    assert binds["/dev/shm"] == "bind"
+    assert binds["/etc/hosts"] == "engine-file"         # the control: the annotation is believed there
+    refusal, rules = judged(compact(document), bundle)["baseline"]
+    assert refusal and "HR3002" in rules and str(other / "shm") in refusal
 
 
 def test_dev_shm_is_the_engine_s_own_only_as_its_container_s_directory(tmp_path):
@@ -304,8 +331,7 @@ def test_the_cri_s_containers_of_one_pod_share_a_key(tmp_path):
     """Two containers of one pod differ only in what the key leaves out; another pod's is judged anew."""
     keys, verdicts = {}, {}
     for name in ("cri-1.json", "cri-2.json", "cri-3.json"):
-        config, bundle = materialise_captured(name, tmp_path / name)
-        assert config != compact(load("cri-1.json")) or name == "cri-1.json"
+        config, bundle = materialise_captured(name, tmp_path)     # one containerd's state
         keys[name] = verdict_cache.key(config, "default", True, bundle)
         verdicts[name] = {policy: (bool(refusal), rules) for policy, (refusal, rules) in judged(config, bundle).items()}
     assert keys["cri-1.json"] == keys["cri-2.json"]
