@@ -1,13 +1,14 @@
 """hardrun-oci under the engines, end to end, against runc and crun in the same run.
 
-    sudo .venv/bin/python bench/engine_bench.py [--repeat 15]
+    sudo .venv/bin/python bench/engine_bench.py [--repeat 15] [--engine docker|ctr|podman]...
 
-Starts a private dockerd and a private containerd (tests/engines/daemons.py: state in a
-temporary directory, stopped at the end), imports the busybox image, then times, interleaved
-round by round in a rotating order:
+Starts a private dockerd, a private containerd and Podman's configuration
+(tests/engines/daemons.py: state in a temporary directory, stopped at the end), imports the
+busybox image, then times, interleaved round by round in a rotating order:
 
 - `docker run --rm --network none --runtime=R bb:1 true`
 - `ctr run --rm --runc-binary R <image> ID true`
+- `podman run --rm --runtime R bb:1 true` (Podman's netns = "none")
 
 for R in runc, crun and hardrun-oci, and prints the medians and the ratios to runc.
 `--also NAME=PATH` adds another hardrun-oci (e.g. an earlier checkout's) to the same rounds.
@@ -92,32 +93,60 @@ def ctr_commands(containerd: daemons.Containerd) -> dict:
     return {name: command(name, binary) for name, binary in RUNTIMES.items()}
 
 
+def podman_commands(podman: daemons.Podman) -> dict:
+    def command(runtime: str):
+        return lambda _round: timed([daemons.PODMAN, "--root", str(podman.directory / "root"), "--runroot",
+                                     str(podman.directory / "runroot"), "run", "--rm", "--runtime", runtime,
+                                     daemons.IMAGE, "true"], env=podman.env)
+    return {name: command(name) for name in RUNTIMES}
+
+
+ENGINES = ("docker", "ctr", "podman")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
                         help="another hardrun-oci to run in the same rounds")
+    parser.add_argument("--engine", action="append", choices=ENGINES,
+                        help="only these engines (default: all three)")
     args = parser.parse_args()
+    engines = args.engine or ENGINES
     for item in args.also:
         name, _, path = item.partition("=")
         RUNTIMES[name] = path
-    daemons.require(daemons.DOCKERD, daemons.CONTAINERD, daemons.RUNC, daemons.CRUN, RUNTIMES["hardrun"])
+    daemons.require(daemons.DOCKERD, daemons.CONTAINERD, daemons.PODMAN, daemons.RUNC, daemons.CRUN,
+                    RUNTIMES["hardrun"])
     rootfs = build_rootfs(daemons.short_tempdir("hr-bench-rootfs-"))
-    docker = daemons.Docker(daemons.short_tempdir("hr-bench-docker-"), {
-        name: {"path": path} for name, path in RUNTIMES.items() if name != "runc"})
-    containerd = daemons.Containerd(daemons.short_tempdir("hr-bench-containerd-"), {"runc": daemons.RUNC})
+    started = []
     try:
-        docker.start()
-        docker.import_image(rootfs)
-        report("docker run --rm --runtime=R bb:1 true", interleaved(docker_commands(docker), args.repeat, args.warmup))
-        containerd.start()
-        containerd.import_image(rootfs, "default")
-        report("ctr run --rm --runc-binary R bb:1 true", interleaved(ctr_commands(containerd), args.repeat,
-                                                                     args.warmup))
+        if "docker" in engines:
+            docker = daemons.Docker(daemons.short_tempdir("hr-bench-docker-"), {
+                name: {"path": path} for name, path in RUNTIMES.items() if name != "runc"})
+            started.append(docker)
+            docker.start()
+            docker.import_image(rootfs)
+            report("docker run --rm --runtime=R bb:1 true",
+                   interleaved(docker_commands(docker), args.repeat, args.warmup))
+        if "ctr" in engines:
+            containerd = daemons.Containerd(daemons.short_tempdir("hr-bench-containerd-"), {"runc": daemons.RUNC})
+            started.append(containerd)
+            containerd.start()
+            containerd.import_image(rootfs, "default")
+            report("ctr run --rm --runc-binary R bb:1 true",
+                   interleaved(ctr_commands(containerd), args.repeat, args.warmup))
+        if "podman" in engines:
+            podman = daemons.Podman(daemons.short_tempdir("hr-bench-podman-"), dict(RUNTIMES))
+            started.append(podman)
+            podman.start()
+            podman.import_image(rootfs)
+            report("podman run --rm --runtime R bb:1 true",
+                   interleaved(podman_commands(podman), args.repeat, args.warmup))
     finally:
-        docker.stop()
-        containerd.stop()
+        for engine in started:
+            engine.stop()
         daemons.remove_tree(rootfs)   # build_rootfs returns the temporary directory itself
 
 

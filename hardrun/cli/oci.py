@@ -381,7 +381,9 @@ def _judge(config: bytes, path: str, policy_name: str, floor: bool) -> tuple[lis
     if not blocking or policy.runtime.gate == "warn":
         return policy_files, None
     ids = sorted({finding.rule for finding in blocking})
-    details = "; ".join(f"{finding.rule} {finding.message}" for finding in blocking[:5])
+    # in an order of their own, not the config's: the verdict cache keys Podman's environment sorted
+    shown = sorted(blocking, key=lambda finding: (finding.rule, finding.message))[:5]
+    details = "; ".join(f"{finding.rule} {finding.message}" for finding in shown)
     return policy_files, (f"refused by policy {policy.name}: {', '.join(ids)} ({details}); "
                           "the container was not created")
 

@@ -22,7 +22,7 @@ import stat
 from .. import __version__
 from .. import jsonlite
 from ..runtime.seccomp_cache import default_cache_dir, sha256, usable_cache_dir, write_entry
-from ..spec.oci import ENGINE_FILES, SANDBOX_ANNOTATIONS, is_bind, is_engine_file
+from ..spec.oci import ENGINE_FILES, SANDBOX_ANNOTATIONS, is_bind, is_engine_file, is_engine_source
 
 _MAGIC = b"hardrun-verdict 1"
 _MAX_ENTRY = 64 * 1024
@@ -81,9 +81,11 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
     back compactly gives its exact bytes, and no key is given twice, so nothing can hide
     behind the parsed document) counts without what the gate never reads (_UNREAD_TOP,
     _UNREAD_LINUX, the annotations but the sandbox ones), with a fixed value for what it
-    reads only as a string (_STRING_ONLY) and for Docker's HOSTNAME=<hex>, and for each bind
-    that the front end takes for the engine's own copy of /etc/hosts, /etc/hostname or
-    /etc/resolv.conf (no rule reads its source) that decision instead of its source.
+    reads only as a string (_STRING_ONLY) and for Docker's HOSTNAME=<hex>, the environment
+    sorted where no name is given twice, and for each bind
+    that the front end takes for the engine's own copy of /etc/hosts, /etc/hostname, /etc/resolv.conf,
+    /run/.containerenv or /dev/shm (no rule reads its source) that decision instead of its source,
+    those binds sorted within their places where no mount's outcome changes (_sort_engine_copies).
 
     Any other config counts byte for byte, with the bundle's directory and whether each
     engine file's source is a file (the front end's decision reads them). Anything
@@ -100,6 +102,7 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
     engine_copies = _drop_engine_file_sources(document, os.path.join(os.path.abspath(bundle), "config.json"))
     if engine_copies is None:
         return [config, *directory, b"?"]
+    _sort_engine_copies(document["mounts"] if engine_copies else [], engine_copies)
     for name in _UNREAD_TOP:
         document.pop(name, None)
     linux = document.get("linux")
@@ -120,8 +123,19 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
             section[name] = ""
     process = document.get("process")
     if isinstance(process, dict) and isinstance(process.get("env"), list):
-        process["env"] = [_HOSTNAME_VARIABLE if _is_hex_hostname(item) else item for item in process["env"]]
+        process["env"] = _sorted_environment([_HOSTNAME_VARIABLE if _is_hex_hostname(item) else item
+                                              for item in process["env"]])
     return [b"view", jsonlite.dumps(document, compact=True).encode(), b"engine files", engine_copies]
+
+
+def _sorted_environment(env: list) -> list:
+    """Podman writes the environment in a varying order. Sorted where the order decides
+    nothing: each item a NAME=value string, no name given twice (the first would win)."""
+    if not all(isinstance(item, str) and "=" in item for item in env):
+        return env
+    if len({item.partition("=")[0] for item in env}) < len(env):
+        return env
+    return sorted(env)
 
 
 def _is_hex_hostname(item) -> bool:
@@ -153,9 +167,37 @@ def _drop_engine_file_sources(document: dict, config_path: str) -> bytes | None:
     return ",".join(copies).encode()
 
 
+def _sort_engine_copies(mounts: list, engine_copies: bytes) -> None:
+    """Podman lists its own binds in a varying order: sort the engine's copies by destination
+    within the places they hold, where that changes no mount's outcome (and so nothing the gate
+    reads): their destinations are distinct, and every other mount is neither at nor under one
+    of them and, where it is above one (/dev above /dev/shm), comes before all of them."""
+    places = [int(index) for index in engine_copies.decode().split(",")] if engine_copies else []
+    copies = [mounts[index] for index in places]
+    destinations = [mount.get("destination") for mount in copies]
+    if len(places) < 2 or not all(isinstance(d, str) for d in destinations) or len(set(destinations)) < len(places):
+        return
+    for index, mount in enumerate(mounts):
+        other = mount.get("destination")
+        if index in places:
+            continue
+        if not isinstance(other, str):
+            return
+        for destination in destinations:
+            if _at_or_under(other, destination) or (_at_or_under(destination, other) and index > places[0]):
+                return
+    for index, mount in zip(places, sorted(copies, key=lambda mount: mount["destination"])):
+        mounts[index] = mount
+
+
+def _at_or_under(path: str, top: str) -> bool:
+    path, top = os.path.normpath(path), os.path.normpath(top)
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
 def _engine_file_facts(mounts) -> bytes | None:
     """For each mount onto an engine file (/etc/hosts, ...): is its source a regular file
-    now. None when the mounts are not a list of objects (the front end refuses those)."""
+    (for /dev/shm: a directory) now. None when the mounts are not a list of objects (the front end refuses those)."""
     if mounts is None:
         return b""
     if not isinstance(mounts, list) or not all(isinstance(mount, dict) for mount in mounts):
@@ -164,7 +206,7 @@ def _engine_file_facts(mounts) -> bytes | None:
     for mount in mounts:
         destination, source = mount.get("destination"), mount.get("source")
         if isinstance(destination, str) and destination in ENGINE_FILES:
-            facts.append(b"1" if isinstance(source, str) and os.path.isfile(source) else b"0")
+            facts.append(b"1" if isinstance(source, str) and is_engine_source(destination, source) else b"0")
     return b"".join(facts)
 
 

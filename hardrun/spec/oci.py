@@ -23,8 +23,11 @@ CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient
 NAMESPACE_TYPES = NAMESPACES
 RLIM_INFINITY = 2**64 - 1
 # Files every engine writes for each container in its own state and binds in (Docker from
-# <data-root>/containers/<id>/, Podman from .../<id>/userdata/, the CRI from .../sandboxes/<pod id>/).
-ENGINE_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
+# <data-root>/containers/<id>/, Podman from .../<id>/userdata/, the CRI from .../sandboxes/<pod id>/),
+# Podman's /run/.containerenv, and the directory of the container's own /dev/shm (Podman:
+# <bundle>/shm; Docker with --ipc shareable: <data-root>/containers/<id>/mounts/shm).
+ENGINE_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run/.containerenv", "/dev/shm")
+ENGINE_DIRECTORIES = ("/dev/shm",)
 # The annotations naming a container's pod sandbox (CRI: containerd, CRI-O).
 SANDBOX_ANNOTATIONS = ("io.kubernetes.cri.sandbox-id", "io.kubernetes.cri-o.SandboxID")
 MIN_ENGINE_ID = 12        # engines name containers by 64 hex digits (12 in short form)
@@ -35,19 +38,27 @@ def is_bind(kind: str, options) -> bool:
     return kind == "bind" or "bind" in options or "rbind" in options
 
 
+def is_engine_source(destination: str, source: str) -> bool:
+    """The source of an engine file is a regular file, of /dev/shm a directory."""
+    return os.path.isdir(source) if destination in ENGINE_DIRECTORIES else os.path.isfile(source)
+
+
 def is_engine_file(destination, source, config_path: str, annotations) -> bool:
-    """A bind of exactly /etc/hosts, /etc/hostname or /etc/resolv.conf from a regular file of
-    the same name in a directory named after this container or its pod (the bundle's
-    directory, or its parent for Podman's `userdata`; the CRI's sandbox annotation): the
-    engine's own copy. A user's `-v /etc:/etc` or `-v /etc/hosts:/etc/hosts` is not one.
+    """A bind of exactly one of ENGINE_FILES from a regular file (for /dev/shm: a directory)
+    of the same name in a directory named after this container or its pod (the bundle's
+    directory, or its parent for Podman's `userdata`; the CRI's sandbox annotation, but not
+    for /dev/shm): the engine's own copy. A user's `-v /etc:/etc`, `-v /etc/hosts:/etc/hosts` or
+    `-v /dev/shm:/dev/shm` is not one, nor another container's /dev/shm (`--ipc container:`).
     Read by the OCI front end and by the verdict cache's key alike."""
     if destination not in ENGINE_FILES or not isinstance(source, str) or not os.path.isabs(source):
         return False
-    if os.path.basename(source) != os.path.basename(destination) or not os.path.isfile(source):
+    if os.path.basename(source) != os.path.basename(destination) or not is_engine_source(destination, source):
         return False
     bundle = os.path.dirname(os.path.abspath(config_path))
     owners = {os.path.basename(bundle), os.path.basename(os.path.dirname(bundle))}
-    if isinstance(annotations, dict):
+    # the annotations are the config's word (`podman run --annotation`): naming another
+    # container's pod there must not make its writable /dev/shm this container's own
+    if isinstance(annotations, dict) and destination not in ENGINE_DIRECTORIES:
         owners.update(str(annotations.get(key) or "") for key in SANDBOX_ANNOTATIONS)
     owners = {owner for owner in owners if len(owner) >= MIN_ENGINE_ID}
     return bool(owners & set(os.path.dirname(source).split("/")))

@@ -13,6 +13,7 @@ which changes the key when it changes (its source gone, another bundle directory
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from hardrun.policy import verdict_cache
 from hardrun.policy.evaluate import evaluate_runspec
 from hardrun.policy.load import builtin_policies, load_policy
 from hardrun.runtime.bundle import raise_floor
+from hardrun.spec.oci import SANDBOX_ANNOTATIONS
 
 ENGINES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "oci-engines")
 CORPUS = sorted(name for name in os.listdir(ENGINES) if name.endswith(".json"))
@@ -68,11 +70,16 @@ def mutations(document: dict):
         changed.setdefault("annotations", {})["io.kubernetes.pod.name"] = value
         changed["annotations"]["com.docker.other"] = value
         yield f"annotations={value!r}", changed
-    for where in ("hooks", "linux.cgroupsPath", "annotations"):
+    for where in ("hooks", "linux.cgroupsPath"):
         changed = copy.deepcopy(document)
         section, _, name = where.rpartition(".")
         (changed[section] if section else changed).pop(name, None)
         yield f"{where} removed", changed
+    # every annotation but the pod sandbox's (the front end reads those: a control below)
+    changed = copy.deepcopy(document)
+    changed["annotations"] = {name: value for name, value in document.get("annotations", {}).items()
+                              if name in SANDBOX_ANNOTATIONS}
+    yield "annotations removed", changed
     for value in ("", "/", "0123456789ab"):
         for section, name in ((None, "hostname"), ("root", "path")):
             if name not in (document[section] if section else document):
@@ -80,9 +87,14 @@ def mutations(document: dict):
             changed = copy.deepcopy(document)
             (changed[section] if section else changed)[name] = value
             yield f"{section}.{name}={value!r}", changed
+    env = document["process"]["env"]
+    for what, order in (("rotated", env[1:] + env[:1]), ("reversed", env[::-1])):
+        changed = copy.deepcopy(document)
+        changed["process"]["env"] = order
+        yield f"the environment {what}", changed
     for value in ("000000000000", "0123456789abcdef" * 4, "4512de904489"):
-        if not any(item.startswith("HOSTNAME=") for item in document["process"]["env"]):
-            continue
+        if not any(verdict_cache._is_hex_hostname(item) for item in document["process"]["env"]):
+            continue    # the CRI's HOSTNAME=<the node's name> is kept as it is
         changed = copy.deepcopy(document)
         changed["process"]["env"] = [item for item in changed["process"]["env"] if not item.startswith("HOSTNAME=")]
         changed["process"]["env"].append(f"HOSTNAME={value}")
@@ -222,3 +234,215 @@ def test_the_bundle_directory_is_in_the_key_exactly_when_an_engine_file_is_bound
     os.unlink(source_dir / "hosts")      # no longer a file: no longer the engine's copy
     assert verdict_cache.key(config, "default", True, own) != key
     shutil.rmtree(source_dir)
+
+
+def materialise_captured(name: str, base) -> tuple[bytes, str]:
+    """A Podman or CRI bundle as its engine had it, moved under `base`: every bind source of
+    the engine's state made again (a file, /dev/shm's a directory), the bundle directory at its
+    captured place (Podman: <root>/overlay-containers/<id>/userdata, where its /dev/shm is;
+    the CRI: <state>/io.containerd.runtime.v2.task/k8s.io/<id>, the id in cgroupsPath)."""
+    document = load(name)
+    for mount in document["mounts"]:
+        source = mount.get("source", "")
+        if mount.get("type") == "bind" and source.startswith("/tmp/hr-"):
+            mount["source"] = moved = str(base) + source
+            os.makedirs(moved if mount["destination"] == "/dev/shm" else os.path.dirname(moved), exist_ok=True)
+            if mount["destination"] != "/dev/shm":
+                with open(moved, "w") as handle:
+                    handle.write("x\n")
+    if name.startswith("podman"):
+        bundle = next(m["source"] for m in document["mounts"] if m["destination"] == "/dev/shm").rsplit("/", 1)[0]
+    else:
+        tasks = document["root"]["path"].split("/io.containerd.runtime.v2.task/")[0] + "/io.containerd.runtime.v2.task"
+        bundle = str(base) + tasks + "/k8s.io/" + document["linux"]["cgroupsPath"].rsplit("/", 1)[1]
+    return compact(document), bundle
+
+
+def engine_binds(config: bytes, bundle: str) -> dict:
+    (spec,) = parse_oci(config.decode(), os.path.join(bundle, "config.json"))
+    return {mount.target: mount.type for mount in spec.mounts if mount.source and mount.source.startswith("/tmp/")}
+
+
+@pytest.mark.parametrize("name", ["podman-1.json", "cri-1.json", "cri-sandbox-1.json"])
+def test_podman_s_and_the_cri_s_own_binds_are_engine_files(name, tmp_path):
+    """Their /etc/hosts, /etc/hostname, /etc/resolv.conf, /run/.containerenv and /dev/shm come
+    from the engine's state for this container (its pod): no host path a policy judges. A CRI
+    container's /dev/shm is its pod's, known only from an annotation: still a host mount."""
+    config, bundle = materialise_captured(name, tmp_path)
+    binds = engine_binds(config, bundle)
+    pods_shm = name == "cri-1.json"
+    assert "/dev/shm" in binds and binds.pop("/dev/shm") == ("bind" if pods_shm else "engine-file")
+    assert set(binds.values()) == {"engine-file"}, binds
+    refusal, rules = judged(config, bundle)["baseline"]
+    if pods_shm:
+        assert refusal.count(" is mounted;") == 1 and "/shm is mounted" in refusal
+    else:
+        assert refusal is None and "HR3002" not in rules
+    # the control: the same bundle in a directory named after no container and, for the CRI,
+    # naming another pod: its binds are host paths
+    elsewhere = str(tmp_path / "elsewhere" / ("f" * 64))
+    document = json.loads(config)
+    if "io.kubernetes.cri.sandbox-id" in document.get("annotations", {}):
+        document["annotations"]["io.kubernetes.cri.sandbox-id"] = "e" * 64
+    config = compact(document)
+    assert set(engine_binds(config, elsewhere).values()) == {"bind"}
+    refusal, rules = judged(config, elsewhere)["baseline"]
+    assert refusal and "HR3002" in rules
+
+
+def test_an_annotation_naming_another_container_does_not_give_its_dev_shm(tmp_path):
+    """`podman run --annotation io.kubernetes.cri.sandbox-id=<other id> -v <its shm>:/dev/shm`:
+    the other container's shared memory stays a host mount (HR3002 under baseline). The control:
+    the same annotation does make a file of that container's the engine's own /etc/hosts."""
+    config, bundle = materialise_captured("podman-1.json", tmp_path)
+    document = json.loads(config)
+    other_id = "e" * 64
+    other = tmp_path / "root" / "overlay-containers" / other_id / "userdata"
+    (other / "shm").mkdir(parents=True)
+    (other / "hosts").write_text("x\n")
+    document["annotations"]["io.kubernetes.cri.sandbox-id"] = other_id
+    for mount in document["mounts"]:
+        if mount["destination"] in ("/dev/shm", "/etc/hosts"):
+            mount["source"] = str(other / os.path.basename(mount["destination"]))
+    binds = engine_binds(compact(document), bundle)
+    assert binds["/dev/shm"] == "bind"
+    assert binds["/etc/hosts"] == "engine-file"         # the control: the annotation is believed there
+    refusal, rules = judged(compact(document), bundle)["baseline"]
+    assert refusal and "HR3002" in rules and str(other / "shm") in refusal
+
+
+def test_dev_shm_is_the_engine_s_own_only_as_its_container_s_directory(tmp_path):
+    """The host's /dev/shm, another container's (`--ipc container:`), and a file named shm stay host mounts."""
+    config, bundle = materialise_captured("podman-1.json", tmp_path)
+    document = json.loads(config)
+    shm = next(m for m in document["mounts"] if m["destination"] == "/dev/shm")
+    other = tmp_path / "root" / "overlay-containers" / ("e" * 64) / "userdata" / "shm"
+    other.mkdir(parents=True)
+    a_file = tmp_path / "x" / os.path.basename(os.path.dirname(bundle)) / "shm"
+    a_file.parent.mkdir(parents=True)
+    a_file.write_text("x")
+    for source in ("/dev/shm", str(other), str(a_file)):
+        shm["source"] = source
+        (spec,) = parse_oci(compact(document).decode(), os.path.join(bundle, "config.json"))
+        assert {m.target: m.type for m in spec.mounts}["/dev/shm"] == "bind", source
+
+
+def test_the_cri_s_containers_of_one_pod_share_a_key(tmp_path):
+    """Two containers of one pod differ only in what the key leaves out; another pod's is judged anew."""
+    keys, verdicts = {}, {}
+    for name in ("cri-1.json", "cri-2.json", "cri-3.json"):
+        config, bundle = materialise_captured(name, tmp_path)     # one containerd's state
+        keys[name] = verdict_cache.key(config, "default", True, bundle)
+        verdicts[name] = {policy: (bool(refusal), rules) for policy, (refusal, rules) in judged(config, bundle).items()}
+    assert keys["cri-1.json"] == keys["cri-2.json"]
+    assert verdicts["cri-1.json"] == verdicts["cri-2.json"]
+    # another pod: its sandbox's id and namespace paths are read by the gate (engine files, joined namespaces)
+    assert keys["cri-3.json"] != keys["cri-1.json"]
+
+
+def test_podman_s_containers_share_a_key(tmp_path):
+    """Podman 4.3 lists its own binds in a varying order (the two captured containers differ):
+    the key sorts the engine's copies within their places."""
+    (first, first_bundle), (second, second_bundle) = (materialise_captured(name, tmp_path / name)
+                                                      for name in ("podman-1.json", "podman-2.json"))
+    order = [[m["destination"] for m in json.loads(config)["mounts"]] for config in (first, second)]
+    assert order[0] != order[1]
+    assert verdict_cache.key(first, "default", True, first_bundle) == \
+        verdict_cache.key(second, "default", True, second_bundle)
+    assert judged(first, first_bundle) == judged(second, second_bundle)
+    # the control: the first container's bundle read elsewhere, where its binds are host paths
+    assert verdict_cache.key(first, "default", True, str(tmp_path / "x" / ("f" * 64))) != \
+        verdict_cache.key(first, "default", True, first_bundle)
+
+
+def engine_copy_places(config: bytes, bundle: str) -> list[int]:
+    (spec,) = parse_oci(config.decode(), os.path.join(bundle, "config.json"))
+    return [index for index, mount in enumerate(spec.mounts) if mount.type == "engine-file"]
+
+
+@pytest.mark.parametrize("name", ["podman-1.json", "cri-1.json"])
+def test_the_engine_s_copies_in_any_order_give_one_key_and_one_verdict(name, tmp_path):
+    """Every order of the engine's own binds within their places: the same key, and the same
+    verdict, refusal message and rule ids under every built-in policy. (A CRI sandbox mounts a
+    tmpfs at /dev/shm before its bind there: its order stays in the key, see the controls.)"""
+    config, bundle = materialise_captured(name, tmp_path)
+    document = json.loads(config)
+    places = engine_copy_places(config, bundle)
+    assert len(places) >= 2
+    expected_key, expected = verdict_cache.key(config, "default", True, bundle), judged(config, bundle)
+    for order in itertools.islice(itertools.permutations(places), 1, 24):
+        changed = copy.deepcopy(document)
+        for place, taken in zip(places, order):
+            changed["mounts"][place] = document["mounts"][taken]
+        assert verdict_cache.key(compact(changed), "default", True, bundle) == expected_key, order
+        assert judged(compact(changed), bundle) == expected, order
+
+
+def test_an_order_that_changes_what_is_mounted_stays_in_the_key(tmp_path):
+    """Controls: /dev after /dev/shm (the tmpfs would hide it), a mount at an engine copy's
+    destination (which is on top depends on the order), an engine copy moved among the others."""
+    config, bundle = materialise_captured("podman-1.json", tmp_path)
+    document = json.loads(config)
+    key = verdict_cache.key(config, "default", True, bundle)
+    mounts = document["mounts"]
+    destinations = [m["destination"] for m in mounts]
+    dev_after = copy.deepcopy(document)
+    dev_after["mounts"].append(dev_after["mounts"].pop(destinations.index("/dev")))
+    user_hosts = {"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts", "options": ["rbind", "ro"]}
+    hosts_twice = [copy.deepcopy(document) for _ in range(2)]
+    hosts_twice[0]["mounts"].append(user_hosts)
+    hosts_twice[1]["mounts"].insert(0, user_hosts)
+    first_copy = engine_copy_places(config, bundle)[0]
+    moved = copy.deepcopy(document)
+    moved["mounts"].insert(first_copy + 1, moved["mounts"].pop(destinations.index("/proc")))
+    assert verdict_cache.key(compact(dev_after), "default", True, bundle) != key
+    assert verdict_cache.key(compact(moved), "default", True, bundle) != key
+    assert len({verdict_cache.key(compact(d), "default", True, bundle) for d in hosts_twice}) == 2
+    # each of them sorted by destination within the engine's places would have hidden the difference
+    for changed in (dev_after, *hosts_twice):
+        with_shuffle = copy.deepcopy(changed)
+        places = engine_copy_places(compact(changed), bundle)
+        with_shuffle["mounts"][places[0]], with_shuffle["mounts"][places[-1]] = \
+            with_shuffle["mounts"][places[-1]], with_shuffle["mounts"][places[0]]
+        assert verdict_cache.key(compact(with_shuffle), "default", True, bundle) != \
+            verdict_cache.key(compact(changed), "default", True, bundle)
+    # a CRI sandbox: a tmpfs at /dev/shm, then the engine's bind there: kept in its order
+    sandbox_config, sandbox_bundle = materialise_captured("cri-sandbox-1.json", tmp_path / "sandbox")
+    sandbox = json.loads(sandbox_config)
+    places = engine_copy_places(sandbox_config, sandbox_bundle)
+    swapped = copy.deepcopy(sandbox)
+    first, second = sandbox["mounts"][places[0]], sandbox["mounts"][places[1]]
+    swapped["mounts"][places[0]], swapped["mounts"][places[1]] = second, first
+    assert verdict_cache.key(compact(swapped), "default", True, sandbox_bundle) != \
+        verdict_cache.key(sandbox_config, "default", True, sandbox_bundle)
+
+
+CREDENTIALS = ["KEY=AKIAABCDEFGHIJKLMNOP", "TOKEN=ghp_" + "a1B2c3D4e5F6g7H8i9J0" * 2]
+
+
+def test_an_environment_in_another_order_gives_one_key_and_one_refusal(bundle_dir):
+    """Two credentials in either order: one key, and the same refusal with the same message
+    (the gate lists the findings in an order of its own)."""
+    document = load("podman-1.json")
+    configs = []
+    for credentials in (CREDENTIALS, CREDENTIALS[::-1]):
+        changed = copy.deepcopy(document)
+        changed["process"]["env"] = credentials + changed["process"]["env"]
+        configs.append(compact(changed))
+    keys = {verdict_cache.key(config, "default", True, bundle_dir) for config in configs}
+    verdicts = [judged(config, bundle_dir) for config in configs]
+    assert len(keys) == 1 and verdicts[0] == verdicts[1]
+    # the credentials are found (HR2016), in both orders
+    assert "HR2016" in verdicts[0]["default"][1] and "HR2016" in verdicts[0]["strict"][1]
+    assert verdicts[0] != judged(compact(document), bundle_dir)
+
+
+def test_an_environment_naming_a_variable_twice_keeps_its_order(bundle_dir):
+    """The control: the first of two values wins in the container, so that order stays in the key."""
+    document = load("podman-1.json")
+    keys = set()
+    for order in (["KEY=x", CREDENTIALS[0]], [CREDENTIALS[0], "KEY=x"]):
+        changed = copy.deepcopy(document)
+        changed["process"]["env"] = order + changed["process"]["env"]
+        keys.add(verdict_cache.key(compact(changed), "default", True, bundle_dir))
+    assert len(keys) == 2
