@@ -27,7 +27,7 @@ import time
 from ..errors import HardrunError, UsageError
 from .. import jsonlite
 from . import state as state_module
-from .process import StepFailure, stat_fields
+from .process import StepFailure, running
 
 DEFAULT_ROOT = "/run/hardrun-oci"
 STATE_FILE = "state.json"
@@ -105,12 +105,7 @@ class Container:
 
     def alive(self) -> bool:
         pid = self.record.get("pid")
-        if not pid:
-            return False
-        fields = stat_fields(pid)
-        if fields is None or fields[0] in (b"Z", b"X"):   # a zombie has run its course
-            return False
-        return int(fields[19]) == self.record.get("start_time")
+        return bool(pid) and running(pid, self.record.get("start_time"))
 
     def status(self) -> str:
         if not self.alive():
@@ -301,7 +296,7 @@ def _launch(container: Container, loaded, options: CreateOptions) -> int:
         sync_read = report_write = -1
         launch.stdio.close_container_ends()
         try:
-            container.record.update(pid=pid, start_time=_start_time(pid))
+            container.record.update(pid=pid, start_time=state_module.process_start_time(pid))
             container.save()
             if launch.seccomp_watch is not None:    # before start: the init hands it the listener
                 from .oci_explain import spawn_holder
@@ -465,11 +460,6 @@ def _cgroup_relative(cgroups_path: str | None, container_id: str) -> str:
     if not relative or relative.startswith("..") or "/../" in f"/{relative}/":
         raise UsageError(f"linux.cgroupsPath {cgroups_path!r}: not a cgroup below the hierarchy's root")
     return relative
-
-
-def _start_time(pid: int) -> int | None:
-    fields = stat_fields(pid)
-    return int(fields[19]) if fields else None
 
 
 def _write_private(path: str, text: str) -> None:

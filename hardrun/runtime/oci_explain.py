@@ -47,7 +47,7 @@ def prepare(bpf) -> tuple:
 
 def spawn_holder(container, watch: Watch, profile_text: str | None, caps) -> None:
     """Fork the holder (see the module's doc) and record its pid and start time."""
-    from .process import stat_fields
+    from .state import process_start_time
     read_end, write_end = os.pipe()
     first = os.fork()
     if first == 0:
@@ -66,8 +66,7 @@ def spawn_holder(container, watch: Watch, profile_text: str | None, caps) -> Non
     if not reported:
         raise OSError("the seccomp listener's holder did not start")
     pid = int(reported)
-    fields = stat_fields(pid)
-    container.record["holder"] = {"pid": pid, "start_time": int(fields[19]) if fields else None}
+    container.record["holder"] = {"pid": pid, "start_time": process_start_time(pid)}
     container.save()
 
 
@@ -145,21 +144,13 @@ def read_denials(state_path: str) -> list | None:
 
 def stop_holder(record: dict) -> None:
     """Kill the holder (it is the shim's child, not ours: wait until it is gone or a zombie)."""
-    from .process import stat_fields
+    from .process import poll_until, running
     holder = record.get("holder") or {}
-    pid = holder.get("pid")
-    if not isinstance(pid, int):
-        return
-    fields = stat_fields(pid)
-    if fields is None or int(fields[19]) != holder.get("start_time"):
+    pid, start_time = holder.get("pid"), holder.get("start_time")
+    if not isinstance(pid, int) or not running(pid, start_time):
         return
     try:
         os.kill(pid, 9)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        fields = stat_fields(pid)
-        if fields is None or fields[0] in (b"Z", b"X") or int(fields[19]) != holder.get("start_time"):
-            return
-        time.sleep(0.005)
+    poll_until(lambda: not running(pid, start_time), timeout=5)
