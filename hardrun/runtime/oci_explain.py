@@ -98,7 +98,7 @@ class _Recorder:
     """Writes the explained denials into the state directory (atomic replace)."""
 
     def __init__(self, state_path: str, profile_text: str | None, caps):
-        self.path = os.path.join(state_path, DENIALS_FILE)
+        self.state_path = state_path
         self.profile_text, self.caps = profile_text, tuple(caps)
         self.known = 0
         self.written = 0.0
@@ -122,15 +122,11 @@ class _Recorder:
         builtin = self.profile_text is None
         profile = default_profile() if self.profile_text is None else parse_profile(
             self.profile_text, path="linux.seccomp", fmt="json")
+        from ..userfiles import write_private
         found = [denial.as_json() for denial in denials(calls, profile, self.caps, builtin)]
-        temporary = self.path + ".new"
-        try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"profile": "built-in" if builtin else "linux.seccomp", "denials": found}, handle)
-            os.replace(temporary, self.path)
-        except OSError:
-            pass    # the state directory was removed (delete): nothing left to record into
+        text = json.dumps({"profile": "built-in" if builtin else "linux.seccomp", "denials": found})
+        # False once `delete` removed the state directory: nothing left to record into
+        write_private(self.state_path, DENIALS_FILE, text.encode())
 
 
 def read_denials(state_path: str) -> list | None:
