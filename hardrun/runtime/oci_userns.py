@@ -43,7 +43,6 @@ import os
 from ..errors import HardrunError
 from . import syscalls as k
 
-MODES = ("auto", "keep")
 CARRIED_OPTIONS = ("metacopy", "redirect_dir", "index", "xino", "uuid", "nfs_export")
 OWN_WORKDIR = "hardrun"     # in the engine's work directory: the new overlay's own
 STAGING = "mounts"      # in the container's state directory: where the idmapped mounts are attached
@@ -221,8 +220,7 @@ def _rebuild_overlay(mount, path: str, staging: str, target: str, userns_fd: int
     elif len(mapped) == 1:
         options += f":{os.path.join(staging, 'empty')}"    # overlayfs wants two layers without an upper one
         os.mkdir(os.path.join(staging, "empty"), 0o755)
-    # as the engine mounted it: these change how the upper layer is written
-    # a mount without it; the others change how the upper layer is written
+    # carried over as the engine mounted it: these change how the layers are written and read
     options += "".join(f",{option}" for option in mount.options.split(",")
                        if option.partition("=")[0] in CARRIED_OPTIONS)
     try:
