@@ -697,7 +697,7 @@ def wait(pid: int) -> int:
 
 def features() -> dict:
     """The runtime-spec features document (what this runtime accepts)."""
-    from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES  # noqa: F401
+    from ..spec.oci import NAMESPACE_TYPES
     from ..spec.capabilities import NAMES
     from .bundle import HOOK_KINDS, CONTAINER_HOOKS
     return {
@@ -717,5 +717,6 @@ def features() -> dict:
             "apparmor": {"enabled": False}, "selinux": {"enabled": False},
         },
         "annotations": {"org.hardrun.floor": "no_new_privs, seccomp allowlist, masked and read-only "
-                                             "kernel paths, nosuid,nodev binds"},
+                                             "kernel paths, nosuid,nodev binds, NET_RAW out of an "
+                                             "engine's default capability set"},
     }
