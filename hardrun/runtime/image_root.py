@@ -425,19 +425,9 @@ def _idmapped(layers, id_maps, work: str) -> list[str]:
             os.mkdir(target, 0o755)
             source = os.open(layer, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
-                tree = k.open_tree(source, recursive=False)
+                attach_idmapped(source, target, userns_fd, k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NODEV)
             finally:
                 os.close(source)
-            try:
-                k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP | k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NODEV,
-                                recursive=False, userns_fd=userns_fd)
-                target_fd = os.open(target, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    k.move_mount(tree, target_fd)
-                finally:
-                    os.close(target_fd)
-            finally:
-                os.close(tree)
             mounted.append(target)
         return mounted
     finally:
@@ -517,6 +507,21 @@ def _owner_mode_times(path: str, info, id_maps) -> None:
     if not stat.S_ISLNK(info.st_mode):
         os.chmod(path, stat.S_IMODE(info.st_mode))       # after the chown, which clears setuid
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
+
+
+def attach_idmapped(source_fd: int, target: str, userns_fd: int, attrs: int, recursive: bool = False) -> None:
+    """A detached copy of the tree at `source_fd`, idmapped with the maps of the user namespace
+    `userns_fd` and given the mount attributes `attrs`, attached on `target`."""
+    tree = k.open_tree(source_fd, recursive=recursive)
+    try:
+        k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP | attrs, recursive=recursive, userns_fd=userns_fd)
+        target_fd = os.open(target, k.O_PATH | os.O_CLOEXEC)
+        try:
+            k.move_mount(tree, target_fd)
+        finally:
+            os.close(target_fd)
+    finally:
+        os.close(tree)
 
 
 def userns_with(id_maps) -> int:
