@@ -544,12 +544,8 @@ def userns_with(id_maps) -> int:
     try:
         if os.read(ready_r, 1) != b"1":
             raise HardrunError("cannot create the user namespace for the image's idmapped layers")
-        with open(f"/proc/{pid}/uid_map", "w") as out:
-            out.write("".join(f"{inside} {outside} {count}\n" for inside, outside, count in id_maps.uid))
-        with open(f"/proc/{pid}/setgroups", "w") as out:
-            out.write("deny")
-        with open(f"/proc/{pid}/gid_map", "w") as out:
-            out.write("".join(f"{inside} {outside} {count}\n" for inside, outside, count in id_maps.gid))
+        from .userns import IdMaps, write_id_maps
+        write_id_maps(pid, IdMaps(id_maps.uid, id_maps.gid, "direct", setgroups=False))
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(hold_w)
