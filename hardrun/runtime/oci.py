@@ -85,14 +85,16 @@ class Container:
                     or info.st_mode & 0o077:
                 raise OciError(f"container {container_id}: its state directory {path} is not hardrun's own "
                                "(a symbolic link, another owner or open to others): refused")
-            fd = os.open(os.path.join(path, STATE_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            with os.fdopen(fd) as handle:
-                record = jsonlite.loads(handle.read())
+            record = read_own_json(os.path.join(path, STATE_FILE))
         except FileNotFoundError:
             raise OciError(f"container {container_id} does not exist") from None
         except ValueError:
             raise OciError(f"container {container_id}: its state record is damaged") from None
         return cls(root, container_id, record)
+
+    def config(self) -> dict:
+        """The config as `create` kept it (CONFIG_COPY: with the user namespace it added)."""
+        return read_own_json(os.path.join(self.path, CONFIG_COPY))
 
     def save(self) -> None:
         temporary = os.path.join(self.path, f".{STATE_FILE}.new")
@@ -460,6 +462,13 @@ def _cgroup_relative(cgroups_path: str | None, container_id: str) -> str:
     if not relative or relative.startswith("..") or "/../" in f"/{relative}/":
         raise UsageError(f"linux.cgroupsPath {cgroups_path!r}: not a cgroup below the hierarchy's root")
     return relative
+
+
+def read_own_json(path: str):
+    """A JSON file of the container's state directory, never through a link."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd) as handle:
+        return jsonlite.loads(handle.read())
 
 
 def _write_private(path: str, text: str) -> None:
