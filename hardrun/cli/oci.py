@@ -28,7 +28,7 @@ global options:
   --log FILE              append errors (and with --debug, progress) to FILE
   --log-format text|json  the log's format (default text)
   --debug                 log progress, not only errors
-  --systemd-cgroup        manage cgroups through systemd (refused where systemd does not run)
+  --systemd-cgroup        refused: cgroups through systemd are not supported
   --policy NAME|FILE      the policy create judges bundles with (default: /etc/hardrun/policy.yaml
                           if present, else the built-in `default`)
   --no-floor              do not raise the floor (no_new_privs, seccomp, kernel paths, NET_RAW)

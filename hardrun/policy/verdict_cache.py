@@ -17,11 +17,10 @@ bundle is refused from the cache with the same message.
 from __future__ import annotations
 
 import os
-import stat
 
 from .. import __version__
 from .. import jsonlite
-from ..runtime.seccomp_cache import default_cache_dir, sha256, usable_cache_dir, write_entry
+from ..runtime.seccomp_cache import default_cache_dir, read_entry, sha256, usable_cache_dir, write_entry
 from ..spec.oci import ENGINE_FILES, SANDBOX_ANNOTATIONS, is_bind, is_engine_file, is_engine_source
 
 _MAGIC = b"hardrun-verdict 1"
@@ -270,20 +269,9 @@ def lookup(cache_key: str, directory: str | None = None) -> tuple[bool, str | No
 
 
 def _read_entry(path: str, cache_key: str) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
+    data = read_entry(path, _MAX_ENTRY)
+    if data is None:
         return None
-    try:
-        info = os.fstat(fd)
-        if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077
-                or info.st_size > _MAX_ENTRY):
-            return None
-        data = os.read(fd, _MAX_ENTRY + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     header, newline, body = data.partition(b"\n")
     if not newline or header != b" ".join((_MAGIC, cache_key.encode(), sha256(body).hexdigest().encode())):
         return None

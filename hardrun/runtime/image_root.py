@@ -425,19 +425,9 @@ def _idmapped(layers, id_maps, work: str) -> list[str]:
             os.mkdir(target, 0o755)
             source = os.open(layer, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
-                tree = k.open_tree(source, recursive=False)
+                attach_idmapped(source, target, userns_fd, k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NODEV)
             finally:
                 os.close(source)
-            try:
-                k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP | k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NODEV,
-                                recursive=False, userns_fd=userns_fd)
-                target_fd = os.open(target, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    k.move_mount(tree, target_fd)
-                finally:
-                    os.close(target_fd)
-            finally:
-                os.close(tree)
             mounted.append(target)
         return mounted
     finally:
@@ -519,6 +509,21 @@ def _owner_mode_times(path: str, info, id_maps) -> None:
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
 
 
+def attach_idmapped(source_fd: int, target: str, userns_fd: int, attrs: int, recursive: bool = False) -> None:
+    """A detached copy of the tree at `source_fd`, idmapped with the maps of the user namespace
+    `userns_fd` and given the mount attributes `attrs`, attached on `target`."""
+    tree = k.open_tree(source_fd, recursive=recursive)
+    try:
+        k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP | attrs, recursive=recursive, userns_fd=userns_fd)
+        target_fd = os.open(target, k.O_PATH | os.O_CLOEXEC)
+        try:
+            k.move_mount(tree, target_fd)
+        finally:
+            os.close(target_fd)
+    finally:
+        os.close(tree)
+
+
 def userns_with(id_maps) -> int:
     """An fd of a user namespace with the container's id maps (a child process makes it,
     the maps are written for it, and it exits; the fd keeps the namespace)."""
@@ -539,12 +544,8 @@ def userns_with(id_maps) -> int:
     try:
         if os.read(ready_r, 1) != b"1":
             raise HardrunError("cannot create the user namespace for the image's idmapped layers")
-        with open(f"/proc/{pid}/uid_map", "w") as out:
-            out.write("".join(f"{inside} {outside} {count}\n" for inside, outside, count in id_maps.uid))
-        with open(f"/proc/{pid}/setgroups", "w") as out:
-            out.write("deny")
-        with open(f"/proc/{pid}/gid_map", "w") as out:
-            out.write("".join(f"{inside} {outside} {count}\n" for inside, outside, count in id_maps.gid))
+        from .userns import IdMaps, write_id_maps
+        write_id_maps(pid, IdMaps(id_maps.uid, id_maps.gid, "direct", setgroups=False))
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(hold_w)

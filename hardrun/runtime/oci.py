@@ -27,7 +27,7 @@ import time
 from ..errors import HardrunError, UsageError
 from .. import jsonlite
 from . import state as state_module
-from .process import StepFailure, stat_fields
+from .process import StepFailure, running
 
 DEFAULT_ROOT = "/run/hardrun-oci"
 STATE_FILE = "state.json"
@@ -85,14 +85,16 @@ class Container:
                     or info.st_mode & 0o077:
                 raise OciError(f"container {container_id}: its state directory {path} is not hardrun's own "
                                "(a symbolic link, another owner or open to others): refused")
-            fd = os.open(os.path.join(path, STATE_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            with os.fdopen(fd) as handle:
-                record = jsonlite.loads(handle.read())
+            record = read_own_json(os.path.join(path, STATE_FILE))
         except FileNotFoundError:
             raise OciError(f"container {container_id} does not exist") from None
         except ValueError:
             raise OciError(f"container {container_id}: its state record is damaged") from None
         return cls(root, container_id, record)
+
+    def config(self) -> dict:
+        """The config as `create` kept it (CONFIG_COPY: with the user namespace it added)."""
+        return read_own_json(os.path.join(self.path, CONFIG_COPY))
 
     def save(self) -> None:
         temporary = os.path.join(self.path, f".{STATE_FILE}.new")
@@ -105,12 +107,7 @@ class Container:
 
     def alive(self) -> bool:
         pid = self.record.get("pid")
-        if not pid:
-            return False
-        fields = stat_fields(pid)
-        if fields is None or fields[0] in (b"Z", b"X"):   # a zombie has run its course
-            return False
-        return int(fields[19]) == self.record.get("start_time")
+        return isinstance(pid, int) and pid > 0 and running(pid, self.record.get("start_time"))
 
     def status(self) -> str:
         if not self.alive():
@@ -301,7 +298,7 @@ def _launch(container: Container, loaded, options: CreateOptions) -> int:
         sync_read = report_write = -1
         launch.stdio.close_container_ends()
         try:
-            container.record.update(pid=pid, start_time=_start_time(pid))
+            container.record.update(pid=pid, start_time=state_module.process_start_time(pid))
             container.save()
             if launch.seccomp_watch is not None:    # before start: the init hands it the listener
                 from .oci_explain import spawn_holder
@@ -467,9 +464,11 @@ def _cgroup_relative(cgroups_path: str | None, container_id: str) -> str:
     return relative
 
 
-def _start_time(pid: int) -> int | None:
-    fields = stat_fields(pid)
-    return int(fields[19]) if fields else None
+def read_own_json(path: str):
+    """A JSON file of the container's state directory, never through a link."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd) as handle:
+        return jsonlite.loads(handle.read())
 
 
 def _write_private(path: str, text: str) -> None:
@@ -707,7 +706,7 @@ def wait(pid: int) -> int:
 
 def features() -> dict:
     """The runtime-spec features document (what this runtime accepts)."""
-    from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES  # noqa: F401
+    from ..spec.oci import NAMESPACE_TYPES
     from ..spec.capabilities import NAMES
     from .bundle import HOOK_KINDS, CONTAINER_HOOKS
     return {
@@ -727,5 +726,6 @@ def features() -> dict:
             "apparmor": {"enabled": False}, "selinux": {"enabled": False},
         },
         "annotations": {"org.hardrun.floor": "no_new_privs, seccomp allowlist, masked and read-only "
-                                             "kernel paths, nosuid,nodev binds"},
+                                             "kernel paths, nosuid,nodev binds, NET_RAW out of an "
+                                             "engine's default capability set"},
     }

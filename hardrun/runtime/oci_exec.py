@@ -16,11 +16,10 @@ waits for B and returns its exit status.
 """
 from __future__ import annotations
 
-import json
 import os
 
 from ..errors import UsageError
-from .oci import CONFIG_COPY, Container, OciError
+from .oci import Container, OciError
 
 # Joined in this order: the user namespace first gives the capabilities to join the rest.
 NAMESPACE_FILES = (("user", "user", 0x10000000), ("ipc", "ipc", 0x08000000), ("uts", "uts", 0x04000000),
@@ -98,8 +97,7 @@ def exec_process(root: str, container_id: str, options: ExecOptions) -> int:
 def _document(container: Container, options: ExecOptions) -> dict:
     """The container's config as it was created, with the process to run in place of its own."""
     from ..userfiles import read_json_object
-    with open(os.path.join(container.path, CONFIG_COPY)) as handle:
-        document = json.load(handle)
+    document = container.config()
     own = document["process"]
     if options.process_file:
         process = read_json_object(options.process_file, f"--process {options.process_file}",

@@ -47,7 +47,7 @@ def prepare(bpf) -> tuple:
 
 def spawn_holder(container, watch: Watch, profile_text: str | None, caps) -> None:
     """Fork the holder (see the module's doc) and record its pid and start time."""
-    from .process import stat_fields
+    from .state import process_start_time
     read_end, write_end = os.pipe()
     first = os.fork()
     if first == 0:
@@ -66,8 +66,7 @@ def spawn_holder(container, watch: Watch, profile_text: str | None, caps) -> Non
     if not reported:
         raise OSError("the seccomp listener's holder did not start")
     pid = int(reported)
-    fields = stat_fields(pid)
-    container.record["holder"] = {"pid": pid, "start_time": int(fields[19]) if fields else None}
+    container.record["holder"] = {"pid": pid, "start_time": process_start_time(pid)}
     container.save()
 
 
@@ -99,7 +98,7 @@ class _Recorder:
     """Writes the explained denials into the state directory (atomic replace)."""
 
     def __init__(self, state_path: str, profile_text: str | None, caps):
-        self.path = os.path.join(state_path, DENIALS_FILE)
+        self.state_path = state_path
         self.profile_text, self.caps = profile_text, tuple(caps)
         self.known = 0
         self.written = 0.0
@@ -123,15 +122,11 @@ class _Recorder:
         builtin = self.profile_text is None
         profile = default_profile() if self.profile_text is None else parse_profile(
             self.profile_text, path="linux.seccomp", fmt="json")
+        from ..userfiles import write_private
         found = [denial.as_json() for denial in denials(calls, profile, self.caps, builtin)]
-        temporary = self.path + ".new"
-        try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"profile": "built-in" if builtin else "linux.seccomp", "denials": found}, handle)
-            os.replace(temporary, self.path)
-        except OSError:
-            pass    # the state directory was removed (delete): nothing left to record into
+        text = json.dumps({"profile": "built-in" if builtin else "linux.seccomp", "denials": found})
+        # False once `delete` removed the state directory: nothing left to record into
+        write_private(self.state_path, DENIALS_FILE, text.encode())
 
 
 def read_denials(state_path: str) -> list | None:
@@ -145,21 +140,13 @@ def read_denials(state_path: str) -> list | None:
 
 def stop_holder(record: dict) -> None:
     """Kill the holder (it is the shim's child, not ours: wait until it is gone or a zombie)."""
-    from .process import stat_fields
+    from .process import poll_until, running
     holder = record.get("holder") or {}
-    pid = holder.get("pid")
-    if not isinstance(pid, int):
-        return
-    fields = stat_fields(pid)
-    if fields is None or int(fields[19]) != holder.get("start_time"):
+    pid, start_time = holder.get("pid"), holder.get("start_time")
+    if not isinstance(pid, int) or not running(pid, start_time):
         return
     try:
         os.kill(pid, 9)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        fields = stat_fields(pid)
-        if fields is None or fields[0] in (b"Z", b"X") or int(fields[19]) != holder.get("start_time"):
-            return
-        time.sleep(0.005)
+    poll_until(lambda: not running(pid, start_time), timeout=5)

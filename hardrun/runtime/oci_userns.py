@@ -43,7 +43,6 @@ import os
 from ..errors import HardrunError
 from . import syscalls as k
 
-MODES = ("auto", "keep")
 CARRIED_OPTIONS = ("metacopy", "redirect_dir", "index", "xino", "uuid", "nfs_export")
 OWN_WORKDIR = "hardrun"     # in the engine's work directory: the new overlay's own
 STAGING = "mounts"      # in the container's state directory: where the idmapped mounts are attached
@@ -221,8 +220,7 @@ def _rebuild_overlay(mount, path: str, staging: str, target: str, userns_fd: int
     elif len(mapped) == 1:
         options += f":{os.path.join(staging, 'empty')}"    # overlayfs wants two layers without an upper one
         os.mkdir(os.path.join(staging, "empty"), 0o755)
-    # as the engine mounted it: these change how the upper layer is written
-    # a mount without it; the others change how the upper layer is written
+    # carried over as the engine mounted it: these change how the layers are written and read
     options += "".join(f",{option}" for option in mount.options.split(",")
                        if option.partition("=")[0] in CARRIED_OPTIONS)
     try:
@@ -293,29 +291,19 @@ def _map_bind(plan, index: int, staging: str, userns_fd: int):
 def _idmapped_bind(source: str, target: str, userns_fd: int, recursive: bool, what: str) -> None:
     """A detached copy of the tree at `source`, idmapped with the user namespace's maps,
     attached on `target` (nosuid, nodev: every mount hardrun makes is)."""
+    from .image_root import attach_idmapped
     try:
         fd = os.open(source, k.O_PATH | os.O_CLOEXEC)
     except OSError as error:
         raise IdmapError(f"{what}: {error.strerror}") from None
     try:
-        tree = k.open_tree(fd, recursive=recursive)
+        attach_idmapped(fd, target, userns_fd, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV, recursive)
+    except OSError as error:
+        raise IdmapError(f"{what}: cannot be idmapped ({_why(error, source)}); the container's "
+                         "own user namespace needs it", hint="hardrun-oci --userns keep keeps the "
+                         "engine's choice: no user namespace") from None
     finally:
         os.close(fd)
-    try:
-        try:
-            k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP | k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV,
-                            recursive=recursive, userns_fd=userns_fd)
-        except OSError as error:
-            raise IdmapError(f"{what}: cannot be idmapped ({_why(error, source)}); the container's "
-                             "own user namespace needs it", hint="hardrun-oci --userns keep keeps the "
-                             "engine's choice: no user namespace") from None
-        target_fd = os.open(target, k.O_PATH | os.O_CLOEXEC)
-        try:
-            k.move_mount(tree, target_fd)
-        finally:
-            os.close(target_fd)
-    finally:
-        os.close(tree)
 
 
 def _why(error: OSError, source: str) -> str:

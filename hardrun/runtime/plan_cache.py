@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import marshal
 import os
-import stat
 import sys
 
 from . import seccomp_cache
@@ -124,20 +123,9 @@ def _fixed_fields_fit(fixed: dict) -> bool:
 
 
 def _read_entry(directory: str, key: str) -> bytes | None:
-    try:
-        fd = os.open(os.path.join(directory, key + ".plan"), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
+    data = seccomp_cache.read_entry(os.path.join(directory, key + ".plan"), _MAX_ENTRY)
+    if data is None:
         return None
-    try:
-        info = os.fstat(fd)
-        if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077
-                or info.st_size > _MAX_ENTRY):
-            return None      # not written by this user alone: ignored, and rewritten
-        data = os.read(fd, info.st_size + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     # the directory last: a file of ours in a directory others could write is not ours
     if not seccomp_cache.usable_cache_dir(directory):
         return None

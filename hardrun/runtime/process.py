@@ -125,6 +125,13 @@ def stat_fields(pid: int) -> list[bytes] | None:
     return text[text.rindex(b")") + 2:].split()
 
 
+def running(pid: int, start_time: int | None) -> bool:
+    """Whether process `pid` runs and is the one started at `start_time` (clock ticks, field 22
+    of /proc/PID/stat): a zombie has run its course, and a reused pid is another process."""
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] not in (b"Z", b"X") and int(fields[19]) == start_time
+
+
 def poll_until(condition, timeout: float = 1.0) -> bool:
     """Call `condition` every millisecond until it is true (True) or `timeout` seconds
     have passed (False): for kernel states that no file descriptor reports."""

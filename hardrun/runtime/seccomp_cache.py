@@ -70,21 +70,28 @@ def _safe_directory_chain(path: str) -> bool:
 
 def read_cached(directory: str, key: str) -> tuple[bytes, int] | None:
     """(program, load flags) stored under `key`, or None when missing or failing any check."""
+    data = read_entry(os.path.join(directory, key + ".bpf"), 256 + _MAX_INSNS * _INSN_SIZE)
+    return None if data is None else _verified(data, key)
+
+
+def read_entry(path: str, limit: int) -> bytes | None:
+    """The bytes of a cache entry (this one, the plan and verdict caches) when it is a regular
+    file of ours alone of at most `limit` bytes, else None: one not written by this user alone
+    is ignored, and rewritten. Never through a link; O_NONBLOCK so that a FIFO never blocks."""
     try:
-        fd = os.open(os.path.join(directory, key + ".bpf"), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None
     try:
         info = os.fstat(fd)
         if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077
-                or info.st_size > 256 + _MAX_INSNS * _INSN_SIZE):
+                or info.st_size > limit):
             return None
-        data = os.read(fd, info.st_size + 1)
+        return os.read(fd, limit + 1)
     except OSError:
         return None
     finally:
         os.close(fd)
-    return _verified(data, key)
 
 
 def _verified(data: bytes, key: str) -> tuple[bytes, int] | None:

@@ -188,17 +188,16 @@ def write_generated(data: dict, directory: str | None = None) -> str:
     """Write a generated profile under hardrun's cache (named by its content) and return its path."""
     import json
 
+    from ..userfiles import write_private
     from .seccomp_cache import default_cache_dir, sha256
 
     text = json.dumps(data, indent=2) + "\n"
     directory = directory or os.path.join(os.path.dirname(default_cache_dir()), "profiles")
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    path = os.path.join(directory, f"explained-{sha256(text.encode()).hexdigest()[:16]}.json")
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
-    return path
+    name = f"explained-{sha256(text.encode()).hexdigest()[:16]}.json"
+    if not write_private(directory, name, text.encode()):
+        raise OSError(f"cannot write {os.path.join(directory, name)}")
+    return os.path.join(directory, name)
 
 
 def report_lines(found: list[Denial], profile_label: str, loosen_path: str | None) -> list[str]:

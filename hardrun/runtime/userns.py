@@ -244,14 +244,11 @@ def first_free_offset(pool_size: int, count: int, taken) -> int | None:
 def lease_id_range(count: int = DEFAULT_RANGE_SIZE, root: str | None = None, pool=None) -> IdLease:
     """Take the lowest free range of the pool for this process (fail closed: no shared
     range as a fallback)."""
-    import fcntl
     from . import state
     uid_base, gid_base, pool_size = pool or root_id_pool()
     directory = _ranges_dir(root)
     assert directory is not None, "with create=True _ranges_dir makes the directory or raises"
-    lock = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)     # the listing and the new lease file as one step
+    with _PoolLock(directory):      # the listing and the new lease file as one step
         offset = first_free_offset(pool_size, count, _live_leases(directory))
         if offset is None:
             raise UsageError(f"no free user-namespace id range of {count} ids: all of the pool "
@@ -259,73 +256,77 @@ def lease_id_range(count: int = DEFAULT_RANGE_SIZE, root: str | None = None, poo
                              hint="stop a container, widen root's /etc/subuid and /etc/subgid entries, "
                                   "or give --userns-remap START:COUNT")
         path = os.path.join(directory, f"{offset}-{count}")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, f"{os.getpid()} {state.process_start_time(os.getpid())}\n".encode())
-        finally:
-            os.close(fd)
-    finally:
-        os.close(lock)
+        _write_holder(path, os.O_CREAT | os.O_EXCL, os.getpid(), state.process_start_time(os.getpid()))
     return IdLease(uid_base + offset, gid_base + offset, count, path)
 
 
-def hand_over(lease: IdLease, pid: int, start_time: int | None, root: str | None = None) -> None:
+def hand_over(lease: IdLease, pid: int, start_time: int | None) -> None:
     """Name process `pid` (started at `start_time`) as the lease's holder: hardrun-oci's
     `create` exits while the container's init lives on. Rewritten whole under the lock, so
     that no allocation reads a half-written lease (and takes it for a dead one)."""
-    import fcntl
-    directory = os.path.dirname(lease.path)
-    lock = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        fd = os.open(lease.path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            os.write(fd, f"{pid} {start_time}\n".encode())
-        finally:
-            os.close(fd)
-    finally:
-        os.close(lock)
+    with _PoolLock(os.path.dirname(lease.path)):
+        _write_holder(lease.path, os.O_TRUNC, pid, start_time)
 
 
 def release_held(path: str, pid: int, start_time: int | None) -> bool:
     """Remove the lease at `path` if `pid` (started at `start_time`) still holds it: once the
     holder is dead the range may have been reclaimed and leased again under the same name,
     and then it is another container's. Whether it was removed."""
-    import fcntl
-    directory = os.path.dirname(path)
     try:
-        lock = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
+        with _PoolLock(os.path.dirname(path), create=False):
+            if _holder_of(path) != (pid, start_time):
+                return False
+            os.unlink(path)
+            return True
+    except FileNotFoundError:     # no lock: no lease was ever taken there
         return False
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            with open(path, "rb") as handle:
-                holder = handle.read(100).decode(errors="replace").split()
-        except FileNotFoundError:
-            return False
-        if holder != [str(pid), str(start_time)]:
-            return False
-        os.unlink(path)
-        return True
-    finally:
-        os.close(lock)
 
 
 def reclaim_id_ranges(root: str | None = None) -> list[str]:
     """Remove the leases of dead hardrun processes (`hardrun gc`); what was removed."""
-    import fcntl
     directory = _ranges_dir(root, create=False)
     if directory is None:
         return []
-    lock = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _PoolLock(directory):
         before = set(_lease_names(directory))
         kept = {f"{offset}-{count}" for offset, count in _live_leases(directory)}
-    finally:
-        os.close(lock)
     return [f"user-namespace id range at pool offset {name}" for name in sorted(before - kept)]
+
+
+class _PoolLock:
+    """The lock of the lease directory, held while leases are listed, written or removed."""
+
+    def __init__(self, directory: str, create: bool = True):
+        self.path, self.create, self.fd = os.path.join(directory, "lock"), create, -1
+
+    def __enter__(self) -> "_PoolLock":
+        import fcntl
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if self.create else 0)
+        self.fd = os.open(self.path, flags, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        os.close(self.fd)
+        self.fd = -1
+
+
+def _write_holder(path: str, flags: int, pid: int, start_time: int | None) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | flags, 0o600)
+    try:
+        os.write(fd, f"{pid} {start_time}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def _holder_of(path: str) -> tuple[int, int | None] | None:
+    """(pid, start time) a lease file names; None when it is gone or does not parse."""
+    try:
+        with open(path, "rb") as handle:
+            pid, start = handle.read(100).decode().split()
+        return int(pid), None if start == "None" else int(start)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
 
 
 def _ranges_dir(root: str | None, create: bool = True) -> str | None:
@@ -357,15 +358,9 @@ def _live_leases(directory: str) -> list[tuple[int, int]]:
     for name in _lease_names(directory):
         path = os.path.join(directory, name)
         offset, _, count = name.partition("-")
-        try:
-            with open(path, "rb") as handle:
-                pid, start = handle.read(100).decode().split()
-            alive = process_alive(int(pid), None if start == "None" else int(start))
-            parsed = (int(offset), int(count))
-        except (OSError, ValueError, UnicodeDecodeError):
-            alive, parsed = False, None
-        if alive and parsed is not None:
-            live.append(parsed)
+        holder = _holder_of(path)
+        if holder is not None and process_alive(*holder) and offset.isdigit() and count.isdigit():
+            live.append((int(offset), int(count)))
         else:
             os.unlink(path)
     return live

@@ -84,6 +84,21 @@ def test_leases_are_disjoint_released_and_reclaimed_from_dead_processes(tmp_path
     assert userns.lease_id_range(root=root, pool=pool).uid_start == 300000 + 2 * 65536
 
 
+def test_a_handed_over_lease_is_released_only_by_its_holder(tmp_path):
+    """release_held leaves a lease that names another process (a range reclaimed and leased
+    again under the same name); the control: naming its holder, it is removed."""
+    root = str(tmp_path / "state")
+    lease = userns.lease_id_range(root=root, pool=(300000, 300000, DEFAULT_RANGE_SIZE))
+    userns.hand_over(lease, 4242, 17)
+    assert open(lease.path).read() == "4242 17\n"
+    assert not userns.release_held(lease.path, 4242, 18)
+    assert not userns.release_held(lease.path, 4243, 17)
+    assert os.path.exists(lease.path)
+    assert userns.release_held(lease.path, 4242, 17)
+    assert not os.path.exists(lease.path)
+    assert not userns.release_held(str(tmp_path / "nowhere" / "0-65536"), 4242, 17)
+
+
 def test_no_free_range_is_an_error_never_a_shared_range(tmp_path):
     root = str(tmp_path / "state")
     pool = (300000, 300000, DEFAULT_RANGE_SIZE)

@@ -208,6 +208,25 @@ def test_an_entry_reached_through_a_link_is_ignored(cache, root, tmp_path):
     assert plan_cache.lookup(str(cache), key) is None
 
 
+def test_an_entry_replaced_by_a_fifo_is_ignored_without_blocking(cache, root):
+    import signal
+
+    def hung(*_):
+        raise AssertionError("opening the entry blocked on a FIFO")
+    key, path = _entry(cache, root)
+    assert plan_cache.lookup(str(cache), key) is not None      # the control: the real entry is used
+    path.unlink()
+    os.mkfifo(path, 0o600)
+    # a guard against hanging for ever, not a measurement: an open without O_NONBLOCK never returns
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        assert plan_cache.lookup(str(cache), key) is None
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _rewrite(path: Path, key: str, body: bytes, fix_digest: bool = True) -> None:
     from hardrun.runtime.seccomp_cache import sha256
     digest = sha256(body).hexdigest().encode() if fix_digest else b"0" * 64
