@@ -27,6 +27,7 @@ from ..errors import UsageError
 from ..spec.capabilities import NUMBERS
 from ..spec.defaults import DOCKER_DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS
 from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES
+from ..spec.oci_config import OciFields
 from ..spec.record import dataclass, field
 from .. import jsonlite
 from .mounts import MountPlan, TMPFS_DATA_KEYS
@@ -143,39 +144,16 @@ def drop_default_net_raw(capabilities) -> bool:
     return True
 
 
-class _Reader:
+class _Reader(OciFields):
+    """config.json -> Bundle; the typed access is the shared one (spec/oci_config.py), its
+    failures a BundleError (hardrun-oci exits 2)."""
+
     def __init__(self, document: dict, bundle: str):
         self.document = document
         self.bundle = bundle
 
-    # -- typed access -------------------------------------------------------------
-
     def fail(self, where: str, message: str):
         raise BundleError(f"{where}: {message}", path=os.path.join(self.bundle, CONFIG_FILE))
-
-    def take(self, parent: dict, where: str, allowed, unsupported=()) -> dict:
-        """`parent` checked to be an object with only known keys; a key hardrun knows but
-        cannot apply is an error when set to anything but an empty value."""
-        if not isinstance(parent, dict):
-            self.fail(where, "expected an object")
-        for key, value in parent.items():
-            if key in allowed:
-                continue
-            if key in unsupported and value in (None, "", [], {}, 0, False):
-                continue
-            name = f"{where}.{key}" if where else key
-            self.fail(name, "not supported by hardrun" if key in unsupported else "unknown field")
-        return parent
-
-    def typed(self, value, kind, where: str):
-        if value is None:
-            return None
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            self.fail(where, "expected an integer")
-        if kind is not int and not isinstance(value, kind):
-            expected = {dict: "an object", list: "an array", str: "a string", bool: "true or false"}
-            self.fail(where, f"expected {expected.get(kind, kind.__name__)}")
-        return value
 
     # -- the document ---------------------------------------------------------------
 
@@ -337,20 +315,6 @@ class _Reader:
         # PR_CAP_AMBIENT_RAISE fails and it goes on without it (`runc spec` asks for such ones).
         masks[4] = ambient & permitted & inheritable
         return tuple(masks)
-
-    def strings(self, value, where: str) -> list[str]:
-        items = self.typed(value, list, where) or []
-        for item in items:
-            if not isinstance(item, str) or "\0" in item:
-                self.fail(where, "expected strings without NUL bytes")
-        return items
-
-    def paths(self, value, where: str) -> list[str]:
-        items = self.strings(value, where)
-        for item in items:
-            if not item.startswith("/"):
-                self.fail(where, f"{item!r} is not an absolute path")
-        return items
 
     def mounts(self, entries, namespaces) -> tuple[tuple, bool]:
         plans, cgroup_view, seen = [], False, set()
