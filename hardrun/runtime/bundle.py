@@ -27,7 +27,7 @@ from ..errors import UsageError
 from ..spec.capabilities import NUMBERS
 from ..spec.defaults import DOCKER_DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS
 from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES
-from ..spec.oci_config import OciFields
+from ..spec.oci_config import OciFields, json_path
 from ..spec.record import dataclass, field
 from .. import jsonlite
 from .mounts import MountPlan, TMPFS_DATA_KEYS
@@ -76,13 +76,13 @@ class Bundle:
 def load(bundle: str, floor: bool = True, no_pivot: bool = False) -> Bundle:
     """Read `<bundle>/config.json` and return the Bundle to run (BundleError on anything
     hardrun cannot apply). `floor`: raise the hardening floor first (raise_floor)."""
-    from ..userfiles import read_json_object
+    from ..userfiles import read_json_document
     path = os.path.abspath(bundle)
-    document = read_json_object(os.path.join(path, CONFIG_FILE), error=BundleError, limit=MAX_CONFIG_BYTES)
+    document, text = read_json_document(os.path.join(path, CONFIG_FILE), error=BundleError, limit=MAX_CONFIG_BYTES)
     if no_pivot:
         raise BundleError("--no-pivot: not supported (hardrun always uses pivot_root)")
     changes = raise_floor(document) if floor else ()
-    return _Reader(document, path).read(changes)
+    return _Reader(document, path, text).read(changes)
 
 
 def from_document(document: dict, bundle: str, seccomp_default: bool) -> Bundle:
@@ -148,12 +148,21 @@ class _Reader(OciFields):
     """config.json -> Bundle; the typed access is the shared one (spec/oci_config.py), its
     failures a BundleError (hardrun-oci exits 2)."""
 
-    def __init__(self, document: dict, bundle: str):
+    def __init__(self, document: dict, bundle: str, text: str | None = None):
         self.document = document
         self.bundle = bundle
+        self.text = text        # config.json as read, for the line of a refused field
 
     def fail(self, where: str, message: str):
-        raise BundleError(f"{where}: {message}", path=os.path.join(self.bundle, CONFIG_FILE))
+        raise BundleError(f"{where}: {message}", path=os.path.join(self.bundle, CONFIG_FILE), line=self.line_of(where))
+
+    def line_of(self, where: str) -> int | None:
+        """The line of the field at JSON path `where` in the text read (None without one:
+        a config taken from a container's state)."""
+        if self.text is None:
+            return None
+        from ..spec.json_lines import JsonLocator
+        return JsonLocator(self.text).line_of(json_path(where, self.document))
 
     # -- the document ---------------------------------------------------------------
 

@@ -27,6 +27,34 @@ class OciFieldError(ValueError):
         self.message = message
 
 
+def json_path(where: str, document: Any) -> tuple:
+    """`where` (`linux.namespaces[2].type`) as the parts of a JSON path into `document`
+    (`("linux", "namespaces", 2, "type")`). Keys may hold dots (`annotations.io.k8s.x`):
+    the longest key of the object at hand that fits is taken. Stops at what the document
+    does not hold (a line of the nearest enclosing value is then the best there is)."""
+    parts: list = []
+    node, rest = document, where
+    while rest:
+        if rest.startswith("[") and isinstance(node, list):
+            index, _, rest = rest[1:].partition("]")
+            if not index.isdigit() or int(index) >= len(node):
+                break
+            parts.append(int(index))
+            node = node[int(index)]
+        elif isinstance(node, dict):
+            keys = [key for key in node if isinstance(key, str) and
+                    (rest == key or rest.startswith((key + ".", key + "[")))]
+            if not keys:
+                break
+            key = max(keys, key=len)
+            parts.append(key)
+            node, rest = node[key], rest[len(key):]
+        else:
+            break
+        rest = rest[1:] if rest.startswith(".") else rest
+    return tuple(parts)
+
+
 def child_path(where: str, key: str) -> str:
     """The JSON path of `key` inside the object at `where` ("" is the document)."""
     return f"{where}.{key}" if where else key
