@@ -87,13 +87,20 @@ def read_json_object(path: str, label: str | None = None, expected: str = "a JSO
                      error: type[HardrunError] = ParseError, limit: int = MAX_FILE_BYTES) -> dict:
     """The JSON object in the file at `path` (`-`: standard input). Anything else is one
     line naming `label` (default: the path) and, for bad JSON, the line and column."""
+    return read_json_document(path, label, expected, error, limit)[0]
+
+
+def read_json_document(path: str, label: str | None = None, expected: str = "a JSON object",
+                       error: type[HardrunError] = ParseError, limit: int = MAX_FILE_BYTES) -> tuple[dict, str]:
+    """(the JSON object, the text it was decoded from): `read_json_object` for a reader
+    that finds the line of a field it refuses (hardrun.spec.json_lines)."""
     import sys
     where = label or path
     try:
         text = read_stream(sys.stdin.buffer, limit) if path == "-" else read_text(path, limit)
     except HardrunError as problem:
         raise type(problem)(problem.message, path=where, line=problem.line) from None
-    return json_object(text, where, expected, error)
+    return json_object(text, where, expected, error), text
 
 
 def json_object(text: str, where: str, expected: str = "a JSON object",

@@ -10,6 +10,7 @@ gives the line of a JSON path (`("syscalls", 3, "action")`) for an error found l
 from __future__ import annotations
 
 from ..errors import HardrunError, ParseError, UsageError
+from ..spec.json_lines import JsonLocator
 from ..userfiles import MAX_FILE_BYTES, read_text
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
@@ -60,11 +61,11 @@ def _parse_json(text: str, path: str):
         raise ParseError(f"invalid JSON: {error.msg}", path=path, line=error.lineno,
                          column=error.colno) from None
     except _DuplicateKey as error:
-        line = _JsonLocator(text).duplicate_line()
+        line = JsonLocator(text).duplicate_line()
         raise UsageError(f"duplicate key {error.args[0]!r}", path=path, line=line) from None
     except RecursionError:
         raise ParseError("JSON nested too deeply", path=path) from None
-    return data, lambda json_path: _JsonLocator(text).line_of(json_path)
+    return data, lambda json_path: JsonLocator(text).line_of(json_path)
 
 
 def _parse_yaml(text: str, path: str) -> Located:
@@ -85,92 +86,3 @@ def _parse_yaml(text: str, path: str) -> Located:
                 break
         return line
     return data, locate
-
-
-class _JsonLocator:
-    """Finds the line of a JSON path in (already validated) JSON text; used only on errors."""
-
-    def __init__(self, text: str):
-        import json
-        import re
-
-        self.json = json
-        self.literal_token = re.compile(r"-?[0-9.eE+\-]+|true|false|null")
-        self.string_token = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-        self.text = text
-        self.lines: dict[tuple, int] = {}
-        self.duplicate: int | None = None
-        self.pos = 0
-        try:
-            self._value(())
-        except (IndexError, ValueError, AttributeError, RecursionError):
-            pass  # a best effort: callers fall back to no line
-
-    def line_of(self, json_path: tuple) -> int | None:
-        for cut in range(len(json_path), -1, -1):
-            if tuple(json_path[:cut]) in self.lines:
-                return self.lines[tuple(json_path[:cut])]
-        return None
-
-    def duplicate_line(self) -> int | None:
-        return self.duplicate
-
-    def _line(self) -> int:
-        return self.text.count("\n", 0, self.pos) + 1
-
-    def _skip(self) -> None:
-        while self.text[self.pos] in " \t\r\n":
-            self.pos += 1
-
-    def _value(self, path: tuple) -> None:
-        self._skip()
-        self.lines.setdefault(path, self._line())
-        char = self.text[self.pos]
-        if char == "{":
-            self._object(path)
-        elif char == "[":
-            self._array(path)
-        elif char == '"':
-            self.pos = self.string_token.match(self.text, self.pos).end()
-        else:
-            self.pos = self.literal_token.match(self.text, self.pos).end()
-
-    def _object(self, path: tuple) -> None:
-        self.pos += 1
-        seen = set()
-        self._skip()
-        while self.text[self.pos] != "}":
-            line = self._line()
-            match = self.string_token.match(self.text, self.pos)
-            key = self.json.loads(match.group(0))
-            if key in seen and self.duplicate is None:
-                self.duplicate = line
-            seen.add(key)
-            self.lines[path + (key,)] = line
-            self.pos = match.end()
-            self._skip()
-            self.pos += 1  # ':'
-            self._value_keep_line(path + (key,))
-            self._skip()
-            if self.text[self.pos] == ",":
-                self.pos += 1
-                self._skip()
-        self.pos += 1
-
-    def _value_keep_line(self, path: tuple) -> None:
-        line = self.lines[path]
-        self._value(path)
-        self.lines[path] = line
-
-    def _array(self, path: tuple) -> None:
-        self.pos += 1
-        index = 0
-        self._skip()
-        while self.text[self.pos] != "]":
-            self._value(path + (index,))
-            index += 1
-            self._skip()
-            if self.text[self.pos] == ",":
-                self.pos += 1
-                self._skip()
-        self.pos += 1

@@ -27,6 +27,7 @@ from ..errors import UsageError
 from ..spec.capabilities import NUMBERS
 from ..spec.defaults import DOCKER_DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS
 from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES
+from ..spec.oci_config import OciFields, json_path
 from ..spec.record import dataclass, field
 from .. import jsonlite
 from .mounts import MountPlan, TMPFS_DATA_KEYS
@@ -81,13 +82,13 @@ class Bundle:
 def load(bundle: str, floor: bool = True, no_pivot: bool = False) -> Bundle:
     """Read `<bundle>/config.json` and return the Bundle to run (BundleError on anything
     hardrun cannot apply). `floor`: raise the hardening floor first (raise_floor)."""
-    from ..userfiles import read_json_object
+    from ..userfiles import read_json_document
     path = os.path.abspath(bundle)
-    document = read_json_object(os.path.join(path, CONFIG_FILE), error=BundleError, limit=MAX_CONFIG_BYTES)
+    document, text = read_json_document(os.path.join(path, CONFIG_FILE), error=BundleError, limit=MAX_CONFIG_BYTES)
     if no_pivot:
         raise BundleError("--no-pivot: not supported (hardrun always uses pivot_root)")
     changes = raise_floor(document) if floor else ()
-    return _Reader(document, path).read(changes)
+    return _Reader(document, path, text).read(changes)
 
 
 def from_document(document: dict, bundle: str, seccomp_default: bool) -> Bundle:
@@ -149,39 +150,25 @@ def drop_default_net_raw(capabilities) -> bool:
     return True
 
 
-class _Reader:
-    def __init__(self, document: dict, bundle: str):
+class _Reader(OciFields):
+    """config.json -> Bundle; the typed access is the shared one (spec/oci_config.py), its
+    failures a BundleError (hardrun-oci exits 2)."""
+
+    def __init__(self, document: dict, bundle: str, text: str | None = None):
         self.document = document
         self.bundle = bundle
-
-    # -- typed access -------------------------------------------------------------
+        self.text = text        # config.json as read, for the line of a refused field
 
     def fail(self, where: str, message: str) -> NoReturn:
-        raise BundleError(f"{where}: {message}", path=os.path.join(self.bundle, CONFIG_FILE))
+        raise BundleError(f"{where}: {message}", path=os.path.join(self.bundle, CONFIG_FILE), line=self.line_of(where))
 
-    def take(self, parent: dict, where: str, allowed, unsupported=()) -> dict:
-        """`parent` checked to be an object with only known keys; a key hardrun knows but
-        cannot apply is an error when set to anything but an empty value."""
-        if not isinstance(parent, dict):
-            self.fail(where, "expected an object")
-        for key, value in parent.items():
-            if key in allowed:
-                continue
-            if key in unsupported and value in (None, "", [], {}, 0, False):
-                continue
-            name = f"{where}.{key}" if where else key
-            self.fail(name, "not supported by hardrun" if key in unsupported else "unknown field")
-        return parent
-
-    def typed(self, value, kind, where: str):
-        if value is None:
+    def line_of(self, where: str) -> int | None:
+        """The line of the field at JSON path `where` in the text read (None without one:
+        a config taken from a container's state)."""
+        if self.text is None:
             return None
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            self.fail(where, "expected an integer")
-        if kind is not int and not isinstance(value, kind):
-            expected = {dict: "an object", list: "an array", str: "a string", bool: "true or false"}
-            self.fail(where, f"expected {expected.get(kind, kind.__name__)}")
-        return value
+        from ..spec.json_lines import JsonLocator
+        return JsonLocator(self.text).line_of(json_path(where, self.document))
 
     # -- the document ---------------------------------------------------------------
 
@@ -343,20 +330,6 @@ class _Reader:
         # PR_CAP_AMBIENT_RAISE fails and it goes on without it (`runc spec` asks for such ones).
         masks[4] = ambient & permitted & inheritable
         return tuple(masks)
-
-    def strings(self, value, where: str) -> list[str]:
-        items = self.typed(value, list, where) or []
-        for item in items:
-            if not isinstance(item, str) or "\0" in item:
-                self.fail(where, "expected strings without NUL bytes")
-        return items
-
-    def paths(self, value, where: str) -> list[str]:
-        items = self.strings(value, where)
-        for item in items:
-            if not item.startswith("/"):
-                self.fail(where, f"{item!r} is not an absolute path")
-        return items
 
     def mounts(self, entries, namespaces) -> tuple[tuple, bool]:
         plans, cgroup_view, seen = [], False, set()
