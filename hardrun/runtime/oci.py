@@ -97,7 +97,9 @@ class Container:
         return read_own_json(os.path.join(self.path, CONFIG_COPY))
 
     def save(self) -> None:
-        temporary = os.path.join(self.path, f".{STATE_FILE}.new")
+        # one temporary file per process: two commands on one container (an engine's start
+        # and kill) must not write into the same file before the rename
+        temporary = os.path.join(self.path, f".{STATE_FILE}.{os.getpid()}.new")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(jsonlite.dumps(self.record))
