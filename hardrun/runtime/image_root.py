@@ -138,16 +138,15 @@ def ensure_merged(store, manifest) -> list[tuple[str, str]]:
     merged/HEX once (in tmp/ first), its record naming the config's digest."""
     from ..images.layers import Layer
     from ..images.manifest import diff_ids
-    from ..images.store import StoreSource, remove_tree
+    from ..images.store import StoreSource
     from .unpack import restore_directory_modes, unpack_layer
     key = manifest.config.digest
     directory = store.path("merged", key[7:])
     if not os.path.isdir(directory):
         source = StoreSource(store, manifest.digest, "")
         os.makedirs(store.path("merged"), 0o700, exist_ok=True)
-        tmp = store.tmp_path("merged")
-        os.mkdir(tmp, 0o700)
-        try:
+
+        def build(tmp: str) -> None:
             root = os.path.join(tmp, "root")
             os.mkdir(root, 0o755)
             uid = gid = 0
@@ -161,17 +160,9 @@ def ensure_merged(store, manifest) -> list[tuple[str, str]]:
                 if not os.path.lexists(os.path.join(root, name)):
                     os.mkdir(os.path.join(root, name), 0o755)
             restore_directory_modes(root, modes)
-            _write_ids(os.path.join(tmp, IDS_RECORD), (uid, gid))
-            with open(os.path.join(tmp, "diff_id"), "x") as record:
-                record.write(key + "\n")
-            try:
-                os.rename(tmp, directory)
-            except OSError:
-                if not os.path.isdir(directory):
-                    raise
-        finally:
-            if os.path.lexists(tmp):
-                remove_tree(tmp)
+            _write_records(tmp, key, (uid, gid))
+
+        _publish(store, "merged", directory, build)
     _check_record(directory, key)
     return [(key, os.path.join(directory, "root"))]
 
@@ -181,17 +172,25 @@ KERNEL_MOUNT_POINTS = ("proc", "sys", "dev", "tmp", "run")
 
 def _unpack_into_store(store, source, desc, diff_id: str, directory: str) -> None:
     from ..images.layers import Layer
-    from ..images.store import remove_tree
     from .unpack import unpack_layer
-    tmp = store.tmp_path("layer")
-    os.mkdir(tmp, 0o700)
-    try:
+
+    def build(tmp: str) -> None:
         os.mkdir(os.path.join(tmp, "root"), 0o755)
         with Layer(source, desc, diff_id) as layer:
             unpacked = unpack_layer(layer, os.path.join(tmp, "root"))
-        _write_ids(os.path.join(tmp, IDS_RECORD), unpacked.highest_ids)
-        with open(os.path.join(tmp, "diff_id"), "x") as record:
-            record.write(diff_id + "\n")
+        _write_records(tmp, diff_id, unpacked.highest_ids)
+
+    _publish(store, "layer", directory, build)
+
+
+def _publish(store, label: str, directory: str, build) -> None:
+    """Make a store directory whole in tmp/ (`build(tmp)`), then rename it to `directory`:
+    readers never see half of one, and another hardrun finishing first is no failure."""
+    from ..images.store import remove_tree
+    tmp = store.tmp_path(label)
+    os.mkdir(tmp, 0o700)
+    try:
+        build(tmp)
         try:
             os.rename(tmp, directory)
         except OSError:
@@ -200,6 +199,13 @@ def _unpack_into_store(store, source, desc, diff_id: str, directory: str) -> Non
     finally:
         if os.path.lexists(tmp):
             remove_tree(tmp)
+
+
+def _write_records(directory: str, key: str, ids: tuple[int, int]) -> None:
+    """The digest record a reader checks (`_check_record`) and the highest ids owned."""
+    _write_ids(os.path.join(directory, IDS_RECORD), ids)
+    with open(os.path.join(directory, "diff_id"), "x") as record:
+        record.write(key + "\n")
 
 
 IDS_RECORD = "ids"
@@ -437,23 +443,12 @@ def _idmapped(layers, id_maps, work: str) -> list[str]:
 def _shifted_copy(store, layer: str, id_maps) -> str:
     """The layer copied once with every owner shifted by the id maps (made in tmp/, renamed
     into place whole), for kernels that cannot idmap."""
-    from ..images.store import remove_tree
     key = "shifted-" + "_".join(f"{a}-{b}-{c}" for a, b, c in id_maps.uid) + "--" + \
         "_".join(f"{a}-{b}-{c}" for a, b, c in id_maps.gid)
     target = os.path.join(os.path.dirname(layer), key)
     if os.path.isdir(target):
         return target
-    tmp = store.tmp_path("shifted")
-    try:
-        _copy_shifted(layer, tmp, id_maps)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not os.path.isdir(target):
-                raise
-    finally:
-        if os.path.lexists(tmp):
-            remove_tree(tmp)
+    _publish(store, "shifted", target, lambda tmp: _copy_shifted(layer, tmp, id_maps))
     return target
 
 
@@ -475,7 +470,8 @@ def _copy_shifted(source: str, target: str, id_maps) -> None:
         relative = os.path.relpath(directory, source)
         out_dir = os.path.normpath(os.path.join(target, relative))
         info = os.lstat(directory)
-        os.mkdir(out_dir, 0o700)
+        if relative != ".":      # `target` itself is made by _publish
+            os.mkdir(out_dir, 0o700)
         try:
             os.setxattr(out_dir, OPAQUE_XATTR, os.getxattr(directory, OPAQUE_XATTR))
         except OSError:
