@@ -221,17 +221,8 @@ class Unpacker:
                 os.close(source_fd)
 
     def _remove(self, parent_fd: int, name: str, existing) -> None:
-        if existing is None:
-            return
-        if stat.S_ISDIR(existing.st_mode):
-            fd = syscalls.openat2(parent_fd, name, _DIR_FLAGS | os.O_NOFOLLOW, 0)
-            try:
-                _empty(fd)
-            finally:
-                os.close(fd)
-            os.rmdir(name, dir_fd=parent_fd)
-        else:
-            os.unlink(name, dir_fd=parent_fd)
+        if existing is not None:
+            _remove_entry(parent_fd, name, existing)
 
     # -- owners, modes, times
     def _note_directory_mode(self, path: str, member) -> None:
@@ -276,16 +267,21 @@ def _empty(directory_fd: int, keep=frozenset()) -> None:
     for entry in os.listdir(directory_fd):
         if entry in keep:
             continue
-        found = _lstat(entry, directory_fd)
-        if found is not None and stat.S_ISDIR(found.st_mode):
-            fd = syscalls.openat2(directory_fd, entry, _DIR_FLAGS | os.O_NOFOLLOW, 0)
-            try:
-                _empty(fd)
-            finally:
-                os.close(fd)
-            os.rmdir(entry, dir_fd=directory_fd)
-        else:
-            os.unlink(entry, dir_fd=directory_fd)
+        _remove_entry(directory_fd, entry, _lstat(entry, directory_fd))
+
+
+def _remove_entry(parent_fd: int, name: str, found) -> None:
+    """Remove `name` in `parent_fd` (`found`: its lstat), a directory with its contents,
+    never following a link."""
+    if found is not None and stat.S_ISDIR(found.st_mode):
+        fd = syscalls.openat2(parent_fd, name, _DIR_FLAGS | os.O_NOFOLLOW, 0)
+        try:
+            _empty(fd)
+        finally:
+            os.close(fd)
+        os.rmdir(name, dir_fd=parent_fd)
+    else:
+        os.unlink(name, dir_fd=parent_fd)
 
 
 def _shown(name: str) -> str:
