@@ -2,6 +2,7 @@
 test process as the engine's shim (a child subreaper that reaps the containers' inits)."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -14,6 +15,9 @@ from tests.rootfs import require_root
 
 PR_SET_CHILD_SUBREAPER = 36
 STATUS_LINES = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
+# Each bundle's cgroup is named after this test process: without it a container's cgroup is
+# hardrun-oci/<id>, and two test runs on one machine using the same ids would collide.
+_BUNDLE_NUMBERS = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -91,9 +95,10 @@ def oci(tmp_path):
 
 def make_bundle(directory, rootfs: str, args, *, caps=("CHOWN",), nnp=True, user=None, masked=True,
                 namespaces=("mount", "pid", "ipc", "uts", "network", "cgroup"), mounts=(), terminal=False,
-                **extra) -> str:
+                default_cgroup=False, **extra) -> str:
     """A bundle whose config.json comes from hardrun's one OCI writer (spec/oci.py), the
-    rootfs linked in relatively; `extra`: top-level or `linux.`/`process.` keys to set."""
+    rootfs linked in relatively; `extra`: top-level or `linux.`/`process.` keys to set.
+    `default_cgroup`: no cgroupsPath, so hardrun-oci names the cgroup after the container."""
     from hardrun.spec import oci as writer
     from hardrun.spec.defaults import MASKED_PATHS, READONLY_PATHS
     directory = os.fspath(directory)
@@ -111,6 +116,8 @@ def make_bundle(directory, rootfs: str, args, *, caps=("CHOWN",), nnp=True, user
             document.setdefault(section, {})[name] = value
         else:
             document[section] = value
+    if not default_cgroup:
+        document["linux"].setdefault("cgroupsPath", f"/hardrun-oci-test-{os.getpid()}-{next(_BUNDLE_NUMBERS)}")
     with open(os.path.join(directory, "config.json"), "w") as handle:
         json.dump(document, handle)
     return directory
