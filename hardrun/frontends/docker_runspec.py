@@ -432,7 +432,7 @@ def on_expose(b: _Builder, value):
         raise ValueError(f"invalid protocol {protocol!r}")
     if b.left_unresolved(port):
         return
-    b.append("exposed_ports", f"{values.port_or_range(port, allow_empty=False)}/{protocol}")
+    b.append("exposed_ports", f"{values.port_range(port)}/{protocol}")
 
 
 def _add_mount(b: _Builder, mount: Mount) -> None:
