@@ -38,6 +38,9 @@ def test_no_module_is_exempted_from_the_checks():
     ("runtime/child.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
     # so are the modules once exempted (hooks.py among them)
     ("runtime/hooks.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
+    # the top-level modules (the bottom layer)
+    ("userfiles.py", "\n\ndef _planted() -> int:\n    return read_text('x')\n"),
+    ("jsonlite.py", "\n\ndef _planted() -> int:\n    return dumps(1)\n"),
     # the shared parsing helpers: a record's field and a plain function
     ("parsing/shell_words.py", "\n\ndef _planted() -> int:\n    return Word('x', 1).text\n"),
     ("parsing/yamlsafe.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
