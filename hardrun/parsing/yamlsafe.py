@@ -48,7 +48,7 @@ class MarkedMap(dict):
         super().__init__()
         self.line = line
         self.column = column
-        self.key_lines: dict[str, int] = {}
+        self.key_lines: dict[str, int | None] = {}
 
     def line_of(self, key: str, default: int | None = None) -> int | None:
         """The line where `key` was written (for merged keys: in the anchor), else `default`."""
@@ -64,7 +64,7 @@ class MarkedList(list):
         super().__init__()
         self.line = line
         self.column = column
-        self.item_lines: list[int] = []
+        self.item_lines: list[int | None] = []
 
     def line_at(self, index: int, default: int | None = None) -> int | None:
         try:
