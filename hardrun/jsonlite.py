@@ -13,8 +13,9 @@ _WHITESPACE = " \t\n\r"
 
 try:
     import _json
+    _ACCELERATED = True
 except ImportError:        # another interpreter: the plain module
-    _json = None
+    _ACCELERATED = False
 
 
 class _DecoderSettings:
@@ -36,14 +37,16 @@ def loads(text: str | bytes, object_pairs_hook=None):
     message is json's own; so is any ValueError the hook raises."""
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8")
-    if _json is None:
+    if not _ACCELERATED:
         import json
         return json.loads(text, object_pairs_hook=object_pairs_hook)
     settings = _DecoderSettings()
     settings.object_pairs_hook = object_pairs_hook
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
-        value, end = _json.make_scanner(settings)(text, start)
+        # typeshed types the argument as a make_scanner; the C code reads these same
+        # attributes from any object (json.JSONDecoder passes itself)
+        value, end = _json.make_scanner(settings)(text, start)  # type: ignore[arg-type]
     except (StopIteration, ValueError):
         end = -1
     if end < 0 or text[end:].strip(_WHITESPACE):
@@ -60,7 +63,7 @@ def dumps(value, compact: bool = False) -> str:
     """json.dumps(value) with its defaults (ASCII, ", " and ": ", no indent); `compact`:
     json.dumps(value, separators=(",", ":"), ensure_ascii=False), the form Go's
     encoding/json (Docker, containerd) writes when the text has no <, > or &."""
-    if _json is None:
+    if not _ACCELERATED:
         import json
         if compact:
             return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from .errors import HardrunError, ParseError, UsageError
 
@@ -129,9 +129,10 @@ class audited_root:
     `real_root`. A class, not contextlib's decorator: its import costs `hardrun-oci create`
     (which reads config.json through this module) about 4 ms."""
 
+    token: Token[str | None]    # set on entering
+
     def __init__(self, real_root: str | None):
         self.real_root = real_root
-        self.token = None
 
     def __enter__(self) -> None:
         self.token = _AUDITED_ROOT.set(self.real_root)

@@ -1,5 +1,6 @@
-"""mypy over the packages [tool.mypy] in pyproject.toml names (hardrun/spec/ and
-hardrun/runtime/): a type error fails the suite."""
+"""mypy over the packages [tool.mypy] in pyproject.toml names (hardrun/spec/,
+hardrun/runtime/, hardrun/parsing/, hardrun/frontends/ and the top-level modules): a
+type error fails the suite."""
 import shutil
 import subprocess
 import sys
@@ -31,21 +32,44 @@ def test_no_module_is_exempted_from_the_checks():
     assert exempted == [], f"modules whose type errors are ignored: {exempted}"
 
 
-@pytest.mark.parametrize("module, planted", [
+# (module, text appended to it whose `return` is a type error)
+PLANTED = [
     ("spec/run.py", "\n\ndef _planted() -> int:\n    return RunSpec().rootfs\n"),
     # the runtime's plan and its system-call seam are checked too
     ("runtime/config.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
     ("runtime/child.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
     # so are the modules once exempted (hooks.py among them)
     ("runtime/hooks.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
-])
-def test_control_a_planted_type_error_in_a_copy_is_found(tmp_path, module, planted):
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    shutil.copytree(ROOT / "hardrun", tmp_path / "hardrun",
+    # the top-level modules (the bottom layer)
+    ("userfiles.py", "\n\ndef _planted() -> int:\n    return read_text('x')\n"),
+    ("jsonlite.py", "\n\ndef _planted() -> int:\n    return dumps(1)\n"),
+    # the shared parsing helpers: a record's field and a plain function
+    ("parsing/shell_words.py", "\n\ndef _planted() -> int:\n    return Word('x', 1).text\n"),
+    ("parsing/yamlsafe.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
+    # the front ends: a parser's record and a module-level function
+    ("frontends/docker_argv.py", "\n\ndef _planted() -> int:\n    return ParsedRun().image\n"),
+    ("frontends/compose.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
+]
+
+
+@pytest.fixture(scope="module")
+def planted_copy(tmp_path_factory):
+    """A copy of the tree with every error of PLANTED in it, each module's line of it, and
+    mypy's one run over the copy (a run costs seconds: not one per module)."""
+    tree = tmp_path_factory.mktemp("planted")
+    shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
+    shutil.copytree(ROOT / "hardrun", tree / "hardrun",
                     ignore=shutil.ignore_patterns("__pycache__", "*.so", "data"))
-    with open(tmp_path / "hardrun" / module, "a") as source:
-        source.write(planted)
-    line = (tmp_path / "hardrun" / module).read_text().count("\n")     # the planted `return`
-    done = mypy(tmp_path)
+    lines = {}
+    for module, planted in PLANTED:
+        with open(tree / "hardrun" / module, "a") as source:
+            source.write(planted)
+        lines[module] = (tree / "hardrun" / module).read_text().count("\n")     # the planted `return`
+    return lines, mypy(tree)
+
+
+@pytest.mark.parametrize("module", [module for module, _ in PLANTED])
+def test_control_a_planted_type_error_in_a_copy_is_found(planted_copy, module):
+    lines, done = planted_copy
     assert done.returncode == 1, done.stdout + done.stderr
-    assert f"hardrun/{module}:{line}: error: Incompatible return value type" in done.stdout, done.stdout
+    assert f"hardrun/{module}:{lines[module]}: error: Incompatible return value type" in done.stdout, done.stdout

@@ -100,10 +100,10 @@ def _interpolate(value, env, line: int | None):
                  for index, item in enumerate(value)]
         if all(new is old for new, old in zip(items, value)):
             return value
-        out = MarkedList(value.line, value.column)
-        out.item_lines = value.item_lines
-        out.extend(items)
-        return out
+        interpolated = MarkedList(value.line, value.column)
+        interpolated.item_lines = value.item_lines
+        interpolated.extend(items)
+        return interpolated
     return value
 
 
@@ -278,11 +278,11 @@ def _merge_value(key: str, old, new):
                 merged.key_lines[name] = source.key_lines.get(name, source.line)
         return merged
     if key in _CONCATENATED and isinstance(old, MarkedList) and isinstance(new, MarkedList):
-        merged = MarkedList(new.line, new.column)
-        merged.extend(old)
-        merged.extend(new)
-        merged.item_lines = list(old.item_lines) + list(new.item_lines)
-        return merged
+        concatenated = MarkedList(new.line, new.column)
+        concatenated.extend(old)
+        concatenated.extend(new)
+        concatenated.item_lines = list(old.item_lines) + list(new.item_lines)
+        return concatenated
     return new
 
 
@@ -306,10 +306,10 @@ def _relocate(value, line: int | None):
             out.key_lines[key] = line
         return out
     if isinstance(value, MarkedList):
-        out = MarkedList(line, 1)
-        out.extend(_relocate(item, line) for item in value)
-        out.item_lines = [line] * len(value)
-        return out
+        relocated = MarkedList(line, 1)
+        relocated.extend(_relocate(item, line) for item in value)
+        relocated.item_lines = [line] * len(value)
+        return relocated
     return value
 
 
@@ -322,7 +322,7 @@ class _Service:
         self.name = name
         self.raw = raw
         self.path = path
-        self.lines: dict[str, int] = {}
+        self.lines: dict[str, int | None] = {}
         self.unresolved: set[str] = set()
 
     def line(self, key: str) -> int | None:
@@ -491,7 +491,7 @@ def _security_opts(service: _Service) -> dict:
             if setting is None:   # `no-new-privileges:${NNP}` or no boolean Docker accepts
                 service.unresolved.add(field)
                 out.pop(field, None)
-            elif field == "selinux_options":
+            elif field == "selinux_options" and isinstance(setting, dict):   # a label=… option
                 out[field] = {**out.get(field, {}), **setting}
             else:
                 out[field] = setting
@@ -580,7 +580,7 @@ def _long_volume(service: _Service, item: MarkedMap, line: int | None) -> Mount:
 
 
 def _devices(service: _Service) -> tuple[str, ...]:
-    devices = []
+    devices: list[str] = []
     values = service.items("devices")
     for index, value in enumerate(values):
         line = values.line_at(index, service.line("devices"))

@@ -309,7 +309,8 @@ def _immutable(flag, *_):
 # Flags are made with plain attribute stores: a frozen record's setattr call per field,
 # for the ~170 flags of the table, cost a third of a millisecond of `hardrun run`'s
 # start-up. With the table built, no flag changes any more.
-Flag.__setattr__ = Flag.__delattr__ = _immutable
+setattr(Flag, "__setattr__", _immutable)     # setattr: mypy forbids assigning to a method
+setattr(Flag, "__delattr__", _immutable)
 
 
 def _index(engine: str) -> tuple[dict[str, Flag], dict[str, Flag]]:

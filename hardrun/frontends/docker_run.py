@@ -250,8 +250,9 @@ def _runspec(invocation: Invocation, path: str) -> RunSpec:
     spec = runspec_from_args(
         parsed, kind=KIND, path=path, line=invocation.line, subject=subject,
         word_lines=[word.line for word in invocation.args])
-    if image is not None and (parsed.image_uncertain or invocation.args[parsed.args_index].unresolved
-                              or "$" in image):
+    # an image is args[0], so args_index is set with it
+    if image is not None and parsed.args_index is not None and (
+            parsed.image_uncertain or invocation.args[parsed.args_index].unresolved or "$" in image):
         spec = spec.evolve(unresolved=spec.unresolved | {"image"})
     return spec
 

@@ -60,7 +60,7 @@ def runspec_from_args(parsed, *, kind: str, path: str | None = None,
     for option in parsed.options:
         handler = option.flag.handler
         if handler is not None:
-            builder.current = option
+            builder.applying(option.index, option.flag.name)
             try:
                 handler(builder, option.value)
             except ValueError as error:
@@ -100,16 +100,20 @@ class _Builder:
         self.line = line
         self.hardrun_mode = hardrun_mode
         self.word_lines = word_lines
-        self.current = None        # the docker_argv.Option being applied
+        self.option_index = 0      # the argv index of the option being applied
+        self.flag_name = ""        # and the name of its flag
         self.fields: dict = {}
         self.lists: dict[str, list] = {}
         self.namespaces: dict[str, str] = {}
-        self.lines: dict[str, int] = {}
+        self.lines: dict[str, int | None] = {}
         self.unresolved: set[str] = set()
 
     # --- bookkeeping
+    def applying(self, option_index: int, flag_name: str) -> None:
+        self.option_index, self.flag_name = option_index, flag_name
+
     def here(self) -> int | None:
-        return _line_at(self.word_lines, self.current.index, self.line)
+        return _line_at(self.word_lines, self.option_index, self.line)
 
     def set(self, name: str, value, key: str | None = None) -> None:
         self.fields[name] = value
@@ -141,7 +145,7 @@ class _Builder:
         return not self.hardrun_mode and _values().is_unresolved(value)
 
     def boolean(self, value: str | None) -> bool | None:
-        return parse_bool(value or "true", self.current.flag.name, strict=self.hardrun_mode)
+        return parse_bool(value or "true", self.flag_name, strict=self.hardrun_mode)
 
     def finish(self) -> dict:
         out = dict(self.fields)
@@ -432,7 +436,7 @@ def on_expose(b: _Builder, value):
         raise ValueError(f"invalid protocol {protocol!r}")
     if b.left_unresolved(port):
         return
-    b.append("exposed_ports", f"{values.port_or_range(port, allow_empty=False)}/{protocol}")
+    b.append("exposed_ports", f"{values.port_range(port)}/{protocol}")
 
 
 def _add_mount(b: _Builder, mount: Mount) -> None:

@@ -176,7 +176,7 @@ class _Parser:
         flags, args, offset = _split_flags(rest, offset)
         if upper == "ONBUILD":
             return self.onbuild(logical, args, offset, build)
-        heredocs = ()
+        heredocs: tuple[Heredoc, ...] = ()
         if upper in HEREDOC_KEYWORDS and "<<" in args:
             heredocs = self.heredocs(logical, args, offset)
         return build.make(upper, logical, args, offset, flags, heredocs)
@@ -194,7 +194,7 @@ class _Parser:
             raise self.error(f"unknown instruction {keyword[:40]!r} after ONBUILD: expected a "
                              "Dockerfile instruction such as RUN or COPY", logical.line)
         flags, inner_args, inner_offset = _split_flags(rest, offset + inner_offset)
-        heredocs = ()
+        heredocs: tuple[Heredoc, ...] = ()
         if upper in HEREDOC_KEYWORDS and "<<" in inner_args:
             heredocs = self.heredocs(logical, inner_args, inner_offset)
         trigger = build.make(upper, logical, inner_args, inner_offset, flags, heredocs,

@@ -33,7 +33,7 @@ _KIND = re.compile(r"^kind:\s*[\"']?Run[\"']?\s*$", re.MULTILINE)
 
 
 def looks_like_run_config(head: str | None) -> bool:
-    return bool(head) and bool(_HEAD.search(head)) and bool(_KIND.search(head))
+    return bool(head and _HEAD.search(head) and _KIND.search(head))
 
 
 @lru_cache(maxsize=1)
@@ -52,7 +52,7 @@ def parse_run_config(text: str, path: str) -> list[RunSpec]:
 def apply_hardrun_defaults(spec: RunSpec) -> RunSpec:
     """`spec` with the settings left unspecified set to what `hardrun run` does with them
     (hardrun/runtime/config.py), so rules judge what will really run."""
-    changes = {}
+    changes: dict[str, object] = {}
     if spec.no_new_privileges is None:
         changes["no_new_privileges"] = True
     if spec.read_only_root is None:
@@ -91,7 +91,7 @@ def merge_flags(config: RunSpec, flags: RunSpec) -> RunSpec:
 
 def _spec(document, path: str) -> RunSpec:
     data = document.data
-    lines: dict[str, int] = {}
+    lines: dict[str, int | None] = {}
 
     def line(*keys) -> int:
         return document.where(tuple(keys), at_key=True)[0]

@@ -91,12 +91,14 @@ class _Workload:
 
     def pod_template(self) -> tuple[MarkedMap | None, MarkedMap | None]:
         """(pod spec, pod metadata) following POD_SPEC_PATHS."""
-        node, metadata, where = self.obj, None, ""
+        node: MarkedMap = self.obj
+        metadata: MarkedMap | None = None
+        where = ""
         for key in POD_SPEC_PATHS[self.kind]:
-            parent = node
-            node = self.mapping(parent, key, where)
-            if node is None:
+            child = self.mapping(node, key, where)
+            if child is None:
                 return None, None
+            node = child
             if key == "template":
                 metadata = self.mapping(node, "metadata", where + "template.")
             where += key + "."
@@ -159,9 +161,9 @@ class _PodContext:
         """The pod-level values no container's RunSpec shows (every container overrides
         them; hostPath volumes no container mounts), as RunSpec.pod_level and its lines."""
         values: dict[str, str] = {}
-        lines: dict[str, int] = {}
-        contexts = [c.get("securityContext") for c in containers]
-        contexts = [c if isinstance(c, MarkedMap) else MarkedMap() for c in contexts]
+        lines: dict[str, int | None] = {}
+        found = [c.get("securityContext") for c in containers]
+        contexts = [c if isinstance(c, MarkedMap) else MarkedMap() for c in found]
 
         def unseen(key: str) -> bool:
             return key in self.security and self.security[key] is not None and \
@@ -211,7 +213,7 @@ class _ContainerBuilder:
         self.container = container
         self.name = name
         self.line = line
-        self.lines: dict[str, int] = {}
+        self.lines: dict[str, int | None] = {}
         self.workload = pod.workload
         self.security = self.workload.mapping(container, "securityContext", "") or MarkedMap()
 

@@ -45,7 +45,7 @@ class _Config:
     def __init__(self, config: MarkedMap, path: str):
         self.config = config
         self.path = path
-        self.lines: dict[str, int] = {}
+        self.lines: dict[str, int | None] = {}
 
     # typed access --------------------------------------------------------
 
@@ -301,7 +301,7 @@ class _Config:
         return out
 
     def devices(self, linux: MarkedMap) -> tuple[str, ...]:
-        devices = []
+        devices: list[str] = []
         values = self.items(linux, "devices", "linux.")
         for index, item in enumerate(values):
             device = self.get(item, "path", str, "linux.devices[].")

@@ -210,12 +210,11 @@ class _Lexer:
         return self.modify(name, value, modifier, word)
 
     def modify(self, name: str, value: str | None, modifier: str, word: str) -> str:
-        known = value is not None
         if modifier == ":-":
-            return value if known and value else word
+            return value if value else word
         if modifier == "-":
-            return value if known else word
-        if not known:
+            return value if value is not None else word
+        if value is None:
             # `${X:+alt}`, `${X#pat}`...: the result depends on a value nobody gave.
             return self.lookup(name)
         if modifier == ":+":

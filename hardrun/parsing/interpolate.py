@@ -82,12 +82,13 @@ class _Interpolator:
         return written
 
     def operate(self, operator: str, value: str | None, argument: str, written: str) -> str:
-        present = value is not None and (value != "" or ":" not in operator)
+        # the value when it counts as set (`:` operators count an empty value as unset)
+        given = value if value is not None and (value != "" or ":" not in operator) else None
         if operator in (":-", "-"):
-            return value if present else self.nested(argument)
+            return given if given is not None else self.nested(argument)
         if operator in (":?", "?"):
-            return value if present else written
-        return self.nested(argument) if present else ""
+            return given if given is not None else written
+        return self.nested(argument) if given is not None else ""
 
     def nested(self, argument: str) -> str:
         if self.depth >= MAX_NESTING:

@@ -116,14 +116,20 @@ PROTOCOLS = ("tcp", "udp", "sctp")
 def port_or_range(text: str, *, allow_empty: bool) -> str | None:
     """A port or range `8000-8010`, validated; None when empty and allowed (0 too: a
     host port of 0 asks for any free port)."""
+    if not text and allow_empty:
+        return None
+    return port_range(text, allow_zero=allow_empty)
+
+
+def port_range(text: str, *, allow_zero: bool = False) -> str:
+    """A port or range `8000-8010`, validated (`allow_zero`: a host port, where 0 asks for
+    any free port)."""
     if not text:
-        if allow_empty:
-            return None
         raise ValueError("missing port")
     low, dash, high = text.partition("-")
     for part in (low, high) if dash else (low,):
         if not part.isdigit() or not 0 < int(part) <= 65535:
-            if not (allow_empty and part == "0"):
+            if not (allow_zero and part == "0"):
                 raise ValueError(f"invalid port {text!r}")
     if dash and int(low) > int(high):
         raise ValueError(f"invalid port range {text!r}")
@@ -152,7 +158,7 @@ def parse_publish(text: str, line: int | None = None, *, lenient: bool = False) 
         host_ip = host_ip or None
     if lenient and (is_unresolved(container) or is_unresolved(host_port)):
         return [Port(container, host_port or None, host_ip, proto, line)]
-    container = port_or_range(container, allow_empty=False)
+    container = port_range(container)
     host_port = port_or_range(host_port or "", allow_empty=True)
     return [Port(container, host_port, host_ip, proto, line)]
 

@@ -553,7 +553,7 @@ class _Reader:
         self.after_close = True
 
     def redirect_target(self, value: str, quoted: bool) -> None:
-        operator, self.redirect = self.redirect, None
+        operator, self.redirect = self.redirect or "", None
         if operator.endswith("<<") or operator.endswith("<<-"):
             heredoc = [value, operator.endswith("-"), False]
             self.heredocs.append(heredoc)

@@ -52,7 +52,7 @@ class Snippet:
         self.text = text
         self.first_line = first_line
         self.line_map = line_map
-        self._newlines = None
+        self._newlines: list[int] | None = None
 
     def line_at(self, position: int) -> int:
         if self._newlines is None:
@@ -74,6 +74,17 @@ def commands(snippet: Snippet, *, strict: bool = False, path: str | None = None)
     return lexer.out
 
 
+class _WordState:
+    """The word the lexer is in the middle of, and what to do with it when it ends."""
+    __slots__ = ("start", "unresolved", "drop_next", "heredoc")
+
+    def __init__(self) -> None:
+        self.start: int | None = None     # where the word began; None: between words
+        self.unresolved = False           # it holds an expansion the auditor does not perform
+        self.drop_next = False            # it is a redirection's target
+        self.heredoc: bool | None = None  # it is a here-document's delimiter (True: `<<-`)
+
+
 class _Lexer:
     def __init__(self, snippet: Snippet, strict: bool, path: str | None):
         self.snippet = snippet
@@ -92,40 +103,40 @@ class _Lexer:
         text = self.text
         words: list[Word] = []
         buf: list[str] = []
-        state = {"start": None, "unresolved": False, "drop_next": False, "heredoc": None}
+        state = _WordState()
         heredocs: list[tuple[str, bool, list[Word]]] = []
 
         def end_word():
-            if state["start"] is None:
+            if state.start is None:
                 return
-            word = Word("".join(buf), self.snippet.line_at(state["start"]), state["unresolved"])
+            word = Word("".join(buf), self.snippet.line_at(state.start), state.unresolved)
             buf.clear()
-            state["start"], state["unresolved"] = None, False
-            if state["heredoc"] is not None:
-                heredocs.append((word.text, state["heredoc"], words))
-                state["heredoc"] = None
-            elif state["drop_next"]:
-                state["drop_next"] = False
+            state.start, state.unresolved = None, False
+            if state.heredoc is not None:
+                heredocs.append((word.text, state.heredoc, words))
+                state.heredoc = None
+            elif state.drop_next:
+                state.drop_next = False
             else:
                 words.append(word)
 
         def end_command():
             nonlocal words
             end_word()
-            state["drop_next"] = False
-            state["heredoc"] = None
+            state.drop_next = False
+            state.heredoc = None
             if words:
                 self.out.append(words)
                 words = []
 
         def begin(position):
-            if state["start"] is None:
-                state["start"] = position
+            if state.start is None:
+                state.start = position
 
         i = start
         while i < end:
             c = text[i]
-            if c == "#" and state["start"] is None:
+            if c == "#" and state.start is None:
                 newline = text.find("\n", i, end)
                 i = end if newline < 0 else newline
                 continue
@@ -167,30 +178,30 @@ class _Lexer:
                 begin(i)
                 i, part, unresolved = self._double(i + 1, end, depth)
                 buf.append(part)
-                state["unresolved"] |= unresolved
+                state.unresolved |= unresolved
                 continue
             if c == "$":
                 begin(i)
                 i, part, unresolved = self._dollar(i, end, depth)
                 buf.append(part)
-                state["unresolved"] |= unresolved
+                state.unresolved |= unresolved
                 continue
             if c == "`":
                 begin(i)
                 i, part = self._backtick(i, end, depth)
                 buf.append(part)
-                state["unresolved"] = True
+                state.unresolved = True
                 continue
             if c in "<>":
                 if i + 1 < end and text[i + 1] == "(":   # process substitution <(…) >(…)
                     begin(i)
                     i, part = self._subshell(i + 1, end, depth)
                     buf.append(c + part)
-                    state["unresolved"] = True
+                    state.unresolved = True
                     continue
-                if state["start"] is not None and "".join(buf).isdigit():
+                if state.start is not None and "".join(buf).isdigit():
                     buf.clear()                          # `2>`: the fd number is no word
-                    state["start"] = None
+                    state.start = None
                 end_word()
                 i = self._redirection(i, end, state)
                 continue
@@ -209,9 +220,9 @@ class _Lexer:
             if text.startswith(op, i):
                 break
         if op in ("<<", "<<-"):
-            state["heredoc"] = op == "<<-"
+            state.heredoc = op == "<<-"
         else:
-            state["drop_next"] = True
+            state.drop_next = True
         return i + len(op)
 
     def _heredoc_bodies(self, heredocs, i: int, end: int, depth: int) -> int:

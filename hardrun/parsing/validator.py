@@ -143,7 +143,7 @@ class _Validator:
         if "minItems" in schema and len(value) < schema["minItems"]:
             yield SchemaError(path, f"expected at least {schema['minItems']} item(s)")
         if schema.get("uniqueItems"):
-            seen = []
+            seen: list[object] = []
             for index, item in enumerate(value):
                 if any(_same(item, other) for other in seen):
                     yield SchemaError(path + (index,), f"duplicate item {_show(item)}")

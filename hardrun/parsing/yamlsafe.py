@@ -48,7 +48,7 @@ class MarkedMap(dict):
         super().__init__()
         self.line = line
         self.column = column
-        self.key_lines: dict[str, int] = {}
+        self.key_lines: dict[str, int | None] = {}
 
     def line_of(self, key: str, default: int | None = None) -> int | None:
         """The line where `key` was written (for merged keys: in the anchor), else `default`."""
@@ -64,7 +64,7 @@ class MarkedList(list):
         super().__init__()
         self.line = line
         self.column = column
-        self.item_lines: list[int] = []
+        self.item_lines: list[int | None] = []
 
     def line_at(self, index: int, default: int | None = None) -> int | None:
         try:
@@ -88,8 +88,9 @@ def from_yaml_error(error: yaml.YAMLError, path: str | None = None,
     message = f"invalid YAML: {problem}" if problem else "invalid YAML"
     if text is not None and 0 <= mark.index < len(text) and text[mark.index] == "\t":
         message = "invalid YAML: a tab character where YAML allows only spaces"
-    if getattr(error, "context", None) and error.context != problem:
-        message += f" ({error.context})"
+    context = getattr(error, "context", None)
+    if context and context != problem:
+        message += f" ({context})"
     return ParseError(message, path=path, line=mark.line + 1, column=mark.column + 1)
 
 
@@ -124,9 +125,9 @@ class _Frame:
         self.is_map = is_map
         self.wants_key = is_map  # a mapping alternates key, value, key…
         self.size = 1           # nodes in this subtree, aliases counted at their full size
-        self.key = None         # mapping: the key waiting for its value
+        self.key: object = None  # mapping: the key waiting for its value (a str or _MERGE_KEY)
         self.key_line = 0
-        self.key_mark = None
+        self.key_mark: yaml.Mark | None = None
         self.merges: list = []  # mapping: `<<` sources, applied at the end
 
 

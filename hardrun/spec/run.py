@@ -129,8 +129,9 @@ class RunSpec:
     # fields set from a value the source left unresolved (`-m $MEM`, `user: ${UID}`):
     # set, but unknown, so rules neither trust nor condemn their value
     unresolved: frozenset[str] = frozenset()
-    # provenance of individual settings: field name -> line
-    lines: dict[str, int] = field(default_factory=dict, compare=False)
+    # provenance of individual settings: field name -> line (None: set where the source
+    # records no line, e.g. a key of a mapping the front end made up)
+    lines: dict[str, int | None] = field(default_factory=dict, compare=False)
 
     def line_of(self, key: str) -> int | None:
         """The line that set `key`, else the declaration line."""
