@@ -290,25 +290,51 @@ def test_podman_s_and_the_cri_s_own_binds_are_engine_files(name, tmp_path):
     assert refusal and "HR3002" in rules
 
 
-def test_an_annotation_naming_another_container_does_not_give_its_dev_shm(tmp_path):
-    """`podman run --annotation io.kubernetes.cri.sandbox-id=<other id> -v <its shm>:/dev/shm`:
-    the other container's shared memory stays a host mount (HR3002 under baseline). The control:
-    the same annotation does make a file of that container's the engine's own /etc/hosts."""
+@pytest.mark.parametrize("annotation", SANDBOX_ANNOTATIONS)
+def test_an_annotation_naming_another_container_vouches_for_none_of_its_files(annotation, tmp_path):
+    """`podman run --annotation io.kubernetes.cri.sandbox-id=<other id> -v <its hosts>:/etc/hosts
+    -v <its shm>:/dev/shm` (or CRI-O's annotation): the other container's files stay host mounts
+    (HR3002 under baseline). The control: the same container's own copies are the engine's."""
     config, bundle = materialise_captured("podman-1.json", tmp_path)
+    assert set(engine_binds(config, bundle).values()) == {"engine-file"}      # the control
     document = json.loads(config)
     other_id = "e" * 64
     other = tmp_path / "root" / "overlay-containers" / other_id / "userdata"
     (other / "shm").mkdir(parents=True)
     (other / "hosts").write_text("x\n")
-    document["annotations"]["io.kubernetes.cri.sandbox-id"] = other_id
+    document["annotations"][annotation] = other_id
     for mount in document["mounts"]:
         if mount["destination"] in ("/dev/shm", "/etc/hosts"):
             mount["source"] = str(other / os.path.basename(mount["destination"]))
     binds = engine_binds(compact(document), bundle)
-    assert binds["/dev/shm"] == "bind"
-    assert binds["/etc/hosts"] == "engine-file"         # the control: the annotation is believed there
+    assert binds["/dev/shm"] == "bind" and binds["/etc/hosts"] == "bind"
     refusal, rules = judged(compact(document), bundle)["baseline"]
-    assert refusal and "HR3002" in rules and str(other / "shm") in refusal
+    assert refusal and "HR3002" in rules and str(other / "shm") in refusal and str(other / "hosts") in refusal
+
+
+def test_the_cri_s_annotation_vouches_only_in_the_cri_s_layout(tmp_path):
+    """A CRI container's pod files are its own only with its bundle in containerd's k8s.io task
+    directory and the files in the named sandbox's directory. The control is the captured bundle
+    where the CRI put it (its /etc/hosts is the engine's); the attacks: the same bundle in
+    another namespace's task directory (`ctr run`), and the annotation naming another pod
+    whose files are bound."""
+    config, bundle = materialise_captured("cri-1.json", tmp_path)
+    assert engine_binds(config, bundle)["/etc/hosts"] == "engine-file"
+    elsewhere = bundle.replace("/k8s.io/", "/default/")
+    assert engine_binds(config, elsewhere)["/etc/hosts"] == "bind"
+    assert "HR3002" in judged(config, elsewhere)["baseline"][1]
+    # the verdict cache shares the decision: the same config misses there
+    assert verdict_cache.key(config, "default", True, elsewhere) != verdict_cache.key(config, "default", True, bundle)
+    document = json.loads(config)
+    hosts = next(m for m in document["mounts"] if m["destination"] == "/etc/hosts")
+    other = os.path.join(os.path.dirname(os.path.dirname(hosts["source"])), "e" * 64)
+    os.makedirs(other)
+    hosts["source"] = os.path.join(other, "hosts")
+    with open(hosts["source"], "w") as handle:
+        handle.write("x\n")
+    assert engine_binds(compact(document), bundle)["/etc/hosts"] == "bind"
+    document["annotations"]["io.kubernetes.cri.sandbox-id"] = "e" * 64
+    assert engine_binds(compact(document), bundle)["/etc/hosts"] == "engine-file"   # that pod's member
 
 
 def test_dev_shm_is_the_engine_s_own_only_as_its_container_s_directory(tmp_path):
