@@ -305,7 +305,7 @@ def _create(root: str, container_id: str, sub: dict, options: dict, log: Log, ru
     create_options = oci.CreateOptions(bundle, sub.get("--pid-file"), sub.get("--console-socket"),
                                        preserve, "--no-pivot" in sub, floor="--no-floor" not in options,
                                        explain="--explain" in options,
-                                       userns=options.get("--userns", "auto"))
+                                       userns=options.get("--userns", "auto"), log=log.write)
     container = oci.create(root, container_id, create_options)
     log.debug(f"created {container_id}: pid {container.record['pid']}")
     if not run:

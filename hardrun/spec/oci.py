@@ -53,9 +53,9 @@ def is_engine_file(destination, source, config_path: str, annotations) -> bool:
     """A bind of exactly one of ENGINE_FILES from a regular file (for /dev/shm: a directory)
     of the same name in a directory named after this container or its pod (the bundle's
     directory, or its parent for Podman's `userdata`; the CRI's sandbox annotation in the CRI's
-    own layout, but not for /dev/shm: _pod_of): the engine's own copy. A user's `-v /etc:/etc`, `-v /etc/hosts:/etc/hosts` or
-    `-v /dev/shm:/dev/shm` is not one, nor another container's /dev/shm (`--ipc container:`).
-    Read by the OCI front end and by the verdict cache's key alike."""
+    own layout, but not for /dev/shm: _pod_of): the engine's own copy. A user's `-v /etc:/etc`,
+    `-v /etc/hosts:/etc/hosts` or `-v /dev/shm:/dev/shm` is not one, nor another container's
+    /dev/shm (`--ipc container:`). Read by the OCI front end and by the verdict cache's key alike."""
     if destination not in ENGINE_FILES or not isinstance(source, str) or not os.path.isabs(source):
         return False
     if os.path.basename(source) != os.path.basename(destination) or not is_engine_source(destination, source):
