@@ -356,10 +356,11 @@ def _report(fd: int, read_all) -> bytes:
         return b""
 
 
-def _prepare_filters(cfg, launch, loaded, explain: bool = False) -> None:
+def _prepare_filters(cfg, launch, loaded, explain: bool = False, holder: str | None = None) -> None:
     """The config's seccomp filter (or the floor's default) compiled in the parent, as
     `hardrun run` does: a profile that does not compile fails before anything exists.
-    `explain`: its refusals notified to a holder (hardrun.runtime.oci_explain)."""
+    `explain`: its refusals notified to a holder (hardrun.runtime.oci_explain); `holder`: the
+    state directory of a container whose holder takes them (exec)."""
     from . import seccomp
     bpf = None
     if cfg.seccomp == "default":
@@ -371,6 +372,13 @@ def _prepare_filters(cfg, launch, loaded, explain: bool = False) -> None:
     if bpf is not None and explain:
         from .oci_explain import prepare
         launch.seccomp_filter, launch.seccomp_watch = prepare(bpf)
+    elif bpf is not None and holder is not None:
+        from .oci_explain import connect_exec
+        try:
+            launch.seccomp_filter, launch.seccomp_watch = connect_exec(bpf, holder)
+        except OSError as error:
+            raise OciError(f"the container's --explain holder cannot take this process's refusals "
+                           f"({error.strerror}): it is gone") from None
     elif bpf is not None:
         launch.seccomp_filter = seccomp.prepare_filter(bpf)
     if cfg.memfd_by_seccomp:

@@ -24,6 +24,12 @@ errors) and names itself LOST_NAME until a write succeeds again (it keeps every 
 next record written is whole); `hardrun inspect` reads that name, which needs no disk, and
 says the record is incomplete.
 
+A process `exec` starts gets the container's filter with a listener of its own: `exec`
+connects to the holder's socket (SOCKET_FILE in the state directory, 0700 as the directory
+is), sends the process's unchanged filter, and the process sends its listener there when it
+loads the filter, as the init does; the holder answers each listener by its own filter into
+the one record. A holder that is gone fails the exec (its refusals could not be recorded).
+
 `delete` keeps the record (`docker run --rm` deletes the container as it exits): a copy in
 the state root of `hardrun run`, `KEPT_DIR/<id>-<UTC time>.json`, which `hardrun gc`
 removes once older than KEPT_DAYS days.
@@ -37,6 +43,7 @@ import time
 DENIALS_FILE = "denials.json"
 WRITE_INTERVAL = 1.0    # counts are rewritten at most this often; a new call at once
 HOLDER_NAME, LOST_NAME = "hr-explain", "hr-explain-lost"    # its comm (15 bytes at most)
+SOCKET_FILE = "explain.sock"    # in the state directory: where `exec` hands its listeners over
 KEPT_DIR = ".explain"   # in the state root: a dot-name, which its container scans skip
 KEPT_DAYS = 7
 FINISH_TIMEOUT = 5.0    # how long delete lets a holder whose container is gone write its last record
@@ -48,6 +55,39 @@ class Watch:
 
     def __init__(self, listener):
         self.listener = listener
+
+
+class _HolderConnection:
+    """An exec's end towards the holder, in the Listener's place (the child keeps `child_fd`)."""
+
+    def __init__(self, connection):
+        self._connection = connection
+        self.child_fd = connection.fileno()
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def connect_exec(bpf, state_path: str) -> tuple:
+    """For `exec` in a container created with --explain: the filter `bpf` with its refusals
+    notified, and the Watch whose connection to the container's holder has been sent the
+    unchanged filter (the process sends its listener there at the load). OSError: no holder."""
+    import socket
+    from . import seccomp_notify as notify
+    notify.require_user_notif("--explain")
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    directory = os.open(state_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        # through the directory's fd: a unix socket's path is limited to 108 bytes
+        connection.connect(f"/proc/self/fd/{directory}/{SOCKET_FILE}")
+        connection.send(bytes(bpf))
+    except OSError:
+        connection.close()
+        raise
+    finally:
+        os.close(directory)
+    filtered = notify.ListenedFilter(notify.explain_program(bytes(bpf)), bpf.flags, connection.fileno())
+    return filtered, Watch(_HolderConnection(connection))
 
 
 def prepare(bpf) -> tuple:
@@ -89,14 +129,20 @@ def _holder(state_path: str, listener, profile_text: str | None, caps, report_fd
     """The holder's life: stdio to /dev/null, every fd but the listener's socket closed,
     then answer until no process is left under the filter."""
     import signal
+    import socket
     try:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        os.chdir(state_path)     # a relative name: a unix socket's path is limited to 108 bytes
+        server.bind(SOCKET_FILE)
+        os.chdir("/")
+        server.listen(8)
         os.write(report_fd, str(os.getpid()).encode())
         listener.close_child_end()    # through its socket object, before the fds go below
         low = 3
-        for fd in sorted(listener.fds()):
+        for fd in sorted((*listener.fds(), server.fileno())):
             os.closerange(low, fd)
             low = fd + 1
         os.closerange(low, 1 << 20)
@@ -104,7 +150,7 @@ def _holder(state_path: str, listener, profile_text: str | None, caps, report_fd
             signal.signal(signum, signal.SIG_DFL)
         _name_self(HOLDER_NAME)
         recorder = _Recorder(state_path, profile_text, caps, log)
-        listener.serve(on_call=recorder.seen)
+        listener.serve_with_others(server, on_call=recorder.seen)
         recorder.write(listener.calls)
     finally:
         os._exit(0)

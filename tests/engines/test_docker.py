@@ -212,6 +212,36 @@ def test_explain_records_the_refused_calls_and_delete_reaps_the_holder(docker, h
     assert_container_gone(container, docker.directory)
 
 
+def test_docker_exec_s_refused_calls_are_recorded_too(docker, hardrun_oci):
+    """`docker exec` into a container run with --explain: the exec'd process's refused call is
+    recorded beside the container's own. The control: before the exec only the container's own
+    call is in the record."""
+    from tests.helpers import run_hardrun
+    container, attach = _explained_container(docker, "hardrun-explain")
+    try:
+        assert "Operation not permitted" in _try_refused_call(attach)
+        _, state = _holder(docker, container)
+        daemons.wait_until(lambda: (state / "denials.json").exists(), "the denials record")
+        pid = docker.docker("inspect", "-f", "{{.State.Pid}}", container).stdout.strip()
+
+        def refused() -> list[str]:
+            record = json.loads((state / "denials.json").read_text())
+            return sorted(denial["syscall"] for denial in record["denials"])
+        assert refused() == ["unshare"]
+        result = docker.docker("exec", container, "swapon", "/dev/null", check=False)
+        assert "Operation not permitted" in result.stderr, result.stdout + result.stderr
+        daemons.wait_until(lambda: refused() == ["swapon", "unshare"], "the exec's refusal in the record")
+        inspected = run_hardrun("inspect", "--oci-root", str(state.parent), pid)
+        assert re.search(r"swapon: 1 time\(s\), first by pid \d+ \(swapon\): EPERM", inspected.stdout), \
+            inspected.stdout
+    finally:
+        attach.stdin.close()
+        attach.wait(timeout=60)
+        docker.docker("rm", "-f", container)
+        take_kept_explain_records(container)
+    assert_container_gone(container, docker.directory)
+
+
 def test_run_rm_keeps_the_record_in_the_state_root(docker, hardrun_oci, tmp_path):
     """`docker run --rm` deletes the container as it exits: delete keeps its record, named by
     its id. The control: the same container without --explain keeps none."""

@@ -168,3 +168,48 @@ def test_delete_keeps_the_record_and_gc_prunes_old_ones(oci, oci_rootfs, tmp_pat
     os.utime(old, (time.time() - (KEPT_DAYS + 1) * 86400,) * 2)
     assert prune_kept(str(root)) == [f"--explain record {old}"]
     assert not old.exists() and new.exists()
+
+
+def test_exec_s_refused_calls_are_recorded_by_the_container_s_holder(oci, oci_rootfs, tmp_path):
+    """A process `exec` starts sends its listener to the holder: its refused call is recorded
+    with its comm, and refused with the profile's errno. The control: the container's own
+    process makes no refused call, so there is no record before the exec."""
+    name = f"explain-exec-{os.getpid()}"
+    oci("create", "--bundle", make_bundle(tmp_path / "b", oci_rootfs, ["/bin/sleep", "60"]), name,
+        global_args=("--explain",), check=True)
+    try:
+        oci("start", name, check=True)
+        assert _read(oci, name) is None      # nothing refused yet, nothing written
+        result = oci("exec", name, "/bin/sh", "-c", "exec swapon /dev/null", global_args=("--explain",))
+        assert "Operation not permitted" in result.stderr + result.stdout, result.stderr
+        recorded = _until(lambda: json.loads(_read(oci, name) or "{}").get("denials"), "the exec's refusal")
+        assert [(d["syscall"], d["errno_name"], d["comm"]) for d in recorded] == [("swapon", "EPERM", "swapon")]
+        assert "swapon: 1 time(s), first by pid" in _inspected(oci, name)
+    finally:
+        oci("delete", "--force", name, check=True)
+
+
+def test_exec_fails_when_the_holder_is_gone(oci, oci_rootfs, tmp_path):
+    """Fail closed: with no holder to take its listener the exec does not run (its refusals could
+    not be recorded). The control: while the holder lives, the same exec runs."""
+    name = f"explain-exec-gone-{os.getpid()}"
+    oci("create", "--bundle", make_bundle(tmp_path / "b", oci_rootfs, ["/bin/sleep", "60"]), name,
+        global_args=("--explain",), check=True)
+    try:
+        oci("start", name, check=True)
+        assert oci("exec", name, "/bin/true").returncode == 0
+        holder = _holder(oci, name)
+        os.kill(holder["pid"], signal.SIGKILL)
+        _wait_gone(holder["pid"])
+        refused = oci("exec", name, "/bin/true")
+        assert refused.returncode != 0 and "--explain holder" in refused.stderr, refused.stderr
+    finally:
+        oci("delete", "--force", name, check=True)
+
+
+def _read(oci, name: str) -> str | None:
+    try:
+        with open(os.path.join(oci.root, name, "denials.json")) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
