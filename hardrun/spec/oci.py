@@ -53,7 +53,7 @@ def is_engine_file(destination, source, config_path: str, annotations) -> bool:
     """A bind of exactly one of ENGINE_FILES from a regular file (for /dev/shm: a directory)
     of the same name in a directory named after this container or its pod (the bundle's
     directory, or its parent for Podman's `userdata`; the CRI's sandbox annotation in the CRI's
-    own layout, but not for /dev/shm: _pod_of): the engine's own copy. A user's `-v /etc:/etc`,
+    own layout: _pod_of): the engine's own copy. A user's `-v /etc:/etc`,
     `-v /etc/hosts:/etc/hosts` or `-v /dev/shm:/dev/shm` is not one, nor another container's
     /dev/shm (`--ipc container:`). Read by the OCI front end and by the verdict cache's key alike."""
     if destination not in ENGINE_FILES or not isinstance(source, str) or not os.path.isabs(source):
@@ -63,18 +63,26 @@ def is_engine_file(destination, source, config_path: str, annotations) -> bool:
     bundle = os.path.dirname(os.path.abspath(config_path))
     owners = {os.path.basename(bundle), os.path.basename(os.path.dirname(bundle))}
     owners = {owner for owner in owners if len(owner) >= MIN_ENGINE_ID}
-    # the pod's writable /dev/shm is never vouched for by its annotation (another pod's could be named)
-    if destination not in ENGINE_DIRECTORIES and _pod_of(bundle, source, annotations):
+    if _pod_of(bundle, source, annotations):
         return True
     return bool(owners & set(os.path.dirname(source).split("/")))
 
 
+def joined_namespace(path: str) -> str:
+    """A namespace joined by path, as the OCI front end judges it: pid 1's namespaces are the
+    host's, any other is another container's (no rule reads which)."""
+    if os.path.normpath(path).startswith("/proc/1/ns/"):
+        return "host"
+    return f"container:{path}"
+
+
 def _pod_of(bundle: str, source: str, annotations) -> bool:
-    """The CRI's sandbox annotation vouches for a file only where containerd's CRI plugin wrote
-    both: the bundle in its task directory (namespace k8s.io), the file directly in the named
-    sandbox's directory. The annotation is the config's word elsewhere (`podman run --annotation`
-    names any container), and CRI-O's bundles lie where Podman's do (containers/storage), so
-    nothing tells its pod's files from another container's: its annotation vouches for none."""
+    """The CRI's sandbox annotation vouches for a file (and the pod's /dev/shm: a CRI container
+    joins its pod's ipc namespace too) only where containerd's CRI plugin wrote both: the bundle
+    in its task directory (namespace k8s.io), the file directly in the named sandbox's directory.
+    The annotation is the config's word elsewhere (`podman run --annotation` names any
+    container), and CRI-O's bundles lie where Podman's do (containers/storage), so nothing tells
+    its pod's files from another container's: its annotation vouches for none."""
     if not isinstance(annotations, dict):
         return False
     sandbox = annotations.get(CRI_SANDBOX_ANNOTATION)
