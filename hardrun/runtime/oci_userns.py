@@ -139,19 +139,22 @@ class MappedMounts:
         try:
             owner = (self.cfg.id_maps.uid[0][1], self.cfg.id_maps.gid[0][1])     # the container's root
             root, stores = _map_root(self.cfg.rootfs, mountinfo, staging, userns_fd, owner)
-            mounts = tuple(_map_bind(plan, index, staging, userns_fd) if self._engine_owned(plan, stores) else plan
+            mounts = tuple(_map_bind(plan, index, staging, userns_fd)
+                           if self._engine_owned(plan, stores, mountinfo) else plan
                            for index, plan in enumerate(self.cfg.mounts))
         finally:
             os.close(userns_fd)
         return replace(self.cfg, rootfs=root, mounts=mounts)
 
-    def _engine_owned(self, plan, stores) -> bool:
+    def _engine_owned(self, plan, stores, mountinfo) -> bool:
         """A bind the engine made for this container, to be idmapped onto its range: one from
         the bundle's directory, and from the engine's storage only the container's own
         /etc/hosts, /etc/hostname, /etc/resolv.conf, /run/.containerenv or /dev/shm (the OCI
-        front end's engine files) and named volumes (STORE/volumes/NAME/_data). Anything else
-        there (another container's files, the layers, the storage itself) is a host bind:
-        idmapped, the container's root would own what host root owns there."""
+        front end's engine files) and named volumes (STORE/volumes/NAME/_data) on the
+        storage's own file system (a volume made with `--opt o=bind,device=DIR` is a mount of
+        a host directory there). Anything else there (another container's files, the layers,
+        the storage itself) is a host bind: idmapped, the container's root would own what
+        host root owns there."""
         if plan.kind != "bind":
             return False
         from ..spec.oci import is_engine_file
@@ -164,8 +167,9 @@ class MappedMounts:
                 parts = os.path.relpath(source, store).split("/")
                 # the annotations vouch for nothing here: a pod's member joins its namespaces
                 # by path and gets no user namespace
-                return (len(parts) >= 3 and parts[0] == "volumes" and parts[2] == "_data") or \
-                    is_engine_file(plan.target, source, os.path.join(bundle, "config.json"), None)
+                if len(parts) >= 3 and parts[0] == "volumes" and parts[2] == "_data":
+                    return _mount_of(mountinfo, source) is _mount_of(mountinfo, store)
+                return is_engine_file(plan.target, source, os.path.join(bundle, "config.json"), None)
         return False
 
     def leave(self) -> None:
