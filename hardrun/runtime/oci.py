@@ -612,7 +612,10 @@ def _remove(container: Container) -> list[str]:
         lost = record_lost(container.record)
         stop_holder(container.record, finished)
         if not os.path.exists(os.path.join(container.path, FIFO)):    # started: `docker run --rm` deletes at exit
-            keep_record(container, lost)
+            try:
+                keep_record(container, lost)
+            except (OSError, HardrunError):    # an untrusted or full state root: the delete goes on
+                pass
     if container.record.get("id_lease") and container.record.get("pid"):
         from .userns import release_held
         release_held(container.record["id_lease"], container.record["pid"], container.record.get("start_time"))
