@@ -95,3 +95,28 @@ def test_the_pods_files_are_the_engines_own_in_the_cri_s_real_bundle(cri, contai
         cri.remove_pod(pod_id)
     assert_container_gone(pod_id, containerd.directory)
     assert_container_gone(container_id, containerd.directory)
+
+
+def test_containers_of_two_pods_share_a_verdict_cache_key(cri, containerd, hardrun_oci):
+    """The same container in two pods (one after the other: the test network has one device):
+    bundles the CRI plugin really wrote, differing in the sandbox's id, its files and its
+    namespaces' paths, have one verdict cache key. The control: the second pod's bundle read as
+    if in ctr's namespace (its pod's files then host mounts) keys differently."""
+    from hardrun.policy import verdict_cache
+    keys, configs, controls = {}, {}, {}
+    for name in ("pod-key-a", "pod-key-b"):
+        pod_id, pod_config = cri.run_pod(name, "hardrun")
+        try:
+            container_id = cri.run_container(pod_id, pod_config, "same", ["sleep", "600"])
+            (config_path,) = containerd.directory.rglob(
+                f"io.containerd.runtime.v2.task/k8s.io/{container_id}/config.json")
+            bundle = str(config_path.parent)
+            configs[name] = config_path.read_bytes()
+            keys[name] = verdict_cache.key(configs[name], "default", True, bundle)
+            controls[name] = verdict_cache.key(configs[name], "default", True, bundle.replace("/k8s.io/", "/default/"))
+        finally:
+            cri.remove_pod(pod_id)
+        assert_container_gone(pod_id, containerd.directory)
+    assert configs["pod-key-a"] != configs["pod-key-b"]
+    assert keys["pod-key-a"] == keys["pod-key-b"]
+    assert controls["pod-key-b"] != keys["pod-key-b"]
