@@ -15,7 +15,8 @@ from .failures import one_line_errors
                    "($HARDRUN_STORE, /var/lib/hardrun as root, else $XDG_DATA_HOME/hardrun).")
 def gc(orphans, images):
     """Remove the cgroups, links, addresses, nftables rules and proxies of containers
-    whose hardrun process is gone (state in /run/hardrun, or $HARDRUN_STATE_DIR).
+    whose hardrun process is gone (state in /run/hardrun, or $HARDRUN_STATE_DIR), and the
+    hardrun-oci --explain records kept there (.explain/) once older than 7 days.
     A state directory that is not the caller's own, with mode 0700, that is reached through
     a symbolic link or directory another user controls, or that cannot be used at all, is
     refused (exit 125)."""

@@ -32,8 +32,10 @@ global options:
   --policy NAME|FILE      the policy create judges bundles with (default: /etc/hardrun/policy.yaml
                           if present, else the built-in `default`)
   --no-floor              do not raise the floor (no_new_privs, seccomp, kernel paths, NET_RAW)
-  --explain               record the calls each container's seccomp filter refuses (shown by
-                          `hardrun inspect PID`; a holder process per container, reaped by delete)
+  --explain               record the calls each container's seccomp filter refuses, exec'd
+                          processes' too (shown by `hardrun inspect PID`; a holder process per
+                          container, reaped by delete, which keeps the record in the state root's
+                          .explain/ for `hardrun gc` to remove after 7 days)
   --userns auto|keep      auto (default): a bundle without a user namespace gets one of its own
                           (a leased id range, idmapped root and binds; the create fails if they
                           cannot be idmapped); keep: the engine's choice
@@ -305,7 +307,7 @@ def _create(root: str, container_id: str, sub: dict, options: dict, log: Log, ru
     create_options = oci.CreateOptions(bundle, sub.get("--pid-file"), sub.get("--console-socket"),
                                        preserve, "--no-pivot" in sub, floor="--no-floor" not in options,
                                        explain="--explain" in options,
-                                       userns=options.get("--userns", "auto"))
+                                       userns=options.get("--userns", "auto"), log=log.write)
     container = oci.create(root, container_id, create_options)
     log.debug(f"created {container_id}: pid {container.record['pid']}")
     if not run:

@@ -13,11 +13,10 @@ keeps its line; `lines` follows the RunSpec conventions.
 """
 from __future__ import annotations
 
-import os
-
 from ..errors import ParseError
 from ..spec.capabilities import NUMBERS as CAP_NUMBERS
-from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES, is_bind, is_engine_file, ulimit_name
+from ..spec.oci import (CAPABILITY_SETS, NAMESPACE_TYPES, is_bind, is_engine_file, joined_namespace,
+                        ulimit_name)
 from ..spec.run import EnvVar, Mount, RunSpec, Ulimit
 from ..parsing import runvalues as rv
 from ..parsing.yamlsafe import MarkedList, MarkedMap, load_all
@@ -226,7 +225,7 @@ class _Config:
             if namespace not in NAMESPACE_TYPES:
                 continue
             joined = self.get(entry, "path", str, "linux.namespaces[].")
-            declared[namespace] = _joined(joined) if joined else "private"
+            declared[namespace] = joined_namespace(joined) if joined else "private"
             self.lines[f"namespace:{namespace}"] = entries.line_at(index)
         where = linux.line_of("namespaces") if "namespaces" in linux else (
             self.config.line_of("linux") if linux_present else None)
@@ -359,11 +358,3 @@ def _as_int(value):
             return value
         return int(number) if number.is_integer() else value
     return value
-
-
-def _joined(path: str) -> str:
-    """A namespace joined by path: pid 1's namespaces are the host's."""
-    normal = os.path.normpath(path)
-    if normal.startswith("/proc/1/ns/"):
-        return "host"
-    return f"container:{path}"

@@ -21,7 +21,7 @@ import os
 from .. import __version__
 from .. import jsonlite
 from ..runtime.seccomp_cache import default_cache_dir, read_entry, sha256, usable_cache_dir, write_entry
-from ..spec.oci import ENGINE_FILES, SANDBOX_ANNOTATIONS, is_bind, is_engine_file, is_engine_source
+from ..spec.oci import ENGINE_FILES, is_bind, is_engine_file, is_engine_source, joined_namespace
 
 _MAGIC = b"hardrun-verdict 1"
 _MAX_ENTRY = 64 * 1024
@@ -49,7 +49,8 @@ def key(config: bytes, reference: str, floor: bool, bundle: str | None = None) -
 # What of a config.json no part of the gate reads (the OCI front end, raise_floor, the
 # rules: tests/oci/test_gate_view.py shows each gives the same verdict and rule ids whatever
 # it holds). Engines write per-container values there: the id in cgroupsPath, in Docker's
-# prestart hook, in CRI annotations. Of the annotations, the sandbox ones are read (engine files).
+# prestart hook, in CRI annotations. Of the annotations, the sandbox one is read, only to decide
+# what is the engine's own (engine files): that decision is in the key instead.
 _UNREAD_TOP = ("hooks",)
 _UNREAD_LINUX = ("cgroupsPath",)
 # Read only for their type (a string): the hostname and root.path (no rule reads either).
@@ -57,6 +58,7 @@ _STRING_ONLY = (("hostname",), ("root", "path"))
 # Docker's HOSTNAME=<short id>. The rules read the environment for secrets only: HOSTNAME is
 # not a secret's name, and no credential pattern matches lower-case hex digits alone (every
 # one needs another character: a capital, a letter past f, '_', '-', ':' or '@').
+_ANOTHER_CONTAINER = "another-container"     # a joined namespace's path the front end judges not the host's
 _HEX_DIGITS = frozenset("0123456789abcdef")
 _HOSTNAME_VARIABLE = "HOSTNAME="
 MIN_HEX_ID, MAX_HEX_ID = 12, 64
@@ -79,7 +81,9 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
     A config.json in the compact canonical form engines write (the parsed document written
     back compactly gives its exact bytes, and no key is given twice, so nothing can hide
     behind the parsed document) counts without what the gate never reads (_UNREAD_TOP,
-    _UNREAD_LINUX, the annotations but the sandbox ones), with a fixed value for what it
+    _UNREAD_LINUX, the annotations: the sandbox's is read only for the engine-file decision,
+    which is in the key), each namespace joined by path as the front end judges it (the host's
+    path kept, any other fixed), with a fixed value for what it
     reads only as a string (_STRING_ONLY) and for Docker's HOSTNAME=<hex>, the environment
     sorted where no name is given twice, and for each bind
     that the front end takes for the engine's own copy of /etc/hosts, /etc/hostname, /etc/resolv.conf,
@@ -108,12 +112,10 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
     if isinstance(linux, dict):
         for name in _UNREAD_LINUX:
             linux.pop(name, None)
-    # the front end reads the sandbox annotations of an object, and nothing else of them
-    annotations = document.pop("annotations", None)
-    kept = {name: value for name, value in annotations.items()
-            if name in SANDBOX_ANNOTATIONS} if isinstance(annotations, dict) else {}
-    if kept:
-        document["annotations"] = kept
+    # the front end reads the sandbox annotation only for what is the engine's own: that
+    # decision is in the key (engine_copies), and nothing else of the annotations is read
+    document.pop("annotations", None)
+    _judge_joined_paths(linux)
     for *parents, name in _STRING_ONLY:
         section = document
         for parent in parents:
@@ -125,6 +127,19 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
         process["env"] = _sorted_environment([_HOSTNAME_VARIABLE if _is_hex_hostname(item) else item
                                               for item in process["env"]])
     return [b"view", jsonlite.dumps(document, compact=True).encode(), b"engine files", engine_copies]
+
+
+def _judge_joined_paths(linux) -> None:
+    """A namespace joined by path counts as the front end judges it (the host's, or another
+    container's: no rule reads which; spec.oci.joined_namespace), not by its path: a CRI pod's
+    members join `/proc/<sandbox pid>/ns/*`. A path judged the host's is kept as it is."""
+    entries = linux.get("namespaces") if isinstance(linux, dict) else None
+    if not isinstance(entries, list):
+        return
+    for entry in entries:
+        path = entry.get("path") if isinstance(entry, dict) else None
+        if isinstance(path, str) and path and joined_namespace(path) != "host":
+            entry["path"] = _ANOTHER_CONTAINER
 
 
 def _sorted_environment(env: list) -> list:

@@ -22,6 +22,8 @@ def collect(orphans: bool = True) -> Report:
         _remove_unreadable_entries(report, root)
         from .userns import reclaim_id_ranges
         report.removed += reclaim_id_ranges(root)    # the id ranges of killed hardrun processes
+        from .oci_explain import prune_kept
+        report.removed += prune_kept(root)           # hardrun-oci --explain's records of deleted containers
     if orphans:
         _collect_orphaned_cgroups(report, root)
     return report

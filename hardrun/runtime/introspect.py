@@ -156,7 +156,9 @@ def format_text(report: dict) -> str:
         lines.append(f"  hardrun-oci container {printable(container['id'])} ({container['status']})")
         lines.append("  floor raised: " + ("; ".join(printable(item) for item in container["floor"]) or "nothing"))
         if "denials" in container:    # hardrun-oci --explain
-            lines.append(f"  seccomp refused: {len(container['denials'])} system call(s)")
+            lines.append(f"  seccomp refused: {len(container['denials'])} system call(s)"
+                         + (" (the record is incomplete: its holder could not write it; the engine's log says why)"
+                            if container.get("denials_incomplete") else ""))
             for denial in container["denials"]:
                 who = f"pid {denial.get('pid')} ({printable(str(denial.get('comm')))})"
                 lines.append(f"    {printable(str(denial.get('syscall')))}: {denial.get('count')} time(s), first by "

@@ -153,15 +153,17 @@ def _frozen(paths) -> bool:
 class CreateOptions:
     """`explain`: record the filter's refusals (hardrun.runtime.oci_explain); `userns`: auto
     (a user namespace of the container's own where the bundle has none,
-    hardrun.runtime.oci_userns) or keep (the engine's choice)."""
-    __slots__ = ("bundle", "pid_file", "console_socket", "preserve_fds", "no_pivot", "floor", "explain", "userns")
+    hardrun.runtime.oci_userns) or keep (the engine's choice); `log(level, message)`: the
+    engine's --log, where the --explain holder reports a record it cannot write."""
+    __slots__ = ("bundle", "pid_file", "console_socket", "preserve_fds", "no_pivot", "floor", "explain", "userns",
+                 "log")
 
     def __init__(self, bundle: str, pid_file: str | None = None, console_socket: str | None = None,
                  preserve_fds: int = 0, no_pivot: bool = False, floor: bool = True, explain: bool = False,
-                 userns: str = "auto"):
+                 userns: str = "auto", log=None):
         self.bundle, self.pid_file, self.console_socket = bundle, pid_file, console_socket
         self.preserve_fds, self.no_pivot, self.floor = preserve_fds, no_pivot, floor
-        self.explain, self.userns = explain, userns
+        self.explain, self.userns, self.log = explain, userns, log
 
 
 def create(root: str, container_id: str, options: CreateOptions, bundle=None) -> Container:
@@ -304,7 +306,7 @@ def _launch(container: Container, loaded, options: CreateOptions) -> int:
             container.save()
             if launch.seccomp_watch is not None:    # before start: the init hands it the listener
                 from .oci_explain import spawn_holder
-                spawn_holder(container, launch.seccomp_watch, loaded.seccomp_profile, cfg.caps)
+                spawn_holder(container, launch.seccomp_watch, loaded.seccomp_profile, cfg.caps, options.log)
             _release(pid, cfg, loaded, sync_write, report_read, _write_maps, _read_all)
         except BaseException:
             _kill_quietly(pid)
@@ -354,10 +356,11 @@ def _report(fd: int, read_all) -> bytes:
         return b""
 
 
-def _prepare_filters(cfg, launch, loaded, explain: bool = False) -> None:
+def _prepare_filters(cfg, launch, loaded, explain: bool = False, holder: str | None = None) -> None:
     """The config's seccomp filter (or the floor's default) compiled in the parent, as
     `hardrun run` does: a profile that does not compile fails before anything exists.
-    `explain`: its refusals notified to a holder (hardrun.runtime.oci_explain)."""
+    `explain`: its refusals notified to a holder (hardrun.runtime.oci_explain); `holder`: the
+    state directory of a container whose holder takes them (exec)."""
     from . import seccomp
     bpf = None
     if cfg.seccomp == "default":
@@ -369,6 +372,13 @@ def _prepare_filters(cfg, launch, loaded, explain: bool = False) -> None:
     if bpf is not None and explain:
         from .oci_explain import prepare
         launch.seccomp_filter, launch.seccomp_watch = prepare(bpf)
+    elif bpf is not None and holder is not None:
+        from .oci_explain import connect_exec
+        try:
+            launch.seccomp_filter, launch.seccomp_watch = connect_exec(bpf, holder)
+        except OSError as error:
+            raise OciError(f"the container's --explain holder cannot take this process's refusals "
+                           f"({error.strerror}): it is gone") from None
     elif bpf is not None:
         launch.seccomp_filter = seccomp.prepare_filter(bpf)
     if cfg.memfd_by_seccomp:
@@ -594,11 +604,18 @@ def _remove(container: Container) -> list[str]:
     """Kill what is left (a held init too), remove the cgroups and the state directory."""
     from .cgroups import remove_cgroups
     paths = container.record.get("cgroups") or []
-    if container.alive():
+    finished = not container.alive()
+    if not finished:
         _kill_quietly(container.record["pid"])
     if container.record.get("holder"):
-        from .oci_explain import stop_holder
-        stop_holder(container.record)
+        from .oci_explain import keep_record, record_lost, stop_holder
+        lost = record_lost(container.record)
+        stop_holder(container.record, finished)
+        if not os.path.exists(os.path.join(container.path, FIFO)):    # started: `docker run --rm` deletes at exit
+            try:
+                keep_record(container, lost)
+            except (OSError, HardrunError):    # an untrusted or full state root: the delete goes on
+                pass
     if container.record.get("id_lease") and container.record.get("pid"):
         from .userns import release_held
         release_held(container.record["id_lease"], container.record["pid"], container.record.get("start_time"))
@@ -640,8 +657,9 @@ def container_of(pid: int, root: str = DEFAULT_ROOT) -> dict | None:
             found = {"id": container.id, "status": container.status(), "bundle": container.record.get("bundle"),
                      "floor": list(container.record.get("floor") or [])}
             if container.record.get("holder"):
-                from .oci_explain import read_denials
+                from .oci_explain import read_denials, record_lost
                 found["denials"] = read_denials(container.path) or []
+                found["denials_incomplete"] = record_lost(container.record)
             return found
     return None
 

@@ -55,7 +55,8 @@ def exec_process(root: str, container_id: str, options: ExecOptions) -> int:
         raise UsageError("exec: a terminal (--tty or process.terminal) needs --console-socket")
     from .config import LaunchState
     launch = LaunchState(cfg)
-    _prepare_filters(cfg, launch, loaded)
+    # a container created with --explain: this process's refusals go to its holder too
+    _prepare_filters(cfg, launch, loaded, holder=container.path if container.record.get("holder") else None)
     launch.stdio = _stdio(options.console_socket if cfg.tty else None)
     launch.preserve_fds = options.preserve_fds
     from .process import ExecPlan, StepFailure
@@ -92,6 +93,8 @@ def exec_process(root: str, container_id: str, options: ExecOptions) -> int:
             if fd >= 0:
                 os.close(fd)
         launch.stdio.close()
+        if launch.seccomp_watch is not None:    # the process has its end (the holder's connection)
+            launch.seccomp_watch.listener.close()
 
 
 def _document(container: Container, options: ExecOptions) -> dict:

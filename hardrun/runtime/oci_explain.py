@@ -17,6 +17,22 @@ the profile's), never allowed. `delete` kills the holder (pid and start time rec
 reused pid is never signalled). The holder exits by itself when no process is left under
 the filter. It is not in the container's cgroup, so the engine never counts it as one of
 the container's processes; its parent is the engine's shim (a subreaper), which reaps it.
+
+A record that cannot be written (the state directory full or read-only) is not lost
+silently: the holder writes an error line into the engine's `--log` (as hardrun-oci's own
+errors) and names itself LOST_NAME until a write succeeds again (it keeps every call, so the
+next record written is whole); `hardrun inspect` reads that name, which needs no disk, and
+says the record is incomplete.
+
+A process `exec` starts gets the container's filter with a listener of its own: `exec`
+connects to the holder's socket (SOCKET_FILE in the state directory, 0700 as the directory
+is), sends the process's unchanged filter, and the process sends its listener there when it
+loads the filter, as the init does; the holder answers each listener by its own filter into
+the one record. A holder that is gone fails the exec (its refusals could not be recorded).
+
+`delete` keeps the record (`docker run --rm` deletes the container as it exits): a copy in
+the state root of `hardrun run`, `KEPT_DIR/<id>-<UTC time>.json`, which `hardrun gc`
+removes once older than KEPT_DAYS days.
 """
 from __future__ import annotations
 
@@ -26,6 +42,11 @@ import time
 
 DENIALS_FILE = "denials.json"
 WRITE_INTERVAL = 1.0    # counts are rewritten at most this often; a new call at once
+HOLDER_NAME, LOST_NAME = "hr-explain", "hr-explain-lost"    # its comm (15 bytes at most)
+SOCKET_FILE = "explain.sock"    # in the state directory: where `exec` hands its listeners over
+KEPT_DIR = ".explain"   # in the state root: a dot-name, which its container scans skip
+KEPT_DAYS = 7
+FINISH_TIMEOUT = 5.0    # how long delete lets a holder whose container is gone write its last record
 
 
 class Watch:
@@ -34,6 +55,39 @@ class Watch:
 
     def __init__(self, listener):
         self.listener = listener
+
+
+class _HolderConnection:
+    """An exec's end towards the holder, in the Listener's place (the child keeps `child_fd`)."""
+
+    def __init__(self, connection):
+        self._connection = connection
+        self.child_fd = connection.fileno()
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def connect_exec(bpf, state_path: str) -> tuple:
+    """For `exec` in a container created with --explain: the filter `bpf` with its refusals
+    notified, and the Watch whose connection to the container's holder has been sent the
+    unchanged filter (the process sends its listener there at the load). OSError: no holder."""
+    import socket
+    from . import seccomp_notify as notify
+    notify.require_user_notif("--explain")
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    directory = os.open(state_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        # through the directory's fd: a unix socket's path is limited to 108 bytes
+        connection.connect(f"/proc/self/fd/{directory}/{SOCKET_FILE}")
+        connection.send(bytes(bpf))
+    except OSError:
+        connection.close()
+        raise
+    finally:
+        os.close(directory)
+    filtered = notify.ListenedFilter(notify.explain_program(bytes(bpf)), bpf.flags, connection.fileno())
+    return filtered, Watch(_HolderConnection(connection))
 
 
 def prepare(bpf) -> tuple:
@@ -45,8 +99,9 @@ def prepare(bpf) -> tuple:
     return notify.ListenedFilter(notify.explain_program(bytes(bpf)), bpf.flags, listener.child_fd), Watch(listener)
 
 
-def spawn_holder(container, watch: Watch, profile_text: str | None, caps) -> None:
-    """Fork the holder (see the module's doc) and record its pid and start time."""
+def spawn_holder(container, watch: Watch, profile_text: str | None, caps, log=None) -> None:
+    """Fork the holder (see the module's doc) and record its pid and start time. `log(level,
+    message)`: the engine's --log, where it reports a record it cannot write."""
     from .state import process_start_time
     read_end, write_end = os.pipe()
     first = os.fork()
@@ -55,7 +110,7 @@ def spawn_holder(container, watch: Watch, profile_text: str | None, caps) -> Non
             os.close(read_end)
             os.setsid()
             if os.fork() == 0:
-                _holder(container.path, watch.listener, profile_text, caps, write_end)
+                _holder(container.path, watch.listener, profile_text, caps, write_end, log)
             os._exit(0)
         finally:
             os._exit(1)
@@ -70,25 +125,32 @@ def spawn_holder(container, watch: Watch, profile_text: str | None, caps) -> Non
     container.save()
 
 
-def _holder(state_path: str, listener, profile_text: str | None, caps, report_fd: int) -> None:
+def _holder(state_path: str, listener, profile_text: str | None, caps, report_fd: int, log) -> None:
     """The holder's life: stdio to /dev/null, every fd but the listener's socket closed,
     then answer until no process is left under the filter."""
     import signal
+    import socket
     try:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        os.chdir(state_path)     # a relative name: a unix socket's path is limited to 108 bytes
+        server.bind(SOCKET_FILE)
+        os.chdir("/")
+        server.listen(8)
         os.write(report_fd, str(os.getpid()).encode())
         listener.close_child_end()    # through its socket object, before the fds go below
         low = 3
-        for fd in sorted(listener.fds()):
+        for fd in sorted((*listener.fds(), server.fileno())):
             os.closerange(low, fd)
             low = fd + 1
         os.closerange(low, 1 << 20)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
-        recorder = _Recorder(state_path, profile_text, caps)
-        listener.serve(on_call=recorder.seen)
+        _name_self(HOLDER_NAME)
+        recorder = _Recorder(state_path, profile_text, caps, log)
+        listener.serve_with_others(server, on_call=recorder.seen)
         recorder.write(listener.calls)
     finally:
         os._exit(0)
@@ -97,11 +159,13 @@ def _holder(state_path: str, listener, profile_text: str | None, caps, report_fd
 class _Recorder:
     """Writes the explained denials into the state directory (atomic replace)."""
 
-    def __init__(self, state_path: str, profile_text: str | None, caps):
+    def __init__(self, state_path: str, profile_text: str | None, caps, log=None):
         self.state_path = state_path
         self.profile_text, self.caps = profile_text, tuple(caps)
+        self.log = log
         self.known = 0
         self.written = 0.0
+        self.lost = False
 
     def seen(self, calls) -> None:
         now = time.monotonic()
@@ -111,11 +175,34 @@ class _Recorder:
 
     def write(self, calls) -> None:
         try:
-            self._write(calls)
+            written = self._write(calls)
         except Exception:    # noqa: BLE001 - a record that cannot be made never stops the answers
-            pass
+            written = False
+        if not written and os.path.isdir(self.state_path):    # gone: `delete` removed it
+            self._lose(len(calls))
+        elif written and self.lost:
+            self.lost = False
+            _name_self(HOLDER_NAME)
+            self._report("info", f"the record of the refused calls is whole again in {self.state_path}")
 
-    def _write(self, calls) -> None:
+    def _lose(self, count: int) -> None:
+        """Say once per failing stretch that the record on disk misses calls."""
+        if self.lost:
+            return
+        self.lost = True
+        _name_self(LOST_NAME)
+        self._report("error", f"--explain: the record of the refused calls cannot be written in {self.state_path} "
+                              f"({_why_unwritable(self.state_path)}): `hardrun inspect` shows it incomplete; "
+                              f"{count} distinct call(s) refused so far")
+
+    def _report(self, level: str, message: str) -> None:
+        if self.log is not None:
+            try:
+                self.log(level, message)
+            except Exception:    # noqa: BLE001 - the answers go on whatever the log does
+                pass
+
+    def _write(self, calls) -> bool:
         from .seccomp import default_profile
         from .seccomp_explain import denials
         from .seccomp_profile import parse_profile
@@ -126,7 +213,42 @@ class _Recorder:
         found = [denial.as_json() for denial in denials(calls, profile, self.caps, builtin)]
         text = json.dumps({"profile": "built-in" if builtin else "linux.seccomp", "denials": found})
         # False once `delete` removed the state directory: nothing left to record into
-        write_private(self.state_path, DENIALS_FILE, text.encode())
+        return write_private(self.state_path, DENIALS_FILE, text.encode())
+
+
+def _why_unwritable(path: str) -> str:
+    try:
+        info = os.statvfs(path)
+    except OSError as error:
+        return error.strerror or "unreadable"
+    if info.f_flag & os.ST_RDONLY:
+        return "a read-only file system"
+    if info.f_bavail == 0 or info.f_favail == 0:
+        return "no space left"
+    return "not writable"
+
+
+def _name_self(name: str) -> None:
+    """The holder's comm: LOST_NAME says, without any disk, that its record misses calls."""
+    try:
+        with open("/proc/self/comm", "w") as handle:
+            handle.write(name)
+    except OSError:
+        pass
+
+
+def record_lost(record: dict) -> bool:
+    """Whether the container's holder (still running) could not write its last record."""
+    from .process import running
+    holder = record.get("holder") or {}
+    pid, start_time = holder.get("pid"), holder.get("start_time")
+    if not isinstance(pid, int) or not running(pid, start_time):
+        return False
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            return handle.read().strip() == LOST_NAME
+    except OSError:
+        return False
 
 
 def read_denials(state_path: str) -> list | None:
@@ -138,15 +260,69 @@ def read_denials(state_path: str) -> list | None:
         return None
 
 
-def stop_holder(record: dict) -> None:
-    """Kill the holder (it is the shim's child, not ours: wait until it is gone or a zombie)."""
+def stop_holder(record: dict, finished: bool = False) -> None:
+    """Kill the holder (it is the shim's child, not ours: wait until it is gone or a zombie).
+    `finished`: no process of the container is left, so the holder is writing its last record
+    and leaving: let it, for a while."""
     from .process import poll_until, running
     holder = record.get("holder") or {}
     pid, start_time = holder.get("pid"), holder.get("start_time")
     if not isinstance(pid, int) or not running(pid, start_time):
+        return
+    if finished and poll_until(lambda: not running(pid, start_time), timeout=FINISH_TIMEOUT):
         return
     try:
         os.kill(pid, 9)
     except ProcessLookupError:
         return
     poll_until(lambda: not running(pid, start_time), timeout=5)
+
+
+def keep_record(container, incomplete: bool) -> str | None:
+    """Copy the container's record, as `delete` removes its state directory, to the state root's
+    KEPT_DIR as `<id>-<UTC time>.json`; its path, or None when there is none to keep."""
+    import time
+    from .state import trusted_root
+    from ..userfiles import write_private
+    try:
+        with open(os.path.join(container.path, DENIALS_FILE)) as handle:
+            recorded = json.load(handle)
+    except (OSError, ValueError):
+        recorded = {"denials": []}
+        incomplete = True       # the holder wrote none, or not whole
+    if not isinstance(recorded, dict):
+        return None
+    root = trusted_root(create=True)
+    if root is None:
+        return None
+    directory = os.path.join(root, KEPT_DIR)
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    name = f"{container.id}-{stamp}.json"
+    kept = {"id": container.id, "bundle": container.record.get("bundle"), "deleted": stamp,
+            "incomplete": incomplete, "profile": recorded.get("profile"), "denials": recorded.get("denials") or []}
+    return os.path.join(directory, name) if write_private(directory, name, json.dumps(kept).encode()) else None
+
+
+def prune_kept(root, now: float | None = None) -> list[str]:
+    """`hardrun gc`: remove the kept records older than KEPT_DAYS days; what was removed."""
+    import time
+    directory = os.path.join(root, KEPT_DIR)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    oldest = (time.time() if now is None else now) - KEPT_DAYS * 86400
+    removed = []
+    for name in sorted(names):
+        path = os.path.join(directory, name)
+        try:
+            if os.lstat(path).st_mtime < oldest:
+                os.unlink(path)
+                removed.append(f"--explain record {path}")
+        except OSError:
+            continue
+    return removed

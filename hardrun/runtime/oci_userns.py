@@ -16,12 +16,14 @@ is owned by host root on disk too.
   overlay is mounted over them (overlayfs accepts idmapped layers since Linux 5.19), with a
   work directory of its own and mounted as the container's root seen from the host. Any
   other root (a plain directory) is an idmapped bind of itself.
-- A bind mount from the engine's own storage is an idmapped copy of its source, so the
-  container's root owns what the engine made for it as root: the files Docker binds
-  (/etc/hosts, /etc/resolv.conf, /etc/hostname, /dev/shm) and its volumes. The engine's
-  storage is the bundle's directory, and for an overlay root laid out as Docker's and
-  Podman's are (`STORE/DRIVER/ID/merged` over `STORE/DRIVER/ID/diff`) the directory STORE
-  (Docker's data-root, Podman's graphroot). A bind of any other host path is not idmapped:
+- A bind mount the engine made for this container is an idmapped copy of its source, so the
+  container's root owns what the engine made for it as root: a bind from the bundle's
+  directory, and from the engine's storage (for an overlay root laid out as Docker's and
+  Podman's are, `STORE/DRIVER/ID/merged` over `STORE/DRIVER/ID/diff`, the directory STORE:
+  Docker's data-root, Podman's graphroot) the container's own /etc/hosts, /etc/resolv.conf,
+  /etc/hostname, /dev/shm (in a directory named after it) and named volumes
+  (`STORE/volumes/NAME/_data`). Another container's files, the layers or the storage
+  itself bound by a user are host binds. A bind of any other host path is not idmapped:
   there the container's root is an unmapped id (nobody), so it reads what the host lets
   anyone read and cannot write files owned by host root (as under Docker's
   `--userns-remap`).
@@ -137,12 +139,38 @@ class MappedMounts:
         try:
             owner = (self.cfg.id_maps.uid[0][1], self.cfg.id_maps.gid[0][1])     # the container's root
             root, stores = _map_root(self.cfg.rootfs, mountinfo, staging, userns_fd, owner)
-            stores.append(os.path.realpath(self.bundle))
-            mounts = tuple(_map_bind(plan, index, staging, userns_fd) if _under(plan, stores) else plan
+            mounts = tuple(_map_bind(plan, index, staging, userns_fd)
+                           if self._engine_owned(plan, stores, mountinfo) else plan
                            for index, plan in enumerate(self.cfg.mounts))
         finally:
             os.close(userns_fd)
         return replace(self.cfg, rootfs=root, mounts=mounts)
+
+    def _engine_owned(self, plan, stores, mountinfo) -> bool:
+        """A bind the engine made for this container, to be idmapped onto its range: one from
+        the bundle's directory, and from the engine's storage only the container's own
+        /etc/hosts, /etc/hostname, /etc/resolv.conf, /run/.containerenv or /dev/shm (the OCI
+        front end's engine files) and named volumes (STORE/volumes/NAME/_data) on the
+        storage's own file system (a volume made with `--opt o=bind,device=DIR` is a mount of
+        a host directory there). Anything else there (another container's files, the layers,
+        the storage itself) is a host bind: idmapped, the container's root would own what
+        host root owns there."""
+        if plan.kind != "bind":
+            return False
+        from ..spec.oci import is_engine_file
+        source = os.path.realpath(plan.source)
+        bundle = os.path.realpath(self.bundle)
+        if _under(source, bundle):
+            return True
+        for store in stores:
+            if _under(source, store):
+                parts = os.path.relpath(source, store).split("/")
+                # the annotations vouch for nothing here: a pod's member joins its namespaces
+                # by path and gets no user namespace
+                if len(parts) >= 3 and parts[0] == "volumes" and parts[2] == "_data":
+                    return _mount_of(mountinfo, source) is _mount_of(mountinfo, store)
+                return is_engine_file(plan.target, source, os.path.join(bundle, "config.json"), None)
+        return False
 
     def leave(self) -> None:
         """Back in the mount namespace `create` started in (the private one goes with the
@@ -176,11 +204,8 @@ def _create_mount_points(cfg) -> None:
         os.close(root_fd)
 
 
-def _under(plan, stores) -> bool:
-    if plan.kind != "bind":
-        return False
-    source = os.path.realpath(plan.source)
-    return any(source.startswith(store.rstrip("/") + "/") for store in stores)
+def _under(path: str, directory: str) -> bool:
+    return path.startswith(directory.rstrip("/") + "/")
 
 
 def _map_root(rootfs: str, mountinfo, staging: str, userns_fd: int, owner) -> tuple[str, list[str]]:

@@ -329,19 +329,89 @@ class Listener:
             elif listener in ready or self._stop_read in ready:
                 return         # POLLHUP: no process is left under the filter
 
-    def _answer(self, fcntl, listener: int, notif: tuple) -> None:
+    def serve_with_others(self, server, on_call=None) -> None:
+        """hardrun-oci's holder: the init's listener as `serve` does, and the listener of each
+        process `exec` starts in the container: a connection to `server` (a listening unix
+        SOCK_SEQPACKET socket) that sends that process's unchanged filter, then its listener.
+        Each is answered by its own filter into the one record, until the init's listener is
+        received and no process is left under any of them."""
+        import fcntl
+        import select
+        import socket
+        self.close_child_end()
+        self._on_call = on_call
+        poller = select.poll()
+        for fd in (self._socket.fileno(), server.fileno(), self._stop_read):
+            poller.register(fd, select.POLLIN)
+        connections: dict[int, list] = {}      # fd -> [socket, its filter or None]
+        listeners: dict[int, tuple] = {}       # notify fd -> (its filter, its verdicts)
+        received_init = False
+        buffer = bytearray(_NOTIF.size)
+        while not (received_init and not listeners):
+            for fd, events in poller.poll():
+                if fd == self._stop_read:
+                    return
+                if fd == self._socket.fileno():
+                    poller.unregister(fd)
+                    received_init = True
+                    _, fds, _, _ = socket.recv_fds(self._socket, 1, 1, socket.MSG_CMSG_CLOEXEC)
+                    for notify_fd in fds:
+                        listeners[notify_fd] = (self.reference, self._verdicts)
+                        poller.register(notify_fd, select.POLLIN)
+                elif fd == server.fileno():
+                    connection, _ = server.accept()
+                    connections[connection.fileno()] = [connection, None]
+                    poller.register(connection.fileno(), select.POLLIN)
+                elif fd in connections:
+                    self._take_exec(connections, fd, listeners, poller, socket, select)
+                elif events & select.POLLIN:
+                    buffer[:] = bytes(_NOTIF.size)
+                    try:
+                        fcntl.ioctl(fd, _IOCTL_RECV, buffer)
+                    except OSError:
+                        continue
+                    self._answer(fcntl, fd, _NOTIF.unpack(buffer), listeners[fd])
+                else:                  # POLLHUP: no process is left under this listener
+                    poller.unregister(fd)
+                    os.close(fd)
+                    del listeners[fd]
+
+    @staticmethod
+    def _take_exec(connections: dict, fd: int, listeners: dict, poller, socket, select) -> None:
+        """An exec's connection: its filter first, then its listener; then it is closed."""
+        connection, reference = connections[fd]
+        try:
+            data, fds, _, _ = socket.recv_fds(connection, 1 << 16, 1, socket.MSG_CMSG_CLOEXEC)
+        except OSError:
+            data, fds = b"", []
+        if reference is None and is_bpf_program(data) and not fds:
+            connections[fd][1] = data
+            return
+        if fds and reference is not None:
+            listeners[fds[0]] = (reference, {})
+            poller.register(fds[0], select.POLLIN)
+        else:
+            for stray in fds:
+                os.close(stray)
+        poller.unregister(fd)
+        connection.close()
+        del connections[fd]
+
+    def _answer(self, fcntl, listener: int, notif: tuple, judged_by: tuple | None = None) -> None:
+        """`judged_by`: (the unchanged filter, its verdicts) of another process's listener."""
         ident, pid, _, nr, arch, ip = notif[:6]
         args = notif[6:]
-        if self.reference is None:
+        reference, verdicts = judged_by or (self.reference, self._verdicts)
+        if reference is None:
             verdict, error, flags = RET_ALLOW, 0, NOTIF_FLAG_CONTINUE
         else:
-            cached = self._verdicts.get((arch, nr))
+            cached = verdicts.get((arch, nr))
             if cached is not None:
                 verdict = cached
             else:
-                verdict, read_more = judged(self.reference, nr, arch, ip, args)
+                verdict, read_more = judged(reference, nr, arch, ip, args)
                 if not read_more:
-                    self._verdicts[(arch, nr)] = verdict
+                    verdicts[(arch, nr)] = verdict
             # Only ever an error: an ERRNO verdict's own errno; anything else (never expected,
             # since only ERRNO returns were turned into notifications) fails the call too.
             error = -(verdict & 0xFFFF) if verdict & ACTION_MASK == RET_ERRNO else -1

@@ -28,8 +28,14 @@ RLIM_INFINITY = 2**64 - 1
 # <bundle>/shm; Docker with --ipc shareable: <data-root>/containers/<id>/mounts/shm).
 ENGINE_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run/.containerenv", "/dev/shm")
 ENGINE_DIRECTORIES = ("/dev/shm",)
-# The annotations naming a container's pod sandbox (CRI: containerd, CRI-O).
+# The annotations naming a container's pod sandbox (CRI: containerd, CRI-O). Only containerd's
+# vouches for a file, and only in the CRI's own layout (_pod_of); the verdict cache keeps both.
 SANDBOX_ANNOTATIONS = ("io.kubernetes.cri.sandbox-id", "io.kubernetes.cri-o.SandboxID")
+CRI_SANDBOX_ANNOTATION = SANDBOX_ANNOTATIONS[0]
+# containerd's CRI plugin: a container's bundle is <state>/io.containerd.runtime.v2.task/k8s.io/<id>,
+# its pod's files are in <root or state>/io.containerd.grpc.v1.cri/sandboxes/<sandbox id>/.
+CRI_TASK_DIRECTORY = ("io.containerd.runtime.v2.task", "k8s.io")
+CRI_SANDBOX_DIRECTORY = ("io.containerd.grpc.v1.cri", "sandboxes")
 MIN_ENGINE_ID = 12        # engines name containers by 64 hex digits (12 in short form)
 
 
@@ -46,22 +52,49 @@ def is_engine_source(destination: str, source: str) -> bool:
 def is_engine_file(destination, source, config_path: str, annotations) -> bool:
     """A bind of exactly one of ENGINE_FILES from a regular file (for /dev/shm: a directory)
     of the same name in a directory named after this container or its pod (the bundle's
-    directory, or its parent for Podman's `userdata`; the CRI's sandbox annotation, but not
-    for /dev/shm): the engine's own copy. A user's `-v /etc:/etc`, `-v /etc/hosts:/etc/hosts` or
-    `-v /dev/shm:/dev/shm` is not one, nor another container's /dev/shm (`--ipc container:`).
-    Read by the OCI front end and by the verdict cache's key alike."""
+    directory, or its parent for Podman's `userdata`; the CRI's sandbox annotation in the CRI's
+    own layout: _pod_of): the engine's own copy. A user's `-v /etc:/etc`,
+    `-v /etc/hosts:/etc/hosts` or `-v /dev/shm:/dev/shm` is not one, nor another container's
+    /dev/shm (`--ipc container:`). Read by the OCI front end and by the verdict cache's key alike."""
     if destination not in ENGINE_FILES or not isinstance(source, str) or not os.path.isabs(source):
         return False
     if os.path.basename(source) != os.path.basename(destination) or not is_engine_source(destination, source):
         return False
     bundle = os.path.dirname(os.path.abspath(config_path))
     owners = {os.path.basename(bundle), os.path.basename(os.path.dirname(bundle))}
-    # the annotations are the config's word (`podman run --annotation`): naming another
-    # container's pod there must not make its writable /dev/shm this container's own
-    if isinstance(annotations, dict) and destination not in ENGINE_DIRECTORIES:
-        owners.update(str(annotations.get(key) or "") for key in SANDBOX_ANNOTATIONS)
     owners = {owner for owner in owners if len(owner) >= MIN_ENGINE_ID}
+    if _pod_of(bundle, source, annotations):
+        return True
     return bool(owners & set(os.path.dirname(source).split("/")))
+
+
+def joined_namespace(path: str) -> str:
+    """A namespace joined by path, as the OCI front end judges it: pid 1's namespaces are the
+    host's, any other is another container's (no rule reads which)."""
+    if os.path.normpath(path).startswith("/proc/1/ns/"):
+        return "host"
+    return f"container:{path}"
+
+
+def _pod_of(bundle: str, source: str, annotations) -> bool:
+    """The CRI's sandbox annotation vouches for a file (and the pod's /dev/shm: a CRI container
+    joins its pod's ipc namespace too) only where containerd's CRI plugin wrote both: the bundle
+    in its task directory (namespace k8s.io), the file directly in the named sandbox's directory.
+    The annotation is the config's word elsewhere (`podman run --annotation` names any
+    container), and CRI-O's bundles lie where Podman's do (containers/storage), so nothing tells
+    its pod's files from another container's: its annotation vouches for none."""
+    if not isinstance(annotations, dict):
+        return False
+    sandbox = annotations.get(CRI_SANDBOX_ANNOTATION)
+    if not isinstance(sandbox, str) or len(sandbox) < MIN_ENGINE_ID:
+        return False
+    tasks = os.path.dirname(bundle)
+    if (os.path.basename(os.path.dirname(tasks)), os.path.basename(tasks)) != CRI_TASK_DIRECTORY:
+        return False
+    directory = os.path.dirname(source)
+    sandboxes = os.path.dirname(directory)
+    return os.path.basename(directory) == sandbox and \
+        (os.path.basename(os.path.dirname(sandboxes)), os.path.basename(sandboxes)) == CRI_SANDBOX_DIRECTORY
 
 # /proc, /sys and /dev as `hardrun run` mounts them (runtime/mounts.py: mount_proc,
 # mount_sys, mount_dev); their flags are nosuid, nodev, noexec unless said otherwise.

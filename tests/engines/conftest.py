@@ -90,6 +90,22 @@ def paths_named(name: str, *directories: Path) -> list[str]:
     return found
 
 
+def take_kept_explain_records(container_id: str) -> list[dict]:
+    """The --explain records hardrun-oci's delete kept for the container in the state root,
+    removed as they are read (the test's own)."""
+    import json
+    from hardrun.runtime.oci_explain import KEPT_DIR
+    from hardrun.runtime.state import state_root
+    directory = os.path.join(state_root(), KEPT_DIR)
+    records = []
+    for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else ():
+        if name.startswith(container_id + "-2"):
+            with open(os.path.join(directory, name)) as handle:
+                records.append(json.load(handle))
+            os.unlink(os.path.join(directory, name))
+    return records
+
+
 def assert_container_gone(container_id: str, *state_directories: Path) -> None:
     """No process, mount, cgroup or state file of the container is left."""
     left = daemons.gone(lambda: daemons.processes_of(container_id))

@@ -85,3 +85,23 @@ def test_exec_enters_with_the_same_confinement_and_kill_rm_leave_nothing(contain
         containerd.ctr("task", "rm", "-f", name, check=False)
         containerd.ctr("container", "rm", name, check=False)
     assert_container_gone(name, containerd.directory)
+
+
+def test_explain_records_the_refused_call_and_rm_keeps_it(containerd, hardrun_oci, tmp_path):
+    """`ctr run --rm` through hardrun-oci --explain (ctr passes no runtime options: a wrapper
+    adds it). ctr passes no filter, so the floor's allowlist refuses swapon (EPERM); the record
+    is kept at delete. The control: hardrun-oci without --explain keeps none."""
+    from tests.engines.conftest import take_kept_explain_records
+    wrapper = tmp_path / "hardrun-oci-explain"
+    wrapper.write_text(f'#!/bin/sh\nexec {containerd.runtimes["hardrun"]} --explain "$@"\n')
+    wrapper.chmod(0o755)
+    kept = {}
+    for name, binary in (("explained", str(wrapper)), ("plain", containerd.runtimes["hardrun"])):
+        container = f"{name}-{os.getpid()}"
+        result = containerd.ctr("run", "--rm", "--runc-binary", binary, "--runc-root", str(containerd.runc_root),
+                                daemons.CRI_IMAGE, container, "sh", "-c", "swapon /dev/null 2>&1; true")
+        assert "Operation not permitted" in result.stdout, result.stdout + result.stderr
+        kept[name] = take_kept_explain_records(container)
+    (record,) = kept["explained"]
+    assert [(d["syscall"], d["errno_name"]) for d in record["denials"]] == [("swapon", "EPERM")], record
+    assert kept["plain"] == []

@@ -12,6 +12,7 @@ import pytest
 
 from tests.engines import daemons
 from tests.engines.conftest import (PROBE, Confinement, assert_container_gone, assert_floor, assert_probe_ran,
+                                    take_kept_explain_records,
                                     probe_under)
 
 pytestmark = pytest.mark.runtime
@@ -206,8 +207,54 @@ def test_explain_records_the_refused_calls_and_delete_reaps_the_holder(docker, h
         attach.stdin.close()
         attach.wait(timeout=60)
         docker.docker("rm", "-f", container)
+        take_kept_explain_records(container)
     assert daemons.gone(lambda: [str(holder["pid"])] if _alive(holder["pid"]) else []) == []
     assert_container_gone(container, docker.directory)
+
+
+def test_docker_exec_s_refused_calls_are_recorded_too(docker, hardrun_oci):
+    """`docker exec` into a container run with --explain: the exec'd process's refused call is
+    recorded beside the container's own. The control: before the exec only the container's own
+    call is in the record."""
+    from tests.helpers import run_hardrun
+    container, attach = _explained_container(docker, "hardrun-explain")
+    try:
+        assert "Operation not permitted" in _try_refused_call(attach)
+        _, state = _holder(docker, container)
+        daemons.wait_until(lambda: (state / "denials.json").exists(), "the denials record")
+        pid = docker.docker("inspect", "-f", "{{.State.Pid}}", container).stdout.strip()
+
+        def refused() -> list[str]:
+            record = json.loads((state / "denials.json").read_text())
+            return sorted(denial["syscall"] for denial in record["denials"])
+        assert refused() == ["unshare"]
+        result = docker.docker("exec", container, "swapon", "/dev/null", check=False)
+        assert "Operation not permitted" in result.stderr, result.stdout + result.stderr
+        daemons.wait_until(lambda: refused() == ["swapon", "unshare"], "the exec's refusal in the record")
+        inspected = run_hardrun("inspect", "--oci-root", str(state.parent), pid)
+        assert re.search(r"swapon: 1 time\(s\), first by pid \d+ \(swapon\): EPERM", inspected.stdout), \
+            inspected.stdout
+    finally:
+        attach.stdin.close()
+        attach.wait(timeout=60)
+        docker.docker("rm", "-f", container)
+        take_kept_explain_records(container)
+    assert_container_gone(container, docker.directory)
+
+
+def test_run_rm_keeps_the_record_in_the_state_root(docker, hardrun_oci, tmp_path):
+    """`docker run --rm` deletes the container as it exits: delete keeps its record, named by
+    its id. The control: the same container without --explain keeps none."""
+    kept = {}
+    for runtime in ("hardrun-explain", "hardrun"):
+        cidfile = tmp_path / runtime
+        docker.docker("run", "--rm", "--cidfile", str(cidfile), "--network", "none", "--runtime", runtime,
+                      "bb:1", "sh", "-c", "unshare -U true; true")
+        kept[runtime] = take_kept_explain_records(cidfile.read_text().strip())
+    (record,) = kept["hardrun-explain"]
+    assert [(d["syscall"], d["errno_name"]) for d in record["denials"]] == [("unshare", "EPERM")], record
+    assert record["incomplete"] is False
+    assert kept["hardrun"] == []
 
 
 def test_without_explain_nothing_is_recorded_and_the_call_still_fails(docker, hardrun_oci):
@@ -237,6 +284,7 @@ def test_a_dead_holder_fails_the_refused_calls_closed(docker, hardrun_oci):
         attach.stdin.close()
         attach.wait(timeout=60)
         docker.docker("rm", "-f", container)
+        take_kept_explain_records(container)
     # control: the same call in a container under runc with Docker's profile is refused too
     # (EPERM), and with no filter at all it succeeds: the refusal above is the filter's
     unfiltered = docker.docker("run", "--rm", "--network", "none", "--security-opt", "seccomp=unconfined",

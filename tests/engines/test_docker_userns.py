@@ -88,6 +88,48 @@ def test_the_containers_root_cannot_write_a_host_root_file_through_a_bind(docker
     assert target.read_text() == "host\ncontainer\ncontainer\n"
 
 
+PLANT = ("for d in /other /store /device; do echo x > $d/planted && echo wrote || echo refused; done; "
+         "echo 127.0.0.2 own >> /etc/hosts && echo hosts || echo no-hosts; "
+         "echo v > /data/v && echo volume || echo no-volume")
+
+
+def test_another_containers_files_and_the_engines_storage_stay_host_binds(docker, hardrun_oci, host_root_file):
+    """Under the engine's storage only the container's own files and named volumes are idmapped:
+    `-v <data-root>/containers/<other id>:/other -v <data-root>/image:/store`, and a volume that
+    is a bind of a host directory (`--opt o=bind,device=DIR`), leave the container's root unable
+    to plant a file owned by host root there. Controls: its own /etc/hosts and a named volume are
+    writable in the same container, and the same attack under `--userns keep` and runc (no user
+    namespace: root is the host's) plants the three files."""
+    data_root = docker.directory / "data"
+    host_directory, _ = host_root_file
+    other = docker.docker("run", "-d", "--network", "none", "--runtime", "runc", "bb:1").stdout.strip()
+    docker.docker("volume", "create", "own-volume")
+    docker.docker("volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", f"device={host_directory}",
+                  "device-volume")
+    planted = [data_root / "containers" / other / "planted", data_root / "image" / "planted",
+               host_directory / "planted"]
+    try:
+        def attack(runtime: str) -> list[str]:
+            return docker.docker("run", "--rm", "--network", "none", "--runtime", runtime,
+                                 "-v", f"{data_root / 'containers' / other}:/other",
+                                 "-v", f"{data_root / 'image'}:/store", "-v", "device-volume:/device",
+                                 "-v", "own-volume:/data", "bb:1", "sh", "-c", PLANT).stdout.splitlines()
+        assert attack("hardrun") == ["refused", "refused", "refused", "hosts", "volume"]
+        assert not any(path.exists() for path in planted)
+        for runtime in ("hardrun-keep", "runc"):
+            assert attack(runtime) == ["wrote", "wrote", "wrote", "hosts", "volume"], runtime
+            assert all(os.lstat(path).st_uid == 0 for path in planted)
+            for path in planted:
+                path.unlink()
+    finally:
+        for path in planted:
+            if path.exists():
+                path.unlink()
+        docker.docker("rm", "-f", other, check=False)
+        docker.docker("volume", "rm", "own-volume", "device-volume", check=False)
+    assert_container_gone(other, docker.directory)
+
+
 def test_docker_rm_leaves_no_lease_mount_or_overlay(docker, hardrun_oci):
     from hardrun.runtime.state import state_root
     from hardrun.runtime.userns import RANGES_DIR

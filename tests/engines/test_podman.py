@@ -49,3 +49,19 @@ def test_exec_enters_with_the_same_confinement_and_rm_leaves_nothing(podman, har
     finally:
         podman.podman("rm", "-f", container)
     assert_container_gone(container, podman.directory, HARDRUN_OCI_DEFAULT_ROOT)
+
+
+def test_explain_records_the_refused_call_and_rm_keeps_it(podman, hardrun_oci, tmp_path):
+    """`podman --runtime-flag explain run --rm`: Podman's profile refuses swapon (EPERM), the
+    holder records it and delete keeps the record. The control: without the flag, none."""
+    from tests.engines.conftest import take_kept_explain_records
+    kept = {}
+    for flags in (("--runtime-flag", "explain"), ()):
+        cidfile = tmp_path / f"cid{len(flags)}"
+        result = podman.podman(*flags, "run", "--rm", "--cidfile", str(cidfile), "--runtime", "hardrun", "bb:1",
+                               "sh", "-c", "swapon /dev/null 2>&1; true")
+        assert "Operation not permitted" in result.stdout, result.stdout + result.stderr
+        kept[flags] = take_kept_explain_records(cidfile.read_text().strip())
+    (record,) = kept[("--runtime-flag", "explain")]
+    assert [(d["syscall"], d["errno_name"]) for d in record["denials"]] == [("swapon", "EPERM")], record
+    assert kept[()] == []

@@ -276,3 +276,26 @@ def test_under_baseline_docker_engine_files_pass_and_a_host_etc_bind_is_hr3002(t
         findings[name] = {f["rule"] for f in json.loads(result.stdout)["findings"]}
     assert "HR3002" not in findings["engine"] and "HR2010" not in findings["engine"]
     assert "HR3002" in findings["host"]      # the control: `docker run -v /etc:/etc`
+
+
+def test_under_baseline_binds_of_the_engines_storage_are_host_mounts(tmp_path):
+    """`-v <data-root>/containers/<another id>:/x`, `-v <data-root>:/d` and another container's
+    /etc/hosts: host binds, refused by baseline (HR3002). The control: the container's own
+    /etc/hosts from the same storage passes."""
+    from tests.helpers import run_hardrun
+    data_root = tmp_path / "data-root"
+    other = data_root / "containers" / ("f" * 64)
+    own = data_root / "containers" / ENGINE_ID
+    for directory in (other, own):
+        directory.mkdir(parents=True)
+        (directory / "hosts").write_text("127.0.0.1 localhost\n")
+    findings = {}
+    for name, binds in (("own", [(own / "hosts", "/etc/hosts")]),
+                        ("other", [(other, "/x"), (data_root, "/d"), (other / "hosts", "/etc/hosts")])):
+        bundle = tmp_path / name / "moby" / ENGINE_ID
+        kinds = _with_binds(tmp_path, binds, bundle)
+        assert set(kinds.values()) == ({"engine-file"} if name == "own" else {"bind"}), kinds
+        result = run_hardrun("audit", "--policy", "baseline", "--format", "json", str(bundle / "config.json"))
+        findings[name] = [f for f in json.loads(result.stdout)["findings"] if f["rule"] == "HR3002"]
+    assert findings["own"] == []
+    assert len(findings["other"]) == 3, findings["other"]

@@ -266,18 +266,14 @@ def engine_binds(config: bytes, bundle: str) -> dict:
 @pytest.mark.parametrize("name", ["podman-1.json", "cri-1.json", "cri-sandbox-1.json"])
 def test_podman_s_and_the_cri_s_own_binds_are_engine_files(name, tmp_path):
     """Their /etc/hosts, /etc/hostname, /etc/resolv.conf, /run/.containerenv and /dev/shm come
-    from the engine's state for this container (its pod): no host path a policy judges. A CRI
-    container's /dev/shm is its pod's, known only from an annotation: still a host mount."""
+    from the engine's state for this container (its pod: a CRI container's /dev/shm is its pod's,
+    from the sandbox its annotation names, in the CRI's layout): no host path a policy judges."""
     config, bundle = materialise_captured(name, tmp_path)
     binds = engine_binds(config, bundle)
-    pods_shm = name == "cri-1.json"
-    assert "/dev/shm" in binds and binds.pop("/dev/shm") == ("bind" if pods_shm else "engine-file")
+    assert "/dev/shm" in binds
     assert set(binds.values()) == {"engine-file"}, binds
     refusal, rules = judged(config, bundle)["baseline"]
-    if pods_shm:
-        assert refusal.count(" is mounted;") == 1 and "/shm is mounted" in refusal
-    else:
-        assert refusal is None and "HR3002" not in rules
+    assert refusal is None and "HR3002" not in rules
     # the control: the same bundle in a directory named after no container and, for the CRI,
     # naming another pod: its binds are host paths
     elsewhere = str(tmp_path / "elsewhere" / ("f" * 64))
@@ -290,25 +286,51 @@ def test_podman_s_and_the_cri_s_own_binds_are_engine_files(name, tmp_path):
     assert refusal and "HR3002" in rules
 
 
-def test_an_annotation_naming_another_container_does_not_give_its_dev_shm(tmp_path):
-    """`podman run --annotation io.kubernetes.cri.sandbox-id=<other id> -v <its shm>:/dev/shm`:
-    the other container's shared memory stays a host mount (HR3002 under baseline). The control:
-    the same annotation does make a file of that container's the engine's own /etc/hosts."""
+@pytest.mark.parametrize("annotation", SANDBOX_ANNOTATIONS)
+def test_an_annotation_naming_another_container_vouches_for_none_of_its_files(annotation, tmp_path):
+    """`podman run --annotation io.kubernetes.cri.sandbox-id=<other id> -v <its hosts>:/etc/hosts
+    -v <its shm>:/dev/shm` (or CRI-O's annotation): the other container's files stay host mounts
+    (HR3002 under baseline). The control: the same container's own copies are the engine's."""
     config, bundle = materialise_captured("podman-1.json", tmp_path)
+    assert set(engine_binds(config, bundle).values()) == {"engine-file"}      # the control
     document = json.loads(config)
     other_id = "e" * 64
     other = tmp_path / "root" / "overlay-containers" / other_id / "userdata"
     (other / "shm").mkdir(parents=True)
     (other / "hosts").write_text("x\n")
-    document["annotations"]["io.kubernetes.cri.sandbox-id"] = other_id
+    document["annotations"][annotation] = other_id
     for mount in document["mounts"]:
         if mount["destination"] in ("/dev/shm", "/etc/hosts"):
             mount["source"] = str(other / os.path.basename(mount["destination"]))
     binds = engine_binds(compact(document), bundle)
-    assert binds["/dev/shm"] == "bind"
-    assert binds["/etc/hosts"] == "engine-file"         # the control: the annotation is believed there
+    assert binds["/dev/shm"] == "bind" and binds["/etc/hosts"] == "bind"
     refusal, rules = judged(compact(document), bundle)["baseline"]
-    assert refusal and "HR3002" in rules and str(other / "shm") in refusal
+    assert refusal and "HR3002" in rules and str(other / "shm") in refusal and str(other / "hosts") in refusal
+
+
+def test_the_cri_s_annotation_vouches_only_in_the_cri_s_layout(tmp_path):
+    """A CRI container's pod files are its own only with its bundle in containerd's k8s.io task
+    directory and the files in the named sandbox's directory. The control is the captured bundle
+    where the CRI put it (its /etc/hosts is the engine's); the attacks: the same bundle in
+    another namespace's task directory (`ctr run`), and the annotation naming another pod
+    whose files are bound."""
+    config, bundle = materialise_captured("cri-1.json", tmp_path)
+    assert engine_binds(config, bundle)["/etc/hosts"] == "engine-file"
+    elsewhere = bundle.replace("/k8s.io/", "/default/")
+    assert engine_binds(config, elsewhere)["/etc/hosts"] == "bind"
+    assert "HR3002" in judged(config, elsewhere)["baseline"][1]
+    # the verdict cache shares the decision: the same config misses there
+    assert verdict_cache.key(config, "default", True, elsewhere) != verdict_cache.key(config, "default", True, bundle)
+    document = json.loads(config)
+    hosts = next(m for m in document["mounts"] if m["destination"] == "/etc/hosts")
+    other = os.path.join(os.path.dirname(os.path.dirname(hosts["source"])), "e" * 64)
+    os.makedirs(other)
+    hosts["source"] = os.path.join(other, "hosts")
+    with open(hosts["source"], "w") as handle:
+        handle.write("x\n")
+    assert engine_binds(compact(document), bundle)["/etc/hosts"] == "bind"
+    document["annotations"]["io.kubernetes.cri.sandbox-id"] = "e" * 64
+    assert engine_binds(compact(document), bundle)["/etc/hosts"] == "engine-file"   # that pod's member
 
 
 def test_dev_shm_is_the_engine_s_own_only_as_its_container_s_directory(tmp_path):
@@ -327,17 +349,37 @@ def test_dev_shm_is_the_engine_s_own_only_as_its_container_s_directory(tmp_path)
         assert {m.target: m.type for m in spec.mounts}["/dev/shm"] == "bind", source
 
 
-def test_the_cri_s_containers_of_one_pod_share_a_key(tmp_path):
-    """Two containers of one pod differ only in what the key leaves out; another pod's is judged anew."""
-    keys, verdicts = {}, {}
+def test_the_cri_s_containers_share_a_key_across_pods(tmp_path):
+    """Two containers of one pod, and one of another pod, differ only in what the key leaves out
+    or judges as the front end does (the sandbox's id, whose files are the engine's own either
+    way; the paths of the sandbox's namespaces, another container's either way): one key, and
+    the same verdict and rule ids under every policy. Controls: joining the host's network
+    namespace (`/proc/1/ns/net`), and the annotation naming another pod than the one whose files
+    are bound, change the key and the verdict."""
+    keys, verdicts, documents = {}, {}, {}
     for name in ("cri-1.json", "cri-2.json", "cri-3.json"):
         config, bundle = materialise_captured(name, tmp_path)     # one containerd's state
         keys[name] = verdict_cache.key(config, "default", True, bundle)
         verdicts[name] = {policy: (bool(refusal), rules) for policy, (refusal, rules) in judged(config, bundle).items()}
-    assert keys["cri-1.json"] == keys["cri-2.json"]
-    assert verdicts["cri-1.json"] == verdicts["cri-2.json"]
-    # another pod: its sandbox's id and namespace paths are read by the gate (engine files, joined namespaces)
-    assert keys["cri-3.json"] != keys["cri-1.json"]
+        documents[name] = (json.loads(config), bundle)
+    first, third = documents["cri-1.json"][0], documents["cri-3.json"][0]
+    sandbox = "io.kubernetes.cri.sandbox-id"
+    assert first["annotations"][sandbox] != third["annotations"][sandbox]
+    assert [n.get("path") for n in first["linux"]["namespaces"]] != \
+        [n.get("path") for n in third["linux"]["namespaces"]]
+    assert keys["cri-1.json"] == keys["cri-2.json"] == keys["cri-3.json"]
+    assert verdicts["cri-1.json"] == verdicts["cri-2.json"] == verdicts["cri-3.json"]
+    document, bundle = documents["cri-3.json"]
+    host = copy.deepcopy(document)
+    network = next(n for n in host["linux"]["namespaces"] if n["type"] == "network")
+    network["path"] = "/proc/1/ns/net"
+    assert verdict_cache.key(compact(host), "default", True, bundle) != keys["cri-3.json"]
+    assert judged(compact(host), bundle) != judged(compact(document), bundle)
+    other_pod = copy.deepcopy(document)
+    other_pod["annotations"][sandbox] = first["annotations"][sandbox]
+    assert verdict_cache.key(compact(other_pod), "default", True, bundle) != keys["cri-3.json"]
+    refusal, rules = judged(compact(other_pod), bundle)["baseline"]
+    assert refusal and "HR3002" in rules
 
 
 def test_podman_s_containers_share_a_key(tmp_path):
