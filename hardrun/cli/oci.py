@@ -117,11 +117,17 @@ class Log:
             pass
 
     def error(self, message: str) -> None:
+        self._report("error", message, "")
+
+    def warning(self, message: str) -> None:
+        self._report("warning", message, "warning: ")
+
+    def _report(self, level: str, message: str, prefix: str) -> None:
         # the log first, and stderr unbuffered and optional: the CRI shim creates a pod's
         # sandbox with an fd 2 that cannot be written (EBADF), and the log is what it reads
-        self.write("error", message)
+        self.write(level, message)
         try:
-            os.write(2, f"hardrun-oci: {message}\n".encode(errors="replace"))
+            os.write(2, f"hardrun-oci: {prefix}{message}\n".encode(errors="replace"))
         except OSError:
             pass
 
@@ -285,7 +291,7 @@ def _dispatch(command: str, sub: dict, positional, options: dict, log: Log) -> i
         signum = oci.parse_signal(positional[1] if len(positional) > 1 else "TERM")
         oci.kill(root, container_id, signum, all_processes="--all" in sub)
     elif command == "delete":
-        oci.delete(root, container_id, force="--force" in sub)
+        oci.delete(root, container_id, force="--force" in sub, warn=log.warning)
     elif command == "list":
         _list(root, sub)
     elif command == "ps":
@@ -316,7 +322,7 @@ def _create(root: str, container_id: str, sub: dict, options: dict, log: Log, ru
     if "--detach" in sub:
         return 0
     status = oci.wait(container.record["pid"])
-    oci.delete(root, container_id, force=True)
+    oci.delete(root, container_id, force=True, warn=log.warning)
     return status
 
 

@@ -589,18 +589,19 @@ def _signal(pid: int, signum: int) -> None:
         pass
 
 
-def delete(root: str, container_id: str, force: bool = False) -> None:
+def delete(root: str, container_id: str, force: bool = False, warn=None) -> None:
+    """`warn(message)`: where a loss that does not stop the delete is reported (the engine's log)."""
     container = Container.load(root, container_id)
     status = container.status()
     if status in ("running", "paused") and not force:
         raise OciError(f"container {container_id} is {status}: stop it first, or delete --force")
-    problems = _remove(container)
+    problems = _remove(container, warn)
     problems += _run_hooks(container, ("poststop",), fail=False)
     if problems:
         raise OciError("; ".join(problems))
 
 
-def _remove(container: Container) -> list[str]:
+def _remove(container: Container, warn=None) -> list[str]:
     """Kill what is left (a held init too), remove the cgroups and the state directory."""
     from .cgroups import remove_cgroups
     paths = container.record.get("cgroups") or []
@@ -608,14 +609,11 @@ def _remove(container: Container) -> list[str]:
     if not finished:
         _kill_quietly(container.record["pid"])
     if container.record.get("holder"):
-        from .oci_explain import keep_record, record_lost, stop_holder
+        from .oci_explain import record_lost, stop_holder
         lost = record_lost(container.record)
         stop_holder(container.record, finished)
         if not os.path.exists(os.path.join(container.path, FIFO)):    # started: `docker run --rm` deletes at exit
-            try:
-                keep_record(container, lost)
-            except (OSError, HardrunError):    # an untrusted or full state root: the delete goes on
-                pass
+            _keep_explain_record(container, lost, warn)
     if container.record.get("id_lease") and container.record.get("pid"):
         from .userns import release_held
         release_held(container.record["id_lease"], container.record["pid"], container.record.get("start_time"))
@@ -623,6 +621,22 @@ def _remove(container: Container) -> list[str]:
     if not problems:
         state_module.remove_tree(container.path)
     return problems
+
+
+def _keep_explain_record(container: Container, lost: bool, warn) -> None:
+    """Keep the --explain record past the delete; one that cannot be kept does not stop the
+    delete, and is reported (`warn`, else stderr) rather than lost without a word."""
+    from .oci_explain import keep_record
+    try:
+        problem = None if keep_record(container, lost) else "no trusted state root to keep it in"
+    except (OSError, HardrunError) as error:    # an untrusted or full state root
+        problem = str(error)
+    if problem:
+        message = f"container {container.id}: its --explain record was not kept: {problem}"
+        if warn is not None:
+            warn(message)
+        else:
+            os.write(2, f"hardrun-oci: warning: {message}\n".encode(errors="replace"))
 
 
 def _kill_quietly(pid: int) -> None:

@@ -170,6 +170,24 @@ def test_delete_keeps_the_record_and_gc_prunes_old_ones(oci, oci_rootfs, tmp_pat
     assert not old.exists() and new.exists()
 
 
+def test_a_record_that_cannot_be_kept_is_reported_in_the_engine_log(oci, oci_rootfs, tmp_path, monkeypatch):
+    """The delete goes on, and the engine's log says the record was not kept. The control: the
+    same run with a state root that can keep it logs no such line."""
+    name = f"explain-unkept-{os.getpid()}"
+    for state, blocked in ((tmp_path / "kept", False), (tmp_path / "blocked", True)):
+        state.mkdir(mode=0o700)
+        if blocked:
+            (state / ".explain").write_text("a file where the directory of kept records goes")
+        monkeypatch.setenv("HARDRUN_STATE_DIR", str(state))
+        log = tmp_path / f"{state.name}.log"
+        oci("run", "--bundle", make_bundle(tmp_path / state.name, oci_rootfs, REFUSED), name,
+            global_args=("--explain", "--log", str(log), "--log-format", "json"), check=True)
+        lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        unkept = [line for line in lines if "record was not kept" in line["msg"]]
+        assert [line["level"] for line in unkept] == (["warning"] if blocked else []), lines
+        assert not os.path.exists(os.path.join(oci.root, name))     # deleted either way
+
+
 def test_exec_s_refused_calls_are_recorded_by_the_container_s_holder(oci, oci_rootfs, tmp_path):
     """A process `exec` starts sends its listener to the holder: its refused call is recorded
     with its comm, and refused with the profile's errno. The control: the container's own
