@@ -1,0 +1,147 @@
+"""Where the time of `ctr run --rm` goes: each call the shim makes to the runtime, timed.
+
+    sudo .venv/bin/python bench/engine_calls.py [--repeat 11] [--also NAME=PATH]...
+
+Starts a private containerd (tests/engines/daemons.py), then runs
+`ctr run --rm --runc-binary W bb:1 ID true` interleaved for each runtime, where W is a small
+`bash` wrapper that execs nothing but times the real runtime: for every call the shim makes it
+logs the subcommand, its wall time and its CPU time (user + system of the runtime and the
+children it waited for: the wrapper's cutime and cstime). Prints, per runtime: the median of each subcommand,
+the number of calls per container, the time spent inside runtime calls per container, and the
+rest of `ctr run` (the engine's own work, and the container's life between `start` and its exit).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.engine_bench import Failed, timed  # noqa: E402
+from tests.engines import daemons  # noqa: E402
+from tests.rootfs import build_rootfs  # noqa: E402
+
+WRAPPER = """#!/bin/bash
+start=$EPOCHREALTIME
+{binary} "$@"
+status=$?
+end=$EPOCHREALTIME
+read -r -a stat < /proc/$$/stat
+echo "$start $end ${{stat[15]}} ${{stat[16]}} $*" >> {log}
+exit $status
+"""
+OPTIONS_WITH_VALUES = {"--root", "--log", "--log-format", "--policy", "--userns"}
+
+
+def subcommand(argv: list[str]) -> str:
+    """The first word that is neither a global option nor its value."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in OPTIONS_WITH_VALUES:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return "?"
+
+
+def seconds(ticks: str) -> float:
+    """A clock-tick count of /proc/PID/stat."""
+    return int(ticks) / os.sysconf("SC_CLK_TCK")
+
+
+def read_log(path: Path) -> list[tuple[str, float, float]]:
+    """(subcommand, wall seconds, cpu seconds) per call."""
+    calls = []
+    for line in path.read_text().splitlines():
+        words = line.split()
+        start, end, user, system = float(words[0]), float(words[1]), seconds(words[2]), seconds(words[3])
+        calls.append((subcommand(words[4:]), end - start, user + system))
+    return calls
+
+
+def wrap(directory: Path, name: str, binary: str) -> tuple[str, Path]:
+    log = directory / f"{name}.log"
+    wrapper = directory / f"{name}-wrapper"
+    wrapper.write_text(WRAPPER.format(binary=binary, log=log))
+    wrapper.chmod(0o755)
+    return str(wrapper), log
+
+
+def run_rounds(containerd: daemons.Containerd, wrappers: dict, repeat: int, warmup: int) -> dict:
+    """Per runtime: a list of (wall of ctr run, calls of that run)."""
+    results: dict = {name: [] for name in wrappers}
+    names = list(wrappers)
+    for round_number in range(warmup + repeat):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            wrapper, log = wrappers[name]
+            log.write_text("")
+            elapsed = timed([daemons.CTR, "--address", str(containerd.socket), "run", "--rm", "--runc-binary",
+                             wrapper, "--runc-root", str(containerd.runc_root), daemons.CRI_IMAGE,
+                             f"calls-{name}-{round_number}", "true"])
+            time.sleep(0.05)   # the shim's last `delete` is logged after ctr returns
+            if round_number >= warmup:
+                results[name].append((elapsed, read_log(log)))
+    return results
+
+
+def report(results: dict) -> None:
+    for name, runs in results.items():
+        per_command: dict = defaultdict(list)
+        counts: dict = defaultdict(list)
+        inside = []
+        for _elapsed, calls in runs:
+            seen: dict = defaultdict(int)
+            for command, wall, cpu in calls:
+                per_command[command].append((wall, cpu))
+                seen[command] += 1
+            for command in per_command:
+                counts[command].append(seen[command])
+            inside.append(sum(wall for _c, wall, _cpu in calls))
+        total = statistics.median(elapsed for elapsed, _calls in runs)
+        print(f"\n{name}: ctr run median {total * 1000:.0f} ms, inside runtime calls "
+              f"{statistics.median(inside) * 1000:.0f} ms per container ({len(runs)} runs)")
+        print("| call | calls per container | wall median (ms) | CPU median (ms) |")
+        print("|---|---:|---:|---:|")
+        for command, samples in per_command.items():
+            print(f"| {command} | {statistics.median(counts[command]):.0f} | "
+                  f"{statistics.median(w for w, _ in samples) * 1000:.1f} | "
+                  f"{statistics.median(c for _, c in samples) * 1000:.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=11)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
+                        help="another runtime binary (or a wrapper script) in the same rounds")
+    args = parser.parse_args()
+    runtimes = {"runc": daemons.RUNC, "hardrun": daemons.hardrun_oci()}
+    for item in args.also:
+        name, _, path = item.partition("=")
+        runtimes[name] = os.path.abspath(path)
+    daemons.require(daemons.CONTAINERD, daemons.CTR, *runtimes.values())
+    rootfs = build_rootfs(daemons.short_tempdir("hr-bench-rootfs-"))
+    containerd = daemons.Containerd(daemons.short_tempdir("hr-bench-containerd-"), {"runc": daemons.RUNC})
+    try:
+        containerd.start()
+        containerd.import_image(rootfs, "default")
+        wrappers = {name: wrap(containerd.directory, name, binary) for name, binary in runtimes.items()}
+        report(run_rounds(containerd, wrappers, args.repeat, args.warmup))
+    except Failed as error:
+        print(f"failed: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        containerd.stop()
+        daemons.remove_tree(rootfs)
+
+
+if __name__ == "__main__":
+    main()
