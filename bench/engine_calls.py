@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.engine_bench import Failed, timed  # noqa: E402
+from bench.engine_bench import Failed, as_installed, timed  # noqa: E402
 from tests.engines import daemons  # noqa: E402
 from tests.rootfs import build_rootfs  # noqa: E402
 
@@ -32,22 +32,24 @@ start=$EPOCHREALTIME
 status=$?
 end=$EPOCHREALTIME
 read -r -a stat < /proc/$$/stat
-echo "$start $end ${{stat[15]}} ${{stat[16]}} $*" >> {log}
+echo "$start $end ${{stat[15]}} ${{stat[16]}} $status $*" >> {log}
 exit $status
 """
 OPTIONS_WITH_VALUES = {"--root", "--log", "--log-format", "--policy", "--userns"}
 
 
-def subcommand(argv: list[str]) -> str:
-    """The first word that is neither a global option nor its value."""
+def subcommand(argv: list[str], status: int) -> str:
+    """The first word that is neither a global option nor its value, with its --force and
+    a failure's exit status (the shim deletes twice: the second finds nothing)."""
     skip = False
-    for word in argv:
+    for index, word in enumerate(argv):
         if skip:
             skip = False
         elif word in OPTIONS_WITH_VALUES:
             skip = True
         elif not word.startswith("-"):
-            return word
+            force = " --force" if "--force" in argv[index:] else ""
+            return word + force + (f" (exit {status})" if status else "")
     return "?"
 
 
@@ -62,7 +64,7 @@ def read_log(path: Path) -> list[tuple[str, float, float]]:
     for line in path.read_text().splitlines():
         words = line.split()
         start, end, user, system = float(words[0]), float(words[1]), seconds(words[2]), seconds(words[3])
-        calls.append((subcommand(words[4:]), end - start, user + system))
+        calls.append((subcommand(words[5:], int(words[4])), end - start, user + system))
     return calls
 
 
@@ -128,6 +130,7 @@ def main() -> None:
         name, _, path = item.partition("=")
         runtimes[name] = os.path.abspath(path)
     daemons.require(daemons.CONTAINERD, daemons.CTR, *runtimes.values())
+    as_installed()
     rootfs = build_rootfs(daemons.short_tempdir("hr-bench-rootfs-"))
     containerd = daemons.Containerd(daemons.short_tempdir("hr-bench-containerd-"), {"runc": daemons.RUNC})
     try:
