@@ -1,9 +1,10 @@
 """Where the time of `ctr run --rm` goes: each call the shim makes to the runtime, timed.
 
-    sudo .venv/bin/python bench/engine_calls.py [--repeat 11] [--also NAME=PATH]...
+    sudo .venv/bin/python bench/engine_calls.py [--engine ctr|docker] [--repeat 11] [--also NAME=PATH]...
 
-Starts a private containerd (tests/engines/daemons.py), then runs
-`ctr run --rm --runc-binary W bb:1 ID true` interleaved for each runtime, where W is a small
+Starts a private containerd or dockerd (tests/engines/daemons.py), then runs
+`ctr run --rm --runc-binary W bb:1 ID true` (or `docker run --rm --network none --runtime W bb:1
+true`, timed-R a runtime of the daemon's) interleaved for each runtime, where W is a small
 `bash` wrapper that execs nothing but times the real runtime: for every call the shim makes it
 logs the subcommand, its wall time and its CPU time (user + system of the runtime and the
 children it waited for: the wrapper's cutime and cstime). Prints, per runtime: the median of each subcommand,
@@ -76,8 +77,23 @@ def wrap(directory: Path, name: str, binary: str) -> tuple[str, Path]:
     return str(wrapper), log
 
 
-def run_rounds(containerd: daemons.Containerd, wrappers: dict, repeat: int, warmup: int) -> dict:
-    """Per runtime: a list of (wall of ctr run, calls of that run)."""
+def ctr_run(containerd: daemons.Containerd):
+    def command(name: str, wrapper: str, round_number: int) -> float:
+        return timed([daemons.CTR, "--address", str(containerd.socket), "run", "--rm", "--runc-binary", wrapper,
+                      "--runc-root", str(containerd.runc_root), daemons.CRI_IMAGE, f"calls-{name}-{round_number}",
+                      "true"])
+    return command
+
+
+def docker_run(docker: daemons.Docker):
+    def command(name: str, _wrapper: str, _round_number: int) -> float:
+        return timed([daemons.DOCKER, "run", "--rm", "--network", "none", "--runtime", "timed-" + name,
+                      daemons.IMAGE, "true"], env=docker.env)
+    return command
+
+
+def run_rounds(command, wrappers: dict, repeat: int, warmup: int) -> dict:
+    """Per runtime: a list of (wall of the engine's run, calls of that run)."""
     results: dict = {name: [] for name in wrappers}
     names = list(wrappers)
     for round_number in range(warmup + repeat):
@@ -85,9 +101,7 @@ def run_rounds(containerd: daemons.Containerd, wrappers: dict, repeat: int, warm
         for name in names[shift:] + names[:shift]:
             wrapper, log = wrappers[name]
             log.write_text("")
-            elapsed = timed([daemons.CTR, "--address", str(containerd.socket), "run", "--rm", "--runc-binary",
-                             wrapper, "--runc-root", str(containerd.runc_root), daemons.CRI_IMAGE,
-                             f"calls-{name}-{round_number}", "true"])
+            elapsed = command(name, wrapper, round_number)
             time.sleep(0.05)   # the shim's last `delete` is logged after ctr returns
             if round_number >= warmup:
                 results[name].append((elapsed, read_log(log)))
@@ -108,7 +122,7 @@ def report(results: dict) -> None:
                 counts[command].append(seen[command])
             inside.append(sum(wall for _c, wall, _cpu in calls))
         total = statistics.median(elapsed for elapsed, _calls in runs)
-        print(f"\n{name}: ctr run median {total * 1000:.0f} ms, inside runtime calls "
+        print(f"\n{name}: run median {total * 1000:.0f} ms, inside runtime calls "
               f"{statistics.median(inside) * 1000:.0f} ms per container ({len(runs)} runs)")
         print("| call | calls per container | wall median (ms) | CPU median (ms) |")
         print("|---|---:|---:|---:|")
@@ -122,6 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=11)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--engine", choices=("ctr", "docker"), default="ctr")
     parser.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
                         help="another runtime binary (or a wrapper script) in the same rounds")
     args = parser.parse_args()
@@ -132,18 +147,29 @@ def main() -> None:
     daemons.require(daemons.CONTAINERD, daemons.CTR, *runtimes.values())
     as_installed()
     rootfs = build_rootfs(daemons.short_tempdir("hr-bench-rootfs-"))
-    containerd = daemons.Containerd(daemons.short_tempdir("hr-bench-containerd-"), {"runc": daemons.RUNC})
+    logs = daemons.short_tempdir("hr-bench-calls-")
+    wrappers = {name: wrap(logs, name, binary) for name, binary in runtimes.items()}
+    if args.engine == "ctr":
+        engine = daemons.Containerd(daemons.short_tempdir("hr-bench-containerd-"), {"runc": daemons.RUNC})
+    else:   # Docker's own runc is a runtime name too: every runtime here goes through its wrapper
+        engine = daemons.Docker(daemons.short_tempdir("hr-bench-docker-"),
+                                {"timed-" + name: {"path": wrapper} for name, (wrapper, _log) in wrappers.items()})
     try:
-        containerd.start()
-        containerd.import_image(rootfs, "default")
-        wrappers = {name: wrap(containerd.directory, name, binary) for name, binary in runtimes.items()}
-        report(run_rounds(containerd, wrappers, args.repeat, args.warmup))
+        engine.start()
+        if isinstance(engine, daemons.Containerd):
+            engine.import_image(rootfs, "default")
+            command = ctr_run(engine)
+        else:
+            engine.import_image(rootfs)
+            command = docker_run(engine)
+        report(run_rounds(command, wrappers, args.repeat, args.warmup))
     except Failed as error:
         print(f"failed: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     finally:
-        containerd.stop()
+        engine.stop()
         daemons.remove_tree(rootfs)
+        daemons.remove_tree(logs)
 
 
 if __name__ == "__main__":
