@@ -100,8 +100,15 @@ class Container:
     def save(self) -> None:
         # one temporary file per process: two commands on one container (an engine's start
         # and kill) must not write into the same file before the rename
-        # the front's copy first: it never describes a record older than state.json's
-        self._replace(LIGHT_FILE, self.light_record())
+        # the front's copy first: it never describes a record older than state.json's. None
+        # before the init has a pid (create's first saves): the front hands those to Python.
+        if self.record.get("pid"):
+            self._replace(LIGHT_FILE, self.light_record())
+        else:
+            try:
+                os.unlink(os.path.join(self.path, LIGHT_FILE))
+            except FileNotFoundError:
+                pass
         self._replace(STATE_FILE, jsonlite.dumps(self.record))
 
     def _replace(self, name: str, text: str) -> None:

@@ -6,7 +6,7 @@ import json
 import os
 
 from hardrun.runtime import oci
-from hardrun.runtime.oci import LIGHT_FILE, STATE_FILE, Container
+from hardrun.runtime.oci import STATE_FILE, Container
 
 ROUNDS = 300
 
@@ -51,7 +51,7 @@ def test_concurrent_saves_leave_a_whole_record(tmp_path):
     Container(str(tmp_path), "c", {"id": "c", "pad": "x" * 50}).save()
     seen = _save_concurrently(str(directory))
     assert seen and all(_is_whole(text) for text in seen)
-    assert sorted(os.listdir(directory)) == [STATE_FILE, LIGHT_FILE]     # no temporary file left
+    assert os.listdir(directory) == [STATE_FILE]
 
 
 def test_control_one_shared_temporary_file_mixes_the_records(tmp_path, monkeypatch):
