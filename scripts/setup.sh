@@ -67,3 +67,8 @@ if head -c 2 .venv/bin/hardrun-oci | grep -q '#!'; then
 fi
 gcc -O2 -Wall -Werror -o .venv/bin/hardrun-oci.new bin/hardrun-oci-front.c
 mv .venv/bin/hardrun-oci.new .venv/bin/hardrun-oci
+
+# The bytecode compiled now, as pip compiles a regular install's: an engine started with
+# PYTHONDONTWRITEBYTECODE in its environment, or a checkout it cannot write, would otherwise
+# have hardrun-oci compile its modules on every call (measured: 168 ms of a 237 ms create).
+.venv/bin/python -m compileall -q hardrun >/dev/null
