@@ -40,7 +40,7 @@ def key(config: bytes, reference: str, floor: bool, bundle: str | None = None) -
     digest = sha256()
     view = gate_view(config, bundle) if bundle is not None else [config]
     for part in (_MAGIC, __version__.encode(), _code_signature(), *view, reference.encode(),
-                 _cwd().encode(), b"floor" if floor else b"no-floor"):
+                 _base_directory(reference).encode(), b"floor" if floor else b"no-floor"):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
@@ -224,11 +224,25 @@ def _engine_file_facts(mounts) -> bytes | None:
     return b"".join(facts)
 
 
-def _cwd() -> str:
+def _base_directory(reference: str) -> str:
+    """The directory the policy reference resolves from: the current one for a relative path,
+    none for a built-in name or an absolute path, which resolve the same from anywhere (and
+    whose relative `extends:` resolve from their own file's directory). containerd's shim runs
+    the runtime in each container's own bundle directory: with the current directory always in
+    the key, no `create` under Docker or containerd ever hit."""
+    if os.path.isabs(reference) or _is_builtin_name(reference):
+        return ""
     try:
         return os.getcwd()
     except OSError:           # removed under us: no relative policy path can resolve either
-        return ""
+        return "?"
+
+
+def _is_builtin_name(reference: str) -> bool:
+    # policy/load.py's _resolve and _builtin_files, without their imports on this hot path:
+    # a built-in's name wins over a file of that name in the current directory
+    return (os.sep not in reference and not reference.startswith(".")
+            and os.path.isfile(os.path.join(_data_dir("policies"), reference + ".yaml")))
 
 
 def _code_signature() -> bytes:

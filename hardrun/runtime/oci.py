@@ -33,6 +33,7 @@ DEFAULT_ROOT = "/run/hardrun-oci"
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 CONFIG_COPY = "config.json"
+LIGHT_FILE = "state.light"   # the compiled front's copy of the record (bin/hardrun-oci-front.c)
 OCI_VERSION = "1.0.2"
 CGROUP_PARENT = "hardrun-oci"
 HOOK_TIMEOUT = 30
@@ -99,11 +100,47 @@ class Container:
     def save(self) -> None:
         # one temporary file per process: two commands on one container (an engine's start
         # and kill) must not write into the same file before the rename
-        temporary = os.path.join(self.path, f".{STATE_FILE}.{os.getpid()}.new")
+        # the front's copy first: it never describes a record older than state.json's. None
+        # before the init has a pid (create's first saves): the front hands those to Python.
+        if self.record.get("pid"):
+            self._replace(LIGHT_FILE, self.light_record())
+        else:
+            try:
+                os.unlink(os.path.join(self.path, LIGHT_FILE))
+            except FileNotFoundError:
+                pass
+        self._replace(STATE_FILE, jsonlite.dumps(self.record))
+
+    def _replace(self, name: str, text: str) -> None:
+        temporary = os.path.join(self.path, f".{name}.{os.getpid()}.new")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(jsonlite.dumps(self.record))
-        os.rename(temporary, os.path.join(self.path, STATE_FILE))
+            handle.write(text)
+        os.rename(temporary, os.path.join(self.path, name))
+
+    def light_record(self) -> str:
+        """What the compiled front answers `state`, `start` and `kill` from, in lines: the
+        init's pid and start time, whether `start` has hooks to run, the freezer cgroups, and
+        `state`'s JSON as this process would print it, cut around the status and the pid.
+        `fallback` (the front hands every call to this Python) when any of it cannot be a line."""
+        pid, start_time = self.record.get("pid"), self.record.get("start_time")
+        cgroups = self.record.get("cgroups") or []
+        document = self.full_state()
+        document.update(status=_STATUS_MARK, pid=_PID_MARK)
+        text = jsonlite.dumps(document)
+        head, _, rest = text.partition(jsonlite.dumps(_STATUS_MARK))
+        middle, _, tail = rest.partition(str(_PID_MARK))
+        usable = isinstance(pid, int) and isinstance(start_time, int) and pid > 0 and all(
+            isinstance(path, str) and path.startswith("/") and "\n" not in path for path in cgroups)
+        if not usable or "\n" in text:
+            return "hardrun-oci-light 1\nfallback\n"
+        lines = ["hardrun-oci-light 1", f"pid {pid}", f"start_time {start_time}",
+                 f"poststart {1 if self.hooks('poststart') else 0}",
+                 *(f"cgroup {path}" for path in cgroups), f"head {head}", f"middle {middle}", f"tail {tail}"]
+        return "\n".join(lines) + "\n"
+
+    def hooks(self, kind: str) -> list:
+        return ((self.record.get("hooks") or {}).get(kind)) or []
 
     # -- status -------------------------------------------------------------------
 
@@ -135,6 +172,9 @@ class Container:
         document = self.oci_state()
         document.update(rootfs=self.record.get("rootfs"), created=self.record.get("created"), owner="")
         return document
+
+
+_STATUS_MARK, _PID_MARK = "@status@", 987654321987   # no status nor pid: cut out by the front
 
 
 def _frozen(paths) -> bool:

@@ -176,3 +176,37 @@ def test_a_verdict_that_depends_on_the_path_or_the_date_is_not_cached(cache, roo
     first = verdict(root_bundle, str(policy))
     assert not entry_path(cache, root_bundle, str(policy))[0].exists()
     assert verdict(root_bundle, str(policy)) == first
+
+
+def test_a_builtin_or_absolute_policy_hits_from_any_directory(cache, root_bundle, tmp_path, monkeypatch):
+    """containerd's shim runs the runtime in each container's own bundle directory: the current
+    directory is in the key only where the policy reference resolves from it."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nextends: restricted\n")
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    for reference in ("restricted", str(policy)):
+        monkeypatch.chdir(first)
+        refused = verdict(root_bundle, reference)
+        assert refused and "HR2012" in refused
+        _, key = entry_path(cache, root_bundle, reference)
+        monkeypatch.chdir(second)
+        assert entry_path(cache, root_bundle, reference)[1] == key
+        assert verdict_cache.lookup(key) == (False, refused)
+
+
+def test_a_relative_policy_path_is_judged_again_from_another_directory(cache, root_bundle, tmp_path, monkeypatch):
+    """The control: the same relative reference names another file from another directory,
+    with another verdict, so there the current directory must stay in the key."""
+    strict, lax = tmp_path / "strict", tmp_path / "lax"
+    for directory, parent in ((strict, "restricted"), (lax, "default")):
+        directory.mkdir()
+        (directory / "policy.yaml").write_text(f"version: 1\nextends: {parent}\n")
+    monkeypatch.chdir(strict)
+    refused = verdict(root_bundle, "policy.yaml")
+    assert refused and "HR2012" in refused
+    strict_key = entry_path(cache, root_bundle, "policy.yaml")[1]
+    monkeypatch.chdir(lax)
+    assert entry_path(cache, root_bundle, "policy.yaml")[1] != strict_key
+    assert verdict(root_bundle, "policy.yaml") is None
