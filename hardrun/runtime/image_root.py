@@ -566,7 +566,7 @@ def release(image: ImageRoot) -> None:
     image.lock.__exit__(None, None, None)
 
 
-def adopt_shifted_rootfs(rootfs: str, id_maps, owner: tuple[int, int]) -> None:
+def adopt_shifted_rootfs(rootfs: str, id_maps, owner: tuple[int, int], k=k) -> None:
     """`hardrun run --rootfs DIR` (real root, a range of the container's own) where DIR's top
     directory is owned by `owner`, a uid and gid of hardrun's id pool (a root prepared for
     `--userns-remap START:65536`, or chowned as another container's range: found by
@@ -582,7 +582,7 @@ def adopt_shifted_rootfs(rootfs: str, id_maps, owner: tuple[int, int]) -> None:
     k.unshare(k.CLONE_NEWNS)
     k.mount(None, "/", None, k.MS_REC | k.MS_SLAVE)
     userns_fd = userns_with(shift)
-    source = os.open(rootfs, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    source = k.open_fd(rootfs, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         tree = k.open_tree(source, recursive=False)
         try:
@@ -593,7 +593,7 @@ def adopt_shifted_rootfs(rootfs: str, id_maps, owner: tuple[int, int]) -> None:
                                f"pool), but it cannot be idmapped onto the container's range: {error.strerror}",
                                hint=f"give --userns-remap {uid}:{count}") from None
         finally:
-            os.close(tree)
+            k.close(tree)
     finally:
-        os.close(source)
-        os.close(userns_fd)
+        k.close(source)
+        k.close(userns_fd)

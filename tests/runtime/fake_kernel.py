@@ -149,7 +149,7 @@ class FakeKernel(Recorder):
         self._record("mount_setattr", self.paths[fd], attr_set, recursive, userns_fd)
 
     def move_mount(self, tree, target):
-        self._record("move_mount", self.paths[tree], self.paths[target], self.trees.pop(tree))
+        self._record("move_mount", self.paths[tree], self.paths[target], self.trees.pop(tree, 0))
 
     def umount2(self, target, flags=0):
         self._record("umount2", self.path_of(target), flags)
@@ -183,9 +183,12 @@ class FakeKernel(Recorder):
     def capget(self, pid=0):
         return self._held
 
+    def setns(self, fd, nstype=0):
+        self._record("setns", self.paths[fd], nstype)
+
     def execve(self, path, *_):
-        self._record("execve", path)
-        os.write(self._report_fd, json.dumps(self._calls).encode())
+        self._record("execve", os.fsdecode(path))
+        os.write(self._report_fd, json.dumps(self._calls, default=repr).encode())
         os._exit(0)
 
 
