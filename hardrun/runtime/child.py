@@ -7,7 +7,8 @@ interpreter's own files may be unreachable. Any failure is reported to the paren
 
 Every system call goes through `k` (hardrun.runtime.syscalls) and every mount step through
 `fs` (hardrun.runtime.mounts), both handed to main() as objects: a test hands in recording
-fakes and checks the order of the steps without root (tests/test_child_order.py).
+fakes and checks the order of the steps without root (tests/runtime/test_child_order.py,
+tests/runtime/test_mount_order.py).
 """
 from __future__ import annotations
 
@@ -148,7 +149,7 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     if launch.cgroup_view is not None:
         steps.name = "mount /sys/fs/cgroup"
         mount_view, layout = launch.cgroup_view
-        mount_view("/sys/fs/cgroup", layout)
+        mount_view("/sys/fs/cgroup", layout, k)
     # Then the sysctls (the network exists now), and the kernel paths masked and made
     # read-only, /proc/sys with them: after the last write, before Landlock (a mount).
     _kernel_paths(cfg, steps, k, fs)

@@ -155,7 +155,13 @@ class FakeKernel(Recorder):
         self._record("umount2", self.path_of(target), flags)
 
     def pivot_root(self, new_root, put_old):
-        self._record("pivot_root", self.path_of(new_root))
+        """From here on the fds' paths are the container's (the new root is /)."""
+        root = self.path_of(new_root)
+        self._record("pivot_root", root)
+        for fd, path in self.paths.items():
+            if path == root or path.startswith(root + "/"):
+                self.paths[fd] = "/" + path[len(root):].lstrip("/")
+        self.cwd = "/"
 
     def fchdir(self, fd):
         self.cwd = self.paths[fd]
@@ -202,11 +208,12 @@ class Step:
         return lambda *args: self._calls.append([f"{self._name}.{method}"])
 
 
-def record_setup(plan, launch, kernel=None, fs=None, **kernel_options) -> tuple[list, int]:
+def record_setup(plan, launch, kernel=None, fs=None, cgroup_view=None, **kernel_options) -> tuple[list, int]:
     """Run child.main in a forked process against the fakes: the calls it made, in order,
     and the number of the report fd it was given. `kernel(calls, report_fd)` makes the
     system calls' fake (a FakeKernel by default); `fs(calls)` the mount steps' (the real
-    hardrun.runtime.mounts, making its calls through the fake kernel, by default)."""
+    hardrun.runtime.mounts, making its calls through the fake kernel, by default);
+    `cgroup_view` the launch's (mount function, layout), else a step that records its name."""
     records_read, records_write = os.pipe()
     error_read, error_write = os.pipe()
     pid = os.fork()
@@ -217,7 +224,7 @@ def record_setup(plan, launch, kernel=None, fs=None, **kernel_options) -> tuple[
             calls: list = []
             launch.cgroup_join, launch.stdio = Step(calls, "cgroup"), Step(calls, "stdio")
             launch.memfd_filter, launch.seccomp_filter = Step(calls, "memfd"), Step(calls, "seccomp")
-            launch.cgroup_view = (lambda *args: calls.append(["mount cgroup view"]), None)
+            launch.cgroup_view = cgroup_view or (lambda *args: calls.append(["mount cgroup view"]), None)
             k = (kernel or FakeKernel)(calls, records_write, **kernel_options)
             child.main(plan, launch, process.ExecPlan(plan.args, plan.env), 99, error_write,
                        k=k, fs=fs(calls) if fs else mounts)

@@ -16,6 +16,7 @@ from unittest import mock
 import pytest
 
 from hardrun.runtime import bundle, image_root, mounts, oci, parent, syscalls as k
+from hardrun.runtime.cgroups import Hierarchy, Layout, mount_cgroup_view
 from hardrun.runtime.config import LaunchState, resolve
 from hardrun.spec import oci as oci_writer
 from hardrun.spec.defaults import MASKED_PATHS, READONLY_PATHS
@@ -26,7 +27,11 @@ from tests.runtime.fake_kernel import FakeKernel, first, record_setup
 # The kernel paths lstat says are directories (masked with a tmpfs; the others with /dev/null).
 DIRECTORIES = {"/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/devices/virtual/powercap", "/sys/firmware"}
 ATTACH = ("mount", "bind")                       # events that put a mount somewhere
-MOUNTING = ATTACH + ("setattr", "open_tree", "umount2", "pivot_root", "mount cgroup view")
+MOUNTING = ATTACH + ("setattr", "remount", "open_tree", "umount2", "pivot_root")
+CGROUP_VIEW = "/sys/fs/cgroup"
+# A hybrid host's cgroups, as the container's read-only view mounts them.
+HYBRID = Layout([Hierarchy("/sys/fs/cgroup/memory", 1, {"memory"}, "memory"),
+                 Hierarchy("/sys/fs/cgroup/unified", 2)])
 
 
 # -- the record as events, with paths seen from the container -------------------------
@@ -34,7 +39,8 @@ MOUNTING = ATTACH + ("setattr", "open_tree", "umount2", "pivot_root", "mount cgr
 def events(calls) -> list[tuple]:
     """The recorded calls as events: ("mount", where, fstype, flags, data) for mount(2),
     ("bind", where, attributes set while detached, source) for move_mount, ("setattr", where,
-    attributes, recursive) for mount_setattr on an attached mount, ("propagation", flags);
+    attributes, recursive) for mount_setattr on an attached mount, ("remount", where, flags),
+    ("propagation", flags);
     `where` as the container sees it (before pivot_root, relative to the new root; "host:"
     and the path for anything outside it). Other calls as recorded; opens and closes left out."""
     pivot = first(calls, "pivot_root")
@@ -50,8 +56,10 @@ def events(calls) -> list[tuple]:
     result = []
     for index, call in enumerate(calls):
         name = call[0]
-        if name == "mount" and call[1] is None and call[3] is None:
+        if name == "mount" and call[4] & (k.MS_PRIVATE | k.MS_SLAVE) and not call[4] & k.MS_REMOUNT:
             result.append(("propagation", call[4]))
+        elif name == "mount" and call[4] & k.MS_REMOUNT:
+            result.append(("remount", seen(call[2], index), call[4]))
         elif name == "mount":
             result.append(("mount", seen(call[2], index), call[3], call[4], call[5]))
         elif name == "move_mount":
@@ -84,7 +92,8 @@ def moved(record, index: int, to: int) -> list:
 
 def mounted_before_pivot_root(record, plan) -> None:
     """The root, /proc, /sys, /dev and every user mount are attached before pivot_root, none
-    outside the new root; after it only the masked and read-only kernel paths are."""
+    outside the new root; after it only the masked and read-only kernel paths are, and the
+    cgroup view (which must be mounted in the container's cgroup namespace)."""
     pivot = index_of(record, "pivot_root")
     wanted = {"/", "/proc", "/sys", "/dev"} | {mount.target for mount in plan.mounts}
     for where in wanted:
@@ -92,7 +101,8 @@ def mounted_before_pivot_root(record, plan) -> None:
         assert found and max(found) < pivot, f"{where} is not mounted before pivot_root"
     assert not [event for event in record[:pivot] if event[0] in ATTACH and event[1].startswith("host:")]
     hidden = set(plan.masked_paths) | set(plan.readonly_paths)
-    late = [event for event in record[pivot:] if event[0] in ATTACH and event[1] not in hidden]
+    late = [event for event in record[pivot:] if event[0] in ATTACH and event[1] not in hidden
+            and not (event[1] + "/").startswith(CGROUP_VIEW + "/")]
     assert not late, f"mounted after pivot_root: {late}"
 
 
@@ -145,6 +155,19 @@ def proc_of_the_new_pid_namespace(record) -> None:
     assert index < index_of(record, "pivot_root")
 
 
+def cgroup_view_in_the_cgroup_namespace(record) -> None:
+    """The read-only cgroup view is mounted once the container has a cgroup namespace of
+    its own (rooted in its cgroup: it sees no other), and turned read-only as a whole last."""
+    unshared = first(record, "unshare", k.CLONE_NEWCGROUP)
+    view = [i for i, event in enumerate(record) if event[0] in ATTACH + ("remount",)
+            and (event[1] + "/").startswith(CGROUP_VIEW + "/")]
+    assert view and unshared < min(view)
+    assert record[max(view)] == ("remount", CGROUP_VIEW, k.MS_REMOUNT | k.MS_BIND | k.MS_RDONLY
+                                 | k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC)
+    assert all(event[3] & k.MS_RDONLY for event in record if event[0] == "mount"
+               and event[2] in ("cgroup", "cgroup2"))
+
+
 def root_flags_before_its_submounts(record, read_only: bool) -> None:
     """The root (with its submounts) turns nodev, and read-only unless --read-write, before
     anything is mounted in it: the kernel file systems and user mounts keep their own flags."""
@@ -165,6 +188,8 @@ def the_security_orderings(record, plan) -> None:
     root_flags_before_its_submounts(record, plan.read_only)
     if "pid" in plan.namespaces:
         proc_of_the_new_pid_namespace(record)
+    if "cgroup" in plan.namespaces:
+        cgroup_view_in_the_cgroup_namespace(record)
 
 
 # -- the scenarios ---------------------------------------------------------------------
@@ -176,7 +201,8 @@ def _quiet(plan):
 
 
 def _record(plan, **options) -> list:
-    calls, _ = record_setup(plan, LaunchState(plan), directories=DIRECTORIES, **options)
+    calls, _ = record_setup(plan, LaunchState(plan), directories=DIRECTORIES,
+                            cgroup_view=(mount_cgroup_view, HYBRID), **options)
     return events(calls)
 
 
@@ -239,9 +265,7 @@ def oci_bundle(tmp_path_factory):
     (directory / "rootfs").mkdir()
     plan = _quiet(bundle.from_document(oci_document(str(directory)), str(directory), False).config)
     assert plan.namespace_paths == (("network", "/proc/1/ns/net"),) and plan.mqueue
-    launch = LaunchState(plan)
-    calls, _ = record_setup(plan, launch, directories=DIRECTORIES)
-    return plan, events(calls)
+    return plan, _record(plan)
 
 
 SCENARIOS = ("default_run", "binds_and_tmpfs", "userns_image_root", "rootless_run", "oci_bundle")
@@ -505,6 +529,13 @@ def test_control_root_flags_set_after_a_submount_are_caught(default_run):
     root_flags = next(i for i, event in enumerate(record) if event[:2] == ("setattr", "/"))
     with pytest.raises(AssertionError):
         root_flags_before_its_submounts(moved(record, root_flags, index_of(record, "mount", "/dev") + 1), True)
+
+
+def test_control_a_cgroup_view_mounted_before_the_cgroup_namespace_is_caught(default_run):
+    _, record = default_run
+    unshared = first(record, "unshare", k.CLONE_NEWCGROUP)
+    with pytest.raises(AssertionError):
+        cgroup_view_in_the_cgroup_namespace(moved(record, unshared, len(record) - 3))
 
 
 def test_control_sysfs_before_the_joined_network_is_caught(oci_bundle):
