@@ -318,7 +318,7 @@ def test_bind_sources_are_opened_before_the_root_is_prepared(tmp_path):
     assert opened < first(calls, "open_tree", "/") < first(calls, "move_mount")
 
 
-def test_a_user_namespace_root_becomes_namespace_root_before_creating_or_mounting(userns_image_root):
+def test_under_a_user_namespace_the_child_becomes_its_root_before_mounting(userns_image_root):
     plan, record = userns_image_root
     assert "user" in plan.namespaces and plan.id_maps.uid == [(0, 300000, 65536)]
     assert record[index_of(record, "mount")][1:3] == ("/", None)    # the image root bound on itself
