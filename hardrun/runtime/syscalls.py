@@ -91,14 +91,15 @@ _syscall = _kernel.syscall
 
 # The calls of `os` that the container's set-up makes, under the same names (os.open is
 # open_fd, os.path.exists exists): child.py, every mount step of mounts.py, devices.
-# bind_devices and image_root.attach_idmapped are handed this module as an object and make
-# their calls through it, so a test can hand them a recording fake instead and check the
-# order of the steps without root.
+# bind_devices, image_root's idmapped mounts and oci_userns.MappedMounts are handed this
+# module as an object and make their calls through it, so a test can hand them a recording
+# fake instead and check the order of the steps without root.
 execve, read, set_blocking, setsid, write = os.execve, os.read, os.set_blocking, os.setsid, os.write
 setgroups, setresgid, setresuid = os.setgroups, os.setresgid, os.setresuid
 chdir, fchdir, getcwd, open_fd, close, dup = os.chdir, os.fchdir, os.getcwd, os.open, os.close, os.dup
 mkdir, symlink, readlink, lstat, fstat, listdir = os.mkdir, os.symlink, os.readlink, os.lstat, os.fstat, os.listdir
-exists, realpath, umask = os.path.exists, os.path.realpath, os.umask
+exists, lexists, realpath, umask = os.path.exists, os.path.lexists, os.path.realpath, os.umask
+setegid, seteuid = os.setegid, os.seteuid
 
 
 def _path(value) -> bytes | None:

@@ -18,6 +18,7 @@ import stat
 from hardrun.runtime import child, mounts, process, syscalls
 
 FAKE_FD = 1000
+ALL_CAPS = (1 << 41) - 1
 # The calls that make, change or move a mount.
 MOUNT_CALLS = ("mount", "move_mount", "mount_setattr", "open_tree", "umount2", "pivot_root")
 
@@ -60,7 +61,7 @@ class FakeKernel(Recorder):
         self.directories, self.missing = set(directories), set(missing)
         self._releases = iter([b"1", b"2"])  # the parent's two releases, then nothing yet
         self._report_fd = report_fd
-        self._held: tuple = ()
+        self._held: tuple = (ALL_CAPS, ALL_CAPS, 0)    # effective, permitted, inheritable
 
     def _record(self, *call):
         self._calls.append(list(call))
@@ -247,7 +248,10 @@ def _read_all(fd: int) -> bytes:
 
 
 def first(calls, name: str, *args) -> int:
-    return next(i for i, call in enumerate(calls) if call[0] == name and call[1:1 + len(args)] == args)
+    """The index of the first call `name` whose arguments begin with `args` (none: a failure)."""
+    found = next((i for i, call in enumerate(calls) if call[0] == name and call[1:1 + len(args)] == args), None)
+    assert found is not None, f"no call {name}{args}"
+    return found
 
 
 def every(calls, name: str) -> list[int]:

@@ -543,3 +543,88 @@ def test_control_sysfs_before_the_joined_network_is_caught(oci_bundle):
     joined = next(i for i, event in enumerate(record) if event[0] == "setns")
     with pytest.raises(AssertionError):
         sysfs_after_the_joined_network(moved(record, joined, index_of(record, "mount", "/sys") + 1))
+
+
+# -- hardrun-oci's idmapped root (--userns auto), made by `create` before the clone ---------
+
+DOCKER = "/var/lib/docker"
+MERGED = f"{DOCKER}/overlay2/c1/merged"
+OVERLAY = (f"rw,lowerdir={DOCKER}/overlay2/l/A:{DOCKER}/overlay2/l/B,upperdir={DOCKER}/overlay2/c1/diff,"
+           f"workdir={DOCKER}/overlay2/c1/work,index=off")
+
+
+def _mapped_root(monkeypatch, tmp_path, mount_as=None) -> tuple[list, object]:
+    """MappedMounts.enter and leave for a Docker overlay2 root with a bind of Docker's own
+    (/etc/hostname) and one from elsewhere (/data), against the fake (the container's user
+    namespace is fd 77): the record and the config to run."""
+    from hardrun.runtime import oci_userns
+    from hardrun.runtime.mounts import MountPlan
+    from hardrun.runtime.userns import IdMaps
+    calls: list = []
+    kernel = FakeKernel(calls, -1)
+    kernel.paths[77] = "/proc/4242/ns/user"
+    monkeypatch.setattr(image_root, "userns_with", lambda maps: calls.append(["userns", maps.uid]) or 77)
+    monkeypatch.setattr(oci_userns, "read_mountinfo", lambda: [oci_userns.MountEntry(MERGED, "overlay", OVERLAY)])
+    if mount_as is not None:
+        monkeypatch.setattr(oci_userns, "_mount_as", mount_as)
+    directory = tmp_path / "bundle"
+    (directory / "rootfs").mkdir(parents=True)
+    plan = bundle.from_document(oci_document(str(directory)), str(directory), False).config
+    plan = replace(plan, rootfs=MERGED, id_maps=IdMaps([(0, 500000, 65536)], [(0, 500000, 65536)], "direct"),
+                   mounts=(MountPlan("bind", "/etc/hostname", f"{DOCKER}/containers/c1/hostname", source_is_dir=False),
+                           MountPlan("bind", "/data", "/srv/data")))
+    mapped = oci_userns.MappedMounts("/run/hardrun-oci/c1", plan, str(directory), k=kernel)
+    run_cfg = mapped.enter()
+    mapped.leave()
+    return [tuple(call) for call in calls], run_cfg
+
+
+def oci_root_idmapped_before_its_overlay(calls, staging: str) -> None:
+    """hardrun-oci's idmapped root: in a mount namespace of its own (a slave: nothing made
+    there reaches the host), on a private tmpfs, every layer and the upper directory a detached
+    copy idmapped (nosuid, nodev) before it is attached, and the overlay over them mounted
+    last, as the container's root (euid), from the idmapped copies only; then back."""
+    own = first(calls, "unshare", k.CLONE_NEWNS)
+    slave = first(calls, "mount", None, "/", None, k.MS_REC | k.MS_SLAVE)
+    tmpfs = first(calls, "mount", "tmpfs", staging, "tmpfs")
+    moves = [i for i, call in enumerate(calls) if call[0] == "move_mount"]
+    layers_moved = [i for i in moves if calls[i][2].startswith((staging + "/lower-", staging + "/upper"))]
+    overlay = first(calls, "mount", "overlay")
+    assert own < slave < tmpfs < min(moves) and layers_moved and max(layers_moved) < overlay
+    wanted = k.MOUNT_ATTR_IDMAP | k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV
+    assert all(calls[i][3] & wanted == wanted and calls[i][2].startswith(staging + "/") for i in moves)
+    assert all(call[4] == 77 for call in calls if call[0] == "mount_setattr")
+    assert first(calls, "seteuid", 500000) < overlay < first(calls, "seteuid", 0)
+    layers = [part for option in calls[overlay][5].split(",") for part in option.partition("=")[2].split(":")
+              if option.startswith(("lowerdir=", "upperdir=", "workdir="))]
+    assert layers and all(layer.startswith(staging + "/") for layer in layers), layers
+    assert overlay < first(calls, "setns", "/proc/self/ns/mnt", k.CLONE_NEWNS) < first(calls, "fchdir")
+
+
+def test_an_oci_root_is_rebuilt_from_idmapped_layers_in_a_namespace_of_its_own(monkeypatch, tmp_path):
+    calls, run_cfg = _mapped_root(monkeypatch, tmp_path)
+    staging = "/run/hardrun-oci/c1/mounts"
+    oci_root_idmapped_before_its_overlay(calls, staging)
+    assert run_cfg.rootfs == f"{staging}/root"
+    # Docker's own bind is shown through an idmapped copy; a bind from elsewhere is left as it is
+    assert [(plan.target, plan.source) for plan in run_cfg.mounts] == [
+        ("/etc/hostname", f"{staging}/bind-0"), ("/data", "/srv/data")]
+
+
+def test_control_an_oci_overlay_mounted_as_host_root_is_caught(monkeypatch, tmp_path):
+    from hardrun.runtime import oci_userns
+
+    def as_host_root(ids, target, options, flags, k=k):
+        k.mount("overlay", target, "overlay", flags, options)     # no switch to the container's root
+    calls, _ = _mapped_root(monkeypatch, tmp_path, mount_as=as_host_root)
+    assert oci_userns._mount_as is as_host_root
+    with pytest.raises(AssertionError):
+        oci_root_idmapped_before_its_overlay(calls, "/run/hardrun-oci/c1/mounts")
+
+
+def test_control_an_oci_overlay_mounted_before_its_idmapped_layers_is_caught(monkeypatch, tmp_path):
+    calls, _ = _mapped_root(monkeypatch, tmp_path)
+    overlay = first(calls, "mount", "overlay")
+    with pytest.raises(AssertionError):
+        oci_root_idmapped_before_its_overlay(moved(calls, overlay, first(calls, "move_mount")),
+                                             "/run/hardrun-oci/c1/mounts")
