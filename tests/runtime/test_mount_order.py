@@ -2,12 +2,14 @@
 
 child.main runs with the real mount steps (hardrun.runtime.mounts) making their calls
 through a recording fake of the system calls (tests/runtime/fake_kernel.FakeKernel), for a
-default `hardrun run`, a read-only root with binds and tmpfs, `--userns-remap` with an image's
-idmapped layers, a rootless run and a hardrun-oci bundle (masked and read-only paths, a
-network namespace joined by path). Each security ordering is one function over the
-record, and each is shown failing on a record reordered (or a step patched) to break it:
-none of them can pass vacuously. What the order achieves against the kernel is the escape
-battery's (tests/escape, root).
+default `hardrun run`, a read-only root with binds and tmpfs, a root of its own under
+`--userns-remap`, a rootless run and a hardrun-oci bundle (masked and read-only paths, a
+network namespace joined by path). The parent's idmapped mounts (an image's layers, a
+--rootfs of another id range, hardrun-oci's rebuilt overlay root) and clone flags are
+followed the same way. Each security ordering is one function over the record, and each is
+shown failing on a record reordered (or a step patched) to break it: none of them can pass
+vacuously. What the order achieves against the kernel is the escape battery's
+(tests/escape, root).
 """
 from __future__ import annotations
 
@@ -180,6 +182,7 @@ def root_flags_before_its_submounts(record, read_only: bool) -> None:
 
 
 def the_security_orderings(record, plan) -> None:
+    """Every ordering that holds for any container the child sets up."""
     mounted_before_pivot_root(record, plan)
     hidden_after_what_covers_them(record, plan)
     user_mounts_nosuid_nodev(record, plan)
