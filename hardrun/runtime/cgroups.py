@@ -779,33 +779,30 @@ def orphaned_cgroups(layout: Layout | None = None, known_ids: set | None = None)
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
 
 
-def mount_cgroup_view(target: str, layout: Layout | None = None, mount=None) -> None:
+def mount_cgroup_view(target: str, layout: Layout | None = None, k=None) -> None:
     """Mount a read-only cgroup filesystem at `target` (the container's /sys/fs/cgroup).
 
     Call in the child after it unshared its cgroup namespace (after joining), with the
     new root's /sys mounted: each hierarchy then shows the container's cgroup as its root.
-    `mount(source, target, fstype, flags, data)` defaults to mount(2).
+    `k`: the system calls, hardrun.runtime.syscalls (the default) or a test's recording fake.
     """
+    if k is None:
+        from . import syscalls
+        k = syscalls
     layout = layout or detect_layout()
-    mount = mount or _mount
     locked = MS_NOSUID | MS_NODEV | MS_NOEXEC
     v1 = [h for h in layout.hierarchies if h.version == 1]
     if not v1:
-        mount("cgroup2", target, "cgroup2", locked | MS_RDONLY, "")
+        k.mount("cgroup2", target, "cgroup2", locked | MS_RDONLY)
         return
-    mount("tmpfs", target, "tmpfs", locked, "mode=755,size=64k")
+    k.mount("tmpfs", target, "tmpfs", locked, "mode=755,size=64k")
     for hierarchy in layout.hierarchies:
         name = os.path.basename(hierarchy.mountpoint)
         directory = os.path.join(target, name)
-        os.mkdir(directory, 0o755)
+        k.mkdir(directory, 0o755)
         if hierarchy.version == 2:
-            mount("cgroup2", directory, "cgroup2", locked | MS_RDONLY, "")
+            k.mount("cgroup2", directory, "cgroup2", locked | MS_RDONLY)
         else:
-            mount("cgroup", directory, "cgroup", locked | MS_RDONLY, hierarchy.options)
+            k.mount("cgroup", directory, "cgroup", locked | MS_RDONLY, hierarchy.options or None)
     # the tmpfs holding the mount points last, so nothing can be added beside them
-    mount("", target, "", MS_REMOUNT | MS_BIND | MS_RDONLY | locked, "")
-
-
-def _mount(source: str, target: str, fstype: str, flags: int, data: str) -> None:
-    from .syscalls import mount
-    mount(source or None, target, fstype or None, flags, data or None)
+    k.mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | locked)

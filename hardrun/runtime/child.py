@@ -7,7 +7,8 @@ interpreter's own files may be unreachable. Any failure is reported to the paren
 
 Every system call goes through `k` (hardrun.runtime.syscalls) and every mount step through
 `fs` (hardrun.runtime.mounts), both handed to main() as objects: a test hands in recording
-fakes and checks the order of the steps without root (tests/test_child_order.py).
+fakes and checks the order of the steps without root (tests/runtime/test_child_order.py,
+tests/runtime/test_mount_order.py).
 """
 from __future__ import annotations
 
@@ -148,7 +149,7 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     if launch.cgroup_view is not None:
         steps.name = "mount /sys/fs/cgroup"
         mount_view, layout = launch.cgroup_view
-        mount_view("/sys/fs/cgroup", layout)
+        mount_view("/sys/fs/cgroup", layout, k)
     # Then the sysctls (the network exists now), and the kernel paths masked and made
     # read-only, /proc/sys with them: after the last write, before Landlock (a mount).
     _kernel_paths(cfg, steps, k, fs)
@@ -159,7 +160,7 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     #     cannot mount), before the filter.
     if cfg.write_plan is not None:
         steps.name = "landlock"
-        paths = mounts.writable_trees(*cfg.write_plan) + stdio.reopenable()
+        paths = fs.writable_trees(*cfg.write_plan, k) + stdio.reopenable()
         k.landlock_allow_only_beneath(k.LANDLOCK_ACCESS_FS_WRITE_FILE, paths)
 
     # 4a. Hostname and loopback, while we still hold CAP_SYS_ADMIN/CAP_NET_ADMIN in our namespaces.
@@ -242,7 +243,7 @@ def _confine_and_exec(cfg, launch, exec_plan, sync_fd: int | None, error_fd: int
                                   "the working directory is outside the container's root")
 
     if cfg.umask is not None:
-        os.umask(cfg.umask)
+        k.umask(cfg.umask)
 
     # 6b. OCI create: everything is set up; say so to the parent (which then exits) and wait
     #     until `start` opens the exec.fifo. Before the fds are closed (the fifo's is one).
@@ -308,9 +309,9 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     steps.name = "make mounts private"
     fs.make_private(k)  # no mount event propagates to or from the host
     steps.name = "open bind sources"
-    sources = fs.open_sources(plans)  # before anything can be mounted over them
+    sources = fs.open_sources(plans, k)  # before anything can be mounted over them
     steps.name = "prepare root"
-    new_root = fs.prepare_root(cfg.rootfs)
+    new_root = fs.prepare_root(cfg.rootfs, k)
     root_fd = k.open_fd(new_root, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     in_image = cfg.rootfs is not None  # only an image may get missing mount points created
     if in_image:
@@ -331,16 +332,16 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     # Fresh /proc and /sys while the old root (with the host's) is still attached:
     # the kernel only allows them in a user namespace when a full view is already visible.
     steps.name = "mount /proc"
-    fs.mount_proc(root_fd, "pid" in cfg.namespaces, in_image)
+    fs.mount_proc(root_fd, "pid" in cfg.namespaces, in_image, k)
     steps.name = "mount /sys"
-    fs.mount_sys(root_fd, "network" in cfg.namespaces, in_image, cfg.sys_read_only)
+    fs.mount_sys(root_fd, "network" in cfg.namespaces, in_image, cfg.sys_read_only, k)
     steps.name = "mount /dev"
     maps = cfg.id_maps
     fs.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid),
-                 cfg.devices, "ipc" not in cfg.namespaces, mqueue=cfg.mqueue)
+                 cfg.devices, "ipc" not in cfg.namespaces, mqueue=cfg.mqueue, k=k)
     for plan in plans:
         steps.name = f"mount {plan.target}"
-        fs.mount_user(root_fd, plan, sources.get(plan.target), in_image)
+        fs.mount_user(root_fd, plan, sources.get(plan.target), in_image, k)
     for fd in sources.values():
         k.close(fd)
     steps.name = "pivot_root"
@@ -368,13 +369,13 @@ def _create_mountpoints(root_fd: int, plans, k, fs) -> None:
     targets = [plan.target for plan in plans]
     fixed = [("/proc", True), ("/sys", True), ("/dev", True)]
     for path, is_dir in fixed:
-        k.close(fs.mountpoint(root_fd, path, is_dir, True, k.RESOLVE_NO_SYMLINKS))
+        k.close(fs.mountpoint(root_fd, path, is_dir, True, k.RESOLVE_NO_SYMLINKS, k))
     for plan in plans:
         if any(plan.target.startswith(other + "/") for other in targets):
             continue
         is_dir = plan.kind != "bind" or plan.source_is_dir
         try:
-            k.close(fs.mountpoint(root_fd, plan.target, is_dir, True))
+            k.close(fs.mountpoint(root_fd, plan.target, is_dir, True, 0, k))
         except OSError as error:
             raise fs.MountError(f"mount {plan.target}", error,
                                     "the destination cannot be created inside the container's root")

@@ -148,34 +148,34 @@ def bind_devices(dev_fd: int, plans, k) -> None:
     The source is checked to still be the planned device (a node swapped meanwhile is refused)."""
     for plan in plans:
         relative = plan.path[len("/dev/"):]
-        parent = os.dup(dev_fd)
+        parent = k.dup(dev_fd)
         try:
             for part in relative.split("/")[:-1]:
                 try:
-                    os.mkdir(part, 0o755, dir_fd=parent)
+                    k.mkdir(part, 0o755, dir_fd=parent)
                 except FileExistsError:
                     pass
                 inner = k.openat2(parent, part, k.O_PATH | os.O_DIRECTORY, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
-                os.close(parent)
+                k.close(parent)
                 parent = inner
             name = relative.rsplit("/", 1)[-1]
             try:
-                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=parent))
+                k.close(k.open_fd(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=parent))
             except FileExistsError:
                 pass      # a default node of the same name (null, zero…): the user's is bound over it
             node = k.openat2(parent, name, k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
         finally:
-            os.close(parent)
+            k.close(parent)
         try:
             _bind_node(plan, node, k)
         finally:
-            os.close(node)
+            k.close(node)
 
 
 def _bind_node(plan: DevicePlan, node: int, k) -> None:
-    source = os.open(plan.source, k.O_PATH | os.O_CLOEXEC)
+    source = k.open_fd(plan.source, k.O_PATH | os.O_CLOEXEC)
     try:
-        info = os.fstat(source)
+        info = k.fstat(source)
         kind = stat.S_ISCHR(info.st_mode) if plan.type == "c" else stat.S_ISBLK(info.st_mode)
         if not kind or (os.major(info.st_rdev), os.minor(info.st_rdev)) != (plan.major, plan.minor):
             raise OSError(errno.EXDEV, f"{plan.source} is no longer device {plan.type} {plan.major}:{plan.minor}")
@@ -187,6 +187,6 @@ def _bind_node(plan: DevicePlan, node: int, k) -> None:
                             recursive=False)
             k.move_mount(tree, node)
         finally:
-            os.close(tree)
+            k.close(tree)
     finally:
-        os.close(source)
+        k.close(source)

@@ -321,7 +321,11 @@ def mount(image: ImageRoot, spec, id_maps, read_write: bool, store=None) -> str:
         try:
             if os.environ.get("HARDRUN_NO_IDMAP") == "1":
                 raise OSError(0, "idmapped mounts turned off by HARDRUN_NO_IDMAP=1")
-            lowers = _idmapped(lowers, id_maps, work)
+            userns_fd = userns_with(id_maps)
+            try:
+                lowers = _idmapped(lowers, userns_fd, work)
+            finally:
+                os.close(userns_fd)
             image.mode = "idmapped"
         except OSError:
             from ..images.store import Store
@@ -421,23 +425,20 @@ def _in_image(layers, relative: str):
     return None
 
 
-def _idmapped(layers, id_maps, work: str) -> list[str]:
-    """Each layer as an idmapped, read-only mount under `work` (the container's id map)."""
-    userns_fd = userns_with(id_maps)
-    try:
-        mounted = []
-        for n, layer in enumerate(layers):
-            target = os.path.join(work, f"idmapped-{n}")
-            os.mkdir(target, 0o755)
-            source = os.open(layer, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                attach_idmapped(source, target, userns_fd, k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NODEV)
-            finally:
-                os.close(source)
-            mounted.append(target)
-        return mounted
-    finally:
-        os.close(userns_fd)
+def _idmapped(layers, userns_fd: int, work: str, k=k) -> list[str]:
+    """Each layer as an idmapped, read-only mount under `work`, with the id maps of the user
+    namespace `userns_fd` (the container's)."""
+    mounted = []
+    for n, layer in enumerate(layers):
+        target = os.path.join(work, f"idmapped-{n}")
+        k.mkdir(target, 0o755)
+        source = k.open_fd(layer, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            attach_idmapped(source, target, userns_fd, k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NODEV, k=k)
+        finally:
+            k.close(source)
+        mounted.append(target)
+    return mounted
 
 
 def _shifted_copy(store, layer: str, id_maps) -> str:
@@ -505,19 +506,21 @@ def _owner_mode_times(path: str, info, id_maps) -> None:
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
 
 
-def attach_idmapped(source_fd: int, target: str, userns_fd: int, attrs: int, recursive: bool = False) -> None:
+def attach_idmapped(source_fd: int, target: str, userns_fd: int, attrs: int, recursive: bool = False,
+                    k=k) -> None:
     """A detached copy of the tree at `source_fd`, idmapped with the maps of the user namespace
-    `userns_fd` and given the mount attributes `attrs`, attached on `target`."""
+    `userns_fd` and given the mount attributes `attrs`, attached on `target` (`k`: the system
+    calls, hardrun.runtime.syscalls or a test's recording fake)."""
     tree = k.open_tree(source_fd, recursive=recursive)
     try:
         k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP | attrs, recursive=recursive, userns_fd=userns_fd)
-        target_fd = os.open(target, k.O_PATH | os.O_CLOEXEC)
+        target_fd = k.open_fd(target, k.O_PATH | os.O_CLOEXEC)
         try:
             k.move_mount(tree, target_fd)
         finally:
-            os.close(target_fd)
+            k.close(target_fd)
     finally:
-        os.close(tree)
+        k.close(tree)
 
 
 def userns_with(id_maps) -> int:
@@ -563,7 +566,7 @@ def release(image: ImageRoot) -> None:
     image.lock.__exit__(None, None, None)
 
 
-def adopt_shifted_rootfs(rootfs: str, id_maps, owner: tuple[int, int]) -> None:
+def adopt_shifted_rootfs(rootfs: str, id_maps, owner: tuple[int, int], k=k) -> None:
     """`hardrun run --rootfs DIR` (real root, a range of the container's own) where DIR's top
     directory is owned by `owner`, a uid and gid of hardrun's id pool (a root prepared for
     `--userns-remap START:65536`, or chowned as another container's range: found by
@@ -579,7 +582,7 @@ def adopt_shifted_rootfs(rootfs: str, id_maps, owner: tuple[int, int]) -> None:
     k.unshare(k.CLONE_NEWNS)
     k.mount(None, "/", None, k.MS_REC | k.MS_SLAVE)
     userns_fd = userns_with(shift)
-    source = os.open(rootfs, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    source = k.open_fd(rootfs, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         tree = k.open_tree(source, recursive=False)
         try:
@@ -590,7 +593,7 @@ def adopt_shifted_rootfs(rootfs: str, id_maps, owner: tuple[int, int]) -> None:
                                f"pool), but it cannot be idmapped onto the container's range: {error.strerror}",
                                hint=f"give --userns-remap {uid}:{count}") from None
         finally:
-            os.close(tree)
+            k.close(tree)
     finally:
-        os.close(source)
-        os.close(userns_fd)
+        k.close(source)
+        k.close(userns_fd)

@@ -144,6 +144,8 @@ def _tmpfs_value(key: str, value: str, target: str) -> str:
 
 
 # -- steps (child) --------------------------------------------------------------------
+# Every step makes its system calls through `k`: hardrun.runtime.syscalls, or a test's
+# recording fake (tests/runtime/test_mount_order.py checks their order without root).
 
 class MountError(Exception):
     """A mount step failed: `step` names it, `error` is the OSError, `hint` what to do."""
@@ -157,46 +159,46 @@ def _fail(step: str, error: OSError, hint: str):
     raise MountError(step, error, hint)
 
 
-def resolve_in_root(root_fd: int, path: str, extra_resolve: int = 0) -> int:
+def resolve_in_root(root_fd: int, path: str, extra_resolve: int = 0, k=k) -> int:
     return k.openat2(root_fd, path, k.O_PATH, k.RESOLVE_IN_ROOT | extra_resolve)
 
 
-def mountpoint(root_fd: int, path: str, is_dir: bool, create: bool, extra_resolve: int = 0) -> int:
+def mountpoint(root_fd: int, path: str, is_dir: bool, create: bool, extra_resolve: int = 0, k=k) -> int:
     """An O_PATH fd on `path` inside the root, creating missing components (directories,
     or an empty file for a file bind) when `create`; never leaves the root."""
     try:
-        return resolve_in_root(root_fd, path, extra_resolve)
+        return resolve_in_root(root_fd, path, extra_resolve, k)
     except FileNotFoundError:
         if not create:
             raise
     parts = [part for part in path.split("/") if part]
-    parent = os.dup(root_fd)
+    parent = k.dup(root_fd)
     try:
         for index, part in enumerate(parts):
             prefix = "/" + "/".join(parts[:index + 1])
             try:
-                fd = resolve_in_root(root_fd, prefix, extra_resolve)
+                fd = resolve_in_root(root_fd, prefix, extra_resolve, k)
             except FileNotFoundError:
                 last = index == len(parts) - 1
                 try:
                     if last and not is_dir:
-                        os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
-                                         | os.O_CLOEXEC, 0o644, dir_fd=parent))
+                        k.close(k.open_fd(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                                          | os.O_CLOEXEC, 0o644, dir_fd=parent))
                     else:
-                        os.mkdir(part, 0o755, dir_fd=parent)
+                        k.mkdir(part, 0o755, dir_fd=parent)
                 except FileExistsError:
                     # Only a dangling symlink exists yet fails to resolve: its target is
                     # missing inside the root. Never create through it.
                     raise OSError(errno.ELOOP, "a symlink in the path points to a missing location "
                                                f"inside the container ({prefix})") from None
-                fd = resolve_in_root(root_fd, prefix, extra_resolve)
-            os.close(parent)
+                fd = resolve_in_root(root_fd, prefix, extra_resolve, k)
+            k.close(parent)
             parent = fd
         result, parent = parent, -1
         return result
     finally:
         if parent >= 0:
-            os.close(parent)
+            k.close(parent)
 
 
 def _fd_path(fd: int) -> str:
@@ -217,125 +219,106 @@ def make_private(k=k) -> None:
     k.mount(None, "/", None, k.MS_REC | k.MS_PRIVATE)
 
 
-def open_sources(plans) -> dict:
+def open_sources(plans, k=k) -> dict:
     """O_PATH fds of every bind source, opened before anything is mounted over them."""
     fds = {}
     for plan in plans:
         if plan.kind == "bind":
             try:
-                fds[plan.target] = os.open(plan.source, k.O_PATH | os.O_CLOEXEC)
+                fds[plan.target] = k.open_fd(plan.source, k.O_PATH | os.O_CLOEXEC)
             except OSError as error:
                 _fail(f"open bind source {plan.source}", error, "check the -v/--mount source")
     return fds
 
 
-def prepare_root(rootfs: str | None) -> str:
+def prepare_root(rootfs: str | None, k=k) -> str:
     """Make the future root a mount point and return its path (still seen from the old root)."""
     if rootfs is not None:
         k.mount(rootfs, rootfs, None, k.MS_BIND | k.MS_REC)
         return rootfs
     # The host's / as a detached recursive copy, attached on /tmp of our private mount
     # namespace (the copy was taken first, so it does not contain itself).
-    host = os.open("/", k.O_PATH | os.O_CLOEXEC)
+    host = k.open_fd("/", k.O_PATH | os.O_CLOEXEC)
     try:
         tree = k.open_tree(host, recursive=True)
     finally:
-        os.close(host)
+        k.close(host)
     try:
-        target = os.open("/tmp", k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        target = k.open_fd("/tmp", k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             k.move_mount(tree, target)
         finally:
-            os.close(target)
+            k.close(target)
     finally:
-        os.close(tree)
+        k.close(tree)
     return "/tmp"
 
 
-def mount_proc(root_fd: int, private_pid: bool, create: bool) -> None:
-    target = mountpoint(root_fd, "/proc", True, create, k.RESOLVE_NO_SYMLINKS)
+def mount_proc(root_fd: int, private_pid: bool, create: bool, k=k) -> None:
+    target = mountpoint(root_fd, "/proc", True, create, k.RESOLVE_NO_SYMLINKS, k)
     try:
         if private_pid:
             k.mount("proc", _fd_path(target), "proc", KERNEL_FS_FLAGS)
         else:
-            _bind_host_path("/proc", target, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC)
+            _bind_host_path("/proc", target, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC, k)
     finally:
-        os.close(target)
+        k.close(target)
 
 
-def mount_sys(root_fd: int, private_net: bool, create: bool, read_only: bool = True) -> None:
+def mount_sys(root_fd: int, private_net: bool, create: bool, read_only: bool = True, k=k) -> None:
     """/sys, read-only unless --privileged (as Docker mounts it)."""
-    target = mountpoint(root_fd, "/sys", True, create, k.RESOLVE_NO_SYMLINKS)
+    target = mountpoint(root_fd, "/sys", True, create, k.RESOLVE_NO_SYMLINKS, k)
     try:
         if private_net:
             k.mount("sysfs", _fd_path(target), "sysfs", KERNEL_FS_FLAGS | (k.MS_RDONLY if read_only else 0))
         else:
             # sysfs can only be mounted fresh in a network namespace of our own.
             _bind_host_path("/sys", target, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC
-                            | (k.MOUNT_ATTR_RDONLY if read_only else 0))
+                            | (k.MOUNT_ATTR_RDONLY if read_only else 0), k)
     finally:
-        os.close(target)
+        k.close(target)
 
 
-def _bind_host_path(path: str, target_fd: int, attrs: int) -> None:
-    source = os.open(path, k.O_PATH | os.O_CLOEXEC)
+def _bind_host_path(path: str, target_fd: int, attrs: int, k) -> None:
+    source = k.open_fd(path, k.O_PATH | os.O_CLOEXEC)
     try:
-        bind(source, target_fd, attrs)
+        bind(source, target_fd, attrs, k=k)
     finally:
-        os.close(source)
+        k.close(source)
 
 
 def mount_dev(root_fd: int, create: bool, devpts_gid: bool, devices=(), host_shm: bool = False,
-              mqueue: bool = False) -> None:
+              mqueue: bool = False, k=k) -> None:
     """A minimal /dev: a few host device nodes, a private devpts, /dev/shm (the host's
     with --ipc host, as in Docker: POSIX shared memory is part of IPC), fd links, the
     host devices asked for (`devices`: runtime/devices.py's plans) and with `mqueue` (an OCI
     config's /dev/mqueue) the ipc namespace's message queues."""
-    target = mountpoint(root_fd, "/dev", True, create, k.RESOLVE_NO_SYMLINKS)
+    target = mountpoint(root_fd, "/dev", True, create, k.RESOLVE_NO_SYMLINKS, k)
     try:
         k.mount("tmpfs", _fd_path(target), "tmpfs", k.MS_NOSUID | k.MS_NOEXEC, DEV_TMPFS_DATA)
     finally:
-        os.close(target)
-    dev = resolve_in_root(root_fd, "/dev", k.RESOLVE_NO_SYMLINKS)
+        k.close(target)
+    dev = resolve_in_root(root_fd, "/dev", k.RESOLVE_NO_SYMLINKS, k)
     try:
-        taken = {plan.path for plan in devices}
-        for name in DEVICES:
-            if not os.path.exists(f"/dev/{name}") or f"/dev/{name}" in taken:
-                continue
-            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev))
-            node = k.openat2(dev, name, k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
-            try:
-                # Read-only: the node is the host's inode; reads and writes to the device
-                # still work, but chmod/chown/utimes (its owner's, under --userns host) do not.
-                _bind_host_path(f"/dev/{name}", node, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY)
-            finally:
-                os.close(node)
+        _dev_nodes(dev, {plan.path for plan in devices}, k)
         for name, mode in (("pts", 0o755), ("shm", 0o1777)) + ((("mqueue", 0o1777),) if mqueue else ()):
-            os.mkdir(name, mode, dir_fd=dev)
+            k.mkdir(name, mode, dir_fd=dev)
         if mqueue:
-            queues = k.openat2(dev, "mqueue", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
+            _mount_in_dev(dev, "mqueue", "mqueue", KERNEL_FS_FLAGS, None, k)
+        _mount_in_dev(dev, "pts", "devpts", k.MS_NOSUID | k.MS_NOEXEC,
+                      DEVPTS_DATA + (",gid=5" if devpts_gid else ""), k)
+        if host_shm:
+            shm = k.openat2(dev, "shm", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
             try:
-                k.mount("mqueue", _fd_path(queues), "mqueue", KERNEL_FS_FLAGS)
+                _bind_host_path("/dev/shm", shm, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC, k)
             finally:
-                os.close(queues)
-        pts = k.openat2(dev, "pts", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
-        try:
-            options = DEVPTS_DATA + (",gid=5" if devpts_gid else "")
-            k.mount("devpts", _fd_path(pts), "devpts", k.MS_NOSUID | k.MS_NOEXEC, options)
-        finally:
-            os.close(pts)
-        shm = k.openat2(dev, "shm", k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
-        try:
-            if host_shm:
-                _bind_host_path("/dev/shm", shm, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC)
-            else:
-                k.mount("tmpfs", _fd_path(shm), "tmpfs", KERNEL_FS_FLAGS, SHM_TMPFS_DATA)
-        finally:
-            os.close(shm)
+                k.close(shm)
+        else:
+            _mount_in_dev(dev, "shm", "tmpfs", KERNEL_FS_FLAGS, SHM_TMPFS_DATA, k)
         for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                            ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
                            ("ptmx", "pts/ptmx")):
-            os.symlink(link, name, dir_fd=dev)
+            k.symlink(link, name, dir_fd=dev)
         if devices:
             # imported already: resolve() planned the devices with this module, before clone
             from .devices import bind_devices
@@ -343,36 +326,60 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool, devices=(), host_shm
         # Nothing may be created in /dev afterwards (its submounts stay writable).
         k.mount_setattr(dev, k.MOUNT_ATTR_RDONLY, recursive=False)
     finally:
-        os.close(dev)
+        k.close(dev)
 
 
-def _refuse_proc(root_fd: int, target_fd: int, plan: MountPlan) -> None:
+def _dev_nodes(dev: int, taken, k) -> None:
+    """The host's null, zero, full, random, urandom and tty, each bound on an empty file of
+    the container's /dev (`dev`) unless a planned device takes its path."""
+    for name in DEVICES:
+        if not k.exists(f"/dev/{name}") or f"/dev/{name}" in taken:
+            continue
+        k.close(k.open_fd(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev))
+        node = k.openat2(dev, name, k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
+        try:
+            # Read-only: the node is the host's inode; reads and writes to the device
+            # still work, but chmod/chown/utimes (its owner's, under --userns host) do not.
+            _bind_host_path(f"/dev/{name}", node, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY, k)
+        finally:
+            k.close(node)
+
+
+def _mount_in_dev(dev: int, name: str, fstype: str, flags: int, data, k) -> None:
+    """A fresh `fstype` on the directory `name` of the container's /dev."""
+    where = k.openat2(dev, name, k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
+    try:
+        k.mount(fstype, _fd_path(where), fstype, flags, data)
+    finally:
+        k.close(where)
+
+
+def _refuse_proc(root_fd: int, target_fd: int, plan: MountPlan, k) -> None:
     """The parent refused /proc as a destination; a symlink in the image may still lead
     one there once resolved, and /proc must stay the container's own procfs."""
-    inside = posixpath.relpath(os.readlink(_fd_path(target_fd)), os.readlink(_fd_path(root_fd)))
+    inside = posixpath.relpath(k.readlink(_fd_path(target_fd)), k.readlink(_fd_path(root_fd)))
     if inside == "proc" or inside.startswith("proc/"):
         _fail(f"mount {plan.target}", OSError(errno.EPERM, os.strerror(errno.EPERM)),
               f"a symlink in the image leads the destination to /{inside}; mounting over /proc is refused")
 
 
-def mount_user(root_fd: int, plan: MountPlan, source_fd: int | None, create: bool) -> None:
-    target = mountpoint(root_fd, plan.target, plan.kind != "bind" or plan.source_is_dir, create)
+def mount_user(root_fd: int, plan: MountPlan, source_fd: int | None, create: bool, k=k) -> None:
+    target = mountpoint(root_fd, plan.target, plan.kind != "bind" or plan.source_is_dir, create, 0, k)
     try:
-        _refuse_proc(root_fd, target, plan)
+        _refuse_proc(root_fd, target, plan, k)
         if plan.kind == "bind":
             attrs = BIND_ATTRS | (k.MOUNT_ATTR_RDONLY if plan.read_only else 0)
             attrs |= 0 if plan.exec_ else k.MOUNT_ATTR_NOEXEC
-            bind(source_fd, target, attrs, plan.recursive)  # type: ignore[arg-type]  # a bind has its source
+            bind(source_fd, target, attrs, plan.recursive, k)  # type: ignore[arg-type]  # a bind has its source
         else:
             flags = TMPFS_FLAGS | (0 if plan.exec_ else k.MS_NOEXEC) | (k.MS_RDONLY if plan.read_only else 0)
             k.mount("tmpfs", _fd_path(target), "tmpfs", flags, plan.data or None)
     finally:
-        os.close(target)
+        k.close(target)
 
 
 def pivot(root_fd: int, k=k) -> None:
-    """Enter the new root and detach the old one entirely (`k`: the system calls,
-    hardrun.runtime.syscalls or a test's fake)."""
+    """Enter the new root and detach the old one entirely."""
     k.fchdir(root_fd)
     k.pivot_root(".", ".")  # the old root ends up stacked on top of the new one
     k.umount2(".", k.MNT_DETACH)
@@ -382,7 +389,7 @@ def pivot(root_fd: int, k=k) -> None:
 def mask(path: str, k=k) -> None:
     """Hide a kernel path: /dev/null over a file, an empty read-only tmpfs over a directory."""
     try:
-        info = os.lstat(path)
+        info = k.lstat(path)
     except FileNotFoundError:
         return
     if stat.S_ISDIR(info.st_mode):
@@ -404,13 +411,13 @@ def make_read_only(path: str, k=k) -> None:
 
 # -- where files may be opened for writing (child, after the last mount) -------------
 
-def writable_trees(root_writable: bool, marks) -> tuple[str, ...]:
+def writable_trees(root_writable: bool, marks, k=k) -> tuple[str, ...]:
     """The paths of the pivoted root whose trees hold exactly what may be opened for writing
     (the Landlock domain's rules): a mount's tree takes its mark, (target, writable), and
     everything else its parent's; the root's is `root_writable`. A directory holding a mark
     that differs from its own is listed and its entries decided one by one; a symlink gets
     no rule (what it points at is decided on its own path)."""
-    writable = {os.path.realpath(target): mark for target, mark in marks}
+    writable = {k.realpath(target): mark for target, mark in marks}
     found: list[str] = []
 
     def decide(path: str, allowed: bool) -> None:
@@ -419,11 +426,11 @@ def writable_trees(root_writable: bool, marks) -> tuple[str, ...]:
             if allowed:
                 found.append(path)
             return
-        for name in sorted(os.listdir(path)):
+        for name in sorted(k.listdir(path)):
             entry = prefix + name
             if entry in writable:
                 decide(entry, writable[entry])
-            elif not stat.S_ISLNK(os.lstat(entry).st_mode):
+            elif not stat.S_ISLNK(k.lstat(entry).st_mode):
                 decide(entry, allowed)
 
     decide("/", root_writable)

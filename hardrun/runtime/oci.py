@@ -295,7 +295,7 @@ def _launch(container: Container, loaded, options: CreateOptions) -> int:
     """Clone the init, apply what the parent applies, and return its pid once it is held."""
     from . import child, cgroups, syscalls as k
     from .config import LaunchState
-    from .parent import CLONE_FLAGS, _read_all, _write_maps
+    from .parent import _read_all, _write_maps, clone_flags
     cfg = loaded.config
     launch = LaunchState(cfg)
     _prepare_filters(cfg, launch, loaded, options.explain)
@@ -313,11 +313,8 @@ def _launch(container: Container, loaded, options: CreateOptions) -> int:
     os.mkfifo(fifo_path, 0o622)
     os.chmod(fifo_path, 0o622)    # the umask may have narrowed it: the user switch comes first
     launch.hold = os.open(fifo_path, k.O_PATH | os.O_CLOEXEC)
-    flags = 0
     paths = dict(cfg.namespace_paths)
-    for name in cfg.namespaces:
-        if name not in paths:
-            flags |= CLONE_FLAGS.get(name, 0)
+    flags = clone_flags(cfg.namespaces, paths)
     exec_plan = _exec_plan(cfg)
     sync_read, sync_write = os.pipe()
     report_read, report_write = os.pipe()
@@ -330,7 +327,7 @@ def _launch(container: Container, loaded, options: CreateOptions) -> int:
             launch.mounts = run_cfg.mounts
         else:
             run_cfg = cfg
-        pid = _clone(flags, launch, paths.get("pid"))
+        pid = _clone(flags, launch, paths.get("pid"), k)
         if pid == 0:
             os.close(sync_write)
             os.close(report_read)
@@ -449,17 +446,17 @@ class _Closed:
         pass
 
 
-def _clone(flags: int, launch, pid_namespace: str | None) -> int:
+def _clone(flags: int, launch, pid_namespace: str | None, k) -> int:
     """Clone into the container's cgroup (v2) and, for a pid namespace named by path, into
-    that namespace: the parent enters it for its children only, and returns at once."""
-    from . import syscalls as k
+    that namespace: the parent enters it for its children only, and returns at once (`k`:
+    the system calls, hardrun.runtime.syscalls or a test's recording fake)."""
     join = launch.cgroup_join
     cgroup_fd = join.directory_fd if join else None
     if pid_namespace is None:
         return k.clone(flags, cgroup_fd)
     pid = -1
-    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    target = os.open(pid_namespace, os.O_RDONLY | os.O_CLOEXEC)
+    own = k.open_fd("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    target = k.open_fd(pid_namespace, os.O_RDONLY | os.O_CLOEXEC)
     try:
         k.setns(target, k.CLONE_NEWPID)
         try:
@@ -469,8 +466,8 @@ def _clone(flags: int, launch, pid_namespace: str | None) -> int:
                 k.setns(own, k.CLONE_NEWPID)
         return pid
     finally:
-        os.close(own)
-        os.close(target)
+        k.close(own)
+        k.close(target)
 
 
 def _exec_plan(cfg):

@@ -118,32 +118,34 @@ class MappedMounts:
     """The idmapped root and binds of one container, in a mount namespace `create` enters
     for the clone of the init only (`enter` -> the config to run, `leave`)."""
 
-    def __init__(self, state_dir: str, cfg, bundle: str):
+    def __init__(self, state_dir: str, cfg, bundle: str, k=k):
         self.state_dir, self.cfg, self.bundle = state_dir, cfg, bundle
         self.own_ns = self.own_cwd = -1
+        self.k = k      # the system calls: hardrun.runtime.syscalls, or a test's recording fake
 
     def enter(self):
         from ..spec.record import replace
         from .image_root import userns_with
-        self.own_ns = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-        self.own_cwd = os.open(".", k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        k = self.k
+        self.own_ns = k.open_fd("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        self.own_cwd = k.open_fd(".", k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         mountinfo = read_mountinfo()
-        _create_mount_points(self.cfg)
+        _create_mount_points(self.cfg, k)
         k.unshare(k.CLONE_NEWNS)
         # slave: the host's mounts still reach this namespace, nothing made here reaches the host
         k.mount(None, "/", None, k.MS_REC | k.MS_SLAVE)
         staging = os.path.join(self.state_dir, STAGING)
-        os.mkdir(staging, 0o700)
+        k.mkdir(staging, 0o700)
         k.mount("tmpfs", staging, "tmpfs", k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC, "mode=0700")
         userns_fd = userns_with(self.cfg.id_maps)
         try:
             owner = (self.cfg.id_maps.uid[0][1], self.cfg.id_maps.gid[0][1])     # the container's root
-            root, stores = _map_root(self.cfg.rootfs, mountinfo, staging, userns_fd, owner)
-            mounts = tuple(_map_bind(plan, index, staging, userns_fd)
+            root, stores = _map_root(self.cfg.rootfs, mountinfo, staging, userns_fd, owner, k)
+            mounts = tuple(_map_bind(plan, index, staging, userns_fd, k)
                            if self._engine_owned(plan, stores, mountinfo) else plan
                            for index, plan in enumerate(self.cfg.mounts))
         finally:
-            os.close(userns_fd)
+            k.close(userns_fd)
         return replace(self.cfg, rootfs=root, mounts=mounts)
 
     def _engine_owned(self, plan, stores, mountinfo) -> bool:
@@ -158,8 +160,8 @@ class MappedMounts:
         if plan.kind != "bind":
             return False
         from ..spec.oci import is_engine_file
-        source = os.path.realpath(plan.source)
-        bundle = os.path.realpath(self.bundle)
+        source = self.k.realpath(plan.source)
+        bundle = self.k.realpath(self.bundle)
         if _under(source, bundle):
             return True
         for store in stores:
@@ -175,60 +177,61 @@ class MappedMounts:
     def leave(self) -> None:
         """Back in the mount namespace `create` started in (the private one goes with the
         last process in it; the init has its own copy)."""
+        k = self.k
         if self.own_ns >= 0:
             k.setns(self.own_ns, k.CLONE_NEWNS)
-            os.close(self.own_ns)
+            k.close(self.own_ns)
             self.own_ns = -1
         if self.own_cwd >= 0:
-            os.fchdir(self.own_cwd)      # setns moved the working directory to the namespace's root
-            os.close(self.own_cwd)
+            k.fchdir(self.own_cwd)      # setns moved the working directory to the namespace's root
+            k.close(self.own_cwd)
             self.own_cwd = -1
 
 
-def _create_mount_points(cfg) -> None:
+def _create_mount_points(cfg, k=k) -> None:
     """The mount points the engine's root lacks, made as the engine sees its root (owned by
     host root), as runc makes them: through the idmapped root the init could not (its host
     uid has no id on disk there). Inside the root whatever its links say (RESOLVE_IN_ROOT).
     One that cannot be made is left for the init to report, naming it."""
     from .mounts import mountpoint
-    root_fd = os.open(cfg.rootfs, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    root_fd = k.open_fd(cfg.rootfs, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         points = [("/proc", True), ("/sys", True), ("/dev", True)]
         points += [(plan.target, plan.kind != "bind" or plan.source_is_dir) for plan in cfg.mounts]
         for target, is_dir in points:
             try:
-                os.close(mountpoint(root_fd, target, is_dir, True))
+                k.close(mountpoint(root_fd, target, is_dir, True, 0, k))
             except OSError:
                 continue
     finally:
-        os.close(root_fd)
+        k.close(root_fd)
 
 
 def _under(path: str, directory: str) -> bool:
     return path.startswith(directory.rstrip("/") + "/")
 
 
-def _map_root(rootfs: str, mountinfo, staging: str, userns_fd: int, owner) -> tuple[str, list[str]]:
+def _map_root(rootfs: str, mountinfo, staging: str, userns_fd: int, owner, k=k) -> tuple[str, list[str]]:
     """(the idmapped root, the engine's storage directories it shows)."""
-    path = os.path.realpath(rootfs)
+    path = k.realpath(rootfs)
     target = os.path.join(staging, "root")
-    os.mkdir(target, 0o755)
+    k.mkdir(target, 0o755)
     mount = _mount_at(mountinfo, path)
     if mount is not None and mount.fstype == "overlay":
-        return target, _rebuild_overlay(mount, path, staging, target, userns_fd, owner)
-    _idmapped_bind(path, target, userns_fd, recursive=False, what=f"root.path {rootfs}")
+        return target, _rebuild_overlay(mount, path, staging, target, userns_fd, owner, k)
+    _idmapped_bind(path, target, userns_fd, recursive=False, what=f"root.path {rootfs}", k=k)
     return target, []
 
 
-def _rebuild_overlay(mount, path: str, staging: str, target: str, userns_fd: int, owner) -> list[str]:
+def _rebuild_overlay(mount, path: str, staging: str, target: str, userns_fd: int, owner, k=k) -> list[str]:
     lowers, upper, work = overlay_layers(mount.options, os.path.dirname(os.path.dirname(path)))
     if not lowers:
         raise IdmapError(f"root.path {path}: an overlay without lowerdir in /proc/self/mountinfo")
     mapped = []
     for index, lower in enumerate(lowers):
         where = os.path.join(staging, f"lower-{index}")
-        os.mkdir(where, 0o755)
-        _idmapped_bind(lower, where, userns_fd, recursive=False, what=f"root.path {path}: layer {lower}")
+        k.mkdir(where, 0o755)
+        _idmapped_bind(lower, where, userns_fd, recursive=False, what=f"root.path {path}: layer {lower}", k=k)
         mapped.append(where)
     options = "lowerdir=" + ":".join(mapped)
     if upper is not None:
@@ -237,98 +240,98 @@ def _rebuild_overlay(mount, path: str, staging: str, target: str, userns_fd: int
             raise IdmapError(f"root.path {path}: the overlay's upperdir and workdir do not share a parent "
                              "directory, so they cannot be idmapped through one mount")
         where = os.path.join(staging, "upper")
-        os.mkdir(where, 0o755)
-        _idmapped_bind(parent, where, userns_fd, recursive=False, what=f"root.path {path}: upperdir {upper}")
-        own_work = _own_workdir(work)
+        k.mkdir(where, 0o755)
+        _idmapped_bind(parent, where, userns_fd, recursive=False, what=f"root.path {path}: upperdir {upper}", k=k)
+        own_work = _own_workdir(work, k)
         options += (f",upperdir={where}/{os.path.basename(upper)}"
                     f",workdir={where}/{os.path.basename(work)}/{os.path.basename(own_work)}")
     elif len(mapped) == 1:
         options += f":{os.path.join(staging, 'empty')}"    # overlayfs wants two layers without an upper one
-        os.mkdir(os.path.join(staging, "empty"), 0o755)
+        k.mkdir(os.path.join(staging, "empty"), 0o755)
     # carried over as the engine mounted it: these change how the layers are written and read
     options += "".join(f",{option}" for option in mount.options.split(",")
                        if option.partition("=")[0] in CARRIED_OPTIONS)
     try:
-        _mount_as(owner, target, options, 0 if upper else k.MS_RDONLY)
+        _mount_as(owner, target, options, 0 if upper else k.MS_RDONLY, k)
     except OSError as error:
         raise IdmapError(f"root.path {path}: cannot mount an overlay of its idmapped layers: "
                          f"{error.strerror}") from None
-    return _store_of(path, upper)
+    return _store_of(path, upper, k)
 
 
-def _mount_as(ids: tuple[int, int], target: str, options: str, flags: int) -> None:
+def _mount_as(ids: tuple[int, int], target: str, options: str, flags: int, k=k) -> None:
     """Mount the overlay as the container's root seen from the host (euid and egid; the
     capabilities raised again): overlayfs does its own work in the upper layer (its work
     directory, whiteouts, copy-up) with its mounter's credentials, and through the idmapped
     upper layer host root has no id on disk (EOVERFLOW: the kernel then mounts it read-only)."""
     uid, gid = ids
     effective, permitted, inheritable = k.capget()
-    os.setegid(gid)
-    os.seteuid(uid)
+    k.setegid(gid)
+    k.seteuid(uid)
     try:
         k.capset(permitted, permitted, inheritable)    # a euid other than 0 cleared the effective set
         k.mount("overlay", target, "overlay", flags, options)
     finally:
-        os.seteuid(0)
-        os.setegid(0)
+        k.seteuid(0)
+        k.setegid(0)
         k.capset(effective, permitted, inheritable)
 
 
-def _own_workdir(work: str) -> str:
+def _own_workdir(work: str, k=k) -> str:
     """A work directory of the new overlay's own, made afresh inside the engine's (so on the
     upper layer's file system, and removed with it): two overlays sharing one work directory
     is undefined behaviour, and one that a `volatile` overlay used (Podman's --rm) refuses
     every other mount ("incompat feature 'volatile'")."""
     own = os.path.join(work, OWN_WORKDIR)
-    if os.path.lexists(own):
+    if k.lexists(own):
         from .state import remove_tree
         remove_tree(own)        # a previous create's, of the same container
-    os.mkdir(own, 0o700)
+    k.mkdir(own, 0o700)
     return own
 
 
-def _store_of(path: str, upper: str | None) -> list[str]:
+def _store_of(path: str, upper: str | None, k=k) -> list[str]:
     """STORE of a root at STORE/DRIVER/ID/merged over STORE/DRIVER/ID/diff (Docker's
     overlay2, Podman's overlay), else nothing."""
     container_dir = os.path.dirname(path)
-    if upper is None or os.path.dirname(os.path.realpath(upper)) != container_dir:
+    if upper is None or os.path.dirname(k.realpath(upper)) != container_dir:
         return []
     store = os.path.dirname(os.path.dirname(container_dir))
     return [store] if store not in ("/", "") else []
 
 
-def _map_bind(plan, index: int, staging: str, userns_fd: int):
+def _map_bind(plan, index: int, staging: str, userns_fd: int, k=k):
     """A bind plan whose source is an idmapped copy of the engine's; other plans as they are."""
     if plan.kind != "bind":
         return plan
     from .mounts import MountPlan
     where = os.path.join(staging, f"bind-{index}")
     if plan.source_is_dir:
-        os.mkdir(where, 0o755)
+        k.mkdir(where, 0o755)
     else:
-        os.close(os.open(where, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        k.close(k.open_fd(where, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
     _idmapped_bind(plan.source, where, userns_fd, recursive=plan.recursive,
-                   what=f"the mount of {plan.source} on {plan.target}")
+                   what=f"the mount of {plan.source} on {plan.target}", k=k)
     return MountPlan(plan.kind, plan.target, where, plan.read_only, plan.exec_, plan.data,
                      plan.source_is_dir, plan.recursive)
 
 
-def _idmapped_bind(source: str, target: str, userns_fd: int, recursive: bool, what: str) -> None:
+def _idmapped_bind(source: str, target: str, userns_fd: int, recursive: bool, what: str, k=k) -> None:
     """A detached copy of the tree at `source`, idmapped with the user namespace's maps,
     attached on `target` (nosuid, nodev: every mount hardrun makes is)."""
     from .image_root import attach_idmapped
     try:
-        fd = os.open(source, k.O_PATH | os.O_CLOEXEC)
+        fd = k.open_fd(source, k.O_PATH | os.O_CLOEXEC)
     except OSError as error:
         raise IdmapError(f"{what}: {error.strerror}") from None
     try:
-        attach_idmapped(fd, target, userns_fd, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV, recursive)
+        attach_idmapped(fd, target, userns_fd, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV, recursive, k)
     except OSError as error:
         raise IdmapError(f"{what}: cannot be idmapped ({_why(error, source)}); the container's "
                          "own user namespace needs it", hint="hardrun-oci --userns keep keeps the "
                          "engine's choice: no user namespace") from None
     finally:
-        os.close(fd)
+        k.close(fd)
 
 
 def _why(error: OSError, source: str) -> str:

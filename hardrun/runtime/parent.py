@@ -97,12 +97,21 @@ def _launch(cfg, launch: LaunchState, hooks: Hooks, terminal) -> int:
     return process.exit_code(status)
 
 
+def clone_flags(namespaces, joined=()) -> int:
+    """The clone flags of the namespaces the container gets of its own: each of `namespaces`
+    but the cgroup one (see CLONE_FLAGS) and those `joined` (an OCI config's paths, entered
+    instead). The pid namespace among them makes the child pid 1 of a new one, where its
+    /proc is mounted."""
+    flags = 0
+    for name in namespaces:
+        if name not in joined:
+            flags |= CLONE_FLAGS.get(name, 0)
+    return flags
+
+
 def _start_and_wait(cfg, launch: LaunchState, hooks: Hooks, terminal) -> tuple[int, bytes]:
     exec_plan = process.ExecPlan(cfg.args, cfg.env)
-    flags = 0
-    for name in cfg.namespaces:
-        flags |= CLONE_FLAGS.get(name, 0)
-    return _clone_and_wait(cfg, launch, hooks, terminal, exec_plan, flags)
+    return _clone_and_wait(cfg, launch, hooks, terminal, exec_plan, clone_flags(cfg.namespaces))
 
 
 def _clone_and_wait(cfg, launch: LaunchState, hooks: Hooks, terminal, exec_plan,

@@ -89,14 +89,17 @@ LANDLOCK_RULE_PATH_BENEATH = 1
 NR = _kernel.NR
 _syscall = _kernel.syscall
 
-# The calls of `os` that the container's set-up makes, under the same names: child.py (and
-# mounts.make_private, pivot, mask, make_read_only) are handed this module as an object and
-# make their calls through it, so a test can hand them a recording fake instead and check
-# the order of the steps without root.
+# The calls of `os` that the container's set-up makes, under the same names (os.open is
+# open_fd, os.path.exists exists): child.py, every mount step of mounts.py, devices.
+# bind_devices, image_root's idmapped mounts and oci_userns.MappedMounts are handed this
+# module as an object and make their calls through it, so a test can hand them a recording
+# fake instead and check the order of the steps without root.
 execve, read, set_blocking, setsid, write = os.execve, os.read, os.set_blocking, os.setsid, os.write
 setgroups, setresgid, setresuid = os.setgroups, os.setresgid, os.setresuid
-chdir, fchdir, getcwd, open_fd, close = os.chdir, os.fchdir, os.getcwd, os.open, os.close
-write = os.write
+chdir, fchdir, getcwd, open_fd, close, dup = os.chdir, os.fchdir, os.getcwd, os.open, os.close, os.dup
+mkdir, symlink, readlink, lstat, fstat, listdir = os.mkdir, os.symlink, os.readlink, os.lstat, os.fstat, os.listdir
+exists, lexists, realpath, umask = os.path.exists, os.path.lexists, os.path.realpath, os.umask
+setegid, seteuid = os.setegid, os.seteuid
 
 
 def _path(value) -> bytes | None:

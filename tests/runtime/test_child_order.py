@@ -1,9 +1,10 @@
 """The order of the container's set-up steps (hardrun.runtime.child), without root.
 
-child.main is handed recording fakes of the system calls (hardrun.runtime.syscalls) and of
-the mount steps (hardrun.runtime.mounts), the way youki tests its init: each call is
-recorded, nothing reaches the kernel, and the fake execve sends the record back. What the
-steps do against the real kernel is the escape battery's (root).
+child.main is handed recording fakes (tests/runtime/fake_kernel.py) of the system calls
+(hardrun.runtime.syscalls) and of the mount steps (hardrun.runtime.mounts), the way youki
+tests its init: each call is recorded, nothing reaches the kernel, and the fake execve sends
+the record back. The mount steps' own system calls are followed in test_mount_order.py; what
+the steps do against the real kernel is the escape battery's (root).
 """
 from __future__ import annotations
 
@@ -12,47 +13,12 @@ import os
 
 import pytest
 
-from hardrun.runtime import child, mounts, process, syscalls
+from hardrun.runtime import mounts, syscalls
 from hardrun.runtime.config import LaunchState, resolve
 from hardrun.spec.record import replace
 from hardrun.spec.run import Mount, RunSpec
-
-FAKE_FD = 1000
-
-
-class Recorder:
-    """Any call made through it is appended to `calls` as [name, *args]; upper-case names
-    (constants) and MountError come from the real module; `results` answers some calls."""
-
-    def __init__(self, calls: list, real, prefix: str = "", **results):
-        self._calls, self._real, self._prefix, self._results = calls, real, prefix, results
-
-    def __getattr__(self, name):
-        if name.isupper() or name == "MountError":
-            return getattr(self._real, name)
-
-        def call(*args, **_):
-            self._calls.append([self._prefix + name, *[_plain(a) for a in args if _plain(a) != ...]])
-            answer = self._results.get(name)
-            return answer(*args) if callable(answer) else answer
-        return call
-
-
-def _plain(value):
-    """An argument as the record keeps it (JSON), or ... for an object left out."""
-    if isinstance(value, bytes):
-        return value.decode()
-    return value if isinstance(value, (int, str)) or value is None else ...
-
-
-class Step:
-    """A launch-state object (filter, cgroup join, stdio) whose method records its name."""
-
-    def __init__(self, calls: list, name: str):
-        self._calls, self._name, self.console = calls, name, None
-
-    def __getattr__(self, method):
-        return lambda *args: self._calls.append([f"{self._name}.{method}"])
+from tests.runtime import fake_kernel
+from tests.runtime.fake_kernel import FAKE_FD, Recorder, every, first
 
 
 def _kernel(calls: list, report_fd: int) -> Recorder:
@@ -73,40 +39,14 @@ def _kernel(calls: list, report_fd: int) -> Recorder:
                     capset=lambda *sets: held.update(sets=sets), capget=lambda *_: held.get("sets"))
 
 
-def record_setup(plan, launch) -> list:
-    """Run child.main in a forked process against the fakes: the calls it made, in order,
-    and the number of the report fd it was given."""
-    records_read, records_write = os.pipe()
-    error_read, error_write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(records_read)
-            os.close(error_read)
-            calls: list = []
-            launch.cgroup_join, launch.stdio = Step(calls, "cgroup"), Step(calls, "stdio")
-            launch.memfd_filter, launch.seccomp_filter = Step(calls, "memfd"), Step(calls, "seccomp")
-            launch.cgroup_view = (lambda *args: calls.append(["mount cgroup view"]), None)
-            fs = Recorder(calls, mounts, "fs.", open_sources={}, prepare_root="/new-root",
-                          mountpoint=FAKE_FD + 1)
-            child.main(plan, launch, process.ExecPlan(plan.args, plan.env), 99, error_write,
-                       k=_kernel(calls, records_write), fs=fs)
-        finally:
-            os._exit(99)
-    os.close(records_write)
-    os.close(error_write)
-    records, error = _read_all(records_read), _read_all(error_read)
-    os.waitpid(pid, 0)
-    assert records, process.StepFailure.decode(error).line()
-    return [tuple(call) for call in json.loads(records)], error_write
+def _mount_steps(calls: list) -> Recorder:
+    return Recorder(calls, mounts, "fs.", open_sources={}, prepare_root="/new-root", mountpoint=FAKE_FD + 1,
+                    writable_trees=())
 
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks)
+def record_setup(plan, launch) -> tuple[list, int]:
+    """child.main against a recording fake of the system calls and one of the mount steps."""
+    return fake_kernel.record_setup(plan, launch, kernel=_kernel, fs=_mount_steps)
 
 
 def _plan(**changes):
@@ -115,14 +55,6 @@ def _plan(**changes):
     # nothing of the host's own settings may be written by a test: the kernel settings step
     # (vm.memfd_noexec, user.max_*) stays out of this run
     return replace(resolve(spec), memfd_by_seccomp=True, user_limits=())
-
-
-def first(calls, name: str, *args) -> int:
-    return next(i for i, call in enumerate(calls) if call[0] == name and call[1:1 + len(args)] == args)
-
-
-def every(calls, name: str) -> list[int]:
-    return [i for i, call in enumerate(calls) if call[0].startswith(name)]
 
 
 @pytest.fixture(scope="module")
@@ -192,16 +124,19 @@ def test_pivot_enters_the_new_root_then_detaches_the_old_one():
 
 def test_masking_puts_dev_null_over_a_file_and_an_empty_read_only_tmpfs_over_a_directory(tmp_path):
     calls: list = []
-    kernel = Recorder(calls, syscalls)
+    kernel = Recorder(calls, syscalls, lstat=os.lstat)
     (tmp_path / "file").write_text("")
     for name in ("file", "dir", "missing"):
         if name == "dir":
             (tmp_path / name).mkdir()
         mounts.mask(str(tmp_path / name), kernel)
     assert [tuple(call) for call in calls] == [
+        ("lstat", str(tmp_path / "file")),
         ("mount", "/dev/null", str(tmp_path / "file"), None, syscalls.MS_BIND),
+        ("lstat", str(tmp_path / "dir")),
         ("mount", "tmpfs", str(tmp_path / "dir"), "tmpfs", mounts.KERNEL_FS_FLAGS | syscalls.MS_RDONLY,
-         "size=0,mode=0")]
+         "size=0,mode=0"),
+        ("lstat", str(tmp_path / "missing"))]
 
 
 def test_a_read_only_path_gets_its_attributes_before_it_is_attached(tmp_path):
