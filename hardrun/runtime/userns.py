@@ -362,8 +362,16 @@ def _live_leases(directory: str) -> list[tuple[int, int]]:
         if holder is not None and process_alive(*holder) and offset.isdigit() and count.isdigit():
             live.append((int(offset), int(count)))
         else:
-            os.unlink(path)
+            _remove_lease(path)
     return live
+
+
+def _remove_lease(path: str) -> None:
+    # IdLease.release takes no lock: a lease listed a moment ago may be gone already
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def prepared_range_owner(rootfs: str, maps: IdMaps | None) -> tuple[int, int] | None:

@@ -84,6 +84,20 @@ def test_leases_are_disjoint_released_and_reclaimed_from_dead_processes(tmp_path
     assert userns.lease_id_range(root=root, pool=pool).uid_start == 300000 + 2 * 65536
 
 
+def test_a_lease_released_while_the_pool_is_listed_is_no_error(tmp_path, monkeypatch):
+    """IdLease.release unlinks without the pool's lock: a lease listed by another process's
+    allocation may be gone by the time it is read. The control: the name listed and its
+    file present is a live lease, so the next range is taken."""
+    root = str(tmp_path / "state")
+    pool = (300000, 300000, 2 * DEFAULT_RANGE_SIZE)
+    held = userns.lease_id_range(root=root, pool=pool)
+    listed = userns._lease_names
+    monkeypatch.setattr(userns, "_lease_names", lambda directory: listed(directory) + ["65536-65536"])
+    assert userns.lease_id_range(root=root, pool=pool).uid_start == 300000 + 65536     # control: held is live
+    held.release()
+    assert userns.lease_id_range(root=root, pool=pool).uid_start == 300000
+
+
 def test_a_handed_over_lease_is_released_only_by_its_holder(tmp_path):
     """release_held leaves a lease that names another process (a range reclaimed and leased
     again under the same name); the control: naming its holder, it is removed."""
