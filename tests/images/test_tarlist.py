@@ -223,10 +223,13 @@ def test_a_damaged_layer_is_one_error_line_naming_the_layer_and_the_byte(tmp_pat
     assert f"the header at byte {second} has a wrong checksum" in lines[0]
 
 
-def test_an_uncompressed_layers_diff_id_is_still_checked(tmp_path):
-    """Its bytes are hashed once (as the blob); a config whose diff id is another is refused."""
+@pytest.mark.parametrize("compress", [False, True, "zstd"], ids=["plain", "gzip", "zstd"])
+def test_a_layers_diff_id_is_still_checked(tmp_path, compress):
+    """A plain layer's bytes are hashed once (as the blob), a compressed layer's diff id by
+    the thread that parses it: a config whose diff id is another is refused (the control:
+    the same image with its own diff id passes)."""
     image = Image([layer_of([{"path": "a"}])], {"User": "1000", "Healthcheck": {"Test": ["CMD", "true"]}},
-                  compress=False)
+                  compress=compress)
     control = write_layout(tmp_path / "control", {None: image})
     image.config["rootfs"]["diff_ids"] = ["sha256:" + "c" * 64]
     layout = write_layout(tmp_path / "layout", {None: image})
