@@ -258,3 +258,35 @@ def test_control_a_planted_out_of_bounds_read_is_caught(tmp_path):
     result = _run_sanitized(_sanitized_build(planted, tmp_path))
     assert result.returncode != 0
     assert "AddressSanitizer: heap-buffer-overflow" in result.stderr, result.stderr[-3000:]
+
+
+_WITHOUT_THE_C_WALK = """
+import sys
+class NotBuilt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "hardrun.images._tarscan":
+            raise ImportError("not built")
+sys.meta_path.insert(0, NotBuilt())
+from hardrun.images import tarlist
+assert tarlist._tarscan is None
+from hardrun.__main__ import main
+main(sys.argv[1:])
+"""
+
+
+def test_without_the_c_module_the_audit_walks_in_python_and_finds_the_same(tmp_path):
+    """The fallback: an audit where _tarscan cannot be imported gives the same report as
+    one with it (the control: the ordinary run does use the C walk, asserted above)."""
+    from tests.image_examples import layer_of
+    from tests.imagebuild import Image, write_layout
+    layers = [layer_of([{"path": "usr/bin/tool", "mode": 0o4755}, {"path": "srv", "type": "dir", "mode": 0o777},
+                        {"path": "home/app/.npmrc", "content": "//r/:_authToken=x\n"},
+                        {"path": "etc/shadow", "content": "root::1:0:::::\n"}]),
+              layer_of([{"path": "srv/.wh..wh..opq"}, {"path": "usr/bin/.wh.tool"}])]
+    layout = write_layout(tmp_path / "layout", {None: Image(layers, {"User": "0"})})
+    command = ["audit", "-f", "json", f"oci:{layout}"]
+    with_c = subprocess.run([sys.executable, "-m", "hardrun", *command], capture_output=True, text=True, cwd=ROOT)
+    without = subprocess.run([sys.executable, "-c", _WITHOUT_THE_C_WALK, *command], capture_output=True, text=True,
+                             cwd=ROOT)
+    assert with_c.returncode == without.returncode == 1, with_c.stderr + without.stderr
+    assert with_c.stdout == without.stdout and '"HR4' in with_c.stdout
