@@ -11,7 +11,8 @@
  *   position  where the walk stopped: the next header, or the first header of an
  *             extended header or sparse map not whole in `buffer` (the caller joins the
  *             rest to the next bytes); past the end of `buffer` when the last entry's
- *             content runs on (the caller skips it);
+ *             content runs on (the caller skips it); `position` in the call is within
+ *             `buffer`;
  *   outcome   None: more bytes are needed; True: the end of the archive; or the exception
  *             to raise once the entries before it are listed (an `error`, tarlist's
  *             TarFormatError, with the Python reader's message).
@@ -50,7 +51,8 @@ typedef struct {
 typedef struct {
     const unsigned char *data;
     Py_ssize_t length;
-    Py_ssize_t position;      /* of the header being read */
+    Py_ssize_t position;      /* of the header being read, at most length + 1 */
+    unsigned long long beyond;  /* past the buffer: where the next header is, when not 0 */
     long long base;
     int final;
     PyObject *outcome;        /* the error to raise after the entries listed */
@@ -570,6 +572,7 @@ entry(Scanner *self, Walk *walk, PyObject *entries, const unsigned char *block, 
     unsigned char type = block[156];
     Py_ssize_t name_length = until_nul(block, 100), extension = 0, content;
     long long stored = size;
+    unsigned long long next;
     PyObject *name = NULL, *size_object = NULL, *fields = NULL, *value, *item = NULL;
     int step, directory, status;
     if (type == 0 && name_length > 0 && block[name_length - 1] == '/')
@@ -617,7 +620,14 @@ entry(Scanner *self, Walk *walk, PyObject *entries, const unsigned char *block, 
         goto failed;
     Py_CLEAR(self->overrides);          /* the next entry's start empty (a listed one may hold it) */
     self->pending = 0;
-    walk->position = content + (Py_ssize_t)((stored + BLOCK - 1) / BLOCK * BLOCK);
+    /* unsigned: a size just under 2^63 plus its padding does not fit a signed word */
+    next = (unsigned long long)content + ((unsigned long long)stored + BLOCK - 1) / BLOCK * BLOCK;
+    if (next > (unsigned long long)walk->length) {
+        walk->beyond = next;
+        walk->position = walk->length + 1;
+    } else {
+        walk->position = (Py_ssize_t)next;
+    }
     return STEP_DONE;
 failed:
     Py_XDECREF(name);
@@ -659,11 +669,13 @@ not_octal(Scanner *self, long long start)
 static int
 step(Scanner *self, Walk *walk, PyObject *entries)
 {
-    const unsigned char *block = walk->data + walk->position;
-    long long start = walk->base + walk->position, checksum, mode, size;
+    const unsigned char *block;
+    long long start, checksum, mode, size;
     int checksum_status, mode_status, size_status;
     if (walk->position > walk->length)      /* in the content of the entry before: the caller's to skip */
         return STEP_NEED;
+    block = walk->data + walk->position;
+    start = walk->base + walk->position;
     if (walk->position + BLOCK > walk->length) {
         if (!walk->final)
             return STEP_NEED;
@@ -704,9 +716,9 @@ Scanner_scan(Scanner *self, PyObject *args)
     }
     if (!PyArg_ParseTuple(args, "y*nLp", &view, &position, &walk.base, &final))
         return NULL;
-    if (position < 0) {
+    if (position < 0 || position > view.len || walk.base < 0) {
         PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "a negative position");
+        PyErr_SetString(PyExc_ValueError, "the position must be within the buffer, the base not negative");
         return NULL;
     }
     walk.data = view.buf;
@@ -721,7 +733,7 @@ Scanner_scan(Scanner *self, PyObject *args)
         Py_XDECREF(entries);
         return NULL;
     }
-    result = Py_BuildValue("(NnO)", entries, walk.position,
+    result = Py_BuildValue("(NKO)", entries, walk.beyond ? walk.beyond : (unsigned long long)walk.position,
                            status == STEP_END ? Py_True : walk.outcome ? walk.outcome : Py_None);
     Py_XDECREF(walk.outcome);
     return result;

@@ -242,15 +242,16 @@ class TarLister:
         final = False
         while True:
             buffer, base = self._buffer, self._base
-            entries, position, outcome = scanner.scan(buffer, self._next - base, base, final)
-            self._next = base + position
-            for name, type_, mode, size, at, content, stored, fields in entries:
-                self._entry, self._content_at, self._content_left = name, base + content, stored
-                yield Header(name, type_, mode, size, buffer, at, fields)
-            if outcome is True:
-                return
-            if outcome is not None:
-                raise outcome
+            if self._next - base <= len(buffer):      # else still in the content of the entry before
+                entries, position, outcome = scanner.scan(buffer, self._next - base, base, final)
+                self._next = base + position
+                for name, type_, mode, size, at, content, stored, fields in entries:
+                    self._entry, self._content_at, self._content_left = name, base + content, stored
+                    yield Header(name, type_, mode, size, buffer, at, fields)
+                if outcome is True:
+                    return
+                if outcome is not None:
+                    raise outcome
             if not self._refill():
                 missing = self._next - self._base - len(self._buffer)
                 if missing > 0:

@@ -214,6 +214,7 @@ for at in cases.header_offsets(data):
             if fix:
                 cases._fix_checksum(damaged, at)
             corpus.append(bytes(damaged))
+corpus += [cases.huge_file_archive(size) for size in ((1 << 63) - 1, (1 << 63) - 512)]
 rng = random.Random(7)
 corpus += [rng.randbytes(rng.randrange(2000)) for _ in range(300)]
 for sample in corpus:
@@ -290,3 +291,21 @@ def test_without_the_c_module_the_audit_walks_in_python_and_finds_the_same(tmp_p
                              cwd=ROOT)
     assert with_c.returncode == without.returncode == 1, with_c.stderr + without.stderr
     assert with_c.stdout == without.stdout and '"HR4' in with_c.stdout
+
+
+@pytest.mark.parametrize("size", [(1 << 63) - 1, (1 << 63) - 512, 1 << 40])
+def test_a_file_larger_than_the_archive_is_an_error_naming_the_missing_bytes(size):
+    """A base-256 size up to 2^63 - 1 (its padding past a signed word): both walks say how
+    many bytes are missing, and neither overflows (the sanitized build reads these too)."""
+    data = huge_file_archive(size)
+    listed = outcome(data, True)
+    assert listed == outcome(data, False)
+    assert listed[-1] == ("TarFormatError", f"the archive ends inside the content of 'huge' "
+                                            f"({-(-size // 512) * 512 - 1024} bytes missing)")
+
+
+def huge_file_archive(size: int) -> bytes:
+    block = bytearray(tarfile.TarInfo("huge").tobuf(tarfile.GNU_FORMAT))
+    block[124:136] = b"\x80" + size.to_bytes(11, "big")
+    _fix_checksum(block, 0)
+    return bytes(block) + bytes(1024)
