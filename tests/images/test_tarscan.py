@@ -309,3 +309,32 @@ def huge_file_archive(size: int) -> bytes:
     block[124:136] = b"\x80" + size.to_bytes(11, "big")
     _fix_checksum(block, 0)
     return bytes(block) + bytes(1024)
+
+
+def test_a_number_past_63_bits_is_an_error_in_both_walks():
+    """Base-256 allows 88 bits in the size field; Go's archive/tar refuses past 63, and so do
+    both walks (the control: 2^63 - 1 itself is read, as the test above shows)."""
+    block = bytearray(tarfile.TarInfo("f").tobuf(tarfile.GNU_FORMAT))
+    block[124:136] = b"\x80" + (1 << 63).to_bytes(11, "big")
+    _fix_checksum(block, 0)
+    data = bytes(block) + bytes(1024)
+    assert outcome(data, True) == outcome(data, False) == [
+        ("TarFormatError", "the header at byte 0 has a number field past 63 bits")]
+
+
+@pytest.mark.parametrize("blocks", [2048, 2049])
+def test_a_sparse_map_is_bounded_like_an_extended_header(blocks):
+    """An old GNU sparse map of 2048 extension blocks (1 MiB) is read; one more is refused
+    by both walks, as an extended header over 1 MiB is."""
+    header = bytearray(_sparse_member()[:512])
+    header[124:136] = b"%011o\0" % 0
+    _fix_checksum(header, 0)
+    extension = bytearray(512)
+    extension[504] = 1
+    data = bytes(header) + bytes(extension) * (blocks - 1) + bytes(512) + bytes(1024)
+    listed = outcome(data, True, 1 << 20)
+    assert listed == outcome(data, False, 1 << 20)
+    if blocks == 2048:
+        assert [row[0] for row in listed if isinstance(row, tuple)] == ["sparse.img"]
+    else:
+        assert listed == [("TarFormatError", "the sparse file's map at byte 0 is longer than 1048576 bytes")]
