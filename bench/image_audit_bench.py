@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/image_audit_bench.py [--size-mib 1024] [--layers 8] [--repeat 3]
         [--compare-with DIR]     # DIR: another revision's checkout, audited in the same run
+        [--gzip]                 # layers stored gzip-compressed (level 6, as Docker and Go write them)
 
 Generates (fixed seed) an OCI layout of plain tar layers totalling --size-mib, most of
 it small files (4 KiB) and one large file per layer, with a few setuid files, secrets
@@ -9,9 +10,11 @@ and whiteouts so that the rules have work. Then, --repeat times each after a war
 
 - `tar -t` over every layer blob, read from a pipe (`tar -t < blob` would skip file
   contents with lseek; the audit must read them: it checks every layer's digest);
+  with --gzip, `tar -tz`, which includes gunzip, and `gzip -dc` alone;
 - `sha256sum` over the same blobs, and hashlib's sha256 (OpenSSL, which the audit
   uses; coreutils' sha256sum is much slower here): what checking the digests alone
-  costs, which the audit does and `tar -t` does not;
+  costs, which the audit does and `tar -t` does not (with --gzip, the blobs and the
+  uncompressed tars: the blob digests and the diff ids);
 - `hardrun audit -f json oci:LAYOUT` as one process, with its peak memory (max RSS,
   from getrusage in a small parent of its own).
 
@@ -23,6 +26,7 @@ Prints files listed per second, the medians, the ratio audit/tar and the peak me
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import io
 import json
@@ -65,21 +69,29 @@ def _layer(path: Path, index: int, size: int, rng: random.Random) -> int:
     return count
 
 
-def generate(directory: Path, size_mib: int, layers: int) -> tuple[Path, list[Path], int]:
+def generate(directory: Path, size_mib: int, layers: int,
+             compress: bool = False) -> tuple[Path, list[Path], list[Path], int]:
+    """(layout, layer blobs, uncompressed layers, entries)."""
     rng = random.Random(1)
     blobs = directory / "layout" / "blobs" / "sha256"
     blobs.mkdir(parents=True)
-    descriptors, diff_ids, paths, entries = [], [], [], 0
+    descriptors, diff_ids, paths, raws, entries = [], [], [], [], 0
     for index in range(layers):
         raw = directory / f"layer{index}.tar"
         entries += _layer(raw, index, (size_mib << 20) // layers, rng)
-        digest = hashlib.sha256(raw.read_bytes()).hexdigest()
-        target = blobs / digest
-        raw.rename(target)
+        data = raw.read_bytes()
+        diff_ids.append("sha256:" + hashlib.sha256(data).hexdigest())
+        blob = gzip.compress(data, compresslevel=6, mtime=0) if compress else data
+        target = blobs / hashlib.sha256(blob).hexdigest()
+        if compress:
+            target.write_bytes(blob)
+            raws.append(raw)
+        else:
+            raw.rename(target)
+            raws.append(target)
         paths.append(target)
-        descriptors.append({"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                            "digest": "sha256:" + digest, "size": target.stat().st_size})
-        diff_ids.append("sha256:" + digest)
+        descriptors.append({"mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if compress else ""),
+                            "digest": "sha256:" + target.name, "size": target.stat().st_size})
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"User": "1000"},
                          "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
     manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -94,14 +106,15 @@ def generate(directory: Path, size_mib: int, layers: int) -> tuple[Path, list[Pa
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "digest": "sha256:" + hashlib.sha256(manifest).hexdigest(), "size": len(manifest)}]}))
-    return layout, paths, entries
+    return layout, paths, raws, entries
 
 
-def time_tar(blobs) -> float:
+def time_command(command: list, blobs) -> float:
+    """`command` over each blob, given on its standard input (a pipe: nothing is skipped)."""
     start = time.perf_counter()
     for blob in blobs:
         with open(blob, "rb") as stream:
-            subprocess.run(["tar", "-t"], stdin=stream, stdout=subprocess.DEVNULL, check=True)
+            subprocess.run(command, stdin=stream, stdout=subprocess.DEVNULL, check=True)
     return time.perf_counter() - start
 
 
@@ -152,40 +165,51 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--compare-with", metavar="DIR", type=Path,
                         help="another revision's checkout: its audit of the same image, in the same run")
+    parser.add_argument("--gzip", action="store_true", help="layers stored gzip-compressed (level 6)")
     args = parser.parse_args()
     trees = {"hardrun audit": ROOT}
     if args.compare_with:
         trees["hardrun audit (DIR)"] = args.compare_with.resolve()
+    tar = ["tar", "-tz"] if args.gzip else ["tar", "-t"]
     with tempfile.TemporaryDirectory(prefix="hardrun-image-bench-") as work:
-        layout, blobs, entries = generate(Path(work), args.size_mib, args.layers)
-        size = sum(blob.stat().st_size for blob in blobs)
-        time_tar(blobs)
+        layout, blobs, raws, entries = generate(Path(work), args.size_mib, args.layers, args.gzip)
+        size = sum(raw.stat().st_size for raw in raws)
+        stored = sum(blob.stat().st_size for blob in blobs)
+        hashed = blobs + raws if args.gzip else blobs      # blob digests, and the diff ids of compressed layers
+        time_command(tar, blobs)
         findings = {name: time_audit(layout, tree)[1] for name, tree in trees.items()}  # warm-up
         if len({tuple(f) for f in findings.values()}) > 1:
             raise SystemExit(f"the two revisions' findings differ: {findings}")
-        tar_times, sum_times, hashlib_times = [], [], []
-        audit_times: dict = {name: [] for name in trees}
+        times: dict = {"tar": [], "gunzip": [], "sha256sum": [], "hashlib": [], **{name: [] for name in trees}}
         peaks = dict.fromkeys(trees, 0)
         for _ in range(args.repeat):
-            tar_times.append(time_tar(blobs))
-            sum_times.append(time_sha256sum(blobs))
-            hashlib_times.append(time_hashlib(blobs))
+            times["tar"].append(time_command(tar, blobs))
+            if args.gzip:
+                times["gunzip"].append(time_command(["gzip", "-dc"], blobs))
+            else:
+                times["sha256sum"].append(time_sha256sum(blobs))
+            times["hashlib"].append(time_hashlib(hashed))
             for name, tree in trees.items():
                 elapsed, _, peak = time_audit(layout, tree)
-                audit_times[name].append(elapsed)
+                times[name].append(elapsed)
                 peaks[name] = max(peaks[name], peak)
-    tar_median = statistics.median(tar_times)
-    print(f"image: {size / (1 << 20):.0f} MiB in {args.layers} plain tar layers, {entries} entries; "
+    medians = {name: statistics.median(values) for name, values in times.items() if values}
+    tar_median, hashlib_median = medians["tar"], medians["hashlib"]
+    kind = f"gzip layers ({stored / (1 << 20):.0f} MiB stored)" if args.gzip else "plain tar layers"
+    print(f"image: {size / (1 << 20):.0f} MiB in {args.layers} {kind}, {entries} entries; "
           f"{len(findings['hardrun audit'])} findings; medians of {args.repeat}")
-    print(f"{'':24}{'seconds':>10}{'entries/s':>12}{'x tar -t':>10}{'peak MiB':>10}")
-    print(f"{'tar -t (from a pipe)':24}{tar_median:>10.2f}{entries / tar_median:>12.0f}{1:>10.2f}")
-    print(f"{'sha256sum (digests)':24}{statistics.median(sum_times):>10.2f}")
-    hashlib_median = statistics.median(hashlib_times)
-    print(f"{'hashlib sha256 (digests)':24}{hashlib_median:>10.2f}{'':12}{hashlib_median / tar_median:>10.2f}")
-    for name, times in audit_times.items():
-        median = statistics.median(times)
-        print(f"{name:24}{median:>10.2f}{entries / median:>12.0f}{median / tar_median:>10.2f}"
-              f"{peaks[name] / 1024:>10.1f}")
+    print(f"{'':26}{'seconds':>9}{'entries/s':>11}{'x tar':>8}{'x sha256':>10}{'peak MiB':>10}")
+    print(f"{' '.join(tar) + ' (a pipe)':26}{tar_median:>9.2f}{entries / tar_median:>11.0f}{1:>8.2f}"
+          f"{tar_median / hashlib_median:>10.2f}")
+    if args.gzip:
+        print(f"{'gzip -dc (gunzip alone)':26}{medians['gunzip']:>9.2f}{'':11}{medians['gunzip'] / tar_median:>8.2f}")
+    else:
+        print(f"{'sha256sum (digests)':26}{medians['sha256sum']:>9.2f}")
+    print(f"{'hashlib sha256 (digests)':26}{hashlib_median:>9.2f}{'':11}{hashlib_median / tar_median:>8.2f}{1:>10.2f}")
+    for name in trees:
+        median = medians[name]
+        print(f"{name:26}{median:>9.2f}{entries / median:>11.0f}{median / tar_median:>8.2f}"
+              f"{median / hashlib_median:>10.2f}{peaks[name] / 1024:>10.1f}")
 
 
 if __name__ == "__main__":

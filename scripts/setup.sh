@@ -6,7 +6,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-# python3-dev and gcc build hardrun's own system-call module (hardrun/runtime/_kernel.c)
+# python3-dev and gcc build hardrun's own C modules (hardrun/runtime/_kernel.c, the system calls;
+# hardrun/images/_tarscan.c, the image audit's tar header walk, also built with AddressSanitizer
+# by tests/images/test_tarscan.py)
 # and, with libcap-dev, python-prctl; libseccomp2 is loaded by pyseccomp;
 # busybox-static makes the test root filesystems; uidmap gives newuidmap for rootless use;
 # iproute2 and nftables are used by bridge networks.

@@ -109,7 +109,8 @@ class _ReadAhead:
     """A stream read by a thread of its own, up to DEPTH chunks ahead of its reader: the
     layer's reading, hashing and decompressing (hashlib and zlib release the GIL on
     large buffers) run beside the parsing of its headers. An error of the stream is
-    raised to the reader when it reaches it."""
+    raised to the reader when it reaches it. `read(n)` gives the next chunk whatever n
+    (a stream for VerifiedReader)."""
     DEPTH = 4
 
     def __init__(self, stream, chunk: int = 1 << 20):
@@ -132,7 +133,7 @@ class _ReadAhead:
         except BaseException as error:     # handed to the reader, raised there
             self._queue.put(error)
 
-    def read(self) -> bytes:
+    def read(self, n: int = -1) -> bytes:
         if self._ended:
             return b""
         item = self._queue.get()
@@ -199,9 +200,7 @@ class Layer:
         self._tar_stream = VerifiedReader(decompressed(self._blob), diff_id, None, "layer (uncompressed)")
         self._ahead = None
         if listing:
-            self._tar_stream = _hashed_once(self._tar_stream, self._blob)
-            self._ahead = _ReadAhead(self._tar_stream)
-            self._lister = TarLister(self._ahead.read)
+            self._listing()
             return
         import tarfile
         self._tarfile = tarfile
@@ -211,6 +210,20 @@ class Layer:
         except (tarfile.TarError, OSError, EOFError) as error:
             self._blob.close()
             raise ImageError(f"layer {desc.digest} is not a tar archive: {error}") from None
+
+    def _listing(self) -> None:
+        """The read-ahead thread reads the blob and hashes it. A plain layer is hashed once
+        (as the blob); a compressed one is decompressed in that thread too, and its diff id
+        hashed in this one as its headers are parsed, so that the two hashes run side by side."""
+        plain = _hashed_once(self._tar_stream, self._blob)
+        if plain is not self._tar_stream:
+            self._ahead = _ReadAhead(plain)
+            self._tar_stream, self._next_chunk = plain, self._ahead.read
+        else:
+            self._ahead = _ReadAhead(self._tar_stream.stream)
+            self._tar_stream = VerifiedReader(self._ahead, self._tar_stream.digest, None, self._tar_stream.what)
+            self._next_chunk = self._tar_stream.read
+        self._lister = TarLister(self._next_chunk)
 
     def entries(self):
         """(kind, path, member) for each entry, in archive order."""
@@ -268,7 +281,7 @@ class Layer:
         # the blob's digest first: a changed blob is the error to name
         try:
             if self._ahead is not None:
-                while self._ahead.read():
+                while self._next_chunk():
                     pass
             else:
                 self._tar_stream.drain()

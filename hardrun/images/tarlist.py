@@ -21,14 +21,26 @@ containerd) does; tarfile also joins those bytes to the name in GNU and V7 heade
 
 Contents are skipped, never kept: `content(cap)` reads the first bytes of the current
 file when the caller asks for them before the next header.
+
+The header walk has two implementations that give the same entries and errors: this
+module's Python, the reference, and hardrun/images/_tarscan.c, which walks a whole chunk
+of headers per call (several times faster per entry) and is used when it is built. A
+checkout without a compiler lists with the Python one, correctly and more slowly.
 """
 from __future__ import annotations
 
 import struct
 import zlib
 
+try:
+    from . import _tarscan
+except ImportError:         # not built (no compiler): the Python walk below
+    _tarscan = None
+
 BLOCK = 512
 MAX_EXTENDED_HEADER = 1 << 20
+_MAX_SPARSE_BLOCKS = MAX_EXTENDED_HEADER // BLOCK
+_INT64 = 1 << 63            # a number field is refused past 63 bits, as Go's archive/tar does
 _ZERO_BLOCK = bytes(BLOCK)
 _REGULAR = (b"0", b"\0", b"7", b"S")
 # tarfile's SUPPORTED_TYPES: an entry of any other type has its content skipped by its size
@@ -69,7 +81,10 @@ def _checksum_mode_size(block: bytes) -> tuple[int, int, int]:
             return int(block[148:154], 8), int(block[100:107], 8), int(block[124:135], 8)
         except ValueError:
             pass
-    return _number(block[148:156]), _number(block[100:108]), _number(block[124:136])
+    numbers = _number(block[148:156]), _number(block[100:108]), _number(block[124:136])
+    if not all(-_INT64 <= number < _INT64 for number in numbers):
+        raise OverflowError("a number field past 63 bits")
+    return numbers
 
 
 def _checksum_matches(block: bytes, stored: int) -> bool:
@@ -113,11 +128,16 @@ def _pax_fields(records: dict) -> dict:
             continue
         if field in _PAX_NUMBERS:
             try:
-                value = int(value)
+                number = int(value)
             except ValueError:
                 if field == "size":
                     raise TarFormatError(f"PAX {key} {value!r} is not a number") from None
                 value = 0
+            else:
+                # a negative size would walk the archive backwards
+                if field == "size" and not 0 <= number < _INT64:
+                    raise TarFormatError(f"PAX {key} {value!r} is not a size in bytes")
+                value = number
         elif key == "path":
             value = value.rstrip("/")
         fields[field] = value
@@ -126,13 +146,18 @@ def _pax_fields(records: dict) -> dict:
 
 class Header:
     """One entry's header: the TarInfo fields listing needs (name, type, mode, size),
-    the others read from the header block when asked for, and TarInfo's type tests."""
-    __slots__ = ("name", "type", "mode", "size", "_block", "_fields")
+    the others read from the header block when asked for, and TarInfo's type tests.
+    The block is `buffer[at:at + 512]`: the chunk it was read from is kept, not copied."""
+    __slots__ = ("name", "type", "mode", "size", "_buffer", "_at", "_fields")
 
-    def __init__(self, name: str, type: bytes, mode: int, size: int, block: bytes = b"",
+    def __init__(self, name: str, type: bytes, mode: int, size: int, buffer: bytes = b"", at: int = 0,
                  fields: dict | None = None):
         self.name, self.type, self.mode, self.size = name, type, mode, size
-        self._block, self._fields = block or _ZERO_BLOCK, fields
+        self._buffer, self._at, self._fields = buffer or _ZERO_BLOCK, at, fields
+
+    @property
+    def _block(self) -> bytes:
+        return self._buffer[self._at:self._at + BLOCK]
 
     def _field(self, name: str, read):
         if self._fields and name in self._fields:
@@ -185,14 +210,19 @@ class Header:
 
 class TarLister:
     """`for header in TarLister(read).headers()`: `read()` gives the archive's next bytes
-    (any amount, b"" at its end)."""
+    (any amount, b"" at its end). `native`: walk the headers in C (the default when
+    _tarscan is built) or in Python (the reference)."""
 
-    def __init__(self, read):
+    def __init__(self, read, native: bool | None = None):
+        if native and _tarscan is None:
+            raise ImportError("hardrun.images._tarscan is not built (scripts/setup.sh builds it)")
         self._read = read
+        self._native = _tarscan is not None if native is None else native
         self._buffer, self._position, self._base = b"", 0, 0     # _base: offset of _buffer[0]
         self._remaining = 0          # bytes of the current entry's content and padding not read yet
         self._content_left = 0       # of which content
         self._entry = ""
+        self._next = self._content_at = 0      # the C walk's: stream offsets of the next header, of content
 
     @property
     def offset(self) -> int:
@@ -200,6 +230,62 @@ class TarLister:
 
     def headers(self):
         """Each entry's Header, in archive order; TarFormatError for a malformed archive."""
+        return self._scanned() if self._native else self._walked()
+
+    def content(self, cap: int) -> bytes:
+        """The first `cap` bytes of the current entry's content (before the next header)."""
+        return self._scanned_content(cap) if self._native else self._walked_content(cap)
+
+    def _scanned(self):
+        """headers() by _tarscan, a chunk at a time."""
+        scanner = _tarscan.Scanner(TarFormatError, _number)
+        final = False
+        while True:
+            buffer, base = self._buffer, self._base
+            if self._next - base <= len(buffer):      # else still in the content of the entry before
+                entries, position, outcome = scanner.scan(buffer, self._next - base, base, final)
+                self._next = base + position
+                for name, type_, mode, size, at, content, stored, fields in entries:
+                    self._entry, self._content_at, self._content_left = name, base + content, stored
+                    yield Header(name, type_, mode, size, buffer, at, fields)
+                if outcome is True:
+                    return
+                if outcome is not None:
+                    raise outcome
+            if not self._refill():
+                missing = self._next - self._base - len(self._buffer)
+                if missing > 0:
+                    raise TarFormatError(f"the archive ends inside the content of {self._entry!r} "
+                                         f"({missing} bytes missing)")
+                final = True
+
+    def _refill(self) -> bool:
+        """The next chunk into the buffer, after what is left of it from the next header on
+        (a header or an extended header the chunk cut); False at the end of the stream."""
+        chunk = self._read()
+        if not chunk:
+            return False
+        kept = self._next - self._base
+        if kept < len(self._buffer):
+            self._buffer, self._base = self._buffer[kept:] + chunk, self._next
+        else:
+            self._buffer, self._base = chunk, self._base + len(self._buffer)
+        return True
+
+    def _scanned_content(self, cap: int) -> bytes:
+        wanted = min(cap, self._content_left)
+        start = self._content_at - self._base
+        data = self._buffer[start:start + wanted]
+        while len(data) < wanted:       # the chunk's last entry: its content runs on in the next chunks
+            if not self._refill():
+                raise TarFormatError(f"the archive ends inside the content of {self._entry!r}")
+            data += self._buffer[:wanted - len(data)]
+        self._content_at += wanted
+        self._content_left -= wanted
+        return data
+
+    def _walked(self):
+        """headers() in Python, a header at a time: the reference."""
         overrides: dict = {}         # set by GNU long names and PAX headers for the next entry
         pending = False              # whether a GNU long name or PAX header awaits its entry
         global_fields: dict = {}     # PAX global headers: for every entry after them
@@ -229,6 +315,8 @@ class TarLister:
                     raise TarFormatError(f"the header at byte {start} has a wrong checksum: not a tar "
                                          "header (a damaged or truncated archive?)")
                 type_ = block[156:157]
+            except OverflowError:
+                raise TarFormatError(f"the header at byte {start} has a number field past 63 bits") from None
             except ValueError as error:
                 if isinstance(error, TarFormatError):
                     raise
@@ -240,7 +328,7 @@ class TarLister:
                 self._meta(type_, size, start, overrides, global_fields)
                 pending = True
                 continue
-            header = self._entry_header(block, type_, mode, size, overrides, global_fields)
+            header = self._entry_header(block, type_, mode, size, overrides, global_fields, start)
             overrides, pending = {}, False
             self._entry = header.name
             yield header
@@ -268,7 +356,7 @@ class TarLister:
                 overrides.setdefault(field, value)
 
     def _entry_header(self, block: bytes, type_: bytes, mode: int, size: int, overrides: dict,
-                      global_fields: dict) -> Header:
+                      global_fields: dict, start: int) -> Header:
         name = _text(block[:100])
         if type_ == b"\0" and name.endswith("/"):      # an old V7 directory
             type_ = b"5"
@@ -278,7 +366,7 @@ class TarLister:
             name = _text(block[345:500]) + "/" + name
         stored = size
         if type_ == b"S":
-            stored, size = size, self._sparse(block)
+            stored, size = size, self._sparse(block, start)
         fields = None
         if overrides or global_fields:
             fields = {**global_fields, **overrides} if global_fields else overrides
@@ -293,20 +381,23 @@ class TarLister:
             self._remaining, self._content_left = -(-stored // BLOCK) * BLOCK, stored
         else:
             self._remaining = self._content_left = 0
-        return Header(name, type_, mode, size, block, fields)
+        return Header(name, type_, mode, size, block, 0, fields)
 
-    def _sparse(self, block: bytes) -> int:
+    def _sparse(self, block: bytes, start: int) -> int:
         """An old GNU sparse file: skip its extension blocks, return its real size."""
-        extended = block[482]
+        extended, count = block[482], 0
         while extended:
+            if count == _MAX_SPARSE_BLOCKS:      # bounded, as extended headers are
+                raise TarFormatError(f"the sparse file's map at byte {start} is longer than "
+                                     f"{MAX_EXTENDED_HEADER} bytes")
+            count += 1
             more = self._take(BLOCK)
             if len(more) < BLOCK:
                 raise TarFormatError("the archive ends inside a sparse file's map")
             extended = more[504]
         return _number(block[483:495])
 
-    def content(self, cap: int) -> bytes:
-        """The first `cap` bytes of the current entry's content (before the next header)."""
+    def _walked_content(self, cap: int) -> bytes:
         data = self._take(min(cap, self._content_left))      # not the padding after it
         if len(data) < min(cap, self._content_left):
             raise TarFormatError(f"the archive ends inside the content of {self._entry!r}")

@@ -2,7 +2,11 @@
 types, modes, owners, sizes and link targets on archives hypothesis generates (ustar,
 GNU long names and links, PAX extended and global headers, hard links, devices, FIFOs,
 whiteouts, base-256 numbers), and a clear TarFormatError, never another exception and
-never a silent stop, on cut or damaged archives."""
+never a silent stop, on cut or damaged archives.
+
+Each of these runs against both walks of the headers: the Python one (`native=False`,
+the reference) and the C one (hardrun/images/_tarscan.c, `native=True`), which
+tests/images/test_tarscan.py also holds to the Python one on random and damaged bytes."""
 from __future__ import annotations
 
 import io
@@ -80,9 +84,12 @@ def _tarfile_listing(data: bytes):
         return [tuple(getattr(member, field) for field in FIELDS) for member in tar]
 
 
-def _lean_listing(data: bytes, chunk: int = 4096):
+def _lean_listing(data: bytes, chunk: int = 4096, native: bool = False):
     return [tuple(getattr(header, field) for field in FIELDS)
-            for header in TarLister(_chunks(data, chunk)).headers()]
+            for header in TarLister(_chunks(data, chunk), native=native).headers()]
+
+
+WALKS = pytest.mark.parametrize("native", [False, True], ids=["python", "c"])
 
 
 def _members(data: bytes):
@@ -90,21 +97,23 @@ def _members(data: bytes):
         return tar.getmembers()
 
 
+@WALKS
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(archives(), st.sampled_from([512, 700, 4096, 1 << 20]))
-def test_the_lean_reader_lists_what_tarfile_lists(archive, chunk):
+def test_the_lean_reader_lists_what_tarfile_lists(native, archive, chunk):
     data, _ = archive
-    assert _lean_listing(data, chunk) == _tarfile_listing(data)
+    assert _lean_listing(data, chunk, native) == _tarfile_listing(data)
 
 
+@WALKS
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(archives(), st.data())
-def test_content_gives_a_files_first_bytes(archive, draw):
+@given(archives(), st.data(), st.sampled_from([512, 777, 4096]))
+def test_content_gives_a_files_first_bytes(native, archive, draw, chunk):
     data, _ = archive
     cap = draw.draw(st.integers(0, 2000))
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         contents = [tar.extractfile(m).read()[:cap] if m.isreg() else None for m in tar.getmembers()]
-    lister = TarLister(_chunks(data, 777))
+    lister = TarLister(_chunks(data, chunk), native=native)
     got = [lister.content(cap) if header.isfile() else None for header in lister.headers()]
     assert got == contents
 
@@ -118,24 +127,26 @@ def _boundaries(data: bytes) -> tuple[list, int]:
     return [m.offset for m in members], end
 
 
+@WALKS
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(archives(), st.data())
-def test_a_cut_archive_is_an_error_unless_cut_between_two_entries(archive, draw):
+def test_a_cut_archive_is_an_error_unless_cut_between_two_entries(native, archive, draw):
     data, _ = archive
     starts, end = _boundaries(data)
     cut = draw.draw(st.integers(1, end + 1024))
     full = _tarfile_listing(data)
     if cut in starts or cut >= end:
         # between two entries, or in the end-of-archive blocks: tarfile, GNU tar and Go stop there too
-        assert _lean_listing(data[:cut]) == full[:sum(1 for start in starts if start < cut)]
+        assert _lean_listing(data[:cut], native=native) == full[:sum(1 for start in starts if start < cut)]
     else:
         with pytest.raises(TarFormatError, match="ends inside"):
-            _lean_listing(data[:cut])
+            _lean_listing(data[:cut], native=native)
 
 
+@WALKS
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(archives(), st.data())
-def test_a_damaged_header_is_an_error_naming_its_offset(archive, draw):
+def test_a_damaged_header_is_an_error_naming_its_offset(native, archive, draw):
     data, _ = archive
     members = _members(data)
     member = draw.draw(st.sampled_from(members))
@@ -145,10 +156,11 @@ def test_a_damaged_header_is_an_error_naming_its_offset(archive, draw):
     damaged[header + byte] ^= draw.draw(st.integers(1, 255))
     with pytest.raises(TarFormatError, match=f"header at byte {header} has a (wrong checksum|number field "
                                              "that is not octal)"):
-        _lean_listing(bytes(damaged))
+        _lean_listing(bytes(damaged), native=native)
 
 
-def test_tarfile_stops_silently_where_the_lean_reader_reports_the_damage():
+@WALKS
+def test_tarfile_stops_silently_where_the_lean_reader_reports_the_damage(native):
     """The control: the damage the tests above make is invisible to tarfile past the
     first entry (it lists what comes before and stops without an error)."""
     data = layer_of([{"path": "a"}, {"path": "usr/bin/hidden", "mode": 0o4755}])
@@ -157,26 +169,29 @@ def test_tarfile_stops_silently_where_the_lean_reader_reports_the_damage():
     damaged[second + 3] ^= 0x20
     assert [m[0] for m in _tarfile_listing(bytes(damaged))] == ["a"]
     with pytest.raises(TarFormatError, match=f"header at byte {second} has a wrong checksum"):
-        _lean_listing(bytes(damaged))
+        _lean_listing(bytes(damaged), native=native)
 
 
-def test_an_extended_header_with_no_entry_after_it_is_an_error():
+@WALKS
+def test_an_extended_header_with_no_entry_after_it_is_an_error(native):
     info = tarfile.TarInfo("x" * 200)
     data = info.tobuf(tarfile.GNU_FORMAT)[:-512]      # the long-name header, not the entry
     with pytest.raises(TarFormatError, match="describes no entry"):
-        _lean_listing(data + bytes(1024))
+        _lean_listing(data + bytes(1024), native=native)
 
 
-def test_an_extended_header_too_large_to_hold_is_an_error():
+@WALKS
+def test_an_extended_header_too_large_to_hold_is_an_error(native):
     """A PAX header claiming 8 GiB would be read into memory: refused (bounded memory)."""
     info = tarfile.TarInfo("pax")
     info.type, info.size = tarfile.XHDTYPE, 1 << 33
     data = info.tobuf(tarfile.GNU_FORMAT) + bytes(4096)
     with pytest.raises(TarFormatError, match="extended header at byte 0 is 8589934592 bytes"):
-        _lean_listing(data)
+        _lean_listing(data, native=native)
 
 
-def test_an_old_gnu_sparse_file_is_listed_with_its_real_size():
+@WALKS
+def test_an_old_gnu_sparse_file_is_listed_with_its_real_size(native):
     """tarfile cannot write one: a header built by hand (type S, real size at 483, one
     extension block), checked against tarfile's reading of it."""
     header = bytearray(tarfile.TarInfo("sparse.img").tobuf(tarfile.GNU_FORMAT))
@@ -189,8 +204,8 @@ def test_an_old_gnu_sparse_file_is_listed_with_its_real_size():
     header[148:156] = b"%06o\0 " % sum(header)
     extension = bytearray(512)
     data = bytes(header) + bytes(extension) + b"\1" * 1024 + tarfile.TarInfo("next").tobuf() + bytes(1024)
-    assert _lean_listing(data) == _tarfile_listing(data)
-    assert [row[FIELDS.index("size")] for row in _lean_listing(data)] == [1 << 20, 0]
+    assert _lean_listing(data, 512, native) == _tarfile_listing(data)
+    assert [row[FIELDS.index("size")] for row in _lean_listing(data, native=native)] == [1 << 20, 0]
 
 
 def test_a_damaged_layer_is_one_error_line_naming_the_layer_and_the_byte(tmp_path):
@@ -208,10 +223,13 @@ def test_a_damaged_layer_is_one_error_line_naming_the_layer_and_the_byte(tmp_pat
     assert f"the header at byte {second} has a wrong checksum" in lines[0]
 
 
-def test_an_uncompressed_layers_diff_id_is_still_checked(tmp_path):
-    """Its bytes are hashed once (as the blob); a config whose diff id is another is refused."""
+@pytest.mark.parametrize("compress", [False, True, "zstd"], ids=["plain", "gzip", "zstd"])
+def test_a_layers_diff_id_is_still_checked(tmp_path, compress):
+    """A plain layer's bytes are hashed once (as the blob), a compressed layer's diff id by
+    the thread that parses it: a config whose diff id is another is refused (the control:
+    the same image with its own diff id passes)."""
     image = Image([layer_of([{"path": "a"}])], {"User": "1000", "Healthcheck": {"Test": ["CMD", "true"]}},
-                  compress=False)
+                  compress=compress)
     control = write_layout(tmp_path / "control", {None: image})
     image.config["rootfs"]["diff_ids"] = ["sha256:" + "c" * 64]
     layout = write_layout(tmp_path / "layout", {None: image})
