@@ -114,19 +114,6 @@ class Plan:
             self.owner.close()
 
 
-def decision(document: dict, mode: str) -> tuple[bool, str | None]:
-    """(add a user namespace?, why not) for a bundle that joins nothing by path (the
-    others: `plan`). A document that does not parse is left for the reader to refuse."""
-    entries = _entries(document) if mode != "keep" else None
-    if entries is None or any(entry.get("type") == "user" for entry in entries):
-        return False, None
-    joined = sorted({str(entry.get("type")) for entry in entries if entry.get("path")})
-    if joined:
-        return False, (f"no user namespace added: the bundle joins {', '.join(joined)} "
-                       "by path, which a new user namespace could not enter")
-    return True, None
-
-
 def plan(document: dict, mode: str, root: str, container_id: str) -> Plan:
     """The user namespace of a bundle under `mode` (see the module's docstring)."""
     entries = _entries(document) if mode != "keep" else None
