@@ -231,7 +231,7 @@ def _user_namespace(loaded, mode: str, root: str, container_id: str):
     from . import oci_userns
     from .bundle import FloorChange, from_document
     from ..spec.record import replace
-    plan = oci_userns.plan(loaded.document, mode, root, container_id)
+    plan = oci_userns.plan(loaded.document, mode, container_id, _Containers(root))
     if plan.kind == "keep":
         if plan.note:
             loaded = replace(loaded, floor=loaded.floor + (FloorChange("linux.namespaces", plan.note),))
@@ -251,6 +251,19 @@ def _user_namespace(loaded, mode: str, root: str, container_id: str):
         lease.release()
         plan.close()
         raise
+
+
+class _Containers:
+    """The containers under one --root, as hardrun.runtime.oci_userns looks for a pod's."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def named(self, container_id: str) -> Container:
+        return Container.load(self.root, container_id)
+
+    def every(self) -> list[Container]:
+        return list_containers(self.root)
 
 
 def _lease():

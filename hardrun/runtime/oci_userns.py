@@ -114,8 +114,10 @@ class Plan:
             self.owner.close()
 
 
-def plan(document: dict, mode: str, root: str, container_id: str) -> Plan:
-    """The user namespace of a bundle under `mode` (see the module's docstring)."""
+def plan(document: dict, mode: str, container_id: str, containers) -> Plan:
+    """The user namespace of a bundle under `mode` (see the module's docstring).
+    `containers`: those under the same --root (`named(id)`, raising HardrunError when it is
+    not there, and `every()`: hardrun.runtime.oci)."""
     entries = _entries(document) if mode != "keep" else None
     if entries is None or any(entry.get("type") == "user" for entry in entries):
         return Plan("keep")
@@ -129,11 +131,12 @@ def plan(document: dict, mode: str, root: str, container_id: str) -> Plan:
     host = _inode("/proc/self/ns/user")
     names = ", ".join(sorted(kind for kind, _ in joined))
     sandbox = _sandbox_of(document, container_id)
+    owner: Owner | None
     if sandbox is not None:
-        owner = _owner_named(root, sandbox)
+        owner = _owner_named(containers, sandbox)
     else:
         foreign = {inode for inode in owners.values() if inode != host}
-        owner = _owner_by_userns(root, foreign) if foreign else None
+        owner = _owner_by_userns(containers, foreign) if foreign else None
         if foreign and owner is None:
             return Plan("keep", f"no user namespace added: the bundle joins {names} of a user namespace "
                                 "that is no hardrun-oci container's under this --root")
@@ -211,12 +214,11 @@ def _sandbox_of(document: dict, container_id: str) -> str | None:
     return sandbox if isinstance(sandbox, str) and sandbox and sandbox != container_id else None
 
 
-def _owner_named(root: str, sandbox: str) -> Owner:
-    """The pod's sandbox: it must be a running hardrun-oci container under `root`."""
-    from .oci import Container, OciError
+def _owner_named(containers, sandbox: str) -> Owner:
+    """The pod's sandbox: it must be a running hardrun-oci container under the same --root."""
     try:
-        container = Container.load(root, sandbox)
-    except (OciError, HardrunError) as error:
+        container = containers.named(sandbox)
+    except HardrunError as error:
         raise IdmapError(f"annotations {SANDBOX_ID}: the pod's sandbox {sandbox} cannot be found ({error}); "
                          "its container would not share the pod's user namespace: refused") from None
     owner = _verified(container)
@@ -226,9 +228,8 @@ def _owner_named(root: str, sandbox: str) -> Owner:
     return owner
 
 
-def _owner_by_userns(root: str, inodes) -> Owner | None:
-    from .oci import list_containers
-    for container in list_containers(root):
+def _owner_by_userns(containers, inodes) -> Owner | None:
+    for container in containers.every():
         recorded = container.record.get("user_namespace")
         if isinstance(recorded, dict) and recorded.get("inode") in inodes:
             owner = _verified(container)
@@ -708,7 +709,7 @@ def _while_privileged(sysctls, sysfs: str | None, read_only: bool) -> None:
 
 
 def _read_to_end(fd: int) -> str:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = os.read(fd, 4096)
         if not chunk:

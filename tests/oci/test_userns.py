@@ -24,7 +24,8 @@ def linux(*namespaces):
     (linux({"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}), "auto", "keep"),
 ])
 def test_which_bundles_get_a_user_namespace(document, mode, kind, tmp_path):
-    plan = oci_userns.plan(document, mode, str(tmp_path / "root"), "c1")
+    from hardrun.runtime.oci import _Containers
+    plan = oci_userns.plan(document, mode, "c1", _Containers(str(tmp_path / "root")))
     assert plan.kind == kind
     if document["linux"]["namespaces"][-1].get("path"):
         assert "joins network by path of a process that is no hardrun-oci container's" in plan.note
