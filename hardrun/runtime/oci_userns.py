@@ -124,6 +124,8 @@ def plan(document: dict, mode: str, container_id: str, containers) -> Plan:
     joined = [(str(entry.get("type")), str(entry["path"])) for entry in entries if entry.get("path")]
     if not joined:
         return Plan("own")
+    if any(kind == "cgroup" for kind, _ in joined):
+        return Plan("keep", "no user namespace added: the bundle joins a cgroup namespace by path")
     try:
         owners = {kind: _owning_userns(path) for kind, path in joined}
     except OSError:
@@ -141,7 +143,7 @@ def plan(document: dict, mode: str, container_id: str, containers) -> Plan:
             return Plan("keep", f"no user namespace added: the bundle joins {names} of a user namespace "
                                 "that is no hardrun-oci container's under this --root")
     if owner is None:
-        if all(_pinned(path) for _, path in joined) and not any(kind == "cgroup" for kind, _ in joined):
+        if all(_pinned(path) for _, path in joined):
             return Plan("own", before=joined)
         return Plan("keep", f"no user namespace added: the bundle joins {names} by path of a process "
                             "that is no hardrun-oci container's under this --root (the host's, another runtime's)")
@@ -150,7 +152,7 @@ def plan(document: dict, mode: str, container_id: str, containers) -> Plan:
         return Plan("keep", f"no user namespace added: container {owner.id}, whose namespaces the bundle "
                             "joins, has none of hardrun's")
     own_inode = owner.namespace["inode"]
-    strangers = sorted(kind for kind, _ in joined if owners[kind] not in (host, own_inode) or kind == "cgroup")
+    strangers = sorted(kind for kind, _ in joined if owners[kind] not in (host, own_inode))
     if strangers:
         owner.close()
         raise IdmapError(f"linux.namespaces: the bundle joins {', '.join(strangers)} of neither the host's "
