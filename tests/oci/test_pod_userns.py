@@ -191,3 +191,31 @@ def test_the_shared_lease_goes_with_its_last_holder_and_gc_keeps_it_meanwhile(oc
     assert lease in holders()
     oci("delete", "--force", "member", check=True)
     assert holders() == {}
+
+
+def test_port_80_needs_the_sandboxs_sysctl_which_hardrun_writes_from_the_host(oci, oci_rootfs, tmp_path, pod_netns):
+    """Root of the pod has no capability over the pod's network namespace (the host's user
+    namespace owns it): binding port 80 is refused, until the sandbox's config sets
+    net.ipv4.ip_unprivileged_port_start (containerd's enable_unprivileged_ports), which
+    hardrun-oci writes while still privileged there (root in the pod could not)."""
+    oci.userns = "auto"
+    oci("create", "--bundle", sandbox_bundle(tmp_path / "s", oci_rootfs, pod_netns), "sandbox", check=True)
+    refused = oci("run", "--bundle", member_bundle(tmp_path / "m", oci_rootfs, oci.state("sandbox")["pid"], pod_netns,
+                                                   ["/bin/nc", "-l", "-p", "80"]), "member")
+    assert refused.returncode != 0 and "Permission denied" in refused.stdout + refused.stderr, refused
+    oci("delete", "--force", "sandbox", check=True)
+    sysctl = {"net.ipv4.ip_unprivileged_port_start": "0"}
+    oci("create", "--bundle", sandbox_bundle(tmp_path / "s0", oci_rootfs, pod_netns, linux__sysctl=sysctl),
+        "sandbox", check=True)
+    sandbox_pid = oci.state("sandbox")["pid"]
+    server = member_bundle(tmp_path / "server", oci_rootfs, sandbox_pid, pod_netns,
+                           ["/bin/sh", "-c", "echo on-80 | nc -l -p 80"])
+    oci("create", "--bundle", server, "server", check=True)
+    oci("start", "server", check=True)
+    client = member_bundle(tmp_path / "client", oci_rootfs, sandbox_pid, pod_netns,
+                           ["/bin/sh", "-c", "for i in $(seq 50); do nc 127.0.0.1 80 </dev/null && exit; "
+                                             "usleep 100000; done"])
+    result = oci("run", "--bundle", client, "client")
+    assert result.stdout.strip() == "on-80", result.stdout + result.stderr
+    for name in ("server", "sandbox"):
+        oci("delete", "--force", name, check=True)
