@@ -131,18 +131,23 @@ def test_two_members_talk_over_the_pods_loopback(oci, oci_rootfs, tmp_path, pod_
 
 
 def test_a_container_joining_a_hardrun_containers_network_gets_its_range(oci, oci_rootfs, tmp_path):
-    """`docker run --network container:X`: no annotation; the network namespace's owner
-    is X's user namespace, so the bundle joins X's user namespace."""
+    """`docker run --network container:X --pid container:X`: no annotation; the namespaces'
+    owner is X's user namespace, so the bundle joins X's user namespace, then its network
+    and pid namespaces (X's sleep is its pid 1). An exec into it enters the same."""
     oci.userns = "auto"
     oci("create", "--bundle", make_bundle(tmp_path / "x", oci_rootfs, ["/bin/sleep", "60"]), "x", check=True)
+    oci("start", "x", check=True)
     pid = oci.state("x")["pid"]
     x = exec_seen(oci, "x")
-    bundle = make_bundle(tmp_path / "y", oci_rootfs, ["/bin/sh", "-c", SEEN],
-                         linux__namespaces=[{"type": "mount"}, {"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+    bundle = make_bundle(tmp_path / "y", oci_rootfs, ["/bin/sh", "-c", "tr '\\0' ' ' </proc/1/cmdline; echo; " + SEEN],
+                         linux__namespaces=[{"type": "mount"}, {"type": "ipc"}, {"type": "uts"},
+                                            {"type": "pid", "path": f"/proc/{pid}/ns/pid"},
                                             {"type": "network", "path": f"/proc/{pid}/ns/net"}])
     result = oci("run", "--bundle", bundle, "y")
     assert result.returncode == 0, result.stderr
-    assert (seen(result.stdout)["uid_map"], seen(result.stdout)["net"]) == (x["uid_map"], x["net"])
+    first, rest = result.stdout.split("\n", 1)
+    assert first.strip() == "/bin/sleep 60", result.stdout
+    assert (seen(rest)["uid_map"], seen(rest)["net"]) == (x["uid_map"], x["net"])
     assert x["uid_map"][:2] != ["0", "0"]
     oci("delete", "--force", "x", check=True)
 
@@ -181,6 +186,7 @@ def test_the_shared_lease_goes_with_its_last_holder_and_gc_keeps_it_meanwhile(oc
     oci("create", "--bundle", member_bundle(tmp_path / "m", oci_rootfs, sandbox_pid, pod_netns,
                                             ["/bin/sleep", "60"]), "member", check=True)
     member_pid = oci.state("member")["pid"]
+    assert exec_seen(oci, "member")["user"] == exec_seen(oci, "sandbox")["user"], "exec: not the pod's namespace"
     (lease, lines), = holders().items()
     assert [line.split()[0] for line in lines] == [str(sandbox_pid), str(member_pid)]
     os.kill(sandbox_pid, signal.SIGKILL)      # the sandbox dies first: its member still holds the range
