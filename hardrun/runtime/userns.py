@@ -293,7 +293,7 @@ def hand_over(lease: IdLease, pid: int, start_time: int | None) -> None:
 
 def release_held(path: str, pid: int, start_time: int | None) -> bool:
     """Strike `pid` (started at `start_time`) from the holders of the lease at `path`, and
-    remove the lease when no holder is left: once a holder is dead the range may have been
+    remove the lease when no running holder is left: once a holder is dead the range may have been
     reclaimed and leased again under the same name, and then it is another container's.
     Whether `pid` held it."""
     try:
@@ -301,7 +301,8 @@ def release_held(path: str, pid: int, start_time: int | None) -> bool:
             holders = _holders_of(path)
             if (pid, start_time) not in holders:
                 return False
-            left = [holder for holder in holders if holder != (pid, start_time)]
+            from .state import process_alive
+            left = [holder for holder in holders if holder != (pid, start_time) and process_alive(*holder)]
             if left:
                 _write_holders(path, left)
             else:
