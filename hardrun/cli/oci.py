@@ -36,7 +36,9 @@ global options:
                           `hardrun inspect PID`; a holder process per container, reaped by delete)
   --userns auto|keep      auto (default): a bundle without a user namespace gets one of its own
                           (a leased id range, idmapped root and binds; the create fails if they
-                          cannot be idmapped); keep: the engine's choice
+                          cannot be idmapped), a pod's containers and a container joining a
+                          hardrun-oci container's namespaces share that one's; keep: the
+                          engine's choice
   --version, -v           print the version
   --help, -h              this help
 
