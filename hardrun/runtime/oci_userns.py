@@ -136,6 +136,7 @@ def plan(document: dict, mode: str, container_id: str, containers) -> Plan:
     owner: Owner | None
     if sandbox is not None:
         owner = _owner_named(containers, sandbox)
+        _check_joins_its_sandbox(owner, joined)
     else:
         foreign = {inode for inode in owners.values() if inode != host}
         owner = _owner_by_userns(containers, foreign) if foreign else None
@@ -228,6 +229,24 @@ def _owner_named(containers, sandbox: str) -> Owner:
         raise IdmapError(f"annotations {SANDBOX_ID}: the pod's sandbox {sandbox} is not running, or its init's "
                          "user namespace is not the one its state records: refused")
     return owner
+
+
+NAMESPACE_FILES = {"network": "net", "ipc": "ipc", "uts": "uts", "pid": "pid", "cgroup": "cgroup"}
+
+
+def _check_joins_its_sandbox(owner: Owner, joined) -> None:
+    """The annotation is only a name: a bundle naming a sandbox must join one of that
+    sandbox's own namespaces, or it would borrow another pod's user namespace and range."""
+    pid = owner.record.get("pid")
+    for kind, path in joined:
+        try:
+            if os.stat(path).st_ino == os.stat(f"/proc/{pid}/ns/{NAMESPACE_FILES[kind]}").st_ino:
+                return
+        except (OSError, KeyError):
+            continue
+    owner.close()
+    raise IdmapError(f"annotations {SANDBOX_ID}: the bundle joins none of the namespaces of the pod's sandbox "
+                     f"{owner.id}: refused")
 
 
 def _owner_by_userns(containers, inodes) -> Owner | None:

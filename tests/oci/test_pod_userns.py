@@ -225,3 +225,23 @@ def test_port_80_needs_the_sandboxs_sysctl_which_hardrun_writes_from_the_host(oc
     assert result.stdout.strip() == "on-80", result.stdout + result.stderr
     for name in ("server", "sandbox"):
         oci("delete", "--force", name, check=True)
+
+
+def test_a_bundle_naming_a_sandbox_whose_namespaces_it_does_not_join_is_refused(oci, oci_rootfs, tmp_path, pod_netns):
+    """The annotation alone does not get a pod's user namespace: a bundle naming the sandbox
+    but joining another network namespace (the host's) is refused. Control: the same
+    annotation with the sandbox's namespaces is a member."""
+    oci.userns = "auto"
+    oci("create", "--bundle", sandbox_bundle(tmp_path / "s", oci_rootfs, pod_netns), "sandbox", check=True)
+    sandbox_pid = oci.state("sandbox")["pid"]
+    borrowing = make_bundle(tmp_path / "b", oci_rootfs, ["/bin/echo", "ran"], namespaces=("mount", "pid"),
+                            linux__namespaces=[{"type": "mount"}, {"type": "pid"}, {"type": "uts"},
+                                               {"type": "network", "path": "/proc/self/ns/net"}],
+                            annotations={CONTAINER_TYPE: "container", SANDBOX_ID: "sandbox"})
+    refused = oci("run", "--bundle", borrowing, "borrowing")
+    assert refused.returncode != 0 and "ran" not in refused.stdout
+    assert "joins none of the namespaces of the pod's sandbox sandbox" in refused.stderr, refused.stderr
+    member = oci("run", "--bundle", member_bundle(tmp_path / "m", oci_rootfs, sandbox_pid, pod_netns,
+                                                  ["/bin/echo", "ran"]), "member")
+    assert (member.returncode, member.stdout) == (0, "ran\n"), member.stderr
+    oci("delete", "--force", "sandbox", check=True)
