@@ -38,7 +38,9 @@ global options:
                           .explain/ for `hardrun gc` to remove after 7 days)
   --userns auto|keep      auto (default): a bundle without a user namespace gets one of its own
                           (a leased id range, idmapped root and binds; the create fails if they
-                          cannot be idmapped); keep: the engine's choice
+                          cannot be idmapped), a pod's containers and a container joining a
+                          hardrun-oci container's namespaces share that one's; keep: the
+                          engine's choice
   --version, -v           print the version
   --help, -h              this help
 

@@ -14,7 +14,8 @@ How the config's fields map onto the plan:
   (always nosuid, noexec, and nodev but for /dev); `bind` and `tmpfs` mounts become
   MountPlans (nosuid and nodev always);
 - `linux.namespaces` with a `path` are joined (network, ipc, uts, cgroup: by the child;
-  pid: by the parent for the child it clones); the others are created;
+  pid: by the parent for the child it clones; with a new user namespace, all but cgroup
+  before it by hardrun-oci, hardrun.runtime.oci_userns); the others are created;
 - `linux.seccomp` is compiled with hardrun's libseccomp code (seccomp_profile), the
   rlimits set by the parent (prlimit), the five capability sets set as given.
 """
@@ -269,8 +270,8 @@ class _Reader(OciFields):
             if path:
                 if kind not in JOINABLE_BY_CHILD + ("pid",):
                     self.fail(f"{where}.path", f"joining a {kind} namespace by path is not supported")
-                if "user" in [e.get("type") for e in entries if isinstance(e, dict)] and kind != "pid":
-                    self.fail(f"{where}.path", "joining a namespace by path from a new user namespace "
+                if kind == "cgroup" and "user" in [e.get("type") for e in entries if isinstance(e, dict)]:
+                    self.fail(f"{where}.path", "joining a cgroup namespace by path from a new user namespace "
                               "is not supported")
                 paths[kind] = path
         if "mount" not in names:

@@ -107,6 +107,8 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
 
     # 1c. The namespaces an OCI config names by path (a pod's network…), joined before the
     #     filesystem: sysfs is mounted for the network namespace the container ends up in.
+    #     Under a user namespace, hardrun-oci joined them before it (setns needs
+    #     CAP_SYS_ADMIN over their owner: hardrun.runtime.oci_userns.clone_joined).
     for kind, path in cfg.namespace_paths:
         if kind in JOINED_BY_CHILD:
             steps.name = f"join {kind} namespace {path}"
@@ -125,7 +127,7 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
 
     # 3. The filesystem: private mounts, the new root, kernel filesystems, user mounts,
     #    pivot_root (the masked and read-only kernel paths come in 3b).
-    _filesystem(cfg, launch.mounts, steps, k, fs)
+    _filesystem(cfg, launch.mounts, steps, k, fs, launch.sysfs)
 
     # 3a. With -t, a pty of the container's own devpts (only reachable in the new root)
     #     becomes its terminal; the parent gets the master.
@@ -304,12 +306,16 @@ def _hold(fifo_fd: int, error_fd: int, k) -> None:
         k.close(fifo_fd)
 
 
-def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
-    """`plans`: the user's mounts and the launch's (a bridge network's /etc/hosts)."""
+def _filesystem(cfg, plans, steps: _Steps, k, fs, sysfs: str | None = None) -> None:
+    """`plans`: the user's mounts and the launch's (a bridge network's /etc/hosts); `sysfs`:
+    the one the parent mounted for a joined network namespace our user namespace does not
+    own (the kernel lets only its owner mount one)."""
     steps.name = "make mounts private"
     fs.make_private(k)  # no mount event propagates to or from the host
     steps.name = "open bind sources"
     sources = fs.open_sources(plans, k)  # before anything can be mounted over them
+    # as the host uid we were cloned with: the sysfs is in hardrun-oci's state directory (0700)
+    sysfs_fd = k.open_fd(sysfs, k.O_PATH | os.O_CLOEXEC) if sysfs is not None else None
     steps.name = "prepare root"
     new_root = fs.prepare_root(cfg.rootfs, k)
     root_fd = k.open_fd(new_root, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -334,7 +340,11 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs) -> None:
     steps.name = "mount /proc"
     fs.mount_proc(root_fd, "pid" in cfg.namespaces, in_image, k)
     steps.name = "mount /sys"
-    fs.mount_sys(root_fd, "network" in cfg.namespaces, in_image, cfg.sys_read_only, k)
+    if sysfs_fd is not None:
+        fs.mount_sys(root_fd, False, in_image, cfg.sys_read_only, sysfs_fd, k)
+        k.close(sysfs_fd)
+    else:
+        fs.mount_sys(root_fd, "network" in cfg.namespaces, in_image, cfg.sys_read_only, k=k)
     steps.name = "mount /dev"
     maps = cfg.id_maps
     fs.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid),

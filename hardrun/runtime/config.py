@@ -87,7 +87,7 @@ class LaunchState:
     cgroup to join, the read-only cgroup view and a bridge network's hosts file. The child
     reads it as it reads the plan; nothing changes it after clone."""
     __slots__ = ("seccomp_filter", "memfd_filter", "stdio", "cgroup_join", "cgroup_view", "mounts",
-                 "seccomp_watch", "hold", "preserve_fds")
+                 "seccomp_watch", "hold", "preserve_fds", "sysfs")
 
     def __init__(self, plan: RuntimeConfig):
         # the profile's filter, loaded last (with --explain or --seccomp-learn: the one with a listener)
@@ -101,6 +101,7 @@ class LaunchState:
         self.seccomp_watch = None    # --explain/--seccomp-learn (seccomp_explain): its listener
         self.hold: int | None = None  # OCI create: the exec.fifo's O_PATH fd, opened when start runs
         self.preserve_fds = 0        # OCI --preserve-fds: fds 3..3+N-1 stay open
+        self.sysfs: str | None = None  # OCI: the sysfs of a joined network namespace, mounted by the parent
 
 
 # RunSpec fields that resolve() and the parent apply (the others: hardrun.spec.PROVENANCE_FIELDS

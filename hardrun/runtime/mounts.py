@@ -265,16 +265,21 @@ def mount_proc(root_fd: int, private_pid: bool, create: bool, k=k) -> None:
         k.close(target)
 
 
-def mount_sys(root_fd: int, private_net: bool, create: bool, read_only: bool = True, k=k) -> None:
-    """/sys, read-only unless --privileged (as Docker mounts it)."""
+def mount_sys(root_fd: int, private_net: bool, create: bool, read_only: bool = True,
+              source_fd: int | None = None, k=k) -> None:
+    """/sys, read-only unless --privileged (as Docker mounts it). `source_fd`: the sysfs to
+    bind instead of the host's where there is no network namespace of our own (the one
+    the parent mounted for a network namespace our user namespace does not own)."""
     target = mountpoint(root_fd, "/sys", True, create, k.RESOLVE_NO_SYMLINKS, k)
+    attrs = BIND_ATTRS | k.MOUNT_ATTR_NOEXEC | (k.MOUNT_ATTR_RDONLY if read_only else 0)
     try:
-        if private_net:
+        if source_fd is not None:
+            bind(source_fd, target, attrs, recursive=False, k=k)
+        elif private_net:
             k.mount("sysfs", _fd_path(target), "sysfs", KERNEL_FS_FLAGS | (k.MS_RDONLY if read_only else 0))
         else:
             # sysfs can only be mounted fresh in a network namespace of our own.
-            _bind_host_path("/sys", target, BIND_ATTRS | k.MOUNT_ATTR_NOEXEC
-                            | (k.MOUNT_ATTR_RDONLY if read_only else 0), k)
+            _bind_host_path("/sys", target, attrs, k)
     finally:
         k.close(target)
 

@@ -36,6 +36,7 @@ CONFIG_COPY = "config.json"
 LIGHT_FILE = "state.light"   # the compiled front's copy of the record (bin/hardrun-oci-front.c)
 OCI_VERSION = "1.0.2"
 CGROUP_PARENT = "hardrun-oci"
+STAGING_SYSFS = "mounts/sys"     # the sysfs of a joined network namespace, beside the idmapped mounts
 HOOK_TIMEOUT = 30
 SIGNALS = {name: number for name, number in (
     ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6), ("BUS", 7), ("FPE", 8),
@@ -212,16 +213,19 @@ def create(root: str, container_id: str, options: CreateOptions, bundle=None) ->
     from . import bundle as bundle_module
     check_id(container_id)
     loaded = bundle or bundle_module.load(options.bundle, floor=options.floor, no_pivot=options.no_pivot)
-    loaded, lease = _own_user_namespace(loaded, options.userns)
+    loaded, lease, joins = _user_namespace(loaded, options.userns, root, container_id)
     try:
-        return _create(root, container_id, options, loaded, lease)
+        return _create(root, container_id, options, loaded, lease, joins)
     except BaseException:
         if lease is not None and lease.path:
             lease.release()        # still create's own: handed over to the init only once it is held
         raise
+    finally:
+        if joins is not None:
+            joins.close()
 
 
-def _create(root: str, container_id: str, options: CreateOptions, loaded, lease) -> Container:
+def _create(root: str, container_id: str, options: CreateOptions, loaded, lease, joins=None) -> Container:
     cfg = loaded.config
     if cfg.tty and not options.console_socket:
         raise UsageError("process.terminal is true: --console-socket is required")
@@ -242,10 +246,13 @@ def _create(root: str, container_id: str, options: CreateOptions, loaded, lease)
     try:
         _write_private(os.path.join(path, CONFIG_COPY), jsonlite.dumps(loaded.document))
         container.save()     # recorded first: `delete` finds whatever follows
-        pid = _launch(container, loaded, options)
+        pid = _launch(container, loaded, options, joins)
         if lease is not None:
+            from .oci_userns import recorded_namespace
             from .userns import hand_over
             hand_over(lease, pid, container.record.get("start_time"))
+            container.record["user_namespace"] = recorded_namespace(pid, lease)
+            container.save()
             lease.path = ""     # the init's now: released by delete (or reclaimed once it is dead)
         _run_hooks(container, ("prestart", "createRuntime"))
         if options.pid_file:
@@ -258,26 +265,47 @@ def _create(root: str, container_id: str, options: CreateOptions, loaded, lease)
     return container
 
 
-def _own_user_namespace(loaded, mode: str):
-    """(the bundle to run, the id lease or None): under `auto`, a bundle without a user
-    namespace gets one of its own (hardrun.runtime.oci_userns); the note joins the floor's."""
+def _user_namespace(loaded, mode: str, root: str, container_id: str):
+    """(the bundle to run, the id lease or None, the namespaces joined around the user
+    namespace or None): under `auto`, a bundle without a user namespace gets one of its own
+    or, joining a hardrun-oci container's namespaces, that container's
+    (hardrun.runtime.oci_userns); the note joins the floor's."""
     from . import oci_userns
     from .bundle import FloorChange, from_document
     from ..spec.record import replace
-    add, why_not = oci_userns.decision(loaded.document, mode)
-    if not add:
-        if why_not:
-            loaded = replace(loaded, floor=loaded.floor + (FloorChange("linux.namespaces", why_not),))
-        return loaded, None
-    lease = _lease()
+    plan = oci_userns.plan(loaded.document, mode, container_id, _Containers(root))
+    if plan.kind == "keep":
+        if plan.note:
+            loaded = replace(loaded, floor=loaded.floor + (FloorChange("linux.namespaces", plan.note),))
+        return loaded, None, None
     try:
-        note = oci_userns.add_to_document(loaded.document, lease)
+        lease = oci_userns.shared_lease(plan.owner) if plan.owner is not None else _lease()
+    except BaseException:
+        plan.close()
+        raise
+    try:
+        note = oci_userns.add_to_document(loaded.document, lease, plan.owner.id if plan.owner else None)
         seccomp_default = any(change.field == "linux.seccomp" for change in loaded.floor)
         again = from_document(loaded.document, loaded.path, seccomp_default)
-        return replace(again, floor=loaded.floor + (FloorChange("linux.namespaces", note),)), lease
+        loaded = replace(again, floor=loaded.floor + (FloorChange("linux.namespaces", note),))
+        return loaded, lease, plan if plan.joins else None
     except BaseException:
         lease.release()
+        plan.close()
         raise
+
+
+class _Containers:
+    """The containers under one --root, as hardrun.runtime.oci_userns looks for a pod's."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def named(self, container_id: str) -> Container:
+        return Container.load(self.root, container_id)
+
+    def every(self) -> list[Container]:
+        return list_containers(self.root)
 
 
 def _lease():
@@ -291,11 +319,12 @@ def _lease():
         raise OciError(f"cannot lease a user-namespace id range: {error.strerror or error}") from None
 
 
-def _launch(container: Container, loaded, options: CreateOptions) -> int:
+def _launch(container: Container, loaded, options: CreateOptions, joins=None) -> int:
     """Clone the init, apply what the parent applies, and return its pid once it is held."""
     from . import child, cgroups, syscalls as k
     from .config import LaunchState
     from .parent import _read_all, _write_maps, clone_flags
+    from .oci_userns import JOINED_FIRST
     cfg = loaded.config
     launch = LaunchState(cfg)
     _prepare_filters(cfg, launch, loaded, options.explain)
@@ -327,7 +356,13 @@ def _launch(container: Container, loaded, options: CreateOptions) -> int:
             launch.mounts = run_cfg.mounts
         else:
             run_cfg = cfg
-        pid = _clone(flags, launch, paths.get("pid"), k)
+        if joins is None and "user" in cfg.namespaces and any(kind in JOINED_FIRST for kind in paths):
+            from .oci_userns import Plan      # the bundle's own new user namespace: the same order
+            joins = Plan("own", before=[(kind, path) for kind, path in cfg.namespace_paths if kind in JOINED_FIRST])
+        if joins is not None:
+            pid, run_cfg = _clone_joined(flags, launch, joins, run_cfg, mapped)
+        else:
+            pid = _clone(flags, launch, paths.get("pid"), k)
         if pid == 0:
             os.close(sync_write)
             os.close(report_read)
@@ -344,7 +379,8 @@ def _launch(container: Container, loaded, options: CreateOptions) -> int:
             if launch.seccomp_watch is not None:    # before start: the init hands it the listener
                 from .oci_explain import spawn_holder
                 spawn_holder(container, launch.seccomp_watch, loaded.seccomp_profile, cfg.caps, options.log)
-            _release(pid, cfg, loaded, sync_write, report_read, _write_maps, _read_all)
+            maps_written = joins is not None and joins.owner is not None     # the owner's user namespace
+            _release(pid, cfg, loaded, sync_write, report_read, _skip if maps_written else _write_maps, _read_all)
         except BaseException:
             _kill_quietly(pid)
             raise
@@ -383,6 +419,29 @@ def _release(pid: int, cfg, loaded, sync_write: int, report_read: int, write_map
     if first != HELD:
         report = first + read_all(report_read)
         raise StepFailure.decode(report) if report else StepFailure("create", 0, "the container's init died")
+
+
+def _skip(*_) -> None:
+    pass
+
+
+def _clone_joined(flags: int, launch, joins, run_cfg, mapped):
+    """(the init's pid, the plan it runs): the namespaces by path joined around the user
+    namespace (hardrun.runtime.oci_userns.clone_joined); in the init the pid is 0."""
+    from . import syscalls as k
+    from .oci_userns import clone_joined, joined_first, sysctls_of
+    if joins.owner is not None:
+        flags &= ~k.CLONE_NEWUSER       # the owner's is joined
+    sysfs = None
+    if mapped is not None and any(kind == "network" for kind, _ in joins.before):
+        # root in the container cannot mount the sysfs of a network namespace it does not own
+        sysfs = os.path.join(mapped.state_dir, STAGING_SYSFS)
+        os.mkdir(sysfs, 0o755)
+        launch.sysfs = sysfs
+    join = launch.cgroup_join
+    pid = clone_joined(flags, joins, join.directory_fd if join else None, sysctls_of(run_cfg, joins), sysfs,
+                       run_cfg.sys_read_only)
+    return pid, joined_first(run_cfg, joins)
 
 
 def _report(fd: int, read_all) -> bytes:

@@ -21,7 +21,8 @@ import os
 from ..errors import UsageError
 from .oci import Container, OciError
 
-# Joined in this order: the user namespace first gives the capabilities to join the rest.
+# Joined in this order: the user namespace first gives the capabilities to join the rest
+# (but for those the caller's owns: before it, oci_userns.host_owned_first).
 NAMESPACE_FILES = (("user", "user", 0x10000000), ("ipc", "ipc", 0x08000000), ("uts", "uts", 0x04000000),
                    ("network", "net", 0x40000000), ("pid", "pid", 0x20000000),
                    ("cgroup", "cgroup", 0x02000000), ("mount", "mnt", 0x00020000))
@@ -163,8 +164,9 @@ def _join_and_fork(container: Container, cfg, launch, exec_plan, namespaces: dic
         for path in container.record.get("cgroups") or []:
             with open(os.path.join(path, "cgroup.procs"), "w") as handle:
                 handle.write("0")
+        from .oci_userns import host_owned_first
         flags = {name: flag for name, _, flag in NAMESPACE_FILES}
-        for name, fd in namespaces.items():
+        for name, fd in host_owned_first(namespaces):
             step = f"join {name} namespace"
             k.setns(fd, flags[name])
         step = "fork"

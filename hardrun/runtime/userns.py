@@ -10,9 +10,10 @@
   non-root user, the user's own uid (and its /etc/subuid range through newuidmap when
   there is one).
 - `lease_id_range` / `IdLease.release` / `reclaim_id_ranges`: one lease file per range in
-  use under `<state root>/.userns/`, naming its hardrun process (pid and start time),
-  taken under a lock; a lease whose process is dead is free again (reclaimed by the next
-  allocation and by `hardrun gc`).
+  use under `<state root>/.userns/`, naming its holders (pid and start time, one a line:
+  the containers of a pod share their sandbox's range, `share_lease`), taken under a lock;
+  a lease none of whose holders runs is free again (reclaimed by the next allocation and by
+  `hardrun gc`).
 - `write_id_maps` runs in the parent once the child exists.
 - `namespace_limits`, `memfd_noexec_can_hold`, `memfd_noexec_is_set` (parent) and
   `apply_kernel_settings` (child): the container's own vm.memfd_noexec and user.max_*
@@ -202,10 +203,9 @@ class IdLease:
         self.uid_start, self.gid_start, self.count, self.path = uid_start, gid_start, count, path
 
     def release(self) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        """This process lets go of the range; the lease goes with its last holder."""
+        from .state import process_start_time
+        release_held(self.path, os.getpid(), process_start_time(os.getpid()))
 
 
 def range_size(highest_id: int) -> int:
@@ -260,23 +260,53 @@ def lease_id_range(count: int = DEFAULT_RANGE_SIZE, root: str | None = None, poo
     return IdLease(uid_base + offset, gid_base + offset, count, path)
 
 
+def share_lease(path: str, uid_start: int, gid_start: int, count: int) -> IdLease:
+    """Hold, as this process, the lease at `path` that a running container holds already (a
+    pod's sandbox, for a container joining its user namespace): the range stays leased until
+    its last holder is gone. Refused when no holder of it runs any more (the range may be
+    reclaimed and leased again at any time: never reused by a joiner)."""
+    from . import state
+    directory = os.path.dirname(path)
+    try:
+        with _PoolLock(directory, create=False):
+            holders = _holders_of(path)
+            if not any(state.process_alive(*holder) for holder in holders):
+                raise UsageError(f"the user-namespace id range {os.path.basename(path)} is no longer leased")
+            own = (os.getpid(), state.process_start_time(os.getpid()))
+            _write_holders(path, holders + [own])
+    except FileNotFoundError:
+        raise UsageError(f"the user-namespace id range {os.path.basename(path)} is no longer leased") from None
+    return IdLease(uid_start, gid_start, count, path)
+
+
 def hand_over(lease: IdLease, pid: int, start_time: int | None) -> None:
-    """Name process `pid` (started at `start_time`) as the lease's holder: hardrun-oci's
-    `create` exits while the container's init lives on. Rewritten whole under the lock, so
-    that no allocation reads a half-written lease (and takes it for a dead one)."""
+    """Name process `pid` (started at `start_time`) as a holder of the lease in place of this
+    process: hardrun-oci's `create` exits while the container's init lives on. Rewritten
+    whole under the lock, so that no allocation reads a half-written lease (and takes it
+    for a dead one)."""
+    from .state import process_start_time
+    own = (os.getpid(), process_start_time(os.getpid()))
     with _PoolLock(os.path.dirname(lease.path)):
-        _write_holder(lease.path, os.O_TRUNC, pid, start_time)
+        holders = [holder for holder in _holders_of(lease.path) if holder != own]
+        _write_holders(lease.path, holders + [(pid, start_time)])
 
 
 def release_held(path: str, pid: int, start_time: int | None) -> bool:
-    """Remove the lease at `path` if `pid` (started at `start_time`) still holds it: once the
-    holder is dead the range may have been reclaimed and leased again under the same name,
-    and then it is another container's. Whether it was removed."""
+    """Strike `pid` (started at `start_time`) from the holders of the lease at `path`, and
+    remove the lease when no running holder is left: once a holder is dead the range may have been
+    reclaimed and leased again under the same name, and then it is another container's.
+    Whether `pid` held it."""
     try:
         with _PoolLock(os.path.dirname(path), create=False):
-            if _holder_of(path) != (pid, start_time):
+            holders = _holders_of(path)
+            if (pid, start_time) not in holders:
                 return False
-            os.unlink(path)
+            from .state import process_alive
+            left = [holder for holder in holders if holder != (pid, start_time) and process_alive(*holder)]
+            if left:
+                _write_holders(path, left)
+            else:
+                os.unlink(path)
             return True
     except FileNotFoundError:     # no lock: no lease was ever taken there
         return False
@@ -319,14 +349,35 @@ def _write_holder(path: str, flags: int, pid: int, start_time: int | None) -> No
         os.close(fd)
 
 
-def _holder_of(path: str) -> tuple[int, int | None] | None:
-    """(pid, start time) a lease file names; None when it is gone or does not parse."""
+def _write_holders(path: str, holders) -> None:
+    """The lease's holders, one a line, written through a new file renamed over it."""
+    temporary = f"{path}.new"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, "".join(f"{pid} {start}\n" for pid, start in holders).encode())
+    finally:
+        os.close(fd)
+    os.rename(temporary, path)
+
+
+def _holders_of(path: str) -> list[tuple[int, int | None]]:
+    """(pid, start time) of each holder a lease file names (one a line); [] when it is gone
+    or does not parse. FileNotFoundError is left to the caller (a lease gone)."""
     try:
         with open(path, "rb") as handle:
-            pid, start = handle.read(100).decode().split()
-        return int(pid), None if start == "None" else int(start)
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
+            text = handle.read(64 * 1024).decode()
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError):
+        return []
+    holders = []
+    for line in text.splitlines():
+        try:
+            pid, start = line.split()
+            holders.append((int(pid), None if start == "None" else int(start)))
+        except ValueError:
+            return []
+    return holders
 
 
 def _ranges_dir(root: str | None, create: bool = True) -> str | None:
@@ -358,8 +409,11 @@ def _live_leases(directory: str) -> list[tuple[int, int]]:
     for name in _lease_names(directory):
         path = os.path.join(directory, name)
         offset, _, count = name.partition("-")
-        holder = _holder_of(path)
-        if holder is not None and process_alive(*holder) and offset.isdigit() and count.isdigit():
+        try:
+            holders = _holders_of(path)
+        except FileNotFoundError:
+            continue
+        if any(process_alive(*holder) for holder in holders) and offset.isdigit() and count.isdigit():
             live.append((int(offset), int(count)))
         else:
             _remove_lease(path)

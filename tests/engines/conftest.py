@@ -145,7 +145,8 @@ def podman(busybox_rootfs):
 
 @pytest.fixture(scope="session")
 def containerd(busybox_rootfs):
-    yield from _serving(daemons.Containerd(daemons.short_tempdir("hr-containerd-"), runtimes()), busybox_rootfs,
+    keep = {"hardrun-keep": (daemons.hardrun_oci(), "--userns", "keep")}     # the CRI's control of auto
+    yield from _serving(daemons.Containerd(daemons.short_tempdir("hr-containerd-"), runtimes() | keep), busybox_rootfs,
                         ("default",), ("k8s.io",))
 
 

@@ -374,6 +374,20 @@ class Containerd:
         """The runtime's --root for every container of this containerd (never the host's /run)."""
         return self.directory / "runtime-root"
 
+    @property
+    def hardrun_state(self) -> Path:
+        return self.directory / "hardrun-state"
+
+    def _binary(self, name: str, runtime) -> str:
+        """A runtime's binary; for (binary, arguments…) a script running it with them (the
+        CRI's runc options take no arguments)."""
+        if isinstance(runtime, str):
+            return runtime
+        script = self.directory / f"runtime-{name}"
+        script.write_text("#!/bin/sh\nexec " + " ".join(runtime) + ' "$@"\n')
+        script.chmod(0o755)
+        return str(script)
+
     def start(self) -> "Containerd":
         require(CONTAINERD, CTR, CNI_PLUGINS + "/host-device", CNI_PLUGINS + "/static", "/usr/sbin/ip")
         directory = self.directory
@@ -392,7 +406,7 @@ class Containerd:
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]
   runtime_type = "io.containerd.runc.v2"
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}.options]
-  BinaryName = "{binary}"
+  BinaryName = "{self._binary(name, binary)}"
   Root = "{self.runc_root}"
 """ for name, binary in self.runtimes.items())
         (directory / "config.toml").write_text(f"""\
@@ -414,6 +428,9 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
   # root on this machine lacks CAP_SYS_RESOURCE: do not lower oom_score_adj below the daemon's
   restrict_oom_score_adj = true
   enable_selinux = false
+  # net.ipv4.ip_unprivileged_port_start=0 in each pod's network namespace (the sandbox's
+  # sysctls): root of a pod in a user namespace of its own has no capability over it
+  enable_unprivileged_ports = true
 [plugins."io.containerd.grpc.v1.cri".cni]
   bin_dir = "{CNI_PLUGINS}"
   conf_dir = "{directory}/cni"
@@ -421,10 +438,12 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
   snapshotter = "overlayfs"
   default_runtime_name = "runc"
 {handlers}""")
+        # hardrun-oci's id leases (its state root) in the temporary directory: the host's is shared
+        environment = dict(os.environ, HARDRUN_STATE_DIR=str(self.hardrun_state))
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen([CONTAINERD, "--config", str(directory / "config.toml")], stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+                                            start_new_session=True, env=environment)
         wait_until(lambda: self.ctr("version", check=False).returncode == 0, "containerd",
                    process=self.process, log=self.log)
         return self
@@ -482,15 +501,18 @@ class CRI:
                                            timeout=120)
         return reply.pod_sandbox_id, config
 
-    def run_container(self, pod_id: str, pod_config, name: str, command: list[str]) -> str:
-        """CreateContainer then StartContainer in the pod; its output goes to the pod's log directory."""
+    def run_container(self, pod_id: str, pod_config, name: str, command: list[str], binds=()) -> str:
+        """CreateContainer then StartContainer in the pod; its output goes to the pod's log directory.
+        `binds`: (host path, container path) pairs, read-write."""
         api = self.api
+        mounts = [api.Mount(host_path=host, container_path=inside) for host, inside in binds]
         # a kubelet passes the kernel paths to mask and make read-only (procMount: Default)
         security = api.LinuxContainerSecurityContext(masked_paths=KUBELET_MASKED_PATHS,
                                                      readonly_paths=KUBELET_READONLY_PATHS)
         config = api.ContainerConfig(metadata=api.ContainerMetadata(name=name),
                                      image=api.ImageSpec(image=CRI_IMAGE), command=command,
-                                     log_path=name + ".log", linux=api.LinuxContainerConfig(security_context=security))
+                                     log_path=name + ".log", mounts=mounts,
+                                     linux=api.LinuxContainerConfig(security_context=security))
         container_id = self.runtime.CreateContainer(api.CreateContainerRequest(
             pod_sandbox_id=pod_id, config=config, sandbox_config=pod_config), timeout=120).container_id
         self.runtime.StartContainer(api.StartContainerRequest(container_id=container_id), timeout=120)

@@ -120,3 +120,93 @@ def test_containers_of_two_pods_share_a_verdict_cache_key(cri, containerd, hardr
     assert configs["pod-key-a"] != configs["pod-key-b"]
     assert keys["pod-key-a"] == keys["pod-key-b"]
     assert controls["pod-key-b"] != keys["pod-key-b"]
+
+
+# -- the pod as one unit in a user namespace of its own (--userns auto) -----------------------
+
+SERVER = "echo from-the-server | nc -l -p 80"     # port 80: the sandbox's sysctl lets the pod's root bind it
+CLIENT = ("cat /proc/self/uid_map; for n in user net ipc; do echo ns $n $(readlink /proc/self/ns/$n); done; "
+          "echo pod >> /h/owned-by-host-root && echo wrote || echo refused; "
+          "for i in $(seq 100); do nc 127.0.0.1 80 </dev/null && exit 0; usleep 100000; done")
+
+
+@pytest.fixture(scope="module")
+def pod_unit(cri, containerd, tmp_path_factory):
+    """A pod of handler `runtime`: a server on port 80 and a client that shows its user
+    namespace, writes a host root's file bound in, and talks to the server over 127.0.0.1.
+    What the host saw of the sandbox, what each container said, the leases once it is removed."""
+    @functools.lru_cache(maxsize=None)
+    def under(runtime: str):
+        host = tmp_path_factory.mktemp("pod-host")
+        host.chmod(0o755)
+        (host / "owned-by-host-root").write_text("host\n")
+        pod_name = "unit-" + runtime
+        pod_id, pod_config = cri.run_pod(pod_name, runtime)
+        try:
+            sandbox = cri.sandbox_pid(pod_id)
+            with open(f"/proc/{sandbox}/uid_map") as handle:
+                sandbox_map = handle.read().split()
+            sandbox_namespaces = {n: os.readlink(f"/proc/{sandbox}/ns/{n}") for n in ("user", "net", "ipc")}
+            leases_while_running = _leases(containerd)
+            server = cri.run_container(pod_id, pod_config, "server", ["sh", "-c", SERVER])
+            client = cri.run_container(pod_id, pod_config, "client", ["sh", "-c", CLIENT],
+                                       binds=[(str(host), "/h")])
+            statuses = (cri.wait_exit(client), cri.wait_exit(server))
+            outputs = (cri.log(pod_name, "client"), cri.log(pod_name, "server"))
+        finally:
+            cri.remove_pod(pod_id)
+        for container in (pod_id, server, client):
+            assert_container_gone(container, containerd.directory)
+        return {"sandbox_map": sandbox_map, "sandbox_namespaces": sandbox_namespaces, "statuses": statuses,
+                "client": outputs[0], "server": outputs[1], "file": (host / "owned-by-host-root").read_text(),
+                "leases": (leases_while_running, _leases(containerd))}
+    return under
+
+
+def _leases(containerd) -> dict:
+    """The id leases hardrun-oci holds (under the state root containerd gives it): name -> holders."""
+    from hardrun.runtime.userns import RANGES_DIR
+    directory = containerd.hardrun_state / RANGES_DIR
+    if not directory.exists():
+        return {}
+    return {path.name: path.read_text().split("\n")[:-1] for path in directory.iterdir() if path.name != "lock"}
+
+
+def test_the_pods_containers_share_the_sandboxs_user_namespace_and_range(pod_unit):
+    from hardrun.runtime.userns import root_id_pool
+    unit = pod_unit("hardrun")
+    lines = unit["client"].splitlines()
+    inside, outside, count = (int(field) for field in lines[0].split())
+    assert (inside, count) == (0, 65536) and outside >= root_id_pool()[0], unit["client"]
+    assert lines[0].split() == unit["sandbox_map"], "the container's range is not its sandbox's"
+    seen = {line.split()[1]: line.split()[2] for line in lines if line.startswith("ns ")}
+    assert seen == unit["sandbox_namespaces"], (seen, unit["sandbox_namespaces"])
+    # control: under --userns keep the pod's root is the host's
+    assert pod_unit("hardrun-keep")["client"].splitlines()[0].split() == ["0", "0", "4294967295"]
+
+
+def test_a_pods_root_cannot_write_a_host_root_file_bound_in(pod_unit):
+    unit = pod_unit("hardrun")
+    assert "refused" in unit["client"].splitlines() and "wrote" not in unit["client"], unit["client"]
+    assert unit["file"] == "host\n"
+    control = pod_unit("hardrun-keep")     # the same pod under --userns keep writes it
+    assert "wrote" in control["client"].splitlines(), control["client"]
+    assert control["file"] == "host\npod\n"
+
+
+def test_the_pods_containers_talk_over_loopback_on_port_80(pod_unit):
+    unit = pod_unit("hardrun")
+    assert unit["statuses"] == (0, 0), unit
+    assert "from-the-server" in unit["client"].splitlines(), unit["client"] + unit["server"]
+    assert pod_unit("hardrun-keep")["statuses"] == (0, 0)       # the same pod as the engine asked
+
+
+def test_removing_the_pod_releases_its_lease_once(pod_unit):
+    unit = pod_unit("hardrun")
+    during, after = unit["leases"]
+    (name, holders), = during.items()           # one range, the sandbox's
+    assert len(holders) == 1, holders
+    outside = int(unit["sandbox_map"][1])
+    from hardrun.runtime.userns import root_id_pool
+    assert name == f"{outside - root_id_pool()[0]}-65536"
+    assert after == {}, after

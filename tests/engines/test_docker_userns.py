@@ -158,15 +158,23 @@ def _host_mounts_of(upper: str) -> list[str]:
         return [line for line in handle if parent in line and "merged" not in line.split()[4]]
 
 
-def test_a_bundle_that_joins_a_namespace_by_path_is_left_as_docker_set_it(docker, hardrun_oci):
-    """`--network container:X`: a new user namespace could not enter X's network namespace
-    (owned by the host's), so the bundle keeps Docker's choice and the state says why."""
+def test_a_container_joining_a_hardrun_containers_network_gets_its_range(docker, hardrun_oci):
+    """`--network container:X`: X's network namespace is owned by X's user namespace, so the
+    joining container shares X's user namespace and range (and its lease: X's stays until
+    both are gone). Control: joining a runc container's network keeps Docker's choice (host
+    root), as does `--userns keep`."""
     first = docker.docker("run", "-d", "--network", "none", "--runtime", "hardrun", "bb:1").stdout.strip()
+    control = docker.docker("run", "-d", "--network", "none", "--runtime", "runc", "bb:1").stdout.strip()
     try:
-        joined = uid_map(docker, "hardrun", network=f"container:{first}")
-        assert joined == [0, 0, 4294967295]
+        pid = int(docker.docker("inspect", "-f", "{{.State.Pid}}", first).stdout)
+        with open(f"/proc/{pid}/uid_map") as handle:
+            owners = [int(field) for field in handle.read().split()]
+        assert owners[:2] != [0, 0]
+        assert uid_map(docker, "hardrun", network=f"container:{first}") == owners
+        assert uid_map(docker, "hardrun-keep", network=f"container:{first}") == [0, 0, 4294967295]
+        assert uid_map(docker, "hardrun", network=f"container:{control}") == [0, 0, 4294967295]
     finally:
-        docker.docker("rm", "-f", first)
+        docker.docker("rm", "-f", first, control)
     assert_container_gone(first, docker.directory)
 
 

@@ -16,17 +16,19 @@ def linux(*namespaces):
     return {"linux": {"namespaces": list(namespaces)}}
 
 
-@pytest.mark.parametrize("document, mode, added", [
-    (linux({"type": "mount"}, {"type": "pid"}), "auto", True),
-    (linux({"type": "mount"}, {"type": "pid"}), "keep", False),
-    (linux({"type": "mount"}, {"type": "user"}), "auto", False),              # the engine's own mapping
-    (linux({"type": "mount"}, {"type": "network", "path": "/run/netns/x"}), "auto", False),
+@pytest.mark.parametrize("document, mode, kind", [
+    (linux({"type": "mount"}, {"type": "pid"}), "auto", "own"),
+    (linux({"type": "mount"}, {"type": "pid"}), "keep", "keep"),
+    (linux({"type": "mount"}, {"type": "user"}), "auto", "keep"),              # the engine's own mapping
+    # the host's own network namespace, by /proc: no hardrun-oci container's
+    (linux({"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}), "auto", "keep"),
 ])
-def test_which_bundles_get_a_user_namespace(document, mode, added):
-    add, why_not = oci_userns.decision(document, mode)
-    assert add is added
+def test_which_bundles_get_a_user_namespace(document, mode, kind, tmp_path):
+    from hardrun.runtime.oci import _Containers
+    plan = oci_userns.plan(document, mode, "c1", _Containers(str(tmp_path / "root")))
+    assert plan.kind == kind
     if document["linux"]["namespaces"][-1].get("path"):
-        assert "joins network by path" in why_not
+        assert "joins network by path of a process that is no hardrun-oci container's" in plan.note
 
 
 def test_the_lease_goes_into_the_document_with_a_cgroup_namespace():

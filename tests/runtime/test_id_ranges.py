@@ -289,3 +289,37 @@ def test_a_layer_unpacked_without_an_owners_record_is_walked_once(high_owner_ima
     done = run_hardrun("run", image, "stat", "-c", "%u:%g", "/data/high", env=env)
     assert done.stdout == "70000:70001\n", done.stderr
     assert [open(record).read() for record in records] == kept
+
+
+def test_a_shared_lease_lives_while_any_holder_runs_and_is_never_joined_once_dead(tmp_path):
+    """A pod's range: the sandbox's init holds it, a member's too; it stays while either
+    runs (allocation and gc keep it), goes with the last, and a lease none of whose holders
+    runs cannot be shared (it may be another container's by then). Control: the same lease
+    with a live holder is shared."""
+    from hardrun.runtime.state import process_start_time
+    root = str(tmp_path / "state")
+    pool = (300000, 300000, 4 * DEFAULT_RANGE_SIZE)
+    lease = userns.lease_id_range(root=root, pool=pool)
+    sandbox = subprocess.Popen(["sleep", "60"])
+    member = subprocess.Popen(["sleep", "60"])
+    try:
+        userns.hand_over(lease, sandbox.pid, process_start_time(sandbox.pid))
+        shared = userns.share_lease(lease.path, lease.uid_start, lease.gid_start, lease.count)   # the control
+        userns.hand_over(shared, member.pid, process_start_time(member.pid))
+        assert [line.split()[0] for line in open(lease.path).read().splitlines()] == [str(sandbox.pid),
+                                                                                      str(member.pid)]
+        sandbox.kill()
+        sandbox.wait()
+        assert userns.reclaim_id_ranges(root) == [] and os.path.exists(lease.path)
+        assert userns.lease_id_range(root=root, pool=pool).uid_start != lease.uid_start
+        member_line = (member.pid, process_start_time(member.pid))
+        member.kill()
+        member.wait()
+        with pytest.raises(UsageError, match="no longer leased"):     # both dead: never joined again
+            userns.share_lease(lease.path, lease.uid_start, lease.gid_start, lease.count)
+        assert userns.release_held(lease.path, *member_line)
+        assert not os.path.exists(lease.path), "the last holder's release leaves a lease"
+    finally:
+        for process in (sandbox, member):
+            process.kill()
+            process.wait()
