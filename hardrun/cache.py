@@ -13,6 +13,9 @@ import time
 
 FORMAT = b"1"
 MAX_AGE = 30 * 24 * 3600      # older entries go when a new one of their kind is written
+# kinds whose old entries this process has already removed: once is enough, and a kind
+# with an entry per ShellCheck script may have thousands of them
+_PRUNED: set[str] = set()
 
 
 def directory() -> str:
@@ -73,7 +76,9 @@ def store(kind: str, key: str, value) -> None:
         return
     if not _private(folder) or not write_private(folder, os.path.basename(path), text.encode()):
         return
-    _prune(folder, kind, keep=path)
+    if kind not in _PRUNED:
+        _PRUNED.add(kind)
+        _prune(folder, kind, keep=path)
 
 
 def _private(folder: str) -> bool:
