@@ -7,9 +7,7 @@ is ever served stale; a cache that cannot be read or written is simply not used.
 """
 from __future__ import annotations
 
-import json
 import os
-import time
 
 FORMAT = b"1"
 MAX_AGE = 30 * 24 * 3600      # older entries go when a new one of their kind is written
@@ -32,6 +30,22 @@ def fingerprint(parts) -> str:
     return digest.hexdigest()
 
 
+def identities(paths) -> bytes:
+    """What a key needs to know of files without reading them: for each, its path, inode,
+    size, and modification and change times in nanoseconds (any write moves the change
+    time, which no one can set back)."""
+    parts = []
+    for path in paths:
+        try:
+            status = os.stat(path)
+        except OSError:
+            parts.append(f"{path}\0missing")
+            continue
+        parts.append(f"{path}\0{status.st_dev}\0{status.st_ino}\0{status.st_size}\0"
+                     f"{status.st_mtime_ns}\0{status.st_ctime_ns}")
+    return "\n".join(parts).encode()
+
+
 def _sha256():
     # CPython's own SHA-256 module: hashlib would load OpenSSL (~2 ms and ~4 MiB at start).
     try:
@@ -49,10 +63,12 @@ def load(kind: str, key: str):
     folder = directory()
     if not _private(folder):
         return None
+    # jsonlite: `json` costs milliseconds to import, and reading is every run's path
+    from .jsonlite import loads
     try:
-        with open(_path(folder, kind, key), encoding="utf-8") as stream:
-            entry = json.load(stream)
-    except (OSError, ValueError):
+        with open(_path(folder, kind, key), "rb") as stream:
+            entry = loads(stream.read())
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(entry, dict) or entry.get("key") != key:
         return None
@@ -61,6 +77,7 @@ def load(kind: str, key: str):
 
 def store(kind: str, key: str, value) -> None:
     """Store `value` if JSON gives it back unchanged (same types, no non-string keys)."""
+    import json
     try:
         text = json.dumps({"key": key, "value": value}, allow_nan=False)
     except (TypeError, ValueError):
@@ -96,6 +113,7 @@ def _path(folder: str, kind: str, key: str) -> str:
 
 
 def _prune(folder: str, kind: str, keep: str) -> None:
+    import time
     cutoff = time.time() - MAX_AGE
     try:
         names = os.listdir(folder)

@@ -145,32 +145,75 @@ def _expand(path, name) -> tuple[str, ...]:
 
 @lru_cache(maxsize=None)
 def all_rules() -> dict[str, Rule]:
-    """Every rule by id, in id order."""
-    rules = {}
-    for path, data in zip(*_rule_documents()):
-        rule = _rule(path, data)
-        rules[rule.id] = rule
+    """Every rule by id, in id order.
+
+    Parsing the rule files with PyYAML, and checking them, costs more than the rest of a
+    one-file audit: the checked rules are cached on disk (hardrun/cache.py) as rows of
+    their fields, keyed by the identity of every rule file and of this module (path,
+    inode, size, times: reading and hashing all of them cost about 2 ms of each audit).
+    Only rules that passed the checks are stored; an entry that does not give back rows
+    of the right shape is ignored and written anew."""
+    from .. import cache
+    paths = _rule_paths()
+    key = cache.fingerprint([cache.identities([__file__, *paths])])
+    rules = _from_rows(cache.load("rules", key), len(paths))
+    if rules is None:
+        rules = {}
+        for path in paths:
+            # as Path.read_text reads them: universal newlines
+            data = _parse_yaml(_read_bytes(path).decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"))
+            rule = _rule(path, data)
+            rules[rule.id] = rule
+        cache.store("rules", key, [_row(rule) for rule in rules.values()])
+    _KEYS[id(rules)] = key
     return rules
 
 
-def _rule_documents():
-    """(paths, parsed YAML of each) of the rule files. Parsing 50 files with PyYAML costs
-    more than the rest of a one-file audit, so the parsed data is cached on disk, keyed by
-    the bytes of every rule file and of this module (see hardrun/cache.py)."""
-    from .. import cache
+_KEYS: dict[int, str] = {}    # id of an all_rules() answer -> the cache key of the files it was read from
+
+
+def rules_key() -> str:
+    """The cache key of the rule files all_rules() was read from (for caches of what
+    depends on the rules, such as a policy's validation)."""
+    return _KEYS[id(all_rules())]
+
+
+def _rule_paths() -> list[str]:
     folder = os.fspath(data_dir("rules"))
     names = sorted(name for name in os.listdir(folder) if name.startswith("HR") and name.endswith(".yaml"))
-    paths = [os.path.join(folder, name) for name in names]
-    sources = [_read_bytes(path) for path in paths]
-    key = cache.fingerprint([_read_bytes(__file__)]
-                            + [part for name, source in zip(names, sources) for part in (name.encode(), source)])
-    documents = cache.load("rules", key)
-    if not isinstance(documents, list) or len(documents) != len(paths):
-        # as Path.read_text reads them: universal newlines
-        documents = [_parse_yaml(source.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"))
-                     for source in sources]
-        cache.store("rules", key, documents)
-    return paths, documents
+    return [os.path.join(folder, name) for name in names]
+
+
+def _row(rule: Rule) -> list:
+    """A checked rule as the cache stores it (_from_rows reads it back)."""
+    return [rule.id, rule.practice, rule.severity, rule.title, rule.message, list(rule.applies_to),
+            rule.why, rule.fix, list(rule.references),
+            [[example.kind, example.text, example.policy] for example in rule.bad],
+            [[example.kind, example.text, example.policy] for example in rule.good], rule.enabled_by]
+
+
+def _from_rows(rows, count: int) -> dict[str, Rule] | None:
+    """The rules of a cache entry's rows; None unless it is `count` rows of the shape
+    _row writes."""
+    if not isinstance(rows, list) or len(rows) != count:
+        return None
+    rules = {}
+    try:
+        for (rule_id, practice, severity, title, message, applies_to, why, fix, references, bad, good,
+             enabled_by) in rows:
+            if not all(isinstance(value, str) for value in (rule_id, practice, severity, title, message, why, fix)) \
+                    or not all(isinstance(value, list) for value in (applies_to, references, bad, good)) \
+                    or not (enabled_by is None or isinstance(enabled_by, str)):
+                return None
+            rules[rule_id] = Rule(rule_id, practice, severity, title, message, tuple(applies_to), why, fix,
+                                  tuple(references), _examples_of(bad), _examples_of(good), enabled_by)
+    except (TypeError, ValueError):      # a row of another length, an example of another shape
+        return None
+    return rules
+
+
+def _examples_of(rows: list) -> tuple[Example, ...]:
+    return tuple(Example(kind, text, policy) for kind, text, policy in rows)
 
 
 def _read_bytes(path: str) -> bytes:

@@ -14,7 +14,7 @@ import os
 import re
 
 from . import is_dockerfile_name
-from ..parsing.patterns import lazy
+from ..parsing.patterns import lazy, regex
 PEEK_BYTES = 4096
 
 COMPOSE_PATTERNS = ("compose.yaml", "compose.yml", "compose.*.yaml", "compose.*.yml",
@@ -54,7 +54,7 @@ _TOP_KIND = lazy(r"^(?:kind:[ \t]*\S|\s*\"kind\"\s*:)", re.MULTILINE)
 # a config has (a runtime's state.json has ociVersion too, but no process/root/mounts).
 _OCI_VERSION = lazy(r"\"ociVersion\"\s*:\s*\"")
 _OCI_CONFIG_KEY = lazy(r"\"(?:process|root|mounts|linux)\"\s*:\s*[\[{]")
-_SHEBANG = r"#![ \t]*\S*/(?:env[ \t]+(?:-\S+[ \t]+)*)?(?:sh|bash|zsh|dash|ksh|ash)\b"
+_SHEBANG = lazy(r"#![ \t]*\S*/(?:env[ \t]+(?:-\S+[ \t]+)*)?(?:sh|bash|zsh|dash|ksh|ash)\b")
 
 
 class Peek:
@@ -75,7 +75,7 @@ class Peek:
 def any_of(patterns) -> re.Pattern:
     """One regex matching a name that any of the fnmatch `patterns` matches (case-sensitive):
     every file of a walked tree is tested, and one match is cheaper than one per pattern."""
-    return re.compile("|".join(fnmatch.translate(pattern) for pattern in patterns))
+    return regex("|".join(fnmatch.translate(pattern) for pattern in patterns))
 
 
 _COMPOSE_NAME = any_of(COMPOSE_PATTERNS)
@@ -197,7 +197,7 @@ def detect_docker_run(name: str, peek: Peek) -> str | None:
         return "docker-run"
     if decided_by_name(name):
         return None
-    return "docker-run" if re.match(_SHEBANG, peek.head) else None   # compiled only when asked
+    return "docker-run" if _SHEBANG.match(peek.head) else None
 
 
 def decided_by_name(name: str) -> bool:

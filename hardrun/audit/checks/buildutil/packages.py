@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from ....parsing.patterns import regex
 
 from .commands import INTERPRETERS, PIP, command_name, effective_words
 
@@ -11,7 +12,7 @@ from .commands import INTERPRETERS, PIP, command_name, effective_words
 _APT = frozenset({"apt-get", "apt", "aptitude"})
 _YARN_CACHES = ("/usr/local/share/.cache/yarn", "/root/.cache/yarn", "~/.cache/yarn")
 _RPM_MANAGERS = frozenset({"yum", "dnf", "microdnf", "tdnf"})
-_RECOMMENDS_OFF = re.compile(r"install-recommends[= ]+[\"']?(?:false|0|no)", re.I)
+_RECOMMENDS_OFF = regex(r"install-recommends[= ]+[\"']?(?:false|0|no)", re.I)
 
 
 def cache_mount_targets(instruction) -> list:

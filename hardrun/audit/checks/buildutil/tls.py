@@ -6,7 +6,7 @@ import re
 
 from ...secrets import CURL_VALUE_SHORT, unquote
 from .commands import INTERPRETERS, PIP, command_name, effective_words
-from ....parsing.patterns import lazy
+from ....parsing.patterns import lazy, regex
 
 
 # --- TLS and signature verification --------------------------------------------------
@@ -18,24 +18,24 @@ _APT_OPTION_OFF = lazy(r"(?:verify-(?:peer|host)[= ]+[\"']?(?:false|0|no)"
                              r"[= ]+[\"']?(?:true|1|yes))", re.I)
 _CONDA_SSL_OFF = lazy(r"ssl_verify\s+(?:false|no|0)\b", re.I)
 _CONFIG_TEXT = (
-    (re.compile(r"verify-(?:peer|host)\s+\"?(?:false|0|no)\b", re.I).search,
+    (regex(r"verify-(?:peer|host)\s+\"?(?:false|0|no)\b", re.I).search,
      "apt is configured not to verify the repository's TLS certificate"),
-    (re.compile(r"allow(?:unauthenticated|insecurerepositories)\s+\"?(?:true|1|yes)\b", re.I).search,
+    (regex(r"allow(?:unauthenticated|insecurerepositories)\s+\"?(?:true|1|yes)\b", re.I).search,
      "apt is configured to accept unsigned repositories"),
     # A local `file:` repository built in the same step (nginx's official image) is not
     # a download whose signature goes unchecked.
     (lambda text: has_trusted_apt_source(text),
      "an apt source is marked [trusted=yes] (its signatures are not checked)"),
-    (re.compile(r"(?:(?<![\w.-])|(?<=\\n))gpgcheck\s*=\s*(?:0|false|no)\b", re.I).search,
+    (regex(r"(?:(?<![\w.-])|(?<=\\n))gpgcheck\s*=\s*(?:0|false|no)\b", re.I).search,
      "a yum/dnf repository is configured with gpgcheck=0 (package signatures are not checked)"),
-    (re.compile(r"(?:(?<![\w.])|(?<=\\n))sslverify\s*=\s*(?:0|false|no|off)\b", re.I).search,
+    (regex(r"(?:(?<![\w.])|(?<=\\n))sslverify\s*=\s*(?:0|false|no|off)\b", re.I).search,
      "a yum/dnf/zypper repository is configured with sslverify off"),
-    (re.compile(r"strict-ssl\s*=\s*false\b", re.I).search, "npm is configured with strict-ssl=false"),
+    (regex(r"strict-ssl\s*=\s*false\b", re.I).search, "npm is configured with strict-ssl=false"),
     (lambda text: sets_trusted_host(text),
      "pip is configured with a trusted-host (no TLS verification for it)"),
     (lambda text: writes_insecure_curlrc(text),
      "curl is configured with `insecure` in .curlrc"),
-    (re.compile(r"check[_-]certificate\s*=\s*off", re.I).search,
+    (regex(r"check[_-]certificate\s*=\s*off", re.I).search,
      "wget is configured with check_certificate=off"),
 )
 

@@ -1,0 +1,138 @@
+"""hardrun/parsing/patterns.py: patterns built from the cache of compiled programs are the
+patterns `re.compile` makes; a damaged, foreign or other interpreter's entry is never used."""
+import json
+import re
+
+import pytest
+
+from hardrun import cache
+from hardrun.audit.engine import audit
+from hardrun.parsing import patterns
+from tests.helpers import DATA, ROOT
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "hardrun"
+
+
+@pytest.fixture
+def compiles(monkeypatch):
+    """The patterns compiled by `re` itself (not built from a cached program)."""
+    compiled = []
+    real = patterns._program
+
+    def counting(pattern, flags):
+        compiled.append(pattern)
+        return real(pattern, flags)
+
+    monkeypatch.setattr(patterns, "_program", counting)
+    return compiled
+
+
+def the_same(built: re.Pattern, pattern: str, flags: int = 0) -> bool:
+    """Pattern equality compares the flags, the text and the compiled program."""
+    expected = re.compile(pattern, flags)
+    return built == expected and (built.groups, dict(built.groupindex)) == (expected.groups,
+                                                                            dict(expected.groupindex))
+
+
+def test_every_pattern_an_audit_compiles_is_re_s_own(cache_home, monkeypatch):
+    seen = {}
+    real = patterns.regex
+
+    def recording(pattern, flags=0):
+        seen[pattern, int(flags)] = None
+        return real(pattern, flags)
+
+    monkeypatch.setattr(patterns, "regex", recording)
+    audit([str(DATA), str(ROOT / "examples")])
+    assert len(seen) >= 20       # control: the audit went through the cache
+    for pattern, flags in seen:
+        fresh = patterns.regex(pattern, flags)      # stored by the audit above: from the cache
+        assert the_same(fresh, pattern, flags), pattern
+
+
+@pytest.mark.parametrize("pattern, flags", [
+    (r"(?P<key>[a-z]+)\s*=\s*(?P<value>\S+)|#(.*)", re.I), (r"^(?:a|b)*?c{2,5}$", re.M | re.S),
+    (r"(?<![\w.-])gpgcheck\s*=\s*0\b", re.I), (r"[^\s'\"\\$`|&;()<>]+", 0), (r"\u00e9t\u00e9", re.I),
+])
+def test_a_hit_gives_the_pattern_a_miss_gave(cache_home, compiles, pattern, flags):
+    first = patterns.regex(pattern, flags)
+    second = patterns.regex(pattern, flags)
+    assert compiles == [pattern]                 # compiled once, then built from the cache
+    assert the_same(first, pattern, flags) and the_same(second, pattern, flags)
+    assert second.findall("KEY = v # x") == re.compile(pattern, flags).findall("KEY = v # x")
+
+
+def entry(cache_home):
+    [found] = list(cache_home.glob(f"{patterns.CACHE_KIND}-*.json"))
+    return found
+
+
+def test_a_program_the_engine_refuses_is_compiled_anew(cache_home, compiles):
+    patterns.regex(r"a+b")
+    stored = json.loads(entry(cache_home).read_text())
+    stored["value"][1] = [99999, 1, 2]               # not an SRE program
+    entry(cache_home).write_text(json.dumps(stored))
+    assert the_same(patterns.regex(r"a+b"), r"a+b")
+    assert compiles == [r"a+b", r"a+b"]
+    assert the_same(patterns.regex(r"a+b"), r"a+b") and len(compiles) == 2    # rewritten: a hit
+
+
+@pytest.mark.parametrize("damage", [
+    lambda text: text[:20],                                                            # cut short
+    lambda text: json.dumps({**json.loads(text), "key": "0" * 64}),                   # another key's
+    lambda text: json.dumps({**json.loads(text), "value": [0, [1.5], 0, {}, [None]]}),   # not integers
+    lambda text: json.dumps({**json.loads(text), "value": "x"}),
+])
+def test_a_damaged_or_foreign_entry_is_ignored(cache_home, compiles, damage):
+    patterns.regex(r"x(y)z")
+    entry(cache_home).write_text(damage(entry(cache_home).read_text()))
+    assert the_same(patterns.regex(r"x(y)z"), r"x(y)z")
+    assert len(compiles) == 2
+
+
+def test_another_pattern_s_program_under_this_name_is_not_used(cache_home, compiles):
+    patterns.regex(r"cat")
+    cat = entry(cache_home)
+    moved = cat.with_name(cat.name + ".kept")
+    cat.rename(moved)
+    patterns.regex(r"dog")
+    dog = entry(cache_home)
+    moved.rename(cat)
+    dog.write_text(cat.read_text())              # cat's program where dog's should be
+    assert the_same(patterns.regex(r"dog"), r"dog")
+    assert compiles == ["cat", "dog", "dog"]
+
+
+def test_another_interpreter_s_entries_are_not_used(cache_home, compiles, monkeypatch):
+    patterns.regex(r"q+")
+    patterns.regex(r"q+")
+    assert len(compiles) == 1                    # control: a hit in this interpreter
+    sre, identity = patterns._engine()
+    monkeypatch.setattr(patterns, "_ENGINE", [(sre, identity + b"-another-build")])
+    assert the_same(patterns.regex(r"q+"), r"q+")
+    assert len(compiles) == 2
+
+
+def test_the_flags_are_part_of_the_key(cache_home, compiles):
+    assert the_same(patterns.regex(r"abc"), r"abc")
+    assert the_same(patterns.regex(r"abc", re.I), r"abc", re.I)
+    assert len(compiles) == 2 and patterns.regex(r"abc", re.I).match("ABC")
+
+
+def test_invalid_and_bytes_patterns_behave_as_in_re(cache_home):
+    with pytest.raises(re.error):
+        patterns.regex(r"[")
+    assert patterns.regex(rb"a+").match(b"aa") and not list(cache_home.glob("*"))
+
+
+def test_entries_are_private_and_verified(cache_home):
+    patterns.regex(r"private")
+    found = entry(cache_home)
+    assert oct(found.stat().st_mode & 0o777) == "0o600"
+    key = json.loads(found.read_text())["key"]
+    assert cache.load(patterns.CACHE_KIND, key) is not None
+    assert cache.load(patterns.CACHE_KIND, key[:40] + "f" * 24) is None
