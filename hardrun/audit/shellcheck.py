@@ -14,7 +14,6 @@ column and reported under its own code (`SC2086`) by the rule HR1020.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from ..spec.record import dataclass  # not dataclasses: see record.py
 from functools import lru_cache
@@ -38,6 +37,7 @@ PREDEFINED = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PRO
               "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
 _NAME = lazy(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FLAG_END = lazy(r"""(?:[^\s"'\\]|\\.|"(?:[^"\\]|\\.)*"|'[^']*')*""")
+_LONE_HEREDOC = lazy(r"\s*\d*<<-?[^<\s]+\s*")
 _SOURCE_DIRECTIVE = lazy(r"shellcheck\b[^\n]*\bsource")
 
 
@@ -180,7 +180,7 @@ def _used(names, lines) -> tuple[str, ...]:
 
 def _lone_heredoc(instruction) -> bool:
     """`RUN <<EOF`: the body is the script (not the stdin of a command)."""
-    return re.fullmatch(r"\s*\d*<<-?[^<\s]+\s*", instruction.args) is not None
+    return _LONE_HEREDOC.fullmatch(instruction.args) is not None
 
 
 def _shebang_dialect(line: str) -> str | None:

@@ -12,11 +12,19 @@ opcodes `re` hands to its C engine, `_sre`) is stored like the rules cache, one 
 pattern keyed by the pattern, its flags and the interpreter's exact version and `_sre`
 format, and the engine builds the pattern from it directly. `_sre` checks a program it is
 given (a damaged one is refused, then compiled anew); a pattern built so compares equal to
-`re.compile`'s (tests/parsing/test_patterns.py).
+`re.compile`'s (tests/frontends/test_pattern_cache.py). On a hit, `re` itself is not
+imported.
 """
 from __future__ import annotations
 
-import re
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+
+# re's flags (tests/frontends/test_pattern_cache.py checks them): a module that passes a
+# flag takes it from here, so that a one-file audit whose patterns all come from the
+# cache never imports `re` (with `enum`, about 3 ms)
+IGNORECASE, MULTILINE, DOTALL = 2, 8, 16
 
 # the compiled pattern's attributes a LazyPattern hands out once compiled
 _METHODS = ("match", "fullmatch", "search", "findall", "finditer", "sub", "subn", "split",
@@ -60,6 +68,7 @@ def regex(pattern: str, flags: int = 0) -> re.Pattern:
     """`re.compile(pattern, flags)`, from the cached program when there is one."""
     engine = _engine()
     if engine is None or not isinstance(pattern, str):
+        import re
         return re.compile(pattern, flags)
     from .. import cache
     key = cache.fingerprint((engine[1], str(int(flags)).encode(), pattern.encode()))
@@ -69,10 +78,35 @@ def regex(pattern: str, flags: int = 0) -> re.Pattern:
         if built is not None:
             return built
     program = _program(pattern, flags)
-    built = _build(engine[0], pattern, program)
+    built = _build(engine[0], pattern, program) if program is not None else None
     if built is None:           # not a program `_sre` takes: never stored
+        import re
         return re.compile(pattern, flags)
     cache.store(CACHE_KIND, key, program)
+    return built
+
+
+def glob_regex(globs) -> re.Pattern:
+    """One pattern matching a name that any of the fnmatch `globs` matches: the
+    `fnmatch.translate` of each, joined with `|` (fnmatch imports `re`, so the
+    translation is cached with the program)."""
+    engine = _engine()
+    if engine is not None:
+        from .. import cache
+        key = cache.fingerprint((engine[1], b"globs", *(glob.encode() for glob in globs)))
+        stored = cache.load(CACHE_KIND, key)
+        if isinstance(stored, list) and len(stored) == 2 and isinstance(stored[0], str):
+            built = _build(engine[0], stored[0], stored[1])
+            if built is not None:
+                return built
+    import fnmatch
+    text = "|".join(fnmatch.translate(glob) for glob in globs)
+    program = _program(text, 0) if engine is not None else None
+    built = _build(engine[0], text, program) if program is not None else None
+    if built is None:
+        import re
+        return re.compile(text)
+    cache.store(CACHE_KIND, key, [text, program])
     return built
 
 
@@ -86,7 +120,6 @@ def _engine():
         try:
             import sys
             import _sre
-            from re import _compiler, _parser   # noqa: F401  (Python 3.11+)
             identity = f"{sys.version}|{sys.implementation.cache_tag}|{_sre.MAGIC}|{_sre.CODESIZE}"
             _ENGINE.append((_sre, identity.encode()))
         except (ImportError, AttributeError):
@@ -94,10 +127,14 @@ def _engine():
     return _ENGINE[0]
 
 
-def _program(pattern: str, flags: int) -> list:
+def _program(pattern: str, flags: int) -> list | None:
     """[flags, opcodes, groups, group index, index group] of `pattern`: what
-    `re._compiler.compile` hands to `_sre.compile`."""
-    from re import _compiler, _parser
+    `re._compiler.compile` hands to `_sre.compile` (re.error if it is not a pattern);
+    None where `re` is not built that way (before Python 3.11)."""
+    try:
+        from re import _compiler, _parser
+    except ImportError:
+        return None
     parsed = _parser.parse(pattern, flags)
     code = _compiler._code(parsed, flags)
     groupindex = dict(parsed.state.groupdict)

@@ -32,10 +32,9 @@ is_shell and script_operand (where a shell's `-c` script is).
 """
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
 
-from .patterns import regex
+from .patterns import DOTALL, regex
 from ..spec.build import Command, Pipeline
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
@@ -70,7 +69,7 @@ _COMMON_WORD = (r"(?:[^\s'\"\\$`|&;()<>#]|\$(?![('{])|\$\{[^}'\"`\\{]*\}|'[^']*'
                 r"|\"(?:[^\"\\$`]|\$(?![('{])|\$\{[^}'\"`\\{]*\})*\")*")
 _TOKEN = regex(r"(?:[ \t\r\f\v]|\\\n)+|#[^\n]*|(" + _COMMON_WORD + r")(?=[\s|&;()]|\Z)"
                r"|(&&|\|\||;;&|;;|;&|\|&|&>>|&>|[0-9]*(?:<<<|<<-|<<|>>|>&|<&|<>|>\||>|<)(?!\()"
-               r"|[|&;()\n])|(.)", re.DOTALL)
+               r"|[|&;()\n])|(.)", DOTALL)
 _SIMPLE_QUOTES = regex(r"'([^']*)'|\"([^\"]*)\"")
 _DQUOTE_PLAIN = regex(r"[^\"\\$`]+")
 _PAREN_PLAIN = regex(r"[^()'\"\\`]+")
