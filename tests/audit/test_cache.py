@@ -145,7 +145,7 @@ def test_rules_are_served_from_the_cache_until_a_rule_file_changes(cache_home, r
     lambda rows: rows[:-1],                                  # a row short
     lambda rows: [row[:-1] for row in rows],                 # a field short
     lambda rows: [[1, *row[1:]] for row in rows],            # an id that is not a string
-    lambda rows: [[*row[:9], [["dockerfile"]], *row[10:]] for row in rows],   # an example of another shape
+    lambda rows: [[*row[:5], "dockerfile", *row[6:]] for row in rows],   # applies_to not a list
     lambda rows: {"rows": rows},
 ])
 def test_a_rules_entry_of_another_shape_is_ignored_and_written_anew(cache_home, rule_dir, parses, damage):
@@ -156,6 +156,41 @@ def test_a_rules_entry_of_another_shape_is_ignored_and_written_anew(cache_home, 
     count = len(parses)
     assert reload_rules() == fresh and len(parses) == 2 * count
     assert reload_rules() == fresh and len(parses) == 2 * count       # written anew: a hit
+
+
+def test_a_rule_s_details_are_read_only_when_asked_for(cache_home, rule_dir, parses):
+    fresh = reload_rules()
+    count = len(parses)
+    summary = reload_rules()["HR1001"]
+    assert "why" not in vars(summary) and len(parses) == count        # a hit: the summary only
+    assert summary.why == fresh["HR1001"].why and summary.bad == fresh["HR1001"].bad
+    assert summary == fresh["HR1001"] and reload_rules() == fresh and len(parses) == count
+
+
+@pytest.mark.parametrize("damage", [
+    lambda details: {rule_id: row[:-1] for rule_id, row in details.items()},            # a field short
+    lambda details: {rule_id: [1, *row[1:]] for rule_id, row in details.items()},       # why not a string
+    lambda details: {rule_id: [*row[:3], [["dockerfile"]], row[4]] for rule_id, row in details.items()},
+    lambda details: list(details.values()),
+])
+def test_damaged_details_are_read_from_the_rule_files(cache_home, rule_dir, parses, damage):
+    fresh = reload_rules()
+    [entry] = list(cache_home.glob("rule-details-*.json"))
+    stored = json.loads(entry.read_text())
+    entry.write_text(json.dumps({"key": stored["key"], "value": damage(stored["value"])}))
+    count = len(parses)
+    assert reload_rules() == fresh and len(parses) == 2 * count        # the files parsed again
+
+
+def test_details_of_rule_files_changed_since_the_summary_are_an_error(cache_home, rule_dir):
+    reload_rules()
+    summary = reload_rules()
+    for entry in cache_home.glob("rule-details-*.json"):
+        entry.unlink()
+    path = rule_dir / "HR1001.yaml"
+    path.write_text(path.read_text())                     # the same text, a new change time
+    with pytest.raises(rules.RuleError, match="changed while hardrun was running"):
+        summary["HR1002"].why
 
 
 @pytest.fixture
