@@ -286,9 +286,7 @@ def _verdict_keys(binary_path: str, found: list[Script]) -> list[str] | None:
     if rc_file is None or binary_identity is None:
         return None
     from .. import cache
-    with open(__file__, "rb") as stream:
-        code = stream.read()
-    common = [code, binary_identity, *(part.encode() for part in ARGUMENTS), *rc_file]
+    common = [cache.identities([__file__]), binary_identity, *(part.encode() for part in ARGUMENTS), *rc_file]
     return [cache.fingerprint(common + [script.dialect.encode(), text.encode()])
             for script, text in zip(found, texts)]
 

@@ -149,9 +149,10 @@ def _build(sre, pattern: str, program) -> re.Pattern | None:
     """The pattern `_sre` builds from a stored program; None for anything it refuses."""
     try:
         flags, code, groups, groupindex, indexgroup = program
+        # each opcode is checked by _sre itself (a non-integer is refused, as is a program
+        # that does not hold together); the key, verified on read, ties it to the pattern
         if not (isinstance(flags, int) and isinstance(code, list) and isinstance(groups, int)
-                and isinstance(groupindex, dict) and isinstance(indexgroup, list)
-                and all(type(op) is int for op in code)):
+                and isinstance(groupindex, dict) and isinstance(indexgroup, list)):
             return None
         return sre.compile(pattern, flags, code, groups, groupindex, tuple(indexgroup))
     except (TypeError, ValueError, RuntimeError, OverflowError):   # RuntimeError: invalid SRE code
