@@ -232,8 +232,8 @@ def _parse_builtin(text: str, path: str) -> Located:
 # A policy file's text that passed validation: the schema check (which needs `json` and
 # the schema) and the rule and capability names cost about 2 ms of each audit, for a file
 # that rarely changes. Keyed by the text and by what judged it: the schema, this module,
-# the YAML reader, the capability names and the rule files (the vocabulary). Only a
-# pass is stored; a policy in error is judged, and reported, every time.
+# the YAML reader, the capability names, the ShellCheck codes and the rule files (the
+# vocabulary). Only a pass is stored; a policy in error is judged, and reported, every time.
 VALIDATED = "policy-valid"
 
 
@@ -241,8 +241,9 @@ def _validity_key(text: str) -> str:
     from .. import cache
     from ..audit.rules import rules_key
     from ..spec import capabilities
-    judges = [os.path.join(os.path.dirname(__file__), "schema.json"), __file__, marked.__file__,
-              capabilities.__file__]
+    here = os.path.dirname(__file__)
+    judges = [os.path.join(here, "schema.json"), __file__, marked.__file__, capabilities.__file__,
+              os.path.join(os.path.dirname(here), "audit", "shellcheck.py")]   # is_code: which SC codes exist
     return cache.fingerprint([text.encode("utf-8"), cache.identities(judges), rules_key().encode()])
 
 
