@@ -7,12 +7,13 @@ is ever served stale; a cache that cannot be read or written is simply not used.
 """
 from __future__ import annotations
 
-import json
 import os
-import time
 
 FORMAT = b"1"
 MAX_AGE = 30 * 24 * 3600      # older entries go when a new one of their kind is written
+# kinds whose old entries this process has already removed: once is enough, and a kind
+# with an entry per ShellCheck script may have thousands of them
+_PRUNED: set[str] = set()
 
 
 def directory() -> str:
@@ -27,6 +28,22 @@ def fingerprint(parts) -> str:
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
+
+
+def identities(paths) -> bytes:
+    """What a key needs to know of files without reading them: for each, its path, inode,
+    size, and modification and change times in nanoseconds (any write moves the change
+    time, which no one can set back)."""
+    parts = []
+    for path in paths:
+        try:
+            status = os.stat(path)
+        except OSError:
+            parts.append(f"{path}\0missing")
+            continue
+        parts.append(f"{path}\0{status.st_dev}\0{status.st_ino}\0{status.st_size}\0"
+                     f"{status.st_mtime_ns}\0{status.st_ctime_ns}")
+    return "\n".join(parts).encode()
 
 
 def _sha256():
@@ -46,10 +63,12 @@ def load(kind: str, key: str):
     folder = directory()
     if not _private(folder):
         return None
+    # jsonlite: `json` costs milliseconds to import, and reading is every run's path
+    from .jsonlite import loads
     try:
-        with open(_path(folder, kind, key), encoding="utf-8") as stream:
-            entry = json.load(stream)
-    except (OSError, ValueError):
+        with open(_path(folder, kind, key), "rb") as stream:
+            entry = loads(stream.read())
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(entry, dict) or entry.get("key") != key:
         return None
@@ -58,6 +77,7 @@ def load(kind: str, key: str):
 
 def store(kind: str, key: str, value) -> None:
     """Store `value` if JSON gives it back unchanged (same types, no non-string keys)."""
+    import json
     try:
         text = json.dumps({"key": key, "value": value}, allow_nan=False)
     except (TypeError, ValueError):
@@ -73,7 +93,9 @@ def store(kind: str, key: str, value) -> None:
         return
     if not _private(folder) or not write_private(folder, os.path.basename(path), text.encode()):
         return
-    _prune(folder, kind, keep=path)
+    if kind not in _PRUNED:
+        _PRUNED.add(kind)
+        _prune(folder, kind, keep=path)
 
 
 def _private(folder: str) -> bool:
@@ -91,6 +113,7 @@ def _path(folder: str, kind: str, key: str) -> str:
 
 
 def _prune(folder: str, kind: str, keep: str) -> None:
+    import time
     cutoff = time.time() - MAX_AGE
     try:
         names = os.listdir(folder)

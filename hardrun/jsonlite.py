@@ -55,6 +55,13 @@ def loads(text: str | bytes, object_pairs_hook=None):
     return value
 
 
+if _json is not None:
+    # json.encoder.encode_basestring_ascii: a string as a JSON literal, ASCII only
+    encode_basestring_ascii = _json.encode_basestring_ascii
+else:
+    from json.encoder import encode_basestring_ascii   # noqa: F401
+
+
 def _unserialisable(value):
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 

@@ -51,6 +51,15 @@ class Rule:
     # "allowed-capabilities"); its examples then carry the policy they are judged by.
     enabled_by: str | None = None
 
+    def __getattr__(self, name: str) -> object:
+        """A rule read from the cache's summary loads its details (why, fix, references,
+        examples) when one of them is first asked for: a one-file audit never does."""
+        source = self.__dict__.get("_source")
+        if source is None or name not in DETAILS:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self.__dict__.update(_details(source)[self.id])   # the record's own dict, as its __init__ fills it
+        return self.__dict__[name]
+
     @property
     def model(self) -> str:
         """`build` for Dockerfile rules, `image` for image rules, `run` for rules over RunSpecs."""
@@ -143,34 +152,144 @@ def _expand(path, name) -> tuple[str, ...]:
     return registry.RUN_KINDS if name == RUN else (name,)
 
 
+# The fields only `hardrun explain`, `hardrun rules`, SARIF and the tests read
+DETAILS = ("why", "fix", "references", "bad", "good")
+SUMMARY = tuple(name for name in Rule.__record_names__ if name not in DETAILS)
+
+
 @lru_cache(maxsize=None)
 def all_rules() -> dict[str, Rule]:
-    """Every rule by id, in id order."""
+    """Every rule by id, in id order.
+
+    Parsing the rule files with PyYAML, and checking them, costs more than the rest of a
+    one-file audit: the checked rules are cached on disk (hardrun/cache.py), keyed by the
+    identity of every rule file and of this module (path, inode, size, times: reading and
+    hashing all of them cost about 2 ms of each audit). Two entries: the summary of each
+    rule (what an audit reads) and its details (DETAILS), read only when a rule's
+    details are first asked for. Only rules that passed the checks are stored; an entry
+    that does not give back rows of the right shape is ignored and written anew."""
+    from .. import cache
+    paths = _rule_paths()
+    key = _key(paths)
+    _SOURCES[key] = paths
+    rules = _from_summary(cache.load(SUMMARY_KIND, key), len(paths), key)
+    if rules is None:
+        rules = _parse_files(paths)
+        cache.store(DETAILS_KIND, key, {rule.id: [_detail_value(getattr(rule, name)) for name in DETAILS]
+                                        for rule in rules.values()})
+        cache.store(SUMMARY_KIND, key, [[_detail_value(getattr(rule, name)) for name in SUMMARY]
+                                        for rule in rules.values()])
+    _KEYS[id(rules)] = key
+    return rules
+
+
+SUMMARY_KIND, DETAILS_KIND = "rules", "rule-details"
+_KEYS: dict[int, str] = {}    # id of an all_rules() answer -> the cache key of the files it was read from
+_SOURCES: dict[str, list[str]] = {}    # cache key -> the rule files it was made from
+_LOADED_DETAILS: dict[str, dict] = {}  # cache key -> rule id -> its details
+
+
+def rules_key() -> str:
+    """The cache key of the rule files all_rules() was read from (for caches of what
+    depends on the rules, such as a policy's validation)."""
+    return _KEYS[id(all_rules())]
+
+
+def _key(paths: list[str]) -> str:
+    """The cache key of the rules read from `paths`: the files' and this module's
+    identity, and what a rule's checks and its expanded `applies_to` depend on beside
+    them (the front ends' kinds, the severities)."""
+    from .. import cache
+    judges = repr((registry.KINDS, registry.RUN_KINDS, SEVERITIES)).encode()
+    return cache.fingerprint([cache.identities([__file__, *paths]), judges])
+
+
+def _rule_paths() -> list[str]:
+    folder = os.fspath(data_dir("rules"))
+    names = sorted(name for name in os.listdir(folder) if name.startswith("HR") and name.endswith(".yaml"))
+    return [os.path.join(folder, name) for name in names]
+
+
+def _parse_files(paths: list[str]) -> dict[str, Rule]:
     rules = {}
-    for path, data in zip(*_rule_documents()):
+    for path in paths:
+        # as Path.read_text reads them: universal newlines
+        data = _parse_yaml(_read_bytes(path).decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"))
         rule = _rule(path, data)
         rules[rule.id] = rule
     return rules
 
 
-def _rule_documents():
-    """(paths, parsed YAML of each) of the rule files. Parsing 50 files with PyYAML costs
-    more than the rest of a one-file audit, so the parsed data is cached on disk, keyed by
-    the bytes of every rule file and of this module (see hardrun/cache.py)."""
-    from .. import cache
-    folder = os.fspath(data_dir("rules"))
-    names = sorted(name for name in os.listdir(folder) if name.startswith("HR") and name.endswith(".yaml"))
-    paths = [os.path.join(folder, name) for name in names]
-    sources = [_read_bytes(path) for path in paths]
-    key = cache.fingerprint([_read_bytes(__file__)]
-                            + [part for name, source in zip(names, sources) for part in (name.encode(), source)])
-    documents = cache.load("rules", key)
-    if not isinstance(documents, list) or len(documents) != len(paths):
-        # as Path.read_text reads them: universal newlines
-        documents = [_parse_yaml(source.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"))
-                     for source in sources]
-        cache.store("rules", key, documents)
-    return paths, documents
+def _detail_value(value):
+    """A field as JSON stores it: tuples as lists, examples as [kind, text, policy]."""
+    if isinstance(value, tuple):
+        return [[item.kind, item.text, item.policy] if isinstance(item, Example) else item for item in value]
+    return value
+
+
+def _from_summary(rows, count: int, key: str) -> dict[str, Rule] | None:
+    """The rules of a summary entry, their details left to be loaded; None unless it is
+    `count` rows of the shape all_rules writes."""
+    if not isinstance(rows, list) or len(rows) != count:
+        return None
+    rules = {}
+    for row in rows:
+        if not isinstance(row, list) or len(row) != len(SUMMARY):
+            return None
+        values = dict(zip(SUMMARY, row))
+        if not all(isinstance(values[name], str) for name in ("id", "practice", "severity", "title", "message")) \
+                or not isinstance(values["applies_to"], list) \
+                or not all(isinstance(kind, str) for kind in values["applies_to"]) \
+                or not (values["enabled_by"] is None or isinstance(values["enabled_by"], str)):
+            return None
+        values["applies_to"] = tuple(values["applies_to"])
+        rule = object.__new__(Rule)
+        # the record's own dict, as its __init__ fills it, less the details (see Rule.__getattr__)
+        rule.__dict__.update(values, _source=key)
+        rules[rule.id] = rule
+    return rules
+
+
+def _details(key: str) -> dict:
+    """rule id -> its details, of the rule files cached under `key`: from the cache, else
+    from the files themselves (RuleError if they changed since the summary was read)."""
+    found = _LOADED_DETAILS.get(key)
+    if found is None:
+        from .. import cache
+        found = _details_from_entry(cache.load(DETAILS_KIND, key))
+        if found is None:
+            paths = _SOURCES[key]
+            if _key(paths) != key:
+                raise RuleError("the rule files changed while hardrun was running: run it again",
+                                path=os.path.dirname(paths[0]) if paths else None)
+            found = {rule.id: {name: getattr(rule, name) for name in DETAILS}
+                     for rule in _parse_files(paths).values()}
+        _LOADED_DETAILS[key] = found
+    return found
+
+
+def _details_from_entry(entry) -> dict | None:
+    if not isinstance(entry, dict):
+        return None
+    found = {}
+    try:
+        for rule_id, (why, fix, references, bad, good) in entry.items():
+            if not (isinstance(why, str) and isinstance(fix, str) and isinstance(references, list)
+                    and all(isinstance(reference, str) for reference in references)):
+                return None
+            found[rule_id] = {"why": why, "fix": fix, "references": tuple(references),
+                              "bad": _examples_of(bad), "good": _examples_of(good)}
+    except (TypeError, ValueError):       # a row of another length, an example of another shape
+        return None
+    return found
+
+
+def _examples_of(rows) -> tuple[Example, ...]:
+    examples = tuple(Example(kind, text, policy) for kind, text, policy in rows)
+    if not all(isinstance(example.kind, str) and isinstance(example.text, str)
+               and (example.policy is None or isinstance(example.policy, str)) for example in examples):
+        raise ValueError("not an example")
+    return examples
 
 
 def _read_bytes(path: str) -> bytes:

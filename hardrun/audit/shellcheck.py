@@ -14,15 +14,16 @@ column and reported under its own code (`SC2086`) by the rule HR1020.
 from __future__ import annotations
 
 import os
-import re
+import stat
 from ..spec.record import dataclass  # not dataclasses: see record.py
 from functools import lru_cache
 
 from ..errors import HardrunError, UsageError
+from ..parsing.patterns import lazy
 
 GROUP_RULE = "HR1020"          # the rule (and practice `shellcheck`) every SC code reports under
 AUTO = "auto"                  # AuditOptions.shellcheck: look for `shellcheck` on PATH
-CODE = re.compile(r"^SC[0-9]{4}$")
+CODE = lazy(r"^SC[0-9]{4}$")
 SEVERITY = {"error": "error", "warning": "warning", "info": "info", "style": "info"}
 WIKI = "https://www.shellcheck.net/wiki/"
 # `source` of a file in the image cannot be followed from here.
@@ -34,8 +35,10 @@ _DIALECTS = {"sh": "sh", "ash": "sh", "busybox": "sh", "dash": "dash", "bash": "
 # Build arguments every build has without an ARG (the proxies) and those BuildKit sets.
 PREDEFINED = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
               "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_FLAG_END = re.compile(r"""(?:[^\s"'\\]|\\.|"(?:[^"\\]|\\.)*"|'[^']*')*""")
+_NAME = lazy(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FLAG_END = lazy(r"""(?:[^\s"'\\]|\\.|"(?:[^"\\]|\\.)*"|'[^']*')*""")
+_LONE_HEREDOC = lazy(r"\s*\d*<<-?[^<\s]+\s*")
+_SOURCE_DIRECTIVE = lazy(r"shellcheck\b[^\n]*\bsource")
 
 
 def is_code(rule_id: str) -> bool:
@@ -177,7 +180,7 @@ def _used(names, lines) -> tuple[str, ...]:
 
 def _lone_heredoc(instruction) -> bool:
     """`RUN <<EOF`: the body is the script (not the stdin of a command)."""
-    return re.fullmatch(r"\s*\d*<<-?[^<\s]+\s*", instruction.args) is not None
+    return _LONE_HEREDOC.fullmatch(instruction.args) is not None
 
 
 def _shebang_dialect(line: str) -> str | None:
@@ -209,10 +212,28 @@ def _blank_keyword_and_flags(lines: list[str]) -> None:
 
 
 def check(binary_path: str, found: list[Script]) -> list[tuple[Script, Comment]]:
-    """ShellCheck's comments on `found`, one process for all of them, mapped to the
-    Dockerfile (comments on the preamble dropped). HardrunError when ShellCheck fails."""
+    """ShellCheck's comments on `found`, mapped to the Dockerfile (comments on the preamble
+    dropped). Verdicts come from the cache (see `_verdict_keys`) where they can; the
+    scripts it lacks go to one ShellCheck process. HardrunError when ShellCheck fails."""
     if not found:
         return []
+    keys = _verdict_keys(binary_path, found)
+    verdicts = [_cached_verdict(key) for key in keys] if keys else [None] * len(found)
+    missing = [number for number, verdict in enumerate(verdicts) if verdict is None]
+    if missing:
+        fresh = _run_shellcheck(binary_path, [found[number] for number in missing])
+        for number, verdict in zip(missing, fresh):
+            verdicts[number] = verdict
+            if keys:
+                from .. import cache
+                cache.store(CACHE_KIND, keys[number], verdict)
+    return [(script, comment) for script, verdict in zip(found, verdicts)
+            for comment in _mapped(script, verdict)]
+
+
+def _run_shellcheck(binary_path: str, found: list[Script]) -> list[list]:
+    """ShellCheck's verdict on each of `found` (one process for all of them): a list of
+    [code, level, message, line, column] in the script's own lines, in ShellCheck's order."""
     try:
         directory = _scratch_directory()
     except OSError as error:
@@ -222,8 +243,7 @@ def check(binary_path: str, found: list[Script]) -> list[tuple[Script, Comment]]
         for path, script in zip(paths, found):
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(script.text())
-        status, output, errors = _run([binary_path, "-f", "json1", "-e", ",".join(EXCLUDED), "--", *paths],
-                                      os.path.join(directory, "stderr"))
+        status, output, errors = _run([binary_path, *ARGUMENTS, *paths], os.path.join(directory, "stderr"))
     except OSError as error:
         raise HardrunError(f"shellcheck could not check the RUN instructions: {error}") from None
     finally:
@@ -234,8 +254,120 @@ def check(binary_path: str, found: list[Script]) -> list[tuple[Script, Comment]]
     if status not in (0, 1):
         detail = errors.decode("utf-8", "replace").strip().splitlines()
         raise HardrunError(f"shellcheck failed (exit {status}): {detail[0] if detail else 'no message'}")
-    by_path = dict(zip(paths, found))
-    return list(_comments(output, by_path))
+    return _verdicts(output, paths)
+
+
+# --- the verdict cache ------------------------------------------------------------------
+#
+# ShellCheck's own process costs about 5 ms of CPU per audited Dockerfile, most of a
+# one-file audit. Its verdict on a script depends on the script's text (the dialect is
+# its first line), the binary, the arguments hardrun gives it and the one rc file it
+# reads for the script (`.shellcheckrc` or `shellcheckrc` in the script's directory or
+# a parent, else ~/.shellcheckrc, else $XDG_CONFIG_HOME/shellcheckrc: the first found);
+# all of them are in the key. What could make it depend on other files is never cached:
+# SHELLCHECK_OPTS (it may carry -x), an rc file enabling `external-sources` or setting a
+# `source-path`, a script with a `source` directive.
+
+CACHE_KIND = "shellcheck"
+ARGUMENTS = ("-f", "json1", "-e", ",".join(EXCLUDED), "--")
+_RC_NAMES = (".shellcheckrc", "shellcheckrc")
+_FOLLOWS_FILES = (b"external-sources", b"source-path")
+
+
+def _verdict_keys(binary_path: str, found: list[Script]) -> list[str] | None:
+    """The cache key of each script's verdict; None when the verdicts may not be cached."""
+    if os.environ.get("SHELLCHECK_OPTS"):
+        return None
+    texts = [script.text() for script in found]
+    if any(_SOURCE_DIRECTIVE.search(text) for text in texts):
+        return None
+    rc_file = _rc_file(_scratch_base())
+    binary_identity = _binary_identity(binary_path)
+    if rc_file is None or binary_identity is None:
+        return None
+    from .. import cache
+    common = [cache.identities([__file__]), binary_identity, *(part.encode() for part in ARGUMENTS), *rc_file]
+    return [cache.fingerprint(common + [script.dialect.encode(), text.encode()])
+            for script, text in zip(found, texts)]
+
+
+def _binary_identity(binary_path: str) -> bytes | None:
+    """The ShellCheck binary as the key knows it: its path and its file's identity (a
+    new build or a replaced binary changes its inode, size or times)."""
+    try:
+        status = os.stat(binary_path)
+    except OSError:
+        return None
+    return repr((os.path.abspath(binary_path), status.st_dev, status.st_ino, status.st_size,
+                 status.st_mtime_ns, status.st_ctime_ns)).encode()
+
+
+def _rc_file(scratch_base: str | None) -> tuple[bytes, bytes] | None:
+    """(path, content) of the rc file ShellCheck reads for a script in a new directory
+    under `scratch_base`, (b"", b"") for none; None when it cannot be known or lets
+    ShellCheck follow other files (then nothing is cached)."""
+    if scratch_base is None:
+        return None
+    for candidate in _rc_candidates(scratch_base):
+        try:
+            status = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISDIR(status.st_mode):
+            continue        # ShellCheck asks whether a file (anything but a directory) exists
+        if not stat.S_ISREG(status.st_mode):
+            return None
+        from ..userfiles import read_bytes
+        try:
+            content = read_bytes(candidate)
+        except HardrunError:
+            return None
+        if any(word in content.lower() for word in _FOLLOWS_FILES):
+            return None
+        return candidate.encode(), content
+    return b"", b""
+
+
+def _rc_candidates(scratch_base: str) -> list[str]:
+    """Where ShellCheck looks for its rc file, in its order: each directory from the
+    script's up to /, then the home directory, then the XDG configuration directory."""
+    candidates = []
+    directory = scratch_base      # the scripts' own directory is new and empty
+    while True:
+        candidates += [os.path.join(directory, name) for name in _RC_NAMES]
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    home = os.path.expanduser("~")
+    config = os.environ.get("XDG_CONFIG_HOME", "")
+    config = config if os.path.isabs(config) else os.path.join(home, ".config")
+    return candidates + [os.path.join(home, ".shellcheckrc"), os.path.join(config, "shellcheckrc")]
+
+
+def _scratch_base() -> str | None:
+    """The absolute directory the scratch directory is made in, as ShellCheck will see
+    it; None for one with `..` in it (ShellCheck walks such a path's parents as written)."""
+    base = next((os.environ[name] for name in ("TMPDIR", "TEMP", "TMP") if os.environ.get(name)), "/tmp")
+    absolute = os.path.join(os.getcwd(), base)
+    if os.pardir in absolute.split(os.sep):
+        return None
+    return os.path.normpath(absolute)
+
+
+def _cached_verdict(key: str) -> list | None:
+    """The stored verdict under `key` if it is one (a damaged entry is a miss)."""
+    from .. import cache
+    verdict = cache.load(CACHE_KIND, key)
+    if not isinstance(verdict, list) or not all(_is_comment(item) for item in verdict):
+        return None
+    return verdict
+
+
+def _is_comment(item) -> bool:
+    return (isinstance(item, list) and len(item) == 5 and isinstance(item[0], int)
+            and isinstance(item[1], str) and isinstance(item[2], str)
+            and isinstance(item[3], int) and isinstance(item[4], int))
 
 
 def _scratch_directory() -> str:
@@ -288,16 +420,24 @@ def _run(argv: list[str], error_path: str) -> tuple[int, bytes, bytes]:
     return os.waitstatus_to_exitcode(status), b"".join(chunks), errors
 
 
-def _comments(output: bytes, by_path: dict):
+def _verdicts(output: bytes, paths: list[str]) -> list[list]:
+    """ShellCheck's JSON report split into one verdict per script (see _run_shellcheck)."""
     import json
     try:
         comments = json.loads(output)["comments"]
     except (ValueError, KeyError, TypeError):
         raise HardrunError("shellcheck printed no JSON report (is it ShellCheck 0.7 or newer?)") from None
+    by_path: dict[str, list] = {path: [] for path in paths}
     for item in comments:
-        script = by_path.get(item.get("file"))
-        line = script.dockerfile_line(item["line"]) if script else None
-        if line is None:
-            continue
-        yield script, Comment(f"SC{item['code']}", SEVERITY.get(item["level"], "info"),
-                              item["message"], line, item["column"])
+        verdict = by_path.get(item.get("file"))
+        if verdict is not None:
+            verdict.append([item["code"], item["level"], item["message"], item["line"], item["column"]])
+    return list(by_path.values())
+
+
+def _mapped(script: Script, verdict: list):
+    """The comments of one script's verdict on the Dockerfile's lines (none on the preamble)."""
+    for code, level, message, line, column in verdict:
+        dockerfile_line = script.dockerfile_line(line)
+        if dockerfile_line is not None:
+            yield Comment(f"SC{code}", SEVERITY.get(level, "info"), message, dockerfile_line, column)

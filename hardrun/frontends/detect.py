@@ -9,12 +9,15 @@ front-end registry (registry.py); `detect_kind` asks them in that order.
 """
 from __future__ import annotations
 
-import fnmatch
 import os
-import re
 
 from . import is_dockerfile_name
-from ..parsing.patterns import lazy
+from ..parsing.patterns import MULTILINE, glob_regex, lazy
+
+TYPE_CHECKING = False  # `re` itself is not imported: the patterns come from the cache
+if TYPE_CHECKING:
+    import re
+
 PEEK_BYTES = 4096
 
 COMPOSE_PATTERNS = ("compose.yaml", "compose.yml", "compose.*.yaml", "compose.*.yml",
@@ -30,8 +33,8 @@ NOT_COMPOSE_NAMES = {".gitlab-ci.yml", ".gitlab-ci.yaml", ".travis.yml", "bitbuc
                      ".drone.yml", "action.yml", "action.yaml", "serverless.yml", "serverless.yaml"}
 
 # `\r?$`: a file with Windows line endings is the same file.
-_TOP_SERVICES = lazy(r"^services:[ \t]*(?:#.*)?\r?$", re.MULTILINE)
-_SERVICE_FIELD = lazy(r"^[ \t]+(?:image|build|extends):", re.MULTILINE)
+_TOP_SERVICES = lazy(r"^services:[ \t]*(?:#.*)?\r?$", MULTILINE)
+_SERVICE_FIELD = lazy(r"^[ \t]+(?:image|build|extends):", MULTILINE)
 # A Compose v1 file: services at the top level, each a mapping of compose keys.
 _TOP_KEY = lazy(r"^([A-Za-z0-9_.-]+):[ \t]*(.*?)\r?$")
 # The keys of a compose service (the Compose Specification's and v1's own).
@@ -48,13 +51,13 @@ COMPOSE_SERVICE_KEYS = frozenset("""
     security_opt shm_size stdin_open stop_grace_period stop_signal storage_opt sysctls
     tmpfs tty ulimits use_api_socket user userns_mode uts volume_driver volumes
     volumes_from working_dir""".split())
-_TOP_API_VERSION = lazy(r"^(?:apiVersion:[ \t]*\S|\s*\"apiVersion\"\s*:)", re.MULTILINE)
-_TOP_KIND = lazy(r"^(?:kind:[ \t]*\S|\s*\"kind\"\s*:)", re.MULTILINE)
+_TOP_API_VERSION = lazy(r"^(?:apiVersion:[ \t]*\S|\s*\"apiVersion\"\s*:)", MULTILINE)
+_TOP_KIND = lazy(r"^(?:kind:[ \t]*\S|\s*\"kind\"\s*:)", MULTILINE)
 # The version as a string value (a JSON schema has `"ociVersion": {…}`), and a key only
 # a config has (a runtime's state.json has ociVersion too, but no process/root/mounts).
 _OCI_VERSION = lazy(r"\"ociVersion\"\s*:\s*\"")
 _OCI_CONFIG_KEY = lazy(r"\"(?:process|root|mounts|linux)\"\s*:\s*[\[{]")
-_SHEBANG = r"#![ \t]*\S*/(?:env[ \t]+(?:-\S+[ \t]+)*)?(?:sh|bash|zsh|dash|ksh|ash)\b"
+_SHEBANG = lazy(r"#![ \t]*\S*/(?:env[ \t]+(?:-\S+[ \t]+)*)?(?:sh|bash|zsh|dash|ksh|ash)\b")
 
 
 class Peek:
@@ -75,7 +78,7 @@ class Peek:
 def any_of(patterns) -> re.Pattern:
     """One regex matching a name that any of the fnmatch `patterns` matches (case-sensitive):
     every file of a walked tree is tested, and one match is cheaper than one per pattern."""
-    return re.compile("|".join(fnmatch.translate(pattern) for pattern in patterns))
+    return glob_regex(tuple(patterns))
 
 
 _COMPOSE_NAME = any_of(COMPOSE_PATTERNS)
@@ -197,7 +200,7 @@ def detect_docker_run(name: str, peek: Peek) -> str | None:
         return "docker-run"
     if decided_by_name(name):
         return None
-    return "docker-run" if re.match(_SHEBANG, peek.head) else None   # compiled only when asked
+    return "docker-run" if _SHEBANG.match(peek.head) else None
 
 
 def decided_by_name(name: str) -> bool:

@@ -10,7 +10,6 @@ so that rules can tell "depends on a build argument" from a real empty value.
 from __future__ import annotations
 
 from .patterns import lazy
-from fnmatch import fnmatchcase
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
 if TYPE_CHECKING:
     from typing import Mapping
@@ -269,6 +268,7 @@ def _closing_brace(text: str, i: int) -> int:
 
 
 def _strip_prefix(value: str, pattern: str, longest: bool) -> str:
+    from fnmatch import fnmatchcase    # here: fnmatch imports `re` (see parsing/patterns.py)
     lengths = range(len(value), -1, -1) if longest else range(len(value) + 1)
     for length in lengths:
         if fnmatchcase(value[:length], pattern):
@@ -277,6 +277,7 @@ def _strip_prefix(value: str, pattern: str, longest: bool) -> str:
 
 
 def _strip_suffix(value: str, pattern: str, longest: bool) -> str:
+    from fnmatch import fnmatchcase
     starts = range(len(value) + 1) if longest else range(len(value), -1, -1)
     for start in starts:
         if fnmatchcase(value[start:], pattern):

@@ -32,8 +32,9 @@ is_shell and script_operand (where a shell's `-c` script is).
 """
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
+
+from .patterns import DOTALL, regex
 from ..spec.build import Command, Pipeline
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
@@ -58,22 +59,22 @@ _RESERVED = _OPENERS | _CLOSERS | {"for", "select", "case", "function"}
 _CASE_BREAKS = frozenset({";;", ";&", ";;&"})
 _CONTROL = frozenset({"&&", "||", ";;&", ";;", ";&", "|&", "|", "&", ";", "(", ")", "\n"})
 
-_BLANKS = re.compile(r"(?:[ \t\r\f\v]|\\\n)+")
-_PLAIN = re.compile(r"[^\s'\"\\$`|&;()<>]+")
+_BLANKS = regex(r"(?:[ \t\r\f\v]|\\\n)+")
+_PLAIN = regex(r"[^\s'\"\\$`|&;()<>]+")
 # One token per match: blanks, a common word (plain text, `$NAME`, `${...}` without
 # quotes, '...' and "..." without escapes or command substitutions), or an operator.
 _COMMON_WORD = (r"(?:[^\s'\"\\$`|&;()<>#]|\$(?![('{])|\$\{[^}'\"`\\{]*\}|'[^']*'"
                 r"|\"(?:[^\"\\$`]|\$(?![('{])|\$\{[^}'\"`\\{]*\})*\")"
                 r"(?:[^\s'\"\\$`|&;()<>]|\$(?![('{])|\$\{[^}'\"`\\{]*\}|'[^']*'"
                 r"|\"(?:[^\"\\$`]|\$(?![('{])|\$\{[^}'\"`\\{]*\})*\")*")
-_TOKEN = re.compile(r"(?:[ \t\r\f\v]|\\\n)+|#[^\n]*|(" + _COMMON_WORD + r")(?=[\s|&;()]|\Z)"
-                    r"|(&&|\|\||;;&|;;|;&|\|&|&>>|&>|[0-9]*(?:<<<|<<-|<<|>>|>&|<&|<>|>\||>|<)(?!\()"
-                    r"|[|&;()\n])|(.)", re.DOTALL)
-_SIMPLE_QUOTES = re.compile(r"'([^']*)'|\"([^\"]*)\"")
-_DQUOTE_PLAIN = re.compile(r"[^\"\\$`]+")
-_PAREN_PLAIN = re.compile(r"[^()'\"\\`]+")
-_BRACE_PLAIN = re.compile(r"[^{}'\"\\]+")
-_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?\+?=")
+_TOKEN = regex(r"(?:[ \t\r\f\v]|\\\n)+|#[^\n]*|(" + _COMMON_WORD + r")(?=[\s|&;()]|\Z)"
+               r"|(&&|\|\||;;&|;;|;&|\|&|&>>|&>|[0-9]*(?:<<<|<<-|<<|>>|>&|<&|<>|>\||>|<)(?!\()"
+               r"|[|&;()\n])|(.)", DOTALL)
+_SIMPLE_QUOTES = regex(r"'([^']*)'|\"([^\"]*)\"")
+_DQUOTE_PLAIN = regex(r"[^\"\\$`]+")
+_PAREN_PLAIN = regex(r"[^()'\"\\`]+")
+_BRACE_PLAIN = regex(r"[^{}'\"\\]+")
+_ASSIGNMENT = regex(r"[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?\+?=")
 
 
 def split_script(text: str, line: int = 1, breaks: Sequence[int] = ()) -> tuple[Pipeline, ...]:

@@ -11,12 +11,10 @@ that repository, and is marked `discovered`: it may tighten `hardrun run`, never
 """
 from __future__ import annotations
 
-import json
 import os
 from functools import lru_cache
 
 from ..errors import HardrunError, ParseError, UsageError
-from ..parsing.runvalues import parse_size
 from ..resources import data_path
 from ..spec.capabilities import known_capability, normalize_capability
 from ..spec.record import replace
@@ -37,6 +35,7 @@ if TYPE_CHECKING:
 @lru_cache(maxsize=1)
 def schema() -> dict:
     """The policy format's JSON Schema (hardrun/policy/schema.json)."""
+    import json     # here: importing json costs every audit milliseconds
     with open(os.path.join(os.path.dirname(__file__), "schema.json"), encoding="utf-8") as stream:
         return json.load(stream)
 
@@ -145,7 +144,12 @@ def _load_chain(path: str, display: str | None = None, seen: tuple = (),
     except HardrunError as error:
         raise ParseError(f"cannot read policy: {error.located()}", path=path) from None
     document = _parse_builtin(text, path) if _is_builtin(path) else _parse(text, path)
-    return _build(path, document, _parent(path), seen + (key,), shown, within)
+    validity = _validity_key(text)
+    if not _validated_before(validity):
+        _validate(path, document)
+        from .. import cache
+        cache.store(VALIDATED, validity, True)
+    return _build(path, document, _parent(path), seen + (key,), shown, within, validated=True)
 
 
 def _parent(path: str) -> str:
@@ -154,8 +158,9 @@ def _parent(path: str) -> str:
 
 
 def _build(path: str, document: Located, base_dir: str, seen: tuple, shown: str | None = None,
-           within: str | None = None) -> Policy:
-    _validate(path, document)
+           within: str | None = None, validated: bool = False) -> Policy:
+    if not validated:
+        _validate(path, document)
     data = document.data
     parent = None
     if "extends" in data:
@@ -223,6 +228,29 @@ def _parse_builtin(text: str, path: str) -> Located:
 
 
 # -- validation --------------------------------------------------------------------------
+
+# A policy file's text that passed validation: the schema check (which needs `json` and
+# the schema) and the rule and capability names cost about 2 ms of each audit, for a file
+# that rarely changes. Keyed by the text and by what judged it: the schema, this module,
+# the YAML reader, the capability names, the ShellCheck codes and the rule files (the
+# vocabulary). Only a pass is stored; a policy in error is judged, and reported, every time.
+VALIDATED = "policy-valid"
+
+
+def _validity_key(text: str) -> str:
+    from .. import cache
+    from ..audit.rules import rules_key
+    from ..spec import capabilities
+    here = os.path.dirname(__file__)
+    judges = [os.path.join(here, "schema.json"), __file__, marked.__file__, capabilities.__file__,
+              os.path.join(os.path.dirname(here), "audit", "shellcheck.py")]   # is_code: which SC codes exist
+    return cache.fingerprint([text.encode("utf-8"), cache.identities(judges), rules_key().encode()])
+
+
+def _validated_before(key: str) -> bool:
+    from .. import cache
+    return cache.load(VALIDATED, key) is True
+
 
 def _validate(path: str, document: Located) -> None:
     validate_located(schema(), document, path)
@@ -369,6 +397,7 @@ _RUNTIME_KEYS = {"gate": "gate", "no-new-privileges": "no_new_privileges",
 def _merge_runtime(base: Runtime, data: dict) -> Runtime:
     changes = {attribute: data[key] for key, attribute in _RUNTIME_KEYS.items() if key in data}
     if "memory" in data:
+        from ..parsing.runvalues import parse_size   # here: with the run model, 0.7 ms of every audit
         changes["memory"] = parse_size(data["memory"])
     if "seccomp" in data:
         seccomp = data["seccomp"]

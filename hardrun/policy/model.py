@@ -1,7 +1,6 @@
 """The policy model: one effective policy after its `extends:` chain is merged."""
 from __future__ import annotations
 
-import fnmatch
 from functools import cached_property
 
 from ..spec.record import dataclass, field  # not dataclasses: see record.py
@@ -80,6 +79,7 @@ class Exemption:
 
 
 def _any_glob(patterns, values) -> bool:
+    import fnmatch     # here: it imports `re`, which an audit whose patterns are cached never needs
     return any(value and fnmatch.fnmatchcase(value, pattern)
                for pattern in patterns for value in values)
 

@@ -106,3 +106,137 @@ def test_a_directory_others_may_write_to_is_not_used(cache_home, rule_dir):
     assert cache.load("rules", key) is None
     cache.store("test", "k", {"a": 1})
     assert not list(cache_home.glob("test-*.json"))
+
+
+# --- the rules, keyed by the files' identity, and a policy's validation ---------------------
+
+@pytest.fixture
+def parses(monkeypatch):
+    """Rule files parsed with PyYAML (a cache miss parses all of them)."""
+    calls = []
+    real = rules._parse_yaml
+
+    def counting(text):
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(rules, "_parse_yaml", counting)
+    return calls
+
+
+def reload_rules():
+    rules.all_rules.cache_clear()
+    return rules.all_rules()
+
+
+def test_rules_are_served_from_the_cache_until_a_rule_file_changes(cache_home, rule_dir, parses):
+    reload_rules()
+    count = len(parses)
+    (rule_dir / "README.txt").write_text("not a rule file\n")       # control: not one of them
+    assert reload_rules()["HR1001"].severity == "error" and len(parses) == count
+    path = rule_dir / "HR1001.yaml"
+    path.write_text(path.read_text().replace("severity: error", "severity: info "))
+    assert reload_rules()["HR1001"].severity == "info" and len(parses) == 2 * count
+    (rule_dir / "HR1001.yaml").rename(rule_dir / "HR1001.yaml.off")  # a rule file gone
+    assert "HR1001" not in reload_rules()
+
+
+@pytest.mark.parametrize("damage", [
+    lambda rows: rows[:-1],                                  # a row short
+    lambda rows: [row[:-1] for row in rows],                 # a field short
+    lambda rows: [[1, *row[1:]] for row in rows],            # an id that is not a string
+    lambda rows: [[*row[:5], "dockerfile", *row[6:]] for row in rows],   # applies_to not a list
+    lambda rows: {"rows": rows},
+])
+def test_a_rules_entry_of_another_shape_is_ignored_and_written_anew(cache_home, rule_dir, parses, damage):
+    fresh = reload_rules()
+    [entry] = list(cache_home.glob("rules-*.json"))
+    stored = json.loads(entry.read_text())
+    entry.write_text(json.dumps({"key": stored["key"], "value": damage(stored["value"])}))
+    count = len(parses)
+    assert reload_rules() == fresh and len(parses) == 2 * count
+    assert reload_rules() == fresh and len(parses) == 2 * count       # written anew: a hit
+
+
+def test_a_rule_s_details_are_read_only_when_asked_for(cache_home, rule_dir, parses):
+    fresh = reload_rules()
+    count = len(parses)
+    summary = reload_rules()["HR1001"]
+    assert "why" not in vars(summary) and len(parses) == count        # a hit: the summary only
+    assert summary.why == fresh["HR1001"].why and summary.bad == fresh["HR1001"].bad
+    assert summary == fresh["HR1001"] and reload_rules() == fresh and len(parses) == count
+
+
+@pytest.mark.parametrize("damage", [
+    lambda details: {rule_id: row[:-1] for rule_id, row in details.items()},            # a field short
+    lambda details: {rule_id: [1, *row[1:]] for rule_id, row in details.items()},       # why not a string
+    lambda details: {rule_id: [*row[:3], [["dockerfile"]], row[4]] for rule_id, row in details.items()},
+    lambda details: list(details.values()),
+])
+def test_damaged_details_are_read_from_the_rule_files(cache_home, rule_dir, parses, damage):
+    fresh = reload_rules()
+    [entry] = list(cache_home.glob("rule-details-*.json"))
+    stored = json.loads(entry.read_text())
+    entry.write_text(json.dumps({"key": stored["key"], "value": damage(stored["value"])}))
+    count = len(parses)
+    assert reload_rules() == fresh and len(parses) == 2 * count        # the files parsed again
+
+
+def test_details_of_rule_files_changed_since_the_summary_are_an_error(cache_home, rule_dir):
+    reload_rules()
+    summary = reload_rules()
+    for entry in cache_home.glob("rule-details-*.json"):
+        entry.unlink()
+    path = rule_dir / "HR1001.yaml"
+    path.write_text(path.read_text())                     # the same text, a new change time
+    with pytest.raises(rules.RuleError, match="changed while hardrun was running"):
+        summary["HR1002"].why
+
+
+@pytest.fixture
+def validations(monkeypatch):
+    calls = []
+    real = load._validate
+
+    def counting(path, document):
+        calls.append(str(path))
+        return real(path, document)
+
+    monkeypatch.setattr(load, "_validate", counting)
+    return calls
+
+
+def test_a_policy_validated_once_is_not_validated_again(cache_home, tmp_path, validations):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nextends: strict\nrules:\n  HR1001: off\n")
+    first = load.load_policy(str(policy))
+    assert validations[:2] == [str(policy), str(data_dir("policies") / "strict.yaml")]   # and its parents
+    count = len(validations)
+    (tmp_path / "other.yaml").write_text("version: 2\n")             # control: not in the chain
+    assert load.load_policy(str(policy)) == first and len(validations) == count
+
+
+def test_a_changed_policy_or_parent_is_validated_again(cache_home, tmp_path, validations):
+    parent, policy = tmp_path / "parent.yaml", tmp_path / "policy.yaml"
+    parent.write_text("version: 1\nrules:\n  HR1001: off\n")
+    policy.write_text("version: 1\nextends: parent.yaml\n")
+    load.load_policy(str(policy))
+    assert len(validations) == 2
+    parent.write_text("version: 1\nrules:\n  HR9999: off\n")          # the parent turns invalid
+    with pytest.raises(load.ParseError, match="not a valid policy"):
+        load.load_policy(str(policy))
+    with pytest.raises(load.ParseError, match="unknown rule HR9999"):
+        load.load_policy(str(parent))
+    policy.write_text("version: 1\nextends: parent.yaml\nfail-on: nonsense\n")
+    with pytest.raises(load.ParseError):
+        load.load_policy(str(policy))
+
+
+def test_a_policy_naming_a_rule_that_is_gone_is_refused_though_it_was_valid(cache_home, rule_dir, tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nrules:\n  HR1001: off\n")
+    load.load_policy(str(policy))
+    (rule_dir / "HR1001.yaml").unlink()
+    rules.all_rules.cache_clear()
+    with pytest.raises(load.ParseError, match="unknown rule HR1001"):
+        load.load_policy(str(policy))

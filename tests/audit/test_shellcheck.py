@@ -16,8 +16,11 @@ SHELLCHECK = shutil.which("shellcheck")
 
 
 @pytest.fixture(autouse=True)
-def shellcheck_is_installed():
+def shellcheck_is_installed(tmp_path_factory, monkeypatch):
     assert SHELLCHECK, "shellcheck is not installed: run scripts/setup.sh --test"
+    # an empty cache of the test's own: ShellCheck itself judges every script here
+    # (tests/audit/test_shellcheck_cache.py tests the cache of its verdicts)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
 
 
 def findings(text, options=None):

@@ -5,8 +5,8 @@ Same contract as build.py: each check yields `Hit`s for one Dockerfile.
 """
 from __future__ import annotations
 
-import re
 
+from ...parsing.patterns import regex
 from ..findings import Hit
 from . import check
 from .buildutil import commands, installs, stages
@@ -59,7 +59,7 @@ def apt_in_build(dockerfile, context):
 
 # --- WORKDIR and cd --------------------------------------------------------------------
 
-_ABSOLUTE = re.compile(r"^(?:/|\$|[A-Za-z]:[\\/]|\\)")
+_ABSOLUTE = regex(r"^(?:/|\$|[A-Za-z]:[\\/]|\\)")
 
 
 @check("HR1025")
@@ -185,7 +185,7 @@ def _option_value(words, names) -> str | None:
 
 # --- pipefail --------------------------------------------------------------------------
 
-_SHELLS_WITH_PIPEFAIL = re.compile(r"(?:^|\s)-[a-zA-Z]*o\s+pipefail\b|-o\s*pipefail")
+_SHELLS_WITH_PIPEFAIL = regex(r"(?:^|\s)-[a-zA-Z]*o\s+pipefail\b|-o\s*pipefail")
 
 
 @check("HR1032")

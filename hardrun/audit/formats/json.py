@@ -17,7 +17,7 @@ and `removed_in` (the later layer that deleted the file, else null).
 """
 from __future__ import annotations
 
-from json.encoder import encode_basestring_ascii
+from ...jsonlite import encode_basestring_ascii
 
 from ... import __version__
 

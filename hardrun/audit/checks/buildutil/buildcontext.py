@@ -2,7 +2,6 @@
 .dockerignore patterns that keep files out of it."""
 from __future__ import annotations
 
-import re
 
 # --- COPY / ADD sources --------------------------------------------------------------
 
@@ -48,6 +47,7 @@ def dockerignore_gaps(patterns) -> str:
 
 
 def _compile_ignore(patterns):
+    import re    # here: a Dockerfile without a .dockerignore needs no `re`
     out = []
     for pattern in patterns:
         negate = pattern.startswith("!")
@@ -65,6 +65,7 @@ def _compile_ignore(patterns):
 
 def _ignore_regex(pattern: str) -> str:
     """Docker's .dockerignore matching (Go filepath.Match plus `**`), as a regex."""
+    import re
     out, index = [], 0
     while index < len(pattern):
         ch = pattern[index]

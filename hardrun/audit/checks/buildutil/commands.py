@@ -2,7 +2,7 @@
 the program they run, and the text pieces of a RUN to scan."""
 from __future__ import annotations
 
-import re
+from ....parsing.patterns import regex
 
 from ....parsing.shell import SHELLS as POSIX_SHELLS
 
@@ -11,8 +11,8 @@ from ....parsing.shell import SHELLS as POSIX_SHELLS
 
 # Programs that run a script given on stdin or with -c: the POSIX shells, and fish.
 SHELLS = POSIX_SHELLS | {"fish"}
-INTERPRETERS = re.compile(r"^(?:python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|php[0-9.]*)$")
-PIP = re.compile(r"^pip[0-9.]*$")
+INTERPRETERS = regex(r"^(?:python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|php[0-9.]*)$")
+PIP = regex(r"^pip[0-9.]*$")
 DOWNLOADERS = frozenset({"curl", "wget", "fetch"})
 _SUDO_VALUE_OPTIONS = frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-T", "-U",
                                  "--user", "--group", "--prompt", "--chdir"})

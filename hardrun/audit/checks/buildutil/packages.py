@@ -1,7 +1,7 @@
 """Package managers' caches and extras a RUN leaves in its layer."""
 from __future__ import annotations
 
-import re
+from ....parsing.patterns import IGNORECASE, regex
 
 from .commands import INTERPRETERS, PIP, command_name, effective_words
 
@@ -11,7 +11,7 @@ from .commands import INTERPRETERS, PIP, command_name, effective_words
 _APT = frozenset({"apt-get", "apt", "aptitude"})
 _YARN_CACHES = ("/usr/local/share/.cache/yarn", "/root/.cache/yarn", "~/.cache/yarn")
 _RPM_MANAGERS = frozenset({"yum", "dnf", "microdnf", "tdnf"})
-_RECOMMENDS_OFF = re.compile(r"install-recommends[= ]+[\"']?(?:false|0|no)", re.I)
+_RECOMMENDS_OFF = regex(r"install-recommends[= ]+[\"']?(?:false|0|no)", IGNORECASE)
 
 
 def cache_mount_targets(instruction) -> list:

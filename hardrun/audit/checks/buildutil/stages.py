@@ -2,7 +2,7 @@
 chain, the external bases, and the HEALTHCHECK and EXPOSE in effect."""
 from __future__ import annotations
 
-import re
+from ....parsing.patterns import regex
 
 from ....spec.defaults import SENSITIVE_PORTS
 
@@ -76,7 +76,7 @@ def is_healthcheck_none(instruction) -> bool:
 
 # --- EXPOSE --------------------------------------------------------------------------
 
-_PORT_SPEC = re.compile(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
+_PORT_SPEC = regex(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
 
 
 def sensitive_ports(text: str):

@@ -2,40 +2,39 @@
 configuration a RUN writes, or by an environment variable."""
 from __future__ import annotations
 
-import re
 
 from ...secrets import CURL_VALUE_SHORT, unquote
 from .commands import INTERPRETERS, PIP, command_name, effective_words
-from ....parsing.patterns import lazy
+from ....parsing.patterns import IGNORECASE, lazy, regex
 
 
 # --- TLS and signature verification --------------------------------------------------
 
 _FALSE = frozenset({"false", "0", "no", "off"})
-_GIT_SSL_OFF = lazy(r"http\.(?:\S+\.)?sslverify[= ]+[\"']?(?:false|0|no|off)\b", re.I)
+_GIT_SSL_OFF = lazy(r"http\.(?:\S+\.)?sslverify[= ]+[\"']?(?:false|0|no|off)\b", IGNORECASE)
 _APT_OPTION_OFF = lazy(r"(?:verify-(?:peer|host)[= ]+[\"']?(?:false|0|no)"
                              r"|allow(?:unauthenticated|insecurerepositories|downgradetoinsecurerepositories)"
-                             r"[= ]+[\"']?(?:true|1|yes))", re.I)
-_CONDA_SSL_OFF = lazy(r"ssl_verify\s+(?:false|no|0)\b", re.I)
+                             r"[= ]+[\"']?(?:true|1|yes))", IGNORECASE)
+_CONDA_SSL_OFF = lazy(r"ssl_verify\s+(?:false|no|0)\b", IGNORECASE)
 _CONFIG_TEXT = (
-    (re.compile(r"verify-(?:peer|host)\s+\"?(?:false|0|no)\b", re.I).search,
+    (regex(r"verify-(?:peer|host)\s+\"?(?:false|0|no)\b", IGNORECASE).search,
      "apt is configured not to verify the repository's TLS certificate"),
-    (re.compile(r"allow(?:unauthenticated|insecurerepositories)\s+\"?(?:true|1|yes)\b", re.I).search,
+    (regex(r"allow(?:unauthenticated|insecurerepositories)\s+\"?(?:true|1|yes)\b", IGNORECASE).search,
      "apt is configured to accept unsigned repositories"),
     # A local `file:` repository built in the same step (nginx's official image) is not
     # a download whose signature goes unchecked.
     (lambda text: has_trusted_apt_source(text),
      "an apt source is marked [trusted=yes] (its signatures are not checked)"),
-    (re.compile(r"(?:(?<![\w.-])|(?<=\\n))gpgcheck\s*=\s*(?:0|false|no)\b", re.I).search,
+    (regex(r"(?:(?<![\w.-])|(?<=\\n))gpgcheck\s*=\s*(?:0|false|no)\b", IGNORECASE).search,
      "a yum/dnf repository is configured with gpgcheck=0 (package signatures are not checked)"),
-    (re.compile(r"(?:(?<![\w.])|(?<=\\n))sslverify\s*=\s*(?:0|false|no|off)\b", re.I).search,
+    (regex(r"(?:(?<![\w.])|(?<=\\n))sslverify\s*=\s*(?:0|false|no|off)\b", IGNORECASE).search,
      "a yum/dnf/zypper repository is configured with sslverify off"),
-    (re.compile(r"strict-ssl\s*=\s*false\b", re.I).search, "npm is configured with strict-ssl=false"),
+    (regex(r"strict-ssl\s*=\s*false\b", IGNORECASE).search, "npm is configured with strict-ssl=false"),
     (lambda text: sets_trusted_host(text),
      "pip is configured with a trusted-host (no TLS verification for it)"),
     (lambda text: writes_insecure_curlrc(text),
      "curl is configured with `insecure` in .curlrc"),
-    (re.compile(r"check[_-]certificate\s*=\s*off", re.I).search,
+    (regex(r"check[_-]certificate\s*=\s*off", IGNORECASE).search,
      "wget is configured with check_certificate=off"),
 )
 
@@ -80,7 +79,7 @@ def has_trusted_apt_source(text: str) -> bool:
     return False
 
 
-_TRUSTED_HOST = lazy(r"trusted[-_]host\s*=", re.I)
+_TRUSTED_HOST = lazy(r"trusted[-_]host\s*=", IGNORECASE)
 
 
 def sets_trusted_host(text: str) -> bool:
@@ -97,8 +96,8 @@ def sets_trusted_host(text: str) -> bool:
     return False
 
 
-_CURLRC = lazy(r"\.curlrc", re.I)
-_INSECURE_WORD = lazy(r"\b(?:insecure|-k)\b", re.I)
+_CURLRC = lazy(r"\.curlrc", IGNORECASE)
+_INSECURE_WORD = lazy(r"\b(?:insecure|-k)\b", IGNORECASE)
 
 
 def writes_insecure_curlrc(text: str) -> bool:
