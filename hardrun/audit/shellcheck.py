@@ -14,7 +14,6 @@ column and reported under its own code (`SC2086`) by the rule HR1020.
 from __future__ import annotations
 
 import os
-import stat
 from ..spec.record import dataclass  # not dataclasses: see record.py
 from functools import lru_cache
 
@@ -261,17 +260,15 @@ def _run_shellcheck(binary_path: str, found: list[Script]) -> list[list]:
 #
 # ShellCheck's own process costs about 5 ms of CPU per audited Dockerfile, most of a
 # one-file audit. Its verdict on a script depends on the script's text (the dialect is
-# its first line), the binary, the arguments hardrun gives it and the one rc file it
-# reads for the script (`.shellcheckrc` or `shellcheckrc` in the script's directory or
-# a parent, else ~/.shellcheckrc, else $XDG_CONFIG_HOME/shellcheckrc: the first found);
-# all of them are in the key. What could make it depend on other files is never cached:
-# SHELLCHECK_OPTS (it may carry -x), an rc file enabling `external-sources` or setting a
-# `source-path`, a script with a `source` directive.
+# its first line), the binary and the arguments hardrun gives it, all of them in the key.
+# No rc file is read (--norc): the scripts are written to a scratch directory, where the
+# first `.shellcheckrc` up the tree would be anyone's (another user's /tmp/.shellcheckrc
+# could switch checks off), and a RUN is judged the same on every machine, as hadolint
+# judges it. What could make the verdict depend on other files is never cached:
+# SHELLCHECK_OPTS (it may carry -x or --rcfile), a script with a `source` directive.
 
 CACHE_KIND = "shellcheck"
-ARGUMENTS = ("-f", "json1", "-e", ",".join(EXCLUDED), "--")
-_RC_NAMES = (".shellcheckrc", "shellcheckrc")
-_FOLLOWS_FILES = (b"external-sources", b"source-path")
+ARGUMENTS = ("--norc", "-f", "json1", "-e", ",".join(EXCLUDED), "--")
 
 
 def _verdict_keys(binary_path: str, found: list[Script]) -> list[str] | None:
@@ -281,12 +278,11 @@ def _verdict_keys(binary_path: str, found: list[Script]) -> list[str] | None:
     texts = [script.text() for script in found]
     if any(_SOURCE_DIRECTIVE.search(text) for text in texts):
         return None
-    rc_file = _rc_file(_scratch_base())
     binary_identity = _binary_identity(binary_path)
-    if rc_file is None or binary_identity is None:
+    if binary_identity is None:
         return None
     from .. import cache
-    common = [cache.identities([__file__]), binary_identity, *(part.encode() for part in ARGUMENTS), *rc_file]
+    common = [cache.identities([__file__]), binary_identity, *(part.encode() for part in ARGUMENTS)]
     return [cache.fingerprint(common + [script.dialect.encode(), text.encode()])
             for script, text in zip(found, texts)]
 
@@ -300,59 +296,6 @@ def _binary_identity(binary_path: str) -> bytes | None:
         return None
     return repr((os.path.abspath(binary_path), status.st_dev, status.st_ino, status.st_size,
                  status.st_mtime_ns, status.st_ctime_ns)).encode()
-
-
-def _rc_file(scratch_base: str | None) -> tuple[bytes, bytes] | None:
-    """(path, content) of the rc file ShellCheck reads for a script in a new directory
-    under `scratch_base`, (b"", b"") for none; None when it cannot be known or lets
-    ShellCheck follow other files (then nothing is cached)."""
-    if scratch_base is None:
-        return None
-    for candidate in _rc_candidates(scratch_base):
-        try:
-            status = os.stat(candidate)
-        except OSError:
-            continue
-        if stat.S_ISDIR(status.st_mode):
-            continue        # ShellCheck asks whether a file (anything but a directory) exists
-        if not stat.S_ISREG(status.st_mode):
-            return None
-        from ..userfiles import read_bytes
-        try:
-            content = read_bytes(candidate)
-        except HardrunError:
-            return None
-        if any(word in content.lower() for word in _FOLLOWS_FILES):
-            return None
-        return candidate.encode(), content
-    return b"", b""
-
-
-def _rc_candidates(scratch_base: str) -> list[str]:
-    """Where ShellCheck looks for its rc file, in its order: each directory from the
-    script's up to /, then the home directory, then the XDG configuration directory."""
-    candidates = []
-    directory = scratch_base      # the scripts' own directory is new and empty
-    while True:
-        candidates += [os.path.join(directory, name) for name in _RC_NAMES]
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            break
-        directory = parent
-    home = os.path.expanduser("~")
-    config = os.environ.get("XDG_CONFIG_HOME", "")
-    config = config if os.path.isabs(config) else os.path.join(home, ".config")
-    return candidates + [os.path.join(home, ".shellcheckrc"), os.path.join(config, "shellcheckrc")]
-
-
-def _scratch_base() -> str | None:
-    """The absolute directory the scratch directory is made in, as ShellCheck will see
-    it; None for one with `..` in it (ShellCheck walks such a path's parents as written)."""
-    base = next((os.environ[name] for name in ("TMPDIR", "TEMP", "TMP") if os.environ.get(name)), "/tmp")
-    absolute = os.path.join(os.getcwd(), base)
-    if os.pardir in absolute.split(os.sep):
-        return None
-    return os.path.normpath(absolute)
 
 
 def _cached_verdict(key: str) -> list | None:

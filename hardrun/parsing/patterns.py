@@ -132,7 +132,8 @@ def _program(pattern: str, flags: int) -> list | None:
     `re._compiler.compile` hands to `_sre.compile` (re.error if it is not a pattern);
     None where `re` is not built that way (before Python 3.11)."""
     try:
-        from re import _compiler, _parser
+        import re._compiler as _compiler
+        import re._parser as _parser
     except ImportError:
         return None
     parsed = _parser.parse(pattern, flags)
