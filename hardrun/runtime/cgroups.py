@@ -397,8 +397,9 @@ class ContainerCgroup:
         return cgroup
 
     def _controllers_in(self, hierarchy: Hierarchy) -> list[str]:
-        found = [c for c in WANTED_CONTROLLERS + ("devices", "blkio", "io") if self.layout.hierarchy_for(c) is hierarchy]
-        # a v2 mount whose root lists no controller still held memory, pids and cpu files' places
+        found = [controller for controller in WANTED_CONTROLLERS + ("devices", "blkio", "io")
+                 if self.layout.hierarchy_for(controller) is hierarchy]
+        # as before device programs: a v2 directory stood for memory, pids and cpu
         return found or (["memory", "pids", "cpu"] if hierarchy.version == 2 and not hierarchy.controllers else [])
 
     def _make_directories(self) -> None:
