@@ -16,6 +16,7 @@ same on either kind of host (and a list refused for v1 is refused for v2 too).
 from __future__ import annotations
 
 WILDCARD = None
+MAX_DEVICE_NUMBER = 0xFFFFFFFF    # the controller reads a u32, and so does the device program
 # runc's default allowed devices (libcontainer/specconv AllowedDevices), in its order: mknod of
 # any node (opening one still needs a rule), /dev/null, random, full, tty, zero, urandom, the
 # pts nodes, ptmx and tun: (type, major, minor, access).
@@ -84,7 +85,7 @@ def _parse(rule, where: str) -> tuple:
 def _device_number(value, where: str):
     if value is None or value == -1:
         return WILDCARD
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DEVICE_NUMBER:
         raise DeviceRuleError(where, "expected a device number (or -1 for any)")
     return value
 
