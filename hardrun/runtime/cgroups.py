@@ -504,10 +504,14 @@ class ContainerCgroup:
                                  (" (no v1 devices controller and no cgroup v2 mount for a BPF device program)"
                                   if controller == "devices" else ""), flags=[flag])
                 continue       # creating the directory failed: already reported
-            if flag == DEVICES_FIELD and self.layout.hierarchy_for(controller).version == 2:
+            if flag == DEVICES_FIELD and self._device_program_wanted():
                 self._attach_device_program(path, writes)
                 continue
             self._write_limit(flag, path, writes)
+
+    def _device_program_wanted(self) -> bool:
+        hierarchy = self.layout.hierarchy_for("devices")
+        return hierarchy is not None and hierarchy.version == 2
 
     def _attach_device_program(self, path: str, writes) -> None:
         from .device_bpf import attach

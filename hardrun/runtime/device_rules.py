@@ -124,7 +124,8 @@ def v1_state(writes) -> tuple[bool, list]:
     exceptions; a write that widens (allow in deny mode, deny in allow mode) adds access to the
     exception of exactly that type and numbers (or a new one), the other takes access away
     from exactly that exception."""
-    default_allow, exceptions = True, []
+    default_allow = True        # the root cgroup's allow-all
+    exceptions: list[tuple] = []
     for file, line in writes:
         allow = file == "devices.allow"
         kind, _, rest = line.partition(" ")

@@ -333,7 +333,7 @@ def bpf_prog_load(prog_type: int, instructions: bytes, license: str, log: bytear
                   name: str = "") -> int:
     """Load an eBPF program; returns its fd (O_CLOEXEC). The verifier writes its log into
     `log` (when given), which says why a program was refused."""
-    licence = _path(license) + b"\0"
+    licence = os.fsencode(license) + b"\0"
     attr = bytearray(_PROG_LOAD.pack(prog_type, len(instructions) // 8, 0, 0, 1 if log else 0,
                                      len(log) if log else 0, 0, 0, 0, name.encode()[:15], 0, 0))
     return _kernel.syscall_struct("bpf(BPF_PROG_LOAD)", NR["bpf"], BPF_PROG_LOAD, attr,
