@@ -92,11 +92,15 @@ def _exception_block(kind: str, major, minor, access: int, default_allow: bool) 
 def load(writes) -> int:
     """Load the program for `writes`; its fd. DeviceProgramError (with the verifier's log) if refused."""
     instructions = program(writes)
-    log = bytearray(LOG_SIZE)
-    try:
-        return syscalls.bpf_prog_load(syscalls.BPF_PROG_TYPE_CGROUP_DEVICE, instructions, LICENSE, log,
+    try:        # without a log first: the verifier's logging costs more than the load itself
+        return syscalls.bpf_prog_load(syscalls.BPF_PROG_TYPE_CGROUP_DEVICE, instructions, LICENSE,
                                       name="hardrun_devices")
     except OSError as error:
+        log = bytearray(LOG_SIZE)
+        try:    # again with a log, for the verifier's words in the error
+            os.close(syscalls.bpf_prog_load(syscalls.BPF_PROG_TYPE_CGROUP_DEVICE, instructions, LICENSE, log))
+        except OSError:
+            pass
         verifier = log.split(b"\0", 1)[0].decode(errors="replace").strip().replace("\n", "; ")
         raise DeviceProgramError(error.errno or errno.EINVAL, "load the BPF device program",
                                  f"; the verifier said: {verifier[-300:]}" if verifier else "") from None
