@@ -150,7 +150,7 @@ class Limits:
     default policy's, not the user's (when it cannot apply, that is a warning)."""
 
     __slots__ = ("memory", "memory_swap", "pids", "cpus", "cpu_shares", "pids_is_default", "devices", "block_io",
-                 "devices_asked", "devices_flag")
+                 "devices_asked", "devices_flag", "devices_required")
 
     def __init__(self, memory: int | None = None, memory_swap: int | None = None,
                  pids: int | None = DEFAULT_PIDS_LIMIT, cpus: float | None = None,
@@ -168,6 +168,7 @@ class Limits:
         # runc's default rules alone (an empty list) are applied where the controller exists
         self.devices_asked = devices_asked
         self.devices_flag = DEVICES_FIELD   # how errors name the device rules (hardrun run: --device)
+        self.devices_required = True        # never best-effort (hardrun run: only when they narrow a --device)
 
     def __repr__(self) -> str:
         return "Limits(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"
@@ -582,7 +583,7 @@ class ContainerCgroup:
         if not flags:
             return            # nothing was asked of this controller
         only_default = flags == ["--pids-limit"] and self.limits.pids_is_default
-        restricting = DEVICES_FIELD in flags    # a device cgroup restricts access: never best-effort
+        restricting = DEVICES_FIELD in flags and self.limits.devices_required
         flags = [self.limits.devices_flag if flag == DEVICES_FIELD else flag for flag in flags]
         if restricting:
             raise LimitError(f"{', '.join(flags)} cannot be applied: {reason}",

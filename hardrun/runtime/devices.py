@@ -211,3 +211,6 @@ def restrict(limits, plans) -> None:
     from .device_rules import cgroup_v1_writes
     limits.devices = cgroup_v1_writes(cgroup_rules(plans, False))
     limits.devices_asked, limits.devices_flag = True, "--device"
+    # a PERMS without r or w holds only through the cgroup; otherwise the nodes' own access is the
+    # same with or without it (mknod is impossible anyway), so --limits best-effort may go without
+    limits.devices_required = any(set("rw") - set(plan.permissions) for plan in plans)

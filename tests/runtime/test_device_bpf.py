@@ -286,3 +286,19 @@ def test_the_seam_counts_the_programs_attached(unified_cgroup):
         assert len(syscalls.bpf_prog_query(fd, syscalls.BPF_CGROUP_DEVICE)) == 1
     finally:
         os.close(fd)
+
+
+def test_device_rules_that_narrow_are_never_best_effort():
+    """Where no device cgroup can hold the rules (no v1 controller, programs not allowed), a
+    list that narrows access fails even under --limits best-effort; the control: `hardrun run
+    --device` nodes given rw (the node's own access either way) are only warned about."""
+    nowhere = Layout((), device_cgroup="v1")
+    narrowing = _device_limits([DENY_ALL])
+    narrowing.devices_flag = "--device"
+    with pytest.raises(LimitError, match=r"^--device cannot be applied: the devices cgroup controller"):
+        ContainerCgroup.create("narrowing", narrowing, layout=nowhere, strict=False)
+    warnings: list = []
+    loose = _device_limits([DENY_ALL])
+    loose.devices_flag, loose.devices_required = "--device", False
+    cgroup = ContainerCgroup.create("loose", loose, layout=nowhere, strict=False, warn=warnings.append)
+    assert cgroup.skipped == ["--device"] and warnings[0].startswith("--device not applied (--limits best-effort)")
