@@ -26,6 +26,9 @@
 #ifndef SYS_move_mount
 #define SYS_move_mount 429
 #endif
+#ifndef SYS_bpf
+#define SYS_bpf 321     /* x86-64; every architecture's headers define it */
+#endif
 #ifndef SYS_clone3
 #define SYS_clone3 435
 #endif
@@ -112,6 +115,72 @@ kernel_syscall(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, args[0]);
     }
     return PyLong_FromLong(result);
+}
+
+PyDoc_STRVAR(syscall_struct_doc,
+"syscall_struct(what, number, first, struct, pointers) -> int\n\n"
+"Call system call `number` as number(first, struct, len(struct)), the form of bpf(2),\n"
+"where `struct` (a writable buffer, e.g. a bytearray packed in Python) holds pointers:\n"
+"`pointers` is a sequence of (offset, buffer) pairs, and the address of each buffer's data\n"
+"is written as a 64-bit word at its offset first (None writes 0). The buffers are held\n"
+"until the call returns; writable ones receive output. Raises OSError as syscall() does.");
+
+static PyObject *
+kernel_syscall_struct(PyObject *module, PyObject *args)
+{
+    PyObject *what, *pointers, *sequence = NULL, *result_object = NULL;
+    Py_buffer block, views[MAX_ARGS];
+    int has_view[MAX_ARGS] = {0};
+    long number, first, result;
+    Py_ssize_t count = 0, i, offset;
+    int saved_errno;
+
+    if (!PyArg_ParseTuple(args, "Ollw*O:syscall_struct", &what, &number, &first, &block, &pointers))
+        return NULL;
+    sequence = PySequence_Fast(pointers, "pointers must be a sequence of (offset, buffer)");
+    if (sequence == NULL)
+        goto done;
+    count = PySequence_Fast_GET_SIZE(sequence);
+    if (count > MAX_ARGS) {
+        PyErr_SetString(PyExc_ValueError, "syscall_struct takes up to 6 pointers");
+        count = 0;
+        goto done;
+    }
+    for (i = 0; i < count; i++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(sequence, i), *buffer;
+        unsigned long long address = 0;
+
+        if (!PyArg_ParseTuple(pair, "nO:pointer", &offset, &buffer))
+            goto done;
+        if (offset < 0 || offset + (Py_ssize_t)sizeof(address) > block.len) {
+            PyErr_SetString(PyExc_ValueError, "pointer offset outside the structure");
+            goto done;
+        }
+        if (buffer != Py_None) {
+            if (PyObject_GetBuffer(buffer, &views[i], PyBUF_SIMPLE) < 0)
+                goto done;
+            has_view[i] = 1;
+            address = (unsigned long long)(unsigned long)views[i].buf;
+        }
+        memcpy((char *)block.buf + offset, &address, sizeof(address));
+    }
+    errno = 0;
+    result = syscall(number, first, block.buf, (unsigned long)block.len);
+    saved_errno = errno;
+    if (result == -1) {
+        errno = saved_errno;
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, what);
+    } else {
+        result_object = PyLong_FromLong(result);
+    }
+done:
+    for (i = 0; i < count; i++) {
+        if (has_view[i])
+            PyBuffer_Release(&views[i]);
+    }
+    Py_XDECREF(sequence);
+    PyBuffer_Release(&block);
+    return result_object;
 }
 
 PyDoc_STRVAR(seccomp_set_filter_doc,
@@ -259,6 +328,7 @@ kernel_libseccomp_version(PyObject *module, PyObject *unused)
 
 static PyMethodDef kernel_methods[] = {
     {"syscall", (PyCFunction)(void (*)(void))kernel_syscall, METH_FASTCALL, syscall_doc},
+    {"syscall_struct", kernel_syscall_struct, METH_VARARGS, syscall_struct_doc},
     {"seccomp_set_filter", kernel_seccomp_set_filter, METH_VARARGS, seccomp_set_filter_doc},
     {"seccomp_load_and_send", kernel_seccomp_load_and_send, METH_VARARGS,
      seccomp_load_and_send_doc},
@@ -272,7 +342,7 @@ static int
 add_numbers(PyObject *module)
 {
     static const struct { const char *name; long number; } numbers[] = {
-        {"capget", SYS_capget}, {"capset", SYS_capset}, {"clone", SYS_clone},
+        {"bpf", SYS_bpf}, {"capget", SYS_capget}, {"capset", SYS_capset}, {"clone", SYS_clone},
         {"clone3", SYS_clone3}, {"close_range", SYS_close_range}, {"ioctl", SYS_ioctl},
         {"landlock_add_rule", SYS_landlock_add_rule},
         {"landlock_create_ruleset", SYS_landlock_create_ruleset},

@@ -6,6 +6,12 @@ path serves a unified v2 host, a pure v1 host and a hybrid one (v1 controllers u
 Debian hosts booted with systemd's hybrid mode). A controller bound to a v1 hierarchy
 is used there; otherwise the v2 mount is used if its root lists the controller.
 
+Device rules are the exception: cgroup v2 has no devices controller to list, and a
+BPF_PROG_TYPE_CGROUP_DEVICE program (device_bpf.py) attached to the container's v2 directory
+enforces them instead. The v1 devices controller is used where one is mounted, the v2 program
+otherwise; HARDRUN_DEVICE_CGROUP=bpf takes the program even on a hybrid host (whose v2 mount
+holds no controller but runs device programs all the same), HARDRUN_DEVICE_CGROUP=v1 never.
+
 The parent calls, in this order:
 
     limits = Limits.from_spec(spec)                  # validates; default pids limit
@@ -144,7 +150,7 @@ class Limits:
     default policy's, not the user's (when it cannot apply, that is a warning)."""
 
     __slots__ = ("memory", "memory_swap", "pids", "cpus", "cpu_shares", "pids_is_default", "devices", "block_io",
-                 "devices_asked")
+                 "devices_asked", "devices_flag", "devices_required")
 
     def __init__(self, memory: int | None = None, memory_swap: int | None = None,
                  pids: int | None = DEFAULT_PIDS_LIMIT, cpus: float | None = None,
@@ -161,6 +167,8 @@ class Limits:
         # the config listed device rules: without a v1 devices controller that is an error;
         # runc's default rules alone (an empty list) are applied where the controller exists
         self.devices_asked = devices_asked
+        self.devices_flag = DEVICES_FIELD   # how errors name the device rules (hardrun run: --device)
+        self.devices_required = True        # never best-effort (hardrun run: only when they narrow a --device)
 
     def __repr__(self) -> str:
         return "Limits(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"
@@ -229,11 +237,19 @@ class Hierarchy:
                 f"{sorted(self.controllers)}, {self.options!r})")
 
 
-class Layout:
-    __slots__ = ("hierarchies",)
+DEVICE_CGROUP_VARIABLE = "HARDRUN_DEVICE_CGROUP"
 
-    def __init__(self, hierarchies=()):
+
+class Layout:
+    """`device_cgroup`: where device rules go: "bpf" (a program in the v2 hierarchy, even where a
+    v1 devices controller is mounted), "v1" (only that controller), "" (the v1 controller where
+    mounted, else the program); None: as HARDRUN_DEVICE_CGROUP says."""
+
+    __slots__ = ("hierarchies", "device_cgroup")
+
+    def __init__(self, hierarchies=(), device_cgroup: str | None = None):
         self.hierarchies = tuple(hierarchies)
+        self.device_cgroup = _device_cgroup_choice() if device_cgroup is None else device_cgroup
 
     @property
     def unified(self) -> Hierarchy | None:
@@ -247,6 +263,8 @@ class Layout:
         return "hybrid" if self.unified else "v1"
 
     def hierarchy_for(self, controller: str) -> Hierarchy | None:
+        if controller == "devices":
+            return self._devices_hierarchy()
         for hierarchy in self.hierarchies:
             if hierarchy.version == 1 and controller in hierarchy.controllers:
                 return hierarchy
@@ -254,6 +272,22 @@ class Layout:
         if unified and controller in unified.controllers:
             return unified
         return None
+
+
+    def _devices_hierarchy(self) -> Hierarchy | None:
+        """The v1 devices hierarchy, else (or when a program is asked for) the v2 one."""
+        v1 = next((h for h in self.hierarchies if h.version == 1 and "devices" in h.controllers), None)
+        if self.device_cgroup == "bpf" or (v1 is None and self.device_cgroup != "v1"):
+            return self.unified
+        return v1
+
+
+def _device_cgroup_choice() -> str:
+    """HARDRUN_DEVICE_CGROUP: `bpf`, `v1`, or empty (the v1 controller where mounted)."""
+    choice = os.environ.get(DEVICE_CGROUP_VARIABLE, "")
+    if choice not in ("", "bpf", "v1"):
+        raise HardrunError(f"{DEVICE_CGROUP_VARIABLE}={choice}: expected bpf or v1")
+    return choice
 
 
 def detect_layout(mountinfo: str = "/proc/self/mountinfo") -> Layout:
@@ -351,6 +385,24 @@ class ContainerCgroup:
             cgroup.destroy()
             raise
         return cgroup
+
+    @classmethod
+    def existing(cls, container_id: str, paths, layout: Layout | None = None) -> "ContainerCgroup":
+        """The cgroups a container was created with (their recorded `paths`), each controller
+        mapped to the directory of its hierarchy (OCI `update`)."""
+        cgroup = cls(container_id, Limits(), layout or detect_layout())
+        for path in paths:
+            for hierarchy in cgroup.layout.hierarchies:
+                if path.startswith(hierarchy.mountpoint + "/"):
+                    for controller in cgroup._controllers_in(hierarchy):
+                        cgroup.paths[controller] = path
+        return cgroup
+
+    def _controllers_in(self, hierarchy: Hierarchy) -> list[str]:
+        found = [controller for controller in WANTED_CONTROLLERS + ("devices", "blkio", "io")
+                 if self.layout.hierarchy_for(controller) is hierarchy]
+        # as before device programs: a v2 directory stood for memory, pids and cpu
+        return found or (["memory", "pids", "cpu"] if hierarchy.version == 2 and not hierarchy.controllers else [])
 
     def _make_directories(self) -> None:
         relative = self.relative or os.path.join(cgroup_parent(), self.container_id)
@@ -450,11 +502,25 @@ class ContainerCgroup:
                     continue    # only runc's defaults, and no v1 devices controller to hold them
                 if self.layout.hierarchy_for(controller) is None:
                     self._cannot(f"the {'blkio/io' if flag.startswith(BLOCK_IO_FIELD) else controller} cgroup "
-                                 "controller is not available on this "
-                                 f"host" + (" (cgroup v2 needs a BPF device program, which hardrun does not "
-                                            "load)" if controller == "devices" else ""), flags=[flag])
+                                 "controller is not available on this host" +
+                                 (" (no v1 devices controller and no cgroup v2 mount for a BPF device program)"
+                                  if controller == "devices" else ""), flags=[flag])
                 continue       # creating the directory failed: already reported
+            if flag == DEVICES_FIELD and self._device_program_wanted():
+                self._attach_device_program(path, writes)
+                continue
             self._write_limit(flag, path, writes)
+
+    def _device_program_wanted(self) -> bool:
+        hierarchy = self.layout.hierarchy_for("devices")
+        return hierarchy is not None and hierarchy.version == 2
+
+    def _attach_device_program(self, path: str, writes) -> None:
+        from .device_bpf import attach
+        try:
+            attach(path, writes)
+        except OSError as error:     # device_bpf's one line: what failed, where, the errno
+            self._cannot(str(error.strerror), flags=[DEVICES_FIELD], hint=_privilege_hint(error))
 
     def _planned_writes(self):
         """(flag, controller, [(file, value)...]) for the layout of each controller."""
@@ -517,6 +583,11 @@ class ContainerCgroup:
         if not flags:
             return            # nothing was asked of this controller
         only_default = flags == ["--pids-limit"] and self.limits.pids_is_default
+        restricting = DEVICES_FIELD in flags and self.limits.devices_required
+        flags = [self.limits.devices_flag if flag == DEVICES_FIELD else flag for flag in flags]
+        if restricting:
+            raise LimitError(f"{', '.join(flags)} cannot be applied: {reason}",
+                             hint="run hardrun as root" if hint else None)
         if self.strict and not only_default:
             raise LimitError(f"{', '.join(flags)} cannot be applied: {reason}",
                              hint=hint or "or pass --limits best-effort to run without it")

@@ -489,6 +489,14 @@ def _oci_resources(spec) -> dict:
     return resources
 
 
+def _oci_device_rules(cfg: RuntimeConfig) -> dict:
+    """The device cgroup `hardrun run` gives its --device nodes (devices.py), as OCI rules."""
+    if not cfg.devices:
+        return {}
+    from .devices import cgroup_rules
+    return {"devices": cgroup_rules(cfg.devices, cfg.spec.privileged)}
+
+
 def _oci_loosenings(cfg: RuntimeConfig) -> dict:
     """`linux.devices` and `linux.sysctl` (kernel.hostname is the document's `hostname`)."""
     linux: dict = {}
@@ -529,7 +537,7 @@ def to_oci(cfg: RuntimeConfig) -> dict:
         uid_map=id_maps.uid if id_maps is not None else None,
         gid_map=id_maps.gid if id_maps is not None else None,
         masked_paths=cfg.masked_paths, readonly_paths=cfg.readonly_paths,
-        resources=_oci_resources(cfg.spec), sys_read_only=cfg.sys_read_only,
+        resources=_oci_resources(cfg.spec) | _oci_device_rules(cfg), sys_read_only=cfg.sys_read_only,
         linux_extra=_oci_loosenings(cfg), process_extra=_oci_process_loosenings(cfg),
         annotations={
             "org.hardrun.seccomp": cfg.seccomp or "unconfined",

@@ -7,11 +7,16 @@ mode, devices.allow adds an exception and devices.deny takes access away from an
 exactly that type and number. Written in order, the rules mean what the spec says (the last
 matching rule wins), except where a rule would narrow an earlier wildcard exception, which
 the kernel cannot do: such a list is refused by the rule's index, never applied looser.
-(cgroup v2 has no devices files: a BPF program does it, which hardrun does not load.)
+
+cgroup v2 has no devices files: there a BPF_PROG_TYPE_CGROUP_DEVICE program decides
+(hardrun/runtime/device_bpf.py). It is built from the same writes, through `v1_state`, the
+default and exceptions the v1 controller would hold after them, so one rule list means the
+same on either kind of host (and a list refused for v1 is refused for v2 too).
 """
 from __future__ import annotations
 
 WILDCARD = None
+MAX_DEVICE_NUMBER = 0xFFFFFFFF    # the controller reads a u32, and so does the device program
 # runc's default allowed devices (libcontainer/specconv AllowedDevices), in its order: mknod of
 # any node (opening one still needs a rule), /dev/null, random, full, tty, zero, urandom, the
 # pts nodes, ptmx and tun: (type, major, minor, access).
@@ -80,7 +85,7 @@ def _parse(rule, where: str) -> tuple:
 def _device_number(value, where: str):
     if value is None or value == -1:
         return WILDCARD
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DEVICE_NUMBER:
         raise DeviceRuleError(where, "expected a device number (or -1 for any)")
     return value
 
@@ -111,3 +116,32 @@ def _overlap(exception: tuple, kind: str, major, minor) -> bool:
 
 def _number(value) -> str:
     return "*" if value is WILDCARD else str(value)
+
+
+def v1_state(writes) -> tuple[bool, list]:
+    """(allow by default, [(type, major, minor, access)...]): what the v1 devices controller
+    holds after `writes`, as the kernel keeps it: `a` sets the default and clears the
+    exceptions; a write that widens (allow in deny mode, deny in allow mode) adds access to the
+    exception of exactly that type and numbers (or a new one), the other takes access away
+    from exactly that exception."""
+    default_allow = True        # the root cgroup's allow-all
+    exceptions: list[tuple] = []
+    for file, line in writes:
+        allow = file == "devices.allow"
+        kind, _, rest = line.partition(" ")
+        if kind == "a":
+            default_allow, exceptions = allow, []
+            continue
+        numbers, _, access = rest.partition(" ")
+        major, minor = (WILDCARD if part == "*" else int(part) for part in numbers.split(":"))
+        key = (kind, major, minor)
+        found = next((index for index, other in enumerate(exceptions) if other[:3] == key), None)
+        if allow != default_allow:
+            if found is None:
+                exceptions.append(key + (access,))
+            else:
+                exceptions[found] = key + ("".join(c for c in "rwm" if c in exceptions[found][3] + access),)
+        elif found is not None:
+            left = "".join(c for c in exceptions[found][3] if c not in access)
+            exceptions[found:found + 1] = [key + (left,)] if left else []
+    return default_allow, exceptions

@@ -6,10 +6,13 @@ device node is never created with mknod: in a user namespace the kernel refuses 
 the container's root is mounted nodev. The host's node is bound instead, onto an empty
 file in the container's own /dev tmpfs, before that /dev turns read-only.
 
-Access is the node's own: hardrun sets up no device cgroup, so a PERMS narrower than
-read and write (Docker's `r`, `w`) cannot be enforced and is refused. Under the user
-namespace (the default), a node owned by the host's root is an unmapped owner's: the
-container's root may open it only as its mode allows others.
+With `--device`, the container gets a device cgroup as an engine's container does (the v1
+devices controller, or on cgroup v2 a BPF device program: cgroups.py): every device denied
+but runc's defaults and each `--device` node with its PERMS (`cgroup_rules`), so `r` or `w`
+alone is enforced. Without `--device` there is none (the container's /dev holds only the
+default nodes and every other mount is nodev), nor under `--privileged`, which allows every
+device as Docker does. Under the user namespace (the default), a node owned by the host's
+root is an unmapped owner's: the container's root may open it only as its mode allows others.
 """
 from __future__ import annotations
 
@@ -76,10 +79,6 @@ def plan_device(host: str, container: str, permissions: str = PERMISSIONS) -> De
     what = f"device {host}"
     if not host.startswith("/") or not container.startswith("/"):
         raise UsageError(f"{what}: paths must be absolute")
-    if "r" not in permissions or "w" not in permissions:
-        raise UsageError(f"{what}: permissions {permissions!r} cannot be enforced",
-                         hint="hardrun has no device cgroup: the container gets the node's own access; "
-                              "give rw or rwm")
     try:
         info = os.stat(host)     # a symlink such as /dev/disk/by-id/… leads to the node, as in Docker
     except OSError as error:
@@ -111,6 +110,9 @@ def plan_devices(texts, privileged: bool, line_of=lambda key: None) -> tuple[Dev
     for index, text in enumerate(texts):
         try:
             plan = plan_device(*parse_device(text))
+            if privileged and set(PERMISSIONS) - set(plan.permissions):
+                raise UsageError(f"device {text}: permissions {plan.permissions!r} cannot be enforced under "
+                                 "--privileged", hint="--privileged allows every device; drop one of the two")
         except UsageError as error:
             error.line = line_of(f"device:{index}")
             raise
@@ -190,3 +192,25 @@ def _bind_node(plan: DevicePlan, node: int, k) -> None:
             k.close(tree)
     finally:
         k.close(source)
+
+
+def cgroup_rules(plans, privileged: bool) -> list[dict]:
+    """`linux.resources.devices` for these devices: every device allowed under --privileged (as
+    Docker writes it), else every one denied but each node with its permissions (runc's defaults
+    follow, device_rules)."""
+    if privileged:
+        return [{"allow": True, "access": PERMISSIONS}]
+    return [{"allow": False, "access": PERMISSIONS}] + [
+        {"allow": True, "type": plan.type, "major": plan.major, "minor": plan.minor, "access": plan.permissions}
+        for plan in plans]
+
+
+def restrict(limits, plans) -> None:
+    """Give `limits` (cgroups.Limits) the device cgroup of `hardrun run --device` (not called
+    under --privileged, nor without --device: then there is none)."""
+    from .device_rules import cgroup_v1_writes
+    limits.devices = cgroup_v1_writes(cgroup_rules(plans, False))
+    limits.devices_asked, limits.devices_flag = True, "--device"
+    # a PERMS without r or w holds only through the cgroup; otherwise the nodes' own access is the
+    # same with or without it (mknod is impossible anyway), so --limits best-effort may go without
+    limits.devices_required = any(set("rw") - set(plan.permissions) for plan in plans)

@@ -57,6 +57,9 @@ class Hooks:
         root = state.trusted_root(create=True)   # checked once for the clean-up and the record
         self._reap_stale(root)
         limits = cgroups.Limits.from_spec(spec)
+        if self.cfg.devices and not spec.privileged:
+            from .devices import restrict
+            restrict(limits, self.cfg.devices)
         if spec.ulimits:
             from . import ulimits
             ulimits.validate(spec.ulimits)

@@ -798,20 +798,14 @@ def freeze(root: str, container_id: str, frozen: bool) -> None:
 def update(root: str, container_id: str, resources: dict) -> None:
     """New cgroup limits (`linux.resources` as `update --resources` gives them)."""
     from .bundle import _Reader
-    from .cgroups import ContainerCgroup, Limits, detect_layout
+    from .cgroups import ContainerCgroup
     container = Container.load(root, container_id)
     if container.status() == "stopped":
         raise OciError(f"container {container_id} is stopped")
     limits = _Reader({}, container.record["bundle"]).resources(resources)
     if not limits.devices_asked:
         limits.devices = ()     # no rules in the update: the container's stay as they are (runc's update)
-    layout = detect_layout()
-    cgroup = ContainerCgroup(container_id, Limits(), layout)
-    for path in container.record.get("cgroups") or []:
-        for hierarchy in layout.hierarchies:
-            if path.startswith(hierarchy.mountpoint + "/"):
-                for controller in hierarchy.controllers or ("memory", "pids", "cpu"):
-                    cgroup.paths[controller] = path
+    cgroup = ContainerCgroup.existing(container_id, container.record.get("cgroups") or [])
     if limits.devices and "devices" not in cgroup.paths:
         raise OciError(f"linux.resources.devices: container {container_id} was created without device rules, "
                        "so without a device cgroup to update")

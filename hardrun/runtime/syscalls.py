@@ -316,3 +316,52 @@ def landlock_allow_only_beneath(access: int, paths) -> None:
         _syscall("landlock_restrict_self", NR["landlock_restrict_self"], ruleset, 0)
     finally:
         os.close(ruleset)
+
+
+# -- bpf(2): cgroup device programs ------------------------------------------------------
+
+BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_DETACH, BPF_PROG_GET_FD_BY_ID, BPF_PROG_QUERY = 5, 8, 9, 13, 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
+
+# union bpf_attr, the parts these commands read (offsets of the kernel's uapi layout)
+_PROG_LOAD = struct.Struct("=IIQQIIQII16sII")   # type, insn_cnt, insns, license, log level/size/buf, ...
+_PROG_ATTACH = struct.Struct("=5I")               # target_fd, attach_bpf_fd, attach_type, flags, replace_fd
+_PROG_QUERY = struct.Struct("=4IQI4x")            # target_fd, attach_type, query_flags, attach_flags, ids, cnt
+_PROG_ID = struct.Struct("=3I")                   # prog_id, next_id, open_flags
+
+
+def bpf_prog_load(prog_type: int, instructions: bytes, license: str, log: bytearray | None = None,
+                  name: str = "") -> int:
+    """Load an eBPF program; returns its fd (O_CLOEXEC). The verifier writes its log into
+    `log` (when given), which says why a program was refused."""
+    licence = os.fsencode(license) + b"\0"
+    attr = bytearray(_PROG_LOAD.pack(prog_type, len(instructions) // 8, 0, 0, 1 if log else 0,
+                                     len(log) if log else 0, 0, 0, 0, name.encode()[:15], 0, 0))
+    return _kernel.syscall_struct("bpf(BPF_PROG_LOAD)", NR["bpf"], BPF_PROG_LOAD, attr,
+                                  ((8, instructions), (16, licence), (32, log)))
+
+
+def bpf_prog_attach(target_fd: int, program_fd: int, attach_type: int, flags: int = 0) -> None:
+    attr = bytearray(_PROG_ATTACH.pack(target_fd, program_fd, attach_type, flags, 0))
+    _kernel.syscall_struct("bpf(BPF_PROG_ATTACH)", NR["bpf"], BPF_PROG_ATTACH, attr, ())
+
+
+def bpf_prog_detach(target_fd: int, program_fd: int, attach_type: int) -> None:
+    attr = bytearray(_PROG_ATTACH.pack(target_fd, program_fd, attach_type, 0, 0))
+    _kernel.syscall_struct("bpf(BPF_PROG_DETACH)", NR["bpf"], BPF_PROG_DETACH, attr, ())
+
+
+def bpf_prog_query(target_fd: int, attach_type: int, most: int = 64) -> list[int]:
+    """The ids of the programs attached to `target_fd` itself (a cgroup) for `attach_type`."""
+    ids = bytearray(4 * most)
+    attr = bytearray(_PROG_QUERY.pack(target_fd, attach_type, 0, 0, 0, most))
+    _kernel.syscall_struct("bpf(BPF_PROG_QUERY)", NR["bpf"], BPF_PROG_QUERY, attr, ((16, ids),))
+    count = _PROG_QUERY.unpack(attr)[5]
+    return list(struct.unpack_from(f"={count}I", ids))
+
+
+def bpf_prog_get_fd_by_id(program_id: int) -> int:
+    attr = bytearray(_PROG_ID.pack(program_id, 0, 0))
+    return _kernel.syscall_struct("bpf(BPF_PROG_GET_FD_BY_ID)", NR["bpf"], BPF_PROG_GET_FD_BY_ID, attr, ())

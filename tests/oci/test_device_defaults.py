@@ -94,3 +94,50 @@ def test_without_rules_a_node_in_the_container_cannot_be_opened_as_under_runc(oc
     allowed = oci("run", "--bundle", _bundle(tmp_path / "allowed", oci_rootfs, ["/bin/sh", "-c", OPEN_NODES],
                                              [DENY_ALL, ALLOW_FUSE]), name + "-allowed")
     assert "fuse opened" in allowed.stdout, allowed.stdout + allowed.stderr
+
+
+# ---------------------------------------------------------------- cgroup v2: the BPF program
+
+UNIFIED = "/sys/fs/cgroup/unified"
+
+
+def _unified_cgroups(oci, name: str) -> list:
+    record = json.loads(oci("state", name, check=True).stdout)
+    assert record["status"] == "created"
+    with open(os.path.join(oci.root, name, "state.json")) as handle:
+        recorded = json.load(handle).get("cgroups") or []
+    return [path for path in recorded if path.startswith(UNIFIED + "/")]
+
+
+def test_on_cgroup_v2_the_device_program_gives_runcs_defaults_and_the_configs_rules(oci, oci_rootfs, tmp_path,
+                                                                                   monkeypatch):
+    """HARDRUN_DEVICE_CGROUP=bpf: the device rules go to a BPF program on the container's cgroup in
+    this host's unified hierarchy, as on a pure cgroup v2 host; from inside, the same opens as
+    under runc's v1 device cgroup (the test above), and the control: the rule that allows
+    /dev/fuse lets it open. The exec enters the same cgroup, so `update` reaches it too."""
+    monkeypatch.setenv("HARDRUN_DEVICE_CGROUP", "bpf")
+    name = f"devices-bpf-{os.getpid()}"
+    result = oci("run", "--bundle", _bundle(tmp_path / "none", oci_rootfs, ["/bin/sh", "-c", OPEN_NODES], None),
+                 name)
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.splitlines()) == {"fuse refused", "null opened", "zero opened"}
+    allowed = oci("run", "--bundle", _bundle(tmp_path / "allowed", oci_rootfs, ["/bin/sh", "-c", OPEN_NODES],
+                                             [DENY_ALL, ALLOW_FUSE]), name + "-allowed")
+    assert set(allowed.stdout.splitlines()) == {"fuse opened", "null opened", "zero opened"}, allowed.stderr
+
+    bundle = _bundle(tmp_path / "held", oci_rootfs, ["/bin/sleep", "60"], None)
+    oci("create", "--bundle", bundle, name, check=True)
+    try:
+        unified = _unified_cgroups(oci, name)
+        assert len(unified) == 1 and os.path.isdir(unified[0])
+        oci("start", name, check=True)
+        before = oci("exec", name, "/bin/sh", "-c", OPEN_NODES)
+        assert set(before.stdout.splitlines()) == {"fuse refused", "null opened", "zero opened"}, before.stderr
+        rules = tmp_path / "rules.json"
+        rules.write_text(json.dumps({"devices": [DENY_ALL, ALLOW_FUSE]}))
+        oci("update", "--resources", str(rules), name, check=True)
+        after = oci("exec", name, "/bin/sh", "-c", OPEN_NODES)
+        assert set(after.stdout.splitlines()) == {"fuse opened", "null opened", "zero opened"}, after.stderr
+    finally:
+        oci("delete", "--force", name, check=True)
+    assert not os.path.exists(unified[0])

@@ -113,7 +113,7 @@ REFUSED = {
                  "apparmor=docker-default"),
     "selinux_options": (["--security-opt", "label=type:spc_t"], "security: {selinux: {type: spc_t}}",
                         "label=type:spc_t"),
-    "devices": (["--device", "/dev/zero:/dev/z:r"], "devices: [/dev/zero:/dev/z:r]", "cannot be enforced"),
+    "devices": (["--device", "/dev/zero:/etc/z"], "devices: [/dev/zero:/etc/z]", "must be under /dev/"),
     "sysctls": (["--sysctl", "kernel.panic=1"], "sysctls: {kernel.panic: 1}", "not a namespaced sysctl"),
     "oom_score_adj": (["--oom-score-adj", "-5"], "oom-score-adj: -5", "CAP_SYS_RESOURCE"),
     "entrypoint": (["--entrypoint", "/bin/sh"], None, "entrypoint"),

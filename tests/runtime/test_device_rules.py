@@ -49,6 +49,7 @@ def test_a_deny_the_kernel_could_not_narrow_is_refused_by_its_index():
     ({"allow": True, "type": "c", "access": "rwx"}, "linux.resources.devices[0].access"),
     ({"allow": True, "type": "a", "major": 1}, "linux.resources.devices[0]"),
     ({"allow": True, "type": "c", "major": "1"}, "linux.resources.devices[0].major"),
+    ({"allow": True, "type": "c", "major": 1, "minor": 1 << 32}, "linux.resources.devices[0].minor"),
 ])
 def test_malformed_rules_are_named(rule, where):
     with pytest.raises(DeviceRuleError) as raised:

@@ -158,6 +158,32 @@ def test_device_is_bound_and_readable(rootfs, env):
     assert out.split() == ["00", "00", "00", "00", "CHAR"]
 
 
+READ_THEN_WRITE = ("(exec 3</dev/z) && echo READ; (exec 3>/dev/z) 2>/dev/null && echo WROTE; "
+                   "(exec 3</dev/full) && echo OTHER; echo done")
+# in a cgroup v2 directory of its own (not the hierarchy's root, which has no cgroup.freeze)
+OWN_V2_CGROUP = "test -e /sys/fs/cgroup/unified/cgroup.freeze && echo OWN-V2-CGROUP; echo checked"
+
+
+@pytest.mark.parametrize("device_cgroup", ["", "bpf"], ids=["v1-controller", "bpf-program"])
+def test_device_permissions_are_enforced_by_a_device_cgroup(rootfs, env, monkeypatch, device_cgroup):
+    """`--device /dev/fuse:/dev/z:r` (a node not among runc's defaults, which allow /dev/zero rwm):
+    read opens, write is refused by the device cgroup (the v1 controller here; the BPF program of
+    cgroup v2, in a v2 cgroup of the container's own, with HARDRUN_DEVICE_CGROUP=bpf); runc's
+    default nodes still open. The control: the same node given rw is written."""
+    monkeypatch.setenv("HARDRUN_DEVICE_CGROUP", device_cgroup)
+    where = inside(rootfs, env, OWN_V2_CGROUP, "--device", "/dev/fuse:/dev/z:r").split()
+    assert where == (["OWN-V2-CGROUP", "checked"] if device_cgroup == "bpf" else ["checked"])
+    assert inside(rootfs, env, READ_THEN_WRITE, "--device", "/dev/fuse:/dev/z:r").split() == ["READ", "OTHER", "done"]
+    assert inside(rootfs, env, READ_THEN_WRITE, "--device", "/dev/fuse:/dev/z:rw").split() == [
+        "READ", "WROTE", "OTHER", "done"]
+
+
+def test_device_permissions_under_privileged_are_refused(rootfs, env):
+    """--privileged allows every device (as Docker), so a narrower --device cannot hold."""
+    stderr = refused(rootfs, env, "--privileged", "--device", "/dev/zero:/dev/z:r")
+    assert "permissions 'r' cannot be enforced under --privileged" in stderr
+
+
 def test_control_without_device_the_node_is_absent(rootfs, env):
     out = inside(rootfs, env, "test -e /dev/mydisk && echo PRESENT; echo done")
     assert out.split() == ["done"]
@@ -171,7 +197,6 @@ def test_device_with_the_hosts_user_namespace_opens_a_root_only_node(rootfs, env
 
 
 @pytest.mark.parametrize("value,message", [
-    ("/dev/zero:/dev/z:r", "permissions 'r' cannot be enforced"),
     ("/etc/passwd", "not a character or block device"),
     ("/dev/zero:/etc/zero", "must be under /dev/"),
     ("/dev/zero:/dev/pts/0", "the container's own"),
@@ -285,6 +310,10 @@ def test_dry_run_writes_the_loosenings_into_the_oci_config(rootfs, env):
     assert "pid" not in {entry["type"] for entry in config["linux"]["namespaces"]}
     assert config["linux"]["devices"] == [{"path": "/dev/z", "type": "c", "major": 1, "minor": 5,
                                            "fileMode": 0o666, "uid": 0, "gid": 0}]
+    # the device cgroup `hardrun run` gives it, so that hardrun-oci running this document allows
+    # the node too (its cgroup starts from deny-all, as runc's)
+    assert config["linux"]["resources"]["devices"] == [
+        {"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"}]
     assert config["linux"]["sysctl"] == {"kernel.shmmax": "1"}
     assert config["process"]["user"]["additionalGids"] == [2000]
     assert config["process"]["oomScoreAdj"] == 5

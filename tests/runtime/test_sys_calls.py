@@ -127,3 +127,20 @@ def test_without_the_c_module_run_says_what_to_install():
     assert done.returncode == 125
     assert done.stderr.count("\n") <= 2 and "Traceback" not in done.stderr, done.stderr
     assert "hardrun.runtime._kernel is not built" in done.stderr and "python3-dev" in done.stderr
+
+
+def test_syscall_struct_fills_in_the_pointers_and_checks_their_offsets():
+    """bpf(BPF_PROG_QUERY) writes the ids through the pointer filled in at offset 16; an offset
+    outside the structure is refused before any call."""
+    fd = os.open("/sys/fs/cgroup/unified", os.O_RDONLY | os.O_DIRECTORY)
+    plain = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert isinstance(k.bpf_prog_query(fd, k.BPF_CGROUP_DEVICE), list)
+        with pytest.raises(ValueError, match="outside the structure"):
+            k._kernel.syscall_struct("bpf", k.NR["bpf"], k.BPF_PROG_QUERY, bytearray(16), ((12, bytearray(4)),))
+        with pytest.raises(OSError) as raised:     # the control: a plain directory is no cgroup
+            k.bpf_prog_query(plain, k.BPF_CGROUP_DEVICE)
+        assert raised.value.errno == errno.EBADF and raised.value.filename == "bpf(BPF_PROG_QUERY)"
+    finally:
+        os.close(fd)
+        os.close(plain)
