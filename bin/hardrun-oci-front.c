@@ -40,11 +40,16 @@
 #define MAX_CGROUPS 16
 
 static char **original_argv;
+struct call;
+static const struct call *current_call;     /* its --log, as far as it is parsed */
+static void fail(const struct call *call, const char *message);
 
 /* ---------------------------------------------------------------- handing over to Python */
 
+/* The call, unchanged but for argv[0], to the Python command beside this binary. One it
+ * cannot run is an error in the --log too: engines show the log, not stderr. */
 static void python(void) {
-    char self[PATH_MAX], target[PATH_MAX];
+    char self[PATH_MAX], target[PATH_MAX], message[256];
     ssize_t length = readlink("/proc/self/exe", self, sizeof self - 1);
     if (length > 0) {
         self[length] = 0;
@@ -57,8 +62,8 @@ static void python(void) {
             }
         }
     }
-    fprintf(stderr, "hardrun-oci: cannot run %s beside this front: %s\n", PYTHON_FRONT, strerror(errno));
-    exit(1);
+    snprintf(message, sizeof message, "cannot run %s beside this front: %s", PYTHON_FRONT, strerror(errno));
+    fail(current_call, message);
 }
 
 /* ---------------------------------------------------------------- the command line */
@@ -129,7 +134,7 @@ static void check_id(const char *id) {
 /* The Python command's error: one line on stderr and one in the --log file, in its format
  * (the messages written here hold only an id, which needs no escaping in either). */
 static void fail(const struct call *call, const char *message) {
-    if (call->log != NULL) {
+    if (call != NULL && call->log != NULL) {
         char stamp[32], line[2048];
         time_t now = time(NULL);
         struct tm utc;
@@ -434,6 +439,7 @@ int main(int argc, char **argv) {
     static struct record record = {.directory = -1};
     char directory[PATH_MAX], message[1200];
     original_argv = argv;
+    current_call = &call;
     parse(argc, argv, &call);
     int is_delete = !strcmp(call.command, "delete");
     if (strcmp(call.command, "state") && strcmp(call.command, "start") && strcmp(call.command, "kill") && !is_delete)

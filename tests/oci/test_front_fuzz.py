@@ -245,3 +245,19 @@ def test_a_record_with_more_cgroups_than_the_front_reads_is_handed_over(sanitize
     write_record(root, "c", valid_record(*init, [str(path) for path in cgroups]))
     assert handed(run(sanitized, "--root", root, "state", "c"))
 
+
+
+def test_a_missing_python_command_is_an_error_in_the_log(sanitized, init, root, tmp_path):
+    """Engines show the --log, not stderr: a front without its Python neighbour says so there.
+    The control: with the neighbour, the same call is handed to it."""
+    log = tmp_path / "log"
+    write_record(root, "c", valid_record(*init))
+    assert handed(run(sanitized, "--root", root, "--log", str(log), "--log-format", "json", "list"))
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(sanitized, alone / "hardrun-oci")
+    result = run(str(alone / "hardrun-oci"), "--root", root, "--log", str(log), "--log-format", "json", "list")
+    message = "cannot run hardrun-oci-py beside this front: No such file or directory"
+    assert result.returncode == 1 and result.stderr == f"hardrun-oci: {message}\n"
+    line = json.loads(log.read_text())
+    assert (line["level"], line["msg"]) == ("error", message)
