@@ -49,6 +49,7 @@ _IOCTL_SEND = 0xC0000000 | _RESPONSE.size << 16 | 0x21 << 8 | 1
 _IOCTL_ID_VALID = 0x40000000 | 8 << 16 | 0x21 << 8 | 2
 # The calls _kernel.seccomp_load_and_send makes after the load (see the module's doc).
 HANDOVER_CALLS = ("sendmsg", "close")
+_LISTENER_LINK = "anon_inode:seccomp notify"    # what /proc/self/fd/N reads for a listener
 
 
 def user_notif_available() -> bool:
@@ -187,6 +188,14 @@ def judged(program: bytes, nr: int, arch: int, ip: int, args) -> tuple[int, bool
                 a = x
             else:
                 x = a
+
+
+def is_listener(fd: int) -> bool:
+    """Whether `fd` is a seccomp listener (what the holder may be sent is anyone's fd)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") == _LISTENER_LINK
+    except OSError:
+        return False
 
 
 def _alu(op: int, a: int, operand: int) -> int:
@@ -356,8 +365,9 @@ class Listener:
                     received_init = True
                     _, fds, _, _ = socket.recv_fds(self._socket, 1, 1, socket.MSG_CMSG_CLOEXEC)
                     for notify_fd in fds:
-                        listeners[notify_fd] = (self.reference, self._verdicts)
-                        poller.register(notify_fd, select.POLLIN)
+                        if _keep_listener(notify_fd):
+                            listeners[notify_fd] = (self.reference, self._verdicts)
+                            poller.register(notify_fd, select.POLLIN)
                 elif fd == server.fileno():
                     connection, _ = server.accept()
                     connections[connection.fileno()] = [connection, None]
@@ -378,7 +388,8 @@ class Listener:
 
     @staticmethod
     def _take_exec(connections: dict, fd: int, listeners: dict, poller, socket, select) -> None:
-        """An exec's connection: its filter first, then its listener; then it is closed."""
+        """An exec's connection: its filter first, then its listener (a seccomp listener,
+        nothing else); then it is closed."""
         connection, reference = connections[fd]
         try:
             data, fds, _, _ = socket.recv_fds(connection, 1 << 16, 1, socket.MSG_CMSG_CLOEXEC)
@@ -388,14 +399,15 @@ class Listener:
             connections[fd][1] = data
             return
         if fds and reference is not None:
-            listeners[fds[0]] = (reference, {})
-            poller.register(fds[0], select.POLLIN)
+            listener, *strays = fds
+            if _keep_listener(listener):
+                listeners[listener] = (reference, {})
+                poller.register(listener, select.POLLIN)
         else:
-            for stray in fds:
-                os.close(stray)
-        poller.unregister(fd)
-        connection.close()
-        del connections[fd]
+            strays = fds
+        for stray in strays:
+            os.close(stray)
+        _close_connection(connections, fd, poller)
 
     def _answer(self, fcntl, listener: int, notif: tuple, judged_by: tuple | None = None) -> None:
         """`judged_by`: (the unchanged filter, its verdicts) of another process's listener."""
@@ -434,6 +446,20 @@ class Listener:
             pass   # the caller was killed while we decided (ENOENT)
         if self._on_call is not None:
             self._on_call(self.calls)
+
+
+def _keep_listener(fd: int) -> bool:
+    """True for a seccomp listener; anything else sent in its place is closed (polled, a pipe
+    or a file would be readable forever, and never hang up)."""
+    if is_listener(fd):
+        return True
+    os.close(fd)
+    return False
+
+
+def _close_connection(connections: dict, fd: int, poller) -> None:
+    poller.unregister(fd)
+    connections.pop(fd)[0].close()
 
 
 def _who(pid: int) -> tuple[int | None, str]:
