@@ -190,6 +190,39 @@ def judged(program: bytes, nr: int, arch: int, ip: int, args) -> tuple[int, bool
                 x = a
 
 
+_ALU_OPS = frozenset(range(0x00, 0xB0, 0x10))
+_CONDITIONAL_JUMPS = frozenset((0x10, 0x20, 0x30, 0x40))    # JEQ, JGT, JGE, JSET
+_PLAIN_CODES = frozenset((0x00, 0x80, 0x01, 0x81, 0x06, 0x16, 0x07, 0x87))   # LD/LDX IMM and LEN, RET, TAX, TXA
+
+
+def runnable(program: bytes) -> bool:
+    """Whether `judged` runs `program` to a verdict for every call, as the kernel checks a
+    filter before it loads one: known instructions only, every jump inside the program, loads
+    within seccomp_data and the scratch memory, a return last. The holder takes an exec's
+    filter from a socket: one that is not runnable would end it at its first call."""
+    if not is_bpf_program(program):
+        return False
+    insns = _instructions(program)
+    for pc, (code, jt, jf, k) in enumerate(insns):
+        if code in _PLAIN_CODES:
+            continue
+        if code == _LD_W_ABS:
+            fits = k % 4 == 0 and k + 4 <= _DATA.size
+        elif code in (0x60, 0x61, 0x02, 0x03):       # LD/LDX MEM, ST, STX
+            fits = k < 16
+        elif code & 0x07 == 0x04:                    # ALU, K or X
+            fits = code & 0xF0 in _ALU_OPS
+        elif code == _JMP_JA:
+            fits = pc + 1 + k < len(insns)
+        elif code & 0x07 == 0x05:
+            fits = code & 0xF0 in _CONDITIONAL_JUMPS and pc + 1 + max(jt, jf) < len(insns)
+        else:
+            fits = False
+        if not fits:
+            return False
+    return insns[-1][0] & 0x07 == 0x06
+
+
 def is_listener(fd: int) -> bool:
     """Whether `fd` is a seccomp listener (what the holder may be sent is anyone's fd)."""
     try:
@@ -388,14 +421,14 @@ class Listener:
 
     @staticmethod
     def _take_exec(connections: dict, fd: int, listeners: dict, poller, socket, select) -> None:
-        """An exec's connection: its filter first, then its listener (a seccomp listener,
-        nothing else); then it is closed."""
+        """An exec's connection: its filter first (one `judged` can run), then its listener (a
+        seccomp listener, nothing else); then it is closed."""
         connection, reference = connections[fd]
         try:
             data, fds, _, _ = socket.recv_fds(connection, 1 << 16, 1, socket.MSG_CMSG_CLOEXEC)
         except OSError:
             data, fds = b"", []
-        if reference is None and is_bpf_program(data) and not fds:
+        if reference is None and runnable(data) and not fds:
             connections[fd][1] = data
             return
         if fds and reference is not None:

@@ -161,3 +161,19 @@ def test_a_forged_listener_is_closed_not_served(holder, default_bpf):
     os.close(write_end)
     served.finish()
 
+
+def test_a_filter_the_holder_cannot_run_is_refused(holder, default_bpf):
+    """An exec's filter whose jump leaves the program: judging a call by it would raise in the
+    holder and end it (every explained call of the container then fails with ENOSYS and the
+    record is lost). Refused as it arrives, the connection is closed and the holder goes on."""
+    served = holder()
+    escaping = seccomp_notify._pack([(0x05, 0, 0, 100), (0x06, 0, 0, seccomp_notify.RET_ALLOW)])
+    connection = served.connect()
+    connection.send(escaping)
+    assert connection.recv(1) == b"", "the holder kept a filter it cannot run"
+    connection.close()
+    connection = served.connect()      # and a genuine exec is still answered
+    connection.send(bytes(default_bpf))
+    assert exec_child(default_bpf, connection) == ("call", errno.EPERM)
+    served.finish()
+
