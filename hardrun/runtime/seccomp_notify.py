@@ -49,6 +49,8 @@ _IOCTL_SEND = 0xC0000000 | _RESPONSE.size << 16 | 0x21 << 8 | 1
 _IOCTL_ID_VALID = 0x40000000 | 8 << 16 | 0x21 << 8 | 2
 # The calls _kernel.seccomp_load_and_send makes after the load (see the module's doc).
 HANDOVER_CALLS = ("sendmsg", "close")
+# exec connections a holder keeps before their listener comes; past it the oldest is closed
+MAX_PENDING_EXECS = 16
 _LISTENER_LINK = "anon_inode:seccomp notify"    # what /proc/self/fd/N reads for a listener
 
 
@@ -402,9 +404,7 @@ class Listener:
                             listeners[notify_fd] = (self.reference, self._verdicts)
                             poller.register(notify_fd, select.POLLIN)
                 elif fd == server.fileno():
-                    connection, _ = server.accept()
-                    connections[connection.fileno()] = [connection, None]
-                    poller.register(connection.fileno(), select.POLLIN)
+                    self._accept(server, connections, poller, select)
                 elif fd in connections:
                     self._take_exec(connections, fd, listeners, poller, socket, select)
                 elif events & select.POLLIN:
@@ -418,6 +418,22 @@ class Listener:
                     poller.unregister(fd)
                     os.close(fd)
                     del listeners[fd]
+
+    @staticmethod
+    def _accept(server, connections: dict, poller, select) -> None:
+        """A new exec's connection. Past MAX_PENDING_EXECS waiting for their listener, or out of
+        fds, the oldest is closed (its exec fails, refused): idle connections cannot use up the
+        holder's fds and end it."""
+        while len(connections) >= MAX_PENDING_EXECS:
+            _close_connection(connections, next(iter(connections)), poller)
+        try:
+            connection, _ = server.accept()
+        except OSError:           # EMFILE, ENFILE, ECONNABORTED: the next poll tries again
+            if connections:
+                _close_connection(connections, next(iter(connections)), poller)
+            return
+        connections[connection.fileno()] = [connection, None]
+        poller.register(connection.fileno(), select.POLLIN)
 
     @staticmethod
     def _take_exec(connections: dict, fd: int, listeners: dict, poller, socket, select) -> None:

@@ -177,3 +177,21 @@ def test_a_filter_the_holder_cannot_run_is_refused(holder, default_bpf):
     assert exec_child(default_bpf, connection) == ("call", errno.EPERM)
     served.finish()
 
+
+def test_a_flood_of_connections_leaves_the_holder_serving(holder, default_bpf):
+    """More idle connections than the holder has fds: each accepted one would cost an fd until
+    accept fails (EMFILE) and ends the holder. The oldest pending ones are closed instead, and a
+    genuine exec after the flood is answered. The control: the newest idle ones are kept open."""
+    served = holder()
+    flood = [served.connect() for _ in range(3 * FD_LIMIT)]
+    assert all(connection.recv(1) == b"" for connection in flood[:FD_LIMIT])    # the oldest: closed
+    newest = flood[-1]
+    newest.settimeout(0)
+    with pytest.raises(BlockingIOError):
+        newest.recv(1)
+    connection = served.connect()
+    connection.send(bytes(default_bpf))
+    assert exec_child(default_bpf, connection) == ("call", errno.EPERM)
+    for connection in flood:
+        connection.close()
+    served.finish()
