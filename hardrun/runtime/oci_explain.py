@@ -295,34 +295,48 @@ def keep_record(container, incomplete: bool) -> str | None:
     root = trusted_root(create=True)
     if root is None:
         return None
-    directory = os.path.join(root, KEPT_DIR)
-    try:
-        os.mkdir(directory, 0o700)
-    except FileExistsError:
-        pass
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     name = f"{container.id}-{stamp}.json"
     kept = {"id": container.id, "bundle": container.record.get("bundle"), "deleted": stamp,
             "incomplete": incomplete, "profile": recorded.get("profile"), "denials": recorded.get("denials") or []}
-    return os.path.join(directory, name) if write_private(directory, name, json.dumps(kept).encode()) else None
+    directory = _open_kept(root, create=True)
+    try:
+        # written through the checked descriptor: never into a directory a link points at
+        written = write_private(f"/proc/self/fd/{directory}", name, json.dumps(kept).encode())
+    finally:
+        os.close(directory)
+    return os.path.join(root, KEPT_DIR, name) if written else None
+
+
+def _open_kept(root, create: bool = False) -> int:
+    """KEPT_DIR in the trusted state root `root`, opened without following a link (OSError:
+    ELOOP for a link, ENOTDIR for anything but a directory, ENOENT when missing)."""
+    path = os.path.join(root, KEPT_DIR)
+    if create:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 def prune_kept(root, now: float | None = None) -> list[str]:
     """`hardrun gc`: remove the kept records older than KEPT_DAYS days; what was removed."""
     import time
-    directory = os.path.join(root, KEPT_DIR)
     try:
-        names = os.listdir(directory)
-    except OSError:
+        directory = _open_kept(root)
+    except OSError:          # none, or not a directory of its own (a link is never followed)
         return []
     oldest = (time.time() if now is None else now) - KEPT_DAYS * 86400
     removed = []
-    for name in sorted(names):
-        path = os.path.join(directory, name)
-        try:
-            if os.lstat(path).st_mtime < oldest:
-                os.unlink(path)
-                removed.append(f"--explain record {path}")
-        except OSError:
-            continue
+    try:
+        for name in sorted(os.listdir(directory)):
+            try:    # relative to the descriptor: the directory checked is the one pruned
+                if os.lstat(name, dir_fd=directory).st_mtime < oldest:
+                    os.unlink(name, dir_fd=directory)
+                    removed.append(f"--explain record {os.path.join(root, KEPT_DIR, name)}")
+            except OSError:
+                continue
+    finally:
+        os.close(directory)
     return removed
