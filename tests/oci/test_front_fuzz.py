@@ -198,6 +198,9 @@ TOKENS = ["--root", "ROOT", "--log", "LOG", "--log-format", "json", "text", "xml
           "--", "TERM", "SIGKILL", "9", "0", "65", "WINCH", "sigwinch", "-9", "é", "a/b", "x" * 1100, "--version"]
 
 
+WORD_CHARACTERS = st.characters(blacklist_categories=("Cs",))    # what an argv can hold
+
+
 def python_call(argv: list[str]) -> tuple | None:
     """The call the Python command parses `argv` to, or None when it refuses the line."""
     try:
@@ -211,7 +214,7 @@ def python_call(argv: list[str]) -> tuple | None:
 
 
 @FUZZ
-@given(words=st.lists(st.one_of(st.sampled_from(TOKENS), st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)), max_size=8))
+@given(words=st.lists(st.one_of(st.sampled_from(TOKENS), st.text(WORD_CHARACTERS, max_size=12)), max_size=8))
 def test_command_lines_are_answered_only_as_python_parses_them(sanitized, init, root, words):
     write_record(root, "c", valid_record(init[0], init[1] + 1))    # stopped: no signal reaches `init`
     log = os.path.join(root, "..", "log")
