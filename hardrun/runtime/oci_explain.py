@@ -280,7 +280,8 @@ def stop_holder(record: dict, finished: bool = False) -> None:
 
 def keep_record(container, incomplete: bool) -> str | None:
     """Copy the container's record, as `delete` removes its state directory, to the state root's
-    KEPT_DIR as `<id>-<UTC time>.json`; its path, or None when there is none to keep."""
+    KEPT_DIR as `<id>-<UTC time>.json`; its path, or None without a state root. OSError: it
+    cannot be written (the reason named)."""
     import time
     from .state import trusted_root
     from ..userfiles import write_private
@@ -288,10 +289,10 @@ def keep_record(container, incomplete: bool) -> str | None:
         with open(os.path.join(container.path, DENIALS_FILE)) as handle:
             recorded = json.load(handle)
     except (OSError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
         recorded = {"denials": []}
         incomplete = True       # the holder wrote none, or not whole
-    if not isinstance(recorded, dict):
-        return None
     root = trusted_root(create=True)
     if root is None:
         return None
@@ -305,7 +306,9 @@ def keep_record(container, incomplete: bool) -> str | None:
         written = write_private(f"/proc/self/fd/{directory}", name, json.dumps(kept).encode())
     finally:
         os.close(directory)
-    return os.path.join(root, KEPT_DIR, name) if written else None
+    if not written:     # a full file system, or an id too long for a file name with the time
+        raise OSError(f"{os.path.join(root, KEPT_DIR, name)} cannot be written")
+    return os.path.join(root, KEPT_DIR, name)
 
 
 def _open_kept(root, create: bool = False) -> int:

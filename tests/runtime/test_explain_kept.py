@@ -62,3 +62,20 @@ def test_delete_keeps_the_record_only_in_a_real_kept_directory(tmp_path, monkeyp
     with pytest.raises(OSError):
         keep_record(_container(tmp_path, "c2"), incomplete=False)
     assert os.listdir(elsewhere) == []
+
+
+def test_a_record_whose_name_is_too_long_says_so(tmp_path, monkeypatch):
+    """An id of 230 characters is a valid container id (its state directory is made), but
+    `<id>-<time>.json` and its temporary name pass the file system's 255 bytes: the keeping
+    fails with that reason, not 'no trusted state root'. The control: a short id is kept."""
+    from hardrun.runtime.oci import _keep_explain_record
+    root = tmp_path / "root"
+    root.mkdir(mode=0o700)
+    monkeypatch.setenv("HARDRUN_STATE_DIR", str(root))
+    warnings: list[str] = []
+    _keep_explain_record(_container(tmp_path, "short"), False, warnings.append)
+    assert warnings == [] and len(os.listdir(root / KEPT_DIR)) == 1
+    long_id = "a" * 230
+    _keep_explain_record(_container(tmp_path, long_id), False, warnings.append)
+    assert len(warnings) == 1 and "no trusted state root" not in warnings[0], warnings
+    assert f"{long_id}-" in warnings[0] and "cannot be written" in warnings[0]
