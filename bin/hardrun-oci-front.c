@@ -34,16 +34,22 @@
 #define DEFAULT_ROOT "/run/hardrun-oci"
 #define PYTHON_FRONT "hardrun-oci-py"
 #define LIGHT_FILE "state.light"
+#define FIFO_FILE "exec.fifo"
 #define LIGHT_MAGIC "hardrun-oci-light 1"
 #define MAX_RECORD 65536
 #define MAX_CGROUPS 16
 
 static char **original_argv;
+struct call;
+static const struct call *current_call;     /* its --log, as far as it is parsed */
+static void fail(const struct call *call, const char *message);
 
 /* ---------------------------------------------------------------- handing over to Python */
 
+/* The call, unchanged but for argv[0], to the Python command beside this binary. One it
+ * cannot run is an error in the --log too: engines show the log, not stderr. */
 static void python(void) {
-    char self[PATH_MAX], target[PATH_MAX];
+    char self[PATH_MAX], target[PATH_MAX], message[256];
     ssize_t length = readlink("/proc/self/exe", self, sizeof self - 1);
     if (length > 0) {
         self[length] = 0;
@@ -56,8 +62,8 @@ static void python(void) {
             }
         }
     }
-    fprintf(stderr, "hardrun-oci: cannot run %s beside this front: %s\n", PYTHON_FRONT, strerror(errno));
-    exit(1);
+    snprintf(message, sizeof message, "cannot run %s beside this front: %s", PYTHON_FRONT, strerror(errno));
+    fail(current_call, message);
 }
 
 /* ---------------------------------------------------------------- the command line */
@@ -128,7 +134,7 @@ static void check_id(const char *id) {
 /* The Python command's error: one line on stderr and one in the --log file, in its format
  * (the messages written here hold only an id, which needs no escaping in either). */
 static void fail(const struct call *call, const char *message) {
-    if (call->log != NULL) {
+    if (call != NULL && call->log != NULL) {
         char stamp[32], line[2048];
         time_t now = time(NULL);
         struct tm utc;
@@ -192,40 +198,37 @@ static int trusted_root(const char *root) {
 }
 
 struct record {
-    long pid;
+    pid_t pid;
     unsigned long long start_time;
     int poststart;
     int cgroups;
     char *cgroup[MAX_CGROUPS];
     char *head, *middle, *tail;
+    int directory;            /* the container's state directory, opened by load */
     char text[MAX_RECORD + 1];
 };
 
-/* The container's directory and its record, trusted as Container.load trusts them; 0 when
- * the container does not exist, -1 for anything Python should look at. */
-static int load(const char *root, const char *id, struct record *record, char *directory, size_t size) {
-    struct stat info;
-    if (snprintf(directory, size, "%s/%s", root, id) >= (int)size)
-        return -1;
-    if (lstat(directory, &info) != 0)
-        return errno == ENOENT ? 0 : -1;
-    if (!S_ISDIR(info.st_mode) || info.st_uid != geteuid() || (info.st_mode & 077))
-        return -1;
-    int dir = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dir < 0)
-        return -1;
-    int fd = openat(dir, LIGHT_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    close(dir);
-    if (fd < 0)
-        return -1;
-    ssize_t length = -1;
-    if (fstat(fd, &info) == 0 && S_ISREG(info.st_mode) && info.st_uid == geteuid() && !(info.st_mode & 077))
-        length = read(fd, record->text, MAX_RECORD);
-    close(fd);
-    if (length <= 0 || length >= MAX_RECORD || memchr(record->text, 0, length))
-        return -1;
-    record->text[length] = 0;
+/* A decimal as Python writes one (digits only, no sign, no leading zero) of at most `most`. */
+static int decimal(const char *text, unsigned long long most, unsigned long long *value) {
+    *value = 0;
+    if (text[0] < '1' || text[0] > '9')
+        return 0;
+    for (const char *digit = text; *digit; digit++) {
+        unsigned number = (unsigned)(*digit - '0');
+        if (*digit < '0' || *digit > '9' || *value > (most - number) / 10)
+            return 0;
+        *value = *value * 10 + number;
+    }
+    return 1;
+}
+
+/* The record's lines, exactly as Container.light_record writes them: each key once (cgroups
+ * aside, at most MAX_CGROUPS of them, absolute), integers in range, none missing. Anything
+ * else (`fallback`, a damaged or foreign record) is -1: Python reads state.json instead. */
+static int parse_record(struct record *record) {
     char *line = record->text, *next;
+    unsigned long long number;
+    int seen_pid = 0, seen_start = 0, seen_poststart = 0;
     if (strncmp(line, LIGHT_MAGIC "\n", sizeof LIGHT_MAGIC))
         return -1;
     for (line += sizeof LIGHT_MAGIC; *line; line = next) {
@@ -235,28 +238,53 @@ static int load(const char *root, const char *id, struct record *record, char *d
         *next++ = 0;
         char *value = strchr(line, ' ');
         if (value == NULL)
-            return -1;              /* `fallback`, or anything else */
+            return -1;
         *value++ = 0;
-        if (!strcmp(line, "pid"))
-            record->pid = strtol(value, NULL, 10);
-        else if (!strcmp(line, "start_time"))
-            record->start_time = strtoull(value, NULL, 10);
-        else if (!strcmp(line, "poststart"))
-            record->poststart = strcmp(value, "0") != 0;
-        else if (!strcmp(line, "cgroup") && record->cgroups < MAX_CGROUPS)
+        if (!strcmp(line, "pid") && !seen_pid++ && decimal(value, INT_MAX, &number))
+            record->pid = (pid_t)number;
+        else if (!strcmp(line, "start_time") && !seen_start++ && decimal(value, ULLONG_MAX, &number))
+            record->start_time = number;
+        else if (!strcmp(line, "poststart") && !seen_poststart++ && (!strcmp(value, "0") || !strcmp(value, "1")))
+            record->poststart = value[0] == '1';
+        else if (!strcmp(line, "cgroup") && record->cgroups < MAX_CGROUPS && value[0] == '/')
             record->cgroup[record->cgroups++] = value;
-        else if (!strcmp(line, "head"))
+        else if (!strcmp(line, "head") && !record->head)
             record->head = value;
-        else if (!strcmp(line, "middle"))
+        else if (!strcmp(line, "middle") && !record->middle)
             record->middle = value;
-        else if (!strcmp(line, "tail"))
+        else if (!strcmp(line, "tail") && !record->tail)
             record->tail = value;
         else
             return -1;
     }
-    if (record->pid <= 0 || record->start_time == 0 || !record->head || !record->middle || !record->tail)
+    return seen_pid && seen_start && seen_poststart && record->head && record->middle && record->tail ? 1 : -1;
+}
+
+/* The container's directory and its record, trusted as Container.load trusts them, each
+ * checked through the descriptor it is then read by; 0 when the container does not exist,
+ * -1 for anything Python should look at. `record->directory` stays open for the call. */
+static int load(const char *root, const char *id, struct record *record, char *directory, size_t size) {
+    struct stat info;
+    if (snprintf(directory, size, "%s/%s", root, id) >= (int)size)
         return -1;
-    return 1;
+    /* O_NOFOLLOW|O_DIRECTORY: a link or anything but a directory fails the open itself */
+    int dir = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir < 0)
+        return errno == ENOENT ? 0 : -1;
+    record->directory = dir;
+    if (fstat(dir, &info) != 0 || info.st_uid != geteuid() || (info.st_mode & 077))
+        return -1;
+    int fd = openat(dir, LIGHT_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t length = -1;
+    if (fstat(fd, &info) == 0 && S_ISREG(info.st_mode) && info.st_uid == geteuid() && !(info.st_mode & 077))
+        length = read(fd, record->text, MAX_RECORD);
+    close(fd);
+    if (length <= 0 || length >= MAX_RECORD || memchr(record->text, 0, length))
+        return -1;
+    record->text[length] = 0;
+    return parse_record(record);
 }
 
 /* ---------------------------------------------------------------- the container's status */
@@ -265,7 +293,7 @@ static int load(const char *root, const char *id, struct record *record, char *d
  * record says (field 22 of /proc/PID/stat), else it is another process or none. */
 static int alive(const struct record *record) {
     char path[64], text[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", record->pid);
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)record->pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
@@ -301,6 +329,8 @@ static int frozen(const struct record *record) {
                 continue;
             ssize_t length = read(fd, text, sizeof text - 1);
             close(fd);
+            if (length < 0)
+                continue;     /* Python's OSError: the next file (a directory of that name, say) */
             /* Python's: the first file found decides; its text stripped of white space */
             while (length > 0 && isspace((unsigned char)text[length - 1]))
                 length--;
@@ -311,34 +341,38 @@ static int frozen(const struct record *record) {
     return 0;
 }
 
-static const char *status(const struct record *record, const char *directory) {
-    char fifo[PATH_MAX + 16];
+static const char *status(const struct record *record) {
     struct stat info;
     if (!alive(record))
         return "stopped";
-    snprintf(fifo, sizeof fifo, "%s/exec.fifo", directory);
-    if (stat(fifo, &info) == 0)
+    if (fstatat(record->directory, FIFO_FILE, &info, 0) == 0)    /* os.path.exists: links followed */
         return "created";
     return frozen(record) ? "paused" : "running";
 }
 
 /* ---------------------------------------------------------------- the calls */
 
-static int state(const struct record *record, const char *directory) {
-    const char *now = status(record, directory);
-    printf("%s\"%s\"%s%ld%s\n", record->head, now, record->middle, strcmp(now, "stopped") ? record->pid : 0L,
+static int state(const struct record *record) {
+    const char *now = status(record);
+    printf("%s\"%s\"%s%d%s\n", record->head, now, record->middle, strcmp(now, "stopped") ? (int)record->pid : 0,
            record->tail);
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
-static int start(const struct call *call, const struct record *record, const char *directory) {
-    char fifo[PATH_MAX + 16], message[1200], byte;
-    if (record->poststart || strcmp(status(record, directory), "created"))
+static int start(const struct call *call, const struct record *record) {
+    char message[1200], byte;
+    struct stat info;
+    if (record->poststart || strcmp(status(record), "created"))
         python();             /* hooks to run, or an error for Python to word */
-    snprintf(fifo, sizeof fifo, "%s/exec.fifo", directory);
-    int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    /* opened through the checked directory, without blocking; a link or anything but a FIFO
+     * is Python's to judge */
+    int fd = openat(record->directory, FIFO_FILE, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         python();
+    if (fstat(fd, &info) != 0 || !S_ISFIFO(info.st_mode)) {
+        close(fd);
+        python();
+    }
     for (;;) {               /* as Python: an init that died meanwhile is not waited for */
         ssize_t got = read(fd, &byte, 1);
         if (got == 1)
@@ -349,7 +383,7 @@ static int start(const struct call *call, const struct record *record, const cha
         }
         if (!alive(record)) {
             close(fd);
-            unlink(fifo);
+            unlinkat(record->directory, FIFO_FILE, 0);
             snprintf(message, sizeof message, "container %s: its init died before it was started", call->id);
             fail(call, message);
         }
@@ -357,7 +391,7 @@ static int start(const struct call *call, const struct record *record, const cha
         nanosleep(&pause, NULL);
     }
     close(fd);
-    unlink(fifo);
+    unlinkat(record->directory, FIFO_FILE, 0);
     return 0;
 }
 
@@ -383,15 +417,15 @@ static int signal_number(const char *text) {
     return 0;
 }
 
-static int kill_init(const struct record *record, const char *directory, const char *signal_text) {
+static int kill_init(const struct record *record, const char *signal_text) {
     int number = signal_number(signal_text ? signal_text : "TERM");
     if (number == 0)
         python();             /* Python words the usage error */
-    int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)record->pid, 0);
+    int pidfd = (int)syscall(SYS_pidfd_open, record->pid, 0);
     if (pidfd < 0)
         python();             /* gone, or no pidfds: Python decides */
     /* checked after the pidfd is held: the process checked is the one signalled */
-    if (!strcmp(status(record, directory), "stopped")) {
+    if (!strcmp(status(record), "stopped")) {
         close(pidfd);
         python();
     }
@@ -402,9 +436,10 @@ static int kill_init(const struct record *record, const char *directory, const c
 
 int main(int argc, char **argv) {
     struct call call = {0};
-    static struct record record;
+    static struct record record = {.directory = -1};
     char directory[PATH_MAX], message[1200];
     original_argv = argv;
+    current_call = &call;
     parse(argc, argv, &call);
     int is_delete = !strcmp(call.command, "delete");
     if (strcmp(call.command, "state") && strcmp(call.command, "start") && strcmp(call.command, "kill") && !is_delete)
@@ -420,8 +455,8 @@ int main(int argc, char **argv) {
     if (found != 1 || is_delete)
         python();
     if (!strcmp(call.command, "state"))
-        return state(&record, directory);
+        return state(&record);
     if (!strcmp(call.command, "start"))
-        return start(&call, &record, directory);
-    return kill_init(&record, directory, call.signal);
+        return start(&call, &record);
+    return kill_init(&record, call.signal);
 }

@@ -280,7 +280,8 @@ def stop_holder(record: dict, finished: bool = False) -> None:
 
 def keep_record(container, incomplete: bool) -> str | None:
     """Copy the container's record, as `delete` removes its state directory, to the state root's
-    KEPT_DIR as `<id>-<UTC time>.json`; its path, or None when there is none to keep."""
+    KEPT_DIR as `<id>-<UTC time>.json`; its path, or None without a state root. OSError: it
+    cannot be written (the reason named)."""
     import time
     from .state import trusted_root
     from ..userfiles import write_private
@@ -288,41 +289,57 @@ def keep_record(container, incomplete: bool) -> str | None:
         with open(os.path.join(container.path, DENIALS_FILE)) as handle:
             recorded = json.load(handle)
     except (OSError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
         recorded = {"denials": []}
         incomplete = True       # the holder wrote none, or not whole
-    if not isinstance(recorded, dict):
-        return None
     root = trusted_root(create=True)
     if root is None:
         return None
-    directory = os.path.join(root, KEPT_DIR)
-    try:
-        os.mkdir(directory, 0o700)
-    except FileExistsError:
-        pass
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     name = f"{container.id}-{stamp}.json"
     kept = {"id": container.id, "bundle": container.record.get("bundle"), "deleted": stamp,
             "incomplete": incomplete, "profile": recorded.get("profile"), "denials": recorded.get("denials") or []}
-    return os.path.join(directory, name) if write_private(directory, name, json.dumps(kept).encode()) else None
+    directory = _open_kept(root, create=True)
+    try:
+        # written through the checked descriptor: never into a directory a link points at
+        written = write_private(f"/proc/self/fd/{directory}", name, json.dumps(kept).encode())
+    finally:
+        os.close(directory)
+    if not written:     # a full file system, or an id too long for a file name with the time
+        raise OSError(f"{os.path.join(root, KEPT_DIR, name)} cannot be written")
+    return os.path.join(root, KEPT_DIR, name)
+
+
+def _open_kept(root, create: bool = False) -> int:
+    """KEPT_DIR in the trusted state root `root`, opened without following a link (OSError:
+    ELOOP for a link, ENOTDIR for anything but a directory, ENOENT when missing)."""
+    path = os.path.join(root, KEPT_DIR)
+    if create:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 def prune_kept(root, now: float | None = None) -> list[str]:
     """`hardrun gc`: remove the kept records older than KEPT_DAYS days; what was removed."""
     import time
-    directory = os.path.join(root, KEPT_DIR)
     try:
-        names = os.listdir(directory)
-    except OSError:
+        directory = _open_kept(root)
+    except OSError:          # none, or not a directory of its own (a link is never followed)
         return []
     oldest = (time.time() if now is None else now) - KEPT_DAYS * 86400
     removed = []
-    for name in sorted(names):
-        path = os.path.join(directory, name)
-        try:
-            if os.lstat(path).st_mtime < oldest:
-                os.unlink(path)
-                removed.append(f"--explain record {path}")
-        except OSError:
-            continue
+    try:
+        for name in sorted(os.listdir(directory)):
+            try:    # relative to the descriptor: the directory checked is the one pruned
+                if os.lstat(name, dir_fd=directory).st_mtime < oldest:
+                    os.unlink(name, dir_fd=directory)
+                    removed.append(f"--explain record {os.path.join(root, KEPT_DIR, name)}")
+            except OSError:
+                continue
+    finally:
+        os.close(directory)
     return removed

@@ -49,6 +49,9 @@ _IOCTL_SEND = 0xC0000000 | _RESPONSE.size << 16 | 0x21 << 8 | 1
 _IOCTL_ID_VALID = 0x40000000 | 8 << 16 | 0x21 << 8 | 2
 # The calls _kernel.seccomp_load_and_send makes after the load (see the module's doc).
 HANDOVER_CALLS = ("sendmsg", "close")
+# exec connections a holder keeps before their listener comes; past it the oldest is closed
+MAX_PENDING_EXECS = 16
+_LISTENER_LINK = "anon_inode:seccomp notify"    # what /proc/self/fd/N reads for a listener
 
 
 def user_notif_available() -> bool:
@@ -187,6 +190,47 @@ def judged(program: bytes, nr: int, arch: int, ip: int, args) -> tuple[int, bool
                 a = x
             else:
                 x = a
+
+
+_ALU_OPS = frozenset(range(0x00, 0xB0, 0x10))
+_CONDITIONAL_JUMPS = frozenset((0x10, 0x20, 0x30, 0x40))    # JEQ, JGT, JGE, JSET
+_PLAIN_CODES = frozenset((0x00, 0x80, 0x01, 0x81, 0x06, 0x16, 0x07, 0x87))   # LD/LDX IMM and LEN, RET, TAX, TXA
+
+
+def runnable(program: bytes) -> bool:
+    """Whether `judged` runs `program` to a verdict for every call, as the kernel checks a
+    filter before it loads one: known instructions only, every jump inside the program, loads
+    within seccomp_data and the scratch memory, a return last. The holder takes an exec's
+    filter from a socket: one that is not runnable would end it at its first call."""
+    if not is_bpf_program(program):
+        return False
+    insns = _instructions(program)
+    for pc, (code, jt, jf, k) in enumerate(insns):
+        if code in _PLAIN_CODES:
+            continue
+        if code == _LD_W_ABS:
+            fits = k % 4 == 0 and k + 4 <= _DATA.size
+        elif code in (0x60, 0x61, 0x02, 0x03):       # LD/LDX MEM, ST, STX
+            fits = k < 16
+        elif code & 0x07 == 0x04:                    # ALU, K or X
+            fits = code & 0xF0 in _ALU_OPS
+        elif code == _JMP_JA:
+            fits = pc + 1 + k < len(insns)
+        elif code & 0x07 == 0x05:
+            fits = code & 0xF0 in _CONDITIONAL_JUMPS and pc + 1 + max(jt, jf) < len(insns)
+        else:
+            fits = False
+        if not fits:
+            return False
+    return insns[-1][0] & 0x07 == 0x06
+
+
+def is_listener(fd: int) -> bool:
+    """Whether `fd` is a seccomp listener (what the holder may be sent is anyone's fd)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") == _LISTENER_LINK
+    except OSError:
+        return False
 
 
 def _alu(op: int, a: int, operand: int) -> int:
@@ -356,12 +400,11 @@ class Listener:
                     received_init = True
                     _, fds, _, _ = socket.recv_fds(self._socket, 1, 1, socket.MSG_CMSG_CLOEXEC)
                     for notify_fd in fds:
-                        listeners[notify_fd] = (self.reference, self._verdicts)
-                        poller.register(notify_fd, select.POLLIN)
+                        if _keep_listener(notify_fd):
+                            listeners[notify_fd] = (self.reference, self._verdicts)
+                            poller.register(notify_fd, select.POLLIN)
                 elif fd == server.fileno():
-                    connection, _ = server.accept()
-                    connections[connection.fileno()] = [connection, None]
-                    poller.register(connection.fileno(), select.POLLIN)
+                    self._accept(server, connections, poller, select)
                 elif fd in connections:
                     self._take_exec(connections, fd, listeners, poller, socket, select)
                 elif events & select.POLLIN:
@@ -377,25 +420,43 @@ class Listener:
                     del listeners[fd]
 
     @staticmethod
+    def _accept(server, connections: dict, poller, select) -> None:
+        """A new exec's connection. Past MAX_PENDING_EXECS waiting for their listener, or out of
+        fds, the oldest is closed (its exec fails, refused): idle connections cannot use up the
+        holder's fds and end it."""
+        while len(connections) >= MAX_PENDING_EXECS:
+            _close_connection(connections, next(iter(connections)), poller)
+        try:
+            connection, _ = server.accept()
+        except OSError:           # EMFILE, ENFILE, ECONNABORTED: the next poll tries again
+            if connections:
+                _close_connection(connections, next(iter(connections)), poller)
+            return
+        connections[connection.fileno()] = [connection, None]
+        poller.register(connection.fileno(), select.POLLIN)
+
+    @staticmethod
     def _take_exec(connections: dict, fd: int, listeners: dict, poller, socket, select) -> None:
-        """An exec's connection: its filter first, then its listener; then it is closed."""
+        """An exec's connection: its filter first (one `judged` can run), then its listener (a
+        seccomp listener, nothing else); then it is closed."""
         connection, reference = connections[fd]
         try:
             data, fds, _, _ = socket.recv_fds(connection, 1 << 16, 1, socket.MSG_CMSG_CLOEXEC)
         except OSError:
             data, fds = b"", []
-        if reference is None and is_bpf_program(data) and not fds:
+        if reference is None and runnable(data) and not fds:
             connections[fd][1] = data
             return
         if fds and reference is not None:
-            listeners[fds[0]] = (reference, {})
-            poller.register(fds[0], select.POLLIN)
+            listener, *strays = fds
+            if _keep_listener(listener):
+                listeners[listener] = (reference, {})
+                poller.register(listener, select.POLLIN)
         else:
-            for stray in fds:
-                os.close(stray)
-        poller.unregister(fd)
-        connection.close()
-        del connections[fd]
+            strays = fds
+        for stray in strays:
+            os.close(stray)
+        _close_connection(connections, fd, poller)
 
     def _answer(self, fcntl, listener: int, notif: tuple, judged_by: tuple | None = None) -> None:
         """`judged_by`: (the unchanged filter, its verdicts) of another process's listener."""
@@ -434,6 +495,20 @@ class Listener:
             pass   # the caller was killed while we decided (ENOENT)
         if self._on_call is not None:
             self._on_call(self.calls)
+
+
+def _keep_listener(fd: int) -> bool:
+    """True for a seccomp listener; anything else sent in its place is closed (polled, a pipe
+    or a file would be readable forever, and never hang up)."""
+    if is_listener(fd):
+        return True
+    os.close(fd)
+    return False
+
+
+def _close_connection(connections: dict, fd: int, poller) -> None:
+    poller.unregister(fd)
+    connections.pop(fd)[0].close()
 
 
 def _who(pid: int) -> tuple[int | None, str]:
