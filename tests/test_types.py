@@ -1,6 +1,6 @@
 """mypy over the packages [tool.mypy] in pyproject.toml names (hardrun/spec/,
-hardrun/runtime/, hardrun/parsing/, hardrun/frontends/ and the top-level modules): a
-type error fails the suite."""
+hardrun/runtime/, hardrun/parsing/, hardrun/frontends/, hardrun/images/ and the top-level
+modules): a type error fails the suite."""
 import shutil
 import subprocess
 import sys
@@ -49,6 +49,9 @@ PLANTED = [
     # the front ends: a parser's record and a module-level function
     ("frontends/docker_argv.py", "\n\ndef _planted() -> int:\n    return ParsedRun().image\n"),
     ("frontends/compose.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
+    # images: a manifest's record and a module holding a stub-wrong call of the standard library
+    ("images/manifest.py", "\n\ndef _planted() -> int:\n    return Descriptor('t', 'd', 1).digest\n"),
+    ("images/layers.py", "\n\ndef _planted() -> int:\n    return clean_path('x')\n"),
 ]
 
 
