@@ -1,6 +1,6 @@
 """mypy over the packages [tool.mypy] in pyproject.toml names (hardrun/spec/,
-hardrun/runtime/, hardrun/parsing/, hardrun/frontends/, hardrun/images/ and the top-level
-modules): a type error fails the suite."""
+hardrun/runtime/, hardrun/parsing/, hardrun/frontends/, hardrun/images/, hardrun/policy/
+and the top-level modules): a type error fails the suite."""
 import shutil
 import subprocess
 import sys
@@ -52,6 +52,9 @@ PLANTED = [
     # images: a manifest's record and a module holding a stub-wrong call of the standard library
     ("images/manifest.py", "\n\ndef _planted() -> int:\n    return Descriptor('t', 'd', 1).digest\n"),
     ("images/layers.py", "\n\ndef _planted() -> int:\n    return clean_path('x')\n"),
+    # policy: a policy's record and the module reading policy files
+    ("policy/model.py", "\n\ndef _planted() -> int:\n    return HostMount('/srv').path\n"),
+    ("policy/load.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
 ]
 
 

@@ -115,7 +115,7 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
     if kept:
         document["annotations"] = kept
     for *parents, name in _STRING_ONLY:
-        section = document
+        section: dict | None = document
         for parent in parents:
             section = section.get(parent) if isinstance(section, dict) else None
         if isinstance(section, dict) and isinstance(section.get(name), str):
