@@ -1,6 +1,6 @@
 """mypy over the packages [tool.mypy] in pyproject.toml names (hardrun/spec/,
-hardrun/runtime/, hardrun/parsing/, hardrun/frontends/, hardrun/images/, hardrun/policy/
-and the top-level modules): a type error fails the suite."""
+hardrun/runtime/, hardrun/parsing/, hardrun/frontends/, hardrun/images/, hardrun/policy/,
+hardrun/audit/ and the top-level modules): a type error fails the suite."""
 import shutil
 import subprocess
 import sys
@@ -55,6 +55,10 @@ PLANTED = [
     # policy: a policy's record and the module reading policy files
     ("policy/model.py", "\n\ndef _planted() -> int:\n    return HostMount('/srv').path\n"),
     ("policy/load.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
+    # audit: a finding's field, the engine, and a check module two packages down
+    ("audit/findings.py", "\n\ndef _planted() -> int:\n    return Finding('r', 'p', 's', 'f', 1, None, 'm').path\n"),
+    ("audit/engine.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
+    ("audit/checks/buildutil/installs.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
 ]
 
 
