@@ -202,7 +202,7 @@ class Layer:
         self.desc, self.diff_id = desc, diff_id
         self._blob = source.open_blob(desc, "layer")
         self._tar_stream = VerifiedReader(decompressed(self._blob), diff_id, None, "layer (uncompressed)")
-        self._ahead = None
+        self._ahead: _ReadAhead | None = None
         if listing:
             self._tar_stream = _hashed_once(self._tar_stream, self._blob)
             self._ahead = _ReadAhead(self._tar_stream)
