@@ -1,6 +1,7 @@
-"""mypy over the packages [tool.mypy] in pyproject.toml names (hardrun/spec/,
-hardrun/runtime/, hardrun/parsing/, hardrun/frontends/ and the top-level modules): a
-type error fails the suite."""
+"""mypy over what [tool.mypy] in pyproject.toml names (the whole hardrun package: spec/,
+runtime/, parsing/, frontends/, images/, policy/, audit/, cli/ and the top-level
+modules): a type error fails the suite."""
+import glob
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,28 @@ def test_the_typed_packages_have_no_type_errors():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def _unjudged(files: list[str]) -> list[str]:
+    """The modules of the hardrun package that none of `files` (mypy's paths: a directory,
+    a file or a glob, relative to the root) names."""
+    judged = set()
+    for entry in files:
+        for name in glob.glob(entry, root_dir=ROOT):     # as mypy expands them
+            path = ROOT / name
+            judged.update(path.rglob("*.py") if path.is_dir() else [path])
+    return sorted(str(path.relative_to(ROOT)) for path in (ROOT / "hardrun").rglob("*.py")
+                  if path not in judged)
+
+
+def test_every_module_of_the_package_is_judged():
+    files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["files"]
+    assert _unjudged(files) == []
+
+
+def test_control_a_module_left_out_of_the_files_is_noticed():
+    assert "hardrun/cli/oci.py" in _unjudged(["hardrun/*.py", "hardrun/spec", "hardrun/runtime"])
+    assert _unjudged(["hardrun/*.py", "hardrun/spec/", "hardrun/runtime/*.py"]) != []
+
+
 def test_no_module_is_exempted_from_the_checks():
     overrides = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"].get("overrides", [])
     exempted = [o["module"] for o in overrides if o.get("ignore_errors")]
@@ -49,6 +72,19 @@ PLANTED = [
     # the front ends: a parser's record and a module-level function
     ("frontends/docker_argv.py", "\n\ndef _planted() -> int:\n    return ParsedRun().image\n"),
     ("frontends/compose.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
+    # images: a manifest's record and a module holding a stub-wrong call of the standard library
+    ("images/manifest.py", "\n\ndef _planted() -> int:\n    return Descriptor('t', 'd', 1).digest\n"),
+    ("images/layers.py", "\n\ndef _planted() -> int:\n    return clean_path('x')\n"),
+    # policy: a policy's record and the module reading policy files
+    ("policy/model.py", "\n\ndef _planted() -> int:\n    return HostMount('/srv').path\n"),
+    ("policy/load.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
+    # audit: a finding's field, the engine, and a check module two packages down
+    ("audit/findings.py", "\n\ndef _planted() -> int:\n    return Finding('r', 'p', 's', 'f', 1, None, 'm').path\n"),
+    ("audit/engine.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
+    ("audit/checks/buildutil/installs.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
+    # cli: the fast option parser's record and hardrun-oci, whose imports are lazy
+    ("cli/options.py", "\n\ndef _planted() -> int:\n    return Option('--x', dest='x', help='h').dest\n"),
+    ("cli/oci.py", "\n\ndef _planted() -> int:\n    return str(1)\n"),
 ]
 
 

@@ -105,8 +105,10 @@ def load_baseline(path: str) -> Baseline:
         raise ParseError(f"cannot read the baseline: {error.message}", path=path) from None
     document = parse_marked(text, path, "empty baseline: expected `version: 1` and `findings:`")
     validate_located(_SCHEMA, document, path)
+    data = document.data
+    assert isinstance(data, dict), "the schema's document is an object"
     entries = tuple(_entry(item, document.where(("findings", index))[0])
-                    for index, item in enumerate(document.data["findings"]))
+                    for index, item in enumerate(data["findings"]))
     _no_duplicates(entries, path)
     return Baseline(path, entries)
 

@@ -12,6 +12,12 @@ from .findings import AuditedFile, FileError, Finding, Report
 from .rules import Rule, all_rules, rules_for
 from . import suppressions as supp
 
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Callable
+
+    from ..spec.run import RunSpec
+
 # Directories never worth auditing: VCS metadata, dependencies, caches, virtualenvs.
 IGNORED_DIRS = frozenset({
     ".git", ".hg", ".svn", "node_modules", "vendor", "third_party", "third-party",
@@ -28,13 +34,13 @@ class AuditOptions:
     trusted_registries: tuple[str, ...] | None = None
     # callable(Rule) -> bool, from a policy. None: every rule except the policy-scoped
     # ones (a rule file's `enabled_by`), which only a policy switches on.
-    rule_filter: object = None
+    rule_filter: Callable[[Rule], bool] | None = None
     severity_override: dict | None = None          # rule id -> severity, from a policy
     exemptions: tuple = ()                         # policy exemptions: .covers(finding, subjects, images), .reason
     policy: object = None                          # the Policy, read by policy-parameterised checks
     # callable(RunSpec) -> RunSpec applied to hardrun run configs before the checks: the
     # policy's defaults, which `hardrun run --config` fills in too (same verdicts)
-    run_defaults: object = None
+    run_defaults: Callable[[RunSpec], RunSpec] | None = None
     # the ShellCheck binary for RUN instructions: "auto" looks on PATH, None runs none
     shellcheck: str | None = "auto"
     code_switches: dict | None = None              # ShellCheck code (SC2086) -> on, off or a severity
@@ -146,6 +152,7 @@ def _audit_one(path: str, explicit: bool, root: str, options: AuditOptions, repo
             if frontends.detect_kind(path) is None:
                 return
         text = stdin_text if path == STDIN else read_text(path)
+        assert text is not None, "audit() is given the text of a `-` path"
         kind = options.kind or frontends.detect_kind(path, text[:4096]) or (
             frontends.sniff_kind(text) if explicit else None)
         if kind is None:
@@ -246,7 +253,7 @@ def _with_evidence(findings: list[Finding], text: str) -> list[Finding]:
 def check_runspecs(specs, options: AuditOptions | None = None) -> list[Finding]:
     """Findings of the run rules over RunSpecs built elsewhere (e.g. `hardrun run` flags)."""
     options = options or AuditOptions()
-    findings = []
+    findings: list[Finding] = []
     for spec in specs:
         shown = spec.path or "<command line>"
         context = AuditContext(shown, spec.kind, options)

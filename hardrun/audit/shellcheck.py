@@ -153,13 +153,13 @@ def _script(instruction, source, dialect: str, names) -> Script | None:
     heredocs = instruction.heredocs
     if len(heredocs) == 1 and len(instruction.pipelines) and _lone_heredoc(instruction):
         body = heredocs[0]
-        lines = tuple(body.body.split("\n"))
-        if lines and lines[-1] == "":
-            lines = lines[:-1]
-        shebang = _shebang_dialect(lines[0]) if lines and lines[0].startswith("#!") else dialect
+        body_lines = tuple(body.body.split("\n"))
+        if body_lines and body_lines[-1] == "":
+            body_lines = body_lines[:-1]
+        shebang = _shebang_dialect(body_lines[0]) if body_lines and body_lines[0].startswith("#!") else dialect
         if shebang is None:
             return None
-        return Script(shebang, _used(names, lines), lines, body.line, instruction.line)
+        return Script(shebang, _used(names, body_lines), body_lines, body.line, instruction.line)
     command_end = heredocs[0].line - 1 if heredocs else instruction.end_line
     lines = list(source[instruction.line - 1:instruction.end_line])
     _blank_keyword_and_flags(lines)
@@ -205,7 +205,9 @@ def _blank_keyword_and_flags(lines: list[str]) -> None:
             continue
         if not line.startswith("--", column):
             return
-        end = _FLAG_END.match(line, column).end()
+        flag = _FLAG_END.match(line, column)
+        assert flag is not None, "_FLAG_END matches the empty string too"
+        end = flag.end()
         lines[row] = line[:column] + " " * (end - column) + line[end:]
         column = end
 

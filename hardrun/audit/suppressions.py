@@ -80,6 +80,7 @@ def match(suppressions: list[Suppression], rule: str, line: int | None) -> Suppr
         if rule not in suppression.rules:
             continue
         if suppression.is_global or (line is not None and suppression.target is not None
+                                     and suppression.last is not None    # set with the target
                                      and suppression.target <= line <= suppression.last):
             suppression.used.add(rule)
             return suppression

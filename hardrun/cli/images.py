@@ -129,7 +129,7 @@ def save(reference, output, store):
     save_image(_store(store), reference, output)
 
 
-def _size(count: int) -> str:
+def _size(count: float) -> str:
     if count < 0:
         return "?"
     for unit in ("B", "kB", "MB", "GB"):

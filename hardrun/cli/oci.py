@@ -15,6 +15,12 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import TypeGuard
+
+    from ..runtime.process import StepFailure
+
 VERSION_LINE = "hardrun-oci version {version}\nspec: 1.0.2"
 SYSTEM_POLICY = "/etc/hardrun/policy.yaml"
 GATE_REFUSED_EXIT = 3
@@ -167,14 +173,14 @@ def main(argv: list[str] | None = None) -> int:
         return _exit_code(error)
 
 
-def _is_step_failure(error: BaseException) -> bool:
+def _is_step_failure(error: BaseException) -> TypeGuard[StepFailure]:
     from ..runtime.process import StepFailure
     return isinstance(error, StepFailure)
 
 
 def _message(error: BaseException) -> str:
     if _is_step_failure(error):
-        return error.line().removeprefix("hardrun: ")  # type: ignore[attr-defined]
+        return error.line().removeprefix("hardrun: ")
     if isinstance(error, OSError):
         where = f"{error.filename}: " if error.filename else ""
         return f"{where}{error.strerror or error}"
@@ -280,7 +286,7 @@ def _refuse_systemd() -> None:
 def _dispatch(command: str, sub: dict, positional, options: dict, log: Log) -> int:
     from ..runtime import oci
     root = options.get("--root", oci.DEFAULT_ROOT)
-    container_id = positional[0] if positional else None
+    container_id = positional[0] if positional else ""     # list and features take none
     if command in ("create", "run"):
         return _create(root, container_id, sub, options, log, run=command == "run")
     if command == "exec":
@@ -353,9 +359,10 @@ def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> No
         verdict = (refusal is None, refusal)
     allowed, refusal = verdict
     if not allowed:
-        error = HardrunError(refusal)
-        error.gate_refused = True  # type: ignore[attr-defined]
-        raise error
+        assert refusal is not None, "a refused verdict carries its message"
+        refused = HardrunError(refusal)
+        setattr(refused, "gate_refused", True)     # _exit_code's mark: exit GATE_REFUSED_EXIT
+        raise refused
 
 
 def _judge(config: bytes, path: str, policy_name: str, floor: bool) -> tuple[list, str | None]:
@@ -370,7 +377,7 @@ def _judge(config: bytes, path: str, policy_name: str, floor: bool) -> tuple[lis
     from ..userfiles import decode
     policy = load_policy(policy_name)
     text = decode(config)
-    changes = ()
+    changes: tuple = ()
     if floor:
         try:
             document = json.loads(text)

@@ -54,9 +54,10 @@ def parse(argv: list[str], options: tuple[Option, ...]) -> tuple[dict, tuple[str
             values[option.dest] = True
             continue
         if not equals:
-            value = next(words, None)
-            if value is None:
+            following = next(words, None)
+            if following is None:
                 raise NotFast(word)
+            value = following
         if option.choices is not None and value not in option.choices:
             raise NotFast(word)
         if option.path and _is_directory(value):   # click's own message for it

@@ -77,7 +77,7 @@ def _plan_from_cache(argv) -> _Cached:
     from ..runtime import plan_cache
     directory = plan_cache.cache_dir()
     key = plan_cache.key_of(argv) if directory else None
-    if key is None:
+    if directory is None or key is None:
         return _Cached()
     from ..policy.discover import DEFAULT, find_policy
     if find_policy(".") != DEFAULT:

@@ -16,6 +16,10 @@ from .manifest import Descriptor, ImageError
 from .sources import Source, VerifiedReader
 from .tarlist import Header, TarLister
 
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -80,7 +84,8 @@ def decompressed(blob):
         return _ZstdReader(stream)
     if head.startswith(GZIP_MAGIC):
         import gzip
-        return gzip.GzipFile(fileobj=stream, mode="rb")
+        # typeshed's gzip wants a seekable file object; a forward read never seeks
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[call-overload]
     return stream
 
 
@@ -198,15 +203,17 @@ class Layer:
         self.desc, self.diff_id = desc, diff_id
         self._blob = source.open_blob(desc, "layer")
         self._tar_stream = VerifiedReader(decompressed(self._blob), diff_id, None, "layer (uncompressed)")
-        self._ahead = None
+        self._ahead: _ReadAhead | None = None
         if listing:
             self._listing()
             return
         import tarfile
         self._tarfile = tarfile
         try:
-            self.tar = tarfile.open(fileobj=self._tar_stream, mode="r|", encoding="utf-8",
-                                    errors="surrogateescape")
+            # typeshed's tarfile wants a file object that seeks, tells and writes; a
+            # stream ("r|") only reads
+            self.tar = tarfile.open(fileobj=self._tar_stream, mode="r|",  # type: ignore[call-overload]
+                                    encoding="utf-8", errors="surrogateescape")
         except (tarfile.TarError, OSError, EOFError) as error:
             self._blob.close()
             raise ImageError(f"layer {desc.digest} is not a tar archive: {error}") from None
@@ -258,7 +265,7 @@ class Layer:
         except (OSError, EOFError, zlib.error, ValueError) as error:
             self.broken(error)
 
-    def broken(self, error: Exception):
+    def broken(self, error: Exception) -> NoReturn:
         """Raise the ImageError for a layer that failed to read: the blob's digest mismatch
         when that is the cause, else the archive's own error."""
         self._blame_the_blob()

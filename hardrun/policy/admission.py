@@ -462,7 +462,9 @@ def _trusted(image: str, entries) -> str:
     for entry in entries:
         first, _, repository = entry.strip().rstrip("/").lower().partition("/")
         if first in _HUB_ALIASES:
-            written = start + _HUB + "/(?:" + _hub_below(repository, True) + ")"
+            below = _hub_below(repository, True)
+            assert below is not None, "only an implicit registry can have nothing below it"
+            written = start + _HUB + "/(?:" + below + ")"
             tests.append(f"{image}.matches({_quote(written)})")
             implicit = _hub_below(repository, False)
             if implicit is not None:
@@ -636,7 +638,9 @@ def controls(policy: Policy) -> tuple[list[Control], list[Exclusion]]:
                          "switch them off in the policy to export it (rules: {ID: off})")
     today = datetime.date.today()
     exemptions = [e for e in policy.exemptions if not e.expired(today)]
-    exempt_everywhere, exclusions, by_container = set(), [], []
+    exempt_everywhere: set[str] = set()
+    exclusions: list[Exclusion] = []
+    by_container: list[ContainerExemption] = []
     for exemption in exemptions:
         covered = frozenset(r.id for r in rules if exemption.rule in (None, r.id)
                             and exemption.practice in (None, r.practice))
@@ -679,6 +683,7 @@ def _object_of(glob: str) -> tuple[str, str]:
     """(kind glob, name glob) of an exemption's `services` glob that scopes whole objects:
     `Kind/name *` (every container of the object) or `Kind/name*`."""
     match = _OBJECT_GLOB.fullmatch(glob)
+    assert match is not None, "_names_objects(glob) chose it"
     name = match.group(2) + ("*" if match.group(3) == "*" else "")
     return match.group(1), name
 

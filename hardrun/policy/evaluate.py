@@ -15,6 +15,8 @@ TYPE_CHECKING = False  # datetime costs start-up time; annotations are never eva
 if TYPE_CHECKING:
     import datetime
 
+    from .model import Exemption
+
 # `hardrun run` exit status when the policy refuses the container before anything is
 # created. 125/126/127 are the runtime's own failures (Docker's meanings) and 128+N a
 # command killed by signal N; 1 and 2 mean findings / unreadable input for `hardrun
@@ -34,17 +36,25 @@ def audit_options(policy: Policy, kind: str | None = None):
     # Only the severities the policy names: otherwise a check's own grading of a finding
     # (HR1009's info for a verified download, ShellCheck's levels) stands.
     named = {rule.id: policy.named_severity(rule) for rule in rules if rule.id in enabled}
-    today = _today() if policy.exemptions else None   # only exemptions expire
     return AuditOptions(
         kind=kind,
         trusted_registries=policy.trusted_registries,
         rule_filter=lambda rule: rule.id in enabled,
         severity_override={rule_id: severity for rule_id, severity in named.items() if severity},
         code_switches={code: switch for code, switch in policy.rules.items() if is_code(code)},
-        exemptions=tuple(e for e in policy.exemptions if not e.expired(today)),
+        exemptions=_unexpired(policy.exemptions),
         policy=policy,
         run_defaults=lambda spec: harden(spec, policy),
     )
+
+
+def _unexpired(exemptions: tuple[Exemption, ...]) -> tuple[Exemption, ...]:
+    """The exemptions not expired today (only exemptions expire: no date is looked up
+    without them)."""
+    if not exemptions:
+        return ()
+    today = _today()
+    return tuple(e for e in exemptions if not e.expired(today))
 
 
 def expired_exemption_findings(policy: Policy, today: datetime.date | None = None) -> list:
@@ -67,7 +77,8 @@ def expired_exemption_findings(policy: Policy, today: datetime.date | None = Non
                     exemption.line, None,
                     f"exemption of {exemption.describe()} expired on {exemption.expires.isoformat()}: "
                     f"renew it with a new reason or fix the findings it covered")
-            for exemption in policy.exemptions if exemption.expired(today)]
+            for exemption in policy.exemptions
+            if exemption.expires is not None and exemption.expired(today)]
 
 
 def _today() -> datetime.date:
@@ -201,7 +212,7 @@ def harden(spec, policy: Policy):
     from ..frontends.hardrun_config import apply_hardrun_defaults
     spec = apply_hardrun_defaults(spec)
     runtime = policy.runtime
-    changes = {}
+    changes: dict[str, object] = {}
     if spec.user is None and runtime.user is not None:
         changes["user"] = runtime.user
     if spec.pids_limit is None and runtime.pids_limit is not None:

@@ -162,14 +162,15 @@ def _build(path: str, document: Located, base_dir: str, seen: tuple, shown: str 
     if not validated:
         _validate(path, document)
     data = document.data
+    assert isinstance(data, dict), "the schema's document is an object"
     parent = None
     if "extends" in data:
-        parent = _load_parent(path, document, base_dir, seen, within)
+        parent = _load_parent(path, document, data["extends"], base_dir, seen, within)
     return _merge(parent, data, shown or path, path, document)
 
 
-def _load_parent(path: str, document: Located, base_dir: str, seen: tuple, within: str | None) -> Policy:
-    reference = document.data["extends"]
+def _load_parent(path: str, document: Located, reference: str, base_dir: str, seen: tuple,
+                 within: str | None) -> Policy:
 
     def refuse(message: str):
         line, column = document.where(("extends",))

@@ -176,13 +176,13 @@ def policy_document(policy: Policy) -> dict:
     for key, value in (("rules", policy.rules), ("practices", policy.practices)):
         if value:
             document[key] = dict(sorted(value.items()))
-    for key, value in (("trusted-registries", policy.trusted_registries),
-                       ("allowed-capabilities", policy.allowed_capabilities),
-                       ("allowed-host-ports", policy.allowed_host_ports),
-                       ("allowed-volume-types", policy.allowed_volume_types),
-                       ("allowed-sysctls", policy.allowed_sysctls)):
-        if value is not None:
-            document[key] = list(value)
+    for key, allowed in (("trusted-registries", policy.trusted_registries),
+                         ("allowed-capabilities", policy.allowed_capabilities),
+                         ("allowed-host-ports", policy.allowed_host_ports),
+                         ("allowed-volume-types", policy.allowed_volume_types),
+                         ("allowed-sysctls", policy.allowed_sysctls)):
+        if allowed is not None:
+            document[key] = list(allowed)
     if policy.allowed_host_mounts is not None:
         document["allowed-host-mounts"] = [
             {"path": m.path, "read-only": m.read_only} for m in policy.allowed_host_mounts]
@@ -195,7 +195,7 @@ def policy_document(policy: Policy) -> dict:
 
 
 def _runtime_document(runtime: Runtime) -> dict:
-    out = {}
+    out: dict = {}
     for key, value in (("gate", runtime.gate), ("no-new-privileges", runtime.no_new_privileges),
                        ("read-only-root", runtime.read_only_root),
                        ("drop-all-capabilities", runtime.drop_all_capabilities),
@@ -204,7 +204,7 @@ def _runtime_document(runtime: Runtime) -> dict:
                        ("pids-limit", runtime.pids_limit), ("memory", runtime.memory)):
         if value is not None:
             out[key] = value
-    seccomp = {}
+    seccomp: dict = {}
     if runtime.seccomp.required is not None:
         seccomp["required"] = runtime.seccomp.required
     if runtime.seccomp.allowed is not None:
@@ -215,7 +215,7 @@ def _runtime_document(runtime: Runtime) -> dict:
 
 
 def _exemption_document(exemption: Exemption) -> dict:
-    out = {"rule": exemption.rule} if exemption.rule else {"practice": exemption.practice}
+    out: dict = {"rule": exemption.rule} if exemption.rule else {"practice": exemption.practice}
     for key in ("files", "services", "images"):
         if getattr(exemption, key):
             out[key] = list(getattr(exemption, key))

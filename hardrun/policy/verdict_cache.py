@@ -117,7 +117,7 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
     document.pop("annotations", None)
     _judge_joined_paths(linux)
     for *parents, name in _STRING_ONLY:
-        section = document
+        section: dict | None = document
         for parent in parents:
             section = section.get(parent) if isinstance(section, dict) else None
         if isinstance(section, dict) and isinstance(section.get(name), str):

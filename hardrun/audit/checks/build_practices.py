@@ -127,7 +127,7 @@ def shell_form_command(dockerfile, context):
 
 @check("HR1030")
 def copy_from_stage(dockerfile, context):
-    names = {}
+    names: dict[str, int] = {}
     for stage in dockerfile.stages:
         for instruction in stage.instructions:
             source = instruction.flag("from") if instruction.keyword in ("COPY", "ADD") else None

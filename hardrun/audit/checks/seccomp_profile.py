@@ -65,12 +65,15 @@ def _read_profile(path: str) -> dict | None:
 def allowed_dangerous_calls(profile: dict) -> list[str]:
     """The dangerous calls `profile` allows without a capability or an argument filter."""
     default_allows = profile.get("defaultAction") in _ALLOWING
-    allowed, refused = set(), set()
+    allowed: set[str] = set()
+    refused: set[str] = set()
     for rule in profile.get("syscalls") or []:
         if not isinstance(rule, dict):
             continue
         names = [n for n in (rule.get("names") or []) + [rule.get("name")] if isinstance(n, str)]
-        includes = rule.get("includes") if isinstance(rule.get("includes"), dict) else {}
+        includes = rule.get("includes")
+        if not isinstance(includes, dict):
+            includes = {}
         conditional = bool(rule.get("args")) or bool(includes.get("caps"))
         if rule.get("action") in _ALLOWING and not conditional:
             allowed.update(n for n in names if not (n in _SAFE_SINCE_4_8 and _from_4_8(includes)))

@@ -13,13 +13,13 @@ LOCALHOST = "127.0.0.1"
 _VOLUME_OPTIONS = {"rw", "ro", "z", "Z", "cached", "delegated", "consistent", "nocopy"}
 
 # rule -> what a compose service gets
-COMPOSE_WANTED = {
+COMPOSE_WANTED: dict[str, dict] = {
     "HR2004": {"cap_drop": ["ALL"]},
     "HR2005": {"security_opt": ["no-new-privileges:true"]},
     "HR2006": {"read_only": True},
 }
 # rule -> what a Kubernetes container gets
-KUBERNETES_WANTED = {
+KUBERNETES_WANTED: dict[str, dict] = {
     "HR2004": {"securityContext": {"capabilities": {"drop": ["ALL"]}}},
     "HR2005": {"securityContext": {"allowPrivilegeEscalation": False}},
     "HR2006": {"securityContext": {"readOnlyRootFilesystem": True}},

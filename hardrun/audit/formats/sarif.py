@@ -44,7 +44,7 @@ def _descriptor(rule) -> dict:
 
 
 def _result(finding, index) -> dict:
-    location = {"physicalLocation": {"artifactLocation": {"uri": finding.path}}}
+    location: dict = {"physicalLocation": {"artifactLocation": {"uri": finding.path}}}
     if finding.line:
         location["physicalLocation"]["region"] = {"startLine": finding.line}
         if finding.column:

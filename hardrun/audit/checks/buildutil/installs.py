@@ -151,7 +151,10 @@ def asks(command) -> str | None:
     words = effective_words(command)
     name, args = command_name(words), words[1:]
     verb = next((word for word in args if not word.startswith("-")), None)
-    asking, answered = _QUESTIONS.get(name, (frozenset(), None))
+    question = _QUESTIONS.get(name)
+    if question is None:
+        return None
+    asking, answered = question
     if verb in asking and not answered(args):
         return f"{name} {verb}"
     return None

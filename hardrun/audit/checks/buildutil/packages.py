@@ -54,7 +54,7 @@ def package_cache_problem_kinds(instruction, pip_no_cache: bool) -> dict:
     mounts = cache_mount_targets(instruction)
     commands = [(command, effective_words(command)) for command in instruction.commands()]
     removed = [word for _, words in commands if command_name(words) == "rm" for word in words[1:]]
-    problems = {}
+    problems: dict[str, tuple[int, str]] = {}
 
     def removes(*prefixes):
         return any(word.rstrip("/*").startswith(prefix) or word.startswith(prefix)
