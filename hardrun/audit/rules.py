@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from ..errors import RuleError
-from ..spec.record import dataclass  # not dataclasses: see record.py
+from ..spec.record import dataclass, fields  # not dataclasses: see record.py
 # the directory as a string (no pathlib at start-up); tests point it at a copy of the rules
 from ..resources import data_path as data_dir
 from ..frontends import registry
@@ -154,7 +154,7 @@ def _expand(path, name) -> tuple[str, ...]:
 
 # The fields only `hardrun explain`, `hardrun rules`, SARIF and the tests read
 DETAILS = ("why", "fix", "references", "bad", "good")
-SUMMARY = tuple(name for name in Rule.__record_names__ if name not in DETAILS)
+SUMMARY = tuple(item.name for item in fields(Rule) if item.name not in DETAILS)
 
 
 @lru_cache(maxsize=None)

@@ -219,7 +219,7 @@ def check(binary_path: str, found: list[Script]) -> list[tuple[Script, Comment]]
     if not found:
         return []
     keys = _verdict_keys(binary_path, found)
-    verdicts = [_cached_verdict(key) for key in keys] if keys else [None] * len(found)
+    verdicts: list[list | None] = [_cached_verdict(key) for key in keys] if keys else [None] * len(found)
     missing = [number for number, verdict in enumerate(verdicts) if verdict is None]
     if missing:
         fresh = _run_shellcheck(binary_path, [found[number] for number in missing])
@@ -229,7 +229,7 @@ def check(binary_path: str, found: list[Script]) -> list[tuple[Script, Comment]]
                 from .. import cache
                 cache.store(CACHE_KIND, keys[number], verdict)
     return [(script, comment) for script, verdict in zip(found, verdicts)
-            for comment in _mapped(script, verdict)]
+            for comment in _mapped(script, verdict or [])]
 
 
 def _run_shellcheck(binary_path: str, found: list[Script]) -> list[list]:

@@ -33,7 +33,7 @@ import struct
 import zlib
 
 try:
-    from . import _tarscan
+    from . import _tarscan  # type: ignore[attr-defined]  # a C module: no stubs
 except ImportError:         # not built (no compiler): the Python walk below
     _tarscan = None
 
