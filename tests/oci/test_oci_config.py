@@ -9,7 +9,7 @@ import os
 import pytest
 
 from hardrun.runtime import bundle as reader
-from hardrun.runtime.bundle import BundleError, _Reader
+from hardrun.runtime.bundle import BundleError
 from hardrun.spec.oci_config import OciFieldError, OciFields, child_path, json_path
 from tests.oci.conftest import make_bundle
 
@@ -63,9 +63,8 @@ def test_strings_and_paths():
 
 
 def test_the_runtime_reader_fails_with_its_own_error_and_the_same_wording(tmp_path):
-    reader = _Reader({}, str(tmp_path))
     with pytest.raises(BundleError) as raised:
-        reader.typed("x", int, "process.user.uid")
+        reader.decode_document({"process": {"user": {"uid": "x"}}}, str(tmp_path))
     assert "process.user.uid: expected an integer" in str(raised.value)
     assert str(tmp_path / "config.json") in str(raised.value)
     assert not isinstance(raised.value, OciFieldError)
