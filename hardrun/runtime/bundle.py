@@ -27,7 +27,7 @@ from ..errors import UsageError
 from ..spec.capabilities import NUMBERS
 from ..spec.defaults import DOCKER_DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS
 from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES
-from ..spec.oci_config import OciFieldError, OciFields, TextLocator, decode
+from ..spec.oci_config import OciFields, TextLocator, decode
 from ..spec.record import dataclass, field
 from .. import jsonlite
 from .mounts import MountPlan, TMPFS_DATA_KEYS
@@ -101,13 +101,13 @@ def decode_text(bundle: str, text: str, floor: bool = True) -> tuple[OciConfig, 
 
 
 def decode_document(document: dict, bundle: str, text: str | None = None) -> OciConfig:
-    """`document` as an OciConfig; `text`: the JSON it was decoded from, where the line of a
-    field at fault is found (only then: the locator reads the text on its first call)."""
-    locate = TextLocator(document, text)
-    try:
-        return decode(document, locate)
-    except OciFieldError as error:
-        raise BundleError(str(error), path=os.path.join(bundle, CONFIG_FILE), line=error.line) from None
+    """`document` as an OciConfig, a value of the wrong type refused (BundleError); `text`:
+    the JSON it was decoded from, where the line of a field at fault is found (only then:
+    the locator reads the text on its first call)."""
+    config = decode(document, TextLocator(document, text))
+    for error in config.problems[:1]:    # fail closed: nothing of the wrong type is run
+        raise BundleError(str(error), path=os.path.join(bundle, CONFIG_FILE), line=error.line)
+    return config
 
 
 def from_config(config: OciConfig, bundle: str, floor_changes: tuple = (), seccomp_default: bool = False) -> Bundle:
@@ -220,7 +220,7 @@ class _Reader(OciFields):
         self.lsm(process)
         user = self.user(process.user)
         sets = self.capabilities(process.capabilities or {})
-        args = process.args or ()
+        args = tuple(self.strings(list(process.args or ()), "process.args"))
         if not args:
             self.fail("process.args", "missing or empty")
         cwd = process.cwd or "/"
@@ -361,7 +361,7 @@ class _Reader(OciFields):
                 self.fail(f"{where}.destination", f"{target} mounted twice (hardrun mounts it itself)")
             seen.add(target)    # any other target mounted again: the later mount over the earlier, as runc does
             kind = entry.type or ""
-            options = entry.options
+            options = self.strings(list(entry.options), f"{where}.options")
             if "bind" in options or "rbind" in options:
                 kind = "bind"
             if target in KERNEL_MOUNTS:

@@ -156,7 +156,7 @@ class OciRlimit:
 class OciProcess:
     terminal: Any                       # as written: true makes a terminal
     user: OciUser | None
-    args: tuple | None
+    args: tuple | None                  # raw items: the audit reads any, the runtime strings only
     env: tuple
     cwd: str | None
     capabilities: dict | None           # set name -> raw items, for the sets present; None: no object
@@ -173,7 +173,7 @@ class OciMount:
     destination: str | None
     type: str | None
     source: str | None
-    options: tuple
+    options: tuple                      # raw items, as `args`
 
 
 @dataclass(frozen=True)
@@ -241,6 +241,7 @@ class OciConfig:
     """A config.json decoded once: what both the audit (frontends/oci.py) and hardrun-oci
     (runtime/bundle.py) read of it. `document` is the decoded object itself (for a
     reader's own judgements of the raw values), `locate(where)` the line of a JSON path,
+    `problems` the values of the wrong type (left out of the record, in the order read),
     `unknown` the keys hardrun does not know or cannot apply (OciFieldErrors without a line,
     in the order read): hardrun-oci refuses them, the audit ignores them."""
     document: dict = field(compare=False)
@@ -254,6 +255,7 @@ class OciConfig:
     annotations: dict
     linux: OciLinux                     # empty when the document has no `linux` object
     unknown: tuple = ()
+    problems: tuple = ()                # values of the wrong type, left out (OciFieldErrors with lines)
 
 
 # The keys of each object hardrun reads (allowed) and those it knows but cannot apply
@@ -279,10 +281,12 @@ CONTAINER_HOOKS = ("createContainer", "startContainer")
 
 def decode(document: dict, locate: Callable, numbers: Callable | None = None) -> OciConfig:
     """`document` (a config.json decoded: by `json`, or as marked YAML values) as an
-    OciConfig. A value of the wrong type is an OciFieldError naming its JSON path, with
-    its line from `locate(where)`; unknown and unsupported keys are collected, not
-    raised. `numbers`: how a number as read becomes an integer (the audit reads JSON
-    through YAML, where `1e9` is text); None takes integers only, as `json` gives them."""
+    OciConfig. Nothing is raised: a value of the wrong type is left out of the record
+    (absent, or an array item skipped) and listed in `problems` (an OciFieldError naming
+    its JSON path, with its line from `locate(where)`); unknown and unsupported keys are
+    listed in `unknown`. Each reader decides which of them it refuses. `numbers`: how a
+    number as read becomes an integer (the audit reads JSON through YAML, where `1e9` is
+    text); None takes integers only, as `json` gives them."""
     return _Decoder(locate, numbers).config(document)
 
 
@@ -291,14 +295,29 @@ class _Decoder(OciFields):
         self.locate = locate
         self.numbers = numbers
         self.unknown: list[OciFieldError] = []
+        self.problems: list[OciFieldError] = []
 
     def fail(self, where: str, message: str) -> NoReturn:
         raise OciFieldError(where, message, self.locate(where))
 
+    def problem(self, error: OciFieldError) -> None:
+        self.problems.append(error)
+
     def typed(self, value: Any, kind: type, where: str) -> Any:
         if kind is int and self.numbers is not None:
             value = self.numbers(value)
-        return super().typed(value, kind, where)
+        try:
+            return super().typed(value, kind, where)
+        except OciFieldError as error:
+            self.problem(error)
+            return None
+
+    def strings(self, value: Any, where: str) -> list[str]:
+        try:
+            return super().strings(value, where)
+        except OciFieldError as error:
+            self.problem(error)
+            return []
 
     def known(self, value: Any, where: str, keys: tuple) -> dict:
         """`value` checked to be an object ({} when absent); its unknown and unsupported keys
@@ -318,9 +337,10 @@ class _Decoder(OciFields):
         found = []
         for index, item in enumerate(self.typed(value, list, where) or []):
             at = f"{where}[{index}]"
-            if not isinstance(item, dict):
-                self.fail(at, "expected an object")
-            found.append((at, self.known(item, at, keys)))
+            if isinstance(item, dict):
+                found.append((at, self.known(item, at, keys)))
+            else:
+                self.problem(OciFieldError(at, "expected an object", self.locate(at)))
         return found
 
     def config(self, document: dict) -> OciConfig:
@@ -338,7 +358,7 @@ class _Decoder(OciFields):
             mounts=None if mounts is None else tuple(self.mount(where, entry) for where, entry in
                                                       self.objects(mounts, "mounts", MOUNT_KEYS)),
             hooks=self.hooks(document.get("hooks")), annotations=self.annotations(document.get("annotations")),
-            linux=self.linux(linux or {}), unknown=tuple(self.unknown))
+            linux=self.linux(linux or {}), unknown=tuple(self.unknown), problems=tuple(self.problems))
 
     def root(self, root: dict) -> dict:
         self.known(root, "root", ({"path", "readonly"}, ()))
@@ -352,7 +372,7 @@ class _Decoder(OciFields):
         args = process.get("args")
         return OciProcess(
             terminal=process.get("terminal"), user=None if user is None else self.user(user),
-            args=None if args is None else tuple(self.strings(args, "process.args")),
+            args=None if args is None else tuple(self.typed(args, list, "process.args") or ()),
             env=tuple(self.strings(process.get("env"), "process.env")),
             cwd=self.typed(process.get("cwd"), str, "process.cwd"),
             capabilities=None if capabilities is None else self.capabilities(capabilities),
@@ -372,7 +392,8 @@ class _Decoder(OciFields):
         return OciUser(uid=self.typed(user.get("uid"), int, "process.user.uid"),
                        gid=self.typed(user.get("gid"), int, "process.user.gid"),
                        additional_gids=None if groups is None else tuple(
-                           self.typed(group, int, "process.user.additionalGids") for group in groups),
+                           group for group in (self.typed(group, int, "process.user.additionalGids")
+                                               for group in groups) if group is not None),
                        umask=self.typed(user.get("umask"), int, "process.user.umask"))
 
     def capabilities(self, capabilities: dict) -> dict:
@@ -388,7 +409,7 @@ class _Decoder(OciFields):
         return OciMount(where, self.typed(entry.get("destination"), str, f"{where}.destination"),
                         self.typed(entry.get("type"), str, f"{where}.type"),
                         self.typed(entry.get("source"), str, f"{where}.source"),
-                        tuple(self.strings(entry.get("options"), f"{where}.options")))
+                        tuple(self.typed(entry.get("options"), list, f"{where}.options") or ()))
 
     def hooks(self, hooks: Any) -> dict:
         hooks = self.known(hooks, "hooks", (set(HOOK_KINDS) - set(CONTAINER_HOOKS), set(CONTAINER_HOOKS)))
@@ -408,8 +429,9 @@ class _Decoder(OciFields):
         annotations = self.typed(annotations, dict, "annotations") or {}
         for key, value in annotations.items():
             if not isinstance(value, str):
-                self.fail(f"annotations.{key}", "expected a string")
-        return dict(annotations)
+                where = f"annotations.{key}"
+                self.problem(OciFieldError(where, "expected a string", self.locate(where)))
+        return {key: value for key, value in annotations.items() if isinstance(value, str)}
 
     def linux(self, linux: dict) -> OciLinux:
         self.known(linux, "linux", LINUX_KEYS)
