@@ -77,23 +77,28 @@ class Bundle:
     cgroup_view: bool = False         # the config mounts /sys/fs/cgroup
 
 
-def load(bundle: str, floor: bool = True, no_pivot: bool = False) -> Bundle:
+def load(bundle: str, floor: bool = True, no_pivot: bool = False, decoded: tuple | None = None) -> Bundle:
     """Read `<bundle>/config.json` and return the Bundle to run (BundleError on anything
-    hardrun cannot apply). `floor`: raise the hardening floor first (raise_floor)."""
-    from ..userfiles import read_json_document
+    hardrun cannot apply). `floor`: raise the hardening floor first (raise_floor).
+    `decoded`: the config already read and decoded (decode_text's), which is then mapped
+    without reading it again (`floor` is then decode_text's)."""
     path = os.path.abspath(bundle)
-    document, text = read_json_document(os.path.join(path, CONFIG_FILE), error=BundleError, limit=MAX_CONFIG_BYTES)
     if no_pivot:
         raise BundleError("--no-pivot: not supported (hardrun always uses pivot_root)")
-    changes = raise_floor(document) if floor else ()
-    return from_config(decode_document(document, path, text), path, changes)
+    if decoded is None:
+        from ..userfiles import read_json_document
+        document, text = read_json_document(os.path.join(path, CONFIG_FILE), error=BundleError,
+                                            limit=MAX_CONFIG_BYTES)
+        changes = raise_floor(document) if floor else ()
+        decoded = (decode_document(document, path, text), changes)
+    return from_config(decoded[0], path, decoded[1])
 
 
 def decode_text(bundle: str, text: str, floor: bool = True) -> tuple[OciConfig, tuple]:
     """`<bundle>/config.json`'s text decoded once (spec/oci_config.decode), the floor raised
     first when `floor` (raise_floor): (the OciConfig, the floor's changes). What both the
-    policy gate (frontends/oci.spec_of) and the loader (from_config) read. A value of the
-    wrong type is a BundleError naming its field and line."""
+    policy gate (frontends/oci.spec_of) and the loader (from_config) read; each refuses
+    the values of the wrong type it reads (the loader: all of them)."""
     from ..userfiles import json_object
     document = json_object(text, os.path.join(bundle, CONFIG_FILE), error=BundleError)
     changes = raise_floor(document) if floor else ()
@@ -101,13 +106,9 @@ def decode_text(bundle: str, text: str, floor: bool = True) -> tuple[OciConfig, 
 
 
 def decode_document(document: dict, bundle: str, text: str | None = None) -> OciConfig:
-    """`document` as an OciConfig, a value of the wrong type refused (BundleError); `text`:
-    the JSON it was decoded from, where the line of a field at fault is found (only then:
-    the locator reads the text on its first call)."""
-    config = decode(document, TextLocator(document, text))
-    for error in config.problems[:1]:    # fail closed: nothing of the wrong type is run
-        raise BundleError(str(error), path=os.path.join(bundle, CONFIG_FILE), line=error.line)
-    return config
+    """`document` as an OciConfig; `text`: the JSON it was decoded from, where the line of a
+    field at fault is found (only then: the locator reads the text on its first call)."""
+    return decode(document, TextLocator(document, text))
 
 
 def from_config(config: OciConfig, bundle: str, floor_changes: tuple = (), seccomp_default: bool = False) -> Bundle:
@@ -125,7 +126,7 @@ def update_limits(resources: dict, bundle: str):
     """`update --resources`: a `linux.resources` object as the cgroups.Limits to write."""
     config = decode_document({"linux": {"resources": resources}}, bundle)
     reader = _Reader(config, bundle)
-    reader.refuse_unknown()
+    reader.refuse()
     return reader.resources(config.linux.resources)
 
 
@@ -195,16 +196,17 @@ class _Reader(OciFields):
         raise BundleError(f"{where}: {message}", path=os.path.join(self.bundle, CONFIG_FILE),
                           line=self.config.locate(where))
 
-    def refuse_unknown(self) -> None:
-        """Fail closed: a key hardrun does not know, or knows and cannot apply, is refused."""
-        for problem in self.config.unknown:
+    def refuse(self) -> None:
+        """Fail closed: a value of the wrong type, and a key hardrun does not know or knows
+        and cannot apply, are refused (the first the decoder found)."""
+        for problem in self.config.problems + self.config.unknown:
             self.fail(problem.where, problem.message)
 
     # -- the document ---------------------------------------------------------------
 
     def read(self, floor_changes, seccomp_default: bool = False) -> Bundle:
         config = self.config
-        self.refuse_unknown()
+        self.refuse()
         version = config.version
         if not version or not version.startswith("1."):
             self.fail("ociVersion", f"expected a 1.x version, got {version!r}")

@@ -64,7 +64,7 @@ def test_strings_and_paths():
 
 def test_the_runtime_reader_fails_with_its_own_error_and_the_same_wording(tmp_path):
     with pytest.raises(BundleError) as raised:
-        reader.decode_document({"process": {"user": {"uid": "x"}}}, str(tmp_path))
+        reader.from_document({"process": {"user": {"uid": "x"}}}, str(tmp_path), False)
     assert "process.user.uid: expected an integer" in str(raised.value)
     assert str(tmp_path / "config.json") in str(raised.value)
     assert not isinstance(raised.value, OciFieldError)
