@@ -1,11 +1,13 @@
-"""Typed access to a decoded OCI runtime `config.json`: one wording for what is wrong
-with a field, named by its JSON path (`linux.namespaces[2].type: expected a string`).
+"""The one decoder of an OCI runtime `config.json`: `decode(document, locate)` -> the frozen
+`OciConfig` record that both readers map (docs/architecture.md, "One OCI reader"): the
+audit's (hardrun/frontends/oci.py: a RunSpec with lines) and hardrun-oci's
+(hardrun/runtime/bundle.py: the runtime plan), so that `hardrun-oci create` decodes once
+for its policy gate and its loader.
 
-The first step of one OCI reader for the runtime and the audit (docs/architecture.md,
-"One OCI reader"): hardrun-oci's reader (hardrun/runtime/bundle.py) decodes through
-`OciFields`, and turns an `OciFieldError` into its own error class where it fails.
-Plain JSON values only (what `json`/`hardrun.jsonlite` decode): no `json`, no `re`, so
-that hardrun-oci's `create` imports nothing more for it.
+`OciFields` is the typed access, with one wording for what is wrong with a field, named by
+its JSON path (`linux.namespaces[2].type: expected a string`). Plain JSON values only (what
+`json`/`hardrun.jsonlite` decode, or the YAML loader's marked dicts and lists): no `json`,
+no `re`, so that hardrun-oci's `create` imports nothing more for it.
 """
 from __future__ import annotations
 
