@@ -381,7 +381,7 @@ def _judge_decoded(decoded: tuple, path: str, policy_name: str) -> tuple[list, s
     from ..policy.load import builtin_policies, load_policy
     policy = load_policy(policy_name)
     config, changes = decoded
-    spec = spec_of(config, path)
+    spec = spec_of(config, path, lines=False)
     if any(change.field == "linux.seccomp" for change in changes):   # hardrun's allowlist
         spec = spec.evolve(seccomp=None)
     findings = evaluate_runspec(spec, policy)

@@ -55,15 +55,21 @@ def parse_oci(text: str, path: str) -> list[RunSpec]:
     return [spec_of(decode(document, _MarkedLocator(document), numbers=_as_int), path)]
 
 
-def spec_of(config: OciConfig, path: str) -> RunSpec:
+def spec_of(config: OciConfig, path: str, lines: bool = True) -> RunSpec:
     """The RunSpec of a decoded config.json (`path`: where it is, which the engine-file
-    judgement reads); its lines are `config.locate`'s. A value of the wrong type in a
-    field the audit reads is a ParseError at its line; one elsewhere is left alone."""
+    judgement reads); its lines are `config.locate`'s, or none when `lines` is false (the
+    policy gate's verdict names no line, and a JSON text's lines cost a scan of it). A value
+    of the wrong type in a field the audit reads is a ParseError at its line; one elsewhere
+    is left alone."""
     for error in config.problems:
         if not any(error.where == field or error.where.startswith((field + ".", field + "["))
                    for field in NOT_READ):
             raise _parse_error(error, path, config.locate, config.document)
-    return _Config(config, path).spec()
+    return _Config(config, path, config.locate if lines else _no_line).spec()
+
+
+def _no_line(where: str) -> None:
+    return None
 
 
 class _MarkedLocator:
@@ -132,15 +138,15 @@ class _Config(OciFields):
     are the audit's own (`privileged`, the engine's files) read the decoded values, or the
     raw document where a lenient look is what they need."""
 
-    def __init__(self, config: OciConfig, path: str):
+    def __init__(self, config: OciConfig, path: str, locate):
         self.config = config
         self.document = config.document
-        self.locate = config.locate
+        self.locate = locate
         self.path = path
         self.lines: dict[str, int] = {}
 
     def fail(self, where: str, message: str) -> NoReturn:
-        raise _parse_error(OciFieldError(where, message), self.path, self.locate, self.document)
+        raise _parse_error(OciFieldError(where, message), self.path, self.config.locate, self.document)
 
     def line(self, where: str) -> int:
         return self.locate(where)
@@ -254,7 +260,8 @@ class _Config(OciFields):
         for index, mount in enumerate(self.config.mounts or ()):
             line = self.line(mount.where)
             if mount.destination is None:
-                raise ParseError("each mount needs a `destination`", path=self.path, line=line)
+                raise ParseError("each mount needs a `destination`", path=self.path,
+                                 line=self.config.locate(mount.where))
             options = tuple(str(option) for option in mount.options)
             kind = mount.type or ""
             if is_bind(kind, options):
@@ -342,7 +349,8 @@ class _Config(OciFields):
         devices = []
         for device in linux.devices:
             if device.path is None:
-                raise ParseError("each device needs a `path`", path=self.path, line=self.line(device.where))
+                raise ParseError("each device needs a `path`", path=self.path,
+                                 line=self.config.locate(device.where))
             self.lines[f"device:{len(devices)}"] = self.line(device.where)
             devices.append(device.path)
         for index, rule in enumerate(linux.resources.devices):
