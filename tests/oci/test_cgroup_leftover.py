@@ -26,7 +26,8 @@ def test_an_empty_leftover_cgroup_is_taken_over(oci, oci_rootfs, tmp_path):
     path = _devices_cgroup(name)
     os.makedirs(path)
     try:
-        oci("create", "--bundle", make_bundle(tmp_path / "b", oci_rootfs, ["/bin/sleep", "60"], default_cgroup=True), name, check=True)
+        bundle = make_bundle(tmp_path / "b", oci_rootfs, ["/bin/sleep", "60"], default_cgroup=True)
+        oci("create", "--bundle", bundle, name, check=True)
         with open(os.path.join(oci.root, name, "state.json")) as handle:
             assert path in json.load(handle)["cgroups"]
         assert oci.state(name)["pid"] in cgroups.cgroup_pids(path)
@@ -47,7 +48,8 @@ def test_a_leftover_cgroup_with_a_process_in_it_is_refused(oci, oci_rootfs, tmp_
     try:
         with open(os.path.join(path, "cgroup.procs"), "w") as handle:
             handle.write(str(sleeper.pid))
-        refused = oci("create", "--bundle", make_bundle(tmp_path / "b", oci_rootfs, ["/bin/true"], default_cgroup=True), name)
+        bundle = make_bundle(tmp_path / "b", oci_rootfs, ["/bin/true"], default_cgroup=True)
+        refused = oci("create", "--bundle", bundle, name)
         assert refused.returncode != 0 and f"cannot create cgroup {path}: File exists" in refused.stderr, \
             refused.stderr
         assert not os.path.exists(os.path.join(oci.root, name))
