@@ -44,7 +44,7 @@ def loads(text: str | bytes, object_pairs_hook=None):
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
         value, end = _json.make_scanner(settings)(text, start)
-    except (StopIteration, ValueError):
+    except (StopIteration, ValueError, SystemError):    # SystemError: the scanner on a truncated object
         end = -1
     if end < 0 or text[end:].strip(_WHITESPACE):
         import json

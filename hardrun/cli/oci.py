@@ -331,7 +331,6 @@ def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> tu
     changes), for the loader to map: one decode per create."""
     from ..errors import HardrunError
     from ..policy import verdict_cache
-    from ..runtime.bundle import decode_text
     from ..userfiles import read_bytes
     path = os.path.join(os.path.abspath(bundle), "config.json")
     if policy_name is None:
@@ -340,7 +339,7 @@ def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> tu
         config = read_bytes(path)
     except HardrunError as error:
         raise HardrunError(f"{path}: {error.message}") from None
-    decoded = decode_text(os.path.dirname(path), _text(config, path), floor)
+    decoded = _decode(config, path, floor)
     cache_key = verdict_cache.key(config, policy_name, floor, os.path.dirname(path))
     verdict = verdict_cache.lookup(cache_key)
     if verdict is None:
@@ -356,19 +355,24 @@ def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> tu
     return decoded
 
 
-def _text(config: bytes, path: str) -> str:
-    from ..errors import ParseError
+def _decode(config: bytes, path: str, floor: bool) -> tuple:
+    """config.json's bytes decoded once (runtime.bundle.decode_text). What is not a JSON
+    object is refused in the words of the audit's reader, at its line, as the gate always
+    has (exit 1)."""
+    from ..runtime.bundle import BundleError, decode_text
     from ..userfiles import decode
+    text = decode(config)
     try:
-        return decode(config)
-    except ParseError as error:
-        raise ParseError(error.message, path=path, line=error.line) from None
+        return decode_text(os.path.dirname(path), text, floor)
+    except BundleError:
+        from ..frontends.oci import parse_oci
+        parse_oci(text, path)   # its ParseError, when YAML refuses it too
+        raise
 
 
 def _judge(config: bytes, path: str, policy_name: str, floor: bool) -> tuple[list, str | None]:
     """The plain gate of config.json's bytes (no verdict cache): `_judge_decoded`."""
-    from ..runtime.bundle import decode_text
-    return _judge_decoded(decode_text(os.path.dirname(path), _text(config, path), floor), path, policy_name)
+    return _judge_decoded(_decode(config, path, floor), path, policy_name)
 
 
 def _judge_decoded(decoded: tuple, path: str, policy_name: str) -> tuple[list, str | None]:

@@ -259,3 +259,24 @@ def test_create_decodes_config_json_once_for_the_gate_and_the_loader(tmp_path, m
     decodes.clear()
     reader.load(bundle)
     assert len(decodes) == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"ociVersion": "1.0.2", "process": {"args": ["x"]}', "invalid YAML"),     # cut short
+    ("[1, 2]", "config.json must be one JSON object"),
+])
+def test_create_refuses_what_is_not_a_json_object_in_one_line_as_the_gate_did(tmp_path, capfd, monkeypatch, text,
+                                                                               message):
+    """What is not a JSON object is the audit reader's ParseError (exit 1), as the gate gave
+    it before the single decode, and never a traceback (a truncated object made `_json`'s
+    scanner raise SystemError: hardrun/jsonlite.py). The control: the same bundle with a
+    JSON object gets past the decode (to the loader's refusal of its missing root)."""
+    from hardrun.cli import oci as cli
+    monkeypatch.setenv("HARDRUN_VERDICT_CACHE", str(tmp_path / "verdicts"))
+    (tmp_path / "config.json").write_text(text)
+    assert cli.main(["--root", str(tmp_path / "state"), "create", "--bundle", str(tmp_path), "c1"]) == 1
+    stderr = capfd.readouterr().err
+    assert message in stderr and stderr.count("\n") == 1 and "Traceback" not in stderr
+    (tmp_path / "config.json").write_text('{"ociVersion": "1.0.2", "process": {"args": ["x"]}}')
+    assert cli.main(["--root", str(tmp_path / "state"), "create", "--bundle", str(tmp_path), "c1"]) == 2
+    assert "root: missing" in capfd.readouterr().err
