@@ -13,6 +13,8 @@ policy, and with `--userns keep` (no user namespace added, as runc). Nothing her
 `--per-command` times each call an engine makes instead, one process each, on a bundle of
 `/bin/sleep`: `create`, `start`, `state`, `kill KILL` and `delete --force`.
 `--also NAME=PATH` adds another hardrun-oci (e.g. an earlier checkout's) to the same rounds.
+`--verdict-miss` (with `--per-command`): each `create` gets an empty verdict cache of its
+own, so that the policy gate judges the bundle every time (a new bundle's first create).
 """
 from __future__ import annotations
 
@@ -69,6 +71,8 @@ def main() -> int:
     parser.add_argument("--per-command", action="store_true", help="time create, start, state, kill, delete")
     parser.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
                         help="another hardrun-oci to run in the same rounds")
+    parser.add_argument("--verdict-miss", action="store_true",
+                        help="with --per-command: every create judges the bundle (an empty verdict cache)")
     options = parser.parse_args()
     if os.geteuid() != 0:
         print("run as root", file=sys.stderr)
@@ -81,7 +85,8 @@ def main() -> int:
                        stdout=subprocess.DEVNULL)
         environment = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
         if options.per_command:
-            per_command(make_bundle(base, ("/bin/sleep", "60")), commands, options.rounds, environment)
+            per_command(make_bundle(base, ("/bin/sleep", "60")), commands, options.rounds, environment,
+                        base / "verdicts" if options.verdict_miss else None)
             return 0
         bundle = make_bundle(base)
         times: dict = {name: [] for name in commands}
@@ -111,9 +116,10 @@ def main() -> int:
 PER_COMMAND = ("create", "start", "state", "kill", "delete")
 
 
-def per_command(bundle: Path, commands: dict, rounds: int, environment: dict) -> None:
+def per_command(bundle: Path, commands: dict, rounds: int, environment: dict, verdicts: Path | None) -> None:
     """Each call of a container's life, one process each, timed alone; output to /dev/null
-    (a created init holds the stdio it inherited)."""
+    (a created init holds the stdio it inherited). `verdicts`: where each create gets an
+    empty verdict cache of its own (None: the runtimes' usual cache)."""
     times: dict = {(name, step): [] for name in commands for step in PER_COMMAND}
     for round_number in range(rounds + 1):
         for name, command in list(commands.items()):
@@ -121,9 +127,12 @@ def per_command(bundle: Path, commands: dict, rounds: int, environment: dict) ->
             for step, args in zip(PER_COMMAND, (["create", "--bundle", str(bundle), container],
                                                 ["start", container], ["state", container],
                                                 ["kill", container, "KILL"], ["delete", "--force", container])):
+                env = environment
+                if verdicts is not None and step == "create":
+                    env = {**environment, "HARDRUN_VERDICT_CACHE": str(verdicts / f"{container}-{len(times)}")}
                 started = time.perf_counter()
                 done = subprocess.run(command + args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, env=environment)
+                                      stderr=subprocess.DEVNULL, env=env)
                 elapsed = time.perf_counter() - started
                 if done.returncode != 0 and step != "kill":    # crun 1.8 refuses this hybrid host
                     print(f"{name}: left out, its {step} failed (exit {done.returncode})")

@@ -47,7 +47,7 @@ def loads(text: str | bytes, object_pairs_hook=None):
         # typeshed types the argument as a make_scanner; the C code reads these same
         # attributes from any object (json.JSONDecoder passes itself)
         value, end = _json.make_scanner(settings)(text, start)  # type: ignore[arg-type]
-    except (StopIteration, ValueError):
+    except (StopIteration, ValueError, SystemError):    # SystemError: the scanner on a truncated object
         end = -1
     if end < 0 or text[end:].strip(_WHITESPACE):
         import json

@@ -315,14 +315,17 @@ def _dispatch(command: str, sub: dict, positional, options: dict, log: Log) -> i
 
 def _create(root: str, container_id: str, sub: dict, options: dict, log: Log, run: bool) -> int:
     from ..runtime import oci
+    from ..runtime import bundle as bundle_module
     bundle = sub.get("--bundle") or os.getcwd()
     preserve = _preserve_fds(sub)
-    judge_bundle(bundle, options.get("--policy"), floor="--no-floor" not in options)
+    # config.json is decoded once: the gate judges the record the loader then maps
+    decoded = judge_bundle(bundle, options.get("--policy"), floor="--no-floor" not in options)
     create_options = oci.CreateOptions(bundle, sub.get("--pid-file"), sub.get("--console-socket"),
                                        preserve, "--no-pivot" in sub, floor="--no-floor" not in options,
                                        explain="--explain" in options,
                                        userns=options.get("--userns", "auto"), log=log.write)
-    container = oci.create(root, container_id, create_options)
+    loaded = bundle_module.load(bundle, no_pivot="--no-pivot" in sub, decoded=decoded)
+    container = oci.create(root, container_id, create_options, bundle=loaded)
     log.debug(f"created {container_id}: pid {container.record['pid']}")
     if not run:
         return 0
@@ -334,12 +337,14 @@ def _create(root: str, container_id: str, sub: dict, options: dict, log: Log, ru
     return status
 
 
-def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> None:
+def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> tuple:
     """The policy gate of `create`: the bundle's config.json judged as `hardrun audit`
-    judges one (its front end, the run rules, the policy), as it will run: with the floor
-    raised (what the floor guarantees is not held against it). A refusal names the rule ids.
-    A verdict on the same bytes under the same policy and code comes from the verdict cache
-    (hardrun/policy/verdict_cache.py), which imports none of the audit side."""
+    judges one (its front end's mapping, the run rules, the policy), as it will run: with
+    the floor raised (what the floor guarantees is not held against it). A refusal names
+    the rule ids. A verdict on the same bytes under the same policy and code comes from the
+    verdict cache (hardrun/policy/verdict_cache.py), which imports none of the audit side.
+    Returns the config decoded (runtime.bundle.decode_text: the OciConfig and the floor's
+    changes), for the loader to map: one decode per create."""
     from ..errors import HardrunError
     from ..policy import verdict_cache
     from ..userfiles import read_bytes
@@ -350,10 +355,11 @@ def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> No
         config = read_bytes(path)
     except HardrunError as error:
         raise HardrunError(f"{path}: {error.message}") from None
+    decoded = _decode(config, path, floor)
     cache_key = verdict_cache.key(config, policy_name, floor, os.path.dirname(path))
     verdict = verdict_cache.lookup(cache_key)
     if verdict is None:
-        policy_files, refusal = _judge(config, path, policy_name, floor)
+        policy_files, refusal = _judge_decoded(decoded, path, policy_name)
         if policy_files:
             verdict_cache.store(cache_key, policy_files, refusal)
         verdict = (refusal is None, refusal)
@@ -363,33 +369,43 @@ def judge_bundle(bundle: str, policy_name: str | None, floor: bool = True) -> No
         refused = HardrunError(refusal)
         setattr(refused, "gate_refused", True)     # _exit_code's mark: exit GATE_REFUSED_EXIT
         raise refused
+    return decoded
+
+
+def _decode(config: bytes, path: str, floor: bool) -> tuple:
+    """config.json's bytes decoded once (runtime.bundle.decode_text). What is not a JSON
+    object is refused in the words of the audit's reader, at its line, as the gate always
+    has (exit 1)."""
+    from ..runtime.bundle import BundleError, decode_text
+    from ..userfiles import decode
+    text = decode(config)
+    try:
+        return decode_text(os.path.dirname(path), text, floor)
+    except BundleError:
+        from ..frontends.oci import parse_oci
+        parse_oci(text, path)   # its ParseError, when YAML refuses it too
+        raise
 
 
 def _judge(config: bytes, path: str, policy_name: str, floor: bool) -> tuple[list, str | None]:
-    """The plain gate: (the policy's files, the refusal's message or None when allowed).
-    No files (nothing to cache) when the verdict depends on more than the bundle and the
-    policy: an exemption scoped to files (the config's path) or one that expires (the date)."""
-    import json
-    from ..frontends.oci import parse_oci
+    """The plain gate of config.json's bytes (no verdict cache): `_judge_decoded`."""
+    return _judge_decoded(_decode(config, path, floor), path, policy_name)
+
+
+def _judge_decoded(decoded: tuple, path: str, policy_name: str) -> tuple[list, str | None]:
+    """The plain gate of a decoded config (decode_text's OciConfig and floor changes): (the
+    policy's files, the refusal's message or None when allowed). No files (nothing to cache)
+    when the verdict depends on more than the bundle and the policy: an exemption scoped to
+    files (the config's path) or one that expires (the date)."""
+    from ..frontends.oci import spec_of
     from ..policy.evaluate import evaluate_runspec, failing
     from ..policy.load import builtin_policies, load_policy
-    from ..runtime.bundle import raise_floor
-    from ..userfiles import decode
     policy = load_policy(policy_name)
-    text = decode(config)
-    changes: tuple = ()
-    if floor:
-        try:
-            document = json.loads(text)
-        except ValueError:
-            document = None    # the front end below says what is wrong with it, at its line
-        if isinstance(document, dict):
-            changes = raise_floor(document)
-            text = json.dumps(document, indent=1)
-    specs = parse_oci(text, path)
+    config, changes = decoded
+    spec = spec_of(config, path, lines=False)
     if any(change.field == "linux.seccomp" for change in changes):   # hardrun's allowlist
-        specs = [spec.evolve(seccomp=None) for spec in specs]
-    findings = [finding for spec in specs for finding in evaluate_runspec(spec, policy)]
+        spec = spec.evolve(seccomp=None)
+    findings = evaluate_runspec(spec, policy)
     blocking = failing(findings, policy)
     builtins = builtin_policies()
     policy_files = [str(builtins.get(name, name)) for name in policy.chain]

@@ -28,7 +28,7 @@ from ..errors import UsageError
 from ..spec.capabilities import NUMBERS
 from ..spec.defaults import DOCKER_DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS
 from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES
-from ..spec.oci_config import OciFields, json_path
+from ..spec.oci_config import OciFields, TextLocator, decode
 from ..spec.record import dataclass, field
 from .. import jsonlite
 from .mounts import MountPlan, TMPFS_DATA_KEYS
@@ -37,6 +37,7 @@ TYPE_CHECKING = False  # typing costs start-up time; annotations are never evalu
 if TYPE_CHECKING:
     from typing import NoReturn
 
+    from ..spec.oci_config import OciConfig, OciLinux, OciProcess, OciResources
     from .config import RuntimeConfig
 
 CONFIG_FILE = "config.json"
@@ -44,9 +45,6 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 # The mounts the child makes itself, as `hardrun run` does (destination -> type).
 KERNEL_MOUNTS = {"/proc": ("proc",), "/sys": ("sysfs",), "/dev": ("tmpfs",), "/dev/pts": ("devpts",),
                  "/dev/mqueue": ("mqueue",), "/sys/fs/cgroup": ("cgroup", "cgroup2")}
-HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
-# Hooks that run in the container's namespaces: hardrun would have to run them from inside.
-CONTAINER_HOOKS = ("createContainer", "startContainer")
 JOINABLE_BY_CHILD = ("network", "ipc", "uts", "cgroup")
 # rlimit type -> hardrun's ulimit name (hardrun.runtime.ulimits.RLIMITS)
 _MOUNT_OPTIONS_IGNORED = ("nosuid", "nodev", "rprivate", "private", "rslave", "slave", "relatime",
@@ -80,22 +78,57 @@ class Bundle:
     cgroup_view: bool = False         # the config mounts /sys/fs/cgroup
 
 
-def load(bundle: str, floor: bool = True, no_pivot: bool = False) -> Bundle:
+def load(bundle: str, floor: bool = True, no_pivot: bool = False, decoded: tuple | None = None) -> Bundle:
     """Read `<bundle>/config.json` and return the Bundle to run (BundleError on anything
-    hardrun cannot apply). `floor`: raise the hardening floor first (raise_floor)."""
-    from ..userfiles import read_json_document
+    hardrun cannot apply). `floor`: raise the hardening floor first (raise_floor).
+    `decoded`: the config already read and decoded (decode_text's), which is then mapped
+    without reading it again (`floor` is then decode_text's)."""
     path = os.path.abspath(bundle)
-    document, text = read_json_document(os.path.join(path, CONFIG_FILE), error=BundleError, limit=MAX_CONFIG_BYTES)
     if no_pivot:
         raise BundleError("--no-pivot: not supported (hardrun always uses pivot_root)")
+    if decoded is None:
+        from ..userfiles import read_json_document
+        document, text = read_json_document(os.path.join(path, CONFIG_FILE), error=BundleError,
+                                            limit=MAX_CONFIG_BYTES)
+        changes = raise_floor(document) if floor else ()
+        decoded = (decode_document(document, path, text), changes)
+    return from_config(decoded[0], path, decoded[1])
+
+
+def decode_text(bundle: str, text: str, floor: bool = True) -> tuple[OciConfig, tuple]:
+    """`<bundle>/config.json`'s text decoded once (spec/oci_config.decode), the floor raised
+    first when `floor` (raise_floor): (the OciConfig, the floor's changes). What both the
+    policy gate (frontends/oci.spec_of) and the loader (from_config) read; each refuses
+    the values of the wrong type it reads (the loader: all of them)."""
+    from ..userfiles import json_object
+    document = json_object(text, os.path.join(bundle, CONFIG_FILE), error=BundleError)
     changes = raise_floor(document) if floor else ()
-    return _Reader(document, path, text).read(changes)
+    return decode_document(document, bundle, text), changes
+
+
+def decode_document(document: dict, bundle: str, text: str | None = None) -> OciConfig:
+    """`document` as an OciConfig; `text`: the JSON it was decoded from, where the line of a
+    field at fault is found (only then: the locator reads the text on its first call)."""
+    return decode(document, TextLocator(document, text))
+
+
+def from_config(config: OciConfig, bundle: str, floor_changes: tuple = (), seccomp_default: bool = False) -> Bundle:
+    """The Bundle to run of a config decoded (decode_text); relative paths resolve from `bundle`."""
+    return _Reader(config, bundle).read(floor_changes, seccomp_default=seccomp_default)
 
 
 def from_document(document: dict, bundle: str, seccomp_default: bool) -> Bundle:
     """A config already read (OCI exec: the container's, as created, with the floor in it);
     relative paths resolve from `bundle`; `seccomp_default`: the floor gave it hardrun's filter."""
-    return _Reader(document, bundle).read((), seccomp_default=seccomp_default)
+    return from_config(decode_document(document, bundle), bundle, seccomp_default=seccomp_default)
+
+
+def update_limits(resources: dict, bundle: str):
+    """`update --resources`: a `linux.resources` object as the cgroups.Limits to write."""
+    config = decode_document({"linux": {"resources": resources}}, bundle)
+    reader = _Reader(config, bundle)
+    reader.refuse()
+    return reader.resources(config.linux.resources)
 
 
 def raise_floor(document: dict) -> tuple:
@@ -152,66 +185,56 @@ def drop_default_net_raw(capabilities) -> bool:
 
 
 class _Reader(OciFields):
-    """config.json -> Bundle; the typed access is the shared one (spec/oci_config.py), its
-    failures a BundleError (hardrun-oci exits 2)."""
+    """An OciConfig (decoded once: spec/oci_config.decode) -> Bundle: what hardrun-oci can
+    apply, checked; what it cannot (the decoder's unknown and unsupported keys among it)
+    refused. Failures are a BundleError (hardrun-oci exits 2) with the field's line."""
 
-    def __init__(self, document: dict, bundle: str, text: str | None = None):
-        self.document = document
+    def __init__(self, config: OciConfig, bundle: str):
+        self.config = config
         self.bundle = bundle
-        self.text = text        # config.json as read, for the line of a refused field
 
     def fail(self, where: str, message: str) -> NoReturn:
-        raise BundleError(f"{where}: {message}", path=os.path.join(self.bundle, CONFIG_FILE), line=self.line_of(where))
+        raise BundleError(f"{where}: {message}", path=os.path.join(self.bundle, CONFIG_FILE),
+                          line=self.config.locate(where))
 
-    def line_of(self, where: str) -> int | None:
-        """The line of the field at JSON path `where` in the text read (None without one:
-        a config taken from a container's state)."""
-        if self.text is None:
-            return None
-        from ..spec.json_lines import JsonLocator
-        return JsonLocator(self.text).line_of(json_path(where, self.document))
+    def refuse(self) -> None:
+        """Fail closed: a value of the wrong type, and a key hardrun does not know or knows
+        and cannot apply, are refused (the first the decoder found)."""
+        for problem in self.config.problems + self.config.unknown:
+            self.fail(problem.where, problem.message)
 
     # -- the document ---------------------------------------------------------------
 
     def read(self, floor_changes, seccomp_default: bool = False) -> Bundle:
-        doc = self.take(self.document, "", {"ociVersion", "root", "process", "hostname", "mounts", "hooks",
-                                             "annotations", "linux"}, unsupported={"domainname", "solaris",
-                                                                                   "windows", "vm", "zos"})
-        version = self.typed(doc.get("ociVersion"), str, "ociVersion")
+        config = self.config
+        self.refuse()
+        version = config.version
         if not version or not version.startswith("1."):
             self.fail("ociVersion", f"expected a 1.x version, got {version!r}")
-        linux = self.take(doc.get("linux") or {}, "linux", {
-            "namespaces", "uidMappings", "gidMappings", "cgroupsPath", "resources", "rootfsPropagation",
-            "seccomp", "maskedPaths", "readonlyPaths", "devices", "sysctl"},
-            unsupported={"mountLabel", "intelRdt", "personality", "timeOffsets"})
-        process = self.typed(doc.get("process"), dict, "process")
+        linux = config.linux
+        process = config.process
         if process is None:
             self.fail("process", "missing (create needs the process to run)")
         from .config import RuntimeConfig
         from .userns import IdMaps, User
-        rootfs, read_only = self.root(doc.get("root"))
-        namespaces, paths = self.namespaces(linux.get("namespaces") or [])
+        rootfs, read_only = self.root(config.root)
+        namespaces, paths = self.namespaces(linux.namespaces or ())
         id_maps = self.id_maps(linux, "user" in namespaces)
-        proc = self.take(process, "process", {
-            "terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits",
-            "noNewPrivileges", "oomScoreAdj", "apparmorProfile", "selinuxLabel"},
-            unsupported={"ioPriority", "scheduler", "execCPUAffinity", "commandLine"})
-        self.lsm(proc)
-        user = self.user(proc.get("user"))
-        sets = self.capabilities(proc.get("capabilities"))
-        args = tuple(self.strings(proc.get("args"), "process.args"))
+        self.lsm(process)
+        user = self.user(process.user)
+        sets = self.capabilities(process.capabilities or {})
+        args = tuple(self.strings(list(process.args or ()), "process.args"))
         if not args:
             self.fail("process.args", "missing or empty")
-        env = tuple(self.strings(proc.get("env"), "process.env"))
-        cwd = self.typed(proc.get("cwd"), str, "process.cwd") or "/"
+        cwd = process.cwd or "/"
         if not cwd.startswith("/"):
             self.fail("process.cwd", "must be an absolute path")
-        hostname = self.typed(doc.get("hostname"), str, "hostname")
+        hostname = config.hostname
         if hostname and "uts" not in namespaces:
             self.fail("hostname", "needs a private uts namespace")
-        mounts, cgroup_view = self.mounts(doc.get("mounts") or [], namespaces)
-        mqueue = any(isinstance(m, dict) and m.get("destination") == "/dev/mqueue" for m in doc.get("mounts") or [])
-        propagation = self.typed(linux.get("rootfsPropagation"), str, "linux.rootfsPropagation")
+        mounts, cgroup_view = self.mounts(config.mounts or ())
+        mqueue = any(mount.destination == "/dev/mqueue" for mount in config.mounts or ())
+        propagation = linux.rootfs_propagation
         if propagation not in (None, "", "private", "rprivate", "slave", "rslave"):
             self.fail("linux.rootfsPropagation", f"{propagation!r} not supported (private and slave "
                       "are: the container's mounts never propagate to the host)")
@@ -219,33 +242,40 @@ class _Reader(OciFields):
                                                                        for c in floor_changes))
         bounding, effective, permitted, inheritable, ambient = sets
         from .config import _last_cap, _memfd_by_seccomp
-        config = RuntimeConfig(
-            id=os.urandom(6).hex(), spec=self.run_spec(args, proc), args=args, env=env, rootfs=rootfs,
+        runtime_config = RuntimeConfig(
+            id=os.urandom(6).hex(), spec=self.run_spec(args), args=args, env=process.env, rootfs=rootfs,
             read_only=read_only, user=User(user[0], user[1], user[2], "/", None),
             caps=tuple(_names(permitted)), cap_mask=bounding, ambient=bool(ambient),
-            no_new_privileges=bool(self.typed(proc.get("noNewPrivileges"), bool, "process.noNewPrivileges")),
+            no_new_privileges=bool(process.no_new_privileges),
             seccomp=seccomp, memfd_by_seccomp=_memfd_by_seccomp(namespaces), namespaces=frozenset(namespaces),
             id_maps=IdMaps(id_maps[0], id_maps[1], "direct") if id_maps else None, user_limits=(),
             hostname=hostname if "uts" in namespaces and "uts" not in paths else None,
             network="none" if "network" in namespaces and "network" not in paths else "joined",
             mounts=mounts, write_plan=None,
-            masked_paths=tuple(self.paths(linux.get("maskedPaths"), "linux.maskedPaths")),
-            readonly_paths=tuple(self.paths(linux.get("readonlyPaths"), "linux.readonlyPaths")),
-            workdir=posixpath.normpath(cwd), init=False, tty=bool(proc.get("terminal")), interactive=False,
+            masked_paths=self.absolute(linux.masked_paths, "linux.maskedPaths"),
+            readonly_paths=self.absolute(linux.readonly_paths, "linux.readonlyPaths"),
+            workdir=posixpath.normpath(cwd), init=False, tty=bool(process.terminal), interactive=False,
             last_cap=_last_cap(), namespace_paths=tuple(sorted(paths.items())),
             cap_sets=(bounding, effective, permitted, inheritable, ambient), umask=user[3],
             detached=True, mqueue=mqueue, devices=self.devices(linux), sysctls=self.sysctls(linux, namespaces),
-            oom_score_adj=self.oom_score_adj(proc, "user" in namespaces),
-            sys_read_only=self.sys_read_only(doc.get("mounts") or []))
-        cgroups_path = self.typed(linux.get("cgroupsPath"), str, "linux.cgroupsPath")
-        return Bundle(path=self.bundle, config=config, document=self.document, hooks=self.hooks(doc.get("hooks")),
-                      annotations=self.annotations(doc.get("annotations")), cgroups_path=cgroups_path or None,
-                      limits=self.resources(linux.get("resources")), rlimits=self.rlimits(proc.get("rlimits")),
-                      seccomp_profile=profile, floor=tuple(floor_changes), cgroup_view=cgroup_view)
+            oom_score_adj=self.oom_score_adj(process, "user" in namespaces),
+            sys_read_only=self.sys_read_only(config.mounts or ()))
+        return Bundle(path=self.bundle, config=runtime_config, document=config.document,
+                      hooks=self.hooks(config.hooks), annotations=config.annotations,
+                      cgroups_path=linux.cgroups_path or None, limits=self.resources(linux.resources),
+                      rlimits=self.rlimits(process.rlimits), seccomp_profile=profile, floor=tuple(floor_changes),
+                      cgroup_view=cgroup_view)
 
-    def root(self, root) -> tuple[str, bool]:
-        root = self.take(self.typed(root, dict, "root") or self.fail("root", "missing"), "root", {"path", "readonly"})
-        path = self.typed(root.get("path"), str, "root.path")
+    def absolute(self, paths: tuple | None, where: str) -> tuple:
+        for path in paths or ():
+            if not path.startswith("/"):
+                self.fail(where, f"{path!r} is not an absolute path")
+        return tuple(paths or ())
+
+    def root(self, root: dict | None) -> tuple[str, bool]:
+        if root is None:
+            self.fail("root", "missing")
+        path = root["path"]
         if not path:
             self.fail("root.path", "missing")
         real = os.path.realpath(os.path.join(self.bundle, path))
@@ -253,43 +283,39 @@ class _Reader(OciFields):
             self.fail("root.path", f"{path}: not a directory")
         if real == "/":
             self.fail("root.path", "the host's / cannot be a container's root")
-        return real, bool(self.typed(root.get("readonly"), bool, "root.readonly"))
+        return real, bool(root["readonly"])
 
-    def namespaces(self, entries) -> tuple[list[str], dict]:
-        names, paths = [], {}
-        for index, entry in enumerate(self.typed(entries, list, "linux.namespaces")):
-            where = f"linux.namespaces[{index}]"
-            entry = self.take(entry, where, {"type", "path"})
-            kind = entry.get("type")
+    def namespaces(self, entries: tuple) -> tuple[list[str], dict]:
+        names: list[str] = []
+        paths = {}
+        new_user = any(entry.type == "user" for entry in entries)
+        for entry in entries:
+            kind = entry.type
             if kind not in NAMESPACE_TYPES and kind != "time":
-                self.fail(f"{where}.type", f"unknown namespace type {kind!r}")
+                self.fail(f"{entry.where}.type", f"unknown namespace type {kind!r}")
             if kind == "time" or kind in names:
-                self.fail(f"{where}.type", "not supported" if kind == "time" else f"{kind} listed twice")
+                self.fail(f"{entry.where}.type", "not supported" if kind == "time" else f"{kind} listed twice")
             names.append(kind)
-            path = self.typed(entry.get("path"), str, f"{where}.path")
-            if path:
+            if entry.path:
                 if kind not in JOINABLE_BY_CHILD + ("pid",):
-                    self.fail(f"{where}.path", f"joining a {kind} namespace by path is not supported")
-                if kind == "cgroup" and "user" in [e.get("type") for e in entries if isinstance(e, dict)]:
-                    self.fail(f"{where}.path", "joining a cgroup namespace by path from a new user namespace "
+                    self.fail(f"{entry.where}.path", f"joining a {kind} namespace by path is not supported")
+                if kind == "cgroup" and new_user:
+                    self.fail(f"{entry.where}.path", "joining a cgroup namespace by path from a new user namespace "
                               "is not supported")
-                paths[kind] = path
+                paths[kind] = entry.path
         if "mount" not in names:
             self.fail("linux.namespaces", "a mount namespace is required (hardrun pivots into the root)")
         return names, paths
 
-    def id_maps(self, linux: dict, private_user: bool):
+    def id_maps(self, linux: OciLinux, private_user: bool):
         maps = []
-        for key in ("uidMappings", "gidMappings"):
+        for mappings in (linux.uid_mappings, linux.gid_mappings):
             ranges = []
-            for index, entry in enumerate(self.typed(linux.get(key), list, f"linux.{key}") or []):
-                where = f"linux.{key}[{index}]"
-                entry = self.take(entry, where, {"containerID", "hostID", "size"})
-                values = [self.typed(entry.get(name), int, f"{where}.{name}") for name in
-                          ("containerID", "hostID", "size")]
+            for mapping in mappings:
+                values = (mapping.container_id, mapping.host_id, mapping.size)
                 if any(value is None or value < 0 for value in values) or values[2] == 0:
-                    self.fail(where, "containerID, hostID and size must be set (size above 0)")
-                ranges.append(tuple(values))
+                    self.fail(mapping.where, "containerID, hostID and size must be set (size above 0)")
+                ranges.append(values)
             maps.append(ranges)
         if any(maps) and not private_user:
             self.fail("linux.uidMappings", "id mappings need a user namespace in linux.namespaces")
@@ -298,24 +324,18 @@ class _Reader(OciFields):
         return maps if private_user else None
 
     def user(self, user) -> tuple:
-        user = self.take(self.typed(user, dict, "process.user") or {}, "process.user",
-                         {"uid", "gid", "additionalGids", "umask"}, unsupported={"username"})
-        uid = self.typed(user.get("uid"), int, "process.user.uid") or 0
-        gid = self.typed(user.get("gid"), int, "process.user.gid") or 0
-        groups = tuple(self.typed(g, int, "process.user.additionalGids") for g in
-                       self.typed(user.get("additionalGids"), list, "process.user.additionalGids") or [])
-        umask = self.typed(user.get("umask"), int, "process.user.umask")
+        if user is None:
+            return 0, 0, (), None
+        umask = user.umask
         if umask is not None and not 0 <= umask <= 0o777:
             self.fail("process.user.umask", "must be between 0 and 0777")
-        return uid, gid, groups, umask
+        return user.uid or 0, user.gid or 0, user.additional_gids or (), umask
 
-    def capabilities(self, caps) -> tuple[int, ...]:
-        caps = self.take(self.typed(caps, dict, "process.capabilities") or {}, "process.capabilities",
-                         set(CAPABILITY_SETS))
+    def capabilities(self, sets: dict) -> tuple[int, ...]:
         masks = []
         for name in CAPABILITY_SETS:
             value = 0
-            for item in self.typed(caps.get(name), list, f"process.capabilities.{name}") or []:
+            for item in sets.get(name, ()):
                 short = item[4:] if isinstance(item, str) and item.startswith("CAP_") else item
                 if short not in NUMBERS:
                     self.fail(f"process.capabilities.{name}", f"unknown capability {item!r}")
@@ -332,21 +352,19 @@ class _Reader(OciFields):
         masks[4] = ambient & permitted & inheritable
         return tuple(masks)
 
-    def mounts(self, entries, namespaces) -> tuple[tuple, bool]:
+    def mounts(self, entries: tuple) -> tuple[tuple, bool]:
         plans, cgroup_view, seen = [], False, set()
-        for index, entry in enumerate(self.typed(entries, list, "mounts")):
-            where = f"mounts[{index}]"
-            entry = self.take(entry, where, {"destination", "type", "source", "options"},
-                              unsupported={"uidMappings", "gidMappings"})
-            target = self.typed(entry.get("destination"), str, f"{where}.destination")
+        for entry in entries:
+            where = entry.where
+            target = entry.destination
             if not target or not target.startswith("/"):
                 self.fail(f"{where}.destination", "must be an absolute path")
             target = posixpath.normpath(target)
             if target in seen and target in KERNEL_MOUNTS:
                 self.fail(f"{where}.destination", f"{target} mounted twice (hardrun mounts it itself)")
             seen.add(target)    # any other target mounted again: the later mount over the earlier, as runc does
-            kind = self.typed(entry.get("type"), str, f"{where}.type") or ""
-            options = self.strings(entry.get("options"), f"{where}.options")
+            kind = entry.type or ""
+            options = self.strings(list(entry.options), f"{where}.options")
             if "bind" in options or "rbind" in options:
                 kind = "bind"
             if target in KERNEL_MOUNTS:
@@ -363,11 +381,11 @@ class _Reader(OciFields):
             if kind not in ("bind", "tmpfs"):
                 self.fail(f"{where}.type", f"{kind or 'no type'}: not supported at {target} "
                           "(bind and tmpfs are; /proc, /sys, /dev… are hardrun's own)")
-            plans.append(self.mount_plan(kind, target, entry, options, where))
+            plans.append(self.mount_plan(kind, target, entry.source, options, where))
         plans.sort(key=lambda plan: plan.target.count("/"))    # stable: one target's mounts stay in order
         return tuple(plans), cgroup_view
 
-    def mount_plan(self, kind: str, target: str, entry: dict, options, where: str) -> MountPlan:
+    def mount_plan(self, kind: str, target: str, source: str | None, options, where: str) -> MountPlan:
         read_only, exec_, recursive, data = False, kind == "bind", "rbind" in options, []
         for option in options:
             key, _, value = option.partition("=")
@@ -387,7 +405,6 @@ class _Reader(OciFields):
                 self.fail(f"{where}.options", f"{option!r} not supported")
         if kind == "tmpfs":
             return MountPlan("tmpfs", target, read_only=read_only, exec_=exec_, data=",".join(data))
-        source = self.typed(entry.get("source"), str, f"{where}.source")
         if not source:
             self.fail(f"{where}.source", "a bind mount needs a source")
         source = os.path.join(self.bundle, source)
@@ -396,13 +413,12 @@ class _Reader(OciFields):
         return MountPlan("bind", target, source=source, read_only=read_only, exec_=exec_,
                          source_is_dir=os.path.isdir(source), recursive=recursive)
 
-    def seccomp(self, linux: dict, floor: bool) -> tuple[str | None, str | None]:
+    def seccomp(self, linux: OciLinux, floor: bool) -> tuple[str | None, str | None]:
         if floor:   # the config had none: hardrun's own allowlist
             return "default", None
-        value = self.typed(linux.get("seccomp"), dict, "linux.seccomp")
-        if not value:
+        if not linux.seccomp:
             return None, None
-        text = jsonlite.dumps(value)
+        text = jsonlite.dumps(linux.seccomp)
         from .seccomp_profile import parse_profile
         try:
             parse_profile(text, path="linux.seccomp", fmt="json")
@@ -410,78 +426,48 @@ class _Reader(OciFields):
             self.fail("linux.seccomp", str(error))
         return "inline", text
 
-    def hooks(self, hooks) -> dict:
-        hooks = self.take(self.typed(hooks, dict, "hooks") or {}, "hooks", set(HOOK_KINDS) - set(CONTAINER_HOOKS),
-                          unsupported=set(CONTAINER_HOOKS))
+    def hooks(self, hooks: dict) -> dict:
         found: dict[str, list[dict]] = {}     # kind -> its hooks in order
         for kind, entries in hooks.items():
-            for index, entry in enumerate(self.typed(entries, list, f"hooks.{kind}") or []):
-                where = f"hooks.{kind}[{index}]"
-                entry = self.take(entry, where, {"path", "args", "env", "timeout"})
-                path = self.typed(entry.get("path"), str, f"{where}.path")
-                if not path or not path.startswith("/"):
-                    self.fail(f"{where}.path", "must be an absolute path")
-                timeout = self.typed(entry.get("timeout"), int, f"{where}.timeout")
-                if timeout is not None and timeout <= 0:
-                    self.fail(f"{where}.timeout", "must be above 0")
-                found.setdefault(kind, []).append({
-                    "path": path, "args": self.strings(entry.get("args"), f"{where}.args"),
-                    "env": self.strings(entry.get("env"), f"{where}.env"), "timeout": timeout})
+            for hook in entries:
+                if not hook.path or not hook.path.startswith("/"):
+                    self.fail(f"{hook.where}.path", "must be an absolute path")
+                if hook.timeout is not None and hook.timeout <= 0:
+                    self.fail(f"{hook.where}.timeout", "must be above 0")
+                found.setdefault(kind, []).append({"path": hook.path, "args": list(hook.args),
+                                                   "env": list(hook.env), "timeout": hook.timeout})
         return found
 
-    def annotations(self, annotations) -> dict:
-        annotations = self.typed(annotations, dict, "annotations") or {}
-        for key, value in annotations.items():
-            if not isinstance(value, str):
-                self.fail(f"annotations.{key}", "expected a string")
-        return dict(annotations)
-
-    def rlimits(self, entries) -> tuple:
+    def rlimits(self, entries: tuple) -> tuple:
         from ..spec.run import Ulimit
         from .ulimits import RLIMITS
         found = []
-        for index, entry in enumerate(self.typed(entries, list, "process.rlimits") or []):
-            where = f"process.rlimits[{index}]"
-            entry = self.take(entry, where, {"type", "soft", "hard"})
-            kind = self.typed(entry.get("type"), str, f"{where}.type") or ""
+        for entry in entries:
+            kind = entry.type or ""
             name = kind.lower()[len("rlimit_"):] if kind.startswith("RLIMIT_") else None
             if name not in RLIMITS:
-                self.fail(f"{where}.type", f"unknown rlimit {kind!r}")
-            soft, hard = (self.typed(entry.get(key), int, f"{where}.{key}") for key in ("soft", "hard"))
-            if soft is None or hard is None:
-                self.fail(where, "soft and hard are required")
-            found.append(Ulimit(name, _rlimit(soft), _rlimit(hard)))
+                self.fail(f"{entry.where}.type", f"unknown rlimit {kind!r}")
+            if entry.soft is None or entry.hard is None:
+                self.fail(entry.where, "soft and hard are required")
+            found.append(Ulimit(name, _rlimit(entry.soft), _rlimit(entry.hard)))
         return tuple(found)
 
-    def resources(self, resources):
+    def resources(self, resources: OciResources):
         from .cgroups import CPU_PERIOD_US, Limits
-        resources = self.take(self.typed(resources, dict, "linux.resources") or {}, "linux.resources",
-                              {"devices", "memory", "cpu", "pids", "blockIO"},
-                              unsupported={"hugepageLimits", "network", "rdma", "unified"})
-        block_io = self.block_io(resources.get("blockIO"))
+        block_io = self.block_io(resources.block_io)
         from .device_rules import DeviceRuleError, cgroup_v1_writes
-        rules = self.typed(resources.get("devices"), list, "linux.resources.devices") or []
+        rules = list(resources.devices)
         try:
             device_writes = cgroup_v1_writes(rules)
         except DeviceRuleError as error:
             self.fail(error.where, str(error))
-        memory = self.take(resources.get("memory") or {}, "linux.resources.memory", {"limit", "swap"},
-                           unsupported={"reservation", "kernel", "kernelTCP", "swappiness",
-                                        "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"})
-        cpu = self.take(resources.get("cpu") or {}, "linux.resources.cpu", {"shares", "quota", "period"},
-                        unsupported={"realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle", "burst"})
-        pids = self.take(resources.get("pids") or {}, "linux.resources.pids", {"limit"})
-        limit = self.typed(memory.get("limit"), int, "linux.resources.memory.limit")
-        swap = self.typed(memory.get("swap"), int, "linux.resources.memory.swap")
-        quota = self.typed(cpu.get("quota"), int, "linux.resources.cpu.quota")
-        period = self.typed(cpu.get("period"), int, "linux.resources.cpu.period") or CPU_PERIOD_US
-        shares = self.typed(cpu.get("shares"), int, "linux.resources.cpu.shares")
-        pids_limit = self.typed(pids.get("limit"), int, "linux.resources.pids.limit")
+        limit, swap, quota = resources.memory_limit, resources.memory_swap, resources.cpu_quota
+        period = resources.cpu_period or CPU_PERIOD_US
         limits = Limits(memory=limit if limit and limit > 0 else None,
                         memory_swap=swap if swap else None,
-                        pids=pids_limit if pids_limit and pids_limit > 0 else None,
+                        pids=resources.pids_limit if resources.pids_limit and resources.pids_limit > 0 else None,
                         cpus=quota / period if quota and quota > 0 else None,
-                        cpu_shares=shares or None, devices=device_writes, block_io=block_io,
+                        cpu_shares=resources.cpu_shares or None, devices=device_writes, block_io=block_io,
                         devices_asked=bool(rules))
         return limits
 
@@ -491,7 +477,7 @@ class _Reader(OciFields):
         kernel has no blkio weight; runc writes nothing for it). Written by the cgroup code,
         where a setting the kernel lacks or rejects is an error naming its field."""
         from .cgroups import THROTTLES, BlockIO
-        block_io = self.typed(block_io, dict, "linux.resources.blockIO") or {}
+        block_io = block_io or {}
         where = "linux.resources.blockIO"
         for key in block_io:
             if key not in ("weight", "leafWeight", "weightDevice") and key not in THROTTLES:
@@ -531,37 +517,34 @@ class _Reader(OciFields):
             self.fail(where, "major and minor device numbers are required")
         return numbers
 
-    def devices(self, linux: dict) -> tuple:
+    def devices(self, linux: OciLinux) -> tuple:
         """`linux.devices`: each must be the host's node of that type and number at that path
         (bound in, as `hardrun run --device` does). Which of them can be opened is the device
         cgroup's (`linux.resources.devices`, read by `resources`)."""
         from .devices import plan_device
         plans = []
-        for index, entry in enumerate(self.typed(linux.get("devices"), list, "linux.devices") or []):
-            where = f"linux.devices[{index}]"
-            entry = self.take(entry, where, {"path", "type", "major", "minor", "fileMode", "uid", "gid"})
-            path = self.typed(entry.get("path"), str, f"{where}.path") or ""
+        for device in linux.devices:
+            path = device.path or ""
             try:
                 plan = plan_device(path, path)
             except UsageError as error:
-                self.fail(where, str(error))
-            if (plan.type, plan.major, plan.minor) != (entry.get("type"), entry.get("major"), entry.get("minor")):
-                asked = f"{entry.get('type')} {entry.get('major')}:{entry.get('minor')}"
-                self.fail(where, f"{path} on the host is {plan.type} {plan.major}:{plan.minor}, not {asked} "
+                self.fail(device.where, str(error))
+            if (plan.type, plan.major, plan.minor) != (device.type, device.major, device.minor):
+                asked = f"{device.type} {device.major}:{device.minor}"
+                self.fail(device.where, f"{path} on the host is {plan.type} {plan.major}:{plan.minor}, not {asked} "
                           "(hardrun binds the host's node)")
             plans.append(plan)
         return tuple(plans)
 
-    def sysctls(self, linux: dict, namespaces) -> tuple:
+    def sysctls(self, linux: OciLinux, namespaces) -> tuple:
         from .tunables import plan_sysctls
-        values = self.typed(linux.get("sysctl"), dict, "linux.sysctl") or {}
         try:
-            return plan_sysctls(values, frozenset(namespaces))
+            return plan_sysctls(linux.sysctl, frozenset(namespaces))
         except UsageError as error:
             self.fail("linux.sysctl", str(error).replace("--sysctl ", ""))
 
-    def oom_score_adj(self, process: dict, own_user_namespace: bool):
-        value = self.typed(process.get("oomScoreAdj"), int, "process.oomScoreAdj")
+    def oom_score_adj(self, process: OciProcess, own_user_namespace: bool):
+        value = process.oom_score_adj
         if value is not None:
             from .tunables import check_oom_score_adj
             try:
@@ -570,25 +553,24 @@ class _Reader(OciFields):
                 self.fail("process.oomScoreAdj", str(error).replace("--oom-score-adj ", ""))
         return value
 
-    def lsm(self, process: dict) -> None:
+    def lsm(self, process: OciProcess) -> None:
         """An AppArmor profile or SELinux label hardrun would not apply is refused (lsm.py);
         `unconfined` asks for nothing."""
         from . import lsm
-        profile = self.typed(process.get("apparmorProfile"), str, "process.apparmorProfile")
-        label = self.typed(process.get("selinuxLabel"), str, "process.selinuxLabel")
+        profile, label = process.apparmor_profile, process.selinux_label
         try:
             lsm.check(profile or None, {"label": label} if label else {})
         except UsageError as error:
             self.fail("process.apparmorProfile" if profile not in (None, "", "unconfined") else
                       "process.selinuxLabel", str(error).split(": ", 1)[-1])
 
-    def sys_read_only(self, mounts) -> bool:
-        for entry in mounts:
-            if isinstance(entry, dict) and entry.get("destination") == "/sys":
-                return "ro" in (entry.get("options") or [])
+    def sys_read_only(self, mounts: tuple) -> bool:
+        for mount in mounts:
+            if mount.destination == "/sys":
+                return "ro" in mount.options
         return True
 
-    def run_spec(self, args, process):
+    def run_spec(self, args):
         from ..spec.run import RunSpec
         return RunSpec(kind="oci", path=os.path.join(self.bundle, CONFIG_FILE), command=args)
 

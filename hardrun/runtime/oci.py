@@ -797,12 +797,12 @@ def freeze(root: str, container_id: str, frozen: bool) -> None:
 
 def update(root: str, container_id: str, resources: dict) -> None:
     """New cgroup limits (`linux.resources` as `update --resources` gives them)."""
-    from .bundle import _Reader
+    from .bundle import update_limits
     from .cgroups import ContainerCgroup
     container = Container.load(root, container_id)
     if container.status() == "stopped":
         raise OciError(f"container {container_id} is stopped")
-    limits = _Reader({}, container.record["bundle"]).resources(resources)
+    limits = update_limits(resources, container.record["bundle"])
     if not limits.devices_asked:
         limits.devices = ()     # no rules in the update: the container's stay as they are (runc's update)
     cgroup = ContainerCgroup.existing(container_id, container.record.get("cgroups") or [])
@@ -832,7 +832,7 @@ def features() -> dict:
     """The runtime-spec features document (what this runtime accepts)."""
     from ..spec.oci import NAMESPACE_TYPES
     from ..spec.capabilities import NAMES
-    from .bundle import HOOK_KINDS, CONTAINER_HOOKS
+    from ..spec.oci_config import CONTAINER_HOOKS, HOOK_KINDS
     return {
         "ociVersionMin": "1.0.0", "ociVersionMax": "1.1.0",
         "hooks": [kind for kind in HOOK_KINDS if kind not in CONTAINER_HOOKS],

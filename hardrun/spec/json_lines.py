@@ -19,6 +19,7 @@ class JsonLocator:
         self.lines: dict[tuple, int] = {}
         self.duplicate: int | None = None
         self.pos = 0
+        self.counted, self.line_number = 0, 1
         try:
             self._value(())
         except (IndexError, ValueError, AttributeError, RecursionError):
@@ -34,7 +35,10 @@ class JsonLocator:
         return self.duplicate
 
     def _line(self) -> int:
-        return self.text.count("\n", 0, self.pos) + 1
+        # counted on from the last position asked (positions only grow): linear in the text
+        self.line_number += self.text.count("\n", self.counted, self.pos)
+        self.counted = self.pos
+        return self.line_number
 
     def _token(self, pattern):
         """The token at the position (ValueError, ending the best effort, when there is none)."""

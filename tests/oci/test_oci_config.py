@@ -9,7 +9,7 @@ import os
 import pytest
 
 from hardrun.runtime import bundle as reader
-from hardrun.runtime.bundle import BundleError, _Reader
+from hardrun.runtime.bundle import BundleError
 from hardrun.spec.oci_config import OciFieldError, OciFields, child_path, json_path
 from tests.oci.conftest import make_bundle
 
@@ -63,9 +63,8 @@ def test_strings_and_paths():
 
 
 def test_the_runtime_reader_fails_with_its_own_error_and_the_same_wording(tmp_path):
-    reader = _Reader({}, str(tmp_path))
     with pytest.raises(BundleError) as raised:
-        reader.typed("x", int, "process.user.uid")
+        reader.from_document({"process": {"user": {"uid": "x"}}}, str(tmp_path), False)
     assert "process.user.uid: expected an integer" in str(raised.value)
     assert str(tmp_path / "config.json") in str(raised.value)
     assert not isinstance(raised.value, OciFieldError)
@@ -134,3 +133,150 @@ def test_the_floor_s_additions_do_not_move_the_lines(tmp_path):
     with pytest.raises(BundleError) as raised:
         reader.load(bundle)
     assert raised.value.line == expected and "process.cwd: must be an absolute path" in str(raised.value)
+
+
+# -- the one decoder (spec/oci_config.decode) and what each reader refuses of it -------------
+
+CONFIG = """{
+  "ociVersion": "1.0.2",
+  "process": {
+    "args": ["/bin/true"],
+    "user": {"uid": 0, "gid": 0},
+    "cwd": "/"
+  },
+  "root": {"path": "rootfs"},
+  "hooks": {"prestart": 42},
+  "linux": {
+    "namespaces": [{"type": "mount"}],
+    "intelRdt": {"closID": "x"},
+    "resources": {"memory": {"limit": 1e9}}
+  }
+}
+"""
+
+
+def test_decode_lists_wrong_types_and_unknown_keys_instead_of_raising():
+    from hardrun.spec.oci_config import TextLocator, decode
+    document = json.loads(CONFIG)
+    config = decode(document, TextLocator(document, CONFIG))
+    assert [(problem.where, problem.message, problem.line) for problem in config.problems] == [
+        ("hooks.prestart", "expected an array", 9),
+        ("linux.resources.memory.limit", "expected an integer", 13)]
+    assert [(key.where, key.message) for key in config.unknown] == [("linux.intelRdt", "not supported by hardrun")]
+    # the values of the wrong type are left out of the record; the rest is decoded
+    assert config.hooks == {"prestart": ()} and config.linux.resources.memory_limit is None
+    assert config.process.args == ("/bin/true",) and config.linux.namespaces[0].type == "mount"
+    # the audit reads JSON through YAML, where 1e9 is text: its `numbers` takes it
+    from hardrun.frontends.oci import _as_int
+    assert decode({"linux": {"resources": {"memory": {"limit": "1e9"}}}}, lambda where: None,
+                  numbers=_as_int).linux.resources.memory_limit == 10 ** 9
+
+
+def test_hardrun_oci_refuses_every_problem_and_unknown_key_the_audit_only_those_it_reads(tmp_path):
+    """Fail closed at the runtime: a wrong type anywhere or a key it cannot apply is a
+    BundleError at its line; the audit judges what the run rules read and leaves hooks and
+    keys it does not know alone. Controls: each refused config loads once the one fault is
+    taken out, and the audit refuses a wrong type in a field it reads."""
+    from hardrun.errors import ParseError
+    from hardrun.frontends.oci import parse_oci
+    bundle = tmp_path / "b"
+    (bundle / "rootfs").mkdir(parents=True)
+    document = json.loads(CONFIG)
+
+    def write(changed: dict) -> str:
+        text = json.dumps(changed, indent=2)
+        (bundle / "config.json").write_text(text)
+        return text
+
+    for where, fix in (("hooks.prestart", lambda d: d.pop("hooks")),
+                       ("linux.resources.memory.limit", lambda d: d["linux"].pop("resources")),
+                       ("linux.intelRdt", lambda d: d["linux"].pop("intelRdt"))):
+        text = write(document)
+        with pytest.raises(BundleError, match=where.replace(".", r"\.")) as refused:
+            reader.load(str(bundle), floor=False)
+        assert refused.value.line is not None and where.split(".")[-1] in text.splitlines()[refused.value.line - 1]
+        (spec,) = parse_oci(text, str(bundle / "config.json"))     # the audit: no error
+        assert spec.command == ("/bin/true",)
+        fix(document)
+    write(document)
+    assert reader.load(str(bundle), floor=False).config.args == ("/bin/true",)
+    document["process"]["user"]["uid"] = "root"
+    text = write(document)
+    with pytest.raises(ParseError, match="`process.user.uid` must be an integer") as caught:
+        parse_oci(text, "config.json")
+    assert '"uid": "root"' in text.splitlines()[caught.value.line - 1]
+    with pytest.raises(BundleError, match="process.user.uid: expected an integer"):
+        reader.load(str(bundle), floor=False)
+
+
+def test_json_locator_lines_are_those_of_the_text(tmp_path):
+    """JsonLocator counts lines on from the last position it asked (linear in the text):
+    each key's line is where it is written, in a pretty and in a one-line config alike."""
+    from hardrun.spec.json_lines import JsonLocator
+    document = json.loads(CONFIG)
+    found = JsonLocator(CONFIG)
+    for number, line in enumerate(CONFIG.splitlines(), 1):
+        if line.strip().startswith('"') and ":" in line:
+            key = json.loads(line.strip().split(":")[0])
+            paths = [path for path in found.lines if path and path[-1] == key]
+            assert any(found.lines[path] == number for path in paths), (key, number)
+    assert found.line_of(("linux", "resources", "memory", "limit")) == 13
+    compact = json.dumps(document, separators=(",", ":"))
+    assert set(JsonLocator(compact).lines.values()) == {1}
+
+
+class _Created:
+    record = {"pid": 1}
+
+
+def test_create_decodes_config_json_once_for_the_gate_and_the_loader(tmp_path, monkeypatch):
+    """`hardrun-oci create`: one decode on a verdict-cache miss (the gate judges the record)
+    and one on a hit; the loader is handed the record, not the file. The control: the
+    counter sees the loader's own decode when it is given none."""
+    from hardrun.cli import oci as cli
+    from hardrun.frontends import oci as front_end
+    from hardrun.runtime import oci as runtime
+    from hardrun.spec import oci_config
+    monkeypatch.setenv("HARDRUN_VERDICT_CACHE", str(tmp_path / "verdicts"))
+    bundle = make_bundle(tmp_path / "b", str(tmp_path / "rootfs"), ["/bin/true"])
+    os.mkdir(tmp_path / "rootfs")
+    decodes, handed = [], []
+
+    def counted(*args, **kwargs):
+        decodes.append(args[0])
+        return oci_config.decode(*args, **kwargs)
+
+    monkeypatch.setattr(reader, "decode", counted)
+    monkeypatch.setattr(front_end, "decode", counted)
+    monkeypatch.setattr(runtime, "create", lambda root, container_id, options, bundle=None:
+                        handed.append(bundle) or _Created())
+    for attempt in ("miss", "hit"):
+        decodes.clear()
+        assert cli.main(["--root", str(tmp_path / "state"), "create", "--bundle", bundle, "c1"]) == 0
+        assert len(decodes) == 1, attempt
+        assert handed[-1].config.args == ("/bin/true",) and handed[-1].document is decodes[0]
+    assert len(os.listdir(tmp_path / "verdicts")) == 1      # the second create was a hit
+    decodes.clear()
+    reader.load(bundle)
+    assert len(decodes) == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"ociVersion": "1.0.2", "process": {"args": ["x"]}', "invalid YAML"),     # cut short
+    ("[1, 2]", "config.json must be one JSON object"),
+])
+def test_create_refuses_what_is_not_a_json_object_in_one_line_as_the_gate_did(tmp_path, capfd, monkeypatch, text,
+                                                                               message):
+    """What is not a JSON object is the audit reader's ParseError (exit 1), as the gate gave
+    it before the single decode, and never a traceback (a truncated object made `_json`'s
+    scanner raise SystemError: hardrun/jsonlite.py). The control: the same bundle with a
+    JSON object gets past the decode (to the loader's refusal of its missing root)."""
+    from hardrun.cli import oci as cli
+    monkeypatch.setenv("HARDRUN_VERDICT_CACHE", str(tmp_path / "verdicts"))
+    (tmp_path / "config.json").write_text(text)
+    assert cli.main(["--root", str(tmp_path / "state"), "create", "--bundle", str(tmp_path), "c1"]) == 1
+    stderr = capfd.readouterr().err
+    assert message in stderr and stderr.count("\n") == 1 and "Traceback" not in stderr
+    (tmp_path / "config.json").write_text('{"ociVersion": "1.0.2", "process": {"args": ["x"]}}')
+    assert cli.main(["--root", str(tmp_path / "state"), "create", "--bundle", str(tmp_path), "c1"]) == 2
+    assert "root: missing" in capfd.readouterr().err

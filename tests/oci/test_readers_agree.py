@@ -1,9 +1,12 @@
 """hardrun-oci's reader (runtime/bundle.py, which runs a config.json) and the audit's
-(frontends/oci.py, which judges it: `hardrun audit` and hardrun-oci's policy gate) decode
-the same fields of the same file: they must agree on every field both read, or the gate
-judges another container than the one that runs. Checked on the repository's example
-config, on hardrun-oci's test bundles and on generated configs (docs/architecture.md,
-"One OCI reader", step 5)."""
+(frontends/oci.py, which judges it: `hardrun audit` and hardrun-oci's policy gate) map the
+same decoded record (spec/oci_config.OciConfig): they must agree on every field both read,
+or the gate judges another container than the one that runs. Checked on the repository's
+example config, on hardrun-oci's test bundles and on generated configs, each read both ways:
+by each reader from the file (the audit through YAML with its marks, hardrun-oci through
+`json`) and from one decode, as `hardrun-oci create` does (docs/architecture.md, "One OCI
+reader"). The audit's RunSpec of every OCI config in tests/data and examples is the same,
+lines and all, from the marked YAML and from the JSON decode the gate uses."""
 from __future__ import annotations
 
 import json
@@ -12,23 +15,39 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hardrun.frontends.oci import parse_oci
+from hardrun.frontends import detect_kind
+from hardrun.frontends.oci import parse_oci, spec_of
 from hardrun.runtime import bundle as reader
 from hardrun.spec import oci as writer
 from hardrun.spec.capabilities import NUMBERS
 from hardrun.spec.defaults import MASKED_PATHS, READONLY_PATHS
-from tests.helpers import DATA
+from tests.helpers import DATA, ROOT
 from tests.oci.conftest import make_bundle
 
 PRIVATE_ONLY = ("network", "pid", "ipc", "uts")     # the audit marks these "host" when absent
 
 
 def both(bundle: str):
-    """(the runtime's Bundle, the audit's RunSpec) of one bundle, the floor left out."""
+    """(the runtime's Bundle, the audit's RunSpec) of one bundle, the floor left out, each
+    reader reading the file; checked against one decode of it too (`once`)."""
     loaded = reader.load(bundle, floor=False)
     with open(os.path.join(bundle, "config.json")) as handle:
         (spec,) = parse_oci(handle.read(), os.path.join(bundle, "config.json"))
+    once_loaded, once_spec = once(bundle)
+    assert once_spec == spec and once_loaded.config.args == loaded.config.args
+    assert once_loaded.config.cap_sets == loaded.config.cap_sets and limits(once_loaded) == limits(loaded)
     return loaded, spec
+
+
+def limits(loaded) -> list:
+    return [getattr(loaded.limits, name) for name in type(loaded.limits).__slots__]
+
+
+def once(bundle: str):
+    """(Bundle, RunSpec) from one decode of config.json, as `hardrun-oci create` has them."""
+    with open(os.path.join(bundle, "config.json")) as handle:
+        decoded = reader.decode_text(bundle, handle.read(), floor=False)
+    return reader.load(bundle, decoded=decoded), spec_of(decoded[0], os.path.join(bundle, "config.json"))
 
 
 def assert_agree(loaded, spec) -> None:
@@ -163,3 +182,37 @@ def test_generated_configs_are_read_alike_by_both(tmp_path_factory, caps, namesp
         document["hostname"] = "gen"
     (base / "config.json").write_text(json.dumps(document, indent=2))
     assert_agree(*both(str(base)))
+
+
+def oci_configs() -> list[str]:
+    """Every OCI config.json of the repository's test data and examples."""
+    found = []
+    for top in (DATA, ROOT / "examples"):
+        for directory, _, names in os.walk(top):
+            found += [os.path.join(directory, name) for name in names
+                      if name.endswith(".json") and detect_kind(os.path.join(directory, name)) == "oci"]
+    return sorted(found)
+
+
+def test_the_corpus_holds_the_engines_bundles_and_the_examples():
+    names = {os.path.relpath(path, ROOT) for path in oci_configs()}
+    assert "tests/data/oci/config.json" in names and "tests/data/oci/privileged-config.json" in names
+    assert sum(name.startswith("tests/data/oci-engines/") for name in names) >= 10
+
+
+@pytest.mark.parametrize("path", oci_configs(), ids=lambda path: os.path.relpath(path, ROOT))
+def test_the_gate_s_decode_gives_the_audit_s_runspec(path):
+    """The gate maps the record decoded by `json` for running (lines from the JSON text);
+    `hardrun audit` maps the one decoded from marked YAML: the same RunSpec, lines and all."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    (audited,) = parse_oci(text, path)
+    config, changes = reader.decode_text(os.path.dirname(path), text, floor=False)
+    assert changes == () and config.problems == ()
+    gated = spec_of(config, path)
+    assert gated == audited and gated.lines == audited.lines
+    # the control: a field changed in the JSON is seen by the comparison
+    document = json.loads(text)
+    document.setdefault("process", {})["cwd"] = "/elsewhere"
+    changed = spec_of(reader.decode_text(os.path.dirname(path), json.dumps(document), floor=False)[0], path)
+    assert changed != audited and changed.workdir == "/elsewhere"
