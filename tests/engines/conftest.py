@@ -90,13 +90,14 @@ def paths_named(name: str, *directories: Path) -> list[str]:
     return found
 
 
-def take_kept_explain_records(container_id: str) -> list[dict]:
-    """The --explain records hardrun-oci's delete kept for the container in the state root,
-    removed as they are read (the test's own)."""
+def take_kept_explain_records(container_id: str, state: str | None = None) -> list[dict]:
+    """The --explain records hardrun-oci's delete kept for the container in the state root
+    (`state`: the one the engine gave hardrun-oci, else hardrun's default), removed as they
+    are read (the test's own)."""
     import json
     from hardrun.runtime.oci_explain import KEPT_DIR
     from hardrun.runtime.state import state_root
-    directory = os.path.join(state_root(), KEPT_DIR)
+    directory = os.path.join(state or state_root(), KEPT_DIR)
     records = []
     for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else ():
         if name.startswith(container_id + "-2"):

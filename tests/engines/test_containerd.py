@@ -101,7 +101,7 @@ def test_explain_records_the_refused_call_and_rm_keeps_it(containerd, hardrun_oc
         result = containerd.ctr("run", "--rm", "--runc-binary", binary, "--runc-root", str(containerd.runc_root),
                                 daemons.CRI_IMAGE, container, "sh", "-c", "swapon /dev/null 2>&1; true")
         assert "Operation not permitted" in result.stdout, result.stdout + result.stderr
-        kept[name] = take_kept_explain_records(container)
+        kept[name] = take_kept_explain_records(container, str(containerd.hardrun_state))
     (record,) = kept["explained"]
     assert [(d["syscall"], d["errno_name"]) for d in record["denials"]] == [("swapon", "EPERM")], record
     assert kept["plain"] == []

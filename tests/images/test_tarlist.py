@@ -139,7 +139,8 @@ def test_a_cut_archive_is_an_error_unless_cut_between_two_entries(native, archiv
         # between two entries, or in the end-of-archive blocks: tarfile, GNU tar and Go stop there too
         assert _lean_listing(data[:cut], native=native) == full[:sum(1 for start in starts if start < cut)]
     else:
-        with pytest.raises(TarFormatError, match="ends inside"):
+        # cut right after an entry's extended header(s): what is left describes no entry
+        with pytest.raises(TarFormatError, match="ends inside|describes no entry"):
             _lean_listing(data[:cut], native=native)
 
 

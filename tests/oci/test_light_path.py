@@ -46,6 +46,7 @@ def heavy_imports(tmp_path, root: str, *args, global_args=()) -> tuple[int, list
 
 def test_the_engine_s_frequent_calls_import_only_the_state_side(oci, oci_rootfs, tmp_path, monkeypatch):
     monkeypatch.setenv("HARDRUN_VERDICT_CACHE", str(tmp_path / "verdicts"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))   # the audit's caches cold: json is read
     bundle = make_bundle(tmp_path / "b", oci_rootfs, ["/bin/sleep", "60"])
     # the control: create on a cache miss judges the bundle, and the listing shows it
     status, created_with, stderr = heavy_imports(tmp_path, oci.root, "create", "--bundle", bundle, "l1")
