@@ -19,6 +19,7 @@ import subprocess
 
 import pytest
 
+from tests.engines import daemons
 from tests.engines.conftest import assert_container_gone
 from tests.engines.test_podman import HARDRUN_OCI_DEFAULT_ROOT
 from tests.engines.test_podman_userns import KEEP, outside_uid
@@ -38,6 +39,7 @@ CLIENT = ("cat /proc/self/uid_map; readlink /proc/self/ns/user; readlink /proc/s
 def bridge(podman):
     """A CNI bridge network of the test's own (a conflist in Podman's network_config_dir),
     removed with its bridge once the module is done."""
+    daemons.require(daemons.CNI_PLUGINS + "/bridge", daemons.CNI_PLUGINS + "/host-local", "/usr/sbin/ip")
     suffix = podman.directory.name[-8:]
     name, device = f"hrnet-{suffix}", f"hrb{suffix}"
     config = podman.directory / "networks" / f"{name}.conflist"
