@@ -18,10 +18,12 @@ is owned by host root on disk too.
   other root (a plain directory) is an idmapped bind of itself.
 - A bind mount the engine made for this container is an idmapped copy of its source, so the
   container's root owns what the engine made for it as root: a bind from the bundle's
-  directory, and from the engine's storage (for an overlay root laid out as Docker's and
-  Podman's are, `STORE/DRIVER/ID/merged` over `STORE/DRIVER/ID/diff`, the directory STORE:
-  Docker's data-root, Podman's graphroot) the container's own /etc/hosts, /etc/resolv.conf,
-  /etc/hostname, /dev/shm (in a directory named after it) and named volumes
+  directory; the container's own /etc/hosts, /etc/resolv.conf, /etc/hostname,
+  /run/.containerenv and /dev/shm wherever the engine keeps them, in a directory named
+  after it (spec/oci.is_engine_file, the OCI front end's rule: Podman keeps them in its
+  runroot, not its storage); and from the engine's storage (for an overlay root laid out as
+  Docker's and Podman's are, `STORE/DRIVER/ID/merged` over `STORE/DRIVER/ID/diff`, the
+  directory STORE: Docker's data-root, Podman's graphroot) named volumes
   (`STORE/volumes/NAME/_data`). Another container's files, the layers or the storage
   itself bound by a user are host binds. A bind of any other host path is not idmapped:
   there the container's root is an unmapped id (nobody), so it reads what the host lets
@@ -380,13 +382,14 @@ class MappedMounts:
 
     def _engine_owned(self, plan, stores, mountinfo) -> bool:
         """A bind the engine made for this container, to be idmapped onto its range: one from
-        the bundle's directory, and from the engine's storage only the container's own
-        /etc/hosts, /etc/hostname, /etc/resolv.conf, /run/.containerenv or /dev/shm (the OCI
-        front end's engine files) and named volumes (STORE/volumes/NAME/_data) on the
-        storage's own file system (a volume made with `--opt o=bind,device=DIR` is a mount of
-        a host directory there). Anything else there (another container's files, the layers,
-        the storage itself) is a host bind: idmapped, the container's root would own what
-        host root owns there."""
+        the bundle's directory, the container's own /etc/hosts, /etc/hostname,
+        /etc/resolv.conf, /run/.containerenv or /dev/shm wherever the engine keeps them (the
+        OCI front end's engine files: in a directory named after this container; Podman's
+        are in its runroot, outside the storage) and, from the engine's storage, named
+        volumes (STORE/volumes/NAME/_data) on the storage's own file system (a volume made
+        with `--opt o=bind,device=DIR` is a mount of a host directory there). Anything else
+        (another container's files, the layers, the storage itself) is a host bind:
+        idmapped, the container's root would own what host root owns there."""
         if plan.kind != "bind":
             return False
         from ..spec.oci import is_engine_file
@@ -397,12 +400,12 @@ class MappedMounts:
         for store in stores:
             if _under(source, store):
                 parts = os.path.relpath(source, store).split("/")
-                # the annotations vouch for nothing here: a pod's member joins its namespaces
-                # by path and gets no user namespace
                 if len(parts) >= 3 and parts[0] == "volumes" and parts[2] == "_data":
                     return _mount_of(mountinfo, source) is _mount_of(mountinfo, store)
-                return is_engine_file(plan.target, source, os.path.join(bundle, "config.json"), None)
-        return False
+                break
+        # wherever the engine keeps them (Podman: its runroot, outside the storage): only those
+        # in a directory named after this container; the annotations vouch for nothing here
+        return is_engine_file(plan.target, source, os.path.join(bundle, "config.json"), None)
 
     def leave(self) -> None:
         """Back in the mount namespace `create` started in (the private one goes with the

@@ -34,6 +34,7 @@ CNI_PLUGINS = "/usr/lib/cni"
 PACKAGES = {DOCKERD: "docker.io", DOCKER: "docker.io", CONTAINERD: "containerd", CTR: "containerd",
             PODMAN: "podman", RUNC: "runc", CRUN: "crun", CNI_PLUGINS + "/host-device": "containernetworking-plugins",
             CNI_PLUGINS + "/static": "containernetworking-plugins", "/usr/sbin/ip": "iproute2"}
+PACKAGES.update({CNI_PLUGINS + f"/{plugin}": "containernetworking-plugins" for plugin in ("bridge", "host-local")})
 
 IMAGE = "bb:1"
 CRI_IMAGE = "docker.io/library/bb:1"

@@ -109,6 +109,42 @@ def test_a_plain_directory_root_is_an_idmapped_bind_and_a_host_bind_is_not(oci, 
     assert keep.stdout.splitlines()[-1] == "host-writable", keep.stdout + keep.stderr
 
 
+def test_the_containers_engine_files_are_idmapped_wherever_the_engine_keeps_them(oci, oci_rootfs, tmp_path):
+    """Podman's layout: the bundle in its graphroot (`<id>/userdata`), /etc/hosts and
+    /etc/hostname in its runroot, outside the bundle and any storage the root shows. The
+    container's own (in a directory named after it) is idmapped and writable by its root;
+    another container's, bound the same way, is a host bind: refused. Control: under keep
+    both are written."""
+    import shutil
+    root = tmp_path / "root"
+    shutil.copytree(oci_rootfs, root, symlinks=True)
+    own, other = "a" * 64, "b" * 64
+    for name in (own, other):
+        userdata = tmp_path / "runroot" / name / "userdata"
+        userdata.mkdir(parents=True)
+        (userdata / "hosts").write_text("127.0.0.1 localhost\n")
+        (userdata / "hostname").write_text(f"{name[:12]}\n")
+    script = ("cat /proc/self/uid_map; for f in /etc/hosts /etc/hostname; do "
+              "echo x >> $f && echo wrote $f || echo refused $f; done")
+    binds = [{"destination": "/etc/hosts", "type": "bind", "source": str(tmp_path / "runroot" / own / "userdata" /
+                                                                          "hosts"), "options": ["bind", "rw"]},
+             {"destination": "/etc/hostname", "type": "bind", "source": str(tmp_path / "runroot" / other /
+                                                                              "userdata" / "hostname"),
+              "options": ["bind", "rw"]}]
+    seen = {}
+    for mode in ("auto", "keep"):
+        bundle = make_bundle(tmp_path / mode / own / "userdata", str(root), ["/bin/sh", "-c", script], mounts=binds,
+                             root={"path": "rootfs", "readonly": False})
+        oci.userns = mode
+        result = oci("run", "--bundle", bundle, own)
+        assert result.returncode == 0, result.stdout + result.stderr
+        seen[mode] = result.stdout.splitlines()
+    assert seen["auto"][0].split()[:2] != ["0", "0"]
+    assert seen["auto"][1:] == ["wrote /etc/hosts", "refused /etc/hostname"], seen["auto"]
+    assert seen["keep"][1:] == ["wrote /etc/hosts", "wrote /etc/hostname"], seen["keep"]
+    assert os.stat(tmp_path / "runroot" / own / "userdata" / "hosts").st_uid == 0
+
+
 def test_an_overlay_root_is_rebuilt_over_idmapped_layers(oci, oci_rootfs, tmp_path):
     """Docker's layout (upper and work beside the merged directory): the container's root is
     not host root, yet what it creates and deletes lands in the upper layer as host root's
