@@ -133,23 +133,28 @@ def plan(document: dict, mode: str, container_id: str, containers) -> Plan:
     except OSError:
         return Plan("keep")         # a path that does not open: the join names it
     host = _inode("/proc/self/ns/user")
-    names = ", ".join(sorted(kind for kind, _ in joined))
     sandbox = _sandbox_of(document, container_id)
-    owner: Owner | None
     if sandbox is not None:
-        owner = _owner_named(containers, sandbox)
-        _check_joins_its_sandbox(owner, joined)
-    else:
-        foreign = {inode for inode in owners.values() if inode != host}
-        owner = _owner_by_userns(containers, foreign) if foreign else None
-        if foreign and owner is None:
-            return Plan("keep", f"no user namespace added: the bundle joins {names} of a user namespace "
-                                "that is no hardrun-oci container's under this --root")
-    if owner is None:
+        pod = _owner_named(containers, sandbox)
+        _check_joins_its_sandbox(pod, joined)
+        return _member_plan(pod, joined, owners, host)
+    names = ", ".join(sorted(kind for kind, _ in joined))
+    foreign = {inode for inode in owners.values() if inode != host}
+    if not foreign:      # a sandbox's joins (pinned by the engine), or a host process's
         if all(_pinned(path) for _, path in joined):
             return Plan("own", before=joined)
         return Plan("keep", f"no user namespace added: the bundle joins {names} by path of a process "
                             "that is no hardrun-oci container's under this --root (the host's, another runtime's)")
+    owner = _owner_by_userns(containers, foreign)     # `--network container:X` of a hardrun-oci X
+    if owner is None:
+        return Plan("keep", f"no user namespace added: the bundle joins {names} of a user namespace "
+                            "that is no hardrun-oci container's under this --root")
+    return _member_plan(owner, joined, owners, host)
+
+
+def _member_plan(owner: Owner, joined, owners: dict, host: int) -> Plan:
+    """A member of `owner`'s unit: the namespaces the host's user namespace owns joined
+    before its user namespace, those of its user namespace after; any other is refused."""
     if "user_namespace" not in owner.record:
         owner.close()
         return Plan("keep", f"no user namespace added: container {owner.id}, whose namespaces the bundle "
@@ -715,17 +720,19 @@ def _join_and_clone(flags, joins: Plan, opened, first: int, cgroup_fd, sysctls, 
     what failed). 0 in the init."""
     step = "join"
     try:
-        for index, (kind, path, fd) in enumerate(opened):
-            if index == first and joins.owner is not None:
-                step = f"join the user namespace of container {joins.owner.id}"
-                k.setns(joins.owner.userns_fd, k.CLONE_NEWUSER)
+        # setns needs CAP_SYS_ADMIN over a namespace's owner: those the host's user namespace
+        # owns are joined while privileged there, before the owner's user namespace
+        for kind, path, fd in opened[:first]:
             step = f"join {kind} namespace {path}"
             k.setns(fd, JOINED_FIRST[kind])
-            if index == first - 1:
-                _while_privileged(sysctls, sysfs, sysfs_read_only)
-        if first == len(opened) and joins.owner is not None:
+        if first:
+            _while_privileged(sysctls, sysfs, sysfs_read_only)
+        if joins.owner is not None:
             step = f"join the user namespace of container {joins.owner.id}"
             k.setns(joins.owner.userns_fd, k.CLONE_NEWUSER)
+        for kind, path, fd in opened[first:]:
+            step = f"join {kind} namespace {path}"
+            k.setns(fd, JOINED_FIRST[kind])
         step = "clone the container's init"
         pid = k.clone(flags | CLONE_PARENT, cgroup_fd)
     except BaseException as error:
