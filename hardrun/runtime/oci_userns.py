@@ -238,16 +238,15 @@ def _owner_named(containers, sandbox: str) -> Owner:
     return owner
 
 
-NAMESPACE_FILES = {"network": "net", "ipc": "ipc", "uts": "uts", "pid": "pid", "cgroup": "cgroup"}
-
-
 def _check_joins_its_sandbox(owner: Owner, joined) -> None:
     """The annotation is only a name: a bundle naming a sandbox must join one of that
     sandbox's own namespaces, or it would borrow another pod's user namespace and range."""
+    from .oci_exec import NAMESPACE_FILES
+    files = {kind: name for kind, name, _ in NAMESPACE_FILES}
     pid = owner.record.get("pid")
     for kind, path in joined:
         try:
-            if os.stat(path).st_ino == os.stat(f"/proc/{pid}/ns/{NAMESPACE_FILES[kind]}").st_ino:
+            if os.stat(path).st_ino == os.stat(f"/proc/{pid}/ns/{files[kind]}").st_ino:
                 return
         except (OSError, KeyError):
             continue
@@ -682,6 +681,7 @@ def clone_joined(flags: int, joins: Plan, cgroup_fd: int | None, sysctls=(), sys
     clones the init with CLONE_PARENT: it is this process's child, and the namespaces of
     `flags` it gets (mount, pid…) are owned by its user namespace. 0 in the init, else
     its pid; IdmapError naming the join that failed."""
+    from .parent import _read_all
     opened = []
     try:
         for kind, path in joins.before + joins.after:
@@ -703,7 +703,7 @@ def clone_joined(flags: int, joins: Plan, cgroup_fd: int | None, sysctls=(), sys
         os._exit(0)
     os.close(report_write)
     try:
-        answer = _read_to_end(report_read)
+        answer = _read_all(report_read).decode(errors="replace")
         os.waitpid(helper, 0)
     finally:
         os.close(report_read)
@@ -762,15 +762,6 @@ def _while_privileged(sysctls, sysfs: str | None, read_only: bool) -> None:
             raise OSError(failure.errno, f"{step.name}: {os.strerror(failure.errno or 0)}") from None
     if sysfs is not None:
         k.mount("sysfs", sysfs, "sysfs", k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC | (k.MS_RDONLY if read_only else 0))
-
-
-def _read_to_end(fd: int) -> str:
-    chunks: list[bytes] = []
-    while True:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return b"".join(chunks).decode(errors="replace")
-        chunks.append(chunk)
 
 
 def joined_first(cfg, joins: Plan):
