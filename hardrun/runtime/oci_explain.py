@@ -129,23 +129,15 @@ def _holder(state_path: str, listener, profile_text: str | None, caps, report_fd
     """The holder's life: stdio to /dev/null, every fd but the listener's socket closed,
     then answer until no process is left under the filter."""
     import signal
-    import socket
     try:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        os.chdir(state_path)     # a relative name: a unix socket's path is limited to 108 bytes
-        server.bind(SOCKET_FILE)
-        os.chdir("/")
-        server.listen(8)
+        server = _exec_server(state_path)
+        # the pid once the socket is there: create returns, and an exec may connect at once
         os.write(report_fd, str(os.getpid()).encode())
         listener.close_child_end()    # through its socket object, before the fds go below
-        low = 3
-        for fd in sorted((*listener.fds(), server.fileno())):
-            os.closerange(low, fd)
-            low = fd + 1
-        os.closerange(low, 1 << 20)
+        _close_all_but((*listener.fds(), server.fileno()))
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
         _name_self(HOLDER_NAME)
@@ -154,6 +146,28 @@ def _holder(state_path: str, listener, profile_text: str | None, caps, report_fd
         recorder.write(listener.calls)
     finally:
         os._exit(0)
+
+
+def _exec_server(state_path: str):
+    """The listening socket SOCKET_FILE in the state directory, where `exec` hands over
+    the listeners of the processes it starts."""
+    import socket
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    os.chdir(state_path)     # a relative name: a unix socket's path is limited to 108 bytes
+    server.bind(SOCKET_FILE)
+    os.chdir("/")
+    server.listen(8)
+    return server
+
+
+def _close_all_but(kept) -> None:
+    """Close every fd from 3 on but `kept`: none of create's (the engine's pipes) stays open
+    in the holder, or the engine would wait for their EOF as long as it lives."""
+    low = 3
+    for fd in sorted(kept):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
 
 
 class _Recorder:
