@@ -253,16 +253,22 @@ def _name_self(name: str) -> None:
 
 def record_lost(record: dict) -> bool:
     """Whether the container's holder (still running) could not write its last record."""
-    from .process import running
-    holder = record.get("holder") or {}
-    pid, start_time = holder.get("pid"), holder.get("start_time")
-    if not isinstance(pid, int) or not running(pid, start_time):
+    holder = _running_holder(record)
+    if holder is None:
         return False
     try:
-        with open(f"/proc/{pid}/comm") as handle:
+        with open(f"/proc/{holder[0]}/comm") as handle:
             return handle.read().strip() == LOST_NAME
     except OSError:
         return False
+
+
+def _running_holder(record: dict) -> tuple[int, int | None] | None:
+    """(pid, start time) of the container's holder while it runs (a reused pid is not it)."""
+    from .process import running
+    holder = record.get("holder") or {}
+    pid, start_time = holder.get("pid"), holder.get("start_time")
+    return (pid, start_time) if isinstance(pid, int) and running(pid, start_time) else None
 
 
 def read_denials(state_path: str) -> list | None:
@@ -279,10 +285,10 @@ def stop_holder(record: dict, finished: bool = False) -> None:
     `finished`: no process of the container is left, so the holder is writing its last record
     and leaving: let it, for a while."""
     from .process import poll_until, running
-    holder = record.get("holder") or {}
-    pid, start_time = holder.get("pid"), holder.get("start_time")
-    if not isinstance(pid, int) or not running(pid, start_time):
+    holder = _running_holder(record)
+    if holder is None:
         return
+    pid, start_time = holder
     if finished and poll_until(lambda: not running(pid, start_time), timeout=FINISH_TIMEOUT):
         return
     try:
