@@ -74,6 +74,12 @@ NS_GET_USERNS = 0xB701      # ioctl on a namespace fd: an fd of the user namespa
 CLONE_PARENT = 0x00008000
 SANDBOX_ID = "io.kubernetes.cri.sandbox-id"
 CONTAINER_TYPE = "io.kubernetes.cri.container-type"
+# A process's namespaces: their /proc/<pid>/ns file and clone flag, in the order `exec` joins
+# them: the user namespace first gives the capabilities to join the rest (but for those the
+# caller's own user namespace owns: before it, host_owned_first).
+NAMESPACE_FILES = (("user", "user", k.CLONE_NEWUSER), ("ipc", "ipc", k.CLONE_NEWIPC), ("uts", "uts", k.CLONE_NEWUTS),
+                   ("network", "net", k.CLONE_NEWNET), ("pid", "pid", k.CLONE_NEWPID),
+                   ("cgroup", "cgroup", k.CLONE_NEWCGROUP), ("mount", "mnt", k.CLONE_NEWNS))
 JOINED_FIRST = {"network": k.CLONE_NEWNET, "ipc": k.CLONE_NEWIPC, "uts": k.CLONE_NEWUTS, "pid": k.CLONE_NEWPID}
 
 
@@ -241,7 +247,6 @@ def _owner_named(containers, sandbox: str) -> Owner:
 def _check_joins_its_sandbox(owner: Owner, joined) -> None:
     """The annotation is only a name: a bundle naming a sandbox must join one of that
     sandbox's own namespaces, or it would borrow another pod's user namespace and range."""
-    from .oci_exec import NAMESPACE_FILES
     files = {kind: name for kind, name, _ in NAMESPACE_FILES}
     pid = owner.record.get("pid")
     for kind, path in joined:
