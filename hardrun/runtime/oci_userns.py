@@ -58,6 +58,7 @@ from __future__ import annotations
 import os
 
 from ..errors import HardrunError
+from ..spec.oci import CRI_SANDBOX_ANNOTATION
 from . import syscalls as k
 
 CARRIED_OPTIONS = ("metacopy", "redirect_dir", "index", "xino", "uuid", "nfs_export")
@@ -72,7 +73,6 @@ class IdmapError(HardrunError):
 
 NS_GET_USERNS = 0xB701      # ioctl on a namespace fd: an fd of the user namespace owning it
 CLONE_PARENT = 0x00008000
-SANDBOX_ID = "io.kubernetes.cri.sandbox-id"
 CONTAINER_TYPE = "io.kubernetes.cri.container-type"
 # A process's namespaces: their /proc/<pid>/ns file and clone flag, in the order `exec` joins
 # them: the user namespace first gives the capabilities to join the rest (but for those the
@@ -226,7 +226,7 @@ def _sandbox_of(document: dict, container_id: str) -> str | None:
     annotations = document.get("annotations")
     if not isinstance(annotations, dict) or annotations.get(CONTAINER_TYPE) != "container":
         return None
-    sandbox = annotations.get(SANDBOX_ID)
+    sandbox = annotations.get(CRI_SANDBOX_ANNOTATION)
     return sandbox if isinstance(sandbox, str) and sandbox and sandbox != container_id else None
 
 
@@ -235,12 +235,12 @@ def _owner_named(containers, sandbox: str) -> Owner:
     try:
         container = containers.named(sandbox)
     except HardrunError as error:
-        raise IdmapError(f"annotations {SANDBOX_ID}: the pod's sandbox {sandbox} cannot be found ({error}); "
-                         "its container would not share the pod's user namespace: refused") from None
+        raise IdmapError(f"annotations {CRI_SANDBOX_ANNOTATION}: the pod's sandbox {sandbox} cannot be found "
+                         f"({error}); its container would not share the pod's user namespace: refused") from None
     owner = _verified(container)
     if owner is None:
-        raise IdmapError(f"annotations {SANDBOX_ID}: the pod's sandbox {sandbox} is not running, or its init's "
-                         "user namespace is not the one its state records: refused")
+        raise IdmapError(f"annotations {CRI_SANDBOX_ANNOTATION}: the pod's sandbox {sandbox} is not running, or its "
+                         "init's user namespace is not the one its state records: refused")
     return owner
 
 
@@ -256,8 +256,8 @@ def _check_joins_its_sandbox(owner: Owner, joined) -> None:
         except (OSError, KeyError):
             continue
     owner.close()
-    raise IdmapError(f"annotations {SANDBOX_ID}: the bundle joins none of the namespaces of the pod's sandbox "
-                     f"{owner.id}: refused")
+    raise IdmapError(f"annotations {CRI_SANDBOX_ANNOTATION}: the bundle joins none of the namespaces of the pod's "
+                     f"sandbox {owner.id}: refused")
 
 
 def _owner_by_userns(containers, inodes) -> Owner | None:
