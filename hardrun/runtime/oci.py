@@ -36,7 +36,6 @@ CONFIG_COPY = "config.json"
 LIGHT_FILE = "state.light"   # the compiled front's copy of the record (bin/hardrun-oci-front.c)
 OCI_VERSION = "1.0.2"
 CGROUP_PARENT = "hardrun-oci"
-STAGING_SYSFS = "mounts/sys"     # the sysfs of a joined network namespace, beside the idmapped mounts
 HOOK_TIMEOUT = 30
 SIGNALS = {name: number for name, number in (
     ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6), ("BUS", 7), ("FPE", 8),
@@ -458,7 +457,7 @@ def _clone_joined(flags: int, launch, joins, run_cfg, mapped):
     """(the init's pid, the plan it runs): the namespaces by path joined around the user
     namespace (hardrun.runtime.oci_userns.clone_joined); in the init the pid is 0."""
     from . import syscalls as k
-    from .oci_userns import clone_joined, joined_first, sysctls_of
+    from .oci_userns import STAGING_SYSFS, clone_joined, joined_first, sysctls_of
     if joins.owner is not None:
         flags &= ~k.CLONE_NEWUSER       # the owner's is joined
     sysfs = None

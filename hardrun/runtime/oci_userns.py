@@ -64,6 +64,7 @@ from . import syscalls as k
 CARRIED_OPTIONS = ("metacopy", "redirect_dir", "index", "xino", "uuid", "nfs_export")
 OWN_WORKDIR = "hardrun"     # in the engine's work directory: the new overlay's own
 STAGING = "mounts"      # in the container's state directory: where the idmapped mounts are attached
+STAGING_SYSFS = STAGING + "/sys"     # the sysfs of a joined network namespace, beside the idmapped mounts
 
 
 class IdmapError(HardrunError):
