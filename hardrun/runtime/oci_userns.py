@@ -756,16 +756,13 @@ def _while_privileged(sysctls, sysfs: str | None, read_only: bool) -> None:
     """In the namespaces the host's user namespace owns: what root in the container could
     not do there."""
     if sysctls:
+        from types import SimpleNamespace
         from .process import StepFailure
         from .tunables import write_sysctls
-
-        class Step:
-            name = "sysctl"
-        step = Step()
         try:
-            write_sysctls(sysctls, step, k)
+            write_sysctls(sysctls, SimpleNamespace(name="sysctl"), k)     # it names each step it takes
         except StepFailure as failure:
-            raise OSError(failure.errno, f"{step.name}: {os.strerror(failure.errno or 0)}") from None
+            raise OSError(failure.errno, f"{failure.step}: {os.strerror(failure.errno or 0)}") from None
     if sysfs is not None:
         k.mount("sysfs", sysfs, "sysfs", k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC | (k.MS_RDONLY if read_only else 0))
 
