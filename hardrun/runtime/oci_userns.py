@@ -81,7 +81,8 @@ CONTAINER_TYPE = "io.kubernetes.cri.container-type"
 NAMESPACE_FILES = (("user", "user", k.CLONE_NEWUSER), ("ipc", "ipc", k.CLONE_NEWIPC), ("uts", "uts", k.CLONE_NEWUTS),
                    ("network", "net", k.CLONE_NEWNET), ("pid", "pid", k.CLONE_NEWPID),
                    ("cgroup", "cgroup", k.CLONE_NEWCGROUP), ("mount", "mnt", k.CLONE_NEWNS))
-JOINED_FIRST = {"network": k.CLONE_NEWNET, "ipc": k.CLONE_NEWIPC, "uts": k.CLONE_NEWUTS, "pid": k.CLONE_NEWPID}
+# The namespaces clone_joined joins by path, around the user namespace
+JOINED_FIRST = {kind: flag for kind, _, flag in NAMESPACE_FILES if kind in ("network", "ipc", "uts", "pid")}
 
 
 class Owner:
