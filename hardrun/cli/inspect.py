@@ -15,7 +15,9 @@ from .failures import one_line_errors
 def inspect(pid, as_json, oci_root):
     """Report how process PID (default: this one) is confined: the five capability sets,
     no_new_privs, seccomp mode, namespaces (compared with PID 1 and the caller) and id maps;
-    for a process of a hardrun-oci container, the container and the floor's changes."""
+    for a process of a hardrun-oci container, the container and the floor's changes, and for
+    one created with `hardrun-oci --explain` the calls its seccomp filter refused (said to be
+    incomplete when the holder could not write its record)."""
     from ..runtime.introspect import format_text, inspect_process
     if pid != "self" and not pid.isdigit():
         raise click.UsageError(f"PID must be a number, not {pid!r}")

@@ -36,7 +36,6 @@ CONFIG_COPY = "config.json"
 LIGHT_FILE = "state.light"   # the compiled front's copy of the record (bin/hardrun-oci-front.c)
 OCI_VERSION = "1.0.2"
 CGROUP_PARENT = "hardrun-oci"
-STAGING_SYSFS = "mounts/sys"     # the sysfs of a joined network namespace, beside the idmapped mounts
 HOOK_TIMEOUT = 30
 SIGNALS = {name: number for name, number in (
     ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6), ("BUS", 7), ("FPE", 8),
@@ -321,30 +320,21 @@ def _lease():
 
 def _launch(container: Container, loaded, options: CreateOptions, joins=None) -> int:
     """Clone the init, apply what the parent applies, and return its pid once it is held."""
-    from . import child, cgroups, syscalls as k
+    from . import child, syscalls as k
     from .config import LaunchState
-    from .parent import _read_all, _write_maps, clone_flags
-    from .oci_userns import JOINED_FIRST
+    from .parent import clone_flags
     cfg = loaded.config
     launch = LaunchState(cfg)
     _prepare_filters(cfg, launch, loaded, options.explain)
-    relative = _cgroup_relative(loaded.cgroups_path, container.id)
-    cgroup = cgroups.ContainerCgroup.create(container.id, loaded.limits, relative=relative)
-    container.record["cgroups"] = list(dict.fromkeys(cgroup.paths.values()))
-    container.save()
-    if cgroup.paths:
-        launch.cgroup_join = cgroup.open_join()
-        if loaded.cgroup_view:
-            launch.cgroup_view = (cgroups.mount_cgroup_view, cgroup.layout)
+    _make_cgroup(container, loaded, launch)
     launch.stdio = _stdio(options.console_socket)
     launch.preserve_fds = options.preserve_fds
-    fifo_path = os.path.join(container.path, FIFO)
-    os.mkfifo(fifo_path, 0o622)
-    os.chmod(fifo_path, 0o622)    # the umask may have narrowed it: the user switch comes first
-    launch.hold = os.open(fifo_path, k.O_PATH | os.O_CLOEXEC)
+    launch.hold = _make_fifo(container.path, k)
     paths = dict(cfg.namespace_paths)
     flags = clone_flags(cfg.namespaces, paths)
     exec_plan = _exec_plan(cfg)
+    if joins is None:
+        joins = _own_user_namespace_joins(cfg)
     sync_read, sync_write = os.pipe()
     report_read, report_write = os.pipe()
     mapped = None
@@ -356,9 +346,6 @@ def _launch(container: Container, loaded, options: CreateOptions, joins=None) ->
             launch.mounts = run_cfg.mounts
         else:
             run_cfg = cfg
-        if joins is None and "user" in cfg.namespaces and any(kind in JOINED_FIRST for kind in paths):
-            from .oci_userns import Plan      # the bundle's own new user namespace: the same order
-            joins = Plan("own", before=[(kind, path) for kind, path in cfg.namespace_paths if kind in JOINED_FIRST])
         if joins is not None:
             pid, run_cfg = _clone_joined(flags, launch, joins, run_cfg, mapped)
         else:
@@ -373,17 +360,7 @@ def _launch(container: Container, loaded, options: CreateOptions, joins=None) ->
         os.close(report_write)
         sync_read = report_write = -1
         launch.stdio.close_container_ends()
-        try:
-            container.record.update(pid=pid, start_time=state_module.process_start_time(pid))
-            container.save()
-            if launch.seccomp_watch is not None:    # before start: the init hands it the listener
-                from .oci_explain import spawn_holder
-                spawn_holder(container, launch.seccomp_watch, loaded.seccomp_profile, cfg.caps, options.log)
-            maps_written = joins is not None and joins.owner is not None     # the owner's user namespace
-            _release(pid, cfg, loaded, sync_write, report_read, _skip if maps_written else _write_maps, _read_all)
-        except BaseException:
-            _kill_quietly(pid)
-            raise
+        _hold(pid, container, loaded, launch, options.log, joins, sync_write, report_read)
         return pid
     finally:
         for fd in (sync_read, sync_write, report_read, report_write, launch.hold):
@@ -396,6 +373,57 @@ def _launch(container: Container, loaded, options: CreateOptions, joins=None) ->
         launch.stdio.close()
         if mapped is not None:
             mapped.leave()
+
+
+def _make_cgroup(container: Container, loaded, launch) -> None:
+    """The container's cgroup, recorded before the init exists (`delete` finds it), and
+    opened for the clone to start the init in."""
+    from . import cgroups
+    relative = _cgroup_relative(loaded.cgroups_path, container.id)
+    cgroup = cgroups.ContainerCgroup.create(container.id, loaded.limits, relative=relative)
+    container.record["cgroups"] = list(dict.fromkeys(cgroup.paths.values()))
+    container.save()
+    if cgroup.paths:
+        launch.cgroup_join = cgroup.open_join()
+        if loaded.cgroup_view:
+            launch.cgroup_view = (cgroups.mount_cgroup_view, cgroup.layout)
+
+
+def _make_fifo(state_dir: str, k) -> int:
+    """The exec.fifo `start` opens, held by an O_PATH fd the init reopens to wait on it."""
+    fifo_path = os.path.join(state_dir, FIFO)
+    os.mkfifo(fifo_path, 0o622)
+    os.chmod(fifo_path, 0o622)    # the umask may have narrowed it: the user switch comes first
+    return os.open(fifo_path, k.O_PATH | os.O_CLOEXEC)
+
+
+def _own_user_namespace_joins(cfg):
+    """A bundle with a new user namespace of its own that joins namespaces the host's user
+    namespace owns: those joined first, as for a pod's sandbox (hardrun.runtime.oci_userns);
+    else None."""
+    if "user" not in cfg.namespaces or not cfg.namespace_paths:
+        return None
+    from .oci_userns import JOINED_FIRST, Plan
+    before = [(kind, path) for kind, path in cfg.namespace_paths if kind in JOINED_FIRST]
+    return Plan("own", before=before) if before else None
+
+
+def _hold(pid: int, container: Container, loaded, launch, log, joins, sync_write: int, report_read: int) -> None:
+    """Record the init, start the --explain holder, then release the init until it is held;
+    the init is killed if any of it fails."""
+    from .parent import _read_all, _write_maps
+    cfg = loaded.config
+    try:
+        container.record.update(pid=pid, start_time=state_module.process_start_time(pid))
+        container.save()
+        if launch.seccomp_watch is not None:    # before start: the init hands it the listener
+            from .oci_explain import spawn_holder
+            spawn_holder(container, launch.seccomp_watch, loaded.seccomp_profile, cfg.caps, log)
+        maps_written = joins is not None and joins.owner is not None     # the owner's user namespace
+        _release(pid, cfg, loaded, sync_write, report_read, _skip if maps_written else _write_maps, _read_all)
+    except BaseException:
+        _kill_quietly(pid)
+        raise
 
 
 def _release(pid: int, cfg, loaded, sync_write: int, report_read: int, write_maps, read_all) -> None:
@@ -429,7 +457,7 @@ def _clone_joined(flags: int, launch, joins, run_cfg, mapped):
     """(the init's pid, the plan it runs): the namespaces by path joined around the user
     namespace (hardrun.runtime.oci_userns.clone_joined); in the init the pid is 0."""
     from . import syscalls as k
-    from .oci_userns import clone_joined, joined_first, sysctls_of
+    from .oci_userns import STAGING_SYSFS, clone_joined, joined_first, sysctls_of
     if joins.owner is not None:
         flags &= ~k.CLONE_NEWUSER       # the owner's is joined
     sysfs = None

@@ -20,12 +20,8 @@ import os
 
 from ..errors import UsageError
 from .oci import Container, OciError
+from .oci_userns import NAMESPACE_FILES
 
-# Joined in this order: the user namespace first gives the capabilities to join the rest
-# (but for those the caller's owns: before it, oci_userns.host_owned_first).
-NAMESPACE_FILES = (("user", "user", 0x10000000), ("ipc", "ipc", 0x08000000), ("uts", "uts", 0x04000000),
-                   ("network", "net", 0x40000000), ("pid", "pid", 0x20000000),
-                   ("cgroup", "cgroup", 0x02000000), ("mount", "mnt", 0x00020000))
 PR_SET_CHILD_SUBREAPER = 36
 
 

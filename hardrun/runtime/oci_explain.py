@@ -129,23 +129,15 @@ def _holder(state_path: str, listener, profile_text: str | None, caps, report_fd
     """The holder's life: stdio to /dev/null, every fd but the listener's socket closed,
     then answer until no process is left under the filter."""
     import signal
-    import socket
     try:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        os.chdir(state_path)     # a relative name: a unix socket's path is limited to 108 bytes
-        server.bind(SOCKET_FILE)
-        os.chdir("/")
-        server.listen(8)
+        server = _exec_server(state_path)
+        # the pid once the socket is there: create returns, and an exec may connect at once
         os.write(report_fd, str(os.getpid()).encode())
         listener.close_child_end()    # through its socket object, before the fds go below
-        low = 3
-        for fd in sorted((*listener.fds(), server.fileno())):
-            os.closerange(low, fd)
-            low = fd + 1
-        os.closerange(low, 1 << 20)
+        _close_all_but((*listener.fds(), server.fileno()))
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
         _name_self(HOLDER_NAME)
@@ -154,6 +146,28 @@ def _holder(state_path: str, listener, profile_text: str | None, caps, report_fd
         recorder.write(listener.calls)
     finally:
         os._exit(0)
+
+
+def _exec_server(state_path: str):
+    """The listening socket SOCKET_FILE in the state directory, where `exec` hands over
+    the listeners of the processes it starts."""
+    import socket
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    os.chdir(state_path)     # a relative name: a unix socket's path is limited to 108 bytes
+    server.bind(SOCKET_FILE)
+    os.chdir("/")
+    server.listen(8)
+    return server
+
+
+def _close_all_but(kept) -> None:
+    """Close every fd from 3 on but `kept`: none of create's (the engine's pipes) stays open
+    in the holder, or the engine would wait for their EOF as long as it lives."""
+    low = 3
+    for fd in sorted(kept):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
 
 
 class _Recorder:
@@ -239,16 +253,22 @@ def _name_self(name: str) -> None:
 
 def record_lost(record: dict) -> bool:
     """Whether the container's holder (still running) could not write its last record."""
-    from .process import running
-    holder = record.get("holder") or {}
-    pid, start_time = holder.get("pid"), holder.get("start_time")
-    if not isinstance(pid, int) or not running(pid, start_time):
+    holder = _running_holder(record)
+    if holder is None:
         return False
     try:
-        with open(f"/proc/{pid}/comm") as handle:
+        with open(f"/proc/{holder[0]}/comm") as handle:
             return handle.read().strip() == LOST_NAME
     except OSError:
         return False
+
+
+def _running_holder(record: dict) -> tuple[int, int | None] | None:
+    """(pid, start time) of the container's holder while it runs (a reused pid is not it)."""
+    from .process import running
+    holder = record.get("holder") or {}
+    pid, start_time = holder.get("pid"), holder.get("start_time")
+    return (pid, start_time) if isinstance(pid, int) and running(pid, start_time) else None
 
 
 def read_denials(state_path: str) -> list | None:
@@ -265,10 +285,10 @@ def stop_holder(record: dict, finished: bool = False) -> None:
     `finished`: no process of the container is left, so the holder is writing its last record
     and leaving: let it, for a while."""
     from .process import poll_until, running
-    holder = record.get("holder") or {}
-    pid, start_time = holder.get("pid"), holder.get("start_time")
-    if not isinstance(pid, int) or not running(pid, start_time):
+    holder = _running_holder(record)
+    if holder is None:
         return
+    pid, start_time = holder
     if finished and poll_until(lambda: not running(pid, start_time), timeout=FINISH_TIMEOUT):
         return
     try:

@@ -60,11 +60,13 @@ from __future__ import annotations
 import os
 
 from ..errors import HardrunError
+from ..spec.oci import CRI_SANDBOX_ANNOTATION
 from . import syscalls as k
 
 CARRIED_OPTIONS = ("metacopy", "redirect_dir", "index", "xino", "uuid", "nfs_export")
 OWN_WORKDIR = "hardrun"     # in the engine's work directory: the new overlay's own
 STAGING = "mounts"      # in the container's state directory: where the idmapped mounts are attached
+STAGING_SYSFS = STAGING + "/sys"     # the sysfs of a joined network namespace, beside the idmapped mounts
 
 
 class IdmapError(HardrunError):
@@ -74,9 +76,15 @@ class IdmapError(HardrunError):
 
 NS_GET_USERNS = 0xB701      # ioctl on a namespace fd: an fd of the user namespace owning it
 CLONE_PARENT = 0x00008000
-SANDBOX_ID = "io.kubernetes.cri.sandbox-id"
 CONTAINER_TYPE = "io.kubernetes.cri.container-type"
-JOINED_FIRST = {"network": k.CLONE_NEWNET, "ipc": k.CLONE_NEWIPC, "uts": k.CLONE_NEWUTS, "pid": k.CLONE_NEWPID}
+# A process's namespaces: their /proc/<pid>/ns file and clone flag, in the order `exec` joins
+# them: the user namespace first gives the capabilities to join the rest (but for those the
+# caller's own user namespace owns: before it, host_owned_first).
+NAMESPACE_FILES = (("user", "user", k.CLONE_NEWUSER), ("ipc", "ipc", k.CLONE_NEWIPC), ("uts", "uts", k.CLONE_NEWUTS),
+                   ("network", "net", k.CLONE_NEWNET), ("pid", "pid", k.CLONE_NEWPID),
+                   ("cgroup", "cgroup", k.CLONE_NEWCGROUP), ("mount", "mnt", k.CLONE_NEWNS))
+# The namespaces clone_joined joins by path, around the user namespace
+JOINED_FIRST = {kind: flag for kind, _, flag in NAMESPACE_FILES if kind in ("network", "ipc", "uts", "pid")}
 
 
 class Owner:
@@ -135,23 +143,28 @@ def plan(document: dict, mode: str, container_id: str, containers) -> Plan:
     except OSError:
         return Plan("keep")         # a path that does not open: the join names it
     host = _inode("/proc/self/ns/user")
-    names = ", ".join(sorted(kind for kind, _ in joined))
     sandbox = _sandbox_of(document, container_id)
-    owner: Owner | None
     if sandbox is not None:
-        owner = _owner_named(containers, sandbox)
-        _check_joins_its_sandbox(owner, joined)
-    else:
-        foreign = {inode for inode in owners.values() if inode != host}
-        owner = _owner_by_userns(containers, foreign) if foreign else None
-        if foreign and owner is None:
-            return Plan("keep", f"no user namespace added: the bundle joins {names} of a user namespace "
-                                "that is no hardrun-oci container's under this --root")
-    if owner is None:
+        pod = _owner_named(containers, sandbox)
+        _check_joins_its_sandbox(pod, joined)
+        return _member_plan(pod, joined, owners, host)
+    names = ", ".join(sorted(kind for kind, _ in joined))
+    foreign = {inode for inode in owners.values() if inode != host}
+    if not foreign:      # a sandbox's joins (pinned by the engine), or a host process's
         if all(_pinned(path) for _, path in joined):
             return Plan("own", before=joined)
         return Plan("keep", f"no user namespace added: the bundle joins {names} by path of a process "
                             "that is no hardrun-oci container's under this --root (the host's, another runtime's)")
+    owner = _owner_by_userns(containers, foreign)     # `--network container:X` of a hardrun-oci X
+    if owner is None:
+        return Plan("keep", f"no user namespace added: the bundle joins {names} of a user namespace "
+                            "that is no hardrun-oci container's under this --root")
+    return _member_plan(owner, joined, owners, host)
+
+
+def _member_plan(owner: Owner, joined, owners: dict, host: int) -> Plan:
+    """A member of `owner`'s unit: the namespaces the host's user namespace owns joined
+    before its user namespace, those of its user namespace after; any other is refused."""
     if "user_namespace" not in owner.record:
         owner.close()
         return Plan("keep", f"no user namespace added: container {owner.id}, whose namespaces the bundle "
@@ -217,7 +230,7 @@ def _sandbox_of(document: dict, container_id: str) -> str | None:
     annotations = document.get("annotations")
     if not isinstance(annotations, dict) or annotations.get(CONTAINER_TYPE) != "container":
         return None
-    sandbox = annotations.get(SANDBOX_ID)
+    sandbox = annotations.get(CRI_SANDBOX_ANNOTATION)
     return sandbox if isinstance(sandbox, str) and sandbox and sandbox != container_id else None
 
 
@@ -226,31 +239,29 @@ def _owner_named(containers, sandbox: str) -> Owner:
     try:
         container = containers.named(sandbox)
     except HardrunError as error:
-        raise IdmapError(f"annotations {SANDBOX_ID}: the pod's sandbox {sandbox} cannot be found ({error}); "
-                         "its container would not share the pod's user namespace: refused") from None
+        raise IdmapError(f"annotations {CRI_SANDBOX_ANNOTATION}: the pod's sandbox {sandbox} cannot be found "
+                         f"({error}); its container would not share the pod's user namespace: refused") from None
     owner = _verified(container)
     if owner is None:
-        raise IdmapError(f"annotations {SANDBOX_ID}: the pod's sandbox {sandbox} is not running, or its init's "
-                         "user namespace is not the one its state records: refused")
+        raise IdmapError(f"annotations {CRI_SANDBOX_ANNOTATION}: the pod's sandbox {sandbox} is not running, or its "
+                         "init's user namespace is not the one its state records: refused")
     return owner
-
-
-NAMESPACE_FILES = {"network": "net", "ipc": "ipc", "uts": "uts", "pid": "pid", "cgroup": "cgroup"}
 
 
 def _check_joins_its_sandbox(owner: Owner, joined) -> None:
     """The annotation is only a name: a bundle naming a sandbox must join one of that
     sandbox's own namespaces, or it would borrow another pod's user namespace and range."""
+    files = {kind: name for kind, name, _ in NAMESPACE_FILES}
     pid = owner.record.get("pid")
     for kind, path in joined:
         try:
-            if os.stat(path).st_ino == os.stat(f"/proc/{pid}/ns/{NAMESPACE_FILES[kind]}").st_ino:
+            if os.stat(path).st_ino == os.stat(f"/proc/{pid}/ns/{files[kind]}").st_ino:
                 return
         except (OSError, KeyError):
             continue
     owner.close()
-    raise IdmapError(f"annotations {SANDBOX_ID}: the bundle joins none of the namespaces of the pod's sandbox "
-                     f"{owner.id}: refused")
+    raise IdmapError(f"annotations {CRI_SANDBOX_ANNOTATION}: the bundle joins none of the namespaces of the pod's "
+                     f"sandbox {owner.id}: refused")
 
 
 def _owner_by_userns(containers, inodes) -> Owner | None:
@@ -680,6 +691,7 @@ def clone_joined(flags: int, joins: Plan, cgroup_fd: int | None, sysctls=(), sys
     clones the init with CLONE_PARENT: it is this process's child, and the namespaces of
     `flags` it gets (mount, pid…) are owned by its user namespace. 0 in the init, else
     its pid; IdmapError naming the join that failed."""
+    from .parent import _read_all
     opened = []
     try:
         for kind, path in joins.before + joins.after:
@@ -701,7 +713,7 @@ def clone_joined(flags: int, joins: Plan, cgroup_fd: int | None, sysctls=(), sys
         os._exit(0)
     os.close(report_write)
     try:
-        answer = _read_to_end(report_read)
+        answer = _read_all(report_read).decode(errors="replace")
         os.waitpid(helper, 0)
     finally:
         os.close(report_read)
@@ -718,17 +730,19 @@ def _join_and_clone(flags, joins: Plan, opened, first: int, cgroup_fd, sysctls, 
     what failed). 0 in the init."""
     step = "join"
     try:
-        for index, (kind, path, fd) in enumerate(opened):
-            if index == first and joins.owner is not None:
-                step = f"join the user namespace of container {joins.owner.id}"
-                k.setns(joins.owner.userns_fd, k.CLONE_NEWUSER)
+        # setns needs CAP_SYS_ADMIN over a namespace's owner: those the host's user namespace
+        # owns are joined while privileged there, before the owner's user namespace
+        for kind, path, fd in opened[:first]:
             step = f"join {kind} namespace {path}"
             k.setns(fd, JOINED_FIRST[kind])
-            if index == first - 1:
-                _while_privileged(sysctls, sysfs, sysfs_read_only)
-        if first == len(opened) and joins.owner is not None:
+        if first:
+            _while_privileged(sysctls, sysfs, sysfs_read_only)
+        if joins.owner is not None:
             step = f"join the user namespace of container {joins.owner.id}"
             k.setns(joins.owner.userns_fd, k.CLONE_NEWUSER)
+        for kind, path, fd in opened[first:]:
+            step = f"join {kind} namespace {path}"
+            k.setns(fd, JOINED_FIRST[kind])
         step = "clone the container's init"
         pid = k.clone(flags | CLONE_PARENT, cgroup_fd)
     except BaseException as error:
@@ -746,27 +760,15 @@ def _while_privileged(sysctls, sysfs: str | None, read_only: bool) -> None:
     """In the namespaces the host's user namespace owns: what root in the container could
     not do there."""
     if sysctls:
+        from types import SimpleNamespace
         from .process import StepFailure
         from .tunables import write_sysctls
-
-        class Step:
-            name = "sysctl"
-        step = Step()
         try:
-            write_sysctls(sysctls, step, k)
+            write_sysctls(sysctls, SimpleNamespace(name="sysctl"), k)     # it names each step it takes
         except StepFailure as failure:
-            raise OSError(failure.errno, f"{step.name}: {os.strerror(failure.errno or 0)}") from None
+            raise OSError(failure.errno, f"{failure.step}: {os.strerror(failure.errno or 0)}") from None
     if sysfs is not None:
         k.mount("sysfs", sysfs, "sysfs", k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC | (k.MS_RDONLY if read_only else 0))
-
-
-def _read_to_end(fd: int) -> str:
-    chunks: list[bytes] = []
-    while True:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return b"".join(chunks).decode(errors="replace")
-        chunks.append(chunk)
 
 
 def joined_first(cfg, joins: Plan):

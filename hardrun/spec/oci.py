@@ -29,7 +29,9 @@ RLIM_INFINITY = 2**64 - 1
 ENGINE_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run/.containerenv", "/dev/shm")
 ENGINE_DIRECTORIES = ("/dev/shm",)
 # The annotations naming a container's pod sandbox (CRI: containerd, CRI-O). Only containerd's
-# vouches for a file, and only in the CRI's own layout (_pod_of); the verdict cache keeps both.
+# vouches for a file, and only in the CRI's own layout (_pod_of); hardrun-oci finds a pod's
+# user namespace by it (runtime/oci_userns.py). The verdict cache keeps neither: the decision
+# they feed is in its key.
 SANDBOX_ANNOTATIONS = ("io.kubernetes.cri.sandbox-id", "io.kubernetes.cri-o.SandboxID")
 CRI_SANDBOX_ANNOTATION = SANDBOX_ANNOTATIONS[0]
 # containerd's CRI plugin: a container's bundle is <state>/io.containerd.runtime.v2.task/k8s.io/<id>,

@@ -1,6 +1,7 @@
 """Docker runs its containers through hardrun-oci (`docker run --runtime=hardrun`), seen from inside."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -173,13 +174,21 @@ def _holder(docker, container: str) -> tuple[dict, Path]:
     return json.loads(state.read_text()).get("holder"), state.parent
 
 
+@contextlib.contextmanager
 def _explained_container(docker, runtime: str):
-    """A running container under `runtime` with REFUSED_CALL on a pipe: (id, the attach process)."""
+    """A running container under `runtime` with REFUSED_CALL on a pipe: (id, the attach process);
+    afterwards removed, with any --explain record its delete kept."""
     container = docker.docker("create", "-i", "--network", "none", "--runtime", runtime, "bb:1",
                               "sh", "-c", REFUSED_CALL).stdout.strip()
     attach = subprocess.Popen([daemons.DOCKER, "start", "-a", "-i", container], env=docker.env, text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    return container, attach
+    try:
+        yield container, attach
+    finally:
+        attach.stdin.close()
+        attach.wait(timeout=60)
+        docker.docker("rm", "-f", container)
+        take_kept_explain_records(container)
 
 
 def _try_refused_call(attach) -> str:
@@ -190,8 +199,7 @@ def _try_refused_call(attach) -> str:
 
 def test_explain_records_the_refused_calls_and_delete_reaps_the_holder(docker, hardrun_oci):
     from tests.helpers import run_hardrun
-    container, attach = _explained_container(docker, "hardrun-explain")
-    try:
+    with _explained_container(docker, "hardrun-explain") as (container, attach):
         assert "Operation not permitted" in _try_refused_call(attach)   # the profile's errno
         holder, state = _holder(docker, container)
         assert holder and holder["pid"] and os.path.exists(f"/proc/{holder['pid']}")
@@ -203,11 +211,6 @@ def test_explain_records_the_refused_calls_and_delete_reaps_the_holder(docker, h
             inspected.stdout
         # the holder is not the container's: not in its cgroup, not in its `docker top`
         assert str(holder["pid"]) not in docker.docker("top", container, "-o", "pid").stdout
-    finally:
-        attach.stdin.close()
-        attach.wait(timeout=60)
-        docker.docker("rm", "-f", container)
-        take_kept_explain_records(container)
     assert daemons.gone(lambda: [str(holder["pid"])] if _alive(holder["pid"]) else []) == []
     assert_container_gone(container, docker.directory)
 
@@ -217,8 +220,7 @@ def test_docker_exec_s_refused_calls_are_recorded_too(docker, hardrun_oci):
     recorded beside the container's own. The control: before the exec only the container's own
     call is in the record."""
     from tests.helpers import run_hardrun
-    container, attach = _explained_container(docker, "hardrun-explain")
-    try:
+    with _explained_container(docker, "hardrun-explain") as (container, attach):
         assert "Operation not permitted" in _try_refused_call(attach)
         _, state = _holder(docker, container)
         daemons.wait_until(lambda: (state / "denials.json").exists(), "the denials record")
@@ -234,11 +236,6 @@ def test_docker_exec_s_refused_calls_are_recorded_too(docker, hardrun_oci):
         inspected = run_hardrun("inspect", "--oci-root", str(state.parent), pid)
         assert re.search(r"swapon: 1 time\(s\), first by pid \d+ \(swapon\): EPERM", inspected.stdout), \
             inspected.stdout
-    finally:
-        attach.stdin.close()
-        attach.wait(timeout=60)
-        docker.docker("rm", "-f", container)
-        take_kept_explain_records(container)
     assert_container_gone(container, docker.directory)
 
 
@@ -258,33 +255,22 @@ def test_run_rm_keeps_the_record_in_the_state_root(docker, hardrun_oci, tmp_path
 
 
 def test_without_explain_nothing_is_recorded_and_the_call_still_fails(docker, hardrun_oci):
-    container, attach = _explained_container(docker, "hardrun")
-    try:
+    with _explained_container(docker, "hardrun") as (container, attach):
         assert "Operation not permitted" in _try_refused_call(attach)
         holder, state = _holder(docker, container)
         assert holder is None and not (state / "denials.json").exists()
-    finally:
-        attach.stdin.close()
-        attach.wait(timeout=60)
-        docker.docker("rm", "-f", container)
 
 
 def test_a_dead_holder_fails_the_refused_calls_closed(docker, hardrun_oci):
     """Killed under a running container, the holder leaves the listener closed: the kernel
     fails every notified call (ENOSYS), it never lets one through."""
-    container, attach = _explained_container(docker, "hardrun-explain")
-    try:
+    with _explained_container(docker, "hardrun-explain") as (container, attach):
         assert "Operation not permitted" in _try_refused_call(attach)
         holder, _ = _holder(docker, container)
         os.kill(holder["pid"], signal.SIGKILL)
         daemons.wait_until(lambda: not _alive(holder["pid"]), "the holder's death")
         after = _try_refused_call(attach)
         assert "Function not implemented" in after, after
-    finally:
-        attach.stdin.close()
-        attach.wait(timeout=60)
-        docker.docker("rm", "-f", container)
-        take_kept_explain_records(container)
     # control: the same call in a container under runc with Docker's profile is refused too
     # (EPERM), and with no filter at all it succeeds: the refusal above is the filter's
     unfiltered = docker.docker("run", "--rm", "--network", "none", "--security-opt", "seccomp=unconfined",

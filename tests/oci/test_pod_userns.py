@@ -116,18 +116,24 @@ def test_two_members_talk_over_the_pods_loopback(oci, oci_rootfs, tmp_path, pod_
     """A server in one member, a client in another, over 127.0.0.1 of the pod: one network."""
     oci.userns = "auto"
     oci("create", "--bundle", sandbox_bundle(tmp_path / "s", oci_rootfs, pod_netns), "sandbox", check=True)
-    sandbox_pid = oci.state("sandbox")["pid"]
-    server = member_bundle(tmp_path / "server", oci_rootfs, sandbox_pid, pod_netns,
-                           ["/bin/sh", "-c", "echo from-the-server | nc -l -p 8080"])
-    oci("create", "--bundle", server, "server", check=True)
-    oci("start", "server", check=True)
-    client = member_bundle(tmp_path / "client", oci_rootfs, sandbox_pid, pod_netns,
-                           ["/bin/sh", "-c", "for i in $(seq 50); do nc 127.0.0.1 8080 </dev/null && exit; "
-                                             "usleep 100000; done"])
-    result = oci("run", "--bundle", client, "client")
+    result = served_over_loopback(oci, oci_rootfs, tmp_path, pod_netns, 8080, "from-the-server")
     assert result.stdout.strip() == "from-the-server", result.stdout + result.stderr
     for name in ("server", "sandbox"):
         oci("delete", "--force", name, check=True)
+
+
+def served_over_loopback(oci, oci_rootfs, tmp_path, pod_netns, port: int, message: str):
+    """A member of the sandbox serving `message` on `port`, started; the run of another member
+    reading it from 127.0.0.1 of the pod (the server is left to the caller's delete)."""
+    sandbox_pid = oci.state("sandbox")["pid"]
+    server = member_bundle(tmp_path / "server", oci_rootfs, sandbox_pid, pod_netns,
+                           ["/bin/sh", "-c", f"echo {message} | nc -l -p {port}"])
+    oci("create", "--bundle", server, "server", check=True)
+    oci("start", "server", check=True)
+    client = member_bundle(tmp_path / "client", oci_rootfs, sandbox_pid, pod_netns,
+                           ["/bin/sh", "-c", f"for i in $(seq 50); do nc 127.0.0.1 {port} </dev/null && exit; "
+                                             "usleep 100000; done"])
+    return oci("run", "--bundle", client, "client")
 
 
 def test_a_container_joining_a_hardrun_containers_network_gets_its_range(oci, oci_rootfs, tmp_path):
@@ -213,15 +219,7 @@ def test_port_80_needs_the_sandboxs_sysctl_which_hardrun_writes_from_the_host(oc
     sysctl = {"net.ipv4.ip_unprivileged_port_start": "0"}
     oci("create", "--bundle", sandbox_bundle(tmp_path / "s0", oci_rootfs, pod_netns, linux__sysctl=sysctl),
         "sandbox", check=True)
-    sandbox_pid = oci.state("sandbox")["pid"]
-    server = member_bundle(tmp_path / "server", oci_rootfs, sandbox_pid, pod_netns,
-                           ["/bin/sh", "-c", "echo on-80 | nc -l -p 80"])
-    oci("create", "--bundle", server, "server", check=True)
-    oci("start", "server", check=True)
-    client = member_bundle(tmp_path / "client", oci_rootfs, sandbox_pid, pod_netns,
-                           ["/bin/sh", "-c", "for i in $(seq 50); do nc 127.0.0.1 80 </dev/null && exit; "
-                                             "usleep 100000; done"])
-    result = oci("run", "--bundle", client, "client")
+    result = served_over_loopback(oci, oci_rootfs, tmp_path, pod_netns, 80, "on-80")
     assert result.stdout.strip() == "on-80", result.stdout + result.stderr
     for name in ("server", "sandbox"):
         oci("delete", "--force", name, check=True)
