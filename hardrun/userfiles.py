@@ -17,9 +17,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from contextvars import ContextVar, Token
 
 from .errors import HardrunError, ParseError, UsageError
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from contextvars import ContextVar, Token
 
 MAX_FILE_BYTES = 8 * 1024 * 1024   # no Dockerfile, manifest, policy or profile comes near this
 _MiB = 1024 * 1024
@@ -27,7 +30,9 @@ _O_PATH = getattr(os, "O_PATH", 0)
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 # The real path of the tree being audited, while its file is parsed: a file that one
 # names (compose `extends.file`) is read only from inside it.
-_AUDITED_ROOT: ContextVar[str | None] = ContextVar("audited_root", default=None)
+# "var": the audit's ContextVar of its root, made on the first `audited_root` (importing
+# contextvars costs `hardrun-oci create`, which never enters one, about 0.3 ms)
+_AUDITED_ROOT: dict = {}
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
@@ -77,7 +82,8 @@ def decode(data: bytes) -> str:
         raise ParseError("binary file (NUL byte), not a text file",
                          line=data.count(b"\n", 0, nul) + 1)
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8")    # not "utf-8-sig": its codec is one more import
+        return text[1:] if text.startswith("\ufeff") else text
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise ParseError(f"invalid UTF-8 (byte 0x{data[error.start]:02x})", line=line) from None
@@ -129,21 +135,26 @@ class audited_root:
     `real_root`. A class, not contextlib's decorator: its import costs `hardrun-oci create`
     (which reads config.json through this module) about 4 ms."""
 
+    var: ContextVar[str | None]
     token: Token[str | None]    # set on entering
 
     def __init__(self, real_root: str | None):
         self.real_root = real_root
 
     def __enter__(self) -> None:
-        self.token = _AUDITED_ROOT.set(self.real_root)
+        from contextvars import ContextVar
+        # setdefault is atomic: threads entering at once share one variable
+        self.var = _AUDITED_ROOT.setdefault("var", ContextVar("audited_root", default=None))
+        self.token = self.var.set(self.real_root)
 
     def __exit__(self, *exc_info) -> None:
-        _AUDITED_ROOT.reset(self.token)
+        self.var.reset(self.token)
 
 
 def outside_audited_root(path: str) -> bool:
     """True when an audit is confined to a root and `path` leads out of it."""
-    root = _AUDITED_ROOT.get()
+    var = _AUDITED_ROOT.get("var")
+    root = None if var is None else var.get()
     return root is not None and not within(path, root)
 
 

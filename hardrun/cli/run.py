@@ -133,9 +133,10 @@ def _run_in_range(spec, options, image, id_lease, cached) -> int:
         return 0
     watch = _seccomp_watch(cfg, options)
     from ..runtime import parent
+    from ..runtime.hooks import Hooks
     gc.freeze()   # what start-up made stays; only later objects are ever scanned
     gc.enable()
-    return parent.run(cfg, parent.Hooks(cfg, limits_mode=options.limits, image=image), watch)
+    return parent.run(cfg, Hooks(cfg, limits_mode=options.limits, image=image), watch)
 
 
 def _store_plan(cached, spec, options, fixed) -> None:

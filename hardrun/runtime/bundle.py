@@ -28,7 +28,7 @@ from ..errors import UsageError
 from ..spec.capabilities import NUMBERS
 from ..spec.defaults import DOCKER_DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS
 from ..spec.oci import CAPABILITY_SETS, NAMESPACE_TYPES
-from ..spec.oci_config import OciFields, TextLocator, decode
+from ..spec.oci_config import OciFields, TextLocator, decode, with_linux_decoded
 from ..spec.record import dataclass, field
 from .. import jsonlite
 from .mounts import MountPlan, TMPFS_DATA_KEYS
@@ -68,6 +68,7 @@ class Bundle:
     path: str
     config: RuntimeConfig
     document: dict                    # config.json as run (the floor applied)
+    oci: OciConfig = field(compare=False)   # the record it was mapped from (document is its document)
     hooks: dict = field(default_factory=dict)       # kind -> list of {path, args, env, timeout}
     annotations: dict = field(default_factory=dict)
     cgroups_path: str | None = None
@@ -121,6 +122,14 @@ def from_document(document: dict, bundle: str, seccomp_default: bool) -> Bundle:
     """A config already read (OCI exec: the container's, as created, with the floor in it);
     relative paths resolve from `bundle`; `seccomp_default`: the floor gave it hardrun's filter."""
     return from_config(decode_document(document, bundle), bundle, seccomp_default=seccomp_default)
+
+
+def with_linux_changed(loaded: Bundle) -> Bundle:
+    """`loaded` mapped again after its document's `linux` object was changed in place (the user
+    namespace hardrun-oci adds): only that object is decoded again, the rest of the record is
+    the first decode's. No line is located then (the text read no longer holds the object)."""
+    config = with_linux_decoded(loaded.oci, TextLocator(loaded.document, None))
+    return from_config(config, loaded.path, loaded.floor)
 
 
 def update_limits(resources: dict, bundle: str):
@@ -260,7 +269,7 @@ class _Reader(OciFields):
             detached=True, mqueue=mqueue, devices=self.devices(linux), sysctls=self.sysctls(linux, namespaces),
             oom_score_adj=self.oom_score_adj(process, "user" in namespaces),
             sys_read_only=self.sys_read_only(config.mounts or ()))
-        return Bundle(path=self.bundle, config=runtime_config, document=config.document,
+        return Bundle(path=self.bundle, config=runtime_config, document=config.document, oci=config,
                       hooks=self.hooks(config.hooks), annotations=config.annotations,
                       cgroups_path=linux.cgroups_path or None, limits=self.resources(linux.resources),
                       rlimits=self.rlimits(process.rlimits), seccomp_profile=profile, floor=tuple(floor_changes),

@@ -270,7 +270,7 @@ def _user_namespace(loaded, mode: str, root: str, container_id: str):
     or, joining a hardrun-oci container's namespaces, that container's
     (hardrun.runtime.oci_userns); the note joins the floor's."""
     from . import oci_userns
-    from .bundle import FloorChange, from_document
+    from .bundle import FloorChange, with_linux_changed
     from ..spec.record import replace
     plan = oci_userns.plan(loaded.document, mode, container_id, _Containers(root))
     if plan.kind == "keep":
@@ -284,8 +284,7 @@ def _user_namespace(loaded, mode: str, root: str, container_id: str):
         raise
     try:
         note = oci_userns.add_to_document(loaded.document, lease, plan.owner.id if plan.owner else None)
-        seccomp_default = any(change.field == "linux.seccomp" for change in loaded.floor)
-        again = from_document(loaded.document, loaded.path, seccomp_default)
+        again = with_linux_changed(loaded)     # the first decode's record, its `linux` decoded again
         loaded = replace(again, floor=loaded.floor + (FloorChange("linux.namespaces", note),))
         return loaded, lease, plan if plan.joins else None
     except BaseException:

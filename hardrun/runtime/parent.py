@@ -25,8 +25,11 @@ import sys
 from . import child, jobcontrol, process, stdio
 from .config import LaunchState
 from . import syscalls as k
-from .hooks import Hooks
 from .process import StepFailure
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
+if TYPE_CHECKING:
+    from .hooks import Hooks
 
 HANDLED = process.FORWARDED + jobcontrol.STOP_SIGNALS
 
@@ -43,6 +46,7 @@ def run(cfg, hooks: Hooks | None = None, seccomp_watch=None) -> int:
     set-up failures print one line and return 125/126/127. `seccomp_watch`: --explain or
     --seccomp-learn (hardrun.runtime.seccomp_explain / seccomp_learn)."""
     from ..errors import HardrunError
+    from .hooks import Hooks    # here: hardrun-oci create imports this module for its helpers only
     terminal = jobcontrol.CallerTerminal.save()   # whatever the container sets, put back below
     launch = LaunchState(cfg)
     launch.seccomp_watch = seccomp_watch

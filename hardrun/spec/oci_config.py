@@ -12,7 +12,7 @@ no `re`, so that hardrun-oci's `create` imports nothing more for it.
 from __future__ import annotations
 
 from .oci import CAPABILITY_SETS
-from .record import dataclass, field
+from .record import dataclass, field, replace
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
 if TYPE_CHECKING:
@@ -290,6 +290,22 @@ def decode(document: dict, locate: Callable, numbers: Callable | None = None) ->
     number as read becomes an integer (the audit reads JSON through YAML, where `1e9` is
     text); None takes integers only, as `json` gives them."""
     return _Decoder(locate, numbers).config(document)
+
+
+def with_linux_decoded(config: OciConfig, locate: Callable) -> OciConfig:
+    """`config` after its document's `linux` object was changed in place: that object decoded
+    again (its problems and unknown keys in place of the first decode's, which are listed
+    last as the decoder reads `linux` last), the rest of the record kept; `locate` the new
+    record's."""
+    decoder = _Decoder(locate, None)
+    linux = decoder.linux(decoder.typed(config.document.get("linux"), dict, "linux") or {})
+    return replace(config, locate=locate, linux=linux,
+                   unknown=_outside_linux(config.unknown) + tuple(decoder.unknown),
+                   problems=_outside_linux(config.problems) + tuple(decoder.problems))
+
+
+def _outside_linux(errors: tuple) -> tuple:
+    return tuple(error for error in errors if error.where != "linux" and not error.where.startswith("linux."))
 
 
 class _Decoder(OciFields):

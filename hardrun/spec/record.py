@@ -100,7 +100,7 @@ def _build(cls, frozen: bool):
     all_fields = tuple(by_name.values())
     cls.__record_fields__ = all_fields
     cls.__record_compared__ = tuple(item.name for item in all_fields if item.compare)
-    cls.__dataclass_fields__ = _DataclassFields()
+    cls.__dataclass_fields__ = _DATACLASS_FIELDS
     cls.__record_names__ = {item.name: None for item in all_fields}.keys()   # ordered, a set
     cls.__record_own_init__ = "__init__" in namespace   # a record may write its own, for speed
     if not cls.__record_own_init__:
@@ -126,6 +126,9 @@ class _DataclassFields:
             made = _as_dataclass_fields(owner)
             owner.__record_dataclass_fields__ = made
         return made
+
+
+_DATACLASS_FIELDS = _DataclassFields()   # one for all records: it keeps its result on the class
 
 
 def _as_dataclass_fields(cls) -> dict:
@@ -179,7 +182,6 @@ def _make_init(cls, all_fields):
         if item.default is not _MISSING or item.default_factory is not _MISSING:
             seen_default = True
     count, known = len(names), frozenset(names)
-    given_positionally = [frozenset(names[:number]) for number in range(count + 1)]
     qualname = f"{cls.__qualname__}.__init__"
     factory_items = tuple(factories.items())
 
@@ -187,7 +189,8 @@ def _make_init(cls, all_fields):
         if len(args) > count:
             raise TypeError(f"{qualname}() takes {count + 1} positional arguments "
                             f"but {len(args) + 1} were given")
-        if kwargs and not (kwargs.keys() <= known and kwargs.keys().isdisjoint(given_positionally[len(args)])):
+        # a keyword must be a field not given positionally (the slice only when both are given)
+        if kwargs and not (kwargs.keys() <= known and (not args or kwargs.keys().isdisjoint(names[:len(args)]))):
             _bad_keywords(qualname, names[:len(args)], known, kwargs)
         values = dict(defaults)
         values.update(zip(names, args))

@@ -280,3 +280,67 @@ def test_create_refuses_what_is_not_a_json_object_in_one_line_as_the_gate_did(tm
     (tmp_path / "config.json").write_text('{"ociVersion": "1.0.2", "process": {"args": ["x"]}}')
     assert cli.main(["--root", str(tmp_path / "state"), "create", "--bundle", str(tmp_path), "c1"]) == 2
     assert "root: missing" in capfd.readouterr().err
+
+
+def test_the_linux_object_decoded_again_gives_the_record_of_a_whole_decode():
+    """`--userns auto` changes `linux` in place after the first decode: decoding that object
+    again (with_linux_decoded) gives what a decode of the whole changed document gives, its
+    problems and unknown keys included. The control: the first record no longer agrees."""
+    from hardrun.spec.oci_config import TextLocator, decode, with_linux_decoded
+    from hardrun.spec.record import replace
+    document = json.loads(CONFIG)
+    first = decode(document, TextLocator(document, CONFIG))
+    document["linux"]["uidMappings"] = [{"containerID": 0, "hostID": "100000", "size": 65536}]
+    document["linux"]["namespaces"].append({"type": "user"})
+    del document["linux"]["intelRdt"]
+    whole = decode(document, TextLocator(document, None))
+    again = with_linux_decoded(first, TextLocator(document, None))
+    def listed(errors):
+        return [(error.where, error.message) for error in errors]
+
+    assert listed(again.problems) == listed(whole.problems) == [
+        ("hooks.prestart", "expected an array"), ("linux.uidMappings[0].hostID", "expected an integer"),
+        ("linux.resources.memory.limit", "expected an integer")]
+    assert again.problems[0] is first.problems[0]       # the rest of the record is the first decode's
+    assert listed(again.unknown) == listed(whole.unknown) == []
+    assert replace(again, problems=()) == replace(whole, problems=()) != replace(first, problems=(), unknown=())
+    assert again.process is first.process
+
+
+def test_the_user_namespace_added_by_create_maps_as_a_second_whole_decode_did(tmp_path, monkeypatch):
+    """hardrun-oci's `--userns auto` maps the first decode's record with its `linux` decoded
+    again (with_linux_changed), no second decode of the document: the same plan as the
+    whole decode it replaces gives (the control: the decoder is called for the whole
+    document there, not here)."""
+    from hardrun.runtime.oci_userns import add_to_document
+    from hardrun.spec import oci_config
+    from hardrun.spec.record import fields
+    bundle = make_bundle(tmp_path / "b", str(tmp_path / "rootfs"), ["/bin/true"])
+    os.mkdir(tmp_path / "rootfs")
+    loaded = reader.load(bundle)
+    lease = type("Lease", (), {"uid_start": 200000, "gid_start": 200000, "count": 65536})()
+    add_to_document(loaded.document, lease)
+    decodes = []
+
+    def counted(*args, **kwargs):
+        decodes.append(args[0])
+        return oci_config.decode(*args, **kwargs)
+
+    monkeypatch.setattr(reader, "decode", counted)
+    again = reader.with_linux_changed(loaded)
+    assert decodes == []
+    whole = reader.from_document(loaded.document, loaded.path, seccomp_default=True)
+    assert len(decodes) == 1
+    assert "user" in again.config.namespaces and again.config.id_maps.uid == [(0, 200000, 65536)]
+
+    def state(value) -> dict:
+        return {name: getattr(value, name) for name in getattr(type(value), "__slots__", ())} or vars(value)
+
+    def same(made, other) -> bool:     # the plan's parts that are plain classes compare by value
+        return made == other or (type(made) is type(other) and state(made) == state(other))
+
+    for item in fields(again.config):
+        assert item.name == "id" or same(getattr(again.config, item.name), getattr(whole.config, item.name)), item.name
+    for item in fields(again):
+        assert item.name in ("config", "floor") or same(getattr(again, item.name), getattr(whole, item.name)), item.name
+    assert again.floor == loaded.floor      # kept, as the floor's note is then added to it
