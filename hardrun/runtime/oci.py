@@ -626,7 +626,7 @@ def _write_pid_file(path: str, pid: int) -> None:
 def _run_hooks(container: Container, kinds, fail: bool = True) -> list[str]:
     """Run each hook of `kinds` with the container's state on stdin (the spec's way); a
     failure raises (create, start) or is returned (poststop: delete goes on)."""
-    hooks = [(kind, hook) for kind in kinds for hook in (container.record.get("hooks") or {}).get(kind, [])]
+    hooks = [(kind, hook) for kind in kinds for hook in container.hooks(kind)]
     if not hooks:
         return []
     import subprocess     # only where there are hooks: `start` and `delete` are on a measured path
