@@ -163,11 +163,13 @@ def _exec_server(state_path: str):
 def _close_all_but(kept) -> None:
     """Close every fd from 3 on but `kept`: none of create's (the engine's pipes) stays open
     in the holder, or the engine would wait for their EOF as long as it lives."""
+    from .syscalls import close_range
     low = 3
     for fd in sorted(kept):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, 1 << 20)
+        if fd > low:
+            close_range(low, fd - 1)
+        low = max(low, fd + 1)
+    close_range(low)     # to the last fd there can be, as the init's own closing (child.py)
 
 
 class _Recorder:
