@@ -304,7 +304,6 @@ def keep_record(container, incomplete: bool) -> str | None:
     """Copy the container's record, as `delete` removes its state directory, to the state root's
     KEPT_DIR as `<id>-<UTC time>.json`; its path, or None without a state root. OSError: it
     cannot be written (the reason named)."""
-    import time
     from .state import trusted_root
     from ..userfiles import write_private
     try:
@@ -347,7 +346,6 @@ def _open_kept(root, create: bool = False) -> int:
 
 def prune_kept(root, now: float | None = None) -> list[str]:
     """`hardrun gc`: remove the kept records older than KEPT_DAYS days; what was removed."""
-    import time
     try:
         directory = _open_kept(root)
     except OSError:          # none, or not a directory of its own (a link is never followed)
