@@ -275,11 +275,18 @@ def _running_holder(record: dict) -> tuple[int, int | None] | None:
 
 def read_denials(state_path: str) -> list | None:
     """What the holder recorded, or None when the container runs without --explain."""
+    recorded = _read_record(state_path)
+    return None if recorded is None else list(recorded.get("denials") or [])
+
+
+def _read_record(state_path: str) -> dict | None:
+    """The holder's DENIALS_FILE, or None when there is none or it is not a JSON object."""
     try:
         with open(os.path.join(state_path, DENIALS_FILE)) as handle:
-            return list(json.load(handle).get("denials") or [])
+            recorded = json.load(handle)
     except (OSError, ValueError):
         return None
+    return recorded if isinstance(recorded, dict) else None
 
 
 def stop_holder(record: dict, finished: bool = False) -> None:
@@ -306,12 +313,8 @@ def keep_record(container, incomplete: bool) -> str | None:
     cannot be written (the reason named)."""
     from .state import trusted_root
     from ..userfiles import write_private
-    try:
-        with open(os.path.join(container.path, DENIALS_FILE)) as handle:
-            recorded = json.load(handle)
-    except (OSError, ValueError):
-        recorded = None
-    if not isinstance(recorded, dict):
+    recorded = _read_record(container.path)
+    if recorded is None:
         recorded = {"denials": []}
         incomplete = True       # the holder wrote none, or not whole
     root = trusted_root(create=True)
