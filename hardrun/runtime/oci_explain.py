@@ -36,7 +36,7 @@ removes once older than KEPT_DAYS days.
 """
 from __future__ import annotations
 
-import json
+from .. import jsonlite
 import os
 import time
 
@@ -227,7 +227,7 @@ class _Recorder:
             self.profile_text, path="linux.seccomp", fmt="json")
         from ..userfiles import write_private
         found = [denial.as_json() for denial in denials(calls, profile, self.caps, builtin)]
-        text = json.dumps({"profile": "built-in" if builtin else "linux.seccomp", "denials": found})
+        text = jsonlite.dumps({"profile": "built-in" if builtin else "linux.seccomp", "denials": found})
         # False once `delete` removed the state directory: nothing left to record into
         return write_private(self.state_path, DENIALS_FILE, text.encode())
 
@@ -283,7 +283,7 @@ def _read_record(state_path: str) -> dict | None:
     """The holder's DENIALS_FILE, or None when there is none or it is not a JSON object."""
     try:
         with open(os.path.join(state_path, DENIALS_FILE)) as handle:
-            recorded = json.load(handle)
+            recorded = jsonlite.loads(handle.read())
     except (OSError, ValueError):
         return None
     return recorded if isinstance(recorded, dict) else None
@@ -327,7 +327,7 @@ def keep_record(container, incomplete: bool) -> str | None:
     directory = _open_kept(root, create=True)
     try:
         # written through the checked descriptor: never into a directory a link points at
-        written = write_private(f"/proc/self/fd/{directory}", name, json.dumps(kept).encode())
+        written = write_private(f"/proc/self/fd/{directory}", name, jsonlite.dumps(kept).encode())
     finally:
         os.close(directory)
     if not written:     # a full file system, or an id too long for a file name with the time
