@@ -98,8 +98,6 @@ class Container:
         return read_own_json(os.path.join(self.path, CONFIG_COPY))
 
     def save(self) -> None:
-        # one temporary file per process: two commands on one container (an engine's start
-        # and kill) must not write into the same file before the rename
         # the front's copy first: it never describes a record older than state.json's. None
         # before the init has a pid (create's first saves): the front hands those to Python.
         if self.record.get("pid"):
@@ -112,6 +110,8 @@ class Container:
         self._replace(STATE_FILE, jsonlite.dumps(self.record))
 
     def _replace(self, name: str, text: str) -> None:
+        # one temporary file per process: two commands on one container (an engine's start
+        # and kill) must not write into the same file before the rename
         temporary = os.path.join(self.path, f".{name}.{os.getpid()}.new")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -626,7 +626,7 @@ def _write_pid_file(path: str, pid: int) -> None:
 def _run_hooks(container: Container, kinds, fail: bool = True) -> list[str]:
     """Run each hook of `kinds` with the container's state on stdin (the spec's way); a
     failure raises (create, start) or is returned (poststop: delete goes on)."""
-    hooks = [(kind, hook) for kind in kinds for hook in (container.record.get("hooks") or {}).get(kind, [])]
+    hooks = [(kind, hook) for kind in kinds for hook in container.hooks(kind)]
     if not hooks:
         return []
     import subprocess     # only where there are hooks: `start` and `delete` are on a measured path

@@ -36,7 +36,7 @@ removes once older than KEPT_DAYS days.
 """
 from __future__ import annotations
 
-import json
+from .. import jsonlite
 import os
 import time
 
@@ -163,11 +163,13 @@ def _exec_server(state_path: str):
 def _close_all_but(kept) -> None:
     """Close every fd from 3 on but `kept`: none of create's (the engine's pipes) stays open
     in the holder, or the engine would wait for their EOF as long as it lives."""
+    from .syscalls import close_range
     low = 3
     for fd in sorted(kept):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, 1 << 20)
+        if fd > low:
+            close_range(low, fd - 1)
+        low = max(low, fd + 1)
+    close_range(low)     # to the last fd there can be, as the init's own closing (child.py)
 
 
 class _Recorder:
@@ -225,7 +227,7 @@ class _Recorder:
             self.profile_text, path="linux.seccomp", fmt="json")
         from ..userfiles import write_private
         found = [denial.as_json() for denial in denials(calls, profile, self.caps, builtin)]
-        text = json.dumps({"profile": "built-in" if builtin else "linux.seccomp", "denials": found})
+        text = jsonlite.dumps({"profile": "built-in" if builtin else "linux.seccomp", "denials": found})
         # False once `delete` removed the state directory: nothing left to record into
         return write_private(self.state_path, DENIALS_FILE, text.encode())
 
@@ -273,11 +275,18 @@ def _running_holder(record: dict) -> tuple[int, int | None] | None:
 
 def read_denials(state_path: str) -> list | None:
     """What the holder recorded, or None when the container runs without --explain."""
+    recorded = _read_record(state_path)
+    return None if recorded is None else list(recorded.get("denials") or [])
+
+
+def _read_record(state_path: str) -> dict | None:
+    """The holder's DENIALS_FILE, or None when there is none or it is not a JSON object."""
     try:
         with open(os.path.join(state_path, DENIALS_FILE)) as handle:
-            return list(json.load(handle).get("denials") or [])
+            recorded = jsonlite.loads(handle.read())
     except (OSError, ValueError):
         return None
+    return recorded if isinstance(recorded, dict) else None
 
 
 def stop_holder(record: dict, finished: bool = False) -> None:
@@ -302,15 +311,10 @@ def keep_record(container, incomplete: bool) -> str | None:
     """Copy the container's record, as `delete` removes its state directory, to the state root's
     KEPT_DIR as `<id>-<UTC time>.json`; its path, or None without a state root. OSError: it
     cannot be written (the reason named)."""
-    import time
     from .state import trusted_root
     from ..userfiles import write_private
-    try:
-        with open(os.path.join(container.path, DENIALS_FILE)) as handle:
-            recorded = json.load(handle)
-    except (OSError, ValueError):
-        recorded = None
-    if not isinstance(recorded, dict):
+    recorded = _read_record(container.path)
+    if recorded is None:
         recorded = {"denials": []}
         incomplete = True       # the holder wrote none, or not whole
     root = trusted_root(create=True)
@@ -323,7 +327,7 @@ def keep_record(container, incomplete: bool) -> str | None:
     directory = _open_kept(root, create=True)
     try:
         # written through the checked descriptor: never into a directory a link points at
-        written = write_private(f"/proc/self/fd/{directory}", name, json.dumps(kept).encode())
+        written = write_private(f"/proc/self/fd/{directory}", name, jsonlite.dumps(kept).encode())
     finally:
         os.close(directory)
     if not written:     # a full file system, or an id too long for a file name with the time
@@ -345,7 +349,6 @@ def _open_kept(root, create: bool = False) -> int:
 
 def prune_kept(root, now: float | None = None) -> list[str]:
     """`hardrun gc`: remove the kept records older than KEPT_DAYS days; what was removed."""
-    import time
     try:
         directory = _open_kept(root)
     except OSError:          # none, or not a directory of its own (a link is never followed)
