@@ -8,7 +8,7 @@ import pytest
 
 from tests.engines import daemons
 from tests.engines.conftest import (PROBE, Confinement, assert_container_gone, assert_floor, assert_probe_ran,
-                                    assert_raised_seccomp, probe_under)
+                                    assert_raised_seccomp, probe_under, take_kept_explain_records)
 from tests.engines.test_docker import STATUS_LINES
 
 pytestmark = pytest.mark.runtime
@@ -91,7 +91,6 @@ def test_explain_records_the_refused_call_and_rm_keeps_it(containerd, hardrun_oc
     """`ctr run --rm` through hardrun-oci --explain (ctr passes no runtime options: a wrapper
     adds it). ctr passes no filter, so the floor's allowlist refuses swapon (EPERM); the record
     is kept at delete. The control: hardrun-oci without --explain keeps none."""
-    from tests.engines.conftest import take_kept_explain_records
     wrapper = tmp_path / "hardrun-oci-explain"
     wrapper.write_text(f'#!/bin/sh\nexec {containerd.runtimes["hardrun"]} --explain "$@"\n')
     wrapper.chmod(0o755)
