@@ -102,10 +102,8 @@ UNIFIED = "/sys/fs/cgroup/unified"
 
 
 def _unified_cgroups(oci, name: str) -> list:
-    record = json.loads(oci("state", name, check=True).stdout)
-    assert record["status"] == "created"
-    with open(os.path.join(oci.root, name, "state.json")) as handle:
-        recorded = json.load(handle).get("cgroups") or []
+    assert oci.state(name)["status"] == "created"
+    recorded = oci.record(name).get("cgroups") or []
     return [path for path in recorded if path.startswith(UNIFIED + "/")]
 
 

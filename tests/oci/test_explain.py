@@ -29,8 +29,7 @@ def _no_kept_records():
 
 
 def _holder(oci, name: str) -> dict:
-    with open(os.path.join(oci.root, name, "state.json")) as handle:
-        return json.load(handle)["holder"]
+    return oci.record(name)["holder"]
 
 
 def _wait_gone(pid: int) -> None:
