@@ -24,14 +24,8 @@ def _bundle(directory, rootfs: str, args, rules, cgroup: str | None = None) -> s
     extra = {"linux__resources": {"devices": rules}} if rules is not None else {}
     if cgroup:
         extra["linux__cgroupsPath"] = cgroup
-    bundle = make_bundle(directory, rootfs, args, linux__devices=[FUSE], **extra)
-    config = os.path.join(bundle, "config.json")    # runc takes no symbolic link as its root
-    with open(config) as handle:
-        document = json.load(handle)
-    document["root"]["path"] = os.path.realpath(rootfs)
-    with open(config, "w") as handle:
-        json.dump(document, handle)
-    return bundle
+    # runc takes no symbolic link as its root
+    return make_bundle(directory, rootfs, args, linux__devices=[FUSE], root__path=os.path.realpath(rootfs), **extra)
 
 
 def _runc(*args, root) -> subprocess.CompletedProcess:
