@@ -379,7 +379,7 @@ class Containerd:
     def hardrun_state(self) -> Path:
         return self.directory / "hardrun-state"
 
-    def _binary(self, name: str, runtime) -> str:
+    def runtime_binary(self, name: str, runtime) -> str:
         """A runtime's binary; for (binary, arguments…) a script running it with them (the
         CRI's runc options take no arguments)."""
         if isinstance(runtime, str):
@@ -407,7 +407,7 @@ class Containerd:
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]
   runtime_type = "io.containerd.runc.v2"
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}.options]
-  BinaryName = "{self._binary(name, binary)}"
+  BinaryName = "{self.runtime_binary(name, binary)}"
   Root = "{self.runc_root}"
 """ for name, binary in self.runtimes.items())
         (directory / "config.toml").write_text(f"""\

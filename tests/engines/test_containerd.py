@@ -8,7 +8,7 @@ import pytest
 
 from tests.engines import daemons
 from tests.engines.conftest import (PROBE, Confinement, assert_container_gone, assert_floor, assert_probe_ran,
-                                    assert_raised_seccomp, probe_under)
+                                    assert_raised_seccomp, probe_under, take_kept_explain_records)
 from tests.engines.test_docker import STATUS_LINES
 
 pytestmark = pytest.mark.runtime
@@ -87,16 +87,13 @@ def test_exec_enters_with_the_same_confinement_and_kill_rm_leave_nothing(contain
     assert_container_gone(name, containerd.directory)
 
 
-def test_explain_records_the_refused_call_and_rm_keeps_it(containerd, hardrun_oci, tmp_path):
+def test_explain_records_the_refused_call_and_rm_keeps_it(containerd, hardrun_oci):
     """`ctr run --rm` through hardrun-oci --explain (ctr passes no runtime options: a wrapper
     adds it). ctr passes no filter, so the floor's allowlist refuses swapon (EPERM); the record
     is kept at delete. The control: hardrun-oci without --explain keeps none."""
-    from tests.engines.conftest import take_kept_explain_records
-    wrapper = tmp_path / "hardrun-oci-explain"
-    wrapper.write_text(f'#!/bin/sh\nexec {containerd.runtimes["hardrun"]} --explain "$@"\n')
-    wrapper.chmod(0o755)
+    wrapper = containerd.runtime_binary("hardrun-explain", (containerd.runtimes["hardrun"], "--explain"))
     kept = {}
-    for name, binary in (("explained", str(wrapper)), ("plain", containerd.runtimes["hardrun"])):
+    for name, binary in (("explained", wrapper), ("plain", containerd.runtimes["hardrun"])):
         container = f"{name}-{os.getpid()}"
         result = containerd.ctr("run", "--rm", "--runc-binary", binary, "--runc-root", str(containerd.runc_root),
                                 daemons.CRI_IMAGE, container, "sh", "-c", "swapon /dev/null 2>&1; true")

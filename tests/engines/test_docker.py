@@ -13,8 +13,8 @@ import pytest
 
 from tests.engines import daemons
 from tests.engines.conftest import (PROBE, Confinement, assert_container_gone, assert_floor, assert_probe_ran,
-                                    take_kept_explain_records,
-                                    probe_under)
+                                    probe_under, take_kept_explain_records)
+from tests.helpers import run_hardrun
 
 pytestmark = pytest.mark.runtime
 
@@ -145,7 +145,6 @@ def test_net_raw_on_a_set_that_is_not_the_default_is_kept_and_judged(docker, har
 
 
 def test_the_dropped_net_raw_is_recorded_and_shown_by_hardrun_inspect(docker, hardrun_oci):
-    from tests.helpers import run_hardrun
     container = docker.docker("run", "-d", "--network", "none", "--runtime", "hardrun-baseline", "bb:1").stdout.strip()
     try:
         pid = docker.docker("inspect", "-f", "{{.State.Pid}}", container).stdout.strip()
@@ -198,7 +197,6 @@ def _try_refused_call(attach) -> str:
 
 
 def test_explain_records_the_refused_calls_and_delete_reaps_the_holder(docker, hardrun_oci):
-    from tests.helpers import run_hardrun
     with _explained_container(docker, "hardrun-explain") as (container, attach):
         assert "Operation not permitted" in _try_refused_call(attach)   # the profile's errno
         holder, state = _holder(docker, container)
@@ -219,7 +217,6 @@ def test_docker_exec_s_refused_calls_are_recorded_too(docker, hardrun_oci):
     """`docker exec` into a container run with --explain: the exec'd process's refused call is
     recorded beside the container's own. The control: before the exec only the container's own
     call is in the record."""
-    from tests.helpers import run_hardrun
     with _explained_container(docker, "hardrun-explain") as (container, attach):
         assert "Operation not permitted" in _try_refused_call(attach)
         _, state = _holder(docker, container)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.engines.conftest import (PROBE, Confinement, assert_container_gone, assert_floor, assert_probe_ran,
-                                    probe_under)
+                                    probe_under, take_kept_explain_records)
 from tests.engines.test_docker import STATUS_LINES
 
 pytestmark = pytest.mark.runtime
@@ -54,7 +54,6 @@ def test_exec_enters_with_the_same_confinement_and_rm_leaves_nothing(podman, har
 def test_explain_records_the_refused_call_and_rm_keeps_it(podman, hardrun_oci, tmp_path):
     """`podman --runtime-flag explain run --rm`: Podman's profile refuses swapon (EPERM), the
     holder records it and delete keeps the record. The control: without the flag, none."""
-    from tests.engines.conftest import take_kept_explain_records
     kept = {}
     for flags in (("--runtime-flag", "explain"), ()):
         cidfile = tmp_path / f"cid{len(flags)}"

@@ -22,7 +22,7 @@ import pytest
 from tests.engines import daemons
 from tests.engines.conftest import assert_container_gone
 from tests.engines.test_podman import HARDRUN_OCI_DEFAULT_ROOT
-from tests.engines.test_podman_userns import KEEP, outside_uid
+from tests.engines.test_podman_userns import KEEP, inspect, outside_uid
 
 pytestmark = pytest.mark.runtime
 
@@ -55,10 +55,6 @@ def bridge(podman):
     assert not os.path.exists(f"/sys/class/net/{device}")
 
 
-def inspect(podman, container: str) -> dict:
-    return json.loads(podman.podman("inspect", container).stdout)[0]
-
-
 def lease_holders() -> dict:
     """The id leases in hardrun-oci's default state root (Podman passes no --root): name -> holder pids."""
     from hardrun.runtime.userns import _ranges_dir
@@ -88,9 +84,10 @@ def pod_unit(podman, hardrun_oci, bridge):
             server = podman.podman(*flags, "--runtime", "hardrun", "run", "-d", "--pod", name, "bb:1",
                                    "sh", "-c", SERVER).stdout.strip()
             infra = json.loads(podman.podman("pod", "inspect", name).stdout)["InfraContainerID"]
-            infra_pid = inspect(podman, infra)["State"]["Pid"]
-            infra_ns = [entry for entry in json.load(open(inspect(podman, infra)["OCIConfigPath"]))["linux"]
-                        ["namespaces"] if entry["type"] == "network"]
+            infra_inspected = inspect(podman, infra)
+            infra_pid = infra_inspected["State"]["Pid"]
+            with open(infra_inspected["OCIConfigPath"]) as handle:
+                infra_ns = [entry for entry in json.load(handle)["linux"]["namespaces"] if entry["type"] == "network"]
             with open(f"/proc/{infra_pid}/uid_map") as handle:
                 infra_map = handle.read().split()
             infra_namespaces = [os.readlink(f"/proc/{infra_pid}/ns/{kind}") for kind in ("user", "net")]

@@ -79,6 +79,11 @@ class Oci:
     def state(self, container_id: str) -> dict:
         return json.loads(self("state", container_id, check=True).stdout)
 
+    def record(self, container_id: str) -> dict:
+        """hardrun-oci's own record of the container (its state.json), beyond what `state` shows."""
+        with open(os.path.join(self.root, container_id, "state.json")) as handle:
+            return json.load(handle)
+
 
 @pytest.fixture
 def oci(tmp_path):

@@ -49,7 +49,7 @@ def test_throttles_are_written_to_the_containers_blkio_cgroup(oci, oci_rootfs, t
     name = _container_id("blkio")
     oci("create", "--bundle", bundle, name, check=True)
     record = oci.state(name)
-    cgroup_list = _record(oci, name)["cgroups"]
+    cgroup_list = oci.record(name)["cgroups"]
     _, version = _blkio_root()
     if version == 1:
         assert f"{major}:{minor} 1048576" in _cgroup_file(cgroup_list, "blkio.throttle.read_bps_device")
@@ -94,15 +94,9 @@ def test_a_weight_is_applied_where_the_kernel_has_one_else_refused_by_name(oci, 
     if present:
         assert result.returncode == 0, result.stderr
         expected = str(cgroups.blkio_to_io_weight(300)) if present[0] == "io.weight" else "300"
-        assert expected in _cgroup_file(_record(oci, name)["cgroups"], present[0])
+        assert expected in _cgroup_file(oci.record(name)["cgroups"], present[0])
         oci("delete", "--force", name, check=True)
     else:
         assert result.returncode != 0
         assert "linux.resources.blockIO.weight cannot be applied" in result.stderr, result.stderr
         assert "BFQ" in result.stderr
-
-
-def _record(oci, container_id: str) -> dict:
-    import json
-    with open(os.path.join(oci.root, container_id, "state.json")) as handle:
-        return json.load(handle)

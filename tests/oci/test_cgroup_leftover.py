@@ -2,7 +2,6 @@
 when empty (as runc does), refused when something runs in it."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 
@@ -28,8 +27,7 @@ def test_an_empty_leftover_cgroup_is_taken_over(oci, oci_rootfs, tmp_path):
     try:
         bundle = make_bundle(tmp_path / "b", oci_rootfs, ["/bin/sleep", "60"], default_cgroup=True)
         oci("create", "--bundle", bundle, name, check=True)
-        with open(os.path.join(oci.root, name, "state.json")) as handle:
-            assert path in json.load(handle)["cgroups"]
+        assert path in oci.record(name)["cgroups"]
         assert oci.state(name)["pid"] in cgroups.cgroup_pids(path)
         with open(os.path.join(path, "devices.list")) as handle:
             assert "a *:* rwm" not in handle.read()      # the container's rules were written into it

@@ -24,14 +24,8 @@ def _bundle(directory, rootfs: str, args, rules, cgroup: str | None = None) -> s
     extra = {"linux__resources": {"devices": rules}} if rules is not None else {}
     if cgroup:
         extra["linux__cgroupsPath"] = cgroup
-    bundle = make_bundle(directory, rootfs, args, linux__devices=[FUSE], **extra)
-    config = os.path.join(bundle, "config.json")    # runc takes no symbolic link as its root
-    with open(config) as handle:
-        document = json.load(handle)
-    document["root"]["path"] = os.path.realpath(rootfs)
-    with open(config, "w") as handle:
-        json.dump(document, handle)
-    return bundle
+    # runc takes no symbolic link as its root
+    return make_bundle(directory, rootfs, args, linux__devices=[FUSE], root__path=os.path.realpath(rootfs), **extra)
 
 
 def _runc(*args, root) -> subprocess.CompletedProcess:
@@ -102,10 +96,8 @@ UNIFIED = "/sys/fs/cgroup/unified"
 
 
 def _unified_cgroups(oci, name: str) -> list:
-    record = json.loads(oci("state", name, check=True).stdout)
-    assert record["status"] == "created"
-    with open(os.path.join(oci.root, name, "state.json")) as handle:
-        recorded = json.load(handle).get("cgroups") or []
+    assert oci.state(name)["status"] == "created"
+    recorded = oci.record(name).get("cgroups") or []
     return [path for path in recorded if path.startswith(UNIFIED + "/")]
 
 

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests.helpers import wait_until
 from tests.oci.conftest import bind, make_bundle, process_gone, reap_all
 
 pytestmark = pytest.mark.runtime
@@ -29,16 +30,12 @@ def _no_kept_records():
 
 
 def _holder(oci, name: str) -> dict:
-    with open(os.path.join(oci.root, name, "state.json")) as handle:
-        return json.load(handle)["holder"]
+    return oci.record(name)["holder"]
 
 
 def _wait_gone(pid: int) -> None:
-    deadline = time.monotonic() + 30
-    while not process_gone(pid):
-        assert time.monotonic() < deadline, f"process {pid} still there"
-        reap_all()      # the test plays the shim: the holder's and the init's parent
-        time.sleep(0.01)
+    # process_gone reaps: the test plays the shim, the holder's and the init's parent
+    wait_until(lambda: process_gone(pid), f"process {pid} to be gone", timeout=30)
 
 
 def test_the_refused_call_is_recorded_and_delete_kills_the_holder(oci, oci_rootfs, tmp_path):
@@ -49,10 +46,7 @@ def test_the_refused_call_is_recorded_and_delete_kills_the_holder(oci, oci_rootf
     assert not process_gone(holder["pid"])
     oci("start", name, check=True)
     denials = os.path.join(oci.root, name, "denials.json")
-    deadline = time.monotonic() + 30
-    while not os.path.exists(denials):
-        assert time.monotonic() < deadline, "no denials recorded"
-        time.sleep(0.01)
+    wait_until(lambda: os.path.exists(denials), "the denials record", timeout=30)
     with open(denials) as handle:
         recorded = json.load(handle)["denials"]
     assert [(d["syscall"], d["errno_name"]) for d in recorded] == [("unshare", "EPERM")]
@@ -72,11 +66,7 @@ def test_a_holder_gone_before_start_stops_the_process_from_running(oci, oci_root
     os.kill(holder["pid"], signal.SIGKILL)
     _wait_gone(holder["pid"])
     oci("start", name)
-    deadline = time.monotonic() + 30
-    while oci.state(name)["status"] != "stopped":
-        assert time.monotonic() < deadline
-        reap_all()
-        time.sleep(0.01)
+    wait_until(lambda: reap_all() or oci.state(name)["status"] == "stopped", "the container to stop", timeout=30)
     assert not (shared / "ran").exists(), "the process ran without its listener's holder"
     oci("delete", name, check=True)
     # the control: with its holder alive, the same bundle runs
@@ -105,11 +95,7 @@ def _inspected(oci, name: str) -> str:
 
 
 def _until(condition, what: str):
-    deadline = time.monotonic() + 30
-    while not (found := condition()):
-        assert time.monotonic() < deadline, f"waited in vain for {what}"
-        time.sleep(0.02)
-    return found
+    return wait_until(condition, what, timeout=30, interval=0.02)
 
 
 def test_a_record_that_cannot_be_written_is_an_error_in_the_log_and_inspect_says_so(oci, oci_rootfs, tmp_path):

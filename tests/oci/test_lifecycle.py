@@ -28,11 +28,6 @@ def _leftovers(record: dict, state_dir: str, bundle: str) -> list[str]:
     return found
 
 
-def _record(oci, container_id: str) -> dict:
-    with open(os.path.join(oci.root, container_id, "state.json")) as handle:
-        return json.load(handle)
-
-
 def test_create_holds_the_init_before_exec_until_start(oci, oci_rootfs, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -56,7 +51,7 @@ def test_create_holds_the_init_before_exec_until_start(oci, oci_rootfs, tmp_path
         assert "NSpid:\t%d\t1" % pid in handle.read()
     oci("kill", "c1", "KILL", check=True)
     wait_until(lambda: oci.state("c1")["status"] == "stopped", "the container to stop")
-    record = _record(oci, "c1")
+    record = oci.record("c1")
     oci("delete", "c1", check=True)
     assert _leftovers(record, os.path.join(oci.root, "c1"), bundle) == []
 
@@ -90,7 +85,7 @@ def test_kill_refuses_an_unknown_signal(oci, oci_rootfs, tmp_path):
 def test_delete_of_a_created_container_kills_its_held_init(oci, oci_rootfs, tmp_path):
     bundle = make_bundle(tmp_path / "b", oci_rootfs, ["/bin/sleep", "60"])
     oci("create", "--bundle", bundle, "c1", check=True)
-    record = _record(oci, "c1")
+    record = oci.record("c1")
     assert record["cgroups"] and all(os.path.isdir(path) for path in record["cgroups"])
     oci("delete", "c1", check=True)
     assert _leftovers(record, os.path.join(oci.root, "c1"), bundle) == []
@@ -103,7 +98,7 @@ def test_delete_refuses_a_running_container_without_force(oci, oci_rootfs, tmp_p
     result = oci("delete", "c1")
     assert result.returncode == 1 and "is running" in result.stderr
     assert oci.state("c1")["status"] == "running"
-    record = _record(oci, "c1")
+    record = oci.record("c1")
     oci("delete", "--force", "c1", check=True)
     assert _leftovers(record, os.path.join(oci.root, "c1"), bundle) == []
 
@@ -123,7 +118,7 @@ def test_list_ps_pause_resume_update(oci, oci_rootfs, tmp_path):
         assert handle.read().rsplit(")", 1)[1].split()[0] in ("S", "D")
     oci("resume", "c1", check=True)
     assert oci.state("c1")["status"] == "running"
-    record = _record(oci, "c1")
+    record = oci.record("c1")
     pids_cgroup = next(path for path in record["cgroups"] if os.path.exists(os.path.join(path, "pids.max")))
     oci("update", "--resources", "-", "c1", stdin=open(_write(tmp_path / "r.json", {"pids": {"limit": 77}})),
         check=True)

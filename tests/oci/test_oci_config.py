@@ -128,7 +128,8 @@ def test_the_floor_s_additions_do_not_move_the_lines(tmp_path):
     document["process"]["cwd"] = "relative"
     with open(path, "w") as handle:
         json.dump(document, handle, indent=2)
-    text = open(path).read()
+    with open(path) as handle:
+        text = handle.read()
     expected = text[:text.index('"cwd"')].count("\n") + 1
     with pytest.raises(BundleError) as raised:
         reader.load(bundle)

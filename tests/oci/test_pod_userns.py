@@ -184,7 +184,7 @@ def test_the_shared_lease_goes_with_its_last_holder_and_gc_keeps_it_meanwhile(oc
     ranges = own_state / RANGES_DIR
 
     def holders():
-        return {name: open(ranges / name).read().split("\n")[:-1] for name in os.listdir(ranges) if name != "lock"}
+        return {name: (ranges / name).read_text().split("\n")[:-1] for name in os.listdir(ranges) if name != "lock"}
 
     oci.userns = "auto"
     oci("create", "--bundle", sandbox_bundle(tmp_path / "s", oci_rootfs, pod_netns), "sandbox", check=True)

@@ -200,7 +200,7 @@ def test_delete_releases_the_lease_and_gc_reclaims_a_dead_inits(oci, oci_rootfs,
         oci("create", "--bundle", bundle, name, check=True)
         pids[name] = oci.state(name)["pid"]
     assert len(leases()) == 3
-    holders = {open(ranges / lease).read().split()[0]: lease for lease in leases()}
+    holders = {(ranges / lease).read_text().split()[0]: lease for lease in leases()}
     assert set(holders) == {str(pid) for pid in pids.values()}, "each lease names its container's init"
     oci("delete", "freed", check=True)
     assert holders[str(pids["freed"])] not in leases()
