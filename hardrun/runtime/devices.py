@@ -183,8 +183,13 @@ def _bind_node(plan: DevicePlan, node: int, k) -> None:
             raise OSError(errno.EXDEV, f"{plan.source} is no longer device {plan.type} {plan.major}:{plan.minor}")
         # Read-only as the default nodes are: reading and writing the device still work,
         # chmod and chown of the host's inode do not. Never suid or exec.
-        from .mounts import bind    # loaded already: the caller is mounts.mount_dev
-        bind(source, node, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY, recursive=False, k=k)
+        tree = k.open_tree(source, False)
+        try:
+            k.mount_setattr(tree, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY,
+                            recursive=False)
+            k.move_mount(tree, node)
+        finally:
+            k.close(tree)
     finally:
         k.close(source)
 
