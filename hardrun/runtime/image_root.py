@@ -511,16 +511,12 @@ def attach_idmapped(source_fd: int, target: str, userns_fd: int, attrs: int, rec
     """A detached copy of the tree at `source_fd`, idmapped with the maps of the user namespace
     `userns_fd` and given the mount attributes `attrs`, attached on `target` (`k`: the system
     calls, hardrun.runtime.syscalls or a test's recording fake)."""
-    tree = k.open_tree(source_fd, recursive=recursive)
+    from .mounts import bind
+    target_fd = k.open_fd(target, k.O_PATH | os.O_CLOEXEC)
     try:
-        k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP | attrs, recursive=recursive, userns_fd=userns_fd)
-        target_fd = k.open_fd(target, k.O_PATH | os.O_CLOEXEC)
-        try:
-            k.move_mount(tree, target_fd)
-        finally:
-            k.close(target_fd)
+        bind(source_fd, target_fd, k.MOUNT_ATTR_IDMAP | attrs, recursive, k, userns_fd)
     finally:
-        k.close(tree)
+        k.close(target_fd)
 
 
 def userns_with(id_maps) -> int:
@@ -575,6 +571,7 @@ def adopt_shifted_rootfs(rootfs: str, id_maps, owner: tuple[int, int], k=k) -> N
     and what it writes (with --read-write) is owned on disk by the range DIR was prepared
     for. Mounted over DIR in a mount namespace of hardrun's own process, as image roots
     are. An idmap the kernel refuses is an error (fail closed)."""
+    from .mounts import bind
     from .userns import IdMaps
     (_, uid_start, count), (_, gid_start, _) = id_maps.uid[0], id_maps.gid[0]
     uid, gid = owner
@@ -584,16 +581,11 @@ def adopt_shifted_rootfs(rootfs: str, id_maps, owner: tuple[int, int], k=k) -> N
     userns_fd = userns_with(shift)
     source = k.open_fd(rootfs, k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        tree = k.open_tree(source, recursive=False)
-        try:
-            k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP, recursive=False, userns_fd=userns_fd)
-            k.move_mount(tree, source)
-        except OSError as error:
-            raise HardrunError(f"--rootfs {rootfs}: owned by uid {uid}, gid {gid} (a range of hardrun's id "
-                               f"pool), but it cannot be idmapped onto the container's range: {error.strerror}",
-                               hint=f"give --userns-remap {uid}:{count}") from None
-        finally:
-            k.close(tree)
+        bind(source, source, k.MOUNT_ATTR_IDMAP, recursive=False, k=k, userns_fd=userns_fd)
+    except OSError as error:
+        raise HardrunError(f"--rootfs {rootfs}: owned by uid {uid}, gid {gid} (a range of hardrun's id "
+                           f"pool), but it cannot be idmapped onto the container's range: {error.strerror}",
+                           hint=f"give --userns-remap {uid}:{count}") from None
     finally:
         k.close(source)
         k.close(userns_fd)

@@ -205,11 +205,13 @@ def _fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
-def bind(source_fd: int, target_fd: int, attrs: int, recursive: bool = True, k=k) -> None:
-    """Attach a copy of the tree at `source_fd` on `target_fd` with `attrs` already set."""
+def bind(source_fd: int, target_fd: int, attrs: int, recursive: bool = True, k=k, userns_fd: int = 0) -> None:
+    """Attach a copy of the tree at `source_fd` on `target_fd` with `attrs` already set (with
+    MOUNT_ATTR_IDMAP, `userns_fd` is the user namespace whose id maps the copy takes)."""
     tree = k.open_tree(source_fd, recursive)
     try:
-        k.mount_setattr(tree, attrs, recursive=recursive)   # while detached: never writable
+        # while detached: never writable, never seen unmapped
+        k.mount_setattr(tree, attrs, recursive=recursive, userns_fd=userns_fd)
         k.move_mount(tree, target_fd)
     finally:
         k.close(tree)

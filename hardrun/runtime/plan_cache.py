@@ -152,9 +152,13 @@ def _still(item) -> bool:
 
 def _file_stamp(path: str):
     try:
-        info = os.stat(path)
+        return _stamp(os.stat(path))
     except OSError:
         return None
+
+
+def _stamp(info: os.stat_result) -> tuple:
+    """What tells a file changed or replaced: its device, inode, mode, size and times."""
     return (info.st_dev, info.st_ino, info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
@@ -172,7 +176,7 @@ def _in_root_stamp(root: str, path: str):
     else:
         info = os.fstat(where)
         os.close(where)
-        return (info.st_dev, info.st_ino, info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        return _stamp(info)
     finally:
         os.close(root_fd)
 
