@@ -352,7 +352,6 @@ def index_source() -> str:
     return "\n".join(lines)
 
 
-
 def describe(rule_id: str) -> Rule:
     """The rule a finding's id names: a rule file's, or for a ShellCheck code (`SC2086`,
     reported by HR1020) HR1020's documentation under that code and its wiki page."""

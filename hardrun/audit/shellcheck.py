@@ -225,9 +225,10 @@ def check(binary_path: str, found: list[Script]) -> list[tuple[Script, Comment]]
         fresh = _run_shellcheck(binary_path, [found[number] for number in missing])
         for number, verdict in zip(missing, fresh):
             verdicts[number] = verdict
-            if keys:
-                from .. import cache
-                cache.store(CACHE_KIND, keys[number], verdict)
+        if keys:
+            from .. import cache
+            for number in missing:
+                cache.store(CACHE_KIND, keys[number], verdicts[number])
     return [(script, comment) for script, verdict in zip(found, verdicts)
             for comment in _mapped(script, verdict or [])]
 

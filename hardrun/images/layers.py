@@ -242,6 +242,8 @@ class Layer:
             self.broken(error)
 
     READ_ERRORS = (OSError, EOFError, zlib.error, __import__("tarfile").TarError)
+    # what the header walk raises on a damaged layer (tarlist's TarFormatError is a ValueError)
+    LISTING_ERRORS = (OSError, EOFError, zlib.error, ValueError)
 
     def headers(self):
         """(kind, path, Header) for each entry, in archive order, from the headers alone
@@ -255,14 +257,14 @@ class Layer:
                 else:
                     kind, path = classify(clean_path(name))
                     yield kind, path, header
-        except (OSError, EOFError, zlib.error, ValueError) as error:
+        except self.LISTING_ERRORS as error:
             self.broken(error)
 
     def content(self, cap: int) -> bytes:
         """The first `cap` bytes of the current entry's content (headers() only)."""
         try:
             return self._lister.content(cap)
-        except (OSError, EOFError, zlib.error, ValueError) as error:
+        except self.LISTING_ERRORS as error:
             self.broken(error)
 
     def broken(self, error: Exception) -> NoReturn:

@@ -398,8 +398,9 @@ class TarLister:
         return _number(block[483:495])
 
     def _walked_content(self, cap: int) -> bytes:
-        data = self._take(min(cap, self._content_left))      # not the padding after it
-        if len(data) < min(cap, self._content_left):
+        wanted = min(cap, self._content_left)      # not the padding after it
+        data = self._take(wanted)
+        if len(data) < wanted:
             raise TarFormatError(f"the archive ends inside the content of {self._entry!r}")
         self._remaining -= len(data)
         self._content_left -= len(data)

@@ -5,7 +5,6 @@ Same contract as build.py: each check yields `Hit`s for one Dockerfile.
 """
 from __future__ import annotations
 
-
 from ...parsing.patterns import regex
 from ..findings import Hit
 from . import check

@@ -137,7 +137,7 @@ _APT_ASKING = frozenset({"install", "upgrade", "dist-upgrade", "full-upgrade", "
 _QUESTIONS = {
     **{name: (_APT_ASKING, lambda args: any(_APT_YES.match(word) or word.startswith("APT::Get::Assume-Yes")
                                             for word in args))
-       for name in ("apt-get", "apt", "aptitude")},
+       for name in APT},
     **{name: (frozenset({"install", "groupinstall", "localinstall", "upgrade", "update", "remove"}),
               lambda args: any(_RPM_YES.match(word) for word in args))
        for name in ("yum", "dnf", "tdnf")},

@@ -2,10 +2,9 @@
 configuration a RUN writes, or by an environment variable."""
 from __future__ import annotations
 
-
+from ....parsing.patterns import IGNORECASE, lazy, regex
 from ...secrets import CURL_VALUE_SHORT, unquote
 from .commands import INTERPRETERS, PIP, command_name, effective_words
-from ....parsing.patterns import IGNORECASE, lazy, regex
 
 
 # --- TLS and signature verification --------------------------------------------------
