@@ -55,7 +55,7 @@ def loads(text: str | bytes, object_pairs_hook=None):
     return value
 
 
-if _json is not None:
+if _ACCELERATED:
     # json.encoder.encode_basestring_ascii: a string as a JSON literal, ASCII only
     encode_basestring_ascii = _json.encode_basestring_ascii
 else:

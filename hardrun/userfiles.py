@@ -211,10 +211,7 @@ def write_private(directory: str, name: str, content: bytes) -> bool:
         os.replace(temporary, os.path.join(directory, name))
         return True
     except OSError:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
+        _remove(temporary)
         return False
 
 
@@ -319,7 +316,7 @@ def _lstat(name: str, where: int):
         return None
 
 
-def _remove(name: str, where: int) -> None:
+def _remove(name: str, where: int | None = None) -> None:
     try:
         os.remove(name, dir_fd=where)
     except OSError:

@@ -147,7 +147,7 @@ class _Config(OciFields):
     def fail(self, where: str, message: str) -> NoReturn:
         raise _parse_error(OciFieldError(where, message), self.path, self.config.locate, self.document)
 
-    def line(self, where: str) -> int:
+    def line(self, where: str) -> int | None:
         return self.locate(where)
 
     # the model -----------------------------------------------------------

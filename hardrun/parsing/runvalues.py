@@ -113,12 +113,10 @@ def parse_cpus(text) -> float:
 PROTOCOLS = ("tcp", "udp", "sctp")
 
 
-def port_or_range(text: str, *, allow_empty: bool) -> str | None:
-    """A port or range `8000-8010`, validated; None when empty and allowed (0 too: a
-    host port of 0 asks for any free port)."""
-    if not text and allow_empty:
-        return None
-    return port_range(text, allow_zero=allow_empty)
+def host_port_or_range(text: str) -> str | None:
+    """A host port or range `8000-8010`, validated; None when empty (0 too: a host port
+    of 0 asks for any free port)."""
+    return port_range(text, allow_zero=True) if text else None
 
 
 def port_range(text: str, *, allow_zero: bool = False) -> str:
@@ -159,7 +157,7 @@ def parse_publish(text: str, line: int | None = None, *, lenient: bool = False) 
     if lenient and (is_unresolved(container) or is_unresolved(host_port)):
         return [Port(container, host_port or None, host_ip, proto, line)]
     container = port_range(container)
-    host_port = port_or_range(host_port or "", allow_empty=True)
+    host_port = host_port_or_range(host_port or "")
     return [Port(container, host_port, host_ip, proto, line)]
 
 

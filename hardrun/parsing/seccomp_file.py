@@ -65,7 +65,13 @@ def _parse_json(text: str, path: str):
         raise UsageError(f"duplicate key {error.args[0]!r}", path=path, line=line) from None
     except RecursionError:
         raise ParseError("JSON nested too deeply", path=path) from None
-    return data, lambda json_path: JsonLocator(text).line_of(json_path)
+    found: list[JsonLocator] = []    # scanned on the first call only, and once
+
+    def locate(json_path: tuple) -> int | None:
+        if not found:
+            found.append(JsonLocator(text))
+        return found[0].line_of(json_path)
+    return data, locate
 
 
 def _parse_yaml(text: str, path: str) -> Located:

@@ -86,6 +86,14 @@ def child_path(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
+def key_refusal(key: str, value: Any, allowed: Collection[str], unsupported: Collection[str]) -> str | None:
+    """Why an object's `key` is refused (None: it is not): unknown, or known but not
+    applicable by hardrun and set to more than an empty value."""
+    if key in allowed or (key in unsupported and value in EMPTY_VALUES):
+        return None
+    return "not supported by hardrun" if key in unsupported else "unknown field"
+
+
 class OciFields:
     """The typed access of a config.json reader; `fail` is where a reader's own error is raised."""
 
@@ -98,11 +106,9 @@ class OciFields:
         if not isinstance(parent, dict):
             self.fail(where, "expected an object")
         for key, value in parent.items():
-            if key in allowed:
-                continue
-            if key in unsupported and value in EMPTY_VALUES:
-                continue
-            self.fail(child_path(where, key), "not supported by hardrun" if key in unsupported else "unknown field")
+            refusal = key_refusal(key, value, allowed, unsupported)
+            if refusal is not None:
+                self.fail(child_path(where, key), refusal)
         return parent
 
     def typed(self, value: Any, kind: type, where: str) -> Any:
@@ -343,11 +349,9 @@ class _Decoder(OciFields):
         allowed, unsupported = keys
         value = self.typed(value, dict, where) or {}
         for key, item in value.items():
-            if key in allowed or (key in unsupported and item in EMPTY_VALUES):
-                continue
-            at = child_path(where, key)
-            self.unknown.append(OciFieldError(at, "not supported by hardrun" if key in unsupported
-                                              else "unknown field"))
+            refusal = key_refusal(key, item, allowed, unsupported)
+            if refusal is not None:
+                self.unknown.append(OciFieldError(child_path(where, key), refusal))
         return value
 
     def objects(self, value: Any, where: str, keys: tuple) -> list:
