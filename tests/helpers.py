@@ -71,3 +71,17 @@ def wait_until(predicate, what: str = "", timeout: float = 20.0, interval: float
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+def record_calls(monkeypatch, owner, name: str, what=lambda first, *rest, **named: first) -> list:
+    """Wrap `owner.name` so that each call is still made and `what(*its arguments)` is appended
+    to the list returned (by default the first argument): how a test counts cache misses."""
+    calls: list = []
+    real = getattr(owner, name)
+
+    def recording(*args, **kwargs):
+        calls.append(what(*args, **kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, recording)
+    return calls

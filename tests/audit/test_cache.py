@@ -10,6 +10,7 @@ from hardrun import cache
 from hardrun.audit import rules
 from hardrun.policy import load
 from hardrun.resources import data_dir
+from tests.helpers import record_calls
 
 
 @pytest.fixture
@@ -113,15 +114,7 @@ def test_a_directory_others_may_write_to_is_not_used(cache_home, rule_dir):
 @pytest.fixture
 def parses(monkeypatch):
     """Rule files parsed with PyYAML (a cache miss parses all of them)."""
-    calls = []
-    real = rules._parse_yaml
-
-    def counting(text):
-        calls.append(text)
-        return real(text)
-
-    monkeypatch.setattr(rules, "_parse_yaml", counting)
-    return calls
+    return record_calls(monkeypatch, rules, "_parse_yaml")
 
 
 def reload_rules():
@@ -195,15 +188,7 @@ def test_details_of_rule_files_changed_since_the_summary_are_an_error(cache_home
 
 @pytest.fixture
 def validations(monkeypatch):
-    calls = []
-    real = load._validate
-
-    def counting(path, document):
-        calls.append(str(path))
-        return real(path, document)
-
-    monkeypatch.setattr(load, "_validate", counting)
-    return calls
+    return record_calls(monkeypatch, load, "_validate", lambda path, document: str(path))
 
 
 def test_a_policy_validated_once_is_not_validated_again(cache_home, tmp_path, validations):

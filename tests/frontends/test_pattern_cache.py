@@ -9,7 +9,7 @@ import pytest
 
 from hardrun import cache
 from hardrun.parsing import patterns
-from tests.helpers import DATA, ROOT, hardrun_env
+from tests.helpers import DATA, ROOT, hardrun_env, record_calls
 
 
 @pytest.fixture
@@ -21,15 +21,7 @@ def cache_home(tmp_path, monkeypatch):
 @pytest.fixture
 def compiles(monkeypatch):
     """The patterns compiled by `re` itself (not built from a cached program)."""
-    compiled = []
-    real = patterns._program
-
-    def counting(pattern, flags):
-        compiled.append(pattern)
-        return real(pattern, flags)
-
-    monkeypatch.setattr(patterns, "_program", counting)
-    return compiled
+    return record_calls(monkeypatch, patterns, "_program")
 
 
 def the_same(built: re.Pattern, pattern: str, flags: int = 0) -> bool:
