@@ -134,6 +134,13 @@ def test_rules_are_served_from_the_cache_until_a_rule_file_changes(cache_home, r
     assert "HR1001" not in reload_rules()
 
 
+def damage_entry(cache_home, kind: str, damage) -> None:
+    """Rewrite the one `kind` entry under its own key with `damage(its value)`."""
+    [entry] = list(cache_home.glob(f"{kind}-*.json"))
+    stored = json.loads(entry.read_text())
+    entry.write_text(json.dumps({"key": stored["key"], "value": damage(stored["value"])}))
+
+
 @pytest.mark.parametrize("damage", [
     lambda rows: rows[:-1],                                  # a row short
     lambda rows: [row[:-1] for row in rows],                 # a field short
@@ -143,9 +150,7 @@ def test_rules_are_served_from_the_cache_until_a_rule_file_changes(cache_home, r
 ])
 def test_a_rules_entry_of_another_shape_is_ignored_and_written_anew(cache_home, rule_dir, parses, damage):
     fresh = reload_rules()
-    [entry] = list(cache_home.glob("rules-*.json"))
-    stored = json.loads(entry.read_text())
-    entry.write_text(json.dumps({"key": stored["key"], "value": damage(stored["value"])}))
+    damage_entry(cache_home, "rules", damage)
     count = len(parses)
     assert reload_rules() == fresh and len(parses) == 2 * count
     assert reload_rules() == fresh and len(parses) == 2 * count       # written anew: a hit
@@ -168,9 +173,7 @@ def test_a_rule_s_details_are_read_only_when_asked_for(cache_home, rule_dir, par
 ])
 def test_damaged_details_are_read_from_the_rule_files(cache_home, rule_dir, parses, damage):
     fresh = reload_rules()
-    [entry] = list(cache_home.glob("rule-details-*.json"))
-    stored = json.loads(entry.read_text())
-    entry.write_text(json.dumps({"key": stored["key"], "value": damage(stored["value"])}))
+    damage_entry(cache_home, "rule-details", damage)
     count = len(parses)
     assert reload_rules() == fresh and len(parses) == 2 * count        # the files parsed again
 
