@@ -85,3 +85,21 @@ def record_calls(monkeypatch, owner, name: str, what=lambda first, *rest, **name
 
     monkeypatch.setattr(owner, name, recording)
     return calls
+
+
+def output_of_child(work) -> str:
+    """Run `work()` in a forked child that never returns into pytest, and give back the text it
+    returned (empty if it raised): for tests that change a process's own state."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            os.write(write_end, work().encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as report:
+        text = report.read()
+    os.waitpid(pid, 0)
+    return text
