@@ -14,12 +14,6 @@ from tests.helpers import record_calls
 
 
 @pytest.fixture
-def cache_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return tmp_path / "cache" / "hardrun"
-
-
-@pytest.fixture
 def rule_dir(tmp_path, monkeypatch):
     """A copy of the rule files that all_rules() reads instead of the bundled ones."""
     copy = tmp_path / "rules"

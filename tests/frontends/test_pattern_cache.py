@@ -13,12 +13,6 @@ from tests.helpers import DATA, ROOT, hardrun_env, record_calls
 
 
 @pytest.fixture
-def cache_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return tmp_path / "cache" / "hardrun"
-
-
-@pytest.fixture
 def compiles(monkeypatch):
     """The patterns compiled by `re` itself (not built from a cached program)."""
     return record_calls(monkeypatch, patterns, "_program")
