@@ -71,3 +71,35 @@ def wait_until(predicate, what: str = "", timeout: float = 20.0, interval: float
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+def record_calls(monkeypatch, owner, name: str, what=lambda first, *rest, **named: first) -> list:
+    """Wrap `owner.name` so that each call is still made and `what(*its arguments)` is appended
+    to the list returned (by default the first argument): how a test counts cache misses."""
+    calls: list = []
+    real = getattr(owner, name)
+
+    def recording(*args, **kwargs):
+        calls.append(what(*args, **kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, recording)
+    return calls
+
+
+def output_of_child(work) -> str:
+    """Run `work()` in a forked child that never returns into pytest, and give back the text it
+    returned (empty if it raised): for tests that change a process's own state."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            os.write(write_end, work().encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as report:
+        text = report.read()
+    os.waitpid(pid, 0)
+    return text

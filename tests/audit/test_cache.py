@@ -10,12 +10,7 @@ from hardrun import cache
 from hardrun.audit import rules
 from hardrun.policy import load
 from hardrun.resources import data_dir
-
-
-@pytest.fixture
-def cache_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return tmp_path / "cache" / "hardrun"
+from tests.helpers import record_calls
 
 
 @pytest.fixture
@@ -113,15 +108,7 @@ def test_a_directory_others_may_write_to_is_not_used(cache_home, rule_dir):
 @pytest.fixture
 def parses(monkeypatch):
     """Rule files parsed with PyYAML (a cache miss parses all of them)."""
-    calls = []
-    real = rules._parse_yaml
-
-    def counting(text):
-        calls.append(text)
-        return real(text)
-
-    monkeypatch.setattr(rules, "_parse_yaml", counting)
-    return calls
+    return record_calls(monkeypatch, rules, "_parse_yaml")
 
 
 def reload_rules():
@@ -141,6 +128,13 @@ def test_rules_are_served_from_the_cache_until_a_rule_file_changes(cache_home, r
     assert "HR1001" not in reload_rules()
 
 
+def damage_entry(cache_home, kind: str, damage) -> None:
+    """Rewrite the one `kind` entry under its own key with `damage(its value)`."""
+    [entry] = list(cache_home.glob(f"{kind}-*.json"))
+    stored = json.loads(entry.read_text())
+    entry.write_text(json.dumps({"key": stored["key"], "value": damage(stored["value"])}))
+
+
 @pytest.mark.parametrize("damage", [
     lambda rows: rows[:-1],                                  # a row short
     lambda rows: [row[:-1] for row in rows],                 # a field short
@@ -150,9 +144,7 @@ def test_rules_are_served_from_the_cache_until_a_rule_file_changes(cache_home, r
 ])
 def test_a_rules_entry_of_another_shape_is_ignored_and_written_anew(cache_home, rule_dir, parses, damage):
     fresh = reload_rules()
-    [entry] = list(cache_home.glob("rules-*.json"))
-    stored = json.loads(entry.read_text())
-    entry.write_text(json.dumps({"key": stored["key"], "value": damage(stored["value"])}))
+    damage_entry(cache_home, "rules", damage)
     count = len(parses)
     assert reload_rules() == fresh and len(parses) == 2 * count
     assert reload_rules() == fresh and len(parses) == 2 * count       # written anew: a hit
@@ -175,9 +167,7 @@ def test_a_rule_s_details_are_read_only_when_asked_for(cache_home, rule_dir, par
 ])
 def test_damaged_details_are_read_from_the_rule_files(cache_home, rule_dir, parses, damage):
     fresh = reload_rules()
-    [entry] = list(cache_home.glob("rule-details-*.json"))
-    stored = json.loads(entry.read_text())
-    entry.write_text(json.dumps({"key": stored["key"], "value": damage(stored["value"])}))
+    damage_entry(cache_home, "rule-details", damage)
     count = len(parses)
     assert reload_rules() == fresh and len(parses) == 2 * count        # the files parsed again
 
@@ -195,15 +185,7 @@ def test_details_of_rule_files_changed_since_the_summary_are_an_error(cache_home
 
 @pytest.fixture
 def validations(monkeypatch):
-    calls = []
-    real = load._validate
-
-    def counting(path, document):
-        calls.append(str(path))
-        return real(path, document)
-
-    monkeypatch.setattr(load, "_validate", counting)
-    return calls
+    return record_calls(monkeypatch, load, "_validate", lambda path, document: str(path))
 
 
 def test_a_policy_validated_once_is_not_validated_again(cache_home, tmp_path, validations):

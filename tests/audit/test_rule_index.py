@@ -9,6 +9,7 @@ import sys
 from hardrun.audit import rules
 from hardrun.audit.checks import MODULES
 from hardrun.frontends import registry
+from tests.helpers import hardrun_env
 
 INDEX = os.path.join(os.path.dirname(rules.__file__), "checks", "index.py")
 CHECKS = "hardrun.audit.checks."
@@ -36,7 +37,7 @@ def _imported_after_audit(tmp_path, name, text):
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             f"    main(['-f', 'json', {str(target)!r}])\n"
             "print(__import__('json').dumps(sorted(sys.modules)))")
-    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env = hardrun_env({"XDG_CACHE_HOME": str(tmp_path / "cache")})
     for _ in range(2):      # the second with the cache of parsed rule files filled, as users run
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     modules = json.loads(result.stdout)

@@ -10,6 +10,7 @@ import pytest
 
 from hardrun import cache
 from hardrun.audit import shellcheck
+from tests.helpers import record_calls
 
 SHELLCHECK = shutil.which("shellcheck")
 # SC2086 on its line 2 (unquoted $1): the finding an rc file's `disable=` takes away
@@ -32,15 +33,8 @@ def private_places(tmp_path, monkeypatch):
 @pytest.fixture
 def runs(monkeypatch):
     """The scripts each ShellCheck process was given, one list per process."""
-    calls = []
-    real = shellcheck._run_shellcheck
-
-    def counting(binary_path, found):
-        calls.append([script.lines for script in found])
-        return real(binary_path, found)
-
-    monkeypatch.setattr(shellcheck, "_run_shellcheck", counting)
-    return calls
+    return record_calls(monkeypatch, shellcheck, "_run_shellcheck",
+                        lambda binary_path, found: [script.lines for script in found])
 
 
 def codes(binary=SHELLCHECK, script=SCRIPT):

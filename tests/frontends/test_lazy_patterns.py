@@ -1,6 +1,8 @@
 """hardrun/parsing/patterns.py: a lazy pattern behaves as the compiled one and compiles once."""
 import re
 
+import pytest
+
 from hardrun.parsing.patterns import lazy
 
 
@@ -18,12 +20,8 @@ def test_a_lazy_pattern_answers_as_the_compiled_pattern():
 def test_nothing_is_compiled_until_first_use_and_then_only_once():
     pattern = lazy(r"[")          # an invalid pattern: compiling it would raise
     assert "_compiled" not in vars(pattern)
-    try:
+    with pytest.raises(re.error):          # compiled on first use
         pattern.match("[")
-    except re.error:
-        pass
-    else:
-        raise AssertionError("the invalid pattern was not compiled on first use")
     valid = lazy(r"b+")
     valid.search("abb")
     first = vars(valid)["_compiled"]

@@ -2,32 +2,20 @@
 patterns `re.compile` makes; a damaged, foreign or other interpreter's entry is never used."""
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
 from hardrun import cache
 from hardrun.parsing import patterns
-from tests.helpers import DATA, ROOT
-
-
-@pytest.fixture
-def cache_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return tmp_path / "cache" / "hardrun"
+from tests.helpers import DATA, ROOT, hardrun_env, record_calls
 
 
 @pytest.fixture
 def compiles(monkeypatch):
     """The patterns compiled by `re` itself (not built from a cached program)."""
-    compiled = []
-    real = patterns._program
-
-    def counting(pattern, flags):
-        compiled.append(pattern)
-        return real(pattern, flags)
-
-    monkeypatch.setattr(patterns, "_program", counting)
-    return compiled
+    return record_calls(monkeypatch, patterns, "_program")
 
 
 def the_same(built: re.Pattern, pattern: str, flags: int = 0) -> bool:
@@ -58,10 +46,7 @@ print(len(seen), differ)
 
 @pytest.mark.parametrize("attempt", ["cold", "warm"])
 def test_every_pattern_an_audit_compiles_is_re_s_own(tmp_path_factory, attempt):
-    import os
-    import subprocess
-    import sys
-    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path_factory.getbasetemp() / "every-pattern-cache"))
+    env = hardrun_env({"XDG_CACHE_HOME": str(tmp_path_factory.getbasetemp() / "every-pattern-cache")})
     done = subprocess.run([sys.executable, "-c", _EVERY_PATTERN, str(DATA), str(ROOT / "examples")],
                           capture_output=True, text=True, env=env, check=True, cwd=ROOT)
     count, differ = done.stdout.split(" ", 1)
@@ -159,15 +144,12 @@ def test_the_flags_are_re_s_own():
 
 def test_a_dockerfile_audit_served_from_the_cache_imports_neither_re_nor_json(tmp_path):
     """`re` (with `enum`) and `json` cost about 4 ms of a one-file audit's start."""
-    import os
-    import subprocess
-    import sys
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text("FROM alpine:3.20\nRUN apk add --no-cache curl\nUSER 10001\n")
     code = ("import sys\nfrom hardrun.cli.audit import main\n"
             f"main(['-f', 'json', '-o', {str(tmp_path / 'report.json')!r}, {str(dockerfile)!r}])\n"
             "print(sorted({'re', 'enum', 'json', 'fnmatch'} & set(sys.modules)))")
-    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env = hardrun_env({"XDG_CACHE_HOME": str(tmp_path / "cache")})
 
     def imported():
         return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,

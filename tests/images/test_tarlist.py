@@ -10,8 +10,6 @@ tests/images/test_tarscan.py also holds to the Python one on random and damaged 
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 import tarfile
 
 import pytest
@@ -19,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hardrun.images.tarlist import TarFormatError, TarLister
+from tests.helpers import run_hardrun
 from tests.image_examples import layer_of
 from tests.imagebuild import Image, write_layout
 
@@ -215,8 +214,7 @@ def test_a_damaged_layer_is_one_error_line_naming_the_layer_and_the_byte(tmp_pat
     second = _members(bytes(data))[1].offset
     data[second + 3] ^= 0x20
     layout = write_layout(tmp_path / "layout", {None: Image([bytes(data)], {"User": "1000"})})
-    result = subprocess.run([sys.executable, "-m", "hardrun", "audit", f"oci:{layout}"],
-                            capture_output=True, text=True)
+    result = run_hardrun("audit", f"oci:{layout}")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if ": error: " in line]
@@ -234,8 +232,7 @@ def test_a_layers_diff_id_is_still_checked(tmp_path, compress):
     control = write_layout(tmp_path / "control", {None: image})
     image.config["rootfs"]["diff_ids"] = ["sha256:" + "c" * 64]
     layout = write_layout(tmp_path / "layout", {None: image})
-    audit = [sys.executable, "-m", "hardrun", "audit"]
-    assert subprocess.run(audit + [f"oci:{control}"], capture_output=True).returncode == 0
-    result = subprocess.run(audit + [f"oci:{layout}"], capture_output=True, text=True)
+    assert run_hardrun("audit", f"oci:{control}").returncode == 0
+    result = run_hardrun("audit", f"oci:{layout}")
     assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
     assert "sha256:" + "c" * 64 in result.stdout and "does not match its digest" in result.stdout

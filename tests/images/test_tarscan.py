@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from hardrun.images import tarlist
 from hardrun.images.tarlist import TarFormatError, TarLister
+from tests.helpers import ROOT, run_hardrun
 from tests.images.test_tarlist import FIELDS, _chunks, archives
 
-ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "hardrun" / "images" / "_tarscan.c"
 CHUNKS = (512, 700, 4096, 1 << 20)
 
@@ -286,7 +286,7 @@ def test_without_the_c_module_the_audit_walks_in_python_and_finds_the_same(tmp_p
               layer_of([{"path": "srv/.wh..wh..opq"}, {"path": "usr/bin/.wh.tool"}])]
     layout = write_layout(tmp_path / "layout", {None: Image(layers, {"User": "0"})})
     command = ["audit", "-f", "json", f"oci:{layout}"]
-    with_c = subprocess.run([sys.executable, "-m", "hardrun", *command], capture_output=True, text=True, cwd=ROOT)
+    with_c = run_hardrun(*command, cwd=ROOT)
     without = subprocess.run([sys.executable, "-c", _WITHOUT_THE_C_WALK, *command], capture_output=True, text=True,
                              cwd=ROOT)
     assert with_c.returncode == without.returncode == 1, with_c.stderr + without.stderr

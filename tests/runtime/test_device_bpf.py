@@ -17,6 +17,7 @@ from hardrun.runtime import cgroups, device_bpf, syscalls
 from hardrun.runtime.cgroups import ContainerCgroup, Hierarchy, Layout, LimitError, Limits
 from hardrun.runtime.device_rules import DeviceRuleError, cgroup_v1_writes, v1_state
 
+from tests.helpers import output_of_child
 from tests.limits_support import require_root
 
 pytestmark = pytest.mark.runtime
@@ -71,22 +72,13 @@ def unified_cgroup(nodes):
 def outcomes(cgroup_path: str | None, directory, checks) -> dict:
     """Run each check ((node, "r"|"w"|"rw"|"mknod")) in a child placed in `cgroup_path` (None:
     where the test runs); {check: "ok" | errno name}."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:        # the child: join, try, report, never return into pytest
-        try:
-            os.close(read_end)
-            if cgroup_path is not None:
-                with open(os.path.join(cgroup_path, "cgroup.procs"), "w") as procs:
-                    procs.write("0")
-            lines = [f"{node} {how} {_try(directory, node, how)}" for node, how in checks]
-            os.write(write_end, "\n".join(lines).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as report:
-        text = report.read()
-    os.waitpid(pid, 0)
+    def join_and_try() -> str:
+        if cgroup_path is not None:
+            with open(os.path.join(cgroup_path, "cgroup.procs"), "w") as procs:
+                procs.write("0")
+        return "\n".join(f"{node} {how} {_try(directory, node, how)}" for node, how in checks)
+
+    text = output_of_child(join_and_try)
     found = {}
     for line in text.splitlines():
         node, how, result = line.split()

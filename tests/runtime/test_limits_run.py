@@ -16,7 +16,7 @@ import pytest
 from hardrun.runtime import cgroups
 
 from tests.helpers import hardrun_env, popen_hardrun, run_hardrun
-from tests.helpers import wait_until
+from tests.helpers import output_of_child, wait_until
 
 pytestmark = pytest.mark.runtime
 
@@ -239,25 +239,16 @@ def _apply_ulimit(ulimit) -> str:
     import resource
 
     from hardrun.runtime import ulimits
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:   # the child: no pytest machinery, only the pipe
+
+    def apply_under_a_zero_hard_limit() -> str:
+        resource.setrlimit(ulimits.RLIMITS[ulimit.name], (0, 0))
         try:
-            os.close(read)
-            resource.setrlimit(ulimits.RLIMITS[ulimit.name], (0, 0))
-            try:
-                ulimits.apply(os.getpid(), [ulimit])
-                message = "applied"
-            except Exception as error:          # noqa: BLE001 - reported to the parent
-                message = str(error)
-            os.write(write, message.encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        message = pipe.read()
-    os.waitpid(pid, 0)
-    return message
+            ulimits.apply(os.getpid(), [ulimit])
+        except Exception as error:          # noqa: BLE001 - reported to the parent
+            return str(error)
+        return "applied"
+
+    return output_of_child(apply_under_a_zero_hard_limit)
 
 
 @pytest.mark.parametrize("name", ["rtprio", "nice", "memlock"])

@@ -23,10 +23,10 @@ def cache(tmp_path, monkeypatch):
     return directory
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    require_root()
-    return build_rootfs(tmp_path_factory.mktemp("plan-rootfs"))
+@pytest.fixture
+def root(busybox_rootfs):
+    """The session's busybox root (tests that change a root build their own)."""
+    return busybox_rootfs
 
 
 def _resolve(argv):

@@ -25,6 +25,7 @@ from hardrun.runtime.seccomp import (cache_key, cached_filter, compile_profile, 
                                      default_profile, load_profile, parse_profile, prepare_filter,
                                      seccomp_mode_of, set_no_new_privs)
 from hardrun.spec.record import fields
+from tests.helpers import record_calls
 
 pytestmark = pytest.mark.runtime
 
@@ -537,14 +538,7 @@ def cache_dir(tmp_path):
 
 @pytest.fixture
 def compile_count(monkeypatch):
-    calls = []
-    real = seccomp_bpf.compile_resolved
-
-    def counting(resolved):
-        calls.append(resolved)
-        return real(resolved)
-    monkeypatch.setattr(seccomp_bpf, "compile_resolved", counting)
-    return calls
+    return record_calls(monkeypatch, seccomp_bpf, "compile_resolved")
 
 
 def _cache_file(cache_dir, key):

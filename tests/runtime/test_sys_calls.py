@@ -12,7 +12,7 @@ import pytest
 
 from hardrun.runtime import syscalls as k
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, output_of_child
 
 pytestmark = pytest.mark.runtime
 
@@ -33,18 +33,12 @@ def test_capset_sets_exactly_the_asked_masks_in_a_child():
     effective, permitted, inheritable = k.capget()
     wanted = (1 << 40 | 1 << 21, 1 << 40 | 1 << 21 | 1 << 0, 0)   # CHECKPOINT_RESTORE, SYS_ADMIN, CHOWN
     assert all(mask & permitted == mask for mask in wanted), "the test needs root's capabilities"
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            k.capset(*wanted)
-            os.write(write_end, b"ok")
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    assert os.read(read_end, 2) == b"ok"
-    os.waitpid(pid, 0)
-    os.close(read_end)
+
+    def set_them() -> str:
+        k.capset(*wanted)
+        return "ok"
+
+    assert output_of_child(set_them) == "ok"
     assert k.capget() == (effective, permitted, inheritable)      # control: the parent kept its own
 
 
@@ -91,21 +85,14 @@ def _lo_is_up() -> bool:
 
 
 def test_interface_up_in_a_new_network_namespace():
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            k.unshare(k.CLONE_NEWNET)
-            before = _lo_is_up()            # control: a new namespace starts with lo down
-            k.interface_up("lo")
-            os.write(write_end, f"{before} {_lo_is_up()}".encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    result = os.read(read_end, 100).decode()
-    os.waitpid(pid, 0)
-    os.close(read_end)
-    assert result == "False True"
+
+    def raise_lo() -> str:
+        k.unshare(k.CLONE_NEWNET)
+        before = _lo_is_up()            # control: a new namespace starts with lo down
+        k.interface_up("lo")
+        return f"{before} {_lo_is_up()}"
+
+    assert output_of_child(raise_lo) == "False True"
 
 
 WITHOUT_MODULE = textwrap.dedent("""
