@@ -263,7 +263,8 @@ def materialise_cri_bundle(document: dict, base) -> str:
     state of its /dev/shm), its `work` link to the same under containerd's root (that of its
     /etc/resolv.conf), and its sandbox's bundle beside it."""
     def home(destination: str) -> str:        # the captured sources, moved under `base`
-        source = next(m["source"] for m in document["mounts"] if m["destination"] == destination)
+        source = next(m["source"] for m in document["mounts"] if m["destination"] == destination
+                      and m["type"] == "bind")
         return source.split("/io.containerd.grpc.v1.cri/")[0]
     tasks = home("/dev/shm") + "/io.containerd.runtime.v2.task/k8s.io"
     root = home("/etc/resolv.conf")
