@@ -21,7 +21,9 @@ is owned by host root on disk too.
   directory; the container's own /etc/hosts, /etc/resolv.conf, /etc/hostname,
   /run/.containerenv and /dev/shm wherever the engine keeps them, in a directory named
   after it (spec/oci.is_engine_file, the OCI front end's rule: Podman keeps them in its
-  runroot, not its storage); and from the engine's storage (for an overlay root laid out as
+  runroot, not its storage); for a member of a CRI pod, the pod's own, directly in the
+  directory containerd keeps for the sandbox whose user namespace it joined
+  (spec/oci.is_pod_file: another pod's are host binds); and from the engine's storage (for an overlay root laid out as
   Docker's and Podman's are, `STORE/DRIVER/ID/merged` over `STORE/DRIVER/ID/diff`, the
   directory STORE: Docker's data-root, Podman's graphroot) named volumes
   (`STORE/volumes/NAME/_data`). Another container's files, the layers or the storage
