@@ -169,15 +169,16 @@ def raise_floor(document: dict) -> tuple:
 
 
 # Docker's and containerd's (and so the CRI's) default capability set, the one a plain
-# `docker run`, `ctr run` or pod container gets, listed as all three write it; Podman's
-# default has no NET_RAW.
-ENGINE_DEFAULT_CAPABILITY_LIST = ["CAP_" + name for name in DOCKER_DEFAULT_CAPABILITIES]
-ENGINE_DEFAULT_CAPABILITIES = frozenset(ENGINE_DEFAULT_CAPABILITY_LIST)
+# `docker run`, `ctr run` or pod container gets, and as they list it: Docker and containerd in
+# this order, Podman 4.3 (whose built-in default is the same set) sorted.
+ENGINE_DEFAULT_CAPABILITY_LISTS = (["CAP_" + name for name in DOCKER_DEFAULT_CAPABILITIES],
+                                   sorted("CAP_" + name for name in DOCKER_DEFAULT_CAPABILITIES))
+ENGINE_DEFAULT_CAPABILITIES = frozenset(ENGINE_DEFAULT_CAPABILITY_LISTS[0])
 
 
 def drop_default_net_raw(capabilities) -> bool:
     """Remove CAP_NET_RAW, in place, from every set when the bounding set is exactly an
-    engine's default list, name for name in the engines' order (no set holding anything
+    engine's default list, name for name as an engine writes it (no set holding anything
     beyond it, or anything twice): NET_RAW there is the engine's old default, not the user's
     request (raw sockets: spoofed packets, ARP and router adverts on the container's network).
     A set that differs (something added or dropped) is kept as asked, for the policy to
@@ -189,7 +190,7 @@ def drop_default_net_raw(capabilities) -> bool:
     sets = [capabilities.get(name) for name in CAPABILITY_SETS]
     if not all(value is None or isinstance(value, list) for value in sets):
         return False
-    if capabilities.get("bounding") != ENGINE_DEFAULT_CAPABILITY_LIST or \
+    if capabilities.get("bounding") not in ENGINE_DEFAULT_CAPABILITY_LISTS or \
             any(not set(value) <= ENGINE_DEFAULT_CAPABILITIES or len(set(value)) != len(value)
                 for value in sets if value):
         return False

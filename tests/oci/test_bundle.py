@@ -217,8 +217,11 @@ def _docker_default_caps() -> dict:
     return {"bounding": list(names), "effective": list(names), "permitted": list(names)}
 
 
-def test_the_floor_drops_net_raw_from_exactly_the_engine_default_set():
-    document = {"process": {"capabilities": _docker_default_caps()}, "linux": {}}
+@pytest.mark.parametrize("order", ["docker's", "podman's (sorted)"])
+def test_the_floor_drops_net_raw_from_exactly_the_engine_default_set(order):
+    caps = _docker_default_caps()
+    document = {"process": {"capabilities": {name: sorted(values) if order.startswith("podman") else values
+                                             for name, values in caps.items()}}, "linux": {}}
     changes = reader.raise_floor(document)
     caps = document["process"]["capabilities"]
     assert all("CAP_NET_RAW" not in caps[name] for name in caps)
