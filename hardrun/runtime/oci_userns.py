@@ -23,8 +23,8 @@ is owned by host root on disk too.
   after it (spec/oci.is_engine_file, the OCI front end's rule: Podman keeps them in its
   runroot, not its storage); for a member of a CRI pod, the pod's own, directly in the
   directory containerd keeps for the sandbox whose user namespace it joined
-  (spec/oci.is_pod_file: another pod's are host binds); and from the engine's storage (for an overlay root laid out as
-  Docker's and Podman's are, `STORE/DRIVER/ID/merged` over `STORE/DRIVER/ID/diff`, the
+  (spec/oci.is_pod_file: another pod's are host binds); and from the engine's storage (for
+  an overlay root laid out as Docker's and Podman's are, `STORE/DRIVER/ID/merged` over `STORE/DRIVER/ID/diff`, the
   directory STORE: Docker's data-root, Podman's graphroot) named volumes
   (`STORE/volumes/NAME/_data`). Another container's files, the layers or the storage
   itself bound by a user are host binds. A bind of any other host path is not idmapped:
@@ -405,8 +405,8 @@ class MappedMounts:
         /etc/resolv.conf, /run/.containerenv or /dev/shm wherever the engine keeps them (the
         OCI front end's engine files: in a directory named after this container; Podman's
         are in its runroot, outside the storage), those of the CRI pod whose user namespace
-        it shares, in that sandbox's directory (spec/oci.is_pod_file) and, from the engine's storage, named
-        volumes (STORE/volumes/NAME/_data) on the storage's own file system (a volume made
+        it shares, in that sandbox's directory (spec/oci.is_pod_file) and, from the engine's
+        storage, named volumes (STORE/volumes/NAME/_data) on the storage's own file system (a volume made
         with `--opt o=bind,device=DIR` is a mount of a host directory there). Anything else
         (another container's files, the layers, the storage itself) is a host bind:
         idmapped, the container's root would own what host root owns there."""
