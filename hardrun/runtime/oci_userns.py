@@ -24,9 +24,9 @@ is owned by host root on disk too.
   runroot, not its storage); for a member of a CRI pod, the pod's own, directly in the
   directory containerd keeps for the sandbox whose user namespace it joined
   (spec/oci.is_pod_file: another pod's are host binds); and from the engine's storage (for
-  an overlay root laid out as Docker's and Podman's are, `STORE/DRIVER/ID/merged` over `STORE/DRIVER/ID/diff`, the
-  directory STORE: Docker's data-root, Podman's graphroot) named volumes
-  (`STORE/volumes/NAME/_data`). Another container's files, the layers or the storage
+  an overlay root laid out as Docker's and Podman's are, `STORE/DRIVER/ID/merged` over
+  `STORE/DRIVER/ID/diff`, the directory STORE: Docker's data-root, Podman's graphroot)
+  named volumes (`STORE/volumes/NAME/_data`). Another container's files, the layers or the storage
   itself bound by a user are host binds. A bind of any other host path is not idmapped:
   there the container's root is an unmapped id (nobody), so it reads what the host lets
   anyone read and cannot write files owned by host root (as under Docker's
