@@ -340,7 +340,7 @@ def _launch(container: Container, loaded, options: CreateOptions, joins=None) ->
     try:
         if container.record.get("id_lease"):
             from .oci_userns import MappedMounts
-            mapped = MappedMounts(container.path, cfg, loaded.path)
+            mapped = MappedMounts(container.path, cfg, loaded.path, pod=joins.pod if joins is not None else None)
             run_cfg = mapped.enter()
             launch.mounts = run_cfg.mounts
         else:

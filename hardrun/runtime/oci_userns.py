@@ -21,10 +21,12 @@ is owned by host root on disk too.
   directory; the container's own /etc/hosts, /etc/resolv.conf, /etc/hostname,
   /run/.containerenv and /dev/shm wherever the engine keeps them, in a directory named
   after it (spec/oci.is_engine_file, the OCI front end's rule: Podman keeps them in its
-  runroot, not its storage); and from the engine's storage (for an overlay root laid out as
-  Docker's and Podman's are, `STORE/DRIVER/ID/merged` over `STORE/DRIVER/ID/diff`, the
-  directory STORE: Docker's data-root, Podman's graphroot) named volumes
-  (`STORE/volumes/NAME/_data`). Another container's files, the layers or the storage
+  runroot, not its storage); for a member of a CRI pod, the pod's own, directly in the
+  directory containerd keeps for the sandbox whose user namespace it joined
+  (spec/oci.is_pod_file: another pod's are host binds); and from the engine's storage (for
+  an overlay root laid out as Docker's and Podman's are, `STORE/DRIVER/ID/merged` over
+  `STORE/DRIVER/ID/diff`, the directory STORE: Docker's data-root, Podman's graphroot)
+  named volumes (`STORE/volumes/NAME/_data`). Another container's files, the layers or the storage
   itself bound by a user are host binds. A bind of any other host path is not idmapped:
   there the container's root is an unmapped id (nobody), so it reads what the host lets
   anyone read and cannot write files owned by host root (as under Docker's
@@ -109,13 +111,15 @@ class Plan:
     """What `--userns auto` does with a bundle: `kind` keep (`note` says why, or None),
     own (a new user namespace and range) or member (`owner`'s); `before`: the (type, path)
     joined while privileged in the host's user namespace, `after`: those joined once in
-    the member's user namespace."""
-    __slots__ = ("kind", "note", "owner", "before", "after")
+    the member's user namespace; `pod`: the CRI sandbox a member of a pod belongs to (its
+    owner, named by the annotation and verified), whose files are idmapped with it."""
+    __slots__ = ("kind", "note", "owner", "before", "after", "pod")
 
     def __init__(self, kind: str, note: str | None = None, owner: Owner | None = None,
                  before=(), after=()):
         self.kind, self.note, self.owner = kind, note, owner
         self.before, self.after = tuple(before), tuple(after)
+        self.pod: str | None = None
 
     @property
     def joins(self) -> bool:
@@ -147,7 +151,10 @@ def plan(document: dict, mode: str, container_id: str, containers) -> Plan:
     if sandbox is not None:
         pod = _owner_named(containers, sandbox)
         _check_joins_its_sandbox(pod, joined)
-        return _member_plan(pod, joined, owners, host)
+        member = _member_plan(pod, joined, owners, host)
+        if member.kind == "member":
+            member.pod = sandbox
+        return member
     names = ", ".join(sorted(kind for kind, _ in joined))
     foreign = {inode for inode in owners.values() if inode != host}
     if not foreign:      # a sandbox's joins (pinned by the engine), or a host process's
@@ -361,8 +368,9 @@ class MappedMounts:
     """The idmapped root and binds of one container, in a mount namespace `create` enters
     for the clone of the init only (`enter` -> the config to run, `leave`)."""
 
-    def __init__(self, state_dir: str, cfg, bundle: str, k=k):
+    def __init__(self, state_dir: str, cfg, bundle: str, k=k, pod: str | None = None):
         self.state_dir, self.cfg, self.bundle = state_dir, cfg, bundle
+        self.pod = pod      # the CRI sandbox whose user namespace a pod's member shares (Plan.pod)
         self.own_ns = self.own_cwd = -1
         self.k = k      # the system calls: hardrun.runtime.syscalls, or a test's recording fake
 
@@ -396,14 +404,15 @@ class MappedMounts:
         the bundle's directory, the container's own /etc/hosts, /etc/hostname,
         /etc/resolv.conf, /run/.containerenv or /dev/shm wherever the engine keeps them (the
         OCI front end's engine files: in a directory named after this container; Podman's
-        are in its runroot, outside the storage) and, from the engine's storage, named
-        volumes (STORE/volumes/NAME/_data) on the storage's own file system (a volume made
+        are in its runroot, outside the storage), those of the CRI pod whose user namespace
+        it shares, in that sandbox's directory (spec/oci.is_pod_file) and, from the engine's
+        storage, named volumes (STORE/volumes/NAME/_data) on the storage's own file system (a volume made
         with `--opt o=bind,device=DIR` is a mount of a host directory there). Anything else
         (another container's files, the layers, the storage itself) is a host bind:
         idmapped, the container's root would own what host root owns there."""
         if plan.kind != "bind":
             return False
-        from ..spec.oci import is_engine_file
+        from ..spec.oci import is_engine_file, is_pod_file
         source = self.k.realpath(plan.source)
         bundle = self.k.realpath(self.bundle)
         if _under(source, bundle):
@@ -415,7 +424,10 @@ class MappedMounts:
                     return _mount_of(mountinfo, source) is _mount_of(mountinfo, store)
                 break
         # wherever the engine keeps them (Podman: its runroot, outside the storage): only those
-        # in a directory named after this container; the annotations vouch for nothing here
+        # in a directory named after this container, or in the sandbox directory of the pod whose
+        # user namespace it joined (verified by its inode, not the annotation's word alone)
+        if self.pod is not None and is_pod_file(plan.target, source, bundle, self.pod):
+            return True
         return is_engine_file(plan.target, source, os.path.join(bundle, "config.json"), None)
 
     def leave(self) -> None:

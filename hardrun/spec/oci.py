@@ -29,7 +29,7 @@ RLIM_INFINITY = 2**64 - 1
 ENGINE_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run/.containerenv", "/dev/shm")
 ENGINE_DIRECTORIES = ("/dev/shm",)
 # The annotations naming a container's pod sandbox (CRI: containerd, CRI-O). Only containerd's
-# vouches for a file, and only in the CRI's own layout (_pod_of); hardrun-oci finds a pod's
+# vouches for a file, and only in the CRI's own layout (is_pod_file); hardrun-oci finds a pod's
 # user namespace by it (runtime/oci_userns.py). The verdict cache keeps neither: the decision
 # they feed is in its key.
 SANDBOX_ANNOTATIONS = ("io.kubernetes.cri.sandbox-id", "io.kubernetes.cri-o.SandboxID")
@@ -55,19 +55,75 @@ def is_engine_file(destination, source, config_path: str, annotations) -> bool:
     """A bind of exactly one of ENGINE_FILES from a regular file (for /dev/shm: a directory)
     of the same name in a directory named after this container or its pod (the bundle's
     directory, or its parent for Podman's `userdata`; the CRI's sandbox annotation in the CRI's
-    own layout: _pod_of): the engine's own copy. A user's `-v /etc:/etc`,
+    own layout: is_pod_file): the engine's own copy. A user's `-v /etc:/etc`,
     `-v /etc/hosts:/etc/hosts` or `-v /dev/shm:/dev/shm` is not one, nor another container's
     /dev/shm (`--ipc container:`). Read by the OCI front end and by the verdict cache's key alike."""
-    if destination not in ENGINE_FILES or not isinstance(source, str) or not os.path.isabs(source):
-        return False
-    if os.path.basename(source) != os.path.basename(destination) or not is_engine_source(destination, source):
+    if not _is_engine_bind(destination, source):
         return False
     bundle = os.path.dirname(os.path.abspath(config_path))
     owners = {os.path.basename(bundle), os.path.basename(os.path.dirname(bundle))}
     owners = {owner for owner in owners if len(owner) >= MIN_ENGINE_ID}
-    if _pod_of(bundle, source, annotations):
+    sandbox = annotations.get(CRI_SANDBOX_ANNOTATION) if isinstance(annotations, dict) else None
+    if _in_pod_directory(destination, source, bundle, sandbox):
         return True
     return bool(owners & set(os.path.dirname(source).split("/")))
+
+
+def is_pod_file(destination, source, bundle: str, sandbox) -> bool:
+    """The CRI pod `sandbox`'s own copy of an engine file (and its /dev/shm: a CRI container
+    joins its pod's ipc namespace too), only where containerd's CRI plugin wrote both: the
+    bundle in its task directory (namespace k8s.io), the sandbox a task of that same directory,
+    and the file directly in that sandbox's directory of that containerd (cri_pod_directories).
+    The sandbox annotation is the config's word elsewhere (`podman run --annotation` names any
+    container), and CRI-O's bundles lie where Podman's do (containers/storage), so nothing tells
+    its pod's files from another container's: its annotation vouches for none."""
+    return _is_engine_bind(destination, source) and _in_pod_directory(destination, source, bundle, sandbox)
+
+
+def _in_pod_directory(destination: str, source: str, bundle: str, sandbox) -> bool:
+    directories = cri_pod_directories(bundle, sandbox)
+    if not directories:
+        return False
+    real = os.path.realpath(source)     # a link there pointing elsewhere is not the pod's file
+    return os.path.basename(real) == os.path.basename(destination) and os.path.dirname(real) in directories
+
+
+def cri_pod_directories(bundle: str, sandbox) -> tuple[str, ...]:
+    """Where containerd's CRI plugin keeps the files of pod `sandbox` for a container whose
+    bundle is `bundle` (resolved): `<state>/io.containerd.grpc.v1.cri/sandboxes/<sandbox>` (its
+    /dev/shm) and the same under containerd's root (/etc/hosts, /etc/hostname,
+    /etc/resolv.conf). The bundle is `<state>/io.containerd.runtime.v2.task/k8s.io/<id>`, the
+    sandbox's own bundle beside it, and the root is the one the bundle's `work` link (made by
+    containerd: `<root>/io.containerd.runtime.v2.task/k8s.io/<id>`) names. Nothing otherwise:
+    another sandbox's directory, another containerd's, or the CRI root itself are not this pod's."""
+    if not isinstance(sandbox, str) or len(sandbox) < MIN_ENGINE_ID or os.path.basename(sandbox) != sandbox \
+            or sandbox.startswith("."):
+        return ()
+    bundle = os.path.abspath(bundle)
+    tasks = os.path.dirname(bundle)
+    if _last_two(tasks) != CRI_TASK_DIRECTORY or not os.path.isdir(os.path.join(tasks, sandbox)):
+        return ()
+    homes = [os.path.dirname(os.path.dirname(tasks))]
+    try:
+        work = os.readlink(os.path.join(bundle, "work"))
+    except OSError:
+        work = ""
+    if os.path.isabs(work) and os.path.basename(work) == os.path.basename(bundle) \
+            and _last_two(os.path.dirname(work)) == CRI_TASK_DIRECTORY:
+        homes.append(os.path.dirname(os.path.dirname(os.path.dirname(work))))
+    return tuple(os.path.realpath(os.path.join(home, *CRI_SANDBOX_DIRECTORY, sandbox)) for home in homes)
+
+
+def _is_engine_bind(destination, source) -> bool:
+    """A bind onto one of ENGINE_FILES from an absolute path of the same name, a regular
+    file (for /dev/shm: a directory)."""
+    if destination not in ENGINE_FILES or not isinstance(source, str) or not os.path.isabs(source):
+        return False
+    return os.path.basename(source) == os.path.basename(destination) and is_engine_source(destination, source)
+
+
+def _last_two(path: str) -> tuple[str, str]:
+    return os.path.basename(os.path.dirname(path)), os.path.basename(path)
 
 
 def joined_namespace(path: str) -> str:
@@ -77,26 +133,6 @@ def joined_namespace(path: str) -> str:
         return "host"
     return f"container:{path}"
 
-
-def _pod_of(bundle: str, source: str, annotations) -> bool:
-    """The CRI's sandbox annotation vouches for a file (and the pod's /dev/shm: a CRI container
-    joins its pod's ipc namespace too) only where containerd's CRI plugin wrote both: the bundle
-    in its task directory (namespace k8s.io), the file directly in the named sandbox's directory.
-    The annotation is the config's word elsewhere (`podman run --annotation` names any
-    container), and CRI-O's bundles lie where Podman's do (containers/storage), so nothing tells
-    its pod's files from another container's: its annotation vouches for none."""
-    if not isinstance(annotations, dict):
-        return False
-    sandbox = annotations.get(CRI_SANDBOX_ANNOTATION)
-    if not isinstance(sandbox, str) or len(sandbox) < MIN_ENGINE_ID:
-        return False
-    tasks = os.path.dirname(bundle)
-    if (os.path.basename(os.path.dirname(tasks)), os.path.basename(tasks)) != CRI_TASK_DIRECTORY:
-        return False
-    directory = os.path.dirname(source)
-    sandboxes = os.path.dirname(directory)
-    return os.path.basename(directory) == sandbox and \
-        (os.path.basename(os.path.dirname(sandboxes)), os.path.basename(sandboxes)) == CRI_SANDBOX_DIRECTORY
 
 # /proc, /sys and /dev as `hardrun run` mounts them (runtime/mounts.py: mount_proc,
 # mount_sys, mount_dev); their flags are nosuid, nodev, noexec unless said otherwise.

@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from tests.engines import daemons
 from tests.engines.conftest import (PROBE, Confinement, assert_container_gone, assert_floor, assert_probe_ran,
                                     assert_raised_seccomp)
 
@@ -210,3 +211,112 @@ def test_removing_the_pod_releases_its_lease_once(pod_unit):
     from hardrun.runtime.userns import root_id_pool
     assert name == f"{outside - root_id_pool()[0]}-65536"
     assert after == {}, after
+
+
+# -- the pod's own files under the pod's user namespace (--userns auto) -----------------------
+
+OWN_FILES = ("stat -c 'owner %n %u' /etc/hosts /dev/shm /h/owned-by-host-root; "
+             "for f in /etc/hosts /etc/hostname /etc/resolv.conf /h/owned-by-host-root; do "
+             "echo pod >> $f && echo wrote $f || echo refused $f; done; touch /dev/shm/x && echo wrote /dev/shm")
+OTHER_PODS = "echo pod >> /etc/hosts && echo wrote /etc/hosts || echo refused /etc/hosts"
+
+
+def sandbox_files(containerd, pod_id: str):
+    """The pod's directory where containerd keeps its /etc/hosts, /etc/hostname, /etc/resolv.conf."""
+    return containerd.directory / "root" / "io.containerd.grpc.v1.cri" / "sandboxes" / pod_id
+
+
+@pytest.fixture(scope="module")
+def pod_files(cri, containerd, tmp_path_factory):
+    """Under handler `runtime`: a pod whose container writes its pod's /etc/hosts, /etc/hostname,
+    /etc/resolv.conf and /dev/shm and, the control in the same container, a host root's file
+    bound in; and a container of the same pod whose /etc/hosts is ANOTHER pod's (a hostPath
+    naming that pod's sandbox directory, the other pod stopped: the test network holds one pod
+    at a time). What each said, the files on disk, the leases and leftovers once removed."""
+    @functools.lru_cache(maxsize=None)
+    def under(runtime: str):
+        host = tmp_path_factory.mktemp("pod-files-host")
+        host.chmod(0o755)
+        (host / "owned-by-host-root").write_text("host\n")
+        other_id, _ = cri.run_pod("files-other-" + runtime, runtime)
+        pod_id = ""
+        try:
+            cri.runtime.StopPodSandbox(cri.api.StopPodSandboxRequest(pod_sandbox_id=other_id), timeout=120)
+            other_hosts = sandbox_files(containerd, other_id) / "hosts"
+            before = other_hosts.read_text()
+            pod_name = "files-" + runtime
+            pod_id, pod_config = cri.run_pod(pod_name, runtime)
+            own = cri.run_container(pod_id, pod_config, "own", ["sh", "-c", OWN_FILES], binds=[(str(host), "/h")])
+            other = cri.run_container(pod_id, pod_config, "other", ["sh", "-c", OTHER_PODS],
+                                      binds=[(str(other_hosts), "/etc/hosts")])
+            statuses = (cri.wait_exit(own), cri.wait_exit(other))
+            outputs = {"own": cri.log(pod_name, "own"), "other": cri.log(pod_name, "other")}
+            own_hosts = sandbox_files(containerd, pod_id) / "hosts"
+            on_disk = {"own": own_hosts.read_text(), "own owner": own_hosts.stat().st_uid,
+                       "other": other_hosts.read_text()[len(before):],
+                       "host": (host / "owned-by-host-root").read_text()}
+        finally:
+            for sandbox in (pod_id, other_id):
+                if sandbox:
+                    cri.remove_pod(sandbox)
+        for container in (pod_id, other_id, own, other):
+            assert_container_gone(container, containerd.directory)
+        return {"statuses": statuses, "outputs": outputs, "on_disk": on_disk, "leases": _leases(containerd)}
+    return under
+
+
+def test_the_pods_root_writes_its_own_hosts_file_and_no_host_root_file(pod_files):
+    """Idmapped with the pod's range: /etc/hosts and /dev/shm are root's in the container and
+    written (on disk still host root's). The control in the same container: a host root's file
+    bound in is nobody's and refused, so the container's root is not the host's."""
+    files = pod_files("hardrun")
+    own = files["outputs"]["own"].splitlines()
+    assert files["statuses"][0] == 0, files
+    assert {"owner /etc/hosts 0", "owner /dev/shm 0", "owner /h/owned-by-host-root 65534"} <= set(own), own
+    assert {"wrote /etc/hosts", "wrote /etc/hostname", "wrote /etc/resolv.conf", "wrote /dev/shm",
+            "refused /h/owned-by-host-root"} <= set(own), own
+    assert files["on_disk"]["own"].endswith("pod\n") and files["on_disk"]["own owner"] == 0
+    assert files["on_disk"]["host"] == "host\n"
+
+
+def test_another_pods_hosts_file_is_not_idmapped_into_a_pod(pod_files):
+    """The attack: a pod's container whose /etc/hosts is another pod's file (in that sandbox's
+    directory) cannot write it. The control: under --userns keep the same pod's root (the
+    host's) writes the other pod's file."""
+    files = pod_files("hardrun")
+    said = files["outputs"]["other"].splitlines()
+    assert "refused /etc/hosts" in said and "wrote /etc/hosts" not in said, files["outputs"]
+    assert files["on_disk"]["other"] == ""
+    control = pod_files("hardrun-keep")
+    assert "wrote /etc/hosts" in control["outputs"]["other"].splitlines(), control["outputs"]
+    assert control["on_disk"]["other"] == "pod\n"
+
+
+def test_the_pods_with_their_files_leave_no_lease(pod_files):
+    assert pod_files("hardrun")["leases"] == {}
+
+
+def test_a_forged_sandbox_annotation_under_ctr_gets_no_pods_file_idmapped(cri, containerd, hardrun_oci):
+    """`ctr -n k8s.io run` (its bundle in the CRI's task directory) with the annotation naming a
+    running pod and a bind of that pod's /etc/hosts: not that pod's member (it joins none of its
+    namespaces), so the file is a host bind and its root cannot write it. The control: the same
+    ctr run under --userns keep writes it."""
+    pod_id, _ = cri.run_pod("forged", "hardrun")
+    seen = {}
+    try:
+        hosts = sandbox_files(containerd, pod_id) / "hosts"
+        for runtime in ("hardrun", "hardrun-keep"):
+            binary = containerd.runtime_binary(runtime, containerd.runtimes[runtime])
+            result = containerd.ctr(
+                "run", "--rm", "--runc-binary", binary, "--runc-root", str(containerd.runc_root),
+                "--annotation", f"io.kubernetes.cri.sandbox-id={pod_id}",
+                "--mount", f"type=bind,src={hosts},dst=/etc/hosts,options=rbind:rw",
+                daemons.CRI_IMAGE, "forged-" + runtime, "sh", "-c", OTHER_PODS, namespace="k8s.io", check=False)
+            seen[runtime] = (result.returncode, result.stdout.strip(), result.stderr)
+            assert_container_gone("forged-" + runtime, containerd.directory)
+        written = hosts.read_text()
+    finally:
+        cri.remove_pod(pod_id)
+    assert seen["hardrun"][:2] == (0, "refused /etc/hosts"), seen
+    assert seen["hardrun-keep"][:2] == (0, "wrote /etc/hosts"), seen
+    assert written.endswith("pod\n") and written.count("pod\n") == 1

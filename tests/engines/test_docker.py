@@ -144,6 +144,26 @@ def test_net_raw_on_a_set_that_is_not_the_default_is_kept_and_judged(docker, har
     assert refused.returncode != 0 and "HR3001" in refused.stderr and "NET_RAW" in refused.stderr, refused.stderr
 
 
+@pytest.mark.parametrize("flags", [("--cap-add", "NET_RAW"), ("--cap-drop", "NET_RAW", "--cap-add", "NET_RAW")])
+def test_an_explicit_cap_add_net_raw_is_the_users_and_judged(docker, hardrun_oci, flags):
+    """Docker 20.10 appends each --cap-add to its default list, NET_RAW again: the bundle of
+    `--cap-add NET_RAW` lists it twice (after `--cap-drop NET_RAW`, last), so it is no default
+    set: NET_RAW stays, raw sockets open (also through `docker exec`, whose process repeats the
+    container's list), and `baseline` refuses it (HR3001). The control: the plain `docker run`
+    of test_under_baseline_a_plain_docker_run_runs_without_net_raw, whose NET_RAW is dropped."""
+    kept, caps, raw = _raw_socket(docker, "hardrun", *flags)
+    assert kept.returncode == 0 and caps & NET_RAW_BIT and raw, kept.stdout + kept.stderr
+    refused, _, _ = _raw_socket(docker, "hardrun-baseline", *flags)
+    assert refused.returncode != 0 and "HR3001" in refused.stderr and "NET_RAW" in refused.stderr, refused.stderr
+    container = docker.docker("run", "-d", "--network", "none", "--runtime", "hardrun", *flags, "bb:1").stdout.strip()
+    try:
+        execed = docker.docker("exec", container, "sh", "-c", RAW_SOCKET, check=False)
+    finally:
+        docker.docker("rm", "-f", container)
+    assert "raw socket opened" in execed.stdout, execed.stdout + execed.stderr
+    assert_container_gone(container, docker.directory)
+
+
 def test_the_dropped_net_raw_is_recorded_and_shown_by_hardrun_inspect(docker, hardrun_oci):
     container = docker.docker("run", "-d", "--network", "none", "--runtime", "hardrun-baseline", "bb:1").stdout.strip()
     try:

@@ -145,3 +145,21 @@ def process_gone(pid: int) -> bool:
 def status_lines(text: str) -> dict:
     return {line.split(":")[0]: line.split(":", 1)[1].strip() for line in text.splitlines()
             if line.split(":")[0] in STATUS_LINES}
+
+
+@pytest.fixture
+def own_state(tmp_path, monkeypatch):
+    """The id leases in a state root of the test's own: the host's is shared with other runs."""
+    monkeypatch.setenv("HARDRUN_STATE_DIR", str(tmp_path / "hardrun-state"))
+    return tmp_path / "hardrun-state"
+
+
+@pytest.fixture
+def pod_netns(tmp_path):
+    """A network namespace pinned by a file, made as the CRI's is before its sandbox exists
+    (owned by the host's user namespace), its loopback up; unmounted and gone afterwards."""
+    pinned = tmp_path / "netns"
+    pinned.touch()
+    subprocess.run(["unshare", f"--net={pinned}", "ip", "link", "set", "lo", "up"], check=True)
+    yield str(pinned)
+    subprocess.run(["umount", str(pinned)], check=True)

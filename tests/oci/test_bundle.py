@@ -217,8 +217,11 @@ def _docker_default_caps() -> dict:
     return {"bounding": list(names), "effective": list(names), "permitted": list(names)}
 
 
-def test_the_floor_drops_net_raw_from_exactly_the_engine_default_set():
-    document = {"process": {"capabilities": _docker_default_caps()}, "linux": {}}
+@pytest.mark.parametrize("order", ["docker's", "podman's (sorted)"])
+def test_the_floor_drops_net_raw_from_exactly_the_engine_default_set(order):
+    caps = _docker_default_caps()
+    document = {"process": {"capabilities": {name: sorted(values) if order.startswith("podman") else values
+                                             for name, values in caps.items()}}, "linux": {}}
     changes = reader.raise_floor(document)
     caps = document["process"]["capabilities"]
     assert all("CAP_NET_RAW" not in caps[name] for name in caps)
@@ -226,12 +229,17 @@ def test_the_floor_drops_net_raw_from_exactly_the_engine_default_set():
     assert reader.FloorChange("process.capabilities", "NET_RAW dropped from the engine's default set") in changes
 
 
-@pytest.mark.parametrize("change", ["drop CAP_MKNOD", "add CAP_NET_ADMIN"])
+# Docker 20.10 appends each --cap-add to its default list, NET_RAW again included:
+# `--cap-add NET_RAW` lists it twice, `--cap-drop NET_RAW --cap-add NET_RAW` moves it last
+# (tests/engines/test_docker.py captures both from dockerd)
+@pytest.mark.parametrize("change", ["drop CAP_MKNOD", "add CAP_NET_ADMIN", "add CAP_NET_RAW",
+                                    "drop CAP_NET_RAW, add CAP_NET_RAW"])
 def test_a_set_the_user_changed_keeps_net_raw(change):
     caps = _docker_default_caps()
-    verb, name = change.split()
-    for values in caps.values():
-        values.remove(name) if verb == "drop" else values.append(name)
+    for step in change.split(", "):
+        verb, name = step.split()
+        for values in caps.values():
+            values.remove(name) if verb == "drop" else values.append(name)
     document = {"process": {"capabilities": caps}, "linux": {}}
     changes = reader.raise_floor(document)
     assert all("CAP_NET_RAW" in values for values in caps.values())

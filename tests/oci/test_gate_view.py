@@ -253,9 +253,28 @@ def materialise_captured(name: str, base) -> tuple[bytes, str]:
     if name.startswith("podman"):
         bundle = next(m["source"] for m in document["mounts"] if m["destination"] == "/dev/shm").rsplit("/", 1)[0]
     else:
-        tasks = document["root"]["path"].split("/io.containerd.runtime.v2.task/")[0] + "/io.containerd.runtime.v2.task"
-        bundle = str(base) + tasks + "/k8s.io/" + document["linux"]["cgroupsPath"].rsplit("/", 1)[1]
+        bundle = materialise_cri_bundle(document, base)
     return compact(document), bundle
+
+
+def materialise_cri_bundle(document: dict, base) -> str:
+    """The CRI's bundle directory of a captured container (its sources already moved under
+    `base`) as containerd lays it out: <state>/io.containerd.runtime.v2.task/k8s.io/<id> (the
+    state of its /dev/shm), its `work` link to the same under containerd's root (that of its
+    /etc/resolv.conf), and its sandbox's bundle beside it."""
+    def home(destination: str) -> str:        # the captured sources, moved under `base`
+        source = next(m["source"] for m in document["mounts"] if m["destination"] == destination
+                      and m["type"] == "bind")
+        return source.split("/io.containerd.grpc.v1.cri/")[0]
+    tasks = home("/dev/shm") + "/io.containerd.runtime.v2.task/k8s.io"
+    root = home("/etc/resolv.conf")
+    container_id = document["linux"]["cgroupsPath"].rsplit("/", 1)[1]
+    bundle = os.path.join(tasks, container_id)
+    os.makedirs(bundle, exist_ok=True)
+    os.makedirs(os.path.join(tasks, document["annotations"]["io.kubernetes.cri.sandbox-id"]), exist_ok=True)
+    if not os.path.lexists(os.path.join(bundle, "work")):
+        os.symlink(root + "/io.containerd.runtime.v2.task/k8s.io/" + container_id, os.path.join(bundle, "work"))
+    return bundle
 
 
 def engine_binds(config: bytes, bundle: str) -> dict:
@@ -312,8 +331,8 @@ def test_the_cri_s_annotation_vouches_only_in_the_cri_s_layout(tmp_path):
     """A CRI container's pod files are its own only with its bundle in containerd's k8s.io task
     directory and the files in the named sandbox's directory. The control is the captured bundle
     where the CRI put it (its /etc/hosts is the engine's); the attacks: the same bundle in
-    another namespace's task directory (`ctr run`), and the annotation naming another pod
-    whose files are bound."""
+    another namespace's task directory (`ctr run`), the annotation naming another pod whose
+    files are bound, and that pod no task of this containerd (tests/oci/test_cri_pod_files.py)."""
     config, bundle = materialise_captured("cri-1.json", tmp_path)
     assert engine_binds(config, bundle)["/etc/hosts"] == "engine-file"
     elsewhere = bundle.replace("/k8s.io/", "/default/")
@@ -330,6 +349,8 @@ def test_the_cri_s_annotation_vouches_only_in_the_cri_s_layout(tmp_path):
         handle.write("x\n")
     assert engine_binds(compact(document), bundle)["/etc/hosts"] == "bind"
     document["annotations"]["io.kubernetes.cri.sandbox-id"] = "e" * 64
+    assert engine_binds(compact(document), bundle)["/etc/hosts"] == "bind"      # no such pod here
+    os.makedirs(os.path.join(os.path.dirname(bundle), "e" * 64))       # its sandbox's task
     assert engine_binds(compact(document), bundle)["/etc/hosts"] == "engine-file"   # that pod's member
 
 

@@ -6,7 +6,6 @@ the controls are the same bundles under `--userns keep` (the container's root is
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
@@ -19,21 +18,9 @@ SEEN = ("cat /proc/self/uid_map; for n in user net ipc; do readlink /proc/self/n
 
 
 @pytest.fixture(autouse=True)
-def own_state(tmp_path, monkeypatch):
-    """The id leases in a state root of the test's own: the host's is shared with other runs."""
-    monkeypatch.setenv("HARDRUN_STATE_DIR", str(tmp_path / "hardrun-state"))
-    return tmp_path / "hardrun-state"
-
-
-@pytest.fixture
-def pod_netns(tmp_path):
-    """A network namespace pinned by a file, made as the CRI's is before its sandbox exists
-    (owned by the host's user namespace), its loopback up; unmounted and gone afterwards."""
-    pinned = tmp_path / "netns"
-    pinned.touch()
-    subprocess.run(["unshare", f"--net={pinned}", "ip", "link", "set", "lo", "up"], check=True)
-    yield str(pinned)
-    subprocess.run(["umount", str(pinned)], check=True)
+def own_leases(own_state):
+    """The id leases in a state root of the test's own (tests/oci/conftest.own_state)."""
+    return own_state
 
 
 def sandbox_bundle(directory, rootfs, netns: str, args=("/bin/sleep", "60"), **extra) -> str:
