@@ -169,28 +169,27 @@ def raise_floor(document: dict) -> tuple:
 
 
 # Docker's and containerd's (and so the CRI's) default capability set, the one a plain
-# `docker run`, `ctr run` or pod container gets, and as they list it: Docker and containerd in
-# this order, Podman 4.3 (whose built-in default is the same set) sorted.
-ENGINE_DEFAULT_CAPABILITY_LISTS = (["CAP_" + name for name in DOCKER_DEFAULT_CAPABILITIES],
-                                   sorted("CAP_" + name for name in DOCKER_DEFAULT_CAPABILITIES))
-ENGINE_DEFAULT_CAPABILITIES = frozenset(ENGINE_DEFAULT_CAPABILITY_LISTS[0])
+# `docker run`, `ctr run` or pod container gets (Podman 4.3 lists the same set sorted).
+ENGINE_DEFAULT_CAPABILITIES = frozenset("CAP_" + name for name in DOCKER_DEFAULT_CAPABILITIES)
 
 
 def drop_default_net_raw(capabilities) -> bool:
-    """Remove CAP_NET_RAW, in place, from every set when the bounding set is exactly an
-    engine's default list, name for name as an engine writes it (no set holding anything
-    beyond it, or anything twice): NET_RAW there is the engine's old default, not the user's
-    request (raw sockets: spoofed packets, ARP and router adverts on the container's network).
-    A set that differs (something added or dropped) is kept as asked, for the policy to
-    judge; so is Docker 20.10's `--cap-add NET_RAW`, which appends CAP_NET_RAW to the
-    default list again (and after `--cap-drop NET_RAW` moves it to the end).
-    True when something was removed."""
+    """Remove CAP_NET_RAW, in place, from every set when the bounding set is an engine's
+    default set as an engine writes it (nothing beyond it in any set, nothing twice): NET_RAW
+    there is the engine's old default, not the user's request (raw sockets: spoofed packets,
+    ARP and router adverts on the container's network). A set that differs (something added
+    or dropped) is kept as asked, for the policy to judge; so is Docker 20.10's `--cap-add
+    NET_RAW`, which appends CAP_NET_RAW to the default list again (twice), or last after
+    `--cap-drop NET_RAW` (no engine's default lists it last). Any other order of the default
+    set counts as a default: an unknown engine's order keeps the floor. True when something
+    was removed."""
     if not isinstance(capabilities, dict):
         return False
     sets = [capabilities.get(name) for name in CAPABILITY_SETS]
     if not all(value is None or isinstance(value, list) for value in sets):
         return False
-    if capabilities.get("bounding") not in ENGINE_DEFAULT_CAPABILITY_LISTS or \
+    bounding = capabilities.get("bounding") or []
+    if set(bounding) != ENGINE_DEFAULT_CAPABILITIES or bounding[-1] == "CAP_NET_RAW" or \
             any(not set(value) <= ENGINE_DEFAULT_CAPABILITIES or len(set(value)) != len(value)
                 for value in sets if value):
         return False
