@@ -90,8 +90,8 @@ NR = _kernel.NR
 _syscall = _kernel.syscall
 
 # The calls of `os` that the container's set-up makes, under the same names (os.open is
-# open_fd, os.path.exists exists): child.py, every mount step of mounts.py, devices.
-# bind_devices, image_root's idmapped mounts and oci_userns.MappedMounts are handed this
+# open_fd, os.path.exists exists): child.py, every mount step of mounts.py (bind_devices
+# too), image_root's idmapped mounts and oci_userns.MappedMounts are handed this
 # module as an object and make their calls through it, so a test can hand them a recording
 # fake instead and check the order of the steps without root.
 execve, read, set_blocking, setsid, write = os.execve, os.read, os.set_blocking, os.setsid, os.write
