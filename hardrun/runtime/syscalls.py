@@ -153,6 +153,18 @@ def close_range(first: int, last: int = 0xFFFFFFFF) -> None:
     _syscall("close_range", NR["close_range"], first, last, 0)
 
 
+def close_all_but(kept, first: int = 3, close=close_range) -> None:
+    """Close every fd from `first` on but those in `kept`, one close_range(2) a gap: the
+    cost does not grow with the fd limit. `close` is close_range, or a test's recording
+    fake of it (the container's set-up, runtime/child.py)."""
+    low = first
+    for fd in sorted(kept):
+        if fd > low:
+            close(low, fd - 1)
+        low = max(low, fd + 1)
+    close(low)      # to the last fd there can be
+
+
 # -- mounts --------------------------------------------------------------------------
 
 def mount(source, target, fstype=None, flags: int = 0, data=None) -> None:
