@@ -358,7 +358,7 @@ def _read_to_end(read_end: int) -> bytes:
     """Everything until the writer closes; HardrunError when that takes over TIMEOUT seconds."""
     import select
     import time
-    chunks = []
+    chunks: list[bytes] = []
     deadline = time.monotonic() + TIMEOUT
     poller = select.poll()
     poller.register(read_end, select.POLLIN)
