@@ -200,19 +200,25 @@ def write_private(directory: str, name: str, content: bytes) -> bool:
     """Write `content` to `directory`/`name` atomically: a new 0600 temporary file (never
     through a link) renamed over the name, so readers see a whole file or none. The one
     writer of hardrun's own caches and plans; False (nothing left behind) when it cannot."""
-    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        replace_private(directory, name, content)
+        return True
     except OSError:
         return False
+
+
+def replace_private(directory: str, name: str, content: bytes) -> None:
+    """write_private for a record that must be written (a lease's holders): its OSError is
+    raised, after the temporary file is removed."""
+    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         with open(fd, "wb", closefd=True) as handle:
             handle.write(content)
         os.replace(temporary, os.path.join(directory, name))
-        return True
     except OSError:
         _remove(temporary)
-        return False
+        raise
 
 
 def _open_directory(directory: str) -> int:

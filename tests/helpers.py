@@ -103,3 +103,46 @@ def output_of_child(work) -> str:
         text = report.read()
     os.waitpid(pid, 0)
     return text
+
+
+# -- as another user, the id-range leases, keyctl -------------------------------------------
+
+NOBODY = 65534
+SYSTEM_PYTHON = "/usr/bin/python3"   # the test venv's interpreter may not be reachable by another user
+
+
+def as_user(uid: int, *argv: str) -> list[str]:
+    """`argv` run as `uid` (its gid the same, no supplementary groups), through setpriv."""
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *argv]
+
+
+def system_python() -> str:
+    """Debian's python3, which runs hardrun as a non-root user; the test fails without it."""
+    assert os.access(SYSTEM_PYTHON, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
+    return SYSTEM_PYTHON
+
+
+def lease_holders(directory) -> dict:
+    """The user-namespace id-range leases in `directory` (a state root's userns.RANGES_DIR):
+    each lease's name -> the pids of its holders, in order. The lock and a writer's temporary
+    files are left out; a lease gone meanwhile, or no directory yet, is no lease."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return {}
+    leases = {}
+    for name in names:
+        if name == "lock" or name.startswith("."):
+            continue
+        try:
+            with open(os.path.join(directory, name)) as handle:
+                leases[name] = [int(line.split()[0]) for line in handle.read().splitlines() if line]
+        except FileNotFoundError:
+            continue
+    return leases
+
+
+# keyctl(2) (x86_64's number), which the default seccomp profile refuses: the kernel keyring
+# is not namespaced. KEYRING_ID_CALL asks for the session keyring's id, creating it.
+KEYCTL, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_PROCESS_KEYRING = 250, 0, -3, -2
+KEYRING_ID_CALL = (KEYCTL, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 1)

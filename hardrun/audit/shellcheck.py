@@ -327,9 +327,8 @@ def _scratch_directory() -> str:
 
 def _run(argv: list[str], error_path: str) -> tuple[int, bytes, bytes]:
     """The exit status, output and error output of `argv` (stdin inherited, the error
-    output through a file); HardrunError after TIMEOUT seconds, the process killed."""
-    import select
-    import time
+    output through a file); HardrunError after TIMEOUT seconds. On every way out but a
+    normal exit (the timeout, an interruption, any error) the process is killed and reaped."""
     read_end, write_end = os.pipe()    # both close-on-exec; dup2 makes the child's stdout inheritable
     error_fd = os.open(error_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -342,28 +341,41 @@ def _run(argv: list[str], error_path: str) -> tuple[int, bytes, bytes]:
     finally:
         os.close(write_end)
         os.close(error_fd)
-    chunks = []
+    try:
+        output = _read_to_end(read_end)
+        _, status = os.waitpid(pid, 0)
+    except BaseException:
+        _stop(pid)
+        raise
+    finally:
+        os.close(read_end)
+    with open(error_path, "rb") as stream:
+        errors = stream.read(1 << 16)
+    return os.waitstatus_to_exitcode(status), output, errors
+
+
+def _read_to_end(read_end: int) -> bytes:
+    """Everything until the writer closes; HardrunError when that takes over TIMEOUT seconds."""
+    import select
+    import time
+    chunks: list[bytes] = []
     deadline = time.monotonic() + TIMEOUT
     poller = select.poll()
     poller.register(read_end, select.POLLIN)
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not poller.poll(left * 1000):
-                os.kill(pid, 9)     # SIGKILL (the signal module costs an import)
-                os.waitpid(pid, 0)
-                raise HardrunError(f"shellcheck could not check the RUN instructions: no answer in "
-                                   f"{TIMEOUT} seconds")
-            chunk = os.read(read_end, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(read_end)
-    _, status = os.waitpid(pid, 0)
-    with open(error_path, "rb") as stream:
-        errors = stream.read(1 << 16)
-    return os.waitstatus_to_exitcode(status), b"".join(chunks), errors
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000):
+            raise HardrunError(f"shellcheck could not check the RUN instructions: no answer in {TIMEOUT} seconds")
+        chunk = os.read(read_end, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _stop(pid: int) -> None:
+    """Kill and reap the ShellCheck process: no straggler, no zombie."""
+    os.kill(pid, 9)     # SIGKILL (the signal module costs an import)
+    os.waitpid(pid, 0)
 
 
 def _verdicts(output: bytes, paths: list[str]) -> list[list]:

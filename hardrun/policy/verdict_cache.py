@@ -94,18 +94,39 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
     engine file's source is a file (the front end's decision reads them). Anything
     unexpected keeps more in the key: a miss is always safe."""
     directory = [b"bundle", os.path.abspath(bundle).encode()]
-    try:
-        document = jsonlite.loads(config, object_pairs_hook=_unique_keys)
-    except (ValueError, RecursionError):
-        document = None
-    if not isinstance(document, dict):
+    document = _parsed_object(config)
+    if document is None:
         return [config, *directory]
-    if jsonlite.dumps(document, compact=True).encode() not in (config, config.removesuffix(b"\n")):
+    if not _in_compact_form(document, config):
         return [config, *directory, _engine_file_facts(document.get("mounts")) or b"?"]
     engine_copies = _drop_engine_file_sources(document, os.path.join(os.path.abspath(bundle), "config.json"))
     if engine_copies is None:
         return [config, *directory, b"?"]
     _sort_engine_copies(document["mounts"] if engine_copies else [], engine_copies)
+    _drop_unread(document)
+    _judge_joined_paths(document.get("linux"))
+    _blank_string_only(document)
+    _normalise_environment(document.get("process"))
+    return [b"view", jsonlite.dumps(document, compact=True).encode(), b"engine files", engine_copies]
+
+
+def _parsed_object(config: bytes) -> dict | None:
+    """The config as an object, or None: not JSON, not an object, or a key given twice."""
+    try:
+        document = jsonlite.loads(config, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _in_compact_form(document: dict, config: bytes) -> bool:
+    """Whether the parsed document written back compactly gives the config's exact bytes (a
+    final newline aside): then nothing can hide behind the parsed document."""
+    return jsonlite.dumps(document, compact=True).encode() in (config, config.removesuffix(b"\n"))
+
+
+def _drop_unread(document: dict) -> None:
+    """Remove what the gate never reads (_UNREAD_TOP, _UNREAD_LINUX, the annotations)."""
     for name in _UNREAD_TOP:
         document.pop(name, None)
     linux = document.get("linux")
@@ -115,18 +136,23 @@ def gate_view(config: bytes, bundle: str) -> list[bytes]:
     # the front end reads the sandbox annotation only for what is the engine's own: that
     # decision is in the key (engine_copies), and nothing else of the annotations is read
     document.pop("annotations", None)
-    _judge_joined_paths(linux)
+
+
+def _blank_string_only(document: dict) -> None:
+    """A fixed value for each field read only as a string (_STRING_ONLY)."""
     for *parents, name in _STRING_ONLY:
         section: dict | None = document
         for parent in parents:
             section = section.get(parent) if isinstance(section, dict) else None
         if isinstance(section, dict) and isinstance(section.get(name), str):
             section[name] = ""
-    process = document.get("process")
+
+
+def _normalise_environment(process) -> None:
+    """Docker's HOSTNAME=<hex> fixed, the environment sorted where no name is given twice."""
     if isinstance(process, dict) and isinstance(process.get("env"), list):
         process["env"] = _sorted_environment([_HOSTNAME_VARIABLE if _is_hex_hostname(item) else item
                                               for item in process["env"]])
-    return [b"view", jsonlite.dumps(document, compact=True).encode(), b"engine files", engine_copies]
 
 
 def _judge_joined_paths(linux) -> None:

@@ -183,6 +183,20 @@ done:
     return result_object;
 }
 
+/* Whether `program` holds a whole number of struct sock_filter, 1 to BPF_MAXINSNS of them;
+ * if not, it is released and ValueError is set. */
+static int
+bpf_program_checked(Py_buffer *program)
+{
+    if (program->len == 0 || program->len % sizeof(struct sock_filter)
+            || program->len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+        PyBuffer_Release(program);
+        PyErr_SetString(PyExc_ValueError, "not a BPF program");
+        return 0;
+    }
+    return 1;
+}
+
 PyDoc_STRVAR(seccomp_set_filter_doc,
 "seccomp_set_filter(program, flags) -> None\n\n"
 "Install the classic-BPF `program` (an array of struct sock_filter) on the calling\n"
@@ -200,12 +214,8 @@ kernel_seccomp_set_filter(PyObject *module, PyObject *args)
 
     if (!PyArg_ParseTuple(args, "y*k:seccomp_set_filter", &program, &flags))
         return NULL;
-    if (program.len == 0 || program.len % sizeof(struct sock_filter)
-            || program.len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
-        PyBuffer_Release(&program);
-        PyErr_SetString(PyExc_ValueError, "not a BPF program");
+    if (!bpf_program_checked(&program))
         return NULL;
-    }
     fprog.len = (unsigned short)(program.len / sizeof(struct sock_filter));
     fprog.filter = (struct sock_filter *)program.buf;
     errno = 0;
@@ -246,12 +256,8 @@ kernel_seccomp_load_and_send(PyObject *module, PyObject *args)
 
     if (!PyArg_ParseTuple(args, "y*ki:seccomp_load_and_send", &program, &flags, &socket_fd))
         return NULL;
-    if (program.len == 0 || program.len % sizeof(struct sock_filter)
-            || program.len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
-        PyBuffer_Release(&program);
-        PyErr_SetString(PyExc_ValueError, "not a BPF program");
+    if (!bpf_program_checked(&program))
         return NULL;
-    }
     /* Everything the send needs is ready before the load. */
     memset(&control, 0, sizeof(control));
     memset(&message, 0, sizeof(message));

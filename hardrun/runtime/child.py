@@ -262,12 +262,7 @@ def _confine_and_exec(cfg, launch, exec_plan, sync_fd: int | None, error_fd: int
     kept = {error_fd}
     if watch is not None and watch.listener:
         kept.add(watch.listener.child_fd)
-    low = 3 + launch.preserve_fds
-    for fd in sorted(kept):
-        if fd > low:
-            k.close_range(low, fd - 1)
-        low = max(low, fd + 1)
-    k.close_range(low)
+    syscalls.close_all_but(kept, 3 + launch.preserve_fds, k.close_range)
 
     # 8. no_new_privs, the seccomp filter last (it then governs everything the command
     #    does), then execve.

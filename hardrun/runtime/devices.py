@@ -1,4 +1,5 @@
-"""Host devices in the container: plans (parent) and the binds that place them (child).
+"""Host devices in the container: the plans (the child's binds that place them are
+mounts.bind_devices, part of the container's /dev).
 
 `--device HOST[:CONTAINER[:PERMS]]` and `--privileged` (every device node of the host's
 /dev, as Docker gives) become DevicePlans; an OCI `linux.devices` entry is one too. A
@@ -16,7 +17,6 @@ root is an unmapped owner's: the container's root may open it only as its mode a
 """
 from __future__ import annotations
 
-import errno
 import os
 import posixpath
 import stat
@@ -140,58 +140,6 @@ def host_devices(root: str = "/dev") -> tuple[DevicePlan, ...]:
                                     os.major(info.st_rdev), os.minor(info.st_rdev), PERMISSIONS,
                                     stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid))
     return tuple(found)
-
-
-# -- child ----------------------------------------------------------------------------
-
-def bind_devices(dev_fd: int, plans, k) -> None:
-    """Bind each planned host node onto an empty file of the container's /dev (`dev_fd`),
-    creating the directories between; before pivot_root, while the host's /dev is reachable.
-    The source is checked to still be the planned device (a node swapped meanwhile is refused)."""
-    for plan in plans:
-        relative = plan.path[len("/dev/"):]
-        parent = k.dup(dev_fd)
-        try:
-            for part in relative.split("/")[:-1]:
-                try:
-                    k.mkdir(part, 0o755, dir_fd=parent)
-                except FileExistsError:
-                    pass
-                inner = k.openat2(parent, part, k.O_PATH | os.O_DIRECTORY, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
-                k.close(parent)
-                parent = inner
-            name = relative.rsplit("/", 1)[-1]
-            try:
-                k.close(k.open_fd(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=parent))
-            except FileExistsError:
-                pass      # a default node of the same name (null, zero…): the user's is bound over it
-            node = k.openat2(parent, name, k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
-        finally:
-            k.close(parent)
-        try:
-            _bind_node(plan, node, k)
-        finally:
-            k.close(node)
-
-
-def _bind_node(plan: DevicePlan, node: int, k) -> None:
-    source = k.open_fd(plan.source, k.O_PATH | os.O_CLOEXEC)
-    try:
-        info = k.fstat(source)
-        kind = stat.S_ISCHR(info.st_mode) if plan.type == "c" else stat.S_ISBLK(info.st_mode)
-        if not kind or (os.major(info.st_rdev), os.minor(info.st_rdev)) != (plan.major, plan.minor):
-            raise OSError(errno.EXDEV, f"{plan.source} is no longer device {plan.type} {plan.major}:{plan.minor}")
-        # Read-only as the default nodes are: reading and writing the device still work,
-        # chmod and chown of the host's inode do not. Never suid or exec.
-        tree = k.open_tree(source, False)
-        try:
-            k.mount_setattr(tree, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY,
-                            recursive=False)
-            k.move_mount(tree, node)
-        finally:
-            k.close(tree)
-    finally:
-        k.close(source)
 
 
 def cgroup_rules(plans, privileged: bool) -> list[dict]:

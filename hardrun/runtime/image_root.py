@@ -98,7 +98,7 @@ def _prepare_slowly(spec, pull_policy, platform, store):
         directories = [os.path.dirname(layer) for _, layer in layers]
         found = {"name": name, "digest": manifest.digest, "config_digest": manifest.config.digest,
                  "layers": [(diff_id, directory) for (diff_id, _), directory in zip(layers, directories)],
-                 "ids": highest_ids(store, directories),
+                 "ids": highest_ids(directories),
                  "config": config.get("config") or {}, "names": stamp,
                  "docker": parse_location(spec.image).transport == "docker"}
         if stamp is not None:
@@ -211,7 +211,7 @@ def _write_records(directory: str, key: str, ids: tuple[int, int]) -> None:
 IDS_RECORD = "ids"
 
 
-def highest_ids(store, directories) -> tuple[int, int]:
+def highest_ids(directories) -> tuple[int, int]:
     """The highest (uid, gid) the files of these unpacked layers own, from each layer's
     record; a layer unpacked before hardrun kept one is walked once and recorded."""
     uid = gid = 0
@@ -219,9 +219,8 @@ def highest_ids(store, directories) -> tuple[int, int]:
         layer_uid, layer_gid = _read_ids(directory)
         if layer_uid < 0:
             layer_uid, layer_gid = _walked_ids(os.path.join(directory, "root"))
-            temporary = store.tmp_path("ids")
-            _write_ids(temporary, (layer_uid, layer_gid))
-            os.rename(temporary, os.path.join(directory, IDS_RECORD))
+            from ..userfiles import replace_private
+            replace_private(directory, IDS_RECORD, f"{layer_uid} {layer_gid}\n".encode())
         uid, gid = max(uid, layer_uid), max(gid, layer_gid)
     return uid, gid
 

@@ -327,8 +327,6 @@ def mount_dev(root_fd: int, create: bool, devpts_gid: bool, devices=(), host_shm
                            ("ptmx", "pts/ptmx")):
             k.symlink(link, name, dir_fd=dev)
         if devices:
-            # imported already: resolve() planned the devices with this module, before clone
-            from .devices import bind_devices
             bind_devices(dev, devices, k)
         # Nothing may be created in /dev afterwards (its submounts stay writable).
         k.mount_setattr(dev, k.MOUNT_ATTR_RDONLY, recursive=False)
@@ -350,6 +348,51 @@ def _dev_nodes(dev: int, taken, k) -> None:
             _bind_host_path(f"/dev/{name}", node, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY, k)
         finally:
             k.close(node)
+
+
+def bind_devices(dev_fd: int, plans, k=k) -> None:
+    """Bind each planned host node (runtime/devices.py's DevicePlans) onto an empty file of
+    the container's /dev (`dev_fd`), creating the directories between; before pivot_root,
+    while the host's /dev is reachable. The source is checked to still be the planned device
+    (a node swapped meanwhile is refused)."""
+    for plan in plans:
+        relative = plan.path[len("/dev/"):]
+        parent = k.dup(dev_fd)
+        try:
+            for part in relative.split("/")[:-1]:
+                try:
+                    k.mkdir(part, 0o755, dir_fd=parent)
+                except FileExistsError:
+                    pass
+                inner = k.openat2(parent, part, k.O_PATH | os.O_DIRECTORY, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
+                k.close(parent)
+                parent = inner
+            name = relative.rsplit("/", 1)[-1]
+            try:
+                k.close(k.open_fd(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=parent))
+            except FileExistsError:
+                pass      # a default node of the same name (null, zero…): the user's is bound over it
+            node = k.openat2(parent, name, k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
+        finally:
+            k.close(parent)
+        try:
+            _bind_device(plan, node, k)
+        finally:
+            k.close(node)
+
+
+def _bind_device(plan, node: int, k) -> None:
+    source = k.open_fd(plan.source, k.O_PATH | os.O_CLOEXEC)
+    try:
+        info = k.fstat(source)
+        kind = stat.S_ISCHR(info.st_mode) if plan.type == "c" else stat.S_ISBLK(info.st_mode)
+        if not kind or (os.major(info.st_rdev), os.minor(info.st_rdev)) != (plan.major, plan.minor):
+            raise OSError(errno.EXDEV, f"{plan.source} is no longer device {plan.type} {plan.major}:{plan.minor}")
+        # Read-only as the default nodes are: reading and writing the device still work,
+        # chmod and chown of the host's inode do not. Never suid or exec.
+        bind(source, node, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY, recursive=False, k=k)
+    finally:
+        k.close(source)
 
 
 def _mount_in_dev(dev: int, name: str, fstype: str, flags: int, data, k) -> None:

@@ -214,10 +214,9 @@ class BridgeStore:
             return None
 
     def save(self, data: dict) -> None:
+        from ..userfiles import replace_private
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temporary = self.directory / ".network.json.tmp"
-        temporary.write_text(json.dumps(data, indent=1))
-        os.rename(temporary, self.file)
+        replace_private(str(self.directory), self.file.name, json.dumps(data, indent=1).encode())
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)

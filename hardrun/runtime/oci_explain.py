@@ -129,6 +129,7 @@ def _holder(state_path: str, listener, profile_text: str | None, caps, report_fd
     """The holder's life: stdio to /dev/null, every fd but the listener's socket closed,
     then answer until no process is left under the filter."""
     import signal
+    from .syscalls import close_all_but
     try:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
@@ -137,7 +138,9 @@ def _holder(state_path: str, listener, profile_text: str | None, caps, report_fd
         # the pid once the socket is there: create returns, and an exec may connect at once
         os.write(report_fd, str(os.getpid()).encode())
         listener.close_child_end()    # through its socket object, before the fds go below
-        _close_all_but((*listener.fds(), server.fileno()))
+        # none of create's fds (the engine's pipes) stays open in the holder, or the engine
+        # would wait for their EOF as long as it lives
+        close_all_but((*listener.fds(), server.fileno()))
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
         _name_self(HOLDER_NAME)
@@ -158,18 +161,6 @@ def _exec_server(state_path: str):
     os.chdir("/")
     server.listen(8)
     return server
-
-
-def _close_all_but(kept) -> None:
-    """Close every fd from 3 on but `kept`: none of create's (the engine's pipes) stays open
-    in the holder, or the engine would wait for their EOF as long as it lives."""
-    from .syscalls import close_range
-    low = 3
-    for fd in sorted(kept):
-        if fd > low:
-            close_range(low, fd - 1)
-        low = max(low, fd + 1)
-    close_range(low)     # to the last fd there can be, as the init's own closing (child.py)
 
 
 class _Recorder:

@@ -90,8 +90,8 @@ NR = _kernel.NR
 _syscall = _kernel.syscall
 
 # The calls of `os` that the container's set-up makes, under the same names (os.open is
-# open_fd, os.path.exists exists): child.py, every mount step of mounts.py, devices.
-# bind_devices, image_root's idmapped mounts and oci_userns.MappedMounts are handed this
+# open_fd, os.path.exists exists): child.py, every mount step of mounts.py (bind_devices
+# too), image_root's idmapped mounts and oci_userns.MappedMounts are handed this
 # module as an object and make their calls through it, so a test can hand them a recording
 # fake instead and check the order of the steps without root.
 execve, read, set_blocking, setsid, write = os.execve, os.read, os.set_blocking, os.setsid, os.write
@@ -151,6 +151,18 @@ def setdomainname(name: str) -> None:
 
 def close_range(first: int, last: int = 0xFFFFFFFF) -> None:
     _syscall("close_range", NR["close_range"], first, last, 0)
+
+
+def close_all_but(kept, first: int = 3, close=close_range) -> None:
+    """Close every fd from `first` on but those in `kept`, one close_range(2) a gap: the
+    cost does not grow with the fd limit. `close` is close_range, or a test's recording
+    fake of it (the container's set-up, runtime/child.py)."""
+    low = first
+    for fd in sorted(kept):
+        if fd > low:
+            close(low, fd - 1)
+        low = max(low, fd + 1)
+    close(low)      # to the last fd there can be
 
 
 # -- mounts --------------------------------------------------------------------------

@@ -351,13 +351,9 @@ def _write_holder(path: str, flags: int, pid: int, start_time: int | None) -> No
 
 def _write_holders(path: str, holders) -> None:
     """The lease's holders, one a line, written through a new file renamed over it."""
-    temporary = f"{path}.new"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, "".join(f"{pid} {start}\n" for pid, start in holders).encode())
-    finally:
-        os.close(fd)
-    os.rename(temporary, path)
+    from ..userfiles import replace_private
+    text = "".join(f"{pid} {start}\n" for pid, start in holders)
+    replace_private(os.path.dirname(path), os.path.basename(path), text.encode())
 
 
 def _holders_of(path: str) -> list[tuple[int, int | None]]:

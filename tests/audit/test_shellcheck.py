@@ -5,6 +5,7 @@ it): without it these tests fail, they do not skip."""
 import json
 import os
 import shutil
+import signal
 
 import pytest
 
@@ -296,3 +297,51 @@ def test_no_scratch_directory_is_one_error_not_a_traceback(tmp_path, monkeypatch
         shellcheck.check(SHELLCHECK, [shellcheck.Script("sh", (), ("true",), 2, 2)])
     monkeypatch.setenv("TMPDIR", str(tmp_path))      # control: with a directory it runs
     assert shellcheck.check(SHELLCHECK, [shellcheck.Script("sh", (), ("true",), 2, 2)]) == []
+
+
+def interrupting_shellcheck(tmp_path):
+    """A fake ShellCheck that records its pid, waits until hardrun waits on its output
+    (poll(2), system call 7), interrupts it with SIGUSR1 and stays (a straggler if let be)."""
+    fake = tmp_path / "shellcheck"
+    fake.write_text(f"#!/bin/sh\necho $$ > {tmp_path}/pid\n"
+                    "until read -r call rest < /proc/$PPID/syscall && [ \"$call\" = 7 ]; do :; done\n"
+                    "kill -USR1 $PPID\nexec sleep 60\n")
+    fake.chmod(0o755)
+    return fake
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupted(signum, frame):
+    raise Interrupted()
+
+
+def shellcheck_interrupted(tmp_path, fake) -> int:
+    """Run the fake until its signal interrupts the wait; its pid."""
+    previous = signal.signal(signal.SIGUSR1, interrupted)
+    try:
+        with pytest.raises(Interrupted):
+            shellcheck.check(str(fake), [shellcheck.Script("sh", (), ("true",), 2, 2)])
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    return int((tmp_path / "pid").read_text())
+
+
+def test_a_shellcheck_interrupted_otherwise_than_by_the_timeout_is_killed_and_reaped(tmp_path, monkeypatch):
+    """The wait for ShellCheck's output ends in an error that is not the timeout: the process
+    is killed and reaped all the same (no straggler, no zombie). Control: without that step
+    (_stop a no-op, as before) the same interruption leaves ShellCheck running."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    pid = shellcheck_interrupted(tmp_path, interrupting_shellcheck(tmp_path))
+    assert not os.path.exists(f"/proc/{pid}")       # killed and reaped: not even a zombie
+    monkeypatch.setattr(shellcheck, "_stop", lambda pid: None)
+    (tmp_path / "control").mkdir()
+    pid = shellcheck_interrupted(tmp_path / "control", interrupting_shellcheck(tmp_path / "control"))
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            assert stat.read().rsplit(")", 1)[1].split()[0] not in "ZX"     # still running
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

@@ -13,6 +13,7 @@ import pytest
 from tests.engines import daemons
 from tests.engines.conftest import (PROBE, Confinement, assert_container_gone, assert_floor, assert_probe_ran,
                                     assert_raised_seccomp)
+from tests.helpers import lease_holders
 
 pytestmark = pytest.mark.runtime
 
@@ -165,12 +166,9 @@ def pod_unit(cri, containerd, tmp_path_factory):
 
 
 def _leases(containerd) -> dict:
-    """The id leases hardrun-oci holds (under the state root containerd gives it): name -> holders."""
+    """The id leases hardrun-oci holds (under the state root containerd gives it): name -> holder pids."""
     from hardrun.runtime.userns import RANGES_DIR
-    directory = containerd.hardrun_state / RANGES_DIR
-    if not directory.exists():
-        return {}
-    return {path.name: path.read_text().split("\n")[:-1] for path in directory.iterdir() if path.name != "lock"}
+    return lease_holders(containerd.hardrun_state / RANGES_DIR)
 
 
 def test_the_pods_containers_share_the_sandboxs_user_namespace_and_range(pod_unit):

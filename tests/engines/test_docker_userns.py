@@ -10,6 +10,7 @@ import stat
 import pytest
 
 from tests.engines.conftest import assert_container_gone
+from tests.helpers import lease_holders
 
 pytestmark = pytest.mark.runtime
 
@@ -138,17 +139,15 @@ def test_docker_rm_leaves_no_lease_mount_or_overlay(docker, hardrun_oci):
         pid = int(docker.docker("inspect", "-f", "{{.State.Pid}}", container).stdout)
         with open(f"/proc/{pid}/uid_map") as handle:
             outside = int(handle.read().split()[1])
-        lease = os.path.join(state_root(), RANGES_DIR, f"{outside - pool()[0]}-65536")
-        with open(lease) as handle:
-            assert handle.read().split()[0] == str(pid), "the lease does not name the container's init"
+        ranges, lease = os.path.join(state_root(), RANGES_DIR), f"{outside - pool()[0]}-65536"
+        assert lease_holders(ranges).get(lease, [None])[0] == pid, "the lease does not name the container's init"
         upper = docker.docker("inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", container).stdout.strip()
         assert not _host_mounts_of(upper), "the rebuilt overlay is mounted on the host"
     finally:
         docker.docker("rm", "-f", container)
     assert_container_gone(container, docker.directory)
-    if os.path.exists(lease):        # taken again since, by another container: never ours
-        with open(lease) as handle:
-            assert handle.read().split()[0] != str(pid)
+    # gone, or taken again since by another container: never ours
+    assert lease_holders(ranges).get(lease, [None])[0] != pid
     assert not _host_mounts_of(upper)
 
 

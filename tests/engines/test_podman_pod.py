@@ -23,6 +23,7 @@ from tests.engines import daemons
 from tests.engines.conftest import assert_container_gone
 from tests.engines.test_podman import HARDRUN_OCI_DEFAULT_ROOT
 from tests.engines.test_podman_userns import KEEP, inspect, outside_uid
+from tests.helpers import lease_holders
 
 pytestmark = pytest.mark.runtime
 
@@ -55,19 +56,11 @@ def bridge(podman):
     assert not os.path.exists(f"/sys/class/net/{device}")
 
 
-def lease_holders() -> dict:
+def default_root_leases() -> dict:
     """The id leases in hardrun-oci's default state root (Podman passes no --root): name -> holder pids."""
     from hardrun.runtime.userns import _ranges_dir
     directory = _ranges_dir(None, create=False)
-    leases = {}
-    for name in os.listdir(directory) if directory else ():
-        if name != "lock" and not name.endswith(".new"):
-            try:
-                with open(os.path.join(directory, name)) as handle:
-                    leases[name] = {int(line.split()[0]) for line in handle.read().splitlines() if line}
-            except (FileNotFoundError, ValueError):
-                continue
-    return leases
+    return lease_holders(directory) if directory else {}
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +84,7 @@ def pod_unit(podman, hardrun_oci, bridge):
             with open(f"/proc/{infra_pid}/uid_map") as handle:
                 infra_map = handle.read().split()
             infra_namespaces = [os.readlink(f"/proc/{infra_pid}/ns/{kind}") for kind in ("user", "net")]
-            leases_while_running = lease_holders()
+            leases_while_running = default_root_leases()
             client = podman.podman(*flags, "--runtime", "hardrun", "run", "--name", f"{name}-client", "--pod", name,
                                    "bb:1", "sh", "-c", CLIENT, check=False)
             client_id = inspect(podman, f"{name}-client")["Id"]
@@ -103,7 +96,7 @@ def pod_unit(podman, hardrun_oci, bridge):
             assert_container_gone(container, podman.directory, HARDRUN_OCI_DEFAULT_ROOT)
         return {"infra_map": infra_map, "infra_namespaces": infra_namespaces, "infra_pid": infra_pid,
                 "infra_netns": infra_ns[0], "client": client, "outside": outside,
-                "leases": (leases_while_running, lease_holders())}
+                "leases": (leases_while_running, default_root_leases())}
     return under
 
 

@@ -13,6 +13,7 @@ which changes the key when it changes (its source gone, another bundle directory
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import json
 import os
@@ -509,3 +510,61 @@ def test_an_environment_naming_a_variable_twice_keeps_its_order(bundle_dir):
         changed["process"]["env"] = order + changed["process"]["env"]
         keys.add(verdict_cache.key(compact(changed), "default", True, bundle_dir))
     assert len(keys) == 2
+
+
+# gate_view's output for a set of bundles, recorded before its steps were split into small
+# functions (tests/data/gate-views.json): the cache key of every one must stay.
+GATE_VIEWS = os.path.join(os.path.dirname(ENGINES), "gate-views.json")
+
+
+def gate_view_cases(base):
+    """(case name, config, bundle) for each engine bundle as its engine has it, and variants
+    that take each of gate_view's other ways: another form, a key given twice, mounts that are
+    not objects, an option list that is not a list, a shuffled environment with a hex HOSTNAME;
+    a document that is not an object, and no JSON."""
+    for name in CORPUS:
+        where = base / name
+        if name.startswith("docker"):
+            config, bundle = materialise(name, where)
+        elif name.startswith(("podman", "cri")):
+            config, bundle = materialise_captured(name, where)
+        else:
+            config, bundle = compact(load(name)), str(where / "bundle")
+        document = json.loads(config)
+        yield name, config, bundle
+        yield name + " indented", json.dumps(document, indent=1).encode(), bundle
+        yield name + " newline", config + b"\n", bundle
+        yield name + " key twice", config[:-1] + b',"process":{"args":["sh"]}}', bundle
+        for what, mounts in (("mounts not objects", ["x"]), ("options not a list", [
+                {"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts", "options": "ro"}])):
+            changed = copy.deepcopy(document)
+            changed["mounts"] = mounts
+            yield f"{name} {what}", compact(changed), bundle
+            yield f"{name} {what} indented", json.dumps(changed, indent=1).encode(), bundle
+        changed = copy.deepcopy(document)
+        changed["process"]["env"] = ["HOSTNAME=0123456789abcdef"] + changed["process"]["env"][::-1]
+        yield name + " environment", compact(changed), bundle
+    yield "not an object", b"[1]", str(base / "bundle")
+    yield "not JSON", b"{", str(base / "bundle")
+
+
+def view_digest(config: bytes, bundle: str, base) -> str:
+    """The sha256 of gate_view's parts, with the temporary directory's path made fixed."""
+    digest = hashlib.sha256()
+    for part in verdict_cache.gate_view(config, bundle):
+        part = part.replace(str(base).encode(), b"<base>")
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
+
+
+def test_the_gate_view_of_each_bundle_is_what_it_was(tmp_path):
+    """A key that changes makes every engine's next start miss; one that merges two bundles
+    would hand one the other's verdict. Control: a changed bundle gives another digest."""
+    with open(GATE_VIEWS, encoding="utf-8") as handle:
+        recorded = json.load(handle)
+    cases = list(gate_view_cases(tmp_path))
+    assert {name for name, _, _ in cases} == set(recorded)
+    for name, config, bundle in cases:
+        assert view_digest(config, bundle, tmp_path) == recorded[name], name
+    _, config, bundle = cases[0]
+    assert view_digest(config.replace(b"CAP_CHOWN", b"CAP_SYS_ADMIN"), bundle, tmp_path) != recorded[cases[0][0]]

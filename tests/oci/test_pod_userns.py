@@ -165,13 +165,13 @@ def test_the_shared_lease_goes_with_its_last_holder_and_gc_keeps_it_meanwhile(oc
                                                                                 own_state):
     import signal
     from hardrun.runtime.userns import RANGES_DIR
-    from tests.helpers import run_hardrun
+    from tests.helpers import lease_holders, run_hardrun
     from tests.oci.conftest import process_gone
     from tests.oci.test_userns import wait_gone
     ranges = own_state / RANGES_DIR
 
     def holders():
-        return {name: (ranges / name).read_text().split("\n")[:-1] for name in os.listdir(ranges) if name != "lock"}
+        return lease_holders(ranges)
 
     oci.userns = "auto"
     oci("create", "--bundle", sandbox_bundle(tmp_path / "s", oci_rootfs, pod_netns), "sandbox", check=True)
@@ -180,8 +180,8 @@ def test_the_shared_lease_goes_with_its_last_holder_and_gc_keeps_it_meanwhile(oc
                                             ["/bin/sleep", "60"]), "member", check=True)
     member_pid = oci.state("member")["pid"]
     assert exec_seen(oci, "member")["user"] == exec_seen(oci, "sandbox")["user"], "exec: not the pod's namespace"
-    (lease, lines), = holders().items()
-    assert [line.split()[0] for line in lines] == [str(sandbox_pid), str(member_pid)]
+    (lease, pids), = holders().items()
+    assert pids == [sandbox_pid, member_pid]
     os.kill(sandbox_pid, signal.SIGKILL)      # the sandbox dies first: its member still holds the range
     assert wait_gone(sandbox_pid, process_gone)
     gc = run_hardrun("gc")

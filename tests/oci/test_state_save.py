@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 from hardrun.runtime import oci
 from hardrun.runtime.oci import STATE_FILE, Container
@@ -54,15 +55,54 @@ def test_concurrent_saves_leave_a_whole_record(tmp_path):
     assert os.listdir(directory) == [STATE_FILE]
 
 
-def test_control_one_shared_temporary_file_mixes_the_records(tmp_path, monkeypatch):
-    """The same race through one temporary file for both writers (the earlier naming)."""
-    monkeypatch.setattr(oci.os, "getpid", lambda: 1)
+def _found_between(tmp_path, monkeypatch) -> str:
+    """The two saves in the order that shows a shared temporary file, forced: the first writer
+    has written its record, the second opens (truncating) its temporary file, the first renames
+    its own into place, and a reader reads STATE_FILE before the second writes. The writers
+    are two threads, each its own process as the temporary file's name sees it (getpid)."""
     directory = tmp_path / "c"
-    directory.mkdir(mode=0o700)
-    Container(str(tmp_path), "c", {"id": "c", "pad": "x" * 50}).save()
-    mixed = []
-    for _ in range(20):      # the interleaving is the scheduler's: try until it shows
-        mixed = [text for text in _save_concurrently(str(directory)) if not _is_whole(text)]
-        if mixed:
-            break
-    assert mixed, "the shared temporary file never mixed two records"
+    directory.mkdir(mode=0o700, parents=True)
+    opened, written = threading.Event(), threading.Event()
+    real_fdopen, real_rename = os.fdopen, os.rename
+    found = []
+
+    def save_second():
+        try:
+            Container(str(tmp_path), "c", {"id": "c", "pad": "x" * 50}).save()
+        except FileNotFoundError:    # its temporary file was the first's, renamed away
+            pass
+
+    second = threading.Thread(target=save_second)
+
+    def fdopen(fd, *args, **kwargs):
+        if threading.current_thread() is second:     # opened: wait until the reader has read
+            opened.set()
+            written.wait(60)
+        return real_fdopen(fd, *args, **kwargs)
+
+    def rename(source, target):
+        if threading.current_thread() is not second and not second.is_alive() and not found:
+            second.start()
+            assert opened.wait(60), "the second writer never opened its temporary file"
+            real_rename(source, target)
+            with open(directory / STATE_FILE) as handle:
+                found.append(handle.read())
+            written.set()
+            second.join()
+            return
+        real_rename(source, target)
+
+    monkeypatch.setattr(oci.os, "fdopen", fdopen)
+    monkeypatch.setattr(oci.os, "rename", rename)
+    Container(str(tmp_path), "c", {"id": "c", "pad": "x" * 5000}).save()
+    assert found, "the forced order did not happen"
+    return found[0]
+
+
+def test_a_save_between_another_s_open_and_write_leaves_its_whole_record(tmp_path, monkeypatch):
+    """A temporary file per process: the second writer's open leaves the first's record whole.
+    Control: one temporary file for both (the earlier naming) gives the reader a cut record."""
+    monkeypatch.setattr(oci.os, "getpid", threading.get_ident)
+    assert _is_whole(_found_between(tmp_path / "own", monkeypatch))
+    monkeypatch.setattr(oci.os, "getpid", lambda: 1)
+    assert not _is_whole(_found_between(tmp_path / "shared", monkeypatch))

@@ -184,14 +184,14 @@ def test_delete_releases_the_lease_and_gc_reclaims_a_dead_inits(oci, oci_rootfs,
     a lease `hardrun gc` reclaims. Control: gc keeps the lease of a live container."""
     import signal
     from hardrun.runtime.userns import RANGES_DIR
-    from tests.helpers import run_hardrun
+    from tests.helpers import lease_holders, run_hardrun
     from tests.oci.conftest import process_gone
     state = tmp_path / "hardrun-state"
     monkeypatch.setenv("HARDRUN_STATE_DIR", str(state))
     ranges = state / RANGES_DIR
 
     def leases():
-        return sorted(name for name in os.listdir(ranges) if name != "lock")
+        return sorted(lease_holders(ranges))
 
     oci.userns = "auto"
     pids = {}
@@ -200,16 +200,16 @@ def test_delete_releases_the_lease_and_gc_reclaims_a_dead_inits(oci, oci_rootfs,
         oci("create", "--bundle", bundle, name, check=True)
         pids[name] = oci.state(name)["pid"]
     assert len(leases()) == 3
-    holders = {(ranges / lease).read_text().split()[0]: lease for lease in leases()}
-    assert set(holders) == {str(pid) for pid in pids.values()}, "each lease names its container's init"
+    holders = {pids[0]: lease for lease, pids in lease_holders(ranges).items()}
+    assert set(holders) == set(pids.values()), "each lease names its container's init"
     oci("delete", "freed", check=True)
-    assert holders[str(pids["freed"])] not in leases()
+    assert holders[pids["freed"]] not in leases()
     os.kill(pids["killed"], signal.SIGKILL)
     assert wait_gone(pids["killed"], process_gone)
     gc = run_hardrun("gc")
     assert gc.returncode == 0, gc.stderr
     assert "user-namespace id range" in gc.stdout, gc.stdout
-    assert leases() == [holders[str(pids["alive"])]]       # the control: the live one is kept
+    assert leases() == [holders[pids["alive"]]]       # the control: the live one is kept
     oci("delete", "killed", check=True)
     oci("delete", "--force", "alive", check=True)
     assert leases() == []

@@ -14,9 +14,8 @@ import pytest
 from hardrun.cli.oci import judge_bundle
 from hardrun.errors import HardrunError
 from hardrun.policy import verdict_cache
+from tests.helpers import NOBODY
 from tests.oci.conftest import make_bundle
-
-NOBODY = 65534
 
 
 @pytest.fixture

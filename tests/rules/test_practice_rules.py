@@ -34,6 +34,18 @@ def test_yes_flags_in_every_spelling():
     assert hits(FROM + "RUN apt-get update && apt-cache policy curl\n", "HR1022") == []
 
 
+def test_microdnf_without_yes_asks_and_with_it_does_not():
+    """UBI 9's microdnf asks "Is this ok [y/N]" as dnf does (the older one of UBI 8 never asks
+    and takes -y too): reported without -y, not with it in any spelling or place."""
+    ubi = "FROM registry.access.redhat.com/ubi9/ubi-minimal\n"
+    for verb in ("install", "reinstall", "upgrade", "update", "remove"):
+        assert hits(ubi + f"RUN microdnf {verb} curl\n", "HR1022") == [(2, "warning")], verb
+    for spelled in ("microdnf install -y curl", "microdnf -y install curl", "microdnf --assumeyes install curl",
+                    "microdnf install --nodocs -y curl"):
+        assert hits(ubi + f"RUN {spelled} && microdnf clean all\n", "HR1022") == [], spelled
+    assert hits(ubi + "RUN microdnf clean all && microdnf repolist\n", "HR1022") == []
+
+
 def test_workdir_paths():
     for absolute in ("/app", "$HOME/app", "${APP_DIR}", "C:\\\\app", "\"/quoted dir\""):
         assert hits(FROM + f"WORKDIR {absolute}\n", "HR1025") == [], absolute

@@ -14,7 +14,7 @@ import pytest
 from hardrun.errors import UsageError
 from hardrun.runtime import userns
 from hardrun.spec.defaults import DEFAULT_ID_POOL, DEFAULT_RANGE_SIZE
-from tests.helpers import hardrun_env, popen_hardrun, run_hardrun, wait_until
+from tests.helpers import hardrun_env, lease_holders, popen_hardrun, run_hardrun, wait_until
 
 pytestmark = pytest.mark.runtime
 
@@ -26,8 +26,7 @@ def uid_map(text: str) -> list[list[int]]:
 
 
 def leases(env) -> list[str]:
-    directory = os.path.join(env["HARDRUN_STATE_DIR"], userns.RANGES_DIR)
-    return sorted(name for name in os.listdir(directory) if name != "lock") if os.path.isdir(directory) else []
+    return sorted(lease_holders(os.path.join(env["HARDRUN_STATE_DIR"], userns.RANGES_DIR)))
 
 
 def start_holding(rootfs, env, *flags, script="true"):
@@ -306,8 +305,8 @@ def test_a_shared_lease_lives_while_any_holder_runs_and_is_never_joined_once_dea
         userns.hand_over(lease, sandbox.pid, process_start_time(sandbox.pid))
         shared = userns.share_lease(lease.path, lease.uid_start, lease.gid_start, lease.count)   # the control
         userns.hand_over(shared, member.pid, process_start_time(member.pid))
-        assert [line.split()[0] for line in open(lease.path).read().splitlines()] == [str(sandbox.pid),
-                                                                                      str(member.pid)]
+        directory, name = os.path.split(lease.path)
+        assert lease_holders(directory)[name] == [sandbox.pid, member.pid]
         sandbox.kill()
         sandbox.wait()
         assert userns.reclaim_id_ranges(root) == [] and os.path.exists(lease.path)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import NOBODY, as_user, system_python
 from tests.imagebuild import Image, busybox_tree, dir_layer, entry, tar_layer, write_layout
 
 pytestmark = pytest.mark.runtime
 
-NOBODY = 65534
 STATUS = "grep -E '^(Cap|NoNewPrivs|Seccomp|Uid|Gid|Groups)' /proc/self/status; cat /proc/self/uid_map"
 
 
@@ -61,14 +61,12 @@ def data_home(public_rootfs, tmp_path):
 
 
 def as_nobody(source, data_home, *argv) -> subprocess.CompletedProcess:
-    python = "/usr/bin/python3"   # the test venv's interpreter may not be reachable by nobody
-    assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(data_home), "PYTHONPATH": str(source),
            "XDG_RUNTIME_DIR": str(data_home), "XDG_DATA_HOME": str(data_home),
            # a cgroup parent of its own: `hardrun gc` judges only what this test made
            "HARDRUN_CGROUP_PARENT": f"hardrun-test-rootless-{os.getpid()}"}
-    return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python, "-m",
-                           "hardrun", *argv], env=env, capture_output=True, text=True, timeout=120, cwd="/")
+    return subprocess.run(as_user(NOBODY, system_python(), "-m", "hardrun", *argv), env=env, capture_output=True,
+                          text=True, timeout=120, cwd="/")
 
 
 def test_an_image_runs_rootless_from_the_users_own_store(rootless_image, data_home):
@@ -107,8 +105,8 @@ def test_the_container_cannot_write_the_stores_tree(rootless_image, data_home):
     assert "wrote" not in inside.stdout and "Read-only file system" in inside.stderr
     note = next((data_home / "hardrun" / "merged").iterdir()) / "root" / "etc" / "note"
     assert note.read_text() == "app's note\n"
-    control = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "sh", "-c",
-                              f"echo changed > {note} && echo wrote"], capture_output=True, text=True)
+    control = subprocess.run(as_user(NOBODY, "sh", "-c", f"echo changed > {note} && echo wrote"),
+                             capture_output=True, text=True)
     assert control.stdout == "wrote\n" and note.read_text() == "changed\n", control.stderr
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, hardrun_env, popen_hardrun, run_hardrun
+from tests.helpers import NOBODY, ROOT, as_user, hardrun_env, popen_hardrun, run_hardrun, system_python
 from tests.rootfs import FIXED_RANGE, require_root
 
 pytestmark = pytest.mark.runtime
@@ -688,14 +688,12 @@ def run_rootless(public_rootfs, script: str, *flags: str, memfd_noexec: bool = F
     host root has set vm.memfd_noexec=2 (which a rootless hardrun cannot set) when
     `memfd_noexec` (with its own /proc: hardrun reads /proc/PID of its children)."""
     rootfs, home, source = public_rootfs
-    python = "/usr/bin/python3"   # the test venv's interpreter may not be reachable by nobody
-    assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
     # the state root in the test's own tree: the default /tmp/hardrun-65534 would outlive it
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(source),
            "XDG_RUNTIME_DIR": str(home)}
     setting = "echo 2 > /proc/sys/vm/memfd_noexec && " if memfd_noexec else ""
-    rootless = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m", "hardrun", "run",
-                "--rootfs", str(rootfs), *flags, "--", "sh", "-c", script]
+    rootless = as_user(NOBODY, system_python(), "-m", "hardrun", "run", "--rootfs", str(rootfs), *flags,
+                       "--", "sh", "-c", script)
     own_pid_namespace = ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", setting + 'exec "$@"', "sh"]
     return subprocess.run(own_pid_namespace + rootless, env=env, capture_output=True, text=True, timeout=60)
 

@@ -25,7 +25,8 @@ from hardrun.runtime.seccomp import (cache_key, cached_filter, compile_profile, 
                                      default_profile, load_profile, parse_profile, prepare_filter,
                                      seccomp_mode_of, set_no_new_privs)
 from hardrun.spec.record import fields
-from tests.helpers import record_calls
+from tests.helpers import (KEY_SPEC_PROCESS_KEYRING, KEY_SPEC_SESSION_KEYRING, KEYCTL, KEYCTL_GET_KEYRING_ID,
+                           KEYRING_ID_CALL, record_calls)
 
 pytestmark = pytest.mark.runtime
 
@@ -36,13 +37,12 @@ DOCKER_CAPS = {"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", 
 
 # x86_64 syscall numbers
 NR = dict(getpid=39, ioctl=16, socket=41, clone=56, ptrace=101, personality=135, sysfs=139,
-          mount=165, add_key=248, keyctl=250, unshare=272, perf_event_open=298, bpf=321,
+          mount=165, add_key=248, keyctl=KEYCTL, unshare=272, perf_event_open=298, bpf=321,
           userfaultfd=323, memfd_create=319, io_uring_setup=425, clone3=435)
 # i386 syscall numbers (through int 0x80)
 NR32 = dict(getuid=24, keyctl=288, unshare=310, mount=21)
 
 CLONE_NEWNS, CLONE_NEWUSER, SIGCHLD = 0x20000, 0x10000000, 17
-KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_PROCESS_KEYRING = 0, -3, -2
 AF_UNIX, AF_ALG, AF_VSOCK, SOCK_STREAM, SOCK_SEQPACKET = 1, 38, 40, 1, 5
 TIOCSTI = 0x5412
 PTRACE_TRACEME = 0
@@ -175,9 +175,8 @@ def test_a_program_runs_under_the_default_profile(default_bpf):
 
 
 def test_keyctl_is_refused(default_bpf):
-    call = (NR["keyctl"], KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 1)
-    assert attempt(None, *call)[0] > 0            # control: the keyring answers
-    assert errno_of(default_bpf, *call) == errno.EPERM
+    assert attempt(None, *KEYRING_ID_CALL)[0] > 0            # control: the keyring answers
+    assert errno_of(default_bpf, *KEYRING_ID_CALL) == errno.EPERM
 
 
 def test_add_key_is_refused(default_bpf):
@@ -443,8 +442,7 @@ def test_a_filter_without_the_i386_abi_kills_int80_callers(int80):
 def test_docker_profile_behaves_as_in_docker(docker_bpf, tmp_path):
     mount = (NR["mount"], b"none", str(tmp_path).encode(), b"tmpfs", 0, 0)
     assert errno_of(docker_bpf, *mount, prelude=_child_mount_namespace) == errno.EPERM
-    keyctl = (NR["keyctl"], KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 1)
-    assert errno_of(docker_bpf, *keyctl) == errno.EPERM
+    assert errno_of(docker_bpf, *KEYRING_ID_CALL) == errno.EPERM
     assert errno_of(docker_bpf, NR["unshare"], CLONE_NEWUSER) == errno.EPERM
     assert errno_of(docker_bpf, NR["clone3"], 0, 0) == errno.ENOSYS
     assert errno_of(docker_bpf, NR["socket"], AF_VSOCK, SOCK_STREAM, 0) == errno.EPERM
@@ -469,8 +467,7 @@ def test_docker_profile_as_yaml_is_the_same_filter(tmp_path, docker_bpf):
     profile = load_profile(as_yaml)
     assert profile.canonical() == load_profile(DOCKER_PROFILE).canonical()
     assert compile_profile(profile, DOCKER_CAPS) == docker_bpf
-    keyctl = (NR["keyctl"], KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 1)
-    assert errno_of(compile_profile(profile, DOCKER_CAPS), *keyctl) == errno.EPERM
+    assert errno_of(compile_profile(profile, DOCKER_CAPS), *KEYRING_ID_CALL) == errno.EPERM
 
 
 def test_docker_profile_with_sys_admin_allows_namespaces():

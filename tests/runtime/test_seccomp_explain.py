@@ -20,19 +20,19 @@ from hardrun.errors import UsageError
 from hardrun.runtime import seccomp, seccomp_cache, seccomp_explain, seccomp_notify
 from hardrun.runtime.seccomp import default_filter, default_profile, set_no_new_privs
 from hardrun.runtime.seccomp_show import allowed_names
-from tests.helpers import read_until_closed, run_hardrun
+from tests.helpers import KEYCTL, KEYRING_ID_CALL, read_until_closed, run_hardrun
 from tests.rootfs import require_root
 
 pytestmark = pytest.mark.runtime
 
-KEYCTL, GETPID, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING = 250, 39, 0, -3
+GETPID = 39
 AUDIT_X86_64 = 0xC000003E
 libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _keyctl() -> tuple[int, int]:
     ctypes.set_errno(0)
-    result = libc.syscall(KEYCTL, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 1)
+    result = libc.syscall(*KEYRING_ID_CALL)
     return result, ctypes.get_errno()
 
 
@@ -172,7 +172,7 @@ def test_without_user_notification_explain_is_an_error(monkeypatch):
 
 
 PROBE = ("import ctypes; l = ctypes.CDLL(None, use_errno=True); "
-         "r = l.syscall(250, 0, -3, 1); print('keyctl', r, ctypes.get_errno()); "
+         f"r = l.syscall{KEYRING_ID_CALL}; print('keyctl', r, ctypes.get_errno()); "
          "r = l.syscall(101, 0, 0, 0, 0); print('ptrace', r, ctypes.get_errno())")
 
 

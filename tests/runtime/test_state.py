@@ -20,16 +20,12 @@ import pytest
 
 from hardrun.runtime import cgroups, gc, network, state as state_module
 
-from tests.helpers import ROOT, run_hardrun
+from tests.helpers import ROOT, as_user, run_hardrun
 from tests.limits_support import Paused, isolate_state, remove_test_cgroup_parent, require_root
 
 pytestmark = pytest.mark.runtime
 BUSYBOX = "/bin/busybox"
 OLD = (0, 0)                      # an mtime long past: gc treats the entry as abandoned
-
-
-def as_user(uid: int, *argv: str) -> list[str]:
-    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *argv]
 
 
 def user_env(home: Path) -> dict:

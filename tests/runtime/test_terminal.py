@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.helpers import hardrun_env
+from tests.helpers import NOBODY, as_user, hardrun_env, system_python
 
 pytestmark = pytest.mark.runtime
 
@@ -536,11 +536,9 @@ def hardrun_as_nobody(public_rootfs, *args: str) -> list[str]:
     """`hardrun run --rootfs … ARGS` as a non-root user (with Debian's python3: the test
     venv's interpreter may not be reachable by nobody), as test_runtime's rootless test."""
     rootfs, home, source = public_rootfs
-    python = "/usr/bin/python3"
-    assert os.access(python, os.X_OK), "python3 (Debian) is needed to run hardrun as a non-root user"
     return ["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", f"PYTHONPATH={source}",
-            "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m", "hardrun", "run",
-            "--rootfs", str(rootfs), "--security-opt", "seccomp=unconfined", *args]
+            *as_user(NOBODY, system_python(), "-m", "hardrun", "run", "--rootfs", str(rootfs),
+                     "--security-opt", "seccomp=unconfined", *args)]
 
 
 def test_rootless_ctrl_z_stops_every_process_of_the_container(public_rootfs):

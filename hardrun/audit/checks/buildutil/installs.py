@@ -133,14 +133,21 @@ _APT_ASKING = frozenset({"install", "upgrade", "dist-upgrade", "full-upgrade", "
                          "autoremove"})
 
 
+def _rpm_answered(args) -> bool:
+    return any(_RPM_YES.match(word) for word in args)
+
+
 # command -> (the verbs that ask a yes/no question, whether the arguments answer it)
 _QUESTIONS = {
     **{name: (_APT_ASKING, lambda args: any(_APT_YES.match(word) or word.startswith("APT::Get::Assume-Yes")
                                             for word in args))
        for name in APT},
     **{name: (frozenset({"install", "groupinstall", "localinstall", "upgrade", "update", "remove"}),
-              lambda args: any(_RPM_YES.match(word) for word in args))
+              _rpm_answered)
        for name in ("yum", "dnf", "tdnf")},
+    # microdnf asks as dnf does since it took dnf's assumeyes (UBI 9's does); the older one of
+    # UBI 8 never asks and accepts -y all the same, so -y is right for both
+    "microdnf": (frozenset({"install", "reinstall", "upgrade", "update", "remove"}), _rpm_answered),
     "zypper": (frozenset({"install", "in", "update", "up", "remove", "rm", "patch", "dist-upgrade", "dup"}),
                lambda args: bool(_ZYPPER_YES.intersection(args))),
 }
