@@ -242,18 +242,20 @@ def main() -> int:
         _remove_bench_cgroups()
     medians = {name: statistics.median(values) for name, values in times.items()}
     paired = _paired_ratios(times, "crun")
+    paired_bwrap = _paired_ratios(times, "bwrap")
     if args.json:
-        print(json.dumps({"runs": args.runs, "median_ms": medians, "paired_ratio_to_crun": paired},
-                         indent=2))
+        print(json.dumps({"runs": args.runs, "median_ms": medians, "paired_ratio_to_crun": paired,
+                          "paired_ratio_to_bwrap": paired_bwrap}, indent=2))
         return 0
     reference = medians.get("crun")
-    print(f"{'runtime':<34}{'median ms':>10}{'min ms':>9}{'vs crun':>9}{'paired':>9}{'vs bwrap':>9}"
+    print(f"{'runtime':<34}{'median ms':>10}{'min ms':>9}{'vs crun':>9}{'paired':>9}{'vs bwrap':>9}{'paired':>9}"
           f"   ({args.runs} runs each, interleaved, {args.load} CPU-bound processes beside)")
     for name, median in medians.items():
         ratio = f"{median / reference:.2f}x" if reference else "-"
         pair = f"{paired[name]:.2f}x" if name in paired else "-"
         to_bwrap = f"{median / medians['bwrap']:.2f}x"
-        print(f"{name:<34}{median:>10.1f}{min(times[name]):>9.1f}{ratio:>9}{pair:>9}{to_bwrap:>9}")
+        print(f"{name:<34}{median:>10.1f}{min(times[name]):>9.1f}{ratio:>9}{pair:>9}{to_bwrap:>9}"
+              f"{paired_bwrap[name]:>8.2f}x")
     return 0
 
 
