@@ -7,7 +7,8 @@ a read-only root, no capabilities, no_new_privs and a ~370-syscall seccomp allow
 (hardrun's default profile: compiled BPF for bubblewrap's --seccomp, the same profile
 in OCI form for crun and runc). crun and runc get hardrun's default mounts, masked and
 read-only paths too (bubblewrap only a minimal /dev, /proc and /tmp). `hardrun` is
-`python -m hardrun`; `hardrun (script)` the installed command (bin/hardrun). hardrun
+`python -m hardrun`; `hardrun (script)` the installed command (bin/hardrun, started as
+`python -IS` like scripts/setup.sh installs it). hardrun
 gives every container a cgroup with a pids limit by default; crun and runc get the same
 (crun also without, bubblewrap has none). Runs are interleaved round-robin so that drift
 on a busy machine hits every runtime alike; the report gives medians, the ratio of each
@@ -95,10 +96,11 @@ def oci_bundle(directory: Path, rootfs: Path, name: str, pids_limit: int | None)
 
 
 def installed_script(directory: Path) -> Path:
-    """bin/hardrun as pip installs it (the shebang names this interpreter)."""
+    """bin/hardrun as scripts/setup.sh installs it: the shebang names this interpreter,
+    with the flags of the source's first line (`#!python -IS`)."""
     script = directory / "hardrun"
-    body = (ROOT / "bin" / "hardrun").read_text().split("\n", 1)[1]
-    script.write_text(f"#!{sys.executable}\n{body}")
+    first, body = (ROOT / "bin" / "hardrun").read_text().split("\n", 1)
+    script.write_text(f"#!{sys.executable}{first[len('#!python'):]}\n{body}")
     script.chmod(0o755)
     return script
 
@@ -111,6 +113,8 @@ def commands(directory: Path, rootfs: Path) -> dict:
         "hardrun": hardrun,
         "hardrun (script)": [str(installed_script(directory))] + hardrun[3:],
         "hardrun (python -S)": [python, "-S"] + hardrun[1:],
+        # the script without its first line's -IS: site runs, PYTHONPATH is honoured
+        "hardrun (script, plain python)": [python, str(ROOT / "bin" / "hardrun")] + hardrun[3:],
         # the plan cache (runtime/plan_cache.py): the rows above start warm (the warm-up
         # run stored the plan); these start without it and with an empty one
         "hardrun (script, plan cache off)": [str(installed_script(directory))] + hardrun[3:],
@@ -218,6 +222,9 @@ def main() -> int:
             table = dict(table)
             table["hardrun (baseline)"] = table["hardrun"]
             paths["hardrun (baseline)"] = trees[1]
+            installed = trees[1] / ".venv" / "bin" / "hardrun"
+            if installed.exists():   # the baseline's command as its own setup installed it
+                table["hardrun (baseline script)"] = [str(installed)] + table["hardrun"][3:]
         bpf_path = str(bpf)
         times = {name: [] for name in table}
         load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
@@ -235,18 +242,20 @@ def main() -> int:
         _remove_bench_cgroups()
     medians = {name: statistics.median(values) for name, values in times.items()}
     paired = _paired_ratios(times, "crun")
+    paired_bwrap = _paired_ratios(times, "bwrap")
     if args.json:
-        print(json.dumps({"runs": args.runs, "median_ms": medians, "paired_ratio_to_crun": paired},
-                         indent=2))
+        print(json.dumps({"runs": args.runs, "median_ms": medians, "paired_ratio_to_crun": paired,
+                          "paired_ratio_to_bwrap": paired_bwrap}, indent=2))
         return 0
     reference = medians.get("crun")
-    print(f"{'runtime':<34}{'median ms':>10}{'min ms':>9}{'vs crun':>9}{'paired':>9}{'vs bwrap':>9}"
+    print(f"{'runtime':<34}{'median ms':>10}{'min ms':>9}{'vs crun':>9}{'paired':>9}{'vs bwrap':>9}{'paired':>9}"
           f"   ({args.runs} runs each, interleaved, {args.load} CPU-bound processes beside)")
     for name, median in medians.items():
         ratio = f"{median / reference:.2f}x" if reference else "-"
         pair = f"{paired[name]:.2f}x" if name in paired else "-"
         to_bwrap = f"{median / medians['bwrap']:.2f}x"
-        print(f"{name:<34}{median:>10.1f}{min(times[name]):>9.1f}{ratio:>9}{pair:>9}{to_bwrap:>9}")
+        print(f"{name:<34}{median:>10.1f}{min(times[name]):>9.1f}{ratio:>9}{pair:>9}{to_bwrap:>9}"
+              f"{paired_bwrap[name]:>8.2f}x")
     return 0
 
 

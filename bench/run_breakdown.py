@@ -11,7 +11,9 @@ Three views of the same start, in a busybox root like bench/run_bench.py's:
    filter from its cache, then the launch (state and cgroup, clone to execve, the
    program's run and exit, clean-up);
 
-and the system calls of one warm start from `strace -f` (counts, parent and container).
+the phases of a warm start from `strace -f -ttt` (interpreter, imports, the launch's steps,
+clean-up) and the system calls of one warm start (counts, parent and container). hardrun
+starts as installed: bin/hardrun under `python -IS`.
 
     sudo .venv/bin/python bench/run_breakdown.py [-n 30]
 """
@@ -35,6 +37,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from run_bench import build_rootfs  # noqa: E402
 
+# the flags of bin/hardrun's first line (`#!python -IS`), which scripts/setup.sh installs
+INSTALLED_FLAGS = (ROOT / "bin" / "hardrun").read_text().split("\n", 1)[0].split()[1:]
+
 
 def _wall(argv, env, runs: int) -> float:
     times = []
@@ -49,15 +54,16 @@ def _wall(argv, env, runs: int) -> float:
 
 def processes(rootfs: str, plans: str, runs: int) -> list[tuple[str, float]]:
     python = sys.executable
-    hardrun = [python, str(ROOT / "bin" / "hardrun"), "run", "--rootfs", rootfs, "--", "/bin/true"]
+    hardrun = [python, *INSTALLED_FLAGS, str(ROOT / "bin" / "hardrun"), "run", "--rootfs", rootfs, "--", "/bin/true"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     cold_dir = Path(plans) / "cold"
-    rows = {"python -c pass": [], "python -S -c pass": [], "hardrun, plan cache off": [],
-            "hardrun, cold plan cache": [], "hardrun, warm plan cache": []}
+    rows = {"python -c pass": [], "python -IS -c pass": [], "python -IS -c 'import os'": [],
+            "hardrun, plan cache off": [], "hardrun, cold plan cache": [], "hardrun, warm plan cache": []}
     for _ in range(runs):      # interleaved
         rows["python -c pass"].append(_wall([python, "-c", "pass"], env, 1))
-        rows["python -S -c pass"].append(_wall([python, "-S", "-c", "pass"], env, 1))
+        rows["python -IS -c pass"].append(_wall([python, "-IS", "-c", "pass"], env, 1))
+        rows["python -IS -c 'import os'"].append(_wall([python, "-IS", "-c", "import os"], env, 1))
         rows["hardrun, plan cache off"].append(_wall(hardrun, dict(env, HARDRUN_PLAN_CACHE="off"), 1))
         shutil.rmtree(cold_dir, ignore_errors=True)
         rows["hardrun, cold plan cache"].append(_wall(hardrun, dict(env, HARDRUN_PLAN_CACHE=str(cold_dir)), 1))
@@ -67,8 +73,8 @@ def processes(rootfs: str, plans: str, runs: int) -> list[tuple[str, float]]:
 
 def imports(rootfs: str, plans: str, warm: bool, runs: int = 7) -> tuple[float, float]:
     """(hardrun's modules, the others after start-up) in ms, self times summed, medians."""
-    argv = [sys.executable, "-X", "importtime", str(ROOT / "bin" / "hardrun"), "run", "--rootfs", rootfs,
-            "--", "/bin/true"]
+    argv = [sys.executable, *INSTALLED_FLAGS, "-X", "importtime", str(ROOT / "bin" / "hardrun"), "run",
+            "--rootfs", rootfs, "--", "/bin/true"]
     ours, others = [], []
     for _ in range(runs):
         directory = plans if warm else tempfile.mkdtemp(dir=plans)
@@ -171,13 +177,51 @@ def _launch_steps(config, hooks, parent, spec, fixed, runs: int) -> list[tuple[s
     return rows + [("the launch in all (parent.run)", statistics.median(whole))]
 
 
+def _warm_start(rootfs: str) -> list[str]:
+    return [sys.executable, *INSTALLED_FLAGS, str(ROOT / "bin" / "hardrun"), "run", "--rootfs", rootfs, "--",
+            "/bin/true"]
+
+
+# (phase, the strace line that ends it); the phases of one warm start, in order
+MILESTONES = [("interpreter start (to the first hardrun module)", r"openat\(.*/hardrun/__pycache__/"),
+              ("hardrun's entry imports, to the plan cache read", r"openat\(.*\.plan\""),
+              ("plan check, applier imports, completion, seccomp, state, cgroup", r"clone3?\("),
+              ("clone to the container's first mount", r"mount\("),
+              ("the container's mounts and pivot_root", r"pivot_root\("),
+              ("cgroup view, masked paths, capabilities, seccomp load", r"execve\(\"/bin/true"),
+              ("/bin/true runs and exits", r"\+\+\+ exited"),
+              ("clean-up: cgroups, state, id range, exit", r"exit_group\(")]
+
+
+def timeline(rootfs: str, plans: str, runs: int = 5) -> list[tuple[str, float]]:
+    """Medians of the phases of a warm start under `strace -f -ttt` (every system call slowed
+    by the tracer: read the shares, not the times)."""
+    spans: dict[str, list[float]] = {}
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HARDRUN_PLAN_CACHE=plans)
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as temp:
+            trace = Path(temp) / "trace"
+            subprocess.run(["strace", "-f", "-ttt", "-o", str(trace), *_warm_start(rootfs)], env=env,
+                           capture_output=True, check=True, cwd="/")
+            lines = trace.read_text().splitlines()
+        stamps = [float(line.split()[1]) for line in lines]
+        previous, at = stamps[0], 0
+        for name, pattern in MILESTONES:
+            while not re.search(pattern, lines[at]):
+                at += 1
+            spans.setdefault(name, []).append((stamps[at] - previous) * 1000)
+            previous = stamps[at]
+        spans.setdefault("in all (under strace)", []).append((stamps[-1] - stamps[0]) * 1000)
+    return [(name, statistics.median(values)) for name, values in spans.items()]
+
+
 def syscalls(rootfs: str, plans: str) -> tuple[Counter, Counter]:
     """System calls of a warm start, (hardrun's process, the container's), by name."""
     with tempfile.TemporaryDirectory() as temp:
         trace = Path(temp) / "trace"
         env = dict(os.environ, PYTHONPATH=str(ROOT), HARDRUN_PLAN_CACHE=plans)
-        subprocess.run(["strace", "-f", "-o", str(trace), sys.executable, str(ROOT / "bin" / "hardrun"), "run",
-                        "--rootfs", rootfs, "--", "/bin/true"], env=env, capture_output=True, check=True, cwd="/")
+        subprocess.run(["strace", "-f", "-o", str(trace), *_warm_start(rootfs)], env=env, capture_output=True,
+                       check=True, cwd="/")
         lines = trace.read_text().splitlines()
     first = lines[0].split()[0]
     calls: tuple[Counter, Counter] = (Counter(), Counter())
@@ -212,6 +256,9 @@ def main() -> int:
         print("steps in one process (ms, medians)")
         for name, value in in_process(rootfs, plans, args.runs):
             print(f"  {name:<44}{value:8.3f}")
+        print("phases of a warm start under strace -f -ttt (ms, medians of 5)")
+        for name, value in timeline(rootfs, plans):
+            print(f"  {name:<64}{value:8.2f}")
         ours, container = syscalls(rootfs, plans)
         for label, counted in (("hardrun's process", ours), ("the container", container)):
             top = ", ".join(f"{name} {count}" for name, count in counted.most_common(12))

@@ -59,6 +59,10 @@ if [ -e .venv/lib/python3*/site-packages/distutils-precedence.pth ]; then
     .venv/bin/python -m pip uninstall -q -y setuptools
 fi
 
+# `hardrun` started as `python -IS` (bin/hardrun says why): pip writes the script's first
+# line without the flags its source gives.
+sed -i '1s/^\(#!.*python[0-9.]*\)$/\1 -IS/' .venv/bin/hardrun
+
 # hardrun-oci's compiled front (bin/hardrun-oci-front.c): engines call `state`, `start`, `kill`
 # and `delete` several times per container, and the front answers the plain cases from the
 # record Python wrote, without starting Python; every other call goes to the Python command,
