@@ -768,10 +768,13 @@ def _freezer_state(path: str) -> str:
 
 
 def remove_cgroups(paths: list[str], timeout: float = 10.0) -> list[str]:
-    """Kill, wait until every cgroup is empty, then rmdir each; problems as lines."""
+    """Kill, wait until every cgroup is empty, then rmdir each; problems as lines. The
+    waits between tries grow from a millisecond (a process killed a moment ago has
+    usually left its cgroup by the second try) to at most 10 ms, until `timeout`."""
     import time
     existing = [str(path) for path in paths]
     deadline = time.monotonic() + timeout
+    pause = 0.001
     while True:
         # rmdir first: the kernel refuses (EBUSY) while a process is inside, and a finished
         # container usually leaves none, so reading every cgroup.procs first only costs time.
@@ -790,7 +793,8 @@ def remove_cgroups(paths: list[str], timeout: float = 10.0) -> list[str]:
             return [f"cgroup {path} still busy after {timeout:.0f} s" for path in existing]
         if any(cgroup_pids(path) for path in existing):
             kill_all(existing)
-        time.sleep(0.01)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.01)
 
 
 def remove_empty_parents(paths: list[str]) -> None:

@@ -730,7 +730,7 @@ def _remove(container: Container, warn=None) -> list[str]:
     paths = container.record.get("cgroups") or []
     finished = not container.alive()
     if not finished:
-        _kill_quietly(container.record["pid"])
+        _kill_and_wait(container.record["pid"], container.record.get("start_time"))
     if container.record.get("holder"):
         from .oci_explain import record_lost, stop_holder
         lost = record_lost(container.record)
@@ -760,6 +760,39 @@ def _keep_explain_record(container: Container, lost: bool, warn) -> None:
             warn(message)
         else:
             os.write(2, f"hardrun-oci: warning: {message}\n".encode(errors="replace"))
+
+
+EXIT_WAIT_MS = 1000    # then remove_cgroups kills what is left and waits, up to its own deadline
+
+
+def _kill_and_wait(pid: int, start_time: int | None) -> None:
+    """SIGKILL the container's init and wait until it has exited, precisely: through a pidfd
+    opened before its start time is checked, so a reused pid is never signalled. The kernel
+    takes an exiting process out of its cgroups before it reports the exit (and a pid
+    namespace's init exits last of the namespace), so the cgroups' rmdir succeeds at once
+    rather than after a guessed sleep. Our own child (`run`) is reaped."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if not running(pid, start_time):
+            return
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        import select     # built into the interpreter: no file to load
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        exited = bool(poller.poll(EXIT_WAIT_MS))
+    finally:
+        os.close(pidfd)
+    if exited:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
 
 
 def _kill_quietly(pid: int) -> None:
