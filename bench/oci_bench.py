@@ -11,7 +11,9 @@ container's own with its idmapped root), with `--no-floor` under the built-in `d
 policy, and with `--userns keep` (no user namespace added, as runc). Nothing here is a test.
 
 `--per-command` times each call an engine makes instead, one process each, on a bundle of
-`/bin/sleep`: `create`, `start`, `state`, `kill KILL` and `delete --force`.
+`/bin/sleep`: `create`, `start`, `state`, `kill KILL` and `delete --force`; then, on a second
+container, the shim's own order (this process is a subreaper, as the shim): `kill KILL`, the
+init reaped, then `delete` without --force, timed alone ("delete, reaped").
 `--also NAME=PATH` adds another hardrun-oci (e.g. an earlier checkout's) to the same rounds.
 `--verdict-miss` (with `--per-command`): each `create` gets an empty verdict cache of its
 own, so that the policy gate judges the bundle every time (a new bundle's first create).
@@ -114,13 +116,48 @@ def main() -> int:
 
 
 PER_COMMAND = ("create", "start", "state", "kill", "delete")
+REAPED = "delete, reaped"
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def as_subreaper() -> None:
+    """A created init comes back to this process when `create` exits, as to an engine's shim."""
+    import ctypes
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def reap_all() -> None:
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
+
+
+def reaped_delete(command: list, bundle: Path, container: str, pid_file: Path) -> float | None:
+    """The shim's order: create, start, kill, reap the init, then `delete` (timed); None if a
+    call failed."""
+    quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    for args in (["create", "--bundle", str(bundle), "--pid-file", str(pid_file), container], ["start", container],
+                 ["kill", container, "KILL"]):
+        if subprocess.run(command + args, **quiet).returncode != 0:
+            return None
+    pid = int(pid_file.read_text())
+    os.waitpid(pid, 0)
+    started = time.perf_counter()
+    done = subprocess.run(command + ["delete", container], **quiet)
+    return time.perf_counter() - started if done.returncode == 0 else None
 
 
 def per_command(bundle: Path, commands: dict, rounds: int, environment: dict, verdicts: Path | None) -> None:
     """Each call of a container's life, one process each, timed alone; output to /dev/null
     (a created init holds the stdio it inherited). `verdicts`: where each create gets an
     empty verdict cache of its own (None: the runtimes' usual cache)."""
-    times: dict = {(name, step): [] for name in commands for step in PER_COMMAND}
+    steps = PER_COMMAND + (REAPED,)
+    times: dict = {(name, step): [] for name in commands for step in steps}
+    as_subreaper()
     for round_number in range(rounds + 1):
         for name, command in list(commands.items()):
             container = f"p{round_number}"
@@ -142,12 +179,20 @@ def per_command(bundle: Path, commands: dict, rounds: int, environment: dict, ve
                     break
                 if round_number:
                     times[(name, step)].append(elapsed)
+            else:
+                elapsed = reaped_delete(command, bundle, f"q{round_number}", bundle.parent / f"pid-{round_number}")
+                if elapsed is None:
+                    print(f"{name}: left out, a call of the reaped delete failed")
+                    del commands[name]
+                elif round_number:
+                    times[(name, REAPED)].append(elapsed)
+            reap_all()
     print(f"median ms per call ({rounds} rounds, interleaved; the ratio to runc in brackets)")
-    print(f"| runtime | {' | '.join(PER_COMMAND)} |")
-    print(f"|---|{'---:|' * len(PER_COMMAND)}")
+    print(f"| runtime | {' | '.join(steps)} |")
+    print(f"|---|{'---:|' * len(steps)}")
     for name in commands:
         cells = []
-        for step in PER_COMMAND:
+        for step in steps:
             median = statistics.median(times[(name, step)])
             reference = times.get(("runc", step))
             ratio = f" ({median / statistics.median(reference):.1f}x)" if reference and name != "runc" else ""
