@@ -697,7 +697,7 @@ def kill(root: str, container_id: str, signum: int, all_processes: bool = False)
     if container.status() == "stopped":
         raise OciError(f"container not running: {container_id}")   # the wording the runc shim matches
     if all_processes:
-        from .cgroups import cgroup_pids
+        from .cgroup_removal import cgroup_pids
         for path in container.record.get("cgroups") or []:
             for pid in cgroup_pids(path):
                 _signal(pid, signum)
@@ -726,7 +726,7 @@ def delete(root: str, container_id: str, force: bool = False, warn=None) -> None
 
 def _remove(container: Container, warn=None) -> list[str]:
     """Kill what is left (a held init too), remove the cgroups and the state directory."""
-    from .cgroups import remove_cgroups
+    from .cgroup_removal import remove_cgroups
     paths = container.record.get("cgroups") or []
     finished = not container.alive()
     if not finished:
@@ -820,7 +820,7 @@ def list_containers(root: str) -> list[Container]:
 def container_of(pid: int, root: str = DEFAULT_ROOT) -> dict | None:
     """The hardrun-oci container process `pid` belongs to (its init or a process of its
     cgroup): its id, status and the floor's changes; None when it is none of them."""
-    from .cgroups import cgroup_pids
+    from .cgroup_removal import cgroup_pids
     for container in list_containers(root):
         if container.record.get("pid") == pid or any(
                 pid in cgroup_pids(path) for path in container.record.get("cgroups") or []):
@@ -835,7 +835,7 @@ def container_of(pid: int, root: str = DEFAULT_ROOT) -> dict | None:
 
 
 def processes(root: str, container_id: str) -> list[int]:
-    from .cgroups import cgroup_pids
+    from .cgroup_removal import cgroup_pids
     container = Container.load(root, container_id)
     pids: list[int] = []
     for path in container.record.get("cgroups") or []:

@@ -165,7 +165,8 @@ def test_the_launcher_starts_isolated_and_without_site_until_a_third_party_modul
     os.waitpid(pid, 0)      # the test process is the shim: a subreaper (conftest's as_shim)
     status, imported, stderr = launcher_imports(tmp_path, oci.root, "delete", "s1")
     assert status == 0, stderr
-    assert "site" not in imported and not imported & {"hardrun.runtime.bundle", "hardrun.runtime.child"}
+    assert "site" not in imported and "hardrun.runtime.cgroup_removal" in imported
+    assert not imported & {"hardrun.runtime.cgroups", "hardrun.runtime.bundle", "hardrun.runtime.child"}
     assert not os.path.exists(os.path.join(oci.root, "s1"))
 
 
