@@ -136,9 +136,19 @@ def reap_all() -> None:
             return
 
 
-def reaped_delete(command: list, bundle: Path, container: str, pid_file: Path) -> float | None:
-    """The shim's order: create, start, kill, reap the init, then `delete` (timed); None if a
-    call failed."""
+def timed(argv: list, env: dict | None = None) -> tuple[int, float, float]:
+    """(exit status, wall seconds, CPU seconds of the process: user + system, from wait4)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, time.perf_counter() - started, usage.ru_utime + usage.ru_stime
+
+
+def reaped_delete(command: list, bundle: Path, container: str, pid_file: Path) -> tuple[float, float] | None:
+    """The shim's order: create, start, kill, reap the init, then `delete` (timed: wall and
+    CPU); None if a call failed."""
     quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     for args in (["create", "--bundle", str(bundle), "--pid-file", str(pid_file), container], ["start", container],
                  ["kill", container, "KILL"]):
@@ -146,9 +156,8 @@ def reaped_delete(command: list, bundle: Path, container: str, pid_file: Path) -
             return None
     pid = int(pid_file.read_text())
     os.waitpid(pid, 0)
-    started = time.perf_counter()
-    done = subprocess.run(command + ["delete", container], **quiet)
-    return time.perf_counter() - started if done.returncode == 0 else None
+    status, wall, cpu = timed(command + ["delete", container])
+    return (wall, cpu) if status == 0 else None
 
 
 def per_command(bundle: Path, commands: dict, rounds: int, environment: dict, verdicts: Path | None) -> None:
@@ -157,6 +166,7 @@ def per_command(bundle: Path, commands: dict, rounds: int, environment: dict, ve
     empty verdict cache of its own (None: the runtimes' usual cache)."""
     steps = PER_COMMAND + (REAPED,)
     times: dict = {(name, step): [] for name in commands for step in steps}
+    cpu_times: dict = {(name, step): [] for name in commands for step in steps}
     as_subreaper()
     for round_number in range(rounds + 1):
         for name, command in list(commands.items()):
@@ -167,34 +177,38 @@ def per_command(bundle: Path, commands: dict, rounds: int, environment: dict, ve
                 env = environment
                 if verdicts is not None and step == "create":
                     env = {**environment, "HARDRUN_VERDICT_CACHE": str(verdicts / f"{container}-{len(times)}")}
-                started = time.perf_counter()
-                done = subprocess.run(command + args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, env=env)
-                elapsed = time.perf_counter() - started
-                if done.returncode != 0 and step != "kill":    # crun 1.8 refuses this hybrid host
-                    print(f"{name}: left out, its {step} failed (exit {done.returncode})")
+                status, elapsed, cpu = timed(command + args, env)
+                if status != 0 and step != "kill":    # crun 1.8 refuses this hybrid host
+                    print(f"{name}: left out, its {step} failed (exit {status})")
                     subprocess.run(command + ["delete", "--force", container], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
                     del commands[name]
                     break
                 if round_number:
                     times[(name, step)].append(elapsed)
+                    cpu_times[(name, step)].append(cpu)
             else:
-                elapsed = reaped_delete(command, bundle, f"q{round_number}", bundle.parent / f"pid-{round_number}")
-                if elapsed is None:
+                measured = reaped_delete(command, bundle, f"q{round_number}", bundle.parent / f"pid-{round_number}")
+                if measured is None:
                     print(f"{name}: left out, a call of the reaped delete failed")
                     del commands[name]
                 elif round_number:
-                    times[(name, REAPED)].append(elapsed)
+                    times[(name, REAPED)].append(measured[0])
+                    cpu_times[(name, REAPED)].append(measured[1])
             reap_all()
-    print(f"median ms per call ({rounds} rounds, interleaved; the ratio to runc in brackets)")
+    for title, values in (("median ms per call", times), ("median CPU ms per call (user + system, wait4)", cpu_times)):
+        print(f"{title} ({rounds} rounds, interleaved; the ratio to runc in brackets)")
+        print_table(values, list(commands), steps)
+
+
+def print_table(values: dict, names: list, steps: tuple) -> None:
     print(f"| runtime | {' | '.join(steps)} |")
     print(f"|---|{'---:|' * len(steps)}")
-    for name in commands:
+    for name in names:
         cells = []
         for step in steps:
-            median = statistics.median(times[(name, step)])
-            reference = times.get(("runc", step))
+            median = statistics.median(values[(name, step)])
+            reference = values.get(("runc", step))
             ratio = f" ({median / statistics.median(reference):.1f}x)" if reference and name != "runc" else ""
             cells.append(f"{median * 1000:.1f}{ratio}")
         print(f"| {name} | {' | '.join(cells)} |")
