@@ -702,7 +702,14 @@ def kill(root: str, container_id: str, signum: int, all_processes: bool = False)
             for pid in cgroup_pids(path):
                 _signal(pid, signum)
         return
-    _signal(container.record["pid"], signum)
+    pidfd = _pidfd_of(container.record["pid"], container.record.get("start_time"))
+    if pidfd is not None:
+        try:
+            signal.pidfd_send_signal(pidfd, signum)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(pidfd)
 
 
 def _signal(pid: int, signum: int) -> None:
@@ -765,19 +772,29 @@ def _keep_explain_record(container: Container, lost: bool, warn) -> None:
 EXIT_WAIT_MS = 1000    # then remove_cgroups kills what is left and waits, up to its own deadline
 
 
-def _kill_and_wait(pid: int, start_time: int | None) -> None:
-    """SIGKILL the container's init and wait until it has exited, precisely: through a pidfd
-    opened before its start time is checked, so a reused pid is never signalled. The kernel
-    takes an exiting process out of its cgroups before it reports the exit (and a pid
-    namespace's init exits last of the namespace), so the cgroups' rmdir succeeds at once
-    rather than after a guessed sleep. Our own child (`run`) is reaped."""
+def _pidfd_of(pid: int, start_time: int | None) -> int | None:
+    """A pidfd of `pid` while it is still the process started at `start_time`, else None:
+    checked after the pidfd is open, so the process checked is the one signalled through it
+    (a reused pid is never signalled)."""
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
+        return None
+    if running(pid, start_time):
+        return pidfd
+    os.close(pidfd)
+    return None
+
+
+def _kill_and_wait(pid: int, start_time: int | None) -> None:
+    """SIGKILL the container's init through a pidfd (`_pidfd_of`) and wait until it has
+    exited. The kernel takes an exiting process out of its cgroups before it reports the exit
+    (and a pid namespace's init exits last of the namespace), so the cgroups' rmdir succeeds at
+    once rather than after a guessed sleep. Our own child (`run`) is reaped."""
+    pidfd = _pidfd_of(pid, start_time)
+    if pidfd is None:
         return
     try:
-        if not running(pid, start_time):
-            return
         try:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         except ProcessLookupError:
