@@ -6,7 +6,10 @@ verdict cached imports none of them but the verdict cache; and their JSON
 
 Each import check runs the real command in a fresh interpreter and lists the modules it
 loaded; the control is `create` of a bundle whose verdict is not cached, which does load
-the policy side, so the listing sees what a subcommand imports."""
+the policy side, so the listing sees what a subcommand imports. The installed launcher
+(scripts/setup.sh's hardrun-oci-py, `python -IS`) is checked the same way: no `site` for a
+cached create nor for the shim's delete (which loads no cgroup set-up either), `site` and
+YAML for a verdict not cached, and no engine's PYTHONPATH."""
 from __future__ import annotations
 
 import json
