@@ -11,7 +11,9 @@ container's own with its idmapped root), with `--no-floor` under the built-in `d
 policy, and with `--userns keep` (no user namespace added, as runc). Nothing here is a test.
 
 `--per-command` times each call an engine makes instead, one process each, on a bundle of
-`/bin/sleep`: `create`, `start`, `state`, `kill KILL` and `delete --force`.
+`/bin/sleep`: `create`, `start`, `state`, `kill KILL` and `delete --force`; then, on a second
+container, the shim's own order (this process is a subreaper, as the shim): `kill KILL`, the
+init reaped, then `delete` without --force, timed alone ("delete, reaped").
 `--also NAME=PATH` adds another hardrun-oci (e.g. an earlier checkout's) to the same rounds.
 `--verdict-miss` (with `--per-command`): each `create` gets an empty verdict cache of its
 own, so that the policy gate judges the bundle every time (a new bundle's first create).
@@ -114,13 +116,58 @@ def main() -> int:
 
 
 PER_COMMAND = ("create", "start", "state", "kill", "delete")
+REAPED = "delete, reaped"
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def as_subreaper() -> None:
+    """A created init comes back to this process when `create` exits, as to an engine's shim."""
+    import ctypes
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def reap_all() -> None:
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
+
+
+def timed(argv: list, env: dict | None = None) -> tuple[int, float, float]:
+    """(exit status, wall seconds, CPU seconds of the process: user + system, from wait4)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, time.perf_counter() - started, usage.ru_utime + usage.ru_stime
+
+
+def reaped_delete(command: list, bundle: Path, container: str, pid_file: Path) -> tuple[float, float] | None:
+    """The shim's order: create, start, kill, reap the init, then `delete` (timed: wall and
+    CPU); None if a call failed."""
+    quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    for args in (["create", "--bundle", str(bundle), "--pid-file", str(pid_file), container], ["start", container],
+                 ["kill", container, "KILL"]):
+        if subprocess.run(command + args, **quiet).returncode != 0:
+            return None
+    pid = int(pid_file.read_text())
+    os.waitpid(pid, 0)
+    status, wall, cpu = timed(command + ["delete", container])
+    return (wall, cpu) if status == 0 else None
 
 
 def per_command(bundle: Path, commands: dict, rounds: int, environment: dict, verdicts: Path | None) -> None:
     """Each call of a container's life, one process each, timed alone; output to /dev/null
     (a created init holds the stdio it inherited). `verdicts`: where each create gets an
     empty verdict cache of its own (None: the runtimes' usual cache)."""
-    times: dict = {(name, step): [] for name in commands for step in PER_COMMAND}
+    steps = PER_COMMAND + (REAPED,)
+    times: dict = {(name, step): [] for name in commands for step in steps}
+    cpu_times: dict = {(name, step): [] for name in commands for step in steps}
+    as_subreaper()
     for round_number in range(rounds + 1):
         for name, command in list(commands.items()):
             container = f"p{round_number}"
@@ -130,26 +177,38 @@ def per_command(bundle: Path, commands: dict, rounds: int, environment: dict, ve
                 env = environment
                 if verdicts is not None and step == "create":
                     env = {**environment, "HARDRUN_VERDICT_CACHE": str(verdicts / f"{container}-{len(times)}")}
-                started = time.perf_counter()
-                done = subprocess.run(command + args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, env=env)
-                elapsed = time.perf_counter() - started
-                if done.returncode != 0 and step != "kill":    # crun 1.8 refuses this hybrid host
-                    print(f"{name}: left out, its {step} failed (exit {done.returncode})")
+                status, elapsed, cpu = timed(command + args, env)
+                if status != 0 and step != "kill":    # crun 1.8 refuses this hybrid host
+                    print(f"{name}: left out, its {step} failed (exit {status})")
                     subprocess.run(command + ["delete", "--force", container], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
                     del commands[name]
                     break
                 if round_number:
                     times[(name, step)].append(elapsed)
-    print(f"median ms per call ({rounds} rounds, interleaved; the ratio to runc in brackets)")
-    print(f"| runtime | {' | '.join(PER_COMMAND)} |")
-    print(f"|---|{'---:|' * len(PER_COMMAND)}")
-    for name in commands:
+                    cpu_times[(name, step)].append(cpu)
+            else:
+                measured = reaped_delete(command, bundle, f"q{round_number}", bundle.parent / f"pid-{round_number}")
+                if measured is None:
+                    print(f"{name}: left out, a call of the reaped delete failed")
+                    del commands[name]
+                elif round_number:
+                    times[(name, REAPED)].append(measured[0])
+                    cpu_times[(name, REAPED)].append(measured[1])
+            reap_all()
+    for title, values in (("median ms per call", times), ("median CPU ms per call (user + system, wait4)", cpu_times)):
+        print(f"{title} ({rounds} rounds, interleaved; the ratio to runc in brackets)")
+        print_table(values, list(commands), steps)
+
+
+def print_table(values: dict, names: list, steps: tuple) -> None:
+    print(f"| runtime | {' | '.join(steps)} |")
+    print(f"|---|{'---:|' * len(steps)}")
+    for name in names:
         cells = []
-        for step in PER_COMMAND:
-            median = statistics.median(times[(name, step)])
-            reference = times.get(("runc", step))
+        for step in steps:
+            median = statistics.median(values[(name, step)])
+            reference = values.get(("runc", step))
             ratio = f" ({median / statistics.median(reference):.1f}x)" if reference and name != "runc" else ""
             cells.append(f"{median * 1000:.1f}{ratio}")
         print(f"| {name} | {' | '.join(cells)} |")

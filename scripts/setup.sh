@@ -65,12 +65,23 @@ sed -i '1s/^\(#!.*python[0-9.]*\)$/\1 -IS/' .venv/bin/hardrun
 
 # hardrun-oci's compiled front (bin/hardrun-oci-front.c): engines call `state`, `start`, `kill`
 # and `delete` several times per container, and the front answers the plain cases from the
-# record Python wrote, without starting Python; every other call goes to the Python command,
-# kept beside it as hardrun-oci-py (pip has just written it as hardrun-oci, unless it found
-# nothing to reinstall: then the front and hardrun-oci-py are still in place).
-if head -c 2 .venv/bin/hardrun-oci | grep -q '#!'; then
-    cp -p .venv/bin/hardrun-oci .venv/bin/hardrun-oci-py
-fi
+# record Python wrote, without starting Python; every other call goes to the Python command
+# beside it, hardrun-oci-py: bin/hardrun-oci started as `python -IS`, with the directory
+# hardrun is imported from written in (the script says why).
+.venv/bin/python -I - <<'PYTHON'   # -I: hardrun as installed, not the current directory
+import os
+import hardrun
+home = os.path.dirname(os.path.dirname(os.path.abspath(hardrun.__file__)))
+with open("bin/hardrun-oci", encoding="utf-8") as handle:
+    body = handle.read().split("\n", 1)[1]
+assert "\nHARDRUN_HOME = None\n" in body
+body = body.replace("\nHARDRUN_HOME = None\n", f"\nHARDRUN_HOME = {home!r}\n", 1)
+target = ".venv/bin/hardrun-oci-py"
+with open(target + ".new", "w", encoding="utf-8") as handle:
+    handle.write(f"#!{os.path.abspath('.venv/bin/python')} -IS\n{body}")
+os.chmod(target + ".new", 0o755)
+os.replace(target + ".new", target)
+PYTHON
 gcc -O2 -Wall -o .venv/bin/hardrun-oci.new bin/hardrun-oci-front.c   # no -Werror: a newer gcc's new warning must not stop an install
 mv .venv/bin/hardrun-oci.new .venv/bin/hardrun-oci
 

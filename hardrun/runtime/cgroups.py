@@ -37,6 +37,9 @@ import sys
 
 from ..errors import HardrunError
 from ..spec.defaults import DEFAULT_PIDS_LIMIT
+# the removal, apart for `hardrun-oci delete`; its names are used from here too (gc, tests)
+from .cgroup_removal import cgroup_pids, freezer_file, kill_all, remove_cgroups  # noqa: F401
+from .cgroup_removal import read_text as _read, write_value as _write
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are never evaluated
 if TYPE_CHECKING:
@@ -343,16 +346,6 @@ def cgroup_parent() -> str:
 
 def _warn(message: str) -> None:
     print(f"hardrun: warning: {message}", file=sys.stderr)
-
-
-def _write(path: str, value) -> None:
-    with open(path, "w") as handle:
-        handle.write(str(value))
-
-
-def _read(path: str) -> str:
-    with open(path) as handle:
-        return handle.read()
 
 
 class ContainerCgroup:
@@ -673,7 +666,7 @@ class ContainerCgroup:
         """Freeze (or thaw) every process of the container at once; False when there is
         no freezer, or the kernel did not report the cgroup frozen within a second."""
         for path in dict.fromkeys(self.paths.values()):
-            freezer = _freezer_file(path)
+            freezer = freezer_file(path)
             if freezer:
                 _write(freezer[0], freezer[1] if frozen else freezer[2])
                 return not frozen or _wait_frozen(path)
@@ -723,38 +716,6 @@ def _privilege_hint(error: OSError) -> str | None:
 
 # ---------------------------------------------------------------------------- removal
 
-def cgroup_pids(path: str) -> list[int]:
-    try:
-        return [int(pid) for pid in _read(os.path.join(path, "cgroup.procs")).split()]
-    except FileNotFoundError:
-        return []
-
-
-def kill_all(paths: list[str]) -> None:
-    """SIGKILL every process in the cgroups, frozen first so none can fork meanwhile."""
-    for path in paths:
-        if os.path.exists(os.path.join(path, "cgroup.kill")):
-            _write(os.path.join(path, "cgroup.kill"), 1)
-            continue
-        freezer = _freezer_file(path)
-        if freezer:
-            _write(freezer[0], freezer[1])
-        for pid in cgroup_pids(path):
-            try:
-                os.kill(pid, SIGKILL)
-            except ProcessLookupError:
-                pass
-        if freezer:
-            _write(freezer[0], freezer[2])
-
-
-def _freezer_file(path: str):
-    for name, frozen, thawed in (("freezer.state", "FROZEN", "THAWED"), ("cgroup.freeze", 1, 0)):
-        if os.path.exists(os.path.join(path, name)):
-            return os.path.join(path, name), frozen, thawed
-    return None
-
-
 def _wait_frozen(path: str, timeout: float = 1.0) -> bool:
     from .process import poll_until
     return poll_until(lambda: _freezer_state(path) == "FROZEN", timeout)
@@ -765,32 +726,6 @@ def _freezer_state(path: str) -> str:
         return _read(os.path.join(path, "freezer.state")).strip()
     except FileNotFoundError:
         return "FROZEN" if "frozen 1" in _read(os.path.join(path, "cgroup.events")) else ""
-
-
-def remove_cgroups(paths: list[str], timeout: float = 10.0) -> list[str]:
-    """Kill, wait until every cgroup is empty, then rmdir each; problems as lines."""
-    import time
-    existing = [str(path) for path in paths]
-    deadline = time.monotonic() + timeout
-    while True:
-        # rmdir first: the kernel refuses (EBUSY) while a process is inside, and a finished
-        # container usually leaves none, so reading every cgroup.procs first only costs time.
-        for path in list(existing):
-            try:
-                os.rmdir(path)
-                existing.remove(path)
-            except (FileNotFoundError, NotADirectoryError):
-                existing.remove(path)
-            except OSError as error:
-                if error.errno != errno.EBUSY:
-                    return [f"cannot remove cgroup {path}: {error.strerror}"]
-        if not existing:
-            return []
-        if time.monotonic() > deadline:
-            return [f"cgroup {path} still busy after {timeout:.0f} s" for path in existing]
-        if any(cgroup_pids(path) for path in existing):
-            kill_all(existing)
-        time.sleep(0.01)
 
 
 def remove_empty_parents(paths: list[str]) -> None:

@@ -697,12 +697,19 @@ def kill(root: str, container_id: str, signum: int, all_processes: bool = False)
     if container.status() == "stopped":
         raise OciError(f"container not running: {container_id}")   # the wording the runc shim matches
     if all_processes:
-        from .cgroups import cgroup_pids
+        from .cgroup_removal import cgroup_pids
         for path in container.record.get("cgroups") or []:
             for pid in cgroup_pids(path):
                 _signal(pid, signum)
         return
-    _signal(container.record["pid"], signum)
+    pidfd = _pidfd_of(container.record["pid"], container.record.get("start_time"))
+    if pidfd is not None:
+        try:
+            signal.pidfd_send_signal(pidfd, signum)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(pidfd)
 
 
 def _signal(pid: int, signum: int) -> None:
@@ -726,11 +733,11 @@ def delete(root: str, container_id: str, force: bool = False, warn=None) -> None
 
 def _remove(container: Container, warn=None) -> list[str]:
     """Kill what is left (a held init too), remove the cgroups and the state directory."""
-    from .cgroups import remove_cgroups
+    from .cgroup_removal import remove_cgroups
     paths = container.record.get("cgroups") or []
     finished = not container.alive()
     if not finished:
-        _kill_quietly(container.record["pid"])
+        _kill_and_wait(container.record["pid"], container.record.get("start_time"))
     if container.record.get("holder"):
         from .oci_explain import record_lost, stop_holder
         lost = record_lost(container.record)
@@ -762,6 +769,49 @@ def _keep_explain_record(container: Container, lost: bool, warn) -> None:
             os.write(2, f"hardrun-oci: warning: {message}\n".encode(errors="replace"))
 
 
+EXIT_WAIT_MS = 1000    # then remove_cgroups kills what is left and waits, up to its own deadline
+
+
+def _pidfd_of(pid: int, start_time: int | None) -> int | None:
+    """A pidfd of `pid` while it is still the process started at `start_time`, else None:
+    checked after the pidfd is open, so the process checked is the one signalled through it
+    (a reused pid is never signalled)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    if running(pid, start_time):
+        return pidfd
+    os.close(pidfd)
+    return None
+
+
+def _kill_and_wait(pid: int, start_time: int | None) -> None:
+    """SIGKILL the container's init through a pidfd (`_pidfd_of`) and wait until it has
+    exited. The kernel takes an exiting process out of its cgroups before it reports the exit
+    (and a pid namespace's init exits last of the namespace), so the cgroups' rmdir succeeds at
+    once rather than after a guessed sleep. Our own child (`run`) is reaped."""
+    pidfd = _pidfd_of(pid, start_time)
+    if pidfd is None:
+        return
+    try:
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        import select     # built into the interpreter: no file to load
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        exited = bool(poller.poll(EXIT_WAIT_MS))
+    finally:
+        os.close(pidfd)
+    if exited:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
 def _kill_quietly(pid: int) -> None:
     _signal(pid, signal.SIGKILL)
     try:
@@ -787,7 +837,7 @@ def list_containers(root: str) -> list[Container]:
 def container_of(pid: int, root: str = DEFAULT_ROOT) -> dict | None:
     """The hardrun-oci container process `pid` belongs to (its init or a process of its
     cgroup): its id, status and the floor's changes; None when it is none of them."""
-    from .cgroups import cgroup_pids
+    from .cgroup_removal import cgroup_pids
     for container in list_containers(root):
         if container.record.get("pid") == pid or any(
                 pid in cgroup_pids(path) for path in container.record.get("cgroups") or []):
@@ -802,7 +852,7 @@ def container_of(pid: int, root: str = DEFAULT_ROOT) -> dict | None:
 
 
 def processes(root: str, container_id: str) -> list[int]:
-    from .cgroups import cgroup_pids
+    from .cgroup_removal import cgroup_pids
     container = Container.load(root, container_id)
     pids: list[int] = []
     for path in container.record.get("cgroups") or []:

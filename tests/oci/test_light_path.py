@@ -6,7 +6,10 @@ verdict cached imports none of them but the verdict cache; and their JSON
 
 Each import check runs the real command in a fresh interpreter and lists the modules it
 loaded; the control is `create` of a bundle whose verdict is not cached, which does load
-the policy side, so the listing sees what a subcommand imports."""
+the policy side, so the listing sees what a subcommand imports. The installed launcher
+(scripts/setup.sh's hardrun-oci-py, `python -IS`) is checked the same way: no `site` for a
+cached create nor for the shim's delete (which loads no cgroup set-up either), `site` and
+YAML for a verdict not cached, and no engine's PYTHONPATH."""
 from __future__ import annotations
 
 import json
@@ -119,3 +122,66 @@ def test_jsonlite_refuses_what_json_refuses_with_json_s_message(text):
 def test_jsonlite_refuses_what_json_cannot_write():
     with pytest.raises(TypeError, match="not JSON serializable"):
         jsonlite.dumps({"a": object()})
+
+
+# -- the installed command: scripts/setup.sh's hardrun-oci-py, behind the compiled front ------
+
+LAUNCHER = os.path.join(os.path.dirname(sys.executable), "hardrun-oci-py")
+
+
+def launcher_imports(tmp_path, root: str, *args, env=None) -> tuple[int, set[str], str]:
+    """(exit status, the modules the launcher's run imported, its stderr): its own script run
+    as its first line says, with `-X importtime` added to what that line asks for."""
+    with open(LAUNCHER, encoding="utf-8") as handle:
+        interpreter, *flags = handle.readline()[2:].split()
+    err = tmp_path / "launcher-stderr"
+    with open(err, "w") as stderr:
+        result = subprocess.run([interpreter, *flags, "-X", "importtime", LAUNCHER, "--root", root, *args],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                                env=env or hardrun_env(), timeout=120)
+    lines = err.read_text().splitlines()
+    modules = {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:")}
+    return result.returncode, modules - {"imported package"}, "\n".join(
+        line for line in lines if not line.startswith("import time:"))
+
+
+def test_the_launcher_starts_isolated_and_without_site_until_a_third_party_module(oci, oci_rootfs, tmp_path,
+                                                                                  monkeypatch):
+    with open(LAUNCHER, encoding="utf-8") as handle:
+        assert handle.readline().rstrip().endswith(" -IS"), f"{LAUNCHER}: run scripts/setup.sh"
+    monkeypatch.setenv("HARDRUN_VERDICT_CACHE", str(tmp_path / "verdicts"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    bundle = make_bundle(tmp_path / "b", oci_rootfs, ["/bin/sleep", "60"])
+    # a verdict not cached: YAML (site-packages) is needed, `site` is run for it, and create works
+    status, imported, stderr = launcher_imports(tmp_path, oci.root, "create", "--bundle", bundle, "s1")
+    assert status == 0, stderr
+    assert {"site", "yaml", "hardrun.policy.evaluate"} <= imported
+    assert launcher_imports(tmp_path, oci.root, "delete", "--force", "s1")[0] == 0
+    # cached: neither `site` nor any third-party module; nor for the engine's delete of a
+    # container its shim has killed and reaped
+    status, imported, stderr = launcher_imports(tmp_path, oci.root, "create", "--bundle", bundle, "s1")
+    assert status == 0, stderr
+    assert "site" not in imported and "hardrun.runtime.oci" in imported
+    pid = oci.state("s1")["pid"]
+    oci("start", "s1", check=True)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)      # the test process is the shim: a subreaper (conftest's as_shim)
+    status, imported, stderr = launcher_imports(tmp_path, oci.root, "delete", "s1")
+    assert status == 0, stderr
+    assert "site" not in imported and "hardrun.runtime.cgroup_removal" in imported
+    assert not imported & {"hardrun.runtime.cgroups", "hardrun.runtime.bundle", "hardrun.runtime.child"}
+    assert not os.path.exists(os.path.join(oci.root, "s1"))
+
+
+def test_the_launcher_keeps_the_engine_s_python_variables_out(tmp_path):
+    shadow = tmp_path / "shadow"
+    (shadow / "hardrun" / "cli").mkdir(parents=True)
+    mark = tmp_path / "mark"
+    (shadow / "hardrun" / "__init__.py").write_text(f"open({str(mark)!r}, 'w').close()\n")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(shadow)}
+    result = subprocess.run([LAUNCHER, "--version"], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0 and "hardrun-oci version" in result.stdout, result.stderr
+    assert not mark.exists()
+    # the control: the same variable reaches a plain start of the same script
+    subprocess.run([sys.executable, LAUNCHER, "--version"], capture_output=True, env=env, timeout=60)
+    assert mark.exists()
