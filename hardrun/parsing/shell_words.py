@@ -28,6 +28,8 @@ MAX_DEPTH = 16          # nesting of $(…) scanned for commands; deeper text st
 HEREDOC_RUNNERS = SHELLS | {"ssh"}
 
 _PLAIN = re.compile(r"[^ \t\n\r\f\v\\'\"$`;&|()<>]+")
+_BLANKS = re.compile(r"[ \t\r\f\v]+")
+_DOUBLE_PLAIN = re.compile(r"[^\"\\$`]+")     # what stands for itself inside "…"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?$!-]")
 
 
@@ -105,11 +107,12 @@ class _Lexer:
         buf: list[str] = []
         state = _WordState()
         heredocs: list[tuple[str, bool, list[Word]]] = []
+        line_at = self.snippet.line_at
 
         def end_word():
             if state.start is None:
                 return
-            word = Word("".join(buf), self.snippet.line_at(state.start), state.unresolved)
+            word = Word("".join(buf), line_at(state.start), state.unresolved)
             buf.clear()
             state.start, state.unresolved = None, False
             if state.heredoc is not None:
@@ -133,6 +136,9 @@ class _Lexer:
             if state.start is None:
                 state.start = position
 
+        # The hot loop of every docker-run audit: locals for the patterns, `begin` inlined
+        # for plain text, and a run of blanks ends a word once.
+        plain_match, blanks_match = _PLAIN.match, _BLANKS.match
         i = start
         while i < end:
             c = text[i]
@@ -140,9 +146,10 @@ class _Lexer:
                 newline = text.find("\n", i, end)
                 i = end if newline < 0 else newline
                 continue
-            plain = _PLAIN.match(text, i, end)
+            plain = plain_match(text, i, end)
             if plain:
-                begin(i)
+                if state.start is None:
+                    state.start = i
                 buf.append(plain.group())
                 i = plain.end()
                 continue
@@ -163,7 +170,7 @@ class _Lexer:
                 continue
             if c in " \t\r\f\v":
                 end_word()
-                i += 1
+                i = blanks_match(text, i, end).end()
                 continue
             if c == "'":
                 begin(i)
@@ -252,7 +259,13 @@ class _Lexer:
         parts: list[str] = []
         unresolved = False
         start = i
+        plain_match = _DOUBLE_PLAIN.match
         while i < end:
+            plain = plain_match(text, i, end)
+            if plain:
+                parts.append(plain.group())
+                i = plain.end()
+                continue
             c = text[i]
             if c == '"':
                 return i + 1, "".join(parts), unresolved
