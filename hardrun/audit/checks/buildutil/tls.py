@@ -309,12 +309,13 @@ _TLS_JUDGES = {
 # Every _CONFIG_TEXT pattern needs one of these words: most RUN text is passed over at once.
 _CONFIG_WORDS = ("verify-", "sslverify", "allowunauthenticated", "allowinsecure", "trusted",
                  "gpgcheck", "strict-ssl", "curlrc", "check_certificate", "check-certificate")
+# the words as one search: one pass over the text instead of ten
+_CONFIG_WORD = lazy("|".join(_CONFIG_WORDS))   # no character of them is special in a pattern
 
 
 def insecure_config_text(text: str) -> str | None:
     """Why RUN text writes configuration that switches verification off, or None."""
-    lowered = text.lower()
-    if not any(word in lowered for word in _CONFIG_WORDS):
+    if _CONFIG_WORD.search(text.lower()) is None:
         return None
     for found, reason in _CONFIG_TEXT:
         if found(text):
