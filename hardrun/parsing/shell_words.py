@@ -29,6 +29,7 @@ HEREDOC_RUNNERS = SHELLS | {"ssh"}
 
 _PLAIN = re.compile(r"[^ \t\n\r\f\v\\'\"$`;&|()<>]+")
 _BLANKS = re.compile(r"[ \t\r\f\v]+")
+_SPECIAL = "\n\\'\"$`;&|()<>"     # what _PLAIN stops at, besides the blanks
 _DOUBLE_PLAIN = re.compile(r"[^\"\\$`]+")     # what stands for itself inside "…"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?$!-]")
 
@@ -136,18 +137,23 @@ class _Lexer:
             if state.start is None:
                 state.start = position
 
-        # The hot loop of every docker-run audit: locals for the patterns, `begin` inlined
-        # for plain text, and a run of blanks ends a word once.
+        # The hot loop of every docker-run audit: locals for the patterns, a run of blanks
+        # ends a word once, and plain text (`begin` inlined) is matched only where it starts.
         plain_match, blanks_match = _PLAIN.match, _BLANKS.match
         i = start
         while i < end:
             c = text[i]
-            if c == "#" and state.start is None:
-                newline = text.find("\n", i, end)
-                i = end if newline < 0 else newline
+            if c in " \t\r\f\v":
+                if state.start is not None:
+                    end_word()
+                i = blanks_match(text, i, end).end()
                 continue
-            plain = plain_match(text, i, end)
-            if plain:
+            if c not in _SPECIAL:
+                if c == "#" and state.start is None:
+                    newline = text.find("\n", i, end)
+                    i = end if newline < 0 else newline
+                    continue
+                plain = plain_match(text, i, end)   # matches: c is plain
                 if state.start is None:
                     state.start = i
                 buf.append(plain.group())
@@ -167,10 +173,6 @@ class _Lexer:
                 if heredocs:
                     i = self._heredoc_bodies(heredocs, i, end, depth)
                     heredocs = []
-                continue
-            if c in " \t\r\f\v":
-                end_word()
-                i = blanks_match(text, i, end).end()
                 continue
             if c == "'":
                 begin(i)
