@@ -232,6 +232,8 @@ def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
     else:
         raw = list(_run_checks(rules_for(RUN, kind), models, AuditContext(shown, kind, options),
                                evidence))
+    if not suppressions:          # most files: nothing to match, nothing unused
+        return [finding for finding, _ in raw]
     findings = [_suppress(finding, suppressions, anchor) for finding, anchor in raw]
     findings.extend(_unused(suppressions, known, shown, options, evidence))
     return findings
@@ -282,8 +284,7 @@ def _run_checks(pairs, models, context: AuditContext, evidence=None):
     instruction a hit on one of its heredoc lines belongs to. `evidence`: line -> the
     source line a finding shows (an _Evidence), None for findings without a file."""
     kind, options = context.kind, context.options
-    active = [(rule, check_fn) for rule, check_fn in pairs
-              if kind in rule.applies_to and rule_enabled(rule, options)]
+    active = _active(pairs, kind, options)
     plain = not options.code_switches and not options.severity_override
     for model in models:
         anchor = getattr(model, "line", None)     # where a RunSpec is declared; a Dockerfile has none
@@ -301,6 +302,23 @@ def _run_checks(pairs, models, context: AuditContext, evidence=None):
                                   evidence=evidence(line) if evidence is not None else None,
                                   image=hit.image)
                 yield _exempt(finding, model, options.exemptions), hit.anchor or anchor
+
+
+# (pairs, kind, options, the enabled pairs) of the last _active answer: every file of a
+# kind in one audit asks the same question (the objects are kept, so `is` cannot be fooled
+# by a reused id)
+_LAST_ACTIVE: list = [None, None, None, []]
+
+
+def _active(pairs, kind: str, options: AuditOptions) -> list:
+    """The (rule, check) pairs of `pairs` that judge `kind` and that `options` enable."""
+    last = _LAST_ACTIVE
+    if last[0] is pairs and last[1] == kind and last[2] is options:
+        return last[3]
+    active = [(rule, check_fn) for rule, check_fn in pairs
+              if kind in rule.applies_to and rule_enabled(rule, options)]
+    last[:] = [pairs, kind, options, active]
+    return active
 
 
 def _severity(rule: Rule, hit, options: AuditOptions) -> str | None:
