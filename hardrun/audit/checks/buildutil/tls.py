@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ....parsing.patterns import IGNORECASE, lazy, regex
 from ...secrets import CURL_VALUE_SHORT, unquote
-from .commands import INTERPRETERS, PIP, command_name, effective_words
+from .commands import INTERPRETERS, PIP
 
 
 # --- TLS and signature verification --------------------------------------------------
@@ -141,14 +141,13 @@ def _insecure_before(text: str, position: int, line: list) -> bool:
     return line[2] <= position
 
 
-def insecure_command(command) -> str | None:
-    """Why `command` switches TLS or signature verification off, or None."""
-    for name, value in command.assignments:
-        reason = insecure_variable(name, value)
+def insecure_command(command, words: tuple, name: str) -> str | None:
+    """Why `command` switches TLS or signature verification off, or None. `words`: its
+    effective words, `name` its program (stages.run_commands)."""
+    for variable, value in command.assignments:
+        reason = insecure_variable(variable, value)
         if reason:
-            return f"{name}={value} {reason}"
-    words = effective_words(command)
-    name = command_name(words)
+            return f"{variable}={value} {reason}"
     args = words[1:]
     if name == "export":
         for word in args:
