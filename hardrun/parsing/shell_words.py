@@ -146,19 +146,21 @@ class _Lexer:
             if c in " \t\r\f\v":
                 if state.start is not None:
                     end_word()
-                i = blanks_match(text, i, end).end()
+                blanks = blanks_match(text, i, end)
+                i = blanks.end() if blanks is not None else i + 1   # always a match: c is a blank
                 continue
             if c not in _SPECIAL:
                 if c == "#" and state.start is None:
                     newline = text.find("\n", i, end)
                     i = end if newline < 0 else newline
                     continue
-                plain = plain_match(text, i, end)   # matches: c is plain
-                if state.start is None:
-                    state.start = i
-                buf.append(plain.group())
-                i = plain.end()
-                continue
+                plain = plain_match(text, i, end)
+                if plain is not None:               # always: c starts plain text
+                    if state.start is None:
+                        state.start = i
+                    buf.append(plain.group())
+                    i = plain.end()
+                    continue
             if c == "\\":
                 if i + 1 < end and text[i + 1] == "\n":
                     i += 2
