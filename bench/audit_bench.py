@@ -2,6 +2,7 @@
 compose, Kubernetes and docker-run files per second and a 10,000-file tree walk.
 
     /work/venv/bin/python bench/audit_bench.py [--files 1000] [--repeat 5] [--walk 10000]
+                                                [--baseline DIR]
 
 Every figure is one `hardrun audit -f json ...` process, started as users start it
 (bytecode cached and hardrun's cache of parsed rule files filled: a warm-up run
@@ -12,7 +13,9 @@ start with an empty cache, as on the first run after an install, is shown too). 
 runs, the tools' runs interleaved: files per second over the whole corpus (per wall
 second and per CPU second), the cold start of auditing one small file (wall and CPU),
 peak memory (max RSS). On a shared, noisy machine the CPU figures and the ratios, which
-come from the same run, say more than the wall-clock ones.
+come from the same run, say more than the wall-clock ones. With `--baseline DIR` (another
+checkout), both checkouts audit each corpus without ShellCheck, interleaved (the order
+swapped every round), and the files per CPU second of each and their ratio are printed.
 """
 from __future__ import annotations
 
@@ -123,6 +126,39 @@ def run_config_rows(work: Path, hardrun, repeat: int, env: dict, count: int) -> 
     return {kind: summary(runs, count) for kind, runs in interleaved(commands, env, repeat).items()}
 
 
+def baseline_rows(work: Path, corpora: dict, baseline: Path, repeat: int, env: dict) -> dict:
+    """kind -> {"this": summary, "baseline": summary}: `hardrun audit -f json` of each
+    corpus (kind -> (its paths, its file count)) by this checkout and by `baseline`, without ShellCheck
+    (its process would dominate), each checkout from its own directory with its own cache,
+    one warm-up round, then `repeat` rounds with the order swapped every round."""
+    bare = work / "baseline-no-shellcheck-bin"
+    bare.mkdir(exist_ok=True)
+    checkouts = {"this": ROOT, "baseline": baseline}
+    rows = {}
+    for kind, (paths, count) in corpora.items():
+        runs: dict = {name: [] for name in checkouts}
+        for number in range(repeat + 1):
+            order = list(checkouts.items())
+            for name, root in order if number % 2 == 0 else order[::-1]:
+                argv = ["/usr/bin/env", f"PATH={bare}", sys.executable, "-m", "hardrun", "audit",
+                        "-f", "json", *map(str, paths)]
+                run = measure(argv, dict(env, PYTHONPATH=str(root),
+                                         XDG_CACHE_HOME=str(work / f"cache-{name}")), cwd=root)
+                if number:
+                    runs[name].append(run)
+        rows[kind] = {name: summary(kind_runs, count) for name, kind_runs in runs.items()}
+    return rows
+
+
+def print_baseline(rows: dict, baseline: Path, repeat: int) -> None:
+    print(f"\nThis checkout against {baseline} (no ShellCheck; medians over {repeat} interleaved "
+          "runs, files per CPU second)\n")
+    print(f"{'kind':<12}{'this':>8}{'baseline':>10}{'ratio':>8}")
+    for kind, row in rows.items():
+        this, base = row["this"]["files/cpu-s"], row["baseline"]["files/cpu-s"]
+        print(f"{kind:<12}{this:>8.0f}{base:>10.0f}{this / base:>7.2f}x")
+
+
 def walk_tree(root: Path, count: int) -> int:
     """`count` files in nested directories, one in a hundred a Dockerfile, the rest the
     source, docs and config files a repository is mostly made of."""
@@ -168,6 +204,8 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=1000, help="files per corpus (default 1000)")
     parser.add_argument("--repeat", type=int, default=5, help="runs per figure (default 5)")
     parser.add_argument("--walk", type=int, default=10000, help="files in the walked tree (0: skip)")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="another checkout to compare per kind, in the same run")
     args = parser.parse_args()
 
     hardrun = [sys.executable, "-m", "hardrun"]
@@ -187,6 +225,15 @@ def main() -> int:
         for kind, row in run_config_rows(work, hardrun, args.repeat, env, args.files).items():
             print(f"{kind:<12}{row['files/s']:>9.0f}{row['files/cpu-s']:>13.0f}{row['bulk s']:>8.2f}"
                   f"{row['peak MiB']:>10.1f}")
+
+        if args.baseline:
+            dockerfiles = sorted(path for path in (work / "corpus").rglob("*") if path.is_file())
+            dockerfiles += [path for path in sorted((ROOT / "tests" / "data" / "dockerfiles").glob("*"))
+                            if path.is_file()]
+            corpora = {"dockerfile": (dockerfiles, len(dockerfiles)),
+                       **{kind: ([work / kind], args.files) for kind in RUN_KINDS}}
+            print_baseline(baseline_rows(work, corpora, args.baseline.resolve(), args.repeat, env),
+                           args.baseline, args.repeat)
 
         if args.walk:
             tree = work / "tree"

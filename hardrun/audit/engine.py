@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from ..spec.record import dataclass, field, replace  # not dataclasses: see record.py
+from ..spec.record import dataclass, field  # not dataclasses: see record.py
 
 from ..errors import HardrunError
 from .. import frontends
@@ -225,14 +225,18 @@ def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
         models = frontends.parse(kind, text, shown)
     if kind == "hardrun" and options.run_defaults is not None:
         models = [options.run_defaults(model) for model in models]
+    evidence = _Evidence(text)
     if front_end(kind).model == BUILD:
         context = AuditContext(shown, kind, options, _dockerignore(source_path, root), text)
-        raw = list(_run_checks(rules_for(BUILD, kind), [models], context))
+        raw = list(_run_checks(rules_for(BUILD, kind), [models], context, evidence))
     else:
-        raw = list(_run_checks(rules_for(RUN, kind), models, AuditContext(shown, kind, options)))
+        raw = list(_run_checks(rules_for(RUN, kind), models, AuditContext(shown, kind, options),
+                               evidence))
+    if not suppressions:          # most files: nothing to match, nothing unused
+        return [finding for finding, _ in raw]
     findings = [_suppress(finding, suppressions, anchor) for finding, anchor in raw]
-    findings.extend(_unused(suppressions, known, shown, options))
-    return _with_evidence(findings, text)
+    findings.extend(_unused(suppressions, known, shown, options, evidence))
+    return findings
 
 
 # An evidence line longer than this (a one-line JSON config) is cut: enough to show and
@@ -240,14 +244,22 @@ def audit_text(text: str, kind: str, shown: str, options: AuditOptions,
 MAX_EVIDENCE = 500
 
 
-def _with_evidence(findings: list[Finding], text: str) -> list[Finding]:
-    """Each finding with the source line it points at."""
-    if not any(finding.line for finding in findings):
-        return findings
-    lines = text.split("\n")     # lines counted as the front ends count them: on \n only
-    return [replace(finding, evidence=lines[finding.line - 1].rstrip("\r")[:MAX_EVIDENCE])
-            if finding.line and finding.line <= len(lines) else finding
-            for finding in findings]
+class _Evidence:
+    """The source line a finding points at, given to each Finding as it is made (one
+    record per finding, not a second copy with the evidence added)."""
+    __slots__ = ("text", "lines")
+
+    def __init__(self, text: str):
+        self.text = text
+        self.lines: list[str] | None = None
+
+    def __call__(self, line: int | None) -> str | None:
+        if not line:
+            return None
+        if self.lines is None:
+            self.lines = self.text.split("\n")   # lines counted as the front ends count them: on \n only
+        lines = self.lines
+        return lines[line - 1].rstrip("\r")[:MAX_EVIDENCE] if line <= len(lines) else None
 
 
 def check_runspecs(specs, options: AuditOptions | None = None) -> list[Finding]:
@@ -267,23 +279,46 @@ def rule_enabled(rule: Rule, options: AuditOptions) -> bool:
     return bool(options.rule_filter(rule))
 
 
-def _run_checks(pairs, models, context: AuditContext):
+def _run_checks(pairs, models, context: AuditContext, evidence=None):
     """(finding, anchor line) pairs; the anchor is where a run model is declared, or the
-    instruction a hit on one of its heredoc lines belongs to."""
+    instruction a hit on one of its heredoc lines belongs to. `evidence`: line -> the
+    source line a finding shows (an _Evidence), None for findings without a file."""
     kind, options = context.kind, context.options
-    active = [(rule, check_fn) for rule, check_fn in pairs
-              if kind in rule.applies_to and rule_enabled(rule, options)]
+    active = _active(pairs, kind, options)
+    plain = not options.code_switches and not options.severity_override
     for model in models:
         anchor = getattr(model, "line", None)     # where a RunSpec is declared; a Dockerfile has none
+        model_subject = getattr(model, "subject", None)
         for rule, check_fn in active:
             for hit in check_fn(model, context) or ():
-                subject = hit.subject if hit.subject is not None else getattr(model, "subject", None)
-                severity = _severity(rule, hit, options)
+                subject = hit.subject if hit.subject is not None else model_subject
+                # without a policy's switches or overrides, _severity's answer is this one
+                severity = (hit.severity or rule.severity) if plain else _severity(rule, hit, options)
                 if severity is None:
                     continue
+                line = hit.line
                 finding = Finding(hit.rule or rule.id, rule.practice, severity, context.path,
-                                  hit.line, subject, hit.message or rule.message, column=hit.column, image=hit.image)
+                                  line, subject, hit.message or rule.message, column=hit.column,
+                                  evidence=evidence(line) if evidence is not None else None,
+                                  image=hit.image)
                 yield _exempt(finding, model, options.exemptions), hit.anchor or anchor
+
+
+# (pairs, kind, options, the enabled pairs) of the last _active answer: every file of a
+# kind in one audit asks the same question (the objects are kept, so `is` cannot be fooled
+# by a reused id)
+_LAST_ACTIVE: list = [None, None, None, []]
+
+
+def _active(pairs, kind: str, options: AuditOptions) -> list:
+    """The (rule, check) pairs of `pairs` that judge `kind` and that `options` enable."""
+    last = _LAST_ACTIVE
+    if last[0] is pairs and last[1] == kind and last[2] is options:
+        return last[3]
+    active = [(rule, check_fn) for rule, check_fn in pairs
+              if kind in rule.applies_to and rule_enabled(rule, options)]
+    last[:] = [pairs, kind, options, active]
+    return active
 
 
 def _severity(rule: Rule, hit, options: AuditOptions) -> str | None:
@@ -332,14 +367,16 @@ def _suppress(finding: Finding, suppressions, anchor: int | None = None) -> Find
                       "suppression_reason": covering.reason})
 
 
-def _unused(suppressions, known: dict[str, Rule], shown: str, options: AuditOptions) -> list[Finding]:
+def _unused(suppressions, known: dict[str, Rule], shown: str, options: AuditOptions,
+            evidence: _Evidence) -> list[Finding]:
     rule = known[UNUSED_SUPPRESSION]
     out = []
     for suppression in suppressions:
         for rule_id in suppression.rules:
             if rule_id not in suppression.used and not _unjudged(rule_id, options):
                 out.append(Finding(rule.id, rule.practice, rule.severity, shown, suppression.line,
-                                   None, f"suppression of {rule_id} matches no finding: remove it"))
+                                   None, f"suppression of {rule_id} matches no finding: remove it",
+                                   evidence=evidence(suppression.line)))
     return out
 
 

@@ -86,8 +86,11 @@ def _interpolate(value, env, line: int | None):
             error.line = line
             raise
     if isinstance(value, MarkedMap):
+        # only strings holding `$` and containers can change: the other values (most of a
+        # file) are passed over without a call
         changed = {key: new for key, item in value.items()
-                   if (new := _interpolate(item, env, value.line_of(key, value.line))) is not item}
+                   if ("$" in item if isinstance(item, str) else isinstance(item, (dict, list)))
+                   and (new := _interpolate(item, env, value.line_of(key, value.line))) is not item}
         if not changed:
             return value
         out = MarkedMap(value.line, value.column)
@@ -97,7 +100,8 @@ def _interpolate(value, env, line: int | None):
         return out
     if isinstance(value, MarkedList):
         items = [_interpolate(item, env, value.line_at(index, value.line))
-                 for index, item in enumerate(value)]
+                 if ("$" in item if isinstance(item, str) else isinstance(item, (dict, list)))
+                 else item for index, item in enumerate(value)]
         if all(new is old for new, old in zip(items, value)):
             return value
         interpolated = MarkedList(value.line, value.column)
@@ -427,9 +431,13 @@ def _mentions_variable(value) -> bool:
     if isinstance(value, str):
         return has_unresolved(value)
     if isinstance(value, dict):
-        return any(_mentions_variable(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_mentions_variable(item) for item in value)
+        value = value.values()
+    elif not isinstance(value, list):
+        return False
+    for item in value:     # a loop, not any(): called for every value of every service
+        if (has_unresolved(item) if isinstance(item, str)
+                else isinstance(item, (dict, list)) and _mentions_variable(item)):
+            return True
     return False
 
 

@@ -86,11 +86,14 @@ MAX_SHELL_C_DEPTH = 4
 
 def _collect(snippet: Snippet, strict: bool, path: str, found: list, depth: int) -> None:
     for words in commands(snippet, strict=strict, path=path):
-        invocation = find_invocation(words)
+        program = _program_index(words)     # found once for both questions below
+        if program is None:
+            continue
+        invocation = find_invocation(words, program)
         if invocation is not None:
             found.append(invocation)
             continue
-        script = shell_c_script(words)
+        script = shell_c_script(words, program)
         if script is not None and depth < MAX_SHELL_C_DEPTH and mentions_run(script.text):
             # `sh -c "docker run …"`: the string is a script of its own, on the word's line.
             lines = [script.line] * (script.text.count("\n") + 1)
@@ -203,18 +206,22 @@ def _program_index(words: list[Word]) -> int | None:
     return i
 
 
-def shell_c_script(words: list[Word]) -> Word | None:
-    """The script word of `sh -c SCRIPT` (bash, zsh… too), if `words` is such a command."""
-    i = _program_index(words)
+def shell_c_script(words: list[Word], i: int | None = None) -> Word | None:
+    """The script word of `sh -c SCRIPT` (bash, zsh… too), if `words` is such a command.
+    `i`: the index of its program word, when known (_program_index)."""
+    if i is None:
+        i = _program_index(words)
     if i is None or not is_shell(words[i].text):
         return None
     position = script_operand([word.text for word in words], i + 1)
     return None if position is None else words[position]
 
 
-def find_invocation(words: list[Word]) -> Invocation | None:
-    """The docker/podman/nerdctl run or create command that `words` is, if any."""
-    i = _program_index(words)
+def find_invocation(words: list[Word], i: int | None = None) -> Invocation | None:
+    """The docker/podman/nerdctl run or create command that `words` is, if any. `i`: the
+    index of its program word, when known (_program_index)."""
+    if i is None:
+        i = _program_index(words)
     if i is None:
         return None
     program = words[i]

@@ -28,6 +28,9 @@ MAX_DEPTH = 16          # nesting of $(…) scanned for commands; deeper text st
 HEREDOC_RUNNERS = SHELLS | {"ssh"}
 
 _PLAIN = re.compile(r"[^ \t\n\r\f\v\\'\"$`;&|()<>]+")
+_BLANKS = re.compile(r"[ \t\r\f\v]+")
+_SPECIAL = "\n\\'\"$`;&|()<>"     # what _PLAIN stops at, besides the blanks
+_DOUBLE_PLAIN = re.compile(r"[^\"\\$`]+")     # what stands for itself inside "…"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?$!-]")
 
 
@@ -105,11 +108,12 @@ class _Lexer:
         buf: list[str] = []
         state = _WordState()
         heredocs: list[tuple[str, bool, list[Word]]] = []
+        line_at = self.snippet.line_at
 
         def end_word():
             if state.start is None:
                 return
-            word = Word("".join(buf), self.snippet.line_at(state.start), state.unresolved)
+            word = Word("".join(buf), line_at(state.start), state.unresolved)
             buf.clear()
             state.start, state.unresolved = None, False
             if state.heredoc is not None:
@@ -133,19 +137,30 @@ class _Lexer:
             if state.start is None:
                 state.start = position
 
+        # The hot loop of every docker-run audit: locals for the patterns, a run of blanks
+        # ends a word once, and plain text (`begin` inlined) is matched only where it starts.
+        plain_match, blanks_match = _PLAIN.match, _BLANKS.match
         i = start
         while i < end:
             c = text[i]
-            if c == "#" and state.start is None:
-                newline = text.find("\n", i, end)
-                i = end if newline < 0 else newline
+            if c in " \t\r\f\v":
+                if state.start is not None:
+                    end_word()
+                blanks = blanks_match(text, i, end)
+                i = blanks.end() if blanks is not None else i + 1   # always a match: c is a blank
                 continue
-            plain = _PLAIN.match(text, i, end)
-            if plain:
-                begin(i)
-                buf.append(plain.group())
-                i = plain.end()
-                continue
+            if c not in _SPECIAL:
+                if c == "#" and state.start is None:
+                    newline = text.find("\n", i, end)
+                    i = end if newline < 0 else newline
+                    continue
+                plain = plain_match(text, i, end)
+                if plain is not None:               # always: c starts plain text
+                    if state.start is None:
+                        state.start = i
+                    buf.append(plain.group())
+                    i = plain.end()
+                    continue
             if c == "\\":
                 if i + 1 < end and text[i + 1] == "\n":
                     i += 2
@@ -160,10 +175,6 @@ class _Lexer:
                 if heredocs:
                     i = self._heredoc_bodies(heredocs, i, end, depth)
                     heredocs = []
-                continue
-            if c in " \t\r\f\v":
-                end_word()
-                i += 1
                 continue
             if c == "'":
                 begin(i)
@@ -252,7 +263,13 @@ class _Lexer:
         parts: list[str] = []
         unresolved = False
         start = i
+        plain_match = _DOUBLE_PLAIN.match
         while i < end:
+            plain = plain_match(text, i, end)
+            if plain:
+                parts.append(plain.group())
+                i = plain.end()
+                continue
             c = text[i]
             if c == '"':
                 return i + 1, "".join(parts), unresolved

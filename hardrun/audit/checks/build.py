@@ -235,10 +235,10 @@ def sudo_in_run(dockerfile, context):
 
 @check("HR1013")
 def tls_disabled_in_run(dockerfile, context):
-    for instruction in stages.runs(dockerfile):
+    for instruction, rows in zip(stages.runs(dockerfile), stages.run_commands(dockerfile)):
         lines = set()
-        for command in instruction.commands():
-            reason = tls.insecure_command(command)
+        for command, words, name in rows:
+            reason = tls.insecure_command(command, words, name)
             if reason and command.line not in lines:
                 lines.add(command.line)
                 yield Hit(command.line, f"{reason}, so downloads can be tampered with")

@@ -27,9 +27,9 @@ def unpinned_packages(dockerfile, context):
 
 @check("HR1022")
 def install_asks(dockerfile, context):
-    for instruction in stages.runs(dockerfile):
-        for command in instruction.commands():
-            asking = installs.asks(command)
+    for rows in stages.run_commands(dockerfile):
+        for command, words, name in rows:
+            asking = installs.asks(words, name)
             if asking:
                 yield Hit(command.line, f"`{asking}` without -y (zypper: -n) stops at its "
                                         "question, which a build cannot answer")
@@ -37,9 +37,9 @@ def install_asks(dockerfile, context):
 
 @check("HR1023")
 def distribution_upgrade(dockerfile, context):
-    for instruction in stages.runs(dockerfile):
-        for command in instruction.commands():
-            upgrade = installs.upgrades_distribution(command)
+    for rows in stages.run_commands(dockerfile):
+        for command, words, name in rows:
+            upgrade = installs.upgrades_distribution(words, name)
             if upgrade:
                 yield Hit(command.line, f"`{upgrade}` upgrades the whole distribution inside the "
                                         "build: use a newer base image instead")
@@ -47,10 +47,9 @@ def distribution_upgrade(dockerfile, context):
 
 @check("HR1024")
 def apt_in_build(dockerfile, context):
-    for instruction in stages.runs(dockerfile):
-        for command in instruction.commands():
-            words = commands.effective_words(command)
-            if commands.command_name(words) == "apt" and len(words) > 1:
+    for rows in stages.run_commands(dockerfile):
+        for command, words, name in rows:
+            if name == "apt" and len(words) > 1:
                 yield Hit(command.line, "`apt` is for people at a terminal (its output and "
                                         "options may change): use apt-get or apt-cache in a build")
                 break
@@ -158,10 +157,9 @@ _LARGE_UID = 100000
 
 @check("HR1031")
 def useradd_high_uid(dockerfile, context):
-    for instruction in stages.runs(dockerfile):
-        for command in instruction.commands():
-            words = commands.effective_words(command)
-            if commands.command_name(words) != "useradd":
+    for rows in stages.run_commands(dockerfile):
+        for command, words, name in rows:
+            if name != "useradd":
                 continue
             uid = _option_value(words, ("-u", "--uid"))
             if uid and uid.isdigit() and int(uid) >= _LARGE_UID \

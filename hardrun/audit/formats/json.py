@@ -49,16 +49,8 @@ def _findings(findings) -> str:
     """`_list(f.as_json() for f in findings)`, faster: a finding with only the eight
     members of a plain audit is written from one template, and the strings that recur
     (rule, practice, severity, path, message, subject) are encoded once each."""
-    encoded: dict[str, str] = {}
-
-    def text(value: str | None) -> str:
-        if value is None:
-            return "null"
-        found = encoded.get(value)
-        if found is None:
-            found = encoded[value] = encode_basestring_ascii(value)
-        return found
-
+    text = _Encoded()
+    text[None] = "null"
     items = []
     for finding in findings:
         if finding.column or finding.baseline is not None or finding.image \
@@ -66,12 +58,21 @@ def _findings(findings) -> str:
             items.append("    {\n" + _members(finding.as_json(), "      ") + "\n    }")
             continue
         line = "null" if finding.line is None else str(finding.line)
-        items.append(f'    {{\n      "rule": {text(finding.rule)},\n      "practice": {text(finding.practice)},\n'
-                     f'      "severity": {text(finding.severity)},\n      "path": {text(finding.path)},\n'
-                     f'      "line": {line},\n      "subject": {text(finding.subject)},\n'
-                     f'      "message": {text(finding.message)},\n'
+        items.append(f'    {{\n      "rule": {text[finding.rule]},\n      "practice": {text[finding.practice]},\n'
+                     f'      "severity": {text[finding.severity]},\n      "path": {text[finding.path]},\n'
+                     f'      "line": {line},\n      "subject": {text[finding.subject]},\n'
+                     f'      "message": {text[finding.message]},\n'
                      f'      "suppressed": {"true" if finding.suppressed else "false"}\n    }}')
     return "[\n" + ",\n".join(items) + "\n  ]" if items else "[]"
+
+
+class _Encoded(dict):
+    """A string -> its JSON encoding, each string encoded once (a dict look-up in C for the
+    strings met before; None is given "null" by the caller)."""
+
+    def __missing__(self, value: str) -> str:
+        found = self[value] = encode_basestring_ascii(value)
+        return found
 
 
 def _members(item: dict, indent: str) -> str:

@@ -20,9 +20,24 @@ _WRAPPERS = frozenset({"sudo", "doas", "env", "exec", "nohup", "time", "command"
                        "busybox", "chronic", "stdbuf", "eatmydata"})
 
 
+# effective_words by the command's words: a dozen checks ask it of every command of a
+# RUN, each in turn. Bounded: cleared when full.
+_EFFECTIVE: dict[tuple, tuple] = {}
+_EFFECTIVE_MAX = 4096
+
+
 def effective_words(command) -> tuple:
     """The command's words with wrappers (`sudo -E`, `env A=1`, `busybox`, `nohup`…) removed."""
     words = tuple(command.words)
+    found = _EFFECTIVE.get(words)
+    if found is None:
+        if len(_EFFECTIVE) >= _EFFECTIVE_MAX:
+            _EFFECTIVE.clear()
+        found = _EFFECTIVE[words] = _unwrapped(words)
+    return found
+
+
+def _unwrapped(words: tuple) -> tuple:
     while words:
         name = words[0].rsplit("/", 1)[-1]
         if name not in _WRAPPERS:

@@ -153,25 +153,26 @@ _QUESTIONS = {
 }
 
 
-def asks(command) -> str | None:
-    """The command as written when it would stop at a yes/no question (no -y / -n)."""
-    words = effective_words(command)
-    name, args = command_name(words), words[1:]
-    verb = next((word for word in args if not word.startswith("-")), None)
+def asks(words: tuple, name: str) -> str | None:
+    """The command as written when it would stop at a yes/no question (no -y / -n).
+    `words`: a command's effective words, `name` its program (stages.run_commands)."""
     question = _QUESTIONS.get(name)
-    if question is None:
+    if question is None:          # most commands: no installer, nothing more to read
         return None
+    args = words[1:]
+    verb = next((word for word in args if not word.startswith("-")), None)
     asking, answered = question
     if verb in asking and not answered(args):
         return f"{name} {verb}"
     return None
 
 
-def upgrades_distribution(command) -> str | None:
-    """`apt-get upgrade`, `apt-get dist-upgrade`, `zypper dist-upgrade`… as written, or None."""
-    words = effective_words(command)
-    name, args = command_name(words), words[1:]
-    verb = next((word for word in args if not word.startswith("-")), None)
+def upgrades_distribution(words: tuple, name: str) -> str | None:
+    """`apt-get upgrade`, `apt-get dist-upgrade`, `zypper dist-upgrade`… as written, or None.
+    `words` and `name` as for `asks`."""
+    if name not in APT and name != "zypper":
+        return None
+    verb = next((word for word in words[1:] if not word.startswith("-")), None)
     if name in APT and verb in ("upgrade", "dist-upgrade", "full-upgrade"):
         return f"{name} {verb}"
     if name == "zypper" and verb in ("dist-upgrade", "dup"):

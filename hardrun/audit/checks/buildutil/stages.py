@@ -5,6 +5,7 @@ from __future__ import annotations
 from ....parsing.patterns import regex
 
 from ....spec.defaults import SENSITIVE_PORTS
+from .commands import command_name, effective_words
 
 # --- instructions and stages ----------------------------------------------------------
 
@@ -19,9 +20,26 @@ def runs(dockerfile) -> tuple:
     return _listed(dockerfile)[1]
 
 
-# (the Dockerfile, its instructions, its RUNs): the 35 build checks of one file each walk
-# them, and a file's checks run one after the other, so the lists are made once per file.
-_LAST: list = [None, (), ()]
+def run_commands(dockerfile) -> tuple:
+    """(command, its effective words, its program name) for each command of each RUN, one
+    tuple per RUN in `runs` order: what the command checks ask of every command."""
+    run_instructions = runs(dockerfile)      # makes _LAST this file's
+    if _LAST[3] is None:
+        table = []
+        for instruction in run_instructions:
+            rows = []
+            for command in instruction.commands():
+                words = effective_words(command)
+                rows.append((command, words, command_name(words)))
+            table.append(tuple(rows))
+        _LAST[3] = tuple(table)
+    return _LAST[3]
+
+
+# (the Dockerfile, its instructions, its RUNs, their commands or None until asked): the 35
+# build checks of one file each walk them, and a file's checks run one after the other,
+# so the lists are made once per file.
+_LAST: list = [None, (), (), None]
 
 
 def _listed(dockerfile) -> list:
@@ -31,7 +49,7 @@ def _listed(dockerfile) -> list:
             every.append(instruction)
             if instruction.trigger is not None:
                 every.append(instruction.trigger)
-        _LAST[:] = [dockerfile, tuple(every), tuple(i for i in every if i.keyword == "RUN")]
+        _LAST[:] = [dockerfile, tuple(every), tuple(i for i in every if i.keyword == "RUN"), None]
     return _LAST[1:]
 
 
