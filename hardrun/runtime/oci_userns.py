@@ -376,7 +376,7 @@ class MappedMounts:
 
     def enter(self):
         from ..spec.record import replace
-        from .image_root import userns_with
+        from .idmap import userns_with
         k = self.k
         self.own_ns = k.open_fd("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         self.own_cwd = k.open_fd(".", k.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -575,7 +575,7 @@ def _map_bind(plan, index: int, staging: str, userns_fd: int, k=k):
 def _idmapped_bind(source: str, target: str, userns_fd: int, recursive: bool, what: str, k=k) -> None:
     """A detached copy of the tree at `source`, idmapped with the user namespace's maps,
     attached on `target` (nosuid, nodev: every mount hardrun makes is)."""
-    from .image_root import attach_idmapped
+    from .idmap import attach_idmapped
     try:
         fd = k.open_fd(source, k.O_PATH | os.O_CLOEXEC)
     except OSError as error:
