@@ -272,13 +272,13 @@ def _user_namespace(loaded, mode: str, root: str, container_id: str):
     from . import oci_userns
     from .bundle import FloorChange, with_linux_changed
     from ..spec.record import replace
-    plan = oci_userns.plan(loaded.document, mode, container_id, _Containers(root))
+    plan = user_namespace_plan(loaded.document, mode, container_id, root)
     if plan.kind == "keep":
         if plan.note:
             loaded = replace(loaded, floor=loaded.floor + (FloorChange("linux.namespaces", plan.note),))
         return loaded, None, None
     try:
-        lease = oci_userns.shared_lease(plan.owner) if plan.owner is not None else _lease()
+        lease = _shared_lease(plan.owner) if plan.owner is not None else _lease()
     except BaseException:
         plan.close()
         raise
@@ -291,6 +291,22 @@ def _user_namespace(loaded, mode: str, root: str, container_id: str):
         lease.release()
         plan.close()
         raise
+
+
+def user_namespace_plan(document: dict, mode: str, container_id: str, root: str):
+    """hardrun.runtime.oci_userns.plan, and for a bundle that joins namespaces by path,
+    hardrun.runtime.oci_joins.plan (imported only then)."""
+    from . import oci_userns
+    plan = oci_userns.plan(document, mode)
+    if plan.kind != "joins":
+        return plan
+    from . import oci_joins
+    return oci_joins.plan(document, list(plan.before), container_id, _Containers(root))
+
+
+def _shared_lease(owner):
+    from .oci_joins import shared_lease
+    return shared_lease(owner)
 
 
 class _Containers:
@@ -454,9 +470,10 @@ def _skip(*_) -> None:
 
 def _clone_joined(flags: int, launch, joins, run_cfg, mapped):
     """(the init's pid, the plan it runs): the namespaces by path joined around the user
-    namespace (hardrun.runtime.oci_userns.clone_joined); in the init the pid is 0."""
+    namespace (hardrun.runtime.oci_joins.clone_joined); in the init the pid is 0."""
     from . import syscalls as k
-    from .oci_userns import STAGING_SYSFS, clone_joined, joined_first, sysctls_of
+    from .oci_joins import clone_joined, joined_first, sysctls_of
+    from .oci_userns import STAGING_SYSFS
     if joins.owner is not None:
         flags &= ~k.CLONE_NEWUSER       # the owner's is joined
     sysfs = None

@@ -160,7 +160,7 @@ def _join_and_fork(container: Container, cfg, launch, exec_plan, namespaces: dic
         for path in container.record.get("cgroups") or []:
             with open(os.path.join(path, "cgroup.procs"), "w") as handle:
                 handle.write("0")
-        from .oci_userns import host_owned_first
+        from .oci_joins import host_owned_first
         flags = {name: flag for name, _, flag in NAMESPACE_FILES}
         for name, fd in host_owned_first(namespaces):
             step = f"join {name} namespace"
