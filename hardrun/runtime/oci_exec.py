@@ -39,7 +39,8 @@ class ExecOptions:
 def exec_process(root: str, container_id: str, options: ExecOptions) -> int:
     """Run the process in the container; its exit status (0 with --detach)."""
     from . import bundle as bundle_module
-    from .oci import _prepare_filters, _stdio, _write_pid_file, wait
+    from .oci import wait
+    from .oci_create import _prepare_filters, _stdio, _write_pid_file
     container = Container.load(root, container_id)
     status = container.status()
     if status not in ("running", "created"):

@@ -8,7 +8,7 @@ Each import check runs the real command in a fresh interpreter and lists the mod
 loaded; the control is `create` of a bundle whose verdict is not cached, which does load
 the policy side, so the listing sees what a subcommand imports. The installed launcher
 (scripts/setup.sh's hardrun-oci-py, `python -IS`) is checked the same way: no `site` for a
-cached create nor for the shim's delete (which loads no cgroup set-up either), `site` and
+cached create nor for the shim's delete (which loads no cgroup set-up nor create's either), `site` and
 YAML for a verdict not cached, and no engine's PYTHONPATH; a cached create loads exactly
 the hardrun modules of CACHED_CREATE_MODULES (none of image_root, oci_joins, oci_exec)."""
 from __future__ import annotations
@@ -140,10 +140,10 @@ CACHED_CREATE_MODULES = frozenset({
     "hardrun.runtime.caps", "hardrun.runtime.cgroup_removal", "hardrun.runtime.cgroups",
     "hardrun.runtime.child", "hardrun.runtime.config", "hardrun.runtime.device_rules",
     "hardrun.runtime.devices", "hardrun.runtime.idmap", "hardrun.runtime.init", "hardrun.runtime.jobcontrol",
-    "hardrun.runtime.lsm", "hardrun.runtime.mounts", "hardrun.runtime.oci", "hardrun.runtime.oci_userns",
-    "hardrun.runtime.parent", "hardrun.runtime.process", "hardrun.runtime.seccomp",
-    "hardrun.runtime.seccomp_cache", "hardrun.runtime.seccomp_platform", "hardrun.runtime.state",
-    "hardrun.runtime.stdio", "hardrun.runtime.syscalls", "hardrun.runtime.tunables",
+    "hardrun.runtime.lsm", "hardrun.runtime.mounts", "hardrun.runtime.oci", "hardrun.runtime.oci_create",
+    "hardrun.runtime.oci_userns", "hardrun.runtime.parent", "hardrun.runtime.process",
+    "hardrun.runtime.seccomp", "hardrun.runtime.seccomp_cache", "hardrun.runtime.seccomp_platform",
+    "hardrun.runtime.state", "hardrun.runtime.stdio", "hardrun.runtime.syscalls", "hardrun.runtime.tunables",
     "hardrun.runtime.ulimits", "hardrun.runtime.userns", "hardrun.spec", "hardrun.spec.capabilities",
     "hardrun.spec.defaults", "hardrun.spec.oci", "hardrun.spec.oci_config", "hardrun.spec.record",
     "hardrun.spec.run", "hardrun.userfiles",
@@ -193,7 +193,8 @@ def test_the_launcher_starts_isolated_and_without_site_until_a_third_party_modul
     status, imported, stderr = launcher_imports(tmp_path, oci.root, "delete", "s1")
     assert status == 0, stderr
     assert "site" not in imported and "hardrun.runtime.cgroup_removal" in imported
-    assert not imported & {"hardrun.runtime.cgroups", "hardrun.runtime.bundle", "hardrun.runtime.child"}
+    assert not imported & {"hardrun.runtime.cgroups", "hardrun.runtime.bundle", "hardrun.runtime.child",
+                           "hardrun.runtime.oci_create"}
     assert not os.path.exists(os.path.join(oci.root, "s1"))
 
 
