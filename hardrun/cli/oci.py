@@ -314,18 +314,17 @@ def _dispatch(command: str, sub: dict, positional, options: dict, log: Log) -> i
 
 
 def _create(root: str, container_id: str, sub: dict, options: dict, log: Log, run: bool) -> int:
-    from ..runtime import oci
-    from ..runtime import bundle as bundle_module
+    from ..runtime import bundle as bundle_module, oci, oci_create
     bundle = sub.get("--bundle") or os.getcwd()
     preserve = _preserve_fds(sub)
     # config.json is decoded once: the gate judges the record the loader then maps
     decoded = judge_bundle(bundle, options.get("--policy"), floor="--no-floor" not in options)
-    create_options = oci.CreateOptions(bundle, sub.get("--pid-file"), sub.get("--console-socket"),
-                                       preserve, "--no-pivot" in sub, floor="--no-floor" not in options,
-                                       explain="--explain" in options,
-                                       userns=options.get("--userns", "auto"), log=log.write)
+    create_options = oci_create.CreateOptions(bundle, sub.get("--pid-file"), sub.get("--console-socket"),
+                                              preserve, "--no-pivot" in sub, floor="--no-floor" not in options,
+                                              explain="--explain" in options,
+                                              userns=options.get("--userns", "auto"), log=log.write)
     loaded = bundle_module.load(bundle, no_pivot="--no-pivot" in sub, decoded=decoded)
-    container = oci.create(root, container_id, create_options, bundle=loaded)
+    container = oci_create.create(root, container_id, create_options, bundle=loaded)
     log.debug(f"created {container_id}: pid {container.record['pid']}")
     if not run:
         return 0

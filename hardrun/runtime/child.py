@@ -108,7 +108,7 @@ def _run(cfg, launch, exec_plan, sync_fd: int, error_fd: int, steps: _Steps, k, 
     # 1c. The namespaces an OCI config names by path (a pod's network…), joined before the
     #     filesystem: sysfs is mounted for the network namespace the container ends up in.
     #     Under a user namespace, hardrun-oci joined them before it (setns needs
-    #     CAP_SYS_ADMIN over their owner: hardrun.runtime.oci_userns.clone_joined).
+    #     CAP_SYS_ADMIN over their owner: hardrun.runtime.oci_joins.clone_joined).
     for kind, path in cfg.namespace_paths:
         if kind in JOINED_BY_CHILD:
             steps.name = f"join {kind} namespace {path}"

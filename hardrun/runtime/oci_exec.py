@@ -39,7 +39,8 @@ class ExecOptions:
 def exec_process(root: str, container_id: str, options: ExecOptions) -> int:
     """Run the process in the container; its exit status (0 with --detach)."""
     from . import bundle as bundle_module
-    from .oci import _prepare_filters, _stdio, _write_pid_file, wait
+    from .oci import wait
+    from .oci_create import _prepare_filters, _stdio, _write_pid_file
     container = Container.load(root, container_id)
     status = container.status()
     if status not in ("running", "created"):
@@ -160,7 +161,7 @@ def _join_and_fork(container: Container, cfg, launch, exec_plan, namespaces: dic
         for path in container.record.get("cgroups") or []:
             with open(os.path.join(path, "cgroup.procs"), "w") as handle:
                 handle.write("0")
-        from .oci_userns import host_owned_first
+        from .oci_joins import host_owned_first
         flags = {name: flag for name, _, flag in NAMESPACE_FILES}
         for name, fd in host_owned_first(namespaces):
             step = f"join {name} namespace"

@@ -182,7 +182,7 @@ def test_the_overlay_itself_cannot_be_idmapped(tmp_path):
     kernel (control: the same call on a directory of the host's ext4 works)."""
     import errno
     from hardrun.runtime import syscalls as k
-    from hardrun.runtime.image_root import userns_with
+    from hardrun.runtime.idmap import userns_with
     from hardrun.runtime.userns import IdMaps
     for name in ("lower", "upper", "work", "merged"):
         (tmp_path / name).mkdir()

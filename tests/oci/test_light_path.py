@@ -8,8 +8,9 @@ Each import check runs the real command in a fresh interpreter and lists the mod
 loaded; the control is `create` of a bundle whose verdict is not cached, which does load
 the policy side, so the listing sees what a subcommand imports. The installed launcher
 (scripts/setup.sh's hardrun-oci-py, `python -IS`) is checked the same way: no `site` for a
-cached create nor for the shim's delete (which loads no cgroup set-up either), `site` and
-YAML for a verdict not cached, and no engine's PYTHONPATH."""
+cached create nor for the shim's delete (which loads no cgroup set-up nor create's either), `site` and
+YAML for a verdict not cached, and no engine's PYTHONPATH; a cached create loads exactly
+the hardrun modules of CACHED_CREATE_MODULES (none of image_root, oci_joins, oci_exec)."""
 from __future__ import annotations
 
 import json
@@ -129,6 +130,26 @@ def test_jsonlite_refuses_what_json_cannot_write():
 LAUNCHER = os.path.join(os.path.dirname(sys.executable), "hardrun-oci-py")
 
 
+# What a create with its verdict cached imports of hardrun, exactly (the default bundle: a
+# user namespace of its own, its idmapped root). A module joining this list is a cost on
+# every container an engine starts: load it where it is needed instead (the parts of the
+# run path that create has no use of: image_root, oci_joins, oci_exec, the policy side).
+CACHED_CREATE_MODULES = frozenset({
+    "hardrun", "hardrun.cli", "hardrun.cli.oci", "hardrun.errors", "hardrun.jsonlite", "hardrun.policy",
+    "hardrun.policy.verdict_cache", "hardrun.runtime", "hardrun.runtime._kernel", "hardrun.runtime.bundle",
+    "hardrun.runtime.caps", "hardrun.runtime.cgroup_removal", "hardrun.runtime.cgroups",
+    "hardrun.runtime.child", "hardrun.runtime.config", "hardrun.runtime.device_rules",
+    "hardrun.runtime.devices", "hardrun.runtime.idmap", "hardrun.runtime.init", "hardrun.runtime.jobcontrol",
+    "hardrun.runtime.lsm", "hardrun.runtime.mounts", "hardrun.runtime.oci", "hardrun.runtime.oci_create",
+    "hardrun.runtime.oci_userns", "hardrun.runtime.parent", "hardrun.runtime.process",
+    "hardrun.runtime.seccomp", "hardrun.runtime.seccomp_cache", "hardrun.runtime.seccomp_platform",
+    "hardrun.runtime.state", "hardrun.runtime.stdio", "hardrun.runtime.syscalls", "hardrun.runtime.tunables",
+    "hardrun.runtime.ulimits", "hardrun.runtime.userns", "hardrun.spec", "hardrun.spec.capabilities",
+    "hardrun.spec.defaults", "hardrun.spec.oci", "hardrun.spec.oci_config", "hardrun.spec.record",
+    "hardrun.spec.run", "hardrun.userfiles",
+})
+
+
 def launcher_imports(tmp_path, root: str, *args, env=None) -> tuple[int, set[str], str]:
     """(exit status, the modules the launcher's run imported, its stderr): its own script run
     as its first line says, with `-X importtime` added to what that line asks for."""
@@ -162,6 +183,9 @@ def test_the_launcher_starts_isolated_and_without_site_until_a_third_party_modul
     status, imported, stderr = launcher_imports(tmp_path, oci.root, "create", "--bundle", bundle, "s1")
     assert status == 0, stderr
     assert "site" not in imported and "hardrun.runtime.oci" in imported
+    loaded = {name for name in imported if name == "hardrun" or name.startswith("hardrun.")}
+    assert loaded == CACHED_CREATE_MODULES, (f"added: {sorted(loaded - CACHED_CREATE_MODULES)}, "
+                                             f"gone: {sorted(CACHED_CREATE_MODULES - loaded)}")
     pid = oci.state("s1")["pid"]
     oci("start", "s1", check=True)
     os.kill(pid, 9)
@@ -169,7 +193,8 @@ def test_the_launcher_starts_isolated_and_without_site_until_a_third_party_modul
     status, imported, stderr = launcher_imports(tmp_path, oci.root, "delete", "s1")
     assert status == 0, stderr
     assert "site" not in imported and "hardrun.runtime.cgroup_removal" in imported
-    assert not imported & {"hardrun.runtime.cgroups", "hardrun.runtime.bundle", "hardrun.runtime.child"}
+    assert not imported & {"hardrun.runtime.cgroups", "hardrun.runtime.bundle", "hardrun.runtime.child",
+                           "hardrun.runtime.oci_create"}
     assert not os.path.exists(os.path.join(oci.root, "s1"))
 
 

@@ -236,7 +236,7 @@ def test_create_decodes_config_json_once_for_the_gate_and_the_loader(tmp_path, m
     counter sees the loader's own decode when it is given none."""
     from hardrun.cli import oci as cli
     from hardrun.frontends import oci as front_end
-    from hardrun.runtime import oci as runtime
+    from hardrun.runtime import oci_create as runtime
     from hardrun.spec import oci_config
     monkeypatch.setenv("HARDRUN_VERDICT_CACHE", str(tmp_path / "verdicts"))
     bundle = make_bundle(tmp_path / "b", str(tmp_path / "rootfs"), ["/bin/true"])

@@ -24,8 +24,8 @@ def linux(*namespaces):
     (linux({"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}), "auto", "keep"),
 ])
 def test_which_bundles_get_a_user_namespace(document, mode, kind, tmp_path):
-    from hardrun.runtime.oci import _Containers
-    plan = oci_userns.plan(document, mode, "c1", _Containers(str(tmp_path / "root")))
+    from hardrun.runtime.oci_create import user_namespace_plan
+    plan = user_namespace_plan(document, mode, "c1", str(tmp_path / "root"))
     assert plan.kind == kind
     if document["linux"]["namespaces"][-1].get("path"):
         assert "joins network by path of a process that is no hardrun-oci container's" in plan.note

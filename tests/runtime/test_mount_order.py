@@ -17,7 +17,7 @@ from unittest import mock
 
 import pytest
 
-from hardrun.runtime import bundle, image_root, mounts, oci, parent, syscalls as k
+from hardrun.runtime import bundle, idmap, image_root, mounts, oci_create, parent, syscalls as k
 from hardrun.runtime.cgroups import Hierarchy, Layout, mount_cgroup_view
 from hardrun.runtime.config import LaunchState, resolve
 from hardrun.spec import oci as oci_writer
@@ -440,7 +440,7 @@ def test_an_oci_init_is_cloned_into_the_pid_namespace_its_bundle_names():
     calls: list = []
     kernel = FakeKernel(calls, -1)
     kernel.clone = lambda flags, cgroup_fd: calls.append(["clone", flags]) or 4242
-    pid = oci._clone(parent.clone_flags({"mount", "pid"}, {"pid": "/proc/7/ns/pid"}), _Launch(),
+    pid = oci_create._clone(parent.clone_flags({"mount", "pid"}, {"pid": "/proc/7/ns/pid"}), _Launch(),
                      "/proc/7/ns/pid", kernel)
     assert pid == 4242
     names = [call[:3] for call in calls if call[0] in ("setns", "clone")]
@@ -567,7 +567,7 @@ def _mapped_root(monkeypatch, tmp_path, mount_as=None) -> tuple[list, object]:
     calls: list = []
     kernel = FakeKernel(calls, -1)
     kernel.paths[77] = "/proc/4242/ns/user"
-    monkeypatch.setattr(image_root, "userns_with", lambda maps: calls.append(["userns", maps.uid]) or 77)
+    monkeypatch.setattr(idmap, "userns_with", lambda maps: calls.append(["userns", maps.uid]) or 77)
     monkeypatch.setattr(oci_userns, "read_mountinfo", lambda: [oci_userns.MountEntry(MERGED, "overlay", OVERLAY)])
     from hardrun.spec import oci as spec_oci
     monkeypatch.setattr(spec_oci, "is_engine_source", lambda destination, source: True)   # no files to stat here
