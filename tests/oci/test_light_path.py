@@ -12,6 +12,7 @@ cached create nor for the shim's delete (which loads no cgroup set-up either), `
 YAML for a verdict not cached, and no engine's PYTHONPATH."""
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -185,3 +186,17 @@ def test_the_launcher_keeps_the_engine_s_python_variables_out(tmp_path):
     # the control: the same variable reaches a plain start of the same script
     subprocess.run([sys.executable, LAUNCHER, "--version"], capture_output=True, env=env, timeout=60)
     assert mark.exists()
+
+
+def test_the_launcher_puts_hardrun_after_the_standard_library():
+    """hardrun's directory (site-packages, for an install that is not editable) goes where
+    `site` would put it, after the standard library: nothing installed there shadows a
+    standard module for the runtime."""
+    with open(LAUNCHER, encoding="utf-8") as handle:
+        interpreter, *flags = handle.readline()[2:].split()
+        prelude = handle.read().split("\nfrom hardrun.cli.oci import")[0]
+    show = prelude + "\nimport os\nprint(repr((sys.path, HARDRUN_HOME, os.path.dirname(os.__file__))))\n"
+    result = subprocess.run([interpreter, *flags, "-c", show], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    path, home, stdlib = ast.literal_eval(result.stdout)
+    assert home in path and path.index(stdlib) < path.index(home), path
