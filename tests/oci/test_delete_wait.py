@@ -130,3 +130,27 @@ def test_kill_signals_no_process_but_the_recorded_one(monkeypatch):
         if other.poll() is None:
             other.kill()
             other.wait()
+
+
+def test_kill_all_signals_no_pid_that_left_the_cgroup(monkeypatch):
+    """`kill --all` of a cgroup whose listed pid is, by the time its pidfd is open, no longer
+    in it (the process exited and the pid went to a process outside): nothing is signalled.
+    Control: a pid still listed is."""
+    from hardrun.runtime import cgroup_removal
+    sent = signals_recorded(monkeypatch)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        record = _Recorded(other.pid, 0)
+        record.record["cgroups"] = ["/sys/fs/cgroup/pids/hardrun/k1"]
+        monkeypatch.setattr(runtime_oci.Container, "load", lambda root, name: record)
+        readings = iter([[other.pid], []])      # listed, then gone by the second reading
+        monkeypatch.setattr(cgroup_removal, "cgroup_pids", lambda path: next(readings))
+        runtime_oci.kill("/nonexistent", "k1", 15, all_processes=True)
+        assert sent == [] and other.poll() is None
+        monkeypatch.setattr(cgroup_removal, "cgroup_pids", lambda path: [other.pid])
+        runtime_oci.kill("/nonexistent", "k1", 15, all_processes=True)
+        assert sent == [15] and other.wait(timeout=30) == -15
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
