@@ -204,7 +204,7 @@ def _publish(store, label: str, directory: str, build) -> None:
 
 def _write_records(directory: str, key: str, ids: tuple[int, int]) -> None:
     """The digest record a reader checks (`_check_record`) and the highest ids owned."""
-    _write_ids(os.path.join(directory, IDS_RECORD), ids)
+    _write_ids(directory, ids)
     with open(os.path.join(directory, "diff_id"), "x") as record:
         record.write(key + "\n")
 
@@ -220,8 +220,7 @@ def highest_ids(directories) -> tuple[int, int]:
         layer_uid, layer_gid = _read_ids(directory)
         if layer_uid < 0:
             layer_uid, layer_gid = _walked_ids(os.path.join(directory, "root"))
-            from ..userfiles import replace_private
-            replace_private(directory, IDS_RECORD, f"{layer_uid} {layer_gid}\n".encode())
+            _write_ids(directory, (layer_uid, layer_gid))
         uid, gid = max(uid, layer_uid), max(gid, layer_gid)
     return uid, gid
 
@@ -239,9 +238,10 @@ def _read_ids(directory: str) -> tuple[int, int]:
                            "`hardrun gc` after `hardrun rmi` removes it") from None
 
 
-def _write_ids(path: str, ids: tuple[int, int]) -> None:
-    with open(path, "x") as record:
-        record.write(f"{ids[0]} {ids[1]}\n")
+def _write_ids(directory: str, ids: tuple[int, int]) -> None:
+    """A layer's ids record, one writer for a layer being unpacked and one walked later."""
+    from ..userfiles import replace_private
+    replace_private(directory, IDS_RECORD, f"{ids[0]} {ids[1]}\n".encode())
 
 
 def _walked_ids(root: str) -> tuple[int, int]:

@@ -273,16 +273,33 @@ def kill(root: str, container_id: str, signum: int, all_processes: bool = False)
         from .cgroup_removal import cgroup_pids
         for path in container.record.get("cgroups") or []:
             for pid in cgroup_pids(path):
-                _signal(pid, signum)
+                _signal_through(_pidfd_in(path, pid, cgroup_pids), signum)
         return
-    pidfd = _pidfd_of(container.record["pid"], container.record.get("start_time"))
-    if pidfd is not None:
-        try:
-            signal.pidfd_send_signal(pidfd, signum)
-        except ProcessLookupError:
-            pass
-        finally:
-            os.close(pidfd)
+    _signal_through(_pidfd_of(container.record["pid"], container.record.get("start_time")), signum)
+
+
+def _signal_through(pidfd: int | None, signum: int) -> None:
+    if pidfd is None:
+        return
+    try:
+        signal.pidfd_send_signal(pidfd, signum)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def _pidfd_in(path: str, pid: int, cgroup_pids) -> int | None:
+    """A pidfd of `pid` while it is still in the cgroup `path`, else None: the cgroup is read
+    again after the pidfd is open, so a pid reused outside it meanwhile is never signalled."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    if pid in cgroup_pids(path):
+        return pidfd
+    os.close(pidfd)
+    return None
 
 
 def _signal(pid: int, signum: int) -> None:

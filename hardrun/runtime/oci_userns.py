@@ -190,14 +190,31 @@ class MappedMounts:
         try:
             owner = (self.cfg.id_maps.uid[0][1], self.cfg.id_maps.gid[0][1])     # the container's root
             root, stores = _map_root(self.cfg.rootfs, mountinfo, staging, userns_fd, owner, k)
-            mounts = tuple(_map_bind(plan, index, staging, userns_fd, k)
-                           if self._engine_owned(plan, stores, mountinfo) else plan
+            mounts = tuple(self._mapped(plan, index, stores, mountinfo, staging, userns_fd)
                            for index, plan in enumerate(self.cfg.mounts))
         finally:
             k.close(userns_fd)
         return replace(self.cfg, rootfs=root, mounts=mounts)
 
-    def _engine_owned(self, plan, stores, mountinfo) -> bool:
+    def _mapped(self, plan, index: int, stores, mountinfo, staging: str, userns_fd: int):
+        """The plan, its source an idmapped copy if it is the engine's (`_engine_owned`). The
+        source is resolved once: the file judged is the file idmapped, whatever link is swapped
+        into its path meanwhile (a volume's subdirectory is the container's to change)."""
+        if plan.kind != "bind":
+            return plan
+        k = self.k
+        try:
+            fd = k.open_fd(plan.source, k.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            return plan     # a host bind whose source is missing: the init reports it, naming it
+        try:
+            if not self._engine_owned(plan, k.readlink(f"/proc/self/fd/{fd}"), stores, mountinfo):
+                return plan
+            return _map_bind(plan, fd, index, staging, userns_fd, k)
+        finally:
+            k.close(fd)
+
+    def _engine_owned(self, plan, source: str, stores, mountinfo) -> bool:
         """A bind the engine made for this container, to be idmapped onto its range: one from
         the bundle's directory, the container's own /etc/hosts, /etc/hostname,
         /etc/resolv.conf, /run/.containerenv or /dev/shm wherever the engine keeps them (the
@@ -207,11 +224,9 @@ class MappedMounts:
         storage, named volumes (STORE/volumes/NAME/_data) on the storage's own file system (a volume made
         with `--opt o=bind,device=DIR` is a mount of a host directory there). Anything else
         (another container's files, the layers, the storage itself) is a host bind:
-        idmapped, the container's root would own what host root owns there."""
-        if plan.kind != "bind":
-            return False
+        idmapped, the container's root would own what host root owns there. `source`: the
+        resolved path of the bind's source."""
         from ..spec.oci import is_engine_file, is_pod_file
-        source = self.k.realpath(plan.source)
         bundle = self.k.realpath(self.bundle)
         if _under(source, bundle):
             return True
@@ -354,18 +369,16 @@ def _store_of(path: str, upper: str | None, k=k) -> list[str]:
     return [store] if store not in ("/", "") else []
 
 
-def _map_bind(plan, index: int, staging: str, userns_fd: int, k=k):
-    """A bind plan whose source is an idmapped copy of the engine's; other plans as they are."""
-    if plan.kind != "bind":
-        return plan
+def _map_bind(plan, source_fd: int, index: int, staging: str, userns_fd: int, k=k):
+    """The bind plan with its source (open at `source_fd`) replaced by an idmapped copy."""
     from .mounts import MountPlan
     where = os.path.join(staging, f"bind-{index}")
     if plan.source_is_dir:
         k.mkdir(where, 0o755)
     else:
         k.close(k.open_fd(where, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-    _idmapped_bind(plan.source, where, userns_fd, recursive=plan.recursive,
-                   what=f"the mount of {plan.source} on {plan.target}", k=k)
+    _idmapped_attach(source_fd, plan.source, where, userns_fd, recursive=plan.recursive,
+                     what=f"the mount of {plan.source} on {plan.target}", k=k)
     return MountPlan(plan.kind, plan.target, where, plan.read_only, plan.exec_, plan.data,
                      plan.source_is_dir, plan.recursive)
 
@@ -373,19 +386,26 @@ def _map_bind(plan, index: int, staging: str, userns_fd: int, k=k):
 def _idmapped_bind(source: str, target: str, userns_fd: int, recursive: bool, what: str, k=k) -> None:
     """A detached copy of the tree at `source`, idmapped with the user namespace's maps,
     attached on `target` (nosuid, nodev: every mount hardrun makes is)."""
-    from .idmap import attach_idmapped
     try:
         fd = k.open_fd(source, k.O_PATH | os.O_CLOEXEC)
     except OSError as error:
         raise IdmapError(f"{what}: {error.strerror}") from None
+    try:
+        _idmapped_attach(fd, source, target, userns_fd, recursive, what, k)
+    finally:
+        k.close(fd)
+
+
+def _idmapped_attach(fd: int, source: str, target: str, userns_fd: int, recursive: bool, what: str,
+                     k=k) -> None:
+    """_idmapped_bind of the tree open at `fd` (found at `source`)."""
+    from .idmap import attach_idmapped
     try:
         attach_idmapped(fd, target, userns_fd, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV, recursive, k)
     except OSError as error:
         raise IdmapError(f"{what}: cannot be idmapped ({_why(error, source)}); the container's "
                          "own user namespace needs it", hint="hardrun-oci --userns keep keeps the "
                          "engine's choice: no user namespace") from None
-    finally:
-        k.close(fd)
 
 
 def _why(error: OSError, source: str) -> str:

@@ -69,16 +69,88 @@ def test_a_busy_cgroup_is_killed_and_waited_for_in_growing_steps(oci, oci_rootfs
     assert process_gone(record["pid"])
 
 
-def test_a_pid_that_is_not_the_recorded_process_is_never_killed():
+def signals_recorded(monkeypatch) -> list[int]:
+    """Every signal sent from here on, through a pidfd or by pid (still sent)."""
+    sent: list[int] = []
+    real_send, real_kill = runtime_oci.signal.pidfd_send_signal, os.kill
+
+    def through_pidfd(pidfd: int, signum: int, *args) -> None:
+        sent.append(signum)
+        real_send(pidfd, signum, *args)
+
+    def by_pid(pid: int, signum: int) -> None:
+        sent.append(signum)
+        real_kill(pid, signum)
+    monkeypatch.setattr(runtime_oci.signal, "pidfd_send_signal", through_pidfd)
+    monkeypatch.setattr(os, "kill", by_pid)
+    return sent
+
+
+def test_a_pid_that_is_not_the_recorded_process_is_never_killed(monkeypatch):
+    sent = signals_recorded(monkeypatch)
     other = subprocess.Popen(["sleep", "60"])
     try:
         started = process_start_time(other.pid)
         assert started is not None
         runtime_oci._kill_and_wait(other.pid, started + 1)     # the record of an earlier process
-        assert other.poll() is None
+        assert sent == [] and other.poll() is None
         # the control: with its own start time it is killed, and reaped once it has exited
         runtime_oci._kill_and_wait(other.pid, started)
-        assert not os.path.exists(f"/proc/{other.pid}")
+        assert sent == [9] and not os.path.exists(f"/proc/{other.pid}")
     finally:
-        other.kill()
-        other.wait()
+        if os.path.exists(f"/proc/{other.pid}"):
+            other.kill()
+            other.wait()
+
+
+class _Recorded:
+    """A container record as Container.load gives it, its status checked already."""
+
+    def __init__(self, pid: int, start_time: int):
+        self.record = {"pid": pid, "start_time": start_time}
+
+    def status(self) -> str:
+        return "running"
+
+
+def test_kill_signals_no_process_but_the_recorded_one(monkeypatch):
+    """`kill` of a container whose pid, after its status was read, is another process's (a
+    start time that differs): nothing is signalled. Control: the recorded start time is."""
+    sent = signals_recorded(monkeypatch)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        started = process_start_time(other.pid)
+        monkeypatch.setattr(runtime_oci.Container, "load", lambda root, name: _Recorded(other.pid, started + 1))
+        runtime_oci.kill("/nonexistent", "k1", 15)
+        assert sent == [] and other.poll() is None
+        monkeypatch.setattr(runtime_oci.Container, "load", lambda root, name: _Recorded(other.pid, started))
+        runtime_oci.kill("/nonexistent", "k1", 15)
+        assert sent == [15] and other.wait(timeout=30) == -15
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
+
+
+def test_kill_all_signals_no_pid_that_left_the_cgroup(monkeypatch):
+    """`kill --all` of a cgroup whose listed pid is, by the time its pidfd is open, no longer
+    in it (the process exited and the pid went to a process outside): nothing is signalled.
+    Control: a pid still listed is."""
+    from hardrun.runtime import cgroup_removal
+    sent = signals_recorded(monkeypatch)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        record = _Recorded(other.pid, 0)
+        record.record["cgroups"] = ["/sys/fs/cgroup/pids/hardrun/k1"]
+        monkeypatch.setattr(runtime_oci.Container, "load", lambda root, name: record)
+        readings = iter([[other.pid], []])      # listed, then gone by the second reading
+        monkeypatch.setattr(cgroup_removal, "cgroup_pids", lambda path: next(readings))
+        runtime_oci.kill("/nonexistent", "k1", 15, all_processes=True)
+        assert sent == [] and other.poll() is None
+        monkeypatch.setattr(cgroup_removal, "cgroup_pids", lambda path: [other.pid])
+        runtime_oci.kill("/nonexistent", "k1", 15, all_processes=True)
+        assert sent == [15] and other.wait(timeout=30) == -15
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()

@@ -13,8 +13,10 @@ YAML for a verdict not cached, and no engine's PYTHONPATH; a cached create loads
 the hardrun modules of CACHED_CREATE_MODULES (none of image_root, oci_joins, oci_exec)."""
 from __future__ import annotations
 
+import ast
 import json
 import os
+import select
 import subprocess
 import sys
 
@@ -61,11 +63,17 @@ def test_the_engine_s_frequent_calls_import_only_the_state_side(oci, oci_rootfs,
     status, created_with, stderr = heavy_imports(tmp_path, oci.root, "create", "--bundle", bundle, "l1")
     assert status == 0, stderr
     assert created_with == ["hardrun.policy", "hardrun.policy.verdict_cache"]
-    for args in (("state", "l1"), ("start", "l1"), ("list",), ("list", "--format", "json"),
-                 ("kill", "l1", "KILL"), ("delete", "l1")):
-        status, imported, stderr = heavy_imports(tmp_path, oci.root, *args)
-        assert status == 0, (args, stderr)
-        assert imported == [], (args, imported)
+    init = os.pidfd_open(oci.state("l1")["pid"])
+    try:
+        for args in (("state", "l1"), ("start", "l1"), ("list",), ("list", "--format", "json"),
+                     ("kill", "l1", "KILL"), ("delete", "l1")):
+            if args[0] == "delete":     # as the shim does: the init has exited before its delete
+                assert select.select([init], [], [], 60)[0], "the killed init did not exit"
+            status, imported, stderr = heavy_imports(tmp_path, oci.root, *args)
+            assert status == 0, (args, stderr)
+            assert imported == [], (args, imported)
+    finally:
+        os.close(init)
     assert not os.path.exists(os.path.join(oci.root, "l1"))
 
 
@@ -210,3 +218,17 @@ def test_the_launcher_keeps_the_engine_s_python_variables_out(tmp_path):
     # the control: the same variable reaches a plain start of the same script
     subprocess.run([sys.executable, LAUNCHER, "--version"], capture_output=True, env=env, timeout=60)
     assert mark.exists()
+
+
+def test_the_launcher_puts_hardrun_after_the_standard_library():
+    """hardrun's directory (site-packages, for an install that is not editable) goes where
+    `site` would put it, after the standard library: nothing installed there shadows a
+    standard module for the runtime."""
+    with open(LAUNCHER, encoding="utf-8") as handle:
+        interpreter, *flags = handle.readline()[2:].split()
+        prelude = handle.read().split("\nfrom hardrun.cli.oci import")[0]
+    show = prelude + "\nimport os\nprint(repr((sys.path, HARDRUN_HOME, os.path.dirname(os.__file__))))\n"
+    result = subprocess.run([interpreter, *flags, "-c", show], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    path, home, stdlib = ast.literal_eval(result.stdout)
+    assert home in path and path.index(stdlib) < path.index(home), path

@@ -557,7 +557,7 @@ OVERLAY = (f"rw,lowerdir={DOCKER}/overlay2/l/A:{DOCKER}/overlay2/l/B,upperdir={D
            f"workdir={DOCKER}/overlay2/c1/work,index=off")
 
 
-def _mapped_root(monkeypatch, tmp_path, mount_as=None) -> tuple[list, object]:
+def _mapped_root(monkeypatch, tmp_path, mount_as=None, kernel_class=FakeKernel) -> tuple[list, object]:
     """MappedMounts.enter and leave for a Docker overlay2 root with a bind of Docker's own
     (/etc/hostname) and one from elsewhere (/data), against the fake (the container's user
     namespace is fd 77): the record and the config to run."""
@@ -565,7 +565,7 @@ def _mapped_root(monkeypatch, tmp_path, mount_as=None) -> tuple[list, object]:
     from hardrun.runtime.mounts import MountPlan
     from hardrun.runtime.userns import IdMaps
     calls: list = []
-    kernel = FakeKernel(calls, -1)
+    kernel = kernel_class(calls, -1)
     kernel.paths[77] = "/proc/4242/ns/user"
     monkeypatch.setattr(idmap, "userns_with", lambda maps: calls.append(["userns", maps.uid]) or 77)
     monkeypatch.setattr(oci_userns, "read_mountinfo", lambda: [oci_userns.MountEntry(MERGED, "overlay", OVERLAY)])
@@ -616,6 +616,51 @@ def test_an_oci_root_is_rebuilt_from_idmapped_layers_in_a_namespace_of_its_own(m
     # Docker's own bind is shown through an idmapped copy; a bind from elsewhere is left as it is
     assert [(plan.target, plan.source) for plan in run_cfg.mounts] == [
         ("/etc/hostname", f"{staging}/bind-0"), ("/data", "/srv/data")]
+
+
+HOSTNAME_FILE = f"{DOCKER}/containers/{CONTAINER_ID}/hostname"
+
+
+class SwappingKernel(FakeKernel):
+    """The path of the engine's /etc/hostname resolves once (opened or made real) to itself,
+    then, a link swapped into it meanwhile by whoever may write a directory on it, to the
+    host's /etc."""
+    resolved = 0
+
+    def _resolve(self, path):
+        if path != HOSTNAME_FILE:
+            return path
+        self.resolved += 1
+        return path if self.resolved == 1 else "/etc"
+
+    def realpath(self, path):
+        return super().realpath(self._resolve(path))
+
+    def open_fd(self, path, flags, mode=0o777, *, dir_fd=None):
+        return super().open_fd(self._resolve(path) if dir_fd is None else path, flags, mode, dir_fd=dir_fd)
+
+
+def test_an_engine_bind_is_idmapped_from_the_file_judged(monkeypatch, tmp_path):
+    """The bind's source is opened once, judged by where that opening is and idmapped through
+    it: a link swapped in after the check does not get the host's /etc idmapped onto the
+    container's range (its root would own it)."""
+    calls, run_cfg = _mapped_root(monkeypatch, tmp_path, kernel_class=SwappingKernel)
+    staging = "/run/hardrun-oci/c1/mounts"
+    assert ("move_mount", HOSTNAME_FILE, f"{staging}/bind-0", calls[first(calls, "move_mount", HOSTNAME_FILE)][3]) \
+        in calls
+    assert ("open", "/etc") not in calls, "the path was resolved twice"
+    assert run_cfg.mounts[0].source == f"{staging}/bind-0"
+
+
+def test_control_a_bind_source_opened_again_by_path_follows_the_swap():
+    """The control: with the same swap, opening the source by path after the check (as the
+    idmapping did) idmaps the host's /etc."""
+    from hardrun.runtime import oci_userns
+    calls: list = []
+    kernel = SwappingKernel(calls, -1)
+    assert kernel.realpath(HOSTNAME_FILE) == HOSTNAME_FILE     # the check's resolution
+    oci_userns._idmapped_bind(HOSTNAME_FILE, "/run/hardrun-oci/c1/mounts/bind-0", 77, False, "the bind", k=kernel)
+    assert [call[1] for call in calls if call[0] == "move_mount"] == ["/etc"]
 
 
 def test_control_an_oci_overlay_mounted_as_host_root_is_caught(monkeypatch, tmp_path):

@@ -131,3 +131,41 @@ def test_syscall_struct_fills_in_the_pointers_and_checks_their_offsets():
     finally:
         os.close(fd)
         os.close(plain)
+
+
+@pytest.mark.parametrize("kept, first", [
+    ((), 3), ((3,), 3), ((9, 5), 3), ((5, 5, 6), 3), ((1, 2, 7), 3), ((4,), 6), ((-1, 0, 8), 3),
+])
+def test_close_all_but_closes_exactly_the_fds_not_kept(kept, first):
+    """Every fd from `first` to the last there can be is closed but the kept ones, whatever
+    their order, repeats, or kept fds below `first` (stdio, the preserved ones)."""
+    ranges: list[tuple[int, int]] = []
+    k.close_all_but(kept, first, lambda low, high=0xFFFFFFFF: ranges.append((low, high)))
+    assert all(low <= high for low, high in ranges) and ranges[-1][1] == 0xFFFFFFFF
+    closed = {fd for low, high in ranges for fd in range(low, min(high, 64) + 1)}
+    assert closed == set(range(first, 65)) - set(kept)
+
+
+def test_close_all_but_leaves_the_kept_fds_open_in_a_child():
+    """The real close_range(2) in a child: the kept fd (the report pipe, named twice) still
+    writes, the fd opened after it is closed. Control: that fd was open just before."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            drop = os.open(os.devnull, os.O_RDONLY)
+            os.fstat(drop)          # the control: open until close_all_but
+            k.close_all_but([write_end, write_end], 3)
+            try:
+                os.fstat(drop)
+                os.write(write_end, b"still open")
+            except OSError:
+                os.write(write_end, b"closed")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as report:
+        text = report.read()
+    os.waitpid(pid, 0)
+    assert text == "closed"
