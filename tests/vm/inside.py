@@ -1,0 +1,287 @@
+"""The checks run inside the cgroup v2 virtual machine (tests/vm/machine.py), by this
+checkout's Python, as root: each prints one line `CHECK <name> ok` or `CHECK <name> FAIL
+<what was seen>`, which tests/vm/test_cgroup2_vm.py turns into one test per check.
+
+`python inside.py full` runs the checks of a machine with every controller on v2;
+`python inside.py no-memory` those of a machine booted with `cgroup_disable=memory`.
+Every check of a protection runs the same probe with the protection loosened (the control).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HARDRUN = [sys.executable, "-m", "hardrun"]
+HARDRUN_OCI = os.path.join(os.path.dirname(sys.executable), "hardrun-oci")
+# a node anyone may open (mode 0666) that none of runc's default rules allows (10:229): opening
+# it for reading or writing is up to the --device rule alone
+NODE = "/dev/fuse"
+OPEN_BOTH = ("(exec 3</dev/z) 2>/dev/null && echo READ; (exec 3>/dev/z) 2>/dev/null && echo WROTE; "
+             "echo done")
+DEFAULT_NODES = ("for node in null zero full random urandom; do (exec 3<>/dev/$node) && echo $node; done; "
+                 "echo done")
+CHECKS: dict[str, list] = {"full": [], "no-memory": []}
+
+
+def check(*machines: str):
+    def register(function):
+        for machine in machines:
+            CHECKS[machine].append(function)
+        return function
+    return register
+
+
+def run(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=CHECKOUT)
+    return subprocess.run([*HARDRUN, "run", "--rootfs", ROOTFS, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def inside(script: str, *flags: str) -> str:
+    done = run(*flags, "--", "sh", "-c", script)
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr.strip()}"
+    return done.stdout
+
+
+def expect(seen, wanted, what: str = "") -> None:
+    assert seen == wanted, f"{what} {seen!r}, expected {wanted!r}".strip()
+
+
+def cgroup_directories() -> set[str]:
+    return {root for root, _, _ in os.walk("/sys/fs/cgroup")}
+
+
+# ------------------------------------------------------------------ the layout
+
+@check("full", "no-memory")
+def pure_v2_layout():
+    from hardrun.runtime import cgroups
+    versions = [hierarchy.version for hierarchy in cgroups.detect_layout().hierarchies]
+    expect(versions, [2], "cgroup hierarchies:")
+    with open("/sys/fs/cgroup/cgroup.controllers") as handle:
+        controllers = set(handle.read().split())
+    assert {"pids", "cpu", "io"} <= controllers, controllers
+
+
+# ------------------------------------------------------------------ devices
+
+@check("full")
+def device_read_only():
+    expect(inside(OPEN_BOTH, "--device", f"{NODE}:/dev/z:r").split(), ["READ", "done"])
+
+
+@check("full")
+def device_write_only():
+    expect(inside(OPEN_BOTH, "--device", f"{NODE}:/dev/z:w").split(), ["WROTE", "done"])
+
+
+@check("full")
+def device_mknod_only_cannot_be_opened():
+    expect(inside(OPEN_BOTH, "--device", f"{NODE}:/dev/z:m").split(), ["done"])
+
+
+@check("full")
+def device_control_read_write():
+    """The control of the three above: the same node, the rule giving rw, opens both ways."""
+    expect(inside(OPEN_BOTH, "--device", f"{NODE}:/dev/z:rw").split(), ["READ", "WROTE", "done"])
+
+
+@check("full")
+def device_program_is_attached_to_the_container_cgroup():
+    """The container's own v2 cgroup (seen as its root through its cgroup namespace) holds a
+    device program: listed by BPF_PROG_QUERY from the host while it runs."""
+    script = "cat /proc/self/cgroup; sleep 30"
+    process = subprocess.Popen([*HARDRUN, "run", "--rootfs", ROOTFS, "--device", f"{NODE}:/dev/z:r", "--",
+                                "sh", "-c", script], stdout=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PYTHONPATH=CHECKOUT))
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()
+        before = cgroup_directories()
+        programs = {path: _device_programs(path) for path in sorted(before)}
+        attached = [path for path, count in programs.items() if count]
+        expect(len(attached), 1, "cgroups with a device program:")
+        assert os.path.basename(os.path.dirname(attached[0])) == "hardrun", attached
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _device_programs(path: str) -> int:
+    from hardrun.runtime import device_bpf
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return len(device_bpf.attached(descriptor))
+    finally:
+        os.close(descriptor)
+
+
+@check("full")
+def default_device_rules_hold():
+    """runc's defaults under the device program: /dev/null and the others open read-write,
+    while the --device node given `m` alone does not open (above)."""
+    expect(inside(DEFAULT_NODES, "--device", f"{NODE}:/dev/z:m").split(),
+           ["null", "zero", "full", "random", "urandom", "done"])
+
+
+# ------------------------------------------------------------------ limits
+
+@check("full")
+def limits_written_and_seen_inside():
+    out = inside("cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max",
+                 "--memory", "64m", "--pids-limit", "40", "--cpus", "0.5")
+    expect(out.split(), [str(64 << 20), "40", "50000", "100000"])
+
+
+BOMB = ("bomb() { bomb | bomb & }; bomb 2>/dev/null; sleep 3; "
+        "cat /sys/fs/cgroup/pids.current; grep max /sys/fs/cgroup/pids.events")
+
+
+@check("full")
+def fork_bomb_stopped_by_pids():
+    out = inside(BOMB, "--pids-limit", "24").split()
+    assert int(out[0]) <= 24 and out[1] == "max" and int(out[2]) > 0, out
+
+
+@check("full")
+def fork_control_under_a_higher_limit():
+    """The control: 30 processes under a limit of 100 are never refused."""
+    out = inside("for i in $(seq 30); do sleep 2 & done; wait; grep max /sys/fs/cgroup/pids.events",
+                 "--pids-limit", "100").split()
+    expect(out, ["max", "0"])
+
+
+HOG = ["--", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"]
+
+
+@check("full")
+def memory_limit_kills_a_hog():
+    done = run("--memory", "64m", *HOG)
+    expect(done.returncode, 137, f"exit status ({done.stderr.strip()}):")
+    control = run("--memory", "512m", *HOG)
+    expect(control.returncode, 0, f"the control's exit status ({control.stderr.strip()}):")
+
+
+# ------------------------------------------------------------------ hardrun-oci
+
+@check("full")
+def oci_bundle_with_devices_and_limits_leaves_no_cgroup():
+    work = tempfile.mkdtemp(prefix="vm-oci-")
+    bundle = os.path.join(work, "bundle")
+    os.mkdir(bundle)
+    # hardrun-oci binds linux.devices from the host's node of the same path
+    script = f"(exec 3>{NODE}) && sleep 60"
+    dry = run("--dry-run", "--memory", "64m", "--pids-limit", "33", "--device", f"{NODE}:{NODE}:w",
+              "--", "sh", "-c", script)
+    assert dry.returncode == 0, dry.stderr
+    config = json.loads(dry.stdout)
+    assert config["linux"]["resources"]["devices"], config["linux"]["resources"]
+    with open(os.path.join(bundle, "config.json"), "w") as handle:
+        json.dump(config, handle)
+    from hardrun.runtime import oci as oci_module
+    before = cgroup_directories()
+    leaf = ""
+    oci = [HARDRUN_OCI, "--root", os.path.join(work, "state")]
+    try:
+        for step in (["create", "--bundle", bundle, "v2"], ["start", "v2"]):
+            # no pipes: the container keeps create's stdout and stderr open
+            with tempfile.TemporaryFile("w+") as errors:
+                done = subprocess.run([*oci, *step], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=errors, timeout=120)
+                errors.seek(0)
+                assert done.returncode == 0, f"{step[0]}: {errors.read().strip()}"
+        state = json.loads(subprocess.run([*oci, "state", "v2"], capture_output=True, text=True).stdout)
+        expect(state["status"], "running", "status:")
+        created = cgroup_directories() - before
+        assert created, "the container made no cgroup"
+        leaf = max(created, key=len)
+        with open(os.path.join(leaf, "pids.max")) as handle:
+            expect(handle.read().strip(), "33", "pids.max:")
+        with open(os.path.join(leaf, "memory.max")) as handle:
+            expect(handle.read().strip(), str(64 << 20), "memory.max:")
+        expect(_device_programs(leaf), 1, "device programs on the container's cgroup:")
+    finally:
+        subprocess.run([*oci, "delete", "--force", "v2"], capture_output=True, timeout=120)
+    left = cgroup_directories() - before
+    assert leaf not in left, f"{leaf} left after delete"
+    # what may stay is the parent all hardrun-oci containers share, empty (as on cgroup v1)
+    expect(sorted(left), [f"/sys/fs/cgroup/{oci_module.CGROUP_PARENT}"][:len(left)], "cgroups left after delete:")
+    for directory in left:
+        with open(os.path.join(directory, "cgroup.procs")) as handle:
+            expect(handle.read(), "", f"processes in {directory}:")
+    shutil.rmtree(work)
+
+
+# ------------------------------------------------------------------ a controller missing
+
+@check("no-memory")
+def memory_controller_is_missing():
+    with open("/sys/fs/cgroup/cgroup.controllers") as handle:
+        assert "memory" not in handle.read().split()
+
+
+@check("no-memory")
+def memory_limit_refused_without_the_controller():
+    done = run("--memory", "64m", "--", "echo", "STARTED")
+    expect(done.returncode, 125, f"exit status ({done.stderr.strip()}):")
+    assert "STARTED" not in done.stdout and "Traceback" not in done.stderr, done.stderr
+    assert "--memory" in done.stderr, done.stderr
+
+
+@check("no-memory")
+def memory_limit_best_effort_control():
+    """The control: asked best-effort, the same start runs without the limit, with a warning."""
+    done = run("--limits", "best-effort", "--memory", "64m", "--", "echo", "STARTED")
+    expect((done.returncode, done.stdout), (0, "STARTED\n"), f"({done.stderr.strip()})")
+    assert "--memory" in done.stderr, done.stderr
+
+
+@check("no-memory")
+def defaults_still_start():
+    """No --memory asked: the defaults (pids limit and the rest) need no memory controller."""
+    expect(inside("cat /sys/fs/cgroup/pids.max"), "1024\n")
+
+
+# ------------------------------------------------------------------ running them
+
+def build_rootfs(root: str) -> str:
+    """A busybox root (the VM's own /tmp is a tmpfs): /bin with every applet, /etc/passwd."""
+    os.makedirs(os.path.join(root, "bin"))
+    for name in ("etc", "proc", "sys", "dev", "tmp", "run", "root"):
+        os.makedirs(os.path.join(root, name))
+    os.chmod(root, 0o755)
+    shutil.copy2("/bin/busybox", os.path.join(root, "bin", "busybox"))
+    applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True, check=True).stdout
+    for applet in applets.split():
+        if applet != "busybox":
+            os.symlink("busybox", os.path.join(root, "bin", applet))
+    with open(os.path.join(root, "etc", "passwd"), "w") as handle:
+        handle.write("root:x:0:0:root:/root:/bin/sh\n")
+    with open(os.path.join(root, "etc", "group"), "w") as handle:
+        handle.write("root:x:0:\n")
+    return root
+
+
+def main(machine: str) -> None:
+    global ROOTFS
+    os.chmod(NODE, 0o666)    # as udev's rule makes it on a Debian host (devtmpfs creates it 0600)
+    ROOTFS = build_rootfs(os.path.join(tempfile.mkdtemp(prefix="vm-rootfs-"), "root"))
+    for function in CHECKS[machine]:
+        try:
+            function()
+            print(f"CHECK {function.__name__} ok", flush=True)
+        except Exception as error:   # one failed check must not hide the others
+            detail = f"{type(error).__name__}: {error}" if str(error) else traceback.format_exc()
+            print(f"CHECK {function.__name__} FAIL {' '.join(detail.split())}", flush=True)
+
+
+ROOTFS = ""
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,60 @@
+"""hardrun on a pure cgroup v2 host: a virtual machine booted with `cgroup_no_v1=all`
+(tests/vm/machine.py) runs the checks of tests/vm/inside.py from inside containers, one
+boot per machine for the whole module, and each check is one test here:
+
+- every controller on v2, and hardrun's layout detection sees only v2;
+- `hardrun run --device` PERMS enforced by the BPF device program (r only, w only, m only;
+  the control: the same node with rw opens both ways), the program attached to the
+  container's own cgroup, runc's default nodes open under it;
+- limits written and read from inside (memory.max, pids.max, cpu.max), a fork bomb stopped
+  by pids.max (the control: a higher limit refuses no fork), a memory hog killed (the
+  control: a higher limit lets it finish);
+- a hardrun-oci bundle with `linux.resources.devices` and limits: the cgroup made, limited
+  and holding a device program while it runs, gone after delete;
+- a machine booted with `cgroup_disable=memory`: `--memory` refused (exit 125, naming the
+  flag) rather than run unlimited; the control: `--limits best-effort` runs with a warning.
+
+It fails, never skips, when the machine cannot boot.
+"""
+from __future__ import annotations
+
+import re
+import sys
+
+import pytest
+
+from tests.helpers import ROOT
+from tests.vm import inside, machine
+
+MACHINES = {"full": "", "no-memory": "cgroup_disable=memory"}
+CHECK_LINE = re.compile(r"^CHECK (\S+) (ok|FAIL)(?: (.*))?$", re.M)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Each machine's check lines, booting it the first time it is asked for."""
+    booted: dict[str, dict | AssertionError] = {}
+
+    def of(name: str) -> dict:
+        if name not in booted:
+            try:
+                log = machine.boot(f"cd {ROOT} && exec {sys.executable} tests/vm/inside.py {name}\n",
+                                   tmp_path_factory.mktemp(f"vm-{name}"), command_line=MACHINES[name])
+                booted[name] = {found[0]: (found[1], found[2]) for found in CHECK_LINE.findall(log)}
+                booted[name]["log"] = (log, "")
+            except AssertionError as error:     # one failed boot, not one per check
+                booted[name] = error
+        outcome = booted[name]
+        if isinstance(outcome, AssertionError):
+            raise outcome
+        return outcome
+    return of
+
+
+@pytest.mark.parametrize("name,check", [(name, function.__name__)
+                                        for name in MACHINES for function in inside.CHECKS[name]])
+def test_inside_the_cgroup2_machine(results, name, check):
+    found = results(name)
+    assert check in found, f"the {name} machine printed no result for {check}; its output: {found['log'][0][-3000:]}"
+    outcome, detail = found[check]
+    assert outcome == "ok", detail
