@@ -196,7 +196,7 @@ def boot(script: str, output: Path, *, command_line: str = "", memory: str = "1G
             "-nographic", "-no-reboot", "-nodefaults", "-serial", f"file:{console}",
             "-kernel", str(vmlinuz), "-initrd", str(initramfs),
             "-append", f"console=ttyS0 panic=-1 quiet cgroup_no_v1=all {command_line}".strip(),
-            "-fsdev", f"local,id=host,path=/,security_model=none,readonly=on,multidevs=remap",
+            "-fsdev", "local,id=host,path=/,security_model=none,readonly=on,multidevs=remap",
             "-device", f"virtio-9p-pci,fsdev=host,mount_tag={HOST_TAG}",
             "-fsdev", f"local,id=out,path={output},security_model=none,multidevs=remap",
             "-device", f"virtio-9p-pci,fsdev=out,mount_tag={OUTPUT_TAG}"]
