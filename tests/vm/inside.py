@@ -130,6 +130,26 @@ def default_device_rules_hold():
            ["null", "zero", "full", "random", "urandom", "done"])
 
 
+DISK = "/dev/ram0"     # a RAM disk (brd), block 1:0, owned by root: opened with --userns host
+
+
+@check("full")
+def disk_device_opens_only_as_its_rule_says():
+    """A block device under runc's defaults (which allow making any node, opening none):
+    given `m` it does not open, given `r` it opens for reading only."""
+    host = ("--userns", "host")
+    expect(inside(OPEN_BOTH, *host, "--device", f"{DISK}:/dev/z:m").split(), ["done"])
+    expect(inside(OPEN_BOTH, *host, "--device", f"{DISK}:/dev/z:r").split(), ["READ", "done"])
+
+
+@check("full")
+def disk_device_control_read_write():
+    """The control: the same disk given rw opens both ways (so root's access to the node
+    itself is not what refused it above)."""
+    expect(inside(OPEN_BOTH, "--userns", "host", "--device", f"{DISK}:/dev/z:rw").split(),
+           ["READ", "WROTE", "done"])
+
+
 # ------------------------------------------------------------------ limits
 
 @check("full")

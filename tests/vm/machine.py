@@ -37,8 +37,9 @@ QEMU = "/usr/bin/qemu-system-x86_64"
 BUSYBOX = "/bin/busybox"
 KERNEL_PACKAGE = "linux-image-amd64"
 # virtio over PCI, then 9p over virtio: the modules the initramfs loads, with what they need;
-# fuse for /dev/fuse, a node anyone may open that none of runc's default device rules allows
-WANTED_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "fuse")
+# fuse for /dev/fuse, a node anyone may open that none of runc's default device rules allows;
+# brd for RAM disks (/dev/ram0...), block devices to open
+WANTED_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "fuse", "brd")
 OUTPUT_TAG, HOST_TAG = "out", "host"
 BOOT_TIMEOUT = 240
 
