@@ -204,8 +204,8 @@ def boot(script: str, output: Path, *, command_line: str = "", memory: str = "1G
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=BOOT_TIMEOUT)
     except subprocess.TimeoutExpired:
-        raise AssertionError(f"the VM did not power off within {BOOT_TIMEOUT} s; console: "
-                             f"{_tail(console)}") from None
+        raise AssertionError(f"the VM did not power off within {BOOT_TIMEOUT} s; the script's output: "
+                             f"{_tail(output / 'log')}; console: {_tail(console)}") from None
     status = output / "status"
     assert done.returncode == 0 and status.exists(), (
         f"the VM did not run the script (qemu {done.returncode}: {done.stderr.strip()}); console: {_tail(console)}")
