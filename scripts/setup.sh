@@ -30,6 +30,10 @@ if [ "${1:-}" = "--test" ]; then
     # the image audit's tests judge a real Debian minbase root, built once per machine
     # with debootstrap from deb.debian.org and cached in /var/cache/hardrun-tests
     PACKAGES="$PACKAGES debootstrap"
+    # tests/vm/ boot a virtual machine on a pure cgroup v2 hierarchy (qemu's TCG, no KVM
+    # needed) with Debian's own kernel, which the tests fetch with `apt-get download` and
+    # unpack into their cache: linux-image-amd64 is not installed (no /boot, no initramfs hooks)
+    PACKAGES="$PACKAGES qemu-system-x86"
 fi
 
 missing=""
