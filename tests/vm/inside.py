@@ -250,7 +250,7 @@ def oci_bundle_with_devices_and_limits_leaves_no_cgroup():
     # hardrun-oci binds linux.devices from the host's node of the same path
     bundle = Bundle(f"(exec 3>{NODE}) && sleep 60", "--memory", "64m", "--pids-limit", "33",
                     "--device", f"{NODE}:{NODE}:w")
-    from hardrun.runtime import oci as oci_module
+    from hardrun.runtime import oci_create
     before = cgroup_directories()
     leaf = ""
     try:
@@ -270,7 +270,7 @@ def oci_bundle_with_devices_and_limits_leaves_no_cgroup():
     left = cgroup_directories() - before
     assert leaf not in left, f"{leaf} left after delete"
     # what may stay is the parent all hardrun-oci containers share, empty (as on cgroup v1)
-    expect(sorted(left), [f"/sys/fs/cgroup/{oci_module.CGROUP_PARENT}"][:len(left)], "cgroups left after delete:")
+    expect(sorted(left), [f"/sys/fs/cgroup/{oci_create.CGROUP_PARENT}"][:len(left)], "cgroups left after delete:")
     for directory in left:
         expect(read(directory, "cgroup.procs"), "", f"processes in {directory}:")
 

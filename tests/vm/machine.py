@@ -5,9 +5,10 @@ and unpacked with `dpkg-deb -x` into the per-machine test cache: the host's /boo
 initramfs hooks are never touched) with `cgroup_no_v1=all`, so every controller is on the
 v2 hierarchy. Its initramfs, built here from busybox-static and the kernel's virtio and 9p
 modules, mounts the host's root read-only over 9p, puts tmpfs where writes are needed
-(/run, /var/cache/hardrun, /var/lib/hardrun), mounts cgroup2 on /sys/fs/cgroup and runs a
-shell script of the test's own, chrooted into the host's root, with a second, writable 9p
-share for its output. The machine then powers off.
+(/run, /tmp, /var/cache/hardrun, /var/lib/hardrun), mounts cgroup2 on /sys/fs/cgroup and
+runs a shell script of the test's own, switched into the host's root, with a second,
+writable 9p share for its output and a third, read-only, of the checkout under test at its
+own path (a clone under /tmp would be hidden by the tmpfs). The machine then powers off.
 
 The machine is emulated by qemu's TCG (multi-threaded), not run under KVM: on a host that
 is itself a virtual machine, as CI's is, nested KVM is far slower (measured here: a KVM guest
@@ -40,7 +41,7 @@ KERNEL_PACKAGE = "linux-image-amd64"
 # fuse for /dev/fuse, a node anyone may open that none of runc's default device rules allows;
 # brd for RAM disks (/dev/ram0...), block devices to open
 WANTED_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "fuse", "brd")
-OUTPUT_TAG, HOST_TAG = "out", "host"
+OUTPUT_TAG, HOST_TAG, PROJECT_TAG = "out", "host", "project"
 BOOT_TIMEOUT = 240
 
 INIT = r"""#!/bin/busybox sh
@@ -58,6 +59,10 @@ done
 chmod 1777 /host/tmp
 mkdir -p /host/run/vm-out
 mount -t 9p -o trans=virtio,version=9p2000.L out /host/run/vm-out || poweroff -f
+# the project under test, at its own path (a checkout under /tmp or /run is hidden by the tmpfs)
+project=$(cat /host/run/vm-out/project)
+mkdir -p /host$project
+mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=524288,cache=loose project /host$project || poweroff -f
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
 mount -t devtmpfs devtmpfs /host/dev
@@ -185,13 +190,15 @@ def _run_bytes(argv: list[str], data: bytes, cwd: Path) -> bytes:
     return done.stdout
 
 
-def boot(script: str, output: Path, *, command_line: str = "", memory: str = "1G") -> str:
+def boot(script: str, output: Path, project: Path, *, command_line: str = "", memory: str = "1G") -> str:
     """Boot the machine, run `script` (sh, as root, in the host's root) inside it and return
     its output; `output` (a directory of the test's own) is the machine's writable share, and
-    the script's /run/vm-out."""
+    the script's /run/vm-out; `project` (the checkout under test) is shared read-only at its
+    own path."""
     vmlinuz, initramfs = boot_files()
     output.mkdir(parents=True, exist_ok=True)
     (output / "run.sh").write_text(script)
+    (output / "project").write_text(str(project))
     console = output / "console"
     argv = [QEMU, "-accel", "tcg,thread=multi", "-cpu", "max", "-m", memory, "-smp", "2",
             "-nographic", "-no-reboot", "-nodefaults", "-serial", f"file:{console}",
@@ -200,7 +207,9 @@ def boot(script: str, output: Path, *, command_line: str = "", memory: str = "1G
             "-fsdev", "local,id=host,path=/,security_model=none,readonly=on,multidevs=remap",
             "-device", f"virtio-9p-pci,fsdev=host,mount_tag={HOST_TAG}",
             "-fsdev", f"local,id=out,path={output},security_model=none,multidevs=remap",
-            "-device", f"virtio-9p-pci,fsdev=out,mount_tag={OUTPUT_TAG}"]
+            "-device", f"virtio-9p-pci,fsdev=out,mount_tag={OUTPUT_TAG}",
+            "-fsdev", f"local,id=project,path={project},security_model=none,readonly=on,multidevs=remap",
+            "-device", f"virtio-9p-pci,fsdev=project,mount_tag={PROJECT_TAG}"]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=BOOT_TIMEOUT)
     except subprocess.TimeoutExpired:

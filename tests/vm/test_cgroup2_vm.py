@@ -43,7 +43,7 @@ def results(tmp_path_factory):
     def boot(name: str) -> dict | AssertionError:
         try:
             log = machine.boot(f"cd {ROOT} && exec {sys.executable} tests/vm/inside.py {name}\n",
-                               tmp_path_factory.mktemp(f"vm-{name}"), command_line=MACHINES[name])
+                               tmp_path_factory.mktemp(f"vm-{name}"), ROOT, command_line=MACHINES[name])
         except AssertionError as error:     # one failed boot, not one per check
             return error
         found: dict = {line[0]: (line[1], line[2]) for line in CHECK_LINE.findall(log)}
