@@ -87,15 +87,16 @@ def record_calls(monkeypatch, owner, name: str, what=lambda first, *rest, **name
     return calls
 
 
-def output_of_child(work) -> str:
+def output_of_child(work, *, pass_report_fd: bool = False) -> str:
     """Run `work()` in a forked child that never returns into pytest, and give back the text it
-    returned (empty if it raised): for tests that change a process's own state."""
+    returned (empty if it raised): for tests that change a process's own state. With
+    `pass_report_fd`, `work(fd)` is given the fd its text goes through (to keep it open)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(read_end)
-            os.write(write_end, work().encode())
+            os.write(write_end, (work(write_end) if pass_report_fd else work()).encode())
         finally:
             os._exit(0)
     os.close(write_end)

@@ -19,8 +19,6 @@ from hardrun.runtime import child, mounts, process, syscalls
 
 FAKE_FD = 1000
 ALL_CAPS = (1 << 41) - 1
-# The calls that make, change or move a mount.
-MOUNT_CALLS = ("mount", "move_mount", "mount_setattr", "open_tree", "umount2", "pivot_root")
 
 
 class Recorder:

@@ -20,12 +20,11 @@ import pytest
 
 from hardrun.runtime import seccomp_notify
 from hardrun.runtime.seccomp import default_filter, set_no_new_privs
-from tests.helpers import hardrun_env, wait_until
+from tests.helpers import KEYCTL, KEYRING_ID_CALL, hardrun_env, wait_until
 from tests.rootfs import require_root
 
 pytestmark = pytest.mark.runtime
 
-KEYCTL, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING = 250, 0, -3
 FD_LIMIT = 64
 HOLDER = r"""
 import os, resource, socket, sys, threading
@@ -121,7 +120,7 @@ def exec_child(default_bpf, connection: socket.socket) -> tuple[str, int]:
                 os.write(write_end, f"load {error.errno}".encode())
                 os._exit(0)
             ctypes.set_errno(0)
-            result = libc.syscall(KEYCTL, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 1)
+            result = libc.syscall(*KEYRING_ID_CALL)
             os.write(write_end, f"call {ctypes.get_errno() if result == -1 else 0}".encode())
         finally:
             os._exit(0)

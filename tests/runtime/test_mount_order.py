@@ -328,12 +328,18 @@ def test_under_a_user_namespace_the_child_becomes_its_root_before_mounting(usern
     assert index_of(record, "setresuid") < index_of(record, "setattr", "/") < index_of(record, "mount", "/proc")
 
 
+def with_a_user_namespace(calls: list, kernel_class=FakeKernel) -> FakeKernel:
+    """The fake, with fd 77 standing for the container's user namespace (the id map's)."""
+    kernel = kernel_class(calls, -1)
+    kernel.paths[77] = "/proc/4242/ns/user"
+    return kernel
+
+
 def test_an_image_layer_is_idmapped_and_read_only_before_it_is_attached():
     """hardrun run's image root under a user namespace: each layer is a detached copy given
     the container's id map, read-only and nodev, and only then attached."""
     calls: list = []
-    kernel = FakeKernel(calls, -1)
-    kernel.paths[77] = "/proc/4242/ns/user"
+    kernel = with_a_user_namespace(calls)
     mounted = image_root._idmapped(["/store/layers/a", "/store/layers/b"], 77, "/work", k=kernel)
     assert mounted == ["/work/idmapped-0", "/work/idmapped-1"]
     idmapped_layers_attached_with_their_map(calls, 77, 2)
@@ -354,8 +360,7 @@ def test_control_an_idmap_set_after_the_attach_is_caught(monkeypatch):
         k.mount_setattr(tree, k.MOUNT_ATTR_IDMAP | attrs, recursive=recursive, userns_fd=userns_fd)
     monkeypatch.setattr(image_root, "attach_idmapped", attach_then_map)
     calls: list = []
-    kernel = FakeKernel(calls, -1)
-    kernel.paths[77] = "/proc/4242/ns/user"
+    kernel = with_a_user_namespace(calls)
     image_root._idmapped(["/store/layers/a"], 77, "/work", k=kernel)
     with pytest.raises(AssertionError):
         idmapped_layers_attached_with_their_map(calls, 77, 1)
@@ -365,8 +370,7 @@ def _adopt(monkeypatch, calls: list) -> None:
     """image_root.adopt_shifted_rootfs of a --rootfs prepared for the range 300000 onto the
     container's 400000, against the fake (the user namespace of the shift is fd 77)."""
     from hardrun.runtime.userns import IdMaps
-    kernel = FakeKernel(calls, -1)
-    kernel.paths[77] = "/proc/4242/ns/user"
+    kernel = with_a_user_namespace(calls)
     monkeypatch.setattr(image_root, "userns_with", lambda maps: calls.append(["userns", maps.uid]) or 77)
     maps = IdMaps([(0, 400000, 65536)], [(0, 400000, 65536)], "direct")
     image_root.adopt_shifted_rootfs("/srv/root", maps, (300000, 300000), k=kernel)
@@ -565,8 +569,7 @@ def _mapped_root(monkeypatch, tmp_path, mount_as=None, kernel_class=FakeKernel) 
     from hardrun.runtime.mounts import MountPlan
     from hardrun.runtime.userns import IdMaps
     calls: list = []
-    kernel = kernel_class(calls, -1)
-    kernel.paths[77] = "/proc/4242/ns/user"
+    kernel = with_a_user_namespace(calls, kernel_class)
     monkeypatch.setattr(idmap, "userns_with", lambda maps: calls.append(["userns", maps.uid]) or 77)
     monkeypatch.setattr(oci_userns, "read_mountinfo", lambda: [oci_userns.MountEntry(MERGED, "overlay", OVERLAY)])
     from hardrun.spec import oci as spec_oci
