@@ -267,8 +267,8 @@ class _Reader(OciFields):
             hostname=hostname if "uts" in namespaces and "uts" not in paths else None,
             network="none" if "network" in namespaces and "network" not in paths else "joined",
             mounts=mounts, write_plan=None,
-            masked_paths=self.absolute(linux.masked_paths, "linux.maskedPaths"),
-            readonly_paths=self.absolute(linux.readonly_paths, "linux.readonlyPaths"),
+            masked_paths=tuple(self.paths(list(linux.masked_paths or ()), "linux.maskedPaths")),
+            readonly_paths=tuple(self.paths(list(linux.readonly_paths or ()), "linux.readonlyPaths")),
             workdir=posixpath.normpath(cwd), init=False, tty=bool(process.terminal), interactive=False,
             last_cap=_last_cap(), namespace_paths=tuple(sorted(paths.items())),
             cap_sets=(bounding, effective, permitted, inheritable, ambient), umask=user[3],
@@ -280,12 +280,6 @@ class _Reader(OciFields):
                       cgroups_path=linux.cgroups_path or None, limits=self.resources(linux.resources),
                       rlimits=self.rlimits(process.rlimits), seccomp_profile=profile, floor=tuple(floor_changes),
                       cgroup_view=cgroup_view)
-
-    def absolute(self, paths: tuple | None, where: str) -> tuple:
-        for path in paths or ():
-            if not path.startswith("/"):
-                self.fail(where, f"{path!r} is not an absolute path")
-        return tuple(paths or ())
 
     def root(self, root: dict | None) -> tuple[str, bool]:
         if root is None:

@@ -107,7 +107,11 @@ def _user_namespace(loaded, mode: str, root: str, container_id: str):
             loaded = replace(loaded, floor=loaded.floor + (FloorChange("linux.namespaces", plan.note),))
         return loaded, None, None
     try:
-        lease = _shared_lease(plan.owner) if plan.owner is not None else _lease()
+        if plan.owner is not None:
+            from .oci_joins import shared_lease     # loaded only for a bundle that joins namespaces
+            lease = shared_lease(plan.owner)
+        else:
+            lease = _lease()
     except BaseException:
         plan.close()
         raise
@@ -131,11 +135,6 @@ def user_namespace_plan(document: dict, mode: str, container_id: str, root: str)
         return plan
     from . import oci_joins
     return oci_joins.plan(document, list(plan.before), container_id, _Containers(root))
-
-
-def _shared_lease(owner):
-    from .oci_joins import shared_lease
-    return shared_lease(owner)
 
 
 class _Containers:
