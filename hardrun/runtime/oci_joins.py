@@ -109,10 +109,15 @@ def _inode(path: str) -> int:
 
 
 def _owning_userns(path: str) -> int:
-    """The inode of the user namespace owning the namespace at `path`."""
+    """The inode of the user namespace owning the namespace at `path`. A path that does not
+    open raises OSError (the join names it); an owner that cannot be read is refused, since
+    without it hardrun cannot tell whose user namespace the container would share."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         return owning_userns_of(fd)
+    except OSError as error:
+        raise IdmapError(f"linux.namespaces: the user namespace owning {path} cannot be read: "
+                         f"{error.strerror}") from None
     finally:
         os.close(fd)
 

@@ -230,3 +230,18 @@ def test_a_bundle_naming_a_sandbox_whose_namespaces_it_does_not_join_is_refused(
                                                   ["/bin/echo", "ran"]), "member")
     assert (member.returncode, member.stdout) == (0, "ran\n"), member.stderr
     oci("delete", "--force", "sandbox", check=True)
+
+
+def test_a_joined_namespace_whose_owner_cannot_be_read_is_refused(monkeypatch):
+    """Without the owner hardrun cannot tell whose user namespace the bundle would share: the
+    create is refused rather than run with the engine's choice. Control: the owner read."""
+    from hardrun.runtime import oci_joins
+    from hardrun.runtime.oci_userns import IdmapError
+    joined = [("network", "/proc/self/ns/net")]
+    assert oci_joins.plan({}, joined, "c1", containers=None).kind == "keep"      # the host's own: kept, with a note
+
+    def refused(fd):
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(oci_joins, "owning_userns_of", refused)
+    with pytest.raises(IdmapError, match="user namespace owning /proc/self/ns/net cannot be read: Operation not"):
+        oci_joins.plan({}, joined, "c1", containers=None)
