@@ -169,14 +169,14 @@ def per_command(bundle: Path, commands: dict, rounds: int, environment: dict, ve
     cpu_times: dict = {(name, step): [] for name in commands for step in steps}
     as_subreaper()
     for round_number in range(rounds + 1):
-        for name, command in list(commands.items()):
+        for runtime_number, (name, command) in enumerate(list(commands.items())):
             container = f"p{round_number}"
             for step, args in zip(PER_COMMAND, (["create", "--bundle", str(bundle), container],
                                                 ["start", container], ["state", container],
                                                 ["kill", container, "KILL"], ["delete", "--force", container])):
                 env = environment
                 if verdicts is not None and step == "create":
-                    env = {**environment, "HARDRUN_VERDICT_CACHE": str(verdicts / f"{container}-{len(times)}")}
+                    env = {**environment, "HARDRUN_VERDICT_CACHE": str(verdicts / f"{container}-{runtime_number}")}
                 status, elapsed, cpu = timed(command + args, env)
                 if status != 0 and step != "kill":    # crun 1.8 refuses this hybrid host
                     print(f"{name}: left out, its {step} failed (exit {status})")

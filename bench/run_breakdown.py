@@ -54,7 +54,7 @@ def _wall(argv, env, runs: int) -> float:
 
 def processes(rootfs: str, plans: str, runs: int) -> list[tuple[str, float]]:
     python = sys.executable
-    hardrun = [python, *INSTALLED_FLAGS, str(ROOT / "bin" / "hardrun"), "run", "--rootfs", rootfs, "--", "/bin/true"]
+    hardrun = _warm_start(rootfs)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     cold_dir = Path(plans) / "cold"

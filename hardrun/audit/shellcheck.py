@@ -281,24 +281,15 @@ def _verdict_keys(binary_path: str, found: list[Script]) -> list[str] | None:
     texts = [script.text() for script in found]
     if any(_SOURCE_DIRECTIVE.search(text) for text in texts):
         return None
-    binary_identity = _binary_identity(binary_path)
-    if binary_identity is None:
-        return None
     from .. import cache
+    binary_identity = cache.identities([os.path.abspath(binary_path)])
+    if binary_identity.endswith(b"\0missing"):
+        return None
+    # the binary as the key knows it: a new build or a replaced binary changes its
+    # inode, size or times
     common = [cache.identities([__file__]), binary_identity, *(part.encode() for part in ARGUMENTS)]
     return [cache.fingerprint(common + [script.dialect.encode(), text.encode()])
             for script, text in zip(found, texts)]
-
-
-def _binary_identity(binary_path: str) -> bytes | None:
-    """The ShellCheck binary as the key knows it: its path and its file's identity (a
-    new build or a replaced binary changes its inode, size or times)."""
-    try:
-        status = os.stat(binary_path)
-    except OSError:
-        return None
-    return repr((os.path.abspath(binary_path), status.st_dev, status.st_ino, status.st_size,
-                 status.st_mtime_ns, status.st_ctime_ns)).encode()
 
 
 def _cached_verdict(key: str) -> list | None:
