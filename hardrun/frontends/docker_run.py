@@ -206,24 +206,18 @@ def _program_index(words: list[Word]) -> int | None:
     return i
 
 
-def shell_c_script(words: list[Word], i: int | None = None) -> Word | None:
+def shell_c_script(words: list[Word], i: int) -> Word | None:
     """The script word of `sh -c SCRIPT` (bash, zsh… too), if `words` is such a command.
-    `i`: the index of its program word, when known (_program_index)."""
-    if i is None:
-        i = _program_index(words)
-    if i is None or not is_shell(words[i].text):
+    `i`: the index of its program word (_program_index)."""
+    if not is_shell(words[i].text):
         return None
     position = script_operand([word.text for word in words], i + 1)
     return None if position is None else words[position]
 
 
-def find_invocation(words: list[Word], i: int | None = None) -> Invocation | None:
+def find_invocation(words: list[Word], i: int) -> Invocation | None:
     """The docker/podman/nerdctl run or create command that `words` is, if any. `i`: the
-    index of its program word, when known (_program_index)."""
-    if i is None:
-        i = _program_index(words)
-    if i is None:
-        return None
+    index of its program word (_program_index)."""
     program = words[i]
     engine = program.text.rsplit("/", 1)[-1]
     if engine not in ENGINES:

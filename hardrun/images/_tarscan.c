@@ -106,20 +106,26 @@ read_number(const unsigned char *field, Py_ssize_t size, long long *value)
     return 0;
 }
 
+/* callable(argument), taking the reference to `argument` (NULL: its exception stands). */
+static PyObject *
+call_taking(PyObject *callable, PyObject *argument)
+{
+    PyObject *result;
+    if (argument == NULL)
+        return NULL;
+    result = PyObject_CallOneArg(callable, argument);
+    Py_DECREF(argument);
+    return result;
+}
+
 /* A number field as an int: read here, or by tarlist._number (NULL with its exception). */
 static PyObject *
 number_object(Scanner *self, const unsigned char *field, Py_ssize_t size)
 {
     long long value;
-    PyObject *bytes, *result;
     if (read_number(field, size, &value) == 0)
         return PyLong_FromLongLong(value);
-    bytes = PyBytes_FromStringAndSize((const char *)field, size);
-    if (bytes == NULL)
-        return NULL;
-    result = PyObject_CallOneArg(self->number, bytes);
-    Py_DECREF(bytes);
-    return result;
+    return call_taking(self->number, PyBytes_FromStringAndSize((const char *)field, size));
 }
 
 /* The checksum, mode or size field: 0 with *value set, 1 for a number that is not octal,
@@ -179,15 +185,11 @@ static PyObject *
 format_error(Scanner *self, const char *format, ...)
 {
     va_list arguments;
-    PyObject *message, *error;
+    PyObject *message;
     va_start(arguments, format);
     message = PyUnicode_FromFormatV(format, arguments);
     va_end(arguments);
-    if (message == NULL)
-        return NULL;
-    error = PyObject_CallOneArg(self->error, message);
-    Py_DECREF(message);
-    return error;
+    return call_taking(self->error, message);
 }
 
 /* The step ends with `error` (a new reference) to raise after the entries before it. */
