@@ -270,8 +270,8 @@ def mount_proc(root_fd: int, private_pid: bool, create: bool, k=k) -> None:
 def mount_sys(root_fd: int, private_net: bool, create: bool, read_only: bool = True,
               source_fd: int | None = None, k=k) -> None:
     """/sys, read-only unless --privileged (as Docker mounts it). `source_fd`: the sysfs to
-    bind instead of the host's where there is no network namespace of our own (the one
-    the parent mounted for a network namespace our user namespace does not own)."""
+    bind, whatever `private_net` says (the one the parent mounted for a joined network
+    namespace our user namespace does not own, where we may mount none)."""
     target = mountpoint(root_fd, "/sys", True, create, k.RESOLVE_NO_SYMLINKS, k)
     attrs = BIND_ATTRS | k.MOUNT_ATTR_NOEXEC | (k.MOUNT_ATTR_RDONLY if read_only else 0)
     try:
