@@ -417,7 +417,8 @@ def _live_leases(directory: str) -> list[tuple[int, int]]:
 
 
 def _remove_lease(path: str) -> None:
-    # IdLease.release takes no lock: a lease listed a moment ago may be gone already
+    # every removal now holds the lock, but a container started by an earlier hardrun releases
+    # its lease without it: one listed a moment ago may be gone already
     try:
         os.unlink(path)
     except FileNotFoundError:
