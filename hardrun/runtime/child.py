@@ -301,7 +301,7 @@ def _hold(fifo_fd: int, error_fd: int, k) -> None:
         k.close(fifo_fd)
 
 
-def _filesystem(cfg, plans, steps: _Steps, k, fs, sysfs: str | None = None) -> None:
+def _filesystem(cfg, plans, steps: _Steps, k, fs, sysfs: str | None) -> None:
     """`plans`: the user's mounts and the launch's (a bridge network's /etc/hosts); `sysfs`:
     the one the parent mounted for a joined network namespace our user namespace does not
     own (the kernel lets only its owner mount one)."""
@@ -335,11 +335,9 @@ def _filesystem(cfg, plans, steps: _Steps, k, fs, sysfs: str | None = None) -> N
     steps.name = "mount /proc"
     fs.mount_proc(root_fd, "pid" in cfg.namespaces, in_image, k)
     steps.name = "mount /sys"
+    fs.mount_sys(root_fd, "network" in cfg.namespaces, in_image, cfg.sys_read_only, sysfs_fd, k)
     if sysfs_fd is not None:
-        fs.mount_sys(root_fd, False, in_image, cfg.sys_read_only, sysfs_fd, k)
         k.close(sysfs_fd)
-    else:
-        fs.mount_sys(root_fd, "network" in cfg.namespaces, in_image, cfg.sys_read_only, k=k)
     steps.name = "mount /dev"
     maps = cfg.id_maps
     fs.mount_dev(root_fd, in_image, maps is None or any(i <= 5 < i + n for i, _, n in maps.gid),

@@ -21,6 +21,10 @@ from . import syscalls as k
 BIND_ATTRS = k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NODEV
 TMPFS_FLAGS = k.MS_NOSUID | k.MS_NODEV
 KERNEL_FS_FLAGS = k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC
+# A host device node bound into the container's /dev (the default ones and --device's):
+# read-only, so reading and writing the device still work but chmod and chown of the
+# host's inode do not; never suid or exec.
+NODE_ATTRS = k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY
 # Device nodes bound from the host into the container's /dev.
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 TMPFS_DATA_KEYS = ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks")
@@ -270,8 +274,8 @@ def mount_proc(root_fd: int, private_pid: bool, create: bool, k=k) -> None:
 def mount_sys(root_fd: int, private_net: bool, create: bool, read_only: bool = True,
               source_fd: int | None = None, k=k) -> None:
     """/sys, read-only unless --privileged (as Docker mounts it). `source_fd`: the sysfs to
-    bind instead of the host's where there is no network namespace of our own (the one
-    the parent mounted for a network namespace our user namespace does not own)."""
+    bind, whatever `private_net` says (the one the parent mounted for a joined network
+    namespace our user namespace does not own, where we may mount none)."""
     target = mountpoint(root_fd, "/sys", True, create, k.RESOLVE_NO_SYMLINKS, k)
     attrs = BIND_ATTRS | k.MOUNT_ATTR_NOEXEC | (k.MOUNT_ATTR_RDONLY if read_only else 0)
     try:
@@ -343,9 +347,8 @@ def _dev_nodes(dev: int, taken, k) -> None:
         k.close(k.open_fd(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev))
         node = k.openat2(dev, name, k.O_PATH, k.RESOLVE_BENEATH | k.RESOLVE_NO_SYMLINKS)
         try:
-            # Read-only: the node is the host's inode; reads and writes to the device
-            # still work, but chmod/chown/utimes (its owner's, under --userns host) do not.
-            _bind_host_path(f"/dev/{name}", node, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY, k)
+            # the host's inode: utimes too (its owner's, under --userns host) is refused
+            _bind_host_path(f"/dev/{name}", node, NODE_ATTRS, k)
         finally:
             k.close(node)
 
@@ -388,9 +391,7 @@ def _bind_device(plan, node: int, k) -> None:
         kind = stat.S_ISCHR(info.st_mode) if plan.type == "c" else stat.S_ISBLK(info.st_mode)
         if not kind or (os.major(info.st_rdev), os.minor(info.st_rdev)) != (plan.major, plan.minor):
             raise OSError(errno.EXDEV, f"{plan.source} is no longer device {plan.type} {plan.major}:{plan.minor}")
-        # Read-only as the default nodes are: reading and writing the device still work,
-        # chmod and chown of the host's inode do not. Never suid or exec.
-        bind(source, node, k.MOUNT_ATTR_NOSUID | k.MOUNT_ATTR_NOEXEC | k.MOUNT_ATTR_RDONLY, recursive=False, k=k)
+        bind(source, node, NODE_ATTRS, recursive=False, k=k)
     finally:
         k.close(source)
 

@@ -256,7 +256,7 @@ def lease_id_range(count: int = DEFAULT_RANGE_SIZE, root: str | None = None, poo
                              hint="stop a container, widen root's /etc/subuid and /etc/subgid entries, "
                                   "or give --userns-remap START:COUNT")
         path = os.path.join(directory, f"{offset}-{count}")
-        _write_holder(path, os.O_CREAT | os.O_EXCL, os.getpid(), state.process_start_time(os.getpid()))
+        _create_lease(path, os.getpid(), state.process_start_time(os.getpid()))
     return IdLease(uid_base + offset, gid_base + offset, count, path)
 
 
@@ -341,8 +341,10 @@ class _PoolLock:
         self.fd = -1
 
 
-def _write_holder(path: str, flags: int, pid: int, start_time: int | None) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | flags, 0o600)
+def _create_lease(path: str, pid: int, start_time: int | None) -> None:
+    """A new lease naming its first holder (O_EXCL: never over another; _write_holders
+    rewrites one)."""
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, f"{pid} {start_time}\n".encode())
     finally:
@@ -417,7 +419,8 @@ def _live_leases(directory: str) -> list[tuple[int, int]]:
 
 
 def _remove_lease(path: str) -> None:
-    # IdLease.release takes no lock: a lease listed a moment ago may be gone already
+    # every removal now holds the lock, but a container started by an earlier hardrun releases
+    # its lease without it: one listed a moment ago may be gone already
     try:
         os.unlink(path)
     except FileNotFoundError:

@@ -112,6 +112,33 @@ def test_a_handed_over_lease_is_released_only_by_its_holder(tmp_path):
     assert not userns.release_held(str(tmp_path / "nowhere" / "0-65536"), 4242, 17)
 
 
+def test_a_shared_lease_stays_until_its_last_holder_is_gone(tmp_path):
+    """share_lease (a pod's container joining its sandbox's user namespace) adds this process
+    as a holder; its release leaves the range to the sandbox, still running. Once no holder
+    runs, a joiner is refused the range (it may be leased again) and the lease goes."""
+    from hardrun.runtime.state import process_start_time
+    root = str(tmp_path / "state")
+    lease = userns.lease_id_range(root=root, pool=(300000, 300000, DEFAULT_RANGE_SIZE))
+    sandbox = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        start = process_start_time(sandbox.pid)
+        userns.hand_over(lease, sandbox.pid, start)
+        joined = userns.share_lease(lease.path, lease.uid_start, lease.gid_start, lease.count)
+        assert (joined.uid_start, joined.gid_start) == (lease.uid_start, lease.gid_start)
+        assert open(lease.path).read() == f"{sandbox.pid} {start}\n{os.getpid()} {process_start_time(os.getpid())}\n"
+        joined.release()
+        assert open(lease.path).read() == f"{sandbox.pid} {start}\n"
+    finally:
+        sandbox.kill()
+        sandbox.wait()
+    with pytest.raises(UsageError, match="no longer leased"):
+        userns.share_lease(lease.path, lease.uid_start, lease.gid_start, lease.count)
+    assert userns.release_held(lease.path, sandbox.pid, start)
+    assert not os.path.exists(lease.path)
+    with pytest.raises(UsageError, match="no longer leased"):
+        userns.share_lease(lease.path, lease.uid_start, lease.gid_start, lease.count)
+
+
 def test_no_free_range_is_an_error_never_a_shared_range(tmp_path):
     root = str(tmp_path / "state")
     pool = (300000, 300000, DEFAULT_RANGE_SIZE)

@@ -105,6 +105,28 @@ def test_the_interpreter_gives_the_filters_own_verdicts(default_bpf):
     assert verdict(default_bpf, 41, AUDIT_X86_64, 0, (2, 1, 0, 0, 0, 0)) == seccomp_notify.RET_ALLOW
 
 
+def test_the_holder_takes_only_filters_the_interpreter_runs_to_a_verdict(default_bpf):
+    """runnable: what an exec's connection may hand the holder as its filter."""
+    pack, runnable = seccomp_notify._pack, seccomp_notify.runnable
+    allow = (0x06, 0, 0, seccomp_notify.RET_ALLOW)
+    assert runnable(bytes(default_bpf))
+    assert runnable(seccomp_notify.explain_program(default_bpf))
+    assert runnable(pack([(0x15, 1, 0, 39), allow, allow]))      # JEQ to the last instruction
+    refused = {
+        "jump past the end": [(0x05, 0, 0, 1), allow],
+        "conditional jump past the end": [(0x15, 2, 0, 39), allow],
+        "load beyond seccomp_data": [(0x20, 0, 0, 64), allow],
+        "unaligned load": [(0x20, 0, 0, 2), allow],
+        "scratch memory past its 16 words": [(0x60, 0, 0, 16), allow],
+        "unknown ALU operation": [(0xB4, 0, 0, 0), allow],
+        "indirect load": [(0x40, 0, 0, 0), allow],
+        "no return last": [allow, (0x20, 0, 0, 0)],
+    }
+    for what, instructions in refused.items():
+        assert not runnable(pack(instructions)), what
+    assert not runnable(b"") and not runnable(pack([allow])[:-1])
+
+
 def test_a_refused_call_gets_the_profiles_errno_and_is_recorded(default_bpf):
     assert _result(*_child(_keyctl))[0] >= 0   # control: without the filter keyctl works
     listener = seccomp_notify.Listener(bytes(default_bpf))
