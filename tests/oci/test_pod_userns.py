@@ -17,10 +17,8 @@ SEEN = ("cat /proc/self/uid_map; for n in user net ipc; do readlink /proc/self/n
         "ls /sys/class/net | tr '\\n' ' '; echo")
 
 
-@pytest.fixture(autouse=True)
-def own_leases(own_state):
-    """The id leases in a state root of the test's own (tests/oci/conftest.own_state)."""
-    return own_state
+# the id leases in a state root of the test's own (tests/oci/conftest.own_state)
+pytestmark = pytest.mark.usefixtures("own_state")
 
 
 def sandbox_bundle(directory, rootfs, netns: str, args=("/bin/sleep", "60"), **extra) -> str:
