@@ -21,12 +21,13 @@ SEEN = ("cat /proc/self/uid_map; for n in user net ipc; do readlink /proc/self/n
 pytestmark = pytest.mark.usefixtures("own_state")
 
 
-def sandbox_bundle(directory, rootfs, netns: str, args=("/bin/sleep", "60"), **extra) -> str:
+def sandbox_bundle(directory, rootfs, netns: str, args=("/bin/sleep", "60"), sandbox_id: str = "sandbox",
+                   **extra) -> str:
     return make_bundle(directory, rootfs, list(args),
                        namespaces=("mount", "pid", "ipc", "uts"),
                        linux__namespaces=[{"type": "mount"}, {"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
                                           {"type": "network", "path": netns}],
-                       annotations={CONTAINER_TYPE: "sandbox", SANDBOX_ID: "sandbox"}, **extra)
+                       annotations={CONTAINER_TYPE: "sandbox", SANDBOX_ID: sandbox_id}, **extra)
 
 
 def member_bundle(directory, rootfs, sandbox_pid: int, netns: str, args, sandbox: str | None = "sandbox",
