@@ -12,6 +12,7 @@ import pytest
 from hardrun.audit.engine import AuditOptions, audit_text
 from hardrun.audit import shellcheck
 from hardrun.policy import audit_options, load_policy_text
+from hardrun.runtime.process import stat_fields
 
 SHELLCHECK = shutil.which("shellcheck")
 
@@ -340,8 +341,7 @@ def test_a_shellcheck_interrupted_otherwise_than_by_the_timeout_is_killed_and_re
     (tmp_path / "control").mkdir()
     pid = shellcheck_interrupted(tmp_path / "control", interrupting_shellcheck(tmp_path / "control"))
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            assert stat.read().rsplit(")", 1)[1].split()[0] not in "ZX"     # still running
+        assert stat_fields(pid)[0] not in (b"Z", b"X")     # still running
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

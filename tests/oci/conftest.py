@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from hardrun.runtime.oci import STATE_FILE
 from tests.helpers import hardrun_env
 from tests.rootfs import require_root
 
@@ -81,7 +82,7 @@ class Oci:
 
     def record(self, container_id: str) -> dict:
         """hardrun-oci's own record of the container (its state.json), beyond what `state` shows."""
-        with open(os.path.join(self.root, container_id, "state.json")) as handle:
+        with open(os.path.join(self.root, container_id, STATE_FILE)) as handle:
             return json.load(handle)
 
 

@@ -16,8 +16,7 @@ import shutil
 import pytest
 
 from hardrun.spec.oci import cri_pod_directories, is_engine_file, is_pod_file
-from tests.oci.conftest import make_bundle
-from tests.oci.test_pod_userns import CONTAINER_TYPE, SANDBOX_ID, member_bundle
+from tests.oci.test_pod_userns import SANDBOX_ID, member_bundle, sandbox_bundle
 
 POD, OTHER_POD, MEMBER = "a" * 64, "b" * 64, "c" * 64
 TASKS = ("io.containerd.runtime.v2.task", "k8s.io")
@@ -133,11 +132,7 @@ def _pod_run(oci, rootfs, layout, pod_netns, mode: str, binds: dict, bundle: str
     """The sandbox POD under `mode`, then a member in `bundle` with `binds` (destination:
     source) writing them; its output lines; the sandbox removed."""
     oci.userns = mode
-    sandbox = make_bundle(layout.state / f"sandbox-{mode}", rootfs, ["/bin/sleep", "60"],
-                          namespaces=("mount", "pid", "ipc", "uts"),
-                          linux__namespaces=[{"type": "mount"}, {"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
-                                             {"type": "network", "path": pod_netns}],
-                          annotations={CONTAINER_TYPE: "sandbox", SANDBOX_ID: POD})
+    sandbox = sandbox_bundle(layout.state / f"sandbox-{mode}", rootfs, pod_netns, sandbox_id=POD)
     oci("create", "--bundle", sandbox, POD, check=True)
     try:
         mounts = [{"destination": d, "type": "bind", "source": s, "options": ["rbind", "rw"]}

@@ -11,20 +11,8 @@ import time
 
 from hardrun.runtime import cgroups, oci as runtime_oci
 from hardrun.runtime.state import process_start_time
-from tests.helpers import hardrun_env
+from tests.helpers import hardrun_env, record_calls
 from tests.oci.conftest import make_bundle, process_gone
-
-
-def sleeps_recorded(monkeypatch) -> list[float]:
-    """Every time.sleep from here on (remove_cgroups imports `time` when called), still slept."""
-    recorded: list[float] = []
-    real_sleep = time.sleep
-
-    def recording(seconds: float) -> None:
-        recorded.append(seconds)
-        real_sleep(seconds)
-    monkeypatch.setattr(time, "sleep", recording)
-    return recorded
 
 
 def running_container(oci, oci_rootfs, tmp_path, name: str) -> dict:
@@ -62,28 +50,21 @@ def test_delete_force_removes_the_cgroups_without_waiting_blind(oci, oci_rootfs,
 def test_a_busy_cgroup_is_killed_and_waited_for_in_growing_steps(oci, oci_rootfs, tmp_path, monkeypatch):
     # the control of the test above: removing the cgroups of an init nobody waited for does wait
     record = running_container(oci, oci_rootfs, tmp_path, "w2")
-    recorded = sleeps_recorded(monkeypatch)
+    # every time.sleep from here on (remove_cgroups imports `time` when called), still slept
+    recorded = record_calls(monkeypatch, time, "sleep")
     assert cgroups.remove_cgroups(record["cgroups"]) == []
     assert recorded and recorded[0] == 0.001
     assert recorded == sorted(recorded) and max(recorded) <= 0.01
     assert process_gone(record["pid"])
 
 
-def signals_recorded(monkeypatch) -> list[int]:
-    """Every signal sent from here on, through a pidfd or by pid (still sent)."""
-    sent: list[int] = []
-    real_send, real_kill = runtime_oci.signal.pidfd_send_signal, os.kill
-
-    def through_pidfd(pidfd: int, signum: int, *args) -> None:
-        sent.append(signum)
-        real_send(pidfd, signum, *args)
-
-    def by_pid(pid: int, signum: int) -> None:
-        sent.append(signum)
-        real_kill(pid, signum)
-    monkeypatch.setattr(runtime_oci.signal, "pidfd_send_signal", through_pidfd)
-    monkeypatch.setattr(os, "kill", by_pid)
-    return sent
+def signals_recorded(monkeypatch):
+    """Every signal sent from here on, through a pidfd or by pid (still sent): a call that
+    lists them, those through a pidfd first."""
+    through_pidfd = record_calls(monkeypatch, runtime_oci.signal, "pidfd_send_signal",
+                                 lambda pidfd, signum, *rest: signum)
+    by_pid = record_calls(monkeypatch, os, "kill", lambda pid, signum: signum)
+    return lambda: through_pidfd + by_pid
 
 
 def test_a_pid_that_is_not_the_recorded_process_is_never_killed(monkeypatch):
@@ -93,10 +74,10 @@ def test_a_pid_that_is_not_the_recorded_process_is_never_killed(monkeypatch):
         started = process_start_time(other.pid)
         assert started is not None
         runtime_oci._kill_and_wait(other.pid, started + 1)     # the record of an earlier process
-        assert sent == [] and other.poll() is None
+        assert sent() == [] and other.poll() is None
         # the control: with its own start time it is killed, and reaped once it has exited
         runtime_oci._kill_and_wait(other.pid, started)
-        assert sent == [9] and not os.path.exists(f"/proc/{other.pid}")
+        assert sent() == [9] and not os.path.exists(f"/proc/{other.pid}")
     finally:
         if os.path.exists(f"/proc/{other.pid}"):
             other.kill()
@@ -122,10 +103,10 @@ def test_kill_signals_no_process_but_the_recorded_one(monkeypatch):
         started = process_start_time(other.pid)
         monkeypatch.setattr(runtime_oci.Container, "load", lambda root, name: _Recorded(other.pid, started + 1))
         runtime_oci.kill("/nonexistent", "k1", 15)
-        assert sent == [] and other.poll() is None
+        assert sent() == [] and other.poll() is None
         monkeypatch.setattr(runtime_oci.Container, "load", lambda root, name: _Recorded(other.pid, started))
         runtime_oci.kill("/nonexistent", "k1", 15)
-        assert sent == [15] and other.wait(timeout=30) == -15
+        assert sent() == [15] and other.wait(timeout=30) == -15
     finally:
         if other.poll() is None:
             other.kill()
@@ -146,10 +127,10 @@ def test_kill_all_signals_no_pid_that_left_the_cgroup(monkeypatch):
         readings = iter([[other.pid], []])      # listed, then gone by the second reading
         monkeypatch.setattr(cgroup_removal, "cgroup_pids", lambda path: next(readings))
         runtime_oci.kill("/nonexistent", "k1", 15, all_processes=True)
-        assert sent == [] and other.poll() is None
+        assert sent() == [] and other.poll() is None
         monkeypatch.setattr(cgroup_removal, "cgroup_pids", lambda path: [other.pid])
         runtime_oci.kill("/nonexistent", "k1", 15, all_processes=True)
-        assert sent == [15] and other.wait(timeout=30) == -15
+        assert sent() == [15] and other.wait(timeout=30) == -15
     finally:
         if other.poll() is None:
             other.kill()

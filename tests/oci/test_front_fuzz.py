@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hardrun.cli.oci import _command_options, _global_options, _Usage
+from hardrun.runtime.state import process_start_time
 
 pytestmark = pytest.mark.runtime
 
@@ -50,9 +51,7 @@ def sanitized(tmp_path_factory):
 def init():
     """A live process the records name as their container's init (SIGWINCH leaves it be)."""
     process = subprocess.Popen(["sleep", "600"])
-    with open(f"/proc/{process.pid}/stat") as handle:
-        start_time = int(handle.read().rsplit(")", 1)[1].split()[19])
-    yield process.pid, start_time
+    yield process.pid, process_start_time(process.pid)
     process.kill()
     process.wait()
 

@@ -11,6 +11,7 @@ import pytest
 from hardrun.runtime import bundle as reader
 from hardrun.runtime.bundle import BundleError
 from hardrun.spec.oci_config import OciFieldError, OciFields, child_path, json_path
+from tests.helpers import record_calls
 from tests.oci.conftest import make_bundle
 
 
@@ -314,20 +315,13 @@ def test_the_user_namespace_added_by_create_maps_as_a_second_whole_decode_did(tm
     whole decode it replaces gives (the control: the decoder is called for the whole
     document there, not here)."""
     from hardrun.runtime.oci_userns import add_to_document
-    from hardrun.spec import oci_config
     from hardrun.spec.record import fields
     bundle = make_bundle(tmp_path / "b", str(tmp_path / "rootfs"), ["/bin/true"])
     os.mkdir(tmp_path / "rootfs")
     loaded = reader.load(bundle)
     lease = type("Lease", (), {"uid_start": 200000, "gid_start": 200000, "count": 65536})()
     add_to_document(loaded.document, lease)
-    decodes = []
-
-    def counted(*args, **kwargs):
-        decodes.append(args[0])
-        return oci_config.decode(*args, **kwargs)
-
-    monkeypatch.setattr(reader, "decode", counted)
+    decodes = record_calls(monkeypatch, reader, "decode")
     again = reader.with_linux_changed(loaded)
     assert decodes == []
     whole = reader.from_document(loaded.document, loaded.path, seccomp_default=True)

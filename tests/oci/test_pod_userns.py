@@ -17,18 +17,17 @@ SEEN = ("cat /proc/self/uid_map; for n in user net ipc; do readlink /proc/self/n
         "ls /sys/class/net | tr '\\n' ' '; echo")
 
 
-@pytest.fixture(autouse=True)
-def own_leases(own_state):
-    """The id leases in a state root of the test's own (tests/oci/conftest.own_state)."""
-    return own_state
+# the id leases in a state root of the test's own (tests/oci/conftest.own_state)
+pytestmark = pytest.mark.usefixtures("own_state")
 
 
-def sandbox_bundle(directory, rootfs, netns: str, args=("/bin/sleep", "60"), **extra) -> str:
+def sandbox_bundle(directory, rootfs, netns: str, args=("/bin/sleep", "60"), sandbox_id: str = "sandbox",
+                   **extra) -> str:
     return make_bundle(directory, rootfs, list(args),
                        namespaces=("mount", "pid", "ipc", "uts"),
                        linux__namespaces=[{"type": "mount"}, {"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
                                           {"type": "network", "path": netns}],
-                       annotations={CONTAINER_TYPE: "sandbox", SANDBOX_ID: "sandbox"}, **extra)
+                       annotations={CONTAINER_TYPE: "sandbox", SANDBOX_ID: sandbox_id}, **extra)
 
 
 def member_bundle(directory, rootfs, sandbox_pid: int, netns: str, args, sandbox: str | None = "sandbox",

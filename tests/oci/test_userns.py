@@ -179,16 +179,14 @@ def test_an_overlay_root_is_rebuilt_over_idmapped_layers(oci, oci_rootfs, tmp_pa
         subprocess.run(["umount", str(container / "merged")], check=True)
 
 
-def test_delete_releases_the_lease_and_gc_reclaims_a_dead_inits(oci, oci_rootfs, tmp_path, monkeypatch):
+def test_delete_releases_the_lease_and_gc_reclaims_a_dead_inits(oci, oci_rootfs, tmp_path, own_state):
     """The range is the init's: `delete` frees it; an init that died without a delete leaves
     a lease `hardrun gc` reclaims. Control: gc keeps the lease of a live container."""
     import signal
     from hardrun.runtime.userns import RANGES_DIR
     from tests.helpers import lease_holders, run_hardrun
     from tests.oci.conftest import process_gone
-    state = tmp_path / "hardrun-state"
-    monkeypatch.setenv("HARDRUN_STATE_DIR", str(state))
-    ranges = state / RANGES_DIR
+    ranges = own_state / RANGES_DIR
 
     def leases():
         return sorted(lease_holders(ranges))
