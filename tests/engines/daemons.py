@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -385,7 +386,7 @@ class Containerd:
         if isinstance(runtime, str):
             return runtime
         script = self.directory / f"runtime-{name}"
-        script.write_text("#!/bin/sh\nexec " + " ".join(runtime) + ' "$@"\n')
+        script.write_text("#!/bin/sh\nexec " + shlex.join(runtime) + ' "$@"\n')
         script.chmod(0o755)
         return str(script)
 
