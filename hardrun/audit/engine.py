@@ -285,15 +285,13 @@ def _run_checks(pairs, models, context: AuditContext, evidence=None):
     source line a finding shows (an _Evidence), None for findings without a file."""
     kind, options = context.kind, context.options
     active = _active(pairs, kind, options)
-    plain = not options.code_switches and not options.severity_override
     for model in models:
         anchor = getattr(model, "line", None)     # where a RunSpec is declared; a Dockerfile has none
         model_subject = getattr(model, "subject", None)
         for rule, check_fn in active:
             for hit in check_fn(model, context) or ():
                 subject = hit.subject if hit.subject is not None else model_subject
-                # without a policy's switches or overrides, _severity's answer is this one
-                severity = (hit.severity or rule.severity) if plain else _severity(rule, hit, options)
+                severity = _severity(rule, hit, options)
                 if severity is None:
                     continue
                 line = hit.line
